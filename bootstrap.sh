@@ -1,0 +1,7 @@
+#!/bin/sh
+# Generates ./configure from configure.ac and Makefile.am (needs autoconf,
+# automake and pkg-config: packaging/install-deps.sh installs them).
+set -eu
+cd "$(dirname "$0")"
+mkdir -p m4
+autoreconf --install --force

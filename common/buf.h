@@ -1,0 +1,42 @@
+/*
+ * buf: a growable byte buffer with a hard upper bound.
+ *
+ * Every buffer in logferry has an explicit cap (DESIGN.md guarantee 3): growth
+ * past `max` fails with -EMSGSIZE instead of allocating. Buffers are meant to
+ * be reused on hot paths (buf_reset keeps the memory).
+ */
+#ifndef LOGFERRY_BUF_H
+#define LOGFERRY_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf {
+	uint8_t *data;
+	size_t len;   /* bytes in use */
+	size_t cap;   /* bytes allocated */
+	size_t max;   /* cap never grows beyond this */
+};
+
+/* Initialises an empty buffer that may grow to `max` bytes. Allocates nothing. */
+void buf_init(struct buf *b, size_t max);
+
+/*
+ * Makes room for `n` more bytes after len. Returns 0, -EMSGSIZE if len + n
+ * would exceed max, or -ENOMEM.
+ */
+int buf_reserve(struct buf *b, size_t n);
+
+/* Appends n bytes. Returns 0, -EMSGSIZE or -ENOMEM (the buffer is unchanged). */
+int buf_append(struct buf *b, const void *p, size_t n);
+
+/* Drops the first n bytes (n <= len), keeping the rest at the start. */
+void buf_consume(struct buf *b, size_t n);
+
+/* Empties the buffer but keeps its memory for reuse. */
+void buf_reset(struct buf *b);
+
+/* Frees the memory; the buffer is empty and reusable afterwards. NULL is fine. */
+void buf_free(struct buf *b);
+
+#endif

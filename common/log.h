@@ -1,0 +1,102 @@
+/*
+ * Line-oriented logging shared by the logferry agent and relay.
+ *
+ * Every message becomes exactly one line:
+ *
+ *   2026-11-25T01:20:31.123Z logferry-agent[1234]: error: the message
+ *
+ * Lines are assembled in a bounded stack buffer and written with one
+ * fwrite+fflush under a mutex, so concurrent threads never interleave and
+ * logging never allocates.  Control characters in the formatted message are
+ * escaped because messages routinely carry peer-provided strings, and a raw
+ * newline would let a peer forge log lines.
+ *
+ * All functions are thread-safe.  None is async-signal-safe (they take a
+ * mutex), so do not log from signal handlers.
+ */
+#ifndef LOGFERRY_COMMON_LOG_H
+#define LOGFERRY_COMMON_LOG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Longest line written, newline included; longer ones end in "...". */
+#define LOG_LINE_MAX 4096
+
+#define LOG_DEFAULT_BURST 10
+#define LOG_DEFAULT_INTERVAL_MS 5000
+
+enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+/*
+ * Returns 0 and sets *out, or -EINVAL for an unknown name ("error","warn",
+ * "info","debug"); matching is exact and case-sensitive so a config typo is
+ * reported rather than guessed at.  On error *out is left untouched.  A NULL
+ * name is -EINVAL.
+ */
+int log_level_parse(const char *name, enum log_level *out);
+
+/*
+ * Returns the lower-case name of level ("error" ...), or "unknown" for a value
+ * outside the enum.  The string is static; never free it.
+ */
+const char *log_level_name(enum log_level level);
+
+/*
+ * Sets the program name shown in every line and the level.  progname is
+ * copied (at most 63 bytes kept), so the caller keeps ownership; NULL keeps
+ * the current name (default "logferry").  Also restores the default rate limit
+ * and forgets all rate-limit state, dropping any pending suppressed counts:
+ * it is meant to be called once at startup, before the other setters.  The
+ * output stream and clock are left as they are.
+ */
+void log_init(const char *progname, enum log_level level);
+
+/* Messages with a level above this one are discarded.  Default info. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+
+/*
+ * Default stderr; NULL restores stderr.  The stream stays owned by the caller
+ * and must remain open until it is replaced by another log_set_output() call.
+ */
+void log_set_output(FILE *out);
+
+/*
+ * now_ns returns realtime nanoseconds since the epoch; it timestamps lines
+ * and drives the rate limiter.  NULL restores the real clock
+ * (clock_gettime(CLOCK_REALTIME)).  It is called with the log mutex held, so
+ * it must be thread-safe and must not log.
+ */
+void log_set_clock(uint64_t (*now_ns)(void));
+
+/*
+ * Each call site may print `burst` messages per `interval_ms` window; the rest
+ * of that window is suppressed and counted.  burst 0 disables limiting.
+ * Default LOG_DEFAULT_BURST per LOG_DEFAULT_INTERVAL_MS.  Pending suppressed
+ * counts are reported first, since windows counted under the old limit do not
+ * carry over.
+ */
+void log_set_ratelimit(unsigned burst, uint64_t interval_ms);
+
+/*
+ * Formats and writes one line if level passes the filter.  The rate-limit key
+ * is the fmt pointer, i.e. the call site; note that the compiler may merge
+ * identical string literals, so call sites with the same format text can
+ * share a key.  errno is preserved, and "%m" reports the caller's errno.
+ */
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Writes "N similar messages suppressed: <fmt>" for every call site with a
+ * pending count, at the level of the suppressed messages.  Call at exit so
+ * the last window's count is not lost.
+ */
+void log_flush_suppressed(void);
+
+#define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+#endif /* LOGFERRY_COMMON_LOG_H */

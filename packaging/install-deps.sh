@@ -1,0 +1,36 @@
+#!/bin/sh
+# Installs everything logferry needs to build, test, fuzz and benchmark on
+# Debian 12 (bookworm). Run as root, or with sudo available. Idempotent.
+set -eu
+
+# Build: toolchain and autotools.
+build="build-essential autoconf automake libtool pkg-config"
+# Libraries the daemons link (DESIGN.md "Dependencies").
+libs="libuv1-dev libmbedtls-dev liblmdb-dev libnanopb-dev librdkafka-dev
+      libzstd-dev libyaml-dev libhttp-parser-dev libjansson-dev zlib1g-dev
+      libsystemd-dev"
+# Protocol code generation: protoc with nanopb's generator plugin.
+gen="protobuf-compiler nanopb python3-protobuf"
+# Tests: unit framework, real peers for integration tests, fuzzing (clang's
+# libFuzzer and sanitizer runtimes).
+tests="libcmocka-dev kcat openssl bsdutils curl clang libclang-rt-14-dev
+       procps psmisc"
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+if ! dpkg-query -W -f='${Status}\n' $build $libs $gen $tests 2>/dev/null |
+	grep -qv '^install ok installed$' &&
+	[ "$(dpkg-query -W -f='${Status}\n' $build $libs $gen $tests 2>/dev/null | wc -l)" -eq \
+	  "$(echo $build $libs $gen $tests | wc -w)" ]; then
+	echo "install-deps: all build and test dependencies are already installed"
+	exit 0
+fi
+
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $build $libs $gen $tests
