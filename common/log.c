@@ -1,4 +1,4 @@
-#include "log.h"
+#include "autoconfig.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -9,11 +9,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/log.h"
+
 #define NS_PER_MS UINT64_C(1000000)
 #define NS_PER_S UINT64_C(1000000000)
 
-/* Power of two so the hash can be masked. */
-#define RATELIMIT_SLOTS 64
+#define RATELIMIT_BITS 6
+#define RATELIMIT_SLOTS (1u << RATELIMIT_BITS)
 /*
  * A key may live in any of this many consecutive slots, so two busy call
  * sites that hash alike do not keep evicting each other (which would reset
@@ -204,19 +206,19 @@ static void emit_line_locked(enum log_level level, uint64_t now_ns, const char *
 	/* Room is always kept for the ellipsis and newline. */
 	const size_t limit = sizeof(line) - (sizeof(ELLIPSIS) - 1) - 1;
 	size_t len, body_start, i, head_len = strlen(head);
-	bool truncated = body_truncated;
+	bool cut = false; /* ran out of room here */
 	FILE *out = state.out != NULL ? state.out : stderr;
 
 	len = format_prefix(line, limit + 1, now_ns, level);
 	if (head_len > limit - len) {
 		head_len = limit - len;
-		truncated = true;
+		cut = true;
 	}
 	memcpy(line + len, head, head_len);
 	len += head_len;
 
 	body_start = len;
-	for (i = 0; i < body_len && !truncated; i++) {
+	for (i = 0; i < body_len && !cut; i++) {
 		unsigned char c = (unsigned char)body[i];
 		char esc[5];
 		size_t n;
@@ -233,14 +235,14 @@ static void emit_line_locked(enum log_level level, uint64_t now_ns, const char *
 			n = 1;
 		}
 		if (n > limit - len) {
-			truncated = true;
+			cut = true;
 			break;
 		}
 		memcpy(line + len, esc, n);
 		len += n;
 	}
 
-	if (truncated) {
+	if (cut || body_truncated) {
 		len = body_start + utf8_whole_prefix(line + body_start, len - body_start);
 		memcpy(line + len, ELLIPSIS, sizeof(ELLIPSIS) - 1);
 		len += sizeof(ELLIPSIS) - 1;
@@ -266,7 +268,7 @@ static size_t slot_hash(const char *fmt)
 	/* Fibonacci hashing: the top bits mix all of the pointer's bits. */
 	uint64_t h = (uint64_t)(uintptr_t)fmt * UINT64_C(0x9E3779B97F4A7C15);
 
-	return (size_t)(h >> 58) & (RATELIMIT_SLOTS - 1);
+	return (size_t)(h >> (64 - RATELIMIT_BITS));
 }
 
 static struct ratelimit_slot *slot_for_locked(const char *fmt, uint64_t now_ns)

@@ -1,4 +1,4 @@
-#include "config.h"
+#include "autoconfig.h"
 
 #include <pb_decode.h>
 #include <pb_encode.h>

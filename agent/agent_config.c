@@ -1,0 +1,261 @@
+#include "autoconfig.h"
+
+#include <fnmatch.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/agent_config.h"
+#include "common/daemon.h"
+
+#define KIB INT64_C(1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+#define SEC INT64_C(1000)
+#define HOUR (3600 * SEC)
+
+#define ONLY(t) (1u << (t))
+
+static const char *const source_types[] = { "file", "syslog", "http", NULL };
+static const char *const formats[] = { "raw", "nginx_combined", "json", "syslog", NULL };
+static const char *const start_ats[] = { "beginning", "end", NULL };
+static const char *const syncs[] = { "always", "relaxed", NULL };
+
+static const struct config_key elem_string = { .type = CONFIG_STRING, .flags = CONFIG_NONEMPTY };
+static const struct config_key elem_listen = {
+	.type = CONFIG_ADDR, .flags = CONFIG_PORT_ZERO,
+	.schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE) | CONFIG_SCHEMES(CONFIG_SCHEME_UDP) |
+	    CONFIG_SCHEMES(CONFIG_SCHEME_TCP) | CONFIG_SCHEMES(CONFIG_SCHEME_UNIX),
+};
+static const struct config_key elem_server = {
+	.type = CONFIG_ADDR, .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE),
+};
+
+#define S(f) offsetof(struct agent_source, f)
+static const struct config_key source_keys[] = {
+	{ "name", CONFIG_STRING, S(name), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
+	  .help = "Names the source in logs and metrics; also the default stream. "
+	    "Letters, digits, '.', '_' and '-'; unique among sources." },
+	{ "type", CONFIG_ENUM, S(type), .flags = CONFIG_REQUIRED, .names = source_types,
+	  .help = "file tails log files; syslog receives syslog messages; http receives JSON events." },
+	{ "stream", CONFIG_STRING, S(stream), .flags = CONFIG_NONEMPTY,
+	  .help = "Routing name of this source's events (the relay's ${stream}). Default: the source's name." },
+	{ "paths", CONFIG_LIST, S(paths), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
+	  .elem = &elem_string, .only = ONLY(SOURCE_FILE), .required_when = ONLY(SOURCE_FILE),
+	  .help = "Files to tail, as absolute paths or glob patterns; globs are re-scanned so that files created later are picked up." },
+	{ "exclude", CONFIG_LIST, S(exclude), .flags = CONFIG_SCALAR_AS_LIST,
+	  .elem = &elem_string, .only = ONLY(SOURCE_FILE),
+	  .help = "Glob patterns of files never to read, e.g. rotated *.gz files that paths would match." },
+	{ "format", CONFIG_ENUM, S(format), .def = "raw", .names = formats,
+	  .only = ONLY(SOURCE_FILE),
+	  .help = "How lines are parsed. A line that does not parse is still shipped, with a parse_error field." },
+	{ "start_at", CONFIG_ENUM, S(start_at), .def = "beginning", .names = start_ats,
+	  .only = ONLY(SOURCE_FILE),
+	  .help = "Where to start in a file seen for the first time. Files already known resume where they were." },
+	{ "max_line", CONFIG_SIZE, S(max_line), .def = "1MiB", .min = 256, .max = 64 * MIB,
+	  .only = ONLY(SOURCE_FILE),
+	  .help = "Longer lines are split into pieces of this size, each marked with a field." },
+	{ "scan_interval", CONFIG_DURATION, S(scan_interval_ms), .def = "10s", .min = 100, .max = HOUR,
+	  .only = ONLY(SOURCE_FILE), .help = "How often globs are expanded again to find new files." },
+	{ "stat_interval", CONFIG_DURATION, S(stat_interval_ms), .def = "1s", .min = 10, .max = 60 * SEC,
+	  .only = ONLY(SOURCE_FILE),
+	  .help = "How often open files are checked with stat, the safety net behind inotify." },
+	{ "flush_timeout", CONFIG_DURATION, S(flush_timeout_ms), .def = "5s", .min = 10, .max = HOUR,
+	  .only = ONLY(SOURCE_FILE),
+	  .help = "A last line without its newline is shipped after waiting this long." },
+	{ "listen", CONFIG_LIST, S(listen), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
+	  .elem = &elem_listen, .only = ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_HTTP),
+	  .required_when = ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_HTTP),
+	  .help = "Where to listen. syslog: udp://host:port, tcp://host:port or unix:///path (a datagram socket); "
+	    "http: host:port." },
+	{ "max_message_size", CONFIG_SIZE, S(max_message_size), .def = "64KiB", .min = 480, .max = 16 * MIB,
+	  .only = ONLY(SOURCE_SYSLOG),
+	  .help = "Largest syslog message accepted; longer ones are truncated and marked." },
+	{ "socket_mode", CONFIG_STRING, S(socket_mode), .def = "0666", .only = ONLY(SOURCE_SYSLOG),
+	  .help = "Permissions of unix sockets the agent creates, in octal." },
+	{ "max_connections", CONFIG_INT, S(max_connections), .def = "256", .min = 1, .max = 65536,
+	  .only = ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_HTTP),
+	  .help = "Stream connections accepted at once; more wait in the kernel's backlog." },
+	{ "max_body_size", CONFIG_SIZE, S(max_body_size), .def = "8MiB", .min = 1 * KIB, .max = 1 * GIB,
+	  .only = ONLY(SOURCE_HTTP),
+	  .help = "Largest request body (after gzip decoding); larger requests get 413." },
+	{ NULL },
+};
+#undef S
+
+static const struct config_key elem_source = {
+	.type = CONFIG_SECTION, .keys = source_keys, .size = sizeof(struct agent_source),
+	.discriminator = "type",
+};
+
+#define A(f) offsetof(struct agent_config, f)
+static const struct config_key spool_keys[] = {
+	{ "max_size", CONFIG_SIZE, A(spool.max_size) - A(spool), .def = "1GiB", .min = 16 * MIB,
+	  .max = INT64_C(1) << 40,
+	  .help = "Bytes the spool may use on disk. When it is full, file sources pause, "
+	    "syslog over UDP drops (counted) and stream sources push back." },
+	{ "sync", CONFIG_ENUM, A(spool.sync) - A(spool), .def = "always", .names = syncs,
+	  .help = "always flushes every commit to disk; relaxed skips the metadata flush "
+	    "(a power loss may undo the last commit; the database stays intact)." },
+	{ "commit_interval", CONFIG_DURATION, A(spool.commit_interval_ms) - A(spool), .def = "5ms",
+	  .min = 1, .max = 10 * SEC,
+	  .help = "Longest time an event waits before its group commit." },
+	{ NULL },
+};
+
+#define R(f) (A(relays.f) - A(relays))
+static const struct config_key tls_keys[] = {
+	{ "ca_file", CONFIG_STRING, R(tls.ca_file) - R(tls), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
+	  .help = "PEM file of the CA(s) that sign relay certificates." },
+	{ "cert_file", CONFIG_STRING, R(tls.cert_file) - R(tls), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
+	  .help = "PEM certificate of this agent (its common name is the agent id), followed by any intermediate CA certificates." },
+	{ "key_file", CONFIG_STRING, R(tls.key_file) - R(tls), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
+	  .help = "PEM private key of cert_file (RSA or ECDSA)." },
+	{ "server_name", CONFIG_STRING, R(tls.server_name) - R(tls), .flags = CONFIG_NONEMPTY,
+	  .help = "Name the relay certificate must carry. Default: the host of each server." },
+	{ "ciphers", CONFIG_LIST, R(tls.ciphers) - R(tls), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_SPLIT_COMMAS,
+	  .elem = &elem_string,
+	  .help = "TLS 1.2 cipher suites in order of preference (mbedtls names). Default: ECDHE with ChaCha20-Poly1305, then AES-GCM." },
+	{ "handshake_timeout", CONFIG_DURATION, R(tls.handshake_timeout_ms) - R(tls), .def = "10s",
+	  .min = 100, .max = 300 * SEC, .help = "A handshake not finished in this time is abandoned." },
+	{ NULL },
+};
+
+static const struct config_key batch_keys[] = {
+	{ "max_events", CONFIG_INT, R(batch.max_events) - R(batch), .def = "4096", .min = 1, .max = 1000000,
+	  .help = "Events per spool segment, and so per batch at most." },
+	{ "max_bytes", CONFIG_SIZE, R(batch.max_bytes) - R(batch), .def = "1MiB", .min = 4 * KIB, .max = 256 * MIB,
+	  .help = "Uncompressed bytes per spool segment." },
+	{ "max_delay", CONFIG_DURATION, R(batch.max_delay_ms) - R(batch), .def = "50ms", .min = 1, .max = 60 * SEC,
+	  .help = "Longest time a spooled event waits for its batch to fill before it is sent." },
+	{ NULL },
+};
+
+static const struct config_key relays_keys[] = {
+	{ "servers", CONFIG_LIST, R(servers), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY | CONFIG_SCALAR_AS_LIST,
+	  .elem = &elem_server,
+	  .help = "Relays as host:port. The agent connects to one and fails over to the next." },
+	{ "tls", CONFIG_SECTION, R(tls), .flags = CONFIG_REQUIRED, .keys = tls_keys,
+	  .help = "Mutual TLS with the relays." },
+	{ "batch", CONFIG_SECTION, R(batch), .keys = batch_keys, .help = "Segment and batch sizes." },
+	{ "window", CONFIG_INT, R(window), .def = "8", .min = 1, .max = 1024,
+	  .help = "Batches in flight per connection; the relay's Welcome may lower it." },
+	{ "connection_lifetime", CONFIG_DURATION, R(connection_lifetime_ms), .def = "30m", .min = 0, .max = 24 * HOUR,
+	  .help = "Reconnect after this long so load spreads over a relay fleet that grew; 0 never." },
+	{ "reconnect_min", CONFIG_DURATION, R(reconnect_min_ms), .def = "100ms", .min = 10, .max = HOUR,
+	  .help = "First delay before reconnecting; doubles, with jitter, on each failure." },
+	{ "reconnect_max", CONFIG_DURATION, R(reconnect_max_ms), .def = "30s", .min = 10, .max = HOUR,
+	  .help = "Longest delay between reconnection attempts." },
+	{ "ping_interval", CONFIG_DURATION, R(ping_interval_ms), .def = "10s", .min = 100, .max = HOUR,
+	  .help = "A Ping is sent after this long without traffic from the relay." },
+	{ "ping_timeout", CONFIG_DURATION, R(ping_timeout_ms), .def = "30s", .min = 100, .max = HOUR,
+	  .help = "A relay silent for this long after a Ping is considered dead." },
+	{ NULL },
+};
+#undef R
+
+static const struct config_key metrics_keys[] = {
+	{ "listen", CONFIG_ADDR, 0, .flags = CONFIG_REQUIRED | CONFIG_PORT_ZERO,
+	  .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE),
+	  .help = "host:port of the Prometheus metrics and health endpoint (/metrics, /health)." },
+	{ NULL },
+};
+
+static const struct config_key agent_keys[] = {
+	{ "id", CONFIG_STRING, A(id), .flags = CONFIG_NONEMPTY,
+	  .help = "Agent id, sent to relays and put in every record; must match the certificate's "
+	    "common name. Default: the host name." },
+	{ "data_dir", CONFIG_STRING, A(data_dir), .def = LOCALSTATEDIR "/lib/logferry", .flags = CONFIG_NONEMPTY,
+	  .help = "Directory of the spool and the file read positions." },
+	{ "log_level", CONFIG_ENUM, A(log_level), .def = "info", .names = daemon_log_levels,
+	  .help = "Least severe level of the daemon's own messages on stderr." },
+	{ "memory_limit", CONFIG_SIZE, A(memory_limit), .def = "64MiB", .min = 4 * MIB, .max = 64 * GIB,
+	  .help = "One budget for read buffers, batches, compression and connection buffers." },
+	{ "spool", CONFIG_SECTION, A(spool), .keys = spool_keys, .help = "The durable LMDB spool in data_dir." },
+	{ "sources", CONFIG_LIST, A(sources), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY, .elem = &elem_source,
+	  .help = "Where events come from." },
+	{ "relays", CONFIG_SECTION, A(relays), .keys = relays_keys,
+	  .help = "Where events go. Without it the agent only spools." },
+	{ "metrics", CONFIG_SECTION, A(metrics), .keys = metrics_keys,
+	  .help = "Prometheus metrics. Without it no endpoint is opened." },
+	{ NULL },
+};
+
+static bool
+agent_config_name_ok(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+static void
+agent_config_check_source(struct config_check *c, const struct agent_config *cfg,
+    size_t i)
+{
+	const struct agent_source *s = (const struct agent_source *)cfg->sources.items + i;
+	const struct config_addr *l = s->listen.items;
+	char path[64];
+
+	snprintf(path, sizeof(path), "sources[%zu].name", i);
+	if (!agent_config_name_ok(s->name))
+		config_error(c, path, "'%s' may contain only letters, digits, '.', '_' and '-'", s->name);
+	for (size_t j = 0; j < i; j++) {
+		const struct agent_source *o = (const struct agent_source *)cfg->sources.items + j;
+
+		if (strcmp(o->name, s->name) == 0)
+			config_error(c, path, "'%s' is already the name of sources[%zu]", s->name, j);
+	}
+	for (size_t j = 0; j < s->paths.n; j++) {
+		const char *p = ((char **)s->paths.items)[j];
+
+		snprintf(path, sizeof(path), "sources[%zu].paths[%zu]", i, j);
+		if (p[0] != '/')
+			config_error(c, path, "'%s' is not an absolute path", p);
+	}
+	for (size_t j = 0; j < s->listen.n; j++) {
+		snprintf(path, sizeof(path), "sources[%zu].listen[%zu]", i, j);
+		if (s->type == SOURCE_SYSLOG && l[j].scheme == CONFIG_SCHEME_NONE)
+			config_error(c, path, "'%s' needs a scheme: udp://, tcp:// or unix://", l[j].text);
+		if (s->type == SOURCE_HTTP && l[j].scheme != CONFIG_SCHEME_NONE)
+			config_error(c, path, "'%s': an http source listens on host:port", l[j].text);
+	}
+	if (s->type == SOURCE_SYSLOG) {
+		char *end;
+		long mode = strtol(s->socket_mode, &end, 8);
+
+		snprintf(path, sizeof(path), "sources[%zu].socket_mode", i);
+		if (s->socket_mode[0] == '\0' || *end != '\0' || mode < 0 || mode > 0777)
+			config_error(c, path, "'%s' is not an octal file mode such as 0660", s->socket_mode);
+	}
+}
+
+static void
+agent_config_validate(struct config_check *c, void *obj)
+{
+	struct agent_config *cfg = obj;
+
+	for (size_t i = 0; i < cfg->sources.n; i++)
+		agent_config_check_source(c, cfg, i);
+	cfg->relays_enabled = config_present(c, "relays");
+	if (cfg->relays_enabled) {
+		daemon_check_file(c, "relays.tls.ca_file", cfg->relays.tls.ca_file);
+		daemon_check_file(c, "relays.tls.cert_file", cfg->relays.tls.cert_file);
+		daemon_check_file(c, "relays.tls.key_file", cfg->relays.tls.key_file);
+		if (cfg->relays.reconnect_min_ms > cfg->relays.reconnect_max_ms)
+			config_error(c, "relays.reconnect_min", "must not be above reconnect_max");
+	}
+	daemon_default_id(c, &cfg->id);
+}
+
+const struct config_schema agent_config_schema = {
+	.name = "agent",
+	.keys = agent_keys,
+	.size = sizeof(struct agent_config),
+	.validate = agent_config_validate,
+};

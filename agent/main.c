@@ -1,0 +1,21 @@
+#include "autoconfig.h"
+
+#include <stddef.h>
+
+#include "agent/agent.h"
+#include "common/daemon.h"
+
+static const struct daemon_spec agent_spec = {
+	.progname = "logferry-agent",
+	.summary = "Tails logs and receives events, spools them durably and ships them to logferry relays.",
+	.default_config = SYSCONFDIR "/logferry/agent.yaml",
+	.schema = &agent_config_schema,
+	.log_level_offset = offsetof(struct agent_config, log_level),
+	.run = agent_run,
+};
+
+int
+main(int argc, char **argv)
+{
+	return daemon_main(&agent_spec, argc, argv);
+}

@@ -1,0 +1,212 @@
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/daemon.h"
+#include "relay/relay_config.h"
+
+#define KIB INT64_C(1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+#define SEC INT64_C(1000)
+#define HOUR (3600 * SEC)
+
+static const char *const formats[] = { "json", "protobuf", "raw", NULL };
+
+static const struct config_key elem_string = { .type = CONFIG_STRING, .flags = CONFIG_NONEMPTY };
+static const struct config_key elem_broker = {
+	.type = CONFIG_ADDR, .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE),
+};
+
+#define C(f) offsetof(struct relay_config, f)
+#define T(f) (C(tls.f) - C(tls))
+static const struct config_key tls_keys[] = {
+	{ "ca_file", CONFIG_STRING, T(ca_file), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
+	  .help = "PEM file of the CA(s) that sign agent certificates." },
+	{ "cert_file", CONFIG_STRING, T(cert_file), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
+	  .help = "PEM certificate of this relay, followed by any intermediate CA certificates." },
+	{ "key_file", CONFIG_STRING, T(key_file), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
+	  .help = "PEM private key of cert_file (RSA or ECDSA)." },
+	{ "verify_client", CONFIG_BOOL, T(verify_client), .def = "true",
+	  .help = "Require an agent certificate signed by ca_file whose common name equals the agent id in Hello." },
+	{ "allowed_agents", CONFIG_LIST, T(allowed_agents), .def = "*",
+	  .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY, .elem = &elem_string,
+	  .help = "Glob patterns of agent ids allowed to connect, e.g. [\"web-*\"]." },
+	{ "ciphers", CONFIG_LIST, T(ciphers), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_SPLIT_COMMAS,
+	  .elem = &elem_string,
+	  .help = "TLS 1.2 cipher suites in order of preference (mbedtls names). Default: ECDHE with ChaCha20-Poly1305, then AES-GCM." },
+	{ "handshake_timeout", CONFIG_DURATION, T(handshake_timeout_ms), .def = "10s",
+	  .min = 100, .max = 300 * SEC, .help = "A handshake not finished in this time is abandoned." },
+	{ NULL },
+};
+#undef T
+
+#define L(f) (C(limits.f) - C(limits))
+static const struct config_key limits_keys[] = {
+	{ "max_batch_bytes", CONFIG_SIZE, L(max_batch_bytes), .def = "4MiB", .min = 64 * KIB, .max = 512 * MIB,
+	  .help = "Largest compressed batch payload accepted; announced to agents in Welcome." },
+	{ "max_uncompressed_bytes", CONFIG_SIZE, L(max_uncompressed_bytes), .def = "64MiB", .min = 64 * KIB,
+	  .max = 1 * GIB,
+	  .help = "Largest batch after decompression, declared or actual (a zstd bomb stops here)." },
+	{ "window", CONFIG_INT, L(window), .def = "8", .min = 1, .max = 1024,
+	  .help = "Batches an agent may have in flight on one connection." },
+	{ "connection_max_inflight", CONFIG_SIZE, L(connection_max_inflight), .def = "32MiB", .min = 64 * KIB,
+	  .max = 16 * GIB,
+	  .help = "Bytes of one connection's batches not yet acknowledged by Kafka; above it the relay stops reading that connection." },
+	{ "idle_timeout", CONFIG_DURATION, L(idle_timeout_ms), .def = "60s", .min = SEC, .max = 24 * HOUR,
+	  .help = "A connection silent for this long (no frame, not even Ping) is closed." },
+	{ NULL },
+};
+#undef L
+
+#define K(f) (C(kafka.f) - C(kafka))
+static const struct config_key kafka_keys[] = {
+	{ "brokers", CONFIG_LIST, K(brokers), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY |
+	    CONFIG_SCALAR_AS_LIST | CONFIG_SPLIT_COMMAS, .elem = &elem_broker,
+	  .help = "Bootstrap brokers: \"host:port,host:port\" or a list." },
+	{ "topic", CONFIG_STRING, K(topic), .def = "logs.${stream}", .flags = CONFIG_NONEMPTY,
+	  .help = "Topic template; variables ${stream}, ${host}, ${agent}, ${source}, ${fields.NAME}." },
+	{ "key", CONFIG_STRING, K(key), .def = "${host}",
+	  .help = "Record key template, same variables as topic; \"\" for no key." },
+	{ "format", CONFIG_ENUM, K(format), .def = "json", .names = formats,
+	  .help = "Record value: json (one object per event), protobuf (the Event bytes as sent) or raw (the message line)." },
+	{ "delivery_timeout", CONFIG_DURATION, K(delivery_timeout_ms), .def = "30s", .min = SEC, .max = HOUR,
+	  .help = "A batch not fully acknowledged by Kafka in this time is answered RETRY." },
+	{ "properties", CONFIG_MAP, K(properties),
+	  .help = "librdkafka producer properties, passed unchanged (acks and idempotence are fixed by the relay)." },
+	{ NULL },
+};
+#undef K
+
+static const struct config_key metrics_keys[] = {
+	{ "listen", CONFIG_ADDR, 0, .flags = CONFIG_REQUIRED | CONFIG_PORT_ZERO,
+	  .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE),
+	  .help = "host:port of the Prometheus metrics and health endpoint (/metrics, /health)." },
+	{ NULL },
+};
+
+static const struct config_key relay_keys[] = {
+	{ "id", CONFIG_STRING, C(id), .flags = CONFIG_NONEMPTY,
+	  .help = "Relay id, announced in Welcome and in logs. Default: the host name." },
+	{ "log_level", CONFIG_ENUM, C(log_level), .def = "info", .names = daemon_log_levels,
+	  .help = "Least severe level of the daemon's own messages on stderr." },
+	{ "listen", CONFIG_ADDR, C(listen), .def = "0.0.0.0:7540", .flags = CONFIG_PORT_ZERO,
+	  .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE), .help = "host:port agents connect to." },
+	{ "workers", CONFIG_INT, C(workers), .def = "2", .min = 1, .max = 256,
+	  .help = "Threads serving connections, each with its own event loop." },
+	{ "memory_limit", CONFIG_SIZE, C(memory_limit), .def = "1GiB", .min = 16 * MIB, .max = 1024 * GIB,
+	  .help = "One budget for connection buffers, batches, decompression and librdkafka's queue." },
+	{ "max_connections", CONFIG_INT, C(max_connections), .def = "10000", .min = 1, .max = 1000000,
+	  .help = "Agent connections accepted at once; more are refused." },
+	{ "shutdown_timeout", CONFIG_DURATION, C(shutdown_timeout_ms), .def = "10s", .min = 0, .max = HOUR,
+	  .help = "On SIGTERM, how long in-flight batches may take to reach Kafka before the relay exits." },
+	{ "tls", CONFIG_SECTION, C(tls), .flags = CONFIG_REQUIRED, .keys = tls_keys,
+	  .help = "Mutual TLS with the agents." },
+	{ "limits", CONFIG_SECTION, C(limits), .keys = limits_keys, .help = "Per-connection bounds." },
+	{ "kafka", CONFIG_SECTION, C(kafka), .flags = CONFIG_REQUIRED, .keys = kafka_keys,
+	  .help = "Where events are produced." },
+	{ "metrics", CONFIG_SECTION, C(metrics), .keys = metrics_keys,
+	  .help = "Prometheus metrics. Without it no endpoint is opened." },
+	{ NULL },
+};
+#undef C
+
+static const char *const template_vars[] = { "stream", "host", "agent", "source", NULL };
+
+int
+relay_config_check_template(const char *tmpl, char *why, size_t whylen)
+{
+	const char *p = tmpl;
+
+	while ((p = strchr(p, '$')) != NULL) {
+		const char *end;
+		size_t len;
+		bool known = false;
+
+		if (p[1] != '{') {
+			snprintf(why, whylen, "'$' must start a variable such as ${stream}");
+			return -EINVAL;
+		}
+		if ((end = strchr(p + 2, '}')) == NULL) {
+			snprintf(why, whylen, "'%s' is not closed with '}'", p);
+			return -EINVAL;
+		}
+		len = (size_t)(end - (p + 2));
+		for (int i = 0; template_vars[i] != NULL; i++)
+			known |= strlen(template_vars[i]) == len &&
+			    memcmp(template_vars[i], p + 2, len) == 0;
+		if (!known && len > 7 && memcmp(p + 2, "fields.", 7) == 0)
+			known = true;
+		if (!known) {
+			snprintf(why, whylen, "unknown variable ${%.*s}: use ${stream}, ${host}, "
+			    "${agent}, ${source} or ${fields.NAME}", (int)len, p + 2);
+			return -EINVAL;
+		}
+		p = end + 1;
+	}
+	return 0;
+}
+
+/* Properties the relay sets itself because the delivery guarantee depends on them. */
+static const char *const fixed_properties[] = {
+	"acks", "request.required.acks", "enable.idempotence", "bootstrap.servers",
+	"metadata.broker.list", "message.timeout.ms", "delivery.timeout.ms", NULL,
+};
+
+static void
+relay_config_check_properties(struct config_check *c, const struct config_map *m)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char errstr[512], path[256];
+
+	for (size_t i = 0; i < m->n; i++) {
+		snprintf(path, sizeof(path), "kafka.properties.%s", m->items[i].key);
+		for (int j = 0; fixed_properties[j] != NULL; j++) {
+			if (strcmp(m->items[i].key, fixed_properties[j]) == 0) {
+				config_error(c, path, "set by the relay itself (delivery guarantee); "
+				    "use kafka.brokers or kafka.delivery_timeout where they apply");
+				goto next;
+			}
+		}
+		/* librdkafka knows its properties best: ask it. */
+		if (rd_kafka_conf_set(conf, m->items[i].key, m->items[i].value, errstr,
+		    sizeof(errstr)) != RD_KAFKA_CONF_OK)
+			config_error(c, path, "%s", errstr);
+next:
+		;
+	}
+	rd_kafka_conf_destroy(conf);
+}
+
+static void
+relay_config_validate(struct config_check *c, void *obj)
+{
+	struct relay_config *cfg = obj;
+	char why[256];
+
+	if (relay_config_check_template(cfg->kafka.topic, why, sizeof(why)) != 0)
+		config_error(c, "kafka.topic", "%s", why);
+	if (relay_config_check_template(cfg->kafka.key, why, sizeof(why)) != 0)
+		config_error(c, "kafka.key", "%s", why);
+	if (cfg->limits.max_batch_bytes > cfg->limits.max_uncompressed_bytes)
+		config_error(c, "limits.max_batch_bytes", "must not be above max_uncompressed_bytes");
+	if (cfg->limits.connection_max_inflight > cfg->memory_limit)
+		config_error(c, "limits.connection_max_inflight", "must not be above memory_limit");
+	relay_config_check_properties(c, &cfg->kafka.properties);
+	daemon_check_file(c, "tls.ca_file", cfg->tls.ca_file);
+	daemon_check_file(c, "tls.cert_file", cfg->tls.cert_file);
+	daemon_check_file(c, "tls.key_file", cfg->tls.key_file);
+	daemon_default_id(c, &cfg->id);
+}
+
+const struct config_schema relay_config_schema = {
+	.name = "relay",
+	.keys = relay_keys,
+	.size = sizeof(struct relay_config),
+	.validate = relay_config_validate,
+};

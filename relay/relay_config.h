@@ -1,0 +1,60 @@
+/*
+ * relay_config: the relay's configuration schema (one table) and its
+ * settings struct. DESIGN.md "Relay config" lists the keys users rely on.
+ */
+#ifndef LOGFERRY_RELAY_CONFIG_H
+#define LOGFERRY_RELAY_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/config.h"
+
+enum relay_format { RELAY_FORMAT_JSON, RELAY_FORMAT_PROTOBUF, RELAY_FORMAT_RAW };
+
+struct relay_config {
+	char *id;
+	int log_level;                    /* enum log_level */
+	struct config_addr listen;
+	int64_t workers;
+	uint64_t memory_limit;
+	int64_t max_connections;
+	uint64_t shutdown_timeout_ms;
+	struct {
+		char *ca_file;
+		char *cert_file;
+		char *key_file;
+		bool verify_client;
+		struct config_list allowed_agents;   /* char *: globs */
+		struct config_list ciphers;          /* char * */
+		uint64_t handshake_timeout_ms;
+	} tls;
+	struct {
+		uint64_t max_batch_bytes;
+		uint64_t max_uncompressed_bytes;
+		int64_t window;
+		uint64_t connection_max_inflight;
+		uint64_t idle_timeout_ms;
+	} limits;
+	struct {
+		struct config_list brokers;          /* struct config_addr */
+		char *topic;                         /* template */
+		char *key;                           /* template; "" for no key */
+		int format;                          /* enum relay_format */
+		uint64_t delivery_timeout_ms;
+		struct config_map properties;        /* passed to librdkafka */
+	} kafka;
+	struct {
+		struct config_addr listen;           /* text NULL: no endpoint */
+	} metrics;
+};
+
+extern const struct config_schema relay_config_schema;
+
+/*
+ * Checks a routing template such as "logs.${stream}". Returns 0, or -EINVAL
+ * and writes why into why (e.g. "unknown variable ${streem}").
+ */
+int relay_config_check_template(const char *tmpl, char *why, size_t whylen);
+
+#endif
