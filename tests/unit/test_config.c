@@ -1,0 +1,540 @@
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/config.h"
+
+/* A schema exercising every type, flag and rule of the engine. */
+struct item {
+	char *name;
+	int kind;             /* 0 a, 1 b */
+	int64_t only_a;
+	char *only_b;
+};
+
+struct tconf {
+	char *name;
+	bool flag;
+	int64_t count;
+	uint64_t size;
+	uint64_t wait_ms;
+	int color;
+	struct config_addr addr;
+	struct config_addr url;
+	struct config_list tags;      /* char * */
+	struct config_list hosts;     /* struct config_addr, comma-split */
+	struct config_map props;
+	struct {
+		uint64_t limit;
+		char *label;
+	} inner;
+	struct config_list items;     /* struct item */
+};
+
+static const char *const colors[] = { "red", "green", "blue", NULL };
+static const char *const kinds[] = { "a", "b", NULL };
+
+static const struct config_key elem_tag = { .type = CONFIG_STRING, .flags = CONFIG_NONEMPTY };
+static const struct config_key elem_host = { .type = CONFIG_ADDR,
+	.schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE) };
+
+static const struct config_key item_keys[] = {
+	{ "name", CONFIG_STRING, offsetof(struct item, name), .flags = CONFIG_REQUIRED },
+	{ "kind", CONFIG_ENUM, offsetof(struct item, kind), .flags = CONFIG_REQUIRED, .names = kinds },
+	{ "only_a", CONFIG_INT, offsetof(struct item, only_a), .def = "7", .only = 1u << 0,
+	  .required_when = 0 },
+	{ "only_b", CONFIG_STRING, offsetof(struct item, only_b), .only = 1u << 1,
+	  .required_when = 1u << 1 },
+	{ NULL },
+};
+static const struct config_key elem_item = { .type = CONFIG_SECTION, .keys = item_keys,
+	.size = sizeof(struct item), .discriminator = "kind" };
+
+#define O(f) offsetof(struct tconf, f)
+static const struct config_key inner_keys[] = {
+	{ "limit", CONFIG_SIZE, O(inner.limit) - O(inner), .def = "1MiB", .min = 1024, .max = 1 << 30,
+	  .help = "A bounded size." },
+	{ "label", CONFIG_STRING, O(inner.label) - O(inner), .flags = CONFIG_REQUIRED },
+	{ NULL },
+};
+
+static const struct config_key tkeys[] = {
+	{ "name", CONFIG_STRING, O(name), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
+	  .help = "The name." },
+	{ "flag", CONFIG_BOOL, O(flag), .def = "false" },
+	{ "count", CONFIG_INT, O(count), .def = "3", .min = 1, .max = 10 },
+	{ "size", CONFIG_SIZE, O(size), .def = "64KiB" },
+	{ "wait", CONFIG_DURATION, O(wait_ms), .def = "250ms", .min = 10, .max = 3600000 },
+	{ "color", CONFIG_ENUM, O(color), .def = "green", .names = colors },
+	{ "addr", CONFIG_ADDR, O(addr), .def = "127.0.0.1:80", .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE) },
+	{ "url", CONFIG_ADDR, O(url), .flags = CONFIG_PORT_ZERO,
+	  .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_UDP) | CONFIG_SCHEMES(CONFIG_SCHEME_TCP) |
+	      CONFIG_SCHEMES(CONFIG_SCHEME_UNIX) },
+	{ "tags", CONFIG_LIST, O(tags), .flags = CONFIG_SCALAR_AS_LIST, .elem = &elem_tag, .def = "x" },
+	{ "hosts", CONFIG_LIST, O(hosts), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_SPLIT_COMMAS,
+	  .elem = &elem_host },
+	{ "props", CONFIG_MAP, O(props), .help = "Free-form pairs." },
+	{ "inner", CONFIG_SECTION, O(inner), .keys = inner_keys },
+	{ "items", CONFIG_LIST, O(items), .elem = &elem_item },
+	{ NULL },
+};
+
+static void
+tvalidate(struct config_check *c, void *obj)
+{
+	struct tconf *t = obj;
+
+	if (t->flag && t->count > 5)
+		config_error(c, "count", "must be at most 5 when flag is set");
+	if (strcmp(t->name, "absent-path") == 0)
+		config_error(c, "inner.nowhere", "reported at the nearest present key");
+}
+
+static const struct config_schema tschema = {
+	.name = "test", .keys = tkeys, .size = sizeof(struct tconf), .validate = tvalidate,
+};
+
+/* Loads yaml; returns the error output (caller frees) and the result code. */
+static char *
+load(const char *yaml, struct tconf *t, int *rc)
+{
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *err = open_memstream(&out, &outlen);
+
+	assert_non_null(err);
+	*rc = config_load_string(&tschema, "t.yaml", yaml, strlen(yaml), t, err);
+	fclose(err);
+	return out;
+}
+
+/* Asserts that yaml fails with exactly the expected error output. */
+static void
+expect_errors(const char *yaml, const char *expected)
+{
+	struct tconf t;
+	int rc;
+	char *out = load(yaml, &t, &rc);
+
+	assert_int_equal(rc, -EINVAL);
+	assert_string_equal(out, expected);
+	free(out);
+	config_free(&tschema, &t);
+}
+
+#define MIN "name: n\ninner: {label: l}\n"
+
+static void
+test_every_type_is_parsed_into_its_c_type(void **state)
+{
+	struct tconf t;
+	int rc;
+	char *out;
+
+	(void)state;
+	out = load("name: svc\nflag: yes\ncount: 4\nsize: 2MiB\nwait: 2m\ncolor: blue\n"
+	    "addr: '[::1]:7540'\nurl: unix:///run/x.sock\ntags: [a, b]\n"
+	    "hosts: 'k1:9092, k2:9093'\nprops: {compression.type: lz4, linger.ms: 5}\n"
+	    "inner: {limit: 4KiB, label: here}\n"
+	    "items:\n  - {name: one, kind: a, only_a: 9}\n  - {name: two, kind: b, only_b: x}\n",
+	    &t, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(t.name, "svc");
+	assert_true(t.flag);
+	assert_int_equal(t.count, 4);
+	assert_int_equal(t.size, 2 << 20);
+	assert_int_equal(t.wait_ms, 120000);
+	assert_int_equal(t.color, 2);
+	assert_int_equal(t.addr.scheme, CONFIG_SCHEME_NONE);
+	assert_string_equal(t.addr.host, "::1");
+	assert_int_equal(t.addr.port, 7540);
+	assert_string_equal(t.addr.text, "[::1]:7540");
+	assert_int_equal(t.url.scheme, CONFIG_SCHEME_UNIX);
+	assert_string_equal(t.url.path, "/run/x.sock");
+	assert_null(t.url.host);
+	assert_int_equal(t.tags.n, 2);
+	assert_string_equal(((char **)t.tags.items)[1], "b");
+	assert_int_equal(t.hosts.n, 2);
+	assert_string_equal(((struct config_addr *)t.hosts.items)[1].host, "k2");
+	assert_int_equal(((struct config_addr *)t.hosts.items)[1].port, 9093);
+	assert_int_equal(t.props.n, 2);
+	assert_string_equal(t.props.items[0].key, "compression.type");
+	assert_string_equal(t.props.items[0].value, "lz4");
+	assert_string_equal(t.props.items[1].value, "5");
+	assert_int_equal(t.inner.limit, 4096);
+	assert_string_equal(t.inner.label, "here");
+	assert_int_equal(t.items.n, 2);
+	assert_int_equal(((struct item *)t.items.items)[0].only_a, 9);
+	assert_string_equal(((struct item *)t.items.items)[1].only_b, "x");
+	free(out);
+	config_free(&tschema, &t);
+}
+
+static void
+test_absent_and_null_keys_take_their_defaults(void **state)
+{
+	struct tconf t;
+	int rc;
+	char *out;
+
+	(void)state;
+	out = load(MIN "count: ~\nsize:\nitems: [{name: i, kind: a}]\n", &t, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	assert_false(t.flag);
+	assert_int_equal(t.count, 3);
+	assert_int_equal(t.size, 64 << 10);
+	assert_int_equal(t.wait_ms, 250);
+	assert_int_equal(t.color, 1);
+	assert_string_equal(t.addr.host, "127.0.0.1");
+	assert_int_equal(t.addr.port, 80);
+	assert_null(t.url.text);
+	assert_int_equal(t.tags.n, 1);
+	assert_string_equal(((char **)t.tags.items)[0], "x");
+	assert_int_equal(t.inner.limit, 1 << 20);
+	assert_int_equal(((struct item *)t.items.items)[0].only_a, 7);
+	free(out);
+	config_free(&tschema, &t);
+}
+
+static void
+test_scalar_is_accepted_as_a_list_of_one(void **state)
+{
+	struct tconf t;
+	int rc;
+	char *out = load(MIN "tags: solo\nhosts: k1:9092\n", &t, &rc);
+
+	(void)state;
+	assert_int_equal(rc, 0);
+	assert_int_equal(t.tags.n, 1);
+	assert_string_equal(((char **)t.tags.items)[0], "solo");
+	assert_int_equal(t.hosts.n, 1);
+	free(out);
+	config_free(&tschema, &t);
+}
+
+static void
+test_unknown_key_suggests_the_nearest_name(void **state)
+{
+	(void)state;
+	expect_errors(MIN "colour: red\n", "t.yaml:3: colour: unknown key (did you mean color?)\n");
+	expect_errors(MIN "inner2: {}\n", "t.yaml:3: inner2: unknown key (did you mean inner?)\n");
+	expect_errors("name: n\ninner: {label: l, limitt: 1MiB}\n",
+	    "t.yaml:2: inner.limitt: unknown key (did you mean limit?)\n");
+	expect_errors(MIN "zzzzzz: 1\n", "t.yaml:3: zzzzzz: unknown key\n");
+}
+
+static void
+test_wrong_scalar_values_say_what_is_expected(void **state)
+{
+	(void)state;
+	expect_errors(MIN "flag: maybe\n", "t.yaml:3: flag: 'maybe' is not a boolean: use true or false\n");
+	expect_errors(MIN "count: 3x\n", "t.yaml:3: count: '3x' is not an integer\n");
+	expect_errors(MIN "size: 64MB\n",
+	    "t.yaml:3: size: '64MB' is not a size: use a whole number with B, KiB, MiB or GiB (e.g. 64MiB)\n");
+	expect_errors(MIN "size: 1.5MiB\n",
+	    "t.yaml:3: size: '1.5MiB' is not a size: use a whole number with B, KiB, MiB or GiB (e.g. 64MiB)\n");
+	expect_errors(MIN "wait: 30\n",
+	    "t.yaml:3: wait: '30' is not a duration: use a whole number with ms, s, m or h (e.g. 30s)\n");
+	expect_errors(MIN "wait: 5d\n",
+	    "t.yaml:3: wait: '5d' is not a duration: use a whole number with ms, s, m or h (e.g. 30s)\n");
+	expect_errors(MIN "color: pink\n", "t.yaml:3: color: 'pink' is not one of: red, green, blue\n");
+}
+
+static void
+test_values_out_of_bounds_name_the_bound(void **state)
+{
+	(void)state;
+	expect_errors(MIN "count: 0\n", "t.yaml:3: count: 0 is below the minimum of 1\n");
+	expect_errors(MIN "count: 11\n", "t.yaml:3: count: 11 is above the maximum of 10\n");
+	expect_errors(MIN "count: 99999999999999999999\n",
+	    "t.yaml:3: count: '99999999999999999999' is not an integer\n");
+	expect_errors(MIN "wait: 5ms\n", "t.yaml:3: wait: 5ms is below the minimum of 10ms\n");
+	expect_errors(MIN "wait: 2h\n", "t.yaml:3: wait: 2h is above the maximum of 1h\n");
+	expect_errors("name: n\ninner: {label: l, limit: 512B}\n",
+	    "t.yaml:2: inner.limit: 512B is below the minimum of 1KiB\n");
+	expect_errors("name: n\ninner: {label: l, limit: 2GiB}\n",
+	    "t.yaml:2: inner.limit: 2GiB is above the maximum of 1GiB\n");
+	expect_errors(MIN "size: 99999999999TiB\n",
+	    "t.yaml:3: size: '99999999999TiB' is not a size: use a whole number with B, KiB, MiB or GiB (e.g. 64MiB)\n");
+}
+
+static void
+test_addresses_are_checked(void **state)
+{
+	(void)state;
+	expect_errors(MIN "addr: localhost\n",
+	    "t.yaml:3: addr: 'localhost' is not host:port: the port is missing\n");
+	expect_errors(MIN "addr: ':80'\n", "t.yaml:3: addr: ':80' is not host:port: the host is missing\n");
+	expect_errors(MIN "addr: h:0\n", "t.yaml:3: addr: 'h:0' has an invalid port: use 1 to 65535\n");
+	expect_errors(MIN "addr: h:70000\n", "t.yaml:3: addr: 'h:70000' has an invalid port: use 1 to 65535\n");
+	expect_errors(MIN "addr: ::1:80\n",
+	    "t.yaml:3: addr: '::1:80' is not host:port: write an IPv6 address as [addr]:port\n");
+	expect_errors(MIN "addr: tcp://h:80\n",
+	    "t.yaml:3: addr: 'tcp://h:80' is not a valid address: expected host:port\n");
+	expect_errors(MIN "url: h:80\n",
+	    "t.yaml:3: url: 'h:80' is not a valid address: expected udp://host:port, tcp://host:port, unix:///path\n");
+	expect_errors(MIN "url: unix://relative\n",
+	    "t.yaml:3: url: 'unix://relative' is not a valid socket: expected unix:///absolute/path of at most 107 bytes\n");
+	expect_errors(MIN "hosts: 'k1:9092,,k2:1'\n",
+	    "t.yaml:3: hosts[1]: '' is not host:port: the port is missing\n");
+}
+
+static void
+test_port_zero_is_allowed_only_where_flagged(void **state)
+{
+	struct tconf t;
+	int rc;
+	char *out = load(MIN "url: tcp://127.0.0.1:0\n", &t, &rc);
+
+	(void)state;
+	assert_int_equal(rc, 0);
+	assert_int_equal(t.url.port, 0);
+	free(out);
+	config_free(&tschema, &t);
+}
+
+static void
+test_wrong_node_kinds_are_reported(void **state)
+{
+	(void)state;
+	expect_errors(MIN "count: [1, 2]\n", "t.yaml:3: count: expected a single value, not a list\n");
+	expect_errors(MIN "tags: {a: b}\n", "t.yaml:3: tags: expected a list, not a mapping\n");
+	expect_errors("name: n\ninner: 5\n",
+	    "t.yaml:2: inner: expected a mapping, not a single value\n");
+	expect_errors(MIN "props: [a]\n", "t.yaml:3: props: expected a mapping, not a list\n");
+	expect_errors(MIN "props: {a: [1]}\n", "t.yaml:3: props.a: expected a single value, not a list\n");
+	expect_errors("- a\n- b\n", "t.yaml:1: (top level): expected a mapping, not a list\n");
+}
+
+static void
+test_missing_required_keys_are_reported_at_their_parent(void **state)
+{
+	(void)state;
+	expect_errors("inner: {label: l}\n", "t.yaml:1: name: missing: this key is required\n");
+	expect_errors("name: n\ninner:\n  limit: 4KiB\n",
+	    "t.yaml:3: inner.label: missing: this key is required\n");
+	expect_errors("", "t.yaml:1: name: missing: this key is required\n");
+	expect_errors(MIN "items:\n  - {kind: a}\n", "t.yaml:4: items[0].name: missing: this key is required\n");
+}
+
+static void
+test_discriminator_restricts_and_requires_keys(void **state)
+{
+	(void)state;
+	expect_errors(MIN "items:\n  - {name: x, kind: b}\n",
+	    "t.yaml:4: items[0].only_b: missing: required when kind is b\n");
+	expect_errors(MIN "items:\n  - {name: x, kind: b, only_b: y, only_a: 1}\n",
+	    "t.yaml:4: items[0].only_a: only valid when kind is a\n");
+	expect_errors(MIN "items:\n  - name: x\n    kind: a\n    only_b: y\n",
+	    "t.yaml:6: items[0].only_b: only valid when kind is b\n");
+}
+
+static void
+test_duplicate_keys_name_the_first_line(void **state)
+{
+	(void)state;
+	expect_errors(MIN "count: 1\ncount: 2\n", "t.yaml:4: count: duplicate key (first set on line 3)\n");
+	expect_errors(MIN "props: {a: 1, a: 2}\n", "t.yaml:3: props.a: duplicate key\n");
+}
+
+static void
+test_empty_string_is_refused_where_nonempty(void **state)
+{
+	(void)state;
+	expect_errors("name: ''\ninner: {label: l}\n", "t.yaml:1: name: must not be empty\n");
+	expect_errors(MIN "tags: ['']\n", "t.yaml:3: tags[0]: must not be empty\n");
+}
+
+static void
+test_yaml_syntax_error_gives_its_line(void **state)
+{
+	(void)state;
+	expect_errors("name: n\ninner: {label: l\ncount: 1\n",
+	    "t.yaml:3: YAML syntax error: did not find expected ',' or '}' while parsing a flow mapping\n");
+	expect_errors("name: n\n  bad: indent\n",
+	    "t.yaml:2: YAML syntax error: mapping values are not allowed in this context\n");
+}
+
+static void
+test_all_errors_are_reported_in_one_run(void **state)
+{
+	(void)state;
+	expect_errors("count: 0\ncolor: pink\nbogus: 1\n",
+	    "t.yaml:1: count: 0 is below the minimum of 1\n"
+	    "t.yaml:2: color: 'pink' is not one of: red, green, blue\n"
+	    "t.yaml:3: bogus: unknown key\n"
+	    "t.yaml:1: name: missing: this key is required\n");
+}
+
+static void
+test_validator_errors_locate_the_key_or_its_parent(void **state)
+{
+	(void)state;
+	expect_errors(MIN "flag: true\ncount: 8\n",
+	    "t.yaml:4: count: must be at most 5 when flag is set\n");
+	expect_errors("name: absent-path\ninner:\n  label: l\n",
+	    "t.yaml:2: inner.nowhere: reported at the nearest present key\n");
+}
+
+static void
+test_unreadable_file_is_reported_with_errno(void **state)
+{
+	struct tconf t;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *err = open_memstream(&out, &len);
+
+	(void)state;
+	assert_int_equal(config_load_file(&tschema, "/nonexistent/x.yaml", &t, err), -ENOENT);
+	fclose(err);
+	assert_string_equal(out,
+	    "/nonexistent/x.yaml: cannot read the configuration: No such file or directory\n");
+	free(out);
+	config_free(&tschema, &t);
+}
+
+static void
+test_too_many_errors_stop_being_printed(void **state)
+{
+	struct tconf t;
+	char yaml[8192];
+	size_t n = 0;
+	int rc, lines = 0;
+	char *out;
+
+	(void)state;
+	n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, MIN);
+	for (int i = 0; i < 80; i++)
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "bogus%d: 1\n", i);
+	out = load(yaml, &t, &rc);
+	assert_int_equal(rc, -EINVAL);
+	for (char *p = out; *p; p++)
+		lines += *p == '\n';
+	assert_int_equal(lines, 50);
+	assert_non_null(strstr(out, "t.yaml: too many errors, giving up\n"));
+	free(out);
+	config_free(&tschema, &t);
+}
+
+static void
+test_dump_reloads_to_the_same_configuration(void **state)
+{
+	struct tconf t, t2;
+	char *dump1 = NULL, *dump2 = NULL, *out;
+	size_t l1 = 0, l2 = 0;
+	FILE *f;
+	int rc;
+
+	(void)state;
+	out = load("name: \"q\\\"uote\"\nflag: on\nwait: 90s\nurl: udp://[::1]:514\n"
+	    "hosts: [a:1, b:2]\nprops: {x: '1'}\ninner: {label: l}\n"
+	    "items:\n  - {name: one, kind: a}\n  - {name: two, kind: b, only_b: z}\n", &t, &rc);
+	assert_int_equal(rc, 0);
+	free(out);
+	f = open_memstream(&dump1, &l1);
+	config_dump(&tschema, &t, f);
+	fclose(f);
+	assert_non_null(strstr(dump1, "wait: 90s\n"));
+	assert_non_null(strstr(dump1, "name: \"q\\\"uote\"\n"));
+	out = load(dump1, &t2, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	free(out);
+	f = open_memstream(&dump2, &l2);
+	config_dump(&tschema, &t2, f);
+	fclose(f);
+	assert_string_equal(dump1, dump2);
+	free(dump1);
+	free(dump2);
+	config_free(&tschema, &t);
+	config_free(&tschema, &t2);
+}
+
+static void
+test_reference_lists_every_key_with_type_default_and_help(void **state)
+{
+	char *ref = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&ref, &len);
+
+	(void)state;
+	config_reference(&tschema, f);
+	fclose(f);
+	assert_non_null(strstr(ref, ".TP\n.B name\n(string, required)\nThe name.\n"));
+	assert_non_null(strstr(ref, ".B inner.limit\n(size, 1KiB to 1GiB, default 1MiB)\nA bounded size.\n"));
+	assert_non_null(strstr(ref, ".B color\n(one of red, green, blue, default green)\n"));
+	assert_non_null(strstr(ref, ".B items[].only_b\n(string, required when kind is b, only when kind is b)\n"));
+	free(ref);
+}
+
+static void
+test_size_and_duration_helpers_round_trip(void **state)
+{
+	char b[32];
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(config_parse_size("0", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(config_parse_size("3GiB", &v), 0);
+	assert_int_equal(v, UINT64_C(3) << 30);
+	assert_int_equal(config_parse_size("17000000000000000000TiB", &v), -ERANGE);
+	assert_int_equal(config_parse_size("-1", &v), -EINVAL);
+	assert_int_equal(config_parse_duration("0", &v), 0);
+	assert_int_equal(config_parse_duration("1500ms", &v), 0);
+	assert_int_equal(v, 1500);
+	config_format_size(UINT64_C(64) << 20, b, sizeof(b));
+	assert_string_equal(b, "64MiB");
+	config_format_size(1000, b, sizeof(b));
+	assert_string_equal(b, "1000B");
+	config_format_size(0, b, sizeof(b));
+	assert_string_equal(b, "0B");
+	config_format_duration(1800000, b, sizeof(b));
+	assert_string_equal(b, "30m");
+	config_format_duration(1500, b, sizeof(b));
+	assert_string_equal(b, "1500ms");
+	config_format_duration(0, b, sizeof(b));
+	assert_string_equal(b, "0");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_type_is_parsed_into_its_c_type),
+		cmocka_unit_test(test_absent_and_null_keys_take_their_defaults),
+		cmocka_unit_test(test_scalar_is_accepted_as_a_list_of_one),
+		cmocka_unit_test(test_unknown_key_suggests_the_nearest_name),
+		cmocka_unit_test(test_wrong_scalar_values_say_what_is_expected),
+		cmocka_unit_test(test_values_out_of_bounds_name_the_bound),
+		cmocka_unit_test(test_addresses_are_checked),
+		cmocka_unit_test(test_port_zero_is_allowed_only_where_flagged),
+		cmocka_unit_test(test_wrong_node_kinds_are_reported),
+		cmocka_unit_test(test_missing_required_keys_are_reported_at_their_parent),
+		cmocka_unit_test(test_discriminator_restricts_and_requires_keys),
+		cmocka_unit_test(test_duplicate_keys_name_the_first_line),
+		cmocka_unit_test(test_empty_string_is_refused_where_nonempty),
+		cmocka_unit_test(test_yaml_syntax_error_gives_its_line),
+		cmocka_unit_test(test_all_errors_are_reported_in_one_run),
+		cmocka_unit_test(test_validator_errors_locate_the_key_or_its_parent),
+		cmocka_unit_test(test_unreadable_file_is_reported_with_errno),
+		cmocka_unit_test(test_too_many_errors_stop_being_printed),
+		cmocka_unit_test(test_dump_reloads_to_the_same_configuration),
+		cmocka_unit_test(test_reference_lists_every_key_with_type_default_and_help),
+		cmocka_unit_test(test_size_and_duration_helpers_round_trip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
