@@ -206,16 +206,29 @@ daemon_reload_check(const struct config_schema *schema, const char *file,
     const char *what)
 {
 	void *fresh = calloc(1, schema->size);
+	char *errors = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *err;
 
-	if (fresh == NULL) {
+	if (fresh == NULL || (err = open_memstream(&errors, &len)) == NULL) {
 		log_error("SIGHUP: out of memory checking %s", file);
+		free(fresh);
 		return;
 	}
-	if (config_load_file(schema, file, fresh, stderr) == 0)
+	if (config_load_file(schema, file, fresh, err) == 0) {
 		log_info("SIGHUP: %s is valid; restart the %s to apply changes", file, what);
-	else
-		log_error("SIGHUP: %s is not valid (see above); the running configuration stays",
-		    file);
+	} else {
+		fclose(err);
+		err = NULL;
+		/* Each problem as its own log line, timestamped like the rest. */
+		for (line = strtok_r(errors, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save))
+			log_error("SIGHUP: %s", line);
+		log_error("SIGHUP: %s is not valid; the running configuration stays", file);
+	}
+	if (err != NULL)
+		fclose(err);
+	free(errors);
 	config_free(schema, fresh);
 	free(fresh);
 }
