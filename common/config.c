@@ -290,10 +290,13 @@ static const char *const config_scheme_prefix[] = {
 	[CONFIG_SCHEME_UNIX] = "unix://",
 };
 
-/* "host:port", "[v6]:port"; sets *host (allocated) and *port. */
+/*
+ * "host:port", "[v6]:port"; sets *host (allocated) and *port. Messages quote
+ * text, the address as written (with its scheme).
+ */
 static int
-config_parse_hostport(const char *s, bool port_zero, char **host, uint16_t *port,
-    char *why, size_t whylen)
+config_parse_hostport(const char *s, const char *text, bool port_zero, char **host,
+    uint16_t *port, char *why, size_t whylen)
 {
 	const char *colon, *h = s;
 	size_t hlen;
@@ -304,7 +307,7 @@ config_parse_hostport(const char *s, bool port_zero, char **host, uint16_t *port
 		const char *rb = strchr(s, ']');
 
 		if (rb == NULL || rb[1] != ':') {
-			snprintf(why, whylen, "'%s' is not host:port: an IPv6 address is written [addr]:port", s);
+			snprintf(why, whylen, "'%s' is not host:port: an IPv6 address is written [addr]:port", text);
 			return -EINVAL;
 		}
 		h = s + 1;
@@ -313,24 +316,25 @@ config_parse_hostport(const char *s, bool port_zero, char **host, uint16_t *port
 	} else {
 		colon = strrchr(s, ':');
 		if (colon == NULL) {
-			snprintf(why, whylen, "'%s' is not host:port: the port is missing", s);
+			snprintf(why, whylen, "'%s' is not host:port: the port is missing", text);
 			return -EINVAL;
 		}
 		hlen = (size_t)(colon - s);
 		if (memchr(s, ':', hlen) != NULL) {
-			snprintf(why, whylen, "'%s' is not host:port: write an IPv6 address as [addr]:port", s);
+			snprintf(why, whylen, "'%s' is not host:port: write an IPv6 address as [addr]:port", text);
 			return -EINVAL;
 		}
 	}
 	if (hlen == 0) {
-		snprintf(why, whylen, "'%s' is not host:port: the host is missing", s);
+		snprintf(why, whylen, "'%s' is not host:port: the host is missing", text);
 		return -EINVAL;
 	}
 	errno = 0;
 	p = strtoul(colon + 1, &end, 10);
 	if (colon[1] == '\0' || *end != '\0' || !isdigit((unsigned char)colon[1]) ||
 	    errno != 0 || p > 65535 || (p == 0 && !port_zero)) {
-		snprintf(why, whylen, "'%s' has an invalid port: use 1 to 65535", s);
+		snprintf(why, whylen, "'%s' has an invalid port: use %d to 65535", text,
+		    port_zero ? 0 : 1);
 		return -EINVAL;
 	}
 	*host = config_xcalloc(1, hlen + 1);
@@ -389,7 +393,7 @@ config_parse_addr(const struct config_key *k, const char *s,
 			return -EINVAL;
 		}
 		a->path = config_xstrdup(rest);
-	} else if (config_parse_hostport(rest, k->flags & CONFIG_PORT_ZERO,
+	} else if (config_parse_hostport(rest, s, k->flags & CONFIG_PORT_ZERO,
 	    &a->host, &a->port, why, whylen) != 0) {
 		return -EINVAL;
 	}
@@ -661,11 +665,11 @@ config_list_from_scalar(struct config_walk *w, const struct config_key *k,
 		size_t old = config_path_push(&w->path, NULL, (long)i);
 
 		why[0] = '\0';
+		/* Counted even when invalid, as config_list does: not also "empty". */
 		if (config_parse_scalar(e, parts ? parts[i] : s,
-		    (char *)l->items + l->n * esize, why, sizeof(why)) == 0)
-			l->n++;
-		else
+		    (char *)l->items + l->n * esize, why, sizeof(why)) != 0)
 			config_error_at(w->c, line, w->path.s, "%s", why);
+		l->n++;
 		config_path_pop(&w->path, old);
 		if (parts)
 			free(parts[i]);
@@ -871,6 +875,8 @@ config_section(struct config_walk *w, const struct config_key *keys,
 	int disc = -1;
 	yaml_node_pair_t *p;
 	char names[128];
+	/* Missing keys are reported where their section was opened. */
+	int here = config_line_of(w->c, w->path.s);
 
 	if (node->type != YAML_MAPPING_NODE) {
 		config_error_at(w->c, config_node_line(node), w->path.s,
@@ -903,10 +909,13 @@ config_section(struct config_walk *w, const struct config_key *keys,
 			config_error_at(w->c, config_node_line(kn), w->path.s,
 			    "duplicate key (first set on line %d)", seen[idx]);
 		} else if (!config_node_is_null(vn)) {
+			int errors = w->c->errors;
+
 			seen[idx] = config_node_line(kn);
 			config_record_line(w->c, w->path.s, config_node_line(kn));
 			config_value(w, k, (char *)base + k->offset, vn);
-			if (k == dk)
+			/* An invalid discriminator is reported once, not as every value's default. */
+			if (k == dk && w->c->errors == errors)
 				disc = *(int *)((char *)base + k->offset);
 		}
 		config_path_pop(&w->path, old);
@@ -923,12 +932,11 @@ config_section(struct config_walk *w, const struct config_key *keys,
 			config_error_at(w->c, seen[idx], w->path.s,
 			    "only valid when %s is %s", dk->name, names);
 		} else if (!seen[idx] && (k->flags & CONFIG_REQUIRED)) {
-			config_error_at(w->c, config_node_line(node), w->path.s,
-			    "missing: this key is required");
+			config_error_at(w->c, here, w->path.s, "missing: this key is required");
 		} else if (!seen[idx] && dk != NULL && disc >= 0 &&
 		    ((k->required_when >> disc) & 1)) {
-			config_error_at(w->c, config_node_line(node), w->path.s,
-			    "missing: required when %s is %s", dk->name, dk->names[disc]);
+			config_error_at(w->c, here, w->path.s, "missing: required when %s is %s",
+			    dk->name, dk->names[disc]);
 		}
 		config_path_pop(&w->path, old);
 	}

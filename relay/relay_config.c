@@ -152,10 +152,22 @@ relay_config_check_template(const char *tmpl, char *why, size_t whylen)
 	return 0;
 }
 
-/* Properties the relay sets itself because the delivery guarantee depends on them. */
-static const char *const fixed_properties[] = {
-	"acks", "request.required.acks", "enable.idempotence", "bootstrap.servers",
-	"metadata.broker.list", "message.timeout.ms", "delivery.timeout.ms", NULL,
+/*
+ * Properties the relay sets itself: an Ack must mean the events are in Kafka
+ * (acks=all, idempotence), and the delivery timeout decides RETRY answers.
+ */
+static const struct {
+	const char *name;
+	const char *hint;
+} fixed_properties[] = {
+	{ "acks", "the relay always produces with acks=all so that an Ack means every replica has the events" },
+	{ "request.required.acks", "the relay always produces with acks=all so that an Ack means every replica has the events" },
+	{ "enable.idempotence", "the relay always enables idempotence so that retries never duplicate or reorder events" },
+	{ "bootstrap.servers", "use kafka.brokers" },
+	{ "metadata.broker.list", "use kafka.brokers" },
+	{ "message.timeout.ms", "use kafka.delivery_timeout" },
+	{ "delivery.timeout.ms", "use kafka.delivery_timeout" },
+	{ NULL, NULL },
 };
 
 static void
@@ -165,20 +177,18 @@ relay_config_check_properties(struct config_check *c, const struct config_map *m
 	char errstr[512], path[256];
 
 	for (size_t i = 0; i < m->n; i++) {
+		const char *hint = NULL;
+
 		snprintf(path, sizeof(path), "kafka.properties.%s", m->items[i].key);
-		for (int j = 0; fixed_properties[j] != NULL; j++) {
-			if (strcmp(m->items[i].key, fixed_properties[j]) == 0) {
-				config_error(c, path, "set by the relay itself (delivery guarantee); "
-				    "use kafka.brokers or kafka.delivery_timeout where they apply");
-				goto next;
-			}
-		}
+		for (int j = 0; fixed_properties[j].name != NULL; j++)
+			if (strcmp(m->items[i].key, fixed_properties[j].name) == 0)
+				hint = fixed_properties[j].hint;
+		if (hint != NULL)
+			config_error(c, path, "is set by the relay itself: %s", hint);
 		/* librdkafka knows its properties best: ask it. */
-		if (rd_kafka_conf_set(conf, m->items[i].key, m->items[i].value, errstr,
+		else if (rd_kafka_conf_set(conf, m->items[i].key, m->items[i].value, errstr,
 		    sizeof(errstr)) != RD_KAFKA_CONF_OK)
 			config_error(c, path, "%s", errstr);
-next:
-		;
 	}
 	rd_kafka_conf_destroy(conf);
 }

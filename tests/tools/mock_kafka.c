@@ -15,6 +15,7 @@
  * tool only uses calls present since librdkafka 1.4.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
@@ -266,6 +267,34 @@ static bool mock_unblock_signals(const sigset_t *stop_set)
 	return true;
 }
 
+/*
+ * If the caller closed stdin/stdout/stderr, librdkafka's sockets and pipes
+ * would reuse those numbers and we would read commands from (or write replies
+ * into) its internals.  Parking /dev/null on them first rules that out; a
+ * closed stdin then reads as EOF.
+ */
+static bool mock_guard_std_fds(void)
+{
+	int fd;
+
+	for (fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+		int nfd;
+
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		nfd = open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
+		/* open() returns the lowest free number, which is fd itself. */
+		if (nfd != fd) {
+			fprintf(stderr, MOCK_PROG ": reopening fd %d on /dev/null: %s\n",
+				fd, nfd == -1 ? strerror(errno) : "got another fd");
+			if (nfd != -1)
+				close(nfd);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* One reply line per command; flushed so a reader on a pipe sees it now. */
 static bool mock_reply(const char *fmt, ...)
 {
@@ -312,8 +341,13 @@ static rd_kafka_t *mock_new_host_handle(void)
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	rd_kafka_t *rk;
 
+	/* log_level 4 silences the notice that this handle has no
+	 * bootstrap.servers (true by design) but keeps the mock's own
+	 * warnings and errors, e.g. a failed bind(). */
 	if (rd_kafka_conf_set(conf, "client.id", MOCK_PROG, errstr,
-			      sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+			      sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "log_level", "4", errstr, sizeof(errstr)) !=
+		    RD_KAFKA_CONF_OK) {
 		fprintf(stderr, MOCK_PROG ": rd_kafka_conf_set: %s\n", errstr);
 		rd_kafka_conf_destroy(conf);
 		return NULL;
@@ -639,6 +673,8 @@ int main(int argc, char **argv)
 		return 0;
 	if (rc != 0)
 		return 2;
+	if (!mock_guard_std_fds())
+		return 1;
 	if (!mock_install_signals(&stop_set))
 		return 1;
 	srv.stdin_open = true;

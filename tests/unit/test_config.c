@@ -324,7 +324,7 @@ test_missing_required_keys_are_reported_at_their_parent(void **state)
 	(void)state;
 	expect_errors("inner: {label: l}\n", "t.yaml:1: name: missing: this key is required\n");
 	expect_errors("name: n\ninner:\n  limit: 4KiB\n",
-	    "t.yaml:3: inner.label: missing: this key is required\n");
+	    "t.yaml:2: inner.label: missing: this key is required\n");
 	expect_errors("", "t.yaml:1: name: missing: this key is required\n");
 	expect_errors(MIN "items:\n  - {kind: a}\n", "t.yaml:4: items[0].name: missing: this key is required\n");
 }

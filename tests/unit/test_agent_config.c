@@ -1,0 +1,1026 @@
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent/agent_config.h"
+#include "common/daemon.h"
+
+#define KIB UINT64_C(1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+
+/*
+ * The TLS validators check that the files are readable, so the tests use
+ * real files. YAML below writes @CA@, @CERT@ and @KEY@ for their paths.
+ */
+static char ca_path[64], cert_path[64], key_path[64];
+
+static void
+make_temp_file(char *path, size_t len, const char *what)
+{
+	int fd;
+
+	snprintf(path, len, "/tmp/logferry-test-%s-XXXXXX", what);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "not really PEM\n", 15), 15);
+	assert_int_equal(close(fd), 0);
+}
+
+static int
+setup_tls_files(void **state)
+{
+	(void)state;
+	make_temp_file(ca_path, sizeof(ca_path), "ca");
+	make_temp_file(cert_path, sizeof(cert_path), "cert");
+	make_temp_file(key_path, sizeof(key_path), "key");
+	return 0;
+}
+
+static int
+remove_tls_files(void **state)
+{
+	(void)state;
+	unlink(ca_path);
+	unlink(cert_path);
+	unlink(key_path);
+	return 0;
+}
+
+/* The template with @CA@, @CERT@ and @KEY@ replaced (caller frees). */
+static char *
+subst(const char *tmpl)
+{
+	static const struct { const char *mark; const char *path; } marks[] = {
+		{ "@CA@", ca_path }, { "@CERT@", cert_path }, { "@KEY@", key_path },
+	};
+	size_t cap = strlen(tmpl) + 3 * 64 * 8 + 1, len = 0;
+	char *out = malloc(cap);
+
+	assert_non_null(out);
+	for (const char *p = tmpl; *p;) {
+		bool replaced = false;
+
+		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+			size_t n = strlen(marks[i].mark), m = strlen(marks[i].path);
+
+			if (strncmp(p, marks[i].mark, n) == 0) {
+				assert_true(len + m < cap);
+				memcpy(out + len, marks[i].path, m);
+				len += m;
+				p += n;
+				replaced = true;
+				break;
+			}
+		}
+		if (!replaced) {
+			assert_true(len + 1 < cap);
+			out[len++] = *p++;
+		}
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* Loads tmpl as "agent.yaml"; *err gets everything printed (caller frees). */
+static int
+load(const char *tmpl, struct agent_config *cfg, char **err)
+{
+	char *yaml = subst(tmpl);
+	size_t errlen = 0;
+	FILE *f;
+	int r;
+
+	*err = NULL;
+	f = open_memstream(err, &errlen);
+	assert_non_null(f);
+	r = config_load_string(&agent_config_schema, "agent.yaml", yaml, strlen(yaml),
+	    cfg, f);
+	assert_int_equal(fclose(f), 0);
+	free(yaml);
+	return r;
+}
+
+/* Loads a configuration that must be valid and prints nothing. */
+static void
+load_ok(const char *tmpl, struct agent_config *cfg)
+{
+	char *err;
+	int r = load(tmpl, cfg, &err);
+
+	assert_string_equal(err, "");
+	assert_int_equal(r, 0);
+	free(err);
+}
+
+/* Loads a configuration that must be refused with exactly these lines. */
+static void
+expect_errors(const char *tmpl, const char *expected)
+{
+	struct agent_config cfg;
+	char *err;
+	int r = load(tmpl, &cfg, &err);
+
+	assert_string_equal(err, expected);
+	assert_int_equal(r, -EINVAL);
+	config_free(&agent_config_schema, &cfg);
+	free(err);
+}
+
+static const struct agent_source *
+source(const struct agent_config *cfg, size_t i)
+{
+	assert_true(i < cfg->sources.n);
+	return (const struct agent_source *)cfg->sources.items + i;
+}
+
+static const char *
+string_at(const struct config_list *l, size_t i)
+{
+	assert_true(i < l->n);
+	return ((char *const *)l->items)[i];
+}
+
+static const struct config_addr *
+addr_at(const struct config_list *l, size_t i)
+{
+	assert_true(i < l->n);
+	return (const struct config_addr *)l->items + i;
+}
+
+static void
+assert_addr(const struct config_addr *a, enum config_scheme scheme,
+    const char *host, uint16_t port, const char *path, const char *text)
+{
+	assert_int_equal(a->scheme, scheme);
+	if (host == NULL)
+		assert_null(a->host);
+	else
+		assert_string_equal(a->host, host);
+	assert_int_equal(a->port, port);
+	if (path == NULL)
+		assert_null(a->path);
+	else
+		assert_string_equal(a->path, path);
+	assert_string_equal(a->text, text);
+}
+
+/* A valid sources list, put last so that the lines under test come first. */
+#define SOURCES_OK \
+	"sources:\n" \
+	"  - name: app\n" \
+	"    type: file\n" \
+	"    paths: [/var/log/app.log]\n"
+
+static const char design_example[] =
+	"id: web-01                 # default: the host name\n"
+	"data_dir: /var/lib/logferry\n"
+	"spool: {max_size: 1GiB, sync: always, commit_interval: 5ms}\n"
+	"memory_limit: 64MiB\n"
+	"sources:\n"
+	"  - name: nginx_access      # default stream name\n"
+	"    type: file              # file | syslog | http\n"
+	"    paths: [/var/log/nginx/access.log]\n"
+	"    format: nginx_combined  # nginx_combined | json | syslog | raw\n"
+	"    start_at: beginning     # beginning | end\n"
+	"  - name: local_syslog\n"
+	"    type: syslog\n"
+	"    listen: [udp://127.0.0.1:5514, tcp://127.0.0.1:5514, unix:///run/logferry/syslog.sock]\n"
+	"  - name: app_events\n"
+	"    type: http\n"
+	"    listen: 127.0.0.1:8540\n"
+	"relays:\n"
+	"  servers: [relay1.example.net:7540, relay2.example.net:7540]\n"
+	"  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	"  batch: {max_events: 4096, max_bytes: 1MiB, max_delay: 50ms}\n"
+	"  connection_lifetime: 30m\n"
+	"metrics: {listen: 127.0.0.1:9540}\n";
+
+static void
+test_design_example_config_is_valid_and_typed(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_source *s;
+
+	(void)state;
+	load_ok(design_example, &cfg);
+
+	assert_string_equal(cfg.id, "web-01");
+	assert_string_equal(cfg.data_dir, "/var/lib/logferry");
+	assert_string_equal(daemon_log_levels[cfg.log_level], "info");
+	assert_int_equal(cfg.spool.max_size, 1 * GIB);
+	assert_int_equal(cfg.spool.sync, SYNC_ALWAYS);
+	assert_int_equal(cfg.spool.commit_interval_ms, 5);
+	assert_int_equal(cfg.memory_limit, 64 * MIB);
+	assert_int_equal(cfg.sources.n, 3);
+
+	s = source(&cfg, 0);
+	assert_string_equal(s->name, "nginx_access");
+	assert_null(s->stream);
+	assert_int_equal(s->type, SOURCE_FILE);
+	assert_int_equal(s->paths.n, 1);
+	assert_string_equal(string_at(&s->paths, 0), "/var/log/nginx/access.log");
+	assert_int_equal(s->exclude.n, 0);
+	assert_int_equal(s->format, FORMAT_NGINX_COMBINED);
+	assert_int_equal(s->start_at, START_AT_BEGINNING);
+	assert_int_equal(s->max_line, 1 * MIB);
+	assert_int_equal(s->scan_interval_ms, 10000);
+	assert_int_equal(s->stat_interval_ms, 1000);
+	assert_int_equal(s->flush_timeout_ms, 5000);
+	assert_int_equal(s->listen.n, 0);
+
+	s = source(&cfg, 1);
+	assert_string_equal(s->name, "local_syslog");
+	assert_int_equal(s->type, SOURCE_SYSLOG);
+	assert_int_equal(s->paths.n, 0);
+	assert_int_equal(s->listen.n, 3);
+	assert_addr(addr_at(&s->listen, 0), CONFIG_SCHEME_UDP, "127.0.0.1", 5514, NULL,
+	    "udp://127.0.0.1:5514");
+	assert_addr(addr_at(&s->listen, 1), CONFIG_SCHEME_TCP, "127.0.0.1", 5514, NULL,
+	    "tcp://127.0.0.1:5514");
+	assert_addr(addr_at(&s->listen, 2), CONFIG_SCHEME_UNIX, NULL, 0,
+	    "/run/logferry/syslog.sock", "unix:///run/logferry/syslog.sock");
+	assert_int_equal(s->max_message_size, 64 * KIB);
+	assert_string_equal(s->socket_mode, "0666");
+	assert_int_equal(s->max_connections, 256);
+
+	s = source(&cfg, 2);
+	assert_string_equal(s->name, "app_events");
+	assert_int_equal(s->type, SOURCE_HTTP);
+	assert_int_equal(s->listen.n, 1);
+	assert_addr(addr_at(&s->listen, 0), CONFIG_SCHEME_NONE, "127.0.0.1", 8540, NULL,
+	    "127.0.0.1:8540");
+	assert_int_equal(s->max_body_size, 8 * MIB);
+	assert_int_equal(s->max_connections, 256);
+
+	assert_true(cfg.relays_enabled);
+	assert_int_equal(cfg.relays.servers.n, 2);
+	assert_addr(addr_at(&cfg.relays.servers, 0), CONFIG_SCHEME_NONE,
+	    "relay1.example.net", 7540, NULL, "relay1.example.net:7540");
+	assert_addr(addr_at(&cfg.relays.servers, 1), CONFIG_SCHEME_NONE,
+	    "relay2.example.net", 7540, NULL, "relay2.example.net:7540");
+	assert_string_equal(cfg.relays.tls.ca_file, ca_path);
+	assert_string_equal(cfg.relays.tls.cert_file, cert_path);
+	assert_string_equal(cfg.relays.tls.key_file, key_path);
+	assert_null(cfg.relays.tls.server_name);
+	assert_int_equal(cfg.relays.tls.ciphers.n, 0);
+	assert_int_equal(cfg.relays.tls.handshake_timeout_ms, 10000);
+	assert_int_equal(cfg.relays.batch.max_events, 4096);
+	assert_int_equal(cfg.relays.batch.max_bytes, 1 * MIB);
+	assert_int_equal(cfg.relays.batch.max_delay_ms, 50);
+	assert_int_equal(cfg.relays.connection_lifetime_ms, 30 * 60 * 1000);
+	assert_int_equal(cfg.relays.window, 8);
+	assert_int_equal(cfg.relays.reconnect_min_ms, 100);
+	assert_int_equal(cfg.relays.reconnect_max_ms, 30000);
+	assert_int_equal(cfg.relays.ping_interval_ms, 10000);
+	assert_int_equal(cfg.relays.ping_timeout_ms, 30000);
+
+	assert_addr(&cfg.metrics.listen, CONFIG_SCHEME_NONE, "127.0.0.1", 9540, NULL,
+	    "127.0.0.1:9540");
+
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_absent_keys_get_their_defaults(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_source *s;
+	const char *suffix = "/lib/logferry";
+
+	(void)state;
+	load_ok("relays:\n"
+	    "  servers: relay1:7540\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    SOURCES_OK, &cfg);
+
+	assert_true(strlen(cfg.data_dir) >= strlen(suffix));
+	assert_string_equal(cfg.data_dir + strlen(cfg.data_dir) - strlen(suffix), suffix);
+#ifdef LOCALSTATEDIR
+	assert_string_equal(cfg.data_dir, LOCALSTATEDIR "/lib/logferry");
+#endif
+	assert_string_equal(daemon_log_levels[cfg.log_level], "info");
+	assert_int_equal(cfg.memory_limit, 64 * MIB);
+	assert_int_equal(cfg.spool.max_size, 1 * GIB);
+	assert_int_equal(cfg.spool.sync, SYNC_ALWAYS);
+	assert_int_equal(cfg.spool.commit_interval_ms, 5);
+
+	s = source(&cfg, 0);
+	assert_null(s->stream);
+	assert_int_equal(s->format, FORMAT_RAW);
+	assert_int_equal(s->start_at, START_AT_BEGINNING);
+	assert_int_equal(s->max_line, 1 * MIB);
+
+	assert_true(cfg.relays_enabled);
+	assert_int_equal(cfg.relays.servers.n, 1);
+	assert_int_equal(cfg.relays.batch.max_events, 4096);
+	assert_int_equal(cfg.relays.batch.max_bytes, 1 * MIB);
+	assert_int_equal(cfg.relays.batch.max_delay_ms, 50);
+	assert_int_equal(cfg.relays.window, 8);
+	assert_int_equal(cfg.relays.connection_lifetime_ms, 30 * 60 * 1000);
+	assert_int_equal(cfg.relays.reconnect_min_ms, 100);
+	assert_int_equal(cfg.relays.reconnect_max_ms, 30000);
+	assert_int_equal(cfg.relays.tls.handshake_timeout_ms, 10000);
+
+	assert_null(cfg.metrics.listen.text);
+	assert_null(cfg.metrics.listen.host);
+
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_config_without_relays_is_valid_and_only_spools(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	load_ok(SOURCES_OK, &cfg);
+	assert_false(cfg.relays_enabled);
+	assert_int_equal(cfg.relays.servers.n, 0);
+	assert_null(cfg.relays.tls.ca_file);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_id_defaults_to_the_host_name(void **state)
+{
+	struct agent_config cfg;
+	char host[256];
+
+	(void)state;
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	host[sizeof(host) - 1] = '\0';
+	load_ok(SOURCES_OK, &cfg);
+	assert_non_null(cfg.id);
+	assert_string_equal(cfg.id, host);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_tilde_or_empty_value_is_absent_and_the_default_applies(void **state)
+{
+	struct agent_config cfg;
+	char host[256];
+
+	(void)state;
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	host[sizeof(host) - 1] = '\0';
+	load_ok("id: ~\n"
+	    "memory_limit:\n"
+	    "spool: {sync: , commit_interval: null}\n"
+	    "relays: ~\n"
+	    "metrics:\n"
+	    SOURCES_OK, &cfg);
+	assert_string_equal(cfg.id, host);
+	assert_int_equal(cfg.memory_limit, 64 * MIB);
+	assert_int_equal(cfg.spool.sync, SYNC_ALWAYS);
+	assert_int_equal(cfg.spool.commit_interval_ms, 5);
+	assert_false(cfg.relays_enabled);
+	assert_null(cfg.metrics.listen.text);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_quoted_empty_string_is_a_value_not_absent(void **state)
+{
+	(void)state;
+	expect_errors("id: \"\"\n"
+	    SOURCES_OK,
+	    "agent.yaml:1: id: must not be empty\n");
+}
+
+static void
+test_scalar_paths_is_a_list_of_one(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_source *s;
+
+	(void)state;
+	load_ok("sources:\n"
+	    "  - name: x\n"
+	    "    type: file\n"
+	    "    paths: /var/log/x.log\n"
+	    "    exclude: /var/log/*.gz\n", &cfg);
+	s = source(&cfg, 0);
+	assert_int_equal(s->paths.n, 1);
+	assert_string_equal(string_at(&s->paths, 0), "/var/log/x.log");
+	assert_int_equal(s->exclude.n, 1);
+	assert_string_equal(string_at(&s->exclude, 0), "/var/log/*.gz");
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_ipv6_server_is_parsed_without_brackets(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	load_ok("relays:\n"
+	    "  servers:\n"
+	    "    - \"[::1]:7540\"\n"
+	    "    - \"[2001:db8::7]:7541\"\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    SOURCES_OK, &cfg);
+	assert_int_equal(cfg.relays.servers.n, 2);
+	assert_addr(addr_at(&cfg.relays.servers, 0), CONFIG_SCHEME_NONE, "::1", 7540,
+	    NULL, "[::1]:7540");
+	assert_addr(addr_at(&cfg.relays.servers, 1), CONFIG_SCHEME_NONE, "2001:db8::7",
+	    7541, NULL, "[2001:db8::7]:7541");
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_metrics_listen_may_use_port_zero(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	load_ok("metrics: {listen: 127.0.0.1:0}\n"
+	    SOURCES_OK, &cfg);
+	assert_addr(&cfg.metrics.listen, CONFIG_SCHEME_NONE, "127.0.0.1", 0, NULL,
+	    "127.0.0.1:0");
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_misspelt_key_is_refused_with_a_suggestion(void **state)
+{
+	(void)state;
+	expect_errors("spool: {max_sise: 1GiB}\n"
+	    "memory_limt: 64MiB\n"
+	    SOURCES_OK,
+	    "agent.yaml:1: spool.max_sise: unknown key (did you mean max_size?)\n"
+	    "agent.yaml:2: memory_limt: unknown key (did you mean memory_limit?)\n");
+}
+
+static void
+test_unknown_key_without_close_match_is_refused_without_suggestion(void **state)
+{
+	(void)state;
+	expect_errors("colour: blue\n"
+	    SOURCES_OK,
+	    "agent.yaml:1: colour: unknown key\n");
+}
+
+static void
+test_size_with_unknown_unit_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("memory_limit: 64MB\n"
+	    SOURCES_OK,
+	    "agent.yaml:1: memory_limit: '64MB' is not a size: use a whole number "
+	    "with B, KiB, MiB or GiB (e.g. 64MiB)\n");
+}
+
+static void
+test_duration_without_unit_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("spool:\n"
+	    "  commit_interval: 5\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: spool.commit_interval: '5' is not a duration: use a whole "
+	    "number with ms, s, m or h (e.g. 30s)\n");
+}
+
+static void
+test_values_out_of_range_name_the_formatted_bound(void **state)
+{
+	(void)state;
+	expect_errors("memory_limit: 1MiB\n"
+	    "spool: {max_size: 2TiB, commit_interval: 11s}\n"
+	    "relays:\n"
+	    "  servers: [relay1:7540]\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    "  window: 0\n"
+	    "  batch: {max_events: 1000001, max_bytes: 1KiB}\n"
+	    "  connection_lifetime: 25h\n"
+	    SOURCES_OK,
+	    "agent.yaml:1: memory_limit: 1MiB is below the minimum of 4MiB\n"
+	    "agent.yaml:2: spool.max_size: 2TiB is above the maximum of 1TiB\n"
+	    "agent.yaml:2: spool.commit_interval: 11s is above the maximum of 10s\n"
+	    "agent.yaml:6: relays.window: 0 is below the minimum of 1\n"
+	    "agent.yaml:7: relays.batch.max_events: 1000001 is above the maximum of 1000000\n"
+	    "agent.yaml:7: relays.batch.max_bytes: 1KiB is below the minimum of 4KiB\n"
+	    "agent.yaml:8: relays.connection_lifetime: 25h is above the maximum of 24h\n");
+}
+
+static void
+test_values_at_the_bounds_are_accepted(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	load_ok("memory_limit: 4MiB\n"
+	    "spool: {max_size: 1024GiB, commit_interval: 10s}\n"
+	    "relays:\n"
+	    "  servers: [relay1:7540]\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    "  window: 1024\n"
+	    "  connection_lifetime: 0\n"
+	    SOURCES_OK, &cfg);
+	assert_int_equal(cfg.memory_limit, 4 * MIB);
+	assert_int_equal(cfg.spool.max_size, 1024 * GIB);
+	assert_int_equal(cfg.spool.commit_interval_ms, 10000);
+	assert_int_equal(cfg.relays.window, 1024);
+	assert_int_equal(cfg.relays.connection_lifetime_ms, 0);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_wrong_enum_value_lists_the_allowed_names(void **state)
+{
+	(void)state;
+	expect_errors("log_level: loud\n"
+	    "spool: {sync: sometimes}\n"
+	    "sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    format: xml\n"
+	    "    start_at: middle\n",
+	    "agent.yaml:1: log_level: 'loud' is not one of: error, warn, info, debug\n"
+	    "agent.yaml:2: spool.sync: 'sometimes' is not one of: always, relaxed\n"
+	    "agent.yaml:7: sources[0].format: 'xml' is not one of: raw, nginx_combined, json, syslog\n"
+	    "agent.yaml:8: sources[0].start_at: 'middle' is not one of: beginning, end\n");
+}
+
+static void
+test_bad_source_type_is_reported_once_not_as_type_file(void **state)
+{
+	(void)state;
+	/* A bad type must not be read as the first type (file) and cascade. */
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: sislog\n"
+	    "    listen: udp://127.0.0.1:5514\n",
+	    "agent.yaml:3: sources[0].type: 'sislog' is not one of: file, syslog, http\n");
+}
+
+static void
+test_wrong_kind_of_node_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("memory_limit: {size: 64MiB}\n"
+	    "spool: 1GiB\n"
+	    "id: [a, b]\n"
+	    "sources: {name: app}\n",
+	    "agent.yaml:1: memory_limit: expected a single value, not a mapping\n"
+	    "agent.yaml:2: spool: expected a mapping, not a single value\n"
+	    "agent.yaml:3: id: expected a single value, not a list\n"
+	    "agent.yaml:4: sources: expected a list, not a mapping\n");
+}
+
+static void
+test_missing_sources_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("id: web-01\n"
+	    "memory_limit: 64MiB\n",
+	    "agent.yaml:1: sources: missing: this key is required\n");
+	expect_errors("",
+	    "agent.yaml:1: sources: missing: this key is required\n");
+	expect_errors("# nothing but a comment\n",
+	    "agent.yaml:1: sources: missing: this key is required\n");
+}
+
+static void
+test_empty_sources_list_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("id: web-01\n"
+	    "sources: []\n",
+	    "agent.yaml:2: sources: must list at least one entry\n");
+}
+
+static void
+test_source_without_name_or_type_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - paths: [/var/log/a.log]\n"
+	    "  - name: b\n"
+	    "    paths: [/var/log/b.log]\n"
+	    "  - type: file\n"
+	    "    paths: [/var/log/c.log]\n",
+	    "agent.yaml:2: sources[0].name: missing: this key is required\n"
+	    "agent.yaml:2: sources[0].type: missing: this key is required\n"
+	    "agent.yaml:3: sources[1].type: missing: this key is required\n"
+	    "agent.yaml:5: sources[2].name: missing: this key is required\n");
+}
+
+static void
+test_file_source_without_paths_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n",
+	    "agent.yaml:2: sources[0].paths: missing: required when type is file\n");
+}
+
+static void
+test_syslog_and_http_sources_without_listen_are_refused(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "  - name: web\n"
+	    "    type: http\n",
+	    "agent.yaml:2: sources[0].listen: missing: required when type is syslog\n"
+	    "agent.yaml:4: sources[1].listen: missing: required when type is http\n");
+}
+
+static void
+test_listen_on_a_file_source_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    listen: 127.0.0.1:5514\n",
+	    "agent.yaml:5: sources[0].listen: only valid when type is syslog or http\n");
+}
+
+static void
+test_file_keys_on_a_syslog_source_are_refused(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    paths: [/var/log/syslog]\n"
+	    "    type: syslog\n"
+	    "    listen: udp://127.0.0.1:5514\n"
+	    "    start_at: end\n"
+	    "    max_body_size: 1MiB\n",
+	    "agent.yaml:3: sources[0].paths: only valid when type is file\n"
+	    "agent.yaml:6: sources[0].start_at: only valid when type is file\n"
+	    "agent.yaml:7: sources[0].max_body_size: only valid when type is http\n");
+}
+
+static void
+test_syslog_listen_needs_a_scheme(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen:\n"
+	    "      - udp://127.0.0.1:5514\n"
+	    "      - 127.0.0.1:5514\n",
+	    "agent.yaml:6: sources[0].listen[1]: '127.0.0.1:5514' needs a scheme: "
+	    "udp://, tcp:// or unix://\n");
+}
+
+static void
+test_http_listen_with_a_scheme_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: web\n"
+	    "    type: http\n"
+	    "    listen: tcp://127.0.0.1:8540\n",
+	    "agent.yaml:4: sources[0].listen[0]: 'tcp://127.0.0.1:8540': an http source "
+	    "listens on host:port\n");
+}
+
+static void
+test_unix_listen_needs_an_absolute_path(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: [unix://run/syslog.sock]\n",
+	    "agent.yaml:4: sources[0].listen[0]: 'unix://run/syslog.sock' is not a valid "
+	    "socket: expected unix:///absolute/path of at most 107 bytes\n");
+}
+
+static void
+test_bad_single_listen_value_is_reported_once_as_written(void **state)
+{
+	(void)state;
+	/* The message quotes the scheme, and the list is not also called empty. */
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: udp://127.0.0.1:70000\n",
+	    "agent.yaml:4: sources[0].listen[0]: 'udp://127.0.0.1:70000' has an invalid "
+	    "port: use 0 to 65535\n");
+}
+
+static void
+test_socket_mode_must_be_octal(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	load_ok("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: unix:///run/logferry/syslog.sock\n"
+	    "    socket_mode: 0660\n", &cfg);
+	assert_string_equal(source(&cfg, 0)->socket_mode, "0660");
+	config_free(&agent_config_schema, &cfg);
+
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: unix:///run/logferry/syslog.sock\n"
+	    "    socket_mode: 0999\n"
+	    "  - name: sys2\n"
+	    "    type: syslog\n"
+	    "    listen: unix:///run/logferry/syslog2.sock\n"
+	    "    socket_mode: 01777\n"
+	    "  - name: sys3\n"
+	    "    type: syslog\n"
+	    "    listen: unix:///run/logferry/syslog3.sock\n"
+	    "    socket_mode: rw-rw----\n",
+	    "agent.yaml:5: sources[0].socket_mode: '0999' is not an octal file mode such as 0660\n"
+	    "agent.yaml:9: sources[1].socket_mode: '01777' is not an octal file mode such as 0660\n"
+	    "agent.yaml:13: sources[2].socket_mode: 'rw-rw----' is not an octal file mode such as 0660\n");
+}
+
+static void
+test_relative_path_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths:\n"
+	    "      - /var/log/a.log\n"
+	    "      - var/log/b.log\n",
+	    "agent.yaml:6: sources[0].paths[1]: 'var/log/b.log' is not an absolute path\n");
+}
+
+static void
+test_duplicate_source_names_are_refused(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/a.log]\n"
+	    "  - name: app\n"
+	    "    type: http\n"
+	    "    listen: 127.0.0.1:8540\n",
+	    "agent.yaml:5: sources[1].name: 'app' is already the name of sources[0]\n");
+}
+
+static void
+test_source_name_with_invalid_characters_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: my app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/a.log]\n"
+	    "  - name: a/b\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/b.log]\n"
+	    "  - name: ok.name_1-x\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/c.log]\n",
+	    "agent.yaml:2: sources[0].name: 'my app' may contain only letters, digits, "
+	    "'.', '_' and '-'\n"
+	    "agent.yaml:5: sources[1].name: 'a/b' may contain only letters, digits, "
+	    "'.', '_' and '-'\n");
+}
+
+static void
+test_duplicate_key_names_the_line_first_set(void **state)
+{
+	(void)state;
+	expect_errors("memory_limit: 64MiB\n"
+	    "spool:\n"
+	    "  sync: always\n"
+	    "  sync: relaxed\n"
+	    "memory_limit: 128MiB\n"
+	    SOURCES_OK,
+	    "agent.yaml:4: spool.sync: duplicate key (first set on line 3)\n"
+	    "agent.yaml:5: memory_limit: duplicate key (first set on line 1)\n");
+}
+
+static void
+test_yaml_syntax_error_reports_its_line(void **state)
+{
+	struct agent_config cfg;
+	char *err;
+
+	(void)state;
+	assert_int_equal(load("id: web-01\n"
+	    "memory_limit: 64MiB\n"
+	    "  spool: {sync: always}\n"
+	    SOURCES_OK, &cfg, &err), -EINVAL);
+	assert_string_equal(err,
+	    "agent.yaml:3: YAML syntax error: mapping values are not allowed in this context\n");
+	/* Defaults are filled in even so: the struct is safe to read and free. */
+	assert_int_equal(cfg.memory_limit, 64 * MIB);
+	config_free(&agent_config_schema, &cfg);
+	free(err);
+
+	expect_errors("id: web-01\n"
+	    "sources:\n"
+	    "\t- name: app\n",
+	    "agent.yaml:3: YAML syntax error: found character that cannot start any "
+	    "token while scanning for the next token\n");
+}
+
+static void
+test_relays_without_tls_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("relays:\n"
+	    "  servers: [relay1:7540]\n"
+	    SOURCES_OK,
+	    "agent.yaml:1: relays.tls: missing: this key is required\n");
+	expect_errors("relays: {servers: [relay1:7540], tls: {ca_file: @CA@}}\n"
+	    SOURCES_OK,
+	    "agent.yaml:1: relays.tls.cert_file: missing: this key is required\n"
+	    "agent.yaml:1: relays.tls.key_file: missing: this key is required\n");
+}
+
+static void
+test_relays_without_servers_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("relays:\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    SOURCES_OK,
+	    "agent.yaml:1: relays.servers: missing: this key is required\n");
+	expect_errors("relays:\n"
+	    "  servers: []\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: relays.servers: must list at least one entry\n");
+}
+
+static void
+test_unreadable_tls_files_are_reported(void **state)
+{
+	(void)state;
+	expect_errors("relays:\n"
+	    "  servers: [relay1:7540]\n"
+	    "  tls:\n"
+	    "    ca_file: /nonexistent/logferry/ca.crt\n"
+	    "    cert_file: @CERT@\n"
+	    "    key_file: /nonexistent/logferry/agent.key\n"
+	    SOURCES_OK,
+	    "agent.yaml:4: relays.tls.ca_file: cannot read '/nonexistent/logferry/ca.crt': "
+	    "No such file or directory\n"
+	    "agent.yaml:6: relays.tls.key_file: cannot read '/nonexistent/logferry/agent.key': "
+	    "No such file or directory\n");
+}
+
+static void
+test_reconnect_min_above_reconnect_max_is_refused(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	expect_errors("relays:\n"
+	    "  servers: [relay1:7540]\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    "  reconnect_min: 1m\n"
+	    "  reconnect_max: 30s\n"
+	    SOURCES_OK,
+	    "agent.yaml:4: relays.reconnect_min: must not be above reconnect_max\n");
+	/* Against the default reconnect_max (30s) too. */
+	expect_errors("relays:\n"
+	    "  servers: [relay1:7540]\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    "  reconnect_min: 31s\n"
+	    SOURCES_OK,
+	    "agent.yaml:4: relays.reconnect_min: must not be above reconnect_max\n");
+	/* Equal is fine. */
+	load_ok("relays:\n"
+	    "  servers: [relay1:7540]\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    "  reconnect_min: 5s\n"
+	    "  reconnect_max: 5000ms\n"
+	    SOURCES_OK, &cfg);
+	assert_int_equal(cfg.relays.reconnect_min_ms, 5000);
+	assert_int_equal(cfg.relays.reconnect_max_ms, 5000);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_bad_server_addresses_are_refused(void **state)
+{
+	(void)state;
+	expect_errors("relays:\n"
+	    "  servers: [relay1:0, relay2:70000, relay3, \"::1:7540\", tcp://relay4:7540, \":7540\"]\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: relays.servers[0]: 'relay1:0' has an invalid port: use 1 to 65535\n"
+	    "agent.yaml:2: relays.servers[1]: 'relay2:70000' has an invalid port: use 1 to 65535\n"
+	    "agent.yaml:2: relays.servers[2]: 'relay3' is not host:port: the port is missing\n"
+	    "agent.yaml:2: relays.servers[3]: '::1:7540' is not host:port: write an IPv6 "
+	    "address as [addr]:port\n"
+	    "agent.yaml:2: relays.servers[4]: 'tcp://relay4:7540' is not a valid address: "
+	    "expected host:port\n"
+	    "agent.yaml:2: relays.servers[5]: ':7540' is not host:port: the host is missing\n");
+}
+
+static void
+test_several_errors_are_all_reported_in_one_run(void **state)
+{
+	struct agent_config cfg;
+	char *err;
+	int lines = 0;
+
+	(void)state;
+	assert_int_equal(load("memory_limit: 64MB\n"
+	    "spool: {sync: sometimes, max_sise: 1GiB}\n"
+	    "colour: blue\n"
+	    "sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    listen: 127.0.0.1:1\n"
+	    "  - type: syslog\n"
+	    "    listen: udp://127.0.0.1:70000\n"
+	    "relays:\n"
+	    "  servers: [relay1]\n"
+	    "  window: 0\n", &cfg, &err), -EINVAL);
+	for (const char *p = err; *p; p++)
+		lines += *p == '\n';
+	assert_int_equal(lines, 11);
+	for (const char *p = err; *p; p = strchr(p, '\n') + 1)
+		assert_int_equal(strncmp(p, "agent.yaml:", 11), 0);
+	assert_non_null(strstr(err, "agent.yaml:1: memory_limit: '64MB' is not a size"));
+	assert_non_null(strstr(err, "agent.yaml:2: spool.sync: 'sometimes' is not one of"));
+	assert_non_null(strstr(err, "agent.yaml:2: spool.max_sise: unknown key (did you mean max_size?)\n"));
+	assert_non_null(strstr(err, "agent.yaml:3: colour: unknown key\n"));
+	assert_non_null(strstr(err, "agent.yaml:5: sources[0].paths: missing: required when type is file\n"));
+	assert_non_null(strstr(err, "agent.yaml:7: sources[0].listen: only valid when type is syslog or http\n"));
+	assert_non_null(strstr(err, "agent.yaml:8: sources[1].name: missing: this key is required\n"));
+	assert_non_null(strstr(err, "agent.yaml:9: sources[1].listen[0]: 'udp://127.0.0.1:70000' has an invalid port"));
+	assert_non_null(strstr(err, "agent.yaml:11: relays.servers[0]: 'relay1' is not host:port"));
+	assert_non_null(strstr(err, "agent.yaml:10: relays.tls: missing: this key is required\n"));
+	assert_non_null(strstr(err, "agent.yaml:12: relays.window: 0 is below the minimum of 1\n"));
+	config_free(&agent_config_schema, &cfg);
+	free(err);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_design_example_config_is_valid_and_typed),
+		cmocka_unit_test(test_absent_keys_get_their_defaults),
+		cmocka_unit_test(test_config_without_relays_is_valid_and_only_spools),
+		cmocka_unit_test(test_id_defaults_to_the_host_name),
+		cmocka_unit_test(test_tilde_or_empty_value_is_absent_and_the_default_applies),
+		cmocka_unit_test(test_quoted_empty_string_is_a_value_not_absent),
+		cmocka_unit_test(test_scalar_paths_is_a_list_of_one),
+		cmocka_unit_test(test_ipv6_server_is_parsed_without_brackets),
+		cmocka_unit_test(test_metrics_listen_may_use_port_zero),
+		cmocka_unit_test(test_misspelt_key_is_refused_with_a_suggestion),
+		cmocka_unit_test(test_unknown_key_without_close_match_is_refused_without_suggestion),
+		cmocka_unit_test(test_size_with_unknown_unit_is_refused),
+		cmocka_unit_test(test_duration_without_unit_is_refused),
+		cmocka_unit_test(test_values_out_of_range_name_the_formatted_bound),
+		cmocka_unit_test(test_values_at_the_bounds_are_accepted),
+		cmocka_unit_test(test_wrong_enum_value_lists_the_allowed_names),
+		cmocka_unit_test(test_bad_source_type_is_reported_once_not_as_type_file),
+		cmocka_unit_test(test_wrong_kind_of_node_is_refused),
+		cmocka_unit_test(test_missing_sources_is_refused),
+		cmocka_unit_test(test_empty_sources_list_is_refused),
+		cmocka_unit_test(test_source_without_name_or_type_is_refused),
+		cmocka_unit_test(test_file_source_without_paths_is_refused),
+		cmocka_unit_test(test_syslog_and_http_sources_without_listen_are_refused),
+		cmocka_unit_test(test_listen_on_a_file_source_is_refused),
+		cmocka_unit_test(test_file_keys_on_a_syslog_source_are_refused),
+		cmocka_unit_test(test_syslog_listen_needs_a_scheme),
+		cmocka_unit_test(test_http_listen_with_a_scheme_is_refused),
+		cmocka_unit_test(test_unix_listen_needs_an_absolute_path),
+		cmocka_unit_test(test_bad_single_listen_value_is_reported_once_as_written),
+		cmocka_unit_test(test_socket_mode_must_be_octal),
+		cmocka_unit_test(test_relative_path_is_refused),
+		cmocka_unit_test(test_duplicate_source_names_are_refused),
+		cmocka_unit_test(test_source_name_with_invalid_characters_is_refused),
+		cmocka_unit_test(test_duplicate_key_names_the_line_first_set),
+		cmocka_unit_test(test_yaml_syntax_error_reports_its_line),
+		cmocka_unit_test(test_relays_without_tls_is_refused),
+		cmocka_unit_test(test_relays_without_servers_is_refused),
+		cmocka_unit_test(test_unreadable_tls_files_are_reported),
+		cmocka_unit_test(test_reconnect_min_above_reconnect_max_is_refused),
+		cmocka_unit_test(test_bad_server_addresses_are_refused),
+		cmocka_unit_test(test_several_errors_are_all_reported_in_one_run),
+	};
+
+	return cmocka_run_group_tests(tests, setup_tls_files, remove_tls_files);
+}

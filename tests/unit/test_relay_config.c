@@ -1,0 +1,660 @@
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/daemon.h"
+#include "relay/relay_config.h"
+
+#define KIB UINT64_C(1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+
+/*
+ * The TLS validators check that the files are readable, so the tests use
+ * real files. YAML below writes @CA@, @CERT@ and @KEY@ for their paths.
+ */
+static char ca_path[64], cert_path[64], key_path[64];
+
+static void
+make_temp_file(char *path, size_t len, const char *what)
+{
+	int fd;
+
+	snprintf(path, len, "/tmp/logferry-test-%s-XXXXXX", what);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "not really PEM\n", 15), 15);
+	assert_int_equal(close(fd), 0);
+}
+
+static int
+setup_tls_files(void **state)
+{
+	(void)state;
+	make_temp_file(ca_path, sizeof(ca_path), "ca");
+	make_temp_file(cert_path, sizeof(cert_path), "cert");
+	make_temp_file(key_path, sizeof(key_path), "key");
+	return 0;
+}
+
+static int
+remove_tls_files(void **state)
+{
+	(void)state;
+	unlink(ca_path);
+	unlink(cert_path);
+	unlink(key_path);
+	return 0;
+}
+
+/* The template with @CA@, @CERT@ and @KEY@ replaced (caller frees). */
+static char *
+subst(const char *tmpl)
+{
+	static const struct { const char *mark; const char *path; } marks[] = {
+		{ "@CA@", ca_path }, { "@CERT@", cert_path }, { "@KEY@", key_path },
+	};
+	size_t cap = strlen(tmpl) + 3 * 64 * 8 + 1, len = 0;
+	char *out = malloc(cap);
+
+	assert_non_null(out);
+	for (const char *p = tmpl; *p;) {
+		bool replaced = false;
+
+		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+			size_t n = strlen(marks[i].mark), m = strlen(marks[i].path);
+
+			if (strncmp(p, marks[i].mark, n) == 0) {
+				assert_true(len + m < cap);
+				memcpy(out + len, marks[i].path, m);
+				len += m;
+				p += n;
+				replaced = true;
+				break;
+			}
+		}
+		if (!replaced) {
+			assert_true(len + 1 < cap);
+			out[len++] = *p++;
+		}
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* Loads tmpl as "relay.yaml"; *err gets everything printed (caller frees). */
+static int
+load(const char *tmpl, struct relay_config *cfg, char **err)
+{
+	char *yaml = subst(tmpl);
+	size_t errlen = 0;
+	FILE *f;
+	int r;
+
+	*err = NULL;
+	f = open_memstream(err, &errlen);
+	assert_non_null(f);
+	r = config_load_string(&relay_config_schema, "relay.yaml", yaml, strlen(yaml),
+	    cfg, f);
+	assert_int_equal(fclose(f), 0);
+	free(yaml);
+	return r;
+}
+
+/* Loads a configuration that must be valid and prints nothing. */
+static void
+load_ok(const char *tmpl, struct relay_config *cfg)
+{
+	char *err;
+	int r = load(tmpl, cfg, &err);
+
+	assert_string_equal(err, "");
+	assert_int_equal(r, 0);
+	free(err);
+}
+
+/* Loads a configuration that must be refused with exactly these lines. */
+static void
+expect_errors(const char *tmpl, const char *expected)
+{
+	struct relay_config cfg;
+	char *err;
+	int r = load(tmpl, &cfg, &err);
+
+	assert_string_equal(err, expected);
+	assert_int_equal(r, -EINVAL);
+	config_free(&relay_config_schema, &cfg);
+	free(err);
+}
+
+static const char *
+string_at(const struct config_list *l, size_t i)
+{
+	assert_true(i < l->n);
+	return ((char *const *)l->items)[i];
+}
+
+static const struct config_addr *
+addr_at(const struct config_list *l, size_t i)
+{
+	assert_true(i < l->n);
+	return (const struct config_addr *)l->items + i;
+}
+
+static void
+assert_addr(const struct config_addr *a, const char *host, uint16_t port,
+    const char *text)
+{
+	assert_int_equal(a->scheme, CONFIG_SCHEME_NONE);
+	assert_string_equal(a->host, host);
+	assert_int_equal(a->port, port);
+	assert_null(a->path);
+	assert_string_equal(a->text, text);
+}
+
+static void
+assert_host_name(const char *id)
+{
+	char host[256];
+
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	host[sizeof(host) - 1] = '\0';
+	assert_non_null(id);
+	assert_string_equal(id, host);
+}
+
+/* Valid sections, put last so that the lines under test come first. */
+#define TLS_OK "tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+#define KAFKA_OK "kafka: {brokers: kafka1:9092}\n"
+
+static const char design_example[] =
+	"id: relay-1\n"
+	"listen: 0.0.0.0:7540\n"
+	"workers: 2\n"
+	"memory_limit: 1GiB\n"
+	"tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@,\n"
+	"      verify_client: true, allowed_agents: [\"web-*\"]}\n"
+	"kafka:\n"
+	"  brokers: kafka1:9092,kafka2:9092\n"
+	"  topic: logs.${stream}\n"
+	"  key: ${host}\n"
+	"  format: json\n"
+	"  delivery_timeout: 30s\n"
+	"  properties: {compression.type: lz4}   # passed to librdkafka unchanged\n"
+	"metrics: {listen: 127.0.0.1:9541}\n";
+
+static void
+test_design_example_config_is_valid_and_typed(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok(design_example, &cfg);
+
+	assert_string_equal(cfg.id, "relay-1");
+	assert_string_equal(daemon_log_levels[cfg.log_level], "info");
+	assert_addr(&cfg.listen, "0.0.0.0", 7540, "0.0.0.0:7540");
+	assert_int_equal(cfg.workers, 2);
+	assert_int_equal(cfg.memory_limit, 1 * GIB);
+
+	assert_string_equal(cfg.tls.ca_file, ca_path);
+	assert_string_equal(cfg.tls.cert_file, cert_path);
+	assert_string_equal(cfg.tls.key_file, key_path);
+	assert_true(cfg.tls.verify_client);
+	assert_int_equal(cfg.tls.allowed_agents.n, 1);
+	assert_string_equal(string_at(&cfg.tls.allowed_agents, 0), "web-*");
+
+	assert_int_equal(cfg.kafka.brokers.n, 2);
+	assert_addr(addr_at(&cfg.kafka.brokers, 0), "kafka1", 9092, "kafka1:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 1), "kafka2", 9092, "kafka2:9092");
+	assert_string_equal(cfg.kafka.topic, "logs.${stream}");
+	assert_string_equal(cfg.kafka.key, "${host}");
+	assert_int_equal(cfg.kafka.format, RELAY_FORMAT_JSON);
+	assert_int_equal(cfg.kafka.delivery_timeout_ms, 30000);
+	assert_int_equal(cfg.kafka.properties.n, 1);
+	assert_string_equal(cfg.kafka.properties.items[0].key, "compression.type");
+	assert_string_equal(cfg.kafka.properties.items[0].value, "lz4");
+	assert_int_equal(cfg.kafka.properties.items[0].line, 13);
+
+	assert_addr(&cfg.metrics.listen, "127.0.0.1", 9541, "127.0.0.1:9541");
+
+	config_free(&relay_config_schema, &cfg);
+}
+
+static void
+test_absent_keys_get_their_defaults(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok(TLS_OK KAFKA_OK, &cfg);
+
+	assert_host_name(cfg.id);
+	assert_string_equal(daemon_log_levels[cfg.log_level], "info");
+	assert_addr(&cfg.listen, "0.0.0.0", 7540, "0.0.0.0:7540");
+	assert_int_equal(cfg.workers, 2);
+	assert_int_equal(cfg.memory_limit, 1 * GIB);
+	assert_int_equal(cfg.max_connections, 10000);
+	assert_int_equal(cfg.shutdown_timeout_ms, 10000);
+
+	assert_true(cfg.tls.verify_client);
+	assert_int_equal(cfg.tls.allowed_agents.n, 1);
+	assert_string_equal(string_at(&cfg.tls.allowed_agents, 0), "*");
+	assert_int_equal(cfg.tls.ciphers.n, 0);
+	assert_int_equal(cfg.tls.handshake_timeout_ms, 10000);
+
+	assert_int_equal(cfg.limits.max_batch_bytes, 4 * MIB);
+	assert_int_equal(cfg.limits.max_uncompressed_bytes, 64 * MIB);
+	assert_int_equal(cfg.limits.window, 8);
+	assert_int_equal(cfg.limits.connection_max_inflight, 32 * MIB);
+	assert_int_equal(cfg.limits.idle_timeout_ms, 60000);
+
+	assert_int_equal(cfg.kafka.brokers.n, 1);
+	assert_addr(addr_at(&cfg.kafka.brokers, 0), "kafka1", 9092, "kafka1:9092");
+	assert_string_equal(cfg.kafka.topic, "logs.${stream}");
+	assert_string_equal(cfg.kafka.key, "${host}");
+	assert_int_equal(cfg.kafka.format, RELAY_FORMAT_JSON);
+	assert_int_equal(cfg.kafka.delivery_timeout_ms, 30000);
+	assert_int_equal(cfg.kafka.properties.n, 0);
+
+	assert_null(cfg.metrics.listen.text);
+	assert_null(cfg.metrics.listen.host);
+
+	config_free(&relay_config_schema, &cfg);
+}
+
+static void
+test_tilde_value_is_absent_and_the_default_applies(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok("id: ~\n"
+	    "listen:\n"
+	    "workers: null\n"
+	    "kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  key: ~\n"
+	    "  properties:\n"
+	    TLS_OK, &cfg);
+	assert_host_name(cfg.id);
+	assert_addr(&cfg.listen, "0.0.0.0", 7540, "0.0.0.0:7540");
+	assert_int_equal(cfg.workers, 2);
+	assert_string_equal(cfg.kafka.key, "${host}");
+	assert_int_equal(cfg.kafka.properties.n, 0);
+	config_free(&relay_config_schema, &cfg);
+}
+
+static void
+test_brokers_as_a_yaml_list_also_works(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok("kafka:\n"
+	    "  brokers:\n"
+	    "    - kafka1:9092\n"
+	    "    - \"[::1]:9093\"\n"
+	    TLS_OK, &cfg);
+	assert_int_equal(cfg.kafka.brokers.n, 2);
+	assert_addr(addr_at(&cfg.kafka.brokers, 0), "kafka1", 9092, "kafka1:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 1), "::1", 9093, "[::1]:9093");
+	config_free(&relay_config_schema, &cfg);
+
+	/* Spaces around the commas are not part of the addresses. */
+	load_ok("kafka: {brokers: \"kafka1:9092, kafka2:9092 ,kafka3:9092\"}\n"
+	    TLS_OK, &cfg);
+	assert_int_equal(cfg.kafka.brokers.n, 3);
+	assert_addr(addr_at(&cfg.kafka.brokers, 0), "kafka1", 9092, "kafka1:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 1), "kafka2", 9092, "kafka2:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 2), "kafka3", 9092, "kafka3:9092");
+	config_free(&relay_config_schema, &cfg);
+}
+
+static void
+test_empty_key_means_records_without_key(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  key: \"\"\n"
+	    TLS_OK, &cfg);
+	assert_string_equal(cfg.kafka.key, "");
+	config_free(&relay_config_schema, &cfg);
+}
+
+static void
+test_every_template_variable_is_accepted(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  topic: logs.${agent}.${source}-${stream}\n"
+	    "  key: ${host}/${fields.user_id}\n"
+	    TLS_OK, &cfg);
+	assert_string_equal(cfg.kafka.topic, "logs.${agent}.${source}-${stream}");
+	assert_string_equal(cfg.kafka.key, "${host}/${fields.user_id}");
+	config_free(&relay_config_schema, &cfg);
+
+	load_ok("kafka: {brokers: kafka1:9092, topic: all-logs}\n"
+	    TLS_OK, &cfg);
+	assert_string_equal(cfg.kafka.topic, "all-logs");
+	config_free(&relay_config_schema, &cfg);
+}
+
+static void
+test_unknown_template_variable_is_named(void **state)
+{
+	(void)state;
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  topic: logs.${streem}\n"
+	    "  key: ${fields.}\n"
+	    TLS_OK,
+	    "relay.yaml:3: kafka.topic: unknown variable ${streem}: use ${stream}, "
+	    "${host}, ${agent}, ${source} or ${fields.NAME}\n"
+	    "relay.yaml:4: kafka.key: unknown variable ${fields.}: use ${stream}, "
+	    "${host}, ${agent}, ${source} or ${fields.NAME}\n");
+}
+
+static void
+test_unclosed_template_variable_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  topic: logs.${stream\n"
+	    TLS_OK,
+	    "relay.yaml:3: kafka.topic: '${stream' is not closed with '}'\n");
+}
+
+static void
+test_bare_dollar_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  topic: logs.$stream\n"
+	    "  key: price$\n"
+	    TLS_OK,
+	    "relay.yaml:3: kafka.topic: '$' must start a variable such as ${stream}\n"
+	    "relay.yaml:4: kafka.key: '$' must start a variable such as ${stream}\n");
+}
+
+static void
+test_unknown_librdkafka_property_is_refused_with_its_reason(void **state)
+{
+	struct relay_config cfg;
+	const char *line1 = "relay.yaml:5: kafka.properties.no.such.property: "
+	    "No such configuration property";
+	const char *line2 = "relay.yaml:6: kafka.properties.compression.type: "
+	    "Invalid value \"zip\"";
+	char *err, *second;
+
+	(void)state;
+	assert_int_equal(load("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  properties:\n"
+	    "    linger.ms: 5\n"
+	    "    no.such.property: 1\n"
+	    "    compression.type: zip\n"
+	    TLS_OK, &cfg, &err), -EINVAL);
+	/* The reasons are librdkafka's own words, one line each. */
+	assert_int_equal(strncmp(err, line1, strlen(line1)), 0);
+	second = strchr(err, '\n');
+	assert_non_null(second);
+	second++;
+	assert_int_equal(strncmp(second, line2, strlen(line2)), 0);
+	assert_non_null(strchr(second, '\n'));
+	assert_string_equal(strchr(second, '\n'), "\n");
+	config_free(&relay_config_schema, &cfg);
+	free(err);
+}
+
+static void
+test_properties_the_relay_fixes_are_refused(void **state)
+{
+	(void)state;
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  properties:\n"
+	    "    acks: 1\n"
+	    "    enable.idempotence: false\n"
+	    "    bootstrap.servers: other:9092\n"
+	    "    message.timeout.ms: 1000\n"
+	    TLS_OK,
+	    "relay.yaml:4: kafka.properties.acks: is set by the relay itself: the relay "
+	    "always produces with acks=all so that an Ack means every replica has the events\n"
+	    "relay.yaml:5: kafka.properties.enable.idempotence: is set by the relay itself: "
+	    "the relay always enables idempotence so that retries never duplicate or reorder events\n"
+	    "relay.yaml:6: kafka.properties.bootstrap.servers: is set by the relay itself: "
+	    "use kafka.brokers\n"
+	    "relay.yaml:7: kafka.properties.message.timeout.ms: is set by the relay itself: "
+	    "use kafka.delivery_timeout\n");
+}
+
+static void
+test_properties_must_be_a_mapping_of_single_values(void **state)
+{
+	(void)state;
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  properties: [linger.ms=5]\n"
+	    TLS_OK,
+	    "relay.yaml:3: kafka.properties: expected a mapping, not a list\n");
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  properties:\n"
+	    "    linger.ms: [5]\n"
+	    "    batch.size: 1000\n"
+	    "    batch.size: 2000\n"
+	    TLS_OK,
+	    "relay.yaml:4: kafka.properties.linger.ms: expected a single value, not a list\n"
+	    "relay.yaml:6: kafka.properties.batch.size: duplicate key\n");
+}
+
+static void
+test_max_batch_bytes_above_max_uncompressed_bytes_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("limits:\n"
+	    "  max_batch_bytes: 128MiB\n"
+	    "  max_uncompressed_bytes: 64MiB\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:2: limits.max_batch_bytes: must not be above max_uncompressed_bytes\n");
+	/* Against the default max_uncompressed_bytes (64MiB) too. */
+	expect_errors("limits: {max_batch_bytes: 65MiB}\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:1: limits.max_batch_bytes: must not be above max_uncompressed_bytes\n");
+}
+
+static void
+test_connection_max_inflight_above_memory_limit_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("memory_limit: 32MiB\n"
+	    "limits:\n"
+	    "  connection_max_inflight: 64MiB\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:3: limits.connection_max_inflight: must not be above memory_limit\n");
+	/* The default (32MiB) against a small memory_limit; no limits section to point at. */
+	expect_errors(TLS_OK KAFKA_OK
+	    "memory_limit: 16MiB\n",
+	    "relay.yaml:1: limits.connection_max_inflight: must not be above memory_limit\n");
+}
+
+static void
+test_missing_kafka_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("id: relay-1\n"
+	    TLS_OK,
+	    "relay.yaml:1: kafka: missing: this key is required\n");
+	expect_errors(TLS_OK
+	    "kafka:\n"
+	    "  topic: logs\n",
+	    "relay.yaml:2: kafka.brokers: missing: this key is required\n");
+}
+
+static void
+test_missing_tls_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("id: relay-1\n"
+	    KAFKA_OK,
+	    "relay.yaml:1: tls: missing: this key is required\n");
+	expect_errors("",
+	    "relay.yaml:1: tls: missing: this key is required\n"
+	    "relay.yaml:1: kafka: missing: this key is required\n");
+	expect_errors(KAFKA_OK
+	    "tls: {ca_file: @CA@}\n",
+	    "relay.yaml:2: tls.cert_file: missing: this key is required\n"
+	    "relay.yaml:2: tls.key_file: missing: this key is required\n");
+}
+
+static void
+test_unreadable_tls_files_are_reported(void **state)
+{
+	(void)state;
+	expect_errors("tls:\n"
+	    "  ca_file: /nonexistent/logferry/ca.crt\n"
+	    "  cert_file: /nonexistent/logferry/relay.crt\n"
+	    "  key_file: @KEY@\n"
+	    KAFKA_OK,
+	    "relay.yaml:2: tls.ca_file: cannot read '/nonexistent/logferry/ca.crt': "
+	    "No such file or directory\n"
+	    "relay.yaml:3: tls.cert_file: cannot read '/nonexistent/logferry/relay.crt': "
+	    "No such file or directory\n");
+}
+
+static void
+test_workers_out_of_range_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("workers: 0\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:1: workers: 0 is below the minimum of 1\n");
+	expect_errors("workers: 257\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:1: workers: 257 is above the maximum of 256\n");
+	expect_errors("workers: two\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:1: workers: 'two' is not an integer\n");
+}
+
+static void
+test_unknown_format_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  format: avro\n"
+	    TLS_OK,
+	    "relay.yaml:3: kafka.format: 'avro' is not one of: json, protobuf, raw\n");
+}
+
+static void
+test_verify_client_must_be_a_boolean(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok("tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@, verify_client: false}\n"
+	    KAFKA_OK, &cfg);
+	assert_false(cfg.tls.verify_client);
+	config_free(&relay_config_schema, &cfg);
+	expect_errors("tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@, verify_client: maybe}\n"
+	    KAFKA_OK,
+	    "relay.yaml:1: tls.verify_client: 'maybe' is not a boolean: use true or false\n");
+}
+
+static void
+test_allowed_agents_scalar_is_a_list_of_one_and_empty_list_is_refused(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok("tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@, allowed_agents: db-01}\n"
+	    KAFKA_OK, &cfg);
+	assert_int_equal(cfg.tls.allowed_agents.n, 1);
+	assert_string_equal(string_at(&cfg.tls.allowed_agents, 0), "db-01");
+	config_free(&relay_config_schema, &cfg);
+	expect_errors("tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@, allowed_agents: []}\n"
+	    KAFKA_OK,
+	    "relay.yaml:1: tls.allowed_agents: must list at least one entry\n");
+}
+
+static void
+test_bad_addresses_are_refused(void **state)
+{
+	(void)state;
+	expect_errors("listen: 0.0.0.0\n"
+	    "kafka:\n"
+	    "  brokers: kafka1:9092,kafka2,kafka3:0\n"
+	    "metrics: {listen: tcp://127.0.0.1:9541}\n"
+	    TLS_OK,
+	    "relay.yaml:1: listen: '0.0.0.0' is not host:port: the port is missing\n"
+	    "relay.yaml:3: kafka.brokers[1]: 'kafka2' is not host:port: the port is missing\n"
+	    "relay.yaml:3: kafka.brokers[2]: 'kafka3:0' has an invalid port: use 1 to 65535\n"
+	    "relay.yaml:4: metrics.listen: 'tcp://127.0.0.1:9541' is not a valid address: "
+	    "expected host:port\n");
+}
+
+static void
+test_misspelt_key_is_refused_with_a_suggestion(void **state)
+{
+	(void)state;
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  topik: logs\n"
+	    "worker: 4\n"
+	    TLS_OK,
+	    "relay.yaml:3: kafka.topik: unknown key (did you mean topic?)\n"
+	    "relay.yaml:4: worker: unknown key (did you mean workers?)\n");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_design_example_config_is_valid_and_typed),
+		cmocka_unit_test(test_absent_keys_get_their_defaults),
+		cmocka_unit_test(test_tilde_value_is_absent_and_the_default_applies),
+		cmocka_unit_test(test_brokers_as_a_yaml_list_also_works),
+		cmocka_unit_test(test_empty_key_means_records_without_key),
+		cmocka_unit_test(test_every_template_variable_is_accepted),
+		cmocka_unit_test(test_unknown_template_variable_is_named),
+		cmocka_unit_test(test_unclosed_template_variable_is_refused),
+		cmocka_unit_test(test_bare_dollar_is_refused),
+		cmocka_unit_test(test_unknown_librdkafka_property_is_refused_with_its_reason),
+		cmocka_unit_test(test_properties_the_relay_fixes_are_refused),
+		cmocka_unit_test(test_properties_must_be_a_mapping_of_single_values),
+		cmocka_unit_test(test_max_batch_bytes_above_max_uncompressed_bytes_is_refused),
+		cmocka_unit_test(test_connection_max_inflight_above_memory_limit_is_refused),
+		cmocka_unit_test(test_missing_kafka_is_refused),
+		cmocka_unit_test(test_missing_tls_is_refused),
+		cmocka_unit_test(test_unreadable_tls_files_are_reported),
+		cmocka_unit_test(test_workers_out_of_range_is_refused),
+		cmocka_unit_test(test_unknown_format_is_refused),
+		cmocka_unit_test(test_verify_client_must_be_a_boolean),
+		cmocka_unit_test(test_allowed_agents_scalar_is_a_list_of_one_and_empty_list_is_refused),
+		cmocka_unit_test(test_bad_addresses_are_refused),
+		cmocka_unit_test(test_misspelt_key_is_refused_with_a_suggestion),
+	};
+
+	return cmocka_run_group_tests(tests, setup_tls_files, remove_tls_files);
+}
