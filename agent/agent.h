@@ -1,13 +1,17 @@
 /*
- * agent: the logferry-agent process: owns the loop and, as they arrive,
- * the sources, the spool and the shipper.
+ * agent: the logferry-agent process: owns, as they arrive, the sources,
+ * the spool and the shipper on the main loop (common/daemon.h owns the loop).
  */
 #ifndef LOGFERRY_AGENT_H
 #define LOGFERRY_AGENT_H
 
+#include <uv.h>
+
 #include "agent/agent_config.h"
 
-/* Runs the agent until SIGTERM or SIGINT. Returns an exit code (common/daemon.h). */
-int agent_run(const char *config_file, void *config);
+/* The daemon_spec hooks (common/daemon.h) of the agent. */
+int agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx);
+void agent_stop(void *ctx);
+int agent_finish(void *ctx);
 
 #endif

@@ -11,7 +11,9 @@ static const struct daemon_spec agent_spec = {
 	.default_config = SYSCONFDIR "/logferry/agent.yaml",
 	.schema = &agent_config_schema,
 	.log_level_offset = offsetof(struct agent_config, log_level),
-	.run = agent_run,
+	.start = agent_start,
+	.stop = agent_stop,
+	.finish = agent_finish,
 };
 
 int

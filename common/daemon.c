@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,12 +18,17 @@
 
 const char *const daemon_log_levels[] = { "error", "warn", "info", "debug", NULL };
 
-struct daemon_signals {
+/* The main loop of a running daemon and its signal handlers. */
+struct daemon_run {
+	const struct daemon_spec *spec;
+	const char *file;
+	uv_loop_t loop;
 	uv_signal_t term, intr, hup;
-	daemon_signal_cb on_stop, on_reload;
-	void *arg;
-	int open;   /* handles not yet closed */
+	void *ctx;
+	bool stopping;
 };
+
+static int daemon_run(const struct daemon_spec *spec, const char *file, void *cfg);
 
 static void
 daemon_usage(const struct daemon_spec *spec, FILE *out)
@@ -105,7 +111,7 @@ daemon_main(const struct daemon_spec *spec, int argc, char **argv)
 		    (enum log_level) * (int *)((char *)cfg + spec->log_level_offset));
 		/* Writes to a closed socket must fail with EPIPE, not kill us. */
 		signal(SIGPIPE, SIG_IGN);
-		r = spec->run(file, cfg);
+		r = daemon_run(spec, file, cfg);
 		log_flush_suppressed();
 	}
 	config_free(spec->schema, cfg);
@@ -136,72 +142,11 @@ daemon_default_id(struct config_check *c, char **id)
 		abort();
 }
 
+/*
+ * On SIGHUP: checks the configuration file again and logs whether it is
+ * valid, so that a broken edit is reported before the next restart.
+ */
 static void
-daemon_on_signal(uv_signal_t *h, int signum)
-{
-	struct daemon_signals *s = h->data;
-
-	if (signum == SIGHUP) {
-		if (s->on_reload != NULL)
-			s->on_reload(s->arg, signum);
-		return;
-	}
-	s->on_stop(s->arg, signum);
-}
-
-static void
-daemon_signals_closed(uv_handle_t *h)
-{
-	struct daemon_signals *s = h->data;
-
-	if (--s->open == 0)
-		free(s);
-}
-
-int
-daemon_signals_start(uv_loop_t *loop, daemon_signal_cb on_stop,
-    daemon_signal_cb on_reload, void *arg, struct daemon_signals **out)
-{
-	struct daemon_signals *s;
-	uv_signal_t *hs[3];
-	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
-	int r = 0;
-
-	*out = NULL;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return UV_ENOMEM;
-	s->on_stop = on_stop;
-	s->on_reload = on_reload;
-	s->arg = arg;
-	hs[0] = &s->term;
-	hs[1] = &s->intr;
-	hs[2] = &s->hup;
-	for (int i = 0; i < 3; i++) {
-		uv_signal_init(loop, hs[i]);
-		hs[i]->data = s;
-		s->open++;
-		if (r == 0)
-			r = uv_signal_start(hs[i], daemon_on_signal, signums[i]);
-	}
-	if (r != 0) {
-		daemon_signals_close(s);
-		return r;
-	}
-	*out = s;
-	return 0;
-}
-
-void
-daemon_signals_close(struct daemon_signals *s)
-{
-	if (s == NULL)
-		return;
-	uv_close((uv_handle_t *)&s->term, daemon_signals_closed);
-	uv_close((uv_handle_t *)&s->intr, daemon_signals_closed);
-	uv_close((uv_handle_t *)&s->hup, daemon_signals_closed);
-}
-
-void
 daemon_reload_check(const struct config_schema *schema, const char *file,
     const char *what)
 {
@@ -233,18 +178,76 @@ daemon_reload_check(const struct config_schema *schema, const char *file,
 	free(fresh);
 }
 
-void
-daemon_notify_ready(void)
+/* Tells systemd (Type=notify) how the daemon is doing; a no-op without it. */
+static void
+daemon_notify(const char *state)
 {
 #ifdef HAVE_SYSTEMD
-	sd_notify(0, "READY=1");
+	sd_notify(0, state);
+#else
+	(void)state;
 #endif
 }
 
-void
-daemon_notify_stopping(void)
+static void
+daemon_on_signal(uv_signal_t *h, int signum)
 {
-#ifdef HAVE_SYSTEMD
-	sd_notify(0, "STOPPING=1");
-#endif
+	struct daemon_run *run = h->data;
+
+	if (signum == SIGHUP) {
+		daemon_reload_check(run->spec->schema, run->file,
+		    strchr(run->spec->progname, '-') + 1);
+		return;
+	}
+	if (run->stopping) {
+		log_info("SIG%s received: already stopping", sigabbrev_np(signum));
+		return;
+	}
+	log_info("SIG%s received: stopping", sigabbrev_np(signum));
+	run->stopping = true;
+	daemon_notify("STOPPING=1");
+	uv_close((uv_handle_t *)&run->term, NULL);
+	uv_close((uv_handle_t *)&run->intr, NULL);
+	uv_close((uv_handle_t *)&run->hup, NULL);
+	run->spec->stop(run->ctx);
+}
+
+static int
+daemon_run(const struct daemon_spec *spec, const char *file, void *cfg)
+{
+	struct daemon_run run = { .spec = spec, .file = file };
+	uv_signal_t *hs[] = { &run.term, &run.intr, &run.hup };
+	const int signums[] = { SIGTERM, SIGINT, SIGHUP };
+	int r, code;
+
+	if ((r = uv_loop_init(&run.loop)) != 0) {
+		log_error("cannot create the event loop: %s", uv_strerror(r));
+		return DAEMON_EXIT_FAILURE;
+	}
+	for (int i = 0; i < 3; i++) {
+		uv_signal_init(&run.loop, hs[i]);
+		hs[i]->data = &run;
+		if ((r = uv_signal_start(hs[i], daemon_on_signal, signums[i])) != 0) {
+			log_error("cannot handle SIG%s: %s", sigabbrev_np(signums[i]),
+			    uv_strerror(r));
+			break;
+		}
+	}
+	if (r == 0 && (r = spec->start(&run.loop, file, cfg, &run.ctx)) == 0) {
+		daemon_notify("READY=1");
+		uv_run(&run.loop, UV_RUN_DEFAULT);
+		code = spec->finish(run.ctx);
+		log_info("stopped");
+	} else {
+		for (int i = 0; i < 3; i++)
+			uv_close((uv_handle_t *)hs[i], NULL);
+		uv_run(&run.loop, UV_RUN_DEFAULT);
+		code = DAEMON_EXIT_FAILURE;
+	}
+	if (uv_loop_close(&run.loop) != 0) {
+		/* A handle left open is a bug in its owner. */
+		log_error("event loop still has open handles at exit");
+		code = DAEMON_EXIT_FAILURE;
+	}
+	return code;
 }

@@ -24,13 +24,26 @@ struct daemon_spec {
 	const struct config_schema *schema;
 	size_t log_level_offset;           /* of the int log_level in the config */
 	/*
-	 * Runs the daemon until it is told to stop. config is the loaded
-	 * configuration (owned by daemon_main). Returns an exit code.
+	 * Starts the daemon's work on the main loop, which daemon_main owns
+	 * together with the signal handlers. config is the loaded configuration
+	 * (owned by daemon_main, valid until finish). Returns 0 and sets *ctx, or
+	 * a negative error after logging what failed (the daemon exits 1).
 	 */
-	int (*run)(const char *config_file, void *config);
+	int (*start)(uv_loop_t *loop, const char *config_file, void *config, void **ctx);
+	/*
+	 * Begins a clean stop (SIGTERM, SIGINT): closes every handle the daemon
+	 * keeps open, so that the loop ends once in-flight work is done.
+	 */
+	void (*stop)(void *ctx);
+	/* After the loop has ended: frees ctx and returns the exit code. */
+	int (*finish)(void *ctx);
 };
 
-/* Parses argv, loads the configuration and runs spec->run. Returns the exit code. */
+/*
+ * Parses argv and loads the configuration; for a run, starts the daemon on
+ * a main loop with signal handling and runs it until it stops. Returns the
+ * exit code.
+ */
 int daemon_main(const struct daemon_spec *spec, int argc, char **argv);
 
 /* The names of enum log_level, for ENUM config keys. */
@@ -39,28 +52,5 @@ extern const char *const daemon_log_levels[];
 /* Validators shared by both schemas. */
 void daemon_check_file(struct config_check *c, const char *path, const char *file);
 void daemon_default_id(struct config_check *c, char **id);
-
-struct daemon_signals;
-typedef void (*daemon_signal_cb)(void *arg, int signum);
-
-/*
- * Starts handling SIGTERM and SIGINT (on_stop) and SIGHUP (on_reload) on
- * loop. Returns 0 and sets *out, or a negative libuv error. Closed by
- * daemon_signals_close, which frees it once libuv is done with the handles.
- */
-int daemon_signals_start(uv_loop_t *loop, daemon_signal_cb on_stop,
-    daemon_signal_cb on_reload, void *arg, struct daemon_signals **out);
-void daemon_signals_close(struct daemon_signals *s);
-
-/*
- * On SIGHUP: checks the configuration file again and logs whether it is
- * valid, so that a broken edit is reported before the next restart.
- */
-void daemon_reload_check(const struct config_schema *schema, const char *file,
-    const char *what);
-
-/* Tells systemd (Type=notify) that the daemon is ready / stopping; no-op without it. */
-void daemon_notify_ready(void);
-void daemon_notify_stopping(void);
 
 #endif

@@ -11,7 +11,9 @@ static const struct daemon_spec relay_spec = {
 	.default_config = SYSCONFDIR "/logferry/relay.yaml",
 	.schema = &relay_config_schema,
 	.log_level_offset = offsetof(struct relay_config, log_level),
-	.run = relay_run,
+	.start = relay_start,
+	.stop = relay_stop,
+	.finish = relay_finish,
 };
 
 int

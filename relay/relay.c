@@ -1,71 +1,51 @@
 #include "autoconfig.h"
 
+#include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include <uv.h>
-
-#include "relay/relay.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "relay/relay.h"
 
 struct relay {
-	uv_loop_t loop;
-	const char *config_file;
-	struct relay_config *cfg;
-	struct daemon_signals *signals;
+	uv_loop_t *loop;
+	const struct relay_config *cfg;
 	int exit_code;
 };
 
-static void
-relay_stop(void *arg, int signum)
+int
+relay_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 {
-	struct relay *a = arg;
+	struct relay *r;
 
-	log_info("SIG%s received: stopping", sigabbrev_np(signum));
-	daemon_notify_stopping();
-	daemon_signals_close(a->signals);
-	a->signals = NULL;
+	(void)config_file;
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		log_error("out of memory starting the relay");
+		return -ENOMEM;
+	}
+	r->loop = loop;
+	r->cfg = config;
+	log_info("logferry-relay %s started as '%s' with %" PRId64 " worker(s), Kafka brokers %s",
+	    PACKAGE_VERSION, r->cfg->id, r->cfg->workers,
+	    ((const struct config_addr *)r->cfg->kafka.brokers.items)[0].text);
+	*ctx = r;
+	return 0;
 }
 
-static void
-relay_reload(void *arg, int signum)
+void
+relay_stop(void *ctx)
 {
-	struct relay *a = arg;
-
-	(void)signum;
-	daemon_reload_check(&relay_config_schema, a->config_file, "relay");
+	/* Nothing of the relay's own keeps the loop alive yet. */
+	(void)ctx;
 }
 
 int
-relay_run(const char *config_file, void *config)
+relay_finish(void *ctx)
 {
-	struct relay a = { .config_file = config_file, .cfg = config };
-	int r;
+	struct relay *r = ctx;
+	int code = r->exit_code;
 
-	if ((r = uv_loop_init(&a.loop)) != 0) {
-		log_error("cannot create the event loop: %s", uv_strerror(r));
-		return DAEMON_EXIT_FAILURE;
-	}
-	if ((r = daemon_signals_start(&a.loop, relay_stop, relay_reload, &a,
-	    &a.signals)) != 0) {
-		log_error("cannot handle signals: %s", uv_strerror(r));
-		a.exit_code = DAEMON_EXIT_FAILURE;
-		goto out;
-	}
-	log_info("logferry-relay %s started as '%s' with %" PRId64 " worker(s), Kafka brokers %s",
-	    PACKAGE_VERSION, a.cfg->id, a.cfg->workers,
-	    ((struct config_addr *)a.cfg->kafka.brokers.items)[0].text);
-	daemon_notify_ready();
-	uv_run(&a.loop, UV_RUN_DEFAULT);
-	log_info("stopped");
-out:
-	if (uv_loop_close(&a.loop) != 0) {
-		/* A handle left open is a bug: say which kind before failing. */
-		log_error("event loop still has open handles at exit");
-		a.exit_code = DAEMON_EXIT_FAILURE;
-	}
-	return a.exit_code;
+	free(r);
+	return code;
 }

@@ -297,6 +297,9 @@ static bool mock_guard_std_fds(void)
 
 /* One reply line per command; flushed so a reader on a pipe sees it now. */
 static bool mock_reply(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static bool mock_reply(const char *fmt, ...)
 {
 	va_list ap;
 	int r;
@@ -319,6 +322,8 @@ static bool mock_reply_bootstrap(const struct mock_server *srv)
 			  rd_kafka_mock_cluster_bootstraps(srv->mcluster));
 }
 
+/* Passed for the record: librdkafka 2.0.x ignores it and always uses
+ * min(3, brokers) replicas, with a randomly chosen leader per partition. */
 static int mock_replication_factor(int brokers)
 {
 	return brokers < 3 ? brokers : 3;

@@ -12,130 +12,13 @@
 
 #include <cmocka.h>
 
-#include "agent/agent_config.h"
 #include "common/daemon.h"
+#include "agent/agent_config.h"
+#include "tests/unit/config_fixture.h"
 
-#define KIB UINT64_C(1024)
-#define MIB (KIB * 1024)
-#define GIB (MIB * 1024)
+const struct config_schema *fixture_schema = &agent_config_schema;
+const char *fixture_name = "agent.yaml";
 
-/*
- * The TLS validators check that the files are readable, so the tests use
- * real files. YAML below writes @CA@, @CERT@ and @KEY@ for their paths.
- */
-static char ca_path[64], cert_path[64], key_path[64];
-
-static void
-make_temp_file(char *path, size_t len, const char *what)
-{
-	int fd;
-
-	snprintf(path, len, "/tmp/logferry-test-%s-XXXXXX", what);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "not really PEM\n", 15), 15);
-	assert_int_equal(close(fd), 0);
-}
-
-static int
-setup_tls_files(void **state)
-{
-	(void)state;
-	make_temp_file(ca_path, sizeof(ca_path), "ca");
-	make_temp_file(cert_path, sizeof(cert_path), "cert");
-	make_temp_file(key_path, sizeof(key_path), "key");
-	return 0;
-}
-
-static int
-remove_tls_files(void **state)
-{
-	(void)state;
-	unlink(ca_path);
-	unlink(cert_path);
-	unlink(key_path);
-	return 0;
-}
-
-/* The template with @CA@, @CERT@ and @KEY@ replaced (caller frees). */
-static char *
-subst(const char *tmpl)
-{
-	static const struct { const char *mark; const char *path; } marks[] = {
-		{ "@CA@", ca_path }, { "@CERT@", cert_path }, { "@KEY@", key_path },
-	};
-	size_t cap = strlen(tmpl) + 3 * 64 * 8 + 1, len = 0;
-	char *out = malloc(cap);
-
-	assert_non_null(out);
-	for (const char *p = tmpl; *p;) {
-		bool replaced = false;
-
-		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
-			size_t n = strlen(marks[i].mark), m = strlen(marks[i].path);
-
-			if (strncmp(p, marks[i].mark, n) == 0) {
-				assert_true(len + m < cap);
-				memcpy(out + len, marks[i].path, m);
-				len += m;
-				p += n;
-				replaced = true;
-				break;
-			}
-		}
-		if (!replaced) {
-			assert_true(len + 1 < cap);
-			out[len++] = *p++;
-		}
-	}
-	out[len] = '\0';
-	return out;
-}
-
-/* Loads tmpl as "agent.yaml"; *err gets everything printed (caller frees). */
-static int
-load(const char *tmpl, struct agent_config *cfg, char **err)
-{
-	char *yaml = subst(tmpl);
-	size_t errlen = 0;
-	FILE *f;
-	int r;
-
-	*err = NULL;
-	f = open_memstream(err, &errlen);
-	assert_non_null(f);
-	r = config_load_string(&agent_config_schema, "agent.yaml", yaml, strlen(yaml),
-	    cfg, f);
-	assert_int_equal(fclose(f), 0);
-	free(yaml);
-	return r;
-}
-
-/* Loads a configuration that must be valid and prints nothing. */
-static void
-load_ok(const char *tmpl, struct agent_config *cfg)
-{
-	char *err;
-	int r = load(tmpl, cfg, &err);
-
-	assert_string_equal(err, "");
-	assert_int_equal(r, 0);
-	free(err);
-}
-
-/* Loads a configuration that must be refused with exactly these lines. */
-static void
-expect_errors(const char *tmpl, const char *expected)
-{
-	struct agent_config cfg;
-	char *err;
-	int r = load(tmpl, &cfg, &err);
-
-	assert_string_equal(err, expected);
-	assert_int_equal(r, -EINVAL);
-	config_free(&agent_config_schema, &cfg);
-	free(err);
-}
 
 static const struct agent_source *
 source(const struct agent_config *cfg, size_t i)
@@ -144,36 +27,6 @@ source(const struct agent_config *cfg, size_t i)
 	return (const struct agent_source *)cfg->sources.items + i;
 }
 
-static const char *
-string_at(const struct config_list *l, size_t i)
-{
-	assert_true(i < l->n);
-	return ((char *const *)l->items)[i];
-}
-
-static const struct config_addr *
-addr_at(const struct config_list *l, size_t i)
-{
-	assert_true(i < l->n);
-	return (const struct config_addr *)l->items + i;
-}
-
-static void
-assert_addr(const struct config_addr *a, enum config_scheme scheme,
-    const char *host, uint16_t port, const char *path, const char *text)
-{
-	assert_int_equal(a->scheme, scheme);
-	if (host == NULL)
-		assert_null(a->host);
-	else
-		assert_string_equal(a->host, host);
-	assert_int_equal(a->port, port);
-	if (path == NULL)
-		assert_null(a->path);
-	else
-		assert_string_equal(a->path, path);
-	assert_string_equal(a->text, text);
-}
 
 /* A valid sources list, put last so that the lines under test come first. */
 #define SOURCES_OK \

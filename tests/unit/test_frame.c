@@ -136,6 +136,19 @@ check_stream(const struct seen *s)
 	assert_string_equal(s->frame[6].pb.goodbye.reason, "shutting down");
 }
 
+/* Feeds bytes in one chunk and asserts the error and its exact message. */
+static void
+expect_refused(const uint8_t *bytes, size_t len, size_t max, int rc, const char *why)
+{
+	struct seen s = { 0 };
+	struct frame_decoder *d = new_decoder(max);
+
+	assert_int_equal(frame_decoder_feed(d, bytes, len, collect, &s), rc);
+	assert_string_equal(frame_decoder_error(d), why);
+	assert_int_equal(s.n, 0);
+	frame_decoder_free(d);
+}
+
 static void
 test_every_message_type_round_trips(void **state)
 {
@@ -273,14 +286,9 @@ static void
 test_empty_frame_is_a_protocol_error(void **state)
 {
 	const uint8_t bytes[] = { 0, 0, 0, 0 };
-	struct seen s = { 0 };
-	struct frame_decoder *d = new_decoder(MAX_FRAME);
 
 	(void)state;
-	assert_int_equal(frame_decoder_feed(d, bytes, sizeof(bytes), collect, &s),
-	    -EPROTO);
-	assert_string_equal(frame_decoder_error(d), "empty frame");
-	frame_decoder_free(d);
+	expect_refused(bytes, sizeof(bytes), MAX_FRAME, -EPROTO, "empty frame");
 }
 
 static void
@@ -288,16 +296,10 @@ test_garbage_body_is_a_protocol_error(void **state)
 {
 	/* Field 1 with wire type 7, which does not exist. */
 	const uint8_t bytes[] = { 0, 0, 0, 3, 0x0f, 0x01, 0x02 };
-	struct seen s = { 0 };
-	struct frame_decoder *d = new_decoder(MAX_FRAME);
 
 	(void)state;
-	assert_int_equal(frame_decoder_feed(d, bytes, sizeof(bytes), collect, &s),
-	    -EPROTO);
-	assert_string_equal(frame_decoder_error(d),
+	expect_refused(bytes, sizeof(bytes), MAX_FRAME, -EPROTO,
 	    "malformed frame of 3 bytes: wrong wire type");
-	assert_int_equal(s.n, 0);
-	frame_decoder_free(d);
 }
 
 static void
@@ -305,15 +307,10 @@ test_submessage_longer_than_frame_is_a_protocol_error(void **state)
 {
 	/* Frame.hello (field 1, length-delimited) claims 100 bytes; 1 follows. */
 	const uint8_t bytes[] = { 0, 0, 0, 3, 0x0a, 100, 0x08 };
-	struct seen s = { 0 };
-	struct frame_decoder *d = new_decoder(MAX_FRAME);
 
 	(void)state;
-	assert_int_equal(frame_decoder_feed(d, bytes, sizeof(bytes), collect, &s),
-	    -EPROTO);
-	assert_string_equal(frame_decoder_error(d),
+	expect_refused(bytes, sizeof(bytes), MAX_FRAME, -EPROTO,
 	    "malformed frame of 3 bytes: parent stream too short");
-	frame_decoder_free(d);
 }
 
 static void
@@ -321,15 +318,10 @@ test_frame_without_known_message_is_a_protocol_error(void **state)
 {
 	/* Only field 15 (varint), unknown to Frame: decodes, holds nothing. */
 	const uint8_t bytes[] = { 0, 0, 0, 2, 0x78, 0x01 };
-	struct seen s = { 0 };
-	struct frame_decoder *d = new_decoder(MAX_FRAME);
 
 	(void)state;
-	assert_int_equal(frame_decoder_feed(d, bytes, sizeof(bytes), collect, &s),
-	    -EPROTO);
-	assert_string_equal(frame_decoder_error(d),
+	expect_refused(bytes, sizeof(bytes), MAX_FRAME, -EPROTO,
 	    "frame of 2 bytes holds no known message");
-	frame_decoder_free(d);
 }
 
 static void
@@ -337,15 +329,10 @@ test_frame_with_two_messages_is_a_protocol_error(void **state)
 {
 	/* Ping (field 5) and Pong (field 6), both empty. */
 	const uint8_t bytes[] = { 0, 0, 0, 4, 0x2a, 0x00, 0x32, 0x00 };
-	struct seen s = { 0 };
-	struct frame_decoder *d = new_decoder(MAX_FRAME);
 
 	(void)state;
-	assert_int_equal(frame_decoder_feed(d, bytes, sizeof(bytes), collect, &s),
-	    -EPROTO);
-	assert_string_equal(frame_decoder_error(d),
+	expect_refused(bytes, sizeof(bytes), MAX_FRAME, -EPROTO,
 	    "frame of 4 bytes holds several messages");
-	frame_decoder_free(d);
 }
 
 static void

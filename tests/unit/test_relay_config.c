@@ -14,153 +14,11 @@
 
 #include "common/daemon.h"
 #include "relay/relay_config.h"
+#include "tests/unit/config_fixture.h"
 
-#define KIB UINT64_C(1024)
-#define MIB (KIB * 1024)
-#define GIB (MIB * 1024)
+const struct config_schema *fixture_schema = &relay_config_schema;
+const char *fixture_name = "relay.yaml";
 
-/*
- * The TLS validators check that the files are readable, so the tests use
- * real files. YAML below writes @CA@, @CERT@ and @KEY@ for their paths.
- */
-static char ca_path[64], cert_path[64], key_path[64];
-
-static void
-make_temp_file(char *path, size_t len, const char *what)
-{
-	int fd;
-
-	snprintf(path, len, "/tmp/logferry-test-%s-XXXXXX", what);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "not really PEM\n", 15), 15);
-	assert_int_equal(close(fd), 0);
-}
-
-static int
-setup_tls_files(void **state)
-{
-	(void)state;
-	make_temp_file(ca_path, sizeof(ca_path), "ca");
-	make_temp_file(cert_path, sizeof(cert_path), "cert");
-	make_temp_file(key_path, sizeof(key_path), "key");
-	return 0;
-}
-
-static int
-remove_tls_files(void **state)
-{
-	(void)state;
-	unlink(ca_path);
-	unlink(cert_path);
-	unlink(key_path);
-	return 0;
-}
-
-/* The template with @CA@, @CERT@ and @KEY@ replaced (caller frees). */
-static char *
-subst(const char *tmpl)
-{
-	static const struct { const char *mark; const char *path; } marks[] = {
-		{ "@CA@", ca_path }, { "@CERT@", cert_path }, { "@KEY@", key_path },
-	};
-	size_t cap = strlen(tmpl) + 3 * 64 * 8 + 1, len = 0;
-	char *out = malloc(cap);
-
-	assert_non_null(out);
-	for (const char *p = tmpl; *p;) {
-		bool replaced = false;
-
-		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
-			size_t n = strlen(marks[i].mark), m = strlen(marks[i].path);
-
-			if (strncmp(p, marks[i].mark, n) == 0) {
-				assert_true(len + m < cap);
-				memcpy(out + len, marks[i].path, m);
-				len += m;
-				p += n;
-				replaced = true;
-				break;
-			}
-		}
-		if (!replaced) {
-			assert_true(len + 1 < cap);
-			out[len++] = *p++;
-		}
-	}
-	out[len] = '\0';
-	return out;
-}
-
-/* Loads tmpl as "relay.yaml"; *err gets everything printed (caller frees). */
-static int
-load(const char *tmpl, struct relay_config *cfg, char **err)
-{
-	char *yaml = subst(tmpl);
-	size_t errlen = 0;
-	FILE *f;
-	int r;
-
-	*err = NULL;
-	f = open_memstream(err, &errlen);
-	assert_non_null(f);
-	r = config_load_string(&relay_config_schema, "relay.yaml", yaml, strlen(yaml),
-	    cfg, f);
-	assert_int_equal(fclose(f), 0);
-	free(yaml);
-	return r;
-}
-
-/* Loads a configuration that must be valid and prints nothing. */
-static void
-load_ok(const char *tmpl, struct relay_config *cfg)
-{
-	char *err;
-	int r = load(tmpl, cfg, &err);
-
-	assert_string_equal(err, "");
-	assert_int_equal(r, 0);
-	free(err);
-}
-
-/* Loads a configuration that must be refused with exactly these lines. */
-static void
-expect_errors(const char *tmpl, const char *expected)
-{
-	struct relay_config cfg;
-	char *err;
-	int r = load(tmpl, &cfg, &err);
-
-	assert_string_equal(err, expected);
-	assert_int_equal(r, -EINVAL);
-	config_free(&relay_config_schema, &cfg);
-	free(err);
-}
-
-static const char *
-string_at(const struct config_list *l, size_t i)
-{
-	assert_true(i < l->n);
-	return ((char *const *)l->items)[i];
-}
-
-static const struct config_addr *
-addr_at(const struct config_list *l, size_t i)
-{
-	assert_true(i < l->n);
-	return (const struct config_addr *)l->items + i;
-}
-
-static void
-assert_addr(const struct config_addr *a, const char *host, uint16_t port,
-    const char *text)
-{
-	assert_int_equal(a->scheme, CONFIG_SCHEME_NONE);
-	assert_string_equal(a->host, host);
-	assert_int_equal(a->port, port);
-	assert_null(a->path);
-	assert_string_equal(a->text, text);
-}
 
 static void
 assert_host_name(const char *id)
@@ -203,7 +61,7 @@ test_design_example_config_is_valid_and_typed(void **state)
 
 	assert_string_equal(cfg.id, "relay-1");
 	assert_string_equal(daemon_log_levels[cfg.log_level], "info");
-	assert_addr(&cfg.listen, "0.0.0.0", 7540, "0.0.0.0:7540");
+	assert_addr(&cfg.listen, CONFIG_SCHEME_NONE, "0.0.0.0", 7540, NULL, "0.0.0.0:7540");
 	assert_int_equal(cfg.workers, 2);
 	assert_int_equal(cfg.memory_limit, 1 * GIB);
 
@@ -215,8 +73,8 @@ test_design_example_config_is_valid_and_typed(void **state)
 	assert_string_equal(string_at(&cfg.tls.allowed_agents, 0), "web-*");
 
 	assert_int_equal(cfg.kafka.brokers.n, 2);
-	assert_addr(addr_at(&cfg.kafka.brokers, 0), "kafka1", 9092, "kafka1:9092");
-	assert_addr(addr_at(&cfg.kafka.brokers, 1), "kafka2", 9092, "kafka2:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 0), CONFIG_SCHEME_NONE, "kafka1", 9092, NULL, "kafka1:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 1), CONFIG_SCHEME_NONE, "kafka2", 9092, NULL, "kafka2:9092");
 	assert_string_equal(cfg.kafka.topic, "logs.${stream}");
 	assert_string_equal(cfg.kafka.key, "${host}");
 	assert_int_equal(cfg.kafka.format, RELAY_FORMAT_JSON);
@@ -226,7 +84,7 @@ test_design_example_config_is_valid_and_typed(void **state)
 	assert_string_equal(cfg.kafka.properties.items[0].value, "lz4");
 	assert_int_equal(cfg.kafka.properties.items[0].line, 13);
 
-	assert_addr(&cfg.metrics.listen, "127.0.0.1", 9541, "127.0.0.1:9541");
+	assert_addr(&cfg.metrics.listen, CONFIG_SCHEME_NONE, "127.0.0.1", 9541, NULL, "127.0.0.1:9541");
 
 	config_free(&relay_config_schema, &cfg);
 }
@@ -241,7 +99,7 @@ test_absent_keys_get_their_defaults(void **state)
 
 	assert_host_name(cfg.id);
 	assert_string_equal(daemon_log_levels[cfg.log_level], "info");
-	assert_addr(&cfg.listen, "0.0.0.0", 7540, "0.0.0.0:7540");
+	assert_addr(&cfg.listen, CONFIG_SCHEME_NONE, "0.0.0.0", 7540, NULL, "0.0.0.0:7540");
 	assert_int_equal(cfg.workers, 2);
 	assert_int_equal(cfg.memory_limit, 1 * GIB);
 	assert_int_equal(cfg.max_connections, 10000);
@@ -260,7 +118,7 @@ test_absent_keys_get_their_defaults(void **state)
 	assert_int_equal(cfg.limits.idle_timeout_ms, 60000);
 
 	assert_int_equal(cfg.kafka.brokers.n, 1);
-	assert_addr(addr_at(&cfg.kafka.brokers, 0), "kafka1", 9092, "kafka1:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 0), CONFIG_SCHEME_NONE, "kafka1", 9092, NULL, "kafka1:9092");
 	assert_string_equal(cfg.kafka.topic, "logs.${stream}");
 	assert_string_equal(cfg.kafka.key, "${host}");
 	assert_int_equal(cfg.kafka.format, RELAY_FORMAT_JSON);
@@ -288,7 +146,7 @@ test_tilde_value_is_absent_and_the_default_applies(void **state)
 	    "  properties:\n"
 	    TLS_OK, &cfg);
 	assert_host_name(cfg.id);
-	assert_addr(&cfg.listen, "0.0.0.0", 7540, "0.0.0.0:7540");
+	assert_addr(&cfg.listen, CONFIG_SCHEME_NONE, "0.0.0.0", 7540, NULL, "0.0.0.0:7540");
 	assert_int_equal(cfg.workers, 2);
 	assert_string_equal(cfg.kafka.key, "${host}");
 	assert_int_equal(cfg.kafka.properties.n, 0);
@@ -307,17 +165,17 @@ test_brokers_as_a_yaml_list_also_works(void **state)
 	    "    - \"[::1]:9093\"\n"
 	    TLS_OK, &cfg);
 	assert_int_equal(cfg.kafka.brokers.n, 2);
-	assert_addr(addr_at(&cfg.kafka.brokers, 0), "kafka1", 9092, "kafka1:9092");
-	assert_addr(addr_at(&cfg.kafka.brokers, 1), "::1", 9093, "[::1]:9093");
+	assert_addr(addr_at(&cfg.kafka.brokers, 0), CONFIG_SCHEME_NONE, "kafka1", 9092, NULL, "kafka1:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 1), CONFIG_SCHEME_NONE, "::1", 9093, NULL, "[::1]:9093");
 	config_free(&relay_config_schema, &cfg);
 
 	/* Spaces around the commas are not part of the addresses. */
 	load_ok("kafka: {brokers: \"kafka1:9092, kafka2:9092 ,kafka3:9092\"}\n"
 	    TLS_OK, &cfg);
 	assert_int_equal(cfg.kafka.brokers.n, 3);
-	assert_addr(addr_at(&cfg.kafka.brokers, 0), "kafka1", 9092, "kafka1:9092");
-	assert_addr(addr_at(&cfg.kafka.brokers, 1), "kafka2", 9092, "kafka2:9092");
-	assert_addr(addr_at(&cfg.kafka.brokers, 2), "kafka3", 9092, "kafka3:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 0), CONFIG_SCHEME_NONE, "kafka1", 9092, NULL, "kafka1:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 1), CONFIG_SCHEME_NONE, "kafka2", 9092, NULL, "kafka2:9092");
+	assert_addr(addr_at(&cfg.kafka.brokers, 2), CONFIG_SCHEME_NONE, "kafka3", 9092, NULL, "kafka3:9092");
 	config_free(&relay_config_schema, &cfg);
 }
 
