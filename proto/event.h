@@ -1,0 +1,89 @@
+/*
+ * event: the Event record of proto/logferry.proto, encoded and decoded by
+ * hand on nanopb's primitives.
+ *
+ * The agent encodes each event once, into a reused buffer, as one element
+ * of an EventList; serialized EventLists concatenate into one EventList,
+ * which is what spool segments and Batch payloads are. The relay reads an
+ * EventList in one pass: every bytes value (host, message, field keys and
+ * values) is a pointer into the input, nothing is copied or allocated.
+ */
+#ifndef LOGFERRY_EVENT_H
+#define LOGFERRY_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "proto/pbslice.h"
+
+enum event_value_type {
+	EVENT_NULL = 0,
+	EVENT_TEXT,      /* v.text */
+	EVENT_INTEGER,   /* v.integer */
+	EVENT_NUMBER,    /* v.number */
+	EVENT_BOOLEAN,   /* v.boolean */
+	EVENT_SLICE,     /* v.slice: a string that is part of the message */
+	EVENT_JSON,      /* v.json: an array or object as JSON text */
+};
+
+struct event_field {
+	struct pbslice key;
+	enum event_value_type type;
+	union {
+		struct pbslice text;
+		int64_t integer;
+		double number;
+		bool boolean;
+		struct {
+			uint32_t offset;
+			uint32_t length;
+		} slice;
+		struct pbslice json;
+	} v;
+};
+
+struct event {
+	uint64_t ts;                  /* nanoseconds since the epoch, UTC */
+	struct pbslice host, stream, source, message;
+	struct event_field *fields;   /* decoding: the reader's array */
+	size_t nfields;
+};
+
+/*
+ * Appends ev to out as one element of an EventList. Returns 0, -EINVAL for
+ * a field with an unknown type, -EMSGSIZE beyond out's cap or 4 GiB, or
+ * -ENOMEM; on error out is unchanged.
+ */
+int event_encode(const struct event *ev, struct buf *out);
+
+/* Reads the events of a serialized EventList, in order. */
+struct event_reader {
+	const uint8_t *p, *end;
+	struct event_field *fields;   /* caller's array, reused for each event */
+	size_t max_fields;
+	const char *why;              /* after an error: what was malformed */
+};
+
+/* Reads data[0, len); fields (max_fields of them) receives each event's fields. */
+void event_reader_init(struct event_reader *r, const uint8_t *data, size_t len,
+    struct event_field *fields, size_t max_fields);
+
+/*
+ * Returns 1 and fills *ev (valid while data is, and until the next call,
+ * which reuses the field array), 0 at the end of the list, -EPROTO for
+ * malformed input, or -E2BIG for an event with more than max_fields fields.
+ * After an error r->why says what was wrong.
+ */
+int event_reader_next(struct event_reader *r, struct event *ev);
+
+/*
+ * The string value of a TEXT or SLICE field (a SLICE resolved against the
+ * message). Returns 0, -EINVAL for another type, or -EPROTO for a slice
+ * outside the message.
+ */
+int event_field_string(const struct event *ev, const struct event_field *f,
+    struct pbslice *out);
+
+#endif
