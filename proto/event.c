@@ -1,10 +1,9 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include <pb_decode.h>
-#include <pb_encode.h>
 
 #include "proto/event.h"
 
@@ -93,46 +92,88 @@ event_size(const struct event *ev, bool *bad)
 
 /* --------------------------------------------------------------- encode */
 
-static bool
-event_put_bytes(pb_ostream_t *os, uint32_t tag, const struct pbslice *b, bool always)
+/*
+ * The codec writes and reads the buffer directly: nanopb's streams cost a
+ * function call per write and per varint byte, ten times the work itself
+ * on this path (bench/bench_codec).
+ */
+enum { WT_VARINT = 0, WT_64BIT = 1, WT_LEN = 2, WT_32BIT = 5 };
+
+static uint8_t *
+event_put_varint(uint8_t *p, uint64_t v)
 {
-	if (b->len == 0 && !always)
-		return true;
-	return pb_encode_tag(os, PB_WT_STRING, tag) &&
-	    pb_encode_string(os, b->ptr, b->len);
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
 }
 
-static bool
-event_put_field(pb_ostream_t *os, const struct event_field *f, size_t size)
+/* Every field number of logferry.proto's events is below 16: one tag byte. */
+static uint8_t *
+event_put_tag(uint8_t *p, unsigned field, unsigned wt)
 {
-	if (!pb_encode_tag(os, PB_WT_STRING, EVENT_FIELDS) || !pb_encode_varint(os, size) ||
-	    !event_put_bytes(os, FIELD_KEY, &f->key, false))
-		return false;
+	*p++ = (uint8_t)(field << 3 | wt);
+	return p;
+}
+
+static uint8_t *
+event_put_fixed64(uint8_t *p, unsigned field, uint64_t v)
+{
+	p = event_put_tag(p, field, WT_64BIT);
+	for (int i = 0; i < 8; i++)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+static uint8_t *
+event_put_bytes(uint8_t *p, unsigned field, const struct pbslice *b, bool always)
+{
+	if (b->len == 0 && !always)
+		return p;
+	p = event_put_varint(event_put_tag(p, field, WT_LEN), b->len);
+	if (b->len > 0)
+		memcpy(p, b->ptr, b->len);
+	return p + b->len;
+}
+
+static uint8_t *
+event_put_field(uint8_t *p, const struct event_field *f, size_t size)
+{
+	uint64_t bits;
+
+	p = event_put_varint(event_put_tag(p, EVENT_FIELDS, WT_LEN), size);
+	p = event_put_bytes(p, FIELD_KEY, &f->key, false);
 	switch (f->type) {
 	case EVENT_NULL:
-		return true;
+		return p;
 	case EVENT_TEXT:
-		return event_put_bytes(os, FIELD_TEXT, &f->v.text, true);
+		return event_put_bytes(p, FIELD_TEXT, &f->v.text, true);
 	case EVENT_INTEGER:
-		return pb_encode_tag(os, PB_WT_VARINT, FIELD_INTEGER) &&
-		    pb_encode_svarint(os, f->v.integer);
+		return event_put_varint(event_put_tag(p, FIELD_INTEGER, WT_VARINT),
+		    event_zigzag(f->v.integer));
 	case EVENT_NUMBER:
-		return pb_encode_tag(os, PB_WT_64BIT, FIELD_NUMBER) &&
-		    pb_encode_fixed64(os, &f->v.number);
+		memcpy(&bits, &f->v.number, sizeof(bits));
+		return event_put_fixed64(p, FIELD_NUMBER, bits);
 	case EVENT_BOOLEAN:
-		return pb_encode_tag(os, PB_WT_VARINT, FIELD_BOOLEAN) &&
-		    pb_encode_varint(os, f->v.boolean);
+		p = event_put_tag(p, FIELD_BOOLEAN, WT_VARINT);
+		*p++ = f->v.boolean ? 1 : 0;
+		return p;
 	case EVENT_SLICE:
-		return pb_encode_tag(os, PB_WT_STRING, FIELD_SLICE) &&
-		    pb_encode_varint(os, event_slice_size(f->v.slice.offset, f->v.slice.length)) &&
-		    (!f->v.slice.offset || (pb_encode_tag(os, PB_WT_VARINT, SLICE_OFFSET) &&
-		    pb_encode_varint(os, f->v.slice.offset))) &&
-		    (!f->v.slice.length || (pb_encode_tag(os, PB_WT_VARINT, SLICE_LENGTH) &&
-		    pb_encode_varint(os, f->v.slice.length)));
+		p = event_put_varint(event_put_tag(p, FIELD_SLICE, WT_LEN),
+		    event_slice_size(f->v.slice.offset, f->v.slice.length));
+		if (f->v.slice.offset)
+			p = event_put_varint(event_put_tag(p, SLICE_OFFSET, WT_VARINT),
+			    f->v.slice.offset);
+		if (f->v.slice.length)
+			p = event_put_varint(event_put_tag(p, SLICE_LENGTH, WT_VARINT),
+			    f->v.slice.length);
+		return p;
 	case EVENT_JSON:
-		return event_put_bytes(os, FIELD_JSON, &f->v.json, true);
+		return event_put_bytes(p, FIELD_JSON, &f->v.json, true);
 	}
-	return false;
+	return p;
 }
 
 int
@@ -140,7 +181,7 @@ event_encode(const struct event *ev, struct buf *out)
 {
 	bool bad = false;
 	size_t size = event_size(ev, &bad), total;
-	pb_ostream_t os;
+	uint8_t *start, *p;
 	int r;
 
 	if (bad)
@@ -150,145 +191,224 @@ event_encode(const struct event *ev, struct buf *out)
 	total = 1 + event_varint_size(size) + size;
 	if ((r = buf_reserve(out, total)) != 0)
 		return r;
-	os = pb_ostream_from_buffer(out->data + out->len, total);
-	if (!pb_encode_tag(&os, PB_WT_STRING, EVENTLIST_EVENTS) || !pb_encode_varint(&os, size))
-		return -EINVAL;
-	if (ev->ts && (!pb_encode_tag(&os, PB_WT_64BIT, EVENT_TS) ||
-	    !pb_encode_fixed64(&os, &ev->ts)))
-		return -EINVAL;
-	if (!event_put_bytes(&os, EVENT_HOST, &ev->host, false) ||
-	    !event_put_bytes(&os, EVENT_STREAM, &ev->stream, false) ||
-	    !event_put_bytes(&os, EVENT_SOURCE, &ev->source, false) ||
-	    !event_put_bytes(&os, EVENT_MESSAGE, &ev->message, false))
-		return -EINVAL;
+	start = p = out->data + out->len;
+	p = event_put_varint(event_put_tag(p, EVENTLIST_EVENTS, WT_LEN), size);
+	if (ev->ts)
+		p = event_put_fixed64(p, EVENT_TS, ev->ts);
+	p = event_put_bytes(p, EVENT_HOST, &ev->host, false);
+	p = event_put_bytes(p, EVENT_STREAM, &ev->stream, false);
+	p = event_put_bytes(p, EVENT_SOURCE, &ev->source, false);
+	p = event_put_bytes(p, EVENT_MESSAGE, &ev->message, false);
 	for (size_t i = 0; i < ev->nfields; i++)
-		if (!event_put_field(&os, &ev->fields[i],
-		    event_field_size(&ev->fields[i], &bad)))
-			return -EINVAL;
-	/* The sizes above and the writes must agree to the byte. */
-	if (os.bytes_written != total)
-		return -EINVAL;
+		p = event_put_field(p, &ev->fields[i], event_field_size(&ev->fields[i], &bad));
+	/* The sizes and the writes must agree to the byte, or memory is corrupt. */
+	if ((size_t)(p - start) != total)
+		abort();
 	out->len += total;
 	return 0;
 }
 
 /* --------------------------------------------------------------- decode */
 
-/* Takes a length-delimited value as a pointer into the buffer stream. */
-static bool
-event_get_bytes(pb_istream_t *is, struct pbslice *out)
-{
-	uint32_t len;
+/* A read position inside one message; why is set on the first error. */
+struct event_cur {
+	const uint8_t *p, *end;
+	const char **why;
+};
 
-	if (!pb_decode_varint32(is, &len))
-		return false;
-	if (len > is->bytes_left)
-		PB_RETURN_ERROR(is, "length beyond the end of its message");
-	out->ptr = is->state;
-	out->len = len;
-	return pb_read(is, NULL, len);
+static bool
+event_fail(struct event_cur *c, const char *why)
+{
+	if (*c->why == NULL)
+		*c->why = why;
+	return false;
 }
 
-/* Enters a length-delimited submessage: *sub reads it, *is skips past it. */
 static bool
-event_enter(pb_istream_t *is, pb_istream_t *sub)
+event_get_varint(struct event_cur *c, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned shift = 0; shift < 64; shift += 7) {
+		uint8_t b;
+
+		if (c->p == c->end)
+			return event_fail(c, "truncated varint");
+		b = *c->p++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return true;
+		}
+	}
+	return event_fail(c, "varint longer than 10 bytes");
+}
+
+static bool
+event_get_fixed64(struct event_cur *c, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (c->end - c->p < 8)
+		return event_fail(c, "truncated 64-bit value");
+	for (int i = 0; i < 8; i++)
+		x |= (uint64_t)c->p[i] << (8 * i);
+	c->p += 8;
+	*v = x;
+	return true;
+}
+
+/* A length-delimited value, as a pointer into the input. */
+static bool
+event_get_bytes(struct event_cur *c, struct pbslice *out)
+{
+	uint64_t len;
+
+	if (!event_get_varint(c, &len))
+		return false;
+	if (len > (uint64_t)(c->end - c->p))
+		return event_fail(c, "length beyond the end of its message");
+	out->ptr = c->p;
+	out->len = (size_t)len;
+	c->p += len;
+	return true;
+}
+
+/* Enters a length-delimited submessage: *sub reads it, *c moves past it. */
+static bool
+event_enter(struct event_cur *c, struct event_cur *sub)
 {
 	struct pbslice b;
 
-	if (!event_get_bytes(is, &b))
+	if (!event_get_bytes(c, &b))
 		return false;
-	*sub = pb_istream_from_buffer(b.ptr, b.len);
+	sub->p = b.ptr;
+	sub->end = b.ptr + b.len;
+	sub->why = c->why;
 	return true;
 }
 
 static bool
-event_expect(pb_istream_t *is, pb_wire_type_t got, pb_wire_type_t want)
+event_get_tag(struct event_cur *c, unsigned *field, unsigned *wt)
 {
-	if (got != want)
-		PB_RETURN_ERROR(is, "wrong wire type");
+	uint64_t v;
+
+	if (!event_get_varint(c, &v))
+		return false;
+	if ((v >> 3) == 0 || (v >> 3) > UINT32_MAX)
+		return event_fail(c, "invalid field number");
+	*field = (unsigned)(v >> 3);
+	*wt = (unsigned)(v & 7);
 	return true;
 }
 
 static bool
-event_get_slice(pb_istream_t *is, struct event_field *f)
+event_skip(struct event_cur *c, unsigned wt)
 {
-	pb_istream_t sub;
-	pb_wire_type_t wt;
-	uint32_t tag, v;
-	bool eof;
+	struct pbslice b;
+	uint64_t v;
 
-	if (!event_enter(is, &sub))
+	switch (wt) {
+	case WT_VARINT: return event_get_varint(c, &v);
+	case WT_64BIT: return event_get_fixed64(c, &v);
+	case WT_LEN: return event_get_bytes(c, &b);
+	case WT_32BIT:
+		if (c->end - c->p < 4)
+			return event_fail(c, "truncated 32-bit value");
+		c->p += 4;
+		return true;
+	}
+	return event_fail(c, "invalid wire type");
+}
+
+static bool
+event_expect(struct event_cur *c, unsigned got, unsigned want)
+{
+	return got == want || event_fail(c, "wrong wire type");
+}
+
+static bool
+event_get_slice(struct event_cur *c, struct event_field *f)
+{
+	struct event_cur sub;
+	unsigned field, wt;
+	uint64_t v;
+
+	if (!event_enter(c, &sub))
 		return false;
 	f->v.slice.offset = 0;
 	f->v.slice.length = 0;
-	while (pb_decode_tag(&sub, &wt, &tag, &eof)) {
-		if (tag == SLICE_OFFSET || tag == SLICE_LENGTH) {
-			if (!event_expect(&sub, wt, PB_WT_VARINT) || !pb_decode_varint32(&sub, &v))
+	while (sub.p < sub.end) {
+		if (!event_get_tag(&sub, &field, &wt))
+			return false;
+		if (field == SLICE_OFFSET || field == SLICE_LENGTH) {
+			if (!event_expect(&sub, wt, WT_VARINT) || !event_get_varint(&sub, &v))
 				return false;
-			*(tag == SLICE_OFFSET ? &f->v.slice.offset : &f->v.slice.length) = v;
-		} else if (!pb_skip_field(&sub, wt)) {
+			if (v > UINT32_MAX)
+				return event_fail(&sub, "slice bound above 4 GiB");
+			*(field == SLICE_OFFSET ? &f->v.slice.offset : &f->v.slice.length) =
+			    (uint32_t)v;
+		} else if (!event_skip(&sub, wt)) {
 			return false;
 		}
 	}
-	if (!eof)
-		PB_RETURN_ERROR(is, PB_GET_ERROR(&sub));
 	return true;
 }
 
 static bool
-event_get_field(pb_istream_t *is, struct event_field *f)
+event_get_field(struct event_cur *c, struct event_field *f)
 {
-	pb_istream_t sub;
-	pb_wire_type_t wt;
-	uint32_t tag;
+	struct event_cur sub;
+	unsigned field, wt;
 	uint64_t u;
-	bool eof, ok;
+	bool ok;
 
-	if (!event_enter(is, &sub))
+	if (!event_enter(c, &sub))
 		return false;
 	memset(f, 0, sizeof(*f));
-	while (pb_decode_tag(&sub, &wt, &tag, &eof)) {
-		switch (tag) {
+	while (sub.p < sub.end) {
+		if (!event_get_tag(&sub, &field, &wt))
+			return false;
+		switch (field) {
 		case FIELD_KEY:
-			ok = event_expect(&sub, wt, PB_WT_STRING) && event_get_bytes(&sub, &f->key);
+			ok = event_expect(&sub, wt, WT_LEN) && event_get_bytes(&sub, &f->key);
 			break;
 		case FIELD_TEXT:
 			f->type = EVENT_TEXT;
-			ok = event_expect(&sub, wt, PB_WT_STRING) && event_get_bytes(&sub, &f->v.text);
+			ok = event_expect(&sub, wt, WT_LEN) && event_get_bytes(&sub, &f->v.text);
 			break;
 		case FIELD_INTEGER:
 			f->type = EVENT_INTEGER;
-			ok = event_expect(&sub, wt, PB_WT_VARINT) &&
-			    pb_decode_svarint(&sub, &f->v.integer);
+			ok = event_expect(&sub, wt, WT_VARINT) && event_get_varint(&sub, &u);
+			/* zigzag */
+			f->v.integer = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 			break;
 		case FIELD_NUMBER:
 			f->type = EVENT_NUMBER;
-			ok = event_expect(&sub, wt, PB_WT_64BIT) &&
-			    pb_decode_fixed64(&sub, &f->v.number);
+			ok = event_expect(&sub, wt, WT_64BIT) && event_get_fixed64(&sub, &u);
+			memcpy(&f->v.number, &u, sizeof(u));
 			break;
 		case FIELD_BOOLEAN:
 			f->type = EVENT_BOOLEAN;
-			ok = event_expect(&sub, wt, PB_WT_VARINT) && pb_decode_varint(&sub, &u);
+			ok = event_expect(&sub, wt, WT_VARINT) && event_get_varint(&sub, &u);
 			f->v.boolean = u != 0;
 			break;
 		case FIELD_SLICE:
 			f->type = EVENT_SLICE;
-			ok = event_expect(&sub, wt, PB_WT_STRING) && event_get_slice(&sub, f);
+			ok = event_expect(&sub, wt, WT_LEN) && event_get_slice(&sub, f);
 			break;
 		case FIELD_JSON:
 			f->type = EVENT_JSON;
-			ok = event_expect(&sub, wt, PB_WT_STRING) && event_get_bytes(&sub, &f->v.json);
+			ok = event_expect(&sub, wt, WT_LEN) && event_get_bytes(&sub, &f->v.json);
 			break;
 		default:
 			/* Unknown to this version: skipped, so newer agents still work. */
-			ok = pb_skip_field(&sub, wt);
+			ok = event_skip(&sub, wt);
 			break;
 		}
 		if (!ok)
-			PB_RETURN_ERROR(is, PB_GET_ERROR(&sub));
+			return false;
 	}
-	if (!eof)
-		PB_RETURN_ERROR(is, PB_GET_ERROR(&sub));
 	return true;
 }
 
@@ -303,84 +423,76 @@ event_reader_init(struct event_reader *r, const uint8_t *data, size_t len,
 	r->why = NULL;
 }
 
-/* Decodes one Event message's contents from is into ev. */
+/* Decodes one Event message's contents into ev. */
 static int
-event_decode(struct event_reader *r, pb_istream_t *is, struct event *ev)
+event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 {
 	struct pbslice *bytes[] = {
 		[EVENT_HOST] = &ev->host, [EVENT_STREAM] = &ev->stream,
 		[EVENT_SOURCE] = &ev->source, [EVENT_MESSAGE] = &ev->message,
 	};
-	pb_wire_type_t wt;
-	uint32_t tag;
-	bool eof, ok;
+	unsigned field, wt;
+	bool ok;
 
 	memset(ev, 0, sizeof(*ev));
 	ev->fields = r->fields;
-	while (pb_decode_tag(is, &wt, &tag, &eof)) {
-		switch (tag) {
+	while (c->p < c->end) {
+		if (!event_get_tag(c, &field, &wt))
+			return -EPROTO;
+		switch (field) {
 		case EVENT_TS:
-			ok = event_expect(is, wt, PB_WT_64BIT) && pb_decode_fixed64(is, &ev->ts);
+			ok = event_expect(c, wt, WT_64BIT) && event_get_fixed64(c, &ev->ts);
 			break;
 		case EVENT_HOST:
 		case EVENT_STREAM:
 		case EVENT_SOURCE:
 		case EVENT_MESSAGE:
-			ok = event_expect(is, wt, PB_WT_STRING) && event_get_bytes(is, bytes[tag]);
+			ok = event_expect(c, wt, WT_LEN) && event_get_bytes(c, bytes[field]);
 			break;
 		case EVENT_FIELDS:
 			if (ev->nfields == r->max_fields) {
 				r->why = "too many fields in one event";
 				return -E2BIG;
 			}
-			ok = event_expect(is, wt, PB_WT_STRING) &&
-			    event_get_field(is, &r->fields[ev->nfields++]);
+			ok = event_expect(c, wt, WT_LEN) &&
+			    event_get_field(c, &r->fields[ev->nfields++]);
 			break;
 		default:
-			ok = pb_skip_field(is, wt);
+			ok = event_skip(c, wt);
 			break;
 		}
 		if (!ok)
-			goto malformed;
+			return -EPROTO;
 	}
-	if (eof)
-		return 1;
-malformed:
-	r->why = PB_GET_ERROR(is);
-	return -EPROTO;
+	return 1;
 }
 
 int
 event_reader_next(struct event_reader *r, struct event *ev)
 {
-	pb_istream_t is, sub;
-	pb_wire_type_t wt;
-	uint32_t tag;
-	bool eof;
+	struct event_cur c = { r->p, r->end, &r->why }, sub;
+	unsigned field, wt;
 	int rc;
 
-	for (;;) {
-		if (r->p == r->end)
-			return 0;
-		is = pb_istream_from_buffer(r->p, (size_t)(r->end - r->p));
-		if (!pb_decode_tag(&is, &wt, &tag, &eof))
+	while (c.p < c.end) {
+		if (!event_get_tag(&c, &field, &wt))
 			goto malformed;
-		if (tag != EVENTLIST_EVENTS) {
-			/* Not an event: skip it, as protobuf readers do. */
-			if (!pb_skip_field(&is, wt))
+		if (field != EVENTLIST_EVENTS) {
+			/* Not an event: skipped, as protobuf readers do. */
+			if (!event_skip(&c, wt))
 				goto malformed;
-			r->p = is.state;
 			continue;
 		}
-		if (!event_expect(&is, wt, PB_WT_STRING) || !event_enter(&is, &sub))
+		if (!event_expect(&c, wt, WT_LEN) || !event_enter(&c, &sub))
 			goto malformed;
-		r->p = is.state;
+		r->p = c.p;
 		if ((rc = event_decode(r, &sub, ev)) < 0)
 			r->p = r->end;
 		return rc;
 	}
+	r->p = r->end;
+	return 0;
 malformed:
-	r->why = PB_GET_ERROR(&is);
 	r->p = r->end;
 	return -EPROTO;
 }

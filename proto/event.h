@@ -1,6 +1,6 @@
 /*
  * event: the Event record of proto/logferry.proto, encoded and decoded by
- * hand on nanopb's primitives.
+ * hand, straight on the buffer (nanopb's streams cost ten times more here).
  *
  * The agent encodes each event once, into a reused buffer, as one element
  * of an EventList; serialized EventLists concatenate into one EventList,
