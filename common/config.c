@@ -878,6 +878,13 @@ config_section(struct config_walk *w, const struct config_key *keys,
 	/* Missing keys are reported where their section was opened. */
 	int here = config_line_of(w->c, w->path.s);
 
+	for (const struct config_key *k = keys; k->name != NULL; k++)
+		if (k - keys >= CONFIG_MAX_KEYS) {
+			/* A schema bug: seen[] has no room for its keys. */
+			fprintf(stderr, "logferry: a section has more than %d keys\n",
+			    CONFIG_MAX_KEYS);
+			abort();
+		}
 	if (node->type != YAML_MAPPING_NODE) {
 		config_error_at(w->c, config_node_line(node), w->path.s,
 		    "expected a mapping, not %s", config_node_kind(node));

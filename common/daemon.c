@@ -1,8 +1,8 @@
 #include "autoconfig.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,22 +193,30 @@ static void
 daemon_on_signal(uv_signal_t *h, int signum)
 {
 	struct daemon_run *run = h->data;
+	const char *what = strchr(run->spec->progname, '-');
 
 	if (signum == SIGHUP) {
 		daemon_reload_check(run->spec->schema, run->file,
-		    strchr(run->spec->progname, '-') + 1);
+		    what ? what + 1 : run->spec->progname);
 		return;
 	}
 	if (run->stopping) {
-		log_info("SIG%s received: already stopping", sigabbrev_np(signum));
-		return;
+		/*
+		 * The operator insists: leave now. Safe by design: the agent's
+		 * spool commits are atomic and the relay keeps no durable state.
+		 */
+		log_warn("SIG%s received again: exiting now without finishing the stop",
+		    sigabbrev_np(signum));
+		log_flush_suppressed();
+		_exit(DAEMON_EXIT_FAILURE);
 	}
 	log_info("SIG%s received: stopping", sigabbrev_np(signum));
 	run->stopping = true;
 	daemon_notify("STOPPING=1");
-	uv_close((uv_handle_t *)&run->term, NULL);
-	uv_close((uv_handle_t *)&run->intr, NULL);
-	uv_close((uv_handle_t *)&run->hup, NULL);
+	/* Still handled while the daemon stops, but no longer keeping the loop alive. */
+	uv_unref((uv_handle_t *)&run->term);
+	uv_unref((uv_handle_t *)&run->intr);
+	uv_unref((uv_handle_t *)&run->hup);
 	run->spec->stop(run->ctx);
 }
 
@@ -218,7 +226,7 @@ daemon_run(const struct daemon_spec *spec, const char *file, void *cfg)
 	struct daemon_run run = { .spec = spec, .file = file };
 	uv_signal_t *hs[] = { &run.term, &run.intr, &run.hup };
 	const int signums[] = { SIGTERM, SIGINT, SIGHUP };
-	int r, code;
+	int r = 0, code = DAEMON_EXIT_FAILURE;
 
 	if ((r = uv_loop_init(&run.loop)) != 0) {
 		log_error("cannot create the event loop: %s", uv_strerror(r));
@@ -227,23 +235,20 @@ daemon_run(const struct daemon_spec *spec, const char *file, void *cfg)
 	for (int i = 0; i < 3; i++) {
 		uv_signal_init(&run.loop, hs[i]);
 		hs[i]->data = &run;
-		if ((r = uv_signal_start(hs[i], daemon_on_signal, signums[i])) != 0) {
+	}
+	for (int i = 0; i < 3 && r == 0; i++)
+		if ((r = uv_signal_start(hs[i], daemon_on_signal, signums[i])) != 0)
 			log_error("cannot handle SIG%s: %s", sigabbrev_np(signums[i]),
 			    uv_strerror(r));
-			break;
-		}
-	}
-	if (r == 0 && (r = spec->start(&run.loop, file, cfg, &run.ctx)) == 0) {
+	if (r == 0 && spec->start(&run.loop, file, cfg, &run.ctx) == 0) {
 		daemon_notify("READY=1");
 		uv_run(&run.loop, UV_RUN_DEFAULT);
 		code = spec->finish(run.ctx);
 		log_info("stopped");
-	} else {
-		for (int i = 0; i < 3; i++)
-			uv_close((uv_handle_t *)hs[i], NULL);
-		uv_run(&run.loop, UV_RUN_DEFAULT);
-		code = DAEMON_EXIT_FAILURE;
 	}
+	for (int i = 0; i < 3; i++)
+		uv_close((uv_handle_t *)hs[i], NULL);
+	uv_run(&run.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&run.loop) != 0) {
 		/* A handle left open is a bug in its owner. */
 		log_error("event loop still has open handles at exit");
