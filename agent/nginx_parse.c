@@ -1,0 +1,406 @@
+/*
+ * nginx_parse: NGINX `combined` lines, in one pass over the line (see
+ * nginx_parse.h). Every string value is a slice of the line; nothing is
+ * copied or allocated.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "agent/nginx_parse.h"
+
+#define NGINX_ERR(what) "nginx_combined: " what
+
+enum nginx_key {
+	NGINX_REMOTE_ADDR,
+	NGINX_REMOTE_USER,
+	NGINX_TIME_LOCAL,
+	NGINX_REQUEST,
+	NGINX_METHOD,
+	NGINX_PATH,
+	NGINX_PROTOCOL,
+	NGINX_STATUS,
+	NGINX_BODY_BYTES_SENT,
+	NGINX_HTTP_REFERER,
+	NGINX_HTTP_USER_AGENT,
+	NGINX_NKEYS
+};
+
+#define NGINX_KEY(s) { (const uint8_t *)(s), sizeof(s) - 1 }
+static const struct pbslice nginx_keys[NGINX_NKEYS] = {
+	[NGINX_REMOTE_ADDR] = NGINX_KEY("remote_addr"),
+	[NGINX_REMOTE_USER] = NGINX_KEY("remote_user"),
+	[NGINX_TIME_LOCAL] = NGINX_KEY("time_local"),
+	[NGINX_REQUEST] = NGINX_KEY("request"),
+	[NGINX_METHOD] = NGINX_KEY("method"),
+	[NGINX_PATH] = NGINX_KEY("path"),
+	[NGINX_PROTOCOL] = NGINX_KEY("protocol"),
+	[NGINX_STATUS] = NGINX_KEY("status"),
+	[NGINX_BODY_BYTES_SENT] = NGINX_KEY("body_bytes_sent"),
+	[NGINX_HTTP_REFERER] = NGINX_KEY("http_referer"),
+	[NGINX_HTTP_USER_AGENT] = NGINX_KEY("http_user_agent"),
+};
+
+/* `dd/Mon/yyyy:hh:mm:ss +hhmm` */
+#define NGINX_TIME_LEN 26
+/* ` HTTP/x.y` at the end of a request */
+#define NGINX_PROTO_LEN 9
+
+static inline bool
+nginx_digit(uint8_t c)
+{
+	return (unsigned)(c - '0') < 10;
+}
+
+/* An RFC 9110 token character, which a method consists of. */
+static inline bool
+nginx_tchar(uint8_t c)
+{
+	if ((unsigned)((c | 0x20) - 'a') < 26 || nginx_digit(c))
+		return true;
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+	case '+': case '-': case '.': case '^': case '_': case '`': case '|':
+	case '~':
+		return true;
+	default:
+		return false;
+	}
+}
+
+static inline void
+nginx_add_slice(struct parsed *out, enum nginx_key key, const uint8_t *line,
+    const uint8_t *s, const uint8_t *e)
+{
+	struct event_field *f = &out->fields[out->nfields++];
+
+	f->key = nginx_keys[key];
+	f->type = EVENT_SLICE;
+	/* nginx_parse refuses lines of 4 GiB or more, so these fit. */
+	f->v.slice.offset = (uint32_t)(s - line);
+	f->v.slice.length = (uint32_t)(e - s);
+}
+
+/* Adds the slice unless it is NGINX's `-` for "no value". */
+static inline void
+nginx_add_unless_dash(struct parsed *out, enum nginx_key key,
+    const uint8_t *line, const uint8_t *s, const uint8_t *e)
+{
+	if (e - s == 1 && *s == '-')
+		return;
+	nginx_add_slice(out, key, line, s, e);
+}
+
+static inline void
+nginx_add_integer(struct parsed *out, enum nginx_key key, int64_t v)
+{
+	struct event_field *f = &out->fields[out->nfields++];
+
+	f->key = nginx_keys[key];
+	f->type = EVENT_INTEGER;
+	f->v.integer = v;
+}
+
+/* Two decimal digits at t, or -1. */
+static inline int
+nginx_2digits(const uint8_t *t)
+{
+	if (!nginx_digit(t[0]) || !nginx_digit(t[1]))
+		return -1;
+	return (t[0] - '0') * 10 + (t[1] - '0');
+}
+
+/* 1..12 for a month's English abbreviation as NGINX writes it, or 0. */
+static inline int
+nginx_month(const uint8_t *t)
+{
+	switch ((uint32_t)t[0] << 16 | (uint32_t)t[1] << 8 | t[2]) {
+	case 'J' << 16 | 'a' << 8 | 'n': return 1;
+	case 'F' << 16 | 'e' << 8 | 'b': return 2;
+	case 'M' << 16 | 'a' << 8 | 'r': return 3;
+	case 'A' << 16 | 'p' << 8 | 'r': return 4;
+	case 'M' << 16 | 'a' << 8 | 'y': return 5;
+	case 'J' << 16 | 'u' << 8 | 'n': return 6;
+	case 'J' << 16 | 'u' << 8 | 'l': return 7;
+	case 'A' << 16 | 'u' << 8 | 'g': return 8;
+	case 'S' << 16 | 'e' << 8 | 'p': return 9;
+	case 'O' << 16 | 'c' << 8 | 't': return 10;
+	case 'N' << 16 | 'o' << 8 | 'v': return 11;
+	case 'D' << 16 | 'e' << 8 | 'c': return 12;
+	default: return 0;
+	}
+}
+
+static inline bool
+nginx_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar. */
+static inline int64_t
+nginx_days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/*
+ * Converts the NGINX_TIME_LEN bytes at t (`22/Nov/2026:10:00:00 +0100`) to
+ * ns since the epoch, UTC, in *ts (0 outside what a uint64_t holds).
+ * Returns false if they are not a valid time.
+ */
+static bool
+nginx_time(const uint8_t *t, uint64_t *ts)
+{
+	static const uint8_t mdays[13] =
+	    { 0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int day, mon, y1, y2, hh, mm, ss, oh, om;
+	int64_t secs, off;
+
+	if (t[2] != '/' || t[6] != '/' || t[11] != ':' || t[14] != ':' ||
+	    t[17] != ':' || t[20] != ' ' || (t[21] != '+' && t[21] != '-'))
+		return false;
+	day = nginx_2digits(t);
+	mon = nginx_month(t + 3);
+	y1 = nginx_2digits(t + 7);
+	y2 = nginx_2digits(t + 9);
+	hh = nginx_2digits(t + 12);
+	mm = nginx_2digits(t + 15);
+	ss = nginx_2digits(t + 18);
+	oh = nginx_2digits(t + 22);
+	om = nginx_2digits(t + 24);
+	if (mon == 0 || day < 1 || y1 < 0 || y2 < 0 || hh < 0 || hh > 23 ||
+	    mm < 0 || mm > 59 || ss < 0 || ss > 59 || oh < 0 || oh > 23 ||
+	    om < 0 || om > 59)
+		return false;
+	if (day > mdays[mon] ||
+	    (mon == 2 && day == 29 && !nginx_leap(y1 * 100 + y2)))
+		return false;
+	off = (int64_t)oh * 3600 + om * 60;
+	secs = nginx_days_from_civil(y1 * 100 + y2, mon, day) * 86400 +
+	    hh * 3600 + mm * 60 + ss - (t[21] == '+' ? off : -off);
+	if (secs < 0 || (uint64_t)secs > UINT64_MAX / UINT64_C(1000000000))
+		*ts = 0;
+	else
+		*ts = (uint64_t)secs * UINT64_C(1000000000);
+	return true;
+}
+
+/*
+ * Reads up to maxdigits decimal digits at *pp into *v and moves *pp past
+ * them. Returns the number of digits, or -1 if there are more.
+ */
+static inline int
+nginx_number(const uint8_t **pp, const uint8_t *end, int maxdigits,
+    uint64_t *v)
+{
+	const uint8_t *p = *pp;
+	uint64_t n = 0;
+	int digits = 0;
+
+	while (p < end && nginx_digit(*p)) {
+		if (++digits > maxdigits)
+			return -1;
+		n = n * 10 + (uint64_t)(*p++ - '0');
+	}
+	*pp = p;
+	*v = n;
+	return digits;
+}
+
+/* Adds method, path and protocol if the request is `METHOD SP target SP HTTP/x.y`. */
+static void
+nginx_split_request(struct parsed *out, const uint8_t *line,
+    const uint8_t *s, const uint8_t *e)
+{
+	const uint8_t *proto, *m;
+
+	if (e - s < 1 + 1 + 1 + NGINX_PROTO_LEN)
+		return;
+	proto = e - NGINX_PROTO_LEN;
+	if (memcmp(proto, " HTTP/", 6) != 0 || !nginx_digit(proto[6]) ||
+	    proto[7] != '.' || !nginx_digit(proto[8]))
+		return;
+	for (m = s; m < proto && nginx_tchar(*m); m++)
+		continue;
+	/* A method, one space, and a target that is not empty. */
+	if (m == s || *m != ' ' || m + 1 >= proto)
+		return;
+	nginx_add_slice(out, NGINX_METHOD, line, s, m);
+	nginx_add_slice(out, NGINX_PATH, line, m + 1, proto);
+	nginx_add_slice(out, NGINX_PROTOCOL, line, proto + 1, e);
+}
+
+/*
+ * Expects `SP "value"` at *pp. Returns the value's end (its closing quote)
+ * and sets *vs to its start and *pp past the quote, or NULL if there is no
+ * opening (*missing_close false) or closing quote (*missing_close true).
+ */
+static inline const uint8_t *
+nginx_quoted(const uint8_t **pp, const uint8_t *end, const uint8_t **vs,
+    bool *missing_close)
+{
+	const uint8_t *p = *pp, *q;
+
+	*missing_close = false;
+	if (end - p < 2 || p[0] != ' ' || p[1] != '"')
+		return NULL;
+	p += 2;
+	/* NGINX writes a quote inside a value as \x22: the next quote ends it. */
+	if ((q = memchr(p, '"', (size_t)(end - p))) == NULL) {
+		*missing_close = true;
+		return NULL;
+	}
+	*vs = p;
+	*pp = q + 1;
+	return q;
+}
+
+int
+nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
+{
+	const uint8_t *p = line, *end, *s, *e;
+	const char *why;
+	uint64_t v;
+	bool unclosed;
+
+	out->ts = 0;
+	out->host.ptr = NULL;
+	out->host.len = 0;
+	out->nfields = 0;
+	out->error = NULL;
+
+	if (len > UINT32_MAX) {
+		why = NGINX_ERR("line of 4 GiB or more");
+		goto fail;
+	}
+	if (len > 0 && line[len - 1] == '\n')
+		len--;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len == 0) {
+		why = NGINX_ERR("empty line");
+		goto fail;
+	}
+	end = line + len;
+
+	/* $remote_addr SP - SP */
+	if ((e = memchr(p, ' ', len)) == NULL) {
+		why = NGINX_ERR("missing ' - ' after remote_addr");
+		goto fail;
+	}
+	if (e == p) {
+		why = NGINX_ERR("empty remote_addr");
+		goto fail;
+	}
+	if (end - e < 3 || e[1] != '-' || e[2] != ' ') {
+		why = NGINX_ERR("missing ' - ' after remote_addr");
+		goto fail;
+	}
+	nginx_add_slice(out, NGINX_REMOTE_ADDR, line, p, e);
+	p = e + 3;
+
+	/* $remote_user SP [ : the user may hold spaces, so find " [". */
+	for (s = p;; s = e + 1) {
+		if ((e = memchr(s, '[', (size_t)(end - s))) == NULL) {
+			why = NGINX_ERR("missing '[' before time_local");
+			goto fail;
+		}
+		if (e > p && e[-1] == ' ')
+			break;
+	}
+	nginx_add_unless_dash(out, NGINX_REMOTE_USER, line, p, e - 1);
+	p = e + 1;
+
+	/* $time_local ] */
+	if (end - p <= NGINX_TIME_LEN || p[NGINX_TIME_LEN] != ']') {
+		if (memchr(p, ']', (size_t)(end - p)) == NULL)
+			why = NGINX_ERR("missing ']' after time_local");
+		else
+			why = NGINX_ERR("bad time_local");
+		goto fail;
+	}
+	if (!nginx_time(p, &out->ts)) {
+		why = NGINX_ERR("bad time_local");
+		goto fail;
+	}
+	nginx_add_slice(out, NGINX_TIME_LOCAL, line, p, p + NGINX_TIME_LEN);
+	p += NGINX_TIME_LEN + 1;
+
+	/* SP "$request" */
+	if ((e = nginx_quoted(&p, end, &s, &unclosed)) == NULL) {
+		why = unclosed ? NGINX_ERR("missing '\"' after request") :
+		    NGINX_ERR("missing '\"' before request");
+		goto fail;
+	}
+	nginx_add_slice(out, NGINX_REQUEST, line, s, e);
+	nginx_split_request(out, line, s, e);
+
+	/* SP $status SP $body_bytes_sent */
+	if (p == end || *p != ' ') {
+		why = NGINX_ERR("missing ' ' after request");
+		goto fail;
+	}
+	p++;
+	if (nginx_number(&p, end, 9, &v) <= 0 || p == end || *p != ' ') {
+		why = NGINX_ERR("status is not a number");
+		goto fail;
+	}
+	nginx_add_integer(out, NGINX_STATUS, (int64_t)v);
+	p++;
+	switch (nginx_number(&p, end, 19, &v)) {
+	case -1:
+		why = NGINX_ERR("body_bytes_sent is too large");
+		goto fail;
+	case 0:
+		why = NGINX_ERR("body_bytes_sent is not a number");
+		goto fail;
+	}
+	if (v > INT64_MAX) {
+		why = NGINX_ERR("body_bytes_sent is too large");
+		goto fail;
+	}
+	if (p < end && *p != ' ') {
+		why = NGINX_ERR("body_bytes_sent is not a number");
+		goto fail;
+	}
+	nginx_add_integer(out, NGINX_BODY_BYTES_SENT, (int64_t)v);
+
+	/* SP "$http_referer" SP "$http_user_agent" */
+	if ((e = nginx_quoted(&p, end, &s, &unclosed)) == NULL) {
+		why = unclosed ? NGINX_ERR("missing '\"' after http_referer") :
+		    NGINX_ERR("missing '\"' before http_referer");
+		goto fail;
+	}
+	nginx_add_unless_dash(out, NGINX_HTTP_REFERER, line, s, e);
+	if ((e = nginx_quoted(&p, end, &s, &unclosed)) == NULL) {
+		why = unclosed ? NGINX_ERR("missing '\"' after http_user_agent") :
+		    NGINX_ERR("missing '\"' before http_user_agent");
+		goto fail;
+	}
+	nginx_add_unless_dash(out, NGINX_HTTP_USER_AGENT, line, s, e);
+
+	/* Formats that extend combined add fields after a space. */
+	if (p < end && *p != ' ') {
+		why = NGINX_ERR("unexpected bytes after http_user_agent");
+		goto fail;
+	}
+	return 0;
+
+fail:
+	out->ts = 0;
+	out->nfields = 0;
+	out->error = why;
+	return -EINVAL;
+}
