@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent/nginx_parse.h"
+#include "common/civil.h"
 
 #define NGINX_ERR(what) "nginx_combined: " what
 
@@ -114,46 +115,8 @@ nginx_2digits(const uint8_t *t)
 	return (t[0] - '0') * 10 + (t[1] - '0');
 }
 
-/* 1..12 for a month's English abbreviation as NGINX writes it, or 0. */
-static inline int
-nginx_month(const uint8_t *t)
-{
-	switch ((uint32_t)t[0] << 16 | (uint32_t)t[1] << 8 | t[2]) {
-	case 'J' << 16 | 'a' << 8 | 'n': return 1;
-	case 'F' << 16 | 'e' << 8 | 'b': return 2;
-	case 'M' << 16 | 'a' << 8 | 'r': return 3;
-	case 'A' << 16 | 'p' << 8 | 'r': return 4;
-	case 'M' << 16 | 'a' << 8 | 'y': return 5;
-	case 'J' << 16 | 'u' << 8 | 'n': return 6;
-	case 'J' << 16 | 'u' << 8 | 'l': return 7;
-	case 'A' << 16 | 'u' << 8 | 'g': return 8;
-	case 'S' << 16 | 'e' << 8 | 'p': return 9;
-	case 'O' << 16 | 'c' << 8 | 't': return 10;
-	case 'N' << 16 | 'o' << 8 | 'v': return 11;
-	case 'D' << 16 | 'e' << 8 | 'c': return 12;
-	default: return 0;
-	}
-}
 
-static inline bool
-nginx_leap(int y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
 
-/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar. */
-static inline int64_t
-nginx_days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
 
 /*
  * Converts the NGINX_TIME_LEN bytes at t (`22/Nov/2026:10:00:00 +0100`) to
@@ -172,7 +135,7 @@ nginx_time(const uint8_t *t, uint64_t *ts)
 	    t[17] != ':' || t[20] != ' ' || (t[21] != '+' && t[21] != '-'))
 		return false;
 	day = nginx_2digits(t);
-	mon = nginx_month(t + 3);
+	mon = civil_month(t + 3);
 	y1 = nginx_2digits(t + 7);
 	y2 = nginx_2digits(t + 9);
 	hh = nginx_2digits(t + 12);
@@ -185,10 +148,10 @@ nginx_time(const uint8_t *t, uint64_t *ts)
 	    om < 0 || om > 59)
 		return false;
 	if (day > mdays[mon] ||
-	    (mon == 2 && day == 29 && !nginx_leap(y1 * 100 + y2)))
+	    (mon == 2 && day == 29 && !civil_is_leap(y1 * 100 + y2)))
 		return false;
 	off = (int64_t)oh * 3600 + om * 60;
-	secs = nginx_days_from_civil(y1 * 100 + y2, mon, day) * 86400 +
+	secs = civil_days(y1 * 100 + y2, mon, day) * 86400 +
 	    hh * 3600 + mm * 60 + ss - (t[21] == '+' ? off : -off);
 	if (secs < 0 || (uint64_t)secs > UINT64_MAX / UINT64_C(1000000000))
 		*ts = 0;
