@@ -10,22 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "agent/nginx_parse.h"
 #include "agent/syslog_parse.h"
+#include "bench/bench_util.h"
 
 #define VARIANTS 1024
-
-static double
-bench_cpu_seconds(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 static char lines[VARIANTS][512];
 static size_t lens[VARIANTS];
