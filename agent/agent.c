@@ -1,22 +1,81 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/file_source.h"
+#include "agent/spool.h"
 #include "common/daemon.h"
 #include "common/log.h"
 
 struct agent {
 	uv_loop_t *loop;
 	const struct agent_config *cfg;
+	char host[256];
+	char spool_dir[PATH_MAX];
+	struct spool *spool;
+	struct file_source **files;
+	size_t nfiles;
+	size_t running;               /* file sources not yet stopped */
 	int exit_code;
 };
+
+/* Where the spool lives: its own directory, so that it can be moved aside whole. */
+int
+agent_spool_dir(const struct agent_config *cfg, char *out, size_t len)
+{
+	if ((size_t)snprintf(out, len, "%s/spool", cfg->data_dir) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+void
+agent_spool_options(const struct agent_config *cfg, const char *dir, struct spool_options *o)
+{
+	uint64_t max_line = 0, blocks;
+
+	spool_options_default(o, dir);
+	o->max_size = cfg->spool.max_size;
+	o->sync_always = cfg->spool.sync == SYNC_ALWAYS;
+	o->commit_interval_ms = cfg->spool.commit_interval_ms;
+	o->segment_max_events = (uint32_t)cfg->relays.batch.max_events;
+	o->segment_max_bytes = cfg->relays.batch.max_bytes;
+	for (size_t i = 0; i < cfg->sources.n; i++) {
+		const struct agent_source *s = &((const struct agent_source *)cfg->sources.items)[i];
+
+		if (s->type == SOURCE_FILE && s->max_line > max_line)
+			max_line = s->max_line;
+		if (s->type != SOURCE_FILE && s->max_message_size > max_line)
+			max_line = s->max_message_size;
+	}
+	/* The line, its decoded fields (at most the line again) and the rest. */
+	o->event_max_bytes = 2 * max_line + 65536;
+	/* A sixteenth of the memory budget for events on their way to the disk. */
+	blocks = cfg->memory_limit / 16 / o->block_bytes;
+	o->queue_blocks = blocks < 4 ? 4 : blocks > 64 ? 64 : blocks;
+}
+
+static void
+agent_writable(void *ctx)
+{
+	struct agent *a = ctx;
+
+	for (size_t i = 0; i < a->nfiles; i++)
+		if (a->files[i] != NULL)
+			file_source_resume(a->files[i]);
+}
 
 int
 agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 {
+	struct spool_options so;
 	struct agent *a;
+	int r;
 
 	(void)config_file;
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
@@ -25,18 +84,79 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 	}
 	a->loop = loop;
 	a->cfg = config;
+	if (gethostname(a->host, sizeof(a->host)) != 0 || a->host[0] == '\0')
+		snprintf(a->host, sizeof(a->host), "%s", a->cfg->id);
+	a->host[sizeof(a->host) - 1] = '\0';
+	if ((r = agent_spool_dir(a->cfg, a->spool_dir, sizeof(a->spool_dir))) != 0) {
+		log_error("data_dir %s: path too long", a->cfg->data_dir);
+		goto fail;
+	}
+	agent_spool_options(a->cfg, a->spool_dir, &so);
+	if ((r = spool_open(loop, &so, agent_writable, a, &a->spool)) != 0)
+		goto fail;
+	if ((a->files = calloc(a->cfg->sources.n + 1, sizeof(*a->files))) == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < a->cfg->sources.n; i++) {
+		const struct agent_source *s = &((const struct agent_source *)a->cfg->sources.items)[i];
+
+		if (s->type != SOURCE_FILE) {
+			log_warn("source %s: %s sources are not available in this version yet; skipped",
+			    s->name, s->type == SOURCE_SYSLOG ? "syslog" : "http");
+			continue;
+		}
+		if ((r = file_source_start(loop, s, a->host, a->spool, &a->files[a->nfiles])) != 0)
+			goto fail;
+		a->nfiles++;
+	}
 	log_info("logferry-agent %s started as '%s' with %zu source(s)%s", PACKAGE_VERSION,
 	    a->cfg->id, a->cfg->sources.n,
 	    a->cfg->relays_enabled ? "" : "; no relays configured: spooling only");
 	*ctx = a;
 	return 0;
+fail:
+	/* Sources started so far stop with the spool; the loop finishes their closes. */
+	a->exit_code = DAEMON_EXIT_FAILURE;
+	*ctx = a;
+	agent_stop(a);
+	uv_run(loop, UV_RUN_DEFAULT);
+	free(a->files);
+	free(a);
+	return r < 0 ? r : -EIO;
+}
+
+static void
+agent_spool_closed(void *ctx)
+{
+	(void)ctx;
+}
+
+static void
+agent_source_stopped(void *ctx)
+{
+	struct agent *a = ctx;
+
+	/* The spool closes last: it commits what the sources handed over. */
+	if (--a->running == 0 && a->spool != NULL) {
+		spool_close(a->spool, agent_spool_closed, a);
+		a->spool = NULL;
+	}
 }
 
 void
 agent_stop(void *ctx)
 {
-	/* Nothing of the agent's own keeps the loop alive yet. */
-	(void)ctx;
+	struct agent *a = ctx;
+
+	a->running = a->nfiles + 1;
+	for (size_t i = 0; i < a->nfiles; i++) {
+		struct file_source *fs = a->files[i];
+
+		a->files[i] = NULL;
+		file_source_stop(fs, agent_source_stopped, a);
+	}
+	agent_source_stopped(a);
 }
 
 int
@@ -45,6 +165,7 @@ agent_finish(void *ctx)
 	struct agent *a = ctx;
 	int code = a->exit_code;
 
+	free(a->files);
 	free(a);
 	return code;
 }

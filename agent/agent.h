@@ -5,6 +5,8 @@
 #ifndef LOGFERRY_AGENT_H
 #define LOGFERRY_AGENT_H
 
+#include <stddef.h>
+
 #include <uv.h>
 
 #include "agent/agent_config.h"
@@ -13,5 +15,12 @@
 int agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx);
 void agent_stop(void *ctx);
 int agent_finish(void *ctx);
+
+/* The spool's directory in data_dir; 0 or -ENAMETOOLONG. */
+int agent_spool_dir(const struct agent_config *cfg, char *out, size_t len);
+
+struct spool_options;
+/* The spool's options from the configuration, for the spool in dir. */
+void agent_spool_options(const struct agent_config *cfg, const char *dir, struct spool_options *o);
 
 #endif

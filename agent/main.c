@@ -3,7 +3,15 @@
 #include <stddef.h>
 
 #include "agent/agent.h"
+#include "agent/inspect.h"
 #include "common/daemon.h"
+
+static const struct daemon_command agent_commands[] = {
+	{ "spool-stats", "print what the spool holds: events, bytes, times, file positions",
+	    inspect_stats_command },
+	{ "spool-dump", "print every event in the spool as a JSON line", inspect_dump_command },
+	{ NULL, NULL, NULL },
+};
 
 static const struct daemon_spec agent_spec = {
 	.progname = "logferry-agent",
@@ -14,6 +22,7 @@ static const struct daemon_spec agent_spec = {
 	.start = agent_start,
 	.stop = agent_stop,
 	.finish = agent_finish,
+	.commands = agent_commands,
 };
 
 int

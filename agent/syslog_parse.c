@@ -170,36 +170,15 @@ syslog_num(struct syslog_cur *c, size_t n, int *v)
 static bool
 syslog_frac(struct syslog_cur *c, uint32_t *ns)
 {
-	uint32_t x = 0;
-	size_t n = 0;
+	size_t n;
 
-	while (c->pos < c->len && syslog_isdigit(c->msg[c->pos])) {
-		if (++n > 9)
-			return false;
-		x = x * 10 + (uint32_t)(c->msg[c->pos++] - '0');
-	}
-	if (n == 0)
+	if (civil_frac(c->msg + c->pos, c->len - c->pos, &n, ns) != 0)
 		return false;
-	for (; n < 9; n++)
-		x *= 10;
-	*ns = x;
+	c->pos += n;
 	return true;
 }
 
 /* --------------------------------------------------------------- time */
-
-
-
-
-
-/* Nanoseconds since the epoch, or 0 (no usable time) outside 1970..2554. */
-static uint64_t
-syslog_ns(int64_t secs, uint32_t ns)
-{
-	if (secs < 0 || (uint64_t)secs >= UINT64_MAX / 1000000000u)
-		return 0;
-	return (uint64_t)secs * 1000000000u + ns;
-}
 
 /* Does an RFC 3339 timestamp start here? (4 digits and "-": then it must be one.) */
 static bool
@@ -211,43 +190,23 @@ syslog_looks_3339(const struct syslog_cur *c)
 	    syslog_isdigit(p[2]) && syslog_isdigit(p[3]) && p[4] == '-';
 }
 
-/* YYYY-MM-DDThh:mm:ss[.f{1,9}](Z|±hh:mm). RFC 5424 allows 6 fraction digits; 9 are kept. */
+/*
+ * YYYY-MM-DDThh:mm:ss[.f{1,9}](Z|±hh:mm). RFC 5424 allows 6 fraction digits;
+ * 9 are kept. RFC 5424 requires the "T" (rsyslog writes it too):
+ * civil_rfc3339 would also take a space, which syslog lines keep refusing.
+ */
 static bool
 syslog_rfc3339(struct syslog_cur *c, uint64_t *ts)
 {
-	int y, mo, d, h, mi, s, oh = 0, om = 0, sign = 0;
-	uint32_t ns = 0;
-	int64_t secs;
+	size_t n;
 
-	if (!syslog_num(c, 4, &y) || !syslog_lit(c, '-') || !syslog_num(c, 2, &mo) ||
-	    !syslog_lit(c, '-') || !syslog_num(c, 2, &d) ||
-	    !(syslog_lit(c, 'T') || syslog_lit(c, 't')) || !syslog_num(c, 2, &h) ||
-	    !syslog_lit(c, ':') || !syslog_num(c, 2, &mi) || !syslog_lit(c, ':') ||
-	    !syslog_num(c, 2, &s))
+	if (c->len - c->pos > 10 && c->msg[c->pos + 10] == ' ')
 		return false;
-	if (syslog_lit(c, '.') && !syslog_frac(c, &ns))
+	if (civil_rfc3339(c->msg + c->pos, c->len - c->pos, &n, ts) != 0)
 		return false;
-	if (syslog_lit(c, 'Z') || syslog_lit(c, 'z'))
-		sign = 0;
-	else if (syslog_lit(c, '+'))
-		sign = 1;
-	else if (syslog_lit(c, '-'))
-		sign = -1;
-	else
-		return false;
-	if (sign != 0 && (!syslog_num(c, 2, &oh) || !syslog_lit(c, ':') ||
-	    !syslog_num(c, 2, &om) || oh > 23 || om > 59))
-		return false;
-	/* Second 60: a leap second, counted as the next minute's first. */
-	if (mo < 1 || mo > 12 || d < 1 || d > civil_days_in_month(y, mo) || h > 23 || mi > 59 ||
-	    s > 60)
-		return false;
-	secs = civil_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + s -
-	    sign * (oh * 3600 + om * 60);
-	*ts = syslog_ns(secs, ns);
+	c->pos += n;
 	return true;
 }
-
 
 /* Does "Mmm d" or "Mmm  d" start here? (Then it must be a timestamp.) */
 static bool
@@ -300,7 +259,7 @@ syslog_rfc3164_time(struct syslog_cur *c, uint64_t now_ns, uint64_t *ts)
 	}
 	if (best < 0)
 		return false;
-	*ts = syslog_ns(best, ns);
+	*ts = civil_ns(best, ns);
 	return true;
 }
 

@@ -41,31 +41,45 @@ daemon_usage(const struct daemon_spec *spec, FILE *out)
 	    "  -t, --check         check the configuration and exit: 0 if valid, 2 if not\n"
 	    "  -T, --dump-config   print the effective configuration, defaults included\n"
 	    "  -V, --version       print the version and exit\n"
-	    "  -h, --help          print this help and exit\n"
-	    "\n"
+	    "  -h, --help          print this help and exit\n",
+	    spec->progname, spec->summary, spec->default_config);
+	for (const struct daemon_command *c = spec->commands; c != NULL && c->name != NULL; c++)
+		fprintf(out, "      --%-16s%s\n", c->name, c->help);
+	fprintf(out, "\n"
 	    "Runs in the foreground and logs to stderr. SIGTERM or SIGINT stop it cleanly.\n"
 	    "Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration error.\n"
-	    "See %s(8) and logferry.yaml(5).\n",
-	    spec->progname, spec->summary, spec->default_config, spec->progname);
+	    "See %s(8) and logferry.yaml(5).\n", spec->progname);
 }
 
 int
 daemon_main(const struct daemon_spec *spec, int argc, char **argv)
 {
-	static const struct option opts[] = {
+	static const struct option base[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 't' },
 		{ "dump-config", no_argument, NULL, 'T' },
 		{ "config-reference", no_argument, NULL, 'R' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
 	};
+	enum { NBASE = sizeof(base) / sizeof(base[0]), MAXCMD = 8, CMD0 = 0x100 };
+	struct option opts[NBASE + MAXCMD + 1];
+	const struct daemon_command *command = NULL;
 	const char *file = spec->default_config;
 	int check = 0, dump = 0, ch, r;
+	size_t ncmd = 0;
 	void *cfg;
 
+	memcpy(opts, base, sizeof(base));
+	for (; spec->commands != NULL && spec->commands[ncmd].name != NULL && ncmd < MAXCMD; ncmd++)
+		opts[NBASE + ncmd] = (struct option){ spec->commands[ncmd].name, no_argument, NULL,
+		    CMD0 + (int)ncmd };
+	memset(&opts[NBASE + ncmd], 0, sizeof(opts[0]));
 	while ((ch = getopt_long(argc, argv, "c:tTVh", opts, NULL)) != -1) {
+		if (ch >= CMD0 && ch < CMD0 + (int)ncmd) {
+			command = &spec->commands[ch - CMD0];
+			continue;
+		}
 		switch (ch) {
 		case 'c': file = optarg; break;
 		case 't': check = 1; break;
@@ -106,6 +120,9 @@ daemon_main(const struct daemon_spec *spec, int argc, char **argv)
 	} else if (dump) {
 		config_dump(spec->schema, cfg, stdout);
 		r = DAEMON_EXIT_OK;
+	} else if (command != NULL) {
+		log_init(spec->progname, LOG_LEVEL_WARN);
+		r = command->run(file, cfg);
 	} else {
 		log_init(spec->progname,
 		    (enum log_level) * (int *)((char *)cfg + spec->log_level_offset));

@@ -17,6 +17,14 @@
 #define DAEMON_EXIT_FAILURE 1
 #define DAEMON_EXIT_USAGE 2
 
+/* An operator command beside running the daemon, e.g. --spool-stats. */
+struct daemon_command {
+	const char *name;                  /* long option without "--" */
+	const char *help;                  /* one line for --help */
+	/* Runs with the loaded configuration; returns the exit code. */
+	int (*run)(const char *config_file, void *config);
+};
+
 struct daemon_spec {
 	const char *progname;              /* "logferry-agent" */
 	const char *summary;               /* one line for --help */
@@ -37,6 +45,7 @@ struct daemon_spec {
 	void (*stop)(void *ctx);
 	/* After the loop has ended: frees ctx and returns the exit code. */
 	int (*finish)(void *ctx);
+	const struct daemon_command *commands;   /* ends with a NULL name; may be NULL */
 };
 
 /*

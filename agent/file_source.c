@@ -1,0 +1,176 @@
+/* file_source: tail -> parse -> spool for one file source (see file_source.h). */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/file_source.h"
+#include "agent/source.h"
+#include "agent/tail.h"
+#include "common/log.h"
+
+struct file_source {
+	const struct agent_source *cfg;
+	struct spool *spool;
+	struct tail *tail;
+	struct source_line sl;
+	uint64_t too_large;          /* lines whose event could not be spooled even raw */
+	void (*done)(void *ctx);
+	void *done_ctx;
+};
+
+static int
+file_source_position(void *ctx, const struct tail_id *id, uint64_t *offset,
+    struct tail_id *stored)
+{
+	struct file_source *fs = ctx;
+	struct spool_file f;
+	char path[PATH_MAX];
+	int r;
+
+	if ((r = spool_get_position(fs->spool, id->dev, id->ino, &f, path, sizeof(path))) != 0)
+		return r == -ENOENT ? -ENOENT : r;
+	*offset = f.offset;
+	stored->dev = f.dev;
+	stored->ino = f.ino;
+	stored->fp_len = f.fp_len;
+	stored->fp_hash = f.fp_hash;
+	return 0;
+}
+
+static void
+file_source_pos(const struct tail_file_info *f, uint64_t offset, struct spool_file *pos)
+{
+	pos->dev = f->id.dev;
+	pos->ino = f->id.ino;
+	pos->fp_len = f->id.fp_len;
+	pos->fp_hash = f->id.fp_hash;
+	pos->offset = offset;
+	pos->path = f->path;
+}
+
+static int
+file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line, size_t len,
+    unsigned flags, uint64_t end_offset)
+{
+	struct file_source *fs = ctx;
+	struct spool_file pos;
+	struct event ev, raw;
+	unsigned marks = 0;
+	int r;
+
+	if (flags & TAIL_LINE_SPLIT)
+		marks |= SOURCE_SPLIT;
+	if (flags & TAIL_LINE_PARTIAL)
+		marks |= SOURCE_PARTIAL;
+	source_line_event(&fs->sl, line, len, marks, source_now_ns(), f->path, &ev);
+	file_source_pos(f, end_offset, &pos);
+	r = spool_append(fs->spool, &ev, &pos);
+	if (r == -EMSGSIZE) {
+		/* Fields can make an event larger than its line; the line alone fits. */
+		source_line_raw(&fs->sl, &ev, "event too large with its fields", &raw);
+		r = spool_append(fs->spool, &raw, &pos);
+	}
+	if (r == -EAGAIN)
+		return -EAGAIN;
+	if (r != 0) {
+		fs->too_large++;
+		log_error("source %s: %s: line ending at offset %" PRIu64 " cannot be spooled (%s); "
+		    "skipped", fs->cfg->name, f->path, end_offset, strerror(-r));
+		/* Its position still advances, or the file would stall on it forever. */
+		if (spool_set_position(fs->spool, &pos) == -EAGAIN)
+			return -EAGAIN;
+	}
+	return 0;
+}
+
+static void
+file_source_skipped(void *ctx, const struct tail_file_info *f, uint64_t offset)
+{
+	struct file_source *fs = ctx;
+	struct spool_file pos;
+	int r;
+
+	file_source_pos(f, offset, &pos);
+	if ((r = spool_set_position(fs->spool, &pos)) != 0)
+		log_warn("source %s: %s: cannot store its start position (%s); if the agent "
+		    "restarts before the file's next line, lines in between are skipped",
+		    fs->cfg->name, f->path, strerror(-r));
+}
+
+static void
+file_source_flush(void *ctx)
+{
+	struct file_source *fs = ctx;
+
+	spool_flush(fs->spool);
+}
+
+int
+file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct file_source **out)
+{
+	static const struct tail_callbacks cb = {
+		.position = file_source_position,
+		.line = file_source_line,
+		.flush = file_source_flush,
+		.skipped = file_source_skipped,
+	};
+	struct tail_options o = { 0 };
+	struct file_source *fs;
+	int r;
+
+	if ((fs = calloc(1, sizeof(*fs))) == NULL)
+		return -ENOMEM;
+	fs->cfg = cfg;
+	fs->spool = spool;
+	source_line_init(&fs->sl, cfg, host, cfg->max_line);
+	o.name = cfg->name;
+	o.paths = (const char *const *)cfg->paths.items;
+	o.npaths = cfg->paths.n;
+	o.exclude = (const char *const *)cfg->exclude.items;
+	o.nexclude = cfg->exclude.n;
+	o.start_at_end = cfg->start_at == START_AT_END;
+	o.max_line = cfg->max_line;
+	o.scan_interval_ms = cfg->scan_interval_ms;
+	o.stat_interval_ms = cfg->stat_interval_ms;
+	o.flush_timeout_ms = cfg->flush_timeout_ms;
+	if ((r = tail_start(loop, &o, &cb, fs, &fs->tail)) != 0) {
+		log_error("source %s: cannot start following files: %s", cfg->name, strerror(-r));
+		source_line_free(&fs->sl);
+		free(fs);
+		return r;
+	}
+	*out = fs;
+	return 0;
+}
+
+void
+file_source_resume(struct file_source *fs)
+{
+	tail_resume(fs->tail);
+}
+
+static void
+file_source_stopped(void *ctx)
+{
+	struct file_source *fs = ctx;
+	void (*done)(void *) = fs->done;
+	void *done_ctx = fs->done_ctx;
+
+	source_line_free(&fs->sl);
+	free(fs);
+	if (done != NULL)
+		done(done_ctx);
+}
+
+void
+file_source_stop(struct file_source *fs, void (*done)(void *ctx), void *ctx)
+{
+	fs->done = done;
+	fs->done_ctx = ctx;
+	tail_stop(fs->tail, file_source_stopped, fs);
+}

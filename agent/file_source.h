@@ -1,0 +1,31 @@
+/*
+ * file_source: one `file` source of the configuration: tail (agent/tail.h)
+ * feeding lines through source_line into the spool, each event appended
+ * together with the read position just after its line, so that the
+ * position is committed in the same transaction as the event.
+ */
+#ifndef LOGFERRY_FILE_SOURCE_H
+#define LOGFERRY_FILE_SOURCE_H
+
+#include <uv.h>
+
+#include "agent/agent_config.h"
+#include "agent/spool.h"
+
+struct file_source;
+
+/*
+ * Starts following cfg's paths on loop. host is the agent's host name;
+ * cfg, host and spool must outlive the source. Returns 0 or a negative
+ * error after logging it.
+ */
+int file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct file_source **out);
+
+/* The spool has room again: files paused on a full spool go on. */
+void file_source_resume(struct file_source *fs);
+
+/* Stops reading; done(ctx) runs when every handle is closed and fs is freed. */
+void file_source_stop(struct file_source *fs, void (*done)(void *ctx), void *ctx);
+
+#endif

@@ -1,0 +1,121 @@
+/* source: a line into an event (see source.h). */
+#include "autoconfig.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "agent/json_parse.h"
+#include "agent/nginx_parse.h"
+#include "agent/source.h"
+#include "agent/syslog_parse.h"
+
+#define PS(s) ((struct pbslice){ (const uint8_t *)(s), sizeof(s) - 1 })
+
+void
+source_line_init(struct source_line *sl, const struct agent_source *cfg, const char *host,
+    size_t max_line)
+{
+	const char *stream = cfg->stream != NULL ? cfg->stream : cfg->name;
+
+	memset(sl, 0, sizeof(*sl));
+	sl->format = cfg->format;
+	sl->stream.ptr = (const uint8_t *)stream;
+	sl->stream.len = strlen(stream);
+	sl->host.ptr = (const uint8_t *)host;
+	sl->host.len = strlen(host);
+	/* Decoded JSON strings and syslog SD values: at most the line again, plus keys. */
+	parser_init(&sl->parsed, 2 * max_line + 4096);
+}
+
+void
+source_line_free(struct source_line *sl)
+{
+	parser_free(&sl->parsed);
+}
+
+uint64_t
+source_now_ns(void)
+{
+	struct timespec ts;
+
+	/* The coarse clock is a few ms behind at worst and costs a tenth. */
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int
+source_parse(struct source_line *sl, const uint8_t *line, size_t len, uint64_t now_ns)
+{
+	switch (sl->format) {
+	case FORMAT_NGINX_COMBINED:
+		return nginx_parse(line, len, &sl->parsed);
+	case FORMAT_JSON:
+		return json_parse(line, len, &sl->parsed);
+	case FORMAT_SYSLOG:
+		return syslog_parse(line, len, now_ns, &sl->parsed);
+	default:
+		parser_reset(&sl->parsed);
+		return 0;
+	}
+}
+
+void
+source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsigned marks,
+    uint64_t now_ns, const char *source, struct event *ev)
+{
+	struct parsed *p = &sl->parsed;
+	size_t n = 0;
+
+	if (len > 0 && line[len - 1] == '\r' && !(marks & SOURCE_SPLIT))
+		len--;
+	memset(ev, 0, sizeof(*ev));
+	ev->ts = now_ns;
+	ev->host = sl->host;
+	ev->stream = sl->stream;
+	ev->source.ptr = (const uint8_t *)source;
+	ev->source.len = strlen(source);
+	ev->message.ptr = line;
+	ev->message.len = len;
+	ev->fields = sl->fields;
+	if (marks & SOURCE_SPLIT) {
+		/* A piece of a line cut at an arbitrary byte: parsing it means nothing. */
+		sl->fields[n].key = PS("split");
+		sl->fields[n].type = EVENT_BOOLEAN;
+		sl->fields[n++].v.boolean = true;
+		ev->nfields = n;
+		return;
+	}
+	if (source_parse(sl, line, len, now_ns) != 0) {
+		sl->parse_errors++;
+		sl->fields[n].key = PS("parse_error");
+		sl->fields[n].type = EVENT_TEXT;
+		sl->fields[n].v.text.ptr = (const uint8_t *)p->error;
+		sl->fields[n++].v.text.len = strlen(p->error);
+	} else {
+		memcpy(sl->fields, p->fields, p->nfields * sizeof(p->fields[0]));
+		n = p->nfields;
+		if (p->ts != 0)
+			ev->ts = p->ts;
+		if (p->host.len != 0)
+			ev->host = p->host;
+	}
+	if (marks & SOURCE_PARTIAL) {
+		sl->fields[n].key = PS("partial");
+		sl->fields[n].type = EVENT_BOOLEAN;
+		sl->fields[n++].v.boolean = true;
+	}
+	ev->nfields = n;
+}
+
+void
+source_line_raw(struct source_line *sl, const struct event *parsed, const char *why,
+    struct event *ev)
+{
+	*ev = *parsed;
+	ev->fields = sl->fields;
+	sl->fields[0].key = PS("parse_error");
+	sl->fields[0].type = EVENT_TEXT;
+	sl->fields[0].v.text.ptr = (const uint8_t *)why;
+	sl->fields[0].v.text.len = strlen(why);
+	ev->nfields = 1;
+}

@@ -1,0 +1,1416 @@
+/* spool: the agent's LMDB spool (see spool.h). */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <zstd.h>
+
+#include "agent/spool.h"
+#include "common/log.h"
+
+#define SPOOL_FORMAT 1
+#define SPOOL_POS_KEY 16
+#define SPOOL_POS_FIXED 24       /* offset, fp_hash, fp_len, path_len */
+#define SPOOL_RETRY_MS 1000      /* after a failed commit */
+
+/*
+ * A hand-off block: events encoded on the loop thread, and the positions to
+ * commit with them, as records [u32 len][16-byte key][value] in LMDB's
+ * format so the writer only copies them in.
+ */
+struct spool_block {
+	struct spool_block *next;
+	struct buf data;
+	struct buf pos;
+	size_t last_pos;             /* offset in pos of the last record + 1; 0: none */
+	uint32_t events;
+	uint64_t ts_min, ts_max;
+};
+
+/* A segment being filled or sealed, header first, then the zstd frame. */
+struct spool_seg {
+	struct spool_seg *next;
+	struct buf out;
+	uint64_t first_seq;
+	uint32_t events;
+	uint64_t uncompressed;
+	uint64_t ts_min, ts_max;
+};
+
+struct spool_delete_range {
+	struct spool_delete_range *next;
+	uint64_t first, end;
+};
+
+struct spool {
+	struct spool_options o;
+	char *dir;
+	uv_loop_t *loop;
+	void (*writable)(void *ctx);
+	void *ctx;
+	MDB_env *env;
+	MDB_dbi segments, files, meta;
+
+	/* Loop thread only. */
+	struct spool_block *cur;
+	bool need_writable;
+	uv_prepare_t prepare;
+	uv_async_t async;
+	void (*done)(void *ctx);
+	void *done_ctx;
+	bool close_requested;
+	int closing;
+
+	/* Shared: under mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct spool_block *free_blocks;
+	struct spool_block *ready, **ready_tail;
+	struct spool_delete_range *deletes;
+	bool stop, writer_done;
+	struct spool_stats stats;
+
+	/* Writer thread only. */
+	pthread_t writer;
+	bool writer_started;
+	ZSTD_CCtx *cctx;
+	struct spool_seg *open;      /* being filled */
+	struct spool_seg *sealed, **sealed_tail;
+	struct spool_seg *free_segs;
+	struct buf pending_pos;      /* position records to commit */
+	uint64_t next_seq;
+	uint64_t deadline_ns;        /* commit by then; 0: nothing waiting */
+	uint64_t retry_ns;           /* no commit before then (after a failure) */
+	bool full;
+	size_t nblocks;
+};
+
+static uint64_t
+spool_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+spool_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+spool_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void
+spool_put_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+spool_get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void
+spool_options_default(struct spool_options *o, const char *dir)
+{
+	memset(o, 0, sizeof(*o));
+	o->dir = dir;
+	o->max_size = 1024ull << 20;
+	o->sync_always = true;
+	o->commit_interval_ms = 5;
+	o->segment_max_events = 4096;
+	o->segment_max_bytes = 1 << 20;
+	o->event_max_bytes = (1 << 20) + 65536;
+	o->queue_blocks = 8;
+	o->block_bytes = 256 << 10;
+	o->zstd_level = 1;
+}
+
+/* ------------------------------------------------------------ segment format */
+
+static int
+spool_segment_parse(const MDB_val *k, const MDB_val *v, struct spool_segment *seg,
+    const char **why)
+{
+	const uint8_t *p = v->mv_data;
+
+	if (k->mv_size != 8) {
+		*why = "segment key is not 8 bytes";
+		return -EIO;
+	}
+	if (v->mv_size < SPOOL_SEGMENT_HEADER || spool_get_le(p, 4) != SPOOL_SEGMENT_MAGIC) {
+		*why = "segment header is missing or has a wrong magic number";
+		return -EIO;
+	}
+	seg->codec = p[5];
+	seg->events = (uint32_t)spool_get_le(p + 8, 4);
+	seg->uncompressed = (uint32_t)spool_get_le(p + 12, 4);
+	seg->first_seq = spool_get_le(p + 16, 8);
+	seg->ts_oldest = spool_get_le(p + 24, 8);
+	seg->ts_newest = spool_get_le(p + 32, 8);
+	seg->payload = p + SPOOL_SEGMENT_HEADER;
+	seg->payload_len = v->mv_size - SPOOL_SEGMENT_HEADER;
+	if (p[4] != SPOOL_FORMAT || seg->codec != SPOOL_CODEC_ZSTD) {
+		*why = "segment of an unknown version or codec";
+		return -EIO;
+	}
+	if (seg->first_seq != spool_get_be64(k->mv_data) || seg->events == 0) {
+		*why = "segment header does not match its key";
+		return -EIO;
+	}
+	return 0;
+}
+
+int
+spool_segment_decompress(const struct spool_segment *seg, struct buf *out)
+{
+	size_t n;
+
+	buf_reset(out);
+	if (buf_reserve(out, seg->uncompressed) != 0)
+		return -EIO;
+	n = ZSTD_decompress(out->data, seg->uncompressed, seg->payload, seg->payload_len);
+	if (ZSTD_isError(n) || n != seg->uncompressed)
+		return -EIO;
+	out->len = n;
+	return 0;
+}
+
+/* Decodes a position record value. path points into v (not NUL-terminated: path_len). */
+static int
+spool_pos_parse(const MDB_val *k, const MDB_val *v, struct spool_file *f, size_t *path_len)
+{
+	const uint8_t *p = v->mv_data;
+
+	if (k->mv_size != SPOOL_POS_KEY || v->mv_size < SPOOL_POS_FIXED)
+		return -EIO;
+	f->dev = spool_get_be64(k->mv_data);
+	f->ino = spool_get_be64((const uint8_t *)k->mv_data + 8);
+	f->offset = spool_get_le(p, 8);
+	f->fp_hash = spool_get_le(p + 8, 8);
+	f->fp_len = (uint32_t)spool_get_le(p + 16, 4);
+	*path_len = (size_t)spool_get_le(p + 20, 4);
+	if (*path_len > v->mv_size - SPOOL_POS_FIXED)
+		return -EIO;
+	f->path = (const char *)p + SPOOL_POS_FIXED;
+	return 0;
+}
+
+/* ------------------------------------------------------------ environment */
+
+static int
+spool_mkdirs(const char *dir)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, dir, n + 1);
+	for (char *p = tmp + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* LMDB errors that mean the files are not a usable LMDB environment. */
+static bool
+spool_is_corruption(int rc)
+{
+	return rc == MDB_INVALID || rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+	    rc == MDB_VERSION_MISMATCH || rc == MDB_BAD_TXN || rc == MDB_INCOMPATIBLE;
+}
+
+static int
+spool_meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *v)
+{
+	MDB_val k = { strlen(name), (void *)name }, d;
+	int rc = mdb_get(txn, dbi, &k, &d);
+
+	if (rc != 0)
+		return rc;
+	if (d.mv_size != 8)
+		return MDB_CORRUPTED;
+	*v = spool_get_le(d.mv_data, 8);
+	return 0;
+}
+
+static int
+spool_meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t v)
+{
+	uint8_t b[8];
+	MDB_val k = { strlen(name), (void *)name }, d = { 8, b };
+
+	spool_put_le(b, v, 8);
+	return mdb_put(txn, dbi, &k, &d, 0);
+}
+
+/*
+ * Opens the environment and its tables, creating them in a new spool, and
+ * checks that every segment header is ours and in order. Returns 0, an
+ * LMDB error, or MDB_CORRUPTED (why says what) for content that is not a
+ * spool of this format.
+ */
+static int
+spool_env_open(struct spool *s, uint64_t moved_aside, const char **why)
+{
+	unsigned flags = MDB_NOTLS | (s->o.sync_always ? 0 : MDB_NOMETASYNC);
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	uint64_t format, last_end = 0, n = 0;
+	int rc;
+
+	*why = "LMDB could not open it";
+	if ((rc = mdb_env_create(&s->env)) != 0)
+		return rc;
+	mdb_env_set_maxdbs(s->env, 4);
+	if ((rc = mdb_env_set_mapsize(s->env, s->o.max_size)) != 0 ||
+	    (rc = mdb_env_open(s->env, s->dir, flags, 0640)) != 0 ||
+	    (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "segments", MDB_CREATE, &s->segments)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "files", MDB_CREATE, &s->files)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0)
+		goto out;
+	rc = spool_meta_get(txn, s->meta, "format", &format);
+	if (rc == MDB_NOTFOUND) {
+		/* A new spool, unless something else lives in these tables. */
+		MDB_stat st;
+
+		if ((rc = mdb_stat(txn, s->segments, &st)) != 0)
+			goto out;
+		if (st.ms_entries != 0) {
+			*why = "it has segments but no format record";
+			rc = MDB_CORRUPTED;
+			goto out;
+		}
+		if ((rc = spool_meta_put(txn, s->meta, "format", SPOOL_FORMAT)) != 0 ||
+		    (rc = spool_meta_put(txn, s->meta, "next_seq", 1)) != 0)
+			goto out;
+		format = SPOOL_FORMAT;
+	} else if (rc != 0) {
+		*why = "its format record is unreadable";
+		goto out;
+	}
+	if (format != SPOOL_FORMAT) {
+		*why = "it has a format this agent does not know";
+		rc = MDB_INCOMPATIBLE;
+		goto out;
+	}
+	if (moved_aside != 0 &&
+	    (rc = spool_meta_put(txn, s->meta, "moved_aside", moved_aside)) != 0)
+		goto out;
+	if ((rc = spool_meta_get(txn, s->meta, "next_seq", &s->next_seq)) != 0) {
+		*why = "its next_seq record is missing";
+		rc = MDB_CORRUPTED;
+		goto out;
+	}
+	/* Every header is checked now, so that a bad one is found before use. */
+	if ((rc = mdb_cursor_open(txn, s->segments, &c)) != 0)
+		goto out;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct spool_segment seg;
+
+		if (spool_segment_parse(&k, &v, &seg, why) != 0 ||
+		    seg.first_seq < last_end) {
+			if (seg.first_seq < last_end)
+				*why = "segments overlap";
+			rc = MDB_CORRUPTED;
+			goto out;
+		}
+		last_end = seg.first_seq + seg.events;
+		n += seg.events;
+	}
+	if (rc != MDB_NOTFOUND)
+		goto out;
+	mdb_cursor_close(c);
+	c = NULL;
+	if (last_end > s->next_seq) {
+		*why = "next_seq is behind the last segment";
+		rc = MDB_CORRUPTED;
+		goto out;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	s->stats.next_seq = s->next_seq;
+	log_info("spool %s: %" PRIu64 " events waiting, next sequence number %" PRIu64,
+	    s->dir, n, s->next_seq);
+out:
+	if (c != NULL)
+		mdb_cursor_close(c);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (rc != 0) {
+		mdb_env_close(s->env);
+		s->env = NULL;
+	}
+	return rc;
+}
+
+/* Moves a broken spool directory aside; returns 0 or -errno. */
+static int
+spool_move_aside(const char *dir, char *to, size_t tolen)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	char stamp[32];
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	for (int i = 0; i < 100; i++) {
+		if (i == 0)
+			snprintf(to, tolen, "%s.broken-%s", dir, stamp);
+		else
+			snprintf(to, tolen, "%s.broken-%s.%d", dir, stamp, i);
+		if (access(to, F_OK) != 0 && rename(dir, to) == 0)
+			return 0;
+		if (errno != EEXIST && errno != ENOTEMPTY && access(to, F_OK) != 0)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+/* Bytes of the map in use: pages ever allocated minus those on LMDB's free list. */
+static uint64_t
+spool_env_used(MDB_env *env)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t free_pages = 0;
+
+	if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0)
+		return 0;
+	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+		/* dbi 0 is LMDB's free list: each value is a list of page numbers, count first. */
+		if (mdb_cursor_open(txn, 0, &c) == 0) {
+			while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+				if (v.mv_size >= sizeof(size_t))
+					free_pages += *(const size_t *)v.mv_data;
+			mdb_cursor_close(c);
+		}
+		mdb_txn_abort(txn);
+	}
+	if (free_pages > info.me_last_pgno + 1)
+		free_pages = info.me_last_pgno + 1;
+	return (info.me_last_pgno + 1 - free_pages) * (uint64_t)st.ms_psize;
+}
+
+/* ------------------------------------------------------------ writer thread */
+
+static struct spool_seg *
+spool_seg_get(struct spool *s)
+{
+	struct spool_seg *g = s->free_segs;
+
+	if (g != NULL) {
+		s->free_segs = g->next;
+	} else if ((g = calloc(1, sizeof(*g))) != NULL) {
+		buf_init(&g->out, SPOOL_SEGMENT_HEADER +
+		    ZSTD_compressBound(s->o.segment_max_bytes + s->o.block_bytes +
+		    s->o.event_max_bytes));
+	}
+	if (g == NULL)
+		return NULL;
+	g->next = NULL;
+	buf_reset(&g->out);
+	g->out.len = SPOOL_SEGMENT_HEADER;   /* buf_reserve below keeps the room */
+	g->first_seq = s->next_seq;
+	g->events = 0;
+	g->uncompressed = 0;
+	g->ts_min = UINT64_MAX;
+	g->ts_max = 0;
+	return g;
+}
+
+static void
+spool_seg_put(struct spool *s, struct spool_seg *g)
+{
+	g->next = s->free_segs;
+	s->free_segs = g;
+}
+
+/* Runs the zstd stream over in; mode ZSTD_e_continue or ZSTD_e_end. */
+static int
+spool_seg_compress(struct spool *s, struct spool_seg *g, const void *data, size_t len,
+    ZSTD_EndDirective mode)
+{
+	ZSTD_inBuffer in = { data, len, 0 };
+	size_t left;
+
+	do {
+		ZSTD_outBuffer out;
+		int r = buf_reserve(&g->out, ZSTD_CStreamOutSize());
+
+		if (r != 0)
+			return r;
+		out.dst = g->out.data + g->out.len;
+		out.size = g->out.cap - g->out.len;
+		out.pos = 0;
+		left = ZSTD_compressStream2(s->cctx, &out, &in, mode);
+		if (ZSTD_isError(left)) {
+			log_error("spool %s: zstd: %s", s->dir, ZSTD_getErrorName(left));
+			return -EIO;
+		}
+		g->out.len += out.pos;
+	} while (in.pos < in.size || (mode == ZSTD_e_end && left != 0));
+	return 0;
+}
+
+/* Finishes the open segment's frame and header and queues it for commit. */
+static int
+spool_seal(struct spool *s)
+{
+	struct spool_seg *g = s->open;
+	uint8_t *h;
+	int r;
+
+	if (g == NULL || g->events == 0)
+		return 0;
+	if ((r = spool_seg_compress(s, g, NULL, 0, ZSTD_e_end)) != 0)
+		return r;
+	h = g->out.data;
+	memset(h, 0, SPOOL_SEGMENT_HEADER);
+	spool_put_le(h, SPOOL_SEGMENT_MAGIC, 4);
+	h[4] = SPOOL_FORMAT;
+	h[5] = SPOOL_CODEC_ZSTD;
+	spool_put_le(h + 8, g->events, 4);
+	spool_put_le(h + 12, g->uncompressed, 4);
+	spool_put_le(h + 16, g->first_seq, 8);
+	spool_put_le(h + 24, g->ts_min == UINT64_MAX ? 0 : g->ts_min, 8);
+	spool_put_le(h + 32, g->ts_max, 8);
+	*s->sealed_tail = g;
+	s->sealed_tail = &g->next;
+	s->open = NULL;
+	return 0;
+}
+
+/* Adds a block's events to the open segment, sealing it first if they do not fit. */
+static int
+spool_take_block(struct spool *s, struct spool_block *b)
+{
+	int r;
+
+	if (b->pos.len != 0 && (r = buf_append(&s->pending_pos, b->pos.data, b->pos.len)) != 0)
+		return r;
+	if (b->events == 0)
+		return 0;
+	if (s->open != NULL && (s->open->events + b->events > s->o.segment_max_events ||
+	    s->open->uncompressed + b->data.len > s->o.segment_max_bytes) &&
+	    (r = spool_seal(s)) != 0)
+		return r;
+	if (s->open == NULL) {
+		if ((s->open = spool_seg_get(s)) == NULL)
+			return -ENOMEM;
+		ZSTD_CCtx_reset(s->cctx, ZSTD_reset_session_only);
+	}
+	if ((r = spool_seg_compress(s, s->open, b->data.data, b->data.len, ZSTD_e_continue)) != 0)
+		return r;
+	s->open->events += b->events;
+	s->open->uncompressed += b->data.len;
+	if (b->ts_min < s->open->ts_min)
+		s->open->ts_min = b->ts_min;
+	if (b->ts_max > s->open->ts_max)
+		s->open->ts_max = b->ts_max;
+	s->next_seq += b->events;
+	return 0;
+}
+
+static void
+spool_block_clear(struct spool_block *b)
+{
+	buf_reset(&b->data);
+	buf_reset(&b->pos);
+	b->last_pos = 0;
+	b->events = 0;
+	b->ts_min = UINT64_MAX;
+	b->ts_max = 0;
+}
+
+static int
+spool_apply_deletes(struct spool *s, MDB_txn *txn, struct spool_delete_range *d,
+    uint64_t *deleted)
+{
+	MDB_cursor *c;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, s->segments, &c)) != 0)
+		return rc;
+	for (; d != NULL && rc == 0; d = d->next) {
+		uint8_t kb[8];
+		MDB_val k = { 8, kb }, v;
+
+		spool_put_be64(kb, d->first);
+		/* After a delete the cursor stands on the next record: MDB_NEXT does not skip it. */
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != 8 || spool_get_be64(k.mv_data) >= d->end)
+				break;
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+			(*deleted)++;
+		}
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* Writes the position records of pending_pos into the files table. */
+static int
+spool_put_positions(struct spool *s, MDB_txn *txn)
+{
+	const uint8_t *p = s->pending_pos.data, *end = p + s->pending_pos.len;
+	int rc = 0;
+
+	while (p < end && rc == 0) {
+		uint32_t len = (uint32_t)spool_get_le(p, 4);
+		MDB_val k = { SPOOL_POS_KEY, (void *)(p + 4) };
+		MDB_val v = { len - SPOOL_POS_KEY, (void *)(p + 4 + SPOOL_POS_KEY) };
+
+		rc = mdb_put(txn, s->files, &k, &v, 0);
+		p += 4 + len;
+	}
+	return rc;
+}
+
+static void spool_update_usage(struct spool *s);
+
+/*
+ * One group commit: sealed segments, positions and deletes in one write
+ * transaction. Returns 0, MDB_MAP_FULL when the spool is full, or another
+ * LMDB error; on error nothing was written and everything stays pending.
+ */
+static int
+spool_commit(struct spool *s, struct spool_delete_range *dels)
+{
+	MDB_txn *txn;
+	uint64_t events = 0, segs = 0, raw = 0, packed = 0, deleted = 0, pending = 0;
+	uint64_t reserve = s->o.max_size / 64 > (512u << 10) ? s->o.max_size / 64 : 512u << 10;
+	int rc;
+
+	for (struct spool_seg *g = s->sealed; g != NULL; g = g->next)
+		pending += g->out.len + 64;
+	/* Keep a reserve so that deletes can always be committed when full. */
+	if (pending != 0 && s->stats.disk_used + pending + reserve > s->o.max_size && dels == NULL)
+		return MDB_MAP_FULL;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if (dels != NULL && (rc = spool_apply_deletes(s, txn, dels, &deleted)) != 0)
+		goto fail;
+	if (pending != 0 && s->stats.disk_used + pending + reserve > s->o.max_size) {
+		/* Deletes alone first, then the segments if the space they free is enough. */
+		if ((rc = mdb_txn_commit(txn)) != 0)
+			return rc;
+		pthread_mutex_lock(&s->mu);
+		s->stats.segments_deleted += deleted;
+		pthread_mutex_unlock(&s->mu);
+		spool_update_usage(s);
+		return spool_commit(s, NULL);
+	}
+	for (struct spool_seg *g = s->sealed; g != NULL; g = g->next) {
+		uint8_t kb[8];
+		MDB_val k = { 8, kb }, v = { g->out.len, g->out.data };
+
+		spool_put_be64(kb, g->first_seq);
+		if ((rc = mdb_put(txn, s->segments, &k, &v, MDB_APPEND)) != 0)
+			goto fail;
+		events += g->events;
+		raw += g->uncompressed;
+		packed += g->out.len;
+		segs++;
+	}
+	if ((rc = spool_put_positions(s, txn)) != 0 ||
+	    (rc = spool_meta_put(txn, s->meta, "next_seq",
+	    s->open != NULL ? s->open->first_seq : s->next_seq)) != 0)
+		goto fail;
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return rc;
+	while (s->sealed != NULL) {
+		struct spool_seg *g = s->sealed;
+
+		s->sealed = g->next;
+		spool_seg_put(s, g);
+	}
+	s->sealed_tail = &s->sealed;
+	buf_reset(&s->pending_pos);
+	pthread_mutex_lock(&s->mu);
+	s->stats.events_committed += events;
+	s->stats.segments_committed += segs;
+	s->stats.bytes_uncompressed += raw;
+	s->stats.bytes_compressed += packed;
+	s->stats.commits++;
+	s->stats.segments_deleted += deleted;
+	s->stats.next_seq = s->next_seq;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+fail:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static void
+spool_free_deletes(struct spool_delete_range *d)
+{
+	while (d != NULL) {
+		struct spool_delete_range *n = d->next;
+
+		free(d);
+		d = n;
+	}
+}
+
+static void
+spool_update_usage(struct spool *s)
+{
+	uint64_t used = spool_env_used(s->env);
+
+	pthread_mutex_lock(&s->mu);
+	s->stats.disk_used = used;
+	s->stats.full = s->full;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void *
+spool_writer_main(void *arg)
+{
+	struct spool *s = arg;
+	bool stopping = false;
+
+	spool_update_usage(s);
+	for (;;) {
+		struct spool_block *blocks = NULL;
+		struct spool_delete_range *dels;
+		uint64_t now;
+		bool due, returned = false;
+		int r, rc;
+
+		pthread_mutex_lock(&s->mu);
+		for (;;) {
+			now = spool_now_ns();
+			if (s->stop)
+				stopping = true;
+			if (s->deletes != NULL || stopping)
+				break;
+			/* Full or after a failure: blocks wait in the queue, which makes the loop wait. */
+			if (s->ready != NULL && !s->full && now >= s->retry_ns)
+				break;
+			if (s->deadline_ns != 0 && now >= s->deadline_ns && now >= s->retry_ns &&
+			    !s->full)
+				break;
+			if (s->deadline_ns != 0 && !s->full) {
+				uint64_t until = s->deadline_ns > s->retry_ns ? s->deadline_ns : s->retry_ns;
+				struct timespec ts = { (time_t)(until / 1000000000u),
+				    (long)(until % 1000000000u) };
+
+				pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+			} else if (s->retry_ns > now && s->ready != NULL) {
+				struct timespec ts = { (time_t)(s->retry_ns / 1000000000u),
+				    (long)(s->retry_ns % 1000000000u) };
+
+				pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+			} else {
+				pthread_cond_wait(&s->cond, &s->mu);
+			}
+		}
+		dels = s->deletes;
+		s->deletes = NULL;
+		if (!s->full || stopping) {
+			blocks = s->ready;
+			s->ready = NULL;
+			s->ready_tail = &s->ready;
+		}
+		pthread_mutex_unlock(&s->mu);
+
+		for (struct spool_block *b = blocks, *next; b != NULL; b = next) {
+			next = b->next;
+			if (b->events != 0 && s->deadline_ns == 0)
+				s->deadline_ns = now + s->o.commit_interval_ms * 1000000u;
+			if ((r = spool_take_block(s, b)) != 0) {
+				/* Only memory can fail here; the events are lost, their positions too. */
+				log_error("spool %s: cannot take %u events: %s", s->dir, b->events,
+				    strerror(-r));
+				pthread_mutex_lock(&s->mu);
+				s->stats.commit_errors++;
+				pthread_mutex_unlock(&s->mu);
+			}
+			spool_block_clear(b);
+			pthread_mutex_lock(&s->mu);
+			b->next = s->free_blocks;
+			s->free_blocks = b;
+			pthread_mutex_unlock(&s->mu);
+			returned = true;
+		}
+		if (returned)
+			uv_async_send(&s->async);
+
+		now = spool_now_ns();
+		/* A sealed (full) segment is committed at once, with whatever else waits. */
+		due = dels != NULL || stopping || s->sealed != NULL ||
+		    (s->deadline_ns != 0 && now >= s->deadline_ns);
+		if (due && (s->open != NULL || s->sealed != NULL || s->pending_pos.len != 0 ||
+		    dels != NULL)) {
+			if ((r = spool_seal(s)) != 0) {
+				log_error("spool %s: cannot seal a segment: %s", s->dir, strerror(-r));
+			}
+			rc = spool_commit(s, dels);
+			if (rc == 0 || (rc == MDB_MAP_FULL && dels != NULL)) {
+				spool_free_deletes(dels);
+				dels = NULL;
+			}
+			if (rc == 0) {
+				if (s->full)
+					log_info("spool %s: room again; sources resume", s->dir);
+				s->full = false;
+				s->deadline_ns = 0;
+				s->retry_ns = 0;
+			} else if (rc == MDB_MAP_FULL) {
+				if (!s->full)
+					log_warn("spool %s is full (spool.max_size %" PRIu64 " bytes): "
+					    "file sources pause until the relays acknowledge events",
+					    s->dir, s->o.max_size);
+				s->full = true;
+			} else {
+				log_error("spool %s: commit failed: %s; retrying in %d ms", s->dir,
+				    mdb_strerror(rc), SPOOL_RETRY_MS);
+				pthread_mutex_lock(&s->mu);
+				s->stats.commit_errors++;
+				pthread_mutex_unlock(&s->mu);
+				s->retry_ns = spool_now_ns() + SPOOL_RETRY_MS * 1000000ull;
+			}
+			if (dels != NULL) {
+				/* Not applied: put them back for the next try. */
+				pthread_mutex_lock(&s->mu);
+				struct spool_delete_range *t = dels;
+
+				while (t->next != NULL)
+					t = t->next;
+				t->next = s->deletes;
+				s->deletes = dels;
+				pthread_mutex_unlock(&s->mu);
+				if (!stopping)
+					continue;
+			}
+			spool_update_usage(s);
+			if (rc == 0)
+				uv_async_send(&s->async);
+		}
+		if (stopping) {
+			pthread_mutex_lock(&s->mu);
+			bool more = s->ready != NULL;
+			pthread_mutex_unlock(&s->mu);
+
+			if (more && !s->full && s->retry_ns == 0)
+				continue;
+			if (s->sealed != NULL || s->open != NULL || more)
+				log_warn("spool %s: stopping with events not committed (%s): "
+				    "their files will be read again from the committed positions",
+				    s->dir, s->full ? "the spool is full" : "commits fail");
+			break;
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	s->writer_done = true;
+	pthread_mutex_unlock(&s->mu);
+	uv_async_send(&s->async);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ loop side */
+
+static void
+spool_handoff(struct spool *s)
+{
+	struct spool_block *b = s->cur;
+
+	if (b == NULL || (b->events == 0 && b->pos.len == 0))
+		return;
+	s->cur = NULL;
+	pthread_mutex_lock(&s->mu);
+	b->next = NULL;
+	*s->ready_tail = b;
+	s->ready_tail = &b->next;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* The block to append to, or NULL when every block is waiting for the writer. */
+static struct spool_block *
+spool_block(struct spool *s)
+{
+	if (s->cur != NULL)
+		return s->cur;
+	pthread_mutex_lock(&s->mu);
+	s->cur = s->free_blocks;
+	if (s->cur != NULL)
+		s->free_blocks = s->cur->next;
+	else
+		s->stats.full_waits++;
+	pthread_mutex_unlock(&s->mu);
+	if (s->cur == NULL)
+		s->need_writable = true;
+	return s->cur;
+}
+
+/* Writes or updates the position record of f in b. */
+static int
+spool_block_position(struct spool_block *b, const struct spool_file *f)
+{
+	size_t plen = strlen(f->path), rec = 4 + SPOOL_POS_KEY + SPOOL_POS_FIXED + plen;
+	uint8_t *p;
+	int r;
+
+	if (plen > PATH_MAX)
+		return -ENAMETOOLONG;
+	/* The same file as the last record, same path: just move its offset. */
+	if (b->last_pos != 0) {
+		p = b->pos.data + b->last_pos - 1;
+		if (spool_get_le(p, 4) == rec - 4 && spool_get_be64(p + 4) == f->dev &&
+		    spool_get_be64(p + 12) == f->ino &&
+		    memcmp(p + 4 + SPOOL_POS_KEY + SPOOL_POS_FIXED, f->path, plen) == 0) {
+			spool_put_le(p + 20, f->offset, 8);
+			spool_put_le(p + 28, f->fp_hash, 8);
+			spool_put_le(p + 36, f->fp_len, 4);
+			return 0;
+		}
+	}
+	if ((r = buf_reserve(&b->pos, rec)) != 0)
+		return r;
+	p = b->pos.data + b->pos.len;
+	spool_put_le(p, rec - 4, 4);
+	spool_put_be64(p + 4, f->dev);
+	spool_put_be64(p + 12, f->ino);
+	spool_put_le(p + 20, f->offset, 8);
+	spool_put_le(p + 28, f->fp_hash, 8);
+	spool_put_le(p + 36, f->fp_len, 4);
+	spool_put_le(p + 40, plen, 4);
+	memcpy(p + 44, f->path, plen);
+	b->last_pos = b->pos.len + 1;
+	b->pos.len += rec;
+	return 0;
+}
+
+int
+spool_append(struct spool *s, const struct event *ev, const struct spool_file *pos)
+{
+	struct spool_block *b;
+	size_t before;
+	int r;
+
+	if ((b = spool_block(s)) == NULL)
+		return -EAGAIN;
+	before = b->data.len;
+	r = event_encode(ev, &b->data);
+	if (r == -EMSGSIZE) {
+		if (before == 0)
+			return -EMSGSIZE;
+		/* The event does not fit behind the others: it starts the next block. */
+		spool_handoff(s);
+		return spool_append(s, ev, pos);
+	}
+	if (r != 0)
+		return r;
+	if (b->data.len - before > s->o.event_max_bytes) {
+		b->data.len = before;
+		return -EMSGSIZE;
+	}
+	/* In the same block as the event, so that both reach the same commit. */
+	if (pos != NULL && (r = spool_block_position(b, pos)) != 0) {
+		b->data.len = before;
+		return r;
+	}
+	b->events++;
+	if (ev->ts < b->ts_min)
+		b->ts_min = ev->ts;
+	if (ev->ts > b->ts_max)
+		b->ts_max = ev->ts;
+	s->stats.events_appended++;   /* loop thread only writes this field */
+	if (b->data.len >= s->o.block_bytes || b->events >= s->o.segment_max_events)
+		spool_handoff(s);
+	return 0;
+}
+
+int
+spool_set_position(struct spool *s, const struct spool_file *f)
+{
+	struct spool_block *b;
+
+	if ((b = spool_block(s)) == NULL)
+		return -EAGAIN;
+	return spool_block_position(b, f);
+}
+
+void
+spool_flush(struct spool *s)
+{
+	spool_handoff(s);
+}
+
+static void
+spool_on_prepare(uv_prepare_t *h)
+{
+	spool_handoff(h->data);
+}
+
+int
+spool_get_position(struct spool *s, uint64_t dev, uint64_t ino, struct spool_file *out,
+    char *path, size_t pathlen)
+{
+	uint8_t kb[SPOOL_POS_KEY];
+	MDB_val k = { SPOOL_POS_KEY, kb }, v;
+	MDB_txn *txn;
+	size_t plen;
+	int rc, r = 0;
+
+	spool_put_be64(kb, dev);
+	spool_put_be64(kb + 8, ino);
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		log_error("spool %s: cannot read: %s", s->dir, mdb_strerror(rc));
+		return -EIO;
+	}
+	rc = mdb_get(txn, s->files, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		r = -ENOENT;
+	} else if (rc != 0 || spool_pos_parse(&k, &v, out, &plen) != 0) {
+		r = -EIO;
+	} else if (pathlen > 0) {
+		if (plen >= pathlen)
+			plen = pathlen - 1;
+		memcpy(path, out->path, plen);
+		path[plen] = '\0';
+		out->path = path;
+	} else {
+		out->path = NULL;
+	}
+	mdb_txn_abort(txn);
+	return r;
+}
+
+int
+spool_delete(struct spool *s, uint64_t first, uint64_t end)
+{
+	struct spool_delete_range *d;
+
+	if (first >= end)
+		return 0;
+	if ((d = malloc(sizeof(*d))) == NULL)
+		return -ENOMEM;
+	d->first = first;
+	d->end = end;
+	pthread_mutex_lock(&s->mu);
+	d->next = s->deletes;
+	s->deletes = d;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+void
+spool_get_stats(struct spool *s, struct spool_stats *st)
+{
+	pthread_mutex_lock(&s->mu);
+	*st = s->stats;
+	pthread_mutex_unlock(&s->mu);
+	st->full = st->full || s->need_writable;
+}
+
+static void
+spool_free(struct spool *s)
+{
+	struct spool_block *b;
+	struct spool_seg *g;
+
+	if (s->cur != NULL) {
+		s->cur->next = s->free_blocks;
+		s->free_blocks = s->cur;
+	}
+	while ((b = s->free_blocks) != NULL) {
+		s->free_blocks = b->next;
+		buf_free(&b->data);
+		buf_free(&b->pos);
+		free(b);
+	}
+	while ((b = s->ready) != NULL) {
+		s->ready = b->next;
+		buf_free(&b->data);
+		buf_free(&b->pos);
+		free(b);
+	}
+	if (s->open != NULL)
+		spool_seg_put(s, s->open);
+	while ((g = s->sealed) != NULL) {
+		s->sealed = g->next;
+		spool_seg_put(s, g);
+	}
+	while ((g = s->free_segs) != NULL) {
+		s->free_segs = g->next;
+		buf_free(&g->out);
+		free(g);
+	}
+	spool_free_deletes(s->deletes);
+	buf_free(&s->pending_pos);
+	ZSTD_freeCCtx(s->cctx);
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cond);
+	free(s->dir);
+	free(s);
+}
+
+static void
+spool_on_closed(uv_handle_t *h)
+{
+	struct spool *s = h->data;
+
+	if (--s->closing == 0) {
+		void (*done)(void *) = s->done;
+		void *ctx = s->done_ctx;
+
+		spool_free(s);
+		if (done != NULL)
+			done(ctx);
+	}
+}
+
+static void
+spool_on_async(uv_async_t *h)
+{
+	struct spool *s = h->data;
+	bool done, room;
+
+	pthread_mutex_lock(&s->mu);
+	done = s->writer_done;
+	room = s->free_blocks != NULL;
+	pthread_mutex_unlock(&s->mu);
+	if (done && s->close_requested && s->closing == 0) {
+		pthread_join(s->writer, NULL);
+		s->writer_started = false;
+		s->closing = 2;
+		uv_close((uv_handle_t *)&s->prepare, spool_on_closed);
+		uv_close((uv_handle_t *)&s->async, spool_on_closed);
+		return;
+	}
+	if (room && s->need_writable && !s->close_requested) {
+		s->need_writable = false;
+		s->writable(s->ctx);
+	}
+}
+
+static void
+spool_on_closed_early(uv_handle_t *h)
+{
+	(void)h;
+}
+
+int
+spool_open(uv_loop_t *loop, const struct spool_options *o, void (*writable)(void *ctx),
+    void *ctx, struct spool **out)
+{
+	struct spool *s;
+	pthread_condattr_t ca;
+	const char *why;
+	uint64_t moved = 0;
+	int rc, r;
+
+	if (o->queue_blocks < 2 || o->segment_max_events == 0 || o->block_bytes == 0 ||
+	    o->event_max_bytes == 0)
+		return -EINVAL;
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->dir = strdup(o->dir)) == NULL) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->o = *o;
+	s->o.dir = s->dir;
+	s->loop = loop;
+	s->writable = writable;
+	s->ctx = ctx;
+	s->ready_tail = &s->ready;
+	s->sealed_tail = &s->sealed;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	buf_init(&s->pending_pos, SIZE_MAX);
+	if ((r = spool_mkdirs(s->dir)) != 0) {
+		log_error("spool: cannot create directory %s: %s; check data_dir and its permissions",
+		    s->dir, strerror(-r));
+		goto fail;
+	}
+	rc = spool_env_open(s, 0, &why);
+	if (rc != 0 && (spool_is_corruption(rc) || rc == MDB_CORRUPTED)) {
+		char aside[PATH_MAX + 64];
+
+		if ((r = spool_move_aside(s->dir, aside, sizeof(aside))) != 0) {
+			log_error("spool %s cannot be opened (%s: %s) and cannot be moved aside: %s; "
+			    "move it away by hand", s->dir, why, mdb_strerror(rc), strerror(-r));
+			goto fail;
+		}
+		/* Recorded in the new spool's meta so that operators see it later. */
+		moved = 1;
+		log_error("spool %s cannot be opened (%s: %s): moved aside to %s and starting "
+		    "a new one; events in it were not shipped", s->dir, why, mdb_strerror(rc), aside);
+		if ((r = spool_mkdirs(s->dir)) != 0) {
+			log_error("spool: cannot create directory %s: %s", s->dir, strerror(-r));
+			goto fail;
+		}
+		rc = spool_env_open(s, moved, &why);
+	}
+	if (rc != 0) {
+		log_error("spool %s cannot be opened (%s: %s)", s->dir, why, mdb_strerror(rc));
+		r = -EIO;
+		goto fail;
+	}
+	s->stats.moved_aside = moved;
+	if ((s->cctx = ZSTD_createCCtx()) == NULL ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel,
+	    o->zstd_level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < o->queue_blocks; i++) {
+		struct spool_block *b = calloc(1, sizeof(*b));
+
+		if (b == NULL) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		buf_init(&b->data, o->block_bytes + o->event_max_bytes);
+		buf_init(&b->pos, SIZE_MAX);
+		spool_block_clear(b);
+		b->next = s->free_blocks;
+		s->free_blocks = b;
+	}
+	s->nblocks = o->queue_blocks;
+	uv_prepare_init(loop, &s->prepare);
+	s->prepare.data = s;
+	uv_prepare_start(&s->prepare, spool_on_prepare);
+	uv_unref((uv_handle_t *)&s->prepare);
+	uv_async_init(loop, &s->async, spool_on_async);
+	s->async.data = s;
+	if ((r = pthread_create(&s->writer, NULL, spool_writer_main, s)) != 0) {
+		log_error("spool %s: cannot start the writer thread: %s", s->dir, strerror(r));
+		uv_close((uv_handle_t *)&s->prepare, spool_on_closed_early);
+		uv_close((uv_handle_t *)&s->async, spool_on_closed_early);
+		uv_run(loop, UV_RUN_NOWAIT);
+		r = -r;
+		goto fail;
+	}
+	s->writer_started = true;
+	*out = s;
+	return 0;
+fail:
+	spool_free(s);
+	return r;
+}
+
+void
+spool_close(struct spool *s, void (*done)(void *ctx), void *ctx)
+{
+	spool_handoff(s);
+	s->close_requested = true;
+	s->done = done;
+	s->done_ctx = ctx;
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------ read-only view */
+
+struct spool_view {
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi segments, files, meta;
+	char *dir;
+};
+
+int
+spool_view_open(const char *dir, struct spool_view **out)
+{
+	struct spool_view *v;
+	char data[PATH_MAX];
+	int rc;
+
+	if ((size_t)snprintf(data, sizeof(data), "%s/data.mdb", dir) >= sizeof(data))
+		return -ENAMETOOLONG;
+	if (access(data, F_OK) != 0)
+		return -ENOENT;
+	if ((v = calloc(1, sizeof(*v))) == NULL || (v->dir = strdup(dir)) == NULL) {
+		free(v);
+		return -ENOMEM;
+	}
+	if ((rc = mdb_env_create(&v->env)) != 0 || (mdb_env_set_maxdbs(v->env, 4), 0) ||
+	    (rc = mdb_env_open(v->env, dir, MDB_RDONLY | MDB_NOTLS, 0)) != 0 ||
+	    (rc = mdb_txn_begin(v->env, NULL, MDB_RDONLY, &v->txn)) != 0 ||
+	    (rc = mdb_dbi_open(v->txn, "segments", 0, &v->segments)) != 0 ||
+	    (rc = mdb_dbi_open(v->txn, "files", 0, &v->files)) != 0 ||
+	    (rc = mdb_dbi_open(v->txn, "meta", 0, &v->meta)) != 0) {
+		log_error("spool %s cannot be read: %s", dir, mdb_strerror(rc));
+		spool_view_close(v);
+		return -EIO;
+	}
+	*out = v;
+	return 0;
+}
+
+void
+spool_view_close(struct spool_view *v)
+{
+	if (v == NULL)
+		return;
+	if (v->txn != NULL)
+		mdb_txn_abort(v->txn);
+	if (v->env != NULL)
+		mdb_env_close(v->env);
+	free(v->dir);
+	free(v);
+}
+
+int
+spool_view_segments(struct spool_view *v, uint64_t from,
+    int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why)
+{
+	MDB_cursor *c;
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, d;
+	int rc, r = 0;
+
+	*why = NULL;
+	if (mdb_cursor_open(v->txn, v->segments, &c) != 0)
+		return -EIO;
+	spool_put_be64(kb, from);
+	/* The segment holding `from` may start before it. */
+	rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	if (rc == 0 && spool_get_be64(k.mv_data) > from) {
+		rc = mdb_cursor_get(c, &k, &d, MDB_PREV);
+		if (rc == MDB_NOTFOUND)
+			rc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+	} else if (rc == MDB_NOTFOUND) {
+		rc = mdb_cursor_get(c, &k, &d, MDB_LAST);
+	}
+	for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct spool_segment seg;
+
+		if (spool_segment_parse(&k, &d, &seg, why) != 0) {
+			r = -EIO;
+			break;
+		}
+		if (seg.first_seq + seg.events <= from)
+			continue;
+		r = fn(ctx, &seg);
+	}
+	if (r == 0 && rc != 0 && rc != MDB_NOTFOUND) {
+		*why = mdb_strerror(rc);
+		r = -EIO;
+	}
+	mdb_cursor_close(c);
+	return r;
+}
+
+int
+spool_view_files(struct spool_view *v, int (*fn)(void *ctx, const struct spool_file *f),
+    void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	char path[PATH_MAX + 1];
+	int rc, r = 0;
+
+	if (mdb_cursor_open(v->txn, v->files, &c) != 0)
+		return -EIO;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0 && r == 0;
+	    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct spool_file f;
+		size_t plen;
+
+		if (spool_pos_parse(&k, &d, &f, &plen) != 0) {
+			r = -EIO;
+			break;
+		}
+		if (plen > PATH_MAX)
+			plen = PATH_MAX;
+		memcpy(path, f.path, plen);
+		path[plen] = '\0';
+		f.path = path;
+		r = fn(ctx, &f);
+	}
+	mdb_cursor_close(c);
+	return r;
+}
+
+static uint64_t
+spool_view_meta(struct spool_view *v, const char *name)
+{
+	uint64_t n = 0;
+
+	if (spool_meta_get(v->txn, v->meta, name, &n) != 0)
+		return 0;
+	return n;
+}
+
+uint64_t
+spool_view_next_seq(struct spool_view *v)
+{
+	return spool_view_meta(v, "next_seq");
+}
+
+uint64_t
+spool_view_moved_aside(struct spool_view *v)
+{
+	return spool_view_meta(v, "moved_aside");
+}
+
+void
+spool_view_usage(struct spool_view *v, uint64_t *used, uint64_t *file_size)
+{
+	char data[PATH_MAX];
+	struct stat st;
+
+	*used = spool_env_used(v->env);
+	*file_size = 0;
+	snprintf(data, sizeof(data), "%s/data.mdb", v->dir);
+	if (stat(data, &st) == 0)
+		*file_size = (uint64_t)st.st_size;
+}

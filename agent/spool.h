@@ -1,0 +1,174 @@
+/*
+ * spool: the agent's durable store, one LMDB environment (DESIGN.md "Spool").
+ *
+ * Tables: `segments` (key: 64-bit big-endian sequence number of the first
+ * event; value: a spool_segment header and one zstd frame of a serialized
+ * EventList), `files` (read positions keyed by device and inode, with the
+ * fingerprint and path) and `meta` (format version, next sequence number).
+ *
+ * Threads. The loop thread encodes events straight into hand-off blocks
+ * (spool_append) and never touches the disk for writing. One writer thread
+ * owns every write transaction: it compresses blocks into the open segment
+ * as they arrive and, at each group commit (commit_interval after the
+ * first event waiting, or when enough is sealed), writes the sealed
+ * segments together with the file positions they advance in one
+ * transaction. A position therefore never becomes durable before the lines
+ * it covers (DESIGN.md guarantee 1). The hand-off is bounded in blocks; when
+ * it is full, or the spool has reached max_size, spool_append says -EAGAIN
+ * and the `writable` callback later says when to try again.
+ */
+#ifndef LOGFERRY_SPOOL_H
+#define LOGFERRY_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <uv.h>
+
+#include "proto/event.h"
+
+/* The header in front of every stored segment (little-endian on disk). */
+#define SPOOL_SEGMENT_MAGIC 0x3153464cu   /* "LFS1" */
+#define SPOOL_SEGMENT_HEADER 40
+#define SPOOL_CODEC_ZSTD 1
+struct spool_segment {
+	uint64_t first_seq;
+	uint32_t events;
+	uint32_t uncompressed;       /* bytes of the EventList */
+	uint8_t codec;               /* SPOOL_CODEC_ZSTD */
+	uint64_t ts_oldest, ts_newest;
+	const uint8_t *payload;      /* the zstd frame, in LMDB's map */
+	size_t payload_len;
+};
+
+/* A file's committed read position. */
+struct spool_file {
+	uint64_t dev, ino;
+	uint32_t fp_len;             /* fingerprint: FNV-1a 64 of the first fp_len bytes */
+	uint64_t fp_hash;
+	uint64_t offset;             /* first byte not yet spooled */
+	const char *path;            /* for operators; NUL-terminated */
+};
+
+struct spool_options {
+	const char *dir;             /* created if missing (mode 0750) */
+	uint64_t max_size;           /* bytes on disk, LMDB's map size */
+	bool sync_always;            /* false: MDB_NOMETASYNC */
+	uint64_t commit_interval_ms;
+	uint32_t segment_max_events;
+	size_t segment_max_bytes;    /* of the uncompressed EventList */
+	size_t event_max_bytes;      /* largest encoded event accepted */
+	size_t queue_blocks;         /* hand-off blocks; >= 2 */
+	size_t block_bytes;          /* a block is handed over past this many bytes */
+	int zstd_level;
+};
+
+/* Sets o to the defaults, for dir. */
+void spool_options_default(struct spool_options *o, const char *dir);
+
+struct spool;
+
+/*
+ * Opens (or creates) the spool in o->dir and starts its writer thread.
+ * A spool that LMDB cannot open, or whose meta table is not ours, is moved
+ * aside to "<dir>.broken-<UTC time>", logged as an error, and a new one is
+ * created in its place (counted in stats.moved_aside). writable(ctx) runs
+ * on the loop after spool_append said -EAGAIN, once there is room again.
+ * Returns 0, or a negative error after logging it.
+ */
+int spool_open(uv_loop_t *loop, const struct spool_options *o,
+    void (*writable)(void *ctx), void *ctx, struct spool **out);
+
+/*
+ * Appends one event and, unless pos is NULL, the read position to commit
+ * together with it (a later position of the same file replaces it).
+ * Returns 0, -EAGAIN when there is no room now (nothing was taken: offer
+ * the event again after the writable callback), -EMSGSIZE for an event
+ * larger than event_max_bytes (never accepted), -ENAMETOOLONG for a path
+ * over PATH_MAX, or -EINVAL for an event that cannot be encoded.
+ */
+int spool_append(struct spool *s, const struct event *ev, const struct spool_file *pos);
+
+/*
+ * Records a read position without an event (a file first seen and started
+ * at its end). Returns 0, -EAGAIN, or -ENAMETOOLONG.
+ */
+int spool_set_position(struct spool *s, const struct spool_file *f);
+
+/* Hands what was appended to the writer now (otherwise: at the end of the loop turn). */
+void spool_flush(struct spool *s);
+
+/*
+ * The committed position of a file, read on the loop thread. path receives
+ * the stored path (truncated to pathlen). Returns 0, -ENOENT, or -EIO.
+ */
+int spool_get_position(struct spool *s, uint64_t dev, uint64_t ino, struct spool_file *out,
+    char *path, size_t pathlen);
+
+/* Deletes the segments whose first sequence is in [first, end) (after the relay's Ack). */
+int spool_delete(struct spool *s, uint64_t first, uint64_t end);
+
+/*
+ * Commits everything handed over, stops the writer and frees s; done(ctx)
+ * runs on the loop when all of it is finished. spool_append must not be
+ * called after this.
+ */
+void spool_close(struct spool *s, void (*done)(void *ctx), void *ctx);
+
+struct spool_stats {
+	uint64_t events_appended;     /* taken by spool_append */
+	uint64_t events_committed;
+	uint64_t segments_committed;
+	uint64_t commits;
+	uint64_t segments_deleted;
+	uint64_t bytes_uncompressed;  /* of committed segments */
+	uint64_t bytes_compressed;
+	uint64_t next_seq;            /* sequence number of the next event */
+	uint64_t disk_used;           /* bytes in use in the LMDB map, after the last commit */
+	uint64_t full_waits;          /* times spool_append said -EAGAIN */
+	uint64_t moved_aside;         /* broken spools moved aside at open */
+	uint64_t commit_errors;
+	bool full;                    /* max_size reached: waiting for deletes */
+};
+void spool_get_stats(struct spool *s, struct spool_stats *st);
+
+/* ---- Reading, without a running agent (operator commands, tests). ---- */
+
+struct spool_view;
+
+/* Opens the spool in dir read-only. Returns 0, -ENOENT if there is none, or -EIO. */
+int spool_view_open(const char *dir, struct spool_view **out);
+void spool_view_close(struct spool_view *v);
+
+/*
+ * Calls fn for each stored segment from the one holding sequence number
+ * `from` on, in order, until fn returns nonzero (returned as is). The
+ * segment is valid during the call. Returns 0, fn's value, or -EIO for a
+ * malformed segment (with why set).
+ */
+int spool_view_segments(struct spool_view *v, uint64_t from,
+    int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why);
+
+/* Calls fn for each stored file position. */
+int spool_view_files(struct spool_view *v,
+    int (*fn)(void *ctx, const struct spool_file *f), void *ctx);
+
+/* The next sequence number the spool will give (from meta). */
+uint64_t spool_view_next_seq(struct spool_view *v);
+
+/* Broken spools moved aside before this one was created (from meta). */
+uint64_t spool_view_moved_aside(struct spool_view *v);
+
+/* Bytes in use in the map and the size of the data file. */
+void spool_view_usage(struct spool_view *v, uint64_t *used, uint64_t *file_size);
+
+/*
+ * Decompresses seg into out (which must be able to hold seg->uncompressed
+ * bytes). Returns 0 or -EIO when the frame does not decode to exactly the
+ * announced size.
+ */
+int spool_segment_decompress(const struct spool_segment *seg, struct buf *out);
+
+#endif

@@ -1,0 +1,1176 @@
+/*
+ * tail: follows the files of one `file` source (see tail.h).
+ *
+ * Every open file is in one state (enum tail_fstate), changed only by
+ * tail_file_set_state, which also keeps the file in the queue its state
+ * implies: READY files wait in t->ready for a turn of reads, WAITING files
+ * (at their end, with a partial last line or a release ahead) in
+ * t->waiting with a deadline, PAUSED files in t->paused for tail_resume.
+ * IDLE files are in no queue: they are read to their end, and only an
+ * inotify event or the stat timer seeing a change makes them READY again,
+ * so nothing polls a quiet file.
+ *
+ * Handles: the tail owns three timers (scan, stat, wake) and an idle handle
+ * (which runs the turns of reads while files are READY); each file owns an
+ * fs_event handle and is freed in that handle's close callback, so a file
+ * pointer stays valid until the loop's close phase, whatever a callback
+ * does. The tail is freed after the last close callback once stopping.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/tail.h"
+#include "common/log.h"
+
+#define TAIL_DEFAULT_QUANTUM      (256 * 1024)
+#define TAIL_DEFAULT_ROTATE_WAIT  5000
+#define TAIL_DEFAULT_MAX_FILES    1024
+#define TAIL_HASH_MIN             64
+
+#define TAIL_FNV_BASIS UINT64_C(0xcbf29ce484222325)
+#define TAIL_FNV_PRIME UINT64_C(0x100000001b3)
+
+enum tail_fstate {
+	TAIL_F_IDLE,      /* read to its end; waits for an event or a stat tick */
+	TAIL_F_READY,     /* bytes to read or a change to check: in t->ready */
+	TAIL_F_WAITING,   /* at its end with a deadline: in t->waiting */
+	TAIL_F_PAUSED,    /* a line callback said -EAGAIN: in t->paused */
+	TAIL_F_CLOSED,    /* released or stopped; freed by its handle's close callback */
+	TAIL_F_NSTATES
+};
+
+static const char *const tail_fstate_names[TAIL_F_NSTATES] = {
+	[TAIL_F_IDLE] = "idle",
+	[TAIL_F_READY] = "ready",
+	[TAIL_F_WAITING] = "waiting",
+	[TAIL_F_PAUSED] = "paused",
+	[TAIL_F_CLOSED] = "closed",
+};
+
+TAILQ_HEAD(tail_fileq, tail_file);
+
+struct tail_file {
+	struct tail *t;
+	struct tail_file *hnext;          /* chain of t->buckets, by (dev, ino) */
+	TAILQ_ENTRY(tail_file) link;      /* t->files: every open file */
+	TAILQ_ENTRY(tail_file) qlink;     /* t->ready, t->waiting or t->paused, by state */
+	uv_fs_event_t ev;
+	struct tail_file_info info;       /* info.path == path */
+	char *path;
+	int fd;
+	enum tail_fstate state;
+	uint64_t pos;                     /* first byte not consumed */
+	uint64_t size;                    /* st_size at the last check */
+	struct timespec mtime;            /* st_mtim at the last check */
+	uint64_t changed_ms;              /* loop time of the last change seen */
+	uint64_t due_ms;                  /* TAIL_F_WAITING: when to look again */
+	uint64_t seen_gen;                /* last scan that found it under a matching path */
+	bool changed;                     /* an event came: check it before reading */
+	bool gone;                        /* no matching path names it any more */
+	bool deleted;                     /* st_nlink == 0 */
+	bool in_split;                    /* the last piece handed over was TAIL_LINE_SPLIT */
+	bool failed;                      /* a read failed: tried again at the next scan */
+};
+
+struct tail {
+	uv_loop_t *loop;
+	struct tail_options o;            /* defaults applied; strings below */
+	char *name;
+	char **paths;
+	char **exclude;
+	struct tail_callbacks cb;
+	void *ctx;
+
+	uv_timer_t scan_timer;
+	uv_timer_t stat_timer;
+	uv_timer_t wake_timer;            /* the earliest deadline of t->waiting */
+	uv_idle_t idle;                   /* runs turns while t->ready is not empty */
+	uint64_t wake_due;
+
+	/* The one read buffer: max(read_quantum, max_line + 1) bytes. */
+	uint8_t *buf;
+	size_t bufsize;
+
+	struct tail_file **buckets;
+	size_t nbuckets;                  /* a power of two */
+	struct tail_fileq files, ready, waiting, paused;
+	size_t nfiles, nready;
+
+	uint64_t gen;                     /* scans so far */
+	uint64_t resume_gen;              /* tail_resume calls so far */
+	bool first_scan;
+	bool starved;                     /* files wait for a slot (max_files) */
+	bool unflushed;                   /* lines consumed since the last flush */
+	bool stopping;
+	unsigned closing;                 /* close callbacks to come */
+	void (*done)(void *ctx);
+	void *done_ctx;
+
+	struct tail_stats st;
+};
+
+static void tail_idle_cb(uv_idle_t *h);
+static void tail_wake_cb(uv_timer_t *h);
+static void tail_scan_cb(uv_timer_t *h);
+
+static uint64_t
+tail_fnv(uint64_t h, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= TAIL_FNV_PRIME;
+	}
+	return h;
+}
+
+static uint64_t
+tail_add_ms(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/*
+ * Reads up to len bytes at off. Returns the bytes read (fewer than len only
+ * at the end of the file) or a negative errno. A short read of a regular
+ * file means its end, so there is no second read to see 0.
+ */
+static ssize_t
+tail_pread(int fd, uint8_t *p, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	do
+		n = pread(fd, p, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+/* ---------------------------------------------------------------- states */
+
+static bool
+tail_fstate_allowed(enum tail_fstate from, enum tail_fstate to)
+{
+	switch (from) {
+	case TAIL_F_IDLE:
+		return to == TAIL_F_READY || to == TAIL_F_CLOSED;
+	case TAIL_F_READY:
+	case TAIL_F_WAITING:
+		return to != TAIL_F_NSTATES;
+	case TAIL_F_PAUSED:
+		return to == TAIL_F_READY || to == TAIL_F_CLOSED;
+	default:
+		return false;
+	}
+}
+
+static void
+tail_wake_arm(struct tail *t, uint64_t due)
+{
+	uint64_t now = uv_now(t->loop);
+
+	if (uv_is_active((uv_handle_t *)&t->wake_timer) && due >= t->wake_due)
+		return;
+	t->wake_due = due;
+	uv_timer_start(&t->wake_timer, tail_wake_cb, due > now ? due - now : 0, 0);
+}
+
+/*
+ * Moves f to state `to` and to the queue of that state; READY to READY
+ * moves it to the back of t->ready. For TAIL_F_WAITING, f->due_ms must be
+ * set first. An illegal change is a bug: abort.
+ */
+static void
+tail_file_set_state(struct tail_file *f, enum tail_fstate to)
+{
+	struct tail *t = f->t;
+
+	if (!tail_fstate_allowed(f->state, to)) {
+		log_error("tail %s: %s: illegal state change %s -> %s", t->name, f->path,
+		    tail_fstate_names[f->state], tail_fstate_names[to]);
+		abort();
+	}
+	switch (f->state) {
+	case TAIL_F_READY:
+		TAILQ_REMOVE(&t->ready, f, qlink);
+		t->nready--;
+		break;
+	case TAIL_F_WAITING:
+		TAILQ_REMOVE(&t->waiting, f, qlink);
+		break;
+	case TAIL_F_PAUSED:
+		TAILQ_REMOVE(&t->paused, f, qlink);
+		break;
+	default:
+		break;
+	}
+	f->state = to;
+	switch (to) {
+	case TAIL_F_READY:
+		TAILQ_INSERT_TAIL(&t->ready, f, qlink);
+		t->nready++;
+		uv_idle_start(&t->idle, tail_idle_cb);
+		break;
+	case TAIL_F_WAITING:
+		TAILQ_INSERT_TAIL(&t->waiting, f, qlink);
+		tail_wake_arm(t, f->due_ms);
+		break;
+	case TAIL_F_PAUSED:
+		TAILQ_INSERT_TAIL(&t->paused, f, qlink);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Something may have changed in f: look at it on the next turn. */
+static void
+tail_file_poke(struct tail_file *f)
+{
+	f->changed = true;
+	if (f->state == TAIL_F_IDLE || f->state == TAIL_F_WAITING)
+		tail_file_set_state(f, TAIL_F_READY);
+}
+
+/* ---------------------------------------------------------------- files by identity */
+
+static size_t
+tail_bucket(const struct tail *t, uint64_t dev, uint64_t ino)
+{
+	uint64_t h = (ino ^ (dev << 32 | dev >> 32)) * UINT64_C(0x9E3779B97F4A7C15);
+
+	return (size_t)(h >> 32) & (t->nbuckets - 1);
+}
+
+static struct tail_file *
+tail_lookup(const struct tail *t, uint64_t dev, uint64_t ino)
+{
+	struct tail_file *f;
+
+	for (f = t->buckets[tail_bucket(t, dev, ino)]; f != NULL; f = f->hnext)
+		if (f->info.id.dev == dev && f->info.id.ino == ino)
+			return f;
+	return NULL;
+}
+
+static void
+tail_hash_insert(struct tail *t, struct tail_file *f)
+{
+	struct tail_file **nb, **old = t->buckets, *g, *next;
+	size_t oldn = t->nbuckets, i, b;
+
+	/* Keep chains short; if the bigger table cannot be had, longer chains still work. */
+	if (t->nfiles >= t->nbuckets && (nb = calloc(oldn * 2, sizeof(*nb))) != NULL) {
+		t->buckets = nb;
+		t->nbuckets = oldn * 2;
+		for (i = 0; i < oldn; i++) {
+			for (g = old[i]; g != NULL; g = next) {
+				next = g->hnext;
+				b = tail_bucket(t, g->info.id.dev, g->info.id.ino);
+				g->hnext = nb[b];
+				nb[b] = g;
+			}
+		}
+		free(old);
+	}
+	b = tail_bucket(t, f->info.id.dev, f->info.id.ino);
+	f->hnext = t->buckets[b];
+	t->buckets[b] = f;
+}
+
+static void
+tail_hash_remove(struct tail *t, struct tail_file *f)
+{
+	struct tail_file **pp = &t->buckets[tail_bucket(t, f->info.id.dev, f->info.id.ino)];
+
+	while (*pp != f)
+		pp = &(*pp)->hnext;
+	*pp = f->hnext;
+}
+
+/*
+ * Whether path names f: 1 yes, 0 no (it names another file, or nothing), -1
+ * cannot tell (e.g. a directory on the way cannot be searched just now).
+ */
+static int
+tail_path_names(const char *path, const struct tail_file *f)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+	return (uint64_t)st.st_dev == f->info.id.dev && (uint64_t)st.st_ino == f->info.id.ino;
+}
+
+/* ---------------------------------------------------------------- closing */
+
+static void
+tail_finish(struct tail *t)
+{
+	void (*done)(void *) = t->done;
+	void *ctx = t->done_ctx;
+	size_t i;
+
+	/* Also called on a tail_start that failed half-way: arrays may be missing. */
+	for (i = 0; t->paths != NULL && i < t->o.npaths; i++)
+		free(t->paths[i]);
+	for (i = 0; t->exclude != NULL && i < t->o.nexclude; i++)
+		free(t->exclude[i]);
+	free(t->paths);
+	free(t->exclude);
+	free(t->name);
+	free(t->buf);
+	free(t->buckets);
+	free(t);
+	if (done != NULL)
+		done(ctx);
+}
+
+static void
+tail_closed(struct tail *t)
+{
+	if (--t->closing == 0 && t->stopping)
+		tail_finish(t);
+}
+
+static void
+tail_handle_closed(uv_handle_t *h)
+{
+	tail_closed(h->data);
+}
+
+static void
+tail_file_closed(uv_handle_t *h)
+{
+	struct tail_file *f = h->data;
+	struct tail *t = f->t;
+
+	free(f->path);
+	free(f);
+	tail_closed(t);
+}
+
+/* Forgets f: no callback is made; its memory goes in the close callback. */
+static void
+tail_file_close(struct tail *t, struct tail_file *f)
+{
+	tail_file_set_state(f, TAIL_F_CLOSED);
+	tail_hash_remove(t, f);
+	TAILQ_REMOVE(&t->files, f, link);
+	t->nfiles--;
+	(void)close(f->fd);
+	f->fd = -1;
+	t->closing++;
+	uv_close((uv_handle_t *)&f->ev, tail_file_closed);
+}
+
+/* ---------------------------------------------------------------- handing over */
+
+static void
+tail_flush(struct tail *t)
+{
+	t->unflushed = false;
+	if (t->cb.flush != NULL)
+		t->cb.flush(t->ctx);
+}
+
+/*
+ * Hands one line (or piece) at f->pos to the caller; adv is the bytes it
+ * covers in the file. Returns 0 when it was consumed, -EAGAIN when f stopped
+ * (paused, or to be read again), or -ECANCELED when the tail was stopped.
+ */
+static int
+tail_emit(struct tail *t, struct tail_file *f, const uint8_t *p, size_t len, unsigned flags,
+    size_t adv)
+{
+	uint64_t gen = t->resume_gen;
+	int r;
+
+	r = t->cb.line(t->ctx, &f->info, p, len, flags, f->pos + adv);
+	if (t->stopping)
+		return -ECANCELED;
+	if (r != 0) {
+		/* A tail_resume during the callback cancels the pause it announces. */
+		tail_file_set_state(f, t->resume_gen != gen ? TAIL_F_READY : TAIL_F_PAUSED);
+		return -EAGAIN;
+	}
+	f->pos += adv;
+	t->unflushed = true;
+	t->st.lines++;
+	t->st.bytes += adv;
+	if (flags & TAIL_LINE_SPLIT) {
+		if (!f->in_split)
+			t->st.split_lines++;
+		f->in_split = true;
+	} else {
+		f->in_split = false;
+	}
+	return 0;
+}
+
+/*
+ * Hands over the lines of t->buf[0, len), which holds f's bytes from
+ * f->pos: each line ending with a newline, and a piece of max_line bytes
+ * wherever max_line + 1 bytes hold no newline. Stops before an incomplete
+ * line. Returns 0, or tail_emit's error.
+ */
+static int
+tail_file_lines(struct tail *t, struct tail_file *f, size_t len)
+{
+	const uint8_t *p = t->buf, *end = t->buf + len, *nl;
+	size_t avail, look, n, adv;
+	unsigned flags;
+	int r;
+
+	while (p < end) {
+		avail = (size_t)(end - p);
+		look = avail <= t->o.max_line ? avail : t->o.max_line + 1;
+		if ((nl = memchr(p, '\n', look)) != NULL) {
+			n = (size_t)(nl - p);
+			adv = n + 1;
+			flags = 0;
+		} else if (avail > t->o.max_line) {
+			n = adv = t->o.max_line;
+			flags = TAIL_LINE_SPLIT;
+		} else {
+			break;
+		}
+		if ((r = tail_emit(t, f, p, n, flags, adv)) != 0)
+			return r;
+		p += adv;
+	}
+	return 0;
+}
+
+static void
+tail_file_read_failed(struct tail *t, struct tail_file *f, int err)
+{
+	log_error("tail %s: cannot read %s: %s; trying again at the next scan", t->name, f->path,
+	    strerror(err));
+	t->st.errors++;
+	f->failed = true;
+	tail_file_set_state(f, TAIL_F_IDLE);
+}
+
+/*
+ * Hands over f's partial last line, [pos, size), with TAIL_LINE_PARTIAL.
+ * Returns 0, -EAGAIN when f must be read again (it changed) or paused, or
+ * -ECANCELED.
+ */
+static int
+tail_file_flush_partial(struct tail *t, struct tail_file *f)
+{
+	uint64_t left = f->size - f->pos;
+	ssize_t n;
+	int r;
+
+	/* The turn that left these bytes saw no newline in them and fewer than max_line + 1. */
+	if (left > t->o.max_line) {
+		tail_file_poke(f);
+		return -EAGAIN;
+	}
+	n = tail_pread(f->fd, t->buf, (size_t)left, f->pos);
+	if (n < 0) {
+		tail_file_read_failed(t, f, (int)-n);
+		return -EAGAIN;
+	}
+	if ((uint64_t)n < left || memchr(t->buf, '\n', (size_t)n) != NULL) {
+		/* Rewritten under us: read it again the usual way. */
+		tail_file_poke(f);
+		return -EAGAIN;
+	}
+	if ((r = tail_emit(t, f, t->buf, (size_t)n, TAIL_LINE_PARTIAL, (size_t)n)) == 0)
+		t->st.partial_lines++;
+	return r;
+}
+
+/* ---------------------------------------------------------------- changes */
+
+/*
+ * Reads f's first bytes: *match says whether its first fp_len bytes still
+ * hash to fp_hash; if so, the fingerprint grows to cover min(size,
+ * TAIL_FINGERPRINT_MAX) bytes. Returns 0 or a negative errno.
+ */
+static int
+tail_file_fingerprint(struct tail_file *f, bool *match)
+{
+	uint8_t head[TAIL_FINGERPRINT_MAX];
+	struct tail_id *id = &f->info.id;
+	uint64_t h;
+	ssize_t n;
+
+	if ((n = tail_pread(f->fd, head, sizeof(head), 0)) < 0)
+		return (int)n;
+	if ((size_t)n < id->fp_len) {
+		*match = false;
+		return 0;
+	}
+	h = tail_fnv(TAIL_FNV_BASIS, head, id->fp_len);
+	*match = h == id->fp_hash;
+	if (*match && (size_t)n > id->fp_len) {
+		id->fp_hash = tail_fnv(h, head + id->fp_len, (size_t)n - id->fp_len);
+		id->fp_len = (uint32_t)n;
+	}
+	return 0;
+}
+
+/* copytruncate, or a rewrite: the file starts again at 0. */
+static void
+tail_file_restart(struct tail *t, struct tail_file *f)
+{
+	bool match;
+
+	log_info("tail %s: %s was truncated or rewritten (copytruncate?); reading it again "
+	    "from its start", t->name, f->path);
+	t->st.truncations++;
+	f->pos = 0;
+	f->in_split = false;
+	f->info.id.fp_len = 0;
+	f->info.id.fp_hash = TAIL_FNV_BASIS;
+	/* From nothing it always matches; a failed read leaves it to the next check. */
+	(void)tail_file_fingerprint(f, &match);
+}
+
+/* f is under no matching path any more: read it to its end, then let it go. */
+static void
+tail_file_gone(struct tail *t, struct tail_file *f)
+{
+	f->gone = true;
+	/* Its writer may go on for a while before it reopens: rotate_wait counts from now. */
+	f->changed_ms = uv_now(t->loop);
+	log_info("tail %s: %s was %s; reading it to its end before letting it go", t->name,
+	    f->path, f->deleted ? "deleted" : "renamed away");
+	tail_file_poke(f);
+}
+
+/*
+ * fstat()s f: notes a delete, a new size or mtime, and a truncation or
+ * rewrite (size below the position, or a fingerprint that no longer
+ * matches), and makes f READY when there is something new. Calls no
+ * callback.
+ */
+static void
+tail_file_check(struct tail *t, struct tail_file *f)
+{
+	struct stat st;
+	uint64_t size;
+	bool changed, truncated, match;
+	int r;
+
+	if (fstat(f->fd, &st) != 0) {
+		log_error("tail %s: cannot stat %s: %s; trying again at the next stat_interval",
+		    t->name, f->path, strerror(errno));
+		t->st.errors++;
+		return;
+	}
+	if (st.st_nlink == 0 && !f->deleted) {
+		f->deleted = true;
+		if (!f->gone)
+			tail_file_gone(t, f);
+	}
+	size = (uint64_t)st.st_size;
+	changed = size != f->size || st.st_mtim.tv_sec != f->mtime.tv_sec ||
+	    st.st_mtim.tv_nsec != f->mtime.tv_nsec;
+	truncated = size < f->pos;
+	if (!changed && !truncated)
+		return;
+	if (!truncated) {
+		if ((r = tail_file_fingerprint(f, &match)) < 0) {
+			log_error("tail %s: cannot read %s: %s; trying again at the next "
+			    "stat_interval", t->name, f->path, strerror(-r));
+			t->st.errors++;
+			return;
+		}
+		truncated = !match;
+	}
+	f->size = size;
+	f->mtime = st.st_mtim;
+	f->changed_ms = uv_now(t->loop);
+	if (truncated)
+		tail_file_restart(t, f);
+	if (f->state == TAIL_F_IDLE || f->state == TAIL_F_WAITING)
+		tail_file_set_state(f, TAIL_F_READY);
+}
+
+/* f was read to its end: idle, or waiting for a partial-line flush or its release. */
+static void
+tail_file_at_end(struct tail *t, struct tail_file *f)
+{
+	uint64_t due = UINT64_MAX, release;
+
+	if (f->pos < f->size)
+		due = tail_add_ms(f->changed_ms, t->o.flush_timeout_ms);
+	if (f->gone) {
+		release = tail_add_ms(f->changed_ms, t->o.rotate_wait_ms);
+		due = release < due ? release : due;
+	}
+	if (due == UINT64_MAX) {
+		tail_file_set_state(f, TAIL_F_IDLE);
+	} else {
+		f->due_ms = due;
+		tail_file_set_state(f, TAIL_F_WAITING);
+	}
+}
+
+/* ---------------------------------------------------------------- release */
+
+static void
+tail_file_release(struct tail *t, struct tail_file *f)
+{
+	if (f->pos < f->size && tail_file_flush_partial(t, f) != 0)
+		return;
+	if (t->unflushed) {
+		tail_flush(t);
+		if (t->stopping)
+			return;
+	}
+	log_info("tail %s: let go of %s, read to its end at offset %" PRIu64, t->name, f->path,
+	    f->pos);
+	t->st.rotations++;
+	if (t->cb.release != NULL) {
+		t->cb.release(t->ctx, &f->info);
+		if (t->stopping)
+			return;
+	}
+	tail_file_close(t, f);
+	if (t->starved)
+		uv_timer_start(&t->scan_timer, tail_scan_cb, 0, t->o.scan_interval_ms);
+}
+
+/* ---------------------------------------------------------------- turns of reads */
+
+/* One turn of f: at most read_quantum bytes (max_line + 1 for a long line). */
+static void
+tail_file_turn(struct tail *t, struct tail_file *f)
+{
+	uint64_t start;
+	size_t want, have = 0;
+	ssize_t n;
+	bool eof;
+
+	/* To the back of the queue first: every other file gets its turn before f's next. */
+	tail_file_set_state(f, TAIL_F_READY);
+	if (f->changed) {
+		f->changed = false;
+		tail_file_check(t, f);
+	}
+	start = f->pos;
+	want = t->o.read_quantum;
+	for (;;) {
+		if ((n = tail_pread(f->fd, t->buf + have, want - have, start + have)) < 0) {
+			tail_file_read_failed(t, f, (int)-n);
+			return;
+		}
+		have += (size_t)n;
+		eof = have < want;
+		if (tail_file_lines(t, f, have) != 0)
+			return;
+		if (f->pos != start || eof || want > t->o.max_line)
+			break;
+		/* No newline in a quantum: read on to max_line + 1 bytes (a newline, or a piece). */
+		want = t->o.max_line + 1;
+	}
+	if (!eof)
+		return;
+	if (start + have != f->size) {
+		/* The file moved under the read: check it before its next turn. */
+		f->changed = true;
+		return;
+	}
+	tail_file_at_end(t, f);
+}
+
+static void
+tail_idle_cb(uv_idle_t *h)
+{
+	struct tail *t = h->data;
+	struct tail_file *f;
+	size_t n = t->nready;
+
+	/* Files that become READY during this turn wait for the next one. */
+	while (n-- > 0 && (f = TAILQ_FIRST(&t->ready)) != NULL) {
+		tail_file_turn(t, f);
+		if (t->stopping)
+			return;
+	}
+	if (t->unflushed) {
+		tail_flush(t);
+		if (t->stopping)
+			return;
+	}
+	if (TAILQ_EMPTY(&t->ready))
+		uv_idle_stop(&t->idle);
+}
+
+/* ---------------------------------------------------------------- deadlines */
+
+static void
+tail_file_wake(struct tail *t, struct tail_file *f, uint64_t now)
+{
+	/* Whatever changed since the turn that left f here comes first. */
+	tail_file_check(t, f);
+	if (f->state != TAIL_F_WAITING)
+		return;
+	if (f->gone && now >= tail_add_ms(f->changed_ms, t->o.rotate_wait_ms)) {
+		tail_file_release(t, f);
+		return;
+	}
+	if (f->pos < f->size && now >= tail_add_ms(f->changed_ms, t->o.flush_timeout_ms) &&
+	    tail_file_flush_partial(t, f) != 0)
+		return;
+	tail_file_at_end(t, f);
+}
+
+static void
+tail_wake_cb(uv_timer_t *h)
+{
+	struct tail *t = h->data;
+	struct tail_file *f, *next;
+	uint64_t now = uv_now(t->loop);
+
+	/*
+	 * Callbacks made here can only resume paused files or stop the tail,
+	 * so the next file stays in t->waiting while f is handled.
+	 */
+	for (f = TAILQ_FIRST(&t->waiting); f != NULL; f = next) {
+		next = TAILQ_NEXT(f, qlink);
+		if (f->due_ms > now)
+			continue;
+		tail_file_wake(t, f, now);
+		if (t->stopping)
+			return;
+	}
+	if (t->unflushed) {
+		tail_flush(t);
+		if (t->stopping)
+			return;
+	}
+	TAILQ_FOREACH(f, &t->waiting, qlink)
+		tail_wake_arm(t, f->due_ms);
+}
+
+/* ---------------------------------------------------------------- events and stat */
+
+static void
+tail_event_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct tail_file *f = h->data;
+	struct tail *t = f->t;
+
+	(void)filename;
+	if (t->stopping || f->state == TAIL_F_CLOSED)
+		return;
+	if (status < 0) {
+		log_warn("tail %s: inotify failed on %s: %s; its changes are seen every "
+		    "stat_interval", t->name, f->path, uv_strerror(status));
+		return;
+	}
+	/* Renamed or deleted: a scan tells which, and finds what now has its name. */
+	if (events & UV_RENAME)
+		uv_timer_start(&t->scan_timer, tail_scan_cb, 0, t->o.scan_interval_ms);
+	tail_file_poke(f);
+}
+
+static void
+tail_stat_cb(uv_timer_t *h)
+{
+	struct tail *t = h->data;
+	struct tail_file *f;
+	bool rescan = false;
+
+	TAILQ_FOREACH(f, &t->files, link) {
+		tail_file_check(t, f);
+		if (!f->gone && !rescan && tail_path_names(f->path, f) == 0)
+			rescan = true;
+	}
+	if (rescan)
+		uv_timer_start(&t->scan_timer, tail_scan_cb, 0, t->o.scan_interval_ms);
+}
+
+/* ---------------------------------------------------------------- scans */
+
+static bool
+tail_excluded(const struct tail *t, const char *path)
+{
+	for (size_t i = 0; i < t->o.nexclude; i++)
+		if (fnmatch(t->exclude[i], path, 0) == 0)
+			return true;
+	return false;
+}
+
+/* Where a file found by a scan starts, and why (for the log). */
+static uint64_t
+tail_file_start_at(struct tail *t, struct tail_file *f, const uint8_t *head, size_t hlen,
+    const char **why)
+{
+	struct tail_id stored;
+	uint64_t off = 0;
+	int r = -ENOENT;
+
+	if (t->cb.position != NULL)
+		r = t->cb.position(t->ctx, &f->info.id, &off, &stored);
+	if (r == 0 && stored.fp_len <= hlen &&
+	    tail_fnv(TAIL_FNV_BASIS, head, stored.fp_len) == stored.fp_hash && off <= f->size) {
+		*why = "its stored position";
+		return off;
+	}
+	if (r == 0)
+		log_info("tail %s: the stored position of %s does not fit the file (another "
+		    "file with the same inode, or rewritten); reading it as a new file", t->name,
+		    f->path);
+	else if (r != -ENOENT)
+		log_warn("tail %s: cannot get the stored position of %s: %s; reading it as a "
+		    "new file", t->name, f->path, strerror(-r));
+	if (t->first_scan && t->o.start_at_end) {
+		*why = "its end (start_at: end)";
+		/* Stored now, or a restart before its first line would skip again. */
+		if (t->cb.skipped != NULL && f->size > 0)
+			t->cb.skipped(t->ctx, &f->info, f->size);
+		return f->size;
+	}
+	*why = "its start";
+	return 0;
+}
+
+/*
+ * Opens the file at path, which stat() found as *seen. Returns 0 (also when
+ * the path changed in between: the next scan sorts that out), -ECANCELED
+ * when the tail was stopped, or a negative errno.
+ */
+static int
+tail_file_open(struct tail *t, const char *path, const struct stat *seen)
+{
+	uint8_t head[TAIL_FINGERPRINT_MAX];
+	struct tail_file *f;
+	struct stat st;
+	const char *why;
+	char watch[64];
+	ssize_t n;
+	int fd, r;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (st.st_dev != seen->st_dev || st.st_ino != seen->st_ino || !S_ISREG(st.st_mode)) {
+		r = 0;
+		goto fail;
+	}
+	n = tail_pread(fd, head, (uint64_t)st.st_size < sizeof(head) ? (size_t)st.st_size :
+	    sizeof(head), 0);
+	if (n < 0) {
+		r = (int)n;
+		goto fail;
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL || (f->path = strdup(path)) == NULL) {
+		free(f);
+		r = -ENOMEM;
+		goto fail;
+	}
+	f->t = t;
+	f->fd = fd;
+	f->info.path = f->path;
+	f->info.id.dev = (uint64_t)st.st_dev;
+	f->info.id.ino = (uint64_t)st.st_ino;
+	f->info.id.fp_len = (uint32_t)n;
+	f->info.id.fp_hash = tail_fnv(TAIL_FNV_BASIS, head, (size_t)n);
+	f->size = (uint64_t)st.st_size;
+	f->mtime = st.st_mtim;
+	f->changed_ms = uv_now(t->loop);
+	f->seen_gen = t->gen;
+	f->state = TAIL_F_IDLE;
+	f->pos = tail_file_start_at(t, f, head, (size_t)n, &why);
+	if (t->stopping) {
+		free(f->path);
+		free(f);
+		r = -ECANCELED;
+		goto fail;
+	}
+
+	uv_fs_event_init(t->loop, &f->ev);
+	f->ev.data = f;
+	/* Through the descriptor, the watch is on this very inode even if path changed since. */
+	snprintf(watch, sizeof(watch), "/proc/self/fd/%d", fd);
+	if (uv_fs_event_start(&f->ev, tail_event_cb, watch, 0) != 0 &&
+	    (r = uv_fs_event_start(&f->ev, tail_event_cb, path, 0)) != 0)
+		log_warn("tail %s: cannot watch %s with inotify: %s; its changes are seen every "
+		    "stat_interval instead (raise fs.inotify.max_user_watches if that is the "
+		    "limit)", t->name, path, uv_strerror(r));
+
+	tail_hash_insert(t, f);
+	TAILQ_INSERT_TAIL(&t->files, f, link);
+	t->nfiles++;
+	t->st.files_seen++;
+	log_info("tail %s: following %s from %s, offset %" PRIu64, t->name, path, why, f->pos);
+	if (f->pos < f->size)
+		tail_file_set_state(f, TAIL_F_READY);
+	return 0;
+fail:
+	(void)close(fd);
+	return r;
+}
+
+/* A scan found f under path. */
+static void
+tail_file_seen(struct tail *t, struct tail_file *f, const char *path)
+{
+	char *p;
+
+	/* A second matching name of the same file (a hard link) changes nothing. */
+	if (f->seen_gen == t->gen)
+		return;
+	f->seen_gen = t->gen;
+	if (strcmp(f->path, path) != 0 && tail_path_names(f->path, f) == 0 &&
+	    (p = strdup(path)) != NULL) {
+		log_info("tail %s: %s was renamed to %s", t->name, f->path, path);
+		free(f->path);
+		f->path = p;
+		f->info.path = p;
+	}
+	if (f->gone && !f->deleted) {
+		log_info("tail %s: %s is under a matching path again; following it again",
+		    t->name, f->path);
+		f->gone = false;
+	}
+}
+
+static void
+tail_scan_path(struct tail *t, const char *path, size_t *waiting)
+{
+	struct tail_file *f;
+	struct stat st;
+	int r;
+
+	if (tail_excluded(t, path))
+		return;
+	if (stat(path, &st) != 0) {
+		/* Gone between glob and stat, or a dangling symlink: nothing to read. */
+		if (errno == ENOENT)
+			return;
+		log_warn("tail %s: cannot stat %s: %s; check the permissions of its "
+		    "directories; trying again at the next scan", t->name, path, strerror(errno));
+		t->st.errors++;
+		return;
+	}
+	/* Directories and devices a glob matches are not logs. */
+	if (!S_ISREG(st.st_mode))
+		return;
+	if ((f = tail_lookup(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) != NULL) {
+		tail_file_seen(t, f, path);
+		return;
+	}
+	if (t->nfiles >= t->o.max_files) {
+		(*waiting)++;
+		return;
+	}
+	r = tail_file_open(t, path, &st);
+	if (r < 0 && r != -ENOENT && r != -ECANCELED) {
+		log_error("tail %s: cannot open %s: %s; check that the agent's user may read it; "
+		    "trying again at the next scan", t->name, path, strerror(-r));
+		t->st.errors++;
+	}
+}
+
+static void
+tail_scan(struct tail *t)
+{
+	struct tail_file *f;
+	size_t i, j, waiting = 0;
+	glob_t g;
+	int r;
+
+	t->gen++;
+	for (i = 0; i < t->o.npaths; i++) {
+		r = glob(t->paths[i], 0, NULL, &g);
+		if (r == GLOB_NOMATCH) {
+			if (t->first_scan)
+				log_info("tail %s: nothing matches %s yet; looking again every "
+				    "scan_interval", t->name, t->paths[i]);
+			continue;
+		}
+		if (r != 0) {
+			log_error("tail %s: cannot expand %s: %s; trying again at the next scan",
+			    t->name, t->paths[i],
+			    r == GLOB_NOSPACE ? "out of memory" : "read error");
+			t->st.errors++;
+			continue;
+		}
+		for (j = 0; j < g.gl_pathc; j++) {
+			tail_scan_path(t, g.gl_pathv[j], &waiting);
+			if (t->stopping) {
+				globfree(&g);
+				return;
+			}
+		}
+		globfree(&g);
+	}
+
+	TAILQ_FOREACH(f, &t->files, link) {
+		if (f->failed) {
+			f->failed = false;
+			tail_file_poke(f);
+		}
+		/*
+		 * Unseen: renamed away or deleted, if its path says so. glob(3)
+		 * skips directories it cannot read, and a directory that is
+		 * unreadable for a moment must not make all its files gone.
+		 */
+		if (f->seen_gen != t->gen && !f->gone && tail_path_names(f->path, f) == 0) {
+			struct stat st;
+
+			if (fstat(f->fd, &st) == 0 && st.st_nlink == 0)
+				f->deleted = true;
+			tail_file_gone(t, f);
+		}
+	}
+
+	t->st.files_waiting = waiting;
+	t->starved = waiting > 0;
+	if (waiting > 0)
+		log_warn("tail %s: %zu matching file(s) wait because %zu are open (max_files); "
+		    "they are read as others are let go; raise max_files or narrow paths",
+		    t->name, waiting, t->nfiles);
+}
+
+static void
+tail_scan_cb(uv_timer_t *h)
+{
+	tail_scan(h->data);
+}
+
+/* ---------------------------------------------------------------- public */
+
+/* Copies n strings into *out (NULL when n is 0). Returns 0 or -ENOMEM; tail_finish frees. */
+static int
+tail_strdup_all(char ***out, const char *const *v, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if ((*out = calloc(n, sizeof(**out))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (((*out)[i] = strdup(v[i])) == NULL)
+			return -ENOMEM;
+	return 0;
+}
+
+int
+tail_start(uv_loop_t *loop, const struct tail_options *o, const struct tail_callbacks *cb,
+    void *ctx, struct tail **out)
+{
+	struct tail *t;
+	size_t i;
+
+	if (loop == NULL || o == NULL || cb == NULL || cb->line == NULL || out == NULL ||
+	    o->name == NULL || o->npaths == 0 || o->paths == NULL ||
+	    (o->nexclude > 0 && o->exclude == NULL) || o->max_line == 0 ||
+	    o->max_line >= SIZE_MAX / 2 || o->scan_interval_ms == 0 || o->stat_interval_ms == 0)
+		return -EINVAL;
+	for (i = 0; i < o->npaths; i++)
+		if (o->paths[i] == NULL)
+			return -EINVAL;
+	for (i = 0; i < o->nexclude; i++)
+		if (o->exclude[i] == NULL)
+			return -EINVAL;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return -ENOMEM;
+	t->loop = loop;
+	t->o = *o;
+	if (t->o.read_quantum == 0)
+		t->o.read_quantum = TAIL_DEFAULT_QUANTUM;
+	if (t->o.rotate_wait_ms == 0)
+		t->o.rotate_wait_ms = TAIL_DEFAULT_ROTATE_WAIT;
+	if (t->o.max_files == 0)
+		t->o.max_files = TAIL_DEFAULT_MAX_FILES;
+	t->bufsize = t->o.read_quantum > t->o.max_line ? t->o.read_quantum : t->o.max_line + 1;
+	t->cb = *cb;
+	t->ctx = ctx;
+	TAILQ_INIT(&t->files);
+	TAILQ_INIT(&t->ready);
+	TAILQ_INIT(&t->waiting);
+	TAILQ_INIT(&t->paused);
+	t->nbuckets = TAIL_HASH_MIN;
+	if ((t->name = strdup(o->name)) == NULL ||
+	    tail_strdup_all(&t->paths, o->paths, o->npaths) != 0 ||
+	    tail_strdup_all(&t->exclude, o->exclude, o->nexclude) != 0 ||
+	    (t->buf = malloc(t->bufsize)) == NULL ||
+	    (t->buckets = calloc(t->nbuckets, sizeof(*t->buckets))) == NULL) {
+		tail_finish(t);
+		return -ENOMEM;
+	}
+	t->o.name = t->name;
+	t->o.paths = (const char *const *)t->paths;
+	t->o.exclude = (const char *const *)t->exclude;
+
+	/* Nothing can fail from here on, so no handle ever needs closing on an error path. */
+	uv_timer_init(loop, &t->scan_timer);
+	uv_timer_init(loop, &t->stat_timer);
+	uv_timer_init(loop, &t->wake_timer);
+	uv_idle_init(loop, &t->idle);
+	t->scan_timer.data = t->stat_timer.data = t->wake_timer.data = t->idle.data = t;
+
+	t->first_scan = true;
+	tail_scan(t);
+	t->first_scan = false;
+	uv_timer_start(&t->scan_timer, tail_scan_cb, t->o.scan_interval_ms, t->o.scan_interval_ms);
+	uv_timer_start(&t->stat_timer, tail_stat_cb, t->o.stat_interval_ms, t->o.stat_interval_ms);
+	*out = t;
+	return 0;
+}
+
+void
+tail_resume(struct tail *t)
+{
+	struct tail_file *f;
+
+	if (t == NULL || t->stopping)
+		return;
+	t->resume_gen++;
+	while ((f = TAILQ_FIRST(&t->paused)) != NULL) {
+		/* It may have changed while paused. */
+		f->changed = true;
+		tail_file_set_state(f, TAIL_F_READY);
+	}
+}
+
+void
+tail_stop(struct tail *t, void (*done)(void *ctx), void *ctx)
+{
+	struct tail_file *f;
+
+	if (t == NULL || t->stopping)
+		return;
+	t->stopping = true;
+	t->done = done;
+	t->done_ctx = ctx;
+	while ((f = TAILQ_FIRST(&t->files)) != NULL)
+		tail_file_close(t, f);
+	t->closing += 4;
+	uv_close((uv_handle_t *)&t->scan_timer, tail_handle_closed);
+	uv_close((uv_handle_t *)&t->stat_timer, tail_handle_closed);
+	uv_close((uv_handle_t *)&t->wake_timer, tail_handle_closed);
+	uv_close((uv_handle_t *)&t->idle, tail_handle_closed);
+}
+
+void
+tail_get_stats(const struct tail *t, struct tail_stats *s)
+{
+	*s = t->st;
+	s->files_open = t->nfiles;
+}

@@ -1,0 +1,184 @@
+/*
+ * tail: follows the files of one `file` source on the agent's loop and hands
+ * their lines, one at a time, to the caller.
+ *
+ * Files are found by globs, re-scanned every scan_interval; inotify (libuv
+ * fs_event) makes reads prompt and a stat every stat_interval is the safety
+ * net for what inotify misses. A file is known by its identity: device,
+ * inode and a fingerprint (hash of its first bytes), so an inode reused
+ * after a delete is a new file. The read position of a file is the offset
+ * of the first byte the caller has not consumed yet; the caller stores it
+ * (the spool commits it with the events) and gives it back through the
+ * `position` callback when a file is first opened.
+ *
+ * Rotation by rename (+create): the renamed file is read to its end and
+ * released once it has stayed at its end for `rotate_wait`, then the file
+ * now at the path is read from its start. copytruncate: a size below the
+ * read position, or a fingerprint that changed, means the file starts
+ * again at 0. A deleted file is read to its end and released.
+ *
+ * Reading is fair: each file gets at most `read_quantum` bytes per turn,
+ * and files take turns (one turn per loop iteration, so the loop stays
+ * responsive). A line is only looked at whole: a turn that ends inside a
+ * line reads that line again from its start on the next turn. The one
+ * exception to the quantum: when a quantum holds no newline, the turn reads
+ * on to max_line + 1 bytes, which hold a newline or make a piece.
+ *
+ * Lines longer than max_line are handed over in pieces of max_line bytes,
+ * marked TAIL_LINE_SPLIT; the last piece (the one that ends with the
+ * newline) has no flag. A line of exactly max_line bytes is never split:
+ * tail splits only once it has seen max_line + 1 bytes without a newline.
+ * A last line without a newline is handed over (TAIL_LINE_PARTIAL) when it
+ * has not grown for flush_timeout, or when its file is released; bytes
+ * written after it then start a new line.
+ *
+ * Reads are synchronous pread()s on the loop thread: log files being tailed
+ * are in the page cache, and a thread-pool round trip per read would cost
+ * more than the read.
+ */
+#ifndef LOGFERRY_TAIL_H
+#define LOGFERRY_TAIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+/* Bytes of a file's start that make its fingerprint. */
+#define TAIL_FINGERPRINT_MAX 1024
+
+/* What a file is, whatever its name. */
+struct tail_id {
+	uint64_t dev;
+	uint64_t ino;
+	uint32_t fp_len;    /* bytes hashed: min(file size, TAIL_FINGERPRINT_MAX) when computed */
+	uint64_t fp_hash;   /* FNV-1a 64 of the first fp_len bytes */
+};
+
+/* A file being followed: valid from its first line until its release callback. */
+struct tail_file_info {
+	const char *path;   /* current name (it changes when the file is renamed) */
+	struct tail_id id;
+};
+
+/* Flags of a line. */
+#define TAIL_LINE_SPLIT   0x1  /* a piece of a line longer than max_line (all but the last piece) */
+#define TAIL_LINE_PARTIAL 0x2  /* a last line flushed without its newline */
+
+struct tail_callbacks {
+	/*
+	 * The committed read position of a file seen for the first time by this
+	 * tail. Returns 0 and sets *offset and *stored (the identity stored with
+	 * it, whose fingerprint tail checks against the file), or -ENOENT when
+	 * the file has no position. Any other error is logged and taken as "no
+	 * position". Runs during scans, including the first one inside
+	 * tail_start. NULL: no file has a position.
+	 *
+	 * The position is used when stored.fp_len <= TAIL_FINGERPRINT_MAX, the
+	 * file holds at least stored.fp_len bytes, they hash to stored.fp_hash,
+	 * and *offset <= the file's size. Otherwise the file starts at 0, or at
+	 * its end when start_at_end is set and the file was found by the first
+	 * scan (this includes a stored position whose fingerprint does not
+	 * match).
+	 */
+	int (*position)(void *ctx, const struct tail_id *id, uint64_t *offset,
+	    struct tail_id *stored);
+	/*
+	 * One line, without its newline (a "\r" before it is kept: parsers deal
+	 * with it). line points into tail's read buffer and is valid only during
+	 * the call. end_offset is the file offset just after the line's newline;
+	 * for a TAIL_LINE_SPLIT piece or a TAIL_LINE_PARTIAL line, which have no
+	 * newline, it is the offset just after its last byte. Either way it is
+	 * the position to store once the line is spooled, with f->id.
+	 * Returns 0 when the line is consumed, or -EAGAIN when the caller cannot
+	 * take it now: the file pauses at that line (it will be handed over
+	 * again) until tail_resume. Any other nonzero value is taken as -EAGAIN.
+	 * May call tail_resume or tail_stop.
+	 */
+	int (*line)(void *ctx, const struct tail_file_info *f, const uint8_t *line,
+	    size_t len, unsigned flags, uint64_t end_offset);
+	/*
+	 * Called after every run of line callbacks, before the loop goes back
+	 * to waiting (at the end of each turn of reads, of each partial-line
+	 * timeout, and before a release), so the caller can hand over what it
+	 * gathered. Never called without a consumed line before it. NULL ok.
+	 */
+	void (*flush)(void *ctx);
+	/*
+	 * A file is no longer followed (deleted or rotated away, read to its
+	 * end, its partial last line handed over and flushed). f is valid only
+	 * during the call. NULL ok.
+	 */
+	void (*release)(void *ctx, const struct tail_file_info *f);
+	/*
+	 * A file without a position starts at offset, after bytes it will never
+	 * hand over (start_at: end): the caller stores that position, so that a
+	 * restart before the file's first line does not skip again. NULL ok.
+	 */
+	void (*skipped)(void *ctx, const struct tail_file_info *f, uint64_t offset);
+};
+
+struct tail_options {
+	const char *name;               /* the source's name, for messages */
+	const char *const *paths;       /* globs */
+	size_t npaths;
+	const char *const *exclude;     /* globs never read: fnmatch(3) without flags on the
+	                                   whole path, so `*` also matches `/` (`*.gz` works) */
+	size_t nexclude;
+	bool start_at_end;              /* files found by the first scan without a position */
+	size_t max_line;                /* bytes; >= 1 */
+	size_t read_quantum;            /* bytes per file per turn; 0: 256 KiB */
+	uint64_t scan_interval_ms;      /* >= 1 */
+	uint64_t stat_interval_ms;      /* >= 1 */
+	uint64_t flush_timeout_ms;      /* 0: a partial last line goes at once */
+	uint64_t rotate_wait_ms;        /* 0: 5 s */
+	size_t max_files;               /* open files at most; 0: 1024 */
+};
+
+struct tail;
+
+/*
+ * Starts following on loop: the first scan runs before this returns, and
+ * reading starts on the next loop turn. Copies what it keeps of o. Returns
+ * 0, -EINVAL for bad options, or -ENOMEM. Files that cannot be opened are
+ * logged, counted in errors and tried again at each scan; they do not fail
+ * tail_start.
+ */
+int tail_start(uv_loop_t *loop, const struct tail_options *o,
+    const struct tail_callbacks *cb, void *ctx, struct tail **out);
+
+/*
+ * Resumes every file paused by a line callback's -EAGAIN; their lines come
+ * from the next loop turn on. May be called from any callback, including
+ * the line callback that is about to return -EAGAIN (the pause is then
+ * cancelled).
+ */
+void tail_resume(struct tail *t);
+
+/*
+ * Stops: closes every handle and file; done(ctx) runs once the handles are
+ * closed (from the loop, never from tail_stop itself), after which t is
+ * freed; done may be NULL. No callback runs after tail_stop returns except
+ * done. May be called from any callback but position. A partial last line
+ * still waiting for flush_timeout is not handed over: its file's position
+ * stays before it, so it is read again at the next start.
+ */
+void tail_stop(struct tail *t, void (*done)(void *ctx), void *ctx);
+
+/* Counters, for metrics and tests. */
+struct tail_stats {
+	uint64_t files_open;
+	uint64_t files_seen;     /* files opened since the start */
+	uint64_t files_waiting;  /* matched but not opened, at the last scan (max_files) */
+	uint64_t lines;          /* lines consumed (each piece of a split line counts) */
+	uint64_t bytes;          /* bytes consumed, newlines included */
+	uint64_t rotations;      /* renamed or deleted files released */
+	uint64_t truncations;    /* copytruncate (size below position, or new fingerprint) */
+	uint64_t split_lines;    /* lines longer than max_line */
+	uint64_t partial_lines;  /* last lines flushed without a newline */
+	uint64_t errors;         /* open/read/stat failures */
+};
+void tail_get_stats(const struct tail *t, struct tail_stats *s);
+
+#endif

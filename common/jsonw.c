@@ -1,0 +1,165 @@
+/* jsonw: streaming JSON writer (see jsonw.h). */
+#include "autoconfig.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/jsonw.h"
+
+int
+jsonw_raw(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not one. */
+static size_t
+jsonw_utf8_len(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+	size_t len;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+int
+jsonw_string(struct buf *b, const uint8_t *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i = 0, run;
+	int r;
+
+	/* Worst case is 6 bytes out per byte in; reserve the common case, grow when needed. */
+	if ((r = buf_reserve(b, n + 2)) != 0)
+		return r;
+	b->data[b->len++] = '"';
+	while (i < n) {
+		/* Copy runs of plain printable ASCII at once. */
+		for (run = i; run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' &&
+		    p[run] != '\\'; run++)
+			;
+		if (run > i) {
+			if ((r = buf_append(b, p + i, run - i)) != 0)
+				return r;
+			i = run;
+			continue;
+		}
+		uint8_t c = p[i];
+		char esc[8];
+		size_t len;
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\', esc[1] = (char)c;
+			len = 2;
+		} else if (c == '\n') {
+			memcpy(esc, "\\n", len = 2);
+		} else if (c == '\r') {
+			memcpy(esc, "\\r", len = 2);
+		} else if (c == '\t') {
+			memcpy(esc, "\\t", len = 2);
+		} else if (c < 0x20) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			len = 6;
+		} else if ((len = jsonw_utf8_len(p + i, n - i)) != 0) {
+			if ((r = buf_append(b, p + i, len)) != 0)
+				return r;
+			i += len;
+			continue;
+		} else {
+			memcpy(esc, "\xef\xbf\xbd", len = 3);   /* U+FFFD */
+		}
+		if ((r = buf_append(b, esc, len)) != 0)
+			return r;
+		i++;
+	}
+	return buf_append(b, "\"", 1);
+}
+
+int
+jsonw_cstring(struct buf *b, const char *s)
+{
+	return jsonw_string(b, (const uint8_t *)s, strlen(s));
+}
+
+int
+jsonw_int(struct buf *b, int64_t v)
+{
+	char t[24];
+
+	return buf_append(b, t, (size_t)snprintf(t, sizeof(t), "%" PRId64, v));
+}
+
+int
+jsonw_uint(struct buf *b, uint64_t v)
+{
+	char t[24];
+
+	return buf_append(b, t, (size_t)snprintf(t, sizeof(t), "%" PRIu64, v));
+}
+
+int
+jsonw_double(struct buf *b, double v)
+{
+	char t[32];
+
+	if (!isfinite(v))
+		return jsonw_raw(b, "null");
+	/* The shortest of %.15g..%.17g that reads back as v. */
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(t, sizeof(t), "%.*g", prec, v);
+		if (strtod(t, NULL) == v)
+			break;
+	}
+	return jsonw_raw(b, t);
+}
+
+int
+jsonw_time(struct buf *b, uint64_t ns)
+{
+	int64_t secs = (int64_t)(ns / 1000000000u), z = secs / 86400, sod = secs % 86400;
+	int64_t era, doe, yoe, y, doy, mp, d, m;
+	char t[40];
+
+	/* H. Hinnant's civil_from_days. */
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y += m <= 2;
+	snprintf(t, sizeof(t), "\"%04" PRId64 "-%02" PRId64 "-%02" PRId64 "T%02d:%02d:%02d.%06uZ\"",
+	    y, m, d, (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60),
+	    (unsigned)(ns % 1000000000u / 1000u));
+	return jsonw_raw(b, t);
+}

@@ -1,0 +1,26 @@
+/*
+ * jsonw: a small streaming JSON writer into a struct buf (no tree per
+ * record, DESIGN.md). Output is always valid UTF-8: bytes that are not
+ * valid UTF-8 in a string become U+FFFD, control characters are escaped.
+ * Every function returns 0 or -EMSGSIZE/-ENOMEM from the buffer; after an
+ * error the buffer holds a truncated document and should be reset.
+ */
+#ifndef LOGFERRY_JSONW_H
+#define LOGFERRY_JSONW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+int jsonw_raw(struct buf *b, const char *s);
+int jsonw_string(struct buf *b, const uint8_t *p, size_t n);
+int jsonw_cstring(struct buf *b, const char *s);
+int jsonw_int(struct buf *b, int64_t v);
+int jsonw_uint(struct buf *b, uint64_t v);
+/* A finite double as the shortest text that reads back the same; NaN and infinities as null. */
+int jsonw_double(struct buf *b, double v);
+/* ns since the epoch as a quoted RFC 3339 UTC time with microseconds: "2026-11-22T10:00:00.123456Z". */
+int jsonw_time(struct buf *b, uint64_t ns);
+
+#endif

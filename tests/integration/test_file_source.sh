@@ -1,0 +1,201 @@
+#!/bin/bash
+# File sources into the spool, with real files rotated, truncated and
+# recreated the way servers and logrotate do it, and an agent killed -9 at
+# random moments. The spool dump must hold every line exactly once.
+. "$(dirname "$0")/lib.sh"
+
+W="python3 $top_srcdir/tests/tools/logwriter.py"
+
+# agent_config NAME GLOB [EXTRA-SOURCE-YAML]: an agent spooling GLOB into $T/NAME.data.
+agent_config() {
+	local name=$1 glob=$2 extra=${3:-}
+	cat >"$T/$name.yaml" <<YAML
+id: test-agent
+data_dir: $T/$name.data
+log_level: debug
+spool: {commit_interval: 5ms}
+sources:
+  - name: $name
+    type: file
+    paths: ["$glob"]
+    format: raw
+    scan_interval: 100ms
+    stat_interval: 100ms
+    flush_timeout: 300ms
+$extra
+YAML
+	echo "$T/$name.yaml"
+}
+
+spooled() {
+	"$LOGFERRY_AGENT" -c "$1" --spool-stats 2>/dev/null | awk '/^events:/ { print $2 }'
+}
+
+# wait_spooled CONFIG N [SECONDS]: until the spool holds at least N events.
+wait_spooled() {
+	local cfg=$1 n=$2 secs=${3:-30} i c
+	for ((i = 0; i < secs * 10; i++)); do
+		c=$(spooled "$cfg")
+		[ "${c:-0}" -ge "$n" ] && return 0
+		sleep 0.1
+	done
+	echo "spool holds ${c:-0} events, expected $n"
+	return 1
+}
+
+# stop_agent PID: SIGTERM, then checks the exit status.
+stop_agent() {
+	kill -TERM "$1"
+	wait_exit "$1" 20 || { fail "agent $1 did not stop"; return; }
+	[ "$LF_RC" = 0 ] || fail "agent exited $LF_RC"
+}
+
+# check CONFIG FIRST COUNT WHAT
+check() {
+	"$LOGFERRY_AGENT" -c "$1" --spool-dump >"$T/dump.json" || { fail "$4: dump failed"; return; }
+	if $W check "$T/dump.json" "$2" "$3"; then pass "$4"; else fail "$4"; fi
+}
+
+# --- rename rotation under a busy writer, old file still written after the rename
+mkdir -p "$T/rot"
+cfg=$(agent_config rot "$T/rot/app.log")
+start agent-rot "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_log "$T/agent-rot.log" "started as" || fail "rotation: agent did not start"
+$W rotate "$T/rot/app.log" 1 60000 --at 30000 --after 5000 --rate 200000
+wait_spooled "$cfg" 60000 || fail "rotation: not everything arrived"
+stop_agent "$pid"
+check "$cfg" 1 60000 "rename rotation under a busy writer: every line once, old file read to its end"
+
+# --- copytruncate followed at once by new writes
+mkdir -p "$T/ct"
+cfg=$(agent_config ct "$T/ct/app.log")
+start agent-ct "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_log "$T/agent-ct.log" "started as" || fail "copytruncate: agent did not start"
+$W copytruncate "$T/ct/app.log" 1 20000 --at 10000 \
+	--wait-cmd "[ \"\$($LOGFERRY_AGENT -c $cfg --spool-stats | awk '/^events:/ { print \$2 }')\" -ge 10000 ]"
+wait_spooled "$cfg" 20000 || fail "copytruncate: not everything arrived"
+stop_agent "$pid"
+check "$cfg" 1 20000 "copytruncate followed at once by new writes: every line once"
+
+# --- inode reuse while the agent is down
+mkdir -p "$T/reuse"
+cfg=$(agent_config reuse "$T/reuse/app.log")
+$W write "$T/reuse/app.log" 1 1000
+start agent-reuse "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 1000 || fail "inode reuse: first file not read"
+stop_agent "$pid"
+ino1=$(stat -c %i "$T/reuse/app.log")
+rm "$T/reuse/app.log"
+# A longer file: without the fingerprint the old position (inside it) would skip lines.
+$W write "$T/reuse/app.log" 1001 2000 --pad 10
+ino2=$(stat -c %i "$T/reuse/app.log")
+echo "inode before $ino1, after $ino2"
+start agent-reuse2 "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 3000 || fail "inode reuse: second file not read from its start"
+stop_agent "$pid"
+check "$cfg" 1 3000 "a file recreated while the agent was down is read from its start (inode $ino1 -> $ino2)"
+
+# --- a 3 MiB line is split into max_line pieces, the next line intact
+mkdir -p "$T/long"
+cfg=$(agent_config long "$T/long/app.log")
+python3 -c "
+import sys
+with open(sys.argv[1], 'wb') as f:
+    f.write(b'line 00000001 ' + b'y' * (3 * 1024 * 1024) + b'\n')
+    f.write(b'line 00000002 short\n')
+" "$T/long/app.log"
+start agent-long "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 5 || fail "long line: not spooled"
+stop_agent "$pid"
+"$LOGFERRY_AGENT" -c "$cfg" --spool-dump >"$T/dump.json"
+if python3 -c "
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1], 'rb')]
+want = 'line 00000001 ' + 'y' * (3 * 1024 * 1024)
+pieces = [e for e in evs if e['fields'].get('split')]
+whole = ''.join(e['message'] for e in evs[:-1])
+assert whole == want, 'pieces do not make the line'
+assert len(pieces) == len(evs) - 2, 'all pieces but the last are marked split'
+assert all(len(e['message']) == 1024 * 1024 for e in pieces), 'pieces are max_line long'
+assert evs[-1]['message'] == 'line 00000002 short', 'the next line is intact'
+print(len(evs), 'events')
+" "$T/dump.json"; then
+	pass "a 3 MiB line becomes max_line pieces marked split; the next line is intact"
+else
+	fail "3 MiB line"
+fi
+
+# --- a glob picks up a file created later; a partial last line is flushed
+mkdir -p "$T/glob"
+cfg=$(agent_config glob "$T/glob/*.log")
+$W write "$T/glob/a.log" 1 100
+start agent-glob "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 100 || fail "glob: first file not read"
+$W write "$T/glob/b.log" 101 100
+printf 'line 00000201 partial, no newline' >>"$T/glob/b.log"
+wait_spooled "$cfg" 201 || fail "glob: new file or partial line not read"
+stop_agent "$pid"
+check "$cfg" 1 201 "a glob picks up a new file; a partial last line is flushed after flush_timeout"
+
+# --- start_at: end, and lines written while the agent is down
+mkdir -p "$T/end"
+cfg=$(agent_config end "$T/end/app.log" "    start_at: end")
+$W write "$T/end/app.log" 1 500
+start agent-end "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_log "$T/agent-end.log" "started as" || fail "start_at: agent did not start"
+sleep 0.5
+$W write "$T/end/app.log" 501 500
+wait_spooled "$cfg" 500 || fail "start_at end: new lines not read"
+stop_agent "$pid"
+$W write "$T/end/app.log" 1001 500
+start agent-end2 "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 1000 || fail "start_at end: lines written while down not read"
+stop_agent "$pid"
+check "$cfg" 501 1000 "start_at: end skips old lines once, and lines written while the agent is down are read"
+
+# --- kill -9 at random moments while a writer appends
+mkdir -p "$T/kill"
+cfg=$(agent_config kill "$T/kill/app.log")
+total=150000
+start writer $W write "$T/kill/app.log" 1 $total --rate 30000
+wpid=$LF_PID
+kills=0
+while kill -0 "$wpid" 2>/dev/null && [ "$(ps -o stat= -p "$wpid" | cut -c1)" != Z ]; do
+	start agent-kill "$LOGFERRY_AGENT" -c "$cfg"
+	apid=$LF_PID
+	sleep "0.$((RANDOM % 9 + 1))"
+	kill -KILL "$apid"
+	wait "$apid" 2>/dev/null
+	kills=$((kills + 1))
+done
+start agent-kill-last "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" $total 60 || fail "kill -9 loop: not everything arrived"
+stop_agent "$pid"
+check "$cfg" 1 $total "kill -9 $kills times while a writer appends: every line exactly once"
+
+# --- a broken spool is moved aside and the agent goes on
+mkdir -p "$T/broken"
+cfg=$(agent_config broken "$T/broken/app.log")
+$W write "$T/broken/app.log" 1 10
+mkdir -p "$T/broken.data/spool"
+head -c 65536 /dev/urandom >"$T/broken.data/spool/data.mdb"
+start agent-broken "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_log "$T/agent-broken.log" "moved aside to" || fail "broken spool: not reported"
+wait_spooled "$cfg" 10 || fail "broken spool: the agent did not go on"
+stop_agent "$pid"
+ls -d "$T"/broken.data/spool.broken-* >/dev/null 2>&1 && \
+	"$LOGFERRY_AGENT" -c "$cfg" --spool-stats | grep -q "^moved aside: 1" && \
+	pass "a broken spool is moved aside, counted, and a new one takes the lines" || \
+	fail "broken spool not moved aside or not counted"
+
+finish

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Writes numbered log lines the way real servers do, for the integration tests.
+
+  logwriter.py write FILE FIRST COUNT [--rate N]
+      appends lines FIRST..FIRST+COUNT-1 ("line NNNNNNNN <padding>") to FILE
+  logwriter.py rotate FILE FIRST COUNT --at K [--after N]
+      writes, and after K lines renames FILE to FILE.1 while keeping the old
+      descriptor for N more lines (a server not yet told to reopen), then
+      creates a new FILE for the rest
+  logwriter.py copytruncate FILE FIRST COUNT --at K --wait-cmd CMD
+      writes K lines, runs CMD until it succeeds (e.g. until the agent has
+      them), copies FILE to FILE.1, truncates FILE and at once writes the rest
+  logwriter.py check DUMP FIRST COUNT
+      reads a --spool-dump, checks that lines FIRST..FIRST+COUNT-1 are there
+      exactly once each and nothing else; prints what is missing or doubled
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+
+def line(n, pad):
+    return ("line %08d %s\n" % (n, "x" * pad)).encode()
+
+
+def paced(f, first, count, rate, pad):
+    start = time.monotonic()
+    for i in range(count):
+        f.write(line(first + i, pad))
+        if rate and i % 100 == 99:
+            f.flush()
+            ahead = (i + 1) / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+    f.flush()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("mode")
+    p.add_argument("file")
+    p.add_argument("first", type=int)
+    p.add_argument("count", type=int)
+    p.add_argument("--rate", type=int, default=0)
+    p.add_argument("--at", type=int, default=0)
+    p.add_argument("--after", type=int, default=0)
+    p.add_argument("--pad", type=int, default=40)
+    p.add_argument("--wait-cmd", default="")
+    a = p.parse_args()
+
+    if a.mode == "write":
+        with open(a.file, "ab", buffering=0) as f:
+            paced(f, a.first, a.count, a.rate, a.pad)
+    elif a.mode == "rotate":
+        f = open(a.file, "ab", buffering=0)
+        paced(f, a.first, a.at, a.rate, a.pad)
+        os.rename(a.file, a.file + ".1")
+        paced(f, a.first + a.at, a.after, a.rate, a.pad)
+        f.close()
+        with open(a.file, "ab", buffering=0) as g:
+            done = a.at + a.after
+            paced(g, a.first + done, a.count - done, a.rate, a.pad)
+    elif a.mode == "copytruncate":
+        with open(a.file, "ab", buffering=0) as f:
+            paced(f, a.first, a.at, a.rate, a.pad)
+            deadline = time.monotonic() + 30
+            while subprocess.call(a.wait_cmd, shell=True) != 0:
+                if time.monotonic() > deadline:
+                    sys.exit("copytruncate: the wait command never succeeded")
+                time.sleep(0.05)
+            shutil.copyfile(a.file, a.file + ".1")
+            f.truncate(0)
+            # O_APPEND: the next write lands at the new end, 0.
+            paced(f, a.first + a.at, a.count - a.at, a.rate, a.pad)
+    elif a.mode == "check":
+        seen = {}
+        other = 0
+        with open(a.file, "rb") as d:
+            for raw in d:
+                ev = json.loads(raw)
+                msg = ev["message"]
+                if not msg.startswith("line "):
+                    other += 1
+                    continue
+                n = int(msg.split()[1])
+                seen[n] = seen.get(n, 0) + 1
+        want = range(a.first, a.first + a.count)
+        missing = [n for n in want if n not in seen]
+        doubled = [n for n, c in seen.items() if c > 1]
+        extra = [n for n in seen if n < a.first or n >= a.first + a.count]
+        ok = not missing and not doubled and not extra and other == 0
+        print("%d lines: %d missing, %d doubled, %d unexpected, %d others" %
+              (a.count, len(missing), len(doubled), len(extra), other))
+        if missing:
+            print("missing:", missing[:10])
+        if doubled:
+            print("doubled:", sorted(doubled)[:10])
+        sys.exit(0 if ok else 1)
+    else:
+        sys.exit("unknown mode " + a.mode)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+/* Unit tests for common/jsonw and proto/event_json: output parsed back with jansson. */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "common/jsonw.h"
+#include "proto/event_json.h"
+
+#define S(str) ((struct pbslice){ (const uint8_t *)(str), sizeof(str) - 1 })
+
+static json_t *
+parse(const struct buf *b)
+{
+	json_error_t err;
+	json_t *j = json_loadb((const char *)b->data, b->len, JSON_DECODE_ANY, &err);
+
+	if (j == NULL)
+		fail_msg("not JSON: %s: %.*s", err.text, (int)b->len, (const char *)b->data);
+	return j;
+}
+
+static void
+test_strings_are_escaped_and_read_back_the_same(void **state)
+{
+	static const char in[] = "quote\" back\\ nl\n tab\t ctl\x01 del\x7f caf\xc3\xa9 \xf0\x9f\x98\x80";
+	struct buf b;
+	json_t *j;
+
+	(void)state;
+	buf_init(&b, 4096);
+	assert_int_equal(jsonw_string(&b, (const uint8_t *)in, sizeof(in) - 1), 0);
+	j = parse(&b);
+	assert_string_equal(json_string_value(j), in);
+	json_decref(j);
+	buf_free(&b);
+}
+
+static void
+test_invalid_utf8_becomes_replacement_characters(void **state)
+{
+	/* A lone continuation byte, a truncated sequence, an overlong '/', a surrogate, 0xff. */
+	static const char in[] = "a\x80" "b\xc3" "c\xc0\xaf" "d\xed\xa0\x80" "e\xff";
+	struct buf b;
+	json_t *j;
+	const char *s;
+
+	(void)state;
+	buf_init(&b, 4096);
+	assert_int_equal(jsonw_string(&b, (const uint8_t *)in, sizeof(in) - 1), 0);
+	j = parse(&b);
+	s = json_string_value(j);
+	assert_non_null(s);
+	assert_non_null(strstr(s, "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c"));
+	assert_null(strchr(s, '\xff'));
+	json_decref(j);
+	buf_free(&b);
+}
+
+static void
+test_numbers_and_times(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	buf_init(&b, 4096);
+	assert_int_equal(jsonw_time(&b, UINT64_C(1795341600123456789)), 0);
+	assert_int_equal(b.len, strlen("\"2026-11-22T10:00:00.123456Z\""));
+	assert_memory_equal(b.data, "\"2026-11-22T10:00:00.123456Z\"", b.len);
+	buf_reset(&b);
+	assert_int_equal(jsonw_time(&b, UINT64_C(951868799000000000)), 0);   /* leap day */
+	assert_memory_equal(b.data, "\"2000-02-29T23:59:59.000000Z\"", b.len);
+	buf_reset(&b);
+	assert_int_equal(jsonw_double(&b, 0.1), 0);
+	assert_memory_equal(b.data, "0.1", 3);
+	buf_reset(&b);
+	assert_int_equal(jsonw_double(&b, 1.0 / 0.0), 0);
+	assert_memory_equal(b.data, "null", 4);
+	buf_reset(&b);
+	assert_int_equal(jsonw_int(&b, INT64_MIN), 0);
+	assert_memory_equal(b.data, "-9223372036854775808", b.len);
+	buf_free(&b);
+}
+
+static void
+test_event_record_has_design_members_and_resolved_slices(void **state)
+{
+	static const char line[] = "203.0.113.9 - - \xff";
+	struct event_field f[4] = { 0 };
+	struct event ev = { 0 };
+	struct buf b;
+	json_t *j, *fields;
+
+	(void)state;
+	ev.ts = UINT64_C(1795341600123456000);
+	ev.host = S("web-01");
+	ev.stream = S("nginx.access");
+	ev.source = S("/var/log/nginx/access.log");
+	ev.message = S(line);
+	f[0].key = S("remote_addr");
+	f[0].type = EVENT_SLICE;
+	f[0].v.slice.offset = 0;
+	f[0].v.slice.length = 11;
+	f[1].key = S("status");
+	f[1].type = EVENT_INTEGER;
+	f[1].v.integer = 200;
+	f[2].key = S("tags");
+	f[2].type = EVENT_JSON;
+	f[2].v.json = S("[1,2]");
+	f[3].key = S("bad_slice");
+	f[3].type = EVENT_SLICE;
+	f[3].v.slice.offset = 10;
+	f[3].v.slice.length = 100;
+	ev.fields = f;
+	ev.nfields = 4;
+	buf_init(&b, 4096);
+	assert_int_equal(event_json(&ev, "web-01", "\"seq\":7", &b), 0);
+	j = parse(&b);
+	assert_string_equal(json_string_value(json_object_get(j, "ts")), "2026-11-22T10:00:00.123456Z");
+	assert_string_equal(json_string_value(json_object_get(j, "agent")), "web-01");
+	assert_int_equal(json_integer_value(json_object_get(j, "seq")), 7);
+	assert_string_equal(json_string_value(json_object_get(j, "stream")), "nginx.access");
+	assert_non_null(json_string_value(json_object_get(j, "message")));
+	fields = json_object_get(j, "fields");
+	assert_string_equal(json_string_value(json_object_get(fields, "remote_addr")), "203.0.113.9");
+	assert_int_equal(json_integer_value(json_object_get(fields, "status")), 200);
+	assert_int_equal(json_array_size(json_object_get(fields, "tags")), 2);
+	assert_true(json_is_null(json_object_get(fields, "bad_slice")));
+	json_decref(j);
+	/* A buffer too small: refused, and restored. */
+	buf_free(&b);
+	buf_init(&b, 64);
+	assert_int_equal(event_json(&ev, NULL, NULL, &b), -EMSGSIZE);
+	assert_int_equal(b.len, 0);
+	buf_free(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_strings_are_escaped_and_read_back_the_same),
+		cmocka_unit_test(test_invalid_utf8_becomes_replacement_characters),
+		cmocka_unit_test(test_numbers_and_times),
+		cmocka_unit_test(test_event_record_has_design_members_and_resolved_slices),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,592 @@
+/* Unit tests for agent/spool: commits, positions, recovery, limits. */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <cmocka.h>
+
+#include "agent/spool.h"
+#include "common/log.h"
+
+struct fixture {
+	char root[64];
+	char dir[96];
+	uv_loop_t loop;
+	struct spool *s;
+	int writable_calls;
+	int closed;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+
+	assert_non_null(fx);
+	strcpy(fx->root, "/tmp/test_spool.XXXXXX");
+	assert_non_null(mkdtemp(fx->root));
+	snprintf(fx->dir, sizeof(fx->dir), "%s/spool", fx->root);
+	assert_int_equal(uv_loop_init(&fx->loop), 0);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char cmd[128];
+
+	assert_int_equal(uv_loop_close(&fx->loop), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->root);
+	assert_int_equal(system(cmd), 0);
+	free(fx);
+	return 0;
+}
+
+static void
+on_writable(void *ctx)
+{
+	((struct fixture *)ctx)->writable_calls++;
+}
+
+static void
+on_closed(void *ctx)
+{
+	((struct fixture *)ctx)->closed = 1;
+}
+
+static void
+open_spool(struct fixture *fx, const struct spool_options *o)
+{
+	assert_int_equal(spool_open(&fx->loop, o, on_writable, fx, &fx->s), 0);
+}
+
+static void
+close_spool(struct fixture *fx)
+{
+	fx->closed = 0;
+	spool_close(fx->s, on_closed, fx);
+	while (!fx->closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	fx->s = NULL;
+}
+
+/* An event whose message is "line <n>" and whose ts is n. */
+static int
+append_line(struct fixture *fx, uint64_t n)
+{
+	char msg[64];
+	struct event ev = { 0 };
+
+	snprintf(msg, sizeof(msg), "line %08llu", (unsigned long long)n);
+	ev.ts = n;
+	ev.message.ptr = (const uint8_t *)msg;
+	ev.message.len = strlen(msg);
+	ev.stream.ptr = (const uint8_t *)"test";
+	ev.stream.len = 4;
+	return spool_append(fx->s, &ev, NULL);
+}
+
+/* Appends lines first..first+n-1, waiting for room when the spool says so. */
+static void
+append_lines(struct fixture *fx, uint64_t first, uint64_t n)
+{
+	for (uint64_t i = first; i < first + n; i++) {
+		int rc;
+
+		while ((rc = append_line(fx, i)) == -EAGAIN)
+			uv_run(&fx->loop, UV_RUN_ONCE);
+		assert_int_equal(rc, 0);
+	}
+}
+
+/* Reads every stored event back; checks messages are "line <first..>" in order. */
+struct reader {
+	uint64_t events, segments, next_line, first_seq, expect_seq;
+	uint32_t max_seg_events;
+	size_t max_seg_bytes;
+	bool check_lines;
+	struct buf raw;
+};
+
+static int
+read_segment(void *ctx, const struct spool_segment *seg)
+{
+	struct reader *r = ctx;
+	struct event_reader er;
+	struct event_field fields[8];
+	struct event ev;
+	uint32_t n = 0;
+	int rc;
+
+	if (r->segments == 0)
+		r->first_seq = seg->first_seq;
+	else
+		assert_int_equal(seg->first_seq, r->expect_seq);
+	r->expect_seq = seg->first_seq + seg->events;
+	assert_int_equal(spool_segment_decompress(seg, &r->raw), 0);
+	event_reader_init(&er, r->raw.data, r->raw.len, fields, 8);
+	while ((rc = event_reader_next(&er, &ev)) == 1) {
+		if (r->check_lines) {
+			char want[64];
+
+			snprintf(want, sizeof(want), "line %08llu", (unsigned long long)r->next_line);
+			assert_int_equal(ev.message.len, strlen(want));
+			assert_memory_equal(ev.message.ptr, want, strlen(want));
+			assert_int_equal(ev.ts, r->next_line);
+			assert_true(ev.ts >= seg->ts_oldest && ev.ts <= seg->ts_newest);
+		}
+		r->next_line++;
+		n++;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(n, seg->events);
+	if (seg->events > r->max_seg_events)
+		r->max_seg_events = seg->events;
+	if (seg->uncompressed > r->max_seg_bytes)
+		r->max_seg_bytes = seg->uncompressed;
+	r->events += n;
+	r->segments++;
+	return 0;
+}
+
+static void
+read_all(const char *dir, uint64_t from, struct reader *r, uint64_t first_line)
+{
+	struct spool_view *v;
+	const char *why;
+
+	memset(r, 0, sizeof(*r));
+	r->next_line = first_line;
+	r->check_lines = true;
+	buf_init(&r->raw, 64 << 20);
+	assert_int_equal(spool_view_open(dir, &v), 0);
+	assert_int_equal(spool_view_segments(v, from, read_segment, r, &why), 0);
+	spool_view_close(v);
+	buf_free(&r->raw);
+}
+
+static void
+test_committed_events_are_read_back_in_order_after_reopen(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct reader r;
+
+	spool_options_default(&o, fx->dir);
+	open_spool(fx, &o);
+	append_lines(fx, 0, 20000);
+	close_spool(fx);
+	read_all(fx->dir, 0, &r, 0);
+	assert_int_equal(r.events, 20000);
+	assert_int_equal(r.first_seq, 1);
+	assert_true(r.max_seg_events <= o.segment_max_events);
+}
+
+static void
+test_sequence_numbers_continue_after_reopen(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct reader r;
+	struct spool_view *v;
+
+	spool_options_default(&o, fx->dir);
+	for (int round = 0; round < 3; round++) {
+		open_spool(fx, &o);
+		for (uint64_t i = 0; i < 100; i++)
+			assert_int_equal(append_line(fx, round * 100 + i), 0);
+		close_spool(fx);
+	}
+	read_all(fx->dir, 0, &r, 0);
+	assert_int_equal(r.events, 300);
+	assert_int_equal(r.expect_seq, 301);
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	assert_int_equal(spool_view_next_seq(v), 301);
+	spool_view_close(v);
+}
+
+static void
+test_segments_respect_max_events_and_bytes(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct reader r;
+
+	spool_options_default(&o, fx->dir);
+	o.segment_max_events = 100;
+	o.block_bytes = 512;
+	o.segment_max_bytes = 1000;
+	open_spool(fx, &o);
+	append_lines(fx, 0, 1000);
+	close_spool(fx);
+	read_all(fx->dir, 0, &r, 0);
+	assert_int_equal(r.events, 1000);
+	assert_true(r.max_seg_events <= 100);
+	/* A segment may pass max_bytes by at most one block. */
+	assert_true(r.max_seg_bytes <= 1000 + 512 + 64);
+	assert_true(r.segments >= 30);
+}
+
+struct positions {
+	int n;
+	struct spool_file last;
+	char path[256];
+};
+
+static int
+collect_file(void *ctx, const struct spool_file *f)
+{
+	struct positions *p = ctx;
+
+	p->n++;
+	p->last = *f;
+	snprintf(p->path, sizeof(p->path), "%s", f->path);
+	p->last.path = p->path;
+	return 0;
+}
+
+static void
+test_positions_are_committed_with_their_events(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_file f = { .dev = 8, .ino = 1234, .fp_len = 1024, .fp_hash = 0xfeed,
+	    .path = "/var/log/nginx/access.log" };
+	struct spool_file got;
+	char path[64];
+	struct positions p = { 0 };
+	struct spool_view *v;
+
+	spool_options_default(&o, fx->dir);
+	open_spool(fx, &o);
+	for (uint64_t i = 0; i < 10; i++) {
+		struct event ev = { .ts = i, .message = { (const uint8_t *)"x", 1 } };
+
+		f.offset = (i + 1) * 14;
+		assert_int_equal(spool_append(fx->s, &ev, &f), 0);
+	}
+	/* Another file, then the first again under a new name (renamed). */
+	f.ino = 99;
+	f.offset = 7;
+	assert_int_equal(spool_set_position(fx->s, &f), 0);
+	f.ino = 1234;
+	f.offset = 200;
+	f.path = "/var/log/nginx/access.log.1";
+	assert_int_equal(spool_set_position(fx->s, &f), 0);
+	close_spool(fx);
+
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	assert_int_equal(spool_view_files(v, collect_file, &p), 0);
+	spool_view_close(v);
+	assert_int_equal(p.n, 2);
+
+	open_spool(fx, &o);
+	assert_int_equal(spool_get_position(fx->s, 8, 1234, &got, path, sizeof(path)), 0);
+	assert_int_equal(got.offset, 200);
+	assert_int_equal(got.fp_len, 1024);
+	assert_int_equal(got.fp_hash, 0xfeed);
+	assert_string_equal(got.path, "/var/log/nginx/access.log.1");
+	assert_int_equal(spool_get_position(fx->s, 8, 99, &got, path, sizeof(path)), 0);
+	assert_int_equal(got.offset, 7);
+	assert_int_equal(spool_get_position(fx->s, 8, 5, &got, path, sizeof(path)), -ENOENT);
+	close_spool(fx);
+}
+
+struct seglist {
+	size_t n;
+	uint64_t first[256];
+	uint32_t events[256];
+};
+
+static int
+list_segment(void *ctx, const struct spool_segment *seg)
+{
+	struct seglist *l = ctx;
+
+	if (l->n < 256) {
+		l->first[l->n] = seg->first_seq;
+		l->events[l->n] = seg->events;
+		l->n++;
+	}
+	return 0;
+}
+
+static void
+list_segments(const char *dir, struct seglist *l)
+{
+	struct spool_view *v;
+	const char *why;
+
+	l->n = 0;
+	assert_int_equal(spool_view_open(dir, &v), 0);
+	assert_int_equal(spool_view_segments(v, 0, list_segment, l, &why), 0);
+	spool_view_close(v);
+}
+
+static void
+test_delete_removes_whole_segments_in_range(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct reader r;
+	struct spool_stats st;
+	struct seglist l;
+	uint64_t gone;
+
+	spool_options_default(&o, fx->dir);
+	o.segment_max_events = 10;
+	open_spool(fx, &o);
+	for (uint64_t i = 0; i < 100; i++) {
+		int rc;
+
+		while ((rc = append_line(fx, i)) == -EAGAIN)
+			uv_run(&fx->loop, UV_RUN_ONCE);
+		assert_int_equal(rc, 0);
+		/* Several blocks, so that there are several segments. */
+		if (i % 7 == 6)
+			spool_flush(fx->s);
+	}
+	spool_flush(fx->s);
+	do {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		spool_get_stats(fx->s, &st);
+	} while (st.events_committed < 100);
+	list_segments(fx->dir, &l);
+	assert_true(l.n >= 10);
+	gone = l.events[0] + l.events[1] + l.events[2];
+	/* The first three, by a range that ends inside the fourth's key space. */
+	assert_int_equal(spool_delete(fx->s, l.first[0], l.first[3]), 0);
+	do {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		spool_get_stats(fx->s, &st);
+	} while (st.segments_deleted < 3);
+	close_spool(fx);
+	read_all(fx->dir, 0, &r, gone);
+	assert_int_equal(r.events, 100 - gone);
+	assert_int_equal(r.first_seq, l.first[3]);
+	/* Reading from the middle of a segment starts with that segment. */
+	read_all(fx->dir, l.first[4] + 1, &r, l.first[4] - 1);
+	assert_int_equal(r.first_seq, l.first[4]);
+}
+
+static int
+append_noise(struct fixture *fx, unsigned *seed)
+{
+	uint8_t msg[4000];
+	struct event ev = { 0 };
+
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)rand_r(seed);
+	ev.message.ptr = msg;
+	ev.message.len = sizeof(msg);
+	return spool_append(fx->s, &ev, NULL);
+}
+
+static int
+list_first(void *ctx, const struct spool_segment *seg)
+{
+	uint64_t *range = ctx;
+
+	if (range[0] == 0)
+		range[0] = seg->first_seq;
+	range[1] = seg->first_seq + seg->events;
+	return 0;
+}
+
+static void
+test_full_spool_refuses_appends_until_deletes_free_room(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_stats st;
+	unsigned seed = 7;
+	uint64_t taken = 0, range[2] = { 0, 0 };
+	struct spool_view *v;
+	const char *why;
+	int rc, idle = 0;
+
+	spool_options_default(&o, fx->dir);
+	o.max_size = 4 << 20;
+	o.block_bytes = 64 << 10;
+	o.segment_max_bytes = 128 << 10;
+	o.queue_blocks = 2;
+	open_spool(fx, &o);
+	/* Incompressible events until the spool stays full. */
+	while (idle < 200) {
+		rc = append_noise(fx, &seed);
+		if (rc == 0) {
+			taken++;
+			idle = 0;
+			continue;
+		}
+		assert_int_equal(rc, -EAGAIN);
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+		idle++;
+	}
+	spool_get_stats(fx->s, &st);
+	assert_true(st.full);
+	assert_true(st.disk_used <= o.max_size);
+	assert_true(taken * 4000 > (2u << 20));
+	assert_true(taken * 4000 < o.max_size + 4 * (64 << 10));
+	assert_int_equal(append_noise(fx, &seed), -EAGAIN);
+
+	/* What the shipper would do on Acks: delete everything committed. */
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	assert_int_equal(spool_view_segments(v, 0, list_first, range, &why), 0);
+	spool_view_close(v);
+	fx->writable_calls = 0;
+	assert_int_equal(spool_delete(fx->s, range[0], range[1]), 0);
+	while (fx->writable_calls == 0)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	assert_int_equal(append_noise(fx, &seed), 0);
+	close_spool(fx);
+}
+
+static void
+test_broken_spool_is_moved_aside_and_a_new_one_starts(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_stats st;
+	struct spool_view *v;
+	char path[160];
+	uint8_t junk[16384];
+	int fd, found = 0;
+	DIR *d;
+	struct dirent *e;
+
+	spool_options_default(&o, fx->dir);
+	open_spool(fx, &o);
+	assert_int_equal(append_line(fx, 1), 0);
+	close_spool(fx);
+	/* Garbage over the meta pages. */
+	memset(junk, 0xa5, sizeof(junk));
+	snprintf(path, sizeof(path), "%s/data.mdb", fx->dir);
+	assert_true((fd = open(path, O_WRONLY)) >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
+	close(fd);
+
+	open_spool(fx, &o);
+	spool_get_stats(fx->s, &st);
+	assert_int_equal(st.moved_aside, 1);
+	assert_int_equal(append_line(fx, 2), 0);
+	close_spool(fx);
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	assert_int_equal(spool_view_moved_aside(v), 1);
+	assert_int_equal(spool_view_next_seq(v), 2);
+	spool_view_close(v);
+	assert_non_null(d = opendir(fx->root));
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "spool.broken-", 13) == 0)
+			found++;
+	closedir(d);
+	assert_int_equal(found, 1);
+}
+
+static void
+test_event_larger_than_the_limit_is_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	static uint8_t big[70000];
+	struct event ev = { 0 };
+
+	spool_options_default(&o, fx->dir);
+	o.event_max_bytes = 65536;
+	open_spool(fx, &o);
+	ev.message.ptr = big;
+	ev.message.len = sizeof(big);
+	assert_int_equal(spool_append(fx->s, &ev, NULL), -EMSGSIZE);
+	assert_int_equal(append_line(fx, 1), 0);
+	/* Also behind other events in a block. */
+	assert_int_equal(spool_append(fx->s, &ev, NULL), -EMSGSIZE);
+	ev.message.len = 60000;
+	assert_int_equal(spool_append(fx->s, &ev, NULL), 0);
+	close_spool(fx);
+}
+
+static void
+test_relaxed_sync_commits_the_same(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct reader r;
+
+	spool_options_default(&o, fx->dir);
+	o.sync_always = false;
+	open_spool(fx, &o);
+	append_lines(fx, 0, 5000);
+	close_spool(fx);
+	read_all(fx->dir, 0, &r, 0);
+	assert_int_equal(r.events, 5000);
+}
+
+static void
+test_group_commit_happens_without_close(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_stats st;
+	struct reader r;
+
+	spool_options_default(&o, fx->dir);
+	o.commit_interval_ms = 20;
+	open_spool(fx, &o);
+	assert_int_equal(append_line(fx, 0), 0);
+	assert_int_equal(append_line(fx, 1), 0);
+	/* The loop turn hands the block over; the writer commits after 20 ms. */
+	do {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+		spool_get_stats(fx->s, &st);
+	} while (st.events_committed < 2);
+	assert_int_equal(st.commits, 1);
+	/* Readable by another reader while the spool is open. */
+	read_all(fx->dir, 0, &r, 0);
+	assert_int_equal(r.events, 2);
+	close_spool(fx);
+}
+
+static void
+test_view_of_a_missing_spool_is_enoent(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_view *v;
+
+	assert_int_equal(spool_view_open(fx->dir, &v), -ENOENT);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_committed_events_are_read_back_in_order_after_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sequence_numbers_continue_after_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segments_respect_max_events_and_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_positions_are_committed_with_their_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_removes_whole_segments_in_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_spool_refuses_appends_until_deletes_free_room, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_broken_spool_is_moved_aside_and_a_new_one_starts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_larger_than_the_limit_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relaxed_sync_commits_the_same, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit_happens_without_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_of_a_missing_spool_is_enoent, setup, teardown),
+	};
+
+	log_init("test_spool", LOG_LEVEL_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
