@@ -15,6 +15,8 @@ gen="protobuf-compiler nanopb python3-protobuf"
 # libFuzzer and sanitizer runtimes).
 tests="libcmocka-dev kcat openssl bsdutils curl clang libclang-rt-14-dev
        procps psmisc"
+# Benchmarks: the peer we compare with, run side by side (bench/).
+bench="rsyslog"
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then
@@ -23,14 +25,14 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2086
-if ! dpkg-query -W -f='${Status}\n' $build $libs $gen $tests 2>/dev/null |
+if ! dpkg-query -W -f='${Status}\n' $build $libs $gen $tests $bench 2>/dev/null |
 	grep -qv '^install ok installed$' &&
-	[ "$(dpkg-query -W -f='${Status}\n' $build $libs $gen $tests 2>/dev/null | wc -l)" -eq \
-	  "$(echo $build $libs $gen $tests | wc -w)" ]; then
+	[ "$(dpkg-query -W -f='${Status}\n' $build $libs $gen $tests $bench 2>/dev/null | wc -l)" -eq \
+	  "$(echo $build $libs $gen $tests $bench | wc -w)" ]; then
 	echo "install-deps: all build and test dependencies are already installed"
 	exit 0
 fi
 
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $build $libs $gen $tests
+$SUDO apt-get install -y -q --no-install-recommends $build $libs $gen $tests $bench

@@ -182,6 +182,27 @@ wait_spooled "$cfg" $total 60 || fail "kill -9 loop: not everything arrived"
 stop_agent "$pid"
 check "$cfg" 1 $total "kill -9 $kills times while a writer appends: every line exactly once"
 
+# --- a full spool pauses the file; nothing is dropped, and a stop is prompt
+mkdir -p "$T/full"
+cfg=$(agent_config full "$T/full/app.log")
+sed -i 's/^spool: .*/spool: {commit_interval: 5ms, max_size: 16MiB}/' "$cfg"
+$W write "$T/full/app.log" 1 120000 --pad 200 --random   # 25 MiB that zstd cannot shrink
+start agent-full "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_log "$T/agent-full.log" "is full" 30 || fail "full spool: never reported full"
+n1=$(spooled "$cfg")
+sleep 1
+n2=$(spooled "$cfg")
+[ "$n1" = "$n2" ] || fail "full spool: still growing ($n1 -> $n2)"
+stop_agent "$pid"
+echo "full at $n1 of 120000 events"
+sed -i 's/max_size: 16MiB/max_size: 128MiB/' "$cfg"
+start agent-full2 "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 120000 || fail "full spool: the rest did not arrive after max_size grew"
+stop_agent "$pid"
+check "$cfg" 1 120000 "a full spool pauses the file (stop still prompt); with room again every line arrives once"
+
 # --- a broken spool is moved aside and the agent goes on
 mkdir -p "$T/broken"
 cfg=$(agent_config broken "$T/broken/app.log")

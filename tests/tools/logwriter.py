@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes numbered log lines the way real servers do, for the integration tests.
 
-  logwriter.py write FILE FIRST COUNT [--rate N]
-      appends lines FIRST..FIRST+COUNT-1 ("line NNNNNNNN <padding>") to FILE
+  logwriter.py write FILE FIRST COUNT [--rate N] [--pad N] [--random]
+      appends lines FIRST..FIRST+COUNT-1 ("line NNNNNNNN <padding>") to FILE;
+      --random pads with incompressible base64
   logwriter.py rotate FILE FIRST COUNT --at K [--after N]
       writes, and after K lines renames FILE to FILE.1 while keeping the old
       descriptor for N more lines (a server not yet told to reopen), then
@@ -15,6 +16,7 @@
       exactly once each and nothing else; prints what is missing or doubled
 """
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -23,7 +25,12 @@ import sys
 import time
 
 
+RANDOM_PAD = False
+
+
 def line(n, pad):
+    if RANDOM_PAD:
+        return ("line %08d %s\n" % (n, base64.b64encode(os.urandom(pad * 3 // 4)).decode())).encode()
     return ("line %08d %s\n" % (n, "x" * pad)).encode()
 
 
@@ -50,7 +57,10 @@ def main():
     p.add_argument("--after", type=int, default=0)
     p.add_argument("--pad", type=int, default=40)
     p.add_argument("--wait-cmd", default="")
+    p.add_argument("--random", action="store_true", help="incompressible padding")
     a = p.parse_args()
+    global RANDOM_PAD
+    RANDOM_PAD = a.random
 
     if a.mode == "write":
         with open(a.file, "ab", buffering=0) as f:

@@ -1,0 +1,158 @@
+/* Unit tests for agent/source: a line of any format becomes an event. */
+#include "autoconfig.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/source.h"
+
+#define NOW UINT64_C(1795341600000000000)
+
+static const struct event_field *
+field(const struct event *ev, const char *key)
+{
+	for (size_t i = 0; i < ev->nfields; i++)
+		if (ev->fields[i].key.len == strlen(key) &&
+		    memcmp(ev->fields[i].key.ptr, key, strlen(key)) == 0)
+			return &ev->fields[i];
+	return NULL;
+}
+
+static void
+make(struct source_line *sl, int format)
+{
+	struct agent_source cfg = { .name = "web", .format = format };
+
+	source_line_init(sl, &cfg, "host-a", 4096);
+}
+
+static void
+test_parsed_line_takes_its_time_and_fields(void **state)
+{
+	static const char line[] = "203.0.113.9 - - [22/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" "
+	    "200 612 \"-\" \"curl/8.0\"\r";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, FORMAT_NGINX_COMBINED);
+	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, "/var/log/a", &ev);
+	assert_int_equal(ev.ts, NOW + UINT64_C(1000000000));
+	assert_int_equal(ev.message.len, sizeof(line) - 2);   /* without the CR */
+	assert_memory_equal(ev.stream.ptr, "web", 3);
+	assert_memory_equal(ev.host.ptr, "host-a", 6);
+	assert_memory_equal(ev.source.ptr, "/var/log/a", 10);
+	assert_non_null(field(&ev, "status"));
+	assert_null(field(&ev, "parse_error"));
+	source_line_free(&sl);
+}
+
+static void
+test_line_that_does_not_parse_keeps_its_message_and_a_parse_error(void **state)
+{
+	static const char line[] = "garbage \0 with a NUL and \xff\xfe bytes";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, FORMAT_NGINX_COMBINED);
+	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, "/var/log/a", &ev);
+	assert_int_equal(ev.ts, NOW);
+	assert_int_equal(ev.message.len, sizeof(line) - 1);
+	assert_memory_equal(ev.message.ptr, line, sizeof(line) - 1);
+	assert_int_equal(ev.nfields, 1);
+	assert_non_null(field(&ev, "parse_error"));
+	assert_int_equal(field(&ev, "parse_error")->type, EVENT_TEXT);
+	assert_int_equal(sl.parse_errors, 1);
+	source_line_free(&sl);
+}
+
+static void
+test_split_piece_is_marked_and_not_parsed(void **state)
+{
+	static const char piece[] = "{\"a\":1, \"cut here";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, FORMAT_JSON);
+	source_line_event(&sl, (const uint8_t *)piece, sizeof(piece) - 1, SOURCE_SPLIT, NOW, "f", &ev);
+	assert_int_equal(ev.nfields, 1);
+	assert_true(field(&ev, "split")->v.boolean);
+	assert_null(field(&ev, "parse_error"));
+	source_line_free(&sl);
+}
+
+static void
+test_partial_line_is_parsed_and_marked(void **state)
+{
+	static const char line[] = "{\"user\":\"bob\",\"ts\":1795341600.5}";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, FORMAT_JSON);
+	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, SOURCE_PARTIAL, NOW, "f", &ev);
+	assert_true(field(&ev, "partial")->v.boolean);
+	assert_non_null(field(&ev, "user"));
+	assert_int_equal(ev.ts, NOW + UINT64_C(500000000));
+	source_line_free(&sl);
+}
+
+static void
+test_raw_format_has_no_fields_and_syslog_names_the_host(void **state)
+{
+	static const char raw[] = "anything at all";
+	static const char sys[] = "<34>1 2026-11-22T10:00:00Z mail-7 su - ID47 - hello";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, FORMAT_RAW);
+	source_line_event(&sl, (const uint8_t *)raw, sizeof(raw) - 1, 0, NOW, "f", &ev);
+	assert_int_equal(ev.nfields, 0);
+	assert_int_equal(ev.ts, NOW);
+	source_line_free(&sl);
+	make(&sl, FORMAT_SYSLOG);
+	source_line_event(&sl, (const uint8_t *)sys, sizeof(sys) - 1, 0, NOW, "f", &ev);
+	assert_int_equal(ev.host.len, 6);
+	assert_memory_equal(ev.host.ptr, "mail-7", 6);
+	source_line_free(&sl);
+}
+
+static void
+test_raw_fallback_keeps_the_line_only(void **state)
+{
+	static const char line[] = "{\"a\":\"b\"}";
+	struct source_line sl;
+	struct event ev, raw;
+
+	(void)state;
+	make(&sl, FORMAT_JSON);
+	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, "f", &ev);
+	source_line_raw(&sl, &ev, "event too large with its fields", &raw);
+	assert_int_equal(raw.nfields, 1);
+	assert_non_null(field(&raw, "parse_error"));
+	assert_int_equal(raw.message.len, sizeof(line) - 1);
+	source_line_free(&sl);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parsed_line_takes_its_time_and_fields),
+		cmocka_unit_test(test_line_that_does_not_parse_keeps_its_message_and_a_parse_error),
+		cmocka_unit_test(test_split_piece_is_marked_and_not_parsed),
+		cmocka_unit_test(test_partial_line_is_parsed_and_marked),
+		cmocka_unit_test(test_raw_format_has_no_fields_and_syslog_names_the_host),
+		cmocka_unit_test(test_raw_fallback_keeps_the_line_only),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
