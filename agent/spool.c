@@ -46,6 +46,15 @@ struct spool_seg {
 	uint64_t ts_min, ts_max;
 };
 
+/* Someone waiting for the events appended before it to be committed. */
+struct spool_waiter {
+	struct spool_waiter *next;
+	uint64_t target;             /* events_appended when it started waiting */
+	uint64_t lost_before;        /* events lost (not committed) by then */
+	void (*cb)(void *ctx, int status);
+	void *ctx;
+};
+
 struct spool_delete_range {
 	struct spool_delete_range *next;
 	uint64_t first, end;
@@ -69,6 +78,7 @@ struct spool {
 	void *done_ctx;
 	bool close_requested;
 	int closing;
+	struct spool_waiter *waiters, **waiters_tail;
 
 	/* Shared: under mu. */
 	pthread_mutex_t mu;
@@ -770,6 +780,7 @@ spool_writer_main(void *arg)
 				    strerror(-r));
 				pthread_mutex_lock(&s->mu);
 				s->stats.commit_errors++;
+				s->stats.events_lost += b->events;
 				pthread_mutex_unlock(&s->mu);
 			}
 			spool_block_clear(b);
@@ -840,10 +851,18 @@ spool_writer_main(void *arg)
 
 			if (more && !s->full && s->retry_ns == 0)
 				continue;
-			if (s->sealed != NULL || s->open != NULL || more)
+			if (s->sealed != NULL || s->open != NULL || more) {
+				uint64_t n = s->open != NULL ? s->open->events : 0;
+
+				for (struct spool_seg *g = s->sealed; g != NULL; g = g->next)
+					n += g->events;
+				pthread_mutex_lock(&s->mu);
+				s->stats.events_lost += n;
+				pthread_mutex_unlock(&s->mu);
 				log_warn("spool %s: stopping with events not committed (%s): "
 				    "their files will be read again from the committed positions",
 				    s->dir, s->full ? "the spool is full" : "commits fail");
+			}
 			break;
 		}
 	}
@@ -1025,6 +1044,29 @@ spool_get_position(struct spool *s, uint64_t dev, uint64_t ino, struct spool_fil
 }
 
 int
+spool_when_committed(struct spool *s, void (*cb)(void *ctx, int status), void *ctx)
+{
+	struct spool_waiter *w;
+
+	if (s->close_requested)
+		return -ECANCELED;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return -ENOMEM;
+	w->target = s->stats.events_appended;   /* loop-thread field */
+	pthread_mutex_lock(&s->mu);
+	w->lost_before = s->stats.events_lost;
+	pthread_mutex_unlock(&s->mu);
+	w->cb = cb;
+	w->ctx = ctx;
+	*s->waiters_tail = w;
+	s->waiters_tail = &w->next;
+	spool_handoff(s);
+	/* Maybe already true: let the async callback decide, never call back from here. */
+	uv_async_send(&s->async);
+	return 0;
+}
+
+int
 spool_delete(struct spool *s, uint64_t first, uint64_t end)
 {
 	struct spool_delete_range *d;
@@ -1111,16 +1153,41 @@ spool_on_closed(uv_handle_t *h)
 	}
 }
 
+/* Calls the waiters whose events are committed (or lost: status -EIO); all of them when closing. */
+static void
+spool_fire_waiters(struct spool *s, uint64_t committed, uint64_t lost, bool all)
+{
+	struct spool_waiter *w;
+
+	while ((w = s->waiters) != NULL && (all || committed + lost >= w->target)) {
+		int status = 0;
+
+		s->waiters = w->next;
+		if (s->waiters == NULL)
+			s->waiters_tail = &s->waiters;
+		if (lost > w->lost_before)
+			status = -EIO;
+		else if (committed < w->target)
+			status = -ECANCELED;
+		w->cb(w->ctx, status);
+		free(w);
+	}
+}
+
 static void
 spool_on_async(uv_async_t *h)
 {
 	struct spool *s = h->data;
+	uint64_t committed, lost;
 	bool done, room;
 
 	pthread_mutex_lock(&s->mu);
 	done = s->writer_done;
 	room = s->free_blocks != NULL;
+	committed = s->stats.events_committed;
+	lost = s->stats.events_lost;
 	pthread_mutex_unlock(&s->mu);
+	spool_fire_waiters(s, committed, lost, done);
 	if (done && s->close_requested && s->closing == 0) {
 		pthread_join(s->writer, NULL);
 		s->writer_started = false;
@@ -1165,6 +1232,7 @@ spool_open(uv_loop_t *loop, const struct spool_options *o, void (*writable)(void
 	s->ctx = ctx;
 	s->ready_tail = &s->ready;
 	s->sealed_tail = &s->sealed;
+	s->waiters_tail = &s->waiters;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1308,8 +1376,9 @@ spool_view_close(struct spool_view *v)
 	free(v);
 }
 
-int
-spool_view_segments(struct spool_view *v, uint64_t from,
+/* Segments from the one holding `from` on, in a transaction of the caller's. */
+static int
+spool_iter_segments(MDB_txn *txn, MDB_dbi dbi, uint64_t from,
     int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why)
 {
 	MDB_cursor *c;
@@ -1318,7 +1387,7 @@ spool_view_segments(struct spool_view *v, uint64_t from,
 	int rc, r = 0;
 
 	*why = NULL;
-	if (mdb_cursor_open(v->txn, v->segments, &c) != 0)
+	if (mdb_cursor_open(txn, dbi, &c) != 0)
 		return -EIO;
 	spool_put_be64(kb, from);
 	/* The segment holding `from` may start before it. */
@@ -1347,6 +1416,13 @@ spool_view_segments(struct spool_view *v, uint64_t from,
 	}
 	mdb_cursor_close(c);
 	return r;
+}
+
+int
+spool_view_segments(struct spool_view *v, uint64_t from,
+    int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why)
+{
+	return spool_iter_segments(v->txn, v->segments, from, fn, ctx, why);
 }
 
 int
@@ -1413,4 +1489,20 @@ spool_view_usage(struct spool_view *v, uint64_t *used, uint64_t *file_size)
 	snprintf(data, sizeof(data), "%s/data.mdb", v->dir);
 	if (stat(data, &st) == 0)
 		*file_size = (uint64_t)st.st_size;
+}
+
+int
+spool_segments(struct spool *s, uint64_t from,
+    int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why)
+{
+	MDB_txn *txn;
+	int rc, r;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		*why = mdb_strerror(rc);
+		return -EIO;
+	}
+	r = spool_iter_segments(txn, s->segments, from, fn, ctx, why);
+	mdb_txn_abort(txn);
+	return r;
 }

@@ -107,6 +107,22 @@ void spool_flush(struct spool *s);
 int spool_get_position(struct spool *s, uint64_t dev, uint64_t ino, struct spool_file *out,
     char *path, size_t pathlen);
 
+/*
+ * Calls cb(ctx, status) on the loop once every event appended before this
+ * call is committed (status 0), or when some of them will never be (-EIO:
+ * lost to an error; -ECANCELED: the spool closed first). Callbacks run in
+ * call order, never from inside this function. Returns 0, -ENOMEM, or
+ * -ECANCELED after spool_close.
+ */
+int spool_when_committed(struct spool *s, void (*cb)(void *ctx, int status), void *ctx);
+
+/*
+ * Reads the committed segments from the one holding sequence number `from`
+ * on (the shipper's read, on the loop thread), like spool_view_segments.
+ */
+int spool_segments(struct spool *s, uint64_t from,
+    int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why);
+
 /* Deletes the segments whose first sequence is in [first, end) (after the relay's Ack). */
 int spool_delete(struct spool *s, uint64_t first, uint64_t end);
 
@@ -120,6 +136,7 @@ void spool_close(struct spool *s, void (*done)(void *ctx), void *ctx);
 struct spool_stats {
 	uint64_t events_appended;     /* taken by spool_append */
 	uint64_t events_committed;
+	uint64_t events_lost;         /* handed over but never committed (errors, full at stop) */
 	uint64_t segments_committed;
 	uint64_t commits;
 	uint64_t segments_deleted;

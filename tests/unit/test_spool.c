@@ -561,6 +561,67 @@ test_group_commit_happens_without_close(void **state)
 	close_spool(fx);
 }
 
+struct waited {
+	int calls;
+	int status[4];
+	uint64_t committed_then[4];
+	struct spool *s;
+};
+
+static void
+on_committed(void *ctx, int status)
+{
+	struct waited *w = ctx;
+	struct spool_stats st;
+
+	spool_get_stats(w->s, &st);
+	w->committed_then[w->calls] = st.events_committed;
+	w->status[w->calls++] = status;
+}
+
+static int
+count_segment(void *ctx, const struct spool_segment *seg)
+{
+	*(uint64_t *)ctx += seg->events;
+	return 0;
+}
+
+static void
+test_when_committed_calls_back_after_the_commit_in_order(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct waited w = { 0 };
+	uint64_t n = 0;
+	const char *why;
+
+	spool_options_default(&o, fx->dir);
+	o.commit_interval_ms = 50;
+	open_spool(fx, &o);
+	w.s = fx->s;
+	append_lines(fx, 0, 3);
+	assert_int_equal(spool_when_committed(fx->s, on_committed, &w), 0);
+	append_lines(fx, 3, 2);
+	assert_int_equal(spool_when_committed(fx->s, on_committed, &w), 0);
+	/* Never from inside the call. */
+	assert_int_equal(w.calls, 0);
+	while (w.calls < 2)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	assert_int_equal(w.status[0], 0);
+	assert_true(w.committed_then[0] >= 3);
+	assert_int_equal(w.status[1], 0);
+	assert_true(w.committed_then[1] >= 5);
+	/* The running spool reads what it committed. */
+	assert_int_equal(spool_segments(fx->s, 0, count_segment, &n, &why), 0);
+	assert_int_equal(n, 5);
+	/* Nothing appended since: called back at once (on the next loop turn). */
+	assert_int_equal(spool_when_committed(fx->s, on_committed, &w), 0);
+	while (w.calls < 3)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	assert_int_equal(w.status[2], 0);
+	close_spool(fx);
+}
+
 static void
 test_view_of_a_missing_spool_is_enoent(void **state)
 {
@@ -584,6 +645,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_event_larger_than_the_limit_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relaxed_sync_commits_the_same, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_happens_without_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_when_committed_calls_back_after_the_commit_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_of_a_missing_spool_is_enoent, setup, teardown),
 	};
 
