@@ -84,6 +84,7 @@ struct spool {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	struct spool_block *free_blocks;
+	size_t nfree;                /* blocks on free_blocks */
 	struct spool_block *ready, **ready_tail;
 	struct spool_delete_range *deletes;
 	bool stop, writer_done;
@@ -787,6 +788,7 @@ spool_writer_main(void *arg)
 			pthread_mutex_lock(&s->mu);
 			b->next = s->free_blocks;
 			s->free_blocks = b;
+			s->nfree++;
 			pthread_mutex_unlock(&s->mu);
 			returned = true;
 		}
@@ -899,9 +901,10 @@ spool_block(struct spool *s)
 		return s->cur;
 	pthread_mutex_lock(&s->mu);
 	s->cur = s->free_blocks;
-	if (s->cur != NULL)
+	if (s->cur != NULL) {
 		s->free_blocks = s->cur->next;
-	else
+		s->nfree--;
+	} else
 		s->stats.full_waits++;
 	pthread_mutex_unlock(&s->mu);
 	if (s->cur == NULL)
@@ -985,6 +988,26 @@ spool_append(struct spool *s, const struct event *ev, const struct spool_file *p
 	if (b->data.len >= s->o.block_bytes || b->events >= s->o.segment_max_events)
 		spool_handoff(s);
 	return 0;
+}
+
+bool
+spool_room(struct spool *s, size_t bytes, size_t events)
+{
+	size_t need, have;
+
+	/* Each block takes at least block_bytes and segment_max_events before it is handed over. */
+	need = bytes / s->o.block_bytes + 1;
+	if (events / s->o.segment_max_events + 1 > need)
+		need = events / s->o.segment_max_events + 1;
+	pthread_mutex_lock(&s->mu);
+	have = s->nfree;
+	pthread_mutex_unlock(&s->mu);
+	/* The current block may be nearly full: it does not count. */
+	if (have < need) {
+		s->need_writable = true;
+		return false;
+	}
+	return true;
 }
 
 int
@@ -1288,6 +1311,7 @@ spool_open(uv_loop_t *loop, const struct spool_options *o, void (*writable)(void
 		spool_block_clear(b);
 		b->next = s->free_blocks;
 		s->free_blocks = b;
+		s->nfree++;
 	}
 	s->nblocks = o->queue_blocks;
 	uv_prepare_init(loop, &s->prepare);

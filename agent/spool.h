@@ -92,6 +92,13 @@ int spool_open(uv_loop_t *loop, const struct spool_options *o,
 int spool_append(struct spool *s, const struct event *ev, const struct spool_file *pos);
 
 /*
+ * Whether `events` events of `bytes` encoded bytes in all can be appended
+ * now without -EAGAIN (for sources that must take a request whole or not
+ * at all). When false, the writable callback follows once there is room.
+ */
+bool spool_room(struct spool *s, size_t bytes, size_t events);
+
+/*
  * Records a read position without an event (a file first seen and started
  * at its end). Returns 0, -EAGAIN, or -ENAMETOOLONG.
  */

@@ -443,6 +443,7 @@ test_full_spool_refuses_appends_until_deletes_free_room(void **state)
 	assert_true(taken * 4000 > (2u << 20));
 	assert_true(taken * 4000 < o.max_size + 4 * (64 << 10));
 	assert_int_equal(append_noise(fx, &seed), -EAGAIN);
+	assert_false(spool_room(fx->s, 100, 1));
 
 	/* What the shipper would do on Acks: delete everything committed. */
 	assert_int_equal(spool_view_open(fx->dir, &v), 0);
@@ -452,6 +453,8 @@ test_full_spool_refuses_appends_until_deletes_free_room(void **state)
 	assert_int_equal(spool_delete(fx->s, range[0], range[1]), 0);
 	while (fx->writable_calls == 0)
 		uv_run(&fx->loop, UV_RUN_ONCE);
+	assert_true(spool_room(fx->s, 64 << 10, 10));
+	assert_false(spool_room(fx->s, 10 << 20, 10));
 	assert_int_equal(append_noise(fx, &seed), 0);
 	close_spool(fx);
 }
