@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "agent/agent.h"
 #include "agent/file_source.h"
 #include "agent/spool.h"
+#include "agent/syslog_source.h"
 #include "common/daemon.h"
 #include "common/log.h"
 
@@ -21,7 +23,11 @@ struct agent {
 	struct spool *spool;
 	struct file_source **files;
 	size_t nfiles;
-	size_t running;               /* file sources not yet stopped */
+	struct syslog_source **syslogs;
+	size_t nsyslogs;
+	size_t running;               /* sources not yet stopped, + 1 for agent_stop itself */
+	bool stopping;
+	bool spool_closed;            /* or never opened: everything has stopped */
 	int exit_code;
 };
 
@@ -68,6 +74,9 @@ agent_writable(void *ctx)
 	for (size_t i = 0; i < a->nfiles; i++)
 		if (a->files[i] != NULL)
 			file_source_resume(a->files[i]);
+	for (size_t i = 0; i < a->nsyslogs; i++)
+		if (a->syslogs[i] != NULL)
+			syslog_source_resume(a->syslogs[i]);
 }
 
 int
@@ -94,16 +103,24 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 	agent_spool_options(a->cfg, a->spool_dir, &so);
 	if ((r = spool_open(loop, &so, agent_writable, a, &a->spool)) != 0)
 		goto fail;
-	if ((a->files = calloc(a->cfg->sources.n + 1, sizeof(*a->files))) == NULL) {
+	if ((a->files = calloc(a->cfg->sources.n + 1, sizeof(*a->files))) == NULL ||
+	    (a->syslogs = calloc(a->cfg->sources.n + 1, sizeof(*a->syslogs))) == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
 	for (size_t i = 0; i < a->cfg->sources.n; i++) {
 		const struct agent_source *s = &((const struct agent_source *)a->cfg->sources.items)[i];
 
-		if (s->type != SOURCE_FILE) {
-			log_warn("source %s: %s sources are not available in this version yet; skipped",
-			    s->name, s->type == SOURCE_SYSLOG ? "syslog" : "http");
+		if (s->type == SOURCE_HTTP) {
+			log_warn("source %s: http sources are not available in this version yet; skipped",
+			    s->name);
+			continue;
+		}
+		if (s->type == SOURCE_SYSLOG) {
+			if ((r = syslog_source_start(loop, s, a->host, a->spool,
+			    &a->syslogs[a->nsyslogs])) != 0)
+				goto fail;
+			a->nsyslogs++;
 			continue;
 		}
 		if ((r = file_source_start(loop, s, a->host, a->spool, &a->files[a->nfiles])) != 0)
@@ -116,12 +133,20 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 	*ctx = a;
 	return 0;
 fail:
-	/* Sources started so far stop with the spool; the loop finishes their closes. */
+	/*
+	 * Sources started so far stop with the spool; the loop finishes their
+	 * closes. Not UV_RUN_DEFAULT: the daemon's signal handles keep the loop
+	 * alive, and a signal meanwhile reaches agent_stop again through ctx.
+	 */
 	a->exit_code = DAEMON_EXIT_FAILURE;
 	*ctx = a;
 	agent_stop(a);
-	uv_run(loop, UV_RUN_DEFAULT);
+	while (!a->spool_closed)
+		uv_run(loop, UV_RUN_ONCE);
+	/* Close callbacks of handles a failed source closed itself. */
+	uv_run(loop, UV_RUN_NOWAIT);
 	free(a->files);
+	free(a->syslogs);
 	free(a);
 	return r < 0 ? r : -EIO;
 }
@@ -129,7 +154,9 @@ fail:
 static void
 agent_spool_closed(void *ctx)
 {
-	(void)ctx;
+	struct agent *a = ctx;
+
+	a->spool_closed = true;
 }
 
 static void
@@ -138,9 +165,13 @@ agent_source_stopped(void *ctx)
 	struct agent *a = ctx;
 
 	/* The spool closes last: it commits what the sources handed over. */
-	if (--a->running == 0 && a->spool != NULL) {
+	if (--a->running != 0)
+		return;
+	if (a->spool != NULL) {
 		spool_close(a->spool, agent_spool_closed, a);
 		a->spool = NULL;
+	} else {
+		a->spool_closed = true;
 	}
 }
 
@@ -149,12 +180,22 @@ agent_stop(void *ctx)
 {
 	struct agent *a = ctx;
 
-	a->running = a->nfiles + 1;
+	/* A second stop signal, or a signal while a failed start winds down. */
+	if (a->stopping)
+		return;
+	a->stopping = true;
+	a->running = a->nfiles + a->nsyslogs + 1;
 	for (size_t i = 0; i < a->nfiles; i++) {
 		struct file_source *fs = a->files[i];
 
 		a->files[i] = NULL;
 		file_source_stop(fs, agent_source_stopped, a);
+	}
+	for (size_t i = 0; i < a->nsyslogs; i++) {
+		struct syslog_source *ss = a->syslogs[i];
+
+		a->syslogs[i] = NULL;
+		syslog_source_stop(ss, agent_source_stopped, a);
 	}
 	agent_source_stopped(a);
 }
@@ -166,6 +207,7 @@ agent_finish(void *ctx)
 	int code = a->exit_code;
 
 	free(a->files);
+	free(a->syslogs);
 	free(a);
 	return code;
 }

@@ -109,6 +109,32 @@ example_config() {
 	local out="$T/$1.yaml"
 	sed -e "s|/etc/logferry/agent\\.|$T/certs/web-01.|g" \
 	    -e "s|/etc/logferry/|$T/certs/|g" \
+	    -e "s|127\\.0\\.0\\.1:5514|127.0.0.1:0|g" -e "s|/run/logferry/|$T/|g" \
+	    -e "s|127\\.0\\.0\\.1:8540|127.0.0.1:0|g" -e "s|/var/lib/logferry|$T/data|g" \
 	    "$top_srcdir/packaging/$1.yaml" >"$out"
 	echo "$out"
+}
+
+# spooled CONFIG: how many events the agent's spool holds (--spool-stats).
+spooled() {
+	"$LOGFERRY_AGENT" -c "$1" --spool-stats 2>/dev/null | awk '/^events:/ { print $2 }'
+}
+
+# wait_spooled CONFIG N [SECONDS]: until the spool holds at least N events.
+wait_spooled() {
+	local cfg=$1 n=$2 secs=${3:-30} i c
+	for ((i = 0; i < secs * 10; i++)); do
+		c=$(spooled "$cfg")
+		[ "${c:-0}" -ge "$n" ] && return 0
+		sleep 0.1
+	done
+	echo "spool holds ${c:-0} events, expected $n"
+	return 1
+}
+
+# stop_agent PID: SIGTERM, then checks that it exits 0.
+stop_agent() {
+	kill -TERM "$1"
+	wait_exit "$1" 20 || { fail "agent $1 did not stop"; return; }
+	[ "$LF_RC" = 0 ] || fail "agent exited $LF_RC"
 }

@@ -27,29 +27,6 @@ YAML
 	echo "$T/$name.yaml"
 }
 
-spooled() {
-	"$LOGFERRY_AGENT" -c "$1" --spool-stats 2>/dev/null | awk '/^events:/ { print $2 }'
-}
-
-# wait_spooled CONFIG N [SECONDS]: until the spool holds at least N events.
-wait_spooled() {
-	local cfg=$1 n=$2 secs=${3:-30} i c
-	for ((i = 0; i < secs * 10; i++)); do
-		c=$(spooled "$cfg")
-		[ "${c:-0}" -ge "$n" ] && return 0
-		sleep 0.1
-	done
-	echo "spool holds ${c:-0} events, expected $n"
-	return 1
-}
-
-# stop_agent PID: SIGTERM, then checks the exit status.
-stop_agent() {
-	kill -TERM "$1"
-	wait_exit "$1" 20 || { fail "agent $1 did not stop"; return; }
-	[ "$LF_RC" = 0 ] || fail "agent exited $LF_RC"
-}
-
 # check CONFIG FIRST COUNT WHAT
 check() {
 	"$LOGFERRY_AGENT" -c "$1" --spool-dump >"$T/dump.json" || { fail "$4: dump failed"; return; }

@@ -1,0 +1,1112 @@
+/*
+ * syslog_source: syslog listeners -> parse -> spool (see syslog_source.h).
+ *
+ * Each listener embeds its one uv handle (udp, tcp or a poll on a unix
+ * datagram socket); each TCP connection is a struct syslog_conn embedding
+ * its uv_tcp_t, freed in that handle's close callback. The source counts
+ * the close callbacks to come and is freed after the last one once
+ * stopping, so a listener or connection pointer stays valid until the
+ * loop's close phase whatever a callback does.
+ *
+ * A connection is in one state (enum syslog_conn_state), changed only by
+ * syslog_conn_set_state, which checks the transition. Received bytes
+ * accumulate in the connection's buffer (capped at max_message_size plus a
+ * frame header) and syslog_conn_frames takes whole messages out of it. A
+ * message the spool refuses with -EAGAIN is simply not consumed: it stays
+ * first in the buffer, and running the frames again (on resume) offers it
+ * again with the same framing decisions.
+ *
+ * No spool_flush after a read: what every callback of a loop turn appended
+ * reaches the spool's writer at the end of the turn (the spool's prepare
+ * handle, before the loop waits again), in as few hand-off blocks as can
+ * hold it. Flushing per datagram would hand over a block per message.
+ */
+#include "autoconfig.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent/source.h"
+#include "agent/syslog_source.h"
+#include "common/buf.h"
+#include "common/log.h"
+
+/* An octet count has at most this many digits (up to 9999999999: longer is no count). */
+#define SYSLOG_LEN_DIGITS 10
+#define SYSLOG_HEADER_MAX (SYSLOG_LEN_DIGITS + 1)
+/* Bytes offered to one read at most; the buffer grows to this only when data comes. */
+#define SYSLOG_READ_CHUNK (64 * 1024)
+/* No UDP payload is larger (IPv6 without jumbograms). */
+#define SYSLOG_UDP_MAX 65535
+/* Datagrams read from a unix socket per wake-up, so one busy socket cannot hold the loop. */
+#define SYSLOG_DGRAM_BURST 256
+#define SYSLOG_BACKLOG 128
+#define SYSLOG_PEER_MAX 64
+
+enum syslog_conn_state {
+	CONN_DETECT,        /* no byte yet: the first one decides the framing */
+	CONN_OCTET_LEN,     /* octet counting: reading "LEN SP" */
+	CONN_OCTET_MSG,     /* octet counting: waiting for want bytes of message */
+	CONN_OCTET_SKIP,    /* octet counting: discarding skip bytes of an oversize message */
+	CONN_LINE,          /* newline framing: a message up to LF or NUL */
+	CONN_LINE_DISCARD,  /* newline framing: discarding the rest of a truncated line */
+	CONN_CLOSED,        /* closing; freed by the handle's close callback */
+	CONN_NSTATES
+};
+
+static const char *const syslog_conn_state_names[CONN_NSTATES] = {
+	[CONN_DETECT] = "detect",
+	[CONN_OCTET_LEN] = "octet-len",
+	[CONN_OCTET_MSG] = "octet-msg",
+	[CONN_OCTET_SKIP] = "octet-skip",
+	[CONN_LINE] = "line",
+	[CONN_LINE_DISCARD] = "line-discard",
+	[CONN_CLOSED] = "closed",
+};
+
+#define T(s) (1u << (s))
+static const unsigned syslog_conn_next[CONN_NSTATES] = {
+	[CONN_DETECT] = T(CONN_OCTET_LEN) | T(CONN_LINE) | T(CONN_CLOSED),
+	[CONN_OCTET_LEN] = T(CONN_OCTET_MSG) | T(CONN_OCTET_SKIP) | T(CONN_CLOSED),
+	[CONN_OCTET_MSG] = T(CONN_OCTET_LEN) | T(CONN_CLOSED),
+	[CONN_OCTET_SKIP] = T(CONN_OCTET_LEN) | T(CONN_CLOSED),
+	[CONN_LINE] = T(CONN_LINE_DISCARD) | T(CONN_CLOSED),
+	[CONN_LINE_DISCARD] = T(CONN_LINE) | T(CONN_CLOSED),
+	[CONN_CLOSED] = 0,
+};
+#undef T
+
+struct syslog_source;
+
+struct syslog_listener {
+	struct syslog_source *ss;
+	const struct config_addr *addr;
+	union {
+		uv_handle_t handle;
+		uv_udp_t udp;
+		uv_tcp_t tcp;
+		uv_poll_t poll;          /* unix: watches fd */
+	} h;
+	bool open;                   /* h is initialised: it needs uv_close */
+	int fd;                      /* unix: the socket, closed after h.poll; else -1 */
+	bool created;                /* unix: we bound a socket file at addr->path */
+	dev_t dev;                   /* unix: that file, removed at stop if still ours */
+	ino_t ino;
+	uint8_t *dgram;              /* udp, unix: the receive buffer */
+	size_t dgram_size;
+	struct sockaddr_storage bound;
+};
+
+struct syslog_conn {
+	TAILQ_ENTRY(syslog_conn) link;   /* ss->conns, until CONN_CLOSED */
+	struct syslog_source *ss;
+	struct syslog_listener *l;
+	uv_tcp_t tcp;
+	enum syslog_conn_state state;
+	struct buf in;                   /* received; [off, len) not consumed yet */
+	size_t off;
+	size_t scan;                     /* CONN_LINE: bytes after off searched for a line end */
+	uint64_t want;                   /* CONN_OCTET_MSG: the message's length */
+	uint64_t skip;                   /* CONN_OCTET_SKIP: bytes still to discard */
+	bool eof;                        /* the peer has finished sending */
+	char peer[SYSLOG_PEER_MAX];
+};
+
+TAILQ_HEAD(syslog_connq, syslog_conn);
+
+struct syslog_source {
+	uv_loop_t *loop;
+	const struct agent_source *cfg;
+	struct spool *spool;
+	struct source_line sl;
+	struct syslog_listener *listeners;
+	size_t nlisteners;
+	struct syslog_connq conns;       /* connections not CONN_CLOSED */
+	size_t nconns;
+	bool paused;                     /* a TCP message waits for room in the spool */
+	bool stopping;
+	unsigned closing;                /* close callbacks to come */
+	void (*done)(void *ctx);
+	void *done_ctx;
+	struct syslog_source_stats st;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static void
+syslog_oom(void)
+{
+	log_error("out of memory in the syslog source");
+	abort();
+}
+
+static bool
+syslog_digit(uint8_t c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* "1.2.3.4:514", "[::1]:514", or what the peer is when it has no address. */
+static void
+syslog_addr_name(const struct sockaddr *sa, char *out, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (sa == NULL) {
+		snprintf(out, len, "a local sender");
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		uv_ip4_name(in, ip, sizeof(ip));
+		snprintf(out, len, "%s:%u", ip, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		uv_ip6_name(in6, ip, sizeof(ip));
+		snprintf(out, len, "[%s]:%u", ip, ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, len, "an unnamed peer");
+	}
+}
+
+static void
+syslog_peer_name(uv_tcp_t *t, char *out, size_t len)
+{
+	struct sockaddr_storage sa;
+	int salen = sizeof(sa);
+
+	if (uv_tcp_getpeername(t, (struct sockaddr *)&sa, &salen) == 0)
+		syslog_addr_name((const struct sockaddr *)&sa, out, len);
+	else
+		snprintf(out, len, "a peer already gone");
+}
+
+/* What to do about a failed bind or listen, for the operator. */
+static const char *
+syslog_bind_hint(int r, enum config_scheme scheme)
+{
+	switch (r) {
+	case UV_EADDRINUSE:
+		return scheme == CONFIG_SCHEME_UNIX ? "another socket was created at that path meanwhile" :
+		    "another process listens there: stop it or choose another port";
+	case UV_EACCES:
+	case UV_EPERM:
+		return scheme == CONFIG_SCHEME_UNIX ?
+		    "check that the agent may create files in that directory" :
+		    "ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a higher port";
+	case UV_EADDRNOTAVAIL:
+		return "the address is not one of this host's: check the host part";
+	case UV_ENOENT:
+		return "its directory does not exist: create it (under systemd, "
+		    "RuntimeDirectory=logferry creates /run/logferry)";
+	default:
+		return "check the address";
+	}
+}
+
+/* ---------------------------------------------------------------- closing */
+
+static void
+syslog_source_free(struct syslog_source *ss)
+{
+	void (*done)(void *) = ss->done;
+	void *done_ctx = ss->done_ctx;
+
+	for (size_t i = 0; i < ss->nlisteners; i++)
+		free(ss->listeners[i].dgram);
+	free(ss->listeners);
+	source_line_free(&ss->sl);
+	free(ss);
+	if (done != NULL)
+		done(done_ctx);
+}
+
+static void
+syslog_source_closed(struct syslog_source *ss)
+{
+	if (--ss->closing == 0 && ss->stopping)
+		syslog_source_free(ss);
+}
+
+static void
+syslog_listener_closed(uv_handle_t *h)
+{
+	struct syslog_listener *l = h->data;
+
+	/* Only now: libuv must stop watching a descriptor before it is closed. */
+	if (l->fd >= 0) {
+		close(l->fd);
+		l->fd = -1;
+	}
+	syslog_source_closed(l->ss);
+}
+
+static void
+syslog_listener_close(struct syslog_listener *l)
+{
+	struct stat st;
+
+	if (l->created) {
+		/* Only our own socket: someone may have replaced it since (a second agent, by hand). */
+		if (lstat(l->addr->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino &&
+		    unlink(l->addr->path) != 0)
+			log_warn("source %s: %s: cannot remove the socket file: %s; remove it by hand",
+			    l->ss->cfg->name, l->addr->text, strerror(errno));
+		l->created = false;
+	}
+	if (l->open) {
+		l->open = false;
+		l->ss->closing++;
+		uv_close(&l->h.handle, syslog_listener_closed);
+	} else if (l->fd >= 0) {
+		close(l->fd);
+		l->fd = -1;
+	}
+}
+
+static void
+syslog_conn_set_state(struct syslog_conn *c, enum syslog_conn_state to)
+{
+	if (!(syslog_conn_next[c->state] & (1u << to))) {
+		log_error("source %s: %s: connection from %s: invalid state change %s -> %s",
+		    c->ss->cfg->name, c->l->addr->text, c->peer, syslog_conn_state_names[c->state],
+		    syslog_conn_state_names[to]);
+		abort();
+	}
+	c->state = to;
+}
+
+static void
+syslog_conn_closed(uv_handle_t *h)
+{
+	struct syslog_conn *c = h->data;
+	struct syslog_source *ss = c->ss;
+
+	buf_free(&c->in);
+	free(c);
+	syslog_source_closed(ss);
+}
+
+static void
+syslog_conn_close(struct syslog_conn *c)
+{
+	struct syslog_source *ss = c->ss;
+
+	if (c->state == CONN_CLOSED)
+		return;
+	syslog_conn_set_state(c, CONN_CLOSED);
+	TAILQ_REMOVE(&ss->conns, c, link);
+	ss->nconns--;
+	ss->st.connections_open = ss->nconns;
+	ss->closing++;
+	uv_close((uv_handle_t *)&c->tcp, syslog_conn_closed);
+}
+
+/* ---------------------------------------------------------------- messages */
+
+/* Adds `truncated: true` behind the fields source_line_event made. */
+static void
+syslog_mark_truncated(struct syslog_source *ss, struct event *ev)
+{
+	static const char key[] = "truncated";
+	struct event_field *f;
+
+	/* source_line leaves room: without marks it fills at most PARSER_MAX_FIELDS. */
+	if (ev->nfields >= sizeof(ss->sl.fields) / sizeof(ss->sl.fields[0]))
+		return;
+	f = &ss->sl.fields[ev->nfields++];
+	f->key.ptr = (const uint8_t *)key;
+	f->key.len = sizeof(key) - 1;
+	f->type = EVENT_BOOLEAN;
+	f->v.boolean = true;
+}
+
+/* The peer for a message: its name (TCP), or from (datagrams) formatted only when logged. */
+static const char *
+syslog_peer(const char *peer, const struct sockaddr *from, char *buf, size_t len)
+{
+	if (peer != NULL)
+		return peer;
+	syslog_addr_name(from, buf, len);
+	return buf;
+}
+
+/*
+ * Spools one message of msg[0, len) received on l from peer (a TCP
+ * connection's name) or from (a datagram's sender, NULL for an unnamed unix
+ * one). Returns 0 (spooled, or given up for good and counted) or -EAGAIN:
+ * the spool is full and nothing was taken; offer the same message again.
+ */
+static int
+syslog_message(struct syslog_listener *l, const uint8_t *msg, size_t len, bool truncated,
+    const char *peer, const struct sockaddr *from)
+{
+	struct syslog_source *ss = l->ss;
+	uint64_t parse_errors = ss->sl.parse_errors;
+	char name[SYSLOG_PEER_MAX];
+	struct event ev, raw;
+	int r;
+
+	/* A line end or a NUL left by the sender or the framing is not content. */
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r' || msg[len - 1] == '\0'))
+		len--;
+	if (len == 0)
+		return 0;
+	source_line_event(&ss->sl, msg, len, 0, source_now_ns(), l->addr->text, &ev);
+	if (truncated)
+		syslog_mark_truncated(ss, &ev);
+	r = spool_append(ss->spool, &ev, NULL);
+	if (r == -EMSGSIZE) {
+		/* Fields can make an event larger than its message; the message alone fits. */
+		source_line_raw(&ss->sl, &ev, "event too large with its fields", &raw);
+		if (truncated)
+			syslog_mark_truncated(ss, &raw);
+		r = spool_append(ss->spool, &raw, NULL);
+	}
+	if (r != 0) {
+		/* Not spooled: its parse error is counted when it is, if ever. */
+		ss->sl.parse_errors = parse_errors;
+		if (r == -EAGAIN)
+			return -EAGAIN;
+		ss->st.dropped_unspoolable++;
+		log_error("source %s: %s: a message of %zu bytes from %s cannot be spooled (%s); "
+		    "skipped", ss->cfg->name, l->addr->text, len,
+		    syslog_peer(peer, from, name, sizeof(name)), strerror(-r));
+		return 0;
+	}
+	ss->st.received++;
+	if (truncated) {
+		ss->st.truncated++;
+		log_warn("source %s: %s: a message from %s was longer than max_message_size "
+		    "(%" PRIu64 " bytes) and was truncated (%" PRIu64 " so far); raise "
+		    "max_message_size if such messages are expected", ss->cfg->name, l->addr->text,
+		    syslog_peer(peer, from, name, sizeof(name)), ss->cfg->max_message_size,
+		    ss->st.truncated);
+	}
+	return 0;
+}
+
+/* A datagram (udp or unix); from is NULL for an unnamed unix sender. */
+static void
+syslog_datagram(struct syslog_listener *l, const uint8_t *msg, size_t len, bool truncated,
+    const struct sockaddr *from)
+{
+	struct syslog_source *ss = l->ss;
+	char peer[SYSLOG_PEER_MAX];
+
+	if (syslog_message(l, msg, len, truncated, NULL, from) != -EAGAIN)
+		return;
+	syslog_addr_name(from, peer, sizeof(peer));
+	/* A datagram sender cannot wait: keeping it would stall the loop or the sender. */
+	ss->st.dropped_full++;
+	log_warn("source %s: %s: the spool is full: syslog datagram from %s dropped "
+	    "(%" PRIu64 " dropped so far); the spool empties as the relays acknowledge events "
+	    "(check them) or give it more room (spool.max_size)", ss->cfg->name, l->addr->text,
+	    peer, ss->st.dropped_full);
+}
+
+/* ---------------------------------------------------------------- tcp framing */
+
+/* The first LF or NUL in p[from, len), or len. */
+static size_t
+syslog_line_end(const uint8_t *p, size_t from, size_t len)
+{
+	const uint8_t *lf, *nul;
+	size_t end;
+
+	if (from >= len)
+		return len;
+	lf = memchr(p + from, '\n', len - from);
+	end = lf != NULL ? (size_t)(lf - p) : len;
+	nul = end > from ? memchr(p + from, '\0', end - from) : NULL;
+	return nul != NULL ? (size_t)(nul - p) : end;
+}
+
+static int
+syslog_conn_bad_count(struct syslog_conn *c, const char *why)
+{
+	struct syslog_source *ss = c->ss;
+
+	ss->st.framing_errors++;
+	log_warn("source %s: %s: closing the connection from %s: malformed octet count (%s); "
+	    "the sender must frame every message as \"LENGTH SPACE MESSAGE\" (RFC 6587) or "
+	    "end every message with a newline", ss->cfg->name, c->l->addr->text, c->peer, why);
+	return -EPROTO;
+}
+
+/*
+ * Takes the whole messages out of c's buffer and spools them. Returns 0
+ * when it needs more bytes, -EAGAIN when the spool is full (the message is
+ * kept, first in the buffer), or -EPROTO for a malformed frame (logged).
+ * At eof, a last newline-framed message without its line end is complete.
+ */
+static int
+syslog_conn_frames(struct syslog_conn *c)
+{
+	static const uint8_t none[1];
+	struct syslog_source *ss = c->ss;
+	const uint64_t max = ss->cfg->max_message_size;
+	const uint8_t *p;
+	size_t avail, i;
+	uint64_t n;
+	int r;
+
+	for (;;) {
+		p = c->in.data != NULL ? c->in.data + c->off : none;   /* nothing read yet */
+		avail = c->in.len - c->off;
+		switch (c->state) {
+		case CONN_DETECT:
+			if (avail == 0)
+				return 0;
+			/* RFC 6587: a count starts with a digit, a syslog message with '<'. */
+			syslog_conn_set_state(c, syslog_digit(p[0]) ? CONN_OCTET_LEN : CONN_LINE);
+			log_debug("source %s: %s: connection from %s uses %s", ss->cfg->name,
+			    c->l->addr->text, c->peer, c->state == CONN_LINE ? "newline framing" :
+			    "octet counting");
+			break;
+		case CONN_OCTET_LEN:
+			n = 0;
+			for (i = 0; i < avail && i < SYSLOG_LEN_DIGITS && syslog_digit(p[i]); i++)
+				n = n * 10 + (uint64_t)(p[i] - '0');
+			if (i == avail) {
+				if (c->eof && avail > 0)
+					log_info("source %s: %s: connection from %s ended within an octet "
+					    "count; %zu bytes discarded", ss->cfg->name, c->l->addr->text,
+					    c->peer, avail);
+				return 0;
+			}
+			if (i == 0)
+				return syslog_conn_bad_count(c, "a frame does not start with a digit");
+			if (p[i] != ' ')
+				return syslog_conn_bad_count(c, i == SYSLOG_LEN_DIGITS ?
+				    "more than 10 digits" : "the length is not followed by a space");
+			c->off += i + 1;
+			if (n > max) {
+				/* Read and thrown away: cutting it would leave a broken message. */
+				ss->st.dropped_oversize++;
+				log_warn("source %s: %s: a message of %" PRIu64 " bytes from %s is longer "
+				    "than max_message_size (%" PRIu64 " bytes): skipped (%" PRIu64 " so far); "
+				    "raise max_message_size if such messages are expected", ss->cfg->name,
+				    c->l->addr->text, n, c->peer, max, ss->st.dropped_oversize);
+				c->skip = n;
+				syslog_conn_set_state(c, CONN_OCTET_SKIP);
+			} else if (n > 0) {
+				c->want = n;
+				syslog_conn_set_state(c, CONN_OCTET_MSG);
+			}
+			/* n == 0: an empty frame, no message. */
+			break;
+		case CONN_OCTET_MSG:
+			if (avail < c->want) {
+				if (c->eof)
+					log_info("source %s: %s: connection from %s ended within a message "
+					    "(%zu of %" PRIu64 " bytes); discarded", ss->cfg->name,
+					    c->l->addr->text, c->peer, avail, c->want);
+				return 0;
+			}
+			if ((r = syslog_message(c->l, p, (size_t)c->want, false, c->peer, NULL)) != 0)
+				return r;
+			c->off += (size_t)c->want;
+			syslog_conn_set_state(c, CONN_OCTET_LEN);
+			break;
+		case CONN_OCTET_SKIP:
+			n = avail < c->skip ? avail : c->skip;
+			c->off += (size_t)n;
+			c->skip -= n;
+			if (c->skip != 0)
+				return 0;
+			syslog_conn_set_state(c, CONN_OCTET_LEN);
+			break;
+		case CONN_LINE:
+			i = syslog_line_end(p, c->scan, avail);
+			if (i < avail) {
+				/* Longer than max, unless only by the CR of a CR LF. */
+				bool cut = i > max && !(i == max + 1 && p[max] == '\r');
+
+				c->scan = i;
+				if ((r = syslog_message(c->l, p, cut ? (size_t)max : i, cut, c->peer,
+				    NULL)) != 0)
+					return r;
+				c->off += i + 1;
+				c->scan = 0;
+				break;
+			}
+			c->scan = avail;
+			/* Past max without a line end (a CR at max may still be a CR LF's). */
+			if (avail > max && !(avail == max + 1 && p[max] == '\r')) {
+				/* Cut here; the rest of the line is discarded as it comes. */
+				if ((r = syslog_message(c->l, p, (size_t)max, true, c->peer, NULL)) != 0)
+					return r;
+				c->off += avail;
+				c->scan = 0;
+				syslog_conn_set_state(c, CONN_LINE_DISCARD);
+				break;
+			}
+			if (c->eof && avail > 0) {
+				/* The sender's last message, without a line end: complete as it is. */
+				if ((r = syslog_message(c->l, p, avail, false, c->peer, NULL)) != 0)
+					return r;
+				c->off += avail;
+				c->scan = 0;
+			}
+			return 0;
+		case CONN_LINE_DISCARD:
+			i = syslog_line_end(p, 0, avail);
+			if (i == avail) {
+				c->off += avail;
+				return 0;
+			}
+			c->off += i + 1;
+			syslog_conn_set_state(c, CONN_LINE);
+			break;
+		default:
+			return -EPIPE;
+		}
+	}
+}
+
+/* syslog_conn_frames, then what was consumed leaves the buffer (one move per read). */
+static int
+syslog_conn_process(struct syslog_conn *c)
+{
+	int r = syslog_conn_frames(c);
+
+	if (c->off != 0) {
+		buf_consume(&c->in, c->off);
+		c->off = 0;
+	}
+	return r;
+}
+
+/* The spool is full: every connection of the source waits (TCP pushes back on the senders). */
+static void
+syslog_source_pause(struct syslog_source *ss)
+{
+	struct syslog_conn *c;
+
+	if (ss->paused)
+		return;
+	ss->paused = true;
+	ss->st.pauses++;
+	TAILQ_FOREACH(c, &ss->conns, link)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	log_warn("source %s: the spool is full: TCP senders wait until it has room again "
+	    "(it empties as the relays acknowledge events)", ss->cfg->name);
+}
+
+/* Spools what c holds; closes c when it is finished or broken; pauses on a full spool. */
+static void
+syslog_conn_drive(struct syslog_conn *c)
+{
+	int r = syslog_conn_process(c);
+
+	if (r == -EAGAIN)
+		syslog_source_pause(c->ss);
+	else if (r != 0 || c->eof)
+		syslog_conn_close(c);
+}
+
+static void
+syslog_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct syslog_conn *c = h->data;
+	size_t room = c->in.max - c->in.len;
+
+	(void)suggested;
+	/* Never full here: the frames leave less than a whole message behind. */
+	if (room > SYSLOG_READ_CHUNK)
+		room = SYSLOG_READ_CHUNK;
+	if (room == 0 || buf_reserve(&c->in, room) != 0) {
+		*b = uv_buf_init(NULL, 0);   /* the read callback gets UV_ENOBUFS */
+		return;
+	}
+	*b = uv_buf_init((char *)c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len));
+}
+
+static void
+syslog_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct syslog_conn *c = s->data;
+	struct syslog_source *ss = c->ss;
+
+	(void)b;
+	if (nread == 0)
+		return;
+	if (nread == UV_EOF) {
+		c->eof = true;
+		uv_read_stop(s);
+	} else if (nread < 0) {
+		ss->st.read_errors++;
+		log_warn("source %s: %s: connection from %s failed: %s; closed", ss->cfg->name,
+		    c->l->addr->text, c->peer, uv_strerror((int)nread));
+		syslog_conn_close(c);
+		return;
+	} else {
+		c->in.len += (size_t)nread;
+	}
+	syslog_conn_drive(c);
+}
+
+/* Beyond max_connections: accepted (or it would wait in the backlog) and closed at once. */
+static void
+syslog_refused_closed(uv_handle_t *h)
+{
+	struct syslog_source *ss = h->data;
+
+	free(h);
+	syslog_source_closed(ss);
+}
+
+static void
+syslog_tcp_refuse(struct syslog_listener *l)
+{
+	struct syslog_source *ss = l->ss;
+	char peer[SYSLOG_PEER_MAX];
+	uv_tcp_t *t;
+
+	if ((t = malloc(sizeof(*t))) == NULL)
+		syslog_oom();
+	uv_tcp_init(ss->loop, t);
+	t->data = ss;
+	if (uv_accept((uv_stream_t *)&l->h.tcp, (uv_stream_t *)t) == 0) {
+		ss->st.connections_refused++;
+		syslog_peer_name(t, peer, sizeof(peer));
+		log_warn("source %s: %s: connection from %s refused: max_connections (%" PRId64 ") "
+		    "are open (%" PRIu64 " refused so far); raise max_connections if more senders "
+		    "are expected", ss->cfg->name, l->addr->text, peer, ss->cfg->max_connections,
+		    ss->st.connections_refused);
+	}
+	ss->closing++;
+	uv_close((uv_handle_t *)t, syslog_refused_closed);
+}
+
+static void
+syslog_tcp_connection(uv_stream_t *server, int status)
+{
+	struct syslog_listener *l = server->data;
+	struct syslog_source *ss = l->ss;
+	struct syslog_conn *c;
+	int r;
+
+	if (status < 0) {
+		ss->st.read_errors++;
+		log_warn("source %s: %s: accepting a connection failed: %s", ss->cfg->name,
+		    l->addr->text, uv_strerror(status));
+		return;
+	}
+	if (ss->stopping)
+		return;
+	if (ss->nconns >= (uint64_t)ss->cfg->max_connections) {
+		syslog_tcp_refuse(l);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		syslog_oom();
+	c->ss = ss;
+	c->l = l;
+	c->state = CONN_DETECT;
+	buf_init(&c->in, ss->cfg->max_message_size + SYSLOG_HEADER_MAX);
+	uv_tcp_init(ss->loop, &c->tcp);
+	c->tcp.data = c;
+	if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) != 0) {
+		log_warn("source %s: %s: accepting a connection failed: %s", ss->cfg->name,
+		    l->addr->text, uv_strerror(r));
+		syslog_conn_set_state(c, CONN_CLOSED);
+		ss->closing++;
+		uv_close((uv_handle_t *)&c->tcp, syslog_conn_closed);
+		return;
+	}
+	syslog_peer_name(&c->tcp, c->peer, sizeof(c->peer));
+	TAILQ_INSERT_TAIL(&ss->conns, c, link);
+	ss->nconns++;
+	ss->st.connections++;
+	ss->st.connections_open = ss->nconns;
+	log_debug("source %s: %s: connection from %s", ss->cfg->name, l->addr->text, c->peer);
+	/* While the spool is full, a new sender waits like the others. */
+	if (!ss->paused && (r = uv_read_start((uv_stream_t *)&c->tcp, syslog_conn_alloc,
+	    syslog_conn_read)) != 0) {
+		log_warn("source %s: %s: cannot read from %s: %s; closed", ss->cfg->name,
+		    l->addr->text, c->peer, uv_strerror(r));
+		syslog_conn_close(c);
+	}
+}
+
+/* ---------------------------------------------------------------- datagrams */
+
+static void
+syslog_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct syslog_listener *l = h->data;
+
+	(void)suggested;
+	/* Handled before the next receive, so one buffer serves every datagram. */
+	*b = uv_buf_init((char *)l->dgram, (unsigned)l->dgram_size);
+}
+
+static void
+syslog_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct sockaddr *from,
+    unsigned flags)
+{
+	struct syslog_listener *l = h->data;
+	struct syslog_source *ss = l->ss;
+
+	(void)b;
+	if (nread < 0) {
+		ss->st.read_errors++;
+		log_warn("source %s: %s: receiving a datagram failed: %s", ss->cfg->name,
+		    l->addr->text, uv_strerror((int)nread));
+		return;
+	}
+	if (nread == 0)
+		return;   /* nothing more to read, or an empty datagram */
+	syslog_datagram(l, l->dgram, (size_t)nread, (flags & UV_UDP_PARTIAL) != 0, from);
+}
+
+static void
+syslog_unix_readable(uv_poll_t *h, int status, int events)
+{
+	struct syslog_listener *l = h->data;
+	struct syslog_source *ss = l->ss;
+
+	(void)events;
+	if (status < 0) {
+		ss->st.read_errors++;
+		log_warn("source %s: %s: waiting for datagrams failed: %s", ss->cfg->name,
+		    l->addr->text, uv_strerror(status));
+		return;
+	}
+	for (int i = 0; i < SYSLOG_DGRAM_BURST; i++) {
+		struct iovec iov = { l->dgram, l->dgram_size };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t n = recvmsg(l->fd, &mh, MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				ss->st.read_errors++;
+				log_warn("source %s: %s: receiving a datagram failed: %s", ss->cfg->name,
+				    l->addr->text, strerror(errno));
+			}
+			return;
+		}
+		/* MSG_TRUNC: the datagram was longer than the buffer, max_message_size. */
+		syslog_datagram(l, l->dgram, (size_t)n, (mh.msg_flags & MSG_TRUNC) != 0, NULL);
+	}
+	/* The poll is level-triggered: what is left is read at the next turn. */
+}
+
+/* ---------------------------------------------------------------- listeners */
+
+static int
+syslog_resolve(struct syslog_listener *l, int socktype, struct sockaddr_storage *out)
+{
+	struct addrinfo hints = { 0 }, *res;
+	char port[8];
+	int rc;
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = socktype;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%u", l->addr->port);
+	if ((rc = getaddrinfo(l->addr->host, port, &hints, &res)) != 0) {
+		log_error("source %s: %s: cannot resolve '%s': %s; write an IP address of this host",
+		    l->ss->cfg->name, l->addr->text, l->addr->host, gai_strerror(rc));
+		return -EADDRNOTAVAIL;
+	}
+	/* The first address only: one listener per URL (write one URL per address). */
+	memcpy(out, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int
+syslog_listen_inet(struct syslog_listener *l)
+{
+	struct syslog_source *ss = l->ss;
+	struct sockaddr_storage sa;
+	char name[SYSLOG_PEER_MAX];
+	int r, salen = sizeof(l->bound);
+	bool udp = l->addr->scheme == CONFIG_SCHEME_UDP;
+
+	if ((r = syslog_resolve(l, udp ? SOCK_DGRAM : SOCK_STREAM, &sa)) != 0)
+		return r;
+	if (udp) {
+		l->dgram_size = ss->cfg->max_message_size < SYSLOG_UDP_MAX ?
+		    (size_t)ss->cfg->max_message_size : SYSLOG_UDP_MAX;
+		if ((l->dgram = malloc(l->dgram_size)) == NULL)
+			return -ENOMEM;
+		uv_udp_init(ss->loop, &l->h.udp);
+		l->open = true;
+		/* No SO_REUSEADDR: two daemons must not share (and split) one syslog port. */
+		r = uv_udp_bind(&l->h.udp, (const struct sockaddr *)&sa, 0);
+		if (r == 0)
+			r = uv_udp_getsockname(&l->h.udp, (struct sockaddr *)&l->bound, &salen);
+		if (r == 0)
+			r = uv_udp_recv_start(&l->h.udp, syslog_udp_alloc, syslog_udp_recv);
+	} else {
+		uv_tcp_init(ss->loop, &l->h.tcp);
+		l->open = true;
+		r = uv_tcp_bind(&l->h.tcp, (const struct sockaddr *)&sa, 0);
+		/* libuv may report a bind error only at listen. */
+		if (r == 0)
+			r = uv_listen((uv_stream_t *)&l->h.tcp, SYSLOG_BACKLOG, syslog_tcp_connection);
+		if (r == 0)
+			r = uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&l->bound, &salen);
+	}
+	if (r != 0) {
+		log_error("source %s: cannot listen on %s: %s; %s", ss->cfg->name, l->addr->text,
+		    uv_strerror(r), syslog_bind_hint(r, l->addr->scheme));
+		return r;
+	}
+	syslog_addr_name((const struct sockaddr *)&l->bound, name, sizeof(name));
+	log_info("source %s: listening on %s (%s)", ss->cfg->name, l->addr->text, name);
+	return 0;
+}
+
+/* 0 if something receives on the socket at sa_un, -ECONNREFUSED if nothing does. */
+static int
+syslog_unix_probe(const struct sockaddr_un *sa_un)
+{
+	int fd, r = 0;
+
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	/* A stream socket bound there says EPROTOTYPE: in use too. */
+	if (connect(fd, (const struct sockaddr *)sa_un, sizeof(*sa_un)) != 0)
+		r = -errno;
+	close(fd);
+	return r == -EPROTOTYPE ? 0 : r;
+}
+
+static int
+syslog_listen_unix(struct syslog_listener *l)
+{
+	struct syslog_source *ss = l->ss;
+	const char *path = l->addr->path, *name = ss->cfg->name, *url = l->addr->text;
+	const char *mode_text = ss->cfg->socket_mode != NULL ? ss->cfg->socket_mode : "0666";
+	mode_t mode = (mode_t)strtol(mode_text, NULL, 8);
+	struct sockaddr_un sa_un = { .sun_family = AF_UNIX };
+	struct stat st;
+	int r;
+
+	if (strlen(path) >= sizeof(sa_un.sun_path)) {
+		log_error("source %s: %s: the path is longer than a unix socket's can be (%zu bytes); "
+		    "choose a shorter one", name, url, sizeof(sa_un.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa_un.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("source %s: %s: %s exists and is not a socket; the agent replaces "
+			    "only stale sockets: move it away or choose another path", name, url, path);
+			return -EEXIST;
+		}
+		if ((r = syslog_unix_probe(&sa_un)) == 0) {
+			log_error("source %s: %s: another process receives on %s; stop it (another "
+			    "agent? rsyslog?) or choose another path", name, url, path);
+			return -EADDRINUSE;
+		}
+		if (r != -ECONNREFUSED) {
+			log_error("source %s: %s: cannot tell whether %s is in use: %s; remove it if "
+			    "it is stale", name, url, path, strerror(-r));
+			return r;
+		}
+		/* Left by a process that is gone (a crash, kill -9): nobody can connect to it. */
+		if (unlink(path) != 0 && errno != ENOENT) {
+			r = -errno;
+			log_error("source %s: %s: cannot remove the stale socket %s: %s; remove it by "
+			    "hand", name, url, path, strerror(-r));
+			return r;
+		}
+		log_info("source %s: %s: replaced the stale socket %s", name, url, path);
+	} else if (errno != ENOENT) {
+		r = -errno;
+		log_error("source %s: cannot listen on %s: %s: %s; check the directory", name, url,
+		    path, strerror(-r));
+		return r;
+	}
+	l->dgram_size = (size_t)ss->cfg->max_message_size;
+	if ((l->dgram = malloc(l->dgram_size)) == NULL)
+		return -ENOMEM;
+	/* libuv has no unix datagram handle: a socket of ours, watched by a uv_poll_t. */
+	if ((l->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		r = -errno;
+		log_error("source %s: %s: cannot create a socket: %s", name, url, strerror(-r));
+		return r;
+	}
+	if (bind(l->fd, (const struct sockaddr *)&sa_un, sizeof(sa_un)) != 0) {
+		r = -errno;
+		log_error("source %s: cannot listen on %s: %s; %s", name, url, strerror(-r),
+		    syslog_bind_hint(r, CONFIG_SCHEME_UNIX));
+		return r;
+	}
+	/*
+	 * bind created the file with 0777 & ~umask; until chmod only the umask
+	 * protects it (the daemon's umask keeps others from writing).
+	 */
+	if (chmod(path, mode) != 0 || lstat(path, &st) != 0) {
+		r = -errno;
+		log_error("source %s: %s: cannot set mode %s on %s: %s", name, url, mode_text, path,
+		    strerror(-r));
+		unlink(path);
+		return r;
+	}
+	l->created = true;
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	if ((r = uv_poll_init(ss->loop, &l->h.poll, l->fd)) != 0) {
+		log_error("source %s: %s: cannot watch the socket: %s", name, url, uv_strerror(r));
+		return r;
+	}
+	l->open = true;
+	if ((r = uv_poll_start(&l->h.poll, UV_READABLE, syslog_unix_readable)) != 0) {
+		log_error("source %s: %s: cannot watch the socket: %s", name, url, uv_strerror(r));
+		return r;
+	}
+	log_info("source %s: listening on %s (mode %s)", name, url, mode_text);
+	return 0;
+}
+
+static int
+syslog_listener_open(struct syslog_source *ss, struct syslog_listener *l,
+    const struct config_addr *addr)
+{
+	l->ss = ss;
+	l->addr = addr;
+	l->fd = -1;
+	l->h.handle.data = l;
+	switch (addr->scheme) {
+	case CONFIG_SCHEME_UDP:
+	case CONFIG_SCHEME_TCP:
+		return syslog_listen_inet(l);
+	case CONFIG_SCHEME_UNIX:
+		return syslog_listen_unix(l);
+	default:
+		log_error("source %s: %s: a syslog source listens on udp://, tcp:// or unix:// URLs",
+		    ss->cfg->name, addr->text);
+		return -EINVAL;
+	}
+}
+
+/* ---------------------------------------------------------------- API */
+
+/* Closes everything; ss is freed after the last close callback. */
+static void
+syslog_source_shutdown(struct syslog_source *ss)
+{
+	struct syslog_conn *c;
+
+	ss->stopping = true;
+	while ((c = TAILQ_FIRST(&ss->conns)) != NULL) {
+		/* The sender considers what it sent delivered: a last try for a full spool. */
+		if (ss->paused && syslog_conn_process(c) == -EAGAIN)
+			log_warn("source %s: %s: stopping while the spool is full: %zu bytes from %s "
+			    "not spooled and lost", ss->cfg->name, c->l->addr->text, c->in.len,
+			    c->peer);
+		syslog_conn_close(c);
+	}
+	for (size_t i = 0; i < ss->nlisteners; i++)
+		syslog_listener_close(&ss->listeners[i]);
+	if (ss->closing == 0)
+		syslog_source_free(ss);
+}
+
+int
+syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct syslog_source **out)
+{
+	const struct config_addr *addrs = cfg->listen.items;
+	struct syslog_source *ss;
+	int r;
+
+	if ((ss = calloc(1, sizeof(*ss))) == NULL)
+		return -ENOMEM;
+	ss->loop = loop;
+	ss->cfg = cfg;
+	ss->spool = spool;
+	TAILQ_INIT(&ss->conns);
+	source_line_init(&ss->sl, cfg, host, cfg->max_message_size);
+	/* Syslog sources have no format key (cfg->format is the file default): always syslog. */
+	ss->sl.format = FORMAT_SYSLOG;
+	if ((ss->listeners = calloc(cfg->listen.n, sizeof(*ss->listeners))) == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->listen.n; i++) {
+		/* Counted first, so that a half-opened listener is closed too. */
+		ss->nlisteners++;
+		if ((r = syslog_listener_open(ss, &ss->listeners[i], &addrs[i])) != 0)
+			goto fail;
+	}
+	*out = ss;
+	return 0;
+fail:
+	if (r == -ENOMEM)
+		log_error("source %s: out of memory starting the listeners", cfg->name);
+	syslog_source_shutdown(ss);
+	return r;
+}
+
+void
+syslog_source_resume(struct syslog_source *ss)
+{
+	struct syslog_conn *c, *next;
+	int r;
+
+	if (!ss->paused || ss->stopping)
+		return;
+	for (c = TAILQ_FIRST(&ss->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if ((r = syslog_conn_process(c)) == -EAGAIN)
+			return;   /* still full: the spool calls again when it has room */
+		if (r != 0 || c->eof)
+			syslog_conn_close(c);
+	}
+	ss->paused = false;
+	TAILQ_FOREACH(c, &ss->conns, link) {
+		if ((r = uv_read_start((uv_stream_t *)&c->tcp, syslog_conn_alloc,
+		    syslog_conn_read)) != 0)
+			log_warn("source %s: %s: cannot read from %s again: %s", ss->cfg->name,
+			    c->l->addr->text, c->peer, uv_strerror(r));
+	}
+	log_info("source %s: the spool has room again: reading TCP senders again", ss->cfg->name);
+}
+
+void
+syslog_source_stop(struct syslog_source *ss, void (*done)(void *ctx), void *ctx)
+{
+	ss->done = done;
+	ss->done_ctx = ctx;
+	syslog_source_shutdown(ss);
+}
+
+int
+syslog_source_address(const struct syslog_source *ss, size_t i, struct sockaddr_storage *out)
+{
+	if (i >= ss->nlisteners)
+		return -ENOENT;
+	if (ss->listeners[i].addr->scheme == CONFIG_SCHEME_UNIX)
+		return -EAFNOSUPPORT;
+	*out = ss->listeners[i].bound;
+	return 0;
+}
+
+void
+syslog_source_get_stats(const struct syslog_source *ss, struct syslog_source_stats *st)
+{
+	*st = ss->st;
+	st->parse_errors = ss->sl.parse_errors;
+	st->connections_open = ss->nconns;
+	st->paused = ss->paused;
+}

@@ -1,0 +1,97 @@
+/*
+ * syslog_source: one `syslog` source of the configuration: a listener per
+ * `listen` URL, each message parsed with the syslog parser (RFC 5424 and
+ * RFC 3164, agent/syslog_parse.h) and appended to the spool.
+ *
+ * Transports:
+ *   udp://host:port    one message per datagram (IPv4 or IPv6)
+ *   tcp://host:port    a stream per connection, framed as RFC 6587 octet
+ *                      counting ("LEN SP MSG") when its first byte is a
+ *                      digit, else one message per line (LF, or NUL)
+ *   unix:///path       a unix datagram socket (what syslog(3) and logger
+ *                      write to), created with socket_mode and removed at stop
+ *
+ * Messages are always parsed as syslog: the `format` key is not available
+ * to syslog sources. The event's source is the listener's URL as written,
+ * its host the message's HOSTNAME (else the agent's), its time the message's
+ * timestamp (else the receive time). A trailing LF, CR LF or NUL is not
+ * part of a message; an empty message is not an event.
+ *
+ * Limits (DESIGN.md guarantees 3 and 4). A message longer than
+ * max_message_size: a datagram or a newline-framed one is cut at
+ * max_message_size and carries `truncated: true`; an octet-counted one is
+ * read and discarded. A malformed octet count closes that connection.
+ * Connections beyond max_connections are accepted and closed at once. A
+ * connection buffers at most max_message_size plus a frame header.
+ *
+ * Full spool. Datagrams are dropped and counted: a local sender blocks
+ * when a unix socket's queue is full, and syslog(3) callers must not stall
+ * behind the agent. TCP pushes back instead: the message that did not fit
+ * stays in its connection's buffer, reading stops on every connection of
+ * the source, and syslog_source_resume retries the kept messages before
+ * reading again, so nothing received over TCP is lost to a full spool.
+ */
+#ifndef LOGFERRY_SYSLOG_SOURCE_H
+#define LOGFERRY_SYSLOG_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "agent/agent_config.h"
+#include "agent/spool.h"
+
+struct syslog_source;
+
+/*
+ * Starts listening on every one of cfg's listen URLs on loop. host is the
+ * agent's host name; cfg, host and spool must outlive the source. Returns
+ * 0, or a negative error after logging which URL failed and what to do.
+ * On an error, listeners opened so far are being closed: the loop must run
+ * (one turn is enough) for their memory to be freed.
+ */
+int syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct syslog_source **out);
+
+/* The spool has room again: kept TCP messages are spooled and reading goes on. */
+void syslog_source_resume(struct syslog_source *ss);
+
+/*
+ * Closes every listener and connection and removes unix sockets it
+ * created; done(ctx) runs when every handle is closed and ss is freed.
+ * Complete TCP messages still kept for a full spool are offered to the
+ * spool once more; what does not fit is lost and logged.
+ */
+void syslog_source_stop(struct syslog_source *ss, void (*done)(void *ctx), void *ctx);
+
+/*
+ * The address listener i (in cfg->listen order) is bound to, with the
+ * port the kernel picked for port 0. Returns 0, -ENOENT for no such
+ * listener, or -EAFNOSUPPORT for a unix socket (its path is in cfg).
+ */
+int syslog_source_address(const struct syslog_source *ss, size_t i,
+    struct sockaddr_storage *out);
+
+struct syslog_source_stats {
+	uint64_t received;            /* messages spooled */
+	uint64_t truncated;           /* of which cut at max_message_size */
+	uint64_t parse_errors;        /* of which spooled with a parse_error field */
+	uint64_t dropped_full;        /* datagrams dropped on a full spool */
+	uint64_t dropped_oversize;    /* octet-counted messages over max_message_size, skipped */
+	uint64_t dropped_unspoolable; /* messages the spool refused even without fields */
+	uint64_t connections;         /* TCP connections accepted and served */
+	uint64_t connections_open;    /* of which still open */
+	uint64_t connections_refused; /* closed at once: max_connections reached */
+	uint64_t framing_errors;      /* connections closed for a malformed octet count */
+	uint64_t read_errors;         /* failed receives and connections reset */
+	uint64_t pauses;              /* times TCP reading stopped on a full spool */
+	bool paused;                  /* TCP reading is stopped now */
+};
+
+/* A copy of the source's counters. */
+void syslog_source_get_stats(const struct syslog_source *ss, struct syslog_source_stats *st);
+
+#endif
