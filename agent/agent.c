@@ -10,6 +10,7 @@
 
 #include "agent/agent.h"
 #include "agent/file_source.h"
+#include "agent/http_source.h"
 #include "agent/spool.h"
 #include "agent/syslog_source.h"
 #include "common/daemon.h"
@@ -25,6 +26,8 @@ struct agent {
 	size_t nfiles;
 	struct syslog_source **syslogs;
 	size_t nsyslogs;
+	struct http_source **https;
+	size_t nhttps;
 	size_t running;               /* sources not yet stopped, + 1 for agent_stop itself */
 	bool stopping;
 	bool spool_closed;            /* or never opened: everything has stopped */
@@ -56,8 +59,11 @@ agent_spool_options(const struct agent_config *cfg, const char *dir, struct spoo
 
 		if (s->type == SOURCE_FILE && s->max_line > max_line)
 			max_line = s->max_line;
-		if (s->type != SOURCE_FILE && s->max_message_size > max_line)
+		if (s->type == SOURCE_SYSLOG && s->max_message_size > max_line)
 			max_line = s->max_message_size;
+		/* An http event's message is one object of a body: up to max_body_size. */
+		if (s->type == SOURCE_HTTP && s->max_body_size > max_line)
+			max_line = s->max_body_size;
 	}
 	/* The line, its decoded fields (at most the line again) and the rest. */
 	o->event_max_bytes = 2 * max_line + 65536;
@@ -77,6 +83,9 @@ agent_writable(void *ctx)
 	for (size_t i = 0; i < a->nsyslogs; i++)
 		if (a->syslogs[i] != NULL)
 			syslog_source_resume(a->syslogs[i]);
+	for (size_t i = 0; i < a->nhttps; i++)
+		if (a->https[i] != NULL)
+			http_source_resume(a->https[i]);
 }
 
 int
@@ -104,7 +113,8 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 	if ((r = spool_open(loop, &so, agent_writable, a, &a->spool)) != 0)
 		goto fail;
 	if ((a->files = calloc(a->cfg->sources.n + 1, sizeof(*a->files))) == NULL ||
-	    (a->syslogs = calloc(a->cfg->sources.n + 1, sizeof(*a->syslogs))) == NULL) {
+	    (a->syslogs = calloc(a->cfg->sources.n + 1, sizeof(*a->syslogs))) == NULL ||
+	    (a->https = calloc(a->cfg->sources.n + 1, sizeof(*a->https))) == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -112,8 +122,10 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 		const struct agent_source *s = &((const struct agent_source *)a->cfg->sources.items)[i];
 
 		if (s->type == SOURCE_HTTP) {
-			log_warn("source %s: http sources are not available in this version yet; skipped",
-			    s->name);
+			if ((r = http_source_start(loop, s, a->host, a->spool,
+			    &a->https[a->nhttps])) != 0)
+				goto fail;
+			a->nhttps++;
 			continue;
 		}
 		if (s->type == SOURCE_SYSLOG) {
@@ -147,6 +159,7 @@ fail:
 	uv_run(loop, UV_RUN_NOWAIT);
 	free(a->files);
 	free(a->syslogs);
+	free(a->https);
 	free(a);
 	return r < 0 ? r : -EIO;
 }
@@ -184,7 +197,7 @@ agent_stop(void *ctx)
 	if (a->stopping)
 		return;
 	a->stopping = true;
-	a->running = a->nfiles + a->nsyslogs + 1;
+	a->running = a->nfiles + a->nsyslogs + a->nhttps + 1;
 	for (size_t i = 0; i < a->nfiles; i++) {
 		struct file_source *fs = a->files[i];
 
@@ -197,6 +210,12 @@ agent_stop(void *ctx)
 		a->syslogs[i] = NULL;
 		syslog_source_stop(ss, agent_source_stopped, a);
 	}
+	for (size_t i = 0; i < a->nhttps; i++) {
+		struct http_source *hs = a->https[i];
+
+		a->https[i] = NULL;
+		http_source_stop(hs, agent_source_stopped, a);
+	}
 	agent_source_stopped(a);
 }
 
@@ -208,6 +227,7 @@ agent_finish(void *ctx)
 
 	free(a->files);
 	free(a->syslogs);
+	free(a->https);
 	free(a);
 	return code;
 }

@@ -1,0 +1,1425 @@
+/* http_source: JSON events over HTTP into the spool (see http_source.h). */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <http_parser.h>
+
+#include "agent/http_source.h"
+#include "agent/intake.h"
+#include "common/jsonw.h"
+#include "common/log.h"
+
+#define HTTP_READ_BUF (16 * 1024)
+#define HTTP_URL_MAX 256           /* URL bytes kept: a longer one is no path of ours */
+#define HTTP_HNAME_MAX 32          /* header name bytes kept: ours are shorter */
+#define HTTP_HVAL_MAX 128          /* header value bytes kept */
+#define HTTP_OUT_MAX 4096          /* an answer's body */
+#define HTTP_BACKLOG 128
+
+enum http_conn_state {
+	HTTP_CONN_READING,     /* reading a request, or waiting for one */
+	HTTP_CONN_CHECKING,    /* the body is in: its objects are being checked */
+	HTTP_CONN_SPOOLING,    /* appending its events, maybe waiting for room */
+	HTTP_CONN_COMMITTING,  /* waiting for the spool to commit them */
+	HTTP_CONN_WRITING,     /* writing the answer */
+	HTTP_CONN_LINGERING,   /* answered, write side shut: draining before close */
+	HTTP_CONN_CLOSING,     /* handles closing */
+};
+
+static const char *const http_conn_state_names[] = {
+	"reading", "checking", "spooling", "committing", "writing", "lingering", "closing",
+};
+
+#define HTTP_TO(s) (1u << (s))
+/* The states each state may move to (CLOSING is always allowed, except from itself). */
+static const unsigned http_conn_next[] = {
+	[HTTP_CONN_READING] = HTTP_TO(HTTP_CONN_CHECKING) | HTTP_TO(HTTP_CONN_WRITING),
+	[HTTP_CONN_CHECKING] = HTTP_TO(HTTP_CONN_SPOOLING) | HTTP_TO(HTTP_CONN_WRITING),
+	[HTTP_CONN_SPOOLING] = HTTP_TO(HTTP_CONN_COMMITTING) | HTTP_TO(HTTP_CONN_WRITING),
+	[HTTP_CONN_COMMITTING] = HTTP_TO(HTTP_CONN_WRITING),
+	[HTTP_CONN_WRITING] = HTTP_TO(HTTP_CONN_READING) | HTTP_TO(HTTP_CONN_LINGERING),
+	[HTTP_CONN_LINGERING] = 0,
+	[HTTP_CONN_CLOSING] = 0,
+};
+
+/* Which header a value belongs to. */
+enum http_header { HTTP_HDR_OTHER, HTTP_HDR_CONTENT_TYPE, HTTP_HDR_CONTENT_ENCODING, HTTP_HDR_EXPECT };
+
+struct http_source;
+struct http_conn;
+
+/*
+ * What spool_when_committed calls back with: a connection may be gone by
+ * then (closed by its peer's timeout or the stop), so the callback finds
+ * it through this, and the connection clears it when it goes.
+ */
+struct http_ticket {
+	struct http_conn *conn;       /* NULL once the connection is gone */
+};
+
+struct http_listener {
+	uv_tcp_t tcp;
+	struct http_source *hs;
+	const struct config_addr *cfg;
+	struct sockaddr_storage addr;
+	char source[80];              /* "http://127.0.0.1:8540": the events' source */
+	bool open;
+};
+
+/* A connection over max_connections: accepted only to be closed. */
+struct http_refused {
+	uv_tcp_t tcp;
+	struct http_source *hs;
+};
+
+struct http_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;             /* idle, linger or stop-grace timeout */
+	uv_write_t wreq, creq;        /* the answer; "100 Continue" */
+	uv_shutdown_t sreq;
+	struct http_source *hs;
+	struct http_listener *l;
+	TAILQ_ENTRY(http_conn) link;  /* hs->conns */
+	TAILQ_ENTRY(http_conn) work;  /* hs->work, while queued */
+	bool queued;                  /* in hs->work */
+	bool waiting_room;            /* SPOOLING: waiting for the spool's writable */
+	bool reading;                 /* uv_read_start is in effect */
+	enum http_conn_state state;
+	int closing;                  /* handles still to be closed */
+	char peer[64];
+	http_parser parser;
+	uint8_t rbuf[HTTP_READ_BUF];
+	size_t rpos, rlen;            /* rbuf[rpos, rlen): read but not parsed (a pipelined request) */
+
+	/* The request. */
+	size_t head_bytes;
+	char url[HTTP_URL_MAX + 1];
+	size_t url_len;
+	bool url_long;
+	int hstate;                   /* 0: between headers, 1: in a name, 2: in a value */
+	char hname[HTTP_HNAME_MAX + 1], hval[HTTP_HVAL_MAX + 1];
+	size_t hname_len, hval_len;
+	bool hname_long, hval_long;
+	char ctype[HTTP_HVAL_MAX + 1], cenc[HTTP_HVAL_MAX + 1];
+	bool ctype_seen, ctype_long, cenc_long, expect_continue;
+	uint64_t body_seen;           /* body bytes received, as sent */
+	int status;                   /* an error answer decided on the way; 0 if none */
+	char error[INTAKE_ERROR_MAX]; /* its text */
+	bool early;                   /* answer before the body is read (then close) */
+	bool keep_alive;
+	struct intake *in;
+	uint64_t received_ns;         /* the time of events without a ts */
+	size_t taken;                 /* events appended or dropped */
+	size_t appended, dropped;
+	struct http_ticket *ticket;   /* while COMMITTING */
+
+	/* The answer. */
+	char head[512];
+	struct buf out;
+	bool close_after;
+};
+
+TAILQ_HEAD(http_conn_list, http_conn);
+
+struct http_source {
+	uv_loop_t *loop;
+	const struct agent_source *cfg;
+	const char *host, *stream;
+	struct spool *spool;
+	struct http_listener *listeners;
+	size_t nlisteners;
+	uv_idle_t idle;               /* runs the work queue */
+	bool idle_open;
+	struct http_conn_list conns, work;
+	size_t nconns;
+	size_t handles;               /* open uv handles; hs is freed at 0 once stopping */
+	uint64_t idle_timeout_ms;
+	bool stopping;
+	void (*done)(void *ctx);
+	void *done_ctx;
+	struct http_source_stats stats;
+};
+
+static void http_conn_parse(struct http_conn *c);
+static void http_on_handle_closed(uv_handle_t *h);
+static void http_conn_unqueue(struct http_conn *c);
+static void http_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void http_conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+static void http_conn_close(struct http_conn *c);
+
+/* ---------------------------------------------------------------- helpers */
+
+static void *
+http_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+
+	/* STYLE.md: out of memory is not a peer's fault; abort loudly. */
+	if (p == NULL) {
+		log_error("out of memory in the http source");
+		abort();
+	}
+	return p;
+}
+
+static uint64_t
+http_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* "127.0.0.1:8540" or "[::1]:8540". */
+static void
+http_addr_text(const struct sockaddr_storage *a, char *out, size_t len)
+{
+	char ip[64] = "?";
+
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)a;
+
+		uv_ip6_name(s6, ip, sizeof(ip));
+		snprintf(out, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	} else if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)a;
+
+		uv_ip4_name(s4, ip, sizeof(ip));
+		snprintf(out, len, "%s:%u", ip, ntohs(s4->sin_port));
+	} else {
+		snprintf(out, len, "?");
+	}
+}
+
+static const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+/* Copies v without the blanks around it into out (NUL-terminated). */
+static void
+http_trim_copy(char *out, size_t outlen, const char *v)
+{
+	size_t n;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strlen(v);
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, v, n);
+	out[n] = '\0';
+}
+
+/* The body kind of a Content-Type value: 0 (JSON), INTAKE_NDJSON, or -1. */
+static int
+http_media_type(const char *v)
+{
+	size_t n = strcspn(v, ";");
+
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (n == 16 && strncasecmp(v, "application/json", 16) == 0)
+		return 0;
+	if (n == 20 && strncasecmp(v, "application/x-ndjson", 20) == 0)
+		return INTAKE_NDJSON;
+	return -1;
+}
+
+/* INTAKE_GZIP or 0 for a Content-Encoding value, or -1. */
+static int
+http_encoding(const char *v)
+{
+	if (v[0] == '\0' || strcasecmp(v, "identity") == 0)
+		return 0;
+	if (strcasecmp(v, "gzip") == 0 || strcasecmp(v, "x-gzip") == 0)
+		return INTAKE_GZIP;
+	return -1;
+}
+
+/* ---------------------------------------------------------------- handles */
+
+/* Frees hs once it is stopping and its last handle is closed. */
+static void
+http_source_maybe_done(struct http_source *hs)
+{
+	void (*done)(void *);
+	void *ctx;
+
+	if (!hs->stopping)
+		return;
+	/* The work queue's handle goes last: connections still answering use it. */
+	if (TAILQ_EMPTY(&hs->conns) && hs->idle_open) {
+		hs->idle_open = false;
+		uv_close((uv_handle_t *)&hs->idle, http_on_handle_closed);
+		return;   /* its close callback comes back here */
+	}
+	if (hs->handles > 0)
+		return;
+	done = hs->done;
+	ctx = hs->done_ctx;
+	free(hs->listeners);
+	free(hs);
+	if (done != NULL)
+		done(ctx);
+}
+
+static void
+http_on_handle_closed(uv_handle_t *h)
+{
+	struct http_source *hs = h->data;
+
+	hs->handles--;
+	http_source_maybe_done(hs);
+}
+
+static void
+http_on_listener_closed(uv_handle_t *h)
+{
+	struct http_listener *l = h->data;
+
+	l->hs->handles--;
+	http_source_maybe_done(l->hs);
+}
+
+/* ---------------------------------------------------------------- state */
+
+static void
+http_conn_reading(struct http_conn *c, bool on)
+{
+	int r;
+
+	if (on == c->reading)
+		return;
+	c->reading = on;
+	if (!on) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		return;
+	}
+	if ((r = uv_read_start((uv_stream_t *)&c->tcp, http_conn_alloc, http_conn_on_read)) != 0) {
+		/* Never: the stream is open and not reading. */
+		log_error("source %s: cannot read from %s: %s; closing", c->hs->cfg->name, c->peer,
+		    uv_strerror(r));
+		c->reading = false;
+		http_conn_close(c);
+	}
+}
+
+/* Moves c to state s, checking the transition (a wrong one is a bug). */
+static void
+http_conn_set_state(struct http_conn *c, enum http_conn_state s)
+{
+	if (s != HTTP_CONN_CLOSING && !(http_conn_next[c->state] & HTTP_TO(s))) {
+		log_error("source %s: %s: connection state %s cannot become %s", c->hs->cfg->name,
+		    c->peer, http_conn_state_names[c->state], http_conn_state_names[s]);
+		abort();
+	}
+	if (c->state == HTTP_CONN_CLOSING)
+		abort();
+	log_debug("source %s: %s: %s -> %s", c->hs->cfg->name, c->peer,
+	    http_conn_state_names[c->state], http_conn_state_names[s]);
+	c->state = s;
+	/* Only these two states have work for the queue and the spool's writable. */
+	if (s != HTTP_CONN_CHECKING && s != HTTP_CONN_SPOOLING) {
+		http_conn_unqueue(c);
+		c->waiting_room = false;
+	}
+	/* A connection reads only between requests and while draining. */
+	if (s != HTTP_CONN_READING && s != HTTP_CONN_LINGERING && s != HTTP_CONN_CLOSING)
+		http_conn_reading(c, false);
+	uv_timer_stop(&c->timer);
+}
+
+static void
+http_conn_on_timer(uv_timer_t *t)
+{
+	struct http_conn *c = t->data;
+	struct http_source *hs = c->hs;
+
+	if (c->state == HTTP_CONN_READING || c->state == HTTP_CONN_WRITING) {
+		hs->stats.timeouts++;
+		log_debug("source %s: %s: no data for %" PRIu64 " ms; closing", hs->cfg->name,
+		    c->peer, hs->idle_timeout_ms);
+	} else if (c->state != HTTP_CONN_LINGERING) {
+		log_warn("source %s: %s: stopping before the answer to its request was ready; "
+		    "closing (the client will retry; its events may then be spooled twice)",
+		    hs->cfg->name, c->peer);
+	}
+	http_conn_close(c);
+}
+
+/* Arms c's timer; while stopping, no wait is longer than the stop's grace. */
+static void
+http_conn_timer(struct http_conn *c, uint64_t ms)
+{
+	if (c->hs->stopping && ms > HTTP_SOURCE_STOP_GRACE_MS)
+		ms = HTTP_SOURCE_STOP_GRACE_MS;
+	uv_timer_start(&c->timer, http_conn_on_timer, ms, 0);
+}
+
+static void
+http_conn_on_closed(uv_handle_t *h)
+{
+	struct http_conn *c = h->data;
+	struct http_source *hs = c->hs;
+
+	hs->handles--;
+	if (--c->closing > 0)
+		return;
+	intake_free(c->in);
+	buf_free(&c->out);
+	free(c);
+	http_source_maybe_done(hs);
+}
+
+static void
+http_conn_unqueue(struct http_conn *c)
+{
+	if (!c->queued)
+		return;
+	TAILQ_REMOVE(&c->hs->work, c, work);
+	c->queued = false;
+}
+
+static void
+http_conn_close(struct http_conn *c)
+{
+	struct http_source *hs = c->hs;
+
+	if (c->state == HTTP_CONN_CLOSING)
+		return;
+	http_conn_set_state(c, HTTP_CONN_CLOSING);
+	http_conn_unqueue(c);
+	c->waiting_room = false;
+	if (c->ticket != NULL) {
+		/* The events are in the spool all the same; nobody is left to tell. */
+		c->ticket->conn = NULL;
+		c->ticket = NULL;
+	}
+	TAILQ_REMOVE(&hs->conns, c, link);
+	hs->nconns--;
+	hs->stats.connections_open--;
+	c->closing = 2;
+	uv_close((uv_handle_t *)&c->tcp, http_conn_on_closed);
+	uv_close((uv_handle_t *)&c->timer, http_conn_on_closed);
+	http_source_maybe_done(hs);
+}
+
+/* ---------------------------------------------------------------- work queue */
+
+static void http_conn_work(struct http_conn *c);
+
+static void
+http_on_idle(uv_idle_t *h)
+{
+	struct http_source *hs = h->data;
+	struct http_conn *c;
+	size_t n = 0;
+
+	/* One step for each connection queued now; those that queue again go next turn. */
+	TAILQ_FOREACH(c, &hs->work, work)
+		n++;
+	while (n-- > 0 && (c = TAILQ_FIRST(&hs->work)) != NULL) {
+		http_conn_unqueue(c);
+		http_conn_work(c);
+	}
+	if (TAILQ_EMPTY(&hs->work))
+		uv_idle_stop(h);
+}
+
+static void
+http_conn_queue(struct http_conn *c)
+{
+	struct http_source *hs = c->hs;
+
+	if (!c->queued) {
+		TAILQ_INSERT_TAIL(&hs->work, c, work);
+		c->queued = true;
+	}
+	if (hs->idle_open && !uv_is_active((uv_handle_t *)&hs->idle))
+		uv_idle_start(&hs->idle, http_on_idle);
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static void
+http_conn_on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct http_conn *c = req->data;
+
+	if (status < 0 && c->state != HTTP_CONN_CLOSING)
+		http_conn_close(c);
+}
+
+/*
+ * Closes after an answer: the write side first, then what the client
+ * still sends is read and dropped for a while, so that its unread bytes
+ * do not make the kernel reset the connection before it read the answer.
+ */
+static void
+http_conn_linger(struct http_conn *c)
+{
+	http_conn_set_state(c, HTTP_CONN_LINGERING);
+	http_conn_timer(c, HTTP_SOURCE_LINGER_MS);
+	c->sreq.data = c;
+	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, http_conn_on_shutdown) != 0) {
+		http_conn_close(c);
+		return;
+	}
+	http_conn_reading(c, true);
+}
+
+static void
+http_conn_on_written(uv_write_t *w, int status)
+{
+	struct http_conn *c = w->data;
+
+	if (c->state == HTTP_CONN_CLOSING)
+		return;
+	if (status < 0) {
+		log_debug("source %s: %s: writing the answer failed: %s", c->hs->cfg->name, c->peer,
+		    uv_strerror(status));
+		http_conn_close(c);
+		return;
+	}
+	if (c->close_after) {
+		http_conn_linger(c);
+		return;
+	}
+	/* Ready for the next request: its bytes may already be here. */
+	if (c->in != NULL)
+		intake_release(c->in);
+	http_conn_set_state(c, HTTP_CONN_READING);
+	http_conn_timer(c, c->hs->idle_timeout_ms);
+	http_conn_parse(c);
+}
+
+/* Writes the answer: status, extra header lines, and c->out as its JSON body. */
+static void
+http_conn_write(struct http_conn *c, int status, const char *extra)
+{
+	struct http_source *hs = c->hs;
+	const char *conn = "";
+	uv_buf_t b[2];
+	int n, r;
+
+	c->close_after = !c->keep_alive || hs->stopping;
+	if (c->close_after)
+		conn = "Connection: close\r\n";
+	else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
+		conn = "Connection: keep-alive\r\n";
+	n = snprintf(c->head, sizeof(c->head), "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n%s%s\r\n",
+	    status, http_reason(status), c->out.len, extra, conn);
+	if (n < 0 || (size_t)n >= sizeof(c->head))
+		abort();   /* the head is ours and fits */
+	hs->stats.requests++;
+	http_conn_set_state(c, HTTP_CONN_WRITING);
+	http_conn_timer(c, hs->idle_timeout_ms);
+	b[0] = uv_buf_init(c->head, (unsigned)n);
+	b[1] = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+	c->wreq.data = c;
+	if ((r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, b, c->out.len ? 2 : 1,
+	    http_conn_on_written)) != 0) {
+		log_debug("source %s: %s: cannot write the answer: %s", hs->cfg->name, c->peer,
+		    uv_strerror(r));
+		http_conn_close(c);
+	}
+}
+
+static void
+http_conn_ok(struct http_conn *c)
+{
+	buf_reset(&c->out);
+	if (jsonw_raw(&c->out, "{\"accepted\":") != 0 || jsonw_uint(&c->out, c->appended) != 0 ||
+	    (c->dropped > 0 && (jsonw_raw(&c->out, ",\"dropped\":") != 0 ||
+	    jsonw_uint(&c->out, c->dropped) != 0)) || jsonw_raw(&c->out, "}") != 0)
+		abort();   /* a few digits in 4 KiB */
+	log_debug("source %s: %s: %zu event(s) accepted", c->hs->cfg->name, c->peer, c->appended);
+	http_conn_write(c, 200, "");
+}
+
+/* Answers c->status with c->error, counting and logging it. */
+static void
+http_conn_fail(struct http_conn *c)
+{
+	struct http_source *hs = c->hs;
+	struct http_source_stats *st = &hs->stats;
+	const char *extra = "", *name = hs->cfg->name, *advice;
+
+	buf_reset(&c->out);
+	if (jsonw_raw(&c->out, "{\"error\":") != 0 || jsonw_cstring(&c->out, c->error) != 0 ||
+	    jsonw_raw(&c->out, "}") != 0) {
+		buf_reset(&c->out);
+		if (jsonw_raw(&c->out, "{\"error\":") != 0 ||
+		    jsonw_cstring(&c->out, http_reason(c->status)) != 0 || jsonw_raw(&c->out, "}") != 0)
+			abort();
+	}
+	switch (c->status) {
+	case 400:
+		st->bad_requests++;
+		advice = "nothing of the request was spooled; the client must fix it";
+		break;
+	case 404:
+		st->not_found++;
+		advice = "fix the client's URL";
+		break;
+	case 405:
+		st->bad_method++;
+		extra = "Allow: POST\r\n";
+		advice = "the client must POST";
+		break;
+	case 413:
+		st->too_large++;
+		advice = "the client must send smaller requests, or raise max_body_size";
+		break;
+	case 415:
+		st->bad_type++;
+		advice = "fix the client's Content-Type or Content-Encoding";
+		break;
+	case 431:
+		st->headers_too_large++;
+		advice = "the client must send fewer or smaller headers";
+		break;
+	case 503:
+		/* Its own call site: client errors must not rate-limit the operator's warning away. */
+		st->unavailable_503++;
+		log_warn("source %s: answered 503 to %s: %s; the client retries; check that the "
+		    "relays are reachable and acknowledging", name, c->peer, c->error);
+		http_conn_write(c, c->status, "Retry-After: 1\r\n");
+		return;
+	default:
+		st->errors_500++;
+		log_error("source %s: answered %d to %s: %s; the client retries; check the spool's "
+		    "messages above", name, c->status, c->peer, c->error);
+		http_conn_write(c, c->status, extra);
+		return;
+	}
+	log_warn("source %s: answered %d to %s: %s; %s", name, c->status, c->peer, c->error, advice);
+	http_conn_write(c, c->status, extra);
+}
+
+static void http_conn_error(struct http_conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sets the error answer of c (it is written by http_conn_fail). */
+static void
+http_conn_error(struct http_conn *c, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->status = status;
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof(c->error), fmt, ap);
+	va_end(ap);
+}
+
+/* ---------------------------------------------------------------- spooling */
+
+static void
+http_on_committed(void *ctx, int status)
+{
+	struct http_ticket *t = ctx;
+	struct http_conn *c = t->conn;
+	struct http_source *hs;
+
+	free(t);
+	if (c == NULL)
+		return;
+	hs = c->hs;
+	c->ticket = NULL;
+	if (status == 0) {
+		hs->stats.accepted++;
+		hs->stats.events += c->appended;
+		http_conn_ok(c);
+		return;
+	}
+	if (status == -ECANCELED)
+		http_conn_error(c, 503, "the agent stopped before the events were stored: retry");
+	else
+		http_conn_error(c, 500, "the spool could not store the events (%s): retry",
+		    strerror(-status));
+	http_conn_fail(c);
+}
+
+/* Every event is appended (or dropped): the answer waits for their commit. */
+static void
+http_conn_commit(struct http_conn *c)
+{
+	struct http_ticket *t;
+	int r;
+
+	if (c->appended == 0) {
+		http_conn_ok(c);
+		return;
+	}
+	t = http_xcalloc(1, sizeof(*t));
+	t->conn = c;
+	if ((r = spool_when_committed(c->hs->spool, http_on_committed, t)) != 0) {
+		free(t);
+		if (r == -ENOMEM)
+			abort();
+		http_conn_error(c, 503, "the agent is stopping: retry");
+		http_conn_fail(c);
+		return;
+	}
+	c->ticket = t;
+	http_conn_set_state(c, HTTP_CONN_COMMITTING);
+}
+
+static void
+http_conn_wait_room(struct http_conn *c)
+{
+	c->waiting_room = true;
+	c->hs->stats.waits++;
+}
+
+/*
+ * Appends the request's events, at most HTTP_SOURCE_WORK bytes of body
+ * per call, then waits for their commit. No room for the first event:
+ * 503, nothing taken. No room for a later one: the request waits for the
+ * spool's writable callback (http_source_resume) and goes on from there.
+ */
+static void
+http_conn_spool(struct http_conn *c)
+{
+	static const char why[] = "event too large for the spool with its fields; fields dropped";
+	struct http_source *hs = c->hs;
+	size_t from = intake_offset(c->in), bytes;
+	struct event_field pe;
+	struct event ev, raw;
+	int r;
+
+	for (;;) {
+		if (intake_offset(c->in) - from >= HTTP_SOURCE_WORK) {
+			http_conn_queue(c);
+			return;
+		}
+		if (intake_next(c->in, c->received_ns, &ev, &bytes) == 0)
+			break;
+		r = spool_append(hs->spool, &ev, NULL);
+		if (r == -EMSGSIZE) {
+			/* Fields can make an event larger than the spool takes; the object alone may fit. */
+			memset(&pe, 0, sizeof(pe));
+			pe.key = (struct pbslice){ (const uint8_t *)"parse_error", 11 };
+			pe.type = EVENT_TEXT;
+			pe.v.text = (struct pbslice){ (const uint8_t *)why, sizeof(why) - 1 };
+			raw = ev;
+			raw.fields = &pe;
+			raw.nfields = 1;
+			if ((r = spool_append(hs->spool, &raw, NULL)) == 0)
+				hs->stats.fields_dropped++;
+		}
+		if (r == -EAGAIN) {
+			/* Nothing of the request is in yet: the client may retry it whole. */
+			if (c->taken == 0) {
+				http_conn_error(c, 503, "the spool is full: retry later");
+				http_conn_fail(c);
+			} else {
+				http_conn_wait_room(c);
+			}
+			return;
+		}
+		if (r != 0) {
+			hs->stats.dropped_unspoolable++;
+			c->dropped++;
+			log_error("source %s: %s: an event of about %zu bytes cannot be spooled (%s); "
+			    "dropped. The spool's largest event is too small for this source's "
+			    "max_body_size", hs->cfg->name, c->peer, bytes, strerror(-r));
+		} else {
+			c->appended++;
+		}
+		intake_consume(c->in);
+		c->taken++;
+	}
+	http_conn_commit(c);
+}
+
+static void
+http_conn_work(struct http_conn *c)
+{
+	struct http_source *hs = c->hs;
+	struct spool_stats ss;
+	int r;
+
+	if (c->state == HTTP_CONN_CHECKING) {
+		if ((r = intake_check(c->in, HTTP_SOURCE_WORK)) == 1) {
+			http_conn_queue(c);
+			return;
+		}
+		if (r < 0) {
+			http_conn_error(c, 400, "%s", intake_error(c->in));
+			http_conn_fail(c);
+			return;
+		}
+		if (intake_events(c->in) == 0) {
+			http_conn_ok(c);
+			return;
+		}
+		/*
+		 * A spool at max_size still has free hand-off blocks, but what goes
+		 * into them waits for the relays to acknowledge older events; and
+		 * when a source already waits for room, so would this request:
+		 * 503 rather than a client left waiting, nothing taken.
+		 */
+		spool_get_stats(hs->spool, &ss);
+		if (ss.full) {
+			http_conn_error(c, 503, "the spool is full: retry later");
+			http_conn_fail(c);
+			return;
+		}
+		/*
+		 * Usually the spool grants the whole request at once. When it does
+		 * not (a busy writer, or a request larger than the hand-off queue,
+		 * which would never fit whole), the events go in as room comes:
+		 * http_conn_spool answers 503 if not even the first one fits.
+		 */
+		if (!spool_room(hs->spool, intake_bytes(c->in), intake_events(c->in)))
+			log_debug("source %s: %s: a request of %zu events goes into the spool as room "
+			    "comes", hs->cfg->name, c->peer, intake_events(c->in));
+		http_conn_set_state(c, HTTP_CONN_SPOOLING);
+	}
+	if (c->state == HTTP_CONN_SPOOLING && !c->waiting_room)
+		http_conn_spool(c);
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+/* The whole request is read (the parser is paused after it). */
+static void
+http_conn_request(struct http_conn *c)
+{
+	int r;
+
+	c->received_ns = http_now_ns();
+	if (c->status != 0) {
+		http_conn_fail(c);
+		return;
+	}
+	if ((r = intake_end(c->in)) != 0) {
+		if (r == -EMSGSIZE) {
+			c->keep_alive = false;
+			http_conn_error(c, 413, "the request body is larger than max_body_size "
+			    "(%" PRIu64 " bytes) once decoded", c->hs->cfg->max_body_size);
+		} else {
+			http_conn_error(c, 400, "%s", intake_error(c->in));
+		}
+		http_conn_fail(c);
+		return;
+	}
+	http_conn_set_state(c, HTTP_CONN_CHECKING);
+	http_conn_queue(c);
+}
+
+static struct http_conn *
+http_conn_of(http_parser *p)
+{
+	return p->data;
+}
+
+static int
+http_on_message_begin(http_parser *p)
+{
+	struct http_conn *c = http_conn_of(p);
+
+	c->head_bytes = 0;
+	c->url[0] = '\0';
+	c->url_len = 0;
+	c->url_long = false;
+	c->hstate = 0;
+	c->ctype[0] = c->cenc[0] = '\0';
+	c->ctype_seen = c->ctype_long = c->cenc_long = c->expect_continue = false;
+	c->body_seen = 0;
+	c->status = 0;
+	c->error[0] = '\0';
+	c->early = false;
+	c->keep_alive = false;
+	c->taken = c->appended = c->dropped = 0;
+	return 0;
+}
+
+/* Counts request-head bytes; beyond HTTP_SOURCE_HEADER_MAX the request is refused. */
+static int
+http_head_budget(struct http_conn *c, size_t n)
+{
+	c->head_bytes += n;
+	if (c->head_bytes <= HTTP_SOURCE_HEADER_MAX)
+		return 0;
+	c->keep_alive = false;
+	http_conn_error(c, 431, "the request line and headers are larger than %d bytes",
+	    HTTP_SOURCE_HEADER_MAX);
+	return -1;
+}
+
+static int
+http_on_url(http_parser *p, const char *at, size_t n)
+{
+	struct http_conn *c = http_conn_of(p);
+
+	if (http_head_budget(c, n) != 0)
+		return -1;
+	if (c->url_long || n > HTTP_URL_MAX - c->url_len) {
+		c->url_long = true;
+		return 0;
+	}
+	memcpy(c->url + c->url_len, at, n);
+	c->url_len += n;
+	c->url[c->url_len] = '\0';
+	return 0;
+}
+
+/* A header is complete: keeps the values we use. */
+static void
+http_header_done(struct http_conn *c)
+{
+	if (c->hstate == 0)
+		return;
+	c->hstate = 0;
+	c->hname[c->hname_len] = '\0';
+	c->hval[c->hval_len] = '\0';
+	if (c->hname_long)
+		return;
+	if (strcasecmp(c->hname, "content-type") == 0) {
+		c->ctype_seen = true;
+		c->ctype_long = c->hval_long;
+		http_trim_copy(c->ctype, sizeof(c->ctype), c->hval);
+	} else if (strcasecmp(c->hname, "content-encoding") == 0) {
+		c->cenc_long = c->hval_long;
+		http_trim_copy(c->cenc, sizeof(c->cenc), c->hval);
+	} else if (strcasecmp(c->hname, "expect") == 0) {
+		char v[32];
+
+		http_trim_copy(v, sizeof(v), c->hval);
+		c->expect_continue = !c->hval_long && strcasecmp(v, "100-continue") == 0;
+	}
+}
+
+static int
+http_on_header_field(http_parser *p, const char *at, size_t n)
+{
+	struct http_conn *c = http_conn_of(p);
+
+	/* ": " and CRLF around each header count too. */
+	if (http_head_budget(c, n + (c->hstate != 1 ? 4 : 0)) != 0)
+		return -1;
+	if (c->hstate == 2)
+		http_header_done(c);
+	if (c->hstate == 0) {
+		c->hstate = 1;
+		c->hname_len = c->hval_len = 0;
+		c->hname_long = c->hval_long = false;
+	}
+	if (c->hname_long || n > HTTP_HNAME_MAX - c->hname_len) {
+		c->hname_long = true;
+		return 0;
+	}
+	memcpy(c->hname + c->hname_len, at, n);
+	c->hname_len += n;
+	return 0;
+}
+
+static int
+http_on_header_value(http_parser *p, const char *at, size_t n)
+{
+	struct http_conn *c = http_conn_of(p);
+
+	if (http_head_budget(c, n) != 0)
+		return -1;
+	c->hstate = 2;
+	if (c->hval_long || n > HTTP_HVAL_MAX - c->hval_len) {
+		c->hval_long = true;
+		return 0;
+	}
+	memcpy(c->hval + c->hval_len, at, n);
+	c->hval_len += n;
+	return 0;
+}
+
+static void
+http_conn_on_continued(uv_write_t *w, int status)
+{
+	struct http_conn *c = w->data;
+
+	if (status < 0 && c->state != HTTP_CONN_CLOSING)
+		http_conn_close(c);
+}
+
+/* Decides what to do with the request before its body: an early answer, or read it. */
+static int
+http_on_headers_complete(http_parser *p)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct http_conn *c = http_conn_of(p);
+	struct http_source *hs = c->hs;
+	size_t plen = strcspn(c->url, "?#");
+	bool has_length = (p->flags & F_CONTENTLENGTH) != 0;
+	bool has_body = (p->flags & F_CHUNKED) || (has_length && p->content_length > 0);
+	int kind = 0, enc = 0;
+
+	http_header_done(c);
+	c->keep_alive = http_should_keep_alive(p) != 0;
+	if (c->url_long || plen != strlen(HTTP_SOURCE_PATH) ||
+	    memcmp(c->url, HTTP_SOURCE_PATH, plen) != 0) {
+		http_conn_error(c, 404, "no such path '%.64s%s': events are posted to "
+		    HTTP_SOURCE_PATH, c->url, c->url_long ? "..." : "");
+	} else if (p->method != HTTP_POST) {
+		http_conn_error(c, 405, "method %s is not allowed on " HTTP_SOURCE_PATH ": use POST",
+		    http_method_str((enum http_method)p->method));
+	} else if (!c->ctype_seen || c->ctype_long || (kind = http_media_type(c->ctype)) < 0) {
+		http_conn_error(c, 415, "Content-Type '%.64s' is not supported: use "
+		    "application/json (one object) or application/x-ndjson (one object per line)",
+		    c->ctype_seen ? c->ctype : "");
+	} else if (c->cenc_long || (enc = http_encoding(c->cenc)) < 0) {
+		http_conn_error(c, 415, "Content-Encoding '%.64s' is not supported: use gzip, or none",
+		    c->cenc);
+	} else if (has_length && p->content_length > hs->cfg->max_body_size) {
+		c->keep_alive = false;
+		http_conn_error(c, 413, "the request body (%" PRIu64 " bytes) is larger than "
+		    "max_body_size (%" PRIu64 " bytes)", (uint64_t)p->content_length,
+		    hs->cfg->max_body_size);
+	}
+	if (c->status != 0) {
+		/* A body would be read only to be dropped: answer now and close instead. */
+		if (has_body) {
+			c->early = true;
+			c->keep_alive = false;
+			http_parser_pause(p, 1);
+		}
+		return 0;
+	}
+	if (c->in == NULL) {
+		struct intake_options o = {
+			.max_body = hs->cfg->max_body_size,
+			.host = hs->host,
+			.stream = hs->stream,
+			.source = c->l->source,
+		};
+
+		if (intake_new(&o, &c->in) != 0)
+			abort();   /* out of memory */
+	}
+	intake_begin(c->in, (unsigned)(kind | enc));
+	if (c->expect_continue && has_body) {
+		uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
+
+		c->creq.data = c;
+		if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, http_conn_on_continued) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+http_on_body(http_parser *p, const char *at, size_t n)
+{
+	struct http_conn *c = http_conn_of(p);
+	struct http_source *hs = c->hs;
+	int r;
+
+	hs->stats.body_bytes += n;
+	c->body_seen += n;
+	/* Chunked bodies have no length to refuse up front: they stop here. */
+	if (c->body_seen > hs->cfg->max_body_size) {
+		c->keep_alive = false;
+		http_conn_error(c, 413, "the request body is larger than max_body_size "
+		    "(%" PRIu64 " bytes)", hs->cfg->max_body_size);
+		return -1;
+	}
+	if (c->status != 0)
+		return 0;   /* a broken gzip body: read to its end, answered 400 after it */
+	if ((r = intake_feed(c->in, (const uint8_t *)at, n)) == 0)
+		return 0;
+	if (r == -EMSGSIZE) {
+		c->keep_alive = false;
+		http_conn_error(c, 413, "the request body is larger than max_body_size "
+		    "(%" PRIu64 " bytes) once decoded", hs->cfg->max_body_size);
+		return -1;
+	}
+	http_conn_error(c, 400, "%s", intake_error(c->in));
+	return 0;
+}
+
+static int
+http_on_message_complete(http_parser *p)
+{
+	/* One request at a time: the parser stops here until it is answered. */
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings http_settings = {
+	.on_message_begin = http_on_message_begin,
+	.on_url = http_on_url,
+	.on_header_field = http_on_header_field,
+	.on_header_value = http_on_header_value,
+	.on_headers_complete = http_on_headers_complete,
+	.on_body = http_on_body,
+	.on_message_complete = http_on_message_complete,
+};
+
+/* Parses what was read, up to the end of the next request. */
+static void
+http_conn_parse(struct http_conn *c)
+{
+	enum http_errno e;
+	size_t n;
+
+	while (c->state == HTTP_CONN_READING && c->rpos < c->rlen) {
+		n = http_parser_execute(&c->parser, &http_settings, (const char *)c->rbuf + c->rpos,
+		    c->rlen - c->rpos);
+		c->rpos += n;
+		e = HTTP_PARSER_ERRNO(&c->parser);
+		if (e == HPE_PAUSED) {
+			http_parser_pause(&c->parser, 0);
+			if (c->early)
+				http_conn_fail(c);
+			else
+				http_conn_request(c);
+			break;
+		}
+		if (e != HPE_OK || n == 0) {
+			/* The parser cannot go on after an error: answer and close. */
+			if (c->status == 0)
+				http_conn_error(c, 400, "malformed HTTP request: %s",
+				    http_errno_description(e));
+			c->keep_alive = false;
+			http_conn_fail(c);
+			break;
+		}
+	}
+	if (c->state == HTTP_CONN_READING && c->rpos == c->rlen) {
+		c->rpos = c->rlen = 0;
+		http_conn_reading(c, true);
+	}
+}
+
+static void
+http_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct http_conn *c = h->data;
+
+	(void)suggested;
+	/* Reading happens only once every byte read before is parsed. */
+	b->base = (char *)c->rbuf;
+	b->len = sizeof(c->rbuf);
+}
+
+static void
+http_conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct http_conn *c = s->data;
+
+	(void)b;
+	if (n == 0)
+		return;
+	if (n < 0) {
+		if (n != UV_EOF)
+			log_debug("source %s: %s: %s", c->hs->cfg->name, c->peer, uv_strerror((int)n));
+		http_conn_close(c);
+		return;
+	}
+	if (c->state != HTTP_CONN_READING)
+		return;   /* lingering: dropped */
+	c->rpos = 0;
+	c->rlen = (size_t)n;
+	http_conn_timer(c, c->hs->idle_timeout_ms);
+	http_conn_parse(c);
+}
+
+/* ---------------------------------------------------------------- accepting */
+
+static void
+http_on_refused_closed(uv_handle_t *h)
+{
+	struct http_refused *x = h->data;
+	struct http_source *hs = x->hs;
+
+	free(x);
+	hs->handles--;
+	http_source_maybe_done(hs);
+}
+
+/* Over max_connections: accepted, told 503 if the socket takes it at once, and closed. */
+static void
+http_refuse(struct http_source *hs, uv_stream_t *server)
+{
+	static const char body[] = "{\"error\":\"too many connections: retry later\"}";
+	struct http_refused *x = http_xcalloc(1, sizeof(*x));
+	struct sockaddr_storage a;
+	char msg[256], peer[64] = "?";
+	int n, len = sizeof(a);
+	uv_buf_t b;
+
+	x->hs = hs;
+	x->tcp.data = x;
+	uv_tcp_init(hs->loop, &x->tcp);
+	hs->handles++;
+	hs->stats.connections_refused++;
+	if (uv_accept(server, (uv_stream_t *)&x->tcp) == 0) {
+		if (uv_tcp_getpeername(&x->tcp, (struct sockaddr *)&a, &len) == 0)
+			http_addr_text(&a, peer, sizeof(peer));
+		n = snprintf(msg, sizeof(msg), "HTTP/1.1 503 Service Unavailable\r\n"
+		    "Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
+		    "Connection: close\r\n\r\n%s", sizeof(body) - 1, body);
+		b = uv_buf_init(msg, (unsigned)n);
+		(void)uv_try_write((uv_stream_t *)&x->tcp, &b, 1);
+	}
+	log_warn("source %s: connection from %s refused: max_connections (%" PRId64 ") are open; "
+	    "raise max_connections, or make clients reuse their connections", hs->cfg->name, peer,
+	    hs->cfg->max_connections);
+	uv_close((uv_handle_t *)&x->tcp, http_on_refused_closed);
+}
+
+static void
+http_on_connection(uv_stream_t *server, int status)
+{
+	struct http_listener *l = server->data;
+	struct http_source *hs = l->hs;
+	struct sockaddr_storage a;
+	struct http_conn *c;
+	int r, len = sizeof(a);
+
+	if (status < 0) {
+		log_warn("source %s: accepting a connection on %s failed: %s; going on", hs->cfg->name,
+		    l->source, uv_strerror(status));
+		return;
+	}
+	if (hs->stopping)
+		return;
+	if (hs->nconns >= (size_t)hs->cfg->max_connections) {
+		http_refuse(hs, server);
+		return;
+	}
+	c = http_xcalloc(1, sizeof(*c));
+	c->hs = hs;
+	c->l = l;
+	c->tcp.data = c;
+	c->timer.data = c;
+	snprintf(c->peer, sizeof(c->peer), "?");
+	buf_init(&c->out, HTTP_OUT_MAX);
+	uv_tcp_init(hs->loop, &c->tcp);
+	uv_timer_init(hs->loop, &c->timer);
+	hs->handles += 2;
+	TAILQ_INSERT_TAIL(&hs->conns, c, link);
+	hs->nconns++;
+	hs->stats.connections_open++;
+	c->state = HTTP_CONN_READING;
+	if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) != 0) {
+		log_warn("source %s: accepting a connection on %s failed: %s; going on",
+		    hs->cfg->name, l->source, uv_strerror(r));
+		http_conn_close(c);
+		return;
+	}
+	hs->stats.connections++;
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&a, &len) == 0)
+		http_addr_text(&a, c->peer, sizeof(c->peer));
+	/* Answers are small and end a request: send them at once. */
+	uv_tcp_nodelay(&c->tcp, 1);
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	http_conn_timer(c, hs->idle_timeout_ms);
+	c->reading = false;
+	if ((r = uv_read_start((uv_stream_t *)&c->tcp, http_conn_alloc, http_conn_on_read)) != 0) {
+		log_warn("source %s: cannot read from %s: %s; closing", hs->cfg->name, c->peer,
+		    uv_strerror(r));
+		http_conn_close(c);
+		return;
+	}
+	c->reading = true;
+}
+
+/* ---------------------------------------------------------------- API */
+
+static int
+http_listen(struct http_source *hs, struct http_listener *l, const struct config_addr *a)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[8];
+	int r, len = sizeof(l->addr);
+
+	l->hs = hs;
+	l->cfg = a;
+	l->tcp.data = l;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%u", a->port);
+	if ((r = getaddrinfo(a->host, port, &hints, &res)) != 0) {
+		log_error("source %s: cannot listen on %s: %s; use an IP address, or a name that "
+		    "resolves", hs->cfg->name, a->text, gai_strerror(r));
+		return -EADDRNOTAVAIL;
+	}
+	if ((r = uv_tcp_init(hs->loop, &l->tcp)) != 0) {
+		freeaddrinfo(res);
+		return r;
+	}
+	l->open = true;
+	hs->handles++;
+	r = uv_tcp_bind(&l->tcp, res->ai_addr, 0);
+	freeaddrinfo(res);
+	/* libuv reports a bind error (the port in use) at listen. */
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&l->tcp, HTTP_BACKLOG, http_on_connection);
+	if (r == 0)
+		r = uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&l->addr, &len);
+	if (r != 0) {
+		log_error("source %s: cannot listen on %s: %s; is another process using that "
+		    "address?", hs->cfg->name, a->text, uv_strerror(r));
+		return r;
+	}
+	memcpy(l->source, "http://", 7);
+	http_addr_text(&l->addr, l->source + 7, sizeof(l->source) - 7);
+	log_info("source %s: listening on %s", hs->cfg->name, l->source);
+	return 0;
+}
+
+int
+http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct http_source **out)
+{
+	const struct config_addr *addrs = cfg->listen.items;
+	struct http_source *hs;
+	int r;
+
+	if ((hs = calloc(1, sizeof(*hs))) == NULL ||
+	    (hs->listeners = calloc(cfg->listen.n ? cfg->listen.n : 1,
+	    sizeof(*hs->listeners))) == NULL) {
+		free(hs);
+		log_error("source %s: out of memory", cfg->name);
+		return -ENOMEM;
+	}
+	hs->loop = loop;
+	hs->cfg = cfg;
+	hs->host = host;
+	hs->stream = cfg->stream != NULL ? cfg->stream : cfg->name;
+	hs->spool = spool;
+	hs->idle_timeout_ms = HTTP_SOURCE_IDLE_TIMEOUT_MS;
+	TAILQ_INIT(&hs->conns);
+	TAILQ_INIT(&hs->work);
+	uv_idle_init(loop, &hs->idle);
+	hs->idle.data = hs;
+	hs->idle_open = true;
+	hs->handles++;
+	for (size_t i = 0; i < cfg->listen.n; i++) {
+		hs->nlisteners++;
+		if ((r = http_listen(hs, &hs->listeners[i], &addrs[i])) != 0) {
+			http_source_stop(hs, NULL, NULL);
+			return r;
+		}
+	}
+	*out = hs;
+	return 0;
+}
+
+void
+http_source_resume(struct http_source *hs)
+{
+	struct http_conn *c;
+
+	TAILQ_FOREACH(c, &hs->conns, link) {
+		if (c->waiting_room) {
+			c->waiting_room = false;
+			http_conn_queue(c);
+		}
+	}
+}
+
+/* At stop: what each connection still owes its client. */
+static void
+http_conn_stop(struct http_conn *c)
+{
+	switch (c->state) {
+	case HTTP_CONN_READING:
+	case HTTP_CONN_LINGERING:
+		http_conn_close(c);
+		break;
+	case HTTP_CONN_CHECKING:
+		http_conn_error(c, 503, "the agent is stopping: retry");
+		http_conn_fail(c);
+		break;
+	case HTTP_CONN_SPOOLING:
+		if (c->taken == 0) {
+			http_conn_error(c, 503, "the agent is stopping: retry");
+			http_conn_fail(c);
+		} else {
+			/* Some of its events are in: it is answered if it finishes in time. */
+			http_conn_timer(c, HTTP_SOURCE_STOP_GRACE_MS);
+		}
+		break;
+	case HTTP_CONN_COMMITTING:
+	case HTTP_CONN_WRITING:
+		http_conn_timer(c, HTTP_SOURCE_STOP_GRACE_MS);
+		break;
+	case HTTP_CONN_CLOSING:
+		break;
+	}
+}
+
+void
+http_source_stop(struct http_source *hs, void (*done)(void *ctx), void *ctx)
+{
+	struct http_conn *c, *next;
+
+	hs->stopping = true;
+	hs->done = done;
+	hs->done_ctx = ctx;
+	for (size_t i = 0; i < hs->nlisteners; i++) {
+		struct http_listener *l = &hs->listeners[i];
+
+		if (l->open) {
+			l->open = false;
+			uv_close((uv_handle_t *)&l->tcp, http_on_listener_closed);
+		}
+	}
+	for (c = TAILQ_FIRST(&hs->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		http_conn_stop(c);
+	}
+	http_source_maybe_done(hs);
+}
+
+int
+http_source_address(const struct http_source *hs, size_t i, struct sockaddr_storage *out)
+{
+	if (i >= hs->nlisteners || !hs->listeners[i].open)
+		return -ENOENT;
+	*out = hs->listeners[i].addr;
+	return 0;
+}
+
+void
+http_source_set_idle_timeout(struct http_source *hs, uint64_t ms)
+{
+	hs->idle_timeout_ms = ms;
+}
+
+void
+http_source_get_stats(const struct http_source *hs, struct http_source_stats *st)
+{
+	*st = hs->stats;
+}

@@ -1,0 +1,133 @@
+/*
+ * http_source: one `http` source of the configuration: an HTTP/1.1
+ * listener per `listen` address taking JSON events by
+ *
+ *   POST /v1/events
+ *   Content-Type: application/json       one JSON object
+ *              or application/x-ndjson   JSON objects, one per line
+ *   [Content-Encoding: gzip]
+ *
+ * (agent/intake.h says how a body becomes events: members become fields,
+ * `ts` and `stream` members set the event's time and stream). The event's
+ * source is the listener, "http://127.0.0.1:8540"; its host the agent's.
+ *
+ * Answers (a JSON body each; errors as {"error":"..."}):
+ *   200 {"accepted":N}   only once the request's N events are committed to
+ *                        the spool (spool_when_committed)
+ *   400  a malformed object (the error names its line), a broken gzip body
+ *        or a malformed HTTP request; nothing of the request is spooled
+ *   404  another path;  405 (Allow: POST) another method on /v1/events
+ *   413  a body over max_body_size, as sent or decoded: by Content-Length
+ *        before the body is read, or as soon as it passes; closes
+ *   415  another Content-Type or Content-Encoding
+ *   431  request headers over HTTP_SOURCE_HEADER_MAX bytes; closes
+ *   503 (Retry-After: 1)  the spool has no room for the request: nothing
+ *        of it was spooled, the client retries later
+ *   500  the spool lost the request's events (a disk error); retry
+ *
+ * A request is spooled whole or not at all, so a client may always retry
+ * after an error: every object is checked before any is appended. Then
+ * 503 when the spool is full (at max_size, or a source already waits for
+ * room: spool_get_stats' `full`); else spool_room is asked for the whole
+ * request, which it usually grants. When it does not (a busy spool writer,
+ * or a request larger than the spool's hand-off queue, which would never
+ * fit whole), the events go in as room comes: 503 if not even the first
+ * one fits; once one is in, the request waits for room (its connection
+ * reads nothing meanwhile) and completes.
+ *
+ * An object whose event is larger than the spool takes (its
+ * event_max_bytes) is spooled without its fields, with a parse_error field
+ * saying so; one too large even then is dropped, counted and logged, and
+ * the answer says {"accepted":N,"dropped":K}. The agent sizes the spool's
+ * largest event from max_body_size so that neither happens.
+ *
+ * Connections: HTTP/1.1 keep-alive (Connection: close honoured; HTTP/1.0
+ * closes unless it asks for keep-alive); one request at a time, pipelined
+ * ones wait unread; "Expect: 100-continue" answered; at most
+ * max_connections at once (more are accepted, sent a 503 and closed,
+ * counted); closed after idle_timeout without a byte from the client.
+ * After an answer that closes, unread bytes are drained for up to
+ * HTTP_SOURCE_LINGER_MS so that the client reads the answer, not a reset.
+ *
+ * Work per loop turn is capped (HTTP_SOURCE_WORK bytes of body per
+ * connection), so that a large body does not hold up other sources.
+ */
+#ifndef LOGFERRY_HTTP_SOURCE_H
+#define LOGFERRY_HTTP_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "agent/agent_config.h"
+#include "agent/spool.h"
+
+#define HTTP_SOURCE_PATH "/v1/events"
+#define HTTP_SOURCE_HEADER_MAX (16 * 1024)        /* request line and headers */
+#define HTTP_SOURCE_IDLE_TIMEOUT_MS 60000
+#define HTTP_SOURCE_LINGER_MS 2000
+#define HTTP_SOURCE_STOP_GRACE_MS 5000            /* answers still due at stop */
+#define HTTP_SOURCE_WORK (256 * 1024)             /* body bytes per connection per loop turn */
+
+struct http_source;
+
+/*
+ * Starts listening on every one of cfg's listen addresses on loop. host
+ * is the agent's host name; cfg, host and spool must outlive the source.
+ * Returns 0, or a negative error after logging which address failed and
+ * what to do; on an error nothing is left open once the loop has run one
+ * turn.
+ */
+int http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct http_source **out);
+
+/* The spool has room again (its writable callback): waiting requests go on. */
+void http_source_resume(struct http_source *hs);
+
+/*
+ * Stops: closes the listeners and idle connections at once; requests
+ * whose events are in the spool get their answer (with Connection: close)
+ * for up to HTTP_SOURCE_STOP_GRACE_MS; the rest are closed unanswered.
+ * done(ctx) runs when every handle is closed and hs is freed. The spool
+ * must stay open until then.
+ */
+void http_source_stop(struct http_source *hs, void (*done)(void *ctx), void *ctx);
+
+/*
+ * The address listener i (in cfg->listen order) is bound to, with the
+ * port the kernel picked for port 0. Returns 0, or -ENOENT.
+ */
+int http_source_address(const struct http_source *hs, size_t i, struct sockaddr_storage *out);
+
+/* Idle connections are closed after ms (default HTTP_SOURCE_IDLE_TIMEOUT_MS; for tests). */
+void http_source_set_idle_timeout(struct http_source *hs, uint64_t ms);
+
+struct http_source_stats {
+	uint64_t requests;            /* requests answered, whatever the answer */
+	uint64_t accepted;            /* 200: events committed */
+	uint64_t events;              /* events committed for those requests */
+	uint64_t bad_requests;        /* 400: malformed JSON, gzip or HTTP */
+	uint64_t not_found;           /* 404 */
+	uint64_t bad_method;          /* 405 */
+	uint64_t too_large;           /* 413 */
+	uint64_t bad_type;            /* 415: Content-Type or Content-Encoding */
+	uint64_t headers_too_large;   /* 431 */
+	uint64_t unavailable_503;     /* 503: no room in the spool, or stopping */
+	uint64_t errors_500;          /* 500: the spool lost the events */
+	uint64_t fields_dropped;      /* events spooled without their fields: too large with them */
+	uint64_t dropped_unspoolable; /* events the spool refused even without fields */
+	uint64_t waits;               /* times a large request waited for room mid-way */
+	uint64_t body_bytes;          /* request body bytes received, before gzip decoding */
+	uint64_t connections;         /* accepted and served */
+	uint64_t connections_open;    /* of which open now */
+	uint64_t connections_refused; /* closed at once: max_connections reached */
+	uint64_t timeouts;            /* closed after the idle timeout */
+};
+
+/* A copy of the source's counters. */
+void http_source_get_stats(const struct http_source *hs, struct http_source_stats *st);
+
+#endif
