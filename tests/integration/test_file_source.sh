@@ -155,6 +155,8 @@ while kill -0 "$wpid" 2>/dev/null && [ "$(ps -o stat= -p "$wpid" | cut -c1)" != 
 done
 start agent-kill-last "$LOGFERRY_AGENT" -c "$cfg"
 pid=$LF_PID
+# The spool may hold everything already: be sure this agent runs before stopping it.
+wait_log "$T/agent-kill-last.log" "started as" || fail "kill -9 loop: last agent did not start"
 wait_spooled "$cfg" $total 60 || fail "kill -9 loop: not everything arrived"
 stop_agent "$pid"
 check "$cfg" 1 $total "kill -9 $kills times while a writer appends: every line exactly once"
