@@ -1,0 +1,1096 @@
+/* kafka: the shared producer and delivery -> batch answers (see kafka.h). */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "proto/event_json.h"
+#include "relay/kafka.h"
+#include "relay/route.h"
+
+#define KAFKA_MIB (UINT64_C(1) << 20)
+/* Smallest queue budget: twice librdkafka's default message.max.bytes. */
+#define KAFKA_MIN_QUEUE_BYTES (4 * KAFKA_MIB)
+/*
+ * librdkafka's memory per queued record beside its payload (the message,
+ * the header list and headers, allocator slack), measured roughly on
+ * 2.0.2. Half of the budget goes to payloads, half to this overhead.
+ */
+#define KAFKA_MSG_OVERHEAD 384
+#define KAFKA_MAX_QUEUE_MSGS 10000000
+/* Keys longer than this are cut (deterministically: same key, same cut). */
+#define KAFKA_KEY_MAX 1024
+/* How long the poller waits in rd_kafka_poll: bounds how late it notices a stop or a drained queue. */
+#define KAFKA_POLL_MS 100
+/* Reports of a purged producer are served before it is destroyed, for this long at most. */
+#define KAFKA_DRAIN_MS 5000
+/* A failed recreate is tried again after this. */
+#define KAFKA_RECREATE_RETRY_MS 1000
+#define KAFKA_HDR_AGENT "logferry-agent"
+#define KAFKA_HDR_SEQ "logferry-seq"
+
+struct kafka_batch {
+	struct kafka_loop *kl;
+	const char *agent;
+	kafka_batch_cb cb;            /* NULL once abandoned */
+	void *arg;
+	uint64_t deadline;            /* uv_now() of kl's loop, ms */
+
+	/* kl's loop thread only. */
+	bool ended, answered, failed;
+	size_t produced, refused;
+	int l_err;                    /* err and done, as last seen under kl->mu */
+	bool l_done;
+	struct kafka_batch *dl_prev, *dl_next;    /* kl's unanswered batches, by deadline */
+	struct kafka_batch *all_prev, *all_next;  /* every live batch of kl */
+
+	/*
+	 * Reports outstanding, plus one until kafka_batch_end: the batch is
+	 * settled (done) when it reaches 0, and freed only after that.
+	 */
+	atomic_size_t pending;
+	/* Under kl->mu. */
+	int err;                      /* first failed report's error */
+	bool done, queued;
+	struct kafka_batch *ready_next;
+};
+
+struct kafka_loop {
+	struct kafka *k;
+	uv_loop_t *loop;
+	uv_async_t async;
+	uv_timer_t timer;
+	kafka_writable_cb writable_cb;
+	void *arg;
+
+	/* The loop thread only. */
+	struct kafka_batch *dl_head, *dl_tail, *all_head;
+	int handles_open;
+	bool closing;
+	struct buf value;             /* the JSON of one record, reused */
+	char topic[ROUTE_TOPIC_MAX + 1];
+	char key[KAFKA_KEY_MAX + 1];
+
+	pthread_mutex_t mu;
+	/* Under mu. */
+	struct kafka_batch *ready_head, *ready_tail;
+	bool closed, blocked, wake_writable;
+
+	struct kafka_loop *next;      /* k->loops, under k->mu */
+};
+
+struct kafka {
+	const struct relay_config *cfg;
+	struct route *topic, *key;
+	uint64_t queue_budget;        /* bytes, as given to kafka_new */
+	size_t max_msg_bytes;         /* effective message.max.bytes */
+	uint64_t queue_max_bytes;     /* effective librdkafka queue bounds */
+	uint64_t queue_max_msgs;      /* 0: no bound on the count */
+
+	/* Workers read rk under the read lock; only the poller replaces it. */
+	pthread_rwlock_t rk_lock;
+	rd_kafka_t *rk;
+
+	pthread_t poller;
+	bool poller_started;
+	atomic_bool stop, fatal;
+
+	pthread_mutex_t mu;
+	struct kafka_loop *loops;     /* under mu */
+
+	atomic_uint_fast64_t queued_msgs, queued_bytes;   /* produced, not reported */
+	atomic_uint nblocked;         /* loops waiting for room */
+
+	struct {
+		atomic_uint_fast64_t produced, delivered, failed, refused_oversize,
+		    queue_full, batches_ok, batches_retry, recreated;
+	} st;
+};
+
+static uint64_t
+kafka_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+kafka_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* --------------------------------------------------- librdkafka callbacks */
+
+static void
+kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	/* One call site per level: the log's rate limit is per call site. */
+	if (level <= LOG_ERR)
+		log_error("kafka: %s: %s", fac, buf);
+	else if (level == LOG_WARNING)
+		log_warn("kafka: %s: %s", fac, buf);
+	else if (level <= LOG_INFO)
+		log_info("kafka: %s: %s", fac, buf);
+	else
+		log_debug("kafka: %s: %s", fac, buf);
+}
+
+static void
+kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct kafka *k = opaque;
+	char why[512];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, why, sizeof(why));
+
+		/* A producer being retired (only the poller reads k->rk here). */
+		if (rk != k->rk)
+			return;
+		log_error("Kafka producer failed for good (%s: %s): creating a new one; "
+		    "batches in flight are answered RETRY and agents re-send them",
+		    rd_kafka_err2name(ferr), why);
+		atomic_store(&k->fatal, true);
+	} else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+		log_error("no Kafka broker is reachable (%s): check kafka.brokers and the "
+		    "brokers; batches are answered RETRY after kafka.delivery_timeout", reason);
+	} else {
+		log_warn("Kafka: %s: %s", rd_kafka_err2name(err), reason);
+	}
+}
+
+/* --------------------------------------------------------------- batches */
+
+/* Under kl->mu: puts b on kl's ready queue; returns whether the loop must wake. */
+static bool
+kafka_ready_push(struct kafka_loop *kl, struct kafka_batch *b)
+{
+	if (b->queued)
+		return false;
+	b->queued = true;
+	b->ready_next = NULL;
+	if (kl->ready_tail != NULL)
+		kl->ready_tail->ready_next = b;
+	else
+		kl->ready_head = b;
+	kl->ready_tail = b;
+	return !kl->closed;
+}
+
+/*
+ * A report for b (err 0: delivered), or kafka_batch_end's release of the
+ * open reference. Any thread. After pending reaches 0 b belongs to its loop,
+ * which may free it at once: nothing here touches b after the unlock.
+ */
+static void
+kafka_batch_report(struct kafka_batch *b, int err)
+{
+	struct kafka_loop *kl = b->kl;
+	bool wake = false;
+
+	pthread_mutex_lock(&kl->mu);
+	if (err != 0 && b->err == 0) {
+		b->err = err;
+		wake |= kafka_ready_push(kl, b);
+	}
+	if (atomic_fetch_sub(&b->pending, 1) == 1) {
+		b->done = true;
+		wake |= kafka_ready_push(kl, b);
+	}
+	/* Under the lock: kafka_loop_close closes the handle under it too. */
+	if (wake)
+		uv_async_send(&kl->async);
+	pthread_mutex_unlock(&kl->mu);
+}
+
+/* On the loop: b cannot be delivered (produce failed): answer RETRY soon. */
+static void
+kafka_batch_fail(struct kafka_batch *b, int err)
+{
+	struct kafka_loop *kl = b->kl;
+
+	b->failed = true;
+	pthread_mutex_lock(&kl->mu);
+	if (b->err == 0) {
+		b->err = err;
+		if (kafka_ready_push(kl, b))
+			uv_async_send(&kl->async);
+	}
+	pthread_mutex_unlock(&kl->mu);
+}
+
+static void
+kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct kafka *k = opaque;
+	struct kafka_batch *b = m->_private;
+
+	(void)rk;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		atomic_fetch_add(&k->st.delivered, 1);
+	} else {
+		atomic_fetch_add(&k->st.failed, 1);
+		if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+			log_error("a Kafka broker refused records to topic %s as too large: its "
+			    "max.message.bytes (or the topic's) is below kafka.properties."
+			    "message.max.bytes (%zu): align them; the batch is answered RETRY",
+			    rd_kafka_topic_name(m->rkt), k->max_msg_bytes);
+		else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+		    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+			log_warn("Kafka did not take a record for topic %s: %s; its batch is "
+			    "answered RETRY and the agent re-sends it",
+			    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+	}
+	kafka_batch_report(b, m->err);
+	/* Last: kafka_flush returns when this reaches 0, with the counts above done. */
+	atomic_fetch_sub(&k->queued_bytes, m->len);
+	atomic_fetch_sub(&k->queued_msgs, 1);
+}
+
+static void
+kafka_dl_unlink(struct kafka_loop *kl, struct kafka_batch *b)
+{
+	if (b->dl_prev != NULL)
+		b->dl_prev->dl_next = b->dl_next;
+	else if (kl->dl_head == b)
+		kl->dl_head = b->dl_next;
+	else
+		return;                       /* not linked */
+	if (b->dl_next != NULL)
+		b->dl_next->dl_prev = b->dl_prev;
+	else
+		kl->dl_tail = b->dl_prev;
+	b->dl_prev = b->dl_next = NULL;
+}
+
+static void kafka_loop_on_timer(uv_timer_t *t);
+
+/* The timer fires at the oldest unanswered batch's deadline; no batch, no timer. */
+static void
+kafka_loop_arm(struct kafka_loop *kl)
+{
+	uint64_t now = uv_now(kl->loop);
+
+	if (kl->closing)
+		return;
+	if (kl->dl_head == NULL) {
+		uv_timer_stop(&kl->timer);
+		return;
+	}
+	uv_timer_start(&kl->timer, kafka_loop_on_timer,
+	    kl->dl_head->deadline > now ? kl->dl_head->deadline - now : 0, 0);
+}
+
+/* On the loop: the one answer of b. */
+static void
+kafka_batch_answer(struct kafka_batch *b, enum kafka_status status, const char *reason)
+{
+	struct kafka_loop *kl = b->kl;
+	struct kafka *k = kl->k;
+	struct kafka_result res = {
+		.status = status, .produced = b->produced, .refused = b->refused,
+		.reason = reason,
+	};
+	bool head = kl->dl_head == b;
+
+	if (b->answered)
+		return;
+	b->answered = true;
+	kafka_dl_unlink(kl, b);
+	if (head)
+		kafka_loop_arm(kl);
+	atomic_fetch_add(status == KAFKA_OK ? &k->st.batches_ok : &k->st.batches_retry, 1);
+	/*
+	 * The callback is the owner's last touch of b: a batch answered before
+	 * its end (RETRY) is ended here. It is freed later, from the loop, once
+	 * its last report is in.
+	 */
+	kafka_batch_end(b);
+	if (b->cb != NULL)
+		b->cb(b, &res, b->arg);
+}
+
+static void
+kafka_batch_free(struct kafka_batch *b)
+{
+	struct kafka_loop *kl = b->kl;
+
+	if (b->all_prev != NULL)
+		b->all_prev->all_next = b->all_next;
+	else
+		kl->all_head = b->all_next;
+	if (b->all_next != NULL)
+		b->all_next->all_prev = b->all_prev;
+	free(b);
+}
+
+/* On the loop, for a batch taken off the ready queue. */
+static void
+kafka_batch_settle(struct kafka_batch *b)
+{
+	if (b->l_err != 0)
+		kafka_batch_answer(b, KAFKA_RETRY, rd_kafka_err2str(b->l_err));
+	else if (b->l_done)
+		kafka_batch_answer(b, KAFKA_OK, NULL);
+	/* done: no report can come any more, and the owner is answered. */
+	if (b->l_done)
+		kafka_batch_free(b);
+}
+
+/* Settles every batch on kl's ready queue. */
+static void
+kafka_loop_drain(struct kafka_loop *kl)
+{
+	/*
+	 * Wake-ups merge: drain the whole queue. One batch at a time, because
+	 * a report may queue a batch again while the previous one settles.
+	 */
+	for (;;) {
+		struct kafka_batch *b;
+
+		pthread_mutex_lock(&kl->mu);
+		if ((b = kl->ready_head) != NULL) {
+			kl->ready_head = b->ready_next;
+			if (kl->ready_head == NULL)
+				kl->ready_tail = NULL;
+			b->queued = false;
+			b->l_err = b->err;
+			b->l_done = b->done;
+		}
+		pthread_mutex_unlock(&kl->mu);
+		if (b == NULL)
+			break;
+		kafka_batch_settle(b);
+	}
+}
+
+static void
+kafka_loop_on_async(uv_async_t *h)
+{
+	struct kafka_loop *kl = h->data;
+	bool writable;
+
+	kafka_loop_drain(kl);
+	pthread_mutex_lock(&kl->mu);
+	writable = kl->wake_writable;
+	kl->wake_writable = false;
+	pthread_mutex_unlock(&kl->mu);
+	if (writable && kl->writable_cb != NULL && !kl->closing)
+		kl->writable_cb(kl, kl->arg);
+}
+
+static void
+kafka_loop_on_timer(uv_timer_t *t)
+{
+	struct kafka_loop *kl = t->data;
+	uint64_t now = uv_now(kl->loop);
+
+	while (kl->dl_head != NULL && kl->dl_head->deadline <= now)
+		kafka_batch_answer(kl->dl_head, KAFKA_RETRY,
+		    "not acknowledged by Kafka within kafka.delivery_timeout");
+	kafka_loop_arm(kl);
+}
+
+int
+kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb cb, void *arg,
+    struct kafka_batch **out)
+{
+	struct kafka_batch *b;
+
+	if (kl->closing)
+		return -EPIPE;
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return -ENOMEM;
+	b->kl = kl;
+	b->agent = agent;
+	b->cb = cb;
+	b->arg = arg;
+	/* The loop's clock may be a whole iteration old: the deadline is exact. */
+	uv_update_time(kl->loop);
+	b->deadline = uv_now(kl->loop) + kl->k->cfg->kafka.delivery_timeout_ms;
+	atomic_init(&b->pending, 1);
+	/* Deadlines grow with time: appending keeps the list in order. */
+	b->dl_prev = kl->dl_tail;
+	if (kl->dl_tail != NULL)
+		kl->dl_tail->dl_next = b;
+	else
+		kl->dl_head = b;
+	kl->dl_tail = b;
+	b->all_next = kl->all_head;
+	if (kl->all_head != NULL)
+		kl->all_head->all_prev = b;
+	kl->all_head = b;
+	if (kl->dl_head == b)
+		kafka_loop_arm(kl);
+	*out = b;
+	return 0;
+}
+
+void
+kafka_batch_end(struct kafka_batch *b)
+{
+	if (b->ended)
+		return;
+	b->ended = true;
+	kafka_batch_report(b, 0);
+}
+
+void
+kafka_batch_abandon(struct kafka_batch *b)
+{
+	struct kafka_loop *kl = b->kl;
+	bool head = kl->dl_head == b;
+
+	b->cb = NULL;
+	/* Answered silently: it no longer keeps the timer (and the loop) going. */
+	if (!b->answered) {
+		b->answered = true;
+		kafka_dl_unlink(kl, b);
+		if (head)
+			kafka_loop_arm(kl);
+	}
+	kafka_batch_end(b);
+}
+
+/* ------------------------------------------------------------- producing */
+
+static void
+kafka_refuse(struct kafka_batch *b, uint64_t seq, size_t size, bool at_least)
+{
+	struct kafka *k = b->kl->k;
+
+	b->refused++;
+	atomic_fetch_add(&k->st.refused_oversize, 1);
+	log_error("event %" PRIu64 " of agent '%s' refused: its Kafka record of %s%zu bytes "
+	    "is larger than Kafka accepts (message.max.bytes %zu); it is counted and not "
+	    "re-sent. Raise kafka.properties.message.max.bytes together with the brokers' "
+	    "max.message.bytes, or lower the agent's line limit",
+	    seq, b->agent != NULL ? b->agent : "", at_least ? "more than " : "", size,
+	    k->max_msg_bytes);
+}
+
+/* v in decimal into out (at least 21 bytes); returns the length. */
+static int
+kafka_u64(char *out, uint64_t v)
+{
+	char t[20];
+	int n = 0;
+
+	/* snprintf costs more than the rest of the header work here (perf). */
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (int i = 0; i < n; i++)
+		out[i] = t[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
+/* kl waits for room: the poller wakes it once librdkafka's queue drained below half. */
+static void
+kafka_loop_block(struct kafka_loop *kl)
+{
+	pthread_mutex_lock(&kl->mu);
+	if (!kl->blocked) {
+		kl->blocked = true;
+		atomic_fetch_add(&kl->k->nblocked, 1);
+	}
+	pthread_mutex_unlock(&kl->mu);
+}
+
+int
+kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslice *raw,
+    uint64_t seq)
+{
+	struct kafka_loop *kl = b->kl;
+	struct kafka *k = kl->k;
+	const void *value;
+	const char *key = NULL;
+	size_t vlen, klen = 0, tlen;
+	char seqs[24];
+	int seqlen;
+	rd_kafka_headers_t *h;
+	rd_kafka_resp_err_t err;
+
+	if (b->ended)
+		return -EINVAL;
+	if (b->failed)
+		return -ECANCELED;
+	switch (k->cfg->kafka.format) {
+	case RELAY_FORMAT_PROTOBUF:
+		if (raw == NULL)
+			return -EINVAL;
+		value = raw->ptr;
+		vlen = raw->len;
+		break;
+	case RELAY_FORMAT_RAW:
+		/* An empty message is an empty value: a NULL one would be a tombstone. */
+		value = ev->message.ptr != NULL ? (const void *)ev->message.ptr : "";
+		vlen = ev->message.len;
+		break;
+	default:
+		buf_reset(&kl->value);
+		/* value's cap is message.max.bytes: beyond it, no record can hold it. */
+		if (event_json(ev, b->agent, NULL, &kl->value) != 0) {
+			kafka_refuse(b, seq, k->max_msg_bytes, true);
+			return -EMSGSIZE;
+		}
+		value = kl->value.data;
+		vlen = kl->value.len;
+		break;
+	}
+	if (vlen > k->max_msg_bytes) {
+		kafka_refuse(b, seq, vlen, false);
+		return -EMSGSIZE;
+	}
+	route_render(k->topic, ev, b->agent, kl->topic, sizeof(kl->topic), &tlen);
+	if (!route_is_empty(k->key)) {
+		/* A key cut at KAFKA_KEY_MAX still partitions the same event the same way. */
+		route_render(k->key, ev, b->agent, kl->key, sizeof(kl->key), &klen);
+		/* An empty key would send every such event to one partition: no key. */
+		if (klen > 0)
+			key = kl->key;
+	}
+	seqlen = kafka_u64(seqs, seq);
+	/*
+	 * librdkafka allocates four times per record for two headers however
+	 * they are given (list, its array, one per header; they are freed on
+	 * the poller, where glibc's per-thread caches cannot help). A list of
+	 * exactly two is the least of that: RD_KAFKA_V_HEADER sizes its array
+	 * for eight, a per-batch list copied per record allocates once more
+	 * (bench/bench_kafka.c).
+	 */
+	h = rd_kafka_headers_new(2);
+	rd_kafka_header_add(h, KAFKA_HDR_AGENT, sizeof(KAFKA_HDR_AGENT) - 1, b->agent,
+	    b->agent != NULL ? (ssize_t)strlen(b->agent) : 0);
+	rd_kafka_header_add(h, KAFKA_HDR_SEQ, sizeof(KAFKA_HDR_SEQ) - 1, seqs, seqlen);
+
+	/* Counted before: the report may come before producev returns. */
+	atomic_fetch_add(&b->pending, 1);
+	atomic_fetch_add(&k->queued_msgs, 1);
+	atomic_fetch_add(&k->queued_bytes, vlen);
+	pthread_rwlock_rdlock(&k->rk_lock);
+	err = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(kl->topic),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen),
+	    RD_KAFKA_V_VALUE((void *)value, vlen), RD_KAFKA_V_HEADERS(h),
+	    RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
+	pthread_rwlock_unlock(&k->rk_lock);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		b->produced++;
+		atomic_fetch_add(&k->st.produced, 1);
+		return 0;
+	}
+	/* Not produced: the headers are still ours, the counts come back. */
+	rd_kafka_headers_destroy(h);
+	atomic_fetch_sub(&b->pending, 1);
+	atomic_fetch_sub(&k->queued_msgs, 1);
+	atomic_fetch_sub(&k->queued_bytes, vlen);
+	switch (err) {
+	case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+		atomic_fetch_add(&k->st.queue_full, 1);
+		kafka_loop_block(kl);
+		return -EAGAIN;
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+		kafka_refuse(b, seq, vlen + klen, false);
+		return -EMSGSIZE;
+	default:
+		/* E.g. __FATAL until the poller replaced the producer: RETRY now. */
+		log_warn("cannot produce to Kafka topic %s: %s; the batch is answered RETRY",
+		    kl->topic, rd_kafka_err2str(err));
+		kafka_batch_fail(b, err);
+		return -ECANCELED;
+	}
+}
+
+/* A varint at *p (before end); false if it runs past end or 10 bytes. */
+static bool
+kafka_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t c = *(*p)++;
+
+		x |= (uint64_t)(c & 0x7f) << (shift < 64 ? shift : 63);
+		if (!(c & 0x80)) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+int
+kafka_event_bytes(const uint8_t *before, const uint8_t *after, struct pbslice *out)
+{
+	const uint8_t *p = before;
+
+	/* Fields other than EventList.events (1) may precede the event: skipped. */
+	while (p < after) {
+		uint64_t tag, v;
+		size_t skip;
+
+		if (!kafka_varint(&p, after, &tag))
+			return -EPROTO;
+		switch (tag & 7) {
+		case 0:
+			if (!kafka_varint(&p, after, &v))
+				return -EPROTO;
+			continue;
+		case 1:
+		case 5:
+			skip = (tag & 7) == 1 ? 8 : 4;
+			break;
+		case 2:
+			if (!kafka_varint(&p, after, &v) || v > (uint64_t)(after - p))
+				return -EPROTO;
+			if (tag >> 3 == 1 && p + v == after) {
+				out->ptr = p;
+				out->len = (size_t)v;
+				return 0;
+			}
+			skip = (size_t)v;
+			break;
+		default:
+			return -EPROTO;
+		}
+		if (skip > (size_t)(after - p))
+			return -EPROTO;
+		p += skip;
+	}
+	return -EPROTO;
+}
+
+/* ------------------------------------------------------------------ loops */
+
+static void
+kafka_loop_on_close(uv_handle_t *h)
+{
+	struct kafka_loop *kl = h->data;
+
+	kl->handles_open--;
+}
+
+int
+kafka_loop_new(struct kafka *k, uv_loop_t *loop, kafka_writable_cb writable_cb, void *arg,
+    struct kafka_loop **out)
+{
+	struct kafka_loop *kl;
+	int r;
+
+	if ((kl = calloc(1, sizeof(*kl))) == NULL)
+		return -ENOMEM;
+	kl->k = k;
+	kl->loop = loop;
+	kl->writable_cb = writable_cb;
+	kl->arg = arg;
+	buf_init(&kl->value, k->max_msg_bytes);
+	if ((r = pthread_mutex_init(&kl->mu, NULL)) != 0) {
+		free(kl);
+		return -r;
+	}
+	if ((r = uv_async_init(loop, &kl->async, kafka_loop_on_async)) != 0) {
+		pthread_mutex_destroy(&kl->mu);
+		free(kl);
+		return r;
+	}
+	uv_timer_init(loop, &kl->timer);
+	kl->async.data = kl;
+	kl->timer.data = kl;
+	kl->handles_open = 2;
+	/* Only unanswered batches (the timer) keep the loop alive. */
+	uv_unref((uv_handle_t *)&kl->async);
+	pthread_mutex_lock(&k->mu);
+	kl->next = k->loops;
+	k->loops = kl;
+	pthread_mutex_unlock(&k->mu);
+	*out = kl;
+	return 0;
+}
+
+void
+kafka_loop_close(struct kafka_loop *kl)
+{
+	struct kafka_batch *b, *next;
+
+	if (kl->closing)
+		return;
+	kl->closing = true;
+	/* Batches whose reports are all in get their real answer first. */
+	kafka_loop_drain(kl);
+	for (b = kl->all_head; b != NULL; b = next) {
+		next = b->all_next;
+		kafka_batch_answer(b, KAFKA_RETRY, "the relay is stopping");
+	}
+	pthread_mutex_lock(&kl->mu);
+	kl->closed = true;
+	if (kl->blocked) {
+		kl->blocked = false;
+		atomic_fetch_sub(&kl->k->nblocked, 1);
+	}
+	pthread_mutex_unlock(&kl->mu);
+	uv_close((uv_handle_t *)&kl->timer, kafka_loop_on_close);
+	uv_close((uv_handle_t *)&kl->async, kafka_loop_on_close);
+}
+
+/* Frees kl and its batches: no report can reach them any more. */
+static void
+kafka_loop_free(struct kafka_loop *kl)
+{
+	struct kafka_batch *b, *next;
+
+	for (b = kl->all_head; b != NULL; b = next) {
+		next = b->all_next;
+		free(b);
+	}
+	buf_free(&kl->value);
+	pthread_mutex_destroy(&kl->mu);
+	free(kl);
+}
+
+/* --------------------------------------------------------------- producer */
+
+static int
+kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, const char *what)
+{
+	char errstr[512];
+
+	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+		log_error("Kafka producer setting %s%s=%s refused: %s", what, name, value, errstr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static uint64_t
+kafka_conf_u64(const rd_kafka_conf_t *conf, const char *name)
+{
+	char v[64];
+	size_t n = sizeof(v);
+
+	if (rd_kafka_conf_get(conf, name, v, &n) != RD_KAFKA_CONF_OK)
+		return 0;
+	return strtoull(v, NULL, 10);
+}
+
+/* What the producer's settings come to, read back from librdkafka. */
+struct kafka_limits {
+	size_t max_msg_bytes;
+	uint64_t queue_max_bytes, queue_max_msgs;
+};
+
+/* The producer's settings for k's configuration and budget. */
+static int
+kafka_conf(struct kafka *k, rd_kafka_conf_t **out, struct kafka_limits *lim)
+{
+	uint64_t queue_bytes = k->queue_budget;
+	const struct relay_config *cfg = k->cfg;
+	const struct config_addr *brokers = cfg->kafka.brokers.items;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char servers[4096], num[32];
+	size_t n = 0;
+	int r = 0;
+
+	servers[0] = '\0';
+	for (size_t i = 0; i < cfg->kafka.brokers.n; i++) {
+		int w = snprintf(servers + n, sizeof(servers) - n, "%s%s", i ? "," : "",
+		    brokers[i].text);
+
+		if (w < 0 || (size_t)w >= sizeof(servers) - n) {
+			log_error("kafka.brokers is longer than %zu bytes: list fewer brokers "
+			    "(a few are enough to bootstrap)", sizeof(servers));
+			rd_kafka_conf_destroy(conf);
+			return -EINVAL;
+		}
+		n += (size_t)w;
+	}
+	r |= kafka_set(conf, "client.id", "logferry-relay", "");
+	r |= kafka_set(conf, "bootstrap.servers", servers, "");
+	/* Guarantee 2: an Ack means every in-sync replica has the events, once. */
+	r |= kafka_set(conf, "enable.idempotence", "true", "");
+	r |= kafka_set(conf, "acks", "all", "");
+	snprintf(num, sizeof(num), "%" PRIu64, cfg->kafka.delivery_timeout_ms);
+	r |= kafka_set(conf, "message.timeout.ms", num, "");
+	r |= kafka_set(conf, "linger.ms", "5", "");
+	/* Guarantee 3: half of the budget for payloads, half for librdkafka's per-record overhead. */
+	snprintf(num, sizeof(num), "%" PRIu64, queue_bytes / 2 / 1024);
+	r |= kafka_set(conf, "queue.buffering.max.kbytes", num, "");
+	snprintf(num, sizeof(num), "%" PRIu64, queue_bytes / 2 / KAFKA_MSG_OVERHEAD <
+	    KAFKA_MAX_QUEUE_MSGS ? queue_bytes / 2 / KAFKA_MSG_OVERHEAD : KAFKA_MAX_QUEUE_MSGS);
+	r |= kafka_set(conf, "queue.buffering.max.messages", num, "");
+	for (size_t i = 0; i < cfg->kafka.properties.n; i++)
+		r |= kafka_set(conf, cfg->kafka.properties.items[i].key,
+		    cfg->kafka.properties.items[i].value, "kafka.properties.");
+	if (r != 0) {
+		rd_kafka_conf_destroy(conf);
+		return -EINVAL;
+	}
+	lim->max_msg_bytes = (size_t)kafka_conf_u64(conf, "message.max.bytes");
+	lim->queue_max_bytes = kafka_conf_u64(conf, "queue.buffering.max.kbytes") * 1024;
+	lim->queue_max_msgs = kafka_conf_u64(conf, "queue.buffering.max.messages");
+	/* A record that can never fit in the queue would wait for room forever. */
+	if (lim->queue_max_bytes < 2 * (uint64_t)lim->max_msg_bytes) {
+		log_warn("librdkafka's queue (%" PRIu64 " KiB) holds less than two records of "
+		    "message.max.bytes (%zu): raising it to that; raise memory_limit",
+		    lim->queue_max_bytes / 1024, lim->max_msg_bytes);
+		lim->queue_max_bytes = 2 * (uint64_t)lim->max_msg_bytes;
+		snprintf(num, sizeof(num), "%" PRIu64, (lim->queue_max_bytes + 1023) / 1024);
+		if (kafka_set(conf, "queue.buffering.max.kbytes", num, "") != 0) {
+			rd_kafka_conf_destroy(conf);
+			return -EINVAL;
+		}
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, kafka_on_delivery);
+	rd_kafka_conf_set_error_cb(conf, kafka_on_error);
+	rd_kafka_conf_set_log_cb(conf, kafka_on_log);
+	rd_kafka_conf_set_opaque(conf, k);
+	*out = conf;
+	return 0;
+}
+
+static rd_kafka_t *
+kafka_create_rk(struct kafka *k, struct kafka_limits *lim)
+{
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+	char errstr[512];
+
+	if (kafka_conf(k, &conf, lim) != 0)
+		return NULL;
+	/* rd_kafka_new takes conf only when it succeeds. */
+	if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))) == NULL) {
+		log_error("cannot create the Kafka producer: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+	}
+	return rk;
+}
+
+/* Purges what rk holds, serves the reports this gives (answers RETRY), destroys it. */
+static void
+kafka_retire(rd_kafka_t *rk)
+{
+	uint64_t deadline = kafka_now_ms() + KAFKA_DRAIN_MS;
+	int left;
+
+	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	while ((left = rd_kafka_outq_len(rk)) > 0 && kafka_now_ms() < deadline)
+		rd_kafka_poll(rk, 10);
+	if (left > 0)
+		log_error("%d Kafka record(s) got no delivery report before the producer was "
+		    "destroyed; their batches are answered RETRY at kafka.delivery_timeout", left);
+	rd_kafka_destroy(rk);
+}
+
+/* On the poller: the current producer is dead, put a new one in its place. */
+static void
+kafka_recreate(struct kafka *k, uint64_t *next_try)
+{
+	struct kafka_limits lim;
+	rd_kafka_t *old, *rk;
+
+	if (kafka_now_ms() < *next_try)
+		return;
+	/* Same configuration, same limits: k's copy of them stays as it is. */
+	if ((rk = kafka_create_rk(k, &lim)) == NULL) {
+		log_error("cannot recreate the Kafka producer after its fatal error; trying "
+		    "again in %d ms, batches are answered RETRY meanwhile", KAFKA_RECREATE_RETRY_MS);
+		*next_try = kafka_now_ms() + KAFKA_RECREATE_RETRY_MS;
+		return;
+	}
+	atomic_store(&k->fatal, false);
+	pthread_rwlock_wrlock(&k->rk_lock);
+	old = k->rk;
+	k->rk = rk;
+	pthread_rwlock_unlock(&k->rk_lock);
+	kafka_retire(old);
+	atomic_fetch_add(&k->st.recreated, 1);
+	log_info("a new Kafka producer replaced the failed one");
+}
+
+static bool
+kafka_has_room(struct kafka *k)
+{
+	return atomic_load(&k->queued_bytes) <= k->queue_max_bytes / 2 &&
+	    (k->queue_max_msgs == 0 || atomic_load(&k->queued_msgs) <= k->queue_max_msgs / 2);
+}
+
+/* On the poller: loops that met a full queue are told when it drained below half. */
+static void
+kafka_wake_writable(struct kafka *k)
+{
+	if (atomic_load(&k->nblocked) == 0 || !kafka_has_room(k))
+		return;
+	pthread_mutex_lock(&k->mu);
+	for (struct kafka_loop *kl = k->loops; kl != NULL; kl = kl->next) {
+		pthread_mutex_lock(&kl->mu);
+		if (kl->blocked) {
+			kl->blocked = false;
+			atomic_fetch_sub(&k->nblocked, 1);
+			kl->wake_writable = true;
+			if (!kl->closed)
+				uv_async_send(&kl->async);
+		}
+		pthread_mutex_unlock(&kl->mu);
+	}
+	pthread_mutex_unlock(&k->mu);
+}
+
+/*
+ * The poller: serves delivery reports and errors of the producer, and
+ * replaces it after a fatal error (librdkafka forbids destroying a producer
+ * from its own callbacks). Only this thread writes k->rk.
+ */
+static void *
+kafka_poll_main(void *arg)
+{
+	struct kafka *k = arg;
+	uint64_t next_try = 0;
+
+	while (!atomic_load(&k->stop)) {
+		rd_kafka_poll(k->rk, KAFKA_POLL_MS);
+		if (atomic_load(&k->fatal))
+			kafka_recreate(k, &next_try);
+		kafka_wake_writable(k);
+	}
+	return NULL;
+}
+
+int
+kafka_new(const struct relay_config *cfg, uint64_t queue_bytes, struct kafka **out)
+{
+	pthread_rwlockattr_t attr;
+	struct kafka_limits lim;
+	struct kafka *k;
+	char why[256];
+	int r;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL) {
+		log_error("out of memory creating the Kafka producer");
+		return -ENOMEM;
+	}
+	k->cfg = cfg;
+	if ((r = route_compile(cfg->kafka.topic, ROUTE_TOPIC, &k->topic, why, sizeof(why))) != 0 ||
+	    (r = route_compile(cfg->kafka.key, ROUTE_KEY, &k->key, why, sizeof(why))) != 0) {
+		log_error("kafka.%s: %s", k->topic == NULL ? "topic" : "key", why);
+		goto fail;
+	}
+	/* Writers first: a stream of producing workers must not starve a recreate. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&k->rk_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&k->mu, NULL);
+	k->queue_budget = queue_bytes < KAFKA_MIN_QUEUE_BYTES ? KAFKA_MIN_QUEUE_BYTES : queue_bytes;
+	if ((k->rk = kafka_create_rk(k, &lim)) == NULL) {
+		r = -EINVAL;
+		goto fail_locks;
+	}
+	k->max_msg_bytes = lim.max_msg_bytes;
+	k->queue_max_bytes = lim.queue_max_bytes;
+	k->queue_max_msgs = lim.queue_max_msgs;
+	if ((r = pthread_create(&k->poller, NULL, kafka_poll_main, k)) != 0) {
+		log_error("cannot start the Kafka delivery report thread: %s", strerror(r));
+		r = -r;
+		rd_kafka_destroy(k->rk);
+		goto fail_locks;
+	}
+	k->poller_started = true;
+	*out = k;
+	return 0;
+fail_locks:
+	pthread_mutex_destroy(&k->mu);
+	pthread_rwlock_destroy(&k->rk_lock);
+fail:
+	route_free(k->topic);
+	route_free(k->key);
+	free(k);
+	return r;
+}
+
+int
+kafka_flush(struct kafka *k, uint64_t timeout_ms)
+{
+	uint64_t deadline = kafka_now_ms() + timeout_ms;
+
+	/* The poller serves the reports; here we only watch the count fall. */
+	while (atomic_load(&k->queued_msgs) > 0) {
+		if (kafka_now_ms() >= deadline)
+			return -ETIMEDOUT;
+		kafka_sleep_ms(5);
+	}
+	return 0;
+}
+
+void
+kafka_free(struct kafka *k)
+{
+	struct kafka_loop *kl, *next;
+
+	if (k == NULL)
+		return;
+	for (kl = k->loops; kl != NULL; kl = kl->next) {
+		/* Its handles would outlive their memory: a broken invariant. */
+		if (kl->handles_open != 0) {
+			log_error("kafka_free: a kafka_loop is still open (close it and run its loop first)");
+			abort();
+		}
+	}
+	atomic_store(&k->stop, true);
+	if (k->poller_started)
+		pthread_join(k->poller, NULL);
+	/* Reports served here reach closed loops only: plain bookkeeping. */
+	kafka_retire(k->rk);
+	for (kl = k->loops; kl != NULL; kl = next) {
+		next = kl->next;
+		kafka_loop_free(kl);
+	}
+	pthread_mutex_destroy(&k->mu);
+	pthread_rwlock_destroy(&k->rk_lock);
+	route_free(k->topic);
+	route_free(k->key);
+	free(k);
+}
+
+void
+kafka_get_stats(struct kafka *k, struct kafka_stats *st)
+{
+	st->produced = atomic_load(&k->st.produced);
+	st->delivered = atomic_load(&k->st.delivered);
+	st->failed = atomic_load(&k->st.failed);
+	st->refused_oversize = atomic_load(&k->st.refused_oversize);
+	st->queue_full = atomic_load(&k->st.queue_full);
+	st->batches_ok = atomic_load(&k->st.batches_ok);
+	st->batches_retry = atomic_load(&k->st.batches_retry);
+	st->recreated = atomic_load(&k->st.recreated);
+}
+
+int
+kafka_test_fatal_error(struct kafka *k, const char *reason)
+{
+	rd_kafka_resp_err_t err;
+
+	pthread_rwlock_rdlock(&k->rk_lock);
+	err = rd_kafka_test_fatal_error(k->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+	    reason);
+	pthread_rwlock_unlock(&k->rk_lock);
+	return err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -EIO;
+}

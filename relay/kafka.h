@@ -1,0 +1,231 @@
+/*
+ * kafka: the relay's one librdkafka producer, shared by every worker loop,
+ * and the tracking that turns delivery reports into batch answers
+ * (DESIGN.md "Relay internals", guarantees 2 and 3).
+ *
+ * Producer. Created from the relay configuration: bootstrap.servers from
+ * kafka.brokers, enable.idempotence=true and acks=all (an OK means every
+ * in-sync replica has the event, and retries neither duplicate nor reorder),
+ * message.timeout.ms = kafka.delivery_timeout, linger.ms=5, librdkafka's
+ * queue bounded by the byte budget given to kafka_new, then
+ * kafka.properties unchanged (relay_config refuses the ones set above that
+ * matter for guarantees). librdkafka's log lines go to common/log.
+ *
+ * Threads. Workers produce from their own loop threads (librdkafka is
+ * thread-safe; a read-write lock only guards the producer pointer against
+ * a recreate). One poller thread of this module calls rd_kafka_poll: it
+ * serves delivery reports and errors, and it is the one place where the
+ * producer can be recreated, which librdkafka forbids from inside its own
+ * callbacks. A delivery report finds its batch through the message's
+ * opaque and, when it settles the batch, queues it to the batch's
+ * kafka_loop and wakes that loop with uv_async_send; the batch's callback
+ * then runs on the loop that began it. librdkafka never calls into a loop.
+ * A thread of our own rather than librdkafka's background queue: the
+ * recreate needs a thread outside librdkafka's callbacks anyway, one
+ * thread serves reports in order with no locking between report handlers,
+ * and joining it in kafka_free is a clear end (no callback after it).
+ *
+ * Records. Topic and key from the kafka.topic and kafka.key templates
+ * (relay/route.h: topics sanitised, fallback ROUTE_UNROUTED_TOPIC; a key
+ * that renders empty is sent as no key, so such records spread over the
+ * partitions); value by kafka.format; headers logferry-agent (agent id)
+ * and logferry-seq (decimal sequence number); Kafka's timestamp is the
+ * produce time (the event's own time is in the record: an old event must
+ * not fall under the topic's retention or timestamp checks at once). The
+ * headers are a two-entry list built per record: librdkafka allocates per
+ * header whichever way it is given them (bench/bench_kafka.c measures the
+ * ways), and this way allocates least.
+ *
+ * Batches. kafka_batch_begin, kafka_produce for each event, kafka_batch_end;
+ * the callback then runs exactly once, on the owner's loop thread, and is
+ * the owner's last use of the batch (a batch answered RETRY before its end
+ * is ended by the module):
+ * - KAFKA_OK once every produced event has a successful delivery report
+ *   (and kafka_batch_end was called);
+ * - KAFKA_RETRY as soon as one report fails, when the batch is older than
+ *   kafka.delivery_timeout, on kafka_loop_close, or after a fatal producer
+ *   error. The relay holds no event longer than that: the agent re-sends.
+ * Reports that arrive after the answer are counted and dropped; the batch's
+ * memory lives until its last report (or kafka_free).
+ *
+ * Oversize events. An event whose record is larger than librdkafka accepts
+ * (message.max.bytes, or the JSON of it beyond that) can never be
+ * delivered: retrying it would block its agent forever, and answering its
+ * whole batch REJECTED would lose the other events. So it is refused
+ * alone: kafka_produce returns -EMSGSIZE, the refusal is logged (agent,
+ * sequence number, size, limit) and counted (kafka_stats.refused_oversize,
+ * kafka_result.refused), the other events go on, and the batch can still
+ * be answered OK: the Ack may carry kafka_result.refused as its reason.
+ * A delivery report with MSG_SIZE_TOO_LARGE from a broker (whose own limit
+ * is below message.max.bytes) is different: librdkafka may have failed a
+ * whole set of small events with it, so it is an ordinary failure (RETRY),
+ * logged with the two settings to align.
+ *
+ * Backpressure. When librdkafka's queue is full kafka_produce returns
+ * -EAGAIN and produces nothing: the caller stops reading its sockets and
+ * calls kafka_produce again with the same event from the loop's writable
+ * callback, which runs once the queue has drained below half.
+ *
+ * Fatal errors. A fatal error of the idempotent producer (e.g. a broker
+ * reporting a sequence gap) stops that producer for good. The poller then
+ * creates a new producer and swaps it in for new events, purges what the
+ * old one still holds, queued or in flight (those reports fail: their
+ * batches are answered RETRY and agents re-send them; some of those events
+ * may have reached Kafka, which the headers let consumers drop), serves
+ * the reports and destroys it. Events produced between the error and the
+ * swap fail at once: kafka_produce returns -ECANCELED and the batch RETRYs.
+ *
+ * Stopping. kafka_flush waits a bounded time for every produced event's
+ * report; kafka_loop_close (on each loop) answers the batches whose reports
+ * are in (OK or RETRY), then all others RETRY; kafka_free purges and
+ * destroys the producer.
+ */
+#ifndef LOGFERRY_KAFKA_H
+#define LOGFERRY_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "proto/event.h"
+#include "relay/relay_config.h"
+
+struct kafka;
+struct kafka_loop;
+struct kafka_batch;
+
+enum kafka_status { KAFKA_OK, KAFKA_RETRY };
+
+struct kafka_result {
+	enum kafka_status status;
+	size_t produced;         /* events handed to librdkafka */
+	size_t refused;          /* oversize events refused (not in Kafka, not to be re-sent) */
+	const char *reason;      /* RETRY: why, in words; valid during the callback */
+};
+
+/*
+ * Runs on the owner's loop thread, once per batch; b must not be used after
+ * it (the module frees it once its last report is in).
+ */
+typedef void (*kafka_batch_cb)(struct kafka_batch *b, const struct kafka_result *res,
+    void *arg);
+/* Runs on the loop thread when kafka_produce may be called again after -EAGAIN. */
+typedef void (*kafka_writable_cb)(struct kafka_loop *kl, void *arg);
+
+struct kafka_stats {
+	uint64_t produced;            /* records handed to librdkafka */
+	uint64_t delivered;           /* successful delivery reports */
+	uint64_t failed;              /* failed delivery reports (incl. purged) */
+	uint64_t refused_oversize;    /* events refused as larger than Kafka accepts */
+	uint64_t queue_full;          /* -EAGAIN answers */
+	uint64_t batches_ok, batches_retry;
+	uint64_t recreated;           /* producers replaced after a fatal error */
+};
+
+/*
+ * Creates the producer for cfg->kafka (cfg must outlive k) with librdkafka's
+ * queue bounded to about queue_bytes (payloads plus a per-message overhead;
+ * at least 4 MiB), compiles the topic and key templates and starts the
+ * poller. Returns 0 and sets *out, or -EINVAL (a template or a property
+ * librdkafka refuses), -ENOMEM or another negative errno, after logging
+ * what failed.
+ */
+int kafka_new(const struct relay_config *cfg, uint64_t queue_bytes, struct kafka **out);
+
+/*
+ * Waits up to timeout_ms for a delivery report of every event produced so
+ * far (the worker loops keep running and answer their batches meanwhile).
+ * Returns 0, or -ETIMEDOUT. Any thread but a loop whose batches it waits for.
+ */
+int kafka_flush(struct kafka *k, uint64_t timeout_ms);
+
+/*
+ * Stops the poller, purges what librdkafka still holds and destroys the
+ * producer, then frees every batch and kafka_loop left. Every kafka_loop
+ * must have been closed (kafka_loop_close) and its loop run until its
+ * handles closed. NULL is fine.
+ */
+void kafka_free(struct kafka *k);
+
+/* A snapshot of the counters; any thread. */
+void kafka_get_stats(struct kafka *k, struct kafka_stats *st);
+
+/*
+ * Raises a fatal error on the current producer, as a broker-side
+ * idempotence failure would (rd_kafka_test_fatal_error), for tests.
+ * Returns 0 or -EIO.
+ */
+int kafka_test_fatal_error(struct kafka *k, const char *reason);
+
+/*
+ * Attaches a uv loop (a worker's) to k: batches begun on it are answered
+ * on it. writable_cb (may be NULL) runs on the loop after kafka_produce
+ * answered -EAGAIN and librdkafka's queue drained. Call on the loop's
+ * thread. Returns 0 and sets *out, or a negative errno.
+ */
+int kafka_loop_new(struct kafka *k, uv_loop_t *loop, kafka_writable_cb writable_cb,
+    void *arg, struct kafka_loop **out);
+
+/*
+ * On the loop's thread: answers every batch of kl not answered yet, with
+ * its reports' verdict when they are all in (a kafka_flush before makes
+ * that likely), else RETRY; the callbacks run inside this call and must
+ * not begin batches. Then closes kl's handles (run the loop for them to
+ * close). Reports still due are dropped when they come; kl's memory is
+ * freed by kafka_free.
+ */
+void kafka_loop_close(struct kafka_loop *kl);
+
+/*
+ * Begins a batch on kl's loop thread. agent is the connection's agent id:
+ * the logferry-agent header, ${agent} and the JSON "agent"; the caller
+ * keeps it valid until the callback ran or kafka_batch_abandon. cb runs
+ * once, on kl's loop. Returns 0 and sets *out, -EPIPE after
+ * kafka_loop_close, or -ENOMEM.
+ */
+int kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb cb,
+    void *arg, struct kafka_batch **out);
+
+/*
+ * Produces one event of b as a record: topic and key from the templates,
+ * value by kafka.format (json: proto/event_json with the agent id;
+ * protobuf: raw, the Event's bytes as the agent sent them, see
+ * kafka_event_bytes; raw: the message), headers logferry-agent and
+ * logferry-seq (seq in decimal). Nothing of ev or raw is kept. Returns:
+ *   0           produced;
+ *   -EMSGSIZE   refused as larger than Kafka accepts (logged, counted in
+ *               the batch's result): go on with the next event;
+ *   -EAGAIN     librdkafka's queue is full: nothing produced; call again
+ *               with the same event after the writable callback;
+ *   -ECANCELED  librdkafka refused a record of b for another reason (e.g.
+ *               the producer's fatal state, logged): b will be answered
+ *               RETRY; producing more to it is useless;
+ *   -EINVAL     b was ended, or format protobuf without raw.
+ * Call on the loop thread, before kafka_batch_end and the callback.
+ */
+int kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslice *raw,
+    uint64_t seq);
+
+/*
+ * No more events for b: it is answered once its reports are in (a batch
+ * without events: OK on the next loop iteration, never inside this call).
+ */
+void kafka_batch_end(struct kafka_batch *b);
+
+/*
+ * The owner goes away (e.g. its connection closed) before b was answered:
+ * ends b, and its callback will not run. Not after the callback ran.
+ */
+void kafka_batch_abandon(struct kafka_batch *b);
+
+/*
+ * The encoded bytes of the Event that event_reader_next just read, for
+ * format protobuf: before and after are the reader's r->p around the call.
+ * proto/event.h exposes no such slice; this re-reads the EventList entry's
+ * tag and length (no copy). Returns 0, or -EPROTO if the bytes are not one
+ * EventList entry ending at after.
+ */
+int kafka_event_bytes(const uint8_t *before, const uint8_t *after, struct pbslice *out);
+
+#endif

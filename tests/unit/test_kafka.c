@@ -1,0 +1,1121 @@
+/*
+ * relay/kafka against librdkafka's mock cluster, in this process: batches
+ * answered after their delivery reports, records read back with a
+ * consumer, brokers down and back, injected errors, oversize events, a
+ * full queue, fatal producer errors, answers on the owner's loop thread,
+ * and a stop with batches in flight.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "proto/event.h"
+#include "proto/event_json.h"
+#include "relay/kafka.h"
+#include "relay/relay_config.h"
+
+#define BROKERS 3
+#define TOPIC "logs.nginx_access"
+#define PARTITIONS 3
+#define APIKEY_PRODUCE 0
+#define MAX_PROPS 8
+#define MAX_BATCHES 64
+
+/* ------------------------------------------------------------- fixture */
+
+/* What one batch was answered, and how often, and on which thread. */
+struct answer {
+	bool abandoned;               /* not to be answered */
+	int calls;
+	enum kafka_status status;
+	struct kafka_result res;
+	char reason[128];
+	pthread_t thread;
+	uint64_t delivered_then;      /* kafka_stats.delivered at the answer */
+};
+
+struct fx {
+	rd_kafka_t *mrk;                   /* hosts the mock cluster */
+	rd_kafka_mock_cluster_t *mc;
+	char bootstrap[256];
+	struct config_addr broker;
+	struct config_map_entry props[MAX_PROPS];
+	struct relay_config cfg;
+	struct kafka *k;
+	uv_loop_t loop;
+	uv_timer_t tick;
+	struct kafka_loop *kl;
+	pthread_t loop_thread;
+	/* run_until */
+	bool (*until)(struct fx *f);
+	uint64_t deadline;
+	/* answers of the batches begun with begin() */
+	struct answer answers[MAX_BATCHES];
+	int nbatches;
+	/* writable callbacks */
+	int writable_calls;
+	pthread_t writable_thread;
+	void (*on_writable)(struct fx *f);
+	/* the events */
+	struct event ev;
+	struct event_field fields[4];
+	char message[64 * 1024];
+	char user[32];
+};
+
+static void
+fx_on_writable(struct kafka_loop *kl, void *arg)
+{
+	struct fx *f = arg;
+
+	(void)kl;
+	f->writable_calls++;
+	f->writable_thread = pthread_self();
+	if (f->on_writable != NULL)
+		f->on_writable(f);
+}
+
+/* What fx_start gives the kafka beside its arguments. */
+static const char *fx_key = "${host}";
+static uint64_t fx_budget = 64u << 20;
+
+/*
+ * Starts a mock cluster and a kafka on it: delivery_timeout_ms, then
+ * "name", "value" property pairs ending with NULL.
+ */
+static struct fx *
+fx_start(uint64_t delivery_timeout_ms, ...)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char errstr[256];
+	const char *name;
+	va_list ap;
+	size_t n = 0;
+
+	assert_non_null(f);
+	rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+	f->mrk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	assert_non_null(f->mrk);
+	f->mc = rd_kafka_mock_cluster_new(f->mrk, BROKERS);
+	assert_non_null(f->mc);
+	assert_int_equal(rd_kafka_mock_topic_create(f->mc, TOPIC, PARTITIONS, BROKERS), 0);
+	snprintf(f->bootstrap, sizeof(f->bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(f->mc));
+
+	f->broker.text = f->bootstrap;
+	f->cfg.id = "relay-test";
+	f->cfg.kafka.brokers.n = 1;
+	f->cfg.kafka.brokers.items = &f->broker;
+	f->cfg.kafka.topic = "logs.${stream}";
+	f->cfg.kafka.key = (char *)fx_key;
+	f->cfg.kafka.format = RELAY_FORMAT_JSON;
+	f->cfg.kafka.delivery_timeout_ms = delivery_timeout_ms;
+	/* Reconnect quickly after a broker comes back, so tests stay short. */
+	f->props[n++] = (struct config_map_entry){ "reconnect.backoff.max.ms", "200", 0 };
+	va_start(ap, delivery_timeout_ms);
+	while ((name = va_arg(ap, const char *)) != NULL) {
+		assert_true(n < MAX_PROPS);
+		f->props[n].key = (char *)name;
+		f->props[n++].value = va_arg(ap, char *);
+	}
+	va_end(ap);
+	f->cfg.kafka.properties.n = n;
+	f->cfg.kafka.properties.items = f->props;
+
+	assert_int_equal(kafka_new(&f->cfg, fx_budget, &f->k), 0);
+	assert_int_equal(uv_loop_init(&f->loop), 0);
+	uv_timer_init(&f->loop, &f->tick);
+	f->tick.data = f;
+	f->loop_thread = pthread_self();
+	assert_int_equal(kafka_loop_new(f->k, &f->loop, fx_on_writable, f, &f->kl), 0);
+	return f;
+}
+
+static void
+fx_stop(struct fx *f)
+{
+	if (f->kl != NULL)
+		kafka_loop_close(f->kl);
+	uv_close((uv_handle_t *)&f->tick, NULL);
+	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(uv_loop_close(&f->loop), 0);
+	kafka_free(f->k);
+	rd_kafka_mock_cluster_destroy(f->mc);
+	rd_kafka_destroy(f->mrk);
+	free(f);
+}
+
+static uint64_t
+now_ms(void)
+{
+	return uv_hrtime() / 1000000;
+}
+
+static void
+fx_on_tick(uv_timer_t *t)
+{
+	struct fx *f = t->data;
+
+	if (f->until(f) || now_ms() >= f->deadline)
+		uv_stop(t->loop);
+}
+
+/* Runs the loop until until(f) holds or timeout_ms passed; returns until(f). */
+static bool
+fx_run_until(struct fx *f, bool (*until)(struct fx *f), uint64_t timeout_ms)
+{
+	f->until = until;
+	f->deadline = now_ms() + timeout_ms;
+	uv_timer_start(&f->tick, fx_on_tick, 5, 5);
+	if (!until(f))
+		uv_run(&f->loop, UV_RUN_DEFAULT);
+	uv_timer_stop(&f->tick);
+	return until(f);
+}
+
+static bool
+all_answered(struct fx *f)
+{
+	for (int i = 0; i < f->nbatches; i++)
+		if (f->answers[i].calls == 0 && !f->answers[i].abandoned)
+			return false;
+	return true;
+}
+
+static struct fx *global_fx;   /* the running test's, for answers that read its stats */
+
+static void
+on_answer(struct kafka_batch *b, const struct kafka_result *res, void *arg)
+{
+	struct answer *a = arg;
+	struct kafka_stats st;
+
+	(void)b;
+	a->calls++;
+	a->status = res->status;
+	a->res = *res;
+	snprintf(a->reason, sizeof(a->reason), "%s", res->reason != NULL ? res->reason : "");
+	a->res.reason = a->reason;
+	a->thread = pthread_self();
+	kafka_get_stats(global_fx->k, &st);
+	a->delivered_then = st.delivered;
+}
+
+/* -------------------------------------------------------------- events */
+
+/* Event i: host web-0(i%3), user u-i, a message of msglen bytes. */
+static const struct event *
+event_n(struct fx *f, unsigned i, size_t msglen)
+{
+	static const char *const hosts[] = { "web-00", "web-01", "web-02" };
+	int n;
+
+	memset(&f->ev, 0, sizeof(f->ev));
+	memset(f->fields, 0, sizeof(f->fields));
+	assert_true(msglen < sizeof(f->message));
+	n = snprintf(f->message, sizeof(f->message), "GET /item/%u HTTP/1.1 \"curl/8.0\" ", i);
+	for (size_t j = (size_t)n; j < msglen; j++)
+		f->message[j] = (char)('a' + j % 26);
+	if (msglen < (size_t)n)
+		msglen = (size_t)n;
+	snprintf(f->user, sizeof(f->user), "u-%u", i);
+	f->ev.ts = UINT64_C(1795341600123456000) + (uint64_t)i * 1000;
+	f->ev.host = (struct pbslice){ (const uint8_t *)hosts[i % 3], 6 };
+	f->ev.stream = (struct pbslice){ (const uint8_t *)"nginx_access", 12 };
+	f->ev.source = (struct pbslice){ (const uint8_t *)"/var/log/nginx/access.log", 25 };
+	f->ev.message = (struct pbslice){ (const uint8_t *)f->message, msglen };
+	f->fields[0] = (struct event_field){ .key = { (const uint8_t *)"user_id", 7 },
+		.type = EVENT_TEXT, .v.text = { (const uint8_t *)f->user, strlen(f->user) } };
+	f->fields[1] = (struct event_field){ .key = { (const uint8_t *)"status", 6 },
+		.type = EVENT_INTEGER, .v.integer = 200 + i % 5 };
+	f->fields[2] = (struct event_field){ .key = { (const uint8_t *)"method", 6 },
+		.type = EVENT_SLICE, .v.slice = { 0, 3 } };
+	f->ev.fields = f->fields;
+	f->ev.nfields = 3;
+	return &f->ev;
+}
+
+static struct kafka_batch *
+begin(struct fx *f)
+{
+	struct kafka_batch *b;
+
+	assert_true(f->nbatches < MAX_BATCHES);
+	assert_int_equal(kafka_batch_begin(f->kl, "agent-1", on_answer,
+	    &f->answers[f->nbatches++], &b), 0);
+	return b;
+}
+
+/* A batch of events first..first+n-1 (seq = i), ended; returns its answer. */
+static struct answer *
+produce_batch(struct fx *f, unsigned first, unsigned n, size_t msglen)
+{
+	struct kafka_batch *b = begin(f);
+	struct answer *a = &f->answers[f->nbatches - 1];
+
+	for (unsigned i = first; i < first + n; i++)
+		assert_int_equal(kafka_produce(b, event_n(f, i, msglen), NULL, i), 0);
+	kafka_batch_end(b);
+	return a;
+}
+
+/*
+ * A first batch connects the producer (metadata, producer id); with a short
+ * delivery_timeout a slow start may RETRY it, so it is tried a few times.
+ */
+static void
+warm_up(struct fx *f)
+{
+	struct answer *a;
+
+	for (int attempt = 0; attempt < 10; attempt++) {
+		a = produce_batch(f, 1, 10, 100);
+		assert_true(fx_run_until(f, all_answered, 20000));
+		if (a->status == KAFKA_OK)
+			return;
+	}
+	fail_msg("no batch delivered while warming up");
+}
+
+/* ------------------------------------------------------------ consumer */
+
+struct record {
+	char topic[64];
+	bool has_key;
+	char key[64];
+	size_t key_len;
+	uint8_t *value;
+	size_t value_len;
+	char agent[64];
+	uint64_t seq;
+	bool has_seq;
+};
+
+static void
+copy_header(const rd_kafka_message_t *m, const char *name, char *out, size_t size)
+{
+	rd_kafka_headers_t *h = NULL;
+	const void *v;
+	size_t n;
+
+	out[0] = '\0';
+	if (rd_kafka_message_headers(m, &h) != 0 ||
+	    rd_kafka_header_get_last(h, name, &v, &n) != 0)
+		return;
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, v, n);
+	out[n] = '\0';
+}
+
+/*
+ * Reads the records of topic from the start into recs (room for max) until
+ * want arrived or timeout_ms passed, then a little longer to catch extras.
+ */
+static size_t
+consume(struct fx *f, const char *topic, struct record *recs, size_t max, size_t want,
+    uint64_t timeout_ms)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTITIONS);
+	uint64_t deadline = now_ms() + timeout_ms;
+	char errstr[256];
+	rd_kafka_t *c;
+	size_t n = 0;
+
+	rd_kafka_conf_set(conf, "bootstrap.servers", f->bootstrap, errstr, sizeof(errstr));
+	rd_kafka_conf_set(conf, "group.id", "test-reader", errstr, sizeof(errstr));
+	rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+	rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	assert_non_null(c);
+	for (int p = 0; p < PARTITIONS; p++)
+		rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	assert_int_equal(rd_kafka_assign(c, parts), 0);
+	rd_kafka_topic_partition_list_destroy(parts);
+	while (n < max && now_ms() < deadline) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 50);
+		char seq[32];
+
+		if (n >= want && deadline > now_ms() + 300)
+			deadline = now_ms() + 300;
+		if (m == NULL)
+			continue;
+		if (m->err == 0) {
+			struct record *r = &recs[n++];
+
+			memset(r, 0, sizeof(*r));
+			snprintf(r->topic, sizeof(r->topic), "%s", rd_kafka_topic_name(m->rkt));
+			r->has_key = m->key != NULL;
+			r->key_len = m->key_len < sizeof(r->key) ? m->key_len : sizeof(r->key) - 1;
+			if (m->key != NULL)
+				memcpy(r->key, m->key, r->key_len);
+			r->value = malloc(m->len + 1);
+			memcpy(r->value, m->payload, m->len);
+			r->value_len = m->len;
+			copy_header(m, "logferry-agent", r->agent, sizeof(r->agent));
+			copy_header(m, "logferry-seq", seq, sizeof(seq));
+			r->has_seq = seq[0] != '\0';
+			r->seq = strtoull(seq, NULL, 10);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	return n;
+}
+
+static void
+free_records(struct record *recs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(recs[i].value);
+	free(recs);
+}
+
+/* -------------------------------------------------------------- tests */
+
+static void
+test_batch_ok_after_every_report_and_records_read_back(void **state)
+{
+	enum { N = 1000 };
+	struct fx *f = fx_start(10000, NULL);
+	struct record *recs = calloc(N + 10, sizeof(*recs));
+	struct answer *a;
+	struct kafka_stats st;
+	struct buf json;
+	uint8_t seen[N + 1];
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	a = produce_batch(f, 1, N, 100);
+	/* Never inside kafka_batch_end, never before the reports. */
+	assert_int_equal(a->calls, 0);
+	assert_true(fx_run_until(f, all_answered, 30000));
+	assert_int_equal(a->calls, 1);
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, N);
+	assert_int_equal(a->res.refused, 0);
+	/* Every report was in before the answer. */
+	assert_int_equal(a->delivered_then, N);
+	assert_true(pthread_equal(a->thread, f->loop_thread));
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.produced, N);
+	assert_int_equal(st.delivered, N);
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(st.batches_ok, 1);
+	assert_int_equal(st.batches_retry, 0);
+
+	n = consume(f, TOPIC, recs, N + 10, N, 15000);
+	assert_int_equal(n, N);
+	memset(seen, 0, sizeof(seen));
+	buf_init(&json, 1 << 20);
+	for (size_t i = 0; i < n; i++) {
+		struct record *r = &recs[i];
+		char host[8];
+
+		assert_string_equal(r->topic, TOPIC);
+		assert_string_equal(r->agent, "agent-1");
+		assert_true(r->has_seq);
+		assert_true(r->seq >= 1 && r->seq <= N);
+		assert_int_equal(seen[r->seq]++, 0);
+		snprintf(host, sizeof(host), "web-0%u", (unsigned)(r->seq % 3));
+		assert_true(r->has_key);
+		assert_int_equal(r->key_len, 6);
+		assert_memory_equal(r->key, host, 6);
+		/* The value is the event's JSON record with the agent id. */
+		buf_reset(&json);
+		assert_int_equal(event_json(event_n(f, (unsigned)r->seq, 100), "agent-1", NULL, &json), 0);
+		assert_int_equal(r->value_len, json.len);
+		assert_memory_equal(r->value, json.data, json.len);
+	}
+	buf_free(&json);
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+set_brokers(struct fx *f, bool up)
+{
+	for (int id = 1; id <= BROKERS; id++)
+		assert_int_equal(up ? rd_kafka_mock_broker_set_up(f->mc, id) :
+		    rd_kafka_mock_broker_set_down(f->mc, id), 0);
+}
+
+static void
+test_brokers_down_retry_after_timeout_then_ok_when_back(void **state)
+{
+	struct fx *f = fx_start(2000, NULL);
+	struct answer *a;
+	struct kafka_stats st;
+	uint64_t t0, delivered, ok_before;
+	bool ok = false;
+
+	(void)state;
+	global_fx = f;
+	/* Connected first, so that the outage hits a working producer. */
+	warm_up(f);
+	kafka_get_stats(f->k, &st);
+	delivered = st.delivered;
+
+	set_brokers(f, false);
+	t0 = now_ms();
+	a = produce_batch(f, 100, 50, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->calls, 1);
+	assert_int_equal(a->status, KAFKA_RETRY);
+	assert_true(now_ms() - t0 >= 1900);
+	assert_true(now_ms() - t0 < 15000);
+	kafka_get_stats(f->k, &st);
+	/* Nothing of the outage was reported delivered. */
+	assert_int_equal(st.delivered, delivered);
+	ok_before = st.batches_ok;
+
+	set_brokers(f, true);
+	/* librdkafka reconnects with backoff: a few batches may still RETRY. */
+	for (int attempt = 0; attempt < 15 && !ok; attempt++) {
+		a = produce_batch(f, 1000 + 100 * (unsigned)attempt, 20, 100);
+		assert_true(fx_run_until(f, all_answered, 20000));
+		assert_int_equal(a->calls, 1);
+		ok = a->status == KAFKA_OK;
+	}
+	assert_true(ok);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.batches_ok, ok_before + 1);
+	/* Every batch was answered exactly once, whatever came late. */
+	fx_run_until(f, all_answered, 500);
+	for (int i = 0; i < f->nbatches; i++)
+		assert_int_equal(f->answers[i].calls, 1);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_retriable_produce_errors_still_end_ok_without_duplicates(void **state)
+{
+	enum { N = 300 };
+	struct fx *f = fx_start(20000, NULL);
+	struct record *recs = calloc(N + 10, sizeof(*recs));
+	struct answer *a;
+	struct kafka_stats st;
+	uint8_t seen[N + 1];
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 4,
+	    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+	    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+	a = produce_batch(f, 1, N, 100);
+	assert_true(fx_run_until(f, all_answered, 30000));
+	assert_int_equal(a->status, KAFKA_OK);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.delivered, N);
+	assert_int_equal(st.failed, 0);
+	/* Idempotence: the retried requests wrote nothing twice. */
+	n = consume(f, TOPIC, recs, N + 10, N, 15000);
+	assert_int_equal(n, N);
+	memset(seen, 0, sizeof(seen));
+	for (size_t i = 0; i < n; i++) {
+		assert_true(recs[i].seq >= 1 && recs[i].seq <= N);
+		assert_int_equal(seen[recs[i].seq]++, 0);
+	}
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/* JSON overhead of event_n's record, to size a message to a record size. */
+static size_t
+json_size(struct fx *f, unsigned i, size_t msglen)
+{
+	struct buf b;
+	size_t n;
+
+	buf_init(&b, 1 << 20);
+	assert_int_equal(event_json(event_n(f, i, msglen), "agent-1", NULL, &b), 0);
+	n = b.len;
+	buf_free(&b);
+	return n;
+}
+
+static void
+test_oversize_events_are_refused_alone_and_counted(void **state)
+{
+	struct fx *f = fx_start(10000, "message.max.bytes", "10000", NULL);
+	struct record recs[8];
+	struct kafka_batch *b;
+	struct answer *a;
+	struct kafka_stats st;
+	size_t n, near;
+
+	(void)state;
+	global_fx = f;
+	/* A message whose JSON fits message.max.bytes, but not with key and headers. */
+	near = 100;
+	near += 9990 - json_size(f, 3, near);
+	assert_int_equal(json_size(f, 3, near), 9990);
+
+	b = begin(f);
+	a = &f->answers[0];
+	assert_int_equal(kafka_produce(b, event_n(f, 1, 100), NULL, 1), 0);
+	/* The JSON alone is beyond the limit. */
+	assert_int_equal(kafka_produce(b, event_n(f, 2, 20000), NULL, 2), -EMSGSIZE);
+	/* librdkafka refuses the whole record. */
+	assert_int_equal(kafka_produce(b, event_n(f, 3, near), NULL, 3), -EMSGSIZE);
+	assert_int_equal(kafka_produce(b, event_n(f, 4, 100), NULL, 4), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, 2);
+	assert_int_equal(a->res.refused, 2);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.refused_oversize, 2);
+	assert_int_equal(st.delivered, 2);
+
+	n = consume(f, TOPIC, recs, 8, 2, 10000);
+	assert_int_equal(n, 2);
+	assert_true((recs[0].seq == 1 && recs[1].seq == 4) || (recs[0].seq == 4 && recs[1].seq == 1));
+	for (size_t i = 0; i < n; i++)
+		free(recs[i].value);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/* Fills librdkafka's queue while the brokers answer slowly. */
+struct fill {
+	struct kafka_batch *b;
+	unsigned next;
+	int again;
+	int after_writable;
+};
+
+static struct fill fill;
+
+static void
+refill(struct fx *f)
+{
+	/* The event refused with -EAGAIN goes in now, then the batch ends. */
+	fill.after_writable = kafka_produce(fill.b, event_n(f, fill.next, 1000), NULL, fill.next);
+	kafka_batch_end(fill.b);
+}
+
+static bool
+writable_and_answered(struct fx *f)
+{
+	return f->writable_calls > 0 && all_answered(f);
+}
+
+static void
+test_full_queue_is_eagain_then_writable(void **state)
+{
+	struct fx *f;
+	struct answer *a;
+	struct kafka_stats st;
+	int r = 0;
+
+	/* The smallest budget: 2 MiB of payloads fill quickly. */
+	fx_budget = 4u << 20;
+	f = fx_start(20000, NULL);
+	fx_budget = 64u << 20;
+
+	(void)state;
+	global_fx = f;
+	/* Warm up, then slow responses keep every record in librdkafka's queue. */
+	a = produce_batch(f, 1, 10, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	for (int id = 1; id <= BROKERS; id++)
+		rd_kafka_mock_broker_set_rtt(f->mc, id, 1500);
+	memset(&fill, 0, sizeof(fill));
+	fill.b = begin(f);
+	a = &f->answers[1];
+	/* About 1800 records of 1.2 KiB. */
+	for (fill.next = 100; fill.next < 200000; fill.next++) {
+		r = kafka_produce(fill.b, event_n(f, fill.next, 1000), NULL, fill.next);
+		if (r != 0)
+			break;
+	}
+	assert_int_equal(r, -EAGAIN);
+	assert_int_equal(f->writable_calls, 0);
+	kafka_get_stats(f->k, &st);
+	assert_true(st.queue_full >= 1);
+	f->on_writable = refill;
+	for (int id = 1; id <= BROKERS; id++)
+		rd_kafka_mock_broker_set_rtt(f->mc, id, 0);
+	assert_true(fx_run_until(f, writable_and_answered, 30000));
+	assert_int_equal(f->writable_calls, 1);
+	assert_true(pthread_equal(f->writable_thread, f->loop_thread));
+	assert_int_equal(fill.after_writable, 0);
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, fill.next - 100 + 1);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/* Loops on threads of their own: each batch is answered on its owner's thread. */
+struct worker {
+	struct fx *f;
+	pthread_t thread;
+	uv_loop_t loop;
+	struct kafka_loop *kl;
+	struct answer answer;
+	unsigned first;
+	struct event_field fields[4];
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct kafka_batch *b;
+	struct fx scratch;
+
+	uv_loop_init(&w->loop);
+	if (kafka_loop_new(w->f->k, &w->loop, NULL, NULL, &w->kl) != 0)
+		return NULL;
+	if (kafka_batch_begin(w->kl, "agent-w", on_answer, &w->answer, &b) != 0)
+		return NULL;
+	for (unsigned i = 0; i < 200; i++)
+		if (kafka_produce(b, event_n(&scratch, w->first + i, 100), NULL, w->first + i) != 0)
+			return NULL;
+	kafka_batch_end(b);
+	/* Unanswered batches keep the loop going; the answer ends it. */
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	kafka_loop_close(w->kl);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&w->loop);
+	return NULL;
+}
+
+static void
+test_answers_run_on_the_owners_loop_thread(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct worker w[3];
+
+	(void)state;
+	global_fx = f;
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < 3; i++) {
+		w[i].f = f;
+		w[i].first = 1000 * (unsigned)(i + 1);
+		assert_int_equal(pthread_create(&w[i].thread, NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(w[i].thread, NULL), 0);
+		assert_int_equal(w[i].answer.calls, 1);
+		assert_int_equal(w[i].answer.status, KAFKA_OK);
+		assert_true(pthread_equal(w[i].answer.thread, w[i].thread));
+		assert_false(pthread_equal(w[i].answer.thread, pthread_self()));
+	}
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static uint64_t late_before;
+
+static bool
+reported_late(struct fx *f)
+{
+	struct kafka_stats st;
+
+	kafka_get_stats(f->k, &st);
+	return st.delivered + st.failed >= late_before + 20;
+}
+
+static bool
+never(struct fx *f)
+{
+	(void)f;
+	return false;
+}
+
+static void
+test_late_reports_after_retry_are_dropped(void **state)
+{
+	struct fx *f = fx_start(3000, NULL);
+	struct kafka_batch *b;
+	struct answer *a;
+	struct kafka_stats st;
+	uint64_t retry_before;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	kafka_get_stats(f->k, &st);
+	late_before = st.delivered + st.failed;
+	retry_before = st.batches_retry;
+	/*
+	 * The batch's deadline counts from its begin, librdkafka's from each
+	 * produce: events produced 1.5 s after the begin, answered 2 s later,
+	 * reach Kafka after the batch's deadline and before their own.
+	 */
+	b = begin(f);
+	a = &f->answers[f->nbatches - 1];
+	fx_run_until(f, never, 1500);
+	for (int id = 1; id <= BROKERS; id++)
+		rd_kafka_mock_broker_set_rtt(f->mc, id, 2000);
+	for (unsigned i = 100; i < 120; i++)
+		assert_int_equal(kafka_produce(b, event_n(f, i, 100), NULL, i), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_RETRY);
+	assert_string_equal(a->reason, "not acknowledged by Kafka within kafka.delivery_timeout");
+	assert_false(reported_late(f));
+	/* The reports come after the answer: counted, and the batch freed (ASan). */
+	assert_true(fx_run_until(f, reported_late, 20000));
+	fx_run_until(f, never, 100);
+	assert_int_equal(a->calls, 1);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.delivered, late_before + 20);
+	assert_int_equal(st.batches_retry, retry_before + 1);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static bool
+recreated(struct fx *f)
+{
+	struct kafka_stats st;
+
+	kafka_get_stats(f->k, &st);
+	return st.recreated == 1;
+}
+
+static void
+test_fatal_error_recreates_the_producer(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct answer *a, *a2;
+	struct kafka_batch *b;
+	struct kafka_stats st;
+	uint64_t t0, retry_before;
+	int r;
+
+	(void)state;
+	global_fx = f;
+	a = produce_batch(f, 1, 10, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	/* Records in flight (slow answers) when the producer fails for good. */
+	for (int id = 1; id <= BROKERS; id++)
+		rd_kafka_mock_broker_set_rtt(f->mc, id, 1000);
+	a = produce_batch(f, 100, 50, 100);
+	t0 = now_ms();
+	assert_int_equal(kafka_test_fatal_error(f->k, "test: sequence gap"), 0);
+	/*
+	 * Until the poller swapped producers, records are refused at once
+	 * (-ECANCELED, the batch RETRYs); the swap may also be that quick.
+	 */
+	b = begin(f);
+	a2 = &f->answers[f->nbatches - 1];
+	r = kafka_produce(b, event_n(f, 500, 100), NULL, 500);
+	assert_true(r == -ECANCELED || r == 0);
+	if (r == -ECANCELED)
+		assert_int_equal(kafka_produce(b, event_n(f, 501, 100), NULL, 501), -ECANCELED);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->calls, 1);
+	assert_int_equal(a->status, KAFKA_RETRY);
+	assert_int_equal(a2->calls, 1);
+	if (r == -ECANCELED)
+		assert_int_equal(a2->status, KAFKA_RETRY);
+	/* Well before the delivery timeout. */
+	assert_true(now_ms() - t0 < 8000);
+	assert_true(fx_run_until(f, recreated, 10000));
+	for (int id = 1; id <= BROKERS; id++)
+		rd_kafka_mock_broker_set_rtt(f->mc, id, 0);
+	/* The new producer delivers. */
+	a = produce_batch(f, 1000, 50, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.recreated, 1);
+	retry_before = r == -ECANCELED ? 2 : 1;
+	assert_int_equal(st.batches_ok, 2 + (2 - retry_before));
+	assert_int_equal(st.batches_retry, retry_before);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_stop_answers_outstanding_batches_retry(void **state)
+{
+	struct fx *f = fx_start(30000, NULL);
+	struct answer *a1, *a2;
+	struct kafka_batch *open;
+	struct kafka_stats st;
+
+	(void)state;
+	global_fx = f;
+	a1 = produce_batch(f, 1, 10, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a1->status, KAFKA_OK);
+	set_brokers(f, false);
+	a1 = produce_batch(f, 100, 20, 100);
+	open = begin(f);               /* never ended */
+	a2 = &f->answers[f->nbatches - 1];
+	assert_int_equal(kafka_produce(open, event_n(f, 200, 100), NULL, 200), 0);
+	/* The flush is bounded. */
+	assert_int_equal(kafka_flush(f->k, 300), -ETIMEDOUT);
+	assert_int_equal(a1->calls, 0);
+	kafka_loop_close(f->kl);
+	/* Answered inside the close, on this (the loop's) thread. */
+	assert_int_equal(a1->calls, 1);
+	assert_int_equal(a1->status, KAFKA_RETRY);
+	assert_string_equal(a1->reason, "the relay is stopping");
+	assert_int_equal(a2->calls, 1);
+	assert_int_equal(a2->status, KAFKA_RETRY);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.batches_ok, 1);
+	assert_int_equal(st.batches_retry, 2);
+	{
+		struct kafka_batch *b;
+
+		assert_int_equal(kafka_batch_begin(f->kl, "x", on_answer, a2, &b), -EPIPE);
+	}
+	f->kl = NULL;
+	/* kafka_free purges the records still held: no leak, no late answer. */
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/* The relay's clean stop: flush, then close each loop. */
+static void
+test_stop_after_a_flush_answers_delivered_batches_ok(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct answer *a;
+
+	(void)state;
+	global_fx = f;
+	a = produce_batch(f, 1, 100, 100);
+	/* The poller serves the reports while this thread waits. */
+	assert_int_equal(kafka_flush(f->k, 10000), 0);
+	assert_int_equal(a->calls, 0);
+	/* Its reports are in, its loop has not run yet: OK, not RETRY. */
+	kafka_loop_close(f->kl);
+	assert_int_equal(a->calls, 1);
+	assert_int_equal(a->status, KAFKA_OK);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_empty_and_abandoned_batches(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_batch *b;
+	struct answer *a;
+	struct kafka_stats st;
+
+	(void)state;
+	global_fx = f;
+	/* No events: OK, on the loop, not inside kafka_batch_end. */
+	b = begin(f);
+	a = &f->answers[0];
+	kafka_batch_end(b);
+	assert_int_equal(a->calls, 0);
+	assert_true(fx_run_until(f, all_answered, 5000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, 0);
+	/* Abandoned: no answer ever, its records still go out, nothing leaks. */
+	b = begin(f);
+	for (unsigned i = 1; i <= 10; i++)
+		assert_int_equal(kafka_produce(b, event_n(f, i, 100), NULL, i), 0);
+	kafka_batch_abandon(b);
+	f->answers[1].abandoned = true;
+	assert_int_equal(kafka_flush(f->k, 10000), 0);
+	uv_run(&f->loop, UV_RUN_NOWAIT);
+	assert_int_equal(f->answers[1].calls, 0);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.delivered, 10);
+	/* Produce after the end is refused. */
+	b = begin(f);
+	kafka_batch_end(b);
+	assert_int_equal(kafka_produce(b, event_n(f, 1, 100), NULL, 1), -EINVAL);
+	assert_true(fx_run_until(f, all_answered, 5000));
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_protobuf_and_raw_values_and_keys(void **state)
+{
+	struct event_field rf[8];
+	struct event_reader rd;
+	struct event got;
+	struct record recs[8];
+	struct pbslice raw;
+	struct buf list;
+	struct fx *f;
+	struct answer *a;
+	struct kafka_batch *b;
+	const uint8_t *before;
+	size_t n;
+
+	(void)state;
+	/* protobuf: the Event's bytes as the agent encoded them. */
+	f = fx_start(10000, NULL);
+	global_fx = f;
+	f->cfg.kafka.format = RELAY_FORMAT_PROTOBUF;
+	buf_init(&list, 1 << 20);
+	assert_int_equal(event_encode(event_n(f, 7, 50), &list), 0);
+	assert_int_equal(event_encode(event_n(f, 8, 60), &list), 0);
+	b = begin(f);
+	a = &f->answers[0];
+	assert_int_equal(kafka_produce(b, event_n(f, 7, 50), NULL, 7), -EINVAL);
+	event_reader_init(&rd, list.data, list.len, rf, 8);
+	for (uint64_t seq = 7; before = rd.p, event_reader_next(&rd, &got) == 1; seq++) {
+		assert_int_equal(kafka_event_bytes(before, rd.p, &raw), 0);
+		assert_int_equal(kafka_produce(b, &got, &raw, seq), 0);
+	}
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 10000));
+	assert_int_equal(a->status, KAFKA_OK);
+	n = consume(f, TOPIC, recs, 8, 2, 10000);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		struct pbslice want;
+		struct buf one;
+
+		buf_init(&one, 1 << 20);
+		assert_int_equal(event_encode(event_n(f, (unsigned)recs[i].seq, recs[i].seq == 7 ? 50 : 60),
+		    &one), 0);
+		/* The EventList entry is a tag, a length, then the Event. */
+		assert_int_equal(kafka_event_bytes(one.data, one.data + one.len, &want), 0);
+		assert_true(want.ptr > one.data + 1);
+		assert_int_equal(recs[i].value_len, want.len);
+		assert_memory_equal(recs[i].value, want.ptr, want.len);
+		assert_true(recs[i].has_key);
+		buf_free(&one);
+		free(recs[i].value);
+	}
+	buf_free(&list);
+	fx_stop(f);
+
+	/* raw: the message line. */
+	f = fx_start(10000, NULL);
+	global_fx = f;
+	f->cfg.kafka.format = RELAY_FORMAT_RAW;
+	b = begin(f);
+	a = &f->answers[0];
+	assert_int_equal(kafka_produce(b, event_n(f, 1, 40), NULL, UINT64_MAX), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 10000));
+	assert_int_equal(a->status, KAFKA_OK);
+	n = consume(f, TOPIC, recs, 4, 1, 10000);
+	assert_int_equal(n, 1);
+	assert_int_equal(recs[0].value_len, 40);
+	assert_memory_equal(recs[0].value, event_n(f, 1, 40)->message.ptr, 40);
+	assert_true(recs[0].has_key);
+	assert_true(recs[0].has_seq);
+	assert_true(recs[0].seq == UINT64_MAX);
+	free(recs[0].value);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_no_key_for_empty_keys(void **state)
+{
+	struct record recs[4];
+	struct answer *a;
+	struct fx *f;
+	size_t n;
+
+	(void)state;
+	for (int t = 0; t < 2; t++) {
+		/* The template "", then a key that renders empty. */
+		fx_key = t == 0 ? "" : "${fields.missing}";
+		f = fx_start(10000, NULL);
+		fx_key = "${host}";
+		global_fx = f;
+		a = produce_batch(f, 1, 1, 40);
+		assert_true(fx_run_until(f, all_answered, 10000));
+		assert_int_equal(a->status, KAFKA_OK);
+		n = consume(f, TOPIC, recs, 4, 1, 10000);
+		assert_int_equal(n, 1);
+		assert_false(recs[0].has_key);
+		free(recs[0].value);
+		fx_stop(f);
+	}
+	global_fx = NULL;
+}
+
+static void
+test_event_bytes_skip_other_fields(void **state)
+{
+	/* An unknown varint field (2), then entry 1 of 3 bytes. */
+	static const uint8_t list[] = { 0x10, 0x96, 0x01, 0x0a, 0x03, 'a', 'b', 'c' };
+	struct pbslice s;
+
+	(void)state;
+	assert_int_equal(kafka_event_bytes(list, list + sizeof(list), &s), 0);
+	assert_ptr_equal(s.ptr, list + 5);
+	assert_int_equal(s.len, 3);
+	assert_int_equal(kafka_event_bytes(list, list + sizeof(list) - 1, &s), -EPROTO);
+	assert_int_equal(kafka_event_bytes(list, list + 3, &s), -EPROTO);
+}
+
+static void
+test_bad_configuration_is_refused(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct relay_config cfg = f->cfg;
+	struct config_map_entry bad = { "no.such.property", "1", 0 };
+	struct kafka *k = NULL;
+
+	(void)state;
+	cfg.kafka.topic = "${nope}";
+	assert_int_equal(kafka_new(&cfg, 1 << 20, &k), -EINVAL);
+	cfg.kafka.topic = "logs";
+	cfg.kafka.properties.n = 1;
+	cfg.kafka.properties.items = &bad;
+	assert_int_equal(kafka_new(&cfg, 1 << 20, &k), -EINVAL);
+	assert_null(k);
+	kafka_free(NULL);
+	fx_stop(f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_batch_ok_after_every_report_and_records_read_back),
+		cmocka_unit_test(test_brokers_down_retry_after_timeout_then_ok_when_back),
+		cmocka_unit_test(test_retriable_produce_errors_still_end_ok_without_duplicates),
+		cmocka_unit_test(test_oversize_events_are_refused_alone_and_counted),
+		cmocka_unit_test(test_full_queue_is_eagain_then_writable),
+		cmocka_unit_test(test_answers_run_on_the_owners_loop_thread),
+		cmocka_unit_test(test_late_reports_after_retry_are_dropped),
+		cmocka_unit_test(test_fatal_error_recreates_the_producer),
+		cmocka_unit_test(test_stop_answers_outstanding_batches_retry),
+		cmocka_unit_test(test_stop_after_a_flush_answers_delivered_batches_ok),
+		cmocka_unit_test(test_empty_and_abandoned_batches),
+		cmocka_unit_test(test_protobuf_and_raw_values_and_keys),
+		cmocka_unit_test(test_no_key_for_empty_keys),
+		cmocka_unit_test(test_event_bytes_skip_other_fields),
+		cmocka_unit_test(test_bad_configuration_is_refused),
+	};
+
+	log_init("test_kafka", LOG_LEVEL_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
