@@ -167,6 +167,7 @@ static const struct {
 	{ "metadata.broker.list", "use kafka.brokers" },
 	{ "message.timeout.ms", "use kafka.delivery_timeout" },
 	{ "delivery.timeout.ms", "use kafka.delivery_timeout" },
+	{ "transactional.id", "the relay does not produce in transactions; with a transactional id every produce outside one fails" },
 	{ NULL, NULL },
 };
 

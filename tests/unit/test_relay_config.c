@@ -294,6 +294,7 @@ test_properties_the_relay_fixes_are_refused(void **state)
 	    "    enable.idempotence: false\n"
 	    "    bootstrap.servers: other:9092\n"
 	    "    message.timeout.ms: 1000\n"
+	    "    transactional.id: tx-1\n"
 	    TLS_OK,
 	    "relay.yaml:4: kafka.properties.acks: is set by the relay itself: the relay "
 	    "always produces with acks=all so that an Ack means every replica has the events\n"
@@ -302,7 +303,10 @@ test_properties_the_relay_fixes_are_refused(void **state)
 	    "relay.yaml:6: kafka.properties.bootstrap.servers: is set by the relay itself: "
 	    "use kafka.brokers\n"
 	    "relay.yaml:7: kafka.properties.message.timeout.ms: is set by the relay itself: "
-	    "use kafka.delivery_timeout\n");
+	    "use kafka.delivery_timeout\n"
+	    "relay.yaml:8: kafka.properties.transactional.id: is set by the relay itself: "
+	    "the relay does not produce in transactions; with a transactional id every produce "
+	    "outside one fails\n");
 }
 
 static void
