@@ -471,6 +471,7 @@ int
 event_reader_next(struct event_reader *r, struct event *ev)
 {
 	struct event_cur c = { r->p, r->end, &r->why }, sub;
+	const uint8_t *start;
 	unsigned field, wt;
 	int rc;
 
@@ -486,8 +487,14 @@ event_reader_next(struct event_reader *r, struct event *ev)
 		if (!event_expect(&c, wt, WT_LEN) || !event_enter(&c, &sub))
 			goto malformed;
 		r->p = c.p;
-		if ((rc = event_decode(r, &sub, ev)) < 0)
+		start = sub.p;
+		if ((rc = event_decode(r, &sub, ev)) < 0) {
 			r->p = r->end;
+			return rc;
+		}
+		/* Set after event_decode, which clears *ev: the Event's bytes, for pass-through. */
+		ev->raw.ptr = start;
+		ev->raw.len = (size_t)(sub.end - start);
 		return rc;
 	}
 	r->p = r->end;

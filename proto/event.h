@@ -49,6 +49,7 @@ struct event {
 	struct pbslice host, stream, source, message;
 	struct event_field *fields;   /* decoding: the reader's array */
 	size_t nfields;
+	struct pbslice raw;           /* decoding: the serialized Event itself (format protobuf); ignored by event_encode */
 };
 
 /*

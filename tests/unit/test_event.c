@@ -152,8 +152,15 @@ test_concatenated_lists_read_as_one_list(void **state)
 		assert_int_equal(buf_append(&all, one.data, one.len), 0);
 	}
 	event_reader_init(&r, all.data, all.len, gf, 8);
-	while ((rc = event_reader_next(&r, &got)) == 1)
+	while ((rc = event_reader_next(&r, &got)) == 1) {
+		/* Every element has the same size here: its Event ends where the element does. */
+		const uint8_t *element_end = all.data + (size_t)(n + 1) * one.len;
+
 		assert_int_equal(got.ts, (uint64_t)++n);
+		/* raw is the Event inside its element: tag and length in front, nothing after. */
+		assert_true(got.raw.len > 0 && got.raw.len < one.len && one.len - got.raw.len <= 6);
+		assert_ptr_equal(got.raw.ptr + got.raw.len, element_end);
+	}
 	assert_int_equal(rc, 0);
 	assert_int_equal(n, 3);
 	buf_free(&one);
