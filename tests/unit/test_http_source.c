@@ -31,6 +31,7 @@
 #include "agent/intake.h"
 #include "agent/spool.h"
 #include "common/log.h"
+#include "tests/unit/spool_fixture.h"
 
 #define TS_2026 UINT64_C(1795341600000000000)   /* 2026-11-22T10:00:00Z */
 #define MAX_BODY (64 * 1024)
@@ -1028,30 +1029,6 @@ test_connection_close_and_http10_close(void **state)
 	stop(fx);
 }
 
-static int
-append_noise(struct fixture *fx, unsigned *seed)
-{
-	uint8_t msg[4000];
-	struct event ev = { 0 };
-
-	for (size_t i = 0; i < sizeof(msg); i++)
-		msg[i] = (uint8_t)rand_r(seed);
-	ev.message.ptr = msg;
-	ev.message.len = sizeof(msg);
-	return spool_append(fx->s, &ev, NULL);
-}
-
-static int
-list_range(void *ctx, const struct spool_segment *seg)
-{
-	uint64_t *range = ctx;
-
-	if (range[0] == 0)
-		range[0] = seg->first_seq;
-	range[1] = seg->first_seq + seg->events;
-	return 0;
-}
-
 static void
 test_full_spool_is_503_with_retry_after_then_200(void **state)
 {
@@ -1059,10 +1036,7 @@ test_full_spool_is_503_with_retry_after_then_200(void **state)
 	struct http_source_stats st;
 	struct spool_stats ss;
 	uint64_t range[2] = { 0, 0 }, appended;
-	struct spool_view *v;
-	const char *why;
 	unsigned seed = 7;
-	int idle = 0;
 	struct job j;
 	size_t len;
 	char *req;
@@ -1073,15 +1047,7 @@ test_full_spool_is_503_with_retry_after_then_200(void **state)
 	fx->so.queue_blocks = 2;
 	start(fx);
 	/* Incompressible events until the spool stays full. */
-	while (idle < 200) {
-		if (append_noise(fx, &seed) == 0) {
-			idle = 0;
-			continue;
-		}
-		uv_run(&fx->loop, UV_RUN_NOWAIT);
-		usleep(1000);
-		idle++;
-	}
+	spool_fixture_fill(fx->s, &fx->loop, &seed);
 	spool_get_stats(fx->s, &ss);
 	assert_true(ss.full);
 	appended = ss.events_appended;
@@ -1096,9 +1062,7 @@ test_full_spool_is_503_with_retry_after_then_200(void **state)
 	assert_int_equal(st.unavailable_503, 1);
 
 	/* What the shipper does on Acks: room again, and the retry goes in. */
-	assert_int_equal(spool_view_open(fx->dir, &v), 0);
-	assert_int_equal(spool_view_segments(v, 0, list_range, range, &why), 0);
-	spool_view_close(v);
+	spool_fixture_committed_range(fx->dir, range);
 	fx->writable_calls = 0;
 	assert_int_equal(spool_delete(fx->s, range[0], range[1]), 0);
 	while (fx->writable_calls == 0)

@@ -18,6 +18,7 @@
 
 #include "agent/spool.h"
 #include "common/log.h"
+#include "tests/unit/spool_fixture.h"
 
 struct fixture {
 	char root[64];
@@ -382,30 +383,6 @@ test_delete_removes_whole_segments_in_range(void **state)
 	assert_int_equal(r.first_seq, l.first[4]);
 }
 
-static int
-append_noise(struct fixture *fx, unsigned *seed)
-{
-	uint8_t msg[4000];
-	struct event ev = { 0 };
-
-	for (size_t i = 0; i < sizeof(msg); i++)
-		msg[i] = (uint8_t)rand_r(seed);
-	ev.message.ptr = msg;
-	ev.message.len = sizeof(msg);
-	return spool_append(fx->s, &ev, NULL);
-}
-
-static int
-list_first(void *ctx, const struct spool_segment *seg)
-{
-	uint64_t *range = ctx;
-
-	if (range[0] == 0)
-		range[0] = seg->first_seq;
-	range[1] = seg->first_seq + seg->events;
-	return 0;
-}
-
 static void
 test_full_spool_refuses_appends_until_deletes_free_room(void **state)
 {
@@ -413,10 +390,7 @@ test_full_spool_refuses_appends_until_deletes_free_room(void **state)
 	struct spool_options o;
 	struct spool_stats st;
 	unsigned seed = 7;
-	uint64_t taken = 0, range[2] = { 0, 0 };
-	struct spool_view *v;
-	const char *why;
-	int rc, idle = 0;
+	uint64_t taken, range[2] = { 0, 0 };
 
 	spool_options_default(&o, fx->dir);
 	o.max_size = 4 << 20;
@@ -425,37 +399,24 @@ test_full_spool_refuses_appends_until_deletes_free_room(void **state)
 	o.queue_blocks = 2;
 	open_spool(fx, &o);
 	/* Incompressible events until the spool stays full. */
-	while (idle < 200) {
-		rc = append_noise(fx, &seed);
-		if (rc == 0) {
-			taken++;
-			idle = 0;
-			continue;
-		}
-		assert_int_equal(rc, -EAGAIN);
-		uv_run(&fx->loop, UV_RUN_NOWAIT);
-		usleep(1000);
-		idle++;
-	}
+	taken = spool_fixture_fill(fx->s, &fx->loop, &seed);
 	spool_get_stats(fx->s, &st);
 	assert_true(st.full);
 	assert_true(st.disk_used <= o.max_size);
 	assert_true(taken * 4000 > (2u << 20));
 	assert_true(taken * 4000 < o.max_size + 4 * (64 << 10));
-	assert_int_equal(append_noise(fx, &seed), -EAGAIN);
+	assert_int_equal(spool_fixture_append_noise(fx->s, &seed), -EAGAIN);
 	assert_false(spool_room(fx->s, 100, 1));
 
 	/* What the shipper would do on Acks: delete everything committed. */
-	assert_int_equal(spool_view_open(fx->dir, &v), 0);
-	assert_int_equal(spool_view_segments(v, 0, list_first, range, &why), 0);
-	spool_view_close(v);
+	spool_fixture_committed_range(fx->dir, range);
 	fx->writable_calls = 0;
 	assert_int_equal(spool_delete(fx->s, range[0], range[1]), 0);
 	while (fx->writable_calls == 0)
 		uv_run(&fx->loop, UV_RUN_ONCE);
 	assert_true(spool_room(fx->s, 64 << 10, 10));
 	assert_false(spool_room(fx->s, 10 << 20, 10));
-	assert_int_equal(append_noise(fx, &seed), 0);
+	assert_int_equal(spool_fixture_append_noise(fx->s, &seed), 0);
 	close_spool(fx);
 }
 

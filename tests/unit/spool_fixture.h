@@ -1,0 +1,22 @@
+/* Helpers the unit tests of spool users share: filling a spool, listing what it holds. */
+#ifndef LOGFERRY_SPOOL_FIXTURE_H
+#define LOGFERRY_SPOOL_FIXTURE_H
+
+#include <stdint.h>
+
+#include "agent/spool.h"
+
+/* Appends one event of 4000 random (incompressible) bytes; spool_append's result. */
+int spool_fixture_append_noise(struct spool *s, unsigned *seed);
+
+/*
+ * Appends such events until the spool has refused them for 200 loop turns
+ * in a row (it stays full); asserts every refusal is -EAGAIN. Returns the
+ * number of events taken.
+ */
+uint64_t spool_fixture_fill(struct spool *s, uv_loop_t *loop, unsigned *seed);
+
+/* range[0..1] = [first, end) sequence numbers committed in the spool in dir (asserts it opens). */
+void spool_fixture_committed_range(const char *dir, uint64_t range[2]);
+
+#endif
