@@ -79,6 +79,9 @@ struct spool {
 	bool close_requested;
 	int closing;
 	struct spool_waiter *waiters, **waiters_tail;
+	void (*commit_cb)(void *ctx);
+	void *commit_ctx;
+	uint64_t segments_seen;      /* segments_committed when commit_cb last ran */
 
 	/* Shared: under mu. */
 	pthread_mutex_t mu;
@@ -1089,6 +1092,13 @@ spool_when_committed(struct spool *s, void (*cb)(void *ctx, int status), void *c
 	return 0;
 }
 
+void
+spool_set_commit_cb(struct spool *s, void (*cb)(void *ctx), void *ctx)
+{
+	s->commit_cb = cb;
+	s->commit_ctx = ctx;
+}
+
 int
 spool_delete(struct spool *s, uint64_t first, uint64_t end)
 {
@@ -1202,6 +1212,7 @@ spool_on_async(uv_async_t *h)
 {
 	struct spool *s = h->data;
 	uint64_t committed, lost;
+	uint64_t segments;
 	bool done, room;
 
 	pthread_mutex_lock(&s->mu);
@@ -1209,8 +1220,14 @@ spool_on_async(uv_async_t *h)
 	room = s->free_blocks != NULL;
 	committed = s->stats.events_committed;
 	lost = s->stats.events_lost;
+	segments = s->stats.segments_committed;
 	pthread_mutex_unlock(&s->mu);
 	spool_fire_waiters(s, committed, lost, done);
+	if (segments != s->segments_seen) {
+		s->segments_seen = segments;
+		if (s->commit_cb != NULL && !s->close_requested)
+			s->commit_cb(s->commit_ctx);
+	}
 	if (done && s->close_requested && s->closing == 0) {
 		pthread_join(s->writer, NULL);
 		s->writer_started = false;

@@ -130,6 +130,13 @@ int spool_when_committed(struct spool *s, void (*cb)(void *ctx, int status), voi
 int spool_segments(struct spool *s, uint64_t from,
     int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why);
 
+/*
+ * cb(ctx) runs on the loop after each commit that stored new segments (the
+ * shipper's cue to read them with spool_segments); NULL stops it. Not after
+ * spool_close.
+ */
+void spool_set_commit_cb(struct spool *s, void (*cb)(void *ctx), void *ctx);
+
 /* Deletes the segments whose first sequence is in [first, end) (after the relay's Ack). */
 int spool_delete(struct spool *s, uint64_t first, uint64_t end);
 

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +24,7 @@
 
 #include "common/log.h"
 #include "common/tls.h"
+#include "tests/unit/cert_fixture.h"
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)
@@ -1254,44 +1254,17 @@ test_reload_keeps_old_connection(void **state)
 /* ---------------------------------------------------------------- certificates */
 
 static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 group_setup(void **state)
 {
-	const char *top = getenv("top_srcdir");
-	const char *tmp = getenv("TMPDIR");
-	char cmd[1024];
-
 	(void)state;
-	if (top == NULL || top[0] == '\0')
-		top = access("tests/tools/make-certs.sh", R_OK) == 0 ? "." : "../..";
-	snprintf(certdir, sizeof(certdir), "%s/test_tls.XXXXXX",
-	    tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-	if (mkdtemp(certdir) == NULL) {
-		perror("mkdtemp");
-		return -1;
-	}
-	snprintf(cmd, sizeof(cmd), "sh '%s/tests/tools/make-certs.sh' '%s'", top, certdir);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "test_tls: %s failed\n", cmd);
-		return -1;
-	}
-	return 0;
+	return cert_fixture_make("test_tls", certdir, sizeof(certdir));
 }
 
 static int
 group_teardown(void **state)
 {
 	(void)state;
-	if (certdir[0] != '\0')
-		(void)nftw(certdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	cert_fixture_remove(certdir);
 	return 0;
 }
 
@@ -1324,7 +1297,7 @@ main(void)
 	};
 
 	/* make-certs.sh needs the openssl CLI; without it, skip (automake's 77). */
-	if (system("command -v openssl >/dev/null 2>&1") != 0) {
+	if (!cert_fixture_available()) {
 		fprintf(stderr, "test_tls: openssl not found; skipped\n");
 		return 77;
 	}
