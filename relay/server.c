@@ -1,0 +1,1310 @@
+/* server: accepting agents, the per-connection protocol, batches -> Kafka (see server.h). */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/tls.h"
+#include "proto/event.h"
+#include "proto/frame.h"
+#include "relay/server.h"
+
+/* An agent may send more fields per event than its own parsers make (HTTP intake); beyond, REJECTED. */
+#define SERVER_MAX_FIELDS 1024
+/* Room for a Batch's other members around its payload. */
+#define SERVER_FRAME_SLACK 4096
+/* Connections accepted per wake-up of the listener, so one burst does not hold the main loop. */
+#define SERVER_ACCEPT_BURST 64
+/* After EMFILE/ENFILE the listener rests this long instead of spinning on the pending connection. */
+#define SERVER_ACCEPT_REST_MS 1000
+/* Retry hint in RETRY acks. */
+#define SERVER_RETRY_AFTER_MS 1000
+/* Refusals of the same kind are logged at most this often. */
+#define SERVER_WARN_EVERY_MS 10000
+#define SERVER_SWEEP_MS 1000
+
+enum conn_state { CONN_HANDSHAKE, CONN_HELLO, CONN_READY, CONN_CLOSING };
+
+struct srv_worker;
+struct srv_conn;
+
+/* One batch received and not yet answered. Owned by its connection. */
+struct srv_batch {
+	struct srv_batch *next;          /* the connection's in-flight list */
+	struct srv_batch *qnext;         /* the worker's produce queue */
+	struct srv_conn *conn;
+	struct kafka_batch *kb;          /* NULL: answered without Kafka */
+	uint64_t id;
+	uint64_t weight;                 /* counted in flight: the declared uncompressed size */
+	uint32_t events;
+	uint8_t *data;                   /* the EventList while it is produced */
+	size_t len, off;                 /* off: where producing goes on */
+	uint64_t seq;                    /* of the next event to produce */
+	bool queued;
+};
+
+struct srv_conn {
+	struct srv_worker *w;
+	struct srv_conn *prev, *next;
+	struct tls_conn *tls;
+	struct frame_decoder *dec;
+	enum conn_state state;
+	char agent[sizeof(((logferry_Hello *)0)->agent_id)];
+	char peer[96];
+	struct srv_batch *inflight;
+	uint32_t ninflight;
+	uint32_t nqueued;                /* of its batches waiting in the produce queue */
+	uint64_t inflight_bytes;
+	uint64_t buffered;               /* decoder bytes counted in the server's total */
+	uint64_t deadline_ms;            /* Hello due (CONN_HELLO) */
+	uint64_t last_frame_ms;
+	struct buf out;                  /* control frames the socket has not taken yet */
+	bool paused;
+	bool global_wait;                /* paused because the total is over the budget */
+};
+
+enum { CMD_WAKE = 1, CMD_DRAIN = 2, CMD_FINISH = 4 };
+
+struct srv_worker {
+	struct server *s;
+	int index;
+	uv_thread_t thread;
+	bool started;
+	uv_sem_t ready;
+	int start_rc;
+	uv_loop_t loop;
+	uv_async_t async;
+	uv_timer_t sweep;
+	struct kafka_loop *kl;
+
+	pthread_mutex_t mu;              /* guards fds */
+	int *fds;
+	size_t nfds, capfds;
+	atomic_int cmd;
+
+	struct srv_conn *conns;
+	struct srv_batch *qhead, **qtail;
+	bool draining;
+	struct event_field fields[SERVER_MAX_FIELDS];
+};
+
+struct server {
+	uv_loop_t *loop;
+	const struct relay_config *cfg;
+	struct kafka *k;
+	struct server_budget budget;
+	struct tls_config *tls;
+	int fd;
+	uint16_t port;
+	uv_poll_t poll;
+	uv_timer_t rest;
+	bool polling;
+	int nworkers;
+	struct srv_worker *workers;
+	int next_worker;
+	uint64_t last_refusal_warn;
+	uv_work_t work;
+	void (*done)(void *ctx);
+	void *done_ctx;
+	int handles;
+
+	atomic_uint_fast64_t inflight;       /* bytes, all connections */
+	atomic_uint_fast64_t connections;
+	atomic_int global_waiters;           /* connections paused for the total */
+	struct {
+		atomic_uint_fast64_t accepted, refused, handshakes_failed, agents_refused,
+		    protocol_errors, batches, events, acks_ok, acks_retry, acks_rejected,
+		    paused_reads;
+	} st;
+};
+
+static void conn_update_reading(struct srv_conn *c);
+static void worker_produce(struct srv_worker *w);
+
+static uint64_t
+server_now_ms(struct srv_worker *w)
+{
+	return uv_now(&w->loop);
+}
+
+/* ---- counting ---- */
+
+static void
+server_count(struct server *s, int64_t delta)
+{
+	if (delta >= 0) {
+		atomic_fetch_add(&s->inflight, (uint64_t)delta);
+		return;
+	}
+	uint64_t after = atomic_fetch_sub(&s->inflight, (uint64_t)-delta) - (uint64_t)-delta;
+
+	/* Crossing back under the budget: wake the workers whose connections wait for it. */
+	if (atomic_load(&s->global_waiters) > 0 && after < s->budget.batches)
+		for (int i = 0; i < s->nworkers; i++) {
+			atomic_fetch_or(&s->workers[i].cmd, CMD_WAKE);
+			uv_async_send(&s->workers[i].async);
+		}
+}
+
+static bool
+server_over_budget(struct server *s)
+{
+	return atomic_load(&s->inflight) >= s->budget.batches;
+}
+
+/* ---- sending control frames ---- */
+
+static void
+conn_flush(struct srv_conn *c)
+{
+	int rc;
+
+	if (c->out.len == 0 || c->state == CONN_CLOSING)
+		return;
+	rc = tls_conn_write(c->tls, c->out.data, c->out.len);
+	if (rc == 0)
+		buf_reset(&c->out);
+	else if (rc != -EAGAIN) {
+		log_warn("agent %s at %s: cannot send: %s; closing the connection",
+		    c->agent[0] != '\0' ? c->agent : "(unknown)", c->peer, tls_strerror(rc));
+		c->state = CONN_CLOSING;
+		tls_conn_close(c->tls);
+	}
+}
+
+static void
+conn_close(struct srv_conn *c)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	conn_flush(c);
+	c->state = CONN_CLOSING;
+	tls_conn_close(c->tls);
+}
+
+static void
+conn_send(struct srv_conn *c, const struct frame *f)
+{
+	int rc;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	if ((rc = frame_encode(f, &c->out)) != 0) {
+		log_warn("agent %s at %s: %s; closing the connection",
+		    c->agent[0] != '\0' ? c->agent : "(unknown)", c->peer,
+		    rc == -EMSGSIZE ? "it does not read its acks (64 KiB of them wait)" :
+		    "out of memory for a reply");
+		c->state = CONN_CLOSING;
+		tls_conn_close(c->tls);
+		return;
+	}
+	conn_flush(c);
+}
+
+static void
+conn_goodbye(struct srv_conn *c, const char *reason)
+{
+	struct frame f;
+
+	frame_init(&f, FRAME_GOODBYE);
+	snprintf(f.pb.goodbye.reason, sizeof(f.pb.goodbye.reason), "%s", reason);
+	conn_send(c, &f);
+	conn_close(c);
+}
+
+/* A frame that breaks the protocol: nothing more of this connection can be trusted. */
+static int
+conn_protocol_error(struct srv_conn *c, const char *fmt, const char *detail)
+{
+	char why[256];
+
+	snprintf(why, sizeof(why), fmt, detail);
+	log_warn("agent %s at %s: protocol error: %s; closing the connection",
+	    c->agent[0] != '\0' ? c->agent : "(before Hello)", c->peer, why);
+	atomic_fetch_add(&c->w->s->st.protocol_errors, 1);
+	conn_goodbye(c, why);
+	return -EPROTO;
+}
+
+static void
+conn_ack(struct srv_conn *c, uint64_t id, logferry_Ack_Status status, const char *reason)
+{
+	struct frame f;
+
+	frame_init(&f, FRAME_ACK);
+	f.pb.ack.batch_id = id;
+	f.pb.ack.status = status;
+	if (status == logferry_Ack_Status_RETRY)
+		f.pb.ack.retry_after_ms = SERVER_RETRY_AFTER_MS;
+	if (reason != NULL)
+		snprintf(f.pb.ack.reason, sizeof(f.pb.ack.reason), "%s", reason);
+	conn_send(c, &f);
+}
+
+/* ---- batches ---- */
+
+static void
+batch_unqueue(struct srv_worker *w, struct srv_batch *b)
+{
+	struct srv_batch **pp;
+
+	if (!b->queued)
+		return;
+	for (pp = &w->qhead; *pp != NULL; pp = &(*pp)->qnext)
+		if (*pp == b) {
+			*pp = b->qnext;
+			break;
+		}
+	if (w->qhead == NULL)
+		w->qtail = &w->qhead;
+	else if (w->qtail == &b->qnext)
+		for (w->qtail = &w->qhead; *w->qtail != NULL; w->qtail = &(*w->qtail)->qnext)
+			;
+	b->queued = false;
+	b->conn->nqueued--;
+}
+
+/* Takes b off its connection, uncounts it and frees it. */
+static void
+batch_free(struct srv_batch *b)
+{
+	struct srv_conn *c = b->conn;
+	struct srv_batch **pp;
+
+	batch_unqueue(c->w, b);
+	for (pp = &c->inflight; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == b) {
+			*pp = b->next;
+			c->ninflight--;
+			break;
+		}
+	c->inflight_bytes -= b->weight;
+	server_count(c->w->s, -(int64_t)b->weight);
+	free(b->data);
+	free(b);
+}
+
+static void
+batch_on_kafka(struct kafka_batch *kb, const struct kafka_result *res, void *arg)
+{
+	struct srv_batch *b = arg;
+	struct srv_conn *c = b->conn;
+	struct server *s = c->w->s;
+	char reason[128];
+
+	(void)kb;
+	if (res->status == KAFKA_OK) {
+		reason[0] = '\0';
+		if (res->refused > 0)
+			snprintf(reason, sizeof(reason),
+			    "%zu event(s) refused as larger than Kafka accepts (see the relay's log)",
+			    res->refused);
+		atomic_fetch_add(&s->st.acks_ok, 1);
+		conn_ack(c, b->id, logferry_Ack_Status_OK, reason);
+	} else {
+		atomic_fetch_add(&s->st.acks_retry, 1);
+		conn_ack(c, b->id, logferry_Ack_Status_RETRY, res->reason);
+	}
+	b->kb = NULL;
+	batch_free(b);
+	conn_update_reading(c);
+}
+
+/* Produces the queued batches in order until librdkafka's queue is full. */
+static void
+worker_produce(struct srv_worker *w)
+{
+	struct srv_batch *b;
+
+	while ((b = w->qhead) != NULL) {
+		struct srv_conn *c = b->conn;
+		struct event_reader r;
+		struct event ev;
+		bool stop = false;
+		int rc;
+
+		event_reader_init(&r, b->data + b->off, b->len - b->off, w->fields, SERVER_MAX_FIELDS);
+		for (;;) {
+			const uint8_t *before = r.p;
+
+			if ((rc = event_reader_next(&r, &ev)) <= 0)
+				break;        /* checked whole before: the end */
+			rc = kafka_produce(b->kb, &ev, &ev.raw, b->seq);
+			if (rc == -EAGAIN) {
+				b->off = (size_t)(before - b->data);
+				return;       /* the writable callback goes on */
+			}
+			b->seq++;
+			if (rc == 0 || rc == -EMSGSIZE)
+				continue;
+			if (rc != -ECANCELED)
+				log_error("agent %s: producing batch %" PRIu64 " failed (%d); it will be answered RETRY",
+				    c->agent, b->id, rc);
+			stop = true;
+			break;
+		}
+		(void)stop;
+		/* Every event is in librdkafka's hands (or the batch is lost to a fatal error): RETRY/OK follow. */
+		w->qhead = b->qnext;
+		if (w->qhead == NULL)
+			w->qtail = &w->qhead;
+		b->queued = false;
+		c->nqueued--;
+		free(b->data);
+		b->data = NULL;
+		kafka_batch_end(b->kb);
+		conn_update_reading(c);
+	}
+}
+
+static void
+worker_on_writable(struct kafka_loop *kl, void *arg)
+{
+	(void)kl;
+	worker_produce(arg);
+}
+
+static void
+conn_reject(struct srv_conn *c, uint64_t id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+conn_reject(struct srv_conn *c, uint64_t id, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn("agent %s at %s: batch %" PRIu64 " rejected: %s", c->agent, c->peer, id, why);
+	atomic_fetch_add(&c->w->s->st.acks_rejected, 1);
+	conn_ack(c, id, logferry_Ack_Status_REJECTED, why);
+}
+
+/* Decompresses payload into exactly want bytes. Returns 0, or -EPROTO with why. */
+static int
+batch_decompress(const struct pbslice *in, uint8_t *out, size_t want, char *why, size_t whylen)
+{
+	ZSTD_DCtx *d = ZSTD_createDCtx();
+	ZSTD_inBuffer ib = { in->ptr, in->len, 0 };
+	ZSTD_outBuffer ob = { out, want, 0 };
+	int rc = 0;
+
+	if (d == NULL) {
+		snprintf(why, whylen, "out of memory for zstd");
+		return -ENOMEM;
+	}
+	while (ib.pos < ib.size) {
+		size_t r;
+
+		if (ob.pos == ob.size) {
+			/* Is anything left but empty frames? One more byte of room tells. */
+			uint8_t extra;
+			ZSTD_outBuffer eb = { &extra, 1, 0 };
+
+			r = ZSTD_decompressStream(d, &eb, &ib);
+			if (!ZSTD_isError(r) && eb.pos == 0 && ib.pos == ib.size && r == 0)
+				break;
+			snprintf(why, whylen, "the payload decompresses to more than the %zu bytes declared", want);
+			rc = -EPROTO;
+			goto out;
+		}
+		r = ZSTD_decompressStream(d, &ob, &ib);
+		if (ZSTD_isError(r)) {
+			snprintf(why, whylen, "zstd: %s", ZSTD_getErrorName(r));
+			rc = -EPROTO;
+			goto out;
+		}
+		if (r != 0 && ib.pos == ib.size && ob.pos < ob.size) {
+			snprintf(why, whylen, "the payload ends inside a zstd frame");
+			rc = -EPROTO;
+			goto out;
+		}
+	}
+	if (ob.pos != want) {
+		snprintf(why, whylen, "the payload decompresses to %zu bytes, not the %zu declared",
+		    ob.pos, want);
+		rc = -EPROTO;
+	}
+out:
+	ZSTD_freeDCtx(d);
+	return rc;
+}
+
+static int
+conn_on_batch(struct srv_conn *c, const struct frame *f)
+{
+	struct srv_worker *w = c->w;
+	struct server *s = w->s;
+	const struct relay_config *cfg = s->cfg;
+	const logferry_Batch *pb = &f->pb.batch;
+	struct srv_batch *b;
+	struct event_reader r;
+	struct event ev;
+	uint64_t n = 0;
+	char why[200];
+	int rc;
+
+	if (c->state != CONN_READY)
+		return conn_protocol_error(c, "%s", "Batch before Hello");
+	if (c->ninflight >= (uint64_t)cfg->limits.window)
+		return conn_protocol_error(c, "more than window (%s) batches in flight",
+		    cfg->limits.window > 999 ? "1000+" : (snprintf(why, sizeof(why), "%" PRId64,
+		    cfg->limits.window), why));
+	for (b = c->inflight; b != NULL; b = b->next)
+		if (b->id == pb->id) {
+			snprintf(why, sizeof(why), "%" PRIu64, pb->id);
+			return conn_protocol_error(c, "batch %s is already in flight", why);
+		}
+	atomic_fetch_add(&s->st.batches, 1);
+
+	/* Limits first, before anything is allocated for the batch. */
+	if (f->payload.len > cfg->limits.max_batch_bytes) {
+		conn_reject(c, pb->id, "payload of %zu bytes is above max_batch_bytes (%" PRIu64 ")",
+		    f->payload.len, cfg->limits.max_batch_bytes);
+		return 0;
+	}
+	if (pb->uncompressed_size > cfg->limits.max_uncompressed_bytes) {
+		conn_reject(c, pb->id, "declared uncompressed size %" PRIu64
+		    " is above max_uncompressed_bytes (%" PRIu64 ")",
+		    pb->uncompressed_size, cfg->limits.max_uncompressed_bytes);
+		return 0;
+	}
+	if (pb->compression != logferry_Compression_COMPRESSION_NONE &&
+	    pb->compression != logferry_Compression_COMPRESSION_ZSTD) {
+		conn_reject(c, pb->id, "unknown compression %d", (int)pb->compression);
+		return 0;
+	}
+	if (pb->compression == logferry_Compression_COMPRESSION_NONE &&
+	    pb->uncompressed_size != f->payload.len) {
+		conn_reject(c, pb->id, "uncompressed payload of %zu bytes declared as %" PRIu64,
+		    f->payload.len, pb->uncompressed_size);
+		return 0;
+	}
+	if (pb->id == 0 || UINT64_MAX - pb->id < pb->event_count) {
+		conn_reject(c, pb->id, "batch id %" PRIu64 " with %" PRIu32 " events is out of range",
+		    pb->id, pb->event_count);
+		return 0;
+	}
+
+	if ((b = calloc(1, sizeof(*b))) == NULL ||
+	    (b->data = malloc(pb->uncompressed_size > 0 ? pb->uncompressed_size : 1)) == NULL) {
+		free(b);
+		log_error("agent %s: out of memory for batch %" PRIu64 " (%" PRIu64 " bytes); answered RETRY",
+		    c->agent, pb->id, pb->uncompressed_size);
+		atomic_fetch_add(&s->st.acks_retry, 1);
+		conn_ack(c, pb->id, logferry_Ack_Status_RETRY, "relay out of memory");
+		return 0;
+	}
+	b->conn = c;
+	b->id = pb->id;
+	b->seq = pb->id;
+	b->events = pb->event_count;
+	b->len = pb->uncompressed_size;
+	b->weight = pb->uncompressed_size;
+	b->next = c->inflight;
+	c->inflight = b;
+	c->ninflight++;
+	c->inflight_bytes += b->weight;
+	server_count(s, (int64_t)b->weight);
+
+	if (pb->compression == logferry_Compression_COMPRESSION_NONE)
+		memcpy(b->data, f->payload.ptr, f->payload.len);
+	else if (batch_decompress(&f->payload, b->data, b->len, why, sizeof(why)) != 0)
+		goto reject;
+
+	/* The whole batch must decode before any of it goes to Kafka. */
+	event_reader_init(&r, b->data, b->len, w->fields, SERVER_MAX_FIELDS);
+	while ((rc = event_reader_next(&r, &ev)) > 0)
+		n++;
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "event %" PRIu64 " (sequence %" PRIu64 ") is malformed: %s",
+		    n + 1, pb->id + n, rc == -E2BIG ? "more than 1024 fields" : r.why);
+		goto reject;
+	}
+	if (n != pb->event_count) {
+		snprintf(why, sizeof(why), "it holds %" PRIu64 " events, not the %" PRIu32 " declared",
+		    n, pb->event_count);
+		goto reject;
+	}
+	atomic_fetch_add(&s->st.events, n);
+
+	if ((rc = kafka_batch_begin(w->kl, c->agent, batch_on_kafka, b, &b->kb)) != 0) {
+		atomic_fetch_add(&s->st.acks_retry, 1);
+		conn_ack(c, b->id, logferry_Ack_Status_RETRY,
+		    rc == -EPIPE ? "relay stopping" : "relay out of memory");
+		batch_free(b);
+		return 0;
+	}
+	b->queued = true;
+	c->nqueued++;
+	*w->qtail = b;
+	w->qtail = &b->qnext;
+	if (w->qhead == b)
+		worker_produce(w);
+	conn_update_reading(c);
+	return 0;
+
+reject:
+	conn_reject(c, b->id, "%s", why);
+	batch_free(b);
+	return 0;
+}
+
+/* ---- the protocol ---- */
+
+static bool
+agent_id_valid(const char *id)
+{
+	if (id[0] == '\0')
+		return false;
+	for (const char *p = id; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			return false;
+	return true;
+}
+
+static int
+conn_on_hello(struct srv_conn *c, const logferry_Hello *h)
+{
+	struct server *s = c->w->s;
+	const struct relay_config *cfg = s->cfg;
+	const char *const *allowed = cfg->tls.allowed_agents.items;
+	char why[400], cn[TLS_CN_MAX + 1];
+	struct frame f;
+	bool ok = false;
+	int rc;
+
+	if (c->state != CONN_HELLO)
+		return conn_protocol_error(c, "%s", "a second Hello");
+	if (h->protocol_version != logferry_ProtocolVersion_PROTOCOL_VERSION_CURRENT) {
+		snprintf(why, sizeof(why), "protocol version %" PRIu32 " is not supported (this relay speaks %d)",
+		    h->protocol_version, logferry_ProtocolVersion_PROTOCOL_VERSION_CURRENT);
+		goto refuse;
+	}
+	if (!agent_id_valid(h->agent_id)) {
+		snprintf(why, sizeof(why), "the agent id is empty or holds spaces or control characters");
+		goto refuse;
+	}
+	if (cfg->tls.verify_client) {
+		if ((rc = tls_conn_peer_cn(c->tls, cn, sizeof(cn))) != 0) {
+			snprintf(why, sizeof(why), "agent id '%s': its certificate has no usable common name (%s)",
+			    h->agent_id, strerror(-rc));
+			goto refuse;
+		}
+		if (strcmp(cn, h->agent_id) != 0) {
+			snprintf(why, sizeof(why), "agent id '%s' does not match its certificate's common name '%s'",
+			    h->agent_id, cn);
+			goto refuse;
+		}
+	}
+	for (size_t i = 0; i < cfg->tls.allowed_agents.n && !ok; i++)
+		ok = fnmatch(allowed[i], h->agent_id, 0) == 0;
+	if (!ok) {
+		snprintf(why, sizeof(why), "agent id '%s' is not in tls.allowed_agents", h->agent_id);
+		goto refuse;
+	}
+
+	snprintf(c->agent, sizeof(c->agent), "%s", h->agent_id);
+	c->state = CONN_READY;
+	frame_init(&f, FRAME_WELCOME);
+	f.pb.welcome.protocol_version = logferry_ProtocolVersion_PROTOCOL_VERSION_CURRENT;
+	snprintf(f.pb.welcome.relay_id, sizeof(f.pb.welcome.relay_id), "%s", cfg->id);
+	f.pb.welcome.max_batch_bytes = cfg->limits.max_batch_bytes;
+	f.pb.welcome.max_uncompressed_bytes = cfg->limits.max_uncompressed_bytes;
+	f.pb.welcome.window = (uint32_t)cfg->limits.window;
+	conn_send(c, &f);
+	log_info("agent %s connected from %s (%s, logferry-agent %s)", c->agent, c->peer,
+	    tls_conn_cipher(c->tls), h->software_version[0] != '\0' ? h->software_version : "?");
+	return 0;
+
+refuse:
+	log_warn("agent at %s refused: %s", c->peer, why);
+	atomic_fetch_add(&s->st.agents_refused, 1);
+	conn_goodbye(c, why);
+	return -EPERM;
+}
+
+static int
+conn_on_frame(void *arg, const struct frame *f)
+{
+	struct srv_conn *c = arg;
+	enum frame_type t = frame_type(f);
+	struct frame reply;
+
+	if (c->state == CONN_CLOSING)
+		return -EPIPE;
+	c->last_frame_ms = server_now_ms(c->w);
+	switch (t) {
+	case FRAME_HELLO:
+		return conn_on_hello(c, &f->pb.hello);
+	case FRAME_BATCH:
+		return conn_on_batch(c, f);
+	case FRAME_PING:
+		if (c->state != CONN_READY)
+			return conn_protocol_error(c, "%s", "Ping before Hello");
+		frame_init(&reply, FRAME_PONG);
+		reply.pb.pong.nonce = f->pb.ping.nonce;
+		conn_send(c, &reply);
+		return 0;
+	case FRAME_PONG:
+		return 0;
+	case FRAME_GOODBYE:
+		log_info("agent %s at %s says goodbye: %s", c->agent[0] != '\0' ? c->agent : "(before Hello)",
+		    c->peer, f->pb.goodbye.reason[0] != '\0' ? f->pb.goodbye.reason : "no reason given");
+		conn_close(c);
+		return -EPIPE;
+	default:
+		return conn_protocol_error(c, "an unexpected %s frame", frame_type_name(t));
+	}
+}
+
+static void
+conn_on_data(void *ctx, const uint8_t *p, size_t n)
+{
+	struct srv_conn *c = ctx;
+	struct server *s = c->w->s;
+	uint64_t buffered;
+	int rc;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	rc = frame_decoder_feed(c->dec, p, n, conn_on_frame, c);
+	if (rc != 0 && c->state != CONN_CLOSING) {
+		/* The decoder's own refusal: too large or malformed. */
+		conn_protocol_error(c, "%s", frame_decoder_error(c->dec));
+	}
+	buffered = c->state == CONN_CLOSING ? 0 : frame_decoder_buffered(c->dec);
+	if (buffered != c->buffered) {
+		server_count(s, (int64_t)buffered - (int64_t)c->buffered);
+		c->inflight_bytes += buffered;
+		c->inflight_bytes -= c->buffered;
+		c->buffered = buffered;
+	}
+	conn_update_reading(c);
+}
+
+/* Reads while nothing bounds it: not producing, under the connection's and the total bound. */
+static void
+conn_update_reading(struct srv_conn *c)
+{
+	struct server *s = c->w->s;
+	bool global = false, pause;
+
+	if (c->state == CONN_CLOSING || c->state == CONN_HANDSHAKE)
+		return;
+	pause = c->w->draining || c->nqueued > 0 ||
+	    c->inflight_bytes >= s->cfg->limits.connection_max_inflight;
+	if (!pause && server_over_budget(s))
+		pause = global = true;
+	if (global != c->global_wait) {
+		c->global_wait = global;
+		atomic_fetch_add(&s->global_waiters, global ? 1 : -1);
+	}
+	if (pause == c->paused)
+		return;
+	c->paused = pause;
+	if (pause) {
+		atomic_fetch_add(&s->st.paused_reads, 1);
+		tls_conn_pause_reading(c->tls);
+	} else
+		tls_conn_resume_reading(c->tls);
+}
+
+static void
+conn_on_handshake(void *ctx, int status)
+{
+	struct srv_conn *c = ctx;
+
+	if (status != 0) {
+		atomic_fetch_add(&c->w->s->st.handshakes_failed, 1);
+		return;
+	}
+	c->state = CONN_HELLO;
+	c->deadline_ms = server_now_ms(c->w) + c->w->s->cfg->tls.handshake_timeout_ms;
+	c->last_frame_ms = server_now_ms(c->w);
+	uv_tcp_nodelay(tls_conn_tcp(c->tls), 1);
+	conn_update_reading(c);
+}
+
+static void
+conn_on_writable(void *ctx)
+{
+	conn_flush(ctx);
+}
+
+static void
+conn_on_close(void *ctx, int reason)
+{
+	struct srv_conn *c = ctx;
+	struct srv_worker *w = c->w;
+	struct server *s = w->s;
+	uint32_t unanswered = c->ninflight;
+
+	if (c->agent[0] != '\0')
+		log_info("agent %s at %s disconnected%s%s%s", c->agent, c->peer,
+		    reason != 0 ? ": " : "", reason != 0 ? tls_conn_reason(c->tls) : "",
+		    unanswered > 0 ? " (its unanswered batches will be sent again)" : "");
+	else if (reason != 0)
+		log_debug("connection from %s closed before Hello: %s", c->peer, tls_conn_reason(c->tls));
+	while (c->inflight != NULL) {
+		struct srv_batch *b = c->inflight;
+
+		if (b->kb != NULL)
+			kafka_batch_abandon(b->kb);
+		batch_free(b);
+	}
+	if (c->global_wait)
+		atomic_fetch_sub(&s->global_waiters, 1);
+	if (c->buffered > 0)
+		server_count(s, -(int64_t)c->buffered);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	frame_decoder_free(c->dec);
+	buf_free(&c->out);
+	free(c);
+	atomic_fetch_sub(&s->connections, 1);
+}
+
+static const struct tls_conn_callbacks conn_callbacks = {
+	.on_handshake = conn_on_handshake,
+	.on_data = conn_on_data,
+	.on_writable = conn_on_writable,
+	.on_close = conn_on_close,
+};
+
+static void
+worker_open(struct srv_worker *w, int fd)
+{
+	struct server *s = w->s;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct srv_conn *c;
+	int rc;
+
+	if (w->draining || (c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		atomic_fetch_sub(&s->connections, 1);
+		return;
+	}
+	c->w = w;
+	buf_init(&c->out, SERVER_OUT_MAX);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		char host[INET6_ADDRSTRLEN], port[8];
+
+		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+		    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+			snprintf(c->peer, sizeof(c->peer), ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+			    host, port);
+	}
+	if (c->peer[0] == '\0')
+		snprintf(c->peer, sizeof(c->peer), "(unknown peer)");
+	if ((rc = frame_decoder_new(s->cfg->limits.max_batch_bytes + SERVER_FRAME_SLACK, &c->dec)) != 0 ||
+	    (rc = tls_conn_open(&w->loop, s->tls, fd, NULL, &conn_callbacks, c, &c->tls)) != 0) {
+		if (c->dec == NULL)
+			close(fd);
+		log_warn("connection from %s: cannot start it: %s", c->peer, tls_strerror(rc));
+		frame_decoder_free(c->dec);
+		buf_free(&c->out);
+		free(c);
+		atomic_fetch_sub(&s->connections, 1);
+		return;
+	}
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+}
+
+static void
+worker_on_async(uv_async_t *h)
+{
+	struct srv_worker *w = h->data;
+	int cmd = atomic_exchange(&w->cmd, 0);
+	int *fds;
+	size_t n;
+
+	pthread_mutex_lock(&w->mu);
+	fds = w->fds;
+	n = w->nfds;
+	w->fds = NULL;
+	w->nfds = w->capfds = 0;
+	pthread_mutex_unlock(&w->mu);
+	for (size_t i = 0; i < n; i++)
+		worker_open(w, fds[i]);
+	free(fds);
+
+	if (cmd & CMD_DRAIN)
+		w->draining = true;
+	if (cmd & (CMD_WAKE | CMD_DRAIN))
+		for (struct srv_conn *c = w->conns; c != NULL; c = c->next)
+			conn_update_reading(c);
+	if (cmd & CMD_FINISH) {
+		struct srv_conn *c, *next;
+
+		/* Answers every batch still open (their Acks are queued on the connections). */
+		kafka_loop_close(w->kl);
+		for (c = w->conns; c != NULL; c = next) {
+			next = c->next;
+			if (c->state == CONN_READY)
+				conn_goodbye(c, "relay stopping");
+			else
+				conn_close(c);
+		}
+		uv_close((uv_handle_t *)&w->async, NULL);
+		uv_close((uv_handle_t *)&w->sweep, NULL);
+	}
+}
+
+/* Hello deadlines and idle connections, once a second rather than a timer per connection. */
+static void
+worker_on_sweep(uv_timer_t *t)
+{
+	struct srv_worker *w = t->data;
+	const struct relay_config *cfg = w->s->cfg;
+	uint64_t now = server_now_ms(w);
+	struct srv_conn *c, *next;
+
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == CONN_HELLO && now >= c->deadline_ms) {
+			log_warn("connection from %s: no Hello within %" PRIu64 " ms after the TLS handshake; closed",
+			    c->peer, cfg->tls.handshake_timeout_ms);
+			atomic_fetch_add(&w->s->st.handshakes_failed, 1);
+			conn_close(c);
+		} else if (c->state == CONN_READY && c->ninflight == 0 &&
+		    now - c->last_frame_ms >= cfg->limits.idle_timeout_ms) {
+			log_info("agent %s at %s: silent for %" PRIu64 " ms (limits.idle_timeout); closed",
+			    c->agent, c->peer, now - c->last_frame_ms);
+			conn_goodbye(c, "idle timeout");
+		}
+	}
+}
+
+static void
+worker_main(void *arg)
+{
+	struct srv_worker *w = arg;
+	int rc;
+
+	if ((rc = uv_loop_init(&w->loop)) != 0) {
+		w->start_rc = rc;
+		uv_sem_post(&w->ready);
+		return;
+	}
+	w->async.data = w;
+	w->sweep.data = w;
+	/* Neither init can fail on an initialised loop. */
+	uv_async_init(&w->loop, &w->async, worker_on_async);
+	uv_timer_init(&w->loop, &w->sweep);
+	uv_timer_start(&w->sweep, worker_on_sweep, SERVER_SWEEP_MS, SERVER_SWEEP_MS);
+	if ((rc = kafka_loop_new(w->s->k, &w->loop, worker_on_writable, w, &w->kl)) != 0) {
+		w->start_rc = rc;
+		uv_close((uv_handle_t *)&w->sweep, NULL);
+		uv_close((uv_handle_t *)&w->async, NULL);
+		uv_run(&w->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&w->loop);
+		uv_sem_post(&w->ready);
+		return;
+	}
+	uv_sem_post(&w->ready);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&w->loop) != 0)
+		log_warn("worker %d: handles left open at exit", w->index);
+}
+
+/* ---- accepting (main loop) ---- */
+
+static void
+server_refuse_warn(struct server *s, const char *why)
+{
+	uint64_t now = uv_now(s->loop);
+
+	if (s->last_refusal_warn == 0 || now - s->last_refusal_warn >= SERVER_WARN_EVERY_MS) {
+		s->last_refusal_warn = now;
+		log_warn("refusing agent connections: %s (%" PRIu64 " refused so far)", why,
+		    (uint64_t)atomic_load(&s->st.refused));
+	}
+}
+
+static void server_on_accept(uv_poll_t *h, int status, int events);
+
+static void
+server_on_rest(uv_timer_t *t)
+{
+	struct server *s = t->data;
+
+	if (s->polling)
+		uv_poll_start(&s->poll, UV_READABLE, server_on_accept);
+}
+
+static void
+server_on_accept(uv_poll_t *h, int status, int events)
+{
+	struct server *s = h->data;
+
+	(void)status;
+	(void)events;
+	for (int i = 0; i < SERVER_ACCEPT_BURST; i++) {
+		uint64_t conns = atomic_load(&s->connections);
+		struct srv_worker *w;
+		int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				char why[128];
+
+				snprintf(why, sizeof(why), "accept: %s (raise LimitNOFILE or lower max_connections)",
+				    strerror(errno));
+				server_refuse_warn(s, why);
+				uv_poll_stop(&s->poll);
+				uv_timer_start(&s->rest, server_on_rest, SERVER_ACCEPT_REST_MS, 0);
+			}
+			return;
+		}
+		if (conns >= (uint64_t)s->cfg->max_connections ||
+		    (conns + 1) * SERVER_CONN_COST > s->budget.connections) {
+			close(fd);
+			atomic_fetch_add(&s->st.refused, 1);
+			server_refuse_warn(s, conns >= (uint64_t)s->cfg->max_connections ?
+			    "max_connections reached" : "memory_limit's share for connections reached");
+			continue;
+		}
+		atomic_fetch_add(&s->connections, 1);
+		atomic_fetch_add(&s->st.accepted, 1);
+		w = &s->workers[s->next_worker];
+		s->next_worker = (s->next_worker + 1) % s->nworkers;
+		pthread_mutex_lock(&w->mu);
+		if (w->nfds == w->capfds) {
+			size_t cap = w->capfds ? w->capfds * 2 : 16;
+			int *p = realloc(w->fds, cap * sizeof(*p));
+
+			if (p == NULL) {
+				pthread_mutex_unlock(&w->mu);
+				close(fd);
+				atomic_fetch_sub(&s->connections, 1);
+				log_error("out of memory handing a connection to worker %d", w->index);
+				continue;
+			}
+			w->fds = p;
+			w->capfds = cap;
+		}
+		w->fds[w->nfds++] = fd;
+		pthread_mutex_unlock(&w->mu);
+		uv_async_send(&w->async);
+	}
+}
+
+static int
+server_listen(struct server *s)
+{
+	const struct config_addr *a = &s->cfg->listen;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char port[8], host[INET6_ADDRSTRLEN];
+	int one = 1, rc, fd = -1, err = 0;
+
+	snprintf(port, sizeof(port), "%u", a->port);
+	if ((rc = getaddrinfo(a->host, port, &hints, &res)) != 0) {
+		log_error("listen %s: cannot resolve: %s", a->text, gai_strerror(rc));
+		return -EINVAL;
+	}
+	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+			break;
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		log_error("listen %s: %s%s", a->text, strerror(err),
+		    err == EADDRINUSE ? " (another process has the port: stop it or change listen)" :
+		    err == EACCES ? " (ports below 1024 need CAP_NET_BIND_SERVICE)" : "");
+		return -err;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+	    NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+		s->port = (uint16_t)atoi(port);
+		log_info("listening on %s%s%s:%s", ss.ss_family == AF_INET6 ? "[" : "", host,
+		    ss.ss_family == AF_INET6 ? "]" : "", port);
+	}
+	s->fd = fd;
+	return 0;
+}
+
+static void
+server_join_workers(struct server *s)
+{
+	for (int i = 0; i < s->nworkers; i++) {
+		struct srv_worker *w = &s->workers[i];
+
+		if (w->started) {
+			uv_thread_join(&w->thread);
+			w->started = false;
+		}
+	}
+}
+
+static void
+server_free_workers(struct server *s)
+{
+	for (int i = 0; i < s->nworkers; i++) {
+		struct srv_worker *w = &s->workers[i];
+
+		for (size_t j = 0; j < w->nfds; j++)
+			close(w->fds[j]);
+		free(w->fds);
+		pthread_mutex_destroy(&w->mu);
+		uv_sem_destroy(&w->ready);
+	}
+	free(s->workers);
+	s->workers = NULL;
+}
+
+static void
+server_tell(struct server *s, int cmd)
+{
+	for (int i = 0; i < s->nworkers; i++) {
+		atomic_fetch_or(&s->workers[i].cmd, cmd);
+		uv_async_send(&s->workers[i].async);
+	}
+}
+
+int
+server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *k,
+    const struct server_budget *budget, struct server **out)
+{
+	struct tls_config_options to = {
+		.role = TLS_ROLE_SERVER,
+		.ca_file = cfg->tls.ca_file,
+		.cert_file = cfg->tls.cert_file,
+		.key_file = cfg->tls.key_file,
+		.verify_client = cfg->tls.verify_client,
+		.ciphers = cfg->tls.ciphers.items,
+		.n_ciphers = cfg->tls.ciphers.n,
+		.handshake_timeout_ms = cfg->tls.handshake_timeout_ms,
+		.send_buffer_max = TLS_SEND_BUFFER_MIN,
+	};
+	struct server *s;
+	char err[512];
+	int rc;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	s->loop = loop;
+	s->cfg = cfg;
+	s->k = k;
+	s->budget = *budget;
+	s->fd = -1;
+	if ((rc = tls_config_new(&to, err, sizeof(err), &s->tls)) != 0) {
+		log_error("tls: %s", err);
+		free(s);
+		return rc;
+	}
+	if ((rc = server_listen(s)) != 0)
+		goto fail;
+	s->nworkers = (int)cfg->workers;
+	if ((s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers))) == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (int i = 0; i < s->nworkers; i++) {
+		struct srv_worker *w = &s->workers[i];
+
+		w->s = s;
+		w->index = i;
+		w->qtail = &w->qhead;
+		pthread_mutex_init(&w->mu, NULL);
+		uv_sem_init(&w->ready, 0);
+	}
+	for (int i = 0; i < s->nworkers; i++) {
+		struct srv_worker *w = &s->workers[i];
+
+		if ((rc = uv_thread_create(&w->thread, worker_main, w)) != 0) {
+			log_error("cannot start worker thread %d: %s", i, uv_strerror(rc));
+			break;
+		}
+		w->started = true;
+		uv_sem_wait(&w->ready);
+		if ((rc = w->start_rc) != 0) {
+			log_error("worker %d cannot start: %s", i, uv_strerror(rc));
+			uv_thread_join(&w->thread);
+			w->started = false;
+			break;
+		}
+	}
+	if (rc != 0) {
+		for (int i = 0; i < s->nworkers; i++)
+			if (s->workers[i].started) {
+				atomic_fetch_or(&s->workers[i].cmd, CMD_FINISH);
+				uv_async_send(&s->workers[i].async);
+			}
+		server_join_workers(s);
+		server_free_workers(s);
+		goto fail;
+	}
+	s->poll.data = s;
+	s->rest.data = s;
+	uv_timer_init(loop, &s->rest);
+	if ((rc = uv_poll_init_socket(loop, &s->poll, s->fd)) != 0 ||
+	    (rc = uv_poll_start(&s->poll, UV_READABLE, server_on_accept)) != 0) {
+		log_error("listen: cannot watch the socket: %s", uv_strerror(rc));
+		/* Workers are up: a normal stop cleans everything. */
+	}
+	s->polling = true;
+	s->handles = 2;
+	log_info("%d worker(s); memory budget: batches %" PRIu64 " MiB, connections %" PRIu64
+	    " MiB (%" PRIu64 " connections at most)", s->nworkers, budget->batches >> 20,
+	    budget->connections >> 20, budget->connections / SERVER_CONN_COST);
+	if ((uint64_t)cfg->max_connections > budget->connections / SERVER_CONN_COST)
+		log_warn("max_connections (%" PRId64 ") is above what memory_limit allows (%" PRIu64
+		    "): raise memory_limit to accept that many agents", cfg->max_connections,
+		    budget->connections / SERVER_CONN_COST);
+	*out = s;
+	return rc;
+
+fail:
+	if (s->fd >= 0)
+		close(s->fd);
+	tls_config_unref(s->tls);
+	free(s);
+	return rc;
+}
+
+static void
+server_flush_work(uv_work_t *req)
+{
+	struct server *s = req->data;
+
+	if (kafka_flush(s->k, s->cfg->shutdown_timeout_ms) != 0)
+		log_warn("stopping: Kafka did not answer every batch within shutdown_timeout (%" PRIu64
+		    " ms); those batches are answered RETRY and agents send them again",
+		    s->cfg->shutdown_timeout_ms);
+}
+
+static void
+server_join_work(uv_work_t *req)
+{
+	server_join_workers(req->data);
+}
+
+static void
+server_on_joined(uv_work_t *req, int status)
+{
+	struct server *s = req->data;
+
+	(void)status;
+	if (s->done != NULL)
+		s->done(s->done_ctx);
+}
+
+static void
+server_on_flushed_then_join(uv_work_t *req, int status)
+{
+	struct server *s = req->data;
+
+	(void)status;
+	server_tell(s, CMD_FINISH);
+	uv_queue_work(s->loop, &s->work, server_join_work, server_on_joined);
+}
+
+static void
+server_on_listener_closed(uv_handle_t *h)
+{
+	struct server *s = h->data;
+
+	if (--s->handles > 0)
+		return;
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	/* Workers stop reading; Kafka gets shutdown_timeout to answer what is in flight. */
+	server_tell(s, CMD_DRAIN);
+	s->work.data = s;
+	uv_queue_work(s->loop, &s->work, server_flush_work, server_on_flushed_then_join);
+}
+
+void
+server_stop(struct server *s, void (*done)(void *ctx), void *ctx)
+{
+	s->done = done;
+	s->done_ctx = ctx;
+	s->polling = false;
+	log_info("stopping: no new connections; waiting up to %" PRIu64 " ms for Kafka to answer "
+	    "the batches in flight", s->cfg->shutdown_timeout_ms);
+	uv_close((uv_handle_t *)&s->poll, server_on_listener_closed);
+	uv_close((uv_handle_t *)&s->rest, server_on_listener_closed);
+}
+
+void
+server_free(struct server *s)
+{
+	if (s == NULL)
+		return;
+	server_join_workers(s);
+	if (s->workers != NULL)
+		server_free_workers(s);
+	if (s->fd >= 0)
+		close(s->fd);
+	tls_config_unref(s->tls);
+	free(s);
+}
+
+void
+server_get_stats(struct server *s, struct server_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->accepted = atomic_load(&s->st.accepted);
+	st->refused = atomic_load(&s->st.refused);
+	st->handshakes_failed = atomic_load(&s->st.handshakes_failed);
+	st->agents_refused = atomic_load(&s->st.agents_refused);
+	st->protocol_errors = atomic_load(&s->st.protocol_errors);
+	st->batches = atomic_load(&s->st.batches);
+	st->events = atomic_load(&s->st.events);
+	st->acks_ok = atomic_load(&s->st.acks_ok);
+	st->acks_retry = atomic_load(&s->st.acks_retry);
+	st->acks_rejected = atomic_load(&s->st.acks_rejected);
+	st->connections = atomic_load(&s->connections);
+	st->inflight_bytes = atomic_load(&s->inflight);
+	st->paused_reads = atomic_load(&s->st.paused_reads);
+}
+
+uint16_t
+server_port(const struct server *s)
+{
+	return s->port;
+}
