@@ -34,13 +34,16 @@ relay_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 	r->loop = loop;
 	r->cfg = config;
 	/*
-	 * memory_limit is one budget (DESIGN.md guarantee 3): half for
-	 * librdkafka's queue, where events wait for Kafka; a quarter for batches
-	 * being received, decompressed and produced; a quarter for connections.
+	 * memory_limit is one budget (DESIGN.md guarantee 3). Connections come
+	 * first, at SERVER_CONN_COST each for max_connections, but at most half
+	 * of it; the rest goes half to librdkafka's queue, where events wait for
+	 * Kafka, and half to batches being received, decompressed and produced.
 	 */
-	queue = r->cfg->memory_limit / 2;
-	budget.batches = r->cfg->memory_limit / 4;
-	budget.connections = r->cfg->memory_limit / 4;
+	budget.connections = (uint64_t)r->cfg->max_connections * SERVER_CONN_COST;
+	if (budget.connections > r->cfg->memory_limit / 2)
+		budget.connections = r->cfg->memory_limit / 2;
+	queue = (r->cfg->memory_limit - budget.connections) / 2;
+	budget.batches = r->cfg->memory_limit - budget.connections - queue;
 	log_info("logferry-relay %s starting as '%s' with %" PRId64 " worker(s), Kafka brokers %s",
 	    PACKAGE_VERSION, r->cfg->id, r->cfg->workers,
 	    ((const struct config_addr *)r->cfg->kafka.brokers.items)[0].text);

@@ -1186,8 +1186,9 @@ server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *k,
 	}
 	s->polling = true;
 	s->handles = 2;
-	log_info("%d worker(s); memory budget: batches %" PRIu64 " MiB, connections %" PRIu64
-	    " MiB (%" PRIu64 " connections at most)", s->nworkers, budget->batches >> 20,
+	log_info("%d worker(s); memory_limit %" PRIu64 " MiB: batches in flight %" PRIu64
+	    " MiB, connections %" PRIu64 " MiB (%" PRIu64 " at most), Kafka queue the rest",
+	    s->nworkers, cfg->memory_limit >> 20, budget->batches >> 20,
 	    budget->connections >> 20, budget->connections / SERVER_CONN_COST);
 	if ((uint64_t)cfg->max_connections > budget->connections / SERVER_CONN_COST)
 		log_warn("max_connections (%" PRId64 ") is above what memory_limit allows (%" PRIu64

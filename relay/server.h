@@ -43,8 +43,12 @@
 #include "relay/kafka.h"
 #include "relay/relay_config.h"
 
-/* What one connection is assumed to cost: mbedtls's record buffers, state, small buffers. */
-#define SERVER_CONN_COST (64 * 1024)
+/*
+ * What one connection is assumed to cost: mbedtls's two record buffers
+ * (about 16.5 KiB each) and context, our state, the frame decoder and small
+ * buffers. Ciphertext being read (up to TLS_RECV_BUFFER) is transient.
+ */
+#define SERVER_CONN_COST (48 * 1024)
 /* Bytes of control frames (acks, pongs, goodbye) waiting for a connection that does not read. */
 #define SERVER_OUT_MAX (64 * 1024)
 
