@@ -11,6 +11,7 @@
 #include "agent/agent.h"
 #include "agent/file_source.h"
 #include "agent/http_source.h"
+#include "agent/shipper.h"
 #include "agent/spool.h"
 #include "agent/syslog_source.h"
 #include "common/daemon.h"
@@ -22,6 +23,7 @@ struct agent {
 	char host[256];
 	char spool_dir[PATH_MAX];
 	struct spool *spool;
+	struct shipper *shipper;      /* NULL without relays */
 	struct file_source **files;
 	size_t nfiles;
 	struct syslog_source **syslogs;
@@ -112,6 +114,9 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 	agent_spool_options(a->cfg, a->spool_dir, &so);
 	if ((r = spool_open(loop, &so, agent_writable, a, &a->spool)) != 0)
 		goto fail;
+	if (a->cfg->relays_enabled &&
+	    (r = shipper_start(loop, a->cfg, a->spool, &a->shipper)) != 0)
+		goto fail;
 	if ((a->files = calloc(a->cfg->sources.n + 1, sizeof(*a->files))) == NULL ||
 	    (a->syslogs = calloc(a->cfg->sources.n + 1, sizeof(*a->syslogs))) == NULL ||
 	    (a->https = calloc(a->cfg->sources.n + 1, sizeof(*a->https))) == NULL) {
@@ -173,19 +178,39 @@ agent_spool_closed(void *ctx)
 }
 
 static void
-agent_source_stopped(void *ctx)
+agent_close_spool(struct agent *a)
 {
-	struct agent *a = ctx;
-
-	/* The spool closes last: it commits what the sources handed over. */
-	if (--a->running != 0)
-		return;
 	if (a->spool != NULL) {
 		spool_close(a->spool, agent_spool_closed, a);
 		a->spool = NULL;
 	} else {
 		a->spool_closed = true;
 	}
+}
+
+static void
+agent_shipper_stopped(void *ctx)
+{
+	struct agent *a = ctx;
+
+	shipper_free(a->shipper);
+	a->shipper = NULL;
+	agent_close_spool(a);
+}
+
+static void
+agent_source_stopped(void *ctx)
+{
+	struct agent *a = ctx;
+
+	/* Then the shipper; the spool closes last: it commits what the sources handed over. */
+	if (--a->running != 0)
+		return;
+	if (a->shipper != NULL) {
+		shipper_stop(a->shipper, agent_shipper_stopped, a);
+		return;
+	}
+	agent_close_spool(a);
 }
 
 void
