@@ -142,6 +142,11 @@ static void
 kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
+	/* Broker connection failures come to kafka_on_error too: log them once, there. */
+	if (strcmp(fac, "FAIL") == 0) {
+		log_debug("kafka: %s: %s", fac, buf);
+		return;
+	}
 	/* One call site per level: the log's rate limit is per call site. */
 	if (level <= LOG_ERR)
 		log_error("kafka: %s: %s", fac, buf);

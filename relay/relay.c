@@ -44,15 +44,15 @@ relay_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 		budget.connections = r->cfg->memory_limit / 2;
 	queue = (r->cfg->memory_limit - budget.connections) / 2;
 	budget.batches = r->cfg->memory_limit - budget.connections - queue;
-	log_info("logferry-relay %s starting as '%s' with %" PRId64 " worker(s), Kafka brokers %s",
-	    PACKAGE_VERSION, r->cfg->id, r->cfg->workers,
-	    ((const struct config_addr *)r->cfg->kafka.brokers.items)[0].text);
 	if ((rc = kafka_new(r->cfg, queue, &r->kafka)) != 0 ||
 	    (rc = server_start(loop, r->cfg, r->kafka, &budget, &r->server)) != 0) {
 		kafka_free(r->kafka);
 		free(r);
 		return rc;
 	}
+	log_info("logferry-relay %s started as '%s' with %" PRId64 " worker(s), Kafka brokers %s",
+	    PACKAGE_VERSION, r->cfg->id, r->cfg->workers,
+	    ((const struct config_addr *)r->cfg->kafka.brokers.items)[0].text);
 	*ctx = r;
 	return 0;
 }

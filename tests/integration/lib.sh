@@ -107,7 +107,10 @@ make_certs() {
 # at the test certificates; prints the new file's path.
 example_config() {
 	local out="$T/$1.yaml"
-	sed -e "s|/etc/logferry/agent\\.|$T/certs/web-01.|g" \
+	sed -e "s|/etc/logferry/agent\\.crt|$T/certs/web-01-chain.crt|g" \
+	    -e "s|/etc/logferry/relay\\.crt|$T/certs/relay-chain.crt|g" \
+	    -e "s|/etc/logferry/agent\\.|$T/certs/web-01.|g" \
+	    -e "s|0\\.0\\.0\\.0:7540|127.0.0.1:0|g" \
 	    -e "s|/etc/logferry/|$T/certs/|g" \
 	    -e "s|127\\.0\\.0\\.1:5514|127.0.0.1:0|g" -e "s|/run/logferry/|$T/|g" \
 	    -e "s|127\\.0\\.0\\.1:8540|127.0.0.1:0|g" -e "s|/var/lib/logferry|$T/data|g" \
@@ -137,4 +140,182 @@ stop_agent() {
 	kill -TERM "$1"
 	wait_exit "$1" 20 || { fail "agent $1 did not stop"; return; }
 	[ "$LF_RC" = 0 ] || fail "agent exited $LF_RC"
+}
+
+# ---- Kafka and the pipeline ----
+#
+# start_kafka: the mock cluster (tests/tools/mock_kafka), or the real one
+# named by LOGFERRY_TEST_KAFKA=host:port. Sets KAFKA_BOOT. On a real
+# cluster kafka_ctl (brokers down/up) is unavailable: kafka_mock says so.
+start_kafka() {
+	if [ -n "${LOGFERRY_TEST_KAFKA:-}" ]; then
+		KAFKA_BOOT=$LOGFERRY_TEST_KAFKA
+		return 0
+	fi
+	mkfifo "$T/kafka.in"
+	"$MOCK_KAFKA" --brokers 3 <"$T/kafka.in" >"$T/kafka.out" 2>"$T/kafka.err" &
+	LF_PIDS+=($!)
+	exec 9>"$T/kafka.in"    # keeps the control pipe open
+	for _ in $(seq 100); do
+		grep -q '^bootstrap=' "$T/kafka.out" && break
+		sleep 0.1
+	done
+	KAFKA_BOOT=$(sed -n 's/^bootstrap=//p' "$T/kafka.out" | head -1)
+	[ -n "$KAFKA_BOOT" ] || { echo "FAIL: mock Kafka did not start: $(cat "$T/kafka.err")"; exit 1; }
+}
+
+kafka_mock() {
+	[ -z "${LOGFERRY_TEST_KAFKA:-}" ]
+}
+
+# kafka_ctl CMD...: a command to the mock cluster (topic, down, up, rtt).
+kafka_ctl() {
+	local before
+	before=$(wc -l <"$T/kafka.out")
+	echo "$*" >&9
+	for _ in $(seq 50); do
+		[ "$(wc -l <"$T/kafka.out")" -gt "$before" ] && break
+		sleep 0.1
+	done
+	tail -n 1 "$T/kafka.out" | grep -q '^ok' || fail "mock_kafka '$*': $(tail -n 1 "$T/kafka.out")"
+}
+
+# kafka_topic NAME PARTITIONS: creates it on the mock; a real cluster is
+# expected to create topics on first use.
+kafka_topic() {
+	if kafka_mock; then
+		kafka_ctl topic "$1" "$2"
+	fi
+}
+
+# kafka_dump TOPIC OUT: every record of TOPIC so far, one per line:
+# headers TAB value.
+kafka_dump() {
+	timeout -k 5 120 kcat -C -b "$KAFKA_BOOT" -t "$1" -o beginning -e -q -f '%h\t%s\n' >"$2" 2>"$2.err"
+}
+
+# free_port: a TCP port free on loopback now.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# relay_config NAME PORT [EXTRA_YAML]: a relay configuration in $T/NAME.yaml.
+# No key and lz4: the mock cluster keeps only the last 5 MiB (as stored,
+# compressed) of each partition, so records spread over a topic's
+# partitions (create it with kafka_topic NAME 16) all stay readable.
+relay_config() {
+	cat >"$T/$1.yaml" <<CONF
+id: $1
+listen: 127.0.0.1:$2
+workers: 2
+shutdown_timeout: 5s
+tls: {ca_file: $T/certs/ca.crt, cert_file: $T/certs/relay-chain.crt, key_file: $T/certs/relay.key}
+kafka:
+  brokers: "$KAFKA_BOOT"
+  topic: "logs.\${stream}"
+  key: ""
+  delivery_timeout: 5s
+  properties: {reconnect.backoff.max.ms: "500", compression.type: lz4}
+${3:-}
+CONF
+	echo "$T/$1.yaml"
+}
+
+# agent_config NAME ID CERT STREAM FILE PORT...: an agent tailing FILE into
+# stream STREAM and shipping to the relays on the given ports.
+agent_config() {
+	local name=$1 id=$2 cert=$3 stream=$4 file=$5 servers= chain
+	shift 5
+	chain=$T/certs/$cert-chain.crt
+	[ -f "$chain" ] || chain=$T/certs/$cert.crt
+	for p in "$@"; do servers="$servers${servers:+, }127.0.0.1:$p"; done
+	cat >"$T/$name.yaml" <<CONF
+id: $id
+data_dir: $T/$name
+sources:
+  - {name: $stream, type: file, paths: [$file], format: nginx_combined}
+relays:
+  servers: [$servers]
+  tls: {ca_file: $T/certs/ca.crt, cert_file: $chain, key_file: $T/certs/$cert.key}
+  reconnect_min: 50ms
+  reconnect_max: 1s
+  ping_interval: 1s
+  ping_timeout: 3s
+CONF
+	echo "$T/$name.yaml"
+}
+
+# nginx_lines FILE N FIRST: appends N NGINX combined lines with ids FIRST.. (unique request paths).
+nginx_lines() {
+	awk -v n="$2" -v first="$3" 'BEGIN {
+		for (i = first; i < first + n; i++)
+			printf "10.0.%d.%d - - [25/Nov/2026:10:00:%02d +0000] \"GET /item/%d HTTP/1.1\" 200 %d \"-\" \"curl/8.0\"\n",
+			    i % 256, i % 200, i % 60, i, 500 + i % 1000
+	}' >>"$1"
+}
+
+# check_delivered FILE DUMP [exact]: every line of FILE is the message of a
+# record in DUMP (kafka_dump output); with "exact", each exactly once and
+# no other record. Prints the counts; returns 1 when a check fails.
+check_delivered() {
+	python3 - "$1" "$2" "${3:-}" <<'PY'
+import json, sys, collections
+lines = open(sys.argv[1], 'rb').read().decode('utf-8', 'replace').split('\n')
+if lines and lines[-1] == '':
+    lines.pop()
+seen = collections.Counter()
+seqs = collections.Counter()
+recs = open(sys.argv[2], 'rb').read().decode('utf-8', 'replace').split('\n')
+for i, rec in enumerate(recs):
+    if not rec:
+        continue
+    hdr, _, val = rec.partition('\t')
+    try:
+        seen[json.loads(val)['message']] += 1
+    except ValueError:
+        if i == len(recs) - 1:
+            continue    # the consumer is writing it now
+        raise
+    h = dict(kv.split('=', 1) for kv in hdr.split(',') if '=' in kv)
+    seqs[(h.get('logferry-agent'), h.get('logferry-seq'))] += 1
+want = collections.Counter(lines)
+missing = sum((want - seen).values())
+extra = sum((seen - want).values())
+dups = sum(c - 1 for c in seen.values() if c > 1)
+print(f"lines {len(lines)}, records {sum(seen.values())}, missing {missing}, "
+      f"duplicates {dups}, unknown {sum(1 for k in seen if k not in want)}, "
+      f"duplicate (agent, seq) {sum(c - 1 for c in seqs.values() if c > 1)}")
+ok = missing == 0 and all(k in want for k in seen)
+if sys.argv[3] == 'exact':
+    ok = ok and extra == 0 and dups == 0
+sys.exit(0 if ok else 1)
+PY
+}
+
+# wait_delivered TOPIC FILE SECONDS: until every line of FILE is in TOPIC.
+wait_delivered() {
+	local n i
+	n=$(wc -l <"$2")
+	for ((i = 0; i < $3; i++)); do
+		kafka_dump "$1" "$T/dump"
+		[ "$(wc -l <"$T/dump")" -ge "$n" ] && check_delivered "$2" "$T/dump" >/dev/null && return 0
+		sleep 1
+	done
+	return 1
+}
+
+# expect_delivered TOPIC FILE SECONDS WHAT: passes when every line of FILE
+# reaches TOPIC within SECONDS (duplicates allowed), fails otherwise.
+expect_delivered() {
+	if wait_delivered "$1" "$2" "$3"; then
+		pass "$4: $(check_delivered "$2" "$T/dump")"
+	else
+		fail "$4: not within $3 s: $(check_delivered "$2" "$T/dump")"
+	fi
+}
+
+# start_relay NAME CONFIG: starts a relay and waits until it listens; sets LF_PID.
+start_relay() {
+	start "$1" "$LOGFERRY_RELAY" -c "$2"
+	wait_log "$T/$1.log" "listening on" 10 || fail "relay $1 did not start: $(tail -3 "$T/$1.log")"
 }
