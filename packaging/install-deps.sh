@@ -15,8 +15,9 @@ gen="protobuf-compiler nanopb python3-protobuf"
 # libFuzzer and sanitizer runtimes).
 tests="libcmocka-dev kcat openssl bsdutils curl clang libclang-rt-14-dev
        procps psmisc"
-# Benchmarks: the peer we compare with, run side by side (bench/).
-bench="rsyslog"
+# Benchmarks: the peer we compare with, run side by side (bench/); its
+# Kafka output module (omkafka) for the end-to-end benchmark.
+bench="rsyslog rsyslog-kafka"
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,683 @@
+#!/bin/bash
+# End to end: a generated NGINX combined log of BENCH_LINES lines (default
+# 1M, ~190 bytes each) tailed by logferry-agent (nginx_combined, spool
+# sync=always), shipped over mutual TLS to logferry-relay (2 workers, JSON
+# records with the logferry-agent/logferry-seq headers) and produced into
+# librdkafka's mock Kafka cluster (3 brokers); beside it, in the same run,
+# rsyslog (Debian's rsyslogd: imfile -> omkafka) on the same file into the
+# same kind of cluster, topic "rsyslog". bench/kafka_latency counts the
+# records in Kafka (the partitions' watermarks) and reads them back to check
+# that each line arrived once (by the rid= in its path, and logferry's
+# logferry-agent/-seq headers), as far as it reads them before the mock
+# cluster's retention (5 MiB per partition) deletes them: bench/README.md.
+#
+# Prints, per run: lines/s from the first to the last record in Kafka, CPU
+# microseconds per line of the agent and of the relay (user+sys from /proc,
+# from the daemon's start to the moment the last record is in Kafka) and of
+# rsyslogd, and the peak private memory (RssAnon) of each daemon. Then the
+# latency from a line being appended to its record being in Kafka, with a
+# writer appending BENCH_RATE lines/s (default 20000) for
+# BENCH_LATENCY_SECONDS (default 10), each line carrying its write time
+# (GET /t/<ns>?rid=<n>), after 100 warm-up lines; CPU counts from the first
+# measured line there. Runs each configuration BENCH_RUNS times (default
+# 3), interleaved, and prints the medians beside the targets.
+# Timing only: this never fails on a number. It exits 1 only when a run did
+# not deliver every line exactly once (and says which side failed).
+#
+# Environment: BENCH_LINES (or LINES), BENCH_RUNS (or RUNS), BENCH_RATE,
+# BENCH_LATENCY_SECONDS, BENCH_SIDES (default "logferry rsyslog"),
+# BENCH_KINDS (default "throughput latency"), BENCH_KEEP (keep the work
+# directory: logs, configurations, each run's consumer output), LOGFERRY_AGENT,
+# LOGFERRY_RELAY, MOCK_KAFKA, KAFKA_LATENCY, top_srcdir, top_builddir.
+set -u
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_builddir:=$PWD}"
+: "${LOGFERRY_AGENT:=$top_builddir/agent/logferry-agent}"
+: "${LOGFERRY_RELAY:=$top_builddir/relay/logferry-relay}"
+: "${MOCK_KAFKA:=$top_builddir/tests/tools/mock_kafka}"
+: "${KAFKA_LATENCY:=$top_builddir/bench/kafka_latency}"
+N=${BENCH_LINES:-${LINES:-1000000}}
+RUNS=${BENCH_RUNS:-${RUNS:-3}}
+RATE=${BENCH_RATE:-20000}
+LAT_SECS=${BENCH_LATENCY_SECONDS:-10}
+LAT_LINES=$((RATE * LAT_SECS))
+WARM=100
+SIDES=${BENCH_SIDES:-logferry rsyslog}
+KINDS=${BENCH_KINDS:-throughput latency}
+# Targets (issue contract; shared/PERF.md has the costs they come from).
+T_AGENT_US=1.2 T_RELAY_US=3.0 T_RATE=250000 T_AGENT_MIB=16 T_P99_MS=200
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/logferry-bench.XXXXXX")
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	if [ -n "${BENCH_KEEP:-}" ]; then
+		echo "bench_e2e: kept $T (consumer output of each run in $T/runs)" >&2
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+TICK=$(getconf CLK_TCK)
+FAILED=0
+
+for tool in "$MOCK_KAFKA" "$KAFKA_LATENCY"; do
+	[ -x "$tool" ] || { echo "bench_e2e: $tool not built (make bench builds it)" >&2; exit 2; }
+done
+case " $SIDES " in *" rsyslog "*)
+	if ! command -v rsyslogd >/dev/null ||
+	    ! compgen -G '/usr/lib/*/rsyslog/omkafka.so' >/dev/null; then
+		echo "bench_e2e: rsyslogd with omkafka not found: apt-get install rsyslog rsyslog-kafka" \
+		    "(packaging/install-deps.sh); leaving rsyslog out" >&2
+		SIDES=${SIDES//rsyslog/}
+	fi ;;
+esac
+
+# ---------------------------------------------------------------- inputs
+
+# The throughput input: bench_tail.sh's lines, each with its id (?rid=N or
+# &rid=N at the end of the path) so that every line is counted once in Kafka.
+python3 - "$T/access.log" "$N" <<'PY'
+import random, sys
+random.seed(1)
+paths = ["/", "/index.html", "/api/v1/items", "/api/v1/items/%d", "/static/app.%d.js",
+         "/search?q=term%d", "/login", "/cart/%d/checkout"]
+agents = ["curl/8.0",
+          "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+          "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+          "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+          "Go-http-client/1.1", "python-requests/2.31"]
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        p = random.choice(paths)
+        if "%d" in p:
+            p = p % random.randrange(100000)
+        p += ("&" if "?" in p else "?") + "rid=%d" % i
+        s = i // 1000
+        f.write('%d.%d.%d.%d - %s [22/Nov/2026:%02d:%02d:%02d +0000] "%s %s HTTP/1.1" %d %d "%s" "%s"\n' % (
+            random.randrange(1, 255), random.randrange(256), random.randrange(256), random.randrange(1, 255),
+            random.choice(["-", "-", "-", "alice"]), s // 3600 % 24, s // 60 % 60, s % 60,
+            random.choice(["GET", "GET", "GET", "POST"]), p, random.choice([200, 200, 200, 304, 404, 500]),
+            random.randrange(50000), random.choice(["-", "https://www.example.com/", "https://www.example.com/search?q=shoes&page=2"]), random.choice(agents)))
+PY
+SIZE=$(stat -c %s "$T/access.log")
+cat "$T/access.log" >/dev/null   # in the page cache, as a live log is
+
+# The paced writer of the latency runs: appends RATE lines/s for SECS
+# seconds to FILE, in a write every millisecond; each line's path is
+# /t/<CLOCK_REALTIME ns just before its write()>?rid=<n>. "writer.py FILE
+# warm N FIRST-ID" appends N warm-up lines instead.
+cat >"$T/writer.py" <<'PY'
+import os, random, sys, time
+path = sys.argv[1]
+if sys.argv[2] == "warm":
+    # warm-up lines: no write time; ids from argv[4] on, right after the
+    # measured lines' 0..RATE*SECS-1
+    with open(path, "a") as f:
+        for i in range(int(sys.argv[3])):
+            f.write('192.0.2.1 - - [22/Nov/2026:09:59:59 +0000] "GET /warmup?rid=%d HTTP/1.1" 200 0 "-" "curl/8.0"\n'
+                    % (int(sys.argv[4]) + i))
+    sys.exit(0)
+rate, secs = int(sys.argv[2]), float(sys.argv[3])
+random.seed(3)
+agents = ["curl/8.0", "Go-http-client/1.1",
+          "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+          "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"]
+pre = ['%d.%d.%d.%d - - [22/Nov/2026:10:00:00 +0000] "GET /t/' % (
+    random.randrange(1, 255), random.randrange(256), random.randrange(256), random.randrange(1, 255))
+    for _ in range(61)]
+post = [' HTTP/1.1" %d %d "https://www.example.com/" "%s"\n' % (
+    random.choice([200, 200, 304, 404]), random.randrange(50000), random.choice(agents)) for _ in range(67)]
+total = int(rate * secs)
+fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+start = time.monotonic()
+sent = 0
+while sent < total:
+    due = min(total, int((time.monotonic() - start) * rate) + 1)
+    if due > sent:
+        ns = time.time_ns()
+        os.write(fd, "".join("%s%d?rid=%d%s" % (pre[i % 61], ns, i, post[i % 67])
+                             for i in range(sent, due)).encode())
+        sent = due
+    nxt = start + sent / rate
+    d = nxt - time.monotonic()
+    time.sleep(d if d > 0.0002 else 0.0002)
+os.close(fd)
+PY
+
+# ---------------------------------------------------------------- helpers
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# stop PID: SIGTERM, then SIGKILL after 10 s; returns its exit status.
+stop() {
+	local pid=$1 i rc
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		# a zombie counts as gone
+		[ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rc=$?
+	return $rc
+}
+
+# cpu_ticks PID: user+sys of the whole process (every thread) into TICKS.
+cpu_ticks() {
+	local st
+	TICKS=0
+	read -r -a st <"/proc/$1/stat" 2>/dev/null || return 1
+	TICKS=$((st[13] + st[14]))
+}
+
+# rss PID: RssAnon in kB into RSS, without forking (sampled every 50 ms).
+rss() {
+	local k v
+	RSS=0
+	while read -r k v _; do
+		[ "$k" = RssAnon: ] && { RSS=$v; return 0; }
+	done <"/proc/$1/status" 2>/dev/null
+	return 1
+}
+
+# The mock cluster and the consumer stand in for a Kafka cluster on other
+# machines: they run at a higher priority (when allowed) so that they keep
+# up and the consumer reads records before the mock's retention (5 MiB per
+# partition) deletes them.
+NICE=
+nice -n -10 true 2>/dev/null && NICE="nice -n -10"
+
+# mock_start: a fresh mock cluster (3 brokers; topics logs.nginx and
+# rsyslog, 3 partitions each) per measurement: it keeps every record in
+# memory. Sets MOCK_PID and BOOTSTRAP.
+mock_start() {
+	$NICE "$MOCK_KAFKA" --brokers 3 --topic logs.nginx:3 --topic rsyslog:3 </dev/null \
+	    >"$T/mock.out" 2>"$T/mock.err" &
+	MOCK_PID=$!
+	PIDS+=("$MOCK_PID")
+	BOOTSTRAP=
+	for _ in $(seq 100); do
+		BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$T/mock.out")
+		[ -n "$BOOTSTRAP" ] && return 0
+		sleep 0.05
+	done
+	echo "bench_e2e: the mock Kafka cluster did not start: $(cat "$T/mock.err")" >&2
+	return 1
+}
+
+# consumer_start TOPIC COUNT [OPTION...]: kafka_latency in the background
+# (CONS_PID, output in $T/k.out); it counts each line once by its rid and,
+# for logferry, each event once by its headers.
+consumer_start() {
+	local topic=$1 count=$2 unique=id
+	shift 2
+	# logferry's records also carry logferry-agent + logferry-seq headers
+	[ "$topic" = logs.nginx ] && unique=both
+	# emptied here, not by the background job: watch must never see the
+	# output of an earlier consumer
+	: >"$T/k.out"
+	: >"$T/k.err"
+	$NICE "$KAFKA_LATENCY" -b "$BOOTSTRAP" -t "$topic" -n "$count" --check-unique=$unique "$@" \
+	    >>"$T/k.out" 2>>"$T/k.err" &
+	CONS_PID=$!
+	PIDS+=("$CONS_PID")
+	# Records must not stream in while it starts: it would miss the first
+	# ones (the partition's head moves on) and start with its own delay.
+	for _ in $(seq 100); do
+		grep -q "reading .* partitions" "$T/k.err" && break
+		kill -0 "$CONS_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	sleep 1
+}
+
+# kval KEY: a value from kafka_latency's output.
+kval() { sed -n "s/^$1=//p" "$T/k.out" | tail -1; }
+
+# watch NAME:PID...: samples each daemon's RssAnon every 50 ms until every
+# line is in Kafka (the consumer printed in_kafka_ns=, from the partitions'
+# watermarks, or reached_ns=) or the consumer exited, or a daemon died;
+# then reads each daemon's CPU. Sets PEAK_<NAME>, CPU_<NAME>
+# (ticks) and DIED (names of daemons that exited).
+watch() {
+	local spec name pid line v done_
+	DIED=
+	for spec in "$@"; do printf -v "PEAK_${spec%%:*}" 0; done
+	while :; do
+		for spec in "$@"; do
+			name=${spec%%:*} pid=${spec#*:}
+			v=PEAK_$name
+			rss "$pid" && [ "$RSS" -gt "${!v}" ] && printf -v "$v" %s "$RSS"
+			kill -0 "$pid" 2>/dev/null || DIED+=" $name"
+		done
+		done_=
+		if [ -s "$T/k.out" ]; then
+			while read -r line; do
+				case $line in in_kafka_ns=* | reached_ns=*) done_=1 ;; esac
+			done <"$T/k.out"
+		fi
+		[ -n "$done_" ] && break
+		kill -0 "$CONS_PID" 2>/dev/null || break
+		if [ -n "$DIED" ]; then
+			# nothing more will come: the consumer reports now
+			kill -TERM "$CONS_PID" 2>/dev/null
+			break
+		fi
+		sleep 0.05
+	done
+	for spec in "$@"; do
+		name=${spec%%:*} pid=${spec#*:}
+		cpu_ticks "$pid"
+		printf -v "CPU_$name" %s "$TICKS"
+		v=PEAK_$name
+		rss "$pid" && [ "$RSS" -gt "${!v}" ] && printf -v "$v" %s "$RSS"
+	done
+}
+
+# us_per TICKS LINES
+us_per() { awk -v t="$1" -v n="$2" -v tick="$TICK" 'BEGIN { printf "%.2f", t / tick * 1e6 / n }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# record CONFIG METRIC VALUE: kept for the medians.
+record() { echo "$3" >>"$T/res.$1.$2"; }
+# median CONFIG METRIC: of the runs. A ">= x" value (a lower bound) makes
+# the median a lower bound only if it sorts at or below the middle.
+median() {
+	[ -s "$T/res.$1.$2" ] || { echo -; return; }
+	awk '{ print $NF, ($1 == ">=") }' "$T/res.$1.$2" | sort -g | awk '{ v[++n] = $1; lb[n] = $2 }
+		END {
+			lo = int((n + 1) / 2); hi = int(n / 2) + 1
+			m = n % 2 ? v[lo] : (v[lo] + v[hi]) / 2
+			for (i = 1; i <= hi; i++) if (lb[i]) bound = 1
+			print (bound ? ">= " : "") m
+		}'
+}
+
+# check_cell COUNT: what kafka_latency concluded, as a table cell. Sets OK
+# (the pipeline delivered COUNT records, none twice as far as was read).
+check_cell() {
+	local st high dups
+	st=$(kval status) high=$(kval kafka_high)
+	OK=
+	case $st in
+	ok) OK=1; echo "ok: each once" ;;
+	fell_behind)
+		# Kafka holds exactly COUNT (the watermarks): the pipeline
+		# delivered; the consumer read only some of them back.
+		dups=$(($(kval id_duplicates) + $(kval seq_duplicates) + 0))
+		if [ "$high" = "$1" ] && [ "$dups" = 0 ]; then
+			OK=1
+			echo "$high in Kafka; $(kval records) read back, each once (the rest deleted by the mock's retention first)"
+		else
+			echo "$st: ${high:-?} in Kafka for $1 lines"
+		fi ;;
+	"") echo "no consumer output" ;;
+	not_started) echo "not started" ;;
+	*) echo "$st: ${high:-$(kval records)}/$1 in Kafka, $(kval records) read, $(kval id_duplicates) dup, $(kval id_missing) missing" ;;
+	esac
+}
+
+# pct Q LINES: latency percentile Q (p50, p90, p99) of the last run; when
+# the records the consumer could not read back (deleted by the mock's
+# retention first) are more than the share above Q, the percentile lies
+# among them: it is at least the max seen, shown as ">= max".
+pct() {
+	local q=$1 lines=$2 unread
+	unread=$(kval latency_unread)
+	awk -v q="${q#p}" -v n="$lines" -v u="${unread:-0}" -v v="$(kval "latency_${q}_ms")" \
+	    -v max="$(kval latency_max_ms)" 'BEGIN {
+		if (v == "") print "-"; else if (u > n * (100 - q) / 100) printf ">= %s\n", max; else print v }'
+}
+
+# lines/s from the first to the last record in Kafka (the watermarks;
+# the consumer's arrivals if there were none).
+rate_of() { local r; r=$(kval kafka_rate); echo "${r:-$(kval rate)}"; }
+
+# diagnose SIDE: which part of the pipeline failed, into $T/diag.
+diagnose_logferry() {
+	local what=$1 cfg=$2 spooled stats
+	{
+		echo "- logferry $what: $(kval kafka_high) of $3 lines in Kafka, $(kval records) read back (consumer: $(kval status))."
+		for d in $DIED; do echo "  - $d exited (its log is below)"; done
+		if [ -z "$AGENT_PID" ]; then
+			echo "  - the agent was not started: the relay did not start"
+			echo "  - relay log (last lines):"; tail -5 "$T/relay.log" | sed 's/^/        /'
+			return
+		fi
+		stats=$("$LOGFERRY_AGENT" -c "$cfg" --spool-stats 2>&1)
+		spooled=$(echo "$stats" | sed -n 's/^next sequence: //p')
+		if [ -n "$spooled" ]; then
+			echo "  - agent spool: $(echo "$stats" | sed -n 's/^events: //p') events not acknowledged, next sequence $spooled"
+		else
+			echo "  - agent spool: $(echo "$stats" | head -1)"
+		fi
+		if [ "$(kval kafka_high)" = 0 ] || [ -z "$(kval records)" ] || [ "$(kval records)" = 0 ]; then
+			if [ -n "$spooled" ] && [ "$spooled" -gt 0 ] 2>/dev/null; then
+				echo "  - the agent spooled lines but none reached Kafka: shipper, relay or producer"
+			else
+				echo "  - the agent spooled nothing: file source or agent start"
+			fi
+		fi
+		echo "  - relay log (last lines):"; tail -5 "$T/relay.log" | sed 's/^/        /'
+		echo "  - agent log (last lines):"; tail -5 "$T/agent.log" | sed 's/^/        /'
+		[ -s "$T/k.err" ] && { echo "  - consumer:"; tail -3 "$T/k.err" | sed 's/^/        /'; }
+	} >>"$T/diag"
+}
+
+diagnose_rsyslog() {
+	{
+		echo "- rsyslog $1: $(kval kafka_high) of $2 lines in Kafka, $(kval records) read back (consumer: $(kval status))."
+		[ -n "$DIED" ] && echo "  - rsyslogd exited"
+		echo "  - rsyslogd output and messages (last lines):"
+		tail -5 "$T/rs/log" "$T/rs/internal.log" 2>/dev/null | sed 's/^/        /'
+	} >>"$T/diag"
+}
+
+# ---------------------------------------------------------------- logferry
+
+# logferry_start INPUT: writes the configurations, starts the relay and the
+# agent (AGENT_PID, RELAY_PID, AGENT_CFG); returns 1 if either did not start.
+logferry_start() {
+	local input=$1 port
+	rm -rf "$T/agent" "$T/agent.log" "$T/relay.log"
+	AGENT_PID='' RELAY_PID='' AGENT_CFG=$T/agent.yaml
+	port=$(free_port)
+	cat >"$T/relay.yaml" <<YAML
+id: relay-bench
+log_level: info
+listen: 127.0.0.1:$port
+workers: 2
+tls: {ca_file: $T/certs/ca.crt, cert_file: $T/certs/relay-chain.crt, key_file: $T/certs/relay.key}
+kafka: {brokers: "$BOOTSTRAP", topic: "logs.\${stream}", key: "\${host}"}
+YAML
+	cat >"$AGENT_CFG" <<YAML
+id: web-01
+data_dir: $T/agent
+log_level: info
+spool: {sync: always}
+sources:
+  - {name: nginx, type: file, paths: [$input], format: nginx_combined}
+relays:
+  servers: [127.0.0.1:$port]
+  tls: {ca_file: $T/certs/ca.crt, cert_file: $T/certs/web-01-chain.crt, key_file: $T/certs/web-01.key}
+YAML
+	"$LOGFERRY_RELAY" -c "$T/relay.yaml" >"$T/relay.log" 2>&1 &
+	RELAY_PID=$!
+	PIDS+=("$RELAY_PID")
+	for _ in $(seq 200); do
+		grep -q "listening on" "$T/relay.log" && break
+		kill -0 "$RELAY_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if ! kill -0 "$RELAY_PID" 2>/dev/null; then
+		DIED=" relay"
+		return 1
+	fi
+	"$LOGFERRY_AGENT" -c "$AGENT_CFG" >"$T/agent.log" 2>&1 &
+	AGENT_PID=$!
+	PIDS+=("$AGENT_PID")
+	return 0
+}
+
+logferry_stop() {
+	stop "$AGENT_PID"
+	stop "$RELAY_PID"
+}
+
+logferry_throughput() {
+	local run=$1 rate cell
+	mock_start || return 1
+	consumer_start logs.nginx "$N" -T $((N / 5000 + 60)) -i 20 --linger 1
+	DIED=
+	if logferry_start "$T/access.log"; then
+		watch agent:"$AGENT_PID" relay:"$RELAY_PID"
+	else
+		CPU_agent=0 CPU_relay=0 PEAK_agent=0 PEAK_relay=0
+		kill -TERM "$CONS_PID"
+	fi
+	wait "$CONS_PID"
+	rate=$(rate_of)
+	check_cell "$N" >"$T/cell"
+	cell=$(cat "$T/cell")
+	[ -n "$OK" ] || { FAILED=1; diagnose_logferry throughput "$AGENT_CFG" "$N"; }
+	logferry_stop
+	stop "$MOCK_PID"
+	if [ -n "$OK" ]; then
+		record lf_tput rate "$rate"
+		record lf_tput agent_us "$(us_per "$CPU_agent" "$N")"
+		record lf_tput relay_us "$(us_per "$CPU_relay" "$N")"
+		record lf_tput agent_mib "$(mib "$PEAK_agent")"
+		record lf_tput relay_mib "$(mib "$PEAK_relay")"
+	fi
+	printf '| logferry #%s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$run" "${rate:--}" \
+	    "$(us_per "$CPU_agent" "$N")" "$(us_per "$CPU_relay" "$N")" \
+	    "$(us_per $((CPU_agent + CPU_relay)) "$N")" "$(mib "$PEAK_agent")" \
+	    "$(mib "$PEAK_relay")" "$(kval kafka_high)" "$cell" >>"$T/tput.md"
+}
+
+# latency_measure TOPIC NAME:PID...: with the daemons running, WARM lines
+# first, waited for in Kafka (the connections, the topic's metadata and the
+# producer id are then in place: the figures are for the steady state);
+# then RATE lines/s for LAT_SECS s, measured. CPU_<NAME> counts from the
+# first measured line. Returns 1 if the warm-up lines never arrived.
+latency_measure() {
+	local topic=$1 spec wpid v b
+	shift
+	# The measuring consumer starts first and reads the warm-up lines too.
+	consumer_start "$topic" $((LAT_LINES + WARM)) --latency -T $((LAT_SECS + 150)) -i 80 --linger 1
+	python3 "$T/writer.py" "$T/live.log" warm "$WARM" "$LAT_LINES"
+	$NICE "$KAFKA_LATENCY" -b "$BOOTSTRAP" -t "$topic" -n "$WARM" -T 60 -i 20 -q \
+	    >"$T/warm.out" 2>"$T/warm.err"
+	if [ "$(sed -n 's/^status=//p' "$T/warm.out")" != ok ]; then
+		for spec; do kill -0 "${spec#*:}" 2>/dev/null || DIED+=" ${spec%%:*}"; done
+		for spec; do printf -v "CPU_${spec%%:*}" 0; printf -v "PEAK_${spec%%:*}" 0; done
+		kill -TERM "$CONS_PID" 2>/dev/null
+		wait "$CONS_PID"
+		return 1
+	fi
+	for spec; do
+		cpu_ticks "${spec#*:}"
+		printf -v "BASE_${spec%%:*}" %s "$TICKS"
+	done
+	python3 "$T/writer.py" "$T/live.log" "$RATE" "$LAT_SECS" &
+	wpid=$!
+	PIDS+=("$wpid")
+	watch "$@"
+	stop "$wpid"
+	wait "$CONS_PID"
+	for spec; do
+		v=CPU_${spec%%:*} b=BASE_${spec%%:*}
+		printf -v "$v" %s $((${!v} - ${!b}))
+	done
+}
+
+logferry_latency() {
+	local run=$1 cell
+	mock_start || return 1
+	: >"$T/live.log"
+	DIED=
+	CPU_agent=0 CPU_relay=0 PEAK_agent=0 PEAK_relay=0
+	if logferry_start "$T/live.log"; then
+		latency_measure logs.nginx agent:"$AGENT_PID" relay:"$RELAY_PID"
+	else
+		echo "status=not_started" >"$T/k.out"
+	fi
+	check_cell $((LAT_LINES + WARM)) >"$T/cell"
+	cell=$(cat "$T/cell")
+	[ -n "$OK" ] || { FAILED=1; diagnose_logferry latency "$AGENT_CFG" $((LAT_LINES + WARM)); }
+	logferry_stop
+	stop "$MOCK_PID"
+	[ -n "$OK" ] && record lf_lat p99 "$(pct p99 "$LAT_LINES")" &&
+	    record lf_lat p50 "$(pct p50 "$LAT_LINES")"
+	printf '| logferry #%s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$run" \
+	    "$(pct p50 "$LAT_LINES")" "$(pct p90 "$LAT_LINES")" "$(pct p99 "$LAT_LINES")" \
+	    "$(kval latency_max_ms)" "$(kval produce_p99_ms)" "$(us_per "$CPU_agent" "$LAT_LINES")" \
+	    "$(us_per "$CPU_relay" "$LAT_LINES")" "$(mib "$PEAK_agent")" "$cell" >>"$T/lat.md"
+}
+
+# ---------------------------------------------------------------- rsyslog
+
+# rsyslog_start INPUT: imfile (inotify) -> omkafka into topic "rsyslog",
+# the raw line as the value, acks from all replicas, idempotent producer,
+# 5 ms linger (the relay's own settings); the state file in its own work
+# directory. Sets RS_PID.
+rsyslog_start() {
+	local input=$1 brokers
+	rm -rf "$T/rs" && mkdir -p "$T/rs"
+	brokers=$(echo "$BOOTSTRAP" | sed 's/[^,]*/"&"/g')
+	cat >"$T/rs/rsyslog.conf" <<CONF
+global(workDirectory="$T/rs")
+module(load="imfile" mode="inotify")
+module(load="omkafka")
+template(name="raw" type="string" string="%rawmsg%")
+ruleset(name="tokafka") {
+	action(type="omkafka" broker=[$brokers] topic="rsyslog" template="raw"
+	       partitions.auto="on"
+	       confParam=["queue.buffering.max.ms=5", "enable.idempotence=true"]
+	       topicConfParam=["request.required.acks=-1"])
+}
+input(type="imfile" file="$input" tag="nginx" ruleset="tokafka" freshStartTail="off")
+# rsyslogd's own messages (errors from omkafka among them)
+*.* action(type="omfile" file="$T/rs/internal.log")
+CONF
+	rsyslogd -n -f "$T/rs/rsyslog.conf" -i "$T/rs/rsyslogd.pid" >"$T/rs/log" 2>&1 &
+	RS_PID=$!
+	PIDS+=("$RS_PID")
+}
+
+rsyslog_throughput() {
+	local run=$1 rate cell
+	mock_start || return 1
+	consumer_start rsyslog "$N" -T $((N / 5000 + 60)) -i 20 --linger 1
+	DIED=
+	rsyslog_start "$T/access.log"
+	watch rsyslogd:"$RS_PID"
+	wait "$CONS_PID"
+	rate=$(rate_of)
+	check_cell "$N" >"$T/cell"
+	cell=$(cat "$T/cell")
+	[ -n "$OK" ] || { FAILED=1; diagnose_rsyslog throughput "$N"; }
+	stop "$RS_PID"
+	stop "$MOCK_PID"
+	if [ -n "$OK" ]; then
+		record rs_tput rate "$rate"
+		record rs_tput us "$(us_per "$CPU_rsyslogd" "$N")"
+		record rs_tput mib "$(mib "$PEAK_rsyslogd")"
+	fi
+	printf '| rsyslog #%s | %s | %s | - | %s | %s | - | %s | %s |\n' "$run" "${rate:--}" \
+	    "$(us_per "$CPU_rsyslogd" "$N")" "$(us_per "$CPU_rsyslogd" "$N")" \
+	    "$(mib "$PEAK_rsyslogd")" "$(kval kafka_high)" "$cell" >>"$T/tput.md"
+}
+
+rsyslog_latency() {
+	local run=$1 cell
+	mock_start || return 1
+	: >"$T/live.log"
+	DIED=
+	rsyslog_start "$T/live.log"
+	latency_measure rsyslog rsyslogd:"$RS_PID"
+	check_cell $((LAT_LINES + WARM)) >"$T/cell"
+	cell=$(cat "$T/cell")
+	[ -n "$OK" ] || { FAILED=1; diagnose_rsyslog latency $((LAT_LINES + WARM)); }
+	stop "$RS_PID"
+	stop "$MOCK_PID"
+	[ -n "$OK" ] && record rs_lat p99 "$(pct p99 "$LAT_LINES")" &&
+	    record rs_lat p50 "$(pct p50 "$LAT_LINES")"
+	# omkafka stamps records with the message's time in whole seconds: no
+	# "to produce()" figure for it.
+	printf '| rsyslog #%s | %s | %s | %s | %s | - | %s | - | %s | %s |\n' "$run" \
+	    "$(pct p50 "$LAT_LINES")" "$(pct p90 "$LAT_LINES")" "$(pct p99 "$LAT_LINES")" \
+	    "$(kval latency_max_ms)" "$(us_per "$CPU_rsyslogd" "$LAT_LINES")" \
+	    "$(mib "$PEAK_rsyslogd")" "$cell" >>"$T/lat.md"
+}
+
+# ---------------------------------------------------------------- main
+
+case " $SIDES " in *" logferry "*)
+	if [ ! -x "$LOGFERRY_AGENT" ] || [ ! -x "$LOGFERRY_RELAY" ]; then
+		echo "bench_e2e: $LOGFERRY_AGENT or $LOGFERRY_RELAY not built; leaving logferry out" >&2
+		SIDES=${SIDES//logferry/}
+	elif ! sh "$top_srcdir/tests/tools/make-certs.sh" "$T/certs"; then
+		echo "bench_e2e: make-certs.sh failed" >&2
+		exit 1
+	fi ;;
+esac
+
+echo "## end to end: NGINX log -> Kafka"
+echo
+echo "$N NGINX combined lines, $((SIZE / N)) bytes/line on average, file in the page cache;" \
+    "$(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))," \
+    "$(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-?}"); librdkafka" \
+    "$(dpkg-query -W -f='${Version}' librdkafka1 2>/dev/null || echo '?')," \
+    "$(rsyslogd -v 2>/dev/null | sed -n '1s/^rsyslogd *\([^ ,]*\).*/rsyslog \1/p')"
+echo "logferry: agent (file, nginx_combined, spool sync=always) -> TLS -> relay (2 workers," \
+    "JSON + logferry-agent/-seq headers, acks=all, idempotent) -> mock Kafka (3 brokers, in-process, same machine)"
+echo "rsyslog: imfile (inotify) -> omkafka, raw line, acks=all (request.required.acks=-1)," \
+    "enable.idempotence=true, queue.buffering.max.ms=5; no parsing, no TLS hop, no disk buffer"
+echo "CPU: user+sys from /proc/PID/stat from the daemon's start to the last record in Kafka;" \
+    "peak: RssAnon sampled every 50 ms; every line counted exactly once in Kafka by its rid"
+echo "runs: $RUNS, interleaved; sides: $SIDES; kinds: $KINDS" >&2
+
+: >"$T/tput.md"
+: >"$T/lat.md"
+: >"$T/diag"
+for run in $(seq 1 "$RUNS"); do
+	for kind in $KINDS; do
+		for side in $SIDES; do
+			echo "run $run/$RUNS: $side $kind" >&2
+			"${side}_${kind}" "$run" || FAILED=1
+			mkdir -p "$T/runs"
+			cp "$T/k.out" "$T/runs/$side-$kind-$run.out" 2>/dev/null
+			cp "$T/k.err" "$T/runs/$side-$kind-$run.err" 2>/dev/null
+		done
+	done
+done
+
+case " $KINDS " in *" throughput "*)
+	echo
+	echo "### throughput: $N lines, as fast as they go"
+	echo
+	echo "| run | lines/s | agent µs/line | relay µs/event | total µs/line | agent peak MiB | relay peak MiB | records | check |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	cat "$T/tput.md"
+	echo "(rsyslog rows: rsyslogd is one process; its figures are in the agent columns)" ;;
+esac
+case " $KINDS " in *" latency "*)
+	echo
+	echo "### latency: $RATE lines/s for $LAT_SECS s, from write() to the record in Kafka (ms)"
+	echo
+	echo "| run | p50 | p90 | p99 | max | p99 to produce() | agent µs/line | relay µs/event | agent peak MiB | check |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
+	cat "$T/lat.md"
+	echo "(arrival is when bench/kafka_latency sees the record: its fetch wait, up to 10 ms, is included;"
+	echo "\"p99 to produce()\": to the record's time stamp, set when the relay or omkafka handed it to librdkafka, ms;"
+	echo "$WARM warm-up lines go through first and are not measured; CPU counts from the first measured line)" ;;
+esac
+
+echo
+echo "### medians of $RUNS run(s) beside the targets"
+echo
+echo "| figure | logferry | target | rsyslog |"
+echo "|---|---|---|---|"
+echo "| agent CPU µs/line | $(median lf_tput agent_us) | ≤ $T_AGENT_US | $(median rs_tput us) (whole pipeline) |"
+echo "| relay CPU µs/event | $(median lf_tput relay_us) | ≤ $T_RELAY_US | - |"
+echo "| end-to-end lines/s | $(median lf_tput rate) | ≥ $T_RATE | $(median rs_tput rate) |"
+echo "| agent peak RssAnon MiB | $(median lf_tput agent_mib) | ≤ $T_AGENT_MIB | $(median rs_tput mib) |"
+echo "| relay peak RssAnon MiB | $(median lf_tput relay_mib) | - | - |"
+echo "| p50 latency ms at $RATE lines/s | $(median lf_lat p50) | - | $(median rs_lat p50) |"
+echo "| p99 latency ms at $RATE lines/s | $(median lf_lat p99) | ≤ $T_P99_MS | $(median rs_lat p99) |"
+
+if [ -s "$T/diag" ]; then
+	echo
+	echo "### what failed"
+	echo
+	cat "$T/diag"
+fi
+exit "$FAILED"
