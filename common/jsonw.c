@@ -47,6 +47,13 @@ jsonw_utf8_len(const uint8_t *p, size_t n)
 	return len;
 }
 
+/* Bytes copied as they are: printable ASCII but '"' and '\\'. */
+static const uint8_t jsonw_plain[256] = {
+	[0x20 ... 0x21] = 1,    /* '"' is 0x22 */
+	[0x23 ... 0x5b] = 1,    /* '\\' is 0x5c */
+	[0x5d ... 0x7f] = 1,
+};
+
 int
 jsonw_string(struct buf *b, const uint8_t *p, size_t n)
 {
@@ -60,8 +67,7 @@ jsonw_string(struct buf *b, const uint8_t *p, size_t n)
 	b->data[b->len++] = '"';
 	while (i < n) {
 		/* Copy runs of plain printable ASCII at once. */
-		for (run = i; run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' &&
-		    p[run] != '\\'; run++)
+		for (run = i; run < n && jsonw_plain[p[run]]; run++)
 			;
 		if (run > i) {
 			if ((r = buf_append(b, p + i, run - i)) != 0)
@@ -108,20 +114,34 @@ jsonw_cstring(struct buf *b, const char *s)
 	return jsonw_string(b, (const uint8_t *)s, strlen(s));
 }
 
+/* Writes v in decimal ending at end; returns where it starts (snprintf cost more than the record's other work). */
+static char *
+jsonw_digits(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return end;
+}
+
 int
 jsonw_int(struct buf *b, int64_t v)
 {
-	char t[24];
+	char t[24], *end = t + sizeof(t), *p;
 
-	return buf_append(b, t, (size_t)snprintf(t, sizeof(t), "%" PRId64, v));
+	p = jsonw_digits(end, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+	if (v < 0)
+		*--p = '-';
+	return buf_append(b, p, (size_t)(end - p));
 }
 
 int
 jsonw_uint(struct buf *b, uint64_t v)
 {
-	char t[24];
+	char t[24], *end = t + sizeof(t), *p = jsonw_digits(end, v);
 
-	return buf_append(b, t, (size_t)snprintf(t, sizeof(t), "%" PRIu64, v));
+	return buf_append(b, p, (size_t)(end - p));
 }
 
 int
@@ -138,6 +158,16 @@ jsonw_double(struct buf *b, double v)
 			break;
 	}
 	return jsonw_raw(b, t);
+}
+
+/* Writes v as exactly width digits at p, zero-padded. */
+static void
+jsonw_fixed(char *p, uint64_t v, int width)
+{
+	for (int i = width - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
 }
 
 int
@@ -158,8 +188,14 @@ jsonw_time(struct buf *b, uint64_t ns)
 	d = doy - (153 * mp + 2) / 5 + 1;
 	m = mp < 10 ? mp + 3 : mp - 9;
 	y += m <= 2;
-	snprintf(t, sizeof(t), "\"%04" PRId64 "-%02" PRId64 "-%02" PRId64 "T%02d:%02d:%02d.%06uZ\"",
-	    y, m, d, (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60),
-	    (unsigned)(ns % 1000000000u / 1000u));
-	return jsonw_raw(b, t);
+	/* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ": the year of a uint64 of ns is 1970..2554. */
+	memcpy(t, "\"0000-00-00T00:00:00.000000Z\"", 29);
+	jsonw_fixed(t + 1, (uint64_t)y, 4);
+	jsonw_fixed(t + 6, (uint64_t)m, 2);
+	jsonw_fixed(t + 9, (uint64_t)d, 2);
+	jsonw_fixed(t + 12, (uint64_t)(sod / 3600), 2);
+	jsonw_fixed(t + 15, (uint64_t)(sod / 60 % 60), 2);
+	jsonw_fixed(t + 18, (uint64_t)(sod % 60), 2);
+	jsonw_fixed(t + 21, ns % 1000000000u / 1000u, 6);
+	return buf_append(b, t, 29);
 }
