@@ -480,6 +480,7 @@ event_reader_next(struct event_reader *r, struct event *ev)
 	unsigned field, wt;
 	int rc;
 
+	r->why = NULL;
 	while (c.p < c.end) {
 		if (!event_get_tag(&c, &field, &wt))
 			goto malformed;
@@ -493,10 +494,9 @@ event_reader_next(struct event_reader *r, struct event *ev)
 			goto malformed;
 		r->p = c.p;
 		start = sub.p;
-		if ((rc = event_decode(r, &sub, ev)) < 0) {
-			r->p = r->end;
+		/* A bad event leaves the reader past it: the list's framing is sound. */
+		if ((rc = event_decode(r, &sub, ev)) < 0)
 			return rc;
-		}
 		/* Set after event_decode, which clears *ev: the Event's bytes, for pass-through. */
 		ev->raw.ptr = start;
 		ev->raw.len = (size_t)(sub.end - start);
@@ -507,6 +507,31 @@ event_reader_next(struct event_reader *r, struct event *ev)
 malformed:
 	r->p = r->end;
 	return -EPROTO;
+}
+
+int
+event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **why)
+{
+	struct event_cur c = { data, data + len, why };
+	struct pbslice b;
+	unsigned field, wt;
+	uint64_t n = 0;
+
+	*why = NULL;
+	while (c.p < c.end) {
+		if (!event_get_tag(&c, &field, &wt))
+			return -EPROTO;
+		if (field != EVENTLIST_EVENTS) {
+			if (!event_skip(&c, wt))
+				return -EPROTO;
+			continue;
+		}
+		if (!event_expect(&c, wt, WT_LEN) || !event_get_bytes(&c, &b))
+			return -EPROTO;
+		n++;
+	}
+	*count = n;
+	return 0;
 }
 
 int

@@ -75,9 +75,18 @@ void event_reader_init(struct event_reader *r, const uint8_t *data, size_t len,
  * Returns 1 and fills *ev (valid while data is, and until the next call,
  * which reuses the field array), 0 at the end of the list, -EPROTO for
  * malformed input, or -E2BIG for an event with more than max_fields fields.
- * After an error r->why says what was wrong.
+ * After an error r->why says what was wrong. An error inside one event
+ * leaves the reader past that event, so the next call reads the one after
+ * it; an error in the list's own framing ends the list.
  */
 int event_reader_next(struct event_reader *r, struct event *ev);
+
+/*
+ * Counts the events of a serialized EventList, checking the list's framing
+ * (tags and lengths) but not the events inside: a cheap first pass before
+ * event_reader_next. Returns 0 and sets *count, or -EPROTO with why set.
+ */
+int event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **why);
 
 /*
  * The string value of a TEXT or SLICE field (a SLICE resolved against the

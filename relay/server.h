@@ -14,9 +14,10 @@
  * limits. Then Batches: each is checked before anything is allocated for
  * it (frame size, payload size, declared uncompressed size, window, a
  * batch id not already in flight), decompressed into exactly the declared
- * size (more or less is refused: a zstd bomb stops at the limit), checked
- * whole (event count, every event decodes), and only then produced, one
- * record per event. Its Ack goes back when Kafka has answered for every
+ * size (more or less is refused: a zstd bomb stops at the limit), its
+ * EventList's framing and event count checked, and only then produced, one
+ * record per event; an event that does not decode is refused alone,
+ * logged and counted, and the Ack OK says so. Its Ack goes back when Kafka has answered for every
  * event (kafka.h): OK, or RETRY. A batch that breaks a limit or does not
  * decode is answered REJECTED and harms no one else; a frame that breaks
  * the protocol closes that connection, logged with the agent and peer.
@@ -66,6 +67,7 @@ struct server_stats {
 	uint64_t agents_refused;      /* Hello refused: id, certificate or allowed_agents */
 	uint64_t protocol_errors;     /* connections closed for a bad frame */
 	uint64_t batches, events;     /* received and checked */
+	uint64_t events_malformed;    /* events that did not decode, refused alone */
 	uint64_t acks_ok, acks_retry, acks_rejected;
 	uint64_t connections;         /* open now */
 	uint64_t inflight_bytes;      /* now: bytes of unanswered batches and partial frames */

@@ -79,8 +79,13 @@ if kafka_mock; then
 	limit=$((32 * 1024))
 	grew=$((peak - base))
 	echo "relay RssAnon: $base KiB before, peak $peak KiB during the outage (memory_limit $limit KiB)"
-	[ "$grew" -le "$limit" ] && pass "relay memory stayed within memory_limit while Kafka was down (+$grew KiB)" ||
+	if grep -q __asan_init "$LOGFERRY_RELAY"; then
+		echo "skip: memory is not measured under AddressSanitizer (its quarantine keeps freed memory)"
+	elif [ "$grew" -le "$limit" ]; then
+		pass "relay memory stayed within memory_limit while Kafka was down (+$grew KiB)"
+	else
 		fail "relay memory grew by $grew KiB, above memory_limit ($limit KiB)"
+	fi
 	kafka_ctl up -1
 	expect_delivered "logs.$stream" "$T/good.log" 180 "after the outage everything arrived"
 else

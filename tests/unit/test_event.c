@@ -268,6 +268,36 @@ test_more_fields_than_room_is_refused(void **state)
 }
 
 static void
+test_bad_event_is_skipped_and_the_next_one_read(void **state)
+{
+	struct event ev, small = { .ts = 42 }, got;
+	struct event_field f[7], gf[3];
+	struct event_reader r;
+	struct buf b;
+	uint64_t n = 0;
+	const char *why;
+
+	(void)state;
+	sample(&ev, f);
+	small.host = (struct pbslice){ (const uint8_t *)"h", 1 };
+	buf_init(&b, 1 << 20);
+	assert_int_equal(event_encode(&ev, &b), 0);      /* 7 fields: too many for gf */
+	assert_int_equal(event_encode(&small, &b), 0);
+	assert_int_equal(event_list_count(b.data, b.len, &n, &why), 0);
+	assert_int_equal(n, 2);
+	event_reader_init(&r, b.data, b.len, gf, 3);
+	assert_int_equal(event_reader_next(&r, &got), -E2BIG);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_null(r.why);
+	assert_int_equal(got.ts, 42);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+	/* A cut list: the count refuses its framing. */
+	assert_int_equal(event_list_count(b.data, b.len - 1, &n, &why), -EPROTO);
+	assert_non_null(why);
+	buf_free(&b);
+}
+
+static void
 test_every_truncation_is_refused(void **state)
 {
 	struct event ev, got;
@@ -424,6 +454,7 @@ main(void)
 		cmocka_unit_test(test_encoding_matches_the_proto_definition),
 		cmocka_unit_test(test_zero_values_keep_their_type),
 		cmocka_unit_test(test_more_fields_than_room_is_refused),
+		cmocka_unit_test(test_bad_event_is_skipped_and_the_next_one_read),
 		cmocka_unit_test(test_every_truncation_is_refused),
 		cmocka_unit_test(test_unknown_fields_are_skipped),
 		cmocka_unit_test(test_wrong_wire_type_is_refused),

@@ -594,16 +594,59 @@ test_event_count_and_malformed_events_rejected(void **state)
 	assert_true(cl_wait_frames(f, c, 2, 5000));
 	assert_int_equal(cl_ack(c, 1)->status, logferry_Ack_Status_REJECTED);
 	assert_non_null(strstr(cl_ack(c, 1)->reason, "holds 10 events, not the 11 declared"));
-	/* A cut EventList: the last event is malformed; nothing of it reaches Kafka. */
+	/* A cut EventList: its framing is broken; nothing of it reaches Kafka. */
 	plain.len -= 3;
 	zst.len = ZSTD_compress(zst.data, zst.cap, plain.data, plain.len, 1);
 	assert_false(ZSTD_isError(zst.len));
 	cl_batch(c, 20, 10, plain.len, &zst);
 	assert_true(cl_wait_frames(f, c, 3, 5000));
 	assert_int_equal(cl_ack(c, 2)->status, logferry_Ack_Status_REJECTED);
-	assert_non_null(strstr(cl_ack(c, 2)->reason, "event 10 (sequence 29) is malformed"));
+	assert_non_null(strstr(cl_ack(c, 2)->reason, "its EventList is malformed"));
 	kafka_get_stats(f->k, &ks);
 	assert_int_equal(ks.produced, 0);
+	buf_free(&plain);
+	buf_free(&zst);
+	cl_free(f, c);
+	fx_free(f);
+}
+
+static void
+test_malformed_event_refused_alone_others_delivered(void **state)
+{
+	struct fx *f = fx_new();
+	struct client *c;
+	struct buf plain, zst;
+	struct kafka_stats ks;
+	struct server_stats ss;
+	/* An Event whose host (field 2) comes as a varint: well framed, does not decode. */
+	static const uint8_t bad[] = { 0x0a, 0x02, 0x10, 0x01 };
+
+	(void)state;
+	fx_start(f);
+	c = cl_ready(f, "web-01", "web-01");
+	make_events(5, "before", &plain, &zst);
+	assert_int_equal(buf_append(&plain, bad, sizeof(bad)), 0);
+	buf_free(&zst);
+	{
+		struct buf tail, tz;
+
+		make_events(4, "after", &tail, &tz);
+		assert_int_equal(buf_append(&plain, tail.data, tail.len), 0);
+		buf_free(&tail);
+		buf_free(&tz);
+	}
+	buf_init(&zst, 1 << 20);
+	assert_int_equal(buf_reserve(&zst, ZSTD_compressBound(plain.len)), 0);
+	zst.len = ZSTD_compress(zst.data, zst.cap, plain.data, plain.len, 1);
+	assert_false(ZSTD_isError(zst.len));
+	cl_batch(c, 100, 10, plain.len, &zst);
+	assert_true(cl_wait_frames(f, c, 2, 15000));
+	assert_int_equal(cl_ack(c, 1)->status, logferry_Ack_Status_OK);
+	assert_non_null(strstr(cl_ack(c, 1)->reason, "1 malformed"));
+	kafka_get_stats(f->k, &ks);
+	assert_int_equal(ks.delivered, 9);
+	server_get_stats(f->s, &ss);
+	assert_int_equal(ss.events_malformed, 1);
 	buf_free(&plain);
 	buf_free(&zst);
 	cl_free(f, c);
@@ -873,6 +916,7 @@ main(void)
 		cmocka_unit_test(test_declared_size_above_limit_rejected_and_connection_goes_on),
 		cmocka_unit_test(test_zstd_bomb_stops_at_declared_size),
 		cmocka_unit_test(test_event_count_and_malformed_events_rejected),
+		cmocka_unit_test(test_malformed_event_refused_alone_others_delivered),
 		cmocka_unit_test(test_batch_before_hello_closes_the_connection),
 		cmocka_unit_test(test_garbage_frames_after_hello_close_only_that_connection),
 		cmocka_unit_test(test_frame_above_limit_refused_before_allocating),
