@@ -150,9 +150,9 @@ static const struct config_key relays_keys[] = {
 	{ "reconnect_max", CONFIG_DURATION, R(reconnect_max_ms), .def = "30s", .min = 10, .max = HOUR,
 	  .help = "Longest delay between reconnection attempts." },
 	{ "ping_interval", CONFIG_DURATION, R(ping_interval_ms), .def = "10s", .min = 100, .max = HOUR,
-	  .help = "A Ping is sent after this long without traffic from the relay." },
+	  .help = "A Ping goes to the relay this often while connected." },
 	{ "ping_timeout", CONFIG_DURATION, R(ping_timeout_ms), .def = "30s", .min = 100, .max = HOUR,
-	  .help = "A relay silent for this long after a Ping is considered dead." },
+	  .help = "A relay from which no frame at all arrived for this long is dead: reconnect." },
 	{ NULL },
 };
 #undef R
