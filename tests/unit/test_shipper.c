@@ -31,6 +31,7 @@
 #include "proto/event.h"
 #include "proto/frame.h"
 #include "tests/unit/cert_fixture.h"
+#include "tests/unit/log_capture.h"
 #include "tests/unit/spool_fixture.h"
 
 /* Long enough for ASan on a busy 2-vCPU machine, short enough to fail fast. */
@@ -124,22 +125,16 @@ struct fx {
 	bool committed;
 	uint64_t commit_at;
 	unsigned seed;
-	FILE *log;
-	char *logbuf;
-	size_t loglen;
+	struct log_capture logs;
 };
 
 static const char *
 logged(struct fx *fx)
 {
-	fflush(fx->log);
-	return fx->logbuf != NULL ? fx->logbuf : "";
+	return log_capture_text(&fx->logs);
 }
 
-#define assert_logged(fx, text) do { \
-	if (strstr(logged(fx), (text)) == NULL) \
-		fail_msg("not logged: \"%s\"; the log:\n%s", (text), logged(fx)); \
-} while (0)
+#define assert_logged(fx, text) log_capture_expect(&(fx)->logs, (text))
 
 static void
 timer_fired(uv_timer_t *t)
@@ -703,12 +698,7 @@ setup(void **state)
 	char ca[320], crt[320], key[320], err[512];
 
 	assert_non_null(fx);
-	fx->log = open_memstream(&fx->logbuf, &fx->loglen);
-	assert_non_null(fx->log);
-	log_init("test_shipper", getenv("TEST_SHIPPER_DEBUG") != NULL ? LOG_LEVEL_DEBUG :
-	    LOG_LEVEL_INFO);
-	log_set_output(fx->log);
-	log_set_ratelimit(0, 0);
+	log_capture_start(&fx->logs, "test_shipper", "TEST_SHIPPER_DEBUG");
 	fx->seed = 7;
 	strcpy(fx->root, "/tmp/test_shipper.XXXXXX");
 	assert_non_null(mkdtemp(fx->root));
@@ -786,11 +776,7 @@ teardown(void **state)
 	if (fx->cfg_loaded)
 		config_free(&agent_config_schema, &fx->cfg);
 	buf_free(&fx->expect);
-	log_set_output(NULL);
-	fclose(fx->log);
-	if (getenv("TEST_SHIPPER_DEBUG") != NULL)
-		fprintf(stderr, "---- log\n%s----\n", fx->logbuf != NULL ? fx->logbuf : "");
-	free(fx->logbuf);
+	log_capture_stop(&fx->logs);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->root);
 	assert_int_equal(system(cmd), 0);
 	free(fx);

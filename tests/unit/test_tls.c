@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "tests/unit/cert_fixture.h"
+#include "tests/unit/log_capture.h"
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)
@@ -87,9 +88,7 @@ struct fx {
 	struct ep cli[MAX_SERVER];
 	struct raw raws[2];
 	int nraw;
-	FILE *log;
-	char *logbuf;
-	size_t loglen;
+	struct log_capture logs;
 };
 
 static void
@@ -328,11 +327,7 @@ setup(void **state)
 	int len = sizeof(fx->addr);
 
 	assert_non_null(fx);
-	fx->log = open_memstream(&fx->logbuf, &fx->loglen);
-	assert_non_null(fx->log);
-	log_init("test_tls", getenv("TEST_TLS_DEBUG") != NULL ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
-	log_set_output(fx->log);
-	log_set_ratelimit(0, 0);
+	log_capture_start(&fx->logs, "test_tls", "TEST_TLS_DEBUG");
 	assert_int_equal(uv_loop_init(&fx->loop), 0);
 	assert_int_equal(uv_timer_init(&fx->loop, &fx->timer), 0);
 	fx->timer.data = fx;
@@ -385,11 +380,7 @@ teardown(void **state)
 		assert_null(fx->cli[i].c);
 	}
 	tls_config_unref(fx->server_cfg);
-	log_set_output(NULL);
-	fclose(fx->log);
-	if (getenv("TEST_TLS_DEBUG") != NULL)
-		fprintf(stderr, "---- log\n%s----\n", fx->logbuf != NULL ? fx->logbuf : "");
-	free(fx->logbuf);
+	log_capture_stop(&fx->logs);
 	free(fx);
 	return 0;
 }
@@ -397,14 +388,10 @@ teardown(void **state)
 static const char *
 logged(struct fx *fx)
 {
-	fflush(fx->log);
-	return fx->logbuf != NULL ? fx->logbuf : "";
+	return log_capture_text(&fx->logs);
 }
 
-#define assert_logged(fx, text) do { \
-	if (strstr(logged(fx), (text)) == NULL) \
-		fail_msg("not logged: \"%s\"; the log:\n%s", (text), logged(fx)); \
-} while (0)
+#define assert_logged(fx, text) log_capture_expect(&(fx)->logs, (text))
 
 static void
 timer_fired(uv_timer_t *t)
