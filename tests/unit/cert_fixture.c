@@ -1,5 +1,6 @@
 #include "autoconfig.h"
 
+#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,4 +51,22 @@ cert_fixture_remove(const char *dir)
 {
 	if (dir[0] != '\0')
 		(void)nftw(dir, cert_fixture_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char cert_fixture_dir[256];
+
+int
+cert_fixture_group_setup(void **state)
+{
+	(void)state;
+	return cert_fixture_make(program_invocation_short_name, cert_fixture_dir,
+	    sizeof(cert_fixture_dir));
+}
+
+int
+cert_fixture_group_teardown(void **state)
+{
+	(void)state;
+	cert_fixture_remove(cert_fixture_dir);
+	return 0;
 }

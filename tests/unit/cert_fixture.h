@@ -21,4 +21,12 @@ int cert_fixture_make(const char *name, char *dir, size_t dirlen);
 /* Removes the directory and everything in it; "" does nothing. */
 void cert_fixture_remove(const char *dir);
 
+/*
+ * For cmocka_run_group_tests: makes the certificates in cert_fixture_dir
+ * (named after the test program) and removes them after the group.
+ */
+extern char cert_fixture_dir[256];
+int cert_fixture_group_setup(void **state);
+int cert_fixture_group_teardown(void **state);
+
 #endif

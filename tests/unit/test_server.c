@@ -35,7 +35,6 @@
 #define TOPIC "logs.nginx"
 #define MAX_FRAMES 64
 
-static char certdir[256];
 
 struct client {
 	struct tls_conn *tls;
@@ -69,9 +68,9 @@ fx_cfg_defaults(struct fx *f)
 {
 	static char ca[300], cert[300], key[300];
 
-	snprintf(ca, sizeof(ca), "%s/ca.crt", certdir);
-	snprintf(cert, sizeof(cert), "%s/relay-chain.crt", certdir);
-	snprintf(key, sizeof(key), "%s/relay.key", certdir);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", cert_fixture_dir);
+	snprintf(cert, sizeof(cert), "%s/relay-chain.crt", cert_fixture_dir);
+	snprintf(key, sizeof(key), "%s/relay.key", cert_fixture_dir);
 	f->cfg.id = "relay-test";
 	f->listen.host = "127.0.0.1";
 	f->listen.port = 0;
@@ -249,11 +248,11 @@ cl_connect(struct fx *f, const char *cert, const char *ca)
 	struct sockaddr_in sa;
 
 	assert_non_null(c);
-	snprintf(capath, sizeof(capath), "%s/%s", certdir, ca);
-	snprintf(certpath, sizeof(certpath), "%s/%s-chain.crt", certdir, cert);
+	snprintf(capath, sizeof(capath), "%s/%s", cert_fixture_dir, ca);
+	snprintf(certpath, sizeof(certpath), "%s/%s-chain.crt", cert_fixture_dir, cert);
 	if (strcmp(cert, "intruder") == 0)
-		snprintf(certpath, sizeof(certpath), "%s/%s.crt", certdir, cert);
-	snprintf(keypath, sizeof(keypath), "%s/%s.key", certdir, cert);
+		snprintf(certpath, sizeof(certpath), "%s/%s.crt", cert_fixture_dir, cert);
+	snprintf(keypath, sizeof(keypath), "%s/%s.key", cert_fixture_dir, cert);
 	o.ca_file = capath;
 	o.cert_file = certpath;
 	o.key_file = keypath;
@@ -890,21 +889,6 @@ test_max_connections_refuses_more(void **state)
 	fx_free(f);
 }
 
-static int
-group_setup(void **state)
-{
-	(void)state;
-	return cert_fixture_make("test_server", certdir, sizeof(certdir));
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	cert_fixture_remove(certdir);
-	return 0;
-}
-
 int
 main(void)
 {
@@ -933,5 +917,5 @@ main(void)
 		fprintf(stderr, "test_server: openssl not found; skipped\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, cert_fixture_group_setup, cert_fixture_group_teardown);
 }

@@ -41,7 +41,6 @@
 #define MAX_BATCHES 256
 #define MAX_HELD 64
 
-static char certdir[256];
 
 /* ---------------------------------------------------------------- fake relay */
 
@@ -635,7 +634,7 @@ fx_config(struct fx *fx, int s0, int s1)
 	    "        handshake_timeout: 3s}\n"
 	    "  reconnect_min: 50ms\n"
 	    "  reconnect_max: 1s\n",
-	    fx->root, servers, certdir, certdir, certdir);
+	    fx->root, servers, cert_fixture_dir, cert_fixture_dir, cert_fixture_dir);
 	assert_non_null(ef);
 	rc = config_load_string(&agent_config_schema, "test.yaml", yaml, strlen(yaml), &fx->cfg, ef);
 	fclose(ef);
@@ -712,9 +711,9 @@ setup(void **state)
 	fx->so.segment_max_bytes = 16 << 20;
 	fx->so.commit_interval_ms = 2;
 	assert_int_equal(spool_open(&fx->loop, &fx->so, on_spool_writable, fx, &fx->s), 0);
-	snprintf(ca, sizeof(ca), "%s/ca.crt", certdir);
-	snprintf(crt, sizeof(crt), "%s/relay-chain.crt", certdir);
-	snprintf(key, sizeof(key), "%s/relay.key", certdir);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", cert_fixture_dir);
+	snprintf(crt, sizeof(crt), "%s/relay-chain.crt", cert_fixture_dir);
+	snprintf(key, sizeof(key), "%s/relay.key", cert_fixture_dir);
 	o.role = TLS_ROLE_SERVER;
 	o.ca_file = ca;
 	o.cert_file = crt;
@@ -1480,21 +1479,6 @@ test_relay_goodbye_moves_to_next_server(void **state)
 
 /* ---------------------------------------------------------------- main */
 
-static int
-group_setup(void **state)
-{
-	(void)state;
-	return cert_fixture_make("test_shipper", certdir, sizeof(certdir));
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	cert_fixture_remove(certdir);
-	return 0;
-}
-
 int
 main(void)
 {
@@ -1545,5 +1529,5 @@ main(void)
 	/* TEST_SHIPPER_FILTER=test_window* runs only the tests whose names match. */
 	if (getenv("TEST_SHIPPER_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("TEST_SHIPPER_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, cert_fixture_group_setup, cert_fixture_group_teardown);
 }

@@ -34,7 +34,6 @@
 #define WAIT_MS 20000
 #define HS_TIMEOUT_MS 5000
 
-static char certdir[256];
 
 /* ---------------------------------------------------------------- fixture */
 
@@ -456,13 +455,13 @@ cert(const char *name)
 	static int next;
 	char *p = paths[next++ % 8];
 
-	snprintf(p, sizeof(paths[0]), "%s/%s", certdir, name);
+	snprintf(p, sizeof(paths[0]), "%s/%s", cert_fixture_dir, name);
 	return p;
 }
 
 struct cfg_spec {
 	enum tls_role role;
-	const char *cert, *key;          /* names in certdir; NULL: none */
+	const char *cert, *key;          /* names in cert_fixture_dir; NULL: none */
 	bool verify_client;
 	const char *const *ciphers;
 	size_t n_ciphers;
@@ -744,7 +743,7 @@ test_config_errors(void **state)
 	assert_string_equal(err, "ca_file: required");
 
 	/* Garbage where a certificate should be: mbedtls's reason is quoted. */
-	snprintf(junk, sizeof(junk), "%s/junk.crt", certdir);
+	snprintf(junk, sizeof(junk), "%s/junk.crt", cert_fixture_dir);
 	f = fopen(junk, "w");
 	assert_non_null(f);
 	fputs("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n", f);
@@ -1240,21 +1239,6 @@ test_reload_keeps_old_connection(void **state)
 
 /* ---------------------------------------------------------------- certificates */
 
-static int
-group_setup(void **state)
-{
-	(void)state;
-	return cert_fixture_make("test_tls", certdir, sizeof(certdir));
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	cert_fixture_remove(certdir);
-	return 0;
-}
-
 int
 main(void)
 {
@@ -1288,5 +1272,5 @@ main(void)
 		fprintf(stderr, "test_tls: openssl not found; skipped\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, cert_fixture_group_setup, cert_fixture_group_teardown);
 }
