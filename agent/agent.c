@@ -244,6 +244,15 @@ agent_stop(void *ctx)
 	agent_source_stopped(a);
 }
 
+void
+agent_reload(void *ctx, const void *fresh)
+{
+	struct agent *a = ctx;
+
+	if (a->shipper != NULL)
+		(void)shipper_reload_tls(a->shipper, fresh);
+}
+
 int
 agent_finish(void *ctx)
 {

@@ -22,6 +22,7 @@ static const struct daemon_spec agent_spec = {
 	.start = agent_start,
 	.stop = agent_stop,
 	.finish = agent_finish,
+	.reload = agent_reload,
 	.commands = agent_commands,
 };
 

@@ -1501,13 +1501,55 @@ shipper_on_commit(void *ctx)
 
 /* ---------------------------------------------------------------- public */
 
+/* The client TLS configuration from cfg's relays.tls; logs what is wrong. */
+static int
+shipper_tls_new(const struct agent_config *cfg, struct tls_config **out)
+{
+	struct tls_config_options o;
+	char err[512];
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	o.role = TLS_ROLE_CLIENT;
+	o.ca_file = cfg->relays.tls.ca_file;
+	o.cert_file = cfg->relays.tls.cert_file;
+	o.key_file = cfg->relays.tls.key_file;
+	o.ciphers = (const char *const *)cfg->relays.tls.ciphers.items;
+	o.n_ciphers = cfg->relays.tls.ciphers.n;
+	o.handshake_timeout_ms = cfg->relays.tls.handshake_timeout_ms;
+	if ((r = tls_config_new(&o, err, sizeof(err), out)) != 0)
+		log_error("relays.tls: %s", err);
+	return r;
+}
+
+int
+shipper_reload_tls(struct shipper *sh, const struct agent_config *fresh)
+{
+	struct tls_config *tls;
+	int r;
+
+	if (!fresh->relays_enabled) {
+		log_warn("SIGHUP: the relays section is gone; the running TLS certificates stay "
+		    "until a restart");
+		return -EINVAL;
+	}
+	if ((r = shipper_tls_new(fresh, &tls)) != 0) {
+		log_error("SIGHUP: the running TLS certificates stay");
+		return r;
+	}
+	/* The open connection keeps its own reference. */
+	tls_config_unref(sh->tls);
+	sh->tls = tls;
+	log_info("SIGHUP: TLS reloaded from %s: the next connection to a relay uses it",
+	    fresh->relays.tls.cert_file);
+	return 0;
+}
+
 int
 shipper_start(uv_loop_t *loop, const struct agent_config *cfg, struct spool *spool,
     struct shipper **out)
 {
-	struct tls_config_options o;
 	struct shipper *sh;
-	char err[512];
 	int r;
 
 	*out = NULL;
@@ -1526,16 +1568,7 @@ shipper_start(uv_loop_t *loop, const struct agent_config *cfg, struct spool *spo
 		log_error("out of memory starting the shipper");
 		return -ENOMEM;
 	}
-	memset(&o, 0, sizeof(o));
-	o.role = TLS_ROLE_CLIENT;
-	o.ca_file = cfg->relays.tls.ca_file;
-	o.cert_file = cfg->relays.tls.cert_file;
-	o.key_file = cfg->relays.tls.key_file;
-	o.ciphers = (const char *const *)cfg->relays.tls.ciphers.items;
-	o.n_ciphers = cfg->relays.tls.ciphers.n;
-	o.handshake_timeout_ms = cfg->relays.tls.handshake_timeout_ms;
-	if ((r = tls_config_new(&o, err, sizeof(err), &sh->tls)) != 0) {
-		log_error("relays.tls: %s", err);
+	if ((r = shipper_tls_new(cfg, &sh->tls)) != 0) {
 		free(sh->fields);
 		free(sh);
 		return r;

@@ -98,6 +98,13 @@ int shipper_start(uv_loop_t *loop, const struct agent_config *cfg, struct spool 
  */
 void shipper_stop(struct shipper *sh, void (*done)(void *ctx), void *ctx);
 
+/*
+ * SIGHUP: loads the TLS files of fresh's relays.tls for the next connection
+ * (the open one keeps its own). On error (logged) the running ones stay.
+ * Returns 0 or the error.
+ */
+int shipper_reload_tls(struct shipper *sh, const struct agent_config *fresh);
+
 /* Frees a shipper whose stop has completed (or NULL). */
 void shipper_free(struct shipper *sh);
 

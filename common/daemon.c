@@ -161,12 +161,14 @@ daemon_default_id(struct config_check *c, char **id)
 
 /*
  * On SIGHUP: checks the configuration file again and logs whether it is
- * valid, so that a broken edit is reported before the next restart.
+ * valid, so that a broken edit is reported before the next restart; a
+ * valid one is handed to the daemon's reload hook (certificate rotation).
  */
 static void
-daemon_reload_check(const struct config_schema *schema, const char *file,
-    const char *what)
+daemon_reload_check(struct daemon_run *run, const char *what)
 {
+	const struct config_schema *schema = run->spec->schema;
+	const char *file = run->file;
 	void *fresh = calloc(1, schema->size);
 	char *errors = NULL, *line, *save = NULL;
 	size_t len = 0;
@@ -178,7 +180,12 @@ daemon_reload_check(const struct config_schema *schema, const char *file,
 		return;
 	}
 	if (config_load_file(schema, file, fresh, err) == 0) {
-		log_info("SIGHUP: %s is valid; restart the %s to apply changes", file, what);
+		if (run->spec->reload != NULL && !run->stopping) {
+			log_info("SIGHUP: %s is valid; reloading the TLS certificates and keys "
+			    "(restart the %s to apply other changes)", file, what);
+			run->spec->reload(run->ctx, fresh);
+		} else
+			log_info("SIGHUP: %s is valid; restart the %s to apply changes", file, what);
 	} else {
 		fclose(err);
 		err = NULL;
@@ -213,8 +220,7 @@ daemon_on_signal(uv_signal_t *h, int signum)
 	const char *what = strchr(run->spec->progname, '-');
 
 	if (signum == SIGHUP) {
-		daemon_reload_check(run->spec->schema, run->file,
-		    what ? what + 1 : run->spec->progname);
+		daemon_reload_check(run, what ? what + 1 : run->spec->progname);
 		return;
 	}
 	if (run->stopping) {

@@ -45,6 +45,12 @@ struct daemon_spec {
 	void (*stop)(void *ctx);
 	/* After the loop has ended: frees ctx and returns the exit code. */
 	int (*finish)(void *ctx);
+	/*
+	 * SIGHUP with a valid configuration file: applies what can change
+	 * without a restart (TLS certificates and keys) from fresh, which is
+	 * valid during the call only, and logs the outcome. May be NULL.
+	 */
+	void (*reload)(void *ctx, const void *fresh);
 	const struct daemon_command *commands;   /* ends with a NULL name; may be NULL */
 };
 

@@ -14,6 +14,7 @@ static const struct daemon_spec relay_spec = {
 	.start = relay_start,
 	.stop = relay_stop,
 	.finish = relay_finish,
+	.reload = relay_reload,
 };
 
 int

@@ -78,6 +78,14 @@ relay_stop(void *ctx)
 	server_stop(r->server, relay_on_server_stopped, r);
 }
 
+void
+relay_reload(void *ctx, const void *fresh)
+{
+	struct relay *r = ctx;
+
+	(void)server_reload_tls(r->server, fresh);
+}
+
 int
 relay_finish(void *ctx)
 {

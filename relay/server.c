@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -111,6 +112,7 @@ struct server {
 	const struct relay_config *cfg;
 	struct kafka *k;
 	struct server_budget budget;
+	pthread_mutex_t tls_mu;          /* guards tls: workers take a reference, SIGHUP swaps it */
 	struct tls_config *tls;
 	int fd;
 	uint16_t port;
@@ -811,6 +813,7 @@ worker_open(struct srv_worker *w, int fd)
 	struct server *s = w->s;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	struct tls_config *tls;
 	struct srv_conn *c;
 	int rc;
 
@@ -831,8 +834,15 @@ worker_open(struct srv_worker *w, int fd)
 	}
 	if (c->peer[0] == '\0')
 		snprintf(c->peer, sizeof(c->peer), "(unknown peer)");
-	if ((rc = frame_decoder_new(s->cfg->limits.max_batch_bytes + SERVER_FRAME_SLACK, &c->dec)) != 0 ||
-	    (rc = tls_conn_open(&w->loop, s->tls, fd, NULL, &conn_callbacks, c, &c->tls)) != 0) {
+	pthread_mutex_lock(&s->tls_mu);
+	tls = tls_config_ref(s->tls);
+	pthread_mutex_unlock(&s->tls_mu);
+	rc = frame_decoder_new(s->cfg->limits.max_batch_bytes + SERVER_FRAME_SLACK, &c->dec);
+	if (rc == 0)
+		rc = tls_conn_open(&w->loop, tls, fd, NULL, &conn_callbacks, c, &c->tls);
+	/* The connection holds its own reference. */
+	tls_config_unref(tls);
+	if (rc != 0) {
 		if (c->dec == NULL)
 			close(fd);
 		log_warn("connection from %s: cannot start it: %s", c->peer, tls_strerror(rc));
@@ -1114,9 +1124,9 @@ server_tell(struct server *s, int cmd)
 	}
 }
 
-int
-server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *k,
-    const struct server_budget *budget, struct server **out)
+/* The relay's TLS configuration from the tls section of cfg; logs what is wrong. */
+static int
+server_tls_new(const struct relay_config *cfg, struct tls_config **out)
 {
 	struct tls_config_options to = {
 		.role = TLS_ROLE_SERVER,
@@ -1127,10 +1137,43 @@ server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *k,
 		.ciphers = cfg->tls.ciphers.items,
 		.n_ciphers = cfg->tls.ciphers.n,
 		.handshake_timeout_ms = cfg->tls.handshake_timeout_ms,
+		/* The relay sends only small control frames. */
 		.send_buffer_max = TLS_SEND_BUFFER_MIN,
 	};
-	struct server *s;
 	char err[512];
+	int rc;
+
+	if ((rc = tls_config_new(&to, err, sizeof(err), out)) != 0)
+		log_error("tls: %s", err);
+	return rc;
+}
+
+int
+server_reload_tls(struct server *s, const struct relay_config *fresh)
+{
+	struct tls_config *tls, *old;
+	int rc;
+
+	if ((rc = server_tls_new(fresh, &tls)) != 0) {
+		log_error("SIGHUP: the running TLS certificates stay");
+		return rc;
+	}
+	pthread_mutex_lock(&s->tls_mu);
+	old = s->tls;
+	s->tls = tls;
+	pthread_mutex_unlock(&s->tls_mu);
+	tls_config_unref(old);
+	log_info("SIGHUP: TLS reloaded from %s: new connections use it; the %" PRIu64
+	    " open connection(s) keep theirs", fresh->tls.cert_file,
+	    (uint64_t)atomic_load(&s->connections));
+	return 0;
+}
+
+int
+server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *k,
+    const struct server_budget *budget, struct server **out)
+{
+	struct server *s;
 	int rc;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
@@ -1140,11 +1183,11 @@ server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *k,
 	s->k = k;
 	s->budget = *budget;
 	s->fd = -1;
-	if ((rc = tls_config_new(&to, err, sizeof(err), &s->tls)) != 0) {
-		log_error("tls: %s", err);
+	if ((rc = server_tls_new(cfg, &s->tls)) != 0) {
 		free(s);
 		return rc;
 	}
+	pthread_mutex_init(&s->tls_mu, NULL);
 	if ((rc = server_listen(s)) != 0)
 		goto fail;
 	s->nworkers = (int)cfg->workers;
@@ -1212,6 +1255,7 @@ fail:
 	if (s->fd >= 0)
 		close(s->fd);
 	tls_config_unref(s->tls);
+	pthread_mutex_destroy(&s->tls_mu);
 	free(s);
 	return rc;
 }
@@ -1293,6 +1337,7 @@ server_free(struct server *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	tls_config_unref(s->tls);
+	pthread_mutex_destroy(&s->tls_mu);
 	free(s);
 }
 

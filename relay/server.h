@@ -92,6 +92,13 @@ int server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *
  */
 void server_stop(struct server *s, void (*done)(void *ctx), void *ctx);
 
+/*
+ * SIGHUP: loads the TLS files named in fresh's tls section; new connections
+ * use them, open ones keep theirs. On error (logged) the running ones stay.
+ * Main loop. Returns 0 or the error.
+ */
+int server_reload_tls(struct server *s, const struct relay_config *fresh);
+
 /* After done: frees s. NULL is fine. */
 void server_free(struct server *s);
 
