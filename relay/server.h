@@ -48,6 +48,7 @@
  * What one connection is assumed to cost: mbedtls's two record buffers
  * (about 16.5 KiB each) and context, our state, the frame decoder and small
  * buffers. Ciphertext being read (up to TLS_RECV_BUFFER) is transient.
+ * Measured: 400 agents after Hello added 41 KiB of RssAnon each.
  */
 #define SERVER_CONN_COST (48 * 1024)
 /* Bytes of control frames (acks, pongs, goodbye) waiting for a connection that does not read. */
