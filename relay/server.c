@@ -95,6 +95,7 @@ struct srv_worker {
 	uv_async_t async;
 	uv_timer_t sweep;
 	struct kafka_loop *kl;
+	ZSTD_DCtx *dctx;                 /* batches are decompressed one at a time per worker */
 
 	pthread_mutex_t mu;              /* guards fds */
 	int *fds;
@@ -412,19 +413,20 @@ conn_reject(struct srv_conn *c, uint64_t id, const char *fmt, ...)
 	conn_ack(c, id, logferry_Ack_Status_REJECTED, why);
 }
 
-/* Decompresses payload into exactly want bytes. Returns 0, or -EPROTO with why. */
+/*
+ * Decompresses payload into exactly want bytes with the worker's context
+ * (one per worker: creating one per batch cost an allocation of its
+ * window tables each time). Returns 0, or -EPROTO with why.
+ */
 static int
-batch_decompress(const struct pbslice *in, uint8_t *out, size_t want, char *why, size_t whylen)
+batch_decompress(ZSTD_DCtx *d, const struct pbslice *in, uint8_t *out, size_t want, char *why,
+    size_t whylen)
 {
-	ZSTD_DCtx *d = ZSTD_createDCtx();
 	ZSTD_inBuffer ib = { in->ptr, in->len, 0 };
 	ZSTD_outBuffer ob = { out, want, 0 };
 	int rc = 0;
 
-	if (d == NULL) {
-		snprintf(why, whylen, "out of memory for zstd");
-		return -ENOMEM;
-	}
+	ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
 	while (ib.pos < ib.size) {
 		size_t r;
 
@@ -458,7 +460,6 @@ batch_decompress(const struct pbslice *in, uint8_t *out, size_t want, char *why,
 		rc = -EPROTO;
 	}
 out:
-	ZSTD_freeDCtx(d);
 	return rc;
 }
 
@@ -540,7 +541,7 @@ conn_on_batch(struct srv_conn *c, const struct frame *f)
 
 	if (pb->compression == logferry_Compression_COMPRESSION_NONE)
 		memcpy(b->data, f->payload.ptr, f->payload.len);
-	else if (batch_decompress(&f->payload, b->data, b->len, why, sizeof(why)) != 0)
+	else if (batch_decompress(w->dctx, &f->payload, b->data, b->len, why, sizeof(why)) != 0)
 		goto reject;
 
 	/*
@@ -940,8 +941,9 @@ worker_main(void *arg)
 	uv_async_init(&w->loop, &w->async, worker_on_async);
 	uv_timer_init(&w->loop, &w->sweep);
 	uv_timer_start(&w->sweep, worker_on_sweep, SERVER_SWEEP_MS, SERVER_SWEEP_MS);
-	if ((rc = kafka_loop_new(w->s->k, &w->loop, worker_on_writable, w, &w->kl)) != 0) {
-		w->start_rc = rc;
+	if ((w->dctx = ZSTD_createDCtx()) == NULL ||
+	    (rc = kafka_loop_new(w->s->k, &w->loop, worker_on_writable, w, &w->kl)) != 0) {
+		w->start_rc = w->dctx == NULL ? UV_ENOMEM : rc;
 		uv_close((uv_handle_t *)&w->sweep, NULL);
 		uv_close((uv_handle_t *)&w->async, NULL);
 		uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -1108,6 +1110,7 @@ server_free_workers(struct server *s)
 		for (size_t j = 0; j < w->nfds; j++)
 			close(w->fds[j]);
 		free(w->fds);
+		ZSTD_freeDCtx(w->dctx);
 		pthread_mutex_destroy(&w->mu);
 		uv_sem_destroy(&w->ready);
 	}
