@@ -340,7 +340,6 @@ worker_produce(struct srv_worker *w)
 		struct srv_conn *c = b->conn;
 		struct event_reader r;
 		struct event ev;
-		bool stop = false;
 		int rc;
 
 		event_reader_init(&r, b->data + b->off, b->len - b->off, w->fields, SERVER_MAX_FIELDS);
@@ -368,13 +367,12 @@ worker_produce(struct srv_worker *w)
 			b->seq++;
 			if (rc == 0 || rc == -EMSGSIZE)
 				continue;
+			/* Producing more to it is useless: it will be answered RETRY. */
 			if (rc != -ECANCELED)
 				log_error("agent %s: producing batch %" PRIu64 " failed (%d); it will be answered RETRY",
 				    c->agent, b->id, rc);
-			stop = true;
 			break;
 		}
-		(void)stop;
 		/* Every event is in librdkafka's hands (or the batch is lost to a fatal error): RETRY/OK follow. */
 		w->qhead = b->qnext;
 		if (w->qhead == NULL)
@@ -478,10 +476,10 @@ conn_on_batch(struct srv_conn *c, const struct frame *f)
 
 	if (c->state != CONN_READY)
 		return conn_protocol_error(c, "%s", "Batch before Hello");
-	if (c->ninflight >= (uint64_t)cfg->limits.window)
-		return conn_protocol_error(c, "more than window (%s) batches in flight",
-		    cfg->limits.window > 999 ? "1000+" : (snprintf(why, sizeof(why), "%" PRId64,
-		    cfg->limits.window), why));
+	if (c->ninflight >= (uint64_t)cfg->limits.window) {
+		snprintf(why, sizeof(why), "%" PRId64, cfg->limits.window);
+		return conn_protocol_error(c, "more than window (%s) batches in flight", why);
+	}
 	for (b = c->inflight; b != NULL; b = b->next)
 		if (b->id == pb->id) {
 			snprintf(why, sizeof(why), "%" PRIu64, pb->id);
@@ -1127,6 +1125,48 @@ server_tell(struct server *s, int cmd)
 	}
 }
 
+/* Frees what server_start made before any handle (socket, TLS, s). */
+static void
+server_release(struct server *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	tls_config_unref(s->tls);
+	pthread_mutex_destroy(&s->tls_mu);
+	free(s);
+}
+
+static void
+server_on_aborted(uv_handle_t *h)
+{
+	struct server *s = h->data;
+
+	if (--s->handles == 0)
+		server_release(s);
+}
+
+/*
+ * server_start failed after its handles joined the loop: stops the workers
+ * that started, and frees s once the loop has closed the handles (the
+ * daemon runs its loop after a failed start for exactly that).
+ */
+static void
+server_abort(struct server *s)
+{
+	if (s->workers != NULL) {
+		for (int i = 0; i < s->nworkers; i++)
+			if (s->workers[i].started) {
+				atomic_fetch_or(&s->workers[i].cmd, CMD_FINISH);
+				uv_async_send(&s->workers[i].async);
+			}
+		server_join_workers(s);
+		server_free_workers(s);
+	}
+	uv_close((uv_handle_t *)&s->poll, server_on_aborted);
+	if (s->handles == 2)
+		uv_close((uv_handle_t *)&s->rest, server_on_aborted);
+}
+
 /* The relay's TLS configuration from the tls section of cfg; logs what is wrong. */
 static int
 server_tls_new(const struct relay_config *cfg, struct tls_config **out)
@@ -1193,10 +1233,18 @@ server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *k,
 	pthread_mutex_init(&s->tls_mu, NULL);
 	if ((rc = server_listen(s)) != 0)
 		goto fail;
+	s->poll.data = s;
+	if ((rc = uv_poll_init_socket(loop, &s->poll, s->fd)) != 0) {
+		log_error("listen: cannot watch the socket: %s", uv_strerror(rc));
+		goto fail;
+	}
+	/* From here on the poll handle is the loop's: failures close it first (server_abort). */
+	s->handles = 1;
 	s->nworkers = (int)cfg->workers;
 	if ((s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers))) == NULL) {
-		rc = -ENOMEM;
-		goto fail;
+		log_error("out of memory for %d workers", s->nworkers);
+		server_abort(s);
+		return -ENOMEM;
 	}
 	for (int i = 0; i < s->nworkers; i++) {
 		struct srv_worker *w = &s->workers[i];
@@ -1224,25 +1272,18 @@ server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *k,
 		}
 	}
 	if (rc != 0) {
-		for (int i = 0; i < s->nworkers; i++)
-			if (s->workers[i].started) {
-				atomic_fetch_or(&s->workers[i].cmd, CMD_FINISH);
-				uv_async_send(&s->workers[i].async);
-			}
-		server_join_workers(s);
-		server_free_workers(s);
-		goto fail;
+		server_abort(s);
+		return rc;
 	}
-	s->poll.data = s;
 	s->rest.data = s;
 	uv_timer_init(loop, &s->rest);
-	if ((rc = uv_poll_init_socket(loop, &s->poll, s->fd)) != 0 ||
-	    (rc = uv_poll_start(&s->poll, UV_READABLE, server_on_accept)) != 0) {
+	s->handles = 2;
+	if ((rc = uv_poll_start(&s->poll, UV_READABLE, server_on_accept)) != 0) {
 		log_error("listen: cannot watch the socket: %s", uv_strerror(rc));
-		/* Workers are up: a normal stop cleans everything. */
+		server_abort(s);
+		return rc;
 	}
 	s->polling = true;
-	s->handles = 2;
 	log_info("%d worker(s); memory_limit %" PRIu64 " MiB: batches in flight %" PRIu64
 	    " MiB, connections %" PRIu64 " MiB (%" PRIu64 " at most), Kafka queue the rest",
 	    s->nworkers, cfg->memory_limit >> 20, budget->batches >> 20,
@@ -1255,11 +1296,7 @@ server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *k,
 	return rc;
 
 fail:
-	if (s->fd >= 0)
-		close(s->fd);
-	tls_config_unref(s->tls);
-	pthread_mutex_destroy(&s->tls_mu);
-	free(s);
+	server_release(s);
 	return rc;
 }
 
