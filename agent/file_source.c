@@ -154,6 +154,14 @@ file_source_resume(struct file_source *fs)
 	tail_resume(fs->tail);
 }
 
+void
+file_source_get_stats(const struct file_source *fs, struct file_source_stats *st)
+{
+	tail_get_stats(fs->tail, &st->tail);
+	st->parse_errors = fs->sl.parse_errors;
+	st->dropped_unspoolable = fs->too_large;
+}
+
 static void
 file_source_stopped(void *ctx)
 {

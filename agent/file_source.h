@@ -11,6 +11,7 @@
 
 #include "agent/agent_config.h"
 #include "agent/spool.h"
+#include "agent/tail.h"
 
 struct file_source;
 
@@ -24,6 +25,15 @@ int file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const cha
 
 /* The spool has room again: files paused on a full spool go on. */
 void file_source_resume(struct file_source *fs);
+
+struct file_source_stats {
+	struct tail_stats tail;       /* files and lines read */
+	uint64_t parse_errors;        /* lines spooled with a parse_error field */
+	uint64_t dropped_unspoolable; /* lines the spool refused even without fields, skipped */
+};
+
+/* A copy of the source's counters. */
+void file_source_get_stats(const struct file_source *fs, struct file_source_stats *st);
 
 /* Stops reading; done(ctx) runs when every handle is closed and fs is freed. */
 void file_source_stop(struct file_source *fs, void (*done)(void *ctx), void *ctx);

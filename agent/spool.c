@@ -382,6 +382,7 @@ spool_env_open(struct spool *s, uint64_t moved_aside, const char **why)
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	s->stats.next_seq = s->next_seq;
+	s->stats.events_stored = n;
 	log_info("spool %s: %" PRIu64 " events waiting, next sequence number %" PRIu64,
 	    s->dir, n, s->next_seq);
 out:
@@ -580,7 +581,7 @@ spool_block_clear(struct spool_block *b)
 
 static int
 spool_apply_deletes(struct spool *s, MDB_txn *txn, struct spool_delete_range *d,
-    uint64_t *deleted)
+    uint64_t *deleted, uint64_t *deleted_events)
 {
 	MDB_cursor *c;
 	int rc;
@@ -595,8 +596,14 @@ spool_apply_deletes(struct spool *s, MDB_txn *txn, struct spool_delete_range *d,
 		/* After a delete the cursor stands on the next record: MDB_NEXT does not skip it. */
 		for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
 		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			struct spool_segment seg;
+			const char *why;
+
 			if (k.mv_size != 8 || spool_get_be64(k.mv_data) >= d->end)
 				break;
+			/* Every header was checked at open; a bad one now still goes. */
+			if (spool_segment_parse(&k, &v, &seg, &why) == 0)
+				*deleted_events += seg.events;
 			if ((rc = mdb_cursor_del(c, 0)) != 0)
 				break;
 			(*deleted)++;
@@ -637,7 +644,8 @@ static int
 spool_commit(struct spool *s, struct spool_delete_range *dels)
 {
 	MDB_txn *txn;
-	uint64_t events = 0, segs = 0, raw = 0, packed = 0, deleted = 0, pending = 0;
+	uint64_t events = 0, segs = 0, raw = 0, packed = 0, deleted = 0, deleted_events = 0;
+	uint64_t pending = 0;
 	uint64_t reserve = s->o.max_size / 64 > (512u << 10) ? s->o.max_size / 64 : 512u << 10;
 	int rc;
 
@@ -648,7 +656,7 @@ spool_commit(struct spool *s, struct spool_delete_range *dels)
 		return MDB_MAP_FULL;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		return rc;
-	if (dels != NULL && (rc = spool_apply_deletes(s, txn, dels, &deleted)) != 0)
+	if (dels != NULL && (rc = spool_apply_deletes(s, txn, dels, &deleted, &deleted_events)) != 0)
 		goto fail;
 	if (pending != 0 && s->stats.disk_used + pending + reserve > s->o.max_size) {
 		/* Deletes alone first, then the segments if the space they free is enough. */
@@ -656,6 +664,8 @@ spool_commit(struct spool *s, struct spool_delete_range *dels)
 			return rc;
 		pthread_mutex_lock(&s->mu);
 		s->stats.segments_deleted += deleted;
+		s->stats.events_deleted += deleted_events;
+		s->stats.events_stored -= deleted_events;
 		pthread_mutex_unlock(&s->mu);
 		spool_update_usage(s);
 		return spool_commit(s, NULL);
@@ -693,6 +703,9 @@ spool_commit(struct spool *s, struct spool_delete_range *dels)
 	s->stats.bytes_compressed += packed;
 	s->stats.commits++;
 	s->stats.segments_deleted += deleted;
+	s->stats.events_deleted += deleted_events;
+	s->stats.events_stored += events;
+	s->stats.events_stored -= deleted_events;
 	s->stats.next_seq = s->next_seq;
 	pthread_mutex_unlock(&s->mu);
 	return 0;

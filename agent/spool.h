@@ -154,6 +154,8 @@ struct spool_stats {
 	uint64_t segments_committed;
 	uint64_t commits;
 	uint64_t segments_deleted;
+	uint64_t events_deleted;      /* in deleted segments (acknowledged, or rejected) */
+	uint64_t events_stored;       /* now: committed and not deleted, to be shipped */
 	uint64_t bytes_uncompressed;  /* of committed segments */
 	uint64_t bytes_compressed;
 	uint64_t next_seq;            /* sequence number of the next event */
