@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,9 @@
 #include "agent/spool.h"
 #include "agent/syslog_source.h"
 #include "common/daemon.h"
+#include "common/jsonw.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 struct agent {
 	uv_loop_t *loop;
@@ -30,6 +33,7 @@ struct agent {
 	size_t nsyslogs;
 	struct http_source **https;
 	size_t nhttps;
+	struct metrics *metrics;      /* NULL without metrics.listen */
 	size_t running;               /* sources not yet stopped, + 1 for agent_stop itself */
 	bool stopping;
 	bool spool_closed;            /* or never opened: everything has stopped */
@@ -90,6 +94,296 @@ agent_writable(void *ctx)
 			http_source_resume(a->https[i]);
 }
 
+/* ---------------------------------------------------------------- metrics */
+
+#define SPOOL_F(name, type, member, help) \
+	{ "logferry_spool_" name, type, help, offsetof(struct spool_stats, member) }
+static const struct metrics_field agent_spool_fields[] = {
+	SPOOL_F("events", "gauge", events_stored,
+	    "Events in the spool, committed and not yet acknowledged by a relay."),
+	SPOOL_F("events_appended_total", "counter", events_appended,
+	    "Events handed to the spool by the sources."),
+	SPOOL_F("events_committed_total", "counter", events_committed,
+	    "Events committed to disk."),
+	SPOOL_F("events_deleted_total", "counter", events_deleted,
+	    "Events deleted after their batch was acknowledged (or rejected)."),
+	SPOOL_F("events_lost_total", "counter", events_lost,
+	    "Events handed over but never committed (disk errors, a full spool at stop)."),
+	SPOOL_F("segments_committed_total", "counter", segments_committed,
+	    "Segments committed."),
+	SPOOL_F("segments_deleted_total", "counter", segments_deleted,
+	    "Segments deleted."),
+	SPOOL_F("commits_total", "counter", commits, "Group commits (LMDB write transactions)."),
+	SPOOL_F("commit_errors_total", "counter", commit_errors, "Group commits that failed."),
+	SPOOL_F("bytes_uncompressed_total", "counter", bytes_uncompressed,
+	    "Bytes of committed events before compression."),
+	SPOOL_F("bytes_compressed_total", "counter", bytes_compressed,
+	    "Bytes of committed events after zstd."),
+	SPOOL_F("disk_used_bytes", "gauge", disk_used, "Bytes in use in the spool's LMDB map."),
+	SPOOL_F("full_waits_total", "counter", full_waits,
+	    "Times a source had to wait because the spool was full or busy."),
+	SPOOL_F("moved_aside_total", "counter", moved_aside,
+	    "Broken spools moved aside at start."),
+	SPOOL_F("next_sequence", "gauge", next_seq,
+	    "Sequence number the next event will get."),
+};
+
+#define SHIPPER_F(name, type, member, help) \
+	{ "logferry_shipper_" name, type, help, offsetof(struct shipper_stats, member) }
+static const struct metrics_field agent_shipper_fields[] = {
+	SHIPPER_F("batches_sent_total", "counter", batches_sent,
+	    "Batches sent to a relay, re-sends included."),
+	SHIPPER_F("events_sent_total", "counter", events_sent, "Events in the batches sent."),
+	SHIPPER_F("bytes_sent_total", "counter", bytes_sent,
+	    "Compressed payload bytes of the batches sent."),
+	SHIPPER_F("acks_ok_total", "counter", acks_ok,
+	    "Batches acknowledged OK: Kafka has every event."),
+	SHIPPER_F("acks_retry_total", "counter", acks_retry, "Batches answered RETRY."),
+	SHIPPER_F("acks_rejected_total", "counter", acks_rejected, "Batches answered REJECTED."),
+	SHIPPER_F("rejected_segments_total", "counter", rejected_segments,
+	    "Segments rejected alone and deleted."),
+	SHIPPER_F("events_dropped_total", "counter", events_dropped,
+	    "Events deleted without an OK: rejected, too large for the relay, unreadable."),
+	SHIPPER_F("reconnects_total", "counter", reconnects,
+	    "Connections attempted after the first."),
+	SHIPPER_F("batches_in_flight", "gauge", inflight,
+	    "Batches sent and not yet acknowledged."),
+	SHIPPER_F("unacked_ranges", "gauge", unacked,
+	    "Ranges of events not acknowledged: in flight or to be sent again."),
+};
+
+#define FILE_F(name, type, member, help) \
+	{ "logferry_file_" name, type, help, offsetof(struct file_source_stats, member) }
+static const struct metrics_field agent_file_fields[] = {
+	FILE_F("lines_total", "counter", tail.lines,
+	    "Lines read (each piece of a split line counts)."),
+	FILE_F("bytes_total", "counter", tail.bytes, "Bytes read, newlines included."),
+	FILE_F("files_open", "gauge", tail.files_open, "Files open now."),
+	FILE_F("files_seen_total", "counter", tail.files_seen, "Files opened since the start."),
+	FILE_F("files_waiting", "gauge", tail.files_waiting,
+	    "Files matched but not opened at the last scan (max_files)."),
+	FILE_F("rotations_total", "counter", tail.rotations,
+	    "Renamed or deleted files read to their end and released."),
+	FILE_F("truncations_total", "counter", tail.truncations,
+	    "Files truncated (copytruncate) and read again from the start."),
+	FILE_F("split_lines_total", "counter", tail.split_lines, "Lines longer than max_line."),
+	FILE_F("partial_lines_total", "counter", tail.partial_lines,
+	    "Last lines sent without a newline after flush_timeout."),
+	FILE_F("errors_total", "counter", tail.errors, "open, read and stat failures."),
+	FILE_F("parse_errors_total", "counter", parse_errors,
+	    "Lines spooled with a parse_error field."),
+	FILE_F("dropped_total", "counter", dropped_unspoolable,
+	    "Lines the spool refused even without fields; skipped."),
+};
+
+#define SYSLOG_F(name, type, member, help) \
+	{ "logferry_syslog_" name, type, help, offsetof(struct syslog_source_stats, member) }
+static const struct metrics_field agent_syslog_fields[] = {
+	SYSLOG_F("messages_total", "counter", received, "Messages spooled."),
+	SYSLOG_F("truncated_total", "counter", truncated,
+	    "Messages cut at max_message_size."),
+	SYSLOG_F("parse_errors_total", "counter", parse_errors,
+	    "Messages spooled with a parse_error field."),
+	SYSLOG_F("dropped_full_total", "counter", dropped_full,
+	    "Datagrams dropped because the spool was full."),
+	SYSLOG_F("dropped_oversize_total", "counter", dropped_oversize,
+	    "Octet-counted messages over max_message_size, skipped."),
+	SYSLOG_F("dropped_unspoolable_total", "counter", dropped_unspoolable,
+	    "Messages the spool refused even without fields."),
+	SYSLOG_F("connections_total", "counter", connections, "TCP connections served."),
+	SYSLOG_F("connections_open", "gauge", connections_open, "TCP connections open now."),
+	SYSLOG_F("connections_refused_total", "counter", connections_refused,
+	    "TCP connections closed at once: max_connections reached."),
+	SYSLOG_F("framing_errors_total", "counter", framing_errors,
+	    "TCP connections closed for a malformed octet count."),
+	SYSLOG_F("read_errors_total", "counter", read_errors,
+	    "Failed receives and connections reset."),
+	SYSLOG_F("pauses_total", "counter", pauses,
+	    "Times TCP reading stopped on a full spool."),
+};
+
+#define HTTP_F(name, type, member, help) \
+	{ "logferry_http_" name, type, help, offsetof(struct http_source_stats, member) }
+static const struct metrics_field agent_http_fields[] = {
+	HTTP_F("requests_total", "counter", requests, "Requests answered, whatever the answer."),
+	HTTP_F("requests_accepted_total", "counter", accepted,
+	    "Requests answered 200: their events are committed."),
+	HTTP_F("events_total", "counter", events, "Events committed for those requests."),
+	HTTP_F("bad_requests_total", "counter", bad_requests,
+	    "Requests answered 400: malformed JSON, gzip or HTTP."),
+	HTTP_F("not_found_total", "counter", not_found, "Requests answered 404."),
+	HTTP_F("bad_method_total", "counter", bad_method, "Requests answered 405."),
+	HTTP_F("too_large_total", "counter", too_large,
+	    "Requests answered 413: body over max_body_size."),
+	HTTP_F("bad_type_total", "counter", bad_type,
+	    "Requests answered 415: Content-Type or Content-Encoding."),
+	HTTP_F("headers_too_large_total", "counter", headers_too_large,
+	    "Requests answered 431."),
+	HTTP_F("unavailable_total", "counter", unavailable_503,
+	    "Requests answered 503: no room in the spool."),
+	HTTP_F("errors_total", "counter", errors_500,
+	    "Requests answered 500: the spool lost their events."),
+	HTTP_F("fields_dropped_total", "counter", fields_dropped,
+	    "Events spooled without their fields: too large with them."),
+	HTTP_F("dropped_total", "counter", dropped_unspoolable,
+	    "Events the spool refused even without fields."),
+	HTTP_F("body_bytes_total", "counter", body_bytes,
+	    "Request body bytes received, before gzip decoding."),
+	HTTP_F("connections_total", "counter", connections, "Connections served."),
+	HTTP_F("connections_open", "gauge", connections_open, "Connections open now."),
+	HTTP_F("connections_refused_total", "counter", connections_refused,
+	    "Connections closed at once: max_connections reached."),
+	HTTP_F("timeouts_total", "counter", timeouts, "Connections closed after the idle timeout."),
+};
+
+/* The names of the sources of a type, in the order the agent started them. */
+static void
+agent_source_names(const struct agent *a, int type, const char **names, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < a->cfg->sources.n && k < n; i++) {
+		const struct agent_source *s = &((const struct agent_source *)a->cfg->sources.items)[i];
+
+		if (s->type == type)
+			names[k++] = s->name;
+	}
+}
+
+/* One table of per-source counters: n stats of size bytes, labelled source. */
+static void
+agent_render_sources(const struct agent *a, struct metrics_writer *w, int type,
+    const struct metrics_field *fields, size_t nfields, size_t size, size_t n,
+    void (*get)(const void *src, void *st), void *const *srcs)
+{
+	const char **names = calloc(n, sizeof(*names));
+	char *stats = calloc(n, size);
+
+	if (names == NULL || stats == NULL) {
+		w->err = w->err != 0 ? w->err : -ENOMEM;
+	} else {
+		agent_source_names(a, type, names, n);
+		for (size_t i = 0; i < n; i++)
+			get(srcs[i], stats + i * size);
+		metrics_table(w, fields, nfields, stats, size, n, "source", names);
+	}
+	free(names);
+	free(stats);
+}
+
+static void
+agent_file_stats(const void *src, void *st)
+{
+	file_source_get_stats(src, st);
+}
+
+static void
+agent_syslog_stats(const void *src, void *st)
+{
+	syslog_source_get_stats(src, st);
+}
+
+static void
+agent_http_stats(const void *src, void *st)
+{
+	http_source_get_stats(src, st);
+}
+
+#define AGENT_FIELDS(f) (f), (sizeof(f) / sizeof((f)[0]))
+
+static void
+agent_render(void *ctx, struct metrics_writer *w)
+{
+	struct agent *a = ctx;
+	struct metrics_label info[] = { { "id", a->cfg->id }, { "version", PACKAGE_VERSION },
+	    { "host", a->host } };
+	struct spool_stats sp;
+
+	metrics_family(w, "logferry_agent_info", "gauge", "The agent's id, version and host.");
+	metrics_sample(w, info, 3, 1);
+	spool_get_stats(a->spool, &sp);
+	metrics_table(w, AGENT_FIELDS(agent_spool_fields), &sp, sizeof(sp), 1, NULL, NULL);
+	metrics_one(w, "logferry_spool_max_size_bytes", "gauge", "spool.max_size.",
+	    a->cfg->spool.max_size);
+	metrics_one(w, "logferry_spool_full", "gauge",
+	    "1 while the spool is full: files pause, datagrams are dropped, streams wait.",
+	    sp.full ? 1 : 0);
+	if (a->shipper != NULL) {
+		struct shipper_stats sh;
+		struct metrics_label relay = { "relay", NULL };
+
+		shipper_get_stats(a->shipper, &sh);
+		metrics_table(w, AGENT_FIELDS(agent_shipper_fields), &sh, sizeof(sh), 1, NULL, NULL);
+		relay.value = sh.relay;
+		metrics_family(w, "logferry_shipper_connected", "gauge",
+		    "1 while a relay's Welcome has arrived and the connection is up; the relay "
+		    "label names the server in use or being tried.");
+		metrics_sample(w, &relay, 1, sh.connected ? 1 : 0);
+	}
+	if (a->nfiles != 0)
+		agent_render_sources(a, w, SOURCE_FILE, AGENT_FIELDS(agent_file_fields),
+		    sizeof(struct file_source_stats), a->nfiles, agent_file_stats,
+		    (void *const *)a->files);
+	if (a->nsyslogs != 0)
+		agent_render_sources(a, w, SOURCE_SYSLOG, AGENT_FIELDS(agent_syslog_fields),
+		    sizeof(struct syslog_source_stats), a->nsyslogs, agent_syslog_stats,
+		    (void *const *)a->syslogs);
+	if (a->nhttps != 0)
+		agent_render_sources(a, w, SOURCE_HTTP, AGENT_FIELDS(agent_http_fields),
+		    sizeof(struct http_source_stats), a->nhttps, agent_http_stats,
+		    (void *const *)a->https);
+}
+
+/*
+ * 200 while the agent runs: it keeps taking events even when no relay is
+ * reachable. status says "degraded" with the reasons when events cannot
+ * leave (no relay), cannot come in (full spool) or cannot be kept (commit
+ * errors), so that a check can alert without restarting anything.
+ */
+static int
+agent_health(void *ctx, struct buf *out)
+{
+	struct agent *a = ctx;
+	struct spool_stats sp;
+	struct shipper_stats sh = { 0 };
+	const char *why[3];
+	size_t nwhy = 0;
+
+	spool_get_stats(a->spool, &sp);
+	if (a->shipper != NULL) {
+		shipper_get_stats(a->shipper, &sh);
+		if (!sh.connected)
+			why[nwhy++] = "no relay connected";
+	}
+	if (sp.full)
+		why[nwhy++] = "spool full";
+	if (sp.commit_errors != 0)
+		why[nwhy++] = "spool commit errors";
+	jsonw_raw(out, nwhy == 0 ? "{\"status\":\"ok\",\"reasons\":[" :
+	    "{\"status\":\"degraded\",\"reasons\":[");
+	for (size_t i = 0; i < nwhy; i++) {
+		if (i != 0)
+			jsonw_raw(out, ",");
+		jsonw_cstring(out, why[i]);
+	}
+	jsonw_raw(out, "],\"spool\":{\"events\":");
+	jsonw_uint(out, sp.events_stored);
+	jsonw_raw(out, ",\"disk_used\":");
+	jsonw_uint(out, sp.disk_used);
+	jsonw_raw(out, ",\"max_size\":");
+	jsonw_uint(out, a->cfg->spool.max_size);
+	jsonw_raw(out, sp.full ? ",\"full\":true}" : ",\"full\":false}");
+	if (a->shipper != NULL) {
+		jsonw_raw(out, ",\"relay\":{\"server\":");
+		jsonw_cstring(out, sh.relay != NULL ? sh.relay : "");
+		jsonw_raw(out, sh.connected ? ",\"connected\":true}" : ",\"connected\":false}");
+	}
+	jsonw_raw(out, "}\n");
+	return 200;
+}
+
+static const struct metrics_ops agent_metrics_ops = { agent_render, agent_health };
+
 int
 agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 {
@@ -144,6 +438,10 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 			goto fail;
 		a->nfiles++;
 	}
+	if (a->cfg->metrics.listen.text != NULL &&
+	    (r = metrics_start(loop, &a->cfg->metrics.listen, &agent_metrics_ops, a,
+	    &a->metrics)) != 0)
+		goto fail;
 	log_info("logferry-agent %s started as '%s' with %zu source(s)%s", PACKAGE_VERSION,
 	    a->cfg->id, a->cfg->sources.n,
 	    a->cfg->relays_enabled ? "" : "; no relays configured: spooling only");
@@ -223,6 +521,12 @@ agent_stop(void *ctx)
 		return;
 	a->stopping = true;
 	a->running = a->nfiles + a->nsyslogs + a->nhttps + 1;
+	/* It reads the sources' counters: it goes first. */
+	if (a->metrics != NULL) {
+		a->running++;
+		metrics_stop(a->metrics, agent_source_stopped, a);
+		a->metrics = NULL;
+	}
 	for (size_t i = 0; i < a->nfiles; i++) {
 		struct file_source *fs = a->files[i];
 

@@ -132,6 +132,7 @@ struct server {
 	atomic_uint_fast64_t inflight;       /* bytes, all connections */
 	atomic_uint_fast64_t connections;
 	atomic_int global_waiters;           /* connections paused for the total */
+	atomic_bool kafka_failing;           /* the last batch Kafka answered failed */
 	struct {
 		atomic_uint_fast64_t accepted, refused, handshakes_failed, agents_refused,
 		    protocol_errors, batches, events, events_malformed, acks_ok, acks_retry,
@@ -320,9 +321,11 @@ batch_on_kafka(struct kafka_batch *kb, const struct kafka_result *res, void *arg
 			snprintf(reason, sizeof(reason), "refused (see the relay's log): %zu event(s) "
 			    "larger than Kafka accepts, %" PRIu32 " malformed", res->refused, b->malformed);
 		atomic_fetch_add(&s->st.acks_ok, 1);
+		atomic_store(&s->kafka_failing, false);
 		conn_ack(c, b->id, logferry_Ack_Status_OK, reason);
 	} else {
 		atomic_fetch_add(&s->st.acks_retry, 1);
+		atomic_store(&s->kafka_failing, true);
 		conn_ack(c, b->id, logferry_Ack_Status_RETRY, res->reason);
 	}
 	b->kb = NULL;
@@ -1399,6 +1402,7 @@ server_get_stats(struct server *s, struct server_stats *st)
 	st->connections = atomic_load(&s->connections);
 	st->inflight_bytes = atomic_load(&s->inflight);
 	st->paused_reads = atomic_load(&s->st.paused_reads);
+	st->kafka_failing = atomic_load(&s->kafka_failing);
 }
 
 uint16_t

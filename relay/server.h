@@ -73,6 +73,8 @@ struct server_stats {
 	uint64_t connections;         /* open now */
 	uint64_t inflight_bytes;      /* now: bytes of unanswered batches and partial frames */
 	uint64_t paused_reads;        /* times a connection stopped being read for a bound */
+	/* The last batch Kafka answered had a failed delivery or timed out (an outage, most likely). */
+	bool kafka_failing;
 };
 
 /*

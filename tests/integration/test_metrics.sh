@@ -1,0 +1,173 @@
+#!/bin/bash
+# The metrics endpoints of both daemons (metrics.listen), read with curl:
+# the counters agree with what went through the pipeline, the text is
+# Prometheus' exposition format, /health says what is wrong, and both keep
+# answering while Kafka is down and while the agent's spool is full
+# (LESSONS.md "Backpressure and stalls").
+. "$(dirname "$0")/lib.sh"
+
+for c in kcat openssl curl; do
+	command -v $c >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
+done
+W="python3 $top_srcdir/tests/tools/logwriter.py"
+make_certs
+start_kafka
+run=$(date +%s)$$
+
+# get PORT PATH: the body, within 2 s (a stalled loop fails here).
+get() {
+	curl -sS --max-time 2 "http://127.0.0.1:$1$2"
+}
+
+# metric PORT SAMPLE: the value of one sample, e.g. 'logferry_spool_events'
+# or 'logferry_file_lines_total{source="x"}'.
+metric() {
+	get "$1" /metrics | awk -v k="$2" '$1 == k { print $2 }'
+}
+
+# wait_metric PORT SAMPLE OP VALUE [SECONDS]: until the test [ sample OP value ] holds.
+wait_metric() {
+	local v i
+	for ((i = 0; i < ${5:-30} * 10; i++)); do
+		v=$(metric "$1" "$2")
+		[ -n "$v" ] && [ "$v" "$3" "$4" ] && return 0
+		sleep 0.1
+	done
+	echo "$2 is ${v:-absent}, expected $3 $4"
+	return 1
+}
+
+# valid_exposition FILE: every family declared once, HELP and TYPE before
+# its samples, every sample line well formed, no sample of an undeclared family.
+valid_exposition() {
+	python3 - "$1" <<'PY'
+import re, sys
+sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*",?)*\})? ([0-9]+(\.[0-9]+)?)$')
+helped, typed, current, errors = set(), set(), None, []
+for n, line in enumerate(open(sys.argv[1], encoding='utf-8').read().split('\n')[:-1], 1):
+    if line.startswith('# HELP '):
+        name = line.split(' ')[2]
+        if name in helped:
+            errors.append(f'{n}: {name} declared twice')
+        helped.add(name)
+        current = name
+    elif line.startswith('# TYPE '):
+        _, _, name, kind = line.split(' ')
+        if name != current or kind not in ('counter', 'gauge'):
+            errors.append(f'{n}: bad TYPE line: {line}')
+        typed.add(name)
+    else:
+        m = sample.match(line)
+        if not m:
+            errors.append(f'{n}: malformed: {line}')
+        elif m.group(1) != current or current not in typed:
+            errors.append(f'{n}: sample outside its family: {line}')
+print('; '.join(errors[:5]) if errors else f'{len(helped)} families')
+sys.exit(1 if errors else 0)
+PY
+}
+
+# ---- the pipeline's counters ----
+stream=metrics_$run
+kafka_topic "logs.$stream" 16
+port=$(free_port)
+rport=$(free_port)
+aport=$(free_port)
+rcfg=$(relay_config relay-m "$port" "metrics: {listen: 127.0.0.1:$rport}")
+start_relay relay "$rcfg"
+relay=$LF_PID
+nginx_lines "$T/m.log" 5000 1
+acfg=$(agent_config agent-m web-01 web-01 "$stream" "$T/m.log" "$port")
+echo "metrics: {listen: 127.0.0.1:$aport}" >>"$acfg"
+start agent "$LOGFERRY_AGENT" -c "$acfg"
+agent=$LF_PID
+wait_log "$T/agent.log" "serving /metrics and /health on http://127.0.0.1:$aport" 10 ||
+	fail "agent: no metrics endpoint: $(tail -3 "$T/agent.log")"
+grep -q "serving /metrics and /health on http://127.0.0.1:$rport" "$T/relay.log" ||
+	fail "relay: no metrics endpoint: $(tail -3 "$T/relay.log")"
+expect_delivered "logs.$stream" "$T/m.log" 60 "5000 lines delivered"
+# Acks delete: the spool empties once the relay's Acks are in.
+wait_metric "$aport" logferry_spool_events -eq 0 ||
+	fail "agent: the spool did not empty"
+for kv in "logferry_file_lines_total{source=\"$stream\"} 5000" \
+	"logferry_spool_events_committed_total 5000" "logferry_spool_events_deleted_total 5000" \
+	"logferry_shipper_connected{relay=\"127.0.0.1:$port\"} 1" "logferry_spool_full 0" \
+	"logferry_file_files_open{source=\"$stream\"} 1"; do
+	v=$(metric "$aport" "${kv% *}")
+	[ "$v" = "${kv##* }" ] || fail "agent: ${kv% *} is ${v:-absent}, expected ${kv##* }"
+done
+[ "$(metric "$aport" logferry_shipper_acks_ok_total)" -ge 1 ] || fail "agent: no Ack OK counted"
+[ "$(metric "$aport" process_resident_memory_bytes)" -gt 1000000 ] || fail "agent: no process memory"
+for kv in "logferry_relay_events_total 5000" "logferry_kafka_delivered_total 5000" \
+	"logferry_relay_connections 1" "logferry_relay_acks_retry_total 0" \
+	"logferry_relay_info{id=\"relay-m\",version=\"$(sed -n 's/.*relay \([0-9.]*\) started.*/\1/p' "$T/relay.log" | head -1)\"} 1"; do
+	v=$(metric "$rport" "${kv% *}")
+	[ "$v" = "${kv##* }" ] || fail "relay: ${kv% *} is ${v:-absent}, expected ${kv##* }"
+done
+pass "the counters of both daemons match the 5000 lines delivered"
+
+for p in "$aport" "$rport"; do
+	get "$p" /metrics >"$T/exposition.$p"
+	out=$(valid_exposition "$T/exposition.$p") && pass "port $p: valid exposition format ($out)" ||
+		fail "port $p: exposition format: $out"
+done
+head=$(curl -sS --max-time 2 -o /dev/null -D - "http://127.0.0.1:$aport/metrics")
+echo "$head" | grep -qi '^Content-Type: text/plain; version=0.0.4' || fail "Content-Type: $head"
+code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$aport/nothing")
+[ "$code" = 404 ] || fail "GET /nothing answered $code"
+get "$aport" /health | grep -q '"status":"ok"' && pass "agent /health: $(get "$aport" /health)" ||
+	fail "agent /health: $(get "$aport" /health)"
+get "$rport" /health | grep -q '"status":"ok"' && pass "relay /health: $(get "$rport" /health)" ||
+	fail "relay /health: $(get "$rport" /health)"
+
+# ---- Kafka down: both answer; the relay says it is degraded ----
+if kafka_mock; then
+	kafka_ctl down -1
+	nginx_lines "$T/m.log" 2000 100000
+	# delivery_timeout is 5 s: RETRY answers follow, no OK.
+	degraded=
+	for _ in $(seq 100); do
+		h=$(get "$rport" /health) || break
+		case "$h" in *degraded*) degraded=$h; break ;; esac
+		sleep 0.2
+	done
+	[ -n "$degraded" ] && pass "relay /health while Kafka is down: $degraded" ||
+		fail "relay /health never degraded while Kafka was down: ${h:-no answer}"
+	[ "$(metric "$rport" logferry_relay_acks_retry_total)" -ge 1 ] || fail "relay: no RETRY counted"
+	[ "$(metric "$rport" logferry_relay_kafka_failing)" = 1 ] || fail "relay: kafka_failing is not 1"
+	[ "$(metric "$aport" logferry_shipper_acks_retry_total)" -ge 1 ] || fail "agent: no RETRY counted"
+	[ "$(metric "$aport" logferry_spool_events)" -ge 1 ] || fail "agent: spool empty during the outage"
+	kafka_ctl up -1
+	expect_delivered "logs.$stream" "$T/m.log" 60 "after the outage everything arrived"
+	wait_metric "$aport" logferry_spool_events -eq 0 || fail "agent: the spool did not empty after the outage"
+	[ "$(metric "$rport" logferry_relay_kafka_failing)" = 0 ] || fail "relay: kafka_failing after the outage"
+	get "$rport" /health | grep -q '"status":"ok"' || fail "relay /health after the outage: $(get "$rport" /health)"
+else
+	echo "skip: the outage needs the mock cluster (LOGFERRY_TEST_KAFKA is set)"
+fi
+stop_agent "$agent"
+kill -TERM "$relay"
+wait_exit "$relay" 20 || fail "relay did not stop"
+[ "${LF_RC:-}" = 0 ] || fail "relay exited ${LF_RC:-?}"
+
+# ---- a full spool and no relay: the agent answers and says why ----
+mkdir -p "$T/full"
+$W write "$T/full/app.log" 1 120000 --pad 200 --random   # 25 MiB that zstd cannot shrink
+fcfg=$(agent_config agent-full web-01 web-01 full "$T/full/app.log" "$(free_port)")
+sed -i 's/format: nginx_combined/format: raw/' "$fcfg"
+fport=$(free_port)
+printf 'spool: {max_size: 16MiB}\nmetrics: {listen: 127.0.0.1:%s}\n' "$fport" >>"$fcfg"
+start agent-full "$LOGFERRY_AGENT" -c "$fcfg"
+full=$LF_PID
+wait_log "$T/agent-full.log" "is full" 30 || fail "the spool never filled"
+wait_metric "$fport" logferry_spool_full -eq 1 10 || fail "logferry_spool_full is not 1"
+h=$(get "$fport" /health)
+case "$h" in
+*'"status":"degraded"'*'"no relay connected"'*'"spool full"'*) pass "agent /health with a full spool and no relay: $h" ;;
+*) fail "agent /health with a full spool and no relay: ${h:-no answer}" ;;
+esac
+[ "$(metric "$fport" 'logferry_shipper_connected{relay="127.0.0.1:'"$(sed -n 's/.*servers: \[127.0.0.1:\([0-9]*\)\].*/\1/p' "$fcfg")"'"}')" = 0 ] ||
+	fail "logferry_shipper_connected is not 0"
+[ "$(metric "$fport" logferry_shipper_reconnects_total)" -ge 1 ] || fail "no reconnect counted"
+stop_agent "$full"
+finish
