@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdbool.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/budget.h"
 #include "agent/file_source.h"
 #include "agent/http_source.h"
 #include "agent/shipper.h"
@@ -34,6 +36,7 @@ struct agent {
 	struct http_source **https;
 	size_t nhttps;
 	struct metrics *metrics;      /* NULL without metrics.listen */
+	struct budget *budget;        /* connection buffers' share of memory_limit */
 	size_t running;               /* sources not yet stopped, + 1 for agent_stop itself */
 	bool stopping;
 	bool spool_closed;            /* or never opened: everything has stopped */
@@ -128,6 +131,18 @@ static const struct metrics_field agent_spool_fields[] = {
 	    "Sequence number the next event will get."),
 };
 
+#define BUDGET_F(name, type, member, help) \
+	{ "logferry_agent_connection_memory_" name, type, help, \
+	    offsetof(struct budget_stats, member) }
+static const struct metrics_field agent_budget_fields[] = {
+	BUDGET_F("limit_bytes", "gauge", limit,
+	    "memory_limit's share for TCP syslog buffers and HTTP request bodies."),
+	BUDGET_F("used_bytes", "gauge", used, "Bytes of that share in use now."),
+	BUDGET_F("peak_bytes", "gauge", peak, "The most of that share ever in use."),
+	BUDGET_F("refused_total", "counter", refused,
+	    "Times a connection or request found the share in use: it waited, or got a 503."),
+};
+
 #define SHIPPER_F(name, type, member, help) \
 	{ "logferry_shipper_" name, type, help, offsetof(struct shipper_stats, member) }
 static const struct metrics_field agent_shipper_fields[] = {
@@ -200,6 +215,8 @@ static const struct metrics_field agent_syslog_fields[] = {
 	    "Failed receives and connections reset."),
 	SYSLOG_F("pauses_total", "counter", pauses,
 	    "Times TCP reading stopped on a full spool."),
+	SYSLOG_F("memory_waits_total", "counter", budget_waits,
+	    "Times a TCP connection waited for memory_limit's share for connection buffers."),
 };
 
 #define HTTP_F(name, type, member, help) \
@@ -220,7 +237,9 @@ static const struct metrics_field agent_http_fields[] = {
 	HTTP_F("headers_too_large_total", "counter", headers_too_large,
 	    "Requests answered 431."),
 	HTTP_F("unavailable_total", "counter", unavailable_503,
-	    "Requests answered 503: no room in the spool."),
+	    "Requests answered 503: no room in the spool or in memory_limit, or stopping."),
+	HTTP_F("memory_refused_total", "counter", budget_refused,
+	    "Requests answered 503 because memory_limit's share for bodies was in use."),
 	HTTP_F("errors_total", "counter", errors_500,
 	    "Requests answered 500: the spool lost their events."),
 	HTTP_F("fields_dropped_total", "counter", fields_dropped,
@@ -298,6 +317,7 @@ agent_render(void *ctx, struct metrics_writer *w)
 	struct metrics_label info[] = { { "id", a->cfg->id }, { "version", PACKAGE_VERSION },
 	    { "host", a->host } };
 	struct spool_stats sp;
+	struct budget_stats bs;
 
 	metrics_family(w, "logferry_agent_info", "gauge", "The agent's id, version and host.");
 	metrics_sample(w, info, 3, 1);
@@ -305,6 +325,8 @@ agent_render(void *ctx, struct metrics_writer *w)
 	metrics_table(w, AGENT_FIELDS(agent_spool_fields), &sp, sizeof(sp), 1, NULL, NULL);
 	metrics_one(w, "logferry_spool_max_size_bytes", "gauge", "spool.max_size.",
 	    a->cfg->spool.max_size);
+	budget_get_stats(a->budget, &bs);
+	metrics_table(w, AGENT_FIELDS(agent_budget_fields), &bs, sizeof(bs), 1, NULL, NULL);
 	metrics_one(w, "logferry_spool_full", "gauge",
 	    "1 while the spool is full: files pause, datagrams are dropped, streams wait.",
 	    sp.full ? 1 : 0);
@@ -406,6 +428,23 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 		goto fail;
 	}
 	agent_spool_options(a->cfg, a->spool_dir, &so);
+	/*
+	 * memory_limit (DESIGN.md guarantee 3): a sixteenth for events on their
+	 * way to the spool (agent_spool_options), half for the buffers of TCP
+	 * syslog connections and HTTP request bodies, which could otherwise
+	 * reach max_connections times their largest message, and the rest for
+	 * what is bounded by configuration alone (the spool writer's segment
+	 * and zstd, the file sources' read buffer, the frame and TLS buffers
+	 * of the relay connection, metrics answers).
+	 */
+	if ((r = budget_new(a->cfg->memory_limit / 2, &a->budget)) != 0) {
+		log_error("out of memory starting the agent");
+		goto fail;
+	}
+	log_info("memory_limit %" PRIu64 " MiB: %" PRIu64 " MiB for TCP syslog and HTTP request "
+	    "buffers, %" PRIu64 " MiB for events on their way to the spool",
+	    a->cfg->memory_limit >> 20, (a->cfg->memory_limit / 2) >> 20,
+	    ((uint64_t)so.queue_blocks * so.block_bytes) >> 20);
 	if ((r = spool_open(loop, &so, agent_writable, a, &a->spool)) != 0)
 		goto fail;
 	if (a->cfg->relays_enabled &&
@@ -424,6 +463,7 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 			if ((r = http_source_start(loop, s, a->host, a->spool,
 			    &a->https[a->nhttps])) != 0)
 				goto fail;
+			http_source_set_budget(a->https[a->nhttps], a->budget);
 			a->nhttps++;
 			continue;
 		}
@@ -431,6 +471,7 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 			if ((r = syslog_source_start(loop, s, a->host, a->spool,
 			    &a->syslogs[a->nsyslogs])) != 0)
 				goto fail;
+			syslog_source_set_budget(a->syslogs[a->nsyslogs], a->budget);
 			a->nsyslogs++;
 			continue;
 		}
@@ -460,6 +501,7 @@ fail:
 		uv_run(loop, UV_RUN_ONCE);
 	/* Close callbacks of handles a failed source closed itself. */
 	uv_run(loop, UV_RUN_NOWAIT);
+	budget_free(a->budget);
 	free(a->files);
 	free(a->syslogs);
 	free(a->https);
@@ -563,6 +605,7 @@ agent_finish(void *ctx)
 	struct agent *a = ctx;
 	int code = a->exit_code;
 
+	budget_free(a->budget);
 	free(a->files);
 	free(a->syslogs);
 	free(a->https);

@@ -173,7 +173,8 @@ static const struct config_key agent_keys[] = {
 	{ "log_level", CONFIG_ENUM, A(log_level), .def = "info", .names = daemon_log_levels,
 	  .help = "Least severe level of the daemon's own messages on stderr." },
 	{ "memory_limit", CONFIG_SIZE, A(memory_limit), .def = "64MiB", .min = 4 * MIB, .max = 64 * GIB,
-	  .help = "One budget for read buffers, batches, compression and connection buffers." },
+	  .help = "One budget: a sixteenth for events on their way to the spool, half for TCP syslog "
+	    "and HTTP request buffers (more connections wait or get 503), the rest for fixed buffers." },
 	{ "spool", CONFIG_SECTION, A(spool), .keys = spool_keys, .help = "The durable LMDB spool in data_dir." },
 	{ "sources", CONFIG_LIST, A(sources), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY, .elem = &elem_source,
 	  .help = "Where events come from." },

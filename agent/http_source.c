@@ -122,6 +122,8 @@ struct http_conn {
 	size_t taken;                 /* events appended or dropped */
 	size_t appended, dropped;
 	struct http_ticket *ticket;   /* while COMMITTING */
+	uint64_t charged;             /* taken from the budget for this request */
+	bool budget_refused;          /* the budget had no room for this request */
 
 	/* The answer. */
 	char head[512];
@@ -144,6 +146,7 @@ struct http_source {
 	size_t nconns;
 	size_t handles;               /* open uv handles; hs is freed at 0 once stopping */
 	uint64_t idle_timeout_ms;
+	struct budget *budget;        /* NULL: bodies are not counted */
 	bool stopping;
 	void (*done)(void *ctx);
 	void *done_ctx;
@@ -406,6 +409,20 @@ http_conn_unqueue(struct http_conn *c)
 	c->queued = false;
 }
 
+/* The request's body is freed: its bytes go back to the budget. */
+static void
+http_conn_uncharge(struct http_conn *c)
+{
+	uint64_t n = c->charged;
+
+	if (n == 0)
+		return;
+	if (c->in != NULL)
+		intake_release(c->in);
+	c->charged = 0;
+	budget_give(c->hs->budget, n);
+}
+
 static void
 http_conn_close(struct http_conn *c)
 {
@@ -421,6 +438,7 @@ http_conn_close(struct http_conn *c)
 		c->ticket->conn = NULL;
 		c->ticket = NULL;
 	}
+	http_conn_uncharge(c);
 	TAILQ_REMOVE(&hs->conns, c, link);
 	hs->nconns--;
 	hs->stats.connections_open--;
@@ -514,6 +532,7 @@ http_conn_on_written(uv_write_t *w, int status)
 	/* Ready for the next request: its bytes may already be here. */
 	if (c->in != NULL)
 		intake_release(c->in);
+	http_conn_uncharge(c);
 	http_conn_set_state(c, HTTP_CONN_READING);
 	http_conn_timer(c, c->hs->idle_timeout_ms);
 	http_conn_parse(c);
@@ -609,8 +628,9 @@ http_conn_fail(struct http_conn *c)
 	case 503:
 		/* Its own call site: client errors must not rate-limit the operator's warning away. */
 		st->unavailable_503++;
-		log_warn("source %s: answered 503 to %s: %s; the client retries; check that the "
-		    "relays are reachable and acknowledging", name, c->peer, c->error);
+		log_warn("source %s: answered 503 to %s: %s; the client retries%s", name, c->peer,
+		    c->error, c->budget_refused ? "" :
+		    "; check that the relays are reachable and acknowledging");
 		http_conn_write(c, c->status, "Retry-After: 1\r\n");
 		return;
 	default:
@@ -860,6 +880,7 @@ http_on_message_begin(http_parser *p)
 	c->early = false;
 	c->keep_alive = false;
 	c->taken = c->appended = c->dropped = 0;
+	c->budget_refused = false;
 	return 0;
 }
 
@@ -970,6 +991,25 @@ http_conn_on_continued(uv_write_t *w, int status)
 }
 
 /* Decides what to do with the request before its body: an early answer, or read it. */
+/*
+ * Takes what the body will hold from the budget: a buffer that doubles as
+ * it grows reaches twice the length at most, and never max_body_size; an
+ * unknown decoded size (UINT64_MAX) takes max_body_size. Plus what the
+ * intake keeps beside it (inflate state, one object's parse).
+ */
+static int
+http_conn_charge(struct http_conn *c, uint64_t length)
+{
+	uint64_t max = c->hs->cfg->max_body_size;
+	uint64_t n = length > max / 2 ? max : 2 * length;
+
+	n += HTTP_SOURCE_BODY_OVERHEAD;
+	if (budget_take(c->hs->budget, n) != 0)
+		return -ENOBUFS;
+	c->charged = n;
+	return 0;
+}
+
 static int
 http_on_headers_complete(http_parser *p)
 {
@@ -1002,6 +1042,13 @@ http_on_headers_complete(http_parser *p)
 		http_conn_error(c, 413, "the request body (%" PRIu64 " bytes) is larger than "
 		    "max_body_size (%" PRIu64 " bytes)", (uint64_t)p->content_length,
 		    hs->cfg->max_body_size);
+	} else if (hs->budget != NULL && has_body && http_conn_charge(c, has_length && enc == 0 ?
+	    (uint64_t)p->content_length : UINT64_MAX) != 0) {
+		hs->stats.budget_refused++;
+		c->budget_refused = true;
+		http_conn_error(c, 503, "the agent's memory_limit share for request bodies is in "
+		    "use by other requests: retry later (or raise memory_limit, or lower "
+		    "max_body_size)");
 	}
 	if (c->status != 0) {
 		/* A body would be read only to be dropped: answer now and close instead. */
@@ -1334,6 +1381,12 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	}
 	*out = hs;
 	return 0;
+}
+
+void
+http_source_set_budget(struct http_source *hs, struct budget *b)
+{
+	hs->budget = b;
 }
 
 void

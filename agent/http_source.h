@@ -63,6 +63,7 @@
 #include <uv.h>
 
 #include "agent/agent_config.h"
+#include "agent/budget.h"
 #include "agent/spool.h"
 
 #define HTTP_SOURCE_PATH "/v1/events"
@@ -71,6 +72,8 @@
 #define HTTP_SOURCE_LINGER_MS 2000
 #define HTTP_SOURCE_STOP_GRACE_MS 5000            /* answers still due at stop */
 #define HTTP_SOURCE_WORK (256 * 1024)             /* body bytes per connection per loop turn */
+/* Taken from the budget for a request beside its body: inflate state, one object's parse. */
+#define HTTP_SOURCE_BODY_OVERHEAD (64 * 1024)
 
 struct http_source;
 
@@ -83,6 +86,17 @@ struct http_source;
  */
 int http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
     struct spool *spool, struct http_source **out);
+
+/*
+ * Request bodies draw from b (NULL: none), which must outlive the source:
+ * a request takes about its body's size before it is read (twice its
+ * Content-Length, at most max_body_size; max_body_size for gzip or chunked
+ * bodies, whose decoded size is unknown; plus HTTP_SOURCE_BODY_OVERHEAD)
+ * and gives it back once answered.
+ * A request that does not fit is answered 503 with Retry-After, before its
+ * body is read. Call before the first connection.
+ */
+void http_source_set_budget(struct http_source *hs, struct budget *b);
 
 /* The spool has room again (its writable callback): waiting requests go on. */
 void http_source_resume(struct http_source *hs);
@@ -115,7 +129,8 @@ struct http_source_stats {
 	uint64_t too_large;           /* 413 */
 	uint64_t bad_type;            /* 415: Content-Type or Content-Encoding */
 	uint64_t headers_too_large;   /* 431 */
-	uint64_t unavailable_503;     /* 503: no room in the spool, or stopping */
+	uint64_t unavailable_503;     /* 503: no room in the spool or memory_limit, or stopping */
+	uint64_t budget_refused;      /* of which: memory_limit's share for bodies in use */
 	uint64_t errors_500;          /* 500: the spool lost the events */
 	uint64_t fields_dropped;      /* events spooled without their fields: too large with them */
 	uint64_t dropped_unspoolable; /* events the spool refused even without fields */

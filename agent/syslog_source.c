@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,8 @@ struct syslog_conn {
 	uint64_t want;                   /* CONN_OCTET_MSG: the message's length */
 	uint64_t skip;                   /* CONN_OCTET_SKIP: bytes still to discard */
 	bool eof;                        /* the peer has finished sending */
+	uint64_t charged;                /* taken from the budget for in */
+	struct budget_waiter bw;         /* waiting for the budget, not reading */
 	char peer[SYSLOG_PEER_MAX];
 };
 
@@ -134,6 +137,7 @@ struct syslog_source {
 	struct syslog_connq conns;       /* connections not CONN_CLOSED */
 	size_t nconns;
 	bool paused;                     /* a TCP message waits for room in the spool */
+	struct budget *budget;           /* NULL: receive buffers are not counted */
 	bool stopping;
 	unsigned closing;                /* close callbacks to come */
 	void (*done)(void *ctx);
@@ -297,6 +301,19 @@ syslog_conn_closed(uv_handle_t *h)
 	syslog_source_closed(ss);
 }
 
+/* Frees the receive buffer and gives its bytes back (then others may read). */
+static void
+syslog_conn_uncharge(struct syslog_conn *c)
+{
+	uint64_t n = c->charged;
+
+	if (n == 0)
+		return;
+	buf_free(&c->in);
+	c->charged = 0;
+	budget_give(c->ss->budget, n);
+}
+
 static void
 syslog_conn_close(struct syslog_conn *c)
 {
@@ -304,6 +321,10 @@ syslog_conn_close(struct syslog_conn *c)
 
 	if (c->state == CONN_CLOSED)
 		return;
+	if (ss->budget != NULL) {
+		budget_cancel(ss->budget, &c->bw);
+		syslog_conn_uncharge(c);
+	}
 	syslog_conn_set_state(c, CONN_CLOSED);
 	TAILQ_REMOVE(&ss->conns, c, link);
 	ss->nconns--;
@@ -585,6 +606,9 @@ syslog_conn_process(struct syslog_conn *c)
 		buf_consume(&c->in, c->off);
 		c->off = 0;
 	}
+	/* Everything read is spooled: an idle connection holds no memory. */
+	if (c->in.len == 0 && c->charged != 0 && c->state != CONN_CLOSED)
+		syslog_conn_uncharge(c);
 	return r;
 }
 
@@ -623,6 +647,14 @@ syslog_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	size_t room = c->in.max - c->in.len;
 
 	(void)suggested;
+	/* The bound, taken once: the buffer grows within it without asking again. */
+	if (c->charged == 0 && c->ss->budget != NULL) {
+		if (budget_take(c->ss->budget, c->in.max) != 0) {
+			*b = uv_buf_init(NULL, 0);   /* the read callback gets UV_ENOBUFS */
+			return;
+		}
+		c->charged = c->in.max;
+	}
 	/* Never full here: the frames leave less than a whole message behind. */
 	if (room > SYSLOG_READ_CHUNK)
 		room = SYSLOG_READ_CHUNK;
@@ -642,6 +674,16 @@ syslog_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	(void)b;
 	if (nread == 0)
 		return;
+	if (nread == UV_ENOBUFS && c->charged == 0 && ss->budget != NULL) {
+		/* memory_limit's share is taken: wait for bytes to come back. */
+		uv_read_stop(s);
+		ss->st.budget_waits++;
+		budget_wait(ss->budget, &c->bw);
+		log_warn("source %s: %s: the connection from %s waits: memory_limit's share for "
+		    "connection buffers is in use (raise memory_limit, or lower max_message_size)",
+		    ss->cfg->name, c->l->addr->text, c->peer);
+		return;
+	}
 	if (nread == UV_EOF) {
 		c->eof = true;
 		uv_read_stop(s);
@@ -656,6 +698,8 @@ syslog_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	}
 	syslog_conn_drive(c);
 }
+
+static void syslog_conn_on_budget(struct budget_waiter *w);
 
 /* Beyond max_connections: accepted (or it would wait in the backlog) and closed at once. */
 static void
@@ -715,6 +759,7 @@ syslog_tcp_connection(uv_stream_t *server, int status)
 	c->ss = ss;
 	c->l = l;
 	c->state = CONN_DETECT;
+	c->bw.cb = syslog_conn_on_budget;
 	buf_init(&c->in, ss->cfg->max_message_size + SYSLOG_HEADER_MAX);
 	uv_tcp_init(ss->loop, &c->tcp);
 	c->tcp.data = c;
@@ -1056,6 +1101,27 @@ fail:
 		log_error("source %s: out of memory starting the listeners", cfg->name);
 	syslog_source_shutdown(ss);
 	return r;
+}
+
+/* Bytes came back to the budget: read again (the next allocation asks for them). */
+static void
+syslog_conn_on_budget(struct budget_waiter *w)
+{
+	struct syslog_conn *c = (struct syslog_conn *)((char *)w - offsetof(struct syslog_conn, bw));
+	struct syslog_source *ss = c->ss;
+	int r;
+
+	if (ss->paused || ss->stopping || c->state == CONN_CLOSED)
+		return;   /* resume or stop takes it from here */
+	if ((r = uv_read_start((uv_stream_t *)&c->tcp, syslog_conn_alloc, syslog_conn_read)) != 0)
+		log_warn("source %s: %s: cannot read from %s again: %s", ss->cfg->name,
+		    c->l->addr->text, c->peer, uv_strerror(r));
+}
+
+void
+syslog_source_set_budget(struct syslog_source *ss, struct budget *b)
+{
+	ss->budget = b;
 }
 
 void

@@ -42,6 +42,7 @@
 #include <uv.h>
 
 #include "agent/agent_config.h"
+#include "agent/budget.h"
 #include "agent/spool.h"
 
 struct syslog_source;
@@ -55,6 +56,16 @@ struct syslog_source;
  */
 int syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
     struct spool *spool, struct syslog_source **out);
+
+/*
+ * Receive buffers of TCP connections draw from b (NULL: none), which must
+ * outlive the source: a connection takes its buffer's bound
+ * (max_message_size plus a header) before reading and gives it back once
+ * everything it read is spooled. A connection that does not fit stops
+ * reading until bytes come back (TCP pushes back on its sender). Call
+ * before the first connection.
+ */
+void syslog_source_set_budget(struct syslog_source *ss, struct budget *b);
 
 /* The spool has room again: kept TCP messages are spooled and reading goes on. */
 void syslog_source_resume(struct syslog_source *ss);
@@ -88,6 +99,7 @@ struct syslog_source_stats {
 	uint64_t framing_errors;      /* connections closed for a malformed octet count */
 	uint64_t read_errors;         /* failed receives and connections reset */
 	uint64_t pauses;              /* times TCP reading stopped on a full spool */
+	uint64_t budget_waits;        /* times a connection waited for memory_limit's share */
 	bool paused;                  /* TCP reading is stopped now */
 };
 

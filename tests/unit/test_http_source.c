@@ -1029,6 +1029,78 @@ test_connection_close_and_http10_close(void **state)
 	stop(fx);
 }
 
+/*
+ * A holds its body back after the 100 Continue (its request has taken its
+ * share of the budget by then); B's request is refused; A completes; C fits.
+ */
+static void
+job_budget(struct job *j)
+{
+	struct client a, b;
+
+	if (cl_connect(&a, j->port) != 0 || cl_send(&a, j->req[0], strlen(j->req[0])) != 0 ||
+	    cl_response(&a, &j->resp[0]) != 0) {
+		JOB_FAIL(j);
+		return;
+	}
+	if (cl_connect(&b, j->port) != 0 || cl_send(&b, j->req[1], strlen(j->req[1])) != 0 ||
+	    cl_response(&b, &j->resp[1]) != 0)
+		JOB_FAIL(j);
+	j->closed = cl_closed(&b);
+	close(b.fd);
+	if (cl_send(&a, j->req[2], strlen(j->req[2])) != 0 || cl_response(&a, &j->resp[2]) != 0)
+		JOB_FAIL(j);
+	if (cl_send(&a, j->req[1], strlen(j->req[1])) != 0 || cl_response(&a, &j->resp[3]) != 0)
+		JOB_FAIL(j);
+	close(a.fd);
+	j->nresp = 4;
+}
+
+static void
+test_request_beyond_memory_limits_share_is_503_then_fits(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct budget_stats bs;
+	struct budget *b;
+	struct job j;
+	char body[1024], head[256], full[1400];
+	int n;
+
+	n = snprintf(body, sizeof(body), "{\"msg\":\"%0900d\"}", 7);
+	snprintf(head, sizeof(head), "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
+	    "application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", n);
+	snprintf(full, sizeof(full), "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
+	    "application/json\r\nContent-Length: %d\r\n\r\n%s", n, body);
+	/* Room for one such request (twice its body and the overhead), not two. */
+	assert_int_equal(budget_new(HTTP_SOURCE_BODY_OVERHEAD + 2 * (uint64_t)n + 100, &b), 0);
+	start(fx);
+	http_source_set_budget(fx->hs, b);
+	memset(&j, 0, sizeof(j));
+	j.fn = job_budget;
+	j.req[0] = head;
+	j.req[1] = full;
+	j.req[2] = body;
+	run(fx, &j);
+	assert_int_equal(j.resp[0].status, 100);
+	assert_int_equal(j.resp[1].status, 503);
+	assert_non_null(strcasestr(j.resp[1].head, "\r\nRetry-After: 1\r\n"));
+	assert_non_null(strstr(j.resp[1].body, "memory_limit"));
+	assert_true(j.closed);
+	assert_int_equal(j.resp[2].status, 200);
+	/* Once A's request is answered its share is back: the same request fits. */
+	assert_int_equal(j.resp[3].status, 200);
+	stats(fx, &st);
+	assert_int_equal(st.budget_refused, 1);
+	assert_int_equal(st.unavailable_503, 1);
+	assert_int_equal(st.events, 2);
+	budget_get_stats(b, &bs);
+	assert_int_equal(bs.used, 0);
+	assert_int_equal(bs.peak, HTTP_SOURCE_BODY_OVERHEAD + 2 * (uint64_t)n);
+	stop(fx);
+	budget_free(b);
+}
+
 static void
 test_full_spool_is_503_with_retry_after_then_200(void **state)
 {
@@ -1456,6 +1528,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pipelined_answers_keep_request_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connection_close_and_http10_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_spool_is_503_with_retry_after_then_200, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_beyond_memory_limits_share_is_503_then_fits,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_connections_refuses_the_extra_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_connection_is_closed_after_the_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_headers_over_the_limit_are_431, setup, teardown),

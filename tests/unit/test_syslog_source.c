@@ -710,6 +710,60 @@ test_connections_beyond_max_are_closed_at_once(void **state)
 	stop_and_read(fx);
 }
 
+static uint64_t
+budget_used(struct budget *b)
+{
+	struct budget_stats bs;
+
+	budget_get_stats(b, &bs);
+	return bs.used;
+}
+
+static void
+test_tcp_connection_waits_for_memory_limits_share_then_reads(void **state)
+{
+	struct fixture *fx = *state;
+	struct budget *b;
+	struct budget_stats bs;
+	struct got *g[4];
+	int a, c;
+
+	/* Room for one connection's buffer (max_message_size and a header), not two. */
+	assert_int_equal(budget_new(MAX_SIZE + 100, &b), 0);
+	open_spool(fx);
+	add_listen(fx, CONFIG_SCHEME_TCP, "127.0.0.1");
+	start(fx);
+	syslog_source_set_budget(fx->ss, b);
+	a = client(fx, 0, SOCK_STREAM);
+	c = client(fx, 0, SOCK_STREAM);
+	/* a's message is not finished: its buffer keeps the share. */
+	send_str(a, "<13>1 - h app - - - first, finished later");
+	RUN_UNTIL(fx, budget_used(b) > 0);
+	send_str(c, "<13>1 - h app - - - waited for memory\n");
+	RUN_UNTIL(fx, stats(fx).budget_waits == 1);
+	run_for(fx, 50);
+	assert_int_equal(stats(fx).received, 0);
+	/* a's message ends: its buffer is freed, and c reads. */
+	send_str(a, "\n");
+	RUN_UNTIL(fx, stats(fx).received == 2);
+	RUN_UNTIL(fx, budget_used(b) == 0);
+	budget_get_stats(b, &bs);
+	assert_true(bs.peak > MAX_SIZE && bs.peak <= MAX_SIZE + 100);
+	assert_true(bs.refused >= 1);
+	/* An idle connection holds nothing: both fit again one after the other. */
+	send_str(c, "<13>1 - h app - - - c again\n");
+	send_str(a, "<13>1 - h app - - - a again\n");
+	RUN_UNTIL(fx, stats(fx).received == 4);
+	close(a);
+	close(c);
+	stop_and_read(fx);
+	assert_int_equal(budget_used(b), 0);
+	budget_free(b);
+	assert_int_equal(from_source(fx, "tcp://127.0.0.1:0", g, 4), 4);
+	assert_string_equal(field(g[0], "message"), "first, finished later");
+	assert_string_equal(field(g[1], "message"), "waited for memory");
+}
+
 static void
 test_unix_socket_is_created_with_its_mode_and_removed_at_stop(void **state)
 {
@@ -970,6 +1024,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_oversize_octet_counted_message_is_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversize_newline_message_is_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_octet_count_closes_the_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tcp_connection_waits_for_memory_limits_share_then_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connections_beyond_max_are_closed_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unix_socket_is_created_with_its_mode_and_removed_at_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_unix_socket_is_replaced_and_a_live_one_refused, setup, teardown),
