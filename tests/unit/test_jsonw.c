@@ -43,6 +43,39 @@ test_strings_are_escaped_and_read_back_the_same(void **state)
 	buf_free(&b);
 }
 
+/*
+ * Every byte value at every offset of a long plain run: the 8-byte scan
+ * must stop wherever the byte loop would, so each byte below 0x20, '"',
+ * '\\' and each byte of a 2-byte UTF-8 sequence reads back the same.
+ */
+static void
+test_every_special_byte_at_every_offset_reads_back(void **state)
+{
+	uint8_t in[40];
+	struct buf b;
+	json_t *j;
+
+	(void)state;
+	buf_init(&b, 4096);
+	for (int c = 1; c < 0x80; c++)
+		for (size_t at = 0; at + 2 <= sizeof(in); at++) {
+			memset(in, 'a', sizeof(in));
+			in[at] = (uint8_t)c;
+			/* And a 2-byte sequence (U+00E9) elsewhere, in the same 8 bytes or not. */
+			in[(at + 5) % (sizeof(in) - 1)] = 0xc3;
+			in[(at + 5) % (sizeof(in) - 1) + 1] = 0xa9;
+			if (in[at] != c)
+				continue;   /* overwritten: that case is another's */
+			buf_reset(&b);
+			assert_int_equal(jsonw_string(&b, in, sizeof(in)), 0);
+			j = parse(&b);
+			assert_int_equal(json_string_length(j), sizeof(in));
+			assert_memory_equal(json_string_value(j), in, sizeof(in));
+			json_decref(j);
+		}
+	buf_free(&b);
+}
+
 static void
 test_invalid_utf8_becomes_replacement_characters(void **state)
 {
@@ -147,6 +180,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings_are_escaped_and_read_back_the_same),
+		cmocka_unit_test(test_every_special_byte_at_every_offset_reads_back),
 		cmocka_unit_test(test_invalid_utf8_becomes_replacement_characters),
 		cmocka_unit_test(test_numbers_and_times),
 		cmocka_unit_test(test_event_record_has_design_members_and_resolved_slices),
