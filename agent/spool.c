@@ -486,6 +486,10 @@ spool_seg_get(struct spool *s)
 static void
 spool_seg_put(struct spool *s, struct spool_seg *g)
 {
+	/* A segment that held an outsized event gives that memory back, as blocks do. */
+	if (g->out.cap > 2 * (SPOOL_SEGMENT_HEADER +
+	    ZSTD_compressBound(s->o.segment_max_bytes + s->o.block_bytes)))
+		buf_free(&g->out);
 	g->next = s->free_segs;
 	s->free_segs = g;
 }
@@ -808,6 +812,13 @@ spool_writer_main(void *arg)
 				s->stats.events_lost += b->events;
 				pthread_mutex_unlock(&s->mu);
 			}
+			/*
+			 * A block grows to hold an event up to event_max_bytes (an HTTP
+			 * body can be one event of 2 x max_body_size); keeping that for
+			 * every block would put memory_limit out of reach.
+			 */
+			if (b->data.cap > 2 * s->o.block_bytes)
+				buf_free(&b->data);
 			spool_block_clear(b);
 			pthread_mutex_lock(&s->mu);
 			b->next = s->free_blocks;
