@@ -16,6 +16,7 @@
 
 #include "agent/http_source.h"
 #include "agent/intake.h"
+#include "common/addr.h"
 #include "common/jsonw.h"
 #include "common/log.h"
 
@@ -182,27 +183,6 @@ http_now_ns(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* "127.0.0.1:8540" or "[::1]:8540". */
-static void
-http_addr_text(const struct sockaddr_storage *a, char *out, size_t len)
-{
-	char ip[64] = "?";
-
-	if (a->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)a;
-
-		uv_ip6_name(s6, ip, sizeof(ip));
-		snprintf(out, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
-	} else if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)a;
-
-		uv_ip4_name(s4, ip, sizeof(ip));
-		snprintf(out, len, "%s:%u", ip, ntohs(s4->sin_port));
-	} else {
-		snprintf(out, len, "?");
-	}
 }
 
 static const char *
@@ -1229,7 +1209,7 @@ http_refuse(struct http_source *hs, uv_stream_t *server)
 	hs->stats.connections_refused++;
 	if (uv_accept(server, (uv_stream_t *)&x->tcp) == 0) {
 		if (uv_tcp_getpeername(&x->tcp, (struct sockaddr *)&a, &len) == 0)
-			http_addr_text(&a, peer, sizeof(peer));
+			addr_text((const struct sockaddr *)&a, peer, sizeof(peer));
 		n = snprintf(msg, sizeof(msg), "HTTP/1.1 503 Service Unavailable\r\n"
 		    "Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
 		    "Connection: close\r\n\r\n%s", sizeof(body) - 1, body);
@@ -1284,7 +1264,7 @@ http_on_connection(uv_stream_t *server, int status)
 	}
 	hs->stats.connections++;
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&a, &len) == 0)
-		http_addr_text(&a, c->peer, sizeof(c->peer));
+		addr_text((const struct sockaddr *)&a, c->peer, sizeof(c->peer));
 	/* Answers are small and end a request: send them at once. */
 	uv_tcp_nodelay(&c->tcp, 1);
 	http_parser_init(&c->parser, HTTP_REQUEST);
@@ -1340,7 +1320,7 @@ http_listen(struct http_source *hs, struct http_listener *l, const struct config
 		return r;
 	}
 	memcpy(l->source, "http://", 7);
-	http_addr_text(&l->addr, l->source + 7, sizeof(l->source) - 7);
+	addr_text((const struct sockaddr *)&l->addr, l->source + 7, sizeof(l->source) - 7);
 	log_info("source %s: listening on %s", hs->cfg->name, l->source);
 	return 0;
 }

@@ -39,6 +39,7 @@
 
 #include "agent/source.h"
 #include "agent/syslog_source.h"
+#include "common/addr.h"
 #include "common/buf.h"
 #include "common/log.h"
 
@@ -164,23 +165,10 @@ syslog_digit(uint8_t c)
 static void
 syslog_addr_name(const struct sockaddr *sa, char *out, size_t len)
 {
-	char ip[INET6_ADDRSTRLEN];
-
-	if (sa == NULL) {
+	if (sa == NULL)
 		snprintf(out, len, "a local sender");
-	} else if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		uv_ip4_name(in, ip, sizeof(ip));
-		snprintf(out, len, "%s:%u", ip, ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-
-		uv_ip6_name(in6, ip, sizeof(ip));
-		snprintf(out, len, "[%s]:%u", ip, ntohs(in6->sin6_port));
-	} else {
+	else if (addr_text(sa, out, len) != 0)
 		snprintf(out, len, "an unnamed peer");
-	}
 }
 
 static void

@@ -15,6 +15,7 @@
 
 #include <http_parser.h>
 
+#include "common/addr.h"
 #include "common/log.h"
 #include "common/metrics.h"
 
@@ -567,16 +568,6 @@ metrics_conn_parse(struct metrics_conn *c)
 }
 
 static void
-metrics_addr_text(const struct sockaddr_storage *a, char *out, size_t len)
-{
-	char host[64] = "?", port[8] = "?";
-
-	(void)getnameinfo((const struct sockaddr *)a, sizeof(*a), host, sizeof(host), port,
-	    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
-	snprintf(out, len, a->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
-}
-
-static void
 metrics_on_refused_closed(uv_handle_t *h)
 {
 	struct metrics *m = h->data;
@@ -632,7 +623,7 @@ metrics_on_connection(uv_stream_t *server, int status)
 	}
 	m->stats.connections++;
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&a, &len) == 0)
-		metrics_addr_text(&a, c->peer, sizeof(c->peer));
+		addr_text((const struct sockaddr *)&a, c->peer, sizeof(c->peer));
 	uv_tcp_nodelay(&c->tcp, 1);
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
@@ -699,7 +690,7 @@ metrics_start(uv_loop_t *loop, const struct config_addr *addr, const struct metr
 		metrics_stop(m, NULL, NULL);
 		return r;
 	}
-	metrics_addr_text(&m->addr, m->where, sizeof(m->where));
+	addr_text((const struct sockaddr *)&m->addr, m->where, sizeof(m->where));
 	log_info("metrics: serving /metrics and /health on http://%s", m->where);
 	*out = m;
 	return 0;

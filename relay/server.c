@@ -19,6 +19,7 @@
 
 #include <zstd.h>
 
+#include "common/addr.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -826,15 +827,8 @@ worker_open(struct srv_worker *w, int fd)
 	}
 	c->w = w;
 	buf_init(&c->out, SERVER_OUT_MAX);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		char host[INET6_ADDRSTRLEN], port[8];
-
-		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
-		    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-			snprintf(c->peer, sizeof(c->peer), ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
-			    host, port);
-	}
-	if (c->peer[0] == '\0')
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    addr_text((struct sockaddr *)&ss, c->peer, sizeof(c->peer)) != 0)
 		snprintf(c->peer, sizeof(c->peer), "(unknown peer)");
 	pthread_mutex_lock(&s->tls_mu);
 	tls = tls_config_ref(s->tls);
