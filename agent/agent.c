@@ -308,8 +308,6 @@ agent_http_stats(const void *src, void *st)
 	http_source_get_stats(src, st);
 }
 
-#define AGENT_FIELDS(f) (f), (sizeof(f) / sizeof((f)[0]))
-
 static void
 agent_render(void *ctx, struct metrics_writer *w)
 {
@@ -322,11 +320,11 @@ agent_render(void *ctx, struct metrics_writer *w)
 	metrics_family(w, "logferry_agent_info", "gauge", "The agent's id, version and host.");
 	metrics_sample(w, info, 3, 1);
 	spool_get_stats(a->spool, &sp);
-	metrics_table(w, AGENT_FIELDS(agent_spool_fields), &sp, sizeof(sp), 1, NULL, NULL);
+	metrics_table(w, METRICS_FIELDS(agent_spool_fields), &sp, sizeof(sp), 1, NULL, NULL);
 	metrics_one(w, "logferry_spool_max_size_bytes", "gauge", "spool.max_size.",
 	    a->cfg->spool.max_size);
 	budget_get_stats(a->budget, &bs);
-	metrics_table(w, AGENT_FIELDS(agent_budget_fields), &bs, sizeof(bs), 1, NULL, NULL);
+	metrics_table(w, METRICS_FIELDS(agent_budget_fields), &bs, sizeof(bs), 1, NULL, NULL);
 	metrics_one(w, "logferry_spool_full", "gauge",
 	    "1 while the spool is full: files pause, datagrams are dropped, streams wait.",
 	    sp.full ? 1 : 0);
@@ -335,7 +333,7 @@ agent_render(void *ctx, struct metrics_writer *w)
 		struct metrics_label relay = { "relay", NULL };
 
 		shipper_get_stats(a->shipper, &sh);
-		metrics_table(w, AGENT_FIELDS(agent_shipper_fields), &sh, sizeof(sh), 1, NULL, NULL);
+		metrics_table(w, METRICS_FIELDS(agent_shipper_fields), &sh, sizeof(sh), 1, NULL, NULL);
 		relay.value = sh.relay;
 		metrics_family(w, "logferry_shipper_connected", "gauge",
 		    "1 while a relay's Welcome has arrived and the connection is up; the relay "
@@ -343,15 +341,15 @@ agent_render(void *ctx, struct metrics_writer *w)
 		metrics_sample(w, &relay, 1, sh.connected ? 1 : 0);
 	}
 	if (a->nfiles != 0)
-		agent_render_sources(a, w, SOURCE_FILE, AGENT_FIELDS(agent_file_fields),
+		agent_render_sources(a, w, SOURCE_FILE, METRICS_FIELDS(agent_file_fields),
 		    sizeof(struct file_source_stats), a->nfiles, agent_file_stats,
 		    (void *const *)a->files);
 	if (a->nsyslogs != 0)
-		agent_render_sources(a, w, SOURCE_SYSLOG, AGENT_FIELDS(agent_syslog_fields),
+		agent_render_sources(a, w, SOURCE_SYSLOG, METRICS_FIELDS(agent_syslog_fields),
 		    sizeof(struct syslog_source_stats), a->nsyslogs, agent_syslog_stats,
 		    (void *const *)a->syslogs);
 	if (a->nhttps != 0)
-		agent_render_sources(a, w, SOURCE_HTTP, AGENT_FIELDS(agent_http_fields),
+		agent_render_sources(a, w, SOURCE_HTTP, METRICS_FIELDS(agent_http_fields),
 		    sizeof(struct http_source_stats), a->nhttps, agent_http_stats,
 		    (void *const *)a->https);
 }

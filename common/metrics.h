@@ -88,6 +88,9 @@ struct metrics_field {
 void metrics_table(struct metrics_writer *w, const struct metrics_field *fields, size_t nfields,
     const void *stats, size_t size, size_t n, const char *label, const char *const *values);
 
+/* A static table of fields, as metrics_table's fields and nfields. */
+#define METRICS_FIELDS(f) (f), (sizeof(f) / sizeof((f)[0]))
+
 struct metrics_ops {
 	/* Writes every metric. Runs on the loop thread, per GET /metrics. */
 	void (*render)(void *ctx, struct metrics_writer *w);

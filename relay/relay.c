@@ -73,8 +73,6 @@ static const struct metrics_field relay_kafka_fields[] = {
 	    "Producers replaced after a fatal error of the idempotent producer."),
 };
 
-#define RELAY_FIELDS(f) (sizeof(f) / sizeof((f)[0]))
-
 static void
 relay_render(void *ctx, struct metrics_writer *w)
 {
@@ -87,7 +85,7 @@ relay_render(void *ctx, struct metrics_writer *w)
 	metrics_sample(w, info, 2, 1);
 	server_get_stats(r->server, &ss);
 	kafka_get_stats(r->kafka, &ks);
-	metrics_table(w, relay_server_fields, RELAY_FIELDS(relay_server_fields), &ss, sizeof(ss), 1,
+	metrics_table(w, METRICS_FIELDS(relay_server_fields), &ss, sizeof(ss), 1,
 	    NULL, NULL);
 	metrics_one(w, "logferry_relay_kafka_failing", "gauge",
 	    "1 while the last batch Kafka answered had a failed delivery or timed out.",
@@ -97,7 +95,7 @@ relay_render(void *ctx, struct metrics_writer *w)
 	metrics_one(w, "logferry_relay_inflight_limit_bytes", "gauge",
 	    "memory_limit's share for batches in flight: over it, no connection is read.",
 	    r->budget.batches);
-	metrics_table(w, relay_kafka_fields, RELAY_FIELDS(relay_kafka_fields), &ks, sizeof(ks), 1,
+	metrics_table(w, METRICS_FIELDS(relay_kafka_fields), &ks, sizeof(ks), 1,
 	    NULL, NULL);
 }
 

@@ -150,6 +150,31 @@ kill -TERM "$relay"
 wait_exit "$relay" 20 || fail "relay did not stop"
 [ "${LF_RC:-}" = 0 ] || fail "relay exited ${LF_RC:-?}"
 
+# ---- start failures with an endpoint open: exit 1, nothing left open ----
+busy=$(free_port)
+python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); time.sleep(30)' "$busy" &
+holder=$!
+LF_PIDS+=($holder)
+sleep 0.3
+bcfg=$(agent_config agent-busy web-01 web-01 busy "$T/m.log" "$port")
+echo "metrics: {listen: 127.0.0.1:$busy}" >>"$bcfg"
+start agent-busy "$LOGFERRY_AGENT" -c "$bcfg"
+wait_exit "$LF_PID" 10 || fail "agent with a busy metrics port did not exit"
+[ "${LF_RC:-}" = 1 ] && grep -q "metrics: cannot listen on 127.0.0.1:$busy" "$T/agent-busy.log" &&
+	! grep -q "open handles" "$T/agent-busy.log" &&
+	pass "agent: a busy metrics port is a clean exit 1: $(grep -m1 'cannot listen' "$T/agent-busy.log" | cut -c1-160)" ||
+	fail "agent with a busy metrics port exited ${LF_RC:-?}: $(tail -3 "$T/agent-busy.log")"
+kill "$holder"
+# The endpoint is up before the producer: a property librdkafka refuses closes it again.
+rcfg2=$(relay_config relay-bad "$(free_port)" "metrics: {listen: 127.0.0.1:$(free_port)}")
+sed -i 's/properties: {/properties: {max.in.flight.requests.per.connection: "10", /' "$rcfg2"
+start relay-bad "$LOGFERRY_RELAY" -c "$rcfg2"
+wait_exit "$LF_PID" 10 || fail "relay with a bad property did not exit"
+[ "${LF_RC:-}" = 1 ] && grep -q "serving /metrics" "$T/relay-bad.log" &&
+	! grep -q "open handles" "$T/relay-bad.log" &&
+	pass "relay: a failed start after the metrics endpoint opened is a clean exit 1" ||
+	fail "relay with a bad property exited ${LF_RC:-?}: $(tail -3 "$T/relay-bad.log")"
+
 # ---- a full spool and no relay: the agent answers and says why ----
 mkdir -p "$T/full"
 $W write "$T/full/app.log" 1 120000 --pad 200 --random   # 25 MiB that zstd cannot shrink
