@@ -97,7 +97,7 @@ wait_exit() {
 
 # make_certs: certificates for the tests in $T/certs (see make-certs.sh).
 make_certs() {
-	sh "$MAKE_CERTS" "$T/certs" || {
+	LF_CERT_IP=$LF_IP sh "$MAKE_CERTS" "$T/certs" || {
 		echo "FAIL: make-certs.sh failed"
 		exit 1
 	}
@@ -194,9 +194,22 @@ kafka_dump() {
 	timeout -k 5 120 kcat -C -b "$KAFKA_BOOT" -t "$1" -o beginning -e -q -f '%h\t%s\n' >"$2" 2>"$2.err"
 }
 
-# free_port: a TCP port free on loopback now.
+# This test's own loopback address, 127.A.B.C from its PID: no other
+# running test has the same PID, and the kernel picks 127.0.0.1 as the
+# source of loopback connections, so nobody else binds on LF_IP.
+LF_IP=127.$((($$ >> 16) & 255)).$((($$ >> 8) & 255)).$(($$ & 255))
+[ "$LF_IP" != 127.0.0.1 ] || LF_IP=127.1.0.1
+LF_PORT_FILE=$T/.last-port
+
+# free_port: the next port of this test on LF_IP. Ports count up from
+# 24000, below the kernel's ephemeral range (32768-60999), so no outgoing
+# connection takes one; listeners bind "$LF_IP:$(free_port)". Race-free,
+# unlike binding port 0 and releasing it.
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	local last=23999
+	[ -f "$LF_PORT_FILE" ] && last=$(cat "$LF_PORT_FILE")
+	echo $((last + 1)) >"$LF_PORT_FILE"
+	echo $((last + 1))
 }
 
 # relay_config NAME PORT [EXTRA_YAML]: a relay configuration in $T/NAME.yaml.
@@ -206,7 +219,7 @@ free_port() {
 relay_config() {
 	cat >"$T/$1.yaml" <<CONF
 id: $1
-listen: 127.0.0.1:$2
+listen: $LF_IP:$2
 workers: 2
 shutdown_timeout: 5s
 tls: {ca_file: $T/certs/ca.crt, cert_file: $T/certs/relay-chain.crt, key_file: $T/certs/relay.key}
@@ -228,7 +241,7 @@ agent_config() {
 	shift 5
 	chain=$T/certs/$cert-chain.crt
 	[ -f "$chain" ] || chain=$T/certs/$cert.crt
-	for p in "$@"; do servers="$servers${servers:+, }127.0.0.1:$p"; done
+	for p in "$@"; do servers="$servers${servers:+, }$LF_IP:$p"; done
 	cat >"$T/$name.yaml" <<CONF
 id: $id
 data_dir: $T/$name

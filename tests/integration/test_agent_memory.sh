@@ -23,9 +23,9 @@ data_dir: $T/data
 memory_limit: ${limit_mib}MiB
 sources:
   - {name: files, type: file, paths: ["$T/logs/*.log"], format: nginx_combined}
-  - {name: sys, type: syslog, listen: ["tcp://127.0.0.1:$syslog_port"], max_message_size: 1MiB}
-  - {name: app, type: http, listen: "127.0.0.1:$http_port", max_body_size: 8MiB}
-metrics: {listen: "127.0.0.1:$metrics_port"}
+  - {name: sys, type: syslog, listen: ["tcp://$LF_IP:$syslog_port"], max_message_size: 1MiB}
+  - {name: app, type: http, listen: "$LF_IP:$http_port", max_body_size: 8MiB}
+metrics: {listen: "$LF_IP:$metrics_port"}
 CONF
 start agent "$LOGFERRY_AGENT" -c "$T/agent.yaml"
 agent=$LF_PID
@@ -44,14 +44,14 @@ rss() { awk '/^RssAnon:/ { print $2 }' "/proc/$agent/status" 2>/dev/null; }
 LF_PIDS+=($!)
 
 # The senders: each TCP connection sends 900 KiB of one message, waits, then ends it.
-python3 - "$syslog_port" "$http_port" >"$T/clients.out" 2>&1 <<'PY' &
+python3 - "$syslog_port" "$http_port" "$LF_IP" >"$T/clients.out" 2>&1 <<'PY' &
 import socket, sys, threading, time
-sport, hport = int(sys.argv[1]), int(sys.argv[2])
+sport, hport, ip = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 results = {"syslog_sent": 0, "http": []}
 lock = threading.Lock()
 
 def syslog(i):
-    s = socket.create_connection(("127.0.0.1", sport))
+    s = socket.create_connection((ip, sport))
     head = b"<13>1 2026-11-22T10:00:00Z h app - - - sender %d " % i
     s.sendall(head + b"x" * (900 * 1024))   # waits while the agent does not read
     time.sleep(1)
@@ -69,7 +69,7 @@ def http(i):
     body = line * (8000000 // len(line))
     seen = []
     for attempt in range(120):
-        s = socket.create_connection(("127.0.0.1", hport))
+        s = socket.create_connection((ip, hport))
         s.settimeout(60)
         ans = b""
         try:
@@ -108,9 +108,9 @@ LF_PIDS+=($clients)
 
 # While all that goes on, the endpoints answer.
 sleep 2
-h=$(curl -sS --max-time 2 "http://127.0.0.1:$metrics_port/health") &&
+h=$(curl -sS --max-time 2 "http://$LF_IP:$metrics_port/health") &&
 	pass "/health answers under load: $h" || fail "/health did not answer under load"
-used=$(curl -sS --max-time 2 "http://127.0.0.1:$metrics_port/metrics" |
+used=$(curl -sS --max-time 2 "http://$LF_IP:$metrics_port/metrics" |
 	awk '$1 == "logferry_agent_connection_memory_used_bytes" { print $2 }')
 echo "connection buffers in use: ${used:-?} bytes"
 wait_exit "$clients" 240 || fail "the clients did not finish in 240 s"
@@ -127,7 +127,7 @@ http_events=$(awk '$1 == "http" { n += $NF } END { print n + 0 }' "$T/clients.ou
 want=$((1000 * 200 + 120 + http_events))
 wait_spooled "$T/agent.yaml" "$want" 60 && pass "all $want events spooled" ||
 	fail "not every event was spooled"
-m=$(curl -sS --max-time 2 "http://127.0.0.1:$metrics_port/metrics")
+m=$(curl -sS --max-time 2 "http://$LF_IP:$metrics_port/metrics")
 refused=$(echo "$m" | awk '$1 == "logferry_agent_connection_memory_refused_total" { print $2 }')
 waits=$(echo "$m" | awk '$1 == "logferry_syslog_memory_waits_total{source=\"sys\"}" { print $2 }')
 [ "${refused:-0}" -ge 1 ] && [ "${waits:-0}" -ge 1 ] &&

@@ -16,7 +16,7 @@ run=$(date +%s)$$
 
 # get PORT PATH: the body, within 2 s (a stalled loop fails here).
 get() {
-	curl -sS --max-time 2 "http://127.0.0.1:$1$2"
+	curl -sS --max-time 2 "http://$LF_IP:$1$2"
 }
 
 # metric PORT SAMPLE: the value of one sample, e.g. 'logferry_spool_events'
@@ -73,17 +73,17 @@ kafka_topic "logs.$stream" 16
 port=$(free_port)
 rport=$(free_port)
 aport=$(free_port)
-rcfg=$(relay_config relay-m "$port" "metrics: {listen: 127.0.0.1:$rport}")
+rcfg=$(relay_config relay-m "$port" "metrics: {listen: $LF_IP:$rport}")
 start_relay relay "$rcfg"
 relay=$LF_PID
 nginx_lines "$T/m.log" 5000 1
 acfg=$(agent_config agent-m web-01 web-01 "$stream" "$T/m.log" "$port")
-echo "metrics: {listen: 127.0.0.1:$aport}" >>"$acfg"
+echo "metrics: {listen: $LF_IP:$aport}" >>"$acfg"
 start agent "$LOGFERRY_AGENT" -c "$acfg"
 agent=$LF_PID
-wait_log "$T/agent.log" "serving /metrics and /health on http://127.0.0.1:$aport" 10 ||
+wait_log "$T/agent.log" "serving /metrics and /health on http://$LF_IP:$aport" 10 ||
 	fail "agent: no metrics endpoint: $(tail -3 "$T/agent.log")"
-grep -q "serving /metrics and /health on http://127.0.0.1:$rport" "$T/relay.log" ||
+grep -q "serving /metrics and /health on http://$LF_IP:$rport" "$T/relay.log" ||
 	fail "relay: no metrics endpoint: $(tail -3 "$T/relay.log")"
 expect_delivered "logs.$stream" "$T/m.log" 60 "5000 lines delivered"
 # Acks delete: the spool empties once the relay's Acks are in.
@@ -91,7 +91,7 @@ wait_metric "$aport" logferry_spool_events -eq 0 ||
 	fail "agent: the spool did not empty"
 for kv in "logferry_file_lines_total{source=\"$stream\"} 5000" \
 	"logferry_spool_events_committed_total 5000" "logferry_spool_events_deleted_total 5000" \
-	"logferry_shipper_connected{relay=\"127.0.0.1:$port\"} 1" "logferry_spool_full 0" \
+	"logferry_shipper_connected{relay=\"$LF_IP:$port\"} 1" "logferry_spool_full 0" \
 	"logferry_file_files_open{source=\"$stream\"} 1"; do
 	v=$(metric "$aport" "${kv% *}")
 	[ "$v" = "${kv##* }" ] || fail "agent: ${kv% *} is ${v:-absent}, expected ${kv##* }"
@@ -111,9 +111,9 @@ for p in "$aport" "$rport"; do
 	out=$(valid_exposition "$T/exposition.$p") && pass "port $p: valid exposition format ($out)" ||
 		fail "port $p: exposition format: $out"
 done
-head=$(curl -sS --max-time 2 -o /dev/null -D - "http://127.0.0.1:$aport/metrics")
+head=$(curl -sS --max-time 2 -o /dev/null -D - "http://$LF_IP:$aport/metrics")
 echo "$head" | grep -qi '^Content-Type: text/plain; version=0.0.4' || fail "Content-Type: $head"
-code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$aport/nothing")
+code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://$LF_IP:$aport/nothing")
 [ "$code" = 404 ] || fail "GET /nothing answered $code"
 get "$aport" /health | grep -q '"status":"ok"' && pass "agent /health: $(get "$aport" /health)" ||
 	fail "agent /health: $(get "$aport" /health)"
@@ -152,21 +152,22 @@ wait_exit "$relay" 20 || fail "relay did not stop"
 
 # ---- start failures with an endpoint open: exit 1, nothing left open ----
 busy=$(free_port)
-python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); time.sleep(30)' "$busy" &
+# The holder says when it holds the port; the agent starts only then.
+python3 -c 'import socket,sys,time; s=socket.socket(); s.bind((sys.argv[2],int(sys.argv[1]))); s.listen(); print("holding", flush=True); time.sleep(60)' "$busy" "$LF_IP" >"$T/holder.log" 2>&1 &
 holder=$!
 LF_PIDS+=($holder)
-sleep 0.3
+wait_log "$T/holder.log" '^holding' 10 || fail "the port holder did not bind $LF_IP:$busy"
 bcfg=$(agent_config agent-busy web-01 web-01 busy "$T/m.log" "$port")
-echo "metrics: {listen: 127.0.0.1:$busy}" >>"$bcfg"
+echo "metrics: {listen: $LF_IP:$busy}" >>"$bcfg"
 start agent-busy "$LOGFERRY_AGENT" -c "$bcfg"
 wait_exit "$LF_PID" 10 || fail "agent with a busy metrics port did not exit"
-[ "${LF_RC:-}" = 1 ] && grep -q "metrics: cannot listen on 127.0.0.1:$busy" "$T/agent-busy.log" &&
+[ "${LF_RC:-}" = 1 ] && grep -q "metrics: cannot listen on $LF_IP:$busy" "$T/agent-busy.log" &&
 	! grep -q "open handles" "$T/agent-busy.log" &&
 	pass "agent: a busy metrics port is a clean exit 1: $(grep -m1 'cannot listen' "$T/agent-busy.log" | cut -c1-160)" ||
 	fail "agent with a busy metrics port exited ${LF_RC:-?}: $(tail -3 "$T/agent-busy.log")"
 kill "$holder"
 # The endpoint is up before the producer: a property librdkafka refuses closes it again.
-rcfg2=$(relay_config relay-bad "$(free_port)" "metrics: {listen: 127.0.0.1:$(free_port)}")
+rcfg2=$(relay_config relay-bad "$(free_port)" "metrics: {listen: $LF_IP:$(free_port)}")
 sed -i 's/properties: {/properties: {max.in.flight.requests.per.connection: "10", /' "$rcfg2"
 start relay-bad "$LOGFERRY_RELAY" -c "$rcfg2"
 wait_exit "$LF_PID" 10 || fail "relay with a bad property did not exit"
@@ -181,7 +182,7 @@ $W write "$T/full/app.log" 1 120000 --pad 200 --random   # 25 MiB that zstd cann
 fcfg=$(agent_config agent-full web-01 web-01 full "$T/full/app.log" "$(free_port)")
 sed -i 's/format: nginx_combined/format: raw/' "$fcfg"
 fport=$(free_port)
-printf 'spool: {max_size: 16MiB}\nmetrics: {listen: 127.0.0.1:%s}\n' "$fport" >>"$fcfg"
+printf 'spool: {max_size: 16MiB}\nmetrics: {listen: %s:%s}\n' "$LF_IP" "$fport" >>"$fcfg"
 start agent-full "$LOGFERRY_AGENT" -c "$fcfg"
 full=$LF_PID
 wait_log "$T/agent-full.log" "is full" 30 || fail "the spool never filled"
@@ -191,7 +192,7 @@ case "$h" in
 *'"status":"degraded"'*'"no relay connected"'*'"spool full"'*) pass "agent /health with a full spool and no relay: $h" ;;
 *) fail "agent /health with a full spool and no relay: ${h:-no answer}" ;;
 esac
-[ "$(metric "$fport" 'logferry_shipper_connected{relay="127.0.0.1:'"$(sed -n 's/.*servers: \[127.0.0.1:\([0-9]*\)\].*/\1/p' "$fcfg")"'"}')" = 0 ] ||
+[ "$(metric "$fport" 'logferry_shipper_connected{relay="'"$(sed -n 's/.*servers: \[\([0-9.:]*\)\].*/\1/p' "$fcfg")"'"}')" = 0 ] ||
 	fail "logferry_shipper_connected is not 0"
 [ "$(metric "$fport" logferry_shipper_reconnects_total)" -ge 1 ] || fail "no reconnect counted"
 stop_agent "$full"

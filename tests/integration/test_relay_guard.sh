@@ -46,14 +46,14 @@ nginx_lines "$T/good.log" 5000 20000
 
 # Plaintext garbage on the TLS port.
 { printf 'GET / HTTP/1.1\r\nHost: relay\r\n\r\n'; head -c 5000 /dev/urandom; } >"$T/garbage"
-(exec 3<>"/dev/tcp/127.0.0.1/$port" && cat "$T/garbage" >&3 && sleep 1) 2>/dev/null
+(exec 3<>"/dev/tcp/$LF_IP/$port" && cat "$T/garbage" >&3 && sleep 1) 2>/dev/null
 wait_log "$T/relay.log" "the peer does not speak TLS" 10 &&
 	pass "plaintext garbage refused: $(grep -m1 'the peer does not speak TLS' "$T/relay.log" | cut -c1-200)" ||
 	fail "plaintext garbage not logged as such"
 
 # Garbage frames after a valid handshake (web-02's certificate).
 printf '\000\000\000\010\377\377\377\377\377\377\377\377' >"$T/frames"
-(cat "$T/frames"; sleep 2) | timeout 10 openssl s_client -quiet -connect "127.0.0.1:$port" \
+(cat "$T/frames"; sleep 2) | timeout 10 openssl s_client -quiet -connect "$LF_IP:$port" \
 	-cert "$T/certs/web-02.crt" -cert_chain "$T/certs/web-02-chain.crt" -key "$T/certs/web-02.key" \
 	-CAfile "$T/certs/ca.crt" >/dev/null 2>&1
 wait_log "$T/relay.log" "protocol error: malformed frame" 10 &&

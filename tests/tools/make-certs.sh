@@ -16,7 +16,8 @@
 #                          other-ca.crt for intruder): what a peer presents
 #   ca-bundle.crt          the trust anchor for agents and relay (= ca.crt)
 #
-# Server leaves carry SAN DNS:localhost, IP:127.0.0.1 and EKU serverAuth;
+# Server leaves carry SAN DNS:localhost, IP:127.0.0.1 (and IP:$LF_CERT_IP
+# when set) and EKU serverAuth;
 # client leaves carry SAN DNS:<name> and EKU clientAuth.  Good certificates
 # are valid for 10 years from now.  Keys are unencrypted PKCS#8, mode 0600.
 # Existing files of the same names in OUTDIR are replaced.
@@ -149,6 +150,11 @@ copy_extensions = none
 [ policy_any ]
 commonName = supplied
 EOF
+# LF_CERT_IP: one more loopback address for the server leaves (the
+# integration tests give each test its own, see lib.sh).
+if [ -n "${LF_CERT_IP:-}" ]; then
+	sed -i "s/^subjectAltName = DNS:localhost, IP:127.0.0.1\$/&, IP:$LF_CERT_IP/" "$work/openssl.cnf"
+fi
 cnf=$work/openssl.cnf
 # Referenced by the config; set for every openssl call because OpenSSL
 # expands ${ENV::...} when it loads the file, and fails on unset variables.
