@@ -19,7 +19,8 @@ struct parsed {
 	struct pbslice host;         /* host named by the line (syslog HOSTNAME); empty if none */
 	struct event_field fields[PARSER_MAX_FIELDS];
 	size_t nfields;
-	const char *error;           /* static text: why the line did not parse; NULL if it did */
+	const char *error;           /* static text: why the line did not parse (or, after a
+	                                success, which part did not); NULL if it all did */
 	struct buf scratch;          /* owned: bytes of values that are not slices of the line */
 };
 /* Prepares p for use (scratch may grow to max_scratch bytes). Allocates nothing. */

@@ -98,6 +98,14 @@ source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsig
 			ev->ts = p->ts;
 		if (p->host.len != 0)
 			ev->host = p->host;
+		if (p->error != NULL) {
+			/* Parsed in part (a syslog PRI before a header we cannot read). */
+			sl->parse_errors++;
+			sl->fields[n].key = PS("parse_error");
+			sl->fields[n].type = EVENT_TEXT;
+			sl->fields[n].v.text.ptr = (const uint8_t *)p->error;
+			sl->fields[n++].v.text.len = strlen(p->error);
+		}
 	}
 	if (marks & SOURCE_PARTIAL) {
 		sl->fields[n].key = PS("partial");

@@ -23,12 +23,16 @@ static const char *const syslog_severities[8] = {
 };
 
 
+/* syslog_pri's fields, the first of every message with a PRI. */
+#define SYSLOG_PRI_FIELDS 4
+
 /* One parse in progress: a read position in msg[0, len) and the result. */
 struct syslog_cur {
 	const uint8_t *msg;
 	size_t len, pos;
 	struct parsed *out;
 	bool has_pri;
+	size_t pri_end;              /* where the header after the PRI starts */
 	/* Structured data fields are fields[sd_first, sd_end); their keys (and
 	 * unescaped values) are scratch offsets until scratch stops growing. */
 	size_t sd_first, sd_end;
@@ -140,6 +144,13 @@ syslog_lit(struct syslog_cur *c, uint8_t ch)
 	return false;
 }
 
+static void
+syslog_spaces(struct syslog_cur *c)
+{
+	while (c->pos < c->len && c->msg[c->pos] == ' ')
+		c->pos++;
+}
+
 static bool
 syslog_isdigit(uint8_t ch)
 {
@@ -218,16 +229,28 @@ syslog_looks_3164(const struct syslog_cur *c)
 	    (syslog_isdigit(p[4]) || p[4] == ' ');
 }
 
+/* Exactly 4 digits and a space: the year some senders write after the day. */
+static bool
+syslog_year(struct syslog_cur *c, int *year)
+{
+	if (c->len - c->pos < 5 || c->msg[c->pos + 4] != ' ' || !syslog_num(c, 4, year))
+		return false;
+	c->pos++;
+	return true;
+}
+
 /*
- * Mmm dd hh:mm:ss[.f{1,9}], the day space-padded, zero-padded or not padded.
- * No year and no zone: UTC, in the year (now's, the one before or after)
- * that puts it closest to now.
+ * Mmm dd [yyyy] hh:mm:ss[.f{1,9}][:], the day space-padded, zero-padded or
+ * not padded. The year and the colon after the time are not RFC 3164's, but
+ * Cisco and others write them and rsyslog accepts them. No zone: UTC. With
+ * no year, the year (now's, the one before or after) that puts it closest
+ * to now.
  */
 static bool
 syslog_rfc3164_time(struct syslog_cur *c, uint64_t now_ns, uint64_t *ts)
 {
-	int mo = civil_month(c->msg + c->pos), d, h, mi, s;
-	int64_t now = (int64_t)(now_ns / 1000000000u), year, best = -1, bestdiff = 0;
+	int mo = civil_month(c->msg + c->pos), d, h, mi, s, year = -1;
+	int64_t now = (int64_t)(now_ns / 1000000000u), y0, y1, best = -1, bestdiff = 0;
 	uint32_t ns = 0;
 
 	c->pos += 4;
@@ -237,15 +260,24 @@ syslog_rfc3164_time(struct syslog_cur *c, uint64_t now_ns, uint64_t *ts)
 	} else if (!syslog_num(c, 1, &d)) {
 		return false;
 	}
-	if (!syslog_lit(c, ' ') || !syslog_num(c, 2, &h) || !syslog_lit(c, ':') ||
+	if (!syslog_lit(c, ' '))
+		return false;
+	(void)syslog_year(c, &year);
+	if (!syslog_num(c, 2, &h) || !syslog_lit(c, ':') ||
 	    !syslog_num(c, 2, &mi) || !syslog_lit(c, ':') || !syslog_num(c, 2, &s))
 		return false;
 	if (syslog_lit(c, '.') && !syslog_frac(c, &ns))
 		return false;
+	(void)syslog_lit(c, ':');
 	if (d < 1 || h > 23 || mi > 59 || s > 60)
 		return false;
-	year = civil_year_of_day(now / 86400);
-	for (int64_t y = year - 1; y <= year + 1; y++) {
+	if (year >= 0) {
+		y0 = y1 = year;
+	} else {
+		y0 = civil_year_of_day(now / 86400) - 1;
+		y1 = y0 + 2;
+	}
+	for (int64_t y = y0; y <= y1; y++) {
 		int64_t t, diff;
 
 		if (d > civil_days_in_month(y, mo))
@@ -288,6 +320,7 @@ syslog_pri(struct syslog_cur *c)
 		return syslog_fail(c, "syslog: PRI above 191");
 	c->pos++;
 	c->has_pri = true;
+	c->pri_end = c->pos;
 	syslog_add_integer(c, KEY("facility"), pri >> 3);
 	syslog_add_static(c, KEY("facility_name"), syslog_facilities[pri >> 3]);
 	syslog_add_integer(c, KEY("severity"), pri & 7);
@@ -394,7 +427,7 @@ syslog_sd(struct syslog_cur *c)
 			return syslog_fail(c, "syslog: empty SD-ID");
 		for (bool first = true;; first = false) {
 			size_t name, namelen, val;
-			bool escaped = false;
+			bool escaped = false, space;
 
 			if (c->pos == c->len)
 				return syslog_fail(c, unclosed);
@@ -403,16 +436,25 @@ syslog_sd(struct syslog_cur *c)
 			if (!syslog_lit(c, ' '))
 				return syslog_fail(c, first ? "syslog: bad character in SD-ID" :
 				    "syslog: no space between SD-PARAMs");
+			/* Lenient as rsyslog: more spaces, and spaces before "]" or around "=". */
+			syslog_spaces(c);
+			if (syslog_lit(c, ']'))
+				break;
 			name = c->pos;
 			namelen = syslog_sd_name(c);
 			if (c->pos == c->len)
 				return syslog_fail(c, unclosed);
 			if (namelen == 0)
 				return syslog_fail(c, "syslog: empty SD-PARAM name");
-			if (m[c->pos] == ' ' || m[c->pos] == ']')
+			space = m[c->pos] == ' ';
+			syslog_spaces(c);
+			if (c->pos == c->len)
+				return syslog_fail(c, unclosed);
+			if (m[c->pos] != '=' && (space || m[c->pos] == ']'))
 				return syslog_fail(c, "syslog: SD-PARAM without =");
 			if (!syslog_lit(c, '='))
 				return syslog_fail(c, "syslog: bad character in SD-PARAM name");
+			syslog_spaces(c);
 			if (c->pos == c->len)
 				return syslog_fail(c, unclosed);
 			if (!syslog_lit(c, '"'))
@@ -550,7 +592,14 @@ static int
 syslog_3164(struct syslog_cur *c, uint64_t now_ns)
 {
 	const char *bad;
+	size_t start = c->pos;
 
+	/* "<38> Mar  7 ...": spaces before the timestamp (rsyslog's testbench date1). */
+	if (c->has_pri) {
+		syslog_spaces(c);
+		if (!syslog_looks_3339(c) && !syslog_looks_3164(c))
+			c->pos = start;
+	}
 	if (syslog_looks_3339(c)) {
 		bad = "syslog: bad RFC 3339 timestamp";
 		if (!syslog_rfc3339(c, &c->out->ts))
@@ -594,6 +643,7 @@ syslog_parse(const uint8_t *msg, size_t len, uint64_t now_ns, struct parsed *out
 	c.pos = 0;
 	c.out = out;
 	c.has_pri = false;
+	c.pri_end = 0;
 	c.sd_first = c.sd_end = 0;
 	if (len > UINT32_MAX) {
 		r = syslog_fail(&c, "syslog: message of 4 GiB or more");
@@ -606,6 +656,21 @@ syslog_parse(const uint8_t *msg, size_t len, uint64_t now_ns, struct parsed *out
 		r = syslog_5424(&c);
 	} else {
 		r = syslog_3164(&c, now_ns);
+	}
+	if (r != 0 && c.has_pri) {
+		/*
+		 * The priority was read: keep it, and the rest as the message,
+		 * rather than lose the whole header to one bad byte (rsyslog keeps
+		 * it too). The error says what was not understood.
+		 */
+		out->nfields = SYSLOG_PRI_FIELDS;
+		out->ts = 0;
+		out->host.ptr = NULL;
+		out->host.len = 0;
+		c.pos = c.pri_end;
+		if (c.pos < c.len)
+			syslog_add_slice(&c, KEY("message"), c.pos, c.len - c.pos);
+		return 0;
 	}
 	if (r != 0)
 		goto out;

@@ -15,9 +15,14 @@
  * EVENT_TEXT of static strings; SD keys, and SD values with escapes, are
  * EVENT_TEXT in out->scratch.
  *
+ * Lenient where rsyslog is (its testbench's date and rfc5424 cases):
+ * spaces between the PRI and the timestamp, a day without its padding
+ * ("Mar 7"), a year after the day ("Mar 7 2008 19:06:53"), a colon after
+ * the time, spaces around "=" and before "]" in structured data.
+ *
  * Time: RFC 5424 and RFC 3339 timestamps carry their offset. The
- * traditional `Mmm dd hh:mm:ss` has neither year nor zone: it is read as
- * UTC, in the year that puts it closest to now.
+ * traditional `Mmm dd hh:mm:ss` has no zone: it is read as UTC; and when
+ * it has no year, in the year that puts it closest to now.
  */
 #ifndef LOGFERRY_SYSLOG_PARSE_H
 #define LOGFERRY_SYSLOG_PARSE_H
@@ -34,7 +39,10 @@
  * year that puts the time closest to now, so a December message read in
  * January gets last year). Resets out first; slices in out point into
  * msg, which must outlive them. Returns 0, or -EINVAL with out->error set
- * (a static string; the fields parsed so far are then meaningless).
+ * (a static string; the fields parsed so far are then meaningless). A
+ * message whose PRI was read is never refused whole: when what follows
+ * cannot be read, it returns 0 with the PRI's fields, the rest of the line
+ * as message, no time or host, and out->error saying what was wrong.
  */
 int syslog_parse(const uint8_t *msg, size_t len, uint64_t now_ns, struct parsed *out);
 

@@ -73,6 +73,25 @@ test_line_that_does_not_parse_keeps_its_message_and_a_parse_error(void **state)
 }
 
 static void
+test_syslog_line_with_a_bad_header_keeps_its_priority_and_a_parse_error(void **state)
+{
+	static const char line[] = "<13>1 2026-11-25 01:20:31Z h a - - - m";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, FORMAT_SYSLOG);
+	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, "/var/log/a", &ev);
+	assert_int_equal(ev.ts, NOW);
+	assert_int_equal(field(&ev, "facility")->v.integer, 1);
+	assert_int_equal(field(&ev, "severity")->v.integer, 5);
+	assert_non_null(field(&ev, "message"));
+	assert_non_null(field(&ev, "parse_error"));
+	assert_int_equal(sl.parse_errors, 1);
+	source_line_free(&sl);
+}
+
+static void
 test_split_piece_is_marked_and_not_parsed(void **state)
 {
 	static const char piece[] = "{\"a\":1, \"cut here";
@@ -148,6 +167,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parsed_line_takes_its_time_and_fields),
 		cmocka_unit_test(test_line_that_does_not_parse_keeps_its_message_and_a_parse_error),
+		cmocka_unit_test(test_syslog_line_with_a_bad_header_keeps_its_priority_and_a_parse_error),
 		cmocka_unit_test(test_split_piece_is_marked_and_not_parsed),
 		cmocka_unit_test(test_partial_line_is_parsed_and_marked),
 		cmocka_unit_test(test_raw_format_has_no_fields_and_syslog_names_the_host),

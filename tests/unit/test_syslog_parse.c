@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -381,6 +382,141 @@ test_syslog_file_lines_traditional_and_high_precision(void **state)
 	assert_slice("message", "-- MARK --");
 }
 
+/* ------------------------------------- RFC 3164 as real senders write it */
+
+/* rsyslog's testbench (tests/testsuites/date*.parse1): all read as "Mar 7 19:06:53". */
+static void
+test_rsyslog_date_variants_are_read_whole(void **state)
+{
+	static const struct { const char *in; uint64_t ts; } cases[] = {
+		/* Single-digit day, without and with its padding space. */
+		{ "<38>Mar 7 19:06:53 example tag: testmessage", UINT64_C(1804446413000000000) },
+		{ "<38>Mar  7 19:06:53 example tag: testmessage", UINT64_C(1804446413000000000) },
+		/* A space before the date. */
+		{ "<38> Mar  7 19:06:53 example tag: testmessage", UINT64_C(1804446413000000000) },
+		/* A colon after the time. */
+		{ "<38>Mar 7 19:06:53: example tag: testmessage", UINT64_C(1804446413000000000) },
+		/* A year inside the timestamp: that year, not the one nearest now. */
+		{ "<38>Mar 7 2008 19:06:53 example tag: testmessage", UINT64_C(1204916813000000000) },
+		{ "<38>Mar 7 2008 19:06:53: example tag: testmessage", UINT64_C(1204916813000000000) },
+		{ "Mar  7 2008 19:06:53 example tag: testmessage", UINT64_C(1204916813000000000) },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (parse(cases[i].in) != 0)
+			fail_msg("%s: %s", cases[i].in, P.error);
+		assert_null(P.error);
+		if (P.ts != cases[i].ts)
+			fail_msg("%s: ts %ju, want %ju", cases[i].in, (uintmax_t)P.ts,
+			    (uintmax_t)cases[i].ts);
+		if (cases[i].in[0] == '<')
+			assert_pri(4, "auth", 6, "info");
+		assert_host("example");
+		assert_slice("hostname", "example");
+		assert_slice("app_name", "tag");
+		assert_slice("message", "testmessage");
+	}
+}
+
+/* rsyslog's empty.parse1, weird.parse1, malformed1.parse1: a header and nothing after it. */
+static void
+test_rsyslog_empty_messages_keep_the_header(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("<14>Jan  6 2009 15:22:26 localhost \n"), 0);
+	assert_null(P.error);
+	assert_int_equal(P.ts, UINT64_C(1231255346000000000));
+	assert_pri(1, "user", 6, "info");
+	assert_host("localhost");
+	assert_absent("app_name");
+	assert_absent("message");
+	assert_int_equal(parse("<14>Aug 30 23:00:05 X4711 "), 0);
+	assert_int_equal(P.ts, UINT64_C(1788130805000000000));
+	assert_host("X4711");
+	assert_absent("message");
+	assert_int_equal(parse("<14>Aug 30 23:00:05 "), 0);
+	assert_int_equal(P.ts, UINT64_C(1788130805000000000));
+	assert_host("");
+	assert_absent("message");
+	assert_int_equal(parse("<14>Aug 30 23:00:05"), 0);
+	assert_pri(1, "user", 6, "info");
+	assert_int_equal(parse("<14>2010-08-30T23:00:05Z "), 0);
+	assert_host("");
+	assert_absent("message");
+	assert_int_equal(parse("<14>"), 0);
+	assert_pri(1, "user", 6, "info");
+	assert_absent("message");
+	assert_int_equal(parse("<131>Oct  8 23:05:06 10.321.1.123 05\",result_code=200,b"), 0);
+	assert_int_equal(P.ts, UINT64_C(1791500706000000000));
+	assert_pri(16, "local0", 3, "err");
+	assert_host("10.321.1.123");
+	assert_slice("message", "05\",result_code=200,b");
+	/* RFC 5424 with neither structured data nor message, and every NILVALUE. */
+	assert_int_equal(parse("<13>1 - - - - - -"), 0);
+	assert_pri(1, "user", 5, "notice");
+	assert_int_equal(P.nfields, 4);
+	assert_int_equal(parse("<13>1 - - - - - - "), 0);
+	assert_int_equal(P.nfields, 4);
+}
+
+/* rsyslog's rfc5424-3.parse1: RFC 5424's example 4 with a space after one "=". */
+static void
+test_sd_param_with_spaces_around_the_value_is_read_leniently(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
+	    "[exampleSDID@32473 iut=\"3\" eventSource= \"Application\" eventID=\"1011\"]"
+	    "[examplePriority@32473 class=\"high\"]"), 0);
+	assert_null(P.error);
+	assert_pri(20, "local4", 5, "notice");
+	assert_host("mymachine.example.com");
+	assert_slice("app_name", "evntslog");
+	assert_slice("msgid", "ID47");
+	assert_slice("sd.exampleSDID@32473.iut", "3");
+	assert_slice("sd.exampleSDID@32473.eventSource", "Application");
+	assert_slice("sd.exampleSDID@32473.eventID", "1011");
+	assert_slice("sd.examplePriority@32473.class", "high");
+	/* Spaces on both sides of the "=", and before the "]". */
+	assert_int_equal(parse("<13>1 - h a - - [x@1 a = \"b\"  c=\"d\" ] m"), 0);
+	assert_null(P.error);
+	assert_slice("sd.x@1.a", "b");
+	assert_slice("sd.x@1.c", "d");
+	assert_slice("message", "m");
+}
+
+/* A header we cannot read still leaves the priority, and the rest as the message. */
+static void
+test_priority_is_kept_when_the_header_is_malformed(void **state)
+{
+	static const struct { const char *in, *why, *msg; } cases[] = {
+		{ "<13>1 2026-11-25 01:20:31Z h a - - - m", "syslog: bad RFC 5424 timestamp",
+		  "1 2026-11-25 01:20:31Z h a - - - m" },
+		{ "<13>1 - h a - - [x@1 a=b] m", "syslog: SD-PARAM value is not quoted",
+		  "1 - h a - - [x@1 a=b] m" },
+		{ "<13>1 - h a - - [y@1 k=\"v\\\"w\"][x@1 a=\"b", "syslog: structured data is not closed",
+		  "1 - h a - - [y@1 k=\"v\\\"w\"][x@1 a=\"b" },
+		{ "<13>Nov 32 01:20:31 h a: m", "syslog: bad RFC 3164 timestamp",
+		  "Nov 32 01:20:31 h a: m" },
+		{ "<13>2026-11-25T01:20:31Zh a: m", "syslog: bad RFC 3339 timestamp",
+		  "2026-11-25T01:20:31Zh a: m" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse(cases[i].in);
+
+		if (r != 0 || P.error == NULL || strcmp(P.error, cases[i].why) != 0)
+			fail_msg("%s: got %d \"%s\", want 0 \"%s\"", cases[i].in, r,
+			    P.error ? P.error : "(null)", cases[i].why);
+		assert_pri(1, "user", 5, "notice");
+		assert_slice("message", cases[i].msg);
+		assert_int_equal(P.nfields, 5);
+		assert_int_equal(P.ts, 0);
+		assert_int_equal(P.host.len, 0);
+	}
+}
+
 /* ---------------------------------------------------------------- time */
 
 static void
@@ -499,11 +635,18 @@ test_malformed_messages_get_their_specific_error(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int r = parse(cases[i].in);
+		/* A line whose PRI was read keeps it (and the rest as its message). */
+		bool pri = cases[i].in[0] == '<' && strncmp(cases[i].why, "syslog: PRI", 11) != 0;
 
-		if (r != -EINVAL || P.error == NULL || strcmp(P.error, cases[i].why) != 0)
+		if (r != (pri ? 0 : -EINVAL) || P.error == NULL || strcmp(P.error, cases[i].why) != 0)
 			fail_msg("%s: got %d \"%s\", want \"%s\"", cases[i].in, r,
 			    P.error ? P.error : "(null)", cases[i].why);
-		assert_int_equal(P.nfields, 0);
+		if (pri) {
+			assert_integer("facility", 1);
+			assert_slice("message", strchr(cases[i].in, '>') + 1);
+		} else {
+			assert_int_equal(P.nfields, 0);
+		}
 		assert_int_equal(P.ts, 0);
 		assert_int_equal(P.host.len, 0);
 	}
@@ -524,7 +667,9 @@ check_bounds(const uint8_t *msg, size_t len, int r)
 		assert_true(P.error[0] != '\0');
 		return;
 	}
-	assert_null(P.error);
+	/* Parsed in part: what was not understood is said. */
+	if (P.error != NULL)
+		assert_true(P.error[0] != '\0');
 	assert_true(P.nfields <= PARSER_MAX_FIELDS);
 	if (P.host.len) {
 		assert_true(P.host.ptr >= msg && P.host.ptr + P.host.len <= msg + len);
@@ -783,6 +928,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_local_socket_messages_have_no_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syslog_file_lines_traditional_and_high_precision, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_year_less_timestamps_take_the_year_closest_to_now, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rsyslog_date_variants_are_read_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rsyslog_empty_messages_keep_the_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sd_param_with_spaces_around_the_value_is_read_leniently, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_priority_is_kept_when_the_header_is_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rfc3339_offsets_and_fractions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_messages_get_their_specific_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncation_at_every_length_stays_in_bounds, setup, teardown),
