@@ -201,6 +201,8 @@ static const struct metrics_field agent_syslog_fields[] = {
 	    "Messages spooled with a parse_error field."),
 	SYSLOG_F("dropped_full_total", "counter", dropped_full,
 	    "Datagrams dropped because the spool was full."),
+	SYSLOG_F("dropped_kernel_total", "counter", dropped_kernel,
+	    "Datagrams the kernel dropped before the agent read them: the receive buffer was full."),
 	SYSLOG_F("dropped_oversize_total", "counter", dropped_oversize,
 	    "Octet-counted messages over max_message_size, skipped."),
 	SYSLOG_F("dropped_unspoolable_total", "counter", dropped_unspoolable,

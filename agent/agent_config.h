@@ -30,6 +30,7 @@ struct agent_source {
 	struct config_list listen;    /* struct config_addr (syslog, http) */
 	uint64_t max_message_size;    /* syslog */
 	char *socket_mode;            /* syslog unix sockets, octal */
+	uint64_t receive_buffer;      /* syslog udp and unix: SO_RCVBUF asked for */
 	int64_t max_connections;      /* syslog tcp, http */
 	uint64_t max_body_size;       /* http */
 };

@@ -37,6 +37,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <linux/sock_diag.h>
+
 #include "agent/source.h"
 #include "agent/syslog_source.h"
 #include "common/addr.h"
@@ -48,10 +50,19 @@
 #define SYSLOG_HEADER_MAX (SYSLOG_LEN_DIGITS + 1)
 /* Bytes offered to one read at most; the buffer grows to this only when data comes. */
 #define SYSLOG_READ_CHUNK (64 * 1024)
-/* No UDP payload is larger (IPv6 without jumbograms). */
-#define SYSLOG_UDP_MAX 65535
+/* libuv's recvmmsg slot: one per 64 KiB of the buffer it is given (no UDP payload is larger). */
+#define SYSLOG_UDP_SLOT (64 * 1024)
+/*
+ * Datagrams one recvmmsg call reads at most: 8 calls instead of 64 for a
+ * burst of 64. The receive buffer of a listener is this many slots.
+ */
+#define SYSLOG_MMSG 8
+/* Bytes of slots for a unix socket at most (its slots are max_message_size each). */
+#define SYSLOG_UNIX_SLOTS_MAX (512 * 1024)
 /* Datagrams read from a unix socket per wake-up, so one busy socket cannot hold the loop. */
 #define SYSLOG_DGRAM_BURST 256
+/* A unix datagram queue shorter than this loses bursts of senders that do not wait. */
+#define SYSLOG_UNIX_QLEN_MIN 512
 #define SYSLOG_BACKLOG 128
 #define SYSLOG_PEER_MAX 64
 
@@ -104,8 +115,13 @@ struct syslog_listener {
 	bool created;                /* unix: we bound a socket file at addr->path */
 	dev_t dev;                   /* unix: that file, removed at stop if still ours */
 	ino_t ino;
-	uint8_t *dgram;              /* udp, unix: the receive buffer */
+	uint8_t *dgram;              /* udp, unix: the receive buffer, SYSLOG_MMSG slots at most */
 	size_t dgram_size;
+	struct mmsghdr *mmsg;        /* unix: one per slot of dgram, for recvmmsg */
+	struct iovec *iov;
+	size_t nslots, slot;
+	uint32_t kernel_drops;       /* udp, unix: the socket's drop count last read */
+	bool drops_unknown;          /* the kernel does not tell it (SO_MEMINFO failed) */
 	struct sockaddr_storage bound;
 };
 
@@ -214,8 +230,11 @@ syslog_source_free(struct syslog_source *ss)
 	void (*done)(void *) = ss->done;
 	void *done_ctx = ss->done_ctx;
 
-	for (size_t i = 0; i < ss->nlisteners; i++)
+	for (size_t i = 0; i < ss->nlisteners; i++) {
 		free(ss->listeners[i].dgram);
+		free(ss->listeners[i].mmsg);
+		free(ss->listeners[i].iov);
+	}
 	free(ss->listeners);
 	source_line_free(&ss->sl);
 	free(ss);
@@ -776,13 +795,81 @@ syslog_tcp_connection(uv_stream_t *server, int status)
 
 /* ---------------------------------------------------------------- datagrams */
 
+/* The socket of a udp or unix listener. */
+static int
+syslog_listener_fd(const struct syslog_listener *l)
+{
+	uv_os_fd_t fd = -1;
+
+	if (l->addr->scheme == CONFIG_SCHEME_UNIX)
+		return l->fd;
+	if (uv_fileno(&l->h.handle, &fd) != 0)
+		return -1;
+	return fd;
+}
+
+/*
+ * Counts and logs the datagrams the kernel dropped on l's socket since the
+ * last look: sk_drops, the counter SO_RXQ_OVFL reports, read with
+ * SO_MEMINFO because libuv's recvmmsg passes no control messages. Called
+ * after each batch read, so drops are seen at the next wake-up at the
+ * latest: the kernel drops only when data waits, which wakes the loop.
+ */
+static void
+syslog_kernel_drops(struct syslog_listener *l)
+{
+	struct syslog_source *ss = l->ss;
+	uint32_t mi[SK_MEMINFO_VARS];
+	socklen_t len = sizeof(mi);
+	uint32_t n;
+	int fd = syslog_listener_fd(l);
+
+	if (l->drops_unknown)
+		return;
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mi, &len) != 0 ||
+	    len <= SK_MEMINFO_DROPS * sizeof(mi[0])) {
+		l->drops_unknown = true;
+		log_warn("source %s: %s: the kernel does not tell how many datagrams it dropped "
+		    "(SO_MEMINFO: %s); drops in a full receive buffer go uncounted: Linux 4.12 or "
+		    "later counts them", ss->cfg->name, l->addr->text, strerror(errno));
+		return;
+	}
+	/* A 32-bit counter in the kernel: the difference survives its wrap. */
+	n = mi[SK_MEMINFO_DROPS] - l->kernel_drops;
+	if (n == 0)
+		return;
+	l->kernel_drops = mi[SK_MEMINFO_DROPS];
+	ss->st.dropped_kernel += n;
+	log_warn("source %s: %s: the kernel dropped %" PRIu32 " datagrams (%" PRIu64 " so far): "
+	    "they came faster than the agent read them and its receive buffer was full; raise "
+	    "receive_buffer (and net.core.rmem_max, or give the agent CAP_NET_ADMIN) or give "
+	    "the agent more CPU", ss->cfg->name, l->addr->text, n, ss->st.dropped_kernel);
+}
+
+/* A datagram of len bytes at p, cut at max_message_size (the slot may hold more). */
+static void
+syslog_slot(struct syslog_listener *l, const uint8_t *p, size_t len, bool truncated,
+    const struct sockaddr *from)
+{
+	uint64_t max = l->ss->cfg->max_message_size;
+
+	if (len > max) {
+		len = (size_t)max;
+		truncated = true;
+	}
+	syslog_datagram(l, p, len, truncated, from);
+}
+
 static void
 syslog_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
 	struct syslog_listener *l = h->data;
 
 	(void)suggested;
-	/* Handled before the next receive, so one buffer serves every datagram. */
+	/*
+	 * Handled before the next receive, so one buffer serves every batch.
+	 * Several 64 KiB slots: libuv reads that many datagrams per recvmmsg.
+	 */
 	*b = uv_buf_init((char *)l->dgram, (unsigned)l->dgram_size);
 }
 
@@ -793,16 +880,24 @@ syslog_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct sock
 	struct syslog_listener *l = h->data;
 	struct syslog_source *ss = l->ss;
 
-	(void)b;
 	if (nread < 0) {
 		ss->st.read_errors++;
 		log_warn("source %s: %s: receiving a datagram failed: %s", ss->cfg->name,
 		    l->addr->text, uv_strerror((int)nread));
 		return;
 	}
+	/*
+	 * The end of a recvmmsg batch (the buffer is l's and stays), or
+	 * nothing more to read: a moment to see what the kernel dropped.
+	 */
+	if ((flags & UV_UDP_MMSG_FREE) || from == NULL) {
+		syslog_kernel_drops(l);
+		return;
+	}
 	if (nread == 0)
-		return;   /* nothing more to read, or an empty datagram */
-	syslog_datagram(l, l->dgram, (size_t)nread, (flags & UV_UDP_PARTIAL) != 0, from);
+		return;   /* an empty datagram */
+	syslog_slot(l, (const uint8_t *)b->base, (size_t)nread, (flags & UV_UDP_PARTIAL) != 0,
+	    from);
 }
 
 static void
@@ -810,6 +905,7 @@ syslog_unix_readable(uv_poll_t *h, int status, int events)
 {
 	struct syslog_listener *l = h->data;
 	struct syslog_source *ss = l->ss;
+	size_t done = 0;
 
 	(void)events;
 	if (status < 0) {
@@ -818,10 +914,8 @@ syslog_unix_readable(uv_poll_t *h, int status, int events)
 		    l->addr->text, uv_strerror(status));
 		return;
 	}
-	for (int i = 0; i < SYSLOG_DGRAM_BURST; i++) {
-		struct iovec iov = { l->dgram, l->dgram_size };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t n = recvmsg(l->fd, &mh, MSG_DONTWAIT);
+	while (done < SYSLOG_DGRAM_BURST && !ss->stopping) {
+		int n = recvmmsg(l->fd, l->mmsg, (unsigned)l->nslots, MSG_DONTWAIT, NULL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -831,12 +925,71 @@ syslog_unix_readable(uv_poll_t *h, int status, int events)
 				log_warn("source %s: %s: receiving a datagram failed: %s", ss->cfg->name,
 				    l->addr->text, strerror(errno));
 			}
-			return;
+			break;
 		}
-		/* MSG_TRUNC: the datagram was longer than the buffer, max_message_size. */
-		syslog_datagram(l, l->dgram, (size_t)n, (mh.msg_flags & MSG_TRUNC) != 0, NULL);
+		for (int i = 0; i < n; i++)
+			syslog_slot(l, l->iov[i].iov_base, l->mmsg[i].msg_len,
+			    (l->mmsg[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, NULL);
+		done += (size_t)n;
+		if ((size_t)n < l->nslots)
+			break;   /* the queue is empty */
 	}
+	syslog_kernel_drops(l);
 	/* The poll is level-triggered: what is left is read at the next turn. */
+}
+
+/*
+ * Asks for receive_buffer bytes of kernel queue for fd: SO_RCVBUFFORCE
+ * passes net.core.rmem_max when the agent may (CAP_NET_ADMIN), SO_RCVBUF
+ * is clamped to it. Logs what the kernel granted, and warns when it is less.
+ */
+static void
+syslog_rcvbuf(struct syslog_listener *l, int fd)
+{
+	struct syslog_source *ss = l->ss;
+	int want = (int)ss->cfg->receive_buffer, got = 0;
+	socklen_t len = sizeof(got);
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) != 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want)) != 0) {
+		log_warn("source %s: %s: cannot set the receive buffer to %d bytes: %s; bursts "
+		    "beyond the system's default are dropped (and counted)", ss->cfg->name,
+		    l->addr->text, want, strerror(errno));
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) != 0) {
+		log_warn("source %s: %s: cannot read the receive buffer's size: %s", ss->cfg->name,
+		    l->addr->text, strerror(errno));
+		return;
+	}
+	/* Linux reports twice what was set: the other half is its bookkeeping. */
+	if (got < want)
+		log_warn("source %s: %s: receive buffer of %d bytes, not the %d of receive_buffer: "
+		    "the kernel capped it at net.core.rmem_max; raise that sysctl, or give the agent "
+		    "CAP_NET_ADMIN, or bursts larger than it are dropped (and counted)",
+		    ss->cfg->name, l->addr->text, got, want);
+	else
+		log_info("source %s: %s: receive buffer of %d bytes", ss->cfg->name, l->addr->text,
+		    got);
+}
+
+/* Unix datagram senders that do not wait lose what exceeds the queue: warn when it is short. */
+static void
+syslog_unix_qlen(struct syslog_listener *l)
+{
+	FILE *f = fopen("/proc/sys/net/unix/max_dgram_qlen", "r");
+	long qlen = -1;
+
+	if (f == NULL)
+		return;
+	if (fscanf(f, "%ld", &qlen) != 1)
+		qlen = -1;
+	fclose(f);
+	if (qlen >= 0 && qlen < SYSLOG_UNIX_QLEN_MIN)
+		log_warn("source %s: %s: net.unix.max_dgram_qlen is %ld: a sender that does not "
+		    "wait (journald forwarding, non-blocking loggers) loses what is beyond %ld "
+		    "datagrams queued while the agent is busy; set it to %d or more (systemd does)",
+		    l->ss->cfg->name, l->addr->text, qlen, qlen, SYSLOG_UNIX_QLEN_MIN);
 }
 
 /* ---------------------------------------------------------------- listeners */
@@ -875,12 +1028,17 @@ syslog_listen_inet(struct syslog_listener *l)
 	if ((r = syslog_resolve(l, udp ? SOCK_DGRAM : SOCK_STREAM, &sa)) != 0)
 		return r;
 	if (udp) {
-		l->dgram_size = ss->cfg->max_message_size < SYSLOG_UDP_MAX ?
-		    (size_t)ss->cfg->max_message_size : SYSLOG_UDP_MAX;
+		l->dgram_size = SYSLOG_MMSG * SYSLOG_UDP_SLOT;
 		if ((l->dgram = malloc(l->dgram_size)) == NULL)
 			return -ENOMEM;
-		uv_udp_init(ss->loop, &l->h.udp);
+		/* The socket exists from here, so its buffer is large before the first datagram. */
+		if ((r = uv_udp_init_ex(ss->loop, &l->h.udp, sa.ss_family | UV_UDP_RECVMMSG)) != 0) {
+			log_error("source %s: cannot listen on %s: %s", ss->cfg->name, l->addr->text,
+			    uv_strerror(r));
+			return r;
+		}
 		l->open = true;
+		syslog_rcvbuf(l, syslog_listener_fd(l));
 		/* No SO_REUSEADDR: two daemons must not share (and split) one syslog port. */
 		r = uv_udp_bind(&l->h.udp, (const struct sockaddr *)&sa, 0);
 		if (r == 0)
@@ -969,15 +1127,32 @@ syslog_listen_unix(struct syslog_listener *l)
 		    path, strerror(-r));
 		return r;
 	}
-	l->dgram_size = (size_t)ss->cfg->max_message_size;
-	if ((l->dgram = malloc(l->dgram_size)) == NULL)
+	/* Slots of max_message_size (a longer datagram says MSG_TRUNC), as many as fit the cap. */
+	l->slot = (size_t)ss->cfg->max_message_size;
+	l->nslots = SYSLOG_UNIX_SLOTS_MAX / l->slot;
+	if (l->nslots > SYSLOG_MMSG)
+		l->nslots = SYSLOG_MMSG;
+	if (l->nslots == 0)
+		l->nslots = 1;
+	l->dgram_size = l->nslots * l->slot;
+	if ((l->dgram = malloc(l->dgram_size)) == NULL ||
+	    (l->mmsg = calloc(l->nslots, sizeof(*l->mmsg))) == NULL ||
+	    (l->iov = calloc(l->nslots, sizeof(*l->iov))) == NULL)
 		return -ENOMEM;
+	for (size_t i = 0; i < l->nslots; i++) {
+		l->iov[i].iov_base = l->dgram + i * l->slot;
+		l->iov[i].iov_len = l->slot;
+		l->mmsg[i].msg_hdr.msg_iov = &l->iov[i];
+		l->mmsg[i].msg_hdr.msg_iovlen = 1;
+	}
 	/* libuv has no unix datagram handle: a socket of ours, watched by a uv_poll_t. */
 	if ((l->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
 		r = -errno;
 		log_error("source %s: %s: cannot create a socket: %s", name, url, strerror(-r));
 		return r;
 	}
+	syslog_rcvbuf(l, l->fd);
+	syslog_unix_qlen(l);
 	if (bind(l->fd, (const struct sockaddr *)&sa_un, sizeof(sa_un)) != 0) {
 		r = -errno;
 		log_error("source %s: cannot listen on %s: %s; %s", name, url, strerror(-r),

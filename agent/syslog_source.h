@@ -24,6 +24,15 @@
  * Connections beyond max_connections are accepted and closed at once. A
  * connection buffers at most max_message_size plus a frame header.
  *
+ * Datagrams. Each udp and unix socket asks for receive_buffer bytes of
+ * kernel buffer (SO_RCVBUFFORCE when privileged, else SO_RCVBUF; what was
+ * granted is logged) so that bursts wait there while the agent is busy,
+ * and is read with recvmmsg, several datagrams per system call. What the
+ * kernel still drops is read from the socket's drop counter after every
+ * batch, counted (dropped_kernel) and logged. A unix socket's queue is
+ * also bounded by net.unix.max_dgram_qlen: beyond it the kernel refuses
+ * (blocks or fails) the sender, and drops nothing it accepted.
+ *
  * Full spool. Datagrams are dropped and counted: a local sender blocks
  * when a unix socket's queue is full, and syslog(3) callers must not stall
  * behind the agent. TCP pushes back instead: the message that did not fit
@@ -91,6 +100,7 @@ struct syslog_source_stats {
 	uint64_t truncated;           /* of which cut at max_message_size */
 	uint64_t parse_errors;        /* of which spooled with a parse_error field */
 	uint64_t dropped_full;        /* datagrams dropped on a full spool */
+	uint64_t dropped_kernel;      /* datagrams the kernel dropped: the receive buffer was full */
 	uint64_t dropped_oversize;    /* octet-counted messages over max_message_size, skipped */
 	uint64_t dropped_unspoolable; /* messages the spool refused even without fields */
 	uint64_t connections;         /* TCP connections accepted and served */

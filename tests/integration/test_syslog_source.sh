@@ -223,6 +223,93 @@ else
 	fail "flood"
 fi
 
-grep -E "error:|invalid state" "$T/agent1.log" "$T/agent2.log" && fail "errors in the agent logs"
+# --- datagram bursts while the agent cannot read (SIGSTOP, as a loaded host
+# does to it): with a receive buffer far too small for them, every datagram
+# the kernel accepted is spooled or counted as dropped, none lost silently.
+BURST=3000
+BUDP=$(free_port)
+BMET=$(free_port)
+BSOCK=$T/burst.sock
+BCFG=$T/burst.yaml
+cat >"$BCFG" <<YAML
+id: test-agent
+data_dir: $T/burst-data
+metrics: {listen: "$LF_IP:$BMET"}
+sources:
+  - name: bu
+    type: syslog
+    listen: ["udp://$LF_IP:$BUDP"]
+    receive_buffer: 4KiB
+  - name: bx
+    type: syslog
+    listen: ["unix://$BSOCK"]
+    receive_buffer: 4KiB
+YAML
+start burst "$LOGFERRY_AGENT" -c "$BCFG"
+BPID=$LF_PID
+wait_log "$T/burst.log" "started as" || { fail "burst: agent did not start"; cat "$T/burst.log"; finish; }
+grep -q "source bu: udp://$LF_IP:$BUDP: receive buffer of [0-9]* bytes" "$T/burst.log" &&
+	pass "the receive buffer the kernel granted is logged" || fail "no receive buffer line in the log"
+
+# metric NAME SOURCE: the value of logferry_syslog_NAME{source="SOURCE"}, 0 when absent.
+metric() {
+	curl -sS --max-time 2 "http://$LF_IP:$BMET/metrics" |
+		awk -v k="logferry_syslog_$1{source=\"$2\"}" '$1 == k { v = $2 } END { print v + 0 }'
+}
+
+kill -STOP "$BPID"
+# Non-blocking senders: a datagram the kernel refuses (EAGAIN on a full unix
+# socket) was never accepted, and its sender knows; it is not counted as sent.
+sent=$(python3 - "$LF_IP" "$BUDP" "$BSOCK" "$BURST" <<'PY'
+import errno, socket, sys
+ip, port, path, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+def burst(s, dest, tag):
+    ok = 0
+    for i in range(n):
+        msg = b'<14>1 2026-11-25T00:00:00Z bhost burst - - - %s-%05d' % (tag, i)
+        try:
+            s.sendto(msg, dest)
+            ok += 1
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ENOBUFS):
+                raise
+    return ok
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.setblocking(False)
+x = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+x.setblocking(False)
+print(burst(u, (ip, port), b'u'), burst(x, path, b'x'))
+PY
+)
+kill -CONT "$BPID"
+read -r usent xsent <<<"$sent"
+echo "burst: sent $usent over UDP, $xsent over the unix socket"
+# wait_counted SOURCE SENT: until messages + kernel drops reach SENT (30 s at most).
+wait_counted() {
+	local i got drop
+	for ((i = 0; i < 300; i++)); do
+		got=$(metric messages_total "$1")
+		drop=$(metric dropped_kernel_total "$1")
+		[ $((got + drop)) -ge "$2" ] && break
+		sleep 0.1
+	done
+	echo "$1: $got spooled + $drop dropped by the kernel, $2 sent"
+	[ $((got + drop)) -eq "$2" ]
+}
+if [ "${usent:-0}" -gt 0 ] && wait_counted bu "$usent" && [ "$(metric dropped_kernel_total bu)" -gt 0 ]; then
+	pass "UDP burst into a 4 KiB buffer while stopped: every datagram spooled or counted as dropped"
+else
+	fail "UDP burst: datagrams lost without being counted"
+fi
+grep -q "source bu: udp://$LF_IP:$BUDP: the kernel dropped [0-9]* datagrams" "$T/burst.log" &&
+	pass "kernel drops are logged" || fail "kernel drops are not logged"
+if [ "${xsent:-0}" -gt 0 ] && wait_counted bx "$xsent"; then
+	pass "unix socket burst while stopped: every datagram the kernel accepted is spooled or counted"
+else
+	fail "unix socket burst: datagrams lost without being counted"
+fi
+stop_agent "$BPID"
+
+grep -E "error:|invalid state" "$T/agent1.log" "$T/agent2.log" "$T/burst.log" && fail "errors in the agent logs"
 
 finish

@@ -127,6 +127,7 @@ setup(void **state)
 	fx->cfg.name = "sys";
 	fx->cfg.type = SOURCE_SYSLOG;
 	fx->cfg.max_message_size = MAX_SIZE;
+	fx->cfg.receive_buffer = 1024 * 1024;
 	fx->cfg.socket_mode = "0666";
 	fx->cfg.max_connections = 16;
 	fx->cfg.listen.items = fx->addrs;
@@ -483,6 +484,50 @@ test_udp_message_arrives_with_fields_host_and_time(void **state)
 		assert_string_equal(field(g[0], "message"), "hello v6");
 		assert_string_equal(field(g[0], "severity"), "5");
 	}
+}
+
+static void
+test_datagram_bursts_beyond_the_receive_buffer_are_counted_as_kernel_drops(void **state)
+{
+	struct fixture *fx = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char msg[64];
+	size_t iu, sent = 0;
+	uint64_t received;
+	int ufd, xfd;
+
+	open_spool(fx);
+	fx->cfg.receive_buffer = 4096;
+	iu = add_listen(fx, CONFIG_SCHEME_UDP, "127.0.0.1");
+	add_listen(fx, CONFIG_SCHEME_UNIX, fx->sock);
+	start(fx);
+	ufd = client(fx, iu, SOCK_DGRAM);
+	xfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(xfd >= 0);
+	set_sun(&sa, fx->sock);
+	/* The loop does not run: the agent reads nothing while the burst comes. */
+	for (int i = 0; i < 400; i++) {
+		int n = snprintf(msg, sizeof(msg), "<13>1 - h app - - - burst %d", i);
+
+		if (send(ufd, msg, (size_t)n, MSG_DONTWAIT) == n)
+			sent++;
+		/* A full unix queue refuses the sender (EAGAIN): not accepted, not sent. */
+		if (sendto(xfd, msg, (size_t)n, 0, (struct sockaddr *)&sa, sizeof(sa)) == n)
+			sent++;
+		else
+			assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+	}
+	close(ufd);
+	close(xfd);
+	RUN_UNTIL(fx, stats(fx).received + stats(fx).dropped_kernel == sent);
+	assert_true(stats(fx).dropped_kernel > 0);
+	/* Nothing more comes: the count was exact, not over. */
+	run_for(fx, 50);
+	assert_int_equal(stats(fx).received + stats(fx).dropped_kernel, sent);
+	assert_int_equal(stats(fx).read_errors, 0);
+	received = stats(fx).received;
+	stop_and_read(fx);
+	assert_int_equal(fx->ngot, received);
 }
 
 static void
@@ -1019,6 +1064,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_udp_message_arrives_with_fields_host_and_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_datagram_bursts_beyond_the_receive_buffer_are_counted_as_kernel_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_framing_is_detected_per_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_message_split_across_reads_arrives_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversize_octet_counted_message_is_skipped, setup, teardown),
