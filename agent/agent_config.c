@@ -1,5 +1,6 @@
 #include "autoconfig.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "agent/agent_config.h"
 #include "common/daemon.h"
+#include "common/tz.h"
 
 #define KIB INT64_C(1024)
 #define MIB (KIB * 1024)
@@ -52,6 +54,9 @@ static const struct config_key source_keys[] = {
 	{ "format", CONFIG_ENUM, S(format), .def = "raw", .names = formats,
 	  .only = ONLY(SOURCE_FILE),
 	  .help = "How lines are parsed. A line that does not parse is still shipped, with a parse_error field." },
+	{ "timezone", CONFIG_STRING, S(timezone), .flags = CONFIG_NONEMPTY,
+	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_SYSLOG),
+	  .help = "Time zone of syslog timestamps that carry none (RFC 3164's \"Mmm dd hh:mm:ss\"): an IANA name such as Europe/Paris (from tzdata), or a POSIX TZ rule. Default: the agent's local zone (TZ, else /etc/localtime)." },
 	{ "start_at", CONFIG_ENUM, S(start_at), .def = "beginning", .names = start_ats,
 	  .only = ONLY(SOURCE_FILE),
 	  .help = "Where to start in a file seen for the first time. Files already known resume where they were." },
@@ -228,6 +233,18 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 			config_error(c, path, "'%s' needs a scheme: udp://, tcp:// or unix://", l[j].text);
 		if (s->type == SOURCE_HTTP && l[j].scheme != CONFIG_SCHEME_NONE)
 			config_error(c, path, "'%s': an http source listens on host:port", l[j].text);
+	}
+	if (s->timezone != NULL) {
+		struct tz *z = NULL;
+		int r = tz_load(s->timezone, &z);
+
+		snprintf(path, sizeof(path), "sources[%zu].timezone", i);
+		if (r != 0)
+			config_error(c, path, "'%s' is not a time zone: %s (an IANA name such as "
+			    "Europe/Paris needs tzdata, or write a POSIX TZ rule such as "
+			    "CET-1CEST,M3.5.0,M10.5.0/3)", s->timezone,
+			    r == -ENOENT ? "no such zone" : strerror(-r));
+		tz_free(z);
 	}
 	if (s->type == SOURCE_SYSLOG) {
 		char *end;

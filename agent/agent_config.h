@@ -22,6 +22,7 @@ struct agent_source {
 	struct config_list paths;     /* char *: globs (file) */
 	struct config_list exclude;   /* char *: globs never read (file) */
 	int format;                   /* enum agent_format */
+	char *timezone;               /* file (syslog format), syslog: NULL: the local zone */
 	int start_at;                 /* enum agent_start_at (file) */
 	uint64_t max_line;            /* file */
 	uint64_t scan_interval_ms;    /* file: glob re-scan */

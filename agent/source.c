@@ -8,6 +8,7 @@
 #include "agent/nginx_parse.h"
 #include "agent/source.h"
 #include "agent/syslog_parse.h"
+#include "common/log.h"
 
 #define PS(s) ((struct pbslice){ (const uint8_t *)(s), sizeof(s) - 1 })
 
@@ -25,12 +26,25 @@ source_line_init(struct source_line *sl, const struct agent_source *cfg, const c
 	sl->host.len = strlen(host);
 	/* Decoded JSON strings and syslog SD values: at most the line again, plus keys. */
 	parser_init(&sl->parsed, 2 * max_line + 4096);
+	if (cfg->type == SOURCE_SYSLOG || cfg->format == FORMAT_SYSLOG) {
+		int r = tz_load(cfg->timezone, &sl->zone);
+
+		if (r != 0)
+			log_warn("source %s: cannot load the time zone %s (%s): syslog times without "
+			    "a zone are read as UTC; install tzdata or set timezone", cfg->name,
+			    cfg->timezone != NULL ? cfg->timezone : "of the system", strerror(-r));
+		else
+			log_info("source %s: syslog times without a zone are read in %s", cfg->name,
+			    tz_name(sl->zone));
+	}
 }
 
 void
 source_line_free(struct source_line *sl)
 {
 	parser_free(&sl->parsed);
+	tz_free(sl->zone);
+	sl->zone = NULL;
 }
 
 uint64_t
@@ -52,7 +66,7 @@ source_parse(struct source_line *sl, const uint8_t *line, size_t len, uint64_t n
 	case FORMAT_JSON:
 		return json_parse(line, len, &sl->parsed);
 	case FORMAT_SYSLOG:
-		return syslog_parse(line, len, now_ns, &sl->parsed);
+		return syslog_parse(line, len, now_ns, sl->zone, &sl->parsed);
 	default:
 		parser_reset(&sl->parsed);
 		return 0;

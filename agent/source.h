@@ -16,6 +16,7 @@
 
 #include "agent/agent_config.h"
 #include "agent/parser.h"
+#include "common/tz.h"
 #include "proto/event.h"
 
 #define SOURCE_SPLIT   0x1
@@ -25,11 +26,17 @@ struct source_line {
 	int format;                  /* enum agent_format */
 	struct pbslice stream, host;
 	struct parsed parsed;
+	struct tz *zone;             /* owned: RFC 3164 times' zone (NULL: UTC) */
 	struct event_field fields[PARSER_MAX_FIELDS + 2];
 	uint64_t parse_errors;
 };
 
-/* Prepares sl for cfg's lines; host is the agent's host name (kept, not copied). */
+/*
+ * Prepares sl for cfg's lines; host is the agent's host name (kept, not
+ * copied). Syslog lines' zone-less times are read in cfg's timezone, else
+ * the agent's local zone; a zone that cannot be loaded (checked with the
+ * configuration, so gone since) is logged and UTC used.
+ */
 void source_line_init(struct source_line *sl, const struct agent_source *cfg, const char *host,
     size_t max_line);
 void source_line_free(struct source_line *sl);

@@ -242,12 +242,12 @@ syslog_year(struct syslog_cur *c, int *year)
 /*
  * Mmm dd [yyyy] hh:mm:ss[.f{1,9}][:], the day space-padded, zero-padded or
  * not padded. The year and the colon after the time are not RFC 3164's, but
- * Cisco and others write them and rsyslog accepts them. No zone: UTC. With
- * no year, the year (now's, the one before or after) that puts it closest
- * to now.
+ * Cisco and others write them and rsyslog accepts them. No zone: local
+ * time in zone (NULL: UTC). With no year, the year (now's, the one before
+ * or after) that puts it closest to now.
  */
 static bool
-syslog_rfc3164_time(struct syslog_cur *c, uint64_t now_ns, uint64_t *ts)
+syslog_rfc3164_time(struct syslog_cur *c, uint64_t now_ns, const struct tz *zone, uint64_t *ts)
 {
 	int mo = civil_month(c->msg + c->pos), d, h, mi, s, year = -1;
 	int64_t now = (int64_t)(now_ns / 1000000000u), y0, y1, best = -1, bestdiff = 0;
@@ -283,6 +283,8 @@ syslog_rfc3164_time(struct syslog_cur *c, uint64_t now_ns, uint64_t *ts)
 		if (d > civil_days_in_month(y, mo))
 			continue;
 		t = civil_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+		if (zone != NULL)
+			t = tz_utc(zone, t, now);
 		diff = t > now ? t - now : now - t;
 		if (best < 0 || diff < bestdiff) {
 			best = t;
@@ -589,7 +591,7 @@ syslog_host(struct syslog_cur *c)
 
 /* [timestamp SP] [HOSTNAME SP] [TAG] MSG, after the PRI if there is one. */
 static int
-syslog_3164(struct syslog_cur *c, uint64_t now_ns)
+syslog_3164(struct syslog_cur *c, uint64_t now_ns, const struct tz *zone)
 {
 	const char *bad;
 	size_t start = c->pos;
@@ -606,7 +608,7 @@ syslog_3164(struct syslog_cur *c, uint64_t now_ns)
 			return syslog_fail(c, bad);
 	} else if (syslog_looks_3164(c)) {
 		bad = "syslog: bad RFC 3164 timestamp";
-		if (!syslog_rfc3164_time(c, now_ns, &c->out->ts))
+		if (!syslog_rfc3164_time(c, now_ns, zone, &c->out->ts))
 			return syslog_fail(c, bad);
 	} else if (c->has_pri) {
 		/* "<13>app: msg": a PRI and nothing else of the header. */
@@ -627,7 +629,8 @@ syslog_3164(struct syslog_cur *c, uint64_t now_ns)
 /* ---------------------------------------------------------------- API */
 
 int
-syslog_parse(const uint8_t *msg, size_t len, uint64_t now_ns, struct parsed *out)
+syslog_parse(const uint8_t *msg, size_t len, uint64_t now_ns, const struct tz *zone,
+    struct parsed *out)
 {
 	struct syslog_cur c;
 	int r;
@@ -655,7 +658,7 @@ syslog_parse(const uint8_t *msg, size_t len, uint64_t now_ns, struct parsed *out
 		c.pos += 2;
 		r = syslog_5424(&c);
 	} else {
-		r = syslog_3164(&c, now_ns);
+		r = syslog_3164(&c, now_ns, zone);
 	}
 	if (r != 0 && c.has_pri) {
 		/*

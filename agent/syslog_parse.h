@@ -21,8 +21,9 @@
  * the time, spaces around "=" and before "]" in structured data.
  *
  * Time: RFC 5424 and RFC 3339 timestamps carry their offset. The
- * traditional `Mmm dd hh:mm:ss` has no zone: it is read as UTC; and when
- * it has no year, in the year that puts it closest to now.
+ * traditional `Mmm dd hh:mm:ss` has no zone: it is the sender's local
+ * time, read in the zone the caller gives (DST included); and when it has
+ * no year, in the year that puts it closest to now.
  */
 #ifndef LOGFERRY_SYSLOG_PARSE_H
 #define LOGFERRY_SYSLOG_PARSE_H
@@ -31,19 +32,22 @@
 #include <stdint.h>
 
 #include "agent/parser.h"
+#include "common/tz.h"
 
 /*
  * Parses one syslog message (RFC 5424, or RFC 3164 as sent by BSD syslog,
  * rsyslog, util-linux logger, and as written to /var/log/syslog files).
  * now_ns: receive time, used for RFC 3164's year-less timestamps (pick the
  * year that puts the time closest to now, so a December message read in
- * January gets last year). Resets out first; slices in out point into
+ * January gets last year). zone: the time zone of RFC 3164 timestamps
+ * (NULL: UTC); it must outlive the call. Resets out first; slices in out point into
  * msg, which must outlive them. Returns 0, or -EINVAL with out->error set
  * (a static string; the fields parsed so far are then meaningless). A
  * message whose PRI was read is never refused whole: when what follows
  * cannot be read, it returns 0 with the PRI's fields, the rest of the line
  * as message, no time or host, and out->error saying what was wrong.
  */
-int syslog_parse(const uint8_t *msg, size_t len, uint64_t now_ns, struct parsed *out);
+int syslog_parse(const uint8_t *msg, size_t len, uint64_t now_ns, const struct tz *zone,
+    struct parsed *out);
 
 #endif

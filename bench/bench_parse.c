@@ -25,7 +25,7 @@ typedef int (*bench_parse_fn)(const uint8_t *line, size_t len, struct parsed *ou
 static int
 bench_syslog(const uint8_t *line, size_t len, struct parsed *out)
 {
-	return syslog_parse(line, len, UINT64_C(1795341600000000000), out);
+	return syslog_parse(line, len, UINT64_C(1795341600000000000), NULL, out);
 }
 
 static void

@@ -107,19 +107,27 @@ fuzz_check(const uint8_t *data, size_t size, const struct parsed *p, int r)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* Loaded once, kept for the process's life (a fuzzer runs until killed). */
+	static struct tz *ny;
 	struct parsed p, small;
 	int r;
 
 	parser_init(&p, 64 * 1024);
 	parser_init(&small, 24);
-	r = syslog_parse(data, size, FUZZ_NOW, &p);
+	r = syslog_parse(data, size, FUZZ_NOW, NULL, &p);
 	fuzz_check(data, size, &p, r);
 	/* A tiny scratch: values stay raw, keys get dropped; the verdict is the same. */
-	if (syslog_parse(data, size, FUZZ_NOW, &small) != r)
+	if (syslog_parse(data, size, FUZZ_NOW, NULL, &small) != r)
 		abort();
 	fuzz_check(data, size, &small, r);
 	/* Year-less timestamps read at the epoch. */
-	fuzz_check(data, size, &small, syslog_parse(data, size, 0, &small));
+	fuzz_check(data, size, &small, syslog_parse(data, size, 0, NULL, &small));
+	/* In a zone with DST (a rule: no tzdata needed): the same verdict. */
+	if (ny == NULL && tz_load("EST5EDT,M3.2.0,M11.1.0", &ny) != 0)
+		abort();
+	if (syslog_parse(data, size, FUZZ_NOW, ny, &small) != r)
+		abort();
+	fuzz_check(data, size, &small, r);
 	parser_free(&small);
 	parser_free(&p);
 	return 0;

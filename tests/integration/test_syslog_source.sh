@@ -310,6 +310,73 @@ else
 fi
 stop_agent "$BPID"
 
-grep -E "error:|invalid state" "$T/agent1.log" "$T/agent2.log" "$T/burst.log" && fail "errors in the agent logs"
+# --- RFC 3164 times carry no zone: read in the agent's local zone (TZ, here
+# New York, with and without DST) or in a source's timezone, never as UTC.
+ZONE=America/New_York
+[ -e /usr/share/zoneinfo/$ZONE ] || ZONE="EST5EDT,M3.2.0,M11.1.0"
+TUDP=$(free_port)
+KUDP=$(free_port)
+TCFG=$T/tz.yaml
+cat >"$TCFG" <<YAML
+id: test-agent
+data_dir: $T/tz-data
+sources:
+  - name: local
+    type: syslog
+    listen: ["udp://$LF_IP:$TUDP"]
+  - name: kolkata
+    type: syslog
+    listen: ["udp://$LF_IP:$KUDP"]
+    timezone: Asia/Kolkata
+YAML
+if [ -e /usr/share/zoneinfo/Asia/Kolkata ]; then
+	start tz env TZ="$ZONE" "$LOGFERRY_AGENT" -c "$TCFG"
+	TPID=$LF_PID
+	wait_log "$T/tz.log" "started as" || { fail "tz: agent did not start"; cat "$T/tz.log"; finish; }
+	grep -q "source local: syslog times without a zone are read in $ZONE" "$T/tz.log" &&
+		pass "the zone of RFC 3164 times is logged" || fail "the zone of RFC 3164 times is not logged"
+	# logger writes the time in its own zone, the agent's: it must come out as now.
+	TZ="$ZONE" logger --udp --server "$LF_IP" --port "$TUDP" --rfc3164 -t app "logger-now" ||
+		fail "tz: logger failed"
+	python3 - "$LF_IP" "$TUDP" "$KUDP" <<'PY' || fail "tz: sending failed"
+import socket, sys
+ip, t, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b'<13>Jan 15 2026 12:00:00 h app: ny-winter', (ip, t))
+s.sendto(b'<13>Jul  1 2026 12:00:00 h app: ny-summer', (ip, t))
+s.sendto(b'<13>Jan 15 2026 12:00:00 h app: kolkata', (ip, k))
+PY
+	wait_spooled "$TCFG" 4 10 || fail "tz: messages did not arrive"
+	stop_agent "$TPID"
+	"$LOGFERRY_AGENT" -c "$TCFG" --spool-dump >"$T/tz.json" || fail "tz: dump failed"
+	if python3 - "$T/tz.json" <<'PY'
+import json, sys
+want = {'ny-winter': '2026-01-15T17:00:00', 'ny-summer': '2026-07-01T16:00:00',
+        'kolkata': '2026-01-15T06:30:00'}
+got = {}
+for l in open(sys.argv[1], 'rb'):
+    e = json.loads(l)
+    m = e['fields'].get('message')
+    if m in want or m == 'logger-now':
+        got[m] = e['ts']
+print(got)
+ok = all(got.get(m, '').startswith(v) for m, v in want.items())
+import datetime
+now = datetime.datetime.now(datetime.timezone.utc)
+lt = got.get('logger-now', '')[:19]
+ok = ok and lt != '' and abs((now - datetime.datetime.fromisoformat(lt).replace(
+    tzinfo=datetime.timezone.utc)).total_seconds()) < 600
+sys.exit(0 if ok else 1)
+PY
+	then
+		pass "RFC 3164 times read in TZ=$ZONE (EST and EDT) and in a source's timezone, not as UTC"
+	else
+		fail "RFC 3164 times not read in their zone"
+	fi
+else
+	echo "SKIP: tzdata's Asia/Kolkata is not installed: RFC 3164 zone test skipped"
+fi
+
+grep -E "error:|invalid state" "$T/agent1.log" "$T/agent2.log" "$T/burst.log" "$T/tz.log" && fail "errors in the agent logs"
 
 finish

@@ -524,6 +524,50 @@ test_file_keys_on_a_syslog_source_are_refused(void **state)
 }
 
 static void
+test_syslog_timezone_and_receive_buffer_are_read_and_checked(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_source *s;
+
+	(void)state;
+	load_ok("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: udp://127.0.0.1:5514\n"
+	    "    timezone: EST5EDT,M3.2.0,M11.1.0\n"
+	    "    receive_buffer: 32MiB\n"
+	    "  - name: f\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/syslog]\n"
+	    "    format: syslog\n", &cfg);
+	s = source(&cfg, 0);
+	assert_string_equal(s->timezone, "EST5EDT,M3.2.0,M11.1.0");
+	assert_int_equal(s->receive_buffer, 32 * MIB);
+	s = source(&cfg, 1);
+	assert_null(s->timezone);
+	config_free(&agent_config_schema, &cfg);
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: udp://127.0.0.1:5514\n"
+	    "    receive_buffer: 1KiB\n"
+	    "  - name: web\n"
+	    "    type: http\n"
+	    "    listen: 127.0.0.1:8540\n"
+	    "    timezone: UTC\n",
+	    "agent.yaml:5: sources[0].receive_buffer: 1KiB is below the minimum of 4KiB\n"
+	    "agent.yaml:9: sources[1].timezone: only valid when type is file or syslog\n");
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: udp://127.0.0.1:5514\n"
+	    "    timezone: Mars/Olympus_Mons\n",
+	    "agent.yaml:5: sources[0].timezone: 'Mars/Olympus_Mons' is not a time zone: no such "
+	    "zone (an IANA name such as Europe/Paris needs tzdata, or write a POSIX TZ rule such "
+	    "as CET-1CEST,M3.5.0,M10.5.0/3)\n");
+}
+
+static void
 test_syslog_listen_needs_a_scheme(void **state)
 {
 	(void)state;
@@ -873,6 +917,7 @@ main(void)
 		cmocka_unit_test(test_reconnect_min_above_reconnect_max_is_refused),
 		cmocka_unit_test(test_bad_server_addresses_are_refused),
 		cmocka_unit_test(test_several_errors_are_all_reported_in_one_run),
+		cmocka_unit_test(test_syslog_timezone_and_receive_buffer_are_read_and_checked),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tls_files, remove_tls_files);

@@ -23,12 +23,13 @@
 
 static struct parsed P;
 static const char *line;   /* what P was parsed from */
+static const struct tz *zone;   /* of RFC 3164 times; NULL (UTC) but in the zone tests */
 
 static int
 parse_at(const char *s, uint64_t now)
 {
 	line = s;
-	return syslog_parse((const uint8_t *)s, strlen(s), now, &P);
+	return syslog_parse((const uint8_t *)s, strlen(s), now, zone, &P);
 }
 
 static int
@@ -539,6 +540,38 @@ test_year_less_timestamps_take_the_year_closest_to_now(void **state)
 	assert_int_equal(P.ts, UINT64_C(1795569631500000000));
 }
 
+/* RFC 3164 times are the sender's local time: read in the zone given, DST included. */
+static void
+test_rfc3164_times_are_read_in_the_given_zone_with_dst(void **state)
+{
+	struct tz *ny;
+
+	(void)state;
+	assert_int_equal(tz_load("EST5EDT,M3.2.0,M11.1.0", &ny), 0);
+	zone = ny;
+	/* Winter: EST, UTC-5. */
+	assert_int_equal(parse("Nov 25 01:20:31 web-01 sshd[811]: x"), 0);
+	assert_int_equal(P.ts, UINT64_C(1795569631000000000) + UINT64_C(5) * 3600 * 1000000000);
+	assert_int_equal(parse("<13>Nov 25 01:20:31.5 h a: x"), 0);
+	assert_int_equal(P.ts, UINT64_C(1795569631500000000) + UINT64_C(5) * 3600 * 1000000000);
+	/* Summer: EDT, UTC-4. */
+	assert_int_equal(parse("<13>Jul  4 12:00:00 h a: x"), 0);
+	assert_int_equal(P.ts, UINT64_C(1783166400000000000) + UINT64_C(4) * 3600 * 1000000000);
+	/* A year in the timestamp: 2008-03-07 was still EST (DST began on the 9th). */
+	assert_int_equal(parse("<38>Mar 7 2008 19:06:53 example tag: x"), 0);
+	assert_int_equal(P.ts, UINT64_C(1204916813000000000) + UINT64_C(5) * 3600 * 1000000000);
+	/* Times with an offset keep it, whatever the zone. */
+	assert_int_equal(parse("<13>1 2026-11-25T01:20:31Z h a - - - m"), 0);
+	assert_int_equal(P.ts, UINT64_C(1795569631000000000));
+	assert_int_equal(parse("2026-11-25T01:20:31.123456+00:00 web-01 CRON[42]: x"), 0);
+	assert_int_equal(P.ts, UINT64_C(1795569631123456000));
+	/* Just after new year in New York (05:00:10Z), last December's 23:59:50 local. */
+	assert_int_equal(parse_at("Dec 31 23:59:50 h a: x", UINT64_C(1798779610000000000)), 0);
+	assert_int_equal(P.ts, UINT64_C(1798779590000000000));
+	zone = NULL;
+	tz_free(ny);
+}
+
 static void
 test_rfc3339_offsets_and_fractions(void **state)
 {
@@ -709,7 +742,7 @@ parse_copy(const char *s, size_t n, uint64_t now)
 
 	assert_non_null(copy);
 	memcpy(copy, s, n);
-	r = syslog_parse(copy, n, now, &P);
+	r = syslog_parse(copy, n, now, zone, &P);
 	check_bounds(copy, n, r);
 	free(copy);
 	return r;
@@ -805,7 +838,7 @@ test_full_scratch_keeps_raw_values_and_drops_keys(void **state)
 	(void)state;
 	/* Room for one key ("sd.x@1.a", 8 bytes) and not for the unescaped value. */
 	parser_init(&small, 10);
-	assert_int_equal(syslog_parse((const uint8_t *)s, strlen(s), NOW, &small), 0);
+	assert_int_equal(syslog_parse((const uint8_t *)s, strlen(s), NOW, NULL, &small), 0);
 	assert_int_equal(small.nfields, 4 + 2 + 2);
 	assert_memory_equal(small.fields[6].key.ptr, "sd.x@1.a", 8);
 	assert_int_equal(small.fields[6].type, EVENT_SLICE);
@@ -932,6 +965,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rsyslog_empty_messages_keep_the_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sd_param_with_spaces_around_the_value_is_read_leniently, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_priority_is_kept_when_the_header_is_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rfc3164_times_are_read_in_the_given_zone_with_dst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rfc3339_offsets_and_fractions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_messages_get_their_specific_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncation_at_every_length_stays_in_bounds, setup, teardown),
