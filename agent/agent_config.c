@@ -87,7 +87,7 @@ static const struct config_key source_keys[] = {
 	  .help = "A connection that sends nothing for this long (between requests, or in the middle of one) is closed." },
 	{ "request_timeout", CONFIG_DURATION, S(request_timeout_ms), .def = "10s", .min = 100, .max = HOUR,
 	  .only = ONLY(SOURCE_HTTP),
-	  .help = "How long a request may wait for room (in the spool's hand-off queue, or in memory_limit's share for bodies) before it is answered 503 with Retry-After. A full spool is answered 503 at once." },
+	  .help = "How long a request may wait for room (in the spool's hand-off queue, or in memory_limit's share for bodies), and then for its events' commit, before it is answered 503 with Retry-After. A full spool is answered 503 at once." },
 	{ NULL },
 };
 #undef S

@@ -383,7 +383,8 @@ http_conn_on_timer(uv_timer_t *t)
 	struct http_source *hs = c->hs;
 
 	/* A request waited request_timeout for room (while stopping: the grace is over). */
-	if (!hs->stopping && (c->state == HTTP_CONN_WAITING || c->state == HTTP_CONN_SPOOLING)) {
+	if (!hs->stopping && (c->state == HTTP_CONN_WAITING || c->state == HTTP_CONN_SPOOLING ||
+	    c->state == HTTP_CONN_COMMITTING)) {
 		http_conn_timed_out(c);
 		return;
 	}
@@ -446,6 +447,16 @@ http_conn_uncharge(struct http_conn *c)
 	budget_give(c->hs->budget, n);
 }
 
+/* The commit c waits for may still come, with nobody left to tell. */
+static void
+http_conn_forget_ticket(struct http_conn *c)
+{
+	if (c->ticket == NULL)
+		return;
+	c->ticket->conn = NULL;
+	c->ticket = NULL;
+}
+
 static void
 http_conn_close(struct http_conn *c)
 {
@@ -456,11 +467,7 @@ http_conn_close(struct http_conn *c)
 	http_conn_set_state(c, HTTP_CONN_CLOSING);
 	http_conn_unqueue(c);
 	c->waiting_room = false;
-	if (c->ticket != NULL) {
-		/* The events are in the spool all the same; nobody is left to tell. */
-		c->ticket->conn = NULL;
-		c->ticket = NULL;
-	}
+	http_conn_forget_ticket(c);
 	http_conn_uncharge(c);
 	TAILQ_REMOVE(&hs->conns, c, link);
 	hs->nconns--;
@@ -733,6 +740,8 @@ http_conn_commit(struct http_conn *c)
 	}
 	c->ticket = t;
 	http_conn_set_state(c, HTTP_CONN_COMMITTING);
+	/* A spool that fills up, or cannot commit, holds the commit back: the client hears why. */
+	http_conn_timer(c, c->hs->request_timeout_ms);
 }
 
 /*
@@ -777,18 +786,20 @@ http_conn_timed_out(struct http_conn *c)
 		http_conn_fail(c);
 		return;
 	}
+	http_conn_forget_ticket(c);
 	if (c->taken > 0)
-		snprintf(part, sizeof(part), " (%zu of its %zu events are spooled already, and are "
-		    "stored again when it is retried)", c->taken, intake_events(c->in));
+		snprintf(part, sizeof(part), " (%zu of its %zu events are in the spool already, and "
+		    "are stored again when it is retried)", c->taken, intake_events(c->in));
 	spool_get_stats(hs->spool, &ss);
 	if (ss.full)
 		http_conn_error(c, 503, "the spool is full (at spool.max_size until the relays "
 		    "acknowledge events)%s: retry later; check that the relays are reachable and "
 		    "acknowledging", part);
 	else
-		http_conn_error(c, 503, "the spool's writer took no more of the request's events for "
-		    "request_timeout (%" PRIu64 " ms)%s%s: retry later", hs->request_timeout_ms, part,
-		    ss.commit_errors != 0 ? "; the spool has commit errors, see the agent's log" : "");
+		http_conn_error(c, 503, "the spool's writer did not take or commit the request's events "
+		    "within request_timeout (%" PRIu64 " ms)%s%s: retry later", hs->request_timeout_ms,
+		    part, ss.commit_errors != 0 ? "; the spool has commit errors, see the agent's log" :
+		    "");
 	http_conn_fail(c);
 }
 

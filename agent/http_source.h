@@ -35,7 +35,9 @@
  * writer is busy with a commit), the request waits for the spool's
  * writable callback, its connection read no further meanwhile, for up to
  * request_timeout from its first wait; a full spool is no reason to wait
- * for a request with nothing in yet: 503 at once.
+ * for a request with nothing in yet: 503 at once. The commit of its events
+ * (which a spool that fills up or cannot commit holds back) is awaited for
+ * up to request_timeout too.
  *
  * An object whose event is larger than the spool takes (its
  * event_max_bytes) is spooled without its fields, with a parse_error field
