@@ -20,8 +20,8 @@
 command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
 command -v gzip >/dev/null || { echo "SKIP: gzip not installed"; exit 77; }
 
-# agent_config NAME MAX_BODY [SPOOL-EXTRA [SOURCE-EXTRA]]: one http source on an
-# ephemeral loopback port.
+# agent_config NAME MAX_BODY [SPOOL-EXTRA [SOURCE-EXTRA]]: one http source on this
+# test's loopback address, a port of its own.
 agent_config() {
 	cat >"$T/$1.yaml" <<YAML
 id: test-agent
@@ -32,14 +32,14 @@ sources:
   - name: app
     type: http
     stream: app.events
-    listen: 127.0.0.1:0
+    listen: $LF_IP:$(free_port)
     max_body_size: $2
 ${4:+    $4}
 YAML
 	echo "$T/$1.yaml"
 }
 
-# start_agent NAME CONFIG: starts it and sets URL to its listener (port 0 is logged).
+# start_agent NAME CONFIG: starts it and sets URL to its listener, once it listens.
 start_agent() {
 	start "$1" "$LOGFERRY_AGENT" -c "$2"
 	AGENT_PID=$LF_PID

@@ -1091,6 +1091,17 @@ budget_reqs(struct budget_reqs *r)
 	    "application/json\r\nContent-Length: %d\r\n\r\n%s", r->n, r->body);
 }
 
+/* j's one answer is 503 with Retry-After, its error saying why, and the connection closed. */
+static void
+assert_503_and_closed(const struct job *j, const char *why)
+{
+	assert_int_equal(j->nresp, 1);
+	assert_int_equal(j->resp[0].status, 503);
+	assert_non_null(strcasestr(j->resp[0].head, "\r\nRetry-After: 1\r\n"));
+	assert_non_null(strstr(j->resp[0].body, why));
+	assert_true(j->closed);
+}
+
 /* Starts fx with a budget for one of q's requests and runs job_budget (hold: A keeps it). */
 static void
 run_budget(struct fixture *fx, struct budget_reqs *q, struct budget **b, bool hold,
@@ -1189,10 +1200,7 @@ test_request_larger_than_memory_limits_share_is_503_at_once(void **state)
 	j.req[0] = q.full;
 	j.nreq = 1;
 	run(fx, &j);
-	assert_int_equal(j.nresp, 1);
-	assert_int_equal(j.resp[0].status, 503);
-	assert_non_null(strstr(j.resp[0].body, "raise memory_limit"));
-	assert_true(j.closed);
+	assert_503_and_closed(&j, "raise memory_limit");
 	stats(fx, &st);
 	assert_int_equal(st.budget_refused, 1);
 	assert_int_equal(st.budget_waits, 0);
@@ -1712,6 +1720,50 @@ test_stop_closes_open_connections(void **state)
 	assert_true(j.closed);
 }
 
+/*
+ * A request waiting for memory_limit's share when the agent stops is told
+ * 503 (its body was never read) and closed, and stops waiting.
+ */
+static void
+test_stop_answers_a_request_waiting_for_memory_503(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st = { 0 };
+	struct budget_stats bs;
+	struct budget_reqs q;
+	struct budget *b;
+	struct job j = { 0 };
+	pthread_t t;
+
+	budget_reqs(&q);
+	assert_int_equal(budget_new(HTTP_SOURCE_BODY_OVERHEAD + 2 * (uint64_t)q.n + 100, &b), 0);
+	/* Another user holds enough of the share that the request does not fit beside it. */
+	assert_int_equal(budget_take(b, 1000), 0);
+	start(fx);
+	http_source_set_budget(fx->hs, b);
+	j.port = fx->port;
+	j.req[0] = q.full;
+	j.nreq = 1;
+	j.check_closed = true;
+	j.fn = job_exchange;
+	assert_int_equal(pthread_create(&t, NULL, job_thread, &j), 0);
+	for (int i = 0; i < 5000 && st.budget_waits == 0; i++) {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		stats(fx, &st);
+		usleep(1000);
+	}
+	assert_int_equal(st.budget_waits, 1);
+	stop(fx);
+	while (!atomic_load(&j.done))
+		usleep(1000);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_503_and_closed(&j, "stopping");
+	budget_get_stats(b, &bs);
+	assert_int_equal(bs.waiting, 0);
+	budget_give(b, 1000);
+	budget_free(b);
+}
+
 static void
 test_listen_failure_is_reported_and_leaves_nothing_open(void **state)
 {
@@ -1771,6 +1823,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_a_tiny_spool_queue_still_takes_every_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_object_with_too_many_values_is_400, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_closes_open_connections, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_answers_a_request_waiting_for_memory_503,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_failure_is_reported_and_leaves_nothing_open, setup, teardown),
 	};
 
