@@ -843,7 +843,7 @@ http_conn_spool(struct http_conn *c)
 				hs->stats.fields_dropped++;
 		}
 		if (r == -EAGAIN) {
-			/* Nothing of the request is in yet: the client may retry it whole. */
+			/* A full spool with nothing of the request in: the client may retry it whole. */
 			spool_get_stats(hs->spool, &ss);
 			if (c->taken == 0 && ss.full)
 				http_conn_spool_full(c);
