@@ -86,10 +86,16 @@ static const struct config_key source_keys[] = {
 	  .help = "Kernel receive buffer of each udp:// and unix:// listener: datagrams that arrive while the agent cannot read wait there; what does not fit is dropped by the kernel and counted. Above net.core.rmem_max it needs CAP_NET_ADMIN (SO_RCVBUFFORCE); the size granted is logged." },
 	{ "max_connections", CONFIG_INT, S(max_connections), .def = "256", .min = 1, .max = 65536,
 	  .only = ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_HTTP),
-	  .help = "Stream connections open at once; further ones are accepted and closed at once, and counted." },
+	  .help = "Stream connections open at once. http: when all are in use, the connection idle the longest (keep-alive, between requests) is closed to admit a new one; when none is idle, further ones are accepted and closed at once, and counted. syslog: further ones are accepted and closed at once, and counted." },
 	{ "max_body_size", CONFIG_SIZE, S(max_body_size), .def = "8MiB", .min = 1 * KIB, .max = 1 * GIB,
 	  .only = ONLY(SOURCE_HTTP),
 	  .help = "Largest request body (after gzip decoding); larger requests get 413." },
+	{ "idle_timeout", CONFIG_DURATION, S(idle_timeout_ms), .def = "60s", .min = 100, .max = HOUR,
+	  .only = ONLY(SOURCE_HTTP),
+	  .help = "A connection that sends nothing for this long (between requests, or in the middle of one) is closed." },
+	{ "request_timeout", CONFIG_DURATION, S(request_timeout_ms), .def = "10s", .min = 100, .max = HOUR,
+	  .only = ONLY(SOURCE_HTTP),
+	  .help = "How long a request may wait for room (in the spool's hand-off queue, or in memory_limit's share for bodies), and then for its events' commit, before it is answered 503 with Retry-After. A full spool is answered 503 at once." },
 	{ NULL },
 };
 #undef S

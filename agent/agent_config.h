@@ -34,6 +34,8 @@ struct agent_source {
 	uint64_t receive_buffer;      /* syslog udp and unix: SO_RCVBUF asked for */
 	int64_t max_connections;      /* syslog tcp, http */
 	uint64_t max_body_size;       /* http */
+	uint64_t idle_timeout_ms;     /* http: keep-alive connection between requests */
+	uint64_t request_timeout_ms;  /* http: longest wait for room in the spool or memory */
 };
 
 struct agent_config {

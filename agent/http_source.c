@@ -29,6 +29,7 @@
 
 enum http_conn_state {
 	HTTP_CONN_READING,     /* reading a request, or waiting for one */
+	HTTP_CONN_WAITING,     /* its head is read: waiting for memory_limit's share for its body */
 	HTTP_CONN_CHECKING,    /* the body is in: its objects are being checked */
 	HTTP_CONN_SPOOLING,    /* appending its events, maybe waiting for room */
 	HTTP_CONN_COMMITTING,  /* waiting for the spool to commit them */
@@ -38,13 +39,15 @@ enum http_conn_state {
 };
 
 static const char *const http_conn_state_names[] = {
-	"reading", "checking", "spooling", "committing", "writing", "lingering", "closing",
+	"reading", "waiting", "checking", "spooling", "committing", "writing", "lingering", "closing",
 };
 
 #define HTTP_TO(s) (1u << (s))
 /* The states each state may move to (CLOSING is always allowed, except from itself). */
 static const unsigned http_conn_next[] = {
-	[HTTP_CONN_READING] = HTTP_TO(HTTP_CONN_CHECKING) | HTTP_TO(HTTP_CONN_WRITING),
+	[HTTP_CONN_READING] = HTTP_TO(HTTP_CONN_WAITING) | HTTP_TO(HTTP_CONN_CHECKING) |
+	    HTTP_TO(HTTP_CONN_WRITING),
+	[HTTP_CONN_WAITING] = HTTP_TO(HTTP_CONN_READING) | HTTP_TO(HTTP_CONN_WRITING),
 	[HTTP_CONN_CHECKING] = HTTP_TO(HTTP_CONN_SPOOLING) | HTTP_TO(HTTP_CONN_WRITING),
 	[HTTP_CONN_SPOOLING] = HTTP_TO(HTTP_CONN_COMMITTING) | HTTP_TO(HTTP_CONN_WRITING),
 	[HTTP_CONN_COMMITTING] = HTTP_TO(HTTP_CONN_WRITING),
@@ -92,7 +95,9 @@ struct http_conn {
 	struct http_listener *l;
 	TAILQ_ENTRY(http_conn) link;  /* hs->conns */
 	TAILQ_ENTRY(http_conn) work;  /* hs->work, while queued */
+	TAILQ_ENTRY(http_conn) idle_link; /* hs->idlers, while idle */
 	bool queued;                  /* in hs->work */
+	bool idle;                    /* between requests: the first to close when slots run out */
 	bool waiting_room;            /* SPOOLING: waiting for the spool's writable */
 	bool reading;                 /* uv_read_start is in effect */
 	enum http_conn_state state;
@@ -124,7 +129,12 @@ struct http_conn {
 	size_t appended, dropped;
 	struct http_ticket *ticket;   /* while COMMITTING */
 	uint64_t charged;             /* taken from the budget for this request */
+	uint64_t want;                /* what it has to take before its body is read */
+	bool admit_wait;              /* the budget had no room: WAITING follows the head */
 	bool budget_refused;          /* the budget had no room for this request */
+	struct budget_waiter bw;      /* WAITING */
+	unsigned body_flags;          /* INTAKE_* of its body */
+	bool has_body;
 
 	/* The answer. */
 	char head[512];
@@ -144,9 +154,11 @@ struct http_source {
 	uv_idle_t idle;               /* runs the work queue */
 	bool idle_open;
 	struct http_conn_list conns, work;
+	struct http_conn_list idlers; /* idle connections, the longest idle first */
 	size_t nconns;
 	size_t handles;               /* open uv handles; hs is freed at 0 once stopping */
 	uint64_t idle_timeout_ms;
+	uint64_t request_timeout_ms;
 	struct budget *budget;        /* NULL: bodies are not counted */
 	bool stopping;
 	void (*done)(void *ctx);
@@ -313,6 +325,26 @@ http_conn_reading(struct http_conn *c, bool on)
 	}
 }
 
+/*
+ * c is idle (connected, between requests) or not. When every slot is in
+ * use, the connection idle the longest is closed to admit a new one: an
+ * idle keep-alive client costs nothing to send away, and otherwise a few
+ * hundred of them keep every other client out for idle_timeout.
+ */
+static void
+http_conn_idle(struct http_conn *c, bool on)
+{
+	struct http_source *hs = c->hs;
+
+	if (on == c->idle)
+		return;
+	c->idle = on;
+	if (on)
+		TAILQ_INSERT_TAIL(&hs->idlers, c, idle_link);
+	else
+		TAILQ_REMOVE(&hs->idlers, c, idle_link);
+}
+
 /* Moves c to state s, checking the transition (a wrong one is a bug). */
 static void
 http_conn_set_state(struct http_conn *c, enum http_conn_state s)
@@ -332,11 +364,17 @@ http_conn_set_state(struct http_conn *c, enum http_conn_state s)
 		http_conn_unqueue(c);
 		c->waiting_room = false;
 	}
+	if (s != HTTP_CONN_WAITING && c->hs->budget != NULL)
+		budget_cancel(c->hs->budget, &c->bw);
+	if (s != HTTP_CONN_READING)
+		http_conn_idle(c, false);
 	/* A connection reads only between requests and while draining. */
 	if (s != HTTP_CONN_READING && s != HTTP_CONN_LINGERING && s != HTTP_CONN_CLOSING)
 		http_conn_reading(c, false);
 	uv_timer_stop(&c->timer);
 }
+
+static void http_conn_timed_out(struct http_conn *c);
 
 static void
 http_conn_on_timer(uv_timer_t *t)
@@ -344,6 +382,12 @@ http_conn_on_timer(uv_timer_t *t)
 	struct http_conn *c = t->data;
 	struct http_source *hs = c->hs;
 
+	/* A request waited request_timeout for room (while stopping: the grace is over). */
+	if (!hs->stopping && (c->state == HTTP_CONN_WAITING || c->state == HTTP_CONN_SPOOLING ||
+	    c->state == HTTP_CONN_COMMITTING)) {
+		http_conn_timed_out(c);
+		return;
+	}
 	if (c->state == HTTP_CONN_READING || c->state == HTTP_CONN_WRITING) {
 		hs->stats.timeouts++;
 		log_debug("source %s: %s: no data for %" PRIu64 " ms; closing", hs->cfg->name,
@@ -403,6 +447,16 @@ http_conn_uncharge(struct http_conn *c)
 	budget_give(c->hs->budget, n);
 }
 
+/* The commit c waits for may still come, with nobody left to tell. */
+static void
+http_conn_forget_ticket(struct http_conn *c)
+{
+	if (c->ticket == NULL)
+		return;
+	c->ticket->conn = NULL;
+	c->ticket = NULL;
+}
+
 static void
 http_conn_close(struct http_conn *c)
 {
@@ -413,11 +467,7 @@ http_conn_close(struct http_conn *c)
 	http_conn_set_state(c, HTTP_CONN_CLOSING);
 	http_conn_unqueue(c);
 	c->waiting_room = false;
-	if (c->ticket != NULL) {
-		/* The events are in the spool all the same; nobody is left to tell. */
-		c->ticket->conn = NULL;
-		c->ticket = NULL;
-	}
+	http_conn_forget_ticket(c);
 	http_conn_uncharge(c);
 	TAILQ_REMOVE(&hs->conns, c, link);
 	hs->nconns--;
@@ -514,6 +564,7 @@ http_conn_on_written(uv_write_t *w, int status)
 		intake_release(c->in);
 	http_conn_uncharge(c);
 	http_conn_set_state(c, HTTP_CONN_READING);
+	http_conn_idle(c, true);
 	http_conn_timer(c, c->hs->idle_timeout_ms);
 	http_conn_parse(c);
 }
@@ -608,9 +659,8 @@ http_conn_fail(struct http_conn *c)
 	case 503:
 		/* Its own call site: client errors must not rate-limit the operator's warning away. */
 		st->unavailable_503++;
-		log_warn("source %s: answered 503 to %s: %s; the client retries%s", name, c->peer,
-		    c->error, c->budget_refused ? "" :
-		    "; check that the relays are reachable and acknowledging");
+		log_warn("source %s: answered 503 to %s: %s; the client retries", name, c->peer,
+		    c->error);
 		http_conn_write(c, c->status, "Retry-After: 1\r\n");
 		return;
 	default:
@@ -690,20 +740,76 @@ http_conn_commit(struct http_conn *c)
 	}
 	c->ticket = t;
 	http_conn_set_state(c, HTTP_CONN_COMMITTING);
+	/* A spool that fills up, or cannot commit, holds the commit back: the client hears why. */
+	http_conn_timer(c, c->hs->request_timeout_ms);
 }
 
+/*
+ * The request waits for the spool's writable callback (http_source_resume),
+ * reading nothing meanwhile, for up to request_timeout from its first wait.
+ */
 static void
 http_conn_wait_room(struct http_conn *c)
 {
 	c->waiting_room = true;
 	c->hs->stats.waits++;
+	if (!uv_is_active((uv_handle_t *)&c->timer))
+		http_conn_timer(c, c->hs->request_timeout_ms);
+}
+
+/* The answer to a request when the spool is at max_size. */
+static void
+http_conn_spool_full(struct http_conn *c)
+{
+	http_conn_error(c, 503, "the spool is full (at spool.max_size until the relays acknowledge "
+	    "events): retry later; check that the relays are reachable and acknowledging");
+	http_conn_fail(c);
+}
+
+/* A request waited request_timeout for room: 503, saying what it waited for. */
+static void
+http_conn_timed_out(struct http_conn *c)
+{
+	struct http_source *hs = c->hs;
+	struct spool_stats ss;
+	char part[160] = "";
+
+	hs->stats.request_timeouts++;
+	if (c->state == HTTP_CONN_WAITING) {
+		/* Its body is unread: the connection cannot go on after the answer. */
+		c->keep_alive = false;
+		c->budget_refused = true;
+		hs->stats.budget_refused++;
+		http_conn_error(c, 503, "the agent's memory_limit share for request bodies stayed in "
+		    "use by other requests for request_timeout (%" PRIu64 " ms): retry later (or "
+		    "raise memory_limit, or lower max_body_size)", hs->request_timeout_ms);
+		http_conn_fail(c);
+		return;
+	}
+	http_conn_forget_ticket(c);
+	if (c->taken > 0)
+		snprintf(part, sizeof(part), " (%zu of its %zu events are in the spool already, and "
+		    "are stored again when it is retried)", c->taken, intake_events(c->in));
+	spool_get_stats(hs->spool, &ss);
+	if (ss.full)
+		http_conn_error(c, 503, "the spool is full (at spool.max_size until the relays "
+		    "acknowledge events)%s: retry later; check that the relays are reachable and "
+		    "acknowledging", part);
+	else
+		http_conn_error(c, 503, "the spool's writer did not take or commit the request's events "
+		    "within request_timeout (%" PRIu64 " ms)%s%s: retry later", hs->request_timeout_ms,
+		    part, ss.commit_errors != 0 ? "; the spool has commit errors, see the agent's log" :
+		    "");
+	http_conn_fail(c);
 }
 
 /*
  * Appends the request's events, at most HTTP_SOURCE_WORK bytes of body
- * per call, then waits for their commit. No room for the first event:
- * 503, nothing taken. No room for a later one: the request waits for the
- * spool's writable callback (http_source_resume) and goes on from there.
+ * per call, then waits for their commit. No room: a full spool (at
+ * max_size) with nothing of the request taken is 503 at once; otherwise
+ * (the writer is busy with a commit, or the spool filled up mid-request)
+ * the request waits for the spool's writable callback and goes on from
+ * there, for up to request_timeout.
  */
 static void
 http_conn_spool(struct http_conn *c)
@@ -711,6 +817,7 @@ http_conn_spool(struct http_conn *c)
 	static const char why[] = "event too large for the spool with its fields; fields dropped";
 	struct http_source *hs = c->hs;
 	size_t from = intake_offset(c->in), bytes;
+	struct spool_stats ss;
 	struct event_field pe;
 	struct event ev, raw;
 	int r;
@@ -736,13 +843,12 @@ http_conn_spool(struct http_conn *c)
 				hs->stats.fields_dropped++;
 		}
 		if (r == -EAGAIN) {
-			/* Nothing of the request is in yet: the client may retry it whole. */
-			if (c->taken == 0) {
-				http_conn_error(c, 503, "the spool is full: retry later");
-				http_conn_fail(c);
-			} else {
+			/* A full spool with nothing of the request in: the client may retry it whole. */
+			spool_get_stats(hs->spool, &ss);
+			if (c->taken == 0 && ss.full)
+				http_conn_spool_full(c);
+			else
 				http_conn_wait_room(c);
-			}
 			return;
 		}
 		if (r != 0) {
@@ -760,6 +866,8 @@ http_conn_spool(struct http_conn *c)
 	http_conn_commit(c);
 }
 
+static int http_conn_begin_body(struct http_conn *c);
+
 static void
 http_conn_work(struct http_conn *c)
 {
@@ -767,6 +875,23 @@ http_conn_work(struct http_conn *c)
 	struct spool_stats ss;
 	int r;
 
+	if (c->state == HTTP_CONN_WAITING) {
+		/* Bytes came back to the budget: they may not be enough, or taken first by another. */
+		if (budget_take(hs->budget, c->want) != 0) {
+			budget_wait(hs->budget, &c->bw);
+			return;
+		}
+		c->charged = c->want;
+		c->admit_wait = false;
+		http_conn_set_state(c, HTTP_CONN_READING);
+		http_conn_timer(c, hs->idle_timeout_ms);
+		if (http_conn_begin_body(c) != 0) {
+			http_conn_close(c);
+			return;
+		}
+		http_conn_parse(c);
+		return;
+	}
 	if (c->state == HTTP_CONN_CHECKING) {
 		if ((r = intake_check(c->in, HTTP_SOURCE_WORK)) == 1) {
 			http_conn_queue(c);
@@ -783,21 +908,20 @@ http_conn_work(struct http_conn *c)
 		}
 		/*
 		 * A spool at max_size still has free hand-off blocks, but what goes
-		 * into them waits for the relays to acknowledge older events; and
-		 * when a source already waits for room, so would this request:
-		 * 503 rather than a client left waiting, nothing taken.
+		 * into them waits for the relays to acknowledge older events: 503
+		 * rather than a client left waiting, nothing taken. Anything else
+		 * short (a source waiting for a hand-off block while the writer
+		 * commits) is no reason to refuse: the request waits its turn.
 		 */
 		spool_get_stats(hs->spool, &ss);
 		if (ss.full) {
-			http_conn_error(c, 503, "the spool is full: retry later");
-			http_conn_fail(c);
+			http_conn_spool_full(c);
 			return;
 		}
 		/*
 		 * Usually the spool grants the whole request at once. When it does
 		 * not (a busy writer, or a request larger than the hand-off queue,
-		 * which would never fit whole), the events go in as room comes:
-		 * http_conn_spool answers 503 if not even the first one fits.
+		 * which would never fit whole), the events go in as room comes.
 		 */
 		if (!spool_room(hs->spool, intake_bytes(c->in), intake_events(c->in)))
 			log_debug("source %s: %s: a request of %zu events goes into the spool as room "
@@ -806,6 +930,33 @@ http_conn_work(struct http_conn *c)
 	}
 	if (c->state == HTTP_CONN_SPOOLING && !c->waiting_room)
 		http_conn_spool(c);
+}
+
+/*
+ * The budget got bytes back. budget_give runs inside whoever gave them (the
+ * end of another request): the retry goes through the work queue instead.
+ */
+static void
+http_conn_on_budget(struct budget_waiter *w)
+{
+	struct http_conn *c = (struct http_conn *)((char *)w - offsetof(struct http_conn, bw));
+
+	if (c->state == HTTP_CONN_WAITING)
+		http_conn_queue(c);
+}
+
+/* The head of a request asked for more of memory_limit's share than is free: it waits. */
+static void
+http_conn_wait_budget(struct http_conn *c)
+{
+	struct http_source *hs = c->hs;
+
+	http_conn_set_state(c, HTTP_CONN_WAITING);
+	hs->stats.budget_waits++;
+	log_debug("source %s: %s: waiting for %" PRIu64 " bytes of memory_limit's share for its "
+	    "body", hs->cfg->name, c->peer, c->want);
+	budget_wait(hs->budget, &c->bw);
+	http_conn_timer(c, hs->request_timeout_ms);
 }
 
 /* ---------------------------------------------------------------- parsing */
@@ -860,7 +1011,9 @@ http_on_message_begin(http_parser *p)
 	c->early = false;
 	c->keep_alive = false;
 	c->taken = c->appended = c->dropped = 0;
-	c->budget_refused = false;
+	c->budget_refused = c->admit_wait = false;
+	c->want = 0;
+	http_conn_idle(c, false);
 	return 0;
 }
 
@@ -970,38 +1123,86 @@ http_conn_on_continued(uv_write_t *w, int status)
 		http_conn_close(c);
 }
 
-/* Decides what to do with the request before its body: an early answer, or read it. */
 /*
- * Takes what the body will hold from the budget: a buffer that doubles as
- * it grows reaches twice the length at most, and never max_body_size; an
- * unknown decoded size (UINT64_MAX) takes max_body_size. Plus what the
+ * What the body will hold, to take from the budget: a buffer that doubles
+ * as it grows reaches twice the length at most, and never max_body_size;
+ * an unknown decoded size (UINT64_MAX) takes max_body_size. Plus what the
  * intake keeps beside it (inflate state, one object's parse).
  */
-static int
-http_conn_charge(struct http_conn *c, uint64_t length)
+static uint64_t
+http_conn_need(const struct http_conn *c, uint64_t length)
 {
 	uint64_t max = c->hs->cfg->max_body_size;
 	uint64_t n = length > max / 2 ? max : 2 * length;
 
-	n += HTTP_SOURCE_BODY_OVERHEAD;
-	if (budget_take(c->hs->budget, n) != 0)
-		return -ENOBUFS;
-	c->charged = n;
+	return n + HTTP_SOURCE_BODY_OVERHEAD;
+}
+
+/* The body may be read: the intake starts, and a client that asked is told to send it. */
+static int
+http_conn_begin_body(struct http_conn *c)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct http_source *hs = c->hs;
+
+	if (c->in == NULL) {
+		struct intake_options o = {
+			.max_body = hs->cfg->max_body_size,
+			.host = hs->host,
+			.stream = hs->stream,
+			.source = c->l->source,
+		};
+
+		if (intake_new(&o, &c->in) != 0)
+			abort();   /* out of memory */
+	}
+	intake_begin(c->in, c->body_flags);
+	if (c->expect_continue && c->has_body) {
+		uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
+
+		c->creq.data = c;
+		if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, http_conn_on_continued) != 0)
+			return -1;
+	}
 	return 0;
 }
 
+/*
+ * Takes what the request's body needs from the budget, if any. Returns 0
+ * (taken, or no budget or no body), 1 when the request is to wait for
+ * bytes to come back, or -ENOBUFS when it could never fit.
+ */
+static int
+http_conn_admit(struct http_conn *c, uint64_t length)
+{
+	struct http_source *hs = c->hs;
+	struct budget_stats bs;
+
+	if (hs->budget == NULL || !c->has_body)
+		return 0;
+	c->want = http_conn_need(c, length);
+	budget_get_stats(hs->budget, &bs);
+	if (c->want > bs.limit)
+		return -ENOBUFS;
+	if (budget_take(hs->budget, c->want) != 0)
+		return 1;
+	c->charged = c->want;
+	return 0;
+}
+
+/* Decides what to do with the request before its body: an early answer, wait, or read it. */
 static int
 http_on_headers_complete(http_parser *p)
 {
-	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	struct http_conn *c = http_conn_of(p);
 	struct http_source *hs = c->hs;
 	size_t plen = strcspn(c->url, "?#");
 	bool has_length = (p->flags & F_CONTENTLENGTH) != 0;
 	bool has_body = (p->flags & F_CHUNKED) || (has_length && p->content_length > 0);
-	int kind = 0, enc = 0;
+	int kind = 0, enc = 0, r = 0;
 
 	http_header_done(c);
+	c->has_body = has_body;
 	c->keep_alive = http_should_keep_alive(p) != 0;
 	if (c->url_long || plen != strlen(HTTP_SOURCE_PATH) ||
 	    memcmp(c->url, HTTP_SOURCE_PATH, plen) != 0) {
@@ -1022,13 +1223,13 @@ http_on_headers_complete(http_parser *p)
 		http_conn_error(c, 413, "the request body (%" PRIu64 " bytes) is larger than "
 		    "max_body_size (%" PRIu64 " bytes)", (uint64_t)p->content_length,
 		    hs->cfg->max_body_size);
-	} else if (hs->budget != NULL && has_body && http_conn_charge(c, has_length && enc == 0 ?
-	    (uint64_t)p->content_length : UINT64_MAX) != 0) {
+	} else if ((r = http_conn_admit(c, has_length && enc == 0 ?
+	    (uint64_t)p->content_length : UINT64_MAX)) < 0) {
 		hs->stats.budget_refused++;
 		c->budget_refused = true;
-		http_conn_error(c, 503, "the agent's memory_limit share for request bodies is in "
-		    "use by other requests: retry later (or raise memory_limit, or lower "
-		    "max_body_size)");
+		http_conn_error(c, 503, "the request needs %" PRIu64 " bytes for its body, more "
+		    "than the agent's memory_limit share for request bodies: raise memory_limit, or "
+		    "lower max_body_size", c->want);
 	}
 	if (c->status != 0) {
 		/* A body would be read only to be dropped: answer now and close instead. */
@@ -1039,26 +1240,14 @@ http_on_headers_complete(http_parser *p)
 		}
 		return 0;
 	}
-	if (c->in == NULL) {
-		struct intake_options o = {
-			.max_body = hs->cfg->max_body_size,
-			.host = hs->host,
-			.stream = hs->stream,
-			.source = c->l->source,
-		};
-
-		if (intake_new(&o, &c->in) != 0)
-			abort();   /* out of memory */
+	c->body_flags = (unsigned)(kind | enc);
+	if (r == 1) {
+		/* The parser stops here; it goes on from the body once the budget has room. */
+		c->admit_wait = true;
+		http_parser_pause(p, 1);
+		return 0;
 	}
-	intake_begin(c->in, (unsigned)(kind | enc));
-	if (c->expect_continue && has_body) {
-		uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
-
-		c->creq.data = c;
-		if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, http_conn_on_continued) != 0)
-			return -1;
-	}
-	return 0;
+	return http_conn_begin_body(c);
 }
 
 static int
@@ -1125,6 +1314,8 @@ http_conn_parse(struct http_conn *c)
 			http_parser_pause(&c->parser, 0);
 			if (c->early)
 				http_conn_fail(c);
+			else if (c->admit_wait)
+				http_conn_wait_budget(c);
 			else
 				http_conn_request(c);
 			break;
@@ -1238,6 +1429,13 @@ http_on_connection(uv_stream_t *server, int status)
 	}
 	if (hs->stopping)
 		return;
+	if (hs->nconns >= (size_t)hs->cfg->max_connections && (c = TAILQ_FIRST(&hs->idlers)) != NULL) {
+		hs->stats.idle_closed++;
+		log_debug("source %s: closing %s, idle the longest, to admit a new connection: "
+		    "max_connections (%" PRId64 ") are open", hs->cfg->name, c->peer,
+		    hs->cfg->max_connections);
+		http_conn_close(c);
+	}
 	if (hs->nconns >= (size_t)hs->cfg->max_connections) {
 		http_refuse(hs, server);
 		return;
@@ -1247,6 +1445,7 @@ http_on_connection(uv_stream_t *server, int status)
 	c->l = l;
 	c->tcp.data = c;
 	c->timer.data = c;
+	c->bw.cb = http_conn_on_budget;
 	snprintf(c->peer, sizeof(c->peer), "?");
 	buf_init(&c->out, HTTP_OUT_MAX);
 	uv_tcp_init(hs->loop, &c->tcp);
@@ -1278,6 +1477,7 @@ http_on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	c->reading = true;
+	http_conn_idle(c, true);
 }
 
 /* ---------------------------------------------------------------- API */
@@ -1345,9 +1545,13 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	hs->host = host;
 	hs->stream = cfg->stream != NULL ? cfg->stream : cfg->name;
 	hs->spool = spool;
-	hs->idle_timeout_ms = HTTP_SOURCE_IDLE_TIMEOUT_MS;
+	hs->idle_timeout_ms = cfg->idle_timeout_ms != 0 ? cfg->idle_timeout_ms :
+	    HTTP_SOURCE_IDLE_TIMEOUT_MS;
+	hs->request_timeout_ms = cfg->request_timeout_ms != 0 ? cfg->request_timeout_ms :
+	    HTTP_SOURCE_REQUEST_TIMEOUT_MS;
 	TAILQ_INIT(&hs->conns);
 	TAILQ_INIT(&hs->work);
+	TAILQ_INIT(&hs->idlers);
 	uv_idle_init(loop, &hs->idle);
 	hs->idle.data = hs;
 	hs->idle_open = true;
@@ -1391,6 +1595,9 @@ http_conn_stop(struct http_conn *c)
 	case HTTP_CONN_LINGERING:
 		http_conn_close(c);
 		break;
+	case HTTP_CONN_WAITING:
+		c->keep_alive = false;   /* its body is unread */
+		/* fall through */
 	case HTTP_CONN_CHECKING:
 		http_conn_error(c, 503, "the agent is stopping: retry");
 		http_conn_fail(c);
@@ -1443,12 +1650,6 @@ http_source_address(const struct http_source *hs, size_t i, struct sockaddr_stor
 		return -ENOENT;
 	*out = hs->listeners[i].addr;
 	return 0;
-}
-
-void
-http_source_set_idle_timeout(struct http_source *hs, uint64_t ms)
-{
-	hs->idle_timeout_ms = ms;
 }
 
 void

@@ -21,19 +21,23 @@
  *        before the body is read, or as soon as it passes; closes
  *   415  another Content-Type or Content-Encoding
  *   431  request headers over HTTP_SOURCE_HEADER_MAX bytes; closes
- *   503 (Retry-After: 1)  the spool has no room for the request: nothing
- *        of it was spooled, the client retries later
+ *   503 (Retry-After: 1)  the spool is full (at max_size): nothing of the
+ *        request was spooled, the client retries later; or the request
+ *        waited request_timeout for room (the error says for what, and how
+ *        many of its events are in the spool already); or a body larger
+ *        than memory_limit's whole share; or the agent is stopping
  *   500  the spool lost the request's events (a disk error); retry
  *
  * A request is spooled whole or not at all, so a client may always retry
  * after an error: every object is checked before any is appended. Then
- * 503 when the spool is full (at max_size, or a source already waits for
- * room: spool_get_stats' `full`); else spool_room is asked for the whole
- * request, which it usually grants. When it does not (a busy spool writer,
- * or a request larger than the spool's hand-off queue, which would never
- * fit whole), the events go in as room comes: 503 if not even the first
- * one fits; once one is in, the request waits for room (its connection
- * reads nothing meanwhile) and completes.
+ * 503 when the spool is full (at max_size: spool_get_stats' `full`); else
+ * the events go in as room comes. When the hand-off queue has none (the
+ * writer is busy with a commit), the request waits for the spool's
+ * writable callback, its connection read no further meanwhile, for up to
+ * request_timeout from its first wait; a full spool is no reason to wait
+ * for a request with nothing in yet: 503 at once. The commit of its events
+ * (which a spool that fills up or cannot commit holds back) is awaited for
+ * up to request_timeout too.
  *
  * An object whose event is larger than the spool takes (its
  * event_max_bytes) is spooled without its fields, with a parse_error field
@@ -43,9 +47,11 @@
  *
  * Connections: HTTP/1.1 keep-alive (Connection: close honoured; HTTP/1.0
  * closes unless it asks for keep-alive); one request at a time, pipelined
- * ones wait unread; "Expect: 100-continue" answered; at most
- * max_connections at once (more are accepted, sent a 503 and closed,
- * counted); closed after idle_timeout without a byte from the client.
+ * ones wait unread; "Expect: 100-continue" answered once the body may
+ * come; closed after idle_timeout without a byte from the client. At most
+ * max_connections at once: when all are open, the one idle the longest
+ * (between requests, or connected and silent) is closed for a new one;
+ * when none is idle, the new one is sent a 503 and closed, counted.
  * After an answer that closes, unread bytes are drained for up to
  * HTTP_SOURCE_LINGER_MS so that the client reads the answer, not a reset.
  *
@@ -68,7 +74,8 @@
 
 #define HTTP_SOURCE_PATH "/v1/events"
 #define HTTP_SOURCE_HEADER_MAX (16 * 1024)        /* request line and headers */
-#define HTTP_SOURCE_IDLE_TIMEOUT_MS 60000
+#define HTTP_SOURCE_IDLE_TIMEOUT_MS 60000      /* idle_timeout when cfg has none (0) */
+#define HTTP_SOURCE_REQUEST_TIMEOUT_MS 10000   /* request_timeout when cfg has none (0) */
 #define HTTP_SOURCE_LINGER_MS 2000
 #define HTTP_SOURCE_STOP_GRACE_MS 5000            /* answers still due at stop */
 #define HTTP_SOURCE_WORK (256 * 1024)             /* body bytes per connection per loop turn */
@@ -93,8 +100,10 @@ int http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const cha
  * Content-Length, at most max_body_size; max_body_size for gzip or chunked
  * bodies, whose decoded size is unknown; plus HTTP_SOURCE_BODY_OVERHEAD)
  * and gives it back once answered.
- * A request that does not fit is answered 503 with Retry-After, before its
- * body is read. Call before the first connection.
+ * A request that does not fit waits, its body unread (the connection is
+ * not read), until bytes come back, for up to request_timeout; then 503
+ * with Retry-After. One that could never fit is answered 503 at once.
+ * Call before the first connection.
  */
 void http_source_set_budget(struct http_source *hs, struct budget *b);
 
@@ -116,9 +125,6 @@ void http_source_stop(struct http_source *hs, void (*done)(void *ctx), void *ctx
  */
 int http_source_address(const struct http_source *hs, size_t i, struct sockaddr_storage *out);
 
-/* Idle connections are closed after ms (default HTTP_SOURCE_IDLE_TIMEOUT_MS; for tests). */
-void http_source_set_idle_timeout(struct http_source *hs, uint64_t ms);
-
 struct http_source_stats {
 	uint64_t requests;            /* requests answered, whatever the answer */
 	uint64_t accepted;            /* 200: events committed */
@@ -129,16 +135,19 @@ struct http_source_stats {
 	uint64_t too_large;           /* 413 */
 	uint64_t bad_type;            /* 415: Content-Type or Content-Encoding */
 	uint64_t headers_too_large;   /* 431 */
-	uint64_t unavailable_503;     /* 503: no room in the spool or memory_limit, or stopping */
+	uint64_t unavailable_503;     /* 503: a full spool, request_timeout, or stopping */
 	uint64_t budget_refused;      /* of which: memory_limit's share for bodies in use */
+	uint64_t request_timeouts;    /* of which: waited request_timeout for room */
 	uint64_t errors_500;          /* 500: the spool lost the events */
 	uint64_t fields_dropped;      /* events spooled without their fields: too large with them */
 	uint64_t dropped_unspoolable; /* events the spool refused even without fields */
-	uint64_t waits;               /* times a large request waited for room mid-way */
+	uint64_t waits;               /* times a request waited for room in the spool */
+	uint64_t budget_waits;        /* requests that waited for memory_limit's share */
 	uint64_t body_bytes;          /* request body bytes received, before gzip decoding */
 	uint64_t connections;         /* accepted and served */
 	uint64_t connections_open;    /* of which open now */
-	uint64_t connections_refused; /* closed at once: max_connections reached */
+	uint64_t connections_refused; /* closed at once: max_connections reached, none idle */
+	uint64_t idle_closed;         /* idle ones closed to admit a new one */
 	uint64_t timeouts;            /* closed after the idle timeout */
 };
 

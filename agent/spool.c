@@ -1156,7 +1156,11 @@ spool_get_stats(struct spool *s, struct spool_stats *st)
 	pthread_mutex_lock(&s->mu);
 	*st = s->stats;
 	pthread_mutex_unlock(&s->mu);
-	st->full = st->full || s->need_writable;
+	/*
+	 * Not need_writable: an appender waiting for a hand-off block (the
+	 * writer is busy for a commit) is no full spool, and saying so made the
+	 * HTTP source answer "503 the spool is full" on an empty spool.
+	 */
 }
 
 static void

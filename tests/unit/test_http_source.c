@@ -1033,70 +1033,177 @@ test_connection_close_and_http10_close(void **state)
  * A holds its body back after the 100 Continue (its request has taken its
  * share of the budget by then); B's request is refused; A completes; C fits.
  */
+/*
+ * A asks to send a body (Expect: 100-continue) and is told to: it holds the
+ * budget. B's request does not fit beside it and waits, unanswered, while
+ * A sends its body; then B's goes on. With hold set, A never sends its
+ * body and B's wait ends at request_timeout.
+ */
 static void
 job_budget(struct job *j)
 {
 	struct client a, b;
+	bool hold = j->arg != NULL;
 
 	if (cl_connect(&a, j->port) != 0 || cl_send(&a, j->req[0], strlen(j->req[0])) != 0 ||
 	    cl_response(&a, &j->resp[0]) != 0) {
 		JOB_FAIL(j);
 		return;
 	}
-	if (cl_connect(&b, j->port) != 0 || cl_send(&b, j->req[1], strlen(j->req[1])) != 0 ||
-	    cl_response(&b, &j->resp[1]) != 0)
+	if (cl_connect(&b, j->port) != 0 || cl_send(&b, j->req[1], strlen(j->req[1])) != 0) {
 		JOB_FAIL(j);
-	j->closed = cl_closed(&b);
+		return;
+	}
+	if (hold) {
+		/* B waits request_timeout for A's share, then hears 503 and is closed. */
+		if (cl_response(&b, &j->resp[1]) != 0)
+			JOB_FAIL(j);
+		j->closed = cl_closed(&b);
+		if (cl_send(&a, j->req[2], strlen(j->req[2])) != 0 ||
+		    cl_response(&a, &j->resp[2]) != 0)
+			JOB_FAIL(j);
+	} else {
+		/* B is not answered before A's body comes: A's answer comes first. */
+		if (cl_send(&a, j->req[2], strlen(j->req[2])) != 0 ||
+		    cl_response(&a, &j->resp[2]) != 0 || cl_response(&b, &j->resp[1]) != 0)
+			JOB_FAIL(j);
+	}
 	close(b.fd);
-	if (cl_send(&a, j->req[2], strlen(j->req[2])) != 0 || cl_response(&a, &j->resp[2]) != 0)
-		JOB_FAIL(j);
 	if (cl_send(&a, j->req[1], strlen(j->req[1])) != 0 || cl_response(&a, &j->resp[3]) != 0)
 		JOB_FAIL(j);
 	close(a.fd);
 	j->nresp = 4;
 }
 
+/* A's head, B's whole request, A's body: each n bytes of body; the budget fits one. */
+struct budget_reqs {
+	char body[1024], head[256], full[1400];
+	int n;
+};
+
 static void
-test_request_beyond_memory_limits_share_is_503_then_fits(void **state)
+budget_reqs(struct budget_reqs *r)
+{
+	r->n = snprintf(r->body, sizeof(r->body), "{\"msg\":\"%0900d\"}", 7);
+	snprintf(r->head, sizeof(r->head), "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
+	    "application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", r->n);
+	snprintf(r->full, sizeof(r->full), "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
+	    "application/json\r\nContent-Length: %d\r\n\r\n%s", r->n, r->body);
+}
+
+/* j's one answer is 503 with Retry-After, its error saying why, and the connection closed. */
+static void
+assert_503_and_closed(const struct job *j, const char *why)
+{
+	assert_int_equal(j->nresp, 1);
+	assert_int_equal(j->resp[0].status, 503);
+	assert_non_null(strcasestr(j->resp[0].head, "\r\nRetry-After: 1\r\n"));
+	assert_non_null(strstr(j->resp[0].body, why));
+	assert_true(j->closed);
+}
+
+/* Starts fx with a budget for one of q's requests and runs job_budget (hold: A keeps it). */
+static void
+run_budget(struct fixture *fx, struct budget_reqs *q, struct budget **b, bool hold,
+    struct job *j)
+{
+	budget_reqs(q);
+	/* Room for one such request (twice its body and the overhead), not two. */
+	assert_int_equal(budget_new(HTTP_SOURCE_BODY_OVERHEAD + 2 * (uint64_t)q->n + 100, b), 0);
+	start(fx);
+	http_source_set_budget(fx->hs, *b);
+	memset(j, 0, sizeof(*j));
+	j->fn = job_budget;
+	j->arg = hold ? j : NULL;
+	j->req[0] = q->head;
+	j->req[1] = q->full;
+	j->req[2] = q->body;
+	run(fx, j);
+	assert_int_equal(j->resp[0].status, 100);
+	assert_int_equal(j->resp[2].status, 200);
+}
+
+static void
+test_request_waits_for_memory_limits_share_then_is_200(void **state)
 {
 	struct fixture *fx = *state;
 	struct http_source_stats st;
 	struct budget_stats bs;
+	struct budget_reqs q;
 	struct budget *b;
 	struct job j;
-	char body[1024], head[256], full[1400];
-	int n;
 
-	n = snprintf(body, sizeof(body), "{\"msg\":\"%0900d\"}", 7);
-	snprintf(head, sizeof(head), "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
-	    "application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", n);
-	snprintf(full, sizeof(full), "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
-	    "application/json\r\nContent-Length: %d\r\n\r\n%s", n, body);
-	/* Room for one such request (twice its body and the overhead), not two. */
-	assert_int_equal(budget_new(HTTP_SOURCE_BODY_OVERHEAD + 2 * (uint64_t)n + 100, &b), 0);
-	start(fx);
-	http_source_set_budget(fx->hs, b);
-	memset(&j, 0, sizeof(j));
-	j.fn = job_budget;
-	j.req[0] = head;
-	j.req[1] = full;
-	j.req[2] = body;
-	run(fx, &j);
-	assert_int_equal(j.resp[0].status, 100);
+	run_budget(fx, &q, &b, false, &j);
+	/* B waited for A's share instead of a 503, and was served. */
+	assert_int_equal(j.resp[1].status, 200);
+	assert_string_equal(j.resp[1].body, "{\"accepted\":1}");
+	assert_int_equal(j.resp[3].status, 200);
+	stats(fx, &st);
+	assert_int_equal(st.budget_refused, 0);
+	assert_int_equal(st.unavailable_503, 0);
+	assert_int_equal(st.budget_waits, 1);
+	assert_int_equal(st.events, 3);
+	budget_get_stats(b, &bs);
+	assert_int_equal(bs.used, 0);
+	assert_int_equal(bs.peak, HTTP_SOURCE_BODY_OVERHEAD + 2 * (uint64_t)q.n);
+	stop(fx);
+	budget_free(b);
+}
+
+static void
+test_request_waiting_past_request_timeout_is_503_with_retry_after(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct budget_stats bs;
+	struct budget_reqs q;
+	struct budget *b;
+	struct job j;
+
+	fx->cfg.request_timeout_ms = 300;
+	run_budget(fx, &q, &b, true, &j);
 	assert_int_equal(j.resp[1].status, 503);
 	assert_non_null(strcasestr(j.resp[1].head, "\r\nRetry-After: 1\r\n"));
 	assert_non_null(strstr(j.resp[1].body, "memory_limit"));
+	assert_non_null(strstr(j.resp[1].body, "request_timeout (300 ms)"));
 	assert_true(j.closed);
-	assert_int_equal(j.resp[2].status, 200);
 	/* Once A's request is answered its share is back: the same request fits. */
 	assert_int_equal(j.resp[3].status, 200);
 	stats(fx, &st);
 	assert_int_equal(st.budget_refused, 1);
+	assert_int_equal(st.request_timeouts, 1);
 	assert_int_equal(st.unavailable_503, 1);
 	assert_int_equal(st.events, 2);
 	budget_get_stats(b, &bs);
 	assert_int_equal(bs.used, 0);
-	assert_int_equal(bs.peak, HTTP_SOURCE_BODY_OVERHEAD + 2 * (uint64_t)n);
+	assert_int_equal(bs.waiting, 0);
+	stop(fx);
+	budget_free(b);
+}
+
+static void
+test_request_larger_than_memory_limits_share_is_503_at_once(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct budget_reqs q;
+	struct budget *b;
+	struct job j;
+
+	budget_reqs(&q);
+	/* Not even one such request fits: waiting would never end. */
+	assert_int_equal(budget_new(HTTP_SOURCE_BODY_OVERHEAD + (uint64_t)q.n, &b), 0);
+	start(fx);
+	http_source_set_budget(fx->hs, b);
+	memset(&j, 0, sizeof(j));
+	j.check_closed = true;
+	j.req[0] = q.full;
+	j.nreq = 1;
+	run(fx, &j);
+	assert_503_and_closed(&j, "raise memory_limit");
+	stats(fx, &st);
+	assert_int_equal(st.budget_refused, 1);
+	assert_int_equal(st.budget_waits, 0);
 	stop(fx);
 	budget_free(b);
 }
@@ -1128,6 +1235,7 @@ test_full_spool_is_503_with_retry_after_then_200(void **state)
 	one(fx, req, len, &j);
 	assert_int_equal(j.resp[0].status, 503);
 	assert_non_null(strcasestr(j.resp[0].head, "\r\nRetry-After: 1\r\n"));
+	assert_non_null(strstr(j.resp[0].body, "the spool is full"));
 	spool_get_stats(fx->s, &ss);
 	assert_int_equal(ss.events_appended, appended);
 	stats(fx, &st);
@@ -1146,7 +1254,10 @@ test_full_spool_is_503_with_retry_after_then_200(void **state)
 	stop(fx);
 }
 
-/* max_connections 2: two served connections, a third refused, the first still served. */
+/*
+ * max_connections 2, both in the middle of a request (told 100 Continue,
+ * body not sent yet): a third is refused, and the first is still served.
+ */
 static void
 job_max_connections(struct job *j)
 {
@@ -1157,9 +1268,9 @@ job_max_connections(struct job *j)
 		JOB_FAIL(j);
 		return;
 	}
-	/* A request on each proves the server took them before the third comes. */
-	if (cl_send(&a, j->req[0], j->req_len[0]) != 0 || cl_response(&a, &j->resp[i++]) != 0 ||
-	    cl_send(&b, j->req[0], j->req_len[0]) != 0 || cl_response(&b, &j->resp[i++]) != 0) {
+	/* The 100 on each proves the server took them before the third comes. */
+	if (cl_send(&a, j->req[0], strlen(j->req[0])) != 0 || cl_response(&a, &j->resp[i++]) != 0 ||
+	    cl_send(&b, j->req[0], strlen(j->req[0])) != 0 || cl_response(&b, &j->resp[i++]) != 0) {
 		JOB_FAIL(j);
 		return;
 	}
@@ -1172,7 +1283,7 @@ job_max_connections(struct job *j)
 		i++;
 	j->closed = cl_closed(&c);
 	close(c.fd);
-	if (cl_send(&a, j->req[0], j->req_len[0]) != 0 || cl_response(&a, &j->resp[i++]) != 0)
+	if (cl_send(&a, j->req[1], strlen(j->req[1])) != 0 || cl_response(&a, &j->resp[i++]) != 0)
 		JOB_FAIL(j);
 	j->nresp = i;
 	close(a.fd);
@@ -1180,7 +1291,61 @@ job_max_connections(struct job *j)
 }
 
 static void
-test_max_connections_refuses_the_extra_one(void **state)
+test_max_connections_refuses_the_extra_one_when_none_is_idle(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct job j = { 0 };
+
+	fx->cfg.max_connections = 2;
+	start(fx);
+	j.fn = job_max_connections;
+	j.req[0] = "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+	    "Content-Length: 2\r\nExpect: 100-continue\r\n\r\n";
+	j.req[1] = "{}";
+	run(fx, &j);
+	assert_true(j.closed);
+	assert_int_equal(j.resp[0].status, 100);
+	assert_int_equal(j.resp[1].status, 100);
+	assert_int_equal(j.resp[j.nresp - 1].status, 200);
+	if (j.nresp == 4)
+		assert_int_equal(j.resp[2].status, 503);
+	stats(fx, &st);
+	assert_int_equal(st.connections_refused, 1);
+	assert_int_equal(st.idle_closed, 0);
+	assert_int_equal(st.connections, 2);
+	stop(fx);
+}
+
+/*
+ * max_connections 2, both idle keep-alive connections: A answered first,
+ * then B. A third connection is admitted by closing A (idle the longest);
+ * B and the new one are served.
+ */
+static void
+job_idle_eviction(struct job *j)
+{
+	struct client a, b, c;
+
+	if (cl_connect(&a, j->port) != 0 || cl_connect(&b, j->port) != 0 ||
+	    cl_send(&a, j->req[0], j->req_len[0]) != 0 || cl_response(&a, &j->resp[0]) != 0 ||
+	    cl_send(&b, j->req[0], j->req_len[0]) != 0 || cl_response(&b, &j->resp[1]) != 0 ||
+	    cl_connect(&c, j->port) != 0 ||
+	    cl_send(&c, j->req[0], j->req_len[0]) != 0 || cl_response(&c, &j->resp[2]) != 0) {
+		JOB_FAIL(j);
+		return;
+	}
+	j->closed = cl_closed(&a);
+	if (cl_send(&b, j->req[0], j->req_len[0]) != 0 || cl_response(&b, &j->resp[3]) != 0)
+		JOB_FAIL(j);
+	j->nresp = 4;
+	close(a.fd);
+	close(b.fd);
+	close(c.fd);
+}
+
+static void
+test_oldest_idle_connection_is_closed_to_admit_a_new_one(void **state)
 {
 	struct fixture *fx = *state;
 	struct http_source_stats st;
@@ -1191,19 +1356,85 @@ test_max_connections_refuses_the_extra_one(void **state)
 	fx->cfg.max_connections = 2;
 	start(fx);
 	req = post_json("application/json", "{}", &len);
-	j.fn = job_max_connections;
+	j.fn = job_idle_eviction;
 	j.req[0] = req;
 	j.req_len[0] = len;
 	run(fx, &j);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(j.resp[i].status, 200);
 	assert_true(j.closed);
-	assert_int_equal(j.resp[0].status, 200);
-	assert_int_equal(j.resp[1].status, 200);
-	assert_int_equal(j.resp[j.nresp - 1].status, 200);
-	if (j.nresp == 4)
-		assert_int_equal(j.resp[2].status, 503);
 	stats(fx, &st);
-	assert_int_equal(st.connections_refused, 1);
-	assert_int_equal(st.connections, 2);
+	assert_int_equal(st.connections_refused, 0);
+	assert_int_equal(st.idle_closed, 1);
+	assert_int_equal(st.connections, 3);
+	assert_int_equal(st.events, 4);
+	stop(fx);
+	free(req);
+}
+
+/*
+ * Several requests at once on a hand-off queue of two one-event blocks:
+ * the writer is busy with earlier blocks most of the time, which is no
+ * full spool. Every request waits its turn and is answered 200.
+ */
+#define BUSY_CLIENTS 6
+#define BUSY_EVENTS 20
+
+static void
+job_concurrent(struct job *j)
+{
+	struct client c[BUSY_CLIENTS];
+	int n = 0;
+
+	for (int i = 0; i < BUSY_CLIENTS; i++)
+		if (cl_connect(&c[i], j->port) != 0 || cl_send(&c[i], j->req[0], j->req_len[0]) != 0)
+			JOB_FAIL(j);
+	for (int i = 0; i < BUSY_CLIENTS && j->err == 0; i++) {
+		struct resp r;
+
+		if (cl_response(&c[i], &r) != 0) {
+			JOB_FAIL(j);
+			break;
+		}
+		if (r.status != 200 && n == 0)
+			j->resp[n++] = r;
+	}
+	for (int i = 0; i < BUSY_CLIENTS; i++)
+		close(c[i].fd);
+	j->nresp = n;
+}
+
+static void
+test_concurrent_requests_on_a_busy_spool_queue_all_get_200(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct spool_stats ss;
+	struct job j = { 0 };
+	char body[BUSY_EVENTS * 16];
+	size_t len, blen = 0;
+	char *req;
+
+	fx->so.queue_blocks = 2;
+	fx->so.block_bytes = 4096;
+	fx->so.segment_max_events = 1;
+	start(fx);
+	for (int i = 0; i < BUSY_EVENTS; i++)
+		blen += (size_t)sprintf(body + blen, "{\"i\":%d}\n", i);
+	req = post("/v1/events", "application/x-ndjson", NULL, body, blen, &len);
+	j.fn = job_concurrent;
+	j.req[0] = req;
+	j.req_len[0] = len;
+	run(fx, &j);
+	/* No answer but 200: the first other one, if any, with its reason. */
+	if (j.nresp != 0)
+		fail_msg("answered %d: %s", j.resp[0].status, j.resp[0].body);
+	stats(fx, &st);
+	assert_int_equal(st.accepted, BUSY_CLIENTS);
+	assert_int_equal(st.events, BUSY_CLIENTS * BUSY_EVENTS);
+	assert_int_equal(st.unavailable_503, 0);
+	spool_get_stats(fx->s, &ss);
+	assert_int_equal(ss.events_committed, BUSY_CLIENTS * BUSY_EVENTS);
 	stop(fx);
 	free(req);
 }
@@ -1228,8 +1459,8 @@ test_idle_connection_is_closed_after_the_timeout(void **state)
 	struct http_source_stats st;
 	struct job j = { 0 };
 
+	fx->cfg.idle_timeout_ms = 200;
 	start(fx);
-	http_source_set_idle_timeout(fx->hs, 200);
 	j.fn = job_idle;
 	run(fx, &j);
 	assert_true(j.closed);
@@ -1489,6 +1720,50 @@ test_stop_closes_open_connections(void **state)
 	assert_true(j.closed);
 }
 
+/*
+ * A request waiting for memory_limit's share when the agent stops is told
+ * 503 (its body was never read) and closed, and stops waiting.
+ */
+static void
+test_stop_answers_a_request_waiting_for_memory_503(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st = { 0 };
+	struct budget_stats bs;
+	struct budget_reqs q;
+	struct budget *b;
+	struct job j = { 0 };
+	pthread_t t;
+
+	budget_reqs(&q);
+	assert_int_equal(budget_new(HTTP_SOURCE_BODY_OVERHEAD + 2 * (uint64_t)q.n + 100, &b), 0);
+	/* Another user holds enough of the share that the request does not fit beside it. */
+	assert_int_equal(budget_take(b, 1000), 0);
+	start(fx);
+	http_source_set_budget(fx->hs, b);
+	j.port = fx->port;
+	j.req[0] = q.full;
+	j.nreq = 1;
+	j.check_closed = true;
+	j.fn = job_exchange;
+	assert_int_equal(pthread_create(&t, NULL, job_thread, &j), 0);
+	for (int i = 0; i < 5000 && st.budget_waits == 0; i++) {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		stats(fx, &st);
+		usleep(1000);
+	}
+	assert_int_equal(st.budget_waits, 1);
+	stop(fx);
+	while (!atomic_load(&j.done))
+		usleep(1000);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_503_and_closed(&j, "stopping");
+	budget_get_stats(b, &bs);
+	assert_int_equal(bs.waiting, 0);
+	budget_give(b, 1000);
+	budget_free(b);
+}
+
 static void
 test_listen_failure_is_reported_and_leaves_nothing_open(void **state)
 {
@@ -1528,9 +1803,18 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pipelined_answers_keep_request_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connection_close_and_http10_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_spool_is_503_with_retry_after_then_200, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_beyond_memory_limits_share_is_503_then_fits,
+		cmocka_unit_test_setup_teardown(test_request_waits_for_memory_limits_share_then_is_200,
 		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_max_connections_refuses_the_extra_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_waiting_past_request_timeout_is_503_with_retry_after,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_larger_than_memory_limits_share_is_503_at_once,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_connections_refuses_the_extra_one_when_none_is_idle,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oldest_idle_connection_is_closed_to_admit_a_new_one,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_requests_on_a_busy_spool_queue_all_get_200,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_connection_is_closed_after_the_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_headers_over_the_limit_are_431, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expect_100_continue, setup, teardown),
@@ -1539,6 +1823,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_a_tiny_spool_queue_still_takes_every_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_object_with_too_many_values_is_400, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_closes_open_connections, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_answers_a_request_waiting_for_memory_503,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_failure_is_reported_and_leaves_nothing_open, setup, teardown),
 	};
 

@@ -428,6 +428,34 @@ test_full_spool_refuses_appends_until_deletes_free_room(void **state)
 	close_spool(fx);
 }
 
+/*
+ * A hand-off queue without room for a request (spool_room false, or every
+ * block with the writer) is not a full spool: /health, the metric and the
+ * HTTP source's 503 "the spool is full" must not say so while the spool
+ * is empty.
+ */
+static void
+test_busy_hand_off_queue_is_not_reported_full(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_stats st;
+
+	spool_options_default(&o, fx->dir);
+	open_spool(fx, &o);
+	assert_false(spool_room(fx->s, (o.queue_blocks + 1) * o.block_bytes, 1));
+	spool_get_stats(fx->s, &st);
+	assert_false(st.full);
+	assert_int_equal(st.events_stored, 0);
+	/* The writable callback still follows the refusal. */
+	fx->writable_calls = 0;
+	append_lines(fx, 0, 1);
+	spool_flush(fx->s);
+	while (fx->writable_calls == 0)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	close_spool(fx);
+}
+
 static void
 test_broken_spool_is_moved_aside_and_a_new_one_starts(void **state)
 {
@@ -613,6 +641,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_positions_are_committed_with_their_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_removes_whole_segments_in_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_spool_refuses_appends_until_deletes_free_room, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_hand_off_queue_is_not_reported_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_spool_is_moved_aside_and_a_new_one_starts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_larger_than_the_limit_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relaxed_sync_commits_the_same, setup, teardown),
