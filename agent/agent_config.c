@@ -137,7 +137,8 @@ static const struct config_key batch_keys[] = {
 static const struct config_key relays_keys[] = {
 	{ "servers", CONFIG_LIST, R(servers), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY | CONFIG_SCALAR_AS_LIST,
 	  .elem = &elem_server,
-	  .help = "Relays as host:port. The agent connects to one and fails over to the next." },
+	  .help = "Relays as host:port. Each connection goes to one at random (and to a random address "
+	  "of its name); after a failure, to another." },
 	{ "tls", CONFIG_SECTION, R(tls), .flags = CONFIG_REQUIRED, .keys = tls_keys,
 	  .help = "Mutual TLS with the relays." },
 	{ "batch", CONFIG_SECTION, R(batch), .keys = batch_keys, .help = "Segment and batch sizes." },
