@@ -1109,8 +1109,8 @@ shipper_watchdog_cb(uv_timer_t *t)
 		uv_timer_start(&sh->t_watchdog, shipper_watchdog_cb, timeout - idle, 0);
 		return;
 	}
-	shipper_fail_dead(sh, "no frame from the relay for %" PRIu64 " ms (ping_timeout %" PRIu64
-	    " ms): it is considered dead", idle, timeout);
+	shipper_fail_dead(sh, "nothing received from the relay for %" PRIu64 " ms "
+	    "(ping_timeout %" PRIu64 " ms): it is considered dead", idle, timeout);
 }
 
 static int
@@ -1237,7 +1237,6 @@ shipper_on_frame(void *arg, const struct frame *f)
 	/* A frame handled before this one in the same read closed the connection. */
 	if (!shipper_open_state(sh->state))
 		return 1;
-	sh->last_rx = shipper_now(sh);
 	if (sh->state == SHIPPER_HELLO && t != FRAME_WELCOME && t != FRAME_PING &&
 	    t != FRAME_GOODBYE) {
 		shipper_fail(sh, "protocol error: %s before Welcome", frame_type_name(t));
@@ -1308,6 +1307,8 @@ shipper_on_data(void *ctx, const uint8_t *p, size_t n)
 
 	if (sh->dec == NULL || !shipper_open_state(sh->state))
 		return;
+	/* Alive: part of a frame counts too, for ping_timeout. */
+	sh->last_rx = shipper_now(sh);
 	r = frame_decoder_feed(sh->dec, p, n, shipper_on_frame, sh);
 	if (r < 0) {
 		shipper_fail(sh, "protocol error: %s", frame_decoder_error(sh->dec));
@@ -1388,6 +1389,9 @@ shipper_reconnect(struct shipper *sh, enum shipper_close kind, const char *why, 
 
 	if (welcomed && up_ms >= SHIPPER_STABLE_MS)
 		sh->failures = 0;
+	/* A name's other addresses come first next time (with a single server). */
+	if (kind != CLOSE_LIFETIME)
+		sh->addr_failed = true;
 	switch (kind) {
 	case CLOSE_LIFETIME:
 		shipper_pick_server(sh, false);
@@ -1408,7 +1412,6 @@ shipper_reconnect(struct shipper *sh, enum shipper_close kind, const char *why, 
 		break;
 	default:
 		sh->failures++;
-		sh->addr_failed = true;
 		shipper_pick_server(sh, true);
 		delay = shipper_backoff(sh);
 		if (welcomed)

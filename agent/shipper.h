@@ -38,7 +38,7 @@
  * (jittered by 10%) the shipper stops sending, waits for the acks in flight
  * (ping_timeout at most), says Goodbye and connects again at once, to a
  * server picked at random again. A Ping goes out every ping_interval; a
- * relay from which no frame at all arrived for ping_timeout is dead and its
+ * relay from which no byte at all arrived for ping_timeout is dead and its
  * socket is closed at once (a graceful TLS close would wait for it). After
  * a reconnect the unacked ranges are sent first, oldest first, then new
  * segments.

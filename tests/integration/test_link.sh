@@ -93,7 +93,7 @@ kill -STOP "$stopped"
 nginx_lines "$T/good.log" 2000 2001
 if wait_log "$T/agent-good.log" "considered dead" 12; then
 	line=$(grep -m1 "considered dead" "$T/agent-good.log")
-	silence=$(sed -nE 's/.*no frame from the relay for ([0-9]+) ms.*/\1/p' <<<"$line")
+	silence=$(sed -nE 's/.*nothing received from the relay for ([0-9]+) ms.*/\1/p' <<<"$line")
 	[ "${silence:-0}" -ge 3000 ] && [ "${silence:-99999}" -lt 6000 ] &&
 		pass "the stopped $first was given up after $silence ms of silence (ping_timeout 3000 ms)" ||
 		fail "silence of ${silence:-?} ms reported: $line"

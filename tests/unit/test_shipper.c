@@ -1149,9 +1149,9 @@ test_stopped_relay_given_up_within_ping_timeout(void **state)
 	WAIT_FOR(fx, r->nconns == 1 && connected(fx));
 	WAIT_FOR(fx, r->accepts == 2);
 	assert_logged(fx, "considered dead");
-	p = strstr(logged(fx), "no frame from the relay for ");
+	p = strstr(logged(fx), "nothing received from the relay for ");
 	assert_non_null(p);
-	silence = strtoul(p + strlen("no frame from the relay for "), NULL, 10);
+	silence = strtoul(p + strlen("nothing received from the relay for "), NULL, 10);
 	print_message("silence reported: %lu ms\n", silence);
 	assert_true(silence >= 400);
 	assert_true(silence < 60000);
