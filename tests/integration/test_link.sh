@@ -62,8 +62,7 @@ if wait_log "$T/agent-liar.log" 'before Welcome .*; trying .* in [0-9]{4,} ms \(
 else
 	fail "refused agent: no delay of 1 s or more after $(refused) refusals: $(grep -m3 -E 'Goodbye|refused' "$T/agent-liar.log" | cut -c1-220)"
 fi
-kill -TERM "$liar"
-wait_exit "$liar" 20 || fail "refused agent did not stop"
+stop_agent "$liar"
 
 # ---- connection_lifetime spreads connections over both relays ----
 : >"$T/spread.log"
