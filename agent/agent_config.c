@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,7 +152,8 @@ static const struct config_key batch_keys[] = {
 static const struct config_key relays_keys[] = {
 	{ "servers", CONFIG_LIST, R(servers), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY | CONFIG_SCALAR_AS_LIST,
 	  .elem = &elem_server,
-	  .help = "Relays as host:port. The agent connects to one and fails over to the next." },
+	  .help = "Relays as host:port. Each connection goes to one at random (and to a random address "
+	  "of its name); after a failure, to another." },
 	{ "tls", CONFIG_SECTION, R(tls), .flags = CONFIG_REQUIRED, .keys = tls_keys,
 	  .help = "Mutual TLS with the relays." },
 	{ "batch", CONFIG_SECTION, R(batch), .keys = batch_keys, .help = "Segment and batch sizes." },
@@ -164,7 +166,7 @@ static const struct config_key relays_keys[] = {
 	{ "reconnect_max", CONFIG_DURATION, R(reconnect_max_ms), .def = "30s", .min = 10, .max = HOUR,
 	  .help = "Longest delay between reconnection attempts." },
 	{ "ping_interval", CONFIG_DURATION, R(ping_interval_ms), .def = "10s", .min = 100, .max = HOUR,
-	  .help = "A Ping goes to the relay this often while connected." },
+	  .help = "A Ping goes to the relay this often while connected; below ping_timeout." },
 	{ "ping_timeout", CONFIG_DURATION, R(ping_timeout_ms), .def = "30s", .min = 100, .max = HOUR,
 	  .help = "A relay from which no frame at all arrived for this long is dead: reconnect." },
 	{ NULL },
@@ -276,6 +278,10 @@ agent_config_validate(struct config_check *c, void *obj)
 		daemon_check_file(c, "relays.tls.key_file", cfg->relays.tls.key_file);
 		if (cfg->relays.reconnect_min_ms > cfg->relays.reconnect_max_ms)
 			config_error(c, "relays.reconnect_min", "must not be above reconnect_max");
+		/* Only Pings make a quiet relay send something within ping_timeout. */
+		if (cfg->relays.ping_interval_ms >= cfg->relays.ping_timeout_ms)
+			config_error(c, "relays.ping_interval", "must be below ping_timeout (%" PRIu64
+			    " ms)", cfg->relays.ping_timeout_ms);
 	}
 	daemon_default_id(c, &cfg->id);
 }

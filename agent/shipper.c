@@ -170,7 +170,10 @@ struct shipper {
 	struct event_field *fields;
 
 	unsigned failures;       /* consecutive, for the backoff */
-	unsigned addr_turn;      /* which of a name's addresses the next connection uses */
+	/* The address of the current or last connection, and whether it failed. */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	bool addr_failed;
 	uint64_t rng;
 	bool stopping;
 	void (*done)(void *ctx);
@@ -461,7 +464,20 @@ shipper_encode_batch(struct shipper *sh, uint64_t id, uint64_t events, uint64_t 
 
 /* ---------------------------------------------------------------- connection end */
 
-static void shipper_close_conn(struct shipper *sh);
+static void shipper_close_conn(struct shipper *sh, bool abort);
+
+static void shipper_vfail(struct shipper *sh, bool abort, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void
+shipper_vfail(struct shipper *sh, bool abort, const char *fmt, va_list ap)
+{
+	if (sh->conn == NULL || sh->state == SHIPPER_CLOSING)
+		return;
+	vsnprintf(sh->close_why, sizeof(sh->close_why), fmt, ap);
+	sh->close_kind = sh->stopping ? CLOSE_STOP : CLOSE_FAILURE;
+	shipper_close_conn(sh, abort);
+}
 
 static void shipper_fail(struct shipper *sh, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -472,21 +488,39 @@ shipper_fail(struct shipper *sh, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (sh->conn == NULL || sh->state == SHIPPER_CLOSING)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(sh->close_why, sizeof(sh->close_why), fmt, ap);
+	shipper_vfail(sh, false, fmt, ap);
 	va_end(ap);
-	sh->close_kind = sh->stopping ? CLOSE_STOP : CLOSE_FAILURE;
-	shipper_close_conn(sh);
+}
+
+static void shipper_fail_dead(struct shipper *sh, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * As shipper_fail for a relay that stopped answering: the socket closes at
+ * once, since a graceful TLS close would wait handshake_timeout more for
+ * a peer that is not there (a stopped relay was given up after ping_timeout
+ * plus 10 s).
+ */
+static void
+shipper_fail_dead(struct shipper *sh, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	shipper_vfail(sh, true, fmt, ap);
+	va_end(ap);
 }
 
 static void
-shipper_close_conn(struct shipper *sh)
+shipper_close_conn(struct shipper *sh, bool abort)
 {
 	shipper_stop_conn_timers(sh);
 	shipper_set_state(sh, SHIPPER_CLOSING);
-	tls_conn_close(sh->conn);
+	if (abort)
+		tls_conn_abort(sh->conn, -ETIMEDOUT);
+	else
+		tls_conn_close(sh->conn);
 }
 
 static void
@@ -494,9 +528,9 @@ shipper_goodbye_timeout(uv_timer_t *t)
 {
 	struct shipper *sh = t->data;
 
-	/* The frame being written did not go out in time: close with it cut. */
+	/* The frame being written did not go out in time: the relay is not reading. */
 	if (sh->state == SHIPPER_GOODBYE)
-		shipper_close_conn(sh);
+		shipper_close_conn(sh, true);
 }
 
 /* Sends Goodbye after the frame being written, then closes. */
@@ -1004,7 +1038,7 @@ shipper_pump(struct shipper *sh)
 			f.pb.ping.nonce = ++sh->ping_nonce;
 		} else if (sh->state == SHIPPER_GOODBYE) {
 			if (sh->goodbye_sent) {
-				shipper_close_conn(sh);
+				shipper_close_conn(sh, false);
 				break;
 			}
 			sh->goodbye_sent = true;
@@ -1075,8 +1109,8 @@ shipper_watchdog_cb(uv_timer_t *t)
 		uv_timer_start(&sh->t_watchdog, shipper_watchdog_cb, timeout - idle, 0);
 		return;
 	}
-	shipper_fail(sh, "no frame from the relay for %" PRIu64 " ms (ping_timeout): "
-	    "it is considered dead", idle);
+	shipper_fail_dead(sh, "nothing received from the relay for %" PRIu64 " ms "
+	    "(ping_timeout %" PRIu64 " ms): it is considered dead", idle, timeout);
 }
 
 static int
@@ -1203,7 +1237,6 @@ shipper_on_frame(void *arg, const struct frame *f)
 	/* A frame handled before this one in the same read closed the connection. */
 	if (!shipper_open_state(sh->state))
 		return 1;
-	sh->last_rx = shipper_now(sh);
 	if (sh->state == SHIPPER_HELLO && t != FRAME_WELCOME && t != FRAME_PING &&
 	    t != FRAME_GOODBYE) {
 		shipper_fail(sh, "protocol error: %s before Welcome", frame_type_name(t));
@@ -1229,7 +1262,7 @@ shipper_on_frame(void *arg, const struct frame *f)
 		snprintf(sh->close_why, sizeof(sh->close_why), "%s",
 		    f->pb.goodbye.reason[0] != '\0' ? f->pb.goodbye.reason : "no reason given");
 		sh->close_kind = CLOSE_RELAY_GOODBYE;
-		shipper_close_conn(sh);
+		shipper_close_conn(sh, false);
 		return 1;
 	default:
 		shipper_fail(sh, "protocol error: unexpected %s frame", frame_type_name(t));
@@ -1245,7 +1278,7 @@ shipper_welcome_timeout(uv_timer_t *t)
 	struct shipper *sh = t->data;
 
 	if (sh->state == SHIPPER_HELLO)
-		shipper_fail(sh, "no Welcome within %" PRIu64 " ms (tls.handshake_timeout)",
+		shipper_fail_dead(sh, "no Welcome within %" PRIu64 " ms (tls.handshake_timeout)",
 		    sh->cfg->relays.tls.handshake_timeout_ms);
 }
 
@@ -1274,6 +1307,8 @@ shipper_on_data(void *ctx, const uint8_t *p, size_t n)
 
 	if (sh->dec == NULL || !shipper_open_state(sh->state))
 		return;
+	/* Alive: part of a frame counts too, for ping_timeout. */
+	sh->last_rx = shipper_now(sh);
 	r = frame_decoder_feed(sh->dec, p, n, shipper_on_frame, sh);
 	if (r < 0) {
 		shipper_fail(sh, "protocol error: %s", frame_decoder_error(sh->dec));
@@ -1322,7 +1357,29 @@ shipper_backoff(struct shipper *sh)
 	return d / 2 + shipper_random(sh) % (d - d / 2 + 1);
 }
 
-/* Schedules the next connection after the one that ended (kind, why). */
+/*
+ * The server of the next connection, at random so that agents spread over
+ * the fleet, also when connection_lifetime sends them all away; with
+ * other, never the current one (it just failed or said Goodbye).
+ */
+static void
+shipper_pick_server(struct shipper *sh, bool other)
+{
+	if (sh->nservers < 2)
+		return;
+	if (other)
+		sh->server = (sh->server + 1 + shipper_random(sh) % (sh->nservers - 1)) %
+		    sh->nservers;
+	else
+		sh->server = shipper_random(sh) % sh->nservers;
+}
+
+/*
+ * Schedules the next connection after the one that ended (kind, why).
+ * Every end but connection_lifetime counts as a failure for the backoff,
+ * a refusal or a Goodbye included: only a session that worked (an Ack OK,
+ * or up for SHIPPER_STABLE_MS after Welcome) resets it.
+ */
 static void
 shipper_reconnect(struct shipper *sh, enum shipper_close kind, const char *why, bool welcomed,
     uint64_t up_ms, size_t unacked)
@@ -1330,21 +1387,32 @@ shipper_reconnect(struct shipper *sh, enum shipper_close kind, const char *why, 
 	const char *was = shipper_relay(sh);
 	uint64_t delay = 0;
 
+	if (welcomed && up_ms >= SHIPPER_STABLE_MS)
+		sh->failures = 0;
+	/* A name's other addresses come first next time (with a single server). */
+	if (kind != CLOSE_LIFETIME)
+		sh->addr_failed = true;
 	switch (kind) {
 	case CLOSE_LIFETIME:
-		log_info("relay %s: connection_lifetime reached; reconnecting", was);
+		shipper_pick_server(sh, false);
+		log_info("relay %s: connection_lifetime reached; reconnecting to %s", was,
+		    shipper_relay(sh));
 		break;
 	case CLOSE_RELAY_GOODBYE:
-		sh->server = (sh->server + 1) % sh->nservers;
-		delay = sh->cfg->relays.reconnect_min_ms;
-		log_info("relay %s closed the connection (Goodbye: %s); connecting to %s in %"
-		    PRIu64 " ms", was, why, shipper_relay(sh), delay);
+		sh->failures++;
+		shipper_pick_server(sh, true);
+		delay = shipper_backoff(sh);
+		if (welcomed)
+			log_info("relay %s closed the connection (Goodbye: %s); connecting to %s in %"
+			    PRIu64 " ms", was, why, shipper_relay(sh), delay);
+		else
+			log_warn("relay %s refused the connection before Welcome (Goodbye: %s); "
+			    "trying %s in %" PRIu64 " ms (attempt %u)", was, why, shipper_relay(sh),
+			    delay, sh->failures + 1);
 		break;
 	default:
-		if (welcomed && up_ms >= SHIPPER_STABLE_MS)
-			sh->failures = 0;
 		sh->failures++;
-		sh->server = (sh->server + 1) % sh->nservers;
+		shipper_pick_server(sh, true);
 		delay = shipper_backoff(sh);
 		if (welcomed)
 			log_warn("relay %s: connection lost: %s; %zu unacknowledged batch(es) will be "
@@ -1415,6 +1483,39 @@ static const struct tls_conn_callbacks shipper_tls_callbacks = {
 
 /* ---------------------------------------------------------------- connecting */
 
+static bool
+shipper_addr_is_failed(const struct shipper *sh, const struct addrinfo *ai)
+{
+	return sh->addr_failed && ai->ai_addrlen == sh->addr_len &&
+	    memcmp(ai->ai_addr, &sh->addr, sh->addr_len) == 0;
+}
+
+/*
+ * One of every address the name resolved to, at random (agents spread over
+ * the addresses of a name as over the servers), but not the one whose
+ * connection just failed while there is another. Remembers it.
+ */
+static const struct addrinfo *
+shipper_pick_addr(struct shipper *sh, const struct addrinfo *res)
+{
+	const struct addrinfo *ai;
+	uint64_t n = 0, k;
+
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		n += !shipper_addr_is_failed(sh, ai);
+	k = n > 0 ? shipper_random(sh) % n : 0;
+	for (ai = res; ai->ai_next != NULL; ai = ai->ai_next) {
+		if (n > 0 && shipper_addr_is_failed(sh, ai))
+			continue;
+		if (k-- == 0)
+			break;
+	}
+	sh->addr_failed = false;
+	sh->addr_len = ai->ai_addrlen <= sizeof(sh->addr) ? ai->ai_addrlen : 0;
+	memcpy(&sh->addr, ai->ai_addr, sh->addr_len);
+	return ai;
+}
+
 static void
 shipper_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
@@ -1424,7 +1525,6 @@ shipper_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	    sh->cfg->relays.tls.server_name : srv->host;
 	const struct addrinfo *ai;
 	char why[320];
-	unsigned n = 0;
 	int r;
 
 	if (sh->stopping) {
@@ -1445,12 +1545,7 @@ shipper_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	}
 	sh->close_kind = CLOSE_NONE;
 	sh->close_why[0] = '\0';
-	/* A name with several addresses: each attempt takes the next one. */
-	for (ai = res; ai != NULL; ai = ai->ai_next)
-		n++;
-	ai = res;
-	for (unsigned k = sh->addr_turn++ % n; k > 0; k--)
-		ai = ai->ai_next;
+	ai = shipper_pick_addr(sh, res);
 	r = tls_conn_connect(sh->loop, sh->tls, ai->ai_addr, name, &shipper_tls_callbacks, sh,
 	    &sh->conn);
 	uv_freeaddrinfo(res);
@@ -1581,6 +1676,7 @@ shipper_start(uv_loop_t *loop, const struct agent_config *cfg, struct spool *spo
 	sh->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)sh;
 	if (sh->rng == 0)
 		sh->rng = 1;
+	shipper_pick_server(sh, false);
 	sh->window = 1;
 	buf_init(&sh->out, FRAME_HEADER_SIZE + SHIPPER_FRAME_OVERHEAD + SHIPPER_PAYLOAD_MAX);
 	buf_init(&sh->raw, SHIPPER_SEGMENT_RAW_MAX);
@@ -1624,7 +1720,7 @@ shipper_stop(struct shipper *sh, void (*done)(void *ctx), void *ctx)
 		break;
 	case SHIPPER_CONNECTING:
 		sh->close_kind = CLOSE_STOP;
-		shipper_close_conn(sh);
+		shipper_close_conn(sh, false);
 		break;
 	case SHIPPER_HELLO:
 	case SHIPPER_READY:

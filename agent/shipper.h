@@ -27,17 +27,21 @@
  * can never be accepted and keeping it would fill the disk. An Ack for a
  * batch not in flight is a protocol error.
  *
- * Connections: servers are tried in the order configured, starting with
- * the first; after a failure the next one is tried after a delay that
- * doubles per consecutive failure from reconnect_min to reconnect_max,
- * uniformly jittered within [delay/2, delay], and reset by a connection that
- * got an Ack OK or stayed up for SHIPPER_STABLE_MS. A relay's Goodbye moves
- * on to the next server after reconnect_min. After connection_lifetime
+ * Connections: each connection goes to a server picked at random among
+ * those configured, and to an address picked at random among all those its
+ * name resolves to, so that agents spread over the fleet. After a failure,
+ * a refusal or a relay's Goodbye, another server (and not the address that
+ * failed) is tried after a delay that doubles per consecutive failure from
+ * reconnect_min to reconnect_max, uniformly jittered within [delay/2,
+ * delay]; only a session that worked (an Ack OK, or up for
+ * SHIPPER_STABLE_MS after Welcome) resets it. After connection_lifetime
  * (jittered by 10%) the shipper stops sending, waits for the acks in flight
- * (ping_timeout at most), says Goodbye and connects again at once. A Ping
- * goes out every ping_interval; a relay from which no frame at all arrived
- * for ping_timeout is dead. After a reconnect the unacked ranges are sent
- * first, oldest first, then new segments.
+ * (ping_timeout at most), says Goodbye and connects again at once, to a
+ * server picked at random again. A Ping goes out every ping_interval; a
+ * relay from which no byte at all arrived for ping_timeout is dead and its
+ * socket is closed at once (a graceful TLS close would wait for it). After
+ * a reconnect the unacked ranges are sent first, oldest first, then new
+ * segments.
  *
  * Everything runs on the loop thread of the spool's loop.
  */
@@ -79,7 +83,7 @@ struct shipper_stats {
 
 /*
  * Builds the TLS client configuration from cfg->relays.tls and starts
- * connecting to cfg->relays.servers[0]; shipping begins with the oldest
+ * connecting to one of cfg->relays.servers, at random; shipping begins with the oldest
  * segment in the spool. cfg and spool are borrowed: both must outlive the
  * shipper (stop it before spool_close). Returns 0 and sets *out (the caller
  * owns it: shipper_stop, then shipper_free), or a negative error after

@@ -25,6 +25,13 @@
 
 #define ELLIPSIS "..."
 
+/*
+ * The last suppressed message of a call site is kept formatted, up to this
+ * many bytes, for its report: the format string alone ("relay %s: ...")
+ * tells the operator neither which peer nor what went wrong.
+ */
+#define SUPPRESSED_TEXT_MAX 512
+
 struct ratelimit_slot {
 	const char *fmt; /* NULL: free */
 	uint64_t window_start_ns;
@@ -32,6 +39,9 @@ struct ratelimit_slot {
 	unsigned printed;
 	uint64_t suppressed;
 	enum log_level suppressed_level;
+	size_t last_len;
+	bool last_cut;   /* the last suppressed message was longer than last[] */
+	char last[SUPPRESSED_TEXT_MAX];
 };
 
 static uint64_t real_now_ns(void);
@@ -258,8 +268,10 @@ static void report_suppressed_locked(struct ratelimit_slot *slot, uint64_t now_n
 {
 	char head[64];
 
-	snprintf(head, sizeof(head), "%" PRIu64 " similar messages suppressed: ", slot->suppressed);
-	emit_line_locked(slot->suppressed_level, now_ns, head, slot->fmt, strlen(slot->fmt), false);
+	snprintf(head, sizeof(head), "%" PRIu64 " similar messages suppressed, the last: ",
+		 slot->suppressed);
+	emit_line_locked(slot->suppressed_level, now_ns, head, slot->last, slot->last_len,
+			 slot->last_cut);
 	slot->suppressed = 0;
 }
 
@@ -294,11 +306,16 @@ static struct ratelimit_slot *slot_for_locked(const char *fmt, uint64_t now_ns)
 	return victim;
 }
 
-/* Returns true if the message may be printed. */
-static bool ratelimit_admit_locked(enum log_level level, const char *fmt, uint64_t now_ns)
+/*
+ * Returns true if the message may be printed; else counts it and sets *held
+ * to its call site's slot, where the caller keeps the formatted text.
+ */
+static bool ratelimit_admit_locked(enum log_level level, const char *fmt, uint64_t now_ns,
+				   struct ratelimit_slot **held)
 {
 	struct ratelimit_slot *slot;
 
+	*held = NULL;
 	if (state.burst == 0)
 		return true;
 	slot = slot_for_locked(fmt, now_ns);
@@ -319,6 +336,7 @@ static bool ratelimit_admit_locked(enum log_level level, const char *fmt, uint64
 	}
 	slot->suppressed++;
 	slot->suppressed_level = level;
+	*held = slot;
 	return false;
 }
 
@@ -363,6 +381,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	/* Callers often log and then inspect errno, and "%m" needs theirs. */
 	int saved_errno = errno;
 	char msg[LOG_LINE_MAX];
+	struct ratelimit_slot *held;
 	uint64_t now_ns;
 	va_list ap;
 	int n;
@@ -373,8 +392,19 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	pthread_mutex_lock(&state.lock);
 	/* Read under the lock so timestamps never go backwards within the file. */
 	now_ns = state.now_ns();
-	if (!ratelimit_admit_locked(level, fmt, now_ns))
+	if (!ratelimit_admit_locked(level, fmt, now_ns, &held)) {
+		errno = saved_errno;
+		va_start(ap, fmt);
+		n = vsnprintf(held->last, sizeof(held->last), fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			snprintf(held->last, sizeof(held->last), "log format error: %s", fmt);
+			n = (int)strlen(held->last);
+		}
+		held->last_cut = (size_t)n >= sizeof(held->last);
+		held->last_len = held->last_cut ? sizeof(held->last) - 1 : (size_t)n;
 		goto out;
+	}
 
 	errno = saved_errno;
 	va_start(ap, fmt);

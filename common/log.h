@@ -83,16 +83,17 @@ void log_set_ratelimit(unsigned burst, uint64_t interval_ms);
  * Formats and writes one line if level passes the filter.  The rate-limit key
  * is the fmt pointer, i.e. the call site; the compiler may merge identical
  * string literals, so call sites with the same format text can share a key.
- * The pointer is kept and the text printed in a later suppression report, so
- * fmt must outlive the program's logging: use a string literal, never a
- * buffer (which would also be a format-string hole).  errno is preserved, and
- * "%m" reports the caller's errno.
+ * The pointer is kept as the key, so fmt must outlive the program's logging:
+ * use a string literal, never a buffer (which would also be a format-string
+ * hole).  A suppressed message is still formatted (its first 511 bytes kept)
+ * for the call site's report.  errno is preserved, and "%m" reports the
+ * caller's errno.
  */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * Writes "N similar messages suppressed: <fmt>" for every call site with a
- * pending count, at the level of the suppressed messages.  Call at exit so
+ * Writes "N similar messages suppressed, the last: <message>" for every call
+ * site with a pending count, at the level of the suppressed messages.  Call at exit so
  * the last window's count is not lost.
  */
 void log_flush_suppressed(void);

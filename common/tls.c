@@ -1860,6 +1860,19 @@ tls_conn_close(struct tls_conn *c)
 	tls_settle(c);
 }
 
+void
+tls_conn_abort(struct tls_conn *c, int reason)
+{
+	if (c == NULL || c->state == TLS_S_CLOSED)
+		return;
+	c->user_closed = true;
+	if (c->reason == 0) {
+		c->reason = reason;
+		tls_why(c, "aborted by us: %s", tls_strerror(reason));
+	}
+	tls_close_now(c);
+}
+
 int
 tls_conn_peer_cn(const struct tls_conn *c, char *out, size_t outlen)
 {

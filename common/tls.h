@@ -230,6 +230,15 @@ void tls_conn_resume_reading(struct tls_conn *c);
 void tls_conn_close(struct tls_conn *c);
 
 /*
+ * Closes the socket at once: no close_notify, queued data dropped, no wait
+ * for the peer. For a peer considered dead (stopped, unreachable), which
+ * would keep a graceful close open for handshake_timeout more. on_close
+ * follows with reason (e.g. -ETIMEDOUT), and no other callback. Also cuts
+ * short a graceful close already waiting. Idempotent.
+ */
+void tls_conn_abort(struct tls_conn *c, int reason);
+
+/*
  * The common name of the peer's verified certificate, into out (NUL-
  * terminated). Returns 0; -ENOTCONN before the handshake ended; -ENOENT if
  * the peer sent no certificate (verify_client off) or it has no CN;

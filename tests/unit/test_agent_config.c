@@ -814,6 +814,33 @@ test_reconnect_min_above_reconnect_max_is_refused(void **state)
 	config_free(&agent_config_schema, &cfg);
 }
 
+/*
+ * A Ping is what makes a quiet but healthy relay answer: sent no more often
+ * than ping_timeout, it could not prevent a false "dead relay", and a dead
+ * one could not be told from a quiet one within ping_timeout.
+ */
+static void
+test_ping_interval_not_below_ping_timeout_is_refused(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	expect_errors("relays:\n"
+	    "  servers: [relay1:7540]\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    "  ping_interval: 30s\n"
+	    SOURCES_OK,
+	    "agent.yaml:4: relays.ping_interval: must be below ping_timeout (30000 ms)\n");
+	load_ok("relays:\n"
+	    "  servers: [relay1:7540]\n"
+	    "  tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@}\n"
+	    "  ping_interval: 1s\n"
+	    "  ping_timeout: 1001ms\n"
+	    SOURCES_OK, &cfg);
+	assert_int_equal(cfg.relays.ping_interval_ms, 1000);
+	config_free(&agent_config_schema, &cfg);
+}
+
 static void
 test_bad_server_addresses_are_refused(void **state)
 {
@@ -915,6 +942,7 @@ main(void)
 		cmocka_unit_test(test_relays_without_servers_is_refused),
 		cmocka_unit_test(test_unreadable_tls_files_are_reported),
 		cmocka_unit_test(test_reconnect_min_above_reconnect_max_is_refused),
+		cmocka_unit_test(test_ping_interval_not_below_ping_timeout_is_refused),
 		cmocka_unit_test(test_bad_server_addresses_are_refused),
 		cmocka_unit_test(test_several_errors_are_all_reported_in_one_run),
 		cmocka_unit_test(test_syslog_timezone_and_receive_buffer_are_read_and_checked),

@@ -255,7 +255,7 @@ static void test_repeated_message_is_suppressed_after_burst_and_counted(void **s
 	log_peer_timeout(15);
 
 	assert_int_equal(count_lines(captured()), 12);
-	assert_string_equal(body_at(10), "warn: 5 similar messages suppressed: peer %d timed out");
+	assert_string_equal(body_at(10), "warn: 5 similar messages suppressed, the last: peer 14 timed out");
 	assert_string_equal(body_at(11), "warn: peer 15 timed out");
 	/* The report is stamped when it is written, not when suppression began. */
 	assert_true(strncmp(line_at(10), "2026-11-25T01:20:36.124Z ", 25) == 0);
@@ -274,7 +274,7 @@ static void test_new_interval_allows_a_full_burst_again(void **state)
 
 	/* 10 + report + 10; the 11th of the second window is held back. */
 	assert_int_equal(count_lines(captured()), 21);
-	assert_string_equal(body_at(10), "warn: 1 similar messages suppressed: peer %d timed out");
+	assert_string_equal(body_at(10), "warn: 1 similar messages suppressed, the last: peer 10 timed out");
 	assert_string_equal(body_at(20), "warn: peer 109 timed out");
 }
 
@@ -289,7 +289,7 @@ static void test_flush_reports_pending_suppressed(void **state)
 
 	log_flush_suppressed();
 	assert_int_equal(count_lines(captured()), 11);
-	assert_string_equal(body_at(10), "info: 2 similar messages suppressed: queue full, dropping batch %d");
+	assert_string_equal(body_at(10), "info: 2 similar messages suppressed, the last: queue full, dropping batch 11");
 
 	log_flush_suppressed(); /* already reported */
 	assert_int_equal(count_lines(captured()), 11);
@@ -309,7 +309,7 @@ static void test_distinct_call_sites_are_limited_independently(void **state)
 	assert_int_equal(count_lines(captured()), 13); /* 10 from A, 3 from B */
 	log_flush_suppressed();
 	assert_int_equal(count_lines(captured()), 14);
-	assert_string_equal(body_at(13), "info: 5 similar messages suppressed: site A %d");
+	assert_string_equal(body_at(13), "info: 5 similar messages suppressed, the last: site A 14");
 }
 
 static void test_burst_zero_disables_limiting(void **state)
@@ -338,7 +338,7 @@ static void test_custom_ratelimit_uses_burst_and_interval_ms(void **state)
 	fake_now += 1000 * NS_PER_MS;
 	log_info("custom %d", 5);
 	assert_int_equal(count_lines(captured()), 5);
-	assert_string_equal(body_at(3), "info: 2 similar messages suppressed: custom %d");
+	assert_string_equal(body_at(3), "info: 2 similar messages suppressed, the last: custom 4");
 	assert_string_equal(body_at(4), "info: custom 5");
 }
 
@@ -352,14 +352,14 @@ static void test_set_ratelimit_reports_pending_counts_first(void **state)
 	log_set_ratelimit(0, 0);
 
 	assert_int_equal(count_lines(captured()), 11);
-	assert_string_equal(body_at(10), "info: 3 similar messages suppressed: before change %d");
+	assert_string_equal(body_at(10), "info: 3 similar messages suppressed, the last: before change 12");
 }
 
 static void test_evicted_call_site_reports_pending_suppressed(void **state)
 {
 	/* Distinct pointers are distinct keys; far more than the table holds. */
 	static char fmts[1024][16];
-	const char *report = "warn: 5 similar messages suppressed: victim %d";
+	const char *report = "warn: 5 similar messages suppressed, the last: victim 14";
 	size_t i, reports = 0, lines;
 
 	(void)state;
@@ -391,7 +391,7 @@ static void test_clock_stepping_backwards_starts_a_new_window(void **state)
 	log_peer_timeout(15);
 
 	assert_int_equal(count_lines(captured()), 12);
-	assert_string_equal(body_at(10), "warn: 5 similar messages suppressed: peer %d timed out");
+	assert_string_equal(body_at(10), "warn: 5 similar messages suppressed, the last: peer 14 timed out");
 	assert_string_equal(body_at(11), "warn: peer 15 timed out");
 }
 
@@ -426,7 +426,46 @@ static void test_suppressed_report_line_is_escaped_too(void **state)
 	log_flush_suppressed();
 
 	assert_int_equal(count_lines(captured()), 11);
-	assert_string_equal(body_at(10), "info: 1 similar messages suppressed: two\\nlines %d");
+	assert_string_equal(body_at(10), "info: 1 similar messages suppressed, the last: two\\nlines 10");
+}
+
+static void log_relay_refused(const char *relay, int attempt)
+{
+	log_warn("relay %s: no connection (refused); attempt %d", relay, attempt);
+}
+
+static void test_suppression_report_shows_the_last_formatted_message(void **state)
+{
+	int i;
+
+	(void)state;
+	for (i = 1; i <= 13; i++)
+		log_relay_refused(i % 2 ? "relay-a:7540" : "relay-b:7540", i);
+	log_flush_suppressed();
+
+	assert_int_equal(count_lines(captured()), 11);
+	assert_string_equal(body_at(10), "warn: 3 similar messages suppressed, the last: "
+			    "relay relay-a:7540: no connection (refused); attempt 13");
+	assert_null(strstr(captured(), "%s"));
+}
+
+static void test_suppression_report_of_a_long_message_is_cut_with_ellipsis(void **state)
+{
+	char big[LOG_LINE_MAX];
+	const char *body;
+	int i;
+
+	(void)state;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (i = 0; i < 11; i++)
+		log_info("big %d %s", i, big);
+	log_flush_suppressed();
+
+	assert_int_equal(count_lines(captured()), 11);
+	body = body_at(10);
+	assert_true(strncmp(body, "info: 1 similar messages suppressed, the last: big 10 xxx", 57) == 0);
+	assert_string_equal(body + strlen(body) - 4, "x...");
 }
 
 static void test_message_that_fits_is_not_truncated(void **state)
@@ -674,6 +713,8 @@ int main(void)
 		T(test_newline_in_message_is_escaped),
 		T(test_control_characters_are_escaped_and_utf8_passes_through),
 		T(test_suppressed_report_line_is_escaped_too),
+		T(test_suppression_report_shows_the_last_formatted_message),
+		T(test_suppression_report_of_a_long_message_is_cut_with_ellipsis),
 		T(test_message_that_fits_is_not_truncated),
 		T(test_overlong_message_is_truncated_with_ellipsis),
 		T(test_truncation_never_splits_an_escape_sequence),

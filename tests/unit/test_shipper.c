@@ -36,7 +36,7 @@
 
 /* Long enough for ASan on a busy 2-vCPU machine, short enough to fail fast. */
 #define WAIT_MS 20000
-#define MAX_CONNS 16
+#define MAX_CONNS 64
 #define MAX_RAWS 32
 #define MAX_BATCHES 256
 #define MAX_HELD 64
@@ -88,6 +88,8 @@ struct relay {
 	uint32_t retry_after_ms;
 	bool ack_held_on_goodbye;   /* answer Goodbye with OK for every held batch */
 	bool pause_after_hello;     /* stop reading once Welcome is sent */
+	bool refuse_hello;          /* answer Hello with Goodbye and close, as for a wrong id */
+	bool goodbye_after_welcome; /* Welcome, then Goodbye and close at once */
 	/* What it saw. */
 	struct rconn conns[MAX_CONNS];
 	int nconns;
@@ -311,6 +313,14 @@ relay_on_frame(void *arg, const struct frame *f)
 		r->protocol = f->pb.hello.protocol_version;
 		snprintf(r->agent_id, sizeof(r->agent_id), "%s", f->pb.hello.agent_id);
 		snprintf(r->version, sizeof(r->version), "%s", f->pb.hello.software_version);
+		if (r->refuse_hello) {
+			frame_init(&out, FRAME_GOODBYE);
+			snprintf(out.pb.goodbye.reason, sizeof(out.pb.goodbye.reason),
+			    "agent id 'web-01' does not match its certificate's common name 'web-02'");
+			rconn_send(rc, &out);
+			tls_conn_close(rc->c);
+			break;
+		}
 		frame_init(&out, FRAME_WELCOME);
 		out.pb.welcome.protocol_version = 1;
 		snprintf(out.pb.welcome.relay_id, sizeof(out.pb.welcome.relay_id), "fake-relay");
@@ -321,6 +331,12 @@ relay_on_frame(void *arg, const struct frame *f)
 		r->welcome_at[rc->idx] = uv_now(&r->fx->loop);
 		if (r->pause_after_hello)
 			tls_conn_pause_reading(rc->c);
+		if (r->goodbye_after_welcome) {
+			frame_init(&out, FRAME_GOODBYE);
+			snprintf(out.pb.goodbye.reason, sizeof(out.pb.goodbye.reason), "overloaded");
+			rconn_send(rc, &out);
+			tls_conn_close(rc->c);
+		}
 		break;
 	case FRAME_BATCH:
 		relay_on_batch(rc, f);
@@ -1005,22 +1021,53 @@ test_failover_to_second_server_when_first_refuses(void **state)
 {
 	struct fx *fx = *state;
 	struct relay *r = relay_start(fx, 0);
+	const struct config_addr *servers;
 	struct shipper_stats st;
-	char relay_text[64];
+	char relay_text[64], again[96];
 
 	fx_config(fx, -1, 0);
+	/* Each new connection picks a server at random: the closed port comes up too. */
+	fx->cfg.relays.connection_lifetime_ms = 100;
 	add_segment(fx, 3, 100);
 	fx_start(fx);
 	WAIT_FOR(fx, segments_deleted(fx) == 1);
+	WAIT_FOR(fx, strstr(logged(fx), "cannot connect") != NULL && r->accepts >= 2 &&
+	    connected(fx));
 	st = stats(fx);
 	snprintf(relay_text, sizeof(relay_text), "127.0.0.1:%d", r->port);
 	assert_string_equal(st.relay, relay_text);
 	assert_true(st.reconnects >= 1);
-	assert_true(st.connected);
-	assert_int_equal(r->accepts, 1);
-	assert_logged(fx, "cannot connect");
-	assert_logged(fx, relay_text);
+	/* After a failure the next attempt goes to another server, never the same again. */
+	servers = fx->cfg.relays.servers.items;
+	snprintf(again, sizeof(again), "trying %s in", servers[0].text);
+	if (strstr(logged(fx), again) != NULL)
+		fail_msg("retried the server that had just failed:\n%s", logged(fx));
 	assert_relay_good(r);
+}
+
+/*
+ * Starts a shipper on relay 0 with reconnect_min 40 ms and reconnect_max 2 s:
+ * the gaps between the relay's first accepts must follow the backoff.
+ */
+static void
+assert_backoff_gaps(struct fx *fx, struct relay *r)
+{
+	uint64_t gap[6];
+
+	fx_config(fx, 0, -2);
+	fx->cfg.relays.reconnect_min_ms = 40;
+	fx->cfg.relays.reconnect_max_ms = 2000;
+	fx_start(fx);
+	WAIT_FOR(fx, r->accepts >= 6);
+	for (int k = 1; k < 6; k++)
+		gap[k] = r->accept_at[k] - r->accept_at[k - 1];
+	print_message("gaps: %llu %llu %llu %llu %llu ms\n", (unsigned long long)gap[1],
+	    (unsigned long long)gap[2], (unsigned long long)gap[3], (unsigned long long)gap[4],
+	    (unsigned long long)gap[5]);
+	/* Delays after failure k are within [40*2^(k-1)/2, 40*2^(k-1)]. */
+	assert_true(gap[3] >= 80);
+	assert_true(gap[4] >= 160);
+	assert_true(gap[5] >= 320);
 }
 
 static void
@@ -1028,25 +1075,11 @@ test_backoff_grows_then_resets(void **state)
 {
 	struct fx *fx = *state;
 	struct relay *r = relay_start(fx, 0);
-	uint64_t gap[6], closed, reopened;
+	uint64_t closed, reopened;
 	int n;
 
 	r->close_at_once = true;
-	fx_config(fx, 0, -2);
-	fx->cfg.relays.reconnect_min_ms = 40;
-	fx->cfg.relays.reconnect_max_ms = 2000;
-	fx_start(fx);
-	/* Delays after failure k are within [40*2^(k-1)/2, 40*2^(k-1)]. */
-	WAIT_FOR(fx, r->accepts >= 6);
-	for (int k = 1; k < 6; k++)
-		gap[k] = r->accept_at[k] - r->accept_at[k - 1];
-	print_message("gaps: %llu %llu %llu %llu %llu ms\n", (unsigned long long)gap[1],
-	    (unsigned long long)gap[2], (unsigned long long)gap[3], (unsigned long long)gap[4],
-	    (unsigned long long)gap[5]);
-	assert_true(gap[3] >= 80);
-	assert_true(gap[4] >= 160);
-	assert_true(gap[5] >= 320);
-	assert_true(gap[5] > gap[1]);
+	assert_backoff_gaps(fx, r);
 
 	/* The relay recovers: a connection with an Ack OK resets the backoff. */
 	r->close_at_once = false;
@@ -1062,6 +1095,66 @@ test_backoff_grows_then_resets(void **state)
 	assert_true(reopened - closed < 800);
 	WAIT_FOR(fx, connected(fx));
 	assert_relay_good(r);
+}
+
+static void
+test_refusal_after_hello_backs_off(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+
+	r->refuse_hello = true;
+	assert_backoff_gaps(fx, r);
+	assert_true(r->hellos >= 5);
+	assert_logged(fx, "does not match its certificate");
+	assert_logged(fx, "(attempt 6)");
+	assert_false(stats(fx).connected);
+	assert_relay_good(r);
+}
+
+static void
+test_goodbye_right_after_welcome_backs_off(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+
+	r->goodbye_after_welcome = true;
+	/* Welcomed, but never acked nor up for SHIPPER_STABLE_MS: no reset. */
+	assert_backoff_gaps(fx, r);
+	assert_logged(fx, "Goodbye: overloaded");
+	assert_relay_good(r);
+}
+
+/*
+ * A relay that stops reading and answering (SIGSTOP) is given up after
+ * ping_timeout, not ping_timeout plus a graceful TLS close that waits
+ * handshake_timeout for a peer that will never answer.
+ */
+static void
+test_stopped_relay_given_up_within_ping_timeout(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+	const char *p;
+	unsigned long silence;
+
+	r->silent = true;
+	r->pause_after_hello = true;
+	fx_config(fx, 0, -2);
+	fx->cfg.relays.ping_interval_ms = 100;
+	fx->cfg.relays.ping_timeout_ms = 400;
+	/* Longer than WAIT_MS: a close that waits for the peer never reconnects in time. */
+	fx->cfg.relays.tls.handshake_timeout_ms = 60000;
+	fx_start(fx);
+	WAIT_FOR(fx, r->nconns == 1 && connected(fx));
+	WAIT_FOR(fx, r->accepts == 2);
+	assert_logged(fx, "considered dead");
+	p = strstr(logged(fx), "nothing received from the relay for ");
+	assert_non_null(p);
+	silence = strtoul(p + strlen("nothing received from the relay for "), NULL, 10);
+	print_message("silence reported: %lu ms\n", silence);
+	assert_true(silence >= 400);
+	assert_true(silence < 60000);
 }
 
 static void
@@ -1097,20 +1190,18 @@ test_connection_lifetime_reconnects(void **state)
 {
 	struct fx *fx = *state;
 	struct relay *r0 = relay_start(fx, 0);
-	struct relay *r1 = relay_start(fx, 1);
 
-	fx_config(fx, 0, 1);
+	fx_config(fx, 0, -2);
 	fx->cfg.relays.connection_lifetime_ms = 400;
 	add_segment(fx, 3, 100);
 	fx_start(fx);
 	WAIT_FOR(fx, segments_deleted(fx) == 1);
 	WAIT_FOR(fx, r0->nconns == 2 && connected(fx));
-	/* A Goodbye, then the same server again (DNS or a balancer spreads the load). */
+	/* A Goodbye, then at once a new connection. */
 	assert_int_equal(r0->goodbyes, 1);
 	assert_string_equal(r0->goodbye_reason, "connection lifetime reached");
 	assert_true(r0->conns[0].closed);
 	assert_true(r0->welcome_at[1] - r0->welcome_at[0] >= 355);
-	assert_int_equal(r1->accepts, 0);
 	add_segment(fx, 3, 100);
 	WAIT_FOR(fx, segments_deleted(fx) == 2);
 	assert_int_equal(r0->batches[1].conn, 1);
@@ -1118,6 +1209,30 @@ test_connection_lifetime_reconnects(void **state)
 	if (strstr(logged(fx), "connection lost") != NULL)
 		fail_msg("a lifetime reconnect logged as a loss:\n%s", logged(fx));
 	assert_relay_good(r0);
+}
+
+/*
+ * Relays in list order brought every agent back to the first one at each
+ * connection_lifetime, and the second got no connection: each connection
+ * picks one at random.
+ */
+static void
+test_connection_lifetime_spreads_over_every_relay(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r0 = relay_start(fx, 0);
+	struct relay *r1 = relay_start(fx, 1);
+
+	fx_config(fx, 0, 1);
+	fx->cfg.relays.connection_lifetime_ms = 100;
+	add_segment(fx, 3, 100);
+	fx_start(fx);
+	WAIT_FOR(fx, r0->hellos >= 1 && r1->hellos >= 1);
+	print_message("connections: %d to the first relay, %d to the second\n", r0->accepts,
+	    r1->accepts);
+	WAIT_FOR(fx, segments_deleted(fx) == 1);
+	assert_relay_good(r0);
+	assert_relay_good(r1);
 }
 
 static void
@@ -1462,19 +1577,24 @@ test_relay_goodbye_moves_to_next_server(void **state)
 	struct fx *fx = *state;
 	struct relay *r0 = relay_start(fx, 0);
 	struct relay *r1 = relay_start(fx, 1);
+	struct relay *from, *to;
 	struct frame f;
 
 	fx_config(fx, 0, 1);
 	fx_start(fx);
 	WAIT_FOR(fx, connected(fx));
+	/* The first server is picked at random. */
+	from = r0->nconns == 1 ? r0 : r1;
+	to = from == r0 ? r1 : r0;
 	frame_init(&f, FRAME_GOODBYE);
 	snprintf(f.pb.goodbye.reason, sizeof(f.pb.goodbye.reason), "relay shutting down");
-	rconn_send(relay_conn(r0), &f);
-	WAIT_FOR(fx, r1->nconns == 1 && connected(fx));
+	rconn_send(relay_conn(from), &f);
+	WAIT_FOR(fx, to->nconns == 1 && connected(fx));
 	assert_logged(fx, "Goodbye: relay shutting down");
 	add_segment(fx, 2, 100);
 	WAIT_FOR(fx, segments_deleted(fx) == 1);
-	assert_int_equal(r1->nbatches, 1);
+	assert_int_equal(to->nbatches, 1);
+	assert_int_equal(from->nconns, 1);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -1495,9 +1615,16 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_failover_to_second_server_when_first_refuses,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff_grows_then_resets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusal_after_hello_backs_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_goodbye_right_after_welcome_backs_off, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stopped_relay_given_up_within_ping_timeout, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_dead_relay_detected_by_ping_timeout, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_connection_lifetime_reconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connection_lifetime_spreads_over_every_relay,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lifetime_waits_for_acks_in_flight, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_oversize_segment_split_within_welcome_limits,

@@ -1139,6 +1139,40 @@ test_graceful_close_by_server(void **state)
 	tls_config_unref(client);
 }
 
+/*
+ * A peer that stopped (SIGSTOP) never answers close_notify: tls_conn_close
+ * waits handshake_timeout for it, tls_conn_abort ends the wait at once.
+ */
+static void
+test_abort_does_not_wait_for_a_stopped_peer(void **state)
+{
+	struct fx *fx = *state;
+	struct cfg_spec slow = agent_ecdsa;
+	struct tls_config *client;
+	struct ep *c = &fx->cli[0], *s = &fx->srv[0];
+
+	/* Longer than WAIT_MS: a close that waits for the peer never ends in time. */
+	slow.timeout_ms = 60000;
+	client = cfg_make(&slow);
+	fx->server_cfg = cfg_make(&relay_ecdsa);
+	s->pause_on_open = true;
+	connect_client(fx, 0, client, "localhost");
+	wait_open(fx, 0);
+	tls_conn_close(c->c);
+	run_for(fx, 200);
+	assert_int_equal(c->close_calls, 0);
+	tls_conn_abort(c->c, -ETIMEDOUT);
+	tls_conn_abort(c->c, -ETIMEDOUT);
+	wait_int(fx, &c->close_calls, 1);
+	assert_int_equal(c->close_reason, -ETIMEDOUT);
+	/* The peer, reading again, finds the connection gone. */
+	tls_conn_resume_reading(s->c);
+	wait_int(fx, &s->close_calls, 1);
+	run_for(fx, 50);
+	assert_int_equal(c->close_calls, 1);
+	tls_config_unref(client);
+}
+
 static void
 test_close_before_handshake_and_refused_connect(void **state)
 {
@@ -1261,6 +1295,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_close_by_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_graceful_close_by_server, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_does_not_wait_for_a_stopped_peer, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_close_before_handshake_and_refused_connect, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_connected_socket, setup, teardown),
