@@ -787,6 +787,155 @@ test_raw_pieces_join_into_the_message_bytes(void **state)
 	global_fx = NULL;
 }
 
+/* An event being cut when librdkafka's queue fills: the call again goes on from the next piece. */
+static struct {
+	struct kafka_batch *b;
+	struct event ev;
+	int again;
+	int rc;
+} resume;
+
+static void
+resume_on_writable(struct fx *f)
+{
+	(void)f;
+	if ((resume.rc = kafka_produce(resume.b, &resume.ev, NULL, 42)) == -EAGAIN) {
+		resume.again++;
+		return;
+	}
+	kafka_batch_end(resume.b);
+}
+
+static void
+test_pieces_go_on_after_a_full_queue_without_repeating(void **state)
+{
+	enum { MSGLEN = 60000, MAXREC = 32 };
+	/* librdkafka takes 3 records at most, and nothing leaves before the producer connects. */
+	struct fx *f = fx_start(20000, "message.max.bytes", "10000",
+	    "queue.buffering.max.messages", "3", NULL);
+	struct record *recs = calloc(MAXREC, sizeof(*recs));
+	struct answer *a;
+	struct kafka_stats st;
+	struct buf whole, joined;
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	memset(&resume, 0, sizeof(resume));
+	resume.b = begin(f);
+	a = &f->answers[0];
+	resume.ev = *event_n(f, 2, MSGLEN);
+	mixed_message(f, MSGLEN);
+	assert_int_equal(kafka_produce(resume.b, &resume.ev, NULL, 42), -EAGAIN);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.pieces, 3);
+	f->on_writable = resume_on_writable;
+	assert_true(fx_run_until(f, all_answered, 30000));
+	assert_int_equal(resume.rc, 0);
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, 1);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.events_cut, 1);
+	assert_true(st.pieces >= 7);
+	/* Every piece once, joining into the message. */
+	n = consume(f, TOPIC, recs, MAXREC, st.pieces, 15000);
+	assert_int_equal(n, st.pieces);
+	buf_init(&whole, 1 << 20);
+	buf_init(&joined, 1 << 20);
+	assert_int_equal(jsonw_string(&whole, resume.ev.message.ptr, resume.ev.message.len), 0);
+	for (size_t idx = 0; idx < n; idx++) {
+		const uint8_t *p;
+		size_t len;
+
+		json_message(find_piece(recs, n, 42, idx, n), &p, &len);
+		assert_int_equal(buf_append(&joined, p, len), 0);
+	}
+	assert_int_equal(joined.len, whole.len - 2);
+	assert_memory_equal(joined.data, whole.data + 1, joined.len);
+	buf_free(&whole);
+	buf_free(&joined);
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_protobuf_pieces_are_events_with_resolved_fields(void **state)
+{
+	enum { MSGLEN = 30000, MAXREC = 16 };
+	struct fx *f = fx_start(10000, "message.max.bytes", "10000", NULL);
+	struct record *recs = calloc(MAXREC, sizeof(*recs));
+	struct event_field rf[8];
+	struct event_reader rd;
+	struct event got, ev;
+	struct pbslice raw;
+	struct buf list, one;
+	struct answer *a;
+	struct kafka_batch *b;
+	struct kafka_stats st;
+	uint8_t *joined = calloc(1, MSGLEN);
+	size_t n, off = 0;
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.format = RELAY_FORMAT_PROTOBUF;
+	buf_init(&list, 1 << 20);
+	ev = *event_n(f, 2, MSGLEN);
+	mixed_message(f, MSGLEN);
+	assert_int_equal(event_encode(&ev, &list), 0);
+	event_reader_init(&rd, list.data, list.len, rf, 8);
+	assert_int_equal(event_reader_next(&rd, &got), 1);
+	assert_int_equal(kafka_event_bytes(list.data, rd.p, &raw), 0);
+	b = begin(f);
+	a = &f->answers[0];
+	assert_int_equal(kafka_produce(b, &got, &raw, 9), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.events_cut, 1);
+	n = consume(f, TOPIC, recs, MAXREC, st.pieces, 15000);
+	assert_int_equal(n, st.pieces);
+	assert_true(n >= 3);
+	buf_init(&one, 1 << 20);
+	for (size_t idx = 0; idx < n; idx++) {
+		const struct record *r = find_piece(recs, n, 9, idx, n);
+		uint8_t hdr[11] = { 0x0a };
+		size_t hlen = 1, v = r->value_len;
+		struct pbslice s;
+
+		assert_true(kafka_record_size(r->key_len, r->value_len, r->headers_size) <=
+		    kafka_record_limit(10000));
+		/* The value is one Event: as an EventList entry it reads back. */
+		do {
+			hdr[hlen++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+			v >>= 7;
+		} while (v != 0);
+		buf_reset(&one);
+		assert_int_equal(buf_append(&one, hdr, hlen), 0);
+		assert_int_equal(buf_append(&one, r->value, r->value_len), 0);
+		event_reader_init(&rd, one.data, one.len, rf, 8);
+		assert_int_equal(event_reader_next(&rd, &got), 1);
+		assert_int_equal(got.nfields, 3);
+		/* The slice "method" is the whole message's first 3 bytes, as text. */
+		assert_int_equal(got.fields[2].type, EVENT_TEXT);
+		assert_int_equal(event_field_string(&got, &got.fields[2], &s), 0);
+		assert_int_equal(s.len, 3);
+		assert_memory_equal(s.ptr, "pla", 3);
+		assert_true(off + got.message.len <= MSGLEN);
+		memcpy(joined + off, got.message.ptr, got.message.len);
+		off += got.message.len;
+	}
+	assert_int_equal(off, MSGLEN);
+	assert_memory_equal(joined, ev.message.ptr, MSGLEN);
+	buf_free(&one);
+	buf_free(&list);
+	free(joined);
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
 static void
 test_event_whose_fields_fill_a_record_is_refused_alone(void **state)
 {
@@ -1392,6 +1541,8 @@ main(void)
 		cmocka_unit_test(test_record_size_is_what_librdkafka_counts),
 		cmocka_unit_test(test_events_larger_than_a_record_are_cut_into_pieces_that_reassemble),
 		cmocka_unit_test(test_raw_pieces_join_into_the_message_bytes),
+		cmocka_unit_test(test_pieces_go_on_after_a_full_queue_without_repeating),
+		cmocka_unit_test(test_protobuf_pieces_are_events_with_resolved_fields),
 		cmocka_unit_test(test_event_whose_fields_fill_a_record_is_refused_alone),
 		cmocka_unit_test(test_broker_refusal_without_dead_letter_is_counted_and_acknowledged),
 		cmocka_unit_test(test_broker_refusal_goes_to_the_dead_letter_topic),
