@@ -390,6 +390,7 @@ consume(struct fx *f, const char *topic, struct record *recs, size_t max, size_t
 				memcpy(r->key, m->key, r->key_len);
 			r->value = malloc(m->len + 1);
 			memcpy(r->value, m->payload, m->len);
+			r->value[m->len] = '\0';     /* for strstr */
 			r->value_len = m->len;
 			copy_header(m, "logferry-agent", r->agent, sizeof(r->agent));
 			copy_header(m, "logferry-piece", r->piece, sizeof(r->piece));
@@ -653,6 +654,19 @@ find_piece(const struct record *recs, size_t n, uint64_t seq, size_t idx, size_t
 	return found;
 }
 
+/*
+ * The escaped pieces joined are the escaped message (whole, with its
+ * quotes): no UTF-8 sequence was cut. Frees both.
+ */
+static void
+assert_joined_json(struct buf *joined, struct buf *whole)
+{
+	assert_int_equal(joined->len, whole->len - 2);
+	assert_memory_equal(joined->data, whole->data + 1, joined->len);
+	buf_free(joined);
+	buf_free(whole);
+}
+
 /* A message of n bytes with 2-, 3- and 4-byte UTF-8, escapes and an invalid byte. */
 static void
 mixed_message(struct fx *f, size_t n)
@@ -730,14 +744,11 @@ test_events_larger_than_a_record_are_cut_into_pieces_that_reassemble(void **stat
 		count++;
 	}
 	assert_int_equal(count, st.pieces);
-	assert_int_equal(joined.len, whole.len - 2);
-	assert_memory_equal(joined.data, whole.data + 1, joined.len);
+	assert_joined_json(&joined, &whole);
 	/* The small events around it are whole records. */
 	for (size_t i = 0; i < n; i++)
 		if (recs[i].seq == 100 || recs[i].seq == 102)
 			assert_string_equal(recs[i].piece, "");
-	buf_free(&whole);
-	buf_free(&joined);
 	free_records(recs, n);
 	fx_stop(f);
 	global_fx = NULL;
@@ -850,10 +861,7 @@ test_pieces_go_on_after_a_full_queue_without_repeating(void **state)
 		json_message(find_piece(recs, n, 42, idx, n), &p, &len);
 		assert_int_equal(buf_append(&joined, p, len), 0);
 	}
-	assert_int_equal(joined.len, whole.len - 2);
-	assert_memory_equal(joined.data, whole.data + 1, joined.len);
-	buf_free(&whole);
-	buf_free(&joined);
+	assert_joined_json(&joined, &whole);
 	free_records(recs, n);
 	fx_stop(f);
 	global_fx = NULL;
