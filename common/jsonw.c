@@ -130,6 +130,35 @@ jsonw_string(struct buf *b, const uint8_t *p, size_t n)
 	return buf_append(b, "\"", 1);
 }
 
+size_t
+jsonw_cut(const uint8_t *p, size_t n, size_t budget, bool escaped, size_t *cost)
+{
+	size_t i = 0, used = 0;
+
+	while (i < n) {
+		uint8_t c = p[i];
+		size_t len = 1, out = 1;
+
+		/* The same cases as jsonw_string, in the same order. */
+		if (c < 0x80) {
+			if (escaped && !jsonw_plain[c])
+				out = c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' ? 2 : 6;
+		} else if ((len = jsonw_utf8_len(p + i, n - i)) != 0) {
+			out = len;
+		} else {
+			len = 1;
+			out = escaped ? 3 : 1;      /* U+FFFD */
+		}
+		if (used + out > budget)
+			break;
+		used += out;
+		i += len;
+	}
+	if (cost != NULL)
+		*cost = used;
+	return i;
+}
+
 int
 jsonw_cstring(struct buf *b, const char *s)
 {

@@ -8,6 +8,7 @@
 #ifndef LOGFERRY_JSONW_H
 #define LOGFERRY_JSONW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,15 @@
 int jsonw_raw(struct buf *b, const char *s);
 int jsonw_string(struct buf *b, const uint8_t *p, size_t n);
 int jsonw_cstring(struct buf *b, const char *s);
+/*
+ * The longest prefix of p[0, n) whose bytes cost at most budget: as
+ * jsonw_string writes them, without the quotes (escaped), or as they are.
+ * A valid UTF-8 sequence is never cut in two (each half would come out as
+ * U+FFFD, and pieces would no longer join into the original). Returns the
+ * prefix's length (0 when even the first character does not fit) and, if
+ * cost is not NULL, sets *cost to its cost.
+ */
+size_t jsonw_cut(const uint8_t *p, size_t n, size_t budget, bool escaped, size_t *cost);
 int jsonw_int(struct buf *b, int64_t v);
 int jsonw_uint(struct buf *b, uint64_t v);
 /* A finite double as the shortest text that reads back the same; NaN and infinities as null. */

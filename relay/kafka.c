@@ -15,6 +15,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/buf.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "proto/event_json.h"
 #include "relay/kafka.h"
@@ -40,6 +41,27 @@
 #define KAFKA_RECREATE_RETRY_MS 1000
 #define KAFKA_HDR_AGENT "logferry-agent"
 #define KAFKA_HDR_SEQ "logferry-seq"
+#define KAFKA_HDR_PIECE "logferry-piece"
+#define KAFKA_HDR_ERROR "logferry-error"
+#define KAFKA_HDR_TOPIC "logferry-original-topic"
+#define KAFKA_HDR_TRUNCATED "logferry-truncated"
+#define KAFKA_HDRLEN(name) (sizeof(name) - 1)
+/*
+ * librdkafka 2.0's accounting (rdkafka_proto.h): a v2 record's framing
+ * beside key, value and headers at its largest
+ * (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: length, attributes, timestamp and
+ * offset deltas, key and value lengths, header count), which produce
+ * checks against message.max.bytes; and the record batch's header
+ * (RD_KAFKAP_MSGSET_V2_SIZE), which a broker counts in its own
+ * message.max.bytes.
+ */
+#define KAFKA_RECORD_OVERHEAD 36
+#define KAFKA_BATCH_OVERHEAD 61
+/* "INDEX/COUNT" at its widest, and the JSON members' numbers as wide. */
+#define KAFKA_U64_MAX_TEXT "18446744073709551615"
+#define KAFKA_PIECE_MAX (2 * (sizeof(KAFKA_U64_MAX_TEXT) - 1) + 1)
+/* A piece must hold at least this much of the message: below, cutting is no way out. */
+#define KAFKA_PIECE_MIN_ROOM 64
 
 struct kafka_batch {
 	struct kafka_loop *kl;
@@ -51,6 +73,14 @@ struct kafka_batch {
 	/* kl's loop thread only. */
 	bool ended, answered, failed;
 	size_t produced, refused;
+	/*
+	 * The event being cut into pieces, kept when librdkafka's queue filled
+	 * between two pieces so that the call for the same event goes on from
+	 * the next piece instead of producing the first ones again.
+	 */
+	bool cutting;
+	uint64_t cut_seq;
+	size_t cut_index, cut_count, cut_off, cut_room;
 	int l_err;                    /* err and done, as last seen under kl->mu */
 	bool l_done;
 	struct kafka_batch *dl_prev, *dl_next;    /* kl's unanswered batches, by deadline */
@@ -61,6 +91,8 @@ struct kafka_batch {
 	 * settled (done) when it reaches 0, and freed only after that.
 	 */
 	atomic_size_t pending;
+	/* Records a broker refused for good and nothing took (no dead-letter topic); the poller's. */
+	atomic_size_t refused_late;
 	/* Under kl->mu. */
 	int err;                      /* first failed report's error */
 	bool done, queued;
@@ -80,6 +112,8 @@ struct kafka_loop {
 	int handles_open;
 	bool closing;
 	struct buf value;             /* the JSON of one record, reused */
+	struct event_field *fields;   /* a piece's fields, slices resolved; fields_cap of them */
+	size_t fields_cap;
 	char topic[ROUTE_TOPIC_MAX + 1];
 	char key[KAFKA_KEY_MAX + 1];
 
@@ -96,6 +130,7 @@ struct kafka {
 	struct route *topic, *key;
 	uint64_t queue_budget;        /* bytes, as given to kafka_new */
 	size_t max_msg_bytes;         /* effective message.max.bytes */
+	size_t record_max;            /* largest record produced whole: kafka_record_limit */
 	uint64_t queue_max_bytes;     /* effective librdkafka queue bounds */
 	uint64_t queue_max_msgs;      /* 0: no bound on the count */
 
@@ -115,9 +150,12 @@ struct kafka {
 
 	struct {
 		atomic_uint_fast64_t produced, delivered, failed, refused_oversize,
-		    queue_full, batches_ok, batches_retry, recreated;
+		    queue_full, batches_ok, batches_retry, recreated, events_cut, pieces,
+		    dead_lettered, refused_broker;
 	} st;
 };
+
+static int kafka_u64(char *out, uint64_t v);
 
 static uint64_t
 kafka_now_ms(void)
@@ -242,29 +280,163 @@ kafka_batch_fail(struct kafka_batch *b, int err)
 	pthread_mutex_unlock(&kl->mu);
 }
 
+/*
+ * Errors a broker gives for a record that no retry will change: too large
+ * for the topic, malformed, or a topic this relay may not write. Every
+ * other error may pass (a leader moving, a broker down, a timeout).
+ */
+static bool
+kafka_err_permanent(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+	case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+	case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* A dead-letter record's opaque: its batch with the low bit set (batches are aligned). */
+#define KAFKA_DLQ_TAG ((uintptr_t)1)
+
+/*
+ * On the poller, in a delivery report: m was refused for good; produces
+ * it to kafka.dead_letter_topic with its key, its headers plus
+ * logferry-error and logferry-original-topic (and logferry-truncated with
+ * the original size when its value had to be cut to fit). The batch waits
+ * for that record's report. Returns 0, or -EAGAIN when it could not be
+ * produced now (the batch is answered RETRY and the agent re-sends).
+ */
+static int
+kafka_dead_letter(struct kafka *k, rd_kafka_t *rk, const rd_kafka_message_t *m,
+    struct kafka_batch *b)
+{
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	rd_kafka_headers_t *orig = NULL, *h;
+	char why[256], lens[24];
+	size_t hsize = 0, vlen = m->len, room;
+	const char *name;
+	const void *val;
+	size_t n;
+	rd_kafka_resp_err_t err;
+
+	/* A producer being retired: its records are purged, not refused. */
+	if (rk != k->rk)
+		return -EAGAIN;
+	if (rd_kafka_message_headers(m, &orig) == 0 && orig != NULL)
+		h = rd_kafka_headers_copy(orig);
+	else
+		h = rd_kafka_headers_new(3);
+	snprintf(why, sizeof(why), "%s: %s", rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
+	rd_kafka_header_add(h, KAFKA_HDR_ERROR, KAFKA_HDRLEN(KAFKA_HDR_ERROR), why, -1);
+	rd_kafka_header_add(h, KAFKA_HDR_TOPIC, KAFKA_HDRLEN(KAFKA_HDR_TOPIC), topic, -1);
+	for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &n) == 0; i++)
+		hsize += kafka_header_size(strlen(name), n);
+	hsize += kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_TRUNCATED), sizeof(lens) - 1);
+	room = kafka_record_size(m->key_len, 0, hsize);
+	room = room < k->record_max ? k->record_max - room : 0;
+	if (vlen > room) {
+		vlen = room;
+		rd_kafka_header_add(h, KAFKA_HDR_TRUNCATED, KAFKA_HDRLEN(KAFKA_HDR_TRUNCATED), lens,
+		    kafka_u64(lens, m->len));
+	}
+	atomic_fetch_add(&b->pending, 1);
+	atomic_fetch_add(&k->queued_msgs, 1);
+	atomic_fetch_add(&k->queued_bytes, vlen);
+	err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(k->cfg->kafka.dead_letter_topic),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, m->key_len),
+	    RD_KAFKA_V_VALUE(m->payload, vlen), RD_KAFKA_V_HEADERS(h),
+	    RD_KAFKA_V_OPAQUE((void *)((uintptr_t)b | KAFKA_DLQ_TAG)), RD_KAFKA_V_END);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		atomic_fetch_add(&k->st.produced, 1);
+		return 0;
+	}
+	rd_kafka_headers_destroy(h);
+	atomic_fetch_sub(&b->pending, 1);
+	atomic_fetch_sub(&k->queued_msgs, 1);
+	atomic_fetch_sub(&k->queued_bytes, vlen);
+	log_error("cannot produce a record refused by topic %s to the dead-letter topic %s: %s; "
+	    "its batch is answered RETRY", topic, k->cfg->kafka.dead_letter_topic,
+	    rd_kafka_err2str(err));
+	return -EAGAIN;
+}
+
+/*
+ * On the poller: a record refused for good (err), after its dead-letter
+ * record if there is one. Logged, counted and taken as done: its batch
+ * can be answered OK, and the agent's spool moves on.
+ */
+static void
+kafka_refuse_late(struct kafka *k, const rd_kafka_message_t *m, struct kafka_batch *b,
+    bool dead_letter)
+{
+	char agent[128], seq[24];
+	rd_kafka_headers_t *h = NULL;
+	const void *v;
+	size_t n;
+
+	agent[0] = seq[0] = '\0';
+	if (rd_kafka_message_headers(m, &h) == 0 && h != NULL) {
+		if (rd_kafka_header_get_last(h, KAFKA_HDR_AGENT, &v, &n) == 0)
+			snprintf(agent, sizeof(agent), "%.*s", (int)n, (const char *)v);
+		if (rd_kafka_header_get_last(h, KAFKA_HDR_SEQ, &v, &n) == 0)
+			snprintf(seq, sizeof(seq), "%.*s", (int)n, (const char *)v);
+	}
+	atomic_fetch_add(&b->refused_late, 1);
+	atomic_fetch_add(&k->st.refused_broker, 1);
+	if (dead_letter)
+		log_error("the dead-letter topic %s refused too (%s) the record of event %s of agent "
+		    "'%s': it is lost, counted and acknowledged; check that topic's settings",
+		    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err), seq, agent);
+	else
+		log_error("Kafka refused for good the record of event %s of agent '%s' to topic %s "
+		    "(%s): it is counted and acknowledged, not re-sent. Set "
+		    "kafka.dead_letter_topic to keep such records, and check the topic's "
+		    "max.message.bytes and ACLs", seq, agent, rd_kafka_topic_name(m->rkt),
+		    rd_kafka_err2str(m->err));
+}
+
 static void
 kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct kafka *k = opaque;
-	struct kafka_batch *b = m->_private;
+	uintptr_t op = (uintptr_t)m->_private;
+	struct kafka_batch *b = (struct kafka_batch *)(op & ~KAFKA_DLQ_TAG);
+	bool dead_letter = (op & KAFKA_DLQ_TAG) != 0;
+	int err = m->err;
 
-	(void)rk;
-	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		atomic_fetch_add(&k->st.delivered, 1);
+		if (dead_letter)
+			atomic_fetch_add(&k->st.dead_lettered, 1);
 	} else {
 		atomic_fetch_add(&k->st.failed, 1);
-		if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
-			log_error("a Kafka broker refused records to topic %s as too large: its "
-			    "max.message.bytes (or the topic's) is below kafka.properties."
-			    "message.max.bytes (%zu): align them; the batch is answered RETRY",
-			    rd_kafka_topic_name(m->rkt), k->max_msg_bytes);
-		else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
-		    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+		if (kafka_err_permanent(m->err)) {
+			/*
+			 * Retrying would block the agent's spool behind this record
+			 * for good: it goes to the dead-letter topic, or it is
+			 * refused; the batch goes on either way.
+			 */
+			if (dead_letter || k->cfg->kafka.dead_letter_topic == NULL ||
+			    kafka_dead_letter(k, rk, m, b) == 0)
+				err = 0;
+			if (err == 0 && (dead_letter || k->cfg->kafka.dead_letter_topic == NULL))
+				kafka_refuse_late(k, m, b, dead_letter);
+		} else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+		    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
 			log_warn("Kafka did not take a record for topic %s: %s; its batch is "
 			    "answered RETRY and the agent re-sends it",
 			    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+		}
 	}
-	kafka_batch_report(b, m->err);
+	kafka_batch_report(b, err);
 	/* Last: kafka_flush returns when this reaches 0, with the counts above done. */
 	atomic_fetch_sub(&k->queued_bytes, m->len);
 	atomic_fetch_sub(&k->queued_msgs, 1);
@@ -311,8 +483,8 @@ kafka_batch_answer(struct kafka_batch *b, enum kafka_status status, const char *
 	struct kafka_loop *kl = b->kl;
 	struct kafka *k = kl->k;
 	struct kafka_result res = {
-		.status = status, .produced = b->produced, .refused = b->refused,
-		.reason = reason,
+		.status = status, .produced = b->produced,
+		.refused = b->refused + atomic_load(&b->refused_late), .reason = reason,
 	};
 	bool head = kl->dl_head == b;
 
@@ -477,19 +649,58 @@ kafka_batch_abandon(struct kafka_batch *b)
 
 /* ------------------------------------------------------------- producing */
 
+/* Bytes of v as a zigzag varint, as librdkafka writes header lengths. */
+static size_t
+kafka_varint_size(uint64_t v)
+{
+	size_t n = 1;
+
+	v = v << 1;       /* zigzag of a non-negative length */
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+size_t
+kafka_header_size(size_t name_len, size_t value_len)
+{
+	return kafka_varint_size(name_len) + name_len + kafka_varint_size(value_len) + value_len;
+}
+
+size_t
+kafka_record_size(size_t key_len, size_t value_len, size_t headers_size)
+{
+	return KAFKA_RECORD_OVERHEAD + key_len + value_len + headers_size;
+}
+
+size_t
+kafka_record_limit(size_t message_max_bytes)
+{
+	/*
+	 * The batch header counts in a broker's limit; the margin covers a
+	 * codec that grows incompressible data (lz4 and zstd add well under
+	 * 1/256) and a broker's limit a little below the producer's.
+	 */
+	size_t margin = KAFKA_BATCH_OVERHEAD + message_max_bytes / 64 + 256;
+
+	return message_max_bytes > margin + KAFKA_RECORD_OVERHEAD + KAFKA_PIECE_MIN_ROOM ?
+	    message_max_bytes - margin : KAFKA_RECORD_OVERHEAD + KAFKA_PIECE_MIN_ROOM;
+}
+
 static void
-kafka_refuse(struct kafka_batch *b, uint64_t seq, size_t size, bool at_least)
+kafka_refuse(struct kafka_batch *b, uint64_t seq, size_t size, const char *why)
 {
 	struct kafka *k = b->kl->k;
 
 	b->refused++;
 	atomic_fetch_add(&k->st.refused_oversize, 1);
-	log_error("event %" PRIu64 " of agent '%s' refused: its Kafka record of %s%zu bytes "
-	    "is larger than Kafka accepts (message.max.bytes %zu); it is counted and not "
-	    "re-sent. Raise kafka.properties.message.max.bytes together with the brokers' "
-	    "max.message.bytes, or lower the agent's line limit",
-	    seq, b->agent != NULL ? b->agent : "", at_least ? "more than " : "", size,
-	    k->max_msg_bytes);
+	log_error("event %" PRIu64 " of agent '%s' refused: %s (%zu bytes; records may have "
+	    "%zu of message.max.bytes %zu); it is counted and not re-sent. Raise "
+	    "kafka.properties.message.max.bytes together with the brokers' max.message.bytes, "
+	    "or make the agent's events smaller (fewer or shorter fields)",
+	    seq, b->agent != NULL ? b->agent : "", why, size, k->record_max, k->max_msg_bytes);
 }
 
 /* v in decimal into out (at least 21 bytes); returns the length. */
@@ -522,100 +733,78 @@ kafka_loop_block(struct kafka_loop *kl)
 	pthread_mutex_unlock(&kl->mu);
 }
 
-int
-kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslice *raw,
-    uint64_t seq)
+/* One record of b: the event whole (count 0) or piece index of count. */
+struct kafka_rec {
+	uint64_t seq;
+	const char *key;
+	size_t klen;
+	const void *value;
+	size_t vlen;
+	size_t index, count;
+};
+
+/*
+ * Hands one record to librdkafka. Returns 0, -EAGAIN (queue full, nothing
+ * produced), -EMSGSIZE (librdkafka's own refusal: not counted here) or
+ * -ECANCELED (b fails).
+ */
+static int
+kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 {
 	struct kafka_loop *kl = b->kl;
 	struct kafka *k = kl->k;
-	const void *value;
-	const char *key = NULL;
-	size_t vlen, klen = 0, tlen;
-	char seqs[24];
-	int seqlen;
+	char seqs[24], piece[KAFKA_PIECE_MAX + 1];
+	int seqlen, plen = 0;
 	rd_kafka_headers_t *h;
 	rd_kafka_resp_err_t err;
 
-	if (b->ended)
-		return -EINVAL;
-	if (b->failed)
-		return -ECANCELED;
-	switch (k->cfg->kafka.format) {
-	case RELAY_FORMAT_PROTOBUF:
-		if (raw == NULL)
-			return -EINVAL;
-		value = raw->ptr;
-		vlen = raw->len;
-		break;
-	case RELAY_FORMAT_RAW:
-		/* An empty message is an empty value: a NULL one would be a tombstone. */
-		value = ev->message.ptr != NULL ? (const void *)ev->message.ptr : "";
-		vlen = ev->message.len;
-		break;
-	default:
-		buf_reset(&kl->value);
-		/* value's cap is message.max.bytes: beyond it, no record can hold it. */
-		if (event_json(ev, b->agent, NULL, &kl->value) != 0) {
-			kafka_refuse(b, seq, k->max_msg_bytes, true);
-			return -EMSGSIZE;
-		}
-		value = kl->value.data;
-		vlen = kl->value.len;
-		break;
-	}
-	if (vlen > k->max_msg_bytes) {
-		kafka_refuse(b, seq, vlen, false);
-		return -EMSGSIZE;
-	}
-	route_render(k->topic, ev, b->agent, kl->topic, sizeof(kl->topic), &tlen);
-	if (!route_is_empty(k->key)) {
-		/* A key cut at KAFKA_KEY_MAX still partitions the same event the same way. */
-		route_render(k->key, ev, b->agent, kl->key, sizeof(kl->key), &klen);
-		/* An empty key would send every such event to one partition: no key. */
-		if (klen > 0)
-			key = kl->key;
-	}
-	seqlen = kafka_u64(seqs, seq);
+	seqlen = kafka_u64(seqs, rec->seq);
 	/*
 	 * librdkafka allocates four times per record for two headers however
 	 * they are given (list, its array, one per header; they are freed on
 	 * the poller, where glibc's per-thread caches cannot help). A list of
-	 * exactly two is the least of that: RD_KAFKA_V_HEADER sizes its array
-	 * for eight, a per-batch list copied per record allocates once more
-	 * (bench/bench_kafka.c).
+	 * exactly as many as needed is the least of that: RD_KAFKA_V_HEADER
+	 * sizes its array for eight, a per-batch list copied per record
+	 * allocates once more (bench/bench_kafka.c).
 	 */
-	h = rd_kafka_headers_new(2);
-	rd_kafka_header_add(h, KAFKA_HDR_AGENT, sizeof(KAFKA_HDR_AGENT) - 1, b->agent,
+	h = rd_kafka_headers_new(rec->count > 0 ? 3 : 2);
+	rd_kafka_header_add(h, KAFKA_HDR_AGENT, KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent,
 	    b->agent != NULL ? (ssize_t)strlen(b->agent) : 0);
-	rd_kafka_header_add(h, KAFKA_HDR_SEQ, sizeof(KAFKA_HDR_SEQ) - 1, seqs, seqlen);
+	rd_kafka_header_add(h, KAFKA_HDR_SEQ, KAFKA_HDRLEN(KAFKA_HDR_SEQ), seqs, seqlen);
+	if (rec->count > 0) {
+		plen = kafka_u64(piece, rec->index);
+		piece[plen++] = '/';
+		plen += kafka_u64(piece + plen, rec->count);
+		rd_kafka_header_add(h, KAFKA_HDR_PIECE, KAFKA_HDRLEN(KAFKA_HDR_PIECE), piece, plen);
+	}
 
 	/* Counted before: the report may come before producev returns. */
 	atomic_fetch_add(&b->pending, 1);
 	atomic_fetch_add(&k->queued_msgs, 1);
-	atomic_fetch_add(&k->queued_bytes, vlen);
+	atomic_fetch_add(&k->queued_bytes, rec->vlen);
 	pthread_rwlock_rdlock(&k->rk_lock);
 	err = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(kl->topic),
-	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen),
-	    RD_KAFKA_V_VALUE((void *)value, vlen), RD_KAFKA_V_HEADERS(h),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rec->key, rec->klen),
+	    RD_KAFKA_V_VALUE((void *)rec->value, rec->vlen), RD_KAFKA_V_HEADERS(h),
 	    RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
 	pthread_rwlock_unlock(&k->rk_lock);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		b->produced++;
 		atomic_fetch_add(&k->st.produced, 1);
+		if (rec->count > 0)
+			atomic_fetch_add(&k->st.pieces, 1);
 		return 0;
 	}
 	/* Not produced: the headers are still ours, the counts come back. */
 	rd_kafka_headers_destroy(h);
 	atomic_fetch_sub(&b->pending, 1);
 	atomic_fetch_sub(&k->queued_msgs, 1);
-	atomic_fetch_sub(&k->queued_bytes, vlen);
+	atomic_fetch_sub(&k->queued_bytes, rec->vlen);
 	switch (err) {
 	case RD_KAFKA_RESP_ERR__QUEUE_FULL:
 		atomic_fetch_add(&k->st.queue_full, 1);
 		kafka_loop_block(kl);
 		return -EAGAIN;
 	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-		kafka_refuse(b, seq, vlen + klen, false);
 		return -EMSGSIZE;
 	default:
 		/* E.g. __FATAL until the poller replaced the producer: RETRY now. */
@@ -624,6 +813,264 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 		kafka_batch_fail(b, err);
 		return -ECANCELED;
 	}
+}
+
+/* Headers of a record of agent and seq, with the piece header at its widest if piece. */
+static size_t
+kafka_headers_size(const char *agent, uint64_t seq, bool piece)
+{
+	char seqs[24];
+	size_t n;
+
+	n = kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_AGENT), agent != NULL ? strlen(agent) : 0) +
+	    kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_SEQ), (size_t)kafka_u64(seqs, seq));
+	if (piece)
+		n += kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_PIECE), KAFKA_PIECE_MAX);
+	return n;
+}
+
+/*
+ * pev: ev with its slices resolved into kl->fields, so that every piece
+ * carries the event's fields as they were and not sliced out of its piece.
+ */
+static int
+kafka_piece_event(struct kafka_loop *kl, const struct event *ev, struct event *pev)
+{
+	*pev = *ev;
+	if (ev->nfields > kl->fields_cap) {
+		struct event_field *f = realloc(kl->fields, ev->nfields * sizeof(*f));
+
+		if (f == NULL)
+			return -ENOMEM;
+		kl->fields = f;
+		kl->fields_cap = ev->nfields;
+	}
+	for (size_t i = 0; i < ev->nfields; i++) {
+		struct event_field *f = &kl->fields[i];
+
+		*f = ev->fields[i];
+		if (f->type != EVENT_SLICE)
+			continue;
+		/* A slice outside the message comes out as null, as event_json writes it. */
+		if (event_field_string(ev, &ev->fields[i], &f->v.text) == 0)
+			f->type = EVENT_TEXT;
+		else
+			f->type = EVENT_NULL;
+	}
+	pev->fields = kl->fields;
+	return 0;
+}
+
+/*
+ * The value of piece index of count of pev, whose message is the piece
+ * (count 0: the frame of a piece, with the widest numbers). Into kl->value
+ * except for raw.
+ */
+static int
+kafka_piece_value(struct kafka_loop *kl, const struct event *pev, const char *agent,
+    size_t index, size_t count, const void **value, size_t *vlen)
+{
+	char extra[96];
+	struct pbslice ev_bytes;
+	int r;
+
+	switch (kl->k->cfg->kafka.format) {
+	case RELAY_FORMAT_RAW:
+		*value = pev->message.ptr != NULL ? (const void *)pev->message.ptr : "";
+		*vlen = pev->message.len;
+		return 0;
+	case RELAY_FORMAT_PROTOBUF:
+		/* The Event itself: its index and count are in the logferry-piece header only. */
+		buf_reset(&kl->value);
+		if ((r = event_encode(pev, &kl->value)) != 0)
+			return r;
+		if ((r = kafka_event_bytes(kl->value.data, kl->value.data + kl->value.len,
+		    &ev_bytes)) != 0)
+			return r;
+		*value = ev_bytes.ptr;
+		*vlen = ev_bytes.len;
+		return 0;
+	default:
+		if (count == 0)
+			snprintf(extra, sizeof(extra), "\"piece_index\":%s,\"piece_count\":%s",
+			    KAFKA_U64_MAX_TEXT, KAFKA_U64_MAX_TEXT);
+		else
+			snprintf(extra, sizeof(extra), "\"piece_index\":%zu,\"piece_count\":%zu",
+			    index, count);
+		buf_reset(&kl->value);
+		if ((r = event_json(pev, agent, extra, &kl->value)) != 0)
+			return r;
+		*value = kl->value.data;
+		*vlen = kl->value.len;
+		return 0;
+	}
+}
+
+/* Bytes a message piece of cost c adds to a piece's frame, at most (protobuf: tag and length). */
+static size_t
+kafka_piece_framing(const struct kafka *k)
+{
+	return k->cfg->kafka.format == RELAY_FORMAT_PROTOBUF ? 1 + 10 : 0;
+}
+
+/*
+ * Plans the pieces of ev, whose record is larger than k->record_max:
+ * sets b->cut_room (the message bytes a piece may cost) and b->cut_count.
+ * Returns 0, or -EMSGSIZE (logged and counted) when the event's frame
+ * alone (fields, headers, key) leaves no room for its message.
+ */
+static int
+kafka_cut_plan(struct kafka_batch *b, const struct event *ev, uint64_t seq, size_t klen)
+{
+	struct kafka_loop *kl = b->kl;
+	struct kafka *k = kl->k;
+	bool json = k->cfg->kafka.format == RELAY_FORMAT_JSON;
+	struct event pev;
+	const void *value;
+	size_t frame, fixed, count = 0, off = 0;
+	int r;
+
+	if ((r = kafka_piece_event(kl, ev, &pev)) != 0)
+		return r;
+	pev.message = (struct pbslice){ NULL, 0 };
+	if (kafka_piece_value(kl, &pev, b->agent, 0, 0, &value, &frame) != 0) {
+		kafka_refuse(b, seq, k->max_msg_bytes, "even without its message its record is "
+		    "larger than Kafka accepts");
+		return -EMSGSIZE;
+	}
+	fixed = kafka_record_size(klen, frame + kafka_piece_framing(k),
+	    kafka_headers_size(b->agent, seq, true));
+	if (fixed + KAFKA_PIECE_MIN_ROOM > k->record_max) {
+		kafka_refuse(b, seq, fixed, "its fields, key and headers leave no room for pieces "
+		    "of its message");
+		return -EMSGSIZE;
+	}
+	b->cut_room = k->record_max - fixed;
+	while (off < ev->message.len) {
+		size_t n = jsonw_cut(ev->message.ptr + off, ev->message.len - off, b->cut_room,
+		    json, NULL);
+
+		/* A character costs 6 at most: KAFKA_PIECE_MIN_ROOM always takes one. */
+		off += n;
+		count++;
+	}
+	b->cut_count = count > 0 ? count : 1;
+	b->cut_index = 0;
+	b->cut_off = 0;
+	b->cut_seq = seq;
+	b->cutting = true;
+	return 0;
+}
+
+/* Produces the pieces of ev from b->cut_index on; 0 once the last is produced. */
+static int
+kafka_cut_produce(struct kafka_batch *b, const struct event *ev, struct kafka_rec *rec)
+{
+	struct kafka_loop *kl = b->kl;
+	struct kafka *k = kl->k;
+	bool json = k->cfg->kafka.format == RELAY_FORMAT_JSON;
+	struct event pev;
+	int r;
+
+	if ((r = kafka_piece_event(kl, ev, &pev)) != 0)
+		return r;
+	rec->count = b->cut_count;
+	while (b->cut_index < b->cut_count) {
+		size_t n = jsonw_cut(ev->message.ptr + b->cut_off, ev->message.len - b->cut_off,
+		    b->cut_room, json, NULL);
+
+		pev.message = (struct pbslice){ ev->message.ptr + b->cut_off, n };
+		rec->index = b->cut_index;
+		if ((r = kafka_piece_value(kl, &pev, b->agent, rec->index, rec->count, &rec->value,
+		    &rec->vlen)) != 0)
+			return r;
+		if ((r = kafka_send(b, rec)) != 0)
+			return r;
+		b->cut_off += n;
+		b->cut_index++;
+	}
+	atomic_fetch_add(&k->st.events_cut, 1);
+	return 0;
+}
+
+int
+kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslice *raw,
+    uint64_t seq)
+{
+	struct kafka_loop *kl = b->kl;
+	struct kafka *k = kl->k;
+	struct kafka_rec rec = { .seq = seq };
+	size_t tlen;
+	int r = 0;
+
+	if (b->ended)
+		return -EINVAL;
+	if (b->failed)
+		return -ECANCELED;
+	if (k->cfg->kafka.format == RELAY_FORMAT_PROTOBUF && raw == NULL)
+		return -EINVAL;
+	route_render(k->topic, ev, b->agent, kl->topic, sizeof(kl->topic), &tlen);
+	if (!route_is_empty(k->key)) {
+		/* A key cut at KAFKA_KEY_MAX still partitions the same event the same way. */
+		route_render(k->key, ev, b->agent, kl->key, sizeof(kl->key), &rec.klen);
+		/* An empty key would send every such event to one partition: no key. */
+		if (rec.klen > 0)
+			rec.key = kl->key;
+	}
+	if (b->cutting && b->cut_seq != seq)
+		b->cutting = false;           /* another event: the caller gave up on that one */
+	if (!b->cutting) {
+		switch (k->cfg->kafka.format) {
+		case RELAY_FORMAT_PROTOBUF:
+			rec.value = raw->ptr;
+			rec.vlen = raw->len;
+			break;
+		case RELAY_FORMAT_RAW:
+			/* An empty message is an empty value: a NULL one would be a tombstone. */
+			rec.value = ev->message.ptr != NULL ? (const void *)ev->message.ptr : "";
+			rec.vlen = ev->message.len;
+			break;
+		default:
+			buf_reset(&kl->value);
+			/* value's cap is message.max.bytes: beyond it, the event is cut anyway. */
+			r = event_json(ev, b->agent, NULL, &kl->value);
+			rec.value = kl->value.data;
+			rec.vlen = kl->value.len;
+			break;
+		}
+		if (r == 0 && kafka_record_size(rec.klen, rec.vlen,
+		    kafka_headers_size(b->agent, seq, false)) <= k->record_max) {
+			r = kafka_send(b, &rec);
+			if (r == 0)
+				b->produced++;
+			else if (r == -EMSGSIZE)
+				kafka_refuse(b, seq, rec.vlen + rec.klen, "librdkafka refused its record");
+			return r;
+		}
+		/* Too large as one record: cut its message into pieces that each fit. */
+		r = kafka_cut_plan(b, ev, seq, rec.klen);
+	}
+	if (r == 0)
+		r = kafka_cut_produce(b, ev, &rec);
+	if (r == -EAGAIN)
+		return r;                     /* b->cut_* keep the place */
+	b->cutting = false;
+	if (r == 0) {
+		b->produced++;
+		return 0;
+	}
+	if (r == -ECANCELED || r == -EMSGSIZE)
+		return r;
+	if (r == -ENOMEM) {
+		/* Not the event's fault: it is sent again. */
+		log_error("out of memory cutting event %" PRIu64 " of agent '%s' into pieces; "
+		    "the batch is answered RETRY", seq, b->agent != NULL ? b->agent : "");
+		kafka_batch_fail(b, RD_KAFKA_RESP_ERR__FAIL);
+		return -ECANCELED;
+	}
+	/* Pieces before this one may be in Kafka: a consumer sees an incomplete set. */
+	kafka_refuse(b, seq, ev->message.len, "a piece of it could not be produced");
+	return -EMSGSIZE;
 }
 
 /* A varint at *p (before end); false if it runs past end or 10 bytes. */
@@ -768,6 +1215,7 @@ kafka_loop_free(struct kafka_loop *kl)
 		free(b);
 	}
 	buf_free(&kl->value);
+	free(kl->fields);
 	pthread_mutex_destroy(&kl->mu);
 	free(kl);
 }
@@ -1010,6 +1458,7 @@ kafka_new(const struct relay_config *cfg, uint64_t queue_bytes, struct kafka **o
 		goto fail_locks;
 	}
 	k->max_msg_bytes = lim.max_msg_bytes;
+	k->record_max = kafka_record_limit(lim.max_msg_bytes);
 	k->queue_max_bytes = lim.queue_max_bytes;
 	k->queue_max_msgs = lim.queue_max_msgs;
 	if ((r = pthread_create(&k->poller, NULL, kafka_poll_main, k)) != 0) {
@@ -1086,6 +1535,10 @@ kafka_get_stats(struct kafka *k, struct kafka_stats *st)
 	st->batches_ok = atomic_load(&k->st.batches_ok);
 	st->batches_retry = atomic_load(&k->st.batches_retry);
 	st->recreated = atomic_load(&k->st.recreated);
+	st->events_cut = atomic_load(&k->st.events_cut);
+	st->pieces = atomic_load(&k->st.pieces);
+	st->dead_lettered = atomic_load(&k->st.dead_lettered);
+	st->refused_broker = atomic_load(&k->st.refused_broker);
 }
 
 int

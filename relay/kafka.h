@@ -48,18 +48,46 @@
  * Reports that arrive after the answer are counted and dropped; the batch's
  * memory lives until its last report (or kafka_free).
  *
- * Oversize events. An event whose record is larger than librdkafka accepts
- * (message.max.bytes, or the JSON of it beyond that) can never be
- * delivered: retrying it would block its agent forever, and answering its
- * whole batch REJECTED would lose the other events. So it is refused
- * alone: kafka_produce returns -EMSGSIZE, the refusal is logged (agent,
- * sequence number, size, limit) and counted (kafka_stats.refused_oversize,
- * kafka_result.refused), the other events go on, and the batch can still
- * be answered OK: the Ack may carry kafka_result.refused as its reason.
- * A delivery report with MSG_SIZE_TOO_LARGE from a broker (whose own limit
- * is below message.max.bytes) is different: librdkafka may have failed a
- * whole set of small events with it, so it is an ordinary failure (RETRY),
- * logged with the two settings to align.
+ * Record size. A record must fit message.max.bytes (librdkafka refuses it
+ * at produce) and, in its record batch, the broker's limit. The relay
+ * knows each record's size before producing it, as librdkafka counts it
+ * (kafka_record_size: the value as kafka.format renders it, the key, the
+ * headers and the record's framing at its largest), and the largest it
+ * produces whole is kafka_record_limit(message.max.bytes): that limit
+ * less the record batch's header and a margin (about 1/64) for codecs and
+ * for a broker limit a little lower. With librdkafka's default
+ * message.max.bytes (1000000) that is 984,058 bytes.
+ *
+ * Pieces. An event whose record would be larger is cut: its message is
+ * split so that each piece's record fits (never inside a UTF-8 sequence:
+ * JSON would turn each half into U+FFFD, and the pieces would no longer
+ * join into the original), and each piece is produced as a record of its
+ * own, with the event's topic, key, other members and fields (slices
+ * resolved against the whole message), the same logferry-agent and
+ * logferry-seq headers (together the id to reassemble by) and
+ * logferry-piece "INDEX/COUNT" (INDEX from 0); the JSON value also has
+ * "piece_index" and "piece_count". The message of the event is the
+ * pieces' messages joined in INDEX order. The event counts as produced
+ * once every piece is, and the batch is answered OK once every piece of
+ * every event is delivered. Only an event whose fields, key and headers
+ * alone leave no room for its message is refused (-EMSGSIZE: logged,
+ * counted in kafka_stats.refused_oversize and kafka_result.refused; the
+ * Ack carries it as its reason), and the other events go on.
+ *
+ * Records a broker refuses for good. A delivery report with an error no
+ * retry will change (MSG_SIZE_TOO_LARGE: a topic whose max.message.bytes
+ * is below the producer's; INVALID_RECORD, RECORD_LIST_TOO_LARGE, topic
+ * authorization, policy violation) would make the agent re-send the
+ * batch forever and block its spool. With kafka.dead_letter_topic the
+ * record is produced there (same key, its headers plus logferry-error
+ * "NAME: text" and logferry-original-topic, and logferry-truncated with
+ * the original size when its value had to be cut to fit), and the batch
+ * waits for that record's report. Without it, or when the dead-letter
+ * topic refuses it for good too, it is logged, counted
+ * (kafka_stats.refused_broker, kafka_result.refused) and taken as done.
+ * A broker's MSG_SIZE_TOO_LARGE may fail a whole record batch of small
+ * records together: keep batch.size at or below the topics'
+ * max.message.bytes.
  *
  * Backpressure. When librdkafka's queue is full kafka_produce returns
  * -EAGAIN and produces nothing: the caller stops reading its sockets and
@@ -100,7 +128,8 @@ enum kafka_status { KAFKA_OK, KAFKA_RETRY };
 struct kafka_result {
 	enum kafka_status status;
 	size_t produced;         /* events handed to librdkafka */
-	size_t refused;          /* oversize events refused (not in Kafka, not to be re-sent) */
+	size_t refused;          /* events refused as too large, and records a broker refused
+	                            for good with no dead-letter copy (not in Kafka, not re-sent) */
 	const char *reason;      /* RETRY: why, in words; valid during the callback */
 };
 
@@ -121,6 +150,10 @@ struct kafka_stats {
 	uint64_t queue_full;          /* -EAGAIN answers */
 	uint64_t batches_ok, batches_retry;
 	uint64_t recreated;           /* producers replaced after a fatal error */
+	uint64_t events_cut;          /* events produced as pieces */
+	uint64_t pieces;              /* records that are pieces of an event */
+	uint64_t dead_lettered;       /* records a broker refused, delivered to kafka.dead_letter_topic */
+	uint64_t refused_broker;      /* records a broker refused for good, acknowledged without a dead-letter copy */
 };
 
 /*
@@ -188,16 +221,19 @@ int kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb c
     void *arg, struct kafka_batch **out);
 
 /*
- * Produces one event of b as a record: topic and key from the templates,
- * value by kafka.format (json: proto/event_json with the agent id;
- * protobuf: raw, the Event's bytes as the agent sent them, see
- * kafka_event_bytes; raw: the message), headers logferry-agent and
- * logferry-seq (seq in decimal). Nothing of ev or raw is kept. Returns:
- *   0           produced;
- *   -EMSGSIZE   refused as larger than Kafka accepts (logged, counted in
- *               the batch's result): go on with the next event;
- *   -EAGAIN     librdkafka's queue is full: nothing produced; call again
- *               with the same event after the writable callback;
+ * Produces one event of b as a record, or as pieces (see "Pieces" above):
+ * topic and key from the templates, value by kafka.format (json:
+ * proto/event_json with the agent id; protobuf: raw, the Event's bytes as
+ * the agent sent them, see kafka_event_bytes, or a piece's Event
+ * re-encoded; raw: the message), headers logferry-agent and logferry-seq
+ * (seq in decimal). Nothing of ev or raw is kept. Returns:
+ *   0           produced (every piece of it);
+ *   -EMSGSIZE   refused as larger than Kafka accepts even in pieces
+ *               (logged, counted in the batch's result): go on with the
+ *               next event;
+ *   -EAGAIN     librdkafka's queue is full: nothing more produced; call
+ *               again with the same event (same seq) after the writable
+ *               callback: it goes on from the first piece not produced;
  *   -ECANCELED  librdkafka refused a record of b for another reason (e.g.
  *               the producer's fatal state, logged): b will be answered
  *               RETRY; producing more to it is useless;
@@ -227,5 +263,14 @@ void kafka_batch_abandon(struct kafka_batch *b);
  * EventList entry ending at after.
  */
 int kafka_event_bytes(const uint8_t *before, const uint8_t *after, struct pbslice *out);
+
+/* Bytes librdkafka counts for a header of a name and a value of these lengths. */
+size_t kafka_header_size(size_t name_len, size_t value_len);
+
+/* Bytes librdkafka counts for a record (its framing at its largest), as checked against message.max.bytes. */
+size_t kafka_record_size(size_t key_len, size_t value_len, size_t headers_size);
+
+/* The largest record (kafka_record_size) produced whole under this message.max.bytes. */
+size_t kafka_record_limit(size_t message_max_bytes);
 
 #endif

@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "common/daemon.h"
 #include "relay/relay_config.h"
+#include "relay/route.h"
 
 #define KIB INT64_C(1024)
 #define MIB (KIB * 1024)
@@ -77,6 +79,8 @@ static const struct config_key kafka_keys[] = {
 	  .help = "Record value: json (one object per event), protobuf (the Event bytes as sent) or raw (the message line)." },
 	{ "delivery_timeout", CONFIG_DURATION, K(delivery_timeout_ms), .def = "30s", .min = SEC, .max = HOUR,
 	  .help = "A batch not fully acknowledged by Kafka in this time is answered RETRY." },
+	{ "dead_letter_topic", CONFIG_STRING, K(dead_letter_topic), .flags = CONFIG_NONEMPTY,
+	  .help = "Topic for events a broker refuses for good (too large for the topic, invalid, not authorized), with the original headers plus logferry-error and logferry-original-topic. Without it such events are logged, counted and acknowledged." },
 	{ "properties", CONFIG_MAP, K(properties),
 	  .help = "librdkafka producer properties, passed unchanged (acks and idempotence are fixed by the relay)." },
 	{ NULL },
@@ -194,6 +198,23 @@ relay_config_check_properties(struct config_check *c, const struct config_map *m
 	rd_kafka_conf_destroy(conf);
 }
 
+/*
+ * The largest event of an agent with its default max_line (1 MiB) and the
+ * framing around it: a batch limit below this makes such an event
+ * impossible to deliver, and the agent could only drop it.
+ */
+#define RELAY_MIN_EVENT_ROOM (MIB + 64 * KIB)
+
+/* Kafka's rules for a topic name (route.h sanitises rendered ones; this one is taken as written). */
+static bool
+relay_topic_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n <= ROUTE_TOPIC_MAX && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
 static void
 relay_config_validate(struct config_check *c, void *obj)
 {
@@ -206,6 +227,16 @@ relay_config_validate(struct config_check *c, void *obj)
 		config_error(c, "kafka.key", "%s", why);
 	if (cfg->limits.max_batch_bytes > cfg->limits.max_uncompressed_bytes)
 		config_error(c, "limits.max_batch_bytes", "must not be above max_uncompressed_bytes");
+	if (cfg->limits.max_batch_bytes < (uint64_t)RELAY_MIN_EVENT_ROOM)
+		config_error(c, "limits.max_batch_bytes", "must be at least 1088KiB: below it an event "
+		    "of an agent's default max_line (1MiB) could never be delivered");
+	if (cfg->limits.max_uncompressed_bytes < (uint64_t)RELAY_MIN_EVENT_ROOM)
+		config_error(c, "limits.max_uncompressed_bytes", "must be at least 1088KiB: below it "
+		    "an event of an agent's default max_line (1MiB) could never be delivered");
+	if (cfg->kafka.dead_letter_topic != NULL &&
+	    !relay_topic_name_valid(cfg->kafka.dead_letter_topic))
+		config_error(c, "kafka.dead_letter_topic", "must be a Kafka topic name: 1 to %d of "
+		    "[a-zA-Z0-9._-], not a template", ROUTE_TOPIC_MAX);
 	if (cfg->limits.connection_max_inflight > cfg->memory_limit)
 		config_error(c, "limits.connection_max_inflight", "must not be above memory_limit");
 	relay_config_check_properties(c, &cfg->kafka.properties);

@@ -42,6 +42,7 @@ struct relay_config {
 		char *key;                           /* template; "" for no key */
 		int format;                          /* enum relay_format */
 		uint64_t delivery_timeout_ms;
+		char *dead_letter_topic;             /* NULL: refused events are logged, counted and acknowledged */
 		struct config_map properties;        /* passed to librdkafka */
 	} kafka;
 	struct {

@@ -320,7 +320,8 @@ batch_on_kafka(struct kafka_batch *kb, const struct kafka_result *res, void *arg
 		reason[0] = '\0';
 		if (res->refused > 0 || b->malformed > 0)
 			snprintf(reason, sizeof(reason), "refused (see the relay's log): %zu event(s) "
-			    "larger than Kafka accepts, %" PRIu32 " malformed", res->refused, b->malformed);
+			    "or pieces Kafka does not accept, %" PRIu32 " malformed", res->refused,
+			    b->malformed);
 		atomic_fetch_add(&s->st.acks_ok, 1);
 		atomic_store(&s->kafka_failing, false);
 		conn_ack(c, b->id, logferry_Ack_Status_OK, reason);

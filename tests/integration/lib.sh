@@ -168,7 +168,8 @@ kafka_mock() {
 	[ -z "${LOGFERRY_TEST_KAFKA:-}" ]
 }
 
-# kafka_ctl CMD...: a command to the mock cluster (topic, down, up, rtt).
+# kafka_ctl CMD...: a command to the mock cluster (topic, down, up, rtt,
+# produce_errors, clear_errors, topic_error: see mock_kafka --help).
 kafka_ctl() {
 	local before
 	before=$(wc -l <"$T/kafka.out")

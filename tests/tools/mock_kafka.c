@@ -38,6 +38,9 @@
 /* Kafka's own limit on topic name length. */
 #define MOCK_TOPIC_NAME_MAX 249
 #define MOCK_MAX_RTT_MS 600000
+#define MOCK_MAX_ERRORS 100000
+/* Kafka's ApiKey of Produce requests. */
+#define MOCK_APIKEY_PRODUCE 0
 /* Bytes of pending input, newline included; longer lines are not commands
  * and are rejected whole. */
 #define MOCK_LINE_MAX 1024
@@ -95,6 +98,11 @@ static void mock_usage(FILE *out)
 		"  topic NAME PARTITIONS    create a topic\n"
 		"  down ID | up ID          take broker ID (1..N, -1 = all) down/up\n"
 		"  rtt ID MS                delay broker ID's responses by MS ms\n"
+		"  produce_errors N ERR     fail the next N Produce requests with ERR\n"
+		"                           (a name such as MSG_SIZE_TOO_LARGE, or a code)\n"
+		"  clear_errors             drop Produce errors not used yet\n"
+		"  topic_error NAME ERR     metadata reports ERR for topic NAME\n"
+		"                           (NO_ERROR clears it)\n"
 		"  bootstrap                print the bootstrap line again\n"
 		"  quit                     stop and exit 0\n"
 		"EOF on stdin keeps the cluster running; SIGTERM/SIGINT stop it "
@@ -493,6 +501,70 @@ static void mock_cmd_rtt(struct mock_server *srv, int argc, char **argv)
 			  rd_kafka_mock_broker_set_rtt(srv->mcluster, id, ms));
 }
 
+/* A Kafka error by name (MSG_SIZE_TOO_LARGE or RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) or code. */
+static bool mock_parse_err(const char *s, rd_kafka_resp_err_t *err)
+{
+	const struct rd_kafka_err_desc *descs;
+	size_t n;
+	int code;
+
+	if (strncmp(s, "RD_KAFKA_RESP_ERR_", 18) == 0)
+		s += 18;
+	if (mock_parse_int(s, -200, 1000, &code)) {
+		*err = (rd_kafka_resp_err_t)code;
+		return true;
+	}
+	rd_kafka_get_err_descs(&descs, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (descs[i].name != NULL && strcmp(descs[i].name, s) == 0) {
+			*err = descs[i].code;
+			return true;
+		}
+	}
+	mock_reply("error: unknown Kafka error '%.64s'", s);
+	return false;
+}
+
+static void mock_cmd_produce_errors(struct mock_server *srv, int argc, char **argv)
+{
+	rd_kafka_resp_err_t err;
+	int n;
+
+	if (argc != 3) {
+		mock_reply("error: usage: produce_errors N ERR");
+		return;
+	}
+	if (!mock_parse_int(argv[1], 1, MOCK_MAX_ERRORS, &n)) {
+		mock_reply("error: count '%.32s' must be 1..%d", argv[1], MOCK_MAX_ERRORS);
+		return;
+	}
+	if (!mock_parse_err(argv[2], &err))
+		return;
+	/* One at a time: the variadic call takes its errors as arguments. */
+	for (int i = 0; i < n; i++)
+		rd_kafka_mock_push_request_errors(srv->mcluster, MOCK_APIKEY_PRODUCE, 1, err);
+	mock_reply("ok");
+}
+
+static void mock_cmd_topic_error(struct mock_server *srv, int argc, char **argv)
+{
+	rd_kafka_resp_err_t err;
+
+	if (argc != 3) {
+		mock_reply("error: usage: topic_error NAME ERR");
+		return;
+	}
+	if (!mock_topic_name_valid(argv[1])) {
+		mock_reply("error: topic name must be 1..%d of [a-zA-Z0-9._-]",
+			   MOCK_TOPIC_NAME_MAX);
+		return;
+	}
+	if (!mock_parse_err(argv[2], &err))
+		return;
+	rd_kafka_mock_topic_set_error(srv->mcluster, argv[1], err);
+	mock_reply("ok");
+}
+
 static void mock_cmd_noargs(struct mock_server *srv, int argc, char **argv)
 {
 	if (argc != 1) {
@@ -501,6 +573,9 @@ static void mock_cmd_noargs(struct mock_server *srv, int argc, char **argv)
 	}
 	if (strcmp(argv[0], "bootstrap") == 0) {
 		mock_reply_bootstrap(srv);
+	} else if (strcmp(argv[0], "clear_errors") == 0) {
+		rd_kafka_mock_clear_request_errors(srv->mcluster, MOCK_APIKEY_PRODUCE);
+		mock_reply("ok");
 	} else {
 		srv->quit = true;
 		mock_reply("ok");
@@ -547,12 +622,18 @@ static void mock_dispatch(struct mock_server *srv, char *line)
 		mock_cmd_updown(srv, argc, argv, true);
 	else if (strcmp(argv[0], "rtt") == 0)
 		mock_cmd_rtt(srv, argc, argv);
+	else if (strcmp(argv[0], "produce_errors") == 0)
+		mock_cmd_produce_errors(srv, argc, argv);
+	else if (strcmp(argv[0], "topic_error") == 0)
+		mock_cmd_topic_error(srv, argc, argv);
 	else if (strcmp(argv[0], "bootstrap") == 0 ||
+		 strcmp(argv[0], "clear_errors") == 0 ||
 		 strcmp(argv[0], "quit") == 0)
 		mock_cmd_noargs(srv, argc, argv);
 	else
 		mock_reply("error: unknown command '%.32s' (commands: topic, "
-			   "down, up, rtt, bootstrap, quit)",
+			   "down, up, rtt, produce_errors, clear_errors, "
+			   "topic_error, bootstrap, quit)",
 			   argv[0]);
 }
 

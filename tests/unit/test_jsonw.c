@@ -98,6 +98,49 @@ test_invalid_utf8_becomes_replacement_characters(void **state)
 }
 
 static void
+test_cut_costs_what_jsonw_string_writes_and_keeps_utf8_whole(void **state)
+{
+	static const uint8_t in[] = "ab\"\\\n\x01\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xff\xe2\x82z\x7f";
+	size_t n = sizeof(in) - 1, cost, len;
+	struct buf b;
+
+	(void)state;
+	buf_init(&b, 1 << 16);
+	assert_int_equal(jsonw_string(&b, in, n), 0);
+	/* The whole string costs what jsonw_string writes between the quotes. */
+	assert_int_equal(jsonw_cut(in, n, SIZE_MAX, true, &cost), n);
+	assert_int_equal(cost, b.len - 2);
+	assert_int_equal(jsonw_cut(in, n, SIZE_MAX, false, &cost), n);
+	assert_int_equal(cost, n);
+	/* At every budget, the prefix's escaped form is a prefix of the whole one. */
+	for (size_t budget = 0; budget <= b.len; budget++) {
+		struct buf part;
+
+		buf_init(&part, 1 << 16);
+		len = jsonw_cut(in, n, budget, true, &cost);
+		assert_true(cost <= budget);
+		assert_int_equal(jsonw_string(&part, in, len), 0);
+		assert_int_equal(part.len - 2, cost);
+		assert_memory_equal(part.data + 1, b.data + 1, cost);
+		buf_free(&part);
+	}
+	/*
+	 * Unescaped, the cut is the longest prefix within budget that does not
+	 * end inside é (6-7), € (8-10) or the emoji (11-14); the broken
+	 * sequence at 16-17 goes byte by byte.
+	 */
+	for (size_t budget = 0; budget <= n; budget++) {
+		size_t want = budget;
+
+		while (want == 7 || want == 9 || want == 10 || want == 12 || want == 13 || want == 14)
+			want--;
+		assert_int_equal(jsonw_cut(in, n, budget, false, &cost), want);
+		assert_int_equal(cost, want);
+	}
+	buf_free(&b);
+}
+
+static void
 test_numbers_and_times(void **state)
 {
 	struct buf b;
@@ -182,6 +225,7 @@ main(void)
 		cmocka_unit_test(test_strings_are_escaped_and_read_back_the_same),
 		cmocka_unit_test(test_every_special_byte_at_every_offset_reads_back),
 		cmocka_unit_test(test_invalid_utf8_becomes_replacement_characters),
+		cmocka_unit_test(test_cut_costs_what_jsonw_string_writes_and_keeps_utf8_whole),
 		cmocka_unit_test(test_numbers_and_times),
 		cmocka_unit_test(test_event_record_has_design_members_and_resolved_slices),
 	};

@@ -23,6 +23,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <uv.h>
 
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "proto/event.h"
 #include "proto/event_json.h"
@@ -31,6 +32,7 @@
 
 #define BROKERS 3
 #define TOPIC "logs.nginx_access"
+#define DEAD_TOPIC "logs.dead"
 #define PARTITIONS 3
 #define APIKEY_PRODUCE 0
 #define MAX_PROPS 8
@@ -115,6 +117,7 @@ fx_start(uint64_t delivery_timeout_ms, ...)
 	f->mc = rd_kafka_mock_cluster_new(f->mrk, BROKERS);
 	assert_non_null(f->mc);
 	assert_int_equal(rd_kafka_mock_topic_create(f->mc, TOPIC, PARTITIONS, BROKERS), 0);
+	assert_int_equal(rd_kafka_mock_topic_create(f->mc, DEAD_TOPIC, PARTITIONS, BROKERS), 0);
 	snprintf(f->bootstrap, sizeof(f->bootstrap), "%s", rd_kafka_mock_cluster_bootstraps(f->mc));
 
 	f->broker.text = f->bootstrap;
@@ -304,6 +307,10 @@ struct record {
 	char agent[64];
 	uint64_t seq;
 	bool has_seq;
+	char piece[48];               /* logferry-piece */
+	char error[128];              /* logferry-error */
+	char otopic[64];              /* logferry-original-topic */
+	size_t headers_size;          /* as librdkafka counts them */
 };
 
 static void
@@ -321,6 +328,22 @@ copy_header(const rd_kafka_message_t *m, const char *name, char *out, size_t siz
 		n = size - 1;
 	memcpy(out, v, n);
 	out[n] = '\0';
+}
+
+/* The record's headers as kafka_header_size counts them. */
+static size_t
+headers_size(const rd_kafka_message_t *m)
+{
+	rd_kafka_headers_t *h = NULL;
+	const char *name;
+	const void *v;
+	size_t n, size = 0;
+
+	if (rd_kafka_message_headers(m, &h) != 0)
+		return 0;
+	for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &n) == 0; i++)
+		size += kafka_header_size(strlen(name), n);
+	return size;
 }
 
 /*
@@ -367,8 +390,13 @@ consume(struct fx *f, const char *topic, struct record *recs, size_t max, size_t
 				memcpy(r->key, m->key, r->key_len);
 			r->value = malloc(m->len + 1);
 			memcpy(r->value, m->payload, m->len);
+			r->value[m->len] = '\0';     /* for strstr */
 			r->value_len = m->len;
 			copy_header(m, "logferry-agent", r->agent, sizeof(r->agent));
+			copy_header(m, "logferry-piece", r->piece, sizeof(r->piece));
+			copy_header(m, "logferry-error", r->error, sizeof(r->error));
+			copy_header(m, "logferry-original-topic", r->otopic, sizeof(r->otopic));
+			r->headers_size = headers_size(m);
 			copy_header(m, "logferry-seq", seq, sizeof(seq));
 			r->has_seq = seq[0] != '\0';
 			r->seq = strtoull(seq, NULL, 10);
@@ -542,59 +570,475 @@ test_retriable_produce_errors_still_end_ok_without_duplicates(void **state)
 	global_fx = NULL;
 }
 
-/* JSON overhead of event_n's record, to size a message to a record size. */
-static size_t
-json_size(struct fx *f, unsigned i, size_t msglen)
+static void
+test_record_size_is_what_librdkafka_counts(void **state)
 {
-	struct buf b;
-	size_t n;
+	/* librdkafka alone (no broker): producev checks the size at once. */
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	static uint8_t value[4000];
+	const char *agent = "agent-with-a-longish-id-1";
+	char errstr[256];
+	size_t hs, vlen;
+	rd_kafka_t *rk;
 
-	buf_init(&b, 1 << 20);
-	assert_int_equal(event_json(event_n(f, i, msglen), "agent-1", NULL, &b), 0);
-	n = b.len;
-	buf_free(&b);
-	return n;
+	(void)state;
+	rd_kafka_conf_set(conf, "message.max.bytes", "3000", errstr, sizeof(errstr));
+	rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	assert_non_null(rk);
+	hs = kafka_header_size(14, strlen(agent)) + kafka_header_size(12, 5) +
+	    kafka_header_size(14, 5);
+	/* Every length below 64 takes one varint byte, zigzag-encoded. */
+	assert_int_equal(kafka_header_size(14, 5), 1 + 14 + 1 + 5);
+	assert_int_equal(kafka_header_size(14, 64), 1 + 14 + 2 + 64);
+	vlen = 3000 - kafka_record_size(7, 0, hs);
+	assert_int_equal(kafka_record_size(7, vlen, hs), 3000);
+	for (int extra = 0; extra <= 1; extra++) {
+		rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+		rd_kafka_resp_err_t err;
+
+		rd_kafka_header_add(h, "logferry-agent", -1, agent, -1);
+		rd_kafka_header_add(h, "logferry-seq", -1, "12345", -1);
+		rd_kafka_header_add(h, "logferry-piece", -1, "0/100", -1);
+		err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("t"), RD_KAFKA_V_KEY("web-001", 7),
+		    RD_KAFKA_V_VALUE(value, vlen + (size_t)extra), RD_KAFKA_V_HEADERS(h),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		/* Exactly the limit is taken, one byte more is refused. */
+		if (extra == 0) {
+			assert_int_equal(err, RD_KAFKA_RESP_ERR_NO_ERROR);
+		} else {
+			assert_int_equal(err, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+			rd_kafka_headers_destroy(h);
+		}
+	}
+	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE);
+	rd_kafka_destroy(rk);
+	/* Under librdkafka's default, a record with its batch fits a broker's default with room. */
+	assert_true(kafka_record_limit(1000000) + 61 <= 1000000 - 1000000 / 100);
+	assert_true(kafka_record_limit(1000000) >= 1000000 - 1000000 / 50);
+	assert_true(kafka_record_limit(1000) > 36 + 64);
+}
+
+/* The "message" string of a JSON record, as written (escaped, no quotes). */
+static void
+json_message(const struct record *r, const uint8_t **p, size_t *n)
+{
+	const char *v = (const char *)r->value, *start, *end = NULL, *q;
+
+	start = strstr(v, ",\"message\":\"");
+	assert_non_null(start);
+	start += strlen(",\"message\":\"");
+	/* The message is followed by the fields, which event_n's do not contain. */
+	for (q = start; (q = strstr(q, "\",\"fields\":{")) != NULL; q++)
+		end = q;
+	assert_non_null(end);
+	*p = (const uint8_t *)start;
+	*n = (size_t)(end - start);
+}
+
+/* The one record of piece idx of count of event seq among recs. */
+static const struct record *
+find_piece(const struct record *recs, size_t n, uint64_t seq, size_t idx, size_t count)
+{
+	const struct record *found = NULL;
+	char want[48];
+
+	snprintf(want, sizeof(want), "%zu/%zu", idx, count);
+	for (size_t i = 0; i < n; i++) {
+		if (recs[i].seq != seq || strcmp(recs[i].piece, want) != 0)
+			continue;
+		assert_null(found);
+		found = &recs[i];
+	}
+	assert_non_null(found);
+	return found;
+}
+
+/*
+ * The escaped pieces joined are the escaped message (whole, with its
+ * quotes): no UTF-8 sequence was cut. Frees both.
+ */
+static void
+assert_joined_json(struct buf *joined, struct buf *whole)
+{
+	assert_int_equal(joined->len, whole->len - 2);
+	assert_memory_equal(joined->data, whole->data + 1, joined->len);
+	buf_free(joined);
+	buf_free(whole);
+}
+
+/* A message of n bytes with 2-, 3- and 4-byte UTF-8, escapes and an invalid byte. */
+static void
+mixed_message(struct fx *f, size_t n)
+{
+	static const char *const parts[] = { "plain ascii text ", "caf\xc3\xa9 ", "\xe2\x82\xac ",
+		"\xf0\x9f\x98\x80", "\"q\" ", "back\\slash ", "\n", "\x01", "\xff" };
+	size_t len = 0;
+
+	assert_true(n < sizeof(f->message));
+	for (unsigned i = 0; len < n; i = (i * 4 + 1) % 9) {
+		size_t l = strlen(parts[i]);
+
+		if (len + l > n)
+			l = n - len;
+		memcpy(f->message + len, parts[i], l);
+		len += l;
+	}
 }
 
 static void
-test_oversize_events_are_refused_alone_and_counted(void **state)
+test_events_larger_than_a_record_are_cut_into_pieces_that_reassemble(void **state)
 {
+	enum { MSGLEN = 60000, MAXREC = 64 };
 	struct fx *f = fx_start(10000, "message.max.bytes", "10000", NULL);
-	struct record recs[8];
+	struct record *recs = calloc(MAXREC, sizeof(*recs));
 	struct kafka_batch *b;
 	struct answer *a;
 	struct kafka_stats st;
-	size_t n, near;
+	struct event ev;
+	struct buf whole, joined;
+	size_t n, count = 0, limit = kafka_record_limit(10000);
 
 	(void)state;
 	global_fx = f;
-	/* A message whose JSON fits message.max.bytes, but not with key and headers. */
-	near = 100;
-	near += 9990 - json_size(f, 3, near);
-	assert_int_equal(json_size(f, 3, near), 9990);
+	warm_up(f);
+	b = begin(f);
+	a = &f->answers[f->nbatches - 1];
+	assert_int_equal(kafka_produce(b, event_n(f, 1, 100), NULL, 100), 0);
+	ev = *event_n(f, 2, MSGLEN);
+	mixed_message(f, MSGLEN);
+	assert_int_equal(kafka_produce(b, &ev, NULL, 101), 0);
+	buf_init(&whole, 1 << 20);
+	assert_int_equal(jsonw_string(&whole, ev.message.ptr, ev.message.len), 0);
+	assert_int_equal(kafka_produce(b, event_n(f, 3, 100), NULL, 102), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, 3);
+	assert_int_equal(a->res.refused, 0);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.events_cut, 1);
+	assert_int_equal(st.refused_oversize, 0);
+	assert_true(st.pieces >= 7);
 
+	n = consume(f, TOPIC, recs, MAXREC, 10 + 2 + st.pieces, 15000);
+	/* The escaped pieces joined are the escaped message: no UTF-8 sequence was cut. */
+	buf_init(&joined, 1 << 20);
+	for (size_t idx = 0; idx < st.pieces; idx++) {
+		const struct record *r = find_piece(recs, n, 101, idx, st.pieces);
+		char members[96];
+		const uint8_t *p;
+		size_t len;
+
+		/* Every piece's record fits, and carries the event's other members. */
+		assert_true(kafka_record_size(r->key_len, r->value_len, r->headers_size) <= limit);
+		assert_string_equal(r->agent, "agent-1");
+		assert_string_equal(r->key, "web-02");
+		snprintf(members, sizeof(members), "\"piece_index\":%zu,\"piece_count\":%" PRIu64,
+		    idx, st.pieces);
+		assert_non_null(strstr((const char *)r->value, members));
+		assert_non_null(strstr((const char *)r->value, "\"method\":\"pla\""));
+		assert_non_null(strstr((const char *)r->value, "\"user_id\":\"u-2\""));
+		json_message(r, &p, &len);
+		assert_int_equal(buf_append(&joined, p, len), 0);
+		count++;
+	}
+	assert_int_equal(count, st.pieces);
+	assert_joined_json(&joined, &whole);
+	/* The small events around it are whole records. */
+	for (size_t i = 0; i < n; i++)
+		if (recs[i].seq == 100 || recs[i].seq == 102)
+			assert_string_equal(recs[i].piece, "");
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_raw_pieces_join_into_the_message_bytes(void **state)
+{
+	enum { MSGLEN = 50000, MAXREC = 32 };
+	struct fx *f = fx_start(10000, "message.max.bytes", "10000", NULL);
+	struct record *recs = calloc(MAXREC, sizeof(*recs));
+	struct kafka_batch *b;
+	struct answer *a;
+	struct kafka_stats st;
+	struct event ev;
+	uint8_t *joined = calloc(1, MSGLEN);
+	size_t n, off = 0;
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.format = RELAY_FORMAT_RAW;
+	b = begin(f);
+	a = &f->answers[0];
+	ev = *event_n(f, 2, MSGLEN);
+	mixed_message(f, MSGLEN);
+	assert_int_equal(kafka_produce(b, &ev, NULL, 7), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.events_cut, 1);
+	assert_true(st.pieces >= 6);
+	n = consume(f, TOPIC, recs, MAXREC, st.pieces, 15000);
+	assert_int_equal(n, st.pieces);
+	for (size_t idx = 0; idx < n; idx++) {
+		const struct record *r = find_piece(recs, n, 7, idx, n);
+
+		assert_true(off + r->value_len <= MSGLEN);
+		memcpy(joined + off, r->value, r->value_len);
+		off += r->value_len;
+	}
+	assert_int_equal(off, MSGLEN);
+	assert_memory_equal(joined, ev.message.ptr, MSGLEN);
+	free(joined);
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/* An event being cut when librdkafka's queue fills: the call again goes on from the next piece. */
+static struct {
+	struct kafka_batch *b;
+	struct event ev;
+	int again;
+	int rc;
+} resume;
+
+static void
+resume_on_writable(struct fx *f)
+{
+	(void)f;
+	if ((resume.rc = kafka_produce(resume.b, &resume.ev, NULL, 42)) == -EAGAIN) {
+		resume.again++;
+		return;
+	}
+	kafka_batch_end(resume.b);
+}
+
+static void
+test_pieces_go_on_after_a_full_queue_without_repeating(void **state)
+{
+	enum { MSGLEN = 60000, MAXREC = 32 };
+	/* librdkafka takes 3 records at most, and nothing leaves before the producer connects. */
+	struct fx *f = fx_start(20000, "message.max.bytes", "10000",
+	    "queue.buffering.max.messages", "3", NULL);
+	struct record *recs = calloc(MAXREC, sizeof(*recs));
+	struct answer *a;
+	struct kafka_stats st;
+	struct buf whole, joined;
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	memset(&resume, 0, sizeof(resume));
+	resume.b = begin(f);
+	a = &f->answers[0];
+	resume.ev = *event_n(f, 2, MSGLEN);
+	mixed_message(f, MSGLEN);
+	assert_int_equal(kafka_produce(resume.b, &resume.ev, NULL, 42), -EAGAIN);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.pieces, 3);
+	f->on_writable = resume_on_writable;
+	assert_true(fx_run_until(f, all_answered, 30000));
+	assert_int_equal(resume.rc, 0);
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, 1);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.events_cut, 1);
+	assert_true(st.pieces >= 7);
+	/* Every piece once, joining into the message. */
+	n = consume(f, TOPIC, recs, MAXREC, st.pieces, 15000);
+	assert_int_equal(n, st.pieces);
+	buf_init(&whole, 1 << 20);
+	buf_init(&joined, 1 << 20);
+	assert_int_equal(jsonw_string(&whole, resume.ev.message.ptr, resume.ev.message.len), 0);
+	for (size_t idx = 0; idx < n; idx++) {
+		const uint8_t *p;
+		size_t len;
+
+		json_message(find_piece(recs, n, 42, idx, n), &p, &len);
+		assert_int_equal(buf_append(&joined, p, len), 0);
+	}
+	assert_joined_json(&joined, &whole);
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_protobuf_pieces_are_events_with_resolved_fields(void **state)
+{
+	enum { MSGLEN = 30000, MAXREC = 16 };
+	struct fx *f = fx_start(10000, "message.max.bytes", "10000", NULL);
+	struct record *recs = calloc(MAXREC, sizeof(*recs));
+	struct event_field rf[8];
+	struct event_reader rd;
+	struct event got, ev;
+	struct pbslice raw;
+	struct buf list, one;
+	struct answer *a;
+	struct kafka_batch *b;
+	struct kafka_stats st;
+	uint8_t *joined = calloc(1, MSGLEN);
+	size_t n, off = 0;
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.format = RELAY_FORMAT_PROTOBUF;
+	buf_init(&list, 1 << 20);
+	ev = *event_n(f, 2, MSGLEN);
+	mixed_message(f, MSGLEN);
+	assert_int_equal(event_encode(&ev, &list), 0);
+	event_reader_init(&rd, list.data, list.len, rf, 8);
+	assert_int_equal(event_reader_next(&rd, &got), 1);
+	assert_int_equal(kafka_event_bytes(list.data, rd.p, &raw), 0);
+	b = begin(f);
+	a = &f->answers[0];
+	assert_int_equal(kafka_produce(b, &got, &raw, 9), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.events_cut, 1);
+	n = consume(f, TOPIC, recs, MAXREC, st.pieces, 15000);
+	assert_int_equal(n, st.pieces);
+	assert_true(n >= 3);
+	buf_init(&one, 1 << 20);
+	for (size_t idx = 0; idx < n; idx++) {
+		const struct record *r = find_piece(recs, n, 9, idx, n);
+		uint8_t hdr[11] = { 0x0a };
+		size_t hlen = 1, v = r->value_len;
+		struct pbslice s;
+
+		assert_true(kafka_record_size(r->key_len, r->value_len, r->headers_size) <=
+		    kafka_record_limit(10000));
+		/* The value is one Event: as an EventList entry it reads back. */
+		do {
+			hdr[hlen++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+			v >>= 7;
+		} while (v != 0);
+		buf_reset(&one);
+		assert_int_equal(buf_append(&one, hdr, hlen), 0);
+		assert_int_equal(buf_append(&one, r->value, r->value_len), 0);
+		event_reader_init(&rd, one.data, one.len, rf, 8);
+		assert_int_equal(event_reader_next(&rd, &got), 1);
+		assert_int_equal(got.nfields, 3);
+		/* The slice "method" is the whole message's first 3 bytes, as text. */
+		assert_int_equal(got.fields[2].type, EVENT_TEXT);
+		assert_int_equal(event_field_string(&got, &got.fields[2], &s), 0);
+		assert_int_equal(s.len, 3);
+		assert_memory_equal(s.ptr, "pla", 3);
+		assert_true(off + got.message.len <= MSGLEN);
+		memcpy(joined + off, got.message.ptr, got.message.len);
+		off += got.message.len;
+	}
+	assert_int_equal(off, MSGLEN);
+	assert_memory_equal(joined, ev.message.ptr, MSGLEN);
+	buf_free(&one);
+	buf_free(&list);
+	free(joined);
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_event_whose_fields_fill_a_record_is_refused_alone(void **state)
+{
+	struct fx *f = fx_start(10000, "message.max.bytes", "10000", NULL);
+	static char big[20000];
+	struct kafka_batch *b;
+	struct answer *a;
+	struct kafka_stats st;
+	struct event ev;
+	struct event_field fields[4];
+
+	(void)state;
+	global_fx = f;
+	memset(big, 'x', sizeof(big));
 	b = begin(f);
 	a = &f->answers[0];
 	assert_int_equal(kafka_produce(b, event_n(f, 1, 100), NULL, 1), 0);
-	/* The JSON alone is beyond the limit. */
-	assert_int_equal(kafka_produce(b, event_n(f, 2, 20000), NULL, 2), -EMSGSIZE);
-	/* librdkafka refuses the whole record. */
-	assert_int_equal(kafka_produce(b, event_n(f, 3, near), NULL, 3), -EMSGSIZE);
-	assert_int_equal(kafka_produce(b, event_n(f, 4, 100), NULL, 4), 0);
+	ev = *event_n(f, 2, 100);
+	memcpy(fields, ev.fields, sizeof(fields));
+	fields[0].v.text = (struct pbslice){ (const uint8_t *)big, sizeof(big) };
+	ev.fields = fields;
+	assert_int_equal(kafka_produce(b, &ev, NULL, 2), -EMSGSIZE);
+	assert_int_equal(kafka_produce(b, event_n(f, 3, 100), NULL, 3), 0);
 	kafka_batch_end(b);
 	assert_true(fx_run_until(f, all_answered, 20000));
 	assert_int_equal(a->status, KAFKA_OK);
 	assert_int_equal(a->res.produced, 2);
-	assert_int_equal(a->res.refused, 2);
+	assert_int_equal(a->res.refused, 1);
 	kafka_get_stats(f->k, &st);
-	assert_int_equal(st.refused_oversize, 2);
+	assert_int_equal(st.refused_oversize, 1);
 	assert_int_equal(st.delivered, 2);
+	fx_stop(f);
+	global_fx = NULL;
+}
 
-	n = consume(f, TOPIC, recs, 8, 2, 10000);
-	assert_int_equal(n, 2);
-	assert_true((recs[0].seq == 1 && recs[1].seq == 4) || (recs[0].seq == 4 && recs[1].seq == 1));
-	for (size_t i = 0; i < n; i++)
-		free(recs[i].value);
+static void
+test_broker_refusal_without_dead_letter_is_counted_and_acknowledged(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct answer *a;
+	struct kafka_stats st;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	/* As a topic whose max.message.bytes is below the producer's would answer, every time. */
+	for (int i = 0; i < 50; i++)
+		rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1,
+		    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+	a = produce_batch(f, 100, 1, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.refused, 1);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.refused_broker, 1);
+	assert_int_equal(st.dead_lettered, 0);
+	rd_kafka_mock_clear_request_errors(f->mc, APIKEY_PRODUCE);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_broker_refusal_goes_to_the_dead_letter_topic(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct record recs[8];
+	struct answer *a;
+	struct kafka_stats st;
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	warm_up(f);
+	/* Once: the event's request fails for good, the dead-letter one goes through. */
+	rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1,
+	    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+	a = produce_batch(f, 100, 1, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.refused, 0);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.dead_lettered, 1);
+	assert_int_equal(st.refused_broker, 0);
+	n = consume(f, DEAD_TOPIC, recs, 8, 1, 10000);
+	assert_int_equal(n, 1);
+	assert_string_equal(recs[0].agent, "agent-1");
+	assert_true(recs[0].has_seq);
+	assert_int_equal(recs[0].seq, 100);
+	assert_string_equal(recs[0].otopic, TOPIC);
+	assert_non_null(strstr(recs[0].error, "MSG_SIZE_TOO_LARGE"));
+	assert_string_equal(recs[0].key, "web-01");
+	/* The value is the original record's. */
+	assert_non_null(strstr((const char *)recs[0].value, "\"user_id\":\"u-100\""));
+	free(recs[0].value);
 	fx_stop(f);
 	global_fx = NULL;
 }
@@ -1102,7 +1546,14 @@ main(void)
 		cmocka_unit_test(test_batch_ok_after_every_report_and_records_read_back),
 		cmocka_unit_test(test_brokers_down_retry_after_timeout_then_ok_when_back),
 		cmocka_unit_test(test_retriable_produce_errors_still_end_ok_without_duplicates),
-		cmocka_unit_test(test_oversize_events_are_refused_alone_and_counted),
+		cmocka_unit_test(test_record_size_is_what_librdkafka_counts),
+		cmocka_unit_test(test_events_larger_than_a_record_are_cut_into_pieces_that_reassemble),
+		cmocka_unit_test(test_raw_pieces_join_into_the_message_bytes),
+		cmocka_unit_test(test_pieces_go_on_after_a_full_queue_without_repeating),
+		cmocka_unit_test(test_protobuf_pieces_are_events_with_resolved_fields),
+		cmocka_unit_test(test_event_whose_fields_fill_a_record_is_refused_alone),
+		cmocka_unit_test(test_broker_refusal_without_dead_letter_is_counted_and_acknowledged),
+		cmocka_unit_test(test_broker_refusal_goes_to_the_dead_letter_topic),
 		cmocka_unit_test(test_full_queue_is_eagain_then_writable),
 		cmocka_unit_test(test_answers_run_on_the_owners_loop_thread),
 		cmocka_unit_test(test_late_reports_after_retry_are_dropped),

@@ -345,6 +345,40 @@ test_max_batch_bytes_above_max_uncompressed_bytes_is_refused(void **state)
 }
 
 static void
+test_batch_limits_below_a_default_max_line_event_are_refused(void **state)
+{
+	(void)state;
+	expect_errors("limits:\n"
+	    "  max_batch_bytes: 1MiB\n"
+	    "  max_uncompressed_bytes: 1MiB\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:2: limits.max_batch_bytes: must be at least 1088KiB: below it an event of "
+	    "an agent's default max_line (1MiB) could never be delivered\n"
+	    "relay.yaml:3: limits.max_uncompressed_bytes: must be at least 1088KiB: below it an "
+	    "event of an agent's default max_line (1MiB) could never be delivered\n");
+}
+
+static void
+test_dead_letter_topic_is_a_topic_name(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok(TLS_OK KAFKA_OK, &cfg);
+	assert_null(cfg.kafka.dead_letter_topic);
+	config_free(&relay_config_schema, &cfg);
+	load_ok(TLS_OK "kafka: {brokers: kafka1:9092, dead_letter_topic: logs.dead-letter_1}\n", &cfg);
+	assert_string_equal(cfg.kafka.dead_letter_topic, "logs.dead-letter_1");
+	config_free(&relay_config_schema, &cfg);
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  dead_letter_topic: dead.${stream}\n"
+	    TLS_OK,
+	    "relay.yaml:3: kafka.dead_letter_topic: must be a Kafka topic name: 1 to 249 of "
+	    "[a-zA-Z0-9._-], not a template\n");
+}
+
+static void
 test_connection_max_inflight_above_memory_limit_is_refused(void **state)
 {
 	(void)state;
@@ -506,6 +540,8 @@ main(void)
 		cmocka_unit_test(test_properties_the_relay_fixes_are_refused),
 		cmocka_unit_test(test_properties_must_be_a_mapping_of_single_values),
 		cmocka_unit_test(test_max_batch_bytes_above_max_uncompressed_bytes_is_refused),
+		cmocka_unit_test(test_batch_limits_below_a_default_max_line_event_are_refused),
+		cmocka_unit_test(test_dead_letter_topic_is_a_topic_name),
 		cmocka_unit_test(test_connection_max_inflight_above_memory_limit_is_refused),
 		cmocka_unit_test(test_missing_kafka_is_refused),
 		cmocka_unit_test(test_missing_tls_is_refused),
