@@ -19,6 +19,15 @@
 # default to replication factor 3 with min.insync.replicas 2. Small heaps
 # and the C1 compiler only: three of them run on a 2-core machine.
 #
+# Two client listeners per node: PLAINTEXT on :9092 (principal ANONYMOUS, a
+# super user, so tests need no credentials) and SASL_SSL on :9094 with
+# SCRAM-SHA-512 and PLAIN users "relay" (password in DIR/relay.password, and
+# no ACL until a test grants one) and "admin" (a super user), TLS from a CA
+# in DIR/tls/ca.crt. (librdkafka before 2.6.1, Debian 12's 2.0.2 included,
+# cannot complete SCRAM with Kafka 4 brokers: its client-final nonce is
+# wrong, and Kafka 4 checks it; PLAIN over TLS works with every version.) The StandardAuthorizer is on: a SASL user may do only
+# what an ACL allows. "env" prints SASL_BOOTSTRAP and CA_FILE too.
+#
 # If the artifacts cannot be fetched, "fetch" and "start" fail and say why.
 set -euo pipefail
 
@@ -135,7 +144,7 @@ stop_node() {
 }
 
 cmd_start() {
-	local nodes=${2:-3} voters= n ip cluster_id
+	local nodes=${2:-3} voters= n ip cluster_id sans=
 	mkdir -p "$1"
 	dir=$(cd "$1" && pwd)
 	[ -f "$dir/cluster.env" ] && die "$dir already holds a cluster (stop it first)"
@@ -144,11 +153,18 @@ cmd_start() {
 	BASE_IP=127.$((($$ >> 8) & 255)).$(($$ & 255))
 	NODES=$nodes
 	BOOTSTRAP=
+	SASL_BOOTSTRAP=
 	for ((n = 1; n <= nodes; n++)); do
 		ip=$(node_ip "$n")
 		voters="$voters${voters:+,}$n@$ip:9093"
 		BOOTSTRAP="$BOOTSTRAP${BOOTSTRAP:+,}$ip:9092"
+		SASL_BOOTSTRAP="$SASL_BOOTSTRAP${SASL_BOOTSTRAP:+,}$ip:9094"
+		sans="$sans${sans:+,}IP:$ip"
 	done
+	make_tls "$sans"
+	head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$dir/relay.password"
+	head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$dir/admin.password"
+	chmod 600 "$dir/relay.password" "$dir/admin.password"
 	cat >"$dir/log4j2.properties" <<'EOF'
 rootLogger.level = WARN
 rootLogger.appenderRef.out.ref = out
@@ -167,11 +183,19 @@ EOF
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://$ip:9092,CONTROLLER://$ip:9093
-advertised.listeners=PLAINTEXT://$ip:9092
+listeners=PLAINTEXT://$ip:9092,CONTROLLER://$ip:9093,SASL_SSL://$ip:9094
+advertised.listeners=PLAINTEXT://$ip:9092,SASL_SSL://$ip:9094
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_relay="$(cat "$dir/relay.password")" user_admin="$(cat "$dir/admin.password")";
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/broker.pem
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;User:admin
+allow.everyone.if.no.acl.found=false
 log.dirs=$dir/node-$n/data
 num.partitions=3
 default.replication.factor=$((nodes < 3 ? nodes : 3))
@@ -191,7 +215,9 @@ socket.request.max.bytes=104857600
 EOF
 		(
 			java_run kafka.tools.StorageTool format --config "$dir/node-$n/server.properties" \
-				--cluster-id "$cluster_id" --ignore-formatted
+				--cluster-id "$cluster_id" --ignore-formatted \
+				--add-scram "SCRAM-SHA-512=[name=\"relay\",password=\"$(cat "$dir/relay.password")\"]" \
+				--add-scram "SCRAM-SHA-512=[name=\"admin\",password=\"$(cat "$dir/admin.password")\"]"
 		) >"$dir/node-$n/format.log" 2>&1 ||
 			{ cat "$dir/node-$n/format.log" >&2; die "formatting node $n's storage failed (log above)"; }
 	done
@@ -199,6 +225,10 @@ EOF
 BASE_IP=$BASE_IP
 NODES=$NODES
 BOOTSTRAP=$BOOTSTRAP
+SASL_BOOTSTRAP=$SASL_BOOTSTRAP
+CA_FILE=$dir/tls/ca.crt
+RELAY_PASSWORD_FILE=$dir/relay.password
+ADMIN_PASSWORD_FILE=$dir/admin.password
 EOF
 	for ((n = 1; n <= nodes; n++)); do
 		start_node "$n"
@@ -211,6 +241,25 @@ EOF
 		die "the cluster did not serve $nodes brokers within ${KAFKA_START_TIMEOUT}s (node logs above)"
 	fi
 	echo "bootstrap=$BOOTSTRAP"
+}
+
+# make_tls SANS: a CA and one certificate for every broker (SAN: each
+# node's address) in DIR/tls; broker.pem holds the key and the chain, as
+# Kafka's PEM key store reads it.
+make_tls() {
+	local t=$dir/tls
+	mkdir -p "$t"
+	{
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+			-subj "/CN=logferry test Kafka CA" -keyout "$t/ca.key" -out "$t/ca.crt" &&
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$t/broker.key" &&
+		openssl req -new -key "$t/broker.key" -subj "/CN=kafka" -out "$t/broker.csr" &&
+		printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$1" >"$t/ext.cnf" &&
+		openssl x509 -req -in "$t/broker.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial \
+			-days 30 -extfile "$t/ext.cnf" -out "$t/broker.crt"
+	} >"$t/openssl.log" 2>&1 || { cat "$t/openssl.log" >&2; die "cannot make the brokers' TLS certificates"; }
+	cat "$t/broker.key" "$t/broker.crt" >"$t/broker.pem"
+	chmod 600 "$t"/*.key "$t/broker.pem"
 }
 
 # A random base64 UUID, as "kafka-storage.sh random-uuid" makes.

@@ -7,6 +7,8 @@
  *   delete TOPIC                                      delete a topic
  *   leader TOPIC PARTITION                            print the partition leader's broker id
  *   brokers                                           print the number of brokers the cluster lists
+ *   allow PRINCIPAL OPERATION TOPIC_PREFIX            allow User:NAME an operation (write, read,
+ *                                                     describe, all) on topics with that prefix
  *
  * -X passes a client property (security.protocol, sasl.* ...). Exits 0 on
  * success, 1 with a message naming the failure, 2 on bad usage. "create"
@@ -32,8 +34,9 @@ static void usage(void)
 	fprintf(stderr, "usage: %s -b BOOTSTRAP [-X name=value]... create TOPIC PARTITIONS REPLICAS [name=value]...\n"
 			"       %s -b BOOTSTRAP [-X name=value]... delete TOPIC\n"
 			"       %s -b BOOTSTRAP [-X name=value]... leader TOPIC PARTITION\n"
-			"       %s -b BOOTSTRAP [-X name=value]... brokers\n",
-		ADMIN_PROG, ADMIN_PROG, ADMIN_PROG, ADMIN_PROG);
+			"       %s -b BOOTSTRAP [-X name=value]... brokers\n"
+			"       %s -b BOOTSTRAP [-X name=value]... allow User:NAME write|read|describe|all TOPIC_PREFIX\n",
+		ADMIN_PROG, ADMIN_PROG, ADMIN_PROG, ADMIN_PROG, ADMIN_PROG);
 }
 
 static int parse_int(const char *s, const char *what, int min, int max, int *out)
@@ -225,6 +228,61 @@ static int cmd_brokers(rd_kafka_t *rk)
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	rd_kafka_AclOperation_t op;
+} admin_ops[] = {
+	{ "write", RD_KAFKA_ACL_OPERATION_WRITE },
+	{ "read", RD_KAFKA_ACL_OPERATION_READ },
+	{ "describe", RD_KAFKA_ACL_OPERATION_DESCRIBE },
+	{ "all", RD_KAFKA_ACL_OPERATION_ALL },
+};
+
+static int cmd_allow(rd_kafka_t *rk, rd_kafka_queue_t *q, int argc, char **argv)
+{
+	char err[512];
+	rd_kafka_AclBinding_t *acl;
+	rd_kafka_event_t *ev;
+	size_t i;
+	int rc = 1;
+
+	if (argc != 3) {
+		usage();
+		return 2;
+	}
+	for (i = 0; i < sizeof(admin_ops) / sizeof(admin_ops[0]); i++)
+		if (strcmp(argv[1], admin_ops[i].name) == 0)
+			break;
+	if (i == sizeof(admin_ops) / sizeof(admin_ops[0])) {
+		fprintf(stderr, "%s: unknown operation \"%s\" (write, read, describe, all)\n", ADMIN_PROG, argv[1]);
+		return 2;
+	}
+	acl = rd_kafka_AclBinding_new(RD_KAFKA_RESOURCE_TOPIC, argv[2], RD_KAFKA_RESOURCE_PATTERN_PREFIXED,
+	    argv[0], "*", admin_ops[i].op, RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, err, sizeof(err));
+	if (acl == NULL) {
+		fprintf(stderr, "%s: ACL for %s: %s\n", ADMIN_PROG, argv[0], err);
+		return 2;
+	}
+	rd_kafka_CreateAcls(rk, &acl, 1, NULL, q);
+	rd_kafka_AclBinding_destroy(acl);
+	ev = admin_wait(q, "create ACL");
+	if (ev == NULL)
+		return 1;
+	{
+		size_t n;
+		const rd_kafka_acl_result_t **ar =
+		    rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev), &n);
+		const rd_kafka_error_t *e = n == 1 ? rd_kafka_acl_result_error(ar[0]) : NULL;
+
+		if (e != NULL)
+			fprintf(stderr, "%s: create ACL for %s: %s\n", ADMIN_PROG, argv[0], rd_kafka_error_string(e));
+		else
+			rc = 0;
+	}
+	rd_kafka_event_destroy(ev);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	char err[512];
@@ -290,6 +348,8 @@ int main(int argc, char **argv)
 		rc = cmd_delete(rk, q, argc - 1, argv + 1);
 	else if (strcmp(argv[0], "leader") == 0)
 		rc = cmd_leader(rk, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "allow") == 0)
+		rc = cmd_allow(rk, q, argc - 1, argv + 1);
 	else if (strcmp(argv[0], "brokers") == 0 && argc == 1)
 		rc = cmd_brokers(rk);
 	else {
