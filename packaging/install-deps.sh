@@ -15,6 +15,10 @@ gen="protobuf-compiler nanopb python3-protobuf"
 # libFuzzer and sanitizer runtimes), time zones for RFC 3164 times (tzdata).
 tests="libcmocka-dev kcat openssl bsdutils curl clang libclang-rt-14-dev
        procps psmisc tzdata"
+# Tests against a real Apache Kafka cluster (tests/kafka/): Debian's Java
+# runs Kafka's official jars, which Maven fetches (test-only; the daemons
+# never use Java).
+kafka="default-jre-headless maven"
 # Benchmarks: the peer we compare with, run side by side (bench/); its
 # Kafka output module (omkafka) for the end-to-end benchmark.
 bench="rsyslog rsyslog-kafka"
@@ -26,14 +30,14 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 # shellcheck disable=SC2086
-if ! dpkg-query -W -f='${Status}\n' $build $libs $gen $tests $bench 2>/dev/null |
+if ! dpkg-query -W -f='${Status}\n' $build $libs $gen $tests $kafka $bench 2>/dev/null |
 	grep -qv '^install ok installed$' &&
-	[ "$(dpkg-query -W -f='${Status}\n' $build $libs $gen $tests $bench 2>/dev/null | wc -l)" -eq \
-	  "$(echo $build $libs $gen $tests $bench | wc -w)" ]; then
+	[ "$(dpkg-query -W -f='${Status}\n' $build $libs $gen $tests $kafka $bench 2>/dev/null | wc -l)" -eq \
+	  "$(echo $build $libs $gen $tests $kafka $bench | wc -w)" ]; then
 	echo "install-deps: all build and test dependencies are already installed"
 	exit 0
 fi
 
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $build $libs $gen $tests $bench
+$SUDO apt-get install -y -q --no-install-recommends $build $libs $gen $tests $kafka $bench

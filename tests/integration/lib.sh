@@ -11,6 +11,7 @@ set -u
 : "${LOGFERRY_AGENT:=$top_builddir/agent/logferry-agent}"
 : "${LOGFERRY_RELAY:=$top_builddir/relay/logferry-relay}"
 : "${MOCK_KAFKA:=$top_builddir/tests/tools/mock_kafka}"
+: "${KAFKA_ADMIN:=$top_builddir/tests/tools/kafka_admin}"
 MAKE_CERTS="$top_srcdir/tests/tools/make-certs.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/logferry-test.XXXXXX")
@@ -181,11 +182,19 @@ kafka_ctl() {
 	tail -n 1 "$T/kafka.out" | grep -q '^ok' || fail "mock_kafka '$*': $(tail -n 1 "$T/kafka.out")"
 }
 
-# kafka_topic NAME PARTITIONS: creates it on the mock; a real cluster is
-# expected to create topics on first use.
+# kafka_topic NAME PARTITIONS [CONFIG=VALUE]...: creates the topic, on the
+# mock or on the real cluster (which creates no topic on first use). Real
+# topics are replicated as production ones are: 3 replicas (or
+# LOGFERRY_TEST_KAFKA_REPLICAS), min.insync.replicas 2.
 kafka_topic() {
+	local name=$1 parts=$2
+	shift 2
 	if kafka_mock; then
-		kafka_ctl topic "$1" "$2"
+		kafka_ctl topic "$name" "$parts"
+	else
+		"$KAFKA_ADMIN" -b "$KAFKA_BOOT" create "$name" "$parts" "${LOGFERRY_TEST_KAFKA_REPLICAS:-3}" \
+			min.insync.replicas="${LOGFERRY_TEST_KAFKA_MIN_ISR:-2}" "$@" >"$T/kafka_admin.out" 2>&1 ||
+			fail "cannot create topic $name on $KAFKA_BOOT: $(cat "$T/kafka_admin.out")"
 	fi
 }
 

@@ -1,0 +1,71 @@
+#!/bin/bash
+# Real cluster only: two of the three brokers down (too few in-sync
+# replicas, no controller quorum) while the agent ships, then back. The
+# relay answers RETRY and says in /health why it is degraded, the agent
+# keeps every event in its spool, and once the brokers are back everything
+# arrives, with no restart.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+
+if [ -z "${LOGFERRY_KAFKA_CLUSTER:-}" ] || [ -z "${LOGFERRY_TEST_KAFKA:-}" ]; then
+	echo "skip: needs the cluster test_real_kafka.tap starts (stops two of its brokers)"
+	exit 77
+fi
+CLUSTER_SH=$top_srcdir/tests/kafka/kafka-cluster.sh
+start_kafka
+make_certs
+run=$$
+stream=down_$run
+topic=logs.$stream
+kafka_topic "$topic" 3
+
+port=$(free_port)
+mport=$(free_port)
+amport=$(free_port)
+rcfg=$(relay_config relay "$port" "metrics: {listen: $LF_IP:$mport}")
+start_relay relay "$rcfg"
+acfg=$(agent_config agent web-01 web-01 "$stream" "$T/app.log" "$port")
+echo "metrics: {listen: $LF_IP:$amport}" >>"$acfg"
+nginx_lines "$T/app.log" 20000 0
+start agent "$LOGFERRY_AGENT" -c "$acfg"
+agent=$LF_PID
+expect_delivered "$topic" "$T/app.log" 120 "before the outage"
+
+metric() {
+	curl -sS --max-time 5 "http://$LF_IP:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'
+}
+bash "$CLUSTER_SH" kill "$LOGFERRY_KAFKA_CLUSTER" 2 || fail "kill of broker 2 failed"
+bash "$CLUSTER_SH" kill "$LOGFERRY_KAFKA_CLUSTER" 3 || fail "kill of broker 3 failed"
+nginx_lines "$T/app.log" 30000 20000
+
+# The relay says why; the agent keeps the events.
+h=
+for _ in $(seq 240); do
+	h=$(curl -sS --max-time 5 "http://$LF_IP:$mport/health")
+	case "$h" in *'"degraded"'*) break ;; esac
+	sleep 0.5
+done
+case "$h" in
+*'"degraded"'*'Kafka'*) pass "relay /health with two brokers down: $h" ;;
+*) fail "relay /health with two brokers down: ${h:-no answer}" ;;
+esac
+for _ in $(seq 240); do
+	[ "$(metric "$amport" logferry_shipper_acks_retry_total)" -ge 1 ] 2>/dev/null && break
+	sleep 0.5
+done
+r=$(metric "$amport" logferry_shipper_acks_retry_total)
+held=$(metric "$amport" logferry_spool_events)
+[ "${r:-0}" -ge 1 ] && [ "${held:-0}" -gt 0 ] &&
+	pass "the agent was answered RETRY $r times and holds $held events in its spool" ||
+	fail "during the outage: acks_retry ${r:-?}, spool events ${held:-?}"
+
+bash "$CLUSTER_SH" up "$LOGFERRY_KAFKA_CLUSTER" 2 || fail "broker 2 did not come back"
+bash "$CLUSTER_SH" up "$LOGFERRY_KAFKA_CLUSTER" 3 || fail "broker 3 did not come back"
+expect_delivered "$topic" "$T/app.log" 240 "two brokers down and back: nothing lost"
+for _ in $(seq 240); do
+	case "$(curl -sS --max-time 5 "http://$LF_IP:$mport/health")" in *'"ok"'*) break ;; esac
+	sleep 0.5
+done
+h=$(curl -sS --max-time 5 "http://$LF_IP:$mport/health")
+case "$h" in *'"status":"ok"'*) pass "relay /health is ok again: $h" ;; *) fail "relay /health after the outage: $h" ;; esac
+stop_agent "$agent"
+finish
