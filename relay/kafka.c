@@ -152,7 +152,14 @@ struct kafka {
 		atomic_uint_fast64_t produced, delivered, failed, refused_oversize,
 		    queue_full, batches_ok, batches_retry, recreated, events_cut, pieces,
 		    dead_lettered, refused_broker;
+		atomic_uint_fast64_t errors[KAFKA_ERROR_KINDS];
 	} st;
+
+	/* The last failure, until a record is delivered (kafka_trouble). */
+	atomic_bool trouble;
+	pthread_mutex_t trouble_mu;
+	char trouble_why[384];        /* under trouble_mu */
+	uint64_t trouble_ms;          /* under trouble_mu: when it was last noted */
 };
 
 static int kafka_u64(char *out, uint64_t v);
@@ -172,6 +179,116 @@ kafka_sleep_ms(unsigned ms)
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------- failure kinds */
+
+const char *const kafka_error_labels[KAFKA_ERROR_KINDS] = {
+	[KAFKA_ERROR_UNKNOWN_TOPIC] = "unknown_topic",
+	[KAFKA_ERROR_TOPIC_AUTHORIZATION] = "topic_authorization",
+	[KAFKA_ERROR_AUTHENTICATION] = "authentication",
+	[KAFKA_ERROR_NOT_ENOUGH_REPLICAS] = "not_enough_replicas",
+	[KAFKA_ERROR_NO_LEADER] = "no_leader",
+	[KAFKA_ERROR_TIMED_OUT] = "timed_out",
+	[KAFKA_ERROR_BROKERS_DOWN] = "brokers_down",
+	[KAFKA_ERROR_REFUSED] = "refused",
+	[KAFKA_ERROR_OTHER] = "other",
+};
+
+/* librdkafka's errors by kind; one row per error, the rest are "other" (or "refused"). */
+static const struct {
+	rd_kafka_resp_err_t err;
+	enum kafka_error_kind kind;
+} kafka_error_table[] = {
+	{ RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, KAFKA_ERROR_UNKNOWN_TOPIC },
+	{ RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, KAFKA_ERROR_UNKNOWN_TOPIC },
+	{ RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, KAFKA_ERROR_TOPIC_AUTHORIZATION },
+	{ RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, KAFKA_ERROR_TOPIC_AUTHORIZATION },
+	{ RD_KAFKA_RESP_ERR__AUTHENTICATION, KAFKA_ERROR_AUTHENTICATION },
+	{ RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED, KAFKA_ERROR_AUTHENTICATION },
+	{ RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, KAFKA_ERROR_NOT_ENOUGH_REPLICAS },
+	{ RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, KAFKA_ERROR_NOT_ENOUGH_REPLICAS },
+	{ RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, KAFKA_ERROR_NO_LEADER },
+	{ RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, KAFKA_ERROR_NO_LEADER },
+	{ RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, KAFKA_ERROR_TIMED_OUT },
+	{ RD_KAFKA_RESP_ERR__TIMED_OUT, KAFKA_ERROR_TIMED_OUT },
+	{ RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, KAFKA_ERROR_TIMED_OUT },
+	{ RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, KAFKA_ERROR_BROKERS_DOWN },
+	{ RD_KAFKA_RESP_ERR__TRANSPORT, KAFKA_ERROR_BROKERS_DOWN },
+};
+
+static bool kafka_err_permanent(rd_kafka_resp_err_t err);
+
+static enum kafka_error_kind
+kafka_error_kind(rd_kafka_resp_err_t err)
+{
+	for (size_t i = 0; i < sizeof(kafka_error_table) / sizeof(kafka_error_table[0]); i++)
+		if (kafka_error_table[i].err == err)
+			return kafka_error_table[i].kind;
+	return kafka_err_permanent(err) ? KAFKA_ERROR_REFUSED : KAFKA_ERROR_OTHER;
+}
+
+/*
+ * Counts a failure of kind err (topic: NULL for a client error) and keeps
+ * its sentence for /health; returns the sentence (the caller logs it). Any
+ * thread: delivery reports and client errors come on librdkafka's.
+ */
+static const char *
+kafka_note_error(struct kafka *k, rd_kafka_resp_err_t err, const char *topic, const char *detail,
+    char *why, size_t len)
+{
+	enum kafka_error_kind kind = kafka_error_kind(err);
+	const char *t = topic != NULL ? topic : "?";
+
+	atomic_fetch_add(&k->st.errors[kind], 1);
+	switch (kind) {
+	case KAFKA_ERROR_UNKNOWN_TOPIC:
+		snprintf(why, len, "topic %s does not exist: create it (these brokers do not "
+		    "create topics on first use) or change kafka.topic", t);
+		break;
+	case KAFKA_ERROR_TOPIC_AUTHORIZATION:
+		snprintf(why, len, "not authorized to write to topic %s: grant the relay's "
+		    "principal WRITE and DESCRIBE on it (%s)", t, detail);
+		break;
+	case KAFKA_ERROR_AUTHENTICATION:
+		snprintf(why, len, "authentication with the brokers failed (%s): check "
+		    "sasl.mechanisms, sasl.username and kafka.sasl_password_file", detail);
+		break;
+	case KAFKA_ERROR_NOT_ENOUGH_REPLICAS:
+		snprintf(why, len, "topic %s has fewer in-sync replicas than its "
+		    "min.insync.replicas: brokers are down (%s)", t, detail);
+		break;
+	default:
+		if (topic != NULL)
+			snprintf(why, len, "%s (topic %s)", detail, t);
+		else
+			snprintf(why, len, "%s", detail);
+		break;
+	}
+	pthread_mutex_lock(&k->trouble_mu);
+	snprintf(k->trouble_why, sizeof(k->trouble_why), "%s", why);
+	k->trouble_ms = kafka_now_ms();
+	atomic_store(&k->trouble, true);
+	pthread_mutex_unlock(&k->trouble_mu);
+	return why;
+}
+
+bool
+kafka_trouble(struct kafka *k, char *why, size_t len)
+{
+	bool t;
+
+	pthread_mutex_lock(&k->trouble_mu);
+	/*
+	 * A failure not seen again for two delivery timeouts is over even with
+	 * nothing delivered since (an idle relay): failing batches and client
+	 * errors renew it at least that often while it lasts.
+	 */
+	t = atomic_load(&k->trouble) &&
+	    kafka_now_ms() - k->trouble_ms <= 2 * k->cfg->kafka.delivery_timeout_ms;
+	snprintf(why, len, "%s", t ? k->trouble_why : "");
+	pthread_mutex_unlock(&k->trouble_mu);
+	return t;
 }
 
 /* --------------------------------------------------- librdkafka callbacks */
@@ -213,8 +330,12 @@ kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		    rd_kafka_err2name(ferr), why);
 		atomic_store(&k->fatal, true);
 	} else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+		kafka_note_error(k, err, NULL, reason, why, sizeof(why));
 		log_error("no Kafka broker is reachable (%s): check kafka.brokers and the "
 		    "brokers; batches are answered RETRY after kafka.delivery_timeout", reason);
+	} else if (kafka_error_kind(err) == KAFKA_ERROR_AUTHENTICATION) {
+		log_error("Kafka: %s; batches are answered RETRY and agents keep their events",
+		    kafka_note_error(k, err, NULL, reason, why, sizeof(why)));
 	} else {
 		log_warn("Kafka: %s: %s", rd_kafka_err2name(err), reason);
 	}
@@ -282,8 +403,11 @@ kafka_batch_fail(struct kafka_batch *b, int err)
 
 /*
  * Errors a broker gives for a record that no retry will change: too large
- * for the topic, malformed, or a topic this relay may not write. Every
- * other error may pass (a leader moving, a broker down, a timeout).
+ * for the topic, or malformed. Every other error may pass (a leader
+ * moving, a broker down, a timeout), and so may a topic this relay may not
+ * write: a missing ACL is fixed by an operator and then the same records
+ * go through, so those are held (RETRY, /health says which topic) rather
+ * than dead-lettered or dropped, however many events it concerns.
  */
 static bool
 kafka_err_permanent(rd_kafka_resp_err_t err)
@@ -293,7 +417,6 @@ kafka_err_permanent(rd_kafka_resp_err_t err)
 	case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
 	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
 	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
 	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
 	case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
 	case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
@@ -416,8 +539,16 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		atomic_fetch_add(&k->st.delivered, 1);
 		if (dead_letter)
 			atomic_fetch_add(&k->st.dead_lettered, 1);
+		/* Kafka takes records again: what /health said is over. */
+		if (atomic_load_explicit(&k->trouble, memory_order_relaxed))
+			atomic_store(&k->trouble, false);
 	} else {
+		char why[512];
+
 		atomic_fetch_add(&k->st.failed, 1);
+		if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+			kafka_note_error(k, m->err, rd_kafka_topic_name(m->rkt),
+			    rd_kafka_err2str(m->err), why, sizeof(why));
 		if (kafka_err_permanent(m->err)) {
 			/*
 			 * Retrying would block the agent's spool behind this record
@@ -431,9 +562,8 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 				kafka_refuse_late(k, m, b, dead_letter);
 		} else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
 		    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-			log_warn("Kafka did not take a record for topic %s: %s; its batch is "
-			    "answered RETRY and the agent re-sends it",
-			    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+			log_warn("Kafka did not take a record: %s; its batch is answered RETRY "
+			    "and the agent re-sends it", why);
 		}
 	}
 	kafka_batch_report(b, err);
@@ -806,12 +936,18 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 		return -EAGAIN;
 	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
 		return -EMSGSIZE;
-	default:
-		/* E.g. __FATAL until the poller replaced the producer: RETRY now. */
-		log_warn("cannot produce to Kafka topic %s: %s; the batch is answered RETRY",
-		    kl->topic, rd_kafka_err2str(err));
+	default: {
+		/*
+		 * E.g. __FATAL until the poller replaced the producer, or a topic
+		 * librdkafka already knows this relay may not write: RETRY now.
+		 */
+		char why[512];
+
+		log_warn("cannot produce to Kafka: %s; the batch is answered RETRY",
+		    kafka_note_error(k, err, kl->topic, rd_kafka_err2str(err), why, sizeof(why)));
 		kafka_batch_fail(b, err);
 		return -ECANCELED;
+	}
 	}
 }
 
@@ -1252,6 +1388,67 @@ struct kafka_limits {
 };
 
 /* The producer's settings for k's configuration and budget. */
+/*
+ * sasl.password from the first line of file. Read at each producer's
+ * creation, so a rotated password applies to the next producer; the
+ * password never sits in the YAML, in the environment or in a log.
+ */
+static int
+kafka_set_password(rd_kafka_conf_t *conf, const char *file)
+{
+	char pw[1024], errstr[512];
+	FILE *f = fopen(file, "re");
+	size_t n;
+	int r = 0;
+
+	if (f == NULL) {
+		log_error("cannot read kafka.sasl_password_file %s: %s", file, strerror(errno));
+		return -errno;
+	}
+	if (fgets(pw, sizeof(pw), f) == NULL) {
+		log_error("kafka.sasl_password_file %s is empty: its first line must be the "
+		    "SASL password", file);
+		r = -EINVAL;
+	} else if ((n = strcspn(pw, "\r\n")) == sizeof(pw) - 1) {
+		log_error("kafka.sasl_password_file %s: the password is longer than %zu bytes",
+		    file, sizeof(pw) - 2);
+		r = -EINVAL;
+	} else {
+		pw[n] = '\0';
+		if (rd_kafka_conf_set(conf, "sasl.password", pw, errstr, sizeof(errstr)) !=
+		    RD_KAFKA_CONF_OK) {
+			log_error("kafka.sasl_password_file %s: librdkafka refused the password: %s",
+			    file, errstr);
+			r = -EINVAL;
+		}
+	}
+	explicit_bzero(pw, sizeof(pw));
+	fclose(f);
+	return r;
+}
+
+/* librdkafka 2.6.1 fixed the SCRAM client-final nonce (librdkafka#4895). */
+#define KAFKA_SCRAM_FIXED_VERSION 0x020601ff
+
+/*
+ * SCRAM with a librdkafka before 2.6.1 fails against Kafka 4 brokers,
+ * which check the nonce of the client's final message as RFC 5802 says;
+ * the brokers only answer "invalid credentials", so say why at start.
+ */
+static void
+kafka_check_sasl(rd_kafka_conf_t *conf)
+{
+	char mech[64];
+	size_t len = sizeof(mech);
+
+	if (rd_kafka_conf_get(conf, "sasl.mechanisms", mech, &len) == RD_KAFKA_CONF_OK &&
+	    strncmp(mech, "SCRAM", 5) == 0 && rd_kafka_version() < KAFKA_SCRAM_FIXED_VERSION)
+		log_warn("kafka.properties sasl.mechanisms %s: this relay runs librdkafka %s, and "
+		    "SCRAM with Kafka 4 brokers needs librdkafka 2.6.1 or later (older ones send a "
+		    "final message Kafka 4 refuses as invalid credentials): with Kafka 4 use PLAIN "
+		    "over SASL_SSL, or a newer librdkafka", mech, rd_kafka_version_str());
+}
+
 static int
 kafka_conf(struct kafka *k, rd_kafka_conf_t **out, struct kafka_limits *lim)
 {
@@ -1284,6 +1481,14 @@ kafka_conf(struct kafka *k, rd_kafka_conf_t **out, struct kafka_limits *lim)
 	snprintf(num, sizeof(num), "%" PRIu64, cfg->kafka.delivery_timeout_ms);
 	r |= kafka_set(conf, "message.timeout.ms", num, "");
 	r |= kafka_set(conf, "linger.ms", "5", "");
+	/*
+	 * A topic missing from the metadata fails its records as unknown only
+	 * after this; at its default (30 s) they time out first, and the relay
+	 * could only say "timed out" where it should say "does not exist".
+	 */
+	snprintf(num, sizeof(num), "%" PRIu64, cfg->kafka.delivery_timeout_ms / 2 < 30000 ?
+	    cfg->kafka.delivery_timeout_ms / 2 : 30000);
+	r |= kafka_set(conf, "topic.metadata.propagation.max.ms", num, "");
 	/* Guarantee 3: half of the budget for payloads, half for librdkafka's per-record overhead. */
 	snprintf(num, sizeof(num), "%" PRIu64, queue_bytes / 2 / 1024);
 	r |= kafka_set(conf, "queue.buffering.max.kbytes", num, "");
@@ -1293,6 +1498,10 @@ kafka_conf(struct kafka *k, rd_kafka_conf_t **out, struct kafka_limits *lim)
 	for (size_t i = 0; i < cfg->kafka.properties.n; i++)
 		r |= kafka_set(conf, cfg->kafka.properties.items[i].key,
 		    cfg->kafka.properties.items[i].value, "kafka.properties.");
+	if (r == 0 && cfg->kafka.sasl_password_file != NULL)
+		r = kafka_set_password(conf, cfg->kafka.sasl_password_file);
+	if (r == 0)
+		kafka_check_sasl(conf);
 	if (r != 0) {
 		rd_kafka_conf_destroy(conf);
 		return -EINVAL;
@@ -1452,6 +1661,7 @@ kafka_new(const struct relay_config *cfg, uint64_t queue_bytes, struct kafka **o
 	pthread_rwlock_init(&k->rk_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&k->mu, NULL);
+	pthread_mutex_init(&k->trouble_mu, NULL);
 	k->queue_budget = queue_bytes < KAFKA_MIN_QUEUE_BYTES ? KAFKA_MIN_QUEUE_BYTES : queue_bytes;
 	if ((k->rk = kafka_create_rk(k, &lim)) == NULL) {
 		r = -EINVAL;
@@ -1471,6 +1681,7 @@ kafka_new(const struct relay_config *cfg, uint64_t queue_bytes, struct kafka **o
 	*out = k;
 	return 0;
 fail_locks:
+	pthread_mutex_destroy(&k->trouble_mu);
 	pthread_mutex_destroy(&k->mu);
 	pthread_rwlock_destroy(&k->rk_lock);
 fail:
@@ -1517,6 +1728,7 @@ kafka_free(struct kafka *k)
 		next = kl->next;
 		kafka_loop_free(kl);
 	}
+	pthread_mutex_destroy(&k->trouble_mu);
 	pthread_mutex_destroy(&k->mu);
 	pthread_rwlock_destroy(&k->rk_lock);
 	route_free(k->topic);
@@ -1539,6 +1751,8 @@ kafka_get_stats(struct kafka *k, struct kafka_stats *st)
 	st->pieces = atomic_load(&k->st.pieces);
 	st->dead_lettered = atomic_load(&k->st.dead_lettered);
 	st->refused_broker = atomic_load(&k->st.refused_broker);
+	for (int i = 0; i < KAFKA_ERROR_KINDS; i++)
+		st->errors[i] = atomic_load(&k->st.errors[i]);
 }
 
 int

@@ -142,6 +142,26 @@ typedef void (*kafka_batch_cb)(struct kafka_batch *b, const struct kafka_result 
 /* Runs on the loop thread when kafka_produce may be called again after -EAGAIN. */
 typedef void (*kafka_writable_cb)(struct kafka_loop *kl, void *arg);
 
+/*
+ * Kafka failures told apart: each is a label of
+ * logferry_kafka_errors_total{error=...} (kafka_error_labels) and names
+ * what /health reports (kafka_trouble).
+ */
+enum kafka_error_kind {
+	KAFKA_ERROR_UNKNOWN_TOPIC,        /* the topic does not exist (auto-creation off) */
+	KAFKA_ERROR_TOPIC_AUTHORIZATION,  /* the relay's principal may not write the topic */
+	KAFKA_ERROR_AUTHENTICATION,       /* SASL or TLS authentication with the brokers failed */
+	KAFKA_ERROR_NOT_ENOUGH_REPLICAS,  /* fewer in-sync replicas than min.insync.replicas */
+	KAFKA_ERROR_NO_LEADER,            /* a partition without a leader (brokers down, election) */
+	KAFKA_ERROR_TIMED_OUT,            /* not delivered within kafka.delivery_timeout */
+	KAFKA_ERROR_BROKERS_DOWN,         /* no broker reachable */
+	KAFKA_ERROR_REFUSED,              /* refused for good: dead-lettered or acknowledged */
+	KAFKA_ERROR_OTHER,
+	KAFKA_ERROR_KINDS
+};
+
+extern const char *const kafka_error_labels[KAFKA_ERROR_KINDS];
+
 struct kafka_stats {
 	uint64_t produced;            /* records handed to librdkafka */
 	uint64_t delivered;           /* successful delivery reports */
@@ -154,6 +174,7 @@ struct kafka_stats {
 	uint64_t pieces;              /* records that are pieces of an event */
 	uint64_t dead_lettered;       /* records a broker refused, delivered to kafka.dead_letter_topic */
 	uint64_t refused_broker;      /* records a broker refused for good, acknowledged without a dead-letter copy */
+	uint64_t errors[KAFKA_ERROR_KINDS];   /* failed reports and client errors, by kind */
 };
 
 /*
@@ -183,6 +204,15 @@ void kafka_free(struct kafka *k);
 
 /* A snapshot of the counters; any thread. */
 void kafka_get_stats(struct kafka *k, struct kafka_stats *st);
+
+/*
+ * Whether producing is in trouble now: true when the last Kafka outcome
+ * was a failure (a failed delivery report or a client error such as a
+ * failed authentication) and no record has been delivered since; why gets
+ * one sentence naming the failure and the topic, e.g. "topic logs.web does
+ * not exist: create it ...". Any thread.
+ */
+bool kafka_trouble(struct kafka *k, char *why, size_t len);
 
 /*
  * Raises a fatal error on the current producer, as a broker-side

@@ -105,6 +105,13 @@ relay_render(void *ctx, struct metrics_writer *w)
 	    r->budget.batches);
 	metrics_table(w, METRICS_FIELDS(relay_kafka_fields), &ks, sizeof(ks), 1,
 	    NULL, NULL);
+	metrics_family(w, "logferry_kafka_errors_total", "counter",
+	    "Failed delivery reports and client errors, by kind (unknown topic, authorization, ...).");
+	for (int i = 0; i < KAFKA_ERROR_KINDS; i++) {
+		struct metrics_label l = { "error", kafka_error_labels[i] };
+
+		metrics_sample(w, &l, 1, ks.errors[i]);
+	}
 }
 
 /*
@@ -117,11 +124,21 @@ relay_health(void *ctx, struct buf *out)
 {
 	struct relay *r = ctx;
 	struct server_stats ss;
+	char why[384], reason[448];
+	bool trouble;
 
 	server_get_stats(r->server, &ss);
-	jsonw_raw(out, ss.kafka_failing ?
-	    "{\"status\":\"degraded\",\"reasons\":[\"Kafka deliveries failing\"]" :
-	    "{\"status\":\"ok\",\"reasons\":[]");
+	trouble = kafka_trouble(r->kafka, why, sizeof(why));
+	if (ss.kafka_failing || trouble) {
+		/* The reason names the failure: a missing topic, an ACL, credentials... */
+		jsonw_raw(out, "{\"status\":\"degraded\",\"reasons\":[");
+		snprintf(reason, sizeof(reason), "Kafka deliveries failing%s%s",
+		    why[0] != '\0' ? ": " : "", why);
+		jsonw_string(out, (const uint8_t *)reason, strlen(reason));
+		jsonw_raw(out, "]");
+	} else {
+		jsonw_raw(out, "{\"status\":\"ok\",\"reasons\":[]");
+	}
 	jsonw_raw(out, ",\"connections\":");
 	jsonw_uint(out, ss.connections);
 	jsonw_raw(out, ",\"inflight_bytes\":");

@@ -81,6 +81,8 @@ static const struct config_key kafka_keys[] = {
 	  .help = "A batch not fully acknowledged by Kafka in this time is answered RETRY." },
 	{ "dead_letter_topic", CONFIG_STRING, K(dead_letter_topic), .flags = CONFIG_NONEMPTY,
 	  .help = "Topic for events a broker refuses for good (too large for the topic, invalid, not authorized), with the original headers plus logferry-error and logferry-original-topic. Without it such events are logged, counted and acknowledged." },
+	{ "sasl_password_file", CONFIG_STRING, K(sasl_password_file), .flags = CONFIG_NONEMPTY,
+	  .help = "File whose first line is the SASL password for the brokers (readable by the relay only); read again each time a producer is made." },
 	{ "properties", CONFIG_MAP, K(properties),
 	  .help = "librdkafka producer properties, passed unchanged (acks and idempotence are fixed by the relay)." },
 	{ NULL },
@@ -163,16 +165,19 @@ relay_config_check_template(const char *tmpl, char *why, size_t whylen)
 static const struct {
 	const char *name;
 	const char *hint;
+	bool secret;              /* a password: refused here, read from a file instead */
 } fixed_properties[] = {
-	{ "acks", "the relay always produces with acks=all so that an Ack means every replica has the events" },
-	{ "request.required.acks", "the relay always produces with acks=all so that an Ack means every replica has the events" },
-	{ "enable.idempotence", "the relay always enables idempotence so that retries never duplicate or reorder events" },
-	{ "bootstrap.servers", "use kafka.brokers" },
-	{ "metadata.broker.list", "use kafka.brokers" },
-	{ "message.timeout.ms", "use kafka.delivery_timeout" },
-	{ "delivery.timeout.ms", "use kafka.delivery_timeout" },
-	{ "transactional.id", "the relay does not produce in transactions; with a transactional id every produce outside one fails" },
-	{ NULL, NULL },
+	{ "acks", "the relay always produces with acks=all so that an Ack means every replica has the events", false },
+	{ "request.required.acks", "the relay always produces with acks=all so that an Ack means every replica has the events", false },
+	{ "enable.idempotence", "the relay always enables idempotence so that retries never duplicate or reorder events", false },
+	{ "bootstrap.servers", "use kafka.brokers", false },
+	{ "metadata.broker.list", "use kafka.brokers", false },
+	{ "message.timeout.ms", "use kafka.delivery_timeout", false },
+	{ "delivery.timeout.ms", "use kafka.delivery_timeout", false },
+	{ "transactional.id", "the relay does not produce in transactions; with a transactional id every produce outside one fails", false },
+	{ "sasl.password", "put the password alone in a file only the relay can read and name that file in kafka.sasl_password_file", true },
+	{ "ssl.key.password", "use an unencrypted key file only the relay can read", true },
+	{ NULL, NULL, false },
 };
 
 static void
@@ -183,12 +188,18 @@ relay_config_check_properties(struct config_check *c, const struct config_map *m
 
 	for (size_t i = 0; i < m->n; i++) {
 		const char *hint = NULL;
+		bool secret = false;
 
 		snprintf(path, sizeof(path), "kafka.properties.%s", m->items[i].key);
 		for (int j = 0; fixed_properties[j].name != NULL; j++)
-			if (strcmp(m->items[i].key, fixed_properties[j].name) == 0)
+			if (strcmp(m->items[i].key, fixed_properties[j].name) == 0) {
 				hint = fixed_properties[j].hint;
-		if (hint != NULL)
+				secret = fixed_properties[j].secret;
+			}
+		if (hint != NULL && secret)
+			config_error(c, path, "is a password, and passwords stay out of the "
+			    "configuration file: %s", hint);
+		else if (hint != NULL)
 			config_error(c, path, "is set by the relay itself: %s", hint);
 		/* librdkafka knows its properties best: ask it. */
 		else if (rd_kafka_conf_set(conf, m->items[i].key, m->items[i].value, errstr,
@@ -243,6 +254,8 @@ relay_config_validate(struct config_check *c, void *obj)
 	daemon_check_file(c, "tls.ca_file", cfg->tls.ca_file);
 	daemon_check_file(c, "tls.cert_file", cfg->tls.cert_file);
 	daemon_check_file(c, "tls.key_file", cfg->tls.key_file);
+	if (cfg->kafka.sasl_password_file != NULL)
+		daemon_check_file(c, "kafka.sasl_password_file", cfg->kafka.sasl_password_file);
 	daemon_default_id(c, &cfg->id);
 }
 

@@ -43,6 +43,7 @@ struct relay_config {
 		int format;                          /* enum relay_format */
 		uint64_t delivery_timeout_ms;
 		char *dead_letter_topic;             /* NULL: refused events are logged, counted and acknowledged */
+		char *sasl_password_file;            /* NULL: no SASL password (sasl.password is refused in properties) */
 		struct config_map properties;        /* passed to librdkafka */
 	} kafka;
 	struct {

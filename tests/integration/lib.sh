@@ -244,6 +244,42 @@ CONF
 	echo "$T/$1.yaml"
 }
 
+# relay_sasl_config NAME PORT MPORT MECHANISM PASSWORD_FILE: a relay
+# producing over SASL_SSL as user "relay" to the cluster kafka-cluster.sh
+# started (SASL_BOOTSTRAP and CA_FILE from its "env"), metrics on MPORT.
+relay_sasl_config() {
+	relay_config "$1" "$2" "metrics: {listen: $LF_IP:$3}" >/dev/null
+	sed -i -e "s|^  brokers: .*|  brokers: \"$SASL_BOOTSTRAP\"|" \
+		-e "s|^  properties: {|  sasl_password_file: $5\\n  properties: {security.protocol: SASL_SSL, sasl.mechanisms: $4, sasl.username: relay, ssl.ca.location: \"$CA_FILE\", |" \
+		"$T/$1.yaml"
+	echo "$T/$1.yaml"
+}
+
+# ---- the daemons' metrics endpoints ----
+
+# get PORT PATH: GET http://$LF_IP:PORT/PATH.
+get() {
+	curl -sS --max-time 5 "http://$LF_IP:$1$2"
+}
+
+# metric PORT SAMPLE: the value of one sample, e.g. 'logferry_spool_events'
+# or 'logferry_kafka_errors_total{error="unknown_topic"}'.
+metric() {
+	get "$1" /metrics | awk -v k="$2" '$1 == k { print $2 }'
+}
+
+# wait_health PORT PATTERN [SECONDS]: until GET /health matches the
+# extended regex PATTERN; sets LF_HEALTH to the last answer. Returns 1 on timeout.
+wait_health() {
+	local i
+	for ((i = 0; i < ${3:-60} * 4; i++)); do
+		LF_HEALTH=$(get "$1" /health 2>/dev/null)
+		echo "$LF_HEALTH" | grep -Eq -- "$2" && return 0
+		sleep 0.25
+	done
+	return 1
+}
+
 # agent_config NAME ID CERT STREAM FILE PORT...: an agent tailing FILE into
 # stream STREAM and shipping to the relays on the given ports.
 agent_config() {

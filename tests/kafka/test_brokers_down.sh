@@ -30,24 +30,14 @@ start agent "$LOGFERRY_AGENT" -c "$acfg"
 agent=$LF_PID
 expect_delivered "$topic" "$T/app.log" 120 "before the outage"
 
-metric() {
-	curl -sS --max-time 5 "http://$LF_IP:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'
-}
 bash "$CLUSTER_SH" kill "$LOGFERRY_KAFKA_CLUSTER" 2 || fail "kill of broker 2 failed"
 bash "$CLUSTER_SH" kill "$LOGFERRY_KAFKA_CLUSTER" 3 || fail "kill of broker 3 failed"
 nginx_lines "$T/app.log" 30000 20000
 
 # The relay says why; the agent keeps the events.
-h=
-for _ in $(seq 240); do
-	h=$(curl -sS --max-time 5 "http://$LF_IP:$mport/health")
-	case "$h" in *'"degraded"'*) break ;; esac
-	sleep 0.5
-done
-case "$h" in
-*'"degraded"'*'Kafka'*) pass "relay /health with two brokers down: $h" ;;
-*) fail "relay /health with two brokers down: ${h:-no answer}" ;;
-esac
+wait_health "$mport" '"degraded".*Kafka deliveries failing: .' 120 &&
+	pass "relay /health with two brokers down: $LF_HEALTH" ||
+	fail "relay /health with two brokers down: ${LF_HEALTH:-no answer}"
 for _ in $(seq 240); do
 	[ "$(metric "$amport" logferry_shipper_acks_retry_total)" -ge 1 ] 2>/dev/null && break
 	sleep 0.5
@@ -61,11 +51,7 @@ held=$(metric "$amport" logferry_spool_events)
 bash "$CLUSTER_SH" up "$LOGFERRY_KAFKA_CLUSTER" 2 || fail "broker 2 did not come back"
 bash "$CLUSTER_SH" up "$LOGFERRY_KAFKA_CLUSTER" 3 || fail "broker 3 did not come back"
 expect_delivered "$topic" "$T/app.log" 240 "two brokers down and back: nothing lost"
-for _ in $(seq 240); do
-	case "$(curl -sS --max-time 5 "http://$LF_IP:$mport/health")" in *'"ok"'*) break ;; esac
-	sleep 0.5
-done
-h=$(curl -sS --max-time 5 "http://$LF_IP:$mport/health")
-case "$h" in *'"status":"ok"'*) pass "relay /health is ok again: $h" ;; *) fail "relay /health after the outage: $h" ;; esac
+wait_health "$mport" '"status":"ok"' 120 && pass "relay /health is ok again: $LF_HEALTH" ||
+	fail "relay /health after the outage: $LF_HEALTH"
 stop_agent "$agent"
 finish

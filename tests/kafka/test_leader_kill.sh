@@ -33,7 +33,7 @@ nginx_lines "$T/app.log" 300000 0
 
 # Kill once the relay is writing: Kafka has some of the load, not all.
 delivered() {
-	curl -sS --max-time 5 "http://$LF_IP:$mport/metrics" | awk '$1 == "logferry_kafka_delivered_total" {print $2}'
+	metric "$mport" logferry_kafka_delivered_total
 }
 for _ in $(seq 600); do
 	[ "$(delivered)" -ge 10000 ] 2>/dev/null && break
@@ -53,8 +53,8 @@ dups=$(echo "$summary" | sed -n 's/.*, duplicates \([0-9]*\),.*/\1/p')
 seqdups=$(echo "$summary" | sed -n 's/.*duplicate (agent, seq) \([0-9]*\)$/\1/p')
 [ "${dups:-x}" = "${seqdups:-y}" ] && pass "every duplicate is an event sent again whole ($dups)" ||
 	fail "duplicates that are not wire retries: $summary"
-retries=$(curl -sS --max-time 5 "http://$LF_IP:$amport/metrics" | awk '$1 == "logferry_shipper_acks_retry_total" {print $2}')
-reconnects=$(curl -sS --max-time 5 "http://$LF_IP:$amport/metrics" | awk '$1 == "logferry_shipper_reconnects_total" {print $2}')
+retries=$(metric "$amport" logferry_shipper_acks_retry_total)
+reconnects=$(metric "$amport" logferry_shipper_reconnects_total)
 if [ "${dups:-0}" -gt 0 ]; then
 	[ "${retries:-0}" -ge 1 ] || [ "${reconnects:-0}" -ge 1 ] &&
 		pass "the retries behind the $dups duplicates are counted: acks_retry $retries, reconnects $reconnects" ||

@@ -1005,6 +1005,43 @@ test_broker_refusal_without_dead_letter_is_counted_and_acknowledged(void **state
 	global_fx = NULL;
 }
 
+/*
+ * A topic the relay may not write is held, not refused: an operator grants
+ * the ACL and the same events go through (tests/kafka/test_acl.sh proves
+ * that against a real cluster). The batch is answered RETRY even with a
+ * dead-letter topic, the failure is counted by kind, and kafka_trouble
+ * names the topic.
+ */
+static void
+test_topic_authorization_failure_is_held_and_reported(void **state)
+{
+	struct fx *f = fx_start(2000, NULL);
+	struct answer *a;
+	struct kafka_stats st;
+	char why[384];
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	warm_up(f);
+	assert_false(kafka_trouble(f->k, why, sizeof(why)));
+	for (int i = 0; i < 1000; i++)
+		rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1,
+		    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+	a = produce_batch(f, 100, 1, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_RETRY);
+	kafka_get_stats(f->k, &st);
+	assert_true(st.errors[KAFKA_ERROR_TOPIC_AUTHORIZATION] >= 1);
+	assert_int_equal(st.dead_lettered, 0);
+	assert_int_equal(st.refused_broker, 0);
+	assert_true(kafka_trouble(f->k, why, sizeof(why)));
+	assert_non_null(strstr(why, "not authorized to write to topic " TOPIC));
+	rd_kafka_mock_clear_request_errors(f->mc, APIKEY_PRODUCE);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
 static void
 test_broker_refusal_goes_to_the_dead_letter_topic(void **state)
 {
@@ -1554,6 +1591,7 @@ main(void)
 		cmocka_unit_test(test_event_whose_fields_fill_a_record_is_refused_alone),
 		cmocka_unit_test(test_broker_refusal_without_dead_letter_is_counted_and_acknowledged),
 		cmocka_unit_test(test_broker_refusal_goes_to_the_dead_letter_topic),
+		cmocka_unit_test(test_topic_authorization_failure_is_held_and_reported),
 		cmocka_unit_test(test_full_queue_is_eagain_then_writable),
 		cmocka_unit_test(test_answers_run_on_the_owners_loop_thread),
 		cmocka_unit_test(test_late_reports_after_retry_are_dropped),

@@ -310,6 +310,35 @@ test_properties_the_relay_fixes_are_refused(void **state)
 }
 
 static void
+test_passwords_in_properties_are_refused(void **state)
+{
+	(void)state;
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  properties:\n"
+	    "    sasl.password: hunter2\n"
+	    "    ssl.key.password: hunter3\n"
+	    TLS_OK,
+	    "relay.yaml:4: kafka.properties.sasl.password: is a password, and passwords stay out "
+	    "of the configuration file: put the password alone in a file only the relay can read "
+	    "and name that file in kafka.sasl_password_file\n"
+	    "relay.yaml:5: kafka.properties.ssl.key.password: is a password, and passwords stay "
+	    "out of the configuration file: use an unencrypted key file only the relay can read\n");
+}
+
+static void
+test_sasl_password_file_must_be_readable(void **state)
+{
+	(void)state;
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  sasl_password_file: /nonexistent/kafka.password\n"
+	    TLS_OK,
+	    "relay.yaml:3: kafka.sasl_password_file: cannot read '/nonexistent/kafka.password': "
+	    "No such file or directory\n");
+}
+
+static void
 test_properties_must_be_a_mapping_of_single_values(void **state)
 {
 	(void)state;
@@ -539,6 +568,8 @@ main(void)
 		cmocka_unit_test(test_unknown_librdkafka_property_is_refused_with_its_reason),
 		cmocka_unit_test(test_properties_the_relay_fixes_are_refused),
 		cmocka_unit_test(test_properties_must_be_a_mapping_of_single_values),
+		cmocka_unit_test(test_passwords_in_properties_are_refused),
+		cmocka_unit_test(test_sasl_password_file_must_be_readable),
 		cmocka_unit_test(test_max_batch_bytes_above_max_uncompressed_bytes_is_refused),
 		cmocka_unit_test(test_batch_limits_below_a_default_max_line_event_are_refused),
 		cmocka_unit_test(test_dead_letter_topic_is_a_topic_name),
