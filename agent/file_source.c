@@ -41,6 +41,31 @@ file_source_position(void *ctx, const struct tail_id *id, uint64_t *offset,
 	return 0;
 }
 
+struct file_source_each {
+	int (*fn)(void *fctx, const struct tail_id *id, const char *path, uint64_t offset);
+	void *fctx;
+};
+
+static int
+file_source_each_one(void *ctx, const struct spool_file *f)
+{
+	struct file_source_each *e = ctx;
+	struct tail_id id = { .dev = f->dev, .ino = f->ino, .fp_len = f->fp_len,
+	    .fp_hash = f->fp_hash };
+
+	return e->fn(e->fctx, &id, f->path, f->offset);
+}
+
+static int
+file_source_stored(void *ctx, int (*fn)(void *fctx, const struct tail_id *id, const char *path,
+    uint64_t offset), void *fctx)
+{
+	struct file_source *fs = ctx;
+	struct file_source_each e = { fn, fctx };
+
+	return spool_each_position(fs->spool, file_source_each_one, &e);
+}
+
 static void
 file_source_pos(const struct tail_file_info *f, uint64_t offset, struct spool_file *pos)
 {
@@ -118,6 +143,7 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		.line = file_source_line,
 		.flush = file_source_flush,
 		.skipped = file_source_skipped,
+		.stored = file_source_stored,
 	};
 	struct tail_options o = { 0 };
 	struct file_source *fs;

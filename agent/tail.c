@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,6 +62,24 @@ static const char *const tail_fstate_names[TAIL_F_NSTATES] = {
 
 TAILQ_HEAD(tail_fileq, tail_file);
 
+/*
+ * A directory that holds (or, for a glob whose directory part is literal,
+ * will hold) matching files: its inotify events bring a file created or
+ * renamed into a matching name at once, without waiting for a scan.
+ */
+struct tail_dir {
+	struct tail *t;
+	LIST_ENTRY(tail_dir) link;
+	uv_fs_event_t ev;
+	char *path;
+};
+
+/* A stored position whose file no longer has its stored name (tail_find_renamed). */
+struct tail_renamed {
+	uint64_t dev, ino;
+	char *dir;
+};
+
 struct tail_file {
 	struct tail *t;
 	struct tail_file *hnext;          /* chain of t->buckets, by (dev, ino) */
@@ -71,6 +90,7 @@ struct tail_file {
 	char *path;
 	int fd;
 	enum tail_fstate state;
+	uint64_t seed;                    /* FNV basis of the fingerprint: from the birth time */
 	uint64_t pos;                     /* first byte not consumed */
 	uint64_t size;                    /* st_size at the last check */
 	struct timespec mtime;            /* st_mtim at the last check */
@@ -107,6 +127,7 @@ struct tail {
 	size_t nbuckets;                  /* a power of two */
 	struct tail_fileq files, ready, waiting, paused;
 	size_t nfiles, nready;
+	LIST_HEAD(, tail_dir) dirs;
 
 	uint64_t gen;                     /* scans so far */
 	uint64_t resume_gen;              /* tail_resume calls so far */
@@ -155,6 +176,29 @@ tail_pread(int fd, uint8_t *p, size_t len, uint64_t off)
 		n = pread(fd, p, len, (off_t)off);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : n;
+}
+
+/*
+ * The FNV basis of the fingerprint of the file open on fd: the basis mixed
+ * with the file's birth time, so that a new file that reuses an inode and
+ * begins with the old file's bytes is still another file. Where the file
+ * system keeps no birth time, the plain basis: the content is all there is.
+ */
+static uint64_t
+tail_seed(int fd)
+{
+	struct statx stx;
+	uint8_t b[12];
+	size_t i;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_BTIME, &stx) != 0 ||
+	    !(stx.stx_mask & STATX_BTIME))
+		return TAIL_FNV_BASIS;
+	for (i = 0; i < 8; i++)
+		b[i] = (uint8_t)((uint64_t)stx.stx_btime.tv_sec >> (8 * i));
+	for (i = 0; i < 4; i++)
+		b[8 + i] = (uint8_t)(stx.stx_btime.tv_nsec >> (8 * i));
+	return tail_fnv(TAIL_FNV_BASIS, b, sizeof(b));
 }
 
 /* ---------------------------------------------------------------- states */
@@ -351,6 +395,17 @@ tail_handle_closed(uv_handle_t *h)
 }
 
 static void
+tail_dir_closed(uv_handle_t *h)
+{
+	struct tail_dir *d = h->data;
+	struct tail *t = d->t;
+
+	free(d->path);
+	free(d);
+	tail_closed(t);
+}
+
+static void
 tail_file_closed(uv_handle_t *h)
 {
 	struct tail_file *f = h->data;
@@ -516,7 +571,7 @@ tail_file_fingerprint(struct tail_file *f, bool *match)
 		*match = false;
 		return 0;
 	}
-	h = tail_fnv(TAIL_FNV_BASIS, head, id->fp_len);
+	h = tail_fnv(f->seed, head, id->fp_len);
 	*match = h == id->fp_hash;
 	if (*match && (size_t)n > id->fp_len) {
 		id->fp_hash = tail_fnv(h, head + id->fp_len, (size_t)n - id->fp_len);
@@ -537,7 +592,7 @@ tail_file_restart(struct tail *t, struct tail_file *f)
 	f->pos = 0;
 	f->in_split = false;
 	f->info.id.fp_len = 0;
-	f->info.id.fp_hash = TAIL_FNV_BASIS;
+	f->info.id.fp_hash = f->seed;
 	/* From nothing it always matches; a failed read leaves it to the next check. */
 	(void)tail_file_fingerprint(f, &match);
 }
@@ -809,20 +864,35 @@ tail_excluded(const struct tail *t, const char *path)
 	return false;
 }
 
+/* Whether glob(3) with t's patterns would find path (and exclude would not drop it). */
+static bool
+tail_matches(const struct tail *t, const char *path)
+{
+	for (size_t i = 0; i < t->o.npaths; i++)
+		if (fnmatch(t->paths[i], path, FNM_PATHNAME | FNM_PERIOD) == 0)
+			return !tail_excluded(t, path);
+	return false;
+}
+
 /* Where a file found by a scan starts, and why (for the log). */
 static uint64_t
 tail_file_start_at(struct tail *t, struct tail_file *f, const uint8_t *head, size_t hlen,
-    const char **why)
+    const char **why, bool *stored_pos)
 {
 	struct tail_id stored;
 	uint64_t off = 0;
 	int r = -ENOENT;
 
+	*stored_pos = false;
 	if (t->cb.position != NULL)
 		r = t->cb.position(t->ctx, &f->info.id, &off, &stored);
-	if (r == 0 && stored.fp_len <= hlen &&
-	    tail_fnv(TAIL_FNV_BASIS, head, stored.fp_len) == stored.fp_hash && off <= f->size) {
+	/* A position stored before fingerprints had birth times matches on content alone. */
+	if (r == 0 && stored.fp_len <= hlen && off <= f->size &&
+	    (tail_fnv(f->seed, head, stored.fp_len) == stored.fp_hash ||
+	    (f->seed != TAIL_FNV_BASIS &&
+	    tail_fnv(TAIL_FNV_BASIS, head, stored.fp_len) == stored.fp_hash))) {
 		*why = "its stored position";
+		*stored_pos = true;
 		return off;
 	}
 	if (r == 0)
@@ -844,18 +914,21 @@ tail_file_start_at(struct tail *t, struct tail_file *f, const uint8_t *head, siz
 }
 
 /*
- * Opens the file at path, which stat() found as *seen. Returns 0 (also when
- * the path changed in between: the next scan sorts that out), -ECANCELED
- * when the tail was stopped, or a negative errno.
+ * Opens the file at path, which stat() found as *seen. A renamed file
+ * (found by tail_find_renamed under a name outside the globs) is only
+ * followed from its stored position, and only to its end. Returns 0 (also
+ * when the path changed in between: the next scan sorts that out),
+ * -ECANCELED when the tail was stopped, or a negative errno.
  */
 static int
-tail_file_open(struct tail *t, const char *path, const struct stat *seen)
+tail_file_open(struct tail *t, const char *path, const struct stat *seen, bool renamed)
 {
 	uint8_t head[TAIL_FINGERPRINT_MAX];
 	struct tail_file *f;
 	struct stat st;
 	const char *why;
 	char watch[64];
+	bool stored_pos;
 	ssize_t n;
 	int fd, r;
 
@@ -882,21 +955,23 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen)
 	}
 	f->t = t;
 	f->fd = fd;
+	f->seed = tail_seed(fd);
 	f->info.path = f->path;
 	f->info.id.dev = (uint64_t)st.st_dev;
 	f->info.id.ino = (uint64_t)st.st_ino;
 	f->info.id.fp_len = (uint32_t)n;
-	f->info.id.fp_hash = tail_fnv(TAIL_FNV_BASIS, head, (size_t)n);
+	f->info.id.fp_hash = tail_fnv(f->seed, head, (size_t)n);
 	f->size = (uint64_t)st.st_size;
 	f->mtime = st.st_mtim;
 	f->changed_ms = uv_now(t->loop);
 	f->seen_gen = t->gen;
 	f->state = TAIL_F_IDLE;
-	f->pos = tail_file_start_at(t, f, head, (size_t)n, &why);
-	if (t->stopping) {
+	f->pos = tail_file_start_at(t, f, head, (size_t)n, &why, &stored_pos);
+	if (t->stopping || (renamed && !stored_pos)) {
+		/* A renamed file that is not the stored one is none of this tail's business. */
+		r = t->stopping ? -ECANCELED : 0;
 		free(f->path);
 		free(f);
-		r = -ECANCELED;
 		goto fail;
 	}
 
@@ -915,8 +990,13 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen)
 	t->nfiles++;
 	t->st.files_seen++;
 	log_info("tail %s: following %s from %s, offset %" PRIu64, t->name, path, why, f->pos);
-	if (f->pos < f->size)
+	if (renamed) {
+		log_info("tail %s: %s was renamed from a matching path while the agent was "
+		    "stopped; reading it to its end", t->name, path);
+		tail_file_gone(t, f);
+	} else if (f->pos < f->size) {
 		tail_file_set_state(f, TAIL_F_READY);
+	}
 	return 0;
 fail:
 	(void)close(fd);
@@ -976,7 +1056,7 @@ tail_scan_path(struct tail *t, const char *path, size_t *waiting)
 		(*waiting)++;
 		return;
 	}
-	r = tail_file_open(t, path, &st);
+	r = tail_file_open(t, path, &st, false);
 	if (r < 0 && r != -ENOENT && r != -ECANCELED) {
 		log_error("tail %s: cannot open %s: %s; check that the agent's user may read it; "
 		    "trying again at the next scan", t->name, path, strerror(-r));
@@ -985,15 +1065,203 @@ tail_scan_path(struct tail *t, const char *path, size_t *waiting)
 }
 
 static void
+tail_dir_event_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct tail_dir *d = h->data;
+	struct tail *t = d->t;
+	char path[PATH_MAX];
+	size_t waiting = 0;
+	int n;
+
+	if (t->stopping)
+		return;
+	if (status < 0) {
+		log_warn("tail %s: inotify failed on directory %s: %s; new files there are found "
+		    "every scan_interval", t->name, d->path, uv_strerror(status));
+		return;
+	}
+	/* Writes to followed files come through their own watches. */
+	if (!(events & UV_RENAME))
+		return;
+	if (filename == NULL) {
+		uv_timer_start(&t->scan_timer, tail_scan_cb, 0, t->o.scan_interval_ms);
+		return;
+	}
+	n = snprintf(path, sizeof(path), "%s/%s", d->path, filename);
+	/*
+	 * A created or renamed-in name is opened now, while the file renamed
+	 * away from it is still read: a writer rotating again before the next
+	 * scan would otherwise take this file out of sight unread.
+	 */
+	if (n > 0 && (size_t)n < sizeof(path) && tail_matches(t, path))
+		tail_scan_path(t, path, &waiting);
+}
+
+/* Watches the directory dir[0, len) unless it is watched already. */
+static void
+tail_dir_watch(struct tail *t, const char *dir, size_t len)
+{
+	struct tail_dir *d;
+	int r;
+
+	LIST_FOREACH(d, &t->dirs, link)
+		if (strlen(d->path) == len && memcmp(d->path, dir, len) == 0)
+			return;
+	if ((d = calloc(1, sizeof(*d))) == NULL || (d->path = strndup(dir, len)) == NULL) {
+		free(d);
+		log_warn("tail %s: out of memory watching a directory; new files are found "
+		    "every scan_interval", t->name);
+		return;
+	}
+	d->t = t;
+	uv_fs_event_init(t->loop, &d->ev);
+	d->ev.data = d;
+	LIST_INSERT_HEAD(&t->dirs, d, link);
+	if ((r = uv_fs_event_start(&d->ev, tail_dir_event_cb, d->path, 0)) != 0) {
+		/* Not there yet, or not watchable: tried again at the next scan. */
+		if (r != UV_ENOENT && r != UV_ENOTDIR)
+			log_warn("tail %s: cannot watch directory %s with inotify: %s; new files "
+			    "there are found every scan_interval (raise "
+			    "fs.inotify.max_user_watches if that is the limit)", t->name, d->path,
+			    uv_strerror(r));
+		LIST_REMOVE(d, link);
+		t->closing++;
+		uv_close((uv_handle_t *)&d->ev, tail_dir_closed);
+	}
+}
+
+/* The length of path's directory part (0 when it has none). */
+static size_t
+tail_dir_len(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+}
+
+/* ---------------------------------------------------------------- renamed while stopped */
+
+struct tail_renamed_list {
+	struct tail *t;
+	struct tail_renamed *v;
+	size_t n, cap, dropped;
+};
+
+static int
+tail_renamed_add(void *fctx, const struct tail_id *id, const char *path, uint64_t offset)
+{
+	struct tail_renamed_list *l = fctx;
+	struct tail_renamed *nv;
+	struct stat st;
+	size_t len = tail_dir_len(path);
+
+	(void)offset;
+	if (!tail_matches(l->t, path) || len == 0)
+		return 0;
+	/* Still under its name (the scan finds it), or its directory cannot tell. */
+	if (stat(path, &st) == 0 && (uint64_t)st.st_dev == id->dev &&
+	    (uint64_t)st.st_ino == id->ino)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap == 0 ? 16 : l->cap * 2;
+
+		/* Bounded like open files: past that, the oldest renames are given up. */
+		if (cap > l->t->o.max_files || (nv = realloc(l->v, cap * sizeof(*nv))) == NULL) {
+			l->dropped++;
+			return 0;
+		}
+		l->v = nv;
+		l->cap = cap;
+	}
+	if ((l->v[l->n].dir = strndup(path, len)) == NULL) {
+		l->dropped++;
+		return 0;
+	}
+	l->v[l->n].dev = id->dev;
+	l->v[l->n].ino = id->ino;
+	l->n++;
+	return 0;
+}
+
+/* Looks for the file of r in its directory; opens it if found under another name. */
+static void
+tail_renamed_open(struct tail *t, const struct tail_renamed *r)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	struct stat st;
+	DIR *dir;
+	int n, rc;
+
+	if (tail_lookup(t, r->dev, r->ino) != NULL || (dir = opendir(r->dir)) == NULL)
+		return;
+	while ((e = readdir(dir)) != NULL) {
+		if ((uint64_t)e->d_ino != r->ino)
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", r->dir, e->d_name);
+		if (n < 0 || (size_t)n >= sizeof(path) || stat(path, &st) != 0 ||
+		    (uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		rc = tail_file_open(t, path, &st, !tail_matches(t, path));
+		if (rc < 0 && rc != -ENOENT && rc != -ECANCELED) {
+			log_error("tail %s: cannot open %s, renamed while the agent was stopped: "
+			    "%s; its last lines are not read", t->name, path, strerror(-rc));
+			t->st.errors++;
+		}
+		break;
+	}
+	(void)closedir(dir);
+}
+
+/*
+ * The files of stored positions whose names now name something else (or
+ * nothing): renamed while the agent was stopped. Each is looked for in
+ * its directory and, when its identity is there, read from its position to
+ * its end.
+ */
+static void
+tail_find_renamed(struct tail *t)
+{
+	struct tail_renamed_list l = { .t = t };
+	size_t i;
+	int r;
+
+	if (t->cb.stored == NULL)
+		return;
+	if ((r = t->cb.stored(t->ctx, tail_renamed_add, &l)) < 0) {
+		log_warn("tail %s: cannot list stored positions: %s; files renamed while the "
+		    "agent was stopped are not looked for", t->name, strerror(-r));
+		t->st.errors++;
+	}
+	if (l.dropped > 0)
+		log_warn("tail %s: %zu stored file(s) renamed while the agent was stopped are not "
+		    "looked for (more than max_open_files, or out of memory)", t->name, l.dropped);
+	for (i = 0; i < l.n; i++) {
+		if (!t->stopping)
+			tail_renamed_open(t, &l.v[i]);
+		free(l.v[i].dir);
+	}
+	free(l.v);
+}
+
+static void
 tail_scan(struct tail *t)
 {
 	struct tail_file *f;
-	size_t i, j, waiting = 0;
+	size_t i, j, waiting = 0, dlen, last_len;
+	const char *last;
+	bool literal_dir;
 	glob_t g;
 	int r;
 
 	t->gen++;
 	for (i = 0; i < t->o.npaths; i++) {
+		/* A literal directory is watched before any file is in it. */
+		dlen = tail_dir_len(t->paths[i]);
+		literal_dir = strcspn(t->paths[i], "*?[") >= dlen;
+		if (literal_dir && dlen > 0)
+			tail_dir_watch(t, t->paths[i], dlen);
 		r = glob(t->paths[i], 0, NULL, &g);
 		if (r == GLOB_NOMATCH) {
 			if (t->first_scan)
@@ -1008,14 +1276,31 @@ tail_scan(struct tail *t)
 			t->st.errors++;
 			continue;
 		}
+		last = NULL;
+		last_len = 0;
 		for (j = 0; j < g.gl_pathc; j++) {
-			tail_scan_path(t, g.gl_pathv[j], &waiting);
+			const char *p = g.gl_pathv[j];
+
+			/* glob sorts, so a directory's files come together. */
+			dlen = tail_dir_len(p);
+			if (!literal_dir && dlen > 0 &&
+			    (last == NULL || dlen != last_len || memcmp(p, last, dlen) != 0)) {
+				tail_dir_watch(t, p, dlen);
+				last = p;
+				last_len = dlen;
+			}
+			tail_scan_path(t, p, &waiting);
 			if (t->stopping) {
 				globfree(&g);
 				return;
 			}
 		}
 		globfree(&g);
+	}
+	if (t->first_scan) {
+		tail_find_renamed(t);
+		if (t->stopping)
+			return;
 	}
 
 	TAILQ_FOREACH(f, &t->files, link) {
@@ -1105,6 +1390,7 @@ tail_start(uv_loop_t *loop, const struct tail_options *o, const struct tail_call
 	TAILQ_INIT(&t->ready);
 	TAILQ_INIT(&t->waiting);
 	TAILQ_INIT(&t->paused);
+	LIST_INIT(&t->dirs);
 	t->nbuckets = TAIL_HASH_MIN;
 	if ((t->name = strdup(o->name)) == NULL ||
 	    tail_strdup_all(&t->paths, o->paths, o->npaths) != 0 ||
@@ -1153,6 +1439,7 @@ void
 tail_stop(struct tail *t, void (*done)(void *ctx), void *ctx)
 {
 	struct tail_file *f;
+	struct tail_dir *d;
 
 	if (t == NULL || t->stopping)
 		return;
@@ -1161,6 +1448,11 @@ tail_stop(struct tail *t, void (*done)(void *ctx), void *ctx)
 	t->done_ctx = ctx;
 	while ((f = TAILQ_FIRST(&t->files)) != NULL)
 		tail_file_close(t, f);
+	while ((d = LIST_FIRST(&t->dirs)) != NULL) {
+		LIST_REMOVE(d, link);
+		t->closing++;
+		uv_close((uv_handle_t *)&d->ev, tail_dir_closed);
+	}
 	t->closing += 4;
 	uv_close((uv_handle_t *)&t->scan_timer, tail_handle_closed);
 	uv_close((uv_handle_t *)&t->stat_timer, tail_handle_closed);

@@ -3,17 +3,26 @@
  * their lines, one at a time, to the caller.
  *
  * Files are found by globs, re-scanned every scan_interval; inotify (libuv
- * fs_event) makes reads prompt and a stat every stat_interval is the safety
- * net for what inotify misses. A file is known by its identity: device,
- * inode and a fingerprint (hash of its first bytes), so an inode reused
- * after a delete is a new file. The read position of a file is the offset
+ * fs_event) on each file makes reads prompt, inotify on each directory
+ * holding matching files (or named literally by a glob) opens a file created
+ * or renamed into a matching name at once, and a stat every stat_interval is
+ * the safety net for what inotify misses. A file is known by its identity:
+ * device, inode and a fingerprint (hash of its first bytes, seeded with the
+ * file's birth time where the file system keeps one), so an inode reused
+ * after a delete is a new file, even when it begins with the old bytes. The read position of a file is the offset
  * of the first byte the caller has not consumed yet; the caller stores it
  * (the spool commits it with the events) and gives it back through the
  * `position` callback when a file is first opened.
  *
- * Rotation by rename (+create): the renamed file is read to its end and
- * released once it has stayed at its end for `rotate_wait`, then the file
- * now at the path is read from its start. copytruncate: a size below the
+ * Rotation by rename (+create): the file now at the path is followed as soon
+ * as the directory's inotify event comes, from its start, while the renamed
+ * file is read to its end at the same time and released once it has stayed
+ * at its end for `rotate_wait`; any number of rotations between scans is
+ * followed this way. A renamed file whose new name also matches is the same
+ * file (same identity): it is not read again. At the first scan, a stored
+ * position whose path names another file now is looked for by identity in
+ * its directory (the agent was stopped during a rotation) and read to its
+ * end. copytruncate: a size below the
  * read position, or a fingerprint that changed, means the file starts
  * again at 0. A deleted file is read to its end and released.
  *
@@ -53,7 +62,8 @@ struct tail_id {
 	uint64_t dev;
 	uint64_t ino;
 	uint32_t fp_len;    /* bytes hashed: min(file size, TAIL_FINGERPRINT_MAX) when computed */
-	uint64_t fp_hash;   /* FNV-1a 64 of the first fp_len bytes */
+	uint64_t fp_hash;   /* FNV-1a 64 of the first fp_len bytes, from a basis mixed with
+	                       the birth time (plain basis without one) */
 };
 
 /* A file being followed: valid from its first line until its release callback. */
@@ -117,6 +127,16 @@ struct tail_callbacks {
 	 * restart before the file's first line does not skip again. NULL ok.
 	 */
 	void (*skipped)(void *ctx, const struct tail_file_info *f, uint64_t offset);
+	/*
+	 * Calls fn(fctx, ...) for each stored position (id, the path it was
+	 * stored with, offset), of any source: tail keeps those whose path
+	 * matches its globs. Called once, by the first scan, so that a file
+	 * renamed out of the globs while the agent was stopped is found in its
+	 * directory under its new name and read to its end. Returns 0, fn's
+	 * nonzero value, or a negative error (logged). NULL: none.
+	 */
+	int (*stored)(void *ctx, int (*fn)(void *fctx, const struct tail_id *id,
+	    const char *path, uint64_t offset), void *fctx);
 };
 
 struct tail_options {

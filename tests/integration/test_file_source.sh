@@ -44,6 +44,41 @@ wait_spooled "$cfg" 60000 || fail "rotation: not everything arrived"
 stop_agent "$pid"
 check "$cfg" 1 60000 "rename rotation under a busy writer: every line once, old file read to its end"
 
+# --- a busy writer rotated by rename+create many times, faster than any scan
+# (scan_interval 1h): every new file is followed as soon as it appears, while
+# the renamed ones (app.log.N, outside the glob) are read to their end.
+mkdir -p "$T/many"
+cfg=$(agent_config many "$T/many/app.log")
+sed -i 's/scan_interval: 100ms/scan_interval: 1h/; s/stat_interval: 100ms/stat_interval: 1m/' "$cfg"
+start agent-many "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_log "$T/agent-many.log" "started as" || fail "many rotations: agent did not start"
+# Each rename waits only until the agent follows the file at the path (milliseconds).
+$W rotate-many "$T/many/app.log" 1 240000 --every 20000 --after 2000 \
+	--wait-cmd "[ \$(grep -c 'following $T/many/app.log from' $T/agent-many.log) -ge {n} ]" ||
+	fail "many rotations: the agent did not follow a new file before the next rotation"
+wait_spooled "$cfg" 240000 || fail "many rotations: not everything arrived"
+stop_agent "$pid"
+check "$cfg" 1 240000 "10 rename+create rotations of a busy writer between scans: every line once"
+
+# --- the agent stopped during a rotation: at its restart, the stored file is
+# found under its new name (outside the glob *.log) and read to its end
+mkdir -p "$T/restart"
+cfg=$(agent_config restart "$T/restart/*.log")
+$W write "$T/restart/app.log" 1 1000
+start agent-restart "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 1000 || fail "restart during rotation: first lines not read"
+stop_agent "$pid"
+$W write "$T/restart/app.log" 1001 1000
+mv "$T/restart/app.log" "$T/restart/app.log.1"
+$W write "$T/restart/app.log" 2001 1000
+start agent-restart2 "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 3000 || fail "restart during rotation: the renamed file's last lines are missing"
+stop_agent "$pid"
+check "$cfg" 1 3000 "a file renamed out of the glob while the agent was stopped is finished at restart"
+
 # --- copytruncate followed at once by new writes
 mkdir -p "$T/ct"
 cfg=$(agent_config ct "$T/ct/app.log")
