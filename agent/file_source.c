@@ -87,11 +87,16 @@ file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line,
 	unsigned marks = 0;
 	int r;
 
-	if (flags & TAIL_LINE_SPLIT)
-		marks |= SOURCE_SPLIT;
 	if (flags & TAIL_LINE_PARTIAL)
 		marks |= SOURCE_PARTIAL;
-	source_line_event(&fs->sl, line, len, marks, source_now_ns(), f->path, &ev);
+	if (f->piece != NULL) {
+		struct source_piece pc = { .id = f->piece->id, .index = f->piece->index,
+		    .count = f->piece->count };
+
+		source_line_piece(&fs->sl, line, len, &pc, marks, source_now_ns(), f->path, &ev);
+	} else {
+		source_line_event(&fs->sl, line, len, marks, source_now_ns(), f->path, &ev);
+	}
 	file_source_pos(f, end_offset, &pos);
 	r = spool_append(fs->spool, &ev, &pos);
 	if (r == -EMSGSIZE) {

@@ -39,6 +39,12 @@
 #define TAIL_DEFAULT_ROTATE_WAIT  5000
 #define TAIL_DEFAULT_MAX_FILES    1024
 #define TAIL_HASH_MIN             64
+#define TAIL_SCAN_BUF             (64 * 1024)
+#define TAIL_LOOKAHEAD            (16 * 1024 * 1024)   /* per turn, for a long line's newline */
+
+/* tail_file_lines: a long line without its newline yet, or still being looked through. */
+#define TAIL_LINES_WAIT  1
+#define TAIL_LINES_LATER 2
 
 #define TAIL_FNV_BASIS UINT64_C(0xcbf29ce484222325)
 #define TAIL_FNV_PRIME UINT64_C(0x100000001b3)
@@ -100,7 +106,8 @@ struct tail_file {
 	bool changed;                     /* an event came: check it before reading */
 	bool gone;                        /* no matching path names it any more */
 	bool deleted;                     /* st_nlink == 0 */
-	bool in_split;                    /* the last piece handed over was TAIL_LINE_SPLIT */
+	struct tail_piece split;          /* the split line being handed over (count 0: none) */
+	uint64_t nl_start, nl_clear;      /* bytes [nl_start, +nl_clear) hold no newline */
 	bool failed;                      /* a read failed: tried again at the next scan */
 };
 
@@ -122,6 +129,7 @@ struct tail {
 	/* The one read buffer: max(read_quantum, max_line + 1) bytes. */
 	uint8_t *buf;
 	size_t bufsize;
+	uint8_t *scanbuf;                 /* TAIL_SCAN_BUF bytes: looking ahead for a newline */
 
 	struct tail_file **buckets;
 	size_t nbuckets;                  /* a power of two */
@@ -145,6 +153,7 @@ struct tail {
 static void tail_idle_cb(uv_idle_t *h);
 static void tail_wake_cb(uv_timer_t *h);
 static void tail_scan_cb(uv_timer_t *h);
+static void tail_file_read_failed(struct tail *t, struct tail_file *f, int err);
 
 static uint64_t
 tail_fnv(uint64_t h, const uint8_t *p, size_t n)
@@ -375,6 +384,7 @@ tail_finish(struct tail *t)
 	free(t->exclude);
 	free(t->name);
 	free(t->buf);
+	free(t->scanbuf);
 	free(t->buckets);
 	free(t);
 	if (done != NULL)
@@ -445,14 +455,40 @@ tail_flush(struct tail *t)
  * covers in the file. Returns 0 when it was consumed, -EAGAIN when f stopped
  * (paused, or to be read again), or -ECANCELED when the tail was stopped.
  */
+/* Whether the line at f->pos is the next piece of f's split line. */
+static bool
+tail_in_split(const struct tail *t, const struct tail_file *f)
+{
+	return f->split.count > 0 &&
+	    f->pos == f->split.start + (uint64_t)f->split.index * t->o.max_line;
+}
+
+/* The line at f->pos is handed over in count pieces. */
+static void
+tail_split_begin(struct tail_file *f, uint64_t count)
+{
+	const struct tail_id *id = &f->info.id;
+
+	snprintf(f->split.id, sizeof(f->split.id), "%" PRIx64 ":%" PRIx64 ":%016" PRIx64 ":%" PRIu64,
+	    id->dev, id->ino, id->fp_hash, f->pos);
+	f->split.start = f->pos;
+	f->split.index = 0;
+	f->split.count = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;
+}
+
 static int
 tail_emit(struct tail *t, struct tail_file *f, const uint8_t *p, size_t len, unsigned flags,
     size_t adv)
 {
 	uint64_t gen = t->resume_gen;
+	bool piece = tail_in_split(t, f);
 	int r;
 
+	if (!piece)
+		f->split.count = 0;
+	f->info.piece = piece ? &f->split : NULL;
 	r = t->cb.line(t->ctx, &f->info, p, len, flags, f->pos + adv);
+	f->info.piece = NULL;
 	if (t->stopping)
 		return -ECANCELED;
 	if (r != 0) {
@@ -464,27 +500,63 @@ tail_emit(struct tail *t, struct tail_file *f, const uint8_t *p, size_t len, uns
 	t->unflushed = true;
 	t->st.lines++;
 	t->st.bytes += adv;
-	if (flags & TAIL_LINE_SPLIT) {
-		if (!f->in_split)
+	if (piece) {
+		if (f->split.index == 0)
 			t->st.split_lines++;
-		f->in_split = true;
-	} else {
-		f->in_split = false;
+		if (++f->split.index >= f->split.count)
+			f->split.count = 0;
 	}
 	return 0;
 }
 
 /*
+ * Looks for the newline of the line at f->pos, whose first max_line + 1
+ * bytes hold none, through t->scanbuf (t->buf holds the line). Returns 0
+ * with *len the line's length, TAIL_LINES_WAIT when the file ends first,
+ * TAIL_LINES_LATER when this turn's TAIL_LOOKAHEAD is spent (the look goes
+ * on from there at the next turn), or a negative errno.
+ */
+static int
+tail_line_extent(struct tail *t, struct tail_file *f, uint64_t *len)
+{
+	size_t budget = TAIL_LOOKAHEAD, want;
+	const uint8_t *nl;
+	ssize_t n;
+
+	if (f->nl_start != f->pos || f->nl_clear < t->o.max_line + 1) {
+		f->nl_start = f->pos;
+		f->nl_clear = t->o.max_line + 1;
+	}
+	while (budget > 0) {
+		want = budget < TAIL_SCAN_BUF ? budget : TAIL_SCAN_BUF;
+		if ((n = tail_pread(f->fd, t->scanbuf, want, f->nl_start + f->nl_clear)) < 0)
+			return (int)n;
+		if ((nl = memchr(t->scanbuf, '\n', (size_t)n)) != NULL) {
+			*len = f->nl_clear + (uint64_t)(nl - t->scanbuf);
+			return 0;
+		}
+		f->nl_clear += (uint64_t)n;
+		if ((size_t)n < want)
+			return TAIL_LINES_WAIT;
+		budget -= want;
+	}
+	return TAIL_LINES_LATER;
+}
+
+/*
  * Hands over the lines of t->buf[0, len), which holds f's bytes from
  * f->pos: each line ending with a newline, and a piece of max_line bytes
- * wherever max_line + 1 bytes hold no newline. Stops before an incomplete
- * line. Returns 0, or tail_emit's error.
+ * wherever max_line + 1 bytes hold no newline and the line's newline is
+ * there further on. Stops before an incomplete line. Returns 0,
+ * TAIL_LINES_WAIT or TAIL_LINES_LATER (tail_line_extent) for a long line,
+ * or tail_emit's error.
  */
 static int
 tail_file_lines(struct tail *t, struct tail_file *f, size_t len)
 {
 	const uint8_t *p = t->buf, *end = t->buf + len, *nl;
 	size_t avail, look, n, adv;
+	uint64_t linelen = 0;
 	unsigned flags;
 	int r;
 
@@ -496,6 +568,15 @@ tail_file_lines(struct tail *t, struct tail_file *f, size_t len)
 			adv = n + 1;
 			flags = 0;
 		} else if (avail > t->o.max_line) {
+			if (!tail_in_split(t, f)) {
+				if ((r = tail_line_extent(t, f, &linelen)) < 0) {
+					tail_file_read_failed(t, f, -r);
+					return -EAGAIN;
+				}
+				if (r > 0)
+					return r;
+				tail_split_begin(f, (linelen + t->o.max_line - 1) / t->o.max_line);
+			}
 			n = adv = t->o.max_line;
 			flags = TAIL_LINE_SPLIT;
 		} else {
@@ -527,27 +608,32 @@ static int
 tail_file_flush_partial(struct tail *t, struct tail_file *f)
 {
 	uint64_t left = f->size - f->pos;
+	size_t len;
 	ssize_t n;
 	int r;
 
-	/* The turn that left these bytes saw no newline in them and fewer than max_line + 1. */
-	if (left > t->o.max_line) {
-		tail_file_poke(f);
-		return -EAGAIN;
+	/* Longer than max_line: in pieces, counted from the bytes there are. */
+	if (left > t->o.max_line && !tail_in_split(t, f))
+		tail_split_begin(f, (left + t->o.max_line - 1) / t->o.max_line);
+	while (f->pos < f->size) {
+		left = f->size - f->pos;
+		len = left > t->o.max_line ? t->o.max_line : (size_t)left;
+		if ((n = tail_pread(f->fd, t->buf, len, f->pos)) < 0) {
+			tail_file_read_failed(t, f, (int)-n);
+			return -EAGAIN;
+		}
+		if ((size_t)n < len || memchr(t->buf, '\n', (size_t)n) != NULL) {
+			/* Rewritten under us: read it again the usual way. */
+			tail_file_poke(f);
+			return -EAGAIN;
+		}
+		if ((r = tail_emit(t, f, t->buf, len, len == left ? TAIL_LINE_PARTIAL :
+		    TAIL_LINE_SPLIT, len)) != 0)
+			return r;
+		if (len == left)
+			t->st.partial_lines++;
 	}
-	n = tail_pread(f->fd, t->buf, (size_t)left, f->pos);
-	if (n < 0) {
-		tail_file_read_failed(t, f, (int)-n);
-		return -EAGAIN;
-	}
-	if ((uint64_t)n < left || memchr(t->buf, '\n', (size_t)n) != NULL) {
-		/* Rewritten under us: read it again the usual way. */
-		tail_file_poke(f);
-		return -EAGAIN;
-	}
-	if ((r = tail_emit(t, f, t->buf, (size_t)n, TAIL_LINE_PARTIAL, (size_t)n)) == 0)
-		t->st.partial_lines++;
-	return r;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- changes */
@@ -590,7 +676,8 @@ tail_file_restart(struct tail *t, struct tail_file *f)
 	    "from its start", t->name, f->path);
 	t->st.truncations++;
 	f->pos = 0;
-	f->in_split = false;
+	f->split.count = 0;
+	f->nl_clear = 0;
 	f->info.id.fp_len = 0;
 	f->info.id.fp_hash = f->seed;
 	/* From nothing it always matches; a failed read leaves it to the next check. */
@@ -713,6 +800,7 @@ tail_file_turn(struct tail *t, struct tail_file *f)
 	size_t want, have = 0;
 	ssize_t n;
 	bool eof;
+	int r;
 
 	/* To the back of the queue first: every other file gets its turn before f's next. */
 	tail_file_set_state(f, TAIL_F_READY);
@@ -729,7 +817,16 @@ tail_file_turn(struct tail *t, struct tail_file *f)
 		}
 		have += (size_t)n;
 		eof = have < want;
-		if (tail_file_lines(t, f, have) != 0)
+		if ((r = tail_file_lines(t, f, have)) == TAIL_LINES_WAIT) {
+			/* A long line waits for its newline like a partial last line. */
+			start = f->pos;
+			tail_file_check(t, f);
+			if (f->pos == start && f->state == TAIL_F_READY &&
+			    f->size <= f->nl_start + f->nl_clear)
+				tail_file_at_end(t, f);
+			return;
+		}
+		if (r != 0)
 			return;
 		if (f->pos != start || eof || want > t->o.max_line)
 			break;
@@ -1396,6 +1493,7 @@ tail_start(uv_loop_t *loop, const struct tail_options *o, const struct tail_call
 	    tail_strdup_all(&t->paths, o->paths, o->npaths) != 0 ||
 	    tail_strdup_all(&t->exclude, o->exclude, o->nexclude) != 0 ||
 	    (t->buf = malloc(t->bufsize)) == NULL ||
+	    (t->scanbuf = malloc(TAIL_SCAN_BUF)) == NULL ||
 	    (t->buckets = calloc(t->nbuckets, sizeof(*t->buckets))) == NULL) {
 		tail_finish(t);
 		return -ENOMEM;

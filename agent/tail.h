@@ -35,8 +35,15 @@
  *
  * Lines longer than max_line are handed over in pieces of max_line bytes,
  * marked TAIL_LINE_SPLIT; the last piece (the one that ends with the
- * newline) has no flag. A line of exactly max_line bytes is never split:
- * tail splits only once it has seen max_line + 1 bytes without a newline.
+ * newline) has no flag. Every piece, the last too, comes with its
+ * tail_piece (shared id, index, count): before the first piece tail looks
+ * ahead for the newline (reading, not buffering, at most 16 MiB per turn),
+ * and a long line without its newline yet waits like a partial last line;
+ * flushed (flush_timeout, or its file released), it is handed over in
+ * pieces counted from the bytes there are, the last one TAIL_LINE_PARTIAL.
+ * A line of exactly max_line bytes is never split: tail splits only once it
+ * has seen max_line + 1 bytes without a newline. After a restart inside a
+ * split line, its remaining bytes are handed over as a line of their own.
  * A last line without a newline is handed over (TAIL_LINE_PARTIAL) when it
  * has not grown for flush_timeout, or when its file is released; bytes
  * written after it then start a new line.
@@ -66,10 +73,21 @@ struct tail_id {
 	                       the birth time (plain basis without one) */
 };
 
+/* Where a piece of a line longer than max_line belongs. */
+struct tail_piece {
+	char id[96];        /* the same for every piece of the line, and unique: identity and
+	                       offset of the line's first byte */
+	uint64_t start;     /* offset of the line's first byte */
+	uint32_t index;     /* 0-based */
+	uint32_t count;     /* pieces of the line */
+};
+
 /* A file being followed: valid from its first line until its release callback. */
 struct tail_file_info {
 	const char *path;   /* current name (it changes when the file is renamed) */
 	struct tail_id id;
+	const struct tail_piece *piece;  /* in a line callback: non-NULL for a piece of a split
+	                                    line (the last piece too) */
 };
 
 /* Flags of a line. */

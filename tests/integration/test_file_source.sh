@@ -117,27 +117,33 @@ cfg=$(agent_config long "$T/long/app.log")
 python3 -c "
 import sys
 with open(sys.argv[1], 'wb') as f:
-    f.write(b'line 00000001 ' + b'y' * (3 * 1024 * 1024) + b'\n')
+    f.write(b'line 00000001 ' + b'y' * (3 * 1024 * 1024 - 14) + b'\n')
     f.write(b'line 00000002 short\n')
 " "$T/long/app.log"
 start agent-long "$LOGFERRY_AGENT" -c "$cfg"
 pid=$LF_PID
-wait_spooled "$cfg" 5 || fail "long line: not spooled"
+wait_spooled "$cfg" 4 || fail "long line: not spooled"
 stop_agent "$pid"
 "$LOGFERRY_AGENT" -c "$cfg" --spool-dump >"$T/dump.json"
 if python3 -c "
 import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1], 'rb')]
-want = 'line 00000001 ' + 'y' * (3 * 1024 * 1024)
+want = 'line 00000001 ' + 'y' * (3 * 1024 * 1024 - 14)
 pieces = [e for e in evs if e['fields'].get('split')]
-whole = ''.join(e['message'] for e in evs[:-1])
+assert len(pieces) == 3 and len(evs) == 4, 'a 3 MiB line is 3 pieces of 1 MiB'
+ids = {e['fields']['split_id'] for e in pieces}
+assert len(ids) == 1 and isinstance(pieces[0]['fields']['split_id'], str), 'one split_id'
+assert all(e['fields']['split_count'] == 3 for e in pieces), 'each piece knows the count'
+# A consumer puts the line back together from any order.
+pieces.sort(key=lambda e: -e['fields']['split_index'])
+assert [e['fields']['split_index'] for e in pieces] == [2, 1, 0]
+whole = ''.join(e['message'] for e in sorted(pieces, key=lambda e: e['fields']['split_index']))
 assert whole == want, 'pieces do not make the line'
-assert len(pieces) == len(evs) - 2, 'all pieces but the last are marked split'
-assert all(len(e['message']) == 1024 * 1024 for e in pieces), 'pieces are max_line long'
 assert evs[-1]['message'] == 'line 00000002 short', 'the next line is intact'
+assert 'split' not in evs[-1]['fields'], 'the next line is no piece'
 print(len(evs), 'events')
 " "$T/dump.json"; then
-	pass "a 3 MiB line becomes max_line pieces marked split; the next line is intact"
+	pass "a 3 MiB line becomes max_line pieces with split, split_id, split_index and split_count that put it back together; the next line is intact"
 else
 	fail "3 MiB line"
 fi

@@ -69,6 +69,8 @@ struct line {
 	unsigned flags;
 	uint64_t end;
 	uint64_t at_ms;             /* uv_hrtime in ms when handed over */
+	bool piece;                 /* f->piece was set: */
+	struct tail_piece pc;       /* its copy */
 };
 
 struct h;
@@ -312,6 +314,7 @@ rec_line(struct h *h, struct rec *r, const uint8_t *p, size_t len, unsigned flag
 		l->flags = flags;
 		l->end = end;
 		l->at_ms = now_ms();
+		l->piece = false;
 	}
 	h->nlines++;
 }
@@ -383,6 +386,10 @@ cb_line(void *ctx, const struct tail_file_info *f, const uint8_t *line, size_t l
 	r = rec_for(h, f);
 	r->id = f->id;
 	rec_line(h, r, line, len, flags, end_offset);
+	if (f->piece != NULL && h->nlines <= MAX_LINES) {
+		h->lines[h->nlines - 1].piece = true;
+		h->lines[h->nlines - 1].pc = *f->piece;
+	}
 	h->lines_since_flush++;
 	return 0;
 }
@@ -1858,6 +1865,112 @@ test_inode_reuse_beginning_with_the_old_content_is_read_from_its_start(void **st
 	assert_int_equal(h_free(h2, false), 0);
 }
 
+/* ---------------------------------------------------------------- split lines (issue 14, item 6) */
+
+/* Line k of r is piece index of count, of the line starting at start, with id. */
+static void
+expect_piece(struct h *h, const struct rec *r, unsigned k, uint32_t index, uint32_t count,
+    uint64_t start, const char *id)
+{
+	const struct line *l = line_of(h, r, k);
+
+	assert_non_null(l);
+	assert_true(l->piece);
+	assert_int_equal(l->pc.index, index);
+	assert_int_equal(l->pc.count, count);
+	assert_int_equal(l->pc.start, start);
+	assert_string_equal(l->pc.id, id);
+}
+
+static void
+test_every_piece_of_a_split_line_carries_its_id_index_and_count(void **state)
+{
+	struct h *h = *state;
+	size_t n = 3 * 4096 + 100;
+	char *big = malloc(n + 1), id[96];
+	struct rec *r;
+
+	assert_non_null(big);
+	memset(big, 'z', n);
+	big[n] = '\n';
+	put(h, "a.log", "first\n");
+	put_bytes(h, "a.log", big, n + 1, O_APPEND);
+	add(h, "a.log", "short\n");
+	free(big);
+	h->o.read_quantum = 1000;   /* the newline is far beyond one read */
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 6);
+	r = rec_of(h, "a.log");
+	assert_false(line_of(h, r, 0)->piece);
+	snprintf(id, sizeof(id), "%s", line_of(h, r, 1)->pc.id);
+	/* Identity and offset make the id: another line or file has another. */
+	assert_non_null(strstr(id, ":6"));
+	for (unsigned k = 0; k < 4; k++)
+		expect_piece(h, r, 1 + k, k, 4, 6, id);
+	assert_int_equal(line_of(h, r, 4)->len, 100);
+	assert_int_equal(line_of(h, r, 4)->flags, 0);
+	assert_false(line_of(h, r, 5)->piece);
+	expect_rec_is_file(h, r, "a.log");
+	assert_int_equal(stats(h).split_lines, 1);
+	h_stop_and_check(h);
+}
+
+static void
+test_long_line_without_its_newline_waits_for_it(void **state)
+{
+	struct h *h = *state;
+	char big[2 * 4096 + 50];
+	struct rec *r;
+
+	memset(big, 'q', sizeof(big));
+	h->o.flush_timeout_ms = 60000;
+	put_bytes(h, "a.log", big, sizeof(big), O_TRUNC);
+	h_start(h);
+	/* Its count is not known yet: no piece goes before the newline is there. */
+	run_for(h, 100);
+	assert_int_equal(h->nlines, 0);
+	add(h, "a.log", "end\n");
+	RUN_UNTIL(h, h->nlines == 3);
+	r = rec_of(h, "a.log");
+	expect_piece(h, r, 0, 0, 3, 0, line_of(h, r, 0)->pc.id);
+	expect_piece(h, r, 2, 2, 3, 0, line_of(h, r, 0)->pc.id);
+	assert_int_equal(line_of(h, r, 2)->len, 53);
+	expect_rec_is_file(h, r, "a.log");
+	h_stop_and_check(h);
+}
+
+static void
+test_rotated_files_last_long_line_is_flushed_in_counted_pieces(void **state)
+{
+	struct h *h = *state;
+	char big[2 * 4096 + 50], from[PATH_MAX], to[PATH_MAX];
+	uint64_t dev, ino;
+	struct rec *r;
+
+	memset(big, 'q', sizeof(big));
+	h->o.flush_timeout_ms = 60000;
+	h_path(h, h->pathv[0], "app.log");
+	put(h, "app.log", "a\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	ident(h, "app.log", &dev, &ino);
+	put_bytes(h, "app.log", big, sizeof(big), O_APPEND);
+	h_path(h, from, "app.log");
+	h_path(h, to, "app.log.1");
+	assert_int_equal(rename(from, to), 0);
+	RUN_UNTIL(h, h->releases == 1);
+	r = rec_find(h, dev, ino);
+	assert_int_equal(r->lines, 4);
+	expect_piece(h, r, 1, 0, 3, 2, line_of(h, r, 1)->pc.id);
+	expect_piece(h, r, 3, 2, 3, 2, line_of(h, r, 1)->pc.id);
+	assert_int_equal(line_of(h, r, 1)->flags, TAIL_LINE_SPLIT);
+	assert_int_equal(line_of(h, r, 3)->flags, TAIL_LINE_PARTIAL);
+	assert_int_equal(line_of(h, r, 3)->len, 50);
+	expect_rec_is_file(h, r, "app.log.1");
+	assert_int_equal(h->unflushed_at_release, 0);
+	h_stop_and_check(h);
+}
+
 int
 main(void)
 {
@@ -1902,6 +2015,9 @@ main(void)
 		T(test_rotated_name_matching_the_glob_is_not_read_twice),
 		T(test_restart_finds_a_stored_file_renamed_while_stopped),
 		T(test_inode_reuse_beginning_with_the_old_content_is_read_from_its_start),
+		T(test_every_piece_of_a_split_line_carries_its_id_index_and_count),
+		T(test_long_line_without_its_newline_waits_for_it),
+		T(test_rotated_files_last_long_line_is_flushed_in_counted_pieces),
 #undef T
 	};
 
