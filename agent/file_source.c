@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "agent/file_source.h"
 #include "agent/source.h"
@@ -139,6 +140,40 @@ file_source_flush(void *ctx)
 	spool_flush(fs->spool);
 }
 
+/*
+ * Raises the soft descriptor limit to the hard one (allowed without
+ * privilege), and returns how many files this source may keep open: its
+ * max_open_files, but at most half the limit, the rest being for the
+ * spool, connections and other sources.
+ */
+static size_t
+file_source_max_open(const struct agent_source *cfg)
+{
+	struct rlimit rl;
+	size_t want = (size_t)cfg->max_open_files;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		was = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("raised the open file limit from %llu to %llu", (unsigned long long)was,
+			    (unsigned long long)rl.rlim_cur);
+		else if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			return want;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && want > rl.rlim_cur / 2) {
+		log_warn("source %s: max_open_files %zu is above half the open file limit %llu; "
+		    "using %llu (raise LimitNOFILE, or ulimit -n, to keep more files open)",
+		    cfg->name, want, (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)(rl.rlim_cur / 2));
+		want = rl.rlim_cur / 2 > 0 ? (size_t)(rl.rlim_cur / 2) : 1;
+	}
+	return want;
+}
+
 int
 file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
     struct spool *spool, struct file_source **out)
@@ -169,6 +204,8 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	o.scan_interval_ms = cfg->scan_interval_ms;
 	o.stat_interval_ms = cfg->stat_interval_ms;
 	o.flush_timeout_ms = cfg->flush_timeout_ms;
+	o.max_files = file_source_max_open(cfg);
+	o.close_inactive_ms = cfg->close_inactive_ms;
 	if ((r = tail_start(loop, &o, &cb, fs, &fs->tail)) != 0) {
 		log_error("source %s: cannot start following files: %s", cfg->name, strerror(-r));
 		source_line_free(&fs->sl);

@@ -38,6 +38,9 @@
 #define TAIL_DEFAULT_QUANTUM      (256 * 1024)
 #define TAIL_DEFAULT_ROTATE_WAIT  5000
 #define TAIL_DEFAULT_MAX_FILES    1024
+#define TAIL_DEFAULT_CLOSE_INACTIVE (5 * 60 * 1000)
+#define TAIL_WARN_INTERVAL        (60 * 1000)   /* between two "files wait" warnings */
+#define TAIL_STARVED_SCAN         50            /* ms: a scan soon after a descriptor frees */
 #define TAIL_HASH_MIN             64
 #define TAIL_SCAN_BUF             (64 * 1024)
 #define TAIL_LOOKAHEAD            (16 * 1024 * 1024)   /* per turn, for a long line's newline */
@@ -50,11 +53,13 @@
 #define TAIL_FNV_PRIME UINT64_C(0x100000001b3)
 
 enum tail_fstate {
-	TAIL_F_IDLE,      /* read to its end; waits for an event or a stat tick */
+	TAIL_F_IDLE,      /* read to its end; waits for an event or a stat tick: in t->idlers */
 	TAIL_F_READY,     /* bytes to read or a change to check: in t->ready */
 	TAIL_F_WAITING,   /* at its end with a deadline: in t->waiting */
 	TAIL_F_PAUSED,    /* a line callback said -EAGAIN: in t->paused */
 	TAIL_F_CLOSED,    /* released or stopped; freed by its handle's close callback */
+	TAIL_F_SHUT,      /* read to its end, descriptor closed: known by identity, reopened
+	                     when a scan or the directory's inotify sees it change */
 	TAIL_F_NSTATES
 };
 
@@ -64,6 +69,7 @@ static const char *const tail_fstate_names[TAIL_F_NSTATES] = {
 	[TAIL_F_WAITING] = "waiting",
 	[TAIL_F_PAUSED] = "paused",
 	[TAIL_F_CLOSED] = "closed",
+	[TAIL_F_SHUT] = "shut",
 };
 
 TAILQ_HEAD(tail_fileq, tail_file);
@@ -134,13 +140,18 @@ struct tail {
 	struct tail_file **buckets;
 	size_t nbuckets;                  /* a power of two */
 	struct tail_fileq files, ready, waiting, paused;
+	struct tail_fileq idlers;         /* IDLE files, the longest idle first */
 	size_t nfiles, nready;
+	size_t nopen;                     /* files with a descriptor: at most o.max_files */
+	size_t nshut;
+	uint64_t warned_ms;               /* when "files wait" was last logged */
 	LIST_HEAD(, tail_dir) dirs;
 
 	uint64_t gen;                     /* scans so far */
 	uint64_t resume_gen;              /* tail_resume calls so far */
 	bool first_scan;
-	bool starved;                     /* files wait for a slot (max_files) */
+	bool starved;                     /* files wait for a descriptor (max_files) */
+	bool starved_scan;                /* a scan is due for them */
 	bool unflushed;                   /* lines consumed since the last flush */
 	bool stopping;
 	unsigned closing;                 /* close callbacks to come */
@@ -154,6 +165,8 @@ static void tail_idle_cb(uv_idle_t *h);
 static void tail_wake_cb(uv_timer_t *h);
 static void tail_scan_cb(uv_timer_t *h);
 static void tail_file_read_failed(struct tail *t, struct tail_file *f, int err);
+static void tail_event_cb(uv_fs_event_t *h, const char *filename, int events, int status);
+static void tail_file_shut(struct tail *t, struct tail_file *f);
 
 static uint64_t
 tail_fnv(uint64_t h, const uint8_t *p, size_t n)
@@ -217,7 +230,9 @@ tail_fstate_allowed(enum tail_fstate from, enum tail_fstate to)
 {
 	switch (from) {
 	case TAIL_F_IDLE:
-		return to == TAIL_F_READY || to == TAIL_F_CLOSED;
+		return to == TAIL_F_READY || to == TAIL_F_CLOSED || to == TAIL_F_SHUT;
+	case TAIL_F_SHUT:
+		return to == TAIL_F_READY || to == TAIL_F_IDLE || to == TAIL_F_CLOSED;
 	case TAIL_F_READY:
 	case TAIL_F_WAITING:
 		return to != TAIL_F_NSTATES;
@@ -265,6 +280,12 @@ tail_file_set_state(struct tail_file *f, enum tail_fstate to)
 	case TAIL_F_PAUSED:
 		TAILQ_REMOVE(&t->paused, f, qlink);
 		break;
+	case TAIL_F_IDLE:
+		TAILQ_REMOVE(&t->idlers, f, qlink);
+		break;
+	case TAIL_F_SHUT:
+		t->nshut--;
+		break;
 	default:
 		break;
 	}
@@ -281,6 +302,12 @@ tail_file_set_state(struct tail_file *f, enum tail_fstate to)
 		break;
 	case TAIL_F_PAUSED:
 		TAILQ_INSERT_TAIL(&t->paused, f, qlink);
+		break;
+	case TAIL_F_IDLE:
+		TAILQ_INSERT_TAIL(&t->idlers, f, qlink);
+		break;
+	case TAIL_F_SHUT:
+		t->nshut++;
 		break;
 	default:
 		break;
@@ -434,7 +461,10 @@ tail_file_close(struct tail *t, struct tail_file *f)
 	tail_hash_remove(t, f);
 	TAILQ_REMOVE(&t->files, f, link);
 	t->nfiles--;
-	(void)close(f->fd);
+	if (f->fd >= 0) {
+		(void)close(f->fd);
+		t->nopen--;
+	}
 	f->fd = -1;
 	t->closing++;
 	uv_close((uv_handle_t *)&f->ev, tail_file_closed);
@@ -710,6 +740,8 @@ tail_file_check(struct tail *t, struct tail_file *f)
 	bool changed, truncated, match;
 	int r;
 
+	if (f->state == TAIL_F_SHUT)
+		return;
 	if (fstat(f->fd, &st) != 0) {
 		log_error("tail %s: cannot stat %s: %s; trying again at the next stat_interval",
 		    t->name, f->path, strerror(errno));
@@ -745,6 +777,20 @@ tail_file_check(struct tail *t, struct tail_file *f)
 		tail_file_set_state(f, TAIL_F_READY);
 }
 
+/*
+ * A descriptor can be had (a file went idle or was let go) while files wait
+ * for one: scan soon for them. Soon, not at once: many files going idle in
+ * a row make one scan, not one each.
+ */
+static void
+tail_starved_scan(struct tail *t)
+{
+	if (!t->starved || t->starved_scan)
+		return;
+	t->starved_scan = true;
+	uv_timer_start(&t->scan_timer, tail_scan_cb, TAIL_STARVED_SCAN, t->o.scan_interval_ms);
+}
+
 /* f was read to its end: idle, or waiting for a partial-line flush or its release. */
 static void
 tail_file_at_end(struct tail *t, struct tail_file *f)
@@ -759,6 +805,7 @@ tail_file_at_end(struct tail *t, struct tail_file *f)
 	}
 	if (due == UINT64_MAX) {
 		tail_file_set_state(f, TAIL_F_IDLE);
+		tail_starved_scan(t);
 	} else {
 		f->due_ms = due;
 		tail_file_set_state(f, TAIL_F_WAITING);
@@ -786,8 +833,7 @@ tail_file_release(struct tail *t, struct tail_file *f)
 			return;
 	}
 	tail_file_close(t, f);
-	if (t->starved)
-		uv_timer_start(&t->scan_timer, tail_scan_cb, 0, t->o.scan_interval_ms);
+	tail_starved_scan(t);
 }
 
 /* ---------------------------------------------------------------- turns of reads */
@@ -941,11 +987,19 @@ tail_stat_cb(uv_timer_t *h)
 	struct tail_file *f;
 	bool rescan = false;
 
+	uint64_t now = uv_now(t->loop);
+
 	TAILQ_FOREACH(f, &t->files, link) {
+		if (f->state == TAIL_F_SHUT)
+			continue;
 		tail_file_check(t, f);
 		if (!f->gone && !rescan && tail_path_names(f->path, f) == 0)
 			rescan = true;
 	}
+	/* close_inactive: t->idlers is in the order files went idle, the longest first. */
+	while ((f = TAILQ_FIRST(&t->idlers)) != NULL &&
+	    now >= tail_add_ms(f->changed_ms, t->o.close_inactive_ms))
+		tail_file_shut(t, f);
 	if (rescan)
 		uv_timer_start(&t->scan_timer, tail_scan_cb, 0, t->o.scan_interval_ms);
 }
@@ -1010,6 +1064,116 @@ tail_file_start_at(struct tail *t, struct tail_file *f, const uint8_t *head, siz
 	return 0;
 }
 
+/* Watches f's inode through its descriptor, so the watch follows it whatever its name. */
+static void
+tail_file_watch(struct tail *t, struct tail_file *f)
+{
+	char watch[64];
+	int r;
+
+	snprintf(watch, sizeof(watch), "/proc/self/fd/%d", f->fd);
+	if (uv_fs_event_start(&f->ev, tail_event_cb, watch, 0) != 0 &&
+	    (r = uv_fs_event_start(&f->ev, tail_event_cb, f->path, 0)) != 0)
+		log_warn("tail %s: cannot watch %s with inotify: %s; its changes are seen every "
+		    "stat_interval instead (raise fs.inotify.max_user_watches if that is the "
+		    "limit)", t->name, f->path, uv_strerror(r));
+}
+
+/* Closes the descriptor of f, an IDLE file: it stays known by identity and position. */
+static void
+tail_file_shut(struct tail *t, struct tail_file *f)
+{
+	uv_fs_event_stop(&f->ev);
+	(void)close(f->fd);
+	f->fd = -1;
+	t->nopen--;
+	tail_file_set_state(f, TAIL_F_SHUT);
+}
+
+/* Frees a descriptor by shutting the longest idle file. Returns false if none is idle. */
+static bool
+tail_slot_free(struct tail *t)
+{
+	struct tail_file *f = TAILQ_FIRST(&t->idlers);
+
+	if (f == NULL)
+		return false;
+	tail_file_shut(t, f);
+	return true;
+}
+
+/*
+ * Opens f (SHUT) again, at its path, which stat() found as *seen; a
+ * descriptor must be free. Its fingerprint tells whether it is still the
+ * file it was (read on from f->pos) or was rewritten (read from 0).
+ * Returns 0 or a negative errno (f stays SHUT).
+ */
+static int
+tail_file_reopen(struct tail *t, struct tail_file *f, const struct stat *seen)
+{
+	struct stat st;
+	bool match;
+	int fd, r;
+
+	if ((fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0) {
+		r = -errno;
+		(void)close(fd);
+		return r;
+	}
+	if (st.st_dev != seen->st_dev || st.st_ino != seen->st_ino) {
+		(void)close(fd);
+		return -ENOENT;
+	}
+	f->fd = fd;
+	t->nopen++;
+	tail_file_watch(t, f);
+	tail_file_set_state(f, TAIL_F_IDLE);
+	if ((r = tail_file_fingerprint(f, &match)) < 0) {
+		tail_file_read_failed(t, f, -r);
+		return 0;
+	}
+	if (!match || (uint64_t)st.st_size < f->pos)
+		tail_file_restart(t, f);
+	f->size = (uint64_t)st.st_size;
+	f->mtime = st.st_mtim;
+	f->changed_ms = uv_now(t->loop);
+	if (f->pos < f->size)
+		tail_file_set_state(f, TAIL_F_READY);
+	return 0;
+}
+
+/* A descriptor for a file to open: one is free, or the longest idle file gives its own. */
+static bool
+tail_slot(struct tail *t)
+{
+	return t->nopen < t->o.max_files || tail_slot_free(t);
+}
+
+/*
+ * A scan or an inotify event found f (SHUT) at a path, as *st: if it
+ * changed since it was shut, opens it again. Returns false when it must
+ * wait for a descriptor.
+ */
+static bool
+tail_file_wake_shut(struct tail *t, struct tail_file *f, const struct stat *st)
+{
+	int r;
+
+	if ((uint64_t)st->st_size == f->size && st->st_mtim.tv_sec == f->mtime.tv_sec &&
+	    st->st_mtim.tv_nsec == f->mtime.tv_nsec)
+		return true;
+	if (!tail_slot(t))
+		return false;
+	if ((r = tail_file_reopen(t, f, st)) < 0 && r != -ENOENT) {
+		log_error("tail %s: cannot open %s again: %s; check that the agent's user may "
+		    "read it; trying again at the next scan", t->name, f->path, strerror(-r));
+		t->st.errors++;
+	}
+	return true;
+}
+
 /*
  * Opens the file at path, which stat() found as *seen. A renamed file
  * (found by tail_find_renamed under a name outside the globs) is only
@@ -1024,7 +1188,6 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, bool r
 	struct tail_file *f;
 	struct stat st;
 	const char *why;
-	char watch[64];
 	bool stored_pos;
 	ssize_t n;
 	int fd, r;
@@ -1062,11 +1225,13 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, bool r
 	f->mtime = st.st_mtim;
 	f->changed_ms = uv_now(t->loop);
 	f->seen_gen = t->gen;
-	f->state = TAIL_F_IDLE;
+	f->state = TAIL_F_SHUT;
+	t->nshut++;
 	f->pos = tail_file_start_at(t, f, head, (size_t)n, &why, &stored_pos);
 	if (t->stopping || (renamed && !stored_pos)) {
 		/* A renamed file that is not the stored one is none of this tail's business. */
 		r = t->stopping ? -ECANCELED : 0;
+		t->nshut--;
 		free(f->path);
 		free(f);
 		goto fail;
@@ -1074,25 +1239,19 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, bool r
 
 	uv_fs_event_init(t->loop, &f->ev);
 	f->ev.data = f;
-	/* Through the descriptor, the watch is on this very inode even if path changed since. */
-	snprintf(watch, sizeof(watch), "/proc/self/fd/%d", fd);
-	if (uv_fs_event_start(&f->ev, tail_event_cb, watch, 0) != 0 &&
-	    (r = uv_fs_event_start(&f->ev, tail_event_cb, path, 0)) != 0)
-		log_warn("tail %s: cannot watch %s with inotify: %s; its changes are seen every "
-		    "stat_interval instead (raise fs.inotify.max_user_watches if that is the "
-		    "limit)", t->name, path, uv_strerror(r));
+	tail_file_watch(t, f);
+	t->nopen++;
 
 	tail_hash_insert(t, f);
 	TAILQ_INSERT_TAIL(&t->files, f, link);
 	t->nfiles++;
 	t->st.files_seen++;
 	log_info("tail %s: following %s from %s, offset %" PRIu64, t->name, path, why, f->pos);
+	tail_file_set_state(f, f->pos < f->size ? TAIL_F_READY : TAIL_F_IDLE);
 	if (renamed) {
 		log_info("tail %s: %s was renamed from a matching path while the agent was "
 		    "stopped; reading it to its end", t->name, path);
 		tail_file_gone(t, f);
-	} else if (f->pos < f->size) {
-		tail_file_set_state(f, TAIL_F_READY);
 	}
 	return 0;
 fail:
@@ -1147,14 +1306,24 @@ tail_scan_path(struct tail *t, const char *path, size_t *waiting)
 		return;
 	if ((f = tail_lookup(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) != NULL) {
 		tail_file_seen(t, f, path);
+		if (f->state == TAIL_F_SHUT && !tail_file_wake_shut(t, f, &st))
+			(*waiting)++;
 		return;
 	}
-	if (t->nfiles >= t->o.max_files) {
+	if (!tail_slot(t)) {
 		(*waiting)++;
 		return;
 	}
 	r = tail_file_open(t, path, &st, false);
-	if (r < 0 && r != -ENOENT && r != -ECANCELED) {
+	/* Other sources or connections took the descriptors: give one of ours. */
+	if ((r == -EMFILE || r == -ENFILE) && tail_slot_free(t))
+		r = tail_file_open(t, path, &st, false);
+	if (r == -EMFILE || r == -ENFILE) {
+		log_error("tail %s: cannot open %s: %s; raise the open file limit (LimitNOFILE) "
+		    "or lower max_open_files; trying again at the next scan", t->name, path,
+		    strerror(-r));
+		t->st.errors++;
+	} else if (r < 0 && r != -ENOENT && r != -ECANCELED) {
 		log_error("tail %s: cannot open %s: %s; check that the agent's user may read it; "
 		    "trying again at the next scan", t->name, path, strerror(-r));
 		t->st.errors++;
@@ -1177,8 +1346,8 @@ tail_dir_event_cb(uv_fs_event_t *h, const char *filename, int events, int status
 		    "every scan_interval", t->name, d->path, uv_strerror(status));
 		return;
 	}
-	/* Writes to followed files come through their own watches. */
-	if (!(events & UV_RENAME))
+	/* Writes to open files come through their own watches; shut files have none. */
+	if (!(events & UV_RENAME) && t->nshut == 0)
 		return;
 	if (filename == NULL) {
 		uv_timer_start(&t->scan_timer, tail_scan_cb, 0, t->o.scan_interval_ms);
@@ -1345,7 +1514,8 @@ tail_find_renamed(struct tail *t)
 static void
 tail_scan(struct tail *t)
 {
-	struct tail_file *f;
+	struct tail_file *f, *next;
+	uint64_t now;
 	size_t i, j, waiting = 0, dlen, last_len;
 	const char *last;
 	bool literal_dir;
@@ -1353,6 +1523,7 @@ tail_scan(struct tail *t)
 	int r;
 
 	t->gen++;
+	t->starved_scan = false;
 	for (i = 0; i < t->o.npaths; i++) {
 		/* A literal directory is watched before any file is in it. */
 		dlen = tail_dir_len(t->paths[i]);
@@ -1400,7 +1571,8 @@ tail_scan(struct tail *t)
 			return;
 	}
 
-	TAILQ_FOREACH(f, &t->files, link) {
+	for (f = TAILQ_FIRST(&t->files); f != NULL; f = next) {
+		next = TAILQ_NEXT(f, link);
 		if (f->failed) {
 			f->failed = false;
 			tail_file_poke(f);
@@ -1413,6 +1585,13 @@ tail_scan(struct tail *t)
 		if (f->seen_gen != t->gen && !f->gone && tail_path_names(f->path, f) == 0) {
 			struct stat st;
 
+			if (f->state == TAIL_F_SHUT) {
+				/* Read to its end when shut; without a descriptor it is out of reach. */
+				log_info("tail %s: %s, closed while idle at offset %" PRIu64 ", was "
+				    "renamed away or deleted; forgetting it", t->name, f->path, f->pos);
+				tail_file_close(t, f);
+				continue;
+			}
 			if (fstat(f->fd, &st) == 0 && st.st_nlink == 0)
 				f->deleted = true;
 			tail_file_gone(t, f);
@@ -1421,10 +1600,14 @@ tail_scan(struct tail *t)
 
 	t->st.files_waiting = waiting;
 	t->starved = waiting > 0;
-	if (waiting > 0)
-		log_warn("tail %s: %zu matching file(s) wait because %zu are open (max_files); "
-		    "they are read as others are let go; raise max_files or narrow paths",
-		    t->name, waiting, t->nfiles);
+	now = uv_now(t->loop);
+	if (waiting > 0 && (t->warned_ms == 0 || now - t->warned_ms >= TAIL_WARN_INTERVAL)) {
+		t->warned_ms = now;
+		log_warn("tail %s: %zu matching file(s) wait for a descriptor: all %zu allowed "
+		    "(max_open_files) are being read; they are opened as others reach their end; "
+		    "raise max_open_files if this lasts (said at most once a minute)", t->name,
+		    waiting, t->nopen);
+	}
 }
 
 static void
@@ -1480,6 +1663,8 @@ tail_start(uv_loop_t *loop, const struct tail_options *o, const struct tail_call
 		t->o.rotate_wait_ms = TAIL_DEFAULT_ROTATE_WAIT;
 	if (t->o.max_files == 0)
 		t->o.max_files = TAIL_DEFAULT_MAX_FILES;
+	if (t->o.close_inactive_ms == 0)
+		t->o.close_inactive_ms = TAIL_DEFAULT_CLOSE_INACTIVE;
 	t->bufsize = t->o.read_quantum > t->o.max_line ? t->o.read_quantum : t->o.max_line + 1;
 	t->cb = *cb;
 	t->ctx = ctx;
@@ -1487,6 +1672,7 @@ tail_start(uv_loop_t *loop, const struct tail_options *o, const struct tail_call
 	TAILQ_INIT(&t->ready);
 	TAILQ_INIT(&t->waiting);
 	TAILQ_INIT(&t->paused);
+	TAILQ_INIT(&t->idlers);
 	LIST_INIT(&t->dirs);
 	t->nbuckets = TAIL_HASH_MIN;
 	if ((t->name = strdup(o->name)) == NULL ||
@@ -1562,5 +1748,5 @@ void
 tail_get_stats(const struct tail *t, struct tail_stats *s)
 {
 	*s = t->st;
-	s->files_open = t->nfiles;
+	s->files_open = t->nopen;
 }

@@ -48,6 +48,14 @@
  * has not grown for flush_timeout, or when its file is released; bytes
  * written after it then start a new line.
  *
+ * Descriptors: at most max_files files are open. A file read to its end
+ * and unchanged for close_inactive is closed (SHUT), and when a file needs
+ * a descriptor and none is free, the file idle longest is. A shut file
+ * stays known (identity, path, position); a scan or its directory's inotify
+ * event that sees it change opens it again and checks its fingerprint: the
+ * same file reads on from its position, a rewritten one from 0. A shut file
+ * that is renamed out of the globs or deleted is forgotten.
+ *
  * Reads are synchronous pread()s on the loop thread: log files being tailed
  * are in the page cache, and a thread-pool round trip per read would cost
  * more than the read.
@@ -172,6 +180,9 @@ struct tail_options {
 	uint64_t flush_timeout_ms;      /* 0: a partial last line goes at once */
 	uint64_t rotate_wait_ms;        /* 0: 5 s */
 	size_t max_files;               /* open files at most; 0: 1024 */
+	uint64_t close_inactive_ms;     /* a file read to its end and unchanged this long is
+	                                   closed (and reopened by identity when it changes);
+	                                   0: 5 min */
 };
 
 struct tail;
@@ -206,9 +217,10 @@ void tail_stop(struct tail *t, void (*done)(void *ctx), void *ctx);
 
 /* Counters, for metrics and tests. */
 struct tail_stats {
-	uint64_t files_open;
+	uint64_t files_open;     /* with a descriptor (at most max_files) */
 	uint64_t files_seen;     /* files opened since the start */
-	uint64_t files_waiting;  /* matched but not opened, at the last scan (max_files) */
+	uint64_t files_waiting;  /* at the last scan: matched and to be read, but every
+	                            descriptor was taken by a file being read */
 	uint64_t lines;          /* lines consumed (each piece of a split line counts) */
 	uint64_t bytes;          /* bytes consumed, newlines included */
 	uint64_t rotations;      /* renamed or deleted files released */

@@ -79,6 +79,39 @@ wait_spooled "$cfg" 3000 || fail "restart during rotation: the renamed file's la
 stop_agent "$pid"
 check "$cfg" 1 3000 "a file renamed out of the glob while the agent was stopped is finished at restart"
 
+# --- 5000 files under one glob, more than max_open_files (1024), started
+# with a soft descriptor limit of 512 that the agent raises to the hard one:
+# every line of every file arrives, also lines added after the files were
+# closed for others; the "files wait" warning is not repeated at each scan
+mkdir -p "$T/many5k"
+python3 -c "
+import sys
+for k in range(5000):
+    with open('%s/f%04d.log' % (sys.argv[1], k), 'w') as f:
+        for i in range(3):
+            f.write('line %08d five thousand files\\n' % (3 * k + i + 1))
+" "$T/many5k"
+cfg=$(agent_config many5k "$T/many5k/*.log")
+start agent-many5k bash -c "ulimit -Sn 512 && exec $LOGFERRY_AGENT -c $cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 15000 60 || fail "5000 files: not every file was read"
+python3 -c "
+import sys
+for k in range(5000):
+    with open('%s/f%04d.log' % (sys.argv[1], k), 'a') as f:
+        f.write('line %08d added later\\n' % (15000 + k + 1))
+" "$T/many5k"
+wait_spooled "$cfg" 20000 60 || fail "5000 files: lines added to closed files were not read"
+stop_agent "$pid"
+check "$cfg" 1 20000 "5000 files under one glob with max_open_files 1024: every line of every file once"
+grep -q "raised the open file limit from 512" "$T/agent-many5k.log" &&
+	pass "the agent raises its soft descriptor limit to the hard one" ||
+	fail "the descriptor limit was not raised"
+n=$(grep -c "wait for a descriptor" "$T/agent-many5k.log")
+[ "$n" -le 1 ] && ! grep -q "max_files" "$T/agent-many5k.log" &&
+	pass "files waiting for a descriptor are warned about at most once a minute ($n), naming max_open_files" ||
+	fail "the files-wait warning repeats ($n) or names max_files"
+
 # --- copytruncate followed at once by new writes
 mkdir -p "$T/ct"
 cfg=$(agent_config ct "$T/ct/app.log")

@@ -1349,32 +1349,41 @@ test_crlf_is_kept_in_line(void **state)
 	h_stop_and_check(h);
 }
 
+static int
+hook_pause_all(struct h *h, const struct tail_file_info *f, const uint8_t *p, size_t len,
+    unsigned flags, uint64_t end)
+{
+	(void)f;
+	(void)p;
+	(void)len;
+	(void)flags;
+	(void)end;
+	h->hook_count++;
+	return h->hook_allow ? 0 : -EAGAIN;
+}
+
 static void
-test_max_files_bound(void **state)
+test_files_wait_for_a_descriptor_while_every_open_one_is_busy(void **state)
 {
 	struct h *h = *state;
-	char path[PATH_MAX];
 
 	h->o.max_files = 2;
+	h->hook = hook_pause_all;
 	put(h, "a.log", "a\n");
 	put(h, "b.log", "b\n");
 	put(h, "c.log", "c\n");
 	h_start(h);
-	RUN_UNTIL(h, h->nlines == 2);
+	/* Paused files are not at their end: their descriptors are not taken from them. */
+	RUN_UNTIL(h, h->hook_count == 2);
 	run_for(h, 100);
-	assert_int_equal(h->nlines, 2);
-	assert_null(rec_of(h, "c.log"));
 	assert_int_equal(stats(h).files_open, 2);
 	assert_int_equal(stats(h).files_waiting, 1);
-	/* A slot frees up when a file is let go. */
-	h_path(h, path, "a.log");
-	assert_int_equal(unlink(path), 0);
+	h->hook_allow = true;
+	tail_resume(h->t);
 	RUN_UNTIL(h, h->nlines == 3);
 	expect_rec_is_file(h, rec_of(h, "c.log"), "c.log");
-	assert_int_equal(h->releases, 1);
 	assert_true(h->max_open <= 2);
-	assert_int_equal(stats(h).files_open, 2);
-	assert_int_equal(stats(h).files_waiting, 0);
+	RUN_UNTIL(h, stats(h).files_waiting == 0);
 	h_stop_and_check(h);
 }
 
@@ -1971,6 +1980,111 @@ test_rotated_files_last_long_line_is_flushed_in_counted_pieces(void **state)
 	h_stop_and_check(h);
 }
 
+/* ---------------------------------------------------------------- open files (issue 14, item 5) */
+
+static void
+test_more_files_than_max_files_are_all_read_with_at_most_max_files_open(void **state)
+{
+	struct h *h = *state;
+	char name[32], text[32];
+	const unsigned n = 12;
+
+	h->o.max_files = 3;
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "f%02u.log", k);
+		snprintf(text, sizeof(text), "line of %u\n", k);
+		put(h, name, text);
+	}
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == n);
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "f%02u.log", k);
+		expect_rec_is_file(h, rec_of(h, name), name);
+	}
+	assert_true(h->max_open <= 3);
+	assert_true(stats(h).files_open <= 3);
+	/* Lines added to files closed for others are read too, from where they were. */
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "f%02u.log", k);
+		add(h, name, "more\n");
+	}
+	RUN_UNTIL(h, h->nlines == 2 * n);
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "f%02u.log", k);
+		assert_int_equal(rec_of(h, name)->lines, 2);
+		expect_rec_is_file(h, rec_of(h, name), name);
+	}
+	assert_true(h->max_open <= 3);
+	assert_int_equal(stats(h).files_seen, n);
+	assert_int_equal(h->releases, 0);
+	h_stop_and_check(h);
+}
+
+static void
+test_idle_file_is_closed_after_close_inactive_and_reopened_where_it_was(void **state)
+{
+	struct h *h = *state;
+	struct rec *r;
+
+	h->o.close_inactive_ms = 100;
+	put(h, "a.log", "1\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	RUN_UNTIL(h, stats(h).files_open == 0);
+	add(h, "a.log", "2\n");
+	RUN_UNTIL(h, h->nlines == 2);
+	r = rec_of(h, "a.log");
+	expect_line(h, r, 1, "2", 0, 4);
+	expect_rec_is_file(h, r, "a.log");
+	assert_int_equal(r->restarts, 0);
+	assert_int_equal(stats(h).files_seen, 1);
+	assert_int_equal(h->position_calls, 1);   /* known by identity, not asked again */
+	h_stop_and_check(h);
+}
+
+static void
+test_closed_file_rewritten_is_read_again_from_its_start(void **state)
+{
+	struct h *h = *state;
+	struct rec *r;
+
+	h->o.close_inactive_ms = 100;
+	put(h, "a.log", "old line\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	RUN_UNTIL(h, stats(h).files_open == 0);
+	/* Same inode, other first bytes, longer: the stored offset would land inside. */
+	put(h, "a.log", "NEW LINE\nsecond\n");
+	RUN_UNTIL(h, h->nlines == 3);
+	r = rec_of(h, "a.log");
+	expect_line(h, r, 1, "NEW LINE", 0, 9);
+	expect_line(h, r, 2, "second", 0, 16);
+	assert_int_equal(r->restarts, 1);
+	expect_rec_is_file(h, r, "a.log");
+	h_stop_and_check(h);
+}
+
+static void
+test_closed_file_deleted_is_forgotten(void **state)
+{
+	struct h *h = *state;
+	char path[PATH_MAX];
+
+	h->o.close_inactive_ms = 100;
+	put(h, "a.log", "1\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	RUN_UNTIL(h, stats(h).files_open == 0);
+	h_path(h, path, "a.log");
+	assert_int_equal(unlink(path), 0);
+	put(h, "b.log", "b\n");
+	RUN_UNTIL(h, h->nlines == 2);
+	run_for(h, 100);
+	assert_int_equal(stats(h).files_open, 1);
+	assert_int_equal(h->nlines, 2);
+	h_stop_and_check(h);
+}
+
 int
 main(void)
 {
@@ -2002,7 +2116,7 @@ main(void)
 		T(test_busy_file_does_not_starve_another),
 		T(test_deleted_file_is_read_to_end_and_released),
 		T(test_crlf_is_kept_in_line),
-		T(test_max_files_bound),
+		T(test_files_wait_for_a_descriptor_while_every_open_one_is_busy),
 		T(test_directory_matching_the_glob_is_not_followed),
 		cmocka_unit_test(test_unreadable_file_is_reported_and_others_go_on),
 		T(test_fingerprint_grows_while_the_file_is_small),
@@ -2018,6 +2132,10 @@ main(void)
 		T(test_every_piece_of_a_split_line_carries_its_id_index_and_count),
 		T(test_long_line_without_its_newline_waits_for_it),
 		T(test_rotated_files_last_long_line_is_flushed_in_counted_pieces),
+		T(test_more_files_than_max_files_are_all_read_with_at_most_max_files_open),
+		T(test_idle_file_is_closed_after_close_inactive_and_reopened_where_it_was),
+		T(test_closed_file_rewritten_is_read_again_from_its_start),
+		T(test_closed_file_deleted_is_forgotten),
 #undef T
 	};
 
