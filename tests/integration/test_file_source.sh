@@ -200,8 +200,8 @@ cfg=$(agent_config end "$T/end/app.log" "    start_at: end")
 $W write "$T/end/app.log" 1 500
 start agent-end "$LOGFERRY_AGENT" -c "$cfg"
 pid=$LF_PID
+# "started as" comes after the first scan, which put the file's position at its end.
 wait_log "$T/agent-end.log" "started as" || fail "start_at: agent did not start"
-sleep 0.5
 $W write "$T/end/app.log" 501 500
 wait_spooled "$cfg" 500 || fail "start_at end: new lines not read"
 stop_agent "$pid"
@@ -222,7 +222,11 @@ kills=0
 while kill -0 "$wpid" 2>/dev/null && [ "$(ps -o stat= -p "$wpid" | cut -c1)" != Z ]; do
 	start agent-kill "$LOGFERRY_AGENT" -c "$cfg"
 	apid=$LF_PID
-	sleep "0.$((RANDOM % 9 + 1))"
+	# A random moment while it reads: once 1 to 3000 more lines are spooled.
+	n=$(spooled "$cfg")
+	n=$(( ${n:-0} + RANDOM % 3000 + 1 ))
+	[ "$n" -gt "$total" ] && n=$total
+	wait_spooled "$cfg" "$n" 20 >/dev/null || fail "kill -9 loop: the agent stopped reading"
 	kill -KILL "$apid"
 	wait "$apid" 2>/dev/null
 	kills=$((kills + 1))
