@@ -1127,13 +1127,14 @@ tail_file_reopen(struct tail *t, struct tail_file *f, const struct stat *seen)
 		return -ENOENT;
 	}
 	f->fd = fd;
+	if ((r = tail_file_fingerprint(f, &match)) < 0) {
+		f->fd = -1;
+		(void)close(fd);
+		return r;
+	}
 	t->nopen++;
 	tail_file_watch(t, f);
 	tail_file_set_state(f, TAIL_F_IDLE);
-	if ((r = tail_file_fingerprint(f, &match)) < 0) {
-		tail_file_read_failed(t, f, -r);
-		return 0;
-	}
 	if (!match || (uint64_t)st.st_size < f->pos)
 		tail_file_restart(t, f);
 	f->size = (uint64_t)st.st_size;
@@ -1459,7 +1460,8 @@ tail_renamed_open(struct tail *t, const struct tail_renamed *r)
 	DIR *dir;
 	int n, rc;
 
-	if (tail_lookup(t, r->dev, r->ino) != NULL || (dir = opendir(r->dir)) == NULL)
+	if (tail_lookup(t, r->dev, r->ino) != NULL || !tail_slot(t) ||
+	    (dir = opendir(r->dir)) == NULL)
 		return;
 	while ((e = readdir(dir)) != NULL) {
 		if ((uint64_t)e->d_ino != r->ino)

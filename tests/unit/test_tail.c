@@ -36,6 +36,7 @@
 
 #include "agent/tail.h"
 #include "common/log.h"
+#include "tests/unit/log_capture.h"
 
 #define DEADLINE_MS 10000
 #define BIG_DEADLINE_MS 120000
@@ -1388,6 +1389,35 @@ test_files_wait_for_a_descriptor_while_every_open_one_is_busy(void **state)
 }
 
 static void
+test_files_wait_warning_comes_once_not_at_every_scan(void **state)
+{
+	struct h *h = *state;
+	struct log_capture lc;
+	const char *p;
+	unsigned n = 0;
+
+	log_capture_start(&lc, "test_tail", "TEST_TAIL_LOG");
+	h->o.max_files = 1;
+	h->hook = hook_pause_all;
+	put(h, "a.log", "a\n");
+	put(h, "b.log", "b\n");
+	h_start(h);
+	RUN_UNTIL(h, h->hook_count >= 1);
+	/* Ten scans or so, each of which finds b.log waiting. */
+	run_for(h, 300);
+	assert_int_equal(stats(h).files_waiting, 1);
+	for (p = log_capture_text(&lc); (p = strstr(p, "matching file(s) wait")) != NULL; p++)
+		n++;
+	assert_int_equal(n, 1);
+	log_capture_expect(&lc, "max_open_files");
+	h->hook_allow = true;
+	tail_resume(h->t);
+	RUN_UNTIL(h, h->nlines == 2);
+	h_stop_and_check(h);
+	log_capture_stop(&lc);
+}
+
+static void
 test_directory_matching_the_glob_is_not_followed(void **state)
 {
 	struct h *h = *state;
@@ -2117,6 +2147,7 @@ main(void)
 		T(test_deleted_file_is_read_to_end_and_released),
 		T(test_crlf_is_kept_in_line),
 		T(test_files_wait_for_a_descriptor_while_every_open_one_is_busy),
+		T(test_files_wait_warning_comes_once_not_at_every_scan),
 		T(test_directory_matching_the_glob_is_not_followed),
 		cmocka_unit_test(test_unreadable_file_is_reported_and_others_go_on),
 		T(test_fingerprint_grows_while_the_file_is_small),
