@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <limits.h>
+#include <sys/inotify.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -59,7 +61,7 @@ enum tail_fstate {
 	TAIL_F_PAUSED,    /* a line callback said -EAGAIN: in t->paused */
 	TAIL_F_CLOSED,    /* released or stopped; freed by its handle's close callback */
 	TAIL_F_SHUT,      /* read to its end, descriptor closed: known by identity, reopened
-	                     when a scan or the directory's inotify sees it change */
+	                     when a scan sees it change */
 	TAIL_F_NSTATES
 };
 
@@ -76,14 +78,42 @@ TAILQ_HEAD(tail_fileq, tail_file);
 
 /*
  * A directory that holds (or, for a glob whose directory part is literal,
- * will hold) matching files: its inotify events bring a file created or
- * renamed into a matching name at once, without waiting for a scan.
+ * will hold) matching files, watched on the tail's own inotify descriptor
+ * (libuv's fs_event gives no rename cookies): its events bring a file
+ * created or renamed into a matching name at once, and follow it when it is
+ * renamed out of the globs before the events are read.
  */
 struct tail_dir {
-	struct tail *t;
 	LIST_ENTRY(tail_dir) link;
-	uv_fs_event_t ev;
+	int wd;
 	char *path;
+};
+
+/*
+ * A name seen by one read of inotify events whose file is looked at once
+ * the events are read: created under (or renamed into) a matching name,
+ * then perhaps renamed again (moving: IN_MOVED_FROM seen, its IN_MOVED_TO
+ * not yet).
+ */
+struct tail_pending {
+	struct tail_dir *d;
+	char name[NAME_MAX + 1];
+	uint32_t cookie;
+	bool moving;
+};
+
+/* Names followed per read of inotify events; more make a scan instead. */
+#define TAIL_PENDING_MAX 256
+#define TAIL_DIR_EVENTS (IN_CREATE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF | \
+    IN_MOVE_SELF | IN_ONLYDIR)
+
+/* How tail_file_open starts a file. */
+enum tail_open {
+	TAIL_OPEN_MATCH,      /* under a matching name */
+	TAIL_OPEN_STOPPED,    /* renamed out of the globs while the agent was stopped:
+	                         only from its stored position, then to its end */
+	TAIL_OPEN_ROTATED,    /* renamed out of the globs before it was opened: from its
+	                         stored position or its start, to its end */
 };
 
 /* A stored position whose file no longer has its stored name (tail_find_renamed). */
@@ -146,6 +176,11 @@ struct tail {
 	size_t nshut;
 	uint64_t warned_ms;               /* when "files wait" was last logged */
 	LIST_HEAD(, tail_dir) dirs;
+	int ino_fd;                       /* -1: directories are not watched */
+	uv_poll_t ino_poll;
+	struct tail_pending *pend;        /* TAIL_PENDING_MAX */
+	size_t npend;
+	bool pend_overflow;
 
 	uint64_t gen;                     /* scans so far */
 	uint64_t resume_gen;              /* tail_resume calls so far */
@@ -412,7 +447,10 @@ tail_finish(struct tail *t)
 	free(t->name);
 	free(t->buf);
 	free(t->scanbuf);
+	free(t->pend);
 	free(t->buckets);
+	if (t->ino_fd >= 0)
+		(void)close(t->ino_fd);
 	free(t);
 	if (done != NULL)
 		done(ctx);
@@ -429,17 +467,6 @@ static void
 tail_handle_closed(uv_handle_t *h)
 {
 	tail_closed(h->data);
-}
-
-static void
-tail_dir_closed(uv_handle_t *h)
-{
-	struct tail_dir *d = h->data;
-	struct tail *t = d->t;
-
-	free(d->path);
-	free(d);
-	tail_closed(t);
 }
 
 static void
@@ -1183,7 +1210,7 @@ tail_file_wake_shut(struct tail *t, struct tail_file *f, const struct stat *st)
  * -ECANCELED when the tail was stopped, or a negative errno.
  */
 static int
-tail_file_open(struct tail *t, const char *path, const struct stat *seen, bool renamed)
+tail_file_open(struct tail *t, const char *path, const struct stat *seen, enum tail_open how)
 {
 	uint8_t head[TAIL_FINGERPRINT_MAX];
 	struct tail_file *f;
@@ -1229,7 +1256,7 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, bool r
 	f->state = TAIL_F_SHUT;
 	t->nshut++;
 	f->pos = tail_file_start_at(t, f, head, (size_t)n, &why, &stored_pos);
-	if (t->stopping || (renamed && !stored_pos)) {
+	if (t->stopping || (how == TAIL_OPEN_STOPPED && !stored_pos)) {
 		/* A renamed file that is not the stored one is none of this tail's business. */
 		r = t->stopping ? -ECANCELED : 0;
 		t->nshut--;
@@ -1249,9 +1276,10 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, bool r
 	t->st.files_seen++;
 	log_info("tail %s: following %s from %s, offset %" PRIu64, t->name, path, why, f->pos);
 	tail_file_set_state(f, f->pos < f->size ? TAIL_F_READY : TAIL_F_IDLE);
-	if (renamed) {
-		log_info("tail %s: %s was renamed from a matching path while the agent was "
-		    "stopped; reading it to its end", t->name, path);
+	if (how != TAIL_OPEN_MATCH) {
+		log_info("tail %s: %s was renamed from a matching path %s; reading it to its end",
+		    t->name, path, how == TAIL_OPEN_STOPPED ? "while the agent was stopped" :
+		    "before it could be opened there");
 		tail_file_gone(t, f);
 	}
 	return 0;
@@ -1315,10 +1343,10 @@ tail_scan_path(struct tail *t, const char *path, size_t *waiting)
 		(*waiting)++;
 		return;
 	}
-	r = tail_file_open(t, path, &st, false);
+	r = tail_file_open(t, path, &st, TAIL_OPEN_MATCH);
 	/* Other sources or connections took the descriptors: give one of ours. */
 	if ((r == -EMFILE || r == -ENFILE) && tail_slot_free(t))
-		r = tail_file_open(t, path, &st, false);
+		r = tail_file_open(t, path, &st, TAIL_OPEN_MATCH);
 	if (r == -EMFILE || r == -ENFILE) {
 		log_error("tail %s: cannot open %s: %s; raise the open file limit (LimitNOFILE) "
 		    "or lower max_open_files; trying again at the next scan", t->name, path,
@@ -1331,37 +1359,194 @@ tail_scan_path(struct tail *t, const char *path, size_t *waiting)
 	}
 }
 
-static void
-tail_dir_event_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+/* The watched directory of wd, or NULL. */
+static struct tail_dir *
+tail_dir_of(struct tail *t, int wd)
 {
-	struct tail_dir *d = h->data;
-	struct tail *t = d->t;
+	struct tail_dir *d;
+
+	LIST_FOREACH(d, &t->dirs, link)
+		if (d->wd == wd)
+			return d;
+	return NULL;
+}
+
+static struct tail_pending *
+tail_pending_find(struct tail *t, const struct tail_dir *d, const char *name)
+{
+	for (size_t i = 0; i < t->npend; i++)
+		if (t->pend[i].d == d && !t->pend[i].moving && strcmp(t->pend[i].name, name) == 0)
+			return &t->pend[i];
+	return NULL;
+}
+
+static void
+tail_pending_add(struct tail *t, struct tail_dir *d, const char *name)
+{
+	struct tail_pending *pe;
+
+	if (tail_pending_find(t, d, name) != NULL)
+		return;
+	if (t->npend == TAIL_PENDING_MAX) {
+		t->pend_overflow = true;
+		return;
+	}
+	pe = &t->pend[t->npend++];
+	pe->d = d;
+	snprintf(pe->name, sizeof(pe->name), "%s", name);
+	pe->moving = false;
+}
+
+/* One inotify event of a watched directory, in the order they came. */
+static void
+tail_ino_event(struct tail *t, const struct inotify_event *e)
+{
+	struct tail_pending *pe;
+	struct tail_dir *d;
 	char path[PATH_MAX];
-	size_t waiting = 0;
+	size_t i;
 	int n;
 
+	if (e->mask & IN_Q_OVERFLOW) {
+		t->pend_overflow = true;
+		return;
+	}
+	if ((d = tail_dir_of(t, e->wd)) == NULL)
+		return;
+	if (e->mask & IN_IGNORED) {
+		/* Removed or unmounted: a scan watches it again if it comes back. */
+		for (i = 0; i < t->npend; i++)
+			if (t->pend[i].d == d)
+				t->pend[i] = t->pend[--t->npend], i--;
+		LIST_REMOVE(d, link);
+		free(d->path);
+		free(d);
+		t->pend_overflow = true;
+		return;
+	}
+	if (e->len == 0 || e->name[0] == '\0')
+		return;
+	if (e->mask & IN_MOVED_FROM) {
+		if ((pe = tail_pending_find(t, d, e->name)) != NULL) {
+			pe->moving = true;
+			pe->cookie = e->cookie;
+		}
+		return;
+	}
+	if (e->mask & IN_DELETE) {
+		if ((pe = tail_pending_find(t, d, e->name)) != NULL)
+			*pe = t->pend[--t->npend];
+		return;
+	}
+	if (e->mask & IN_MOVED_TO) {
+		for (i = 0; i < t->npend; i++) {
+			pe = &t->pend[i];
+			if (pe->moving && pe->cookie == e->cookie) {
+				/* The file of a matching name, renamed before it was looked at. */
+				pe->d = d;
+				snprintf(pe->name, sizeof(pe->name), "%s", e->name);
+				pe->moving = false;
+				return;
+			}
+		}
+	}
+	if (!(e->mask & (IN_CREATE | IN_MOVED_TO)))
+		return;
+	n = snprintf(path, sizeof(path), "%s/%s", d->path, e->name);
+	if (n > 0 && (size_t)n < sizeof(path) && tail_matches(t, path))
+		tail_pending_add(t, d, e->name);
+}
+
+/* A file renamed out of the globs before it was opened there: read it to its end. */
+static void
+tail_rotated_open(struct tail *t, const char *path)
+{
+	struct stat st;
+	int r;
+
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    tail_lookup(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino) != NULL || !tail_slot(t))
+		return;
+	r = tail_file_open(t, path, &st, TAIL_OPEN_ROTATED);
+	if (r < 0 && r != -ENOENT && r != -ECANCELED) {
+		log_error("tail %s: cannot open %s, rotated away from a matching name: %s; its "
+		    "lines are not read", t->name, path, strerror(-r));
+		t->st.errors++;
+	}
+}
+
+/*
+ * The files named by the events just read: a created or renamed-in name is
+ * opened now, while the file renamed away from it is still read, and a file
+ * renamed out of the globs before it could be opened is followed under its
+ * new name; a writer rotating faster than scans loses nothing.
+ */
+static void
+tail_pending_run(struct tail *t)
+{
+	char path[PATH_MAX];
+	size_t i, waiting = 0;
+	int n;
+
+	for (i = 0; i < t->npend && !t->stopping; i++) {
+		struct tail_pending *pe = &t->pend[i];
+
+		/* Moved out of the watched directories: out of reach. */
+		if (pe->moving)
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", pe->d->path, pe->name);
+		if (n < 0 || (size_t)n >= sizeof(path))
+			continue;
+		if (tail_matches(t, path))
+			tail_scan_path(t, path, &waiting);
+		else
+			tail_rotated_open(t, path);
+	}
+	t->npend = 0;
+	if (waiting > 0)
+		t->starved = true;
+	if (t->pend_overflow && !t->stopping) {
+		t->pend_overflow = false;
+		log_warn("tail %s: too many directory events at once; scanning", t->name);
+		uv_timer_start(&t->scan_timer, tail_scan_cb, 0, t->o.scan_interval_ms);
+	}
+}
+
+static void
+tail_ino_cb(uv_poll_t *h, int status, int events)
+{
+	struct tail *t = h->data;
+	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *e;
+	ssize_t n;
+	size_t off;
+	int reads;
+
+	(void)events;
 	if (t->stopping)
 		return;
 	if (status < 0) {
-		log_warn("tail %s: inotify failed on directory %s: %s; new files there are found "
-		    "every scan_interval", t->name, d->path, uv_strerror(status));
+		log_warn("tail %s: inotify failed: %s; new files are found every scan_interval",
+		    t->name, uv_strerror(status));
+		uv_poll_stop(h);
 		return;
 	}
-	/* Writes to open files come through their own watches; shut files have none. */
-	if (!(events & UV_RENAME) && t->nshut == 0)
-		return;
-	if (filename == NULL) {
-		uv_timer_start(&t->scan_timer, tail_scan_cb, 0, t->o.scan_interval_ms);
-		return;
+	/* A few reads at most: the loop stays responsive, and the rest comes next turn. */
+	for (reads = 0; reads < 8; reads++) {
+		if ((n = read(t->ino_fd, buf, sizeof(buf))) < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				log_warn("tail %s: cannot read inotify events: %s", t->name,
+				    strerror(errno));
+			break;
+		}
+		for (off = 0; off + sizeof(*e) <= (size_t)n; off += sizeof(*e) + e->len) {
+			e = (const struct inotify_event *)(buf + off);
+			tail_ino_event(t, e);
+		}
 	}
-	n = snprintf(path, sizeof(path), "%s/%s", d->path, filename);
-	/*
-	 * A created or renamed-in name is opened now, while the file renamed
-	 * away from it is still read: a writer rotating again before the next
-	 * scan would otherwise take this file out of sight unread.
-	 */
-	if (n > 0 && (size_t)n < sizeof(path) && tail_matches(t, path))
-		tail_scan_path(t, path, &waiting);
+	tail_pending_run(t);
 }
 
 /* Watches the directory dir[0, len) unless it is watched already. */
@@ -1369,8 +1554,9 @@ static void
 tail_dir_watch(struct tail *t, const char *dir, size_t len)
 {
 	struct tail_dir *d;
-	int r;
 
+	if (t->ino_fd < 0)
+		return;
 	LIST_FOREACH(d, &t->dirs, link)
 		if (strlen(d->path) == len && memcmp(d->path, dir, len) == 0)
 			return;
@@ -1380,21 +1566,18 @@ tail_dir_watch(struct tail *t, const char *dir, size_t len)
 		    "every scan_interval", t->name);
 		return;
 	}
-	d->t = t;
-	uv_fs_event_init(t->loop, &d->ev);
-	d->ev.data = d;
-	LIST_INSERT_HEAD(&t->dirs, d, link);
-	if ((r = uv_fs_event_start(&d->ev, tail_dir_event_cb, d->path, 0)) != 0) {
+	if ((d->wd = inotify_add_watch(t->ino_fd, d->path, TAIL_DIR_EVENTS)) < 0) {
 		/* Not there yet, or not watchable: tried again at the next scan. */
-		if (r != UV_ENOENT && r != UV_ENOTDIR)
+		if (errno != ENOENT && errno != ENOTDIR)
 			log_warn("tail %s: cannot watch directory %s with inotify: %s; new files "
 			    "there are found every scan_interval (raise "
 			    "fs.inotify.max_user_watches if that is the limit)", t->name, d->path,
-			    uv_strerror(r));
-		LIST_REMOVE(d, link);
-		t->closing++;
-		uv_close((uv_handle_t *)&d->ev, tail_dir_closed);
+			    strerror(errno));
+		free(d->path);
+		free(d);
+		return;
 	}
+	LIST_INSERT_HEAD(&t->dirs, d, link);
 }
 
 /* The length of path's directory part (0 when it has none). */
@@ -1471,7 +1654,8 @@ tail_renamed_open(struct tail *t, const struct tail_renamed *r)
 		    (uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino ||
 		    !S_ISREG(st.st_mode))
 			continue;
-		rc = tail_file_open(t, path, &st, !tail_matches(t, path));
+		rc = tail_file_open(t, path, &st,
+		    tail_matches(t, path) ? TAIL_OPEN_MATCH : TAIL_OPEN_STOPPED);
 		if (rc < 0 && rc != -ENOENT && rc != -ECANCELED) {
 			log_error("tail %s: cannot open %s, renamed while the agent was stopped: "
 			    "%s; its last lines are not read", t->name, path, strerror(-rc));
@@ -1636,6 +1820,37 @@ tail_strdup_all(char ***out, const char *const *v, size_t n)
 	return 0;
 }
 
+/* The inotify descriptor for directories; without it, scans alone find new files. */
+static void
+tail_ino_start(struct tail *t)
+{
+	int r;
+
+	if ((t->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
+		log_warn("tail %s: cannot use inotify for directories: %s; new files are found "
+		    "every scan_interval (raise fs.inotify.max_user_instances if that is the "
+		    "limit)", t->name, strerror(errno));
+		return;
+	}
+	if ((r = uv_poll_init(t->loop, &t->ino_poll, t->ino_fd)) != 0) {
+		log_warn("tail %s: cannot poll inotify: %s; new files are found every "
+		    "scan_interval", t->name, uv_strerror(r));
+		(void)close(t->ino_fd);
+		t->ino_fd = -1;
+		return;
+	}
+	t->ino_poll.data = t;
+	if ((r = uv_poll_start(&t->ino_poll, UV_READABLE, tail_ino_cb)) != 0) {
+		log_warn("tail %s: cannot poll inotify: %s; new files are found every "
+		    "scan_interval", t->name, uv_strerror(r));
+		/* Out of the loop's poll set once uv_close returns: the descriptor can go. */
+		t->closing++;
+		uv_close((uv_handle_t *)&t->ino_poll, tail_handle_closed);
+		(void)close(t->ino_fd);
+		t->ino_fd = -1;
+	}
+}
+
 int
 tail_start(uv_loop_t *loop, const struct tail_options *o, const struct tail_callbacks *cb,
     void *ctx, struct tail **out)
@@ -1657,6 +1872,7 @@ tail_start(uv_loop_t *loop, const struct tail_options *o, const struct tail_call
 
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return -ENOMEM;
+	t->ino_fd = -1;
 	t->loop = loop;
 	t->o = *o;
 	if (t->o.read_quantum == 0)
@@ -1682,6 +1898,7 @@ tail_start(uv_loop_t *loop, const struct tail_options *o, const struct tail_call
 	    tail_strdup_all(&t->exclude, o->exclude, o->nexclude) != 0 ||
 	    (t->buf = malloc(t->bufsize)) == NULL ||
 	    (t->scanbuf = malloc(TAIL_SCAN_BUF)) == NULL ||
+	    (t->pend = calloc(TAIL_PENDING_MAX, sizeof(*t->pend))) == NULL ||
 	    (t->buckets = calloc(t->nbuckets, sizeof(*t->buckets))) == NULL) {
 		tail_finish(t);
 		return -ENOMEM;
@@ -1696,6 +1913,7 @@ tail_start(uv_loop_t *loop, const struct tail_options *o, const struct tail_call
 	uv_timer_init(loop, &t->wake_timer);
 	uv_idle_init(loop, &t->idle);
 	t->scan_timer.data = t->stat_timer.data = t->wake_timer.data = t->idle.data = t;
+	tail_ino_start(t);
 
 	t->first_scan = true;
 	tail_scan(t);
@@ -1736,8 +1954,12 @@ tail_stop(struct tail *t, void (*done)(void *ctx), void *ctx)
 		tail_file_close(t, f);
 	while ((d = LIST_FIRST(&t->dirs)) != NULL) {
 		LIST_REMOVE(d, link);
+		free(d->path);
+		free(d);
+	}
+	if (t->ino_fd >= 0) {
 		t->closing++;
-		uv_close((uv_handle_t *)&d->ev, tail_dir_closed);
+		uv_close((uv_handle_t *)&t->ino_poll, tail_handle_closed);
 	}
 	t->closing += 4;
 	uv_close((uv_handle_t *)&t->scan_timer, tail_handle_closed);

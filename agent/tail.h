@@ -18,13 +18,16 @@
  * as the directory's inotify event comes, from its start, while the renamed
  * file is read to its end at the same time and released once it has stayed
  * at its end for `rotate_wait`; any number of rotations between scans is
- * followed this way. A renamed file whose new name also matches is the same
- * file (same identity): it is not read again. At the first scan, a stored
- * position whose path names another file now is looked for by identity in
- * its directory (the agent was stopped during a rotation) and read to its
- * end. copytruncate: a size below the
- * read position, or a fingerprint that changed, means the file starts
- * again at 0. A deleted file is read to its end and released.
+ * followed this way: the directory's events are read on the tail's own
+ * inotify descriptor, whose rename cookies tell where a file created at a
+ * matching name went when it was renamed before it could be opened (it is
+ * then read under its new name, from its start, to its end). A renamed file
+ * whose new name also matches is the same file (same identity): it is not
+ * read again. At the first scan, a stored position whose path names another
+ * file now is looked for by identity in its directory (the agent was stopped
+ * during a rotation) and read to its end. copytruncate: a size below the
+ * read position, or a fingerprint that changed, means the file starts again
+ * at 0. A deleted file is read to its end and released.
  *
  * Reading is fair: each file gets at most `read_quantum` bytes per turn,
  * and files take turns (one turn per loop iteration, so the loop stays
@@ -51,8 +54,8 @@
  * Descriptors: at most max_files files are open. A file read to its end
  * and unchanged for close_inactive is closed (SHUT), and when a file needs
  * a descriptor and none is free, the file idle longest is. A shut file
- * stays known (identity, path, position); a scan or its directory's inotify
- * event that sees it change opens it again and checks its fingerprint: the
+ * stays known (identity, path, position); a scan (or a directory event
+ * naming it) that sees it change opens it again and checks its fingerprint: the
  * same file reads on from its position, a rewritten one from 0. A shut file
  * that is renamed out of the globs or deleted is forgotten.
  *

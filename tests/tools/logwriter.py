@@ -8,11 +8,10 @@
       writes, and after K lines renames FILE to FILE.1 while keeping the old
       descriptor for N more lines (a server not yet told to reopen), then
       creates a new FILE for the rest
-  logwriter.py rotate-many FILE FIRST COUNT --every K [--after N] [--wait-cmd CMD]
+  logwriter.py rotate-many FILE FIRST COUNT --every K [--after N]
       writes, and every K lines renames FILE to FILE.<n> (n = 1, 2, ...),
       writes N more lines to the renamed file, then creates a new FILE; no
-      pause in between. CMD, when given, runs (until it succeeds) before
-      each rename, with {n} replaced by the number of files created so far
+      pause in between
   logwriter.py copytruncate FILE FIRST COUNT --at K --wait-cmd CMD
       writes K lines, runs CMD until it succeeds (e.g. until the agent has
       them), copies FILE to FILE.1, truncates FILE and at once writes the rest
@@ -98,8 +97,6 @@ def main():
             done += k
             if done >= a.count:
                 break
-            if a.wait_cmd:
-                wait_for(a.wait_cmd.replace("{n}", str(n)))
             os.rename(a.file, "%s.%d" % (a.file, n))
             k = min(a.after, a.count - done)
             paced(f, a.first + done, k, a.rate, a.pad)

@@ -1777,6 +1777,38 @@ test_many_rotations_between_scans_lose_nothing(void **state)
 }
 
 static void
+test_file_rotated_away_before_it_was_opened_is_followed_under_its_new_name(void **state)
+{
+	struct h *h = *state;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct rec *r;
+
+	h->o.scan_interval_ms = 60000;
+	h->o.stat_interval_ms = 60000;
+	h_path(h, h->pathv[0], "app.log");
+	h_path(h, from, "app.log");
+	put(h, "app.log", "a\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	/* Two rotations before the loop runs again: b's file is never at app.log when looked at. */
+	h_path(h, to, "app.log.1");
+	assert_int_equal(rename(from, to), 0);
+	put(h, "app.log", "b1\nb2\n");
+	h_path(h, to, "app.log.2");
+	assert_int_equal(rename(from, to), 0);
+	put(h, "app.log", "c\n");
+	RUN_UNTIL(h, h->nlines == 4 && h->releases == 2);
+	r = rec_of(h, "app.log.2");
+	assert_non_null(r);
+	expect_line(h, r, 0, "b1", 0, 3);
+	expect_rec_is_file(h, r, "app.log.2");
+	assert_true(r->released);
+	expect_rec_is_file(h, rec_of(h, "app.log"), "app.log");
+	expect_rec_is_file(h, rec_of(h, "app.log.1"), "app.log.1");
+	h_stop_and_check(h);
+}
+
+static void
 test_rotated_name_matching_the_glob_is_not_read_twice(void **state)
 {
 	struct h *h = *state;
@@ -2158,6 +2190,7 @@ main(void)
 		T(test_new_file_at_a_rotated_path_is_followed_at_once_while_the_old_one_is_read),
 		T(test_many_rotations_between_scans_lose_nothing),
 		T(test_rotated_name_matching_the_glob_is_not_read_twice),
+		T(test_file_rotated_away_before_it_was_opened_is_followed_under_its_new_name),
 		T(test_restart_finds_a_stored_file_renamed_while_stopped),
 		T(test_inode_reuse_beginning_with_the_old_content_is_read_from_its_start),
 		T(test_every_piece_of_a_split_line_carries_its_id_index_and_count),
