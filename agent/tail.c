@@ -1686,9 +1686,10 @@ tail_find_renamed(struct tail *t)
 		    "agent was stopped are not looked for", t->name, strerror(-r));
 		t->st.errors++;
 	}
+	/* Mostly positions of rotated files long deleted: worth a note, not a warning. */
 	if (l.dropped > 0)
-		log_warn("tail %s: %zu stored file(s) renamed while the agent was stopped are not "
-		    "looked for (more than max_open_files, or out of memory)", t->name, l.dropped);
+		log_info("tail %s: %zu more stored position(s) whose file has another name now "
+		    "are not looked for (at most max_open_files are)", t->name, l.dropped);
 	for (i = 0; i < l.n; i++) {
 		if (!t->stopping)
 			tail_renamed_open(t, &l.v[i]);
