@@ -1424,6 +1424,11 @@ tail_ino_event(struct tail *t, const struct inotify_event *e)
 		t->pend_overflow = true;
 		return;
 	}
+	if (e->mask & IN_MOVE_SELF) {
+		/* Its path is wrong now: drop the watch (IN_IGNORED follows), a scan sets it again. */
+		(void)inotify_rm_watch(t->ino_fd, d->wd);
+		return;
+	}
 	if (e->len == 0 || e->name[0] == '\0')
 		return;
 	if (e->mask & IN_MOVED_FROM) {
