@@ -72,6 +72,15 @@ static const struct config_key source_keys[] = {
 	{ "flush_timeout", CONFIG_DURATION, S(flush_timeout_ms), .def = "5s", .min = 10, .max = HOUR,
 	  .only = ONLY(SOURCE_FILE),
 	  .help = "A last line without its newline is shipped after waiting this long." },
+	{ "max_open_files", CONFIG_INT, S(max_open_files), .def = "1024", .min = 1, .max = 1048576,
+	  .only = ONLY(SOURCE_FILE),
+	  .help = "Files of this source open at once. Every matching file is read: when all are open, "
+	    "the one idle longest is closed and reopened by identity once it changes. Capped at half "
+	    "the agent's descriptor limit (RLIMIT_NOFILE, raised to its hard limit at start)." },
+	{ "close_inactive", CONFIG_DURATION, S(close_inactive_ms), .def = "5m", .min = 100,
+	  .max = 24 * HOUR, .only = ONLY(SOURCE_FILE),
+	  .help = "A file read to its end that has not changed for this long is closed; it is "
+	    "reopened by identity (device, inode, fingerprint) when it changes, from where it was." },
 	{ "listen", CONFIG_LIST, S(listen), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
 	  .elem = &elem_listen, .only = ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_HTTP),
 	  .required_when = ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_HTTP),

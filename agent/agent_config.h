@@ -28,6 +28,8 @@ struct agent_source {
 	uint64_t scan_interval_ms;    /* file: glob re-scan */
 	uint64_t stat_interval_ms;    /* file: stat safety net */
 	uint64_t flush_timeout_ms;    /* file: partial last line */
+	int64_t max_open_files;       /* file: descriptors open at once */
+	uint64_t close_inactive_ms;   /* file: an idle file's descriptor is closed after this */
 	struct config_list listen;    /* struct config_addr (syslog, http) */
 	uint64_t max_message_size;    /* syslog */
 	char *socket_mode;            /* syslog unix sockets, octal */

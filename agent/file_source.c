@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "agent/file_source.h"
 #include "agent/source.h"
@@ -41,6 +42,31 @@ file_source_position(void *ctx, const struct tail_id *id, uint64_t *offset,
 	return 0;
 }
 
+struct file_source_each {
+	int (*fn)(void *fctx, const struct tail_id *id, const char *path, uint64_t offset);
+	void *fctx;
+};
+
+static int
+file_source_each_one(void *ctx, const struct spool_file *f)
+{
+	struct file_source_each *e = ctx;
+	struct tail_id id = { .dev = f->dev, .ino = f->ino, .fp_len = f->fp_len,
+	    .fp_hash = f->fp_hash };
+
+	return e->fn(e->fctx, &id, f->path, f->offset);
+}
+
+static int
+file_source_stored(void *ctx, int (*fn)(void *fctx, const struct tail_id *id, const char *path,
+    uint64_t offset), void *fctx)
+{
+	struct file_source *fs = ctx;
+	struct file_source_each e = { fn, fctx };
+
+	return spool_each_position(fs->spool, file_source_each_one, &e);
+}
+
 static void
 file_source_pos(const struct tail_file_info *f, uint64_t offset, struct spool_file *pos)
 {
@@ -62,11 +88,16 @@ file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line,
 	unsigned marks = 0;
 	int r;
 
-	if (flags & TAIL_LINE_SPLIT)
-		marks |= SOURCE_SPLIT;
 	if (flags & TAIL_LINE_PARTIAL)
 		marks |= SOURCE_PARTIAL;
-	source_line_event(&fs->sl, line, len, marks, source_now_ns(), f->path, &ev);
+	if (f->piece != NULL) {
+		struct source_piece pc = { .id = f->piece->id, .index = f->piece->index,
+		    .count = f->piece->count };
+
+		source_line_piece(&fs->sl, line, len, &pc, marks, source_now_ns(), f->path, &ev);
+	} else {
+		source_line_event(&fs->sl, line, len, marks, source_now_ns(), f->path, &ev);
+	}
 	file_source_pos(f, end_offset, &pos);
 	r = spool_append(fs->spool, &ev, &pos);
 	if (r == -EMSGSIZE) {
@@ -109,6 +140,40 @@ file_source_flush(void *ctx)
 	spool_flush(fs->spool);
 }
 
+/*
+ * Raises the soft descriptor limit to the hard one (allowed without
+ * privilege), and returns how many files this source may keep open: its
+ * max_open_files, but at most half the limit, the rest being for the
+ * spool, connections and other sources.
+ */
+static size_t
+file_source_max_open(const struct agent_source *cfg)
+{
+	struct rlimit rl;
+	size_t want = (size_t)cfg->max_open_files;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		was = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("raised the open file limit from %llu to %llu", (unsigned long long)was,
+			    (unsigned long long)rl.rlim_cur);
+		else if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			return want;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && want > rl.rlim_cur / 2) {
+		log_warn("source %s: max_open_files %zu is above half the open file limit %llu; "
+		    "using %llu (raise LimitNOFILE, or ulimit -n, to keep more files open)",
+		    cfg->name, want, (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)(rl.rlim_cur / 2));
+		want = rl.rlim_cur / 2 > 0 ? (size_t)(rl.rlim_cur / 2) : 1;
+	}
+	return want;
+}
+
 int
 file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
     struct spool *spool, struct file_source **out)
@@ -118,6 +183,7 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		.line = file_source_line,
 		.flush = file_source_flush,
 		.skipped = file_source_skipped,
+		.stored = file_source_stored,
 	};
 	struct tail_options o = { 0 };
 	struct file_source *fs;
@@ -138,6 +204,8 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	o.scan_interval_ms = cfg->scan_interval_ms;
 	o.stat_interval_ms = cfg->stat_interval_ms;
 	o.flush_timeout_ms = cfg->flush_timeout_ms;
+	o.max_files = file_source_max_open(cfg);
+	o.close_inactive_ms = cfg->close_inactive_ms;
 	if ((r = tail_start(loop, &o, &cb, fs, &fs->tail)) != 0) {
 		log_error("source %s: cannot start following files: %s", cfg->name, strerror(-r));
 		source_line_free(&fs->sl);

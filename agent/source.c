@@ -73,15 +73,11 @@ source_parse(struct source_line *sl, const uint8_t *line, size_t len, uint64_t n
 	}
 }
 
-void
-source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsigned marks,
-    uint64_t now_ns, const char *source, struct event *ev)
+/* The fields every event has, with line as its message. */
+static void
+source_event_init(struct source_line *sl, const uint8_t *line, size_t len, uint64_t now_ns,
+    const char *source, struct event *ev)
 {
-	struct parsed *p = &sl->parsed;
-	size_t n = 0;
-
-	if (len > 0 && line[len - 1] == '\r' && !(marks & SOURCE_SPLIT))
-		len--;
 	memset(ev, 0, sizeof(*ev));
 	ev->ts = now_ns;
 	ev->host = sl->host;
@@ -91,14 +87,30 @@ source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsig
 	ev->message.ptr = line;
 	ev->message.len = len;
 	ev->fields = sl->fields;
-	if (marks & SOURCE_SPLIT) {
-		/* A piece of a line cut at an arbitrary byte: parsing it means nothing. */
-		sl->fields[n].key = PS("split");
+}
+
+/* Adds `partial: true` as field n when marks say so; returns the field count. */
+static size_t
+source_mark_partial(struct source_line *sl, size_t n, unsigned marks)
+{
+	if (marks & SOURCE_PARTIAL) {
+		sl->fields[n].key = PS("partial");
 		sl->fields[n].type = EVENT_BOOLEAN;
 		sl->fields[n++].v.boolean = true;
-		ev->nfields = n;
-		return;
 	}
+	return n;
+}
+
+void
+source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsigned marks,
+    uint64_t now_ns, const char *source, struct event *ev)
+{
+	struct parsed *p = &sl->parsed;
+	size_t n = 0;
+
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	source_event_init(sl, line, len, now_ns, source, ev);
 	if (source_parse(sl, line, len, now_ns) != 0) {
 		sl->parse_errors++;
 		sl->fields[n].key = PS("parse_error");
@@ -121,12 +133,32 @@ source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsig
 			sl->fields[n++].v.text.len = strlen(p->error);
 		}
 	}
-	if (marks & SOURCE_PARTIAL) {
-		sl->fields[n].key = PS("partial");
-		sl->fields[n].type = EVENT_BOOLEAN;
-		sl->fields[n++].v.boolean = true;
-	}
-	ev->nfields = n;
+	ev->nfields = source_mark_partial(sl, n, marks);
+}
+
+void
+source_line_piece(struct source_line *sl, const uint8_t *line, size_t len,
+    const struct source_piece *pc, unsigned marks, uint64_t now_ns, const char *source,
+    struct event *ev)
+{
+	struct event_field *fl = sl->fields;
+
+	/* A piece is cut at an arbitrary byte: parsing it means nothing. */
+	source_event_init(sl, line, len, now_ns, source, ev);
+	fl[0].key = PS("split");
+	fl[0].type = EVENT_BOOLEAN;
+	fl[0].v.boolean = true;
+	fl[1].key = PS("split_id");
+	fl[1].type = EVENT_TEXT;
+	fl[1].v.text.ptr = (const uint8_t *)pc->id;
+	fl[1].v.text.len = strlen(pc->id);
+	fl[2].key = PS("split_index");
+	fl[2].type = EVENT_INTEGER;
+	fl[2].v.integer = pc->index;
+	fl[3].key = PS("split_count");
+	fl[3].type = EVENT_INTEGER;
+	fl[3].v.integer = pc->count;
+	ev->nfields = source_mark_partial(sl, 4, marks);
 }
 
 void

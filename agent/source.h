@@ -4,9 +4,12 @@
  * fills time, host, stream and source, and marks what went wrong.
  *
  * A line that does not parse is still an event: its raw message and a
- * `parse_error` field (DESIGN.md "Parsers"). A piece of a line longer than
- * max_line carries `split: true` (all pieces but the last) and is not
- * parsed; a last line flushed without its newline carries `partial: true`.
+ * `parse_error` field (DESIGN.md "Parsers"). Every piece of a line longer
+ * than max_line carries `split: true`, `split_id` (text, the same for all
+ * pieces of the line), `split_index` (0-based) and `split_count`, and is
+ * not parsed: a consumer puts the line back together by concatenating the
+ * messages of one split_id in split_index order. A last line flushed
+ * without its newline carries `partial: true`.
  */
 #ifndef LOGFERRY_SOURCE_H
 #define LOGFERRY_SOURCE_H
@@ -19,8 +22,13 @@
 #include "common/tz.h"
 #include "proto/event.h"
 
-#define SOURCE_SPLIT   0x1
 #define SOURCE_PARTIAL 0x2
+
+/* Where a piece of a line longer than max_line belongs. */
+struct source_piece {
+	const char *id;              /* shared by the pieces of one line, unique */
+	uint32_t index, count;       /* 0-based; pieces of the line */
+};
 
 struct source_line {
 	int format;                  /* enum agent_format */
@@ -49,6 +57,16 @@ void source_line_free(struct source_line *sl);
  */
 void source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsigned marks,
     uint64_t now_ns, const char *source, struct event *ev);
+
+/*
+ * Builds *ev for one piece of a split line, not parsed and kept byte for
+ * byte (a "\r" too): the split fields of pc, and `partial: true` when
+ * marks has SOURCE_PARTIAL (the last piece of a line flushed without its
+ * newline). Valid like source_line_event's event.
+ */
+void source_line_piece(struct source_line *sl, const uint8_t *line, size_t len,
+    const struct source_piece *pc, unsigned marks, uint64_t now_ns, const char *source,
+    struct event *ev);
 
 /* An event without fields, for a line whose parsed event is too large: message + parse_error. */
 void source_line_raw(struct source_line *sl, const struct event *parsed, const char *why,

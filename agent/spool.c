@@ -1067,6 +1067,40 @@ spool_on_prepare(uv_prepare_t *h)
 	spool_handoff(h->data);
 }
 
+/* Calls fn for each position of the files table in txn, until fn returns nonzero. */
+static int
+spool_files_walk(MDB_txn *txn, MDB_dbi files, int (*fn)(void *ctx, const struct spool_file *f),
+    void *ctx)
+{
+	char path[PATH_MAX + 1];
+	MDB_cursor *c;
+	MDB_val k, d;
+	int rc, r = 0;
+
+	if (mdb_cursor_open(txn, files, &c) != 0)
+		return -EIO;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0 && r == 0;
+	    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct spool_file f;
+		size_t plen;
+
+		if (spool_pos_parse(&k, &d, &f, &plen) != 0) {
+			r = -EIO;
+			break;
+		}
+		if (plen > PATH_MAX)
+			plen = PATH_MAX;
+		memcpy(path, f.path, plen);
+		path[plen] = '\0';
+		f.path = path;
+		r = fn(ctx, &f);
+	}
+	if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		r = -EIO;
+	mdb_cursor_close(c);
+	return r;
+}
+
 int
 spool_get_position(struct spool *s, uint64_t dev, uint64_t ino, struct spool_file *out,
     char *path, size_t pathlen)
@@ -1097,6 +1131,22 @@ spool_get_position(struct spool *s, uint64_t dev, uint64_t ino, struct spool_fil
 	} else {
 		out->path = NULL;
 	}
+	mdb_txn_abort(txn);
+	return r;
+}
+
+int
+spool_each_position(struct spool *s, int (*fn)(void *ctx, const struct spool_file *f),
+    void *ctx)
+{
+	MDB_txn *txn;
+	int rc, r;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		log_error("spool %s: cannot read: %s", s->dir, mdb_strerror(rc));
+		return -EIO;
+	}
+	r = spool_files_walk(txn, s->files, fn, ctx);
 	mdb_txn_abort(txn);
 	return r;
 }
@@ -1508,31 +1558,7 @@ int
 spool_view_files(struct spool_view *v, int (*fn)(void *ctx, const struct spool_file *f),
     void *ctx)
 {
-	MDB_cursor *c;
-	MDB_val k, d;
-	char path[PATH_MAX + 1];
-	int rc, r = 0;
-
-	if (mdb_cursor_open(v->txn, v->files, &c) != 0)
-		return -EIO;
-	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0 && r == 0;
-	    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		struct spool_file f;
-		size_t plen;
-
-		if (spool_pos_parse(&k, &d, &f, &plen) != 0) {
-			r = -EIO;
-			break;
-		}
-		if (plen > PATH_MAX)
-			plen = PATH_MAX;
-		memcpy(path, f.path, plen);
-		path[plen] = '\0';
-		f.path = path;
-		r = fn(ctx, &f);
-	}
-	mdb_cursor_close(c);
-	return r;
+	return spool_files_walk(v->txn, v->files, fn, ctx);
 }
 
 static uint64_t

@@ -108,6 +108,14 @@ int spool_set_position(struct spool *s, const struct spool_file *f);
 void spool_flush(struct spool *s);
 
 /*
+ * Calls fn for each committed file position, on the loop thread, until fn
+ * returns nonzero (returned as is). f and its path are valid during the
+ * call. Returns 0, fn's value, or -EIO.
+ */
+int spool_each_position(struct spool *s, int (*fn)(void *ctx, const struct spool_file *f),
+    void *ctx);
+
+/*
  * The committed position of a file, read on the loop thread. path receives
  * the stored path (truncated to pathlen). Returns 0, -ENOENT, or -EIO.
  */

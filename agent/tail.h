@@ -3,19 +3,31 @@
  * their lines, one at a time, to the caller.
  *
  * Files are found by globs, re-scanned every scan_interval; inotify (libuv
- * fs_event) makes reads prompt and a stat every stat_interval is the safety
- * net for what inotify misses. A file is known by its identity: device,
- * inode and a fingerprint (hash of its first bytes), so an inode reused
- * after a delete is a new file. The read position of a file is the offset
+ * fs_event) on each file makes reads prompt, inotify on each directory
+ * holding matching files (or named literally by a glob) opens a file created
+ * or renamed into a matching name at once, and a stat every stat_interval is
+ * the safety net for what inotify misses. A file is known by its identity:
+ * device, inode and a fingerprint (hash of its first bytes, seeded with the
+ * file's birth time where the file system keeps one), so an inode reused
+ * after a delete is a new file, even when it begins with the old bytes. The read position of a file is the offset
  * of the first byte the caller has not consumed yet; the caller stores it
  * (the spool commits it with the events) and gives it back through the
  * `position` callback when a file is first opened.
  *
- * Rotation by rename (+create): the renamed file is read to its end and
- * released once it has stayed at its end for `rotate_wait`, then the file
- * now at the path is read from its start. copytruncate: a size below the
- * read position, or a fingerprint that changed, means the file starts
- * again at 0. A deleted file is read to its end and released.
+ * Rotation by rename (+create): the file now at the path is followed as soon
+ * as the directory's inotify event comes, from its start, while the renamed
+ * file is read to its end at the same time and released once it has stayed
+ * at its end for `rotate_wait`; any number of rotations between scans is
+ * followed this way: the directory's events are read on the tail's own
+ * inotify descriptor, whose rename cookies tell where a file created at a
+ * matching name went when it was renamed before it could be opened (it is
+ * then read under its new name, from its start, to its end). A renamed file
+ * whose new name also matches is the same file (same identity): it is not
+ * read again. At the first scan, a stored position whose path names another
+ * file now is looked for by identity in its directory (the agent was stopped
+ * during a rotation) and read to its end. copytruncate: a size below the
+ * read position, or a fingerprint that changed, means the file starts again
+ * at 0. A deleted file is read to its end and released.
  *
  * Reading is fair: each file gets at most `read_quantum` bytes per turn,
  * and files take turns (one turn per loop iteration, so the loop stays
@@ -26,11 +38,26 @@
  *
  * Lines longer than max_line are handed over in pieces of max_line bytes,
  * marked TAIL_LINE_SPLIT; the last piece (the one that ends with the
- * newline) has no flag. A line of exactly max_line bytes is never split:
- * tail splits only once it has seen max_line + 1 bytes without a newline.
+ * newline) has no flag. Every piece, the last too, comes with its
+ * tail_piece (shared id, index, count): before the first piece tail looks
+ * ahead for the newline (reading, not buffering, at most 16 MiB per turn),
+ * and a long line without its newline yet waits like a partial last line;
+ * flushed (flush_timeout, or its file released), it is handed over in
+ * pieces counted from the bytes there are, the last one TAIL_LINE_PARTIAL.
+ * A line of exactly max_line bytes is never split: tail splits only once it
+ * has seen max_line + 1 bytes without a newline. After a restart inside a
+ * split line, its remaining bytes are handed over as a line of their own.
  * A last line without a newline is handed over (TAIL_LINE_PARTIAL) when it
  * has not grown for flush_timeout, or when its file is released; bytes
  * written after it then start a new line.
+ *
+ * Descriptors: at most max_files files are open. A file read to its end
+ * and unchanged for close_inactive is closed (SHUT), and when a file needs
+ * a descriptor and none is free, the file idle longest is. A shut file
+ * stays known (identity, path, position); a scan (or a directory event
+ * naming it) that sees it change opens it again and checks its fingerprint: the
+ * same file reads on from its position, a rewritten one from 0. A shut file
+ * that is renamed out of the globs or deleted is forgotten.
  *
  * Reads are synchronous pread()s on the loop thread: log files being tailed
  * are in the page cache, and a thread-pool round trip per read would cost
@@ -53,13 +80,25 @@ struct tail_id {
 	uint64_t dev;
 	uint64_t ino;
 	uint32_t fp_len;    /* bytes hashed: min(file size, TAIL_FINGERPRINT_MAX) when computed */
-	uint64_t fp_hash;   /* FNV-1a 64 of the first fp_len bytes */
+	uint64_t fp_hash;   /* FNV-1a 64 of the first fp_len bytes, from a basis mixed with
+	                       the birth time (plain basis without one) */
+};
+
+/* Where a piece of a line longer than max_line belongs. */
+struct tail_piece {
+	char id[96];        /* the same for every piece of the line, and unique: identity and
+	                       offset of the line's first byte */
+	uint64_t start;     /* offset of the line's first byte */
+	uint32_t index;     /* 0-based */
+	uint32_t count;     /* pieces of the line */
 };
 
 /* A file being followed: valid from its first line until its release callback. */
 struct tail_file_info {
 	const char *path;   /* current name (it changes when the file is renamed) */
 	struct tail_id id;
+	const struct tail_piece *piece;  /* in a line callback: non-NULL for a piece of a split
+	                                    line (the last piece too) */
 };
 
 /* Flags of a line. */
@@ -117,6 +156,16 @@ struct tail_callbacks {
 	 * restart before the file's first line does not skip again. NULL ok.
 	 */
 	void (*skipped)(void *ctx, const struct tail_file_info *f, uint64_t offset);
+	/*
+	 * Calls fn(fctx, ...) for each stored position (id, the path it was
+	 * stored with, offset), of any source: tail keeps those whose path
+	 * matches its globs. Called once, by the first scan, so that a file
+	 * renamed out of the globs while the agent was stopped is found in its
+	 * directory under its new name and read to its end. Returns 0, fn's
+	 * nonzero value, or a negative error (logged). NULL: none.
+	 */
+	int (*stored)(void *ctx, int (*fn)(void *fctx, const struct tail_id *id,
+	    const char *path, uint64_t offset), void *fctx);
 };
 
 struct tail_options {
@@ -134,6 +183,9 @@ struct tail_options {
 	uint64_t flush_timeout_ms;      /* 0: a partial last line goes at once */
 	uint64_t rotate_wait_ms;        /* 0: 5 s */
 	size_t max_files;               /* open files at most; 0: 1024 */
+	uint64_t close_inactive_ms;     /* a file read to its end and unchanged this long is
+	                                   closed (and reopened by identity when it changes);
+	                                   0: 5 min */
 };
 
 struct tail;
@@ -168,9 +220,10 @@ void tail_stop(struct tail *t, void (*done)(void *ctx), void *ctx);
 
 /* Counters, for metrics and tests. */
 struct tail_stats {
-	uint64_t files_open;
+	uint64_t files_open;     /* with a descriptor (at most max_files) */
 	uint64_t files_seen;     /* files opened since the start */
-	uint64_t files_waiting;  /* matched but not opened, at the last scan (max_files) */
+	uint64_t files_waiting;  /* at the last scan: matched and to be read, but every
+	                            descriptor was taken by a file being read */
 	uint64_t lines;          /* lines consumed (each piece of a split line counts) */
 	uint64_t bytes;          /* bytes consumed, newlines included */
 	uint64_t rotations;      /* renamed or deleted files released */

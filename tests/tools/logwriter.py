@@ -8,6 +8,10 @@
       writes, and after K lines renames FILE to FILE.1 while keeping the old
       descriptor for N more lines (a server not yet told to reopen), then
       creates a new FILE for the rest
+  logwriter.py rotate-many FILE FIRST COUNT --every K [--after N]
+      writes, and every K lines renames FILE to FILE.<n> (n = 1, 2, ...),
+      writes N more lines to the renamed file, then creates a new FILE; no
+      pause in between
   logwriter.py copytruncate FILE FIRST COUNT --at K --wait-cmd CMD
       writes K lines, runs CMD until it succeeds (e.g. until the agent has
       them), copies FILE to FILE.1, truncates FILE and at once writes the rest
@@ -46,6 +50,14 @@ def paced(f, first, count, rate, pad):
     f.flush()
 
 
+def wait_for(cmd):
+    deadline = time.monotonic() + 30
+    while subprocess.call(cmd, shell=True) != 0:
+        if time.monotonic() > deadline:
+            sys.exit("the wait command never succeeded: " + cmd)
+        time.sleep(0.01)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode")
@@ -55,6 +67,7 @@ def main():
     p.add_argument("--rate", type=int, default=0)
     p.add_argument("--at", type=int, default=0)
     p.add_argument("--after", type=int, default=0)
+    p.add_argument("--every", type=int, default=0)
     p.add_argument("--pad", type=int, default=40)
     p.add_argument("--wait-cmd", default="")
     p.add_argument("--random", action="store_true", help="incompressible padding")
@@ -74,14 +87,29 @@ def main():
         with open(a.file, "ab", buffering=0) as g:
             done = a.at + a.after
             paced(g, a.first + done, a.count - done, a.rate, a.pad)
+    elif a.mode == "rotate-many":
+        f = open(a.file, "ab", buffering=0)
+        done = 0
+        n = 1
+        while done < a.count:
+            k = min(a.every, a.count - done)
+            paced(f, a.first + done, k, a.rate, a.pad)
+            done += k
+            if done >= a.count:
+                break
+            os.rename(a.file, "%s.%d" % (a.file, n))
+            k = min(a.after, a.count - done)
+            paced(f, a.first + done, k, a.rate, a.pad)
+            done += k
+            f.close()
+            f = open(a.file, "ab", buffering=0)
+            n += 1
+        f.close()
+        print("%d files" % n)
     elif a.mode == "copytruncate":
         with open(a.file, "ab", buffering=0) as f:
             paced(f, a.first, a.at, a.rate, a.pad)
-            deadline = time.monotonic() + 30
-            while subprocess.call(a.wait_cmd, shell=True) != 0:
-                if time.monotonic() > deadline:
-                    sys.exit("copytruncate: the wait command never succeeded")
-                time.sleep(0.05)
+            wait_for(a.wait_cmd)
             shutil.copyfile(a.file, a.file + ".1")
             f.truncate(0)
             # O_APPEND: the next write lands at the new end, 0.

@@ -92,18 +92,49 @@ test_syslog_line_with_a_bad_header_keeps_its_priority_and_a_parse_error(void **s
 }
 
 static void
-test_split_piece_is_marked_and_not_parsed(void **state)
+test_split_piece_carries_id_index_and_count_and_is_not_parsed(void **state)
 {
 	static const char piece[] = "{\"a\":1, \"cut here";
+	const struct source_piece pc = { .id = "801:2a:00000000deadbeef:4096", .index = 1,
+	    .count = 3 };
 	struct source_line sl;
 	struct event ev;
 
 	(void)state;
 	make(&sl, FORMAT_JSON);
-	source_line_event(&sl, (const uint8_t *)piece, sizeof(piece) - 1, SOURCE_SPLIT, NOW, "f", &ev);
-	assert_int_equal(ev.nfields, 1);
+	source_line_piece(&sl, (const uint8_t *)piece, sizeof(piece) - 1, &pc, 0, NOW, "f", &ev);
+	assert_int_equal(ev.message.len, sizeof(piece) - 1);
+	assert_int_equal(ev.nfields, 4);
 	assert_true(field(&ev, "split")->v.boolean);
+	assert_int_equal(field(&ev, "split_id")->type, EVENT_TEXT);
+	assert_int_equal(field(&ev, "split_id")->v.text.len, strlen(pc.id));
+	assert_memory_equal(field(&ev, "split_id")->v.text.ptr, pc.id, strlen(pc.id));
+	assert_int_equal(field(&ev, "split_index")->type, EVENT_INTEGER);
+	assert_int_equal(field(&ev, "split_index")->v.integer, 1);
+	assert_int_equal(field(&ev, "split_count")->type, EVENT_INTEGER);
+	assert_int_equal(field(&ev, "split_count")->v.integer, 3);
 	assert_null(field(&ev, "parse_error"));
+	assert_null(field(&ev, "a"));
+	source_line_free(&sl);
+}
+
+static void
+test_last_piece_keeps_its_cr_and_a_flushed_one_is_also_partial(void **state)
+{
+	static const char piece[] = "end of it\r";
+	const struct source_piece pc = { .id = "x", .index = 2, .count = 3 };
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, FORMAT_RAW);
+	source_line_piece(&sl, (const uint8_t *)piece, sizeof(piece) - 1, &pc, SOURCE_PARTIAL, NOW,
+	    "f", &ev);
+	/* Pieces put back together are the line: nothing is taken out of one. */
+	assert_int_equal(ev.message.len, sizeof(piece) - 1);
+	assert_int_equal(ev.nfields, 5);
+	assert_true(field(&ev, "partial")->v.boolean);
+	assert_int_equal(field(&ev, "split_index")->v.integer, 2);
 	source_line_free(&sl);
 }
 
@@ -168,7 +199,8 @@ main(void)
 		cmocka_unit_test(test_parsed_line_takes_its_time_and_fields),
 		cmocka_unit_test(test_line_that_does_not_parse_keeps_its_message_and_a_parse_error),
 		cmocka_unit_test(test_syslog_line_with_a_bad_header_keeps_its_priority_and_a_parse_error),
-		cmocka_unit_test(test_split_piece_is_marked_and_not_parsed),
+		cmocka_unit_test(test_split_piece_carries_id_index_and_count_and_is_not_parsed),
+		cmocka_unit_test(test_last_piece_keeps_its_cr_and_a_flushed_one_is_also_partial),
 		cmocka_unit_test(test_partial_line_is_parsed_and_marked),
 		cmocka_unit_test(test_raw_format_has_no_fields_and_syslog_names_the_host),
 		cmocka_unit_test(test_raw_fallback_keeps_the_line_only),

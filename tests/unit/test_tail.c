@@ -36,6 +36,7 @@
 
 #include "agent/tail.h"
 #include "common/log.h"
+#include "tests/unit/log_capture.h"
 
 #define DEADLINE_MS 10000
 #define BIG_DEADLINE_MS 120000
@@ -69,6 +70,8 @@ struct line {
 	unsigned flags;
 	uint64_t end;
 	uint64_t at_ms;             /* uv_hrtime in ms when handed over */
+	bool piece;                 /* f->piece was set: */
+	struct tail_piece pc;       /* its copy */
 };
 
 struct h;
@@ -102,6 +105,11 @@ struct h {
 	uint64_t pos_off;
 	struct tail_id pos_stored;
 	struct tail_id pos_asked;
+	/* What the stored callback lists (a restart's spool). */
+	struct tail_id stored_id[4];
+	const char *stored_path[4];
+	uint64_t stored_off[4];
+	size_t nstored;
 
 	line_hook hook;             /* runs first; nonzero is returned as is */
 	unsigned hook_count;
@@ -200,6 +208,24 @@ ident(struct h *h, const char *name, uint64_t *dev, uint64_t *ino)
 	*ino = (uint64_t)st.st_ino;
 }
 
+/* The fingerprint's FNV basis tail uses for file name: mixed with its birth time, if any. */
+static uint64_t
+seed_of(struct h *h, const char *name)
+{
+	char path[PATH_MAX];
+	struct statx stx;
+	uint8_t b[12];
+
+	h_path(h, path, name);
+	if (statx(AT_FDCWD, path, 0, STATX_BTIME, &stx) != 0 || !(stx.stx_mask & STATX_BTIME))
+		return FNV_BASIS;
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)((uint64_t)stx.stx_btime.tv_sec >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		b[8 + i] = (uint8_t)(stx.stx_btime.tv_nsec >> (8 * i));
+	return fnv(FNV_BASIS, b, sizeof(b));
+}
+
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -289,6 +315,7 @@ rec_line(struct h *h, struct rec *r, const uint8_t *p, size_t len, unsigned flag
 		l->flags = flags;
 		l->end = end;
 		l->at_ms = now_ms();
+		l->piece = false;
 	}
 	h->nlines++;
 }
@@ -306,6 +333,38 @@ cb_position(void *ctx, const struct tail_id *id, uint64_t *offset, struct tail_i
 		return -ENOENT;
 	*offset = h->pos_off;
 	*stored = h->pos_stored;
+	return 0;
+}
+
+/* The position of a file is its stored entry, when the harness has one for it. */
+static int
+cb_position_stored(void *ctx, const struct tail_id *id, uint64_t *offset, struct tail_id *stored)
+{
+	struct h *h = ctx;
+
+	for (size_t i = 0; i < h->nstored; i++) {
+		if (h->stored_id[i].dev == id->dev && h->stored_id[i].ino == id->ino) {
+			h->position_calls++;
+			*offset = h->stored_off[i];
+			*stored = h->stored_id[i];
+			return 0;
+		}
+	}
+	return cb_position(ctx, id, offset, stored);
+}
+
+static int
+cb_stored(void *ctx, int (*fn)(void *fctx, const struct tail_id *id, const char *path,
+    uint64_t offset), void *fctx)
+{
+	struct h *h = ctx;
+	int r;
+
+	if (h->stopped)
+		h->after_stop++;
+	for (size_t i = 0; i < h->nstored; i++)
+		if ((r = fn(fctx, &h->stored_id[i], h->stored_path[i], h->stored_off[i])) != 0)
+			return r;
 	return 0;
 }
 
@@ -328,6 +387,10 @@ cb_line(void *ctx, const struct tail_file_info *f, const uint8_t *line, size_t l
 	r = rec_for(h, f);
 	r->id = f->id;
 	rec_line(h, r, line, len, flags, end_offset);
+	if (f->piece != NULL && h->nlines <= MAX_LINES) {
+		h->lines[h->nlines - 1].piece = true;
+		h->lines[h->nlines - 1].pc = *f->piece;
+	}
 	h->lines_since_flush++;
 	return 0;
 }
@@ -364,10 +427,11 @@ cb_done(void *ctx)
 }
 
 static const struct tail_callbacks callbacks = {
-	.position = cb_position,
+	.position = cb_position_stored,
 	.line = cb_line,
 	.flush = cb_flush,
 	.release = cb_release,
+	.stored = cb_stored,
 };
 
 /* ---------------------------------------------------------------- harness */
@@ -581,7 +645,7 @@ test_existing_file_is_read_from_beginning(void **state)
 	assert_int_equal(h->position_calls, 1);
 	assert_true(h->pos_asked.dev == dev && h->pos_asked.ino == ino);
 	assert_int_equal(h->pos_asked.fp_len, strlen(data));
-	assert_true(h->pos_asked.fp_hash == fnv(FNV_BASIS, data, strlen(data)));
+	assert_true(h->pos_asked.fp_hash == fnv(seed_of(h, "a.log"), data, strlen(data)));
 	assert_memory_equal(&r->id, &h->pos_asked, sizeof(r->id));
 	/* Lines are followed by a flush before the loop waits again. */
 	assert_true(h->flushes >= 1);
@@ -845,7 +909,7 @@ test_copytruncate_followed_at_once_by_new_writes_restarts_at_zero(void **state)
 	assert_int_equal(stats(h).truncations, 1);
 	/* The id handed over is the new content's. */
 	assert_int_equal(r->id.fp_len, 17);
-	assert_true(r->id.fp_hash == fnv(FNV_BASIS, "XXXXXXXXXXXX\nYYY\n", 17));
+	assert_true(r->id.fp_hash == fnv(seed_of(h, "a.log"), "XXXXXXXXXXXX\nYYY\n", 17));
 	h_stop_and_check(h);
 }
 
@@ -1286,33 +1350,71 @@ test_crlf_is_kept_in_line(void **state)
 	h_stop_and_check(h);
 }
 
+static int
+hook_pause_all(struct h *h, const struct tail_file_info *f, const uint8_t *p, size_t len,
+    unsigned flags, uint64_t end)
+{
+	(void)f;
+	(void)p;
+	(void)len;
+	(void)flags;
+	(void)end;
+	h->hook_count++;
+	return h->hook_allow ? 0 : -EAGAIN;
+}
+
 static void
-test_max_files_bound(void **state)
+test_files_wait_for_a_descriptor_while_every_open_one_is_busy(void **state)
 {
 	struct h *h = *state;
-	char path[PATH_MAX];
 
 	h->o.max_files = 2;
+	h->hook = hook_pause_all;
 	put(h, "a.log", "a\n");
 	put(h, "b.log", "b\n");
 	put(h, "c.log", "c\n");
 	h_start(h);
-	RUN_UNTIL(h, h->nlines == 2);
+	/* Paused files are not at their end: their descriptors are not taken from them. */
+	RUN_UNTIL(h, h->hook_count == 2);
 	run_for(h, 100);
-	assert_int_equal(h->nlines, 2);
-	assert_null(rec_of(h, "c.log"));
 	assert_int_equal(stats(h).files_open, 2);
 	assert_int_equal(stats(h).files_waiting, 1);
-	/* A slot frees up when a file is let go. */
-	h_path(h, path, "a.log");
-	assert_int_equal(unlink(path), 0);
+	h->hook_allow = true;
+	tail_resume(h->t);
 	RUN_UNTIL(h, h->nlines == 3);
 	expect_rec_is_file(h, rec_of(h, "c.log"), "c.log");
-	assert_int_equal(h->releases, 1);
 	assert_true(h->max_open <= 2);
-	assert_int_equal(stats(h).files_open, 2);
-	assert_int_equal(stats(h).files_waiting, 0);
+	RUN_UNTIL(h, stats(h).files_waiting == 0);
 	h_stop_and_check(h);
+}
+
+static void
+test_files_wait_warning_comes_once_not_at_every_scan(void **state)
+{
+	struct h *h = *state;
+	struct log_capture lc;
+	const char *p;
+	unsigned n = 0;
+
+	log_capture_start(&lc, "test_tail", "TEST_TAIL_LOG");
+	h->o.max_files = 1;
+	h->hook = hook_pause_all;
+	put(h, "a.log", "a\n");
+	put(h, "b.log", "b\n");
+	h_start(h);
+	RUN_UNTIL(h, h->hook_count >= 1);
+	/* Ten scans or so, each of which finds b.log waiting. */
+	run_for(h, 300);
+	assert_int_equal(stats(h).files_waiting, 1);
+	for (p = log_capture_text(&lc); (p = strstr(p, "matching file(s) wait")) != NULL; p++)
+		n++;
+	assert_int_equal(n, 1);
+	log_capture_expect(&lc, "max_open_files");
+	h->hook_allow = true;
+	tail_resume(h->t);
+	RUN_UNTIL(h, h->nlines == 2);
+	h_stop_and_check(h);
+	log_capture_stop(&lc);
 }
 
 static void
@@ -1422,7 +1524,7 @@ test_fingerprint_grows_while_the_file_is_small(void **state)
 	RUN_UNTIL(h, h->nlines == 1);
 	r = rec_of(h, "a.log");
 	assert_int_equal(r->id.fp_len, 3);
-	assert_true(r->id.fp_hash == fnv(FNV_BASIS, "ab\n", 3));
+	assert_true(r->id.fp_hash == fnv(seed_of(h, "a.log"), "ab\n", 3));
 	for (size_t i = 0; i < 2000; i++)
 		more[i] = i % 50 == 49 ? '\n' : 'x';
 	more[2000] = '\0';
@@ -1433,7 +1535,7 @@ test_fingerprint_grows_while_the_file_is_small(void **state)
 	assert_int_equal(read(fd, head, sizeof(head)), sizeof(head));
 	close(fd);
 	assert_int_equal(r->id.fp_len, TAIL_FINGERPRINT_MAX);
-	assert_true(r->id.fp_hash == fnv(FNV_BASIS, head, sizeof(head)));
+	assert_true(r->id.fp_hash == fnv(seed_of(h, "a.log"), head, sizeof(head)));
 	expect_rec_is_file(h, r, "a.log");
 	h_stop_and_check(h);
 }
@@ -1596,6 +1698,455 @@ test_start_rejects_bad_options(void **state)
 	assert_int_equal(h_close_loop(h), 0);
 }
 
+/* ---------------------------------------------------------------- rotation (issue 14, item 4) */
+
+static void
+test_new_file_at_a_rotated_path_is_followed_at_once_while_the_old_one_is_read(void **state)
+{
+	struct h *h = *state;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct rec *old = NULL, *cur = NULL;
+	uint64_t dev, ino;
+	int w;
+
+	/* No scan within the test: only the directory's events can bring the new file. */
+	h->o.scan_interval_ms = 60000;
+	h->o.stat_interval_ms = 60000;
+	h->o.rotate_wait_ms = 60000;
+	h_path(h, h->pathv[0], "app.log");
+	h_path(h, from, "app.log");
+	h_path(h, to, "app.log.1");
+	w = open(from, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	assert_true(w >= 0);
+	write_all(w, "1\n", 2);
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	ident(h, "app.log", &dev, &ino);
+	assert_int_equal(rename(from, to), 0);
+	/* The rename's own scan runs before the writer creates the new file. */
+	run_for(h, 100);
+	put(h, "app.log", "new1\n");
+	write_all(w, "late\n", 5);
+	RUN_UNTIL(h, (cur = rec_of(h, "app.log")) != NULL && cur->lines == 1 &&
+	    (old = rec_find(h, dev, ino)) != NULL && old->lines == 2);
+	/* Both at the same time: the old file is not let go before the new one is read. */
+	assert_int_equal(h->releases, 0);
+	assert_int_equal(stats(h).files_open, 2);
+	expect_rec_is_file(h, old, "app.log.1");
+	expect_rec_is_file(h, cur, "app.log");
+	close(w);
+	h_stop_and_check(h);
+}
+
+static void
+test_many_rotations_between_scans_lose_nothing(void **state)
+{
+	struct h *h = *state;
+	char from[PATH_MAX], to[PATH_MAX], name[32], text[32];
+	struct rec *r;
+	const unsigned n = 8;
+
+	h->o.scan_interval_ms = 60000;
+	h->o.stat_interval_ms = 60000;
+	h_path(h, h->pathv[0], "app.log");
+	h_path(h, from, "app.log");
+	put(h, "app.log", "0-a\n");
+	h_start(h);
+	for (unsigned k = 0; k < n; k++) {
+		RUN_UNTIL(h, (r = rec_of(h, "app.log")) != NULL && r->lines == 1);
+		snprintf(text, sizeof(text), "%u-b\n", k);
+		add(h, "app.log", text);
+		snprintf(name, sizeof(name), "app.log.%u", k);
+		h_path(h, to, name);
+		assert_int_equal(rename(from, to), 0);
+		run_for(h, 20);
+		snprintf(text, sizeof(text), "%u-a\n", k + 1);
+		put(h, "app.log", text);
+	}
+	RUN_UNTIL(h, h->nlines == 2 * n + 1 && h->releases == n);
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "app.log.%u", k);
+		r = rec_of(h, name);
+		assert_non_null(r);
+		assert_int_equal(r->lines, 2);
+		expect_rec_is_file(h, r, name);
+	}
+	expect_rec_is_file(h, rec_of(h, "app.log"), "app.log");
+	assert_int_equal(stats(h).files_seen, n + 1);
+	h_stop_and_check(h);
+}
+
+static void
+test_file_rotated_away_before_it_was_opened_is_followed_under_its_new_name(void **state)
+{
+	struct h *h = *state;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct rec *r;
+
+	h->o.scan_interval_ms = 60000;
+	h->o.stat_interval_ms = 60000;
+	h_path(h, h->pathv[0], "app.log");
+	h_path(h, from, "app.log");
+	put(h, "app.log", "a\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	/* Two rotations before the loop runs again: b's file is never at app.log when looked at. */
+	h_path(h, to, "app.log.1");
+	assert_int_equal(rename(from, to), 0);
+	put(h, "app.log", "b1\nb2\n");
+	h_path(h, to, "app.log.2");
+	assert_int_equal(rename(from, to), 0);
+	put(h, "app.log", "c\n");
+	RUN_UNTIL(h, h->nlines == 4 && h->releases == 2);
+	r = rec_of(h, "app.log.2");
+	assert_non_null(r);
+	expect_line(h, r, 0, "b1", 0, 3);
+	expect_rec_is_file(h, r, "app.log.2");
+	assert_true(r->released);
+	expect_rec_is_file(h, rec_of(h, "app.log"), "app.log");
+	expect_rec_is_file(h, rec_of(h, "app.log.1"), "app.log.1");
+	h_stop_and_check(h);
+}
+
+static void
+test_rotated_name_matching_the_glob_is_not_read_twice(void **state)
+{
+	struct h *h = *state;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct rec *old, *cur = NULL;
+	uint64_t dev, ino;
+
+	h_path(h, h->pathv[0], "app.log*");
+	put(h, "app.log", "1\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	ident(h, "app.log", &dev, &ino);
+	h_path(h, from, "app.log");
+	h_path(h, to, "app.log.1");
+	assert_int_equal(rename(from, to), 0);
+	put(h, "app.log", "2\n");
+	RUN_UNTIL(h, (cur = rec_of(h, "app.log")) != NULL && cur->lines == 1);
+	/* Several scans see the old file under its new name. */
+	run_for(h, 300);
+	old = rec_find(h, dev, ino);
+	assert_int_equal(old->lines, 1);
+	assert_int_equal(old->restarts, 0);
+	expect_rec_is_file(h, old, "app.log.1");
+	assert_int_equal(h->nlines, 2);
+	assert_int_equal(stats(h).files_seen, 2);
+	h_stop_and_check(h);
+}
+
+/* A first run of tail over name that reads its first line; *id is what it would store. */
+static void
+first_run(struct h *h, const char *name, const char *first, struct tail_id *id)
+{
+	put(h, name, first);
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	*id = rec_of(h, name)->id;
+	h_stop_and_check(h);
+}
+
+static void
+test_restart_finds_a_stored_file_renamed_while_stopped(void **state)
+{
+	struct h *h = *state, *h2;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct tail_id id;
+	struct rec *old = NULL, *cur = NULL;
+
+	first_run(h, "app.log", "1\n", &id);
+	/* While the agent is stopped: last lines, then rotation (app.log.1 is not under *.log). */
+	add(h, "app.log", "2\n3\n");
+	h_path(h, from, "app.log");
+	h_path(h, to, "app.log.1");
+	assert_int_equal(rename(from, to), 0);
+	put(h, "app.log", "new\n");
+
+	h2 = h_new(h->dir);
+	h2->stored_id[0] = id;
+	h2->stored_path[0] = from;
+	h2->stored_off[0] = 2;
+	h2->nstored = 1;
+	h_start(h2);
+	RUN_UNTIL(h2, (old = rec_find(h2, id.dev, id.ino)) != NULL && old->lines == 2 &&
+	    (cur = rec_of(h2, "app.log")) != NULL && cur->lines == 1 && h2->releases == 1);
+	assert_int_equal(old->base, 2);
+	expect_line(h2, old, 0, "2", 0, 4);
+	expect_line(h2, old, 1, "3", 0, 6);
+	expect_rec_is_file(h2, old, "app.log.1");
+	assert_true(old->released);
+	expect_rec_is_file(h2, cur, "app.log");
+	h_stop_and_check(h2);
+	assert_int_equal(h_free(h2, false), 0);
+}
+
+static bool
+birth(struct h *h, const char *name, struct statx_timestamp *ts)
+{
+	char path[PATH_MAX];
+	struct statx stx;
+
+	h_path(h, path, name);
+	if (statx(AT_FDCWD, path, 0, STATX_BTIME, &stx) != 0 || !(stx.stx_mask & STATX_BTIME))
+		return false;
+	*ts = stx.stx_btime;
+	return true;
+}
+
+static void
+test_inode_reuse_beginning_with_the_old_content_is_read_from_its_start(void **state)
+{
+	struct h *h = *state, *h2;
+	char path[PATH_MAX];
+	struct statx_timestamp b1, b2 = { 0 };
+	struct tail_id id;
+	struct rec *r;
+	uint64_t dev, ino;
+
+	first_run(h, "a.log", "same\n", &id);
+	if (!birth(h, "a.log", &b1)) {
+		skip();   /* no birth time on this file system: content is all there is */
+		return;
+	}
+	h_path(h, path, "a.log");
+	/* The file is replaced by one that starts with the same line. */
+	do {
+		assert_int_equal(unlink(path), 0);
+		put(h, "a.log", "same\nmore\n");
+		assert_true(birth(h, "a.log", &b2));
+	} while (b2.tv_sec == b1.tv_sec && b2.tv_nsec == b1.tv_nsec);
+	ident(h, "a.log", &dev, &ino);
+	/* The stored identity of the old file, as if the new one had its inode. */
+	id.dev = dev;
+	id.ino = ino;
+	h2 = h_new(h->dir);
+	h2->stored_id[0] = id;
+	h2->stored_path[0] = path;
+	h2->stored_off[0] = 5;
+	h2->nstored = 1;
+	h_start(h2);
+	RUN_UNTIL(h2, h2->nlines == 2);
+	r = rec_of(h2, "a.log");
+	expect_line(h2, r, 0, "same", 0, 5);
+	expect_line(h2, r, 1, "more", 0, 10);
+	expect_rec_is_file(h2, r, "a.log");
+	h_stop_and_check(h2);
+	assert_int_equal(h_free(h2, false), 0);
+}
+
+/* ---------------------------------------------------------------- split lines (issue 14, item 6) */
+
+/* Line k of r is piece index of count, of the line starting at start, with id. */
+static void
+expect_piece(struct h *h, const struct rec *r, unsigned k, uint32_t index, uint32_t count,
+    uint64_t start, const char *id)
+{
+	const struct line *l = line_of(h, r, k);
+
+	assert_non_null(l);
+	assert_true(l->piece);
+	assert_int_equal(l->pc.index, index);
+	assert_int_equal(l->pc.count, count);
+	assert_int_equal(l->pc.start, start);
+	assert_string_equal(l->pc.id, id);
+}
+
+static void
+test_every_piece_of_a_split_line_carries_its_id_index_and_count(void **state)
+{
+	struct h *h = *state;
+	size_t n = 3 * 4096 + 100;
+	char *big = malloc(n + 1), id[96];
+	struct rec *r;
+
+	assert_non_null(big);
+	memset(big, 'z', n);
+	big[n] = '\n';
+	put(h, "a.log", "first\n");
+	put_bytes(h, "a.log", big, n + 1, O_APPEND);
+	add(h, "a.log", "short\n");
+	free(big);
+	h->o.read_quantum = 1000;   /* the newline is far beyond one read */
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 6);
+	r = rec_of(h, "a.log");
+	assert_false(line_of(h, r, 0)->piece);
+	snprintf(id, sizeof(id), "%s", line_of(h, r, 1)->pc.id);
+	/* Identity and offset make the id: another line or file has another. */
+	assert_non_null(strstr(id, ":6"));
+	for (unsigned k = 0; k < 4; k++)
+		expect_piece(h, r, 1 + k, k, 4, 6, id);
+	assert_int_equal(line_of(h, r, 4)->len, 100);
+	assert_int_equal(line_of(h, r, 4)->flags, 0);
+	assert_false(line_of(h, r, 5)->piece);
+	expect_rec_is_file(h, r, "a.log");
+	assert_int_equal(stats(h).split_lines, 1);
+	h_stop_and_check(h);
+}
+
+static void
+test_long_line_without_its_newline_waits_for_it(void **state)
+{
+	struct h *h = *state;
+	char big[2 * 4096 + 50];
+	struct rec *r;
+
+	memset(big, 'q', sizeof(big));
+	h->o.flush_timeout_ms = 60000;
+	put_bytes(h, "a.log", big, sizeof(big), O_TRUNC);
+	h_start(h);
+	/* Its count is not known yet: no piece goes before the newline is there. */
+	run_for(h, 100);
+	assert_int_equal(h->nlines, 0);
+	add(h, "a.log", "end\n");
+	RUN_UNTIL(h, h->nlines == 3);
+	r = rec_of(h, "a.log");
+	expect_piece(h, r, 0, 0, 3, 0, line_of(h, r, 0)->pc.id);
+	expect_piece(h, r, 2, 2, 3, 0, line_of(h, r, 0)->pc.id);
+	assert_int_equal(line_of(h, r, 2)->len, 53);
+	expect_rec_is_file(h, r, "a.log");
+	h_stop_and_check(h);
+}
+
+static void
+test_rotated_files_last_long_line_is_flushed_in_counted_pieces(void **state)
+{
+	struct h *h = *state;
+	char big[2 * 4096 + 50], from[PATH_MAX], to[PATH_MAX];
+	uint64_t dev, ino;
+	struct rec *r;
+
+	memset(big, 'q', sizeof(big));
+	h->o.flush_timeout_ms = 60000;
+	h_path(h, h->pathv[0], "app.log");
+	put(h, "app.log", "a\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	ident(h, "app.log", &dev, &ino);
+	put_bytes(h, "app.log", big, sizeof(big), O_APPEND);
+	h_path(h, from, "app.log");
+	h_path(h, to, "app.log.1");
+	assert_int_equal(rename(from, to), 0);
+	RUN_UNTIL(h, h->releases == 1);
+	r = rec_find(h, dev, ino);
+	assert_int_equal(r->lines, 4);
+	expect_piece(h, r, 1, 0, 3, 2, line_of(h, r, 1)->pc.id);
+	expect_piece(h, r, 3, 2, 3, 2, line_of(h, r, 1)->pc.id);
+	assert_int_equal(line_of(h, r, 1)->flags, TAIL_LINE_SPLIT);
+	assert_int_equal(line_of(h, r, 3)->flags, TAIL_LINE_PARTIAL);
+	assert_int_equal(line_of(h, r, 3)->len, 50);
+	expect_rec_is_file(h, r, "app.log.1");
+	assert_int_equal(h->unflushed_at_release, 0);
+	h_stop_and_check(h);
+}
+
+/* ---------------------------------------------------------------- open files (issue 14, item 5) */
+
+static void
+test_more_files_than_max_files_are_all_read_with_at_most_max_files_open(void **state)
+{
+	struct h *h = *state;
+	char name[32], text[32];
+	const unsigned n = 12;
+
+	h->o.max_files = 3;
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "f%02u.log", k);
+		snprintf(text, sizeof(text), "line of %u\n", k);
+		put(h, name, text);
+	}
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == n);
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "f%02u.log", k);
+		expect_rec_is_file(h, rec_of(h, name), name);
+	}
+	assert_true(h->max_open <= 3);
+	assert_true(stats(h).files_open <= 3);
+	/* Lines added to files closed for others are read too, from where they were. */
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "f%02u.log", k);
+		add(h, name, "more\n");
+	}
+	RUN_UNTIL(h, h->nlines == 2 * n);
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "f%02u.log", k);
+		assert_int_equal(rec_of(h, name)->lines, 2);
+		expect_rec_is_file(h, rec_of(h, name), name);
+	}
+	assert_true(h->max_open <= 3);
+	assert_int_equal(stats(h).files_seen, n);
+	assert_int_equal(h->releases, 0);
+	h_stop_and_check(h);
+}
+
+static void
+test_idle_file_is_closed_after_close_inactive_and_reopened_where_it_was(void **state)
+{
+	struct h *h = *state;
+	struct rec *r;
+
+	h->o.close_inactive_ms = 100;
+	put(h, "a.log", "1\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	RUN_UNTIL(h, stats(h).files_open == 0);
+	add(h, "a.log", "2\n");
+	RUN_UNTIL(h, h->nlines == 2);
+	r = rec_of(h, "a.log");
+	expect_line(h, r, 1, "2", 0, 4);
+	expect_rec_is_file(h, r, "a.log");
+	assert_int_equal(r->restarts, 0);
+	assert_int_equal(stats(h).files_seen, 1);
+	assert_int_equal(h->position_calls, 1);   /* known by identity, not asked again */
+	h_stop_and_check(h);
+}
+
+static void
+test_closed_file_rewritten_is_read_again_from_its_start(void **state)
+{
+	struct h *h = *state;
+	struct rec *r;
+
+	h->o.close_inactive_ms = 100;
+	put(h, "a.log", "old line\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	RUN_UNTIL(h, stats(h).files_open == 0);
+	/* Same inode, other first bytes, longer: the stored offset would land inside. */
+	put(h, "a.log", "NEW LINE\nsecond\n");
+	RUN_UNTIL(h, h->nlines == 3);
+	r = rec_of(h, "a.log");
+	expect_line(h, r, 1, "NEW LINE", 0, 9);
+	expect_line(h, r, 2, "second", 0, 16);
+	assert_int_equal(r->restarts, 1);
+	expect_rec_is_file(h, r, "a.log");
+	h_stop_and_check(h);
+}
+
+static void
+test_closed_file_deleted_is_forgotten(void **state)
+{
+	struct h *h = *state;
+	char path[PATH_MAX];
+
+	h->o.close_inactive_ms = 100;
+	put(h, "a.log", "1\n");
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	RUN_UNTIL(h, stats(h).files_open == 0);
+	h_path(h, path, "a.log");
+	assert_int_equal(unlink(path), 0);
+	put(h, "b.log", "b\n");
+	RUN_UNTIL(h, h->nlines == 2);
+	run_for(h, 100);
+	assert_int_equal(stats(h).files_open, 1);
+	assert_int_equal(h->nlines, 2);
+	h_stop_and_check(h);
+}
+
 int
 main(void)
 {
@@ -1627,7 +2178,8 @@ main(void)
 		T(test_busy_file_does_not_starve_another),
 		T(test_deleted_file_is_read_to_end_and_released),
 		T(test_crlf_is_kept_in_line),
-		T(test_max_files_bound),
+		T(test_files_wait_for_a_descriptor_while_every_open_one_is_busy),
+		T(test_files_wait_warning_comes_once_not_at_every_scan),
 		T(test_directory_matching_the_glob_is_not_followed),
 		cmocka_unit_test(test_unreadable_file_is_reported_and_others_go_on),
 		T(test_fingerprint_grows_while_the_file_is_small),
@@ -1635,6 +2187,19 @@ main(void)
 		T(test_stop_from_a_line_callback_ends_callbacks),
 		T(test_stop_frees_everything),
 		T(test_start_rejects_bad_options),
+		T(test_new_file_at_a_rotated_path_is_followed_at_once_while_the_old_one_is_read),
+		T(test_many_rotations_between_scans_lose_nothing),
+		T(test_rotated_name_matching_the_glob_is_not_read_twice),
+		T(test_file_rotated_away_before_it_was_opened_is_followed_under_its_new_name),
+		T(test_restart_finds_a_stored_file_renamed_while_stopped),
+		T(test_inode_reuse_beginning_with_the_old_content_is_read_from_its_start),
+		T(test_every_piece_of_a_split_line_carries_its_id_index_and_count),
+		T(test_long_line_without_its_newline_waits_for_it),
+		T(test_rotated_files_last_long_line_is_flushed_in_counted_pieces),
+		T(test_more_files_than_max_files_are_all_read_with_at_most_max_files_open),
+		T(test_idle_file_is_closed_after_close_inactive_and_reopened_where_it_was),
+		T(test_closed_file_rewritten_is_read_again_from_its_start),
+		T(test_closed_file_deleted_is_forgotten),
 #undef T
 	};
 
