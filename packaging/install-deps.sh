@@ -12,9 +12,10 @@ libs="libuv1-dev libmbedtls-dev liblmdb-dev libnanopb-dev librdkafka-dev
 # Protocol code generation: protoc with nanopb's generator plugin.
 gen="protobuf-compiler nanopb python3-protobuf"
 # Tests: unit framework, real peers for integration tests, fuzzing (clang's
-# libFuzzer and sanitizer runtimes).
+# libFuzzer and sanitizer runtimes), CPU load beside make check
+# (stress-ng, for make check-stress).
 tests="libcmocka-dev kcat openssl bsdutils curl clang libclang-rt-14-dev
-       procps psmisc"
+       procps psmisc stress-ng"
 # Benchmarks: the peer we compare with, run side by side (bench/); its
 # Kafka output module (omkafka) for the end-to-end benchmark.
 bench="rsyslog rsyslog-kafka"
