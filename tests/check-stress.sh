@@ -36,13 +36,15 @@ for ((i = 1; i <= runs; i++)); do
 	fi
 	rc=$?
 	secs=$(($(date +%s) - start))
+	# The next run overwrites the tests' logs: keep this run's failures.
+	cp test-suite.log "check-stress.$i.test-suite.log" 2>/dev/null
 	summary=$(sed -n 's/^# \(PASS\|FAIL\|ERROR\|SKIP\): *\([0-9]*\)$/\1 \2/p' "check-stress.$i.out" |
 		tr '\n' ' ')
 	if [ "$rc" -eq 0 ]; then
 		echo "check-stress: run $i of $runs passed in $secs s: $summary"
 	else
 		failed=$((failed + 1))
-		echo "check-stress: run $i of $runs FAILED in $secs s: $summary(see check-stress.$i.out)"
+		echo "check-stress: run $i of $runs FAILED in $secs s: $summary(see check-stress.$i.out and check-stress.$i.test-suite.log)"
 		grep -E '^(FAIL|ERROR):' "check-stress.$i.out"
 	fi
 done

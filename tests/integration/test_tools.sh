@@ -185,9 +185,14 @@ ok "leaf keys match their certificates"
 # ---------------------------------------------------------------------------
 say "mock_kafka: $MOCK_KAFKA"
 
-# lines FILE: number of complete lines in FILE.
+# lines FILE: number of complete lines in FILE; 0 while it does not exist
+# (a process started in the background may not have created it yet).
 lines() {
-	wc -l <"$1" | tr -d ' '
+	if [ -f "$1" ]; then
+		wc -l <"$1" | tr -d ' '
+	else
+		echo 0
+	fi
 }
 
 # wait_lines FILE N SECONDS PID WHAT: until FILE has N complete lines.
