@@ -12,9 +12,10 @@ libs="libuv1-dev libmbedtls-dev liblmdb-dev libnanopb-dev librdkafka-dev
 # Protocol code generation: protoc with nanopb's generator plugin.
 gen="protobuf-compiler nanopb python3-protobuf"
 # Tests: unit framework, real peers for integration tests, fuzzing (clang's
-# libFuzzer and sanitizer runtimes), time zones for RFC 3164 times (tzdata).
+# libFuzzer and sanitizer runtimes), time zones for RFC 3164 times (tzdata),
+# CPU load beside make check (stress-ng, for make check-stress).
 tests="libcmocka-dev kcat openssl bsdutils curl clang libclang-rt-14-dev
-       procps psmisc tzdata"
+       procps psmisc tzdata stress-ng"
 # Tests against a real Apache Kafka cluster (tests/kafka/): Debian's Java
 # runs Kafka's official jars, which Maven fetches (test-only; the daemons
 # never use Java).

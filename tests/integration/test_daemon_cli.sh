@@ -96,7 +96,7 @@ run_and_stop() {
 		pass "$name SIGHUP reports a broken file and keeps running" || fail "$name SIGHUP broken: $(cat "$log")"
 
 	kill "-$sig" "$pid"
-	wait_exit "$pid" 10 || { fail "$name did not stop on SIG$sig"; return; }
+	wait_exit "$pid" 60 || { fail "$name did not stop on SIG$sig"; return; }
 	rc=$LF_RC
 	[ "$rc" = 0 ] && grep -q "SIG$sig received: stopping" "$log" && grep -q "info: stopped" "$log" &&
 		pass "$name stops cleanly on SIG$sig with exit 0" || fail "$name SIG$sig: rc=$rc: $(cat "$log")"

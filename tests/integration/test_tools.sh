@@ -14,9 +14,11 @@ set -u
 MOCK_KAFKA=${MOCK_KAFKA:-./tests/tools/mock_kafka}
 MAKE_CERTS=${srcdir:-.}/tests/tools/make-certs.sh
 # Upper bounds; every external step is wrapped so a hang becomes a failure.
-T_CMD=10
-T_KCAT=30
-T_EXIT=10
+# Generous: they cost nothing when things work, and the test must pass on
+# a loaded machine.
+T_CMD=60
+T_KCAT=60
+T_EXIT=60
 
 # timeout SECONDS CMD...: a process that ignores SIGTERM would outlive plain
 # timeout(1), so escalate to SIGKILL.
@@ -183,9 +185,14 @@ ok "leaf keys match their certificates"
 # ---------------------------------------------------------------------------
 say "mock_kafka: $MOCK_KAFKA"
 
-# lines FILE: number of complete lines in FILE.
+# lines FILE: number of complete lines in FILE; 0 while it does not exist
+# (a process started in the background may not have created it yet).
 lines() {
-	wc -l <"$1" | tr -d ' '
+	if [ -f "$1" ]; then
+		wc -l <"$1" | tr -d ' '
+	else
+		echo 0
+	fi
 }
 
 # wait_lines FILE N SECONDS PID WHAT: until FILE has N complete lines.
@@ -194,6 +201,17 @@ wait_lines() {
 	while [ "$(lines "$1")" -lt "$2" ]; do
 		alive "$4" || fail "mock_kafka (pid $4) died before printing $5"
 		[ "$n" -gt 0 ] || fail "timed out after $3 s waiting for $5"
+		n=$((n - 1))
+		sleep 0.1
+	done
+}
+
+# wait_stdin_closed ERRFILE PID: until mock_kafka says it read EOF on stdin.
+wait_stdin_closed() {
+	n=$((T_CMD * 10))
+	until grep -q 'stdin closed; serving' "$1"; do
+		alive "$2" || fail "mock_kafka (pid $2) died at stdin EOF"
+		[ "$n" -gt 0 ] || fail "mock_kafka did not read stdin EOF within $T_CMD s"
 		n=$((n - 1))
 		sleep 0.1
 	done
@@ -222,7 +240,10 @@ ok "'quit' answers ok and exits 0"
 eof_pid=$!
 pids="$pids $eof_pid"
 wait_lines "$tmp/eof.out" 1 "$T_CMD" "$eof_pid" "the bootstrap line (stdin /dev/null)"
-sleep 0.5
+eofboot=$(sed -n 1p "$tmp/eof.out")
+wait_stdin_closed "$tmp/eof.err" "$eof_pid"
+bounded "$T_KCAT" kcat -L -b "${eofboot#bootstrap=}" -m 5 >/dev/null 2>"$tmp/kcat-l.log" ||
+	fail "cluster not serving after stdin EOF (/dev/null): $(cat "$tmp/kcat-l.log")"
 alive "$eof_pid" || fail "mock_kafka exited on stdin EOF; it must keep serving"
 kill -INT "$eof_pid"
 wait_exit "$eof_pid" "$T_EXIT" || fail "mock_kafka ignored SIGINT for $T_EXIT s"
@@ -237,7 +258,8 @@ ok "stdin EOF keeps it running; SIGINT exits 0"
 mkfifo "$tmp/ctl" || fail "mkfifo failed"
 exec 3<>"$tmp/ctl" || fail "cannot open the command FIFO"
 : >"$tmp/mock.out"
-"$MOCK_KAFKA" --topic logs.test:2 <"$tmp/ctl" >"$tmp/mock.out" 2>"$tmp/mock.err" &
+# Not fd 3 itself: while the mock held that write end, it would never read EOF.
+"$MOCK_KAFKA" --topic logs.test:2 <"$tmp/ctl" 3>&- >"$tmp/mock.out" 2>"$tmp/mock.err" &
 mock_pid=$!
 pids="$pids $mock_pid"
 
@@ -333,7 +355,7 @@ expect_error ""
 
 # EOF on the command stream must not stop the cluster.
 exec 3>&-
-sleep 0.5
+wait_stdin_closed "$tmp/mock.err" "$mock_pid"
 alive "$mock_pid" || fail "mock_kafka exited when its stdin reached EOF"
 bounded "$T_KCAT" kcat -L -b "$bs" -m 5 >/dev/null 2>"$tmp/kcat-l.log" ||
 	fail "cluster not serving after stdin EOF: $(cat "$tmp/kcat-l.log")"

@@ -8,8 +8,8 @@
  * Once the cluster is listening it prints one line, "bootstrap=HOST:PORT,...",
  * then reads one command per line on stdin and answers each with one line:
  * "ok", "bootstrap=..." or "error: <why>".  See mock_usage() for the command
- * list.  EOF on stdin does not stop the cluster; SIGTERM or SIGINT does
- * (exit 0).  Bad usage exits 2, failure to start exits 1.
+ * list.  EOF on stdin does not stop the cluster (it says so on stderr);
+ * SIGTERM or SIGINT does (exit 0).  Bad usage exits 2, failure to start exits 1.
  *
  * The mock API is experimental and not ABI-stable (see rdkafka_mock.h); this
  * tool only uses calls present since librdkafka 1.4.
@@ -687,6 +687,9 @@ static void mock_on_stdin_eof(struct mock_server *srv)
 	}
 	srv->len = 0;
 	srv->stdin_open = false;
+	/* Tests wait for this line rather than sleep and hope EOF was read. */
+	if (!srv->quit)
+		fprintf(stderr, MOCK_PROG ": stdin closed; serving until SIGTERM or SIGINT\n");
 }
 
 static void mock_read_stdin(struct mock_server *srv)

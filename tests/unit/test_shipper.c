@@ -513,23 +513,31 @@ relay_open_conns(const struct relay *r)
 	return n;
 }
 
-/* A loopback port with nothing listening. */
+/*
+ * Sockets holding the closed ports of the running test, closed by teardown:
+ * bound and not listening, without SO_REUSEADDR, so that nobody else (a test
+ * running beside this one) can take such a port and answer on it.
+ */
+static int closed_fds[4];
+static int nclosed_fds;
+
+/* A loopback port with nothing listening, held until teardown. */
 static int
 closed_port(void)
 {
 	struct sockaddr_in a;
 	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), port;
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	assert_true(s >= 0);
+	assert_true(nclosed_fds < (int)(sizeof(closed_fds) / sizeof(closed_fds[0])));
+	closed_fds[nclosed_fds++] = s;
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-	port = ntohs(a.sin_port);
-	close(s);
-	return port;
+	return ntohs(a.sin_port);
 }
 
 /* ---------------------------------------------------------------- spool, shipper */
@@ -764,6 +772,8 @@ teardown(void **state)
 
 	fx_stop(fx);
 	shipper_free(fx->sh);
+	while (nclosed_fds > 0)
+		close(closed_fds[--nclosed_fds]);
 	for (int i = 0; i < 2; i++) {
 		struct relay *r = &fx->relays[i];
 

@@ -1178,9 +1178,9 @@ test_close_before_handshake_and_refused_connect(void **state)
 {
 	struct fx *fx = *state;
 	struct tls_config *client = cfg_make(&agent_ecdsa);
-	struct sockaddr_in nowhere;
-	uv_tcp_t probe;
-	int len = sizeof(nowhere);
+	struct sockaddr_in nowhere = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(nowhere);
+	int probe;
 
 	fx->server_cfg = cfg_make(&relay_ecdsa);
 	/* Closed at once: on_close only, no on_handshake. */
@@ -1191,15 +1191,19 @@ test_close_before_handshake_and_refused_connect(void **state)
 	assert_int_equal(fx->cli[0].hs_calls, 0);
 	assert_int_equal(fx->cli[0].close_reason, 0);
 
-	/* A port nobody listens on: bind one, read its number, close it. */
-	assert_int_equal(uv_tcp_init(&fx->loop, &probe), 0);
-	assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &nowhere), 0);
-	assert_int_equal(uv_tcp_bind(&probe, (const struct sockaddr *)&nowhere, 0), 0);
-	assert_int_equal(uv_tcp_getsockname(&probe, (struct sockaddr *)&nowhere, &len), 0);
-	uv_close((uv_handle_t *)&probe, NULL);
+	/*
+	 * A port nobody listens on: bound and not listening, without
+	 * SO_REUSEADDR, so that no test running beside this one can take it
+	 * until the connection has been refused.
+	 */
+	probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(probe >= 0);
+	assert_int_equal(bind(probe, (struct sockaddr *)&nowhere, sizeof(nowhere)), 0);
+	assert_int_equal(getsockname(probe, (struct sockaddr *)&nowhere, &len), 0);
 	assert_int_equal(tls_conn_connect(&fx->loop, client, (struct sockaddr *)&nowhere, "localhost",
 	    &callbacks, &fx->cli[1], &fx->cli[1].c), 0);
 	wait_int(fx, &fx->cli[1].close_calls, 1);
+	close(probe);
 	assert_int_equal(fx->cli[1].hs_status, -ECONNREFUSED);
 	assert_int_equal(fx->cli[1].close_reason, -ECONNREFUSED);
 	assert_non_null(strstr(fx->cli[1].close_why, "cannot connect: connection refused"));
