@@ -35,11 +35,6 @@ CONF
 	echo "$T/$1.yaml"
 }
 
-# metric PORT NAME: the value of NAME on the relay's /metrics.
-metric() {
-	curl -sS --max-time 2 "http://$LF_IP:$1/metrics" | awk -v k="$2" '$1 == k { print $2 }'
-}
-
 # wait_metric PORT NAME MIN SECONDS: until NAME is at least MIN.
 wait_metric() {
 	local i v
