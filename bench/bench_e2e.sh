@@ -24,11 +24,26 @@
 # Timing only: this never fails on a number. It exits 1 only when a run did
 # not deliver every line exactly once (and says which side failed).
 #
+# A real Kafka cluster instead of the mock: BENCH_KAFKA=HOST:PORT,... (or
+# KAFKA=, as in make bench KAFKA=...; plaintext listener, topic creation
+# allowed). Nothing is started or stopped for Kafka then: each measurement
+# creates topics of its own with tests/tools/kafka_admin (bench<PID>-<run>-
+# <kind>.nginx for logferry, bench<PID>-<run>-<kind>.rsyslog for rsyslog;
+# 3 partitions, replication 3, min.insync.replicas=2; left in place) and
+# both logferry and rsyslog produce into that cluster. The brokers' CPU
+# (user+sys of their JVMs, over the same span as the daemons') is reported
+# when their PIDs are known: BENCH_KAFKA_PIDS="PID PID PID", or
+# BENCH_KAFKA_DIR (or KAFKA_DIR) = the directory of a cluster started by
+# tests/kafka/kafka-cluster.sh (PIDs from DIR/node-N/pid; the bootstrap from
+# DIR/cluster.env when BENCH_KAFKA is not set).
+#
 # Environment: BENCH_LINES (or LINES), BENCH_RUNS (or RUNS), BENCH_RATE,
 # BENCH_LATENCY_SECONDS, BENCH_SIDES (default "logferry rsyslog"),
 # BENCH_KINDS (default "throughput latency"), BENCH_KEEP (keep the work
-# directory: logs, configurations, each run's consumer output), LOGFERRY_AGENT,
-# LOGFERRY_RELAY, MOCK_KAFKA, KAFKA_LATENCY, top_srcdir, top_builddir.
+# directory: logs, configurations, each run's consumer output),
+# BENCH_KAFKA, BENCH_KAFKA_PIDS, BENCH_KAFKA_DIR (above), LOGFERRY_AGENT,
+# LOGFERRY_RELAY, MOCK_KAFKA, KAFKA_ADMIN, KAFKA_LATENCY, top_srcdir,
+# top_builddir.
 set -u
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_builddir:=$PWD}"
@@ -36,6 +51,10 @@ set -u
 : "${LOGFERRY_RELAY:=$top_builddir/relay/logferry-relay}"
 : "${MOCK_KAFKA:=$top_builddir/tests/tools/mock_kafka}"
 : "${KAFKA_LATENCY:=$top_builddir/bench/kafka_latency}"
+: "${KAFKA_ADMIN:=$top_builddir/tests/tools/kafka_admin}"
+REAL=${BENCH_KAFKA:-${KAFKA:-}}
+KDIR=${BENCH_KAFKA_DIR:-${KAFKA_DIR:-}}
+KPIDS=${BENCH_KAFKA_PIDS:-}
 N=${BENCH_LINES:-${LINES:-1000000}}
 RUNS=${BENCH_RUNS:-${RUNS:-3}}
 RATE=${BENCH_RATE:-20000}
@@ -62,9 +81,39 @@ trap 'exit 130' INT TERM
 TICK=$(getconf CLK_TCK)
 FAILED=0
 
-for tool in "$MOCK_KAFKA" "$KAFKA_LATENCY"; do
+if [ -n "$KDIR" ]; then
+	[ -f "$KDIR/cluster.env" ] || {
+		echo "bench_e2e: no running cluster in $KDIR (no cluster.env; kafka-cluster.sh start $KDIR)" >&2
+		exit 2
+	}
+	[ -n "$REAL" ] || REAL=$(sed -n 's/^BOOTSTRAP=//p' "$KDIR/cluster.env")
+	if [ -z "$KPIDS" ]; then
+		for f in "$KDIR"/node-*/pid; do
+			[ -f "$f" ] && KPIDS="$KPIDS $(cat "$f")"
+		done
+	fi
+fi
+KPIDS=$(echo $KPIDS)
+for p in $KPIDS; do
+	[ -r "/proc/$p/stat" ] || {
+		echo "bench_e2e: Kafka broker PID $p is not running (BENCH_KAFKA_PIDS or BENCH_KAFKA_DIR)" >&2
+		exit 2
+	}
+done
+if [ -n "$REAL" ]; then
+	tools="$KAFKA_ADMIN $KAFKA_LATENCY"
+else
+	tools="$MOCK_KAFKA $KAFKA_LATENCY"
+fi
+for tool in $tools; do
 	[ -x "$tool" ] || { echo "bench_e2e: $tool not built (make bench builds it)" >&2; exit 2; }
 done
+if [ -n "$REAL" ]; then
+	if ! NBROKERS=$("$KAFKA_ADMIN" -b "$REAL" brokers 2>"$T/admin.err"); then
+		echo "bench_e2e: cannot reach Kafka at $REAL (BENCH_KAFKA): $(tail -1 "$T/admin.err")" >&2
+		exit 2
+	fi
+fi
 case " $SIDES " in *" rsyslog "*)
 	if ! command -v rsyslogd >/dev/null ||
 	    ! compgen -G '/usr/lib/*/rsyslog/omkafka.so' >/dev/null; then
@@ -176,6 +225,7 @@ nice -n -10 true 2>/dev/null && NICE="nice -n -10"
 # rsyslog, 3 partitions each) per measurement: it keeps every record in
 # memory. Sets MOCK_PID and BOOTSTRAP.
 mock_start() {
+	MOCK_PID=
 	$NICE "$MOCK_KAFKA" --brokers 3 --topic logs.nginx:3 --topic rsyslog:3 </dev/null \
 	    >"$T/mock.out" 2>"$T/mock.err" &
 	MOCK_PID=$!
@@ -190,6 +240,50 @@ mock_start() {
 	return 1
 }
 
+# kafka_start SIDE KIND RUN: the cluster of one measurement and its topic.
+# The mock: a fresh one, topics logs.nginx and rsyslog. A real cluster
+# (BENCH_KAFKA): nothing started; a topic of this measurement's own, so
+# that its watermarks count this run's records only (3 partitions,
+# replication 3, min.insync.replicas=2, as the test suite's). Sets
+# BOOTSTRAP, LF_PREFIX (the relay's topic before its stream name),
+# LF_TOPIC, RS_TOPIC and BROKER_PIDS (whose CPU and memory count as
+# Kafka's: the mock's process, or the real brokers' JVMs when known).
+kafka_start() {
+	local side=$1 kind=$2 run=$3 topic
+	CPU_brokers=0 PEAK_brokers=0 BROKER_BASE=0
+	if [ -z "$REAL" ]; then
+		LF_PREFIX=logs. LF_TOPIC=logs.nginx RS_TOPIC=rsyslog
+		mock_start || return 1
+		BROKER_PIDS=$MOCK_PID
+		return 0
+	fi
+	BOOTSTRAP=$REAL BROKER_PIDS=$KPIDS
+	LF_PREFIX=bench$$-$run-$kind.
+	LF_TOPIC=${LF_PREFIX}nginx RS_TOPIC=${LF_PREFIX}rsyslog
+	topic=$LF_TOPIC
+	[ "$side" = rsyslog ] && topic=$RS_TOPIC
+	if ! "$KAFKA_ADMIN" -b "$BOOTSTRAP" create "$topic" 3 $((NBROKERS < 3 ? NBROKERS : 3)) \
+	    min.insync.replicas=$((NBROKERS < 2 ? 1 : 2)) >"$T/admin.out" 2>&1; then
+		echo "bench_e2e: cannot create topic $topic on $BOOTSTRAP: $(tail -1 "$T/admin.out")" >&2
+		return 1
+	fi
+}
+
+# kafka_stop: stops the mock; a real cluster is left as it is.
+kafka_stop() { [ -z "$REAL" ] && stop "$MOCK_PID"; return 0; }
+
+# brokers_ticks / brokers_rss: the sums over BROKER_PIDS into BTICKS / BRSS.
+brokers_ticks() {
+	local p
+	BTICKS=0
+	for p in $BROKER_PIDS; do cpu_ticks "$p" && BTICKS=$((BTICKS + TICKS)); done
+}
+brokers_rss() {
+	local p
+	BRSS=0
+	for p in $BROKER_PIDS; do rss "$p" && BRSS=$((BRSS + RSS)); done
+}
+
 # consumer_start TOPIC COUNT [OPTION...]: kafka_latency in the background
 # (CONS_PID, output in $T/k.out); it counts each line once by its rid and,
 # for logferry, each event once by its headers.
@@ -197,7 +291,7 @@ consumer_start() {
 	local topic=$1 count=$2 unique=id
 	shift 2
 	# logferry's records also carry logferry-agent + logferry-seq headers
-	[ "$topic" = logs.nginx ] && unique=both
+	[ "$topic" = "$LF_TOPIC" ] && unique=both
 	# emptied here, not by the background job: watch must never see the
 	# output of an earlier consumer
 	: >"$T/k.out"
@@ -223,12 +317,17 @@ kval() { sed -n "s/^$1=//p" "$T/k.out" | tail -1; }
 # line is in Kafka (the consumer printed in_kafka_ns=, from the partitions'
 # watermarks, or reached_ns=) or the consumer exited, or a daemon died;
 # then reads each daemon's CPU. Sets PEAK_<NAME>, CPU_<NAME>
-# (ticks) and DIED (names of daemons that exited).
+# (ticks) and DIED (names of daemons that exited); and for Kafka
+# (BROKER_PIDS) PEAK_brokers (the sum of their RssAnon) and CPU_brokers
+# (ticks since BROKER_BASE).
 watch() {
 	local spec name pid line v done_
 	DIED=
+	PEAK_brokers=0
 	for spec in "$@"; do printf -v "PEAK_${spec%%:*}" 0; done
 	while :; do
+		brokers_rss
+		[ "$BRSS" -gt "$PEAK_brokers" ] && PEAK_brokers=$BRSS
 		for spec in "$@"; do
 			name=${spec%%:*} pid=${spec#*:}
 			v=PEAK_$name
@@ -257,11 +356,17 @@ watch() {
 		v=PEAK_$name
 		rss "$pid" && [ "$RSS" -gt "${!v}" ] && printf -v "$v" %s "$RSS"
 	done
+	brokers_ticks
+	CPU_brokers=$((BTICKS - BROKER_BASE))
 }
 
 # us_per TICKS LINES
 us_per() { awk -v t="$1" -v n="$2" -v tick="$TICK" 'BEGIN { printf "%.2f", t / tick * 1e6 / n }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# kafka_us LINES / kafka_mib: Kafka's CPU per line and peak memory of the
+# last measurement, "-" when its processes are not known.
+kafka_us() { if [ -n "$BROKER_PIDS" ]; then us_per "$CPU_brokers" "$1"; else echo -; fi; }
+kafka_mib() { if [ -n "$BROKER_PIDS" ]; then mib "$PEAK_brokers"; else echo -; fi; }
 
 # record CONFIG METRIC VALUE: kept for the medians.
 record() { echo "$3" >>"$T/res.$1.$2"; }
@@ -373,7 +478,7 @@ log_level: info
 listen: 127.0.0.1:$port
 workers: 2
 tls: {ca_file: $T/certs/ca.crt, cert_file: $T/certs/relay-chain.crt, key_file: $T/certs/relay.key}
-kafka: {brokers: "$BOOTSTRAP", topic: "logs.\${stream}", key: "\${host}"}
+kafka: {brokers: "$BOOTSTRAP", topic: "$LF_PREFIX\${stream}", key: "\${host}"}
 YAML
 	cat >"$AGENT_CFG" <<YAML
 id: web-01
@@ -411,9 +516,11 @@ logferry_stop() {
 
 logferry_throughput() {
 	local run=$1 rate cell
-	mock_start || return 1
-	consumer_start logs.nginx "$N" -T $((N / 5000 + 60)) -i 20 --linger 1
+	kafka_start logferry tput "$run" || return 1
+	consumer_start "$LF_TOPIC" "$N" -T $((N / 5000 + 60)) -i 20 --linger 1
 	DIED=
+	brokers_ticks
+	BROKER_BASE=$BTICKS
 	if logferry_start "$T/access.log"; then
 		watch agent:"$AGENT_PID" relay:"$RELAY_PID"
 	else
@@ -426,18 +533,20 @@ logferry_throughput() {
 	cell=$(cat "$T/cell")
 	[ -n "$OK" ] || { FAILED=1; diagnose_logferry throughput "$AGENT_CFG" "$N"; }
 	logferry_stop
-	stop "$MOCK_PID"
+	kafka_stop
 	if [ -n "$OK" ]; then
 		record lf_tput rate "$rate"
 		record lf_tput agent_us "$(us_per "$CPU_agent" "$N")"
 		record lf_tput relay_us "$(us_per "$CPU_relay" "$N")"
 		record lf_tput agent_mib "$(mib "$PEAK_agent")"
 		record lf_tput relay_mib "$(mib "$PEAK_relay")"
+		record lf_tput kafka_us "$(kafka_us "$N")"
+		record lf_tput kafka_mib "$(kafka_mib)"
 	fi
-	printf '| logferry #%s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$run" "${rate:--}" \
+	printf '| logferry #%s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$run" "${rate:--}" \
 	    "$(us_per "$CPU_agent" "$N")" "$(us_per "$CPU_relay" "$N")" \
-	    "$(us_per $((CPU_agent + CPU_relay)) "$N")" "$(mib "$PEAK_agent")" \
-	    "$(mib "$PEAK_relay")" "$(kval kafka_high)" "$cell" >>"$T/tput.md"
+	    "$(us_per $((CPU_agent + CPU_relay)) "$N")" "$(kafka_us "$N")" "$(mib "$PEAK_agent")" \
+	    "$(mib "$PEAK_relay")" "$(kafka_mib)" "$(kval kafka_high)" "$cell" >>"$T/tput.md"
 }
 
 # latency_measure TOPIC NAME:PID...: with the daemons running, WARM lines
@@ -456,6 +565,7 @@ latency_measure() {
 	if [ "$(sed -n 's/^status=//p' "$T/warm.out")" != ok ]; then
 		for spec; do kill -0 "${spec#*:}" 2>/dev/null || DIED+=" ${spec%%:*}"; done
 		for spec; do printf -v "CPU_${spec%%:*}" 0; printf -v "PEAK_${spec%%:*}" 0; done
+		CPU_brokers=0 PEAK_brokers=0
 		kill -TERM "$CONS_PID" 2>/dev/null
 		wait "$CONS_PID"
 		return 1
@@ -464,6 +574,8 @@ latency_measure() {
 		cpu_ticks "${spec#*:}"
 		printf -v "BASE_${spec%%:*}" %s "$TICKS"
 	done
+	brokers_ticks
+	BROKER_BASE=$BTICKS
 	python3 "$T/writer.py" "$T/live.log" "$RATE" "$LAT_SECS" &
 	wpid=$!
 	PIDS+=("$wpid")
@@ -478,12 +590,12 @@ latency_measure() {
 
 logferry_latency() {
 	local run=$1 cell
-	mock_start || return 1
+	kafka_start logferry lat "$run" || return 1
 	: >"$T/live.log"
 	DIED=
 	CPU_agent=0 CPU_relay=0 PEAK_agent=0 PEAK_relay=0
 	if logferry_start "$T/live.log"; then
-		latency_measure logs.nginx agent:"$AGENT_PID" relay:"$RELAY_PID"
+		latency_measure "$LF_TOPIC" agent:"$AGENT_PID" relay:"$RELAY_PID"
 	else
 		echo "status=not_started" >"$T/k.out"
 	fi
@@ -491,18 +603,19 @@ logferry_latency() {
 	cell=$(cat "$T/cell")
 	[ -n "$OK" ] || { FAILED=1; diagnose_logferry latency "$AGENT_CFG" $((LAT_LINES + WARM)); }
 	logferry_stop
-	stop "$MOCK_PID"
+	kafka_stop
 	[ -n "$OK" ] && record lf_lat p99 "$(pct p99 "$LAT_LINES")" &&
 	    record lf_lat p50 "$(pct p50 "$LAT_LINES")"
-	printf '| logferry #%s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$run" \
+	printf '| logferry #%s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$run" \
 	    "$(pct p50 "$LAT_LINES")" "$(pct p90 "$LAT_LINES")" "$(pct p99 "$LAT_LINES")" \
 	    "$(kval latency_max_ms)" "$(kval produce_p99_ms)" "$(us_per "$CPU_agent" "$LAT_LINES")" \
-	    "$(us_per "$CPU_relay" "$LAT_LINES")" "$(mib "$PEAK_agent")" "$cell" >>"$T/lat.md"
+	    "$(us_per "$CPU_relay" "$LAT_LINES")" "$(kafka_us "$LAT_LINES")" "$(mib "$PEAK_agent")" \
+	    "$cell" >>"$T/lat.md"
 }
 
 # ---------------------------------------------------------------- rsyslog
 
-# rsyslog_start INPUT: imfile (inotify) -> omkafka into topic "rsyslog",
+# rsyslog_start INPUT: imfile (inotify) -> omkafka into topic RS_TOPIC,
 # the raw line as the value, acks from all replicas, idempotent producer,
 # 5 ms linger (the relay's own settings); the state file in its own work
 # directory. Sets RS_PID.
@@ -516,7 +629,7 @@ module(load="imfile" mode="inotify")
 module(load="omkafka")
 template(name="raw" type="string" string="%rawmsg%")
 ruleset(name="tokafka") {
-	action(type="omkafka" broker=[$brokers] topic="rsyslog" template="raw"
+	action(type="omkafka" broker=[$brokers] topic="$RS_TOPIC" template="raw"
 	       partitions.auto="on"
 	       confParam=["queue.buffering.max.ms=5", "enable.idempotence=true"]
 	       topicConfParam=["request.required.acks=-1"])
@@ -532,9 +645,11 @@ CONF
 
 rsyslog_throughput() {
 	local run=$1 rate cell
-	mock_start || return 1
-	consumer_start rsyslog "$N" -T $((N / 5000 + 60)) -i 20 --linger 1
+	kafka_start rsyslog tput "$run" || return 1
+	consumer_start "$RS_TOPIC" "$N" -T $((N / 5000 + 60)) -i 20 --linger 1
 	DIED=
+	brokers_ticks
+	BROKER_BASE=$BTICKS
 	rsyslog_start "$T/access.log"
 	watch rsyslogd:"$RS_PID"
 	wait "$CONS_PID"
@@ -543,37 +658,39 @@ rsyslog_throughput() {
 	cell=$(cat "$T/cell")
 	[ -n "$OK" ] || { FAILED=1; diagnose_rsyslog throughput "$N"; }
 	stop "$RS_PID"
-	stop "$MOCK_PID"
+	kafka_stop
 	if [ -n "$OK" ]; then
 		record rs_tput rate "$rate"
 		record rs_tput us "$(us_per "$CPU_rsyslogd" "$N")"
 		record rs_tput mib "$(mib "$PEAK_rsyslogd")"
+		record rs_tput kafka_us "$(kafka_us "$N")"
+		record rs_tput kafka_mib "$(kafka_mib)"
 	fi
-	printf '| rsyslog #%s | %s | %s | - | %s | %s | - | %s | %s |\n' "$run" "${rate:--}" \
-	    "$(us_per "$CPU_rsyslogd" "$N")" "$(us_per "$CPU_rsyslogd" "$N")" \
-	    "$(mib "$PEAK_rsyslogd")" "$(kval kafka_high)" "$cell" >>"$T/tput.md"
+	printf '| rsyslog #%s | %s | %s | - | %s | %s | %s | - | %s | %s | %s |\n' "$run" "${rate:--}" \
+	    "$(us_per "$CPU_rsyslogd" "$N")" "$(us_per "$CPU_rsyslogd" "$N")" "$(kafka_us "$N")" \
+	    "$(mib "$PEAK_rsyslogd")" "$(kafka_mib)" "$(kval kafka_high)" "$cell" >>"$T/tput.md"
 }
 
 rsyslog_latency() {
 	local run=$1 cell
-	mock_start || return 1
+	kafka_start rsyslog lat "$run" || return 1
 	: >"$T/live.log"
 	DIED=
 	rsyslog_start "$T/live.log"
-	latency_measure rsyslog rsyslogd:"$RS_PID"
+	latency_measure "$RS_TOPIC" rsyslogd:"$RS_PID"
 	check_cell $((LAT_LINES + WARM)) >"$T/cell"
 	cell=$(cat "$T/cell")
 	[ -n "$OK" ] || { FAILED=1; diagnose_rsyslog latency $((LAT_LINES + WARM)); }
 	stop "$RS_PID"
-	stop "$MOCK_PID"
+	kafka_stop
 	[ -n "$OK" ] && record rs_lat p99 "$(pct p99 "$LAT_LINES")" &&
 	    record rs_lat p50 "$(pct p50 "$LAT_LINES")"
 	# omkafka stamps records with the message's time in whole seconds: no
 	# "to produce()" figure for it.
-	printf '| rsyslog #%s | %s | %s | %s | %s | - | %s | - | %s | %s |\n' "$run" \
+	printf '| rsyslog #%s | %s | %s | %s | %s | - | %s | - | %s | %s | %s |\n' "$run" \
 	    "$(pct p50 "$LAT_LINES")" "$(pct p90 "$LAT_LINES")" "$(pct p99 "$LAT_LINES")" \
 	    "$(kval latency_max_ms)" "$(us_per "$CPU_rsyslogd" "$LAT_LINES")" \
-	    "$(mib "$PEAK_rsyslogd")" "$cell" >>"$T/lat.md"
+	    "$(kafka_us "$LAT_LINES")" "$(mib "$PEAK_rsyslogd")" "$cell" >>"$T/lat.md"
 }
 
 # ---------------------------------------------------------------- main
@@ -595,12 +712,35 @@ echo "$N NGINX combined lines, $((SIZE / N)) bytes/line on average, file in the 
     "$(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-?}"); librdkafka" \
     "$(dpkg-query -W -f='${Version}' librdkafka1 2>/dev/null || echo '?')," \
     "$(rsyslogd -v 2>/dev/null | sed -n '1s/^rsyslogd *\([^ ,]*\).*/rsyslog \1/p')"
+if [ -n "$REAL" ]; then
+	KAFKA_DESC="Apache Kafka at $REAL ($NBROKERS brokers, same machine; a topic per measurement,"
+	KAFKA_DESC="$KAFKA_DESC 3 partitions, replication $((NBROKERS < 3 ? NBROKERS : 3)), min.insync.replicas=$((NBROKERS < 2 ? 1 : 2)))"
+else
+	KAFKA_DESC="mock Kafka (3 brokers, in-process, same machine; a fresh one per measurement)"
+fi
 echo "logferry: agent (file, nginx_combined, spool sync=always) -> TLS -> relay (2 workers," \
-    "JSON + logferry-agent/-seq headers, acks=all, idempotent) -> mock Kafka (3 brokers, in-process, same machine)"
+    "JSON + logferry-agent/-seq headers, acks=all, idempotent) -> $KAFKA_DESC"
 echo "rsyslog: imfile (inotify) -> omkafka, raw line, acks=all (request.required.acks=-1)," \
     "enable.idempotence=true, queue.buffering.max.ms=5; no parsing, no TLS hop, no disk buffer"
 echo "CPU: user+sys from /proc/PID/stat from the daemon's start to the last record in Kafka;" \
     "peak: RssAnon sampled every 50 ms; every line counted exactly once in Kafka by its rid"
+if [ -z "$REAL" ]; then
+	echo "Kafka columns: the mock cluster's process (tests/tools/mock_kafka), same span"
+elif [ -n "$KPIDS" ]; then
+	# What the JVMs burn with nothing to do (controllers' heartbeats, GC,
+	# the consumer's empty fetches do not run yet): to read the Kafka
+	# columns against.
+	BROKER_PIDS=$KPIDS
+	brokers_ticks
+	idle0=$BTICKS
+	sleep 5
+	brokers_ticks
+	echo "Kafka columns: the brokers' JVMs (PIDs $KPIDS), user+sys over the same span, RssAnon summed;" \
+	    "idle, they use $(awk -v t=$((BTICKS - idle0)) -v tick="$TICK" 'BEGIN { printf "%.1f", t / tick / 5 * 100 }') % of a CPU"
+else
+	echo "Kafka columns: - (the brokers' PIDs are unknown: BENCH_KAFKA_PIDS or BENCH_KAFKA_DIR)"
+fi
+echo "load average (uptime) at the start: $(uptime | sed 's/.*load average: //')"
 echo "runs: $RUNS, interleaved; sides: $SIDES; kinds: $KINDS" >&2
 
 : >"$T/tput.md"
@@ -622,17 +762,18 @@ case " $KINDS " in *" throughput "*)
 	echo
 	echo "### throughput: $N lines, as fast as they go"
 	echo
-	echo "| run | lines/s | agent µs/line | relay µs/event | total µs/line | agent peak MiB | relay peak MiB | records | check |"
-	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| run | lines/s | agent µs/line | relay µs/event | total µs/line | Kafka µs/line | agent peak MiB | relay peak MiB | Kafka peak MiB | records | check |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	cat "$T/tput.md"
-	echo "(rsyslog rows: rsyslogd is one process; its figures are in the agent columns)" ;;
+	echo "(rsyslog rows: rsyslogd is one process; its figures are in the agent columns;" \
+	    "total: the shipper's own CPU, Kafka's not included)" ;;
 esac
 case " $KINDS " in *" latency "*)
 	echo
 	echo "### latency: $RATE lines/s for $LAT_SECS s, from write() to the record in Kafka (ms)"
 	echo
-	echo "| run | p50 | p90 | p99 | max | p99 to produce() | agent µs/line | relay µs/event | agent peak MiB | check |"
-	echo "|---|---|---|---|---|---|---|---|---|---|"
+	echo "| run | p50 | p90 | p99 | max | p99 to produce() | agent µs/line | relay µs/event | Kafka µs/line | agent peak MiB | check |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	cat "$T/lat.md"
 	echo "(arrival is when bench/kafka_latency sees the record: its fetch wait, up to 10 ms, is included;"
 	echo "\"p99 to produce()\": to the record's time stamp, set when the relay or omkafka handed it to librdkafka, ms;"
@@ -649,8 +790,12 @@ echo "| relay CPU µs/event | $(median lf_tput relay_us) | ≤ $T_RELAY_US | - |
 echo "| end-to-end lines/s | $(median lf_tput rate) | ≥ $T_RATE | $(median rs_tput rate) |"
 echo "| agent peak RssAnon MiB | $(median lf_tput agent_mib) | ≤ $T_AGENT_MIB | $(median rs_tput mib) |"
 echo "| relay peak RssAnon MiB | $(median lf_tput relay_mib) | - | - |"
+echo "| Kafka CPU µs/line (throughput) | $(median lf_tput kafka_us) | - | $(median rs_tput kafka_us) |"
+echo "| Kafka peak RssAnon MiB | $(median lf_tput kafka_mib) | - | $(median rs_tput kafka_mib) |"
 echo "| p50 latency ms at $RATE lines/s | $(median lf_lat p50) | - | $(median rs_lat p50) |"
 echo "| p99 latency ms at $RATE lines/s | $(median lf_lat p99) | ≤ $T_P99_MS | $(median rs_lat p99) |"
+echo
+echo "load average (uptime) at the end: $(uptime | sed 's/.*load average: //')"
 
 if [ -s "$T/diag" ]; then
 	echo
