@@ -2142,7 +2142,14 @@ test_closed_file_deleted_is_forgotten(void **state)
 	put(h, "b.log", "b\n");
 	RUN_UNTIL(h, h->nlines == 2);
 	run_for(h, 100);
-	assert_int_equal(stats(h).files_open, 1);
+	/*
+	 * Forgotten: never failed on, b.log read once. (b.log may itself be
+	 * closed by now: close_inactive is 100 ms, and a loaded machine
+	 * stretches run_for, so the number open is 0 or 1. b.log may also
+	 * have a.log's inode, and is then known by its fingerprint.)
+	 */
+	assert_true(stats(h).files_open <= 1);
+	assert_int_equal(stats(h).errors, 0);
 	assert_int_equal(h->nlines, 2);
 	h_stop_and_check(h);
 }
