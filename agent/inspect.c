@@ -66,6 +66,9 @@ inspect_open(const struct agent_config *cfg, char *dir, size_t len, struct spool
 	}
 	if ((r = spool_view_open(dir, v)) == -ENOENT)
 		fprintf(stderr, "no spool in %s: the agent has not run with this data_dir yet\n", dir);
+	else if (r == -EBADMSG)
+		fprintf(stderr, "the spool in %s is damaged (see the message above): nothing read\n",
+		    dir);
 	else if (r != 0)
 		fprintf(stderr, "cannot read the spool in %s (see the message above)\n", dir);
 	return r;
@@ -101,7 +104,11 @@ inspect_stats(const struct agent_config *cfg, FILE *out)
 		spool_view_close(v);
 		return DAEMON_EXIT_FAILURE;
 	}
-	spool_view_usage(v, &used, &size);
+	if (spool_view_usage(v, &used, &size) != 0) {
+		fprintf(stderr, "spool %s: cannot read its usage (see the message above)\n", dir);
+		spool_view_close(v);
+		return DAEMON_EXIT_FAILURE;
+	}
 	fprintf(out, "spool: %s\n", dir);
 	fprintf(out, "events: %" PRIu64 "\n", t.events);
 	fprintf(out, "segments: %" PRIu64 "\n", t.segments);

@@ -327,6 +327,31 @@ expect_delivered() {
 	fi
 }
 
+# ---- metrics endpoints (metrics.listen on $LF_IP) ----
+#
+# get PORT PATH: the body, within 2 s (a stalled loop fails here).
+get() {
+	curl -sS --max-time 2 "http://$LF_IP:$1$2"
+}
+
+# metric PORT SAMPLE: the value of one sample, e.g. 'logferry_spool_events'
+# or 'logferry_file_lines_total{source="x"}'.
+metric() {
+	get "$1" /metrics | awk -v k="$2" '$1 == k { print $2 }'
+}
+
+# wait_metric PORT SAMPLE OP VALUE [SECONDS]: until the test [ sample OP value ] holds.
+wait_metric() {
+	local v i
+	for ((i = 0; i < ${5:-30} * 10; i++)); do
+		v=$(metric "$1" "$2")
+		[ -n "$v" ] && [ "$v" "$3" "$4" ] && return 0
+		sleep 0.1
+	done
+	echo "$2 is ${v:-absent}, expected $3 $4"
+	return 1
+}
+
 # start_relay NAME CONFIG: starts a relay and waits until it listens; sets LF_PID.
 start_relay() {
 	start "$1" "$LOGFERRY_RELAY" -c "$2"
