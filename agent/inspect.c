@@ -120,6 +120,7 @@ inspect_stats(const struct agent_config *cfg, FILE *out)
 	inspect_time(out, "oldest event", t.oldest);
 	inspect_time(out, "newest event", t.newest);
 	fprintf(out, "moved aside: %" PRIu64 "\n", spool_view_moved_aside(v));
+	fprintf(out, "damaged segments deleted: %" PRIu64 "\n", spool_view_segments_damaged(v));
 	fprintf(out, "files:\n");
 	spool_view_files(v, inspect_file, out);
 	spool_view_close(v);

@@ -2145,6 +2145,12 @@ spool_view_moved_aside(struct spool_view *v)
 	return spool_view_meta(v, "moved_aside");
 }
 
+uint64_t
+spool_view_segments_damaged(struct spool_view *v)
+{
+	return spool_view_meta(v, "segments_damaged");
+}
+
 int
 spool_view_usage(struct spool_view *v, uint64_t *used, uint64_t *file_size)
 {

@@ -217,6 +217,9 @@ uint64_t spool_view_next_seq(struct spool_view *v);
 /* Broken spools moved aside before this one was created (from meta). */
 uint64_t spool_view_moved_aside(struct spool_view *v);
 
+/* Damaged segments deleted at open so far (from meta). */
+uint64_t spool_view_segments_damaged(struct spool_view *v);
+
 /* Bytes in use in the map and the size of the data file. Returns 0 or -EIO (logged). */
 int spool_view_usage(struct spool_view *v, uint64_t *used, uint64_t *file_size);
 

@@ -31,6 +31,8 @@ lf_cleanup() {
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
+	# A test's own cleanup once its processes are gone (e.g. unmounting).
+	eval "${LF_AFTER_STOP:-:}"
 	if [ "$LF_FAILED" -ne 0 ] && [ -n "${LF_KEEP:-}" ]; then
 		echo "kept $T for inspection"
 	else
