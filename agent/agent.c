@@ -128,7 +128,8 @@ static const struct metrics_field agent_spool_fields[] = {
 	SPOOL_F("moved_aside_total", "counter", moved_aside,
 	    "Damaged spools moved aside at start, since data_dir was new (kept in the spool)."),
 	SPOOL_F("segments_damaged_total", "counter", segments_damaged,
-	    "Damaged segments deleted at start, their events lost (kept in the spool)."),
+	    "Damaged segments deleted, their events lost (those found at start are kept "
+	    "in the spool)."),
 	SPOOL_F("next_sequence", "gauge", next_seq,
 	    "Sequence number the next event will get."),
 };

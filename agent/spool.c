@@ -107,6 +107,7 @@ struct spool {
 	void (*commit_cb)(void *ctx);
 	void *commit_ctx;
 	uint64_t segments_seen;      /* segments_committed when commit_cb last ran */
+	uint64_t damaged_last;       /* 1 + the last damaged segment reported by a read */
 
 	/* Shared: under mu. */
 	pthread_mutex_t mu;
@@ -2040,8 +2041,38 @@ spool_view_close(struct spool_view *v)
 }
 
 /* Segments from the one holding `from` on, in a transaction of the caller's. */
+/*
+ * Reports a segment whose header is damaged, found by the shipper's read
+ * (the open checked every header: the disk changed since), and has the
+ * writer delete it, so that shipping goes on past it.
+ */
+static void
+spool_damaged_segment(struct spool *s, uint64_t key, const char *why)
+{
+	int r;
+
+	if (s->damaged_last == key + 1)
+		return;   /* already reported; its delete is on its way */
+	s->damaged_last = key + 1;
+	log_error("spool %s: segment %" PRIu64 " is damaged (%s): deleted; its events are lost",
+	    s->dir, key, why);
+	if ((r = spool_delete(s, key, key + 1)) != 0) {
+		log_error("spool %s: cannot delete segment %" PRIu64 ": %s", s->dir, key,
+		    strerror(-r));
+		return;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->stats.segments_damaged++;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/*
+ * Segments from the one holding `from` on, in a transaction of the
+ * caller's. With s (the running spool), a segment with a damaged header is
+ * skipped and deleted; without (a view), it ends the walk with -EIO.
+ */
 static int
-spool_iter_segments(MDB_txn *txn, MDB_dbi dbi, uint64_t from,
+spool_iter_segments(struct spool *s, MDB_txn *txn, MDB_dbi dbi, uint64_t from,
     int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why)
 {
 	MDB_cursor *c;
@@ -2050,8 +2081,10 @@ spool_iter_segments(MDB_txn *txn, MDB_dbi dbi, uint64_t from,
 	int rc, r = 0;
 
 	*why = NULL;
-	if (mdb_cursor_open(txn, dbi, &c) != 0)
+	if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0) {
+		*why = mdb_strerror(rc);
 		return -EIO;
+	}
 	spool_put_be64(kb, from);
 	/* The segment holding `from` may start before it. */
 	rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
@@ -2066,6 +2099,11 @@ spool_iter_segments(MDB_txn *txn, MDB_dbi dbi, uint64_t from,
 		struct spool_segment seg;
 
 		if (spool_segment_parse(&k, &d, &seg, why) != 0) {
+			if (s != NULL && k.mv_size == 8) {
+				spool_damaged_segment(s, spool_get_be64(k.mv_data), *why);
+				*why = NULL;
+				continue;
+			}
 			r = -EIO;
 			break;
 		}
@@ -2085,7 +2123,7 @@ int
 spool_view_segments(struct spool_view *v, uint64_t from,
     int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why)
 {
-	return spool_iter_segments(v->txn, v->segments, from, fn, ctx, why);
+	return spool_iter_segments(NULL, v->txn, v->segments, from, fn, ctx, why);
 }
 
 int
@@ -2183,7 +2221,7 @@ spool_segments(struct spool *s, uint64_t from,
 		*why = mdb_strerror(rc);
 		return -EIO;
 	}
-	r = spool_iter_segments(txn, s->segments, from, fn, ctx, why);
+	r = spool_iter_segments(s, txn, s->segments, from, fn, ctx, why);
 	mdb_txn_abort(txn);
 	return r;
 }

@@ -134,7 +134,9 @@ int spool_when_committed(struct spool *s, void (*cb)(void *ctx, int status), voi
 
 /*
  * Reads the committed segments from the one holding sequence number `from`
- * on (the shipper's read, on the loop thread), like spool_view_segments.
+ * on (the shipper's read, on the loop thread), like spool_view_segments,
+ * except that a segment whose header is damaged is logged, skipped and
+ * deleted (stats.segments_damaged) instead of ending the read.
  */
 int spool_segments(struct spool *s, uint64_t from,
     int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why);
@@ -171,7 +173,7 @@ struct spool_stats {
 	uint64_t disk_used;           /* bytes in use in the LMDB map, after the last commit */
 	uint64_t full_waits;          /* times spool_append said -EAGAIN */
 	uint64_t moved_aside;         /* damaged spools moved aside (kept in meta) */
-	uint64_t segments_damaged;    /* damaged segments deleted at open (kept in meta) */
+	uint64_t segments_damaged;    /* damaged segments deleted (those at open kept in meta) */
 	uint64_t commit_errors;
 	bool full;                    /* no room for new events: max_size reached or disk full */
 	bool disk_full;               /* the filesystem has no room for the spool to grow */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -702,6 +703,42 @@ test_broken_meta_page_is_detected_and_moved_aside(void **state)
 	expect_moved_aside(fx, &o, 2);
 }
 
+/* Flips the magic number of segment `first`'s header, through LMDB, in a process of its own. */
+static void
+break_segment_header(const char *dir, uint64_t first)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		uint8_t kb[8], *p;
+		MDB_val k = { 8, kb }, v;
+
+		for (int i = 0; i < 8; i++)
+			kb[i] = (uint8_t)(first >> (56 - 8 * i));
+		if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 4) != 0 ||
+		    mdb_env_set_mapsize(env, 1ull << 30) != 0 ||
+		    mdb_env_open(env, dir, 0, 0640) != 0 ||
+		    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
+		    mdb_dbi_open(txn, "segments", 0, &dbi) != 0 ||
+		    mdb_get(txn, dbi, &k, &v) != 0 || (p = malloc(v.mv_size)) == NULL)
+			_exit(1);
+		memcpy(p, v.mv_data, v.mv_size);
+		p[0] ^= 0xff;
+		v.mv_data = p;
+		if (mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
+			_exit(1);
+		mdb_env_close(env);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void
 test_damaged_segment_is_deleted_alone(void **state)
 {
@@ -709,7 +746,6 @@ test_damaged_segment_is_deleted_alone(void **state)
 	struct spool_options o;
 	struct spool_stats st;
 	struct seglist l;
-	uint8_t *p = NULL;
 
 	spool_options_default(&o, fx->dir);
 	o.segment_max_events = 10;
@@ -722,31 +758,7 @@ test_damaged_segment_is_deleted_alone(void **state)
 	list_segments(fx->dir, &l);
 	assert_true(l.n >= 3);
 	/* A wrong magic number in the second segment's header, through LMDB. */
-	{
-		MDB_env *env;
-		MDB_txn *txn;
-		MDB_dbi dbi;
-		uint8_t kb[8];
-		MDB_val k = { 8, kb }, v;
-
-		for (int i = 0; i < 8; i++)
-			kb[i] = (uint8_t)(l.first[1] >> (56 - 8 * i));
-		assert_int_equal(mdb_env_create(&env), 0);
-		assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
-		assert_int_equal(mdb_env_set_mapsize(env, 1ull << 30), 0);
-		assert_int_equal(mdb_env_open(env, fx->dir, 0, 0640), 0);
-		assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-		assert_int_equal(mdb_dbi_open(txn, "segments", 0, &dbi), 0);
-		assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
-		assert_non_null(p = malloc(v.mv_size));
-		memcpy(p, v.mv_data, v.mv_size);
-		p[0] ^= 0xff;
-		v.mv_data = p;
-		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-		assert_int_equal(mdb_txn_commit(txn), 0);
-		mdb_env_close(env);
-		free(p);
-	}
+	break_segment_header(fx->dir, l.first[1]);
 	open_spool(fx, &o);
 	spool_get_stats(fx->s, &st);
 	assert_int_equal(st.moved_aside, 0);
@@ -882,6 +894,50 @@ test_when_committed_calls_back_after_the_commit_in_order(void **state)
 	close_spool(fx);
 }
 
+/*
+ * A header damaged while the agent runs (the disk changed under it): the
+ * shipper's read skips the segment, reports it and has it deleted, instead
+ * of failing every read from then on.
+ */
+static void
+test_segment_damaged_while_running_is_skipped_and_deleted(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_stats st;
+	struct seglist l;
+	uint64_t n = 0;
+	const char *why;
+
+	spool_options_default(&o, fx->dir);
+	o.segment_max_events = 10;
+	open_spool(fx, &o);
+	for (uint64_t i = 0; i < 30; i += 10) {
+		append_lines(fx, i, 10);
+		spool_flush(fx->s);
+	}
+	do {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		spool_get_stats(fx->s, &st);
+	} while (st.events_committed < 30);
+	list_segments(fx->dir, &l);
+	assert_int_equal(l.n, 3);
+	break_segment_header(fx->dir, l.first[1]);
+	assert_int_equal(spool_segments(fx->s, 0, count_segment, &n, &why), 0);
+	assert_int_equal(n, 20);
+	spool_get_stats(fx->s, &st);
+	assert_int_equal(st.segments_damaged, 1);
+	do {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+		spool_get_stats(fx->s, &st);
+	} while (st.segments_deleted < 1);
+	close_spool(fx);
+	list_segments(fx->dir, &l);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.first[1], 21);
+}
+
 static void
 test_view_of_a_missing_spool_is_enoent(void **state)
 {
@@ -907,6 +963,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_random_bytes_in_a_tree_page_are_detected_without_a_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_meta_page_is_detected_and_moved_aside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_segment_is_deleted_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_damaged_while_running_is_skipped_and_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_larger_than_the_limit_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relaxed_sync_commits_the_same, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_happens_without_close, setup, teardown),
