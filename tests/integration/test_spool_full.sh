@@ -47,11 +47,12 @@ round() {
 	start "writer-$name" $W write "$T/$name/app.log" 120001 4000 --pad 200 --random --rate 2000
 	writer=$LF_PID
 	sleep "$delay"   # the relay's absence, the parameter of this round
-	wait_exit "$writer" 30 || fail "$name: the writer did not finish"
+	[ "$delay" = 0 ] || wait_exit "$writer" 30 || fail "$name: the writer did not finish"
 	[ "$(metric "$aport" logferry_spool_full)" = 1 ] ||
 		fail "$name: the spool is not full after $delay s without a relay"
 	start_relay "relay-$name" "$(relay_config "relay-$name" "$port")"
 	relay=$LF_PID
+	wait_exit "$writer" 30 || fail "$name: the writer did not finish"
 	expect_delivered "logs.$stream" "$T/$name/app.log" 120 \
 		"$name: relay after $delay s: every line arrived"
 	out=$(check_delivered "$T/$name/app.log" "$T/dump")
@@ -68,6 +69,7 @@ round() {
 	wait_exit "$relay" 20 || fail "$name: relay did not stop"
 }
 
+round at_once 0   # the relay comes as the spool says it is full
 round short 5
 round long 20
 finish
