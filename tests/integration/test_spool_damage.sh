@@ -3,10 +3,15 @@
 # its pages hold, random bytes over a tree page, a broken meta page. Each
 # time --spool-stats and --spool-dump refuse it with a message and exit 1
 # instead of crashing (SIGBUS), and the agent moves it aside, says so, counts
-# it (the count survives restarts), and goes on with a new spool.
+# it (the count survives restarts), and goes on with a new spool. Random
+# bytes in one segment's compressed events cost that segment only: it is
+# reported and deleted (at open, or refused by the relay when shipped) and
+# every other line is delivered.
 . "$(dirname "$0")/lib.sh"
 
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
+for c in kcat curl; do
+	command -v $c >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
+done
 W="python3 $top_srcdir/tests/tools/logwriter.py"
 $W write "$T/app.log" 1 40000 --pad 200 --random   # 6 MiB spooled
 aport=$(free_port)
@@ -21,9 +26,9 @@ metrics: {listen: $LF_IP:$aport}
 CONF
 data=$T/data/spool/data.mdb
 
-# damage KIND: damages the stopped agent's data file.
+# damage KIND [FILE]: damages the stopped agent's data file.
 damage() {
-	python3 - "$1" "$data" <<'PY'
+	python3 - "$1" "${2:-$data}" <<'PY'
 import os, random, struct, sys
 kind, path = sys.argv[1], sys.argv[2]
 rnd = random.Random(7)
@@ -39,6 +44,19 @@ with open(path, 'r+b') as f:
     elif kind == 'meta':
         f.seek(4096)                               # meta page 1
         f.write(rnd.randbytes(4096))
+    elif kind == 'payload':
+        # The second page of a segment's overflow run (flags P_OVERFLOW, its own
+        # page number first): zstd bytes only, no LMDB structure.
+        for pg in range(last_pg // 2, last_pg):
+            f.seek(pg * 4096)
+            h = f.read(16)
+            if struct.unpack_from('<Q', h, 0)[0] == pg and struct.unpack_from('<H', h, 10)[0] == 4 \
+                    and struct.unpack_from('<I', h, 12)[0] >= 3:
+                f.seek((pg + 1) * 4096)
+                f.write(rnd.randbytes(4096))
+                break
+        else:
+            sys.exit('no overflow page found')
 PY
 }
 
@@ -74,4 +92,33 @@ done
 "$LOGFERRY_AGENT" -c "$cfg" --spool-stats | grep -q "^moved aside: 3$" &&
 	pass "--spool-stats counts 3 spools moved aside" ||
 	fail "--spool-stats: $("$LOGFERRY_AGENT" -c "$cfg" --spool-stats | grep moved)"
+
+# ---- random bytes in a segment's compressed events: only that segment is lost ----
+make_certs
+start_kafka
+stream=payload_$(date +%s)$$
+kafka_topic "logs.$stream" 16
+port=$(free_port)
+pcfg=$(agent_config agent-payload web-01 web-01 "$stream" "$T/app.log" "$port")
+sed -i 's/format: nginx_combined/format: raw/' "$pcfg"
+printf 'metrics: {listen: %s:%s}\n' "$LF_IP" "$aport" >>"$pcfg"
+start agent-payload "$LOGFERRY_AGENT" -c "$pcfg"
+agent=$LF_PID
+wait_spooled "$pcfg" 40000 60 || fail "payload: the agent did not spool the file"
+stop_agent "$agent"
+damage payload "$T/agent-payload/spool/data.mdb" || fail "payload: could not damage a segment"
+start agent-payload-after "$LOGFERRY_AGENT" -c "$pcfg"
+agent=$LF_PID
+start_relay relay "$(relay_config relay "$port")"
+wait_metric "$aport" logferry_spool_events -eq 0 60 || fail "payload: the spool did not empty"
+kafka_dump "logs.$stream" "$T/dump"
+out=$(check_delivered "$T/app.log" "$T/dump")
+missing=$(echo "$out" | sed -n 's/.*missing \([0-9]*\),.*/\1/p')
+lost=$(( $(metric "$aport" logferry_spool_segments_damaged_total) + $(metric "$aport" logferry_shipper_rejected_segments_total) ))
+# One segment holds at most relays.batch.max_events (4096) events.
+[ "${missing:-0}" -gt 0 ] && [ "$missing" -le 4096 ] && [ "$lost" = 1 ] &&
+	grep -Eq "segment [0-9]+ is damaged|rejected segment" "$T/agent-payload-after.log" &&
+	pass "payload: one damaged segment reported and deleted, the rest delivered ($out): $(grep -Eo "segment [0-9]+ is damaged.*|rejected segment.*" "$T/agent-payload-after.log" | head -1 | cut -c1-160)" ||
+	fail "payload: $out; segments lost: $lost; $(grep -E "damaged|rejected" "$T/agent-payload-after.log" | tail -2)"
+stop_agent "$agent"
 finish
