@@ -592,8 +592,9 @@ out:
 
 /*
  * Walks every record of every table of an environment opened read-only and
- * reads every byte of every value, in a process of its own (see
- * spool_check_pages). Returns 0 or an LMDB error, with why.
+ * reads every page of every value, in a process of its own (see
+ * spool_check_pages). Returns 0 or an LMDB error; why names damage that
+ * LMDB did not report itself, else stays NULL.
  */
 static int
 spool_walk(MDB_env *env, const char **why)
@@ -602,7 +603,7 @@ spool_walk(MDB_env *env, const char **why)
 	MDB_txn *txn;
 	int rc;
 
-	*why = "LMDB cannot read it";
+	*why = NULL;
 	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0)
 		return rc;
 	for (size_t t = 0; t < sizeof(names) / sizeof(names[0]) + 1 && rc == 0; t++) {
@@ -673,7 +674,7 @@ spool_check_pages(const char *dir, char *why, size_t whylen)
 	}
 	if (pid == 0) {
 		MDB_env *env;
-		const char *w = "LMDB cannot open it";
+		const char *w = NULL;
 		int rc;
 
 		close(fds[0]);
@@ -685,10 +686,10 @@ spool_check_pages(const char *dir, char *why, size_t whylen)
 		mdb_env_close(env);
 		if (rc == 0)
 			_exit(0);
-		if (strcmp(w, "LMDB cannot read it") == 0 || strcmp(w, "LMDB cannot open it") == 0)
-			dprintf(fds[1], "%s: %s", w, mdb_strerror(rc));
-		else
+		if (w != NULL)
 			dprintf(fds[1], "%s", w);
+		else
+			dprintf(fds[1], "LMDB cannot read it: %s", mdb_strerror(rc));
 		_exit(spool_is_corruption(rc) ? 1 : 2);
 	}
 	close(fds[1]);
