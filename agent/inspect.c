@@ -133,6 +133,7 @@ struct inspect_dumper {
 	struct buf raw, line;
 	struct event_field fields[256];
 	const char *why;
+	uint64_t damaged;             /* segments skipped */
 };
 
 static int
@@ -146,8 +147,11 @@ inspect_dump_segment(void *ctx, const struct spool_segment *seg)
 	int r;
 
 	if (spool_segment_decompress(seg, &d->raw) != 0) {
-		d->why = "a segment does not decompress";
-		return -EIO;
+		/* One damaged segment: say so, and show the others. */
+		fprintf(stderr, "segment %" PRIu64 " (%" PRIu32 " events) is damaged: it does not "
+		    "decompress; skipped\n", seg->first_seq, seg->events);
+		d->damaged++;
+		return 0;
 	}
 	event_reader_init(&er, d->raw.data, d->raw.len, d->fields, 256);
 	while ((r = event_reader_next(&er, &ev)) == 1) {
@@ -188,6 +192,10 @@ inspect_dump(const struct agent_config *cfg, FILE *out)
 	if (fflush(out) != 0 || r != 0) {
 		fprintf(stderr, "spool %s: dump stopped: %s\n", dir,
 		    d.why != NULL ? d.why : why != NULL ? why : strerror(r < 0 ? -r : EIO));
+		return DAEMON_EXIT_FAILURE;
+	}
+	if (d.damaged != 0) {
+		fprintf(stderr, "spool %s: %" PRIu64 " damaged segment(s) skipped\n", dir, d.damaged);
 		return DAEMON_EXIT_FAILURE;
 	}
 	return DAEMON_EXIT_OK;

@@ -107,6 +107,12 @@ agent=$LF_PID
 wait_spooled "$pcfg" 40000 60 || fail "payload: the agent did not spool the file"
 stop_agent "$agent"
 damage payload "$T/agent-payload/spool/data.mdb" || fail "payload: could not damage a segment"
+"$LOGFERRY_AGENT" -c "$pcfg" --spool-dump >"$T/out" 2>"$T/err"
+rc=$?
+[ "$rc" = 1 ] && grep -q "is damaged: it does not decompress; skipped" "$T/err" &&
+	[ "$(wc -l <"$T/out")" -gt 30000 ] && [ "$(wc -l <"$T/out")" -lt 40000 ] &&
+	pass "payload: --spool-dump skips the damaged segment, shows $(wc -l <"$T/out") events, exits 1" ||
+	fail "payload: --spool-dump exited $rc with $(wc -l <"$T/out") events: $(head -2 "$T/err")"
 start agent-payload-after "$LOGFERRY_AGENT" -c "$pcfg"
 agent=$LF_PID
 start_relay relay "$(relay_config relay "$port")"
