@@ -131,6 +131,7 @@ struct spool {
 	uint64_t deadline_ns;        /* commit by then; 0: nothing waiting */
 	uint64_t retry_ns;           /* no commit before then (after a failure) */
 	uint64_t backoff_ms;         /* the last wait before retry_ns */
+	uint64_t dels_retry_ns;      /* no delete before then (after a failed one) */
 	bool full;                   /* max_size reached: segments wait for deletes */
 	bool disk_full;              /* the filesystem has no room for the reserve */
 	bool disk_full_wait;         /* segments wait because of it */
@@ -1374,7 +1375,8 @@ spool_writer_main(void *arg)
 			now = spool_now_ns();
 			if (s->stop)
 				stopping = true;
-			if (s->deletes != NULL || stopping)
+			/* Deletes free room: at once, unless their own commit just failed. */
+			if ((s->deletes != NULL && now >= s->dels_retry_ns) || stopping)
 				break;
 			/* Full, or after a failure: blocks wait in the queue, which makes the loop wait. */
 			waiting = s->retry_ns > now;
@@ -1389,6 +1391,8 @@ spool_writer_main(void *arg)
 				until = s->retry_ns;
 			else if (!waiting && s->deadline_ns != 0)
 				until = s->deadline_ns;
+			if (s->deletes != NULL && (until == 0 || s->dels_retry_ns < until))
+				until = s->dels_retry_ns;
 			if (until != 0) {
 				struct timespec ts = { (time_t)(until / 1000000000u),
 				    (long)(until % 1000000000u) };
@@ -1451,13 +1455,15 @@ spool_writer_main(void *arg)
 			if (dels_done) {
 				spool_free_deletes(dels);
 				dels = NULL;
+				s->dels_retry_ns = 0;
 			}
 			spool_commit_result(s, rc);
 			spool_update_usage(s);
 			if (dels != NULL) {
-				/* Not applied: put them back for the retry. */
+				/* Not applied: put them back for the retry, after the backoff. */
 				struct spool_delete_range *t = dels;
 
+				s->dels_retry_ns = s->retry_ns;
 				pthread_mutex_lock(&s->mu);
 				while (t->next != NULL)
 					t = t->next;

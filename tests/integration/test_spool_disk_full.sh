@@ -65,8 +65,9 @@ wait_metric "$aport" logferry_spool_events_committed_total -gt "$committed" 30 &
 	fail "the agent did not resume after space was freed"
 
 # The relay comes: the spool drains, the source reads the rest.
+kafka_follow "logs.$stream" kcat 64
 start_relay relay "$(relay_config relay "$port")"
-expect_delivered "logs.$stream" "$T/app.log" 120 "after a full disk: every line arrived"
+expect_followed "logs.$stream" "$T/kcat.log" "$T/app.log" 120 "after a full disk: every line arrived"
 wait_metric "$aport" logferry_spool_events -eq 0 30 || fail "the spool did not empty"
 wait_metric "$aport" logferry_spool_disk_full -eq 0 30 || fail "the agent still says disk full"
 wait_metric "$aport" logferry_spool_full -eq 0 10 || fail "the sources are still paused"

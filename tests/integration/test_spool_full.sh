@@ -5,8 +5,8 @@
 # rounds, each with its own delay). Each time the spool must empty, the
 # file source must resume and every line must reach Kafka; the only
 # duplicates allowed are wire retries (the same agent and sequence number
-# twice), never lines read or spooled twice. 64 partitions: the mock cluster
-# keeps only about 5 MiB of each.
+# twice), never lines read or spooled twice. Kafka is read while the relay
+# produces: the mock cluster keeps only about 5 MiB of a partition.
 . "$(dirname "$0")/lib.sh"
 
 for c in kcat curl; do
@@ -50,12 +50,14 @@ round() {
 	[ "$delay" = 0 ] || wait_exit "$writer" 30 || fail "$name: the writer did not finish"
 	[ "$(metric "$aport" logferry_spool_full)" = 1 ] ||
 		fail "$name: the spool is not full after $delay s without a relay"
+	kafka_follow "logs.$stream" "kcat-$name" 64
+	consumer=$LF_PID
 	start_relay "relay-$name" "$(relay_config "relay-$name" "$port")"
 	relay=$LF_PID
 	wait_exit "$writer" 30 || fail "$name: the writer did not finish"
-	expect_delivered "logs.$stream" "$T/$name/app.log" 120 \
+	expect_followed "logs.$stream" "$T/kcat-$name.log" "$T/$name/app.log" 120 \
 		"$name: relay after $delay s: every line arrived"
-	out=$(check_delivered "$T/$name/app.log" "$T/dump")
+	out=$LF_DELIVERED
 	only_wire_duplicates "$out" && pass "$name: only wire-retry duplicates ($out)" ||
 		fail "$name: duplicates that are not wire retries: $out"
 	wait_metric "$aport" logferry_spool_events -eq 0 30 || fail "$name: the spool did not empty"
@@ -65,8 +67,9 @@ round() {
 		fail "$name: the agent logged failed commits or deletes"
 	fi
 	stop_agent "$agent"
-	kill -TERM "$relay"
+	kill -TERM "$relay" "$consumer"
 	wait_exit "$relay" 20 || fail "$name: relay did not stop"
+	wait_exit "$consumer" 20 || fail "$name: the consumer did not stop"
 }
 
 round at_once 0   # the relay comes as the spool says it is full
