@@ -116,7 +116,9 @@ rc=$?
 kafka_follow "logs.$stream" kcat 16
 start agent-payload-after "$LOGFERRY_AGENT" -c "$pcfg"
 agent=$LF_PID
-start_relay relay "$(relay_config relay "$port")"
+# One partition per record, not sticky runs: the mock keeps ~5 MiB of each.
+sed -i 's/properties: {/properties: {sticky.partitioning.linger.ms: "0", /' "$(relay_config relay "$port")"
+start_relay relay "$T/relay.yaml"
 wait_metric "$aport" logferry_spool_events -eq 0 60 || fail "payload: the spool did not empty"
 # Every event acknowledged is in Kafka: all but those dropped (one refused segment).
 want=$((40000 - $(metric "$aport" logferry_shipper_events_dropped_total)))

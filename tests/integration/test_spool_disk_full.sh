@@ -66,7 +66,9 @@ wait_metric "$aport" logferry_spool_events_committed_total -gt "$committed" 30 &
 
 # The relay comes: the spool drains, the source reads the rest.
 kafka_follow "logs.$stream" kcat 64
-start_relay relay "$(relay_config relay "$port")"
+# One partition per record, not sticky runs: the mock keeps ~5 MiB of each.
+sed -i 's/properties: {/properties: {sticky.partitioning.linger.ms: "0", /' "$(relay_config relay "$port")"
+start_relay relay "$T/relay.yaml"
 expect_followed "logs.$stream" "$T/kcat.log" "$T/app.log" 120 "after a full disk: every line arrived"
 wait_metric "$aport" logferry_spool_events -eq 0 30 || fail "the spool did not empty"
 wait_metric "$aport" logferry_spool_disk_full -eq 0 30 || fail "the agent still says disk full"
