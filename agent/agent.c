@@ -126,7 +126,10 @@ static const struct metrics_field agent_spool_fields[] = {
 	SPOOL_F("full_waits_total", "counter", full_waits,
 	    "Times a source had to wait because the spool was full or busy."),
 	SPOOL_F("moved_aside_total", "counter", moved_aside,
-	    "Broken spools moved aside at start."),
+	    "Damaged spools moved aside at start, since data_dir was new (kept in the spool)."),
+	SPOOL_F("segments_damaged_total", "counter", segments_damaged,
+	    "Damaged segments deleted, their events lost (those found at start are kept "
+	    "in the spool)."),
 	SPOOL_F("next_sequence", "gauge", next_seq,
 	    "Sequence number the next event will get."),
 };
@@ -338,6 +341,9 @@ agent_render(void *ctx, struct metrics_writer *w)
 	metrics_one(w, "logferry_spool_full", "gauge",
 	    "1 while the spool is full: files pause, datagrams are dropped, streams wait.",
 	    sp.full ? 1 : 0);
+	metrics_one(w, "logferry_spool_disk_full", "gauge",
+	    "1 while the filesystem of data_dir has no room for the spool to grow.",
+	    sp.disk_full ? 1 : 0);
 	if (a->shipper != NULL) {
 		struct shipper_stats sh;
 		struct metrics_label relay = { "relay", NULL };
@@ -367,8 +373,9 @@ agent_render(void *ctx, struct metrics_writer *w)
 /*
  * 200 while the agent runs: it keeps taking events even when no relay is
  * reachable. status says "degraded" with the reasons when events cannot
- * leave (no relay), cannot come in (full spool) or cannot be kept (commit
- * errors), so that a check can alert without restarting anything.
+ * leave (no relay), cannot come in (full spool, full disk) or cannot be
+ * kept (commit errors), so that a check can alert without restarting
+ * anything.
  */
 static int
 agent_health(void *ctx, struct buf *out)
@@ -376,7 +383,7 @@ agent_health(void *ctx, struct buf *out)
 	struct agent *a = ctx;
 	struct spool_stats sp;
 	struct shipper_stats sh = { 0 };
-	const char *why[3];
+	const char *why[4];
 	size_t nwhy = 0;
 
 	spool_get_stats(a->spool, &sp);
@@ -385,7 +392,9 @@ agent_health(void *ctx, struct buf *out)
 		if (!sh.connected)
 			why[nwhy++] = "no relay connected";
 	}
-	if (sp.full)
+	if (sp.disk_full)
+		why[nwhy++] = "disk full";
+	else if (sp.full)
 		why[nwhy++] = "spool full";
 	if (sp.commit_errors != 0)
 		why[nwhy++] = "spool commit errors";
@@ -402,7 +411,8 @@ agent_health(void *ctx, struct buf *out)
 	jsonw_uint(out, sp.disk_used);
 	jsonw_raw(out, ",\"max_size\":");
 	jsonw_uint(out, a->cfg->spool.max_size);
-	jsonw_raw(out, sp.full ? ",\"full\":true}" : ",\"full\":false}");
+	jsonw_raw(out, sp.full ? ",\"full\":true" : ",\"full\":false");
+	jsonw_raw(out, sp.disk_full ? ",\"disk_full\":true}" : ",\"disk_full\":false}");
 	if (a->shipper != NULL) {
 		jsonw_raw(out, ",\"relay\":{\"server\":");
 		jsonw_cstring(out, sh.relay != NULL ? sh.relay : "");

@@ -119,8 +119,10 @@ static const struct config_key elem_source = {
 static const struct config_key spool_keys[] = {
 	{ "max_size", CONFIG_SIZE, A(spool.max_size) - A(spool), .def = "1GiB", .min = 16 * MIB,
 	  .max = INT64_C(1) << 40,
-	  .help = "Bytes the spool may use on disk. When it is full, file sources pause, "
-	    "syslog over UDP drops (counted) and stream sources push back." },
+	  .help = "Bytes of events the spool may hold. When it is full, file sources pause, "
+	    "syslog over UDP drops (counted) and stream sources push back. The data file "
+	    "may grow a reserve past it (a sixteenth, 4 to 64 MiB) that only deletes use, "
+	    "so that a full spool or a full disk still drains." },
 	{ "sync", CONFIG_ENUM, A(spool.sync) - A(spool), .def = "always", .names = syncs,
 	  .help = "always flushes every commit to disk; relaxed skips the metadata flush "
 	    "(a power loss may undo the last commit; the database stays intact)." },

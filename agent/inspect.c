@@ -66,6 +66,9 @@ inspect_open(const struct agent_config *cfg, char *dir, size_t len, struct spool
 	}
 	if ((r = spool_view_open(dir, v)) == -ENOENT)
 		fprintf(stderr, "no spool in %s: the agent has not run with this data_dir yet\n", dir);
+	else if (r == -EBADMSG)
+		fprintf(stderr, "the spool in %s is damaged (see the message above): nothing read\n",
+		    dir);
 	else if (r != 0)
 		fprintf(stderr, "cannot read the spool in %s (see the message above)\n", dir);
 	return r;
@@ -101,7 +104,11 @@ inspect_stats(const struct agent_config *cfg, FILE *out)
 		spool_view_close(v);
 		return DAEMON_EXIT_FAILURE;
 	}
-	spool_view_usage(v, &used, &size);
+	if (spool_view_usage(v, &used, &size) != 0) {
+		fprintf(stderr, "spool %s: cannot read its usage (see the message above)\n", dir);
+		spool_view_close(v);
+		return DAEMON_EXIT_FAILURE;
+	}
 	fprintf(out, "spool: %s\n", dir);
 	fprintf(out, "events: %" PRIu64 "\n", t.events);
 	fprintf(out, "segments: %" PRIu64 "\n", t.segments);
@@ -113,6 +120,7 @@ inspect_stats(const struct agent_config *cfg, FILE *out)
 	inspect_time(out, "oldest event", t.oldest);
 	inspect_time(out, "newest event", t.newest);
 	fprintf(out, "moved aside: %" PRIu64 "\n", spool_view_moved_aside(v));
+	fprintf(out, "damaged segments deleted: %" PRIu64 "\n", spool_view_segments_damaged(v));
 	fprintf(out, "files:\n");
 	spool_view_files(v, inspect_file, out);
 	spool_view_close(v);
@@ -125,6 +133,7 @@ struct inspect_dumper {
 	struct buf raw, line;
 	struct event_field fields[256];
 	const char *why;
+	uint64_t damaged;             /* segments skipped */
 };
 
 static int
@@ -138,8 +147,11 @@ inspect_dump_segment(void *ctx, const struct spool_segment *seg)
 	int r;
 
 	if (spool_segment_decompress(seg, &d->raw) != 0) {
-		d->why = "a segment does not decompress";
-		return -EIO;
+		/* One damaged segment: say so, and show the others. */
+		fprintf(stderr, "segment %" PRIu64 " (%" PRIu32 " events) is damaged: it does not "
+		    "decompress; skipped\n", seg->first_seq, seg->events);
+		d->damaged++;
+		return 0;
 	}
 	event_reader_init(&er, d->raw.data, d->raw.len, d->fields, 256);
 	while ((r = event_reader_next(&er, &ev)) == 1) {
@@ -180,6 +192,10 @@ inspect_dump(const struct agent_config *cfg, FILE *out)
 	if (fflush(out) != 0 || r != 0) {
 		fprintf(stderr, "spool %s: dump stopped: %s\n", dir,
 		    d.why != NULL ? d.why : why != NULL ? why : strerror(r < 0 ? -r : EIO));
+		return DAEMON_EXIT_FAILURE;
+	}
+	if (d.damaged != 0) {
+		fprintf(stderr, "spool %s: %" PRIu64 " damaged segment(s) skipped\n", dir, d.damaged);
 		return DAEMON_EXIT_FAILURE;
 	}
 	return DAEMON_EXIT_OK;

@@ -7,7 +7,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,7 +25,10 @@
 #define SPOOL_FORMAT 1
 #define SPOOL_POS_KEY 16
 #define SPOOL_POS_FIXED 24       /* offset, fp_hash, fp_len, path_len */
-#define SPOOL_RETRY_MS 1000      /* after a failed commit */
+#define SPOOL_RESERVE_MIN (4u << 20)
+#define SPOOL_RESERVE_MAX (64u << 20)
+#define SPOOL_RETRY_MIN_MS 100  /* after a failed commit, doubling */
+#define SPOOL_RETRY_MAX_MS 5000
 
 /*
  * A hand-off block: events encoded on the loop thread, and the positions to
@@ -68,6 +76,13 @@ struct spool_delete_range {
 	uint64_t first, end;
 };
 
+/* What the map holds: pages in use, pages ever allocated (the high-water mark). */
+struct spool_usage {
+	uint64_t used;               /* bytes: allocated minus LMDB's free list */
+	uint64_t high;               /* bytes: (last page + 1) x page size */
+	uint64_t psize;
+};
+
 struct spool {
 	struct spool_options o;
 	char *dir;
@@ -76,6 +91,8 @@ struct spool {
 	void *ctx;
 	MDB_env *env;
 	MDB_dbi segments, files, meta;
+	uint64_t reserve;            /* map and disk room above max_size, for deletes */
+	uint64_t map_size;           /* max_size + reserve */
 
 	/* Loop thread only. */
 	struct spool_block *cur;
@@ -90,6 +107,7 @@ struct spool {
 	void (*commit_cb)(void *ctx);
 	void *commit_ctx;
 	uint64_t segments_seen;      /* segments_committed when commit_cb last ran */
+	uint64_t damaged_last;       /* 1 + the last damaged segment reported by a read */
 
 	/* Shared: under mu. */
 	pthread_mutex_t mu;
@@ -112,7 +130,14 @@ struct spool {
 	uint64_t next_seq;
 	uint64_t deadline_ns;        /* commit by then; 0: nothing waiting */
 	uint64_t retry_ns;           /* no commit before then (after a failure) */
-	bool full;
+	uint64_t backoff_ms;         /* the last wait before retry_ns */
+	uint64_t dels_retry_ns;      /* no delete before then (after a failed one) */
+	bool full;                   /* max_size reached: segments wait for deletes */
+	bool disk_full;              /* the filesystem has no room for the reserve */
+	bool disk_full_wait;         /* segments wait because of it */
+	bool no_fallocate;           /* the filesystem cannot reserve room */
+	struct spool_usage usage;    /* after the last commit */
+	uint64_t file_size;          /* of data.mdb, allocated */
 	size_t nblocks;
 };
 
@@ -247,6 +272,20 @@ spool_pos_parse(const MDB_val *k, const MDB_val *v, struct spool_file *f, size_t
 
 /* ------------------------------------------------------------ environment */
 
+uint64_t
+spool_reserve(uint64_t max_size)
+{
+	/*
+	 * A delete needs a few new pages per segment (LMDB copies on write and
+	 * reuses no page freed by the last transaction); deletes one segment
+	 * at a time need far less than this, whatever the fragmentation.
+	 */
+	uint64_t r = max_size / 16;
+
+	return r < SPOOL_RESERVE_MIN ? SPOOL_RESERVE_MIN : r > SPOOL_RESERVE_MAX ?
+	    SPOOL_RESERVE_MAX : r;
+}
+
 static int
 spool_mkdirs(const char *dir)
 {
@@ -314,14 +353,14 @@ spool_env_open(struct spool *s, uint64_t moved_aside, const char **why)
 	MDB_txn *txn = NULL;
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
-	uint64_t format, last_end = 0, n = 0;
+	uint64_t format, last_end = 0, n = 0, damaged = 0;
 	int rc;
 
 	*why = "LMDB could not open it";
 	if ((rc = mdb_env_create(&s->env)) != 0)
 		return rc;
-	mdb_env_set_maxdbs(s->env, 4);
-	if ((rc = mdb_env_set_mapsize(s->env, s->o.max_size)) != 0 ||
+	if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+	    (rc = mdb_env_set_mapsize(s->env, s->map_size)) != 0 ||
 	    (rc = mdb_env_open(s->env, s->dir, flags, 0640)) != 0 ||
 	    (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "segments", MDB_CREATE, &s->segments)) != 0 ||
@@ -356,6 +395,11 @@ spool_env_open(struct spool *s, uint64_t moved_aside, const char **why)
 	if (moved_aside != 0 &&
 	    (rc = spool_meta_put(txn, s->meta, "moved_aside", moved_aside)) != 0)
 		goto out;
+	rc = spool_meta_get(txn, s->meta, "moved_aside", &s->stats.moved_aside);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		*why = "its moved_aside record is unreadable";
+		goto out;
+	}
 	if ((rc = spool_meta_get(txn, s->meta, "next_seq", &s->next_seq)) != 0) {
 		*why = "its next_seq record is missing";
 		rc = MDB_CORRUPTED;
@@ -368,17 +412,38 @@ spool_env_open(struct spool *s, uint64_t moved_aside, const char **why)
 	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		struct spool_segment seg;
 
-		if (spool_segment_parse(&k, &v, &seg, why) != 0 ||
-		    seg.first_seq < last_end) {
-			if (seg.first_seq < last_end)
-				*why = "segments overlap";
-			rc = MDB_CORRUPTED;
-			goto out;
+		const char *bad = NULL;
+
+		if (spool_segment_parse(&k, &v, &seg, &bad) == 0 && seg.first_seq < last_end)
+			bad = "it overlaps the segment before it";
+		else if (bad == NULL && ZSTD_findFrameCompressedSize(seg.payload,
+		    seg.payload_len) != seg.payload_len)
+			bad = "its zstd frame is damaged";
+		if (bad != NULL) {
+			/* One damaged segment costs its own events, not the spool's. */
+			log_error("spool %s: segment %" PRIu64 " is damaged (%s): deleted; its "
+			    "events are lost", s->dir, k.mv_size == 8 ? spool_get_be64(k.mv_data) :
+			    0, bad);
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				goto out;
+			damaged++;
+			continue;
 		}
 		last_end = seg.first_seq + seg.events;
 		n += seg.events;
 	}
 	if (rc != MDB_NOTFOUND)
+		goto out;
+	if (damaged != 0) {
+		uint64_t before = 0;
+
+		rc = spool_meta_get(txn, s->meta, "segments_damaged", &before);
+		if ((rc != 0 && rc != MDB_NOTFOUND) ||
+		    (rc = spool_meta_put(txn, s->meta, "segments_damaged", before + damaged)) != 0)
+			goto out;
+	}
+	rc = spool_meta_get(txn, s->meta, "segments_damaged", &s->stats.segments_damaged);
+	if (rc != 0 && rc != MDB_NOTFOUND)
 		goto out;
 	mdb_cursor_close(c);
 	c = NULL;
@@ -405,6 +470,268 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------------ damage checks */
+
+/*
+ * LMDB's on-disk meta page (mdb.c, MDB_meta behind the page header), read
+ * with pread before anything is mapped: a data file shorter than its last
+ * page makes every read of the missing pages a SIGBUS.
+ */
+#define SPOOL_LMDB_MAGIC 0xBEEFC0DEu
+#define SPOOL_LMDB_VERSION 1
+#define SPOOL_LMDB_P_META 0x08
+#define SPOOL_LMDB_Z sizeof(size_t)
+#define SPOOL_LMDB_HDR (SPOOL_LMDB_Z + 8)                       /* page header */
+#define SPOOL_LMDB_DBS (SPOOL_LMDB_HDR + 8 + sizeof(void *) + SPOOL_LMDB_Z)
+#define SPOOL_LMDB_DB (8 + 5 * SPOOL_LMDB_Z)                    /* MDB_db */
+#define SPOOL_LMDB_ROOT (8 + 4 * SPOOL_LMDB_Z)                  /* md_root in MDB_db */
+#define SPOOL_LMDB_LAST (SPOOL_LMDB_DBS + 2 * SPOOL_LMDB_DB)    /* mm_last_pg */
+#define SPOOL_LMDB_META_END (SPOOL_LMDB_LAST + 2 * SPOOL_LMDB_Z)
+
+struct spool_meta_page {
+	uint32_t psize;
+	size_t last_pg, txnid, root[2];
+};
+
+static size_t
+spool_get_size(const uint8_t *p)
+{
+	size_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* Reads meta page i at off. Returns 0, -EBADMSG (why set), or -errno. */
+static int
+spool_read_meta(int fd, int i, off_t off, struct spool_meta_page *m, const char **why)
+{
+	uint8_t p[SPOOL_LMDB_META_END];
+	uint32_t magic, version;
+	uint16_t flags;
+	ssize_t n = pread(fd, p, sizeof(p), off);
+
+	if (n < 0)
+		return -errno;
+	if ((size_t)n < sizeof(p)) {
+		*why = "the data file ends inside a meta page";
+		return -EBADMSG;
+	}
+	memcpy(&flags, p + SPOOL_LMDB_Z + 2, 2);
+	memcpy(&magic, p + SPOOL_LMDB_HDR, 4);
+	memcpy(&version, p + SPOOL_LMDB_HDR + 4, 4);
+	memcpy(&m->psize, p + SPOOL_LMDB_DBS, 4);
+	if (!(flags & SPOOL_LMDB_P_META) || magic != SPOOL_LMDB_MAGIC ||
+	    spool_get_size(p) != (size_t)i) {
+		*why = i == 0 ? "meta page 0 is not an LMDB meta page" :
+		    "meta page 1 is not an LMDB meta page";
+		return -EBADMSG;
+	}
+	if (version != SPOOL_LMDB_VERSION) {
+		*why = "a meta page has an LMDB data version this agent does not know";
+		return -EBADMSG;
+	}
+	if (m->psize < 512 || m->psize > 65536 || (m->psize & (m->psize - 1)) != 0) {
+		*why = "a meta page has an impossible page size";
+		return -EBADMSG;
+	}
+	m->root[0] = spool_get_size(p + SPOOL_LMDB_DBS + SPOOL_LMDB_ROOT);
+	m->root[1] = spool_get_size(p + SPOOL_LMDB_DBS + SPOOL_LMDB_DB + SPOOL_LMDB_ROOT);
+	m->last_pg = spool_get_size(p + SPOOL_LMDB_LAST);
+	m->txnid = spool_get_size(p + SPOOL_LMDB_LAST + SPOOL_LMDB_Z);
+	return 0;
+}
+
+/*
+ * Checks data.mdb in dir without mapping it: both meta pages are LMDB's,
+ * and the file holds every page the newer one counts. Returns 0 (sound),
+ * 1 (no file yet), -EBADMSG (why says what is wrong) or -errno.
+ */
+static int
+spool_check_file(const char *dir, const char **why)
+{
+	char path[PATH_MAX];
+	struct spool_meta_page m[2], *newer;
+	struct stat st;
+	int fd, r = 0;
+
+	*why = NULL;
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >= sizeof(path))
+		return -ENAMETOOLONG;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 1 : -errno;
+	if (fstat(fd, &st) != 0) {
+		r = -errno;
+		goto out;
+	}
+	/* LMDB writes both meta pages when it creates the file: empty is a new spool. */
+	if (st.st_size == 0)
+		goto out;
+	if ((r = spool_read_meta(fd, 0, 0, &m[0], why)) != 0 ||
+	    (r = spool_read_meta(fd, 1, (off_t)m[0].psize, &m[1], why)) != 0)
+		goto out;
+	if (m[1].psize != m[0].psize) {
+		*why = "the two meta pages disagree on the page size";
+		r = -EBADMSG;
+		goto out;
+	}
+	newer = m[1].txnid > m[0].txnid ? &m[1] : &m[0];
+	for (int i = 0; i < 2; i++)
+		if (newer->root[i] != (size_t)-1 && newer->root[i] > newer->last_pg) {
+			*why = "a meta page points past the last page";
+			r = -EBADMSG;
+			goto out;
+		}
+	if ((uint64_t)st.st_size < ((uint64_t)newer->last_pg + 1) * newer->psize) {
+		*why = "the data file is shorter than its last page (truncated)";
+		r = -EBADMSG;
+	}
+out:
+	close(fd);
+	return r;
+}
+
+/*
+ * Walks every record of every table of an environment opened read-only and
+ * reads every page of every value, in a process of its own (see
+ * spool_check_pages). Returns 0 or an LMDB error; why names damage that
+ * LMDB did not report itself, else stays NULL.
+ */
+static int
+spool_walk(MDB_env *env, const char **why)
+{
+	static const char *const names[] = { NULL, "segments", "files", "meta" };
+	MDB_txn *txn;
+	int rc;
+
+	*why = NULL;
+	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	for (size_t t = 0; t < sizeof(names) / sizeof(names[0]) + 1 && rc == 0; t++) {
+		MDB_dbi dbi = 0;   /* the first pass: LMDB's free list */
+		MDB_cursor *c;
+		MDB_val k, v, prev;
+
+		if (t > 0 && (rc = mdb_dbi_open(txn, names[t - 1], 0, &dbi)) != 0) {
+			/* A spool created and never committed to has no tables yet. */
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+			continue;
+		}
+		if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0)
+			break;
+		prev.mv_size = 0;
+		while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+			volatile uint8_t sum = 0;
+
+			/*
+			 * LMDB does not check a page's content: a damaged tree page
+			 * shows as keys of the wrong size or out of order.
+			 */
+			if ((t == 2 && k.mv_size != 8) || (t == 3 && k.mv_size != SPOOL_POS_KEY) ||
+			    (t == 4 && v.mv_size != 8) || k.mv_size == 0 || k.mv_size > 511 ||
+			    (prev.mv_size != 0 && mdb_cmp(txn, dbi, &prev, &k) >= 0)) {
+				*why = "its keys are damaged";
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			prev = k;
+
+			/* A record out of the file's pages crashes the walk: that is the check. */
+			for (size_t i = 0; i < k.mv_size; i += 512)
+				sum ^= ((const uint8_t *)k.mv_data)[i];
+			for (size_t i = 0; i < v.mv_size; i += 512)
+				sum ^= ((const uint8_t *)v.mv_data)[i];
+			(void)sum;
+		}
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/*
+ * Reads the whole spool in dir in a child process: LMDB trusts its pages,
+ * so random bytes in one can make it read anywhere and crash; the child
+ * crashes instead of the agent. Returns 0 (readable), -EBADMSG (why names
+ * the damage) or -errno when it could not be checked.
+ */
+static int
+spool_check_pages(const char *dir, char *why, size_t whylen)
+{
+	int fds[2], status, r;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return -errno;
+	if ((pid = fork()) < 0) {
+		r = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		return r;
+	}
+	if (pid == 0) {
+		MDB_env *env;
+		const char *w = NULL;
+		int rc;
+
+		close(fds[0]);
+		if ((rc = mdb_env_create(&env)) != 0)
+			_exit(2);
+		if ((rc = mdb_env_set_maxdbs(env, 4)) == 0 &&
+		    (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0)) == 0)
+			rc = spool_walk(env, &w);
+		mdb_env_close(env);
+		if (rc == 0)
+			_exit(0);
+		if (w != NULL)
+			dprintf(fds[1], "%s", w);
+		else
+			dprintf(fds[1], "LMDB cannot read it: %s", mdb_strerror(rc));
+		_exit(spool_is_corruption(rc) ? 1 : 2);
+	}
+	close(fds[1]);
+	n = read(fds[0], why, whylen - 1);
+	why[n > 0 ? n : 0] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFSIGNALED(status)) {
+		snprintf(why, whylen, "reading its pages crashed a checking process (%s)",
+		    strsignal(WTERMSIG(status)));
+		return -EBADMSG;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
+		return -EBADMSG;
+	if (why[0] == '\0')
+		snprintf(why, whylen, "the checking process failed");
+	return -EIO;
+}
+
+int
+spool_check(const char *dir, char *why, size_t whylen)
+{
+	const char *w;
+	int r;
+
+	why[0] = '\0';
+	if ((r = spool_check_file(dir, &w)) == -EBADMSG)
+		snprintf(why, whylen, "%s", w);
+	else if (r == 0)
+		r = spool_check_pages(dir, why, whylen);
+	else if (r == 1)
+		r = 0;
+	else
+		snprintf(why, whylen, "%s", strerror(-r));
+	return r;
+}
+
 /* Moves a broken spool directory aside; returns 0 or -errno. */
 static int
 spool_move_aside(const char *dir, char *to, size_t tolen)
@@ -428,9 +755,65 @@ spool_move_aside(const char *dir, char *to, size_t tolen)
 	return -EEXIST;
 }
 
-/* Bytes of the map in use: pages ever allocated minus those on LMDB's free list. */
+/* Entries "<dir>.broken-*" beside dir: the spools moved aside so far. */
 static uint64_t
-spool_env_used(MDB_env *env)
+spool_count_moved_aside(const char *dir)
+{
+	char parent[PATH_MAX], prefix[NAME_MAX + 16];
+	const char *slash = strrchr(dir, '/');
+	struct dirent *e;
+	uint64_t n = 0;
+	DIR *d;
+
+	if (slash == NULL) {
+		snprintf(parent, sizeof(parent), ".");
+		snprintf(prefix, sizeof(prefix), "%s.broken-", dir);
+	} else {
+		snprintf(parent, sizeof(parent), "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
+		snprintf(prefix, sizeof(prefix), "%s.broken-", slash + 1);
+	}
+	if ((d = opendir(parent)) == NULL)
+		return 1;
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+			n++;
+	closedir(d);
+	return n > 0 ? n : 1;
+}
+
+/*
+ * Moves the damaged spool in s->dir aside and opens a new one in its
+ * place, which records how many were moved aside (this one included).
+ * Returns 0, or a negative error after logging it.
+ */
+static int
+spool_replace(struct spool *s, const char *damage, const char **why)
+{
+	char aside[PATH_MAX + 64];
+	int rc, r;
+
+	if ((r = spool_move_aside(s->dir, aside, sizeof(aside))) != 0) {
+		log_error("spool %s is damaged (%s) and cannot be moved aside: %s; "
+		    "move it away by hand", s->dir, damage, strerror(-r));
+		return r;
+	}
+	log_error("spool %s is damaged (%s): moved aside to %s and starting a new one; "
+	    "the events in it were not shipped: keep it for inspection or delete it",
+	    s->dir, damage, aside);
+	if ((r = spool_mkdirs(s->dir)) != 0) {
+		log_error("spool: cannot create directory %s: %s", s->dir, strerror(-r));
+		return r;
+	}
+	if ((rc = spool_env_open(s, spool_count_moved_aside(s->dir), why)) != 0) {
+		log_error("spool %s cannot be opened (%s: %s)", s->dir, *why, mdb_strerror(rc));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Reads the map's usage from its committed state. Returns 0 or an LMDB error. */
+static int
+spool_env_usage(MDB_env *env, struct spool_usage *u)
 {
 	MDB_envinfo info;
 	MDB_stat st;
@@ -438,22 +821,30 @@ spool_env_used(MDB_env *env)
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint64_t free_pages = 0;
+	int rc;
 
-	if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0)
-		return 0;
-	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
-		/* dbi 0 is LMDB's free list: each value is a list of page numbers, count first. */
-		if (mdb_cursor_open(txn, 0, &c) == 0) {
-			while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
-				if (v.mv_size >= sizeof(size_t))
-					free_pages += *(const size_t *)v.mv_data;
-			mdb_cursor_close(c);
-		}
+	if ((rc = mdb_env_info(env, &info)) != 0 || (rc = mdb_env_stat(env, &st)) != 0)
+		return rc;
+	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	/* dbi 0 is LMDB's free list: each value is a list of page numbers, count first. */
+	if ((rc = mdb_cursor_open(txn, 0, &c)) != 0) {
 		mdb_txn_abort(txn);
+		return rc;
 	}
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0)
+		if (v.mv_size >= sizeof(size_t))
+			free_pages += *(const size_t *)v.mv_data;
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	if (rc != MDB_NOTFOUND)
+		return rc;
 	if (free_pages > info.me_last_pgno + 1)
 		free_pages = info.me_last_pgno + 1;
-	return (info.me_last_pgno + 1 - free_pages) * (uint64_t)st.ms_psize;
+	u->psize = st.ms_psize;
+	u->high = (info.me_last_pgno + 1) * (uint64_t)st.ms_psize;
+	u->used = (info.me_last_pgno + 1 - free_pages) * (uint64_t)st.ms_psize;
+	return 0;
 }
 
 /* ------------------------------------------------------------ writer thread */
@@ -591,9 +982,14 @@ spool_block_clear(struct spool_block *b)
 	b->ts_max = 0;
 }
 
+/*
+ * Deletes the segments of the ranges d in txn, at most `limit` of them
+ * (0: all). Deleting a range again finds nothing, so ranges stay valid
+ * until every one is gone. Returns 0 or an LMDB error.
+ */
 static int
-spool_apply_deletes(struct spool *s, MDB_txn *txn, struct spool_delete_range *d,
-    uint64_t *deleted, uint64_t *deleted_events)
+spool_apply_deletes(struct spool *s, MDB_txn *txn, const struct spool_delete_range *d,
+    uint64_t limit, uint64_t *deleted, uint64_t *deleted_events)
 {
 	MDB_cursor *c;
 	int rc;
@@ -611,6 +1007,8 @@ spool_apply_deletes(struct spool *s, MDB_txn *txn, struct spool_delete_range *d,
 			struct spool_segment seg;
 			const char *why;
 
+			if (limit != 0 && *deleted >= limit)
+				break;
 			if (k.mv_size != 8 || spool_get_be64(k.mv_data) >= d->end)
 				break;
 			/* Every header was checked at open; a bad one now still goes. */
@@ -645,43 +1043,125 @@ spool_put_positions(struct spool *s, MDB_txn *txn)
 	return rc;
 }
 
-static void spool_update_usage(struct spool *s);
+/*
+ * Whether an error of a write means that the filesystem is full. LMDB
+ * reports a short write as EIO: that is a full disk when the filesystem
+ * has no room for a few pages left.
+ */
+static bool
+spool_disk_full_error(struct spool *s, int rc)
+{
+	struct statvfs sv;
+
+	if (rc == ENOSPC || rc == EDQUOT)
+		return true;
+	if (rc != EIO || statvfs(s->dir, &sv) != 0)
+		return false;
+	return (uint64_t)sv.f_bavail * sv.f_frsize < 16 * s->usage.psize;
+}
 
 /*
- * One group commit: sealed segments, positions and deletes in one write
- * transaction. Returns 0, MDB_MAP_FULL when the spool is full, or another
- * LMDB error; on error nothing was written and everything stays pending.
+ * Whether the sealed segments may be committed now: the spool stays within
+ * max_size (the map's reserve above it is for deletes), and on a full disk
+ * within the data file already allocated, less the reserve. Returns 0,
+ * MDB_MAP_FULL (spool full) or ENOSPC (disk full).
  */
 static int
-spool_commit(struct spool *s, struct spool_delete_range *dels)
+spool_admit(struct spool *s)
 {
-	MDB_txn *txn;
-	uint64_t events = 0, segs = 0, raw = 0, packed = 0, deleted = 0, deleted_events = 0;
-	uint64_t pending = 0;
-	uint64_t reserve = s->o.max_size / 64 > (512u << 10) ? s->o.max_size / 64 : 512u << 10;
-	int rc;
+	uint64_t pending = s->pending_pos.len;
 
 	for (struct spool_seg *g = s->sealed; g != NULL; g = g->next)
 		pending += g->out.len + 64;
-	/* Keep a reserve so that deletes can always be committed when full. */
-	if (pending != 0 && s->stats.disk_used + pending + reserve > s->o.max_size && dels == NULL)
+	if (s->sealed == NULL)
+		return 0;
+	if (s->usage.used + pending > s->o.max_size)
 		return MDB_MAP_FULL;
+	if (s->disk_full && s->usage.used + pending + s->reserve > s->file_size)
+		return ENOSPC;
+	return 0;
+}
+
+/*
+ * Deletes in their own transaction, at most limit segments (0: all); n
+ * says how many went. Returns 0 or an LMDB error (nothing deleted).
+ */
+static int
+spool_delete_txn(struct spool *s, const struct spool_delete_range *dels, uint64_t limit,
+    uint64_t *n)
+{
+	MDB_txn *txn;
+	uint64_t segs = 0, events = 0;
+	int rc;
+
+	*n = 0;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		return rc;
-	if (dels != NULL && (rc = spool_apply_deletes(s, txn, dels, &deleted, &deleted_events)) != 0)
-		goto fail;
-	if (pending != 0 && s->stats.disk_used + pending + reserve > s->o.max_size) {
-		/* Deletes alone first, then the segments if the space they free is enough. */
-		if ((rc = mdb_txn_commit(txn)) != 0)
-			return rc;
-		pthread_mutex_lock(&s->mu);
-		s->stats.segments_deleted += deleted;
-		s->stats.events_deleted += deleted_events;
-		s->stats.events_stored -= deleted_events;
-		pthread_mutex_unlock(&s->mu);
-		spool_update_usage(s);
-		return spool_commit(s, NULL);
+	if ((rc = spool_apply_deletes(s, txn, dels, limit, &segs, &events)) != 0 || segs == 0) {
+		mdb_txn_abort(txn);
+		return rc;
 	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return rc;
+	pthread_mutex_lock(&s->mu);
+	s->stats.segments_deleted += segs;
+	s->stats.events_deleted += events;
+	s->stats.events_stored -= events;
+	s->stats.commits++;
+	pthread_mutex_unlock(&s->mu);
+	*n = segs;
+	return 0;
+}
+
+/*
+ * Applies every delete range. When one transaction finds too few free
+ * pages (a full map or disk), one segment per transaction does: each needs
+ * only a few pages, which the reserve above max_size (and on disk) keeps.
+ * Returns 0 or an LMDB error; the ranges are then to be applied again.
+ */
+static int
+spool_commit_deletes(struct spool *s, const struct spool_delete_range *dels)
+{
+	uint64_t n;
+	int rc = spool_delete_txn(s, dels, 0, &n);
+
+	if (rc != MDB_MAP_FULL && !spool_disk_full_error(s, rc))
+		return rc;
+	log_warn("spool %s: deleting acknowledged segments needs more room than is free: "
+	    "deleting them one at a time", s->dir);
+	do
+		rc = spool_delete_txn(s, dels, 1, &n);
+	while (rc == 0 && n != 0);
+	return rc;
+}
+
+static void spool_update_usage(struct spool *s);
+
+/*
+ * One group commit: deletes, sealed segments and positions in one write
+ * transaction. Returns 0, MDB_MAP_FULL when the spool is full, ENOSPC when
+ * the disk is, or another LMDB error; on error the segments stay pending.
+ * *dels_done says whether the deletes were committed (else they are to be
+ * applied again).
+ */
+static int
+spool_commit(struct spool *s, const struct spool_delete_range *dels, bool *dels_done)
+{
+	MDB_txn *txn;
+	uint64_t events = 0, segs = 0, raw = 0, packed = 0, deleted = 0, deleted_events = 0;
+	int rc, admit = spool_admit(s);
+
+	*dels_done = dels == NULL;
+	/* Deletes first and alone when the segments have no room until they are done. */
+	if (dels != NULL && admit != 0)
+		goto deletes_alone;
+	if (admit != 0)
+		return admit;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if (dels != NULL &&
+	    (rc = spool_apply_deletes(s, txn, dels, 0, &deleted, &deleted_events)) != 0)
+		goto fail;
 	for (struct spool_seg *g = s->sealed; g != NULL; g = g->next) {
 		uint8_t kb[8];
 		MDB_val k = { 8, kb }, v = { g->out.len, g->out.data };
@@ -698,8 +1178,13 @@ spool_commit(struct spool *s, struct spool_delete_range *dels)
 	    (rc = spool_meta_put(txn, s->meta, "next_seq",
 	    s->open != NULL ? s->open->first_seq : s->next_seq)) != 0)
 		goto fail;
-	if ((rc = mdb_txn_commit(txn)) != 0)
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		/* Too few free pages for all of it: the deletes alone need fewer. */
+		if (dels != NULL && (rc == MDB_MAP_FULL || spool_disk_full_error(s, rc)))
+			goto deletes_alone;
 		return rc;
+	}
+	*dels_done = true;
 	while (s->sealed != NULL) {
 		struct spool_seg *g = s->sealed;
 
@@ -723,7 +1208,14 @@ spool_commit(struct spool *s, struct spool_delete_range *dels)
 	return 0;
 fail:
 	mdb_txn_abort(txn);
-	return rc;
+	if (dels == NULL || (rc != MDB_MAP_FULL && !spool_disk_full_error(s, rc)))
+		return rc;
+deletes_alone:
+	if ((rc = spool_commit_deletes(s, dels)) != 0)
+		return rc;
+	*dels_done = true;
+	spool_update_usage(s);
+	return spool_commit(s, NULL, dels_done);
 }
 
 static void
@@ -737,15 +1229,129 @@ spool_free_deletes(struct spool_delete_range *d)
 	}
 }
 
+/*
+ * Keeps the data file allocated `reserve` bytes past the map's high-water
+ * mark (up to the map size), so that a full filesystem still leaves room
+ * for deletes and the next commits. Sets disk_full when the filesystem has
+ * no room for that, clears it when it has again.
+ */
+static void
+spool_keep_reserve(struct spool *s)
+{
+	uint64_t want = s->usage.high + s->reserve;
+	struct stat st;
+	int fd, r;
+
+	if (want > s->map_size)
+		want = s->map_size;
+	if ((r = mdb_env_get_fd(s->env, &fd)) != 0) {
+		log_error("spool %s: cannot get the data file: %s", s->dir, mdb_strerror(r));
+		return;
+	}
+	if (fstat(fd, &st) != 0) {
+		log_error("spool %s: cannot stat the data file: %s", s->dir, strerror(errno));
+		return;
+	}
+	s->file_size = (uint64_t)st.st_size;
+	if (s->file_size >= want) {
+		r = 0;
+	} else if ((r = posix_fallocate(fd, (off_t)s->file_size,
+	    (off_t)(want - s->file_size))) == 0) {
+		s->file_size = want;
+	} else if (r != ENOSPC && r != EDQUOT) {
+		/* A filesystem without fallocate: LMDB's own writes will say when it is full. */
+		if (!s->no_fallocate)
+			log_warn("spool %s: cannot reserve %" PRIu64 " bytes for deletes on its "
+			    "filesystem (%s): a full disk will stop the spool until space is freed",
+			    s->dir, s->reserve, strerror(r));
+		s->no_fallocate = true;
+		r = 0;
+	} else if (fstat(fd, &st) == 0) {
+		/* What the filesystem gave before it was full stays allocated. */
+		s->file_size = (uint64_t)st.st_size;
+	}
+	if (r != 0 && !s->disk_full)
+		log_error("spool %s: disk full: the filesystem has no room for the spool to grow "
+		    "(%s); sources pause while deletes use the reserve; free space on the "
+		    "filesystem of data_dir, or wait for the relays to take events", s->dir,
+		    strerror(r));
+	else if (r == 0 && s->disk_full)
+		log_info("spool %s: the filesystem has room again", s->dir);
+	s->disk_full = r != 0;
+}
+
 static void
 spool_update_usage(struct spool *s)
 {
-	uint64_t used = spool_env_used(s->env);
+	struct spool_usage u;
+	int rc;
 
+	if ((rc = spool_env_usage(s->env, &u)) != 0) {
+		log_error("spool %s: cannot read its usage: %s", s->dir, mdb_strerror(rc));
+		return;
+	}
+	s->usage = u;
+	spool_keep_reserve(s);
 	pthread_mutex_lock(&s->mu);
-	s->stats.disk_used = used;
-	s->stats.full = s->full;
+	s->stats.disk_used = u.used;
+	s->stats.full = s->full || s->disk_full_wait;
+	s->stats.disk_full = s->disk_full;
 	pthread_mutex_unlock(&s->mu);
+}
+
+/* The next retry after a failure: 100 ms, doubling up to 5 s. */
+static void
+spool_backoff(struct spool *s)
+{
+	s->backoff_ms = s->backoff_ms == 0 ? SPOOL_RETRY_MIN_MS : s->backoff_ms * 2;
+	if (s->backoff_ms > SPOOL_RETRY_MAX_MS)
+		s->backoff_ms = SPOOL_RETRY_MAX_MS;
+	s->retry_ns = spool_now_ns() + s->backoff_ms * 1000000ull;
+}
+
+/* Records the outcome of a commit in the writer's state; logs changes. */
+static void
+spool_commit_result(struct spool *s, int rc)
+{
+	if (rc == 0) {
+		if (s->full || s->disk_full_wait)
+			log_info("spool %s: room again; sources resume", s->dir);
+		s->full = false;
+		s->disk_full_wait = false;
+		s->retry_ns = 0;
+		s->backoff_ms = 0;
+		s->deadline_ns = 0;
+		return;
+	}
+	if (rc == MDB_MAP_FULL) {
+		if (!s->full)
+			log_warn("spool %s is full (spool.max_size %" PRIu64 " bytes): "
+			    "file sources pause until the relays acknowledge events",
+			    s->dir, s->o.max_size);
+		s->full = true;
+	} else if (rc == ENOSPC || spool_disk_full_error(s, rc)) {
+		if (!s->disk_full_wait)
+			log_error("spool %s: disk full: no room on the filesystem of data_dir for "
+			    "new events (%s); sources pause until space is freed or the relays "
+			    "take events", s->dir, rc == ENOSPC ? "the reserve for deletes is "
+			    "all that is left" : mdb_strerror(rc));
+		s->disk_full_wait = true;
+		s->disk_full = true;
+	} else {
+		log_error("spool %s: commit failed: %s; retrying with backoff", s->dir,
+		    mdb_strerror(rc));
+		pthread_mutex_lock(&s->mu);
+		s->stats.commit_errors++;
+		pthread_mutex_unlock(&s->mu);
+	}
+	spool_backoff(s);
+}
+
+/* Whether the writer holds events or positions not yet committed. */
+static bool
+spool_has_pending(const struct spool *s)
+{
+	return s->open != NULL || s->sealed != NULL || s->pending_pos.len != 0;
 }
 
 static void *
@@ -759,31 +1365,37 @@ spool_writer_main(void *arg)
 		struct spool_block *blocks = NULL;
 		struct spool_delete_range *dels;
 		uint64_t now;
-		bool due, returned = false;
+		bool due, returned = false, waiting, dels_done;
 		int r, rc;
 
 		pthread_mutex_lock(&s->mu);
 		for (;;) {
+			uint64_t until = 0;
+
 			now = spool_now_ns();
 			if (s->stop)
 				stopping = true;
-			if (s->deletes != NULL || stopping)
+			/* Deletes free room: at once, unless their own commit just failed. */
+			if ((s->deletes != NULL && now >= s->dels_retry_ns) || stopping)
 				break;
-			/* Full or after a failure: blocks wait in the queue, which makes the loop wait. */
-			if (s->ready != NULL && !s->full && now >= s->retry_ns)
+			/* Full, or after a failure: blocks wait in the queue, which makes the loop wait. */
+			waiting = s->retry_ns > now;
+			if (!waiting && (s->full || s->disk_full_wait || s->retry_ns != 0) &&
+			    spool_has_pending(s))
 				break;
-			if (s->deadline_ns != 0 && now >= s->deadline_ns && now >= s->retry_ns &&
-			    !s->full)
+			if (!waiting && s->ready != NULL && !s->full && !s->disk_full_wait)
 				break;
-			if (s->deadline_ns != 0 && !s->full) {
-				uint64_t until = s->deadline_ns > s->retry_ns ? s->deadline_ns : s->retry_ns;
+			if (!waiting && s->deadline_ns != 0 && now >= s->deadline_ns)
+				break;
+			if (waiting && (spool_has_pending(s) || s->ready != NULL))
+				until = s->retry_ns;
+			else if (!waiting && s->deadline_ns != 0)
+				until = s->deadline_ns;
+			if (s->deletes != NULL && (until == 0 || s->dels_retry_ns < until))
+				until = s->dels_retry_ns;
+			if (until != 0) {
 				struct timespec ts = { (time_t)(until / 1000000000u),
 				    (long)(until % 1000000000u) };
-
-				pthread_cond_timedwait(&s->cond, &s->mu, &ts);
-			} else if (s->retry_ns > now && s->ready != NULL) {
-				struct timespec ts = { (time_t)(s->retry_ns / 1000000000u),
-				    (long)(s->retry_ns % 1000000000u) };
 
 				pthread_cond_timedwait(&s->cond, &s->mu, &ts);
 			} else {
@@ -792,7 +1404,7 @@ spool_writer_main(void *arg)
 		}
 		dels = s->deletes;
 		s->deletes = NULL;
-		if (!s->full || stopping) {
+		if ((!s->full && !s->disk_full_wait && s->retry_ns <= now) || stopping) {
 			blocks = s->ready;
 			s->ready = NULL;
 			s->ready_tail = &s->ready;
@@ -833,42 +1445,26 @@ spool_writer_main(void *arg)
 		now = spool_now_ns();
 		/* A sealed (full) segment is committed at once, with whatever else waits. */
 		due = dels != NULL || stopping || s->sealed != NULL ||
-		    (s->deadline_ns != 0 && now >= s->deadline_ns);
-		if (due && (s->open != NULL || s->sealed != NULL || s->pending_pos.len != 0 ||
-		    dels != NULL)) {
-			if ((r = spool_seal(s)) != 0) {
+		    (s->deadline_ns != 0 && now >= s->deadline_ns) ||
+		    (s->retry_ns != 0 && now >= s->retry_ns);
+		if (due && (spool_has_pending(s) || dels != NULL)) {
+			if ((r = spool_seal(s)) != 0)
 				log_error("spool %s: cannot seal a segment: %s", s->dir, strerror(-r));
-			}
-			rc = spool_commit(s, dels);
-			if (rc == 0 || (rc == MDB_MAP_FULL && dels != NULL)) {
+			rc = spool_commit(s, dels, &dels_done);
+			/* Deletes are done only when their transaction committed: else they wait. */
+			if (dels_done) {
 				spool_free_deletes(dels);
 				dels = NULL;
+				s->dels_retry_ns = 0;
 			}
-			if (rc == 0) {
-				if (s->full)
-					log_info("spool %s: room again; sources resume", s->dir);
-				s->full = false;
-				s->deadline_ns = 0;
-				s->retry_ns = 0;
-			} else if (rc == MDB_MAP_FULL) {
-				if (!s->full)
-					log_warn("spool %s is full (spool.max_size %" PRIu64 " bytes): "
-					    "file sources pause until the relays acknowledge events",
-					    s->dir, s->o.max_size);
-				s->full = true;
-			} else {
-				log_error("spool %s: commit failed: %s; retrying in %d ms", s->dir,
-				    mdb_strerror(rc), SPOOL_RETRY_MS);
-				pthread_mutex_lock(&s->mu);
-				s->stats.commit_errors++;
-				pthread_mutex_unlock(&s->mu);
-				s->retry_ns = spool_now_ns() + SPOOL_RETRY_MS * 1000000ull;
-			}
+			spool_commit_result(s, rc);
+			spool_update_usage(s);
 			if (dels != NULL) {
-				/* Not applied: put them back for the next try. */
-				pthread_mutex_lock(&s->mu);
+				/* Not applied: put them back for the retry, after the backoff. */
 				struct spool_delete_range *t = dels;
 
+				s->dels_retry_ns = s->retry_ns;
+				pthread_mutex_lock(&s->mu);
 				while (t->next != NULL)
 					t = t->next;
 				t->next = s->deletes;
@@ -877,16 +1473,14 @@ spool_writer_main(void *arg)
 				if (!stopping)
 					continue;
 			}
-			spool_update_usage(s);
-			if (rc == 0)
-				uv_async_send(&s->async);
+			uv_async_send(&s->async);
 		}
 		if (stopping) {
 			pthread_mutex_lock(&s->mu);
 			bool more = s->ready != NULL;
 			pthread_mutex_unlock(&s->mu);
 
-			if (more && !s->full && s->retry_ns == 0)
+			if (more && !s->full && !s->disk_full_wait && s->retry_ns == 0)
 				continue;
 			if (s->sealed != NULL || s->open != NULL || more) {
 				uint64_t n = s->open != NULL ? s->open->events : 0;
@@ -898,7 +1492,8 @@ spool_writer_main(void *arg)
 				pthread_mutex_unlock(&s->mu);
 				log_warn("spool %s: stopping with events not committed (%s): "
 				    "their files will be read again from the committed positions",
-				    s->dir, s->full ? "the spool is full" : "commits fail");
+				    s->dir, s->full ? "the spool is full" : s->disk_full_wait ?
+				    "the disk is full" : "commits fail");
 			}
 			break;
 		}
@@ -1341,7 +1936,7 @@ spool_open(uv_loop_t *loop, const struct spool_options *o, void (*writable)(void
 	struct spool *s;
 	pthread_condattr_t ca;
 	const char *why;
-	uint64_t moved = 0;
+	char whybuf[256];
 	int rc, r;
 
 	if (o->queue_blocks < 2 || o->segment_max_events == 0 || o->block_bytes == 0 ||
@@ -1353,6 +1948,8 @@ spool_open(uv_loop_t *loop, const struct spool_options *o, void (*writable)(void
 	}
 	s->o = *o;
 	s->o.dir = s->dir;
+	s->reserve = spool_reserve(o->max_size);
+	s->map_size = o->max_size + s->reserve;
 	s->loop = loop;
 	s->writable = writable;
 	s->ctx = ctx;
@@ -1370,31 +1967,23 @@ spool_open(uv_loop_t *loop, const struct spool_options *o, void (*writable)(void
 		    s->dir, strerror(-r));
 		goto fail;
 	}
-	rc = spool_env_open(s, 0, &why);
-	if (rc != 0 && (spool_is_corruption(rc) || rc == MDB_CORRUPTED)) {
-		char aside[PATH_MAX + 64];
-
-		if ((r = spool_move_aside(s->dir, aside, sizeof(aside))) != 0) {
-			log_error("spool %s cannot be opened (%s: %s) and cannot be moved aside: %s; "
-			    "move it away by hand", s->dir, why, mdb_strerror(rc), strerror(-r));
+	if ((r = spool_check(s->dir, whybuf, sizeof(whybuf))) == -EBADMSG) {
+		if ((r = spool_replace(s, whybuf, &why)) != 0)
+			goto fail;
+	} else {
+		if (r != 0)
+			log_warn("spool %s: cannot check it before use: %s", s->dir, whybuf);
+		rc = spool_env_open(s, 0, &why);
+		if (rc != 0 && spool_is_corruption(rc)) {
+			snprintf(whybuf, sizeof(whybuf), "%s: %s", why, mdb_strerror(rc));
+			if ((r = spool_replace(s, whybuf, &why)) != 0)
+				goto fail;
+		} else if (rc != 0) {
+			log_error("spool %s cannot be opened (%s: %s)", s->dir, why, mdb_strerror(rc));
+			r = -EIO;
 			goto fail;
 		}
-		/* Recorded in the new spool's meta so that operators see it later. */
-		moved = 1;
-		log_error("spool %s cannot be opened (%s: %s): moved aside to %s and starting "
-		    "a new one; events in it were not shipped", s->dir, why, mdb_strerror(rc), aside);
-		if ((r = spool_mkdirs(s->dir)) != 0) {
-			log_error("spool: cannot create directory %s: %s", s->dir, strerror(-r));
-			goto fail;
-		}
-		rc = spool_env_open(s, moved, &why);
 	}
-	if (rc != 0) {
-		log_error("spool %s cannot be opened (%s: %s)", s->dir, why, mdb_strerror(rc));
-		r = -EIO;
-		goto fail;
-	}
-	s->stats.moved_aside = moved;
 	if ((s->cctx = ZSTD_createCCtx()) == NULL ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel,
 	    o->zstd_level)) ||
@@ -1467,18 +2056,25 @@ int
 spool_view_open(const char *dir, struct spool_view **out)
 {
 	struct spool_view *v;
-	char data[PATH_MAX];
+	char data[PATH_MAX], why[256];
 	int rc;
 
 	if ((size_t)snprintf(data, sizeof(data), "%s/data.mdb", dir) >= sizeof(data))
 		return -ENAMETOOLONG;
 	if (access(data, F_OK) != 0)
 		return -ENOENT;
+	if ((rc = spool_check(dir, why, sizeof(why))) == -EBADMSG) {
+		log_error("spool %s is damaged (%s): the agent moves it aside when it starts",
+		    dir, why);
+		return -EBADMSG;
+	}
+	if (rc != 0)
+		log_warn("spool %s: cannot check it before reading: %s", dir, why);
 	if ((v = calloc(1, sizeof(*v))) == NULL || (v->dir = strdup(dir)) == NULL) {
 		free(v);
 		return -ENOMEM;
 	}
-	if ((rc = mdb_env_create(&v->env)) != 0 || (mdb_env_set_maxdbs(v->env, 4), 0) ||
+	if ((rc = mdb_env_create(&v->env)) != 0 || (rc = mdb_env_set_maxdbs(v->env, 4)) != 0 ||
 	    (rc = mdb_env_open(v->env, dir, MDB_RDONLY | MDB_NOTLS, 0)) != 0 ||
 	    (rc = mdb_txn_begin(v->env, NULL, MDB_RDONLY, &v->txn)) != 0 ||
 	    (rc = mdb_dbi_open(v->txn, "segments", 0, &v->segments)) != 0 ||
@@ -1506,8 +2102,38 @@ spool_view_close(struct spool_view *v)
 }
 
 /* Segments from the one holding `from` on, in a transaction of the caller's. */
+/*
+ * Reports a segment whose header is damaged, found by the shipper's read
+ * (the open checked every header: the disk changed since), and has the
+ * writer delete it, so that shipping goes on past it.
+ */
+static void
+spool_damaged_segment(struct spool *s, uint64_t key, const char *why)
+{
+	int r;
+
+	if (s->damaged_last == key + 1)
+		return;   /* already reported; its delete is on its way */
+	s->damaged_last = key + 1;
+	log_error("spool %s: segment %" PRIu64 " is damaged (%s): deleted; its events are lost",
+	    s->dir, key, why);
+	if ((r = spool_delete(s, key, key + 1)) != 0) {
+		log_error("spool %s: cannot delete segment %" PRIu64 ": %s", s->dir, key,
+		    strerror(-r));
+		return;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->stats.segments_damaged++;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/*
+ * Segments from the one holding `from` on, in a transaction of the
+ * caller's. With s (the running spool), a segment with a damaged header is
+ * skipped and deleted; without (a view), it ends the walk with -EIO.
+ */
 static int
-spool_iter_segments(MDB_txn *txn, MDB_dbi dbi, uint64_t from,
+spool_iter_segments(struct spool *s, MDB_txn *txn, MDB_dbi dbi, uint64_t from,
     int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why)
 {
 	MDB_cursor *c;
@@ -1516,8 +2142,10 @@ spool_iter_segments(MDB_txn *txn, MDB_dbi dbi, uint64_t from,
 	int rc, r = 0;
 
 	*why = NULL;
-	if (mdb_cursor_open(txn, dbi, &c) != 0)
+	if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0) {
+		*why = mdb_strerror(rc);
 		return -EIO;
+	}
 	spool_put_be64(kb, from);
 	/* The segment holding `from` may start before it. */
 	rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
@@ -1532,6 +2160,11 @@ spool_iter_segments(MDB_txn *txn, MDB_dbi dbi, uint64_t from,
 		struct spool_segment seg;
 
 		if (spool_segment_parse(&k, &d, &seg, why) != 0) {
+			if (s != NULL && k.mv_size == 8) {
+				spool_damaged_segment(s, spool_get_be64(k.mv_data), *why);
+				*why = NULL;
+				continue;
+			}
 			r = -EIO;
 			break;
 		}
@@ -1551,7 +2184,7 @@ int
 spool_view_segments(struct spool_view *v, uint64_t from,
     int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why)
 {
-	return spool_iter_segments(v->txn, v->segments, from, fn, ctx, why);
+	return spool_iter_segments(NULL, v->txn, v->segments, from, fn, ctx, why);
 }
 
 int
@@ -1565,9 +2198,13 @@ static uint64_t
 spool_view_meta(struct spool_view *v, const char *name)
 {
 	uint64_t n = 0;
+	int rc;
 
-	if (spool_meta_get(v->txn, v->meta, name, &n) != 0)
+	if ((rc = spool_meta_get(v->txn, v->meta, name, &n)) != 0) {
+		if (rc != MDB_NOTFOUND)
+			log_error("spool %s: cannot read %s: %s", v->dir, name, mdb_strerror(rc));
 		return 0;
+	}
 	return n;
 }
 
@@ -1583,17 +2220,31 @@ spool_view_moved_aside(struct spool_view *v)
 	return spool_view_meta(v, "moved_aside");
 }
 
-void
+uint64_t
+spool_view_segments_damaged(struct spool_view *v)
+{
+	return spool_view_meta(v, "segments_damaged");
+}
+
+int
 spool_view_usage(struct spool_view *v, uint64_t *used, uint64_t *file_size)
 {
+	struct spool_usage u;
 	char data[PATH_MAX];
 	struct stat st;
+	int rc;
 
-	*used = spool_env_used(v->env);
-	*file_size = 0;
+	*used = *file_size = 0;
+	if ((rc = spool_env_usage(v->env, &u)) != 0) {
+		log_error("spool %s: cannot read its usage: %s", v->dir, mdb_strerror(rc));
+		return -EIO;
+	}
+	*used = u.used;
 	snprintf(data, sizeof(data), "%s/data.mdb", v->dir);
-	if (stat(data, &st) == 0)
-		*file_size = (uint64_t)st.st_size;
+	if (stat(data, &st) != 0)
+		return -errno;
+	*file_size = (uint64_t)st.st_size;
+	return 0;
 }
 
 int
@@ -1607,7 +2258,7 @@ spool_segments(struct spool *s, uint64_t from,
 		*why = mdb_strerror(rc);
 		return -EIO;
 	}
-	r = spool_iter_segments(txn, s->segments, from, fn, ctx, why);
+	r = spool_iter_segments(s, txn, s->segments, from, fn, ctx, why);
 	mdb_txn_abort(txn);
 	return r;
 }

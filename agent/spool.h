@@ -54,7 +54,7 @@ struct spool_file {
 
 struct spool_options {
 	const char *dir;             /* created if missing (mode 0750) */
-	uint64_t max_size;           /* bytes on disk, LMDB's map size */
+	uint64_t max_size;           /* bytes of events and positions (spool_reserve: more on disk) */
 	bool sync_always;            /* false: MDB_NOMETASYNC */
 	uint64_t commit_interval_ms;
 	uint32_t segment_max_events;
@@ -65,16 +65,25 @@ struct spool_options {
 	int zstd_level;
 };
 
+/*
+ * The room kept above max_size for deletes: LMDB's map is max_size plus
+ * this, and the data file is kept allocated this far past what it holds,
+ * so that a full spool or a full filesystem can always delete what the
+ * relays acknowledged.
+ */
+uint64_t spool_reserve(uint64_t max_size);
+
 /* Sets o to the defaults, for dir. */
 void spool_options_default(struct spool_options *o, const char *dir);
 
 struct spool;
 
 /*
- * Opens (or creates) the spool in o->dir and starts its writer thread.
- * A spool that LMDB cannot open, or whose meta table is not ours, is moved
- * aside to "<dir>.broken-<UTC time>", logged as an error, and a new one is
- * created in its place (counted in stats.moved_aside). writable(ctx) runs
+ * Checks the spool in dir before anything maps it (spool_check says how);
+ * a damaged one is moved aside to "<dir>.broken-<UTC time>", logged as an
+ * error, and a new one is created in its place, which counts the spools
+ * moved aside so far in stats.moved_aside. A segment whose header or zstd
+ * frame is damaged is deleted alone (stats.segments_damaged). writable(ctx) runs
  * on the loop after spool_append said -EAGAIN, once there is room again.
  * Returns 0, or a negative error after logging it.
  */
@@ -133,7 +142,9 @@ int spool_when_committed(struct spool *s, void (*cb)(void *ctx, int status), voi
 
 /*
  * Reads the committed segments from the one holding sequence number `from`
- * on (the shipper's read, on the loop thread), like spool_view_segments.
+ * on (the shipper's read, on the loop thread), like spool_view_segments,
+ * except that a segment whose header is damaged is logged, skipped and
+ * deleted (stats.segments_damaged) instead of ending the read.
  */
 int spool_segments(struct spool *s, uint64_t from,
     int (*fn)(void *ctx, const struct spool_segment *seg), void *ctx, const char **why);
@@ -169,17 +180,31 @@ struct spool_stats {
 	uint64_t next_seq;            /* sequence number of the next event */
 	uint64_t disk_used;           /* bytes in use in the LMDB map, after the last commit */
 	uint64_t full_waits;          /* times spool_append said -EAGAIN */
-	uint64_t moved_aside;         /* broken spools moved aside at open */
+	uint64_t moved_aside;         /* damaged spools moved aside (kept in meta) */
+	uint64_t segments_damaged;    /* damaged segments deleted (those at open kept in meta) */
 	uint64_t commit_errors;
-	bool full;                    /* max_size reached: waiting for deletes */
+	bool full;                    /* no room for new events: max_size reached or disk full */
+	bool disk_full;               /* the filesystem has no room for the spool to grow */
 };
 void spool_get_stats(struct spool *s, struct spool_stats *st);
 
 /* ---- Reading, without a running agent (operator commands, tests). ---- */
 
+/*
+ * Whether the spool in dir is safe to map and read: the data file holds
+ * every page its newer meta page counts (both meta pages read with pread),
+ * and a child process reads every record of every table without an LMDB
+ * error or a crash. Returns 0 (safe, or no spool), -EBADMSG (damaged: why
+ * says how) or another negative error (not checked: why says why).
+ */
+int spool_check(const char *dir, char *why, size_t whylen);
+
 struct spool_view;
 
-/* Opens the spool in dir read-only. Returns 0, -ENOENT if there is none, or -EIO. */
+/*
+ * Opens the spool in dir read-only, after spool_check. Returns 0, -ENOENT
+ * if there is none, -EBADMSG when it is damaged, or -EIO (logged).
+ */
 int spool_view_open(const char *dir, struct spool_view **out);
 void spool_view_close(struct spool_view *v);
 
@@ -202,8 +227,11 @@ uint64_t spool_view_next_seq(struct spool_view *v);
 /* Broken spools moved aside before this one was created (from meta). */
 uint64_t spool_view_moved_aside(struct spool_view *v);
 
-/* Bytes in use in the map and the size of the data file. */
-void spool_view_usage(struct spool_view *v, uint64_t *used, uint64_t *file_size);
+/* Damaged segments deleted at open so far (from meta). */
+uint64_t spool_view_segments_damaged(struct spool_view *v);
+
+/* Bytes in use in the map and the size of the data file. Returns 0 or -EIO (logged). */
+int spool_view_usage(struct spool_view *v, uint64_t *used, uint64_t *file_size);
 
 /*
  * Decompresses seg into out (which must be able to hold seg->uncompressed

@@ -32,6 +32,8 @@ lf_cleanup() {
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
+	# A test's own cleanup once its processes are gone (e.g. unmounting).
+	eval "${LF_AFTER_STOP:-:}"
 	if [ "$LF_FAILED" -ne 0 ] && [ -n "${LF_KEEP:-}" ]; then
 		echo "kept $T for inspection"
 	else
@@ -279,6 +281,18 @@ metric() {
 	get "$1" /metrics | awk -v k="$2" '$1 == k { print $2 }'
 }
 
+# wait_metric PORT SAMPLE OP VALUE [SECONDS]: until the test [ sample OP value ] holds.
+wait_metric() {
+	local v i
+	for ((i = 0; i < ${5:-60} * 10; i++)); do
+		v=$(metric "$1" "$2")
+		[ -n "$v" ] && [ "$v" "$3" "$4" ] && return 0
+		sleep 0.1
+	done
+	echo "$2 is ${v:-absent}, expected $3 $4"
+	return 1
+}
+
 # wait_health PORT PATTERN [SECONDS]: until GET /health matches the
 # extended regex PATTERN; sets LF_HEALTH to the last answer. Returns 1 on timeout.
 wait_health() {
@@ -382,6 +396,42 @@ expect_delivered() {
 	else
 		fail "$4: not within $3 s: $(check_delivered "$2" "$T/dump")"
 	fi
+}
+
+# kafka_follow TOPIC NAME PARTITIONS: a consumer that writes every record of
+# TOPIC, from the beginning and as they come, unbuffered, to $T/NAME.log (as
+# kafka_dump); sets LF_PID. Returns once it reached the end of each of the
+# PARTITIONS: start it before the records are produced, since the mock
+# cluster trims a partition past about 5 MiB and librdkafka's sticky
+# partitioner can put that much in one partition when a backlog is produced.
+kafka_follow() {
+	local i n
+	start "$2" sh -c "exec kcat -C -u -b '$KAFKA_BOOT' -t '$1' -o beginning -f '%h\t%s\n' 2>'$T/$2.err'"
+	for ((i = 0; i < 300; i++)); do
+		n=$(cat "$T/$2.err" 2>/dev/null | grep -c "Reached end of topic")
+		[ "${n:-0}" -ge "$3" ] && return 0
+		sleep 0.1
+	done
+	fail "the consumer of $1 did not start: $(tail -2 "$T/$2.err")"
+}
+
+# expect_followed TOPIC FOLLOWED FILE SECONDS WHAT: passes when every line of
+# FILE is in Kafka within SECONDS (duplicates allowed), read as the union of
+# FOLLOWED (a kafka_follow log) and a fresh kafka_dump of TOPIC, identical
+# records once (a wire retry can be one of those; a line spooled twice has
+# another sequence number and stays a duplicate).
+# Leaves the counts in LF_DELIVERED.
+expect_followed() {
+	local i n
+	n=$(wc -l <"$3")
+	for ((i = 0; i < $4; i += 2)); do
+		kafka_dump "$1" "$T/dump"
+		sort -u "$2" "$T/dump" >"$T/union"
+		[ "$(wc -l <"$T/union")" -ge "$n" ] && check_delivered "$3" "$T/union" >/dev/null && break
+		sleep 2
+	done
+	LF_DELIVERED=$(check_delivered "$3" "$T/union") && pass "$5: $LF_DELIVERED" ||
+		fail "$5: not within $4 s: $LF_DELIVERED"
 }
 
 # start_relay NAME CONFIG: starts a relay and waits until it listens; sets LF_PID.

@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <dirent.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "agent/spool.h"
 #include "common/log.h"
@@ -422,7 +424,9 @@ test_full_spool_refuses_appends_until_deletes_free_room(void **state)
 	assert_int_equal(spool_delete(fx->s, range[0], range[1]), 0);
 	while (fx->writable_calls == 0)
 		uv_run(&fx->loop, UV_RUN_ONCE);
-	assert_true(spool_room(fx->s, 64 << 10, 10));
+	/* The writer hands blocks back one by one: each is a writable call. */
+	while (!spool_room(fx->s, 64 << 10, 10))
+		uv_run(&fx->loop, UV_RUN_ONCE);
 	assert_false(spool_room(fx->s, 10 << 20, 10));
 	assert_int_equal(spool_fixture_append_noise(fx->s, &seed), 0);
 	close_spool(fx);
@@ -453,6 +457,70 @@ test_busy_hand_off_queue_is_not_reported_full(void **state)
 	spool_flush(fx->s);
 	while (fx->writable_calls == 0)
 		uv_run(&fx->loop, UV_RUN_ONCE);
+	close_spool(fx);
+}
+
+/*
+ * The drain after a full spool: acks arrive one batch at a time, each
+ * deleting a segment or two in its own commit while the map is at its
+ * limit. Every delete must be applied (not dropped on MDB_MAP_FULL), the
+ * spool must empty and take events again, over several fill-drain rounds
+ * (free pages scattered by earlier rounds).
+ */
+static void
+test_full_spool_drains_by_small_deletes_and_fills_again(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_stats st;
+	struct seglist l;
+	unsigned seed = 11;
+
+	spool_options_default(&o, fx->dir);
+	o.max_size = 4 << 20;
+	o.block_bytes = 64 << 10;
+	o.segment_max_bytes = 128 << 10;
+	o.queue_blocks = 2;
+	open_spool(fx, &o);
+	for (int round = 0; round < 4; round++) {
+		uint64_t taken = spool_fixture_fill(fx->s, &fx->loop, &seed), deleted;
+
+		spool_get_stats(fx->s, &st);
+		assert_true(st.full);
+		assert_true(taken * 4000 > (2u << 20));
+		list_segments(fx->dir, &l);
+		assert_true(l.n > 8);
+		deleted = st.segments_deleted;
+		/* One ack per segment, each applied before the next arrives. */
+		for (size_t i = 0; i < l.n; i++) {
+			int waits = 0;
+
+			assert_int_equal(spool_delete(fx->s, l.first[i], l.first[i] + l.events[i]), 0);
+			do {
+				uv_run(&fx->loop, UV_RUN_NOWAIT);
+				usleep(1000);
+				spool_get_stats(fx->s, &st);
+			} while (st.segments_deleted < deleted + i + 1 && ++waits < 10000);
+			/* Applied within 10 s, not dropped or retried forever. */
+			assert_true(st.segments_deleted >= deleted + i + 1);
+			assert_int_equal(st.commit_errors, 0);
+		}
+		/* Segments sealed while the spool was full are committed now: they go too. */
+		spool_get_stats(fx->s, &st);
+		for (int waits = 0; st.events_stored != 0; waits++) {
+			uint64_t range[2];
+
+			assert_true(waits < 10000);
+			spool_fixture_committed_range(fx->dir, range);
+			assert_int_equal(spool_delete(fx->s, range[0], range[1]), 0);
+			uv_run(&fx->loop, UV_RUN_NOWAIT);
+			usleep(1000);
+			spool_get_stats(fx->s, &st);
+		}
+		assert_int_equal(st.commit_errors, 0);
+		while (spool_fixture_append_noise(fx->s, &seed) == -EAGAIN)
+			uv_run(&fx->loop, UV_RUN_ONCE);
+	}
 	close_spool(fx);
 }
 
@@ -495,6 +563,238 @@ test_broken_spool_is_moved_aside_and_a_new_one_starts(void **state)
 			found++;
 	closedir(d);
 	assert_int_equal(found, 1);
+}
+
+/* A spool of n incompressible events in fx->dir, closed; returns the bytes its pages use. */
+static uint64_t
+make_noise_spool(struct fixture *fx, const struct spool_options *o, int n)
+{
+	struct spool_view *v;
+	unsigned seed = 5;
+	uint64_t used, size;
+
+	open_spool(fx, o);
+	for (int i = 0; i < n; i++) {
+		int rc;
+
+		while ((rc = spool_fixture_append_noise(fx->s, &seed)) == -EAGAIN)
+			uv_run(&fx->loop, UV_RUN_ONCE);
+		assert_int_equal(rc, 0);
+	}
+	close_spool(fx);
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	assert_int_equal(spool_view_usage(v, &used, &size), 0);
+	spool_view_close(v);
+	return used;
+}
+
+/*
+ * The root page of the segments table, found as LMDB finds it: the newer
+ * meta page names the main table's root, a leaf whose "segments" node
+ * holds that table's MDB_db (64-bit layout).
+ */
+static uint64_t
+segments_root(const char *dir)
+{
+	char path[160];
+	uint8_t meta[2][160], page[4096];
+	uint64_t txn[2], main_root, root = 0;
+	uint16_t lower;
+	int fd, m;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	assert_true((fd = open(path, O_RDONLY)) >= 0);
+	assert_int_equal(pread(fd, meta[0], 160, 0), 160);
+	assert_int_equal(pread(fd, meta[1], 160, 4096), 160);
+	memcpy(&txn[0], meta[0] + 144, 8);
+	memcpy(&txn[1], meta[1] + 144, 8);
+	m = txn[1] > txn[0];
+	memcpy(&main_root, meta[m] + 128, 8);
+	assert_int_equal(pread(fd, page, sizeof(page), (off_t)main_root * 4096), 4096);
+	close(fd);
+	memcpy(&lower, page + 12, 2);
+	for (int i = 0; i < (lower - 16) / 2; i++) {
+		uint16_t off, ksize;
+
+		memcpy(&off, page + 16 + 2 * i, 2);
+		memcpy(&ksize, page + off + 6, 2);
+		if (ksize == 8 && memcmp(page + off + 8, "segments", 8) == 0)
+			memcpy(&root, page + off + 8 + 8 + 40, 8);
+	}
+	assert_true(root > 1);
+	return root;
+}
+
+/* Writes len random bytes at off in the spool's data file. */
+static void
+damage(const char *dir, off_t off, size_t len)
+{
+	char path[160];
+	uint8_t junk[4096];
+	unsigned seed = 3;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	assert_true((fd = open(path, O_WRONLY)) >= 0);
+	for (size_t done = 0; done < len; done += sizeof(junk)) {
+		size_t n = len - done < sizeof(junk) ? len - done : sizeof(junk);
+
+		for (size_t i = 0; i < n; i++)
+			junk[i] = (uint8_t)rand_r(&seed);
+		assert_int_equal(pwrite(fd, junk, n, off + (off_t)done), (ssize_t)n);
+	}
+	close(fd);
+}
+
+/*
+ * The view refuses a damaged spool without crashing (-EBADMSG), and the
+ * spool is then moved aside and replaced, counted, and takes events.
+ */
+static void
+expect_moved_aside(struct fixture *fx, const struct spool_options *o, uint64_t count)
+{
+	struct spool_view *v;
+	struct spool_stats st;
+	char why[256];
+	int found = 0;
+	DIR *d;
+	struct dirent *e;
+
+	assert_int_equal(spool_check(fx->dir, why, sizeof(why)), -EBADMSG);
+	assert_int_equal(spool_view_open(fx->dir, &v), -EBADMSG);
+	open_spool(fx, o);
+	spool_get_stats(fx->s, &st);
+	assert_int_equal(st.moved_aside, count);
+	assert_int_equal(st.events_stored, 0);
+	assert_int_equal(append_line(fx, 1), 0);
+	close_spool(fx);
+	assert_int_equal(spool_check(fx->dir, why, sizeof(why)), 0);
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	assert_int_equal(spool_view_moved_aside(v), count);
+	spool_view_close(v);
+	/* The count survives a restart. */
+	open_spool(fx, o);
+	spool_get_stats(fx->s, &st);
+	assert_int_equal(st.moved_aside, count);
+	close_spool(fx);
+	assert_non_null(d = opendir(fx->root));
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "spool.broken-", 13) == 0)
+			found++;
+	closedir(d);
+	assert_int_equal(found, count);
+}
+
+static void
+test_truncated_spool_is_detected_before_mapping_and_moved_aside(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	char path[160];
+	uint64_t used;
+
+	spool_options_default(&o, fx->dir);
+	used = make_noise_spool(fx, &o, 2000);
+	assert_true(used > (4u << 20));
+	/* Half of what its pages hold: reading the rest would be a SIGBUS. */
+	snprintf(path, sizeof(path), "%s/data.mdb", fx->dir);
+	assert_int_equal(truncate(path, (off_t)(used / 2)), 0);
+	expect_moved_aside(fx, &o, 1);
+}
+
+static void
+test_random_bytes_in_a_tree_page_are_detected_without_a_crash(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+
+	spool_options_default(&o, fx->dir);
+	make_noise_spool(fx, &o, 500);
+	damage(fx->dir, (off_t)(segments_root(fx->dir) * 4096), 4096);
+	expect_moved_aside(fx, &o, 1);
+}
+
+static void
+test_broken_meta_page_is_detected_and_moved_aside(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+
+	spool_options_default(&o, fx->dir);
+	make_noise_spool(fx, &o, 100);
+	/* The second meta page only: LMDB would refuse the file, not choose the first. */
+	damage(fx->dir, 4096, 4096);
+	expect_moved_aside(fx, &o, 1);
+	/* Damaged again: the count goes on. */
+	make_noise_spool(fx, &o, 10);
+	damage(fx->dir, 0, 64);
+	expect_moved_aside(fx, &o, 2);
+}
+
+/* Flips the magic number of segment `first`'s header, through LMDB, in a process of its own. */
+static void
+break_segment_header(const char *dir, uint64_t first)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		uint8_t kb[8], *p;
+		MDB_val k = { 8, kb }, v;
+
+		for (int i = 0; i < 8; i++)
+			kb[i] = (uint8_t)(first >> (56 - 8 * i));
+		if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 4) != 0 ||
+		    mdb_env_set_mapsize(env, 1ull << 30) != 0 ||
+		    mdb_env_open(env, dir, 0, 0640) != 0 ||
+		    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
+		    mdb_dbi_open(txn, "segments", 0, &dbi) != 0 ||
+		    mdb_get(txn, dbi, &k, &v) != 0 || (p = malloc(v.mv_size)) == NULL)
+			_exit(1);
+		memcpy(p, v.mv_data, v.mv_size);
+		p[0] ^= 0xff;
+		v.mv_data = p;
+		if (mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
+			_exit(1);
+		mdb_env_close(env);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void
+test_damaged_segment_is_deleted_alone(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_stats st;
+	struct seglist l;
+
+	spool_options_default(&o, fx->dir);
+	o.segment_max_events = 10;
+	open_spool(fx, &o);
+	for (uint64_t i = 0; i < 100; i += 10) {
+		append_lines(fx, i, 10);
+		spool_flush(fx->s);
+	}
+	close_spool(fx);
+	list_segments(fx->dir, &l);
+	assert_true(l.n >= 3);
+	/* A wrong magic number in the second segment's header, through LMDB. */
+	break_segment_header(fx->dir, l.first[1]);
+	open_spool(fx, &o);
+	spool_get_stats(fx->s, &st);
+	assert_int_equal(st.moved_aside, 0);
+	assert_int_equal(st.segments_damaged, 1);
+	assert_int_equal(st.events_stored, 100 - l.events[1]);
+	close_spool(fx);
+	list_segments(fx->dir, &l);
+	assert_int_equal(l.first[1], 21);
 }
 
 static void
@@ -622,6 +922,50 @@ test_when_committed_calls_back_after_the_commit_in_order(void **state)
 	close_spool(fx);
 }
 
+/*
+ * A header damaged while the agent runs (the disk changed under it): the
+ * shipper's read skips the segment, reports it and has it deleted, instead
+ * of failing every read from then on.
+ */
+static void
+test_segment_damaged_while_running_is_skipped_and_deleted(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_stats st;
+	struct seglist l;
+	uint64_t n = 0;
+	const char *why;
+
+	spool_options_default(&o, fx->dir);
+	o.segment_max_events = 10;
+	open_spool(fx, &o);
+	for (uint64_t i = 0; i < 30; i += 10) {
+		append_lines(fx, i, 10);
+		spool_flush(fx->s);
+	}
+	do {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		spool_get_stats(fx->s, &st);
+	} while (st.events_committed < 30);
+	list_segments(fx->dir, &l);
+	assert_int_equal(l.n, 3);
+	break_segment_header(fx->dir, l.first[1]);
+	assert_int_equal(spool_segments(fx->s, 0, count_segment, &n, &why), 0);
+	assert_int_equal(n, 20);
+	spool_get_stats(fx->s, &st);
+	assert_int_equal(st.segments_damaged, 1);
+	do {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+		spool_get_stats(fx->s, &st);
+	} while (st.segments_deleted < 1);
+	close_spool(fx);
+	list_segments(fx->dir, &l);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.first[1], 21);
+}
+
 static void
 test_view_of_a_missing_spool_is_enoent(void **state)
 {
@@ -642,7 +986,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_removes_whole_segments_in_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_spool_refuses_appends_until_deletes_free_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_hand_off_queue_is_not_reported_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_spool_drains_by_small_deletes_and_fills_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_spool_is_moved_aside_and_a_new_one_starts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_spool_is_detected_before_mapping_and_moved_aside, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_bytes_in_a_tree_page_are_detected_without_a_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_broken_meta_page_is_detected_and_moved_aside, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_segment_is_deleted_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_damaged_while_running_is_skipped_and_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_larger_than_the_limit_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relaxed_sync_commits_the_same, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_happens_without_close, setup, teardown),
