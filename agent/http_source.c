@@ -757,12 +757,17 @@ http_conn_wait_room(struct http_conn *c)
 		http_conn_timer(c, c->hs->request_timeout_ms);
 }
 
-/* The answer to a request when the spool is at max_size. */
+/* The answer to a request when the spool is at max_size, or its disk is full. */
 static void
-http_conn_spool_full(struct http_conn *c)
+http_conn_spool_full(struct http_conn *c, const struct spool_stats *ss)
 {
-	http_conn_error(c, 503, "the spool is full (at spool.max_size until the relays acknowledge "
-	    "events): retry later; check that the relays are reachable and acknowledging");
+	if (ss->disk_full)
+		http_conn_error(c, 503, "disk full: the spool's filesystem (data_dir) has no room "
+		    "left: retry later; free space there, or lower spool.max_size");
+	else
+		http_conn_error(c, 503, "the spool is full (at spool.max_size until the relays "
+		    "acknowledge events): retry later; check that the relays are reachable and "
+		    "acknowledging");
 	http_conn_fail(c);
 }
 
@@ -792,9 +797,11 @@ http_conn_timed_out(struct http_conn *c)
 		    "are stored again when it is retried)", c->taken, intake_events(c->in));
 	spool_get_stats(hs->spool, &ss);
 	if (ss.full)
-		http_conn_error(c, 503, "the spool is full (at spool.max_size until the relays "
-		    "acknowledge events)%s: retry later; check that the relays are reachable and "
-		    "acknowledging", part);
+		http_conn_error(c, 503, "%s%s: retry later; %s", ss.disk_full ?
+		    "disk full: the spool's filesystem (data_dir) has no room left" :
+		    "the spool is full (at spool.max_size until the relays acknowledge events)", part,
+		    ss.disk_full ? "free space there, or lower spool.max_size" :
+		    "check that the relays are reachable and acknowledging");
 	else
 		http_conn_error(c, 503, "the spool's writer did not take or commit the request's events "
 		    "within request_timeout (%" PRIu64 " ms)%s%s: retry later", hs->request_timeout_ms,
@@ -846,7 +853,7 @@ http_conn_spool(struct http_conn *c)
 			/* A full spool with nothing of the request in: the client may retry it whole. */
 			spool_get_stats(hs->spool, &ss);
 			if (c->taken == 0 && ss.full)
-				http_conn_spool_full(c);
+				http_conn_spool_full(c, &ss);
 			else
 				http_conn_wait_room(c);
 			return;
@@ -915,7 +922,7 @@ http_conn_work(struct http_conn *c)
 		 */
 		spool_get_stats(hs->spool, &ss);
 		if (ss.full) {
-			http_conn_spool_full(c);
+			http_conn_spool_full(c, &ss);
 			return;
 		}
 		/*

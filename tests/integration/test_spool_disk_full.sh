@@ -33,8 +33,11 @@ $W write "$T/app.log" 1 160000 --pad 200 --random
 head -c $((12 << 20)) /dev/zero >"$disk/hog"
 port=$(free_port)
 aport=$(free_port)
+hport=$(free_port)
 cfg=$(agent_config agent web-01 web-01 "$stream" "$T/app.log" "$port")
 sed -i -e 's/format: nginx_combined/format: raw/' -e "s|data_dir: .*|data_dir: $disk/data|" "$cfg"
+# An HTTP source too: its clients must hear "disk full", not "spool full".
+sed -i "s|^sources:|sources:\n  - {name: app, type: http, listen: \"$LF_IP:$hport\"}|" "$cfg"
 printf 'spool: {max_size: 64MiB}\nmetrics: {listen: %s:%s}\n' "$LF_IP" "$aport" >>"$cfg"
 start agent "$LOGFERRY_AGENT" -c "$cfg"
 agent=$LF_PID
@@ -46,6 +49,12 @@ h=$(get "$aport" /health)
 case "$h" in
 *'"status":"degraded"'*'"disk full"'*'"disk_full":true'*) pass "/health on a full disk: $h" ;;
 *) fail "/health on a full disk: ${h:-no answer}" ;;
+esac
+ans=$(curl -sS --max-time 30 -w ' %{http_code}' -X POST -H 'Content-Type: application/json' \
+	--data '{"message":"on a full disk"}' "http://$LF_IP:$hport/v1/events")
+case "$ans" in
+*'disk full'*' 503') pass "an HTTP client on a full disk: $ans" ;;
+*) fail "an HTTP client on a full disk got: ${ans:-no answer}" ;;
 esac
 # Paused, not spinning: the writer backs off (up to 5 s) instead of 10 tries a second.
 before=$(metric "$aport" logferry_spool_commits_total)
