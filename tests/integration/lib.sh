@@ -257,6 +257,19 @@ CONF
 	echo "$T/$1.yaml"
 }
 
+# need_cluster WHY: exits 77 ("skip: needs ... WHY") unless the test runs
+# against the cluster test_real_kafka.tap started (LOGFERRY_KAFKA_CLUSTER);
+# else loads its settings (BOOTSTRAP, SASL_BOOTSTRAP, CA_FILE,
+# RELAY_PASSWORD_FILE, ...) and sets CLUSTER_SH.
+need_cluster() {
+	if [ -z "${LOGFERRY_KAFKA_CLUSTER:-}" ] || [ -z "${LOGFERRY_TEST_KAFKA:-}" ]; then
+		echo "skip: needs the cluster test_real_kafka.tap starts ($1)"
+		exit 77
+	fi
+	CLUSTER_SH=$top_srcdir/tests/kafka/kafka-cluster.sh
+	eval "$(bash "$CLUSTER_SH" env "$LOGFERRY_KAFKA_CLUSTER")"
+}
+
 # relay_sasl_config NAME PORT MPORT MECHANISM PASSWORD_FILE: a relay
 # producing over SASL_SSL as user "relay" to the cluster kafka-cluster.sh
 # started (SASL_BOOTSTRAP and CA_FILE from its "env"), metrics on MPORT.
@@ -270,9 +283,10 @@ relay_sasl_config() {
 
 # ---- the daemons' metrics endpoints ----
 
-# get PORT PATH: GET http://$LF_IP:PORT/PATH.
+# get PORT PATH: GET http://$LF_IP:PORT/PATH, within 15 s (a stalled loop
+# fails here; a loop that is only short of CPU does not).
 get() {
-	curl -sS --max-time 5 "http://$LF_IP:$1$2"
+	curl -sS --max-time 15 "http://$LF_IP:$1$2"
 }
 
 # metric PORT SAMPLE: the value of one sample, e.g. 'logferry_spool_events'

@@ -14,30 +14,6 @@ make_certs
 start_kafka
 run=$(date +%s)$$
 
-# get PORT PATH: the body, within 15 s (a stalled loop fails here; a loop
-# that is only short of CPU does not).
-get() {
-	curl -sS --max-time 15 "http://$LF_IP:$1$2"
-}
-
-# metric PORT SAMPLE: the value of one sample, e.g. 'logferry_spool_events'
-# or 'logferry_file_lines_total{source="x"}'.
-metric() {
-	get "$1" /metrics | awk -v k="$2" '$1 == k { print $2 }'
-}
-
-# wait_metric PORT SAMPLE OP VALUE [SECONDS]: until the test [ sample OP value ] holds.
-wait_metric() {
-	local v i
-	for ((i = 0; i < ${5:-60} * 10; i++)); do
-		v=$(metric "$1" "$2")
-		[ -n "$v" ] && [ "$v" "$3" "$4" ] && return 0
-		sleep 0.1
-	done
-	echo "$2 is ${v:-absent}, expected $3 $4"
-	return 1
-}
-
 # valid_exposition FILE: every family declared once, HELP and TYPE before
 # its samples, every sample line well formed, no sample of an undeclared family.
 valid_exposition() {

@@ -6,11 +6,7 @@
 # arrives, with no restart.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
-if [ -z "${LOGFERRY_KAFKA_CLUSTER:-}" ] || [ -z "${LOGFERRY_TEST_KAFKA:-}" ]; then
-	echo "skip: needs the cluster test_real_kafka.tap starts (stops two of its brokers)"
-	exit 77
-fi
-CLUSTER_SH=$top_srcdir/tests/kafka/kafka-cluster.sh
+need_cluster "stops two of its brokers"
 start_kafka
 make_certs
 run=$$

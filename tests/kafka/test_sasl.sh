@@ -8,11 +8,7 @@
 # loses nothing.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
-if [ -z "${LOGFERRY_KAFKA_CLUSTER:-}" ] || [ -z "${LOGFERRY_TEST_KAFKA:-}" ]; then
-	echo "skip: needs the cluster test_real_kafka.tap starts (its SASL_SSL listener and users)"
-	exit 77
-fi
-eval "$(bash "$top_srcdir/tests/kafka/kafka-cluster.sh" env "$LOGFERRY_KAFKA_CLUSTER")"
+need_cluster "its SASL_SSL listener and users"
 start_kafka
 make_certs
 run=$$
