@@ -19,11 +19,19 @@ LF_PIDS=()
 LF_FAILED=0
 
 lf_cleanup() {
-	local pid
+	local pid live=() running
+	# Only children not reaped yet: a PID this test already waited for may
+	# belong to another test's daemon by now (PIDs wrap around within
+	# minutes while tests spawn curl and awk in loops), and a TERM to it
+	# would fail that test with exit 143.
+	running=" $(jobs -p | tr '\n' ' ') "
 	for pid in "${LF_PIDS[@]}"; do
+		case "$running" in *" $pid "*) live+=("$pid") ;; esac
+	done
+	for pid in "${live[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
 	done
-	for pid in "${LF_PIDS[@]}"; do
+	for pid in "${live[@]}"; do
 		# Give each a moment, then insist.
 		for _ in 1 2 3 4 5 6 7 8 9 10; do
 			kill -0 "$pid" 2>/dev/null || break
