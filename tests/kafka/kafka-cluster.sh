@@ -262,9 +262,16 @@ make_tls() {
 	chmod 600 "$t"/*.key "$t/broker.pem"
 }
 
-# A random base64 UUID, as "kafka-storage.sh random-uuid" makes.
+# A random base64 UUID, as "kafka-storage.sh random-uuid" makes: never one
+# starting with "-", which kafka-storage's argument parser takes for an
+# option (1 start in 64 failed with "--cluster-id: expected one argument").
 java_run_id() {
-	python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+	python3 -c 'import base64, uuid
+while True:
+    i = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not i.startswith("-"):
+        print(i)
+        break'
 }
 
 cmd_stop() {
