@@ -265,6 +265,23 @@ CONF
 	echo "$T/$1.yaml"
 }
 
+# watched_pipeline STREAM FILE: a relay (metrics on $mport) and an agent
+# (metrics on $amport) tailing FILE into STREAM, both watched through their
+# metrics; sets port, mport, amport, relay and agent.
+watched_pipeline() {
+	local rcfg acfg
+	port=$(free_port)
+	mport=$(free_port)
+	amport=$(free_port)
+	rcfg=$(relay_config relay "$port" "metrics: {listen: $LF_IP:$mport}")
+	start_relay relay "$rcfg"
+	relay=$LF_PID
+	acfg=$(agent_config agent web-01 web-01 "$1" "$2" "$port")
+	echo "metrics: {listen: $LF_IP:$amport}" >>"$acfg"
+	start agent "$LOGFERRY_AGENT" -c "$acfg"
+	agent=$LF_PID
+}
+
 # need_cluster WHY: exits 77 ("skip: needs ... WHY") unless the test runs
 # against the cluster test_real_kafka.tap started (LOGFERRY_KAFKA_CLUSTER);
 # else loads its settings (BOOTSTRAP, SASL_BOOTSTRAP, CA_FILE,

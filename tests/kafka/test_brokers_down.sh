@@ -14,16 +14,8 @@ stream=down_$run
 topic=logs.$stream
 kafka_topic "$topic" 3
 
-port=$(free_port)
-mport=$(free_port)
-amport=$(free_port)
-rcfg=$(relay_config relay "$port" "metrics: {listen: $LF_IP:$mport}")
-start_relay relay "$rcfg"
-acfg=$(agent_config agent web-01 web-01 "$stream" "$T/app.log" "$port")
-echo "metrics: {listen: $LF_IP:$amport}" >>"$acfg"
 nginx_lines "$T/app.log" 20000 0
-start agent "$LOGFERRY_AGENT" -c "$acfg"
-agent=$LF_PID
+watched_pipeline "$stream" "$T/app.log"
 expect_delivered "$topic" "$T/app.log" 120 "before the outage"
 
 bash "$CLUSTER_SH" kill "$LOGFERRY_KAFKA_CLUSTER" 2 || fail "kill of broker 2 failed"

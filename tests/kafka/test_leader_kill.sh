@@ -13,16 +13,8 @@ stream=leader_$run
 topic=logs.$stream
 kafka_topic "$topic" 3
 
-port=$(free_port)
-mport=$(free_port)
-amport=$(free_port)
-rcfg=$(relay_config relay "$port" "metrics: {listen: $LF_IP:$mport}")
-start_relay relay "$rcfg"
-acfg=$(agent_config agent web-01 web-01 "$stream" "$T/app.log" "$port")
-echo "metrics: {listen: $LF_IP:$amport}" >>"$acfg"
 : >"$T/app.log"
-start agent "$LOGFERRY_AGENT" -c "$acfg"
-agent=$LF_PID
+watched_pipeline "$stream" "$T/app.log"
 
 # The load: 300000 lines at once, 50000 more right after the kill.
 nginx_lines "$T/app.log" 300000 0

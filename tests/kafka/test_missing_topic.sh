@@ -15,17 +15,8 @@ run=$$
 stream=missing_$run
 topic=logs.$stream
 
-port=$(free_port)
-mport=$(free_port)
-amport=$(free_port)
-rcfg=$(relay_config relay "$port" "metrics: {listen: $LF_IP:$mport}")
-start_relay relay "$rcfg"
-relay=$LF_PID
-acfg=$(agent_config agent web-01 web-01 "$stream" "$T/app.log" "$port")
-echo "metrics: {listen: $LF_IP:$amport}" >>"$acfg"
 nginx_lines "$T/app.log" 5000 0
-start agent "$LOGFERRY_AGENT" -c "$acfg"
-agent=$LF_PID
+watched_pipeline "$stream" "$T/app.log"
 
 wait_log "$T/relay.log" "topic $topic does not exist" 60 &&
 	pass "relay log: $(grep -m1 "topic $topic does not exist" "$T/relay.log" | cut -d' ' -f3- | cut -c1-200)" ||
