@@ -608,13 +608,14 @@ agent_stop(void *ctx)
 	agent_source_stopped(a);
 }
 
-void
-agent_reload(void *ctx, const void *fresh)
+int
+agent_reload(void *ctx, void **fresh)
 {
 	struct agent *a = ctx;
 
 	if (a->shipper != NULL)
-		(void)shipper_reload_tls(a->shipper, fresh);
+		return shipper_reload_tls(a->shipper, *fresh);
+	return 0;
 }
 
 int

@@ -15,7 +15,7 @@
 int agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx);
 void agent_stop(void *ctx);
 int agent_finish(void *ctx);
-void agent_reload(void *ctx, const void *fresh);
+int agent_reload(void *ctx, void **fresh);
 
 /* The spool's directory in data_dir; 0 or -ENAMETOOLONG. */
 int agent_spool_dir(const struct agent_config *cfg, char *out, size_t len);

@@ -160,9 +160,9 @@ daemon_default_id(struct config_check *c, char **id)
 }
 
 /*
- * On SIGHUP: checks the configuration file again and logs whether it is
- * valid, so that a broken edit is reported before the next restart; a
- * valid one is handed to the daemon's reload hook (certificate rotation).
+ * On SIGHUP: loads the configuration file again as a whole. An invalid one
+ * is reported line by line and the running one stays, as nginx does; a
+ * valid one is handed to the daemon's reload hook, which applies it.
  */
 static void
 daemon_reload_check(struct daemon_run *run, const char *what)
@@ -181,9 +181,10 @@ daemon_reload_check(struct daemon_run *run, const char *what)
 	}
 	if (config_load_file(schema, file, fresh, err) == 0) {
 		if (run->spec->reload != NULL && !run->stopping) {
-			log_info("SIGHUP: %s is valid; reloading the TLS certificates and keys "
-			    "(restart the %s to apply other changes)", file, what);
-			run->spec->reload(run->ctx, fresh);
+			log_info("SIGHUP: %s is valid; applying it", file);
+			if (run->spec->reload(run->ctx, &fresh) != 0)
+				log_error("SIGHUP: %s was not applied; the running configuration "
+				    "stays", file);
 		} else
 			log_info("SIGHUP: %s is valid; restart the %s to apply changes", file, what);
 	} else {
@@ -198,8 +199,10 @@ daemon_reload_check(struct daemon_run *run, const char *what)
 	if (err != NULL)
 		fclose(err);
 	free(errors);
-	config_free(schema, fresh);
-	free(fresh);
+	if (fresh != NULL) {
+		config_free(schema, fresh);
+		free(fresh);
+	}
 }
 
 /* Tells systemd (Type=notify) how the daemon is doing; a no-op without it. */

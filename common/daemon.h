@@ -46,11 +46,15 @@ struct daemon_spec {
 	/* After the loop has ended: frees ctx and returns the exit code. */
 	int (*finish)(void *ctx);
 	/*
-	 * SIGHUP with a valid configuration file: applies what can change
-	 * without a restart (TLS certificates and keys) from fresh, which is
-	 * valid during the call only, and logs the outcome. May be NULL.
+	 * SIGHUP with a valid configuration file: applies the new configuration
+	 * *fresh as a whole, or none of it, and logs the outcome. The hook may
+	 * keep the configuration by setting *fresh to NULL: it then frees it
+	 * (config_free, free) when a later one replaces it or at finish. The
+	 * configuration given to start stays daemon_main's until after finish.
+	 * Returns 0 when applied, or a negative error when the running
+	 * configuration stays (already logged). May be NULL.
 	 */
-	void (*reload)(void *ctx, const void *fresh);
+	int (*reload)(void *ctx, void **fresh);
 	const struct daemon_command *commands;   /* ends with a NULL name; may be NULL */
 };
 

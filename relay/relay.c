@@ -218,12 +218,12 @@ relay_stop(void *ctx)
 	server_stop(r->server, relay_on_server_stopped, r);
 }
 
-void
-relay_reload(void *ctx, const void *fresh)
+int
+relay_reload(void *ctx, void **fresh)
 {
 	struct relay *r = ctx;
 
-	(void)server_reload_tls(r->server, fresh);
+	return server_reload_tls(r->server, *fresh);
 }
 
 int

@@ -14,6 +14,6 @@
 int relay_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx);
 void relay_stop(void *ctx);
 int relay_finish(void *ctx);
-void relay_reload(void *ctx, const void *fresh);
+int relay_reload(void *ctx, void **fresh);
 
 #endif
