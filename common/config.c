@@ -554,6 +554,134 @@ config_is_scalar_type(enum config_type t)
 	return t != CONFIG_LIST && t != CONFIG_MAP && t != CONFIG_SECTION;
 }
 
+/* ------------------------------------------------- environment variables */
+
+/* Bound of a value after substitution: a runaway variable stops here. */
+#define CONFIG_VALUE_MAX (1u << 20)
+#define CONFIG_ENV_NAME_MAX 128
+
+struct config_buf {
+	char *s;
+	size_t len, cap;
+};
+
+static int
+config_buf_add(struct config_buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > CONFIG_VALUE_MAX)
+		return -E2BIG;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((p = realloc(b->s, cap)) == NULL) {
+			fputs("logferry: out of memory while reading the configuration\n", stderr);
+			abort();
+		}
+		b->s = p;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+	return 0;
+}
+
+/*
+ * Substitutes ${NAME} and ${NAME:-default} from the environment, NAME being
+ * [A-Z_][A-Z0-9_]*, and turns $${ into a literal ${. Lower-case names are
+ * left alone: they are the relay's templates (${stream}, ${fields.app}).
+ * Like the shell's :-, the default also replaces a variable set to "".
+ * Returns 0 and an allocated *out, or -EINVAL / -E2BIG with why filled.
+ */
+static int
+config_expand_env(const char *s, char **out, char *why, size_t whylen)
+{
+	struct config_buf b = { 0 };
+	const char *p = s;
+	int r = 0;
+
+	*out = NULL;
+	while (r == 0 && *p != '\0') {
+		const char *dollar = strchr(p, '$'), *name, *end, *val;
+		size_t nlen;
+
+		if (dollar == NULL) {
+			r = config_buf_add(&b, p, strlen(p));
+			break;
+		}
+		if ((r = config_buf_add(&b, p, (size_t)(dollar - p))) != 0)
+			break;
+		if (dollar[1] == '$' && dollar[2] == '{') {
+			r = config_buf_add(&b, "${", 2);
+			p = dollar + 3;
+			continue;
+		}
+		name = dollar + 2;
+		if (dollar[1] != '{' || !(isupper((unsigned char)*name) || *name == '_')) {
+			r = config_buf_add(&b, dollar, 1);
+			p = dollar + 1;
+			continue;
+		}
+		nlen = strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+		end = name + nlen;
+		if (*end != '}' && !(end[0] == ':' && end[1] == '-' && strchr(end, '}') != NULL)) {
+			const char *close = strchr(name, '}');
+
+			snprintf(why, whylen, "'%.*s' is not a variable reference: write ${NAME} or "
+			    "${NAME:-default}, or $${ for a literal ${",
+			    close ? (int)(close - dollar + 1) : (int)strlen(dollar), dollar);
+			r = -EINVAL;
+			break;
+		}
+		if (nlen >= CONFIG_ENV_NAME_MAX) {
+			snprintf(why, whylen, "'${%.32s...' names an environment variable longer "
+			    "than %d bytes", name, CONFIG_ENV_NAME_MAX - 1);
+			r = -EINVAL;
+			break;
+		}
+		{
+			char var[CONFIG_ENV_NAME_MAX];
+
+			memcpy(var, name, nlen);
+			var[nlen] = '\0';
+			val = getenv(var);
+			if (*end == '}') {
+				if (val == NULL) {
+					snprintf(why, whylen, "environment variable %.*s is not set: set "
+					    "it, or give a default with ${%.*s:-value}", (int)nlen, name,
+					    (int)nlen, name);
+					r = -EINVAL;
+					break;
+				}
+				p = end + 1;
+			} else {
+				const char *dflt = end + 2, *close = strchr(dflt, '}');
+
+				if (val == NULL || val[0] == '\0') {
+					if ((r = config_buf_add(&b, dflt, (size_t)(close - dflt))) != 0)
+						break;
+					val = NULL;
+				}
+				p = close + 1;
+			}
+			if (val != NULL)
+				r = config_buf_add(&b, val, strlen(val));
+		}
+	}
+	if (r == -E2BIG)
+		snprintf(why, whylen, "is longer than %u bytes after substituting environment "
+		    "variables", CONFIG_VALUE_MAX);
+	if (r != 0) {
+		free(b.s);
+		return r;
+	}
+	*out = b.s != NULL ? b.s : config_xstrdup("");
+	return 0;
+}
+
 /* ----------------------------------------------------------------- walking */
 
 struct config_walk {
@@ -592,6 +720,23 @@ config_node_kind(const yaml_node_t *n)
 	}
 }
 
+/*
+ * The value of a scalar node, environment variables substituted: allocated,
+ * or NULL after reporting why at the node's line.
+ */
+static char *
+config_node_text(struct config_walk *w, yaml_node_t *node)
+{
+	char why[512], *s;
+
+	if (config_expand_env((const char *)node->data.scalar.value, &s, why,
+	    sizeof(why)) != 0) {
+		config_error_at(w->c, config_node_line(node), w->path.s, "%s", why);
+		return NULL;
+	}
+	return s;
+}
+
 static void config_section(struct config_walk *w, const struct config_key *keys,
     const char *discriminator, void *base, yaml_node_t *node);
 static void config_defaults(struct config_walk *w, const struct config_key *keys,
@@ -601,17 +746,19 @@ static void
 config_scalar_node(struct config_walk *w, const struct config_key *k, void *dst,
     yaml_node_t *node)
 {
-	char why[512];
+	char why[512], *text;
 
 	if (node->type != YAML_SCALAR_NODE) {
 		config_error_at(w->c, config_node_line(node), w->path.s,
 		    "expected a single value, not %s", config_node_kind(node));
 		return;
 	}
+	if ((text = config_node_text(w, node)) == NULL)
+		return;
 	why[0] = '\0';
-	if (config_parse_scalar(k, (const char *)node->data.scalar.value, dst, why,
-	    sizeof(why)) != 0)
+	if (config_parse_scalar(k, text, dst, why, sizeof(why)) != 0)
 		config_error_at(w->c, config_node_line(node), w->path.s, "%s", why);
+	free(text);
 }
 
 static void
@@ -688,8 +835,12 @@ config_list(struct config_walk *w, const struct config_key *k,
 
 	if (node->type == YAML_SCALAR_NODE && (k->flags & CONFIG_SCALAR_AS_LIST) &&
 	    config_is_scalar_type(e->type)) {
-		config_list_from_scalar(w, k, l, (const char *)node->data.scalar.value,
-		    config_node_line(node));
+		char *text = config_node_text(w, node);
+
+		if (text == NULL)
+			return;
+		config_list_from_scalar(w, k, l, text, config_node_line(node));
+		free(text);
 	} else if (node->type != YAML_SEQUENCE_NODE) {
 		config_error_at(w->c, config_node_line(node), w->path.s,
 		    "expected a list, not %s", config_node_kind(node));
@@ -743,6 +894,7 @@ config_map(struct config_walk *w, struct config_map *m, yaml_node_t *node)
 			config_error_at(w->c, config_node_line(vn), w->path.s,
 			    "expected a single value, not %s", config_node_kind(vn));
 		} else {
+			char *text = config_node_text(w, vn);
 			bool dup = false;
 
 			for (size_t i = 0; i < m->n; i++)
@@ -750,14 +902,15 @@ config_map(struct config_walk *w, struct config_map *m, yaml_node_t *node)
 			if (dup) {
 				config_error_at(w->c, config_node_line(kn), w->path.s,
 				    "duplicate key");
-			} else {
+			} else if (text != NULL) {
 				config_record_line(w->c, w->path.s, config_node_line(kn));
 				m->items[m->n].key = config_xstrdup(key);
-				m->items[m->n].value =
-				    config_xstrdup((const char *)vn->data.scalar.value);
+				m->items[m->n].value = text;
 				m->items[m->n].line = config_node_line(kn);
 				m->n++;
+				text = NULL;
 			}
+			free(text);
 		}
 		config_path_pop(&w->path, old);
 	}

@@ -509,6 +509,130 @@ test_size_and_duration_helpers_round_trip(void **state)
 	assert_string_equal(b, "0");
 }
 
+
+/* ------------------------------------------------- environment variables */
+
+static void
+test_env_variables_are_substituted_in_values(void **state)
+{
+	struct tconf t;
+	int rc;
+	char *out;
+
+	(void)state;
+	setenv("LF_T_NAME", "web-1", 1);
+	setenv("LF_T_COUNT", "4", 1);
+	setenv("LF_T_PORT", "8080", 1);
+	out = load("name: ${LF_T_NAME}\ncount: ${LF_T_COUNT}\naddr: \"127.0.0.1:${LF_T_PORT}\"\n"
+	    "tags: [\"a-${LF_T_NAME}-b\", '${LF_T_NAME}']\nprops: {k: \"${LF_T_NAME}\"}\n"
+	    "inner: {label: \"${LF_T_NAME}${LF_T_COUNT}\"}\n", &t, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(t.name, "web-1");
+	assert_int_equal(t.count, 4);
+	assert_int_equal(t.addr.port, 8080);
+	assert_string_equal(((char **)t.tags.items)[0], "a-web-1-b");
+	assert_string_equal(((char **)t.tags.items)[1], "web-1");
+	assert_string_equal(t.props.items[0].value, "web-1");
+	assert_string_equal(t.inner.label, "web-14");
+	free(out);
+	config_free(&tschema, &t);
+}
+
+static void
+test_env_default_applies_when_unset_or_empty(void **state)
+{
+	struct tconf t;
+	int rc;
+	char *out;
+
+	(void)state;
+	unsetenv("LF_T_UNSET");
+	setenv("LF_T_EMPTY", "", 1);
+	setenv("LF_T_NAME", "set", 1);
+	out = load("name: ${LF_T_UNSET:-fallback}\ncount: ${LF_T_EMPTY:-6}\n"
+	    "inner: {label: \"${LF_T_NAME:-unused}/${LF_T_UNSET:-}/${LF_T_EMPTY}\"}\n", &t, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(t.name, "fallback");
+	assert_int_equal(t.count, 6);
+	assert_string_equal(t.inner.label, "set//");
+	free(out);
+	config_free(&tschema, &t);
+}
+
+static void
+test_env_variable_without_default_is_an_error_at_its_line(void **state)
+{
+	(void)state;
+	unsetenv("LF_T_UNSET");
+	unsetenv("HOSTNAME_LF_T");
+	expect_errors(MIN "flag: true\nprops:\n  a: \"x ${LF_T_UNSET} y\"\ntags: [ok, \"${HOSTNAME_LF_T}\"]\n",
+	    "t.yaml:5: props.a: environment variable LF_T_UNSET is not set: set it, or give a "
+	    "default with ${LF_T_UNSET:-value}\n"
+	    "t.yaml:6: tags[1]: environment variable HOSTNAME_LF_T is not set: set it, or give a "
+	    "default with ${HOSTNAME_LF_T:-value}\n");
+}
+
+static void
+test_env_reference_that_is_not_closed_is_an_error(void **state)
+{
+	(void)state;
+	expect_errors(MIN "tags: \"${LF_T_NAME\"\n",
+	    "t.yaml:3: tags: '${LF_T_NAME' is not a variable reference: write ${NAME} or "
+	    "${NAME:-default}, or $${ for a literal ${\n");
+	expect_errors(MIN "tags: \"${LF_T_NAME-x}\"\n",
+	    "t.yaml:3: tags: '${LF_T_NAME-x}' is not a variable reference: write ${NAME} or "
+	    "${NAME:-default}, or $${ for a literal ${\n");
+}
+
+static void
+test_double_dollar_brace_is_a_literal_dollar_brace(void **state)
+{
+	struct tconf t;
+	int rc;
+	char *out;
+
+	(void)state;
+	setenv("HOME", "/root", 1);
+	out = load("name: \"$${HOME} costs $$5 and $1\"\ninner: {label: l}\n", &t, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(t.name, "${HOME} costs $$5 and $1");
+	free(out);
+	config_free(&tschema, &t);
+}
+
+static void
+test_topic_template_placeholders_are_not_environment_variables(void **state)
+{
+	struct tconf t;
+	int rc;
+	char *out;
+
+	(void)state;
+	/* Lower case names belong to the relay's templates, even when the environment has them. */
+	setenv("stream", "from-env", 1);
+	out = load("name: \"logs.${stream}.${fields.app}\"\ninner: {label: \"${host}\"}\n", &t, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(t.name, "logs.${stream}.${fields.app}");
+	assert_string_equal(t.inner.label, "${host}");
+	free(out);
+	config_free(&tschema, &t);
+	unsetenv("stream");
+}
+
+static void
+test_env_variables_are_not_expanded_in_comments_or_keys(void **state)
+{
+	(void)state;
+	unsetenv("LF_T_UNSET");
+	/* A comment may mention a variable; a key is never one. */
+	expect_errors(MIN "# ${LF_T_UNSET} is documented here\n${LF_T_UNSET}: 1\n",
+	    "t.yaml:4: ${LF_T_UNSET}: unknown key\n");
+}
+
 int
 main(void)
 {
@@ -534,6 +658,13 @@ main(void)
 		cmocka_unit_test(test_dump_reloads_to_the_same_configuration),
 		cmocka_unit_test(test_reference_lists_every_key_with_type_default_and_help),
 		cmocka_unit_test(test_size_and_duration_helpers_round_trip),
+		cmocka_unit_test(test_env_variables_are_substituted_in_values),
+		cmocka_unit_test(test_env_default_applies_when_unset_or_empty),
+		cmocka_unit_test(test_env_variable_without_default_is_an_error_at_its_line),
+		cmocka_unit_test(test_env_reference_that_is_not_closed_is_an_error),
+		cmocka_unit_test(test_double_dollar_brace_is_a_literal_dollar_brace),
+		cmocka_unit_test(test_topic_template_placeholders_are_not_environment_variables),
+		cmocka_unit_test(test_env_variables_are_not_expanded_in_comments_or_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
