@@ -1,11 +1,13 @@
 #include "autoconfig.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <yaml.h>
 
@@ -15,9 +17,15 @@
 #define CONFIG_MAX_KEYS 64       /* keys per section; checked, a schema bug otherwise */
 #define CONFIG_MAX_ERRORS 50     /* after this many, stop printing */
 
+/* Where a value was written: the main file or one of its .d includes. */
+struct config_at {
+	const char *file;
+	int line;
+};
+
 struct config_line {
 	char *path;
-	int line;
+	struct config_at at;
 };
 
 struct config_check {
@@ -82,7 +90,7 @@ config_path_pop(struct config_path *p, size_t old)
 }
 
 static void
-config_record_line(struct config_check *c, const char *path, int line)
+config_record_line(struct config_check *c, const char *path, struct config_at at)
 {
 	if (c->nlines == c->caplines) {
 		size_t cap = c->caplines ? c->caplines * 2 : 64;
@@ -97,32 +105,32 @@ config_record_line(struct config_check *c, const char *path, int line)
 		c->caplines = cap;
 	}
 	c->lines[c->nlines].path = config_xstrdup(path);
-	c->lines[c->nlines].line = line;
+	c->lines[c->nlines].at = at;
 	c->nlines++;
 }
 
-static int
+static struct config_at
 config_find_line(const struct config_check *c, const char *path, size_t len)
 {
 	for (size_t i = 0; i < c->nlines; i++)
 		if (strlen(c->lines[i].path) == len &&
 		    memcmp(c->lines[i].path, path, len) == 0)
-			return c->lines[i].line;
-	return 0;
+			return c->lines[i].at;
+	return (struct config_at){ c->file, 0 };
 }
 
-/* The line of path, or of its nearest enclosing key present in the file. */
-static int
+/* Where path was written, or its nearest enclosing key present in the file. */
+static struct config_at
 config_line_of(const struct config_check *c, const char *path)
 {
 	size_t len = strlen(path);
-	int line;
+	struct config_at at;
 
 	for (;;) {
 		if (len == 0)
-			return 1;
-		if ((line = config_find_line(c, path, len)) > 0)
-			return line;
+			return (struct config_at){ c->file, 1 };
+		if ((at = config_find_line(c, path, len)).line > 0)
+			return at;
 		while (len > 0 && path[len - 1] != '.' && path[len - 1] != '[')
 			len--;
 		if (len > 0)
@@ -130,11 +138,11 @@ config_line_of(const struct config_check *c, const char *path)
 	}
 }
 
-static void config_errorv(struct config_check *c, int line, const char *path,
+static void config_errorv(struct config_check *c, struct config_at at, const char *path,
     const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
 static void
-config_errorv(struct config_check *c, int line, const char *path,
+config_errorv(struct config_check *c, struct config_at at, const char *path,
     const char *fmt, va_list ap)
 {
 	c->errors++;
@@ -144,22 +152,22 @@ config_errorv(struct config_check *c, int line, const char *path,
 		fprintf(c->err, "%s: too many errors, giving up\n", c->file);
 		return;
 	}
-	fprintf(c->err, "%s:%d: %s: ", c->file, line, path[0] ? path : "(top level)");
+	fprintf(c->err, "%s:%d: %s: ", at.file, at.line, path[0] ? path : "(top level)");
 	vfprintf(c->err, fmt, ap);
 	fputc('\n', c->err);
 }
 
-static void config_error_at(struct config_check *c, int line, const char *path,
+static void config_error_at(struct config_check *c, struct config_at at, const char *path,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void
-config_error_at(struct config_check *c, int line, const char *path,
+config_error_at(struct config_check *c, struct config_at at, const char *path,
     const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	config_errorv(c, line, path, fmt, ap);
+	config_errorv(c, at, path, fmt, ap);
 	va_end(ap);
 }
 
@@ -182,7 +190,7 @@ config_check_file(const struct config_check *c)
 bool
 config_present(const struct config_check *c, const char *path)
 {
-	return config_find_line(c, path, strlen(path)) > 0;
+	return config_find_line(c, path, strlen(path)).line > 0;
 }
 
 /* ------------------------------------------------------------ value parsers */
@@ -684,16 +692,39 @@ config_expand_env(const char *s, char **out, char *why, size_t whylen)
 
 /* ----------------------------------------------------------------- walking */
 
+/* Nodes from first_id on were copied from file (an include), up to the next origin. */
+struct config_origin {
+	int first_id;
+	const char *file;
+};
+
 struct config_walk {
 	struct config_check *c;
 	yaml_document_t *doc;
 	struct config_path path;
+	const struct config_origin *origins;   /* ascending first_id */
+	size_t norigins;
 };
 
 static int
 config_node_line(const yaml_node_t *n)
 {
 	return (int)n->start_mark.line + 1;
+}
+
+static struct config_at
+config_node_at(const struct config_walk *w, const yaml_node_t *n)
+{
+	struct config_at at = { w->c->file, config_node_line(n) };
+	uintptr_t p = (uintptr_t)n, start = (uintptr_t)w->doc->nodes.start;
+	int id;
+
+	if (p < start || p >= (uintptr_t)w->doc->nodes.top)
+		return at;
+	id = (int)((p - start) / sizeof(*n)) + 1;
+	for (size_t i = 0; i < w->norigins && w->origins[i].first_id <= id; i++)
+		at.file = w->origins[i].file;
+	return at;
 }
 
 /* A plain ~, null or empty scalar means "not set": the default applies. */
@@ -731,7 +762,7 @@ config_node_text(struct config_walk *w, yaml_node_t *node)
 
 	if (config_expand_env((const char *)node->data.scalar.value, &s, why,
 	    sizeof(why)) != 0) {
-		config_error_at(w->c, config_node_line(node), w->path.s, "%s", why);
+		config_error_at(w->c, config_node_at(w, node), w->path.s, "%s", why);
 		return NULL;
 	}
 	return s;
@@ -749,7 +780,7 @@ config_scalar_node(struct config_walk *w, const struct config_key *k, void *dst,
 	char why[512], *text;
 
 	if (node->type != YAML_SCALAR_NODE) {
-		config_error_at(w->c, config_node_line(node), w->path.s,
+		config_error_at(w->c, config_node_at(w, node), w->path.s,
 		    "expected a single value, not %s", config_node_kind(node));
 		return;
 	}
@@ -757,7 +788,7 @@ config_scalar_node(struct config_walk *w, const struct config_key *k, void *dst,
 		return;
 	why[0] = '\0';
 	if (config_parse_scalar(k, text, dst, why, sizeof(why)) != 0)
-		config_error_at(w->c, config_node_line(node), w->path.s, "%s", why);
+		config_error_at(w->c, config_node_at(w, node), w->path.s, "%s", why);
 	free(text);
 }
 
@@ -797,7 +828,7 @@ config_split_commas(const char *s, char ***out)
 
 static void
 config_list_from_scalar(struct config_walk *w, const struct config_key *k,
-    struct config_list *l, const char *s, int line)
+    struct config_list *l, const char *s, struct config_at at)
 {
 	const struct config_key *e = k->elem;
 	size_t esize = config_ctype_size(e);
@@ -815,7 +846,7 @@ config_list_from_scalar(struct config_walk *w, const struct config_key *k,
 		/* Counted even when invalid, as config_list does: not also "empty". */
 		if (config_parse_scalar(e, parts ? parts[i] : s,
 		    (char *)l->items + l->n * esize, why, sizeof(why)) != 0)
-			config_error_at(w->c, line, w->path.s, "%s", why);
+			config_error_at(w->c, at, w->path.s, "%s", why);
 		l->n++;
 		config_path_pop(&w->path, old);
 		if (parts)
@@ -839,10 +870,10 @@ config_list(struct config_walk *w, const struct config_key *k,
 
 		if (text == NULL)
 			return;
-		config_list_from_scalar(w, k, l, text, config_node_line(node));
+		config_list_from_scalar(w, k, l, text, config_node_at(w, node));
 		free(text);
 	} else if (node->type != YAML_SEQUENCE_NODE) {
-		config_error_at(w->c, config_node_line(node), w->path.s,
+		config_error_at(w->c, config_node_at(w, node), w->path.s,
 		    "expected a list, not %s", config_node_kind(node));
 		return;
 	} else {
@@ -853,14 +884,14 @@ config_list(struct config_walk *w, const struct config_key *k,
 			yaml_node_t *item = yaml_document_get_node(w->doc, *it);
 			size_t old = config_path_push(&w->path, NULL, (long)i);
 
-			config_record_line(w->c, w->path.s, config_node_line(item));
+			config_record_line(w->c, w->path.s, config_node_at(w, item));
 			config_value(w, e, (char *)l->items + l->n * esize, item);
 			l->n++;
 			config_path_pop(&w->path, old);
 		}
 	}
 	if ((k->flags & CONFIG_NONEMPTY) && l->n == 0)
-		config_error_at(w->c, config_node_line(node), w->path.s,
+		config_error_at(w->c, config_node_at(w, node), w->path.s,
 		    "must list at least one entry");
 }
 
@@ -871,7 +902,7 @@ config_map(struct config_walk *w, struct config_map *m, yaml_node_t *node)
 	size_t n;
 
 	if (node->type != YAML_MAPPING_NODE) {
-		config_error_at(w->c, config_node_line(node), w->path.s,
+		config_error_at(w->c, config_node_at(w, node), w->path.s,
 		    "expected a mapping, not %s", config_node_kind(node));
 		return;
 	}
@@ -884,14 +915,14 @@ config_map(struct config_walk *w, struct config_map *m, yaml_node_t *node)
 		size_t old;
 
 		if (kn->type != YAML_SCALAR_NODE) {
-			config_error_at(w->c, config_node_line(kn), w->path.s,
+			config_error_at(w->c, config_node_at(w, kn), w->path.s,
 			    "keys must be single values");
 			continue;
 		}
 		key = (const char *)kn->data.scalar.value;
 		old = config_path_push(&w->path, key, 0);
 		if (vn->type != YAML_SCALAR_NODE) {
-			config_error_at(w->c, config_node_line(vn), w->path.s,
+			config_error_at(w->c, config_node_at(w, vn), w->path.s,
 			    "expected a single value, not %s", config_node_kind(vn));
 		} else {
 			char *text = config_node_text(w, vn);
@@ -900,10 +931,10 @@ config_map(struct config_walk *w, struct config_map *m, yaml_node_t *node)
 			for (size_t i = 0; i < m->n; i++)
 				dup |= strcmp(m->items[i].key, key) == 0;
 			if (dup) {
-				config_error_at(w->c, config_node_line(kn), w->path.s,
+				config_error_at(w->c, config_node_at(w, kn), w->path.s,
 				    "duplicate key");
 			} else if (text != NULL) {
-				config_record_line(w->c, w->path.s, config_node_line(kn));
+				config_record_line(w->c, w->path.s, config_node_at(w, kn));
 				m->items[m->n].key = config_xstrdup(key);
 				m->items[m->n].value = text;
 				m->items[m->n].line = config_node_line(kn);
@@ -976,7 +1007,8 @@ config_find_key(const struct config_key *keys, const char *name)
 }
 
 static void
-config_unknown_key(struct config_walk *w, const struct config_key *keys, int line)
+config_unknown_key(struct config_walk *w, const struct config_key *keys,
+    struct config_at at)
 {
 	const char *leaf = strrchr(w->path.s, '.');
 	const struct config_key *best = NULL;
@@ -992,10 +1024,10 @@ config_unknown_key(struct config_walk *w, const struct config_key *keys, int lin
 		}
 	}
 	if (best != NULL)
-		config_error_at(w->c, line, w->path.s, "unknown key (did you mean %s?)",
+		config_error_at(w->c, at, w->path.s, "unknown key (did you mean %s?)",
 		    best->name);
 	else
-		config_error_at(w->c, line, w->path.s, "unknown key");
+		config_error_at(w->c, at, w->path.s, "unknown key");
 }
 
 /* The names of the discriminator values in mask, "file or syslog". */
@@ -1023,13 +1055,13 @@ static void
 config_section(struct config_walk *w, const struct config_key *keys,
     const char *discriminator, void *base, yaml_node_t *node)
 {
-	int seen[CONFIG_MAX_KEYS] = { 0 };
+	struct config_at seen[CONFIG_MAX_KEYS] = { { 0 } };
 	const struct config_key *dk = NULL;
 	int disc = -1;
 	yaml_node_pair_t *p;
 	char names[128];
 	/* Missing keys are reported where their section was opened. */
-	int here = config_line_of(w->c, w->path.s);
+	struct config_at here = config_line_of(w->c, w->path.s);
 
 	for (const struct config_key *k = keys; k->name != NULL; k++)
 		if (k - keys >= CONFIG_MAX_KEYS) {
@@ -1039,7 +1071,7 @@ config_section(struct config_walk *w, const struct config_key *keys,
 			abort();
 		}
 	if (node->type != YAML_MAPPING_NODE) {
-		config_error_at(w->c, config_node_line(node), w->path.s,
+		config_error_at(w->c, config_node_at(w, node), w->path.s,
 		    "expected a mapping, not %s", config_node_kind(node));
 		config_defaults(w, keys, discriminator, -1, base);
 		return;
@@ -1056,7 +1088,7 @@ config_section(struct config_walk *w, const struct config_key *keys,
 		int idx;
 
 		if (kn->type != YAML_SCALAR_NODE) {
-			config_error_at(w->c, config_node_line(kn), w->path.s,
+			config_error_at(w->c, config_node_at(w, kn), w->path.s,
 			    "keys must be single values, not %s", config_node_kind(kn));
 			continue;
 		}
@@ -1064,15 +1096,15 @@ config_section(struct config_walk *w, const struct config_key *keys,
 		old = config_path_push(&w->path, name, 0);
 		k = config_find_key(keys, name);
 		if (k == NULL) {
-			config_unknown_key(w, keys, config_node_line(kn));
-		} else if (seen[idx = (int)(k - keys)]) {
-			config_error_at(w->c, config_node_line(kn), w->path.s,
-			    "duplicate key (first set on line %d)", seen[idx]);
+			config_unknown_key(w, keys, config_node_at(w, kn));
+		} else if (seen[idx = (int)(k - keys)].line) {
+			config_error_at(w->c, config_node_at(w, kn), w->path.s,
+			    "duplicate key (first set on line %d)", seen[idx].line);
 		} else if (!config_node_is_null(vn)) {
 			int errors = w->c->errors;
 
-			seen[idx] = config_node_line(kn);
-			config_record_line(w->c, w->path.s, config_node_line(kn));
+			seen[idx] = config_node_at(w, kn);
+			config_record_line(w->c, w->path.s, config_node_at(w, kn));
 			config_value(w, k, (char *)base + k->offset, vn);
 			/* An invalid discriminator is reported once, not as every value's default. */
 			if (k == dk && w->c->errors == errors)
@@ -1086,14 +1118,14 @@ config_section(struct config_walk *w, const struct config_key *keys,
 		int idx = (int)(k - keys);
 		size_t old = config_path_push(&w->path, k->name, 0);
 
-		if (seen[idx] && dk != NULL && disc >= 0 && k->only &&
+		if (seen[idx].line && dk != NULL && disc >= 0 && k->only &&
 		    !((k->only >> disc) & 1)) {
 			config_mask_names(dk, k->only, names, sizeof(names));
 			config_error_at(w->c, seen[idx], w->path.s,
 			    "only valid when %s is %s", dk->name, names);
-		} else if (!seen[idx] && (k->flags & CONFIG_REQUIRED)) {
+		} else if (!seen[idx].line && (k->flags & CONFIG_REQUIRED)) {
 			config_error_at(w->c, here, w->path.s, "missing: this key is required");
-		} else if (!seen[idx] && dk != NULL && disc >= 0 &&
+		} else if (!seen[idx].line && dk != NULL && disc >= 0 &&
 		    ((k->required_when >> disc) & 1)) {
 			config_error_at(w->c, here, w->path.s, "missing: required when %s is %s",
 			    dk->name, dk->names[disc]);
@@ -1103,7 +1135,7 @@ config_section(struct config_walk *w, const struct config_key *keys,
 
 	/* Defaults for what the file left out. */
 	for (const struct config_key *k = keys; k->name != NULL; k++) {
-		if (seen[k - keys])
+		if (seen[k - keys].line)
 			continue;
 		if (dk != NULL && disc >= 0 && k->only && !((k->only >> disc) & 1))
 			continue;
@@ -1146,7 +1178,8 @@ config_defaults(struct config_walk *w, const struct config_key *keys,
 			continue;
 		why[0] = '\0';
 		if (k->type == CONFIG_LIST) {
-			config_list_from_scalar(w, k, dst, k->def, 0);
+			config_list_from_scalar(w, k, dst, k->def,
+			    (struct config_at){ w->c->file, 0 });
 			continue;
 		}
 		if (config_parse_scalar(k, k->def, dst, why, sizeof(why)) != 0) {
@@ -1167,79 +1200,403 @@ config_check_release(struct config_check *c)
 	free(c->lines);
 }
 
-static int
-config_load_parser(const struct config_schema *schema, const char *name,
-    yaml_parser_t *parser, void *obj, FILE *err)
-{
-	struct config_check c = { .file = name, .err = err };
-	struct config_walk w = { .c = &c };
+/* Files read from a .d directory, and how deep a value may nest when copied from one. */
+#define CONFIG_INCLUDES_MAX 256
+#define CONFIG_DEPTH_MAX 64
+
+/* One load: the main file's document, with its .d files merged into it. */
+struct config_load {
+	struct config_check c;
 	yaml_document_t doc;
-	yaml_node_t *root;
-	yaml_node_t empty = { .type = YAML_MAPPING_NODE };
+	bool parsed;                     /* doc holds the main file's document */
+	int root;                        /* node id of the top mapping; 0: none */
+	struct config_origin origins[CONFIG_INCLUDES_MAX];
+	size_t norigins;
+	char *files[CONFIG_INCLUDES_MAX];
+	size_t nfiles;
+};
+
+/* Parses one document from f or from text; a syntax error is printed as name:LINE. */
+static int
+config_parse(const char *name, FILE *f, const char *text, size_t len,
+    yaml_document_t *doc, FILE *err)
+{
+	yaml_parser_t parser;
 	int r = 0;
 
-	memset(obj, 0, schema->size);
-	if (!yaml_parser_load(parser, &doc)) {
+	if (!yaml_parser_initialize(&parser))
+		abort();
+	if (f != NULL)
+		yaml_parser_set_input_file(&parser, f);
+	else
+		yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	/* On failure libyaml has already released the partial document. */
+	if (!yaml_parser_load(&parser, doc)) {
 		fprintf(err, "%s:%zu: YAML syntax error: %s%s%s\n", name,
-		    parser->problem_mark.line + 1,
-		    parser->problem ? parser->problem : "unknown problem",
-		    parser->context ? " " : "", parser->context ? parser->context : "");
-		/* Defaults keep obj safe to use and free. */
-		config_defaults(&w, schema->keys, NULL, -1, obj);
-		config_check_release(&c);
+		    parser.problem_mark.line + 1,
+		    parser.problem ? parser.problem : "unknown problem",
+		    parser.context ? " " : "", parser.context ? parser.context : "");
+		r = -EINVAL;
+	}
+	yaml_parser_delete(&parser);
+	return r;
+}
+
+/* The top mapping of doc (node id), 0 for an empty document or a plain null. */
+static int
+config_doc_root(yaml_document_t *doc)
+{
+	yaml_node_t *root = yaml_document_get_root_node(doc);
+
+	if (root == NULL || config_node_is_null(root))
+		return 0;
+	return (int)(root - doc->nodes.start) + 1;
+}
+
+/* Copies node id of src, with what it holds, into dst; returns its id there, or 0 if too deep. */
+static int
+config_copy_node(yaml_document_t *dst, yaml_document_t *src, int id, int depth)
+{
+	yaml_node_t *n = yaml_document_get_node(src, id);
+	int copy = 0, a, b;
+
+	if (depth > CONFIG_DEPTH_MAX)
+		return 0;
+	switch (n->type) {
+	case YAML_SCALAR_NODE:
+		copy = yaml_document_add_scalar(dst, NULL, n->data.scalar.value,
+		    (int)n->data.scalar.length, n->data.scalar.style);
+		break;
+	case YAML_SEQUENCE_NODE:
+		copy = yaml_document_add_sequence(dst, NULL, n->data.sequence.style);
+		for (yaml_node_item_t *it = n->data.sequence.items.start;
+		    copy && it < n->data.sequence.items.top; it++) {
+			if ((a = config_copy_node(dst, src, *it, depth + 1)) == 0)
+				return 0;
+			if (!yaml_document_append_sequence_item(dst, copy, a))
+				copy = 0;
+		}
+		break;
+	case YAML_MAPPING_NODE:
+		copy = yaml_document_add_mapping(dst, NULL, n->data.mapping.style);
+		for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+		    copy && p < n->data.mapping.pairs.top; p++) {
+			if ((a = config_copy_node(dst, src, p->key, depth + 1)) == 0 ||
+			    (b = config_copy_node(dst, src, p->value, depth + 1)) == 0)
+				return 0;
+			if (!yaml_document_append_mapping_pair(dst, copy, a, b))
+				copy = 0;
+		}
+		break;
+	default:
+		break;
+	}
+	if (copy == 0) {
+		fputs("logferry: out of memory while reading the configuration\n", stderr);
+		abort();
+	}
+	yaml_document_get_node(dst, copy)->start_mark = n->start_mark;
+	return copy;
+}
+
+/* The pair of mapping node id whose key is the scalar key, or -1. */
+static long
+config_find_pair(yaml_document_t *doc, int id, const char *key)
+{
+	yaml_node_t *m = yaml_document_get_node(doc, id);
+
+	for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(doc, p->key);
+
+		if (k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, key) == 0)
+			return p - m->data.mapping.pairs.start;
+	}
+	return -1;
+}
+
+static bool
+config_is_kind(yaml_document_t *doc, int id, yaml_node_type_t type)
+{
+	return yaml_document_get_node(doc, id)->type == type;
+}
+
+/*
+ * Merges mapping sid of src into mapping did of dst, following keys (NULL:
+ * free-form): sections and mappings merge key by key, lists of sections are
+ * appended, anything else replaces what dst had. Returns 0, or -ELOOP when
+ * src nests too deeply to copy.
+ */
+static int
+config_merge(yaml_document_t *dst, int did, yaml_document_t *src, int sid,
+    const struct config_key *keys, int depth)
+{
+	yaml_node_t *sm = yaml_document_get_node(src, sid);
+
+	if (depth > CONFIG_DEPTH_MAX)
+		return -ELOOP;
+	for (yaml_node_pair_t *p = sm->data.mapping.pairs.start; p < sm->data.mapping.pairs.top; p++) {
+		yaml_node_t *sk = yaml_document_get_node(src, p->key);
+		const struct config_key *k = NULL;
+		long at = -1;
+		int kc, vc, dv;
+		yaml_node_pair_t *dp;
+
+		if (sk->type == YAML_SCALAR_NODE) {
+			at = config_find_pair(dst, did, (const char *)sk->data.scalar.value);
+			if (keys != NULL)
+				k = config_find_key(keys, (const char *)sk->data.scalar.value);
+		}
+		if (at >= 0) {
+			dv = yaml_document_get_node(dst, did)->data.mapping.pairs.start[at].value;
+			if (k != NULL && (k->type == CONFIG_SECTION || k->type == CONFIG_MAP) &&
+			    config_is_kind(dst, dv, YAML_MAPPING_NODE) &&
+			    config_is_kind(src, p->value, YAML_MAPPING_NODE)) {
+				if (config_merge(dst, dv, src, p->value,
+				    k->type == CONFIG_SECTION ? k->keys : NULL, depth + 1) != 0)
+					return -ELOOP;
+				continue;
+			}
+			if (k != NULL && k->type == CONFIG_LIST && k->elem->type == CONFIG_SECTION &&
+			    config_is_kind(dst, dv, YAML_SEQUENCE_NODE) &&
+			    config_is_kind(src, p->value, YAML_SEQUENCE_NODE)) {
+				yaml_node_t *sl = yaml_document_get_node(src, p->value);
+
+				for (yaml_node_item_t *it = sl->data.sequence.items.start;
+				    it < sl->data.sequence.items.top; it++) {
+					if ((vc = config_copy_node(dst, src, *it, depth + 1)) == 0)
+						return -ELOOP;
+					if (!yaml_document_append_sequence_item(dst, dv, vc))
+						abort();
+				}
+				continue;
+			}
+		}
+		if ((kc = config_copy_node(dst, src, p->key, depth + 1)) == 0 ||
+		    (vc = config_copy_node(dst, src, p->value, depth + 1)) == 0)
+			return -ELOOP;
+		if (at < 0) {
+			if (!yaml_document_append_mapping_pair(dst, did, kc, vc))
+				abort();
+			continue;
+		}
+		/* Copies may have moved the nodes: find the pair again. */
+		dp = &yaml_document_get_node(dst, did)->data.mapping.pairs.start[at];
+		dp->key = kc;
+		dp->value = vc;
+	}
+	return 0;
+}
+
+/* FILE.yaml (or FILE.yml) -> FILE.d; any other name gets .d appended. Allocated. */
+static char *
+config_include_dir(const char *file)
+{
+	size_t n = strlen(file);
+	char *dir;
+
+	if (n > 5 && strcmp(file + n - 5, ".yaml") == 0)
+		n -= 5;
+	else if (n > 4 && strcmp(file + n - 4, ".yml") == 0)
+		n -= 4;
+	dir = config_xcalloc(1, n + 3);
+	memcpy(dir, file, n);
+	memcpy(dir + n, ".d", 3);
+	return dir;
+}
+
+static int
+config_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Lists dir's *.yaml files (not hidden ones) into L->files, in byte order of
+ * their names. A missing directory has none. Returns 0 or -EINVAL (printed).
+ */
+static int
+config_list_includes(struct config_load *L, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (d == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		fprintf(L->c.err, "%s: cannot read the include directory: %s\n", dir,
+		    strerror(errno));
 		return -EINVAL;
 	}
-	w.doc = &doc;
-	root = yaml_document_get_root_node(&doc);
-	if (root == NULL || config_node_is_null(root))
-		root = &empty;
-	config_section(&w, schema->keys, NULL, obj, root);
-	if (c.errors == 0 && schema->validate != NULL)
-		schema->validate(&c, obj);
-	if (c.errors > 0)
-		r = -EINVAL;
-	yaml_document_delete(&doc);
-	config_check_release(&c);
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+
+		if (e->d_name[0] == '.' || n <= 5 || strcmp(e->d_name + n - 5, ".yaml") != 0)
+			continue;
+		if (L->nfiles == CONFIG_INCLUDES_MAX) {
+			fprintf(L->c.err, "%s: more than %d .yaml files: merge some of them\n", dir,
+			    CONFIG_INCLUDES_MAX);
+			closedir(d);
+			return -EINVAL;
+		}
+		L->files[L->nfiles] = config_xcalloc(1, strlen(dir) + n + 2);
+		sprintf(L->files[L->nfiles++], "%s/%s", dir, e->d_name);
+	}
+	closedir(d);
+	qsort(L->files, L->nfiles, sizeof(*L->files), config_strcmp);
+	return 0;
+}
+
+/* Opens a configuration file for reading: a regular file. Returns NULL after printing why. */
+static FILE *
+config_open(const char *file, FILE *err, int *r)
+{
+	struct stat st;
+	FILE *f = fopen(file, "r");
+
+	if (f == NULL) {
+		*r = -errno;
+		fprintf(err, "%s: cannot read the configuration: %s\n", file, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		*r = -EINVAL;
+		fprintf(err, "%s: cannot read the configuration: not a regular file\n", file);
+		fclose(f);
+		return NULL;
+	}
+	return f;
+}
+
+/* Reads each of L->files and merges it into L->doc. Returns 0 or -EINVAL (printed). */
+static int
+config_merge_includes(const struct config_schema *schema, struct config_load *L)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < L->nfiles; i++) {
+		yaml_document_t inc;
+		FILE *f;
+		int ir, root;
+
+		if ((f = config_open(L->files[i], L->c.err, &ir)) == NULL) {
+			r = -EINVAL;
+			continue;
+		}
+		ir = config_parse(L->files[i], f, NULL, 0, &inc, L->c.err);
+		fclose(f);
+		if (ir != 0) {
+			r = -EINVAL;
+			continue;
+		}
+		root = config_doc_root(&inc);
+		if (root != 0 && !config_is_kind(&inc, root, YAML_MAPPING_NODE)) {
+			fprintf(L->c.err, "%s:%d: (top level): expected a mapping, not %s\n",
+			    L->files[i], config_node_line(yaml_document_get_node(&inc, root)),
+			    config_node_kind(yaml_document_get_node(&inc, root)));
+			r = -EINVAL;
+		} else if (root != 0 && L->parsed && r == 0 && (L->root == 0 ||
+		    config_is_kind(&L->doc, L->root, YAML_MAPPING_NODE))) {
+			/* (A main file that is not a mapping is reported by the walk.) */
+			L->origins[L->norigins].first_id =
+			    (int)(L->doc.nodes.top - L->doc.nodes.start) + 1;
+			L->origins[L->norigins++].file = L->files[i];
+			if (L->root == 0)
+				L->root = yaml_document_add_mapping(&L->doc, NULL,
+				    YAML_BLOCK_MAPPING_STYLE);
+			if (L->root == 0)
+				abort();
+			if (config_merge(&L->doc, L->root, &inc, root, schema->keys, 0) != 0) {
+				fprintf(L->c.err, "%s: nested more than %d levels deep\n",
+				    L->files[i], CONFIG_DEPTH_MAX);
+				r = -EINVAL;
+			}
+		}
+		yaml_document_delete(&inc);
+	}
 	return r;
+}
+
+/* Walks the merged document into obj, validates it, and releases L. */
+static int
+config_load_finish(const struct config_schema *schema, struct config_load *L, int r,
+    void *obj)
+{
+	struct config_walk w = { .c = &L->c, .origins = L->origins, .norigins = L->norigins };
+	yaml_node_t empty = { .type = YAML_MAPPING_NODE };
+
+	if (r == 0 && L->parsed) {
+		w.doc = &L->doc;
+		config_section(&w, schema->keys, NULL, obj,
+		    L->root ? yaml_document_get_node(&L->doc, L->root) : &empty);
+		if (L->c.errors == 0 && schema->validate != NULL)
+			schema->validate(&L->c, obj);
+		if (L->c.errors > 0)
+			r = -EINVAL;
+	} else {
+		/* Defaults keep obj safe to use and free. */
+		config_defaults(&w, schema->keys, NULL, -1, obj);
+		if (r == 0)
+			r = -EINVAL;
+	}
+	if (L->parsed)
+		yaml_document_delete(&L->doc);
+	for (size_t i = 0; i < L->nfiles; i++)
+		free(L->files[i]);
+	config_check_release(&L->c);
+	free(L);
+	return r;
+}
+
+static struct config_load *
+config_load_new(const char *name, FILE *err)
+{
+	struct config_load *L = config_xcalloc(1, sizeof(*L));
+
+	L->c.file = name;
+	L->c.err = err;
+	return L;
 }
 
 int
 config_load_string(const struct config_schema *schema, const char *name,
     const char *yaml, size_t len, void *obj, FILE *err)
 {
-	yaml_parser_t parser;
+	struct config_load *L = config_load_new(name, err);
 	int r;
 
-	if (!yaml_parser_initialize(&parser))
-		abort();
-	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
-	r = config_load_parser(schema, name, &parser, obj, err);
-	yaml_parser_delete(&parser);
-	return r;
+	memset(obj, 0, schema->size);
+	if ((r = config_parse(name, NULL, yaml, len, &L->doc, err)) == 0) {
+		L->parsed = true;
+		L->root = config_doc_root(&L->doc);
+	}
+	return config_load_finish(schema, L, r, obj);
 }
 
 int
 config_load_file(const struct config_schema *schema, const char *file,
     void *obj, FILE *err)
 {
-	yaml_parser_t parser;
+	struct config_load *L;
+	char *dir;
 	FILE *f;
 	int r;
 
 	memset(obj, 0, schema->size);
-	if ((f = fopen(file, "r")) == NULL) {
-		r = -errno;
-		fprintf(err, "%s: cannot read the configuration: %s\n", file,
-		    strerror(errno));
+	if ((f = config_open(file, err, &r)) == NULL)
 		return r;
-	}
-	if (!yaml_parser_initialize(&parser))
-		abort();
-	yaml_parser_set_input_file(&parser, f);
-	r = config_load_parser(schema, file, &parser, obj, err);
-	yaml_parser_delete(&parser);
+	L = config_load_new(file, err);
+	r = config_parse(file, f, NULL, 0, &L->doc, err);
 	fclose(f);
-	return r;
+	if (r == 0) {
+		L->parsed = true;
+		L->root = config_doc_root(&L->doc);
+	}
+	/* Resolved at every load, so that a reload sees files added since. */
+	dir = config_include_dir(file);
+	if (config_list_includes(L, dir) != 0 || config_merge_includes(schema, L) != 0)
+		r = -EINVAL;
+	free(dir);
+	return config_load_finish(schema, L, r, obj);
 }
 
 /* ------------------------------------------------------------------- free */

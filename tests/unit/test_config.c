@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -633,6 +634,207 @@ test_env_variables_are_not_expanded_in_comments_or_keys(void **state)
 	    "t.yaml:4: ${LF_T_UNSET}: unknown key\n");
 }
 
+
+/* --------------------------------------------------- include directory */
+
+/* A fresh directory for one test's files (the caller removes it with rm_tree). */
+static char *
+make_dir(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *dir;
+
+	assert_true(asprintf(&dir, "%s/lf-config-XXXXXX", tmp && tmp[0] ? tmp : "/tmp") > 0);
+	assert_non_null(mkdtemp(dir));
+	return dir;
+}
+
+static void
+write_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+make_subdir(const char *dir, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(mkdir(path, 0755), 0);
+}
+
+static void
+rm_tree(char *dir)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	free(dir);
+}
+
+/* Loads dir/name from disk; returns the error output with dir replaced by "D". */
+static char *
+load_file(const char *dir, const char *name, struct tconf *t, int *rc)
+{
+	char path[512], *out = NULL, *res, *p, *q;
+	size_t outlen = 0, dlen = strlen(dir);
+	FILE *err = open_memstream(&out, &outlen);
+
+	assert_non_null(err);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	*rc = config_load_file(&tschema, path, t, err);
+	fclose(err);
+	res = calloc(1, outlen + 1);
+	assert_non_null(res);
+	for (p = out, q = res; *p; ) {
+		if (strncmp(p, dir, dlen) == 0) {
+			*q++ = 'D';
+			p += dlen;
+		} else {
+			*q++ = *p++;
+		}
+	}
+	free(out);
+	return res;
+}
+
+static void
+test_include_dir_appends_sources_and_overrides_scalars(void **state)
+{
+	char *dir = make_dir(), *out;
+	struct tconf t;
+	int rc;
+
+	(void)state;
+	write_file(dir, "t.yaml", "name: main\ncount: 2\ntags: [a, b]\nprops: {x: '1', y: '2'}\n"
+	    "inner: {label: l, limit: 2KiB}\nitems:\n  - {name: one, kind: a}\n");
+	make_subdir(dir, "t.d");
+	/* Applied in name order: 10-a, then 20-b; other names are not configuration. */
+	write_file(dir, "t.d/20-b.yaml", "count: 5\nitems:\n  - {name: three, kind: a}\n");
+	write_file(dir, "t.d/10-a.yaml", "count: 4\ntags: [c]\nprops: {y: '3', z: '4'}\n"
+	    "inner: {limit: 4KiB}\nitems:\n  - {name: two, kind: b, only_b: z}\n");
+	write_file(dir, "t.d/README", "not: yaml: at all\n");
+	write_file(dir, "t.d/30-c.yaml.dpkg-old", "count: 1\n");
+	write_file(dir, "t.d/.40-hidden.yaml", "count: 1\n");
+	write_file(dir, "t.d/50-empty.yaml", "# nothing here yet\n");
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(t.name, "main");
+	assert_int_equal(t.count, 5);
+	assert_int_equal(t.tags.n, 1);
+	assert_string_equal(((char **)t.tags.items)[0], "c");
+	assert_int_equal(t.props.n, 3);
+	assert_string_equal(t.props.items[0].key, "x");
+	assert_string_equal(t.props.items[1].value, "3");
+	assert_string_equal(t.props.items[2].value, "4");
+	assert_string_equal(t.inner.label, "l");
+	assert_int_equal(t.inner.limit, 4096);
+	assert_int_equal(t.items.n, 3);
+	assert_string_equal(((struct item *)t.items.items)[0].name, "one");
+	assert_string_equal(((struct item *)t.items.items)[1].name, "two");
+	assert_string_equal(((struct item *)t.items.items)[1].only_b, "z");
+	assert_string_equal(((struct item *)t.items.items)[2].name, "three");
+	free(out);
+	config_free(&tschema, &t);
+	rm_tree(dir);
+}
+
+static void
+test_include_error_names_the_included_file_and_line(void **state)
+{
+	char *dir = make_dir(), *out;
+	struct tconf t;
+	int rc;
+
+	(void)state;
+	write_file(dir, "t.yaml", "name: main\ninner: {label: l}\ncount: 2\n");
+	make_subdir(dir, "t.d");
+	write_file(dir, "t.d/10-a.yaml", "# overrides\nflag: true\ncount: 8\n");
+	write_file(dir, "t.d/20-b.yaml", "items:\n  - name: x\n    kind: c\n  - {name: y}\n");
+	write_file(dir, "t.d/30-c.yaml", "bogus: 1\ninner:\n  limit: 1\n");
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_int_equal(rc, -EINVAL);
+	assert_string_equal(out,
+	    "D/t.d/30-c.yaml:3: inner.limit: 1 is below the minimum of 1KiB\n"
+	    "D/t.d/20-b.yaml:3: items[0].kind: 'c' is not one of: a, b\n"
+	    "D/t.d/20-b.yaml:4: items[1].kind: missing: this key is required\n"
+	    "D/t.d/30-c.yaml:1: bogus: unknown key\n");
+	free(out);
+	config_free(&tschema, &t);
+	/* Once the values parse, the validator's errors point into the included file too. */
+	write_file(dir, "t.d/20-b.yaml", "\n");
+	write_file(dir, "t.d/30-c.yaml", "\n");
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_int_equal(rc, -EINVAL);
+	assert_string_equal(out, "D/t.d/10-a.yaml:3: count: must be at most 5 when flag is set\n");
+	free(out);
+	config_free(&tschema, &t);
+	/* A syntax error names the included file; the others are still read. */
+	write_file(dir, "t.d/20-b.yaml", "items: [\n");
+	write_file(dir, "t.d/30-c.yaml", "count: [\n");
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_int_equal(rc, -EINVAL);
+	assert_non_null(strstr(out, "D/t.d/20-b.yaml:2: YAML syntax error: "));
+	assert_non_null(strstr(out, "D/t.d/30-c.yaml:2: YAML syntax error: "));
+	free(out);
+	config_free(&tschema, &t);
+	rm_tree(dir);
+}
+
+static void
+test_include_dir_missing_is_fine_and_unreadable_is_reported(void **state)
+{
+	char *dir = make_dir(), *out;
+	char path[600];
+	struct tconf t;
+	int rc;
+
+	(void)state;
+	write_file(dir, "t.yaml", "name: main\ninner: {label: l}\n");
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	free(out);
+	config_free(&tschema, &t);
+	/* A .yml main file has its drop-ins in the same .d directory. */
+	write_file(dir, "u.yml", "name: main\ninner: {label: l}\n");
+	make_subdir(dir, "u.d");
+	write_file(dir, "u.d/a.yaml", "name: from-u.d\n");
+	out = load_file(dir, "u.yml", &t, &rc);
+	assert_string_equal(out, "");
+	assert_string_equal(t.name, "from-u.d");
+	free(out);
+	config_free(&tschema, &t);
+	/* A .d that is not a directory, and an include that cannot be read, are errors. */
+	write_file(dir, "t.d", "oops\n");
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_int_equal(rc, -EINVAL);
+	assert_string_equal(out, "D/t.d: cannot read the include directory: Not a directory\n");
+	free(out);
+	config_free(&tschema, &t);
+	snprintf(path, sizeof(path), "%s/t.d", dir);
+	assert_int_equal(unlink(path), 0);
+	make_subdir(dir, "t.d");
+	snprintf(path, sizeof(path), "%s/t.d/10-gone.yaml", dir);
+	assert_int_equal(symlink("/nonexistent/x.yaml", path), 0);
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_int_equal(rc, -EINVAL);
+	assert_string_equal(out, "D/t.d/10-gone.yaml: cannot read the configuration: "
+	    "No such file or directory\n");
+	free(out);
+	config_free(&tschema, &t);
+	rm_tree(dir);
+}
+
 int
 main(void)
 {
@@ -665,6 +867,9 @@ main(void)
 		cmocka_unit_test(test_double_dollar_brace_is_a_literal_dollar_brace),
 		cmocka_unit_test(test_topic_template_placeholders_are_not_environment_variables),
 		cmocka_unit_test(test_env_variables_are_not_expanded_in_comments_or_keys),
+		cmocka_unit_test(test_include_dir_appends_sources_and_overrides_scalars),
+		cmocka_unit_test(test_include_error_names_the_included_file_and_line),
+		cmocka_unit_test(test_include_dir_missing_is_fine_and_unreadable_is_reported),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
