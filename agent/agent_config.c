@@ -12,6 +12,7 @@
 
 #include "agent/agent_config.h"
 #include "common/daemon.h"
+#include "common/tls.h"
 #include "common/tz.h"
 
 #define KIB INT64_C(1024)
@@ -140,6 +141,8 @@ static const struct config_key tls_keys[] = {
 	  .help = "PEM certificate of this agent (its common name is the agent id), followed by any intermediate CA certificates." },
 	{ "key_file", CONFIG_STRING, R(tls.key_file) - R(tls), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
 	  .help = "PEM private key of cert_file (RSA or ECDSA)." },
+	{ "key_password", CONFIG_STRING, R(tls.key_password) - R(tls), .flags = CONFIG_SECRET,
+	  .help = TLS_KEY_PASSWORD_HELP },
 	{ "server_name", CONFIG_STRING, R(tls.server_name) - R(tls), .flags = CONFIG_NONEMPTY,
 	  .help = "Name the relay certificate must carry. Default: the host of each server." },
 	{ "ciphers", CONFIG_LIST, R(tls.ciphers) - R(tls), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_SPLIT_COMMAS,
@@ -302,4 +305,5 @@ const struct config_schema agent_config_schema = {
 	.keys = agent_keys,
 	.size = sizeof(struct agent_config),
 	.validate = agent_config_validate,
+	.secrets = CONFIG_SECRETS_AT(struct agent_config, secrets),
 };

@@ -57,6 +57,7 @@ struct agent_config {
 			char *ca_file;
 			char *cert_file;
 			char *key_file;
+			char *key_password;       /* from {file: PATH}; NULL: key not encrypted */
 			char *server_name;
 			struct config_list ciphers;   /* char * */
 			uint64_t handshake_timeout_ms;
@@ -77,6 +78,7 @@ struct agent_config {
 	struct {
 		struct config_addr listen;    /* text NULL: no metrics endpoint */
 	} metrics;
+	struct config_secrets secrets;   /* values read from {file: PATH}, for the dump */
 };
 
 extern const struct config_schema agent_config_schema;

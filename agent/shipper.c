@@ -1609,6 +1609,7 @@ shipper_tls_new(const struct agent_config *cfg, struct tls_config **out)
 	o.ca_file = cfg->relays.tls.ca_file;
 	o.cert_file = cfg->relays.tls.cert_file;
 	o.key_file = cfg->relays.tls.key_file;
+	o.key_password = cfg->relays.tls.key_password;
 	o.ciphers = (const char *const *)cfg->relays.tls.ciphers.items;
 	o.n_ciphers = cfg->relays.tls.ciphers.n;
 	o.handshake_timeout_ms = cfg->relays.tls.handshake_timeout_ms;

@@ -34,6 +34,7 @@ struct config_check {
 	int errors;
 	struct config_line *lines;
 	size_t nlines, caplines;
+	struct config_secrets secrets;   /* moved to the config struct at the end */
 };
 
 /* A key path being built while descending: "sources[1].paths". */
@@ -185,6 +186,15 @@ const char *
 config_check_file(const struct config_check *c)
 {
 	return c->file;
+}
+
+bool
+config_from_file(const struct config_check *c, const char *path)
+{
+	for (size_t i = 0; i < c->secrets.n; i++)
+		if (strcmp(c->secrets.items[i].path, path) == 0)
+			return true;
+	return false;
 }
 
 bool
@@ -704,6 +714,7 @@ struct config_walk {
 	struct config_path path;
 	const struct config_origin *origins;   /* ascending first_id */
 	size_t norigins;
+	bool secrets_allowed;                  /* the schema keeps config_secrets */
 };
 
 static int
@@ -751,21 +762,135 @@ config_node_kind(const yaml_node_t *n)
 	}
 }
 
+/* Largest secret read from a file: a password or passphrase, not a document. */
+#define CONFIG_SECRET_MAX (64 * 1024)
+
+/* The path of a {file: PATH} mapping (the node itself when it is one), or NULL. */
+static yaml_node_t *
+config_file_form(const struct config_walk *w, yaml_node_t *node)
+{
+	yaml_node_pair_t *p = node->data.mapping.pairs.start;
+	yaml_node_t *k;
+
+	if (node->type != YAML_MAPPING_NODE || node->data.mapping.pairs.top - p != 1)
+		return NULL;
+	k = yaml_document_get_node(w->doc, p->key);
+	if (k->type != YAML_SCALAR_NODE || strcmp((const char *)k->data.scalar.value, "file") != 0)
+		return NULL;
+	return yaml_document_get_node(w->doc, p->value);
+}
+
 /*
- * The value of a scalar node, environment variables substituted: allocated,
- * or NULL after reporting why at the node's line.
+ * Reads a secret: the file's content with one trailing newline removed.
+ * Returns it allocated, or NULL after reporting why at node.
  */
 static char *
-config_node_text(struct config_walk *w, yaml_node_t *node)
+config_read_secret(struct config_walk *w, yaml_node_t *node, const char *file)
 {
-	char why[512], *s;
+	struct config_at at = config_node_at(w, node);
+	char *buf = NULL;
+	struct stat st;
+	size_t n;
+	FILE *f;
 
-	if (config_expand_env((const char *)node->data.scalar.value, &s, why,
+	if (file[0] != '/') {
+		config_error_at(w->c, at, w->path.s, "'%s' is not an absolute path: write "
+		    "{file: /path/to/the/secret}", file);
+		return NULL;
+	}
+	if ((f = fopen(file, "r")) == NULL || fstat(fileno(f), &st) != 0) {
+		config_error_at(w->c, at, w->path.s, "cannot read %s: %s", file, strerror(errno));
+		goto out;
+	}
+	buf = config_xcalloc(1, CONFIG_SECRET_MAX + 2);
+	n = fread(buf, 1, CONFIG_SECRET_MAX + 1, f);
+	if (ferror(f)) {
+		config_error_at(w->c, at, w->path.s, "cannot read %s: %s", file, strerror(errno));
+	} else if (n > CONFIG_SECRET_MAX) {
+		config_error_at(w->c, at, w->path.s, "%s is larger than %d bytes: a secret file "
+		    "holds the secret alone", file, CONFIG_SECRET_MAX);
+	} else if (memchr(buf, '\0', n) != NULL) {
+		config_error_at(w->c, at, w->path.s, "%s contains a NUL byte: a secret file holds "
+		    "text", file);
+	} else {
+		if (n > 0 && buf[n - 1] == '\n')
+			buf[n - 1] = '\0';
+		/* A warning, not an error: the value still works, but anyone may read it. */
+		if (S_ISREG(st.st_mode) && (st.st_mode & S_IROTH))
+			fprintf(w->c->err, "%s:%d: %s: warning: %s is readable by every user: "
+			    "chmod o-r %s\n", at.file, at.line, w->path.s, file, file);
+		fclose(f);
+		return buf;
+	}
+out:
+	free(buf);
+	if (f != NULL)
+		fclose(f);
+	return NULL;
+}
+
+static void
+config_record_secret(struct config_check *c, const char *path, const char *file)
+{
+	struct config_secrets *s = &c->secrets;
+	struct config_secret *items = realloc(s->items, (s->n + 1) * sizeof(*items));
+
+	if (items == NULL) {
+		fputs("logferry: out of memory while reading the configuration\n", stderr);
+		abort();
+	}
+	s->items = items;
+	items[s->n].path = config_xstrdup(path);
+	items[s->n].file = config_xstrdup(file);
+	s->n++;
+}
+
+/*
+ * The text of a value: a scalar with environment variables substituted, or
+ * the content of the file a {file: PATH} names. Allocated, or NULL after
+ * reporting why at the node's line.
+ */
+static char *
+config_node_text(struct config_walk *w, yaml_node_t *node, bool secret)
+{
+	yaml_node_t *fn = config_file_form(w, node);
+	char why[512], *s, *value;
+
+	if (fn != NULL && fn->type != YAML_SCALAR_NODE) {
+		config_error_at(w->c, config_node_at(w, fn), w->path.s,
+		    "expected {file: /path/to/the/secret}, not %s", config_node_kind(fn));
+		return NULL;
+	}
+	if (fn == NULL && node->type != YAML_SCALAR_NODE) {
+		config_error_at(w->c, config_node_at(w, node), w->path.s,
+		    "expected a single value, not %s", config_node_kind(node));
+		return NULL;
+	}
+	if (fn == NULL && secret) {
+		const char *leaf = strrchr(w->path.s, '.');
+
+		config_error_at(w->c, config_node_at(w, node), w->path.s, "is a password, and "
+		    "passwords stay out of the configuration file: write %s: {file: /path} naming "
+		    "a file only logferry can read", leaf ? leaf + 1 : w->path.s);
+		return NULL;
+	}
+	if (config_expand_env((const char *)(fn ? fn : node)->data.scalar.value, &s, why,
 	    sizeof(why)) != 0) {
 		config_error_at(w->c, config_node_at(w, node), w->path.s, "%s", why);
 		return NULL;
 	}
-	return s;
+	if (fn == NULL)
+		return s;
+	if (w->secrets_allowed) {
+		if ((value = config_read_secret(w, node, s)) != NULL)
+			config_record_secret(w->c, w->path.s, s);
+	} else {
+		config_error_at(w->c, config_node_at(w, node), w->path.s,
+		    "{file: PATH} is not supported in this configuration");
+		value = NULL;
+	}
+	free(s);
+	return value;
 }
 
 static void config_section(struct config_walk *w, const struct config_key *keys,
@@ -779,12 +904,7 @@ config_scalar_node(struct config_walk *w, const struct config_key *k, void *dst,
 {
 	char why[512], *text;
 
-	if (node->type != YAML_SCALAR_NODE) {
-		config_error_at(w->c, config_node_at(w, node), w->path.s,
-		    "expected a single value, not %s", config_node_kind(node));
-		return;
-	}
-	if ((text = config_node_text(w, node)) == NULL)
+	if ((text = config_node_text(w, node, k->flags & CONFIG_SECRET)) == NULL)
 		return;
 	why[0] = '\0';
 	if (config_parse_scalar(k, text, dst, why, sizeof(why)) != 0)
@@ -866,7 +986,7 @@ config_list(struct config_walk *w, const struct config_key *k,
 
 	if (node->type == YAML_SCALAR_NODE && (k->flags & CONFIG_SCALAR_AS_LIST) &&
 	    config_is_scalar_type(e->type)) {
-		char *text = config_node_text(w, node);
+		char *text = config_node_text(w, node, false);
 
 		if (text == NULL)
 			return;
@@ -921,11 +1041,8 @@ config_map(struct config_walk *w, struct config_map *m, yaml_node_t *node)
 		}
 		key = (const char *)kn->data.scalar.value;
 		old = config_path_push(&w->path, key, 0);
-		if (vn->type != YAML_SCALAR_NODE) {
-			config_error_at(w->c, config_node_at(w, vn), w->path.s,
-			    "expected a single value, not %s", config_node_kind(vn));
-		} else {
-			char *text = config_node_text(w, vn);
+		{
+			char *text = config_node_text(w, vn, false);
 			bool dup = false;
 
 			for (size_t i = 0; i < m->n; i++)
@@ -1193,8 +1310,20 @@ config_defaults(struct config_walk *w, const struct config_key *keys,
 /* ------------------------------------------------------------------- load */
 
 static void
+config_secrets_free(struct config_secrets *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->items[i].path);
+		free(s->items[i].file);
+	}
+	free(s->items);
+	memset(s, 0, sizeof(*s));
+}
+
+static void
 config_check_release(struct config_check *c)
 {
+	config_secrets_free(&c->secrets);
 	for (size_t i = 0; i < c->nlines; i++)
 		free(c->lines[i].path);
 	free(c->lines);
@@ -1521,7 +1650,8 @@ static int
 config_load_finish(const struct config_schema *schema, struct config_load *L, int r,
     void *obj)
 {
-	struct config_walk w = { .c = &L->c, .origins = L->origins, .norigins = L->norigins };
+	struct config_walk w = { .c = &L->c, .origins = L->origins, .norigins = L->norigins,
+		.secrets_allowed = schema->secrets != 0 };
 	yaml_node_t empty = { .type = YAML_MAPPING_NODE };
 
 	if (r == 0 && L->parsed) {
@@ -1537,6 +1667,11 @@ config_load_finish(const struct config_schema *schema, struct config_load *L, in
 		config_defaults(&w, schema->keys, NULL, -1, obj);
 		if (r == 0)
 			r = -EINVAL;
+	}
+	if (schema->secrets != 0) {
+		/* transferred: config_free releases them with obj */
+		*(struct config_secrets *)((char *)obj + schema->secrets - 1) = L->c.secrets;
+		memset(&L->c.secrets, 0, sizeof(L->c.secrets));
 	}
 	if (L->parsed)
 		yaml_document_delete(&L->doc);
@@ -1664,6 +1799,8 @@ config_free(const struct config_schema *schema, void *obj)
 	if (obj == NULL)
 		return;
 	config_free_keys(schema->keys, obj);
+	if (schema->secrets != 0)
+		config_secrets_free((struct config_secrets *)((char *)obj + schema->secrets - 1));
 }
 
 /* ------------------------------------------------------------------- dump */
@@ -1721,19 +1858,44 @@ config_dump_scalar(const struct config_key *k, const void *v, FILE *out)
 	}
 }
 
-static void config_dump_keys(const struct config_key *keys,
-    const char *discriminator, const void *base, int indent, bool first_dash,
-    FILE *out);
+/* What is being dumped, and where: the key path names values read from files. */
+struct config_dumper {
+	const struct config_secrets *secrets;   /* NULL: none */
+	struct config_path path;
+	FILE *out;
+};
+
+/* Prints {file: PATH} instead of a value read from a file; says whether it did. */
+static bool
+config_dump_secret(struct config_dumper *d)
+{
+	if (d->secrets == NULL)
+		return false;
+	for (size_t i = 0; i < d->secrets->n; i++) {
+		if (strcmp(d->secrets->items[i].path, d->path.s) == 0) {
+			fputs("{file: ", d->out);
+			config_dump_string(d->secrets->items[i].file, d->out);
+			fputc('}', d->out);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void config_dump_keys(struct config_dumper *d, const struct config_key *keys,
+    const char *discriminator, const void *base, int indent, bool first_dash);
 
 static void
-config_dump_key(const struct config_key *k, const void *v, int indent,
-    const char *lead, FILE *out)
+config_dump_key(struct config_dumper *d, const struct config_key *k, const void *v,
+    int indent, const char *lead)
 {
+	FILE *out = d->out;
+
 	fprintf(out, "%s%*s%s:", lead, lead[0] ? 0 : indent, "", k->name);
 	switch (k->type) {
 	case CONFIG_SECTION:
 		fputc('\n', out);
-		config_dump_keys(k->keys, k->discriminator, v, indent + 2, false, out);
+		config_dump_keys(d, k->keys, k->discriminator, v, indent + 2, false);
 		return;
 	case CONFIG_MAP: {
 		const struct config_map *m = v;
@@ -1742,11 +1904,15 @@ config_dump_key(const struct config_key *k, const void *v, int indent,
 			fputs(" {}", out);
 		fputc('\n', out);
 		for (size_t i = 0; i < m->n; i++) {
+			size_t old = config_path_push(&d->path, m->items[i].key, 0);
+
 			fprintf(out, "%*s", indent + 2, "");
 			config_dump_string(m->items[i].key, out);
 			fputs(": ", out);
-			config_dump_string(m->items[i].value, out);
+			if (!config_dump_secret(d))
+				config_dump_string(m->items[i].value, out);
 			fputc('\n', out);
+			config_path_pop(&d->path, old);
 		}
 		return;
 	}
@@ -1757,30 +1923,40 @@ config_dump_key(const struct config_key *k, const void *v, int indent,
 		if (config_is_scalar_type(k->elem->type)) {
 			fputs(" [", out);
 			for (size_t i = 0; i < l->n; i++) {
+				size_t old = config_path_push(&d->path, NULL, (long)i);
+
 				if (i)
 					fputs(", ", out);
-				config_dump_scalar(k->elem, (const char *)l->items + i * esize, out);
+				if (!config_dump_secret(d))
+					config_dump_scalar(k->elem, (const char *)l->items + i * esize,
+					    out);
+				config_path_pop(&d->path, old);
 			}
 			fputs("]\n", out);
 			return;
 		}
 		fputs(l->n ? "\n" : " []\n", out);
-		for (size_t i = 0; i < l->n; i++)
-			config_dump_keys(k->elem->keys, k->elem->discriminator,
-			    (const char *)l->items + i * esize, indent + 2, true, out);
+		for (size_t i = 0; i < l->n; i++) {
+			size_t old = config_path_push(&d->path, NULL, (long)i);
+
+			config_dump_keys(d, k->elem->keys, k->elem->discriminator,
+			    (const char *)l->items + i * esize, indent + 2, true);
+			config_path_pop(&d->path, old);
+		}
 		return;
 	}
 	default:
 		fputc(' ', out);
-		config_dump_scalar(k, v, out);
+		if (!config_dump_secret(d))
+			config_dump_scalar(k, v, out);
 		fputc('\n', out);
 		return;
 	}
 }
 
 static void
-config_dump_keys(const struct config_key *keys, const char *discriminator,
-    const void *base, int indent, bool first_dash, FILE *out)
+config_dump_keys(struct config_dumper *d, const struct config_key *keys,
+    const char *discriminator, const void *base, int indent, bool first_dash)
 {
 	const struct config_key *dk = discriminator ?
 	    config_find_key(keys, discriminator) : NULL;
@@ -1789,6 +1965,7 @@ config_dump_keys(const struct config_key *keys, const char *discriminator,
 
 	for (const struct config_key *k = keys; k->name != NULL; k++) {
 		char lead[64] = "";
+		size_t old;
 
 		if (disc >= 0 && k->only && !((k->only >> disc) & 1))
 			continue;
@@ -1797,14 +1974,21 @@ config_dump_keys(const struct config_key *keys, const char *discriminator,
 		else if (first_dash)
 			snprintf(lead, sizeof(lead), "%*s", indent, "");
 		first = false;
-		config_dump_key(k, (const char *)base + k->offset, indent, lead, out);
+		old = config_path_push(&d->path, k->name, 0);
+		config_dump_key(d, k, (const char *)base + k->offset, indent, lead);
+		config_path_pop(&d->path, old);
 	}
 }
 
 void
 config_dump(const struct config_schema *schema, const void *obj, FILE *out)
 {
-	config_dump_keys(schema->keys, NULL, obj, 0, false, out);
+	struct config_dumper d = { .out = out };
+
+	if (schema->secrets != 0)
+		d.secrets = (const struct config_secrets *)((const char *)obj +
+		    schema->secrets - 1);
+	config_dump_keys(&d, schema->keys, NULL, obj, 0, false);
 }
 
 /* -------------------------------------------------------------- reference */

@@ -34,6 +34,7 @@ enum config_type {
 #define CONFIG_SPLIT_COMMAS   (1u << 2)  /* LIST: "a,b,c" is three elements */
 #define CONFIG_NONEMPTY       (1u << 3)  /* STRING: "" is an error; LIST: [] is an error */
 #define CONFIG_PORT_ZERO      (1u << 4)  /* ADDR: port 0 (pick any) is allowed */
+#define CONFIG_SECRET         (1u << 5)  /* STRING: a password, only from {file: PATH} */
 
 /* Address schemes, as a bit mask of allowed ones in config_key.schemes. */
 enum config_scheme {
@@ -55,6 +56,20 @@ struct config_addr {
 struct config_list {
 	size_t n;
 	void *items;     /* n elements of the element type's C type */
+};
+
+/*
+ * Values read from files ({file: PATH}) by key path ("kafka.properties.x"),
+ * so that the dump prints the file, never the value.
+ */
+struct config_secret {
+	char *path;
+	char *file;
+};
+
+struct config_secrets {
+	size_t n;
+	struct config_secret *items;
 };
 
 struct config_map_entry {
@@ -104,7 +119,13 @@ struct config_schema {
 	const struct config_key *keys;   /* top level, ended by a NULL name */
 	size_t size;                     /* sizeof the whole config struct */
 	config_validate_fn validate;     /* may be NULL */
+	/*
+	 * CONFIG_SECRETS_AT(type, member): where the config struct keeps its
+	 * struct config_secrets. 0: nowhere, and {file: PATH} is refused.
+	 */
+	size_t secrets;
 };
+#define CONFIG_SECRETS_AT(type, member) (offsetof(type, member) + 1)
 
 /*
  * Loads `file` into obj (schema->size bytes; the function clears it first).
@@ -133,6 +154,9 @@ void config_error(struct config_check *c, const char *path, const char *fmt, ...
 
 /* The file being checked, for validators that resolve relative paths. */
 const char *config_check_file(const struct config_check *c);
+
+/* Whether the value at `path` was read from a file ({file: PATH}). */
+bool config_from_file(const struct config_check *c, const char *path);
 
 /* Whether the key at `path` was written in the file (not defaulted). */
 bool config_present(const struct config_check *c, const char *path);

@@ -343,10 +343,15 @@ tls_config_load_own(struct tls_config *cfg, const struct tls_config_options *o, 
 		tls_errf(err, errlen, "cert_file %s: %d certificate(s) in it cannot be parsed", o->cert_file, rc);
 		return -EINVAL;
 	}
-	rc = mbedtls_pk_parse_keyfile(&cfg->key, o->key_file, NULL);
+	rc = mbedtls_pk_parse_keyfile(&cfg->key, o->key_file, o->key_password);
 	if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED) {
-		tls_errf(err, errlen, "key_file %s: the key is encrypted; logferry needs an unencrypted "
-		    "key (readable only by its user)", o->key_file);
+		tls_errf(err, errlen, "key_file %s: the key is encrypted: set key_password: {file: /path} "
+		    "naming a file that holds its passphrase, or decrypt the key", o->key_file);
+		return -EINVAL;
+	}
+	if (rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
+		tls_errf(err, errlen, "key_file %s: key_password does not decrypt the key: check the "
+		    "passphrase in its file", o->key_file);
 		return -EINVAL;
 	}
 	if (rc != 0) {

@@ -74,6 +74,11 @@
 /* Longest server name (DNS name or IP literal), as mbedtls limits SNI. */
 #define TLS_SERVER_NAME_MAX 255
 
+/* Help of the key_password key, the same in both daemons' tls sections. */
+#define TLS_KEY_PASSWORD_HELP "Passphrase of an encrypted key_file (PEM), only as {file: /path} " \
+	"naming a file that holds it alone (readable by the daemon only). Without it key_file " \
+	"must not be encrypted."
+
 enum tls_role { TLS_ROLE_CLIENT, TLS_ROLE_SERVER };
 
 struct tls_config_options {
@@ -88,6 +93,8 @@ struct tls_config_options {
 	 */
 	const char *cert_file;
 	const char *key_file;
+	/* Passphrase of an encrypted key_file (PEM); NULL: the key is not encrypted. */
+	const char *key_password;
 	/* Server: require and verify a client certificate. Clients always verify. */
 	bool verify_client;
 	/*

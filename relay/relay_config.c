@@ -9,6 +9,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/daemon.h"
+#include "common/tls.h"
 #include "relay/relay_config.h"
 #include "relay/route.h"
 
@@ -34,6 +35,8 @@ static const struct config_key tls_keys[] = {
 	  .help = "PEM certificate of this relay, followed by any intermediate CA certificates." },
 	{ "key_file", CONFIG_STRING, T(key_file), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
 	  .help = "PEM private key of cert_file (RSA or ECDSA)." },
+	{ "key_password", CONFIG_STRING, T(key_password), .flags = CONFIG_SECRET,
+	  .help = TLS_KEY_PASSWORD_HELP },
 	{ "verify_client", CONFIG_BOOL, T(verify_client), .def = "true",
 	  .help = "Require an agent certificate signed by ca_file whose common name equals the agent id in Hello." },
 	{ "allowed_agents", CONFIG_LIST, T(allowed_agents), .def = "*",
@@ -165,7 +168,7 @@ relay_config_check_template(const char *tmpl, char *why, size_t whylen)
 static const struct {
 	const char *name;
 	const char *hint;
-	bool secret;              /* a password: refused here, read from a file instead */
+	bool secret;              /* a password: only as {file: PATH} */
 } fixed_properties[] = {
 	{ "acks", "the relay always produces with acks=all so that an Ack means every replica has the events", false },
 	{ "request.required.acks", "the relay always produces with acks=all so that an Ack means every replica has the events", false },
@@ -196,10 +199,10 @@ relay_config_check_properties(struct config_check *c, const struct config_map *m
 				hint = fixed_properties[j].hint;
 				secret = fixed_properties[j].secret;
 			}
-		if (hint != NULL && secret)
+		if (hint != NULL && secret && !config_from_file(c, path))
 			config_error(c, path, "is a password, and passwords stay out of the "
 			    "configuration file: %s", hint);
-		else if (hint != NULL)
+		else if (hint != NULL && !secret)
 			config_error(c, path, "is set by the relay itself: %s", hint);
 		/* librdkafka knows its properties best: ask it. */
 		else if (rd_kafka_conf_set(conf, m->items[i].key, m->items[i].value, errstr,
@@ -264,4 +267,5 @@ const struct config_schema relay_config_schema = {
 	.keys = relay_keys,
 	.size = sizeof(struct relay_config),
 	.validate = relay_config_validate,
+	.secrets = CONFIG_SECRETS_AT(struct relay_config, secrets),
 };

@@ -24,6 +24,7 @@ struct relay_config {
 		char *ca_file;
 		char *cert_file;
 		char *key_file;
+		char *key_password;                  /* from {file: PATH}; NULL: key not encrypted */
 		bool verify_client;
 		struct config_list allowed_agents;   /* char *: globs */
 		struct config_list ciphers;          /* char * */
@@ -49,6 +50,7 @@ struct relay_config {
 	struct {
 		struct config_addr listen;           /* text NULL: no endpoint */
 	} metrics;
+	struct config_secrets secrets;           /* values read from {file: PATH}, for the dump */
 };
 
 extern const struct config_schema relay_config_schema;

@@ -1174,6 +1174,7 @@ server_tls_new(const struct relay_config *cfg, struct tls_config **out)
 		.ca_file = cfg->tls.ca_file,
 		.cert_file = cfg->tls.cert_file,
 		.key_file = cfg->tls.key_file,
+		.key_password = cfg->tls.key_password,
 		.verify_client = cfg->tls.verify_client,
 		.ciphers = cfg->tls.ciphers.items,
 		.n_ciphers = cfg->tls.ciphers.n,

@@ -107,4 +107,107 @@ run_and_stop logferry-agent "$LOGFERRY_AGENT" "$AGENT_CONF" INT
 run_and_stop logferry-relay "$LOGFERRY_RELAY" "$RELAY_CONF" TERM
 run_and_stop logferry-relay "$LOGFERRY_RELAY" "$RELAY_CONF" INT
 
+# Configuration conventions (issue 16 item 5): ${VAR}, FILE.d/*.yaml, {file: PATH}.
+# ${HOSTNAME} used to pass --check as a literal; unset, it is now an error at its line.
+sed -e 's/^# id: web-01 .*/id: ${HOSTNAME}/' "$AGENT_CONF" >"$T/env-agent.yaml"
+line=$(grep -n '^id: ' "$T/env-agent.yaml" | cut -d: -f1)
+out=$(env -u HOSTNAME "$LOGFERRY_AGENT" -c "$T/env-agent.yaml" --check 2>&1)
+rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -qF "$T/env-agent.yaml:$line: id: environment variable HOSTNAME is not set" &&
+	pass "an unset \${HOSTNAME} fails --check at its line" || fail "unset \${HOSTNAME}: rc=$rc: $out"
+out=$(HOSTNAME=web-01 "$LOGFERRY_AGENT" -c "$T/env-agent.yaml" --dump-config 2>&1)
+echo "$out" | grep -qx 'id: "web-01"' && pass "\${HOSTNAME} takes the environment's value" ||
+	fail "\${HOSTNAME} set: $out"
+
+# The relay's templates are lower case: not environment variables.
+out=$("$LOGFERRY_RELAY" -c "$RELAY_CONF" --dump-config 2>&1)
+echo "$out" | grep -qF 'topic: "logs.${stream}"' && echo "$out" | grep -qF 'key: "${host}"' &&
+	pass "relay topic and key templates load unchanged" || fail "relay templates: $out"
+
+# FILE.d/*.yaml: appended sources, overridden scalars, errors in the included file.
+cp "$AGENT_CONF" "$T/inc-agent.yaml"
+mkdir "$T/inc-agent.d"
+cat >"$T/inc-agent.d/10-app.yaml" <<EOF
+log_level: debug
+sources:
+  - name: app_log
+    type: file
+    paths: [$T/app.log]
+EOF
+echo "not configuration" >"$T/inc-agent.d/README"
+out=$("$LOGFERRY_AGENT" -c "$T/inc-agent.yaml" --dump-config 2>&1)
+rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -qx 'log_level: debug' && echo "$out" | grep -qF 'name: "nginx_access"' &&
+	echo "$out" | grep -qF 'name: "app_log"' &&
+	pass "agent.d/*.yaml appends sources and overrides scalars in --dump-config" ||
+	fail "include dir: rc=$rc: $out"
+cat >"$T/inc-agent.d/20-dup.yaml" <<EOF
+sources:
+  - name: nginx_error
+    type: file
+    paths: [$T/other.log]
+EOF
+out=$("$LOGFERRY_AGENT" -c "$T/inc-agent.yaml" --check 2>&1)
+rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -qF "$T/inc-agent.d/20-dup.yaml:2: sources[5].name: 'nginx_error' is already" &&
+	pass "a duplicate source name in agent.d is reported at its file and line" ||
+	fail "duplicate source in include: rc=$rc: $out"
+rm "$T/inc-agent.d/20-dup.yaml"
+
+# {file: PATH}: the SASL password in kafka.properties, never printed; a literal one is still refused.
+printf 's3cret-sasl\n' >"$T/sasl.pw"
+chmod 600 "$T/sasl.pw"
+sed -e "s|properties: {compression.type: lz4}|properties: {compression.type: lz4, sasl.password: {file: $T/sasl.pw}}|" \
+    "$RELAY_CONF" >"$T/secret-relay.yaml"
+out=$("$LOGFERRY_RELAY" -c "$T/secret-relay.yaml" --dump-config 2>&1)
+rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -qF "\"sasl.password\": {file: \"$T/sasl.pw\"}" &&
+	! echo "$out" | grep -q s3cret &&
+	pass "kafka.properties sasl.password from {file:} is accepted and dumped as its file" ||
+	fail "sasl.password from a file: rc=$rc: $out"
+echo "$out" >"$T/secret-relay.dump.yaml"
+out=$("$LOGFERRY_RELAY" -c "$T/secret-relay.dump.yaml" --check 2>&1) &&
+	pass "the dump with {file:} passes --check" || fail "dump with {file:}: $out"
+sed -e "s|properties: {compression.type: lz4}|properties: {compression.type: lz4, sasl.password: s3cret}|" \
+    "$RELAY_CONF" >"$T/literal-relay.yaml"
+out=$("$LOGFERRY_RELAY" -c "$T/literal-relay.yaml" --check 2>&1)
+rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -qF "kafka.properties.sasl.password: is a password" &&
+	pass "a literal sasl.password is still refused" || fail "literal sasl.password: rc=$rc: $out"
+
+# tls.key_password: {file: PATH} decrypts an encrypted key, in both daemons.
+printf 'pass phrase\n' >"$T/key.pw"
+chmod 600 "$T/key.pw"
+openssl ec -in "$T/certs/relay.key" -aes256 -passout file:"$T/key.pw" -out "$T/certs/relay-enc.key" 2>/dev/null
+openssl ec -in "$T/certs/web-01.key" -aes256 -passout file:"$T/key.pw" -out "$T/certs/web-01-enc.key" 2>/dev/null
+sed -e "s|key_file: .*relay.key|key_file: $T/certs/relay-enc.key\n  key_password: {file: $T/key.pw}|" \
+    "$RELAY_CONF" >"$T/enc-relay.yaml"
+sed -e "s|key_file: [^}]*web-01.key|key_file: $T/certs/web-01-enc.key, key_password: {file: $T/key.pw}|" \
+    "$AGENT_CONF" >"$T/enc-agent.yaml"
+start_encrypted() {
+	local name=$1 bin=$2 conf=$3
+	start "$name" "$bin" -c "$conf"
+	if wait_log "$T/$name.log" "info: .* started|error:" && grep -q "info: .* started" "$T/$name.log"; then
+		pass "$name starts with an encrypted key and key_password from a file"
+	else
+		fail "$name with key_password: $(cat "$T/$name.log")"
+	fi
+	kill -TERM "$LF_PID"
+	wait_exit "$LF_PID" 60 || fail "$name did not stop"
+}
+start_encrypted relay-enc "$LOGFERRY_RELAY" "$T/enc-relay.yaml"
+start_encrypted agent-enc "$LOGFERRY_AGENT" "$T/enc-agent.yaml"
+refuse_encrypted() {
+	local name=$1 bin=$2 conf=$3
+	start "$name" "$bin" -c "$conf"
+	wait_exit "$LF_PID" 60
+	grep -qF "the key is encrypted: set key_password" "$T/$name.log" && [ "$LF_RC" != 0 ] &&
+		pass "$name: an encrypted key without key_password says which key to set" ||
+		fail "$name: encrypted key without password: rc=$LF_RC: $(cat "$T/$name.log")"
+}
+sed -e '/key_password/d' "$T/enc-relay.yaml" >"$T/enc-relay-nopw.yaml"
+sed -e 's|, key_password: {file: [^}]*}||' "$T/enc-agent.yaml" >"$T/enc-agent-nopw.yaml"
+refuse_encrypted relay-nopw "$LOGFERRY_RELAY" "$T/enc-relay-nopw.yaml"
+refuse_encrypted agent-nopw "$LOGFERRY_AGENT" "$T/enc-agent-nopw.yaml"
+
 finish

@@ -40,6 +40,8 @@ struct tconf {
 		char *label;
 	} inner;
 	struct config_list items;     /* struct item */
+	char *password;
+	struct config_secrets secrets;
 };
 
 static const char *const colors[] = { "red", "green", "blue", NULL };
@@ -87,6 +89,7 @@ static const struct config_key tkeys[] = {
 	{ "props", CONFIG_MAP, O(props), .help = "Free-form pairs." },
 	{ "inner", CONFIG_SECTION, O(inner), .keys = inner_keys },
 	{ "items", CONFIG_LIST, O(items), .elem = &elem_item },
+	{ "password", CONFIG_STRING, O(password), .flags = CONFIG_SECRET },
 	{ NULL },
 };
 
@@ -103,6 +106,7 @@ tvalidate(struct config_check *c, void *obj)
 
 static const struct config_schema tschema = {
 	.name = "test", .keys = tkeys, .size = sizeof(struct tconf), .validate = tvalidate,
+	.secrets = CONFIG_SECRETS_AT(struct tconf, secrets),
 };
 
 /* Loads yaml; returns the error output (caller frees) and the result code. */
@@ -835,6 +839,121 @@ test_include_dir_missing_is_fine_and_unreadable_is_reported(void **state)
 	rm_tree(dir);
 }
 
+
+/* ------------------------------------------------------ secrets from files */
+
+static void
+write_secret(const char *dir, const char *name, const char *text, mode_t mode)
+{
+	char path[512];
+
+	write_file(dir, name, text);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void
+test_secret_from_file_fills_a_string_key(void **state)
+{
+	char *dir = make_dir(), *out, yaml[2048];
+	struct tconf t;
+	int rc;
+
+	(void)state;
+	write_secret(dir, "pw", "s3cret\n", 0600);
+	write_secret(dir, "name", "two lines\n\n", 0640);
+	setenv("LF_T_DIR", dir, 1);
+	snprintf(yaml, sizeof(yaml), "name: {file: %s/name}\ninner: {label: l}\n"
+	    "props:\n  sasl.password: {file: \"${LF_T_DIR}/pw\"}\n  plain: x\n"
+	    "password: {file: %s/pw}\ntags: [{file: %s/pw}]\n", dir, dir, dir);
+	write_file(dir, "t.yaml", yaml);
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	/* One trailing newline is the file's end of line, not part of the value. */
+	assert_string_equal(t.name, "two lines\n");
+	assert_string_equal(t.props.items[0].value, "s3cret");
+	assert_string_equal(t.props.items[1].value, "x");
+	assert_string_equal(t.password, "s3cret");
+	assert_string_equal(((char **)t.tags.items)[0], "s3cret");
+	free(out);
+	config_free(&tschema, &t);
+	rm_tree(dir);
+}
+
+static void
+test_secret_file_errors_name_the_file_and_why(void **state)
+{
+	char *dir = make_dir(), *out, yaml[2048];
+	struct tconf t;
+	int rc;
+
+	(void)state;
+	write_secret(dir, "open", "s3cret", 0644);
+	snprintf(yaml, sizeof(yaml), MIN "password: {file: %s/missing}\n"
+	    "props: {a: {file: pw}, b: {file: [x]}, c: {file: %s/open}}\n", dir, dir);
+	write_file(dir, "t.yaml", yaml);
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_int_equal(rc, -EINVAL);
+	assert_string_equal(out,
+	    "D/t.yaml:3: password: cannot read D/missing: No such file or directory\n"
+	    "D/t.yaml:4: props.a: 'pw' is not an absolute path: write {file: /path/to/the/secret}\n"
+	    "D/t.yaml:4: props.b: expected {file: /path/to/the/secret}, not a list\n"
+	    "D/t.yaml:4: props.c: warning: D/open is readable by every user: chmod o-r D/open\n");
+	free(out);
+	config_free(&tschema, &t);
+	rm_tree(dir);
+}
+
+static void
+test_password_key_refuses_a_literal_value(void **state)
+{
+	(void)state;
+	setenv("LF_T_NAME", "hunter2", 1);
+	expect_errors(MIN "password: ${LF_T_NAME}\n",
+	    "t.yaml:3: password: is a password, and passwords stay out of the configuration "
+	    "file: write password: {file: /path} naming a file only logferry can read\n");
+}
+
+static void
+test_dump_prints_the_file_of_a_secret_never_its_value(void **state)
+{
+	char *dir = make_dir(), *out, *dump = NULL, yaml[2048];
+	size_t len = 0;
+	struct tconf t, t2;
+	FILE *f;
+	int rc;
+
+	(void)state;
+	write_secret(dir, "pw", "s3cret\n", 0600);
+	snprintf(yaml, sizeof(yaml), MIN "props: {k: {file: %s/pw}, plain: x}\npassword: {file: %s/pw}\n"
+	    "tags: [a, {file: %s/pw}]\n", dir, dir, dir);
+	write_file(dir, "t.yaml", yaml);
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_string_equal(out, "");
+	free(out);
+	f = open_memstream(&dump, &len);
+	config_dump(&tschema, &t, f);
+	fclose(f);
+	assert_null(strstr(dump, "s3cret"));
+	snprintf(yaml, sizeof(yaml), "password: {file: \"%s/pw\"}\n", dir);
+	assert_non_null(strstr(dump, yaml));
+	snprintf(yaml, sizeof(yaml), "  \"k\": {file: \"%s/pw\"}\n  \"plain\": \"x\"\n", dir);
+	assert_non_null(strstr(dump, yaml));
+	snprintf(yaml, sizeof(yaml), "tags: [\"a\", {file: \"%s/pw\"}]\n", dir);
+	assert_non_null(strstr(dump, yaml));
+	/* And it reads back to the same values. */
+	out = load(dump, &t2, &rc);
+	assert_string_equal(out, "");
+	assert_string_equal(t2.password, "s3cret");
+	assert_string_equal(t2.props.items[0].value, "s3cret");
+	free(out);
+	free(dump);
+	config_free(&tschema, &t);
+	config_free(&tschema, &t2);
+	rm_tree(dir);
+}
+
 int
 main(void)
 {
@@ -870,6 +989,10 @@ main(void)
 		cmocka_unit_test(test_include_dir_appends_sources_and_overrides_scalars),
 		cmocka_unit_test(test_include_error_names_the_included_file_and_line),
 		cmocka_unit_test(test_include_dir_missing_is_fine_and_unreadable_is_reported),
+		cmocka_unit_test(test_secret_from_file_fills_a_string_key),
+		cmocka_unit_test(test_secret_file_errors_name_the_file_and_why),
+		cmocka_unit_test(test_password_key_refuses_a_literal_value),
+		cmocka_unit_test(test_dump_prints_the_file_of_a_secret_never_its_value),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
