@@ -727,9 +727,12 @@ static struct config_at
 config_node_at(const struct config_walk *w, const yaml_node_t *n)
 {
 	struct config_at at = { w->c->file, config_node_line(n) };
-	uintptr_t p = (uintptr_t)n, start = (uintptr_t)w->doc->nodes.start;
+	uintptr_t p = (uintptr_t)n, start;
 	int id;
 
+	if (w->doc == NULL)
+		return at;
+	start = (uintptr_t)w->doc->nodes.start;
 	if (p < start || p >= (uintptr_t)w->doc->nodes.top)
 		return at;
 	id = (int)((p - start) / sizeof(*n)) + 1;
@@ -769,10 +772,13 @@ config_node_kind(const yaml_node_t *n)
 static yaml_node_t *
 config_file_form(const struct config_walk *w, yaml_node_t *node)
 {
-	yaml_node_pair_t *p = node->data.mapping.pairs.start;
+	yaml_node_pair_t *p;
 	yaml_node_t *k;
 
-	if (node->type != YAML_MAPPING_NODE || node->data.mapping.pairs.top - p != 1)
+	if (node->type != YAML_MAPPING_NODE)
+		return NULL;
+	p = node->data.mapping.pairs.start;
+	if (node->data.mapping.pairs.top - p != 1)
 		return NULL;
 	k = yaml_document_get_node(w->doc, p->key);
 	if (k->type != YAML_SCALAR_NODE || strcmp((const char *)k->data.scalar.value, "file") != 0)
@@ -1452,12 +1458,14 @@ config_is_kind(yaml_document_t *doc, int id, yaml_node_type_t type)
 /*
  * Merges mapping sid of src into mapping did of dst, following keys (NULL:
  * free-form): sections and mappings merge key by key, lists of sections are
- * appended, anything else replaces what dst had. Returns 0, or -ELOOP when
- * src nests too deeply to copy.
+ * appended, anything else replaces what dst had. Nodes from first_id on are
+ * this include's own: a key found among them is written twice in the include,
+ * so it is appended for the walk to report as a duplicate. Returns 0, or
+ * -ELOOP when src nests too deeply to copy.
  */
 static int
 config_merge(yaml_document_t *dst, int did, yaml_document_t *src, int sid,
-    const struct config_key *keys, int depth)
+    const struct config_key *keys, int first_id, int depth)
 {
 	yaml_node_t *sm = yaml_document_get_node(src, sid);
 
@@ -1475,13 +1483,17 @@ config_merge(yaml_document_t *dst, int did, yaml_document_t *src, int sid,
 			if (keys != NULL)
 				k = config_find_key(keys, (const char *)sk->data.scalar.value);
 		}
+		if (at >= 0 &&
+		    yaml_document_get_node(dst, did)->data.mapping.pairs.start[at].key >= first_id)
+			at = -1;
 		if (at >= 0) {
 			dv = yaml_document_get_node(dst, did)->data.mapping.pairs.start[at].value;
 			if (k != NULL && (k->type == CONFIG_SECTION || k->type == CONFIG_MAP) &&
 			    config_is_kind(dst, dv, YAML_MAPPING_NODE) &&
 			    config_is_kind(src, p->value, YAML_MAPPING_NODE)) {
 				if (config_merge(dst, dv, src, p->value,
-				    k->type == CONFIG_SECTION ? k->keys : NULL, depth + 1) != 0)
+				    k->type == CONFIG_SECTION ? k->keys : NULL, first_id,
+				    depth + 1) != 0)
 					return -ELOOP;
 				continue;
 			}
@@ -1575,9 +1587,12 @@ config_list_includes(struct config_load *L, const char *dir)
 	return 0;
 }
 
-/* Opens a configuration file for reading: a regular file. Returns NULL after printing why. */
+/*
+ * Opens a configuration file for reading (an include must be a regular
+ * file: a directory named x.yaml is a mistake). Returns NULL after printing why.
+ */
 static FILE *
-config_open(const char *file, FILE *err, int *r)
+config_open(const char *file, bool regular, FILE *err, int *r)
 {
 	struct stat st;
 	FILE *f = fopen(file, "r");
@@ -1587,7 +1602,7 @@ config_open(const char *file, FILE *err, int *r)
 		fprintf(err, "%s: cannot read the configuration: %s\n", file, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (regular && (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))) {
 		*r = -EINVAL;
 		fprintf(err, "%s: cannot read the configuration: not a regular file\n", file);
 		fclose(f);
@@ -1607,7 +1622,7 @@ config_merge_includes(const struct config_schema *schema, struct config_load *L)
 		FILE *f;
 		int ir, root;
 
-		if ((f = config_open(L->files[i], L->c.err, &ir)) == NULL) {
+		if ((f = config_open(L->files[i], true, L->c.err, &ir)) == NULL) {
 			r = -EINVAL;
 			continue;
 		}
@@ -1626,15 +1641,17 @@ config_merge_includes(const struct config_schema *schema, struct config_load *L)
 		} else if (root != 0 && L->parsed && r == 0 && (L->root == 0 ||
 		    config_is_kind(&L->doc, L->root, YAML_MAPPING_NODE))) {
 			/* (A main file that is not a mapping is reported by the walk.) */
-			L->origins[L->norigins].first_id =
-			    (int)(L->doc.nodes.top - L->doc.nodes.start) + 1;
+			int first_id = (int)(L->doc.nodes.top - L->doc.nodes.start) + 1;
+
+			L->origins[L->norigins].first_id = first_id;
 			L->origins[L->norigins++].file = L->files[i];
 			if (L->root == 0)
 				L->root = yaml_document_add_mapping(&L->doc, NULL,
 				    YAML_BLOCK_MAPPING_STYLE);
 			if (L->root == 0)
 				abort();
-			if (config_merge(&L->doc, L->root, &inc, root, schema->keys, 0) != 0) {
+			if (config_merge(&L->doc, L->root, &inc, root, schema->keys, first_id,
+			    0) != 0) {
 				fprintf(L->c.err, "%s: nested more than %d levels deep\n",
 				    L->files[i], CONFIG_DEPTH_MAX);
 				r = -EINVAL;
@@ -1717,7 +1734,7 @@ config_load_file(const struct config_schema *schema, const char *file,
 	int r;
 
 	memset(obj, 0, schema->size);
-	if ((f = config_open(file, err, &r)) == NULL)
+	if ((f = config_open(file, false, err, &r)) == NULL)
 		return r;
 	L = config_load_new(file, err);
 	r = config_parse(file, f, NULL, 0, &L->doc, err);

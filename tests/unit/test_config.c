@@ -795,6 +795,28 @@ test_include_error_names_the_included_file_and_line(void **state)
 }
 
 static void
+test_duplicate_key_within_an_include_is_reported(void **state)
+{
+	char *dir = make_dir(), *out;
+	struct tconf t;
+	int rc;
+
+	(void)state;
+	write_file(dir, "t.yaml", "name: main\ninner: {label: l}\ncount: 2\n");
+	make_subdir(dir, "t.d");
+	/* Overriding the main file is the point; saying it twice in one file is a slip. */
+	write_file(dir, "t.d/a.yaml", "count: 3\nprops: {x: '1'}\ncount: 4\nprops: {x: '2'}\n");
+	out = load_file(dir, "t.yaml", &t, &rc);
+	assert_int_equal(rc, -EINVAL);
+	assert_string_equal(out,
+	    "D/t.d/a.yaml:3: count: duplicate key (first set on line 1)\n"
+	    "D/t.d/a.yaml:4: props: duplicate key (first set on line 2)\n");
+	free(out);
+	config_free(&tschema, &t);
+	rm_tree(dir);
+}
+
+static void
 test_include_dir_missing_is_fine_and_unreadable_is_reported(void **state)
 {
 	char *dir = make_dir(), *out;
@@ -989,6 +1011,7 @@ main(void)
 		cmocka_unit_test(test_include_dir_appends_sources_and_overrides_scalars),
 		cmocka_unit_test(test_include_error_names_the_included_file_and_line),
 		cmocka_unit_test(test_include_dir_missing_is_fine_and_unreadable_is_reported),
+		cmocka_unit_test(test_duplicate_key_within_an_include_is_reported),
 		cmocka_unit_test(test_secret_from_file_fills_a_string_key),
 		cmocka_unit_test(test_secret_file_errors_name_the_file_and_why),
 		cmocka_unit_test(test_password_key_refuses_a_literal_value),
