@@ -710,6 +710,28 @@ load_file(const char *dir, const char *name, struct tconf *t, int *rc)
 	return res;
 }
 
+/* Asserts that dir/t.yaml fails to load with exactly the expected output. */
+static void
+expect_file_errors(const char *dir, const char *expected)
+{
+	struct tconf t;
+	int rc;
+	char *out = load_file(dir, "t.yaml", &t, &rc);
+
+	assert_int_equal(rc, -EINVAL);
+	assert_string_equal(out, expected);
+	free(out);
+	config_free(&tschema, &t);
+}
+
+/* A main file t.yaml (name, inner.label and count: 2) with an empty t.d beside it. */
+static void
+write_main_with_include_dir(const char *dir)
+{
+	write_file(dir, "t.yaml", "name: main\ninner: {label: l}\ncount: 2\n");
+	make_subdir(dir, "t.d");
+}
+
 static void
 test_include_dir_appends_sources_and_overrides_scalars(void **state)
 {
@@ -760,28 +782,19 @@ test_include_error_names_the_included_file_and_line(void **state)
 	int rc;
 
 	(void)state;
-	write_file(dir, "t.yaml", "name: main\ninner: {label: l}\ncount: 2\n");
-	make_subdir(dir, "t.d");
+	write_main_with_include_dir(dir);
 	write_file(dir, "t.d/10-a.yaml", "# overrides\nflag: true\ncount: 8\n");
 	write_file(dir, "t.d/20-b.yaml", "items:\n  - name: x\n    kind: c\n  - {name: y}\n");
 	write_file(dir, "t.d/30-c.yaml", "bogus: 1\ninner:\n  limit: 1\n");
-	out = load_file(dir, "t.yaml", &t, &rc);
-	assert_int_equal(rc, -EINVAL);
-	assert_string_equal(out,
+	expect_file_errors(dir,
 	    "D/t.d/30-c.yaml:3: inner.limit: 1 is below the minimum of 1KiB\n"
 	    "D/t.d/20-b.yaml:3: items[0].kind: 'c' is not one of: a, b\n"
 	    "D/t.d/20-b.yaml:4: items[1].kind: missing: this key is required\n"
 	    "D/t.d/30-c.yaml:1: bogus: unknown key\n");
-	free(out);
-	config_free(&tschema, &t);
 	/* Once the values parse, the validator's errors point into the included file too. */
 	write_file(dir, "t.d/20-b.yaml", "\n");
 	write_file(dir, "t.d/30-c.yaml", "\n");
-	out = load_file(dir, "t.yaml", &t, &rc);
-	assert_int_equal(rc, -EINVAL);
-	assert_string_equal(out, "D/t.d/10-a.yaml:3: count: must be at most 5 when flag is set\n");
-	free(out);
-	config_free(&tschema, &t);
+	expect_file_errors(dir, "D/t.d/10-a.yaml:3: count: must be at most 5 when flag is set\n");
 	/* A syntax error names the included file; the others are still read. */
 	write_file(dir, "t.d/20-b.yaml", "items: [\n");
 	write_file(dir, "t.d/30-c.yaml", "count: [\n");
@@ -797,22 +810,15 @@ test_include_error_names_the_included_file_and_line(void **state)
 static void
 test_duplicate_key_within_an_include_is_reported(void **state)
 {
-	char *dir = make_dir(), *out;
-	struct tconf t;
-	int rc;
+	char *dir = make_dir();
 
 	(void)state;
-	write_file(dir, "t.yaml", "name: main\ninner: {label: l}\ncount: 2\n");
-	make_subdir(dir, "t.d");
+	write_main_with_include_dir(dir);
 	/* Overriding the main file is the point; saying it twice in one file is a slip. */
 	write_file(dir, "t.d/a.yaml", "count: 3\nprops: {x: '1'}\ncount: 4\nprops: {x: '2'}\n");
-	out = load_file(dir, "t.yaml", &t, &rc);
-	assert_int_equal(rc, -EINVAL);
-	assert_string_equal(out,
+	expect_file_errors(dir,
 	    "D/t.d/a.yaml:3: count: duplicate key (first set on line 1)\n"
 	    "D/t.d/a.yaml:4: props: duplicate key (first set on line 2)\n");
-	free(out);
-	config_free(&tschema, &t);
 	rm_tree(dir);
 }
 
@@ -842,22 +848,14 @@ test_include_dir_missing_is_fine_and_unreadable_is_reported(void **state)
 	config_free(&tschema, &t);
 	/* A .d that is not a directory, and an include that cannot be read, are errors. */
 	write_file(dir, "t.d", "oops\n");
-	out = load_file(dir, "t.yaml", &t, &rc);
-	assert_int_equal(rc, -EINVAL);
-	assert_string_equal(out, "D/t.d: cannot read the include directory: Not a directory\n");
-	free(out);
-	config_free(&tschema, &t);
+	expect_file_errors(dir, "D/t.d: cannot read the include directory: Not a directory\n");
 	snprintf(path, sizeof(path), "%s/t.d", dir);
 	assert_int_equal(unlink(path), 0);
 	make_subdir(dir, "t.d");
 	snprintf(path, sizeof(path), "%s/t.d/10-gone.yaml", dir);
 	assert_int_equal(symlink("/nonexistent/x.yaml", path), 0);
-	out = load_file(dir, "t.yaml", &t, &rc);
-	assert_int_equal(rc, -EINVAL);
-	assert_string_equal(out, "D/t.d/10-gone.yaml: cannot read the configuration: "
+	expect_file_errors(dir, "D/t.d/10-gone.yaml: cannot read the configuration: "
 	    "No such file or directory\n");
-	free(out);
-	config_free(&tschema, &t);
 	rm_tree(dir);
 }
 
@@ -906,24 +904,18 @@ test_secret_from_file_fills_a_string_key(void **state)
 static void
 test_secret_file_errors_name_the_file_and_why(void **state)
 {
-	char *dir = make_dir(), *out, yaml[2048];
-	struct tconf t;
-	int rc;
+	char *dir = make_dir(), yaml[2048];
 
 	(void)state;
 	write_secret(dir, "open", "s3cret", 0644);
 	snprintf(yaml, sizeof(yaml), MIN "password: {file: %s/missing}\n"
 	    "props: {a: {file: pw}, b: {file: [x]}, c: {file: %s/open}}\n", dir, dir);
 	write_file(dir, "t.yaml", yaml);
-	out = load_file(dir, "t.yaml", &t, &rc);
-	assert_int_equal(rc, -EINVAL);
-	assert_string_equal(out,
+	expect_file_errors(dir,
 	    "D/t.yaml:3: password: cannot read D/missing: No such file or directory\n"
 	    "D/t.yaml:4: props.a: 'pw' is not an absolute path: write {file: /path/to/the/secret}\n"
 	    "D/t.yaml:4: props.b: expected {file: /path/to/the/secret}, not a list\n"
 	    "D/t.yaml:4: props.c: warning: D/open is readable by every user: chmod o-r D/open\n");
-	free(out);
-	config_free(&tschema, &t);
 	rm_tree(dir);
 }
 
