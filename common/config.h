@@ -6,6 +6,12 @@
  * struct following the table, checks every value, and reports every problem
  * as `FILE:LINE: key.path: what is wrong`. The same table drives the
  * effective-configuration dump and the reference in the man page.
+ *
+ * Conventions (logferry.yaml(5) CONVENTIONS): values take ${NAME} and
+ * ${NAME:-default} from the environment (upper-case names only: lower-case
+ * ones are the relay's templates) and $${ for a literal ${; the .yaml files
+ * of FILE.d beside FILE.yaml are merged after it; any value may be
+ * {file: /path}.
  */
 #ifndef LOGFERRY_CONFIG_H
 #define LOGFERRY_CONFIG_H
@@ -128,8 +134,11 @@ struct config_schema {
 #define CONFIG_SECRETS_AT(type, member) (offsetof(type, member) + 1)
 
 /*
- * Loads `file` into obj (schema->size bytes; the function clears it first).
- * Problems are printed to err, one per line, as FILE:LINE: key.path: what.
+ * Loads `file`, then the *.yaml files of its .d directory in name order
+ * (listed again at every call, so a reload sees new ones), into obj
+ * (schema->size bytes; the function clears it first). Problems are printed
+ * to err, one per line, as FILE:LINE: key.path: what, FILE being the file
+ * the value came from.
  * Returns 0, -EINVAL if the configuration has errors, or -errno when the file
  * cannot be read (also printed). Whatever it returns, obj must be released
  * with config_free.
@@ -137,7 +146,7 @@ struct config_schema {
 int config_load_file(const struct config_schema *schema, const char *file,
     void *obj, FILE *err);
 
-/* The same from memory; `name` stands for the file name in messages. */
+/* The same from memory, without a .d directory; `name` stands for the file name in messages. */
 int config_load_string(const struct config_schema *schema, const char *name,
     const char *yaml, size_t len, void *obj, FILE *err);
 
