@@ -79,6 +79,27 @@ struct agent_config {
 	} metrics;
 };
 
+struct tls_config_options;
+
+/*
+ * The client TLS options of relays.tls, for tls_config_new: one place, so
+ * that --check loads exactly what the shipper will. Pointers into cfg.
+ */
+void agent_config_tls_options(const struct agent_config *cfg, struct tls_config_options *o);
+
+/*
+ * The agent's configuration as the daemon loads it (--check, start,
+ * SIGHUP): its rules, and that it will work on this host: the TLS files
+ * parse and match, the id is the certificate's common name, data_dir can be
+ * written, listen hosts are well formed.
+ */
 extern const struct config_schema agent_config_schema;
+
+/*
+ * The same keys and rules without what depends on the host beyond the TLS
+ * files being readable: for tests of the rules, whose TLS files are
+ * placeholders.
+ */
+extern const struct config_schema agent_config_rules_schema;
 
 #endif

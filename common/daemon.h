@@ -68,8 +68,32 @@ int daemon_main(const struct daemon_spec *spec, int argc, char **argv);
 /* The names of enum log_level, for ENUM config keys. */
 extern const char *const daemon_log_levels[];
 
-/* Validators shared by both schemas. */
-void daemon_check_file(struct config_check *c, const char *path, const char *file);
+/*
+ * Validators shared by both schemas; each reports at path with config_error.
+ * daemon_check_file: the file can be read. Returns 0 or -errno.
+ */
+int daemon_check_file(struct config_check *c, const char *path, const char *file);
 void daemon_default_id(struct config_check *c, char **id);
+
+struct tls_config_options;
+
+/*
+ * The TLS files of section ("relays.tls") are readable and hold what
+ * tls_config_new needs (tls_check_files); cn gets our certificate's common
+ * name ("" when it has none or a file is wrong). Returns 0, or a negative
+ * error after reporting it at the option's line.
+ */
+int daemon_check_tls(struct config_check *c, const char *section, const struct tls_config_options *o,
+    char *cn, size_t cnlen);
+
+/*
+ * dir is a directory this user can write, or one the daemon can create with
+ * its parents. Creates nothing: access(2) answers for the user running the
+ * check, so --check must run as the daemon's user.
+ */
+void daemon_check_dir(struct config_check *c, const char *path, const char *dir);
+
+/* A listener's host is an IP address or a well-formed host name (not looked up). */
+void daemon_check_listen(struct config_check *c, const char *path, const struct config_addr *a);
 
 #endif
