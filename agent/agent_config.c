@@ -200,6 +200,8 @@ static const struct config_key agent_keys[] = {
 	  .help = "Directory of the spool and the file read positions." },
 	{ "log_level", CONFIG_ENUM, A(log_level), .def = "info", .names = daemon_log_levels,
 	  .help = "Least severe level of the daemon's own messages on stderr." },
+	{ "log_format", CONFIG_ENUM, A(log_format), .def = "text", .names = daemon_log_formats,
+	  .help = DAEMON_LOG_FORMAT_HELP },
 	{ "memory_limit", CONFIG_SIZE, A(memory_limit), .def = "64MiB", .min = 4 * MIB, .max = 64 * GIB,
 	  .help = "One budget: a sixteenth for events on their way to the spool, half for TCP syslog "
 	    "and HTTP request buffers (more connections wait or get 503), the rest for fixed buffers." },

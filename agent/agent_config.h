@@ -44,6 +44,7 @@ struct agent_config {
 	char *id;
 	char *data_dir;
 	int log_level;                /* enum log_level */
+	int log_format;               /* enum log_format */
 	uint64_t memory_limit;
 	struct {
 		uint64_t max_size;

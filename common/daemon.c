@@ -13,15 +13,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <http_parser.h>
+#include <mbedtls/version.h>
+#include <pb.h>
+#include <yaml.h>
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "common/commit.h"
 #include "common/daemon.h"
 #include "common/log.h"
 #include "common/tls.h"
 
 const char *const daemon_log_levels[] = { "error", "warn", "info", "debug", NULL };
+const char *const daemon_log_formats[] = {
+	[LOG_FORMAT_TEXT] = "text", [LOG_FORMAT_JSON] = "json", NULL,
+};
 
 /* The main loop of a running daemon and its signal handlers. */
 struct daemon_run {
@@ -35,6 +43,40 @@ struct daemon_run {
 
 static int daemon_run(const struct daemon_spec *spec, const char *file, void *cfg);
 
+/*
+ * --version: the version, the commit it was built from, and the libraries
+ * as they are at run time where they can say (a bug report needs what is
+ * loaded, not what the build saw). Both daemons link these; each adds its
+ * own through spec->versions.
+ */
+static void
+daemon_version(const struct daemon_spec *spec, FILE *out)
+{
+	unsigned long hp = http_parser_version();
+	char mbed[32];
+	const char *pb = NANOPB_VERSION;
+
+#ifdef MBEDTLS_VERSION_C
+	mbedtls_version_get_string(mbed);
+#else
+	snprintf(mbed, sizeof(mbed), "%s (built with)", MBEDTLS_VERSION_STRING);
+#endif
+	if (strncmp(pb, "nanopb-", 7) == 0)
+		pb += 7;
+	fprintf(out, "%s %s\ncommit %s\n", spec->progname, PACKAGE_VERSION, LOGFERRY_COMMIT);
+	fprintf(out, "libuv %s\n", uv_version_string());
+	fprintf(out, "mbedtls %s\n", mbed);
+	fprintf(out, "libyaml %s\n", yaml_get_version_string());
+	fprintf(out, "http-parser %lu.%lu.%lu\n", (hp >> 16) & 255, (hp >> 8) & 255, hp & 255);
+	/* Neither has a call that says: the headers built against. */
+	fprintf(out, "nanopb %s (built with)\n", pb);
+#ifdef LF_SYSTEMD_VERSION
+	fprintf(out, "systemd %s (built with)\n", LF_SYSTEMD_VERSION);
+#endif
+	if (spec->versions != NULL)
+		spec->versions(out);
+}
+
 static void
 daemon_usage(const struct daemon_spec *spec, FILE *out)
 {
@@ -45,7 +87,7 @@ daemon_usage(const struct daemon_spec *spec, FILE *out)
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "  -t, --check         check the configuration and exit: 0 if valid, 2 if not\n"
 	    "  -T, --dump-config   print the effective configuration, defaults included\n"
-	    "  -V, --version       print the version and exit\n"
+	    "  -V, --version       print the version, git commit and library versions, and exit\n"
 	    "  -h, --help          print this help and exit\n",
 	    spec->progname, spec->summary, spec->default_config);
 	for (const struct daemon_command *c = spec->commands; c != NULL && c->name != NULL; c++)
@@ -94,7 +136,7 @@ daemon_main(const struct daemon_spec *spec, int argc, char **argv)
 			config_reference(spec->schema, stdout);
 			return DAEMON_EXIT_OK;
 		case 'V':
-			printf("%s %s\n", spec->progname, PACKAGE_VERSION);
+			daemon_version(spec, stdout);
 			return DAEMON_EXIT_OK;
 		case 'h':
 			daemon_usage(spec, stdout);
@@ -131,6 +173,8 @@ daemon_main(const struct daemon_spec *spec, int argc, char **argv)
 	} else {
 		log_init(spec->progname,
 		    (enum log_level) * (int *)((char *)cfg + spec->log_level_offset));
+		log_set_style((enum log_format) * (int *)((char *)cfg + spec->log_format_offset),
+		    log_stderr_is_journal());
 		/* Writes to a closed socket must fail with EPIPE, not kill us. */
 		signal(SIGPIPE, SIG_IGN);
 		r = daemon_run(spec, file, cfg);

@@ -7,6 +7,7 @@
 #define LOGFERRY_DAEMON_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <uv.h>
 
@@ -31,6 +32,9 @@ struct daemon_spec {
 	const char *default_config;        /* used without -c */
 	const struct config_schema *schema;
 	size_t log_level_offset;           /* of the int log_level in the config */
+	size_t log_format_offset;          /* of the int log_format in the config */
+	/* Prints "name version" lines of the libraries only this daemon links. */
+	void (*versions)(FILE *out);
 	/*
 	 * Starts the daemon's work on the main loop, which daemon_main owns
 	 * together with the signal handlers. config is the loaded configuration
@@ -67,6 +71,13 @@ int daemon_main(const struct daemon_spec *spec, int argc, char **argv);
 
 /* The names of enum log_level, for ENUM config keys. */
 extern const char *const daemon_log_levels[];
+
+/* The names of enum log_format, for the log_format key of both daemons. */
+extern const char *const daemon_log_formats[];
+#define DAEMON_LOG_FORMAT_HELP "text: one line per message with time, program, pid and level; " \
+	"json: one JSON object per line with time (RFC 3339, UTC), level, program, pid and " \
+	"message. When stderr is the journal (JOURNAL_STREAM), each line starts with its syslog " \
+	"priority, and text lines leave the time and program to journald. Applied at start."
 
 /*
  * Validators shared by both schemas; each reports at path with config_error.

@@ -102,6 +102,8 @@ static const struct config_key relay_keys[] = {
 	  .help = "Relay id, announced in Welcome and in logs. Default: the host name." },
 	{ "log_level", CONFIG_ENUM, C(log_level), .def = "info", .names = daemon_log_levels,
 	  .help = "Least severe level of the daemon's own messages on stderr." },
+	{ "log_format", CONFIG_ENUM, C(log_format), .def = "text", .names = daemon_log_formats,
+	  .help = DAEMON_LOG_FORMAT_HELP },
 	{ "listen", CONFIG_ADDR, C(listen), .def = "0.0.0.0:7540", .flags = CONFIG_PORT_ZERO,
 	  .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE), .help = "host:port agents connect to." },
 	{ "workers", CONFIG_INT, C(workers), .def = "2", .min = 1, .max = 256,

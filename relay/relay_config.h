@@ -15,6 +15,7 @@ enum relay_format { RELAY_FORMAT_JSON, RELAY_FORMAT_PROTOBUF, RELAY_FORMAT_RAW }
 struct relay_config {
 	char *id;
 	int log_level;                    /* enum log_level */
+	int log_format;                   /* enum log_format */
 	struct config_addr listen;
 	int64_t workers;
 	uint64_t memory_limit;
