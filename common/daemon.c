@@ -293,7 +293,10 @@ daemon_check_dir(struct config_check *c, const char *path, const char *dir)
 		    dir, up, daemon_user(user, sizeof(user)), strerror(errno));
 }
 
-/* A DNS name as getaddrinfo could look it up: labels of letters, digits and '-'. */
+/*
+ * A name getaddrinfo could look up: labels of letters, digits, '-' and '_'
+ * (not DNS's, but /etc/hosts and container names use it).
+ */
 static bool
 daemon_host_name_ok(const char *h)
 {
@@ -314,7 +317,7 @@ daemon_host_name_ok(const char *h)
 			continue;
 		}
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-') || ++label > 63)
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_') || ++label > 63)
 			return false;
 		numeric &= *p >= '0' && *p <= '9';
 	}

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -256,11 +257,16 @@ relay_config_check_kafka_tls(struct config_check *c, const struct config_map *m)
 	};
 	char err[768];
 	const char *path;
+	struct stat st;
 
 	if (o.cert_file == NULL || o.key_file == NULL)
 		return;
-	/* Without ssl.ca.location librdkafka trusts the system's CAs; only the pair is checked. */
-	if (o.ca_file == NULL || strcmp(o.ca_file, "probe") == 0)
+	/*
+	 * Without ssl.ca.location librdkafka trusts the system's CAs, and it
+	 * also takes a directory of them: then only the pair is checked.
+	 */
+	if (o.ca_file == NULL || strcmp(o.ca_file, "probe") == 0 ||
+	    (stat(o.ca_file, &st) == 0 && S_ISDIR(st.st_mode)))
 		o.ca_file = o.cert_file;
 	if (daemon_check_file(c, "kafka.properties.ssl.certificate.location", o.cert_file) != 0 ||
 	    daemon_check_file(c, "kafka.properties.ssl.key.location", o.key_file) != 0 ||

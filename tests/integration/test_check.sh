@@ -80,6 +80,12 @@ sed -e "s|listen: $LF_IP:\([0-9]*\)$|listen: 'bad host:\1'|" "$AGENT_CONF" >"$T/
 expect_refused "agent listen host that is no host" "$LOGFERRY_AGENT" "$T/a-listen.yaml" \
 	"^$T/a-listen.yaml:[0-9]+: sources\[3\]\.listen\[0\]: 'bad host' in 'bad host:[0-9]+' is neither an IP address nor a host name"
 
+for host in localhost kafka_1 web-01.example.net. '[::1]' 192.0.2.1; do
+	sed -e "s|listen: $LF_IP:\([0-9]*\)$|listen: '$host:\1'|" "$AGENT_CONF" >"$T/a-listen-ok.yaml"
+	out=$("$LOGFERRY_AGENT" -c "$T/a-listen-ok.yaml" --check 2>&1) &&
+		pass "agent listen host $host passes" || fail "listen host $host refused: $out"
+done
+
 # ---- relay ----
 sed -e "s|key_file: $T/certs/relay.key|key_file: $T/certs/web-01.key|" "$RELAY_CONF" >"$T/r-key.yaml"
 expect_refused "relay key that is not the certificate's" "$LOGFERRY_RELAY" "$T/r-key.yaml" \
@@ -104,6 +110,12 @@ sed -e "s|properties: {compression.type: lz4}|properties: {compression.type: lz4
     "$RELAY_CONF" >"$T/r-kafka.yaml"
 expect_refused "relay Kafka client key that is not its certificate's" "$LOGFERRY_RELAY" "$T/r-kafka.yaml" \
 	"^$T/r-kafka.yaml:[0-9]+: kafka.properties.ssl.key.location: .*web-02.key does not hold the key of the first certificate in .*web-01.crt"
+
+# librdkafka also takes a directory of CA certificates: not a file to parse.
+sed -e "s|properties: {compression.type: lz4}|properties: {compression.type: lz4, security.protocol: ssl, ssl.certificate.location: $T/certs/web-01.crt, ssl.key.location: $T/certs/web-01.key, ssl.ca.location: $T/certs}|" \
+    "$RELAY_CONF" >"$T/r-kafka-dir.yaml"
+out=$("$LOGFERRY_RELAY" -c "$T/r-kafka-dir.yaml" --check 2>&1) &&
+	pass "relay Kafka client pair with a CA directory passes" || fail "Kafka CA directory refused: $out"
 
 # Both examples still pass.
 for pair in "logferry-agent $LOGFERRY_AGENT $AGENT_CONF" "logferry-relay $LOGFERRY_RELAY $RELAY_CONF"; do
