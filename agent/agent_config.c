@@ -202,6 +202,8 @@ static const struct config_key agent_keys[] = {
 	  .help = "Directory of the spool and the file read positions." },
 	{ "log_level", CONFIG_ENUM, A(log_level), .def = "info", .names = daemon_log_levels,
 	  .help = "Least severe level of the daemon's own messages on stderr." },
+	{ "log_format", CONFIG_ENUM, A(log_format), .def = "text", .names = daemon_log_formats,
+	  .help = DAEMON_LOG_FORMAT_HELP },
 	{ "memory_limit", CONFIG_SIZE, A(memory_limit), .def = "64MiB", .min = 4 * MIB, .max = 64 * GIB,
 	  .help = "One budget: a sixteenth for events on their way to the spool, half for TCP syslog "
 	    "and HTTP request buffers (more connections wait or get 503), the rest for fixed buffers." },
@@ -278,18 +280,82 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 	}
 }
 
-static void
-agent_config_validate(struct config_check *c, void *obj)
+void
+agent_config_tls_options(const struct agent_config *cfg, struct tls_config_options *o)
 {
-	struct agent_config *cfg = obj;
+	memset(o, 0, sizeof(*o));
+	o->role = TLS_ROLE_CLIENT;
+	o->ca_file = cfg->relays.tls.ca_file;
+	o->cert_file = cfg->relays.tls.cert_file;
+	o->key_file = cfg->relays.tls.key_file;
+	o->key_password = cfg->relays.tls.key_password;
+	o->ciphers = (const char *const *)cfg->relays.tls.ciphers.items;
+	o->n_ciphers = cfg->relays.tls.ciphers.n;
+	o->handshake_timeout_ms = cfg->relays.tls.handshake_timeout_ms;
+}
 
+/*
+ * The relays refuse an agent whose id is not its certificate's common name
+ * (relay/server.c, with verify_client on, their default): say so now rather
+ * than at every connection.
+ */
+static void
+agent_config_check_cn(struct config_check *c, const struct agent_config *cfg, const char *cn)
+{
+	const char *cert = cfg->relays.tls.cert_file;
+
+	if (cn[0] == '\0')
+		config_error(c, "relays.tls.cert_file", "'%s' has no usable common name (one, of at "
+		    "most %d bytes): relays refuse it; issue a certificate whose common name is the "
+		    "agent's id, '%s'", cert, TLS_CN_MAX, cfg->id);
+	else if (strcmp(cn, cfg->id) != 0 && config_present(c, "id"))
+		config_error(c, "id", "'%s' is not the common name of relays.tls.cert_file %s ('%s'): "
+		    "relays refuse an agent whose id differs from its certificate's; set id to '%s' "
+		    "or issue a certificate for '%s'", cfg->id, cert, cn, cn, cfg->id);
+	else if (strcmp(cn, cfg->id) != 0)
+		config_error(c, "id", "not set, so the host name '%s' is the agent's id, and it is not "
+		    "the common name of relays.tls.cert_file %s ('%s'): relays refuse an agent whose id "
+		    "differs from its certificate's; set id to '%s' or issue a certificate for '%s'",
+		    cfg->id, cert, cn, cn, cfg->id);
+}
+
+/* What would fail at start: the TLS files, the id, data_dir, listeners. */
+static void
+agent_config_check_host(struct config_check *c, struct agent_config *cfg)
+{
+	char cn[TLS_CN_MAX + 1], path[64];
+
+	if (cfg->relays_enabled) {
+		struct tls_config_options o;
+
+		agent_config_tls_options(cfg, &o);
+		if (daemon_check_tls(c, "relays.tls", &o, cn, sizeof(cn)) == 0 && cfg->id != NULL)
+			agent_config_check_cn(c, cfg, cn);
+	}
+	daemon_check_dir(c, "data_dir", cfg->data_dir);
+	for (size_t i = 0; i < cfg->sources.n; i++) {
+		const struct agent_source *s = (const struct agent_source *)cfg->sources.items + i;
+
+		for (size_t j = 0; j < s->listen.n; j++) {
+			snprintf(path, sizeof(path), "sources[%zu].listen[%zu]", i, j);
+			daemon_check_listen(c, path, (const struct config_addr *)s->listen.items + j);
+		}
+	}
+	daemon_check_listen(c, "metrics.listen", &cfg->metrics.listen);
+}
+
+static void
+agent_config_check(struct config_check *c, struct agent_config *cfg, bool host)
+{
 	for (size_t i = 0; i < cfg->sources.n; i++)
 		agent_config_check_source(c, cfg, i);
 	cfg->relays_enabled = config_present(c, "relays");
 	if (cfg->relays_enabled) {
-		daemon_check_file(c, "relays.tls.ca_file", cfg->relays.tls.ca_file);
-		daemon_check_file(c, "relays.tls.cert_file", cfg->relays.tls.cert_file);
-		daemon_check_file(c, "relays.tls.key_file", cfg->relays.tls.key_file);
+		if (!host) {
+			(void)daemon_check_file(c, "relays.tls.ca_file", cfg->relays.tls.ca_file);
+			(void)daemon_check_file(c, "relays.tls.cert_file", cfg->relays.tls.cert_file);
+			(void)daemon_check_file(c, "relays.tls.key_file", cfg->relays.tls.key_file);
+		}
 		if (cfg->relays.reconnect_min_ms > cfg->relays.reconnect_max_ms)
 			config_error(c, "relays.reconnect_min", "must not be above reconnect_max");
 		/* Only Pings make a quiet relay send something within ping_timeout. */
@@ -298,6 +364,20 @@ agent_config_validate(struct config_check *c, void *obj)
 			    " ms)", cfg->relays.ping_timeout_ms);
 	}
 	daemon_default_id(c, &cfg->id);
+	if (host)
+		agent_config_check_host(c, cfg);
+}
+
+static void
+agent_config_validate(struct config_check *c, void *obj)
+{
+	agent_config_check(c, obj, true);
+}
+
+static void
+agent_config_validate_rules(struct config_check *c, void *obj)
+{
+	agent_config_check(c, obj, false);
 }
 
 const struct config_schema agent_config_schema = {
@@ -306,4 +386,11 @@ const struct config_schema agent_config_schema = {
 	.size = sizeof(struct agent_config),
 	.validate = agent_config_validate,
 	.secrets = CONFIG_SECRETS_AT(struct agent_config, secrets),
+};
+
+const struct config_schema agent_config_rules_schema = {
+	.name = "agent",
+	.keys = agent_keys,
+	.size = sizeof(struct agent_config),
+	.validate = agent_config_validate_rules,
 };

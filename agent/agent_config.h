@@ -44,6 +44,7 @@ struct agent_config {
 	char *id;
 	char *data_dir;
 	int log_level;                /* enum log_level */
+	int log_format;               /* enum log_format */
 	uint64_t memory_limit;
 	struct {
 		uint64_t max_size;
@@ -81,6 +82,27 @@ struct agent_config {
 	struct config_secrets secrets;   /* values read from {file: PATH}, for the dump */
 };
 
+struct tls_config_options;
+
+/*
+ * The client TLS options of relays.tls, for tls_config_new: one place, so
+ * that --check loads exactly what the shipper will. Pointers into cfg.
+ */
+void agent_config_tls_options(const struct agent_config *cfg, struct tls_config_options *o);
+
+/*
+ * The agent's configuration as the daemon loads it (--check, start,
+ * SIGHUP): its rules, and that it will work on this host: the TLS files
+ * parse and match, the id is the certificate's common name, data_dir can be
+ * written, listen hosts are well formed.
+ */
 extern const struct config_schema agent_config_schema;
+
+/*
+ * The same keys and rules without what depends on the host beyond the TLS
+ * files being readable: for tests of the rules, whose TLS files are
+ * placeholders.
+ */
+extern const struct config_schema agent_config_rules_schema;
 
 #endif

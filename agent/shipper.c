@@ -1604,15 +1604,7 @@ shipper_tls_new(const struct agent_config *cfg, struct tls_config **out)
 	char err[512];
 	int r;
 
-	memset(&o, 0, sizeof(o));
-	o.role = TLS_ROLE_CLIENT;
-	o.ca_file = cfg->relays.tls.ca_file;
-	o.cert_file = cfg->relays.tls.cert_file;
-	o.key_file = cfg->relays.tls.key_file;
-	o.key_password = cfg->relays.tls.key_password;
-	o.ciphers = (const char *const *)cfg->relays.tls.ciphers.items;
-	o.n_ciphers = cfg->relays.tls.ciphers.n;
-	o.handshake_timeout_ms = cfg->relays.tls.handshake_timeout_ms;
+	agent_config_tls_options(cfg, &o);
 	if ((r = tls_config_new(&o, err, sizeof(err), out)) != 0)
 		log_error("relays.tls: %s", err);
 	return r;

@@ -1,22 +1,35 @@
 #include "autoconfig.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <http_parser.h>
+#include <mbedtls/version.h>
+#include <pb.h>
+#include <yaml.h>
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "common/commit.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 const char *const daemon_log_levels[] = { "error", "warn", "info", "debug", NULL };
+const char *const daemon_log_formats[] = {
+	[LOG_FORMAT_TEXT] = "text", [LOG_FORMAT_JSON] = "json", NULL,
+};
 
 /* The main loop of a running daemon and its signal handlers. */
 struct daemon_run {
@@ -30,6 +43,40 @@ struct daemon_run {
 
 static int daemon_run(const struct daemon_spec *spec, const char *file, void *cfg);
 
+/*
+ * --version: the version, the commit it was built from, and the libraries
+ * as they are at run time where they can say (a bug report needs what is
+ * loaded, not what the build saw). Both daemons link these; each adds its
+ * own through spec->versions.
+ */
+static void
+daemon_version(const struct daemon_spec *spec, FILE *out)
+{
+	unsigned long hp = http_parser_version();
+	char mbed[32];
+	const char *pb = NANOPB_VERSION;
+
+#ifdef MBEDTLS_VERSION_C
+	mbedtls_version_get_string(mbed);
+#else
+	snprintf(mbed, sizeof(mbed), "%s (built with)", MBEDTLS_VERSION_STRING);
+#endif
+	if (strncmp(pb, "nanopb-", 7) == 0)
+		pb += 7;
+	fprintf(out, "%s %s\ncommit %s\n", spec->progname, PACKAGE_VERSION, LOGFERRY_COMMIT);
+	fprintf(out, "libuv %s\n", uv_version_string());
+	fprintf(out, "mbedtls %s\n", mbed);
+	fprintf(out, "libyaml %s\n", yaml_get_version_string());
+	fprintf(out, "http-parser %lu.%lu.%lu\n", (hp >> 16) & 255, (hp >> 8) & 255, hp & 255);
+	/* Neither has a call that says: the headers built against. */
+	fprintf(out, "nanopb %s (built with)\n", pb);
+#ifdef LF_SYSTEMD_VERSION
+	fprintf(out, "systemd %s (built with)\n", LF_SYSTEMD_VERSION);
+#endif
+	if (spec->versions != NULL)
+		spec->versions(out);
+}
+
 static void
 daemon_usage(const struct daemon_spec *spec, FILE *out)
 {
@@ -40,7 +87,7 @@ daemon_usage(const struct daemon_spec *spec, FILE *out)
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "  -t, --check         check the configuration and exit: 0 if valid, 2 if not\n"
 	    "  -T, --dump-config   print the effective configuration, defaults included\n"
-	    "  -V, --version       print the version and exit\n"
+	    "  -V, --version       print the version, git commit and library versions, and exit\n"
 	    "  -h, --help          print this help and exit\n",
 	    spec->progname, spec->summary, spec->default_config);
 	for (const struct daemon_command *c = spec->commands; c != NULL && c->name != NULL; c++)
@@ -89,7 +136,7 @@ daemon_main(const struct daemon_spec *spec, int argc, char **argv)
 			config_reference(spec->schema, stdout);
 			return DAEMON_EXIT_OK;
 		case 'V':
-			printf("%s %s\n", spec->progname, PACKAGE_VERSION);
+			daemon_version(spec, stdout);
 			return DAEMON_EXIT_OK;
 		case 'h':
 			daemon_usage(spec, stdout);
@@ -126,6 +173,8 @@ daemon_main(const struct daemon_spec *spec, int argc, char **argv)
 	} else {
 		log_init(spec->progname,
 		    (enum log_level) * (int *)((char *)cfg + spec->log_level_offset));
+		log_set_style((enum log_format) * (int *)((char *)cfg + spec->log_format_offset),
+		    log_stderr_is_journal());
 		/* Writes to a closed socket must fail with EPIPE, not kill us. */
 		signal(SIGPIPE, SIG_IGN);
 		r = daemon_run(spec, file, cfg);
@@ -136,11 +185,158 @@ daemon_main(const struct daemon_spec *spec, int argc, char **argv)
 	return r;
 }
 
-void
+int
 daemon_check_file(struct config_check *c, const char *path, const char *file)
 {
-	if (file != NULL && access(file, R_OK) != 0)
-		config_error(c, path, "cannot read '%s': %s", file, strerror(errno));
+	int e;
+
+	if (file == NULL || access(file, R_OK) == 0)
+		return 0;
+	e = errno;
+	config_error(c, path, "cannot read '%s': %s", file, strerror(e));
+	return -e;
+}
+
+int
+daemon_check_tls(struct config_check *c, const char *section, const struct tls_config_options *o,
+    char *cn, size_t cnlen)
+{
+	static const char *const names[] = { "ca_file", "cert_file", "key_file", "ciphers", NULL };
+	const char *files[] = { o->ca_file, o->cert_file, o->key_file };
+	char path[128], err[768];
+	const char *why = err;
+	int r = 0;
+
+	if (cn != NULL && cnlen > 0)
+		cn[0] = '\0';
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s.%s", section, names[i]);
+		if (daemon_check_file(c, path, files[i]) != 0)
+			r = -EACCES;
+	}
+	/* Unreadable files are reported above, in the operator's words. */
+	if (r != 0 || (r = tls_check_files(o, cn, cnlen, err, sizeof(err))) == 0)
+		return r;
+	/* tls's words start with the option they are about: report them at its line. */
+	snprintf(path, sizeof(path), "%s", section);
+	for (int i = 0; names[i] != NULL; i++) {
+		size_t n = strlen(names[i]);
+
+		if (strncmp(err, names[i], n) == 0 && (err[n] == ' ' || err[n] == ':')) {
+			snprintf(path, sizeof(path), "%s.%s", section, names[i]);
+			why = err + n + (err[n] == ':' ? 2 : 1);
+			break;
+		}
+	}
+	config_error(c, path, "%s", why);
+	return r;
+}
+
+/* The name of the user running the check, for messages. */
+static const char *
+daemon_user(char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+
+	if (getpwuid_r(geteuid(), &pw, tmp, sizeof(tmp), &res) == 0 && res != NULL)
+		snprintf(buf, len, "%s", pw.pw_name);
+	else
+		snprintf(buf, len, "uid %ld", (long)geteuid());
+	return buf;
+}
+
+void
+daemon_check_dir(struct config_check *c, const char *path, const char *dir)
+{
+	char up[PATH_MAX], user[64];
+	struct stat st;
+	char *slash;
+
+	if (stat(dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			config_error(c, path, "'%s' is not a directory", dir);
+		/* access(2), not a test file: --check must leave nothing behind. */
+		else if (access(dir, W_OK | X_OK) != 0)
+			config_error(c, path, "'%s' is not writable by this user (%s): %s; run --check "
+			    "as the daemon's user, and give that user the directory",
+			    dir, daemon_user(user, sizeof(user)), strerror(errno));
+		return;
+	}
+	if (errno != ENOENT && errno != ENOTDIR) {
+		config_error(c, path, "cannot reach '%s': %s", dir, strerror(errno));
+		return;
+	}
+	/* The daemon creates it with its parents: the nearest existing one decides. */
+	snprintf(up, sizeof(up), "%s", dir);
+	for (;;) {
+		if ((slash = strrchr(up, '/')) == NULL) {
+			snprintf(up, sizeof(up), ".");
+		} else {
+			while (slash > up && slash[-1] == '/')
+				slash--;
+			slash[slash == up ? 1 : 0] = '\0';
+		}
+		if (stat(up, &st) == 0)
+			break;
+		if ((errno != ENOENT && errno != ENOTDIR) || strcmp(up, "/") == 0 ||
+		    strcmp(up, ".") == 0) {
+			config_error(c, path, "cannot create '%s': '%s': %s", dir, up, strerror(errno));
+			return;
+		}
+	}
+	if (!S_ISDIR(st.st_mode))
+		config_error(c, path, "cannot create '%s': '%s' is not a directory", dir, up);
+	else if (access(up, W_OK | X_OK) != 0)
+		config_error(c, path, "cannot create '%s': '%s' is not writable by this user (%s): %s; "
+		    "run --check as the daemon's user, and create the directory for it",
+		    dir, up, daemon_user(user, sizeof(user)), strerror(errno));
+}
+
+/*
+ * A name getaddrinfo could look up: labels of letters, digits, '-' and '_'
+ * (not DNS's, but /etc/hosts and container names use it).
+ */
+static bool
+daemon_host_name_ok(const char *h)
+{
+	size_t len = strlen(h), label = 0;
+	bool numeric = true;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (const char *p = h; ; p++) {
+		if (*p == '.' || *p == '\0') {
+			if (label == 0 && !(*p == '\0' && p > h))
+				return false;
+			if (label > 0 && (p[-1] == '-' || p[-label] == '-'))
+				return false;
+			if (*p == '\0')
+				break;
+			label = 0;
+			continue;
+		}
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_') || ++label > 63)
+			return false;
+		numeric &= *p >= '0' && *p <= '9';
+	}
+	/* 300.1.2.3 is a mistyped IPv4 address, not a name. */
+	return !numeric;
+}
+
+void
+daemon_check_listen(struct config_check *c, const char *path, const struct config_addr *a)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (a == NULL || a->host == NULL)
+		return;
+	if (inet_pton(AF_INET, a->host, buf) == 1 || inet_pton(AF_INET6, a->host, buf) == 1 ||
+	    daemon_host_name_ok(a->host))
+		return;
+	config_error(c, path, "'%s' in '%s' is neither an IP address nor a host name", a->host,
+	    a->text);
 }
 
 void

@@ -7,6 +7,7 @@
 #define LOGFERRY_DAEMON_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <uv.h>
 
@@ -31,6 +32,9 @@ struct daemon_spec {
 	const char *default_config;        /* used without -c */
 	const struct config_schema *schema;
 	size_t log_level_offset;           /* of the int log_level in the config */
+	size_t log_format_offset;          /* of the int log_format in the config */
+	/* Prints "name version" lines of the libraries only this daemon links. */
+	void (*versions)(FILE *out);
 	/*
 	 * Starts the daemon's work on the main loop, which daemon_main owns
 	 * together with the signal handlers. config is the loaded configuration
@@ -68,8 +72,39 @@ int daemon_main(const struct daemon_spec *spec, int argc, char **argv);
 /* The names of enum log_level, for ENUM config keys. */
 extern const char *const daemon_log_levels[];
 
-/* Validators shared by both schemas. */
-void daemon_check_file(struct config_check *c, const char *path, const char *file);
+/* The names of enum log_format, for the log_format key of both daemons. */
+extern const char *const daemon_log_formats[];
+#define DAEMON_LOG_FORMAT_HELP "text: one line per message with time, program, pid and level; " \
+	"json: one JSON object per line with time (RFC 3339, UTC), level, program, pid and " \
+	"message. When stderr is the journal (JOURNAL_STREAM), each line starts with its syslog " \
+	"priority, and text lines leave the time and program to journald. Applied at start."
+
+/*
+ * Validators shared by both schemas; each reports at path with config_error.
+ * daemon_check_file: the file can be read. Returns 0 or -errno.
+ */
+int daemon_check_file(struct config_check *c, const char *path, const char *file);
 void daemon_default_id(struct config_check *c, char **id);
+
+struct tls_config_options;
+
+/*
+ * The TLS files of section ("relays.tls") are readable and hold what
+ * tls_config_new needs (tls_check_files); cn gets our certificate's common
+ * name ("" when it has none or a file is wrong). Returns 0, or a negative
+ * error after reporting it at the option's line.
+ */
+int daemon_check_tls(struct config_check *c, const char *section, const struct tls_config_options *o,
+    char *cn, size_t cnlen);
+
+/*
+ * dir is a directory this user can write, or one the daemon can create with
+ * its parents. Creates nothing: access(2) answers for the user running the
+ * check, so --check must run as the daemon's user.
+ */
+void daemon_check_dir(struct config_check *c, const char *path, const char *dir);
+
+/* A listener's host is an IP address or a well-formed host name (not looked up). */
+void daemon_check_listen(struct config_check *c, const char *path, const struct config_addr *a);
 
 #endif

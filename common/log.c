@@ -5,10 +5,14 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 
 #define NS_PER_MS UINT64_C(1000000)
@@ -52,6 +56,8 @@ static struct {
 	enum log_level level;
 	char progname[64];
 	FILE *out; /* NULL: stderr, which is not a constant initializer */
+	enum log_format format;
+	bool journal; /* lines start with "<N>", the syslog priority */
 	uint64_t (*now_ns)(void);
 	unsigned burst;
 	uint64_t interval_ns;
@@ -74,6 +80,19 @@ static const char *const level_names[] = {
 };
 
 #define N_LEVELS (sizeof(level_names) / sizeof(level_names[0]))
+
+/* syslog(3)'s LOG_ERR, LOG_WARNING, LOG_INFO and LOG_DEBUG. */
+static const char *const level_priorities[] = {
+	[LOG_LEVEL_ERROR] = "<3>",
+	[LOG_LEVEL_WARN] = "<4>",
+	[LOG_LEVEL_INFO] = "<6>",
+	[LOG_LEVEL_DEBUG] = "<7>",
+};
+
+static const char *level_priority(enum log_level level)
+{
+	return (unsigned)level < N_LEVELS ? level_priorities[level] : "<6>";
+}
 
 int log_level_parse(const char *name, enum log_level *out)
 {
@@ -127,9 +146,37 @@ void log_init(const char *progname, enum log_level level)
 	if (progname != NULL)
 		snprintf(state.progname, sizeof(state.progname), "%s", progname);
 	__atomic_store_n(&state.level, level, __ATOMIC_RELAXED);
+	state.format = LOG_FORMAT_TEXT;
+	state.journal = false;
 	set_ratelimit_params_locked(LOG_DEFAULT_BURST, LOG_DEFAULT_INTERVAL_MS);
 	ratelimit_reset_locked();
 	pthread_mutex_unlock(&state.lock);
+}
+
+void log_set_style(enum log_format format, bool journal)
+{
+	pthread_mutex_lock(&state.lock);
+	state.format = format;
+	state.journal = journal;
+	pthread_mutex_unlock(&state.lock);
+}
+
+bool log_stream_is_journal(int fd, const char *journal_stream)
+{
+	unsigned long long dev, ino;
+	struct stat st;
+	int used = 0;
+
+	if (journal_stream == NULL || fd < 0 ||
+	    sscanf(journal_stream, "%llu:%llu%n", &dev, &ino, &used) != 2 ||
+	    journal_stream[used] != '\0' || fstat(fd, &st) != 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+bool log_stderr_is_journal(void)
+{
+	return log_stream_is_journal(STDERR_FILENO, getenv("JOURNAL_STREAM"));
 }
 
 void log_set_level(enum log_level level)
@@ -156,7 +203,11 @@ void log_set_clock(uint64_t (*now_ns)(void))
 	pthread_mutex_unlock(&state.lock);
 }
 
-/* "2026-11-25T01:20:31.123Z progname[pid]: level: " */
+/*
+ * "2026-11-25T01:20:31.123Z progname[pid]: level: ", or for the journal
+ * "<3>level: ": journald stamps each line, and knows the unit's program
+ * and pid.
+ */
 static size_t format_prefix(char *buf, size_t cap, uint64_t now_ns, enum log_level level)
 {
 	time_t secs = (time_t)(now_ns / NS_PER_S);
@@ -165,6 +216,10 @@ static size_t format_prefix(char *buf, size_t cap, uint64_t now_ns, enum log_lev
 	struct tm tm;
 	int n;
 
+	if (state.journal) {
+		n = snprintf(buf, cap, "%s%s: ", level_priority(level), log_level_name(level));
+		return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+	}
 	if (gmtime_r(&secs, &tm) == NULL ||
 	    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
 		snprintf(stamp, sizeof(stamp), "0000-00-00T00:00:00");
@@ -205,6 +260,55 @@ static size_t utf8_whole_prefix(const char *s, size_t n)
 }
 
 /*
+ * The JSON form of one line: head and body make the message, cut (with
+ * "...") so that the whole line fits in LOG_LINE_MAX. Written into a buffer
+ * on the stack: logging never allocates.
+ */
+static void emit_json_locked(enum log_level level, uint64_t now_ns, const char *head,
+			     const char *body, size_t body_len, bool body_truncated, FILE *out)
+{
+	uint8_t line[LOG_LINE_MAX], text[LOG_LINE_MAX + sizeof(ELLIPSIS)];
+	struct buf b = { .data = line, .cap = sizeof(line), .max = sizeof(line) };
+	size_t head_len = strlen(head), n, budget, keep;
+	int r = 0;
+
+	if (state.journal)
+		r |= jsonw_raw(&b, level_priority(level));
+	r |= jsonw_raw(&b, "{\"time\":");
+	r |= jsonw_time(&b, now_ns);
+	r |= jsonw_raw(&b, ",\"level\":");
+	r |= jsonw_cstring(&b, log_level_name(level));
+	r |= jsonw_raw(&b, ",\"program\":");
+	r |= jsonw_cstring(&b, state.progname);
+	r |= jsonw_raw(&b, ",\"pid\":");
+	r |= jsonw_int(&b, (int64_t)getpid());
+	r |= jsonw_raw(&b, ",\"message\":");
+	if (r != 0)
+		return;
+	/* Room left for the message's escaped text, its quotes, "}" and the newline. */
+	budget = b.cap - b.len - 4;
+	if (head_len > sizeof(text) - sizeof(ELLIPSIS))
+		head_len = sizeof(text) - sizeof(ELLIPSIS);
+	if (body_len > sizeof(text) - sizeof(ELLIPSIS) - head_len) {
+		body_len = sizeof(text) - sizeof(ELLIPSIS) - head_len;
+		body_truncated = true;
+	}
+	memcpy(text, head, head_len);
+	memcpy(text + head_len, body, body_len);
+	n = head_len + body_len;
+	keep = jsonw_cut(text, n, budget, true, NULL);
+	if (keep < n || body_truncated) {
+		keep = jsonw_cut(text, n, budget - (sizeof(ELLIPSIS) - 1), true, NULL);
+		memcpy(text + keep, ELLIPSIS, sizeof(ELLIPSIS) - 1);
+		keep += sizeof(ELLIPSIS) - 1;
+	}
+	if (jsonw_string(&b, text, keep) != 0 || jsonw_raw(&b, "}\n") != 0)
+		return;
+	(void)fwrite(line, 1, b.len, out);
+	(void)fflush(out);
+}
+
+/*
  * Writes one line: prefix, then head verbatim (our own text, no control
  * characters), then body escaped.  body_truncated says the caller already
  * lost the end of body, so the line must say so.
@@ -219,6 +323,10 @@ static void emit_line_locked(enum log_level level, uint64_t now_ns, const char *
 	bool cut = false; /* ran out of room here */
 	FILE *out = state.out != NULL ? state.out : stderr;
 
+	if (state.format == LOG_FORMAT_JSON) {
+		emit_json_locked(level, now_ns, head, body, body_len, body_truncated, out);
+		return;
+	}
 	len = format_prefix(line, limit + 1, now_ns, level);
 	if (head_len > limit - len) {
 		head_len = limit - len;

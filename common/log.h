@@ -11,12 +11,23 @@
  * escaped because messages routinely carry peer-provided strings, and a raw
  * newline would let a peer forge log lines.
  *
+ * Under systemd, when stderr is the journal, lines start with their syslog
+ * priority instead of the time and program, which journald records itself:
+ *
+ *   <3>error: the message
+ *
+ * so that `journalctl -p err` selects them. log_format json writes one JSON
+ * object per line instead:
+ *
+ *   {"time":"2026-11-25T01:20:31.123000Z","level":"error","program":"logferry-agent","pid":1234,"message":"the message"}
+ *
  * All functions are thread-safe.  None is async-signal-safe (they take a
  * mutex), so do not log from signal handlers.
  */
 #ifndef LOGFERRY_COMMON_LOG_H
 #define LOGFERRY_COMMON_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -51,6 +62,28 @@ const char *log_level_name(enum log_level level);
  * output stream and clock are left as they are.
  */
 void log_init(const char *progname, enum log_level level);
+
+/* How lines are written; the names in daemon_log_formats follow this order. */
+enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
+
+/*
+ * Sets the line format, and whether each line starts with its syslog
+ * priority ("<3>" for error, <4> warn, <6> info, <7> debug) for journald, in
+ * which case text lines leave out the time, program and pid that the
+ * journal records. log_init restores text without priorities.
+ */
+void log_set_style(enum log_format format, bool journal);
+
+/*
+ * Whether fd is the journal's stream: journal_stream is the value of
+ * $JOURNAL_STREAM ("DEVICE:INODE", decimal), which systemd sets for a
+ * service whose stderr or stdout it connects to the journal, and fd has
+ * that device and inode. NULL or malformed: false.
+ */
+bool log_stream_is_journal(int fd, const char *journal_stream);
+
+/* log_stream_is_journal for stderr and this process's $JOURNAL_STREAM. */
+bool log_stderr_is_journal(void);
 
 /* Messages with a level above this one are discarded.  Default info. */
 void log_set_level(enum log_level level);

@@ -192,6 +192,41 @@ tls_x509_time(const mbedtls_x509_time *t)
 	return timegm(&tm);
 }
 
+/*
+ * The common name of crt into out (outlen > TLS_CN_MAX), "" when it has no
+ * usable one. Returns 0, or as tls_conn_peer_cn.
+ */
+static int
+tls_crt_cn(const mbedtls_x509_crt *crt, char *out, size_t outlen)
+{
+	const mbedtls_x509_name *n;
+	int found = 0, status = -ENOENT;
+
+	out[0] = '\0';
+	for (n = &crt->subject; n != NULL; n = n->next) {
+		if (n->oid.p == NULL || MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0)
+			continue;
+		/* Two CNs would let the relay and an operator read different names. */
+		if (++found > 1) {
+			status = -ENOTUNIQ;
+			break;
+		}
+		if (n->val.len > TLS_CN_MAX || n->val.len >= outlen) {
+			status = -ENAMETOOLONG;
+		} else if (memchr(n->val.p, '\0', n->val.len) != NULL) {
+			/* "web-01\0evil" must never compare equal to "web-01". */
+			status = -EILSEQ;
+		} else {
+			memcpy(out, n->val.p, n->val.len);
+			out[n->val.len] = '\0';
+			status = 0;
+		}
+	}
+	if (status != 0)
+		out[0] = '\0';
+	return status;
+}
+
 /* Warnings about our own certificate: they do not stop the daemon. */
 static void
 tls_check_own_cert(const struct tls_config *cfg)
@@ -402,8 +437,9 @@ tls_config_free(struct tls_config *cfg)
 	free(cfg);
 }
 
-int
-tls_config_new(const struct tls_config_options *o, char *err, size_t errlen,
+/* tls_config_new without its warnings, which --check must not print. */
+static int
+tls_config_make(const struct tls_config_options *o, char *err, size_t errlen,
     struct tls_config **out)
 {
 	static const char pers[] = "logferry tls";
@@ -486,6 +522,11 @@ tls_config_new(const struct tls_config_options *o, char *err, size_t errlen,
 		r = -EINVAL;
 		goto fail;
 	}
+	if (cfg->ca.version == 0) {
+		tls_errf(err, errlen, "ca_file %s: holds no certificate", o->ca_file);
+		r = -EINVAL;
+		goto fail;
+	}
 	mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
 
 	if (o->cert_file != NULL && o->cert_file[0] != '\0') {
@@ -517,14 +558,40 @@ tls_config_new(const struct tls_config_options *o, char *err, size_t errlen,
 	/* No session cache on the relay, so a ticket could never be used. */
 	mbedtls_ssl_conf_session_tickets(&cfg->conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
 
-	if (cfg->has_cert)
-		tls_check_own_cert(cfg);
 	*out = cfg;
 	return 0;
 
 fail:
 	tls_config_free(cfg);
 	return r;
+}
+
+int
+tls_config_new(const struct tls_config_options *o, char *err, size_t errlen,
+    struct tls_config **out)
+{
+	int r = tls_config_make(o, err, errlen, out);
+
+	if (r == 0 && (*out)->has_cert)
+		tls_check_own_cert(*out);
+	return r;
+}
+
+int
+tls_check_files(const struct tls_config_options *o, char *cn, size_t cnlen, char *err,
+    size_t errlen)
+{
+	struct tls_config *cfg;
+	int r;
+
+	if (cn != NULL && cnlen > 0)
+		cn[0] = '\0';
+	if ((r = tls_config_make(o, err, errlen, &cfg)) != 0)
+		return r;
+	if (cfg->has_cert && cn != NULL && cnlen > 0)
+		(void)tls_crt_cn(&cfg->own, cn, cnlen);
+	tls_config_unref(cfg);
+	return 0;
 }
 
 struct tls_config *
@@ -1111,37 +1178,12 @@ tls_crt_has_ip(const mbedtls_x509_crt *crt, const uint8_t *ip, size_t len)
 static void
 tls_capture_leaf(struct tls_conn *c, const mbedtls_x509_crt *crt)
 {
-	const mbedtls_x509_name *n;
-	int found = 0;
-
 	c->have_leaf = true;
 	if (mbedtls_x509_dn_gets(c->subject, sizeof(c->subject), &crt->subject) < 0)
 		snprintf(c->subject, sizeof(c->subject), "(too long to show)");
 	if (mbedtls_x509_dn_gets(c->issuer, sizeof(c->issuer), &crt->issuer) < 0)
 		snprintf(c->issuer, sizeof(c->issuer), "(too long to show)");
-	c->cn[0] = '\0';
-	c->cn_status = -ENOENT;
-	for (n = &crt->subject; n != NULL; n = n->next) {
-		if (n->oid.p == NULL || MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0)
-			continue;
-		/* Two CNs would let the relay and an operator read different names. */
-		if (++found > 1) {
-			c->cn_status = -ENOTUNIQ;
-			break;
-		}
-		if (n->val.len > TLS_CN_MAX) {
-			c->cn_status = -ENAMETOOLONG;
-		} else if (memchr(n->val.p, '\0', n->val.len) != NULL) {
-			/* "web-01\0evil" must never compare equal to "web-01". */
-			c->cn_status = -EILSEQ;
-		} else {
-			memcpy(c->cn, n->val.p, n->val.len);
-			c->cn[n->val.len] = '\0';
-			c->cn_status = 0;
-		}
-	}
-	if (c->cn_status != 0)
-		c->cn[0] = '\0';
+	c->cn_status = tls_crt_cn(crt, c->cn, sizeof(c->cn));
 }
 
 /*

@@ -128,6 +128,17 @@ struct tls_conn;
 int tls_config_new(const struct tls_config_options *o, char *err, size_t errlen,
     struct tls_config **out);
 
+/*
+ * For --check: loads and checks everything tls_config_new would (the
+ * files parse, ca_file holds a certificate, the key is the certificate's,
+ * its extendedKeyUsage suits the role, the ciphers exist), builds nothing
+ * and logs nothing. Writes into cn (cnlen bytes, may be NULL) the common
+ * name of our certificate, "" without one or without a usable one (see
+ * tls_conn_peer_cn). Returns 0, or as tls_config_new, with err.
+ */
+int tls_check_files(const struct tls_config_options *o, char *cn, size_t cnlen, char *err,
+    size_t errlen);
+
 /* Takes one more reference and returns cfg. */
 struct tls_config *tls_config_ref(struct tls_config *cfg);
 

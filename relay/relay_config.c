@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -104,6 +105,8 @@ static const struct config_key relay_keys[] = {
 	  .help = "Relay id, announced in Welcome and in logs. Default: the host name." },
 	{ "log_level", CONFIG_ENUM, C(log_level), .def = "info", .names = daemon_log_levels,
 	  .help = "Least severe level of the daemon's own messages on stderr." },
+	{ "log_format", CONFIG_ENUM, C(log_format), .def = "text", .names = daemon_log_formats,
+	  .help = DAEMON_LOG_FORMAT_HELP },
 	{ "listen", CONFIG_ADDR, C(listen), .def = "0.0.0.0:7540", .flags = CONFIG_PORT_ZERO,
 	  .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE), .help = "host:port agents connect to." },
 	{ "workers", CONFIG_INT, C(workers), .def = "2", .min = 1, .max = 256,
@@ -229,10 +232,94 @@ relay_topic_name_valid(const char *name)
 	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
-static void
-relay_config_validate(struct config_check *c, void *obj)
+/* The value of librdkafka property name, or NULL. */
+static const char *
+relay_config_property(const struct config_map *m, const char *name)
 {
-	struct relay_config *cfg = obj;
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->items[i].key, name) == 0)
+			return m->items[i].value;
+	return NULL;
+}
+
+/*
+ * librdkafka's client certificate and key (PEM files) are checked as ours
+ * are, so that a key that is not the certificate's shows here rather than
+ * as a failing broker connection. Other forms (PKCS#12, PEM in the
+ * property itself) are left to librdkafka.
+ */
+static void
+relay_config_check_kafka_tls(struct config_check *c, const struct config_map *m)
+{
+	struct tls_config_options o = {
+		.role = TLS_ROLE_CLIENT,
+		.ca_file = relay_config_property(m, "ssl.ca.location"),
+		.cert_file = relay_config_property(m, "ssl.certificate.location"),
+		.key_file = relay_config_property(m, "ssl.key.location"),
+	};
+	char err[768];
+	const char *path;
+	struct stat st;
+
+	if (o.cert_file == NULL || o.key_file == NULL)
+		return;
+	/*
+	 * Without ssl.ca.location librdkafka trusts the system's CAs, and it
+	 * also takes a directory of them: then only the pair is checked.
+	 */
+	if (o.ca_file == NULL || strcmp(o.ca_file, "probe") == 0 ||
+	    (stat(o.ca_file, &st) == 0 && S_ISDIR(st.st_mode)))
+		o.ca_file = o.cert_file;
+	if (daemon_check_file(c, "kafka.properties.ssl.certificate.location", o.cert_file) != 0 ||
+	    daemon_check_file(c, "kafka.properties.ssl.key.location", o.key_file) != 0 ||
+	    (o.ca_file != o.cert_file &&
+	    daemon_check_file(c, "kafka.properties.ssl.ca.location", o.ca_file) != 0))
+		return;
+	if (tls_check_files(&o, NULL, 0, err, sizeof(err)) == 0)
+		return;
+	if (strncmp(err, "key_file", 8) == 0)
+		path = "kafka.properties.ssl.key.location";
+	else if (strncmp(err, "ca_file", 7) == 0 && o.ca_file != o.cert_file)
+		path = "kafka.properties.ssl.ca.location";
+	else
+		path = "kafka.properties.ssl.certificate.location";
+	config_error(c, path, "%s", err);
+}
+
+void
+relay_config_tls_options(const struct relay_config *cfg, struct tls_config_options *o)
+{
+	*o = (struct tls_config_options){
+		.role = TLS_ROLE_SERVER,
+		.ca_file = cfg->tls.ca_file,
+		.cert_file = cfg->tls.cert_file,
+		.key_file = cfg->tls.key_file,
+		.key_password = cfg->tls.key_password,
+		.verify_client = cfg->tls.verify_client,
+		.ciphers = cfg->tls.ciphers.items,
+		.n_ciphers = cfg->tls.ciphers.n,
+		.handshake_timeout_ms = cfg->tls.handshake_timeout_ms,
+		/* The relay sends only small control frames. */
+		.send_buffer_max = TLS_SEND_BUFFER_MIN,
+	};
+}
+
+/* What would fail at start: the TLS files, the listeners. */
+static void
+relay_config_check_host(struct config_check *c, struct relay_config *cfg)
+{
+	struct tls_config_options o;
+
+	relay_config_tls_options(cfg, &o);
+	(void)daemon_check_tls(c, "tls", &o, NULL, 0);
+	relay_config_check_kafka_tls(c, &cfg->kafka.properties);
+	daemon_check_listen(c, "listen", &cfg->listen);
+	daemon_check_listen(c, "metrics.listen", &cfg->metrics.listen);
+}
+
+static void
+relay_config_check(struct config_check *c, struct relay_config *cfg, bool host)
+{
 	char why[256];
 
 	if (relay_config_check_template(cfg->kafka.topic, why, sizeof(why)) != 0)
@@ -254,12 +341,28 @@ relay_config_validate(struct config_check *c, void *obj)
 	if (cfg->limits.connection_max_inflight > cfg->memory_limit)
 		config_error(c, "limits.connection_max_inflight", "must not be above memory_limit");
 	relay_config_check_properties(c, &cfg->kafka.properties);
-	daemon_check_file(c, "tls.ca_file", cfg->tls.ca_file);
-	daemon_check_file(c, "tls.cert_file", cfg->tls.cert_file);
-	daemon_check_file(c, "tls.key_file", cfg->tls.key_file);
+	if (!host) {
+		(void)daemon_check_file(c, "tls.ca_file", cfg->tls.ca_file);
+		(void)daemon_check_file(c, "tls.cert_file", cfg->tls.cert_file);
+		(void)daemon_check_file(c, "tls.key_file", cfg->tls.key_file);
+	}
 	if (cfg->kafka.sasl_password_file != NULL)
-		daemon_check_file(c, "kafka.sasl_password_file", cfg->kafka.sasl_password_file);
+		(void)daemon_check_file(c, "kafka.sasl_password_file", cfg->kafka.sasl_password_file);
 	daemon_default_id(c, &cfg->id);
+	if (host)
+		relay_config_check_host(c, cfg);
+}
+
+static void
+relay_config_validate(struct config_check *c, void *obj)
+{
+	relay_config_check(c, obj, true);
+}
+
+static void
+relay_config_validate_rules(struct config_check *c, void *obj)
+{
+	relay_config_check(c, obj, false);
 }
 
 const struct config_schema relay_config_schema = {
@@ -268,4 +371,11 @@ const struct config_schema relay_config_schema = {
 	.size = sizeof(struct relay_config),
 	.validate = relay_config_validate,
 	.secrets = CONFIG_SECRETS_AT(struct relay_config, secrets),
+};
+
+const struct config_schema relay_config_rules_schema = {
+	.name = "relay",
+	.keys = relay_keys,
+	.size = sizeof(struct relay_config),
+	.validate = relay_config_validate_rules,
 };

@@ -15,6 +15,7 @@ enum relay_format { RELAY_FORMAT_JSON, RELAY_FORMAT_PROTOBUF, RELAY_FORMAT_RAW }
 struct relay_config {
 	char *id;
 	int log_level;                    /* enum log_level */
+	int log_format;                   /* enum log_format */
 	struct config_addr listen;
 	int64_t workers;
 	uint64_t memory_limit;
@@ -53,7 +54,25 @@ struct relay_config {
 	struct config_secrets secrets;           /* values read from {file: PATH}, for the dump */
 };
 
+struct tls_config_options;
+
+/*
+ * The server TLS options of the tls section, for tls_config_new: one
+ * place, so that --check loads exactly what the server will. Pointers
+ * into cfg.
+ */
+void relay_config_tls_options(const struct relay_config *cfg, struct tls_config_options *o);
+
+/*
+ * The relay's configuration as the daemon loads it (--check, start,
+ * SIGHUP): its rules, and that it will work on this host: the TLS files
+ * (ours, and librdkafka's client pair) parse and match, listen hosts are
+ * well formed.
+ */
 extern const struct config_schema relay_config_schema;
+
+/* The same rules without parsing the TLS files: for tests whose files are placeholders. */
+extern const struct config_schema relay_config_rules_schema;
 
 /*
  * Checks a routing template such as "logs.${stream}". Returns 0, or -EINVAL

@@ -1169,22 +1169,11 @@ server_abort(struct server *s)
 static int
 server_tls_new(const struct relay_config *cfg, struct tls_config **out)
 {
-	struct tls_config_options to = {
-		.role = TLS_ROLE_SERVER,
-		.ca_file = cfg->tls.ca_file,
-		.cert_file = cfg->tls.cert_file,
-		.key_file = cfg->tls.key_file,
-		.key_password = cfg->tls.key_password,
-		.verify_client = cfg->tls.verify_client,
-		.ciphers = cfg->tls.ciphers.items,
-		.n_ciphers = cfg->tls.ciphers.n,
-		.handshake_timeout_ms = cfg->tls.handshake_timeout_ms,
-		/* The relay sends only small control frames. */
-		.send_buffer_max = TLS_SEND_BUFFER_MIN,
-	};
+	struct tls_config_options to;
 	char err[512];
 	int rc;
 
+	relay_config_tls_options(cfg, &to);
 	if ((rc = tls_config_new(&to, err, sizeof(err), out)) != 0)
 		log_error("tls: %s", err);
 	return rc;

@@ -32,7 +32,11 @@ fuzz_config_one(const struct config_schema *schema, const uint8_t *data, size_t 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	fuzz_config_one(&agent_config_schema, data, size);
-	fuzz_config_one(&relay_config_schema, data, size);
+	/*
+	 * The rules only: the host checks would open whatever files the input
+	 * names (/dev/stdin blocks) and make the run depend on this machine.
+	 */
+	fuzz_config_one(&agent_config_rules_schema, data, size);
+	fuzz_config_one(&relay_config_rules_schema, data, size);
 	return 0;
 }

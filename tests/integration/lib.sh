@@ -124,7 +124,9 @@ example_config() {
 	local out="$T/$1.yaml"
 	# Every listener on this test's own address: the examples' fixed ports
 	# would collide with a test run beside this one.
-	sed -e "s|/etc/logferry/agent\\.crt|$T/certs/web-01-chain.crt|g" \
+	# The agent's id must be its certificate's common name (web-01).
+	sed -e "s|^# id: web-01 |id: web-01 |" \
+	    -e "s|/etc/logferry/agent\\.crt|$T/certs/web-01-chain.crt|g" \
 	    -e "s|/etc/logferry/relay\\.crt|$T/certs/relay-chain.crt|g" \
 	    -e "s|/etc/logferry/agent\\.|$T/certs/web-01.|g" \
 	    -e "s|0\\.0\\.0\\.0:7540|$LF_IP:$(free_port)|g" \

@@ -10,7 +10,7 @@ RELAY_CONF=$(example_config relay)
 check_cli() {
 	local name=$1 bin=$2 conf=$3 out rc
 
-	out=$("$bin" --version) && [ "$out" = "$name 0.1.0" ] &&
+	out=$("$bin" --version) && [ "$(echo "$out" | head -1)" = "$name 0.1.0" ] &&
 		pass "$name --version" || fail "$name --version printed '$out'"
 
 	out=$("$bin" --help) && echo "$out" | grep -q -- '-c, --config FILE' &&
@@ -109,7 +109,7 @@ run_and_stop logferry-relay "$LOGFERRY_RELAY" "$RELAY_CONF" INT
 
 # Configuration conventions (issue 16 item 5): ${VAR}, FILE.d/*.yaml, {file: PATH}.
 # ${HOSTNAME} used to pass --check as a literal; unset, it is now an error at its line.
-sed -e 's/^# id: web-01 .*/id: ${HOSTNAME}/' "$AGENT_CONF" >"$T/env-agent.yaml"
+sed -e 's/^id: web-01 .*/id: ${HOSTNAME}/' "$AGENT_CONF" >"$T/env-agent.yaml"
 line=$(grep -n '^id: ' "$T/env-agent.yaml" | cut -d: -f1)
 out=$(env -u HOSTNAME "$LOGFERRY_AGENT" -c "$T/env-agent.yaml" --check 2>&1)
 rc=$?
@@ -209,5 +209,86 @@ sed -e '/key_password/d' "$T/enc-relay.yaml" >"$T/enc-relay-nopw.yaml"
 sed -e 's|, key_password: {file: [^}]*}||' "$T/enc-agent.yaml" >"$T/enc-agent-nopw.yaml"
 refuse_encrypted relay-nopw "$LOGFERRY_RELAY" "$T/enc-relay-nopw.yaml"
 refuse_encrypted agent-nopw "$LOGFERRY_AGENT" "$T/enc-agent-nopw.yaml"
+
+# ---- --version: the version, the git commit, the libraries (issue 16, item 7) ----
+# commit: git's in a checkout, else the .commit that make dist writes.
+want_commit=
+[ -e "$top_srcdir/.git" ] && want_commit=$(git -C "$top_srcdir" rev-parse --short HEAD 2>/dev/null)
+[ -z "$want_commit" ] && want_commit=$(cat "$top_srcdir/.commit" 2>/dev/null)
+check_version() {
+	local name=$1 bin=$2 out lib
+	shift 2
+	out=$("$bin" --version)
+	if [ -n "$want_commit" ]; then
+		echo "$out" | grep -qx "commit $want_commit" &&
+			pass "$name --version shows the commit $want_commit" || fail "$name --version commit: $out"
+	else
+		echo "$out" | grep -qE '^commit [0-9a-f]{7,}$' &&
+			pass "$name --version shows a commit" || fail "$name --version commit: $out"
+	fi
+	for lib in "$@"; do
+		echo "$out" | grep -qE "^$lib [0-9]+(\.[0-9]+)*( \(built with\))?$" && pass "$name --version: $(echo "$out" | grep -E "^$lib ")" ||
+			fail "$name --version lacks a '$lib VERSION' line: $out"
+	done
+}
+systemd=
+grep -q 'define HAVE_SYSTEMD 1' "$top_builddir/autoconfig.h" 2>/dev/null && systemd=systemd
+check_version logferry-agent "$LOGFERRY_AGENT" libuv mbedtls libyaml http-parser nanopb $systemd \
+	LMDB zstd jansson zlib
+check_version logferry-relay "$LOGFERRY_RELAY" libuv mbedtls libyaml http-parser nanopb $systemd \
+	librdkafka zstd
+"$LOGFERRY_RELAY" --version | grep -qE '^(LMDB|jansson|zlib) ' &&
+	fail "the relay lists libraries it does not link: $("$LOGFERRY_RELAY" --version)" ||
+	pass "the relay lists only the libraries it links"
+
+# ---- journald: when stderr is the journal, lines start with their priority ----
+# systemd names the stream in JOURNAL_STREAM (device:inode of stderr); a
+# file named the same way stands in for it.
+: >"$T/journal-relay.log"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$T/journal-relay.log") \
+	start journal-relay "$LOGFERRY_RELAY" -c "$RELAY_CONF"
+jpid=$LF_PID
+if wait_log "$T/journal-relay.log" "started"; then
+	grep -qE '^<6>info: logferry-relay 0\.1\.0 started' "$T/journal-relay.log" &&
+		pass "under the journal, info lines start with <6> and no timestamp" ||
+		fail "journal lines: $(head -3 "$T/journal-relay.log")"
+	grep -vqE '^<[3467]>(error|warn|info|debug): ' "$T/journal-relay.log" &&
+		fail "a line without its priority: $(grep -vE '^<[3467]>' "$T/journal-relay.log" | head -2)" ||
+		pass "every line under the journal carries its priority"
+else
+	fail "relay under the journal did not start: $(cat "$T/journal-relay.log")"
+fi
+kill -TERM "$jpid"; wait_exit "$jpid"
+# Another file as stderr: plain lines.
+: >"$T/journal-other.log"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$T/journal-other.log") \
+	start not-journal "$LOGFERRY_RELAY" -c "$RELAY_CONF"
+jpid=$LF_PID
+wait_log "$T/not-journal.log" "started" && grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T.* logferry-relay\[[0-9]+\]: info: ' "$T/not-journal.log" &&
+	pass "JOURNAL_STREAM naming another file leaves the lines as they are" ||
+	fail "not the journal: $(head -3 "$T/not-journal.log")"
+kill -TERM "$jpid"; wait_exit "$jpid"
+
+# ---- log_format: json ----
+{ echo "log_format: json"; cat "$AGENT_CONF"; } >"$T/agent-json.yaml"
+start agent-json "$LOGFERRY_AGENT" -c "$T/agent-json.yaml"
+jpid=$LF_PID
+if wait_log "$T/agent-json.log" '"message":"logferry-agent 0\.1\.0 started'; then
+	kill -TERM "$jpid"; wait_exit "$jpid"
+	python3 - "$T/agent-json.log" <<'PY' && pass "log_format json: every line is a JSON object with time, level, program, pid, message" || fail "json log: $(head -3 "$T/agent-json.log")"
+import json, re, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines
+for l in lines:
+    o = json.loads(l)
+    assert list(o) == ["time", "level", "program", "pid", "message"], o
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", o["time"]), o
+    assert o["level"] in ("error", "warn", "info", "debug") and o["program"] == "logferry-agent", o
+    assert isinstance(o["pid"], int) and isinstance(o["message"], str), o
+assert any(o for o in map(json.loads, lines) if o["message"] == "stopped")
+PY
+else
+	fail "agent with log_format json did not start: $(cat "$T/agent-json.log")"
+fi
 
 finish

@@ -21,7 +21,10 @@ kafka_topic "logs.$stream" 16
 pa=$(free_port)
 pb=$(free_port)
 ma=$(free_port)
-start_relay relay-a "$(relay_config relay-a "$pa" "metrics: {listen: $LF_IP:$ma}")"
+rcfg_a=$(relay_config relay-a "$pa" "metrics: {listen: $LF_IP:$ma}")
+# Only web-01 may use relay-a: web-02 is refused after each Hello (below).
+sed -i 's|\(key_file: [^}]*\)}|\1, allowed_agents: [web-01]}|' "$rcfg_a"
+start_relay relay-a "$rcfg_a"
 relay_a=$LF_PID
 start_relay relay-b "$(relay_config relay-b "$pb")"
 relay_b=$LF_PID
@@ -32,12 +35,13 @@ refused() {
 }
 
 # ---- a refused agent backs off ----
-# web-02's certificate, claiming web-01: refused after each Hello. With
+# web-02, which relay-a does not allow: refused after each Hello. (An agent
+# whose id is not its certificate's CN no longer starts.) With
 # reconnect_min 200ms and reconnect_max 2s the delays are 100-200, 200-400,
 # 400-800, 800-1600, then 1000-2000 ms; the first one of 1000 ms or more
 # comes by the 6th attempt. Without a backoff (every 200 ms) it never comes.
 : >"$T/liar.log"
-liar_cfg=$(agent_config agent-liar web-01 web-02 "$stream" "$T/liar.log" "$pa")
+liar_cfg=$(agent_config agent-liar web-02 web-02 "$stream" "$T/liar.log" "$pa")
 sed -i -e 's/reconnect_min: 50ms/reconnect_min: 200ms/' -e 's/reconnect_max: 1s/reconnect_max: 2s/' "$liar_cfg"
 start agent-liar "$LOGFERRY_AGENT" -c "$liar_cfg"
 liar=$LF_PID
@@ -56,7 +60,7 @@ if wait_log "$T/agent-liar.log" 'before Welcome .*; trying .* in [0-9]{4,} ms \(
 		}')
 	[ -z "$bad" ] && pass "every refusal's delay follows the backoff" ||
 		fail "delays outside the backoff: $bad"
-	grep -q "does not match its certificate's common name 'web-02'" "$T/agent-liar.log" &&
+	grep -q "agent id 'web-02' is not in tls.allowed_agents" "$T/agent-liar.log" &&
 		pass "the agent logs the relay's reason" || fail "the relay's reason is not in the agent's log"
 else
 	fail "refused agent: no delay of 1 s or more after $(refused) refusals: $(grep -m3 -E 'Goodbye|refused' "$T/agent-liar.log" | cut -c1-220)"

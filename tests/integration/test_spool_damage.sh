@@ -65,6 +65,9 @@ for kind in truncate tree meta; do
 	n=$((n + 1))
 	start agent-$kind "$LOGFERRY_AGENT" -c "$cfg"
 	agent=$LF_PID
+	# The previous round's spool already holds 40000 events: without this
+	# wait, the TERM below can come before the agent handles signals (143).
+	wait_log "$T/agent-$kind.log" "started as" || fail "$kind: the agent did not start"
 	wait_spooled "$cfg" 40000 60 || fail "$kind: the agent did not spool the file"
 	stop_agent "$agent"
 	damage $kind

@@ -55,8 +55,12 @@ expect_delivered "logs.$stream" "$T/all.log" 180 "both agents delivered across t
 # A broken certificate on SIGHUP: logged, and the running one stays.
 echo "not a certificate" >"$T/certs/relay-live.crt"
 kill -HUP "$relay"
-wait_log "$T/relay.log" "SIGHUP: the running TLS certificates stay" &&
-	pass "a broken certificate is refused and the running one stays" || fail "broken reload: $(tail -3 "$T/relay.log")"
+# The configuration check reads the files (issue 16, item 6): it names the
+# key and line, and the running configuration stays.
+wait_log "$T/relay.log" "SIGHUP: .*:[0-9]+: tls.cert_file: .*relay-live.crt: " &&
+	wait_log "$T/relay.log" "SIGHUP: .* is not valid; the running configuration stays" 5 &&
+	pass "a broken certificate is refused and the running one stays: $(grep -m1 'tls.cert_file' "$T/relay.log" | cut -c1-200)" ||
+	fail "broken reload: $(tail -3 "$T/relay.log")"
 kill -TERM "$agent_b"
 wait_exit "$agent_b"
 start agent-b2 "$LOGFERRY_AGENT" -c "$bcfg"

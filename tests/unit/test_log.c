@@ -7,11 +7,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -686,6 +689,171 @@ static void test_threads_never_interleave_lines(void **state)
 	assert_int_equal(lines, THREADS * LINES_PER_THREAD);
 }
 
+/* ---- journald and JSON lines (issue 16, item 7) ---- */
+
+static void test_journal_lines_start_with_the_syslog_priority_and_have_no_timestamp(void **state)
+{
+	(void)state;
+	log_set_style(LOG_FORMAT_TEXT, true);
+	log_error("disk full on %s", "/var/log");
+	log_warn("slow");
+	log_info("started");
+	log_debug("detail");
+	assert_string_equal(captured(),
+	    "<3>error: disk full on /var/log\n"
+	    "<4>warn: slow\n"
+	    "<6>info: started\n"
+	    "<7>debug: detail\n");
+}
+
+static void test_journal_suppression_report_keeps_the_priority(void **state)
+{
+	int i;
+
+	(void)state;
+	log_set_style(LOG_FORMAT_TEXT, true);
+	log_set_ratelimit(1, 1000);
+	for (i = 0; i < 3; i++)
+		log_warn("peer %d refused", i);
+	log_flush_suppressed();
+	assert_string_equal(captured(),
+	    "<4>warn: peer 0 refused\n"
+	    "<4>warn: 2 similar messages suppressed, the last: peer 2 refused\n");
+}
+
+static void test_text_style_is_the_default_again_after_log_init(void **state)
+{
+	char want[512];
+
+	(void)state;
+	log_set_style(LOG_FORMAT_JSON, true);
+	log_init("logferry-agent", LOG_LEVEL_DEBUG);
+	log_error("plain");
+	snprintf(want, sizeof(want), "%serror: plain\n", expected_prefix(FAKE_STAMP));
+	assert_string_equal(captured(), want);
+}
+
+static void test_journal_stream_is_recognised_by_device_and_inode_of_the_fd(void **state)
+{
+	FILE *tmp = tmpfile(), *other = tmpfile();
+	struct stat st;
+	char env[64];
+
+	(void)state;
+	assert_non_null(tmp);
+	assert_non_null(other);
+	assert_int_equal(fstat(fileno(tmp), &st), 0);
+	snprintf(env, sizeof(env), "%lu:%lu", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
+	assert_true(log_stream_is_journal(fileno(tmp), env));
+	assert_false(log_stream_is_journal(fileno(other), env));
+	assert_false(log_stream_is_journal(fileno(tmp), NULL));
+	assert_false(log_stream_is_journal(fileno(tmp), ""));
+	assert_false(log_stream_is_journal(fileno(tmp), "garbage"));
+	snprintf(env, sizeof(env), "%lu:%lu", (unsigned long)st.st_dev, (unsigned long)st.st_ino + 1);
+	assert_false(log_stream_is_journal(fileno(tmp), env));
+	snprintf(env, sizeof(env), "%lu:%lux", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
+	assert_false(log_stream_is_journal(fileno(tmp), env));
+	assert_false(log_stream_is_journal(-1, "1:1"));
+	fclose(tmp);
+	fclose(other);
+}
+
+/*
+ * The daemon's own check: stderr (fd 2) of a child is a file named by
+ * JOURNAL_STREAM, as systemd sets it up; the child's exit status says what
+ * log_stderr_is_journal answered.
+ */
+static void test_stderr_named_by_journal_stream_is_the_journal(void **state)
+{
+	FILE *tmp = tmpfile();
+	struct stat st;
+	char env[64];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(tmp);
+	assert_int_equal(fstat(fileno(tmp), &st), 0);
+	snprintf(env, sizeof(env), "%lu:%lu", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
+	for (int named = 0; named < 2; named++) {
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			if (dup2(fileno(tmp), STDERR_FILENO) < 0)
+				_exit(3);
+			if (named)
+				setenv("JOURNAL_STREAM", env, 1);
+			else
+				unsetenv("JOURNAL_STREAM");
+			_exit(log_stderr_is_journal() ? 1 : 0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), named);
+	}
+	fclose(tmp);
+}
+
+static void test_json_lines_carry_time_level_program_pid_and_message(void **state)
+{
+	char want[512];
+
+	(void)state;
+	log_set_style(LOG_FORMAT_JSON, false);
+	log_error("disk full on %s", "/var/log");
+	log_info("started");
+	snprintf(want, sizeof(want),
+	    "{\"time\":\"2026-11-25T01:20:31.123000Z\",\"level\":\"error\",\"program\":\"logferry-agent\","
+	    "\"pid\":%ld,\"message\":\"disk full on /var/log\"}\n"
+	    "{\"time\":\"2026-11-25T01:20:31.123000Z\",\"level\":\"info\",\"program\":\"logferry-agent\","
+	    "\"pid\":%ld,\"message\":\"started\"}\n", (long)getpid(), (long)getpid());
+	assert_string_equal(captured(), want);
+}
+
+static void test_json_message_is_escaped(void **state)
+{
+	(void)state;
+	log_set_style(LOG_FORMAT_JSON, false);
+	log_warn("peer said \"hi\"\n\\ \x01 caf\xc3\xa9 \xff");
+	assert_non_null(strstr(captured(),
+	    "\"message\":\"peer said \\\"hi\\\"\\n\\\\ \\u0001 caf\xc3\xa9 \xef\xbf\xbd\"}\n"));
+}
+
+static void test_json_under_journal_keeps_the_priority_prefix(void **state)
+{
+	(void)state;
+	log_set_style(LOG_FORMAT_JSON, true);
+	log_debug("x");
+	assert_true(strncmp(captured(), "<7>{\"time\":\"2026-11-25T01:20:31.123000Z\",\"level\":\"debug\"", 56) == 0);
+}
+
+static void test_json_overlong_message_is_cut_and_stays_one_valid_line(void **state)
+{
+	char *big = malloc(2 * LOG_LINE_MAX);
+	const char *out, *msg;
+	size_t len;
+
+	(void)state;
+	assert_non_null(big);
+	/* Quotes cost two bytes each once escaped: the cut must count that. */
+	for (size_t i = 0; i < 2 * LOG_LINE_MAX - 1; i++)
+		big[i] = i % 2 ? '"' : 'a';
+	big[2 * LOG_LINE_MAX - 1] = '\0';
+	log_set_style(LOG_FORMAT_JSON, false);
+	log_info("%s", big);
+	free(big);
+	out = captured();
+	len = strlen(out);
+	assert_int_equal(count_lines(out), 1);
+	assert_true(len <= LOG_LINE_MAX);
+	assert_int_equal(out[len - 1], '\n');
+	assert_int_equal(strncmp(out + len - 6, "...\"}\n", 6), 0);
+	msg = strstr(out, "\"message\":\"");
+	assert_non_null(msg);
+	/* No escape is left half written before the ellipsis. */
+	assert_true(out[len - 7] == 'a' || (out[len - 7] == '"' && out[len - 8] == '\\'));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -723,6 +891,15 @@ int main(void)
 		T(test_null_clock_restores_realtime_clock),
 		T(test_default_output_is_stderr),
 		T(test_threads_never_interleave_lines),
+		T(test_journal_lines_start_with_the_syslog_priority_and_have_no_timestamp),
+		T(test_journal_suppression_report_keeps_the_priority),
+		T(test_text_style_is_the_default_again_after_log_init),
+		T(test_journal_stream_is_recognised_by_device_and_inode_of_the_fd),
+		T(test_stderr_named_by_journal_stream_is_the_journal),
+		T(test_json_lines_carry_time_level_program_pid_and_message),
+		T(test_json_message_is_escaped),
+		T(test_json_under_journal_keeps_the_priority_prefix),
+		T(test_json_overlong_message_is_cut_and_stays_one_valid_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -781,6 +781,103 @@ test_config_errors(void **state)
 	assert_logged(fx, "The certificate validity has expired");
 }
 
+/* tls_check_files with the options of s; err gets its words. */
+static int
+check_try(const struct cfg_spec *s, const char *ca, char *cn, size_t cnlen, char *err, size_t errlen)
+{
+	struct tls_config_options o = {
+		.role = s->role,
+		.ca_file = cert(ca),
+		.cert_file = s->cert != NULL ? cert(s->cert) : NULL,
+		.key_file = s->key != NULL ? cert(s->key) : NULL,
+		.verify_client = s->verify_client,
+		.ciphers = s->ciphers,
+		.n_ciphers = s->n_ciphers,
+	};
+
+	return tls_check_files(&o, cn, cnlen, err, errlen);
+}
+
+static void
+test_check_files_gives_the_common_name_of_a_good_pair(void **state)
+{
+	struct fx *fx = *state;
+	char cn[TLS_CN_MAX + 1], err[512];
+
+	assert_int_equal(check_try(&agent_ecdsa, "ca.crt", cn, sizeof(cn), err, sizeof(err)), 0);
+	assert_string_equal(cn, "web-01");
+	assert_int_equal(check_try(&relay_rsa, "ca.crt", cn, sizeof(cn), err, sizeof(err)), 0);
+	assert_string_equal(cn, "relay");
+	/* An expired certificate is tls_config_new's warning, not a check failure; --check is quiet. */
+	struct cfg_spec s = agent_ecdsa;
+	s.cert = "expired-chain.crt";
+	s.key = "expired.key";
+	assert_int_equal(check_try(&s, "ca.crt", cn, sizeof(cn), err, sizeof(err)), 0);
+	assert_string_equal(cn, "expired");
+	assert_null(strstr(log_capture_text(&fx->logs), "expired"));
+}
+
+static void
+test_check_files_refuses_a_key_that_is_not_the_certificates(void **state)
+{
+	struct cfg_spec s = agent_ecdsa;
+	char cn[TLS_CN_MAX + 1] = "x", err[512];
+
+	(void)state;
+	s.key = "web-02.key";
+	assert_int_equal(check_try(&s, "ca.crt", cn, sizeof(cn), err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "key_file "));
+	assert_non_null(strstr(err, "web-02.key does not hold the key of the first certificate in "
+	    "cert_file "));
+	assert_string_equal(cn, "");
+}
+
+static void
+test_check_files_refuses_a_ca_file_without_a_certificate(void **state)
+{
+	char cn[TLS_CN_MAX + 1], err[512], path[300];
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/garbage-ca.crt", cert_fixture_dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("this is not a certificate\n", f);
+	fclose(f);
+	assert_int_equal(check_try(&agent_ecdsa, "garbage-ca.crt", cn, sizeof(cn), err, sizeof(err)),
+	    -EINVAL);
+	assert_non_null(strstr(err, "ca_file "));
+	assert_non_null(strstr(err, "garbage-ca.crt: "));
+
+	/* A PEM file with only a key in it holds no certificate either. */
+	assert_int_equal(check_try(&agent_ecdsa, "web-01.key", cn, sizeof(cn), err, sizeof(err)),
+	    -EINVAL);
+	assert_non_null(strstr(err, "ca_file "));
+	assert_non_null(strstr(err, "web-01.key: "));
+
+	assert_int_equal(check_try(&agent_ecdsa, "no-such-ca.crt", cn, sizeof(cn), err, sizeof(err)),
+	    -ENOENT);
+	assert_non_null(strstr(err, "no-such-ca.crt: No such file or directory"));
+}
+
+static void
+test_check_files_refuses_what_tls_config_new_refuses(void **state)
+{
+	static const char *const unknown[] = { "TLS_FOO_WITH_BAR" };
+	struct cfg_spec s = relay_ecdsa;
+	char cn[TLS_CN_MAX + 1], err[512];
+
+	(void)state;
+	s.cert = "web-01-chain.crt";
+	s.key = "web-01.key";
+	assert_int_equal(check_try(&s, "ca.crt", cn, sizeof(cn), err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "extendedKeyUsage lacks serverAuth"));
+	s = agent_ecdsa;
+	s.ciphers = unknown;
+	s.n_ciphers = 1;
+	assert_int_equal(check_try(&s, "ca.crt", cn, sizeof(cn), err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "ciphers: unknown cipher suite"));
+}
+
 /* Runs a handshake that must fail on both ends; returns after both closed. */
 static void
 expect_refused(struct fx *fx, struct tls_config *client, const char *name)
@@ -1305,6 +1402,14 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_connected_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_keeps_old_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_gives_the_common_name_of_a_good_pair,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_refuses_a_key_that_is_not_the_certificates,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_refuses_a_ca_file_without_a_certificate,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_files_refuses_what_tls_config_new_refuses,
+		    setup, teardown),
 	};
 
 	/* make-certs.sh needs the openssl CLI; without it, skip (automake's 77). */
