@@ -64,7 +64,8 @@ test_units_follow_the_prefix_by_default() {
 		fail "configure --prefix=/opt/lf-prefix failed: $(tail -5 "$dir/configure.out")"
 		return
 	fi
-	out=$(make -C "$dir" -s --no-print-directory -f Makefile -f - print-unitdir <<'EOF'
+	# Not the make running this test's flags (-w prints directories).
+	out=$(MAKEFLAGS= MFLAGS= MAKELEVEL= make -C "$dir" -s --no-print-directory -f Makefile -f - print-unitdir <<'EOF'
 print-unitdir:
 	@echo '$(systemdsystemunitdir)'
 EOF
