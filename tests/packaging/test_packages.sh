@@ -79,6 +79,17 @@ owner_mode() {
 	in_root stat -c '%U:%G %a' "$1"
 }
 
+# expect_owner_mode PATH "OWNER:GROUP MODE"
+expect_owner_mode() {
+	local got
+	got=$(owner_mode "$1")
+	if [ "$got" = "$2" ]; then
+		pass "$1 is $2"
+	else
+		fail "$1 is '$got', expected $2"
+	fi
+}
+
 test_lintian_reports_no_error_or_warning() {
 	local changes
 	changes=$(ls "$DEBS"/logferry_*.changes | head -1)
@@ -128,9 +139,8 @@ test_install_creates_user_directories_and_conffiles() {
 	check "_logferry is in adm and systemd-journal" \
 		sh -c "in_groups=\$(chroot '$ROOT' id -nG _logferry); echo \$in_groups; \
 			echo \" \$in_groups \" | grep -q ' adm ' && echo \" \$in_groups \" | grep -q ' systemd-journal '"
-	check "/etc/logferry is root:_logferry 0750" test "$(owner_mode /etc/logferry)" = "root:_logferry 750"
-	check "/var/lib/logferry is _logferry:_logferry 0750" \
-		test "$(owner_mode /var/lib/logferry)" = "_logferry:_logferry 750"
+	expect_owner_mode /etc/logferry "root:_logferry 750"
+	expect_owner_mode /var/lib/logferry "_logferry:_logferry 750"
 	check "agent.yaml and relay.yaml are conffiles" sh -c \
 		"chroot '$ROOT' dpkg-query -W -f='\${Conffiles}\n' logferry-agent logferry-relay |
 			grep -c -e '^ /etc/logferry/agent.yaml ' -e '^ /etc/logferry/relay.yaml ' | grep -qx 2"
@@ -258,8 +268,8 @@ test_upgrade_keeps_the_edited_conffiles() {
 		grep -q '^# edited by test_packages.sh' "$ROOT/etc/logferry/agent.yaml" "$ROOT/etc/logferry/relay.yaml"
 	check "the edited agent.yaml is still valid after the upgrade" \
 		as_logferry /usr/sbin/logferry-agent -c /etc/logferry/agent.yaml --check
-	check "the upgrade kept the key's owner and mode" \
-		test "$(owner_mode /etc/logferry/relay.key)" = "root:_logferry 640"
+	expect_owner_mode /etc/logferry/relay.key "root:_logferry 640"
+	expect_owner_mode /etc/logferry "root:_logferry 750"
 }
 
 test_remove_keeps_spool_and_configuration() {
