@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs the peer `make bench` compares logferry with (bench/README.md):
+# Debian's rsyslog and its Kafka output module (omkafka). Separate from
+# install-deps.sh because installing rsyslog removes syslog-ng, the system
+# logger some hosts run. Run as root, or with sudo available. Idempotent.
+set -eu
+
+bench="rsyslog rsyslog-kafka"
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+fi
+
+# shellcheck disable=SC2086
+if [ "$(dpkg-query -W -f='${Status}\n' $bench 2>/dev/null | grep -c '^install ok installed$')" -eq \
+	"$(echo $bench | wc -w)" ]; then
+	echo "install-bench-deps: rsyslog and rsyslog-kafka are already installed"
+	exit 0
+fi
+
+if dpkg-query -W -f='${Status}\n' syslog-ng-core 2>/dev/null | grep -q '^install ok installed$'; then
+	echo "install-bench-deps: syslog-ng is installed, and rsyslog would replace it;" >&2
+	echo "install-bench-deps: install rsyslog rsyslog-kafka yourself if you mean it" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $bench
