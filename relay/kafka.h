@@ -212,6 +212,8 @@ int kafka_new(const struct relay_config *cfg, uint64_t queue_bytes, struct kafka
  * records in both: it is answered once every report of both is in), and
  * it is destroyed once it holds nothing (at most kafka.delivery_timeout
  * later). While it delivers, the queue bound counts both producers.
+ * Order holds within each producer only: a record the replaced one
+ * delivers late may follow a newer record of its partition.
  * kafka_reload_cancel frees rl unapplied. Main loop, one reload at a time.
  */
 struct kafka_reload;
