@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
@@ -94,6 +95,7 @@ fx_on_writable(struct kafka_loop *kl, void *arg)
 
 /* What fx_start gives the kafka beside its arguments. */
 static const char *fx_key = "${host}";
+static const char *fx_cfg_password_file;   /* kafka.sasl_password_file of the next fx_start */
 static uint64_t fx_budget = 64u << 20;
 
 /*
@@ -128,6 +130,7 @@ fx_start(uint64_t delivery_timeout_ms, ...)
 	f->cfg.kafka.key = (char *)fx_key;
 	f->cfg.kafka.format = RELAY_FORMAT_JSON;
 	f->cfg.kafka.delivery_timeout_ms = delivery_timeout_ms;
+	f->cfg.kafka.sasl_password_file = (char *)fx_cfg_password_file;
 	/* Reconnect quickly after a broker comes back, so tests stay short. */
 	f->props[n++] = (struct config_map_entry){ "reconnect.backoff.max.ms", "200", 0 };
 	va_start(ap, delivery_timeout_ms);
@@ -1784,6 +1787,45 @@ test_reload_hands_over_to_a_new_producer_without_losing_a_record(void **state)
 	global_fx = NULL;
 }
 
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void
+test_reload_reads_the_sasl_password_file_again(void **state)
+{
+	char path[] = "/tmp/test_kafka_pw.XXXXXX";
+	struct kafka_stats st;
+	struct fx *f;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	write_file(path, "first\n");
+	/* The password is unused on these plaintext brokers: only its changes matter here. */
+	fx_cfg_password_file = path;
+	f = fx_start(10000, NULL);
+	fx_cfg_password_file = NULL;
+	global_fx = f;
+	assert_false(reload(f));
+	write_file(path, "second\n");
+	assert_true(reload(f));
+	assert_true(fx_run_until(f, second_producer_in_place, 5000));
+	assert_false(reload(f));
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.generation, 2);
+	fx_stop(f);
+	global_fx = NULL;
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -1815,6 +1857,7 @@ main(void)
 		cmocka_unit_test(test_reload_with_a_property_librdkafka_refuses_keeps_everything),
 		cmocka_unit_test(test_reload_templates_apply_to_batches_begun_after_it),
 		cmocka_unit_test(test_reload_hands_over_to_a_new_producer_without_losing_a_record),
+		cmocka_unit_test(test_reload_reads_the_sasl_password_file_again),
 	};
 
 	log_init("test_kafka", LOG_LEVEL_ERROR);
