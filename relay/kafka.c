@@ -39,6 +39,13 @@
 #define KAFKA_DRAIN_MS 5000
 /* A failed recreate is tried again after this. */
 #define KAFKA_RECREATE_RETRY_MS 1000
+/*
+ * Producers replaced by a reload that still deliver their records, at most:
+ * each may hold a queue's worth of records until kafka.delivery_timeout.
+ */
+#define KAFKA_RETIRING_MAX 4
+/* The poller's wait while a replaced producer still delivers: how late its reports are served. */
+#define KAFKA_RETIRING_POLL_MS 10
 #define KAFKA_HDR_AGENT "logferry-agent"
 #define KAFKA_HDR_SEQ "logferry-seq"
 #define KAFKA_HDR_PIECE "logferry-piece"
@@ -63,8 +70,25 @@
 /* A piece must hold at least this much of the message: below, cutting is no way out. */
 #define KAFKA_PIECE_MIN_ROOM 64
 
+/*
+ * What a batch is produced with, from the configuration of the reload
+ * that was current when it began: a batch holds a reference until it is
+ * freed (its last report), so that a reload never changes the topic,
+ * format or dead-letter topic of records already on their way.
+ */
+struct kafka_settings {
+	atomic_size_t refs;
+	struct route *topic, *key;
+	int format;                   /* enum relay_format */
+	uint64_t delivery_timeout_ms;
+	char *dead_letter_topic;      /* NULL: none */
+	size_t max_msg_bytes;         /* effective message.max.bytes */
+	size_t record_max;            /* largest record produced whole: kafka_record_limit */
+};
+
 struct kafka_batch {
 	struct kafka_loop *kl;
+	struct kafka_settings *set;   /* a reference */
 	const char *agent;
 	kafka_batch_cb cb;            /* NULL once abandoned */
 	void *arg;
@@ -126,17 +150,40 @@ struct kafka_loop {
 };
 
 struct kafka {
-	const struct relay_config *cfg;
-	struct route *topic, *key;
 	uint64_t queue_budget;        /* bytes, as given to kafka_new */
-	size_t max_msg_bytes;         /* effective message.max.bytes */
-	size_t record_max;            /* largest record produced whole: kafka_record_limit */
-	uint64_t queue_max_bytes;     /* effective librdkafka queue bounds */
-	uint64_t queue_max_msgs;      /* 0: no bound on the count */
+	/* Effective librdkafka queue bounds, of all producers together; the poller sets them. */
+	atomic_uint_fast64_t queue_max_bytes;
+	atomic_uint_fast64_t queue_max_msgs;   /* 0: no bound on the count */
+
+	/* The settings new batches take (kafka_settings), under set_mu; replaced by a reload. */
+	pthread_mutex_t set_mu;
+	struct kafka_settings *set;
+	atomic_uint_fast64_t delivery_timeout_ms;   /* the current settings', for kafka_trouble */
 
 	/* Workers read rk under the read lock; only the poller replaces it. */
 	pthread_rwlock_t rk_lock;
 	rd_kafka_t *rk;
+	/*
+	 * The poller's: a copy of rk's settings and kafka.sasl_password_file
+	 * (NULL: none), to recreate it after a fatal error.
+	 */
+	rd_kafka_conf_t *rk_conf;
+	char *rk_password_file;
+	/*
+	 * Replaced by a reload, still delivering what they hold; the poller
+	 * serves their reports and destroys each once it holds nothing.
+	 */
+	rd_kafka_t *retiring[KAFKA_RETIRING_MAX];
+	int nretiring;                /* the poller's */
+	atomic_int retiring_now;      /* nretiring, for other threads */
+	/* The main thread's: the settings of the newest producer (reload compares with it). */
+	rd_kafka_conf_t *last_conf;
+	/* A reload's producer and its limits, waiting for the poller, under mu. */
+	rd_kafka_t *next_rk;
+	rd_kafka_conf_t *next_conf;
+	char *next_password_file;
+	uint64_t next_queue_max_bytes, next_queue_max_msgs;
+	atomic_uint_fast64_t generation;       /* producers created, the first included */
 
 	pthread_t poller;
 	bool poller_started;
@@ -163,6 +210,7 @@ struct kafka {
 };
 
 static int kafka_u64(char *out, uint64_t v);
+static bool kafka_over_bound(struct kafka *k);
 
 static uint64_t
 kafka_now_ms(void)
@@ -285,7 +333,7 @@ kafka_trouble(struct kafka *k, char *why, size_t len)
 	 * errors renew it at least that often while it lasts.
 	 */
 	t = atomic_load(&k->trouble) &&
-	    kafka_now_ms() - k->trouble_ms <= 2 * k->cfg->kafka.delivery_timeout_ms;
+	    kafka_now_ms() - k->trouble_ms <= 2 * atomic_load(&k->delivery_timeout_ms);
 	snprintf(why, len, "%s", t ? k->trouble_why : "");
 	pthread_mutex_unlock(&k->trouble_mu);
 	return t;
@@ -438,8 +486,7 @@ kafka_err_permanent(rd_kafka_resp_err_t err)
  * produced now (the batch is answered RETRY and the agent re-sends).
  */
 static int
-kafka_dead_letter(struct kafka *k, rd_kafka_t *rk, const rd_kafka_message_t *m,
-    struct kafka_batch *b)
+kafka_dead_letter(struct kafka *k, const rd_kafka_message_t *m, struct kafka_batch *b)
 {
 	const char *topic = rd_kafka_topic_name(m->rkt);
 	rd_kafka_headers_t *orig = NULL, *h;
@@ -450,8 +497,12 @@ kafka_dead_letter(struct kafka *k, rd_kafka_t *rk, const rd_kafka_message_t *m,
 	size_t n;
 	rd_kafka_resp_err_t err;
 
-	/* A producer being retired: its records are purged, not refused. */
-	if (rk != k->rk)
+	/*
+	 * The current producer takes it, also for a record of one a reload
+	 * replaced (only the poller replaces k->rk, and this is the poller).
+	 * Not once kafka_free purges: the record would get no report.
+	 */
+	if (atomic_load(&k->stop))
 		return -EAGAIN;
 	if (rd_kafka_message_headers(m, &orig) == 0 && orig != NULL)
 		h = rd_kafka_headers_copy(orig);
@@ -464,7 +515,7 @@ kafka_dead_letter(struct kafka *k, rd_kafka_t *rk, const rd_kafka_message_t *m,
 		hsize += kafka_header_size(strlen(name), n);
 	hsize += kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_TRUNCATED), sizeof(lens) - 1);
 	room = kafka_record_size(m->key_len, 0, hsize);
-	room = room < k->record_max ? k->record_max - room : 0;
+	room = room < b->set->record_max ? b->set->record_max - room : 0;
 	if (vlen > room) {
 		vlen = room;
 		rd_kafka_header_add(h, KAFKA_HDR_TRUNCATED, KAFKA_HDRLEN(KAFKA_HDR_TRUNCATED), lens,
@@ -473,7 +524,7 @@ kafka_dead_letter(struct kafka *k, rd_kafka_t *rk, const rd_kafka_message_t *m,
 	atomic_fetch_add(&b->pending, 1);
 	atomic_fetch_add(&k->queued_msgs, 1);
 	atomic_fetch_add(&k->queued_bytes, vlen);
-	err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(k->cfg->kafka.dead_letter_topic),
+	err = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(b->set->dead_letter_topic),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, m->key_len),
 	    RD_KAFKA_V_VALUE(m->payload, vlen), RD_KAFKA_V_HEADERS(h),
 	    RD_KAFKA_V_OPAQUE((void *)((uintptr_t)b | KAFKA_DLQ_TAG)), RD_KAFKA_V_END);
@@ -486,7 +537,7 @@ kafka_dead_letter(struct kafka *k, rd_kafka_t *rk, const rd_kafka_message_t *m,
 	atomic_fetch_sub(&k->queued_msgs, 1);
 	atomic_fetch_sub(&k->queued_bytes, vlen);
 	log_error("cannot produce a record refused by topic %s to the dead-letter topic %s: %s; "
-	    "its batch is answered RETRY", topic, k->cfg->kafka.dead_letter_topic,
+	    "its batch is answered RETRY", topic, b->set->dead_letter_topic,
 	    rd_kafka_err2str(err));
 	return -EAGAIN;
 }
@@ -535,6 +586,7 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	bool dead_letter = (op & KAFKA_DLQ_TAG) != 0;
 	int err = m->err;
 
+	(void)rk;
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		atomic_fetch_add(&k->st.delivered, 1);
 		if (dead_letter)
@@ -555,10 +607,10 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 			 * for good: it goes to the dead-letter topic, or it is
 			 * refused; the batch goes on either way.
 			 */
-			if (dead_letter || k->cfg->kafka.dead_letter_topic == NULL ||
-			    kafka_dead_letter(k, rk, m, b) == 0)
+			if (dead_letter || b->set->dead_letter_topic == NULL ||
+			    kafka_dead_letter(k, m, b) == 0)
 				err = 0;
-			if (err == 0 && (dead_letter || k->cfg->kafka.dead_letter_topic == NULL))
+			if (err == 0 && (dead_letter || b->set->dead_letter_topic == NULL))
 				kafka_refuse_late(k, m, b, dead_letter);
 		} else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
 		    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
@@ -636,10 +688,22 @@ kafka_batch_answer(struct kafka_batch *b, enum kafka_status status, const char *
 }
 
 static void
+kafka_settings_unref(struct kafka_settings *set)
+{
+	if (set == NULL || atomic_fetch_sub(&set->refs, 1) != 1)
+		return;
+	route_free(set->topic);
+	route_free(set->key);
+	free(set->dead_letter_topic);
+	free(set);
+}
+
+static void
 kafka_batch_free(struct kafka_batch *b)
 {
 	struct kafka_loop *kl = b->kl;
 
+	kafka_settings_unref(b->set);
 	if (b->all_prev != NULL)
 		b->all_prev->all_next = b->all_next;
 	else
@@ -730,9 +794,13 @@ kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb cb, v
 	b->agent = agent;
 	b->cb = cb;
 	b->arg = arg;
+	pthread_mutex_lock(&kl->k->set_mu);
+	b->set = kl->k->set;
+	atomic_fetch_add(&b->set->refs, 1);
+	pthread_mutex_unlock(&kl->k->set_mu);
 	/* The loop's clock may be a whole iteration old: the deadline is exact. */
 	uv_update_time(kl->loop);
-	b->deadline = uv_now(kl->loop) + kl->k->cfg->kafka.delivery_timeout_ms;
+	b->deadline = uv_now(kl->loop) + b->set->delivery_timeout_ms;
 	atomic_init(&b->pending, 1);
 	/* Deadlines grow with time: appending keeps the list in order. */
 	b->dl_prev = kl->dl_tail;
@@ -830,7 +898,8 @@ kafka_refuse(struct kafka_batch *b, uint64_t seq, size_t size, const char *why)
 	    "%zu of message.max.bytes %zu); it is counted and not re-sent. Raise "
 	    "kafka.properties.message.max.bytes together with the brokers' max.message.bytes, "
 	    "or make the agent's events smaller (fewer or shorter fields)",
-	    seq, b->agent != NULL ? b->agent : "", why, size, k->record_max, k->max_msg_bytes);
+	    seq, b->agent != NULL ? b->agent : "", why, size, b->set->record_max,
+	    b->set->max_msg_bytes);
 }
 
 /* v in decimal into out (at least 21 bytes); returns the length. */
@@ -913,10 +982,13 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	atomic_fetch_add(&k->queued_msgs, 1);
 	atomic_fetch_add(&k->queued_bytes, rec->vlen);
 	pthread_rwlock_rdlock(&k->rk_lock);
-	err = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(kl->topic),
-	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rec->key, rec->klen),
-	    RD_KAFKA_V_VALUE((void *)rec->value, rec->vlen), RD_KAFKA_V_HEADERS(h),
-	    RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
+	if (kafka_over_bound(k))
+		err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
+	else
+		err = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(kl->topic),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rec->key, rec->klen),
+		    RD_KAFKA_V_VALUE((void *)rec->value, rec->vlen), RD_KAFKA_V_HEADERS(h),
+		    RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
 	pthread_rwlock_unlock(&k->rk_lock);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		atomic_fetch_add(&k->st.produced, 1);
@@ -1003,14 +1075,16 @@ kafka_piece_event(struct kafka_loop *kl, const struct event *ev, struct event *p
  * except for raw.
  */
 static int
-kafka_piece_value(struct kafka_loop *kl, const struct event *pev, const char *agent,
-    size_t index, size_t count, const void **value, size_t *vlen)
+kafka_piece_value(struct kafka_batch *b, const struct event *pev, size_t index, size_t count,
+    const void **value, size_t *vlen)
 {
+	struct kafka_loop *kl = b->kl;
+	const char *agent = b->agent;
 	char extra[96];
 	struct pbslice ev_bytes;
 	int r;
 
-	switch (kl->k->cfg->kafka.format) {
+	switch (b->set->format) {
 	case RELAY_FORMAT_RAW:
 		*value = pev->message.ptr != NULL ? (const void *)pev->message.ptr : "";
 		*vlen = pev->message.len;
@@ -1044,9 +1118,9 @@ kafka_piece_value(struct kafka_loop *kl, const struct event *pev, const char *ag
 
 /* Bytes a message piece of cost c adds to a piece's frame, at most (protobuf: tag and length). */
 static size_t
-kafka_piece_framing(const struct kafka *k)
+kafka_piece_framing(const struct kafka_settings *set)
 {
-	return k->cfg->kafka.format == RELAY_FORMAT_PROTOBUF ? 1 + 10 : 0;
+	return set->format == RELAY_FORMAT_PROTOBUF ? 1 + 10 : 0;
 }
 
 /*
@@ -1059,8 +1133,8 @@ static int
 kafka_cut_plan(struct kafka_batch *b, const struct event *ev, uint64_t seq, size_t klen)
 {
 	struct kafka_loop *kl = b->kl;
-	struct kafka *k = kl->k;
-	bool json = k->cfg->kafka.format == RELAY_FORMAT_JSON;
+	const struct kafka_settings *set = b->set;
+	bool json = set->format == RELAY_FORMAT_JSON;
 	struct event pev;
 	const void *value;
 	size_t frame, fixed, count = 0, off = 0;
@@ -1069,19 +1143,19 @@ kafka_cut_plan(struct kafka_batch *b, const struct event *ev, uint64_t seq, size
 	if ((r = kafka_piece_event(kl, ev, &pev)) != 0)
 		return r;
 	pev.message = (struct pbslice){ NULL, 0 };
-	if (kafka_piece_value(kl, &pev, b->agent, 0, 0, &value, &frame) != 0) {
-		kafka_refuse(b, seq, k->max_msg_bytes, "even without its message its record is "
+	if (kafka_piece_value(b, &pev, 0, 0, &value, &frame) != 0) {
+		kafka_refuse(b, seq, set->max_msg_bytes, "even without its message its record is "
 		    "larger than Kafka accepts");
 		return -EMSGSIZE;
 	}
-	fixed = kafka_record_size(klen, frame + kafka_piece_framing(k),
+	fixed = kafka_record_size(klen, frame + kafka_piece_framing(set),
 	    kafka_headers_size(b->agent, seq, true));
-	if (fixed + KAFKA_PIECE_MIN_ROOM > k->record_max) {
+	if (fixed + KAFKA_PIECE_MIN_ROOM > set->record_max) {
 		kafka_refuse(b, seq, fixed, "its fields, key and headers leave no room for pieces "
 		    "of its message");
 		return -EMSGSIZE;
 	}
-	b->cut_room = k->record_max - fixed;
+	b->cut_room = set->record_max - fixed;
 	while (off < ev->message.len) {
 		size_t n = jsonw_cut(ev->message.ptr + off, ev->message.len - off, b->cut_room,
 		    json, NULL);
@@ -1104,7 +1178,7 @@ kafka_cut_produce(struct kafka_batch *b, const struct event *ev, struct kafka_re
 {
 	struct kafka_loop *kl = b->kl;
 	struct kafka *k = kl->k;
-	bool json = k->cfg->kafka.format == RELAY_FORMAT_JSON;
+	bool json = b->set->format == RELAY_FORMAT_JSON;
 	struct event pev;
 	int r;
 
@@ -1117,7 +1191,7 @@ kafka_cut_produce(struct kafka_batch *b, const struct event *ev, struct kafka_re
 
 		pev.message = (struct pbslice){ ev->message.ptr + b->cut_off, n };
 		rec->index = b->cut_index;
-		if ((r = kafka_piece_value(kl, &pev, b->agent, rec->index, rec->count, &rec->value,
+		if ((r = kafka_piece_value(b, &pev, rec->index, rec->count, &rec->value,
 		    &rec->vlen)) != 0)
 			return r;
 		if ((r = kafka_send(b, rec)) != 0)
@@ -1134,7 +1208,7 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
     uint64_t seq)
 {
 	struct kafka_loop *kl = b->kl;
-	struct kafka *k = kl->k;
+	const struct kafka_settings *set = b->set;
 	struct kafka_rec rec = { .seq = seq };
 	size_t tlen;
 	int r = 0;
@@ -1143,12 +1217,15 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 		return -EINVAL;
 	if (b->failed)
 		return -ECANCELED;
-	if (k->cfg->kafka.format == RELAY_FORMAT_PROTOBUF && raw == NULL)
+	if (set->format == RELAY_FORMAT_PROTOBUF && raw == NULL)
 		return -EINVAL;
-	route_render(k->topic, ev, b->agent, kl->topic, sizeof(kl->topic), &tlen);
-	if (!route_is_empty(k->key)) {
+	/* A reload raised message.max.bytes: the JSON of one record may grow as much. */
+	if (kl->value.max < set->max_msg_bytes)
+		kl->value.max = set->max_msg_bytes;
+	route_render(set->topic, ev, b->agent, kl->topic, sizeof(kl->topic), &tlen);
+	if (!route_is_empty(set->key)) {
 		/* A key cut at KAFKA_KEY_MAX still partitions the same event the same way. */
-		route_render(k->key, ev, b->agent, kl->key, sizeof(kl->key), &rec.klen);
+		route_render(set->key, ev, b->agent, kl->key, sizeof(kl->key), &rec.klen);
 		/* An empty key would send every such event to one partition: no key. */
 		if (rec.klen > 0)
 			rec.key = kl->key;
@@ -1156,7 +1233,7 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 	if (b->cutting && b->cut_seq != seq)
 		b->cutting = false;           /* another event: the caller gave up on that one */
 	if (!b->cutting) {
-		switch (k->cfg->kafka.format) {
+		switch (set->format) {
 		case RELAY_FORMAT_PROTOBUF:
 			rec.value = raw->ptr;
 			rec.vlen = raw->len;
@@ -1175,7 +1252,7 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 			break;
 		}
 		if (r == 0 && kafka_record_size(rec.klen, rec.vlen,
-		    kafka_headers_size(b->agent, seq, false)) <= k->record_max) {
+		    kafka_headers_size(b->agent, seq, false)) <= set->record_max) {
 			r = kafka_send(b, &rec);
 			if (r == 0)
 				b->produced++;
@@ -1291,7 +1368,9 @@ kafka_loop_new(struct kafka *k, uv_loop_t *loop, kafka_writable_cb writable_cb, 
 	kl->loop = loop;
 	kl->writable_cb = writable_cb;
 	kl->arg = arg;
-	buf_init(&kl->value, k->max_msg_bytes);
+	pthread_mutex_lock(&k->set_mu);
+	buf_init(&kl->value, k->set->max_msg_bytes);
+	pthread_mutex_unlock(&k->set_mu);
 	if ((r = pthread_mutex_init(&kl->mu, NULL)) != 0) {
 		free(kl);
 		return -r;
@@ -1348,6 +1427,7 @@ kafka_loop_free(struct kafka_loop *kl)
 
 	for (b = kl->all_head; b != NULL; b = next) {
 		next = b->all_next;
+		kafka_settings_unref(b->set);
 		free(b);
 	}
 	buf_free(&kl->value);
@@ -1450,10 +1530,10 @@ kafka_check_sasl(rd_kafka_conf_t *conf)
 }
 
 static int
-kafka_conf(struct kafka *k, rd_kafka_conf_t **out, struct kafka_limits *lim)
+kafka_conf(struct kafka *k, const struct relay_config *cfg, rd_kafka_conf_t **out,
+    struct kafka_limits *lim)
 {
 	uint64_t queue_bytes = k->queue_budget;
-	const struct relay_config *cfg = k->cfg;
 	const struct config_addr *brokers = cfg->kafka.brokers.items;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char servers[4096], num[32];
@@ -1529,21 +1609,119 @@ kafka_conf(struct kafka *k, rd_kafka_conf_t **out, struct kafka_limits *lim)
 	return 0;
 }
 
+/* A producer with conf, which it takes whatever the outcome. */
 static rd_kafka_t *
-kafka_create_rk(struct kafka *k, struct kafka_limits *lim)
+kafka_rk_new(rd_kafka_conf_t *conf)
 {
-	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
 	char errstr[512];
 
-	if (kafka_conf(k, &conf, lim) != 0)
-		return NULL;
 	/* rd_kafka_new takes conf only when it succeeds. */
 	if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr))) == NULL) {
 		log_error("cannot create the Kafka producer: %s", errstr);
 		rd_kafka_conf_destroy(conf);
 	}
 	return rk;
+}
+
+/*
+ * A producer from conf (taken whatever the outcome), with what is kept
+ * beside it: a copy of its settings for the poller (a recreate), one for
+ * the main thread (a reload compares with it), and the password file's
+ * name (NULL: none). Returns 0, or a negative error after logging it; the
+ * caller frees what was set.
+ */
+static int
+kafka_producer_make(rd_kafka_conf_t *conf, const char *password_file, rd_kafka_t **rk,
+    rd_kafka_conf_t **rk_conf, rd_kafka_conf_t **last_conf, char **pwfile)
+{
+	*rk_conf = rd_kafka_conf_dup(conf);
+	*last_conf = rd_kafka_conf_dup(conf);
+	if (password_file != NULL && (*pwfile = strdup(password_file)) == NULL) {
+		log_error("out of memory creating the Kafka producer");
+		rd_kafka_conf_destroy(conf);
+		return -ENOMEM;
+	}
+	if ((*rk = kafka_rk_new(conf)) == NULL)
+		return -EINVAL;
+	return 0;
+}
+
+/* Whether two dumps (name, value pairs) are the same, but for the entry named skip. */
+static bool
+kafka_dump_same(const char **da, size_t na, const char **db, size_t nb, const char *skip)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i + 1 < na; i += 2)
+		if (strcmp(da[i], db[i]) != 0 ||
+		    (strcmp(da[i], skip) != 0 && strcmp(da[i + 1], db[i + 1]) != 0))
+			return false;
+	return true;
+}
+
+/*
+ * Whether two producer settings are the same, property by property (the
+ * SASL password read from its file included): a reload that changes
+ * nothing of them keeps the running producer. Topic-level properties
+ * (message.timeout.ms, ...) live in a conf of their own, which the
+ * producer's dump shows only as a pointer.
+ */
+static bool
+kafka_conf_same(rd_kafka_conf_t *a, rd_kafka_conf_t *b)
+{
+	rd_kafka_topic_conf_t *ta = rd_kafka_conf_get_default_topic_conf(a);
+	rd_kafka_topic_conf_t *tb = rd_kafka_conf_get_default_topic_conf(b);
+	size_t na, nb;
+	const char **da = rd_kafka_conf_dump(a, &na), **db = rd_kafka_conf_dump(b, &nb);
+	bool same = kafka_dump_same(da, na, db, nb, "default_topic_conf");
+
+	rd_kafka_conf_dump_free(da, na);
+	rd_kafka_conf_dump_free(db, nb);
+	if (!same || (ta == NULL) != (tb == NULL))
+		return false;
+	if (ta == NULL)
+		return true;
+	da = rd_kafka_topic_conf_dump(ta, &na);
+	db = rd_kafka_topic_conf_dump(tb, &nb);
+	same = kafka_dump_same(da, na, db, nb, "");
+	rd_kafka_conf_dump_free(da, na);
+	rd_kafka_conf_dump_free(db, nb);
+	return same;
+}
+
+/* The reloadable settings of cfg with the producer limits lim; logs a bad template. */
+static int
+kafka_settings_new(const struct relay_config *cfg, const struct kafka_limits *lim,
+    struct kafka_settings **out)
+{
+	struct kafka_settings *set = calloc(1, sizeof(*set));
+	char why[256];
+	int r;
+
+	if (set == NULL) {
+		log_error("out of memory for the Kafka settings");
+		return -ENOMEM;
+	}
+	atomic_init(&set->refs, 1);
+	if ((r = route_compile(cfg->kafka.topic, ROUTE_TOPIC, &set->topic, why, sizeof(why))) != 0 ||
+	    (r = route_compile(cfg->kafka.key, ROUTE_KEY, &set->key, why, sizeof(why))) != 0) {
+		log_error("kafka.%s: %s", set->topic == NULL ? "topic" : "key", why);
+		kafka_settings_unref(set);
+		return r;
+	}
+	if (cfg->kafka.dead_letter_topic != NULL &&
+	    (set->dead_letter_topic = strdup(cfg->kafka.dead_letter_topic)) == NULL) {
+		log_error("out of memory for the Kafka settings");
+		kafka_settings_unref(set);
+		return -ENOMEM;
+	}
+	set->format = cfg->kafka.format;
+	set->delivery_timeout_ms = cfg->kafka.delivery_timeout_ms;
+	set->max_msg_bytes = lim->max_msg_bytes;
+	set->record_max = kafka_record_limit(lim->max_msg_bytes);
+	*out = set;
+	return 0;
 }
 
 /* Purges what rk holds, serves the reports this gives (answers RETRY), destroys it. */
@@ -1566,13 +1744,18 @@ kafka_retire(rd_kafka_t *rk)
 static void
 kafka_recreate(struct kafka *k, uint64_t *next_try)
 {
-	struct kafka_limits lim;
+	rd_kafka_conf_t *conf;
 	rd_kafka_t *old, *rk;
 
 	if (kafka_now_ms() < *next_try)
 		return;
-	/* Same configuration, same limits: k's copy of them stays as it is. */
-	if ((rk = kafka_create_rk(k, &lim)) == NULL) {
+	/* The same settings, so the same limits; the password as its file says now. */
+	conf = rd_kafka_conf_dup(k->rk_conf);
+	if (k->rk_password_file != NULL && kafka_set_password(conf, k->rk_password_file) != 0) {
+		rd_kafka_conf_destroy(conf);
+		conf = NULL;
+	}
+	if (conf == NULL || (rk = kafka_rk_new(conf)) == NULL) {
 		log_error("cannot recreate the Kafka producer after its fatal error; trying "
 		    "again in %d ms, batches are answered RETRY meanwhile", KAFKA_RECREATE_RETRY_MS);
 		*next_try = kafka_now_ms() + KAFKA_RECREATE_RETRY_MS;
@@ -1585,14 +1768,103 @@ kafka_recreate(struct kafka *k, uint64_t *next_try)
 	pthread_rwlock_unlock(&k->rk_lock);
 	kafka_retire(old);
 	atomic_fetch_add(&k->st.recreated, 1);
+	atomic_fetch_add(&k->generation, 1);
 	log_info("a new Kafka producer replaced the failed one");
+}
+
+/*
+ * On the poller: puts a reload's producer in place. The one it replaces
+ * keeps what it holds: it goes on delivering, and its reports answer
+ * their batches as before (kafka_retiring_poll); a failed one is purged.
+ */
+static void
+kafka_take_next(struct kafka *k)
+{
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *old, *rk;
+	uint64_t qbytes, qmsgs;
+	char *pwfile;
+
+	pthread_mutex_lock(&k->mu);
+	rk = k->next_rk;
+	conf = k->next_conf;
+	pwfile = k->next_password_file;
+	k->next_password_file = NULL;
+	qbytes = k->next_queue_max_bytes;
+	qmsgs = k->next_queue_max_msgs;
+	k->next_rk = NULL;
+	k->next_conf = NULL;
+	pthread_mutex_unlock(&k->mu);
+	if (rk == NULL)
+		return;
+	pthread_rwlock_wrlock(&k->rk_lock);
+	old = k->rk;
+	k->rk = rk;
+	pthread_rwlock_unlock(&k->rk_lock);
+	atomic_store(&k->queue_max_bytes, qbytes);
+	atomic_store(&k->queue_max_msgs, qmsgs);
+	rd_kafka_conf_destroy(k->rk_conf);
+	k->rk_conf = conf;
+	free(k->rk_password_file);
+	k->rk_password_file = pwfile;
+	atomic_fetch_add(&k->generation, 1);
+	if (atomic_exchange(&k->fatal, false) || k->nretiring == KAFKA_RETIRING_MAX) {
+		log_info("the new Kafka producer takes every new record; the one it replaced "
+		    "had failed and is purged (its batches are answered RETRY)");
+		kafka_retire(old);
+		return;
+	}
+	k->retiring[k->nretiring++] = old;
+	atomic_store(&k->retiring_now, k->nretiring);
+	log_info("the new Kafka producer takes every new record; the one it replaced delivers "
+	    "the %d record(s) it holds, then closes", rd_kafka_outq_len(old));
+}
+
+/* On the poller: serves the replaced producers' reports; closes those that hold nothing more. */
+static void
+kafka_retiring_poll(struct kafka *k)
+{
+	for (int i = 0; i < k->nretiring;) {
+		rd_kafka_t *rk = k->retiring[i];
+
+		rd_kafka_poll(rk, 0);
+		/* Queued, in flight, or a report not served yet. */
+		if (rd_kafka_outq_len(rk) > 0) {
+			i++;
+			continue;
+		}
+		rd_kafka_destroy(rk);
+		k->retiring[i] = k->retiring[--k->nretiring];
+		atomic_store(&k->retiring_now, k->nretiring);
+		log_info("the Kafka producer a reload replaced has a report for every record it "
+		    "held and is closed");
+	}
 }
 
 static bool
 kafka_has_room(struct kafka *k)
 {
-	return atomic_load(&k->queued_bytes) <= k->queue_max_bytes / 2 &&
-	    (k->queue_max_msgs == 0 || atomic_load(&k->queued_msgs) <= k->queue_max_msgs / 2);
+	uint64_t msgs = atomic_load(&k->queue_max_msgs);
+
+	return atomic_load(&k->queued_bytes) <= atomic_load(&k->queue_max_bytes) / 2 &&
+	    (msgs == 0 || atomic_load(&k->queued_msgs) <= msgs / 2);
+}
+
+/*
+ * librdkafka bounds each producer's queue; while a reload's replaced
+ * producer still holds records, this bounds them all together (guarantee 3).
+ * Counts include the record being produced.
+ */
+static bool
+kafka_over_bound(struct kafka *k)
+{
+	uint64_t msgs;
+
+	if (atomic_load(&k->retiring_now) == 0)
+		return false;
+	msgs = atomic_load(&k->queue_max_msgs);
+	return atomic_load(&k->queued_bytes) > atomic_load(&k->queue_max_bytes) ||
+	    (msgs != 0 && atomic_load(&k->queued_msgs) > msgs);
 }
 
 /* On the poller: loops that met a full queue are told when it drained below half. */
@@ -1617,9 +1889,10 @@ kafka_wake_writable(struct kafka *k)
 }
 
 /*
- * The poller: serves delivery reports and errors of the producer, and
- * replaces it after a fatal error (librdkafka forbids destroying a producer
- * from its own callbacks). Only this thread writes k->rk.
+ * The poller: serves delivery reports and errors of the producer and of
+ * those a reload replaced, puts a reload's producer in place, and replaces
+ * the producer after a fatal error (librdkafka forbids destroying a
+ * producer from its own callbacks). Only this thread writes k->rk.
  */
 static void *
 kafka_poll_main(void *arg)
@@ -1628,7 +1901,9 @@ kafka_poll_main(void *arg)
 	uint64_t next_try = 0;
 
 	while (!atomic_load(&k->stop)) {
-		rd_kafka_poll(k->rk, KAFKA_POLL_MS);
+		rd_kafka_poll(k->rk, k->nretiring > 0 ? KAFKA_RETIRING_POLL_MS : KAFKA_POLL_MS);
+		kafka_retiring_poll(k);
+		kafka_take_next(k);
 		if (atomic_load(&k->fatal))
 			kafka_recreate(k, &next_try);
 		kafka_wake_writable(k);
@@ -1640,20 +1915,18 @@ int
 kafka_new(const struct relay_config *cfg, uint64_t queue_bytes, struct kafka **out)
 {
 	pthread_rwlockattr_t attr;
-	struct kafka_limits lim;
+	struct kafka_limits lim = { 0 };
+	rd_kafka_conf_t *conf;
 	struct kafka *k;
-	char why[256];
 	int r;
 
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
 		log_error("out of memory creating the Kafka producer");
 		return -ENOMEM;
 	}
-	k->cfg = cfg;
-	if ((r = route_compile(cfg->kafka.topic, ROUTE_TOPIC, &k->topic, why, sizeof(why))) != 0 ||
-	    (r = route_compile(cfg->kafka.key, ROUTE_KEY, &k->key, why, sizeof(why))) != 0) {
-		log_error("kafka.%s: %s", k->topic == NULL ? "topic" : "key", why);
-		goto fail;
+	if ((r = kafka_settings_new(cfg, &lim, &k->set)) != 0) {
+		free(k);
+		return r;
 	}
 	/* Writers first: a stream of producing workers must not starve a recreate. */
 	pthread_rwlockattr_init(&attr);
@@ -1661,34 +1934,161 @@ kafka_new(const struct relay_config *cfg, uint64_t queue_bytes, struct kafka **o
 	pthread_rwlock_init(&k->rk_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&k->mu, NULL);
+	pthread_mutex_init(&k->set_mu, NULL);
 	pthread_mutex_init(&k->trouble_mu, NULL);
 	k->queue_budget = queue_bytes < KAFKA_MIN_QUEUE_BYTES ? KAFKA_MIN_QUEUE_BYTES : queue_bytes;
-	if ((k->rk = kafka_create_rk(k, &lim)) == NULL) {
-		r = -EINVAL;
-		goto fail_locks;
-	}
-	k->max_msg_bytes = lim.max_msg_bytes;
-	k->record_max = kafka_record_limit(lim.max_msg_bytes);
-	k->queue_max_bytes = lim.queue_max_bytes;
-	k->queue_max_msgs = lim.queue_max_msgs;
+	if ((r = kafka_conf(k, cfg, &conf, &lim)) != 0)
+		goto fail;
+	if ((r = kafka_producer_make(conf, cfg->kafka.sasl_password_file, &k->rk, &k->rk_conf,
+	    &k->last_conf, &k->rk_password_file)) != 0)
+		goto fail;
+	k->set->max_msg_bytes = lim.max_msg_bytes;
+	k->set->record_max = kafka_record_limit(lim.max_msg_bytes);
+	atomic_init(&k->delivery_timeout_ms, cfg->kafka.delivery_timeout_ms);
+	atomic_init(&k->queue_max_bytes, lim.queue_max_bytes);
+	atomic_init(&k->queue_max_msgs, lim.queue_max_msgs);
+	atomic_init(&k->generation, 1);
 	if ((r = pthread_create(&k->poller, NULL, kafka_poll_main, k)) != 0) {
 		log_error("cannot start the Kafka delivery report thread: %s", strerror(r));
 		r = -r;
 		rd_kafka_destroy(k->rk);
-		goto fail_locks;
+		goto fail;
 	}
 	k->poller_started = true;
 	*out = k;
 	return 0;
-fail_locks:
+fail:
+	free(k->rk_password_file);
+	if (k->last_conf != NULL)
+		rd_kafka_conf_destroy(k->last_conf);
+	if (k->rk_conf != NULL)
+		rd_kafka_conf_destroy(k->rk_conf);
 	pthread_mutex_destroy(&k->trouble_mu);
+	pthread_mutex_destroy(&k->set_mu);
 	pthread_mutex_destroy(&k->mu);
 	pthread_rwlock_destroy(&k->rk_lock);
-fail:
-	route_free(k->topic);
-	route_free(k->key);
+	kafka_settings_unref(k->set);
 	free(k);
 	return r;
+}
+
+/* A reload prepared: everything it needs built, nothing of the running one changed yet. */
+struct kafka_reload {
+	struct kafka_settings *set;
+	rd_kafka_t *rk;               /* NULL: the running producer stays */
+	rd_kafka_conf_t *rk_conf;     /* copies of rk's settings: the poller's, the main thread's */
+	rd_kafka_conf_t *last_conf;
+	char *password_file;          /* kafka.sasl_password_file, NULL: none */
+	struct kafka_limits lim;
+};
+
+void
+kafka_reload_cancel(struct kafka_reload *rl)
+{
+	if (rl == NULL)
+		return;
+	kafka_settings_unref(rl->set);
+	if (rl->rk != NULL)
+		rd_kafka_destroy(rl->rk);
+	if (rl->rk_conf != NULL)
+		rd_kafka_conf_destroy(rl->rk_conf);
+	if (rl->last_conf != NULL)
+		rd_kafka_conf_destroy(rl->last_conf);
+	free(rl->password_file);
+	free(rl);
+}
+
+int
+kafka_reload_prepare(struct kafka *k, const struct relay_config *fresh, struct kafka_reload **out)
+{
+	struct kafka_reload *rl = calloc(1, sizeof(*rl));
+	rd_kafka_conf_t *conf;
+	bool pending;
+	int r;
+
+	if (rl == NULL) {
+		log_error("SIGHUP: out of memory preparing the Kafka settings");
+		return -ENOMEM;
+	}
+	if ((r = kafka_conf(k, fresh, &conf, &rl->lim)) != 0)
+		goto fail;
+	if (kafka_conf_same(conf, k->last_conf)) {
+		rd_kafka_conf_destroy(conf);
+		pthread_mutex_lock(&k->set_mu);
+		rl->lim.max_msg_bytes = k->set->max_msg_bytes;
+		pthread_mutex_unlock(&k->set_mu);
+	} else {
+		pthread_mutex_lock(&k->mu);
+		pending = k->next_rk != NULL;
+		pthread_mutex_unlock(&k->mu);
+		/* A pending one is replaced, not added: it has produced nothing. */
+		if (atomic_load(&k->retiring_now) + (pending ? 0 : 1) > KAFKA_RETIRING_MAX) {
+			log_error("SIGHUP: %d Kafka producers replaced by earlier reloads still deliver "
+			    "their records (each for kafka.delivery_timeout at most): reload again "
+			    "once they are closed", KAFKA_RETIRING_MAX);
+			rd_kafka_conf_destroy(conf);
+			r = -EBUSY;
+			goto fail;
+		}
+		if ((r = kafka_producer_make(conf, fresh->kafka.sasl_password_file, &rl->rk,
+		    &rl->rk_conf, &rl->last_conf, &rl->password_file)) != 0)
+			goto fail;
+	}
+	if ((r = kafka_settings_new(fresh, &rl->lim, &rl->set)) != 0)
+		goto fail;
+	*out = rl;
+	return 0;
+fail:
+	log_error("SIGHUP: the running Kafka producer and settings stay");
+	kafka_reload_cancel(rl);
+	return r;
+}
+
+bool
+kafka_reload_new_producer(const struct kafka_reload *rl)
+{
+	return rl->rk != NULL;
+}
+
+void
+kafka_reload_commit(struct kafka *k, struct kafka_reload *rl)
+{
+	struct kafka_settings *old;
+	rd_kafka_t *unused = NULL;
+	rd_kafka_conf_t *unused_conf = NULL;
+	char *unused_pw = NULL;
+
+	pthread_mutex_lock(&k->set_mu);
+	old = k->set;
+	k->set = rl->set;
+	pthread_mutex_unlock(&k->set_mu);
+	rl->set = NULL;
+	kafka_settings_unref(old);
+	atomic_store(&k->delivery_timeout_ms, k->set->delivery_timeout_ms);
+	if (rl->rk != NULL) {
+		pthread_mutex_lock(&k->mu);
+		unused = k->next_rk;
+		unused_conf = k->next_conf;
+		unused_pw = k->next_password_file;
+		k->next_rk = rl->rk;
+		k->next_conf = rl->rk_conf;
+		k->next_password_file = rl->password_file;
+		k->next_queue_max_bytes = rl->lim.queue_max_bytes;
+		k->next_queue_max_msgs = rl->lim.queue_max_msgs;
+		pthread_mutex_unlock(&k->mu);
+		rd_kafka_conf_destroy(k->last_conf);
+		k->last_conf = rl->last_conf;
+		rl->rk = NULL;
+		rl->rk_conf = rl->last_conf = NULL;
+		rl->password_file = NULL;
+		/* An earlier reload's producer the poller had not taken yet: it never produced. */
+		if (unused != NULL) {
+			rd_kafka_destroy(unused);
+			rd_kafka_conf_destroy(unused_conf);
+			free(unused_pw);
+		}
+	}
+	kafka_reload_cancel(rl);
 }
 
 int
@@ -1723,16 +2123,26 @@ kafka_free(struct kafka *k)
 	if (k->poller_started)
 		pthread_join(k->poller, NULL);
 	/* Reports served here reach closed loops only: plain bookkeeping. */
+	for (int i = 0; i < k->nretiring; i++)
+		kafka_retire(k->retiring[i]);
+	if (k->next_rk != NULL) {
+		rd_kafka_destroy(k->next_rk);
+		rd_kafka_conf_destroy(k->next_conf);
+		free(k->next_password_file);
+	}
+	free(k->rk_password_file);
 	kafka_retire(k->rk);
 	for (kl = k->loops; kl != NULL; kl = next) {
 		next = kl->next;
 		kafka_loop_free(kl);
 	}
+	rd_kafka_conf_destroy(k->rk_conf);
+	rd_kafka_conf_destroy(k->last_conf);
 	pthread_mutex_destroy(&k->trouble_mu);
+	pthread_mutex_destroy(&k->set_mu);
 	pthread_mutex_destroy(&k->mu);
 	pthread_rwlock_destroy(&k->rk_lock);
-	route_free(k->topic);
-	route_free(k->key);
+	kafka_settings_unref(k->set);
 	free(k);
 }
 
@@ -1751,6 +2161,8 @@ kafka_get_stats(struct kafka *k, struct kafka_stats *st)
 	st->pieces = atomic_load(&k->st.pieces);
 	st->dead_lettered = atomic_load(&k->st.dead_lettered);
 	st->refused_broker = atomic_load(&k->st.refused_broker);
+	st->generation = atomic_load(&k->generation);
+	st->retiring = (uint64_t)atomic_load(&k->retiring_now);
 	for (int i = 0; i < KAFKA_ERROR_KINDS; i++)
 		st->errors[i] = atomic_load(&k->st.errors[i]);
 }

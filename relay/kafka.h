@@ -13,10 +13,11 @@
  *
  * Threads. Workers produce from their own loop threads (librdkafka is
  * thread-safe; a read-write lock only guards the producer pointer against
- * a recreate). One poller thread of this module calls rd_kafka_poll: it
- * serves delivery reports and errors, and it is the one place where the
- * producer can be recreated, which librdkafka forbids from inside its own
- * callbacks. A delivery report finds its batch through the message's
+ * a swap). One poller thread of this module calls rd_kafka_poll: it
+ * serves delivery reports and errors (also of the producers a reload
+ * replaced, until they hold nothing), and it is the one place where the
+ * producer is replaced, after a fatal error or by a reload's new one;
+ * librdkafka forbids destroying a producer from inside its own callbacks. A delivery report finds its batch through the message's
  * opaque and, when it settles the batch, queues it to the batch's
  * kafka_loop and wakes that loop with uv_async_send; the batch's callback
  * then runs on the loop that began it. librdkafka never calls into a loop.
@@ -46,7 +47,9 @@
  *   kafka.delivery_timeout, on kafka_loop_close, or after a fatal producer
  *   error. The relay holds no event longer than that: the agent re-sends.
  * Reports that arrive after the answer are counted and dropped; the batch's
- * memory lives until its last report (or kafka_free).
+ * memory lives until its last report (or kafka_free). A batch is produced
+ * with the templates, format and dead-letter topic current when it began
+ * (kafka_reload_commit changes them for later batches only).
  *
  * Record size. A record must fit message.max.bytes (librdkafka refuses it
  * at produce) and, in its record batch, the broker's limit. The relay
@@ -175,10 +178,12 @@ struct kafka_stats {
 	uint64_t dead_lettered;       /* records a broker refused, delivered to kafka.dead_letter_topic */
 	uint64_t refused_broker;      /* records a broker refused for good, acknowledged without a dead-letter copy */
 	uint64_t errors[KAFKA_ERROR_KINDS];   /* failed reports and client errors, by kind */
+	uint64_t generation;          /* producers created so far: the first, reloads, recreates */
+	uint64_t retiring;            /* producers a reload replaced that still deliver */
 };
 
 /*
- * Creates the producer for cfg->kafka (cfg must outlive k) with librdkafka's
+ * Creates the producer for cfg->kafka (k keeps nothing of cfg) with librdkafka's
  * queue bounded to about queue_bytes (payloads plus a per-message overhead;
  * at least 4 MiB), compiles the topic and key templates and starts the
  * poller. Returns 0 and sets *out, or -EINVAL (a template or a property
@@ -186,6 +191,38 @@ struct kafka_stats {
  * what failed.
  */
 int kafka_new(const struct relay_config *cfg, uint64_t queue_bytes, struct kafka **out);
+
+/*
+ * SIGHUP, in two steps so that the relay applies a configuration whole or
+ * not at all. kafka_reload_prepare builds from fresh what a reload
+ * changes: the topic and key templates, kafka.format,
+ * kafka.dead_letter_topic, kafka.delivery_timeout and, when the producer's
+ * settings differ from the running one's (brokers, properties, the SASL
+ * password read again from kafka.sasl_password_file, delivery timeout), a
+ * new producer; identical settings keep the running producer. Nothing runs
+ * differently yet. Returns 0 and sets *out, or a negative error after
+ * logging why (a property librdkafka refuses, a producer it cannot create,
+ * four replaced producers still delivering: -EBUSY).
+ *
+ * kafka_reload_commit applies it and frees rl: batches begun from then on
+ * use the new settings; batches begun before keep theirs to the end. A
+ * new producer takes every record produced once the poller put it in
+ * place (within KAFKA_POLL_MS); the replaced one goes on delivering what
+ * it holds, its reports answer their batches as before (a batch may have
+ * records in both: it is answered once every report of both is in), and
+ * it is destroyed once it holds nothing (at most kafka.delivery_timeout
+ * later). While it delivers, the queue bound counts both producers.
+ * Order holds within each producer only: a record the replaced one
+ * delivers late may follow a newer record of its partition.
+ * kafka_reload_cancel frees rl unapplied. Main loop, one reload at a time.
+ */
+struct kafka_reload;
+int kafka_reload_prepare(struct kafka *k, const struct relay_config *fresh,
+    struct kafka_reload **out);
+/* Whether rl brings a new producer. */
+bool kafka_reload_new_producer(const struct kafka_reload *rl);
+void kafka_reload_commit(struct kafka *k, struct kafka_reload *rl);
+void kafka_reload_cancel(struct kafka_reload *rl);
 
 /*
  * Waits up to timeout_ms for a delivery report of every event produced so

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/daemon.h"
 #include "common/jsonw.h"
@@ -79,6 +80,11 @@ static const struct metrics_field relay_kafka_fields[] = {
 	    "Batches answered RETRY by the producer."),
 	KAFKA_F("producers_recreated_total", "counter", recreated,
 	    "Producers replaced after a fatal error of the idempotent producer."),
+	KAFKA_F("producer_generation", "gauge", generation,
+	    "Kafka producers created so far: 1 at start, one more per reload that changed "
+	    "the producer's settings and per fatal-error recreate."),
+	KAFKA_F("producers_retiring", "gauge", retiring,
+	    "Producers a reload replaced that still deliver the records they hold."),
 };
 
 static void
@@ -218,12 +224,86 @@ relay_stop(void *ctx)
 	server_stop(r->server, relay_on_server_stopped, r);
 }
 
+/* Whether two strings, either NULL, differ. */
+static bool
+relay_str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+int
+relay_restart_keys(const struct relay_config *run, const struct relay_config *fresh,
+    const char **keys, int max)
+{
+	int n = 0;
+
+	/* One row per key a running relay cannot change: what it has bound, sized or announced. */
+#define RELAY_RESTART(changed, key) \
+	do { if ((changed) && n < max) keys[n++] = (key); } while (0)
+	RELAY_RESTART(relay_str_differs(run->id, fresh->id), "id");
+	RELAY_RESTART(relay_str_differs(run->listen.text, fresh->listen.text), "listen");
+	RELAY_RESTART(run->workers != fresh->workers, "workers");
+	RELAY_RESTART(run->memory_limit != fresh->memory_limit, "memory_limit");
+	RELAY_RESTART(run->max_connections != fresh->max_connections, "max_connections");
+	RELAY_RESTART(run->shutdown_timeout_ms != fresh->shutdown_timeout_ms, "shutdown_timeout");
+	RELAY_RESTART(run->tls.verify_client != fresh->tls.verify_client, "tls.verify_client");
+	RELAY_RESTART(run->tls.handshake_timeout_ms != fresh->tls.handshake_timeout_ms,
+	    "tls.handshake_timeout");
+	RELAY_RESTART(run->limits.max_batch_bytes != fresh->limits.max_batch_bytes,
+	    "limits.max_batch_bytes");
+	RELAY_RESTART(run->limits.max_uncompressed_bytes != fresh->limits.max_uncompressed_bytes,
+	    "limits.max_uncompressed_bytes");
+	RELAY_RESTART(run->limits.window != fresh->limits.window, "limits.window");
+	RELAY_RESTART(run->limits.connection_max_inflight != fresh->limits.connection_max_inflight,
+	    "limits.connection_max_inflight");
+	RELAY_RESTART(run->limits.idle_timeout_ms != fresh->limits.idle_timeout_ms,
+	    "limits.idle_timeout");
+	RELAY_RESTART(relay_str_differs(run->metrics.listen.text, fresh->metrics.listen.text),
+	    "metrics.listen");
+#undef RELAY_RESTART
+	return n;
+}
+
+/*
+ * SIGHUP with a valid configuration: applies what a running relay can
+ * change, as a whole or not at all: everything that can fail (the TLS
+ * files, the Kafka settings and a new producer) is built first, then all
+ * of it is put in place. Keys that need a restart are named in the log and
+ * keep their running values; the rest applies. The relay copies what it
+ * keeps, so fresh stays daemon_main's.
+ */
 int
 relay_reload(void *ctx, void **fresh)
 {
 	struct relay *r = ctx;
+	const struct relay_config *nc = *fresh;
+	const char *keys[RELAY_RESTART_KEYS_MAX];
+	struct server_reload *srl = NULL;
+	struct kafka_reload *krl = NULL;
+	bool new_producer;
+	int rc, n;
 
-	return server_reload_tls(r->server, *fresh);
+	if ((rc = server_reload_prepare(r->server, nc, &srl)) != 0)
+		return rc;
+	if ((rc = kafka_reload_prepare(r->kafka, nc, &krl)) != 0) {
+		server_reload_cancel(srl);
+		return rc;
+	}
+	new_producer = kafka_reload_new_producer(krl);
+	n = relay_restart_keys(r->cfg, nc, keys, RELAY_RESTART_KEYS_MAX);
+	for (int i = 0; i < n; i++)
+		log_warn("SIGHUP: %s changed: that needs a restart of the relay; the running "
+		    "value stays until then, the other changes apply now", keys[i]);
+	server_reload_commit(r->server, srl);
+	kafka_reload_commit(r->kafka, krl);
+	/* Said before the new level may silence it. */
+	log_info("SIGHUP: applied: topic '%s', key '%s', %zu allowed agent pattern(s), log level %s; "
+	    "%s", nc->kafka.topic, nc->kafka.key, nc->tls.allowed_agents.n,
+	    daemon_log_levels[nc->log_level], new_producer ?
+	    "a new Kafka producer takes over from the running one, which delivers what it holds" :
+	    "the Kafka producer settings are unchanged: the running producer stays");
+	log_set_level((enum log_level)nc->log_level);
+	return 0;
 }
 
 int

@@ -16,4 +16,14 @@ void relay_stop(void *ctx);
 int relay_finish(void *ctx);
 int relay_reload(void *ctx, void **fresh);
 
+/* More than relay_restart_keys can name. */
+#define RELAY_RESTART_KEYS_MAX 32
+/*
+ * The keys whose value differs between run (the running configuration)
+ * and fresh and that only a restart applies; sets keys[0..n) to their
+ * names (at most max) and returns n.
+ */
+int relay_restart_keys(const struct relay_config *run, const struct relay_config *fresh,
+    const char **keys, int max);
+
 #endif

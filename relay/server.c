@@ -81,9 +81,16 @@ struct srv_conn {
 	struct buf out;                  /* control frames the socket has not taken yet */
 	bool paused;
 	bool global_wait;                /* paused because the total is over the budget */
+	bool revoked;                    /* a reload took its agent off tls.allowed_agents */
 };
 
-enum { CMD_WAKE = 1, CMD_DRAIN = 2, CMD_FINISH = 4 };
+enum { CMD_WAKE = 1, CMD_DRAIN = 2, CMD_FINISH = 4, CMD_RECHECK = 8 };
+
+/* tls.allowed_agents, a copy the server owns: a reload replaces it. */
+struct srv_allowed {
+	size_t n;
+	char **globs;
+};
 
 struct srv_worker {
 	struct server *s;
@@ -114,8 +121,9 @@ struct server {
 	const struct relay_config *cfg;
 	struct kafka *k;
 	struct server_budget budget;
-	pthread_mutex_t tls_mu;          /* guards tls: workers take a reference, SIGHUP swaps it */
-	struct tls_config *tls;
+	pthread_mutex_t tls_mu;          /* guards tls and allowed: SIGHUP swaps them */
+	struct tls_config *tls;          /* workers take a reference */
+	struct srv_allowed *allowed;     /* read under tls_mu */
 	int fd;
 	uint16_t port;
 	uv_poll_t poll;
@@ -143,6 +151,61 @@ struct server {
 
 static void conn_update_reading(struct srv_conn *c);
 static void worker_produce(struct srv_worker *w);
+static void server_tell(struct server *s, int cmd);
+
+static void
+server_allowed_free(struct srv_allowed *a)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < a->n; i++)
+		free(a->globs[i]);
+	free(a->globs);
+	free(a);
+}
+
+/* A copy of cfg's tls.allowed_agents; NULL when out of memory. */
+static struct srv_allowed *
+server_allowed_new(const struct relay_config *cfg)
+{
+	const char *const *globs = cfg->tls.allowed_agents.items;
+	struct srv_allowed *a = calloc(1, sizeof(*a));
+
+	if (a == NULL || (a->globs = calloc(cfg->tls.allowed_agents.n + 1, sizeof(char *))) == NULL) {
+		free(a);
+		return NULL;
+	}
+	for (; a->n < cfg->tls.allowed_agents.n; a->n++)
+		if ((a->globs[a->n] = strdup(globs[a->n])) == NULL) {
+			server_allowed_free(a);
+			return NULL;
+		}
+	return a;
+}
+
+static bool
+server_allowed_same(const struct srv_allowed *a, const struct srv_allowed *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->globs[i], b->globs[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Whether agent id matches one of tls.allowed_agents as they are now. Any thread. */
+static bool
+server_agent_allowed(struct server *s, const char *id)
+{
+	bool ok = false;
+
+	pthread_mutex_lock(&s->tls_mu);
+	for (size_t i = 0; i < s->allowed->n && !ok; i++)
+		ok = fnmatch(s->allowed->globs[i], id, 0) == 0;
+	pthread_mutex_unlock(&s->tls_mu);
+	return ok;
+}
 
 static uint64_t
 server_now_ms(struct srv_worker *w)
@@ -603,10 +666,8 @@ conn_on_hello(struct srv_conn *c, const logferry_Hello *h)
 {
 	struct server *s = c->w->s;
 	const struct relay_config *cfg = s->cfg;
-	const char *const *allowed = cfg->tls.allowed_agents.items;
 	char why[400], cn[TLS_CN_MAX + 1];
 	struct frame f;
-	bool ok = false;
 	int rc;
 
 	if (c->state != CONN_HELLO)
@@ -632,9 +693,7 @@ conn_on_hello(struct srv_conn *c, const logferry_Hello *h)
 			goto refuse;
 		}
 	}
-	for (size_t i = 0; i < cfg->tls.allowed_agents.n && !ok; i++)
-		ok = fnmatch(allowed[i], h->agent_id, 0) == 0;
-	if (!ok) {
+	if (!server_agent_allowed(s, h->agent_id)) {
 		snprintf(why, sizeof(why), "agent id '%s' is not in tls.allowed_agents", h->agent_id);
 		goto refuse;
 	}
@@ -727,7 +786,14 @@ conn_update_reading(struct srv_conn *c)
 
 	if (c->state == CONN_CLOSING || c->state == CONN_HANDSHAKE)
 		return;
-	pause = c->w->draining || c->nqueued > 0 ||
+	/* A revoked agent's connection ends once its last batch is answered. */
+	if (c->revoked && c->ninflight == 0 && c->state == CONN_READY) {
+		log_info("agent %s at %s: its batches are answered; closing the connection "
+		    "(no longer in tls.allowed_agents)", c->agent, c->peer);
+		conn_goodbye(c, "no longer in the relay's tls.allowed_agents");
+		return;
+	}
+	pause = c->w->draining || c->revoked || c->nqueued > 0 ||
 	    c->inflight_bytes >= s->cfg->limits.connection_max_inflight;
 	if (!pause && server_over_budget(s))
 		pause = global = true;
@@ -855,6 +921,31 @@ worker_open(struct srv_worker *w, int fd)
 	w->conns = c;
 }
 
+/*
+ * After a reload changed tls.allowed_agents: an agent no longer allowed
+ * sends no more batches (its connection is not read), and its connection
+ * ends with a Goodbye once the batches it has in flight are answered
+ * (conn_update_reading); it is refused at its next Hello. Its events stay
+ * in its spool.
+ */
+static void
+worker_recheck(struct srv_worker *w)
+{
+	struct srv_conn *c, *next;
+
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state != CONN_READY || c->revoked || server_agent_allowed(w->s, c->agent))
+			continue;
+		c->revoked = true;
+		atomic_fetch_add(&w->s->st.agents_refused, 1);
+		log_warn("agent %s at %s is no longer in tls.allowed_agents: it may send no more "
+		    "batches; the connection closes once its %" PRIu32 " batch(es) in flight are "
+		    "answered", c->agent, c->peer, c->ninflight);
+		conn_update_reading(c);
+	}
+}
+
 static void
 worker_on_async(uv_async_t *h)
 {
@@ -875,6 +966,8 @@ worker_on_async(uv_async_t *h)
 
 	if (cmd & CMD_DRAIN)
 		w->draining = true;
+	if (cmd & CMD_RECHECK)
+		worker_recheck(w);
 	if (cmd & (CMD_WAKE | CMD_DRAIN))
 		for (struct srv_conn *c = w->conns; c != NULL; c = c->next)
 			conn_update_reading(c);
@@ -1130,6 +1223,7 @@ server_release(struct server *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	tls_config_unref(s->tls);
+	server_allowed_free(s->allowed);
 	pthread_mutex_destroy(&s->tls_mu);
 	free(s);
 }
@@ -1179,25 +1273,74 @@ server_tls_new(const struct relay_config *cfg, struct tls_config **out)
 	return rc;
 }
 
-int
-server_reload_tls(struct server *s, const struct relay_config *fresh)
+/* A reload prepared: the TLS files loaded and allowed_agents copied. */
+struct server_reload {
+	struct tls_config *tls;
+	struct srv_allowed *allowed;
+	char cert_file[512];
+};
+
+void
+server_reload_cancel(struct server_reload *rl)
 {
-	struct tls_config *tls, *old;
+	if (rl == NULL)
+		return;
+	tls_config_unref(rl->tls);
+	server_allowed_free(rl->allowed);
+	free(rl);
+}
+
+int
+server_reload_prepare(struct server *s, const struct relay_config *fresh,
+    struct server_reload **out)
+{
+	struct server_reload *rl = calloc(1, sizeof(*rl));
+	struct relay_config files = *fresh;
 	int rc;
 
-	if ((rc = server_tls_new(fresh, &tls)) != 0) {
+	if (rl == NULL || (rl->allowed = server_allowed_new(fresh)) == NULL) {
+		log_error("SIGHUP: out of memory copying tls.allowed_agents");
+		server_reload_cancel(rl);
+		return -ENOMEM;
+	}
+	/* These need a restart (the Hello check reads the running ones): TLS must agree. */
+	files.tls.verify_client = s->cfg->tls.verify_client;
+	files.tls.handshake_timeout_ms = s->cfg->tls.handshake_timeout_ms;
+	if ((rc = server_tls_new(&files, &rl->tls)) != 0) {
 		log_error("SIGHUP: the running TLS certificates stay");
+		server_reload_cancel(rl);
 		return rc;
 	}
-	pthread_mutex_lock(&s->tls_mu);
-	old = s->tls;
-	s->tls = tls;
-	pthread_mutex_unlock(&s->tls_mu);
-	tls_config_unref(old);
-	log_info("SIGHUP: TLS reloaded from %s: new connections use it; the %" PRIu64
-	    " open connection(s) keep theirs", fresh->tls.cert_file,
-	    (uint64_t)atomic_load(&s->connections));
+	snprintf(rl->cert_file, sizeof(rl->cert_file), "%s", fresh->tls.cert_file);
+	*out = rl;
 	return 0;
+}
+
+void
+server_reload_commit(struct server *s, struct server_reload *rl)
+{
+	struct tls_config *old_tls;
+	struct srv_allowed *old_allowed;
+	bool changed;
+
+	pthread_mutex_lock(&s->tls_mu);
+	old_tls = s->tls;
+	s->tls = rl->tls;
+	old_allowed = s->allowed;
+	changed = !server_allowed_same(old_allowed, rl->allowed);
+	s->allowed = rl->allowed;
+	pthread_mutex_unlock(&s->tls_mu);
+	rl->tls = old_tls;
+	rl->allowed = old_allowed;
+	log_info("SIGHUP: TLS reloaded from %s: new connections use it; the %" PRIu64
+	    " open connection(s) keep theirs", rl->cert_file, (uint64_t)atomic_load(&s->connections));
+	if (changed) {
+		log_info("SIGHUP: tls.allowed_agents changed: new Hellos are checked against it; "
+		    "open connections of agents no longer allowed close once their batches in "
+		    "flight are answered");
+		server_tell(s, CMD_RECHECK);
+	}
+	server_reload_cancel(rl);
 }
 
 int
@@ -1214,7 +1357,13 @@ server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *k,
 	s->k = k;
 	s->budget = *budget;
 	s->fd = -1;
+	if ((s->allowed = server_allowed_new(cfg)) == NULL) {
+		log_error("out of memory copying tls.allowed_agents");
+		free(s);
+		return -ENOMEM;
+	}
 	if ((rc = server_tls_new(cfg, &s->tls)) != 0) {
+		server_allowed_free(s->allowed);
 		free(s);
 		return rc;
 	}
@@ -1365,6 +1514,7 @@ server_free(struct server *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	tls_config_unref(s->tls);
+	server_allowed_free(s->allowed);
 	pthread_mutex_destroy(&s->tls_mu);
 	free(s);
 }

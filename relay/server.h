@@ -96,11 +96,22 @@ int server_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka *
 void server_stop(struct server *s, void (*done)(void *ctx), void *ctx);
 
 /*
- * SIGHUP: loads the TLS files named in fresh's tls section; new connections
- * use them, open ones keep theirs. On error (logged) the running ones stay.
- * Main loop. Returns 0 or the error.
+ * SIGHUP, in two steps (see kafka_reload_prepare). server_reload_prepare
+ * loads the TLS files named in fresh's tls section and copies its
+ * tls.allowed_agents; returns 0 and sets *out, or a negative error after
+ * logging it (the running ones stay). server_reload_commit applies them
+ * and frees rl: new connections use the new TLS files, open ones keep
+ * theirs; new Hellos are checked against the new allowed_agents, and an
+ * open connection of an agent no longer allowed is no longer read and
+ * ends with a Goodbye once its batches in flight are answered (their Acks
+ * sent as usual); the agent is refused at its next Hello and keeps its
+ * events. server_reload_cancel frees rl unapplied. Main loop.
  */
-int server_reload_tls(struct server *s, const struct relay_config *fresh);
+struct server_reload;
+int server_reload_prepare(struct server *s, const struct relay_config *fresh,
+    struct server_reload **out);
+void server_reload_commit(struct server *s, struct server_reload *rl);
+void server_reload_cancel(struct server_reload *rl);
 
 /* After done: frees s. NULL is fine. */
 void server_free(struct server *s);

@@ -3,7 +3,7 @@
  * answered after their delivery reports, records read back with a
  * consumer, brokers down and back, injected errors, oversize events, a
  * full queue, fatal producer errors, answers on the owner's loop thread,
- * and a stop with batches in flight.
+ * a stop with batches in flight, and reloads (templates, a new producer).
  */
 #include "autoconfig.h"
 
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
@@ -94,6 +95,7 @@ fx_on_writable(struct kafka_loop *kl, void *arg)
 
 /* What fx_start gives the kafka beside its arguments. */
 static const char *fx_key = "${host}";
+static const char *fx_cfg_password_file;   /* kafka.sasl_password_file of the next fx_start */
 static uint64_t fx_budget = 64u << 20;
 
 /*
@@ -128,6 +130,7 @@ fx_start(uint64_t delivery_timeout_ms, ...)
 	f->cfg.kafka.key = (char *)fx_key;
 	f->cfg.kafka.format = RELAY_FORMAT_JSON;
 	f->cfg.kafka.delivery_timeout_ms = delivery_timeout_ms;
+	f->cfg.kafka.sasl_password_file = (char *)fx_cfg_password_file;
 	/* Reconnect quickly after a broker comes back, so tests stay short. */
 	f->props[n++] = (struct config_map_entry){ "reconnect.backoff.max.ms", "200", 0 };
 	va_start(ap, delivery_timeout_ms);
@@ -161,6 +164,16 @@ fx_stop(struct fx *f)
 	rd_kafka_mock_cluster_destroy(f->mc);
 	rd_kafka_destroy(f->mrk);
 	free(f);
+}
+
+/* f->cfg changed: the kafka keeps nothing of it, so it is applied as a reload. */
+static void
+fx_apply(struct fx *f)
+{
+	struct kafka_reload *rl;
+
+	assert_int_equal(kafka_reload_prepare(f->k, &f->cfg, &rl), 0);
+	kafka_reload_commit(f->k, rl);
 }
 
 static uint64_t
@@ -770,6 +783,7 @@ test_raw_pieces_join_into_the_message_bytes(void **state)
 	(void)state;
 	global_fx = f;
 	f->cfg.kafka.format = RELAY_FORMAT_RAW;
+	fx_apply(f);
 	b = begin(f);
 	a = &f->answers[0];
 	ev = *event_n(f, 2, MSGLEN);
@@ -887,6 +901,7 @@ test_protobuf_pieces_are_events_with_resolved_fields(void **state)
 	(void)state;
 	global_fx = f;
 	f->cfg.kafka.format = RELAY_FORMAT_PROTOBUF;
+	fx_apply(f);
 	buf_init(&list, 1 << 20);
 	ev = *event_n(f, 2, MSGLEN);
 	mixed_message(f, MSGLEN);
@@ -1023,6 +1038,7 @@ test_topic_authorization_failure_is_held_and_reported(void **state)
 	(void)state;
 	global_fx = f;
 	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	fx_apply(f);
 	warm_up(f);
 	assert_false(kafka_trouble(f->k, why, sizeof(why)));
 	for (int i = 0; i < 1000; i++)
@@ -1054,6 +1070,7 @@ test_broker_refusal_goes_to_the_dead_letter_topic(void **state)
 	(void)state;
 	global_fx = f;
 	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	fx_apply(f);
 	warm_up(f);
 	/* Once: the event's request fails for good, the dead-letter one goes through. */
 	rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1,
@@ -1457,6 +1474,7 @@ test_protobuf_and_raw_values_and_keys(void **state)
 	f = fx_start(10000, NULL);
 	global_fx = f;
 	f->cfg.kafka.format = RELAY_FORMAT_PROTOBUF;
+	fx_apply(f);
 	buf_init(&list, 1 << 20);
 	assert_int_equal(event_encode(event_n(f, 7, 50), &list), 0);
 	assert_int_equal(event_encode(event_n(f, 8, 60), &list), 0);
@@ -1496,6 +1514,7 @@ test_protobuf_and_raw_values_and_keys(void **state)
 	f = fx_start(10000, NULL);
 	global_fx = f;
 	f->cfg.kafka.format = RELAY_FORMAT_RAW;
+	fx_apply(f);
 	b = begin(f);
 	a = &f->answers[0];
 	assert_int_equal(kafka_produce(b, event_n(f, 1, 40), NULL, UINT64_MAX), 0);
@@ -1576,6 +1595,237 @@ test_bad_configuration_is_refused(void **state)
 	fx_stop(f);
 }
 
+/* ------------------------------------------------------------- reload */
+
+#define OTHER_TOPIC "other.nginx_access"
+
+static bool
+second_producer_in_place(struct fx *f)
+{
+	struct kafka_stats st;
+
+	kafka_get_stats(f->k, &st);
+	return st.generation == 2;
+}
+
+static bool
+none_retiring(struct fx *f)
+{
+	struct kafka_stats st;
+
+	kafka_get_stats(f->k, &st);
+	return st.retiring == 0;
+}
+
+/* Applies f->cfg as a reload; returns whether it brought a new producer. */
+static bool
+reload(struct fx *f)
+{
+	struct kafka_reload *rl;
+	bool fresh;
+
+	assert_int_equal(kafka_reload_prepare(f->k, &f->cfg, &rl), 0);
+	fresh = kafka_reload_new_producer(rl);
+	kafka_reload_commit(f->k, rl);
+	return fresh;
+}
+
+/* How many of recs (n) have seq first..first+count-1, each once; fails on a duplicate. */
+static size_t
+count_seqs(const struct record *recs, size_t n, uint64_t first, uint64_t count)
+{
+	size_t found = 0;
+
+	for (uint64_t s = first; s < first + count; s++) {
+		size_t seen = 0;
+
+		for (size_t i = 0; i < n; i++)
+			seen += recs[i].has_seq && recs[i].seq == s;
+		assert_true(seen <= 1);
+		found += seen;
+	}
+	return found;
+}
+
+static void
+test_reload_with_identical_producer_settings_keeps_the_producer(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_stats st;
+	struct answer *a;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	assert_false(reload(f));
+	a = produce_batch(f, 100, 10, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.generation, 1);
+	assert_int_equal(st.retiring, 0);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_reload_with_a_property_librdkafka_refuses_keeps_everything(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_reload *rl = NULL;
+	struct kafka_stats st;
+	struct answer *a;
+	size_t n;
+	struct record *recs = calloc(64, sizeof(*recs));
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	f->cfg.kafka.topic = OTHER_TOPIC;
+	f->props[f->cfg.kafka.properties.n++] = (struct config_map_entry){ "no.such.property", "1", 0 };
+	assert_int_equal(kafka_reload_prepare(f->k, &f->cfg, &rl), -EINVAL);
+	assert_null(rl);
+	/* Neither the producer nor the topic changed. */
+	a = produce_batch(f, 100, 10, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.generation, 1);
+	n = consume(f, TOPIC, recs, 64, 20, 10000);
+	assert_int_equal(count_seqs(recs, n, 100, 10), 10);
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_reload_templates_apply_to_batches_begun_after_it(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_batch *b;
+	struct answer *a1, *a2;
+	struct record *recs = calloc(64, sizeof(*recs));
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	assert_int_equal(rd_kafka_mock_topic_create(f->mc, OTHER_TOPIC, PARTITIONS, BROKERS), 0);
+	warm_up(f);
+	b = begin(f);
+	a1 = &f->answers[f->nbatches - 1];
+	assert_int_equal(kafka_produce(b, event_n(f, 100, 100), NULL, 100), 0);
+	f->cfg.kafka.topic = "other.${stream}";
+	f->cfg.kafka.key = "${agent}";
+	assert_false(reload(f));
+	/* A batch begun before keeps its templates to its end. */
+	assert_int_equal(kafka_produce(b, event_n(f, 101, 100), NULL, 101), 0);
+	kafka_batch_end(b);
+	a2 = produce_batch(f, 200, 5, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a1->status, KAFKA_OK);
+	assert_int_equal(a2->status, KAFKA_OK);
+	n = consume(f, TOPIC, recs, 64, 12, 10000);
+	assert_int_equal(count_seqs(recs, n, 100, 2), 2);
+	assert_int_equal(count_seqs(recs, n, 200, 5), 0);
+	free_records(recs, n);
+	recs = calloc(64, sizeof(*recs));
+	n = consume(f, OTHER_TOPIC, recs, 64, 5, 10000);
+	assert_int_equal(n, 5);
+	assert_int_equal(count_seqs(recs, n, 200, 5), 5);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(recs[i].key, "agent-1");
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_reload_hands_over_to_a_new_producer_without_losing_a_record(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct record *recs = calloc(128, sizeof(*recs));
+	struct kafka_batch *b;
+	struct answer *a1, *a2;
+	struct kafka_stats st;
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	/* Slow answers: the first producer still has records in flight when it is replaced. */
+	for (int id = 1; id <= BROKERS; id++)
+		rd_kafka_mock_broker_set_rtt(f->mc, id, 500);
+	b = begin(f);
+	a1 = &f->answers[f->nbatches - 1];
+	for (unsigned i = 100; i < 120; i++)
+		assert_int_equal(kafka_produce(b, event_n(f, i, 100), NULL, i), 0);
+	f->props[f->cfg.kafka.properties.n++] = (struct config_map_entry){ "linger.ms", "20", 0 };
+	assert_true(reload(f));
+	assert_true(fx_run_until(f, second_producer_in_place, 5000));
+	/* One batch, records in both producers: answered once every one is delivered. */
+	for (unsigned i = 120; i < 140; i++)
+		assert_int_equal(kafka_produce(b, event_n(f, i, 100), NULL, i), 0);
+	kafka_batch_end(b);
+	a2 = produce_batch(f, 200, 20, 100);
+	for (int id = 1; id <= BROKERS; id++)
+		rd_kafka_mock_broker_set_rtt(f->mc, id, 0);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a1->calls, 1);
+	assert_int_equal(a1->status, KAFKA_OK);
+	assert_int_equal(a1->res.produced, 40);
+	assert_int_equal(a2->status, KAFKA_OK);
+	/* The replaced producer closes once it holds nothing. */
+	assert_true(fx_run_until(f, none_retiring, 20000));
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.generation, 2);
+	assert_int_equal(st.batches_retry, 0);
+	n = consume(f, TOPIC, recs, 128, 70, 10000);
+	assert_int_equal(count_seqs(recs, n, 100, 40), 40);
+	assert_int_equal(count_seqs(recs, n, 200, 20), 20);
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void
+test_reload_reads_the_sasl_password_file_again(void **state)
+{
+	char path[] = "/tmp/test_kafka_pw.XXXXXX";
+	struct kafka_stats st;
+	struct fx *f;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	write_file(path, "first\n");
+	/* The password is unused on these plaintext brokers: only its changes matter here. */
+	fx_cfg_password_file = path;
+	f = fx_start(10000, NULL);
+	fx_cfg_password_file = NULL;
+	global_fx = f;
+	assert_false(reload(f));
+	write_file(path, "second\n");
+	assert_true(reload(f));
+	assert_true(fx_run_until(f, second_producer_in_place, 5000));
+	assert_false(reload(f));
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.generation, 2);
+	fx_stop(f);
+	global_fx = NULL;
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -1603,6 +1853,11 @@ main(void)
 		cmocka_unit_test(test_no_key_for_empty_keys),
 		cmocka_unit_test(test_event_bytes_skip_other_fields),
 		cmocka_unit_test(test_bad_configuration_is_refused),
+		cmocka_unit_test(test_reload_with_identical_producer_settings_keeps_the_producer),
+		cmocka_unit_test(test_reload_with_a_property_librdkafka_refuses_keeps_everything),
+		cmocka_unit_test(test_reload_templates_apply_to_batches_begun_after_it),
+		cmocka_unit_test(test_reload_hands_over_to_a_new_producer_without_losing_a_record),
+		cmocka_unit_test(test_reload_reads_the_sasl_password_file_again),
 	};
 
 	log_init("test_kafka", LOG_LEVEL_ERROR);

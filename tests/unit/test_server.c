@@ -535,6 +535,64 @@ test_agent_outside_allowed_agents_refused(void **state)
 	fx_free(f);
 }
 
+/* Applies f->cfg to the running server as a SIGHUP does. */
+static void
+fx_reload(struct fx *f)
+{
+	struct server_reload *rl;
+
+	assert_int_equal(server_reload_prepare(f->s, &f->cfg, &rl), 0);
+	server_reload_commit(f->s, rl);
+}
+
+static void
+test_agent_no_longer_allowed_after_a_reload_is_let_go_once_its_batches_are_acked(void **state)
+{
+	struct fx *f = fx_new();
+	struct client *gone, *stays, *again;
+	struct server_stats ss;
+	struct buf plain, zst;
+
+	(void)state;
+	fx_start(f);
+	gone = cl_ready(f, "web-01", "web-01");
+	stays = cl_ready(f, "web-02", "web-02");
+	send_good_batch(f, gone, 1, 10, logferry_Ack_Status_OK);
+	/* Slow answers: the batch is in flight when the reload comes. */
+	for (int id = 1; id <= 3; id++)
+		rd_kafka_mock_broker_set_rtt(f->mc, id, 1000);
+	make_events(50, "in flight", &plain, &zst);
+	cl_batch(gone, 2, 50, plain.len, &zst);
+	assert_true(fx_run_until(f, batches_received, &(struct inflight_wait){ f, 2 }, 5000));
+	f->allowed[0] = "web-02";
+	fx_reload(f);
+	/* Its Ack first, then the Goodbye, then the connection ends. */
+	assert_true(cl_wait_frames(f, gone, 3, 15000));
+	assert_int_equal(cl_ack(gone, 2)->batch_id, 2);
+	assert_int_equal(cl_ack(gone, 2)->status, logferry_Ack_Status_OK);
+	assert_true(fx_run_until(f, cl_closed, gone, 5000));
+	assert_true(gone->nframes >= 4);
+	assert_int_equal(gone->types[3], FRAME_GOODBYE);
+	assert_non_null(strstr(gone->frames[3].goodbye.reason, "no longer in the relay's tls.allowed_agents"));
+	for (int id = 1; id <= 3; id++)
+		rd_kafka_mock_broker_set_rtt(f->mc, id, 0);
+	/* Refused at its next Hello; the agent still allowed goes on. */
+	again = cl_connect(f, "web-01", "ca.crt");
+	cl_hello(again, "web-01");
+	assert_true(cl_wait_frames(f, again, 1, 5000));
+	assert_int_equal(again->types[0], FRAME_GOODBYE);
+	assert_non_null(strstr(again->frames[0].goodbye.reason, "not in tls.allowed_agents"));
+	send_good_batch(f, stays, 1, 10, logferry_Ack_Status_OK);
+	server_get_stats(f->s, &ss);
+	assert_int_equal(ss.agents_refused, 2);
+	buf_free(&plain);
+	buf_free(&zst);
+	cl_free(f, again);
+	cl_free(f, gone);
+	cl_free(f, stays);
+	fx_free(f);
+}
+
 static void
 test_other_ca_certificate_refused_at_handshake(void **state)
 {
@@ -925,6 +983,7 @@ main(void)
 		cmocka_unit_test(test_batch_acked_ok_only_after_kafka_has_every_event),
 		cmocka_unit_test(test_agent_claiming_another_id_refused),
 		cmocka_unit_test(test_agent_outside_allowed_agents_refused),
+		cmocka_unit_test(test_agent_no_longer_allowed_after_a_reload_is_let_go_once_its_batches_are_acked),
 		cmocka_unit_test(test_other_ca_certificate_refused_at_handshake),
 		cmocka_unit_test(test_declared_size_above_limit_rejected_and_connection_goes_on),
 		cmocka_unit_test(test_zstd_bomb_stops_at_declared_size),
