@@ -19,7 +19,7 @@
 #include "relay/relay_config.h"
 #include "tests/unit/config_fixture.h"
 
-const struct config_schema *fixture_schema = &relay_config_schema;
+const struct config_schema *fixture_schema = &relay_config_rules_schema;
 const char *fixture_name = "relay.yaml";
 
 #define TLS "tls: {ca_file: @CA@, cert_file: @CERT@, key_file: @KEY@"
