@@ -22,6 +22,7 @@ port2=$(free_port)
 mport=$(free_port)
 sport=$(free_port)
 sport2=$(free_port)
+hport=$(free_port)
 start_relay relay1 "$(relay_config relay-1 "$port1")"
 start_relay relay2 "$(relay_config relay-2 "$port2")"
 
@@ -50,6 +51,8 @@ src_a_raw="  - {name: a, type: file, stream: $stream, paths: [$T/a.log], format:
 src_b="  - {name: b, type: file, stream: $stream, paths: [$T/b.log]}"
 src_sys="  - {name: sys, type: syslog, stream: sys$stream, listen: [udp://$LF_IP:$sport]}"
 src_sys_busy="  - {name: sys, type: syslog, stream: sys$stream, listen: [tcp://$LF_IP:$port1]}"
+src_http="  - {name: h, type: http, stream: sys$stream, listen: [$LF_IP:$hport]}"
+src_http_big="  - {name: h, type: http, stream: sys$stream, listen: [$LF_IP:$hport], max_body_size: 16MiB}"
 src_sys_moved="  - {name: sys, type: syslog, stream: sys$stream, listen: [udp://$LF_IP:$sport2]}"
 
 # reload WHAT: SIGHUP, then waits until the agent says this reload is over:
@@ -167,10 +170,25 @@ wait_metric "$mport" 'logferry_syslog_messages_total{source="sys"}' -ge 10 &&
 	pass "a syslog source whose listen address changed receives on the new one" ||
 	fail "moved syslog listener received nothing"
 
-[ "$(metric "$mport" 'logferry_config_reloads_total{result="applied"}')" = 7 ] &&
+# (10) An http source changed on the same address: it closes before it binds again.
+agent_yaml debug "$port2" "$src_a_raw
+$src_sys_moved
+$src_http"
+reload "an http source added"
+agent_yaml debug "$port2" "$src_a_raw
+$src_sys_moved
+$src_http_big"
+reload "an http source changed on its address"
+grep -q "SIGHUP: source h: changed; restarting it once its listeners are closed" "$T/agent.log" &&
+	curl -sS --max-time 15 -H 'Content-Type: application/json' -d '{"message":"reload-http"}' \
+		"http://$LF_IP:$hport/v1/events" | grep -q '"accepted":1' &&
+	pass "an http source changed on its own address listens again with its new settings" ||
+	fail "http source h after its change: $(tail -3 "$T/agent.log")"
+
+[ "$(metric "$mport" 'logferry_config_reloads_total{result="applied"}')" = 9 ] &&
 	[ "$(metric "$mport" 'logferry_config_reloads_total{result="rejected"}')" = 2 ] &&
 	[ -n "$(metric "$mport" logferry_config_last_reload_timestamp_seconds)" ] &&
-	pass "the reload counters say 7 applied and 2 rejected" ||
+	pass "the reload counters say 9 applied and 2 rejected" ||
 	fail "reload metrics: $(get "$mport" /metrics | grep logferry_config)"
 
 kill -TERM "$writer"
