@@ -1042,9 +1042,10 @@ agent_reload(void *ctx, void **fresh)
 			    "previous ones stop", ns[i].name);
 			break;
 		case PLAN_LATER:
-			log_info("SIGHUP: source %s: %s; restarting it once %s", ns[i].name,
-			    old != NULL ? "changed" : "added", old != NULL &&
-			    old->cfg->type != SOURCE_FILE ? "its listeners are closed" :
+			log_info("SIGHUP: source %s: %s once %s", ns[i].name,
+			    old != NULL ? "changed; restarting it" : "added; starting it",
+			    old != NULL && old->cfg->type != SOURCE_FILE ?
+			    "its listeners are closed" :
 			    "what the closing file sources read is committed");
 			a->later[nlater].cfg = &ns[i];
 			if (old != NULL) {
@@ -1091,6 +1092,7 @@ rollback:
 	a->closing = 1;
 	while (a->nsrcs > nold)
 		agent_close_src(a, --a->nsrcs);
+	agent_gen_collect(a);
 	agent_closing_done(a);
 	goto done;
 out:

@@ -196,8 +196,12 @@ wait_exit "$writer"
 cat "$T/a.log" "$T/b.log" >"$T/all.log"
 expect_delivered "logs.$stream" "$T/all.log" 120 "every line written during the reloads arrived"
 # A syslog event's message is the datagram as received: its parsed MSG is fields.message.
-kafka_dump "logs.sys$stream" "$T/sysdump"
-got=$(grep -o 'reload-syslog-[0-9]*-[0-9]*"' "$T/sysdump" | sort -u | wc -l)
+for ((i = 0; i < 60; i++)); do
+	kafka_dump "logs.sys$stream" "$T/sysdump"
+	got=$(grep -o 'reload-syslog-[0-9]*-[0-9]*"' "$T/sysdump" | sort -u | wc -l)
+	[ "$got" -ge "$(wc -l <"$T/syslog.txt")" ] && break
+	sleep 1
+done
 [ "$got" = "$(wc -l <"$T/syslog.txt")" ] && pass "every syslog message sent arrived ($got)" ||
 	fail "syslog messages: $got of $(wc -l <"$T/syslog.txt") arrived"
 # A line twice under two sequence numbers was spooled twice (read twice).
