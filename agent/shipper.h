@@ -108,7 +108,8 @@ void shipper_stop(struct shipper *sh, void (*done)(void *ctx), void *ctx);
  * shipper, or the next reload) for everything else of relays: servers,
  * batch, window, timings. A relay no longer listed is left once its
  * batches in flight are acknowledged; the next connection goes to a listed
- * one. id stays the start configuration's. On error (logged) nothing
+ * one. id stays the one of the configuration given to shipper_start,
+ * which must still outlive the shipper. On error (logged) nothing
  * changes. Returns 0 or the error.
  */
 int shipper_reload(struct shipper *sh, const struct agent_config *fresh);

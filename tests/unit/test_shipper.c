@@ -1632,7 +1632,6 @@ test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked(void **st
 	memset(&fx->cfg, 0, sizeof(fx->cfg));
 	fx_config(fx, 1, -2);
 	assert_int_equal(shipper_reload(fx->sh, &fx->cfg), 0);
-	config_free(&agent_config_schema, &run);
 	assert_logged(fx, "is no longer in relays.servers");
 	run_for(fx, 300);
 	assert_int_equal(r0->goodbyes, 0);
@@ -1647,6 +1646,9 @@ test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked(void **st
 	assert_string_equal(stats(fx).relay, relay_text);
 	assert_relay_good(r0);
 	assert_relay_good(r1);
+	/* The configuration given to shipper_start outlives the shipper (its id stays). */
+	fx_stop(fx);
+	config_free(&agent_config_schema, &run);
 }
 
 /* ---------------------------------------------------------------- main */
