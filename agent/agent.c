@@ -22,19 +22,71 @@
 #include "common/log.h"
 #include "common/metrics.h"
 
+/*
+ * What the agent does with a source of each type; the sources borrow
+ * their configuration (and so its generation, below) until stopped.
+ */
+struct agent_source_ops {
+	int (*start)(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+	    struct spool *spool, struct budget *budget, void **out);
+	void (*resume)(void *src);
+	void (*stop)(void *src, void (*done)(void *ctx), void *ctx);
+	void (*stats)(const void *src, void *st);
+};
+
+/*
+ * A configuration that running sources (and the shipper) borrow. The start
+ * one is daemon_main's; a reload's is freed once nothing borrows it and a
+ * later one has replaced it.
+ */
+struct agent_gen {
+	struct agent_config *cfg;
+	size_t users;
+	bool owned;
+	struct agent_gen *next;       /* older */
+};
+
+/* A running source. */
+struct agent_src {
+	const struct agent_source_ops *ops;
+	const struct agent_source *cfg;
+	struct agent_gen *gen;
+	void *src;
+};
+
+/* A source a reload stops: its configuration is released once it is closed. */
+struct agent_closing {
+	struct agent *a;
+	struct agent_gen *gen;
+};
+
+/* A file source a reload starts once the file sources it stops are closed and committed. */
+struct agent_later {
+	const struct agent_source *cfg;
+	const struct agent_source *prev;   /* NULL: added; else what runs again if cfg fails */
+	struct agent_gen *prev_gen;        /* held for prev */
+};
+
 struct agent {
 	uv_loop_t *loop;
-	const struct agent_config *cfg;
+	const struct agent_config *cfg;   /* the start one: what needs a restart stays as it */
 	char host[256];
 	char spool_dir[PATH_MAX];
 	struct spool *spool;
 	struct shipper *shipper;      /* NULL without relays */
-	struct file_source **files;
-	size_t nfiles;
-	struct syslog_source **syslogs;
-	size_t nsyslogs;
-	struct http_source **https;
-	size_t nhttps;
+	struct agent_src *srcs;       /* running sources */
+	size_t nsrcs, srcs_cap;
+	struct agent_gen *gens;       /* the current configuration first */
+	/* A reload under way: sources closing, then file sources to start. */
+	bool reloading;
+	size_t closing;
+	struct agent_closing *closings;
+	struct agent_later *later;
+	size_t nlater;
+	struct agent_gen *later_gen;
+	bool later_failed;
+	struct agent_gen *shipper_gen;    /* the configuration the shipper borrows */
+	bool rollback;                /* the reload under way closes what a refused one started */
 	struct metrics *metrics;      /* NULL without metrics.listen */
 	struct budget *budget;        /* connection buffers' share of memory_limit */
 	size_t running;               /* sources not yet stopped, + 1 for agent_stop itself */
@@ -86,15 +138,144 @@ agent_writable(void *ctx)
 {
 	struct agent *a = ctx;
 
-	for (size_t i = 0; i < a->nfiles; i++)
-		if (a->files[i] != NULL)
-			file_source_resume(a->files[i]);
-	for (size_t i = 0; i < a->nsyslogs; i++)
-		if (a->syslogs[i] != NULL)
-			syslog_source_resume(a->syslogs[i]);
-	for (size_t i = 0; i < a->nhttps; i++)
-		if (a->https[i] != NULL)
-			http_source_resume(a->https[i]);
+	for (size_t i = 0; i < a->nsrcs; i++)
+		a->srcs[i].ops->resume(a->srcs[i].src);
+}
+
+/* ---------------------------------------------------------------- source types */
+
+static int
+agent_file_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct budget *budget, void **out)
+{
+	(void)budget;
+	return file_source_start(loop, cfg, host, spool, (struct file_source **)out);
+}
+
+static void
+agent_file_resume(void *src)
+{
+	file_source_resume(src);
+}
+
+static void
+agent_file_stop(void *src, void (*done)(void *ctx), void *ctx)
+{
+	file_source_stop(src, done, ctx);
+}
+
+static void
+agent_file_stats(const void *src, void *st)
+{
+	file_source_get_stats(src, st);
+}
+
+static int
+agent_syslog_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct budget *budget, void **out)
+{
+	struct syslog_source *ss;
+	int r;
+
+	if ((r = syslog_source_start(loop, cfg, host, spool, &ss)) != 0)
+		return r;
+	syslog_source_set_budget(ss, budget);
+	*out = ss;
+	return 0;
+}
+
+static void
+agent_syslog_resume(void *src)
+{
+	syslog_source_resume(src);
+}
+
+static void
+agent_syslog_stop(void *src, void (*done)(void *ctx), void *ctx)
+{
+	syslog_source_stop(src, done, ctx);
+}
+
+static void
+agent_syslog_stats(const void *src, void *st)
+{
+	syslog_source_get_stats(src, st);
+}
+
+static int
+agent_http_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct budget *budget, void **out)
+{
+	struct http_source *hs;
+	int r;
+
+	if ((r = http_source_start(loop, cfg, host, spool, &hs)) != 0)
+		return r;
+	http_source_set_budget(hs, budget);
+	*out = hs;
+	return 0;
+}
+
+static void
+agent_http_resume(void *src)
+{
+	http_source_resume(src);
+}
+
+static void
+agent_http_stop(void *src, void (*done)(void *ctx), void *ctx)
+{
+	http_source_stop(src, done, ctx);
+}
+
+static void
+agent_http_stats(const void *src, void *st)
+{
+	http_source_get_stats(src, st);
+}
+
+/* By enum agent_source_type. */
+static const struct agent_source_ops agent_source_ops[] = {
+	[SOURCE_FILE] = { agent_file_start, agent_file_resume, agent_file_stop, agent_file_stats },
+	[SOURCE_SYSLOG] = { agent_syslog_start, agent_syslog_resume, agent_syslog_stop,
+	    agent_syslog_stats },
+	[SOURCE_HTTP] = { agent_http_start, agent_http_resume, agent_http_stop, agent_http_stats },
+};
+
+/*
+ * Starts the source cfg of configuration gen into a->srcs[a->nsrcs] (the
+ * caller made room). Returns 0 or the error the source logged.
+ */
+static int
+agent_src_start(struct agent *a, const struct agent_source *cfg, struct agent_gen *gen)
+{
+	struct agent_src *e = &a->srcs[a->nsrcs];
+	int r;
+
+	e->ops = &agent_source_ops[cfg->type];
+	e->cfg = cfg;
+	e->gen = gen;
+	if ((r = e->ops->start(a->loop, cfg, a->host, a->spool, a->budget, &e->src)) != 0)
+		return r;
+	gen->users++;
+	a->nsrcs++;
+	return 0;
+}
+
+/* Room for n more running sources. */
+static int
+agent_src_reserve(struct agent *a, size_t n)
+{
+	struct agent_src *srcs;
+	size_t cap = a->nsrcs + n;
+
+	if (cap <= a->srcs_cap)
+		return 0;
+	if ((srcs = realloc(a->srcs, cap * sizeof(*srcs))) == NULL)
+		return -ENOMEM;
+	a->srcs = srcs;
+	a->srcs_cap = cap;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- metrics */
@@ -268,57 +449,36 @@ static const struct metrics_field agent_http_fields[] = {
 	HTTP_F("timeouts_total", "counter", timeouts, "Connections closed after the idle timeout."),
 };
 
-/* The names of the sources of a type, in the order the agent started them. */
-static void
-agent_source_names(const struct agent *a, int type, const char **names, size_t n)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < a->cfg->sources.n && k < n; i++) {
-		const struct agent_source *s = &((const struct agent_source *)a->cfg->sources.items)[i];
-
-		if (s->type == type)
-			names[k++] = s->name;
-	}
-}
-
-/* One table of per-source counters: n stats of size bytes, labelled source. */
+/* One table of per-source counters of the running sources of a type, labelled source. */
 static void
 agent_render_sources(const struct agent *a, struct metrics_writer *w, int type,
-    const struct metrics_field *fields, size_t nfields, size_t size, size_t n,
-    void (*get)(const void *src, void *st), void *const *srcs)
+    const struct metrics_field *fields, size_t nfields, size_t size)
 {
-	const char **names = calloc(n, sizeof(*names));
-	char *stats = calloc(n, size);
+	const char **names;
+	char *stats;
+	size_t n = 0;
 
+	for (size_t i = 0; i < a->nsrcs; i++)
+		n += a->srcs[i].cfg->type == type;
+	if (n == 0)
+		return;
+	names = calloc(n, sizeof(*names));
+	stats = calloc(n, size);
 	if (names == NULL || stats == NULL) {
 		w->err = w->err != 0 ? w->err : -ENOMEM;
 	} else {
-		agent_source_names(a, type, names, n);
-		for (size_t i = 0; i < n; i++)
-			get(srcs[i], stats + i * size);
+		n = 0;
+		for (size_t i = 0; i < a->nsrcs; i++) {
+			if (a->srcs[i].cfg->type != type)
+				continue;
+			names[n] = a->srcs[i].cfg->name;
+			a->srcs[i].ops->stats(a->srcs[i].src, stats + n * size);
+			n++;
+		}
 		metrics_table(w, fields, nfields, stats, size, n, "source", names);
 	}
 	free(names);
 	free(stats);
-}
-
-static void
-agent_file_stats(const void *src, void *st)
-{
-	file_source_get_stats(src, st);
-}
-
-static void
-agent_syslog_stats(const void *src, void *st)
-{
-	syslog_source_get_stats(src, st);
-}
-
-static void
-agent_http_stats(const void *src, void *st)
-{
-	http_source_get_stats(src, st);
 }
 
 static void
@@ -356,18 +516,13 @@ agent_render(void *ctx, struct metrics_writer *w)
 		    "label names the server in use or being tried.");
 		metrics_sample(w, &relay, 1, sh.connected ? 1 : 0);
 	}
-	if (a->nfiles != 0)
-		agent_render_sources(a, w, SOURCE_FILE, METRICS_FIELDS(agent_file_fields),
-		    sizeof(struct file_source_stats), a->nfiles, agent_file_stats,
-		    (void *const *)a->files);
-	if (a->nsyslogs != 0)
-		agent_render_sources(a, w, SOURCE_SYSLOG, METRICS_FIELDS(agent_syslog_fields),
-		    sizeof(struct syslog_source_stats), a->nsyslogs, agent_syslog_stats,
-		    (void *const *)a->syslogs);
-	if (a->nhttps != 0)
-		agent_render_sources(a, w, SOURCE_HTTP, METRICS_FIELDS(agent_http_fields),
-		    sizeof(struct http_source_stats), a->nhttps, agent_http_stats,
-		    (void *const *)a->https);
+	agent_render_sources(a, w, SOURCE_FILE, METRICS_FIELDS(agent_file_fields),
+	    sizeof(struct file_source_stats));
+	agent_render_sources(a, w, SOURCE_SYSLOG, METRICS_FIELDS(agent_syslog_fields),
+	    sizeof(struct syslog_source_stats));
+	agent_render_sources(a, w, SOURCE_HTTP, METRICS_FIELDS(agent_http_fields),
+	    sizeof(struct http_source_stats));
+	daemon_render_reloads(w);
 }
 
 /*
@@ -438,6 +593,12 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 	}
 	a->loop = loop;
 	a->cfg = config;
+	if ((a->gens = calloc(1, sizeof(*a->gens))) == NULL) {
+		log_error("out of memory starting the agent");
+		free(a);
+		return -ENOMEM;
+	}
+	a->gens->cfg = config;
 	if (gethostname(a->host, sizeof(a->host)) != 0 || a->host[0] == '\0')
 		snprintf(a->host, sizeof(a->host), "%s", a->cfg->id);
 	a->host[sizeof(a->host) - 1] = '\0';
@@ -468,35 +629,13 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 	if (a->cfg->relays_enabled &&
 	    (r = shipper_start(loop, a->cfg, a->spool, &a->shipper)) != 0)
 		goto fail;
-	if ((a->files = calloc(a->cfg->sources.n + 1, sizeof(*a->files))) == NULL ||
-	    (a->syslogs = calloc(a->cfg->sources.n + 1, sizeof(*a->syslogs))) == NULL ||
-	    (a->https = calloc(a->cfg->sources.n + 1, sizeof(*a->https))) == NULL) {
-		r = -ENOMEM;
+	a->shipper_gen = a->gens;
+	if ((r = agent_src_reserve(a, a->cfg->sources.n)) != 0)
 		goto fail;
-	}
-	for (size_t i = 0; i < a->cfg->sources.n; i++) {
-		const struct agent_source *s = &((const struct agent_source *)a->cfg->sources.items)[i];
-
-		if (s->type == SOURCE_HTTP) {
-			if ((r = http_source_start(loop, s, a->host, a->spool,
-			    &a->https[a->nhttps])) != 0)
-				goto fail;
-			http_source_set_budget(a->https[a->nhttps], a->budget);
-			a->nhttps++;
-			continue;
-		}
-		if (s->type == SOURCE_SYSLOG) {
-			if ((r = syslog_source_start(loop, s, a->host, a->spool,
-			    &a->syslogs[a->nsyslogs])) != 0)
-				goto fail;
-			syslog_source_set_budget(a->syslogs[a->nsyslogs], a->budget);
-			a->nsyslogs++;
-			continue;
-		}
-		if ((r = file_source_start(loop, s, a->host, a->spool, &a->files[a->nfiles])) != 0)
+	for (size_t i = 0; i < a->cfg->sources.n; i++)
+		if ((r = agent_src_start(a, &((const struct agent_source *)a->cfg->sources.items)[i],
+		    a->gens)) != 0)
 			goto fail;
-		a->nfiles++;
-	}
 	if (a->cfg->metrics.listen.text != NULL &&
 	    (r = metrics_start(loop, &a->cfg->metrics.listen, &agent_metrics_ops, a,
 	    &a->metrics)) != 0)
@@ -520,9 +659,8 @@ fail:
 	/* Close callbacks of handles a failed source closed itself. */
 	uv_run(loop, UV_RUN_NOWAIT);
 	budget_free(a->budget);
-	free(a->files);
-	free(a->syslogs);
-	free(a->https);
+	free(a->srcs);
+	free(a->gens);
 	free(a);
 	return r < 0 ? r : -EIO;
 }
@@ -580,42 +718,394 @@ agent_stop(void *ctx)
 	if (a->stopping)
 		return;
 	a->stopping = true;
-	a->running = a->nfiles + a->nsyslogs + a->nhttps + 1;
+	/* A reload under way counts as one: it ends without starting anything more. */
+	a->running = a->nsrcs + 1 + (a->reloading ? 1 : 0);
 	/* It reads the sources' counters: it goes first. */
 	if (a->metrics != NULL) {
 		a->running++;
 		metrics_stop(a->metrics, agent_source_stopped, a);
 		a->metrics = NULL;
 	}
-	for (size_t i = 0; i < a->nfiles; i++) {
-		struct file_source *fs = a->files[i];
+	while (a->nsrcs > 0) {
+		struct agent_src e = a->srcs[--a->nsrcs];
 
-		a->files[i] = NULL;
-		file_source_stop(fs, agent_source_stopped, a);
-	}
-	for (size_t i = 0; i < a->nsyslogs; i++) {
-		struct syslog_source *ss = a->syslogs[i];
-
-		a->syslogs[i] = NULL;
-		syslog_source_stop(ss, agent_source_stopped, a);
-	}
-	for (size_t i = 0; i < a->nhttps; i++) {
-		struct http_source *hs = a->https[i];
-
-		a->https[i] = NULL;
-		http_source_stop(hs, agent_source_stopped, a);
+		e.ops->stop(e.src, agent_source_stopped, a);
 	}
 	agent_source_stopped(a);
 }
 
+/* ---------------------------------------------------------------- reload */
+
+static const struct config_key *
+agent_key(const char *name)
+{
+	for (const struct config_key *k = agent_config_schema.keys; k->name != NULL; k++)
+		if (strcmp(k->name, name) == 0)
+			return k;
+	abort();
+}
+
+bool
+agent_source_equal(const struct agent_source *x, const struct agent_source *y)
+{
+	return config_value_equal(agent_key("sources")->elem, x, y);
+}
+
+size_t
+agent_restart_keys(const struct agent_config *run, const struct agent_config *fresh,
+    const char **keys, size_t max)
+{
+	static const char *const fixed[] = { "id", "data_dir", "memory_limit", "spool", "metrics" };
+	struct spool_options ro, fo;
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		const struct config_key *k = agent_key(fixed[i]);
+
+		if (n < max && !config_value_equal(k, (const char *)run + k->offset,
+		    (const char *)fresh + k->offset))
+			keys[n++] = fixed[i];
+	}
+	if (n < max && run->relays_enabled != fresh->relays_enabled)
+		keys[n++] = "relays";
+	/* The spool takes events up to a size set at start from the sources' largest. */
+	agent_spool_options(run, "", &ro);
+	agent_spool_options(fresh, "", &fo);
+	if (n < max && fo.event_max_bytes > ro.event_max_bytes)
+		keys[n++] = "sources' max_line, max_message_size or max_body_size above the "
+		    "largest at start";
+	return n;
+}
+
+/* Frees the reloads' configurations nothing borrows any more but the current one. */
+static void
+agent_gen_collect(struct agent *a)
+{
+	struct agent_gen **p = &a->gens->next;
+
+	while (*p != NULL) {
+		struct agent_gen *g = *p;
+
+		if (g->users != 0 || !g->owned) {
+			p = &g->next;
+			continue;
+		}
+		*p = g->next;
+		config_free(&agent_config_schema, g->cfg);
+		free(g->cfg);
+		free(g);
+	}
+}
+
+static void
+agent_gen_release(struct agent *a, struct agent_gen *g)
+{
+	g->users--;
+	agent_gen_collect(a);
+}
+
+/* The reload under way is over: every source it closed is, and those it starts did. */
+static void
+agent_reload_end(struct agent *a)
+{
+	for (size_t i = 0; i < a->nlater; i++)
+		if (a->later[i].prev_gen != NULL)
+			agent_gen_release(a, a->later[i].prev_gen);
+	free(a->closings);
+	free(a->later);
+	a->closings = NULL;
+	a->later = NULL;
+	a->nlater = 0;
+	a->reloading = false;
+	if (a->stopping) {
+		agent_source_stopped(a);
+		return;
+	}
+	if (a->rollback)
+		log_info("SIGHUP: rolled back: the sources started for the refused configuration "
+		    "are closed");
+	else if (a->later_failed)
+		log_error("SIGHUP: applied, except for the source(s) above that could not start "
+		    "with their new settings");
+	else
+		log_info("SIGHUP: applied: every change is in effect");
+}
+
+/*
+ * The file sources a reload closed have committed what they read, and so
+ * their positions: their successors (and new file sources, which may read
+ * the same files) start where they were, without a line read twice.
+ */
+static void
+agent_later_committed(void *ctx, int status)
+{
+	struct agent *a = ctx;
+
+	if (a->stopping) {
+		agent_reload_end(a);
+		return;
+	}
+	if (status != 0)
+		log_warn("SIGHUP: the file sources being restarted could not commit everything "
+		    "they read (%s): lines after their last committed position are read again",
+		    strerror(-status));
+	for (size_t i = 0; i < a->nlater; i++) {
+		struct agent_later *l = &a->later[i];
+
+		if (agent_src_start(a, l->cfg, a->gens) == 0)
+			continue;
+		a->later_failed = true;
+		if (l->prev == NULL) {
+			log_error("SIGHUP: source %s: cannot start (see above); fix it and send "
+			    "SIGHUP again", l->cfg->name);
+			continue;
+		}
+		log_error("SIGHUP: source %s: cannot start with its new settings (see above); "
+		    "the previous configuration stays for it", l->cfg->name);
+		if (agent_src_start(a, l->prev, l->prev_gen) != 0)
+			log_error("SIGHUP: source %s: cannot start with its previous settings "
+			    "either: it is not running; fix it and send SIGHUP again", l->cfg->name);
+	}
+	agent_reload_end(a);
+}
+
+/*
+ * One less source to wait for (or the reload itself, which counts as one
+ * while it stops sources, in case one calls back at once).
+ */
+static void
+agent_closing_done(struct agent *a)
+{
+	int r;
+
+	if (--a->closing != 0)
+		return;
+	if (a->nlater == 0 || a->stopping) {
+		agent_reload_end(a);
+		return;
+	}
+	spool_flush(a->spool);
+	if ((r = spool_when_committed(a->spool, agent_later_committed, a)) != 0)
+		agent_later_committed(a, r);
+}
+
+/* A source the reload stopped is closed. */
+static void
+agent_closed(void *ctx)
+{
+	struct agent_closing *c = ctx;
+
+	agent_gen_release(c->a, c->gen);
+	agent_closing_done(c->a);
+}
+
+/* Stops running source i as part of the reload under way. */
+static void
+agent_close_src(struct agent *a, size_t i)
+{
+	struct agent_closing *c = &a->closings[a->closing++];
+	struct agent_src e = a->srcs[i];
+
+	c->a = a;
+	c->gen = e.gen;
+	e.ops->stop(e.src, agent_closed, c);
+}
+
+/* Whether two sources listen on an address in common (one must close before the other binds). */
+static bool
+agent_listen_overlap(const struct agent_source *x, const struct agent_source *y)
+{
+	const struct config_addr *lx = x->listen.items, *ly = y->listen.items;
+
+	for (size_t i = 0; i < x->listen.n; i++)
+		for (size_t j = 0; j < y->listen.n; j++)
+			if (strcmp(lx[i].text, ly[j].text) == 0)
+				return true;
+	return false;
+}
+
+/* What a reload does with each source of the new configuration. */
+enum agent_plan { PLAN_ADD, PLAN_SAME, PLAN_NOW, PLAN_LATER };
+
+/*
+ * SIGHUP with a valid configuration. Nothing changes until everything that
+ * can fail has worked: sources added, or changed with listeners of their
+ * own, start first (a bind that fails refuses the whole reload, and what
+ * started is closed again); then the relays' TLS files load. Then the
+ * rest: the log level, the relays, unchanged sources keep running
+ * untouched, removed and changed ones close, and file sources (changed,
+ * or added while others close, since they may read the same files) start
+ * once what the closed ones read is committed, so that they go on from
+ * the positions stored by file identity. What needs a restart is logged
+ * and keeps its running value.
+ */
 int
 agent_reload(void *ctx, void **fresh)
 {
 	struct agent *a = ctx;
+	struct agent_config *cfg = *fresh;
+	const struct agent_source *ns = cfg->sources.items;
+	size_t nold = a->nsrcs, nkeys, nlater = 0, k;
+	const char *keys[8];
+	enum agent_plan *plan = NULL;
+	size_t *match = NULL;
+	bool *stays = NULL, file_closes = false;
+	struct agent_gen *gen = NULL;
+	int r = -ENOMEM;
 
-	if (a->shipper != NULL)
-		return shipper_reload_tls(a->shipper, *fresh);
-	return 0;
+	if (a->reloading) {
+		log_error("SIGHUP: the previous reload is still being applied (%zu source(s) "
+		    "closing); send SIGHUP again in a moment", a->closing);
+		return -EBUSY;
+	}
+	if ((gen = calloc(1, sizeof(*gen))) == NULL ||
+	    (plan = calloc(cfg->sources.n + 1, sizeof(*plan))) == NULL ||
+	    (match = calloc(cfg->sources.n + 1, sizeof(*match))) == NULL ||
+	    (stays = calloc(nold + 1, sizeof(*stays))) == NULL ||
+	    (a->closings = calloc(nold + cfg->sources.n + 1, sizeof(*a->closings))) == NULL ||
+	    (a->later = calloc(cfg->sources.n + 1, sizeof(*a->later))) == NULL ||
+	    agent_src_reserve(a, cfg->sources.n) != 0) {
+		log_error("SIGHUP: out of memory");
+		goto out;
+	}
+	gen->cfg = cfg;
+	gen->owned = true;
+
+	/* The plan: sources are known by name. */
+	for (size_t i = 0; i < cfg->sources.n; i++) {
+		match[i] = SIZE_MAX;
+		for (size_t j = 0; j < nold; j++)
+			if (strcmp(a->srcs[j].cfg->name, ns[i].name) == 0)
+				match[i] = j;
+		if (match[i] == SIZE_MAX) {
+			plan[i] = PLAN_ADD;
+		} else if (agent_source_equal(a->srcs[match[i]].cfg, &ns[i])) {
+			plan[i] = PLAN_SAME;
+			stays[match[i]] = true;
+		} else {
+			plan[i] = PLAN_NOW;
+		}
+	}
+	for (size_t j = 0; j < nold; j++)
+		file_closes |= !stays[j] && a->srcs[j].cfg->type == SOURCE_FILE;
+	for (size_t i = 0; i < cfg->sources.n; i++) {
+		if (plan[i] == PLAN_SAME)
+			continue;
+		if ((ns[i].type == SOURCE_FILE && file_closes) || (plan[i] == PLAN_NOW &&
+		    agent_listen_overlap(a->srcs[match[i]].cfg, &ns[i])))
+			plan[i] = PLAN_LATER;
+	}
+
+	/* What can fail, before anything changes. */
+	for (size_t i = 0; i < cfg->sources.n; i++) {
+		if (plan[i] != PLAN_ADD && plan[i] != PLAN_NOW)
+			continue;
+		if ((r = agent_src_start(a, &ns[i], gen)) != 0) {
+			log_error("SIGHUP: source %s: cannot start with the new configuration (see "
+			    "above); the previous configuration stays for it and every other source",
+			    ns[i].name);
+			goto rollback;
+		}
+	}
+	if (a->shipper != NULL && cfg->relays_enabled &&
+	    (r = shipper_reload(a->shipper, cfg)) != 0)
+		goto rollback;
+
+	/* From here on, nothing fails. */
+	log_set_level((enum log_level)cfg->log_level);
+	nkeys = agent_restart_keys(a->cfg, cfg, keys, sizeof(keys) / sizeof(keys[0]));
+	for (size_t i = 0; i < nkeys; i++)
+		log_warn("SIGHUP: %s changed: that needs a restart; the running value stays until "
+		    "then", keys[i]);
+	if (a->shipper != NULL && cfg->relays_enabled) {
+		gen->users++;
+		agent_gen_release(a, a->shipper_gen);
+		a->shipper_gen = gen;
+	}
+	gen->next = a->gens;
+	a->gens = gen;
+	*fresh = NULL;
+	a->reloading = true;
+	a->rollback = false;
+	a->later_failed = false;
+	for (size_t i = 0; i < cfg->sources.n; i++) {
+		const struct agent_src *old = match[i] != SIZE_MAX ? &a->srcs[match[i]] : NULL;
+
+		switch (plan[i]) {
+		case PLAN_SAME:
+			break;
+		case PLAN_ADD:
+			log_info("SIGHUP: source %s: added", ns[i].name);
+			break;
+		case PLAN_NOW:
+			log_info("SIGHUP: source %s: changed; started with its new settings, the "
+			    "previous ones stop", ns[i].name);
+			break;
+		case PLAN_LATER:
+			log_info("SIGHUP: source %s: %s once %s", ns[i].name,
+			    old != NULL ? "changed; restarting it" : "added; starting it",
+			    old != NULL && old->cfg->type != SOURCE_FILE ?
+			    "its listeners are closed" :
+			    "what the closing file sources read is committed");
+			a->later[nlater].cfg = &ns[i];
+			if (old != NULL) {
+				a->later[nlater].prev = old->cfg;
+				a->later[nlater].prev_gen = old->gen;
+				old->gen->users++;
+			}
+			nlater++;
+			break;
+		}
+	}
+	a->nlater = nlater;
+	for (size_t j = 0; j < nold; j++) {
+		bool named = false;
+
+		for (size_t i = 0; i < cfg->sources.n; i++)
+			named |= match[i] == j;
+		if (!stays[j] && !named)
+			log_info("SIGHUP: source %s: removed; what it read is in the spool (a file's "
+			    "position is kept: added again, it goes on where it was)",
+			    a->srcs[j].cfg->name);
+	}
+	/* Close every running source not kept, and pack the kept and the new. */
+	a->closing = 1;
+	k = 0;
+	for (size_t j = 0; j < a->nsrcs; j++) {
+		if (j >= nold || stays[j])
+			a->srcs[k++] = a->srcs[j];
+		else
+			agent_close_src(a, j);
+	}
+	a->nsrcs = k;
+	agent_gen_collect(a);
+	agent_closing_done(a);
+	r = 0;
+	goto done;
+rollback:
+	/* The refused configuration stays until what started with it is closed. */
+	gen->next = a->gens->next;
+	a->gens->next = gen;
+	*fresh = NULL;
+	a->reloading = true;
+	a->rollback = true;
+	a->closing = 1;
+	while (a->nsrcs > nold)
+		agent_close_src(a, --a->nsrcs);
+	agent_gen_collect(a);
+	agent_closing_done(a);
+	goto done;
+out:
+	free(gen);
+	free(a->closings);
+	free(a->later);
+	a->closings = NULL;
+	a->later = NULL;
+done:
+	free(plan);
+	free(match);
+	free(stays);
+	return r;
 }
 
 int
@@ -624,10 +1114,20 @@ agent_finish(void *ctx)
 	struct agent *a = ctx;
 	int code = a->exit_code;
 
+	while (a->gens != NULL) {
+		struct agent_gen *g = a->gens;
+
+		a->gens = g->next;
+		if (g->owned) {
+			config_free(&agent_config_schema, g->cfg);
+			free(g->cfg);
+		}
+		free(g);
+	}
 	budget_free(a->budget);
-	free(a->files);
-	free(a->syslogs);
-	free(a->https);
+	free(a->srcs);
+	free(a->closings);
+	free(a->later);
 	free(a);
 	return code;
 }

@@ -5,6 +5,7 @@
 #ifndef LOGFERRY_AGENT_H
 #define LOGFERRY_AGENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <uv.h>
@@ -16,6 +17,16 @@ int agent_start(uv_loop_t *loop, const char *config_file, void *config, void **c
 void agent_stop(void *ctx);
 int agent_finish(void *ctx);
 int agent_reload(void *ctx, void **fresh);
+
+/* Whether two sources have the same settings: a reload keeps such a source running. */
+bool agent_source_equal(const struct agent_source *x, const struct agent_source *y);
+
+/*
+ * The keys (at most max, into keys) whose change between the running
+ * configuration run and fresh needs a restart. Returns how many.
+ */
+size_t agent_restart_keys(const struct agent_config *run, const struct agent_config *fresh,
+    const char **keys, size_t max);
 
 /* The spool's directory in data_dir; 0 or -ENAMETOOLONG. */
 int agent_spool_dir(const struct agent_config *cfg, char *out, size_t len);

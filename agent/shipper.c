@@ -85,6 +85,7 @@ enum shipper_close {
 	CLOSE_FAILURE,       /* protocol error, dead relay, Welcome timeout */
 	CLOSE_RELAY_GOODBYE, /* the relay said Goodbye */
 	CLOSE_LIFETIME,      /* connection_lifetime */
+	CLOSE_MOVED,         /* SIGHUP: the relay is no longer in relays.servers */
 	CLOSE_STOP,          /* shipper_stop */
 };
 
@@ -125,11 +126,19 @@ struct shipper_collect {
 struct shipper {
 	uv_loop_t *loop;
 	const struct agent_config *cfg;
+	const char *id;          /* the start configuration's: it needs a restart */
 	struct spool *spool;
 	struct tls_config *tls;
 	enum shipper_state state;
 	const struct config_addr *servers;
 	size_t nservers, server;
+	/*
+	 * The server in use, as configured: a copy, since a reload may replace
+	 * the list while a connection to it is open; moved says it is no
+	 * longer listed (leave it once its batches in flight are acknowledged).
+	 */
+	char relay[320];
+	bool moved;
 
 	uv_getaddrinfo_t gai;
 	struct tls_conn *conn;
@@ -211,7 +220,7 @@ shipper_srv(const struct shipper *sh)
 static const char *
 shipper_relay(const struct shipper *sh)
 {
-	return shipper_srv(sh)->text;
+	return sh->relay;
 }
 
 static void
@@ -1025,7 +1034,7 @@ shipper_pump(struct shipper *sh)
 			sh->hello_pending = false;
 			frame_init(&f, FRAME_HELLO);
 			f.pb.hello.protocol_version = logferry_ProtocolVersion_PROTOCOL_VERSION_CURRENT;
-			snprintf(f.pb.hello.agent_id, sizeof(f.pb.hello.agent_id), "%s", sh->cfg->id);
+			snprintf(f.pb.hello.agent_id, sizeof(f.pb.hello.agent_id), "%s", sh->id);
 			snprintf(f.pb.hello.software_version, sizeof(f.pb.hello.software_version),
 			    "%s", PACKAGE_VERSION);
 		} else if (sh->pong_pending) {
@@ -1062,31 +1071,46 @@ shipper_pump(struct shipper *sh)
 
 /* ---------------------------------------------------------------- frames from the relay */
 
+/* Why a draining connection ends: its lifetime, or its relay left relays.servers. */
+static void
+shipper_drained(struct shipper *sh)
+{
+	if (sh->moved)
+		shipper_goodbye(sh, CLOSE_MOVED, "relay no longer configured");
+	else
+		shipper_goodbye(sh, CLOSE_LIFETIME, "connection lifetime reached");
+}
+
 static void
 shipper_drain_timeout(uv_timer_t *t)
 {
 	struct shipper *sh = t->data;
 
 	if (sh->state == SHIPPER_DRAINING)
-		shipper_goodbye(sh, CLOSE_LIFETIME, "connection lifetime reached");
+		shipper_drained(sh);
+}
+
+/* Sends nothing more; Goodbye once the batches in flight are acknowledged (ping_timeout at most). */
+static void
+shipper_drain(struct shipper *sh)
+{
+	if (sh->state != SHIPPER_READY)
+		return;
+	log_debug("shipper: relay %s: %s; waiting for %" PRIu32 " ack(s)", shipper_relay(sh),
+	    sh->moved ? "no longer in relays.servers" : "connection_lifetime reached", sh->sent);
+	shipper_set_state(sh, SHIPPER_DRAINING);
+	uv_timer_stop(&sh->t_wake);
+	if (sh->sent == 0) {
+		shipper_drained(sh);
+		return;
+	}
+	uv_timer_start(&sh->t_conn, shipper_drain_timeout, sh->cfg->relays.ping_timeout_ms, 0);
 }
 
 static void
 shipper_lifetime_cb(uv_timer_t *t)
 {
-	struct shipper *sh = t->data;
-
-	if (sh->state != SHIPPER_READY)
-		return;
-	log_debug("shipper: relay %s: connection_lifetime reached; waiting for %" PRIu32
-	    " ack(s)", shipper_relay(sh), sh->sent);
-	shipper_set_state(sh, SHIPPER_DRAINING);
-	uv_timer_stop(&sh->t_wake);
-	if (sh->sent == 0) {
-		shipper_goodbye(sh, CLOSE_LIFETIME, "connection lifetime reached");
-		return;
-	}
-	uv_timer_start(&sh->t_conn, shipper_drain_timeout, sh->cfg->relays.ping_timeout_ms, 0);
+	shipper_drain(t->data);
 }
 
 static void
@@ -1162,6 +1186,9 @@ shipper_on_welcome(struct shipper *sh, const logferry_Welcome *w)
 		    shipper_random(sh) % (cfg->relays.connection_lifetime_ms / 5 + 1);
 		uv_timer_start(&sh->t_life, shipper_lifetime_cb, life, 0);
 	}
+	/* A reload removed this relay during the handshake: on to a listed one. */
+	if (sh->moved)
+		shipper_drain(sh);
 	return 0;
 }
 
@@ -1224,7 +1251,7 @@ shipper_on_ack(struct shipper *sh, const logferry_Ack *a)
 		return 1;
 	}
 	if (sh->state == SHIPPER_DRAINING && sh->sent == 0)
-		shipper_goodbye(sh, CLOSE_LIFETIME, "connection lifetime reached");
+		shipper_drained(sh);
 	return 0;
 }
 
@@ -1365,13 +1392,18 @@ shipper_backoff(struct shipper *sh)
 static void
 shipper_pick_server(struct shipper *sh, bool other)
 {
+	/* After a reload that dropped it, the current one is not in the list. */
+	if (sh->moved)
+		other = false;
 	if (sh->nservers < 2)
-		return;
-	if (other)
+		sh->server = 0;
+	else if (other)
 		sh->server = (sh->server + 1 + shipper_random(sh) % (sh->nservers - 1)) %
 		    sh->nservers;
 	else
 		sh->server = shipper_random(sh) % sh->nservers;
+	sh->moved = false;
+	snprintf(sh->relay, sizeof(sh->relay), "%s", shipper_srv(sh)->text);
 }
 
 /*
@@ -1384,15 +1416,22 @@ static void
 shipper_reconnect(struct shipper *sh, enum shipper_close kind, const char *why, bool welcomed,
     uint64_t up_ms, size_t unacked)
 {
-	const char *was = shipper_relay(sh);
+	char was[sizeof(sh->relay)];
 	uint64_t delay = 0;
+
+	snprintf(was, sizeof(was), "%s", shipper_relay(sh));
 
 	if (welcomed && up_ms >= SHIPPER_STABLE_MS)
 		sh->failures = 0;
 	/* A name's other addresses come first next time (with a single server). */
-	if (kind != CLOSE_LIFETIME)
+	if (kind != CLOSE_LIFETIME && kind != CLOSE_MOVED)
 		sh->addr_failed = true;
 	switch (kind) {
+	case CLOSE_MOVED:
+		shipper_pick_server(sh, false);
+		log_info("relay %s is no longer in relays.servers: its batches in flight are "
+		    "acknowledged; connecting to %s", was, shipper_relay(sh));
+		break;
 	case CLOSE_LIFETIME:
 		shipper_pick_server(sh, false);
 		log_info("relay %s: connection_lifetime reached; reconnecting to %s", was,
@@ -1611,14 +1650,14 @@ shipper_tls_new(const struct agent_config *cfg, struct tls_config **out)
 }
 
 int
-shipper_reload_tls(struct shipper *sh, const struct agent_config *fresh)
+shipper_reload(struct shipper *sh, const struct agent_config *fresh)
 {
 	struct tls_config *tls;
+	bool listed = false;
 	int r;
 
-	if (!fresh->relays_enabled) {
-		log_warn("SIGHUP: the relays section is gone; the running TLS certificates stay "
-		    "until a restart");
+	if (!fresh->relays_enabled || fresh->relays.servers.n == 0) {
+		log_error("SIGHUP: the relays section is gone; removing it needs a restart");
 		return -EINVAL;
 	}
 	if ((r = shipper_tls_new(fresh, &tls)) != 0) {
@@ -1630,6 +1669,32 @@ shipper_reload_tls(struct shipper *sh, const struct agent_config *fresh)
 	sh->tls = tls;
 	log_info("SIGHUP: TLS reloaded from %s: the next connection to a relay uses it",
 	    fresh->relays.tls.cert_file);
+	sh->cfg = fresh;
+	sh->servers = fresh->relays.servers.items;
+	sh->nservers = fresh->relays.servers.n;
+	for (size_t i = 0; i < sh->nservers && !listed; i++) {
+		if (strcmp(sh->servers[i].text, sh->relay) == 0) {
+			sh->server = i;
+			listed = true;
+		}
+	}
+	if (listed || sh->stopping)
+		return 0;
+	/*
+	 * Waiting to connect: to a listed relay. Connected: once the batches
+	 * in flight are acknowledged (what is not stays in the spool and goes
+	 * again). Connecting: as soon as the Welcome comes, or on the failure.
+	 */
+	sh->server = 0;
+	sh->moved = true;
+	if (sh->state == SHIPPER_IDLE) {
+		shipper_pick_server(sh, false);
+		log_info("SIGHUP: relays.servers changed: connecting to %s", shipper_relay(sh));
+	} else {
+		log_info("SIGHUP: relay %s is no longer in relays.servers: leaving it once its "
+		    "batches in flight are acknowledged", shipper_relay(sh));
+		shipper_drain(sh);
+	}
 	return 0;
 }
 
@@ -1663,6 +1728,7 @@ shipper_start(uv_loop_t *loop, const struct agent_config *cfg, struct spool *spo
 	}
 	sh->loop = loop;
 	sh->cfg = cfg;
+	sh->id = cfg->id;
 	sh->spool = spool;
 	sh->servers = cfg->relays.servers.items;
 	sh->nservers = cfg->relays.servers.n;

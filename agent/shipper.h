@@ -104,10 +104,15 @@ void shipper_stop(struct shipper *sh, void (*done)(void *ctx), void *ctx);
 
 /*
  * SIGHUP: loads the TLS files of fresh's relays.tls for the next connection
- * (the open one keeps its own). On error (logged) the running ones stay.
- * Returns 0 or the error.
+ * (the open one keeps its own), then borrows fresh (it must outlive the
+ * shipper, or the next reload) for everything else of relays: servers,
+ * batch, window, timings. A relay no longer listed is left once its
+ * batches in flight are acknowledged; the next connection goes to a listed
+ * one. id stays the one of the configuration given to shipper_start,
+ * which must still outlive the shipper. On error (logged) nothing
+ * changes. Returns 0 or the error.
  */
-int shipper_reload_tls(struct shipper *sh, const struct agent_config *fresh);
+int shipper_reload(struct shipper *sh, const struct agent_config *fresh);
 
 /* Frees a shipper whose stop has completed (or NULL). */
 void shipper_free(struct shipper *sh);

@@ -2117,3 +2117,51 @@ config_reference(const struct config_schema *schema, FILE *out)
 	path.s[0] = '\0';
 	config_reference_keys(schema->keys, NULL, &path, out);
 }
+
+static bool
+config_string_equal(const char *x, const char *y)
+{
+	return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+bool
+config_value_equal(const struct config_key *k, const void *x, const void *y)
+{
+	const struct config_list *lx = x, *ly = y;
+	const struct config_map *mx = x, *my = y;
+	size_t size;
+
+	switch (k->type) {
+	case CONFIG_STRING:
+		return config_string_equal(*(char *const *)x, *(char *const *)y);
+	case CONFIG_ADDR:
+		/* As written: the same text is the same address. */
+		return config_string_equal(((const struct config_addr *)x)->text,
+		    ((const struct config_addr *)y)->text);
+	case CONFIG_LIST:
+		if (lx->n != ly->n)
+			return false;
+		size = config_ctype_size(k->elem);
+		for (size_t i = 0; i < lx->n; i++)
+			if (!config_value_equal(k->elem, (const char *)lx->items + i * size,
+			    (const char *)ly->items + i * size))
+				return false;
+		return true;
+	case CONFIG_MAP:
+		if (mx->n != my->n)
+			return false;
+		for (size_t i = 0; i < mx->n; i++)
+			if (!config_string_equal(mx->items[i].key, my->items[i].key) ||
+			    !config_string_equal(mx->items[i].value, my->items[i].value))
+				return false;
+		return true;
+	case CONFIG_SECTION:
+		for (const struct config_key *c = k->keys; c->name != NULL; c++)
+			if (!config_value_equal(c, (const char *)x + c->offset,
+			    (const char *)y + c->offset))
+				return false;
+		return true;
+	default:
+		return memcmp(x, y, config_ctype_size(k)) == 0;
+	}
+}

@@ -187,4 +187,11 @@ int config_parse_duration(const char *s, uint64_t *ms);
 void config_format_size(uint64_t bytes, char *out, size_t outlen);
 void config_format_duration(uint64_t ms, char *out, size_t outlen);
 
+/*
+ * Whether two values of key k (at x and y) are the same: every key of a
+ * section, element of a list and entry of a map; addresses as written.
+ * For a reload, to tell what changed.
+ */
+bool config_value_equal(const struct config_key *k, const void *x, const void *y);
+
 #endif

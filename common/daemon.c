@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <http_parser.h>
@@ -25,6 +26,7 @@
 #include "common/daemon.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "common/metrics.h"
 
 const char *const daemon_log_levels[] = { "error", "warn", "info", "debug", NULL };
 const char *const daemon_log_formats[] = {
@@ -40,6 +42,12 @@ struct daemon_run {
 	void *ctx;
 	bool stopping;
 };
+
+/* SIGHUP outcomes: one daemon per process, read by its metrics on the loop thread. */
+static struct {
+	uint64_t applied, rejected;
+	uint64_t last;               /* when the running configuration was loaded, s since the epoch */
+} daemon_reloads;
 
 static int daemon_run(const struct daemon_spec *spec, const char *file, void *cfg);
 
@@ -377,13 +385,26 @@ daemon_reload_check(struct daemon_run *run, const char *what)
 	}
 	if (config_load_file(schema, file, fresh, err) == 0) {
 		if (run->spec->reload != NULL && !run->stopping) {
+			/* Read now: the hook may take fresh. */
+			enum log_format format = (enum log_format) *
+			    (int *)((char *)fresh + run->spec->log_format_offset);
+
 			log_info("SIGHUP: %s is valid; applying it", file);
-			if (run->spec->reload(run->ctx, &fresh) != 0)
+			if (run->spec->reload(run->ctx, &fresh) != 0) {
+				daemon_reloads.rejected++;
 				log_error("SIGHUP: %s was not applied; the running configuration "
 				    "stays", file);
-		} else
+			} else {
+				daemon_reloads.applied++;
+				daemon_reloads.last = (uint64_t)time(NULL);
+				log_set_style(format, log_stderr_is_journal());
+			}
+		} else {
+			daemon_reloads.rejected++;
 			log_info("SIGHUP: %s is valid; restart the %s to apply changes", file, what);
+		}
 	} else {
+		daemon_reloads.rejected++;
 		fclose(err);
 		err = NULL;
 		/* Each problem as its own log line, timestamped like the rest. */
@@ -462,6 +483,7 @@ daemon_run(const struct daemon_spec *spec, const char *file, void *cfg)
 		if ((r = uv_signal_start(hs[i], daemon_on_signal, signums[i])) != 0)
 			log_error("cannot handle SIG%s: %s", sigabbrev_np(signums[i]),
 			    uv_strerror(r));
+	daemon_reloads.last = (uint64_t)time(NULL);
 	if (r == 0 && spec->start(&run.loop, file, cfg, &run.ctx) == 0) {
 		daemon_notify("READY=1");
 		uv_run(&run.loop, UV_RUN_DEFAULT);
@@ -477,4 +499,20 @@ daemon_run(const struct daemon_spec *spec, const char *file, void *cfg)
 		code = DAEMON_EXIT_FAILURE;
 	}
 	return code;
+}
+
+void
+daemon_render_reloads(struct metrics_writer *w)
+{
+	struct metrics_label l = { "result", "applied" };
+
+	metrics_family(w, "logferry_config_reloads_total", "counter",
+	    "SIGHUPs by outcome: applied, or rejected (an invalid file, or a change that "
+	    "could not be applied: the running configuration stays).");
+	metrics_sample(w, &l, 1, daemon_reloads.applied);
+	l.value = "rejected";
+	metrics_sample(w, &l, 1, daemon_reloads.rejected);
+	metrics_one(w, "logferry_config_last_reload_timestamp_seconds", "gauge",
+	    "When the running configuration was loaded (at start, or by the last applied "
+	    "SIGHUP), in seconds since the epoch.", daemon_reloads.last);
 }

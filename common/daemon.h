@@ -69,6 +69,13 @@ struct daemon_spec {
  */
 int daemon_main(const struct daemon_spec *spec, int argc, char **argv);
 
+struct metrics_writer;
+/*
+ * The SIGHUP metrics both daemons expose: logferry_config_reloads_total
+ * {result="applied|rejected"} and logferry_config_last_reload_timestamp_seconds.
+ */
+void daemon_render_reloads(struct metrics_writer *w);
+
 /* The names of enum log_level, for ENUM config keys. */
 extern const char *const daemon_log_levels[];
 

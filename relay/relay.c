@@ -118,6 +118,7 @@ relay_render(void *ctx, struct metrics_writer *w)
 
 		metrics_sample(w, &l, 1, ks.errors[i]);
 	}
+	daemon_render_reloads(w);
 }
 
 /*

@@ -183,6 +183,11 @@ reload "is not valid; the running configuration stays" && pass "an invalid file 
 acks=$(metric "$mport" logferry_relay_acks_ok_total)
 wait_metric "$mport" logferry_relay_acks_ok_total -gt "$acks" && pass "the relay delivers on after the invalid file" ||
 	fail "no delivery after the invalid file"
+[ "$(metric "$mport" 'logferry_config_reloads_total{result="rejected"}')" = 1 ] &&
+	[ "$(metric "$mport" 'logferry_config_reloads_total{result="applied"}')" -ge 4 ] &&
+	[ "$(metric "$mport" logferry_config_last_reload_timestamp_seconds)" -gt 0 ] &&
+	pass "the relay counts applied and rejected reloads" ||
+	fail "reload metrics: $(get "http://$LF_IP:$mport/metrics" | grep logferry_config_)"
 
 # ---- every line in one of the topics ----
 touch "$T/stop-writing"

@@ -467,6 +467,60 @@ test_dump_reloads_to_the_same_configuration(void **state)
 	config_free(&tschema, &t2);
 }
 
+/* What a reload compares: every key, list element and map entry; written differently is the same. */
+static void
+test_value_equal_compares_every_key_element_and_entry(void **state)
+{
+	/* One key a line; each change below replaces the line of its key. */
+	static const char *const base[] = {
+		"name: n\n", "flag: on\n", "wait: 90s\n", "url: udp://[::1]:514\n",
+		"hosts: [a:1, b:2]\n", "props: {x: '1'}\n", "inner: {label: l}\n",
+		"items: [{name: one, kind: a}]\n", "color: green\n",
+	};
+	static const struct { size_t line; const char *yaml; } changed[] = {
+		{ 1, "flag: off\n" }, { 2, "wait: 91s\n" }, { 3, "url: udp://[::1]:515\n" },
+		{ 4, "hosts: [a:1]\n" }, { 4, "hosts: [b:2, a:1]\n" }, { 5, "props: {x: '2'}\n" },
+		{ 5, "props: {y: '1'}\n" }, { 6, "inner: {label: m}\n" },
+		{ 6, "inner: {label: l, limit: 2MiB}\n" }, { 7, "items: [{name: one, kind: a, only_a: 8}]\n" },
+		{ 7, "items: [{name: one, kind: a}, {name: two, kind: a}]\n" }, { 8, "color: red\n" },
+	};
+	const struct config_key whole = { .type = CONFIG_SECTION, .keys = tkeys,
+	    .size = sizeof(struct tconf) };
+	struct tconf t, t2;
+	char yaml[1024], *out;
+	size_t len;
+	int rc;
+
+	(void)state;
+	len = 0;
+	for (size_t l = 0; l < sizeof(base) / sizeof(base[0]); l++)
+		len += (size_t)snprintf(yaml + len, sizeof(yaml) - len, "%s", base[l]);
+	out = load(yaml, &t, &rc);
+	assert_int_equal(rc, 0);
+	free(out);
+	/* The same settings, spelled otherwise and with defaults written out. */
+	out = load("name: n\nflag: true\nwait: 90000ms\nurl: udp://[::1]:514\nhosts: a:1,b:2\n"
+	    "props: {x: '1'}\ninner: {label: l, limit: 1MiB}\n"
+	    "items: [{name: one, kind: a, only_a: 7}]\n", &t2, &rc);
+	assert_int_equal(rc, 0);
+	free(out);
+	assert_true(config_value_equal(&whole, &t, &t2));
+	config_free(&tschema, &t2);
+	for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++) {
+		len = 0;
+		for (size_t l = 0; l < sizeof(base) / sizeof(base[0]); l++)
+			len += (size_t)snprintf(yaml + len, sizeof(yaml) - len, "%s",
+			    l == changed[i].line ? changed[i].yaml : base[l]);
+		out = load(yaml, &t2, &rc);
+		assert_int_equal(rc, 0);
+		free(out);
+		if (config_value_equal(&whole, &t, &t2))
+			fail_msg("'%s' is not seen as a change", changed[i].yaml);
+		config_free(&tschema, &t2);
+	}
+	config_free(&tschema, &t);
+}
+
 static void
 test_reference_lists_every_key_with_type_default_and_help(void **state)
 {
@@ -991,6 +1045,7 @@ main(void)
 		cmocka_unit_test(test_unreadable_file_is_reported_with_errno),
 		cmocka_unit_test(test_too_many_errors_stop_being_printed),
 		cmocka_unit_test(test_dump_reloads_to_the_same_configuration),
+		cmocka_unit_test(test_value_equal_compares_every_key_element_and_entry),
 		cmocka_unit_test(test_reference_lists_every_key_with_type_default_and_help),
 		cmocka_unit_test(test_size_and_duration_helpers_round_trip),
 		cmocka_unit_test(test_env_variables_are_substituted_in_values),

@@ -1607,6 +1607,50 @@ test_relay_goodbye_moves_to_next_server(void **state)
 	assert_int_equal(from->nconns, 1);
 }
 
+/*
+ * SIGHUP drops the relay in use from relays.servers: its batch in flight is
+ * acknowledged first (nothing is sent twice or lost), then the shipper
+ * says Goodbye and goes on with the relay now listed.
+ */
+static void
+test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r0 = relay_start(fx, 0);
+	struct relay *r1 = relay_start(fx, 1);
+	struct agent_config run;
+	char relay_text[64];
+	uint64_t s1;
+
+	r0->mode = ACK_HOLD;
+	fx_config(fx, 0, -2);
+	s1 = add_segment(fx, 3, 100);
+	fx_start(fx);
+	WAIT_FOR(fx, r0->nbatches == 1);
+	/* The shipper borrows fx->cfg: the new configuration takes its place. */
+	run = fx->cfg;
+	memset(&fx->cfg, 0, sizeof(fx->cfg));
+	fx_config(fx, 1, -2);
+	assert_int_equal(shipper_reload(fx->sh, &fx->cfg), 0);
+	assert_logged(fx, "is no longer in relays.servers");
+	run_for(fx, 300);
+	assert_int_equal(r0->goodbyes, 0);
+	assert_int_equal(r1->nconns, 0);
+	relay_ack(r0, s1, logferry_Ack_Status_OK);
+	WAIT_FOR(fx, r0->goodbyes == 1 && r1->nconns == 1 && connected(fx));
+	add_segment(fx, 2, 100);
+	WAIT_FOR(fx, segments_deleted(fx) == 2);
+	assert_int_equal(r0->nbatches, 1);
+	assert_int_equal(r1->nbatches, 1);
+	snprintf(relay_text, sizeof(relay_text), "127.0.0.1:%d", r1->port);
+	assert_string_equal(stats(fx).relay, relay_text);
+	assert_relay_good(r0);
+	assert_relay_good(r1);
+	/* The configuration given to shipper_start outlives the shipper (its id stays). */
+	fx_stop(fx);
+	config_free(&agent_config_schema, &run);
+}
+
 /* ---------------------------------------------------------------- main */
 
 int
@@ -1654,6 +1698,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_event_larger_than_relay_limits_dropped, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_stop_while_reconnecting, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_relay_goodbye_moves_to_next_server, setup,
 		    teardown),
 	};

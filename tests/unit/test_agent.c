@@ -1,0 +1,146 @@
+/* agent: what a SIGHUP reload tells apart (agent_source_equal, agent_restart_keys). */
+#include "autoconfig.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/agent.h"
+#include "agent/agent_config.h"
+#include "tests/unit/config_fixture.h"
+
+const struct config_schema *fixture_schema = &agent_config_schema;
+const char *fixture_name = "agent.yaml";
+
+#define BASE \
+	"id: web-01\n" \
+	"data_dir: /var/lib/logferry\n"
+
+#define FILE_A "  - {name: a, type: file, paths: [/var/log/a.log], format: nginx_combined}\n"
+#define SYSLOG_S "  - {name: s, type: syslog, listen: [udp://127.0.0.1:5514]}\n"
+
+struct pair {
+	struct agent_config run, fresh;
+};
+
+static void
+pair_load(struct pair *p, const char *run, const char *fresh)
+{
+	memset(p, 0, sizeof(*p));
+	load_ok(run, &p->run);
+	load_ok(fresh, &p->fresh);
+}
+
+static void
+pair_free(struct pair *p)
+{
+	config_free(&agent_config_schema, &p->run);
+	config_free(&agent_config_schema, &p->fresh);
+}
+
+static const struct agent_source *
+src(const struct agent_config *cfg, size_t i)
+{
+	assert_true(i < cfg->sources.n);
+	return (const struct agent_source *)cfg->sources.items + i;
+}
+
+static void
+test_a_source_with_the_same_settings_is_equal_and_keeps_running(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	/* Written differently (defaults spelled out, another order): the same settings. */
+	pair_load(&p, BASE "sources:\n" FILE_A SYSLOG_S,
+	    BASE "sources:\n" SYSLOG_S
+	    "  - {name: a, type: file, paths: /var/log/a.log, format: nginx_combined, max_line: 1MiB}\n");
+	assert_true(agent_source_equal(src(&p.run, 0), src(&p.fresh, 1)));
+	assert_true(agent_source_equal(src(&p.run, 1), src(&p.fresh, 0)));
+	pair_free(&p);
+}
+
+static void
+test_a_source_whose_format_or_paths_or_listen_changed_is_not_equal(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_load(&p, BASE "sources:\n" FILE_A SYSLOG_S,
+	    BASE "sources:\n"
+	    "  - {name: a, type: file, paths: [/var/log/a.log], format: raw}\n"
+	    "  - {name: s, type: syslog, listen: [udp://127.0.0.1:5515]}\n"
+	    "  - {name: a2, type: file, paths: [/var/log/a.log, /var/log/b.log], format: nginx_combined}\n");
+	assert_false(agent_source_equal(src(&p.run, 0), src(&p.fresh, 0)));
+	assert_false(agent_source_equal(src(&p.run, 1), src(&p.fresh, 1)));
+	assert_false(agent_source_equal(src(&p.run, 0), src(&p.fresh, 2)));
+	pair_free(&p);
+}
+
+static void
+test_sources_and_log_level_changes_need_no_restart(void **state)
+{
+	struct pair p;
+	const char *keys[8];
+
+	(void)state;
+	pair_load(&p, BASE "sources:\n" FILE_A,
+	    BASE "log_level: debug\nsources:\n" SYSLOG_S
+	    "  - {name: a, type: file, paths: [/var/log/a.log], format: raw}\n");
+	assert_int_equal(agent_restart_keys(&p.run, &p.fresh, keys, 8), 0);
+	pair_free(&p);
+}
+
+static void
+test_id_data_dir_spool_memory_and_metrics_changes_need_a_restart_by_key(void **state)
+{
+	struct pair p;
+	const char *keys[8];
+
+	(void)state;
+	pair_load(&p, BASE "sources:\n" FILE_A,
+	    "id: web-02\ndata_dir: /srv/logferry\nmemory_limit: 512MiB\n"
+	    "spool: {max_size: 2GiB}\nmetrics: {listen: 127.0.0.1:9100}\nsources:\n" FILE_A);
+	assert_int_equal(agent_restart_keys(&p.run, &p.fresh, keys, 8), 5);
+	assert_string_equal(keys[0], "id");
+	assert_string_equal(keys[1], "data_dir");
+	assert_string_equal(keys[2], "memory_limit");
+	assert_string_equal(keys[3], "spool");
+	assert_string_equal(keys[4], "metrics");
+	pair_free(&p);
+}
+
+static void
+test_a_line_longer_than_the_spool_takes_needs_a_restart(void **state)
+{
+	struct pair p;
+	const char *keys[8];
+
+	(void)state;
+	pair_load(&p, BASE "sources:\n" FILE_A,
+	    BASE "sources:\n"
+	    "  - {name: a, type: file, paths: [/var/log/a.log], format: nginx_combined, max_line: 8MiB}\n");
+	assert_int_equal(agent_restart_keys(&p.run, &p.fresh, keys, 8), 1);
+	assert_non_null(strstr(keys[0], "max_line"));
+	pair_free(&p);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_a_source_with_the_same_settings_is_equal_and_keeps_running),
+		cmocka_unit_test(test_a_source_whose_format_or_paths_or_listen_changed_is_not_equal),
+		cmocka_unit_test(test_sources_and_log_level_changes_need_no_restart),
+		cmocka_unit_test(test_id_data_dir_spool_memory_and_metrics_changes_need_a_restart_by_key),
+		cmocka_unit_test(test_a_line_longer_than_the_spool_takes_needs_a_restart),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
