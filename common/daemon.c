@@ -41,6 +41,7 @@ struct daemon_run {
 	uv_signal_t term, intr, hup;
 	void *ctx;
 	bool stopping;
+	enum log_format log_format;  /* the running configuration's */
 };
 
 /* SIGHUP outcomes: one daemon per process, read by its metrics on the loop thread. */
@@ -50,6 +51,13 @@ static struct {
 } daemon_reloads;
 
 static int daemon_run(const struct daemon_spec *spec, const char *file, void *cfg);
+
+/* The log_format key of a configuration of spec's schema. */
+static enum log_format
+daemon_log_format(const struct daemon_spec *spec, const void *cfg)
+{
+	return (enum log_format) * (const int *)((const char *)cfg + spec->log_format_offset);
+}
 
 /*
  * --version: the version, the commit it was built from, and the libraries
@@ -181,7 +189,7 @@ daemon_main(const struct daemon_spec *spec, int argc, char **argv)
 	} else {
 		log_init(spec->progname,
 		    (enum log_level) * (int *)((char *)cfg + spec->log_level_offset));
-		log_set_style((enum log_format) * (int *)((char *)cfg + spec->log_format_offset),
+		log_set_style(daemon_log_format(spec, cfg),
 		    log_stderr_is_journal());
 		/* Writes to a closed socket must fail with EPIPE, not kill us. */
 		signal(SIGPIPE, SIG_IGN);
@@ -385,19 +393,24 @@ daemon_reload_check(struct daemon_run *run, const char *what)
 	}
 	if (config_load_file(schema, file, fresh, err) == 0) {
 		if (run->spec->reload != NULL && !run->stopping) {
-			/* Read now: the hook may take fresh. */
-			enum log_format format = (enum log_format) *
-			    (int *)((char *)fresh + run->spec->log_format_offset);
+			/*
+			 * The new format from here on, so that the reload's own
+			 * lines already use it; back to the running one if the
+			 * hook refuses (read now: the hook may take fresh).
+			 */
+			enum log_format format = daemon_log_format(run->spec, fresh);
 
 			log_info("SIGHUP: %s is valid; applying it", file);
+			log_set_style(format, log_stderr_is_journal());
 			if (run->spec->reload(run->ctx, &fresh) != 0) {
+				log_set_style(run->log_format, log_stderr_is_journal());
 				daemon_reloads.rejected++;
 				log_error("SIGHUP: %s was not applied; the running configuration "
 				    "stays", file);
 			} else {
 				daemon_reloads.applied++;
 				daemon_reloads.last = (uint64_t)time(NULL);
-				log_set_style(format, log_stderr_is_journal());
+				run->log_format = format;
 			}
 		} else {
 			daemon_reloads.rejected++;
@@ -466,7 +479,8 @@ daemon_on_signal(uv_signal_t *h, int signum)
 static int
 daemon_run(const struct daemon_spec *spec, const char *file, void *cfg)
 {
-	struct daemon_run run = { .spec = spec, .file = file };
+	struct daemon_run run = { .spec = spec, .file = file,
+		.log_format = daemon_log_format(spec, cfg) };
 	uv_signal_t *hs[] = { &run.term, &run.intr, &run.hup };
 	const int signums[] = { SIGTERM, SIGINT, SIGHUP };
 	int r = 0, code = DAEMON_EXIT_FAILURE;

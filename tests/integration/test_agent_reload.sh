@@ -218,5 +218,11 @@ twice = [m for m, s in seqs.items() if len(s) > 1]
 print(f"{len(twice)} line(s) under two sequence numbers", twice[:3])
 sys.exit(1 if twice else 0)
 PY
+# log_format applies on SIGHUP too: the next lines are JSON.
+echo "log_format: json" >>"$cfg"
+reload "log format"
+tail -1 "$T/agent.log" | grep -q '^{"time":".*"message":"SIGHUP: applied' &&
+	pass "log_format json on SIGHUP writes the next lines as JSON" ||
+	fail "log_format json after SIGHUP: $(tail -2 "$T/agent.log")"
 stop_agent "$agent"
 finish
