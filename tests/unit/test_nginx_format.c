@@ -264,6 +264,60 @@ test_more_fields_than_parser_max_fields_is_a_compile_error(void **state)
 }
 
 static void
+test_request_counts_four_fields_against_parser_max_fields(void **state)
+{
+	char text[PARSER_MAX_FIELDS * 8 + 16];
+	size_t n = snprintf(text, sizeof(text), "$request");
+	struct nginx_format *f;
+	char err[256];
+
+	(void)state;
+	/* 60 more variables and $request's four: PARSER_MAX_FIELDS exactly. */
+	for (int i = 0; i < PARSER_MAX_FIELDS - 4; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, " $v%d", i);
+	assert_int_equal(nginx_format_compile(text, &f, err, sizeof(err)), 0);
+	nginx_format_free(f);
+	snprintf(text + n, sizeof(text) - n, " $one_more");
+	assert_compile_error(text, "more than 64 fields");
+}
+
+static void
+test_escape_none_keeps_backslashes_as_written(void **state)
+{
+	struct nginx_format *f = compile_ok("escape=none '$remote_addr \"$http_user_agent\"'");
+	static const char line[] = "192.0.2.7 \"a\\x22b\"";
+	struct parsed p;
+
+	(void)state;
+	parser_init(&p, 64 * 1024);
+	assert_int_equal(parse_str(f, line, &p), 0);
+	assert_slice(line, &p, "http_user_agent", "a\\x22b");
+	parser_free(&p);
+	nginx_format_free(f);
+}
+
+static void
+test_full_scratch_keeps_values_as_written_and_says_so(void **state)
+{
+	struct nginx_format *f = compile_ok(main_format);
+	static const char line[] =
+	    "192.0.2.7 - - [22/Nov/2026:10:00:00 +0000] \"GET /a\\x22 HTTP/1.1\" 200 5 \"-\" \"-\" \"-\" "
+	    "0.001 0.001 10.0.0.1:80";
+	struct parsed p;
+
+	(void)state;
+	parser_init(&p, 0);
+	assert_int_equal(parse_str(f, line, &p), 0);
+	assert_slice(line, &p, "request", "GET /a\\x22 HTTP/1.1");
+	assert_slice(line, &p, "path", "/a\\x22");
+	assert_slice(line, &p, "upstream_addr", "10.0.0.1:80");
+	assert_non_null(p.error);
+	assert_non_null(strstr(p.error, "scratch"));
+	parser_free(&p);
+	nginx_format_free(f);
+}
+
+static void
 test_combined_gives_the_fields_of_nginx_combined(void **state)
 {
 	struct nginx_format *f = compile_ok(
@@ -322,6 +376,9 @@ main(void)
 		cmocka_unit_test(test_lines_that_do_not_match_are_einval_and_name_the_variable),
 		cmocka_unit_test(test_compile_errors_say_what_is_wrong),
 		cmocka_unit_test(test_more_fields_than_parser_max_fields_is_a_compile_error),
+		cmocka_unit_test(test_request_counts_four_fields_against_parser_max_fields),
+		cmocka_unit_test(test_escape_none_keeps_backslashes_as_written),
+		cmocka_unit_test(test_full_scratch_keeps_values_as_written_and_says_so),
 		cmocka_unit_test(test_combined_gives_the_fields_of_nginx_combined),
 		cmocka_unit_test(test_truncated_lines_never_read_past_the_end),
 	};
