@@ -46,16 +46,9 @@ static const struct pbslice nginx_keys[NGINX_NKEYS] = {
 	[NGINX_HTTP_USER_AGENT] = NGINX_KEY("http_user_agent"),
 };
 
-/* `dd/Mon/yyyy:hh:mm:ss +hhmm` */
-#define NGINX_TIME_LEN 26
+#define NGINX_TIME_LEN NGINX_TIME_LOCAL_LEN
 /* ` HTTP/x.y` at the end of a request */
 #define NGINX_PROTO_LEN 9
-
-static inline bool
-nginx_digit(uint8_t c)
-{
-	return (unsigned)(c - '0') < 10;
-}
 
 /* An RFC 9110 token character, which a method consists of. */
 static inline bool
@@ -115,16 +108,8 @@ nginx_2digits(const uint8_t *t)
 	return (t[0] - '0') * 10 + (t[1] - '0');
 }
 
-
-
-
-/*
- * Converts the NGINX_TIME_LEN bytes at t (`22/Nov/2026:10:00:00 +0100`) to
- * ns since the epoch, UTC, in *ts (0 outside what a uint64_t holds).
- * Returns false if they are not a valid time.
- */
-static bool
-nginx_time(const uint8_t *t, uint64_t *ts)
+bool
+nginx_time_local(const uint8_t *t, uint64_t *ts)
 {
 	static const uint8_t mdays[13] =
 	    { 0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
@@ -182,6 +167,28 @@ nginx_number(const uint8_t **pp, const uint8_t *end, int maxdigits,
 	return digits;
 }
 
+bool
+nginx_request_parts(const uint8_t *s, const uint8_t *e, const uint8_t **method_end,
+    const uint8_t **proto)
+{
+	const uint8_t *p, *m;
+
+	if (e - s < 1 + 1 + 1 + NGINX_PROTO_LEN)
+		return false;
+	p = e - NGINX_PROTO_LEN;
+	if (memcmp(p, " HTTP/", 6) != 0 || !nginx_digit(p[6]) ||
+	    p[7] != '.' || !nginx_digit(p[8]))
+		return false;
+	for (m = s; m < p && nginx_tchar(*m); m++)
+		continue;
+	/* A method, one space, and a target that is not empty. */
+	if (m == s || *m != ' ' || m + 1 >= p)
+		return false;
+	*method_end = m;
+	*proto = p;
+	return true;
+}
+
 /* Adds method, path and protocol if the request is `METHOD SP target SP HTTP/x.y`. */
 static void
 nginx_split_request(struct parsed *out, const uint8_t *line,
@@ -189,16 +196,7 @@ nginx_split_request(struct parsed *out, const uint8_t *line,
 {
 	const uint8_t *proto, *m;
 
-	if (e - s < 1 + 1 + 1 + NGINX_PROTO_LEN)
-		return;
-	proto = e - NGINX_PROTO_LEN;
-	if (memcmp(proto, " HTTP/", 6) != 0 || !nginx_digit(proto[6]) ||
-	    proto[7] != '.' || !nginx_digit(proto[8]))
-		return;
-	for (m = s; m < proto && nginx_tchar(*m); m++)
-		continue;
-	/* A method, one space, and a target that is not empty. */
-	if (m == s || *m != ' ' || m + 1 >= proto)
+	if (!nginx_request_parts(s, e, &m, &proto))
 		return;
 	nginx_add_slice(out, NGINX_METHOD, line, s, m);
 	nginx_add_slice(out, NGINX_PATH, line, m + 1, proto);
@@ -248,10 +246,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		why = NGINX_ERR("line of 4 GiB or more");
 		goto fail;
 	}
-	if (len > 0 && line[len - 1] == '\n')
-		len--;
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
+	len = nginx_line_len(line, len);
 	if (len == 0) {
 		why = NGINX_ERR("empty line");
 		goto fail;
@@ -294,7 +289,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 			why = NGINX_ERR("bad time_local");
 		goto fail;
 	}
-	if (!nginx_time(p, &out->ts)) {
+	if (!nginx_time_local(p, &out->ts)) {
 		why = NGINX_ERR("bad time_local");
 		goto fail;
 	}
@@ -362,8 +357,5 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 	return 0;
 
 fail:
-	out->ts = 0;
-	out->nfields = 0;
-	out->error = why;
-	return -EINVAL;
+	return nginx_parse_fail(out, why);
 }

@@ -17,10 +17,15 @@
 #ifndef LOGFERRY_NGINX_PARSE_H
 #define LOGFERRY_NGINX_PARSE_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "agent/parser.h"
+
+/* `dd/Mon/yyyy:hh:mm:ss +hhmm`, as $time_local is written */
+#define NGINX_TIME_LOCAL_LEN 26
 
 /*
  * Parses line[0, len) into *out, which parser_init prepared; the previous
@@ -31,5 +36,50 @@
  * outlive their use. Reads no byte outside line[0, len).
  */
 int nginx_parse(const uint8_t *line, size_t len, struct parsed *out);
+
+
+/* The helpers below are shared with the other NGINX parsers (nginx_format, nginx_error_parse). */
+
+static inline bool
+nginx_digit(uint8_t c)
+{
+	return (unsigned)(c - '0') < 10;
+}
+
+/* len without a trailing "\n" and "\r", which are not part of a line's fields. */
+static inline size_t
+nginx_line_len(const uint8_t *line, size_t len)
+{
+	if (len > 0 && line[len - 1] == '\n')
+		len--;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	return len;
+}
+
+/* The result of a line that did not parse: nothing, and why. Returns -EINVAL. */
+static inline int
+nginx_parse_fail(struct parsed *out, const char *why)
+{
+	out->ts = 0;
+	out->nfields = 0;
+	out->error = why;
+	return -EINVAL;
+}
+
+/*
+ * Converts the NGINX_TIME_LOCAL_LEN bytes at t (`22/Nov/2026:10:00:00
+ * +0100`) to ns since the epoch, UTC, in *ts (0 outside 1970..2554).
+ * Returns false if they are not a valid time.
+ */
+bool nginx_time_local(const uint8_t *t, uint64_t *ts);
+
+/*
+ * If s[0, e) is a request line `METHOD SP target SP HTTP/x.y`, sets
+ * *method_end to the space after the method and *proto to the space before
+ * the protocol and returns true; otherwise returns false.
+ */
+bool nginx_request_parts(const uint8_t *s, const uint8_t *e, const uint8_t **method_end,
+    const uint8_t **proto);
 
 #endif
