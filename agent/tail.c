@@ -152,6 +152,7 @@ struct tail_file {
 	struct decompress *dec;           /* while an archive is being read */
 	bool dec_wait;                    /* PAUSED until a decoder is free (TAIL_DECODERS) */
 	bool archive_done;                /* read to its end: never read again */
+	bool sniffed;                     /* its first bytes said it is no archive */
 };
 
 struct tail {
@@ -894,6 +895,42 @@ tail_file_release(struct tail *t, struct tail_file *f)
 
 /* ---------------------------------------------------------------- turns of reads */
 
+/*
+ * f was opened with fewer bytes than a magic number (gzip and zstd create
+ * their output before they write it): its first bytes say whether it is an
+ * archive before any of them is handed over. One that appears while the
+ * source is followed is a rotated generation (the rotation rule, tail.h):
+ * stored as done and shut. Returns true when f became such an archive.
+ */
+static bool
+tail_file_sniff(struct tail *t, struct tail_file *f)
+{
+	uint8_t head[4];
+	ssize_t n;
+	bool match;
+
+	if (f->pos != 0 || (n = tail_pread(f->fd, head, sizeof(head), 0)) <= 0)
+		return false;
+	if ((f->fmt = decompress_detect(head, (size_t)n)) == DECOMPRESS_NONE) {
+		f->sniffed = (size_t)n == sizeof(head) || memchr(head, '\n', (size_t)n) != NULL;
+		return false;
+	}
+	uv_fs_event_stop(&f->ev);
+	(void)tail_file_fingerprint(f, &match);
+	f->archive_done = true;
+	log_info("tail %s: not reading %s (%s): it appeared while the source was followed, so "
+	    "it is a rotated generation already read under its plain name (logrotate's "
+	    "compress)", t->name, f->path, decompress_format_name(f->fmt));
+	if (t->cb.skipped != NULL) {
+		t->cb.skipped(t->ctx, &f->info, TAIL_POS_DONE);
+		if (t->stopping)
+			return true;
+	}
+	tail_file_set_state(f, TAIL_F_IDLE);
+	tail_file_shut(t, f);
+	return true;
+}
+
 /* One turn of f: at most read_quantum bytes (max_line + 1 for a long line). */
 static void
 tail_file_turn(struct tail *t, struct tail_file *f)
@@ -914,6 +951,8 @@ tail_file_turn(struct tail *t, struct tail_file *f)
 		f->changed = false;
 		tail_file_check(t, f);
 	}
+	if (!f->sniffed && tail_file_sniff(t, f))
+		return;
 	start = f->pos;
 	want = t->o.read_quantum;
 	for (;;) {
@@ -1423,6 +1462,8 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, enum t
 	f->state = TAIL_F_SHUT;
 	t->nshut++;
 	f->fmt = decompress_detect(head, (size_t)n);
+	f->sniffed = f->fmt != DECOMPRESS_NONE || (size_t)n >= 4 ||
+	    memchr(head, '\n', (size_t)n) != NULL;
 	f->pos = tail_file_start_at(t, f, head, (size_t)n, &why, &stored_pos);
 	if (f->fmt != DECOMPRESS_NONE && (f->pos & TAIL_POS_DONE)) {
 		f->pos &= ~TAIL_POS_DONE;

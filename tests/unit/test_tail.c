@@ -2399,6 +2399,40 @@ test_archive_appearing_while_following_is_a_rotated_generation_and_not_read(void
 }
 
 static void
+test_archive_written_into_an_empty_new_file_is_not_read_as_lines(void **state)
+{
+	struct h *h = *state;
+	char path[PATH_MAX];
+	size_t len;
+	char *g = archive_text(h, "plain.1", "gz", 100, &len);
+
+	put(h, "access.log", "live\n");
+	h_archives(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	/* gzip creates its output empty, then writes it: the agent may open it in between. */
+	put(h, "access.log.2.gz", "");
+	RUN_UNTIL(h, stats(h).files_seen == 2);
+	put_gzip(h, "tmp.gz", g, len);
+	h_path(h, path, "tmp.gz");
+	{
+		FILE *in = fopen(path, "rb");
+		uint8_t buf[65536];
+		size_t n;
+
+		assert_non_null(in);
+		n = fread(buf, 1, sizeof(buf), in);
+		fclose(in);
+		put_bytes(h, "access.log.2.gz", buf, n, O_APPEND);
+	}
+	RUN_UNTIL(h, h->skips == 1);
+	run_for(h, 200);
+	assert_int_equal(h->nlines, 1);
+	assert_true(skip_of(h, "access.log.2.gz") == TAIL_POS_DONE);
+	h_stop_and_check(h);
+	free(g);
+}
+
+static void
 test_exclude_glob_keeps_archives_out(void **state)
 {
 	struct h *h = *state;
@@ -2479,6 +2513,7 @@ main(void)
 		T(test_truncated_archive_is_read_to_its_damage_counted_and_left),
 		T(test_archive_appearing_while_following_is_a_rotated_generation_and_not_read),
 		T(test_exclude_glob_keeps_archives_out),
+		T(test_archive_written_into_an_empty_new_file_is_not_read_as_lines),
 #undef T
 	};
 
