@@ -130,11 +130,13 @@ check "$cfg" 1 11000 "logrotate delaycompress while following: the compressed ge
 # exits 0 when the spool holds it all; a second run adds nothing
 mkdir -p "$T/bf"
 $W write "$T/bf/access.log.2" 1 30000
-gzip "$T/bf/access.log.2"
 $W write "$T/bf/access.log.1" 30001 1000
-zstd -q --rm "$T/bf/access.log.1"
 $W write "$T/bf/access.log" 31001 1000
 printf 'last line without newline' >>"$T/bf/access.log"
+cat "$T/bf/access.log.2" "$T/bf/access.log.1" "$T/bf/access.log" >"$T/bf-lines"
+echo >>"$T/bf-lines"
+gzip "$T/bf/access.log.2"
+zstd -q --rm "$T/bf/access.log.1"
 cfg=$(bf_config bf "$T/bf/access.log*" 1GiB "    start_at: end")
 start backfill "$LOGFERRY_AGENT" -c "$cfg" --backfill
 wait_exit "$LF_PID" 60 || fail "backfill: did not exit"
@@ -152,5 +154,30 @@ wait_exit "$LF_PID" 60 || fail "backfill again: did not exit"
 [ "${LF_RC:-}" = 0 ] || fail "backfill again exited ${LF_RC:-?}"
 n=$("$LOGFERRY_AGENT" -c "$cfg" --spool-dump | grep -c '"line 000')
 [ "$n" = 32000 ] && pass "--backfill again reads nothing twice" || fail "--backfill again: $n lines"
+
+# --- then the agent ships what --backfill spooled: every line once in Kafka
+make_certs
+start_kafka
+kafka_topic logs.bf 16
+rport=$(free_port)
+start_relay relay "$(relay_config relay "$rport")"
+sed -i 's/^id: test-agent$/id: web-01/' "$cfg"
+cat >>"$cfg" <<YAML
+relays:
+  servers: ["$LF_IP:$rport"]
+  tls: {ca_file: $T/certs/ca.crt, cert_file: $T/certs/web-01-chain.crt, key_file: $T/certs/web-01.key}
+  reconnect_min: 50ms
+  reconnect_max: 1s
+YAML
+[ -f "$T/certs/web-01-chain.crt" ] || sed -i "s|web-01-chain.crt|web-01.crt|" "$cfg"
+start agent-ship "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_delivered logs.bf "$T/bf-lines" 120 || true
+if check_delivered "$T/bf-lines" "$T/dump" exact >"$T/delivered"; then
+	pass "the agent shipped the backfill: every line exactly once in Kafka: $(cat "$T/delivered")"
+else
+	fail "backfill in Kafka: $(cat "$T/delivered")"
+fi
+stop_agent "$pid"
 
 finish
