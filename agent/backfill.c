@@ -201,7 +201,11 @@ out:
 	uv_run(&b->loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&b->loop) != 0)
 		log_warn("backfill: handles left open at exit");
-	if (r == 0 && b->committed == 0) {
+	if (r == 0 && b->committed == 0 && b->total.errors > 0) {
+		log_error("backfill: %" PRIu64 " file(s) could not be opened or read (see above); "
+		    "what was read is in the spool: fix them and run --backfill again, it goes on "
+		    "from the committed positions", b->total.errors);
+	} else if (r == 0 && b->committed == 0) {
 		printf("backfill: %" PRIu64 " file(s) read, %" PRIu64 " of them archives (%" PRIu64
 		    " damaged), %" PRIu64 " line(s) spooled, %" PRIu64 " error(s); the agent "
 		    "ships them\n", b->total.files_seen, b->total.archives_done,

@@ -13,7 +13,8 @@
  * their end are skipped), files without one start at their start whatever
  * start_at says, and plain files are read to the end they have now, not
  * followed. Returns 0 once every matched file is read and the spool
- * committed, 1 on a failure (logged).
+ * committed, 1 on a failure (logged), also when a file could not be opened
+ * or read (what was read stays in the spool; a run again goes on).
  */
 int backfill_command(const char *config_file, void *config);
 

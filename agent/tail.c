@@ -1490,9 +1490,13 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, enum t
 	t->st.files_seen++;
 	if (f->archive_done) {
 		/* Known by identity, so that scans do not open it again; no descriptor. */
-		log_info("tail %s: not reading %s (%s): %s", t->name, path,
-		    decompress_format_name(f->fmt), stored_pos ? "it was read to its end before" :
-		    why);
+		/* Said at every start for every archive read before: debug, not info. */
+		if (stored_pos)
+			log_debug("tail %s: not reading %s (%s): it was read to its end before",
+			    t->name, path, decompress_format_name(f->fmt));
+		else
+			log_info("tail %s: not reading %s (%s): %s", t->name, path,
+			    decompress_format_name(f->fmt), why);
 		tail_file_set_state(f, TAIL_F_IDLE);
 		tail_file_shut(t, f);
 		return 0;

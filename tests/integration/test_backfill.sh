@@ -98,8 +98,10 @@ grep -q "access.log.bak.gz" "$T/agent-kill.log" "$T/agent-kill2.log" &&
 	fail "the excluded archive was looked at"
 
 # --- a restart after everything was read reads nothing again (archives stored as done)
+sed -i 's/^log_level: info$/log_level: debug/' "$cfg"
 start agent-kill3 "$LOGFERRY_AGENT" -c "$cfg"
 pid=$LF_PID
+wait_log "$T/agent-kill3.log" "started as" 60 || fail "second restart: agent did not start"
 wait_log "$T/agent-kill3.log" "access.log.5.gz \(gzip\): it was read to its end before" 60 ||
 	fail "second restart: the big archive is not known as done"
 wait_metric "$port" 'logferry_file_files_reading{source="kill"}' = 0 60 || fail "second restart: files being read"

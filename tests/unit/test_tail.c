@@ -2433,6 +2433,35 @@ test_archive_written_into_an_empty_new_file_is_not_read_as_lines(void **state)
 }
 
 static void
+test_more_archives_than_decoders_are_all_read_each_once(void **state)
+{
+	struct h *h = *state;
+	char name[32], plain[32];
+	size_t len;
+	char *g[6];
+
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "access.log.%d.gz", i + 2);
+		snprintf(plain, sizeof(plain), "plain.%d", i + 2);
+		g[i] = archive_text(h, plain, name, 1000, &len);
+		put_gzip(h, name, g[i], len);
+	}
+	h_archives(h);
+	RUN_UNTIL(h, h->skips == 6);
+	run_for(h, 100);
+	assert_int_equal(h->nlines, 6000);
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "access.log.%d.gz", i + 2);
+		snprintf(plain, sizeof(plain), "plain.%d", i + 2);
+		expect_rec_is_file(h, rec_of(h, name), plain);
+		free(g[i]);
+	}
+	assert_int_equal(stats(h).archives_done, 6);
+	assert_int_equal(stats(h).files_open, 0);
+	h_stop_and_check(h);
+}
+
+static void
 test_exclude_glob_keeps_archives_out(void **state)
 {
 	struct h *h = *state;
@@ -2513,6 +2542,7 @@ main(void)
 		T(test_truncated_archive_is_read_to_its_damage_counted_and_left),
 		T(test_archive_appearing_while_following_is_a_rotated_generation_and_not_read),
 		T(test_exclude_glob_keeps_archives_out),
+		T(test_more_archives_than_decoders_are_all_read_each_once),
 		T(test_archive_written_into_an_empty_new_file_is_not_read_as_lines),
 #undef T
 	};
