@@ -81,7 +81,10 @@
  * start_at_end), never one that appears later while the source is
  * followed: that is logrotate's `compress` of a rotated generation the
  * tail has read already under its plain name; it is stored as done at
- * offset 0 without being read.
+ * offset 0 without being read. A file opened with fewer than 4 bytes (gzip
+ * and zstd create their output before they write it) is looked at again
+ * before its first line is handed over, and becomes such an archive when
+ * its first bytes say so.
  */
 #ifndef LOGFERRY_TAIL_H
 #define LOGFERRY_TAIL_H
