@@ -76,7 +76,9 @@
  * in archive_errors), an archive's position is stored with TAIL_POS_DONE
  * through the skipped callback, and a restart skips it without
  * decompressing it. A stored position without TAIL_POS_DONE is resumed by
- * decompressing the file from its start up to the position. Which archives
+ * decompressing the file from its start up to the position; so does,
+ * once, a line longer than the decompression window (the read buffer plus
+ * 64 KiB), whose newline tail looks for past the window. Which archives
  * are read (the rotation rule): those found by the first scan (unless
  * start_at_end), never one that appears later while the source is
  * followed: that is logrotate's `compress` of a rotated generation the

@@ -2462,6 +2462,35 @@ test_more_archives_than_decoders_are_all_read_each_once(void **state)
 }
 
 static void
+test_archive_line_longer_than_the_window_comes_in_counted_pieces(void **state)
+{
+	struct h *h = *state;
+	size_t big = 2 * MIB, len;
+	char *p = malloc(big + 64);
+	struct rec *r;
+
+	assert_non_null(p);
+	len = (size_t)snprintf(p, 64, "first\n");
+	memset(p + len, 'x', big);
+	len += big;
+	len += (size_t)snprintf(p + len, 64, "\nlast\n");
+	put_bytes(h, "plain.2", p, len, O_TRUNC);
+	put_gzip(h, "access.log.2.gz", p, len);
+	h_archives(h);
+	RUN_UNTIL(h, h->skips == 1);
+	r = rec_of(h, "access.log.2.gz");
+	expect_rec_is_file(h, r, "plain.2");
+	assert_int_equal(r->lines, 2 + (big + h->o.max_line - 1) / h->o.max_line);
+	assert_int_equal(r->splits, big / h->o.max_line - 1);
+	assert_int_equal(line_of(h, r, 1)->flags, TAIL_LINE_SPLIT);
+	assert_int_equal(line_of(h, r, 1)->end, 6 + h->o.max_line);
+	assert_true(line_of(h, r, 1)->piece);
+	assert_int_equal(line_of(h, r, 1)->pc.count, (big + h->o.max_line - 1) / h->o.max_line);
+	h_stop_and_check(h);
+	free(p);
+}
+
+static void
 test_exclude_glob_keeps_archives_out(void **state)
 {
 	struct h *h = *state;
@@ -2542,6 +2571,7 @@ main(void)
 		T(test_truncated_archive_is_read_to_its_damage_counted_and_left),
 		T(test_archive_appearing_while_following_is_a_rotated_generation_and_not_read),
 		T(test_exclude_glob_keeps_archives_out),
+		T(test_archive_line_longer_than_the_window_comes_in_counted_pieces),
 		T(test_more_archives_than_decoders_are_all_read_each_once),
 		T(test_archive_written_into_an_empty_new_file_is_not_read_as_lines),
 #undef T
