@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/decompress.h"
 #include "agent/inspect.h"
 #include "agent/spool.h"
+#include "agent/tail.h"
 #include "common/daemon.h"
 #include "common/jsonw.h"
 #include "proto/event_json.h"
@@ -37,12 +40,40 @@ inspect_count(void *ctx, const struct spool_segment *seg)
 	return 0;
 }
 
+/* The compression of the file at path, from its magic bytes (plain when it cannot be read). */
+static enum decompress_format
+inspect_format(const char *path)
+{
+	uint8_t head[4];
+	ssize_t n = 0;
+	FILE *in;
+
+	if ((in = fopen(path, "rb")) != NULL) {
+		n = (ssize_t)fread(head, 1, sizeof(head), in);
+		(void)fclose(in);
+	}
+	return decompress_detect(head, n > 0 ? (size_t)n : 0);
+}
+
 static int
 inspect_file(void *ctx, const struct spool_file *f)
 {
 	FILE *out = ctx;
 	struct stat st;
+	enum decompress_format fmt;
 
+	if (f->offset & TAIL_POS_DONE) {
+		fprintf(out, "  %s: archive read to its end, %" PRIu64 " bytes decompressed [dev %"
+		    PRIu64 " inode %" PRIu64 "]\n", f->path, f->offset & ~TAIL_POS_DONE, f->dev,
+		    f->ino);
+		return 0;
+	}
+	if ((fmt = inspect_format(f->path)) != DECOMPRESS_NONE) {
+		fprintf(out, "  %s: %s archive being read, offset %" PRIu64 " of its decompressed "
+		    "bytes [dev %" PRIu64 " inode %" PRIu64 "]\n", f->path,
+		    decompress_format_name(fmt), f->offset, f->dev, f->ino);
+		return 0;
+	}
 	fprintf(out, "  %s: offset %" PRIu64, f->path, f->offset);
 	if (stat(f->path, &st) == 0 && (uint64_t)st.st_dev == f->dev &&
 	    (uint64_t)st.st_ino == f->ino)

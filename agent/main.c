@@ -9,6 +9,7 @@
 #include <zstd.h>
 
 #include "agent/agent.h"
+#include "agent/backfill.h"
 #include "agent/inspect.h"
 #include "common/daemon.h"
 
@@ -16,6 +17,8 @@ static const struct daemon_command agent_commands[] = {
 	{ "spool-stats", "print what the spool holds: events, bytes, times, file positions",
 	    inspect_stats_command },
 	{ "spool-dump", "print every event in the spool as a JSON line", inspect_dump_command },
+	{ "backfill", "read every file of the file sources once (archives too) into the spool, "
+	    "then exit; run it while the agent is stopped", backfill_command },
 	{ NULL, NULL, NULL },
 };
 

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/decompress.h"
 #include "agent/tail.h"
 #include "common/log.h"
 
@@ -46,6 +47,7 @@
 #define TAIL_HASH_MIN             64
 #define TAIL_SCAN_BUF             (64 * 1024)
 #define TAIL_LOOKAHEAD            (16 * 1024 * 1024)   /* per turn, for a long line's newline */
+#define TAIL_DECODERS             2             /* compressed files decompressed at a time */
 
 /* tail_file_lines: a long line without its newline yet, or still being looked through. */
 #define TAIL_LINES_WAIT  1
@@ -145,6 +147,12 @@ struct tail_file {
 	struct tail_piece split;          /* the split line being handed over (count 0: none) */
 	uint64_t nl_start, nl_clear;      /* bytes [nl_start, +nl_clear) hold no newline */
 	bool failed;                      /* a read failed: tried again at the next scan */
+	enum decompress_format fmt;       /* not DECOMPRESS_NONE: an archive (positions count
+	                                     decompressed bytes; size stays the file's own) */
+	struct decompress *dec;           /* while an archive is being read */
+	bool dec_wait;                    /* PAUSED until a decoder is free (TAIL_DECODERS) */
+	bool archive_done;                /* read to its end: never read again */
+	bool sniffed;                     /* its first bytes said it is no archive */
 };
 
 struct tail {
@@ -174,6 +182,7 @@ struct tail {
 	size_t nfiles, nready;
 	size_t nopen;                     /* files with a descriptor: at most o.max_files */
 	size_t nshut;
+	size_t ndec;                      /* archives with a decoder: at most TAIL_DECODERS */
 	uint64_t warned_ms;               /* when "files wait" was last logged */
 	LIST_HEAD(, tail_dir) dirs;
 	int ino_fd;                       /* -1: directories are not watched */
@@ -202,6 +211,7 @@ static void tail_scan_cb(uv_timer_t *h);
 static void tail_file_read_failed(struct tail *t, struct tail_file *f, int err);
 static void tail_event_cb(uv_fs_event_t *h, const char *filename, int events, int status);
 static void tail_file_shut(struct tail *t, struct tail_file *f);
+static void tail_archive_turn(struct tail *t, struct tail_file *f);
 
 static uint64_t
 tail_fnv(uint64_t h, const uint8_t *p, size_t n)
@@ -233,6 +243,20 @@ tail_pread(int fd, uint8_t *p, size_t len, uint64_t off)
 		n = pread(fd, p, len, (off_t)off);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : n;
+}
+
+/*
+ * Reads f's bytes at off: its own, or, for an archive, its decompressed
+ * ones (the bytes from f->pos on may be read again). Returns tail_pread's
+ * values, or -EINPROGRESS when an archive's decompression has not reached
+ * off yet (this turn's work is done: go on at the next one).
+ */
+static ssize_t
+tail_file_pread(const struct tail_file *f, uint8_t *p, size_t len, uint64_t off)
+{
+	if (f->dec != NULL)
+		return decompress_pread(f->dec, p, len, off, f->pos);
+	return tail_pread(f->fd, p, len, off);
 }
 
 /*
@@ -493,6 +517,11 @@ tail_file_close(struct tail *t, struct tail_file *f)
 		t->nopen--;
 	}
 	f->fd = -1;
+	if (f->dec != NULL) {
+		decompress_free(f->dec);
+		f->dec = NULL;
+		t->ndec--;
+	}
 	t->closing++;
 	uv_close((uv_handle_t *)&f->ev, tail_file_closed);
 }
@@ -586,8 +615,8 @@ tail_line_extent(struct tail *t, struct tail_file *f, uint64_t *len)
 	}
 	while (budget > 0) {
 		want = budget < TAIL_SCAN_BUF ? budget : TAIL_SCAN_BUF;
-		if ((n = tail_pread(f->fd, t->scanbuf, want, f->nl_start + f->nl_clear)) < 0)
-			return (int)n;
+		if ((n = tail_file_pread(f, t->scanbuf, want, f->nl_start + f->nl_clear)) < 0)
+			return n == -EINPROGRESS ? TAIL_LINES_LATER : (int)n;
 		if ((nl = memchr(t->scanbuf, '\n', (size_t)n)) != NULL) {
 			*len = f->nl_clear + (uint64_t)(nl - t->scanbuf);
 			return 0;
@@ -657,14 +686,14 @@ tail_file_read_failed(struct tail *t, struct tail_file *f, int err)
 }
 
 /*
- * Hands over f's partial last line, [pos, size), with TAIL_LINE_PARTIAL.
- * Returns 0, -EAGAIN when f must be read again (it changed) or paused, or
- * -ECANCELED.
+ * Hands over f's partial last line, [pos, end), with TAIL_LINE_PARTIAL;
+ * end is f->size, or an archive's decompressed length. Returns 0, -EAGAIN
+ * when f must be read again (it changed) or paused, or -ECANCELED.
  */
 static int
-tail_file_flush_partial(struct tail *t, struct tail_file *f)
+tail_file_flush_partial(struct tail *t, struct tail_file *f, uint64_t end)
 {
-	uint64_t left = f->size - f->pos;
+	uint64_t left = end - f->pos;
 	size_t len;
 	ssize_t n;
 	int r;
@@ -672,10 +701,10 @@ tail_file_flush_partial(struct tail *t, struct tail_file *f)
 	/* Longer than max_line: in pieces, counted from the bytes there are. */
 	if (left > t->o.max_line && !tail_in_split(t, f))
 		tail_split_begin(f, (left + t->o.max_line - 1) / t->o.max_line);
-	while (f->pos < f->size) {
-		left = f->size - f->pos;
+	while (f->pos < end) {
+		left = end - f->pos;
 		len = left > t->o.max_line ? t->o.max_line : (size_t)left;
-		if ((n = tail_pread(f->fd, t->buf, len, f->pos)) < 0) {
+		if ((n = tail_file_pread(f, t->buf, len, f->pos)) < 0) {
 			tail_file_read_failed(t, f, (int)-n);
 			return -EAGAIN;
 		}
@@ -767,7 +796,8 @@ tail_file_check(struct tail *t, struct tail_file *f)
 	bool changed, truncated, match;
 	int r;
 
-	if (f->state == TAIL_F_SHUT)
+	/* An archive is read as it was found: it is not followed. */
+	if (f->state == TAIL_F_SHUT || f->fmt != DECOMPRESS_NONE)
 		return;
 	if (fstat(f->fd, &st) != 0) {
 		log_error("tail %s: cannot stat %s: %s; trying again at the next stat_interval",
@@ -844,7 +874,7 @@ tail_file_at_end(struct tail *t, struct tail_file *f)
 static void
 tail_file_release(struct tail *t, struct tail_file *f)
 {
-	if (f->pos < f->size && tail_file_flush_partial(t, f) != 0)
+	if (f->pos < f->size && tail_file_flush_partial(t, f, f->size) != 0)
 		return;
 	if (t->unflushed) {
 		tail_flush(t);
@@ -865,6 +895,42 @@ tail_file_release(struct tail *t, struct tail_file *f)
 
 /* ---------------------------------------------------------------- turns of reads */
 
+/*
+ * f was opened with fewer bytes than a magic number (gzip and zstd create
+ * their output before they write it): its first bytes say whether it is an
+ * archive before any of them is handed over. One that appears while the
+ * source is followed is a rotated generation (the rotation rule, tail.h):
+ * stored as done and shut. Returns true when f became such an archive.
+ */
+static bool
+tail_file_sniff(struct tail *t, struct tail_file *f)
+{
+	uint8_t head[4];
+	ssize_t n;
+	bool match;
+
+	if (f->pos != 0 || (n = tail_pread(f->fd, head, sizeof(head), 0)) <= 0)
+		return false;
+	if ((f->fmt = decompress_detect(head, (size_t)n)) == DECOMPRESS_NONE) {
+		f->sniffed = (size_t)n == sizeof(head) || memchr(head, '\n', (size_t)n) != NULL;
+		return false;
+	}
+	uv_fs_event_stop(&f->ev);
+	(void)tail_file_fingerprint(f, &match);
+	f->archive_done = true;
+	log_info("tail %s: not reading %s (%s): it appeared while the source was followed, so "
+	    "it is a rotated generation already read under its plain name (logrotate's "
+	    "compress)", t->name, f->path, decompress_format_name(f->fmt));
+	if (t->cb.skipped != NULL) {
+		t->cb.skipped(t->ctx, &f->info, TAIL_POS_DONE);
+		if (t->stopping)
+			return true;
+	}
+	tail_file_set_state(f, TAIL_F_IDLE);
+	tail_file_shut(t, f);
+	return true;
+}
+
 /* One turn of f: at most read_quantum bytes (max_line + 1 for a long line). */
 static void
 tail_file_turn(struct tail *t, struct tail_file *f)
@@ -875,12 +941,18 @@ tail_file_turn(struct tail *t, struct tail_file *f)
 	bool eof;
 	int r;
 
+	if (f->fmt != DECOMPRESS_NONE) {
+		tail_archive_turn(t, f);
+		return;
+	}
 	/* To the back of the queue first: every other file gets its turn before f's next. */
 	tail_file_set_state(f, TAIL_F_READY);
 	if (f->changed) {
 		f->changed = false;
 		tail_file_check(t, f);
 	}
+	if (!f->sniffed && tail_file_sniff(t, f))
+		return;
 	start = f->pos;
 	want = t->o.read_quantum;
 	for (;;) {
@@ -914,6 +986,126 @@ tail_file_turn(struct tail *t, struct tail_file *f)
 		return;
 	}
 	tail_file_at_end(t, f);
+}
+
+/* ---------------------------------------------------------------- archives */
+
+/* f's decoder is freed: the next archive waiting for one may go on. */
+static void
+tail_archive_free_decoder(struct tail *t, struct tail_file *f)
+{
+	struct tail_file *w;
+
+	decompress_free(f->dec);
+	f->dec = NULL;
+	t->ndec--;
+	TAILQ_FOREACH(w, &t->paused, qlink) {
+		if (w->dec_wait) {
+			w->dec_wait = false;
+			tail_file_set_state(w, TAIL_F_READY);
+			break;
+		}
+	}
+}
+
+/*
+ * Gives f (an archive) a decoder, if one of TAIL_DECODERS is free. Returns
+ * 0, or -EAGAIN when f waits (PAUSED) or failed (logged, tried again at
+ * the next scan).
+ */
+static int
+tail_archive_decoder(struct tail *t, struct tail_file *f)
+{
+	int r;
+
+	if (t->ndec >= TAIL_DECODERS) {
+		f->dec_wait = true;
+		tail_file_set_state(f, TAIL_F_PAUSED);
+		return -EAGAIN;
+	}
+	/* The window holds a turn's read and a long line's look ahead past it. */
+	if ((r = decompress_new(f->fd, f->fmt, t->bufsize + TAIL_SCAN_BUF, &f->dec)) != 0) {
+		tail_file_read_failed(t, f, -r);
+		return -EAGAIN;
+	}
+	t->ndec++;
+	return 0;
+}
+
+/*
+ * f's decompressed data ended (at its end or at damage): its partial last
+ * line goes, its position is stored as done, and it is shut (or let go,
+ * when its name went away) without being read again.
+ */
+static void
+tail_archive_done(struct tail *t, struct tail_file *f)
+{
+	const char *why;
+	uint64_t total = 0, at;
+
+	(void)decompress_ended(f->dec, &total);
+	if (f->pos < total && tail_file_flush_partial(t, f, total) != 0)
+		return;
+	if (t->unflushed) {
+		tail_flush(t);
+		if (t->stopping)
+			return;
+	}
+	if (decompress_damage(f->dec, &at, &why)) {
+		t->st.archive_errors++;
+		log_error("tail %s: %s is damaged at compressed offset %" PRIu64 " (%s): its "
+		    "%" PRIu64 " bytes decompressed before that were read, the rest of it is "
+		    "skipped; `%s -t %s` tells more", t->name, f->path, at, why, total,
+		    f->fmt == DECOMPRESS_GZIP ? "gzip" : "zstd", f->path);
+	} else {
+		log_info("tail %s: read %s (%s) to its end: %" PRIu64 " bytes decompressed", t->name,
+		    f->path, decompress_format_name(f->fmt), total);
+	}
+	tail_archive_free_decoder(t, f);
+	f->archive_done = true;
+	t->st.archives_done++;
+	if (t->cb.skipped != NULL) {
+		t->cb.skipped(t->ctx, &f->info, f->pos | TAIL_POS_DONE);
+		if (t->stopping)
+			return;
+	}
+	if (f->gone) {
+		tail_file_close(t, f);
+	} else {
+		tail_file_set_state(f, TAIL_F_IDLE);
+		tail_file_shut(t, f);
+	}
+	tail_starved_scan(t);
+}
+
+/*
+ * One turn of f, an archive: one read buffer of decompressed bytes, which
+ * holds max_line + 1 bytes, so a turn always hands over a line or a piece.
+ */
+static void
+tail_archive_turn(struct tail *t, struct tail_file *f)
+{
+	uint64_t total;
+	ssize_t n;
+	int r;
+
+	tail_file_set_state(f, TAIL_F_READY);
+	f->changed = false;
+	if (f->dec == NULL && tail_archive_decoder(t, f) != 0)
+		return;
+	if ((n = tail_file_pread(f, t->buf, t->bufsize, f->pos)) == -EINPROGRESS)
+		return;
+	if (n < 0) {
+		tail_file_read_failed(t, f, (int)-n);
+		return;
+	}
+	r = tail_file_lines(t, f, (size_t)n);
+	if (r != 0 && r != TAIL_LINES_WAIT)
+		return;
+	if ((size_t)n == t->bufsize && r == 0)
+		return;
+	if (decompress_ended(f->dec, &total))
+		tail_archive_done(t, f);
 }
 
 static void
@@ -952,7 +1144,7 @@ tail_file_wake(struct tail *t, struct tail_file *f, uint64_t now)
 		return;
 	}
 	if (f->pos < f->size && now >= tail_add_ms(f->changed_ms, t->o.flush_timeout_ms) &&
-	    tail_file_flush_partial(t, f) != 0)
+	    tail_file_flush_partial(t, f, f->size) != 0)
 		return;
 	tail_file_at_end(t, f);
 }
@@ -1064,8 +1256,12 @@ tail_file_start_at(struct tail *t, struct tail_file *f, const uint8_t *head, siz
 	*stored_pos = false;
 	if (t->cb.position != NULL)
 		r = t->cb.position(t->ctx, &f->info.id, &off, &stored);
-	/* A position stored before fingerprints had birth times matches on content alone. */
-	if (r == 0 && stored.fp_len <= hlen && off <= f->size &&
+	/*
+	 * A position stored before fingerprints had birth times matches on
+	 * content alone. An archive's position counts decompressed bytes: its
+	 * size says nothing of it.
+	 */
+	if (r == 0 && stored.fp_len <= hlen && (off <= f->size || f->fmt != DECOMPRESS_NONE) &&
 	    (tail_fnv(f->seed, head, stored.fp_len) == stored.fp_hash ||
 	    (f->seed != TAIL_FNV_BASIS &&
 	    tail_fnv(TAIL_FNV_BASIS, head, stored.fp_len) == stored.fp_hash))) {
@@ -1080,6 +1276,15 @@ tail_file_start_at(struct tail *t, struct tail_file *f, const uint8_t *head, siz
 	else if (r != -ENOENT)
 		log_warn("tail %s: cannot get the stored position of %s: %s; reading it as a "
 		    "new file", t->name, f->path, strerror(-r));
+	if (f->fmt != DECOMPRESS_NONE && (!t->first_scan || t->o.start_at_end)) {
+		/* The rotation rule (tail.h): stored as done, or a restart would read it. */
+		*why = t->first_scan ? "start_at: end leaves the archives found at the start "
+		    "unread" : "it appeared while the source was followed, so it is a rotated "
+		    "generation already read under its plain name (logrotate's compress)";
+		if (t->cb.skipped != NULL)
+			t->cb.skipped(t->ctx, &f->info, TAIL_POS_DONE);
+		return TAIL_POS_DONE;
+	}
 	if (t->first_scan && t->o.start_at_end) {
 		*why = "its end (start_at: end)";
 		/* Stored now, or a restart before its first line would skip again. */
@@ -1189,8 +1394,9 @@ tail_file_wake_shut(struct tail *t, struct tail_file *f, const struct stat *st)
 {
 	int r;
 
-	if ((uint64_t)st->st_size == f->size && st->st_mtim.tv_sec == f->mtime.tv_sec &&
-	    st->st_mtim.tv_nsec == f->mtime.tv_nsec)
+	/* An archive read to its end is never read again, whatever happens to it. */
+	if (f->archive_done || ((uint64_t)st->st_size == f->size &&
+	    st->st_mtim.tv_sec == f->mtime.tv_sec && st->st_mtim.tv_nsec == f->mtime.tv_nsec))
 		return true;
 	if (!tail_slot(t))
 		return false;
@@ -1255,7 +1461,14 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, enum t
 	f->seen_gen = t->gen;
 	f->state = TAIL_F_SHUT;
 	t->nshut++;
+	f->fmt = decompress_detect(head, (size_t)n);
+	f->sniffed = f->fmt != DECOMPRESS_NONE || (size_t)n >= 4 ||
+	    memchr(head, '\n', (size_t)n) != NULL;
 	f->pos = tail_file_start_at(t, f, head, (size_t)n, &why, &stored_pos);
+	if (f->fmt != DECOMPRESS_NONE && (f->pos & TAIL_POS_DONE)) {
+		f->pos &= ~TAIL_POS_DONE;
+		f->archive_done = true;
+	}
 	if (t->stopping || (how == TAIL_OPEN_STOPPED && !stored_pos)) {
 		/* A renamed file that is not the stored one is none of this tail's business. */
 		r = t->stopping ? -ECANCELED : 0;
@@ -1267,13 +1480,34 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, enum t
 
 	uv_fs_event_init(t->loop, &f->ev);
 	f->ev.data = f;
-	tail_file_watch(t, f);
+	if (f->fmt == DECOMPRESS_NONE)
+		tail_file_watch(t, f);
 	t->nopen++;
 
 	tail_hash_insert(t, f);
 	TAILQ_INSERT_TAIL(&t->files, f, link);
 	t->nfiles++;
 	t->st.files_seen++;
+	if (f->archive_done) {
+		/* Known by identity, so that scans do not open it again; no descriptor. */
+		/* Said at every start for every archive read before: debug, not info. */
+		if (stored_pos)
+			log_debug("tail %s: not reading %s (%s): it was read to its end before",
+			    t->name, path, decompress_format_name(f->fmt));
+		else
+			log_info("tail %s: not reading %s (%s): %s", t->name, path,
+			    decompress_format_name(f->fmt), why);
+		tail_file_set_state(f, TAIL_F_IDLE);
+		tail_file_shut(t, f);
+		return 0;
+	}
+	if (f->fmt != DECOMPRESS_NONE) {
+		log_info("tail %s: reading %s (%s) once, decompressed, from %s, offset %" PRIu64
+		    "%s", t->name, path, decompress_format_name(f->fmt), why, f->pos, f->pos > 0 ?
+		    " (decompressing it from its start up to there first)" : "");
+		tail_file_set_state(f, TAIL_F_READY);
+		return 0;
+	}
 	log_info("tail %s: following %s from %s, offset %" PRIu64, t->name, path, why, f->pos);
 	tail_file_set_state(f, f->pos < f->size ? TAIL_F_READY : TAIL_F_IDLE);
 	if (how != TAIL_OPEN_MATCH) {
@@ -1977,6 +2211,13 @@ tail_stop(struct tail *t, void (*done)(void *ctx), void *ctx)
 void
 tail_get_stats(const struct tail *t, struct tail_stats *s)
 {
+	const struct tail_file *f;
+
 	*s = t->st;
 	s->files_open = t->nopen;
+	s->files_reading = t->st.files_waiting;
+	TAILQ_FOREACH(f, &t->files, link)
+		if (f->state == TAIL_F_READY || f->state == TAIL_F_PAUSED ||
+		    (f->state == TAIL_F_WAITING && f->pos < f->size))
+			s->files_reading++;
 }

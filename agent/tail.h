@@ -62,6 +62,31 @@
  * Reads are synchronous pread()s on the loop thread: log files being tailed
  * are in the page cache, and a thread-pool round trip per read would cost
  * more than the read.
+ *
+ * Compressed files (agent/decompress.h: gzip or zstd, told by their first
+ * bytes, whatever their name) are archives: read once, through
+ * decompression, to their end, and never followed (no inotify watch, no
+ * stat). Their offsets and positions count decompressed bytes; their
+ * identity (fingerprint) is that of their compressed bytes. Each turn
+ * decompresses at most one read buffer (plus at most DECOMPRESS_STEP bytes
+ * on the way to a stored position), so the loop stays responsive, and at
+ * most TAIL_DECODERS of them are being decompressed at a time (the others
+ * wait, PAUSED), so that memory stays bounded however many archives match.
+ * At its end (or at damage, logged with its compressed offset and counted
+ * in archive_errors), an archive's position is stored with TAIL_POS_DONE
+ * through the skipped callback, and a restart skips it without
+ * decompressing it. A stored position without TAIL_POS_DONE is resumed by
+ * decompressing the file from its start up to the position; so does,
+ * once, a line longer than the decompression window (the read buffer plus
+ * 64 KiB), whose newline tail looks for past the window. Which archives
+ * are read (the rotation rule): those found by the first scan (unless
+ * start_at_end), never one that appears later while the source is
+ * followed: that is logrotate's `compress` of a rotated generation the
+ * tail has read already under its plain name; it is stored as done at
+ * offset 0 without being read. A file opened with fewer than 4 bytes (gzip
+ * and zstd create their output before they write it) is looked at again
+ * before its first line is handed over, and becomes such an archive when
+ * its first bytes say so.
  */
 #ifndef LOGFERRY_TAIL_H
 #define LOGFERRY_TAIL_H
@@ -71,6 +96,12 @@
 #include <stdint.h>
 
 #include <uv.h>
+
+/*
+ * Set in the position of a compressed file read to its end (see "Compressed
+ * files" above): such a file is not decompressed again. Offsets never reach it.
+ */
+#define TAIL_POS_DONE (UINT64_C(1) << 63)
 
 /* Bytes of a file's start that make its fingerprint. */
 #define TAIL_FINGERPRINT_MAX 1024
@@ -151,9 +182,10 @@ struct tail_callbacks {
 	 */
 	void (*release)(void *ctx, const struct tail_file_info *f);
 	/*
-	 * A file without a position starts at offset, after bytes it will never
-	 * hand over (start_at: end): the caller stores that position, so that a
-	 * restart before the file's first line does not skip again. NULL ok.
+	 * A position to store without a line: a file without a position starts
+	 * at offset, after bytes it will never hand over (start_at: end), so
+	 * that a restart before the file's first line does not skip again; or a
+	 * compressed file is done (offset has TAIL_POS_DONE). NULL ok.
 	 */
 	void (*skipped)(void *ctx, const struct tail_file_info *f, uint64_t offset);
 	/*
@@ -231,6 +263,10 @@ struct tail_stats {
 	uint64_t split_lines;    /* lines longer than max_line */
 	uint64_t partial_lines;  /* last lines flushed without a newline */
 	uint64_t errors;         /* open/read/stat failures */
+	uint64_t archives_done;  /* compressed files read to their end (or their damage) */
+	uint64_t archive_errors; /* compressed files that ended at damage (corrupt, truncated) */
+	uint64_t files_reading;  /* now: files with bytes not handed over yet, or waiting for a
+	                            descriptor at the last scan (0: everything matched was read) */
 };
 void tail_get_stats(const struct tail *t, struct tail_stats *s);
 

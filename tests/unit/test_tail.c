@@ -33,6 +33,8 @@
 
 #include <cmocka.h>
 #include <uv.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "agent/tail.h"
 #include "common/log.h"
@@ -117,6 +119,11 @@ struct h {
 	uint64_t snap;
 	size_t snap_rec;
 	uint64_t hook_ino;
+
+	/* The skipped callback: positions stored without a line. */
+	unsigned skips;
+	uint64_t skip_off[MAX_RECS];
+	uint64_t skip_ino[MAX_RECS];
 };
 
 /* Runs the loop until cond holds or the deadline passes; true if it holds. */
@@ -2154,6 +2161,357 @@ test_closed_file_deleted_is_forgotten(void **state)
 	h_stop_and_check(h);
 }
 
+/* ---------------------------------------------------------------- compressed archives */
+
+static void
+cb_skipped(void *ctx, const struct tail_file_info *f, uint64_t offset)
+{
+	struct h *h = ctx;
+
+	if (h->stopped)
+		h->after_stop++;
+	if (h->skips < MAX_RECS) {
+		h->skip_off[h->skips] = offset;
+		h->skip_ino[h->skips] = f->id.ino;
+	}
+	h->skips++;
+}
+
+static const struct tail_callbacks callbacks_archives = {
+	.position = cb_position_stored,
+	.line = cb_line,
+	.flush = cb_flush,
+	.release = cb_release,
+	.stored = cb_stored,
+	.skipped = cb_skipped,
+};
+
+/* The position stored for the file named name by the skipped callback, or UINT64_MAX. */
+static uint64_t
+skip_of(struct h *h, const char *name)
+{
+	uint64_t dev, ino, off = UINT64_MAX;
+
+	ident(h, name, &dev, &ino);
+	for (unsigned i = 0; i < h->skips && i < MAX_RECS; i++)
+		if (h->skip_ino[i] == ino)
+			off = h->skip_off[i];
+	return off;
+}
+
+/* n lines "<tag> line <i>\n" in *len bytes, written plain to plain_name too. */
+static char *
+archive_text(struct h *h, const char *plain_name, const char *tag, unsigned n, size_t *len)
+{
+	size_t cap = (size_t)n * 48 + 1, used = 0;
+	char *p = malloc(cap);
+
+	assert_non_null(p);
+	for (unsigned i = 0; i < n; i++)
+		used += (size_t)snprintf(p + used, cap - used, "%s line %u\n", tag, i);
+	put_bytes(h, plain_name, p, used, O_TRUNC);
+	*len = used;
+	return p;
+}
+
+static void
+put_gzip(struct h *h, const char *name, const char *p, size_t len)
+{
+	char path[PATH_MAX];
+	gzFile gz;
+
+	h_path(h, path, name);
+	assert_non_null(gz = gzopen(path, "wb"));
+	assert_int_equal(gzwrite(gz, p, (unsigned)len), (int)len);
+	assert_int_equal(gzclose(gz), Z_OK);
+}
+
+static void
+put_zstd(struct h *h, const char *name, const char *p, size_t len)
+{
+	size_t cap = ZSTD_compressBound(len), n;
+	uint8_t *z = malloc(cap);
+
+	assert_non_null(z);
+	n = ZSTD_compress(z, cap, p, len, 3);
+	assert_false(ZSTD_isError(n));
+	put_bytes(h, name, z, n, O_TRUNC);
+	free(z);
+}
+
+static void
+h_archives(struct h *h)
+{
+	h_path(h, h->pathv[0], "access.log*");
+	assert_int_equal(tail_start(&h->loop, &h->o, &callbacks_archives, h, &h->t), 0);
+}
+
+static void
+test_gzip_and_zstd_files_are_read_decompressed_once_and_marked_done(void **state)
+{
+	struct h *h = *state;
+	size_t glen, zlen;
+	char *g = archive_text(h, "plain.2", "gz", 3000, &glen);
+	char *z = archive_text(h, "plain.3", "zst", 2000, &zlen);
+	struct rec *rg, *rz;
+
+	put_gzip(h, "access.log.2.gz", g, glen);
+	/* No .zst in the name: the magic bytes tell. */
+	put_zstd(h, "access.log.3", z, zlen);
+	h_archives(h);
+	RUN_UNTIL(h, h->skips == 2);
+	run_for(h, 100);
+	rg = rec_of(h, "access.log.2.gz");
+	rz = rec_of(h, "access.log.3");
+	assert_int_equal(rg->lines, 3000);
+	assert_int_equal(rz->lines, 2000);
+	expect_rec_is_file(h, rg, "plain.2");
+	expect_rec_is_file(h, rz, "plain.3");
+	assert_int_equal(rg->end, glen);
+	assert_true(skip_of(h, "access.log.2.gz") == (TAIL_POS_DONE | glen));
+	assert_true(skip_of(h, "access.log.3") == (TAIL_POS_DONE | zlen));
+	assert_int_equal(stats(h).archives_done, 2);
+	assert_int_equal(stats(h).archive_errors, 0);
+	assert_int_equal(stats(h).files_reading, 0);
+	assert_int_equal(h->releases, 0);
+	assert_int_equal(h->nlines, 5000);
+	h_stop_and_check(h);
+	free(g);
+	free(z);
+}
+
+static void
+test_compressed_file_resumes_at_its_stored_decompressed_position(void **state)
+{
+	struct h *h = *state, *h2;
+	size_t len;
+	char *g = archive_text(h, "plain.2", "gz", 3000, &len);
+	struct tail_id id;
+	struct rec *r;
+	uint64_t mid;
+
+	put_gzip(h, "access.log.2.gz", g, len);
+	h_archives(h);
+	RUN_UNTIL(h, h->skips == 1);
+	r = rec_of(h, "access.log.2.gz");
+	id = r->id;
+	mid = line_of(h, r, 999)->end;
+	h_stop_and_check(h);
+
+	h2 = h_new(h->dir);
+	h2->stored_id[0] = id;
+	h2->stored_path[0] = "access.log.2.gz";
+	h2->stored_off[0] = mid;
+	h2->nstored = 1;
+	h_archives(h2);
+	RUN_UNTIL(h2, h2->skips == 1);
+	r = rec_of(h2, "access.log.2.gz");
+	assert_int_equal(r->base, mid);
+	assert_int_equal(r->lines, 2000);
+	expect_rec_is_file(h2, r, "plain.2");
+	h_stop_and_check(h2);
+	assert_int_equal(h_free(h2, false), 0);
+	free(g);
+}
+
+static void
+test_compressed_file_stored_as_done_is_not_read_again(void **state)
+{
+	struct h *h = *state, *h2;
+	size_t len;
+	char *g = archive_text(h, "plain.2", "gz", 100, &len);
+	struct tail_id id;
+
+	put_gzip(h, "access.log.2.gz", g, len);
+	h_archives(h);
+	RUN_UNTIL(h, h->skips == 1);
+	id = rec_of(h, "access.log.2.gz")->id;
+	h_stop_and_check(h);
+
+	h2 = h_new(h->dir);
+	h2->stored_id[0] = id;
+	h2->stored_path[0] = "access.log.2.gz";
+	h2->stored_off[0] = TAIL_POS_DONE | len;
+	h2->nstored = 1;
+	h_archives(h2);
+	run_for(h2, 300);
+	assert_int_equal(h2->nlines, 0);
+	assert_int_equal(h2->skips, 0);
+	assert_int_equal(stats(h2).files_reading, 0);
+	assert_int_equal(stats(h2).files_open, 0);
+	h_stop_and_check(h2);
+	assert_int_equal(h_free(h2, false), 0);
+	free(g);
+}
+
+static void
+test_truncated_archive_is_read_to_its_damage_counted_and_left(void **state)
+{
+	struct h *h = *state;
+	char path[PATH_MAX];
+	struct log_capture lc;
+	size_t len;
+	char *g = archive_text(h, "plain.2", "gz", 20000, &len);
+	struct stat st;
+	struct rec *r;
+	unsigned n;
+
+	put_gzip(h, "access.log.2.gz", g, len);
+	h_path(h, path, "access.log.2.gz");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(truncate(path, st.st_size / 2), 0);
+	log_capture_start(&lc, "test_tail", "TEST_TAIL_LOG");
+	h_archives(h);
+	RUN_UNTIL(h, h->skips == 1);
+	r = rec_of(h, "access.log.2.gz");
+	n = r->lines;
+	assert_true(n > 100 && n < 20000);
+	run_for(h, 300);
+	assert_int_equal(r->lines, n);
+	assert_int_equal(h->skips, 1);
+	assert_int_equal(stats(h).archive_errors, 1);
+	assert_int_equal(stats(h).files_reading, 0);
+	assert_true(skip_of(h, "access.log.2.gz") == (TAIL_POS_DONE | r->end));
+	log_capture_expect(&lc, "access.log.2.gz is damaged at compressed offset");
+	log_capture_stop(&lc);
+	h_stop_and_check(h);
+	free(g);
+}
+
+static void
+test_archive_appearing_while_following_is_a_rotated_generation_and_not_read(void **state)
+{
+	struct h *h = *state;
+	size_t len;
+	char *g = archive_text(h, "plain.1", "gz", 100, &len);
+
+	put(h, "access.log", "live\n");
+	h_archives(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	/* logrotate's compress of access.log.1, which the agent followed already. */
+	put_gzip(h, "access.log.2.gz", g, len);
+	RUN_UNTIL(h, h->skips == 1);
+	run_for(h, 200);
+	assert_int_equal(h->nlines, 1);
+	assert_true(skip_of(h, "access.log.2.gz") == TAIL_POS_DONE);
+	h_stop_and_check(h);
+	free(g);
+}
+
+static void
+test_archive_written_into_an_empty_new_file_is_not_read_as_lines(void **state)
+{
+	struct h *h = *state;
+	char path[PATH_MAX];
+	size_t len;
+	char *g = archive_text(h, "plain.1", "gz", 100, &len);
+
+	put(h, "access.log", "live\n");
+	h_archives(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	/* gzip creates its output empty, then writes it: the agent may open it in between. */
+	put(h, "access.log.2.gz", "");
+	RUN_UNTIL(h, stats(h).files_seen == 2);
+	put_gzip(h, "tmp.gz", g, len);
+	h_path(h, path, "tmp.gz");
+	{
+		FILE *in = fopen(path, "rb");
+		uint8_t buf[65536];
+		size_t n;
+
+		assert_non_null(in);
+		n = fread(buf, 1, sizeof(buf), in);
+		fclose(in);
+		put_bytes(h, "access.log.2.gz", buf, n, O_APPEND);
+	}
+	RUN_UNTIL(h, h->skips == 1);
+	run_for(h, 200);
+	assert_int_equal(h->nlines, 1);
+	assert_true(skip_of(h, "access.log.2.gz") == TAIL_POS_DONE);
+	h_stop_and_check(h);
+	free(g);
+}
+
+static void
+test_more_archives_than_decoders_are_all_read_each_once(void **state)
+{
+	struct h *h = *state;
+	char name[32], plain[32];
+	size_t len;
+	char *g[6];
+
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "access.log.%d.gz", i + 2);
+		snprintf(plain, sizeof(plain), "plain.%d", i + 2);
+		g[i] = archive_text(h, plain, name, 1000, &len);
+		put_gzip(h, name, g[i], len);
+	}
+	h_archives(h);
+	RUN_UNTIL(h, h->skips == 6);
+	run_for(h, 100);
+	assert_int_equal(h->nlines, 6000);
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "access.log.%d.gz", i + 2);
+		snprintf(plain, sizeof(plain), "plain.%d", i + 2);
+		expect_rec_is_file(h, rec_of(h, name), plain);
+		free(g[i]);
+	}
+	assert_int_equal(stats(h).archives_done, 6);
+	assert_int_equal(stats(h).files_open, 0);
+	h_stop_and_check(h);
+}
+
+static void
+test_archive_line_longer_than_the_window_comes_in_counted_pieces(void **state)
+{
+	struct h *h = *state;
+	size_t big = 2 * MIB, len;
+	char *p = malloc(big + 64);
+	struct rec *r;
+
+	assert_non_null(p);
+	len = (size_t)snprintf(p, 64, "first\n");
+	memset(p + len, 'x', big);
+	len += big;
+	len += (size_t)snprintf(p + len, 64, "\nlast\n");
+	put_bytes(h, "plain.2", p, len, O_TRUNC);
+	put_gzip(h, "access.log.2.gz", p, len);
+	h_archives(h);
+	RUN_UNTIL(h, h->skips == 1);
+	r = rec_of(h, "access.log.2.gz");
+	expect_rec_is_file(h, r, "plain.2");
+	assert_int_equal(r->lines, 2 + (big + h->o.max_line - 1) / h->o.max_line);
+	assert_int_equal(r->splits, big / h->o.max_line - 1);
+	assert_int_equal(line_of(h, r, 1)->flags, TAIL_LINE_SPLIT);
+	assert_int_equal(line_of(h, r, 1)->end, 6 + h->o.max_line);
+	assert_true(line_of(h, r, 1)->piece);
+	assert_int_equal(line_of(h, r, 1)->pc.count, (big + h->o.max_line - 1) / h->o.max_line);
+	h_stop_and_check(h);
+	free(p);
+}
+
+static void
+test_exclude_glob_keeps_archives_out(void **state)
+{
+	struct h *h = *state;
+	size_t len;
+	char *g = archive_text(h, "plain.2", "gz", 100, &len);
+
+	put_gzip(h, "access.log.2.gz", g, len);
+	put(h, "access.log", "live\n");
+	h_path(h, h->exclv[0], "*.gz");
+	h->excl[0] = h->exclv[0];
+	h->o.nexclude = 1;
+	h_archives(h);
+	RUN_UNTIL(h, h->nlines == 1);
+	run_for(h, 200);
+	assert_int_equal(h->nlines, 1);
+	assert_int_equal(h->skips, 0);
+	assert_int_equal(stats(h).files_seen, 1);
+	h_stop_and_check(h);
+	free(g);
+}
+
 int
 main(void)
 {
@@ -2207,6 +2565,15 @@ main(void)
 		T(test_idle_file_is_closed_after_close_inactive_and_reopened_where_it_was),
 		T(test_closed_file_rewritten_is_read_again_from_its_start),
 		T(test_closed_file_deleted_is_forgotten),
+		T(test_gzip_and_zstd_files_are_read_decompressed_once_and_marked_done),
+		T(test_compressed_file_resumes_at_its_stored_decompressed_position),
+		T(test_compressed_file_stored_as_done_is_not_read_again),
+		T(test_truncated_archive_is_read_to_its_damage_counted_and_left),
+		T(test_archive_appearing_while_following_is_a_rotated_generation_and_not_read),
+		T(test_exclude_glob_keeps_archives_out),
+		T(test_archive_line_longer_than_the_window_comes_in_counted_pieces),
+		T(test_more_archives_than_decoders_are_all_read_each_once),
+		T(test_archive_written_into_an_empty_new_file_is_not_read_as_lines),
 #undef T
 	};
 
