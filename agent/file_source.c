@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -250,3 +251,73 @@ file_source_stop(struct file_source *fs, void (*done)(void *ctx), void *ctx)
 	fs->done_ctx = ctx;
 	tail_stop(fs->tail, file_source_stopped, fs);
 }
+
+/* ---------------------------------------------------------------- its type */
+
+#define FILE_F(name, type, member, help) \
+	{ "logferry_file_" name, type, help, offsetof(struct file_source_stats, member) }
+static const struct metrics_field file_source_fields[] = {
+	FILE_F("lines_total", "counter", tail.lines,
+	    "Lines read (each piece of a split line counts)."),
+	FILE_F("bytes_total", "counter", tail.bytes, "Bytes read, newlines included."),
+	FILE_F("files_open", "gauge", tail.files_open, "Files with an open descriptor now."),
+	FILE_F("files_seen_total", "counter", tail.files_seen, "Files opened since the start."),
+	FILE_F("files_waiting", "gauge", tail.files_waiting,
+	    "Files matched but waiting for a descriptor at the last scan (max_open_files)."),
+	FILE_F("rotations_total", "counter", tail.rotations,
+	    "Renamed or deleted files read to their end and released."),
+	FILE_F("truncations_total", "counter", tail.truncations,
+	    "Files truncated (copytruncate) and read again from the start."),
+	FILE_F("split_lines_total", "counter", tail.split_lines, "Lines longer than max_line."),
+	FILE_F("partial_lines_total", "counter", tail.partial_lines,
+	    "Last lines sent without a newline after flush_timeout."),
+	FILE_F("errors_total", "counter", tail.errors, "open, read and stat failures."),
+	FILE_F("parse_errors_total", "counter", parse_errors,
+	    "Lines spooled with a parse_error field."),
+	FILE_F("dropped_total", "counter", dropped_unspoolable,
+	    "Lines the spool refused even without fields; skipped."),
+};
+
+static uint64_t
+file_source_max_message(const struct agent_source *cfg)
+{
+	return cfg->max_line;
+}
+
+static int
+file_source_type_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct budget *budget, void **out)
+{
+	(void)budget;
+	return file_source_start(loop, cfg, host, spool, (struct file_source **)out);
+}
+
+static void
+file_source_type_resume(void *src)
+{
+	file_source_resume(src);
+}
+
+static void
+file_source_type_stop(void *src, void (*done)(void *ctx), void *ctx)
+{
+	file_source_stop(src, done, ctx);
+}
+
+static void
+file_source_type_stats(const void *src, void *st)
+{
+	file_source_get_stats(src, st);
+}
+
+const struct source_type file_source_type = {
+	.name = "file",
+	.resumes_from_spool = true,
+	.max_message = file_source_max_message,
+	.start = file_source_type_start,
+	.resume = file_source_type_resume,
+	.stop = file_source_type_stop,
+	.stats = file_source_type_stats,
+	.stats_size = sizeof(struct file_source_stats),
+	.fields = METRICS_FIELDS(file_source_fields),
+};

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "agent/agent_config.h"
+#include "agent/source_type.h"
 #include "agent/spool.h"
 #include "agent/tail.h"
 
@@ -37,5 +38,8 @@ void file_source_get_stats(const struct file_source *fs, struct file_source_stat
 
 /* Stops reading; done(ctx) runs when every handle is closed and fs is freed. */
 void file_source_stop(struct file_source *fs, void (*done)(void *ctx), void *ctx);
+
+/* The `file` type of source_types. */
+extern const struct source_type file_source_type;
 
 #endif

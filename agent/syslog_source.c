@@ -1339,3 +1339,84 @@ syslog_source_get_stats(const struct syslog_source *ss, struct syslog_source_sta
 	st->connections_open = ss->nconns;
 	st->paused = ss->paused;
 }
+
+/* ---------------------------------------------------------------- its type */
+
+#define SYSLOG_F(name, type, member, help) \
+	{ "logferry_syslog_" name, type, help, offsetof(struct syslog_source_stats, member) }
+static const struct metrics_field syslog_source_fields[] = {
+	SYSLOG_F("messages_total", "counter", received, "Messages spooled."),
+	SYSLOG_F("truncated_total", "counter", truncated,
+	    "Messages cut at max_message_size."),
+	SYSLOG_F("parse_errors_total", "counter", parse_errors,
+	    "Messages spooled with a parse_error field."),
+	SYSLOG_F("dropped_full_total", "counter", dropped_full,
+	    "Datagrams dropped because the spool was full."),
+	SYSLOG_F("dropped_kernel_total", "counter", dropped_kernel,
+	    "Datagrams the kernel dropped before the agent read them: the receive buffer was full."),
+	SYSLOG_F("dropped_oversize_total", "counter", dropped_oversize,
+	    "Octet-counted messages over max_message_size, skipped."),
+	SYSLOG_F("dropped_unspoolable_total", "counter", dropped_unspoolable,
+	    "Messages the spool refused even without fields."),
+	SYSLOG_F("connections_total", "counter", connections, "TCP connections served."),
+	SYSLOG_F("connections_open", "gauge", connections_open, "TCP connections open now."),
+	SYSLOG_F("connections_refused_total", "counter", connections_refused,
+	    "TCP connections closed at once: max_connections reached."),
+	SYSLOG_F("framing_errors_total", "counter", framing_errors,
+	    "TCP connections closed for a malformed octet count."),
+	SYSLOG_F("read_errors_total", "counter", read_errors,
+	    "Failed receives and connections reset."),
+	SYSLOG_F("pauses_total", "counter", pauses,
+	    "Times TCP reading stopped on a full spool."),
+	SYSLOG_F("memory_waits_total", "counter", budget_waits,
+	    "Times a TCP connection waited for memory_limit's share for connection buffers."),
+};
+
+static uint64_t
+syslog_source_max_message(const struct agent_source *cfg)
+{
+	return cfg->max_message_size;
+}
+
+static int
+syslog_source_type_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct budget *budget, void **out)
+{
+	struct syslog_source *src;
+	int r;
+
+	if ((r = syslog_source_start(loop, cfg, host, spool, &src)) != 0)
+		return r;
+	syslog_source_set_budget(src, budget);
+	*out = src;
+	return 0;
+}
+
+static void
+syslog_source_type_resume(void *src)
+{
+	syslog_source_resume(src);
+}
+
+static void
+syslog_source_type_stop(void *src, void (*done)(void *ctx), void *ctx)
+{
+	syslog_source_stop(src, done, ctx);
+}
+
+static void
+syslog_source_type_stats(const void *src, void *st)
+{
+	syslog_source_get_stats(src, st);
+}
+
+const struct source_type syslog_source_type = {
+	.name = "syslog",
+	.max_message = syslog_source_max_message,
+	.start = syslog_source_type_start,
+	.resume = syslog_source_type_resume,
+	.stop = syslog_source_type_stop,
+	.stats = syslog_source_type_stats,
+	.stats_size = sizeof(struct syslog_source_stats),
+	.fields = METRICS_FIELDS(syslog_source_fields),
+};

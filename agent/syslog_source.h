@@ -52,6 +52,7 @@
 
 #include "agent/agent_config.h"
 #include "agent/budget.h"
+#include "agent/source_type.h"
 #include "agent/spool.h"
 
 struct syslog_source;
@@ -115,5 +116,8 @@ struct syslog_source_stats {
 
 /* A copy of the source's counters. */
 void syslog_source_get_stats(const struct syslog_source *ss, struct syslog_source_stats *st);
+
+/* The `syslog` type of source_types. */
+extern const struct source_type syslog_source_type;
 
 #endif
