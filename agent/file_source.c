@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 
 #include "agent/file_source.h"
+#include "agent/pipeline.h"
 #include "agent/source.h"
 #include "agent/tail.h"
 #include "common/log.h"
@@ -17,9 +18,9 @@
 struct file_source {
 	const struct agent_source *cfg;
 	struct spool *spool;
+	struct pipeline pipe;
 	struct tail *tail;
 	struct source_line sl;
-	uint64_t too_large;          /* lines whose event could not be spooled even raw */
 	void (*done)(void *ctx);
 	void *done_ctx;
 };
@@ -85,7 +86,7 @@ file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line,
 {
 	struct file_source *fs = ctx;
 	struct spool_file pos;
-	struct event ev, raw;
+	struct event ev;
 	unsigned marks = 0;
 	int r;
 
@@ -100,22 +101,12 @@ file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line,
 		source_line_event(&fs->sl, line, len, marks, source_now_ns(), f->path, &ev);
 	}
 	file_source_pos(f, end_offset, &pos);
-	r = spool_append(fs->spool, &ev, &pos);
-	if (r == -EMSGSIZE) {
-		/* Fields can make an event larger than its line; the line alone fits. */
-		source_line_raw(&fs->sl, &ev, "event too large with its fields", &raw);
-		r = spool_append(fs->spool, &raw, &pos);
-	}
-	if (r == -EAGAIN)
+	/* Without its fields, a line loses its partial mark too: the line alone is kept. */
+	if ((r = pipeline_emit(&fs->pipe, &ev, 0, &pos)) == -EAGAIN)
 		return -EAGAIN;
-	if (r != 0) {
-		fs->too_large++;
+	if (r != 0)
 		log_error("source %s: %s: line ending at offset %" PRIu64 " cannot be spooled (%s); "
 		    "skipped", fs->cfg->name, f->path, end_offset, strerror(-r));
-		/* Its position still advances, or the file would stall on it forever. */
-		if (spool_set_position(fs->spool, &pos) == -EAGAIN)
-			return -EAGAIN;
-	}
 	return 0;
 }
 
@@ -194,6 +185,7 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		return -ENOMEM;
 	fs->cfg = cfg;
 	fs->spool = spool;
+	pipeline_init(&fs->pipe, spool, "event too large with its fields");
 	source_line_init(&fs->sl, cfg, host, cfg->max_line);
 	o.name = cfg->name;
 	o.paths = (const char *const *)cfg->paths.items;
@@ -228,7 +220,8 @@ file_source_get_stats(const struct file_source *fs, struct file_source_stats *st
 {
 	tail_get_stats(fs->tail, &st->tail);
 	st->parse_errors = fs->sl.parse_errors;
-	st->dropped_unspoolable = fs->too_large;
+	st->fields_dropped = fs->pipe.fields_dropped;
+	st->dropped_unspoolable = fs->pipe.dropped;
 }
 
 static void

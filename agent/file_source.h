@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "agent/agent_config.h"
+#include "agent/pipeline.h"
 #include "agent/source_type.h"
 #include "agent/spool.h"
 #include "agent/tail.h"
@@ -30,6 +31,7 @@ void file_source_resume(struct file_source *fs);
 struct file_source_stats {
 	struct tail_stats tail;       /* files and lines read */
 	uint64_t parse_errors;        /* lines spooled with a parse_error field */
+	uint64_t fields_dropped;      /* lines spooled without their fields: too large with them */
 	uint64_t dropped_unspoolable; /* lines the spool refused even without fields, skipped */
 };
 

@@ -17,6 +17,7 @@
 
 #include "agent/http_source.h"
 #include "agent/intake.h"
+#include "agent/pipeline.h"
 #include "common/addr.h"
 #include "common/jsonw.h"
 #include "common/log.h"
@@ -150,6 +151,7 @@ struct http_source {
 	const struct agent_source *cfg;
 	const char *host, *stream;
 	struct spool *spool;
+	struct pipeline pipe;
 	struct http_listener *listeners;
 	size_t nlisteners;
 	uv_idle_t idle;               /* runs the work queue */
@@ -822,12 +824,10 @@ http_conn_timed_out(struct http_conn *c)
 static void
 http_conn_spool(struct http_conn *c)
 {
-	static const char why[] = "event too large for the spool with its fields; fields dropped";
 	struct http_source *hs = c->hs;
 	size_t from = intake_offset(c->in), bytes;
 	struct spool_stats ss;
-	struct event_field pe;
-	struct event ev, raw;
+	struct event ev;
 	int r;
 
 	for (;;) {
@@ -837,19 +837,7 @@ http_conn_spool(struct http_conn *c)
 		}
 		if (intake_next(c->in, c->received_ns, &ev, &bytes) == 0)
 			break;
-		r = spool_append(hs->spool, &ev, NULL);
-		if (r == -EMSGSIZE) {
-			/* Fields can make an event larger than the spool takes; the object alone may fit. */
-			memset(&pe, 0, sizeof(pe));
-			pe.key = (struct pbslice){ (const uint8_t *)"parse_error", 11 };
-			pe.type = EVENT_TEXT;
-			pe.v.text = (struct pbslice){ (const uint8_t *)why, sizeof(why) - 1 };
-			raw = ev;
-			raw.fields = &pe;
-			raw.nfields = 1;
-			if ((r = spool_append(hs->spool, &raw, NULL)) == 0)
-				hs->stats.fields_dropped++;
-		}
+		r = pipeline_emit(&hs->pipe, &ev, 0, NULL);
 		if (r == -EAGAIN) {
 			/* A full spool with nothing of the request in: the client may retry it whole. */
 			spool_get_stats(hs->spool, &ss);
@@ -860,7 +848,6 @@ http_conn_spool(struct http_conn *c)
 			return;
 		}
 		if (r != 0) {
-			hs->stats.dropped_unspoolable++;
 			c->dropped++;
 			log_error("source %s: %s: an event of about %zu bytes cannot be spooled (%s); "
 			    "dropped. The spool's largest event is too small for this source's "
@@ -1553,6 +1540,8 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	hs->host = host;
 	hs->stream = cfg->stream != NULL ? cfg->stream : cfg->name;
 	hs->spool = spool;
+	pipeline_init(&hs->pipe, spool, "event too large for the spool with its fields; "
+	    "fields dropped");
 	hs->idle_timeout_ms = cfg->idle_timeout_ms != 0 ? cfg->idle_timeout_ms :
 	    HTTP_SOURCE_IDLE_TIMEOUT_MS;
 	hs->request_timeout_ms = cfg->request_timeout_ms != 0 ? cfg->request_timeout_ms :
@@ -1664,6 +1653,8 @@ void
 http_source_get_stats(const struct http_source *hs, struct http_source_stats *st)
 {
 	*st = hs->stats;
+	st->fields_dropped = hs->pipe.fields_dropped;
+	st->dropped_unspoolable = hs->pipe.dropped;
 }
 
 /* ---------------------------------------------------------------- its type */

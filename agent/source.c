@@ -160,16 +160,3 @@ source_line_piece(struct source_line *sl, const uint8_t *line, size_t len,
 	fl[3].v.integer = pc->count;
 	ev->nfields = source_mark_partial(sl, 4, marks);
 }
-
-void
-source_line_raw(struct source_line *sl, const struct event *parsed, const char *why,
-    struct event *ev)
-{
-	*ev = *parsed;
-	ev->fields = sl->fields;
-	sl->fields[0].key = PS("parse_error");
-	sl->fields[0].type = EVENT_TEXT;
-	sl->fields[0].v.text.ptr = (const uint8_t *)why;
-	sl->fields[0].v.text.len = strlen(why);
-	ev->nfields = 1;
-}

@@ -68,10 +68,6 @@ void source_line_piece(struct source_line *sl, const uint8_t *line, size_t len,
     const struct source_piece *pc, unsigned marks, uint64_t now_ns, const char *source,
     struct event *ev);
 
-/* An event without fields, for a line whose parsed event is too large: message + parse_error. */
-void source_line_raw(struct source_line *sl, const struct event *parsed, const char *why,
-    struct event *ev);
-
 /* Now, in ns since the epoch (for receive times). */
 uint64_t source_now_ns(void);
 

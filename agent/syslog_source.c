@@ -39,6 +39,7 @@
 
 #include <linux/sock_diag.h>
 
+#include "agent/pipeline.h"
 #include "agent/source.h"
 #include "agent/syslog_source.h"
 #include "common/addr.h"
@@ -148,6 +149,7 @@ struct syslog_source {
 	uv_loop_t *loop;
 	const struct agent_source *cfg;
 	struct spool *spool;
+	struct pipeline pipe;
 	struct source_line sl;
 	struct syslog_listener *listeners;
 	size_t nlisteners;
@@ -382,7 +384,8 @@ syslog_message(struct syslog_listener *l, const uint8_t *msg, size_t len, bool t
 	struct syslog_source *ss = l->ss;
 	uint64_t parse_errors = ss->sl.parse_errors;
 	char name[SYSLOG_PEER_MAX];
-	struct event ev, raw;
+	struct event ev;
+	size_t nfields;
 	int r;
 
 	/* A line end or a NUL left by the sender or the framing is not content. */
@@ -391,22 +394,14 @@ syslog_message(struct syslog_listener *l, const uint8_t *msg, size_t len, bool t
 	if (len == 0)
 		return 0;
 	source_line_event(&ss->sl, msg, len, 0, source_now_ns(), l->addr->text, &ev);
+	nfields = ev.nfields;
 	if (truncated)
 		syslog_mark_truncated(ss, &ev);
-	r = spool_append(ss->spool, &ev, NULL);
-	if (r == -EMSGSIZE) {
-		/* Fields can make an event larger than its message; the message alone fits. */
-		source_line_raw(&ss->sl, &ev, "event too large with its fields", &raw);
-		if (truncated)
-			syslog_mark_truncated(ss, &raw);
-		r = spool_append(ss->spool, &raw, NULL);
-	}
-	if (r != 0) {
+	if ((r = pipeline_emit(&ss->pipe, &ev, ev.nfields - nfields, NULL)) != 0) {
 		/* Not spooled: its parse error is counted when it is, if ever. */
 		ss->sl.parse_errors = parse_errors;
 		if (r == -EAGAIN)
 			return -EAGAIN;
-		ss->st.dropped_unspoolable++;
 		log_error("source %s: %s: a message of %zu bytes from %s cannot be spooled (%s); "
 		    "skipped", ss->cfg->name, l->addr->text, len,
 		    syslog_peer(peer, from, name, sizeof(name)), strerror(-r));
@@ -1243,6 +1238,7 @@ syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char 
 	ss->loop = loop;
 	ss->cfg = cfg;
 	ss->spool = spool;
+	pipeline_init(&ss->pipe, spool, "event too large with its fields");
 	TAILQ_INIT(&ss->conns);
 	source_line_init(&ss->sl, cfg, host, cfg->max_message_size);
 	/* Syslog sources have no format key (cfg->format is the file default): always syslog. */
@@ -1336,6 +1332,8 @@ syslog_source_get_stats(const struct syslog_source *ss, struct syslog_source_sta
 {
 	*st = ss->st;
 	st->parse_errors = ss->sl.parse_errors;
+	st->fields_dropped = ss->pipe.fields_dropped;
+	st->dropped_unspoolable = ss->pipe.dropped;
 	st->connections_open = ss->nconns;
 	st->paused = ss->paused;
 }

@@ -103,6 +103,7 @@ struct syslog_source_stats {
 	uint64_t dropped_full;        /* datagrams dropped on a full spool */
 	uint64_t dropped_kernel;      /* datagrams the kernel dropped: the receive buffer was full */
 	uint64_t dropped_oversize;    /* octet-counted messages over max_message_size, skipped */
+	uint64_t fields_dropped;      /* of which spooled without their fields: too large with them */
 	uint64_t dropped_unspoolable; /* messages the spool refused even without fields */
 	uint64_t connections;         /* TCP connections accepted and served */
 	uint64_t connections_open;    /* of which still open */

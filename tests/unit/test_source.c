@@ -175,23 +175,6 @@ test_raw_format_has_no_fields_and_syslog_names_the_host(void **state)
 	source_line_free(&sl);
 }
 
-static void
-test_raw_fallback_keeps_the_line_only(void **state)
-{
-	static const char line[] = "{\"a\":\"b\"}";
-	struct source_line sl;
-	struct event ev, raw;
-
-	(void)state;
-	make(&sl, FORMAT_JSON);
-	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, "f", &ev);
-	source_line_raw(&sl, &ev, "event too large with its fields", &raw);
-	assert_int_equal(raw.nfields, 1);
-	assert_non_null(field(&raw, "parse_error"));
-	assert_int_equal(raw.message.len, sizeof(line) - 1);
-	source_line_free(&sl);
-}
-
 int
 main(void)
 {
@@ -203,7 +186,6 @@ main(void)
 		cmocka_unit_test(test_last_piece_keeps_its_cr_and_a_flushed_one_is_also_partial),
 		cmocka_unit_test(test_partial_line_is_parsed_and_marked),
 		cmocka_unit_test(test_raw_format_has_no_fields_and_syslog_names_the_host),
-		cmocka_unit_test(test_raw_fallback_keeps_the_line_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
