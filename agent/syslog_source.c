@@ -1240,9 +1240,11 @@ syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char 
 	ss->spool = spool;
 	pipeline_init(&ss->pipe, spool, "event too large with its fields");
 	TAILQ_INIT(&ss->conns);
-	source_line_init(&ss->sl, cfg, host, cfg->max_message_size);
 	/* Syslog sources have no format key (cfg->format is the file default): always syslog. */
-	ss->sl.format = FORMAT_SYSLOG;
+	if ((r = source_line_init(&ss->sl, cfg, &parser_syslog, host, cfg->max_message_size)) != 0) {
+		free(ss);
+		return r;
+	}
 	if ((ss->listeners = calloc(cfg->listen.n, sizeof(*ss->listeners))) == NULL) {
 		r = -ENOMEM;
 		goto fail;
