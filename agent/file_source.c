@@ -270,6 +270,8 @@ static const struct metrics_field file_source_fields[] = {
 	FILE_F("errors_total", "counter", tail.errors, "open, read and stat failures."),
 	FILE_F("parse_errors_total", "counter", parse_errors,
 	    "Lines spooled with a parse_error field."),
+	FILE_F("fields_dropped_total", "counter", fields_dropped,
+	    "Lines spooled without their fields: too large with them."),
 	FILE_F("dropped_total", "counter", dropped_unspoolable,
 	    "Lines the spool refused even without fields; skipped."),
 };

@@ -1356,6 +1356,8 @@ static const struct metrics_field syslog_source_fields[] = {
 	    "Datagrams the kernel dropped before the agent read them: the receive buffer was full."),
 	SYSLOG_F("dropped_oversize_total", "counter", dropped_oversize,
 	    "Octet-counted messages over max_message_size, skipped."),
+	SYSLOG_F("fields_dropped_total", "counter", fields_dropped,
+	    "Messages spooled without their fields: too large with them."),
 	SYSLOG_F("dropped_unspoolable_total", "counter", dropped_unspoolable,
 	    "Messages the spool refused even without fields."),
 	SYSLOG_F("connections_total", "counter", connections, "TCP connections served."),
@@ -1370,6 +1372,8 @@ static const struct metrics_field syslog_source_fields[] = {
 	    "Times TCP reading stopped on a full spool."),
 	SYSLOG_F("memory_waits_total", "counter", budget_waits,
 	    "Times a TCP connection waited for memory_limit's share for connection buffers."),
+	SYSLOG_F("paused", "gauge", paused,
+	    "1 while TCP reading is stopped: the spool is full."),
 };
 
 static uint64_t

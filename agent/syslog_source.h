@@ -112,7 +112,7 @@ struct syslog_source_stats {
 	uint64_t read_errors;         /* failed receives and connections reset */
 	uint64_t pauses;              /* times TCP reading stopped on a full spool */
 	uint64_t budget_waits;        /* times a connection waited for memory_limit's share */
-	bool paused;                  /* TCP reading is stopped now */
+	uint64_t paused;              /* 1 while TCP reading is stopped */
 };
 
 /* A copy of the source's counters. */
