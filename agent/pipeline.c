@@ -29,7 +29,8 @@ pipeline_raw(struct pipeline *p, const struct event *ev, size_t nmarks, struct e
 	f[0].key = (struct pbslice){ (const uint8_t *)"parse_error", 11 };
 	f[0].type = EVENT_TEXT;
 	f[0].v.text = (struct pbslice){ (const uint8_t *)p->why, strlen(p->why) };
-	memcpy(&f[1], &ev->fields[ev->nfields - nmarks], nmarks * sizeof(f[0]));
+	if (nmarks > 0)
+		memcpy(&f[1], &ev->fields[ev->nfields - nmarks], nmarks * sizeof(f[0]));
 	raw->fields = f;
 	raw->nfields = 1 + nmarks;
 }
