@@ -34,7 +34,7 @@ struct agent_gen {
 
 /* A running source; sources borrow their configuration (and so its generation) until stopped. */
 struct agent_src {
-	const struct source_type *ops;
+	const struct source_type *type;
 	const struct agent_source *cfg;
 	struct agent_gen *gen;
 	void *src;
@@ -122,7 +122,7 @@ agent_writable(void *ctx)
 	struct agent *a = ctx;
 
 	for (size_t i = 0; i < a->nsrcs; i++)
-		a->srcs[i].ops->resume(a->srcs[i].src);
+		a->srcs[i].type->resume(a->srcs[i].src);
 }
 
 /*
@@ -135,10 +135,10 @@ agent_src_start(struct agent *a, const struct agent_source *cfg, struct agent_ge
 	struct agent_src *e = &a->srcs[a->nsrcs];
 	int r;
 
-	e->ops = source_type_of(cfg);
+	e->type = source_type_of(cfg);
 	e->cfg = cfg;
 	e->gen = gen;
-	if ((r = e->ops->start(a->loop, cfg, a->host, a->spool, a->budget, &e->src)) != 0)
+	if ((r = e->type->start(a->loop, cfg, a->host, a->spool, a->budget, &e->src)) != 0)
 		return r;
 	gen->users++;
 	a->nsrcs++;
@@ -244,7 +244,7 @@ agent_render_sources(const struct agent *a, struct metrics_writer *w,
 	char *stats;
 
 	for (size_t i = 0; i < a->nsrcs; i++)
-		n += a->srcs[i].ops == type;
+		n += a->srcs[i].type == type;
 	if (n == 0)
 		return;
 	names = calloc(n, sizeof(*names));
@@ -254,10 +254,10 @@ agent_render_sources(const struct agent *a, struct metrics_writer *w,
 	} else {
 		n = 0;
 		for (size_t i = 0; i < a->nsrcs; i++) {
-			if (a->srcs[i].ops != type)
+			if (a->srcs[i].type != type)
 				continue;
 			names[n] = a->srcs[i].cfg->name;
-			a->srcs[i].ops->stats(a->srcs[i].src, stats + n * size);
+			a->srcs[i].type->stats(a->srcs[i].src, stats + n * size);
 			n++;
 		}
 		metrics_table(w, type->fields, type->nfields, stats, size, n, "source", names);
@@ -510,7 +510,7 @@ agent_stop(void *ctx)
 	while (a->nsrcs > 0) {
 		struct agent_src e = a->srcs[--a->nsrcs];
 
-		e.ops->stop(e.src, agent_source_stopped, a);
+		e.type->stop(e.src, agent_source_stopped, a);
 	}
 	agent_source_stopped(a);
 }
@@ -689,7 +689,7 @@ agent_close_src(struct agent *a, size_t i)
 
 	c->a = a;
 	c->gen = e.gen;
-	e.ops->stop(e.src, agent_closed, c);
+	e.type->stop(e.src, agent_closed, c);
 }
 
 /* Whether two sources listen on an address in common (one must close before the other binds). */
@@ -768,7 +768,7 @@ agent_reload(void *ctx, void **fresh)
 		}
 	}
 	for (size_t j = 0; j < nold; j++)
-		resumer_closes |= !stays[j] && a->srcs[j].ops->resumes_from_spool;
+		resumer_closes |= !stays[j] && a->srcs[j].type->resumes_from_spool;
 	for (size_t i = 0; i < cfg->sources.n; i++) {
 		if (plan[i] == PLAN_SAME)
 			continue;
@@ -825,7 +825,7 @@ agent_reload(void *ctx, void **fresh)
 		case PLAN_LATER:
 			log_info("SIGHUP: source %s: %s once %s", ns[i].name,
 			    old != NULL ? "changed; restarting it" : "added; starting it",
-			    old != NULL && !old->ops->resumes_from_spool ?
+			    old != NULL && !old->type->resumes_from_spool ?
 			    "its listeners are closed" :
 			    "what the closing file sources read is committed");
 			a->later[nlater].cfg = &ns[i];
