@@ -12,27 +12,13 @@
 
 #include "agent/agent.h"
 #include "agent/budget.h"
-#include "agent/file_source.h"
-#include "agent/http_source.h"
 #include "agent/shipper.h"
+#include "agent/source_type.h"
 #include "agent/spool.h"
-#include "agent/syslog_source.h"
 #include "common/daemon.h"
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/metrics.h"
-
-/*
- * What the agent does with a source of each type; the sources borrow
- * their configuration (and so its generation, below) until stopped.
- */
-struct agent_source_ops {
-	int (*start)(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
-	    struct spool *spool, struct budget *budget, void **out);
-	void (*resume)(void *src);
-	void (*stop)(void *src, void (*done)(void *ctx), void *ctx);
-	void (*stats)(const void *src, void *st);
-};
 
 /*
  * A configuration that running sources (and the shipper) borrow. The start
@@ -46,9 +32,9 @@ struct agent_gen {
 	struct agent_gen *next;       /* older */
 };
 
-/* A running source. */
+/* A running source; sources borrow their configuration (and so its generation) until stopped. */
 struct agent_src {
-	const struct agent_source_ops *ops;
+	const struct source_type *type;
 	const struct agent_source *cfg;
 	struct agent_gen *gen;
 	void *src;
@@ -118,13 +104,10 @@ agent_spool_options(const struct agent_config *cfg, const char *dir, struct spoo
 	for (size_t i = 0; i < cfg->sources.n; i++) {
 		const struct agent_source *s = &((const struct agent_source *)cfg->sources.items)[i];
 
-		if (s->type == SOURCE_FILE && s->max_line > max_line)
-			max_line = s->max_line;
-		if (s->type == SOURCE_SYSLOG && s->max_message_size > max_line)
-			max_line = s->max_message_size;
-		/* An http event's message is one object of a body: up to max_body_size. */
-		if (s->type == SOURCE_HTTP && s->max_body_size > max_line)
-			max_line = s->max_body_size;
+		uint64_t m = source_type_of(s)->max_message(s);
+
+		if (m > max_line)
+			max_line = m;
 	}
 	/* The line, its decoded fields (at most the line again) and the rest. */
 	o->event_max_bytes = 2 * max_line + 65536;
@@ -139,108 +122,8 @@ agent_writable(void *ctx)
 	struct agent *a = ctx;
 
 	for (size_t i = 0; i < a->nsrcs; i++)
-		a->srcs[i].ops->resume(a->srcs[i].src);
+		a->srcs[i].type->resume(a->srcs[i].src);
 }
-
-/* ---------------------------------------------------------------- source types */
-
-static int
-agent_file_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
-    struct spool *spool, struct budget *budget, void **out)
-{
-	(void)budget;
-	return file_source_start(loop, cfg, host, spool, (struct file_source **)out);
-}
-
-static void
-agent_file_resume(void *src)
-{
-	file_source_resume(src);
-}
-
-static void
-agent_file_stop(void *src, void (*done)(void *ctx), void *ctx)
-{
-	file_source_stop(src, done, ctx);
-}
-
-static void
-agent_file_stats(const void *src, void *st)
-{
-	file_source_get_stats(src, st);
-}
-
-static int
-agent_syslog_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
-    struct spool *spool, struct budget *budget, void **out)
-{
-	struct syslog_source *ss;
-	int r;
-
-	if ((r = syslog_source_start(loop, cfg, host, spool, &ss)) != 0)
-		return r;
-	syslog_source_set_budget(ss, budget);
-	*out = ss;
-	return 0;
-}
-
-static void
-agent_syslog_resume(void *src)
-{
-	syslog_source_resume(src);
-}
-
-static void
-agent_syslog_stop(void *src, void (*done)(void *ctx), void *ctx)
-{
-	syslog_source_stop(src, done, ctx);
-}
-
-static void
-agent_syslog_stats(const void *src, void *st)
-{
-	syslog_source_get_stats(src, st);
-}
-
-static int
-agent_http_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
-    struct spool *spool, struct budget *budget, void **out)
-{
-	struct http_source *hs;
-	int r;
-
-	if ((r = http_source_start(loop, cfg, host, spool, &hs)) != 0)
-		return r;
-	http_source_set_budget(hs, budget);
-	*out = hs;
-	return 0;
-}
-
-static void
-agent_http_resume(void *src)
-{
-	http_source_resume(src);
-}
-
-static void
-agent_http_stop(void *src, void (*done)(void *ctx), void *ctx)
-{
-	http_source_stop(src, done, ctx);
-}
-
-static void
-agent_http_stats(const void *src, void *st)
-{
-	http_source_get_stats(src, st);
-}
-
-/* By enum agent_source_type. */
-static const struct agent_source_ops agent_source_ops[] = {
-	[SOURCE_FILE] = { agent_file_start, agent_file_resume, agent_file_stop, agent_file_stats },
-	[SOURCE_SYSLOG] = { agent_syslog_start, agent_syslog_resume, agent_syslog_stop,
-	    agent_syslog_stats },
-	[SOURCE_HTTP] = { agent_http_start, agent_http_resume, agent_http_stop, agent_http_stats },
-};
 
 /*
  * Starts the source cfg of configuration gen into a->srcs[a->nsrcs] (the
@@ -252,10 +135,10 @@ agent_src_start(struct agent *a, const struct agent_source *cfg, struct agent_ge
 	struct agent_src *e = &a->srcs[a->nsrcs];
 	int r;
 
-	e->ops = &agent_source_ops[cfg->type];
+	e->type = source_type_of(cfg);
 	e->cfg = cfg;
 	e->gen = gen;
-	if ((r = e->ops->start(a->loop, cfg, a->host, a->spool, a->budget, &e->src)) != 0)
+	if ((r = e->type->start(a->loop, cfg, a->host, a->spool, a->budget, &e->src)) != 0)
 		return r;
 	gen->users++;
 	a->nsrcs++;
@@ -351,121 +234,17 @@ static const struct metrics_field agent_shipper_fields[] = {
 	    "Ranges of events not acknowledged: in flight or to be sent again."),
 };
 
-#define FILE_F(name, type, member, help) \
-	{ "logferry_file_" name, type, help, offsetof(struct file_source_stats, member) }
-static const struct metrics_field agent_file_fields[] = {
-	FILE_F("lines_total", "counter", tail.lines,
-	    "Lines read (each piece of a split line counts)."),
-	FILE_F("bytes_total", "counter", tail.bytes, "Bytes read, newlines included."),
-	FILE_F("files_open", "gauge", tail.files_open, "Files with an open descriptor now."),
-	FILE_F("files_seen_total", "counter", tail.files_seen, "Files opened since the start."),
-	FILE_F("files_waiting", "gauge", tail.files_waiting,
-	    "Files matched but waiting for a descriptor at the last scan (max_open_files)."),
-	FILE_F("rotations_total", "counter", tail.rotations,
-	    "Renamed or deleted files read to their end and released."),
-	FILE_F("truncations_total", "counter", tail.truncations,
-	    "Files truncated (copytruncate) and read again from the start."),
-	FILE_F("split_lines_total", "counter", tail.split_lines, "Lines longer than max_line."),
-	FILE_F("partial_lines_total", "counter", tail.partial_lines,
-	    "Last lines sent without a newline after flush_timeout."),
-	FILE_F("errors_total", "counter", tail.errors, "open, read and stat failures."),
-	FILE_F("archives_total", "counter", tail.archives_done,
-	    "Compressed files (gzip, zstd) read to their end, or to their damage."),
-	FILE_F("archive_errors_total", "counter", tail.archive_errors,
-	    "Compressed files that ended at damage (corrupt or truncated); see the log."),
-	FILE_F("files_reading", "gauge", tail.files_reading,
-	    "Files with bytes not read yet (0: every matching file is read to its end)."),
-	FILE_F("parse_errors_total", "counter", parse_errors,
-	    "Lines spooled with a parse_error field."),
-	FILE_F("dropped_total", "counter", dropped_unspoolable,
-	    "Lines the spool refused even without fields; skipped."),
-};
-
-#define SYSLOG_F(name, type, member, help) \
-	{ "logferry_syslog_" name, type, help, offsetof(struct syslog_source_stats, member) }
-static const struct metrics_field agent_syslog_fields[] = {
-	SYSLOG_F("messages_total", "counter", received, "Messages spooled."),
-	SYSLOG_F("truncated_total", "counter", truncated,
-	    "Messages cut at max_message_size."),
-	SYSLOG_F("parse_errors_total", "counter", parse_errors,
-	    "Messages spooled with a parse_error field."),
-	SYSLOG_F("dropped_full_total", "counter", dropped_full,
-	    "Datagrams dropped because the spool was full."),
-	SYSLOG_F("dropped_kernel_total", "counter", dropped_kernel,
-	    "Datagrams the kernel dropped before the agent read them: the receive buffer was full."),
-	SYSLOG_F("dropped_oversize_total", "counter", dropped_oversize,
-	    "Octet-counted messages over max_message_size, skipped."),
-	SYSLOG_F("dropped_unspoolable_total", "counter", dropped_unspoolable,
-	    "Messages the spool refused even without fields."),
-	SYSLOG_F("connections_total", "counter", connections, "TCP connections served."),
-	SYSLOG_F("connections_open", "gauge", connections_open, "TCP connections open now."),
-	SYSLOG_F("connections_refused_total", "counter", connections_refused,
-	    "TCP connections closed at once: max_connections reached."),
-	SYSLOG_F("framing_errors_total", "counter", framing_errors,
-	    "TCP connections closed for a malformed octet count."),
-	SYSLOG_F("read_errors_total", "counter", read_errors,
-	    "Failed receives and connections reset."),
-	SYSLOG_F("pauses_total", "counter", pauses,
-	    "Times TCP reading stopped on a full spool."),
-	SYSLOG_F("memory_waits_total", "counter", budget_waits,
-	    "Times a TCP connection waited for memory_limit's share for connection buffers."),
-};
-
-#define HTTP_F(name, type, member, help) \
-	{ "logferry_http_" name, type, help, offsetof(struct http_source_stats, member) }
-static const struct metrics_field agent_http_fields[] = {
-	HTTP_F("requests_total", "counter", requests, "Requests answered, whatever the answer."),
-	HTTP_F("requests_accepted_total", "counter", accepted,
-	    "Requests answered 200: their events are committed."),
-	HTTP_F("events_total", "counter", events, "Events committed for those requests."),
-	HTTP_F("bad_requests_total", "counter", bad_requests,
-	    "Requests answered 400: malformed JSON, gzip or HTTP."),
-	HTTP_F("not_found_total", "counter", not_found, "Requests answered 404."),
-	HTTP_F("bad_method_total", "counter", bad_method, "Requests answered 405."),
-	HTTP_F("too_large_total", "counter", too_large,
-	    "Requests answered 413: body over max_body_size."),
-	HTTP_F("bad_type_total", "counter", bad_type,
-	    "Requests answered 415: Content-Type or Content-Encoding."),
-	HTTP_F("headers_too_large_total", "counter", headers_too_large,
-	    "Requests answered 431."),
-	HTTP_F("unavailable_total", "counter", unavailable_503,
-	    "Requests answered 503: a full spool, request_timeout spent waiting for room, or stopping."),
-	HTTP_F("memory_refused_total", "counter", budget_refused,
-	    "Requests answered 503 because memory_limit's share for bodies stayed in use (or is too small)."),
-	HTTP_F("request_timeouts_total", "counter", request_timeouts,
-	    "Requests answered 503 after waiting request_timeout for room in the spool or memory_limit."),
-	HTTP_F("spool_waits_total", "counter", waits,
-	    "Times a request waited for room in the spool's hand-off queue."),
-	HTTP_F("memory_waits_total", "counter", budget_waits,
-	    "Requests that waited for memory_limit's share for bodies before their body was read."),
-	HTTP_F("errors_total", "counter", errors_500,
-	    "Requests answered 500: the spool lost their events."),
-	HTTP_F("fields_dropped_total", "counter", fields_dropped,
-	    "Events spooled without their fields: too large with them."),
-	HTTP_F("dropped_total", "counter", dropped_unspoolable,
-	    "Events the spool refused even without fields."),
-	HTTP_F("body_bytes_total", "counter", body_bytes,
-	    "Request body bytes received, before gzip decoding."),
-	HTTP_F("connections_total", "counter", connections, "Connections served."),
-	HTTP_F("connections_open", "gauge", connections_open, "Connections open now."),
-	HTTP_F("connections_refused_total", "counter", connections_refused,
-	    "Connections closed at once: max_connections reached and none idle."),
-	HTTP_F("idle_closed_total", "counter", idle_closed,
-	    "Idle keep-alive connections closed to admit a new one at max_connections."),
-	HTTP_F("timeouts_total", "counter", timeouts, "Connections closed after the idle timeout."),
-};
-
 /* One table of per-source counters of the running sources of a type, labelled source. */
 static void
-agent_render_sources(const struct agent *a, struct metrics_writer *w, int type,
-    const struct metrics_field *fields, size_t nfields, size_t size)
+agent_render_sources(const struct agent *a, struct metrics_writer *w,
+    const struct source_type *type)
 {
+	size_t size = type->stats_size, n = 0;
 	const char **names;
 	char *stats;
-	size_t n = 0;
 
 	for (size_t i = 0; i < a->nsrcs; i++)
-		n += a->srcs[i].cfg->type == type;
+		n += a->srcs[i].type == type;
 	if (n == 0)
 		return;
 	names = calloc(n, sizeof(*names));
@@ -475,13 +254,13 @@ agent_render_sources(const struct agent *a, struct metrics_writer *w, int type,
 	} else {
 		n = 0;
 		for (size_t i = 0; i < a->nsrcs; i++) {
-			if (a->srcs[i].cfg->type != type)
+			if (a->srcs[i].type != type)
 				continue;
 			names[n] = a->srcs[i].cfg->name;
-			a->srcs[i].ops->stats(a->srcs[i].src, stats + n * size);
+			a->srcs[i].type->stats(a->srcs[i].src, stats + n * size);
 			n++;
 		}
-		metrics_table(w, fields, nfields, stats, size, n, "source", names);
+		metrics_table(w, type->fields, type->nfields, stats, size, n, "source", names);
 	}
 	free(names);
 	free(stats);
@@ -522,12 +301,8 @@ agent_render(void *ctx, struct metrics_writer *w)
 		    "label names the server in use or being tried.");
 		metrics_sample(w, &relay, 1, sh.connected ? 1 : 0);
 	}
-	agent_render_sources(a, w, SOURCE_FILE, METRICS_FIELDS(agent_file_fields),
-	    sizeof(struct file_source_stats));
-	agent_render_sources(a, w, SOURCE_SYSLOG, METRICS_FIELDS(agent_syslog_fields),
-	    sizeof(struct syslog_source_stats));
-	agent_render_sources(a, w, SOURCE_HTTP, METRICS_FIELDS(agent_http_fields),
-	    sizeof(struct http_source_stats));
+	for (size_t i = 0; i < source_types_n; i++)
+		agent_render_sources(a, w, source_types[i]);
 	daemon_render_reloads(w);
 }
 
@@ -735,7 +510,7 @@ agent_stop(void *ctx)
 	while (a->nsrcs > 0) {
 		struct agent_src e = a->srcs[--a->nsrcs];
 
-		e.ops->stop(e.src, agent_source_stopped, a);
+		e.type->stop(e.src, agent_source_stopped, a);
 	}
 	agent_source_stopped(a);
 }
@@ -914,7 +689,7 @@ agent_close_src(struct agent *a, size_t i)
 
 	c->a = a;
 	c->gen = e.gen;
-	e.ops->stop(e.src, agent_closed, c);
+	e.type->stop(e.src, agent_closed, c);
 }
 
 /* Whether two sources listen on an address in common (one must close before the other binds). */
@@ -955,7 +730,7 @@ agent_reload(void *ctx, void **fresh)
 	const char *keys[8];
 	enum agent_plan *plan = NULL;
 	size_t *match = NULL;
-	bool *stays = NULL, file_closes = false;
+	bool *stays = NULL, resumer_closes = false;
 	struct agent_gen *gen = NULL;
 	int r = -ENOMEM;
 
@@ -993,11 +768,11 @@ agent_reload(void *ctx, void **fresh)
 		}
 	}
 	for (size_t j = 0; j < nold; j++)
-		file_closes |= !stays[j] && a->srcs[j].cfg->type == SOURCE_FILE;
+		resumer_closes |= !stays[j] && a->srcs[j].type->resumes_from_spool;
 	for (size_t i = 0; i < cfg->sources.n; i++) {
 		if (plan[i] == PLAN_SAME)
 			continue;
-		if ((ns[i].type == SOURCE_FILE && file_closes) || (plan[i] == PLAN_NOW &&
+		if ((source_type_of(&ns[i])->resumes_from_spool && resumer_closes) || (plan[i] == PLAN_NOW &&
 		    agent_listen_overlap(a->srcs[match[i]].cfg, &ns[i])))
 			plan[i] = PLAN_LATER;
 	}
@@ -1050,7 +825,7 @@ agent_reload(void *ctx, void **fresh)
 		case PLAN_LATER:
 			log_info("SIGHUP: source %s: %s once %s", ns[i].name,
 			    old != NULL ? "changed; restarting it" : "added; starting it",
-			    old != NULL && old->cfg->type != SOURCE_FILE ?
+			    old != NULL && !old->type->resumes_from_spool ?
 			    "its listeners are closed" :
 			    "what the closing file sources read is committed");
 			a->later[nlater].cfg = &ns[i];

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent/agent_config.h"
+#include "agent/parsers.h"
 #include "common/daemon.h"
 #include "common/tls.h"
 #include "common/tz.h"
@@ -24,7 +25,6 @@
 #define ONLY(t) (1u << (t))
 
 static const char *const source_types[] = { "file", "syslog", "http", NULL };
-static const char *const formats[] = { "raw", "nginx_combined", "json", "syslog", NULL };
 static const char *const start_ats[] = { "beginning", "end", NULL };
 static const char *const syncs[] = { "always", "relaxed", NULL };
 
@@ -53,7 +53,7 @@ static const struct config_key source_keys[] = {
 	{ "exclude", CONFIG_LIST, S(exclude), .flags = CONFIG_SCALAR_AS_LIST,
 	  .elem = &elem_string, .only = ONLY(SOURCE_FILE),
 	  .help = "Glob patterns of files never to read, e.g. rotated *.gz files that paths would match." },
-	{ "format", CONFIG_ENUM, S(format), .def = "raw", .names = formats,
+	{ "format", CONFIG_ENUM, S(format), .def = "raw", .names = parser_names,
 	  .only = ONLY(SOURCE_FILE),
 	  .help = "How lines are parsed. A line that does not parse is still shipped, with a parse_error field." },
 	{ "timezone", CONFIG_STRING, S(timezone), .flags = CONFIG_NONEMPTY,

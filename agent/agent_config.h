@@ -11,7 +11,6 @@
 #include "common/config.h"
 
 enum agent_source_type { SOURCE_FILE, SOURCE_SYSLOG, SOURCE_HTTP };
-enum agent_format { FORMAT_RAW, FORMAT_NGINX_COMBINED, FORMAT_JSON, FORMAT_SYSLOG };
 enum agent_start_at { START_AT_BEGINNING, START_AT_END };
 enum agent_sync { SYNC_ALWAYS, SYNC_RELAXED };
 
@@ -21,7 +20,7 @@ struct agent_source {
 	char *stream;                 /* NULL: the source's name */
 	struct config_list paths;     /* char *: globs (file) */
 	struct config_list exclude;   /* char *: globs never read (file) */
-	int format;                   /* enum agent_format */
+	int format;                   /* index into parser_types (agent/parsers.h) */
 	char *timezone;               /* file (syslog format), syslog: NULL: the local zone */
 	int start_at;                 /* enum agent_start_at (file) */
 	uint64_t max_line;            /* file */

@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "agent/file_source.h"
+#include "agent/pipeline.h"
 #include "agent/source.h"
 #include "agent/tail.h"
 #include "common/log.h"
@@ -16,9 +18,9 @@
 struct file_source {
 	const struct agent_source *cfg;
 	struct spool *spool;
+	struct pipeline pipe;
 	struct tail *tail;
 	struct source_line sl;
-	uint64_t too_large;          /* lines whose event could not be spooled even raw */
 	void (*done)(void *ctx);
 	void *done_ctx;
 };
@@ -84,7 +86,7 @@ file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line,
 {
 	struct file_source *fs = ctx;
 	struct spool_file pos;
-	struct event ev, raw;
+	struct event ev;
 	unsigned marks = 0;
 	int r;
 
@@ -99,22 +101,12 @@ file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line,
 		source_line_event(&fs->sl, line, len, marks, source_now_ns(), f->path, &ev);
 	}
 	file_source_pos(f, end_offset, &pos);
-	r = spool_append(fs->spool, &ev, &pos);
-	if (r == -EMSGSIZE) {
-		/* Fields can make an event larger than its line; the line alone fits. */
-		source_line_raw(&fs->sl, &ev, "event too large with its fields", &raw);
-		r = spool_append(fs->spool, &raw, &pos);
-	}
-	if (r == -EAGAIN)
+	/* Without its fields, a line loses its partial mark too: the line alone is kept. */
+	if ((r = pipeline_emit(&fs->pipe, &ev, 0, &pos)) == -EAGAIN)
 		return -EAGAIN;
-	if (r != 0) {
-		fs->too_large++;
+	if (r != 0)
 		log_error("source %s: %s: line ending at offset %" PRIu64 " cannot be spooled (%s); "
 		    "skipped", fs->cfg->name, f->path, end_offset, strerror(-r));
-		/* Its position still advances, or the file would stall on it forever. */
-		if (spool_set_position(fs->spool, &pos) == -EAGAIN)
-			return -EAGAIN;
-	}
 	return 0;
 }
 
@@ -193,7 +185,11 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		return -ENOMEM;
 	fs->cfg = cfg;
 	fs->spool = spool;
-	source_line_init(&fs->sl, cfg, host, cfg->max_line);
+	pipeline_init(&fs->pipe, spool, "event too large with its fields");
+	if ((r = source_line_init(&fs->sl, cfg, parser_type_of(cfg), host, cfg->max_line)) != 0) {
+		free(fs);
+		return r;
+	}
 	o.name = cfg->name;
 	o.paths = (const char *const *)cfg->paths.items;
 	o.npaths = cfg->paths.n;
@@ -227,7 +223,8 @@ file_source_get_stats(const struct file_source *fs, struct file_source_stats *st
 {
 	tail_get_stats(fs->tail, &st->tail);
 	st->parse_errors = fs->sl.parse_errors;
-	st->dropped_unspoolable = fs->too_large;
+	st->fields_dropped = fs->pipe.fields_dropped;
+	st->dropped_unspoolable = fs->pipe.dropped;
 }
 
 static void
@@ -250,3 +247,81 @@ file_source_stop(struct file_source *fs, void (*done)(void *ctx), void *ctx)
 	fs->done_ctx = ctx;
 	tail_stop(fs->tail, file_source_stopped, fs);
 }
+
+/* ---------------------------------------------------------------- its type */
+
+#define FILE_F(name, type, member, help) \
+	{ "logferry_file_" name, type, help, offsetof(struct file_source_stats, member) }
+static const struct metrics_field file_source_fields[] = {
+	FILE_F("lines_total", "counter", tail.lines,
+	    "Lines read (each piece of a split line counts)."),
+	FILE_F("bytes_total", "counter", tail.bytes, "Bytes read, newlines included."),
+	FILE_F("files_open", "gauge", tail.files_open, "Files with an open descriptor now."),
+	FILE_F("files_seen_total", "counter", tail.files_seen, "Files opened since the start."),
+	FILE_F("files_waiting", "gauge", tail.files_waiting,
+	    "Files matched but waiting for a descriptor at the last scan (max_open_files)."),
+	FILE_F("rotations_total", "counter", tail.rotations,
+	    "Renamed or deleted files read to their end and released."),
+	FILE_F("truncations_total", "counter", tail.truncations,
+	    "Files truncated (copytruncate) and read again from the start."),
+	FILE_F("split_lines_total", "counter", tail.split_lines, "Lines longer than max_line."),
+	FILE_F("partial_lines_total", "counter", tail.partial_lines,
+	    "Last lines sent without a newline after flush_timeout."),
+	FILE_F("errors_total", "counter", tail.errors, "open, read and stat failures."),
+	FILE_F("archives_total", "counter", tail.archives_done,
+	    "Compressed files (gzip, zstd) read to their end, or to their damage."),
+	FILE_F("archive_errors_total", "counter", tail.archive_errors,
+	    "Compressed files that ended at damage (corrupt or truncated); see the log."),
+	FILE_F("files_reading", "gauge", tail.files_reading,
+	    "Files with bytes not read yet (0: every matching file is read to its end)."),
+	FILE_F("parse_errors_total", "counter", parse_errors,
+	    "Lines spooled with a parse_error field."),
+	FILE_F("fields_dropped_total", "counter", fields_dropped,
+	    "Lines spooled without their fields: too large with them."),
+	FILE_F("dropped_total", "counter", dropped_unspoolable,
+	    "Lines the spool refused even without fields; skipped."),
+};
+
+static uint64_t
+file_source_max_message(const struct agent_source *cfg)
+{
+	return cfg->max_line;
+}
+
+static int
+file_source_type_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct budget *budget, void **out)
+{
+	(void)budget;
+	return file_source_start(loop, cfg, host, spool, (struct file_source **)out);
+}
+
+static void
+file_source_type_resume(void *src)
+{
+	file_source_resume(src);
+}
+
+static void
+file_source_type_stop(void *src, void (*done)(void *ctx), void *ctx)
+{
+	file_source_stop(src, done, ctx);
+}
+
+static void
+file_source_type_stats(const void *src, void *st)
+{
+	file_source_get_stats(src, st);
+}
+
+const struct source_type file_source_type = {
+	.name = "file",
+	.resumes_from_spool = true,
+	.max_message = file_source_max_message,
+	.start = file_source_type_start,
+	.resume = file_source_type_resume,
+	.stop = file_source_type_stop,
+	.stats = file_source_type_stats,
+	.stats_size = sizeof(struct file_source_stats),
+	.fields = METRICS_FIELDS(file_source_fields),
+};

@@ -10,6 +10,8 @@
 #include <uv.h>
 
 #include "agent/agent_config.h"
+#include "agent/pipeline.h"
+#include "agent/source_type.h"
 #include "agent/spool.h"
 #include "agent/tail.h"
 
@@ -29,6 +31,7 @@ void file_source_resume(struct file_source *fs);
 struct file_source_stats {
 	struct tail_stats tail;       /* files and lines read */
 	uint64_t parse_errors;        /* lines spooled with a parse_error field */
+	uint64_t fields_dropped;      /* lines spooled without their fields: too large with them */
 	uint64_t dropped_unspoolable; /* lines the spool refused even without fields, skipped */
 };
 
@@ -37,5 +40,8 @@ void file_source_get_stats(const struct file_source *fs, struct file_source_stat
 
 /* Stops reading; done(ctx) runs when every handle is closed and fs is freed. */
 void file_source_stop(struct file_source *fs, void (*done)(void *ctx), void *ctx);
+
+/* The `file` type of source_types. */
+extern const struct source_type file_source_type;
 
 #endif

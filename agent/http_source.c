@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "agent/http_source.h"
 #include "agent/intake.h"
+#include "agent/pipeline.h"
 #include "common/addr.h"
 #include "common/jsonw.h"
 #include "common/log.h"
@@ -149,6 +151,7 @@ struct http_source {
 	const struct agent_source *cfg;
 	const char *host, *stream;
 	struct spool *spool;
+	struct pipeline pipe;
 	struct http_listener *listeners;
 	size_t nlisteners;
 	uv_idle_t idle;               /* runs the work queue */
@@ -821,12 +824,10 @@ http_conn_timed_out(struct http_conn *c)
 static void
 http_conn_spool(struct http_conn *c)
 {
-	static const char why[] = "event too large for the spool with its fields; fields dropped";
 	struct http_source *hs = c->hs;
 	size_t from = intake_offset(c->in), bytes;
 	struct spool_stats ss;
-	struct event_field pe;
-	struct event ev, raw;
+	struct event ev;
 	int r;
 
 	for (;;) {
@@ -836,19 +837,7 @@ http_conn_spool(struct http_conn *c)
 		}
 		if (intake_next(c->in, c->received_ns, &ev, &bytes) == 0)
 			break;
-		r = spool_append(hs->spool, &ev, NULL);
-		if (r == -EMSGSIZE) {
-			/* Fields can make an event larger than the spool takes; the object alone may fit. */
-			memset(&pe, 0, sizeof(pe));
-			pe.key = (struct pbslice){ (const uint8_t *)"parse_error", 11 };
-			pe.type = EVENT_TEXT;
-			pe.v.text = (struct pbslice){ (const uint8_t *)why, sizeof(why) - 1 };
-			raw = ev;
-			raw.fields = &pe;
-			raw.nfields = 1;
-			if ((r = spool_append(hs->spool, &raw, NULL)) == 0)
-				hs->stats.fields_dropped++;
-		}
+		r = pipeline_emit(&hs->pipe, &ev, 0, NULL);
 		if (r == -EAGAIN) {
 			/* A full spool with nothing of the request in: the client may retry it whole. */
 			spool_get_stats(hs->spool, &ss);
@@ -859,7 +848,6 @@ http_conn_spool(struct http_conn *c)
 			return;
 		}
 		if (r != 0) {
-			hs->stats.dropped_unspoolable++;
 			c->dropped++;
 			log_error("source %s: %s: an event of about %zu bytes cannot be spooled (%s); "
 			    "dropped. The spool's largest event is too small for this source's "
@@ -1552,6 +1540,8 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	hs->host = host;
 	hs->stream = cfg->stream != NULL ? cfg->stream : cfg->name;
 	hs->spool = spool;
+	pipeline_init(&hs->pipe, spool, "event too large for the spool with its fields; "
+	    "fields dropped");
 	hs->idle_timeout_ms = cfg->idle_timeout_ms != 0 ? cfg->idle_timeout_ms :
 	    HTTP_SOURCE_IDLE_TIMEOUT_MS;
 	hs->request_timeout_ms = cfg->request_timeout_ms != 0 ? cfg->request_timeout_ms :
@@ -1663,4 +1653,102 @@ void
 http_source_get_stats(const struct http_source *hs, struct http_source_stats *st)
 {
 	*st = hs->stats;
+	st->fields_dropped = hs->pipe.fields_dropped;
+	st->dropped_unspoolable = hs->pipe.dropped;
 }
+
+/* ---------------------------------------------------------------- its type */
+
+#define HTTP_F(name, type, member, help) \
+	{ "logferry_http_" name, type, help, offsetof(struct http_source_stats, member) }
+static const struct metrics_field http_source_fields[] = {
+	HTTP_F("requests_total", "counter", requests, "Requests answered, whatever the answer."),
+	HTTP_F("requests_accepted_total", "counter", accepted,
+	    "Requests answered 200: their events are committed."),
+	HTTP_F("events_total", "counter", events, "Events committed for those requests."),
+	HTTP_F("bad_requests_total", "counter", bad_requests,
+	    "Requests answered 400: malformed JSON, gzip or HTTP."),
+	HTTP_F("not_found_total", "counter", not_found, "Requests answered 404."),
+	HTTP_F("bad_method_total", "counter", bad_method, "Requests answered 405."),
+	HTTP_F("too_large_total", "counter", too_large,
+	    "Requests answered 413: body over max_body_size."),
+	HTTP_F("bad_type_total", "counter", bad_type,
+	    "Requests answered 415: Content-Type or Content-Encoding."),
+	HTTP_F("headers_too_large_total", "counter", headers_too_large,
+	    "Requests answered 431."),
+	HTTP_F("unavailable_total", "counter", unavailable_503,
+	    "Requests answered 503: a full spool, request_timeout spent waiting for room, or stopping."),
+	HTTP_F("memory_refused_total", "counter", budget_refused,
+	    "Requests answered 503 because memory_limit's share for bodies stayed in use (or is too small)."),
+	HTTP_F("request_timeouts_total", "counter", request_timeouts,
+	    "Requests answered 503 after waiting request_timeout for room in the spool or memory_limit."),
+	HTTP_F("spool_waits_total", "counter", waits,
+	    "Times a request waited for room in the spool's hand-off queue."),
+	HTTP_F("memory_waits_total", "counter", budget_waits,
+	    "Requests that waited for memory_limit's share for bodies before their body was read."),
+	HTTP_F("errors_total", "counter", errors_500,
+	    "Requests answered 500: the spool lost their events."),
+	HTTP_F("fields_dropped_total", "counter", fields_dropped,
+	    "Events spooled without their fields: too large with them."),
+	HTTP_F("dropped_total", "counter", dropped_unspoolable,
+	    "Events the spool refused even without fields."),
+	HTTP_F("body_bytes_total", "counter", body_bytes,
+	    "Request body bytes received, before gzip decoding."),
+	HTTP_F("connections_total", "counter", connections, "Connections served."),
+	HTTP_F("connections_open", "gauge", connections_open, "Connections open now."),
+	HTTP_F("connections_refused_total", "counter", connections_refused,
+	    "Connections closed at once: max_connections reached and none idle."),
+	HTTP_F("idle_closed_total", "counter", idle_closed,
+	    "Idle keep-alive connections closed to admit a new one at max_connections."),
+	HTTP_F("timeouts_total", "counter", timeouts, "Connections closed after the idle timeout."),
+};
+
+static uint64_t
+http_source_max_message(const struct agent_source *cfg)
+{
+	/* An event's message is one object of a body: up to max_body_size. */
+	return cfg->max_body_size;
+}
+
+static int
+http_source_type_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct budget *budget, void **out)
+{
+	struct http_source *src;
+	int r;
+
+	if ((r = http_source_start(loop, cfg, host, spool, &src)) != 0)
+		return r;
+	http_source_set_budget(src, budget);
+	*out = src;
+	return 0;
+}
+
+static void
+http_source_type_resume(void *src)
+{
+	http_source_resume(src);
+}
+
+static void
+http_source_type_stop(void *src, void (*done)(void *ctx), void *ctx)
+{
+	http_source_stop(src, done, ctx);
+}
+
+static void
+http_source_type_stats(const void *src, void *st)
+{
+	http_source_get_stats(src, st);
+}
+
+const struct source_type http_source_type = {
+	.name = "http",
+	.max_message = http_source_max_message,
+	.start = http_source_type_start,
+	.resume = http_source_type_resume,
+	.stop = http_source_type_stop,
+	.stats = http_source_type_stats,
+	.stats_size = sizeof(struct http_source_stats),
+	.fields = METRICS_FIELDS(http_source_fields),
+};

@@ -70,6 +70,7 @@
 
 #include "agent/agent_config.h"
 #include "agent/budget.h"
+#include "agent/source_type.h"
 #include "agent/spool.h"
 
 #define HTTP_SOURCE_PATH "/v1/events"
@@ -153,5 +154,8 @@ struct http_source_stats {
 
 /* A copy of the source's counters. */
 void http_source_get_stats(const struct http_source *hs, struct http_source_stats *st);
+
+/* The `http` type of source_types. */
+extern const struct source_type http_source_type;
 
 #endif

@@ -4,47 +4,42 @@
 #include <string.h>
 #include <time.h>
 
-#include "agent/json_parse.h"
-#include "agent/nginx_parse.h"
 #include "agent/source.h"
-#include "agent/syslog_parse.h"
 #include "common/log.h"
 
 #define PS(s) ((struct pbslice){ (const uint8_t *)(s), sizeof(s) - 1 })
 
-void
-source_line_init(struct source_line *sl, const struct agent_source *cfg, const char *host,
-    size_t max_line)
+int
+source_line_init(struct source_line *sl, const struct agent_source *cfg,
+    const struct parser_type *parser, const char *host, size_t max_line)
 {
 	const char *stream = cfg->stream != NULL ? cfg->stream : cfg->name;
+	char err[256] = "";
+	int r;
 
 	memset(sl, 0, sizeof(*sl));
-	sl->format = cfg->format;
+	sl->parser = parser;
 	sl->stream.ptr = (const uint8_t *)stream;
 	sl->stream.len = strlen(stream);
 	sl->host.ptr = (const uint8_t *)host;
 	sl->host.len = strlen(host);
+	if ((r = parser->compile(cfg, &sl->state, err, sizeof(err))) != 0) {
+		log_error("source %s: format %s: %s", cfg->name, parser->name,
+		    err[0] != '\0' ? err : strerror(-r));
+		return r;
+	}
 	/* Decoded JSON strings and syslog SD values: at most the line again, plus keys. */
 	parser_init(&sl->parsed, 2 * max_line + 4096);
-	if (cfg->type == SOURCE_SYSLOG || cfg->format == FORMAT_SYSLOG) {
-		int r = tz_load(cfg->timezone, &sl->zone);
-
-		if (r != 0)
-			log_warn("source %s: cannot load the time zone %s (%s): syslog times without "
-			    "a zone are read as UTC; install tzdata or set timezone", cfg->name,
-			    cfg->timezone != NULL ? cfg->timezone : "of the system", strerror(-r));
-		else
-			log_info("source %s: syslog times without a zone are read in %s", cfg->name,
-			    tz_name(sl->zone));
-	}
+	return 0;
 }
 
 void
 source_line_free(struct source_line *sl)
 {
 	parser_free(&sl->parsed);
-	tz_free(sl->zone);
-	sl->zone = NULL;
+	if (sl->parser != NULL)
+		sl->parser->free(sl->state);
+	sl->state = NULL;
 }
 
 uint64_t
@@ -55,22 +50,6 @@ source_now_ns(void)
 	/* The coarse clock is a few ms behind at worst and costs a tenth. */
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int
-source_parse(struct source_line *sl, const uint8_t *line, size_t len, uint64_t now_ns)
-{
-	switch (sl->format) {
-	case FORMAT_NGINX_COMBINED:
-		return nginx_parse(line, len, &sl->parsed);
-	case FORMAT_JSON:
-		return json_parse(line, len, &sl->parsed);
-	case FORMAT_SYSLOG:
-		return syslog_parse(line, len, now_ns, sl->zone, &sl->parsed);
-	default:
-		parser_reset(&sl->parsed);
-		return 0;
-	}
 }
 
 /* The fields every event has, with line as its message. */
@@ -111,7 +90,7 @@ source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsig
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
 	source_event_init(sl, line, len, now_ns, source, ev);
-	if (source_parse(sl, line, len, now_ns) != 0) {
+	if (sl->parser->parse(sl->state, line, len, now_ns, p) != 0) {
 		sl->parse_errors++;
 		sl->fields[n].key = PS("parse_error");
 		sl->fields[n].type = EVENT_TEXT;
@@ -159,17 +138,4 @@ source_line_piece(struct source_line *sl, const uint8_t *line, size_t len,
 	fl[3].type = EVENT_INTEGER;
 	fl[3].v.integer = pc->count;
 	ev->nfields = source_mark_partial(sl, 4, marks);
-}
-
-void
-source_line_raw(struct source_line *sl, const struct event *parsed, const char *why,
-    struct event *ev)
-{
-	*ev = *parsed;
-	ev->fields = sl->fields;
-	sl->fields[0].key = PS("parse_error");
-	sl->fields[0].type = EVENT_TEXT;
-	sl->fields[0].v.text.ptr = (const uint8_t *)why;
-	sl->fields[0].v.text.len = strlen(why);
-	ev->nfields = 1;
 }

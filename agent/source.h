@@ -19,7 +19,7 @@
 
 #include "agent/agent_config.h"
 #include "agent/parser.h"
-#include "common/tz.h"
+#include "agent/parsers.h"
 #include "proto/event.h"
 
 #define SOURCE_PARTIAL 0x2
@@ -31,22 +31,22 @@ struct source_piece {
 };
 
 struct source_line {
-	int format;                  /* enum agent_format */
+	const struct parser_type *parser;
+	void *state;                 /* owned: what parser compiled for the source */
 	struct pbslice stream, host;
 	struct parsed parsed;
-	struct tz *zone;             /* owned: RFC 3164 times' zone (NULL: UTC) */
 	struct event_field fields[PARSER_MAX_FIELDS + 2];
 	uint64_t parse_errors;
 };
 
 /*
- * Prepares sl for cfg's lines; host is the agent's host name (kept, not
- * copied). Syslog lines' zone-less times are read in cfg's timezone, else
- * the agent's local zone; a zone that cannot be loaded (checked with the
- * configuration, so gone since) is logged and UTC used.
+ * Prepares sl for cfg's lines, parsed with parser (compiled for cfg); host
+ * is the agent's host name (kept, not copied). Returns 0, or a negative
+ * error after logging it (a format that does not compile); then sl needs
+ * no source_line_free.
  */
-void source_line_init(struct source_line *sl, const struct agent_source *cfg, const char *host,
-    size_t max_line);
+int source_line_init(struct source_line *sl, const struct agent_source *cfg,
+    const struct parser_type *parser, const char *host, size_t max_line);
 void source_line_free(struct source_line *sl);
 
 /*
@@ -66,10 +66,6 @@ void source_line_event(struct source_line *sl, const uint8_t *line, size_t len, 
  */
 void source_line_piece(struct source_line *sl, const uint8_t *line, size_t len,
     const struct source_piece *pc, unsigned marks, uint64_t now_ns, const char *source,
-    struct event *ev);
-
-/* An event without fields, for a line whose parsed event is too large: message + parse_error. */
-void source_line_raw(struct source_line *sl, const struct event *parsed, const char *why,
     struct event *ev);
 
 /* Now, in ns since the epoch (for receive times). */

@@ -39,6 +39,7 @@
 
 #include <linux/sock_diag.h>
 
+#include "agent/pipeline.h"
 #include "agent/source.h"
 #include "agent/syslog_source.h"
 #include "common/addr.h"
@@ -148,6 +149,7 @@ struct syslog_source {
 	uv_loop_t *loop;
 	const struct agent_source *cfg;
 	struct spool *spool;
+	struct pipeline pipe;
 	struct source_line sl;
 	struct syslog_listener *listeners;
 	size_t nlisteners;
@@ -382,7 +384,8 @@ syslog_message(struct syslog_listener *l, const uint8_t *msg, size_t len, bool t
 	struct syslog_source *ss = l->ss;
 	uint64_t parse_errors = ss->sl.parse_errors;
 	char name[SYSLOG_PEER_MAX];
-	struct event ev, raw;
+	struct event ev;
+	size_t nfields;
 	int r;
 
 	/* A line end or a NUL left by the sender or the framing is not content. */
@@ -391,22 +394,14 @@ syslog_message(struct syslog_listener *l, const uint8_t *msg, size_t len, bool t
 	if (len == 0)
 		return 0;
 	source_line_event(&ss->sl, msg, len, 0, source_now_ns(), l->addr->text, &ev);
+	nfields = ev.nfields;
 	if (truncated)
 		syslog_mark_truncated(ss, &ev);
-	r = spool_append(ss->spool, &ev, NULL);
-	if (r == -EMSGSIZE) {
-		/* Fields can make an event larger than its message; the message alone fits. */
-		source_line_raw(&ss->sl, &ev, "event too large with its fields", &raw);
-		if (truncated)
-			syslog_mark_truncated(ss, &raw);
-		r = spool_append(ss->spool, &raw, NULL);
-	}
-	if (r != 0) {
+	if ((r = pipeline_emit(&ss->pipe, &ev, ev.nfields - nfields, NULL)) != 0) {
 		/* Not spooled: its parse error is counted when it is, if ever. */
 		ss->sl.parse_errors = parse_errors;
 		if (r == -EAGAIN)
 			return -EAGAIN;
-		ss->st.dropped_unspoolable++;
 		log_error("source %s: %s: a message of %zu bytes from %s cannot be spooled (%s); "
 		    "skipped", ss->cfg->name, l->addr->text, len,
 		    syslog_peer(peer, from, name, sizeof(name)), strerror(-r));
@@ -1243,10 +1238,13 @@ syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char 
 	ss->loop = loop;
 	ss->cfg = cfg;
 	ss->spool = spool;
+	pipeline_init(&ss->pipe, spool, "event too large with its fields");
 	TAILQ_INIT(&ss->conns);
-	source_line_init(&ss->sl, cfg, host, cfg->max_message_size);
 	/* Syslog sources have no format key (cfg->format is the file default): always syslog. */
-	ss->sl.format = FORMAT_SYSLOG;
+	if ((r = source_line_init(&ss->sl, cfg, &parser_syslog, host, cfg->max_message_size)) != 0) {
+		free(ss);
+		return r;
+	}
 	if ((ss->listeners = calloc(cfg->listen.n, sizeof(*ss->listeners))) == NULL) {
 		r = -ENOMEM;
 		goto fail;
@@ -1336,6 +1334,93 @@ syslog_source_get_stats(const struct syslog_source *ss, struct syslog_source_sta
 {
 	*st = ss->st;
 	st->parse_errors = ss->sl.parse_errors;
+	st->fields_dropped = ss->pipe.fields_dropped;
+	st->dropped_unspoolable = ss->pipe.dropped;
 	st->connections_open = ss->nconns;
 	st->paused = ss->paused;
 }
+
+/* ---------------------------------------------------------------- its type */
+
+#define SYSLOG_F(name, type, member, help) \
+	{ "logferry_syslog_" name, type, help, offsetof(struct syslog_source_stats, member) }
+static const struct metrics_field syslog_source_fields[] = {
+	SYSLOG_F("messages_total", "counter", received, "Messages spooled."),
+	SYSLOG_F("truncated_total", "counter", truncated,
+	    "Messages cut at max_message_size."),
+	SYSLOG_F("parse_errors_total", "counter", parse_errors,
+	    "Messages spooled with a parse_error field."),
+	SYSLOG_F("dropped_full_total", "counter", dropped_full,
+	    "Datagrams dropped because the spool was full."),
+	SYSLOG_F("dropped_kernel_total", "counter", dropped_kernel,
+	    "Datagrams the kernel dropped before the agent read them: the receive buffer was full."),
+	SYSLOG_F("dropped_oversize_total", "counter", dropped_oversize,
+	    "Octet-counted messages over max_message_size, skipped."),
+	SYSLOG_F("fields_dropped_total", "counter", fields_dropped,
+	    "Messages spooled without their fields: too large with them."),
+	SYSLOG_F("dropped_unspoolable_total", "counter", dropped_unspoolable,
+	    "Messages the spool refused even without fields."),
+	SYSLOG_F("connections_total", "counter", connections, "TCP connections served."),
+	SYSLOG_F("connections_open", "gauge", connections_open, "TCP connections open now."),
+	SYSLOG_F("connections_refused_total", "counter", connections_refused,
+	    "TCP connections closed at once: max_connections reached."),
+	SYSLOG_F("framing_errors_total", "counter", framing_errors,
+	    "TCP connections closed for a malformed octet count."),
+	SYSLOG_F("read_errors_total", "counter", read_errors,
+	    "Failed receives and connections reset."),
+	SYSLOG_F("pauses_total", "counter", pauses,
+	    "Times TCP reading stopped on a full spool."),
+	SYSLOG_F("memory_waits_total", "counter", budget_waits,
+	    "Times a TCP connection waited for memory_limit's share for connection buffers."),
+	SYSLOG_F("paused", "gauge", paused,
+	    "1 while TCP reading is stopped: the spool is full."),
+};
+
+static uint64_t
+syslog_source_max_message(const struct agent_source *cfg)
+{
+	return cfg->max_message_size;
+}
+
+static int
+syslog_source_type_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct budget *budget, void **out)
+{
+	struct syslog_source *src;
+	int r;
+
+	if ((r = syslog_source_start(loop, cfg, host, spool, &src)) != 0)
+		return r;
+	syslog_source_set_budget(src, budget);
+	*out = src;
+	return 0;
+}
+
+static void
+syslog_source_type_resume(void *src)
+{
+	syslog_source_resume(src);
+}
+
+static void
+syslog_source_type_stop(void *src, void (*done)(void *ctx), void *ctx)
+{
+	syslog_source_stop(src, done, ctx);
+}
+
+static void
+syslog_source_type_stats(const void *src, void *st)
+{
+	syslog_source_get_stats(src, st);
+}
+
+const struct source_type syslog_source_type = {
+	.name = "syslog",
+	.max_message = syslog_source_max_message,
+	.start = syslog_source_type_start,
+	.resume = syslog_source_type_resume,
+	.stop = syslog_source_type_stop,
+	.stats = syslog_source_type_stats,
+	.stats_size = sizeof(struct syslog_source_stats),
+	.fields = METRICS_FIELDS(syslog_source_fields),
+};

@@ -52,6 +52,7 @@
 
 #include "agent/agent_config.h"
 #include "agent/budget.h"
+#include "agent/source_type.h"
 #include "agent/spool.h"
 
 struct syslog_source;
@@ -102,6 +103,7 @@ struct syslog_source_stats {
 	uint64_t dropped_full;        /* datagrams dropped on a full spool */
 	uint64_t dropped_kernel;      /* datagrams the kernel dropped: the receive buffer was full */
 	uint64_t dropped_oversize;    /* octet-counted messages over max_message_size, skipped */
+	uint64_t fields_dropped;      /* of which spooled without their fields: too large with them */
 	uint64_t dropped_unspoolable; /* messages the spool refused even without fields */
 	uint64_t connections;         /* TCP connections accepted and served */
 	uint64_t connections_open;    /* of which still open */
@@ -110,10 +112,13 @@ struct syslog_source_stats {
 	uint64_t read_errors;         /* failed receives and connections reset */
 	uint64_t pauses;              /* times TCP reading stopped on a full spool */
 	uint64_t budget_waits;        /* times a connection waited for memory_limit's share */
-	bool paused;                  /* TCP reading is stopped now */
+	uint64_t paused;              /* 1 while TCP reading is stopped */
 };
 
 /* A copy of the source's counters. */
 void syslog_source_get_stats(const struct syslog_source *ss, struct syslog_source_stats *st);
+
+/* The `syslog` type of source_types. */
+extern const struct source_type syslog_source_type;
 
 #endif

@@ -13,6 +13,8 @@
 
 #include "agent/agent.h"
 #include "agent/agent_config.h"
+#include "agent/source_type.h"
+#include "agent/spool.h"
 #include "tests/unit/config_fixture.h"
 
 const struct config_schema *fixture_schema = &agent_config_schema;
@@ -131,6 +133,76 @@ test_a_line_longer_than_the_spool_takes_needs_a_restart(void **state)
 	pair_free(&p);
 }
 
+/* The configuration's `type` names, from its schema. */
+static const char *const *
+type_names(void)
+{
+	const struct config_key *k;
+
+	for (k = agent_config_schema.keys; strcmp(k->name, "sources") != 0; k++)
+		;
+	for (k = k->elem->keys; strcmp(k->name, "type") != 0; k++)
+		;
+	return k->names;
+}
+
+static void
+test_every_configured_source_type_has_its_entry_by_name_in_the_source_table(void **state)
+{
+	const char *const *names = type_names();
+	size_t n = 0;
+
+	(void)state;
+	for (; names[n] != NULL; n++) {
+		assert_true(n < source_types_n);
+		assert_string_equal(source_types[n]->name, names[n]);
+	}
+	assert_int_equal(n, source_types_n);
+}
+
+static void
+test_every_source_type_starts_stops_and_reports_counters_inside_its_stats(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < source_types_n; i++) {
+		const struct source_type *t = source_types[i];
+
+		assert_non_null(t->max_message);
+		assert_non_null(t->start);
+		assert_non_null(t->resume);
+		assert_non_null(t->stop);
+		assert_non_null(t->stats);
+		assert_true(t->nfields > 0);
+		for (size_t f = 0; f < t->nfields; f++) {
+			assert_true(t->fields[f].offset + sizeof(uint64_t) <= t->stats_size);
+			for (size_t g = 0; g < f; g++)
+				assert_string_not_equal(t->fields[f].name, t->fields[g].name);
+		}
+	}
+}
+
+static void
+test_the_spool_takes_the_largest_message_of_any_source_type(void **state)
+{
+	struct agent_config cfg;
+	struct spool_options o;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	load_ok(BASE "sources:\n" FILE_A
+	    "  - {name: s, type: syslog, listen: [udp://127.0.0.1:5514], max_message_size: 4MiB}\n"
+	    "  - {name: h, type: http, listen: [127.0.0.1:8080], max_body_size: 2MiB}\n", &cfg);
+	agent_spool_options(&cfg, "/tmp", &o);
+	assert_int_equal(o.event_max_bytes, 2 * (4u << 20) + 65536);
+	config_free(&agent_config_schema, &cfg);
+	memset(&cfg, 0, sizeof(cfg));
+	load_ok(BASE "sources:\n"
+	    "  - {name: h, type: http, listen: [127.0.0.1:8080], max_body_size: 16MiB}\n", &cfg);
+	agent_spool_options(&cfg, "/tmp", &o);
+	assert_int_equal(o.event_max_bytes, 2 * (16u << 20) + 65536);
+	config_free(&agent_config_schema, &cfg);
+}
+
 int
 main(void)
 {
@@ -140,6 +212,9 @@ main(void)
 		cmocka_unit_test(test_sources_and_log_level_changes_need_no_restart),
 		cmocka_unit_test(test_id_data_dir_spool_memory_and_metrics_changes_need_a_restart_by_key),
 		cmocka_unit_test(test_a_line_longer_than_the_spool_takes_needs_a_restart),
+		cmocka_unit_test(test_every_configured_source_type_has_its_entry_by_name_in_the_source_table),
+		cmocka_unit_test(test_every_source_type_starts_stops_and_reports_counters_inside_its_stats),
+		cmocka_unit_test(test_the_spool_takes_the_largest_message_of_any_source_type),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

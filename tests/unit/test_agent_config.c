@@ -14,6 +14,7 @@
 
 #include "common/daemon.h"
 #include "agent/agent_config.h"
+#include "agent/parsers.h"
 #include "tests/unit/config_fixture.h"
 
 /* The rules alone: the TLS files here are empty placeholders. */
@@ -85,7 +86,7 @@ test_design_example_config_is_valid_and_typed(void **state)
 	assert_int_equal(s->paths.n, 1);
 	assert_string_equal(string_at(&s->paths, 0), "/var/log/nginx/access.log");
 	assert_int_equal(s->exclude.n, 0);
-	assert_int_equal(s->format, FORMAT_NGINX_COMBINED);
+	assert_string_equal(parser_names[s->format], "nginx_combined");
 	assert_int_equal(s->start_at, START_AT_BEGINNING);
 	assert_int_equal(s->max_line, 1 * MIB);
 	assert_int_equal(s->scan_interval_ms, 10000);
@@ -171,7 +172,7 @@ test_absent_keys_get_their_defaults(void **state)
 
 	s = source(&cfg, 0);
 	assert_null(s->stream);
-	assert_int_equal(s->format, FORMAT_RAW);
+	assert_string_equal(parser_names[s->format], "raw");
 	assert_int_equal(s->start_at, START_AT_BEGINNING);
 	assert_int_equal(s->max_line, 1 * MIB);
 

@@ -1,10 +1,12 @@
 /* Unit tests for agent/source: a line of any format becomes an event. */
 #include "autoconfig.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -24,11 +26,13 @@ field(const struct event *ev, const char *key)
 }
 
 static void
-make(struct source_line *sl, int format)
+make(struct source_line *sl, const char *format)
 {
-	struct agent_source cfg = { .name = "web", .format = format };
+	struct agent_source cfg = { .name = "web" };
+	const struct parser_type *p = parser_type_named(format);
 
-	source_line_init(sl, &cfg, "host-a", 4096);
+	assert_non_null(p);
+	assert_int_equal(source_line_init(sl, &cfg, p, "host-a", 4096), 0);
 }
 
 static void
@@ -40,7 +44,7 @@ test_parsed_line_takes_its_time_and_fields(void **state)
 	struct event ev;
 
 	(void)state;
-	make(&sl, FORMAT_NGINX_COMBINED);
+	make(&sl, "nginx_combined");
 	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, "/var/log/a", &ev);
 	assert_int_equal(ev.ts, NOW + UINT64_C(1000000000));
 	assert_int_equal(ev.message.len, sizeof(line) - 2);   /* without the CR */
@@ -60,7 +64,7 @@ test_line_that_does_not_parse_keeps_its_message_and_a_parse_error(void **state)
 	struct event ev;
 
 	(void)state;
-	make(&sl, FORMAT_NGINX_COMBINED);
+	make(&sl, "nginx_combined");
 	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, "/var/log/a", &ev);
 	assert_int_equal(ev.ts, NOW);
 	assert_int_equal(ev.message.len, sizeof(line) - 1);
@@ -80,7 +84,7 @@ test_syslog_line_with_a_bad_header_keeps_its_priority_and_a_parse_error(void **s
 	struct event ev;
 
 	(void)state;
-	make(&sl, FORMAT_SYSLOG);
+	make(&sl, "syslog");
 	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, "/var/log/a", &ev);
 	assert_int_equal(ev.ts, NOW);
 	assert_int_equal(field(&ev, "facility")->v.integer, 1);
@@ -101,7 +105,7 @@ test_split_piece_carries_id_index_and_count_and_is_not_parsed(void **state)
 	struct event ev;
 
 	(void)state;
-	make(&sl, FORMAT_JSON);
+	make(&sl, "json");
 	source_line_piece(&sl, (const uint8_t *)piece, sizeof(piece) - 1, &pc, 0, NOW, "f", &ev);
 	assert_int_equal(ev.message.len, sizeof(piece) - 1);
 	assert_int_equal(ev.nfields, 4);
@@ -127,7 +131,7 @@ test_last_piece_keeps_its_cr_and_a_flushed_one_is_also_partial(void **state)
 	struct event ev;
 
 	(void)state;
-	make(&sl, FORMAT_RAW);
+	make(&sl, "raw");
 	source_line_piece(&sl, (const uint8_t *)piece, sizeof(piece) - 1, &pc, SOURCE_PARTIAL, NOW,
 	    "f", &ev);
 	/* Pieces put back together are the line: nothing is taken out of one. */
@@ -146,7 +150,7 @@ test_partial_line_is_parsed_and_marked(void **state)
 	struct event ev;
 
 	(void)state;
-	make(&sl, FORMAT_JSON);
+	make(&sl, "json");
 	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, SOURCE_PARTIAL, NOW, "f", &ev);
 	assert_true(field(&ev, "partial")->v.boolean);
 	assert_non_null(field(&ev, "user"));
@@ -163,12 +167,12 @@ test_raw_format_has_no_fields_and_syslog_names_the_host(void **state)
 	struct event ev;
 
 	(void)state;
-	make(&sl, FORMAT_RAW);
+	make(&sl, "raw");
 	source_line_event(&sl, (const uint8_t *)raw, sizeof(raw) - 1, 0, NOW, "f", &ev);
 	assert_int_equal(ev.nfields, 0);
 	assert_int_equal(ev.ts, NOW);
 	source_line_free(&sl);
-	make(&sl, FORMAT_SYSLOG);
+	make(&sl, "syslog");
 	source_line_event(&sl, (const uint8_t *)sys, sizeof(sys) - 1, 0, NOW, "f", &ev);
 	assert_int_equal(ev.host.len, 6);
 	assert_memory_equal(ev.host.ptr, "mail-7", 6);
@@ -176,20 +180,81 @@ test_raw_format_has_no_fields_and_syslog_names_the_host(void **state)
 }
 
 static void
-test_raw_fallback_keeps_the_line_only(void **state)
+test_the_formats_are_the_configuration_names_in_table_order(void **state)
 {
-	static const char line[] = "{\"a\":\"b\"}";
-	struct source_line sl;
-	struct event ev, raw;
+	size_t n = 0;
 
 	(void)state;
-	make(&sl, FORMAT_JSON);
-	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, "f", &ev);
-	source_line_raw(&sl, &ev, "event too large with its fields", &raw);
-	assert_int_equal(raw.nfields, 1);
-	assert_non_null(field(&raw, "parse_error"));
-	assert_int_equal(raw.message.len, sizeof(line) - 1);
+	for (; parser_names[n] != NULL; n++) {
+		assert_true(n < parser_types_n);
+		assert_string_equal(parser_types[n]->name, parser_names[n]);
+		assert_ptr_equal(parser_type_named(parser_names[n]), parser_types[n]);
+	}
+	assert_int_equal(n, parser_types_n);
+	assert_ptr_equal(parser_type_named("syslog"), &parser_syslog);
+	assert_null(parser_type_named("apache"));
+}
+
+static int
+refuse_compile(const struct agent_source *cfg, void **state, char *err, size_t errlen)
+{
+	(void)cfg;
+	*state = NULL;
+	snprintf(err, errlen, "unknown variable $nope");
+	return -EINVAL;
+}
+
+static int compiled_frees;
+
+static int
+count_compile(const struct agent_source *cfg, void **state, char *err, size_t errlen)
+{
+	(void)cfg;
+	(void)err;
+	(void)errlen;
+	*state = &compiled_frees;
+	return 0;
+}
+
+static int
+count_parse(void *state, const uint8_t *line, size_t len, uint64_t now_ns, struct parsed *out)
+{
+	(void)line;
+	(void)now_ns;
+	parser_reset(out);
+	out->fields[0].key = (struct pbslice){ (const uint8_t *)"len", 3 };
+	out->fields[0].type = EVENT_INTEGER;
+	out->fields[0].v.integer = (int64_t)len + (state == &compiled_frees ? 1000 : 0);
+	out->nfields = 1;
+	return 0;
+}
+
+static void
+count_free(void *state)
+{
+	if (state == &compiled_frees)
+		compiled_frees++;
+}
+
+static void
+test_a_format_is_compiled_once_per_source_parses_with_its_state_and_is_freed(void **state)
+{
+	static const struct parser_type counting = { "counting", count_compile, count_parse,
+	    count_free };
+	static const struct parser_type refusing = { "refusing", refuse_compile, count_parse,
+	    count_free };
+	struct agent_source cfg = { .name = "web" };
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	assert_int_equal(source_line_init(&sl, &cfg, &refusing, "host-a", 4096), -EINVAL);
+	assert_int_equal(source_line_init(&sl, &cfg, &counting, "host-a", 4096), 0);
+	source_line_event(&sl, (const uint8_t *)"abc", 3, 0, NOW, "f", &ev);
+	assert_int_equal(ev.nfields, 1);
+	assert_int_equal(ev.fields[0].v.integer, 1003);
 	source_line_free(&sl);
+	assert_int_equal(compiled_frees, 1);
 }
 
 int
@@ -203,7 +268,8 @@ main(void)
 		cmocka_unit_test(test_last_piece_keeps_its_cr_and_a_flushed_one_is_also_partial),
 		cmocka_unit_test(test_partial_line_is_parsed_and_marked),
 		cmocka_unit_test(test_raw_format_has_no_fields_and_syslog_names_the_host),
-		cmocka_unit_test(test_raw_fallback_keeps_the_line_only),
+		cmocka_unit_test(test_the_formats_are_the_configuration_names_in_table_order),
+		cmocka_unit_test(test_a_format_is_compiled_once_per_source_parses_with_its_state_and_is_freed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,46 @@
+/*
+ * pipeline: the one door from a source into the spool. Every event a
+ * source made goes through pipeline_emit, which holds what all sources
+ * must do alike: an event too large for the spool with its fields goes
+ * again without them, what the spool refuses even then is counted, and a
+ * file's read position advances past it all the same. Processing stages
+ * that apply to every source belong here too.
+ */
+#ifndef LOGFERRY_PIPELINE_H
+#define LOGFERRY_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/spool.h"
+#include "proto/event.h"
+
+/* Source marks (truncated, partial) an event keeps when it loses its fields. */
+#define PIPELINE_MAX_MARKS 4
+
+struct pipeline {
+	struct spool *spool;
+	const char *why;             /* parse_error of an event spooled without its fields */
+	struct event_field raw[1 + PIPELINE_MAX_MARKS];
+	uint64_t fields_dropped;     /* events spooled without their fields: too large with them */
+	uint64_t dropped;            /* events the spool refused even without fields; skipped */
+};
+
+/* Prepares p to hand events to spool; why (static text) says why fields went. */
+void pipeline_init(struct pipeline *p, struct spool *spool, const char *why);
+
+/*
+ * Hands ev to the spool with pos, the read position just after it (NULL:
+ * the source has none), committed with it. The last nmarks (at most
+ * PIPELINE_MAX_MARKS) fields of ev are the source's marks: an event too
+ * large with its fields goes with a parse_error field saying why and these
+ * marks alone. Returns 0 (spooled), -EAGAIN (no room now, nothing taken:
+ * offer the same event again after the spool's writable callback), or
+ * the spool's error for an event it refused even without fields: counted
+ * in dropped, pos stored all the same (or the source would stall on it);
+ * the caller logs it, naming what was skipped.
+ */
+int pipeline_emit(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const struct spool_file *pos);
+
+#endif

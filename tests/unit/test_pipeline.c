@@ -1,0 +1,287 @@
+/*
+ * Unit tests for agent/pipeline: a real spool in a temporary directory on a
+ * real loop, read back as stored.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "agent/pipeline.h"
+#include "agent/spool.h"
+#include "common/buf.h"
+#include "proto/event.h"
+
+#define EVENT_MAX 4096              /* the spool's largest event, in encoded bytes */
+#define WHY "event too large with its fields"
+
+struct fixture {
+	char root[64];
+	char dir[96];
+	uv_loop_t loop;
+	struct spool *spool;
+	struct pipeline pipe;
+	bool committed, closed;
+	int status;
+	char fields[8][512];         /* each stored event's fields as "key=value;" */
+	char messages[8][64];
+	size_t n;
+};
+
+static void
+on_writable(void *ctx)
+{
+	(void)ctx;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct spool_options o;
+
+	assert_non_null(fx);
+	strcpy(fx->root, "/tmp/test_pipeline.XXXXXX");
+	assert_non_null(mkdtemp(fx->root));
+	snprintf(fx->dir, sizeof(fx->dir), "%s/spool", fx->root);
+	assert_int_equal(uv_loop_init(&fx->loop), 0);
+	spool_options_default(&o, fx->dir);
+	o.commit_interval_ms = 1;
+	o.event_max_bytes = EVENT_MAX;
+	assert_int_equal(spool_open(&fx->loop, &o, on_writable, fx, &fx->spool), 0);
+	pipeline_init(&fx->pipe, fx->spool, WHY);
+	*state = fx;
+	return 0;
+}
+
+static void
+on_closed(void *ctx)
+{
+	((struct fixture *)ctx)->closed = true;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char cmd[128];
+
+	if (fx->spool != NULL) {
+		spool_close(fx->spool, on_closed, fx);
+		while (!fx->closed)
+			uv_run(&fx->loop, UV_RUN_ONCE);
+	}
+	uv_run(&fx->loop, UV_RUN_NOWAIT);
+	assert_int_equal(uv_loop_close(&fx->loop), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->root);
+	assert_int_equal(system(cmd), 0);
+	free(fx);
+	return 0;
+}
+
+static void
+on_committed(void *ctx, int status)
+{
+	struct fixture *fx = ctx;
+
+	fx->committed = true;
+	fx->status = status;
+}
+
+/* Waits until what was handed over is committed. */
+static void
+commit(struct fixture *fx)
+{
+	fx->committed = false;
+	spool_flush(fx->spool);
+	assert_int_equal(spool_when_committed(fx->spool, on_committed, fx), 0);
+	while (!fx->committed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	assert_int_equal(fx->status, 0);
+}
+
+static int
+collect(void *ctx, const struct spool_segment *seg)
+{
+	struct fixture *fx = ctx;
+	struct event_field fields[8];
+	struct event_reader er;
+	struct event ev;
+	struct buf raw;
+	int rc;
+
+	buf_init(&raw, 1 << 20);
+	assert_int_equal(spool_segment_decompress(seg, &raw), 0);
+	event_reader_init(&er, raw.data, raw.len, fields, 8);
+	while ((rc = event_reader_next(&er, &ev)) == 1) {
+		char *out = fx->fields[fx->n];
+
+		assert_true(fx->n < 8);
+		snprintf(fx->messages[fx->n], sizeof(fx->messages[0]), "%.*s", (int)ev.message.len,
+		    (const char *)ev.message.ptr);
+		for (size_t i = 0; i < ev.nfields; i++) {
+			const struct event_field *f = &ev.fields[i];
+			size_t used = strlen(out);
+			struct pbslice s;
+
+			if (f->type == EVENT_BOOLEAN) {
+				snprintf(out + used, 512 - used, "%.*s=%s;", (int)f->key.len,
+				    (const char *)f->key.ptr, f->v.boolean ? "true" : "false");
+				continue;
+			}
+			assert_int_equal(event_field_string(&ev, f, &s), 0);
+			snprintf(out + used, 512 - used, "%.*s=%.*s;", (int)f->key.len,
+			    (const char *)f->key.ptr, s.len > 64 ? 64 : (int)s.len, (const char *)s.ptr);
+		}
+		fx->n++;
+	}
+	assert_int_equal(rc, 0);
+	buf_free(&raw);
+	return 0;
+}
+
+/* Closes the spool and reads back every stored event. */
+static void
+read_back(struct fixture *fx)
+{
+	struct spool_view *v;
+	const char *why;
+
+	spool_close(fx->spool, on_closed, fx);
+	while (!fx->closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	fx->spool = NULL;
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	assert_int_equal(spool_view_segments(v, 0, collect, fx, &why), 0);
+	spool_view_close(v);
+}
+
+static void
+text_field(struct event_field *f, const char *key, const char *value, size_t len)
+{
+	memset(f, 0, sizeof(*f));
+	f->key = (struct pbslice){ (const uint8_t *)key, strlen(key) };
+	f->type = EVENT_TEXT;
+	f->v.text = (struct pbslice){ (const uint8_t *)value, len };
+}
+
+static void
+event_make(struct event *ev, const char *message, size_t len, struct event_field *fields,
+    size_t nfields)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->ts = UINT64_C(1795341600000000000);
+	ev->host = (struct pbslice){ (const uint8_t *)"h", 1 };
+	ev->stream = (struct pbslice){ (const uint8_t *)"s", 1 };
+	ev->source = (struct pbslice){ (const uint8_t *)"/var/log/a.log", 14 };
+	ev->message = (struct pbslice){ (const uint8_t *)message, len };
+	ev->fields = fields;
+	ev->nfields = nfields;
+}
+
+static void
+test_an_event_that_fits_is_spooled_whole_with_its_position(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_file pos = { .dev = 1, .ino = 2, .offset = 6, .path = "/var/log/a.log" };
+	struct spool_file got;
+	struct event_field f[1];
+	struct event ev;
+	char path[64];
+
+	text_field(&f[0], "user", "ann", 3);
+	event_make(&ev, "hello", 5, f, 1);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, &pos), 0);
+	commit(fx);
+	assert_int_equal(spool_get_position(fx->spool, 1, 2, &got, path, sizeof(path)), 0);
+	assert_int_equal(got.offset, 6);
+	read_back(fx);
+	assert_int_equal(fx->n, 1);
+	assert_string_equal(fx->messages[0], "hello");
+	assert_string_equal(fx->fields[0], "user=ann;");
+	assert_int_equal(fx->pipe.fields_dropped, 0);
+	assert_int_equal(fx->pipe.dropped, 0);
+}
+
+static void
+test_an_event_too_large_with_its_fields_goes_with_why_and_its_marks_alone(void **state)
+{
+	struct fixture *fx = *state;
+	static char big[EVENT_MAX];
+	struct event_field f[3];
+	struct event ev;
+
+	memset(big, 'x', sizeof(big));
+	text_field(&f[0], "body", big, sizeof(big));
+	text_field(&f[1], "user", "ann", 3);
+	memset(&f[2], 0, sizeof(f[2]));
+	f[2].key = (struct pbslice){ (const uint8_t *)"truncated", 9 };
+	f[2].type = EVENT_BOOLEAN;
+	f[2].v.boolean = true;
+	event_make(&ev, "hello", 5, f, 3);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 1, NULL), 0);
+	/* A source without marks: its event keeps the why alone. */
+	event_make(&ev, "again", 5, f, 2);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, NULL), 0);
+	assert_int_equal(fx->pipe.fields_dropped, 2);
+	assert_int_equal(fx->pipe.dropped, 0);
+	read_back(fx);
+	assert_int_equal(fx->n, 2);
+	assert_string_equal(fx->messages[0], "hello");
+	assert_string_equal(fx->fields[0], "parse_error=" WHY ";truncated=true;");
+	assert_string_equal(fx->messages[1], "again");
+	assert_string_equal(fx->fields[1], "parse_error=" WHY ";");
+}
+
+static void
+test_an_event_refused_even_without_fields_is_counted_and_its_position_still_advances(
+    void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_file pos = { .dev = 1, .ino = 2, .offset = 9000, .path = "/var/log/a.log" };
+	struct spool_file got;
+	static char big[2 * EVENT_MAX];
+	struct event ev;
+	char path[64];
+
+	memset(big, 'x', sizeof(big));
+	event_make(&ev, big, sizeof(big), NULL, 0);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, &pos), -EMSGSIZE);
+	assert_int_equal(fx->pipe.dropped, 1);
+	assert_int_equal(fx->pipe.fields_dropped, 0);
+	/* The position goes with the next commit, which an event makes. */
+	event_make(&ev, "next", 4, NULL, 0);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, NULL), 0);
+	commit(fx);
+	assert_int_equal(spool_get_position(fx->spool, 1, 2, &got, path, sizeof(path)), 0);
+	assert_int_equal(got.offset, 9000);
+	read_back(fx);
+	assert_int_equal(fx->n, 1);
+	assert_string_equal(fx->messages[0], "next");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_an_event_that_fits_is_spooled_whole_with_its_position,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_an_event_too_large_with_its_fields_goes_with_why_and_its_marks_alone,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_an_event_refused_even_without_fields_is_counted_and_its_position_still_advances,
+		    setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
