@@ -55,7 +55,10 @@ static const struct config_key source_keys[] = {
 	  .help = "Glob patterns of files never to read, e.g. rotated *.gz files that paths would match." },
 	{ "format", CONFIG_ENUM, S(format), .def = "raw", .names = parser_names,
 	  .only = ONLY(SOURCE_FILE),
-	  .help = "How lines are parsed. A line that does not parse is still shipped, with a parse_error field." },
+	  .help = "How lines are parsed: raw; nginx_combined (NGINX's default access log, the fast path); nginx (the access log in log_format); nginx_error (NGINX's error log, its times in timezone); json (one object per line); syslog. A line that does not parse is still shipped, with a parse_error field." },
+	{ "log_format", CONFIG_STRING, S(nginx_log_format), .flags = CONFIG_NONEMPTY,
+	  .only = ONLY(SOURCE_FILE),
+	  .help = "With format: nginx, NGINX's log_format as in nginx.conf: the whole directive (log_format main escape=json '...' '...';), its quoted strings, or the bare format. Fields are named after the variables; numbers and times are typed, upstream lists become arrays." },
 	{ "timezone", CONFIG_STRING, S(timezone), .flags = CONFIG_NONEMPTY,
 	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_SYSLOG),
 	  .help = "Time zone of syslog timestamps that carry none (RFC 3164's \"Mmm dd hh:mm:ss\"): an IANA name such as Europe/Paris (from tzdata), or a POSIX TZ rule. Default: the agent's local zone (TZ, else /etc/localtime)." },
@@ -257,6 +260,18 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 			config_error(c, path, "'%s' needs a scheme: udp://, tcp:// or unix://", l[j].text);
 		if (s->type == SOURCE_HTTP && l[j].scheme != CONFIG_SCHEME_NONE)
 			config_error(c, path, "'%s': an http source listens on host:port", l[j].text);
+	}
+	if (parser_type_of(s)->check != NULL) {
+		char err[256];
+
+		snprintf(path, sizeof(path), "sources[%zu].%s", i,
+		    s->nginx_log_format != NULL ? "log_format" : "format");
+		if (parser_type_of(s)->check(s, err, sizeof(err)) != 0)
+			config_error(c, path, "%s", err);
+	} else if (s->nginx_log_format != NULL) {
+		snprintf(path, sizeof(path), "sources[%zu].log_format", i);
+		config_error(c, path, "is for format: nginx only (this source's format is %s)",
+		    parser_type_of(s)->name);
 	}
 	if (s->timezone != NULL) {
 		struct tz *z = NULL;

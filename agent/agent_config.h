@@ -21,6 +21,7 @@ struct agent_source {
 	struct config_list paths;     /* char *: globs (file) */
 	struct config_list exclude;   /* char *: globs never read (file) */
 	int format;                   /* index into parser_types (agent/parsers.h) */
+	char *nginx_log_format;       /* file, format nginx: nginx.conf's log_format */
 	char *timezone;               /* file (syslog format), syslog: NULL: the local zone */
 	int start_at;                 /* enum agent_start_at (file) */
 	uint64_t max_line;            /* file */

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "agent/json_parse.h"
+#include "agent/nginx_error_parse.h"
+#include "agent/nginx_format.h"
 #include "agent/nginx_parse.h"
 #include "agent/parsers.h"
 #include "agent/syslog_parse.h"
@@ -16,7 +18,9 @@
 	X(raw, parser_raw) \
 	X(nginx_combined, parser_nginx_combined) \
 	X(json, parser_json) \
-	X(syslog, parser_syslog)
+	X(syslog, parser_syslog) \
+	X(nginx, parser_nginx) \
+	X(nginx_error, parser_nginx_error)
 
 /* For formats that need nothing compiled. */
 static int
@@ -47,7 +51,7 @@ parsers_raw(void *state, const uint8_t *line, size_t len, uint64_t now_ns, struc
 }
 
 static const struct parser_type parser_raw = {
-	"raw", parsers_compile_nothing, parsers_raw, parsers_free_nothing,
+	"raw", parsers_compile_nothing, parsers_raw, parsers_free_nothing, NULL,
 };
 
 static int
@@ -60,7 +64,7 @@ parsers_nginx_combined(void *state, const uint8_t *line, size_t len, uint64_t no
 }
 
 static const struct parser_type parser_nginx_combined = {
-	"nginx_combined", parsers_compile_nothing, parsers_nginx_combined, parsers_free_nothing,
+	"nginx_combined", parsers_compile_nothing, parsers_nginx_combined, parsers_free_nothing, NULL,
 };
 
 static int
@@ -72,17 +76,17 @@ parsers_json(void *state, const uint8_t *line, size_t len, uint64_t now_ns, stru
 }
 
 static const struct parser_type parser_json = {
-	"json", parsers_compile_nothing, parsers_json, parsers_free_nothing,
+	"json", parsers_compile_nothing, parsers_json, parsers_free_nothing, NULL,
 };
 
 /*
- * The zone of RFC 3164 times, which carry none: cfg's timezone, else the
- * agent's local zone. One that cannot be loaded (checked with the
- * configuration, so gone since) is logged and UTC used: not worth losing
- * the source over.
+ * The zone of times that carry none (RFC 3164's, NGINX's error log):
+ * cfg's timezone, else the agent's local zone. One that cannot be loaded
+ * (checked with the configuration, so gone since) is logged and UTC used:
+ * not worth losing the source over.
  */
 static int
-parsers_syslog_compile(const struct agent_source *cfg, void **state, char *err, size_t errlen)
+parsers_zone_compile(const struct agent_source *cfg, void **state, char *err, size_t errlen)
 {
 	struct tz *zone = NULL;
 	int r;
@@ -90,14 +94,20 @@ parsers_syslog_compile(const struct agent_source *cfg, void **state, char *err, 
 	(void)err;
 	(void)errlen;
 	if ((r = tz_load(cfg->timezone, &zone)) != 0)
-		log_warn("source %s: cannot load the time zone %s (%s): syslog times without "
+		log_warn("source %s: cannot load the time zone %s (%s): times without "
 		    "a zone are read as UTC; install tzdata or set timezone", cfg->name,
 		    cfg->timezone != NULL ? cfg->timezone : "of the system", strerror(-r));
 	else
-		log_info("source %s: syslog times without a zone are read in %s", cfg->name,
+		log_info("source %s: times without a zone are read in %s", cfg->name,
 		    tz_name(zone));
 	*state = zone;
 	return 0;
+}
+
+static void
+parsers_zone_free(void *state)
+{
+	tz_free(state);
 }
 
 static int
@@ -106,14 +116,67 @@ parsers_syslog(void *state, const uint8_t *line, size_t len, uint64_t now_ns, st
 	return syslog_parse(line, len, now_ns, state, out);
 }
 
-static void
-parsers_syslog_free(void *state)
+const struct parser_type parser_syslog = {
+	"syslog", parsers_zone_compile, parsers_syslog, parsers_zone_free, NULL,
+};
+
+/* NGINX access logs in the log_format pasted from nginx.conf, compiled once. */
+static int
+parsers_nginx_compile(const struct agent_source *cfg, void **state, char *err, size_t errlen)
 {
-	tz_free(state);
+	struct nginx_format *f = NULL;
+	int r;
+
+	*state = NULL;
+	if (cfg->nginx_log_format == NULL) {
+		snprintf(err, errlen, "format nginx needs log_format: the log_format string "
+		    "of nginx.conf");
+		return -EINVAL;
+	}
+	if ((r = nginx_format_compile(cfg->nginx_log_format, &f, err, errlen)) != 0)
+		return r;
+	*state = f;
+	return 0;
 }
 
-const struct parser_type parser_syslog = {
-	"syslog", parsers_syslog_compile, parsers_syslog, parsers_syslog_free,
+static int
+parsers_nginx(void *state, const uint8_t *line, size_t len, uint64_t now_ns, struct parsed *out)
+{
+	(void)now_ns;
+	return nginx_format_parse(state, line, len, out);
+}
+
+static void
+parsers_nginx_free(void *state)
+{
+	nginx_format_free(state);
+}
+
+static int
+parsers_nginx_check(const struct agent_source *cfg, char *err, size_t errlen)
+{
+	void *f = NULL;
+	int r = parsers_nginx_compile(cfg, &f, err, errlen);
+
+	parsers_nginx_free(f);
+	return r;
+}
+
+static const struct parser_type parser_nginx = {
+	"nginx", parsers_nginx_compile, parsers_nginx, parsers_nginx_free, parsers_nginx_check,
+};
+
+/* NGINX's error log; its times are in NGINX's local zone. */
+static int
+parsers_nginx_error(void *state, const uint8_t *line, size_t len, uint64_t now_ns,
+    struct parsed *out)
+{
+	(void)now_ns;
+	return nginx_error_parse(line, len, state, out);
+}
+
+static const struct parser_type parser_nginx_error = {
+	"nginx_error", parsers_zone_compile, parsers_nginx_error, parsers_zone_free, NULL,
 };
 
 #define PARSERS_ENTRY(name, entry) &entry,

@@ -34,6 +34,11 @@ struct parser_type {
 	int (*parse)(void *state, const uint8_t *line, size_t len, uint64_t now_ns,
 	    struct parsed *out);
 	void (*free)(void *state);   /* NULL state is fine */
+	/*
+	 * For --check and every load: whether cfg's settings for this format
+	 * compile, saying why not in err. Quiet (no log). NULL: nothing to check.
+	 */
+	int (*check)(const struct agent_source *cfg, char *err, size_t errlen);
 };
 
 /* Every format, by the index an agent_source's format holds; parser_types_n of them. */

@@ -170,4 +170,54 @@ done < <(grep -o 'ts=[0-9]*' "$T/error.out")
 [ "$off" -lt 3600 ] && pass "error: times read in NGINX's zone (off by at most ${off}s)" ||
 	fail "error: a time is ${off}s off: not read in $ZONE"
 
+# The agent with these formats (--backfill reads the logs once into its spool).
+{
+	cat <<CONF
+id: web-01
+data_dir: $T/agent
+sources:
+  - name: access
+    type: file
+    paths: [$T/main.log]
+    format: nginx
+    log_format: |
+CONF
+	printf '%s\n' "$MAIN_FORMAT" | sed 's/^ */      /'
+	cat <<CONF
+  - name: errors
+    type: file
+    paths: [$T/error.log]
+    format: nginx_error
+    timezone: $ZONE
+CONF
+} >"$T/agent.yaml"
+"$LOGFERRY_AGENT" -c "$T/agent.yaml" --check >"$T/check.out" 2>&1 &&
+	pass "agent: format nginx with the log_format of nginx.conf passes --check" ||
+	fail "agent --check: $(cat "$T/check.out")"
+"$LOGFERRY_AGENT" -c "$T/agent.yaml" --backfill >"$T/backfill.out" 2>&1 ||
+	fail "agent --backfill: $(tail -3 "$T/backfill.out")"
+"$LOGFERRY_AGENT" -c "$T/agent.yaml" --spool-dump >"$T/agent-dump.json" 2>&1 ||
+	fail "agent --spool-dump: $(tail -3 "$T/agent-dump.json")"
+python3 - "$T/agent-dump.json" "$LF_IP:$UP" <<'PY' && pass "agent: typed nginx fields and error-log fields in the spool" ||
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
+acc = [e for e in evs if e.get('source', '').endswith('main.log')]
+err = [e for e in evs if e.get('source', '').endswith('error.log')]
+ok = len(acc) == 5 and all(isinstance(e['fields'].get('status'), int) and 'parse_error' not in e['fields'] for e in acc)
+ok = ok and any(e['fields'].get('upstream_addr') == [sys.argv[2]] for e in acc)
+ok = ok and any(isinstance(e['fields'].get('request_time'), float) for e in acc)
+ok = ok and len(err) > 0 and all('level' in e['fields'] for e in err)
+print(len(acc), 'access events,', len(err), 'error events', '' if ok else json.dumps(evs[:2]))
+sys.exit(0 if ok else 1)
+PY
+	fail "agent: the spooled events are not what NGINX logged"
+sed -e 's/format: nginx$/format: raw/' "$T/agent.yaml" >"$T/agent-raw.yaml"
+out=$("$LOGFERRY_AGENT" -c "$T/agent-raw.yaml" --check 2>&1)
+echo "$out" | grep -q "agent-raw.yaml:[0-9]*: sources\[0\].log_format: is for format: nginx only" &&
+	pass "agent: log_format with another format is an error at its line" || fail "log_format with raw: $out"
+sed -e 's/\$status/$status$body_bytes_sent/' "$T/agent.yaml" >"$T/agent-bad.yaml"
+out=$("$LOGFERRY_AGENT" -c "$T/agent-bad.yaml" --check 2>&1)
+[ $? -eq 2 ] && echo "$out" | grep -q "agent-bad.yaml:[0-9]*: sources\[0\].log_format: " &&
+	pass "agent: a log_format that cannot be parsed is an error at its line" || fail "bad log_format: $out"
+
 finish

@@ -333,7 +333,7 @@ if [ -e /usr/share/zoneinfo/Asia/Kolkata ]; then
 	start tz env TZ="$ZONE" "$LOGFERRY_AGENT" -c "$TCFG"
 	TPID=$LF_PID
 	wait_log "$T/tz.log" "started as" || { fail "tz: agent did not start"; cat "$T/tz.log"; finish; }
-	grep -q "source local: syslog times without a zone are read in $ZONE" "$T/tz.log" &&
+	grep -q "source local: times without a zone are read in $ZONE" "$T/tz.log" &&
 		pass "the zone of RFC 3164 times is logged" || fail "the zone of RFC 3164 times is not logged"
 	# logger writes the time in its own zone, the agent's: it must come out as now.
 	TZ="$ZONE" logger --udp --server "$LF_IP" --port "$TUDP" --rfc3164 -t app "logger-now" ||

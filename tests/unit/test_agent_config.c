@@ -406,7 +406,7 @@ test_wrong_enum_value_lists_the_allowed_names(void **state)
 	    "    start_at: middle\n",
 	    "agent.yaml:1: log_level: 'loud' is not one of: error, warn, info, debug\n"
 	    "agent.yaml:2: spool.sync: 'sometimes' is not one of: always, relaxed\n"
-	    "agent.yaml:7: sources[0].format: 'xml' is not one of: raw, nginx_combined, json, syslog\n"
+	    "agent.yaml:7: sources[0].format: 'xml' is not one of: raw, nginx_combined, json, syslog, nginx, nginx_error\n"
 	    "agent.yaml:8: sources[0].start_at: 'middle' is not one of: beginning, end\n");
 }
 

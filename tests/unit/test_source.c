@@ -240,9 +240,9 @@ static void
 test_a_format_is_compiled_once_per_source_parses_with_its_state_and_is_freed(void **state)
 {
 	static const struct parser_type counting = { "counting", count_compile, count_parse,
-	    count_free };
+	    count_free, NULL };
 	static const struct parser_type refusing = { "refusing", refuse_compile, count_parse,
-	    count_free };
+	    count_free, NULL };
 	struct agent_source cfg = { .name = "web" };
 	struct source_line sl;
 	struct event ev;
