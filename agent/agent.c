@@ -14,6 +14,7 @@
 #include "agent/budget.h"
 #include "agent/file_source.h"
 #include "agent/http_source.h"
+#include "agent/journal_source.h"
 #include "agent/shipper.h"
 #include "agent/spool.h"
 #include "agent/syslog_source.h"
@@ -125,6 +126,9 @@ agent_spool_options(const struct agent_config *cfg, const char *dir, struct spoo
 		/* An http event's message is one object of a body: up to max_body_size. */
 		if (s->type == SOURCE_HTTP && s->max_body_size > max_line)
 			max_line = s->max_body_size;
+		/* A journal entry's message and as much again of other fields, base64 at worst. */
+		if (s->type == SOURCE_JOURNAL && 2 * s->max_field_size > max_line)
+			max_line = 2 * s->max_field_size;
 	}
 	/* The line, its decoded fields (at most the line again) and the rest. */
 	o->event_max_bytes = 2 * max_line + 65536;
@@ -234,12 +238,40 @@ agent_http_stats(const void *src, void *st)
 	http_source_get_stats(src, st);
 }
 
+static int
+agent_journal_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
+    struct spool *spool, struct budget *budget, void **out)
+{
+	(void)budget;
+	return journal_source_start(loop, cfg, host, spool, (struct journal_source **)out);
+}
+
+static void
+agent_journal_resume(void *src)
+{
+	journal_source_resume(src);
+}
+
+static void
+agent_journal_stop(void *src, void (*done)(void *ctx), void *ctx)
+{
+	journal_source_stop(src, done, ctx);
+}
+
+static void
+agent_journal_stats(const void *src, void *st)
+{
+	journal_source_get_stats(src, st);
+}
+
 /* By enum agent_source_type. */
 static const struct agent_source_ops agent_source_ops[] = {
 	[SOURCE_FILE] = { agent_file_start, agent_file_resume, agent_file_stop, agent_file_stats },
 	[SOURCE_SYSLOG] = { agent_syslog_start, agent_syslog_resume, agent_syslog_stop,
 	    agent_syslog_stats },
 	[SOURCE_HTTP] = { agent_http_start, agent_http_resume, agent_http_stop, agent_http_stats },
+	[SOURCE_JOURNAL] = { agent_journal_start, agent_journal_resume, agent_journal_stop,
+	    agent_journal_stats },
 };
 
 /*
@@ -449,6 +481,26 @@ static const struct metrics_field agent_http_fields[] = {
 	HTTP_F("timeouts_total", "counter", timeouts, "Connections closed after the idle timeout."),
 };
 
+#define JOURNAL_F(name, type, member, help) \
+	{ "logferry_journal_" name, type, help, offsetof(struct journal_source_stats, member) }
+static const struct metrics_field agent_journal_fields[] = {
+	JOURNAL_F("entries_total", "counter", entries, "Journal entries spooled."),
+	JOURNAL_F("binary_fields_total", "counter", binary_fields,
+	    "Field values shipped base64 (not UTF-8 text), marked <name>_binary."),
+	JOURNAL_F("truncated_total", "counter", truncated,
+	    "Entries with a value cut at max_field_size."),
+	JOURNAL_F("fields_dropped_total", "counter", fields_dropped,
+	    "Fields left out of their event: too many, or too large together."),
+	JOURNAL_F("dropped_total", "counter", dropped_unspoolable,
+	    "Entries the spool refused even without fields; skipped."),
+	JOURNAL_F("invalidations_total", "counter", invalidations,
+	    "Times journal files were added or removed (rotation, vacuum)."),
+	JOURNAL_F("cursor_lost_total", "counter", cursor_lost,
+	    "Starts whose saved cursor's entry was no longer in the journal."),
+	JOURNAL_F("read_errors_total", "counter", read_errors, "Errors reading the journal."),
+	JOURNAL_F("pauses_total", "counter", pauses, "Times reading stopped on a full spool."),
+};
+
 /* One table of per-source counters of the running sources of a type, labelled source. */
 static void
 agent_render_sources(const struct agent *a, struct metrics_writer *w, int type,
@@ -522,6 +574,8 @@ agent_render(void *ctx, struct metrics_writer *w)
 	    sizeof(struct syslog_source_stats));
 	agent_render_sources(a, w, SOURCE_HTTP, METRICS_FIELDS(agent_http_fields),
 	    sizeof(struct http_source_stats));
+	agent_render_sources(a, w, SOURCE_JOURNAL, METRICS_FIELDS(agent_journal_fields),
+	    sizeof(struct journal_source_stats));
 	daemon_render_reloads(w);
 }
 
@@ -987,11 +1041,14 @@ agent_reload(void *ctx, void **fresh)
 		}
 	}
 	for (size_t j = 0; j < nold; j++)
-		file_closes |= !stays[j] && a->srcs[j].cfg->type == SOURCE_FILE;
+		file_closes |= !stays[j] && (a->srcs[j].cfg->type == SOURCE_FILE ||
+		    a->srcs[j].cfg->type == SOURCE_JOURNAL);
 	for (size_t i = 0; i < cfg->sources.n; i++) {
 		if (plan[i] == PLAN_SAME)
 			continue;
-		if ((ns[i].type == SOURCE_FILE && file_closes) || (plan[i] == PLAN_NOW &&
+		/* A journal source's cursor, like a file's position, is read once the old one is committed. */
+		if (((ns[i].type == SOURCE_FILE || ns[i].type == SOURCE_JOURNAL) && file_closes) ||
+		    (plan[i] == PLAN_NOW &&
 		    agent_listen_overlap(a->srcs[match[i]].cfg, &ns[i])))
 			plan[i] = PLAN_LATER;
 	}

@@ -17,9 +17,10 @@ gen="protobuf-compiler nanopb python3-protobuf"
 # libFuzzer and sanitizer runtimes), time zones for RFC 3164 times (tzdata),
 # CPU load beside make check (stress-ng, for make check-stress), the units'
 # check (systemd-analyze, in package systemd; installing it does not make it
-# the init system).
+# the init system), journal files for the journal source's test without a
+# journald (systemd-journal-remote).
 tests="libcmocka-dev kcat openssl bsdutils curl clang libclang-rt-14-dev
-       procps psmisc tzdata stress-ng systemd"
+       procps psmisc tzdata stress-ng systemd systemd-journal-remote"
 # Tests against a real Apache Kafka cluster (tests/kafka/): Debian's Java
 # runs Kafka's official jars, which Maven fetches (test-only; the daemons
 # never use Java).
