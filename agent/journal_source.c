@@ -46,6 +46,7 @@ journal_entry_reset(struct journal_entry *e)
 {
 	buf_reset(&e->data);
 	e->nf = 0;
+	e->others = 0;
 	e->has_msg = e->has_host = e->msg_binary = e->truncated = false;
 	e->binary = e->dropped = 0;
 }
@@ -185,7 +186,7 @@ int
 journal_entry_add(struct journal_entry *e, const void *data, size_t len)
 {
 	const uint8_t *d = data, *eq = memchr(data, '=', len);
-	size_t nlen, vlen, koff, voff, vl;
+	size_t nlen, vlen, koff, voff, vl, need;
 	int b;
 
 	if (eq == NULL || eq == d)
@@ -214,14 +215,16 @@ journal_entry_add(struct journal_entry *e, const void *data, size_t len)
 	if (d[0] == '_' && !journal_name_in((const char *)d, nlen, journal_trusted))
 		return 0;
 	/*
-	 * Other fields take at most half the bound, so that a MESSAGE after
-	 * them always fits; each needs room for its _binary marker's name.
+	 * Other fields take at most half the bound together, so that the
+	 * MESSAGE always fits, before or after them; each counts its value
+	 * base64-encoded and its _binary marker's name, at worst.
 	 */
-	if (e->nf == JOURNAL_MAX_FIELDS ||
-	    e->data.len + 2 * nlen + 8 + (e->max_value + 2) / 3 * 4 > e->data.max / 2) {
+	need = 2 * nlen + 7 + ((vlen < e->max_value ? vlen : e->max_value) + 2) / 3 * 4;
+	if (e->nf == JOURNAL_MAX_FIELDS || e->others + need > e->data.max / 2) {
 		e->dropped++;
 		return 0;
 	}
+	e->others += need;
 	koff = e->data.len;
 	if (buf_append_grow(&e->data, d, nlen) != 0)
 		return -ENOMEM;

@@ -62,6 +62,7 @@ struct journal_entry {
 		int64_t integer;
 	} f[JOURNAL_MAX_FIELDS];
 	size_t nf;
+	size_t others;               /* bytes the fields but MESSAGE and _HOSTNAME may take, at worst */
 	size_t msg, msg_len, host, host_len;
 	bool has_msg, has_host, msg_binary, truncated;
 	uint32_t binary, dropped;    /* fields shipped base64; fields left out */

@@ -179,6 +179,46 @@ test_fields_past_the_bound_are_dropped_and_counted(void **state)
 	journal_entry_free(&e);
 }
 
+/* Large fields fill half the entry's bound, the same whether MESSAGE comes first or last. */
+static void
+test_large_fields_leave_room_for_the_message_wherever_it_comes(void **state)
+{
+	static char big[4200];
+	struct journal_entry e;
+	struct event ev;
+	const struct event_field *f;
+	int64_t dropped[2];
+
+	(void)state;
+	journal_entry_init(&e, 4096);
+	for (int last = 0; last < 2; last++) {
+		journal_entry_reset(&e);
+		memset(big, 'm', sizeof(big) - 1);
+		memcpy(big, "MESSAGE=", 8);
+		if (!last)
+			add(&e, big);
+		for (int i = 0; i < 20; i++) {
+			memset(big, 'v', sizeof(big) - 1);
+			snprintf(big, 8, "F%02d=", i);
+			big[4] = 'v';
+			add(&e, big);
+		}
+		if (last) {
+			memset(big, 'm', sizeof(big) - 1);
+			memcpy(big, "MESSAGE=", 8);
+			add(&e, big);
+		}
+		journal_entry_event(&e, 1, "h", "s", "journal", false, &ev);
+		assert_int_equal(ev.message.len, 4096);
+		assert_non_null(f = field(&ev, "truncated"));
+		assert_non_null(f = field(&ev, "fields_dropped"));
+		dropped[last] = f->v.integer;
+		assert_true(dropped[last] > 0 && dropped[last] < 20);
+	}
+	assert_int_equal(dropped[0], dropped[1]);
+	journal_entry_free(&e);
+}
+
 int
 main(void)
 {
@@ -187,6 +227,7 @@ main(void)
 		cmocka_unit_test(test_binary_values_are_base64_and_marked),
 		cmocka_unit_test(test_long_values_are_cut_at_a_character_and_marked_truncated),
 		cmocka_unit_test(test_fields_past_the_bound_are_dropped_and_counted),
+		cmocka_unit_test(test_large_fields_leave_room_for_the_message_wherever_it_comes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
