@@ -122,6 +122,24 @@ stop_agent "$pid"
 # The deleted file's entries were spooled already: the spool holds them once, and the new ones.
 check "$cfg" 1 $((next + 2000 - 1)) "a vacuumed cursor: every entry of the remaining files once, after what was spooled"
 
+# --- SIGHUP with the source changed: the new one starts after the old one's cursor is committed
+mkdir -p "$T/r"
+journal_write "$T/r/system.journal" 1 30000
+cfg=$(journal_config rel "    directory: $T/r")
+# Read entries wait up to 3 s for their commit (a full segment sooner):
+# the SIGHUP comes while some are read and not committed.
+sed -i 's/^spool: .*/spool: {commit_interval: 3s}/' "$cfg"
+start agent-rel "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 1 30 >/dev/null || fail "reload: the agent did not read"
+sed -i 's/^    directory: .*/&\n    max_field_size: 32KiB/' "$cfg"
+kill -HUP "$pid"
+wait_log "$T/agent-rel.log" "SIGHUP: applied" 30 || fail "reload not applied: $(grep SIGHUP "$T/agent-rel.log")"
+journal_write "$T/r/system.journal" 30001 1000
+wait_spooled "$cfg" 31000 60 || fail "reload: not everything read"
+stop_agent "$pid"
+check "$cfg" 1 31000 "a journal source changed by SIGHUP goes on after the old one's last entry: every entry once"
+
 # --- matches and binary fields, reading explicit files
 cfg=$(journal_config match "    files: [$T/j/system-2.journal]
     matches: [_SYSTEMD_UNIT=app1.service, _SYSTEMD_UNIT=app3.service, PRIORITY=6]")
