@@ -623,6 +623,7 @@ journal_setup(struct journal_source *js)
 	const struct agent_source *cfg = js->cfg;
 	const char *what = cfg->directory != NULL ? cfg->directory :
 	    cfg->files.n > 0 ? "the files listed" : "the local journal";
+	uint64_t bytes = 0;
 	int r;
 
 	if ((r = journal_open(js)) < 0) {
@@ -630,6 +631,12 @@ journal_setup(struct journal_source *js)
 		    strerror(-r));
 		return r;
 	}
+	/* sd-journal opens what it may read, without a word for the files it may not. */
+	if (cfg->files.n == 0 && sd_journal_get_usage(js->j, &bytes) >= 0 && bytes == 0)
+		log_warn("source %s: no journal file readable in %s yet; the source reads them "
+		    "once they appear%s", cfg->name, what, cfg->directory != NULL ? "" :
+		    " (the system journal needs root or the group systemd-journal or adm; "
+		    "without, a user sees only its own journal)");
 	for (size_t i = 0; i < cfg->matches.n; i++) {
 		const char *m = ((char **)cfg->matches.items)[i];
 

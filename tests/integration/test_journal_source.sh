@@ -122,6 +122,20 @@ stop_agent "$pid"
 # The deleted file's entries were spooled already: the spool holds them once, and the new ones.
 check "$cfg" 1 $((next + 2000 - 1)) "a vacuumed cursor: every entry of the remaining files once, after what was spooled"
 
+# --- no journal file readable yet: said at start (a missing group for the local journal), read once one appears
+mkdir -p "$T/e"
+cfg=$(journal_config empty "    directory: $T/e")
+start agent-empty "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_log "$T/agent-empty.log" "started as" || fail "empty: agent did not start"
+grep -q "source empty: no journal file readable in $T/e" "$T/agent-empty.log" &&
+	pass "a journal without readable files is logged at start" ||
+	fail "no word of a journal without files: $(grep 'source empty' "$T/agent-empty.log")"
+journal_write "$T/e/system.journal" 1 100
+wait_spooled "$cfg" 100 30 || fail "a journal file appearing later was not read"
+stop_agent "$pid"
+check "$cfg" 1 100 "a journal file appearing after the start is read"
+
 # --- SIGHUP with the source changed: the new one starts after the old one's cursor is committed
 mkdir -p "$T/r"
 journal_write "$T/r/system.journal" 1 30000
