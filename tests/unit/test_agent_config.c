@@ -421,6 +421,7 @@ test_bad_source_type_is_reported_once_not_as_type_file(void **state)
 	    "agent.yaml:3: sources[0].type: 'sislog' is not one of: file, syslog, http, journal\n");
 }
 
+#ifdef HAVE_SYSTEMD
 static void
 test_journal_source_takes_directory_matches_and_start_at(void **state)
 {
@@ -468,6 +469,7 @@ test_journal_match_without_a_field_name_is_an_error_at_its_line(void **state)
 	    "agent.yaml:6: sources[0].matches[1]: '_systemd_unit=x' is not FIELD=value with FIELD "
 	    "in upper case letters, digits and '_' (e.g. _SYSTEMD_UNIT=nginx.service)\n");
 }
+#endif
 
 static void
 test_wrong_kind_of_node_is_refused(void **state)
@@ -969,8 +971,10 @@ main(void)
 		cmocka_unit_test(test_values_at_the_bounds_are_accepted),
 		cmocka_unit_test(test_wrong_enum_value_lists_the_allowed_names),
 		cmocka_unit_test(test_bad_source_type_is_reported_once_not_as_type_file),
+#ifdef HAVE_SYSTEMD   /* else a journal source is refused, and says so */
 		cmocka_unit_test(test_journal_source_takes_directory_matches_and_start_at),
 		cmocka_unit_test(test_journal_match_without_a_field_name_is_an_error_at_its_line),
+#endif
 		cmocka_unit_test(test_wrong_kind_of_node_is_refused),
 		cmocka_unit_test(test_missing_sources_is_refused),
 		cmocka_unit_test(test_empty_sources_list_is_refused),
