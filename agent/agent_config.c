@@ -24,7 +24,7 @@
 
 #define ONLY(t) (1u << (t))
 
-static const char *const source_types[] = { "file", "syslog", "http", NULL };
+static const char *const source_types[] = { "file", "syslog", "http", "journal", NULL };
 static const char *const start_ats[] = { "beginning", "end", NULL };
 static const char *const syncs[] = { "always", "relaxed", NULL };
 
@@ -44,7 +44,7 @@ static const struct config_key source_keys[] = {
 	  .help = "Names the source in logs and metrics; also the default stream. "
 	    "Letters, digits, '.', '_' and '-'; unique among sources." },
 	{ "type", CONFIG_ENUM, S(type), .flags = CONFIG_REQUIRED, .names = source_types,
-	  .help = "file tails log files; syslog receives syslog messages; http receives JSON events." },
+	  .help = "file tails log files; syslog receives syslog messages; http receives JSON events; journal reads the systemd journal." },
 	{ "stream", CONFIG_STRING, S(stream), .flags = CONFIG_NONEMPTY,
 	  .help = "Routing name of this source's events (the relay's ${stream}). Default: the source's name." },
 	{ "paths", CONFIG_LIST, S(paths), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
@@ -63,8 +63,8 @@ static const struct config_key source_keys[] = {
 	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_SYSLOG),
 	  .help = "Time zone of syslog timestamps that carry none (RFC 3164's \"Mmm dd hh:mm:ss\"): an IANA name such as Europe/Paris (from tzdata), or a POSIX TZ rule. Default: the agent's local zone (TZ, else /etc/localtime)." },
 	{ "start_at", CONFIG_ENUM, S(start_at), .def = "beginning", .names = start_ats,
-	  .only = ONLY(SOURCE_FILE),
-	  .help = "Where to start in a file seen for the first time. Files already known resume where they were." },
+	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_JOURNAL),
+	  .help = "Where to start in a file seen for the first time (journal: when the source has no saved cursor). Files and journals already known resume where they were." },
 	{ "max_line", CONFIG_SIZE, S(max_line), .def = "1MiB", .min = 256, .max = 64 * MIB,
 	  .only = ONLY(SOURCE_FILE),
 	  .help = "Longer lines are split into pieces of this size, each marked with a field." },
@@ -110,6 +110,18 @@ static const struct config_key source_keys[] = {
 	{ "request_timeout", CONFIG_DURATION, S(request_timeout_ms), .def = "10s", .min = 100, .max = HOUR,
 	  .only = ONLY(SOURCE_HTTP),
 	  .help = "How long a request may wait for room (in the spool's hand-off queue, or in memory_limit's share for bodies), and then for its events' commit, before it is answered 503 with Retry-After. A full spool is answered 503 at once." },
+	{ "directory", CONFIG_STRING, S(directory), .flags = CONFIG_NONEMPTY,
+	  .only = ONLY(SOURCE_JOURNAL),
+	  .help = "A directory of journal files to read (e.g. /var/log/journal/remote) instead of the local journal." },
+	{ "files", CONFIG_LIST, S(files), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
+	  .elem = &elem_string, .only = ONLY(SOURCE_JOURNAL),
+	  .help = "Journal files to read instead of the local journal; files added later are not seen (use directory for that)." },
+	{ "matches", CONFIG_LIST, S(matches), .flags = CONFIG_SCALAR_AS_LIST,
+	  .elem = &elem_string, .only = ONLY(SOURCE_JOURNAL),
+	  .help = "Entries to read, as FIELD=value (e.g. _SYSTEMD_UNIT=nginx.service, SYSLOG_FACILITY=4), as journalctl: matches of the same field are ORed, of different fields ANDed. Default: every entry." },
+	{ "max_field_size", CONFIG_SIZE, S(max_field_size), .def = "64KiB", .min = 256, .max = 16 * MIB,
+	  .only = ONLY(SOURCE_JOURNAL),
+	  .help = "A journal field's value (MESSAGE included) longer than this is cut there, and the event marked truncated." },
 	{ NULL },
 };
 #undef S
@@ -230,6 +242,53 @@ agent_config_name_ok(const char *s)
 	return true;
 }
 
+/* A journal match: FIELD=value, FIELD as journald allows (journal_field_valid). */
+static bool
+agent_config_match_ok(const char *m)
+{
+	const char *eq = strchr(m, '=');
+
+	if (eq == NULL || eq == m || eq - m > 64 || (m[0] >= '0' && m[0] <= '9'))
+		return false;
+	for (const char *p = m; p < eq; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	return true;
+}
+
+static void
+agent_config_check_journal(struct config_check *c, const struct agent_source *s, size_t i)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "sources[%zu].directory", i);
+	if (s->directory != NULL && s->directory[0] != '/')
+		config_error(c, path, "'%s' is not an absolute path", s->directory);
+	if (s->directory != NULL && s->files.n > 0)
+		config_error(c, path, "directory and files cannot both be set: read a directory of "
+		    "journal files, or the files listed");
+	for (size_t j = 0; j < s->files.n; j++) {
+		const char *f = ((char **)s->files.items)[j];
+
+		snprintf(path, sizeof(path), "sources[%zu].files[%zu]", i, j);
+		if (f[0] != '/')
+			config_error(c, path, "'%s' is not an absolute path", f);
+	}
+	for (size_t j = 0; j < s->matches.n; j++) {
+		const char *m = ((char **)s->matches.items)[j];
+
+		snprintf(path, sizeof(path), "sources[%zu].matches[%zu]", i, j);
+		if (!agent_config_match_ok(m))
+			config_error(c, path, "'%s' is not FIELD=value with FIELD in upper case "
+			    "letters, digits and '_' (e.g. _SYSTEMD_UNIT=nginx.service)", m);
+	}
+#ifndef HAVE_SYSTEMD
+	snprintf(path, sizeof(path), "sources[%zu].type", i);
+	config_error(c, path, "this agent was built without libsystemd (configure found no "
+	    "libsystemd-dev): it cannot read the journal");
+#endif
+}
+
 static void
 agent_config_check_source(struct config_check *c, const struct agent_config *cfg,
     size_t i)
@@ -285,6 +344,8 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 			    r == -ENOENT ? "no such zone" : strerror(-r));
 		tz_free(z);
 	}
+	if (s->type == SOURCE_JOURNAL)
+		agent_config_check_journal(c, s, i);
 	if (s->type == SOURCE_SYSLOG) {
 		char *end;
 		long mode = strtol(s->socket_mode, &end, 8);

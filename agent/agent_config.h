@@ -10,7 +10,7 @@
 
 #include "common/config.h"
 
-enum agent_source_type { SOURCE_FILE, SOURCE_SYSLOG, SOURCE_HTTP };
+enum agent_source_type { SOURCE_FILE, SOURCE_SYSLOG, SOURCE_HTTP, SOURCE_JOURNAL };
 enum agent_start_at { START_AT_BEGINNING, START_AT_END };
 enum agent_sync { SYNC_ALWAYS, SYNC_RELAXED };
 
@@ -23,7 +23,7 @@ struct agent_source {
 	int format;                   /* index into parser_types (agent/parsers.h) */
 	char *nginx_log_format;       /* file, format nginx: nginx.conf's log_format */
 	char *timezone;               /* file (syslog format), syslog: NULL: the local zone */
-	int start_at;                 /* enum agent_start_at (file) */
+	int start_at;                 /* enum agent_start_at (file, journal) */
 	uint64_t max_line;            /* file */
 	uint64_t scan_interval_ms;    /* file: glob re-scan */
 	uint64_t stat_interval_ms;    /* file: stat safety net */
@@ -38,6 +38,10 @@ struct agent_source {
 	uint64_t max_body_size;       /* http */
 	uint64_t idle_timeout_ms;     /* http: keep-alive connection between requests */
 	uint64_t request_timeout_ms;  /* http: longest wait for room in the spool or memory */
+	char *directory;              /* journal: NULL: the local journal (or files) */
+	struct config_list files;     /* char *: journal files (journal) */
+	struct config_list matches;   /* char *: FIELD=value (journal) */
+	uint64_t max_field_size;      /* journal: longer values are cut */
 };
 
 struct agent_config {

@@ -85,6 +85,13 @@ inspect_file(void *ctx, const struct spool_file *f)
 	return 0;
 }
 
+static int
+inspect_cursor(void *ctx, const char *name, const char *cursor)
+{
+	fprintf(ctx, "  %s: %s\n", name, cursor);
+	return 0;
+}
+
 /* Opens the configured spool read-only; prints why not. */
 static int
 inspect_open(const struct agent_config *cfg, char *dir, size_t len, struct spool_view **v)
@@ -154,6 +161,8 @@ inspect_stats(const struct agent_config *cfg, FILE *out)
 	fprintf(out, "damaged segments deleted: %" PRIu64 "\n", spool_view_segments_damaged(v));
 	fprintf(out, "files:\n");
 	spool_view_files(v, inspect_file, out);
+	fprintf(out, "journal cursors:\n");
+	spool_view_cursors(v, inspect_cursor, out);
 	spool_view_close(v);
 	return DAEMON_EXIT_OK;
 }

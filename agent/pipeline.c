@@ -35,25 +35,67 @@ pipeline_raw(struct pipeline *p, const struct event *ev, size_t nmarks, struct e
 	raw->nfields = 1 + nmarks;
 }
 
-int
-pipeline_emit(struct pipeline *p, const struct event *ev, size_t nmarks,
-    const struct spool_file *pos)
+/* Where the source is after an event: a file's position, a named cursor, or nowhere. */
+struct pipeline_at {
+	const struct spool_file *file;
+	const char *name, *cursor;
+};
+
+static int
+pipeline_append(struct pipeline *p, const struct event *ev, const struct pipeline_at *at)
+{
+	if (at->cursor != NULL)
+		return spool_append_cursor(p->spool, ev, at->name, at->cursor);
+	return spool_append(p->spool, ev, at->file);
+}
+
+static int
+pipeline_advance(struct pipeline *p, const struct pipeline_at *at)
+{
+	if (at->cursor != NULL)
+		return spool_set_cursor(p->spool, at->name, at->cursor);
+	if (at->file != NULL)
+		return spool_set_position(p->spool, at->file);
+	return 0;
+}
+
+static int
+pipeline_door(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const struct pipeline_at *at)
 {
 	struct event raw;
 	int r;
 
-	r = spool_append(p->spool, ev, pos);
+	r = pipeline_append(p, ev, at);
 	if (r == -EMSGSIZE) {
 		/* Fields can make an event larger than its message; the message alone may fit. */
 		pipeline_raw(p, ev, nmarks, &raw);
-		if ((r = spool_append(p->spool, &raw, pos)) == 0)
+		if ((r = pipeline_append(p, &raw, at)) == 0)
 			p->fields_dropped++;
 	}
 	if (r == 0 || r == -EAGAIN)
 		return r;
-	/* Its position still advances, or the file would stall on it forever. */
-	if (pos != NULL && spool_set_position(p->spool, pos) == -EAGAIN)
+	/* Its position still advances, or the source would stall on it forever. */
+	if (pipeline_advance(p, at) == -EAGAIN)
 		return -EAGAIN;
 	p->dropped++;
 	return r;
+}
+
+int
+pipeline_emit(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const struct spool_file *pos)
+{
+	const struct pipeline_at at = { pos, NULL, NULL };
+
+	return pipeline_door(p, ev, nmarks, &at);
+}
+
+int
+pipeline_emit_cursor(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const char *name, const char *cursor)
+{
+	const struct pipeline_at at = { NULL, name, cursor };
+
+	return pipeline_door(p, ev, nmarks, &at);
 }

@@ -2,8 +2,9 @@
  * pipeline: the one door from a source into the spool. Every event a
  * source made goes through pipeline_emit, which holds what all sources
  * must do alike: an event too large for the spool with its fields goes
- * again without them, what the spool refuses even then is counted, and a
- * file's read position advances past it all the same. Processing stages
+ * again without them, what the spool refuses even then is counted, and the
+ * source's position (a file's offset, a journal cursor) advances past it
+ * all the same. Processing stages
  * that apply to every source belong here too.
  */
 #ifndef LOGFERRY_PIPELINE_H
@@ -42,5 +43,12 @@ void pipeline_init(struct pipeline *p, struct spool *spool, const char *why);
  */
 int pipeline_emit(struct pipeline *p, const struct event *ev, size_t nmarks,
     const struct spool_file *pos);
+
+/*
+ * pipeline_emit for a source whose position is a cursor (the journal's):
+ * name's cursor, committed with ev, is where the source is after it.
+ */
+int pipeline_emit_cursor(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const char *name, const char *cursor);
 
 #endif

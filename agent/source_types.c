@@ -3,6 +3,7 @@
 
 #include "agent/file_source.h"
 #include "agent/http_source.h"
+#include "agent/journal_source.h"
 #include "agent/source_type.h"
 #include "agent/syslog_source.h"
 
@@ -10,6 +11,7 @@ const struct source_type *const source_types[] = {
 	[SOURCE_FILE] = &file_source_type,
 	[SOURCE_SYSLOG] = &syslog_source_type,
 	[SOURCE_HTTP] = &http_source_type,
+	[SOURCE_JOURNAL] = &journal_source_type,
 };
 
 const size_t source_types_n = sizeof(source_types) / sizeof(source_types[0]);

@@ -25,6 +25,13 @@
 #define SPOOL_FORMAT 1
 #define SPOOL_POS_KEY 16
 #define SPOOL_POS_FIXED 24       /* offset, fp_hash, fp_len, path_len */
+/*
+ * A journal cursor is a record of the files table too, so that it reaches
+ * the same transaction as its events: key (SPOOL_CURSOR_DEV, FNV-1a 64 of
+ * the source's name), which no file has; value the fixed part (zeros), the
+ * name as path, then the cursor.
+ */
+#define SPOOL_CURSOR_DEV UINT64_MAX
 #define SPOOL_RESERVE_MIN (4u << 20)
 #define SPOOL_RESERVE_MAX (64u << 20)
 #define SPOOL_RETRY_MIN_MS 100  /* after a failed commit, doubling */
@@ -1542,46 +1549,85 @@ spool_block(struct spool *s)
 	return s->cur;
 }
 
-/* Writes or updates the position record of f in b. */
+/* One record of the files table: a file's position or a source's cursor. */
+struct spool_rec {
+	uint64_t dev, ino, offset, fp_hash;
+	uint32_t fp_len;
+	const char *path;
+	size_t plen;
+	const char *extra;           /* after the path: a cursor */
+	size_t elen;
+};
+
+/* Writes or updates the record rc in b. */
 static int
-spool_block_position(struct spool_block *b, const struct spool_file *f)
+spool_block_record(struct spool_block *b, const struct spool_rec *rc)
 {
-	size_t plen = strlen(f->path), rec = 4 + SPOOL_POS_KEY + SPOOL_POS_FIXED + plen;
+	size_t rec = 4 + SPOOL_POS_KEY + SPOOL_POS_FIXED + rc->plen + rc->elen;
 	uint8_t *p;
 	int r;
 
-	if (plen > PATH_MAX)
-		return -ENAMETOOLONG;
-	/* The same file as the last record, same path: just move its offset. */
-	if (b->last_pos != 0) {
-		p = b->pos.data + b->last_pos - 1;
-		if (spool_get_le(p, 4) == rec - 4 && spool_get_be64(p + 4) == f->dev &&
-		    spool_get_be64(p + 12) == f->ino &&
-		    memcmp(p + 4 + SPOOL_POS_KEY + SPOOL_POS_FIXED, f->path, plen) == 0) {
-			spool_put_le(p + 20, f->offset, 8);
-			spool_put_le(p + 28, f->fp_hash, 8);
-			spool_put_le(p + 36, f->fp_len, 4);
-			return 0;
-		}
+	/*
+	 * The same key as the last record, and the same length: rewrite it in
+	 * place (a later record of a key replaces an earlier one anyway).
+	 */
+	p = b->last_pos != 0 ? b->pos.data + b->last_pos - 1 : NULL;
+	if (p == NULL || spool_get_le(p, 4) != rec - 4 || spool_get_be64(p + 4) != rc->dev ||
+	    spool_get_be64(p + 12) != rc->ino) {
+		if ((r = buf_reserve(&b->pos, rec)) != 0)
+			return r;
+		p = b->pos.data + b->pos.len;
+		b->last_pos = b->pos.len + 1;
+		b->pos.len += rec;
 	}
-	if ((r = buf_reserve(&b->pos, rec)) != 0)
-		return r;
-	p = b->pos.data + b->pos.len;
 	spool_put_le(p, rec - 4, 4);
-	spool_put_be64(p + 4, f->dev);
-	spool_put_be64(p + 12, f->ino);
-	spool_put_le(p + 20, f->offset, 8);
-	spool_put_le(p + 28, f->fp_hash, 8);
-	spool_put_le(p + 36, f->fp_len, 4);
-	spool_put_le(p + 40, plen, 4);
-	memcpy(p + 44, f->path, plen);
-	b->last_pos = b->pos.len + 1;
-	b->pos.len += rec;
+	spool_put_be64(p + 4, rc->dev);
+	spool_put_be64(p + 12, rc->ino);
+	spool_put_le(p + 20, rc->offset, 8);
+	spool_put_le(p + 28, rc->fp_hash, 8);
+	spool_put_le(p + 36, rc->fp_len, 4);
+	spool_put_le(p + 40, rc->plen, 4);
+	memcpy(p + 44, rc->path, rc->plen);
+	if (rc->elen > 0)
+		memcpy(p + 44 + rc->plen, rc->extra, rc->elen);
 	return 0;
 }
 
-int
-spool_append(struct spool *s, const struct event *ev, const struct spool_file *pos)
+/* The record of a file's position. */
+static int
+spool_file_rec(const struct spool_file *f, struct spool_rec *rc)
+{
+	*rc = (struct spool_rec){ .dev = f->dev, .ino = f->ino, .offset = f->offset,
+	    .fp_hash = f->fp_hash, .fp_len = f->fp_len, .path = f->path,
+	    .plen = strlen(f->path) };
+	return rc->plen > PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* FNV-1a 64: a source name's key in the files table. */
+static uint64_t
+spool_name_hash(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	return h;
+}
+
+/* The record of a source's cursor. */
+static int
+spool_cursor_rec(const char *name, const char *cursor, struct spool_rec *rc)
+{
+	*rc = (struct spool_rec){ .dev = SPOOL_CURSOR_DEV, .ino = spool_name_hash(name),
+	    .path = name, .plen = strlen(name), .extra = cursor, .elen = strlen(cursor) };
+	if (rc->plen > PATH_MAX || rc->elen > SPOOL_CURSOR_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Appends ev and, unless rc is NULL, the record to commit with it. */
+static int
+spool_append_rec(struct spool *s, const struct event *ev, const struct spool_rec *rc)
 {
 	struct spool_block *b;
 	size_t before;
@@ -1596,7 +1642,7 @@ spool_append(struct spool *s, const struct event *ev, const struct spool_file *p
 			return -EMSGSIZE;
 		/* The event does not fit behind the others: it starts the next block. */
 		spool_handoff(s);
-		return spool_append(s, ev, pos);
+		return spool_append_rec(s, ev, rc);
 	}
 	if (r != 0)
 		return r;
@@ -1605,7 +1651,7 @@ spool_append(struct spool *s, const struct event *ev, const struct spool_file *p
 		return -EMSGSIZE;
 	}
 	/* In the same block as the event, so that both reach the same commit. */
-	if (pos != NULL && (r = spool_block_position(b, pos)) != 0) {
+	if (rc != NULL && (r = spool_block_record(b, rc)) != 0) {
 		b->data.len = before;
 		return r;
 	}
@@ -1618,6 +1664,31 @@ spool_append(struct spool *s, const struct event *ev, const struct spool_file *p
 	if (b->data.len >= s->o.block_bytes || b->events >= s->o.segment_max_events)
 		spool_handoff(s);
 	return 0;
+}
+
+int
+spool_append(struct spool *s, const struct event *ev, const struct spool_file *pos)
+{
+	struct spool_rec rc;
+	int r;
+
+	if (pos == NULL)
+		return spool_append_rec(s, ev, NULL);
+	if ((r = spool_file_rec(pos, &rc)) != 0)
+		return r;
+	return spool_append_rec(s, ev, &rc);
+}
+
+int
+spool_append_cursor(struct spool *s, const struct event *ev, const char *name,
+    const char *cursor)
+{
+	struct spool_rec rc;
+	int r;
+
+	if ((r = spool_cursor_rec(name, cursor, &rc)) != 0)
+		return r;
+	return spool_append_rec(s, ev, &rc);
 }
 
 bool
@@ -1640,14 +1711,37 @@ spool_room(struct spool *s, size_t bytes, size_t events)
 	return true;
 }
 
-int
-spool_set_position(struct spool *s, const struct spool_file *f)
+/* Records rc without an event. */
+static int
+spool_set_rec(struct spool *s, const struct spool_rec *rc)
 {
 	struct spool_block *b;
 
 	if ((b = spool_block(s)) == NULL)
 		return -EAGAIN;
-	return spool_block_position(b, f);
+	return spool_block_record(b, rc);
+}
+
+int
+spool_set_position(struct spool *s, const struct spool_file *f)
+{
+	struct spool_rec rc;
+	int r;
+
+	if ((r = spool_file_rec(f, &rc)) != 0)
+		return r;
+	return spool_set_rec(s, &rc);
+}
+
+int
+spool_set_cursor(struct spool *s, const char *name, const char *cursor)
+{
+	struct spool_rec rc;
+	int r;
+
+	if ((r = spool_cursor_rec(name, cursor, &rc)) != 0)
+		return r;
+	return spool_set_rec(s, &rc);
 }
 
 void
@@ -1683,6 +1777,8 @@ spool_files_walk(MDB_txn *txn, MDB_dbi files, int (*fn)(void *ctx, const struct 
 			r = -EIO;
 			break;
 		}
+		if (f.dev == SPOOL_CURSOR_DEV)
+			continue;
 		if (plen > PATH_MAX)
 			plen = PATH_MAX;
 		memcpy(path, f.path, plen);
@@ -1693,6 +1789,84 @@ spool_files_walk(MDB_txn *txn, MDB_dbi files, int (*fn)(void *ctx, const struct 
 	if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
 		r = -EIO;
 	mdb_cursor_close(c);
+	return r;
+}
+
+/* A cursor record's name and cursor, NUL-terminated in name and cursor. */
+static int
+spool_cursor_parse(const MDB_val *k, const MDB_val *v, char *name, size_t namelen,
+    char *cursor, size_t cursorlen)
+{
+	struct spool_file f;
+	size_t plen, clen;
+
+	if (spool_pos_parse(k, v, &f, &plen) != 0 || f.dev != SPOOL_CURSOR_DEV)
+		return -EIO;
+	clen = v->mv_size - SPOOL_POS_FIXED - plen;
+	if ((name != NULL && plen >= namelen) || clen >= cursorlen)
+		return -ENAMETOOLONG;
+	if (name != NULL) {
+		memcpy(name, f.path, plen);
+		name[plen] = '\0';
+	}
+	memcpy(cursor, f.path + plen, clen);
+	cursor[clen] = '\0';
+	return 0;
+}
+
+/* Calls fn for each cursor of the files table in txn, until fn returns nonzero. */
+static int
+spool_cursors_walk(MDB_txn *txn, MDB_dbi files,
+    int (*fn)(void *ctx, const char *name, const char *cursor), void *ctx)
+{
+	char name[PATH_MAX + 1], cursor[SPOOL_CURSOR_MAX + 1];
+	uint8_t kb[8];
+	MDB_cursor *c;
+	MDB_val k = { sizeof(kb), kb }, d;
+	int rc, r = 0;
+
+	if (mdb_cursor_open(txn, files, &c) != 0)
+		return -EIO;
+	/* Cursors sort last: their key starts with SPOOL_CURSOR_DEV. */
+	spool_put_be64(kb, SPOOL_CURSOR_DEV);
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0 && r == 0;
+	    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		if (spool_cursor_parse(&k, &d, name, sizeof(name), cursor, sizeof(cursor)) != 0) {
+			r = -EIO;
+			break;
+		}
+		r = fn(ctx, name, cursor);
+	}
+	if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		r = -EIO;
+	mdb_cursor_close(c);
+	return r;
+}
+
+int
+spool_get_cursor(struct spool *s, const char *name, char *cursor, size_t len)
+{
+	uint8_t kb[SPOOL_POS_KEY];
+	MDB_val k = { SPOOL_POS_KEY, kb }, v;
+	char stored[PATH_MAX + 1];
+	MDB_txn *txn;
+	int rc, r;
+
+	spool_put_be64(kb, SPOOL_CURSOR_DEV);
+	spool_put_be64(kb + 8, spool_name_hash(name));
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		log_error("spool %s: cannot read: %s", s->dir, mdb_strerror(rc));
+		return -EIO;
+	}
+	rc = mdb_get(txn, s->files, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		r = -ENOENT;
+	else if (rc != 0)
+		r = -EIO;
+	else if ((r = spool_cursor_parse(&k, &v, stored, sizeof(stored), cursor, len)) == 0 &&
+	    strcmp(stored, name) != 0)
+		r = -ENOENT;   /* another name of the same hash: never this source's */
+	mdb_txn_abort(txn);
 	return r;
 }
 
@@ -2192,6 +2366,13 @@ spool_view_files(struct spool_view *v, int (*fn)(void *ctx, const struct spool_f
     void *ctx)
 {
 	return spool_files_walk(v->txn, v->files, fn, ctx);
+}
+
+int
+spool_view_cursors(struct spool_view *v,
+    int (*fn)(void *ctx, const char *name, const char *cursor), void *ctx)
+{
+	return spool_cursors_walk(v->txn, v->files, fn, ctx);
 }
 
 static uint64_t

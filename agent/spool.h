@@ -4,7 +4,8 @@
  * Tables: `segments` (key: 64-bit big-endian sequence number of the first
  * event; value: a spool_segment header and one zstd frame of a serialized
  * EventList), `files` (read positions keyed by device and inode, with the
- * fingerprint and path) and `meta` (format version, next sequence number).
+ * fingerprint and path; and journal cursors keyed by source name) and
+ * `meta` (format version, next sequence number).
  *
  * Threads. The loop thread encodes events straight into hand-off blocks
  * (spool_append) and never touches the disk for writing. One writer thread
@@ -113,6 +114,27 @@ bool spool_room(struct spool *s, size_t bytes, size_t events);
  */
 int spool_set_position(struct spool *s, const struct spool_file *f);
 
+/*
+ * A journal source's cursor: committed like a file position, in the same
+ * transaction as the events appended with it, and kept apart from file
+ * positions (spool_each_position and spool_view_files never list it).
+ * name is the source's name; a cursor is at most SPOOL_CURSOR_MAX bytes.
+ */
+#define SPOOL_CURSOR_MAX 1024
+
+/* spool_append with name's cursor as the position. Returns as spool_append. */
+int spool_append_cursor(struct spool *s, const struct event *ev, const char *name,
+    const char *cursor);
+
+/* Records name's cursor without an event. Returns 0, -EAGAIN, or -ENAMETOOLONG. */
+int spool_set_cursor(struct spool *s, const char *name, const char *cursor);
+
+/*
+ * The committed cursor of name into cursor[0, len), NUL-terminated.
+ * Returns 0, -ENOENT, -ENAMETOOLONG when len is too small, or -EIO.
+ */
+int spool_get_cursor(struct spool *s, const char *name, char *cursor, size_t len);
+
 /* Hands what was appended to the writer now (otherwise: at the end of the loop turn). */
 void spool_flush(struct spool *s);
 
@@ -220,6 +242,10 @@ int spool_view_segments(struct spool_view *v, uint64_t from,
 /* Calls fn for each stored file position. */
 int spool_view_files(struct spool_view *v,
     int (*fn)(void *ctx, const struct spool_file *f), void *ctx);
+
+/* Calls fn for each committed journal cursor, until fn returns nonzero. */
+int spool_view_cursors(struct spool_view *v,
+    int (*fn)(void *ctx, const char *name, const char *cursor), void *ctx);
 
 /* The next sequence number the spool will give (from meta). */
 uint64_t spool_view_next_seq(struct spool_view *v);

@@ -18,9 +18,10 @@ gen="protobuf-compiler nanopb python3-protobuf"
 # CPU load beside make check (stress-ng, for make check-stress), the units'
 # check (systemd-analyze, in package systemd; installing it does not make it
 # the init system), a real NGINX whose logs the NGINX parsers read
-# (nginx-light, tests/integration/test_nginx_formats.sh).
+# (nginx-light, tests/integration/test_nginx_formats.sh), journal files for
+# the journal source's test without a journald (systemd-journal-remote).
 tests="libcmocka-dev kcat openssl bsdutils curl clang libclang-rt-14-dev
-       procps psmisc tzdata stress-ng systemd nginx-light"
+       procps psmisc tzdata stress-ng systemd nginx-light systemd-journal-remote"
 # Tests against a real Apache Kafka cluster (tests/kafka/): Debian's Java
 # runs Kafka's official jars, which Maven fetches (test-only; the daemons
 # never use Java).

@@ -419,8 +419,58 @@ test_bad_source_type_is_reported_once_not_as_type_file(void **state)
 	    "  - name: app\n"
 	    "    type: sislog\n"
 	    "    listen: udp://127.0.0.1:5514\n",
-	    "agent.yaml:3: sources[0].type: 'sislog' is not one of: file, syslog, http\n");
+	    "agent.yaml:3: sources[0].type: 'sislog' is not one of: file, syslog, http, journal\n");
 }
+
+#ifdef HAVE_SYSTEMD
+static void
+test_journal_source_takes_directory_matches_and_start_at(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_source *s;
+
+	(void)state;
+	load_ok("sources:\n"
+	    "  - name: system\n"
+	    "    type: journal\n"
+	    "    directory: /var/log/journal/remote\n"
+	    "    matches: [_SYSTEMD_UNIT=nginx.service, SYSLOG_FACILITY=4]\n"
+	    "    start_at: end\n"
+	    "  - name: local\n"
+	    "    type: journal\n", &cfg);
+	s = source(&cfg, 0);
+	assert_int_equal(s->type, SOURCE_JOURNAL);
+	assert_string_equal(s->directory, "/var/log/journal/remote");
+	assert_int_equal(s->matches.n, 2);
+	assert_string_equal(((char **)s->matches.items)[0], "_SYSTEMD_UNIT=nginx.service");
+	assert_int_equal(s->start_at, START_AT_END);
+	assert_int_equal(s->max_field_size, 64 * KIB);
+	s = source(&cfg, 1);
+	assert_null(s->directory);
+	assert_int_equal(s->files.n, 0);
+	assert_int_equal(s->start_at, START_AT_BEGINNING);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_journal_match_without_a_field_name_is_an_error_at_its_line(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: system\n"
+	    "    type: journal\n"
+	    "    directory: var/log/journal\n"
+	    "    files: [/tmp/a.journal]\n"
+	    "    matches: [nginx.service, _systemd_unit=x, \"SYSLOG_FACILITY=4\"]\n",
+	    "agent.yaml:4: sources[0].directory: 'var/log/journal' is not an absolute path\n"
+	    "agent.yaml:4: sources[0].directory: directory and files cannot both be set: "
+	    "read a directory of journal files, or the files listed\n"
+	    "agent.yaml:6: sources[0].matches[0]: 'nginx.service' is not FIELD=value with FIELD "
+	    "in upper case letters, digits and '_' (e.g. _SYSTEMD_UNIT=nginx.service)\n"
+	    "agent.yaml:6: sources[0].matches[1]: '_systemd_unit=x' is not FIELD=value with FIELD "
+	    "in upper case letters, digits and '_' (e.g. _SYSTEMD_UNIT=nginx.service)\n");
+}
+#endif
 
 static void
 test_wrong_kind_of_node_is_refused(void **state)
@@ -521,7 +571,7 @@ test_file_keys_on_a_syslog_source_are_refused(void **state)
 	    "    start_at: end\n"
 	    "    max_body_size: 1MiB\n",
 	    "agent.yaml:3: sources[0].paths: only valid when type is file\n"
-	    "agent.yaml:6: sources[0].start_at: only valid when type is file\n"
+	    "agent.yaml:6: sources[0].start_at: only valid when type is file or journal\n"
 	    "agent.yaml:7: sources[0].max_body_size: only valid when type is http\n");
 }
 
@@ -922,6 +972,10 @@ main(void)
 		cmocka_unit_test(test_values_at_the_bounds_are_accepted),
 		cmocka_unit_test(test_wrong_enum_value_lists_the_allowed_names),
 		cmocka_unit_test(test_bad_source_type_is_reported_once_not_as_type_file),
+#ifdef HAVE_SYSTEMD   /* else a journal source is refused, and says so */
+		cmocka_unit_test(test_journal_source_takes_directory_matches_and_start_at),
+		cmocka_unit_test(test_journal_match_without_a_field_name_is_an_error_at_its_line),
+#endif
 		cmocka_unit_test(test_wrong_kind_of_node_is_refused),
 		cmocka_unit_test(test_missing_sources_is_refused),
 		cmocka_unit_test(test_empty_sources_list_is_refused),

@@ -269,6 +269,33 @@ test_an_event_refused_even_without_fields_is_counted_and_its_position_still_adva
 	assert_string_equal(fx->messages[0], "next");
 }
 
+/* The journal's position is a cursor: the same door, the same rules. */
+static void
+test_a_cursor_advances_with_its_event_and_past_one_refused(void **state)
+{
+	struct fixture *fx = *state;
+	static char big[2 * EVENT_MAX];
+	struct event ev;
+	char cursor[64];
+
+	event_make(&ev, "entry", 5, NULL, 0);
+	assert_int_equal(pipeline_emit_cursor(&fx->pipe, &ev, 0, "sys", "s=1;i=1"), 0);
+	commit(fx);
+	assert_int_equal(spool_get_cursor(fx->spool, "sys", cursor, sizeof(cursor)), 0);
+	assert_string_equal(cursor, "s=1;i=1");
+	memset(big, 'x', sizeof(big));
+	event_make(&ev, big, sizeof(big), NULL, 0);
+	assert_int_equal(pipeline_emit_cursor(&fx->pipe, &ev, 0, "sys", "s=1;i=2"), -EMSGSIZE);
+	assert_int_equal(fx->pipe.dropped, 1);
+	event_make(&ev, "next", 4, NULL, 0);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, NULL), 0);
+	commit(fx);
+	assert_int_equal(spool_get_cursor(fx->spool, "sys", cursor, sizeof(cursor)), 0);
+	assert_string_equal(cursor, "s=1;i=2");
+	read_back(fx);
+	assert_int_equal(fx->n, 2);
+}
+
 int
 main(void)
 {
@@ -280,6 +307,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_an_event_refused_even_without_fields_is_counted_and_its_position_still_advances,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_cursor_advances_with_its_event_and_past_one_refused,
 		    setup, teardown),
 	};
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -305,6 +306,143 @@ test_positions_are_committed_with_their_events(void **state)
 	assert_int_equal(spool_get_position(fx->s, 8, 99, &got, path, sizeof(path)), 0);
 	assert_int_equal(got.offset, 7);
 	assert_int_equal(spool_get_position(fx->s, 8, 5, &got, path, sizeof(path)), -ENOENT);
+	close_spool(fx);
+}
+
+struct cursors {
+	int n;
+	char name[64], cursor[256];
+};
+
+static int
+collect_cursor(void *ctx, const char *name, const char *cursor)
+{
+	struct cursors *c = ctx;
+
+	c->n++;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	snprintf(c->cursor, sizeof(c->cursor), "%s", cursor);
+	return 0;
+}
+
+static void
+test_journal_cursor_is_committed_with_its_events_apart_from_file_positions(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_file f = { .dev = 8, .ino = 1234, .offset = 14, .path = "/var/log/a.log" };
+	struct positions p = { 0 };
+	struct cursors c = { 0 };
+	struct spool_view *v;
+	struct reader r;
+	struct event ev10 = { .ts = 10 };
+	char cursor[256];
+
+	spool_options_default(&o, fx->dir);
+	open_spool(fx, &o);
+	assert_int_equal(spool_get_cursor(fx->s, "journal", cursor, sizeof(cursor)), -ENOENT);
+	for (uint64_t i = 0; i < 10; i++) {
+		struct event ev = { .ts = i };
+		char msg[64], cur[64];
+
+		snprintf(msg, sizeof(msg), "line %08llu", (unsigned long long)i);
+		ev.message.ptr = (const uint8_t *)msg;
+		ev.message.len = strlen(msg);
+		/* Cursors of different lengths: each replaces the one before. */
+		snprintf(cur, sizeof(cur), "s=abc;i=%llx", (unsigned long long)(i * 100));
+		assert_int_equal(spool_append_cursor(fx->s, &ev, "journal", cur), 0);
+	}
+	/* A file's event and position beside them. */
+	ev10.message.ptr = (const uint8_t *)"line 00000010";
+	ev10.message.len = 13;
+	assert_int_equal(spool_append(fx->s, &ev10, &f), 0);
+	assert_int_equal(spool_set_cursor(fx->s, "other", "s=def;i=1"), 0);
+	close_spool(fx);
+
+	read_all(fx->dir, 0, &r, 0);
+	assert_int_equal(r.events, 11);
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	/* File sources never see a cursor as a file. */
+	assert_int_equal(spool_view_files(v, collect_file, &p), 0);
+	assert_int_equal(p.n, 1);
+	assert_int_equal(spool_view_cursors(v, collect_cursor, &c), 0);
+	spool_view_close(v);
+	assert_int_equal(c.n, 2);
+
+	open_spool(fx, &o);
+	assert_int_equal(spool_get_cursor(fx->s, "journal", cursor, sizeof(cursor)), 0);
+	assert_string_equal(cursor, "s=abc;i=384");
+	assert_int_equal(spool_get_cursor(fx->s, "other", cursor, sizeof(cursor)), 0);
+	assert_string_equal(cursor, "s=def;i=1");
+	/* Too small a buffer is an error, never a cut cursor. */
+	assert_int_equal(spool_get_cursor(fx->s, "journal", cursor, 5), -ENAMETOOLONG);
+	assert_int_equal(spool_get_cursor(fx->s, "journal.x", cursor, sizeof(cursor)), -ENOENT);
+	close_spool(fx);
+}
+
+static void
+cursor_child_committed(void *ctx, int status)
+{
+	int *fd = ctx;
+
+	assert_int_equal(status, 0);
+	assert_int_equal(write(*fd, "c", 1), 1);
+}
+
+/*
+ * A writer killed with SIGKILL at any moment leaves a spool whose cursor
+ * names exactly the last event it holds: events and cursor are committed
+ * in one transaction, never one without the other.
+ */
+static void
+test_journal_cursor_and_its_events_survive_kill_together(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct reader r;
+	char cursor[64], want[64], c;
+	int pfd[2], status;
+	pid_t pid;
+
+	spool_options_default(&o, fx->dir);
+	o.commit_interval_ms = 2;
+	assert_int_equal(pipe(pfd), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		open_spool(fx, &o);
+		for (uint64_t i = 0;; i++) {
+			char msg[64], cur[64];
+			struct event ev = { .ts = i };
+			int rc;
+
+			snprintf(msg, sizeof(msg), "line %08llu", (unsigned long long)i);
+			snprintf(cur, sizeof(cur), "i=%llu", (unsigned long long)i);
+			ev.message.ptr = (const uint8_t *)msg;
+			ev.message.len = strlen(msg);
+			while ((rc = spool_append_cursor(fx->s, &ev, "journal", cur)) == -EAGAIN)
+				uv_run(&fx->loop, UV_RUN_ONCE);
+			assert_int_equal(rc, 0);
+			if (i % 500 == 0)
+				assert_int_equal(spool_when_committed(fx->s, cursor_child_committed,
+				    &pfd[1]), 0);
+			uv_run(&fx->loop, UV_RUN_NOWAIT);
+		}
+	}
+	close(pfd[1]);
+	/* Killed in the middle of appending, after a few commits. */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(read(pfd[0], &c, 1), 1);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(pfd[0]);
+
+	read_all(fx->dir, 0, &r, 0);
+	assert_true(r.events >= 2001);
+	open_spool(fx, &o);
+	assert_int_equal(spool_get_cursor(fx->s, "journal", cursor, sizeof(cursor)), 0);
+	snprintf(want, sizeof(want), "i=%llu", (unsigned long long)(r.events - 1));
+	assert_string_equal(cursor, want);
 	close_spool(fx);
 }
 
@@ -983,6 +1121,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sequence_numbers_continue_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segments_respect_max_events_and_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_positions_are_committed_with_their_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_cursor_is_committed_with_its_events_apart_from_file_positions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_cursor_and_its_events_survive_kill_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_removes_whole_segments_in_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_spool_refuses_appends_until_deletes_free_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_hand_off_queue_is_not_reported_full, setup, teardown),
