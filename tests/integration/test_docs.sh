@@ -4,7 +4,9 @@
 #   make a CA, a relay and an agent certificate that connect an agent to a
 #   relay (the relay's SAN, the agent's CN = id);
 # - every JSON member, field and header that the relay produces for NGINX,
-#   syslog and JSON lines is named in docs/record-format.md.
+#   syslog and JSON lines is named in docs/record-format.md;
+# - every reference to a design document points inside the repository, and
+#   every section it cites exists there.
 . "$(dirname "$0")/lib.sh"
 
 command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
@@ -129,6 +131,47 @@ if missing:
 PY
 ); then
 	pass "docs/record-format.md names all of them: $out"
+else
+	fail "$out"
+fi
+
+# ---- test_every_reference_to_a_document_points_inside_the_repository ----
+# The design documents once lived outside the repository, beside it; a
+# reference to them (or to that place) would send a reader nowhere.
+# curl's CODE_STYLE.md (docs/style.md) is another project's file.
+cd "$top_srcdir" || fail "cannot enter $top_srcdir"
+dirs=$(ls -d agent common proto relay tests bench packaging docs debian 2>/dev/null)
+outside=$(grep -rnP '(?<![\w/.])(DESIGN|PERF|STYLE|LESSONS)\.md|shared/|\.\./shared' \
+	$dirs README.md Makefile.am configure.ac bootstrap.sh 2>/dev/null | grep -v '^tests/integration/test_docs\.sh:')
+[ -z "$outside" ] && pass "no reference points outside the repository" ||
+	fail "references outside the repository: $(echo "$outside" | head -5) ($(echo "$outside" | wc -l) in all)"
+# Every docs/NAME.md "Section" cited names a heading of that document, and
+# every docs/style.md N a rule of its numbered list.
+if out=$(grep -rhoP 'docs/[a-z-]+\.md "[^"]+"|docs/style\.md [0-9]+' $dirs README.md Makefile.am 2>/dev/null |
+	sort -u | python3 -c '
+import re, sys
+bad = []
+n = 0
+for cite in sys.stdin.read().split("\n"):
+    if not cite:
+        continue
+    n += 1
+    m = re.match(r"(docs/[a-z-]+\.md) (?:\"(.*)\"|([0-9]+))$", cite)
+    try:
+        text = open(m.group(1)).read()
+    except OSError:
+        bad.append(cite + " (no such document)")
+        continue
+    if m.group(2) is not None:
+        ok = re.search(r"^#+ " + re.escape(m.group(2)) + r"$", text, re.M)
+    else:
+        ok = re.search(r"^" + m.group(3) + r"\. \*\*", text, re.M)
+    if not ok:
+        bad.append(cite)
+print(f"{n} citations" + (": not found: " + "; ".join(bad) if bad else ""))
+sys.exit(1 if bad else 0)
+'); then
+	pass "every cited section exists: $out"
 else
 	fail "$out"
 fi
