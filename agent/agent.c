@@ -389,7 +389,7 @@ agent_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 	}
 	agent_spool_options(a->cfg, a->spool_dir, &so);
 	/*
-	 * memory_limit (DESIGN.md guarantee 3): a sixteenth for events on their
+	 * memory_limit (docs/architecture.md guarantee 3): a sixteenth for events on their
 	 * way to the spool (agent_spool_options), half for the buffers of TCP
 	 * syslog connections and HTTP request bodies, which could otherwise
 	 * reach max_connections times their largest message, and the rest for

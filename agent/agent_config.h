@@ -1,6 +1,6 @@
 /*
  * agent_config: the agent's configuration schema (one table) and its
- * settings struct. DESIGN.md "Agent config" lists the keys users rely on.
+ * settings struct. docs/architecture.md "Agent config" lists the keys users rely on.
  */
 #ifndef LOGFERRY_AGENT_CONFIG_H
 #define LOGFERRY_AGENT_CONFIG_H

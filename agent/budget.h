@@ -1,6 +1,6 @@
 /*
  * budget: the share of the agent's memory_limit that connection buffers
- * draw from (DESIGN.md guarantee 3): the receive buffers of TCP syslog
+ * draw from (docs/architecture.md guarantee 3): the receive buffers of TCP syslog
  * connections and the bodies of HTTP requests, which without it could
  * reach max_connections times max_message_size or max_body_size.
  *

@@ -183,7 +183,7 @@ http_xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n, size);
 
-	/* STYLE.md: out of memory is not a peer's fault; abort loudly. */
+	/* docs/style.md: out of memory is not a peer's fault; abort loudly. */
 	if (p == NULL) {
 		log_error("out of memory in the http source");
 		abort();

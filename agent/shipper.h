@@ -1,6 +1,6 @@
 /*
  * shipper: sends committed spool segments to a relay over mutual TLS and
- * deletes them from the spool when the relay acknowledges them (DESIGN.md
+ * deletes them from the spool when the relay acknowledges them (docs/architecture.md
  * "Shipper", "Wire protocol", guarantees 2-4).
  *
  * A Batch is one or more consecutive segments sent as stored: their zstd

@@ -4,7 +4,7 @@
  * fills time, host, stream and source, and marks what went wrong.
  *
  * A line that does not parse is still an event: its raw message and a
- * `parse_error` field (DESIGN.md "Parsers"). Every piece of a line longer
+ * `parse_error` field (docs/architecture.md "Parsers"). Every piece of a line longer
  * than max_line carries `split: true`, `split_id` (text, the same for all
  * pieces of the line), `split_index` (0-based) and `split_count`, and is
  * not parsed: a consumer puts the line back together by concatenating the

@@ -1,5 +1,5 @@
 /*
- * spool: the agent's durable store, one LMDB environment (DESIGN.md "Spool").
+ * spool: the agent's durable store, one LMDB environment (docs/architecture.md "Spool").
  *
  * Tables: `segments` (key: 64-bit big-endian sequence number of the first
  * event; value: a spool_segment header and one zstd frame of a serialized
@@ -14,7 +14,7 @@
  * first event waiting, or when enough is sealed), writes the sealed
  * segments together with the file positions they advance in one
  * transaction. A position therefore never becomes durable before the lines
- * it covers (DESIGN.md guarantee 1). The hand-off is bounded in blocks; when
+ * it covers (docs/architecture.md guarantee 1). The hand-off is bounded in blocks; when
  * it is full, or the spool has reached max_size, spool_append says -EAGAIN
  * and the `writable` callback later says when to try again.
  */

@@ -17,7 +17,7 @@
  * timestamp (else the receive time). A trailing LF, CR LF or NUL is not
  * part of a message; an empty message is not an event.
  *
- * Limits (DESIGN.md guarantees 3 and 4). A message longer than
+ * Limits (docs/architecture.md guarantees 3 and 4). A message longer than
  * max_message_size: a datagram or a newline-framed one is cut at
  * max_message_size and carries `truncated: true`; an octet-counted one is
  * read and discarded. A malformed octet count closes that connection.

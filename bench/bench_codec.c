@@ -1,9 +1,9 @@
 /*
  * bench_codec: CPU cost of the event codec per event, to set against
- * shared/PERF.md (protobuf encode 0.10 us and decode 0.11 us per NGINX event
+ * docs/performance.md (protobuf encode 0.10 us and decode 0.11 us per NGINX event
  * of 398 bytes, into a reused buffer).
  *
- * Encodes N NGINX `combined` events with the 11 fields of DESIGN.md into
+ * Encodes N NGINX `combined` events with the 11 fields of docs/architecture.md into
  * segments of 4096 events (as the spool will), then reads every segment
  * back. String fields are slices of the message, as the agent will send
  * them, so the bytes per event are reported too.
@@ -155,11 +155,11 @@ main(int argc, char **argv)
 	printf("events                 %lu (NGINX combined, %d fields, string fields as slices)\n",
 	    n, NFIELDS);
 	printf("line bytes per event   %.1f\n", (double)msg_bytes / (double)n);
-	printf("encoded bytes/event    %.1f (PERF.md: 398 with fields as copies)\n",
+	printf("encoded bytes/event    %.1f (docs/performance.md: 398 with fields as copies)\n",
 	    (double)bytes / (double)n);
-	printf("encode  us CPU/event   %.3f (wall %.3f; PERF.md floor 0.10)\n",
+	printf("encode  us CPU/event   %.3f (wall %.3f; docs/performance.md floor 0.10)\n",
 	    enc_cpu * 1e6 / (double)n, enc_wall * 1e6 / (double)n);
-	printf("decode  us CPU/event   %.3f (wall %.3f; PERF.md floor 0.11)\n",
+	printf("decode  us CPU/event   %.3f (wall %.3f; docs/performance.md floor 0.11)\n",
 	    dec_cpu * 1e6 / (double)n, dec_wall * 1e6 / (double)n);
 	printf("(checksum %" PRIu64 ")\n", check);
 	buf_free(&seg);

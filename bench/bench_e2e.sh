@@ -63,7 +63,7 @@ LAT_LINES=$((RATE * LAT_SECS))
 WARM=100
 SIDES=${BENCH_SIDES:-logferry rsyslog}
 KINDS=${BENCH_KINDS:-throughput latency}
-# Targets (issue contract; shared/PERF.md has the costs they come from).
+# Targets (issue contract; docs/performance.md has the costs they come from).
 T_AGENT_US=1.2 T_RELAY_US=3.0 T_RATE=250000 T_AGENT_MIB=16 T_P99_MS=200
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/logferry-bench.XXXXXX")

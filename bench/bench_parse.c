@@ -1,6 +1,6 @@
 /*
  * bench_parse: CPU per line of the line parsers, to set against
- * shared/PERF.md ("parse NGINX combined into 11 typed fields, single pass,
+ * docs/performance.md ("parse NGINX combined into 11 typed fields, single pass,
  * no regex": 0.11 us per line).
  *
  * Usage: bench_parse [LINES]   (default 1000000)

@@ -1,7 +1,7 @@
 /*
  * buf: a growable byte buffer with a hard upper bound.
  *
- * Every buffer in logferry has an explicit cap (DESIGN.md guarantee 3): growth
+ * Every buffer in logferry has an explicit cap (docs/architecture.md guarantee 3): growth
  * past `max` fails with -EMSGSIZE instead of allocating. Buffers are meant to
  * be reused on hot paths (buf_reset keeps the memory).
  */

@@ -2,7 +2,7 @@
  * config: YAML configuration loaded through one table per daemon.
  *
  * A schema is a table of keys with type, bounds, default and help text
- * (STYLE.md 9). config_load parses YAML (libyaml) into a caller-defined
+ * (docs/style.md 9). config_load parses YAML (libyaml) into a caller-defined
  * struct following the table, checks every value, and reports every problem
  * as `FILE:LINE: key.path: what is wrong`. The same table drives the
  * effective-configuration dump and the reference in the man page.

@@ -13,7 +13,7 @@
 
 #include "common/config.h"
 
-/* Exit codes users and tests rely on (DESIGN.md). */
+/* Exit codes users and tests rely on (docs/architecture.md). */
 #define DAEMON_EXIT_OK 0
 #define DAEMON_EXIT_FAILURE 1
 #define DAEMON_EXIT_USAGE 2

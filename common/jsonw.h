@@ -1,6 +1,6 @@
 /*
  * jsonw: a small streaming JSON writer into a struct buf (no tree per
- * record, DESIGN.md). Output is always valid UTF-8: bytes that are not
+ * record, docs/architecture.md). Output is always valid UTF-8: bytes that are not
  * valid UTF-8 in a string become U+FFFD, control characters are escaped.
  * Every function returns 0 or -EMSGSIZE/-ENOMEM from the buffer; after an
  * error the buffer holds a truncated document and should be reset.

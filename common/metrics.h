@@ -14,7 +14,7 @@
  * Both answer while the spool is full, Kafka is down or sources are
  * paused: rendering only reads counters, it never waits.
  *
- * Bounds (DESIGN.md guarantee 3): at most METRICS_MAX_CONNECTIONS
+ * Bounds (docs/architecture.md guarantee 3): at most METRICS_MAX_CONNECTIONS
  * connections (more are accepted and closed at once, counted); a request
  * head of at most METRICS_HEADER_MAX bytes (431 and close); a request body
  * is refused (413); an answer of at most METRICS_BODY_MAX bytes (500 when

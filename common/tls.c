@@ -81,7 +81,7 @@ struct tls_config {
 
 /*
  * ChaCha20-Poly1305 first: with Debian's mbedtls it costs half of AES-GCM
- * per byte (PERF.md). The server's order decides (mbedtls is built without
+ * per byte (docs/performance.md). The server's order decides (mbedtls is built without
  * MBEDTLS_SSL_SRV_RESPECT_CLIENT_PREFERENCE).
  */
 static const int tls_default_ciphers[] = {

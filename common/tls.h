@@ -1,6 +1,6 @@
 /*
  * tls: TLS 1.2 over libuv TCP streams with mbedtls, for both daemons
- * (DESIGN.md "TLS", "Wire protocol").
+ * (docs/architecture.md "TLS", "Wire protocol").
  *
  * Two objects:
  *
@@ -22,7 +22,7 @@
  *    bounded memory buffers that libuv reads into and writes from, and
  *    WANT_READ/WANT_WRITE mean "wait for the loop".
  *
- * Bounds, per connection (DESIGN.md guarantee 3):
+ * Bounds, per connection (docs/architecture.md guarantee 3):
  *  - mbedtls's own record buffers: MBEDTLS_SSL_IN/OUT_BUFFER_LEN, about
  *    16.5 KiB each, for the connection's lifetime;
  *  - ciphertext received: TLS_RECV_BUFFER bytes at most, allocated when a

@@ -7,7 +7,7 @@ set -eu
 
 # Build: toolchain and autotools.
 build="build-essential autoconf automake libtool pkg-config"
-# Libraries the daemons link (DESIGN.md "Dependencies").
+# Libraries the daemons link (docs/architecture.md "Dependencies").
 libs="libuv1-dev libmbedtls-dev liblmdb-dev libnanopb-dev librdkafka-dev
       libzstd-dev libyaml-dev libhttp-parser-dev libjansson-dev zlib1g-dev
       libsystemd-dev"

@@ -1,5 +1,5 @@
 /*
- * event_json: an event as the JSON record of DESIGN.md "Kafka record":
+ * event_json: an event as the JSON record of docs/architecture.md "Kafka record":
  * {"ts","host","agent","stream","source","message","fields":{...}}, with
  * slices resolved against the message and every string valid UTF-8.
  */

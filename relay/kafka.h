@@ -1,7 +1,7 @@
 /*
  * kafka: the relay's one librdkafka producer, shared by every worker loop,
  * and the tracking that turns delivery reports into batch answers
- * (DESIGN.md "Relay internals", guarantees 2 and 3).
+ * (docs/architecture.md "Relay internals", guarantees 2 and 3).
  *
  * Producer. Created from the relay configuration: bootstrap.servers from
  * kafka.brokers, enable.idempotence=true and acks=all (an OK means every

@@ -171,7 +171,7 @@ relay_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 	r->loop = loop;
 	r->cfg = config;
 	/*
-	 * memory_limit is one budget (DESIGN.md guarantee 3). Connections come
+	 * memory_limit is one budget (docs/architecture.md guarantee 3). Connections come
 	 * first, at SERVER_CONN_COST each for max_connections, but at most half
 	 * of it; the rest goes half to librdkafka's queue, where events wait for
 	 * Kafka, and half to batches being received, decompressed and produced.

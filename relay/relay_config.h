@@ -1,6 +1,6 @@
 /*
  * relay_config: the relay's configuration schema (one table) and its
- * settings struct. DESIGN.md "Relay config" lists the keys users rely on.
+ * settings struct. docs/architecture.md "Relay config" lists the keys users rely on.
  */
 #ifndef LOGFERRY_RELAY_CONFIG_H
 #define LOGFERRY_RELAY_CONFIG_H

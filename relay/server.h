@@ -1,5 +1,5 @@
 /*
- * server: the relay's agent-facing side (DESIGN.md "Wire protocol",
+ * server: the relay's agent-facing side (docs/architecture.md "Wire protocol",
  * "Relay internals", guarantees 2, 3 and 4).
  *
  * Threads. The main loop owns the listening socket: it accepts, counts

@@ -1,6 +1,6 @@
 #!/bin/bash
-# The agent's memory stays within memory_limit (DESIGN.md guarantee 3,
-# LESSONS.md "Memory growth") with no relay to take its events, while it
+# The agent's memory stays within memory_limit (docs/architecture.md guarantee 3,
+# docs/lessons.md "Memory growth") with no relay to take its events, while it
 # tails 1000 files, 120 TCP syslog senders each hold most of a 1 MiB
 # message, and 16 HTTP clients send 8 MiB bodies slowly. Without the
 # budget the senders alone would hold 120 MiB and the bodies 64 MiB. The

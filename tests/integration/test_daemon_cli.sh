@@ -1,5 +1,5 @@
 #!/bin/bash
-# Both daemons: the command line of DESIGN.md, configuration errors with
+# Both daemons: the command line of docs/architecture.md, configuration errors with
 # FILE:LINE: key.path, exit codes, and clean stops on SIGTERM and SIGINT.
 . "${srcdir:-.}/tests/integration/lib.sh"
 

@@ -3,7 +3,7 @@
 # the counters agree with what went through the pipeline, the text is
 # Prometheus' exposition format, /health says what is wrong, and both keep
 # answering while Kafka is down and while the agent's spool is full
-# (LESSONS.md "Backpressure and stalls").
+# (docs/lessons.md "Backpressure and stalls").
 . "$(dirname "$0")/lib.sh"
 
 for c in kcat openssl curl; do

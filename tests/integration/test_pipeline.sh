@@ -1,7 +1,7 @@
 #!/bin/bash
 # The whole pipeline with real processes: file -> logferry-agent -> mutual
 # TLS -> logferry-relay -> Kafka (the mock cluster, or LOGFERRY_TEST_KAFKA),
-# read back with kcat. DESIGN.md guarantees 1 and 2: every line arrives,
+# read back with kcat. docs/architecture.md guarantees 1 and 2: every line arrives,
 # exactly once in the normal case, and nothing is lost when the agent or the
 # relay is killed or every broker is down (until the relay answers RETRY).
 . "$(dirname "$0")/lib.sh"

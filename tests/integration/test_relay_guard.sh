@@ -1,5 +1,5 @@
 #!/bin/bash
-# The relay against bad peers and a Kafka outage (DESIGN.md guarantees 3
+# The relay against bad peers and a Kafka outage (docs/architecture.md guarantees 3
 # and 4): an agent with a certificate from another CA, an agent claiming
 # another agent's id, plaintext garbage and garbage frames after a valid
 # TLS handshake are all refused while a good agent keeps delivering; while

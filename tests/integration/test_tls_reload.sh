@@ -1,5 +1,5 @@
 #!/bin/bash
-# Certificate rotation without a restart (DESIGN.md "TLS"): on SIGHUP the
+# Certificate rotation without a restart (docs/architecture.md "TLS"): on SIGHUP the
 # relay loads its certificate and key again; new connections use them and
 # open connections go on undisturbed. A broken certificate on SIGHUP keeps
 # the running one. The agent reloads its own for its next connection.

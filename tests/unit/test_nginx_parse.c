@@ -17,7 +17,7 @@
 
 #define NS UINT64_C(1000000000)
 
-/* The example line of DESIGN.md. */
+/* The example line of docs/architecture.md. */
 static const char design_line[] =
     "203.0.113.9 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 612 \"-\" \"curl/8.0\"";
 
