@@ -147,6 +147,9 @@ test_install_creates_user_directories_and_conffiles() {
 	check "man pages installed" test -f "$ROOT/usr/share/man/man8/logferry-agent.8.gz" \
 		-a -f "$ROOT/usr/share/man/man8/logferry-relay.8.gz" \
 		-a -f "$ROOT/usr/share/man/man5/logferry.yaml.5.gz"
+	check "the deployment guide and record format installed" \
+		test -f "$ROOT/usr/share/doc/logferry-common/deployment.md.gz" \
+		-a -f "$ROOT/usr/share/doc/logferry-common/record-format.md.gz"
 	check "units installed in /lib/systemd/system" test -f "$ROOT/lib/systemd/system/logferry-agent.service" \
 		-a -f "$ROOT/lib/systemd/system/logferry-relay.service"
 }
