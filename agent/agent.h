@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agent: the logferry-agent process: owns, as they arrive, the sources,
  * the spool and the shipper on the main loop (common/daemon.h owns the loop).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agent_config: the agent's configuration schema (one table) and its
  * settings struct. docs/architecture.md "Agent config" lists the keys users rely on.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* backfill: read the file sources' files once into the spool (see backfill.h). */
 #include "autoconfig.h"
 

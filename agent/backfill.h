@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * backfill: `logferry-agent --backfill`, the operator's "reprocess history":
  * reads every file the configuration's file sources match, plain and

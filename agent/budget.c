@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* budget: connection buffers' share of the agent's memory_limit (see budget.h). */
 #include "autoconfig.h"
 

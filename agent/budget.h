@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * budget: the share of the agent's memory_limit that connection buffers
  * draw from (docs/architecture.md guarantee 3): the receive buffers of TCP syslog

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* decompress: gzip and zstd files read by decompressed offset (see decompress.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * decompress: reads a gzip or zstd compressed file as the bytes it holds
  * once decompressed, by offset, the way tail reads a plain file with

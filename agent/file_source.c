@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* file_source: tail -> parse -> spool for one file source (see file_source.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * file_source: one `file` source of the configuration: tail (agent/tail.h)
  * feeding lines through source_line into the spool, each event appended

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http_source: JSON events over HTTP into the spool (see http_source.h). */
 #include "autoconfig.h"
 

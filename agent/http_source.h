@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * http_source: one `http` source of the configuration: an HTTP/1.1
  * listener per `listen` address taking JSON events by

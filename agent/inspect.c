@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* inspect: --spool-stats and --spool-dump (see inspect.h). */
 #include "autoconfig.h"
 

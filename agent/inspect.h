@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inspect: operator commands that look inside the agent's spool, running
  * agent or not (LMDB allows readers beside the writer):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* intake: an HTTP intake body into events (see intake.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * intake: the body of one `POST /v1/events` request into events, without
  * sockets (agent/http_source.c drives it; tests/fuzz/fuzz_http_intake.c

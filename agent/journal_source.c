@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* journal_source: sd-journal -> spool for one journal source (see journal_source.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * journal_source: one `journal` source of the configuration: entries of
  * the systemd journal (the local one, a directory of journal files, or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json_parse: one JSON object per line into fields (see json_parse.h).
  * jansson builds the object; its members are copied into scratch in order.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json_parse: lines that are one JSON object each, as NGINX writes them with
  * `log_format ... escape=json` and applications write their JSON logs.

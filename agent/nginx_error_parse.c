@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nginx_error_parse: NGINX error log lines, in one pass (see
  * nginx_error_parse.h). Every string value is a slice of the line.

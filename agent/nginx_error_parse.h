@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nginx_error_parse: NGINX's error log (error_log), whose format is fixed:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nginx_format: a log_format compiled into steps (a variable, and the
  * literal NGINX writes after it), run over a line in one pass (see

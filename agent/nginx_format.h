@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nginx_format: NGINX access logs in the format an operator configured,
  * given as the `log_format` of nginx.conf:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nginx_parse: NGINX `combined` lines, in one pass over the line (see
  * nginx_parse.h). Every string value is a slice of the line; nothing is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nginx_parse: NGINX's default `combined` access log format,
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* parser: the result of a line parser (see parser.h). */
 #include "autoconfig.h"
 

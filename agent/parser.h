@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * parser: what a line parser produces (agent/<format>_parse.c), ready for
  * proto/event.h.

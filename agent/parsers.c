@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* parsers: the table of line formats (see parsers.h). */
 #include "autoconfig.h"
 

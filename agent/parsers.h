@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * parsers: the table of line formats, as agent/source_types.c is of
  * source types. Each format is one struct parser_type; a source compiles

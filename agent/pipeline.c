@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pipeline: the one door from a source into the spool (see pipeline.h). */
 #include "autoconfig.h"
 

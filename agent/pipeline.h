@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pipeline: the one door from a source into the spool. Every event a
  * source made goes through pipeline_emit, which holds what all sources

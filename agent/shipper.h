@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shipper: sends committed spool segments to a relay over mutual TLS and
  * deletes them from the spool when the relay acknowledges them (docs/architecture.md

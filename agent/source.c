@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* source: a line into an event (see source.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * source: turns one line or message of a source into an event, whatever the
  * source type (file, syslog, http): parses it with the source's format,

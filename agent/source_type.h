@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * source_type: the contract between the agent and a type of source, as
  * tmux's command table. Each source module (agent/<type>_source.c) defines

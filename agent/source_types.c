@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* source_types: the table of source types (see source_type.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spool: the agent's LMDB spool (see spool.h). */
 #include "autoconfig.h"
 

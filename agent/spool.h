@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * spool: the agent's durable store, one LMDB environment (docs/architecture.md "Spool").
  *

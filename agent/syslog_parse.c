@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* syslog_parse: RFC 5424 and RFC 3164 messages into fields (see syslog_parse.h). */
 #include "autoconfig.h"
 

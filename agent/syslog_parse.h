@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * syslog_parse: one syslog message into a struct parsed.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * syslog_source: syslog listeners -> parse -> spool (see syslog_source.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * syslog_source: one `syslog` source of the configuration: a listener per
  * `listen` URL, each message parsed with the syslog parser (RFC 5424 and

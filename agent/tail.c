@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tail: follows the files of one `file` source (see tail.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tail: follows the files of one `file` source on the agent's loop and hands
  * their lines, one at a time, to the caller.

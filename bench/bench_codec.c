@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_codec: CPU cost of the event codec per event, to set against
  * docs/performance.md (protobuf encode 0.10 us and decode 0.11 us per NGINX event

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # End to end: a generated NGINX combined log of BENCH_LINES lines (default
 # 1M, ~190 bytes each) tailed by logferry-agent (nginx_combined, spool
 # sync=always), shipped over mutual TLS to logferry-relay (2 workers, JSON

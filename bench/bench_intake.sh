@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Local event intake into the spool: BENCH_EVENTS (default 500k) RFC 5424
 # syslog messages over one TCP connection (newline framing), and the same
 # count as NDJSON over HTTP (4 keep-alive clients, 2000 events per

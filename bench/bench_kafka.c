@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_kafka: CPU per record of producing into Kafka, with and without the
  * two headers every logferry record carries (logferry-agent, logferry-seq),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_parse: CPU per line of the line parsers, to set against
  * docs/performance.md ("parse NGINX combined into 11 typed fields, single pass,

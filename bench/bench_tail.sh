@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Tail + parse + spool: a generated NGINX log of BENCH_LINES lines (default
 # 1M) read by logferry-agent into its spool with sync=always and
 # sync=relaxed, and by rsyslog (imfile -> omfile, Debian's package) on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_util: what every benchmark measures with. */
 #ifndef LOGFERRY_BENCH_UTIL_H
 #define LOGFERRY_BENCH_UTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kafka_latency: counts the records that arrive in Kafka topics, says when
  * the first and the last arrived, and optionally how long each took from

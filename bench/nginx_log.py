@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """nginx_log.py OUT N [--rid]: writes N NGINX combined lines to OUT, the same
 for every run (seeded), for the benchmarks. With --rid each request path ends
 with its line number (?rid=N or &rid=N), so that every line can be counted

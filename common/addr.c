@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* addr: socket addresses as text (see addr.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * addr: socket addresses as text for messages, "192.0.2.1:514" or
  * "[2001:db8::1]:514", the same way in every module that names a peer.

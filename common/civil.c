@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* civil: calendar arithmetic and timestamp syntax (see civil.h). */
 #include "autoconfig.h"
 

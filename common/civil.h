@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * civil: calendar arithmetic for timestamps written in logs, without the C
  * library's time zone code (which reads TZ and files, and is slow).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * daemon: what both daemons share around their loop: the command line,
  * loading and checking the configuration, logging setup, signals and

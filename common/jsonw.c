@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* jsonw: streaming JSON writer (see jsonw.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jsonw: a small streaming JSON writer into a struct buf (no tree per
  * record, docs/architecture.md). Output is always valid UTF-8: bytes that are not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Line-oriented logging shared by the logferry agent and relay.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics: the Prometheus metrics and health endpoint (see metrics.h). */
 #include "autoconfig.h"
 

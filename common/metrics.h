@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics: a daemon's Prometheus metrics and health endpoint (the
  * `metrics.listen` key of both daemons), a small HTTP/1.1 server on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tls: TLS 1.2 over libuv TCP streams with mbedtls, for both daemons
  * (docs/architecture.md "TLS", "Wire protocol").

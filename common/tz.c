@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tz: UTC offsets of a time zone from TZif files and POSIX TZ rules (see tz.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tz: a time zone's UTC offsets, for times written in logs without one
  * (RFC 3164's "Mmm dd hh:mm:ss" is the sender's local time).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Installs the peer `make bench` compares logferry with (bench/README.md):
 # Debian's rsyslog and its Kafka output module (omkafka). Separate from
 # install-deps.sh because installing rsyslog removes syslog-ng, the system

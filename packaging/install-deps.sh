@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Installs everything logferry needs to build, test, fuzz and package on
 # Debian 12 (bookworm). Run as root, or with sudo available. Idempotent.
 # Installs no daemon that would replace one of the host's: the benchmarks'

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * event: the Event record of proto/logferry.proto, encoded and decoded by
  * hand, straight on the buffer (nanopb's streams cost ten times more here).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* event_json: an event as a JSON record (see event_json.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * event_json: an event as the JSON record of docs/architecture.md "Kafka record":
  * {"ts","host","agent","stream","source","message","fields":{...}}, with

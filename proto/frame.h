@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * frame: the agent <-> relay wire framing, shared by both daemons.
  *

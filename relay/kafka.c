@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kafka: the shared producer and delivery -> batch answers (see kafka.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kafka: the relay's one librdkafka producer, shared by every worker loop,
  * and the tracking that turns delivery reports into batch answers

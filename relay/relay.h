@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * relay: the logferry-relay process: owns, as they arrive, the listener,
  * the worker loops with the agent connections, and the Kafka producer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * relay_config: the relay's configuration schema (one table) and its
  * settings struct. docs/architecture.md "Relay config" lists the keys users rely on.

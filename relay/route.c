@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* route: routing templates compiled once, rendered per event (see route.h). */
 #include "autoconfig.h"
 

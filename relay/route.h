@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * route: the relay's routing templates (kafka.topic and kafka.key),
  * compiled once into a small program and rendered for each event into the

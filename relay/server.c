@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* server: accepting agents, the per-connection protocol, batches -> Kafka (see server.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server: the relay's agent-facing side (docs/architecture.md "Wire protocol",
  * "Relay internals", guarantees 2, 3 and 4).

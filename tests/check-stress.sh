@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # make check, RUNS times in a row (3 by default), while two CPU-bound
 # processes run beside it (Debian's stress-ng --cpu 2): the proof that no
 # test depends on timing (issue 14, item 11). Run from a configured build

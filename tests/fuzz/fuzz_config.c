@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the configuration loader with both daemons' schemas: any bytes
  * must give a configuration or errors, never a crash or a leak.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the EventList reader as the relay uses it: a decompressed batch
  * payload from an agent must give events or a clean error. Every event read

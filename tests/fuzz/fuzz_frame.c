@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the frame decoder: arbitrary bytes from a peer, fed in chunks of
  * sizes taken from the input itself, must give frames or a clean error.

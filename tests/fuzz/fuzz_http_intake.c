@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the HTTP intake body (agent/intake.h), the part of the http source
  * that reads what clients send: splitting into objects, parsing each,

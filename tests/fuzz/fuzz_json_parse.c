@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the JSON line parser: any bytes give fields whose keys and values
  * lie in scratch, or -EINVAL with a message. The fields must be the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes nginx_error_parse, in UTC and in a zone with DST: any bytes give
  * fields or -EINVAL with a message (checks in parsed_check.h).

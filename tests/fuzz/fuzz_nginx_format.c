@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes nginx_format: the input up to its first newline is a log_format
  * to compile (which either compiles or gives a message), the rest a line

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the NGINX combined parser: any bytes give fields or -EINVAL with a
  * message. Every field must be a known kind, every slice must lie inside

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the syslog parser: any bytes as one message must give fields
  * that stay inside the message (slices) or inside scratch or static

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * parsed_check: the checks the NGINX harnesses (fuzz_nginx_format,
  * fuzz_nginx_error) make on a parse of line[0, size): a failure is -EINVAL

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Runs a libFuzzer harness without libFuzzer: each file named on the command
  * line (or each file in a named directory) is one input. `make check` uses

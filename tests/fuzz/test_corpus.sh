@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Replays every fuzz harness over its seed corpus (and past crashes) with
 # the build's own sanitizers: the fuzzers' findings stay fixed.
 set -u

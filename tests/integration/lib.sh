@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared helpers for integration tests (sourced, bash).
 #
 # Every test runs in its own temporary directory, binds loopback only, and

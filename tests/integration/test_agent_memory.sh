@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The agent's memory stays within memory_limit (docs/architecture.md guarantee 3,
 # docs/lessons.md "Memory growth") with no relay to take its events, while it
 # tails 1000 files, 120 TCP syslog senders each hold most of a 1 MiB

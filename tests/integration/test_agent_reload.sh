@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # SIGHUP applies a new agent configuration as a whole, like nginx's reload
 # (issue 16 item 4): sources added, removed and changed (file positions kept
 # by identity: nothing read twice or skipped), the relay list, the log

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Compressed archives in a file source's glob (issue 17 item 3): a logrotate
 # directory (access.log, access.log.1, access.log.2.gz .. access.log.5.gz,
 # one of them zstd under a .gz-less name) read with every line exactly once

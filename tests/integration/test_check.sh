@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # --check catches what would fail at start (issue 16, item 6): a key that is
 # not the certificate's, an agent id that is not its certificate's common
 # name, a CA file that is not one, a data_dir that cannot be written, a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Both daemons: the command line of docs/architecture.md, configuration errors with
 # FILE:LINE: key.path, exit codes, and clean stops on SIGTERM and SIGINT.
 . "${srcdir:-.}/tests/integration/lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The documents under docs/ tell the truth, checked against the daemons:
 # - the certificate commands of docs/deployment.md, run as they are written,
 #   make a CA, a relay and an agent certificate that connect an agent to a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # File sources into the spool, with real files rotated, truncated and
 # recreated the way servers and logrotate do it, and an agent killed -9 at
 # random moments. The spool dump must hold every line exactly once.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The http source with the real agent and curl as the client: one object,
 # ndjson, gzip bodies, a malformed line (400, and nothing of that request
 # in the spool), an oversized body (413), 404/405/415, keep-alive (curl

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Journal sources with real journal files, written without any journald by
 # Debian's systemd-journal-remote from export-format input: every entry
 # exactly once across kill -9 of the agent while files are appended,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Events larger than Kafka takes, and records a broker refuses (issue 14,
 # item 6), through agent -> relay -> the mock cluster, with default limits:
 # - a 3 MiB line, which the agent cuts into 1 MiB events (its default

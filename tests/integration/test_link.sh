@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The agent-relay link under failure (issue 14, item 9), with real daemons:
 # - an agent whose id does not match its certificate is refused after Hello,
 #   and reconnects with the exponential backoff, not every reconnect_min;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The metrics endpoints of both daemons (metrics.listen), read with curl:
 # the counters agree with what went through the pipeline, the text is
 # Prometheus' exposition format, /health says what is wrong, and both keep

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The NGINX parsers read what a real NGINX (Debian's nginx-light) writes:
 # Debian's `main` format extended with timings and upstream variables, an
 # escape=json format, the default combined, and the error log with its

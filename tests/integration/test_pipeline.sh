@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole pipeline with real processes: file -> logferry-agent -> mutual
 # TLS -> logferry-relay -> Kafka (the mock cluster, or LOGFERRY_TEST_KAFKA),
 # read back with kcat. docs/architecture.md guarantees 1 and 2: every line arrives,

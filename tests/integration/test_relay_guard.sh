@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The relay against bad peers and a Kafka outage (docs/architecture.md guarantees 3
 # and 4): an agent with a certificate from another CA, an agent claiming
 # another agent's id, plaintext garbage and garbage frames after a valid

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # SIGHUP applies a valid relay configuration without losing an event
 # (issue 16 item 4), while an agent ships lines written without a pause:
 # the topic and key templates, the log level, tls.allowed_agents (a

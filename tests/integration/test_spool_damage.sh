@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A damaged spool (issue 14, item 3): a data file truncated to half of what
 # its pages hold, random bytes over a tree page, a broken meta page. Each
 # time --spool-stats and --spool-dump refuse it with a message and exit 1

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A full filesystem under data_dir (issue 14, item 2): the agent names it
 # "disk full" in its log, /health and logferry_spool_disk_full, pauses its
 # sources, retries with a backoff, resumes by itself when space is freed,

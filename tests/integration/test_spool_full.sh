@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A full spool drains as acks arrive, without a restart (issue 14, item 1).
 # Incompressible lines fill spool.max_size while no relay runs and the
 # writer keeps writing; the relay starts only after a delay (several

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Syslog sources with util-linux logger as the real client: UDP (IPv4 and
 # IPv6), TCP with newline framing and octet counting, the unix datagram
 # socket; RFC 5424 and RFC 3164 on each. Then a kill -9 (the socket file is

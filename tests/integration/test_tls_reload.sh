@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Certificate rotation without a restart (docs/architecture.md "TLS"): on SIGHUP the
 # relay loads its certificate and key again; new connections use them and
 # open connections go on undisturbed. A broken certificate on SIGHUP keeps

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # test_tools.sh - prove the integration-test tools work before other tests
 # depend on them: tests/tools/make-certs.sh (the test PKI) and
 # tests/tools/mock_kafka (librdkafka's mock cluster driven over stdin).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The systemd units as built: hardened (systemd-analyze security scores each
 # at 2.0 or below), valid (systemd-analyze verify), and installed under the
 # prefix when configure was not told where units go. systemd-analyze works

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # kafka-cluster.sh: a real Apache Kafka cluster for the tests, on loopback.
 #
 #   kafka-cluster.sh fetch                 the pinned Kafka jars (Maven, cached in ~/.m2)

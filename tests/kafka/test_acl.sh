@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Real cluster only, authorizer on: the relay's principal may not write to
 # the topic its events route to (TOPIC_AUTHORIZATION_FAILED). The relay
 # holds and reports: batches are answered RETRY, /health and a metric say

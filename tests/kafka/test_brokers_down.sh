@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Real cluster only: two of the three brokers down (too few in-sync
 # replicas, no controller quorum) while the agent ships, then back. The
 # relay answers RETRY and says in /health why it is degraded, the agent

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Real cluster only: kill -9 the leader of a partition the relay is writing
 # to, under load. Nothing is lost; the only duplicates are events sent again
 # whole (same agent and seq: wire retries), and the agent and relay count

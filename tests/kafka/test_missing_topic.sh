@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Real cluster only (auto-creation off): the relay routes events to a topic
 # that does not exist. It says so clearly (log, metric, /health), nothing
 # leaves the agent's spool, and once the topic is created everything flows

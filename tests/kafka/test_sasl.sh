@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Real cluster only: the relay produces over SASL_SSL, its password read
 # from kafka.sasl_password_file (never from the YAML). Good credentials
 # deliver; wrong ones turn /health degraded with the reason and lose

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Real cluster only: a topic whose max.message.bytes (64 KiB) is smaller than
 # some events (100 KB lines). The broker refuses those records for good;
 # with kafka.dead_letter_topic they go there, with their error and original

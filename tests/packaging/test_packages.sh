@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/packaging/test_packages.sh [DEB_DIR]: the Debian packages of
 # `make deb` (in DEB_DIR, default $top_builddir/deb, built when absent),
 # checked by lintian and then installed, run, upgraded, removed and purged

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # make demo: the whole pipeline on this machine, on loopback only.
 #
 # Makes certificates, starts librdkafka's mock Kafka cluster, a relay and an

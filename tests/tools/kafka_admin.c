@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kafka_admin - the few Kafka admin calls the integration tests make against
  * a real cluster, through librdkafka's Admin API (no JVM start per call).

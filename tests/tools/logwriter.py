@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes numbered log lines the way real servers do, for the integration tests.
 
   logwriter.py write FILE FIRST COUNT [--rate N] [--pad N] [--random]

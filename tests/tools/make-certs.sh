@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make-certs.sh OUTDIR - create the throwaway PKI that logferry's integration
 # tests use, with nothing but the openssl CLI.
 #

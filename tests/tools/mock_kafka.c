@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mock_kafka - run librdkafka's in-process mock Kafka cluster as a standalone
  * process so shell-driven integration tests get a real Kafka wire protocol

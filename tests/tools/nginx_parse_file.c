@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nginx_parse_file: runs the agent's NGINX parsers over a log file that a
  * real NGINX wrote (tests/integration/test_nginx_formats.sh).

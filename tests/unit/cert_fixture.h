@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cert_fixture: the certificates tests/tools/make-certs.sh makes (root CA,
  * intermediate, relay, agents web-01 and web-02, expired, other CA,

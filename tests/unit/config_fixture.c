@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Loading a daemon's configuration in unit tests: see config_fixture.h. */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config_fixture: loading a daemon's configuration in unit tests.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * log_capture: the daemon log (common/log) written to memory during a unit
  * test, so that tests can check what an operator would read.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* parsed_fixture: see parsed_fixture.h. */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * parsed_fixture: checks on a struct parsed shared by the unit tests of
  * the NGINX parsers (test_nginx_format, test_nginx_error_parse).

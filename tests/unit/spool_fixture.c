@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared spool helpers for unit tests (see spool_fixture.h). */
 #include "autoconfig.h"
 

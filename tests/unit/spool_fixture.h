@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers the unit tests of spool users share: filling a spool, listing what it holds. */
 #ifndef LOGFERRY_SPOOL_FIXTURE_H
 #define LOGFERRY_SPOOL_FIXTURE_H

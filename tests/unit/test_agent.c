@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent: what a SIGHUP reload tells apart (agent_source_equal, agent_restart_keys). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for agent/budget: takes within the limit, waiters called back in order. */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * decompress: gzip and zstd files made in a mkdtemp() directory with zlib
  * and libzstd, read back by offset and compared with what was compressed.

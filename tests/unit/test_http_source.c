@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for agent/http_source: a real loop, a real spool in a
  * temporary directory, and a client on plain blocking sockets in a thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for agent/journal_source: a journal entry's fields into an event. */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for common/jsonw and proto/event_json: output parsed back with jansson. */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * relay/kafka against librdkafka's mock cluster, in this process: batches
  * answered after their delivery reports, records read back with a

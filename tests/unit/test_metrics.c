@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for common/metrics: the writer's Prometheus text, and the
  * endpoint on a real loop with clients on non-blocking loopback sockets

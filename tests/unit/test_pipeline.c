@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for agent/pipeline: a real spool in a temporary directory on a
  * real loop, read back as stored.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * relay: what a SIGHUP cannot apply to a running relay. The reload itself
  * runs in tests/unit/test_kafka.c, test_server.c and

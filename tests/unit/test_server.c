@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * relay/server against librdkafka's mock cluster in this process, with
  * agents played by TLS clients of common/tls speaking frames by hand: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shipper: a real spool in a temporary directory, the shipper on a real uv
  * loop, and in the same loop a fake relay built from tls (server role) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for agent/source: a line of any format becomes an event. */
 #include "autoconfig.h"
 

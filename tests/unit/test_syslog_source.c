@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for agent/syslog_source: real sockets on loopback, a real loop
  * and a real spool in a temporary directory, read back as stored.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tail: real files in a mkdtemp() directory, followed by a real uv loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tls: both ends in one process on one uv loop over loopback TCP, with the
  * certificates tests/tools/make-certs.sh makes (root CA, intermediate,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for common/tz: zone offsets and local-to-UTC conversion, DST included. */
 #include "autoconfig.h"
 
