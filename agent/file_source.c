@@ -33,7 +33,8 @@ struct file_source {
 	struct source_line sl;
 	bool multiline;              /* cfg has a multiline rule: rule, files and timer are set */
 	struct multiline_rule rule;
-	struct file_source_ml *files;  /* files with lines read, most recent first */
+	struct file_source_ml *files;  /* files with lines read since the last check, most
+	                                  recent first */
 	uv_timer_t timer;            /* ships events no line followed within flush_timeout */
 	uint64_t ml_events, ml_flushed, ml_truncated;
 	void (*done)(void *ctx);
@@ -214,7 +215,7 @@ static void
 file_source_ml_check(struct file_source *fs)
 {
 	uint64_t now = source_now_ns(), timeout = fs->cfg->multiline.flush_timeout_ms * 1000000;
-	uint64_t next = UINT64_MAX;
+	uint64_t next = UINT64_MAX, left;
 	struct file_source_ml **pp = &fs->files, *e;
 	bool shipped = false;
 
@@ -224,18 +225,16 @@ file_source_ml_check(struct file_source *fs)
 				break;
 			shipped = true;
 		}
-		if (e->released && !multiline_pending(&e->m)) {
+		/* Only files with an event in progress keep memory between two checks. */
+		if (!multiline_pending(&e->m)) {
 			*pp = e->next;
 			file_source_ml_free(e);
 			continue;
 		}
-		if (multiline_pending(&e->m)) {
-			/* A clock set back must not hold an event longer than flush_timeout. */
-			uint64_t left = now < e->m.last_ns ? timeout : e->m.last_ns + timeout - now;
-
-			if (left < next)
-				next = left;
-		}
+		/* A clock set back must not hold an event longer than flush_timeout. */
+		left = now < e->m.last_ns ? timeout : e->m.last_ns + timeout - now;
+		if (left < next)
+			next = left;
 		pp = &e->next;
 	}
 	if (shipped)

@@ -176,4 +176,20 @@ stop_agent "$pid"
 printf '%s\n----\n' "$JAVA_2" "$JAVA_1" "$PY_1" "$PY_2" >"$T/kill.want"
 expect_events "$cfg" "kill -9 with a trace half gathered: after the restart it is shipped whole, and every event once" "$T/kill.want"
 
+# --- a file deleted with a trace gathered: the trace is whole, shipped at once
+# (flush_timeout is an hour)
+mkdir -p "$T/gone"
+ml_config gone "$T/gone/app.log" "{start: '^[0-9]{4}-[0-9]{2}-[0-9]{2}', flush_timeout: 1h}"
+printf '%s\n' "$JAVA_2" "$PY_1" >"$T/gone/app.log"
+start agent-gone "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 1 30 || fail "deleted file: the first event did not arrive"
+wait_metric "$ML_PORT" 'logferry_file_lines_total{source="gone"}' -eq 16 ||
+	fail "deleted file: the trace was not read"
+rm "$T/gone/app.log"
+wait_spooled "$cfg" 2 30 || fail "deleted file: its last event was not shipped"
+stop_agent "$pid"
+printf '%s\n----\n' "$JAVA_2" "$PY_1" >"$T/gone.want"
+expect_events "$cfg" "a file deleted with a trace gathered: the trace is shipped whole when the file is released" "$T/gone.want"
+
 finish
