@@ -23,6 +23,24 @@ struct fed {
 	size_t n;
 };
 
+/* r and m for one pattern (start or continuation), events up to max_bytes. */
+static void
+make(struct multiline_rule *r, struct multiline *m, const char *start, const char *continuation,
+    size_t max_bytes)
+{
+	char err[128];
+
+	assert_int_equal(multiline_rule_init(r, start, continuation, err, sizeof(err)), 0);
+	multiline_init(m, r, max_bytes);
+}
+
+static void
+unmake(struct multiline_rule *r, struct multiline *m)
+{
+	multiline_free(m);
+	multiline_rule_free(r);
+}
+
 static void
 ship(struct multiline *m, struct fed *out)
 {
@@ -67,11 +85,9 @@ test_start_pattern_gathers_a_java_trace_until_the_next_timestamp(void **state)
 	struct multiline_rule r;
 	struct multiline m;
 	struct fed out = { 0 };
-	char err[128];
 
 	(void)state;
-	assert_int_equal(multiline_rule_init(&r, DATE, NULL, err, sizeof(err)), 0);
-	multiline_init(&m, &r, 4096);
+	make(&r, &m, DATE, NULL, 4096);
 	feed(&m, lines, &out);
 	assert_int_equal(out.n, 1);
 	assert_string_equal(out.events[0],
@@ -86,8 +102,7 @@ test_start_pattern_gathers_a_java_trace_until_the_next_timestamp(void **state)
 	assert_int_equal(out.ends[0], strlen(out.events[0]) + 1);
 	assert_true(multiline_pending(&m));
 	assert_int_equal(m.lines, 1);
-	multiline_free(&m);
-	multiline_rule_free(&r);
+	unmake(&r, &m);
 }
 
 static void
@@ -104,19 +119,16 @@ test_continuation_pattern_appends_indented_lines_to_the_line_before(void **state
 	struct multiline_rule r;
 	struct multiline m;
 	struct fed out = { 0 };
-	char err[128];
 
 	(void)state;
-	assert_int_equal(multiline_rule_init(&r, NULL, "^[[:space:]]", err, sizeof(err)), 0);
-	multiline_init(&m, &r, 4096);
+	make(&r, &m, NULL, "^[[:space:]]", 4096);
 	feed(&m, lines, &out);
 	assert_int_equal(out.n, 1);
 	assert_string_equal(out.events[0], "Traceback (most recent call last):\n"
 	    "  File \"app.py\", line 3, in <module>\n    main()");
 	assert_int_equal(m.lines, 2);
 	assert_memory_equal(m.buf, "ValueError: bad\n  during handling", m.len);
-	multiline_free(&m);
-	multiline_rule_free(&r);
+	unmake(&r, &m);
 }
 
 static void
@@ -124,18 +136,15 @@ test_joined_lines_lose_their_carriage_return(void **state)
 {
 	struct multiline_rule r;
 	struct multiline m;
-	char err[128];
 
 	(void)state;
-	assert_int_equal(multiline_rule_init(&r, NULL, "^ ", err, sizeof(err)), 0);
-	multiline_init(&m, &r, 4096);
+	make(&r, &m, NULL, "^ ", 4096);
 	assert_int_equal(multiline_add(&m, (const uint8_t *)"a\r", 2, false, 0, 3), 0);
 	assert_true(multiline_continues(&m, (const uint8_t *)" b\r", 3));
 	assert_int_equal(multiline_add(&m, (const uint8_t *)" b\r", 3, false, 0, 7), 0);
 	assert_int_equal(m.len, 4);
 	assert_memory_equal(m.buf, "a\n b", 4);
-	multiline_free(&m);
-	multiline_rule_free(&r);
+	unmake(&r, &m);
 }
 
 static void
@@ -143,11 +152,9 @@ test_event_beyond_max_bytes_is_cut_marked_and_its_later_lines_dropped(void **sta
 {
 	struct multiline_rule r;
 	struct multiline m;
-	char err[128];
 
 	(void)state;
-	assert_int_equal(multiline_rule_init(&r, NULL, "^\t", err, sizeof(err)), 0);
-	multiline_init(&m, &r, 10);
+	make(&r, &m, NULL, "^\t", 10);
 	assert_int_equal(multiline_add(&m, (const uint8_t *)"head", 4, false, 0, 5), 0);
 	assert_int_equal(multiline_add(&m, (const uint8_t *)"\tat x.y", 7, false, 0, 13), 0);
 	assert_true(m.truncated);
@@ -161,8 +168,7 @@ test_event_beyond_max_bytes_is_cut_marked_and_its_later_lines_dropped(void **sta
 	multiline_clear(&m);
 	assert_false(multiline_pending(&m));
 	assert_false(m.truncated);
-	multiline_free(&m);
-	multiline_rule_free(&r);
+	unmake(&r, &m);
 }
 
 static void
@@ -170,11 +176,9 @@ test_pending_event_is_due_once_its_last_line_is_flush_timeout_old(void **state)
 {
 	struct multiline_rule r;
 	struct multiline m;
-	char err[128];
 
 	(void)state;
-	assert_int_equal(multiline_rule_init(&r, DATE, NULL, err, sizeof(err)), 0);
-	multiline_init(&m, &r, 4096);
+	make(&r, &m, DATE, NULL, 4096);
 	assert_false(multiline_due(&m, 5000 * MS, 1000 * MS));
 	assert_int_equal(multiline_add(&m, (const uint8_t *)"x", 1, false, 100 * MS, 2), 0);
 	assert_int_equal(multiline_add(&m, (const uint8_t *)"y", 1, true, 900 * MS, 3), 0);
@@ -182,8 +186,7 @@ test_pending_event_is_due_once_its_last_line_is_flush_timeout_old(void **state)
 	assert_int_equal(m.first_ns, 100 * MS);
 	assert_false(multiline_due(&m, 1899 * MS, 1000 * MS));
 	assert_true(multiline_due(&m, 1900 * MS, 1000 * MS));
-	multiline_free(&m);
-	multiline_rule_free(&r);
+	unmake(&r, &m);
 }
 
 static void
@@ -206,16 +209,13 @@ test_line_with_a_nul_byte_is_matched_whole(void **state)
 {
 	struct multiline_rule r;
 	struct multiline m;
-	char err[128];
 
 	(void)state;
-	assert_int_equal(multiline_rule_init(&r, NULL, "x$", err, sizeof(err)), 0);
-	multiline_init(&m, &r, 4096);
+	make(&r, &m, NULL, "x$", 4096);
 	assert_int_equal(multiline_add(&m, (const uint8_t *)"a", 1, false, 0, 2), 0);
 	assert_true(multiline_continues(&m, (const uint8_t *)"a\0x", 3));
 	assert_false(multiline_continues(&m, (const uint8_t *)"x\0a", 3));
-	multiline_free(&m);
-	multiline_rule_free(&r);
+	unmake(&r, &m);
 }
 
 int
