@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/agent_config.h"
+#include "agent/multiline.h"
 #include "agent/parsers.h"
 #include "common/daemon.h"
 #include "common/tls.h"
@@ -38,6 +39,26 @@ static const struct config_key elem_listen = {
 static const struct config_key elem_server = {
 	.type = CONFIG_ADDR, .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE),
 };
+
+#define M(f) (offsetof(struct agent_source, multiline.f) - offsetof(struct agent_source, multiline))
+static const struct config_key multiline_keys[] = {
+	{ "start", CONFIG_STRING, M(start), .flags = CONFIG_NONEMPTY,
+	  .help = "A POSIX extended regex: a line that matches begins a new event, any other line is "
+	    "appended to the event before it (e.g. '^[0-9]{4}-[0-9]{2}-[0-9]{2}' for logs whose "
+	    "records begin with a date: Java and Python traces alike). Not with continuation." },
+	{ "continuation", CONFIG_STRING, M(continuation), .flags = CONFIG_NONEMPTY,
+	  .help = "A POSIX extended regex: a line that matches is appended to the event before it, "
+	    "any other line begins a new event (e.g. '^[[:space:]]' for Java's tab-indented at "
+	    "lines). Not with start." },
+	{ "flush_timeout", CONFIG_DURATION, M(flush_timeout_ms), .def = "1s", .min = 10, .max = HOUR,
+	  .help = "An event is known to be whole when the line after it comes; the last event of "
+	    "a file is shipped once no line has come for this long." },
+	{ "max_bytes", CONFIG_SIZE, M(max_bytes), .def = "1MiB", .min = 256, .max = 64 * MIB,
+	  .help = "Largest event: a longer one is cut there and marked multiline_truncated: true; "
+	    "the rest of its lines are skipped." },
+	{ NULL },
+};
+#undef M
 
 #define S(f) offsetof(struct agent_source, f)
 static const struct config_key source_keys[] = {
@@ -123,6 +144,10 @@ static const struct config_key source_keys[] = {
 	{ "max_field_size", CONFIG_SIZE, S(max_field_size), .def = "64KiB", .min = 256, .max = 16 * MIB,
 	  .only = ONLY(SOURCE_JOURNAL),
 	  .help = "A journal field's value (MESSAGE included) longer than this is cut there, and the event marked truncated." },
+	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
+	  .only = ONLY(SOURCE_FILE),
+	  .help = "Events of several lines, such as stack traces: exactly one of start or "
+	    "continuation. A file's position advances only when a whole event is in the spool." },
 	{ NULL },
 };
 #undef S
@@ -291,6 +316,26 @@ agent_config_check_journal(struct config_check *c, const struct agent_source *s,
 }
 
 static void
+agent_config_check_multiline(struct config_check *c, const struct agent_source *s, size_t i)
+{
+	struct multiline_rule r;
+	char path[64], err[256];
+
+	snprintf(path, sizeof(path), "sources[%zu].multiline", i);
+	if (!config_present(c, path))
+		return;
+	if (s->multiline.start != NULL && s->multiline.continuation == NULL)
+		snprintf(path, sizeof(path), "sources[%zu].multiline.start", i);
+	else if (s->multiline.start == NULL && s->multiline.continuation != NULL)
+		snprintf(path, sizeof(path), "sources[%zu].multiline.continuation", i);
+	if (multiline_rule_init(&r, s->multiline.start, s->multiline.continuation, err,
+	    sizeof(err)) != 0)
+		config_error(c, path, "%s", err);
+	else
+		multiline_rule_free(&r);
+}
+
+static void
 agent_config_check_source(struct config_check *c, const struct agent_config *cfg,
     size_t i)
 {
@@ -347,6 +392,7 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 	}
 	if (s->type == SOURCE_JOURNAL)
 		agent_config_check_journal(c, s, i);
+	agent_config_check_multiline(c, s, i);
 	if (s->type == SOURCE_SYSLOG) {
 		char *end;
 		long mode = strtol(s->socket_mode, &end, 8);

@@ -43,6 +43,12 @@ struct agent_source {
 	struct config_list files;     /* char *: journal files (journal) */
 	struct config_list matches;   /* char *: FIELD=value (journal) */
 	uint64_t max_field_size;      /* journal: longer values are cut */
+	struct {
+		char *start;              /* a line matching begins an event (POSIX ERE) */
+		char *continuation;       /* a line matching continues the event before */
+		uint64_t flush_timeout_ms;  /* an event with no line after it ships after this */
+		uint64_t max_bytes;       /* longer events are cut and marked */
+	} multiline;                  /* file: both patterns NULL: one event per line */
 };
 
 struct agent_config {

@@ -11,10 +11,20 @@
 #include <sys/resource.h>
 
 #include "agent/file_source.h"
+#include "agent/multiline.h"
 #include "agent/pipeline.h"
 #include "agent/source.h"
 #include "agent/tail.h"
 #include "common/log.h"
+
+/* The lines of one file gathered into an event (multiline). */
+struct file_source_ml {
+	struct file_source_ml *next;
+	struct tail_id id;
+	char *path;                  /* owned: the file's name at its last line */
+	bool released;               /* tail is done with the file: free once shipped */
+	struct multiline m;
+};
 
 struct file_source {
 	const struct agent_source *cfg;
@@ -22,6 +32,12 @@ struct file_source {
 	struct pipeline pipe;
 	struct tail *tail;
 	struct source_line sl;
+	bool multiline;              /* cfg has a multiline rule: rule, files and timer are set */
+	struct multiline_rule rule;
+	struct file_source_ml *files;  /* files with lines read since the last check, most
+	                                  recent first */
+	uv_timer_t timer;            /* ships events no line followed within flush_timeout */
+	uint64_t ml_events, ml_flushed, ml_truncated;
 	void (*done)(void *ctx);
 	void *done_ctx;
 };
@@ -81,11 +97,11 @@ file_source_pos(const struct tail_file_info *f, uint64_t offset, struct spool_fi
 	pos->path = f->path;
 }
 
+/* One line (or piece) as one event. */
 static int
-file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line, size_t len,
-    unsigned flags, uint64_t end_offset)
+file_source_single(struct file_source *fs, const struct tail_file_info *f, const uint8_t *line,
+    size_t len, unsigned flags, uint64_t end_offset)
 {
-	struct file_source *fs = ctx;
 	struct spool_file pos;
 	struct event ev;
 	unsigned marks = 0;
@@ -111,12 +127,218 @@ file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line,
 	return 0;
 }
 
+/*
+ * Spools e's event with the position after its last line. Returns 0 (also
+ * when the spool refused it: logged, counted by the pipeline, and skipped),
+ * or -EAGAIN: the spool is full, the event stays gathered.
+ */
+static int
+file_source_ml_ship(struct file_source *fs, struct file_source_ml *e, bool by_timeout)
+{
+	struct tail_file_info f = { .path = e->path, .id = e->id };
+	struct spool_file pos;
+	struct event ev;
+	unsigned marks = 0;
+	int r;
+
+	if (e->m.partial)
+		marks |= SOURCE_PARTIAL;
+	if (e->m.truncated)
+		marks |= SOURCE_MULTILINE_TRUNCATED;
+	source_line_event(&fs->sl, e->m.buf, e->m.len, marks, e->m.first_ns, e->path, &ev);
+	file_source_pos(&f, e->m.end, &pos);
+	if ((r = pipeline_emit(&fs->pipe, &ev, 0, &pos)) == -EAGAIN)
+		return -EAGAIN;
+	if (r != 0) {
+		log_error("source %s: %s: event of %" PRIu32 " lines ending at offset %" PRIu64
+		    " cannot be spooled (%s); skipped", fs->cfg->name, e->path, e->m.lines,
+		    e->m.end, strerror(-r));
+	} else {
+		fs->ml_events += e->m.lines > 1;
+		fs->ml_flushed += by_timeout;
+		fs->ml_truncated += e->m.truncated;
+	}
+	multiline_clear(&e->m);
+	return 0;
+}
+
+static void
+file_source_ml_free(struct file_source_ml *e)
+{
+	multiline_free(&e->m);
+	free(e->path);
+	free(e);
+}
+
+/* The gathered lines of file id, created empty when there are none (NULL: no memory). */
+static struct file_source_ml *
+file_source_ml_of(struct file_source *fs, const struct tail_file_info *f)
+{
+	struct file_source_ml **pp, *e;
+
+	for (pp = &fs->files; (e = *pp) != NULL; pp = &e->next)
+		if (e->id.dev == f->id.dev && e->id.ino == f->id.ino && !e->released)
+			break;
+	if (e != NULL) {
+		/* Most recent first: a busy file is found at once among many idle ones. */
+		*pp = e->next;
+	} else {
+		if ((e = calloc(1, sizeof(*e))) == NULL)
+			return NULL;
+		multiline_init(&e->m, &fs->rule, fs->cfg->multiline.max_bytes);
+	}
+	e->next = fs->files;
+	fs->files = e;
+	if (e->path == NULL || strcmp(e->path, f->path) != 0) {
+		char *p = strdup(f->path);
+
+		if (p == NULL) {
+			fs->files = e->next;
+			file_source_ml_free(e);
+			return NULL;
+		}
+		free(e->path);
+		e->path = p;
+	}
+	e->id = f->id;
+	return e;
+}
+
+static void file_source_ml_timer(uv_timer_t *t);
+static void file_source_closed(uv_handle_t *h);
+
+/*
+ * Ships the events whose last line is flush_timeout old (and those of
+ * released files), then sets the timer for the next one due. Stops at a
+ * full spool: file_source_resume calls it again.
+ */
+static void
+file_source_ml_check(struct file_source *fs)
+{
+	uint64_t now = source_now_ns(), timeout = fs->cfg->multiline.flush_timeout_ms * 1000000;
+	uint64_t next = UINT64_MAX, left;
+	struct file_source_ml **pp = &fs->files, *e;
+	bool shipped = false;
+
+	while ((e = *pp) != NULL) {
+		if (multiline_pending(&e->m) && (e->released || multiline_due(&e->m, now, timeout))) {
+			if (file_source_ml_ship(fs, e, !e->released) != 0)
+				break;
+			shipped = true;
+		}
+		/* Only files with an event in progress keep memory between two checks. */
+		if (!multiline_pending(&e->m)) {
+			*pp = e->next;
+			file_source_ml_free(e);
+			continue;
+		}
+		/* A clock set back must not hold an event longer than flush_timeout. */
+		left = now < e->m.last_ns ? timeout : e->m.last_ns + timeout - now;
+		if (left < next)
+			next = left;
+		pp = &e->next;
+	}
+	if (shipped)
+		spool_flush(fs->spool);
+	/* It fails only on a closing handle: the source is stopping, its events are dropped. */
+	if (e == NULL && next != UINT64_MAX)
+		(void)uv_timer_start(&fs->timer, file_source_ml_timer, next / 1000000 + 1, 0);
+}
+
+static void
+file_source_ml_timer(uv_timer_t *t)
+{
+	file_source_ml_check(t->data);
+}
+
+static int
+file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line, size_t len,
+    unsigned flags, uint64_t end_offset)
+{
+	struct file_source *fs = ctx;
+	struct file_source_ml *e;
+	int r;
+
+	if (!fs->multiline)
+		return file_source_single(fs, f, line, len, flags, end_offset);
+	if ((e = file_source_ml_of(fs, f)) == NULL) {
+		log_error("source %s: %s: no memory to gather the lines of an event; the line ending "
+		    "at offset %" PRIu64 " goes alone", fs->cfg->name, f->path, end_offset);
+		return file_source_single(fs, f, line, len, flags, end_offset);
+	}
+	/*
+	 * The event before is whole when this line does not continue it, or
+	 * when the file started again (truncated: the offset went back), or
+	 * when this is a piece of a line too long to join.
+	 */
+	if (multiline_pending(&e->m) && (f->piece != NULL || end_offset <= e->m.end ||
+	    !multiline_continues(&e->m, line, len)) &&
+	    (r = file_source_ml_ship(fs, e, false)) != 0)
+		return r;
+	if (f->piece != NULL)
+		return file_source_single(fs, f, line, len, flags, end_offset);
+	if (multiline_add(&e->m, line, len, (flags & TAIL_LINE_PARTIAL) != 0, source_now_ns(),
+	    end_offset) != 0) {
+		log_error("source %s: %s: no memory to gather the lines of an event; the event "
+		    "before is shipped as it is and the line ending at offset %" PRIu64 " goes alone",
+		    fs->cfg->name, f->path, end_offset);
+		if (multiline_pending(&e->m) && (r = file_source_ml_ship(fs, e, false)) != 0)
+			return r;
+		return file_source_single(fs, f, line, len, flags, end_offset);
+	}
+	if (!uv_is_active((uv_handle_t *)&fs->timer))
+		file_source_ml_check(fs);
+	return 0;
+}
+
+/* The gathered lines of the file f is, or NULL. */
+static struct file_source_ml *
+file_source_ml_find(struct file_source *fs, const struct tail_file_info *f)
+{
+	struct file_source_ml *e;
+
+	for (e = fs->files; e != NULL; e = e->next)
+		if (e->id.dev == f->id.dev && e->id.ino == f->id.ino && !e->released)
+			return e;
+	return NULL;
+}
+
+static void
+file_source_release(void *ctx, const struct tail_file_info *f)
+{
+	struct file_source *fs = ctx;
+	struct file_source_ml *e;
+
+	if (!fs->multiline || (e = file_source_ml_find(fs, f)) == NULL)
+		return;
+	/* Nothing follows the last line of a released file: its event is whole. */
+	e->released = true;
+	file_source_ml_check(fs);
+}
+
 static void
 file_source_skipped(void *ctx, const struct tail_file_info *f, uint64_t offset)
 {
 	struct file_source *fs = ctx;
+	struct file_source_ml *e;
 	struct spool_file pos;
 	int r;
+
+	/*
+	 * An archive read to its end is stored as done: its last event must be
+	 * in the spool first. With a full spool, the position stays that of
+	 * its last event shipped, and a restart reads the archive on from there.
+	 */
+	if ((offset & TAIL_POS_DONE) && fs->multiline && (e = file_source_ml_find(fs, f)) != NULL &&
+	    multiline_pending(&e->m)) {
+		if (file_source_ml_ship(fs, e, false) != 0) {
+			log_warn("source %s: %s: read to its end, but its last event waits for room in "
+			    "the spool; if the agent restarts before, the archive is read again from "
+			    "that event", fs->cfg->name, f->path);
+			return;
+		}
+		spool_flush(fs->spool);
+	}
 
 	file_source_pos(f, offset, &pos);
 	if ((r = spool_set_position(fs->spool, &pos)) != 0)
@@ -177,6 +399,7 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		.flush = file_source_flush,
 		.skipped = file_source_skipped,
 		.stored = file_source_stored,
+		.release = file_source_release,
 	};
 	struct tail_options o = { 0 };
 	struct file_source *fs;
@@ -190,6 +413,21 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	if ((r = source_line_init(&fs->sl, cfg, parser_type_of(cfg), host, cfg->max_line)) != 0) {
 		free(fs);
 		return r;
+	}
+	if (cfg->multiline.start != NULL || cfg->multiline.continuation != NULL) {
+		char err[256];
+
+		/* The config check compiled it already: this fails only without memory. */
+		if ((r = multiline_rule_init(&fs->rule, cfg->multiline.start,
+		    cfg->multiline.continuation, err, sizeof(err))) != 0) {
+			log_error("source %s: multiline: %s", cfg->name, err);
+			source_line_free(&fs->sl);
+			free(fs);
+			return r;
+		}
+		fs->multiline = true;
+		uv_timer_init(loop, &fs->timer);
+		fs->timer.data = fs;
 	}
 	o.name = cfg->name;
 	o.paths = (const char *const *)cfg->paths.items;
@@ -205,6 +443,12 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	o.close_inactive_ms = cfg->close_inactive_ms;
 	if ((r = tail_start(loop, &o, &cb, fs, &fs->tail)) != 0) {
 		log_error("source %s: cannot start following files: %s", cfg->name, strerror(-r));
+		if (fs->multiline) {
+			/* The timer is not started yet: closing it takes one loop turn, free then. */
+			fs->done = NULL;
+			uv_close((uv_handle_t *)&fs->timer, file_source_closed);
+			return r;
+		}
 		source_line_free(&fs->sl);
 		free(fs);
 		return r;
@@ -216,6 +460,8 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 void
 file_source_resume(struct file_source *fs)
 {
+	if (fs->multiline)
+		file_source_ml_check(fs);
 	tail_resume(fs->tail);
 }
 
@@ -226,19 +472,46 @@ file_source_get_stats(const struct file_source *fs, struct file_source_stats *st
 	st->parse_errors = fs->sl.parse_errors;
 	st->fields_dropped = fs->pipe.fields_dropped;
 	st->dropped_unspoolable = fs->pipe.dropped;
+	st->multiline_events = fs->ml_events;
+	st->multiline_flushed = fs->ml_flushed;
+	st->multiline_truncated = fs->ml_truncated;
+}
+
+static void
+file_source_free(struct file_source *fs)
+{
+	void (*done)(void *) = fs->done;
+	void *done_ctx = fs->done_ctx;
+	struct file_source_ml *e;
+
+	/* Events still gathered were not committed: the next start reads their lines again. */
+	while ((e = fs->files) != NULL) {
+		fs->files = e->next;
+		file_source_ml_free(e);
+	}
+	if (fs->multiline)
+		multiline_rule_free(&fs->rule);
+	source_line_free(&fs->sl);
+	free(fs);
+	if (done != NULL)
+		done(done_ctx);
+}
+
+static void
+file_source_closed(uv_handle_t *h)
+{
+	file_source_free(h->data);
 }
 
 static void
 file_source_stopped(void *ctx)
 {
 	struct file_source *fs = ctx;
-	void (*done)(void *) = fs->done;
-	void *done_ctx = fs->done_ctx;
 
-	source_line_free(&fs->sl);
-	free(fs);
-	if (done != NULL)
-		done(done_ctx);
+	if (fs->multiline)
+		uv_close((uv_handle_t *)&fs->timer, file_source_closed);
+	else
+		file_source_free(fs);
 }
 
 void
@@ -281,12 +554,21 @@ static const struct metrics_field file_source_fields[] = {
 	    "Lines spooled without their fields: too large with them."),
 	FILE_F("dropped_total", "counter", dropped_unspoolable,
 	    "Lines the spool refused even without fields; skipped."),
+	FILE_F("multiline_events_total", "counter", multiline_events,
+	    "Events of more than one line spooled (multiline)."),
+	FILE_F("multiline_flushed_total", "counter", multiline_flushed,
+	    "Multiline events shipped after multiline.flush_timeout, no line having come after them."),
+	FILE_F("multiline_truncated_total", "counter", multiline_truncated,
+	    "Multiline events cut at multiline.max_bytes (marked multiline_truncated)."),
 };
 
 static uint64_t
 file_source_max_message(const struct agent_source *cfg)
 {
-	return cfg->max_line;
+	bool ml = cfg->multiline.start != NULL || cfg->multiline.continuation != NULL;
+
+	return ml && cfg->multiline.max_bytes > cfg->max_line ? cfg->multiline.max_bytes :
+	    cfg->max_line;
 }
 
 static int

@@ -4,6 +4,16 @@
  * feeding lines through source_line into the spool, each event appended
  * together with the read position just after its line, so that the
  * position is committed in the same transaction as the event.
+ *
+ * With multiline, each file's lines are gathered into events
+ * (agent/multiline.h) and an event goes to the spool with the position
+ * after its last line: nothing commits a position past the first line of
+ * an event still gathered, so after a crash the file is read again from
+ * there and the event comes whole, once. Lines longer than max_line are
+ * not joined: their pieces end the event before them and go on their own.
+ * An event still gathered when the agent stops is dropped from memory
+ * (its lines are read again at the next start), except that of a file
+ * released (deleted, rotated away), which is shipped at once.
  */
 #ifndef LOGFERRY_FILE_SOURCE_H
 #define LOGFERRY_FILE_SOURCE_H
@@ -34,6 +44,9 @@ struct file_source_stats {
 	uint64_t parse_errors;        /* lines spooled with a parse_error field */
 	uint64_t fields_dropped;      /* lines spooled without their fields: too large with them */
 	uint64_t dropped_unspoolable; /* lines the spool refused even without fields, skipped */
+	uint64_t multiline_events;    /* events of more than one line spooled (multiline) */
+	uint64_t multiline_flushed;   /* events shipped after multiline.flush_timeout */
+	uint64_t multiline_truncated; /* events cut at multiline.max_bytes */
 };
 
 /* A copy of the source's counters. */

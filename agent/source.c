@@ -69,12 +69,20 @@ source_event_init(struct source_line *sl, const uint8_t *line, size_t len, uint6
 	ev->fields = sl->fields;
 }
 
-/* Adds `partial: true` as field n when marks say so; returns the field count. */
+/*
+ * Adds `partial: true` and `multiline_truncated: true` from field n when
+ * marks say so; returns the field count.
+ */
 static size_t
 source_mark_partial(struct source_line *sl, size_t n, unsigned marks)
 {
 	if (marks & SOURCE_PARTIAL) {
 		sl->fields[n].key = PS("partial");
+		sl->fields[n].type = EVENT_BOOLEAN;
+		sl->fields[n++].v.boolean = true;
+	}
+	if (marks & SOURCE_MULTILINE_TRUNCATED) {
+		sl->fields[n].key = PS("multiline_truncated");
 		sl->fields[n].type = EVENT_BOOLEAN;
 		sl->fields[n++].v.boolean = true;
 	}

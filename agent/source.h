@@ -24,6 +24,7 @@
 #include "proto/event.h"
 
 #define SOURCE_PARTIAL 0x2
+#define SOURCE_MULTILINE_TRUNCATED 0x4   /* `multiline_truncated: true`: cut at max_bytes */
 
 /* Where a piece of a line longer than max_line belongs. */
 struct source_piece {
@@ -36,7 +37,7 @@ struct source_line {
 	void *state;                 /* owned: what parser compiled for the source */
 	struct pbslice stream, host;
 	struct parsed parsed;
-	struct event_field fields[PARSER_MAX_FIELDS + 2];
+	struct event_field fields[PARSER_MAX_FIELDS + 3];  /* + parse_error, partial, truncated */
 	uint64_t parse_errors;
 };
 

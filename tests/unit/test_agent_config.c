@@ -704,6 +704,84 @@ test_socket_mode_must_be_octal(void **state)
 }
 
 static void
+test_multiline_keys_are_read_with_their_defaults(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_source *s;
+
+	(void)state;
+	load_ok("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    multiline: {start: '^[0-9]{4}-[0-9]{2}-[0-9]{2}'}\n"
+	    "  - name: py\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/py.log]\n"
+	    "    multiline: {continuation: '^[[:space:]]', flush_timeout: 250ms, max_bytes: 64KiB}\n"
+	    "  - name: plain\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/plain.log]\n", &cfg);
+	s = source(&cfg, 0);
+	assert_string_equal(s->multiline.start, "^[0-9]{4}-[0-9]{2}-[0-9]{2}");
+	assert_null(s->multiline.continuation);
+	assert_int_equal(s->multiline.flush_timeout_ms, 1000);
+	assert_int_equal(s->multiline.max_bytes, 1 * MIB);
+	s = source(&cfg, 1);
+	assert_null(s->multiline.start);
+	assert_string_equal(s->multiline.continuation, "^[[:space:]]");
+	assert_int_equal(s->multiline.flush_timeout_ms, 250);
+	assert_int_equal(s->multiline.max_bytes, 64 * KIB);
+	s = source(&cfg, 2);
+	assert_null(s->multiline.start);
+	assert_null(s->multiline.continuation);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_multiline_pattern_that_does_not_compile_is_an_error_at_its_line(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    multiline:\n"
+	    "      start: '^[0-9'\n",
+	    "agent.yaml:6: sources[0].multiline.start: '^[0-9' is not a POSIX extended regex: "
+	    "Unmatched [, [^, [:, [., or [=\n");
+}
+
+static void
+test_multiline_needs_exactly_one_of_start_and_continuation(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    multiline: {start: '^a', continuation: '^ '}\n"
+	    "  - name: b\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/b.log]\n"
+	    "    multiline: {max_bytes: 4KiB}\n",
+	    "agent.yaml:5: sources[0].multiline: needs exactly one of start or continuation (a regex)\n"
+	    "agent.yaml:9: sources[1].multiline: needs exactly one of start or continuation (a regex)\n");
+}
+
+static void
+test_multiline_on_an_http_source_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: api\n"
+	    "    type: http\n"
+	    "    listen: 127.0.0.1:8540\n"
+	    "    multiline: {start: '^a'}\n",
+	    "agent.yaml:5: sources[0].multiline: only valid when type is file\n");
+}
+
+static void
 test_relative_path_is_refused(void **state)
 {
 	(void)state;
@@ -990,6 +1068,10 @@ main(void)
 		cmocka_unit_test(test_unix_listen_needs_an_absolute_path),
 		cmocka_unit_test(test_bad_single_listen_value_is_reported_once_as_written),
 		cmocka_unit_test(test_socket_mode_must_be_octal),
+		cmocka_unit_test(test_multiline_keys_are_read_with_their_defaults),
+		cmocka_unit_test(test_multiline_pattern_that_does_not_compile_is_an_error_at_its_line),
+		cmocka_unit_test(test_multiline_needs_exactly_one_of_start_and_continuation),
+		cmocka_unit_test(test_multiline_on_an_http_source_is_refused),
 		cmocka_unit_test(test_relative_path_is_refused),
 		cmocka_unit_test(test_duplicate_source_names_are_refused),
 		cmocka_unit_test(test_source_name_with_invalid_characters_is_refused),

@@ -144,6 +144,26 @@ test_last_piece_keeps_its_cr_and_a_flushed_one_is_also_partial(void **state)
 }
 
 static void
+test_multiline_event_cut_at_max_bytes_is_marked_after_its_parse_error(void **state)
+{
+	static const char msg[] = "not json\n\tat x";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, "json");
+	source_line_event(&sl, (const uint8_t *)msg, sizeof(msg) - 1,
+	    SOURCE_PARTIAL | SOURCE_MULTILINE_TRUNCATED, NOW, "f", &ev);
+	assert_int_equal(ev.nfields, 3);
+	assert_non_null(field(&ev, "parse_error"));
+	assert_true(field(&ev, "partial")->v.boolean);
+	assert_int_equal(field(&ev, "multiline_truncated")->type, EVENT_BOOLEAN);
+	assert_true(field(&ev, "multiline_truncated")->v.boolean);
+	assert_int_equal(ev.message.len, sizeof(msg) - 1);
+	source_line_free(&sl);
+}
+
+static void
 test_partial_line_is_parsed_and_marked(void **state)
 {
 	static const char line[] = "{\"user\":\"bob\",\"ts\":1795341600.5}";
@@ -268,6 +288,7 @@ main(void)
 		cmocka_unit_test(test_split_piece_carries_id_index_and_count_and_is_not_parsed),
 		cmocka_unit_test(test_last_piece_keeps_its_cr_and_a_flushed_one_is_also_partial),
 		cmocka_unit_test(test_partial_line_is_parsed_and_marked),
+		cmocka_unit_test(test_multiline_event_cut_at_max_bytes_is_marked_after_its_parse_error),
 		cmocka_unit_test(test_raw_format_has_no_fields_and_syslog_names_the_host),
 		cmocka_unit_test(test_the_formats_are_the_configuration_names_in_table_order),
 		cmocka_unit_test(test_a_format_is_compiled_once_per_source_parses_with_its_state_and_is_freed),

@@ -1,0 +1,151 @@
+/* multiline: lines gathered into events (see multiline.h). */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/multiline.h"
+
+/* A buffer grown past this for a long event is given back once it is shipped. */
+#define MULTILINE_KEEP (64 * 1024)
+
+int
+multiline_rule_init(struct multiline_rule *r, const char *start, const char *continuation,
+    char *err, size_t errlen)
+{
+	const char *pat = start != NULL ? start : continuation;
+	int rc;
+
+	if ((start == NULL) == (continuation == NULL)) {
+		snprintf(err, errlen, "needs exactly one of start or continuation (a regex)");
+		return -EINVAL;
+	}
+	if ((rc = regcomp(&r->re, pat, REG_EXTENDED | REG_NOSUB)) != 0) {
+		char why[128];
+
+		regerror(rc, &r->re, why, sizeof(why));
+		snprintf(err, errlen, "'%s' is not a POSIX extended regex: %s", pat, why);
+		return -EINVAL;
+	}
+	r->start = start != NULL;
+	return 0;
+}
+
+void
+multiline_rule_free(struct multiline_rule *r)
+{
+	regfree(&r->re);
+}
+
+void
+multiline_init(struct multiline *m, const struct multiline_rule *rule, size_t max_bytes)
+{
+	memset(m, 0, sizeof(*m));
+	m->rule = rule;
+	m->max_bytes = max_bytes;
+}
+
+void
+multiline_free(struct multiline *m)
+{
+	free(m->buf);
+	m->buf = NULL;
+	m->len = m->cap = 0;
+	m->lines = 0;
+}
+
+bool
+multiline_pending(const struct multiline *m)
+{
+	return m->lines > 0;
+}
+
+bool
+multiline_continues(const struct multiline *m, const uint8_t *line, size_t len)
+{
+	/* REG_STARTEND: lines are not NUL-terminated and may hold NUL bytes. */
+	regmatch_t span = { .rm_so = 0, .rm_eo = (regoff_t)len };
+	bool match;
+
+	if (!multiline_pending(m))
+		return false;
+	match = regexec(&m->rule->re, (const char *)line, 1, &span, REG_STARTEND) == 0;
+	return m->rule->start ? !match : match;
+}
+
+static int
+multiline_reserve(struct multiline *m, size_t need)
+{
+	size_t cap = m->cap > 0 ? m->cap : 256;
+	uint8_t *p;
+
+	if (need <= m->cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	if (cap > m->max_bytes)
+		cap = m->max_bytes;
+	if ((p = realloc(m->buf, cap)) == NULL)
+		return -ENOMEM;
+	m->buf = p;
+	m->cap = cap;
+	return 0;
+}
+
+int
+multiline_add(struct multiline *m, const uint8_t *line, size_t len, bool partial,
+    uint64_t now_ns, uint64_t end)
+{
+	size_t sep = m->lines > 0 ? 1 : 0, room;
+	bool cut = false;
+
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (m->truncated) {
+		len = 0;
+		sep = 0;
+	} else {
+		room = m->max_bytes - m->len;
+		if (sep + len > room) {
+			cut = true;
+			sep = sep > room ? room : sep;
+			len = room - sep;
+		}
+		if (multiline_reserve(m, m->len + sep + len) != 0)
+			return -ENOMEM;
+	}
+	if (sep > 0)
+		m->buf[m->len++] = '\n';
+	if (len > 0)
+		memcpy(m->buf + m->len, line, len);
+	m->len += len;
+	m->truncated |= cut;
+	if (m->lines++ == 0)
+		m->first_ns = now_ns;
+	m->last_ns = now_ns;
+	m->partial = partial;
+	m->end = end;
+	return 0;
+}
+
+bool
+multiline_due(const struct multiline *m, uint64_t now_ns, uint64_t timeout_ns)
+{
+	return multiline_pending(m) && now_ns - m->last_ns >= timeout_ns;
+}
+
+void
+multiline_clear(struct multiline *m)
+{
+	if (m->cap > MULTILINE_KEEP) {
+		free(m->buf);
+		m->buf = NULL;
+		m->cap = 0;
+	}
+	m->len = 0;
+	m->lines = 0;
+	m->truncated = false;
+	m->partial = false;
+}

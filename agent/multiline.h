@@ -1,0 +1,81 @@
+/*
+ * multiline: gathers the lines of one stream (a file, a connection) into
+ * events of several lines, such as Java and Python stack traces.
+ *
+ * A rule is one POSIX extended regex, compiled once per source: with a
+ * start rule, a line that matches begins a new event and any other line is
+ * appended to the pending one; with a continuation rule, a line that
+ * matches is appended to the pending event and any other line begins a new
+ * one. A line that comes when nothing is pending always begins an event.
+ *
+ * The caller asks multiline_continues() before each line: when it says no
+ * and an event is pending, the caller ships the pending event (and clears
+ * it) before adding the line. An event whose last line is older than the
+ * flush timeout is due (multiline_due): nothing will tell that it is whole,
+ * so it is shipped as it is.
+ *
+ * Joined lines are separated by "\n", each without a trailing "\r". An
+ * event is at most max_bytes: the line that would cross it is cut there,
+ * the event marked truncated, and later lines of the same event are
+ * consumed without being kept (their end position still counts), so that
+ * memory stays bounded by max_bytes per stream.
+ */
+#ifndef LOGFERRY_MULTILINE_H
+#define LOGFERRY_MULTILINE_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct multiline_rule {
+	regex_t re;
+	bool start;             /* true: a match starts an event; false: a match continues one */
+};
+
+/*
+ * Compiles the rule from exactly one of start and continuation (the other
+ * NULL). Returns 0, or -EINVAL with err holding why (both or neither set,
+ * or the pattern's regerror text); then r needs no multiline_rule_free.
+ */
+int multiline_rule_init(struct multiline_rule *r, const char *start, const char *continuation,
+    char *err, size_t errlen);
+void multiline_rule_free(struct multiline_rule *r);
+
+struct multiline {
+	const struct multiline_rule *rule;
+	size_t max_bytes;
+	uint8_t *buf;           /* the pending event's message; owned */
+	size_t len, cap;
+	uint32_t lines;         /* lines in the pending event; 0: none pending */
+	bool truncated;         /* cut at max_bytes */
+	bool partial;           /* its last line came without a newline */
+	uint64_t first_ns;      /* when its first line was read */
+	uint64_t last_ns;       /* when its last line was read */
+	uint64_t end;           /* the caller's position just after its last line */
+};
+
+void multiline_init(struct multiline *m, const struct multiline_rule *rule, size_t max_bytes);
+void multiline_free(struct multiline *m);
+
+/* An event is pending. */
+bool multiline_pending(const struct multiline *m);
+
+/* line[0, len) belongs to the pending event (false when none is pending). */
+bool multiline_continues(const struct multiline *m, const uint8_t *line, size_t len);
+
+/*
+ * Appends line[0, len) to the pending event, or begins one with it; end is
+ * the position after the line, now_ns when it was read. Returns 0, or
+ * -ENOMEM (the event is unchanged).
+ */
+int multiline_add(struct multiline *m, const uint8_t *line, size_t len, bool partial,
+    uint64_t now_ns, uint64_t end);
+
+/* The pending event's last line is at least timeout_ns old at now_ns. */
+bool multiline_due(const struct multiline *m, uint64_t now_ns, uint64_t timeout_ns);
+
+/* The pending event was shipped (or given up): none is pending now. */
+void multiline_clear(struct multiline *m);
+
+#endif
