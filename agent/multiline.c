@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* multiline: lines gathered into events (see multiline.h). */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * multiline: gathers the lines of one stream (a file, a connection) into
  * events of several lines, such as Java and Python stack traces.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # multiline on file sources: real Java and Python stack traces become one
 # event each, whether written at once or in pieces, the last one shipped
 # after flush_timeout; an agent killed -9 with an event half gathered ships

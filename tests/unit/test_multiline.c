@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for agent/multiline: lines gathered into events. */
 #include "autoconfig.h"
 
