@@ -1614,21 +1614,33 @@ tail_pending_find(struct tail *t, const struct tail_dir *d, const char *name)
 	return NULL;
 }
 
-static void
+/* The pending entry of name in d, added if new; NULL when too many are pending. */
+static struct tail_pending *
 tail_pending_add(struct tail *t, struct tail_dir *d, const char *name)
 {
 	struct tail_pending *pe;
 
-	if (tail_pending_find(t, d, name) != NULL)
-		return;
+	if ((pe = tail_pending_find(t, d, name)) != NULL)
+		return pe;
 	if (t->npend == TAIL_PENDING_MAX) {
 		t->pend_overflow = true;
-		return;
+		return NULL;
 	}
 	pe = &t->pend[t->npend++];
 	pe->d = d;
 	snprintf(pe->name, sizeof(pe->name), "%s", name);
 	pe->moving = false;
+	return pe;
+}
+
+/* Whether name in d matches the globs. */
+static bool
+tail_dir_matches(const struct tail *t, const struct tail_dir *d, const char *name)
+{
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof(path), "%s/%s", d->path, name);
+
+	return n > 0 && (size_t)n < sizeof(path) && tail_matches(t, path);
 }
 
 /* One inotify event of a watched directory, in the order they came. */
@@ -1637,9 +1649,7 @@ tail_ino_event(struct tail *t, const struct inotify_event *e)
 {
 	struct tail_pending *pe;
 	struct tail_dir *d;
-	char path[PATH_MAX];
 	size_t i;
-	int n;
 
 	if (e->mask & IN_Q_OVERFLOW) {
 		t->pend_overflow = true;
@@ -1666,7 +1676,15 @@ tail_ino_event(struct tail *t, const struct inotify_event *e)
 	if (e->len == 0 || e->name[0] == '\0')
 		return;
 	if (e->mask & IN_MOVED_FROM) {
-		if ((pe = tail_pending_find(t, d, e->name)) != NULL) {
+		/*
+		 * A matching name renamed away may hold a file never looked at: when
+		 * its IN_CREATE was handled after this rename and the creation of the
+		 * next file under that name, the tail opened the next file there.
+		 * Its new name tells where it went (a known file is left alone there).
+		 */
+		if ((tail_pending_find(t, d, e->name) != NULL ||
+		    tail_dir_matches(t, d, e->name)) &&
+		    (pe = tail_pending_add(t, d, e->name)) != NULL) {
 			pe->moving = true;
 			pe->cookie = e->cookie;
 		}
@@ -1689,11 +1707,8 @@ tail_ino_event(struct tail *t, const struct inotify_event *e)
 			}
 		}
 	}
-	if (!(e->mask & (IN_CREATE | IN_MOVED_TO)))
-		return;
-	n = snprintf(path, sizeof(path), "%s/%s", d->path, e->name);
-	if (n > 0 && (size_t)n < sizeof(path) && tail_matches(t, path))
-		tail_pending_add(t, d, e->name);
+	if ((e->mask & (IN_CREATE | IN_MOVED_TO)) && tail_dir_matches(t, d, e->name))
+		(void)tail_pending_add(t, d, e->name);
 }
 
 /* A file renamed out of the globs before it was opened there: read it to its end. */
