@@ -103,9 +103,10 @@ struct tail_pending {
 	char name[NAME_MAX + 1];
 	uint32_t cookie;
 	bool moving;
+	bool carried;   /* moving when the names were looked at: kept once for its IN_MOVED_TO */
 };
 
-/* Names followed per read of inotify events; more make a scan instead. */
+/* Names kept while inotify events are read; when more come, these are looked at first. */
 #define TAIL_PENDING_MAX 256
 #define TAIL_DIR_EVENTS (IN_CREATE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF | \
     IN_MOVE_SELF | IN_ONLYDIR)
@@ -213,6 +214,7 @@ static void tail_file_read_failed(struct tail *t, struct tail_file *f, int err);
 static void tail_event_cb(uv_fs_event_t *h, const char *filename, int events, int status);
 static void tail_file_shut(struct tail *t, struct tail_file *f);
 static void tail_archive_turn(struct tail *t, struct tail_file *f);
+static void tail_pending_run(struct tail *t);
 
 static uint64_t
 tail_fnv(uint64_t h, const uint8_t *p, size_t n)
@@ -1615,21 +1617,41 @@ tail_pending_find(struct tail *t, const struct tail_dir *d, const char *name)
 	return NULL;
 }
 
-static void
+/*
+ * The pending entry of name in d, added if new. When TAIL_PENDING_MAX are
+ * pending, they are looked at first: a scan instead would not find the
+ * files renamed out of the globs before they were opened. Returns NULL
+ * only when all of them wait for their IN_MOVED_TO (a scan follows).
+ */
+static struct tail_pending *
 tail_pending_add(struct tail *t, struct tail_dir *d, const char *name)
 {
 	struct tail_pending *pe;
 
-	if (tail_pending_find(t, d, name) != NULL)
-		return;
+	if ((pe = tail_pending_find(t, d, name)) != NULL)
+		return pe;
+	if (t->npend == TAIL_PENDING_MAX)
+		tail_pending_run(t);
 	if (t->npend == TAIL_PENDING_MAX) {
 		t->pend_overflow = true;
-		return;
+		return NULL;
 	}
 	pe = &t->pend[t->npend++];
 	pe->d = d;
 	snprintf(pe->name, sizeof(pe->name), "%s", name);
 	pe->moving = false;
+	pe->carried = false;
+	return pe;
+}
+
+/* Whether name in d matches the globs. */
+static bool
+tail_dir_matches(const struct tail *t, const struct tail_dir *d, const char *name)
+{
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof(path), "%s/%s", d->path, name);
+
+	return n > 0 && (size_t)n < sizeof(path) && tail_matches(t, path);
 }
 
 /* One inotify event of a watched directory, in the order they came. */
@@ -1638,9 +1660,7 @@ tail_ino_event(struct tail *t, const struct inotify_event *e)
 {
 	struct tail_pending *pe;
 	struct tail_dir *d;
-	char path[PATH_MAX];
 	size_t i;
-	int n;
 
 	if (e->mask & IN_Q_OVERFLOW) {
 		t->pend_overflow = true;
@@ -1667,8 +1687,17 @@ tail_ino_event(struct tail *t, const struct inotify_event *e)
 	if (e->len == 0 || e->name[0] == '\0')
 		return;
 	if (e->mask & IN_MOVED_FROM) {
-		if ((pe = tail_pending_find(t, d, e->name)) != NULL) {
+		/*
+		 * A matching name renamed away may hold a file never looked at: when
+		 * its IN_CREATE was handled after this rename and the creation of the
+		 * next file under that name, the tail opened the next file there.
+		 * Its new name tells where it went (a known file is left alone there).
+		 */
+		if ((tail_pending_find(t, d, e->name) != NULL ||
+		    tail_dir_matches(t, d, e->name)) &&
+		    (pe = tail_pending_add(t, d, e->name)) != NULL) {
 			pe->moving = true;
+			pe->carried = false;
 			pe->cookie = e->cookie;
 		}
 		return;
@@ -1690,11 +1719,8 @@ tail_ino_event(struct tail *t, const struct inotify_event *e)
 			}
 		}
 	}
-	if (!(e->mask & (IN_CREATE | IN_MOVED_TO)))
-		return;
-	n = snprintf(path, sizeof(path), "%s/%s", d->path, e->name);
-	if (n > 0 && (size_t)n < sizeof(path) && tail_matches(t, path))
-		tail_pending_add(t, d, e->name);
+	if ((e->mask & (IN_CREATE | IN_MOVED_TO)) && tail_dir_matches(t, d, e->name))
+		(void)tail_pending_add(t, d, e->name);
 }
 
 /* A file renamed out of the globs before it was opened there: read it to its end. */
@@ -1725,15 +1751,24 @@ static void
 tail_pending_run(struct tail *t)
 {
 	char path[PATH_MAX];
-	size_t i, waiting = 0;
+	size_t i, kept = 0, waiting = 0;
 	int n;
 
 	for (i = 0; i < t->npend && !t->stopping; i++) {
 		struct tail_pending *pe = &t->pend[i];
 
-		/* Moved out of the watched directories: out of reach. */
-		if (pe->moving)
+		/*
+		 * Its IN_MOVED_TO may be the next event not read yet: kept for the
+		 * next look once. Still moving then: moved out of the watched
+		 * directories, out of reach.
+		 */
+		if (pe->moving) {
+			if (!pe->carried) {
+				pe->carried = true;
+				t->pend[kept++] = *pe;
+			}
 			continue;
+		}
 		n = snprintf(path, sizeof(path), "%s/%s", pe->d->path, pe->name);
 		if (n < 0 || (size_t)n >= sizeof(path))
 			continue;
@@ -1742,7 +1777,7 @@ tail_pending_run(struct tail *t)
 		else
 			tail_rotated_open(t, path);
 	}
-	t->npend = 0;
+	t->npend = t->stopping ? 0 : kept;
 	if (waiting > 0)
 		t->starved = true;
 	if (t->pend_overflow && !t->stopping) {

@@ -43,7 +43,7 @@
 
 #define DEADLINE_MS 10000
 #define BIG_DEADLINE_MS 120000
-#define MAX_RECS 16
+#define MAX_RECS 512   /* files one test follows */
 #define MAX_LINES 4096
 #define LINE_COPY 256
 #define MIB (1024 * 1024)
@@ -1845,6 +1845,98 @@ test_rotated_name_matching_the_glob_is_not_read_twice(void **state)
 	h_stop_and_check(h);
 }
 
+/*
+ * The position callback of the files opened by one read of directory
+ * events: when a.log is opened, the writer rotates app.log (created in the
+ * same read, not looked at yet) and creates the next one, so the name the
+ * tail looks at next already holds the next file.
+ */
+static int
+cb_position_rotating(void *ctx, const struct tail_id *id, uint64_t *offset,
+    struct tail_id *stored)
+{
+	struct h *h = ctx;
+	char from[PATH_MAX], to[PATH_MAX];
+	uint64_t dev, ino;
+
+	ident(h, "a.log", &dev, &ino);
+	if (h->hook_count == 0 && id->ino == ino) {
+		h->hook_count++;
+		h_path(h, from, "app.log");
+		h_path(h, to, "app.log.1");
+		assert_int_equal(rename(from, to), 0);
+		put(h, "app.log", "g2\n");
+	}
+	return cb_position(ctx, id, offset, stored);
+}
+
+static const struct tail_callbacks callbacks_rotating = {
+	.position = cb_position_rotating,
+	.line = cb_line,
+	.flush = cb_flush,
+	.release = cb_release,
+	.stored = cb_stored,
+};
+
+static void
+test_file_created_and_rotated_away_before_its_event_was_handled_is_read(void **state)
+{
+	struct h *h = *state;
+	struct rec *r;
+
+	/* No scan within the test: only the directory's events can bring the files. */
+	h->o.scan_interval_ms = 60000;
+	h->o.stat_interval_ms = 60000;
+	assert_int_equal(tail_start(&h->loop, &h->o, &callbacks_rotating, h, &h->t), 0);
+	/* Both creations in one read of events, a.log's first. */
+	put(h, "a.log", "a\n");
+	put(h, "app.log", "g1-1\ng1-2\n");
+	RUN_UNTIL(h, h->nlines == 4 && h->releases == 1);
+	assert_int_equal(h->hook_count, 1);
+	r = rec_of(h, "app.log.1");
+	assert_non_null(r);
+	expect_line(h, r, 0, "g1-1", 0, 5);
+	expect_rec_is_file(h, r, "app.log.1");
+	assert_true(r->released);
+	expect_rec_is_file(h, rec_of(h, "app.log"), "app.log");
+	expect_rec_is_file(h, rec_of(h, "a.log"), "a.log");
+	assert_int_equal(stats(h).files_seen, 3);
+	h_stop_and_check(h);
+}
+
+static void
+test_more_rotations_in_one_read_of_events_than_pending_names_lose_nothing(void **state)
+{
+	struct h *h = *state;
+	char from[PATH_MAX], to[PATH_MAX], name[32], text[32];
+	const unsigned n = 300;   /* more than the tail's names per read (256) */
+	struct rec *r;
+
+	h->o.scan_interval_ms = 60000;
+	h->o.stat_interval_ms = 60000;
+	h_path(h, h->pathv[0], "app.log");
+	h_path(h, from, "app.log");
+	h_start(h);
+	/* All before the loop runs: one callback reads every event, the renames first. */
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(text, sizeof(text), "%u\n", k);
+		put(h, "app.log", text);
+		snprintf(name, sizeof(name), "app.log.%u", k);
+		h_path(h, to, name);
+		assert_int_equal(rename(from, to), 0);
+	}
+	put(h, "app.log", "last\n");
+	RUN_UNTIL(h, h->nlines == n + 1 && h->releases == n);
+	for (unsigned k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "app.log.%u", k);
+		r = rec_of(h, name);
+		assert_non_null(r);
+		expect_rec_is_file(h, r, name);
+	}
+	expect_rec_is_file(h, rec_of(h, "app.log"), "app.log");
+	h_stop_and_check(h);
+}
+
 /* A first run of tail over name that reads its first line; *id is what it would store. */
 static void
 first_run(struct h *h, const char *name, const char *first, struct tail_id *id)
@@ -2557,6 +2649,8 @@ main(void)
 		T(test_many_rotations_between_scans_lose_nothing),
 		T(test_rotated_name_matching_the_glob_is_not_read_twice),
 		T(test_file_rotated_away_before_it_was_opened_is_followed_under_its_new_name),
+		T(test_file_created_and_rotated_away_before_its_event_was_handled_is_read),
+		T(test_more_rotations_in_one_read_of_events_than_pending_names_lose_nothing),
 		T(test_restart_finds_a_stored_file_renamed_while_stopped),
 		T(test_inode_reuse_beginning_with_the_old_content_is_read_from_its_start),
 		T(test_every_piece_of_a_split_line_carries_its_id_index_and_count),
