@@ -204,12 +204,18 @@ import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
 acc = [e for e in evs if e.get('source', '').endswith('main.log')]
 err = [e for e in evs if e.get('source', '').endswith('error.log')]
-ok = len(acc) == 5 and all(isinstance(e['fields'].get('status'), int) and 'parse_error' not in e['fields'] for e in acc)
-ok = ok and any(e['fields'].get('upstream_addr') == [sys.argv[2]] for e in acc)
-ok = ok and any(isinstance(e['fields'].get('request_time'), float) for e in acc)
-ok = ok and len(err) > 0 and all('level' in e['fields'] for e in err)
-print(len(acc), 'access events,', len(err), 'error events', '' if ok else json.dumps(evs[:2]))
-sys.exit(0 if ok else 1)
+# request_time is a number: 0.000 is written as 0 in JSON.
+checks = {
+    '5 access events': len(acc) == 5,
+    'status an integer, no parse_error': all(isinstance(e['fields'].get('status'), int) and
+                                             'parse_error' not in e['fields'] for e in acc),
+    'upstream_addr an array': any(e['fields'].get('upstream_addr') == [sys.argv[2]] for e in acc),
+    'request_time a number': all(isinstance(e['fields'].get('request_time'), (int, float)) for e in acc),
+    'error events with a level': len(err) > 0 and all('level' in e['fields'] for e in err),
+}
+bad = [k for k, v in checks.items() if not v]
+print(len(acc), 'access events,', len(err), 'error events; failed:', bad, json.dumps(acc[:2]) if bad else '')
+sys.exit(1 if bad else 0)
 PY
 	fail "agent: the spooled events are not what NGINX logged"
 sed -e 's/format: nginx$/format: raw/' "$T/agent.yaml" >"$T/agent-raw.yaml"
