@@ -315,6 +315,27 @@ agent_config_check_journal(struct config_check *c, const struct agent_source *s,
 #endif
 }
 
+
+/*
+ * Neither pattern, and the other keys at their defaults: what --dump-config
+ * writes for a source without multiline, which must load again as that.
+ * Anything else without a pattern is a rule half written, and an error.
+ */
+static bool
+agent_config_multiline_inert(const struct agent_source *s)
+{
+	uint64_t flush_ms = 0, max_bytes = 0;
+
+	for (const struct config_key *k = multiline_keys; k->name != NULL; k++) {
+		if (strcmp(k->name, "flush_timeout") == 0 &&
+		    config_parse_duration(k->def, &flush_ms) != 0)
+			return false;
+		if (strcmp(k->name, "max_bytes") == 0 && config_parse_size(k->def, &max_bytes) != 0)
+			return false;
+	}
+	return s->multiline.start == NULL && s->multiline.continuation == NULL &&
+	    s->multiline.flush_timeout_ms == flush_ms && s->multiline.max_bytes == max_bytes;
+}
 static void
 agent_config_check_multiline(struct config_check *c, const struct agent_source *s, size_t i)
 {
@@ -322,7 +343,7 @@ agent_config_check_multiline(struct config_check *c, const struct agent_source *
 	char path[64], err[256];
 
 	snprintf(path, sizeof(path), "sources[%zu].multiline", i);
-	if (!config_present(c, path))
+	if (!config_present(c, path) || agent_config_multiline_inert(s))
 		return;
 	if (s->multiline.start != NULL && s->multiline.continuation == NULL)
 		snprintf(path, sizeof(path), "sources[%zu].multiline.start", i);

@@ -769,6 +769,23 @@ test_multiline_needs_exactly_one_of_start_and_continuation(void **state)
 	    "agent.yaml:9: sources[1].multiline: needs exactly one of start or continuation (a regex)\n");
 }
 
+/* What --dump-config writes for a source without multiline loads again as that. */
+static void
+test_multiline_at_its_defaults_without_a_pattern_is_no_multiline(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	load_ok("sources:\n"
+	    "  - name: plain\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/plain.log]\n"
+	    "    multiline: {flush_timeout: 1s, max_bytes: 1MiB}\n", &cfg);
+	assert_null(source(&cfg, 0)->multiline.start);
+	assert_null(source(&cfg, 0)->multiline.continuation);
+	config_free(&agent_config_schema, &cfg);
+}
+
 static void
 test_multiline_on_an_http_source_is_refused(void **state)
 {
@@ -1071,6 +1088,7 @@ main(void)
 		cmocka_unit_test(test_multiline_keys_are_read_with_their_defaults),
 		cmocka_unit_test(test_multiline_pattern_that_does_not_compile_is_an_error_at_its_line),
 		cmocka_unit_test(test_multiline_needs_exactly_one_of_start_and_continuation),
+		cmocka_unit_test(test_multiline_at_its_defaults_without_a_pattern_is_no_multiline),
 		cmocka_unit_test(test_multiline_on_an_http_source_is_refused),
 		cmocka_unit_test(test_relative_path_is_refused),
 		cmocka_unit_test(test_duplicate_source_names_are_refused),
