@@ -6,7 +6,7 @@ set -u
 : "${top_srcdir:=.}" "${top_builddir:=.}"
 status=0
 for h in frame eventlist config nginx_parse syslog_parse json_parse http_intake \
-	nginx_format nginx_error; do
+	nginx_format nginx_error token; do
 	if "$top_builddir/tests/fuzz/fuzz_$h" "$top_srcdir/tests/fuzz/corpus/$h"; then
 		echo "ok: fuzz_$h corpus"
 	else
