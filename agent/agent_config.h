@@ -18,13 +18,24 @@ enum agent_sync { SYNC_ALWAYS, SYNC_RELAXED };
 /* Processing stage types (agent/processors.c's table), in the order of processor_names. */
 enum agent_processor_type {
 	PROCESSOR_ADD_FIELDS,
+	PROCESSOR_DROP,
+	PROCESSOR_KEEP,
 	/* redact: PROCESSOR_REDACT goes here (agent/redact.c) */
+};
+
+/* A condition of drop and keep: field and exactly one operator. */
+struct agent_condition {
+	char *field;                  /* a field; message, stream, host: the event's own */
+	char *equals, *prefix;
+	bool present, absent;
+	char *lt, *le, *gt, *ge;      /* numbers, as written */
 };
 
 /* One element of a processors: list; its type says which keys apply. */
 struct agent_processor {
 	int type;                     /* enum agent_processor_type */
 	struct config_map values;     /* add_fields: name -> value, ${host} etc. expanded */
+	struct config_list when;      /* drop, keep: struct agent_condition, ANDed */
 	/* redact: its keys go here */
 };
 

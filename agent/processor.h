@@ -31,7 +31,7 @@
 /* What a stage's run decides for the event. */
 enum processor_verdict {
 	PROCESSOR_PASS = 0,          /* on to the next stage */
-	PROCESSOR_DROP,              /* not spooled (ignored for a dead-lettered event) */
+	PROCESSOR_DROP_EVENT,        /* not spooled (ignored for a dead-lettered event) */
 	/*
 	 * Re-streamed to dead_letter_stream with reason (both set by run) in a
 	 * field: never dropped, and still processed by the stages after it.

@@ -8,12 +8,15 @@
 #include <string.h>
 
 #include "agent/add_fields.h"
+#include "agent/filter.h"
 #include "agent/processors.h"
 #include "common/log.h"
 
 /* One line per type, in the order of enum agent_processor_type. */
 const struct processor_type *const processor_types[] = {
 	[PROCESSOR_ADD_FIELDS] = &add_fields_processor_type,
+	[PROCESSOR_DROP] = &filter_drop_processor_type,
+	[PROCESSOR_KEEP] = &filter_keep_processor_type,
 	/* redact: [PROCESSOR_REDACT] = &redact_processor_type, */
 };
 
@@ -21,6 +24,8 @@ const size_t processor_types_n = sizeof(processor_types) / sizeof(processor_type
 
 const char *const processor_names[] = {
 	"add_fields",
+	"drop",
+	"keep",
 	/* redact: "redact", */
 	NULL,
 };
@@ -174,7 +179,7 @@ processors_run(struct processors *c, const struct event *in, size_t nmarks,
 		pe->reason = (struct pbslice){ NULL, 0 };
 		r = s->type->run(s->state, pe);
 		/* A dead letter goes on whole: no later stage drops it or judges it again. */
-		if (pe->dead_lettered && (r == PROCESSOR_DROP || r == PROCESSOR_DEAD_LETTER))
+		if (pe->dead_lettered && (r == PROCESSOR_DROP_EVENT || r == PROCESSOR_DEAD_LETTER))
 			r = PROCESSOR_PASS;
 		if (r == PROCESSOR_DEAD_LETTER && (r = processors_dead_letter(pe)) == 0) {
 			s->stats.dead_lettered++;
@@ -187,7 +192,7 @@ processors_run(struct processors *c, const struct event *in, size_t nmarks,
 			    r == -ENOSPC ? " (raise processor_buffer if it needs more room)" : "");
 			return r;
 		}
-		if (r == PROCESSOR_DROP) {
+		if (r == PROCESSOR_DROP_EVENT) {
 			s->stats.dropped++;
 			return PROCESSORS_DROP;
 		}

@@ -29,6 +29,8 @@ static const struct processor_context ctx = {
 struct plist {
 	struct agent_processor p[8];
 	struct config_map_entry entries[8][8];
+	struct agent_condition conds[8][8];
+	char *names[8][8];
 	struct config_list list;
 };
 
@@ -58,6 +60,43 @@ plist_add_fields(struct plist *l, size_t n, const char *const *kv)
 	}
 	p->values.items = l->entries[i];
 	p->values.n = n;
+}
+
+/* A drop or keep processor: conditions as "field op value" strings, op one of
+ * equals, prefix, present, absent, lt, le, gt, ge (value ignored for the last four's first two). */
+static void
+plist_filter(struct plist *l, int type, size_t n, const char *const *conds)
+{
+	size_t i = l->list.n;
+	struct agent_processor *p = plist_add(l, type);
+
+	for (size_t k = 0; k < n; k++) {
+		struct agent_condition *c = &l->conds[i][k];
+		const char *const *w = &conds[3 * k];
+
+		memset(c, 0, sizeof(*c));
+		c->field = (char *)w[0];
+		if (strcmp(w[1], "equals") == 0)
+			c->equals = (char *)w[2];
+		else if (strcmp(w[1], "prefix") == 0)
+			c->prefix = (char *)w[2];
+		else if (strcmp(w[1], "present") == 0)
+			c->present = true;
+		else if (strcmp(w[1], "absent") == 0)
+			c->absent = true;
+		else if (strcmp(w[1], "lt") == 0)
+			c->lt = (char *)w[2];
+		else if (strcmp(w[1], "le") == 0)
+			c->le = (char *)w[2];
+		else if (strcmp(w[1], "gt") == 0)
+			c->gt = (char *)w[2];
+		else if (strcmp(w[1], "ge") == 0)
+			c->ge = (char *)w[2];
+		else
+			fail_msg("unknown operator %s", w[1]);
+	}
+	p->when.items = l->conds[i];
+	p->when.n = n;
 }
 
 static struct processors *
@@ -316,6 +355,175 @@ test_add_fields_adds_before_the_source_marks_which_stay_last(void **state)
 	processors_free(c);
 }
 
+/* ------------------------------------------------------------ drop, keep */
+
+static void
+int_field(struct event_field *f, const char *key, int64_t v)
+{
+	memset(f, 0, sizeof(*f));
+	f->key = (struct pbslice){ (const uint8_t *)key, strlen(key) };
+	f->type = EVENT_INTEGER;
+	f->v.integer = v;
+}
+
+/* The verdict of c on an event of these fields, message "GET /health" and stream "access". */
+static int
+verdict(struct processors *c, struct event_field *f, size_t n)
+{
+	const struct event *out;
+	struct event ev;
+	size_t marks;
+
+	event_make(&ev, "GET /health", f, n);
+	return processors_run(c, &ev, 0, &out, &marks);
+}
+
+static void
+test_drop_drops_an_event_that_meets_every_condition(void **state)
+{
+	static const char *const when[] = { "level", "equals", "debug", "path", "prefix", "/int" };
+	struct plist own = { 0 };
+	struct processors_stats st;
+	struct event_field f[2];
+	struct processors *c;
+
+	(void)state;
+	plist_filter(&own, PROCESSOR_DROP, 2, when);
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "level", "debug");
+	text_field(&f[1], "path", "/internal/x");
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_DROP);
+	/* One condition not met: kept. */
+	text_field(&f[1], "path", "/api");
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_KEEP);
+	/* A field missing meets no condition but absent. */
+	assert_int_equal(verdict(c, f, 1), PROCESSORS_KEEP);
+	processors_get_stats(c, PROCESSOR_DROP, &st);
+	assert_int_equal(st.dropped, 1);
+	assert_int_equal(st.passed, 2);
+	processors_free(c);
+}
+
+static void
+test_keep_drops_an_event_that_misses_a_condition(void **state)
+{
+	static const char *const when[] = { "user_id", "present", "", "debug", "absent", "" };
+	struct plist own = { 0 };
+	struct event_field f[2];
+	struct processors *c;
+
+	(void)state;
+	plist_filter(&own, PROCESSOR_KEEP, 2, when);
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "user_id", "u1");
+	text_field(&f[1], "debug", "1");
+	assert_int_equal(verdict(c, f, 1), PROCESSORS_KEEP);
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_DROP);
+	assert_int_equal(verdict(c, &f[1], 1), PROCESSORS_DROP);
+	processors_free(c);
+}
+
+static void
+test_numeric_conditions_take_numbers_and_text_that_is_a_number(void **state)
+{
+	static const char *const when[] = { "status", "ge", "500", "rt", "lt", "0.25" };
+	struct plist own = { 0 };
+	struct event_field f[2];
+	struct processors *c;
+
+	(void)state;
+	plist_filter(&own, PROCESSOR_DROP, 2, when);
+	c = chain_of(&own, NULL);
+	int_field(&f[0], "status", 503);
+	memset(&f[1], 0, sizeof(f[1]));
+	f[1].key = (struct pbslice){ (const uint8_t *)"rt", 2 };
+	f[1].type = EVENT_NUMBER;
+	f[1].v.number = 0.125;
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_DROP);
+	f[1].v.number = 0.25;
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_KEEP);
+	/* Text that parses whole as a number compares as one; other text never does. */
+	text_field(&f[0], "status", "500");
+	text_field(&f[1], "rt", "0.2");
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_DROP);
+	text_field(&f[0], "status", "500x");
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_KEEP);
+	int_field(&f[0], "status", 499);
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_KEEP);
+	processors_free(c);
+}
+
+static void
+test_equals_compares_numbers_as_numbers_and_booleans_as_written(void **state)
+{
+	static const char *const when[] = { "status", "equals", "404", "cached", "equals", "true" };
+	struct plist own = { 0 };
+	struct event_field f[2];
+	struct processors *c;
+
+	(void)state;
+	plist_filter(&own, PROCESSOR_DROP, 2, when);
+	c = chain_of(&own, NULL);
+	int_field(&f[0], "status", 404);
+	memset(&f[1], 0, sizeof(f[1]));
+	f[1].key = (struct pbslice){ (const uint8_t *)"cached", 6 };
+	f[1].type = EVENT_BOOLEAN;
+	f[1].v.boolean = true;
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_DROP);
+	f[1].v.boolean = false;
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_KEEP);
+	processors_free(c);
+}
+
+static void
+test_conditions_name_the_message_the_stream_and_the_host(void **state)
+{
+	static const char *const when[] = { "message", "prefix", "GET /health", "stream", "equals",
+	    "access", "host", "equals", "h" };
+	static const char *const other[] = { "stream", "equals", "error" };
+	struct plist own = { 0 }, own2 = { 0 };
+	struct processors *c;
+
+	(void)state;
+	plist_filter(&own, PROCESSOR_DROP, 3, when);
+	c = chain_of(&own, NULL);
+	assert_int_equal(verdict(c, NULL, 0), PROCESSORS_DROP);
+	processors_free(c);
+	plist_filter(&own2, PROCESSOR_DROP, 1, other);
+	c = chain_of(&own2, NULL);
+	assert_int_equal(verdict(c, NULL, 0), PROCESSORS_KEEP);
+	processors_free(c);
+}
+
+static void
+test_a_condition_with_no_operator_two_or_a_bad_number_does_not_compile(void **state)
+{
+	static const char *const bad[] = { "status", "ge", "five" };
+	struct plist none = { 0 }, two = { 0 }, nan = { 0 };
+	const struct config_list *lists[1];
+	struct processors_error e;
+	struct processors *c = NULL;
+
+	(void)state;
+	plist_filter(&none, PROCESSOR_DROP, 1, (const char *const[]){ "x", "present", "" });
+	none.conds[0][0].present = false;
+	lists[0] = &none.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "when[0]: 'x' needs one of equals, prefix, present, absent, "
+	    "lt, le, gt or ge");
+	plist_filter(&two, PROCESSOR_KEEP, 1, (const char *const[]){ "x", "equals", "1" });
+	two.conds[0][0].prefix = "2";
+	lists[0] = &two.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "when[0]: 'x' has more than one of equals, prefix, present, "
+	    "absent, lt, le, gt and ge: write one condition for each");
+	plist_filter(&nan, PROCESSOR_DROP, 1, bad);
+	lists[0] = &nan.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "when[0].ge: 'five' is not a number");
+	assert_null(c);
+}
+
 /* ------------------------------------------------------------ helpers */
 
 static void
@@ -417,6 +625,12 @@ main(void)
 		cmocka_unit_test(
 		    test_add_fields_with_an_unknown_variable_does_not_compile_and_names_it),
 		cmocka_unit_test(test_add_fields_adds_before_the_source_marks_which_stay_last),
+		cmocka_unit_test(test_drop_drops_an_event_that_meets_every_condition),
+		cmocka_unit_test(test_keep_drops_an_event_that_misses_a_condition),
+		cmocka_unit_test(test_numeric_conditions_take_numbers_and_text_that_is_a_number),
+		cmocka_unit_test(test_equals_compares_numbers_as_numbers_and_booleans_as_written),
+		cmocka_unit_test(test_conditions_name_the_message_the_stream_and_the_host),
+		cmocka_unit_test(test_a_condition_with_no_operator_two_or_a_bad_number_does_not_compile),
 		cmocka_unit_test(test_unslice_keeps_slice_values_right_when_the_message_is_rewritten),
 		cmocka_unit_test(test_the_arena_and_the_fields_are_bounded),
 		cmocka_unit_test(test_remove_takes_every_field_of_the_name_and_counts_a_mark_removed),
