@@ -89,7 +89,8 @@ static const struct config_key elem_condition = {
 static const struct config_key processor_keys[] = {
 	{ "type", CONFIG_ENUM, P(type), .flags = CONFIG_REQUIRED, .names = processor_names,
 	  .help = "What the stage does: add_fields sets fields; drop drops events that meet every "
-	    "condition of when; keep drops those that do not (see logferry-agent(8) PROCESSORS)." },
+	    "condition of when; keep drops those that do not; rename renames fields; remove removes "
+	    "them (see logferry-agent(8) PROCESSORS)." },
 	{ "values", CONFIG_MAP, P(values), .only = ONLY(PROCESSOR_ADD_FIELDS),
 	  .required_when = ONLY(PROCESSOR_ADD_FIELDS),
 	  .help = "add_fields: field name -> text value, set on every event (an existing field of the "
@@ -100,6 +101,14 @@ static const struct config_key processor_keys[] = {
 	  .required_when = ONLY(PROCESSOR_DROP) | ONLY(PROCESSOR_KEEP),
 	  .help = "drop, keep: conditions, all of which an event meets or not, each a field and "
 	    "one of equals, prefix, present, absent, lt, le, gt, ge." },
+	{ "map", CONFIG_MAP, P(map), .only = ONLY(PROCESSOR_RENAME),
+	  .required_when = ONLY(PROCESSOR_RENAME),
+	  .help = "rename: old name -> new name, in order; the field keeps its place and value, and "
+	    "a field that had the new name already is replaced." },
+	{ "fields", CONFIG_LIST, P(fields), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
+	  .elem = &elem_string, .only = ONLY(PROCESSOR_REMOVE),
+	  .required_when = ONLY(PROCESSOR_REMOVE),
+	  .help = "remove: names of the fields removed (every field of each name)." },
 	/* redact: its keys (field/fields, method, key_file, pattern, replacement) go here. */
 	{ NULL },
 };

@@ -20,6 +20,8 @@ enum agent_processor_type {
 	PROCESSOR_ADD_FIELDS,
 	PROCESSOR_DROP,
 	PROCESSOR_KEEP,
+	PROCESSOR_RENAME,
+	PROCESSOR_REMOVE,
 	/* redact: PROCESSOR_REDACT goes here (agent/redact.c) */
 };
 
@@ -36,6 +38,8 @@ struct agent_processor {
 	int type;                     /* enum agent_processor_type */
 	struct config_map values;     /* add_fields: name -> value, ${host} etc. expanded */
 	struct config_list when;      /* drop, keep: struct agent_condition, ANDed */
+	struct config_map map;        /* rename: old -> new */
+	struct config_list fields;    /* char *: remove */
 	/* redact: its keys go here */
 };
 

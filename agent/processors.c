@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/add_fields.h"
+#include "agent/field_edit.h"
 #include "agent/filter.h"
 #include "agent/processors.h"
 #include "common/log.h"
@@ -17,6 +18,8 @@ const struct processor_type *const processor_types[] = {
 	[PROCESSOR_ADD_FIELDS] = &add_fields_processor_type,
 	[PROCESSOR_DROP] = &filter_drop_processor_type,
 	[PROCESSOR_KEEP] = &filter_keep_processor_type,
+	[PROCESSOR_RENAME] = &field_edit_rename_type,
+	[PROCESSOR_REMOVE] = &field_edit_remove_type,
 	/* redact: [PROCESSOR_REDACT] = &redact_processor_type, */
 };
 
@@ -26,6 +29,8 @@ const char *const processor_names[] = {
 	"add_fields",
 	"drop",
 	"keep",
+	"rename",
+	"remove",
 	/* redact: "redact", */
 	NULL,
 };

@@ -555,7 +555,8 @@ test_a_processor_without_its_type_or_its_keys_is_refused(void **state)
 	    SOURCES_OK,
 	    "agent.yaml:2: processors[0].type: missing: this key is required\n"
 	    "agent.yaml:3: processors[1].values: missing: required when type is add_fields\n"
-	    "agent.yaml:4: processors[2].type: 'shout' is not one of: add_fields, drop, keep\n");
+	    "agent.yaml:4: processors[2].type: 'shout' is not one of: add_fields, drop, keep, "
+	    "rename, remove\n");
 }
 
 static void
@@ -590,6 +591,34 @@ test_drop_and_keep_read_their_conditions_and_need_them(void **state)
 	    "    when: [{field: status, gt: high}]\n"
 	    SOURCES_OK,
 	    "agent.yaml:2: processors[0].when: missing: required when type is drop\n");
+}
+
+static void
+test_rename_takes_a_map_and_remove_a_list_of_names(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_processor *p;
+
+	(void)state;
+	load_ok("processors:\n"
+	    "  - {type: rename, map: {usr: user_id, lvl: level}}\n"
+	    "  - {type: remove, fields: password}\n"
+	    SOURCES_OK, &cfg);
+	p = cfg.processors.items;
+	assert_int_equal(p[0].map.n, 2);
+	assert_string_equal(p[0].map.items[1].value, "level");
+	assert_int_equal(p[1].fields.n, 1);
+	assert_string_equal(((char **)p[1].fields.items)[0], "password");
+	config_free(&agent_config_schema, &cfg);
+	expect_errors("processors:\n"
+	    "  - {type: rename, map: {usr: ''}}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0]: map.usr: the new name is empty (remove removes a field)\n");
+	expect_errors("processors:\n"
+	    "  - {type: rename, fields: [a]}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0].map: missing: required when type is rename\n"
+	    "agent.yaml:2: processors[0].fields: only valid when type is remove\n");
 }
 
 static void
@@ -1196,6 +1225,7 @@ main(void)
 		cmocka_unit_test(test_a_processor_that_does_not_compile_is_an_error_at_its_line_once),
 		cmocka_unit_test(test_a_processor_without_its_type_or_its_keys_is_refused),
 		cmocka_unit_test(test_drop_and_keep_read_their_conditions_and_need_them),
+		cmocka_unit_test(test_rename_takes_a_map_and_remove_a_list_of_names),
 		cmocka_unit_test(test_wrong_kind_of_node_is_refused),
 		cmocka_unit_test(test_missing_sources_is_refused),
 		cmocka_unit_test(test_empty_sources_list_is_refused),

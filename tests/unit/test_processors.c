@@ -524,6 +524,100 @@ test_a_condition_with_no_operator_two_or_a_bad_number_does_not_compile(void **st
 	assert_null(c);
 }
 
+/* ------------------------------------------------------------ rename, remove */
+
+/* A rename (map of n old/new pairs) processor. */
+static void
+plist_rename(struct plist *l, size_t n, const char *const *kv)
+{
+	size_t i = l->list.n;
+	struct agent_processor *p = plist_add(l, PROCESSOR_RENAME);
+
+	for (size_t k = 0; k < n; k++) {
+		l->entries[i][k].key = (char *)kv[2 * k];
+		l->entries[i][k].value = (char *)kv[2 * k + 1];
+	}
+	p->map.items = l->entries[i];
+	p->map.n = n;
+}
+
+/* A processor of type with a fields list of n names. */
+static struct agent_processor *
+plist_names(struct plist *l, int type, size_t n, const char *const *names)
+{
+	size_t i = l->list.n;
+	struct agent_processor *p = plist_add(l, type);
+
+	for (size_t k = 0; k < n; k++)
+		l->names[i][k] = (char *)names[k];
+	p->fields.items = l->names[i];
+	p->fields.n = n;
+	return p;
+}
+
+static void
+test_rename_renames_in_place_and_overwrites_a_field_of_the_new_name(void **state)
+{
+	static const char *const kv[] = { "usr", "user_id", "lvl", "level", "nope", "x" };
+	struct plist own = { 0 };
+	struct event_field f[4];
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_rename(&own, 3, kv);
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "usr", "u1");
+	text_field(&f[1], "level", "old");
+	text_field(&f[2], "lvl", "info");
+	text_field(&f[3], "z", "1");
+	event_make(&ev, "m", f, 4);
+	assert_string_equal(fields_of(run_keep(c, &ev, 0, NULL)), "user_id=u1;level=info;z=1;");
+	processors_free(c);
+}
+
+static void
+test_remove_removes_every_field_listed(void **state)
+{
+	static const char *const names[] = { "password", "debug" };
+	struct plist own = { 0 };
+	struct event_field f[4];
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_names(&own, PROCESSOR_REMOVE, 2, names);
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "user", "u1");
+	text_field(&f[1], "password", "s3cret");
+	text_field(&f[2], "debug", "1");
+	text_field(&f[3], "password", "again");
+	event_make(&ev, "m", f, 4);
+	assert_string_equal(fields_of(run_keep(c, &ev, 0, NULL)), "user=u1;");
+	processors_free(c);
+}
+
+static void
+test_rename_then_global_stages_see_the_new_name(void **state)
+{
+	static const char *const kv[] = { "uid", "user_id" };
+	static const char *const names[] = { "user_id" };
+	struct plist own = { 0 }, global = { 0 };
+	struct event_field f[2];
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_rename(&own, 1, kv);
+	plist_names(&global, PROCESSOR_REMOVE, 1, names);
+	c = chain_of(&own, &global);
+	text_field(&f[0], "uid", "u1");
+	text_field(&f[1], "a", "1");
+	event_make(&ev, "m", f, 2);
+	assert_string_equal(fields_of(run_keep(c, &ev, 0, NULL)), "a=1;");
+	processors_free(c);
+}
+
 /* ------------------------------------------------------------ helpers */
 
 static void
@@ -631,6 +725,9 @@ main(void)
 		cmocka_unit_test(test_equals_compares_numbers_as_numbers_and_booleans_as_written),
 		cmocka_unit_test(test_conditions_name_the_message_the_stream_and_the_host),
 		cmocka_unit_test(test_a_condition_with_no_operator_two_or_a_bad_number_does_not_compile),
+		cmocka_unit_test(test_rename_renames_in_place_and_overwrites_a_field_of_the_new_name),
+		cmocka_unit_test(test_remove_removes_every_field_listed),
+		cmocka_unit_test(test_rename_then_global_stages_see_the_new_name),
 		cmocka_unit_test(test_unslice_keeps_slice_values_right_when_the_message_is_rewritten),
 		cmocka_unit_test(test_the_arena_and_the_fields_are_bounded),
 		cmocka_unit_test(test_remove_takes_every_field_of_the_name_and_counts_a_mark_removed),
