@@ -90,7 +90,8 @@ static const struct config_key processor_keys[] = {
 	{ "type", CONFIG_ENUM, P(type), .flags = CONFIG_REQUIRED, .names = processor_names,
 	  .help = "What the stage does: add_fields sets fields; drop drops events that meet every "
 	    "condition of when; keep drops those that do not; rename renames fields; remove removes "
-	    "them (see logferry-agent(8) PROCESSORS)." },
+	    "them; require sends events without the fields listed to a dead-letter stream (see "
+	    "logferry-agent(8) PROCESSORS)." },
 	{ "values", CONFIG_MAP, P(values), .only = ONLY(PROCESSOR_ADD_FIELDS),
 	  .required_when = ONLY(PROCESSOR_ADD_FIELDS),
 	  .help = "add_fields: field name -> text value, set on every event (an existing field of the "
@@ -106,9 +107,18 @@ static const struct config_key processor_keys[] = {
 	  .help = "rename: old name -> new name, in order; the field keeps its place and value, and "
 	    "a field that had the new name already is replaced." },
 	{ "fields", CONFIG_LIST, P(fields), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
-	  .elem = &elem_string, .only = ONLY(PROCESSOR_REMOVE),
+	  .elem = &elem_string, .only = ONLY(PROCESSOR_REMOVE) | ONLY(PROCESSOR_REQUIRE),
 	  .required_when = ONLY(PROCESSOR_REMOVE),
-	  .help = "remove: names of the fields removed (every field of each name)." },
+	  .help = "remove: names of the fields removed (every field of each name). require: names "
+	    "of the fields an event must have (a null value is missing)." },
+	{ "types", CONFIG_MAP, P(types), .only = ONLY(PROCESSOR_REQUIRE),
+	  .help = "require: field name -> string, integer, number (an integer is one too) or "
+	    "boolean: fields an event must have, of that type." },
+	{ "dead_letter_stream", CONFIG_STRING, P(dead_letter_stream), .def = "dead_letter",
+	  .flags = CONFIG_NONEMPTY, .only = ONLY(PROCESSOR_REQUIRE),
+	  .help = "require: the stream an event that fails goes to instead of being dropped, "
+	    "with the reason in a logferry_error field and its stream in logferry_stream. The "
+	    "stages after still run on it; drop, keep and require let it pass." },
 	/* redact: its keys (field/fields, method, key_file, pattern, replacement) go here. */
 	{ NULL },
 };

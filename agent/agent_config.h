@@ -22,6 +22,7 @@ enum agent_processor_type {
 	PROCESSOR_KEEP,
 	PROCESSOR_RENAME,
 	PROCESSOR_REMOVE,
+	PROCESSOR_REQUIRE,
 	/* redact: PROCESSOR_REDACT goes here (agent/redact.c) */
 };
 
@@ -39,7 +40,9 @@ struct agent_processor {
 	struct config_map values;     /* add_fields: name -> value, ${host} etc. expanded */
 	struct config_list when;      /* drop, keep: struct agent_condition, ANDed */
 	struct config_map map;        /* rename: old -> new */
-	struct config_list fields;    /* char *: remove */
+	struct config_list fields;    /* char *: remove, require */
+	struct config_map types;      /* require: name -> string, integer, number or boolean */
+	char *dead_letter_stream;     /* require */
 	/* redact: its keys go here */
 };
 

@@ -11,6 +11,7 @@
 #include "agent/field_edit.h"
 #include "agent/filter.h"
 #include "agent/processors.h"
+#include "agent/require.h"
 #include "common/log.h"
 
 /* One line per type, in the order of enum agent_processor_type. */
@@ -20,6 +21,7 @@ const struct processor_type *const processor_types[] = {
 	[PROCESSOR_KEEP] = &filter_keep_processor_type,
 	[PROCESSOR_RENAME] = &field_edit_rename_type,
 	[PROCESSOR_REMOVE] = &field_edit_remove_type,
+	[PROCESSOR_REQUIRE] = &require_processor_type,
 	/* redact: [PROCESSOR_REDACT] = &redact_processor_type, */
 };
 
@@ -31,6 +33,7 @@ const char *const processor_names[] = {
 	"keep",
 	"rename",
 	"remove",
+	"require",
 	/* redact: "redact", */
 	NULL,
 };

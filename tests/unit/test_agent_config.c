@@ -556,7 +556,7 @@ test_a_processor_without_its_type_or_its_keys_is_refused(void **state)
 	    "agent.yaml:2: processors[0].type: missing: this key is required\n"
 	    "agent.yaml:3: processors[1].values: missing: required when type is add_fields\n"
 	    "agent.yaml:4: processors[2].type: 'shout' is not one of: add_fields, drop, keep, "
-	    "rename, remove\n");
+	    "rename, remove, require\n");
 }
 
 static void
@@ -615,10 +615,33 @@ test_rename_takes_a_map_and_remove_a_list_of_names(void **state)
 	    SOURCES_OK,
 	    "agent.yaml:2: processors[0]: map.usr: the new name is empty (remove removes a field)\n");
 	expect_errors("processors:\n"
-	    "  - {type: rename, fields: [a]}\n"
+	    "  - {type: rename, values: {a: b}}\n"
 	    SOURCES_OK,
-	    "agent.yaml:2: processors[0].map: missing: required when type is rename\n"
-	    "agent.yaml:2: processors[0].fields: only valid when type is remove\n");
+	    "agent.yaml:2: processors[0].values: only valid when type is add_fields\n"
+	    "agent.yaml:2: processors[0].map: missing: required when type is rename\n");
+}
+
+static void
+test_require_takes_fields_types_and_a_dead_letter_stream_by_default_dead_letter(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_processor *p;
+
+	(void)state;
+	load_ok("processors:\n"
+	    "  - {type: require, fields: [user_id, event_type]}\n"
+	    "  - {type: require, types: {count: integer}, dead_letter_stream: bad_events}\n"
+	    SOURCES_OK, &cfg);
+	p = cfg.processors.items;
+	assert_int_equal(p[0].fields.n, 2);
+	assert_string_equal(p[0].dead_letter_stream, "dead_letter");
+	assert_string_equal(p[1].types.items[0].value, "integer");
+	assert_string_equal(p[1].dead_letter_stream, "bad_events");
+	config_free(&agent_config_schema, &cfg);
+	expect_errors("processors:\n"
+	    "  - {type: require}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0]: require needs fields, types or both\n");
 }
 
 static void
@@ -1226,6 +1249,8 @@ main(void)
 		cmocka_unit_test(test_a_processor_without_its_type_or_its_keys_is_refused),
 		cmocka_unit_test(test_drop_and_keep_read_their_conditions_and_need_them),
 		cmocka_unit_test(test_rename_takes_a_map_and_remove_a_list_of_names),
+		cmocka_unit_test(
+		    test_require_takes_fields_types_and_a_dead_letter_stream_by_default_dead_letter),
 		cmocka_unit_test(test_wrong_kind_of_node_is_refused),
 		cmocka_unit_test(test_missing_sources_is_refused),
 		cmocka_unit_test(test_empty_sources_list_is_refused),

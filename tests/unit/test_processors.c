@@ -618,6 +618,166 @@ test_rename_then_global_stages_see_the_new_name(void **state)
 	processors_free(c);
 }
 
+/* ------------------------------------------------------------ require */
+
+/* A require processor: n names, then m name/type pairs, and a dead-letter stream. */
+static void
+plist_require(struct plist *l, size_t n, const char *const *names, size_t m,
+    const char *const *types, const char *stream)
+{
+	size_t i = l->list.n;
+	struct agent_processor *p = plist_names(l, PROCESSOR_REQUIRE, n, names);
+
+	for (size_t k = 0; k < m; k++) {
+		l->entries[i][k].key = (char *)types[2 * k];
+		l->entries[i][k].value = (char *)types[2 * k + 1];
+	}
+	p->types.items = l->entries[i];
+	p->types.n = m;
+	p->dead_letter_stream = (char *)stream;
+}
+
+static const char *
+stream_of(const struct event *ev)
+{
+	static char out[64];
+
+	snprintf(out, sizeof(out), "%.*s", (int)ev->stream.len, (const char *)ev->stream.ptr);
+	return out;
+}
+
+static void
+test_require_dead_letters_an_event_missing_a_field_with_the_reason_and_its_stream(void **state)
+{
+	static const char *const names[] = { "event_type", "user_id" };
+	struct plist own = { 0 };
+	struct processors_stats st;
+	struct event_field f[2];
+	const struct event *out;
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_require(&own, 2, names, 0, NULL, "dead_letter");
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "event_type", "click");
+	text_field(&f[1], "user_id", "u1");
+	event_make(&ev, "m", f, 2);
+	out = run_keep(c, &ev, 0, NULL);
+	assert_string_equal(stream_of(out), "access");
+	assert_string_equal(fields_of(out), "event_type=click;user_id=u1;");
+	event_make(&ev, "m", f, 1);
+	out = run_keep(c, &ev, 0, NULL);
+	assert_string_equal(stream_of(out), "dead_letter");
+	assert_string_equal(fields_of(out), "event_type=click;logferry_stream=access;"
+	    "logferry_error=missing field user_id;");
+	processors_get_stats(c, PROCESSOR_REQUIRE, &st);
+	assert_int_equal(st.passed, 1);
+	assert_int_equal(st.dead_lettered, 1);
+	processors_free(c);
+}
+
+static void
+test_require_checks_the_type_of_a_field_when_asked(void **state)
+{
+	static const char *const types[] = { "user_id", "string", "count", "integer",
+	    "ratio", "number", "ok", "boolean" };
+	struct plist own = { 0 };
+	struct event_field f[4];
+	const struct event *out;
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_require(&own, 0, NULL, 4, types, "bad");
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "user_id", "u1");
+	int_field(&f[1], "count", 3);
+	/* An integer is a number too. */
+	int_field(&f[2], "ratio", 1);
+	memset(&f[3], 0, sizeof(f[3]));
+	f[3].key = (struct pbslice){ (const uint8_t *)"ok", 2 };
+	f[3].type = EVENT_BOOLEAN;
+	event_make(&ev, "m", f, 4);
+	assert_string_equal(stream_of(run_keep(c, &ev, 0, NULL)), "access");
+	text_field(&f[1], "count", "3");
+	out = run_keep(c, &ev, 0, NULL);
+	assert_string_equal(stream_of(out), "bad");
+	assert_non_null(strstr(fields_of(out), "logferry_error=field count is not an integer;"));
+	/* Missing, with a type asked: missing is the reason. */
+	event_make(&ev, "m", &f[2], 2);
+	assert_non_null(strstr(fields_of(run_keep(c, &ev, 0, NULL)),
+	    "logferry_error=missing field user_id;"));
+	processors_free(c);
+}
+
+static void
+test_a_dead_letter_still_runs_later_stages_is_not_dropped_and_not_judged_again(void **state)
+{
+	static const char *const first[] = { "user_id" };
+	static const char *const second[] = { "event_type" };
+	static const char *const secret[] = { "password" };
+	static const char *const debug[] = { "level", "equals", "debug" };
+	static const char *const keep[] = { "user_id", "present", "" };
+	struct plist own = { 0 }, global = { 0 };
+	struct processors_stats st;
+	struct event_field f[2];
+	const struct event *out;
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_require(&own, 1, first, 0, NULL, "dead_letter");
+	plist_require(&own, 1, second, 0, NULL, "other");
+	plist_filter(&own, PROCESSOR_DROP, 1, debug);
+	plist_filter(&global, PROCESSOR_KEEP, 1, keep);
+	plist_names(&global, PROCESSOR_REMOVE, 1, secret);
+	c = chain_of(&own, &global);
+	text_field(&f[0], "level", "debug");
+	text_field(&f[1], "password", "s3cret");
+	event_make(&ev, "m", f, 2);
+	out = run_keep(c, &ev, 0, NULL);
+	assert_string_equal(stream_of(out), "dead_letter");
+	assert_string_equal(fields_of(out), "level=debug;logferry_stream=access;"
+	    "logferry_error=missing field user_id;");
+	processors_get_stats(c, PROCESSOR_REQUIRE, &st);
+	assert_int_equal(st.dead_lettered, 1);
+	assert_int_equal(st.passed, 1);
+	processors_get_stats(c, PROCESSOR_DROP, &st);
+	assert_int_equal(st.dropped, 0);
+	processors_get_stats(c, PROCESSOR_KEEP, &st);
+	assert_int_equal(st.dropped, 0);
+	processors_free(c);
+}
+
+static void
+test_require_without_fields_or_with_an_unknown_type_or_stream_does_not_compile(void **state)
+{
+	static const char *const types[] = { "n", "float" };
+	static const char *const names[] = { "a" };
+	struct plist empty = { 0 }, badtype = { 0 }, badstream = { 0 };
+	const struct config_list *lists[1];
+	struct processors_error e;
+	struct processors *c = NULL;
+
+	(void)state;
+	plist_require(&empty, 0, NULL, 0, NULL, "dead_letter");
+	lists[0] = &empty.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "require needs fields, types or both");
+	plist_require(&badtype, 0, NULL, 1, types, "dead_letter");
+	lists[0] = &badtype.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "types.n: 'float' is not one of string, integer, number, "
+	    "boolean");
+	plist_require(&badstream, 1, names, 0, NULL, "dead letter");
+	lists[0] = &badstream.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "dead_letter_stream: 'dead letter' may contain only letters, "
+	    "digits, '.', '_' and '-'");
+	assert_null(c);
+}
+
 /* ------------------------------------------------------------ helpers */
 
 static void
@@ -728,6 +888,13 @@ main(void)
 		cmocka_unit_test(test_rename_renames_in_place_and_overwrites_a_field_of_the_new_name),
 		cmocka_unit_test(test_remove_removes_every_field_listed),
 		cmocka_unit_test(test_rename_then_global_stages_see_the_new_name),
+		cmocka_unit_test(
+		    test_require_dead_letters_an_event_missing_a_field_with_the_reason_and_its_stream),
+		cmocka_unit_test(test_require_checks_the_type_of_a_field_when_asked),
+		cmocka_unit_test(
+		    test_a_dead_letter_still_runs_later_stages_is_not_dropped_and_not_judged_again),
+		cmocka_unit_test(
+		    test_require_without_fields_or_with_an_unknown_type_or_stream_does_not_compile),
 		cmocka_unit_test(test_unslice_keeps_slice_values_right_when_the_message_is_rewritten),
 		cmocka_unit_test(test_the_arena_and_the_fields_are_bounded),
 		cmocka_unit_test(test_remove_takes_every_field_of_the_name_and_counts_a_mark_removed),
