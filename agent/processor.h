@@ -83,7 +83,10 @@ struct processor_type {
 	 */
 	int (*run)(void *state, struct processor_event *pe);
 	void (*free)(void *state);   /* NULL state is fine */
-	/* Optional: the type's own counters, as source_type's (NULL stats: none). */
+	/*
+	 * Optional: the type's own counters, as source_type's (NULL stats:
+	 * none): a struct of at most 32 uint64_t.
+	 */
 	void (*stats)(const void *state, void *st);
 	size_t stats_size;
 	const struct metrics_field *fields;   /* uint64_t sums over a source's stages of the type */

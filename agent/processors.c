@@ -254,3 +254,42 @@ processors_get_type_stats(const struct processors *c, int t, void *st)
 			sum[k] += one[k];
 	}
 }
+
+/* The family of field f, and a sample of each chain having type t (all types: t < 0). */
+static void
+processors_render_field(struct metrics_writer *w, const struct metrics_field *f, int t,
+    struct processors *const *chains, const char *const *names, size_t n)
+{
+	bool declared = false;
+
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; chains[i] != NULL && k < processor_types_n; k++) {
+			const struct processor_type *type = processor_types[k];
+			struct metrics_label l[2] = { { "source", names[i] }, { "processor", type->name } };
+			uint64_t st[32];
+
+			if ((t >= 0 && (int)k != t) || !processors_has(chains[i], (int)k))
+				continue;
+			if (t < 0)
+				processors_get_stats(chains[i], (int)k, (struct processors_stats *)st);
+			else
+				processors_get_type_stats(chains[i], (int)k, st);
+			if (!declared)
+				metrics_family(w, f->name, f->type, f->help);
+			declared = true;
+			metrics_sample(w, l, 2, *(const uint64_t *)((const char *)st + f->offset));
+		}
+	}
+}
+
+void
+processors_render(struct metrics_writer *w, struct processors *const *chains,
+    const char *const *names, size_t n)
+{
+	for (size_t f = 0; f < processors_nfields; f++)
+		processors_render_field(w, &processors_fields[f], -1, chains, names, n);
+	for (size_t t = 0; t < processor_types_n; t++)
+		for (size_t f = 0; f < processor_types[t]->nfields; f++)
+			processors_render_field(w, &processor_types[t]->fields[f], (int)t, chains,
+			    names, n);
+}

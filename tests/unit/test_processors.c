@@ -17,6 +17,8 @@
 #include <cmocka.h>
 
 #include "agent/processors.h"
+#include "common/buf.h"
+#include "common/metrics.h"
 #include "proto/event.h"
 
 #define ARENA 4096
@@ -778,6 +780,49 @@ test_require_without_fields_or_with_an_unknown_type_or_stream_does_not_compile(v
 	assert_null(c);
 }
 
+/* ------------------------------------------------------------ metrics */
+
+static void
+test_counters_render_per_source_and_type_of_stage(void **state)
+{
+	static const char *const kv[] = { "env", "prod" };
+	static const char *const when[] = { "level", "equals", "debug" };
+	struct plist a = { 0 }, b = { 0 };
+	struct processors *chains[3];
+	const char *names[] = { "web", "none", "app" };
+	struct metrics_writer w = { 0 };
+	struct event_field f[1];
+	struct buf out;
+	struct event ev;
+
+	(void)state;
+	plist_add_fields(&a, 1, kv);
+	plist_filter(&a, PROCESSOR_DROP, 1, when);
+	plist_add_fields(&b, 1, kv);
+	chains[0] = chain_of(&a, NULL);
+	chains[1] = NULL;
+	chains[2] = chain_of(&b, NULL);
+	text_field(&f[0], "level", "debug");
+	event_make(&ev, "m", f, 1);
+	assert_int_equal(verdict(chains[0], f, 1), PROCESSORS_DROP);
+	buf_init(&out, 1 << 16);
+	w.out = &out;
+	processors_render(&w, chains, names, 3);
+	assert_int_equal(w.err, 0);
+	assert_int_equal(buf_append(&out, "", 1), 0);
+	assert_non_null(strstr((char *)out.data,
+	    "# TYPE logferry_processor_events_passed_total counter\n"
+	    "logferry_processor_events_passed_total{source=\"web\",processor=\"add_fields\"} 1\n"
+	    "logferry_processor_events_passed_total{source=\"web\",processor=\"drop\"} 0\n"
+	    "logferry_processor_events_passed_total{source=\"app\",processor=\"add_fields\"} 0\n"));
+	assert_non_null(strstr((char *)out.data,
+	    "logferry_processor_events_dropped_total{source=\"web\",processor=\"drop\"} 1\n"));
+	assert_null(strstr((char *)out.data, "none"));
+	buf_free(&out);
+	processors_free(chains[0]);
+	processors_free(chains[2]);
+}
+
 /* ------------------------------------------------------------ helpers */
 
 static void
@@ -895,6 +940,7 @@ main(void)
 		    test_a_dead_letter_still_runs_later_stages_is_not_dropped_and_not_judged_again),
 		cmocka_unit_test(
 		    test_require_without_fields_or_with_an_unknown_type_or_stream_does_not_compile),
+		cmocka_unit_test(test_counters_render_per_source_and_type_of_stage),
 		cmocka_unit_test(test_unslice_keeps_slice_values_right_when_the_message_is_rewritten),
 		cmocka_unit_test(test_the_arena_and_the_fields_are_bounded),
 		cmocka_unit_test(test_remove_takes_every_field_of_the_name_and_counts_a_mark_removed),
