@@ -13,8 +13,8 @@
 
 #include "agent/agent.h"
 #include "agent/budget.h"
-#include "agent/shipper.h"
 #include "agent/processors.h"
+#include "agent/shipper.h"
 #include "agent/source_type.h"
 #include "agent/spool.h"
 #include "common/daemon.h"
