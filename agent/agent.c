@@ -13,6 +13,7 @@
 
 #include "agent/agent.h"
 #include "agent/budget.h"
+#include "agent/processors.h"
 #include "agent/shipper.h"
 #include "agent/source_type.h"
 #include "agent/spool.h"
@@ -267,6 +268,26 @@ agent_render_sources(const struct agent *a, struct metrics_writer *w,
 	free(stats);
 }
 
+/* The processors' counters of the running sources, labelled source and processor. */
+static void
+agent_render_processors(const struct agent *a, struct metrics_writer *w)
+{
+	struct processors **chains = calloc(a->nsrcs + 1, sizeof(*chains));
+	const char **names = calloc(a->nsrcs + 1, sizeof(*names));
+
+	if (chains == NULL || names == NULL) {
+		w->err = w->err != 0 ? w->err : -ENOMEM;
+	} else {
+		for (size_t i = 0; i < a->nsrcs; i++) {
+			chains[i] = a->srcs[i].cfg->chain;
+			names[i] = a->srcs[i].cfg->name;
+		}
+		processors_render(w, chains, names, a->nsrcs);
+	}
+	free(chains);
+	free(names);
+}
+
 static void
 agent_render(void *ctx, struct metrics_writer *w)
 {
@@ -304,6 +325,7 @@ agent_render(void *ctx, struct metrics_writer *w)
 	}
 	for (size_t i = 0; i < source_types_n; i++)
 		agent_render_sources(a, w, source_types[i]);
+	agent_render_processors(a, w);
 	daemon_render_reloads(w);
 }
 
@@ -531,6 +553,15 @@ bool
 agent_source_equal(const struct agent_source *x, const struct agent_source *y)
 {
 	return config_value_equal(agent_key("sources")->elem, x, y);
+}
+
+bool
+agent_processors_equal(const struct agent_config *run, const struct agent_config *fresh)
+{
+	const struct config_key *p = agent_key("processors"), *b = agent_key("processor_buffer");
+
+	return config_value_equal(p, (const char *)run + p->offset, (const char *)fresh + p->offset) &&
+	    config_value_equal(b, (const char *)run + b->offset, (const char *)fresh + b->offset);
 }
 
 size_t
@@ -761,7 +792,8 @@ agent_reload(void *ctx, void **fresh)
 				match[i] = j;
 		if (match[i] == SIZE_MAX) {
 			plan[i] = PLAN_ADD;
-		} else if (agent_source_equal(a->srcs[match[i]].cfg, &ns[i])) {
+		} else if (agent_source_equal(a->srcs[match[i]].cfg, &ns[i]) &&
+		    agent_processors_equal(a->srcs[match[i]].gen->cfg, cfg)) {
 			plan[i] = PLAN_SAME;
 			stays[match[i]] = true;
 		} else {

@@ -15,6 +15,39 @@ enum agent_source_type { SOURCE_FILE, SOURCE_SYSLOG, SOURCE_HTTP, SOURCE_JOURNAL
 enum agent_start_at { START_AT_BEGINNING, START_AT_END };
 enum agent_sync { SYNC_ALWAYS, SYNC_RELAXED };
 
+/* Processing stage types (agent/processors.c's table), in the order of processor_names. */
+enum agent_processor_type {
+	PROCESSOR_ADD_FIELDS,
+	PROCESSOR_DROP,
+	PROCESSOR_KEEP,
+	PROCESSOR_RENAME,
+	PROCESSOR_REMOVE,
+	PROCESSOR_REQUIRE,
+	/* redact: PROCESSOR_REDACT goes here (agent/redact.c) */
+};
+
+/* A condition of drop and keep: field and exactly one operator. */
+struct agent_condition {
+	char *field;                  /* a field; message, stream, host: the event's own */
+	char *equals, *prefix;
+	bool present, absent;
+	char *lt, *le, *gt, *ge;      /* numbers, as written */
+};
+
+/* One element of a processors: list; its type says which keys apply. */
+struct agent_processor {
+	int type;                     /* enum agent_processor_type */
+	struct config_map values;     /* add_fields: name -> value, ${host} etc. expanded */
+	struct config_list when;      /* drop, keep: struct agent_condition, ANDed */
+	struct config_map map;        /* rename: old -> new */
+	struct config_list fields;    /* char *: remove, require */
+	struct config_map types;      /* require: name -> string, integer, number or boolean */
+	char *dead_letter_stream;     /* require */
+	/* redact: its keys go here */
+};
+
+struct processors;
+
 struct agent_source {
 	char *name;
 	int type;                     /* enum agent_source_type */
@@ -49,6 +82,12 @@ struct agent_source {
 		uint64_t flush_timeout_ms;  /* an event with no line after it ships after this */
 		uint64_t max_bytes;       /* longer events are cut and marked */
 	} multiline;                  /* file: both patterns NULL: one event per line */
+	struct config_list processors;   /* struct agent_processor: run before the global ones */
+	/*
+	 * Not a key: this source's chain, its processors then the global ones,
+	 * compiled by the configuration's check and freed with it; NULL: none.
+	 */
+	struct processors *chain;
 };
 
 struct agent_config {
@@ -63,6 +102,8 @@ struct agent_config {
 		uint64_t commit_interval_ms;
 	} spool;
 	struct config_list sources;   /* struct agent_source */
+	struct config_list processors;   /* struct agent_processor: every source's, after its own */
+	uint64_t processor_buffer;    /* bytes a chain may write per event */
 	struct {
 		struct config_list servers;   /* struct config_addr */
 		struct {

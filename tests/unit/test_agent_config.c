@@ -16,6 +16,7 @@
 #include "common/daemon.h"
 #include "agent/agent_config.h"
 #include "agent/parsers.h"
+#include "agent/processors.h"
 #include "tests/unit/config_fixture.h"
 
 /* The rules alone: the TLS files here are empty placeholders. */
@@ -472,6 +473,176 @@ test_journal_match_without_a_field_name_is_an_error_at_its_line(void **state)
 	    "in upper case letters, digits and '_' (e.g. _SYSTEMD_UNIT=nginx.service)\n");
 }
 #endif
+
+static void
+test_processors_global_and_per_source_compile_into_each_source_chain(void **state)
+{
+	struct agent_config cfg;
+	const struct config_map *m;
+
+	(void)state;
+	load_ok("processors:\n"
+	    "  - type: add_fields\n"
+	    "    values: {env: prod, dc: par1}\n"
+	    "sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    processors:\n"
+	    "      - {type: add_fields, values: {team: web, node: '${host}'}}\n"
+	    "  - name: other\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/other.log]\n", &cfg);
+	assert_int_equal(cfg.processors.n, 1);
+	m = &((const struct agent_processor *)cfg.processors.items)[0].values;
+	assert_int_equal(m->n, 2);
+	assert_string_equal(m->items[1].key, "dc");
+	assert_string_equal(m->items[1].value, "par1");
+	assert_int_equal(source(&cfg, 0)->processors.n, 1);
+	assert_non_null(source(&cfg, 0)->chain);
+	assert_true(processors_has(source(&cfg, 0)->chain, PROCESSOR_ADD_FIELDS));
+	/* The global list alone is a chain too. */
+	assert_non_null(source(&cfg, 1)->chain);
+	assert_int_equal(cfg.processor_buffer, 4 * MIB);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_no_processors_is_no_chain(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	load_ok(SOURCES_OK, &cfg);
+	assert_null(source(&cfg, 0)->chain);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_a_processor_that_does_not_compile_is_an_error_at_its_line_once(void **state)
+{
+	(void)state;
+	expect_errors("processors:\n"
+	    "  - type: add_fields\n"
+	    "    values: {env: prod}\n"
+	    "  - type: add_fields\n"
+	    "    values: {dc: '${datacenter}'}\n"
+	    "sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    processors:\n"
+	    "      - {type: add_fields, values: {x: '${nope'}}\n"
+	    "  - name: b\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/b.log]\n"
+	    "  - name: c\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/c.log]\n",
+	    "agent.yaml:11: sources[0].processors[0]: values.x: '${nope' has a ${ without its }\n"
+	    "agent.yaml:4: processors[1]: values.dc: '${datacenter}' is not one of ${host}, "
+	    "${agent_id} or ${source}\n");
+}
+
+static void
+test_a_processor_without_its_type_or_its_keys_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("processors:\n"
+	    "  - values: {env: prod}\n"
+	    "  - type: add_fields\n"
+	    "  - type: shout\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0].type: missing: this key is required\n"
+	    "agent.yaml:3: processors[1].values: missing: required when type is add_fields\n"
+	    "agent.yaml:4: processors[2].type: 'shout' is not one of: add_fields, drop, keep, "
+	    "rename, remove, require\n");
+}
+
+static void
+test_drop_and_keep_read_their_conditions_and_need_them(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_processor *p;
+	const struct agent_condition *c;
+
+	(void)state;
+	load_ok("processors:\n"
+	    "  - type: drop\n"
+	    "    when:\n"
+	    "      - {field: level, equals: debug}\n"
+	    "      - {field: status, ge: 500}\n"
+	    "  - type: keep\n"
+	    "    when: [{field: user_id, present: true}]\n"
+	    SOURCES_OK, &cfg);
+	p = cfg.processors.items;
+	assert_int_equal(p[0].type, PROCESSOR_DROP);
+	assert_int_equal(p[0].when.n, 2);
+	c = p[0].when.items;
+	assert_string_equal(c[0].field, "level");
+	assert_string_equal(c[0].equals, "debug");
+	assert_string_equal(c[1].ge, "500");
+	assert_int_equal(p[1].type, PROCESSOR_KEEP);
+	assert_true(((const struct agent_condition *)p[1].when.items)[0].present);
+	config_free(&agent_config_schema, &cfg);
+	expect_errors("processors:\n"
+	    "  - type: drop\n"
+	    "  - type: keep\n"
+	    "    when: [{field: status, gt: high}]\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0].when: missing: required when type is drop\n");
+}
+
+static void
+test_rename_takes_a_map_and_remove_a_list_of_names(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_processor *p;
+
+	(void)state;
+	load_ok("processors:\n"
+	    "  - {type: rename, map: {usr: user_id, lvl: level}}\n"
+	    "  - {type: remove, fields: password}\n"
+	    SOURCES_OK, &cfg);
+	p = cfg.processors.items;
+	assert_int_equal(p[0].map.n, 2);
+	assert_string_equal(p[0].map.items[1].value, "level");
+	assert_int_equal(p[1].fields.n, 1);
+	assert_string_equal(((char **)p[1].fields.items)[0], "password");
+	config_free(&agent_config_schema, &cfg);
+	expect_errors("processors:\n"
+	    "  - {type: rename, map: {usr: ''}}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0]: map.usr: the new name is empty (remove removes a field)\n");
+	expect_errors("processors:\n"
+	    "  - {type: rename, values: {a: b}}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0].values: only valid when type is add_fields\n"
+	    "agent.yaml:2: processors[0].map: missing: required when type is rename\n");
+}
+
+static void
+test_require_takes_fields_types_and_a_dead_letter_stream_by_default_dead_letter(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_processor *p;
+
+	(void)state;
+	load_ok("processors:\n"
+	    "  - {type: require, fields: [user_id, event_type]}\n"
+	    "  - {type: require, types: {count: integer}, dead_letter_stream: bad_events}\n"
+	    SOURCES_OK, &cfg);
+	p = cfg.processors.items;
+	assert_int_equal(p[0].fields.n, 2);
+	assert_string_equal(p[0].dead_letter_stream, "dead_letter");
+	assert_string_equal(p[1].types.items[0].value, "integer");
+	assert_string_equal(p[1].dead_letter_stream, "bad_events");
+	config_free(&agent_config_schema, &cfg);
+	expect_errors("processors:\n"
+	    "  - {type: require}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0]: require needs fields, types or both\n");
+}
 
 static void
 test_wrong_kind_of_node_is_refused(void **state)
@@ -1072,6 +1243,14 @@ main(void)
 		cmocka_unit_test(test_journal_source_takes_directory_matches_and_start_at),
 		cmocka_unit_test(test_journal_match_without_a_field_name_is_an_error_at_its_line),
 #endif
+		cmocka_unit_test(test_processors_global_and_per_source_compile_into_each_source_chain),
+		cmocka_unit_test(test_no_processors_is_no_chain),
+		cmocka_unit_test(test_a_processor_that_does_not_compile_is_an_error_at_its_line_once),
+		cmocka_unit_test(test_a_processor_without_its_type_or_its_keys_is_refused),
+		cmocka_unit_test(test_drop_and_keep_read_their_conditions_and_need_them),
+		cmocka_unit_test(test_rename_takes_a_map_and_remove_a_list_of_names),
+		cmocka_unit_test(
+		    test_require_takes_fields_types_and_a_dead_letter_stream_by_default_dead_letter),
 		cmocka_unit_test(test_wrong_kind_of_node_is_refused),
 		cmocka_unit_test(test_missing_sources_is_refused),
 		cmocka_unit_test(test_empty_sources_list_is_refused),
