@@ -70,7 +70,8 @@ static const struct metrics_field relay_kafka_fields[] = {
 	KAFKA_F("pieces_total", "counter", pieces,
 	    "Records that are pieces of an event (logferry-piece header)."),
 	KAFKA_F("dead_lettered_total", "counter", dead_lettered,
-	    "Records a broker refused for good, delivered to kafka.dead_letter_topic."),
+	    "Records delivered to kafka.dead_letter_topic (refused by a broker, or set aside "
+	    "for their topic)."),
 	KAFKA_F("refused_by_broker_total", "counter", refused_broker,
 	    "Records a broker refused for good, logged and acknowledged without a dead-letter copy."),
 	KAFKA_F("queue_full_total", "counter", queue_full,
@@ -118,6 +119,14 @@ relay_render(void *ctx, struct metrics_writer *w)
 		struct metrics_label l = { "error", kafka_error_labels[i] };
 
 		metrics_sample(w, &l, 1, ks.errors[i]);
+	}
+	metrics_family(w, "logferry_kafka_dead_letters_total", "counter",
+	    "Events set aside, by reason: produced to kafka.dead_letter_topic, or without one "
+	    "logged and acknowledged (invalid_topic, topic_not_allowed, broker_refused).");
+	for (int i = 0; i < KAFKA_ASIDE_KINDS; i++) {
+		struct metrics_label l = { "reason", kafka_aside_labels[i] };
+
+		metrics_sample(w, &l, 1, ks.set_aside[i]);
 	}
 	daemon_render_reloads(w);
 }

@@ -127,7 +127,12 @@ static const struct config_key kafka_keys[] = {
 	{ "delivery_timeout", CONFIG_DURATION, K(delivery_timeout_ms), .def = "30s", .min = SEC, .max = HOUR,
 	  .help = "A batch not fully acknowledged by Kafka in this time is answered RETRY." },
 	{ "dead_letter_topic", CONFIG_STRING, K(dead_letter_topic), .flags = CONFIG_NONEMPTY,
-	  .help = "Topic for events a broker refuses for good (too large for the topic, invalid, not authorized), with the original headers plus logferry-error and logferry-original-topic. Without it such events are logged, counted and acknowledged." },
+	  .help = "Topic for events set aside: a topic that renders invalid or that allowed_topics "
+	    "does not allow, or a record a broker refuses for good (too large for the topic, "
+	    "invalid, a policy violation), with logferry-error, logferry-original-topic and "
+	    "logferry-original-stream headers. A topic the relay is not authorized to write or "
+	    "that does not exist is not set aside: its batches are retried until it is fixed. "
+	    "Without it set-aside events are logged, counted and acknowledged." },
 	{ "sasl_password_file", CONFIG_STRING, K(sasl_password_file), .flags = CONFIG_NONEMPTY,
 	  .help = "File whose first line is the SASL password for the brokers (readable by the relay only); read again each time a producer is made." },
 	{ "properties", CONFIG_MAP, K(properties),
@@ -235,16 +240,6 @@ relay_config_check_properties(struct config_check *c, const struct config_map *m
  * impossible to deliver, and the agent could only drop it.
  */
 #define RELAY_MIN_EVENT_ROOM (MIB + 64 * KIB)
-
-/* Kafka's rules for a topic name (route.h sanitises rendered ones; this one is taken as written). */
-static bool
-relay_topic_name_valid(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 0 && n <= ROUTE_TOPIC_MAX && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
-	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
-}
 
 /* The value of librdkafka property name, or NULL. */
 static const char *
@@ -369,6 +364,8 @@ relay_config_check_routes(struct config_check *c, const struct relay_config *cfg
 static void
 relay_config_check(struct config_check *c, struct relay_config *cfg, bool host)
 {
+	char why[256];
+
 	relay_config_check_routes(c, cfg);
 	if (cfg->limits.max_batch_bytes > cfg->limits.max_uncompressed_bytes)
 		config_error(c, "limits.max_batch_bytes", "must not be above max_uncompressed_bytes");
@@ -379,7 +376,8 @@ relay_config_check(struct config_check *c, struct relay_config *cfg, bool host)
 		config_error(c, "limits.max_uncompressed_bytes", "must be at least 1088KiB: below it "
 		    "an event of an agent's default max_line (1MiB) could never be delivered");
 	if (cfg->kafka.dead_letter_topic != NULL &&
-	    !relay_topic_name_valid(cfg->kafka.dead_letter_topic))
+	    route_topic_check(cfg->kafka.dead_letter_topic, strlen(cfg->kafka.dead_letter_topic),
+	    why, sizeof(why)) != 0)
 		config_error(c, "kafka.dead_letter_topic", "must be a Kafka topic name: 1 to %d of "
 		    "[a-zA-Z0-9._-], not a template", ROUTE_TOPIC_MAX);
 	if (cfg->limits.connection_max_inflight > cfg->memory_limit)
