@@ -308,8 +308,9 @@ relay_reload(void *ctx, void **fresh)
 	server_reload_commit(r->server, srl);
 	kafka_reload_commit(r->kafka, krl);
 	/* Said before the new level may silence it. */
-	log_info("SIGHUP: applied: topic '%s', key '%s', %zu allowed agent pattern(s), log level %s; "
-	    "%s", nc->kafka.topic, nc->kafka.key, nc->tls.allowed_agents.n,
+	log_info("SIGHUP: applied: topic '%s', key '%s', %zu route(s), %zu allowed_topics "
+	    "entries, %zu allowed agent pattern(s), log level %s; %s", nc->kafka.topic,
+	    nc->kafka.key, nc->kafka.routes.n, nc->kafka.allowed_topics.n, nc->tls.allowed_agents.n,
 	    daemon_log_levels[nc->log_level], new_producer ?
 	    "a new Kafka producer takes over from the running one, which delivers what it holds" :
 	    "the Kafka producer settings are unchanged: the running producer stays");

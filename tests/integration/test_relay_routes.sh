@@ -42,6 +42,7 @@ out=$("$LOGFERRY_RELAY" --check -c "$rcfg" 2>&1) && ! echo "$out" | grep -q "dea
 	pass "--check is quiet with a dead-letter topic" || fail "--check with a dead-letter topic: $out"
 
 start_relay relay "$rcfg"
+relay=$LF_PID
 
 # json_agent NAME CERT FILE: an agent with id CERT tailing FILE (JSON lines) as stream mobile.
 json_agent() {
@@ -122,6 +123,21 @@ v=$(metric "$mport" 'logferry_kafka_dead_letters_total{reason="invalid_topic"}')
 w=$(metric "$mport" 'logferry_kafka_dead_letters_total{reason="topic_not_allowed"}')
 [ "$v/$w" = 2/1 ] && pass "dead letters are counted by reason" ||
 	fail "dead_letters_total: invalid_topic ${v:-absent}, topic_not_allowed ${w:-absent}"
+
+# ---- SIGHUP: new allowed_topics apply to the next batches ----
+sed -i "s/{agents: \"web-0\[2-9\]\", topics: \[\"$m.click\"\]}/{agents: \"web-0[2-9]\", topics: [\"$m.*\"]}/" "$rcfg"
+grep -q "topics: \[\"$m\.\*\"\]}$" "$rcfg" || fail "the test did not edit allowed_topics: $(grep agents "$rcfg")"
+kill -HUP "$relay"
+wait_log "$T/relay.log" "SIGHUP: applied.*, 2 allowed_topics entries" 30 ||
+	fail "reload not applied: $(grep SIGHUP "$T/relay.log")"
+echo '{"event_type":"view","user_id":"u-9","n":9}' >>"$T/web-02.log"
+for ((i = 0; i < 30; i++)); do
+	dump "$m.view"
+	has "$m.view" u-9 9 && break
+	sleep 1
+done
+has "$m.view" u-9 9 && pass "after SIGHUP web-02 may fill $m.view" ||
+	fail "after SIGHUP, web-02's view is not in $m.view: $(cat "$T/$m.view.dump")"
 
 stop_agent "$a1"
 stop_agent "$a2"
