@@ -85,6 +85,7 @@
 struct kafka_settings {
 	atomic_size_t refs;
 	struct route_table *routes;   /* kafka.routes, kafka.topic and key, allowed_topics */
+	atomic_uint_fast64_t *routed; /* events per route, the default last */
 	int format;                   /* enum relay_format */
 	uint64_t delivery_timeout_ms;
 	char *dead_letter_topic;      /* NULL: none */
@@ -114,6 +115,9 @@ struct kafka_batch {
 	/* The last topic kafka.allowed_topics was asked about for this agent, and its answer. */
 	char allow_topic[ROUTE_TOPIC_BUF];
 	bool allow_known, allow_ok;
+	/* The last event counted in its route's count (kafka_route_counts). */
+	uint64_t routed_seq;
+	bool routed_any;
 	int l_err;                    /* err and done, as last seen under kl->mu */
 	bool l_done;
 	struct kafka_batch *dl_prev, *dl_next;    /* kl's unanswered batches, by deadline */
@@ -745,6 +749,7 @@ kafka_settings_unref(struct kafka_settings *set)
 	if (set == NULL || atomic_fetch_sub(&set->refs, 1) != 1)
 		return;
 	route_table_free(set->routes);
+	free(set->routed);
 	free(set->dead_letter_topic);
 	free(set);
 }
@@ -1354,6 +1359,12 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 	if (kl->value.max < set->max_msg_bytes)
 		kl->value.max = set->max_msg_bytes;
 	route_table_pick(set->routes, ev, b->agent, &topic, &key, &route);
+	/* Once per event, not again when it comes back after -EAGAIN. Relaxed: a count for the metrics. */
+	if (!b->routed_any || b->routed_seq != seq) {
+		atomic_fetch_add_explicit(&set->routed[route], 1, memory_order_relaxed);
+		b->routed_any = true;
+		b->routed_seq = seq;
+	}
 	rec.topic = kl->topic;
 	if (kafka_route_check(b, ev, topic, &tlen) != 0) {
 		if (set->dead_letter_topic == NULL) {
@@ -1851,6 +1862,11 @@ kafka_settings_new(const struct relay_config *cfg, const struct kafka_limits *li
 		kafka_settings_unref(set);
 		return r;
 	}
+	if ((set->routed = calloc(route_table_routes(set->routes) + 1, sizeof(*set->routed))) == NULL) {
+		log_error("out of memory for the Kafka settings");
+		kafka_settings_unref(set);
+		return -ENOMEM;
+	}
 	if (cfg->kafka.dead_letter_topic != NULL &&
 	    (set->dead_letter_topic = strdup(cfg->kafka.dead_letter_topic)) == NULL) {
 		log_error("out of memory for the Kafka settings");
@@ -2308,6 +2324,21 @@ kafka_get_stats(struct kafka *k, struct kafka_stats *st)
 		st->errors[i] = atomic_load(&k->st.errors[i]);
 	for (int i = 0; i < KAFKA_ASIDE_KINDS; i++)
 		st->set_aside[i] = atomic_load(&k->st.set_aside[i]);
+}
+
+size_t
+kafka_route_counts(struct kafka *k, uint64_t *out, size_t max)
+{
+	struct kafka_settings *set;
+	size_t n;
+
+	pthread_mutex_lock(&k->set_mu);
+	set = k->set;
+	n = route_table_routes(set->routes) + 1;
+	for (size_t i = 0; i < n && i < max; i++)
+		out[i] = atomic_load_explicit(&set->routed[i], memory_order_relaxed);
+	pthread_mutex_unlock(&k->set_mu);
+	return n;
 }
 
 int

@@ -276,6 +276,14 @@ void kafka_free(struct kafka *k);
 void kafka_get_stats(struct kafka *k, struct kafka_stats *st);
 
 /*
+ * Events each route of the current configuration took since it was
+ * applied (a reload starts again from 0): kafka.routes in order, then the
+ * default route (kafka.topic). Fills up to max of out and returns how many
+ * routes there are. Any thread.
+ */
+size_t kafka_route_counts(struct kafka *k, uint64_t *out, size_t max);
+
+/*
  * Whether producing is in trouble now: true when the last Kafka outcome
  * was a failure (a failed delivery report or a client error such as a
  * failed authentication) and no record has been delivered since; why gets

@@ -13,6 +13,7 @@
 #include "common/metrics.h"
 #include "relay/kafka.h"
 #include "relay/relay.h"
+#include "relay/route.h"
 #include "relay/server.h"
 
 struct relay {
@@ -57,6 +58,9 @@ static const struct metrics_field relay_server_fields[] = {
 	    "Times a connection stopped being read because of a bound."),
 };
 
+/* Samples of logferry_kafka_routed_total: every route and the default. */
+#define RELAY_ROUTES_SHOWN (ROUTE_TABLE_MAX + 1)
+
 #define KAFKA_F(name, type, member, help) \
 	{ "logferry_kafka_" name, type, help, offsetof(struct kafka_stats, member) }
 static const struct metrics_field relay_kafka_fields[] = {
@@ -89,6 +93,28 @@ static const struct metrics_field relay_kafka_fields[] = {
 	    "Producers a reload replaced that still deliver the records they hold."),
 };
 
+/* Events per route of the running configuration: kafka.routes by index, then "default". */
+static void
+relay_render_routes(struct metrics_writer *w, struct kafka *k)
+{
+	uint64_t counts[RELAY_ROUTES_SHOWN];
+	size_t n = kafka_route_counts(k, counts, RELAY_ROUTES_SHOWN);
+	char name[24];
+
+	metrics_family(w, "logferry_kafka_routed_total", "counter",
+	    "Events each route took since the configuration was applied: route is the index in "
+	    "kafka.routes, or \"default\" (kafka.topic).");
+	for (size_t i = 0; i < n && i < RELAY_ROUTES_SHOWN; i++) {
+		struct metrics_label l = { "route", name };
+
+		if (i + 1 == n)
+			snprintf(name, sizeof(name), "default");
+		else
+			snprintf(name, sizeof(name), "%zu", i);
+		metrics_sample(w, &l, 1, counts[i]);
+	}
+}
+
 static void
 relay_render(void *ctx, struct metrics_writer *w)
 {
@@ -120,6 +146,7 @@ relay_render(void *ctx, struct metrics_writer *w)
 
 		metrics_sample(w, &l, 1, ks.errors[i]);
 	}
+	relay_render_routes(w, r->kafka);
 	metrics_family(w, "logferry_kafka_dead_letters_total", "counter",
 	    "Events set aside, by reason: produced to kafka.dead_letter_topic, or without one "
 	    "logged and acknowledged (invalid_topic, topic_not_allowed, broker_refused).");

@@ -525,6 +525,13 @@ route_table_new(const struct relay_config *cfg, struct route_table **out,
 	int r = -ENOMEM;
 
 	*out = NULL;
+	if (cfg->kafka.routes.n > ROUTE_TABLE_MAX) {
+		snprintf(path, pathlen, "kafka.routes");
+		snprintf(why, whylen, "has %zu routes, more than %d: each event is matched against "
+		    "them in order; route on fewer, broader globs", cfg->kafka.routes.n,
+		    ROUTE_TABLE_MAX);
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < cfg->kafka.routes.n; i++)
 		nstrings += 2 * routes[i].match.n + routes[i].absent.n;
 	for (size_t i = 0; i < cfg->kafka.allowed_topics.n; i++)

@@ -52,6 +52,9 @@ struct relay_config;
 /* A buffer that holds any topic Kafka takes and shows that a longer one is too long. */
 #define ROUTE_TOPIC_BUF (ROUTE_TOPIC_MAX + 2)
 
+/* Routes in kafka.routes at most: each event is matched against them in order. */
+#define ROUTE_TABLE_MAX 255
+
 enum route_kind { ROUTE_TOPIC, ROUTE_KEY };
 
 struct route;
@@ -102,8 +105,8 @@ void route_topic_show(const char *topic, size_t len, char *out, size_t outlen);
 struct route_table;
 
 /*
- * Compiles cfg's kafka.routes, kafka.topic, kafka.key and
- * kafka.allowed_topics. Returns 0 and sets *out, or -EINVAL with the
+ * Compiles cfg's kafka.routes (at most ROUTE_TABLE_MAX), kafka.topic,
+ * kafka.key and kafka.allowed_topics. Returns 0 and sets *out, or -EINVAL with the
  * key at fault in path (e.g. "kafka.routes[1].match") and the reason in
  * why, or -ENOMEM.
  */

@@ -123,6 +123,10 @@ v=$(metric "$mport" 'logferry_kafka_dead_letters_total{reason="invalid_topic"}')
 w=$(metric "$mport" 'logferry_kafka_dead_letters_total{reason="topic_not_allowed"}')
 [ "$v/$w" = 2/1 ] && pass "dead letters are counted by reason" ||
 	fail "dead_letters_total: invalid_topic ${v:-absent}, topic_not_allowed ${w:-absent}"
+v=$(metric "$mport" 'logferry_kafka_routed_total{route="0"}')
+w=$(metric "$mport" 'logferry_kafka_routed_total{route="default"}')
+[ "$v/$w" = 8/0 ] && pass "events are counted per route" ||
+	fail "routed_total: route 0 ${v:-absent}, default ${w:-absent}"
 
 # ---- SIGHUP: new allowed_topics apply to the next batches ----
 sed -i "s/{agents: \"web-0\[2-9\]\", topics: \[\"$m.click\"\]}/{agents: \"web-0[2-9]\", topics: [\"$m.*\"]}/" "$rcfg"

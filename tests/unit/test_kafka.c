@@ -1227,6 +1227,7 @@ test_routes_pick_topic_and_key(void **state)
 	};
 	struct record recs[8];
 	struct answer *a;
+	uint64_t counts[4];
 	size_t n;
 
 	(void)state;
@@ -1236,6 +1237,10 @@ test_routes_pick_topic_and_key(void **state)
 	a = produce_batch(f, 99, 2, 100);
 	assert_true(fx_run_until(f, all_answered, 20000));
 	assert_int_equal(a->status, KAFKA_OK);
+	/* Counted per route, the default last. */
+	assert_int_equal(kafka_route_counts(f->k, counts, 4), 2);
+	assert_int_equal(counts[0], 1);
+	assert_int_equal(counts[1], 1);
 	n = consume(f, DEAD_TOPIC, recs, 8, 1, 10000);
 	assert_int_equal(n, 1);
 	assert_int_equal(recs[0].seq, 100);

@@ -537,6 +537,7 @@ test_match_sees_fields_as_text_and_missing_ones_match_nothing(void **state)
 static void
 test_bad_routes_name_the_key_at_fault(void **state)
 {
+	static struct relay_route many[ROUTE_TABLE_MAX + 1];
 	const struct {
 		struct relay_route r;
 		const char *path, *why;
@@ -554,6 +555,22 @@ test_bad_routes_name_the_key_at_fault(void **state)
 	};
 
 	(void)state;
+	mobile_config();
+	for (size_t i = 0; i <= ROUTE_TABLE_MAX; i++)
+		many[i] = troutes[2];
+	tcfg.kafka.routes = (struct config_list){ ROUTE_TABLE_MAX, many };
+	route_table_free(table());
+	tcfg.kafka.routes.n++;
+	{
+		struct route_table *t = NULL;
+		char path[64], why[256];
+
+		assert_int_equal(route_table_new(&tcfg, &t, path, sizeof(path), why, sizeof(why)),
+		    -EINVAL);
+		assert_string_equal(path, "kafka.routes");
+		assert_string_equal(why, "has 256 routes, more than 255: each event is matched "
+		    "against them in order; route on fewer, broader globs");
+	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct route_table *t = NULL;
 		char path[64], why[256];
