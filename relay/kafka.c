@@ -1289,13 +1289,14 @@ kafka_cut_produce(struct kafka_batch *b, const struct event *ev, struct kafka_re
  * Renders ev's topic into kl->topic (*tlen bytes) and says whether it may
  * be produced there: 0, or -EINVAL with the reason in kl->aside (a name
  * Kafka refuses, a topic kafka.allowed_topics does not allow the agent),
- * counted by reason. The last allowed_topics answer is kept in b: a
+ * counted by reason when count (the event's first try, not its return
+ * after -EAGAIN). The last allowed_topics answer is kept in b: a
  * connection's events mostly go to a few topics, and the globs are not
  * matched again for each.
  */
 static int
 kafka_route_check(struct kafka_batch *b, const struct event *ev, const struct route *topic,
-    size_t *tlen)
+    bool count, size_t *tlen)
 {
 	struct kafka_loop *kl = b->kl;
 	struct kafka *k = kl->k;
@@ -1304,7 +1305,8 @@ kafka_route_check(struct kafka_batch *b, const struct event *ev, const struct ro
 	if (route_render(topic, ev, b->agent, kl->topic, sizeof(kl->topic), tlen) != 0)
 		*tlen = sizeof(kl->topic) - 1;    /* too long: the check says so */
 	if (route_topic_check(kl->topic, *tlen, kl->aside, sizeof(kl->aside)) != 0) {
-		atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 1);
+		if (count)
+			atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 1);
 		return -EINVAL;
 	}
 	if (!route_table_restricted(t))
@@ -1318,7 +1320,8 @@ kafka_route_check(struct kafka_batch *b, const struct event *ev, const struct ro
 		return 0;
 	snprintf(kl->aside, sizeof(kl->aside), "topic %s not allowed for agent %s", kl->topic,
 	    b->agent != NULL ? b->agent : "");
-	atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_NOT_ALLOWED], 1);
+	if (count)
+		atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_NOT_ALLOWED], 1);
 	return -EINVAL;
 }
 
@@ -1347,6 +1350,7 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 	struct kafka_rec rec = { .seq = seq, .stream = ev->stream };
 	const struct route *topic, *key;
 	size_t tlen, route;
+	bool first;
 	int r = 0;
 
 	if (b->ended)
@@ -1359,14 +1363,16 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 	if (kl->value.max < set->max_msg_bytes)
 		kl->value.max = set->max_msg_bytes;
 	route_table_pick(set->routes, ev, b->agent, &topic, &key, &route);
-	/* Once per event, not again when it comes back after -EAGAIN. Relaxed: a count for the metrics. */
-	if (!b->routed_any || b->routed_seq != seq) {
+	/* Counted once per event, not again when it comes back after -EAGAIN. */
+	first = !b->routed_any || b->routed_seq != seq;
+	if (first) {
+		/* Relaxed: a count for the metrics, ordered with nothing. */
 		atomic_fetch_add_explicit(&set->routed[route], 1, memory_order_relaxed);
 		b->routed_any = true;
 		b->routed_seq = seq;
 	}
 	rec.topic = kl->topic;
-	if (kafka_route_check(b, ev, topic, &tlen) != 0) {
+	if (kafka_route_check(b, ev, topic, first, &tlen) != 0) {
 		if (set->dead_letter_topic == NULL) {
 			kafka_drop(b, ev, seq);
 			return 0;

@@ -358,6 +358,7 @@ route_topic_show(const char *topic, size_t len, char *out, size_t outlen)
 int
 route_topic_check(const char *topic, size_t len, char *why, size_t whylen)
 {
+	const char *what = NULL;
 	char shown[96];
 
 	if (len == 0) {
@@ -369,17 +370,17 @@ route_topic_check(const char *topic, size_t len, char *why, size_t whylen)
 		    ROUTE_TOPIC_MAX + 1, ROUTE_TOPIC_MAX);
 		return -EINVAL;
 	}
+	if ((len == 1 && topic[0] == '.') || (len == 2 && topic[0] == '.' && topic[1] == '.'))
+		what = "is not a valid name";
+	for (size_t i = 0; what == NULL && i < len; i++)
+		if (!route_topic_char((unsigned char)topic[i]))
+			what = "has a byte outside [A-Za-z0-9._-]";
+	if (what == NULL)
+		return 0;
+	/* Shown only now: the check runs for every event, the message rarely. */
 	route_topic_show(topic, len, shown, sizeof(shown));
-	if ((len == 1 && topic[0] == '.') || (len == 2 && topic[0] == '.' && topic[1] == '.')) {
-		snprintf(why, whylen, "topic '%s' is not a valid name", shown);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < len; i++)
-		if (!route_topic_char((unsigned char)topic[i])) {
-			snprintf(why, whylen, "topic '%s' has a byte outside [A-Za-z0-9._-]", shown);
-			return -EINVAL;
-		}
-	return 0;
+	snprintf(why, whylen, "topic '%s' %s", shown, what);
+	return -EINVAL;
 }
 
 /* ------------------------------------------------------------ route tables */
