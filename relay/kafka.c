@@ -1016,8 +1016,8 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	int seqlen, plen = 0;
 	rd_kafka_headers_t *h;
 	rd_kafka_resp_err_t err;
-
 	size_t nh = 2 + (rec->count > 0) + (b->set->dead_letter_topic != NULL ? 3 : 0);
+	/* A record set aside reports as a dead-letter record: its refusal is final. */
 	uintptr_t opaque = (uintptr_t)b | (rec->aside != NULL ? KAFKA_DLQ_TAG : 0);
 
 	seqlen = kafka_u64(seqs, rec->seq);

@@ -330,7 +330,9 @@ int kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb c
 
 /*
  * Produces one event of b as a record, or as pieces (see "Pieces" above):
- * topic and key from the templates, value by kafka.format (json:
+ * topic and key from the routes (an event set aside, see "Events set
+ * aside" above, goes to the dead-letter topic, or without one is counted in
+ * the batch's result as refused and 0 returned), value by kafka.format (json:
  * proto/event_json with the agent id; protobuf: raw, the Event's bytes as
  * the agent sent them, see kafka_event_bytes, or a piece's Event
  * re-encoded; raw: the message), headers logferry-agent and logferry-seq
