@@ -52,6 +52,9 @@
 #define KAFKA_HDR_PIECE "logferry-piece"
 #define KAFKA_HDR_ERROR "logferry-error"
 #define KAFKA_HDR_TOPIC "logferry-original-topic"
+#define KAFKA_HDR_OSTREAM "logferry-original-stream"
+/* The stream of a record, carried only while a dead-letter topic is set (see kafka_send). */
+#define KAFKA_HDR_STREAM "logferry-stream"
 #define KAFKA_HDR_TRUNCATED "logferry-truncated"
 #define KAFKA_HDRLEN(name) (sizeof(name) - 1)
 /*
@@ -65,6 +68,8 @@
  */
 #define KAFKA_RECORD_OVERHEAD 36
 #define KAFKA_BATCH_OVERHEAD 61
+/* logferry-original-topic's value: a rendered topic with every byte escaped (\xHH). */
+#define KAFKA_SHOWN_TOPIC_MAX (4 * ROUTE_TOPIC_BUF + 1)
 /* "INDEX/COUNT" at its widest, and the JSON members' numbers as wide. */
 #define KAFKA_U64_MAX_TEXT "18446744073709551615"
 #define KAFKA_PIECE_MAX (2 * (sizeof(KAFKA_U64_MAX_TEXT) - 1) + 1)
@@ -79,7 +84,8 @@
  */
 struct kafka_settings {
 	atomic_size_t refs;
-	struct route *topic, *key;
+	struct route_table *routes;   /* kafka.routes, kafka.topic and key, allowed_topics */
+	atomic_uint_fast64_t *routed; /* events per route, the default last */
 	int format;                   /* enum relay_format */
 	uint64_t delivery_timeout_ms;
 	char *dead_letter_topic;      /* NULL: none */
@@ -106,6 +112,12 @@ struct kafka_batch {
 	bool cutting;
 	uint64_t cut_seq;
 	size_t cut_index, cut_count, cut_off, cut_room;
+	/* The last topic kafka.allowed_topics was asked about for this agent, and its answer. */
+	char allow_topic[ROUTE_TOPIC_BUF];
+	bool allow_known, allow_ok;
+	/* The last event counted in its route's count (kafka_route_counts). */
+	uint64_t routed_seq;
+	bool routed_any;
 	int l_err;                    /* err and done, as last seen under kl->mu */
 	bool l_done;
 	struct kafka_batch *dl_prev, *dl_next;    /* kl's unanswered batches, by deadline */
@@ -139,8 +151,10 @@ struct kafka_loop {
 	struct buf value;             /* the JSON of one record, reused */
 	struct event_field *fields;   /* a piece's fields, slices resolved; fields_cap of them */
 	size_t fields_cap;
-	char topic[ROUTE_TOPIC_MAX + 1];
+	char topic[ROUTE_TOPIC_BUF];
 	char key[KAFKA_KEY_MAX + 1];
+	char shown[KAFKA_SHOWN_TOPIC_MAX];   /* the refused topic, for the dead-letter header */
+	char aside[384];              /* why the event being produced is set aside */
 
 	pthread_mutex_t mu;
 	/* Under mu. */
@@ -201,6 +215,7 @@ struct kafka {
 		    queue_full, batches_ok, batches_retry, recreated, events_cut, pieces,
 		    dead_lettered, refused_broker;
 		atomic_uint_fast64_t errors[KAFKA_ERROR_KINDS];
+		atomic_uint_fast64_t set_aside[KAFKA_ASIDE_KINDS];
 	} st;
 
 	/* The last failure, until a record is delivered (kafka_trouble). */
@@ -242,6 +257,12 @@ const char *const kafka_error_labels[KAFKA_ERROR_KINDS] = {
 	[KAFKA_ERROR_BROKERS_DOWN] = "brokers_down",
 	[KAFKA_ERROR_REFUSED] = "refused",
 	[KAFKA_ERROR_OTHER] = "other",
+};
+
+const char *const kafka_aside_labels[KAFKA_ASIDE_KINDS] = {
+	[KAFKA_ASIDE_INVALID_TOPIC] = "invalid_topic",
+	[KAFKA_ASIDE_NOT_ALLOWED] = "topic_not_allowed",
+	[KAFKA_ASIDE_BROKER_REFUSED] = "broker_refused",
 };
 
 /* librdkafka's errors by kind; one row per error, the rest are "other" (or "refused"). */
@@ -479,6 +500,31 @@ kafka_err_permanent(rd_kafka_resp_err_t err)
 #define KAFKA_DLQ_TAG ((uintptr_t)1)
 
 /*
+ * The headers that say why a record is in kafka.dead_letter_topic, added
+ * to h: one place for both ways a record gets there (a topic the relay
+ * would not produce to, a record a broker refused for good).
+ */
+static void
+kafka_dead_letter_headers(rd_kafka_headers_t *h, const char *why, const char *topic,
+    const void *stream, size_t stream_len)
+{
+	rd_kafka_header_add(h, KAFKA_HDR_ERROR, KAFKA_HDRLEN(KAFKA_HDR_ERROR), why, -1);
+	rd_kafka_header_add(h, KAFKA_HDR_TOPIC, KAFKA_HDRLEN(KAFKA_HDR_TOPIC), topic, -1);
+	if (stream != NULL)
+		rd_kafka_header_add(h, KAFKA_HDR_OSTREAM, KAFKA_HDRLEN(KAFKA_HDR_OSTREAM), stream,
+		    (ssize_t)stream_len);
+}
+
+/* Bytes of kafka_dead_letter_headers' headers. */
+static size_t
+kafka_dead_letter_headers_size(const char *why, const char *topic, size_t stream_len)
+{
+	return kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_ERROR), strlen(why)) +
+	    kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_TOPIC), strlen(topic)) +
+	    kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_OSTREAM), stream_len);
+}
+
+/*
  * On the poller, in a delivery report: m was refused for good; produces
  * it to kafka.dead_letter_topic with its key, its headers plus
  * logferry-error and logferry-original-topic (and logferry-truncated with
@@ -491,12 +537,13 @@ kafka_dead_letter(struct kafka *k, const rd_kafka_message_t *m, struct kafka_bat
 {
 	const char *topic = rd_kafka_topic_name(m->rkt);
 	rd_kafka_headers_t *orig = NULL, *h;
-	char why[256], lens[24];
-	size_t hsize = 0, vlen = m->len, room;
+	char why[256], lens[24], stream[256];
+	size_t hsize = 0, vlen = m->len, room, slen = 0;
 	const char *name;
 	const void *val;
 	size_t n;
 	rd_kafka_resp_err_t err;
+	bool has_stream = false;
 
 	/*
 	 * The current producer takes it, also for a record of one a reload
@@ -508,10 +555,16 @@ kafka_dead_letter(struct kafka *k, const rd_kafka_message_t *m, struct kafka_bat
 	if (rd_kafka_message_headers(m, &orig) == 0 && orig != NULL)
 		h = rd_kafka_headers_copy(orig);
 	else
-		h = rd_kafka_headers_new(3);
+		h = rd_kafka_headers_new(4);
+	/* The record's stream (kafka_send adds it while a dead-letter topic is set) becomes the original stream. */
+	if (rd_kafka_header_get_last(h, KAFKA_HDR_STREAM, &val, &n) == 0) {
+		slen = n < sizeof(stream) ? n : sizeof(stream);
+		memcpy(stream, val, slen);
+		has_stream = true;
+		rd_kafka_header_remove(h, KAFKA_HDR_STREAM);
+	}
 	snprintf(why, sizeof(why), "%s: %s", rd_kafka_err2name(m->err), rd_kafka_err2str(m->err));
-	rd_kafka_header_add(h, KAFKA_HDR_ERROR, KAFKA_HDRLEN(KAFKA_HDR_ERROR), why, -1);
-	rd_kafka_header_add(h, KAFKA_HDR_TOPIC, KAFKA_HDRLEN(KAFKA_HDR_TOPIC), topic, -1);
+	kafka_dead_letter_headers(h, why, topic, has_stream ? stream : NULL, slen);
 	for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &n) == 0; i++)
 		hsize += kafka_header_size(strlen(name), n);
 	hsize += kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_TRUNCATED), sizeof(lens) - 1);
@@ -603,6 +656,8 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 			kafka_note_error(k, m->err, rd_kafka_topic_name(m->rkt),
 			    rd_kafka_err2str(m->err), why, sizeof(why));
 		if (kafka_err_permanent(m->err)) {
+			if (!dead_letter)
+				atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_BROKER_REFUSED], 1);
 			/*
 			 * Retrying would block the agent's spool behind this record
 			 * for good: it goes to the dead-letter topic, or it is
@@ -693,8 +748,8 @@ kafka_settings_unref(struct kafka_settings *set)
 {
 	if (set == NULL || atomic_fetch_sub(&set->refs, 1) != 1)
 		return;
-	route_free(set->topic);
-	route_free(set->key);
+	route_table_free(set->routes);
+	free(set->routed);
 	free(set->dead_letter_topic);
 	free(set);
 }
@@ -935,6 +990,10 @@ kafka_loop_block(struct kafka_loop *kl)
 
 /* One record of b: the event whole (count 0) or piece index of count. */
 struct kafka_rec {
+	const char *topic;            /* where it goes */
+	/* Set aside to the dead-letter topic: why, and the topic it was not produced to (shown). */
+	const char *aside, *aside_topic;
+	struct pbslice stream;        /* the event's: a header while a dead-letter topic is set */
 	uint64_t seq;
 	const char *key;
 	size_t klen;
@@ -957,6 +1016,9 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	int seqlen, plen = 0;
 	rd_kafka_headers_t *h;
 	rd_kafka_resp_err_t err;
+	size_t nh = 2 + (rec->count > 0) + (b->set->dead_letter_topic != NULL ? 3 : 0);
+	/* A record set aside reports as a dead-letter record: its refusal is final. */
+	uintptr_t opaque = (uintptr_t)b | (rec->aside != NULL ? KAFKA_DLQ_TAG : 0);
 
 	seqlen = kafka_u64(seqs, rec->seq);
 	/*
@@ -967,7 +1029,7 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	 * sizes its array for eight, a per-batch list copied per record
 	 * allocates once more (bench/bench_kafka.c).
 	 */
-	h = rd_kafka_headers_new(rec->count > 0 ? 3 : 2);
+	h = rd_kafka_headers_new(nh);
 	rd_kafka_header_add(h, KAFKA_HDR_AGENT, KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent,
 	    b->agent != NULL ? (ssize_t)strlen(b->agent) : 0);
 	rd_kafka_header_add(h, KAFKA_HDR_SEQ, KAFKA_HDRLEN(KAFKA_HDR_SEQ), seqs, seqlen);
@@ -977,6 +1039,19 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 		plen += kafka_u64(piece + plen, rec->count);
 		rd_kafka_header_add(h, KAFKA_HDR_PIECE, KAFKA_HDRLEN(KAFKA_HDR_PIECE), piece, plen);
 	}
+	if (rec->aside != NULL)
+		kafka_dead_letter_headers(h, rec->aside, rec->aside_topic, rec->stream.ptr != NULL ?
+		    (const void *)rec->stream.ptr : "", rec->stream.len);
+	/*
+	 * A broker may still refuse this record for good; its delivery report
+	 * then has the record alone, and the dead-letter copy names the stream
+	 * from this header. One more header per record, only while a
+	 * dead-letter topic is set.
+	 */
+	else if (b->set->dead_letter_topic != NULL)
+		rd_kafka_header_add(h, KAFKA_HDR_STREAM, KAFKA_HDRLEN(KAFKA_HDR_STREAM),
+		    rec->stream.ptr != NULL ? (const void *)rec->stream.ptr : "",
+		    (ssize_t)rec->stream.len);
 
 	/* Counted before: the report may come before producev returns. */
 	atomic_fetch_add(&b->pending, 1);
@@ -986,10 +1061,10 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	if (kafka_over_bound(k))
 		err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
 	else
-		err = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(kl->topic),
+		err = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(rec->topic),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rec->key, rec->klen),
 		    RD_KAFKA_V_VALUE((void *)rec->value, rec->vlen), RD_KAFKA_V_HEADERS(h),
-		    RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
+		    RD_KAFKA_V_OPAQUE((void *)opaque), RD_KAFKA_V_END);
 	pthread_rwlock_unlock(&k->rk_lock);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		atomic_fetch_add(&k->st.produced, 1);
@@ -1017,24 +1092,28 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 		char why[512];
 
 		log_warn("cannot produce to Kafka: %s; the batch is answered RETRY",
-		    kafka_note_error(k, err, kl->topic, rd_kafka_err2str(err), why, sizeof(why)));
+		    kafka_note_error(k, err, rec->topic, rd_kafka_err2str(err), why, sizeof(why)));
 		kafka_batch_fail(b, err);
 		return -ECANCELED;
 	}
 	}
 }
 
-/* Headers of a record of agent and seq, with the piece header at its widest if piece. */
+/* Headers of rec of b as kafka_send adds them, with the piece header at its widest if piece. */
 static size_t
-kafka_headers_size(const char *agent, uint64_t seq, bool piece)
+kafka_headers_size(const struct kafka_batch *b, const struct kafka_rec *rec, bool piece)
 {
 	char seqs[24];
 	size_t n;
 
-	n = kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_AGENT), agent != NULL ? strlen(agent) : 0) +
-	    kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_SEQ), (size_t)kafka_u64(seqs, seq));
+	n = kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent != NULL ? strlen(b->agent) : 0) +
+	    kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_SEQ), (size_t)kafka_u64(seqs, rec->seq));
 	if (piece)
 		n += kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_PIECE), KAFKA_PIECE_MAX);
+	if (rec->aside != NULL)
+		n += kafka_dead_letter_headers_size(rec->aside, rec->aside_topic, rec->stream.len);
+	else if (b->set->dead_letter_topic != NULL)
+		n += kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_STREAM), rec->stream.len);
 	return n;
 }
 
@@ -1131,8 +1210,10 @@ kafka_piece_framing(const struct kafka_settings *set)
  * alone (fields, headers, key) leaves no room for its message.
  */
 static int
-kafka_cut_plan(struct kafka_batch *b, const struct event *ev, uint64_t seq, size_t klen)
+kafka_cut_plan(struct kafka_batch *b, const struct event *ev, const struct kafka_rec *rec)
 {
+	uint64_t seq = rec->seq;
+	size_t klen = rec->klen;
 	struct kafka_loop *kl = b->kl;
 	const struct kafka_settings *set = b->set;
 	bool json = set->format == RELAY_FORMAT_JSON;
@@ -1150,7 +1231,7 @@ kafka_cut_plan(struct kafka_batch *b, const struct event *ev, uint64_t seq, size
 		return -EMSGSIZE;
 	}
 	fixed = kafka_record_size(klen, frame + kafka_piece_framing(set),
-	    kafka_headers_size(b->agent, seq, true));
+	    kafka_headers_size(b, rec, true));
 	if (fixed + KAFKA_PIECE_MIN_ROOM > set->record_max) {
 		kafka_refuse(b, seq, fixed, "its fields, key and headers leave no room for pieces "
 		    "of its message");
@@ -1204,14 +1285,72 @@ kafka_cut_produce(struct kafka_batch *b, const struct event *ev, struct kafka_re
 	return 0;
 }
 
+/*
+ * Renders ev's topic into kl->topic (*tlen bytes) and says whether it may
+ * be produced there: 0, or -EINVAL with the reason in kl->aside (a name
+ * Kafka refuses, a topic kafka.allowed_topics does not allow the agent),
+ * counted by reason when count (the event's first try, not its return
+ * after -EAGAIN). The last allowed_topics answer is kept in b: a
+ * connection's events mostly go to a few topics, and the globs are not
+ * matched again for each.
+ */
+static int
+kafka_route_check(struct kafka_batch *b, const struct event *ev, const struct route *topic,
+    bool count, size_t *tlen)
+{
+	struct kafka_loop *kl = b->kl;
+	struct kafka *k = kl->k;
+	const struct route_table *t = b->set->routes;
+
+	if (route_render(topic, ev, b->agent, kl->topic, sizeof(kl->topic), tlen) != 0)
+		*tlen = sizeof(kl->topic) - 1;    /* too long: the check says so */
+	if (route_topic_check(kl->topic, *tlen, kl->aside, sizeof(kl->aside)) != 0) {
+		if (count)
+			atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 1);
+		return -EINVAL;
+	}
+	if (!route_table_restricted(t))
+		return 0;
+	if (!b->allow_known || strcmp(b->allow_topic, kl->topic) != 0) {
+		memcpy(b->allow_topic, kl->topic, *tlen + 1);
+		b->allow_ok = route_table_allowed(t, b->agent, kl->topic);
+		b->allow_known = true;
+	}
+	if (b->allow_ok)
+		return 0;
+	snprintf(kl->aside, sizeof(kl->aside), "topic %s not allowed for agent %s", kl->topic,
+	    b->agent != NULL ? b->agent : "");
+	if (count)
+		atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_NOT_ALLOWED], 1);
+	return -EINVAL;
+}
+
+/*
+ * No dead-letter topic for an event set aside: logged (rate-limited),
+ * counted (kafka_route_check did) and acknowledged, as a record a broker
+ * refused for good is without one.
+ */
+static void
+kafka_drop(struct kafka_batch *b, const struct event *ev, uint64_t seq)
+{
+	b->refused++;
+	log_error("event %" PRIu64 " of agent '%s', stream '%.*s', not produced: %s; it is "
+	    "counted and acknowledged. Set kafka.dead_letter_topic to keep such events, and "
+	    "check kafka.topic, kafka.routes and kafka.allowed_topics", seq,
+	    b->agent != NULL ? b->agent : "", (int)ev->stream.len,
+	    ev->stream.ptr != NULL ? (const char *)ev->stream.ptr : "", b->kl->aside);
+}
+
 int
 kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslice *raw,
     uint64_t seq)
 {
 	struct kafka_loop *kl = b->kl;
 	const struct kafka_settings *set = b->set;
-	struct kafka_rec rec = { .seq = seq };
-	size_t tlen;
+	struct kafka_rec rec = { .seq = seq, .stream = ev->stream };
+	const struct route *topic, *key;
+	size_t tlen, route;
+	bool first;
 	int r = 0;
 
 	if (b->ended)
@@ -1223,10 +1362,29 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 	/* A reload raised message.max.bytes: the JSON of one record may grow as much. */
 	if (kl->value.max < set->max_msg_bytes)
 		kl->value.max = set->max_msg_bytes;
-	route_render(set->topic, ev, b->agent, kl->topic, sizeof(kl->topic), &tlen);
-	if (!route_is_empty(set->key)) {
+	route_table_pick(set->routes, ev, b->agent, &topic, &key, &route);
+	/* Counted once per event, not again when it comes back after -EAGAIN. */
+	first = !b->routed_any || b->routed_seq != seq;
+	if (first) {
+		/* Relaxed: a count for the metrics, ordered with nothing. */
+		atomic_fetch_add_explicit(&set->routed[route], 1, memory_order_relaxed);
+		b->routed_any = true;
+		b->routed_seq = seq;
+	}
+	rec.topic = kl->topic;
+	if (kafka_route_check(b, ev, topic, first, &tlen) != 0) {
+		if (set->dead_letter_topic == NULL) {
+			kafka_drop(b, ev, seq);
+			return 0;
+		}
+		route_topic_show(kl->topic, tlen, kl->shown, sizeof(kl->shown));
+		rec.topic = set->dead_letter_topic;
+		rec.aside = kl->aside;
+		rec.aside_topic = kl->shown;
+	}
+	if (!route_is_empty(key)) {
 		/* A key cut at KAFKA_KEY_MAX still partitions the same event the same way. */
-		route_render(set->key, ev, b->agent, kl->key, sizeof(kl->key), &rec.klen);
+		route_render(key, ev, b->agent, kl->key, sizeof(kl->key), &rec.klen);
 		/* An empty key would send every such event to one partition: no key. */
 		if (rec.klen > 0)
 			rec.key = kl->key;
@@ -1253,7 +1411,7 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 			break;
 		}
 		if (r == 0 && kafka_record_size(rec.klen, rec.vlen,
-		    kafka_headers_size(b->agent, seq, false)) <= set->record_max) {
+		    kafka_headers_size(b, &rec, false)) <= set->record_max) {
 			r = kafka_send(b, &rec);
 			if (r == 0)
 				b->produced++;
@@ -1262,7 +1420,7 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 			return r;
 		}
 		/* Too large as one record: cut its message into pieces that each fit. */
-		r = kafka_cut_plan(b, ev, seq, rec.klen);
+		r = kafka_cut_plan(b, ev, &rec);
 	}
 	if (r == 0)
 		r = kafka_cut_produce(b, ev, &rec);
@@ -1697,7 +1855,7 @@ kafka_settings_new(const struct relay_config *cfg, const struct kafka_limits *li
     struct kafka_settings **out)
 {
 	struct kafka_settings *set = calloc(1, sizeof(*set));
-	char why[256];
+	char why[256], path[96];
 	int r;
 
 	if (set == NULL) {
@@ -1705,11 +1863,15 @@ kafka_settings_new(const struct relay_config *cfg, const struct kafka_limits *li
 		return -ENOMEM;
 	}
 	atomic_init(&set->refs, 1);
-	if ((r = route_compile(cfg->kafka.topic, ROUTE_TOPIC, &set->topic, why, sizeof(why))) != 0 ||
-	    (r = route_compile(cfg->kafka.key, ROUTE_KEY, &set->key, why, sizeof(why))) != 0) {
-		log_error("kafka.%s: %s", set->topic == NULL ? "topic" : "key", why);
+	if ((r = route_table_new(cfg, &set->routes, path, sizeof(path), why, sizeof(why))) != 0) {
+		log_error("%s: %s", path, why);
 		kafka_settings_unref(set);
 		return r;
+	}
+	if ((set->routed = calloc(route_table_routes(set->routes) + 1, sizeof(*set->routed))) == NULL) {
+		log_error("out of memory for the Kafka settings");
+		kafka_settings_unref(set);
+		return -ENOMEM;
 	}
 	if (cfg->kafka.dead_letter_topic != NULL &&
 	    (set->dead_letter_topic = strdup(cfg->kafka.dead_letter_topic)) == NULL) {
@@ -2166,6 +2328,23 @@ kafka_get_stats(struct kafka *k, struct kafka_stats *st)
 	st->retiring = (uint64_t)atomic_load(&k->retiring_now);
 	for (int i = 0; i < KAFKA_ERROR_KINDS; i++)
 		st->errors[i] = atomic_load(&k->st.errors[i]);
+	for (int i = 0; i < KAFKA_ASIDE_KINDS; i++)
+		st->set_aside[i] = atomic_load(&k->st.set_aside[i]);
+}
+
+size_t
+kafka_route_counts(struct kafka *k, uint64_t *out, size_t max)
+{
+	struct kafka_settings *set;
+	size_t n;
+
+	pthread_mutex_lock(&k->set_mu);
+	set = k->set;
+	n = route_table_routes(set->routes) + 1;
+	for (size_t i = 0; i < n && i < max; i++)
+		out[i] = atomic_load_explicit(&set->routed[i], memory_order_relaxed);
+	pthread_mutex_unlock(&k->set_mu);
+	return n;
 }
 
 int

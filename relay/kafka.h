@@ -27,11 +27,14 @@
  * thread serves reports in order with no locking between report handlers,
  * and joining it in kafka_free is a clear end (no callback after it).
  *
- * Records. Topic and key from the kafka.topic and kafka.key templates
- * (relay/route.h: topics sanitised, fallback ROUTE_UNROUTED_TOPIC; a key
- * that renders empty is sent as no key, so such records spread over the
- * partitions); value by kafka.format; headers logferry-agent (agent id)
- * and logferry-seq (decimal sequence number); Kafka's timestamp is the
+ * Records. Topic and key from the first of kafka.routes whose match
+ * holds, else the kafka.topic and kafka.key templates (relay/route.h; a
+ * key that renders empty is sent as no key, so such records spread over
+ * the partitions); value by kafka.format; headers logferry-agent (agent
+ * id), logferry-seq (decimal sequence number) and, while
+ * kafka.dead_letter_topic is set, logferry-stream (the event's stream, so
+ * that a record a broker refuses can be dead-lettered with it); Kafka's
+ * timestamp is the
  * produce time (the event's own time is in the record: an old event must
  * not fall under the topic's retention or timestamp checks at once). The
  * headers are a two-entry list built per record: librdkafka allocates per
@@ -78,17 +81,31 @@
  * counted in kafka_stats.refused_oversize and kafka_result.refused; the
  * Ack carries it as its reason), and the other events go on.
  *
+ * Events set aside. An event whose rendered topic Kafka would refuse
+ * (route_topic_check: empty, ".", "..", over 249 bytes, a byte outside
+ * [A-Za-z0-9._-]) or that kafka.allowed_topics does not allow for the
+ * batch's agent is never produced to that topic, nor renamed: with
+ * kafka.dead_letter_topic it is produced there instead (same key, value
+ * and headers, plus logferry-error with the reason, logferry-original-topic
+ * with the rendered name, escaped, and logferry-original-stream);
+ * without it, it is logged, counted and acknowledged (kafka_result.refused).
+ * Either way it counts in kafka_stats.set_aside by reason.
+ *
  * Records a broker refuses for good. A delivery report with an error no
  * retry will change (MSG_SIZE_TOO_LARGE: a topic whose max.message.bytes
- * is below the producer's; INVALID_RECORD, RECORD_LIST_TOO_LARGE, topic
- * authorization, policy violation) would make the agent re-send the
- * batch forever and block its spool. With kafka.dead_letter_topic the
- * record is produced there (same key, its headers plus logferry-error
- * "NAME: text" and logferry-original-topic, and logferry-truncated with
- * the original size when its value had to be cut to fit), and the batch
- * waits for that record's report. Without it, or when the dead-letter
- * topic refuses it for good too, it is logged, counted
- * (kafka_stats.refused_broker, kafka_result.refused) and taken as done.
+ * is below the producer's; INVALID_RECORD, RECORD_LIST_TOO_LARGE, policy
+ * violation) would make the agent re-send the batch forever and block
+ * its spool. With kafka.dead_letter_topic the record is produced there
+ * by the same means (same key, its headers plus logferry-error
+ * "NAME: text", logferry-original-topic and logferry-original-stream, and
+ * logferry-truncated with the original size when its value had to be cut
+ * to fit), and the batch waits for that record's report. Without it, or
+ * when the dead-letter topic refuses it for good too, it is logged,
+ * counted (kafka_stats.refused_broker, kafka_result.refused) and taken as
+ * done. A topic the relay may not write (authorization) or that does not
+ * exist is not refused for good: an operator fixes the ACL or creates the
+ * topic and the same records go through, so those batches are answered
+ * RETRY and held, with /health naming the topic.
  * A broker's MSG_SIZE_TOO_LARGE may fail a whole record batch of small
  * records together: keep batch.size at or below the topics'
  * max.message.bytes.
@@ -166,6 +183,20 @@ enum kafka_error_kind {
 
 extern const char *const kafka_error_labels[KAFKA_ERROR_KINDS];
 
+/*
+ * Why an event was set aside (produced to kafka.dead_letter_topic, or
+ * without one logged, counted and acknowledged): each is a label of
+ * logferry_kafka_dead_letters_total{reason=...} (kafka_aside_labels).
+ */
+enum kafka_aside_kind {
+	KAFKA_ASIDE_INVALID_TOPIC,        /* the topic rendered a name Kafka refuses */
+	KAFKA_ASIDE_NOT_ALLOWED,          /* kafka.allowed_topics does not allow it for the agent */
+	KAFKA_ASIDE_BROKER_REFUSED,       /* a broker refused the record for good */
+	KAFKA_ASIDE_KINDS
+};
+
+extern const char *const kafka_aside_labels[KAFKA_ASIDE_KINDS];
+
 struct kafka_stats {
 	uint64_t produced;            /* records handed to librdkafka */
 	uint64_t delivered;           /* successful delivery reports */
@@ -179,6 +210,7 @@ struct kafka_stats {
 	uint64_t dead_lettered;       /* records a broker refused, delivered to kafka.dead_letter_topic */
 	uint64_t refused_broker;      /* records a broker refused for good, acknowledged without a dead-letter copy */
 	uint64_t errors[KAFKA_ERROR_KINDS];   /* failed reports and client errors, by kind */
+	uint64_t set_aside[KAFKA_ASIDE_KINDS];   /* events and records set aside, by reason */
 	uint64_t generation;          /* producers created so far: the first, reloads, recreates */
 	uint64_t retiring;            /* producers a reload replaced that still deliver */
 };
@@ -244,6 +276,14 @@ void kafka_free(struct kafka *k);
 void kafka_get_stats(struct kafka *k, struct kafka_stats *st);
 
 /*
+ * Events each route of the current configuration took since it was
+ * applied (a reload starts again from 0): kafka.routes in order, then the
+ * default route (kafka.topic). Fills up to max of out and returns how many
+ * routes there are. Any thread.
+ */
+size_t kafka_route_counts(struct kafka *k, uint64_t *out, size_t max);
+
+/*
  * Whether producing is in trouble now: true when the last Kafka outcome
  * was a failure (a failed delivery report or a client error such as a
  * failed authentication) and no record has been delivered since; why gets
@@ -290,7 +330,9 @@ int kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb c
 
 /*
  * Produces one event of b as a record, or as pieces (see "Pieces" above):
- * topic and key from the templates, value by kafka.format (json:
+ * topic and key from the routes (an event set aside, see "Events set
+ * aside" above, goes to the dead-letter topic, or without one is counted in
+ * the batch's result as refused and 0 returned), value by kafka.format (json:
  * proto/event_json with the agent id; protobuf: raw, the Event's bytes as
  * the agent sent them, see kafka_event_bytes, or a piece's Event
  * re-encoded; raw: the message), headers logferry-agent and logferry-seq

@@ -13,6 +13,7 @@
 #include "common/metrics.h"
 #include "relay/kafka.h"
 #include "relay/relay.h"
+#include "relay/route.h"
 #include "relay/server.h"
 
 struct relay {
@@ -57,6 +58,9 @@ static const struct metrics_field relay_server_fields[] = {
 	    "Times a connection stopped being read because of a bound."),
 };
 
+/* Samples of logferry_kafka_routed_total: every route and the default. */
+#define RELAY_ROUTES_SHOWN (ROUTE_TABLE_MAX + 1)
+
 #define KAFKA_F(name, type, member, help) \
 	{ "logferry_kafka_" name, type, help, offsetof(struct kafka_stats, member) }
 static const struct metrics_field relay_kafka_fields[] = {
@@ -70,7 +74,8 @@ static const struct metrics_field relay_kafka_fields[] = {
 	KAFKA_F("pieces_total", "counter", pieces,
 	    "Records that are pieces of an event (logferry-piece header)."),
 	KAFKA_F("dead_lettered_total", "counter", dead_lettered,
-	    "Records a broker refused for good, delivered to kafka.dead_letter_topic."),
+	    "Records delivered to kafka.dead_letter_topic (refused by a broker, or set aside "
+	    "for their topic)."),
 	KAFKA_F("refused_by_broker_total", "counter", refused_broker,
 	    "Records a broker refused for good, logged and acknowledged without a dead-letter copy."),
 	KAFKA_F("queue_full_total", "counter", queue_full,
@@ -87,6 +92,28 @@ static const struct metrics_field relay_kafka_fields[] = {
 	KAFKA_F("producers_retiring", "gauge", retiring,
 	    "Producers a reload replaced that still deliver the records they hold."),
 };
+
+/* Events per route of the running configuration: kafka.routes by index, then "default". */
+static void
+relay_render_routes(struct metrics_writer *w, struct kafka *k)
+{
+	uint64_t counts[RELAY_ROUTES_SHOWN];
+	size_t n = kafka_route_counts(k, counts, RELAY_ROUTES_SHOWN);
+	char name[24];
+
+	metrics_family(w, "logferry_kafka_routed_total", "counter",
+	    "Events each route took since the configuration was applied: route is the index in "
+	    "kafka.routes, or \"default\" (kafka.topic).");
+	for (size_t i = 0; i < n && i < RELAY_ROUTES_SHOWN; i++) {
+		struct metrics_label l = { "route", name };
+
+		if (i + 1 == n)
+			snprintf(name, sizeof(name), "default");
+		else
+			snprintf(name, sizeof(name), "%zu", i);
+		metrics_sample(w, &l, 1, counts[i]);
+	}
+}
 
 static void
 relay_render(void *ctx, struct metrics_writer *w)
@@ -118,6 +145,15 @@ relay_render(void *ctx, struct metrics_writer *w)
 		struct metrics_label l = { "error", kafka_error_labels[i] };
 
 		metrics_sample(w, &l, 1, ks.errors[i]);
+	}
+	relay_render_routes(w, r->kafka);
+	metrics_family(w, "logferry_kafka_dead_letters_total", "counter",
+	    "Events set aside, by reason: produced to kafka.dead_letter_topic, or without one "
+	    "logged and acknowledged (invalid_topic, topic_not_allowed, broker_refused).");
+	for (int i = 0; i < KAFKA_ASIDE_KINDS; i++) {
+		struct metrics_label l = { "reason", kafka_aside_labels[i] };
+
+		metrics_sample(w, &l, 1, ks.set_aside[i]);
 	}
 	daemon_render_reloads(w);
 }
@@ -299,8 +335,9 @@ relay_reload(void *ctx, void **fresh)
 	server_reload_commit(r->server, srl);
 	kafka_reload_commit(r->kafka, krl);
 	/* Said before the new level may silence it. */
-	log_info("SIGHUP: applied: topic '%s', key '%s', %zu allowed agent pattern(s), log level %s; "
-	    "%s", nc->kafka.topic, nc->kafka.key, nc->tls.allowed_agents.n,
+	log_info("SIGHUP: applied: topic '%s', key '%s', %zu route(s), %zu allowed_topics "
+	    "entries, %zu allowed agent pattern(s), log level %s; %s", nc->kafka.topic,
+	    nc->kafka.key, nc->kafka.routes.n, nc->kafka.allowed_topics.n, nc->tls.allowed_agents.n,
 	    daemon_log_levels[nc->log_level], new_producer ?
 	    "a new Kafka producer takes over from the running one, which delivers what it holds" :
 	    "the Kafka producer settings are unchanged: the running producer stays");

@@ -11,6 +11,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/daemon.h"
+#include "common/log.h"
 #include "common/tls.h"
 #include "relay/relay_config.h"
 #include "relay/route.h"
@@ -71,21 +72,67 @@ static const struct config_key limits_keys[] = {
 };
 #undef L
 
+#define R(f) offsetof(struct relay_route, f)
+static const struct config_key route_keys[] = {
+	{ "match", CONFIG_MAP, R(match),
+	  .help = "Variable -> glob (fnmatch), all of which must hold: stream, host, agent, source "
+	    "or fields.NAME, e.g. {stream: \"mobile*\", fields.event_type: \"*\"}. A missing "
+	    "or null field matches no glob, so \"*\" requires the field. Empty: always holds." },
+	{ "absent", CONFIG_LIST, R(absent), .flags = CONFIG_SCALAR_AS_LIST, .elem = &elem_string,
+	  .help = "Fields (fields.NAME) that must be missing or null for the route to hold." },
+	{ "topic", CONFIG_STRING, R(topic), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
+	  .help = "Topic template of the events this route takes, as kafka.topic." },
+	{ "key", CONFIG_STRING, R(key),
+	  .help = "Record key template of the events this route takes. Default: kafka.key." },
+	{ NULL },
+};
+#undef R
+static const struct config_key elem_route = {
+	.type = CONFIG_SECTION, .keys = route_keys, .size = sizeof(struct relay_route),
+};
+
+#define A(f) offsetof(struct relay_allowed_topics, f)
+static const struct config_key allowed_topics_keys[] = {
+	{ "agents", CONFIG_STRING, A(agents), .def = "*", .flags = CONFIG_NONEMPTY,
+	  .help = "Glob of the agent ids this entry is for." },
+	{ "topics", CONFIG_LIST, A(topics), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY |
+	    CONFIG_SCALAR_AS_LIST, .elem = &elem_string,
+	  .help = "Globs of the topics those agents' events may be produced to." },
+	{ NULL },
+};
+#undef A
+static const struct config_key elem_allowed_topics = {
+	.type = CONFIG_SECTION, .keys = allowed_topics_keys,
+	.size = sizeof(struct relay_allowed_topics),
+};
+
 #define K(f) (C(kafka.f) - C(kafka))
 static const struct config_key kafka_keys[] = {
 	{ "brokers", CONFIG_LIST, K(brokers), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY |
 	    CONFIG_SCALAR_AS_LIST | CONFIG_SPLIT_COMMAS, .elem = &elem_broker,
 	  .help = "Bootstrap brokers: \"host:port,host:port\" or a list." },
 	{ "topic", CONFIG_STRING, K(topic), .def = "logs.${stream}", .flags = CONFIG_NONEMPTY,
-	  .help = "Topic template; variables ${stream}, ${host}, ${agent}, ${source}, ${fields.NAME}." },
+	  .help = "Topic template; variables ${stream}, ${host}, ${agent}, ${source}, ${fields.NAME}, "
+	    "each may end in :-DEFAULT. A topic that renders invalid goes to dead_letter_topic." },
 	{ "key", CONFIG_STRING, K(key), .def = "${host}",
 	  .help = "Record key template, same variables as topic; \"\" for no key." },
+	{ "routes", CONFIG_LIST, K(routes), .elem = &elem_route,
+	  .help = "Ordered routes: the first whose match holds gives the topic and key of an "
+	    "event; kafka.topic and kafka.key are the default route." },
+	{ "allowed_topics", CONFIG_LIST, K(allowed_topics), .elem = &elem_allowed_topics,
+	  .help = "When set, the topics each agent's events may go to: an event whose topic no "
+	    "entry for its agent allows goes to dead_letter_topic (which is always allowed)." },
 	{ "format", CONFIG_ENUM, K(format), .def = "json", .names = formats,
 	  .help = "Record value: json (one object per event), protobuf (the Event bytes as sent) or raw (the message line)." },
 	{ "delivery_timeout", CONFIG_DURATION, K(delivery_timeout_ms), .def = "30s", .min = SEC, .max = HOUR,
 	  .help = "A batch not fully acknowledged by Kafka in this time is answered RETRY." },
 	{ "dead_letter_topic", CONFIG_STRING, K(dead_letter_topic), .flags = CONFIG_NONEMPTY,
-	  .help = "Topic for events a broker refuses for good (too large for the topic, invalid, not authorized), with the original headers plus logferry-error and logferry-original-topic. Without it such events are logged, counted and acknowledged." },
+	  .help = "Topic for events set aside: a topic that renders invalid or that allowed_topics "
+	    "does not allow, or a record a broker refuses for good (too large for the topic, "
+	    "invalid, a policy violation), with logferry-error, logferry-original-topic and "
+	    "logferry-original-stream headers. A topic the relay is not authorized to write or "
+	    "that does not exist is not set aside: its batches are retried until it is fixed. "
+	    "Without it set-aside events are logged, counted and acknowledged." },
 	{ "sasl_password_file", CONFIG_STRING, K(sasl_password_file), .flags = CONFIG_NONEMPTY,
 	  .help = "File whose first line is the SASL password for the brokers (readable by the relay only); read again each time a producer is made." },
 	{ "properties", CONFIG_MAP, K(properties),
@@ -129,40 +176,11 @@ static const struct config_key relay_keys[] = {
 };
 #undef C
 
-static const char *const template_vars[] = { "stream", "host", "agent", "source", NULL };
-
 int
 relay_config_check_template(const char *tmpl, char *why, size_t whylen)
 {
-	const char *p = tmpl;
-
-	while ((p = strchr(p, '$')) != NULL) {
-		const char *end;
-		size_t len;
-		bool known = false;
-
-		if (p[1] != '{') {
-			snprintf(why, whylen, "'$' must start a variable such as ${stream}");
-			return -EINVAL;
-		}
-		if ((end = strchr(p + 2, '}')) == NULL) {
-			snprintf(why, whylen, "'%s' is not closed with '}'", p);
-			return -EINVAL;
-		}
-		len = (size_t)(end - (p + 2));
-		for (int i = 0; template_vars[i] != NULL; i++)
-			known |= strlen(template_vars[i]) == len &&
-			    memcmp(template_vars[i], p + 2, len) == 0;
-		if (!known && len > 7 && memcmp(p + 2, "fields.", 7) == 0)
-			known = true;
-		if (!known) {
-			snprintf(why, whylen, "unknown variable ${%.*s}: use ${stream}, ${host}, "
-			    "${agent}, ${source} or ${fields.NAME}", (int)len, p + 2);
-			return -EINVAL;
-		}
-		p = end + 1;
-	}
-	return 0;
+	/* The relay's own parser: --check and the relay cannot disagree. */
+	return route_check(tmpl, why, whylen);
 }
 
 /*
@@ -222,16 +240,6 @@ relay_config_check_properties(struct config_check *c, const struct config_map *m
  * impossible to deliver, and the agent could only drop it.
  */
 #define RELAY_MIN_EVENT_ROOM (MIB + 64 * KIB)
-
-/* Kafka's rules for a topic name (route.h sanitises rendered ones; this one is taken as written). */
-static bool
-relay_topic_name_valid(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 0 && n <= ROUTE_TOPIC_MAX && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
-	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
-}
 
 /* The value of librdkafka property name, or NULL. */
 static const char *
@@ -318,15 +326,47 @@ relay_config_check_host(struct config_check *c, struct relay_config *cfg)
 	daemon_check_listen(c, "metrics.listen", &cfg->metrics.listen);
 }
 
+/*
+ * Routing compiled as the relay will: templates, matches. An event value
+ * in a topic may render a name Kafka refuses: without a dead-letter topic
+ * such events are only logged and counted, which --check says.
+ */
+static void
+relay_config_check_routes(struct config_check *c, const struct relay_config *cfg)
+{
+	struct route_table *t;
+	char path[96], why[256];
+	bool bad = false;
+
+	/* Both defaults' faults at once; the table then names the first of the routes'. */
+	if (relay_config_check_template(cfg->kafka.topic, why, sizeof(why)) != 0) {
+		config_error(c, "kafka.topic", "%s", why);
+		bad = true;
+	}
+	if (relay_config_check_template(cfg->kafka.key, why, sizeof(why)) != 0) {
+		config_error(c, "kafka.key", "%s", why);
+		bad = true;
+	}
+	if (bad)
+		return;
+	if (route_table_new(cfg, &t, path, sizeof(path), why, sizeof(why)) != 0) {
+		config_error(c, path, "%s", why);
+		return;
+	}
+	if (cfg->kafka.dead_letter_topic == NULL && route_table_uses_fields(t))
+		log_warn("%s: kafka: topic templates use ${fields.*} and kafka.dead_letter_topic is "
+		    "not set: an event whose topic renders invalid (empty, too long, a byte outside "
+		    "[A-Za-z0-9._-]) or not allowed will be logged, counted and dropped; set "
+		    "kafka.dead_letter_topic to keep such events", config_check_file(c));
+	route_table_free(t);
+}
+
 static void
 relay_config_check(struct config_check *c, struct relay_config *cfg, bool host)
 {
 	char why[256];
 
-	if (relay_config_check_template(cfg->kafka.topic, why, sizeof(why)) != 0)
-		config_error(c, "kafka.topic", "%s", why);
-	if (relay_config_check_template(cfg->kafka.key, why, sizeof(why)) != 0)
-		config_error(c, "kafka.key", "%s", why);
+	relay_config_check_routes(c, cfg);
 	if (cfg->limits.max_batch_bytes > cfg->limits.max_uncompressed_bytes)
 		config_error(c, "limits.max_batch_bytes", "must not be above max_uncompressed_bytes");
 	if (cfg->limits.max_batch_bytes < (uint64_t)RELAY_MIN_EVENT_ROOM)
@@ -336,7 +376,8 @@ relay_config_check(struct config_check *c, struct relay_config *cfg, bool host)
 		config_error(c, "limits.max_uncompressed_bytes", "must be at least 1088KiB: below it "
 		    "an event of an agent's default max_line (1MiB) could never be delivered");
 	if (cfg->kafka.dead_letter_topic != NULL &&
-	    !relay_topic_name_valid(cfg->kafka.dead_letter_topic))
+	    route_topic_check(cfg->kafka.dead_letter_topic, strlen(cfg->kafka.dead_letter_topic),
+	    why, sizeof(why)) != 0)
 		config_error(c, "kafka.dead_letter_topic", "must be a Kafka topic name: 1 to %d of "
 		    "[a-zA-Z0-9._-], not a template", ROUTE_TOPIC_MAX);
 	if (cfg->limits.connection_max_inflight > cfg->memory_limit)

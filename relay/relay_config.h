@@ -13,6 +13,20 @@
 
 enum relay_format { RELAY_FORMAT_JSON, RELAY_FORMAT_PROTOBUF, RELAY_FORMAT_RAW };
 
+/* One of kafka.routes: when every glob of match holds (and absent fields are), topic and key. */
+struct relay_route {
+	struct config_map match;             /* variable (stream, fields.NAME...) -> glob */
+	struct config_list absent;           /* char *: fields.NAME that must be missing */
+	char *topic;                         /* template */
+	char *key;                           /* template; NULL: kafka.key */
+};
+
+/* One of kafka.allowed_topics: the topics agents whose id matches may fill. */
+struct relay_allowed_topics {
+	char *agents;                        /* glob of agent ids */
+	struct config_list topics;           /* char *: globs */
+};
+
 struct relay_config {
 	char *id;
 	int log_level;                    /* enum log_level */
@@ -43,6 +57,8 @@ struct relay_config {
 		struct config_list brokers;          /* struct config_addr */
 		char *topic;                         /* template */
 		char *key;                           /* template; "" for no key */
+		struct config_list routes;           /* struct relay_route, in order */
+		struct config_list allowed_topics;   /* struct relay_allowed_topics; n 0: any topic */
 		int format;                          /* enum relay_format */
 		uint64_t delivery_timeout_ms;
 		char *dead_letter_topic;             /* NULL: refused events are logged, counted and acknowledged */

@@ -8,8 +8,8 @@
 #   piece_count, and the pieces join back into the line;
 # - records a broker refuses for good (MSG_SIZE_TOO_LARGE injected) are
 #   logged, counted and acknowledged, so the agent's spool empties;
-# - with kafka.dead_letter_topic they go there, with logferry-error and
-#   logferry-original-topic.
+# - with kafka.dead_letter_topic they go there, with logferry-error,
+#   logferry-original-topic and logferry-original-stream.
 . "$(dirname "$0")/lib.sh"
 
 command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
@@ -197,8 +197,9 @@ else
 fi
 if grep -q "logferry-error=MSG_SIZE_TOO_LARGE" "$T/dump-dead" &&
     grep -q "logferry-original-topic=logs.$stream" "$T/dump-dead" &&
+    grep -q "logferry-original-stream=$stream" "$T/dump-dead" &&
     grep -q "logferry-agent=web-01" "$T/dump-dead" && grep -q "logferry-seq=" "$T/dump-dead"; then
-	pass "dead-letter records carry the original headers, the error and the original topic"
+	pass "dead-letter records carry the original headers, the error, the original topic and stream"
 else
 	fail "dead-letter headers: $(cut -f1 "$T/dump-dead" | head -2)"
 fi

@@ -31,6 +31,7 @@
 #include "proto/event_json.h"
 #include "relay/kafka.h"
 #include "relay/relay_config.h"
+#include "tests/unit/log_capture.h"
 
 #define BROKERS 3
 #define TOPIC "logs.nginx_access"
@@ -324,6 +325,7 @@ struct record {
 	char piece[48];               /* logferry-piece */
 	char error[128];              /* logferry-error */
 	char otopic[64];              /* logferry-original-topic */
+	char ostream[64];             /* logferry-original-stream */
 	size_t headers_size;          /* as librdkafka counts them */
 };
 
@@ -410,6 +412,7 @@ consume(struct fx *f, const char *topic, struct record *recs, size_t max, size_t
 			copy_header(m, "logferry-piece", r->piece, sizeof(r->piece));
 			copy_header(m, "logferry-error", r->error, sizeof(r->error));
 			copy_header(m, "logferry-original-topic", r->otopic, sizeof(r->otopic));
+			copy_header(m, "logferry-original-stream", r->ostream, sizeof(r->ostream));
 			r->headers_size = headers_size(m);
 			copy_header(m, "logferry-seq", seq, sizeof(seq));
 			r->has_seq = seq[0] != '\0';
@@ -1059,14 +1062,37 @@ test_topic_authorization_failure_is_held_and_reported(void **state)
 	global_fx = NULL;
 }
 
+/*
+ * Produces event 100, which must be answered OK with nothing refused and
+ * land in the dead-letter topic (read into recs[0], stats into st) with
+ * the agent, seq, key, value and stream of the original.
+ */
+static void
+expect_dead_letter(struct fx *f, struct record recs[8], struct kafka_stats *st)
+{
+	struct answer *a = produce_batch(f, 100, 1, 100);
+
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.refused, 0);
+	kafka_get_stats(f->k, st);
+	assert_int_equal(st->dead_lettered, 1);
+	assert_int_equal(consume(f, DEAD_TOPIC, recs, 8, 1, 10000), 1);
+	assert_string_equal(recs[0].agent, "agent-1");
+	assert_true(recs[0].has_seq);
+	assert_int_equal(recs[0].seq, 100);
+	assert_string_equal(recs[0].ostream, "nginx_access");
+	assert_string_equal(recs[0].key, "web-01");
+	/* The value is the original record's. */
+	assert_non_null(strstr((const char *)recs[0].value, "\"user_id\":\"u-100\""));
+}
+
 static void
 test_broker_refusal_goes_to_the_dead_letter_topic(void **state)
 {
 	struct fx *f = fx_start(10000, NULL);
 	struct record recs[8];
-	struct answer *a;
 	struct kafka_stats st;
-	size_t n;
 
 	(void)state;
 	global_fx = f;
@@ -1076,23 +1102,154 @@ test_broker_refusal_goes_to_the_dead_letter_topic(void **state)
 	/* Once: the event's request fails for good, the dead-letter one goes through. */
 	rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1,
 	    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-	a = produce_batch(f, 100, 1, 100);
-	assert_true(fx_run_until(f, all_answered, 20000));
-	assert_int_equal(a->status, KAFKA_OK);
-	assert_int_equal(a->res.refused, 0);
-	kafka_get_stats(f->k, &st);
-	assert_int_equal(st.dead_lettered, 1);
+	expect_dead_letter(f, recs, &st);
 	assert_int_equal(st.refused_broker, 0);
-	n = consume(f, DEAD_TOPIC, recs, 8, 1, 10000);
-	assert_int_equal(n, 1);
-	assert_string_equal(recs[0].agent, "agent-1");
-	assert_true(recs[0].has_seq);
-	assert_int_equal(recs[0].seq, 100);
+	assert_int_equal(st.set_aside[KAFKA_ASIDE_BROKER_REFUSED], 1);
 	assert_string_equal(recs[0].otopic, TOPIC);
 	assert_non_null(strstr(recs[0].error, "MSG_SIZE_TOO_LARGE"));
-	assert_string_equal(recs[0].key, "web-01");
-	/* The value is the original record's. */
-	assert_non_null(strstr((const char *)recs[0].value, "\"user_id\":\"u-100\""));
+	free(recs[0].value);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/*
+ * A topic template that renders a name Kafka refuses: the event is never
+ * produced there nor renamed; it goes to the dead-letter topic with the
+ * reason, the rendered name and the stream in headers, and is counted.
+ */
+static void
+test_invalid_topic_goes_to_the_dead_letter_topic_with_its_reason(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct record recs[8];
+	struct kafka_stats st;
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	f->cfg.kafka.topic = "logs/${fields.user_id:-none}";
+	fx_apply(f);
+	expect_dead_letter(f, recs, &st);
+	assert_int_equal(st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 1);
+	assert_string_equal(recs[0].error, "topic 'logs/u-100' has a byte outside [A-Za-z0-9._-]");
+	assert_string_equal(recs[0].otopic, "logs/u-100");
+	free(recs[0].value);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/* Without a dead-letter topic: logged (agent, stream, topic), counted, acknowledged. */
+static void
+test_invalid_topic_without_dead_letter_topic_is_logged_counted_and_acknowledged(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct log_capture lc;
+	struct answer *a;
+	struct kafka_stats st;
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.topic = "${fields.nothere}";
+	fx_apply(f);
+	log_capture_start(&lc, "test_kafka", "TEST_KAFKA_DEBUG");
+	a = produce_batch(f, 100, 2, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, 0);
+	assert_int_equal(a->res.refused, 2);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 2);
+	assert_int_equal(st.produced, 0);
+	log_capture_expect(&lc, "event 100 of agent 'agent-1', stream 'nginx_access', not "
+	    "produced: topic is empty; it is counted and acknowledged. Set "
+	    "kafka.dead_letter_topic to keep such events, and check kafka.topic, kafka.routes "
+	    "and kafka.allowed_topics");
+	log_capture_stop(&lc);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/* allowed_topics: an agent fills only its topics; the others' events are set aside. */
+static void
+test_topic_not_allowed_for_the_agent_goes_to_the_dead_letter_topic(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	const char *web[] = { TOPIC }, *other[] = { "logs.other*" };
+	struct relay_allowed_topics allow[2] = {
+		{ .agents = "web-*", .topics = { 1, web } },
+		{ .agents = "agent-*", .topics = { 1, other } },
+	};
+	struct record recs[8];
+	struct answer *a;
+	struct kafka_stats st;
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	f->cfg.kafka.allowed_topics = (struct config_list){ 2, allow };
+	fx_apply(f);
+	a = produce_batch(f, 100, 3, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.set_aside[KAFKA_ASIDE_NOT_ALLOWED], 3);
+	n = consume(f, DEAD_TOPIC, recs, 8, 3, 10000);
+	assert_int_equal(n, 3);
+	assert_string_equal(recs[0].error, "topic " TOPIC " not allowed for agent agent-1");
+	assert_string_equal(recs[0].otopic, TOPIC);
+	for (size_t i = 0; i < n; i++)
+		free(recs[i].value);
+	/* The agent allowed that topic produces there. */
+	allow[1].topics.items = web;
+	fx_apply(f);
+	a = produce_batch(f, 200, 1, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.set_aside[KAFKA_ASIDE_NOT_ALLOWED], 3);
+	n = consume(f, TOPIC, recs, 8, 1, 10000);
+	assert_int_equal(n, 1);
+	assert_int_equal(recs[0].seq, 200);
+	free(recs[0].value);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/* The first route whose match holds gives topic and key. */
+static void
+test_routes_pick_topic_and_key(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct config_map_entry m[] = { { "fields.user_id", "u-1??", 0 } };
+	struct relay_route routes[] = {
+		{ .match = { 1, m }, .topic = DEAD_TOPIC, .key = "${fields.user_id}" },
+	};
+	struct record recs[8];
+	struct answer *a;
+	uint64_t counts[4];
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.routes = (struct config_list){ 1, routes };
+	fx_apply(f);
+	a = produce_batch(f, 99, 2, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	/* Counted per route, the default last. */
+	assert_int_equal(kafka_route_counts(f->k, counts, 4), 2);
+	assert_int_equal(counts[0], 1);
+	assert_int_equal(counts[1], 1);
+	n = consume(f, DEAD_TOPIC, recs, 8, 1, 10000);
+	assert_int_equal(n, 1);
+	assert_int_equal(recs[0].seq, 100);
+	assert_string_equal(recs[0].key, "u-100");
+	free(recs[0].value);
+	n = consume(f, TOPIC, recs, 8, 1, 10000);
+	assert_int_equal(n, 1);
+	assert_int_equal(recs[0].seq, 99);
+	assert_string_equal(recs[0].key, "web-00");
 	free(recs[0].value);
 	fx_stop(f);
 	global_fx = NULL;
@@ -1842,6 +1999,10 @@ main(void)
 		cmocka_unit_test(test_event_whose_fields_fill_a_record_is_refused_alone),
 		cmocka_unit_test(test_broker_refusal_without_dead_letter_is_counted_and_acknowledged),
 		cmocka_unit_test(test_broker_refusal_goes_to_the_dead_letter_topic),
+		cmocka_unit_test(test_invalid_topic_goes_to_the_dead_letter_topic_with_its_reason),
+		cmocka_unit_test(test_invalid_topic_without_dead_letter_topic_is_logged_counted_and_acknowledged),
+		cmocka_unit_test(test_topic_not_allowed_for_the_agent_goes_to_the_dead_letter_topic),
+		cmocka_unit_test(test_routes_pick_topic_and_key),
 		cmocka_unit_test(test_topic_authorization_failure_is_held_and_reported),
 		cmocka_unit_test(test_full_queue_is_eagain_then_writable),
 		cmocka_unit_test(test_answers_run_on_the_owners_loop_thread),

@@ -226,9 +226,101 @@ test_unknown_template_variable_is_named(void **state)
 	    "  key: ${fields.}\n"
 	    TLS_OK,
 	    "relay.yaml:3: kafka.topic: unknown variable ${streem}: use ${stream}, "
-	    "${host}, ${agent}, ${source} or ${fields.NAME}\n"
+	    "${host}, ${agent}, ${source} or ${fields.NAME} (each may end in :-DEFAULT)\n"
 	    "relay.yaml:4: kafka.key: unknown variable ${fields.}: use ${stream}, "
-	    "${host}, ${agent}, ${source} or ${fields.NAME}\n");
+	    "${host}, ${agent}, ${source} or ${fields.NAME} (each may end in :-DEFAULT)\n");
+}
+
+/* Lower-case names are templates: the environment's ${NAME:-default} leaves them alone. */
+static void
+test_template_variables_take_a_default(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  topic: ios.${fields.event_type:-unknown}\n"
+	    "  key: ${fields.user_id:-}${host:-nohost}\n"
+	    TLS_OK, &cfg);
+	assert_string_equal(cfg.kafka.topic, "ios.${fields.event_type:-unknown}");
+	assert_string_equal(cfg.kafka.key, "${fields.user_id:-}${host:-nohost}");
+	config_free(&relay_config_schema, &cfg);
+}
+
+static void
+test_routes_and_allowed_topics_load_in_order(void **state)
+{
+	struct relay_config cfg;
+	const struct relay_route *r;
+	const struct relay_allowed_topics *a;
+
+	(void)state;
+	load_ok("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  dead_letter_topic: mobile.dead\n"
+	    "  routes:\n"
+	    "    - match: {stream: mobile, fields.event_type: \"*\"}\n"
+	    "      topic: mobile.${fields.event_type}\n"
+	    "      key: ${fields.user_id}\n"
+	    "    - match: {stream: mobile}\n"
+	    "      absent: fields.event_type\n"
+	    "      topic: mobile.unknown\n"
+	    "  allowed_topics:\n"
+	    "    - {agents: \"phone-*\", topics: [\"mobile.*\"]}\n"
+	    "    - topics: logs.*\n"
+	    TLS_OK, &cfg);
+	assert_int_equal(cfg.kafka.routes.n, 2);
+	r = cfg.kafka.routes.items;
+	assert_int_equal(r[0].match.n, 2);
+	assert_string_equal(r[0].match.items[1].key, "fields.event_type");
+	assert_string_equal(r[0].match.items[1].value, "*");
+	assert_string_equal(r[0].topic, "mobile.${fields.event_type}");
+	assert_string_equal(r[0].key, "${fields.user_id}");
+	assert_int_equal(r[1].absent.n, 1);
+	assert_string_equal(string_at(&r[1].absent, 0), "fields.event_type");
+	assert_null(r[1].key);
+	assert_int_equal(cfg.kafka.allowed_topics.n, 2);
+	a = cfg.kafka.allowed_topics.items;
+	assert_string_equal(a[0].agents, "phone-*");
+	assert_string_equal(string_at(&a[0].topics, 0), "mobile.*");
+	assert_string_equal(a[1].agents, "*");
+	assert_string_equal(string_at(&a[1].topics, 0), "logs.*");
+	config_free(&relay_config_schema, &cfg);
+}
+
+static void
+test_bad_routes_are_named_at_their_line(void **state)
+{
+	(void)state;
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  routes:\n"
+	    "    - topic: a.${fields.x}\n"
+	    "    - match: {streem: x}\n"
+	    "      topic: b\n"
+	    TLS_OK,
+	    "relay.yaml:5: kafka.routes[1].match.streem: unknown variable streem: use stream, "
+	    "host, agent, source or fields.NAME\n");
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  routes:\n"
+	    "    - topic: a.${fieldz.x}\n"
+	    TLS_OK,
+	    "relay.yaml:4: kafka.routes[0].topic: unknown variable ${fieldz.x}: use ${stream}, "
+	    "${host}, ${agent}, ${source} or ${fields.NAME} (each may end in :-DEFAULT)\n");
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  routes:\n"
+	    "    - match: {stream: x}\n"
+	    TLS_OK,
+	    "relay.yaml:4: kafka.routes[0].topic: missing: this key is required\n");
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  allowed_topics:\n"
+	    "    - agents: web-*\n"
+	    TLS_OK,
+	    "relay.yaml:4: kafka.allowed_topics[0].topics: missing: this key is required\n");
 }
 
 static void
@@ -566,6 +658,9 @@ main(void)
 		cmocka_unit_test(test_every_template_variable_is_accepted),
 		cmocka_unit_test(test_unknown_template_variable_is_named),
 		cmocka_unit_test(test_unclosed_template_variable_is_refused),
+		cmocka_unit_test(test_template_variables_take_a_default),
+		cmocka_unit_test(test_routes_and_allowed_topics_load_in_order),
+		cmocka_unit_test(test_bad_routes_are_named_at_their_line),
 		cmocka_unit_test(test_bare_dollar_is_refused),
 		cmocka_unit_test(test_unknown_librdkafka_property_is_refused_with_its_reason),
 		cmocka_unit_test(test_properties_the_relay_fixes_are_refused),

@@ -194,41 +194,99 @@ test_key_bytes_are_kept_as_they_are(void **state)
 	route_free(rt);
 }
 
+/* Topics are rendered as they are: never renamed, never cut, never replaced. */
 static void
-test_topic_characters_kafka_refuses_become_underscores(void **state)
+test_topics_render_unchanged_whatever_their_bytes(void **state)
 {
 	(void)state;
-	assert_string_equal(topic("logs/${source}"), "logs__var_log_nginx_access.log");
-	assert_string_equal(topic("${fields.tags}"), "__a__1_");
-	assert_string_equal(topic("a b\tc:d@e"), "a_b_c_d_e");
-	/* Each byte of a UTF-8 character: é is two. */
-	assert_string_equal(topic("caf\xc3\xa9"), "caf__");
-	assert_string_equal(topic("Az09._-"), "Az09._-");
-	assert_string_equal(topic("${fields.rt}"), "0.125");
-	assert_string_equal(topic("${fields.big}"), "1e_21");
-}
-
-static void
-test_empty_and_dot_topics_go_to_the_fallback(void **state)
-{
-	(void)state;
-	assert_string_equal(topic("${fields.missing}"), ROUTE_UNROUTED_TOPIC);
-	assert_string_equal(topic("${fields.referer}"), ROUTE_UNROUTED_TOPIC);
-	assert_string_equal(topic("."), ROUTE_UNROUTED_TOPIC);
-	assert_string_equal(topic(".${fields.missing}."), ROUTE_UNROUTED_TOPIC);
-	assert_string_equal(topic("..."), "...");
+	assert_string_equal(topic("logs/${source}"), "logs//var/log/nginx/access.log");
+	assert_string_equal(topic("a b\tc:d@e"), "a b\tc:d@e");
+	assert_string_equal(topic("caf\xc3\xa9"), "caf\xc3\xa9");
+	assert_string_equal(topic("${fields.big}"), "1e+21");
+	assert_string_equal(topic("${fields.missing}"), "");
 	assert_string_equal(topic("logs.${fields.missing}"), "logs.");
-	sample();
-	/* An event without a stream, under the default template's shape. */
-	assert_string_equal(render(ROUTE_TOPIC, "${agent}", NULL, NULL), ROUTE_UNROUTED_TOPIC);
 }
 
 static void
-test_long_topics_are_cut_at_kafkas_limit(void **state)
+assert_topic_refused(const char *name, size_t len, const char *why_expected)
 {
-	char stream[400], out[512];
+	char why[256];
+
+	assert_int_equal(route_topic_check(name, len, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, why_expected);
+}
+
+static void
+test_topic_check_refuses_what_kafka_refuses_and_says_why(void **state)
+{
+	char name[300], why[64];
+
+	(void)state;
+	assert_int_equal(route_topic_check("Az09._-", 7, why, sizeof(why)), 0);
+	assert_int_equal(route_topic_check("...", 3, why, sizeof(why)), 0);
+	assert_topic_refused("", 0, "topic is empty");
+	assert_topic_refused(".", 1, "topic '.' is not a valid name");
+	assert_topic_refused("..", 2, "topic '..' is not a valid name");
+	assert_topic_refused("mobile.a/b", 10,
+	    "topic 'mobile.a/b' has a byte outside [A-Za-z0-9._-]");
+	assert_topic_refused("caf\xc3\xa9", 5,
+	    "topic 'caf\\xc3\\xa9' has a byte outside [A-Za-z0-9._-]");
+	assert_topic_refused("a\0b", 3, "topic 'a\\x00b' has a byte outside [A-Za-z0-9._-]");
+	memset(name, 'x', sizeof(name));
+	assert_int_equal(route_topic_check(name, ROUTE_TOPIC_MAX, why, sizeof(why)), 0);
+	assert_int_equal(route_topic_check(name, ROUTE_TOPIC_MAX + 1, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "topic of 250 bytes or more is longer than Kafka's 249");
+}
+
+static void
+test_topic_show_escapes_and_cuts(void **state)
+{
+	char out[16];
+
+	(void)state;
+	route_topic_show("a/b\n\xff", 5, out, sizeof(out));
+	assert_string_equal(out, "a/b\\x0a\\xff");
+	route_topic_show("0123456789abcdefghij", 20, out, sizeof(out));
+	assert_string_equal(out, "0123456789abcde");
+	/* An escape is never cut in half. */
+	route_topic_show("0123456789abc\x01", 14, out, sizeof(out));
+	assert_string_equal(out, "0123456789abc");
+}
+
+static void
+test_missing_or_empty_values_render_their_default(void **state)
+{
+	(void)state;
+	assert_string_equal(topic("ios.${fields.event_type:-unknown}"), "ios.unknown");
+	assert_string_equal(topic("ios.${fields.user_id:-unknown}"), "ios.u-42");
+	assert_string_equal(topic("${fields.referer:-none}"), "none");       /* null */
+	assert_string_equal(topic("${fields.bad:-none}"), "none");           /* bad slice */
+	assert_string_equal(topic("${fields.status:-0}"), "200");
+	assert_string_equal(key("${agent:-anonymous}"), "agent-7");
+	assert_string_equal(render(ROUTE_KEY, "${agent:-anonymous}", NULL, NULL), "anonymous");
+	assert_string_equal(key("${host:-}x"), "web-01x");
+	assert_string_equal(key("<${fields.missing:-}>"), "<>");
+	assert_string_equal(key("${fields.missing:-a b/c:-d}"), "a b/c:-d");
+	sample();
+	ev.host = (struct pbslice){ NULL, 0 };
+	{
+		struct route *rt;
+		char why[64], out[32];
+		size_t n;
+
+		assert_int_equal(route_compile("${host:-unknown}", ROUTE_KEY, &rt, why, sizeof(why)), 0);
+		assert_int_equal(route_render(rt, &ev, NULL, out, sizeof(out), &n), 0);
+		assert_string_equal(out, "unknown");
+		route_free(rt);
+	}
+}
+
+/* A topic longer than Kafka's limit renders whole (or -ENOBUFS), and the check refuses it. */
+static void
+test_long_topics_are_not_cut_but_refused(void **state)
+{
+	char stream[400], out[ROUTE_TOPIC_BUF], why[128];
 	struct route *rt;
-	char why[64];
 	size_t n;
 
 	(void)state;
@@ -236,14 +294,9 @@ test_long_topics_are_cut_at_kafkas_limit(void **state)
 	memset(stream, 'x', sizeof(stream));
 	ev.stream = (struct pbslice){ (const uint8_t *)stream, sizeof(stream) };
 	assert_int_equal(route_compile("logs.${stream}", ROUTE_TOPIC, &rt, why, sizeof(why)), 0);
-	assert_int_equal(route_render(rt, &ev, NULL, out, sizeof(out), &n), 0);
-	assert_int_equal(n, ROUTE_TOPIC_MAX);
-	assert_int_equal(strlen(out), ROUTE_TOPIC_MAX);
-	assert_memory_equal(out, "logs.xxx", 8);
-	/* A buffer smaller than Kafka's limit is the caller's: -ENOBUFS, cut, terminated. */
-	assert_int_equal(route_render(rt, &ev, NULL, out, 10, &n), -ENOBUFS);
-	assert_int_equal(n, 9);
-	assert_string_equal(out, "logs.xxxx");
+	assert_int_equal(route_render(rt, &ev, NULL, out, sizeof(out), &n), -ENOBUFS);
+	assert_int_equal(n, ROUTE_TOPIC_MAX + 1);
+	assert_int_equal(route_topic_check(out, n, why, sizeof(why)), -EINVAL);
 	route_free(rt);
 }
 
@@ -303,7 +356,9 @@ test_compile_agrees_with_the_config_check(void **state)
 		"logs.${stream}", "${host}", "${agent}", "${source}", "${fields.user_id}",
 		"${fields.a.b}", "", "plain", "$", "$x", "${", "${stream", "${streem}",
 		"${fields.}", "${fields}", "${}", "a$${host}", "${host}$", "${host}}",
-		"${ host}", "{$host}", "${fields.x}${fields.y}",
+		"${ host}", "{$host}", "${fields.x}${fields.y}", "${fields.x:-unknown}",
+		"${host:-}", "${stream:-a.b}", "${fields.:-x}", "${streem:-x}", "${host:x}",
+		"${host-x}", "${:-x}", "${fields.x:-a",
 	};
 
 	(void)state;
@@ -320,6 +375,272 @@ test_compile_agrees_with_the_config_check(void **state)
 		else
 			assert_int_equal(r2, -EINVAL);
 	}
+}
+
+/* ------------------------------------------------------------ route tables */
+
+/* A configuration built by hand: routes, default and allowed_topics. */
+static struct relay_config tcfg;
+static struct relay_route troutes[4];
+static struct relay_allowed_topics tallow[3];
+
+static struct config_map_entry *
+entries(size_t n, const char *const *kv)
+{
+	static struct config_map_entry e[64][4];
+	static size_t next;
+	struct config_map_entry *m = e[next++ % 64];
+
+	for (size_t i = 0; i < n; i++)
+		m[i] = (struct config_map_entry){ (char *)kv[2 * i], (char *)kv[2 * i + 1], 0 };
+	return m;
+}
+
+#define MATCH(...) ((struct config_map){						\
+		sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(char *) / 2,		\
+		entries(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(char *) / 2,	\
+		    (const char *const[]){ __VA_ARGS__ }) })
+#define LIST(...) ((struct config_list){						\
+		sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(char *),		\
+		(void *)(const char *[]){ __VA_ARGS__ } })
+
+static void
+mobile_config(void)
+{
+	/* Static: a compound literal here would die with this call. */
+	static const char *absent[] = { "fields.event_type" };
+
+	memset(&tcfg, 0, sizeof(tcfg));
+	memset(troutes, 0, sizeof(troutes));
+	tcfg.kafka.topic = "logs.${stream}";
+	tcfg.kafka.key = "${host}";
+	/* One topic per event type, keyed by user; a field required by its absence. */
+	troutes[0] = (struct relay_route){ .match = MATCH("stream", "mobile*",
+	    "fields.event_type", "*"), .topic = "mobile.${fields.event_type}",
+	    .key = "${fields.user_id:-none}" };
+	troutes[1] = (struct relay_route){ .match = MATCH("stream", "mobile*"),
+	    .absent = { 1, (void *)absent }, .topic = "mobile.${fields.event_type:-unknown}" };
+	troutes[2] = (struct relay_route){ .match = MATCH("host", "db-*", "agent", "agent-?"),
+	    .topic = "db" };
+	tcfg.kafka.routes = (struct config_list){ 3, troutes };
+}
+
+static struct route_table *
+table(void)
+{
+	struct route_table *t = NULL;
+	char path[64], why[256];
+
+	if (route_table_new(&tcfg, &t, path, sizeof(path), why, sizeof(why)) != 0)
+		fail_msg("%s: %s", path, why);
+	return t;
+}
+
+/* The topic and key t picks for the sample event as changed by the caller, and the route index. */
+static size_t
+pick(const struct route_table *t, const char *agent, char *tp, char *kp)
+{
+	const struct route *rt, *rk;
+	size_t idx, n;
+
+	route_table_pick(t, &ev, agent, &rt, &rk, &idx);
+	assert_int_equal(route_render(rt, &ev, agent, tp, 256, &n), 0);
+	assert_int_equal(route_render(rk, &ev, agent, kp, 256, &n), 0);
+	return idx;
+}
+
+static void
+test_first_route_whose_match_holds_is_used(void **state)
+{
+	struct route_table *t;
+	char tp[256], kp[256];
+
+	(void)state;
+	mobile_config();
+	t = table();
+	assert_int_equal(route_table_routes(t), 3);
+	sample();
+	ev.stream = S("mobile.ios");
+	fields[F_DUP] = (struct event_field){ .key = S("event_type"), .type = EVENT_TEXT,
+		.v.text = S("click") };
+	assert_int_equal(pick(t, "agent-7", tp, kp), 0);
+	assert_string_equal(tp, "mobile.click");
+	assert_string_equal(kp, "u-42");
+	/* Without event_type: the second route, whose topic has a default. */
+	fields[F_DUP].key = S("other");
+	assert_int_equal(pick(t, "agent-7", tp, kp), 1);
+	assert_string_equal(tp, "mobile.unknown");
+	/* A route without key takes kafka.key. */
+	assert_string_equal(kp, "web-01");
+	/* Every condition of a match must hold. */
+	ev.stream = S("db");
+	ev.host = S("db-01");
+	assert_int_equal(pick(t, "agent-7", tp, kp), 2);
+	assert_string_equal(tp, "db");
+	assert_int_equal(pick(t, "agent-77", tp, kp), 3);
+	assert_string_equal(tp, "logs.db");
+	assert_int_equal(pick(t, NULL, tp, kp), 3);
+	route_table_free(t);
+}
+
+static void
+test_no_route_means_kafka_topic_and_key(void **state)
+{
+	struct route_table *t;
+	char tp[256], kp[256];
+
+	(void)state;
+	mobile_config();
+	tcfg.kafka.routes.n = 0;
+	t = table();
+	sample();
+	ev.stream = S("mobile.ios");
+	assert_int_equal(pick(t, "agent-7", tp, kp), 0);
+	assert_string_equal(tp, "logs.mobile.ios");
+	assert_string_equal(kp, "web-01");
+	assert_false(route_table_uses_fields(t));
+	route_table_free(t);
+	mobile_config();
+	t = table();
+	assert_true(route_table_uses_fields(t));
+	route_table_free(t);
+}
+
+/* Fields of every type match as they render; a null or missing one matches no glob. */
+static void
+test_match_sees_fields_as_text_and_missing_ones_match_nothing(void **state)
+{
+	struct route_table *t;
+	char tp[256], kp[256];
+
+	(void)state;
+	mobile_config();
+	troutes[0] = (struct relay_route){ .match = MATCH("fields.status", "2??",
+	    "fields.cached", "true", "fields.rt", "0.1*"), .topic = "ok" };
+	troutes[1] = (struct relay_route){ .match = MATCH("fields.referer", "*"), .topic = "null" };
+	troutes[2] = (struct relay_route){ .match = MATCH("fields.nothere", "*"), .topic = "missing" };
+	t = table();
+	sample();
+	assert_int_equal(pick(t, "a", tp, kp), 0);
+	fields[F_INT].v.integer = 500;
+	assert_int_equal(pick(t, "a", tp, kp), 3);
+	route_table_free(t);
+	/* An empty value is matched as "". */
+	troutes[0] = (struct relay_route){ .match = MATCH("source", ""), .topic = "nosource" };
+	t = table();
+	sample();
+	ev.source = (struct pbslice){ NULL, 0 };
+	assert_int_equal(pick(t, "a", tp, kp), 0);
+	route_table_free(t);
+}
+
+static void
+test_bad_routes_name_the_key_at_fault(void **state)
+{
+	static struct relay_route many[ROUTE_TABLE_MAX + 1];
+	const struct {
+		struct relay_route r;
+		const char *path, *why;
+	} bad[] = {
+		{ { .match = MATCH("strem", "x"), .topic = "t" }, "kafka.routes[0].match.strem",
+		  "unknown variable strem: use stream, host, agent, source or fields.NAME" },
+		{ { .match = MATCH("fields.", "x"), .topic = "t" }, "kafka.routes[0].match.fields.",
+		  "unknown variable fields.: use stream, host, agent, source or fields.NAME" },
+		{ { .absent = LIST("host"), .topic = "t" }, "kafka.routes[0].absent",
+		  "'host' is not a field: absent takes fields.NAME" },
+		{ { .topic = "${x}" }, "kafka.routes[0].topic",
+		  "unknown variable ${x}: use ${stream}, ${host}, ${agent}, ${source} or "
+		  "${fields.NAME} (each may end in :-DEFAULT)" },
+		{ { .topic = "t", .key = "${" }, "kafka.routes[0].key", "'${' is not closed with '}'" },
+	};
+
+	(void)state;
+	mobile_config();
+	for (size_t i = 0; i <= ROUTE_TABLE_MAX; i++)
+		many[i] = troutes[2];
+	tcfg.kafka.routes = (struct config_list){ ROUTE_TABLE_MAX, many };
+	route_table_free(table());
+	tcfg.kafka.routes.n++;
+	{
+		struct route_table *t = NULL;
+		char path[64], why[256];
+
+		assert_int_equal(route_table_new(&tcfg, &t, path, sizeof(path), why, sizeof(why)),
+		    -EINVAL);
+		assert_string_equal(path, "kafka.routes");
+		assert_string_equal(why, "has 256 routes, more than 255: each event is matched "
+		    "against them in order; route on fewer, broader globs");
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct route_table *t = NULL;
+		char path[64], why[256];
+
+		mobile_config();
+		troutes[0] = bad[i].r;
+		tcfg.kafka.routes.n = 1;
+		assert_int_equal(route_table_new(&tcfg, &t, path, sizeof(path), why, sizeof(why)),
+		    -EINVAL);
+		assert_null(t);
+		assert_string_equal(path, bad[i].path);
+		assert_string_equal(why, bad[i].why);
+	}
+}
+
+static void
+test_allowed_topics_bound_each_agent_and_spare_the_dead_letter_topic(void **state)
+{
+	struct route_table *t;
+
+	(void)state;
+	mobile_config();
+	t = table();
+	assert_false(route_table_restricted(t));
+	assert_true(route_table_allowed(t, "x", "__consumer_offsets"));
+	route_table_free(t);
+
+	tallow[0] = (struct relay_allowed_topics){ .agents = "mobile-*",
+	    .topics = LIST("mobile.*", "logs.mobile") };
+	tallow[1] = (struct relay_allowed_topics){ .agents = "*", .topics = LIST("logs.*") };
+	tcfg.kafka.allowed_topics = (struct config_list){ 2, tallow };
+	tcfg.kafka.dead_letter_topic = "dead";
+	t = table();
+	assert_true(route_table_restricted(t));
+	assert_true(route_table_allowed(t, "mobile-1", "mobile.click"));
+	assert_true(route_table_allowed(t, "mobile-1", "logs.x"));       /* the "*" entry */
+	assert_false(route_table_allowed(t, "web-1", "mobile.click"));
+	assert_true(route_table_allowed(t, "web-1", "logs.web"));
+	assert_false(route_table_allowed(t, "web-1", "__consumer_offsets"));
+	assert_false(route_table_allowed(t, NULL, "mobile.click"));
+	assert_true(route_table_allowed(t, "web-1", "dead"));
+	assert_true(route_table_allowed(t, NULL, "dead"));
+	route_table_free(t);
+}
+
+static void
+test_picking_allocates_nothing(void **state)
+{
+#ifdef COUNT_ALLOCATIONS
+	struct route_table *t;
+	const struct route *rt, *rk;
+	size_t idx;
+
+	(void)state;
+	mobile_config();
+	t = table();
+	sample();
+	allocations = 0;
+	counting = 1;
+	for (int j = 0; j < 100; j++) {
+		route_table_pick(t, &ev, "agent-7", &rt, &rk, &idx);
+		(void)route_table_allowed(t, "agent-7", "mobile.click");
+	}
+	counting = 0;
+	assert_int_equal(allocations, 0);
+	route_table_free(t);
+#else
+	(void)state;
+	skip();
+#endif
 }
 
 static void
@@ -376,13 +697,21 @@ main(void)
 		cmocka_unit_test(test_literals_and_event_variables),
 		cmocka_unit_test(test_fields_of_every_type_as_text),
 		cmocka_unit_test(test_key_bytes_are_kept_as_they_are),
-		cmocka_unit_test(test_topic_characters_kafka_refuses_become_underscores),
-		cmocka_unit_test(test_empty_and_dot_topics_go_to_the_fallback),
-		cmocka_unit_test(test_long_topics_are_cut_at_kafkas_limit),
+		cmocka_unit_test(test_topics_render_unchanged_whatever_their_bytes),
+		cmocka_unit_test(test_topic_check_refuses_what_kafka_refuses_and_says_why),
+		cmocka_unit_test(test_topic_show_escapes_and_cuts),
+		cmocka_unit_test(test_missing_or_empty_values_render_their_default),
+		cmocka_unit_test(test_long_topics_are_not_cut_but_refused),
 		cmocka_unit_test(test_output_never_exceeds_the_buffer),
 		cmocka_unit_test(test_empty_key_template_means_no_key),
 		cmocka_unit_test(test_compile_agrees_with_the_config_check),
 		cmocka_unit_test(test_rendering_allocates_nothing),
+		cmocka_unit_test(test_first_route_whose_match_holds_is_used),
+		cmocka_unit_test(test_no_route_means_kafka_topic_and_key),
+		cmocka_unit_test(test_match_sees_fields_as_text_and_missing_ones_match_nothing),
+		cmocka_unit_test(test_bad_routes_name_the_key_at_fault),
+		cmocka_unit_test(test_allowed_topics_bound_each_agent_and_spare_the_dead_letter_topic),
+		cmocka_unit_test(test_picking_allocates_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
