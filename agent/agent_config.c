@@ -15,6 +15,7 @@
 #include "agent/multiline.h"
 #include "agent/parsers.h"
 #include "common/daemon.h"
+#include "common/token.h"
 #include "common/tls.h"
 #include "common/tz.h"
 
@@ -59,6 +60,19 @@ static const struct config_key multiline_keys[] = {
 	{ NULL },
 };
 #undef M
+
+#define H(f) (offsetof(struct agent_source, auth.f) - offsetof(struct agent_source, auth))
+static const struct config_key auth_keys[] = {
+	{ "tokens_file", CONFIG_STRING, H(tokens_file), .flags = CONFIG_NONEMPTY,
+	  .help = "File of bearer tokens, one `TOKEN NAME` per line (# comments): a request must "
+	    "carry `Authorization: Bearer TOKEN` of one of them, or is answered 401 unread. NAME "
+	    "is the sender, added to each of its events as the field `sender`; several tokens may "
+	    "name one sender. Tokens are 16 to 256 printable bytes (openssl rand -hex 32). The "
+	    "file must not be readable by every user (mode 0640, root:_logferry); SIGHUP reads "
+	    "it again." },
+	{ NULL },
+};
+#undef H
 
 #define S(f) offsetof(struct agent_source, f)
 static const struct config_key source_keys[] = {
@@ -144,6 +158,9 @@ static const struct config_key source_keys[] = {
 	{ "max_field_size", CONFIG_SIZE, S(max_field_size), .def = "64KiB", .min = 256, .max = 16 * MIB,
 	  .only = ONLY(SOURCE_JOURNAL),
 	  .help = "A journal field's value (MESSAGE included) longer than this is cut there, and the event marked truncated." },
+	{ "auth", CONFIG_SECTION, S(auth), .keys = auth_keys, .only = ONLY(SOURCE_HTTP),
+	  .help = "Who may post, and how much: without it any client that reaches the listener "
+	    "may (keep such a source on loopback)." },
 	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
 	  .only = ONLY(SOURCE_FILE),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
@@ -356,6 +373,21 @@ agent_config_check_multiline(struct config_check *c, const struct agent_source *
 		multiline_rule_free(&r);
 }
 
+/* The tokens file loads as the source will load it: its errors name its line. */
+static void
+agent_config_check_auth(struct config_check *c, const struct agent_source *s, size_t i)
+{
+	struct token_set *ts = NULL;
+	char path[64], err[512];
+
+	if (s->auth.tokens_file == NULL)
+		return;
+	snprintf(path, sizeof(path), "sources[%zu].auth.tokens_file", i);
+	if (token_set_load(s->auth.tokens_file, AGENT_MAX_TOKENS, &ts, err, sizeof(err)) != 0)
+		config_error(c, path, "%s", err);
+	token_set_free(ts);
+}
+
 static void
 agent_config_check_source(struct config_check *c, const struct agent_config *cfg,
     size_t i)
@@ -413,6 +445,8 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 	}
 	if (s->type == SOURCE_JOURNAL)
 		agent_config_check_journal(c, s, i);
+	if (s->type == SOURCE_HTTP)
+		agent_config_check_auth(c, s, i);
 	agent_config_check_multiline(c, s, i);
 	if (s->type == SOURCE_SYSLOG) {
 		char *end;

@@ -11,6 +11,9 @@
 
 #include "common/config.h"
 
+/* Tokens an http source's tokens_file may hold. */
+#define AGENT_MAX_TOKENS 100000
+
 enum agent_source_type { SOURCE_FILE, SOURCE_SYSLOG, SOURCE_HTTP, SOURCE_JOURNAL };
 enum agent_start_at { START_AT_BEGINNING, START_AT_END };
 enum agent_sync { SYNC_ALWAYS, SYNC_RELAXED };
@@ -49,6 +52,13 @@ struct agent_source {
 		uint64_t flush_timeout_ms;  /* an event with no line after it ships after this */
 		uint64_t max_bytes;       /* longer events are cut and marked */
 	} multiline;                  /* file: both patterns NULL: one event per line */
+	struct {
+		char *tokens_file;        /* TOKEN NAME lines (common/token.h); NULL: no tokens */
+		int64_t events_per_s;     /* per sender; 0: no limit */
+		int64_t events_burst;     /* 0: events_per_s */
+		uint64_t bytes_per_s;     /* per sender, request bodies as sent; 0: no limit */
+		uint64_t bytes_burst;     /* 0: bytes_per_s */
+	} auth;                       /* http */
 };
 
 struct agent_config {

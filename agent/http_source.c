@@ -22,11 +22,13 @@
 #include "common/addr.h"
 #include "common/jsonw.h"
 #include "common/log.h"
+#include "common/token.h"
 
 #define HTTP_READ_BUF (16 * 1024)
 #define HTTP_URL_MAX 256           /* URL bytes kept: a longer one is no path of ours */
 #define HTTP_HNAME_MAX 32          /* header name bytes kept: ours are shorter */
 #define HTTP_HVAL_MAX 128          /* header value bytes kept */
+#define HTTP_AUTH_MAX (TOKEN_MAX_LEN + 32)   /* Authorization value bytes kept: "Bearer TOKEN" */
 #define HTTP_OUT_MAX 4096          /* an answer's body */
 #define HTTP_BACKLOG 128
 
@@ -116,11 +118,16 @@ struct http_conn {
 	size_t url_len;
 	bool url_long;
 	int hstate;                   /* 0: between headers, 1: in a name, 2: in a value */
-	char hname[HTTP_HNAME_MAX + 1], hval[HTTP_HVAL_MAX + 1];
+	char hname[HTTP_HNAME_MAX + 1], hval[HTTP_AUTH_MAX + 1];
 	size_t hname_len, hval_len;
 	bool hname_long, hval_long;
 	char ctype[HTTP_HVAL_MAX + 1], cenc[HTTP_HVAL_MAX + 1];
 	bool ctype_seen, ctype_long, cenc_long, expect_continue;
+	char auth[HTTP_AUTH_MAX + 1]; /* the Authorization value, while its head is read */
+	size_t auth_len;
+	bool auth_seen, auth_long;
+	bool bad_token;               /* 401: a token, but not one of tokens_file */
+	char sender[TOKEN_NAME_MAX + 1]; /* its token's sender, when tokens_file is set */
 	uint64_t body_seen;           /* body bytes received, as sent */
 	int status;                   /* an error answer decided on the way; 0 if none */
 	char error[INTAKE_ERROR_MAX]; /* its text */
@@ -164,6 +171,7 @@ struct http_source {
 	uint64_t idle_timeout_ms;
 	uint64_t request_timeout_ms;
 	struct budget *budget;        /* NULL: bodies are not counted */
+	struct token_set *tokens;     /* auth.tokens_file's; NULL: anyone may post */
 	bool stopping;
 	void (*done)(void *ctx);
 	void *done_ctx;
@@ -207,6 +215,7 @@ http_reason(int status)
 	switch (status) {
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Content Too Large";
@@ -282,6 +291,7 @@ http_source_maybe_done(struct http_source *hs)
 		return;
 	done = hs->done;
 	ctx = hs->done_ctx;
+	token_set_free(hs->tokens);
 	free(hs->listeners);
 	free(hs);
 	if (done != NULL)
@@ -638,6 +648,13 @@ http_conn_fail(struct http_conn *c)
 	case 400:
 		st->bad_requests++;
 		advice = "nothing of the request was spooled; the client must fix it";
+		break;
+	case 401:
+		st->unauthorized++;
+		extra = c->bad_token ? "WWW-Authenticate: Bearer realm=\"logferry\", "
+		    "error=\"invalid_token\"\r\n" : "WWW-Authenticate: Bearer realm=\"logferry\"\r\n";
+		advice = "nothing of it was read or spooled; the client needs a token of the "
+		    "source's tokens_file";
 		break;
 	case 404:
 		st->not_found++;
@@ -1001,6 +1018,9 @@ http_on_message_begin(http_parser *p)
 	c->hstate = 0;
 	c->ctype[0] = c->cenc[0] = '\0';
 	c->ctype_seen = c->ctype_long = c->cenc_long = c->expect_continue = false;
+	c->auth_seen = c->auth_long = c->bad_token = false;
+	c->auth_len = 0;
+	c->sender[0] = '\0';
 	c->body_seen = 0;
 	c->status = 0;
 	c->error[0] = '\0';
@@ -1056,16 +1076,22 @@ http_header_done(struct http_conn *c)
 		return;
 	if (strcasecmp(c->hname, "content-type") == 0) {
 		c->ctype_seen = true;
-		c->ctype_long = c->hval_long;
+		c->ctype_long = c->hval_long || c->hval_len > HTTP_HVAL_MAX;
 		http_trim_copy(c->ctype, sizeof(c->ctype), c->hval);
 	} else if (strcasecmp(c->hname, "content-encoding") == 0) {
-		c->cenc_long = c->hval_long;
+		c->cenc_long = c->hval_long || c->hval_len > HTTP_HVAL_MAX;
 		http_trim_copy(c->cenc, sizeof(c->cenc), c->hval);
 	} else if (strcasecmp(c->hname, "expect") == 0) {
 		char v[32];
 
 		http_trim_copy(v, sizeof(v), c->hval);
 		c->expect_continue = !c->hval_long && strcasecmp(v, "100-continue") == 0;
+	} else if (strcasecmp(c->hname, "authorization") == 0) {
+		c->auth_seen = true;
+		c->auth_long = c->hval_long;
+		memcpy(c->auth, c->hval, c->hval_len);
+		c->auth_len = c->hval_len;
+		explicit_bzero(c->hval, c->hval_len);
 	}
 }
 
@@ -1101,7 +1127,7 @@ http_on_header_value(http_parser *p, const char *at, size_t n)
 	if (http_head_budget(c, n) != 0)
 		return -1;
 	c->hstate = 2;
-	if (c->hval_long || n > HTTP_HVAL_MAX - c->hval_len) {
+	if (c->hval_long || n > HTTP_AUTH_MAX - c->hval_len) {
 		c->hval_long = true;
 		return 0;
 	}
@@ -1153,6 +1179,7 @@ http_conn_begin_body(struct http_conn *c)
 			abort();   /* out of memory */
 	}
 	intake_begin(c->in, c->body_flags);
+	intake_set_sender(c->in, hs->tokens != NULL ? c->sender : NULL);
 	if (c->expect_continue && c->has_body) {
 		uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
 
@@ -1186,6 +1213,41 @@ http_conn_admit(struct http_conn *c, uint64_t length)
 	return 0;
 }
 
+/*
+ * The sender of the request, by its bearer token, when tokens_file is set.
+ * Returns 0, or -EACCES with the 401 set. The token is looked up now, in
+ * the loop turn that admits the request: a reload may free the set after.
+ */
+static int
+http_conn_authenticate(struct http_conn *c)
+{
+	struct http_source *hs = c->hs;
+	const struct token_sender *t = NULL;
+	const uint8_t *tok = NULL;
+	size_t len = 0;
+	int r;
+
+	if (hs->tokens == NULL)
+		return 0;
+	r = !c->auth_seen || c->auth_long ? -EINVAL : token_bearer(c->auth, c->auth_len, &tok, &len);
+	if (r == 0)
+		t = token_set_find(hs->tokens, tok, len);
+	explicit_bzero(c->auth, c->auth_len);
+	if (r != 0) {
+		http_conn_error(c, 401, "this source needs an Authorization: Bearer token, and the "
+		    "request has %s", !c->auth_seen ? "none" : "another kind of Authorization");
+		return -EACCES;
+	}
+	if (t == NULL) {
+		c->bad_token = true;
+		http_conn_error(c, 401, "unknown token: it is not in the agent's tokens_file (or "
+		    "was removed from it)");
+		return -EACCES;
+	}
+	snprintf(c->sender, sizeof(c->sender), "%s", token_sender_name(t));
+	return 0;
+}
+
 /* Decides what to do with the request before its body: an early answer, wait, or read it. */
 static int
 http_on_headers_complete(http_parser *p)
@@ -1207,6 +1269,8 @@ http_on_headers_complete(http_parser *p)
 	} else if (p->method != HTTP_POST) {
 		http_conn_error(c, 405, "method %s is not allowed on " HTTP_SOURCE_PATH ": use POST",
 		    http_method_str((enum http_method)p->method));
+	} else if (http_conn_authenticate(c) != 0) {
+		/* Its status is set: nothing of it is read or charged. */
 	} else if (!c->ctype_seen || c->ctype_long || (kind = http_media_type(c->ctype)) < 0) {
 		http_conn_error(c, 415, "Content-Type '%.64s' is not supported: use "
 		    "application/json (one object) or application/x-ndjson (one object per line)",
@@ -1521,6 +1585,23 @@ http_listen(struct http_source *hs, struct http_listener *l, const struct config
 	return 0;
 }
 
+/* Loads cfg's tokens file into *out, logging what is wrong with it. */
+static int
+http_load_tokens(const struct agent_source *cfg, struct token_set **out)
+{
+	char err[512];
+	int r;
+
+	if ((r = token_set_load(cfg->auth.tokens_file, AGENT_MAX_TOKENS, out, err,
+	    sizeof(err))) != 0) {
+		log_error("source %s: %s", cfg->name, err);
+		return r;
+	}
+	log_info("source %s: %zu token(s) loaded from %s", cfg->name, token_set_count(*out),
+	    cfg->auth.tokens_file);
+	return 0;
+}
+
 int
 http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
     struct spool *spool, struct http_source **out)
@@ -1535,6 +1616,11 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		free(hs);
 		log_error("source %s: out of memory", cfg->name);
 		return -ENOMEM;
+	}
+	if (cfg->auth.tokens_file != NULL && (r = http_load_tokens(cfg, &hs->tokens)) != 0) {
+		free(hs->listeners);
+		free(hs);
+		return r;
 	}
 	hs->loop = loop;
 	hs->cfg = cfg;
@@ -1562,6 +1648,26 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		}
 	}
 	*out = hs;
+	return 0;
+}
+
+int
+http_source_reload(struct http_source *hs)
+{
+	struct token_set *fresh;
+	int r;
+
+	if (hs->cfg->auth.tokens_file == NULL)
+		return 0;
+	if ((r = http_load_tokens(hs->cfg, &fresh)) != 0) {
+		log_error("source %s: the tokens of %s stay as they were loaded before; fix the "
+		    "file and send SIGHUP again", hs->cfg->name, hs->cfg->auth.tokens_file);
+		return r;
+	}
+	/* A sender's rate limits go on where they were: a reload is no reset. */
+	token_set_carry(fresh, hs->tokens);
+	token_set_free(hs->tokens);
+	hs->tokens = fresh;
 	return 0;
 }
 
@@ -1669,6 +1775,8 @@ static const struct metrics_field http_source_fields[] = {
 	HTTP_F("events_total", "counter", events, "Events committed for those requests."),
 	HTTP_F("bad_requests_total", "counter", bad_requests,
 	    "Requests answered 400: malformed JSON, gzip or HTTP."),
+	HTTP_F("unauthorized_total", "counter", unauthorized,
+	    "Requests answered 401: no bearer token, or one not in tokens_file; never spooled."),
 	HTTP_F("not_found_total", "counter", not_found, "Requests answered 404."),
 	HTTP_F("bad_method_total", "counter", bad_method, "Requests answered 405."),
 	HTTP_F("too_large_total", "counter", too_large,
@@ -1726,6 +1834,13 @@ http_source_type_start(uv_loop_t *loop, const struct agent_source *cfg, const ch
 }
 
 static void
+http_source_type_reload(void *src)
+{
+	/* Logged; the previous tokens stay. */
+	(void)http_source_reload(src);
+}
+
+static void
 http_source_type_resume(void *src)
 {
 	http_source_resume(src);
@@ -1748,6 +1863,7 @@ const struct source_type http_source_type = {
 	.max_message = http_source_max_message,
 	.start = http_source_type_start,
 	.resume = http_source_type_resume,
+	.reload = http_source_type_reload,
 	.stop = http_source_type_stop,
 	.stats = http_source_type_stats,
 	.stats_size = sizeof(struct http_source_stats),

@@ -109,6 +109,14 @@ int http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const cha
  */
 void http_source_set_budget(struct http_source *hs, struct budget *b);
 
+/*
+ * SIGHUP for a source whose settings did not change: reads auth.tokens_file
+ * again. Requests after it are checked against the new tokens; each
+ * sender's rate limits carry over by name. Returns 0, or a negative error
+ * after logging it; then the previous tokens stay.
+ */
+int http_source_reload(struct http_source *hs);
+
 /* The spool has room again (its writable callback): waiting requests go on. */
 void http_source_resume(struct http_source *hs);
 
@@ -132,6 +140,7 @@ struct http_source_stats {
 	uint64_t accepted;            /* 200: events committed */
 	uint64_t events;              /* events committed for those requests */
 	uint64_t bad_requests;        /* 400: malformed JSON, gzip or HTTP */
+	uint64_t unauthorized;        /* 401: no token, or an unknown one */
 	uint64_t not_found;           /* 404 */
 	uint64_t bad_method;          /* 405 */
 	uint64_t too_large;           /* 413 */

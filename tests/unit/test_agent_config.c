@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -798,6 +799,68 @@ test_multiline_on_an_http_source_is_refused(void **state)
 	    "agent.yaml:5: sources[0].multiline: only valid when type is file\n");
 }
 
+/* A tokens file of text (mode 0640) at path (room for 64 bytes). */
+static void
+write_tokens(char *path, const char *text)
+{
+	int fd;
+
+	strcpy(path, "/tmp/test_agent_config_tokens.XXXXXX");
+	assert_true((fd = mkstemp(path)) >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, 0640), 0);
+	assert_int_equal(close(fd), 0);
+}
+
+static void
+test_http_auth_tokens_file_loads_and_its_errors_name_its_line(void **state)
+{
+	struct agent_config cfg;
+	char path[64], yaml[512], want[512], *err = NULL;
+
+	(void)state;
+	write_tokens(path, "0123456789abcdef0123456789abcdef app-one\n");
+	snprintf(yaml, sizeof(yaml), "sources:\n"
+	    "  - name: api\n"
+	    "    type: http\n"
+	    "    listen: 127.0.0.1:8540\n"
+	    "    auth: {tokens_file: %s}\n", path);
+	load_ok(yaml, &cfg);
+	assert_string_equal(source(&cfg, 0)->auth.tokens_file, path);
+	config_free(&agent_config_schema, &cfg);
+	unlink(path);
+
+	write_tokens(path, "# ok\n0123456789abcdef0123456789abcdef app-one\nshort app-two\n");
+	snprintf(yaml, sizeof(yaml), "sources:\n"
+	    "  - name: api\n"
+	    "    type: http\n"
+	    "    listen: 127.0.0.1:8540\n"
+	    "    auth:\n"
+	    "      tokens_file: %s\n", path);
+	snprintf(want, sizeof(want), "agent.yaml:6: sources[0].auth.tokens_file: %s:3: the token "
+	    "is 5 bytes; a token is 16 to 256 bytes (make one with: openssl rand -hex 32)\n", path);
+	expect_errors(yaml, want);
+	unlink(path);
+
+	snprintf(yaml, sizeof(yaml), "sources:\n"
+	    "  - name: api\n"
+	    "    type: http\n"
+	    "    listen: 127.0.0.1:8540\n"
+	    "    auth: {tokens_file: %s}\n", path);
+	assert_int_equal(load(yaml, &cfg, &err), -EINVAL);
+	assert_non_null(strstr(err, "agent.yaml:5: sources[0].auth.tokens_file: "));
+	assert_non_null(strstr(err, "cannot open the token file: No such file or directory"));
+	free(err);
+	config_free(&agent_config_schema, &cfg);
+
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/a.log]\n"
+	    "    auth: {tokens_file: /etc/logferry/tokens}\n",
+	    "agent.yaml:5: sources[0].auth: only valid when type is http\n");
+}
+
 static void
 test_relative_path_is_refused(void **state)
 {
@@ -1090,6 +1153,7 @@ main(void)
 		cmocka_unit_test(test_multiline_needs_exactly_one_of_start_and_continuation),
 		cmocka_unit_test(test_multiline_at_its_defaults_without_a_pattern_is_no_multiline),
 		cmocka_unit_test(test_multiline_on_an_http_source_is_refused),
+		cmocka_unit_test(test_http_auth_tokens_file_loads_and_its_errors_name_its_line),
 		cmocka_unit_test(test_relative_path_is_refused),
 		cmocka_unit_test(test_duplicate_source_names_are_refused),
 		cmocka_unit_test(test_source_name_with_invalid_characters_is_refused),

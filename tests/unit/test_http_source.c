@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +47,7 @@ struct fixture {
 	struct http_source *hs;
 	struct agent_source cfg;
 	struct config_addr addr;
+	char tokens[128];
 	int port;
 	int writable_calls;
 	int stopped, closed;
@@ -1786,6 +1788,168 @@ test_listen_failure_is_reported_and_leaves_nothing_open(void **state)
 	stop(fx);
 }
 
+/* ---------------------------------------------------------------- auth */
+
+#define TOK_ONE "0123456789abcdef0123456789abcdef"
+#define TOK_TWO "fedcba9876543210fedcba9876543210"
+#define TOK_NEW "00112233445566778899aabbccddeeff"
+
+/* Writes fx's tokens file (mode 0640) and points the source at it. */
+static void
+tokens_file(struct fixture *fx, const char *text)
+{
+	FILE *f;
+
+	snprintf(fx->tokens, sizeof(fx->tokens), "%s/tokens", fx->root);
+	assert_non_null(f = fopen(fx->tokens, "w"));
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(fx->tokens, 0640), 0);
+	fx->cfg.auth.tokens_file = fx->tokens;
+}
+
+/* A request posting body with Authorization: value (none if NULL). */
+static char *
+post_auth(const char *value, const char *body, size_t *len)
+{
+	char extra[512] = "";
+
+	if (value != NULL)
+		snprintf(extra, sizeof(extra), "Authorization: %s\r\n", value);
+	return post("/v1/events", "application/x-ndjson", extra, body, strlen(body), len);
+}
+
+static void
+test_request_without_or_with_an_unknown_token_is_401_and_nothing_is_spooled(void **state)
+{
+	static const char *const auth[] = { NULL, "Bearer " TOK_NEW, "Basic dXNlcjpwYXNz",
+	    "Bearer" };
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct spool_stats ss;
+	struct budget *b;
+	struct job j;
+	size_t len;
+	char *req;
+
+	tokens_file(fx, TOK_ONE " app-one\n");
+	start(fx);
+	/* A budget too small for the body: charging it first would answer 503. */
+	assert_int_equal(budget_new(HTTP_SOURCE_BODY_OVERHEAD / 2, &b), 0);
+	http_source_set_budget(fx->hs, b);
+	for (size_t i = 0; i < sizeof(auth) / sizeof(auth[0]); i++) {
+		req = post_auth(auth[i], "{\"a\":1}\n", &len);
+		memset(&j, 0, sizeof(j));
+		j.req[0] = req;
+		j.req_len[0] = len;
+		j.nreq = 1;
+		j.check_closed = true;
+		run(fx, &j);
+		assert_int_equal(j.nresp, 1);
+		assert_int_equal(j.resp[0].status, 401);
+		assert_non_null(strcasestr(j.resp[0].head, "\r\nWWW-Authenticate: Bearer"));
+		assert_non_null(strstr(j.resp[0].body, i == 1 ? "unknown token" :
+		    "Authorization: Bearer"));
+		/* Answered before its body: the connection cannot go on. */
+		assert_true(j.closed);
+		free(req);
+	}
+	stats(fx, &st);
+	assert_int_equal(st.unauthorized, 4);
+	assert_int_equal(st.budget_refused, 0);
+	assert_int_equal(st.body_bytes, 0);
+	spool_get_stats(fx->s, &ss);
+	assert_int_equal(ss.events_committed, 0);
+	stop(fx);
+	budget_free(b);
+}
+
+static void
+test_a_known_token_adds_its_senders_name_to_each_event(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct got g;
+	struct job j;
+	size_t len;
+	char *req;
+
+	tokens_file(fx, "# senders\n" TOK_ONE " app-one\n" TOK_TWO " app-one\n");
+	start(fx);
+	/* The sender's own "sender" member cannot pass for another. */
+	req = post_auth("bearer   " TOK_TWO " ", "{\"a\":1}\n{\"sender\":\"root\",\"b\":2}\n",
+	    &len);
+	one(fx, req, len, &j);
+	assert_int_equal(j.resp[0].status, 200);
+	assert_string_equal(j.resp[0].body, "{\"accepted\":2}");
+	stats(fx, &st);
+	assert_int_equal(st.unauthorized, 0);
+	stop(fx);
+	free(req);
+
+	read_back(fx, &g);
+	assert_int_equal(g.n, 2);
+	assert_string_equal(g.ev[0].fields, "a=i:1;sender=t:app-one;");
+	assert_string_equal(g.ev[1].fields, "sender=t:app-one;b=i:2;");
+	got_free(&g);
+}
+
+static void
+test_reload_takes_a_new_token_and_refuses_a_removed_one(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct job j;
+	size_t len[3];
+	char *req[3];
+
+	tokens_file(fx, TOK_ONE " app-one\n" TOK_TWO " app-two\n");
+	start(fx);
+	req[0] = post_auth("Bearer " TOK_ONE, "{\"a\":1}\n", &len[0]);
+	req[1] = post_auth("Bearer " TOK_TWO, "{\"a\":2}\n", &len[1]);
+	req[2] = post_auth("Bearer " TOK_NEW, "{\"a\":3}\n", &len[2]);
+	one(fx, req[2], len[2], &j);
+	assert_int_equal(j.resp[0].status, 401);
+
+	tokens_file(fx, TOK_ONE " app-one\n" TOK_NEW " app-new\n");
+	assert_int_equal(http_source_reload(fx->hs), 0);
+	one(fx, req[0], len[0], &j);
+	assert_int_equal(j.resp[0].status, 200);
+	one(fx, req[1], len[1], &j);
+	assert_int_equal(j.resp[0].status, 401);
+	one(fx, req[2], len[2], &j);
+	assert_int_equal(j.resp[0].status, 200);
+
+	/* A file that no longer loads leaves the tokens as they were. */
+	tokens_file(fx, TOK_ONE " app one two\n");
+	assert_int_equal(http_source_reload(fx->hs), -EINVAL);
+	one(fx, req[2], len[2], &j);
+	assert_int_equal(j.resp[0].status, 200);
+	stats(fx, &st);
+	assert_int_equal(st.unauthorized, 2);
+	assert_int_equal(st.events, 3);
+	stop(fx);
+	for (int i = 0; i < 3; i++)
+		free(req[i]);
+}
+
+static void
+test_missing_tokens_file_fails_the_start(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx->cfg.auth.tokens_file = "/nonexistent/tokens";
+	assert_int_equal(spool_open(&fx->loop, &fx->so, on_writable, fx, &fx->s), 0);
+	assert_int_equal(http_source_start(&fx->loop, &fx->cfg, "host-a", fx->s, &fx->hs),
+	    -ENOENT);
+	fx->hs = NULL;
+	uv_run(&fx->loop, UV_RUN_NOWAIT);
+	fx->closed = 0;
+	spool_close(fx->s, on_closed, fx);
+	while (!fx->closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+}
+
 int
 main(void)
 {
@@ -1827,6 +1991,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stop_answers_a_request_waiting_for_memory_503,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_failure_is_reported_and_leaves_nothing_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_without_or_with_an_unknown_token_is_401_and_nothing_is_spooled,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_known_token_adds_its_senders_name_to_each_event,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_takes_a_new_token_and_refuses_a_removed_one,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_tokens_file_fails_the_start, setup, teardown),
 	};
 
 	log_init("test_http_source", LOG_LEVEL_ERROR);

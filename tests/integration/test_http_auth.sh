@@ -1,0 +1,120 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# The http source exposed beyond the host (issue 20), with the real agent
+# and curl: a tokens file (mode 0640) whose good token is answered 200 and
+# its events carry the sender's name in the field `sender`; no token and an
+# unknown one are answered 401 with WWW-Authenticate, counted, and nothing
+# of theirs reaches the spool; SIGHUP reads the tokens file again, so that
+# a new token works and a removed one gets 401.
+. "$(dirname "$0")/lib.sh"
+
+command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
+
+TOK_A=$(printf 'a%.0s' $(seq 32))
+TOK_B=$(printf 'b%.0s' $(seq 32))
+TOK_C=$(printf 'c%.0s' $(seq 32))
+printf '# senders of app_events\n%s app-a\n%s app-b\n' "$TOK_A" "$TOK_B" >"$T/tokens"
+chmod 0640 "$T/tokens"
+MPORT=$(free_port)
+cat >"$T/agent.yaml" <<YAML
+id: test-agent
+data_dir: $T/agent.data
+spool: {commit_interval: 5ms}
+sources:
+  - name: app
+    type: http
+    listen: $LF_IP:$(free_port)
+    auth:
+      tokens_file: $T/tokens
+metrics: {listen: $LF_IP:$MPORT}
+YAML
+cfg=$T/agent.yaml
+
+"$LOGFERRY_AGENT" -c "$cfg" --check >"$T/check.out" 2>&1 && pass "--check loads the tokens file" ||
+	fail "--check: $(cat "$T/check.out")"
+
+start agent "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_log "$T/agent.log" "source app: listening on http://" 10 || { fail "the agent did not listen"; cat "$T/agent.log"; finish; }
+URL=$(sed -n 's|.*source app: listening on \(http://[^ ]*\).*|\1|p' "$T/agent.log" | head -1)
+grep -q "source app: 2 token(s) loaded from $T/tokens" "$T/agent.log" && pass "the tokens are loaded" ||
+	fail "no 'token(s) loaded' line"
+
+# post BODY [CURL-ARGS...]: prints the status; the answer in $T/resp, headers in $T/resp.h.
+post() {
+	local body=$1
+	shift
+	curl -sS --max-time 10 -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' \
+		-H 'Content-Type: application/x-ndjson' --data-binary "$body" "$@" "$URL/v1/events"
+}
+
+# expect WHAT WANT-STATUS GOT-STATUS [HEADER-PATTERN]
+expect() {
+	if [ "$3" = "$2" ] && { [ -z "${4:-}" ] || grep -Eqi -- "$4" "$T/resp.h"; }; then
+		pass "$1"
+	else
+		fail "$1: status $3 (want $2), body: $(head -c 300 "$T/resp" 2>/dev/null)"
+	fi
+}
+
+accepted=0
+code=$(post $'{"n":1}\n{"n":2,"sender":"root"}' -H "Authorization: Bearer $TOK_A")
+expect "a good token is answered 200" 200 "$code"
+accepted=$((accepted + 2))
+code=$(post '{"n":3}' -H "Authorization: bearer $TOK_B")
+expect "another sender's token, the scheme in lower case, is answered 200" 200 "$code"
+accepted=$((accepted + 1))
+
+code=$(post '{"bad":"none"}')
+expect "no token is answered 401 with WWW-Authenticate" 401 "$code" '^WWW-Authenticate: Bearer'
+code=$(post '{"bad":"unknown"}' -H "Authorization: Bearer $TOK_C")
+expect "an unknown token is answered 401, invalid_token" 401 "$code" \
+	'^WWW-Authenticate: Bearer .*error="invalid_token"'
+code=$(post '{"bad":"basic"}' -u user:password)
+expect "Basic authorization is answered 401" 401 "$code" '^WWW-Authenticate: Bearer'
+wait_metric "$MPORT" 'logferry_http_unauthorized_total{source="app"}' -eq 3 10 &&
+	pass "the 401s are counted" || fail "logferry_http_unauthorized_total"
+[ "$(metric "$MPORT" 'logferry_http_body_bytes_total{source="app"}')" = 38 ] &&
+	pass "no body of a 401 was read" ||
+	fail "body bytes read: $(metric "$MPORT" 'logferry_http_body_bytes_total{source="app"}'), want 38"
+grep -q "$TOK_C" "$T/agent.log" && fail "the agent logged a token"
+
+# SIGHUP: app-b's token is removed, app-c's added.
+printf '%s app-a\n%s app-c\n' "$TOK_A" "$TOK_C" >"$T/tokens"
+kill -HUP "$pid"
+wait_log "$T/agent.log" "SIGHUP: applied" 20 || fail "the reload was not applied"
+grep -q "source app: 2 token(s) loaded from $T/tokens" <(sed -n '/SIGHUP/,$p' "$T/agent.log") ||
+	fail "SIGHUP did not read the tokens file again"
+code=$(post '{"n":4}' -H "Authorization: Bearer $TOK_C")
+expect "after SIGHUP a new token is answered 200" 200 "$code"
+accepted=$((accepted + 1))
+code=$(post '{"bad":"removed"}' -H "Authorization: Bearer $TOK_B")
+expect "after SIGHUP a removed token is answered 401" 401 "$code"
+
+# A tokens file every user may read refuses the reload; the tokens stay.
+chmod 0644 "$T/tokens"
+kill -HUP "$pid"
+wait_log "$T/agent.log" "auth.tokens_file: .*readable by every user" 20 &&
+	pass "a tokens file readable by everyone refuses the reload, naming the key" ||
+	fail "no error for a world-readable tokens file"
+code=$(post '{"n":5}' -H "Authorization: Bearer $TOK_C")
+expect "the tokens stay as they were" 200 "$code"
+accepted=$((accepted + 1))
+chmod 0640 "$T/tokens"
+
+stop_agent "$pid"
+"$LOGFERRY_AGENT" -c "$cfg" --spool-dump >"$T/dump.json" || fail "spool dump failed"
+if python3 - "$T/dump.json" "$accepted" <<'PY'
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1], 'rb')]
+assert len(evs) == int(sys.argv[2]), '%d events in the spool, %s answered 200' % (len(evs), sys.argv[2])
+assert not any('bad' in e['fields'] for e in evs), 'an event of a refused request was spooled'
+assert [(e['fields']['n'], e['fields']['sender']) for e in evs] == \
+    [(1, 'app-a'), (2, 'app-a'), (3, 'app-b'), (4, 'app-c'), (5, 'app-c')], evs
+PY
+then
+	pass "the spool holds only the accepted events, each with its sender"
+else
+	fail "spool contents"
+fi
+finish
