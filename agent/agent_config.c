@@ -70,6 +70,20 @@ static const struct config_key auth_keys[] = {
 	    "name one sender. Tokens are 16 to 256 printable bytes (openssl rand -hex 32). The "
 	    "file must not be readable by every user (mode 0640, root:_logferry); SIGHUP reads "
 	    "it again." },
+	{ "events_per_second", CONFIG_INT, H(events_per_s), .def = "0", .min = 0, .max = 1000000000,
+	  .help = "Events each sender may post per second, on average; 0: no limit. A request "
+	    "over its sender's limit is answered 429 with Retry-After (whole seconds) and none "
+	    "of its events are spooled." },
+	{ "events_burst", CONFIG_INT, H(events_burst), .def = "0", .min = 0, .max = 1000000000,
+	  .help = "Events a sender may post at once after a quiet while (a token bucket's "
+	    "size); 0: events_per_second. A request larger than the burst passes when the "
+	    "bucket is full." },
+	{ "bytes_per_second", CONFIG_SIZE, H(bytes_per_s), .def = "0", .min = 0, .max = 64 * GIB,
+	  .help = "Request body bytes (as sent, before gzip decoding) each sender may post per "
+	    "second, on average; 0: no limit. Over it: 429 with Retry-After." },
+	{ "bytes_burst", CONFIG_SIZE, H(bytes_burst), .def = "0", .min = 0, .max = 64 * GIB,
+	  .help = "Body bytes a sender may post at once after a quiet while; 0: "
+	    "bytes_per_second." },
 	{ NULL },
 };
 #undef H
@@ -380,8 +394,13 @@ agent_config_check_auth(struct config_check *c, const struct agent_source *s, si
 	struct token_set *ts = NULL;
 	char path[64], err[512];
 
-	if (s->auth.tokens_file == NULL)
+	if (s->auth.tokens_file == NULL) {
+		snprintf(path, sizeof(path), "sources[%zu].auth", i);
+		if (s->auth.events_per_s != 0 || s->auth.bytes_per_s != 0 ||
+		    s->auth.events_burst != 0 || s->auth.bytes_burst != 0)
+			config_error(c, path, "rate limits are per sender: set tokens_file");
 		return;
+	}
 	snprintf(path, sizeof(path), "sources[%zu].auth.tokens_file", i);
 	if (token_set_load(s->auth.tokens_file, AGENT_MAX_TOKENS, &ts, err, sizeof(err)) != 0)
 		config_error(c, path, "%s", err);

@@ -128,6 +128,7 @@ struct http_conn {
 	bool auth_seen, auth_long;
 	bool bad_token;               /* 401: a token, but not one of tokens_file */
 	char sender[TOKEN_NAME_MAX + 1]; /* its token's sender, when tokens_file is set */
+	uint64_t retry_s;             /* 429: Retry-After */
 	uint64_t body_seen;           /* body bytes received, as sent */
 	int status;                   /* an error answer decided on the way; 0 if none */
 	char error[INTAKE_ERROR_MAX]; /* its text */
@@ -172,6 +173,8 @@ struct http_source {
 	uint64_t request_timeout_ms;
 	struct budget *budget;        /* NULL: bodies are not counted */
 	struct token_set *tokens;     /* auth.tokens_file's; NULL: anyone may post */
+	struct token_limits limits;   /* each sender's */
+	bool limited;                 /* any of limits is set */
 	bool stopping;
 	void (*done)(void *ctx);
 	void *done_ctx;
@@ -184,6 +187,7 @@ static void http_conn_unqueue(struct http_conn *c);
 static void http_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void http_conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static void http_conn_close(struct http_conn *c);
+static int http_conn_rate(struct http_conn *c, bool take, uint64_t events, uint64_t bytes);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -216,6 +220,7 @@ http_reason(int status)
 	case 200: return "OK";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 429: return "Too Many Requests";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Content Too Large";
@@ -635,6 +640,7 @@ http_conn_fail(struct http_conn *c)
 	struct http_source *hs = c->hs;
 	struct http_source_stats *st = &hs->stats;
 	const char *extra = "", *name = hs->cfg->name, *advice;
+	char retry[48];
 
 	buf_reset(&c->out);
 	if (jsonw_raw(&c->out, "{\"error\":") != 0 || jsonw_cstring(&c->out, c->error) != 0 ||
@@ -655,6 +661,12 @@ http_conn_fail(struct http_conn *c)
 		    "error=\"invalid_token\"\r\n" : "WWW-Authenticate: Bearer realm=\"logferry\"\r\n";
 		advice = "nothing of it was read or spooled; the client needs a token of the "
 		    "source's tokens_file";
+		break;
+	case 429:
+		st->rate_limited++;
+		snprintf(retry, sizeof(retry), "Retry-After: %" PRIu64 "\r\n", c->retry_s);
+		extra = retry;
+		advice = "the sender must slow down, or its limits be raised";
 		break;
 	case 404:
 		st->not_found++;
@@ -919,6 +931,10 @@ http_conn_work(struct http_conn *c)
 			http_conn_ok(c);
 			return;
 		}
+		if (http_conn_rate(c, true, intake_events(c->in), c->body_seen) != 0) {
+			http_conn_fail(c);
+			return;
+		}
 		/*
 		 * A spool at max_size still has free hand-off blocks, but what goes
 		 * into them waits for the relays to acknowledge older events: 503
@@ -1021,6 +1037,7 @@ http_on_message_begin(http_parser *p)
 	c->auth_seen = c->auth_long = c->bad_token = false;
 	c->auth_len = 0;
 	c->sender[0] = '\0';
+	c->retry_s = 0;
 	c->body_seen = 0;
 	c->status = 0;
 	c->error[0] = '\0';
@@ -1248,6 +1265,33 @@ http_conn_authenticate(struct http_conn *c)
 	return 0;
 }
 
+/*
+ * Whether c's sender is within its rate limits for a request of `events`
+ * events and `bytes` body bytes: take (the whole request, once checked) or
+ * only look (its head). Returns 0, or -EAGAIN with the 429 set. A sender
+ * gone from the tokens since its head was read (a reload) is not limited.
+ */
+static int
+http_conn_rate(struct http_conn *c, bool take, uint64_t events, uint64_t bytes)
+{
+	struct http_source *hs = c->hs;
+	struct token_sender *t;
+	uint64_t now = uv_hrtime(), retry_ms = 0;
+
+	if (!hs->limited || hs->tokens == NULL ||
+	    (t = token_set_sender(hs->tokens, c->sender)) == NULL)
+		return 0;
+	if (take ? token_admit(t, &hs->limits, events, bytes, now, &retry_ms) :
+	    token_ready(t, &hs->limits, events, bytes, now, &retry_ms))
+		return 0;
+	c->retry_s = (retry_ms + 999) / 1000;
+	http_conn_error(c, 429, "sender %s is over its rate limit (auth: %" PRIu64 " events/s, "
+	    "%" PRIu64 " bytes/s; 0 is none): nothing of the request was spooled; retry after "
+	    "%" PRIu64 " s", c->sender, hs->limits.events_per_s, hs->limits.bytes_per_s,
+	    c->retry_s);
+	return -EAGAIN;
+}
+
 /* Decides what to do with the request before its body: an early answer, wait, or read it. */
 static int
 http_on_headers_complete(http_parser *p)
@@ -1271,6 +1315,8 @@ http_on_headers_complete(http_parser *p)
 		    http_method_str((enum http_method)p->method));
 	} else if (http_conn_authenticate(c) != 0) {
 		/* Its status is set: nothing of it is read or charged. */
+	} else if (http_conn_rate(c, false, 1, has_length ? (uint64_t)p->content_length : 0) != 0) {
+		/* A sender with nothing left is refused before its body too. */
 	} else if (!c->ctype_seen || c->ctype_long || (kind = http_media_type(c->ctype)) < 0) {
 		http_conn_error(c, 415, "Content-Type '%.64s' is not supported: use "
 		    "application/json (one object) or application/x-ndjson (one object per line)",
@@ -1627,6 +1673,11 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	hs->host = host;
 	hs->stream = cfg->stream != NULL ? cfg->stream : cfg->name;
 	hs->spool = spool;
+	hs->limits.events_per_s = (uint64_t)cfg->auth.events_per_s;
+	hs->limits.events_burst = (uint64_t)cfg->auth.events_burst;
+	hs->limits.bytes_per_s = cfg->auth.bytes_per_s;
+	hs->limits.bytes_burst = cfg->auth.bytes_burst;
+	hs->limited = hs->limits.events_per_s != 0 || hs->limits.bytes_per_s != 0;
 	pipeline_init(&hs->pipe, spool, "event too large for the spool with its fields; "
 	    "fields dropped");
 	hs->idle_timeout_ms = cfg->idle_timeout_ms != 0 ? cfg->idle_timeout_ms :
@@ -1777,6 +1828,8 @@ static const struct metrics_field http_source_fields[] = {
 	    "Requests answered 400: malformed JSON, gzip or HTTP."),
 	HTTP_F("unauthorized_total", "counter", unauthorized,
 	    "Requests answered 401: no bearer token, or one not in tokens_file; never spooled."),
+	HTTP_F("rate_limited_total", "counter", rate_limited,
+	    "Requests answered 429: their sender over its auth rate limits; never spooled."),
 	HTTP_F("not_found_total", "counter", not_found, "Requests answered 404."),
 	HTTP_F("bad_method_total", "counter", bad_method, "Requests answered 405."),
 	HTTP_F("too_large_total", "counter", too_large,

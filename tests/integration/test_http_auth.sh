@@ -4,8 +4,9 @@
 # and curl: a tokens file (mode 0640) whose good token is answered 200 and
 # its events carry the sender's name in the field `sender`; no token and an
 # unknown one are answered 401 with WWW-Authenticate, counted, and nothing
-# of theirs reaches the spool; SIGHUP reads the tokens file again, so that
-# a new token works and a removed one gets 401.
+# of theirs reaches the spool; a sender over its rate limit is answered 429
+# with Retry-After; SIGHUP reads the tokens file again, so that a new token
+# works and a removed one gets 401.
 . "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
@@ -13,7 +14,9 @@ command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
 TOK_A=$(printf 'a%.0s' $(seq 32))
 TOK_B=$(printf 'b%.0s' $(seq 32))
 TOK_C=$(printf 'c%.0s' $(seq 32))
-printf '# senders of app_events\n%s app-a\n%s app-b\n' "$TOK_A" "$TOK_B" >"$T/tokens"
+TOK_R=$(printf 'r%.0s' $(seq 32))
+printf '# senders of app_events\n%s app-a\n%s app-b\n%s app-r\n' "$TOK_A" "$TOK_B" "$TOK_R" \
+	>"$T/tokens"
 chmod 0640 "$T/tokens"
 MPORT=$(free_port)
 cat >"$T/agent.yaml" <<YAML
@@ -26,6 +29,8 @@ sources:
     listen: $LF_IP:$(free_port)
     auth:
       tokens_file: $T/tokens
+      events_per_second: 1
+      events_burst: 10
 metrics: {listen: $LF_IP:$MPORT}
 YAML
 cfg=$T/agent.yaml
@@ -37,7 +42,7 @@ start agent "$LOGFERRY_AGENT" -c "$cfg"
 pid=$LF_PID
 wait_log "$T/agent.log" "source app: listening on http://" 10 || { fail "the agent did not listen"; cat "$T/agent.log"; finish; }
 URL=$(sed -n 's|.*source app: listening on \(http://[^ ]*\).*|\1|p' "$T/agent.log" | head -1)
-grep -q "source app: 2 token(s) loaded from $T/tokens" "$T/agent.log" && pass "the tokens are loaded" ||
+grep -q "source app: 3 token(s) loaded from $T/tokens" "$T/agent.log" && pass "the tokens are loaded" ||
 	fail "no 'token(s) loaded' line"
 
 # post BODY [CURL-ARGS...]: prints the status; the answer in $T/resp, headers in $T/resp.h.
@@ -79,6 +84,25 @@ wait_metric "$MPORT" 'logferry_http_unauthorized_total{source="app"}' -eq 3 10 &
 	fail "body bytes read: $(metric "$MPORT" 'logferry_http_body_bytes_total{source="app"}'), want 38"
 grep -q "$TOK_C" "$T/agent.log" && fail "the agent logged a token"
 
+# app-r: 10 events at once, then single events until refused (a slow machine
+# may refill one in between).
+body=$(seq 1 10 | sed 's/.*/{"r":&}/')
+code=$(post "$body" -H "Authorization: Bearer $TOK_R")
+expect "a sender's burst is answered 200" 200 "$code"
+accepted=$((accepted + 10))
+for _ in 1 2 3 4 5; do
+	code=$(post '{"r":11}' -H "Authorization: Bearer $TOK_R")
+	[ "$code" = 200 ] || break
+	accepted=$((accepted + 1))
+done
+expect "a sender over its rate is answered 429 with Retry-After: 1" 429 "$code" '^Retry-After: 1'
+grep -q 'over its rate limit' "$T/resp" || fail "429 body: $(cat "$T/resp")"
+code=$(post '{"n":3.5}' -H "Authorization: Bearer $TOK_B")
+expect "another sender is not limited by it" 200 "$code"
+accepted=$((accepted + 1))
+wait_metric "$MPORT" 'logferry_http_rate_limited_total{source="app"}' -eq 1 10 &&
+	pass "the 429 is counted" || fail "logferry_http_rate_limited_total"
+
 # SIGHUP: app-b's token is removed, app-c's added.
 printf '%s app-a\n%s app-c\n' "$TOK_A" "$TOK_C" >"$T/tokens"
 kill -HUP "$pid"
@@ -109,8 +133,11 @@ import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1], 'rb')]
 assert len(evs) == int(sys.argv[2]), '%d events in the spool, %s answered 200' % (len(evs), sys.argv[2])
 assert not any('bad' in e['fields'] for e in evs), 'an event of a refused request was spooled'
-assert [(e['fields']['n'], e['fields']['sender']) for e in evs] == \
-    [(1, 'app-a'), (2, 'app-a'), (3, 'app-b'), (4, 'app-c'), (5, 'app-c')], evs
+assert [(e['fields']['n'], e['fields']['sender']) for e in evs if 'n' in e['fields']] == \
+    [(1, 'app-a'), (2, 'app-a'), (3, 'app-b'), (3.5, 'app-b'), (4, 'app-c'), (5, 'app-c')], evs
+r = [e['fields']['r'] for e in evs if 'r' in e['fields']]
+assert r[:10] == list(range(1, 11)) and set(r[10:]) <= {11}, r
+assert all(e['fields']['sender'] == 'app-r' for e in evs if 'r' in e['fields'])
 PY
 then
 	pass "the spool holds only the accepted events, each with its sender"

@@ -862,6 +862,39 @@ test_http_auth_tokens_file_loads_and_its_errors_name_its_line(void **state)
 }
 
 static void
+test_http_rate_limits_need_a_tokens_file(void **state)
+{
+	struct agent_config cfg;
+	char path[64], yaml[512];
+
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: api\n"
+	    "    type: http\n"
+	    "    listen: 127.0.0.1:8540\n"
+	    "    auth: {events_per_second: 100}\n",
+	    "agent.yaml:5: sources[0].auth: rate limits are per sender: set tokens_file\n");
+	write_tokens(path, "0123456789abcdef0123456789abcdef app-one\n");
+	snprintf(yaml, sizeof(yaml), "sources:\n"
+	    "  - name: api\n"
+	    "    type: http\n"
+	    "    listen: 127.0.0.1:8540\n"
+	    "    auth:\n"
+	    "      tokens_file: %s\n"
+	    "      events_per_second: 100\n"
+	    "      events_burst: 500\n"
+	    "      bytes_per_second: 1MiB\n"
+	    "      bytes_burst: 4MiB\n", path);
+	load_ok(yaml, &cfg);
+	assert_int_equal(source(&cfg, 0)->auth.events_per_s, 100);
+	assert_int_equal(source(&cfg, 0)->auth.events_burst, 500);
+	assert_int_equal(source(&cfg, 0)->auth.bytes_per_s, 1 * MIB);
+	assert_int_equal(source(&cfg, 0)->auth.bytes_burst, 4 * MIB);
+	config_free(&agent_config_schema, &cfg);
+	unlink(path);
+}
+
+static void
 test_relative_path_is_refused(void **state)
 {
 	(void)state;
@@ -1154,6 +1187,7 @@ main(void)
 		cmocka_unit_test(test_multiline_at_its_defaults_without_a_pattern_is_no_multiline),
 		cmocka_unit_test(test_multiline_on_an_http_source_is_refused),
 		cmocka_unit_test(test_http_auth_tokens_file_loads_and_its_errors_name_its_line),
+		cmocka_unit_test(test_http_rate_limits_need_a_tokens_file),
 		cmocka_unit_test(test_relative_path_is_refused),
 		cmocka_unit_test(test_duplicate_source_names_are_refused),
 		cmocka_unit_test(test_source_name_with_invalid_characters_is_refused),

@@ -1950,6 +1950,102 @@ test_missing_tokens_file_fails_the_start(void **state)
 		uv_run(&fx->loop, UV_RUN_ONCE);
 }
 
+/* Sends each of reqs on one connection; the answers, and whether it closed, in j. */
+static void
+keep_alive(struct fixture *fx, char **reqs, size_t *lens, int n, struct job *j)
+{
+	memset(j, 0, sizeof(*j));
+	for (int i = 0; i < n; i++) {
+		j->req[i] = reqs[i];
+		j->req_len[i] = lens[i];
+	}
+	j->nreq = n;
+	j->check_closed = true;
+	run(fx, j);
+}
+
+static void
+test_sender_over_its_event_rate_is_429_with_retry_after_and_nothing_spooled(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct spool_stats ss;
+	struct job j;
+	size_t len[4];
+	char *req[4];
+
+	tokens_file(fx, TOK_ONE " app-one\n" TOK_TWO " app-two\n");
+	/* 1 event/s refills nothing that matters while the test runs. */
+	fx->cfg.auth.events_per_s = 1;
+	fx->cfg.auth.events_burst = 3;
+	start(fx);
+	req[0] = post_auth("Bearer " TOK_ONE, "{\"a\":1}\n{\"a\":2}\n", &len[0]);
+	req[1] = post_auth("Bearer " TOK_ONE, "{\"b\":1}\n{\"b\":2}\n", &len[1]);
+	req[2] = post_auth("Bearer " TOK_ONE, "{\"a\":3}\n", &len[2]);
+	req[3] = post_auth("Bearer " TOK_ONE, "{\"b\":3}\n", &len[3]);
+	keep_alive(fx, req, len, 4, &j);
+	assert_int_equal(j.nresp, 4);
+	assert_int_equal(j.resp[0].status, 200);
+	/* One event left, two asked: its body was read, the connection goes on. */
+	assert_int_equal(j.resp[1].status, 429);
+	assert_non_null(strcasestr(j.resp[1].head, "\r\nRetry-After: 1\r\n"));
+	assert_non_null(strstr(j.resp[1].body, "app-one"));
+	assert_null(strcasestr(j.resp[1].head, "Connection: close"));
+	assert_int_equal(j.resp[2].status, 200);
+	/* None left: refused before its body, which closes. */
+	assert_int_equal(j.resp[3].status, 429);
+	assert_non_null(strcasestr(j.resp[3].head, "\r\nRetry-After: 1\r\n"));
+	assert_true(j.closed);
+
+	/* The limits are each sender's. */
+	free(req[0]);
+	req[0] = post_auth("Bearer " TOK_TWO, "{\"c\":1}\n", &len[0]);
+	one(fx, req[0], len[0], &j);
+	assert_int_equal(j.resp[0].status, 200);
+	stats(fx, &st);
+	assert_int_equal(st.rate_limited, 2);
+	assert_int_equal(st.events, 4);
+	spool_get_stats(fx->s, &ss);
+	assert_int_equal(ss.events_committed, 4);
+	stop(fx);
+	for (int i = 0; i < 4; i++)
+		free(req[i]);
+}
+
+static void
+test_sender_over_its_byte_rate_is_429_before_its_body(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct job j;
+	size_t len[2];
+	char *req[2];
+	int after = 0;
+	char *ra;
+
+	tokens_file(fx, TOK_ONE " app-one\n");
+	fx->cfg.auth.bytes_per_s = 1;
+	fx->cfg.auth.bytes_burst = 10;
+	start(fx);
+	req[0] = post_auth("Bearer " TOK_ONE, "{\"a\":1}\n", &len[0]);
+	req[1] = post_auth("Bearer " TOK_ONE, "{\"a\":2}\n", &len[1]);
+	keep_alive(fx, req, len, 2, &j);
+	assert_int_equal(j.nresp, 2);
+	assert_int_equal(j.resp[0].status, 200);
+	assert_int_equal(j.resp[1].status, 429);
+	/* 8 bytes asked, 2 left, 1 byte/s: 6 s, in whole seconds rounded up. */
+	assert_non_null(ra = strcasestr(j.resp[1].head, "\r\nRetry-After: "));
+	after = atoi(ra + 15);
+	assert_in_range(after, 6, 7);
+	assert_true(j.closed);
+	stats(fx, &st);
+	assert_int_equal(st.rate_limited, 1);
+	assert_int_equal(st.body_bytes, 8);
+	stop(fx);
+	for (int i = 0; i < 2; i++)
+		free(req[i]);
+}
+
 int
 main(void)
 {
@@ -1998,6 +2094,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reload_takes_a_new_token_and_refuses_a_removed_one,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_tokens_file_fails_the_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sender_over_its_event_rate_is_429_with_retry_after_and_nothing_spooled,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sender_over_its_byte_rate_is_429_before_its_body,
+		    setup, teardown),
 	};
 
 	log_init("test_http_source", LOG_LEVEL_ERROR);
