@@ -88,6 +88,29 @@ static const struct config_key auth_keys[] = {
 };
 #undef H
 
+#define ST(f) (offsetof(struct agent_source, tls.f) - offsetof(struct agent_source, tls))
+static const struct config_key source_tls_keys[] = {
+	{ "cert_file", CONFIG_STRING, ST(cert_file), .flags = CONFIG_NONEMPTY,
+	  .help = "PEM certificate the source presents (extendedKeyUsage serverAuth, its names "
+	    "those clients connect to), followed by any intermediate CA certificates. With "
+	    "key_file, the source speaks HTTPS only." },
+	{ "key_file", CONFIG_STRING, ST(key_file), .flags = CONFIG_NONEMPTY,
+	  .help = "PEM private key of cert_file (RSA or ECDSA), unencrypted, readable by the "
+	    "agent only." },
+	{ "ca_file", CONFIG_STRING, ST(ca_file), .flags = CONFIG_NONEMPTY,
+	  .help = "PEM file of the CA(s) that sign client certificates, for verify_client." },
+	{ "ciphers", CONFIG_LIST, ST(ciphers), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_SPLIT_COMMAS,
+	  .elem = &elem_string,
+	  .help = "TLS 1.2 cipher suites in order of preference (mbedtls names). Default: ECDHE "
+	    "with ChaCha20-Poly1305, then AES-GCM." },
+	{ "handshake_timeout", CONFIG_DURATION, ST(handshake_timeout_ms), .def = "10s",
+	  .min = 100, .max = 300 * SEC,
+	  .help = "A connection whose TLS handshake is not done in this time is closed, and "
+	    "counted." },
+	{ NULL },
+};
+#undef ST
+
 #define S(f) offsetof(struct agent_source, f)
 static const struct config_key source_keys[] = {
 	{ "name", CONFIG_STRING, S(name), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
@@ -175,6 +198,9 @@ static const struct config_key source_keys[] = {
 	{ "auth", CONFIG_SECTION, S(auth), .keys = auth_keys, .only = ONLY(SOURCE_HTTP),
 	  .help = "Who may post, and how much: without it any client that reaches the listener "
 	    "may (keep such a source on loopback)." },
+	{ "tls", CONFIG_SECTION, S(tls), .keys = source_tls_keys, .only = ONLY(SOURCE_HTTP),
+	  .help = "HTTPS: with cert_file and key_file the source takes TLS connections only, on "
+	    "the same listen addresses. SIGHUP loads the files again for new connections." },
 	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
 	  .only = ONLY(SOURCE_FILE),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
@@ -387,6 +413,48 @@ agent_config_check_multiline(struct config_check *c, const struct agent_source *
 		multiline_rule_free(&r);
 }
 
+void
+agent_config_source_tls_options(const struct agent_source *s, struct tls_config_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->role = TLS_ROLE_SERVER;
+	o->ca_file = s->tls.ca_file;
+	o->cert_file = s->tls.cert_file;
+	o->key_file = s->tls.key_file;
+	o->ciphers = (const char *const *)s->tls.ciphers.items;
+	o->n_ciphers = s->tls.ciphers.n;
+	o->handshake_timeout_ms = s->tls.handshake_timeout_ms;
+}
+
+/* An http source's tls section: its files load as the source will load them (host: true). */
+static void
+agent_config_check_source_tls(struct config_check *c, const struct agent_source *s, size_t i,
+    bool host)
+{
+	struct tls_config_options o;
+	char path[64];
+
+	snprintf(path, sizeof(path), "sources[%zu].tls", i);
+	if (!config_present(c, path) || (s->tls.cert_file == NULL && s->tls.key_file == NULL &&
+	    s->tls.ca_file == NULL && s->tls.ciphers.n == 0))
+		return;
+	if (s->tls.cert_file == NULL || s->tls.key_file == NULL) {
+		config_error(c, path, "HTTPS needs cert_file and key_file");
+		return;
+	}
+	agent_config_source_tls_options(s, &o);
+	if (host) {
+		(void)daemon_check_tls(c, path, &o, NULL, 0);
+		return;
+	}
+	snprintf(path, sizeof(path), "sources[%zu].tls.cert_file", i);
+	(void)daemon_check_file(c, path, s->tls.cert_file);
+	snprintf(path, sizeof(path), "sources[%zu].tls.key_file", i);
+	(void)daemon_check_file(c, path, s->tls.key_file);
+	snprintf(path, sizeof(path), "sources[%zu].tls.ca_file", i);
+	(void)daemon_check_file(c, path, s->tls.ca_file);
+}
+
 /* The tokens file loads as the source will load it: its errors name its line. */
 static void
 agent_config_check_auth(struct config_check *c, const struct agent_source *s, size_t i)
@@ -544,8 +612,11 @@ agent_config_check_host(struct config_check *c, struct agent_config *cfg)
 static void
 agent_config_check(struct config_check *c, struct agent_config *cfg, bool host)
 {
-	for (size_t i = 0; i < cfg->sources.n; i++)
+	for (size_t i = 0; i < cfg->sources.n; i++) {
 		agent_config_check_source(c, cfg, i);
+		agent_config_check_source_tls(c, (const struct agent_source *)cfg->sources.items + i,
+		    i, host);
+	}
 	cfg->relays_enabled = config_present(c, "relays");
 	if (cfg->relays_enabled) {
 		if (!host) {

@@ -59,6 +59,13 @@ struct agent_source {
 		uint64_t bytes_per_s;     /* per sender, request bodies as sent; 0: no limit */
 		uint64_t bytes_burst;     /* 0: bytes_per_s */
 	} auth;                       /* http */
+	struct {
+		char *cert_file;          /* NULL: plain HTTP */
+		char *key_file;
+		char *ca_file;            /* NULL: no client certificates */
+		struct config_list ciphers;   /* char * */
+		uint64_t handshake_timeout_ms;
+	} tls;                        /* http: HTTPS */
 };
 
 struct agent_config {
@@ -110,6 +117,9 @@ struct tls_config_options;
  * that --check loads exactly what the shipper will. Pointers into cfg.
  */
 void agent_config_tls_options(const struct agent_config *cfg, struct tls_config_options *o);
+
+/* The server TLS options of an http source's tls section. Pointers into s. */
+void agent_config_source_tls_options(const struct agent_source *s, struct tls_config_options *o);
 
 /*
  * The agent's configuration as the daemon loads it (--check, start,

@@ -22,6 +22,7 @@
 #include "common/addr.h"
 #include "common/jsonw.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "common/token.h"
 
 #define HTTP_READ_BUF (16 * 1024)
@@ -92,8 +93,12 @@ struct http_refused {
 };
 
 struct http_conn {
-	uv_tcp_t tcp;
-	uv_timer_t timer;             /* idle, linger or stop-grace timeout */
+	uv_tcp_t tcp;                 /* plain HTTP */
+	struct tls_conn *tls;         /* HTTPS: owns its TCP handle; NULL for plain */
+	bool tls_open;                /* its on_close has not run */
+	bool send_wait;               /* HTTPS: the answer waits for room in the send buffer */
+	bool sent;                    /* HTTPS: the answer is queued: go on from the work queue */
+	size_t head_len;	uv_timer_t timer;             /* idle, linger or stop-grace timeout */
 	uv_write_t wreq, creq;        /* the answer; "100 Continue" */
 	uv_shutdown_t sreq;
 	struct http_source *hs;
@@ -173,6 +178,7 @@ struct http_source {
 	uint64_t request_timeout_ms;
 	struct budget *budget;        /* NULL: bodies are not counted */
 	struct token_set *tokens;     /* auth.tokens_file's; NULL: anyone may post */
+	struct tls_config *tls;       /* HTTPS: for new connections; NULL: plain HTTP */
 	struct token_limits limits;   /* each sender's */
 	bool limited;                 /* any of limits is set */
 	bool stopping;
@@ -297,6 +303,7 @@ http_source_maybe_done(struct http_source *hs)
 	done = hs->done;
 	ctx = hs->done_ctx;
 	token_set_free(hs->tokens);
+	tls_config_unref(hs->tls);
 	free(hs->listeners);
 	free(hs);
 	if (done != NULL)
@@ -331,6 +338,14 @@ http_conn_reading(struct http_conn *c, bool on)
 	if (on == c->reading)
 		return;
 	c->reading = on;
+	if (c->tls != NULL) {
+		/* TCP pushes back on the client as uv_read_stop does for plain HTTP. */
+		if (on)
+			tls_conn_resume_reading(c->tls);
+		else
+			tls_conn_pause_reading(c->tls);
+		return;
+	}
 	if (!on) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		return;
@@ -428,10 +443,10 @@ http_conn_timer(struct http_conn *c, uint64_t ms)
 	uv_timer_start(&c->timer, http_conn_on_timer, ms, 0);
 }
 
+/* One of c's handles (its timer, its TCP or TLS connection) is closed. */
 static void
-http_conn_on_closed(uv_handle_t *h)
+http_conn_handle_closed(struct http_conn *c)
 {
-	struct http_conn *c = h->data;
 	struct http_source *hs = c->hs;
 
 	hs->handles--;
@@ -441,6 +456,12 @@ http_conn_on_closed(uv_handle_t *h)
 	buf_free(&c->out);
 	free(c);
 	http_source_maybe_done(hs);
+}
+
+static void
+http_conn_on_closed(uv_handle_t *h)
+{
+	http_conn_handle_closed(h->data);
 }
 
 static void
@@ -492,7 +513,10 @@ http_conn_close(struct http_conn *c)
 	hs->nconns--;
 	hs->stats.connections_open--;
 	c->closing = 2;
-	uv_close((uv_handle_t *)&c->tcp, http_conn_on_closed);
+	if (c->tls == NULL)
+		uv_close((uv_handle_t *)&c->tcp, http_conn_on_closed);
+	else if (c->tls_open)
+		tls_conn_abort(c->tls, 0);   /* its on_close counts the handle closed */
 	uv_close((uv_handle_t *)&c->timer, http_conn_on_closed);
 	http_source_maybe_done(hs);
 }
@@ -553,12 +577,35 @@ http_conn_linger(struct http_conn *c)
 {
 	http_conn_set_state(c, HTTP_CONN_LINGERING);
 	http_conn_timer(c, HTTP_SOURCE_LINGER_MS);
+	if (c->tls != NULL) {
+		/* close_notify after the answer, then the client's close, within the linger. */
+		tls_conn_close(c->tls);
+		return;
+	}
 	c->sreq.data = c;
 	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, http_conn_on_shutdown) != 0) {
 		http_conn_close(c);
 		return;
 	}
 	http_conn_reading(c, true);
+}
+
+/* The answer is written (plain HTTP) or queued for TLS: the next request, or close. */
+static void
+http_conn_answered(struct http_conn *c)
+{
+	if (c->close_after) {
+		http_conn_linger(c);
+		return;
+	}
+	/* Ready for the next request: its bytes may already be here. */
+	if (c->in != NULL)
+		intake_release(c->in);
+	http_conn_uncharge(c);
+	http_conn_set_state(c, HTTP_CONN_READING);
+	http_conn_idle(c, true);
+	http_conn_timer(c, c->hs->idle_timeout_ms);
+	http_conn_parse(c);
 }
 
 static void
@@ -574,18 +621,61 @@ http_conn_on_written(uv_write_t *w, int status)
 		http_conn_close(c);
 		return;
 	}
-	if (c->close_after) {
-		http_conn_linger(c);
+	http_conn_answered(c);
+}
+
+/*
+ * Sends b[0, n): plain HTTP writes the buffers as they are (cb follows);
+ * HTTPS encrypts them into the connection's send buffer, all or none, and
+ * calls nothing. Returns 0, -EAGAIN (HTTPS: no room now; on_writable
+ * follows), or another negative error.
+ */
+static int
+http_conn_send(struct http_conn *c, uv_write_t *req, const uv_buf_t *b, unsigned n, uv_write_cb cb)
+{
+	size_t total = 0;
+	int r;
+
+	if (c->tls == NULL) {
+		req->data = c;
+		return uv_write(req, (uv_stream_t *)&c->tcp, b, n, cb);
+	}
+	for (unsigned i = 0; i < n; i++)
+		total += b[i].len;
+	if (tls_conn_write_space(c->tls) < total)
+		return -EAGAIN;
+	for (unsigned i = 0; i < n; i++)
+		if ((r = tls_conn_write(c->tls, b[i].base, b[i].len)) != 0)
+			return r;
+	return 0;
+}
+
+/* Sends the answer http_conn_write prepared. */
+static void
+http_conn_send_answer(struct http_conn *c)
+{
+	uv_buf_t b[2];
+	int r;
+
+	b[0] = uv_buf_init(c->head, (unsigned)c->head_len);
+	b[1] = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+	r = http_conn_send(c, &c->wreq, b, c->out.len ? 2 : 1, http_conn_on_written);
+	if (r == -EAGAIN) {
+		/* A client sending requests without reading answers: it waits, up to idle_timeout. */
+		c->send_wait = true;
 		return;
 	}
-	/* Ready for the next request: its bytes may already be here. */
-	if (c->in != NULL)
-		intake_release(c->in);
-	http_conn_uncharge(c);
-	http_conn_set_state(c, HTTP_CONN_READING);
-	http_conn_idle(c, true);
-	http_conn_timer(c, c->hs->idle_timeout_ms);
-	http_conn_parse(c);
+	if (r != 0) {
+		log_debug("source %s: %s: cannot write the answer: %s", c->hs->cfg->name, c->peer,
+		    c->tls != NULL ? tls_strerror(r) : uv_strerror(r));
+		http_conn_close(c);
+		return;
+	}
+	if (c->tls != NULL) {
+		/* Not from inside the caller: the next pipelined request would recurse. */
+		c->sent = true;
+		http_conn_queue(c);
+	}
 }
 
 /* Writes the answer: status, extra header lines, and c->out as its JSON body. */
@@ -594,8 +684,7 @@ http_conn_write(struct http_conn *c, int status, const char *extra)
 {
 	struct http_source *hs = c->hs;
 	const char *conn = "";
-	uv_buf_t b[2];
-	int n, r;
+	int n;
 
 	c->close_after = !c->keep_alive || hs->stopping;
 	if (c->close_after)
@@ -607,18 +696,11 @@ http_conn_write(struct http_conn *c, int status, const char *extra)
 	    status, http_reason(status), c->out.len, extra, conn);
 	if (n < 0 || (size_t)n >= sizeof(c->head))
 		abort();   /* the head is ours and fits */
+	c->head_len = (size_t)n;
 	hs->stats.requests++;
 	http_conn_set_state(c, HTTP_CONN_WRITING);
 	http_conn_timer(c, hs->idle_timeout_ms);
-	b[0] = uv_buf_init(c->head, (unsigned)n);
-	b[1] = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-	c->wreq.data = c;
-	if ((r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, b, c->out.len ? 2 : 1,
-	    http_conn_on_written)) != 0) {
-		log_debug("source %s: %s: cannot write the answer: %s", hs->cfg->name, c->peer,
-		    uv_strerror(r));
-		http_conn_close(c);
-	}
+	http_conn_send_answer(c);
 }
 
 static void
@@ -900,6 +982,13 @@ http_conn_work(struct http_conn *c)
 	struct spool_stats ss;
 	int r;
 
+	if (c->state == HTTP_CONN_WRITING) {
+		if (c->sent) {
+			c->sent = false;
+			http_conn_answered(c);
+		}
+		return;
+	}
 	if (c->state == HTTP_CONN_WAITING) {
 		/* Bytes came back to the budget: they may not be enough, or taken first by another. */
 		if (budget_take(hs->budget, c->want) != 0) {
@@ -1200,8 +1289,7 @@ http_conn_begin_body(struct http_conn *c)
 	if (c->expect_continue && c->has_body) {
 		uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
 
-		c->creq.data = c;
-		if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, http_conn_on_continued) != 0)
+		if (http_conn_send(c, &c->creq, &b, 1, http_conn_on_continued) != 0)
 			return -1;
 	}
 	return 0;
@@ -1442,6 +1530,16 @@ http_conn_parse(struct http_conn *c)
 	}
 }
 
+/* rbuf[0, n) arrived: reading is on only once every byte before is parsed. */
+static void
+http_conn_received(struct http_conn *c, size_t n)
+{
+	c->rpos = 0;
+	c->rlen = n;
+	http_conn_timer(c, c->hs->idle_timeout_ms);
+	http_conn_parse(c);
+}
+
 static void
 http_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
@@ -1469,10 +1567,7 @@ http_conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	}
 	if (c->state != HTTP_CONN_READING)
 		return;   /* lingering: dropped */
-	c->rpos = 0;
-	c->rlen = (size_t)n;
-	http_conn_timer(c, c->hs->idle_timeout_ms);
-	http_conn_parse(c);
+	http_conn_received(c, (size_t)n);
 }
 
 /* ---------------------------------------------------------------- accepting */
@@ -1504,9 +1599,11 @@ http_refuse(struct http_source *hs, uv_stream_t *server)
 	uv_tcp_init(hs->loop, &x->tcp);
 	hs->handles++;
 	hs->stats.connections_refused++;
-	if (uv_accept(server, (uv_stream_t *)&x->tcp) == 0) {
-		if (uv_tcp_getpeername(&x->tcp, (struct sockaddr *)&a, &len) == 0)
-			addr_text((const struct sockaddr *)&a, peer, sizeof(peer));
+	if (uv_accept(server, (uv_stream_t *)&x->tcp) == 0 &&
+	    uv_tcp_getpeername(&x->tcp, (struct sockaddr *)&a, &len) == 0)
+		addr_text((const struct sockaddr *)&a, peer, sizeof(peer));
+	/* HTTPS: no answer in clear text on a TLS port; just the close. */
+	if (hs->tls == NULL) {
 		n = snprintf(msg, sizeof(msg), "HTTP/1.1 503 Service Unavailable\r\n"
 		    "Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
 		    "Connection: close\r\n\r\n%s", sizeof(body) - 1, body);
@@ -1518,6 +1615,74 @@ http_refuse(struct http_source *hs, uv_stream_t *server)
 	    hs->cfg->max_connections);
 	uv_close((uv_handle_t *)&x->tcp, http_on_refused_closed);
 }
+
+/* A new connection waits for its first request, idle until then. */
+static void
+http_conn_begin(struct http_conn *c)
+{
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	http_conn_timer(c, c->hs->idle_timeout_ms);
+	http_conn_idle(c, true);
+}
+
+/* ---------------------------------------------------------------- HTTPS */
+
+static void
+http_tls_on_handshake(void *ctx, int status)
+{
+	struct http_conn *c = ctx;
+
+	if (status != 0) {
+		/* common/tls logged why; its on_close follows. */
+		c->hs->stats.handshakes_failed++;
+		return;
+	}
+	/* Answers are small and end a request: send them at once. */
+	uv_tcp_nodelay(tls_conn_tcp(c->tls), 1);
+}
+
+static void
+http_tls_on_data(void *ctx, const uint8_t *p, size_t n)
+{
+	struct http_conn *c = ctx;
+
+	/* One record at most, and only while reading: rbuf is parsed to its end. */
+	if (c->state != HTTP_CONN_READING || n > sizeof(c->rbuf) || c->rpos != c->rlen)
+		return;
+	memcpy(c->rbuf, p, n);
+	http_conn_received(c, n);
+}
+
+static void
+http_tls_on_writable(void *ctx)
+{
+	struct http_conn *c = ctx;
+
+	if (c->send_wait && c->state == HTTP_CONN_WRITING) {
+		c->send_wait = false;
+		http_conn_send_answer(c);
+	}
+}
+
+static void
+http_tls_on_close(void *ctx, int reason)
+{
+	struct http_conn *c = ctx;
+
+	if (reason != 0)
+		log_debug("source %s: %s: %s", c->hs->cfg->name, c->peer, tls_conn_reason(c->tls));
+	c->tls_open = false;
+	http_conn_close(c);
+	http_conn_handle_closed(c);
+}
+
+static const struct tls_conn_callbacks http_tls_callbacks = {
+	.on_handshake = http_tls_on_handshake,
+	.on_data = http_tls_on_data,
+	.on_writable = http_tls_on_writable,
+	.on_close = http_tls_on_close,
+};
 
 static void
 http_on_connection(uv_stream_t *server, int status)
@@ -1554,13 +1719,31 @@ http_on_connection(uv_stream_t *server, int status)
 	c->bw.cb = http_conn_on_budget;
 	snprintf(c->peer, sizeof(c->peer), "?");
 	buf_init(&c->out, HTTP_OUT_MAX);
-	uv_tcp_init(hs->loop, &c->tcp);
+	if (hs->tls != NULL && (r = tls_conn_accept(hs->loop, hs->tls, server, &http_tls_callbacks, c,
+	    &c->tls)) != 0) {
+		log_warn("source %s: accepting a connection on %s failed: %s; going on",
+		    hs->cfg->name, l->source, tls_strerror(r));
+		buf_free(&c->out);
+		free(c);
+		return;
+	}
+	if (hs->tls == NULL)
+		uv_tcp_init(hs->loop, &c->tcp);
 	uv_timer_init(hs->loop, &c->timer);
 	hs->handles += 2;
 	TAILQ_INSERT_TAIL(&hs->conns, c, link);
 	hs->nconns++;
 	hs->stats.connections_open++;
 	c->state = HTTP_CONN_READING;
+	if (c->tls != NULL) {
+		/* Its handshake runs: requests come once it is done, within handshake_timeout. */
+		c->tls_open = true;
+		hs->stats.connections++;
+		snprintf(c->peer, sizeof(c->peer), "%s", tls_conn_peer(c->tls));
+		c->reading = true;
+		http_conn_begin(c);
+		return;
+	}
 	if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) != 0) {
 		log_warn("source %s: accepting a connection on %s failed: %s; going on",
 		    hs->cfg->name, l->source, uv_strerror(r));
@@ -1572,9 +1755,6 @@ http_on_connection(uv_stream_t *server, int status)
 		addr_text((const struct sockaddr *)&a, c->peer, sizeof(c->peer));
 	/* Answers are small and end a request: send them at once. */
 	uv_tcp_nodelay(&c->tcp, 1);
-	http_parser_init(&c->parser, HTTP_REQUEST);
-	c->parser.data = c;
-	http_conn_timer(c, hs->idle_timeout_ms);
 	c->reading = false;
 	if ((r = uv_read_start((uv_stream_t *)&c->tcp, http_conn_alloc, http_conn_on_read)) != 0) {
 		log_warn("source %s: cannot read from %s: %s; closing", hs->cfg->name, c->peer,
@@ -1583,7 +1763,7 @@ http_on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	c->reading = true;
-	http_conn_idle(c, true);
+	http_conn_begin(c);
 }
 
 /* ---------------------------------------------------------------- API */
@@ -1593,7 +1773,7 @@ http_listen(struct http_source *hs, struct http_listener *l, const struct config
 {
 	struct addrinfo hints, *res = NULL;
 	char port[8];
-	int r, len = sizeof(l->addr);
+	int r, n, len = sizeof(l->addr);
 
 	l->hs = hs;
 	l->cfg = a;
@@ -1625,8 +1805,8 @@ http_listen(struct http_source *hs, struct http_listener *l, const struct config
 		    "address?", hs->cfg->name, a->text, uv_strerror(r));
 		return r;
 	}
-	memcpy(l->source, "http://", 7);
-	addr_text((const struct sockaddr *)&l->addr, l->source + 7, sizeof(l->source) - 7);
+	n = snprintf(l->source, sizeof(l->source), "%s://", hs->tls != NULL ? "https" : "http");
+	addr_text((const struct sockaddr *)&l->addr, l->source + n, sizeof(l->source) - (size_t)n);
 	log_info("source %s: listening on %s", hs->cfg->name, l->source);
 	return 0;
 }
@@ -1648,6 +1828,22 @@ http_load_tokens(const struct agent_source *cfg, struct token_set **out)
 	return 0;
 }
 
+/* Loads cfg's TLS files into *out, logging what is wrong with them. */
+static int
+http_load_tls(const struct agent_source *cfg, struct tls_config **out)
+{
+	struct tls_config_options o;
+	char err[768];
+	int r;
+
+	agent_config_source_tls_options(cfg, &o);
+	if ((r = tls_config_new(&o, err, sizeof(err), out)) != 0) {
+		log_error("source %s: tls.%s", cfg->name, err);
+		return r;
+	}
+	return 0;
+}
+
 int
 http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
     struct spool *spool, struct http_source **out)
@@ -1663,7 +1859,9 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		log_error("source %s: out of memory", cfg->name);
 		return -ENOMEM;
 	}
-	if (cfg->auth.tokens_file != NULL && (r = http_load_tokens(cfg, &hs->tokens)) != 0) {
+	if ((cfg->auth.tokens_file != NULL && (r = http_load_tokens(cfg, &hs->tokens)) != 0) ||
+	    (cfg->tls.cert_file != NULL && (r = http_load_tls(cfg, &hs->tls)) != 0)) {
+		token_set_free(hs->tokens);
 		free(hs->listeners);
 		free(hs);
 		return r;
@@ -1702,14 +1900,36 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	return 0;
 }
 
+/* SIGHUP: the certificates again, for new connections; open ones keep theirs. */
+static int
+http_reload_tls(struct http_source *hs)
+{
+	struct tls_config *fresh;
+	int r;
+
+	if (hs->tls == NULL)
+		return 0;
+	if ((r = http_load_tls(hs->cfg, &fresh)) != 0) {
+		log_error("source %s: the TLS certificate loaded before stays; fix the files and send "
+		    "SIGHUP again", hs->cfg->name);
+		return r;
+	}
+	tls_config_unref(hs->tls);
+	hs->tls = fresh;
+	log_info("source %s: TLS certificate reloaded from %s: new connections use it; the %" PRIu64
+	    " open connection(s) keep theirs", hs->cfg->name, hs->cfg->tls.cert_file,
+	    hs->stats.connections_open);
+	return 0;
+}
+
 int
 http_source_reload(struct http_source *hs)
 {
 	struct token_set *fresh;
-	int r;
+	int r, rt = http_reload_tls(hs);
 
 	if (hs->cfg->auth.tokens_file == NULL)
-		return 0;
+		return rt;
 	if ((r = http_load_tokens(hs->cfg, &fresh)) != 0) {
 		log_error("source %s: the tokens of %s stay as they were loaded before; fix the "
 		    "file and send SIGHUP again", hs->cfg->name, hs->cfg->auth.tokens_file);
@@ -1719,7 +1939,7 @@ http_source_reload(struct http_source *hs)
 	token_set_carry(fresh, hs->tokens);
 	token_set_free(hs->tokens);
 	hs->tokens = fresh;
-	return 0;
+	return rt;
 }
 
 void
@@ -1863,6 +2083,9 @@ static const struct metrics_field http_source_fields[] = {
 	HTTP_F("idle_closed_total", "counter", idle_closed,
 	    "Idle keep-alive connections closed to admit a new one at max_connections."),
 	HTTP_F("timeouts_total", "counter", timeouts, "Connections closed after the idle timeout."),
+	HTTP_F("tls_handshakes_failed_total", "counter", handshakes_failed,
+	    "HTTPS: connections whose TLS handshake failed or timed out (not TLS, a certificate "
+	    "refused, handshake_timeout)."),
 };
 
 static uint64_t

@@ -56,6 +56,21 @@
  * After an answer that closes, unread bytes are drained for up to
  * HTTP_SOURCE_LINGER_MS so that the client reads the answer, not a reset.
  *
+ * HTTPS (cfg->tls.cert_file set): every connection is TLS (common/tls),
+ * closed and counted when its handshake fails or passes handshake_timeout;
+ * the HTTP above is the same, over decrypted records copied into the read
+ * buffer (plain HTTP reads into it directly, and writes the answer's
+ * buffers as they are). http_source_reload loads the certificate again for
+ * new connections.
+ *
+ * Auth (cfg->auth.tokens_file set): a request needs "Authorization: Bearer
+ * TOKEN" of a token in the file, or is answered 401 (WWW-Authenticate:
+ * Bearer) before its body is read or charged; its sender's name becomes
+ * each event's `sender` field. A sender over its rate limits (auth's
+ * events_per_second, bytes_per_second, with bursts) is answered 429 with
+ * Retry-After: before its body when its buckets are empty, else once its
+ * body is checked, whole, nothing spooled.
+ *
  * Work per loop turn is capped (HTTP_SOURCE_WORK bytes of body per
  * connection), so that a large body does not hold up other sources.
  */
@@ -161,6 +176,7 @@ struct http_source_stats {
 	uint64_t connections_refused; /* closed at once: max_connections reached, none idle */
 	uint64_t idle_closed;         /* idle ones closed to admit a new one */
 	uint64_t timeouts;            /* closed after the idle timeout */
+	uint64_t handshakes_failed;   /* HTTPS: TLS handshakes failed or timed out */
 };
 
 /* A copy of the source's counters. */

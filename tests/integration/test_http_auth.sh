@@ -7,9 +7,18 @@
 # of theirs reaches the spool; a sender over its rate limit is answered 429
 # with Retry-After; SIGHUP reads the tokens file again, so that a new token
 # works and a removed one gets 401.
+#
+# All of it over HTTPS (tls: cert_file, key_file; curl --cacert): plain
+# HTTP to the port and a client silent past handshake_timeout are counted
+# as failed handshakes and closed; SIGHUP loads the certificate again for
+# new connections.
 . "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
+command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
+make_certs
+cp "$T/certs/relay-chain.crt" "$T/server.crt"
+cp "$T/certs/relay.key" "$T/server.key"
 
 TOK_A=$(printf 'a%.0s' $(seq 32))
 TOK_B=$(printf 'b%.0s' $(seq 32))
@@ -31,6 +40,10 @@ sources:
       tokens_file: $T/tokens
       events_per_second: 1
       events_burst: 10
+    tls:
+      cert_file: $T/server.crt
+      key_file: $T/server.key
+      handshake_timeout: 1s
 metrics: {listen: $LF_IP:$MPORT}
 YAML
 cfg=$T/agent.yaml
@@ -40,8 +53,9 @@ cfg=$T/agent.yaml
 
 start agent "$LOGFERRY_AGENT" -c "$cfg"
 pid=$LF_PID
-wait_log "$T/agent.log" "source app: listening on http://" 10 || { fail "the agent did not listen"; cat "$T/agent.log"; finish; }
-URL=$(sed -n 's|.*source app: listening on \(http://[^ ]*\).*|\1|p' "$T/agent.log" | head -1)
+wait_log "$T/agent.log" "source app: listening on https://" 10 || { fail "the agent did not listen"; cat "$T/agent.log"; finish; }
+URL=$(sed -n 's|.*source app: listening on \(https://[^ ]*\).*|\1|p' "$T/agent.log" | head -1)
+HOSTPORT=${URL#https://}
 grep -q "source app: 3 token(s) loaded from $T/tokens" "$T/agent.log" && pass "the tokens are loaded" ||
 	fail "no 'token(s) loaded' line"
 
@@ -49,7 +63,7 @@ grep -q "source app: 3 token(s) loaded from $T/tokens" "$T/agent.log" && pass "t
 post() {
 	local body=$1
 	shift
-	curl -sS --max-time 10 -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' \
+	curl -sS --max-time 10 --cacert "$T/certs/ca.crt" -o "$T/resp" -D "$T/resp.h" -w '%{http_code}' \
 		-H 'Content-Type: application/x-ndjson' --data-binary "$body" "$@" "$URL/v1/events"
 }
 
@@ -84,6 +98,21 @@ wait_metric "$MPORT" 'logferry_http_unauthorized_total{source="app"}' -eq 3 10 &
 	fail "body bytes read: $(metric "$MPORT" 'logferry_http_body_bytes_total{source="app"}'), want 38"
 grep -q "$TOK_C" "$T/agent.log" && fail "the agent logged a token"
 
+# Not TLS: plain HTTP, and a client that says nothing.
+code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK_A" \
+	-H 'Content-Type: application/json' --data '{"plain":1}' "http://$HOSTPORT/v1/events")
+[ "$code" != 200 ] && pass "plain HTTP to the HTTPS port is refused ($code)" ||
+	fail "plain HTTP answered 200"
+python3 - "${HOSTPORT%:*}" "${HOSTPORT##*:}" <<'PY' && pass "a silent client is closed after handshake_timeout" ||
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.settimeout(20)
+assert s.recv(100) == b''
+PY
+	fail "a silent client was not closed"
+wait_metric "$MPORT" 'logferry_http_tls_handshakes_failed_total{source="app"}' -ge 2 10 &&
+	pass "both are counted as failed handshakes" || fail "logferry_http_tls_handshakes_failed_total"
+
 # app-r: 10 events at once, then single events until refused (a slow machine
 # may refill one in between).
 body=$(seq 1 10 | sed 's/.*/{"r":&}/')
@@ -115,6 +144,25 @@ accepted=$((accepted + 1))
 code=$(post '{"bad":"removed"}' -H "Authorization: Bearer $TOK_B")
 expect "after SIGHUP a removed token is answered 401" 401 "$code"
 
+# The certificate reloads on SIGHUP for new connections.
+fingerprint() { openssl x509 -noout -fingerprint -sha256 -in "$1"; }
+served() {
+	openssl s_client -connect "$HOSTPORT" -CAfile "$T/certs/ca.crt" </dev/null 2>/dev/null |
+		openssl x509 -noout -fingerprint -sha256
+}
+[ "$(served)" = "$(fingerprint "$T/certs/relay.crt")" ] && pass "the certificate is served" ||
+	fail "served: $(served)"
+cp "$T/certs/relay-rsa-chain.crt" "$T/server.crt"
+cp "$T/certs/relay-rsa.key" "$T/server.key"
+applied=$(grep -c "SIGHUP: applied" "$T/agent.log")
+kill -HUP "$pid"
+wait_log "$T/agent.log" "source app: TLS certificate reloaded" 20 || fail "no TLS reload"
+[ "$(served)" = "$(fingerprint "$T/certs/relay-rsa.crt")" ] &&
+	pass "after SIGHUP new connections get the new certificate" || fail "served: $(served)"
+code=$(post '{"n":4.5}' -H "Authorization: Bearer $TOK_C")
+expect "and are served" 200 "$code"
+accepted=$((accepted + 1))
+
 # A tokens file every user may read refuses the reload; the tokens stay.
 chmod 0644 "$T/tokens"
 kill -HUP "$pid"
@@ -134,7 +182,7 @@ evs = [json.loads(l) for l in open(sys.argv[1], 'rb')]
 assert len(evs) == int(sys.argv[2]), '%d events in the spool, %s answered 200' % (len(evs), sys.argv[2])
 assert not any('bad' in e['fields'] for e in evs), 'an event of a refused request was spooled'
 assert [(e['fields']['n'], e['fields']['sender']) for e in evs if 'n' in e['fields']] == \
-    [(1, 'app-a'), (2, 'app-a'), (3, 'app-b'), (3.5, 'app-b'), (4, 'app-c'), (5, 'app-c')], evs
+    [(1, 'app-a'), (2, 'app-a'), (3, 'app-b'), (3.5, 'app-b'), (4, 'app-c'), (4.5, 'app-c'), (5, 'app-c')], evs
 r = [e['fields']['r'] for e in evs if 'r' in e['fields']]
 assert r[:10] == list(range(1, 11)) and set(r[10:]) <= {11}, r
 assert all(e['fields']['sender'] == 'app-r' for e in evs if 'r' in e['fields'])

@@ -895,6 +895,35 @@ test_http_rate_limits_need_a_tokens_file(void **state)
 }
 
 static void
+test_http_tls_needs_a_certificate_and_its_key(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: api\n"
+	    "    type: http\n"
+	    "    listen: 127.0.0.1:8540\n"
+	    "    tls: {cert_file: @CERT@}\n",
+	    "agent.yaml:5: sources[0].tls: HTTPS needs cert_file and key_file\n");
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/a.log]\n"
+	    "    tls: {cert_file: @CERT@, key_file: @KEY@}\n",
+	    "agent.yaml:5: sources[0].tls: only valid when type is http\n");
+	load_ok("sources:\n"
+	    "  - name: api\n"
+	    "    type: http\n"
+	    "    listen: 127.0.0.1:8540\n"
+	    "    tls: {cert_file: @CERT@, key_file: @KEY@, handshake_timeout: 2s}\n", &cfg);
+	assert_string_equal(source(&cfg, 0)->tls.cert_file, cert_path);
+	assert_int_equal(source(&cfg, 0)->tls.handshake_timeout_ms, 2000);
+	assert_null(source(&cfg, 0)->tls.ca_file);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
 test_relative_path_is_refused(void **state)
 {
 	(void)state;
@@ -1188,6 +1217,7 @@ main(void)
 		cmocka_unit_test(test_multiline_on_an_http_source_is_refused),
 		cmocka_unit_test(test_http_auth_tokens_file_loads_and_its_errors_name_its_line),
 		cmocka_unit_test(test_http_rate_limits_need_a_tokens_file),
+		cmocka_unit_test(test_http_tls_needs_a_certificate_and_its_key),
 		cmocka_unit_test(test_relative_path_is_refused),
 		cmocka_unit_test(test_duplicate_source_names_are_refused),
 		cmocka_unit_test(test_source_name_with_invalid_characters_is_refused),

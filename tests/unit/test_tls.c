@@ -1025,6 +1025,38 @@ test_client_without_cert(void **state)
 }
 
 static void
+test_server_without_verify_client_needs_no_ca_file(void **state)
+{
+	struct fx *fx = *state;
+	static const struct cfg_spec anonymous = { .role = TLS_ROLE_CLIENT };
+	struct tls_config_options o = {
+		.role = TLS_ROLE_SERVER,
+		.cert_file = cert("relay-chain.crt"),
+		.key_file = cert("relay.key"),
+		.handshake_timeout_ms = HS_TIMEOUT_MS,
+	};
+	struct tls_config *client = cfg_make(&anonymous);
+	char err[512];
+
+	/* An HTTPS intake that takes bearer tokens has no client CA to trust. */
+	assert_int_equal(tls_check_files(&o, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(tls_config_new(&o, err, sizeof(err), &fx->server_cfg), 0);
+	fx->cli[0].tx_target = 1000;
+	fx->cli[0].tx_seed = fx->srv[0].rx_seed = 3;
+	connect_client(fx, 0, client, "localhost");
+	wait_open(fx, 0);
+	assert_int_equal(fx->srv[0].cn_rc, -ENOENT);
+	wait_u64(fx, &fx->srv[0].rx_bytes, 1000);
+	close_pair(fx, 0);
+	tls_config_unref(client);
+
+	/* Client certificates are checked against ca_file: then it is required. */
+	o.verify_client = true;
+	assert_int_equal(tls_check_files(&o, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "ca_file: required to verify client certificates");
+}
+
+static void
 test_handshake_timeout(void **state)
 {
 	struct fx *fx = *state;
@@ -1390,6 +1422,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_server_ip_checked_against_san, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expired_client_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_without_cert, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_without_verify_client_needs_no_ca_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plaintext_garbage_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_health_check_not_warned, setup, teardown),
