@@ -107,6 +107,15 @@ static const struct config_key source_tls_keys[] = {
 	  .min = 100, .max = 300 * SEC,
 	  .help = "A connection whose TLS handshake is not done in this time is closed, and "
 	    "counted." },
+	{ "verify_client", CONFIG_BOOL, ST(verify_client), .def = "false",
+	  .help = "Require a client certificate signed by a CA of ca_file: a client without one, "
+	    "or with another, fails the handshake (counted). Without tokens_file the "
+	    "certificate's common name is the sender, the events' `sender` field." },
+	{ "allowed_cns", CONFIG_LIST, ST(allowed_cns), .flags = CONFIG_SCALAR_AS_LIST,
+	  .elem = &elem_string,
+	  .help = "With verify_client: glob patterns (fnmatch) of the client certificates' common "
+	    "names allowed to post; any other is answered 403 (counted), its body unread. "
+	    "Default: every certificate ca_file signs." },
 	{ NULL },
 };
 #undef ST
@@ -424,6 +433,7 @@ agent_config_source_tls_options(const struct agent_source *s, struct tls_config_
 	o->ciphers = (const char *const *)s->tls.ciphers.items;
 	o->n_ciphers = s->tls.ciphers.n;
 	o->handshake_timeout_ms = s->tls.handshake_timeout_ms;
+	o->verify_client = s->tls.verify_client;
 }
 
 /* An http source's tls section: its files load as the source will load them (host: true). */
@@ -436,10 +446,17 @@ agent_config_check_source_tls(struct config_check *c, const struct agent_source 
 
 	snprintf(path, sizeof(path), "sources[%zu].tls", i);
 	if (!config_present(c, path) || (s->tls.cert_file == NULL && s->tls.key_file == NULL &&
-	    s->tls.ca_file == NULL && s->tls.ciphers.n == 0))
+	    s->tls.ca_file == NULL && s->tls.ciphers.n == 0 && !s->tls.verify_client &&
+	    s->tls.allowed_cns.n == 0))
 		return;
 	if (s->tls.cert_file == NULL || s->tls.key_file == NULL) {
 		config_error(c, path, "HTTPS needs cert_file and key_file");
+		return;
+	}
+	if (s->tls.allowed_cns.n > 0 && !s->tls.verify_client) {
+		snprintf(path, sizeof(path), "sources[%zu].tls.allowed_cns", i);
+		config_error(c, path, "needs verify_client: true (without client certificates "
+		    "there is no common name to allow)");
 		return;
 	}
 	agent_config_source_tls_options(s, &o);

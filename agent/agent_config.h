@@ -65,6 +65,8 @@ struct agent_source {
 		char *ca_file;            /* NULL: no client certificates */
 		struct config_list ciphers;   /* char * */
 		uint64_t handshake_timeout_ms;
+		bool verify_client;       /* a certificate signed by ca_file is required */
+		struct config_list allowed_cns;   /* char *: globs; empty: any */
 	} tls;                        /* http: HTTPS */
 };
 

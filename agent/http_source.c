@@ -3,6 +3,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -98,6 +99,8 @@ struct http_conn {
 	bool tls_open;                /* its on_close has not run */
 	bool send_wait;               /* HTTPS: the answer waits for room in the send buffer */
 	bool sent;                    /* HTTPS: the answer is queued: go on from the work queue */
+	char cn[TLS_CN_MAX + 1];      /* verify_client: the certificate's common name, or "" */
+	const char *cn_refused;       /* verify_client: why its requests get 403; NULL: allowed */
 	size_t head_len;	uv_timer_t timer;             /* idle, linger or stop-grace timeout */
 	uv_write_t wreq, creq;        /* the answer; "100 Continue" */
 	uv_shutdown_t sreq;
@@ -226,6 +229,7 @@ http_reason(int status)
 	case 200: return "OK";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 429: return "Too Many Requests";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -749,6 +753,11 @@ http_conn_fail(struct http_conn *c)
 		snprintf(retry, sizeof(retry), "Retry-After: %" PRIu64 "\r\n", c->retry_s);
 		extra = retry;
 		advice = "the sender must slow down, or its limits be raised";
+		break;
+	case 403:
+		st->forbidden++;
+		advice = "nothing of it was read or spooled; give the client a certificate whose "
+		    "common name tls.allowed_cns allows, or allow it";
 		break;
 	case 404:
 		st->not_found++;
@@ -1285,7 +1294,8 @@ http_conn_begin_body(struct http_conn *c)
 			abort();   /* out of memory */
 	}
 	intake_begin(c->in, c->body_flags);
-	intake_set_sender(c->in, hs->tokens != NULL ? c->sender : NULL);
+	intake_set_sender(c->in, hs->tokens != NULL || hs->cfg->tls.verify_client ? c->sender :
+	    NULL);
 	if (c->expect_continue && c->has_body) {
 		uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
 
@@ -1332,8 +1342,12 @@ http_conn_authenticate(struct http_conn *c)
 	size_t len = 0;
 	int r;
 
-	if (hs->tokens == NULL)
+	if (hs->tokens == NULL) {
+		/* With client certificates and no tokens, the certificate names the sender. */
+		if (hs->cfg->tls.verify_client)
+			snprintf(c->sender, sizeof(c->sender), "%s", c->cn);
 		return 0;
+	}
 	r = !c->auth_seen || c->auth_long ? -EINVAL : token_bearer(c->auth, c->auth_len, &tok, &len);
 	if (r == 0)
 		t = token_set_find(hs->tokens, tok, len);
@@ -1401,6 +1415,9 @@ http_on_headers_complete(http_parser *p)
 	} else if (p->method != HTTP_POST) {
 		http_conn_error(c, 405, "method %s is not allowed on " HTTP_SOURCE_PATH ": use POST",
 		    http_method_str((enum http_method)p->method));
+	} else if (c->cn_refused != NULL) {
+		http_conn_error(c, 403, "client certificate%s%s%s %s", c->cn[0] != '\0' ? " '" : "",
+		    c->cn, c->cn[0] != '\0' ? "'" : "", c->cn_refused);
 	} else if (http_conn_authenticate(c) != 0) {
 		/* Its status is set: nothing of it is read or charged. */
 	} else if (http_conn_rate(c, false, 1, has_length ? (uint64_t)p->content_length : 0) != 0) {
@@ -1628,6 +1645,31 @@ http_conn_begin(struct http_conn *c)
 
 /* ---------------------------------------------------------------- HTTPS */
 
+/*
+ * A verified client certificate whose common name allowed_cns does not
+ * allow is answered 403 on each request rather than refused at the
+ * handshake: the client learns why, in words, and it is counted.
+ */
+static void
+http_conn_check_cn(struct http_conn *c)
+{
+	const struct config_list *allowed = &c->hs->cfg->tls.allowed_cns;
+	int r = tls_conn_peer_cn(c->tls, c->cn, sizeof(c->cn));
+
+	if (r != 0) {
+		c->cn[0] = '\0';
+		c->cn_refused = "has no usable common name (one, printable, at most 64 bytes): it "
+		    "cannot name the sender";
+		return;
+	}
+	if (allowed->n == 0)
+		return;
+	for (size_t i = 0; i < allowed->n; i++)
+		if (fnmatch(((char **)allowed->items)[i], c->cn, 0) == 0)
+			return;
+	c->cn_refused = "is not allowed by tls.allowed_cns";
+}
+
 static void
 http_tls_on_handshake(void *ctx, int status)
 {
@@ -1640,6 +1682,8 @@ http_tls_on_handshake(void *ctx, int status)
 	}
 	/* Answers are small and end a request: send them at once. */
 	uv_tcp_nodelay(tls_conn_tcp(c->tls), 1);
+	if (c->hs->cfg->tls.verify_client)
+		http_conn_check_cn(c);
 }
 
 static void
@@ -2050,6 +2094,9 @@ static const struct metrics_field http_source_fields[] = {
 	    "Requests answered 401: no bearer token, or one not in tokens_file; never spooled."),
 	HTTP_F("rate_limited_total", "counter", rate_limited,
 	    "Requests answered 429: their sender over its auth rate limits; never spooled."),
+	HTTP_F("forbidden_total", "counter", forbidden,
+	    "Requests answered 403: a client certificate whose common name tls.allowed_cns does "
+	    "not allow; never spooled."),
 	HTTP_F("not_found_total", "counter", not_found, "Requests answered 404."),
 	HTTP_F("bad_method_total", "counter", bad_method, "Requests answered 405."),
 	HTTP_F("too_large_total", "counter", too_large,

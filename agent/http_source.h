@@ -157,6 +157,7 @@ struct http_source_stats {
 	uint64_t bad_requests;        /* 400: malformed JSON, gzip or HTTP */
 	uint64_t unauthorized;        /* 401: no token, or an unknown one */
 	uint64_t rate_limited;        /* 429: the sender over its rate limits */
+	uint64_t forbidden;           /* 403: a client certificate's CN not allowed */
 	uint64_t not_found;           /* 404 */
 	uint64_t bad_method;          /* 405 */
 	uint64_t too_large;           /* 413 */

@@ -12,6 +12,11 @@
 # HTTP to the port and a client silent past handshake_timeout are counted
 # as failed handshakes and closed; SIGHUP loads the certificate again for
 # new connections.
+#
+# Client certificates (a second source, tls.verify_client, allowed_cns, no
+# tokens): an allowed CN is answered 200 and is its events' sender; a CN
+# not allowed gets 403, counted; no certificate, or one of another CA, fails
+# the handshake.
 . "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
@@ -44,6 +49,15 @@ sources:
       cert_file: $T/server.crt
       key_file: $T/server.key
       handshake_timeout: 1s
+  - name: mtls
+    type: http
+    listen: $LF_IP:$(free_port)
+    tls:
+      cert_file: $T/certs/relay-chain.crt
+      key_file: $T/certs/relay.key
+      ca_file: $T/certs/ca.crt
+      verify_client: true
+      allowed_cns: ['web-0[1]', 'billing-*']
 metrics: {listen: $LF_IP:$MPORT}
 YAML
 cfg=$T/agent.yaml
@@ -97,6 +111,30 @@ wait_metric "$MPORT" 'logferry_http_unauthorized_total{source="app"}' -eq 3 10 &
 	pass "no body of a 401 was read" ||
 	fail "body bytes read: $(metric "$MPORT" 'logferry_http_body_bytes_total{source="app"}'), want 38"
 grep -q "$TOK_C" "$T/agent.log" && fail "the agent logged a token"
+
+# Client certificates.
+wait_log "$T/agent.log" "source mtls: listening on https://" 10 || fail "mtls did not listen"
+MURL=$(sed -n 's|.*source mtls: listening on \(https://[^ ]*\).*|\1|p' "$T/agent.log" | head -1)
+mpost() {
+	curl -sS --max-time 10 --cacert "$T/certs/ca.crt" -o "$T/resp" -D "$T/resp.h" \
+		-w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$1" "${@:2}" \
+		"$MURL/v1/events" 2>"$T/curl.err"
+}
+code=$(mpost '{"m":1}' --cert "$T/certs/web-01-chain.crt" --key "$T/certs/web-01.key")
+expect "a client certificate with an allowed CN is answered 200" 200 "$code"
+accepted=$((accepted + 1))
+code=$(mpost '{"bad":"cn"}' --cert "$T/certs/web-02-chain.crt" --key "$T/certs/web-02.key")
+expect "a CN not allowed is answered 403" 403 "$code"
+grep -q "web-02" "$T/resp" || fail "403 body: $(cat "$T/resp")"
+code=$(mpost '{"bad":"nocert"}')
+[ "$code" = 000 ] && pass "no client certificate fails the handshake" || fail "no certificate: $code"
+code=$(mpost '{"bad":"intruder"}' --cert "$T/certs/intruder-chain.crt" --key "$T/certs/intruder.key")
+[ "$code" = 000 ] && pass "a certificate of another CA fails the handshake" ||
+	fail "intruder: $code"
+wait_metric "$MPORT" 'logferry_http_forbidden_total{source="mtls"}' -eq 1 10 &&
+	pass "the 403 is counted" || fail "logferry_http_forbidden_total"
+wait_metric "$MPORT" 'logferry_http_tls_handshakes_failed_total{source="mtls"}' -ge 2 10 &&
+	pass "the failed handshakes are counted" || fail "mtls handshakes failed"
 
 # Not TLS: plain HTTP, and a client that says nothing.
 code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK_A" \
@@ -181,6 +219,7 @@ import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1], 'rb')]
 assert len(evs) == int(sys.argv[2]), '%d events in the spool, %s answered 200' % (len(evs), sys.argv[2])
 assert not any('bad' in e['fields'] for e in evs), 'an event of a refused request was spooled'
+assert [(e['fields']['m'], e['fields']['sender']) for e in evs if 'm' in e['fields']] == [(1, 'web-01')]
 assert [(e['fields']['n'], e['fields']['sender']) for e in evs if 'n' in e['fields']] == \
     [(1, 'app-a'), (2, 'app-a'), (3, 'app-b'), (3.5, 'app-b'), (4, 'app-c'), (4.5, 'app-c'), (5, 'app-c')], evs
 r = [e['fields']['r'] for e in evs if 'r' in e['fields']]

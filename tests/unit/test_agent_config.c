@@ -799,6 +799,13 @@ test_multiline_on_an_http_source_is_refused(void **state)
 	    "agent.yaml:5: sources[0].multiline: only valid when type is file\n");
 }
 
+/* An http source's first lines; its own keys follow. */
+#define HTTP_API \
+	"sources:\n" \
+	"  - name: api\n" \
+	"    type: http\n" \
+	"    listen: 127.0.0.1:8540\n"
+
 /* A tokens file of text (mode 0640) at path (room for 64 bytes). */
 static void
 write_tokens(char *path, const char *text)
@@ -820,10 +827,7 @@ test_http_auth_tokens_file_loads_and_its_errors_name_its_line(void **state)
 
 	(void)state;
 	write_tokens(path, "0123456789abcdef0123456789abcdef app-one\n");
-	snprintf(yaml, sizeof(yaml), "sources:\n"
-	    "  - name: api\n"
-	    "    type: http\n"
-	    "    listen: 127.0.0.1:8540\n"
+	snprintf(yaml, sizeof(yaml), HTTP_API
 	    "    auth: {tokens_file: %s}\n", path);
 	load_ok(yaml, &cfg);
 	assert_string_equal(source(&cfg, 0)->auth.tokens_file, path);
@@ -831,10 +835,7 @@ test_http_auth_tokens_file_loads_and_its_errors_name_its_line(void **state)
 	unlink(path);
 
 	write_tokens(path, "# ok\n0123456789abcdef0123456789abcdef app-one\nshort app-two\n");
-	snprintf(yaml, sizeof(yaml), "sources:\n"
-	    "  - name: api\n"
-	    "    type: http\n"
-	    "    listen: 127.0.0.1:8540\n"
+	snprintf(yaml, sizeof(yaml), HTTP_API
 	    "    auth:\n"
 	    "      tokens_file: %s\n", path);
 	snprintf(want, sizeof(want), "agent.yaml:6: sources[0].auth.tokens_file: %s:3: the token "
@@ -842,10 +843,7 @@ test_http_auth_tokens_file_loads_and_its_errors_name_its_line(void **state)
 	expect_errors(yaml, want);
 	unlink(path);
 
-	snprintf(yaml, sizeof(yaml), "sources:\n"
-	    "  - name: api\n"
-	    "    type: http\n"
-	    "    listen: 127.0.0.1:8540\n"
+	snprintf(yaml, sizeof(yaml), HTTP_API
 	    "    auth: {tokens_file: %s}\n", path);
 	assert_int_equal(load(yaml, &cfg, &err), -EINVAL);
 	assert_non_null(strstr(err, "agent.yaml:5: sources[0].auth.tokens_file: "));
@@ -868,17 +866,11 @@ test_http_rate_limits_need_a_tokens_file(void **state)
 	char path[64], yaml[512];
 
 	(void)state;
-	expect_errors("sources:\n"
-	    "  - name: api\n"
-	    "    type: http\n"
-	    "    listen: 127.0.0.1:8540\n"
+	expect_errors(HTTP_API
 	    "    auth: {events_per_second: 100}\n",
 	    "agent.yaml:5: sources[0].auth: rate limits are per sender: set tokens_file\n");
 	write_tokens(path, "0123456789abcdef0123456789abcdef app-one\n");
-	snprintf(yaml, sizeof(yaml), "sources:\n"
-	    "  - name: api\n"
-	    "    type: http\n"
-	    "    listen: 127.0.0.1:8540\n"
+	snprintf(yaml, sizeof(yaml), HTTP_API
 	    "    auth:\n"
 	    "      tokens_file: %s\n"
 	    "      events_per_second: 100\n"
@@ -900,10 +892,7 @@ test_http_tls_needs_a_certificate_and_its_key(void **state)
 	struct agent_config cfg;
 
 	(void)state;
-	expect_errors("sources:\n"
-	    "  - name: api\n"
-	    "    type: http\n"
-	    "    listen: 127.0.0.1:8540\n"
+	expect_errors(HTTP_API
 	    "    tls: {cert_file: @CERT@}\n",
 	    "agent.yaml:5: sources[0].tls: HTTPS needs cert_file and key_file\n");
 	expect_errors("sources:\n"
@@ -912,14 +901,37 @@ test_http_tls_needs_a_certificate_and_its_key(void **state)
 	    "    paths: [/var/log/a.log]\n"
 	    "    tls: {cert_file: @CERT@, key_file: @KEY@}\n",
 	    "agent.yaml:5: sources[0].tls: only valid when type is http\n");
-	load_ok("sources:\n"
-	    "  - name: api\n"
-	    "    type: http\n"
-	    "    listen: 127.0.0.1:8540\n"
+	load_ok(HTTP_API
 	    "    tls: {cert_file: @CERT@, key_file: @KEY@, handshake_timeout: 2s}\n", &cfg);
 	assert_string_equal(source(&cfg, 0)->tls.cert_file, cert_path);
 	assert_int_equal(source(&cfg, 0)->tls.handshake_timeout_ms, 2000);
 	assert_null(source(&cfg, 0)->tls.ca_file);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_http_allowed_cns_need_verify_client(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	expect_errors(HTTP_API
+	    "    tls:\n"
+	    "      cert_file: @CERT@\n"
+	    "      key_file: @KEY@\n"
+	    "      allowed_cns: [web-*]\n",
+	    "agent.yaml:8: sources[0].tls.allowed_cns: needs verify_client: true (without client "
+	    "certificates there is no common name to allow)\n");
+	load_ok(HTTP_API
+	    "    tls:\n"
+	    "      cert_file: @CERT@\n"
+	    "      key_file: @KEY@\n"
+	    "      ca_file: @CA@\n"
+	    "      verify_client: true\n"
+	    "      allowed_cns: [web-*, billing]\n", &cfg);
+	assert_true(source(&cfg, 0)->tls.verify_client);
+	assert_int_equal(source(&cfg, 0)->tls.allowed_cns.n, 2);
+	assert_string_equal(string_at(&source(&cfg, 0)->tls.allowed_cns, 0), "web-*");
 	config_free(&agent_config_schema, &cfg);
 }
 
@@ -1218,6 +1230,7 @@ main(void)
 		cmocka_unit_test(test_http_auth_tokens_file_loads_and_its_errors_name_its_line),
 		cmocka_unit_test(test_http_rate_limits_need_a_tokens_file),
 		cmocka_unit_test(test_http_tls_needs_a_certificate_and_its_key),
+		cmocka_unit_test(test_http_allowed_cns_need_verify_client),
 		cmocka_unit_test(test_relative_path_is_refused),
 		cmocka_unit_test(test_duplicate_source_names_are_refused),
 		cmocka_unit_test(test_source_name_with_invalid_characters_is_refused),
