@@ -27,12 +27,18 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
 #include <zlib.h>
 
 #include "agent/http_source.h"
 #include "agent/intake.h"
 #include "agent/spool.h"
 #include "common/log.h"
+#include "tests/unit/cert_fixture.h"
 #include "tests/unit/spool_fixture.h"
 
 #define TS_2026 UINT64_C(1795341600000000000)   /* 2026-11-22T10:00:00Z */
@@ -163,7 +169,76 @@ struct client {
 	int fd;
 	char buf[1 << 16];
 	size_t len;
+	bool tls;                 /* cl_tls was set at connect: ssl is in use */
+	mbedtls_ssl_context ssl;
 };
+
+/*
+ * HTTPS tests set cl_tls: clients then speak TLS (the test CA trusted, no
+ * client certificate) over their socket, one thread at a time.
+ */
+static bool cl_tls;
+static mbedtls_ssl_config cl_conf;
+static mbedtls_x509_crt cl_ca;
+static mbedtls_entropy_context cl_entropy;
+static mbedtls_ctr_drbg_context cl_drbg;
+
+static int
+cl_bio_send(void *ctx, const unsigned char *p, size_t n)
+{
+	ssize_t w = send(*(int *)ctx, p, n, MSG_NOSIGNAL);
+
+	return w < 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR : (int)w;
+}
+
+static int
+cl_bio_recv(void *ctx, unsigned char *p, size_t n)
+{
+	ssize_t r = recv(*(int *)ctx, p, n, 0);
+
+	return r < 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR : (int)r;
+}
+
+/* The client side of TLS for HTTPS tests: the test CA, TLS 1.2. */
+static void
+cl_tls_init(void)
+{
+	char ca[300];
+
+	snprintf(ca, sizeof(ca), "%s/ca.crt", cert_fixture_dir);
+	mbedtls_ssl_config_init(&cl_conf);
+	mbedtls_x509_crt_init(&cl_ca);
+	mbedtls_entropy_init(&cl_entropy);
+	mbedtls_ctr_drbg_init(&cl_drbg);
+	assert_int_equal(mbedtls_x509_crt_parse_file(&cl_ca, ca), 0);
+	assert_int_equal(mbedtls_ctr_drbg_seed(&cl_drbg, mbedtls_entropy_func, &cl_entropy,
+	    NULL, 0), 0);
+	assert_int_equal(mbedtls_ssl_config_defaults(&cl_conf, MBEDTLS_SSL_IS_CLIENT,
+	    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT), 0);
+	mbedtls_ssl_conf_ca_chain(&cl_conf, &cl_ca, NULL);
+	mbedtls_ssl_conf_rng(&cl_conf, mbedtls_ctr_drbg_random, &cl_drbg);
+	mbedtls_ssl_conf_authmode(&cl_conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+	cl_tls = true;
+}
+
+static void
+cl_tls_free(void)
+{
+	cl_tls = false;
+	mbedtls_ssl_config_free(&cl_conf);
+	mbedtls_x509_crt_free(&cl_ca);
+	mbedtls_ctr_drbg_free(&cl_drbg);
+	mbedtls_entropy_free(&cl_entropy);
+}
+
+/* Closes c's socket (and its TLS). */
+static void
+cl_close(struct client *c)
+{
+	if (c->tls)
+		mbedtls_ssl_free(&c->ssl);
+	close(c->fd);
+}
 
 /* A job for the client thread: fn runs there, and records into the job. */
 struct job {
@@ -189,11 +264,22 @@ cl_connect(struct client *c, int port)
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	c->len = 0;
+	c->tls = false;
 	if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
 		return -1;
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return connect(c->fd, (struct sockaddr *)&a, sizeof(a));
+	if (connect(c->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+		return -1;
+	if (!cl_tls)
+		return 0;
+	c->tls = true;
+	mbedtls_ssl_init(&c->ssl);
+	if (mbedtls_ssl_setup(&c->ssl, &cl_conf) != 0 ||
+	    mbedtls_ssl_set_hostname(&c->ssl, "localhost") != 0)
+		return -1;
+	mbedtls_ssl_set_bio(&c->ssl, &c->fd, cl_bio_send, cl_bio_recv, NULL);
+	return mbedtls_ssl_handshake(&c->ssl) == 0 ? 0 : -1;
 }
 
 static int
@@ -202,7 +288,8 @@ cl_send(struct client *c, const void *p, size_t n)
 	const char *q = p;
 
 	while (n > 0) {
-		ssize_t w = send(c->fd, q, n, MSG_NOSIGNAL);
+		ssize_t w = c->tls ? mbedtls_ssl_write(&c->ssl, (const unsigned char *)q, n) :
+		    send(c->fd, q, n, MSG_NOSIGNAL);
 
 		if (w <= 0)
 			return -1;
@@ -220,7 +307,16 @@ cl_fill(struct client *c)
 
 	if (c->len == sizeof(c->buf))
 		return -1;
-	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	if (c->tls) {
+		n = mbedtls_ssl_read(&c->ssl, (unsigned char *)c->buf + c->len,
+		    sizeof(c->buf) - c->len);
+		if (n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+			n = 0;
+		else if (n < 0)
+			n = -1;
+	} else {
+		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	}
 	if (n > 0)
 		c->len += (size_t)n;
 	return n;
@@ -305,7 +401,7 @@ job_exchange(struct job *j)
 	}
 	if (j->check_closed)
 		j->closed = cl_closed(&c);
-	close(c.fd);
+	cl_close(&c);
 }
 
 static void *
@@ -944,7 +1040,36 @@ job_pipeline3(struct job *j)
 	for (j->nresp = 0; j->nresp < 3; j->nresp++)
 		if (cl_response(&c, &j->resp[j->nresp]) != 0)
 			break;
-	close(c.fd);
+	cl_close(&c);
+}
+
+/*
+ * Three requests in one write (200, 200, a malformed one: 400); asserts
+ * their answers came in order. Returns the write (req, len: each request).
+ */
+static char *
+pipeline3(struct fixture *fx, char **req, size_t *len, struct job *j)
+{
+	size_t total = 0;
+	char *all;
+
+	req[0] = post_json("application/json", "{\"n\":1}", &len[0]);
+	req[1] = post_json("application/x-ndjson", "{\"n\":2}\n{\"n\":3}\n", &len[1]);
+	req[2] = post_json("application/json", "{\"n\":4", &len[2]);
+	assert_non_null(all = malloc(len[0] + len[1] + len[2]));
+	for (int i = 0; i < 3; i++) {
+		memcpy(all + total, req[i], len[i]);
+		total += len[i];
+	}
+	j->fn = job_pipeline3;
+	j->req[0] = all;
+	j->req_len[0] = total;
+	run(fx, j);
+	assert_int_equal(j->nresp, 3);
+	assert_string_equal(j->resp[0].body, "{\"accepted\":1}");
+	assert_string_equal(j->resp[1].body, "{\"accepted\":2}");
+	assert_int_equal(j->resp[2].status, 400);
+	return all;
 }
 
 static void
@@ -954,26 +1079,10 @@ test_pipelined_answers_keep_request_order(void **state)
 	struct got g;
 	struct job j = { 0 };
 	char *all, *req[3];
-	size_t len[3], total = 0;
+	size_t len[3];
 
 	start(fx);
-	req[0] = post_json("application/json", "{\"n\":1}", &len[0]);
-	req[1] = post_json("application/x-ndjson", "{\"n\":2}\n{\"n\":3}\n", &len[1]);
-	req[2] = post_json("application/json", "{\"n\":4", &len[2]);
-	all = malloc(len[0] + len[1] + len[2]);
-	assert_non_null(all);
-	for (int i = 0; i < 3; i++) {
-		memcpy(all + total, req[i], len[i]);
-		total += len[i];
-	}
-	j.fn = job_pipeline3;
-	j.req[0] = all;
-	j.req_len[0] = total;
-	run(fx, &j);
-	assert_int_equal(j.nresp, 3);
-	assert_string_equal(j.resp[0].body, "{\"accepted\":1}");
-	assert_string_equal(j.resp[1].body, "{\"accepted\":2}");
-	assert_int_equal(j.resp[2].status, 400);
+	all = pipeline3(fx, req, len, &j);
 	stop(fx);
 	read_back(fx, &g);
 	assert_int_equal(g.n, 3);
@@ -2046,6 +2155,65 @@ test_sender_over_its_byte_rate_is_429_before_its_body(void **state)
 		free(req[i]);
 }
 
+/* ---------------------------------------------------------------- HTTPS */
+
+static void
+test_https_serves_keep_alive_and_pipelined_requests_and_refuses_plain_ones(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	char cert[300], key[300], src[64], *all, *req[3];
+	size_t len[3];
+	struct got g;
+	struct job j;
+
+	snprintf(cert, sizeof(cert), "%s/relay-chain.crt", cert_fixture_dir);
+	snprintf(key, sizeof(key), "%s/relay.key", cert_fixture_dir);
+	fx->cfg.tls.cert_file = cert;
+	fx->cfg.tls.key_file = key;
+	start(fx);
+	cl_tls_init();
+	/* Three requests in one write: the answers come in order, each after the one before. */
+	memset(&j, 0, sizeof(j));
+	all = pipeline3(fx, req, len, &j);
+
+	/* Keep-alive, then an answer that closes: close_notify, then the close. */
+	memset(&j, 0, sizeof(j));
+	j.req[0] = req[0];
+	j.req_len[0] = len[0];
+	j.req[1] = "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	    "Content-Length: 1000000\r\n\r\n";
+	j.nreq = 2;
+	j.check_closed = true;
+	run(fx, &j);
+	assert_int_equal(j.nresp, 2);
+	assert_int_equal(j.resp[0].status, 200);
+	assert_int_equal(j.resp[1].status, 413);
+	assert_true(j.closed);
+	cl_tls_free();
+
+	/* Plain HTTP gets no answer, and is counted. */
+	memset(&j, 0, sizeof(j));
+	j.req[0] = req[0];
+	j.req_len[0] = len[0];
+	j.nreq = 1;
+	run(fx, &j);
+	assert_int_equal(j.nresp, 0);
+	stats(fx, &st);
+	assert_int_equal(st.handshakes_failed, 1);
+	assert_int_equal(st.connections, 3);
+	assert_int_equal(st.events, 4);
+	stop(fx);
+	read_back(fx, &g);
+	assert_int_equal(g.n, 4);
+	snprintf(src, sizeof(src), "https://127.0.0.1:%d", fx->port);
+	assert_string_equal(g.ev[0].source, src);
+	got_free(&g);
+	for (int i = 0; i < 3; i++)
+		free(req[i]);
+	free(all);
+}
+
 int
 main(void)
 {
@@ -2098,8 +2266,14 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sender_over_its_byte_rate_is_429_before_its_body,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_https_serves_keep_alive_and_pipelined_requests_and_refuses_plain_ones,
+		    setup, teardown),
 	};
 
 	log_init("test_http_source", LOG_LEVEL_ERROR);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (!cert_fixture_available()) {
+		fprintf(stderr, "openssl not installed: cannot make the HTTPS tests' certificates\n");
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, cert_fixture_group_setup, cert_fixture_group_teardown);
 }
