@@ -1323,8 +1323,9 @@ tls_handshake_failed(struct tls_conn *c, int rc)
 		(void)mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
 		    MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
 		tls_why(c, "client certificate refused: the client sent none");
-		log_warn("TLS handshake with %s failed: %s; give the agent a certificate "
-		    "(relays.tls.cert_file) or turn tls.verify_client off", c->peer, c->why);
+		log_warn("TLS handshake with %s failed: %s; give the client a certificate signed by "
+		    "a CA of ca_file %s (an agent: relays.tls.cert_file), or turn "
+		    "tls.verify_client off", c->peer, c->why, c->cfg->ca_file);
 		err = -EKEYREJECTED;
 	} else if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
 		alert = tls_last_alert(c);
