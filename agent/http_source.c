@@ -1691,9 +1691,15 @@ http_tls_on_data(void *ctx, const uint8_t *p, size_t n)
 {
 	struct http_conn *c = ctx;
 
-	/* One record at most, and only while reading: rbuf is parsed to its end. */
-	if (c->state != HTTP_CONN_READING || n > sizeof(c->rbuf) || c->rpos != c->rlen)
+	if (c->state != HTTP_CONN_READING)
+		return;   /* lingering: dropped */
+	if (n > sizeof(c->rbuf) || c->rpos != c->rlen) {
+		/* Never: a record fits rbuf, and reading resumes only once rbuf is parsed. */
+		log_error("source %s: %s: %zu TLS bytes arrived with %zu unparsed; closing",
+		    c->hs->cfg->name, c->peer, n, c->rlen - c->rpos);
+		http_conn_close(c);
 		return;
+	}
 	memcpy(c->rbuf, p, n);
 	http_conn_received(c, n);
 }
