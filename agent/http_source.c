@@ -1921,17 +1921,17 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	hs->host = host;
 	hs->stream = cfg->stream != NULL ? cfg->stream : cfg->name;
 	hs->spool = spool;
-	hs->limits.events_per_s = (uint64_t)cfg->auth.events_per_s;
-	hs->limits.events_burst = (uint64_t)cfg->auth.events_burst;
-	hs->limits.bytes_per_s = cfg->auth.bytes_per_s;
-	hs->limits.bytes_burst = cfg->auth.bytes_burst;
-	hs->limited = hs->limits.events_per_s != 0 || hs->limits.bytes_per_s != 0;
 	pipeline_init(&hs->pipe, spool, "event too large for the spool with its fields; "
 	    "fields dropped");
 	hs->idle_timeout_ms = cfg->idle_timeout_ms != 0 ? cfg->idle_timeout_ms :
 	    HTTP_SOURCE_IDLE_TIMEOUT_MS;
 	hs->request_timeout_ms = cfg->request_timeout_ms != 0 ? cfg->request_timeout_ms :
 	    HTTP_SOURCE_REQUEST_TIMEOUT_MS;
+	hs->limits.events_per_s = (uint64_t)cfg->auth.events_per_s;
+	hs->limits.events_burst = (uint64_t)cfg->auth.events_burst;
+	hs->limits.bytes_per_s = cfg->auth.bytes_per_s;
+	hs->limits.bytes_burst = cfg->auth.bytes_burst;
+	hs->limited = hs->limits.events_per_s != 0 || hs->limits.bytes_per_s != 0;
 	TAILQ_INIT(&hs->conns);
 	TAILQ_INIT(&hs->work);
 	TAILQ_INIT(&hs->idlers);
