@@ -847,6 +847,9 @@ agent_reload(void *ctx, void **fresh)
 
 		switch (plan[i]) {
 		case PLAN_SAME:
+			/* Unchanged settings, but the files they name may have changed. */
+			if (old->type->reload != NULL)
+				old->type->reload(old->src);
 			break;
 		case PLAN_ADD:
 			log_info("SIGHUP: source %s: added", ns[i].name);

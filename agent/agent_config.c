@@ -16,6 +16,7 @@
 #include "agent/parsers.h"
 #include "agent/processors.h"
 #include "common/daemon.h"
+#include "common/token.h"
 #include "common/tls.h"
 #include "common/tz.h"
 
@@ -128,6 +129,64 @@ static const struct config_key elem_processor = {
 	.type = CONFIG_SECTION, .keys = processor_keys, .size = sizeof(struct agent_processor),
 	.discriminator = "type",
 };
+#define H(f) (offsetof(struct agent_source, auth.f) - offsetof(struct agent_source, auth))
+static const struct config_key auth_keys[] = {
+	{ "tokens_file", CONFIG_STRING, H(tokens_file), .flags = CONFIG_NONEMPTY,
+	  .help = "File of bearer tokens, one `TOKEN NAME` per line (# comments): a request must "
+	    "carry `Authorization: Bearer TOKEN` of one of them, or is answered 401 unread. NAME "
+	    "is the sender, added to each of its events as the field `sender`; several tokens may "
+	    "name one sender. Tokens are 16 to 256 printable bytes (openssl rand -hex 32). The "
+	    "file must not be readable by every user (mode 0640, root:_logferry); SIGHUP reads "
+	    "it again." },
+	{ "events_per_second", CONFIG_INT, H(events_per_s), .def = "0", .min = 0, .max = 1000000000,
+	  .help = "Events each sender may post per second, on average; 0: no limit. A request "
+	    "over its sender's limit is answered 429 with Retry-After (whole seconds) and none "
+	    "of its events are spooled." },
+	{ "events_burst", CONFIG_INT, H(events_burst), .def = "0", .min = 0, .max = 1000000000,
+	  .help = "Events a sender may post at once after a quiet while (a token bucket's "
+	    "size); 0: events_per_second. A request larger than the burst passes when the "
+	    "bucket is full." },
+	{ "bytes_per_second", CONFIG_SIZE, H(bytes_per_s), .def = "0", .min = 0, .max = 64 * GIB,
+	  .help = "Request body bytes (as sent, before gzip decoding) each sender may post per "
+	    "second, on average; 0: no limit. Over it: 429 with Retry-After." },
+	{ "bytes_burst", CONFIG_SIZE, H(bytes_burst), .def = "0", .min = 0, .max = 64 * GIB,
+	  .help = "Body bytes a sender may post at once after a quiet while; 0: "
+	    "bytes_per_second." },
+	{ NULL },
+};
+#undef H
+
+#define ST(f) (offsetof(struct agent_source, tls.f) - offsetof(struct agent_source, tls))
+static const struct config_key source_tls_keys[] = {
+	{ "cert_file", CONFIG_STRING, ST(cert_file), .flags = CONFIG_NONEMPTY,
+	  .help = "PEM certificate the source presents (extendedKeyUsage serverAuth, its names "
+	    "those clients connect to), followed by any intermediate CA certificates. With "
+	    "key_file, the source speaks HTTPS only." },
+	{ "key_file", CONFIG_STRING, ST(key_file), .flags = CONFIG_NONEMPTY,
+	  .help = "PEM private key of cert_file (RSA or ECDSA), unencrypted, readable by the "
+	    "agent only." },
+	{ "ca_file", CONFIG_STRING, ST(ca_file), .flags = CONFIG_NONEMPTY,
+	  .help = "PEM file of the CA(s) that sign client certificates, for verify_client." },
+	{ "ciphers", CONFIG_LIST, ST(ciphers), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_SPLIT_COMMAS,
+	  .elem = &elem_string,
+	  .help = "TLS 1.2 cipher suites in order of preference (mbedtls names). Default: ECDHE "
+	    "with ChaCha20-Poly1305, then AES-GCM." },
+	{ "handshake_timeout", CONFIG_DURATION, ST(handshake_timeout_ms), .def = "10s",
+	  .min = 100, .max = 300 * SEC,
+	  .help = "A connection whose TLS handshake is not done in this time is closed, and "
+	    "counted." },
+	{ "verify_client", CONFIG_BOOL, ST(verify_client), .def = "false",
+	  .help = "Require a client certificate signed by a CA of ca_file: a client without one, "
+	    "or with another, fails the handshake (counted). Without tokens_file the "
+	    "certificate's common name is the sender, the events' `sender` field." },
+	{ "allowed_cns", CONFIG_LIST, ST(allowed_cns), .flags = CONFIG_SCALAR_AS_LIST,
+	  .elem = &elem_string,
+	  .help = "With verify_client: glob patterns (fnmatch) of the client certificates' common "
+	    "names allowed to post; any other is answered 403 (counted), its body unread. "
+	    "Default: every certificate ca_file signs." },
+	{ NULL },
+};
+#undef ST
 
 #define S(f) offsetof(struct agent_source, f)
 static const struct config_key source_keys[] = {
@@ -213,6 +272,12 @@ static const struct config_key source_keys[] = {
 	{ "max_field_size", CONFIG_SIZE, S(max_field_size), .def = "64KiB", .min = 256, .max = 16 * MIB,
 	  .only = ONLY(SOURCE_JOURNAL),
 	  .help = "A journal field's value (MESSAGE included) longer than this is cut there, and the event marked truncated." },
+	{ "auth", CONFIG_SECTION, S(auth), .keys = auth_keys, .only = ONLY(SOURCE_HTTP),
+	  .help = "Who may post, and how much: without it any client that reaches the listener "
+	    "may (keep such a source on loopback)." },
+	{ "tls", CONFIG_SECTION, S(tls), .keys = source_tls_keys, .only = ONLY(SOURCE_HTTP),
+	  .help = "HTTPS: with cert_file and key_file the source takes TLS connections only, on "
+	    "the same listen addresses. SIGHUP loads the files again for new connections." },
 	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
 	  .only = ONLY(SOURCE_FILE),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
@@ -437,6 +502,76 @@ agent_config_check_multiline(struct config_check *c, const struct agent_source *
 		multiline_rule_free(&r);
 }
 
+void
+agent_config_source_tls_options(const struct agent_source *s, struct tls_config_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->role = TLS_ROLE_SERVER;
+	o->ca_file = s->tls.ca_file;
+	o->cert_file = s->tls.cert_file;
+	o->key_file = s->tls.key_file;
+	o->ciphers = (const char *const *)s->tls.ciphers.items;
+	o->n_ciphers = s->tls.ciphers.n;
+	o->handshake_timeout_ms = s->tls.handshake_timeout_ms;
+	o->verify_client = s->tls.verify_client;
+}
+
+/* An http source's tls section: its files load as the source will load them (host: true). */
+static void
+agent_config_check_source_tls(struct config_check *c, const struct agent_source *s, size_t i,
+    bool host)
+{
+	struct tls_config_options o;
+	char path[64];
+
+	snprintf(path, sizeof(path), "sources[%zu].tls", i);
+	if (!config_present(c, path) || (s->tls.cert_file == NULL && s->tls.key_file == NULL &&
+	    s->tls.ca_file == NULL && s->tls.ciphers.n == 0 && !s->tls.verify_client &&
+	    s->tls.allowed_cns.n == 0))
+		return;
+	if (s->tls.cert_file == NULL || s->tls.key_file == NULL) {
+		config_error(c, path, "HTTPS needs cert_file and key_file");
+		return;
+	}
+	if (s->tls.allowed_cns.n > 0 && !s->tls.verify_client) {
+		snprintf(path, sizeof(path), "sources[%zu].tls.allowed_cns", i);
+		config_error(c, path, "needs verify_client: true (without client certificates "
+		    "there is no common name to allow)");
+		return;
+	}
+	agent_config_source_tls_options(s, &o);
+	if (host) {
+		(void)daemon_check_tls(c, path, &o, NULL, 0);
+		return;
+	}
+	snprintf(path, sizeof(path), "sources[%zu].tls.cert_file", i);
+	(void)daemon_check_file(c, path, s->tls.cert_file);
+	snprintf(path, sizeof(path), "sources[%zu].tls.key_file", i);
+	(void)daemon_check_file(c, path, s->tls.key_file);
+	snprintf(path, sizeof(path), "sources[%zu].tls.ca_file", i);
+	(void)daemon_check_file(c, path, s->tls.ca_file);
+}
+
+/* The tokens file loads as the source will load it: its errors name its line. */
+static void
+agent_config_check_auth(struct config_check *c, const struct agent_source *s, size_t i)
+{
+	struct token_set *ts = NULL;
+	char path[64], err[512];
+
+	if (s->auth.tokens_file == NULL) {
+		snprintf(path, sizeof(path), "sources[%zu].auth", i);
+		if (s->auth.events_per_s != 0 || s->auth.bytes_per_s != 0 ||
+		    s->auth.events_burst != 0 || s->auth.bytes_burst != 0)
+			config_error(c, path, "rate limits are per sender: set tokens_file");
+		return;
+	}
+	snprintf(path, sizeof(path), "sources[%zu].auth.tokens_file", i);
+	if (token_set_load(s->auth.tokens_file, AGENT_MAX_TOKENS, &ts, err, sizeof(err)) != 0)
+		config_error(c, path, "%s", err);
+	token_set_free(ts);
+}
+
 static void
 agent_config_check_source(struct config_check *c, const struct agent_config *cfg,
     size_t i)
@@ -494,6 +629,8 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 	}
 	if (s->type == SOURCE_JOURNAL)
 		agent_config_check_journal(c, s, i);
+	if (s->type == SOURCE_HTTP)
+		agent_config_check_auth(c, s, i);
 	agent_config_check_multiline(c, s, i);
 	if (s->type == SOURCE_SYSLOG) {
 		char *end;
@@ -619,8 +756,11 @@ agent_config_check_host(struct config_check *c, struct agent_config *cfg)
 static void
 agent_config_check(struct config_check *c, struct agent_config *cfg, bool host)
 {
-	for (size_t i = 0; i < cfg->sources.n; i++)
+	for (size_t i = 0; i < cfg->sources.n; i++) {
 		agent_config_check_source(c, cfg, i);
+		agent_config_check_source_tls(c, (const struct agent_source *)cfg->sources.items + i,
+		    i, host);
+	}
 	cfg->relays_enabled = config_present(c, "relays");
 	if (cfg->relays_enabled) {
 		if (!host) {

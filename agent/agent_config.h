@@ -11,6 +11,9 @@
 
 #include "common/config.h"
 
+/* Tokens an http source's tokens_file may hold. */
+#define AGENT_MAX_TOKENS 100000
+
 enum agent_source_type { SOURCE_FILE, SOURCE_SYSLOG, SOURCE_HTTP, SOURCE_JOURNAL };
 enum agent_start_at { START_AT_BEGINNING, START_AT_END };
 enum agent_sync { SYNC_ALWAYS, SYNC_RELAXED };
@@ -88,6 +91,22 @@ struct agent_source {
 	 * compiled by the configuration's check and freed with it; NULL: none.
 	 */
 	struct processors *chain;
+	struct {
+		char *tokens_file;        /* TOKEN NAME lines (common/token.h); NULL: no tokens */
+		int64_t events_per_s;     /* per sender; 0: no limit */
+		int64_t events_burst;     /* 0: events_per_s */
+		uint64_t bytes_per_s;     /* per sender, request bodies as sent; 0: no limit */
+		uint64_t bytes_burst;     /* 0: bytes_per_s */
+	} auth;                       /* http */
+	struct {
+		char *cert_file;          /* NULL: plain HTTP */
+		char *key_file;
+		char *ca_file;            /* NULL: no client certificates */
+		struct config_list ciphers;   /* char * */
+		uint64_t handshake_timeout_ms;
+		bool verify_client;       /* a certificate signed by ca_file is required */
+		struct config_list allowed_cns;   /* char *: globs; empty: any */
+	} tls;                        /* http: HTTPS */
 };
 
 struct agent_config {
@@ -141,6 +160,9 @@ struct tls_config_options;
  * that --check loads exactly what the shipper will. Pointers into cfg.
  */
 void agent_config_tls_options(const struct agent_config *cfg, struct tls_config_options *o);
+
+/* The server TLS options of an http source's tls section. Pointers into s. */
+void agent_config_source_tls_options(const struct agent_source *s, struct tls_config_options *o);
 
 /*
  * The agent's configuration as the daemon loads it (--check, start,

@@ -3,6 +3,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -22,11 +23,14 @@
 #include "common/addr.h"
 #include "common/jsonw.h"
 #include "common/log.h"
+#include "common/tls.h"
+#include "common/token.h"
 
 #define HTTP_READ_BUF (16 * 1024)
 #define HTTP_URL_MAX 256           /* URL bytes kept: a longer one is no path of ours */
 #define HTTP_HNAME_MAX 32          /* header name bytes kept: ours are shorter */
 #define HTTP_HVAL_MAX 128          /* header value bytes kept */
+#define HTTP_AUTH_MAX (TOKEN_MAX_LEN + 32)   /* Authorization value bytes kept: "Bearer TOKEN" */
 #define HTTP_OUT_MAX 4096          /* an answer's body */
 #define HTTP_BACKLOG 128
 
@@ -90,8 +94,14 @@ struct http_refused {
 };
 
 struct http_conn {
-	uv_tcp_t tcp;
-	uv_timer_t timer;             /* idle, linger or stop-grace timeout */
+	uv_tcp_t tcp;                 /* plain HTTP */
+	struct tls_conn *tls;         /* HTTPS: owns its TCP handle; NULL for plain */
+	bool tls_open;                /* its on_close has not run */
+	bool send_wait;               /* HTTPS: the answer waits for room in the send buffer */
+	bool sent;                    /* HTTPS: the answer is queued: go on from the work queue */
+	char cn[TLS_CN_MAX + 1];      /* verify_client: the certificate's common name, or "" */
+	const char *cn_refused;       /* verify_client: why its requests get 403; NULL: allowed */
+	size_t head_len;	uv_timer_t timer;             /* idle, linger or stop-grace timeout */
 	uv_write_t wreq, creq;        /* the answer; "100 Continue" */
 	uv_shutdown_t sreq;
 	struct http_source *hs;
@@ -116,11 +126,17 @@ struct http_conn {
 	size_t url_len;
 	bool url_long;
 	int hstate;                   /* 0: between headers, 1: in a name, 2: in a value */
-	char hname[HTTP_HNAME_MAX + 1], hval[HTTP_HVAL_MAX + 1];
+	char hname[HTTP_HNAME_MAX + 1], hval[HTTP_AUTH_MAX + 1];
 	size_t hname_len, hval_len;
 	bool hname_long, hval_long;
 	char ctype[HTTP_HVAL_MAX + 1], cenc[HTTP_HVAL_MAX + 1];
 	bool ctype_seen, ctype_long, cenc_long, expect_continue;
+	char auth[HTTP_AUTH_MAX + 1]; /* the Authorization value, while its head is read */
+	size_t auth_len;
+	bool auth_seen, auth_long;
+	bool bad_token;               /* 401: a token, but not one of tokens_file */
+	char sender[TOKEN_NAME_MAX + 1]; /* its token's sender, when tokens_file is set */
+	uint64_t retry_s;             /* 429: Retry-After */
 	uint64_t body_seen;           /* body bytes received, as sent */
 	int status;                   /* an error answer decided on the way; 0 if none */
 	char error[INTAKE_ERROR_MAX]; /* its text */
@@ -164,6 +180,10 @@ struct http_source {
 	uint64_t idle_timeout_ms;
 	uint64_t request_timeout_ms;
 	struct budget *budget;        /* NULL: bodies are not counted */
+	struct token_set *tokens;     /* auth.tokens_file's; NULL: anyone may post */
+	struct tls_config *tls;       /* HTTPS: for new connections; NULL: plain HTTP */
+	struct token_limits limits;   /* each sender's */
+	bool limited;                 /* any of limits is set */
 	bool stopping;
 	void (*done)(void *ctx);
 	void *done_ctx;
@@ -176,6 +196,7 @@ static void http_conn_unqueue(struct http_conn *c);
 static void http_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void http_conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 static void http_conn_close(struct http_conn *c);
+static int http_conn_rate(struct http_conn *c, bool take, uint64_t events, uint64_t bytes);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -207,6 +228,9 @@ http_reason(int status)
 	switch (status) {
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 429: return "Too Many Requests";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Content Too Large";
@@ -282,6 +306,8 @@ http_source_maybe_done(struct http_source *hs)
 		return;
 	done = hs->done;
 	ctx = hs->done_ctx;
+	token_set_free(hs->tokens);
+	tls_config_unref(hs->tls);
 	free(hs->listeners);
 	free(hs);
 	if (done != NULL)
@@ -316,6 +342,14 @@ http_conn_reading(struct http_conn *c, bool on)
 	if (on == c->reading)
 		return;
 	c->reading = on;
+	if (c->tls != NULL) {
+		/* TCP pushes back on the client as uv_read_stop does for plain HTTP. */
+		if (on)
+			tls_conn_resume_reading(c->tls);
+		else
+			tls_conn_pause_reading(c->tls);
+		return;
+	}
 	if (!on) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		return;
@@ -413,10 +447,10 @@ http_conn_timer(struct http_conn *c, uint64_t ms)
 	uv_timer_start(&c->timer, http_conn_on_timer, ms, 0);
 }
 
+/* One of c's handles (its timer, its TCP or TLS connection) is closed. */
 static void
-http_conn_on_closed(uv_handle_t *h)
+http_conn_handle_closed(struct http_conn *c)
 {
-	struct http_conn *c = h->data;
 	struct http_source *hs = c->hs;
 
 	hs->handles--;
@@ -426,6 +460,12 @@ http_conn_on_closed(uv_handle_t *h)
 	buf_free(&c->out);
 	free(c);
 	http_source_maybe_done(hs);
+}
+
+static void
+http_conn_on_closed(uv_handle_t *h)
+{
+	http_conn_handle_closed(h->data);
 }
 
 static void
@@ -477,7 +517,10 @@ http_conn_close(struct http_conn *c)
 	hs->nconns--;
 	hs->stats.connections_open--;
 	c->closing = 2;
-	uv_close((uv_handle_t *)&c->tcp, http_conn_on_closed);
+	if (c->tls == NULL)
+		uv_close((uv_handle_t *)&c->tcp, http_conn_on_closed);
+	else if (c->tls_open)
+		tls_conn_abort(c->tls, 0);   /* its on_close counts the handle closed */
 	uv_close((uv_handle_t *)&c->timer, http_conn_on_closed);
 	http_source_maybe_done(hs);
 }
@@ -538,12 +581,35 @@ http_conn_linger(struct http_conn *c)
 {
 	http_conn_set_state(c, HTTP_CONN_LINGERING);
 	http_conn_timer(c, HTTP_SOURCE_LINGER_MS);
+	if (c->tls != NULL) {
+		/* close_notify after the answer, then the client's close, within the linger. */
+		tls_conn_close(c->tls);
+		return;
+	}
 	c->sreq.data = c;
 	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, http_conn_on_shutdown) != 0) {
 		http_conn_close(c);
 		return;
 	}
 	http_conn_reading(c, true);
+}
+
+/* The answer is written (plain HTTP) or queued for TLS: the next request, or close. */
+static void
+http_conn_answered(struct http_conn *c)
+{
+	if (c->close_after) {
+		http_conn_linger(c);
+		return;
+	}
+	/* Ready for the next request: its bytes may already be here. */
+	if (c->in != NULL)
+		intake_release(c->in);
+	http_conn_uncharge(c);
+	http_conn_set_state(c, HTTP_CONN_READING);
+	http_conn_idle(c, true);
+	http_conn_timer(c, c->hs->idle_timeout_ms);
+	http_conn_parse(c);
 }
 
 static void
@@ -559,18 +625,61 @@ http_conn_on_written(uv_write_t *w, int status)
 		http_conn_close(c);
 		return;
 	}
-	if (c->close_after) {
-		http_conn_linger(c);
+	http_conn_answered(c);
+}
+
+/*
+ * Sends b[0, n): plain HTTP writes the buffers as they are (cb follows);
+ * HTTPS encrypts them into the connection's send buffer, all or none, and
+ * calls nothing. Returns 0, -EAGAIN (HTTPS: no room now; on_writable
+ * follows), or another negative error.
+ */
+static int
+http_conn_send(struct http_conn *c, uv_write_t *req, const uv_buf_t *b, unsigned n, uv_write_cb cb)
+{
+	size_t total = 0;
+	int r;
+
+	if (c->tls == NULL) {
+		req->data = c;
+		return uv_write(req, (uv_stream_t *)&c->tcp, b, n, cb);
+	}
+	for (unsigned i = 0; i < n; i++)
+		total += b[i].len;
+	if (tls_conn_write_space(c->tls) < total)
+		return -EAGAIN;
+	for (unsigned i = 0; i < n; i++)
+		if ((r = tls_conn_write(c->tls, b[i].base, b[i].len)) != 0)
+			return r;
+	return 0;
+}
+
+/* Sends the answer http_conn_write prepared. */
+static void
+http_conn_send_answer(struct http_conn *c)
+{
+	uv_buf_t b[2];
+	int r;
+
+	b[0] = uv_buf_init(c->head, (unsigned)c->head_len);
+	b[1] = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+	r = http_conn_send(c, &c->wreq, b, c->out.len ? 2 : 1, http_conn_on_written);
+	if (r == -EAGAIN) {
+		/* A client sending requests without reading answers: it waits, up to idle_timeout. */
+		c->send_wait = true;
 		return;
 	}
-	/* Ready for the next request: its bytes may already be here. */
-	if (c->in != NULL)
-		intake_release(c->in);
-	http_conn_uncharge(c);
-	http_conn_set_state(c, HTTP_CONN_READING);
-	http_conn_idle(c, true);
-	http_conn_timer(c, c->hs->idle_timeout_ms);
-	http_conn_parse(c);
+	if (r != 0) {
+		log_debug("source %s: %s: cannot write the answer: %s", c->hs->cfg->name, c->peer,
+		    c->tls != NULL ? tls_strerror(r) : uv_strerror(r));
+		http_conn_close(c);
+		return;
+	}
+	if (c->tls != NULL) {
+		/* Not from inside the caller: the next pipelined request would recurse. */
+		c->sent = true;
+		http_conn_queue(c);
+	}
 }
 
 /* Writes the answer: status, extra header lines, and c->out as its JSON body. */
@@ -579,8 +688,7 @@ http_conn_write(struct http_conn *c, int status, const char *extra)
 {
 	struct http_source *hs = c->hs;
 	const char *conn = "";
-	uv_buf_t b[2];
-	int n, r;
+	int n;
 
 	c->close_after = !c->keep_alive || hs->stopping;
 	if (c->close_after)
@@ -592,18 +700,11 @@ http_conn_write(struct http_conn *c, int status, const char *extra)
 	    status, http_reason(status), c->out.len, extra, conn);
 	if (n < 0 || (size_t)n >= sizeof(c->head))
 		abort();   /* the head is ours and fits */
+	c->head_len = (size_t)n;
 	hs->stats.requests++;
 	http_conn_set_state(c, HTTP_CONN_WRITING);
 	http_conn_timer(c, hs->idle_timeout_ms);
-	b[0] = uv_buf_init(c->head, (unsigned)n);
-	b[1] = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-	c->wreq.data = c;
-	if ((r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, b, c->out.len ? 2 : 1,
-	    http_conn_on_written)) != 0) {
-		log_debug("source %s: %s: cannot write the answer: %s", hs->cfg->name, c->peer,
-		    uv_strerror(r));
-		http_conn_close(c);
-	}
+	http_conn_send_answer(c);
 }
 
 static void
@@ -625,6 +726,7 @@ http_conn_fail(struct http_conn *c)
 	struct http_source *hs = c->hs;
 	struct http_source_stats *st = &hs->stats;
 	const char *extra = "", *name = hs->cfg->name, *advice;
+	char retry[48];
 
 	buf_reset(&c->out);
 	if (jsonw_raw(&c->out, "{\"error\":") != 0 || jsonw_cstring(&c->out, c->error) != 0 ||
@@ -638,6 +740,24 @@ http_conn_fail(struct http_conn *c)
 	case 400:
 		st->bad_requests++;
 		advice = "nothing of the request was spooled; the client must fix it";
+		break;
+	case 401:
+		st->unauthorized++;
+		extra = c->bad_token ? "WWW-Authenticate: Bearer realm=\"logferry\", "
+		    "error=\"invalid_token\"\r\n" : "WWW-Authenticate: Bearer realm=\"logferry\"\r\n";
+		advice = "nothing of it was read or spooled; the client needs a token of the "
+		    "source's tokens_file";
+		break;
+	case 429:
+		st->rate_limited++;
+		snprintf(retry, sizeof(retry), "Retry-After: %" PRIu64 "\r\n", c->retry_s);
+		extra = retry;
+		advice = "the sender must slow down, or its limits be raised";
+		break;
+	case 403:
+		st->forbidden++;
+		advice = "nothing of it was read or spooled; give the client a certificate whose "
+		    "common name tls.allowed_cns allows, or allow it";
 		break;
 	case 404:
 		st->not_found++;
@@ -871,6 +991,13 @@ http_conn_work(struct http_conn *c)
 	struct spool_stats ss;
 	int r;
 
+	if (c->state == HTTP_CONN_WRITING) {
+		if (c->sent) {
+			c->sent = false;
+			http_conn_answered(c);
+		}
+		return;
+	}
 	if (c->state == HTTP_CONN_WAITING) {
 		/* Bytes came back to the budget: they may not be enough, or taken first by another. */
 		if (budget_take(hs->budget, c->want) != 0) {
@@ -900,6 +1027,10 @@ http_conn_work(struct http_conn *c)
 		}
 		if (intake_events(c->in) == 0) {
 			http_conn_ok(c);
+			return;
+		}
+		if (http_conn_rate(c, true, intake_events(c->in), c->body_seen) != 0) {
+			http_conn_fail(c);
 			return;
 		}
 		/*
@@ -1001,6 +1132,10 @@ http_on_message_begin(http_parser *p)
 	c->hstate = 0;
 	c->ctype[0] = c->cenc[0] = '\0';
 	c->ctype_seen = c->ctype_long = c->cenc_long = c->expect_continue = false;
+	c->auth_seen = c->auth_long = c->bad_token = false;
+	c->auth_len = 0;
+	c->sender[0] = '\0';
+	c->retry_s = 0;
 	c->body_seen = 0;
 	c->status = 0;
 	c->error[0] = '\0';
@@ -1056,16 +1191,22 @@ http_header_done(struct http_conn *c)
 		return;
 	if (strcasecmp(c->hname, "content-type") == 0) {
 		c->ctype_seen = true;
-		c->ctype_long = c->hval_long;
+		c->ctype_long = c->hval_long || c->hval_len > HTTP_HVAL_MAX;
 		http_trim_copy(c->ctype, sizeof(c->ctype), c->hval);
 	} else if (strcasecmp(c->hname, "content-encoding") == 0) {
-		c->cenc_long = c->hval_long;
+		c->cenc_long = c->hval_long || c->hval_len > HTTP_HVAL_MAX;
 		http_trim_copy(c->cenc, sizeof(c->cenc), c->hval);
 	} else if (strcasecmp(c->hname, "expect") == 0) {
 		char v[32];
 
 		http_trim_copy(v, sizeof(v), c->hval);
 		c->expect_continue = !c->hval_long && strcasecmp(v, "100-continue") == 0;
+	} else if (strcasecmp(c->hname, "authorization") == 0) {
+		c->auth_seen = true;
+		c->auth_long = c->hval_long;
+		memcpy(c->auth, c->hval, c->hval_len);
+		c->auth_len = c->hval_len;
+		explicit_bzero(c->hval, c->hval_len);
 	}
 }
 
@@ -1101,7 +1242,7 @@ http_on_header_value(http_parser *p, const char *at, size_t n)
 	if (http_head_budget(c, n) != 0)
 		return -1;
 	c->hstate = 2;
-	if (c->hval_long || n > HTTP_HVAL_MAX - c->hval_len) {
+	if (c->hval_long || n > HTTP_AUTH_MAX - c->hval_len) {
 		c->hval_long = true;
 		return 0;
 	}
@@ -1153,11 +1294,12 @@ http_conn_begin_body(struct http_conn *c)
 			abort();   /* out of memory */
 	}
 	intake_begin(c->in, c->body_flags);
+	intake_set_sender(c->in, hs->tokens != NULL || hs->cfg->tls.verify_client ? c->sender :
+	    NULL);
 	if (c->expect_continue && c->has_body) {
 		uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
 
-		c->creq.data = c;
-		if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, http_conn_on_continued) != 0)
+		if (http_conn_send(c, &c->creq, &b, 1, http_conn_on_continued) != 0)
 			return -1;
 	}
 	return 0;
@@ -1186,6 +1328,72 @@ http_conn_admit(struct http_conn *c, uint64_t length)
 	return 0;
 }
 
+/*
+ * The sender of the request, by its bearer token, when tokens_file is set.
+ * Returns 0, or -EACCES with the 401 set. The token is looked up now, in
+ * the loop turn that admits the request: a reload may free the set after.
+ */
+static int
+http_conn_authenticate(struct http_conn *c)
+{
+	struct http_source *hs = c->hs;
+	const struct token_sender *t = NULL;
+	const uint8_t *tok = NULL;
+	size_t len = 0;
+	int r;
+
+	if (hs->tokens == NULL) {
+		/* With client certificates and no tokens, the certificate names the sender. */
+		if (hs->cfg->tls.verify_client)
+			snprintf(c->sender, sizeof(c->sender), "%s", c->cn);
+		return 0;
+	}
+	r = !c->auth_seen || c->auth_long ? -EINVAL : token_bearer(c->auth, c->auth_len, &tok, &len);
+	if (r == 0)
+		t = token_set_find(hs->tokens, tok, len);
+	explicit_bzero(c->auth, c->auth_len);
+	if (r != 0) {
+		http_conn_error(c, 401, "this source needs an Authorization: Bearer token, and the "
+		    "request has %s", !c->auth_seen ? "none" : "another kind of Authorization");
+		return -EACCES;
+	}
+	if (t == NULL) {
+		c->bad_token = true;
+		http_conn_error(c, 401, "unknown token: it is not in the agent's tokens_file (or "
+		    "was removed from it)");
+		return -EACCES;
+	}
+	snprintf(c->sender, sizeof(c->sender), "%s", token_sender_name(t));
+	return 0;
+}
+
+/*
+ * Whether c's sender is within its rate limits for a request of `events`
+ * events and `bytes` body bytes: take (the whole request, once checked) or
+ * only look (its head). Returns 0, or -EAGAIN with the 429 set. A sender
+ * gone from the tokens since its head was read (a reload) is not limited.
+ */
+static int
+http_conn_rate(struct http_conn *c, bool take, uint64_t events, uint64_t bytes)
+{
+	struct http_source *hs = c->hs;
+	struct token_sender *t;
+	uint64_t now = uv_hrtime(), retry_ms = 0;
+
+	if (!hs->limited || hs->tokens == NULL ||
+	    (t = token_set_sender(hs->tokens, c->sender)) == NULL)
+		return 0;
+	if (take ? token_admit(t, &hs->limits, events, bytes, now, &retry_ms) :
+	    token_ready(t, &hs->limits, events, bytes, now, &retry_ms))
+		return 0;
+	c->retry_s = (retry_ms + 999) / 1000;
+	http_conn_error(c, 429, "sender %s is over its rate limit (auth: %" PRIu64 " events/s, "
+	    "%" PRIu64 " bytes/s; 0 is none): nothing of the request was spooled; retry after "
+	    "%" PRIu64 " s", c->sender, hs->limits.events_per_s, hs->limits.bytes_per_s,
+	    c->retry_s);
+	return -EAGAIN;
+}
+
 /* Decides what to do with the request before its body: an early answer, wait, or read it. */
 static int
 http_on_headers_complete(http_parser *p)
@@ -1207,6 +1415,13 @@ http_on_headers_complete(http_parser *p)
 	} else if (p->method != HTTP_POST) {
 		http_conn_error(c, 405, "method %s is not allowed on " HTTP_SOURCE_PATH ": use POST",
 		    http_method_str((enum http_method)p->method));
+	} else if (c->cn_refused != NULL) {
+		http_conn_error(c, 403, "client certificate%s%s%s %s", c->cn[0] != '\0' ? " '" : "",
+		    c->cn, c->cn[0] != '\0' ? "'" : "", c->cn_refused);
+	} else if (http_conn_authenticate(c) != 0) {
+		/* Its status is set: nothing of it is read or charged. */
+	} else if (http_conn_rate(c, false, 1, has_length ? (uint64_t)p->content_length : 0) != 0) {
+		/* A sender with nothing left is refused before its body too. */
 	} else if (!c->ctype_seen || c->ctype_long || (kind = http_media_type(c->ctype)) < 0) {
 		http_conn_error(c, 415, "Content-Type '%.64s' is not supported: use "
 		    "application/json (one object) or application/x-ndjson (one object per line)",
@@ -1332,6 +1547,16 @@ http_conn_parse(struct http_conn *c)
 	}
 }
 
+/* rbuf[0, n) arrived: reading is on only once every byte before is parsed. */
+static void
+http_conn_received(struct http_conn *c, size_t n)
+{
+	c->rpos = 0;
+	c->rlen = n;
+	http_conn_timer(c, c->hs->idle_timeout_ms);
+	http_conn_parse(c);
+}
+
 static void
 http_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
@@ -1359,10 +1584,7 @@ http_conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	}
 	if (c->state != HTTP_CONN_READING)
 		return;   /* lingering: dropped */
-	c->rpos = 0;
-	c->rlen = (size_t)n;
-	http_conn_timer(c, c->hs->idle_timeout_ms);
-	http_conn_parse(c);
+	http_conn_received(c, (size_t)n);
 }
 
 /* ---------------------------------------------------------------- accepting */
@@ -1394,9 +1616,11 @@ http_refuse(struct http_source *hs, uv_stream_t *server)
 	uv_tcp_init(hs->loop, &x->tcp);
 	hs->handles++;
 	hs->stats.connections_refused++;
-	if (uv_accept(server, (uv_stream_t *)&x->tcp) == 0) {
-		if (uv_tcp_getpeername(&x->tcp, (struct sockaddr *)&a, &len) == 0)
-			addr_text((const struct sockaddr *)&a, peer, sizeof(peer));
+	if (uv_accept(server, (uv_stream_t *)&x->tcp) == 0 &&
+	    uv_tcp_getpeername(&x->tcp, (struct sockaddr *)&a, &len) == 0)
+		addr_text((const struct sockaddr *)&a, peer, sizeof(peer));
+	/* HTTPS: no answer in clear text on a TLS port; just the close. */
+	if (hs->tls == NULL) {
 		n = snprintf(msg, sizeof(msg), "HTTP/1.1 503 Service Unavailable\r\n"
 		    "Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
 		    "Connection: close\r\n\r\n%s", sizeof(body) - 1, body);
@@ -1408,6 +1632,107 @@ http_refuse(struct http_source *hs, uv_stream_t *server)
 	    hs->cfg->max_connections);
 	uv_close((uv_handle_t *)&x->tcp, http_on_refused_closed);
 }
+
+/* A new connection waits for its first request, idle until then. */
+static void
+http_conn_begin(struct http_conn *c)
+{
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	http_conn_timer(c, c->hs->idle_timeout_ms);
+	http_conn_idle(c, true);
+}
+
+/* ---------------------------------------------------------------- HTTPS */
+
+/*
+ * A verified client certificate whose common name allowed_cns does not
+ * allow is answered 403 on each request rather than refused at the
+ * handshake: the client learns why, in words, and it is counted.
+ */
+static void
+http_conn_check_cn(struct http_conn *c)
+{
+	const struct config_list *allowed = &c->hs->cfg->tls.allowed_cns;
+	int r = tls_conn_peer_cn(c->tls, c->cn, sizeof(c->cn));
+
+	if (r != 0) {
+		c->cn[0] = '\0';
+		c->cn_refused = "has no usable common name (one, printable, at most 64 bytes): it "
+		    "cannot name the sender";
+		return;
+	}
+	if (allowed->n == 0)
+		return;
+	for (size_t i = 0; i < allowed->n; i++)
+		if (fnmatch(((char **)allowed->items)[i], c->cn, 0) == 0)
+			return;
+	c->cn_refused = "is not allowed by tls.allowed_cns";
+}
+
+static void
+http_tls_on_handshake(void *ctx, int status)
+{
+	struct http_conn *c = ctx;
+
+	if (status != 0) {
+		/* common/tls logged why; its on_close follows. */
+		c->hs->stats.handshakes_failed++;
+		return;
+	}
+	/* Answers are small and end a request: send them at once. */
+	uv_tcp_nodelay(tls_conn_tcp(c->tls), 1);
+	if (c->hs->cfg->tls.verify_client)
+		http_conn_check_cn(c);
+}
+
+static void
+http_tls_on_data(void *ctx, const uint8_t *p, size_t n)
+{
+	struct http_conn *c = ctx;
+
+	if (c->state != HTTP_CONN_READING)
+		return;   /* lingering: dropped */
+	if (n > sizeof(c->rbuf) || c->rpos != c->rlen) {
+		/* Never: a record fits rbuf, and reading resumes only once rbuf is parsed. */
+		log_error("source %s: %s: %zu TLS bytes arrived with %zu unparsed; closing",
+		    c->hs->cfg->name, c->peer, n, c->rlen - c->rpos);
+		http_conn_close(c);
+		return;
+	}
+	memcpy(c->rbuf, p, n);
+	http_conn_received(c, n);
+}
+
+static void
+http_tls_on_writable(void *ctx)
+{
+	struct http_conn *c = ctx;
+
+	if (c->send_wait && c->state == HTTP_CONN_WRITING) {
+		c->send_wait = false;
+		http_conn_send_answer(c);
+	}
+}
+
+static void
+http_tls_on_close(void *ctx, int reason)
+{
+	struct http_conn *c = ctx;
+
+	if (reason != 0)
+		log_debug("source %s: %s: %s", c->hs->cfg->name, c->peer, tls_conn_reason(c->tls));
+	c->tls_open = false;
+	http_conn_close(c);
+	http_conn_handle_closed(c);
+}
+
+static const struct tls_conn_callbacks http_tls_callbacks = {
+	.on_handshake = http_tls_on_handshake,
+	.on_data = http_tls_on_data,
+	.on_writable = http_tls_on_writable,
+	.on_close = http_tls_on_close,
+};
 
 static void
 http_on_connection(uv_stream_t *server, int status)
@@ -1444,13 +1769,31 @@ http_on_connection(uv_stream_t *server, int status)
 	c->bw.cb = http_conn_on_budget;
 	snprintf(c->peer, sizeof(c->peer), "?");
 	buf_init(&c->out, HTTP_OUT_MAX);
-	uv_tcp_init(hs->loop, &c->tcp);
+	if (hs->tls != NULL && (r = tls_conn_accept(hs->loop, hs->tls, server, &http_tls_callbacks, c,
+	    &c->tls)) != 0) {
+		log_warn("source %s: accepting a connection on %s failed: %s; going on",
+		    hs->cfg->name, l->source, tls_strerror(r));
+		buf_free(&c->out);
+		free(c);
+		return;
+	}
+	if (hs->tls == NULL)
+		uv_tcp_init(hs->loop, &c->tcp);
 	uv_timer_init(hs->loop, &c->timer);
 	hs->handles += 2;
 	TAILQ_INSERT_TAIL(&hs->conns, c, link);
 	hs->nconns++;
 	hs->stats.connections_open++;
 	c->state = HTTP_CONN_READING;
+	if (c->tls != NULL) {
+		/* Its handshake runs: requests come once it is done, within handshake_timeout. */
+		c->tls_open = true;
+		hs->stats.connections++;
+		snprintf(c->peer, sizeof(c->peer), "%s", tls_conn_peer(c->tls));
+		c->reading = true;
+		http_conn_begin(c);
+		return;
+	}
 	if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) != 0) {
 		log_warn("source %s: accepting a connection on %s failed: %s; going on",
 		    hs->cfg->name, l->source, uv_strerror(r));
@@ -1462,9 +1805,6 @@ http_on_connection(uv_stream_t *server, int status)
 		addr_text((const struct sockaddr *)&a, c->peer, sizeof(c->peer));
 	/* Answers are small and end a request: send them at once. */
 	uv_tcp_nodelay(&c->tcp, 1);
-	http_parser_init(&c->parser, HTTP_REQUEST);
-	c->parser.data = c;
-	http_conn_timer(c, hs->idle_timeout_ms);
 	c->reading = false;
 	if ((r = uv_read_start((uv_stream_t *)&c->tcp, http_conn_alloc, http_conn_on_read)) != 0) {
 		log_warn("source %s: cannot read from %s: %s; closing", hs->cfg->name, c->peer,
@@ -1473,7 +1813,7 @@ http_on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	c->reading = true;
-	http_conn_idle(c, true);
+	http_conn_begin(c);
 }
 
 /* ---------------------------------------------------------------- API */
@@ -1483,7 +1823,7 @@ http_listen(struct http_source *hs, struct http_listener *l, const struct config
 {
 	struct addrinfo hints, *res = NULL;
 	char port[8];
-	int r, len = sizeof(l->addr);
+	int r, n, len = sizeof(l->addr);
 
 	l->hs = hs;
 	l->cfg = a;
@@ -1515,9 +1855,42 @@ http_listen(struct http_source *hs, struct http_listener *l, const struct config
 		    "address?", hs->cfg->name, a->text, uv_strerror(r));
 		return r;
 	}
-	memcpy(l->source, "http://", 7);
-	addr_text((const struct sockaddr *)&l->addr, l->source + 7, sizeof(l->source) - 7);
+	n = snprintf(l->source, sizeof(l->source), "%s://", hs->tls != NULL ? "https" : "http");
+	addr_text((const struct sockaddr *)&l->addr, l->source + n, sizeof(l->source) - (size_t)n);
 	log_info("source %s: listening on %s", hs->cfg->name, l->source);
+	return 0;
+}
+
+/* Loads cfg's tokens file into *out, logging what is wrong with it. */
+static int
+http_load_tokens(const struct agent_source *cfg, struct token_set **out)
+{
+	char err[512];
+	int r;
+
+	if ((r = token_set_load(cfg->auth.tokens_file, AGENT_MAX_TOKENS, out, err,
+	    sizeof(err))) != 0) {
+		log_error("source %s: %s", cfg->name, err);
+		return r;
+	}
+	log_info("source %s: %zu token(s) loaded from %s", cfg->name, token_set_count(*out),
+	    cfg->auth.tokens_file);
+	return 0;
+}
+
+/* Loads cfg's TLS files into *out, logging what is wrong with them. */
+static int
+http_load_tls(const struct agent_source *cfg, struct tls_config **out)
+{
+	struct tls_config_options o;
+	char err[768];
+	int r;
+
+	agent_config_source_tls_options(cfg, &o);
+	if ((r = tls_config_new(&o, err, sizeof(err), out)) != 0) {
+		log_error("source %s: tls.%s", cfg->name, err);
+		return r;
+	}
 	return 0;
 }
 
@@ -1536,6 +1909,13 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		log_error("source %s: out of memory", cfg->name);
 		return -ENOMEM;
 	}
+	if ((cfg->auth.tokens_file != NULL && (r = http_load_tokens(cfg, &hs->tokens)) != 0) ||
+	    (cfg->tls.cert_file != NULL && (r = http_load_tls(cfg, &hs->tls)) != 0)) {
+		token_set_free(hs->tokens);
+		free(hs->listeners);
+		free(hs);
+		return r;
+	}
 	hs->loop = loop;
 	hs->cfg = cfg;
 	hs->host = host;
@@ -1547,6 +1927,11 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	    HTTP_SOURCE_IDLE_TIMEOUT_MS;
 	hs->request_timeout_ms = cfg->request_timeout_ms != 0 ? cfg->request_timeout_ms :
 	    HTTP_SOURCE_REQUEST_TIMEOUT_MS;
+	hs->limits.events_per_s = (uint64_t)cfg->auth.events_per_s;
+	hs->limits.events_burst = (uint64_t)cfg->auth.events_burst;
+	hs->limits.bytes_per_s = cfg->auth.bytes_per_s;
+	hs->limits.bytes_burst = cfg->auth.bytes_burst;
+	hs->limited = hs->limits.events_per_s != 0 || hs->limits.bytes_per_s != 0;
 	TAILQ_INIT(&hs->conns);
 	TAILQ_INIT(&hs->work);
 	TAILQ_INIT(&hs->idlers);
@@ -1563,6 +1948,48 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	}
 	*out = hs;
 	return 0;
+}
+
+/* SIGHUP: the certificates again, for new connections; open ones keep theirs. */
+static int
+http_reload_tls(struct http_source *hs)
+{
+	struct tls_config *fresh;
+	int r;
+
+	if (hs->tls == NULL)
+		return 0;
+	if ((r = http_load_tls(hs->cfg, &fresh)) != 0) {
+		log_error("source %s: the TLS certificate loaded before stays; fix the files and send "
+		    "SIGHUP again", hs->cfg->name);
+		return r;
+	}
+	tls_config_unref(hs->tls);
+	hs->tls = fresh;
+	log_info("source %s: TLS certificate reloaded from %s: new connections use it; the %" PRIu64
+	    " open connection(s) keep theirs", hs->cfg->name, hs->cfg->tls.cert_file,
+	    hs->stats.connections_open);
+	return 0;
+}
+
+int
+http_source_reload(struct http_source *hs)
+{
+	struct token_set *fresh;
+	int r, rt = http_reload_tls(hs);
+
+	if (hs->cfg->auth.tokens_file == NULL)
+		return rt;
+	if ((r = http_load_tokens(hs->cfg, &fresh)) != 0) {
+		log_error("source %s: the tokens of %s stay as they were loaded before; fix the "
+		    "file and send SIGHUP again", hs->cfg->name, hs->cfg->auth.tokens_file);
+		return r;
+	}
+	/* A sender's rate limits go on where they were: a reload is no reset. */
+	token_set_carry(fresh, hs->tokens);
+	token_set_free(hs->tokens);
+	hs->tokens = fresh;
+	return rt;
 }
 
 void
@@ -1669,6 +2096,13 @@ static const struct metrics_field http_source_fields[] = {
 	HTTP_F("events_total", "counter", events, "Events committed for those requests."),
 	HTTP_F("bad_requests_total", "counter", bad_requests,
 	    "Requests answered 400: malformed JSON, gzip or HTTP."),
+	HTTP_F("unauthorized_total", "counter", unauthorized,
+	    "Requests answered 401: no bearer token, or one not in tokens_file; never spooled."),
+	HTTP_F("rate_limited_total", "counter", rate_limited,
+	    "Requests answered 429: their sender over its auth rate limits; never spooled."),
+	HTTP_F("forbidden_total", "counter", forbidden,
+	    "Requests answered 403: a client certificate whose common name tls.allowed_cns does "
+	    "not allow; never spooled."),
 	HTTP_F("not_found_total", "counter", not_found, "Requests answered 404."),
 	HTTP_F("bad_method_total", "counter", bad_method, "Requests answered 405."),
 	HTTP_F("too_large_total", "counter", too_large,
@@ -1702,6 +2136,9 @@ static const struct metrics_field http_source_fields[] = {
 	HTTP_F("idle_closed_total", "counter", idle_closed,
 	    "Idle keep-alive connections closed to admit a new one at max_connections."),
 	HTTP_F("timeouts_total", "counter", timeouts, "Connections closed after the idle timeout."),
+	HTTP_F("tls_handshakes_failed_total", "counter", handshakes_failed,
+	    "HTTPS: connections whose TLS handshake failed or timed out (not TLS, a certificate "
+	    "refused, handshake_timeout)."),
 };
 
 static uint64_t
@@ -1723,6 +2160,13 @@ http_source_type_start(uv_loop_t *loop, const struct agent_source *cfg, const ch
 	http_source_set_budget(src, budget);
 	*out = src;
 	return 0;
+}
+
+static void
+http_source_type_reload(void *src)
+{
+	/* Logged; the previous tokens stay. */
+	(void)http_source_reload(src);
 }
 
 static void
@@ -1748,6 +2192,7 @@ const struct source_type http_source_type = {
 	.max_message = http_source_max_message,
 	.start = http_source_type_start,
 	.resume = http_source_type_resume,
+	.reload = http_source_type_reload,
 	.stop = http_source_type_stop,
 	.stats = http_source_type_stats,
 	.stats_size = sizeof(struct http_source_stats),

@@ -56,6 +56,21 @@
  * After an answer that closes, unread bytes are drained for up to
  * HTTP_SOURCE_LINGER_MS so that the client reads the answer, not a reset.
  *
+ * HTTPS (cfg->tls.cert_file set): every connection is TLS (common/tls),
+ * closed and counted when its handshake fails or passes handshake_timeout;
+ * the HTTP above is the same, over decrypted records copied into the read
+ * buffer (plain HTTP reads into it directly, and writes the answer's
+ * buffers as they are). http_source_reload loads the certificate again for
+ * new connections.
+ *
+ * Auth (cfg->auth.tokens_file set): a request needs "Authorization: Bearer
+ * TOKEN" of a token in the file, or is answered 401 (WWW-Authenticate:
+ * Bearer) before its body is read or charged; its sender's name becomes
+ * each event's `sender` field. A sender over its rate limits (auth's
+ * events_per_second, bytes_per_second, with bursts) is answered 429 with
+ * Retry-After: before its body when its buckets are empty, else once its
+ * body is checked, whole, nothing spooled.
+ *
  * Work per loop turn is capped (HTTP_SOURCE_WORK bytes of body per
  * connection), so that a large body does not hold up other sources.
  */
@@ -109,6 +124,14 @@ int http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const cha
  */
 void http_source_set_budget(struct http_source *hs, struct budget *b);
 
+/*
+ * SIGHUP for a source whose settings did not change: reads auth.tokens_file
+ * again. Requests after it are checked against the new tokens; each
+ * sender's rate limits carry over by name. Returns 0, or a negative error
+ * after logging it; then the previous tokens stay.
+ */
+int http_source_reload(struct http_source *hs);
+
 /* The spool has room again (its writable callback): waiting requests go on. */
 void http_source_resume(struct http_source *hs);
 
@@ -132,6 +155,9 @@ struct http_source_stats {
 	uint64_t accepted;            /* 200: events committed */
 	uint64_t events;              /* events committed for those requests */
 	uint64_t bad_requests;        /* 400: malformed JSON, gzip or HTTP */
+	uint64_t unauthorized;        /* 401: no token, or an unknown one */
+	uint64_t rate_limited;        /* 429: the sender over its rate limits */
+	uint64_t forbidden;           /* 403: a client certificate's CN not allowed */
 	uint64_t not_found;           /* 404 */
 	uint64_t bad_method;          /* 405 */
 	uint64_t too_large;           /* 413 */
@@ -151,6 +177,7 @@ struct http_source_stats {
 	uint64_t connections_refused; /* closed at once: max_connections reached, none idle */
 	uint64_t idle_closed;         /* idle ones closed to admit a new one */
 	uint64_t timeouts;            /* closed after the idle timeout */
+	uint64_t handshakes_failed;   /* HTTPS: TLS handshakes failed or timed out */
 };
 
 /* A copy of the source's counters. */

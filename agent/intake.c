@@ -43,6 +43,8 @@ struct intake {
 	size_t pos, line, next_pos, next_line;
 	bool have_next;
 	struct parsed parsed;
+	const char *sender;           /* intake_set_sender's, or NULL */
+	size_t sender_len;
 	char error[INTAKE_ERROR_MAX];
 };
 
@@ -95,6 +97,13 @@ intake_free(struct intake *in)
 		return;
 	intake_release(in);
 	free(in);
+}
+
+void
+intake_set_sender(struct intake *in, const char *name)
+{
+	in->sender = name;
+	in->sender_len = name != NULL ? strlen(name) : 0;
 }
 
 void
@@ -339,6 +348,39 @@ intake_estimate(const struct event *ev)
 }
 
 /*
+ * The sender's name as ev's INTAKE_SENDER_FIELD, in place of a member of
+ * that name: an authenticated sender cannot pass for another.
+ */
+static int
+intake_add_sender(struct intake *in, struct event *ev, size_t line)
+{
+	static const char key[] = INTAKE_SENDER_FIELD;
+	struct parsed *p = &in->parsed;
+	struct event_field *f = NULL;
+
+	for (size_t i = 0; i < p->nfields && f == NULL; i++)
+		if (p->fields[i].key.len == sizeof(key) - 1 &&
+		    memcmp(p->fields[i].key.ptr, key, sizeof(key) - 1) == 0)
+			f = &p->fields[i];
+	if (f == NULL) {
+		if (p->nfields == PARSER_MAX_FIELDS) {
+			intake_fail(in, "line %zu: more than %d members: the sender field needs one "
+			    "of the %d an event holds", line, PARSER_MAX_FIELDS - 1, PARSER_MAX_FIELDS);
+			return -EINVAL;
+		}
+		f = &p->fields[p->nfields++];
+		f->key.ptr = (const uint8_t *)key;
+		f->key.len = sizeof(key) - 1;
+	}
+	f->type = EVENT_TEXT;
+	f->v.text.ptr = (const uint8_t *)in->sender;
+	f->v.text.len = in->sender_len;
+	ev->fields = p->fields;
+	ev->nfields = p->nfields;
+	return 0;
+}
+
+/*
  * Parses one object into *ev (see intake.h for what goes where). Returns 0,
  * or -EINVAL with in->error naming the line.
  */
@@ -389,6 +431,8 @@ intake_object(struct intake *in, const uint8_t *obj, size_t len, size_t line, ui
 		}
 		ev->stream = f->v.text;
 	}
+	if (in->sender != NULL && intake_add_sender(in, ev, line) != 0)
+		return -EINVAL;
 	*bytes = intake_estimate(ev);
 	return 0;
 }

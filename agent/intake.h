@@ -47,6 +47,7 @@
 #define INTAKE_MAX_VALUES 100000     /* JSON values in one object */
 #define INTAKE_STREAM_MAX 255        /* bytes of a `stream` member */
 #define INTAKE_ERROR_MAX 320         /* bytes of intake_error, NUL included */
+#define INTAKE_SENDER_FIELD "sender"  /* intake_set_sender's field */
 
 struct intake_options {
 	size_t max_body;                 /* bytes, as received and as decoded */
@@ -65,6 +66,14 @@ int intake_new(const struct intake_options *o, struct intake **out);
 
 /* Frees in and everything it holds. NULL is fine. */
 void intake_free(struct intake *in);
+
+/*
+ * The authenticated sender of the bodies to come (NULL: none; name is
+ * kept, not copied): each event gets the field INTAKE_SENDER_FIELD with
+ * it, in place of an object's member of that name. An object with
+ * PARSER_MAX_FIELDS members and no such member is then invalid.
+ */
+void intake_set_sender(struct intake *in, const char *name);
 
 /* Starts a request body with flags INTAKE_*; forgets the previous body. */
 void intake_begin(struct intake *in, unsigned flags);

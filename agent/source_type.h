@@ -43,6 +43,12 @@ struct source_type {
 	    struct spool *spool, struct budget *budget, void **out);
 	/* The spool has room again (its writable callback). */
 	void (*resume)(void *src);
+	/*
+	 * NULL, or SIGHUP for a source that keeps running (its settings did
+	 * not change): it reads again the files its settings name (tokens,
+	 * certificates). On an error it logs it and keeps what it had.
+	 */
+	void (*reload)(void *src);
 	/* Stops it; done(ctx) runs once every handle is closed and src is freed. */
 	void (*stop)(void *src, void (*done)(void *ctx), void *ctx);
 	/* Copies its counters into st, a struct of stats_size bytes read by fields. */

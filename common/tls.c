@@ -237,8 +237,8 @@ tls_check_own_cert(const struct tls_config *cfg)
 	uint32_t flags = 0;
 	time_t now = time(NULL), until = tls_x509_time(&leaf->valid_to);
 
-	if (mbedtls_x509_crt_verify((mbedtls_x509_crt *)leaf, (mbedtls_x509_crt *)&cfg->ca,
-	    NULL, NULL, &flags, NULL, NULL) != 0) {
+	if (cfg->ca.version != 0 && mbedtls_x509_crt_verify((mbedtls_x509_crt *)leaf,
+	    (mbedtls_x509_crt *)&cfg->ca, NULL, NULL, &flags, NULL, NULL) != 0) {
 		tls_verify_text(flags, why, sizeof(why));
 		log_warn("cert_file %s: our certificate does not verify against ca_file %s (%s); "
 		    "peers that trust only that CA will refuse it", cfg->cert_file, cfg->ca_file, why);
@@ -454,8 +454,11 @@ tls_config_make(const struct tls_config_options *o, char *err, size_t errlen,
 		tls_errf(err, errlen, "unknown TLS role %d", (int)o->role);
 		return -EINVAL;
 	}
-	if (o->ca_file == NULL || o->ca_file[0] == '\0') {
-		tls_errf(err, errlen, "ca_file: required");
+	/* A server that asks for no client certificate has nothing to check against a CA. */
+	if ((o->ca_file == NULL || o->ca_file[0] == '\0') &&
+	    (o->role == TLS_ROLE_CLIENT || o->verify_client)) {
+		tls_errf(err, errlen, o->role == TLS_ROLE_CLIENT ? "ca_file: required" :
+		    "ca_file: required to verify client certificates");
 		return -EINVAL;
 	}
 	if ((o->cert_file == NULL || o->cert_file[0] == '\0') !=
@@ -493,7 +496,7 @@ tls_config_make(const struct tls_config_options *o, char *err, size_t errlen,
 	mbedtls_pk_init(&cfg->key);
 	mbedtls_entropy_init(&cfg->entropy);
 	mbedtls_ctr_drbg_init(&cfg->drbg);
-	cfg->ca_file = strdup(o->ca_file);
+	cfg->ca_file = strdup(o->ca_file != NULL ? o->ca_file : "");
 	cfg->cert_file = strdup(o->cert_file != NULL ? o->cert_file : "");
 	if (cfg->ca_file == NULL || cfg->cert_file == NULL) {
 		r = -ENOMEM;
@@ -509,6 +512,8 @@ tls_config_make(const struct tls_config_options *o, char *err, size_t errlen,
 		goto fail;
 	}
 
+	if (cfg->ca_file[0] == '\0')
+		goto own;
 	if ((r = tls_check_readable("ca_file", o->ca_file, err, errlen)) != 0)
 		goto fail;
 	rc = mbedtls_x509_crt_parse_file(&cfg->ca, o->ca_file);
@@ -530,6 +535,7 @@ tls_config_make(const struct tls_config_options *o, char *err, size_t errlen,
 	}
 	mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
 
+own:
 	if (o->cert_file != NULL && o->cert_file[0] != '\0') {
 		if ((r = tls_config_load_own(cfg, o, err, errlen)) != 0)
 			goto fail;
@@ -1317,8 +1323,9 @@ tls_handshake_failed(struct tls_conn *c, int rc)
 		(void)mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
 		    MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
 		tls_why(c, "client certificate refused: the client sent none");
-		log_warn("TLS handshake with %s failed: %s; give the agent a certificate "
-		    "(relays.tls.cert_file) or turn tls.verify_client off", c->peer, c->why);
+		log_warn("TLS handshake with %s failed: %s; give the client a certificate signed by "
+		    "a CA of ca_file %s (an agent: relays.tls.cert_file), or turn "
+		    "tls.verify_client off", c->peer, c->why, c->cfg->ca_file);
 		err = -EKEYREJECTED;
 	} else if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
 		alert = tls_last_alert(c);

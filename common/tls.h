@@ -84,7 +84,10 @@ enum tls_role { TLS_ROLE_CLIENT, TLS_ROLE_SERVER };
 
 struct tls_config_options {
 	enum tls_role role;
-	/* PEM trust anchors; required. Every certificate in it must parse. */
+	/*
+	 * PEM trust anchors; required, except by a server without
+	 * verify_client. Every certificate in it must parse.
+	 */
 	const char *ca_file;
 	/*
 	 * PEM: our certificate first, then the intermediates to send with it.

@@ -192,8 +192,8 @@ token_build_senders(struct token_set *s, const struct token_line *lines, size_t 
 	return 0;
 }
 
-static struct token_sender *
-token_sender_by_name(const struct token_set *s, const char *name)
+struct token_sender *
+token_set_sender(const struct token_set *s, const char *name)
 {
 	struct token_sender key;
 
@@ -219,7 +219,7 @@ token_build_entries(const char *what, struct token_set *s, const struct token_li
 			snprintf(err, errlen, "%s:%d: SHA-256 of the token failed", what, lines[i].line);
 			return -EIO;
 		}
-		s->entries[i].sender = (size_t)(token_sender_by_name(s, name) - s->senders);
+		s->entries[i].sender = (size_t)(token_set_sender(s, name) - s->senders);
 		s->entries[i].line = lines[i].line;
 	}
 	s->n = n;
@@ -373,7 +373,7 @@ void
 token_set_carry(struct token_set *fresh, const struct token_set *old)
 {
 	for (size_t i = 0; i < fresh->nsenders; i++) {
-		const struct token_sender *o = token_sender_by_name(old, fresh->senders[i].name);
+		const struct token_sender *o = token_set_sender(old, fresh->senders[i].name);
 
 		if (o != NULL) {
 			fresh->senders[i].events = o->events;
@@ -419,7 +419,7 @@ token_wait_ms(const struct token_bucket *b, uint64_t rate, uint64_t burst, uint6
 }
 
 bool
-token_admit(struct token_sender *t, const struct token_limits *lim, uint64_t events,
+token_ready(struct token_sender *t, const struct token_limits *lim, uint64_t events,
     uint64_t bytes, uint64_t now_ns, uint64_t *retry_ms)
 {
 	uint64_t eburst = lim->events_burst != 0 ? lim->events_burst : lim->events_per_s;
@@ -438,6 +438,15 @@ token_admit(struct token_sender *t, const struct token_limits *lim, uint64_t eve
 		*retry_ms = we > wb ? we : wb;
 		return false;
 	}
+	return true;
+}
+
+bool
+token_admit(struct token_sender *t, const struct token_limits *lim, uint64_t events,
+    uint64_t bytes, uint64_t now_ns, uint64_t *retry_ms)
+{
+	if (!token_ready(t, lim, events, bytes, now_ns, retry_ms))
+		return false;
 	if (lim->events_per_s != 0)
 		t->events.level -= (double)events;
 	if (lim->bytes_per_s != 0)

@@ -74,6 +74,9 @@ size_t token_set_count(const struct token_set *s);
 /* The sender whose token is tok[0, len), or NULL for none. */
 struct token_sender *token_set_find(const struct token_set *s, const uint8_t *tok, size_t len);
 
+/* The sender named name, or NULL (e.g. gone from a reloaded set). */
+struct token_sender *token_set_sender(const struct token_set *s, const char *name);
+
 /* fresh's senders take the buckets of old's sender of the same name. */
 void token_set_carry(struct token_set *fresh, const struct token_set *old);
 
@@ -86,6 +89,15 @@ const char *token_sender_name(const struct token_sender *t);
  * with *retry_ms set to when it would be admitted (at least 1).
  */
 bool token_admit(struct token_sender *t, const struct token_limits *lim, uint64_t events,
+    uint64_t bytes, uint64_t now_ns, uint64_t *retry_ms);
+
+/*
+ * Whether token_admit would admit the request now, without taking its
+ * cost (buckets are refilled to now_ns): true, or false with *retry_ms
+ * set as token_admit does. For a first look before a request's whole
+ * cost is known.
+ */
+bool token_ready(struct token_sender *t, const struct token_limits *lim, uint64_t events,
     uint64_t bytes, uint64_t now_ns, uint64_t *retry_ms);
 
 /*

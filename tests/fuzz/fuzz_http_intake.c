@@ -55,6 +55,28 @@ fuzz_space(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* With a sender, ev has exactly one sender field, the sender's name: no member passes for it. */
+static void
+fuzz_check_sender(const struct event *ev, const char *sender)
+{
+	size_t n = 0, klen = strlen(INTAKE_SENDER_FIELD);
+
+	if (sender == NULL)
+		return;
+	for (size_t i = 0; i < ev->nfields; i++) {
+		const struct event_field *f = &ev->fields[i];
+
+		if (f->key.len != klen || memcmp(f->key.ptr, INTAKE_SENDER_FIELD, klen) != 0)
+			continue;
+		if (f->type != EVENT_TEXT || f->v.text.len != strlen(sender) ||
+		    memcmp(f->v.text.ptr, sender, f->v.text.len) != 0)
+			abort();
+		n++;
+	}
+	if (n != 1)
+		abort();
+}
+
 /* One event: its encoding fits the estimate, reads back, and its message is sane. */
 static void
 fuzz_check_event(const struct event *ev, size_t bytes, unsigned flags, struct buf *enc,
@@ -88,7 +110,7 @@ fuzz_check_event(const struct event *ev, size_t bytes, unsigned flags, struct bu
 /* Feeds body in pieces of `piece` bytes, then checks with `budget`; records the result. */
 static void
 fuzz_run(const uint8_t *body, size_t len, unsigned flags, size_t max_body, size_t piece,
-    size_t budget, struct fuzz_result *res)
+    size_t budget, const char *sender, struct fuzz_result *res)
 {
 	struct intake_options o = {
 		.max_body = max_body, .host = "host-a", .stream = "fuzz", .source = "http://fuzz:1",
@@ -110,6 +132,7 @@ fuzz_run(const uint8_t *body, size_t len, unsigned flags, size_t max_body, size_
 		res->hash = 0xcbf29ce484222325u;
 		total = n = off = 0;
 		intake_begin(in, flags);
+		intake_set_sender(in, sender);
 		do {
 			size_t k = len - off < piece ? len - off : piece;
 
@@ -141,6 +164,7 @@ fuzz_run(const uint8_t *body, size_t len, unsigned flags, size_t max_body, size_
 		res->bytes = intake_bytes(in);
 		while (intake_next(in, 1, &ev, &bytes) == 1) {
 			fuzz_check_event(&ev, bytes, flags, &enc, res);
+			fuzz_check_sender(&ev, sender);
 			total += bytes;
 			n++;
 			/* Not consumed: the same event again. */
@@ -205,6 +229,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_result whole, pieces, again;
 	unsigned flags, mode;
 	size_t max_body, piece;
+	const char *sender;
 
 	if (size == 0 || size > FUZZ_MAX_BODY)
 		return 0;
@@ -216,9 +241,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		flags |= INTAKE_GZIP;
 	max_body = (mode & 8) ? FUZZ_SMALL_BODY : FUZZ_MAX_BODY;
 	piece = (size_t)1 << (mode >> 4);   /* 1 byte to 32 KiB */
+	/* Bit 2 with gzip input has no other use: an authenticated sender's body. */
+	sender = (mode & 6) == 6 ? "fuzz-sender" : NULL;
 
-	fuzz_run(data, size, flags, max_body, size ? size : 1, SIZE_MAX, &whole);
-	fuzz_run(data, size, flags, max_body, piece, 1, &pieces);
+	fuzz_run(data, size, flags, max_body, size ? size : 1, SIZE_MAX, sender, &whole);
+	fuzz_run(data, size, flags, max_body, piece, 1, sender, &pieces);
 	fuzz_same(&whole, &pieces);
 
 	if ((mode & 4) && !(mode & 2)) {
@@ -226,7 +253,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t *gz = fuzz_gzip(data, size, &gzlen);
 
 		/* Compressed, the body may pass max_body as sent only; else it reads the same. */
-		fuzz_run(gz, gzlen, flags | INTAKE_GZIP, max_body, piece, SIZE_MAX, &again);
+		fuzz_run(gz, gzlen, flags | INTAKE_GZIP, max_body, piece, SIZE_MAX, NULL, &again);
 		if (gzlen <= max_body)
 			fuzz_same(&whole, &again);
 		free(gz);

@@ -45,8 +45,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (token_bearer(copy, size, &tok, &len) == 0) {
 		if (tok < (const uint8_t *)copy || tok + len > (const uint8_t *)copy + size || len == 0)
 			abort();
-		if ((t = token_set_find(fixed, tok, len)) != NULL)
+		if ((t = token_set_find(fixed, tok, len)) != NULL) {
+			/* The first look at a request's head, then its whole cost. */
+			(void)token_ready(t, &lim, 1, size, 1000000000, &retry);
 			(void)token_admit(t, &lim, 1, size, 1000000000, &retry);
+			if (token_set_sender(fixed, token_sender_name(t)) != t)
+				abort();
+		}
 	}
 	(void)token_set_find(fixed, (const uint8_t *)copy, size);
 	/* The same bytes as a token file. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -969,6 +970,142 @@ test_multiline_on_an_http_source_is_refused(void **state)
 	    "agent.yaml:5: sources[0].multiline: only valid when type is file\n");
 }
 
+/* An http source's first lines; its own keys follow. */
+#define HTTP_API \
+	"sources:\n" \
+	"  - name: api\n" \
+	"    type: http\n" \
+	"    listen: 127.0.0.1:8540\n"
+
+/* A tokens file of text (mode 0640) at path (room for 64 bytes). */
+static void
+write_tokens(char *path, const char *text)
+{
+	int fd;
+
+	strcpy(path, "/tmp/test_agent_config_tokens.XXXXXX");
+	assert_true((fd = mkstemp(path)) >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, 0640), 0);
+	assert_int_equal(close(fd), 0);
+}
+
+static void
+test_http_auth_tokens_file_loads_and_its_errors_name_its_line(void **state)
+{
+	struct agent_config cfg;
+	char path[64], yaml[512], want[512], *err = NULL;
+
+	(void)state;
+	write_tokens(path, "0123456789abcdef0123456789abcdef app-one\n");
+	snprintf(yaml, sizeof(yaml), HTTP_API
+	    "    auth: {tokens_file: %s}\n", path);
+	load_ok(yaml, &cfg);
+	assert_string_equal(source(&cfg, 0)->auth.tokens_file, path);
+	config_free(&agent_config_schema, &cfg);
+	unlink(path);
+
+	write_tokens(path, "# ok\n0123456789abcdef0123456789abcdef app-one\nshort app-two\n");
+	snprintf(yaml, sizeof(yaml), HTTP_API
+	    "    auth:\n"
+	    "      tokens_file: %s\n", path);
+	snprintf(want, sizeof(want), "agent.yaml:6: sources[0].auth.tokens_file: %s:3: the token "
+	    "is 5 bytes; a token is 16 to 256 bytes (make one with: openssl rand -hex 32)\n", path);
+	expect_errors(yaml, want);
+	unlink(path);
+
+	snprintf(yaml, sizeof(yaml), HTTP_API
+	    "    auth: {tokens_file: %s}\n", path);
+	assert_int_equal(load(yaml, &cfg, &err), -EINVAL);
+	assert_non_null(strstr(err, "agent.yaml:5: sources[0].auth.tokens_file: "));
+	assert_non_null(strstr(err, "cannot open the token file: No such file or directory"));
+	free(err);
+	config_free(&agent_config_schema, &cfg);
+
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/a.log]\n"
+	    "    auth: {tokens_file: /etc/logferry/tokens}\n",
+	    "agent.yaml:5: sources[0].auth: only valid when type is http\n");
+}
+
+static void
+test_http_rate_limits_need_a_tokens_file(void **state)
+{
+	struct agent_config cfg;
+	char path[64], yaml[512];
+
+	(void)state;
+	expect_errors(HTTP_API
+	    "    auth: {events_per_second: 100}\n",
+	    "agent.yaml:5: sources[0].auth: rate limits are per sender: set tokens_file\n");
+	write_tokens(path, "0123456789abcdef0123456789abcdef app-one\n");
+	snprintf(yaml, sizeof(yaml), HTTP_API
+	    "    auth:\n"
+	    "      tokens_file: %s\n"
+	    "      events_per_second: 100\n"
+	    "      events_burst: 500\n"
+	    "      bytes_per_second: 1MiB\n"
+	    "      bytes_burst: 4MiB\n", path);
+	load_ok(yaml, &cfg);
+	assert_int_equal(source(&cfg, 0)->auth.events_per_s, 100);
+	assert_int_equal(source(&cfg, 0)->auth.events_burst, 500);
+	assert_int_equal(source(&cfg, 0)->auth.bytes_per_s, 1 * MIB);
+	assert_int_equal(source(&cfg, 0)->auth.bytes_burst, 4 * MIB);
+	config_free(&agent_config_schema, &cfg);
+	unlink(path);
+}
+
+static void
+test_http_tls_needs_a_certificate_and_its_key(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	expect_errors(HTTP_API
+	    "    tls: {cert_file: @CERT@}\n",
+	    "agent.yaml:5: sources[0].tls: HTTPS needs cert_file and key_file\n");
+	expect_errors("sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/a.log]\n"
+	    "    tls: {cert_file: @CERT@, key_file: @KEY@}\n",
+	    "agent.yaml:5: sources[0].tls: only valid when type is http\n");
+	load_ok(HTTP_API
+	    "    tls: {cert_file: @CERT@, key_file: @KEY@, handshake_timeout: 2s}\n", &cfg);
+	assert_string_equal(source(&cfg, 0)->tls.cert_file, cert_path);
+	assert_int_equal(source(&cfg, 0)->tls.handshake_timeout_ms, 2000);
+	assert_null(source(&cfg, 0)->tls.ca_file);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_http_allowed_cns_need_verify_client(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	expect_errors(HTTP_API
+	    "    tls:\n"
+	    "      cert_file: @CERT@\n"
+	    "      key_file: @KEY@\n"
+	    "      allowed_cns: [web-*]\n",
+	    "agent.yaml:8: sources[0].tls.allowed_cns: needs verify_client: true (without client "
+	    "certificates there is no common name to allow)\n");
+	load_ok(HTTP_API
+	    "    tls:\n"
+	    "      cert_file: @CERT@\n"
+	    "      key_file: @KEY@\n"
+	    "      ca_file: @CA@\n"
+	    "      verify_client: true\n"
+	    "      allowed_cns: [web-*, billing]\n", &cfg);
+	assert_true(source(&cfg, 0)->tls.verify_client);
+	assert_int_equal(source(&cfg, 0)->tls.allowed_cns.n, 2);
+	assert_string_equal(string_at(&source(&cfg, 0)->tls.allowed_cns, 0), "web-*");
+	config_free(&agent_config_schema, &cfg);
+}
+
 static void
 test_relative_path_is_refused(void **state)
 {
@@ -1269,6 +1406,10 @@ main(void)
 		cmocka_unit_test(test_multiline_needs_exactly_one_of_start_and_continuation),
 		cmocka_unit_test(test_multiline_at_its_defaults_without_a_pattern_is_no_multiline),
 		cmocka_unit_test(test_multiline_on_an_http_source_is_refused),
+		cmocka_unit_test(test_http_auth_tokens_file_loads_and_its_errors_name_its_line),
+		cmocka_unit_test(test_http_rate_limits_need_a_tokens_file),
+		cmocka_unit_test(test_http_tls_needs_a_certificate_and_its_key),
+		cmocka_unit_test(test_http_allowed_cns_need_verify_client),
 		cmocka_unit_test(test_relative_path_is_refused),
 		cmocka_unit_test(test_duplicate_source_names_are_refused),
 		cmocka_unit_test(test_source_name_with_invalid_characters_is_refused),

@@ -22,16 +22,23 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
 #include <zlib.h>
 
 #include "agent/http_source.h"
 #include "agent/intake.h"
 #include "agent/spool.h"
 #include "common/log.h"
+#include "tests/unit/cert_fixture.h"
 #include "tests/unit/spool_fixture.h"
 
 #define TS_2026 UINT64_C(1795341600000000000)   /* 2026-11-22T10:00:00Z */
@@ -46,6 +53,7 @@ struct fixture {
 	struct http_source *hs;
 	struct agent_source cfg;
 	struct config_addr addr;
+	char tokens[128];
 	int port;
 	int writable_calls;
 	int stopped, closed;
@@ -161,7 +169,76 @@ struct client {
 	int fd;
 	char buf[1 << 16];
 	size_t len;
+	bool tls;                 /* cl_tls was set at connect: ssl is in use */
+	mbedtls_ssl_context ssl;
 };
+
+/*
+ * HTTPS tests set cl_tls: clients then speak TLS (the test CA trusted, no
+ * client certificate) over their socket, one thread at a time.
+ */
+static bool cl_tls;
+static mbedtls_ssl_config cl_conf;
+static mbedtls_x509_crt cl_ca;
+static mbedtls_entropy_context cl_entropy;
+static mbedtls_ctr_drbg_context cl_drbg;
+
+static int
+cl_bio_send(void *ctx, const unsigned char *p, size_t n)
+{
+	ssize_t w = send(*(int *)ctx, p, n, MSG_NOSIGNAL);
+
+	return w < 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR : (int)w;
+}
+
+static int
+cl_bio_recv(void *ctx, unsigned char *p, size_t n)
+{
+	ssize_t r = recv(*(int *)ctx, p, n, 0);
+
+	return r < 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR : (int)r;
+}
+
+/* The client side of TLS for HTTPS tests: the test CA, TLS 1.2. */
+static void
+cl_tls_init(void)
+{
+	char ca[300];
+
+	snprintf(ca, sizeof(ca), "%s/ca.crt", cert_fixture_dir);
+	mbedtls_ssl_config_init(&cl_conf);
+	mbedtls_x509_crt_init(&cl_ca);
+	mbedtls_entropy_init(&cl_entropy);
+	mbedtls_ctr_drbg_init(&cl_drbg);
+	assert_int_equal(mbedtls_x509_crt_parse_file(&cl_ca, ca), 0);
+	assert_int_equal(mbedtls_ctr_drbg_seed(&cl_drbg, mbedtls_entropy_func, &cl_entropy,
+	    NULL, 0), 0);
+	assert_int_equal(mbedtls_ssl_config_defaults(&cl_conf, MBEDTLS_SSL_IS_CLIENT,
+	    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT), 0);
+	mbedtls_ssl_conf_ca_chain(&cl_conf, &cl_ca, NULL);
+	mbedtls_ssl_conf_rng(&cl_conf, mbedtls_ctr_drbg_random, &cl_drbg);
+	mbedtls_ssl_conf_authmode(&cl_conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+	cl_tls = true;
+}
+
+static void
+cl_tls_free(void)
+{
+	cl_tls = false;
+	mbedtls_ssl_config_free(&cl_conf);
+	mbedtls_x509_crt_free(&cl_ca);
+	mbedtls_ctr_drbg_free(&cl_drbg);
+	mbedtls_entropy_free(&cl_entropy);
+}
+
+/* Closes c's socket (and its TLS). */
+static void
+cl_close(struct client *c)
+{
+	if (c->tls)
+		mbedtls_ssl_free(&c->ssl);
+	close(c->fd);
+}
 
 /* A job for the client thread: fn runs there, and records into the job. */
 struct job {
@@ -187,11 +264,22 @@ cl_connect(struct client *c, int port)
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	c->len = 0;
+	c->tls = false;
 	if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
 		return -1;
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return connect(c->fd, (struct sockaddr *)&a, sizeof(a));
+	if (connect(c->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+		return -1;
+	if (!cl_tls)
+		return 0;
+	c->tls = true;
+	mbedtls_ssl_init(&c->ssl);
+	if (mbedtls_ssl_setup(&c->ssl, &cl_conf) != 0 ||
+	    mbedtls_ssl_set_hostname(&c->ssl, "localhost") != 0)
+		return -1;
+	mbedtls_ssl_set_bio(&c->ssl, &c->fd, cl_bio_send, cl_bio_recv, NULL);
+	return mbedtls_ssl_handshake(&c->ssl) == 0 ? 0 : -1;
 }
 
 static int
@@ -200,7 +288,8 @@ cl_send(struct client *c, const void *p, size_t n)
 	const char *q = p;
 
 	while (n > 0) {
-		ssize_t w = send(c->fd, q, n, MSG_NOSIGNAL);
+		ssize_t w = c->tls ? mbedtls_ssl_write(&c->ssl, (const unsigned char *)q, n) :
+		    send(c->fd, q, n, MSG_NOSIGNAL);
 
 		if (w <= 0)
 			return -1;
@@ -218,7 +307,16 @@ cl_fill(struct client *c)
 
 	if (c->len == sizeof(c->buf))
 		return -1;
-	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	if (c->tls) {
+		n = mbedtls_ssl_read(&c->ssl, (unsigned char *)c->buf + c->len,
+		    sizeof(c->buf) - c->len);
+		if (n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+			n = 0;
+		else if (n < 0)
+			n = -1;
+	} else {
+		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	}
 	if (n > 0)
 		c->len += (size_t)n;
 	return n;
@@ -303,7 +401,7 @@ job_exchange(struct job *j)
 	}
 	if (j->check_closed)
 		j->closed = cl_closed(&c);
-	close(c.fd);
+	cl_close(&c);
 }
 
 static void *
@@ -942,7 +1040,36 @@ job_pipeline3(struct job *j)
 	for (j->nresp = 0; j->nresp < 3; j->nresp++)
 		if (cl_response(&c, &j->resp[j->nresp]) != 0)
 			break;
-	close(c.fd);
+	cl_close(&c);
+}
+
+/*
+ * Three requests in one write (200, 200, a malformed one: 400); asserts
+ * their answers came in order. Returns the write (req, len: each request).
+ */
+static char *
+pipeline3(struct fixture *fx, char **req, size_t *len, struct job *j)
+{
+	size_t total = 0;
+	char *all;
+
+	req[0] = post_json("application/json", "{\"n\":1}", &len[0]);
+	req[1] = post_json("application/x-ndjson", "{\"n\":2}\n{\"n\":3}\n", &len[1]);
+	req[2] = post_json("application/json", "{\"n\":4", &len[2]);
+	assert_non_null(all = malloc(len[0] + len[1] + len[2]));
+	for (int i = 0; i < 3; i++) {
+		memcpy(all + total, req[i], len[i]);
+		total += len[i];
+	}
+	j->fn = job_pipeline3;
+	j->req[0] = all;
+	j->req_len[0] = total;
+	run(fx, j);
+	assert_int_equal(j->nresp, 3);
+	assert_string_equal(j->resp[0].body, "{\"accepted\":1}");
+	assert_string_equal(j->resp[1].body, "{\"accepted\":2}");
+	assert_int_equal(j->resp[2].status, 400);
+	return all;
 }
 
 static void
@@ -952,26 +1079,10 @@ test_pipelined_answers_keep_request_order(void **state)
 	struct got g;
 	struct job j = { 0 };
 	char *all, *req[3];
-	size_t len[3], total = 0;
+	size_t len[3];
 
 	start(fx);
-	req[0] = post_json("application/json", "{\"n\":1}", &len[0]);
-	req[1] = post_json("application/x-ndjson", "{\"n\":2}\n{\"n\":3}\n", &len[1]);
-	req[2] = post_json("application/json", "{\"n\":4", &len[2]);
-	all = malloc(len[0] + len[1] + len[2]);
-	assert_non_null(all);
-	for (int i = 0; i < 3; i++) {
-		memcpy(all + total, req[i], len[i]);
-		total += len[i];
-	}
-	j.fn = job_pipeline3;
-	j.req[0] = all;
-	j.req_len[0] = total;
-	run(fx, &j);
-	assert_int_equal(j.nresp, 3);
-	assert_string_equal(j.resp[0].body, "{\"accepted\":1}");
-	assert_string_equal(j.resp[1].body, "{\"accepted\":2}");
-	assert_int_equal(j.resp[2].status, 400);
+	all = pipeline3(fx, req, len, &j);
 	stop(fx);
 	read_back(fx, &g);
 	assert_int_equal(g.n, 3);
@@ -1786,6 +1897,323 @@ test_listen_failure_is_reported_and_leaves_nothing_open(void **state)
 	stop(fx);
 }
 
+/* ---------------------------------------------------------------- auth */
+
+#define TOK_ONE "0123456789abcdef0123456789abcdef"
+#define TOK_TWO "fedcba9876543210fedcba9876543210"
+#define TOK_NEW "00112233445566778899aabbccddeeff"
+
+/* Writes fx's tokens file (mode 0640) and points the source at it. */
+static void
+tokens_file(struct fixture *fx, const char *text)
+{
+	FILE *f;
+
+	snprintf(fx->tokens, sizeof(fx->tokens), "%s/tokens", fx->root);
+	assert_non_null(f = fopen(fx->tokens, "w"));
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(fx->tokens, 0640), 0);
+	fx->cfg.auth.tokens_file = fx->tokens;
+}
+
+/* A request posting body with Authorization: value (none if NULL). */
+static char *
+post_auth(const char *value, const char *body, size_t *len)
+{
+	char extra[512] = "";
+
+	if (value != NULL)
+		snprintf(extra, sizeof(extra), "Authorization: %s\r\n", value);
+	return post("/v1/events", "application/x-ndjson", extra, body, strlen(body), len);
+}
+
+static void
+test_request_without_or_with_an_unknown_token_is_401_and_nothing_is_spooled(void **state)
+{
+	static const char *const auth[] = { NULL, "Bearer " TOK_NEW, "Basic dXNlcjpwYXNz",
+	    "Bearer" };
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct spool_stats ss;
+	struct budget *b;
+	struct job j;
+	size_t len;
+	char *req;
+
+	tokens_file(fx, TOK_ONE " app-one\n");
+	start(fx);
+	/* A budget too small for the body: charging it first would answer 503. */
+	assert_int_equal(budget_new(HTTP_SOURCE_BODY_OVERHEAD / 2, &b), 0);
+	http_source_set_budget(fx->hs, b);
+	for (size_t i = 0; i < sizeof(auth) / sizeof(auth[0]); i++) {
+		req = post_auth(auth[i], "{\"a\":1}\n", &len);
+		memset(&j, 0, sizeof(j));
+		j.req[0] = req;
+		j.req_len[0] = len;
+		j.nreq = 1;
+		j.check_closed = true;
+		run(fx, &j);
+		assert_int_equal(j.nresp, 1);
+		assert_int_equal(j.resp[0].status, 401);
+		assert_non_null(strcasestr(j.resp[0].head, "\r\nWWW-Authenticate: Bearer"));
+		assert_non_null(strstr(j.resp[0].body, i == 1 ? "unknown token" :
+		    "Authorization: Bearer"));
+		/* Answered before its body: the connection cannot go on. */
+		assert_true(j.closed);
+		free(req);
+	}
+	stats(fx, &st);
+	assert_int_equal(st.unauthorized, 4);
+	assert_int_equal(st.budget_refused, 0);
+	assert_int_equal(st.body_bytes, 0);
+	spool_get_stats(fx->s, &ss);
+	assert_int_equal(ss.events_committed, 0);
+	stop(fx);
+	budget_free(b);
+}
+
+static void
+test_a_known_token_adds_its_senders_name_to_each_event(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct got g;
+	struct job j;
+	size_t len;
+	char *req;
+
+	tokens_file(fx, "# senders\n" TOK_ONE " app-one\n" TOK_TWO " app-one\n");
+	start(fx);
+	/* The sender's own "sender" member cannot pass for another. */
+	req = post_auth("bearer   " TOK_TWO " ", "{\"a\":1}\n{\"sender\":\"root\",\"b\":2}\n",
+	    &len);
+	one(fx, req, len, &j);
+	assert_int_equal(j.resp[0].status, 200);
+	assert_string_equal(j.resp[0].body, "{\"accepted\":2}");
+	stats(fx, &st);
+	assert_int_equal(st.unauthorized, 0);
+	stop(fx);
+	free(req);
+
+	read_back(fx, &g);
+	assert_int_equal(g.n, 2);
+	assert_string_equal(g.ev[0].fields, "a=i:1;sender=t:app-one;");
+	assert_string_equal(g.ev[1].fields, "sender=t:app-one;b=i:2;");
+	got_free(&g);
+}
+
+static void
+test_reload_takes_a_new_token_and_refuses_a_removed_one(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct job j;
+	size_t len[3];
+	char *req[3];
+
+	tokens_file(fx, TOK_ONE " app-one\n" TOK_TWO " app-two\n");
+	start(fx);
+	req[0] = post_auth("Bearer " TOK_ONE, "{\"a\":1}\n", &len[0]);
+	req[1] = post_auth("Bearer " TOK_TWO, "{\"a\":2}\n", &len[1]);
+	req[2] = post_auth("Bearer " TOK_NEW, "{\"a\":3}\n", &len[2]);
+	one(fx, req[2], len[2], &j);
+	assert_int_equal(j.resp[0].status, 401);
+
+	tokens_file(fx, TOK_ONE " app-one\n" TOK_NEW " app-new\n");
+	assert_int_equal(http_source_reload(fx->hs), 0);
+	one(fx, req[0], len[0], &j);
+	assert_int_equal(j.resp[0].status, 200);
+	one(fx, req[1], len[1], &j);
+	assert_int_equal(j.resp[0].status, 401);
+	one(fx, req[2], len[2], &j);
+	assert_int_equal(j.resp[0].status, 200);
+
+	/* A file that no longer loads leaves the tokens as they were. */
+	tokens_file(fx, TOK_ONE " app one two\n");
+	assert_int_equal(http_source_reload(fx->hs), -EINVAL);
+	one(fx, req[2], len[2], &j);
+	assert_int_equal(j.resp[0].status, 200);
+	stats(fx, &st);
+	assert_int_equal(st.unauthorized, 2);
+	assert_int_equal(st.events, 3);
+	stop(fx);
+	for (int i = 0; i < 3; i++)
+		free(req[i]);
+}
+
+static void
+test_missing_tokens_file_fails_the_start(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx->cfg.auth.tokens_file = "/nonexistent/tokens";
+	assert_int_equal(spool_open(&fx->loop, &fx->so, on_writable, fx, &fx->s), 0);
+	assert_int_equal(http_source_start(&fx->loop, &fx->cfg, "host-a", fx->s, &fx->hs),
+	    -ENOENT);
+	fx->hs = NULL;
+	uv_run(&fx->loop, UV_RUN_NOWAIT);
+	fx->closed = 0;
+	spool_close(fx->s, on_closed, fx);
+	while (!fx->closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+}
+
+/* Sends each of reqs on one connection; the answers, and whether it closed, in j. */
+static void
+keep_alive(struct fixture *fx, char **reqs, size_t *lens, int n, struct job *j)
+{
+	memset(j, 0, sizeof(*j));
+	for (int i = 0; i < n; i++) {
+		j->req[i] = reqs[i];
+		j->req_len[i] = lens[i];
+	}
+	j->nreq = n;
+	j->check_closed = true;
+	run(fx, j);
+}
+
+static void
+test_sender_over_its_event_rate_is_429_with_retry_after_and_nothing_spooled(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct spool_stats ss;
+	struct job j;
+	size_t len[4];
+	char *req[4];
+
+	tokens_file(fx, TOK_ONE " app-one\n" TOK_TWO " app-two\n");
+	/* 1 event/s refills nothing that matters while the test runs. */
+	fx->cfg.auth.events_per_s = 1;
+	fx->cfg.auth.events_burst = 3;
+	start(fx);
+	req[0] = post_auth("Bearer " TOK_ONE, "{\"a\":1}\n{\"a\":2}\n", &len[0]);
+	req[1] = post_auth("Bearer " TOK_ONE, "{\"b\":1}\n{\"b\":2}\n", &len[1]);
+	req[2] = post_auth("Bearer " TOK_ONE, "{\"a\":3}\n", &len[2]);
+	req[3] = post_auth("Bearer " TOK_ONE, "{\"b\":3}\n", &len[3]);
+	keep_alive(fx, req, len, 4, &j);
+	assert_int_equal(j.nresp, 4);
+	assert_int_equal(j.resp[0].status, 200);
+	/* One event left, two asked: its body was read, the connection goes on. */
+	assert_int_equal(j.resp[1].status, 429);
+	assert_non_null(strcasestr(j.resp[1].head, "\r\nRetry-After: 1\r\n"));
+	assert_non_null(strstr(j.resp[1].body, "app-one"));
+	assert_null(strcasestr(j.resp[1].head, "Connection: close"));
+	assert_int_equal(j.resp[2].status, 200);
+	/* None left: refused before its body, which closes. */
+	assert_int_equal(j.resp[3].status, 429);
+	assert_non_null(strcasestr(j.resp[3].head, "\r\nRetry-After: 1\r\n"));
+	assert_true(j.closed);
+
+	/* The limits are each sender's. */
+	free(req[0]);
+	req[0] = post_auth("Bearer " TOK_TWO, "{\"c\":1}\n", &len[0]);
+	one(fx, req[0], len[0], &j);
+	assert_int_equal(j.resp[0].status, 200);
+	stats(fx, &st);
+	assert_int_equal(st.rate_limited, 2);
+	assert_int_equal(st.events, 4);
+	spool_get_stats(fx->s, &ss);
+	assert_int_equal(ss.events_committed, 4);
+	stop(fx);
+	for (int i = 0; i < 4; i++)
+		free(req[i]);
+}
+
+static void
+test_sender_over_its_byte_rate_is_429_before_its_body(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	struct job j;
+	size_t len[2];
+	char *req[2];
+	int after = 0;
+	char *ra;
+
+	tokens_file(fx, TOK_ONE " app-one\n");
+	fx->cfg.auth.bytes_per_s = 1;
+	fx->cfg.auth.bytes_burst = 10;
+	start(fx);
+	req[0] = post_auth("Bearer " TOK_ONE, "{\"a\":1}\n", &len[0]);
+	req[1] = post_auth("Bearer " TOK_ONE, "{\"a\":2}\n", &len[1]);
+	keep_alive(fx, req, len, 2, &j);
+	assert_int_equal(j.nresp, 2);
+	assert_int_equal(j.resp[0].status, 200);
+	assert_int_equal(j.resp[1].status, 429);
+	/* 8 bytes asked, 2 left, 1 byte/s: 6 s, in whole seconds rounded up. */
+	assert_non_null(ra = strcasestr(j.resp[1].head, "\r\nRetry-After: "));
+	after = atoi(ra + 15);
+	assert_in_range(after, 6, 7);
+	assert_true(j.closed);
+	stats(fx, &st);
+	assert_int_equal(st.rate_limited, 1);
+	assert_int_equal(st.body_bytes, 8);
+	stop(fx);
+	for (int i = 0; i < 2; i++)
+		free(req[i]);
+}
+
+/* ---------------------------------------------------------------- HTTPS */
+
+static void
+test_https_serves_keep_alive_and_pipelined_requests_and_refuses_plain_ones(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_source_stats st;
+	char cert[300], key[300], src[64], *all, *req[3];
+	size_t len[3];
+	struct got g;
+	struct job j;
+
+	snprintf(cert, sizeof(cert), "%s/relay-chain.crt", cert_fixture_dir);
+	snprintf(key, sizeof(key), "%s/relay.key", cert_fixture_dir);
+	fx->cfg.tls.cert_file = cert;
+	fx->cfg.tls.key_file = key;
+	start(fx);
+	cl_tls_init();
+	/* Three requests in one write: the answers come in order, each after the one before. */
+	memset(&j, 0, sizeof(j));
+	all = pipeline3(fx, req, len, &j);
+
+	/* Keep-alive, then an answer that closes: close_notify, then the close. */
+	memset(&j, 0, sizeof(j));
+	j.req[0] = req[0];
+	j.req_len[0] = len[0];
+	j.req[1] = "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	    "Content-Length: 1000000\r\n\r\n";
+	j.nreq = 2;
+	j.check_closed = true;
+	run(fx, &j);
+	assert_int_equal(j.nresp, 2);
+	assert_int_equal(j.resp[0].status, 200);
+	assert_int_equal(j.resp[1].status, 413);
+	assert_true(j.closed);
+	cl_tls_free();
+
+	/* Plain HTTP gets no answer, and is counted. */
+	memset(&j, 0, sizeof(j));
+	j.req[0] = req[0];
+	j.req_len[0] = len[0];
+	j.nreq = 1;
+	run(fx, &j);
+	assert_int_equal(j.nresp, 0);
+	stats(fx, &st);
+	assert_int_equal(st.handshakes_failed, 1);
+	assert_int_equal(st.connections, 3);
+	assert_int_equal(st.events, 4);
+	stop(fx);
+	read_back(fx, &g);
+	assert_int_equal(g.n, 4);
+	snprintf(src, sizeof(src), "https://127.0.0.1:%d", fx->port);
+	assert_string_equal(g.ev[0].source, src);
+	got_free(&g);
+	for (int i = 0; i < 3; i++)
+		free(req[i]);
+	free(all);
+}
+
 int
 main(void)
 {
@@ -1827,8 +2255,25 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stop_answers_a_request_waiting_for_memory_503,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_failure_is_reported_and_leaves_nothing_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_without_or_with_an_unknown_token_is_401_and_nothing_is_spooled,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_known_token_adds_its_senders_name_to_each_event,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_takes_a_new_token_and_refuses_a_removed_one,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_tokens_file_fails_the_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sender_over_its_event_rate_is_429_with_retry_after_and_nothing_spooled,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sender_over_its_byte_rate_is_429_before_its_body,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_https_serves_keep_alive_and_pipelined_requests_and_refuses_plain_ones,
+		    setup, teardown),
 	};
 
 	log_init("test_http_source", LOG_LEVEL_ERROR);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (!cert_fixture_available()) {
+		fprintf(stderr, "openssl not installed: cannot make the HTTPS tests' certificates\n");
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, cert_fixture_group_setup, cert_fixture_group_teardown);
 }

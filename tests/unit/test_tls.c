@@ -1003,8 +1003,10 @@ test_client_without_cert(void **state)
 	expect_refused(fx, client, "localhost");
 	assert_int_equal(fx->srv[0].hs_status, -EKEYREJECTED);
 	assert_int_equal(fx->cli[0].hs_status, -EKEYREJECTED);
-	assert_logged(fx, "client certificate refused: the client sent none; give the agent a "
-	    "certificate");
+	/* Relays and the agent's HTTPS intake both verify clients: the advice fits either. */
+	assert_logged(fx, "client certificate refused: the client sent none; give the client a "
+	    "certificate signed by a CA of ca_file ");
+	assert_logged(fx, "ca.crt (an agent: relays.tls.cert_file), or turn tls.verify_client off");
 	assert_logged(fx, "it wants a certificate we did not send (we have none: set cert_file and "
 	    "key_file)");
 
@@ -1022,6 +1024,38 @@ test_client_without_cert(void **state)
 	wait_u64(fx, &fx->srv[1].rx_bytes, 10000);
 	close_pair(fx, 1);
 	tls_config_unref(client);
+}
+
+static void
+test_server_without_verify_client_needs_no_ca_file(void **state)
+{
+	struct fx *fx = *state;
+	static const struct cfg_spec anonymous = { .role = TLS_ROLE_CLIENT };
+	struct tls_config_options o = {
+		.role = TLS_ROLE_SERVER,
+		.cert_file = cert("relay-chain.crt"),
+		.key_file = cert("relay.key"),
+		.handshake_timeout_ms = HS_TIMEOUT_MS,
+	};
+	struct tls_config *client = cfg_make(&anonymous);
+	char err[512];
+
+	/* An HTTPS intake that takes bearer tokens has no client CA to trust. */
+	assert_int_equal(tls_check_files(&o, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(tls_config_new(&o, err, sizeof(err), &fx->server_cfg), 0);
+	fx->cli[0].tx_target = 1000;
+	fx->cli[0].tx_seed = fx->srv[0].rx_seed = 3;
+	connect_client(fx, 0, client, "localhost");
+	wait_open(fx, 0);
+	assert_int_equal(fx->srv[0].cn_rc, -ENOENT);
+	wait_u64(fx, &fx->srv[0].rx_bytes, 1000);
+	close_pair(fx, 0);
+	tls_config_unref(client);
+
+	/* Client certificates are checked against ca_file: then it is required. */
+	o.verify_client = true;
+	assert_int_equal(tls_check_files(&o, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "ca_file: required to verify client certificates");
 }
 
 static void
@@ -1390,6 +1424,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_server_ip_checked_against_san, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expired_client_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_without_cert, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_without_verify_client_needs_no_ca_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plaintext_garbage_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_health_check_not_warned, setup, teardown),

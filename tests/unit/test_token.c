@@ -227,6 +227,26 @@ test_token_file_readable_by_everyone_is_refused(void **state)
 	assert_non_null(strstr(err, "cannot open the token file"));
 }
 
+static void
+test_token_ready_tells_without_taking(void **state)
+{
+	struct token_set *s = parse_ok(TOK_A " app\n");
+	struct token_sender *t = find(s, TOK_A);
+	const struct token_limits lim = { .events_per_s = 10, .events_burst = 2 };
+	uint64_t retry = 0;
+
+	(void)state;
+	for (int i = 0; i < 5; i++)
+		assert_true(token_ready(t, &lim, 2, 0, SEC, &retry));
+	assert_true(token_admit(t, &lim, 2, 0, SEC, &retry));
+	assert_false(token_ready(t, &lim, 1, 0, SEC, &retry));
+	assert_in_range(retry, 100, 101);
+	/* The sender is found again by name, as after a reload. */
+	assert_ptr_equal(token_set_sender(s, "app"), t);
+	assert_null(token_set_sender(s, "other"));
+	token_set_free(s);
+}
+
 int
 main(void)
 {
@@ -241,6 +261,7 @@ main(void)
 		cmocka_unit_test(test_token_reload_carries_a_senders_buckets_by_name),
 		cmocka_unit_test(test_token_bearer_takes_the_token_of_an_authorization_value),
 		cmocka_unit_test(test_token_file_readable_by_everyone_is_refused),
+		cmocka_unit_test(test_token_ready_tells_without_taking),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
