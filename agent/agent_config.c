@@ -145,9 +145,11 @@ static const struct config_key source_keys[] = {
 	  .only = ONLY(SOURCE_JOURNAL),
 	  .help = "A journal field's value (MESSAGE included) longer than this is cut there, and the event marked truncated." },
 	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
-	  .only = ONLY(SOURCE_FILE),
+	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_JOURNAL),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
-	    "continuation. A file's position advances only when a whole event is in the spool." },
+	    "continuation. A file's position advances only when a whole event is in the spool. "
+	    "On a syslog source (tcp:// listeners only), the patterns match each message's MSG "
+	    "part, per connection." },
 	{ NULL },
 };
 #undef S
@@ -345,6 +347,17 @@ agent_config_check_multiline(struct config_check *c, const struct agent_source *
 	snprintf(path, sizeof(path), "sources[%zu].multiline", i);
 	if (!config_present(c, path) || agent_config_multiline_inert(s))
 		return;
+	/* Lines are gathered per stream: a datagram socket is one stream of many senders. */
+	for (size_t j = 0; s->type == SOURCE_SYSLOG && j < s->listen.n; j++) {
+		const struct config_addr *l = (const struct config_addr *)s->listen.items + j;
+
+		if (l->scheme == CONFIG_SCHEME_TCP)
+			continue;
+		config_error(c, path, "listen[%zu] '%s' receives datagrams, whose lines from many "
+		    "senders interleave: multiline works on tcp:// listeners only; give the tcp:// "
+		    "listeners a source of their own", j, l->text);
+		return;
+	}
 	if (s->multiline.start != NULL && s->multiline.continuation == NULL)
 		snprintf(path, sizeof(path), "sources[%zu].multiline.start", i);
 	else if (s->multiline.start == NULL && s->multiline.continuation != NULL)
