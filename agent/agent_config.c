@@ -52,7 +52,7 @@ static const struct config_key multiline_keys[] = {
 	    "lines). Not with start." },
 	{ "flush_timeout", CONFIG_DURATION, M(flush_timeout_ms), .def = "1s", .min = 10, .max = HOUR,
 	  .help = "An event is known to be whole when the line after it comes; the last event of "
-	    "a file is shipped once no line has come for this long." },
+	    "a file (or of a syslog TCP connection) is shipped once no line has come for this long." },
 	{ "max_bytes", CONFIG_SIZE, M(max_bytes), .def = "1MiB", .min = 256, .max = 64 * MIB,
 	  .help = "Largest event: a longer one is cut there and marked multiline_truncated: true; "
 	    "the rest of its lines are skipped." },
