@@ -139,4 +139,76 @@ expect_messages "a connection left open: its trace is shipped whole after flush_
 	"tcp://$LF_IP:$FPORT" '
 assert m == ["\n".join(JAVA.split("\n")[1:9])], m
 '
+# --- memory_limit: four connections gathering 900 KB traces at once would
+# hold 4 MiB; memory_limit 4MiB gives connection buffers 2 MiB. The
+# connections wait for it (memory_waits), the share is never passed, and
+# every line arrives once, in order: a trace whose connection waited too
+# long is shipped in parts by flush_timeout, never lost.
+MEM_PORT=$(free_port)
+MEM_MET=$(free_port)
+MCFG=$T/mem.yaml
+cat >"$MCFG" <<YAML
+id: test-agent
+data_dir: $T/mem.data
+memory_limit: 4MiB
+spool: {commit_interval: 5ms}
+metrics: {listen: "$LF_IP:$MEM_MET"}
+sources:
+  - name: mem
+    type: syslog
+    listen: ["tcp://$LF_IP:$MEM_PORT"]
+    multiline: {continuation: '^[[:space:]]', flush_timeout: 2s}
+YAML
+start agent-mem "$LOGFERRY_AGENT" -c "$MCFG"
+pid=$LF_PID
+wait_log "$T/agent-mem.log" "listening on tcp://$LF_IP:$MEM_PORT" || fail "memory: the agent did not listen"
+python3 - "$LF_IP" "$MEM_PORT" >"$T/mem-clients.out" 2>&1 <<'PY' || fail "memory: the senders failed"
+import socket, sys, threading
+ip, port = sys.argv[1], int(sys.argv[2])
+
+both_halves = threading.Barrier(4)
+
+def send(n):
+    s = socket.create_connection((ip, port))
+    lines = ["Exception %d" % n] + ["\tat f%d_%03d(%s)" % (n, i, "x" * 980) for i in range(900)]
+    data = "".join("<11>Dec  7 03:10:00 host%d app[%d]: %s\n" % (n, n, l) for l in lines).encode()
+    # Every connection has half a trace gathered before any trace ends.
+    s.sendall(data[:len(data) // 2])
+    both_halves.wait()
+    s.sendall(data[len(data) // 2:])
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)    # until the agent closes
+    s.close()
+
+ts = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+PY
+wait_metric "$MEM_MET" 'logferry_syslog_messages_total{source="mem"}' -eq 3604 60 ||
+	fail "memory: not every message arrived"
+waits=$(metric "$MEM_MET" 'logferry_syslog_memory_waits_total{source="mem"}')
+peak=$(metric "$MEM_MET" 'logferry_agent_connection_memory_peak_bytes')
+used=$(metric "$MEM_MET" 'logferry_agent_connection_memory_used_bytes')
+stop_agent "$pid"
+"$LOGFERRY_AGENT" -c "$MCFG" --spool-dump >"$T/mem.json" || fail "memory: dump failed"
+if python3 - "$T/mem.json" "${waits:-0}" "${peak:-0}" "${used:-0}" <<'PY'; then
+import json, sys
+waits, peak, used = (int(float(v)) for v in sys.argv[2:5])
+assert waits >= 1, "no connection waited for memory: %d" % waits
+assert 0 < peak <= 2 << 20, "peak %d beyond the 2 MiB share" % peak
+assert used == 0, "%d bytes still charged with every connection closed" % used
+by_host = {}
+for e in map(json.loads, open(sys.argv[1])):
+    by_host.setdefault(e['host'], []).append(e['fields']['message'])
+assert len(by_host) == 4, sorted(by_host)
+for n in range(4):
+    want = ["Exception %d" % n] + ["\tat f%d_%03d(%s)" % (n, i, "x" * 980) for i in range(900)]
+    assert "\n".join(by_host["host%d" % n]).split("\n") == want, "host%d" % n
+print("memory: %d waits, peak %d bytes, events per connection %s" %
+      (waits, peak, [len(by_host["host%d" % n]) for n in range(4)]))
+PY
+	pass "4 connections gathering 900 KB traces with memory_limit 4MiB: they wait for the 2 MiB share, never pass it, and every line arrives once, in order"
+else
+	fail "multiline gathering under memory_limit"
+fi
 finish
