@@ -5,7 +5,8 @@
 # writer), gets each Java or Python trace as one event, matched on the
 # messages' MSG part; two connections interleaving their lines keep their
 # traces apart; a connection killed mid-trace still delivers it; a
-# connection that stays open gets its trace after flush_timeout.
+# connection that stays open gets its trace after flush_timeout; a SIGHUP
+# reload that stops the source ships the trace it was gathering.
 . "$(dirname "$0")/lib.sh"
 
 command -v logger >/dev/null || { echo "SKIP: util-linux logger not installed"; exit 77; }
@@ -114,6 +115,17 @@ wait_metric "$MPORT" 'logferry_syslog_multiline_flushed_total{source="held"}' -e
 exec 6>&-
 wait_metric "$MPORT" 'logferry_syslog_multiline_events_total{source="apps"}' -eq 5 ||
 	fail "apps: events of several messages are not counted"
+
+# --- a trace gathered when SIGHUP changes its source: shipped as the source stops
+exec 7<>"/dev/tcp/$LF_IP/$PORT"
+head -n 3 <<<"$JAVA" | sed 's/^/<11>Dec  7 03:10:00 web1 billing[71]: /' >&7
+# Read and gathered: only the event's buffer is charged then (the receive buffer is not).
+wait_metric "$MPORT" 'logferry_agent_connection_memory_used_bytes' -gt 0 30 ||
+	fail "reload: the trace was not gathered"
+sed -i 's/flush_timeout: 1h/flush_timeout: 59m/' "$CFG"
+kill -HUP "$pid"
+wait_spooled "$CFG" 8 30 || fail "reload: the gathered trace was not shipped"
+exec 7>&-
 stop_agent "$pid"
 
 expect_messages "logger --tcp: a Java trace and a Python traceback (blank line included) are one event each, matched on the MSG part; the first message's fields stay" \
@@ -132,8 +144,12 @@ for e in evs[3:5]:
 '
 expect_messages "a writer killed mid-trace: the lines it sent arrive as one event" \
 	"tcp://$LF_IP:$PORT" '
-assert len(m) == 6, len(m)
 assert m[5] == "\n".join(JAVA.split("\n")[:4]), m[5]
+'
+expect_messages "a trace gathered when SIGHUP changes its source is shipped as the source stops" \
+	"tcp://$LF_IP:$PORT" '
+assert len(m) == 7, len(m)
+assert m[6] == "\n".join(JAVA.split("\n")[:3]), m[6]
 '
 expect_messages "a connection left open: its trace is shipped whole after flush_timeout" \
 	"tcp://$LF_IP:$FPORT" '
