@@ -351,7 +351,8 @@ agent_config_check_multiline(struct config_check *c, const struct agent_source *
 	for (size_t j = 0; s->type == SOURCE_SYSLOG && j < s->listen.n; j++) {
 		const struct config_addr *l = (const struct config_addr *)s->listen.items + j;
 
-		if (l->scheme == CONFIG_SCHEME_TCP)
+		/* No scheme at all is an error of its own (listen[j]). */
+		if (l->scheme != CONFIG_SCHEME_UDP && l->scheme != CONFIG_SCHEME_UNIX)
 			continue;
 		config_error(c, path, "listen[%zu] '%s' receives datagrams, whose lines from many "
 		    "senders interleave: multiline works on tcp:// listeners only; give the tcp:// "

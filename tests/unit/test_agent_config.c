@@ -792,6 +792,19 @@ test_multiline_on_a_syslog_source_with_datagram_listeners_is_an_error_at_its_lin
 	    "listeners only; give the tcp:// listeners a source of their own\n");
 }
 
+/* A listen URL without a scheme is its own error, not one of multiline's. */
+static void
+test_multiline_on_a_syslog_listener_without_scheme_reports_only_the_scheme(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: ['127.0.0.1:514']\n"
+	    "    multiline: {continuation: '^[[:space:]]'}\n",
+	    "agent.yaml:4: sources[0].listen[0]: '127.0.0.1:514' needs a scheme: udp://, tcp:// or unix://\n");
+}
+
 static void
 test_multiline_on_tcp_syslog_and_journal_sources_is_accepted(void **state)
 {
@@ -1141,6 +1154,7 @@ main(void)
 		cmocka_unit_test(test_multiline_needs_exactly_one_of_start_and_continuation),
 		cmocka_unit_test(test_multiline_on_a_syslog_source_with_datagram_listeners_is_an_error_at_its_line),
 		cmocka_unit_test(test_multiline_on_tcp_syslog_and_journal_sources_is_accepted),
+		cmocka_unit_test(test_multiline_on_a_syslog_listener_without_scheme_reports_only_the_scheme),
 		cmocka_unit_test(test_multiline_at_its_defaults_without_a_pattern_is_no_multiline),
 		cmocka_unit_test(test_multiline_on_an_http_source_is_refused),
 		cmocka_unit_test(test_relative_path_is_refused),
