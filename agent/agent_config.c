@@ -54,7 +54,7 @@ static const struct config_key multiline_keys[] = {
 	    "lines). Not with start." },
 	{ "flush_timeout", CONFIG_DURATION, M(flush_timeout_ms), .def = "1s", .min = 10, .max = HOUR,
 	  .help = "An event is known to be whole when the line after it comes; the last event of "
-	    "a file is shipped once no line has come for this long." },
+	    "a file (or of a syslog TCP connection) is shipped once no line has come for this long." },
 	{ "max_bytes", CONFIG_SIZE, M(max_bytes), .def = "1MiB", .min = 256, .max = 64 * MIB,
 	  .help = "Largest event: a longer one is cut there and marked multiline_truncated: true; "
 	    "the rest of its lines are skipped." },
@@ -279,9 +279,11 @@ static const struct config_key source_keys[] = {
 	  .help = "HTTPS: with cert_file and key_file the source takes TLS connections only, on "
 	    "the same listen addresses. SIGHUP loads the files again for new connections." },
 	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
-	  .only = ONLY(SOURCE_FILE),
+	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_JOURNAL),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
-	    "continuation. A file's position advances only when a whole event is in the spool." },
+	    "continuation. A file's position advances only when a whole event is in the spool. "
+	    "On a syslog source (tcp:// listeners only), the patterns match each message's MSG "
+	    "part, per connection." },
 	{ "processors", CONFIG_LIST, S(processors), .elem = &elem_processor,
 	  .help = "Processing stages for this source's events, in order, run before the global "
 	    "processors (see logferry-agent(8) PROCESSORS)." },
@@ -491,6 +493,18 @@ agent_config_check_multiline(struct config_check *c, const struct agent_source *
 	snprintf(path, sizeof(path), "sources[%zu].multiline", i);
 	if (!config_present(c, path) || agent_config_multiline_inert(s))
 		return;
+	/* Lines are gathered per stream: a datagram socket is one stream of many senders. */
+	for (size_t j = 0; s->type == SOURCE_SYSLOG && j < s->listen.n; j++) {
+		const struct config_addr *l = (const struct config_addr *)s->listen.items + j;
+
+		/* No scheme at all is an error of its own (listen[j]). */
+		if (l->scheme != CONFIG_SCHEME_UDP && l->scheme != CONFIG_SCHEME_UNIX)
+			continue;
+		config_error(c, path, "listen[%zu] '%s' receives datagrams, whose lines from many "
+		    "senders interleave: multiline works on tcp:// listeners only; give the tcp:// "
+		    "listeners a source of their own", j, l->text);
+		return;
+	}
 	if (s->multiline.start != NULL && s->multiline.continuation == NULL)
 		snprintf(path, sizeof(path), "sources[%zu].multiline.start", i);
 	else if (s->multiline.start == NULL && s->multiline.continuation != NULL)

@@ -2,8 +2,9 @@
 /*
  * budget: the share of the agent's memory_limit that connection buffers
  * draw from (docs/architecture.md guarantee 3): the receive buffers of TCP syslog
- * connections and the bodies of HTTP requests, which without it could
- * reach max_connections times max_message_size or max_body_size.
+ * connections, the events they gather (multiline), and the bodies of HTTP
+ * requests, which without it could reach max_connections times
+ * max_message_size (plus multiline.max_bytes) or max_body_size.
  *
  * A source takes bytes before it allocates and gives them back when it
  * frees. When a take is refused, a stream source pushes back on its

@@ -37,7 +37,7 @@ struct file_source {
 	struct file_source_ml *files;  /* files with lines read since the last check, most
 	                                  recent first */
 	uv_timer_t timer;            /* ships events no line followed within flush_timeout */
-	uint64_t ml_events, ml_flushed, ml_truncated;
+	struct multiline_stats ml_st;
 	void (*done)(void *ctx);
 	void *done_ctx;
 };
@@ -154,9 +154,7 @@ file_source_ml_ship(struct file_source *fs, struct file_source_ml *e, bool by_ti
 		    " cannot be spooled (%s); skipped", fs->cfg->name, e->path, e->m.lines,
 		    e->m.end, strerror(-r));
 	} else {
-		fs->ml_events += e->m.lines > 1;
-		fs->ml_flushed += by_timeout;
-		fs->ml_truncated += e->m.truncated;
+		multiline_count(&fs->ml_st, &e->m, by_timeout);
 	}
 	multiline_clear(&e->m);
 	return 0;
@@ -472,9 +470,9 @@ file_source_get_stats(const struct file_source *fs, struct file_source_stats *st
 	st->parse_errors = fs->sl.parse_errors;
 	st->fields_dropped = fs->pipe.fields_dropped;
 	st->dropped_unspoolable = fs->pipe.dropped;
-	st->multiline_events = fs->ml_events;
-	st->multiline_flushed = fs->ml_flushed;
-	st->multiline_truncated = fs->ml_truncated;
+	st->multiline_events = fs->ml_st.events;
+	st->multiline_flushed = fs->ml_st.flushed;
+	st->multiline_truncated = fs->ml_st.truncated;
 }
 
 static void
@@ -554,12 +552,7 @@ static const struct metrics_field file_source_fields[] = {
 	    "Lines spooled without their fields: too large with them."),
 	FILE_F("dropped_total", "counter", dropped_unspoolable,
 	    "Lines the spool refused even without fields; skipped."),
-	FILE_F("multiline_events_total", "counter", multiline_events,
-	    "Events of more than one line spooled (multiline)."),
-	FILE_F("multiline_flushed_total", "counter", multiline_flushed,
-	    "Multiline events shipped after multiline.flush_timeout, no line having come after them."),
-	FILE_F("multiline_truncated_total", "counter", multiline_truncated,
-	    "Multiline events cut at multiline.max_bytes (marked multiline_truncated)."),
+	MULTILINE_METRICS(FILE_F, multiline_events, multiline_flushed, multiline_truncated),
 };
 
 static uint64_t

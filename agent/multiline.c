@@ -76,18 +76,67 @@ multiline_continues(const struct multiline *m, const uint8_t *line, size_t len)
 	return m->rule->start ? !match : match;
 }
 
+/* The capacity that holds need bytes: doubled from 256, at most max_bytes. */
+static size_t
+multiline_cap_for(const struct multiline *m, size_t need)
+{
+	size_t cap = m->cap > 0 ? m->cap : 256;
+
+	if (need <= m->cap)
+		return m->cap;
+	while (cap < need)
+		cap *= 2;
+	return cap > m->max_bytes ? m->max_bytes : cap;
+}
+
+/* The bytes multiline_add keeps of a line of len bytes, with its separator. */
+static size_t
+multiline_kept(const struct multiline *m, size_t *len, size_t *sep, bool *cut)
+{
+	size_t room;
+
+	*sep = m->lines > 0 ? 1 : 0;
+	*cut = false;
+	if (m->truncated) {
+		*len = 0;
+		*sep = 0;
+		return 0;
+	}
+	room = m->max_bytes - m->len;
+	if (*sep + *len > room) {
+		*cut = true;
+		*sep = *sep > room ? room : *sep;
+		*len = room - *sep;
+	}
+	return *sep + *len;
+}
+
+size_t
+multiline_cap_after(const struct multiline *m, size_t len)
+{
+	size_t sep;
+	bool cut;
+
+	/* A trailing "\r" multiline_add leaves out: the bound holds it all the same. */
+	return multiline_cap_for(m, m->len + multiline_kept(m, &len, &sep, &cut));
+}
+
+void
+multiline_count(struct multiline_stats *st, const struct multiline *m, bool by_timeout)
+{
+	st->events += m->lines > 1;
+	st->flushed += by_timeout;
+	st->truncated += m->truncated;
+}
+
 static int
 multiline_reserve(struct multiline *m, size_t need)
 {
-	size_t cap = m->cap > 0 ? m->cap : 256;
+	size_t cap = multiline_cap_for(m, need);
 	uint8_t *p;
 
-	if (need <= m->cap)
+	if (cap <= m->cap)
 		return 0;
-	while (cap < need)
-		cap *= 2;
-	if (cap > m->max_bytes)
-		cap = m->max_bytes;
 	if ((p = realloc(m->buf, cap)) == NULL)
 		return -ENOMEM;
 	m->buf = p;
@@ -99,24 +148,13 @@ int
 multiline_add(struct multiline *m, const uint8_t *line, size_t len, bool partial,
     uint64_t now_ns, uint64_t end)
 {
-	size_t sep = m->lines > 0 ? 1 : 0, room;
-	bool cut = false;
+	size_t sep;
+	bool cut;
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	if (m->truncated) {
-		len = 0;
-		sep = 0;
-	} else {
-		room = m->max_bytes - m->len;
-		if (sep + len > room) {
-			cut = true;
-			sep = sep > room ? room : sep;
-			len = room - sep;
-		}
-		if (multiline_reserve(m, m->len + sep + len) != 0)
-			return -ENOMEM;
-	}
+	if (multiline_kept(m, &len, &sep, &cut) > 0 && multiline_reserve(m, m->len + sep + len) != 0)
+		return -ENOMEM;
 	if (sep > 0)
 		m->buf[m->len++] = '\n';
 	if (len > 0)

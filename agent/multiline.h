@@ -79,4 +79,34 @@ bool multiline_due(const struct multiline *m, uint64_t now_ns, uint64_t timeout_
 /* The pending event was shipped (or given up): none is pending now. */
 void multiline_clear(struct multiline *m);
 
+/*
+ * The capacity m's buffer has after multiline_add of a line of len bytes:
+ * what a caller that counts memory (a connection's share of memory_limit)
+ * takes before adding, as cap - m->cap more bytes.
+ */
+size_t multiline_cap_after(const struct multiline *m, size_t len);
+
+/* What a source counts of the events it ships (its metrics, MULTILINE_METRICS). */
+struct multiline_stats {
+	uint64_t events;            /* events of more than one line spooled */
+	uint64_t flushed;           /* of which shipped after flush_timeout */
+	uint64_t truncated;         /* of which cut at max_bytes */
+};
+
+/* m's pending event was spooled; by_timeout: after flush_timeout (multiline_due). */
+void multiline_count(struct multiline_stats *st, const struct multiline *m, bool by_timeout);
+
+/*
+ * The metric families of a source with multiline, in its table of
+ * metrics_field: F is the source's entry macro, F(name, type, member,
+ * help), and events, flushed, truncated the members of its stats struct.
+ */
+#define MULTILINE_METRICS(F, events, flushed, truncated) \
+	F("multiline_events_total", "counter", events, \
+	    "Events of more than one line spooled (multiline)."), \
+	F("multiline_flushed_total", "counter", flushed, \
+	    "Multiline events shipped after multiline.flush_timeout, no line having come after them."), \
+	F("multiline_truncated_total", "counter", truncated, \
+	    "Multiline events cut at multiline.max_bytes (marked multiline_truncated).")
+
 #endif

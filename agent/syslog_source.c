@@ -40,6 +40,7 @@
 
 #include <linux/sock_diag.h>
 
+#include "agent/multiline.h"
 #include "agent/pipeline.h"
 #include "agent/source.h"
 #include "agent/syslog_source.h"
@@ -142,6 +143,12 @@ struct syslog_conn {
 	uint64_t charged;                /* taken from the budget for in */
 	struct budget_waiter bw;         /* waiting for the budget, not reading */
 	char peer[SYSLOG_PEER_MAX];
+	struct multiline ml;             /* multiline: the event being gathered */
+	bool ml_cut;                     /* a message of it was cut at max_message_size */
+	uint64_t ml_charged;             /* taken from the budget for ml's buffer */
+	bool ml_waiting;                 /* waiting for the budget to grow ml, not reading */
+	bool ml_retry;                   /* the budget has room again: the timer runs the frames */
+	bool broken;                     /* failed: only its event in progress is left to ship */
 };
 
 TAILQ_HEAD(syslog_connq, syslog_conn);
@@ -158,6 +165,11 @@ struct syslog_source {
 	size_t nconns;
 	bool paused;                     /* a TCP message waits for room in the spool */
 	struct budget *budget;           /* NULL: receive buffers are not counted */
+	bool multiline;                  /* cfg has a multiline rule: rule and ml_timer are set */
+	struct multiline_rule rule;
+	char *ml_line;                   /* a MSG part NUL-terminated for the rule: max_message_size + 1 */
+	uv_timer_t ml_timer;             /* ships events no message followed within flush_timeout */
+	struct multiline_stats ml_st;
 	bool stopping;
 	unsigned closing;                /* close callbacks to come */
 	void (*done)(void *ctx);
@@ -239,6 +251,9 @@ syslog_source_free(struct syslog_source *ss)
 		free(ss->listeners[i].iov);
 	}
 	free(ss->listeners);
+	if (ss->multiline)
+		multiline_rule_free(&ss->rule);
+	free(ss->ml_line);
 	source_line_free(&ss->sl);
 	free(ss);
 	if (done != NULL)
@@ -307,6 +322,7 @@ syslog_conn_closed(uv_handle_t *h)
 	struct syslog_source *ss = c->ss;
 
 	buf_free(&c->in);
+	multiline_free(&c->ml);
 	free(c);
 	syslog_source_closed(ss);
 }
@@ -324,6 +340,29 @@ syslog_conn_uncharge(struct syslog_conn *c)
 	budget_give(c->ss->budget, n);
 }
 
+/* Gives back what ml's buffer no longer holds (all of it once freed). */
+static void
+syslog_ml_settle(struct syslog_conn *c)
+{
+	uint64_t n;
+
+	if (c->ml_charged <= c->ml.cap)
+		return;
+	n = c->ml_charged - c->ml.cap;
+	c->ml_charged = c->ml.cap;
+	budget_give(c->ss->budget, n);
+}
+
+/* Ends the event in progress, shipped or not, and frees its buffer. */
+static void
+syslog_ml_release(struct syslog_conn *c)
+{
+	multiline_clear(&c->ml);
+	multiline_free(&c->ml);
+	c->ml_cut = false;
+	syslog_ml_settle(c);
+}
+
 static void
 syslog_conn_close(struct syslog_conn *c)
 {
@@ -335,6 +374,7 @@ syslog_conn_close(struct syslog_conn *c)
 		budget_cancel(ss->budget, &c->bw);
 		syslog_conn_uncharge(c);
 	}
+	syslog_ml_release(c);
 	syslog_conn_set_state(c, CONN_CLOSED);
 	TAILQ_REMOVE(&ss->conns, c, link);
 	ss->nconns--;
@@ -372,6 +412,52 @@ syslog_peer(const char *peer, const struct sockaddr *from, char *buf, size_t len
 	return buf;
 }
 
+/* A line end or a NUL left by the sender or the framing is not content. */
+static size_t
+syslog_trim(const uint8_t *msg, size_t len)
+{
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r' || msg[len - 1] == '\0'))
+		len--;
+	return len;
+}
+
+/*
+ * Spools ev, the event of n messages received on l from peer or from (as
+ * syslog_message); its last nmarks fields are marks, and parse_errors the
+ * count before it was made. Returns 0 (spooled), -EAGAIN (the spool is
+ * full, nothing taken), or the spool's error (logged: given up for good).
+ */
+static int
+syslog_emit(struct syslog_listener *l, const struct event *ev, size_t nmarks,
+    uint64_t parse_errors, bool truncated, uint32_t n, const char *peer,
+    const struct sockaddr *from)
+{
+	struct syslog_source *ss = l->ss;
+	char name[SYSLOG_PEER_MAX];
+	int r;
+
+	if ((r = pipeline_emit(&ss->pipe, ev, nmarks, NULL)) != 0) {
+		/* Not spooled: its parse error is counted when it is, if ever. */
+		ss->sl.parse_errors = parse_errors;
+		if (r == -EAGAIN)
+			return -EAGAIN;
+		log_error("source %s: %s: a message of %zu bytes from %s cannot be spooled (%s); "
+		    "skipped", ss->cfg->name, l->addr->text, ev->message.len,
+		    syslog_peer(peer, from, name, sizeof(name)), strerror(-r));
+		return r;
+	}
+	ss->st.received += n;
+	if (truncated) {
+		ss->st.truncated++;
+		log_warn("source %s: %s: a message from %s was longer than max_message_size "
+		    "(%" PRIu64 " bytes) and was truncated (%" PRIu64 " so far); raise "
+		    "max_message_size if such messages are expected", ss->cfg->name, l->addr->text,
+		    syslog_peer(peer, from, name, sizeof(name)), ss->cfg->max_message_size,
+		    ss->st.truncated);
+	}
+	return 0;
+}
+
 /*
  * Spools one message of msg[0, len) received on l from peer (a TCP
  * connection's name) or from (a datagram's sender, NULL for an unnamed unix
@@ -384,39 +470,158 @@ syslog_message(struct syslog_listener *l, const uint8_t *msg, size_t len, bool t
 {
 	struct syslog_source *ss = l->ss;
 	uint64_t parse_errors = ss->sl.parse_errors;
-	char name[SYSLOG_PEER_MAX];
 	struct event ev;
 	size_t nfields;
-	int r;
 
-	/* A line end or a NUL left by the sender or the framing is not content. */
-	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r' || msg[len - 1] == '\0'))
-		len--;
-	if (len == 0)
+	if ((len = syslog_trim(msg, len)) == 0)
 		return 0;
 	source_line_event(&ss->sl, msg, len, 0, source_now_ns(), l->addr->text, &ev);
 	nfields = ev.nfields;
 	if (truncated)
 		syslog_mark_truncated(ss, &ev);
-	if ((r = pipeline_emit(&ss->pipe, &ev, ev.nfields - nfields, NULL)) != 0) {
-		/* Not spooled: its parse error is counted when it is, if ever. */
-		ss->sl.parse_errors = parse_errors;
-		if (r == -EAGAIN)
-			return -EAGAIN;
-		log_error("source %s: %s: a message of %zu bytes from %s cannot be spooled (%s); "
-		    "skipped", ss->cfg->name, l->addr->text, len,
-		    syslog_peer(peer, from, name, sizeof(name)), strerror(-r));
+	return syslog_emit(l, &ev, ev.nfields - nfields, parse_errors, truncated, 1, peer, from) ==
+	    -EAGAIN ? -EAGAIN : 0;
+}
+
+/* ---------------------------------------------------------------- multiline */
+
+static void syslog_ml_timer(uv_timer_t *t);
+
+/*
+ * Spools c's event in progress (the first message's frame, the MSG parts
+ * of the others after it, parsed as one message) and frees its buffer.
+ * Returns 0 (also when the spool refused it for good: logged, counted by
+ * the pipeline) or -EAGAIN: the spool is full, the event stays gathered.
+ */
+static int
+syslog_ml_ship(struct syslog_conn *c, bool by_timeout)
+{
+	struct syslog_source *ss = c->ss;
+	uint64_t parse_errors = ss->sl.parse_errors;
+	unsigned marks = c->ml.truncated ? SOURCE_MULTILINE_TRUNCATED : 0;
+	struct event ev;
+	size_t nfields;
+	int r;
+
+	source_line_event(&ss->sl, c->ml.buf, c->ml.len, marks, c->ml.first_ns, c->l->addr->text,
+	    &ev);
+	nfields = ev.nfields - (marks != 0);
+	if (c->ml_cut)
+		syslog_mark_truncated(ss, &ev);
+	r = syslog_emit(c->l, &ev, ev.nfields - nfields, parse_errors, c->ml_cut, c->ml.lines,
+	    c->peer, NULL);
+	if (r == -EAGAIN)
+		return -EAGAIN;
+	if (r == 0)
+		multiline_count(&ss->ml_st, &c->ml, by_timeout);
+	/* Freed, not kept: a connection between events holds none of memory_limit. */
+	syslog_ml_release(c);
+	return 0;
+}
+
+/* Where msg's MSG part begins as the parser reads it (len: it has none; 0: no header read). */
+static size_t
+syslog_msg_offset(struct syslog_source *ss, const uint8_t *msg, size_t len)
+{
+	struct parsed *p = &ss->sl.parsed;
+
+	if (ss->sl.parser->parse(ss->sl.state, msg, len, source_now_ns(), p) != 0)
 		return 0;
+	for (size_t i = 0; i < p->nfields; i++)
+		if (p->fields[i].type == EVENT_SLICE && p->fields[i].key.len == 7 &&
+		    memcmp(p->fields[i].key.ptr, "message", 7) == 0)
+			return p->fields[i].v.slice.offset;
+	return len;
+}
+
+/* Sets the timer for the first event due, or at once for a connection to run again. */
+static void
+syslog_ml_arm(struct syslog_source *ss)
+{
+	uint64_t now = source_now_ns(), timeout = ss->cfg->multiline.flush_timeout_ms * 1000000;
+	uint64_t next = UINT64_MAX, left;
+	struct syslog_conn *c;
+
+	if (ss->stopping)
+		return;
+	TAILQ_FOREACH(c, &ss->conns, link) {
+		if (c->ml_retry) {
+			next = 0;
+			break;
+		}
+		if (!multiline_pending(&c->ml))
+			continue;
+		/* A clock set back must not hold an event longer than flush_timeout. */
+		if (now < c->ml.last_ns)
+			left = timeout;
+		else
+			left = now - c->ml.last_ns >= timeout ? 0 : c->ml.last_ns + timeout - now;
+		if (left < next)
+			next = left;
 	}
-	ss->st.received++;
-	if (truncated) {
-		ss->st.truncated++;
-		log_warn("source %s: %s: a message from %s was longer than max_message_size "
-		    "(%" PRIu64 " bytes) and was truncated (%" PRIu64 " so far); raise "
-		    "max_message_size if such messages are expected", ss->cfg->name, l->addr->text,
-		    syslog_peer(peer, from, name, sizeof(name)), ss->cfg->max_message_size,
-		    ss->st.truncated);
+	/* It fails only on a closing handle, and the source closes it only when stopping. */
+	if (next != UINT64_MAX)
+		(void)uv_timer_start(&ss->ml_timer, syslog_ml_timer, next == 0 ? 0 :
+		    next / 1000000 + 1, 0);
+}
+
+/*
+ * One message of a connection whose source gathers events: ships the
+ * event before it when it does not continue it, then adds it. Returns 0,
+ * -EAGAIN (the spool is full) or -ENOBUFS (memory_limit's share cannot
+ * hold the grown event): the message is not taken, offer it again.
+ */
+static int
+syslog_conn_message(struct syslog_conn *c, const uint8_t *msg, size_t len, bool truncated)
+{
+	struct syslog_source *ss = c->ss;
+	const uint8_t *line = msg;
+	size_t off, n;
+	uint64_t cap;
+	int r;
+
+	if (!ss->multiline)
+		return syslog_message(c->l, msg, len, truncated, c->peer, NULL);
+	if ((len = syslog_trim(msg, len)) == 0)
+		return 0;
+	off = syslog_msg_offset(ss, msg, len);
+	/*
+	 * Matched on a copy that ends in a NUL: the message's bytes go on in
+	 * the receive buffer, and sanitizers' regexec reads to a NUL whatever
+	 * REG_STARTEND says. len is at most max_message_size.
+	 */
+	if (multiline_pending(&c->ml)) {
+		memcpy(ss->ml_line, msg + off, len - off);
+		ss->ml_line[len - off] = '\0';
+		if (!multiline_continues(&c->ml, (const uint8_t *)ss->ml_line, len - off) &&
+		    (r = syslog_ml_ship(c, false)) != 0)
+			return r;
 	}
+	/* The first message whole (its header makes the event's fields), the others' MSG. */
+	n = len;
+	if (multiline_pending(&c->ml)) {
+		line = msg + off;
+		n = len - off;
+	}
+	/* At a stop, the last events are shipped: memory_limit is not asked to wait then. */
+	if (ss->budget != NULL && !ss->stopping &&
+	    (cap = multiline_cap_after(&c->ml, n)) > c->ml_charged) {
+		if (budget_take(ss->budget, cap - c->ml_charged) != 0)
+			return -ENOBUFS;
+		c->ml_charged = cap;
+	}
+	if (multiline_add(&c->ml, line, n, false, source_now_ns(), 0) != 0) {
+		syslog_ml_settle(c);
+		log_error("source %s: %s: no memory to gather the messages of an event from %s; the "
+		    "event before is shipped as it is and this message goes alone", ss->cfg->name,
+		    c->l->addr->text, c->peer);
+		if (multiline_pending(&c->ml) && (r = syslog_ml_ship(c, false)) != 0)
+			return r;
+		return syslog_message(c->l, msg, len, truncated, c->peer, NULL);
+	}
+	c->ml_cut |= truncated;
+	if (!uv_is_active((uv_handle_t *)&ss->ml_timer))
+		syslog_ml_arm(ss);
 	return 0;
 }
 
@@ -538,7 +743,7 @@ syslog_conn_frames(struct syslog_conn *c)
 					    c->l->addr->text, c->peer, avail, c->want);
 				return 0;
 			}
-			if ((r = syslog_message(c->l, p, (size_t)c->want, false, c->peer, NULL)) != 0)
+			if ((r = syslog_conn_message(c, p, (size_t)c->want, false)) != 0)
 				return r;
 			c->off += (size_t)c->want;
 			syslog_conn_set_state(c, CONN_OCTET_LEN);
@@ -558,8 +763,7 @@ syslog_conn_frames(struct syslog_conn *c)
 				bool cut = i > max && !(i == max + 1 && p[max] == '\r');
 
 				c->scan = i;
-				if ((r = syslog_message(c->l, p, cut ? (size_t)max : i, cut, c->peer,
-				    NULL)) != 0)
+				if ((r = syslog_conn_message(c, p, cut ? (size_t)max : i, cut)) != 0)
 					return r;
 				c->off += i + 1;
 				c->scan = 0;
@@ -569,7 +773,7 @@ syslog_conn_frames(struct syslog_conn *c)
 			/* Past max without a line end (a CR at max may still be a CR LF's). */
 			if (avail > max && !(avail == max + 1 && p[max] == '\r')) {
 				/* Cut here; the rest of the line is discarded as it comes. */
-				if ((r = syslog_message(c->l, p, (size_t)max, true, c->peer, NULL)) != 0)
+				if ((r = syslog_conn_message(c, p, (size_t)max, true)) != 0)
 					return r;
 				c->off += avail;
 				c->scan = 0;
@@ -578,7 +782,7 @@ syslog_conn_frames(struct syslog_conn *c)
 			}
 			if (c->eof && avail > 0) {
 				/* The sender's last message, without a line end: complete as it is. */
-				if ((r = syslog_message(c->l, p, avail, false, c->peer, NULL)) != 0)
+				if ((r = syslog_conn_message(c, p, avail, false)) != 0)
 					return r;
 				c->off += avail;
 				c->scan = 0;
@@ -599,16 +803,22 @@ syslog_conn_frames(struct syslog_conn *c)
 	}
 }
 
-/* syslog_conn_frames, then what was consumed leaves the buffer (one move per read). */
+/*
+ * syslog_conn_frames, then what was consumed leaves the buffer (one move
+ * per read). Nothing comes after the last message of a connection that
+ * ended or failed: its event in progress is whole and shipped.
+ */
 static int
 syslog_conn_process(struct syslog_conn *c)
 {
-	int r = syslog_conn_frames(c);
+	int r = c->broken ? 0 : syslog_conn_frames(c);
 
 	if (c->off != 0) {
 		buf_consume(&c->in, c->off);
 		c->off = 0;
 	}
+	if (r == 0 && (c->eof || c->broken) && multiline_pending(&c->ml))
+		r = syslog_ml_ship(c, false);
 	/* Everything read is spooled: an idle connection holds no memory. */
 	if (c->in.len == 0 && c->charged != 0 && c->state != CONN_CLOSED)
 		syslog_conn_uncharge(c);
@@ -631,16 +841,57 @@ syslog_source_pause(struct syslog_source *ss)
 	    "(it empties as the relays acknowledge events)", ss->cfg->name);
 }
 
+/* c's event cannot grow within memory_limit's share: c stops reading until bytes come back. */
+static void
+syslog_conn_wait_ml(struct syslog_conn *c)
+{
+	struct syslog_source *ss = c->ss;
+
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	c->ml_waiting = true;
+	ss->st.budget_waits++;
+	budget_wait(ss->budget, &c->bw);
+	log_warn("source %s: %s: the connection from %s waits: memory_limit's share for "
+	    "connection buffers cannot hold its multiline event as it grows (raise memory_limit, "
+	    "or lower multiline.max_bytes or multiline.flush_timeout)", ss->cfg->name,
+	    c->l->addr->text, c->peer);
+}
+
+/*
+ * What syslog_conn_process returned for c: pauses the source on a full
+ * spool (-EAGAIN: returns it), waits for memory on -ENOBUFS, and closes c
+ * when it is finished, or broken (r another error) once its event in
+ * progress is shipped. Returns 0 or -EAGAIN.
+ */
+static int
+syslog_conn_after(struct syslog_conn *c, int r)
+{
+	if (r != -ENOBUFS && c->ml_waiting) {
+		/* Run by resume, and it fit: it no longer waits for the budget. */
+		budget_cancel(c->ss->budget, &c->bw);
+		c->ml_waiting = false;
+	}
+	if (r != 0 && r != -EAGAIN && r != -ENOBUFS) {
+		c->broken = true;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		r = syslog_conn_process(c);
+	}
+	if (r == -EAGAIN) {
+		syslog_source_pause(c->ss);
+		return -EAGAIN;
+	}
+	if (r == -ENOBUFS)
+		syslog_conn_wait_ml(c);
+	else if (c->eof || c->broken)
+		syslog_conn_close(c);
+	return 0;
+}
+
 /* Spools what c holds; closes c when it is finished or broken; pauses on a full spool. */
 static void
 syslog_conn_drive(struct syslog_conn *c)
 {
-	int r = syslog_conn_process(c);
-
-	if (r == -EAGAIN)
-		syslog_source_pause(c->ss);
-	else if (r != 0 || c->eof)
-		syslog_conn_close(c);
+	(void)syslog_conn_after(c, syslog_conn_process(c));
 }
 
 static void
@@ -694,7 +945,7 @@ syslog_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		ss->st.read_errors++;
 		log_warn("source %s: %s: connection from %s failed: %s; closed", ss->cfg->name,
 		    c->l->addr->text, c->peer, uv_strerror((int)nread));
-		syslog_conn_close(c);
+		(void)syslog_conn_after(c, -EPIPE);
 		return;
 	} else {
 		c->in.len += (size_t)nread;
@@ -764,6 +1015,7 @@ syslog_tcp_connection(uv_stream_t *server, int status)
 	c->state = CONN_DETECT;
 	c->bw.cb = syslog_conn_on_budget;
 	buf_init(&c->in, ss->cfg->max_message_size + SYSLOG_HEADER_MAX);
+	multiline_init(&c->ml, &ss->rule, ss->cfg->multiline.max_bytes);
 	uv_tcp_init(ss->loop, &c->tcp);
 	c->tcp.data = c;
 	if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) != 0) {
@@ -1205,6 +1457,12 @@ syslog_listener_open(struct syslog_source *ss, struct syslog_listener *l,
 
 /* ---------------------------------------------------------------- API */
 
+static void
+syslog_ml_timer_closed(uv_handle_t *h)
+{
+	syslog_source_closed(h->data);
+}
+
 /* Closes everything; ss is freed after the last close callback. */
 static void
 syslog_source_shutdown(struct syslog_source *ss)
@@ -1214,11 +1472,20 @@ syslog_source_shutdown(struct syslog_source *ss)
 	ss->stopping = true;
 	while ((c = TAILQ_FIRST(&ss->conns)) != NULL) {
 		/* The sender considers what it sent delivered: a last try for a full spool. */
-		if (ss->paused && syslog_conn_process(c) == -EAGAIN)
+		if ((ss->paused || c->ml_waiting) && syslog_conn_process(c) == -EAGAIN)
 			log_warn("source %s: %s: stopping while the spool is full: %zu bytes from %s "
 			    "not spooled and lost", ss->cfg->name, c->l->addr->text, c->in.len,
 			    c->peer);
+		/* Nothing will continue its event in progress (a reload starts a new source). */
+		if (multiline_pending(&c->ml) && syslog_ml_ship(c, false) == -EAGAIN)
+			log_warn("source %s: %s: stopping while the spool is full: an event of %" PRIu32
+			    " messages from %s not spooled and lost", ss->cfg->name, c->l->addr->text,
+			    c->ml.lines, c->peer);
 		syslog_conn_close(c);
+	}
+	if (ss->multiline) {
+		ss->closing++;
+		uv_close((uv_handle_t *)&ss->ml_timer, syslog_ml_timer_closed);
 	}
 	for (size_t i = 0; i < ss->nlisteners; i++)
 		syslog_listener_close(&ss->listeners[i]);
@@ -1246,6 +1513,28 @@ syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char 
 		free(ss);
 		return r;
 	}
+	if (cfg->multiline.start != NULL || cfg->multiline.continuation != NULL) {
+		char err[256];
+
+		/* The config check compiled it already: this fails only without memory. */
+		if ((r = multiline_rule_init(&ss->rule, cfg->multiline.start,
+		    cfg->multiline.continuation, err, sizeof(err))) != 0) {
+			log_error("source %s: multiline: %s", cfg->name, err);
+			source_line_free(&ss->sl);
+			free(ss);
+			return r;
+		}
+		if ((ss->ml_line = malloc(cfg->max_message_size + 1)) == NULL) {
+			log_error("source %s: out of memory starting the listeners", cfg->name);
+			multiline_rule_free(&ss->rule);
+			source_line_free(&ss->sl);
+			free(ss);
+			return -ENOMEM;
+		}
+		ss->multiline = true;
+		uv_timer_init(loop, &ss->ml_timer);
+		ss->ml_timer.data = ss;
+	}
 	if ((ss->listeners = calloc(cfg->listen.n, sizeof(*ss->listeners))) == NULL) {
 		r = -ENOMEM;
 		goto fail;
@@ -1265,6 +1554,42 @@ fail:
 	return r;
 }
 
+/*
+ * Ships the events no message followed within flush_timeout, and runs the
+ * frames again of the connections whose event can grow now, then sets
+ * the timer for what comes next. Stops at a full spool: resume sets it.
+ */
+static void
+syslog_ml_timer(uv_timer_t *t)
+{
+	struct syslog_source *ss = t->data;
+	uint64_t now = source_now_ns(), timeout = ss->cfg->multiline.flush_timeout_ms * 1000000;
+	struct syslog_conn *c, *next;
+	int r;
+
+	for (c = TAILQ_FIRST(&ss->conns); c != NULL && !ss->paused && !ss->stopping; c = next) {
+		/* Only c may leave the list here: budget callbacks set flags, nothing more. */
+		next = TAILQ_NEXT(c, link);
+		if (c->ml_retry) {
+			c->ml_retry = false;
+			if (syslog_conn_after(c, syslog_conn_process(c)) == -EAGAIN)
+				break;
+			if (c->state == CONN_CLOSED)
+				continue;
+			if (!c->ml_waiting && (r = uv_read_start((uv_stream_t *)&c->tcp,
+			    syslog_conn_alloc, syslog_conn_read)) != 0)
+				log_warn("source %s: %s: cannot read from %s again: %s", ss->cfg->name,
+				    c->l->addr->text, c->peer, uv_strerror(r));
+		}
+		if (multiline_due(&c->ml, now, timeout) && syslog_ml_ship(c, true) == -EAGAIN) {
+			syslog_source_pause(ss);
+			break;
+		}
+	}
+	if (!ss->paused)
+		syslog_ml_arm(ss);
+}
+
 /* Bytes came back to the budget: read again (the next allocation asks for them). */
 static void
 syslog_conn_on_budget(struct budget_waiter *w)
@@ -1273,8 +1598,17 @@ syslog_conn_on_budget(struct budget_waiter *w)
 	struct syslog_source *ss = c->ss;
 	int r;
 
-	if (ss->paused || ss->stopping || c->state == CONN_CLOSED)
-		return;   /* resume or stop takes it from here */
+	if (ss->stopping || c->state == CONN_CLOSED)
+		return;   /* stop takes it from here */
+	if (c->ml_waiting) {
+		/* Not from here: budget_give's caller may be walking the connections. */
+		c->ml_waiting = false;
+		c->ml_retry = true;
+		(void)uv_timer_start(&ss->ml_timer, syslog_ml_timer, 0, 0);
+		return;
+	}
+	if (ss->paused)
+		return;   /* resume takes it from here */
 	if ((r = uv_read_start((uv_stream_t *)&c->tcp, syslog_conn_alloc, syslog_conn_read)) != 0)
 		log_warn("source %s: %s: cannot read from %s again: %s", ss->cfg->name,
 		    c->l->addr->text, c->peer, uv_strerror(r));
@@ -1296,13 +1630,16 @@ syslog_source_resume(struct syslog_source *ss)
 		return;
 	for (c = TAILQ_FIRST(&ss->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if ((r = syslog_conn_process(c)) == -EAGAIN)
+		c->ml_retry = false;   /* run here */
+		if (syslog_conn_after(c, syslog_conn_process(c)) == -EAGAIN)
 			return;   /* still full: the spool calls again when it has room */
-		if (r != 0 || c->eof)
-			syslog_conn_close(c);
 	}
 	ss->paused = false;
+	if (ss->multiline)
+		syslog_ml_arm(ss);
 	TAILQ_FOREACH(c, &ss->conns, link) {
+		if (c->ml_waiting)
+			continue;   /* the budget calls back */
 		if ((r = uv_read_start((uv_stream_t *)&c->tcp, syslog_conn_alloc,
 		    syslog_conn_read)) != 0)
 			log_warn("source %s: %s: cannot read from %s again: %s", ss->cfg->name,
@@ -1339,6 +1676,9 @@ syslog_source_get_stats(const struct syslog_source *ss, struct syslog_source_sta
 	st->dropped_unspoolable = ss->pipe.dropped;
 	st->connections_open = ss->nconns;
 	st->paused = ss->paused;
+	st->multiline_events = ss->ml_st.events;
+	st->multiline_flushed = ss->ml_st.flushed;
+	st->multiline_truncated = ss->ml_st.truncated;
 }
 
 /* ---------------------------------------------------------------- its type */
@@ -1375,12 +1715,16 @@ static const struct metrics_field syslog_source_fields[] = {
 	    "Times a TCP connection waited for memory_limit's share for connection buffers."),
 	SYSLOG_F("paused", "gauge", paused,
 	    "1 while TCP reading is stopped: the spool is full."),
+	MULTILINE_METRICS(SYSLOG_F, multiline_events, multiline_flushed, multiline_truncated),
 };
 
 static uint64_t
 syslog_source_max_message(const struct agent_source *cfg)
 {
-	return cfg->max_message_size;
+	bool ml = cfg->multiline.start != NULL || cfg->multiline.continuation != NULL;
+
+	return ml && cfg->multiline.max_bytes > cfg->max_message_size ? cfg->multiline.max_bytes :
+	    cfg->max_message_size;
 }
 
 static int

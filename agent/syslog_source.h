@@ -34,6 +34,21 @@
  * also bounded by net.unix.max_dgram_qlen: beyond it the kernel refuses
  * (blocks or fails) the sender, and drops nothing it accepted.
  *
+ * Multiline (tcp:// listeners only: the configuration refuses it on a
+ * source with datagram listeners). Each connection gathers its messages
+ * into events with the source's rule (agent/multiline.h), matched against
+ * each message's MSG part as the syslog parser reads it, not the frame
+ * with its header. An event is the first message's frame with the MSG
+ * parts of the messages after it appended, separated by "\n": parsed
+ * again, it keeps the first message's fields (time, host, app, severity)
+ * and its message field is the joined MSG parts. It is shipped when a
+ * message does not continue it, when no message has come for
+ * multiline.flush_timeout (one timer per source), and when its connection
+ * ends or fails or the source stops. Its buffer is charged to the budget
+ * before it grows and given back once the event is shipped; a connection
+ * whose event cannot grow stops reading and waits, like one whose receive
+ * buffer does not fit.
+ *
  * Full spool. Datagrams are dropped and counted: a local sender blocks
  * when a unix socket's queue is full, and syslog(3) callers must not stall
  * behind the agent. TCP pushes back instead: the message that did not fit
@@ -78,14 +93,15 @@ int syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const c
  */
 void syslog_source_set_budget(struct syslog_source *ss, struct budget *b);
 
-/* The spool has room again: kept TCP messages are spooled and reading goes on. */
+/* The spool has room again: kept TCP messages and events are spooled and reading goes on. */
 void syslog_source_resume(struct syslog_source *ss);
 
 /*
  * Closes every listener and connection and removes unix sockets it
  * created; done(ctx) runs when every handle is closed and ss is freed.
- * Complete TCP messages still kept for a full spool are offered to the
- * spool once more; what does not fit is lost and logged.
+ * Complete TCP messages still kept for a full spool, and every event
+ * being gathered (multiline), are offered to the spool once more; what
+ * does not fit is lost and logged.
  */
 void syslog_source_stop(struct syslog_source *ss, void (*done)(void *ctx), void *ctx);
 
@@ -114,6 +130,9 @@ struct syslog_source_stats {
 	uint64_t pauses;              /* times TCP reading stopped on a full spool */
 	uint64_t budget_waits;        /* times a connection waited for memory_limit's share */
 	uint64_t paused;              /* 1 while TCP reading is stopped */
+	uint64_t multiline_events;    /* events of more than one message spooled (multiline) */
+	uint64_t multiline_flushed;   /* of which shipped after multiline.flush_timeout */
+	uint64_t multiline_truncated; /* of which cut at multiline.max_bytes */
 };
 
 /* A copy of the source's counters. */

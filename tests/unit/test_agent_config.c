@@ -941,6 +941,70 @@ test_multiline_needs_exactly_one_of_start_and_continuation(void **state)
 	    "agent.yaml:9: sources[1].multiline: needs exactly one of start or continuation (a regex)\n");
 }
 
+/* Multiline needs one stream per sender: datagrams from many senders interleave on one socket. */
+static void
+test_multiline_on_a_syslog_source_with_datagram_listeners_is_an_error_at_its_line(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: ['tcp://127.0.0.1:514', 'udp://127.0.0.1:514']\n"
+	    "    multiline: {continuation: '^[[:space:]]'}\n"
+	    "  - name: local\n"
+	    "    type: syslog\n"
+	    "    listen: ['unix:///run/logferry/log']\n"
+	    "    multiline:\n"
+	    "      start: '^[0-9]{4}-'\n",
+	    "agent.yaml:5: sources[0].multiline: listen[1] 'udp://127.0.0.1:514' receives "
+	    "datagrams, whose lines from many senders interleave: multiline works on tcp:// "
+	    "listeners only; give the tcp:// listeners a source of their own\n"
+	    "agent.yaml:9: sources[1].multiline: listen[0] 'unix:///run/logferry/log' receives "
+	    "datagrams, whose lines from many senders interleave: multiline works on tcp:// "
+	    "listeners only; give the tcp:// listeners a source of their own\n");
+}
+
+/* A listen URL without a scheme is its own error, not one of multiline's. */
+static void
+test_multiline_on_a_syslog_listener_without_scheme_reports_only_the_scheme(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: ['127.0.0.1:514']\n"
+	    "    multiline: {continuation: '^[[:space:]]'}\n",
+	    "agent.yaml:4: sources[0].listen[0]: '127.0.0.1:514' needs a scheme: udp://, tcp:// or unix://\n");
+}
+
+static void
+test_multiline_on_tcp_syslog_and_journal_sources_is_accepted(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	load_ok("sources:\n"
+	    "  - name: sys\n"
+	    "    type: syslog\n"
+	    "    listen: ['tcp://127.0.0.1:514', 'tcp://[::1]:514']\n"
+	    "    multiline: {continuation: '^[[:space:]]', flush_timeout: 2s}\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    multiline: {start: '^[0-9]{4}-'}\n", &cfg);
+	assert_string_equal(source(&cfg, 0)->multiline.continuation, "^[[:space:]]");
+	assert_int_equal(source(&cfg, 0)->multiline.flush_timeout_ms, 2000);
+	config_free(&agent_config_schema, &cfg);
+#ifdef HAVE_SYSTEMD
+	load_ok("sources:\n"
+	    "  - name: j\n"
+	    "    type: journal\n"
+	    "    multiline: {continuation: '^[[:space:]]'}\n", &cfg);
+	assert_string_equal(source(&cfg, 0)->multiline.continuation, "^[[:space:]]");
+	config_free(&agent_config_schema, &cfg);
+#endif
+}
+
 /* What --dump-config writes for a source without multiline loads again as that. */
 static void
 test_multiline_at_its_defaults_without_a_pattern_is_no_multiline(void **state)
@@ -967,7 +1031,7 @@ test_multiline_on_an_http_source_is_refused(void **state)
 	    "    type: http\n"
 	    "    listen: 127.0.0.1:8540\n"
 	    "    multiline: {start: '^a'}\n",
-	    "agent.yaml:5: sources[0].multiline: only valid when type is file\n");
+	    "agent.yaml:5: sources[0].multiline: only valid when type is file, syslog or journal\n");
 }
 
 /* An http source's first lines; its own keys follow. */
@@ -1404,6 +1468,9 @@ main(void)
 		cmocka_unit_test(test_multiline_keys_are_read_with_their_defaults),
 		cmocka_unit_test(test_multiline_pattern_that_does_not_compile_is_an_error_at_its_line),
 		cmocka_unit_test(test_multiline_needs_exactly_one_of_start_and_continuation),
+		cmocka_unit_test(test_multiline_on_a_syslog_source_with_datagram_listeners_is_an_error_at_its_line),
+		cmocka_unit_test(test_multiline_on_tcp_syslog_and_journal_sources_is_accepted),
+		cmocka_unit_test(test_multiline_on_a_syslog_listener_without_scheme_reports_only_the_scheme),
 		cmocka_unit_test(test_multiline_at_its_defaults_without_a_pattern_is_no_multiline),
 		cmocka_unit_test(test_multiline_on_an_http_source_is_refused),
 		cmocka_unit_test(test_http_auth_tokens_file_loads_and_its_errors_name_its_line),

@@ -1060,6 +1060,258 @@ test_stop_while_paused_frees_everything(void **state)
 	stop_and_read(fx);
 }
 
+/* ---------------------------------------------------------------- multiline */
+
+#define JAVA_0 "<11>Dec  7 03:00:00 web1 shop[42]: Exception in thread \"main\" " \
+	"java.lang.IllegalStateException: no cart"
+#define JAVA_1 "<11>Dec  7 03:00:00 web1 shop[42]: \tat com.shop.Cart.check(Cart.java:17)"
+#define JAVA_2 "<11>Dec  7 03:00:00 web1 shop[42]: \tat com.shop.Main.main(Main.java:5)"
+#define JAVA_MSG "Exception in thread \"main\" java.lang.IllegalStateException: no cart\n" \
+	"\tat com.shop.Cart.check(Cart.java:17)\n\tat com.shop.Main.main(Main.java:5)"
+
+/* Starts a source on one tcp:// listener gathering Java traces (the spool is open). */
+static void
+start_multiline(struct fixture *fx, uint64_t flush_ms, uint64_t max_bytes)
+{
+	fx->cfg.multiline.continuation = "^[[:space:]]";
+	fx->cfg.multiline.flush_timeout_ms = flush_ms;
+	fx->cfg.multiline.max_bytes = max_bytes;
+	add_listen(fx, CONFIG_SCHEME_TCP, "127.0.0.1");
+	start(fx);
+}
+
+static void
+test_tcp_multiline_joins_messages_with_the_first_ones_fields(void **state)
+{
+	struct fixture *fx = *state;
+	struct got *g[8];
+	int a;
+
+	open_spool(fx);
+	start_multiline(fx, 3600 * 1000, 4096);
+	a = client(fx, 0, SOCK_STREAM);
+	send_str(a, JAVA_0 "\n" JAVA_1 "\n" JAVA_2 "\n");
+	send_str(a, "<14>Dec  7 03:00:01 web1 shop[42]: next\n");
+	RUN_UNTIL(fx, stats(fx).received == 3);
+	assert_int_equal(stats(fx).multiline_events, 1);
+	close(a);
+	stop_and_read(fx);
+	assert_int_equal(from_source(fx, "tcp://127.0.0.1:0", g, 8), 2);
+	assert_string_equal(field(g[0], "message"), JAVA_MSG);
+	assert_string_equal(field(g[0], "app_name"), "shop");
+	assert_string_equal(field(g[0], "procid"), "42");
+	assert_string_equal(field(g[0], "severity_name"), "err");
+	assert_string_equal(g[0]->host, "web1");
+	assert_null(field(g[0], "multiline_truncated"));
+	assert_null(field(g[0], "parse_error"));
+	assert_string_equal(field(g[1], "message"), "next");
+	assert_string_equal(field(g[1], "severity_name"), "info");
+}
+
+static void
+test_tcp_multiline_keeps_interleaved_connections_apart(void **state)
+{
+	struct fixture *fx = *state;
+	struct got *g[8];
+	char want_b[256];
+	int a, b;
+
+	open_spool(fx);
+	start_multiline(fx, 3600 * 1000, 4096);
+	a = client(fx, 0, SOCK_STREAM);
+	b = client(fx, 0, SOCK_STREAM);
+	send_str(a, JAVA_0 "\n");
+	RUN_UNTIL(fx, stats(fx).connections_open == 2);
+	send_frame(b, "<11>1 2026-12-07T03:00:00Z web2 py 7 - - Traceback (most recent call last):");
+	run_for(fx, 20);
+	send_str(a, JAVA_1 "\n");
+	send_frame(b, "<11>1 2026-12-07T03:00:00Z web2 py 7 - -   File \"x.py\", line 1, in <module>");
+	run_for(fx, 20);
+	send_str(a, JAVA_2 "\n");
+	send_frame(b, "<11>1 2026-12-07T03:00:00Z web2 py 7 - - ZeroDivisionError: division by zero");
+	run_for(fx, 20);
+	close(a);
+	close(b);
+	RUN_UNTIL(fx, stats(fx).connections_open == 0);
+	assert_int_equal(stats(fx).received, 6);
+	assert_int_equal(stats(fx).multiline_events, 2);
+	stop_and_read(fx);
+	snprintf(want_b, sizeof(want_b), "Traceback (most recent call last):\n"
+	    "  File \"x.py\", line 1, in <module>");
+	assert_int_equal(from_source(fx, "tcp://127.0.0.1:0", g, 8), 3);
+	for (size_t i = 0; i < 3; i++) {
+		const char *m = field(g[i], "message");
+
+		if (strcmp(g[i]->host, "web1") == 0) {
+			assert_string_equal(m, JAVA_MSG);
+		} else if (strncmp(m, "Traceback", 9) == 0) {
+			assert_string_equal(m, want_b);
+			assert_string_equal(field(g[i], "app_name"), "py");
+		} else {
+			assert_string_equal(m, "ZeroDivisionError: division by zero");
+		}
+	}
+}
+
+static void
+test_tcp_multiline_event_ships_after_flush_timeout_and_gives_its_memory_back(void **state)
+{
+	struct fixture *fx = *state;
+	struct budget *b;
+	struct got *g[4];
+	int a;
+
+	assert_int_equal(budget_new(64 * 1024, &b), 0);
+	open_spool(fx);
+	start_multiline(fx, 50, 4096);
+	syslog_source_set_budget(fx->ss, b);
+	a = client(fx, 0, SOCK_STREAM);
+	send_str(a, JAVA_0 "\n" JAVA_1 "\n" JAVA_2 "\n");
+	/* No message follows and the connection stays open: only the timer tells it is whole. */
+	RUN_UNTIL(fx, stats(fx).multiline_flushed == 1);
+	assert_int_equal(stats(fx).received, 3);
+	assert_int_equal(stats(fx).multiline_events, 1);
+	RUN_UNTIL(fx, budget_used(b) == 0);
+	assert_false(peer_closed(a));
+	close(a);
+	stop_and_read(fx);
+	budget_free(b);
+	assert_int_equal(from_source(fx, "tcp://127.0.0.1:0", g, 4), 1);
+	assert_string_equal(field(g[0], "message"), JAVA_MSG);
+}
+
+static void
+test_tcp_multiline_pending_event_ships_when_the_connection_ends_or_the_source_stops(
+    void **state)
+{
+	struct fixture *fx = *state;
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct got *g[4];
+	int a, r, s;
+
+	open_spool(fx);
+	start_multiline(fx, 3600 * 1000, 4096);
+	a = client(fx, 0, SOCK_STREAM);
+	r = client(fx, 0, SOCK_STREAM);
+	s = client(fx, 0, SOCK_STREAM);
+	send_str(a, JAVA_0 "\n" JAVA_1 "\n");
+	send_str(r, JAVA_0 "\n" JAVA_2 "\n");
+	send_str(s, JAVA_0 "\n" JAVA_1 "\n" JAVA_2 "\n");
+	RUN_UNTIL(fx, stats(fx).connections_open == 3);
+	run_for(fx, 50);
+	assert_int_equal(stats(fx).received, 0);
+	/* a ends; r is reset; s stays until the source stops (as at a reload). */
+	close(a);
+	assert_int_equal(setsockopt(r, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(r);
+	RUN_UNTIL(fx, stats(fx).connections_open == 1);
+	assert_int_equal(stats(fx).received, 4);
+	stop_and_read(fx);
+	close(s);
+	assert_int_equal(from_source(fx, "tcp://127.0.0.1:0", g, 4), 3);
+	assert_string_equal(field(g[0], "message"), "Exception in thread \"main\" "
+	    "java.lang.IllegalStateException: no cart\n\tat com.shop.Cart.check(Cart.java:17)");
+	assert_string_equal(field(g[1], "message"), "Exception in thread \"main\" "
+	    "java.lang.IllegalStateException: no cart\n\tat com.shop.Main.main(Main.java:5)");
+	assert_string_equal(field(g[2], "message"), JAVA_MSG);
+}
+
+static void
+test_tcp_multiline_event_is_cut_at_max_bytes_and_marked(void **state)
+{
+	struct fixture *fx = *state;
+	struct got *g[4];
+	char line[200];
+	int a;
+
+	open_spool(fx);
+	start_multiline(fx, 3600 * 1000, 256);
+	a = client(fx, 0, SOCK_STREAM);
+	send_str(a, JAVA_0 "\n");
+	for (int i = 0; i < 20; i++) {
+		snprintf(line, sizeof(line), "<11>Dec  7 03:00:00 web1 shop[42]: \tat f%02d(F.java:1)\n",
+		    i);
+		send_str(a, line);
+	}
+	close(a);
+	RUN_UNTIL(fx, stats(fx).connections_open == 0 && stats(fx).received == 21);
+	assert_int_equal(stats(fx).multiline_truncated, 1);
+	stop_and_read(fx);
+	assert_int_equal(from_source(fx, "tcp://127.0.0.1:0", g, 4), 1);
+	assert_string_equal(field(g[0], "multiline_truncated"), "true");
+	assert_string_equal(field(g[0], "app_name"), "shop");
+	assert_true(g[0]->message_len == 256);
+}
+
+/* A pending event that must grow waits for memory_limit's share like a receive buffer. */
+static void
+test_tcp_multiline_growth_refused_by_the_budget_pauses_the_connection(void **state)
+{
+	struct fixture *fx = *state;
+	struct budget *b;
+	struct got *g[4];
+	char line[200], want[4096] = "Exception in thread \"main\" "
+	    "java.lang.IllegalStateException: no cart";
+	/* The receive buffer and a 256-byte event fit beside what the test holds, 512 does not. */
+	uint64_t held = 4096 - (MAX_SIZE + 11) - 256 - 100;
+	int a;
+
+	assert_int_equal(budget_new(4096, &b), 0);
+	open_spool(fx);
+	start_multiline(fx, 3600 * 1000, 4096);
+	syslog_source_set_budget(fx->ss, b);
+	assert_int_equal(budget_take(b, held), 0);
+	a = client(fx, 0, SOCK_STREAM);
+	send_str(a, JAVA_0 "\n");
+	for (int i = 0; i < 8; i++) {
+		snprintf(line, sizeof(line), "<11>Dec  7 03:00:00 web1 shop[42]: \tat com.shop.f%02d"
+		    "(Shop.java:%d)\n", i, i);
+		send_str(a, line);
+		snprintf(want + strlen(want), sizeof(want) - strlen(want),
+		    "\n\tat com.shop.f%02d(Shop.java:%d)", i, i);
+	}
+	RUN_UNTIL(fx, stats(fx).budget_waits == 1);
+	run_for(fx, 50);
+	assert_true(budget_used(b) <= 4096);
+	assert_int_equal(stats(fx).budget_waits, 1);
+	assert_int_equal(stats(fx).received, 0);
+	/* Memory comes back: the connection reads on, and the event is whole. */
+	budget_give(b, held);
+	close(a);
+	RUN_UNTIL(fx, stats(fx).connections_open == 0);
+	assert_int_equal(stats(fx).received, 9);
+	assert_int_equal(stats(fx).multiline_flushed, 0);
+	stop_and_read(fx);
+	assert_int_equal(budget_used(b), 0);
+	budget_free(b);
+	assert_int_equal(from_source(fx, "tcp://127.0.0.1:0", g, 4), 1);
+	assert_string_equal(field(g[0], "message"), want);
+}
+
+/* A trace kept for a full spool is offered again on resume, whole. */
+static void
+test_tcp_multiline_event_waits_for_a_full_spool_at_close(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t range[2] = { 0, 0 };
+	struct got *g[4];
+	int a;
+
+	open_full_spool(fx);
+	start_multiline(fx, 3600 * 1000, 4096);
+	a = client(fx, 0, SOCK_STREAM);
+	send_str(a, JAVA_0 "\n" JAVA_1 "\n" JAVA_2 "\n");
+	close(a);
+	RUN_UNTIL(fx, stats(fx).paused);
+	assert_int_equal(stats(fx).connections_open, 1);
+	spool_fixture_committed_range(fx->dir, range);
+	assert_int_equal(spool_delete(fx->spool, range[0], range[1]), 0);
+	RUN_UNTIL(fx, stats(fx).received == 3 && stats(fx).connections_open == 0);
+	stop_and_read(fx);
+	assert_int_equal(from_source(fx, "tcp://127.0.0.1:0", g, 4), 1);
+	assert_string_equal(field(g[0], "message"), JAVA_MSG);
+}
+
 int
 main(void)
 {
@@ -1081,6 +1333,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ports_in_use_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_spool_drops_datagrams_and_pauses_tcp_until_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_while_paused_frees_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_multiline_joins_messages_with_the_first_ones_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_multiline_keeps_interleaved_connections_apart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_multiline_event_ships_after_flush_timeout_and_gives_its_memory_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_multiline_pending_event_ships_when_the_connection_ends_or_the_source_stops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_multiline_event_is_cut_at_max_bytes_and_marked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_multiline_growth_refused_by_the_budget_pauses_the_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_multiline_event_waits_for_a_full_spool_at_close, setup, teardown),
 	};
 
 	log_init("test_syslog_source", LOG_LEVEL_ERROR);
