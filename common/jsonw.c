@@ -70,8 +70,13 @@ jsonw_special8(uint64_t v)
 	return ((v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((s - ones) & ~s)) & highs) != 0;
 }
 
-int
-jsonw_string(struct buf *b, const uint8_t *p, size_t n)
+/*
+ * jsonw_string, setting *replaced when a byte became U+FFFD. A copy in
+ * each caller (the compiler would share one): jsonw_string's store then
+ * goes away and its loop stays what it was, the relay's hottest.
+ */
+static inline __attribute__((always_inline)) int
+jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i = 0, run;
@@ -123,12 +128,45 @@ jsonw_string(struct buf *b, const uint8_t *p, size_t n)
 			continue;
 		} else {
 			memcpy(esc, "\xef\xbf\xbd", len = 3);   /* U+FFFD */
+			*replaced = true;
 		}
 		if ((r = buf_append(b, esc, len)) != 0)
 			return r;
 		i++;
 	}
 	return buf_append(b, "\"", 1);
+}
+
+int
+jsonw_string(struct buf *b, const uint8_t *p, size_t n)
+{
+	bool replaced;
+
+	return jsonw_string_at(b, p, n, &replaced);
+}
+
+int
+jsonw_string_replaced(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
+{
+	*replaced = false;
+	return jsonw_string_at(b, p, n, replaced);
+}
+
+bool
+jsonw_utf8_valid(const uint8_t *p, size_t n)
+{
+	size_t i = 0, len;
+
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((len = jsonw_utf8_len(p + i, n - i)) == 0)
+			return false;
+		i += len;
+	}
+	return true;
 }
 
 size_t
@@ -251,3 +289,4 @@ jsonw_time(struct buf *b, uint64_t ns)
 	jsonw_fixed(t + 21, ns % 1000000000u / 1000u, 6);
 	return buf_append(b, t, 29);
 }
+

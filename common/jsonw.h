@@ -19,6 +19,15 @@ int jsonw_raw(struct buf *b, const char *s);
 int jsonw_string(struct buf *b, const uint8_t *p, size_t n);
 int jsonw_cstring(struct buf *b, const char *s);
 /*
+ * jsonw_string, and sets *replaced to whether some bytes were not UTF-8
+ * (and so became U+FFFD): found in the same pass over p, so that a caller
+ * can keep the original bytes beside the text (event_json's message_b64)
+ * without a second scan of valid strings.
+ */
+int jsonw_string_replaced(struct buf *b, const uint8_t *p, size_t n, bool *replaced);
+/* Whether p[0, n) is valid UTF-8, i.e. jsonw_string would replace nothing. */
+bool jsonw_utf8_valid(const uint8_t *p, size_t n);
+/*
  * The longest prefix of p[0, n) whose bytes cost at most budget: as
  * jsonw_string writes them, without the quotes (escaped), or as they are.
  * A valid UTF-8 sequence is never cut in two (each half would come out as

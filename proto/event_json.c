@@ -3,11 +3,16 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
+#include "common/base64.h"
 #include "common/jsonw.h"
 #include "proto/event_json.h"
 
-static int
+/* Inline in both loops over the fields, as it was in the one before Hive names. */
+static inline __attribute__((always_inline)) int
 event_json_field(const struct event *ev, const struct event_field *f, struct buf *out)
 {
 	struct pbslice s;
@@ -36,12 +41,156 @@ event_json_field(const struct event *ev, const struct event_field *f, struct buf
 	}
 }
 
-int
-event_json(const struct event *ev, const char *agent, const char *extra, struct buf *out)
+/* Appends ",\"message_b64\":\"...\"": the bytes of a message that is not UTF-8. */
+static int
+event_json_b64(struct buf *out, const struct pbslice *m)
 {
-	size_t start = out->len;
+	int r;
+
+	if ((r = jsonw_raw(out, ",\"message_b64\":\"")) != 0 ||
+	    (r = buf_reserve(out, BASE64_LEN(m->len) + 1)) != 0)
+		return r;
+	base64_encode(m->ptr, m->len, out->data + out->len);
+	out->len += BASE64_LEN(m->len);
+	return buf_append(out, "\"", 1);
+}
+
+/* Hive names: a byte's in a name (lower-cased letter, digit, '_'), 0 for the others. */
+static const uint8_t event_json_hive_byte[256] = {
+	['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4',
+	['5'] = '5', ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9',
+	['_'] = '_',
+	['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f',
+	['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k', ['L'] = 'l',
+	['M'] = 'm', ['N'] = 'n', ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r',
+	['S'] = 's', ['T'] = 't', ['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x',
+	['Y'] = 'y', ['Z'] = 'z',
+	['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd', ['e'] = 'e', ['f'] = 'f',
+	['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j', ['k'] = 'k', ['l'] = 'l',
+	['m'] = 'm', ['n'] = 'n', ['o'] = 'o', ['p'] = 'p', ['q'] = 'q', ['r'] = 'r',
+	['s'] = 's', ['t'] = 't', ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x',
+	['y'] = 'y', ['z'] = 'z',
+};
+
+/* "_" and the decimal digits of a suffix, at most (_2 .. _1025). */
+#define EVENT_JSON_SUFFIX_MAX 8
+/* Twice the fields at most: open addressing stays short. A power of 2. */
+#define EVENT_JSON_HIVE_SLOTS (2 * EVENT_JSON_HIVE_MAX_FIELDS)
+
+/*
+ * The names of one record's fields so far, as offsets from the record's
+ * start into its buffer: offsets, not pointers, as the buffer may move
+ * when it grows.
+ */
+struct event_json_names_taken {
+	size_t mask;                              /* slots in use - 1 */
+	struct { uint32_t off, len; } slot[EVENT_JSON_HIVE_SLOTS];   /* len 0: free */
+};
+
+static uint32_t
+event_json_hash(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261u;     /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+/* Whether name[0, n) is taken; if not, *at is the free slot where it goes. */
+static bool
+event_json_taken(const struct event_json_names_taken *t, const uint8_t *base,
+    const uint8_t *name, size_t n, size_t *at)
+{
+	size_t i = event_json_hash(name, n) & t->mask;
+
+	for (; t->slot[i].len != 0; i = (i + 1) & t->mask)
+		if (t->slot[i].len == n && memcmp(base + t->slot[i].off, name, n) == 0)
+			return true;
+	*at = i;
+	return false;
+}
+
+/* Appends key's Hive name, unique in the record begun at start, quoted, and ':'. */
+static int
+event_json_hive_key(struct buf *out, size_t start, const struct pbslice *key,
+    struct event_json_names_taken *t)
+{
+	uint8_t *name;
+	size_t n = 0, at;
+	bool run = false;
+	int r;
+
+	/* Quotes, ':', a '_' before, a suffix and snprintf's NUL. */
+	if ((r = buf_reserve(out, key->len + 4 + EVENT_JSON_SUFFIX_MAX + 1)) != 0)
+		return r;
+	if (out->len + 1 - start > UINT32_MAX)
+		return -EMSGSIZE;
+	out->data[out->len] = '"';
+	name = out->data + out->len + 1;
+	for (size_t i = 0; i < key->len; i++) {
+		uint8_t c = event_json_hive_byte[key->ptr[i]];
+
+		if (c != 0)
+			name[n++] = c;
+		else if (!run)
+			name[n++] = '_';
+		run = c == 0;
+	}
+	/* Columns start with a letter or '_' (Avro, and Hive's unquoted identifiers, want it). */
+	if (n == 0 || (name[0] >= '0' && name[0] <= '9')) {
+		memmove(name + 1, name, n);
+		name[0] = '_';
+		n++;
+	}
+	if (event_json_taken(t, out->data + start, name, n, &at)) {
+		size_t base = n;
+
+		for (unsigned k = 2;; k++) {
+			n = base + (size_t)snprintf((char *)name + base, EVENT_JSON_SUFFIX_MAX + 1,
+			    "_%u", k);
+			if (!event_json_taken(t, out->data + start, name, n, &at))
+				break;
+		}
+	}
+	t->slot[at].off = (uint32_t)(out->len + 1 - start);
+	t->slot[at].len = (uint32_t)n;
+	name[n] = '"';
+	name[n + 1] = ':';
+	out->len += n + 3;
+	return 0;
+}
+
+/* The members of "fields" with Hive names (out of event_json_as: its table is large). */
+static __attribute__((noinline)) int
+event_json_hive_fields(const struct event *ev, size_t start, struct buf *out)
+{
+	struct event_json_names_taken t;
 	int r = 0;
 
+	for (t.mask = 16; t.mask < 2 * ev->nfields; t.mask *= 2)
+		;
+	memset(t.slot, 0, t.mask * sizeof(t.slot[0]));
+	t.mask--;
+	for (size_t i = 0; i < ev->nfields && r == 0; i++) {
+		if (i > 0)
+			r |= jsonw_raw(out, ",");
+		r |= event_json_hive_key(out, start, &ev->fields[i].key, &t);
+		r |= event_json_field(ev, &ev->fields[i], out);
+	}
+	return r;
+}
+
+int
+event_json_as(const struct event *ev, const char *agent, const char *extra,
+    enum event_json_names names, struct buf *out)
+{
+	size_t start = out->len;
+	bool replaced;
+	int r = 0;
+
+	if (names == EVENT_JSON_NAMES_HIVE && ev->nfields > EVENT_JSON_HIVE_MAX_FIELDS)
+		return -E2BIG;
 	r |= jsonw_raw(out, "{\"ts\":");
 	r |= jsonw_time(out, ev->ts);
 	r |= jsonw_raw(out, ",\"host\":");
@@ -59,14 +208,21 @@ event_json(const struct event *ev, const char *agent, const char *extra, struct 
 	r |= jsonw_raw(out, ",\"source\":");
 	r |= jsonw_string(out, ev->source.ptr, ev->source.len);
 	r |= jsonw_raw(out, ",\"message\":");
-	r |= jsonw_string(out, ev->message.ptr, ev->message.len);
+	r |= jsonw_string_replaced(out, ev->message.ptr, ev->message.len, &replaced);
+	/* U+FFFD lost the bytes: keep them, so that the line can be had back. */
+	if (replaced && r == 0)
+		r |= event_json_b64(out, &ev->message);
 	r |= jsonw_raw(out, ",\"fields\":{");
-	for (size_t i = 0; i < ev->nfields && r == 0; i++) {
-		if (i > 0)
-			r |= jsonw_raw(out, ",");
-		r |= jsonw_string(out, ev->fields[i].key.ptr, ev->fields[i].key.len);
-		r |= jsonw_raw(out, ":");
-		r |= event_json_field(ev, &ev->fields[i], out);
+	if (names == EVENT_JSON_NAMES_HIVE && r == 0) {
+		r |= event_json_hive_fields(ev, start, out);
+	} else {
+		for (size_t i = 0; i < ev->nfields && r == 0; i++) {
+			if (i > 0)
+				r |= jsonw_raw(out, ",");
+			r |= jsonw_string(out, ev->fields[i].key.ptr, ev->fields[i].key.len);
+			r |= jsonw_raw(out, ":");
+			r |= event_json_field(ev, &ev->fields[i], out);
+		}
 	}
 	r |= jsonw_raw(out, "}}");
 	if (r != 0) {
@@ -74,4 +230,10 @@ event_json(const struct event *ev, const char *agent, const char *extra, struct 
 		return -EMSGSIZE;
 	}
 	return 0;
+}
+
+int
+event_json(const struct event *ev, const char *agent, const char *extra, struct buf *out)
+{
+	return event_json_as(ev, agent, extra, EVENT_JSON_NAMES_ORIGINAL, out);
 }

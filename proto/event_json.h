@@ -2,7 +2,9 @@
 /*
  * event_json: an event as the JSON record of docs/architecture.md "Kafka record":
  * {"ts","host","agent","stream","source","message","fields":{...}}, with
- * slices resolved against the message and every string valid UTF-8.
+ * slices resolved against the message and every string valid UTF-8. A
+ * message that is not valid UTF-8 also comes as "message_b64", its bytes in
+ * base64, right after "message".
  */
 #ifndef LOGFERRY_EVENT_JSON_H
 #define LOGFERRY_EVENT_JSON_H
@@ -17,5 +19,32 @@
  * or no memory); out is then restored to its previous length.
  */
 int event_json(const struct event *ev, const char *agent, const char *extra, struct buf *out);
+
+/* How event_json_as names the members of "fields". */
+enum event_json_names {
+	EVENT_JSON_NAMES_ORIGINAL,    /* as the event has them */
+	/*
+	 * Hive/Parquet column names: ASCII letters lower-cased, digits and '_'
+	 * kept, each run of other bytes one '_'; a '_' before a name that would
+	 * start with a digit or be empty; a name already taken in the record
+	 * gets the first of _2, _3, ... not taken yet, in field order.
+	 */
+	EVENT_JSON_NAMES_HIVE,
+};
+
+/*
+ * The most fields EVENT_JSON_NAMES_HIVE renders, as many as the relay
+ * decodes in one event: the names taken are kept in a table on the stack,
+ * so that a record costs no allocation.
+ */
+#define EVENT_JSON_HIVE_MAX_FIELDS 1024
+
+/*
+ * event_json with its field names as names says. Returns 0, -EMSGSIZE (as
+ * event_json), or -E2BIG for Hive names of more than
+ * EVENT_JSON_HIVE_MAX_FIELDS fields; out is then restored.
+ */
+int event_json_as(const struct event *ev, const char *agent, const char *extra,
+    enum event_json_names names, struct buf *out);
 
 #endif

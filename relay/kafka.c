@@ -75,6 +75,8 @@
 #define KAFKA_PIECE_MAX (2 * (sizeof(KAFKA_U64_MAX_TEXT) - 1) + 1)
 /* A piece must hold at least this much of the message: below, cutting is no way out. */
 #define KAFKA_PIECE_MIN_ROOM 64
+/* ,"message_b64":"" and the padding of the last group of 3 bytes begun. */
+#define KAFKA_B64_MEMBER_MAX (sizeof(",\"message_b64\":\"\"") - 1 + 4)
 
 /*
  * What a batch is produced with, from the configuration of the reload
@@ -87,6 +89,7 @@ struct kafka_settings {
 	struct route_table *routes;   /* kafka.routes, kafka.topic and key, allowed_topics */
 	atomic_uint_fast64_t *routed; /* events per route, the default last */
 	int format;                   /* enum relay_format */
+	enum event_json_names json_names;
 	uint64_t delivery_timeout_ms;
 	char *dead_letter_topic;      /* NULL: none */
 	size_t max_msg_bytes;         /* effective message.max.bytes */
@@ -1188,7 +1191,7 @@ kafka_piece_value(struct kafka_batch *b, const struct event *pev, size_t index, 
 			snprintf(extra, sizeof(extra), "\"piece_index\":%zu,\"piece_count\":%zu",
 			    index, count);
 		buf_reset(&kl->value);
-		if ((r = event_json(pev, agent, extra, &kl->value)) != 0)
+		if ((r = event_json_as(pev, agent, extra, b->set->json_names, &kl->value)) != 0)
 			return r;
 		*value = kl->value.data;
 		*vlen = kl->value.len;
@@ -1238,6 +1241,12 @@ kafka_cut_plan(struct kafka_batch *b, const struct event *ev, const struct kafka
 		return -EMSGSIZE;
 	}
 	b->cut_room = set->record_max - fixed;
+	/*
+	 * A piece that is not UTF-8 carries its bytes again in message_b64:
+	 * 4/3 of its bytes (at most its cost) and the member's 21 bytes at most.
+	 */
+	if (json && !jsonw_utf8_valid(ev->message.ptr, ev->message.len))
+		b->cut_room = (b->cut_room - KAFKA_B64_MEMBER_MAX) * 3 / 7;
 	while (off < ev->message.len) {
 		size_t n = jsonw_cut(ev->message.ptr + off, ev->message.len - off, b->cut_room,
 		    json, NULL);
@@ -1405,7 +1414,7 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 		default:
 			buf_reset(&kl->value);
 			/* value's cap is message.max.bytes: beyond it, the event is cut anyway. */
-			r = event_json(ev, b->agent, NULL, &kl->value);
+			r = event_json_as(ev, b->agent, NULL, set->json_names, &kl->value);
 			rec.value = kl->value.data;
 			rec.vlen = kl->value.len;
 			break;
@@ -1880,6 +1889,8 @@ kafka_settings_new(const struct relay_config *cfg, const struct kafka_limits *li
 		return -ENOMEM;
 	}
 	set->format = cfg->kafka.format;
+	set->json_names = cfg->kafka.json_field_names == RELAY_JSON_NAMES_HIVE ?
+	    EVENT_JSON_NAMES_HIVE : EVENT_JSON_NAMES_ORIGINAL;
 	set->delivery_timeout_ms = cfg->kafka.delivery_timeout_ms;
 	set->max_msg_bytes = lim->max_msg_bytes;
 	set->record_max = kafka_record_limit(lim->max_msg_bytes);

@@ -23,6 +23,7 @@
 #define HOUR (3600 * SEC)
 
 static const char *const formats[] = { "json", "protobuf", "raw", NULL };
+static const char *const json_names[] = { "original", "hive", NULL };
 
 static const struct config_key elem_string = { .type = CONFIG_STRING, .flags = CONFIG_NONEMPTY };
 static const struct config_key elem_broker = {
@@ -124,6 +125,8 @@ static const struct config_key kafka_keys[] = {
 	    "entry for its agent allows goes to dead_letter_topic (which is always allowed)." },
 	{ "format", CONFIG_ENUM, K(format), .def = "json", .names = formats,
 	  .help = "Record value: json (one object per event), protobuf (the Event bytes as sent) or raw (the message line)." },
+	{ "json_field_names", CONFIG_ENUM, K(json_field_names), .def = "original", .names = json_names,
+	  .help = "Names of the members of \"fields\" in format json: original (as the event has them) or hive (lower-case [a-z0-9_] column names for Hive, Parquet and Avro; see logferry-relay(8), HIVE)." },
 	{ "delivery_timeout", CONFIG_DURATION, K(delivery_timeout_ms), .def = "30s", .min = SEC, .max = HOUR,
 	  .help = "A batch not fully acknowledged by Kafka in this time is answered RETRY." },
 	{ "dead_letter_topic", CONFIG_STRING, K(dead_letter_topic), .flags = CONFIG_NONEMPTY,

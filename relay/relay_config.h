@@ -12,6 +12,8 @@
 #include "common/config.h"
 
 enum relay_format { RELAY_FORMAT_JSON, RELAY_FORMAT_PROTOBUF, RELAY_FORMAT_RAW };
+/* kafka.json_field_names, in the order of enum event_json_names. */
+enum relay_json_names { RELAY_JSON_NAMES_ORIGINAL, RELAY_JSON_NAMES_HIVE };
 
 /* One of kafka.routes: when every glob of match holds (and absent fields are), topic and key. */
 struct relay_route {
@@ -60,6 +62,7 @@ struct relay_config {
 		struct config_list routes;           /* struct relay_route, in order */
 		struct config_list allowed_topics;   /* struct relay_allowed_topics; n 0: any topic */
 		int format;                          /* enum relay_format */
+		int json_field_names;                /* enum relay_json_names */
 		uint64_t delivery_timeout_ms;
 		char *dead_letter_topic;             /* NULL: refused events are logged, counted and acknowledged */
 		char *sasl_password_file;            /* NULL: no SASL password (sasl.password is refused in properties) */

@@ -7,11 +7,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "common/base64.h"
 #include "common/jsonw.h"
 #include "proto/event_json.h"
 
@@ -96,6 +99,42 @@ test_invalid_utf8_becomes_replacement_characters(void **state)
 	assert_null(strchr(s, '\xff'));
 	json_decref(j);
 	buf_free(&b);
+}
+
+static void
+test_string_says_whether_it_replaced_bytes_in_the_same_pass(void **state)
+{
+	static const char *const valid[] = { "", "plain", "quote\" nl\n ctl\x01", "caf\xc3\xa9 \xf0\x9f\x98\x80" };
+	static const char *const invalid[] = { "\xff", "a\x80", "caf\xe9", "b\xc3", "\xed\xa0\x80", "ok\xf0\x9f\x98" };
+	struct buf b, plain;
+	bool replaced;
+
+	(void)state;
+	buf_init(&b, 4096);
+	buf_init(&plain, 4096);
+	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+		replaced = true;
+		buf_reset(&b);
+		assert_int_equal(jsonw_string_replaced(&b, (const uint8_t *)valid[i], strlen(valid[i]),
+		    &replaced), 0);
+		assert_false(replaced);
+		assert_true(jsonw_utf8_valid((const uint8_t *)valid[i], strlen(valid[i])));
+	}
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+		replaced = false;
+		buf_reset(&b);
+		buf_reset(&plain);
+		assert_int_equal(jsonw_string_replaced(&b, (const uint8_t *)invalid[i],
+		    strlen(invalid[i]), &replaced), 0);
+		assert_true(replaced);
+		assert_false(jsonw_utf8_valid((const uint8_t *)invalid[i], strlen(invalid[i])));
+		/* The same text as jsonw_string writes. */
+		assert_int_equal(jsonw_cstring(&plain, invalid[i]), 0);
+		assert_int_equal(b.len, plain.len);
+		assert_memory_equal(b.data, plain.data, b.len);
+	}
+	buf_free(&b);
+	buf_free(&plain);
 }
 
 static void
@@ -219,6 +258,242 @@ test_event_record_has_design_members_and_resolved_slices(void **state)
 	buf_free(&b);
 }
 
+/* An event with the given message and n text fields named keys[i], each of value "v". */
+static void
+event_with(struct event *ev, struct event_field *f, const char *message, const char *const *keys,
+    size_t n)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->ts = UINT64_C(1795341600123456000);
+	ev->host = S("web-01");
+	ev->stream = S("app");
+	ev->source = S("/var/log/app.json");
+	ev->message = (struct pbslice){ (const uint8_t *)message, strlen(message) };
+	for (size_t i = 0; i < n; i++) {
+		memset(&f[i], 0, sizeof(f[i]));
+		f[i].key = (struct pbslice){ (const uint8_t *)keys[i], strlen(keys[i]) };
+		f[i].type = EVENT_TEXT;
+		f[i].v.text = S("v");
+	}
+	ev->fields = f;
+	ev->nfields = n;
+}
+
+/* b's text as a C string (NUL after its end, not counted in its length). */
+static const char *
+cstr(struct buf *b)
+{
+	assert_int_equal(buf_reserve(b, 1), 0);
+	b->data[b->len] = '\0';
+	return (const char *)b->data;
+}
+
+/*
+ * The names of the record's fields, in order, joined with spaces (fits in
+ * out); every value is "v". Read from the text: the order is the record's.
+ */
+static void
+field_names(struct buf *b, char *out, size_t size)
+{
+	json_t *j = parse(b);
+	const char *p = strstr(cstr(b), "\"fields\":{");
+	size_t used = 0, count = 0;
+
+	assert_non_null(p);
+	p += strlen("\"fields\":{");
+	out[0] = '\0';
+	while (*p == '"') {
+		const char *end = strstr(p + 1, "\":\"v\"");
+		int w;
+
+		assert_non_null(end);
+		w = snprintf(out + used, size - used, "%s%.*s", used > 0 ? " " : "",
+		    (int)(end - p - 1), p + 1);
+		assert_true(w > 0 && (size_t)w < size - used);
+		used += (size_t)w;
+		count++;
+		p = end + strlen("\":\"v\"");
+		if (*p == ',')
+			p++;
+	}
+	assert_string_equal(p, "}}");
+	/* Every name once: collisions were resolved. */
+	assert_int_equal(json_object_size(json_object_get(j, "fields")), count);
+	json_decref(j);
+}
+
+static void
+assert_hive_names(const char *const *keys, size_t n, const char *want)
+{
+	struct event_field f[16];
+	struct event ev;
+	struct buf b;
+	char names[1024];
+
+	assert_true(n <= 16);
+	event_with(&ev, f, "m", keys, n);
+	buf_init(&b, 1 << 16);
+	assert_int_equal(event_json_as(&ev, NULL, NULL, EVENT_JSON_NAMES_HIVE, &b), 0);
+	field_names(&b, names, sizeof(names));
+	assert_string_equal(names, want);
+	buf_free(&b);
+}
+
+static void
+test_hive_names_are_lower_case_letters_digits_and_underscores(void **state)
+{
+	static const char *const keys[] = {
+		"sd.meta@1.user-name",     /* the issue's example */
+		"HTTP_User_Agent",
+		"caf\xc3\xa9 au lait",     /* a UTF-8 character is one run of two bytes */
+		"a--b..c",                 /* a run of other bytes is one '_' */
+		"__REALTIME_TIMESTAMP",    /* underscores are kept as they are */
+		"tab\there\x01",
+		"x\xff",
+	};
+
+	(void)state;
+	assert_hive_names(keys, 7, "sd_meta_1_user_name http_user_agent caf_au_lait a_b_c "
+	    "__realtime_timestamp tab_here_ x_");
+}
+
+static void
+test_hive_names_that_would_start_with_a_digit_or_be_empty_start_with_underscore(void **state)
+{
+	static const char *const keys[] = { "1st", "", "2", "-3d", "@timestamp" };
+
+	(void)state;
+	/* "-3d" maps to "_3d": it starts with '_' already. */
+	assert_hive_names(keys, 5, "_1st _ _2 _3d _timestamp");
+}
+
+static void
+test_hive_name_collisions_take_the_first_free_suffix_in_field_order(void **state)
+{
+	static const char *const keys[] = {
+		"user.name", "User-Name", "USER_NAME", "user_name_2", "user name", "",  "_", "a", "A",
+		"a_2",
+	};
+
+	(void)state;
+	/*
+	 * The first keeps the name; a later one takes _2, _3, ... the first
+	 * not taken by then, so a real field named like a suffix gets its own.
+	 */
+	assert_hive_names(keys, 10, "user_name user_name_2 user_name_3 user_name_2_2 user_name_4 "
+	    "_ __2 a a_2 a_2_2");
+}
+
+static void
+test_original_names_are_left_as_they_are(void **state)
+{
+	static const char *const keys[] = { "sd.meta@1.user-name", "Status", "status" };
+	struct event_field f[3];
+	struct event ev;
+	struct buf b, old;
+
+	(void)state;
+	event_with(&ev, f, "m", keys, 3);
+	buf_init(&b, 4096);
+	buf_init(&old, 4096);
+	assert_int_equal(event_json_as(&ev, "a", NULL, EVENT_JSON_NAMES_ORIGINAL, &b), 0);
+	assert_int_equal(event_json(&ev, "a", NULL, &old), 0);
+	assert_int_equal(b.len, old.len);
+	assert_memory_equal(b.data, old.data, b.len);
+	assert_non_null(strstr(cstr(&b),
+	    "\"fields\":{\"sd.meta@1.user-name\":\"v\",\"Status\":\"v\",\"status\":\"v\"}"));
+	buf_free(&b);
+	buf_free(&old);
+}
+
+static void
+test_hive_names_of_more_fields_than_the_relay_takes_are_refused(void **state)
+{
+	enum { N = EVENT_JSON_HIVE_MAX_FIELDS + 1 };
+	struct event_field *f = calloc(N, sizeof(*f));
+	const char **keys = calloc(N, sizeof(*keys));
+	struct event ev;
+	struct buf b;
+
+	(void)state;
+	assert_non_null(f);
+	assert_non_null(keys);
+	for (size_t i = 0; i < N; i++)
+		keys[i] = "same";
+	event_with(&ev, f, "m", keys, N - 1);
+	buf_init(&b, 1 << 20);
+	/* As many as the relay decodes, every one the same name: each gets its own. */
+	assert_int_equal(event_json_as(&ev, NULL, NULL, EVENT_JSON_NAMES_HIVE, &b), 0);
+	assert_non_null(strstr(cstr(&b), "\"same_1024\":\"v\"}}"));
+	buf_reset(&b);
+	ev.nfields = N;
+	f[N - 1] = f[0];
+	assert_int_equal(event_json_as(&ev, NULL, NULL, EVENT_JSON_NAMES_HIVE, &b), -E2BIG);
+	assert_int_equal(b.len, 0);
+	buf_free(&b);
+	free(f);
+	free(keys);
+}
+
+/* The bytes of base64 member name of j, decoded into out. */
+static size_t
+b64_member(json_t *j, const char *name, uint8_t *out)
+{
+	const char *s = json_string_value(json_object_get(j, name));
+	size_t n;
+
+	assert_non_null(s);
+	assert_int_equal(base64_decode((const uint8_t *)s, strlen(s), out, &n), 0);
+	return n;
+}
+
+static void
+test_a_message_that_is_not_utf8_keeps_its_bytes_in_message_b64(void **state)
+{
+	static const char *const messages[] = {
+		"caf\xe9 latin-1", "\xff", "ok then \xc3", "\xed\xa0\x80 surrogate", "\x80\x81\x82\x83",
+	};
+	static const char *const keys[] = { "Note" };
+	struct event_field f[1];
+	struct event ev;
+	struct buf b;
+	uint8_t dec[64];
+	json_t *j;
+
+	(void)state;
+	buf_init(&b, 4096);
+	for (int hive = 0; hive <= 1; hive++)
+		for (size_t i = 0; i < sizeof(messages) / sizeof(messages[0]); i++) {
+			size_t n;
+
+			event_with(&ev, f, messages[i], keys, 1);
+			/* A text field that is not UTF-8 either: only the message carries its bytes. */
+			f[0].v.text = ev.message;
+			buf_reset(&b);
+			assert_int_equal(event_json_as(&ev, "a", NULL,
+			    hive ? EVENT_JSON_NAMES_HIVE : EVENT_JSON_NAMES_ORIGINAL, &b), 0);
+			j = parse(&b);
+			n = b64_member(j, "message_b64", dec);
+			assert_int_equal(n, strlen(messages[i]));
+			assert_memory_equal(dec, messages[i], n);
+			/* Right after message, before fields. */
+			assert_non_null(strstr(cstr(&b), "\",\"message_b64\":\""));
+			assert_non_null(strstr(cstr(&b), "\",\"fields\":{"));
+			assert_true(strstr(cstr(&b), "\"message_b64\"") <
+			    strstr(cstr(&b), "\"fields\""));
+			assert_int_equal(json_object_size(json_object_get(j, "fields")), 1);
+			json_decref(j);
+		}
+	/* Valid UTF-8, escapes and all: no message_b64. */
+	event_with(&ev, f, "caf\xc3\xa9 \"q\"\n\x01", keys, 1);
+	buf_reset(&b);
+	assert_int_equal(event_json(&ev, "a", NULL, &b), 0);
+	j = parse(&b);
+	assert_null(json_object_get(j, "message_b64"));
+	json_decref(j);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -226,9 +501,16 @@ main(void)
 		cmocka_unit_test(test_strings_are_escaped_and_read_back_the_same),
 		cmocka_unit_test(test_every_special_byte_at_every_offset_reads_back),
 		cmocka_unit_test(test_invalid_utf8_becomes_replacement_characters),
+		cmocka_unit_test(test_string_says_whether_it_replaced_bytes_in_the_same_pass),
 		cmocka_unit_test(test_cut_costs_what_jsonw_string_writes_and_keeps_utf8_whole),
 		cmocka_unit_test(test_numbers_and_times),
 		cmocka_unit_test(test_event_record_has_design_members_and_resolved_slices),
+		cmocka_unit_test(test_hive_names_are_lower_case_letters_digits_and_underscores),
+		cmocka_unit_test(test_hive_names_that_would_start_with_a_digit_or_be_empty_start_with_underscore),
+		cmocka_unit_test(test_hive_name_collisions_take_the_first_free_suffix_in_field_order),
+		cmocka_unit_test(test_original_names_are_left_as_they_are),
+		cmocka_unit_test(test_hive_names_of_more_fields_than_the_relay_takes_are_refused),
+		cmocka_unit_test(test_a_message_that_is_not_utf8_keeps_its_bytes_in_message_b64),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,10 +21,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <uv.h>
 
+#include "common/base64.h"
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "proto/event.h"
@@ -649,6 +651,11 @@ json_message(const struct record *r, const uint8_t **p, size_t *n)
 	for (q = start; (q = strstr(q, "\",\"fields\":{")) != NULL; q++)
 		end = q;
 	assert_non_null(end);
+	/* Or by message_b64, which is base64 (no quote inside) just before them. */
+	for (q = start; (q = strstr(q, "\",\"message_b64\":\"")) != NULL && q < end; q++)
+		if (memchr(q + strlen("\",\"message_b64\":\""), '"',
+		    (size_t)(end - q) - strlen("\",\"message_b64\":\"") + 1) == end)
+			end = q;
 	*p = (const uint8_t *)start;
 	*n = (size_t)(end - start);
 }
@@ -684,6 +691,52 @@ assert_joined_json(struct buf *joined, struct buf *whole)
 	buf_free(whole);
 }
 
+/*
+ * The bytes of the count pieces of event seq, message_b64's where a piece is
+ * not UTF-8 (some are), else its message, join into the message's bytes,
+ * msg (freed).
+ */
+static void
+assert_joined_bytes(const struct record *recs, size_t n, uint64_t seq, size_t count,
+    uint8_t *msg, size_t msglen)
+{
+	uint8_t *joined = malloc(msglen), *dec = malloc(msglen);
+	size_t off = 0, with_b64 = 0;
+
+	assert_non_null(joined);
+	assert_non_null(dec);
+	for (size_t idx = 0; idx < count; idx++) {
+		const struct record *r = find_piece(recs, n, seq, idx, count);
+		json_error_t err;
+		json_t *j = json_loadb((const char *)r->value, r->value_len, 0, &err);
+		json_t *m, *b64;
+		size_t len;
+
+		assert_non_null(j);
+		m = json_object_get(j, "message");
+		b64 = json_object_get(j, "message_b64");
+		if (b64 != NULL) {
+			assert_int_equal(base64_decode((const uint8_t *)json_string_value(b64),
+			    json_string_length(b64), dec, &len), 0);
+			with_b64++;
+		} else {
+			len = json_string_length(m);
+			assert_true(len <= msglen);
+			memcpy(dec, json_string_value(m), len);
+		}
+		assert_true(off + len <= msglen);
+		memcpy(joined + off, dec, len);
+		off += len;
+		json_decref(j);
+	}
+	assert_true(with_b64 > 0);
+	assert_int_equal(off, msglen);
+	assert_memory_equal(joined, msg, off);
+	free(msg);
+	free(joined);
+	free(dec);
+}
+
 /* A message of n bytes with 2-, 3- and 4-byte UTF-8, escapes and an invalid byte. */
 static void
 mixed_message(struct fx *f, size_t n)
@@ -714,6 +767,7 @@ test_events_larger_than_a_record_are_cut_into_pieces_that_reassemble(void **stat
 	struct kafka_stats st;
 	struct event ev;
 	struct buf whole, joined;
+	uint8_t *orig;
 	size_t n, count = 0, limit = kafka_record_limit(10000);
 
 	(void)state;
@@ -724,6 +778,10 @@ test_events_larger_than_a_record_are_cut_into_pieces_that_reassemble(void **stat
 	assert_int_equal(kafka_produce(b, event_n(f, 1, 100), NULL, 100), 0);
 	ev = *event_n(f, 2, MSGLEN);
 	mixed_message(f, MSGLEN);
+	/* Event 3 below writes over f->message. */
+	orig = malloc(MSGLEN);
+	assert_non_null(orig);
+	memcpy(orig, ev.message.ptr, MSGLEN);
 	assert_int_equal(kafka_produce(b, &ev, NULL, 101), 0);
 	buf_init(&whole, 1 << 20);
 	assert_int_equal(jsonw_string(&whole, ev.message.ptr, ev.message.len), 0);
@@ -762,10 +820,54 @@ test_events_larger_than_a_record_are_cut_into_pieces_that_reassemble(void **stat
 	}
 	assert_int_equal(count, st.pieces);
 	assert_joined_json(&joined, &whole);
+	assert_joined_bytes(recs, n, 101, st.pieces, orig, MSGLEN);
 	/* The small events around it are whole records. */
 	for (size_t i = 0; i < n; i++)
 		if (recs[i].seq == 100 || recs[i].seq == 102)
 			assert_string_equal(recs[i].piece, "");
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_hive_field_names_apply_to_the_records_after_a_reload(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct record *recs = calloc(4, sizeof(*recs));
+	struct kafka_batch *b;
+	struct answer *a;
+	struct event ev;
+	struct event_field fields[4];
+	struct buf json;
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.json_field_names = RELAY_JSON_NAMES_HIVE;
+	fx_apply(f);
+	b = begin(f);
+	a = &f->answers[0];
+	ev = *event_n(f, 1, 100);
+	memcpy(fields, ev.fields, sizeof(fields));
+	fields[0].key = (struct pbslice){ (const uint8_t *)"sd.meta@1.User-Name", 19 };
+	fields[1].key = (struct pbslice){ (const uint8_t *)"Method", 6 };
+	ev.fields = fields;
+	assert_int_equal(kafka_produce(b, &ev, NULL, 1), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	n = consume(f, TOPIC, recs, 4, 1, 15000);
+	assert_int_equal(n, 1);
+	buf_init(&json, 1 << 20);
+	assert_int_equal(event_json_as(&ev, "agent-1", NULL, EVENT_JSON_NAMES_HIVE, &json), 0);
+	assert_int_equal(recs[0].value_len, json.len);
+	assert_memory_equal(recs[0].value, json.data, json.len);
+	assert_non_null(memmem(json.data, json.len, "\"fields\":{\"sd_meta_1_user_name\":\"u-1\","
+	    "\"method\":2", strlen("\"fields\":{\"sd_meta_1_user_name\":\"u-1\",\"method\":2")));
+	assert_non_null(memmem(json.data, json.len, "\"method_2\":\"GET\"}}",
+	    strlen("\"method_2\":\"GET\"}}")));
+	buf_free(&json);
 	free_records(recs, n);
 	fx_stop(f);
 	global_fx = NULL;
@@ -1994,6 +2096,7 @@ main(void)
 		cmocka_unit_test(test_record_size_is_what_librdkafka_counts),
 		cmocka_unit_test(test_events_larger_than_a_record_are_cut_into_pieces_that_reassemble),
 		cmocka_unit_test(test_raw_pieces_join_into_the_message_bytes),
+		cmocka_unit_test(test_hive_field_names_apply_to_the_records_after_a_reload),
 		cmocka_unit_test(test_pieces_go_on_after_a_full_queue_without_repeating),
 		cmocka_unit_test(test_protobuf_pieces_are_events_with_resolved_fields),
 		cmocka_unit_test(test_event_whose_fields_fill_a_record_is_refused_alone),

@@ -124,6 +124,7 @@ test_absent_keys_get_their_defaults(void **state)
 	assert_string_equal(cfg.kafka.topic, "logs.${stream}");
 	assert_string_equal(cfg.kafka.key, "${host}");
 	assert_int_equal(cfg.kafka.format, RELAY_FORMAT_JSON);
+	assert_int_equal(cfg.kafka.json_field_names, RELAY_JSON_NAMES_ORIGINAL);
 	assert_int_equal(cfg.kafka.delivery_timeout_ms, 30000);
 	assert_int_equal(cfg.kafka.properties.n, 0);
 
@@ -587,6 +588,25 @@ test_unknown_format_is_refused(void **state)
 }
 
 static void
+test_json_field_names_is_original_or_hive(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  json_field_names: hive\n"
+	    TLS_OK, &cfg);
+	assert_int_equal(cfg.kafka.json_field_names, RELAY_JSON_NAMES_HIVE);
+	config_free(&relay_config_schema, &cfg);
+	expect_errors("kafka:\n"
+	    "  brokers: kafka1:9092\n"
+	    "  json_field_names: parquet\n"
+	    TLS_OK,
+	    "relay.yaml:3: kafka.json_field_names: 'parquet' is not one of: original, hive\n");
+}
+
+static void
 test_verify_client_must_be_a_boolean(void **state)
 {
 	struct relay_config cfg;
@@ -676,6 +696,7 @@ main(void)
 		cmocka_unit_test(test_unreadable_tls_files_are_reported),
 		cmocka_unit_test(test_workers_out_of_range_is_refused),
 		cmocka_unit_test(test_unknown_format_is_refused),
+		cmocka_unit_test(test_json_field_names_is_original_or_hive),
 		cmocka_unit_test(test_verify_client_must_be_a_boolean),
 		cmocka_unit_test(test_allowed_agents_scalar_is_a_list_of_one_and_empty_list_is_refused),
 		cmocka_unit_test(test_bad_addresses_are_refused),
