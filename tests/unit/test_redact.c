@@ -1,0 +1,642 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for agent/redact: hash (RFC 4231 vectors), mask_ip, drop and
+ * regex, each failing closed. Key files are written in a mkdtemp() directory.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent/redact.h"
+
+static char dir[64];
+
+static int
+make_dir(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/logferry-test-redact-XXXXXX");
+	return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int
+remove_dir(void **state)
+{
+	char path[128];
+	const char *names[] = { "key", "short", "long", "nl", "open", "other", "fifo" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	return rmdir(dir);
+}
+
+/* Writes data[0, len) to dir/name with mode; returns the path (static). */
+static const char *
+key_file(const char *name, const void *data, size_t len, mode_t mode)
+{
+	static char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	assert_int_equal(close(fd), 0);
+	return path;
+}
+
+static void
+hash_rule(struct redact *r, const char *path)
+{
+	struct redact_options o = { .method = REDACT_HASH, .key_file = path };
+	char err[256];
+
+	assert_int_equal(redact_init(r, &o, err, sizeof(err)), 0);
+}
+
+/* Initialising a rule that must fail: returns its message (static). */
+static const char *
+init_error(const struct redact_options *o)
+{
+	static char err[256];
+	struct redact r;
+
+	err[0] = '\0';
+	assert_true(redact_init(&r, o, err, sizeof(err)) < 0);
+	assert_true(err[0] != '\0');
+	return err;
+}
+
+static void
+test_hash_is_hmac_sha256_of_rfc4231_test_cases_1_and_6(void **state)
+{
+	uint8_t key1[20], key6[131];
+	struct redact r;
+	char out[REDACT_HASH_LEN + 1];
+	static const char data6[] = "Test Using Larger Than Block-Size Key - Hash Key First";
+
+	(void)state;
+	memset(key1, 0x0b, sizeof(key1));
+	hash_rule(&r, key_file("key", key1, sizeof(key1), 0600));
+	assert_int_equal(redact_hash(&r, (const uint8_t *)"Hi There", 8, out), 0);
+	assert_string_equal(out, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	/* The state is reset for each value: the same input, the same hash. */
+	assert_int_equal(redact_hash(&r, (const uint8_t *)"Hi There", 8, out), 0);
+	assert_string_equal(out, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	redact_free(&r);
+
+	memset(key6, 0xaa, sizeof(key6));
+	hash_rule(&r, key_file("key", key6, sizeof(key6), 0600));
+	assert_int_equal(redact_hash(&r, (const uint8_t *)data6, strlen(data6), out), 0);
+	assert_string_equal(out, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	redact_free(&r);
+	redact_free(&r);
+}
+
+static void
+test_hosts_sharing_a_key_hash_alike_and_another_key_differs(void **state)
+{
+	struct redact a, b, c;
+	char ha[REDACT_HASH_LEN + 1], hb[REDACT_HASH_LEN + 1], hc[REDACT_HASH_LEN + 1];
+	const uint8_t *v = (const uint8_t *)"alice@example.com";
+
+	(void)state;
+	hash_rule(&a, key_file("key", "0123456789abcdef0123456789abcdef", 32, 0600));
+	hash_rule(&b, key_file("key", "0123456789abcdef0123456789abcdef", 32, 0600));
+	hash_rule(&c, key_file("key", "0123456789abcdef0123456789abcdeF", 32, 0600));
+	assert_int_equal(redact_hash(&a, v, 17, ha), 0);
+	assert_int_equal(redact_hash(&b, v, 17, hb), 0);
+	assert_int_equal(redact_hash(&c, v, 17, hc), 0);
+	assert_string_equal(ha, hb);
+	assert_string_not_equal(ha, hc);
+	assert_int_equal(strspn(ha, "0123456789abcdef"), REDACT_HASH_LEN);
+	redact_free(&a);
+	redact_free(&b);
+	redact_free(&c);
+}
+
+static void
+test_key_file_trailing_newline_is_not_part_of_the_key(void **state)
+{
+	struct redact a, b;
+	char ha[REDACT_HASH_LEN + 1], hb[REDACT_HASH_LEN + 1];
+
+	(void)state;
+	hash_rule(&a, key_file("nl", "0123456789abcdef0123\n", 21, 0600));
+	hash_rule(&b, key_file("key", "0123456789abcdef0123", 20, 0600));
+	assert_int_equal(redact_hash(&a, (const uint8_t *)"x", 1, ha), 0);
+	assert_int_equal(redact_hash(&b, (const uint8_t *)"x", 1, hb), 0);
+	assert_string_equal(ha, hb);
+	redact_free(&a);
+	redact_free(&b);
+}
+
+static void
+test_key_file_missing_short_long_or_not_a_file_is_refused_naming_it(void **state)
+{
+	struct redact_options o = { .method = REDACT_HASH };
+	char path[128], big[REDACT_KEY_MAX + 1];
+	const char *err;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/absent", dir);
+	o.key_file = path;
+	err = init_error(&o);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "No such file or directory"));
+
+	o.key_file = key_file("short", "fifteen-bytes!!", 15, 0600);
+	err = init_error(&o);
+	assert_non_null(strstr(err, o.key_file));
+	assert_non_null(strstr(err, "15 bytes"));
+	assert_non_null(strstr(err, "openssl rand"));
+	assert_null(strstr(err, "fifteen"));
+
+	/* Fifteen bytes and a newline are still fifteen bytes of key. */
+	o.key_file = key_file("short", "fifteen-bytes!!\n", 16, 0600);
+	assert_non_null(strstr(init_error(&o), "15 bytes"));
+
+	memset(big, 'k', sizeof(big));
+	o.key_file = key_file("long", big, sizeof(big), 0600);
+	err = init_error(&o);
+	assert_non_null(strstr(err, o.key_file));
+	assert_non_null(strstr(err, "larger than 1024 bytes"));
+	assert_null(strstr(err, "kkkk"));
+
+	o.key_file = dir;
+	err = init_error(&o);
+	assert_non_null(strstr(err, dir));
+	assert_non_null(strstr(err, "not a regular file"));
+
+	/* A FIFO would block the configuration load: refused, not opened for reading. */
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	o.key_file = path;
+	assert_non_null(strstr(init_error(&o), "not a regular file"));
+
+	o.key_file = NULL;
+	assert_non_null(strstr(init_error(&o), "key_file"));
+}
+
+static void
+test_key_file_readable_by_every_user_is_flagged(void **state)
+{
+	struct redact r;
+
+	(void)state;
+	hash_rule(&r, key_file("open", "0123456789abcdef0123", 20, 0644));
+	assert_true(r.key_exposed);
+	redact_free(&r);
+	hash_rule(&r, key_file("other", "0123456789abcdef0123", 20, 0640));
+	assert_false(r.key_exposed);
+	redact_free(&r);
+}
+
+static void
+assert_masked(const char *in, const char *want)
+{
+	char out[REDACT_IP_MAX];
+
+	assert_int_equal(redact_mask_ip((const uint8_t *)in, strlen(in), out), 0);
+	assert_string_equal(out, want);
+}
+
+static void
+assert_not_an_address(const void *in, size_t len)
+{
+	char out[REDACT_IP_MAX];
+
+	assert_int_equal(redact_mask_ip(in, len, out), -EINVAL);
+	assert_string_equal(out, "");
+}
+
+static void
+test_mask_ip_keeps_ipv4_slash_24_and_ipv6_slash_48(void **state)
+{
+	(void)state;
+	assert_masked("192.0.2.77", "192.0.2.0");
+	assert_masked("10.1.2.255", "10.1.2.0");
+	assert_masked("2001:db8:abcd:12:34:56:78:9a", "2001:db8:abcd::");
+	assert_masked("2001:db8:abcd:ffff::1", "2001:db8:abcd::");
+	assert_masked("::1", "::");
+	/* A mapped IPv4 address keeps what its IPv4 form keeps. */
+	assert_masked("::ffff:192.0.2.77", "::ffff:192.0.2.0");
+}
+
+static void
+test_mask_ip_refuses_what_is_not_exactly_an_address(void **state)
+{
+	(void)state;
+	assert_not_an_address("alice@example.com", 17);
+	assert_not_an_address("192.0.2.77:443", 14);
+	assert_not_an_address(" 192.0.2.77", 11);
+	assert_not_an_address("192.0.2.777", 11);
+	assert_not_an_address("fe80::1%eth0", 12);
+	assert_not_an_address("192.0.2.7\0" "7", 11);
+	assert_not_an_address("", 0);
+	assert_not_an_address("1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa", 49);
+	/* The length is the value's: a NUL-less slice is not read past. */
+	assert_masked("192.0.2.1", "192.0.2.0");
+	{
+		char out[REDACT_IP_MAX];
+
+		assert_int_equal(redact_mask_ip((const uint8_t *)"192.0.2.15", 9, out), 0);
+		assert_string_equal(out, "192.0.2.0");
+	}
+}
+
+static void
+regex_rule(struct redact *r, const char *pattern, const char *replacement)
+{
+	struct redact_options o = { .method = REDACT_REGEX, .pattern = pattern,
+		.replacement = replacement };
+	char err[256];
+
+	assert_int_equal(redact_init(r, &o, err, sizeof(err)), 0);
+}
+
+/* r over in (its strlen) into a cap-byte buffer; returns the result (static). */
+static const char *
+rewrite(const struct redact *r, const char *in, size_t cap, int want_rc, size_t want_matches)
+{
+	static char out[512];
+	size_t outlen = 99, matches = 99;
+
+	assert_true(cap < sizeof(out));
+	memset(out, 'Z', sizeof(out));
+	assert_int_equal(redact_regex(r, (const uint8_t *)in, strlen(in), (uint8_t *)out, cap,
+	    &outlen, &matches), want_rc);
+	assert_true(outlen <= cap);
+	/* Past the result, nothing of in: untouched or wiped. */
+	for (size_t i = outlen; i < cap; i++)
+		assert_true(out[i] == 'Z' || out[i] == '\0');
+	assert_int_equal(out[cap], 'Z');
+	out[outlen] = '\0';
+	if (want_rc == 0)
+		assert_int_equal(matches, want_matches);
+	return out;
+}
+
+#define EMAIL "[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+"
+
+static void
+test_regex_replaces_every_match_in_the_message(void **state)
+{
+	struct redact r;
+
+	(void)state;
+	regex_rule(&r, EMAIL, NULL);
+	assert_string_equal(rewrite(&r, "login alice@example.com from bob@x.org ok", 200, 0, 2),
+	    "login [REDACTED] from [REDACTED] ok");
+	assert_string_equal(rewrite(&r, "alice@example.com", 200, 0, 1), "[REDACTED]");
+	assert_string_equal(rewrite(&r, "nothing to hide", 200, 0, 0), "nothing to hide");
+	assert_string_equal(rewrite(&r, "", 200, 0, 0), "");
+	redact_free(&r);
+
+	regex_rule(&r, EMAIL, "<email>");
+	assert_string_equal(rewrite(&r, "to a@b.c", 200, 0, 1), "to <email>");
+	redact_free(&r);
+	regex_rule(&r, EMAIL, "");
+	assert_string_equal(rewrite(&r, "to a@b.c!", 200, 0, 1), "to !");
+	redact_free(&r);
+}
+
+static void
+test_regex_empty_matches_end_and_hide_nothing(void **state)
+{
+	struct redact r;
+
+	(void)state;
+	regex_rule(&r, "[0-9]*", "#");
+	assert_string_equal(rewrite(&r, "ab12c3", 200, 0, 2), "ab#c#");
+	assert_string_equal(rewrite(&r, "abc", 200, 0, 0), "abc");
+	redact_free(&r);
+	regex_rule(&r, "^|$", "#");
+	assert_string_equal(rewrite(&r, "abc", 200, 0, 0), "abc");
+	redact_free(&r);
+}
+
+static void
+test_regex_anchor_matches_only_at_the_start_of_the_message(void **state)
+{
+	struct redact r;
+
+	(void)state;
+	regex_rule(&r, "^a", "#");
+	assert_string_equal(rewrite(&r, "aaa", 200, 0, 1), "#aa");
+	redact_free(&r);
+	regex_rule(&r, "a$", "#");
+	assert_string_equal(rewrite(&r, "aaa", 200, 0, 1), "aa#");
+	redact_free(&r);
+}
+
+static void
+test_regex_reads_only_the_value_bytes_nul_included(void **state)
+{
+	struct redact r;
+	uint8_t out[64];
+	size_t outlen, matches;
+	static const uint8_t in[] = "x\0secret@example.com|tail@example.com";
+
+	(void)state;
+	regex_rule(&r, EMAIL, "#");
+	/* The value ends before "|tail...": that match is not the value's. */
+	assert_int_equal(redact_regex(&r, in, 20, out, sizeof(out), &outlen, &matches), 0);
+	assert_int_equal(matches, 1);
+	assert_int_equal(outlen, 3);
+	assert_memory_equal(out, "x\0#", 3);
+	redact_free(&r);
+}
+
+static void
+test_regex_result_past_its_bound_fails_closed_to_the_marker(void **state)
+{
+	struct redact r;
+
+	(void)state;
+	regex_rule(&r, "@", "[a long replacement]");
+	/* 10 bytes fit as they are; with the replacement they would not. */
+	assert_string_equal(rewrite(&r, "a@b@c@d@ef", 40, -EMSGSIZE, 0), REDACT_FAILED_MARK);
+	/* A bound below the marker itself still shows no clear text. */
+	assert_string_equal(rewrite(&r, "a@b@c@d@ef", 5, -EMSGSIZE, 0), "[reda");
+	/* Without a match the text is copied, and a text past the bound fails too. */
+	assert_string_equal(rewrite(&r, "no match here, but long", 20, -EMSGSIZE, 0),
+	    REDACT_FAILED_MARK);
+	redact_free(&r);
+}
+
+static void
+test_regex_that_does_not_compile_is_refused_naming_it(void **state)
+{
+	struct redact_options o = { .method = REDACT_REGEX, .pattern = "([a-z" };
+	const char *err;
+
+	(void)state;
+	err = init_error(&o);
+	assert_non_null(strstr(err, "'([a-z'"));
+	assert_non_null(strstr(err, "POSIX extended regex"));
+	o.pattern = NULL;
+	assert_non_null(strstr(init_error(&o), "pattern"));
+}
+
+static void
+test_method_names_parse_and_print(void **state)
+{
+	enum redact_method m;
+
+	(void)state;
+	assert_int_equal(redact_method_parse("hash", &m), 0);
+	assert_int_equal(m, REDACT_HASH);
+	assert_int_equal(redact_method_parse("mask_ip", &m), 0);
+	assert_int_equal(m, REDACT_MASK_IP);
+	assert_int_equal(redact_method_parse("drop", &m), 0);
+	assert_int_equal(m, REDACT_DROP);
+	assert_int_equal(redact_method_parse("regex", &m), 0);
+	assert_int_equal(m, REDACT_REGEX);
+	assert_int_equal(redact_method_parse("sha256", &m), -EINVAL);
+	assert_string_equal(redact_method_name(REDACT_MASK_IP), "mask_ip");
+}
+
+/* An event "user=alice@example.com ip=192.0.2.77" with fields of each type. */
+#define MSG "user=alice@example.com ip=192.0.2.77"
+
+static struct event_field
+field(const char *key, enum event_value_type type)
+{
+	struct event_field f = { .key = { (const uint8_t *)key, strlen(key) }, .type = type };
+
+	return f;
+}
+
+static struct event_field
+slice_field(const char *key, uint32_t offset, uint32_t length)
+{
+	struct event_field f = field(key, EVENT_SLICE);
+
+	f.v.slice.offset = offset;
+	f.v.slice.length = length;
+	return f;
+}
+
+static struct event_field
+text_field(const char *key, const char *text)
+{
+	struct event_field f = field(key, EVENT_TEXT);
+
+	f.v.text.ptr = (const uint8_t *)text;
+	f.v.text.len = strlen(text);
+	return f;
+}
+
+static struct event
+event(void)
+{
+	struct event ev = { .message = { (const uint8_t *)MSG, strlen(MSG) } };
+
+	return ev;
+}
+
+static void
+assert_text(const struct event_field *f, const char *key, const char *text)
+{
+	assert_int_equal(f->type, EVENT_TEXT);
+	assert_int_equal(f->key.len, strlen(key));
+	assert_memory_equal(f->key.ptr, key, f->key.len);
+	assert_int_equal(f->v.text.len, strlen(text));
+	assert_memory_equal(f->v.text.ptr, text, f->v.text.len);
+}
+
+static void
+test_field_hash_takes_a_slice_as_its_string_and_an_integer_as_its_decimal(void **state)
+{
+	struct redact r;
+	struct event ev = event();
+	struct event_field f, res;
+	uint8_t out[REDACT_HASH_LEN];
+	char want[REDACT_HASH_LEN + 1];
+	bool failed = true;
+
+	(void)state;
+	hash_rule(&r, key_file("key", "0123456789abcdef0123456789abcdef", 32, 0600));
+	f = slice_field("user", 5, 17);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_SET);
+	assert_false(failed);
+	assert_int_equal(redact_hash(&r, (const uint8_t *)"alice@example.com", 17, want), 0);
+	assert_text(&res, "user", want);
+	/* The same value as TEXT hashes the same: joins across sources hold. */
+	f = text_field("user", "alice@example.com");
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_SET);
+	assert_text(&res, "user", want);
+
+	f = field("user_id", EVENT_INTEGER);
+	f.v.integer = -42;
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_SET);
+	assert_int_equal(redact_hash(&r, (const uint8_t *)"-42", 3, want), 0);
+	assert_text(&res, "user_id", want);
+
+	f = field("tags", EVENT_JSON);
+	f.v.json.ptr = (const uint8_t *)"[\"a\"]";
+	f.v.json.len = 5;
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_SET);
+	assert_int_equal(redact_hash(&r, (const uint8_t *)"[\"a\"]", 5, want), 0);
+	assert_text(&res, "tags", want);
+	redact_free(&r);
+}
+
+static void
+test_field_that_cannot_be_hashed_is_removed_and_marked_failed(void **state)
+{
+	struct redact r;
+	struct event ev = event();
+	struct event_field f, res;
+	uint8_t out[REDACT_HASH_LEN];
+	bool failed = false;
+
+	(void)state;
+	hash_rule(&r, key_file("key", "0123456789abcdef0123456789abcdef", 32, 0600));
+	f = field("vip", EVENT_BOOLEAN);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_REMOVE);
+	assert_true(failed);
+	failed = false;
+	f = field("score", EVENT_NUMBER);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_REMOVE);
+	assert_true(failed);
+	failed = false;
+	f = slice_field("user", 30, 17);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_REMOVE);
+	assert_true(failed);
+	failed = false;
+	f = slice_field("user", 5, 17);
+	assert_int_equal(redact_field(&r, &ev, &f, out, REDACT_HASH_LEN - 1, &res, &failed),
+	    REDACT_REMOVE);
+	assert_true(failed);
+	/* A null has nothing to hide. */
+	failed = true;
+	f = field("user", EVENT_NULL);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_KEEP);
+	assert_false(failed);
+	redact_free(&r);
+}
+
+static void
+test_field_mask_ip_masks_an_address_and_removes_anything_else(void **state)
+{
+	struct redact r;
+	struct redact_options o = { .method = REDACT_MASK_IP };
+	struct event ev = event();
+	struct event_field f, res;
+	uint8_t out[REDACT_IP_MAX];
+	char err[128];
+	bool failed = true;
+
+	(void)state;
+	assert_int_equal(redact_init(&r, &o, err, sizeof(err)), 0);
+	f = slice_field("ip", 26, 10);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_SET);
+	assert_false(failed);
+	assert_text(&res, "ip", "192.0.2.0");
+	f = slice_field("ip", 5, 17);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_REMOVE);
+	assert_true(failed);
+	failed = false;
+	f = field("ip", EVENT_INTEGER);
+	f.v.integer = 3221226061;
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_REMOVE);
+	assert_true(failed);
+	redact_free(&r);
+}
+
+static void
+test_field_drop_removes_any_value(void **state)
+{
+	struct redact r;
+	struct redact_options o = { .method = REDACT_DROP };
+	struct event ev = event();
+	struct event_field f = text_field("password", "hunter2"), res;
+	uint8_t out[8];
+	char err[128];
+	bool failed = true;
+
+	(void)state;
+	assert_int_equal(redact_init(&r, &o, err, sizeof(err)), 0);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_REMOVE);
+	assert_false(failed);
+	f = field("password", EVENT_BOOLEAN);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_REMOVE);
+	assert_false(failed);
+	redact_free(&r);
+}
+
+static void
+test_field_regex_rewrites_a_text_field_and_fails_closed_to_the_marker(void **state)
+{
+	struct redact r;
+	struct event ev = event();
+	struct event_field f = text_field("note", "mail alice@example.com"), res;
+	uint8_t out[64];
+	bool failed = true;
+
+	(void)state;
+	regex_rule(&r, EMAIL, NULL);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_SET);
+	assert_false(failed);
+	assert_text(&res, "note", "mail [REDACTED]");
+	f = text_field("note", "nothing");
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_KEEP);
+	assert_false(failed);
+	f = text_field("note", "mail alice@example.com");
+	assert_int_equal(redact_field(&r, &ev, &f, out, 12, &res, &failed), REDACT_SET);
+	assert_true(failed);
+	assert_text(&res, "note", "[redaction f");
+	/* A value regex cannot read is not kept in clear. */
+	failed = false;
+	f = field("n", EVENT_INTEGER);
+	assert_int_equal(redact_field(&r, &ev, &f, out, sizeof(out), &res, &failed), REDACT_KEEP);
+	assert_false(failed);
+	redact_free(&r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hash_is_hmac_sha256_of_rfc4231_test_cases_1_and_6),
+		cmocka_unit_test(test_hosts_sharing_a_key_hash_alike_and_another_key_differs),
+		cmocka_unit_test(test_key_file_trailing_newline_is_not_part_of_the_key),
+		cmocka_unit_test(test_key_file_missing_short_long_or_not_a_file_is_refused_naming_it),
+		cmocka_unit_test(test_key_file_readable_by_every_user_is_flagged),
+		cmocka_unit_test(test_mask_ip_keeps_ipv4_slash_24_and_ipv6_slash_48),
+		cmocka_unit_test(test_mask_ip_refuses_what_is_not_exactly_an_address),
+		cmocka_unit_test(test_regex_replaces_every_match_in_the_message),
+		cmocka_unit_test(test_regex_empty_matches_end_and_hide_nothing),
+		cmocka_unit_test(test_regex_anchor_matches_only_at_the_start_of_the_message),
+		cmocka_unit_test(test_regex_reads_only_the_value_bytes_nul_included),
+		cmocka_unit_test(test_regex_result_past_its_bound_fails_closed_to_the_marker),
+		cmocka_unit_test(test_regex_that_does_not_compile_is_refused_naming_it),
+		cmocka_unit_test(test_method_names_parse_and_print),
+		cmocka_unit_test(test_field_hash_takes_a_slice_as_its_string_and_an_integer_as_its_decimal),
+		cmocka_unit_test(test_field_that_cannot_be_hashed_is_removed_and_marked_failed),
+		cmocka_unit_test(test_field_mask_ip_masks_an_address_and_removes_anything_else),
+		cmocka_unit_test(test_field_drop_removes_any_value),
+		cmocka_unit_test(test_field_regex_rewrites_a_text_field_and_fails_closed_to_the_marker),
+	};
+
+	return cmocka_run_group_tests(tests, make_dir, remove_dir);
+}
