@@ -236,10 +236,14 @@ redact_mask_ip(const uint8_t *in, size_t len, char out[REDACT_IP_MAX])
 	return inet_ntop(AF_INET6, a, out, REDACT_IP_MAX) != NULL ? 0 : -EINVAL;
 }
 
-/* Appends p[0, n) at *o if it fits under cap. */
+/* Appends p[0, n) at *o if it fits under cap; without out, only counts. */
 static bool
 redact_put(uint8_t *out, size_t cap, size_t *o, const void *p, size_t n)
 {
+	if (out == NULL) {
+		*o += n;
+		return true;
+	}
 	if (n > cap - *o)
 		return false;
 	memcpy(out + *o, p, n);
@@ -292,6 +296,11 @@ redact_regex(const struct redact *r, const uint8_t *in, size_t len, uint8_t *out
 	*matches = n;
 	return 0;
 fail:
+	if (out == NULL) {
+		*outlen = 0;
+		*matches = n;
+		return -EIO;
+	}
 	/* Nothing of in stays behind the marker, not even in memory. */
 	memset(out, 0, o);
 	*outlen = sizeof(mark) - 1 < cap ? sizeof(mark) - 1 : cap;

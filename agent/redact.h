@@ -99,8 +99,10 @@ int redact_mask_ip(const uint8_t *in, size_t len, char out[REDACT_IP_MAX]);
  * Writes in[0, len) to out (cap bytes) with every non-empty match of r's
  * regex replaced (an empty match hides nothing and is passed over); in needs
  * no NUL and may hold NUL bytes. Sets *outlen and *matches. Returns 0, or
- * -EMSGSIZE when the result would pass cap: out then holds
- * REDACT_FAILED_MARK (cut to cap), never a part of in.
+ * -EMSGSIZE when the result would pass cap (or the matcher failed): out holds
+ * REDACT_FAILED_MARK then (cut to cap), never a part of in. Without out (NULL),
+ * only measures: *outlen is the result's length whatever cap says, so that
+ * the caller can make room for it (-EIO if the matcher failed).
  */
 int redact_regex(const struct redact *r, const uint8_t *in, size_t len, uint8_t *out,
     size_t cap, size_t *outlen, size_t *matches);

@@ -383,6 +383,26 @@ test_regex_result_past_its_bound_fails_closed_to_the_marker(void **state)
 }
 
 static void
+test_regex_without_output_measures_the_result_however_long(void **state)
+{
+	struct redact r;
+	size_t outlen = 0, matches = 0;
+	static const char in[] = "to a@b.c and d@e.f";
+
+	(void)state;
+	regex_rule(&r, EMAIL, "[a long replacement]");
+	assert_int_equal(redact_regex(&r, (const uint8_t *)in, strlen(in), NULL, 0, &outlen,
+	    &matches), 0);
+	assert_int_equal(matches, 2);
+	assert_int_equal(outlen, strlen("to [a long replacement] and [a long replacement]"));
+	assert_int_equal(redact_regex(&r, (const uint8_t *)"none", 4, NULL, 0, &outlen,
+	    &matches), 0);
+	assert_int_equal(matches, 0);
+	assert_int_equal(outlen, 4);
+	redact_free(&r);
+}
+
+static void
 test_regex_that_does_not_compile_is_refused_naming_it(void **state)
 {
 	struct redact_options o = { .method = REDACT_REGEX, .pattern = "([a-z" };
@@ -629,6 +649,7 @@ main(void)
 		cmocka_unit_test(test_regex_anchor_matches_only_at_the_start_of_the_message),
 		cmocka_unit_test(test_regex_reads_only_the_value_bytes_nul_included),
 		cmocka_unit_test(test_regex_result_past_its_bound_fails_closed_to_the_marker),
+		cmocka_unit_test(test_regex_without_output_measures_the_result_however_long),
 		cmocka_unit_test(test_regex_that_does_not_compile_is_refused_naming_it),
 		cmocka_unit_test(test_method_names_parse_and_print),
 		cmocka_unit_test(test_field_hash_takes_a_slice_as_its_string_and_an_integer_as_its_decimal),
