@@ -533,6 +533,15 @@ agent_source_equal(const struct agent_source *x, const struct agent_source *y)
 	return config_value_equal(agent_key("sources")->elem, x, y);
 }
 
+bool
+agent_processors_equal(const struct agent_config *run, const struct agent_config *fresh)
+{
+	const struct config_key *p = agent_key("processors"), *b = agent_key("processor_buffer");
+
+	return config_value_equal(p, (const char *)run + p->offset, (const char *)fresh + p->offset) &&
+	    config_value_equal(b, (const char *)run + b->offset, (const char *)fresh + b->offset);
+}
+
 size_t
 agent_restart_keys(const struct agent_config *run, const struct agent_config *fresh,
     const char **keys, size_t max)
@@ -761,7 +770,8 @@ agent_reload(void *ctx, void **fresh)
 				match[i] = j;
 		if (match[i] == SIZE_MAX) {
 			plan[i] = PLAN_ADD;
-		} else if (agent_source_equal(a->srcs[match[i]].cfg, &ns[i])) {
+		} else if (agent_source_equal(a->srcs[match[i]].cfg, &ns[i]) &&
+		    agent_processors_equal(a->srcs[match[i]].gen->cfg, cfg)) {
 			plan[i] = PLAN_SAME;
 			stays[match[i]] = true;
 		} else {

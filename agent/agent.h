@@ -23,6 +23,13 @@ int agent_reload(void *ctx, void **fresh);
 bool agent_source_equal(const struct agent_source *x, const struct agent_source *y);
 
 /*
+ * Whether the global processors (and processor_buffer) of run and fresh
+ * are the same: every source's chain ends with them, so a reload restarts
+ * every source when they changed.
+ */
+bool agent_processors_equal(const struct agent_config *run, const struct agent_config *fresh);
+
+/*
  * The keys (at most max, into keys) whose change between the running
  * configuration run and fresh needs a restart. Returns how many.
  */

@@ -14,6 +14,7 @@
 #include "agent/agent_config.h"
 #include "agent/multiline.h"
 #include "agent/parsers.h"
+#include "agent/processors.h"
 #include "common/daemon.h"
 #include "common/tls.h"
 #include "common/tz.h"
@@ -59,6 +60,25 @@ static const struct config_key multiline_keys[] = {
 	{ NULL },
 };
 #undef M
+
+#define P(f) offsetof(struct agent_processor, f)
+static const struct config_key processor_keys[] = {
+	{ "type", CONFIG_ENUM, P(type), .flags = CONFIG_REQUIRED, .names = processor_names,
+	  .help = "What the stage does: add_fields sets fields (see logferry-agent(8) PROCESSORS)." },
+	{ "values", CONFIG_MAP, P(values), .only = ONLY(PROCESSOR_ADD_FIELDS),
+	  .required_when = ONLY(PROCESSOR_ADD_FIELDS),
+	  .help = "add_fields: field name -> text value, set on every event (an existing field of the "
+	    "name is overwritten). ${host} (the host name), ${agent_id} and ${source} (the source's "
+	    "name) are replaced in values." },
+	/* redact: its keys (field/fields, method, key_file, pattern, replacement) go here. */
+	{ NULL },
+};
+#undef P
+
+static const struct config_key elem_processor = {
+	.type = CONFIG_SECTION, .keys = processor_keys, .size = sizeof(struct agent_processor),
+	.discriminator = "type",
+};
 
 #define S(f) offsetof(struct agent_source, f)
 static const struct config_key source_keys[] = {
@@ -148,6 +168,9 @@ static const struct config_key source_keys[] = {
 	  .only = ONLY(SOURCE_FILE),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
 	    "continuation. A file's position advances only when a whole event is in the spool." },
+	{ "processors", CONFIG_LIST, S(processors), .elem = &elem_processor,
+	  .help = "Processing stages for this source's events, in order, run before the global "
+	    "processors (see logferry-agent(8) PROCESSORS)." },
 	{ NULL },
 };
 #undef S
@@ -251,6 +274,15 @@ static const struct config_key agent_keys[] = {
 	{ "spool", CONFIG_SECTION, A(spool), .keys = spool_keys, .help = "The durable LMDB spool in data_dir." },
 	{ "sources", CONFIG_LIST, A(sources), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY, .elem = &elem_source,
 	  .help = "Where events come from." },
+	{ "processors", CONFIG_LIST, A(processors), .elem = &elem_processor,
+	  .help = "Processing stages for every source's events, in order, after the source's own "
+	    "processors, at the door into the spool: what they remove never reaches the disk "
+	    "(see logferry-agent(8) PROCESSORS)." },
+	{ "processor_buffer", CONFIG_SIZE, A(processor_buffer), .def = "4MiB", .min = 64 * KIB,
+	  .max = 1 * GIB,
+	  .help = "Bytes the processors of one source may write for one event (values they set, a "
+	    "message they rewrite and the fields taken out of it). An event that needs more is not "
+	    "spooled, and counted in logferry_processor_errors_total." },
 	{ "relays", CONFIG_SECTION, A(relays), .keys = relays_keys,
 	  .help = "Where events go. Without it the agent only spools." },
 	{ "metrics", CONFIG_SECTION, A(metrics), .keys = metrics_keys,
@@ -424,6 +456,53 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 	}
 }
 
+/*
+ * Compiles every source's chain: its processors, then the global ones. An
+ * error in the global list is the same for every source: said once.
+ */
+static void
+agent_config_compile_processors(struct config_check *c, struct agent_config *cfg)
+{
+	struct processor_context ctx = { .agent_id = cfg->id, .config_file = config_check_file(c) };
+	char host[256], path[64];
+	bool global_said = false;
+
+	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "%s", cfg->id);
+	host[sizeof(host) - 1] = '\0';
+	ctx.host = host;
+	for (size_t i = 0; i < cfg->sources.n; i++) {
+		struct agent_source *s = (struct agent_source *)cfg->sources.items + i;
+		const struct config_list *lists[] = { &s->processors, &cfg->processors };
+		struct processors_error e;
+
+		ctx.source = s->name;
+		if (processors_compile(lists, 2, &ctx, cfg->processor_buffer, &s->chain, &e) == 0)
+			continue;
+		if (e.list == 0)
+			snprintf(path, sizeof(path), "sources[%zu].processors[%zu]", i, e.index);
+		else if (!global_said)
+			snprintf(path, sizeof(path), "processors[%zu]", e.index);
+		else
+			continue;
+		global_said = global_said || e.list == 1;
+		config_error(c, path, "%s", e.msg);
+	}
+}
+
+static void
+agent_config_release(void *obj)
+{
+	struct agent_config *cfg = obj;
+
+	for (size_t i = 0; i < cfg->sources.n; i++) {
+		struct agent_source *s = (struct agent_source *)cfg->sources.items + i;
+
+		processors_free(s->chain);
+		s->chain = NULL;
+	}
+}
+
 void
 agent_config_tls_options(const struct agent_config *cfg, struct tls_config_options *o)
 {
@@ -508,6 +587,7 @@ agent_config_check(struct config_check *c, struct agent_config *cfg, bool host)
 			    " ms)", cfg->relays.ping_timeout_ms);
 	}
 	daemon_default_id(c, &cfg->id);
+	agent_config_compile_processors(c, cfg);
 	if (host)
 		agent_config_check_host(c, cfg);
 }
@@ -529,6 +609,7 @@ const struct config_schema agent_config_schema = {
 	.keys = agent_keys,
 	.size = sizeof(struct agent_config),
 	.validate = agent_config_validate,
+	.release = agent_config_release,
 	.secrets = CONFIG_SECRETS_AT(struct agent_config, secrets),
 };
 
@@ -537,4 +618,5 @@ const struct config_schema agent_config_rules_schema = {
 	.keys = agent_keys,
 	.size = sizeof(struct agent_config),
 	.validate = agent_config_validate_rules,
+	.release = agent_config_release,
 };

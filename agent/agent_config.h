@@ -15,6 +15,21 @@ enum agent_source_type { SOURCE_FILE, SOURCE_SYSLOG, SOURCE_HTTP, SOURCE_JOURNAL
 enum agent_start_at { START_AT_BEGINNING, START_AT_END };
 enum agent_sync { SYNC_ALWAYS, SYNC_RELAXED };
 
+/* Processing stage types (agent/processors.c's table), in the order of processor_names. */
+enum agent_processor_type {
+	PROCESSOR_ADD_FIELDS,
+	/* redact: PROCESSOR_REDACT goes here (agent/redact.c) */
+};
+
+/* One element of a processors: list; its type says which keys apply. */
+struct agent_processor {
+	int type;                     /* enum agent_processor_type */
+	struct config_map values;     /* add_fields: name -> value, ${host} etc. expanded */
+	/* redact: its keys go here */
+};
+
+struct processors;
+
 struct agent_source {
 	char *name;
 	int type;                     /* enum agent_source_type */
@@ -49,6 +64,12 @@ struct agent_source {
 		uint64_t flush_timeout_ms;  /* an event with no line after it ships after this */
 		uint64_t max_bytes;       /* longer events are cut and marked */
 	} multiline;                  /* file: both patterns NULL: one event per line */
+	struct config_list processors;   /* struct agent_processor: run before the global ones */
+	/*
+	 * Not a key: this source's chain, its processors then the global ones,
+	 * compiled by the configuration's check and freed with it; NULL: none.
+	 */
+	struct processors *chain;
 };
 
 struct agent_config {
@@ -63,6 +84,8 @@ struct agent_config {
 		uint64_t commit_interval_ms;
 	} spool;
 	struct config_list sources;   /* struct agent_source */
+	struct config_list processors;   /* struct agent_processor: every source's, after its own */
+	uint64_t processor_buffer;    /* bytes a chain may write per event */
 	struct {
 		struct config_list servers;   /* struct config_addr */
 		struct {

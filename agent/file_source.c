@@ -409,7 +409,7 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		return -ENOMEM;
 	fs->cfg = cfg;
 	fs->spool = spool;
-	pipeline_init(&fs->pipe, spool, "event too large with its fields");
+	pipeline_init(&fs->pipe, spool, "event too large with its fields", cfg->chain);
 	if ((r = source_line_init(&fs->sl, cfg, parser_type_of(cfg), host, cfg->max_line)) != 0) {
 		free(fs);
 		return r;

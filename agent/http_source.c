@@ -1542,7 +1542,7 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	hs->stream = cfg->stream != NULL ? cfg->stream : cfg->name;
 	hs->spool = spool;
 	pipeline_init(&hs->pipe, spool, "event too large for the spool with its fields; "
-	    "fields dropped");
+	    "fields dropped", cfg->chain);
 	hs->idle_timeout_ms = cfg->idle_timeout_ms != 0 ? cfg->idle_timeout_ms :
 	    HTTP_SOURCE_IDLE_TIMEOUT_MS;
 	hs->request_timeout_ms = cfg->request_timeout_ms != 0 ? cfg->request_timeout_ms :

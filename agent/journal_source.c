@@ -710,7 +710,7 @@ journal_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char
 	js->stream = cfg->stream != NULL ? cfg->stream : cfg->name;
 	js->source = cfg->directory != NULL ? cfg->directory : "journal";
 	js->spool = spool;
-	pipeline_init(&js->door, spool, "journal entry too large with its fields");
+	pipeline_init(&js->door, spool, "journal entry too large with its fields", cfg->chain);
 	journal_entry_init(&js->entry, cfg->max_field_size);
 	uv_timer_init(loop, &js->timer);
 	uv_idle_init(loop, &js->idle);

@@ -8,10 +8,11 @@
 #include "agent/pipeline.h"
 
 void
-pipeline_init(struct pipeline *p, struct spool *spool, const char *why)
+pipeline_init(struct pipeline *p, struct spool *spool, const char *why, struct processors *chain)
 {
 	memset(p, 0, sizeof(*p));
 	p->spool = spool;
+	p->chain = chain;
 	p->why = why;
 }
 
@@ -64,9 +65,22 @@ static int
 pipeline_door(struct pipeline *p, const struct event *ev, size_t nmarks,
     const struct pipeline_at *at)
 {
+	const struct event *done;
 	struct event raw;
+	size_t marks;
 	int r;
 
+	if (p->chain != NULL) {
+		/*
+		 * A drop or a failure (counted and logged by the chain) leaves
+		 * nothing to spool; -EAGAIN below runs the chain again on the same
+		 * event, which only counts it twice.
+		 */
+		if (processors_run(p->chain, ev, nmarks, &done, &marks) != PROCESSORS_KEEP)
+			return pipeline_advance(p, at) == -EAGAIN ? -EAGAIN : 0;
+		ev = done;
+		nmarks = marks;
+	}
 	r = pipeline_append(p, ev, at);
 	if (r == -EMSGSIZE) {
 		/* Fields can make an event larger than its message; the message alone may fit. */

@@ -5,8 +5,9 @@
  * must do alike: an event too large for the spool with its fields goes
  * again without them, what the spool refuses even then is counted, and the
  * source's position (a file's offset, a journal cursor) advances past it
- * all the same. Processing stages
- * that apply to every source belong here too.
+ * all the same. The source's processors (processors.h) run here first,
+ * once per event, so that what they remove never reaches the spool; the
+ * too-large fallback applies to the processed event.
  */
 #ifndef LOGFERRY_PIPELINE_H
 #define LOGFERRY_PIPELINE_H
@@ -14,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/processors.h"
 #include "agent/spool.h"
 #include "proto/event.h"
 
@@ -22,18 +24,26 @@
 
 struct pipeline {
 	struct spool *spool;
+	struct processors *chain;    /* borrowed; NULL: no processing */
 	const char *why;             /* parse_error of an event spooled without its fields */
 	struct event_field raw[1 + PIPELINE_MAX_MARKS];
 	uint64_t fields_dropped;     /* events spooled without their fields: too large with them */
 	uint64_t dropped;            /* events the spool refused even without fields; skipped */
 };
 
-/* Prepares p to hand events to spool; why (static text) says why fields went. */
-void pipeline_init(struct pipeline *p, struct spool *spool, const char *why);
+/*
+ * Prepares p to hand events to spool through chain (the source's
+ * agent_source.chain, borrowed; NULL: none); why (static text) says why
+ * fields went.
+ */
+void pipeline_init(struct pipeline *p, struct spool *spool, const char *why,
+    struct processors *chain);
 
 /*
  * Hands ev to the spool with pos, the read position just after it (NULL:
- * the source has none), committed with it. The last nmarks (at most
+ * the source has none), committed with it, after the chain: an event a
+ * stage drops, or one that fails, is not spooled (the chain counts it) and
+ * its position advances; that is a 0. The last nmarks (at most
  * PIPELINE_MAX_MARKS) fields of ev are the source's marks: an event too
  * large with its fields goes with a parse_error field saying why and these
  * marks alone. Returns 0 (spooled), -EAGAIN (no room now, nothing taken:

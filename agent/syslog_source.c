@@ -1239,7 +1239,7 @@ syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char 
 	ss->loop = loop;
 	ss->cfg = cfg;
 	ss->spool = spool;
-	pipeline_init(&ss->pipe, spool, "event too large with its fields");
+	pipeline_init(&ss->pipe, spool, "event too large with its fields", cfg->chain);
 	TAILQ_INIT(&ss->conns);
 	/* Syslog sources have no format key (cfg->format is the file default): always syslog. */
 	if ((r = source_line_init(&ss->sl, cfg, &parser_syslog, host, cfg->max_message_size)) != 0) {

@@ -1816,6 +1816,8 @@ config_free(const struct config_schema *schema, void *obj)
 {
 	if (obj == NULL)
 		return;
+	if (schema->release != NULL)
+		schema->release(obj);
 	config_free_keys(schema->keys, obj);
 	if (schema->secrets != 0)
 		config_secrets_free((struct config_secrets *)((char *)obj + schema->secrets - 1));

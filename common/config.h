@@ -127,6 +127,11 @@ struct config_schema {
 	size_t size;                     /* sizeof the whole config struct */
 	config_validate_fn validate;     /* may be NULL */
 	/*
+	 * Frees what validate built beside the keys (compiled rules), before
+	 * config_free frees the keys. May be NULL.
+	 */
+	void (*release)(void *obj);
+	/*
 	 * CONFIG_SECRETS_AT(type, member): where the config struct keeps its
 	 * struct config_secrets. 0: nowhere, and {file: PATH} is refused.
 	 */

@@ -87,6 +87,25 @@ test_a_source_whose_format_or_paths_or_listen_changed_is_not_equal(void **state)
 }
 
 static void
+test_a_change_of_a_source_or_the_global_processors_is_seen_by_a_reload(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_load(&p, BASE "processors: [{type: add_fields, values: {env: prod}}]\nsources:\n"
+	    FILE_A SYSLOG_S,
+	    BASE "processors: [{type: add_fields, values: {env: staging}}]\nsources:\n"
+	    "  - {name: a, type: file, paths: [/var/log/a.log], format: nginx_combined,\n"
+	    "     processors: [{type: add_fields, values: {dc: par1}}]}\n"
+	    SYSLOG_S);
+	assert_false(agent_source_equal(src(&p.run, 0), src(&p.fresh, 0)));
+	assert_true(agent_source_equal(src(&p.run, 1), src(&p.fresh, 1)));
+	assert_false(agent_processors_equal(&p.run, &p.fresh));
+	assert_true(agent_processors_equal(&p.run, &p.run));
+	pair_free(&p);
+}
+
+static void
 test_sources_and_log_level_changes_need_no_restart(void **state)
 {
 	struct pair p;
@@ -216,6 +235,8 @@ main(void)
 		cmocka_unit_test(test_every_configured_source_type_has_its_entry_by_name_in_the_source_table),
 		cmocka_unit_test(test_every_source_type_starts_stops_and_reports_counters_inside_its_stats),
 		cmocka_unit_test(test_the_spool_takes_the_largest_message_of_any_source_type),
+		cmocka_unit_test(
+		    test_a_change_of_a_source_or_the_global_processors_is_seen_by_a_reload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

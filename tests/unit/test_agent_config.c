@@ -16,6 +16,7 @@
 #include "common/daemon.h"
 #include "agent/agent_config.h"
 #include "agent/parsers.h"
+#include "agent/processors.h"
 #include "tests/unit/config_fixture.h"
 
 /* The rules alone: the TLS files here are empty placeholders. */
@@ -472,6 +473,90 @@ test_journal_match_without_a_field_name_is_an_error_at_its_line(void **state)
 	    "in upper case letters, digits and '_' (e.g. _SYSTEMD_UNIT=nginx.service)\n");
 }
 #endif
+
+static void
+test_processors_global_and_per_source_compile_into_each_source_chain(void **state)
+{
+	struct agent_config cfg;
+	const struct config_map *m;
+
+	(void)state;
+	load_ok("processors:\n"
+	    "  - type: add_fields\n"
+	    "    values: {env: prod, dc: par1}\n"
+	    "sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    processors:\n"
+	    "      - {type: add_fields, values: {team: web, node: '${host}'}}\n"
+	    "  - name: other\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/other.log]\n", &cfg);
+	assert_int_equal(cfg.processors.n, 1);
+	m = &((const struct agent_processor *)cfg.processors.items)[0].values;
+	assert_int_equal(m->n, 2);
+	assert_string_equal(m->items[1].key, "dc");
+	assert_string_equal(m->items[1].value, "par1");
+	assert_int_equal(source(&cfg, 0)->processors.n, 1);
+	assert_non_null(source(&cfg, 0)->chain);
+	assert_true(processors_has(source(&cfg, 0)->chain, PROCESSOR_ADD_FIELDS));
+	/* The global list alone is a chain too. */
+	assert_non_null(source(&cfg, 1)->chain);
+	assert_int_equal(cfg.processor_buffer, 4 * MIB);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_no_processors_is_no_chain(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	load_ok(SOURCES_OK, &cfg);
+	assert_null(source(&cfg, 0)->chain);
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_a_processor_that_does_not_compile_is_an_error_at_its_line_once(void **state)
+{
+	(void)state;
+	expect_errors("processors:\n"
+	    "  - type: add_fields\n"
+	    "    values: {env: prod}\n"
+	    "  - type: add_fields\n"
+	    "    values: {dc: '${datacenter}'}\n"
+	    "sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    processors:\n"
+	    "      - {type: add_fields, values: {x: '${nope'}}\n"
+	    "  - name: b\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/b.log]\n"
+	    "  - name: c\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/c.log]\n",
+	    "agent.yaml:11: sources[0].processors[0]: values.x: '${nope' has a ${ without its }\n"
+	    "agent.yaml:4: processors[1]: values.dc: '${datacenter}' is not one of ${host}, "
+	    "${agent_id} or ${source}\n");
+}
+
+static void
+test_a_processor_without_its_type_or_its_keys_is_refused(void **state)
+{
+	(void)state;
+	expect_errors("processors:\n"
+	    "  - values: {env: prod}\n"
+	    "  - type: add_fields\n"
+	    "  - type: shout\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0].type: missing: this key is required\n"
+	    "agent.yaml:3: processors[1].values: missing: required when type is add_fields\n"
+	    "agent.yaml:4: processors[2].type: 'shout' is not one of: add_fields\n");
+}
 
 static void
 test_wrong_kind_of_node_is_refused(void **state)
@@ -1072,6 +1157,10 @@ main(void)
 		cmocka_unit_test(test_journal_source_takes_directory_matches_and_start_at),
 		cmocka_unit_test(test_journal_match_without_a_field_name_is_an_error_at_its_line),
 #endif
+		cmocka_unit_test(test_processors_global_and_per_source_compile_into_each_source_chain),
+		cmocka_unit_test(test_no_processors_is_no_chain),
+		cmocka_unit_test(test_a_processor_that_does_not_compile_is_an_error_at_its_line_once),
+		cmocka_unit_test(test_a_processor_without_its_type_or_its_keys_is_refused),
 		cmocka_unit_test(test_wrong_kind_of_node_is_refused),
 		cmocka_unit_test(test_missing_sources_is_refused),
 		cmocka_unit_test(test_empty_sources_list_is_refused),

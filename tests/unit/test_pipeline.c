@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "agent/pipeline.h"
+#include "agent/processors.h"
 #include "agent/spool.h"
 #include "common/buf.h"
 #include "proto/event.h"
@@ -59,7 +60,7 @@ setup(void **state)
 	o.commit_interval_ms = 1;
 	o.event_max_bytes = EVENT_MAX;
 	assert_int_equal(spool_open(&fx->loop, &o, on_writable, fx, &fx->spool), 0);
-	pipeline_init(&fx->pipe, fx->spool, WHY);
+	pipeline_init(&fx->pipe, fx->spool, WHY, NULL);
 	*state = fx;
 	return 0;
 }
@@ -297,6 +298,67 @@ test_a_cursor_advances_with_its_event_and_past_one_refused(void **state)
 	assert_int_equal(fx->n, 2);
 }
 
+/* A chain of one add_fields stage setting env: prod (the configuration outlives it: static). */
+static struct processors *
+chain_env_prod(void)
+{
+	static struct config_map_entry kv[] = { { "env", "prod", 0 } };
+	static struct agent_processor p = { .type = PROCESSOR_ADD_FIELDS, .values = { 1, kv } };
+	static const struct config_list list = { 1, &p };
+	static const struct processor_context ctx = { "h", "a", "s", "agent.yaml" };
+	const struct config_list *lists[] = { &list };
+	struct processors_error e;
+	struct processors *c = NULL;
+
+	assert_int_equal(processors_compile(lists, 1, &ctx, 4096, &c, &e), 0);
+	assert_non_null(c);
+	return c;
+}
+
+static void
+test_the_source_chain_runs_at_the_door_before_the_spool(void **state)
+{
+	struct fixture *fx = *state;
+	struct processors *c = chain_env_prod();
+	struct event_field f[1];
+	struct event ev;
+
+	pipeline_init(&fx->pipe, fx->spool, WHY, c);
+	text_field(&f[0], "user", "ann", 3);
+	event_make(&ev, "hello", 5, f, 1);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, NULL), 0);
+	read_back(fx);
+	assert_int_equal(fx->n, 1);
+	assert_string_equal(fx->fields[0], "user=ann;env=prod;");
+	processors_free(c);
+}
+
+static void
+test_the_too_large_fallback_applies_to_the_processed_event_and_keeps_its_marks(void **state)
+{
+	struct fixture *fx = *state;
+	struct processors *c = chain_env_prod();
+	static char big[EVENT_MAX];
+	struct event_field f[2];
+	struct event ev;
+
+	pipeline_init(&fx->pipe, fx->spool, WHY, c);
+	memset(big, 'x', sizeof(big));
+	text_field(&f[0], "body", big, sizeof(big));
+	memset(&f[1], 0, sizeof(f[1]));
+	f[1].key = (struct pbslice){ (const uint8_t *)"truncated", 9 };
+	f[1].type = EVENT_BOOLEAN;
+	f[1].v.boolean = true;
+	event_make(&ev, "hello", 5, f, 2);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 1, NULL), 0);
+	assert_int_equal(fx->pipe.fields_dropped, 1);
+	read_back(fx);
+	assert_int_equal(fx->n, 1);
+	/* The mark, not the field the chain added last, is what stays. */
+	assert_string_equal(fx->fields[0], "parse_error=" WHY ";truncated=true;");
+	processors_free(c);
+}
+
 int
 main(void)
 {
@@ -310,6 +372,11 @@ main(void)
 		    test_an_event_refused_even_without_fields_is_counted_and_its_position_still_advances,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_cursor_advances_with_its_event_and_past_one_refused,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_the_source_chain_runs_at_the_door_before_the_spool,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_the_too_large_fallback_applies_to_the_processed_event_and_keeps_its_marks,
 		    setup, teardown),
 	};
 

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* processors: the table of stage types and a source's chain (see processors.h). */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/add_fields.h"
+#include "agent/processors.h"
+#include "common/log.h"
+
+/* One line per type, in the order of enum agent_processor_type. */
+const struct processor_type *const processor_types[] = {
+	[PROCESSOR_ADD_FIELDS] = &add_fields_processor_type,
+	/* redact: [PROCESSOR_REDACT] = &redact_processor_type, */
+};
+
+const size_t processor_types_n = sizeof(processor_types) / sizeof(processor_types[0]);
+
+const char *const processor_names[] = {
+	"add_fields",
+	/* redact: "redact", */
+	NULL,
+};
+
+#define PF(name, member, help) \
+	{ "logferry_processor_" name, "counter", help, offsetof(struct processors_stats, member) }
+const struct metrics_field processors_fields[] = {
+	PF("events_passed_total", passed,
+	    "Events a stage let go on (labelled source and processor, the stage's type)."),
+	PF("events_dropped_total", dropped, "Events a stage dropped (drop, keep)."),
+	PF("events_dead_lettered_total", dead_lettered,
+	    "Events a stage sent to the dead-letter stream (require)."),
+	PF("errors_total", errors,
+	    "Events a stage could not process (processor_buffer or the fields full): not spooled."),
+};
+const size_t processors_nfields = sizeof(processors_fields) / sizeof(processors_fields[0]);
+
+struct processors_stage {
+	const struct processor_type *type;
+	int t;                       /* enum agent_processor_type */
+	void *state;
+	struct processors_stats stats;
+};
+
+struct processors {
+	struct processors_stage *stages;
+	size_t n;
+	const char *source;          /* for log lines: the context's, which outlives the chain */
+	struct processor_event pe;   /* the scratch: fields and arena, reused */
+};
+
+void
+processors_free(struct processors *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		c->stages[i].type->free(c->stages[i].state);
+	free(c->stages);
+	free(c->pe.ev.fields);
+	free(c->pe.arena);
+	free(c);
+}
+
+int
+processors_compile(const struct config_list *const *lists, size_t nlists,
+    const struct processor_context *ctx, size_t arena_bytes, struct processors **out,
+    struct processors_error *e)
+{
+	struct processors *c;
+	size_t total = 0;
+	int r;
+
+	*out = NULL;
+	memset(e, 0, sizeof(*e));
+	for (size_t l = 0; l < nlists; l++)
+		total += lists[l] != NULL ? lists[l]->n : 0;
+	if (total == 0)
+		return 0;
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->stages = calloc(total, sizeof(*c->stages))) == NULL ||
+	    (c->pe.arena = malloc(arena_bytes)) == NULL) {
+		r = -ENOMEM;
+		snprintf(e->msg, sizeof(e->msg), "out of memory");
+		goto fail;
+	}
+	c->source = ctx->source;
+	c->pe.arena_cap = arena_bytes;
+	for (size_t l = 0; l < nlists; l++) {
+		for (size_t i = 0; lists[l] != NULL && i < lists[l]->n; i++) {
+			const struct agent_processor *cfg =
+			    (const struct agent_processor *)lists[l]->items + i;
+			struct processors_stage *s = &c->stages[c->n];
+
+			s->t = cfg->type;
+			s->type = processor_types[cfg->type];
+			if ((r = s->type->compile(cfg, ctx, &s->state, e->msg, sizeof(e->msg))) != 0) {
+				e->list = l;
+				e->index = i;
+				if (e->msg[0] == '\0')
+					snprintf(e->msg, sizeof(e->msg), "%s: %s", s->type->name,
+					    strerror(-r));
+				goto fail;
+			}
+			c->n++;
+		}
+	}
+	/*
+	 * Every stage may add a few fields (add_fields its values, require its
+	 * two): bounded by the configuration, so sized here once.
+	 */
+	c->pe.max_fields = PROCESSORS_MAX_INPUT_FIELDS + 2;
+	for (size_t l = 0; l < nlists; l++)
+		for (size_t i = 0; lists[l] != NULL && i < lists[l]->n; i++)
+			c->pe.max_fields += ((const struct agent_processor *)lists[l]->items)[i].values.n;
+	if ((c->pe.ev.fields = calloc(c->pe.max_fields, sizeof(*c->pe.ev.fields))) == NULL) {
+		r = -ENOMEM;
+		snprintf(e->msg, sizeof(e->msg), "out of memory");
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	processors_free(c);
+	return r;
+}
+
+/* The event becomes a dead letter: re-streamed, with why and where it was going. */
+static int
+processors_dead_letter(struct processor_event *pe)
+{
+	struct event_field f = { .type = EVENT_TEXT };
+	int r;
+
+	f.v.text = pe->ev.stream;
+	if ((r = processor_event_set(pe, processor_slice(PROCESSORS_STREAM_FIELD), &f)) != 0)
+		return r;
+	f.v.text = pe->reason;
+	if ((r = processor_event_set(pe, processor_slice(PROCESSORS_ERROR_FIELD), &f)) != 0)
+		return r;
+	pe->ev.stream = processor_slice(pe->dead_letter_stream);
+	pe->dead_lettered = true;
+	return 0;
+}
+
+int
+processors_run(struct processors *c, const struct event *in, size_t nmarks,
+    const struct event **out, size_t *out_nmarks)
+{
+	struct processor_event *pe = &c->pe;
+	struct event_field *fields = pe->ev.fields;
+
+	/* Room is kept for what the stages add: an event with more fields is an error of the first. */
+	if (in->nfields > PROCESSORS_MAX_INPUT_FIELDS) {
+		c->stages[0].stats.errors++;
+		log_error("source %s: an event with %zu fields is more than processors take (%d): "
+		    "not spooled; have the source make fewer fields", c->source, in->nfields,
+		    PROCESSORS_MAX_INPUT_FIELDS);
+		return -E2BIG;
+	}
+	pe->ev = *in;
+	pe->ev.fields = fields;
+	memcpy(fields, in->fields, in->nfields * sizeof(fields[0]));
+	pe->nmarks = nmarks <= in->nfields ? nmarks : in->nfields;
+	pe->arena_used = 0;
+	pe->dead_lettered = false;
+	for (size_t i = 0; i < c->n; i++) {
+		struct processors_stage *s = &c->stages[i];
+		int r;
+
+		pe->reason = (struct pbslice){ NULL, 0 };
+		r = s->type->run(s->state, pe);
+		/* A dead letter goes on whole: no later stage drops it or judges it again. */
+		if (pe->dead_lettered && (r == PROCESSOR_DROP || r == PROCESSOR_DEAD_LETTER))
+			r = PROCESSOR_PASS;
+		if (r == PROCESSOR_DEAD_LETTER && (r = processors_dead_letter(pe)) == 0) {
+			s->stats.dead_lettered++;
+			continue;
+		}
+		if (r < 0) {
+			s->stats.errors++;
+			log_error("source %s: processor %zu (%s) failed on an event: %s; the event is "
+			    "not spooled%s", c->source, i, s->type->name, strerror(-r),
+			    r == -ENOSPC ? " (raise processor_buffer if it needs more room)" : "");
+			return r;
+		}
+		if (r == PROCESSOR_DROP) {
+			s->stats.dropped++;
+			return PROCESSORS_DROP;
+		}
+		s->stats.passed++;
+	}
+	*out = &pe->ev;
+	*out_nmarks = pe->nmarks;
+	return PROCESSORS_KEEP;
+}
+
+void
+processors_get_stats(const struct processors *c, int t, struct processors_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (size_t i = 0; c != NULL && i < c->n; i++) {
+		const struct processors_stats *s = &c->stages[i].stats;
+
+		if (c->stages[i].t != t)
+			continue;
+		st->passed += s->passed;
+		st->dropped += s->dropped;
+		st->dead_lettered += s->dead_lettered;
+		st->errors += s->errors;
+	}
+}
+
+bool
+processors_has(const struct processors *c, int t)
+{
+	for (size_t i = 0; c != NULL && i < c->n; i++)
+		if (c->stages[i].t == t)
+			return true;
+	return false;
+}
+
+void
+processors_get_type_stats(const struct processors *c, int t, void *st)
+{
+	const struct processor_type *type = processor_types[t];
+	uint64_t one[32], *sum = st;
+	size_t n = type->stats_size / sizeof(uint64_t);
+
+	memset(st, 0, type->stats_size);
+	if (type->stats == NULL || n > sizeof(one) / sizeof(one[0]))
+		return;
+	for (size_t i = 0; c != NULL && i < c->n; i++) {
+		if (c->stages[i].t != t)
+			continue;
+		type->stats(c->stages[i].state, one);
+		for (size_t k = 0; k < n; k++)
+			sum[k] += one[k];
+	}
+}

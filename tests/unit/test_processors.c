@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for agent/processors (the chain and its stage types) and the
+ * helpers of agent/processor.h that stages share.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/processors.h"
+#include "proto/event.h"
+
+#define ARENA 4096
+
+static const struct processor_context ctx = {
+	.host = "web-01", .agent_id = "agent-7", .source = "nginx", .config_file = "agent.yaml",
+};
+
+/* Up to 8 processors of a list, built by hand as the configuration would. */
+struct plist {
+	struct agent_processor p[8];
+	struct config_map_entry entries[8][8];
+	struct config_list list;
+};
+
+static struct agent_processor *
+plist_add(struct plist *l, int type)
+{
+	struct agent_processor *p = &l->p[l->list.n];
+
+	assert_true(l->list.n < 8);
+	memset(p, 0, sizeof(*p));
+	p->type = type;
+	l->list.items = l->p;
+	l->list.n++;
+	return p;
+}
+
+/* An add_fields processor with n name/value pairs. */
+static void
+plist_add_fields(struct plist *l, size_t n, const char *const *kv)
+{
+	size_t i = l->list.n;
+	struct agent_processor *p = plist_add(l, PROCESSOR_ADD_FIELDS);
+
+	for (size_t k = 0; k < n; k++) {
+		l->entries[i][k].key = (char *)kv[2 * k];
+		l->entries[i][k].value = (char *)kv[2 * k + 1];
+	}
+	p->values.items = l->entries[i];
+	p->values.n = n;
+}
+
+static struct processors *
+chain_of(const struct plist *own, const struct plist *global)
+{
+	const struct config_list *lists[] = { own != NULL ? &own->list : NULL,
+	    global != NULL ? &global->list : NULL };
+	struct processors_error e;
+	struct processors *c = NULL;
+
+	if (processors_compile(lists, 2, &ctx, ARENA, &c, &e) != 0)
+		fail_msg("compile: %s", e.msg);
+	assert_non_null(c);
+	return c;
+}
+
+static void
+text_field(struct event_field *f, const char *key, const char *value)
+{
+	memset(f, 0, sizeof(*f));
+	f->key = (struct pbslice){ (const uint8_t *)key, strlen(key) };
+	f->type = EVENT_TEXT;
+	f->v.text = (struct pbslice){ (const uint8_t *)value, strlen(value) };
+}
+
+static void
+event_make(struct event *ev, const char *message, struct event_field *fields, size_t n)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->host = (struct pbslice){ (const uint8_t *)"h", 1 };
+	ev->stream = (struct pbslice){ (const uint8_t *)"access", 6 };
+	ev->message = (struct pbslice){ (const uint8_t *)message, strlen(message) };
+	ev->fields = fields;
+	ev->nfields = n;
+}
+
+/* The fields of ev as "key=value;" (text values; integers and booleans as JSON). */
+static const char *
+fields_of(const struct event *ev)
+{
+	static char out[1024];
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < ev->nfields; i++) {
+		const struct event_field *f = &ev->fields[i];
+		struct pbslice s = { (const uint8_t *)"?", 1 };
+		char num[32];
+
+		if (f->type == EVENT_INTEGER) {
+			snprintf(num, sizeof(num), "%lld", (long long)f->v.integer);
+			s = (struct pbslice){ (const uint8_t *)num, strlen(num) };
+		} else if (f->type == EVENT_BOOLEAN) {
+			s = (struct pbslice){ (const uint8_t *)(f->v.boolean ? "true" : "false"),
+			    f->v.boolean ? 4 : 5 };
+		} else if (f->type != EVENT_NUMBER) {
+			assert_int_equal(event_field_string(ev, f, &s), 0);
+		}
+		used += (size_t)snprintf(out + used, sizeof(out) - used, "%.*s=%.*s;",
+		    (int)f->key.len, (const char *)f->key.ptr, (int)s.len, (const char *)s.ptr);
+	}
+	return out;
+}
+
+/* Runs c on ev, which it must keep; returns the processed event. */
+static const struct event *
+run_keep(struct processors *c, const struct event *ev, size_t nmarks, size_t *marks_out)
+{
+	const struct event *out = NULL;
+	size_t marks = 0;
+
+	assert_int_equal(processors_run(c, ev, nmarks, &out, &marks), PROCESSORS_KEEP);
+	assert_non_null(out);
+	if (marks_out != NULL)
+		*marks_out = marks;
+	return out;
+}
+
+/* ------------------------------------------------------------ the chain */
+
+static void
+test_empty_lists_compile_to_no_chain(void **state)
+{
+	struct plist own = { 0 }, global = { 0 };
+	const struct config_list *lists[] = { &own.list, &global.list, NULL };
+	struct processors_error e;
+	struct processors *c = (struct processors *)&own;
+
+	(void)state;
+	assert_int_equal(processors_compile(lists, 3, &ctx, ARENA, &c, &e), 0);
+	assert_null(c);
+	processors_free(NULL);
+}
+
+static void
+test_the_source_list_runs_before_the_global_one(void **state)
+{
+	static const char *const own_kv[] = { "env", "staging", "team", "web" };
+	static const char *const global_kv[] = { "env", "prod" };
+	struct plist own = { 0 }, global = { 0 };
+	struct event_field f[1];
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_add_fields(&own, 2, own_kv);
+	plist_add_fields(&global, 1, global_kv);
+	c = chain_of(&own, &global);
+	text_field(&f[0], "user", "ann");
+	event_make(&ev, "GET /", f, 1);
+	/* The global stage came last: its value is the one that stays. */
+	assert_string_equal(fields_of(run_keep(c, &ev, 0, NULL)), "user=ann;env=prod;team=web;");
+	/* The source's event is not written to: the chain works on its own copy. */
+	assert_int_equal(ev.nfields, 1);
+	processors_free(c);
+}
+
+static void
+test_an_event_with_more_fields_than_processors_take_is_an_error_and_counted(void **state)
+{
+	static const char *const kv[] = { "env", "prod" };
+	static struct event_field f[PROCESSORS_MAX_INPUT_FIELDS + 1];
+	struct plist own = { 0 };
+	struct processors_stats st;
+	const struct event *out = NULL;
+	struct processors *c;
+	struct event ev;
+	size_t marks;
+
+	(void)state;
+	plist_add_fields(&own, 1, kv);
+	c = chain_of(&own, NULL);
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		text_field(&f[i], "k", "v");
+	event_make(&ev, "m", f, sizeof(f) / sizeof(f[0]));
+	assert_int_equal(processors_run(c, &ev, 0, &out, &marks), -E2BIG);
+	processors_get_stats(c, PROCESSOR_ADD_FIELDS, &st);
+	assert_int_equal(st.errors, 1);
+	assert_int_equal(st.passed, 0);
+	processors_free(c);
+}
+
+static void
+test_stats_count_each_type_of_stage(void **state)
+{
+	static const char *const kv[] = { "env", "prod" };
+	struct plist own = { 0 }, global = { 0 };
+	struct processors_stats st;
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_add_fields(&own, 1, kv);
+	plist_add_fields(&global, 1, kv);
+	c = chain_of(&own, &global);
+	event_make(&ev, "m", NULL, 0);
+	run_keep(c, &ev, 0, NULL);
+	run_keep(c, &ev, 0, NULL);
+	processors_get_stats(c, PROCESSOR_ADD_FIELDS, &st);
+	/* Two stages of the type, two events each. */
+	assert_int_equal(st.passed, 4);
+	assert_true(processors_has(c, PROCESSOR_ADD_FIELDS));
+	processors_free(c);
+}
+
+/* ------------------------------------------------------------ add_fields */
+
+static void
+test_add_fields_overwrites_a_field_the_event_has_in_its_place(void **state)
+{
+	static const char *const kv[] = { "env", "prod" };
+	struct plist own = { 0 };
+	struct event_field f[3];
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_add_fields(&own, 1, kv);
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "a", "1");
+	text_field(&f[1], "env", "dev");
+	text_field(&f[2], "b", "2");
+	event_make(&ev, "m", f, 3);
+	assert_string_equal(fields_of(run_keep(c, &ev, 0, NULL)), "a=1;env=prod;b=2;");
+	processors_free(c);
+}
+
+static void
+test_add_fields_replaces_host_agent_id_and_source_once_at_compile(void **state)
+{
+	static const char *const kv[] = {
+		"host_name", "${host}", "agent", "${agent_id}", "where", "${source}@${host}",
+		"plain", "no $ variable {here}",
+	};
+	struct plist own = { 0 };
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_add_fields(&own, 4, kv);
+	c = chain_of(&own, NULL);
+	event_make(&ev, "m", NULL, 0);
+	assert_string_equal(fields_of(run_keep(c, &ev, 0, NULL)),
+	    "host_name=web-01;agent=agent-7;where=nginx@web-01;plain=no $ variable {here};");
+	processors_free(c);
+}
+
+static void
+test_add_fields_with_an_unknown_variable_does_not_compile_and_names_it(void **state)
+{
+	static const char *const bad[] = { "dc", "${datacenter}" };
+	static const char *const open[] = { "dc", "par-${host" };
+	struct plist own = { 0 }, own2 = { 0 };
+	const struct config_list *lists[] = { &own.list };
+	struct processors_error e;
+	struct processors *c = NULL;
+
+	(void)state;
+	plist_add_fields(&own, 1, bad);
+	plist_add_fields(&own, 1, bad);
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_null(c);
+	assert_int_equal(e.list, 0);
+	assert_int_equal(e.index, 0);
+	assert_string_equal(e.msg, "values.dc: '${datacenter}' is not one of ${host}, ${agent_id} "
+	    "or ${source}");
+	plist_add_fields(&own2, 1, open);
+	lists[0] = &own2.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "values.dc: 'par-${host' has a ${ without its }");
+}
+
+static void
+test_add_fields_adds_before_the_source_marks_which_stay_last(void **state)
+{
+	static const char *const kv[] = { "env", "prod" };
+	struct plist own = { 0 };
+	struct event_field f[2];
+	const struct event *out;
+	struct processors *c;
+	struct event ev;
+	size_t marks;
+
+	(void)state;
+	plist_add_fields(&own, 1, kv);
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "user", "ann");
+	memset(&f[1], 0, sizeof(f[1]));
+	f[1].key = (struct pbslice){ (const uint8_t *)"partial", 7 };
+	f[1].type = EVENT_BOOLEAN;
+	f[1].v.boolean = true;
+	event_make(&ev, "m", f, 2);
+	out = run_keep(c, &ev, 1, &marks);
+	assert_string_equal(fields_of(out), "user=ann;env=prod;partial=true;");
+	assert_int_equal(marks, 1);
+	processors_free(c);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static void
+pe_init(struct processor_event *pe, struct event_field *fields, size_t max, uint8_t *arena,
+    size_t cap)
+{
+	memset(pe, 0, sizeof(*pe));
+	pe->ev.fields = fields;
+	pe->max_fields = max;
+	pe->arena = arena;
+	pe->arena_cap = cap;
+}
+
+static void
+test_unslice_keeps_slice_values_right_when_the_message_is_rewritten(void **state)
+{
+	static const char msg[] = "GET /a from 10.1.2.3";
+	static const char masked[] = "GET /a from 10.1.2.0";
+	struct event_field fields[4];
+	struct processor_event pe;
+	uint8_t arena[64];
+	struct pbslice s;
+
+	(void)state;
+	pe_init(&pe, fields, 4, arena, sizeof(arena));
+	pe.ev.message = (struct pbslice){ (const uint8_t *)msg, strlen(msg) };
+	memset(&fields[0], 0, sizeof(fields[0]));
+	fields[0].key = (struct pbslice){ (const uint8_t *)"ip", 2 };
+	fields[0].type = EVENT_SLICE;
+	fields[0].v.slice.offset = 12;
+	fields[0].v.slice.length = 8;
+	pe.ev.nfields = 1;
+	assert_int_equal(processor_event_set_message(&pe, (const uint8_t *)masked,
+	    strlen(masked)), 0);
+	assert_int_equal(fields[0].type, EVENT_TEXT);
+	assert_int_equal(event_field_string(&pe.ev, &fields[0], &s), 0);
+	assert_int_equal(s.len, 8);
+	assert_memory_equal(s.ptr, "10.1.2.3", 8);
+	assert_memory_equal(pe.ev.message.ptr, masked, strlen(masked));
+}
+
+static void
+test_the_arena_and_the_fields_are_bounded(void **state)
+{
+	struct event_field fields[2];
+	struct processor_event pe;
+	struct event_field v = { .type = EVENT_BOOLEAN };
+	uint8_t arena[8], *p;
+
+	(void)state;
+	pe_init(&pe, fields, 2, arena, sizeof(arena));
+	assert_int_equal(processor_event_alloc(&pe, 6, &p), 0);
+	assert_int_equal(processor_event_alloc(&pe, 3, &p), -ENOSPC);
+	assert_int_equal(processor_event_set_text(&pe, processor_slice("k"),
+	    (const uint8_t *)"abc", 3), -ENOSPC);
+	assert_int_equal(processor_event_set_text(&pe, processor_slice("k"),
+	    (const uint8_t *)"ab", 2), 0);
+	assert_int_equal(processor_event_set(&pe, processor_slice("b"), &v), 0);
+	assert_int_equal(processor_event_set(&pe, processor_slice("c"), &v), -ENOSPC);
+	/* Setting one it has replaces it: no room needed. */
+	assert_int_equal(processor_event_set(&pe, processor_slice("k"), &v), 0);
+	assert_int_equal(pe.ev.nfields, 2);
+}
+
+static void
+test_remove_takes_every_field_of_the_name_and_counts_a_mark_removed(void **state)
+{
+	struct event_field fields[4];
+	struct processor_event pe;
+	uint8_t arena[8];
+
+	(void)state;
+	pe_init(&pe, fields, 4, arena, sizeof(arena));
+	text_field(&fields[0], "x", "1");
+	text_field(&fields[1], "y", "2");
+	text_field(&fields[2], "x", "3");
+	text_field(&fields[3], "partial", "true");
+	pe.ev.nfields = 4;
+	pe.nmarks = 1;
+	assert_int_equal(processor_event_remove(&pe, "x", 1), 2);
+	assert_int_equal(pe.nmarks, 1);
+	assert_string_equal(fields_of(&pe.ev), "y=2;partial=true;");
+	assert_int_equal(processor_event_remove(&pe, "partial", 7), 1);
+	assert_int_equal(pe.nmarks, 0);
+	assert_int_equal(processor_event_remove(&pe, "nope", 4), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty_lists_compile_to_no_chain),
+		cmocka_unit_test(test_the_source_list_runs_before_the_global_one),
+		cmocka_unit_test(
+		    test_an_event_with_more_fields_than_processors_take_is_an_error_and_counted),
+		cmocka_unit_test(test_stats_count_each_type_of_stage),
+		cmocka_unit_test(test_add_fields_overwrites_a_field_the_event_has_in_its_place),
+		cmocka_unit_test(test_add_fields_replaces_host_agent_id_and_source_once_at_compile),
+		cmocka_unit_test(
+		    test_add_fields_with_an_unknown_variable_does_not_compile_and_names_it),
+		cmocka_unit_test(test_add_fields_adds_before_the_source_marks_which_stay_last),
+		cmocka_unit_test(test_unslice_keeps_slice_values_right_when_the_message_is_rewritten),
+		cmocka_unit_test(test_the_arena_and_the_fields_are_bounded),
+		cmocka_unit_test(test_remove_takes_every_field_of_the_name_and_counts_a_mark_removed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
