@@ -15,6 +15,7 @@
 #include "agent/multiline.h"
 #include "agent/parsers.h"
 #include "agent/processors.h"
+#include "agent/redact.h"
 #include "common/daemon.h"
 #include "common/tls.h"
 #include "common/tz.h"
@@ -64,13 +65,37 @@ static const struct config_key multiline_keys[] = {
 #define P(f) offsetof(struct agent_processor, f)
 static const struct config_key processor_keys[] = {
 	{ "type", CONFIG_ENUM, P(type), .flags = CONFIG_REQUIRED, .names = processor_names,
-	  .help = "What the stage does: add_fields sets fields (see logferry-agent(8) PROCESSORS)." },
+	  .help = "What the stage does: add_fields sets fields; redact hashes, masks or removes "
+	    "personal data before it reaches the spool (see logferry-agent(8) PROCESSORS)." },
 	{ "values", CONFIG_MAP, P(values), .only = ONLY(PROCESSOR_ADD_FIELDS),
 	  .required_when = ONLY(PROCESSOR_ADD_FIELDS),
 	  .help = "add_fields: field name -> text value, set on every event (an existing field of the "
 	    "name is overwritten). ${host} (the host name), ${agent_id} and ${source} (the source's "
 	    "name) are replaced in values." },
-	/* redact: its keys (field/fields, method, key_file, pattern, replacement) go here. */
+	{ "field", CONFIG_STRING, P(field), .flags = CONFIG_NONEMPTY, .only = ONLY(PROCESSOR_REDACT),
+	  .help = "redact: the field to redact (or fields, for several). Not for method regex on "
+	    "the message." },
+	{ "fields", CONFIG_LIST, P(fields), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
+	  .elem = &elem_string, .only = ONLY(PROCESSOR_REDACT),
+	  .help = "redact: the fields to redact; every field of each name is." },
+	{ "method", CONFIG_ENUM, P(method), .names = redact_method_names,
+	  .only = ONLY(PROCESSOR_REDACT), .required_when = ONLY(PROCESSOR_REDACT),
+	  .help = "redact: hash (HMAC-SHA256 of the value under key_file's key, in hex: joinable, "
+	    "not reversible), mask_ip (the address's /24 or /48; anything else is removed), drop "
+	    "(the field goes), regex (every match of pattern replaced, in the message, or in the "
+	    "fields named)." },
+	{ "key_file", CONFIG_STRING, P(key_file), .flags = CONFIG_NONEMPTY,
+	  .only = ONLY(PROCESSOR_REDACT),
+	  .help = "redact, method hash: the file of the HMAC key, 16 to 1024 bytes (one trailing "
+	    "newline is not part of it), e.g. made by openssl rand -hex 32; mode 0640, owner "
+	    "root:_logferry. Read again on reload." },
+	{ "pattern", CONFIG_STRING, P(pattern), .flags = CONFIG_NONEMPTY,
+	  .only = ONLY(PROCESSOR_REDACT),
+	  .help = "redact, method regex: a POSIX extended regex, e.g. "
+	    "'[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+' for email addresses." },
+	{ "replacement", CONFIG_STRING, P(replacement), .only = ONLY(PROCESSOR_REDACT),
+	  .help = "redact, method regex: the text every match becomes, as it is (no "
+	    "back-references). Default: " REDACT_DEFAULT_REPLACEMENT "." },
 	{ NULL },
 };
 #undef P

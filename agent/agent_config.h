@@ -18,14 +18,19 @@ enum agent_sync { SYNC_ALWAYS, SYNC_RELAXED };
 /* Processing stage types (agent/processors.c's table), in the order of processor_names. */
 enum agent_processor_type {
 	PROCESSOR_ADD_FIELDS,
-	/* redact: PROCESSOR_REDACT goes here (agent/redact.c) */
+	PROCESSOR_REDACT,
 };
 
 /* One element of a processors: list; its type says which keys apply. */
 struct agent_processor {
 	int type;                     /* enum agent_processor_type */
 	struct config_map values;     /* add_fields: name -> value, ${host} etc. expanded */
-	/* redact: its keys go here */
+	char *field;                  /* redact: the one field it redacts */
+	struct config_list fields;    /* redact: the fields it redacts (char *) */
+	int method;                   /* redact: enum redact_method */
+	char *key_file;               /* redact hash: the HMAC key's file */
+	char *pattern;                /* redact regex: a POSIX extended regex */
+	char *replacement;            /* redact regex: what a match becomes; NULL: the default */
 };
 
 struct processors;

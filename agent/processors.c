@@ -9,19 +9,20 @@
 
 #include "agent/add_fields.h"
 #include "agent/processors.h"
+#include "agent/redact.h"
 #include "common/log.h"
 
 /* One line per type, in the order of enum agent_processor_type. */
 const struct processor_type *const processor_types[] = {
 	[PROCESSOR_ADD_FIELDS] = &add_fields_processor_type,
-	/* redact: [PROCESSOR_REDACT] = &redact_processor_type, */
+	[PROCESSOR_REDACT] = &redact_processor_type,
 };
 
 const size_t processor_types_n = sizeof(processor_types) / sizeof(processor_types[0]);
 
 const char *const processor_names[] = {
 	"add_fields",
-	/* redact: "redact", */
+	"redact",
 	NULL,
 };
 
@@ -212,6 +213,22 @@ processors_get_stats(const struct processors *c, int t, struct processors_stats 
 		st->dead_lettered += s->dead_lettered;
 		st->errors += s->errors;
 	}
+}
+
+bool
+processors_same(const struct processors *a, const struct processors *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct processors_stage *x = &a->stages[i], *y = &b->stages[i];
+
+		if (x->t != y->t || (x->type->same != NULL && !x->type->same(x->state, y->state)))
+			return false;
+	}
+	return true;
 }
 
 bool

@@ -15,19 +15,23 @@
 #include <mbedtls/platform_util.h>
 
 #include "agent/redact.h"
+#include "common/log.h"
 
-static const char *const redact_names[] = {
+const char *const redact_method_names[] = {
 	[REDACT_HASH] = "hash",
 	[REDACT_MASK_IP] = "mask_ip",
 	[REDACT_DROP] = "drop",
 	[REDACT_REGEX] = "regex",
+	NULL,
 };
+
+#define REDACT_NMETHODS (sizeof(redact_method_names) / sizeof(redact_method_names[0]) - 1)
 
 int
 redact_method_parse(const char *name, enum redact_method *m)
 {
-	for (size_t i = 0; i < sizeof(redact_names) / sizeof(redact_names[0]); i++) {
-		if (strcmp(name, redact_names[i]) == 0) {
+	for (size_t i = 0; i < REDACT_NMETHODS; i++) {
+		if (strcmp(name, redact_method_names[i]) == 0) {
 			*m = (enum redact_method)i;
 			return 0;
 		}
@@ -38,12 +42,19 @@ redact_method_parse(const char *name, enum redact_method *m)
 const char *
 redact_method_name(enum redact_method m)
 {
-	return (size_t)m < sizeof(redact_names) / sizeof(redact_names[0]) ? redact_names[m] : "?";
+	return (size_t)m < REDACT_NMETHODS ? redact_method_names[m] : "?";
 }
 
-#define REDACT_KEY_ADVICE "write at least 32 random bytes to it, e.g. " \
-	"openssl rand -hex 32 >FILE, mode 0640 root:_logferry, the same file on every host " \
-	"whose hashes must match"
+/* What to do about a key file that cannot be opened, for the usual reasons. */
+static const char *
+redact_key_advice(int e)
+{
+	if (e == ENOENT)
+		return ": make one with openssl rand -hex 32, mode 0640, owner root:_logferry";
+	if (e == EACCES)
+		return ": the agent's user must read it: mode 0640, owner root:_logferry";
+	return "";
+}
 
 /*
  * Reads path's key into key (REDACT_KEY_MAX + 1 bytes, wiped by the
@@ -61,7 +72,7 @@ redact_read_key(struct redact *r, const char *path, uint8_t *key, size_t *keylen
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0) {
 		e = errno;
-		snprintf(err, errlen, "key_file %s: %s: %s", path, strerror(e), REDACT_KEY_ADVICE);
+		snprintf(err, errlen, "key_file %s: %s%s", path, strerror(e), redact_key_advice(e));
 		return -e;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -91,7 +102,7 @@ redact_read_key(struct redact *r, const char *path, uint8_t *key, size_t *keylen
 		n--;
 	if (n < REDACT_KEY_MIN) {
 		snprintf(err, errlen, "key_file %s holds %zu bytes, fewer than %d: a short key can "
-		    "be guessed from the hashes; " REDACT_KEY_ADVICE, path, n, REDACT_KEY_MIN);
+		    "be guessed; write a new one with openssl rand -hex 32", path, n, REDACT_KEY_MIN);
 		return -EINVAL;
 	}
 	r->key_exposed = (st.st_mode & S_IROTH) != 0;
@@ -116,7 +127,8 @@ redact_init_hash(struct redact *r, const char *path, char *err, size_t errlen)
 	r->hmac_set = true;
 	/* Only the keyed pads stay in memory; the key itself is wiped below. */
 	if (mbedtls_md_setup(&r->hmac, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1) != 0 ||
-	    mbedtls_md_hmac_starts(&r->hmac, key, keylen) != 0) {
+	    mbedtls_md_hmac_starts(&r->hmac, key, keylen) != 0 ||
+	    mbedtls_md_hmac_finish(&r->hmac, r->key_id) != 0) {
 		snprintf(err, errlen, "key_file %s: cannot set up HMAC-SHA256 (out of memory?)",
 		    path);
 		rc = -ENOMEM;
@@ -386,3 +398,233 @@ fail:
 	*failed = true;
 	return REDACT_REMOVE;
 }
+
+/* ------------------------------------------------------------ the processor */
+
+struct redact_stage {
+	struct redact rule;
+	struct pbslice *names;       /* the fields it redacts, borrowed; none: the message (regex) */
+	size_t nnames;
+	struct redact_stats st;
+};
+
+static void
+redact_stage_free(void *state)
+{
+	struct redact_stage *s = state;
+
+	if (s == NULL)
+		return;
+	redact_free(&s->rule);
+	free(s->names);
+	free(s);
+}
+
+/* The keys of cfg that its method does not use are mistakes: said, not ignored. */
+static int
+redact_stage_check(const struct agent_processor *cfg, char *err, size_t errlen)
+{
+	const char *method = redact_method_name((enum redact_method)cfg->method);
+
+	if (cfg->field != NULL && cfg->fields.n > 0) {
+		snprintf(err, errlen, "field and fields cannot both be set: one field, or a list");
+		return -EINVAL;
+	}
+	if (cfg->method != REDACT_REGEX && cfg->field == NULL && cfg->fields.n == 0) {
+		snprintf(err, errlen, "method %s needs field or fields: the fields to %s", method,
+		    cfg->method == REDACT_DROP ? "remove" : "redact");
+		return -EINVAL;
+	}
+	if (cfg->key_file != NULL && cfg->method != REDACT_HASH) {
+		snprintf(err, errlen, "key_file is for method hash (this one is %s)", method);
+		return -EINVAL;
+	}
+	if ((cfg->pattern != NULL || cfg->replacement != NULL) && cfg->method != REDACT_REGEX) {
+		snprintf(err, errlen, "%s is for method regex (this one is %s)",
+		    cfg->pattern != NULL ? "pattern" : "replacement", method);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+redact_stage_compile(const struct agent_processor *cfg, const struct processor_context *ctx,
+    void **out, char *err, size_t errlen)
+{
+	struct redact_options o = { .method = (enum redact_method)cfg->method,
+		.key_file = cfg->key_file, .pattern = cfg->pattern, .replacement = cfg->replacement };
+	const char *const *names = (const char *const *)cfg->fields.items;
+	size_t n = cfg->field != NULL ? 1 : cfg->fields.n;
+	struct redact_stage *s;
+	int r;
+
+	(void)ctx;
+	*out = NULL;
+	if ((r = redact_stage_check(cfg, err, errlen)) != 0)
+		return r;
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->names = calloc(n > 0 ? n : 1, sizeof(*s->names))) == NULL) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (; s->nnames < n; s->nnames++)
+		s->names[s->nnames] = processor_slice(cfg->field != NULL ? cfg->field : names[s->nnames]);
+	if ((r = redact_init(&s->rule, &o, err, errlen)) != 0) {
+		free(s->names);
+		free(s);
+		return r;
+	}
+	if (s->rule.key_exposed)
+		log_warn("redact: key_file %s is readable by every user, who could then check "
+		    "guesses against the hashes: chmod o-r %s (mode 0640, owner root:_logferry)",
+		    cfg->key_file, cfg->key_file);
+	*out = s;
+	return 0;
+}
+
+/*
+ * Redacts field f of pe. Sets *remove when f must go. A value that cannot
+ * be redacted is removed (or for regex becomes the marker) and counted,
+ * also when the arena has no room for its new value: the event goes on
+ * without the clear value rather than not at all.
+ */
+static void
+redact_stage_field(struct redact_stage *s, struct processor_event *pe, struct event_field *f,
+    bool *remove)
+{
+	uint8_t tmp[REDACT_HASH_LEN + REDACT_IP_MAX], *out = tmp, *p = NULL;
+	size_t cap = sizeof(tmp), need = 0, matches = 0;
+	struct event_field res;
+	struct pbslice v;
+	enum redact_action act;
+	bool failed = false;
+
+	if (s->rule.method == REDACT_REGEX && (f->type == EVENT_TEXT || f->type == EVENT_SLICE) &&
+	    event_field_string(&pe->ev, f, &v) == 0) {
+		/* Room for the rewritten value only when it has a match. */
+		if (redact_regex(&s->rule, v.ptr, v.len, NULL, 0, &need, &matches) == 0 &&
+		    matches == 0)
+			return;
+		if (processor_event_alloc(pe, need, &p) == 0) {
+			out = p;
+			cap = need;
+		}
+	}
+	act = redact_field(&s->rule, &pe->ev, f, out, cap, &res, &failed);
+	if (act == REDACT_SET && out == tmp) {
+		/* hash and mask_ip wrote to tmp; the value must live as long as the event. */
+		if (processor_event_alloc(pe, res.v.text.len, &p) == 0) {
+			memcpy(p, res.v.text.ptr, res.v.text.len);
+			res.v.text.ptr = p;
+		} else {
+			act = REDACT_REMOVE;
+			failed = true;
+		}
+	}
+	if (failed)
+		s->st.failed++;
+	else if (act != REDACT_KEEP)
+		s->st.redacted++;
+	if (act == REDACT_SET)
+		*f = res;
+	else if (act == REDACT_REMOVE)
+		*remove = true;
+}
+
+/*
+ * The message through the regex. Slice fields point into the message, so
+ * they are made text first; when that cannot be done (no room) the event
+ * is not spooled: its message cannot change and must not go out as it is.
+ */
+static int
+redact_stage_message(struct redact_stage *s, struct processor_event *pe)
+{
+	const struct pbslice m = pe->ev.message;
+	const uint8_t *msg = (const uint8_t *)REDACT_FAILED_MARK;
+	size_t need = 0, len = sizeof(REDACT_FAILED_MARK) - 1, matches = 0;
+	uint8_t *out = NULL;
+	int r;
+
+	r = redact_regex(&s->rule, m.ptr, m.len, NULL, 0, &need, &matches);
+	if (r == 0 && matches == 0)
+		return PROCESSOR_PASS;
+	if ((r = processor_event_unslice(pe)) != 0)
+		return r;
+	if (processor_event_alloc(pe, need, &out) == 0 &&
+	    redact_regex(&s->rule, m.ptr, m.len, out, need, &len, &matches) == 0) {
+		msg = out;
+		s->st.redacted++;
+	} else {
+		msg = (const uint8_t *)REDACT_FAILED_MARK;
+		len = sizeof(REDACT_FAILED_MARK) - 1;
+		s->st.failed++;
+	}
+	if ((r = processor_event_set_message(pe, msg, len)) != 0)
+		return r;
+	return PROCESSOR_PASS;
+}
+
+static int
+redact_stage_run(void *state, struct processor_event *pe)
+{
+	struct redact_stage *s = state;
+
+	if (s->nnames == 0)
+		return redact_stage_message(s, pe);
+	for (size_t j = 0; j < s->nnames; j++) {
+		const struct pbslice name = s->names[j];
+		bool remove = false;
+
+		for (size_t i = 0; i < pe->ev.nfields; i++) {
+			struct event_field *f = &pe->ev.fields[i];
+
+			if (f->key.len == name.len && memcmp(f->key.ptr, name.ptr, name.len) == 0)
+				redact_stage_field(s, pe, f, &remove);
+		}
+		if (remove)
+			processor_event_remove(pe, (const char *)name.ptr, name.len);
+	}
+	return PROCESSOR_PASS;
+}
+
+static void
+redact_stage_stats(const void *state, void *st)
+{
+	const struct redact_stage *s = state;
+	struct redact_stats *o = st;
+
+	*o = s->st;
+}
+
+#define RF(name, member, help) \
+	{ "logferry_processor_" name, "counter", help, offsetof(struct redact_stats, member) }
+static const struct metrics_field redact_stage_fields[] = {
+	RF("redacted_total", redacted, "Values a redact stage hashed, masked, dropped or "
+	    "rewrote (a message or field with a regex match)."),
+	RF("redact_failures_total", failed, "Values a redact stage could not redact (not an "
+	    "IP address for mask_ip, a type it cannot take, processor_buffer full): removed, or "
+	    "for a regex replaced by \"" REDACT_FAILED_MARK "\"; never passed in clear."),
+};
+#undef RF
+
+/* Stages compiled from equal sections differ only by the key their file held. */
+static bool
+redact_stage_same(const void *a, const void *b)
+{
+	const struct redact_stage *x = a, *y = b;
+
+	return memcmp(x->rule.key_id, y->rule.key_id, sizeof(x->rule.key_id)) == 0;
+}
+
+const struct processor_type redact_processor_type = {
+	.name = "redact",
+	.compile = redact_stage_compile,
+	.run = redact_stage_run,
+	.free = redact_stage_free,
+	.same = redact_stage_same,
+	.stats = redact_stage_stats,
+	.stats_size = sizeof(struct redact_stats),
+	.fields = redact_stage_fields,
+	.nfields = sizeof(redact_stage_fields) / sizeof(redact_stage_fields[0]),
+};

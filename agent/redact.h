@@ -23,6 +23,11 @@
  * The hot path allocates nothing: results go to caller-provided buffers.
  * A struct redact is used by one thread at a time (the HMAC state is
  * reset, not rebuilt, for each value).
+ *
+ * redact_processor_type is the `redact` stage of a processors: list
+ * (processor.h): one rule applied to the fields it names, or with method
+ * regex and no field to the message, whose slice fields are made text
+ * first so that they keep their values.
  */
 #ifndef LOGFERRY_REDACT_H
 #define LOGFERRY_REDACT_H
@@ -34,6 +39,7 @@
 
 #include <mbedtls/md.h>
 
+#include "agent/processor.h"
 #include "proto/event.h"
 
 #define REDACT_KEY_MIN 16             /* bytes: shorter keys can be guessed */
@@ -49,6 +55,9 @@ enum redact_method {
 	REDACT_DROP,
 	REDACT_REGEX,
 };
+
+/* The methods' configuration names, in enum order, NULL-terminated. */
+extern const char *const redact_method_names[];
 
 /* Sets *m from its configuration name ("hash", "mask_ip", "drop", "regex"); 0 or -EINVAL. */
 int redact_method_parse(const char *name, enum redact_method *m);
@@ -66,6 +75,7 @@ struct redact {
 	mbedtls_md_context_t hmac;    /* hash: keyed, reset for each value */
 	bool hmac_set;
 	bool key_exposed;             /* hash: the key file is readable by every user */
+	uint8_t key_id[32];           /* hash: HMAC of "" under the key: tells keys apart, reveals none */
 	regex_t re;                   /* regex */
 	bool re_set;
 	char *replacement;            /* regex; owned */
@@ -126,5 +136,13 @@ enum redact_action {
 enum redact_action redact_field(struct redact *r, const struct event *ev,
     const struct event_field *f, uint8_t *out, size_t cap, struct event_field *res,
     bool *failed);
+
+/* What redact stages counted (processor_type.stats: logferry_processor_redact*). */
+struct redact_stats {
+	uint64_t redacted;            /* values hashed, masked, dropped, or rewritten by a regex */
+	uint64_t failed;              /* values that could not be: removed, or the marker */
+};
+
+extern const struct processor_type redact_processor_type;
 
 #endif

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "agent/processors.h"
 #include "agent/redact.h"
 
 static char dir[64];
@@ -633,6 +634,293 @@ test_field_regex_rewrites_a_text_field_and_fails_closed_to_the_marker(void **sta
 	redact_free(&r);
 }
 
+/* ------------------------------------------------------------ the stage */
+
+static const struct processor_context ctx = {
+	.host = "web-01", .agent_id = "web-01", .source = "app", .config_file = "agent.yaml",
+};
+
+/* A list of up to 4 redact processors, as the configuration makes them. */
+struct rlist {
+	struct agent_processor p[4];
+	struct config_list list;
+};
+
+static struct agent_processor *
+rlist_add(struct rlist *l, const char *field, enum redact_method method)
+{
+	struct agent_processor *p = &l->p[l->list.n];
+
+	assert_true(l->list.n < 4);
+	memset(p, 0, sizeof(*p));
+	p->type = PROCESSOR_REDACT;
+	p->field = (char *)field;
+	p->method = (int)method;
+	l->list.items = l->p;
+	l->list.n++;
+	return p;
+}
+
+/* Compiles l with an arena of arena bytes; NULL and *err set when it does not compile. */
+static struct processors *
+rchain(const struct rlist *l, size_t arena, const char **err)
+{
+	static struct processors_error e;
+	const struct config_list *lists[] = { &l->list };
+	struct processors *c = NULL;
+
+	if (processors_compile(lists, 1, &ctx, arena, &c, &e) != 0) {
+		assert_null(c);
+		*err = e.msg;
+		return NULL;
+	}
+	assert_non_null(c);
+	return c;
+}
+
+static struct processors *
+rchain_ok(const struct rlist *l, size_t arena)
+{
+	const char *err = NULL;
+	struct processors *c = rchain(l, arena, &err);
+
+	if (c == NULL)
+		fail_msg("compile: %s", err);
+	return c;
+}
+
+/* Runs c on ev (which it keeps); returns the event as the spool would get it. */
+static const struct event *
+rrun(struct processors *c, const struct event *ev)
+{
+	const struct event *out = NULL;
+	size_t marks = 0;
+
+	assert_int_equal(processors_run(c, ev, 0, &out, &marks), PROCESSORS_KEEP);
+	return out;
+}
+
+/* The value of field key in ev as text ("" for a non-text type), NULL when absent. */
+static const char *
+value_of(const struct event *ev, const char *key)
+{
+	static char out[256];
+
+	for (size_t i = 0; i < ev->nfields; i++) {
+		const struct event_field *f = &ev->fields[i];
+		struct pbslice v;
+
+		if (f->key.len != strlen(key) || memcmp(f->key.ptr, key, f->key.len) != 0)
+			continue;
+		out[0] = '\0';
+		if (event_field_string(ev, f, &v) == 0)
+			snprintf(out, sizeof(out), "%.*s", (int)v.len, (const char *)v.ptr);
+		return out;
+	}
+	return NULL;
+}
+
+static const char *
+message_of(const struct event *ev)
+{
+	static char out[512];
+
+	snprintf(out, sizeof(out), "%.*s", (int)ev->message.len, (const char *)ev->message.ptr);
+	return out;
+}
+
+static void
+redact_stats_of(struct processors *c, struct redact_stats *st)
+{
+	processors_get_type_stats(c, PROCESSOR_REDACT, st);
+}
+
+#define KEY32 "0123456789abcdef0123456789abcdef"
+
+static void
+test_stage_hashes_masks_and_drops_the_fields_it_names(void **state)
+{
+	struct rlist l = { 0 };
+	struct processors *c;
+	struct event_field f[5];
+	struct event ev = event();
+	const struct event *out;
+	struct redact_stats st;
+	struct redact r;
+	char want[REDACT_HASH_LEN + 1];
+
+	(void)state;
+	rlist_add(&l, "email", REDACT_HASH)->key_file = (char *)key_file("key", KEY32, 32, 0600);
+	rlist_add(&l, NULL, REDACT_MASK_IP)->fields = (struct config_list){
+		.items = (char *[]){ "ip", "client_ip" }, .n = 2 };
+	rlist_add(&l, "user", REDACT_DROP);
+	c = rchain_ok(&l, 4096);
+	f[0] = slice_field("email", 5, 17);
+	f[1] = slice_field("ip", 26, 10);
+	f[2] = text_field("client_ip", "unknown");
+	f[3] = text_field("user", "alice");
+	f[4] = text_field("path", "/login");
+	ev.fields = f;
+	ev.nfields = 5;
+	out = rrun(c, &ev);
+
+	hash_rule(&r, key_file("key", KEY32, 32, 0600));
+	assert_int_equal(redact_hash(&r, (const uint8_t *)"alice@example.com", 17, want), 0);
+	redact_free(&r);
+	assert_int_equal(out->nfields, 3);
+	assert_string_equal(value_of(out, "email"), want);
+	assert_string_equal(value_of(out, "ip"), "192.0.2.0");
+	assert_null(value_of(out, "client_ip"));
+	assert_null(value_of(out, "user"));
+	assert_string_equal(value_of(out, "path"), "/login");
+	/* The message is another stage's business (regex): here it is as it was. */
+	assert_string_equal(message_of(out), MSG);
+	redact_stats_of(c, &st);
+	assert_int_equal(st.redacted, 3);
+	assert_int_equal(st.failed, 1);
+	processors_free(c);
+}
+
+static void
+test_stage_regex_rewrites_the_message_and_its_slices_keep_their_values(void **state)
+{
+	struct rlist l = { 0 };
+	struct processors *c;
+	struct event_field f[2];
+	struct event ev = event();
+	const struct event *out;
+	struct redact_stats st;
+
+	(void)state;
+	rlist_add(&l, NULL, REDACT_REGEX)->pattern = EMAIL;
+	rlist_add(&l, NULL, REDACT_REGEX)->pattern = "[0-9]{1,3}([.][0-9]{1,3}){3}";
+	l.p[1].replacement = "[ip]";
+	c = rchain_ok(&l, 4096);
+	f[0] = slice_field("user", 5, 17);
+	f[1] = slice_field("ip", 26, 10);
+	ev.fields = f;
+	ev.nfields = 2;
+	out = rrun(c, &ev);
+	assert_string_equal(message_of(out), "user=[REDACTED] ip=[ip]");
+	/* Fields the message held keep their values: hiding them is their own stage's work. */
+	assert_int_equal(out->fields[0].type, EVENT_TEXT);
+	assert_string_equal(value_of(out, "user"), "alice@example.com");
+	assert_string_equal(value_of(out, "ip"), "192.0.2.77");
+	redact_stats_of(c, &st);
+	assert_int_equal(st.redacted, 2);
+	assert_int_equal(st.failed, 0);
+
+	/* Without a match nothing changes, nothing is copied. */
+	ev.message = (struct pbslice){ (const uint8_t *)"nothing here", 12 };
+	ev.nfields = 0;
+	out = rrun(c, &ev);
+	assert_ptr_equal(out->message.ptr, ev.message.ptr);
+	processors_free(c);
+}
+
+static void
+test_stage_regex_past_processor_buffer_fails_closed_to_the_marker(void **state)
+{
+	struct rlist l = { 0 };
+	struct processors *c;
+	struct event ev = event();
+	const struct event *out;
+	struct redact_stats st;
+	char msg[300];
+
+	(void)state;
+	rlist_add(&l, NULL, REDACT_REGEX)->pattern = "@";
+	l.p[0].replacement = "[a long replacement for an at sign]";
+	c = rchain_ok(&l, 256);
+	memset(msg, '@', sizeof(msg) - 1);
+	msg[sizeof(msg) - 1] = '\0';
+	ev.message = (struct pbslice){ (const uint8_t *)msg, strlen(msg) };
+	out = rrun(c, &ev);
+	assert_string_equal(message_of(out), REDACT_FAILED_MARK);
+	redact_stats_of(c, &st);
+	assert_int_equal(st.failed, 1);
+	processors_free(c);
+}
+
+static void
+test_stage_regex_on_named_fields_leaves_the_message(void **state)
+{
+	struct rlist l = { 0 };
+	struct processors *c;
+	struct event_field f[1];
+	struct event ev = event();
+	const struct event *out;
+
+	(void)state;
+	rlist_add(&l, "note", REDACT_REGEX)->pattern = EMAIL;
+	c = rchain_ok(&l, 4096);
+	f[0] = text_field("note", "write to bob@example.org today");
+	ev.fields = f;
+	ev.nfields = 1;
+	out = rrun(c, &ev);
+	assert_string_equal(value_of(out, "note"), "write to [REDACTED] today");
+	assert_string_equal(message_of(out), MSG);
+	processors_free(c);
+}
+
+/* The message of compiling a list of one processor p (set up by the caller). */
+static const char *
+compile_error(struct rlist *l)
+{
+	const char *err = NULL;
+
+	assert_null(rchain(l, 4096, &err));
+	return err;
+}
+
+static void
+test_stage_refuses_keys_its_method_does_not_use(void **state)
+{
+	struct rlist l = { 0 };
+
+	(void)state;
+	rlist_add(&l, "ip", REDACT_MASK_IP)->key_file = "/etc/logferry/redact.key";
+	assert_string_equal(compile_error(&l), "key_file is for method hash (this one is mask_ip)");
+	l.list.n = 0;
+	rlist_add(&l, "email", REDACT_HASH)->pattern = "x";
+	l.p[0].key_file = (char *)key_file("key", KEY32, 32, 0600);
+	assert_string_equal(compile_error(&l), "pattern is for method regex (this one is hash)");
+	l.list.n = 0;
+	rlist_add(&l, "user", REDACT_DROP)->replacement = "x";
+	assert_string_equal(compile_error(&l), "replacement is for method regex (this one is drop)");
+	l.list.n = 0;
+	rlist_add(&l, NULL, REDACT_HASH);
+	assert_string_equal(compile_error(&l), "method hash needs field or fields: the fields to "
+	    "redact");
+	l.list.n = 0;
+	rlist_add(&l, "a", REDACT_DROP)->fields = (struct config_list){
+		.items = (char *[]){ "b" }, .n = 1 };
+	assert_string_equal(compile_error(&l), "field and fields cannot both be set: one field, "
+	    "or a list");
+	l.list.n = 0;
+	rlist_add(&l, NULL, REDACT_REGEX)->pattern = "([a-z";
+	assert_non_null(strstr(compile_error(&l), "'([a-z' is not a POSIX extended regex"));
+}
+
+static void
+test_stage_with_a_changed_key_file_is_not_the_same_stage(void **state)
+{
+	struct rlist l = { 0 };
+	struct processors *a, *b, *c;
+
+	(void)state;
+	rlist_add(&l, "email", REDACT_HASH)->key_file = (char *)key_file("key", KEY32, 32, 0600);
+	a = rchain_ok(&l, 4096);
+	b = rchain_ok(&l, 4096);
+	assert_true(processors_same(a, b));
+	l.p[0].key_file = (char *)key_file("key", KEY32 "!", 33, 0600);
+	c = rchain_ok(&l, 4096);
+	assert_false(processors_same(a, c));
+	processors_free(a);
+	processors_free(b);
+	processors_free(c);
+}
+
 int
 main(void)
 {
@@ -657,6 +945,12 @@ main(void)
 		cmocka_unit_test(test_field_mask_ip_masks_an_address_and_removes_anything_else),
 		cmocka_unit_test(test_field_drop_removes_any_value),
 		cmocka_unit_test(test_field_regex_rewrites_a_text_field_and_fails_closed_to_the_marker),
+		cmocka_unit_test(test_stage_hashes_masks_and_drops_the_fields_it_names),
+		cmocka_unit_test(test_stage_regex_rewrites_the_message_and_its_slices_keep_their_values),
+		cmocka_unit_test(test_stage_regex_past_processor_buffer_fails_closed_to_the_marker),
+		cmocka_unit_test(test_stage_regex_on_named_fields_leaves_the_message),
+		cmocka_unit_test(test_stage_refuses_keys_its_method_does_not_use),
+		cmocka_unit_test(test_stage_with_a_changed_key_file_is_not_the_same_stage),
 	};
 
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);
