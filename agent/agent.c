@@ -268,6 +268,26 @@ agent_render_sources(const struct agent *a, struct metrics_writer *w,
 	free(stats);
 }
 
+/* The processors' counters of the running sources, labelled source and processor. */
+static void
+agent_render_processors(const struct agent *a, struct metrics_writer *w)
+{
+	struct processors **chains = calloc(a->nsrcs + 1, sizeof(*chains));
+	const char **names = calloc(a->nsrcs + 1, sizeof(*names));
+
+	if (chains == NULL || names == NULL) {
+		w->err = w->err != 0 ? w->err : -ENOMEM;
+	} else {
+		for (size_t i = 0; i < a->nsrcs; i++) {
+			chains[i] = a->srcs[i].cfg->chain;
+			names[i] = a->srcs[i].cfg->name;
+		}
+		processors_render(w, chains, names, a->nsrcs);
+	}
+	free(chains);
+	free(names);
+}
+
 static void
 agent_render(void *ctx, struct metrics_writer *w)
 {
@@ -305,6 +325,7 @@ agent_render(void *ctx, struct metrics_writer *w)
 	}
 	for (size_t i = 0; i < source_types_n; i++)
 		agent_render_sources(a, w, source_types[i]);
+	agent_render_processors(a, w);
 	daemon_render_reloads(w);
 }
 

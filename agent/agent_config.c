@@ -62,22 +62,70 @@ static const struct config_key multiline_keys[] = {
 };
 #undef M
 
+#define C(f) offsetof(struct agent_condition, f)
+static const struct config_key condition_keys[] = {
+	{ "field", CONFIG_STRING, C(field), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY,
+	  .help = "The field tested; message, stream and host name the event's own." },
+	{ "equals", CONFIG_STRING, C(equals),
+	  .help = "Met when the value is this text (a number field: this number; a boolean: true or false)." },
+	{ "prefix", CONFIG_STRING, C(prefix), .help = "Met when the value begins with this text." },
+	{ "present", CONFIG_BOOL, C(present), .def = "false",
+	  .help = "true: met when the event has the field (of any value)." },
+	{ "absent", CONFIG_BOOL, C(absent), .def = "false",
+	  .help = "true: met when the event has no such field." },
+	{ "lt", CONFIG_STRING, C(lt), .flags = CONFIG_NONEMPTY,
+	  .help = "Met when the value is a number (or text that is one) below this number." },
+	{ "le", CONFIG_STRING, C(le), .flags = CONFIG_NONEMPTY, .help = "Likewise, at most this number." },
+	{ "gt", CONFIG_STRING, C(gt), .flags = CONFIG_NONEMPTY, .help = "Likewise, above this number." },
+	{ "ge", CONFIG_STRING, C(ge), .flags = CONFIG_NONEMPTY, .help = "Likewise, at least this number." },
+	{ NULL },
+};
+#undef C
+
+static const struct config_key elem_condition = {
+	.type = CONFIG_SECTION, .keys = condition_keys, .size = sizeof(struct agent_condition),
+};
+
 #define P(f) offsetof(struct agent_processor, f)
 static const struct config_key processor_keys[] = {
 	{ "type", CONFIG_ENUM, P(type), .flags = CONFIG_REQUIRED, .names = processor_names,
-	  .help = "What the stage does: add_fields sets fields; redact hashes, masks or removes "
-	    "personal data before it reaches the spool (see logferry-agent(8) PROCESSORS)." },
+	  .help = "What the stage does: add_fields sets fields; drop drops events that meet every "
+	    "condition of when; keep drops those that do not; rename renames fields; remove removes "
+	    "them; require sends events without the fields listed to a dead-letter stream; redact "
+	    "hashes, masks or removes personal data before it reaches the spool (see "
+	    "logferry-agent(8) PROCESSORS)." },
 	{ "values", CONFIG_MAP, P(values), .only = ONLY(PROCESSOR_ADD_FIELDS),
 	  .required_when = ONLY(PROCESSOR_ADD_FIELDS),
 	  .help = "add_fields: field name -> text value, set on every event (an existing field of the "
 	    "name is overwritten). ${host} (the host name), ${agent_id} and ${source} (the source's "
 	    "name) are replaced in values." },
+	{ "when", CONFIG_LIST, P(when), .flags = CONFIG_NONEMPTY, .elem = &elem_condition,
+	  .only = ONLY(PROCESSOR_DROP) | ONLY(PROCESSOR_KEEP),
+	  .required_when = ONLY(PROCESSOR_DROP) | ONLY(PROCESSOR_KEEP),
+	  .help = "drop, keep: conditions, all of which an event meets or not, each a field and "
+	    "one of equals, prefix, present, absent, lt, le, gt, ge." },
+	{ "map", CONFIG_MAP, P(map), .only = ONLY(PROCESSOR_RENAME),
+	  .required_when = ONLY(PROCESSOR_RENAME),
+	  .help = "rename: old name -> new name, in order; the field keeps its place and value, and "
+	    "a field that had the new name already is replaced." },
+	{ "fields", CONFIG_LIST, P(fields), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
+	  .elem = &elem_string,
+	  .only = ONLY(PROCESSOR_REMOVE) | ONLY(PROCESSOR_REQUIRE) | ONLY(PROCESSOR_REDACT),
+	  .required_when = ONLY(PROCESSOR_REMOVE),
+	  .help = "remove: names of the fields removed (every field of each name). require: names "
+	    "of the fields an event must have (a null value is missing). redact: the fields to "
+	    "redact (every field of each name)." },
+	{ "types", CONFIG_MAP, P(types), .only = ONLY(PROCESSOR_REQUIRE),
+	  .help = "require: field name -> string, integer, number (an integer is one too) or "
+	    "boolean: fields an event must have, of that type." },
+	{ "dead_letter_stream", CONFIG_STRING, P(dead_letter_stream), .def = "dead_letter",
+	  .flags = CONFIG_NONEMPTY, .only = ONLY(PROCESSOR_REQUIRE),
+	  .help = "require: the stream an event that fails goes to instead of being dropped, "
+	    "with the reason in a logferry_error field and its stream in logferry_stream. The "
+	    "stages after still run on it; drop, keep and require let it pass." },
 	{ "field", CONFIG_STRING, P(field), .flags = CONFIG_NONEMPTY, .only = ONLY(PROCESSOR_REDACT),
 	  .help = "redact: the field to redact (or fields, for several). Not for method regex on "
 	    "the message." },
-	{ "fields", CONFIG_LIST, P(fields), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
-	  .elem = &elem_string, .only = ONLY(PROCESSOR_REDACT),
-	  .help = "redact: the fields to redact; every field of each name is." },
 	{ "method", CONFIG_ENUM, P(method), .names = redact_method_names,
 	  .only = ONLY(PROCESSOR_REDACT), .required_when = ONLY(PROCESSOR_REDACT),
 	  .help = "redact: hash (HMAC-SHA256 of the value under key_file's key, in hex: joinable, "

@@ -18,15 +18,32 @@ enum agent_sync { SYNC_ALWAYS, SYNC_RELAXED };
 /* Processing stage types (agent/processors.c's table), in the order of processor_names. */
 enum agent_processor_type {
 	PROCESSOR_ADD_FIELDS,
+	PROCESSOR_DROP,
+	PROCESSOR_KEEP,
+	PROCESSOR_RENAME,
+	PROCESSOR_REMOVE,
+	PROCESSOR_REQUIRE,
 	PROCESSOR_REDACT,
+};
+
+/* A condition of drop and keep: field and exactly one operator. */
+struct agent_condition {
+	char *field;                  /* a field; message, stream, host: the event's own */
+	char *equals, *prefix;
+	bool present, absent;
+	char *lt, *le, *gt, *ge;      /* numbers, as written */
 };
 
 /* One element of a processors: list; its type says which keys apply. */
 struct agent_processor {
 	int type;                     /* enum agent_processor_type */
 	struct config_map values;     /* add_fields: name -> value, ${host} etc. expanded */
+	struct config_list when;      /* drop, keep: struct agent_condition, ANDed */
+	struct config_map map;        /* rename: old -> new */
+	struct config_list fields;    /* char *: remove, require, redact */
+	struct config_map types;      /* require: name -> string, integer, number or boolean */
+	char *dead_letter_stream;     /* require */
 	char *field;                  /* redact: the one field it redacts */
-	struct config_list fields;    /* redact: the fields it redacts (char *) */
 	int method;                   /* redact: enum redact_method */
 	char *key_file;               /* redact hash: the HMAC key's file */
 	char *pattern;                /* redact regex: a POSIX extended regex */

@@ -31,7 +31,7 @@
 /* What a stage's run decides for the event. */
 enum processor_verdict {
 	PROCESSOR_PASS = 0,          /* on to the next stage */
-	PROCESSOR_DROP,              /* not spooled (ignored for a dead-lettered event) */
+	PROCESSOR_DROP_EVENT,        /* not spooled (ignored for a dead-lettered event) */
 	/*
 	 * Re-streamed to dead_letter_stream with reason (both set by run) in a
 	 * field: never dropped, and still processed by the stages after it.
@@ -90,7 +90,10 @@ struct processor_type {
 	 * applies it to sources whose configuration did not change.
 	 */
 	bool (*same)(const void *a, const void *b);
-	/* Optional: the type's own counters, as source_type's (NULL stats: none). */
+	/*
+	 * Optional: the type's own counters, as source_type's (NULL stats:
+	 * none): a struct of at most 32 uint64_t.
+	 */
 	void (*stats)(const void *state, void *st);
 	size_t stats_size;
 	const struct metrics_field *fields;   /* uint64_t sums over a source's stages of the type */

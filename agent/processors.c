@@ -8,13 +8,21 @@
 #include <string.h>
 
 #include "agent/add_fields.h"
+#include "agent/field_edit.h"
+#include "agent/filter.h"
 #include "agent/processors.h"
 #include "agent/redact.h"
+#include "agent/require.h"
 #include "common/log.h"
 
 /* One line per type, in the order of enum agent_processor_type. */
 const struct processor_type *const processor_types[] = {
 	[PROCESSOR_ADD_FIELDS] = &add_fields_processor_type,
+	[PROCESSOR_DROP] = &filter_drop_processor_type,
+	[PROCESSOR_KEEP] = &filter_keep_processor_type,
+	[PROCESSOR_RENAME] = &field_edit_rename_type,
+	[PROCESSOR_REMOVE] = &field_edit_remove_type,
+	[PROCESSOR_REQUIRE] = &require_processor_type,
 	[PROCESSOR_REDACT] = &redact_processor_type,
 };
 
@@ -22,6 +30,11 @@ const size_t processor_types_n = sizeof(processor_types) / sizeof(processor_type
 
 const char *const processor_names[] = {
 	"add_fields",
+	"drop",
+	"keep",
+	"rename",
+	"remove",
+	"require",
 	"redact",
 	NULL,
 };
@@ -175,7 +188,7 @@ processors_run(struct processors *c, const struct event *in, size_t nmarks,
 		pe->reason = (struct pbslice){ NULL, 0 };
 		r = s->type->run(s->state, pe);
 		/* A dead letter goes on whole: no later stage drops it or judges it again. */
-		if (pe->dead_lettered && (r == PROCESSOR_DROP || r == PROCESSOR_DEAD_LETTER))
+		if (pe->dead_lettered && (r == PROCESSOR_DROP_EVENT || r == PROCESSOR_DEAD_LETTER))
 			r = PROCESSOR_PASS;
 		if (r == PROCESSOR_DEAD_LETTER && (r = processors_dead_letter(pe)) == 0) {
 			s->stats.dead_lettered++;
@@ -188,7 +201,7 @@ processors_run(struct processors *c, const struct event *in, size_t nmarks,
 			    r == -ENOSPC ? " (raise processor_buffer if it needs more room)" : "");
 			return r;
 		}
-		if (r == PROCESSOR_DROP) {
+		if (r == PROCESSOR_DROP_EVENT) {
 			s->stats.dropped++;
 			return PROCESSORS_DROP;
 		}
@@ -257,4 +270,43 @@ processors_get_type_stats(const struct processors *c, int t, void *st)
 		for (size_t k = 0; k < n; k++)
 			sum[k] += one[k];
 	}
+}
+
+/* The family of field f, and a sample of each chain having type t (all types: t < 0). */
+static void
+processors_render_field(struct metrics_writer *w, const struct metrics_field *f, int t,
+    struct processors *const *chains, const char *const *names, size_t n)
+{
+	bool declared = false;
+
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; chains[i] != NULL && k < processor_types_n; k++) {
+			const struct processor_type *type = processor_types[k];
+			struct metrics_label l[2] = { { "source", names[i] }, { "processor", type->name } };
+			uint64_t st[32];
+
+			if ((t >= 0 && (int)k != t) || !processors_has(chains[i], (int)k))
+				continue;
+			if (t < 0)
+				processors_get_stats(chains[i], (int)k, (struct processors_stats *)st);
+			else
+				processors_get_type_stats(chains[i], (int)k, st);
+			if (!declared)
+				metrics_family(w, f->name, f->type, f->help);
+			declared = true;
+			metrics_sample(w, l, 2, *(const uint64_t *)((const char *)st + f->offset));
+		}
+	}
+}
+
+void
+processors_render(struct metrics_writer *w, struct processors *const *chains,
+    const char *const *names, size_t n)
+{
+	for (size_t f = 0; f < processors_nfields; f++)
+		processors_render_field(w, &processors_fields[f], -1, chains, names, n);
+	for (size_t t = 0; t < processor_types_n; t++)
+		for (size_t f = 0; f < processor_types[t]->nfields; f++)
+			processors_render_field(w, &processor_types[t]->fields[f], (int)t, chains,
+			    names, n);
 }

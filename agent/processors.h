@@ -106,4 +106,12 @@ bool processors_has(const struct processors *c, int t);
  */
 void processors_get_type_stats(const struct processors *c, int t, void *st);
 
+/*
+ * Writes the counters of n chains (NULL ones skipped), chain i's labelled
+ * source=names[i] and processor=its type's name, for each type it has: the
+ * families of processors_fields, then those of each type's own fields.
+ */
+void processors_render(struct metrics_writer *w, struct processors *const *chains,
+    const char *const *names, size_t n);
+
 #endif

@@ -651,7 +651,93 @@ test_a_processor_without_its_type_or_its_keys_is_refused(void **state)
 	    SOURCES_OK,
 	    "agent.yaml:2: processors[0].type: missing: this key is required\n"
 	    "agent.yaml:3: processors[1].values: missing: required when type is add_fields\n"
-	    "agent.yaml:4: processors[2].type: 'shout' is not one of: add_fields, redact\n");
+	    "agent.yaml:4: processors[2].type: 'shout' is not one of: add_fields, drop, keep, "
+	    "rename, remove, require, redact\n");
+}
+
+static void
+test_drop_and_keep_read_their_conditions_and_need_them(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_processor *p;
+	const struct agent_condition *c;
+
+	(void)state;
+	load_ok("processors:\n"
+	    "  - type: drop\n"
+	    "    when:\n"
+	    "      - {field: level, equals: debug}\n"
+	    "      - {field: status, ge: 500}\n"
+	    "  - type: keep\n"
+	    "    when: [{field: user_id, present: true}]\n"
+	    SOURCES_OK, &cfg);
+	p = cfg.processors.items;
+	assert_int_equal(p[0].type, PROCESSOR_DROP);
+	assert_int_equal(p[0].when.n, 2);
+	c = p[0].when.items;
+	assert_string_equal(c[0].field, "level");
+	assert_string_equal(c[0].equals, "debug");
+	assert_string_equal(c[1].ge, "500");
+	assert_int_equal(p[1].type, PROCESSOR_KEEP);
+	assert_true(((const struct agent_condition *)p[1].when.items)[0].present);
+	config_free(&agent_config_schema, &cfg);
+	expect_errors("processors:\n"
+	    "  - type: drop\n"
+	    "  - type: keep\n"
+	    "    when: [{field: status, gt: high}]\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0].when: missing: required when type is drop\n");
+}
+
+static void
+test_rename_takes_a_map_and_remove_a_list_of_names(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_processor *p;
+
+	(void)state;
+	load_ok("processors:\n"
+	    "  - {type: rename, map: {usr: user_id, lvl: level}}\n"
+	    "  - {type: remove, fields: password}\n"
+	    SOURCES_OK, &cfg);
+	p = cfg.processors.items;
+	assert_int_equal(p[0].map.n, 2);
+	assert_string_equal(p[0].map.items[1].value, "level");
+	assert_int_equal(p[1].fields.n, 1);
+	assert_string_equal(((char **)p[1].fields.items)[0], "password");
+	config_free(&agent_config_schema, &cfg);
+	expect_errors("processors:\n"
+	    "  - {type: rename, map: {usr: ''}}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0]: map.usr: the new name is empty (remove removes a field)\n");
+	expect_errors("processors:\n"
+	    "  - {type: rename, values: {a: b}}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0].values: only valid when type is add_fields\n"
+	    "agent.yaml:2: processors[0].map: missing: required when type is rename\n");
+}
+
+static void
+test_require_takes_fields_types_and_a_dead_letter_stream_by_default_dead_letter(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_processor *p;
+
+	(void)state;
+	load_ok("processors:\n"
+	    "  - {type: require, fields: [user_id, event_type]}\n"
+	    "  - {type: require, types: {count: integer}, dead_letter_stream: bad_events}\n"
+	    SOURCES_OK, &cfg);
+	p = cfg.processors.items;
+	assert_int_equal(p[0].fields.n, 2);
+	assert_string_equal(p[0].dead_letter_stream, "dead_letter");
+	assert_string_equal(p[1].types.items[0].value, "integer");
+	assert_string_equal(p[1].dead_letter_stream, "bad_events");
+	config_free(&agent_config_schema, &cfg);
+	expect_errors("processors:\n"
+	    "  - {type: require}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0]: require needs fields, types or both\n");
 }
 
 static void
@@ -1260,6 +1346,10 @@ main(void)
 		cmocka_unit_test(test_redact_keys_are_only_for_redact),
 		cmocka_unit_test(test_a_processor_that_does_not_compile_is_an_error_at_its_line_once),
 		cmocka_unit_test(test_a_processor_without_its_type_or_its_keys_is_refused),
+		cmocka_unit_test(test_drop_and_keep_read_their_conditions_and_need_them),
+		cmocka_unit_test(test_rename_takes_a_map_and_remove_a_list_of_names),
+		cmocka_unit_test(
+		    test_require_takes_fields_types_and_a_dead_letter_stream_by_default_dead_letter),
 		cmocka_unit_test(test_wrong_kind_of_node_is_refused),
 		cmocka_unit_test(test_missing_sources_is_refused),
 		cmocka_unit_test(test_empty_sources_list_is_refused),

@@ -17,6 +17,8 @@
 #include <cmocka.h>
 
 #include "agent/processors.h"
+#include "common/buf.h"
+#include "common/metrics.h"
 #include "proto/event.h"
 
 #define ARENA 4096
@@ -29,6 +31,8 @@ static const struct processor_context ctx = {
 struct plist {
 	struct agent_processor p[8];
 	struct config_map_entry entries[8][8];
+	struct agent_condition conds[8][8];
+	char *names[8][8];
 	struct config_list list;
 };
 
@@ -58,6 +62,43 @@ plist_add_fields(struct plist *l, size_t n, const char *const *kv)
 	}
 	p->values.items = l->entries[i];
 	p->values.n = n;
+}
+
+/* A drop or keep processor: conditions as "field op value" strings, op one of
+ * equals, prefix, present, absent, lt, le, gt, ge (value ignored for the last four's first two). */
+static void
+plist_filter(struct plist *l, int type, size_t n, const char *const *conds)
+{
+	size_t i = l->list.n;
+	struct agent_processor *p = plist_add(l, type);
+
+	for (size_t k = 0; k < n; k++) {
+		struct agent_condition *c = &l->conds[i][k];
+		const char *const *w = &conds[3 * k];
+
+		memset(c, 0, sizeof(*c));
+		c->field = (char *)w[0];
+		if (strcmp(w[1], "equals") == 0)
+			c->equals = (char *)w[2];
+		else if (strcmp(w[1], "prefix") == 0)
+			c->prefix = (char *)w[2];
+		else if (strcmp(w[1], "present") == 0)
+			c->present = true;
+		else if (strcmp(w[1], "absent") == 0)
+			c->absent = true;
+		else if (strcmp(w[1], "lt") == 0)
+			c->lt = (char *)w[2];
+		else if (strcmp(w[1], "le") == 0)
+			c->le = (char *)w[2];
+		else if (strcmp(w[1], "gt") == 0)
+			c->gt = (char *)w[2];
+		else if (strcmp(w[1], "ge") == 0)
+			c->ge = (char *)w[2];
+		else
+			fail_msg("unknown operator %s", w[1]);
+	}
+	p->when.items = l->conds[i];
+	p->when.n = n;
 }
 
 static struct processors *
@@ -316,6 +357,472 @@ test_add_fields_adds_before_the_source_marks_which_stay_last(void **state)
 	processors_free(c);
 }
 
+/* ------------------------------------------------------------ drop, keep */
+
+static void
+int_field(struct event_field *f, const char *key, int64_t v)
+{
+	memset(f, 0, sizeof(*f));
+	f->key = (struct pbslice){ (const uint8_t *)key, strlen(key) };
+	f->type = EVENT_INTEGER;
+	f->v.integer = v;
+}
+
+/* The verdict of c on an event of these fields, message "GET /health" and stream "access". */
+static int
+verdict(struct processors *c, struct event_field *f, size_t n)
+{
+	const struct event *out;
+	struct event ev;
+	size_t marks;
+
+	event_make(&ev, "GET /health", f, n);
+	return processors_run(c, &ev, 0, &out, &marks);
+}
+
+static void
+test_drop_drops_an_event_that_meets_every_condition(void **state)
+{
+	static const char *const when[] = { "level", "equals", "debug", "path", "prefix", "/int" };
+	struct plist own = { 0 };
+	struct processors_stats st;
+	struct event_field f[2];
+	struct processors *c;
+
+	(void)state;
+	plist_filter(&own, PROCESSOR_DROP, 2, when);
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "level", "debug");
+	text_field(&f[1], "path", "/internal/x");
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_DROP);
+	/* One condition not met: kept. */
+	text_field(&f[1], "path", "/api");
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_KEEP);
+	/* A field missing meets no condition but absent. */
+	assert_int_equal(verdict(c, f, 1), PROCESSORS_KEEP);
+	processors_get_stats(c, PROCESSOR_DROP, &st);
+	assert_int_equal(st.dropped, 1);
+	assert_int_equal(st.passed, 2);
+	processors_free(c);
+}
+
+static void
+test_keep_drops_an_event_that_misses_a_condition(void **state)
+{
+	static const char *const when[] = { "user_id", "present", "", "debug", "absent", "" };
+	struct plist own = { 0 };
+	struct event_field f[2];
+	struct processors *c;
+
+	(void)state;
+	plist_filter(&own, PROCESSOR_KEEP, 2, when);
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "user_id", "u1");
+	text_field(&f[1], "debug", "1");
+	assert_int_equal(verdict(c, f, 1), PROCESSORS_KEEP);
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_DROP);
+	assert_int_equal(verdict(c, &f[1], 1), PROCESSORS_DROP);
+	processors_free(c);
+}
+
+static void
+test_numeric_conditions_take_numbers_and_text_that_is_a_number(void **state)
+{
+	static const char *const when[] = { "status", "ge", "500", "rt", "lt", "0.25" };
+	struct plist own = { 0 };
+	struct event_field f[2];
+	struct processors *c;
+
+	(void)state;
+	plist_filter(&own, PROCESSOR_DROP, 2, when);
+	c = chain_of(&own, NULL);
+	int_field(&f[0], "status", 503);
+	memset(&f[1], 0, sizeof(f[1]));
+	f[1].key = (struct pbslice){ (const uint8_t *)"rt", 2 };
+	f[1].type = EVENT_NUMBER;
+	f[1].v.number = 0.125;
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_DROP);
+	f[1].v.number = 0.25;
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_KEEP);
+	/* Text that parses whole as a number compares as one; other text never does. */
+	text_field(&f[0], "status", "500");
+	text_field(&f[1], "rt", "0.2");
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_DROP);
+	text_field(&f[0], "status", "500x");
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_KEEP);
+	int_field(&f[0], "status", 499);
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_KEEP);
+	processors_free(c);
+}
+
+static void
+test_equals_compares_numbers_as_numbers_and_booleans_as_written(void **state)
+{
+	static const char *const when[] = { "status", "equals", "404", "cached", "equals", "true" };
+	struct plist own = { 0 };
+	struct event_field f[2];
+	struct processors *c;
+
+	(void)state;
+	plist_filter(&own, PROCESSOR_DROP, 2, when);
+	c = chain_of(&own, NULL);
+	int_field(&f[0], "status", 404);
+	memset(&f[1], 0, sizeof(f[1]));
+	f[1].key = (struct pbslice){ (const uint8_t *)"cached", 6 };
+	f[1].type = EVENT_BOOLEAN;
+	f[1].v.boolean = true;
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_DROP);
+	f[1].v.boolean = false;
+	assert_int_equal(verdict(c, f, 2), PROCESSORS_KEEP);
+	processors_free(c);
+}
+
+static void
+test_conditions_name_the_message_the_stream_and_the_host(void **state)
+{
+	static const char *const when[] = { "message", "prefix", "GET /health", "stream", "equals",
+	    "access", "host", "equals", "h" };
+	static const char *const other[] = { "stream", "equals", "error" };
+	struct plist own = { 0 }, own2 = { 0 };
+	struct processors *c;
+
+	(void)state;
+	plist_filter(&own, PROCESSOR_DROP, 3, when);
+	c = chain_of(&own, NULL);
+	assert_int_equal(verdict(c, NULL, 0), PROCESSORS_DROP);
+	processors_free(c);
+	plist_filter(&own2, PROCESSOR_DROP, 1, other);
+	c = chain_of(&own2, NULL);
+	assert_int_equal(verdict(c, NULL, 0), PROCESSORS_KEEP);
+	processors_free(c);
+}
+
+static void
+test_a_condition_with_no_operator_two_or_a_bad_number_does_not_compile(void **state)
+{
+	static const char *const bad[] = { "status", "ge", "five" };
+	struct plist none = { 0 }, two = { 0 }, nan = { 0 };
+	const struct config_list *lists[1];
+	struct processors_error e;
+	struct processors *c = NULL;
+
+	(void)state;
+	plist_filter(&none, PROCESSOR_DROP, 1, (const char *const[]){ "x", "present", "" });
+	none.conds[0][0].present = false;
+	lists[0] = &none.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "when[0]: 'x' needs one of equals, prefix, present, absent, "
+	    "lt, le, gt or ge");
+	plist_filter(&two, PROCESSOR_KEEP, 1, (const char *const[]){ "x", "equals", "1" });
+	two.conds[0][0].prefix = "2";
+	lists[0] = &two.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "when[0]: 'x' has more than one of equals, prefix, present, "
+	    "absent, lt, le, gt and ge: write one condition for each");
+	plist_filter(&nan, PROCESSOR_DROP, 1, bad);
+	lists[0] = &nan.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "when[0].ge: 'five' is not a number");
+	assert_null(c);
+}
+
+/* ------------------------------------------------------------ rename, remove */
+
+/* A rename (map of n old/new pairs) processor. */
+static void
+plist_rename(struct plist *l, size_t n, const char *const *kv)
+{
+	size_t i = l->list.n;
+	struct agent_processor *p = plist_add(l, PROCESSOR_RENAME);
+
+	for (size_t k = 0; k < n; k++) {
+		l->entries[i][k].key = (char *)kv[2 * k];
+		l->entries[i][k].value = (char *)kv[2 * k + 1];
+	}
+	p->map.items = l->entries[i];
+	p->map.n = n;
+}
+
+/* A processor of type with a fields list of n names. */
+static struct agent_processor *
+plist_names(struct plist *l, int type, size_t n, const char *const *names)
+{
+	size_t i = l->list.n;
+	struct agent_processor *p = plist_add(l, type);
+
+	for (size_t k = 0; k < n; k++)
+		l->names[i][k] = (char *)names[k];
+	p->fields.items = l->names[i];
+	p->fields.n = n;
+	return p;
+}
+
+static void
+test_rename_renames_in_place_and_overwrites_a_field_of_the_new_name(void **state)
+{
+	static const char *const kv[] = { "usr", "user_id", "lvl", "level", "nope", "x" };
+	struct plist own = { 0 };
+	struct event_field f[4];
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_rename(&own, 3, kv);
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "usr", "u1");
+	text_field(&f[1], "level", "old");
+	text_field(&f[2], "lvl", "info");
+	text_field(&f[3], "z", "1");
+	event_make(&ev, "m", f, 4);
+	assert_string_equal(fields_of(run_keep(c, &ev, 0, NULL)), "user_id=u1;level=info;z=1;");
+	processors_free(c);
+}
+
+static void
+test_remove_removes_every_field_listed(void **state)
+{
+	static const char *const names[] = { "password", "debug" };
+	struct plist own = { 0 };
+	struct event_field f[4];
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_names(&own, PROCESSOR_REMOVE, 2, names);
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "user", "u1");
+	text_field(&f[1], "password", "s3cret");
+	text_field(&f[2], "debug", "1");
+	text_field(&f[3], "password", "again");
+	event_make(&ev, "m", f, 4);
+	assert_string_equal(fields_of(run_keep(c, &ev, 0, NULL)), "user=u1;");
+	processors_free(c);
+}
+
+static void
+test_rename_then_global_stages_see_the_new_name(void **state)
+{
+	static const char *const kv[] = { "uid", "user_id" };
+	static const char *const names[] = { "user_id" };
+	struct plist own = { 0 }, global = { 0 };
+	struct event_field f[2];
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_rename(&own, 1, kv);
+	plist_names(&global, PROCESSOR_REMOVE, 1, names);
+	c = chain_of(&own, &global);
+	text_field(&f[0], "uid", "u1");
+	text_field(&f[1], "a", "1");
+	event_make(&ev, "m", f, 2);
+	assert_string_equal(fields_of(run_keep(c, &ev, 0, NULL)), "a=1;");
+	processors_free(c);
+}
+
+/* ------------------------------------------------------------ require */
+
+/* A require processor: n names, then m name/type pairs, and a dead-letter stream. */
+static void
+plist_require(struct plist *l, size_t n, const char *const *names, size_t m,
+    const char *const *types, const char *stream)
+{
+	size_t i = l->list.n;
+	struct agent_processor *p = plist_names(l, PROCESSOR_REQUIRE, n, names);
+
+	for (size_t k = 0; k < m; k++) {
+		l->entries[i][k].key = (char *)types[2 * k];
+		l->entries[i][k].value = (char *)types[2 * k + 1];
+	}
+	p->types.items = l->entries[i];
+	p->types.n = m;
+	p->dead_letter_stream = (char *)stream;
+}
+
+static const char *
+stream_of(const struct event *ev)
+{
+	static char out[64];
+
+	snprintf(out, sizeof(out), "%.*s", (int)ev->stream.len, (const char *)ev->stream.ptr);
+	return out;
+}
+
+static void
+test_require_dead_letters_an_event_missing_a_field_with_the_reason_and_its_stream(void **state)
+{
+	static const char *const names[] = { "event_type", "user_id" };
+	struct plist own = { 0 };
+	struct processors_stats st;
+	struct event_field f[2];
+	const struct event *out;
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_require(&own, 2, names, 0, NULL, "dead_letter");
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "event_type", "click");
+	text_field(&f[1], "user_id", "u1");
+	event_make(&ev, "m", f, 2);
+	out = run_keep(c, &ev, 0, NULL);
+	assert_string_equal(stream_of(out), "access");
+	assert_string_equal(fields_of(out), "event_type=click;user_id=u1;");
+	event_make(&ev, "m", f, 1);
+	out = run_keep(c, &ev, 0, NULL);
+	assert_string_equal(stream_of(out), "dead_letter");
+	assert_string_equal(fields_of(out), "event_type=click;logferry_stream=access;"
+	    "logferry_error=missing field user_id;");
+	processors_get_stats(c, PROCESSOR_REQUIRE, &st);
+	assert_int_equal(st.passed, 1);
+	assert_int_equal(st.dead_lettered, 1);
+	processors_free(c);
+}
+
+static void
+test_require_checks_the_type_of_a_field_when_asked(void **state)
+{
+	static const char *const types[] = { "user_id", "string", "count", "integer",
+	    "ratio", "number", "ok", "boolean" };
+	struct plist own = { 0 };
+	struct event_field f[4];
+	const struct event *out;
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_require(&own, 0, NULL, 4, types, "bad");
+	c = chain_of(&own, NULL);
+	text_field(&f[0], "user_id", "u1");
+	int_field(&f[1], "count", 3);
+	/* An integer is a number too. */
+	int_field(&f[2], "ratio", 1);
+	memset(&f[3], 0, sizeof(f[3]));
+	f[3].key = (struct pbslice){ (const uint8_t *)"ok", 2 };
+	f[3].type = EVENT_BOOLEAN;
+	event_make(&ev, "m", f, 4);
+	assert_string_equal(stream_of(run_keep(c, &ev, 0, NULL)), "access");
+	text_field(&f[1], "count", "3");
+	out = run_keep(c, &ev, 0, NULL);
+	assert_string_equal(stream_of(out), "bad");
+	assert_non_null(strstr(fields_of(out), "logferry_error=field count is not an integer;"));
+	/* Missing, with a type asked: missing is the reason. */
+	event_make(&ev, "m", &f[2], 2);
+	assert_non_null(strstr(fields_of(run_keep(c, &ev, 0, NULL)),
+	    "logferry_error=missing field user_id;"));
+	processors_free(c);
+}
+
+static void
+test_a_dead_letter_still_runs_later_stages_is_not_dropped_and_not_judged_again(void **state)
+{
+	static const char *const first[] = { "user_id" };
+	static const char *const second[] = { "event_type" };
+	static const char *const secret[] = { "password" };
+	static const char *const debug[] = { "level", "equals", "debug" };
+	static const char *const keep[] = { "user_id", "present", "" };
+	struct plist own = { 0 }, global = { 0 };
+	struct processors_stats st;
+	struct event_field f[2];
+	const struct event *out;
+	struct processors *c;
+	struct event ev;
+
+	(void)state;
+	plist_require(&own, 1, first, 0, NULL, "dead_letter");
+	plist_require(&own, 1, second, 0, NULL, "other");
+	plist_filter(&own, PROCESSOR_DROP, 1, debug);
+	plist_filter(&global, PROCESSOR_KEEP, 1, keep);
+	plist_names(&global, PROCESSOR_REMOVE, 1, secret);
+	c = chain_of(&own, &global);
+	text_field(&f[0], "level", "debug");
+	text_field(&f[1], "password", "s3cret");
+	event_make(&ev, "m", f, 2);
+	out = run_keep(c, &ev, 0, NULL);
+	assert_string_equal(stream_of(out), "dead_letter");
+	assert_string_equal(fields_of(out), "level=debug;logferry_stream=access;"
+	    "logferry_error=missing field user_id;");
+	processors_get_stats(c, PROCESSOR_REQUIRE, &st);
+	assert_int_equal(st.dead_lettered, 1);
+	assert_int_equal(st.passed, 1);
+	processors_get_stats(c, PROCESSOR_DROP, &st);
+	assert_int_equal(st.dropped, 0);
+	processors_get_stats(c, PROCESSOR_KEEP, &st);
+	assert_int_equal(st.dropped, 0);
+	processors_free(c);
+}
+
+static void
+test_require_without_fields_or_with_an_unknown_type_or_stream_does_not_compile(void **state)
+{
+	static const char *const types[] = { "n", "float" };
+	static const char *const names[] = { "a" };
+	struct plist empty = { 0 }, badtype = { 0 }, badstream = { 0 };
+	const struct config_list *lists[1];
+	struct processors_error e;
+	struct processors *c = NULL;
+
+	(void)state;
+	plist_require(&empty, 0, NULL, 0, NULL, "dead_letter");
+	lists[0] = &empty.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "require needs fields, types or both");
+	plist_require(&badtype, 0, NULL, 1, types, "dead_letter");
+	lists[0] = &badtype.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "types.n: 'float' is not one of string, integer, number, "
+	    "boolean");
+	plist_require(&badstream, 1, names, 0, NULL, "dead letter");
+	lists[0] = &badstream.list;
+	assert_int_equal(processors_compile(lists, 1, &ctx, ARENA, &c, &e), -EINVAL);
+	assert_string_equal(e.msg, "dead_letter_stream: 'dead letter' may contain only letters, "
+	    "digits, '.', '_' and '-'");
+	assert_null(c);
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static void
+test_counters_render_per_source_and_type_of_stage(void **state)
+{
+	static const char *const kv[] = { "env", "prod" };
+	static const char *const when[] = { "level", "equals", "debug" };
+	struct plist a = { 0 }, b = { 0 };
+	struct processors *chains[3];
+	const char *names[] = { "web", "none", "app" };
+	struct metrics_writer w = { 0 };
+	struct event_field f[1];
+	struct buf out;
+	struct event ev;
+
+	(void)state;
+	plist_add_fields(&a, 1, kv);
+	plist_filter(&a, PROCESSOR_DROP, 1, when);
+	plist_add_fields(&b, 1, kv);
+	chains[0] = chain_of(&a, NULL);
+	chains[1] = NULL;
+	chains[2] = chain_of(&b, NULL);
+	text_field(&f[0], "level", "debug");
+	event_make(&ev, "m", f, 1);
+	assert_int_equal(verdict(chains[0], f, 1), PROCESSORS_DROP);
+	buf_init(&out, 1 << 16);
+	w.out = &out;
+	processors_render(&w, chains, names, 3);
+	assert_int_equal(w.err, 0);
+	assert_int_equal(buf_append(&out, "", 1), 0);
+	assert_non_null(strstr((char *)out.data,
+	    "# TYPE logferry_processor_events_passed_total counter\n"
+	    "logferry_processor_events_passed_total{source=\"web\",processor=\"add_fields\"} 1\n"
+	    "logferry_processor_events_passed_total{source=\"web\",processor=\"drop\"} 0\n"
+	    "logferry_processor_events_passed_total{source=\"app\",processor=\"add_fields\"} 0\n"));
+	assert_non_null(strstr((char *)out.data,
+	    "logferry_processor_events_dropped_total{source=\"web\",processor=\"drop\"} 1\n"));
+	assert_null(strstr((char *)out.data, "none"));
+	buf_free(&out);
+	processors_free(chains[0]);
+	processors_free(chains[2]);
+}
+
 /* ------------------------------------------------------------ helpers */
 
 static void
@@ -417,6 +924,23 @@ main(void)
 		cmocka_unit_test(
 		    test_add_fields_with_an_unknown_variable_does_not_compile_and_names_it),
 		cmocka_unit_test(test_add_fields_adds_before_the_source_marks_which_stay_last),
+		cmocka_unit_test(test_drop_drops_an_event_that_meets_every_condition),
+		cmocka_unit_test(test_keep_drops_an_event_that_misses_a_condition),
+		cmocka_unit_test(test_numeric_conditions_take_numbers_and_text_that_is_a_number),
+		cmocka_unit_test(test_equals_compares_numbers_as_numbers_and_booleans_as_written),
+		cmocka_unit_test(test_conditions_name_the_message_the_stream_and_the_host),
+		cmocka_unit_test(test_a_condition_with_no_operator_two_or_a_bad_number_does_not_compile),
+		cmocka_unit_test(test_rename_renames_in_place_and_overwrites_a_field_of_the_new_name),
+		cmocka_unit_test(test_remove_removes_every_field_listed),
+		cmocka_unit_test(test_rename_then_global_stages_see_the_new_name),
+		cmocka_unit_test(
+		    test_require_dead_letters_an_event_missing_a_field_with_the_reason_and_its_stream),
+		cmocka_unit_test(test_require_checks_the_type_of_a_field_when_asked),
+		cmocka_unit_test(
+		    test_a_dead_letter_still_runs_later_stages_is_not_dropped_and_not_judged_again),
+		cmocka_unit_test(
+		    test_require_without_fields_or_with_an_unknown_type_or_stream_does_not_compile),
+		cmocka_unit_test(test_counters_render_per_source_and_type_of_stage),
 		cmocka_unit_test(test_unslice_keeps_slice_values_right_when_the_message_is_rewritten),
 		cmocka_unit_test(test_the_arena_and_the_fields_are_bounded),
 		cmocka_unit_test(test_remove_takes_every_field_of_the_name_and_counts_a_mark_removed),
