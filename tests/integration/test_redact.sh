@@ -59,9 +59,18 @@ done >"$T/in.log"
 line 201 "not-an-ip@example.com" "not an address" "x" >>"$T/in.log"
 
 # ---- first spooled, with no relay to ship to: the disk is read back ----
-start agent "$LOGFERRY_AGENT" -c "$acfg"
+mport=$(free_port)
+cp "$acfg" "$T/agent-metrics.yaml"
+echo "metrics: {listen: $LF_IP:$mport}" >>"$T/agent-metrics.yaml"
+start agent "$LOGFERRY_AGENT" -c "$T/agent-metrics.yaml"
 agent=$LF_PID
 wait_spooled "$acfg" 201 || fail "the agent did not spool the 201 lines: $(tail -3 "$T/agent.log")"
+# Six values in each of events 1-200; event 201's address is none: removed and counted.
+labels="{source=\"$stream\",processor=\"redact\"}"
+wait_metric "$mport" "logferry_processor_redacted_total$labels" -eq 1204 &&
+wait_metric "$mport" "logferry_processor_redact_failures_total$labels" -eq 1 &&
+	pass "the redact counters: 1204 values redacted, 1 that could not be" ||
+	fail "redact counters: $(get "$mport" /metrics | grep redact)"
 stop_agent "$agent"
 
 "$LOGFERRY_AGENT" -c "$acfg" --spool-dump >"$T/spool.json" 2>"$T/spool.err" ||
