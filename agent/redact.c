@@ -420,11 +420,25 @@ redact_stage_free(void *state)
 	free(s);
 }
 
+/* A name listed twice (its value would be redacted twice: a hash of the hash), or NULL. */
+static const char *
+redact_stage_twice(const struct config_list *fields)
+{
+	char *const *names = fields->items;
+
+	for (size_t i = 0; i < fields->n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(names[i], names[j]) == 0)
+				return names[i];
+	return NULL;
+}
+
 /* The keys of cfg that its method does not use are mistakes: said, not ignored. */
 static int
 redact_stage_check(const struct agent_processor *cfg, char *err, size_t errlen)
 {
 	const char *method = redact_method_name((enum redact_method)cfg->method);
+	const char *twice;
 
 	if (cfg->field != NULL && cfg->fields.n > 0) {
 		snprintf(err, errlen, "field and fields cannot both be set: one field, or a list");
@@ -433,6 +447,10 @@ redact_stage_check(const struct agent_processor *cfg, char *err, size_t errlen)
 	if (cfg->method != REDACT_REGEX && cfg->field == NULL && cfg->fields.n == 0) {
 		snprintf(err, errlen, "method %s needs field or fields: the fields to %s", method,
 		    cfg->method == REDACT_DROP ? "remove" : "redact");
+		return -EINVAL;
+	}
+	if ((twice = redact_stage_twice(&cfg->fields)) != NULL) {
+		snprintf(err, errlen, "fields lists %s twice", twice);
 		return -EINVAL;
 	}
 	if (cfg->key_file != NULL && cfg->method != REDACT_HASH) {

@@ -897,6 +897,11 @@ test_stage_refuses_keys_its_method_does_not_use(void **state)
 		.items = (char *[]){ "b" }, .n = 1 };
 	assert_string_equal(compile_error(&l), "field and fields cannot both be set: one field, "
 	    "or a list");
+	/* Listed twice, a value would be hashed twice: the hash of a hash. */
+	l.list.n = 0;
+	rlist_add(&l, NULL, REDACT_MASK_IP)->fields = (struct config_list){
+		.items = (char *[]){ "ip", "client_ip", "ip" }, .n = 3 };
+	assert_string_equal(compile_error(&l), "fields lists ip twice");
 	l.list.n = 0;
 	rlist_add(&l, NULL, REDACT_REGEX)->pattern = "([a-z";
 	assert_non_null(strstr(compile_error(&l), "'([a-z' is not a POSIX extended regex"));
