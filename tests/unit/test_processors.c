@@ -23,6 +23,40 @@
 
 #define ARENA 4096
 
+/*
+ * Allocations made by logferry's code (the test links with -Wl,--wrap of
+ * malloc, calloc and realloc): the hot path must make none.
+ */
+static unsigned long allocations;
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+
+void *
+__wrap_malloc(size_t n)
+{
+	allocations++;
+	return __real_malloc(n);
+}
+
+void *
+__wrap_calloc(size_t n, size_t size)
+{
+	allocations++;
+	return __real_calloc(n, size);
+}
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	allocations++;
+	return __real_realloc(p, n);
+}
+
 static const struct processor_context ctx = {
 	.host = "web-01", .agent_id = "agent-7", .source = "nginx", .config_file = "agent.yaml",
 };
@@ -823,6 +857,50 @@ test_counters_render_per_source_and_type_of_stage(void **state)
 	processors_free(chains[2]);
 }
 
+/* ------------------------------------------------------------ the hot path */
+
+static void
+test_running_every_type_of_stage_allocates_nothing(void **state)
+{
+	static const char *const kv[] = { "env", "prod", "node", "${host}" };
+	static const char *const ren[] = { "usr", "user_id" };
+	static const char *const gone[] = { "password" };
+	static const char *const need[] = { "user_id" };
+	static const char *const types[] = { "status", "integer" };
+	static const char *const drop[] = { "status", "ge", "500", "path", "prefix", "/health" };
+	static const char *const keep[] = { "message", "prefix", "GET" };
+	struct plist own = { 0 }, global = { 0 };
+	struct event_field f[4];
+	const struct event *out;
+	struct processors *c;
+	unsigned long before;
+	struct event ev;
+	size_t marks;
+
+	(void)state;
+	plist_add_fields(&own, 2, kv);
+	plist_rename(&own, 1, ren);
+	plist_names(&own, PROCESSOR_REMOVE, 1, gone);
+	plist_filter(&global, PROCESSOR_DROP, 2, drop);
+	plist_filter(&global, PROCESSOR_KEEP, 1, keep);
+	plist_require(&global, 1, need, 1, types, "dead_letter");
+	c = chain_of(&own, &global);
+	before = allocations;
+	for (int i = 0; i < 1000; i++) {
+		text_field(&f[0], "usr", "u1");
+		int_field(&f[1], "status", i % 3 == 0 ? 503 : 200);
+		text_field(&f[2], "path", i % 2 == 0 ? "/health" : "/api");
+		text_field(&f[3], "password", "s3cret");
+		/* Kept, dropped and dead-lettered events in turn. */
+		event_make(&ev, "GET /", f, i % 5 == 0 ? 3 : 4);
+		if (i % 7 == 0)
+			f[0].key = (struct pbslice){ (const uint8_t *)"uid", 3 };
+		assert_true(processors_run(c, &ev, 0, &out, &marks) >= 0);
+	}
+	assert_int_equal(allocations - before, 0);
+	processors_free(c);
+}
+
 /* ------------------------------------------------------------ helpers */
 
 static void
@@ -941,6 +1019,7 @@ main(void)
 		cmocka_unit_test(
 		    test_require_without_fields_or_with_an_unknown_type_or_stream_does_not_compile),
 		cmocka_unit_test(test_counters_render_per_source_and_type_of_stage),
+		cmocka_unit_test(test_running_every_type_of_stage_allocates_nothing),
 		cmocka_unit_test(test_unslice_keeps_slice_values_right_when_the_message_is_rewritten),
 		cmocka_unit_test(test_the_arena_and_the_fields_are_bounded),
 		cmocka_unit_test(test_remove_takes_every_field_of_the_name_and_counts_a_mark_removed),
