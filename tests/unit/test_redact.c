@@ -24,6 +24,40 @@
 
 static char dir[64];
 
+/*
+ * Allocations made by logferry's code (the test links with -Wl,--wrap of
+ * malloc, calloc and realloc): redacting an event must make none.
+ */
+static unsigned long allocations;
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+
+void *
+__wrap_malloc(size_t n)
+{
+	allocations++;
+	return __real_malloc(n);
+}
+
+void *
+__wrap_calloc(size_t n, size_t size)
+{
+	allocations++;
+	return __real_calloc(n, size);
+}
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	allocations++;
+	return __real_realloc(p, n);
+}
+
 static int
 make_dir(void **state)
 {
@@ -926,6 +960,35 @@ test_stage_with_a_changed_key_file_is_not_the_same_stage(void **state)
 	processors_free(c);
 }
 
+static void
+test_redacting_with_every_method_allocates_nothing(void **state)
+{
+	struct rlist l = { 0 };
+	struct processors *c;
+	struct event_field f[4];
+	struct event ev = event();
+	unsigned long before;
+
+	(void)state;
+	rlist_add(&l, "email", REDACT_HASH)->key_file = (char *)key_file("key", KEY32, 32, 0600);
+	rlist_add(&l, "ip", REDACT_MASK_IP);
+	rlist_add(&l, "user", REDACT_DROP);
+	rlist_add(&l, NULL, REDACT_REGEX)->pattern = EMAIL;
+	c = rchain_ok(&l, 4096);
+	before = allocations;
+	for (int i = 0; i < 1000; i++) {
+		f[0] = slice_field("email", 5, 17);
+		f[1] = slice_field("ip", 26, i % 2 ? 10 : 4);   /* an address, or none */
+		f[2] = text_field("user", "alice");
+		f[3] = text_field("note", "x");
+		ev.fields = f;
+		ev.nfields = 4;
+		assert_false(strstr(message_of(rrun(c, &ev)), "@") != NULL);
+	}
+	assert_int_equal(allocations - before, 0);
+	processors_free(c);
+}
+
 int
 main(void)
 {
@@ -956,6 +1019,7 @@ main(void)
 		cmocka_unit_test(test_stage_regex_on_named_fields_leaves_the_message),
 		cmocka_unit_test(test_stage_refuses_keys_its_method_does_not_use),
 		cmocka_unit_test(test_stage_with_a_changed_key_file_is_not_the_same_stage),
+		cmocka_unit_test(test_redacting_with_every_method_allocates_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);
