@@ -110,6 +110,59 @@ redact_read_key(struct redact *r, const char *path, uint8_t *key, size_t *keylen
 	return 0;
 }
 
+#define REDACT_BLOCK 64             /* SHA-256's block */
+
+/* HMAC-SHA256's keyed states (RFC 2104) into r->inner and r->outer. */
+static int
+redact_hmac_setup(struct redact *r, const uint8_t *key, size_t keylen)
+{
+	const mbedtls_md_info_t *sha = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+	uint8_t k[REDACT_BLOCK] = { 0 }, pad[REDACT_BLOCK];
+	int rc = -ENOMEM;
+
+	mbedtls_md_init(&r->inner);
+	mbedtls_md_init(&r->outer);
+	mbedtls_md_init(&r->work);
+	r->hmac_set = true;
+	if (mbedtls_md_setup(&r->inner, sha, 0) != 0 || mbedtls_md_setup(&r->outer, sha, 0) != 0 ||
+	    mbedtls_md_setup(&r->work, sha, 0) != 0)
+		goto out;
+	/* A key longer than a block is its hash. */
+	if (keylen > REDACT_BLOCK) {
+		if (mbedtls_md(sha, key, keylen, k) != 0)
+			goto out;
+	} else {
+		memcpy(k, key, keylen);
+	}
+	for (size_t i = 0; i < REDACT_BLOCK; i++)
+		pad[i] = k[i] ^ 0x36;
+	if (mbedtls_md_starts(&r->inner) != 0 || mbedtls_md_update(&r->inner, pad, REDACT_BLOCK) != 0)
+		goto out;
+	for (size_t i = 0; i < REDACT_BLOCK; i++)
+		pad[i] = k[i] ^ 0x5c;
+	if (mbedtls_md_starts(&r->outer) != 0 || mbedtls_md_update(&r->outer, pad, REDACT_BLOCK) != 0)
+		goto out;
+	rc = 0;
+out:
+	mbedtls_platform_zeroize(k, sizeof(k));
+	mbedtls_platform_zeroize(pad, sizeof(pad));
+	return rc;
+}
+
+/* mac = HMAC-SHA256 of in[0, len) under r's key. Returns 0 or -EIO. */
+static int
+redact_mac(struct redact *r, const uint8_t *in, size_t len, uint8_t mac[32])
+{
+	uint8_t ih[32];
+
+	if (!r->hmac_set || mbedtls_md_clone(&r->work, &r->inner) != 0 ||
+	    (len > 0 && mbedtls_md_update(&r->work, in, len) != 0) ||
+	    mbedtls_md_finish(&r->work, ih) != 0 || mbedtls_md_clone(&r->work, &r->outer) != 0 ||
+	    mbedtls_md_update(&r->work, ih, sizeof(ih)) != 0 || mbedtls_md_finish(&r->work, mac) != 0)
+		return -EIO;
+	return 0;
+}
+
 static int
 redact_init_hash(struct redact *r, const char *path, char *err, size_t errlen)
 {
@@ -123,12 +176,8 @@ redact_init_hash(struct redact *r, const char *path, char *err, size_t errlen)
 	}
 	if ((rc = redact_read_key(r, path, key, &keylen, err, errlen)) != 0)
 		goto out;
-	mbedtls_md_init(&r->hmac);
-	r->hmac_set = true;
-	/* Only the keyed pads stay in memory; the key itself is wiped below. */
-	if (mbedtls_md_setup(&r->hmac, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1) != 0 ||
-	    mbedtls_md_hmac_starts(&r->hmac, key, keylen) != 0 ||
-	    mbedtls_md_hmac_finish(&r->hmac, r->key_id) != 0) {
+	/* Only the states after the pads stay in memory; the key itself is wiped below. */
+	if (redact_hmac_setup(r, key, keylen) != 0 || redact_mac(r, NULL, 0, r->key_id) != 0) {
 		snprintf(err, errlen, "key_file %s: cannot set up HMAC-SHA256 (out of memory?)",
 		    path);
 		rc = -ENOMEM;
@@ -193,8 +242,12 @@ redact_init(struct redact *r, const struct redact_options *o, char *err, size_t 
 void
 redact_free(struct redact *r)
 {
-	if (r->hmac_set)
-		mbedtls_md_free(&r->hmac);   /* wipes the keyed state */
+	/* mbedtls_md_free wipes the keyed states. */
+	if (r->hmac_set) {
+		mbedtls_md_free(&r->inner);
+		mbedtls_md_free(&r->outer);
+		mbedtls_md_free(&r->work);
+	}
 	r->hmac_set = false;
 	if (r->re_set)
 		regfree(&r->re);
@@ -210,9 +263,7 @@ redact_hash(struct redact *r, const uint8_t *in, size_t len, char out[REDACT_HAS
 	uint8_t mac[32];
 
 	out[0] = '\0';
-	if (!r->hmac_set || mbedtls_md_hmac_reset(&r->hmac) != 0 ||
-	    mbedtls_md_hmac_update(&r->hmac, in, len) != 0 ||
-	    mbedtls_md_hmac_finish(&r->hmac, mac) != 0)
+	if (redact_mac(r, in, len, mac) != 0)
 		return -EIO;
 	for (size_t i = 0; i < sizeof(mac); i++) {
 		out[2 * i] = hex[mac[i] >> 4];
@@ -252,7 +303,7 @@ redact_mask_ip(const uint8_t *in, size_t len, char out[REDACT_IP_MAX])
 static bool
 redact_put(uint8_t *out, size_t cap, size_t *o, const void *p, size_t n)
 {
-	if (out == NULL) {
+	if (out == NULL || n == 0) {
 		*o += n;
 		return true;
 	}
@@ -271,6 +322,10 @@ redact_regex(const struct redact *r, const uint8_t *in, size_t len, uint8_t *out
 	size_t pos = 0, o = 0, n = 0;
 
 	*matches = 0;
+	*outlen = 0;
+	/* An empty value (an event may have no message at all: NULL) has nothing to hide. */
+	if (len == 0)
+		return 0;
 	while (pos < len) {
 		/* REG_STARTEND: values are not NUL-terminated and may hold NUL bytes. */
 		regmatch_t m = { .rm_so = (regoff_t)pos, .rm_eo = (regoff_t)len };
@@ -502,38 +557,49 @@ redact_stage_compile(const struct agent_processor *cfg, const struct processor_c
 }
 
 /*
+ * A rewrite that failed (past the arena, or the matcher failed) of a value
+ * that has no match at all: nothing to hide, so nothing failed. The measuring
+ * pass only runs then, on the rare path.
+ */
+static bool
+redact_stage_nothing_to_hide(const struct redact_stage *s, const uint8_t *in, size_t len)
+{
+	size_t outlen = 0, matches = 0;
+
+	return redact_regex(&s->rule, in, len, NULL, 0, &outlen, &matches) == 0 && matches == 0;
+}
+
+/*
  * Redacts field f of pe. Sets *remove when f must go. A value that cannot
  * be redacted is removed (or for regex becomes the marker) and counted,
  * also when the arena has no room for its new value: the event goes on
- * without the clear value rather than not at all.
+ * without the clear value rather than not at all. A regex writes at the
+ * arena's end in one pass, and the bytes are taken only for a new value.
  */
 static void
 redact_stage_field(struct redact_stage *s, struct processor_event *pe, struct event_field *f,
     bool *remove)
 {
 	uint8_t tmp[REDACT_HASH_LEN + REDACT_IP_MAX], *out = tmp, *p = NULL;
-	size_t cap = sizeof(tmp), need = 0, matches = 0;
+	size_t cap = sizeof(tmp);
 	struct event_field res;
 	struct pbslice v;
 	enum redact_action act;
 	bool failed = false;
 
-	if (s->rule.method == REDACT_REGEX && (f->type == EVENT_TEXT || f->type == EVENT_SLICE) &&
-	    event_field_string(&pe->ev, f, &v) == 0) {
-		/* Room for the rewritten value only when it has a match. */
-		if (redact_regex(&s->rule, v.ptr, v.len, NULL, 0, &need, &matches) == 0 &&
-		    matches == 0)
-			return;
-		if (processor_event_alloc(pe, need, &p) == 0) {
-			out = p;
-			cap = need;
-		}
+	if (s->rule.method == REDACT_REGEX) {
+		out = pe->arena + pe->arena_used;
+		cap = pe->arena_cap - pe->arena_used;
 	}
 	act = redact_field(&s->rule, &pe->ev, f, out, cap, &res, &failed);
-	if (act == REDACT_SET && out == tmp) {
-		/* hash and mask_ip wrote to tmp; the value must live as long as the event. */
+	if (failed && act == REDACT_SET && event_field_string(&pe->ev, f, &v) == 0 &&
+	    redact_stage_nothing_to_hide(s, v.ptr, v.len))
+		return;
+	if (act == REDACT_SET) {
+		/* The new value lives in the arena, as long as the event. */
 		if (processor_event_alloc(pe, res.v.text.len, &p) == 0) {
-			memcpy(p, res.v.text.ptr, res.v.text.len);
+			if (p != res.v.text.ptr)
+				memmove(p, res.v.text.ptr, res.v.text.len);
 			res.v.text.ptr = p;
 		} else {
 			act = REDACT_REMOVE;
@@ -551,34 +617,40 @@ redact_stage_field(struct redact_stage *s, struct processor_event *pe, struct ev
 }
 
 /*
- * The message through the regex. Slice fields point into the message, so
- * they are made text first; when that cannot be done (no room) the event
- * is not spooled: its message cannot change and must not go out as it is.
+ * The message through the regex, written at the arena's end in one pass.
+ * Slice fields point into the message, so they are made text before it
+ * changes; when that cannot be done (no room) the event is not spooled:
+ * its message cannot change and must not go out as it is.
  */
 static int
 redact_stage_message(struct redact_stage *s, struct processor_event *pe)
 {
 	const struct pbslice m = pe->ev.message;
-	const uint8_t *msg = (const uint8_t *)REDACT_FAILED_MARK;
-	size_t need = 0, len = sizeof(REDACT_FAILED_MARK) - 1, matches = 0;
-	uint8_t *out = NULL;
+	uint8_t *out = pe->arena + pe->arena_used, *p = NULL;
+	size_t len = 0, matches = 0;
 	int r;
 
-	r = redact_regex(&s->rule, m.ptr, m.len, NULL, 0, &need, &matches);
+	r = redact_regex(&s->rule, m.ptr, m.len, out, pe->arena_cap - pe->arena_used, &len,
+	    &matches);
 	if (r == 0 && matches == 0)
 		return PROCESSOR_PASS;
-	if ((r = processor_event_unslice(pe)) != 0)
-		return r;
-	if (processor_event_alloc(pe, need, &out) == 0 &&
-	    redact_regex(&s->rule, m.ptr, m.len, out, need, &len, &matches) == 0) {
-		msg = out;
+	if (r != 0 && redact_stage_nothing_to_hide(s, m.ptr, m.len))
+		return PROCESSOR_PASS;
+	if (r == 0) {
+		/* Taken before unslice, which takes its room after it. */
+		if (processor_event_alloc(pe, len, &p) != 0)
+			return -ENOSPC;
+		if (p != out)
+			memmove(p, out, len);
+		out = p;
 		s->st.redacted++;
 	} else {
-		msg = (const uint8_t *)REDACT_FAILED_MARK;
+		out = (uint8_t *)REDACT_FAILED_MARK;
 		len = sizeof(REDACT_FAILED_MARK) - 1;
 		s->st.failed++;
 	}
-	if ((r = processor_event_set_message(pe, msg, len)) != 0)
+	if ((r = processor_event_unslice(pe)) != 0 ||
+	    (r = processor_event_set_message(pe, out, len)) != 0)
 		return r;
 	return PROCESSOR_PASS;
 }

@@ -873,6 +873,14 @@ test_stage_regex_past_processor_buffer_fails_closed_to_the_marker(void **state)
 	assert_string_equal(message_of(out), REDACT_FAILED_MARK);
 	redact_stats_of(c, &st);
 	assert_int_equal(st.failed, 1);
+
+	/* A message past the room but without a match has nothing to hide: it goes as it is. */
+	memset(msg, 'x', sizeof(msg) - 1);
+	out = rrun(c, &ev);
+	assert_string_equal(message_of(out), msg);
+	redact_stats_of(c, &st);
+	assert_int_equal(st.failed, 1);
+	assert_int_equal(st.redacted, 0);
 	processors_free(c);
 }
 
