@@ -177,7 +177,8 @@ processors_run(struct processors *c, const struct event *in, size_t nmarks,
 	}
 	pe->ev = *in;
 	pe->ev.fields = fields;
-	memcpy(fields, in->fields, in->nfields * sizeof(fields[0]));
+	if (in->nfields > 0)
+		memcpy(fields, in->fields, in->nfields * sizeof(fields[0]));
 	pe->nmarks = nmarks <= in->nfields ? nmarks : in->nfields;
 	pe->arena_used = 0;
 	pe->dead_lettered = false;
