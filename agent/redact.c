@@ -413,27 +413,16 @@ redact_field(struct redact *r, const struct event *ev, const struct event_field 
 {
 	char tmp[24], text[REDACT_HASH_LEN + 1];
 	struct pbslice s;
-	size_t len, matches;
-	int rc;
+	size_t len;
 
 	*failed = false;
 	if (r->method == REDACT_DROP)
 		return REDACT_REMOVE;
 	if (f->type == EVENT_NULL)
 		return REDACT_KEEP;
-	if (r->method == REDACT_REGEX) {
-		/* Patterns are written for text: a number or a JSON value is left alone. */
-		if (f->type != EVENT_TEXT && f->type != EVENT_SLICE)
-			return REDACT_KEEP;
-		if (event_field_string(ev, f, &s) != 0)
-			goto fail;
-		rc = redact_regex(r, s.ptr, s.len, out, cap, &len, &matches);
-		if (rc != 0)
-			*failed = true;
-		else if (matches == 0)
-			return REDACT_KEEP;
-		return redact_set(f, out, len, res);
-	}
+	/* A regex rewrites with redact_regex, into room only its caller can size. */
+	if (r->method == REDACT_REGEX)
+		return REDACT_KEEP;
 	if (redact_value_text(ev, f, tmp, sizeof(tmp), &s) != 0)
 		goto fail;
 	if (r->method == REDACT_HASH) {
@@ -557,49 +546,115 @@ redact_stage_compile(const struct agent_processor *cfg, const struct processor_c
 }
 
 /*
- * A rewrite that failed (past the arena, or the matcher failed) of a value
- * that has no match at all: nothing to hide, so nothing failed. The measuring
- * pass only runs then, on the rare path.
+ * Where a regex reads a value: a copy of in[0, len) with a NUL after it, at
+ * the far end of the arena's free room (*room is what stays before it, for
+ * the result). glibc's regexec stops at REG_STARTEND's end, but sanitizers'
+ * interceptors of regexec read the string up to its NUL: past the value,
+ * and past its buffer. The copy is scratch, never taken from the arena.
+ * NULL when there is no room for it.
  */
-static bool
-redact_stage_nothing_to_hide(const struct redact_stage *s, const uint8_t *in, size_t len)
+static const uint8_t *
+redact_stage_terminated(struct processor_event *pe, const uint8_t *in, size_t len,
+    size_t *room)
 {
-	size_t outlen = 0, matches = 0;
+	size_t left = pe->arena_cap - pe->arena_used;
+	uint8_t *copy;
 
-	return redact_regex(&s->rule, in, len, NULL, 0, &outlen, &matches) == 0 && matches == 0;
+	if (len >= left)
+		return NULL;
+	copy = pe->arena + pe->arena_cap - len - 1;
+	memcpy(copy, in, len);
+	copy[len] = '\0';
+	*room = left - len - 1;
+	return copy;
+}
+
+/*
+ * Rewrites in[0, len) with the regex at the arena's end, in one pass.
+ * Returns 1 with *out and *outlen, taken from the arena, for a value with a
+ * match; 0 for a value without one (nothing taken); -1 when the result does
+ * not fit: *out is then REDACT_FAILED_MARK (static).
+ */
+static int
+redact_stage_rewrite(struct redact_stage *s, struct processor_event *pe, const uint8_t *in,
+    size_t len, const uint8_t **out, size_t *outlen)
+{
+	uint8_t *tail = pe->arena + pe->arena_used, *p = NULL;
+	const uint8_t *copy;
+	size_t room = 0, matches = 0;
+
+	*out = (const uint8_t *)REDACT_FAILED_MARK;
+	*outlen = sizeof(REDACT_FAILED_MARK) - 1;
+	if (len == 0)
+		return 0;
+	/*
+	 * Without room for the copy, the value itself is searched (glibc keeps
+	 * to REG_STARTEND's end): a value past processor_buffer with nothing to
+	 * hide goes as it is.
+	 */
+	copy = redact_stage_terminated(pe, in, len, &room);
+	if (copy == NULL ||
+	    redact_regex(&s->rule, copy, len, tail, room, outlen, &matches) != 0) {
+		/* Only a value with a match has something to hide: measured on the rare path. */
+		if (redact_regex(&s->rule, copy != NULL ? copy : in, len, NULL, 0, outlen,
+		    &matches) == 0 && matches == 0)
+			return 0;
+		*out = (const uint8_t *)REDACT_FAILED_MARK;
+		*outlen = sizeof(REDACT_FAILED_MARK) - 1;
+		s->st.failed++;
+		return -1;
+	}
+	if (matches == 0)
+		return 0;
+	/* Taken from the arena (before unslice takes its room after it); it fit, so it is there. */
+	if (processor_event_alloc(pe, *outlen, &p) != 0) {
+		s->st.failed++;
+		return -1;
+	}
+	if (p != tail)
+		memmove(p, tail, *outlen);
+	*out = p;
+	s->st.redacted++;
+	return 1;
 }
 
 /*
  * Redacts field f of pe. Sets *remove when f must go. A value that cannot
  * be redacted is removed (or for regex becomes the marker) and counted,
  * also when the arena has no room for its new value: the event goes on
- * without the clear value rather than not at all. A regex writes at the
- * arena's end in one pass, and the bytes are taken only for a new value.
+ * without the clear value rather than not at all.
  */
 static void
 redact_stage_field(struct redact_stage *s, struct processor_event *pe, struct event_field *f,
     bool *remove)
 {
-	uint8_t tmp[REDACT_HASH_LEN + REDACT_IP_MAX], *out = tmp, *p = NULL;
-	size_t cap = sizeof(tmp);
+	uint8_t tmp[REDACT_HASH_LEN + REDACT_IP_MAX], *p = NULL;
 	struct event_field res;
 	struct pbslice v;
 	enum redact_action act;
 	bool failed = false;
 
 	if (s->rule.method == REDACT_REGEX) {
-		out = pe->arena + pe->arena_used;
-		cap = pe->arena_cap - pe->arena_used;
-	}
-	act = redact_field(&s->rule, &pe->ev, f, out, cap, &res, &failed);
-	if (failed && act == REDACT_SET && event_field_string(&pe->ev, f, &v) == 0 &&
-	    redact_stage_nothing_to_hide(s, v.ptr, v.len))
+		/* Patterns are written for text: other values are left alone. */
+		if (f->type != EVENT_TEXT && f->type != EVENT_SLICE)
+			return;
+		if (event_field_string(&pe->ev, f, &v) != 0) {
+			s->st.failed++;
+			*remove = true;
+			return;
+		}
+		if (redact_stage_rewrite(s, pe, v.ptr, v.len, &res.v.text.ptr, &res.v.text.len) != 0) {
+			res.key = f->key;
+			res.type = EVENT_TEXT;
+			*f = res;
+		}
 		return;
+	}
+	act = redact_field(&s->rule, &pe->ev, f, tmp, sizeof(tmp), &res, &failed);
 	if (act == REDACT_SET) {
 		/* The new value lives in the arena, as long as the event. */
 		if (processor_event_alloc(pe, res.v.text.len, &p) == 0) {
-			if (p != res.v.text.ptr)
-				memmove(p, res.v.text.ptr, res.v.text.len);
+			memcpy(p, res.v.text.ptr, res.v.text.len);
 			res.v.text.ptr = p;
 		} else {
 			act = REDACT_REMOVE;
@@ -617,38 +672,20 @@ redact_stage_field(struct redact_stage *s, struct processor_event *pe, struct ev
 }
 
 /*
- * The message through the regex, written at the arena's end in one pass.
- * Slice fields point into the message, so they are made text before it
- * changes; when that cannot be done (no room) the event is not spooled:
- * its message cannot change and must not go out as it is.
+ * The message through the regex. Slice fields point into the message, so
+ * they are made text before it changes; when that cannot be done (no room)
+ * the event is not spooled: its message cannot change and must not go out
+ * as it is.
  */
 static int
 redact_stage_message(struct redact_stage *s, struct processor_event *pe)
 {
-	const struct pbslice m = pe->ev.message;
-	uint8_t *out = pe->arena + pe->arena_used, *p = NULL;
-	size_t len = 0, matches = 0;
+	const uint8_t *out;
+	size_t len;
 	int r;
 
-	r = redact_regex(&s->rule, m.ptr, m.len, out, pe->arena_cap - pe->arena_used, &len,
-	    &matches);
-	if (r == 0 && matches == 0)
+	if (redact_stage_rewrite(s, pe, pe->ev.message.ptr, pe->ev.message.len, &out, &len) == 0)
 		return PROCESSOR_PASS;
-	if (r != 0 && redact_stage_nothing_to_hide(s, m.ptr, m.len))
-		return PROCESSOR_PASS;
-	if (r == 0) {
-		/* Taken before unslice, which takes its room after it. */
-		if (processor_event_alloc(pe, len, &p) != 0)
-			return -ENOSPC;
-		if (p != out)
-			memmove(p, out, len);
-		out = p;
-		s->st.redacted++;
-	} else {
-		out = (uint8_t *)REDACT_FAILED_MARK;
-		len = sizeof(REDACT_FAILED_MARK) - 1;
-		s->st.failed++;
-	}
 	if ((r = processor_event_unslice(pe)) != 0 ||
 	    (r = processor_event_set_message(pe, out, len)) != 0)
 		return r;

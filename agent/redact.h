@@ -129,14 +129,15 @@ enum redact_action {
 };
 
 /*
- * What r does to field f of ev. A TEXT or SLICE value is taken as its
- * string (event_field_string), an INTEGER as its decimal text, a JSON value
- * as its JSON text; a NULL value has nothing to hide and is kept. A new
- * value is written to out (cap bytes: REDACT_HASH_LEN for a hash,
- * REDACT_IP_MAX for an address) and *res is f with that TEXT value. *failed
- * is set when the value could not be redacted (not an address, a type the
- * method cannot take, out too small, a slice outside the message): the
- * field is then removed, or for regex set to REDACT_FAILED_MARK.
+ * What r (hash, mask_ip or drop) does to field f of ev. A TEXT or SLICE
+ * value is taken as its string (event_field_string), an INTEGER as its
+ * decimal text, a JSON value as its JSON text; a NULL value has nothing to
+ * hide and is kept. A new value is written to out (cap bytes:
+ * REDACT_HASH_LEN for a hash, REDACT_IP_MAX for an address) and *res is f
+ * with that TEXT value. *failed is set when the value could not be redacted
+ * (not an address, a type the method cannot take, out too small, a slice
+ * outside the message): the field is then removed. A regex keeps every
+ * field here: its values are rewritten with redact_regex.
  */
 enum redact_action redact_field(struct redact *r, const struct event *ev,
     const struct event_field *f, uint8_t *out, size_t cap, struct event_field *res,
