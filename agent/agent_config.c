@@ -134,9 +134,9 @@ static const struct config_key processor_keys[] = {
 	    "fields named)." },
 	{ "key_file", CONFIG_STRING, P(key_file), .flags = CONFIG_NONEMPTY,
 	  .only = ONLY(PROCESSOR_REDACT),
-	  .help = "redact, method hash: the file of the HMAC key, 16 to 1024 bytes (one trailing "
-	    "newline is not part of it), e.g. made by openssl rand -hex 32; mode 0640, owner "
-	    "root:_logferry. Read again on reload." },
+	  .help = "redact, method hash: the file of the HMAC key (an absolute path), 16 to 1024 "
+	    "bytes (one trailing newline is not part of it), e.g. made by openssl rand -hex 32; "
+	    "mode 0640, owner root:_logferry. Read again on reload." },
 	{ "pattern", CONFIG_STRING, P(pattern), .flags = CONFIG_NONEMPTY,
 	  .only = ONLY(PROCESSOR_REDACT),
 	  .help = "redact, method regex: a POSIX extended regex, e.g. "

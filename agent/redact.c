@@ -174,6 +174,11 @@ redact_init_hash(struct redact *r, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "method hash needs key_file, the file of its HMAC key");
 		return -EINVAL;
 	}
+	/* Relative, --check run in /etc/logferry and the daemon in / would read different files. */
+	if (path[0] != '/') {
+		snprintf(err, errlen, "key_file '%s' is not an absolute path", path);
+		return -EINVAL;
+	}
 	if ((rc = redact_read_key(r, path, key, &keylen, err, errlen)) != 0)
 		goto out;
 	/* Only the states after the pads stay in memory; the key itself is wiped below. */

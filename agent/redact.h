@@ -88,9 +88,9 @@ struct redact {
 };
 
 /*
- * Compiles the rule of o: reads and checks the key file (a regular file
- * of REDACT_KEY_MIN to REDACT_KEY_MAX bytes, one trailing newline not part
- * of the key), compiles the pattern. Returns 0, or a negative error code
+ * Compiles the rule of o: reads and checks the key file (an absolute path
+ * to a regular file of REDACT_KEY_MIN to REDACT_KEY_MAX bytes, one trailing
+ * newline not part of the key), compiles the pattern. Returns 0, or a negative error code
  * with err holding why, naming the file or the pattern and what to do (never
  * the key); then r needs no redact_free. After 0, r->key_exposed says the
  * key file is readable by every user, for the caller to warn about.

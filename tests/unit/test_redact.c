@@ -929,6 +929,10 @@ test_stage_refuses_keys_its_method_does_not_use(void **state)
 		.items = (char *[]){ "b" }, .n = 1 };
 	assert_string_equal(compile_error(&l), "field and fields cannot both be set: one field, "
 	    "or a list");
+	/* --check run in /etc/logferry and the daemon in / would read different files. */
+	l.list.n = 0;
+	rlist_add(&l, "email", REDACT_HASH)->key_file = "redact.key";
+	assert_string_equal(compile_error(&l), "key_file 'redact.key' is not an absolute path");
 	/* Listed twice, a value would be hashed twice: the hash of a hash. */
 	l.list.n = 0;
 	rlist_add(&l, NULL, REDACT_MASK_IP)->fields = (struct config_list){
