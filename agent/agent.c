@@ -793,7 +793,8 @@ agent_reload(void *ctx, void **fresh)
 		if (match[i] == SIZE_MAX) {
 			plan[i] = PLAN_ADD;
 		} else if (agent_source_equal(a->srcs[match[i]].cfg, &ns[i]) &&
-		    agent_processors_equal(a->srcs[match[i]].gen->cfg, cfg)) {
+		    agent_processors_equal(a->srcs[match[i]].gen->cfg, cfg) &&
+		    processors_same(a->srcs[match[i]].cfg->chain, ns[i].chain)) {
 			plan[i] = PLAN_SAME;
 			stays[match[i]] = true;
 		} else {

@@ -15,6 +15,7 @@
 #include "agent/multiline.h"
 #include "agent/parsers.h"
 #include "agent/processors.h"
+#include "agent/redact.h"
 #include "common/daemon.h"
 #include "common/token.h"
 #include "common/tls.h"
@@ -91,7 +92,8 @@ static const struct config_key processor_keys[] = {
 	{ "type", CONFIG_ENUM, P(type), .flags = CONFIG_REQUIRED, .names = processor_names,
 	  .help = "What the stage does: add_fields sets fields; drop drops events that meet every "
 	    "condition of when; keep drops those that do not; rename renames fields; remove removes "
-	    "them; require sends events without the fields listed to a dead-letter stream (see "
+	    "them; require sends events without the fields listed to a dead-letter stream; redact "
+	    "hashes, masks or removes personal data before it reaches the spool (see "
 	    "logferry-agent(8) PROCESSORS)." },
 	{ "values", CONFIG_MAP, P(values), .only = ONLY(PROCESSOR_ADD_FIELDS),
 	  .required_when = ONLY(PROCESSOR_ADD_FIELDS),
@@ -108,10 +110,12 @@ static const struct config_key processor_keys[] = {
 	  .help = "rename: old name -> new name, in order; the field keeps its place and value, and "
 	    "a field that had the new name already is replaced." },
 	{ "fields", CONFIG_LIST, P(fields), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY,
-	  .elem = &elem_string, .only = ONLY(PROCESSOR_REMOVE) | ONLY(PROCESSOR_REQUIRE),
+	  .elem = &elem_string,
+	  .only = ONLY(PROCESSOR_REMOVE) | ONLY(PROCESSOR_REQUIRE) | ONLY(PROCESSOR_REDACT),
 	  .required_when = ONLY(PROCESSOR_REMOVE),
 	  .help = "remove: names of the fields removed (every field of each name). require: names "
-	    "of the fields an event must have (a null value is missing)." },
+	    "of the fields an event must have (a null value is missing). redact: the fields to "
+	    "redact (every field of each name)." },
 	{ "types", CONFIG_MAP, P(types), .only = ONLY(PROCESSOR_REQUIRE),
 	  .help = "require: field name -> string, integer, number (an integer is one too) or "
 	    "boolean: fields an event must have, of that type." },
@@ -120,7 +124,27 @@ static const struct config_key processor_keys[] = {
 	  .help = "require: the stream an event that fails goes to instead of being dropped, "
 	    "with the reason in a logferry_error field and its stream in logferry_stream. The "
 	    "stages after still run on it; drop, keep and require let it pass." },
-	/* redact: its keys (field/fields, method, key_file, pattern, replacement) go here. */
+	{ "field", CONFIG_STRING, P(field), .flags = CONFIG_NONEMPTY, .only = ONLY(PROCESSOR_REDACT),
+	  .help = "redact: the field to redact (or fields, for several). Not for method regex on "
+	    "the message." },
+	{ "method", CONFIG_ENUM, P(method), .names = redact_method_names,
+	  .only = ONLY(PROCESSOR_REDACT), .required_when = ONLY(PROCESSOR_REDACT),
+	  .help = "redact: hash (HMAC-SHA256 of the value under key_file's key, in hex: joinable, "
+	    "not reversible), mask_ip (the address's /24 or /48; anything else is removed), drop "
+	    "(the field goes), regex (every match of pattern replaced, in the message, or in the "
+	    "fields named)." },
+	{ "key_file", CONFIG_STRING, P(key_file), .flags = CONFIG_NONEMPTY,
+	  .only = ONLY(PROCESSOR_REDACT),
+	  .help = "redact, method hash: the file of the HMAC key (an absolute path), 16 to 1024 "
+	    "bytes (one trailing newline is not part of it), e.g. made by openssl rand -hex 32; "
+	    "mode 0640, owner root:_logferry. Read again on reload." },
+	{ "pattern", CONFIG_STRING, P(pattern), .flags = CONFIG_NONEMPTY,
+	  .only = ONLY(PROCESSOR_REDACT),
+	  .help = "redact, method regex: a POSIX extended regex, e.g. "
+	    "'[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+' for email addresses." },
+	{ "replacement", CONFIG_STRING, P(replacement), .only = ONLY(PROCESSOR_REDACT),
+	  .help = "redact, method regex: the text every match becomes, as it is (no "
+	    "back-references). Default: " REDACT_DEFAULT_REPLACEMENT "." },
 	{ NULL },
 };
 #undef P

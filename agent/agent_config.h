@@ -26,7 +26,7 @@ enum agent_processor_type {
 	PROCESSOR_RENAME,
 	PROCESSOR_REMOVE,
 	PROCESSOR_REQUIRE,
-	/* redact: PROCESSOR_REDACT goes here (agent/redact.c) */
+	PROCESSOR_REDACT,
 };
 
 /* A condition of drop and keep: field and exactly one operator. */
@@ -43,10 +43,14 @@ struct agent_processor {
 	struct config_map values;     /* add_fields: name -> value, ${host} etc. expanded */
 	struct config_list when;      /* drop, keep: struct agent_condition, ANDed */
 	struct config_map map;        /* rename: old -> new */
-	struct config_list fields;    /* char *: remove, require */
+	struct config_list fields;    /* char *: remove, require, redact */
 	struct config_map types;      /* require: name -> string, integer, number or boolean */
 	char *dead_letter_stream;     /* require */
-	/* redact: its keys go here */
+	char *field;                  /* redact: the one field it redacts */
+	int method;                   /* redact: enum redact_method */
+	char *key_file;               /* redact hash: the HMAC key's file */
+	char *pattern;                /* redact regex: a POSIX extended regex */
+	char *replacement;            /* redact regex: what a match becomes; NULL: the default */
 };
 
 struct processors;

@@ -84,6 +84,13 @@ struct processor_type {
 	int (*run)(void *state, struct processor_event *pe);
 	void (*free)(void *state);   /* NULL state is fine */
 	/*
+	 * Optional: whether two states compiled from equal sections do the
+	 * same (NULL: they do). A stage that reads a file when compiled
+	 * (redact's key_file) says no once the file changed, so that a reload
+	 * applies it to sources whose configuration did not change.
+	 */
+	bool (*same)(const void *a, const void *b);
+	/*
 	 * Optional: the type's own counters, as source_type's (NULL stats:
 	 * none): a struct of at most 32 uint64_t.
 	 */

@@ -11,6 +11,7 @@
 #include "agent/field_edit.h"
 #include "agent/filter.h"
 #include "agent/processors.h"
+#include "agent/redact.h"
 #include "agent/require.h"
 #include "common/log.h"
 
@@ -22,7 +23,7 @@ const struct processor_type *const processor_types[] = {
 	[PROCESSOR_RENAME] = &field_edit_rename_type,
 	[PROCESSOR_REMOVE] = &field_edit_remove_type,
 	[PROCESSOR_REQUIRE] = &require_processor_type,
-	/* redact: [PROCESSOR_REDACT] = &redact_processor_type, */
+	[PROCESSOR_REDACT] = &redact_processor_type,
 };
 
 const size_t processor_types_n = sizeof(processor_types) / sizeof(processor_types[0]);
@@ -34,7 +35,7 @@ const char *const processor_names[] = {
 	"rename",
 	"remove",
 	"require",
-	/* redact: "redact", */
+	"redact",
 	NULL,
 };
 
@@ -226,6 +227,22 @@ processors_get_stats(const struct processors *c, int t, struct processors_stats 
 		st->dead_lettered += s->dead_lettered;
 		st->errors += s->errors;
 	}
+}
+
+bool
+processors_same(const struct processors *a, const struct processors *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct processors_stage *x = &a->stages[i], *y = &b->stages[i];
+
+		if (x->t != y->t || (x->type->same != NULL && !x->type->same(x->state, y->state)))
+			return false;
+	}
+	return true;
 }
 
 bool

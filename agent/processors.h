@@ -91,6 +91,12 @@ void processors_free(struct processors *c);
 /* The counters of c's stages of type t (enum agent_processor_type), summed. */
 void processors_get_stats(const struct processors *c, int t, struct processors_stats *st);
 
+/*
+ * Whether chains a and b, compiled from equal configurations, do the same:
+ * false when a stage's files changed between them (processor_type.same).
+ */
+bool processors_same(const struct processors *a, const struct processors *b);
+
 /* Whether c has a stage of type t. */
 bool processors_has(const struct processors *c, int t);
 

@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/nginx_parse.h"
 #include "agent/processors.h"
+#include "agent/redact.h"
 #include "bench/bench_util.h"
 #include "common/buf.h"
 #include "proto/event.h"
@@ -49,6 +51,18 @@ static struct agent_processor stages[] = {
 	{ .type = PROCESSOR_REQUIRE, .fields = { 2, require_names }, .types = { 1, require_types },
 	  .dead_letter_stream = "dead_letter" },
 };
+
+/* redact on the same events: key_file is set in main, to a key written for the run. */
+static char *redact_names_drop[] = { "http_user_agent" };
+static struct agent_processor redact_stages[] = {
+	{ .type = PROCESSOR_REDACT, .field = "remote_addr", .method = REDACT_HASH },
+	{ .type = PROCESSOR_REDACT, .field = "remote_addr", .method = REDACT_MASK_IP },
+	{ .type = PROCESSOR_REDACT, .fields = { 1, redact_names_drop }, .method = REDACT_DROP },
+	{ .type = PROCESSOR_REDACT, .method = REDACT_REGEX,
+	  .pattern = "[0-9]{1,3}([.][0-9]{1,3}){3}" },
+};
+static const char *const redact_labels[] = { "redact hash (1 field)", "redact mask_ip (1 field)",
+	"redact drop (1 field)", "redact regex (message)" };
 
 static void
 bench_chain(const char *name, const struct config_list *list, unsigned long n)
@@ -95,6 +109,36 @@ bench_encode(unsigned long n)
 	buf_free(&out);
 }
 
+/* Each redact method alone, the four together, and the four before the six. */
+static void
+bench_redact(unsigned long n)
+{
+	const size_t nr = sizeof(redact_stages) / sizeof(redact_stages[0]);
+	const size_t ns = sizeof(stages) / sizeof(stages[0]);
+	struct agent_processor all[sizeof(redact_stages) / sizeof(redact_stages[0]) +
+	    sizeof(stages) / sizeof(stages[0])];
+	char key[] = "/tmp/bench-redact-key-XXXXXX";
+	struct config_list one;
+	int fd = mkstemp(key);
+
+	if (fd < 0 || write(fd, "0123456789abcdef0123456789abcdef", 32) != 32 || close(fd) != 0) {
+		fprintf(stderr, "bench_processors: cannot write a key file in /tmp\n");
+		exit(1);
+	}
+	redact_stages[0].key_file = key;
+	for (size_t i = 0; i < nr; i++) {
+		one = (struct config_list){ 1, &redact_stages[i] };
+		bench_chain(redact_labels[i], &one, n);
+	}
+	one = (struct config_list){ nr, redact_stages };
+	bench_chain("redact (the four above)", &one, n);
+	memcpy(all, redact_stages, sizeof(redact_stages));
+	memcpy(all + nr, stages, sizeof(stages));
+	one = (struct config_list){ nr + ns, all };
+	bench_chain("typical + redact (all ten)", &one, n);
+	unlink(key);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -124,6 +168,7 @@ main(int argc, char **argv)
 		bench_chain(processor_types[stages[i].type]->name, &one, n);
 	}
 	bench_chain("typical (all six above)", &typical, n);
+	bench_redact(n);
 	for (unsigned i = 0; i < VARIANTS; i++)
 		parser_free(&parsed[i]);
 	return 0;

@@ -1940,6 +1940,11 @@ config_dump_key(struct config_dumper *d, const struct config_key *k, const void 
 		const struct config_list *l = v;
 		size_t esize = config_ctype_size(k->elem);
 
+		/* Absent, not [], which a list that may not be empty refuses on reading back. */
+		if (l->n == 0 && (k->flags & CONFIG_NONEMPTY)) {
+			fputs(" ~\n", out);
+			return;
+		}
 		if (config_is_scalar_type(k->elem->type)) {
 			fputs(" [", out);
 			for (size_t i = 0; i < l->n; i++) {

@@ -18,6 +18,7 @@
 #include "agent/agent_config.h"
 #include "agent/parsers.h"
 #include "agent/processors.h"
+#include "agent/redact.h"
 #include "tests/unit/config_fixture.h"
 
 /* The rules alone: the TLS files here are empty placeholders. */
@@ -545,6 +546,101 @@ test_a_processor_that_does_not_compile_is_an_error_at_its_line_once(void **state
 	    "${agent_id} or ${source}\n");
 }
 
+/* A key file of n bytes of 'k' in /tmp; path receives its name (unlinked by the caller). */
+static void
+redact_key_file(char *path, size_t len, size_t n)
+{
+	char key[64];
+	int fd;
+
+	assert_true(n <= sizeof(key));
+	memset(key, 'k', n);
+	snprintf(path, len, "/tmp/logferry-test-redact-XXXXXX");
+	assert_true((fd = mkstemp(path)) >= 0);
+	assert_int_equal(write(fd, key, n), (ssize_t)n);
+	assert_int_equal(close(fd), 0);
+}
+
+static void
+test_redact_processors_load_with_their_keys(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_processor *p;
+	char key[64], yaml[1024];
+
+	(void)state;
+	redact_key_file(key, sizeof(key), 32);
+	snprintf(yaml, sizeof(yaml), "processors:\n"
+	    "  - {type: redact, field: email, method: hash, key_file: %s}\n"
+	    "  - {type: redact, fields: [ip, client_ip], method: mask_ip}\n"
+	    "  - {type: redact, fields: password, method: drop}\n"
+	    "  - {type: redact, method: regex, pattern: '[0-9]{16}', replacement: '<card>'}\n"
+	    SOURCES_OK, key);
+	load_ok(yaml, &cfg);
+	p = cfg.processors.items;
+	assert_int_equal(cfg.processors.n, 4);
+	assert_int_equal(p[0].type, PROCESSOR_REDACT);
+	assert_string_equal(p[0].field, "email");
+	assert_int_equal(p[0].method, REDACT_HASH);
+	assert_string_equal(p[0].key_file, key);
+	assert_int_equal(p[1].method, REDACT_MASK_IP);
+	assert_string_equal(string_at(&p[1].fields, 1), "client_ip");
+	assert_string_equal(string_at(&p[2].fields, 0), "password");
+	assert_int_equal(p[3].method, REDACT_REGEX);
+	assert_string_equal(p[3].pattern, "[0-9]{16}");
+	assert_string_equal(p[3].replacement, "<card>");
+	assert_true(processors_has(source(&cfg, 0)->chain, PROCESSOR_REDACT));
+	config_free(&agent_config_schema, &cfg);
+	unlink(key);
+}
+
+static void
+test_redact_short_key_file_and_bad_regex_are_errors_at_their_processor_line(void **state)
+{
+	char key[64], yaml[1024], want[1024];
+
+	(void)state;
+	redact_key_file(key, sizeof(key), 15);
+	snprintf(yaml, sizeof(yaml), "processors:\n"
+	    "  - {type: redact, method: regex, pattern: '(['}\n"
+	    "sources:\n"
+	    "  - name: app\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/app.log]\n"
+	    "    processors:\n"
+	    "      - {type: redact, field: email, method: hash, key_file: %s}\n"
+	    "  - name: b\n"
+	    "    type: file\n"
+	    "    paths: [/var/log/b.log]\n"
+	    "  - {name: c, type: http, listen: '127.0.0.1:8540', processors: "
+	    "[{type: redact, method: mask_ip}]}\n", key);
+	snprintf(want, sizeof(want),
+	    "agent.yaml:8: sources[0].processors[0]: key_file %s holds 15 bytes, fewer than 16: "
+	    "a short key can be guessed; write a new one with openssl rand -hex 32\n"
+	    "agent.yaml:2: processors[0]: '([' is not a POSIX extended regex: "
+	    "Invalid regular expression\n"
+	    "agent.yaml:12: sources[2].processors[0]: method mask_ip needs field or fields: the "
+	    "fields to redact\n", key);
+	expect_errors(yaml, want);
+	unlink(key);
+}
+
+static void
+test_redact_keys_are_only_for_redact(void **state)
+{
+	(void)state;
+	expect_errors("processors:\n"
+	    "  - {type: add_fields, values: {a: b}, method: hash, field: x}\n"
+	    "  - {type: redact, field: x}\n"
+	    "  - {type: redact, field: x, method: rot13}\n"
+	    SOURCES_OK,
+	    "agent.yaml:2: processors[0].field: only valid when type is redact\n"
+	    "agent.yaml:2: processors[0].method: only valid when type is redact\n"
+	    "agent.yaml:3: processors[1].method: missing: required when type is redact\n"
+	    "agent.yaml:4: processors[2].method: 'rot13' is not one of: hash, mask_ip, drop, "
+	    "regex\n");
+}
+
 static void
 test_a_processor_without_its_type_or_its_keys_is_refused(void **state)
 {
@@ -557,7 +653,7 @@ test_a_processor_without_its_type_or_its_keys_is_refused(void **state)
 	    "agent.yaml:2: processors[0].type: missing: this key is required\n"
 	    "agent.yaml:3: processors[1].values: missing: required when type is add_fields\n"
 	    "agent.yaml:4: processors[2].type: 'shout' is not one of: add_fields, drop, keep, "
-	    "rename, remove, require\n");
+	    "rename, remove, require, redact\n");
 }
 
 static void
@@ -1446,6 +1542,9 @@ main(void)
 #endif
 		cmocka_unit_test(test_processors_global_and_per_source_compile_into_each_source_chain),
 		cmocka_unit_test(test_no_processors_is_no_chain),
+		cmocka_unit_test(test_redact_processors_load_with_their_keys),
+		cmocka_unit_test(test_redact_short_key_file_and_bad_regex_are_errors_at_their_processor_line),
+		cmocka_unit_test(test_redact_keys_are_only_for_redact),
 		cmocka_unit_test(test_a_processor_that_does_not_compile_is_an_error_at_its_line_once),
 		cmocka_unit_test(test_a_processor_without_its_type_or_its_keys_is_refused),
 		cmocka_unit_test(test_drop_and_keep_read_their_conditions_and_need_them),

@@ -22,6 +22,7 @@ struct item {
 	int kind;             /* 0 a, 1 b */
 	int64_t only_a;
 	char *only_b;
+	struct config_list aliases;   /* kind b: may be absent, never empty */
 };
 
 struct tconf {
@@ -59,6 +60,8 @@ static const struct config_key item_keys[] = {
 	  .required_when = 0 },
 	{ "only_b", CONFIG_STRING, offsetof(struct item, only_b), .only = 1u << 1,
 	  .required_when = 1u << 1 },
+	{ "aliases", CONFIG_LIST, offsetof(struct item, aliases),
+	  .flags = CONFIG_SCALAR_AS_LIST | CONFIG_NONEMPTY, .elem = &elem_tag, .only = 1u << 1 },
 	{ NULL },
 };
 static const struct config_key elem_item = { .type = CONFIG_SECTION, .keys = item_keys,
