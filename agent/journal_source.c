@@ -50,8 +50,9 @@ journal_entry_reset(struct journal_entry *e)
 	buf_reset(&e->data);
 	e->nf = 0;
 	e->others = 0;
-	e->has_msg = e->has_host = e->msg_binary = e->truncated = false;
+	e->has_msg = e->has_host = e->msg_binary = e->truncated = e->msg_cut = false;
 	e->binary = e->dropped = 0;
+	memset(e->origin_len, 0, sizeof(e->origin_len));
 }
 
 static bool
@@ -185,6 +186,27 @@ journal_copy_value(struct journal_entry *e, const uint8_t *v, size_t len, size_t
 	return binary ? 1 : 0;
 }
 
+/* Keeps value v of the field of name d[0, nlen) when it tells the entry's stream. */
+static void
+journal_entry_origin(struct journal_entry *e, const uint8_t *d, size_t nlen, const uint8_t *v,
+    size_t vlen)
+{
+	static const char *const names[JOURNAL_ORIGINS] = {
+		[JOURNAL_STREAM_ID] = "_STREAM_ID", [JOURNAL_PID] = "_PID",
+		[JOURNAL_IDENT] = "SYSLOG_IDENTIFIER", [JOURNAL_COMM] = "_COMM",
+	};
+
+	for (size_t i = 0; i < JOURNAL_ORIGINS; i++) {
+		if (strlen(names[i]) != nlen || memcmp(names[i], d, nlen) != 0)
+			continue;
+		if (vlen > JOURNAL_ORIGIN_MAX)
+			vlen = JOURNAL_ORIGIN_MAX;
+		memcpy(e->origin[i], v, vlen);
+		e->origin_len[i] = vlen;
+		return;
+	}
+}
+
 int
 journal_entry_add(struct journal_entry *e, const void *data, size_t len)
 {
@@ -196,11 +218,13 @@ journal_entry_add(struct journal_entry *e, const void *data, size_t len)
 		return 0;
 	nlen = (size_t)(eq - d);
 	vlen = len - nlen - 1;
+	journal_entry_origin(e, d, nlen, eq + 1, vlen);
 	if (nlen == 7 && memcmp(d, "MESSAGE", 7) == 0) {
 		/* The message has room whatever came before it (see journal_entry_init). */
 		if ((b = journal_copy_value(e, eq + 1, vlen, &e->msg, &e->msg_len)) < 0)
 			return b;
 		e->has_msg = true;
+		e->msg_cut = vlen > e->max_value;
 		e->msg_binary = b == 1;
 		e->binary += b == 1;
 		return 0;
@@ -321,6 +345,125 @@ journal_entry_event(struct journal_entry *e, uint64_t ts, const char *host, cons
 		nmarks++;
 	}
 	return nmarks;
+}
+
+static bool
+journal_origin_eq(const struct journal_entry *a, const struct journal_entry *b, size_t i)
+{
+	return a->origin_len[i] == b->origin_len[i] &&
+	    memcmp(a->origin[i], b->origin[i], a->origin_len[i]) == 0;
+}
+
+bool
+journal_entry_same_stream(const struct journal_entry *a, const struct journal_entry *b)
+{
+	size_t na = a->origin_len[JOURNAL_IDENT] > 0 ? JOURNAL_IDENT : JOURNAL_COMM;
+	size_t nb = b->origin_len[JOURNAL_IDENT] > 0 ? JOURNAL_IDENT : JOURNAL_COMM;
+
+	if (a->origin_len[JOURNAL_STREAM_ID] > 0 || b->origin_len[JOURNAL_STREAM_ID] > 0)
+		return journal_origin_eq(a, b, JOURNAL_STREAM_ID);
+	return journal_origin_eq(a, b, JOURNAL_PID) && na == nb && journal_origin_eq(a, b, na);
+}
+
+int
+journal_ml_init(struct journal_ml *ml, const struct multiline_rule *rule, size_t max_bytes,
+    size_t max_value)
+{
+	memset(ml, 0, sizeof(*ml));
+	if ((ml->first = malloc(sizeof(*ml->first))) == NULL)
+		return -ENOMEM;
+	journal_entry_init(ml->first, max_value);
+	multiline_init(&ml->m, rule, max_bytes);
+	return 0;
+}
+
+void
+journal_ml_free(struct journal_ml *ml)
+{
+	multiline_free(&ml->m);
+	if (ml->first != NULL)
+		journal_entry_free(ml->first);
+	free(ml->first);
+	ml->first = NULL;
+}
+
+bool
+journal_ml_pending(const struct journal_ml *ml)
+{
+	return multiline_pending(&ml->m);
+}
+
+bool
+journal_ml_joins(const struct journal_entry *e)
+{
+	return e->has_msg && !e->msg_binary;
+}
+
+bool
+journal_ml_continues(const struct journal_ml *ml, const struct journal_entry *e)
+{
+	return journal_ml_joins(e) && journal_ml_pending(ml) &&
+	    journal_entry_same_stream(ml->first, e) &&
+	    multiline_continues(&ml->m, e->data.data + e->msg, e->msg_len);
+}
+
+int
+journal_ml_add(struct journal_ml *ml, struct journal_entry **e, uint64_t ts, const char *cursor,
+    uint64_t now_ns)
+{
+	struct journal_entry *t = *e;
+	size_t clen = strlen(cursor);
+
+	if (clen > SPOOL_CURSOR_MAX)
+		return -E2BIG;
+	if (multiline_add(&ml->m, t->data.data + t->msg, t->msg_len, false, now_ns, 0) != 0)
+		return -ENOMEM;
+	memcpy(ml->cursor, cursor, clen + 1);
+	ml->msg_cut |= t->msg_cut;
+	if (ml->m.lines == 1) {
+		/* The entry is kept as the event's fields; the one kept before is reused. */
+		*e = ml->first;
+		ml->first = t;
+		ml->ts = ts;
+	}
+	return 0;
+}
+
+size_t
+journal_ml_event(struct journal_ml *ml, const char *host, const char *stream, const char *source,
+    struct event *ev)
+{
+	struct journal_entry *f = ml->first;
+	size_t nmarks;
+
+	/* A later message cut at max_field_size counts as the first entry's. */
+	f->truncated |= ml->msg_cut;
+	nmarks = journal_entry_event(f, ml->ts, host, stream, source, ev);
+	ev->message = (struct pbslice){ ml->m.buf, ml->m.len };
+	if (ml->m.truncated) {
+		journal_mark(ev, PS("multiline_truncated"));
+		nmarks++;
+	}
+	return nmarks;
+}
+
+const char *
+journal_ml_cursor(const struct journal_ml *ml)
+{
+	return ml->cursor;
+}
+
+uint32_t
+journal_ml_entries(const struct journal_ml *ml)
+{
+	return ml->m.lines;
+}
+
+void
+journal_ml_clear(struct journal_ml *ml)
+{
+	multiline_clear(&ml->m);
+	ml->msg_cut = false;
 }
 
 /* ---------------------------------------------------------------- the source */
