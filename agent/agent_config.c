@@ -145,7 +145,7 @@ static const struct config_key source_keys[] = {
 	  .only = ONLY(SOURCE_JOURNAL),
 	  .help = "A journal field's value (MESSAGE included) longer than this is cut there, and the event marked truncated." },
 	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
-	  .only = ONLY(SOURCE_FILE),
+	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_JOURNAL),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
 	    "continuation. A file's position advances only when a whole event is in the spool." },
 	{ NULL },

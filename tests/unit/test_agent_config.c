@@ -738,6 +738,27 @@ test_multiline_keys_are_read_with_their_defaults(void **state)
 	config_free(&agent_config_schema, &cfg);
 }
 
+#ifdef HAVE_SYSTEMD
+static void
+test_multiline_is_read_for_a_journal_source(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_source *s;
+
+	(void)state;
+	load_ok("sources:\n"
+	    "  - name: app\n"
+	    "    type: journal\n"
+	    "    matches: [_SYSTEMD_UNIT=app.service]\n"
+	    "    multiline: {start: '^[0-9]{4}-', flush_timeout: 2s}\n", &cfg);
+	s = source(&cfg, 0);
+	assert_string_equal(s->multiline.start, "^[0-9]{4}-");
+	assert_int_equal(s->multiline.flush_timeout_ms, 2000);
+	assert_int_equal(s->multiline.max_bytes, 1 * MIB);
+	config_free(&agent_config_schema, &cfg);
+}
+#endif
+
 static void
 test_multiline_pattern_that_does_not_compile_is_an_error_at_its_line(void **state)
 {
@@ -795,7 +816,7 @@ test_multiline_on_an_http_source_is_refused(void **state)
 	    "    type: http\n"
 	    "    listen: 127.0.0.1:8540\n"
 	    "    multiline: {start: '^a'}\n",
-	    "agent.yaml:5: sources[0].multiline: only valid when type is file\n");
+	    "agent.yaml:5: sources[0].multiline: only valid when type is file or journal\n");
 }
 
 static void
@@ -1086,6 +1107,9 @@ main(void)
 		cmocka_unit_test(test_bad_single_listen_value_is_reported_once_as_written),
 		cmocka_unit_test(test_socket_mode_must_be_octal),
 		cmocka_unit_test(test_multiline_keys_are_read_with_their_defaults),
+#ifdef HAVE_SYSTEMD
+		cmocka_unit_test(test_multiline_is_read_for_a_journal_source),
+#endif
 		cmocka_unit_test(test_multiline_pattern_that_does_not_compile_is_an_error_at_its_line),
 		cmocka_unit_test(test_multiline_needs_exactly_one_of_start_and_continuation),
 		cmocka_unit_test(test_multiline_at_its_defaults_without_a_pattern_is_no_multiline),
