@@ -147,7 +147,8 @@ static const struct config_key source_keys[] = {
 	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
 	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_JOURNAL),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
-	    "continuation. A file's position advances only when a whole event is in the spool." },
+	    "continuation. A file's position (a journal's cursor) advances only when a whole event "
+	    "is in the spool." },
 	{ NULL },
 };
 #undef S

@@ -394,6 +394,13 @@ journal_ml_pending(const struct journal_ml *ml)
 	return multiline_pending(&ml->m);
 }
 
+/* e's message: an empty one may have no buffer behind it. */
+static const uint8_t *
+journal_entry_msg(const struct journal_entry *e)
+{
+	return e->data.data != NULL ? e->data.data + e->msg : (const uint8_t *)"";
+}
+
 bool
 journal_ml_joins(const struct journal_entry *e)
 {
@@ -405,7 +412,7 @@ journal_ml_continues(const struct journal_ml *ml, const struct journal_entry *e)
 {
 	return journal_ml_joins(e) && journal_ml_pending(ml) &&
 	    journal_entry_same_stream(ml->first, e) &&
-	    multiline_continues(&ml->m, e->data.data + e->msg, e->msg_len);
+	    multiline_continues(&ml->m, journal_entry_msg(e), e->msg_len);
 }
 
 int
@@ -417,7 +424,7 @@ journal_ml_add(struct journal_ml *ml, struct journal_entry **e, uint64_t ts, con
 
 	if (clen > SPOOL_CURSOR_MAX)
 		return -E2BIG;
-	if (multiline_add(&ml->m, t->data.data + t->msg, t->msg_len, false, now_ns, 0) != 0)
+	if (multiline_add(&ml->m, journal_entry_msg(t), t->msg_len, false, now_ns, 0) != 0)
 		return -ENOMEM;
 	memcpy(ml->cursor, cursor, clen + 1);
 	ml->msg_cut |= t->msg_cut;
@@ -440,7 +447,9 @@ journal_ml_event(struct journal_ml *ml, const char *host, const char *stream, co
 	/* A later message cut at max_field_size counts as the first entry's. */
 	f->truncated |= ml->msg_cut;
 	nmarks = journal_entry_event(f, ml->ts, host, stream, source, ev);
-	ev->message = (struct pbslice){ ml->m.buf, ml->m.len };
+	/* Without a byte joined (one empty message) the buffer may not exist: the entry's is it. */
+	if (ml->m.len > 0)
+		ev->message = (struct pbslice){ ml->m.buf, ml->m.len };
 	if (ml->m.truncated) {
 		journal_mark(ev, PS("multiline_truncated"));
 		nmarks++;

@@ -441,6 +441,30 @@ test_a_binary_message_or_none_is_never_joined(void **state)
 	ml_teardown(&f);
 }
 
+/* An entry of an empty MESSAGE alone has nothing in its buffer: it is gathered all the same. */
+static void
+test_entries_of_empty_messages_are_gathered(void **state)
+{
+	struct ml_fixture f;
+	struct event ev;
+
+	(void)state;
+	ml_setup(&f, NULL, "^$", 4096);
+	journal_entry_reset(f.e);
+	add(f.e, "MESSAGE=");
+	assert_true(journal_ml_joins(f.e));
+	assert_int_equal(journal_ml_add(&f.ml, &f.e, 1, "c1", 1), 0);
+	journal_ml_event(&f.ml, "h", "s", "journal", &ev);
+	assert_int_equal(ev.message.len, 0);
+	journal_entry_reset(f.e);
+	add(f.e, "MESSAGE=");
+	assert_true(journal_ml_continues(&f.ml, f.e));
+	assert_int_equal(journal_ml_add(&f.ml, &f.e, 2, "c2", 2), 0);
+	journal_ml_event(&f.ml, "h", "s", "journal", &ev);
+	assert_message(&ev, "\n");
+	ml_teardown(&f);
+}
+
 int
 main(void)
 {
@@ -455,6 +479,7 @@ main(void)
 		cmocka_unit_test(test_an_entry_of_another_stream_does_not_continue_the_event),
 		cmocka_unit_test(test_a_joined_event_beyond_max_bytes_is_cut_and_marked_multiline_truncated),
 		cmocka_unit_test(test_a_binary_message_or_none_is_never_joined),
+		cmocka_unit_test(test_entries_of_empty_messages_are_gathered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
