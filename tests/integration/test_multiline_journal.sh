@@ -227,4 +227,43 @@ stop_agent "$pid"
 printf '%s\n----\n' "$JAVA_2" "$JAVA_1" "$PY_1" "$PY_2" >"$T/stop.want"
 expect_events "$cfg" "and the next start goes on after its last entry: every entry once" "$T/stop.want"
 
+# --- a full spool pauses the source with a trace pending, then a stop
+# cannot ship it: it stays in the journal, and the next start (with room)
+# gathers it again; every trace whole, once
+mkdir -p "$T/f"
+python3 - <<'PY' >"$T/full.in"
+import base64, random
+rnd = random.Random(17)
+for i in range(1, 6001):
+    print("app|2026-12-07 01:02:03,456 ERROR trace %d %s" % (i, base64.b64encode(rnd.randbytes(750)).decode()))
+    for k in range(4):
+        print("app|\tat x.Y.z%d(%s)" % (k, base64.b64encode(rnd.randbytes(750)).decode()))
+PY
+jwrite "$T/f/system.journal" <"$T/full.in"
+jml_config full "$T/f" "    multiline: {start: $DATE, flush_timeout: 1h}"
+sed -i 's/^spool: .*/spool: {commit_interval: 5ms, max_size: 16MiB}/' "$cfg"
+start agent-full "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_metric "$ML_PORT" 'logferry_journal_pauses_total{source="full"}' -ge 1 ||
+	fail "full spool: the source did not pause"
+stop_agent "$pid"
+grep -q "source full: stopping with a multiline event of [0-9]* entries that the full spool cannot take" \
+	"$T/agent-full.log" && pass "a stop with a full spool says the pending event stays in the journal" ||
+	fail "a stop with a full spool: $(grep 'source full' "$T/agent-full.log" | tail -3)"
+sed -i 's/max_size: 16MiB/max_size: 64MiB/; s/flush_timeout: 1h/flush_timeout: 300ms/' "$cfg"
+start agent-full2 "$LOGFERRY_AGENT" -c "$cfg"
+pid=$LF_PID
+wait_spooled "$cfg" 6000 60 || fail "full spool: not every trace arrived after the restart"
+stop_agent "$pid"
+"$LOGFERRY_AGENT" -c "$cfg" --spool-dump >"$T/dump.json"
+if out=$(python3 - "$T/dump.json" "$T/full.in" <<'PY'
+import json, sys
+lines = [l.split("|", 1)[1] for l in open(sys.argv[2]).read().split("\n")[:-1]]
+want = ["\n".join(lines[i:i + 5]) for i in range(0, len(lines), 5)]
+got = [json.loads(l)["message"] for l in open(sys.argv[1])]
+print("%d events, %d traces" % (len(got), len(want)))
+sys.exit(0 if got == want else 1)
+PY
+); then pass "a full spool with a trace pending, a stop and a restart: every trace whole, once ($out)"; else fail "full spool: $out"; fi
+
 finish
