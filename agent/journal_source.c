@@ -181,7 +181,8 @@ journal_copy_value(struct journal_entry *e, const uint8_t *v, size_t len, size_t
 	*olen = n;
 	if (binary)
 		journal_base64(v, len, e->data.data + e->data.len);
-	else
+	else if (len > 0)
+		/* An empty first value has no buffer behind it yet. */
 		memcpy(e->data.data + e->data.len, v, len);
 	e->data.len += n;
 	return binary ? 1 : 0;
@@ -224,6 +225,12 @@ journal_entry_add(struct journal_entry *e, const void *data, size_t len)
 		/* The message has room whatever came before it (see journal_entry_init). */
 		if ((b = journal_copy_value(e, eq + 1, vlen, &e->msg, &e->msg_len)) < 0)
 			return b;
+		/*
+		 * A NUL after it, not part of it: multiline matches it with
+		 * REG_STARTEND, but sanitizers' regexec reads to a NUL all the same.
+		 */
+		if (buf_append_grow(&e->data, "", 1) != 0)
+			return -ENOMEM;
 		e->has_msg = true;
 		e->msg_cut = vlen > e->max_value;
 		e->msg_binary = b == 1;
@@ -394,13 +401,6 @@ journal_ml_pending(const struct journal_ml *ml)
 	return multiline_pending(&ml->m);
 }
 
-/* e's message: an empty one may have no buffer behind it. */
-static const uint8_t *
-journal_entry_msg(const struct journal_entry *e)
-{
-	return e->data.data != NULL ? e->data.data + e->msg : (const uint8_t *)"";
-}
-
 bool
 journal_ml_joins(const struct journal_entry *e)
 {
@@ -412,7 +412,7 @@ journal_ml_continues(const struct journal_ml *ml, const struct journal_entry *e)
 {
 	return journal_ml_joins(e) && journal_ml_pending(ml) &&
 	    journal_entry_same_stream(ml->first, e) &&
-	    multiline_continues(&ml->m, journal_entry_msg(e), e->msg_len);
+	    multiline_continues(&ml->m, e->data.data + e->msg, e->msg_len);
 }
 
 int
@@ -424,7 +424,7 @@ journal_ml_add(struct journal_ml *ml, struct journal_entry **e, uint64_t ts, con
 
 	if (clen > SPOOL_CURSOR_MAX)
 		return -E2BIG;
-	if (multiline_add(&ml->m, journal_entry_msg(t), t->msg_len, false, now_ns, 0) != 0)
+	if (multiline_add(&ml->m, t->data.data + t->msg, t->msg_len, false, now_ns, 0) != 0)
 		return -ENOMEM;
 	memcpy(ml->cursor, cursor, clen + 1);
 	ml->msg_cut |= t->msg_cut;
