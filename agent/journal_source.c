@@ -1009,6 +1009,7 @@ journal_ml_start(uv_loop_t *loop, struct journal_source *js)
 	}
 	js->multiline = true;
 	uv_timer_init(loop, &js->ml_timer);
+	js->ml_timer.data = js;
 	return 0;
 }
 
@@ -1034,7 +1035,7 @@ journal_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char
 	journal_entry_init(js->entry, cfg->max_field_size);
 	uv_timer_init(loop, &js->timer);
 	uv_idle_init(loop, &js->idle);
-	js->timer.data = js->idle.data = js->poll.data = js->ml_timer.data = js;
+	js->timer.data = js->idle.data = js->poll.data = js;
 	if ((r = journal_ml_start(loop, js)) < 0 || (r = journal_setup(js)) < 0)
 		goto fail;
 	if ((fd = sd_journal_get_fd(js->j)) < 0) {
