@@ -305,7 +305,8 @@ static const struct config_key source_keys[] = {
 	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
 	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_JOURNAL),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
-	    "continuation. A file's position advances only when a whole event is in the spool. "
+	    "continuation. A file's position (a journal's cursor) advances only when a whole event "
+	    "is in the spool. "
 	    "On a syslog source (tcp:// listeners only), the patterns match each message's MSG "
 	    "part, per connection." },
 	{ "processors", CONFIG_LIST, S(processors), .elem = &elem_processor,

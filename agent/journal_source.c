@@ -14,6 +14,7 @@
 
 #include "agent/journal_source.h"
 #include "agent/pipeline.h"
+#include "agent/source.h"
 #include "agent/source_type.h"
 #include "common/log.h"
 
@@ -50,8 +51,9 @@ journal_entry_reset(struct journal_entry *e)
 	buf_reset(&e->data);
 	e->nf = 0;
 	e->others = 0;
-	e->has_msg = e->has_host = e->msg_binary = e->truncated = false;
+	e->has_msg = e->has_host = e->msg_binary = e->truncated = e->msg_cut = false;
 	e->binary = e->dropped = 0;
+	memset(e->origin_len, 0, sizeof(e->origin_len));
 }
 
 static bool
@@ -179,10 +181,32 @@ journal_copy_value(struct journal_entry *e, const uint8_t *v, size_t len, size_t
 	*olen = n;
 	if (binary)
 		journal_base64(v, len, e->data.data + e->data.len);
-	else
+	else if (len > 0)
+		/* An empty first value has no buffer behind it yet. */
 		memcpy(e->data.data + e->data.len, v, len);
 	e->data.len += n;
 	return binary ? 1 : 0;
+}
+
+/* Keeps value v of the field of name d[0, nlen) when it tells the entry's stream. */
+static void
+journal_entry_origin(struct journal_entry *e, const uint8_t *d, size_t nlen, const uint8_t *v,
+    size_t vlen)
+{
+	static const char *const names[JOURNAL_ORIGINS] = {
+		[JOURNAL_STREAM_ID] = "_STREAM_ID", [JOURNAL_PID] = "_PID",
+		[JOURNAL_IDENT] = "SYSLOG_IDENTIFIER", [JOURNAL_COMM] = "_COMM",
+	};
+
+	for (size_t i = 0; i < JOURNAL_ORIGINS; i++) {
+		if (strlen(names[i]) != nlen || memcmp(names[i], d, nlen) != 0)
+			continue;
+		if (vlen > JOURNAL_ORIGIN_MAX)
+			vlen = JOURNAL_ORIGIN_MAX;
+		memcpy(e->origin[i], v, vlen);
+		e->origin_len[i] = vlen;
+		return;
+	}
 }
 
 int
@@ -196,11 +220,19 @@ journal_entry_add(struct journal_entry *e, const void *data, size_t len)
 		return 0;
 	nlen = (size_t)(eq - d);
 	vlen = len - nlen - 1;
+	journal_entry_origin(e, d, nlen, eq + 1, vlen);
 	if (nlen == 7 && memcmp(d, "MESSAGE", 7) == 0) {
 		/* The message has room whatever came before it (see journal_entry_init). */
 		if ((b = journal_copy_value(e, eq + 1, vlen, &e->msg, &e->msg_len)) < 0)
 			return b;
+		/*
+		 * A NUL after it, not part of it: multiline matches it with
+		 * REG_STARTEND, but sanitizers' regexec reads to a NUL all the same.
+		 */
+		if (buf_append_grow(&e->data, "", 1) != 0)
+			return -ENOMEM;
 		e->has_msg = true;
+		e->msg_cut = vlen > e->max_value;
 		e->msg_binary = b == 1;
 		e->binary += b == 1;
 		return 0;
@@ -323,6 +355,127 @@ journal_entry_event(struct journal_entry *e, uint64_t ts, const char *host, cons
 	return nmarks;
 }
 
+static bool
+journal_origin_eq(const struct journal_entry *a, const struct journal_entry *b, size_t i)
+{
+	return a->origin_len[i] == b->origin_len[i] &&
+	    memcmp(a->origin[i], b->origin[i], a->origin_len[i]) == 0;
+}
+
+bool
+journal_entry_same_stream(const struct journal_entry *a, const struct journal_entry *b)
+{
+	size_t na = a->origin_len[JOURNAL_IDENT] > 0 ? JOURNAL_IDENT : JOURNAL_COMM;
+	size_t nb = b->origin_len[JOURNAL_IDENT] > 0 ? JOURNAL_IDENT : JOURNAL_COMM;
+
+	if (a->origin_len[JOURNAL_STREAM_ID] > 0 || b->origin_len[JOURNAL_STREAM_ID] > 0)
+		return journal_origin_eq(a, b, JOURNAL_STREAM_ID);
+	return journal_origin_eq(a, b, JOURNAL_PID) && na == nb && journal_origin_eq(a, b, na);
+}
+
+int
+journal_ml_init(struct journal_ml *ml, const struct multiline_rule *rule, size_t max_bytes,
+    size_t max_value)
+{
+	memset(ml, 0, sizeof(*ml));
+	if ((ml->first = malloc(sizeof(*ml->first))) == NULL)
+		return -ENOMEM;
+	journal_entry_init(ml->first, max_value);
+	multiline_init(&ml->m, rule, max_bytes);
+	return 0;
+}
+
+void
+journal_ml_free(struct journal_ml *ml)
+{
+	multiline_free(&ml->m);
+	if (ml->first != NULL)
+		journal_entry_free(ml->first);
+	free(ml->first);
+	ml->first = NULL;
+}
+
+bool
+journal_ml_pending(const struct journal_ml *ml)
+{
+	return multiline_pending(&ml->m);
+}
+
+bool
+journal_ml_joins(const struct journal_entry *e)
+{
+	return e->has_msg && !e->msg_binary;
+}
+
+bool
+journal_ml_continues(const struct journal_ml *ml, const struct journal_entry *e)
+{
+	return journal_ml_joins(e) && journal_ml_pending(ml) &&
+	    journal_entry_same_stream(ml->first, e) &&
+	    multiline_continues(&ml->m, e->data.data + e->msg, e->msg_len);
+}
+
+int
+journal_ml_add(struct journal_ml *ml, struct journal_entry **e, uint64_t ts, const char *cursor,
+    uint64_t now_ns)
+{
+	struct journal_entry *t = *e;
+	size_t clen = strlen(cursor);
+
+	if (clen > SPOOL_CURSOR_MAX)
+		return -E2BIG;
+	if (multiline_add(&ml->m, t->data.data + t->msg, t->msg_len, false, now_ns, 0) != 0)
+		return -ENOMEM;
+	memcpy(ml->cursor, cursor, clen + 1);
+	ml->msg_cut |= t->msg_cut;
+	if (ml->m.lines == 1) {
+		/* The entry is kept as the event's fields; the one kept before is reused. */
+		*e = ml->first;
+		ml->first = t;
+		ml->ts = ts;
+	}
+	return 0;
+}
+
+size_t
+journal_ml_event(struct journal_ml *ml, const char *host, const char *stream, const char *source,
+    struct event *ev)
+{
+	struct journal_entry *f = ml->first;
+	size_t nmarks;
+
+	/* A later message cut at max_field_size counts as the first entry's. */
+	f->truncated |= ml->msg_cut;
+	nmarks = journal_entry_event(f, ml->ts, host, stream, source, ev);
+	/* Without a byte joined (one empty message) the buffer may not exist: the entry's is it. */
+	if (ml->m.len > 0)
+		ev->message = (struct pbslice){ ml->m.buf, ml->m.len };
+	if (ml->m.truncated) {
+		journal_mark(ev, PS("multiline_truncated"));
+		nmarks++;
+	}
+	return nmarks;
+}
+
+const char *
+journal_ml_cursor(const struct journal_ml *ml)
+{
+	return ml->cursor;
+}
+
+uint32_t
+journal_ml_entries(const struct journal_ml *ml)
+{
+	return ml->m.lines;
+}
+
+void
+journal_ml_clear(struct journal_ml *ml)
+{
+	multiline_clear(&ml->m);
+	ml->msg_cut = false;
+}
+
 /* ---------------------------------------------------------------- the source */
 
 #ifdef HAVE_SYSTEMD
@@ -345,54 +498,146 @@ struct journal_source {
 	bool paused;                 /* the spool is full: waiting for resume */
 	bool failing;                /* a read error was logged: not again until one works */
 	bool stopping;
-	struct journal_entry entry;
+	struct journal_entry *entry; /* the entry being read; owned */
+	bool multiline;              /* cfg has a multiline rule: rule, ml and ml_timer are set */
+	struct multiline_rule rule;
+	struct journal_ml ml;
+	uv_timer_t ml_timer;         /* ships an event no entry followed within flush_timeout */
 	struct journal_source_stats st;
 	void (*done)(void *ctx);
 	void *done_ctx;
 };
 
-/* The entry at the read position into an event, spooled with its cursor. */
+/* The entry at the read position into js->entry, with its time and cursor (to free). */
 static int
-journal_ship(struct journal_source *js)
+journal_load(struct journal_source *js, uint64_t *usec, char **cursor)
 {
-	struct event ev;
-	uint64_t usec = 0;
 	const void *d;
 	size_t len;
-	char *cursor = NULL;
-	uint64_t raw_before;
-	size_t nmarks;
 	int r;
 
-	if ((r = sd_journal_get_realtime_usec(js->j, &usec)) < 0 ||
-	    (r = sd_journal_get_cursor(js->j, &cursor)) < 0)
+	*cursor = NULL;
+	if ((r = sd_journal_get_realtime_usec(js->j, usec)) < 0 ||
+	    (r = sd_journal_get_cursor(js->j, cursor)) < 0)
 		return r;
-	journal_entry_reset(&js->entry);
+	journal_entry_reset(js->entry);
 	sd_journal_restart_data(js->j);
 	while ((r = sd_journal_enumerate_available_data(js->j, &d, &len)) > 0)
-		if ((r = journal_entry_add(&js->entry, d, len)) != 0)
+		if ((r = journal_entry_add(js->entry, d, len)) != 0)
 			break;
 	if (r < 0) {
-		free(cursor);
-		return r;
+		free(*cursor);
+		*cursor = NULL;
 	}
-	nmarks = journal_entry_event(&js->entry, usec * 1000, js->host, js->stream, js->source,
-	    &ev);
-	raw_before = js->door.fields_dropped;
-	r = pipeline_emit_cursor(&js->door, &ev, nmarks, js->cfg->name, cursor);
+	return r < 0 ? r : 0;
+}
+
+/*
+ * Spools ev (made of entry e, or of entries entries) with cursor. Returns
+ * 0 (also when the spool refused it: logged, counted and skipped), or
+ * -EAGAIN: the spool is full, nothing was taken.
+ */
+static int
+journal_emit(struct journal_source *js, const struct event *ev, size_t nmarks,
+    const struct journal_entry *e, uint32_t entries, const char *cursor)
+{
+	uint64_t raw_before = js->door.fields_dropped;
+	int r;
+
+	r = pipeline_emit_cursor(&js->door, ev, nmarks, js->cfg->name, cursor);
 	if (r == 0) {
 		/* Spooled without its fields: all of them were left out. */
 		if (js->door.fields_dropped != raw_before)
-			js->st.fields_dropped += js->entry.nf;
-		js->st.entries++;
-		js->st.binary_fields += js->entry.binary;
-		js->st.truncated += js->entry.truncated;
-		js->st.fields_dropped += js->entry.dropped;
+			js->st.fields_dropped += e->nf;
+		js->st.entries += entries;
+		js->st.binary_fields += e->binary;
+		js->st.truncated += e->truncated;
+		js->st.fields_dropped += e->dropped;
 	} else if (r != -EAGAIN) {
-		log_error("source %s: journal entry %s cannot be spooled (%s); skipped",
-		    js->cfg->name, cursor, strerror(-r));
+		log_error("source %s: journal %s %s cannot be spooled (%s); skipped",
+		    js->cfg->name, entries > 1 ? "event ending at the entry" : "entry", cursor,
+		    strerror(-r));
 		r = 0;
 	}
+	return r;
+}
+
+/* js->entry, read at usec with cursor, spooled as one event. */
+static int
+journal_ship_entry(struct journal_source *js, uint64_t usec, const char *cursor)
+{
+	struct event ev;
+	size_t nmarks;
+
+	nmarks = journal_entry_event(js->entry, usec * 1000, js->host, js->stream, js->source,
+	    &ev);
+	return journal_emit(js, &ev, nmarks, js->entry, 1, cursor);
+}
+
+/* Spools the pending multiline event; 0 (also when skipped) or -EAGAIN (kept pending). */
+static int
+journal_ml_ship(struct journal_source *js, bool by_timeout)
+{
+	struct event ev;
+	size_t nmarks;
+	uint32_t entries = journal_ml_entries(&js->ml);
+	bool cut = js->ml.m.truncated;
+	int r;
+
+	nmarks = journal_ml_event(&js->ml, js->host, js->stream, js->source, &ev);
+	if ((r = journal_emit(js, &ev, nmarks, js->ml.first, entries, journal_ml_cursor(&js->ml)))
+	    != 0)
+		return r;
+	js->st.multiline_events += entries > 1;
+	js->st.multiline_flushed += by_timeout;
+	js->st.multiline_truncated += cut;
+	journal_ml_clear(&js->ml);
+	return 0;
+}
+
+static void journal_ml_timer(uv_timer_t *t);
+
+/*
+ * js->entry, read at usec with cursor, into the pending event, or ending it
+ * (shipped first) and beginning the next. Returns 0 or -EAGAIN: the spool is
+ * full, and the entry is read again at the resume (nothing of it was kept).
+ */
+static int
+journal_gather(struct journal_source *js, uint64_t usec, const char *cursor)
+{
+	bool joins = journal_ml_joins(js->entry);
+	int r;
+
+	if (journal_ml_pending(&js->ml) && !journal_ml_continues(&js->ml, js->entry) &&
+	    (r = journal_ml_ship(js, false)) != 0)
+		return r;
+	if (joins && (r = journal_ml_add(&js->ml, &js->entry, usec * 1000, cursor,
+	    source_now_ns())) != 0) {
+		log_error("source %s: %s to gather the journal entry %s into a multiline event; "
+		    "the event before is shipped as it is and the entry goes alone", js->cfg->name,
+		    r == -E2BIG ? "its cursor is too long" : "no memory", cursor);
+		if (journal_ml_pending(&js->ml) && (r = journal_ml_ship(js, false)) != 0)
+			return r;
+		joins = false;
+	}
+	if (!joins)
+		return journal_ship_entry(js, usec, cursor);
+	/* Nothing came after the entry within flush_timeout: the event is whole. */
+	(void)uv_timer_start(&js->ml_timer, journal_ml_timer, js->cfg->multiline.flush_timeout_ms, 0);
+	return 0;
+}
+
+/* The entry at the read position, spooled (or gathered) with its cursor. */
+static int
+journal_ship(struct journal_source *js)
+{
+	uint64_t usec = 0;
+	char *cursor;
+	int r;
+
+	if ((r = journal_load(js, &usec, &cursor)) < 0)
+		return r;
+	r = js->multiline ? journal_gather(js, usec, cursor) : journal_ship_entry(js, usec, cursor);
 	free(cursor);
 	return r;
 }
@@ -413,6 +658,44 @@ static void
 journal_on_idle(uv_idle_t *h)
 {
 	journal_read(h->data);
+}
+
+/* The spool is full: nothing is read until journal_source_resume. */
+static void
+journal_pause(struct journal_source *js)
+{
+	js->paused = true;
+	js->st.pauses++;
+	uv_idle_stop(&js->idle);
+}
+
+/*
+ * Ships the pending event once no entry has come after it for
+ * flush_timeout, or sets the timer for then. At a full spool the event
+ * stays pending: journal_source_resume calls this again.
+ */
+static void
+journal_ml_check(struct journal_source *js)
+{
+	uint64_t now = source_now_ns(), timeout = js->cfg->multiline.flush_timeout_ms * 1000000;
+	uint64_t last = js->ml.m.last_ns, left;
+
+	if (!journal_ml_pending(&js->ml) || js->paused || js->stopping)
+		return;
+	if (!multiline_due(&js->ml.m, now, timeout)) {
+		/* A clock set back must not hold an event longer than flush_timeout. */
+		left = now < last ? timeout : last + timeout - now;
+		(void)uv_timer_start(&js->ml_timer, journal_ml_timer, left / 1000000 + 1, 0);
+		return;
+	}
+	if (journal_ml_ship(js, true) == -EAGAIN)
+		journal_pause(js);
+}
+
+static void
+journal_ml_timer(uv_timer_t *t)
+{
+	journal_ml_check(t->data);
 }
 
 /* Reads and spools up to JOURNAL_BATCH entries; the rest on the next loop turn. */
@@ -436,9 +719,7 @@ journal_read(struct journal_source *js)
 			js->pending = true;
 		}
 		if ((r = journal_ship(js)) == -EAGAIN) {
-			js->paused = true;
-			js->st.pauses++;
-			uv_idle_stop(&js->idle);
+			journal_pause(js);
 			return;
 		}
 		if (r < 0) {
@@ -680,7 +961,12 @@ journal_closed(uv_handle_t *h)
 	done_ctx = js->done_ctx;
 	if (js->j != NULL)
 		sd_journal_close(js->j);
-	journal_entry_free(&js->entry);
+	if (js->multiline) {
+		journal_ml_free(&js->ml);
+		multiline_rule_free(&js->rule);
+	}
+	journal_entry_free(js->entry);
+	free(js->entry);
 	free(js);
 	if (done != NULL)
 		done(done_ctx);
@@ -689,11 +975,42 @@ journal_closed(uv_handle_t *h)
 static void
 journal_close_handles(struct journal_source *js)
 {
-	js->handles = 2 + js->polling;
+	js->handles = 2 + js->polling + js->multiline;
 	uv_close((uv_handle_t *)&js->timer, journal_closed);
+	if (js->multiline)
+		uv_close((uv_handle_t *)&js->ml_timer, journal_closed);
 	uv_close((uv_handle_t *)&js->idle, journal_closed);
 	if (js->polling)
 		uv_close((uv_handle_t *)&js->poll, journal_closed);
+}
+
+/* Compiles cfg's multiline rule, if it has one, and prepares its gathering. */
+static int
+journal_ml_start(uv_loop_t *loop, struct journal_source *js)
+{
+	const struct agent_source *cfg = js->cfg;
+	char err[256];
+	int r;
+
+	if (cfg->multiline.start == NULL && cfg->multiline.continuation == NULL)
+		return 0;
+	/* The config check compiled it already: this fails only without memory. */
+	if ((r = multiline_rule_init(&js->rule, cfg->multiline.start, cfg->multiline.continuation,
+	    err, sizeof(err))) != 0) {
+		log_error("source %s: multiline: %s", cfg->name, err);
+		return r;
+	}
+	if ((r = journal_ml_init(&js->ml, &js->rule, cfg->multiline.max_bytes,
+	    cfg->max_field_size)) != 0) {
+		log_error("source %s: multiline: no memory for the entry an event keeps",
+		    cfg->name);
+		multiline_rule_free(&js->rule);
+		return r;
+	}
+	js->multiline = true;
+	uv_timer_init(loop, &js->ml_timer);
+	js->ml_timer.data = js;
+	return 0;
 }
 
 int
@@ -711,11 +1028,15 @@ journal_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char
 	js->source = cfg->directory != NULL ? cfg->directory : "journal";
 	js->spool = spool;
 	pipeline_init(&js->door, spool, "journal entry too large with its fields", cfg->chain);
-	journal_entry_init(&js->entry, cfg->max_field_size);
+	if ((js->entry = malloc(sizeof(*js->entry))) == NULL) {
+		free(js);
+		return -ENOMEM;
+	}
+	journal_entry_init(js->entry, cfg->max_field_size);
 	uv_timer_init(loop, &js->timer);
 	uv_idle_init(loop, &js->idle);
 	js->timer.data = js->idle.data = js->poll.data = js;
-	if ((r = journal_setup(js)) < 0)
+	if ((r = journal_ml_start(loop, js)) < 0 || (r = journal_setup(js)) < 0)
 		goto fail;
 	if ((fd = sd_journal_get_fd(js->j)) < 0) {
 		r = fd;
@@ -747,6 +1068,12 @@ journal_source_resume(struct journal_source *js)
 	if (!js->paused || js->stopping)
 		return;
 	js->paused = false;
+	/* A pending event due is older than anything still to read: it goes first. */
+	if (js->multiline) {
+		journal_ml_check(js);
+		if (js->paused)
+			return;
+	}
 	uv_idle_start(&js->idle, journal_on_idle);
 }
 
@@ -755,11 +1082,22 @@ journal_source_get_stats(const struct journal_source *js, struct journal_source_
 {
 	*st = js->st;
 	st->dropped_unspoolable = js->door.dropped;
+	st->multiline_pending = js->multiline ? journal_ml_entries(&js->ml) : 0;
 }
 
 void
 journal_source_stop(struct journal_source *js, void (*done)(void *ctx), void *ctx)
 {
+	/*
+	 * The pending event goes now: a source removed by a reload is never
+	 * started again to find it. Not committed, it would be gathered again
+	 * from the journal at the next start all the same.
+	 */
+	if (js->multiline && journal_ml_pending(&js->ml) && journal_ml_ship(js, false) != 0)
+		log_warn("source %s: stopping with a multiline event of %" PRIu32 " entries that the "
+		    "full spool cannot take; it stays in the journal, after the cursor committed, "
+		    "and the next start of the source gathers it again", js->cfg->name,
+		    journal_ml_entries(&js->ml));
 	js->stopping = true;
 	js->done = done;
 	js->done_ctx = ctx;
@@ -825,13 +1163,28 @@ static const struct metrics_field journal_source_fields[] = {
 	    "Starts whose saved cursor's entry was no longer in the journal."),
 	JOURNAL_F("read_errors_total", "counter", read_errors, "Errors reading the journal."),
 	JOURNAL_F("pauses_total", "counter", pauses, "Times reading stopped on a full spool."),
+	JOURNAL_F("multiline_events_total", "counter", multiline_events,
+	    "Events of more than one entry spooled (multiline)."),
+	JOURNAL_F("multiline_flushed_total", "counter", multiline_flushed,
+	    "Multiline events shipped after multiline.flush_timeout, no entry of their stream "
+	    "having come after them."),
+	JOURNAL_F("multiline_truncated_total", "counter", multiline_truncated,
+	    "Multiline events cut at multiline.max_bytes (marked multiline_truncated)."),
+	JOURNAL_F("multiline_pending", "gauge", multiline_pending,
+	    "Entries gathered in the multiline event not spooled yet (their cursor not committed)."),
 };
 
-/* A journal entry's message and as much again of other fields, base64 at worst. */
+/*
+ * A journal entry's message and as much again of other fields, base64 at
+ * worst; with multiline, the message is at most max_bytes.
+ */
 static uint64_t
 journal_source_max_message(const struct agent_source *cfg)
 {
-	return 2 * cfg->max_field_size;
+	bool ml = cfg->multiline.start != NULL || cfg->multiline.continuation != NULL;
+
+	return ml && cfg->multiline.max_bytes > cfg->max_field_size ?
+	    cfg->multiline.max_bytes + cfg->max_field_size : 2 * cfg->max_field_size;
 }
 
 static int

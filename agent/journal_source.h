@@ -31,6 +31,9 @@
  *   JOURNAL_MAX_FIELDS, or past the event's size bound, are left out and
  *   counted in `fields_dropped`.
  *
+ * With multiline, entries become events of several entries (see struct
+ * journal_ml).
+ *
  * sd-journal reads memory-mapped files: a read is a page fault on a page
  * normally in the page cache, not a disk wait, so it runs on the loop
  * thread; what may take long is bounded instead: at most JOURNAL_BATCH
@@ -46,12 +49,18 @@
 #include <uv.h>
 
 #include "agent/agent_config.h"
+#include "agent/multiline.h"
 #include "agent/spool.h"
 #include "common/buf.h"
 #include "proto/event.h"
 
 #define JOURNAL_MAX_FIELDS 64
 #define JOURNAL_BATCH 256
+/* Bytes kept of each value telling an entry's stream apart (_STREAM_ID is 32). */
+#define JOURNAL_ORIGIN_MAX 64
+
+/* The values telling which stream of which process wrote an entry (multiline). */
+enum journal_origin { JOURNAL_STREAM_ID, JOURNAL_PID, JOURNAL_IDENT, JOURNAL_COMM, JOURNAL_ORIGINS };
 
 /* One entry being turned into an event (pure: no sd-journal in here). */
 struct journal_entry {
@@ -66,8 +75,13 @@ struct journal_entry {
 	size_t others;               /* bytes the fields but MESSAGE and _HOSTNAME may take, at worst */
 	size_t msg, msg_len, host, host_len;
 	bool has_msg, has_host, msg_binary, truncated;
+	bool msg_cut;                /* MESSAGE was cut at max_value */
 	uint32_t binary, dropped;    /* fields shipped base64; fields left out */
-	struct event_field fields[JOURNAL_MAX_FIELDS + 3];
+	/* _STREAM_ID, _PID, SYSLOG_IDENTIFIER, _COMM: cut at JOURNAL_ORIGIN_MAX; 0: none */
+	uint8_t origin[JOURNAL_ORIGINS][JOURNAL_ORIGIN_MAX];
+	size_t origin_len[JOURNAL_ORIGINS];
+	/* fields, fields_dropped and the marks message_binary, truncated, multiline_truncated */
+	struct event_field fields[JOURNAL_MAX_FIELDS + 4];
 };
 
 /* Prepares e for values up to max_value bytes. */
@@ -93,6 +107,80 @@ int journal_entry_add(struct journal_entry *e, const void *data, size_t len);
 size_t journal_entry_event(struct journal_entry *e, uint64_t ts, const char *host,
     const char *stream, const char *source, struct event *ev);
 
+/*
+ * a and b come from one stream: the same _STREAM_ID (one per stdout or
+ * stderr of a service, as journald's stdout transport gives) when either
+ * has one; else (syslog(3), sd_journal_print, the kernel) the same _PID and
+ * SYSLOG_IDENTIFIER, or _COMM for an entry without SYSLOG_IDENTIFIER.
+ */
+bool journal_entry_same_stream(const struct journal_entry *a, const struct journal_entry *b);
+
+/*
+ * The events of several entries of a multiline journal source (pure: no
+ * sd-journal in here). A service's stdout is one entry per line in the
+ * journal, so a stack trace is many entries; the rule is matched against
+ * each entry's MESSAGE. One event is pending per source: an entry
+ * continues it only when it comes from the same stream
+ * (journal_entry_same_stream) and the rule says it continues; anything
+ * else ships the pending event first. An entry whose MESSAGE is missing or
+ * not text (shipped base64) is never joined: it goes alone.
+ *
+ * The event has the first entry's fields and time, and as MESSAGE the
+ * entries' messages joined with "\n" (multiline.h: cut at max_bytes and
+ * marked multiline_truncated; `truncated` when a message or a field of the
+ * first entry was cut at max_field_size). Its position is the cursor of its
+ * last entry: the entry that ended it is read again after a restart until
+ * its own event is in the spool.
+ *
+ * The first entry is kept as the journal_entry it was read into (sd-journal's
+ * data are valid only until the next entry is read): memory per source is
+ * two journal_entry bounds (max_field_size each) and max_bytes.
+ */
+struct journal_ml {
+	struct multiline m;          /* the joined messages */
+	struct journal_entry *first; /* the pending event's first entry (its fields); owned */
+	uint64_t ts;                 /* its time, ns since the epoch */
+	bool msg_cut;                /* a message was cut at max_field_size */
+	char cursor[SPOOL_CURSOR_MAX + 1];  /* the last entry's */
+};
+
+/* Returns 0 or -ENOMEM. */
+int journal_ml_init(struct journal_ml *ml, const struct multiline_rule *rule, size_t max_bytes,
+    size_t max_value);
+void journal_ml_free(struct journal_ml *ml);
+
+/* An event is pending. */
+bool journal_ml_pending(const struct journal_ml *ml);
+
+/* e may be part of an event of several entries: it has a text MESSAGE. */
+bool journal_ml_joins(const struct journal_entry *e);
+
+/* e belongs to the pending event (false when none is pending). */
+bool journal_ml_continues(const struct journal_ml *ml, const struct journal_entry *e);
+
+/*
+ * Adds *e, of time ts and cursor, to the pending event, or begins one with
+ * it (*e is then swapped with the entry ml kept: an entry to reuse);
+ * now_ns is when it was read. Returns 0, -ENOMEM, or -E2BIG for a cursor
+ * longer than SPOOL_CURSOR_MAX (the event unchanged).
+ */
+int journal_ml_add(struct journal_ml *ml, struct journal_entry **e, uint64_t ts,
+    const char *cursor, uint64_t now_ns);
+
+/*
+ * Builds *ev from the pending event, as journal_entry_event; ev points into
+ * ml until journal_ml_clear. Returns how many of its last fields are marks.
+ */
+size_t journal_ml_event(struct journal_ml *ml, const char *host, const char *stream,
+    const char *source, struct event *ev);
+
+/* The pending event's cursor, its last entry's; its number of entries. */
+const char *journal_ml_cursor(const struct journal_ml *ml);
+uint32_t journal_ml_entries(const struct journal_ml *ml);
+
+/* The pending event was shipped (or given up): none is pending now. */
+void journal_ml_clear(struct journal_ml *ml);
+
 struct journal_source;
 
 /*
@@ -117,6 +205,10 @@ struct journal_source_stats {
 	uint64_t cursor_lost;         /* starts whose saved cursor's entry was gone */
 	uint64_t read_errors;         /* sd-journal errors while reading */
 	uint64_t pauses;              /* times reading stopped on a full spool */
+	uint64_t multiline_events;    /* events of more than one entry spooled */
+	uint64_t multiline_flushed;   /* events shipped after multiline.flush_timeout */
+	uint64_t multiline_truncated; /* events cut at multiline.max_bytes */
+	uint64_t multiline_pending;   /* entries in the event being gathered now */
 };
 
 /* A copy of the source's counters. */

@@ -1006,6 +1006,27 @@ test_multiline_keys_are_read_with_their_defaults(void **state)
 	config_free(&agent_config_schema, &cfg);
 }
 
+#ifdef HAVE_SYSTEMD
+static void
+test_multiline_is_read_for_a_journal_source(void **state)
+{
+	struct agent_config cfg;
+	const struct agent_source *s;
+
+	(void)state;
+	load_ok("sources:\n"
+	    "  - name: app\n"
+	    "    type: journal\n"
+	    "    matches: [_SYSTEMD_UNIT=app.service]\n"
+	    "    multiline: {start: '^[0-9]{4}-', flush_timeout: 2s}\n", &cfg);
+	s = source(&cfg, 0);
+	assert_string_equal(s->multiline.start, "^[0-9]{4}-");
+	assert_int_equal(s->multiline.flush_timeout_ms, 2000);
+	assert_int_equal(s->multiline.max_bytes, 1 * MIB);
+	config_free(&agent_config_schema, &cfg);
+}
+#endif
+
 static void
 test_multiline_pattern_that_does_not_compile_is_an_error_at_its_line(void **state)
 {
@@ -1565,6 +1586,9 @@ main(void)
 		cmocka_unit_test(test_bad_single_listen_value_is_reported_once_as_written),
 		cmocka_unit_test(test_socket_mode_must_be_octal),
 		cmocka_unit_test(test_multiline_keys_are_read_with_their_defaults),
+#ifdef HAVE_SYSTEMD
+		cmocka_unit_test(test_multiline_is_read_for_a_journal_source),
+#endif
 		cmocka_unit_test(test_multiline_pattern_that_does_not_compile_is_an_error_at_its_line),
 		cmocka_unit_test(test_multiline_needs_exactly_one_of_start_and_continuation),
 		cmocka_unit_test(test_multiline_on_a_syslog_source_with_datagram_listeners_is_an_error_at_its_line),
