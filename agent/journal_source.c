@@ -16,6 +16,7 @@
 #include "agent/pipeline.h"
 #include "agent/source.h"
 #include "agent/source_type.h"
+#include "common/base64.h"
 #include "common/log.h"
 
 /* ---------------------------------------------------------------- entry -> event */
@@ -112,31 +113,6 @@ journal_is_text(const uint8_t *v, size_t len)
 	return true;
 }
 
-static void
-journal_base64(const uint8_t *in, size_t len, uint8_t *out)
-{
-	static const char a[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i;
-
-	for (i = 0; i + 2 < len; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-
-		*out++ = (uint8_t)a[v >> 18];
-		*out++ = (uint8_t)a[(v >> 12) & 63];
-		*out++ = (uint8_t)a[(v >> 6) & 63];
-		*out++ = (uint8_t)a[v & 63];
-	}
-	if (i < len) {
-		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
-
-		*out++ = (uint8_t)a[v >> 18];
-		*out++ = (uint8_t)a[(v >> 12) & 63];
-		*out++ = i + 1 < len ? (uint8_t)a[(v >> 6) & 63] : '=';
-		*out = '=';
-	}
-}
-
 /* A decimal number of at most 18 digits, else false. */
 static bool
 journal_integer(const uint8_t *v, size_t len, int64_t *out)
@@ -180,7 +156,7 @@ journal_copy_value(struct journal_entry *e, const uint8_t *v, size_t len, size_t
 	*off = e->data.len;
 	*olen = n;
 	if (binary)
-		journal_base64(v, len, e->data.data + e->data.len);
+		base64_encode(v, len, e->data.data + e->data.len);
 	else if (len > 0)
 		/* An empty first value has no buffer behind it yet. */
 		memcpy(e->data.data + e->data.len, v, len);
