@@ -201,12 +201,6 @@ journal_entry_add(struct journal_entry *e, const void *data, size_t len)
 		/* The message has room whatever came before it (see journal_entry_init). */
 		if ((b = journal_copy_value(e, eq + 1, vlen, &e->msg, &e->msg_len)) < 0)
 			return b;
-		/*
-		 * A NUL after it, not part of it: multiline matches it with
-		 * REG_STARTEND, but sanitizers' regexec reads to a NUL all the same.
-		 */
-		if (buf_append_grow(&e->data, "", 1) != 0)
-			return -ENOMEM;
 		e->has_msg = true;
 		e->msg_cut = vlen > e->max_value;
 		e->msg_binary = b == 1;
@@ -350,7 +344,7 @@ journal_entry_same_stream(const struct journal_entry *a, const struct journal_en
 }
 
 int
-journal_ml_init(struct journal_ml *ml, const struct multiline_rule *rule, size_t max_bytes,
+journal_ml_init(struct journal_ml *ml, struct multiline_rule *rule, size_t max_bytes,
     size_t max_value)
 {
 	memset(ml, 0, sizeof(*ml));

@@ -145,7 +145,7 @@ struct journal_ml {
 };
 
 /* Returns 0 or -ENOMEM. */
-int journal_ml_init(struct journal_ml *ml, const struct multiline_rule *rule, size_t max_bytes,
+int journal_ml_init(struct journal_ml *ml, struct multiline_rule *rule, size_t max_bytes,
     size_t max_value);
 void journal_ml_free(struct journal_ml *ml);
 

@@ -31,6 +31,8 @@ multiline_rule_init(struct multiline_rule *r, const char *start, const char *con
 		return -EINVAL;
 	}
 	r->start = start != NULL;
+	r->line = NULL;
+	r->line_cap = 0;
 	return 0;
 }
 
@@ -38,10 +40,13 @@ void
 multiline_rule_free(struct multiline_rule *r)
 {
 	regfree(&r->re);
+	free(r->line);
+	r->line = NULL;
+	r->line_cap = 0;
 }
 
 void
-multiline_init(struct multiline *m, const struct multiline_rule *rule, size_t max_bytes)
+multiline_init(struct multiline *m, struct multiline_rule *rule, size_t max_bytes)
 {
 	memset(m, 0, sizeof(*m));
 	m->rule = rule;
@@ -63,16 +68,39 @@ multiline_pending(const struct multiline *m)
 	return m->lines > 0;
 }
 
+/* line[0, len) copied with a NUL after it (see struct multiline_rule), or line itself without memory. */
+static const char *
+multiline_terminated(struct multiline_rule *r, const uint8_t *line, size_t len)
+{
+	if (len >= r->line_cap) {
+		size_t cap = r->line_cap > 0 ? r->line_cap : 256;
+		char *p;
+
+		while (cap <= len)
+			cap *= 2;
+		/* glibc's regexec honours REG_STARTEND: only a sanitizer build needs the copy. */
+		if ((p = realloc(r->line, cap)) == NULL)
+			return (const char *)line;
+		r->line = p;
+		r->line_cap = cap;
+	}
+	if (len > 0)
+		memcpy(r->line, line, len);
+	r->line[len] = '\0';
+	return r->line;
+}
+
 bool
 multiline_continues(const struct multiline *m, const uint8_t *line, size_t len)
 {
-	/* REG_STARTEND: lines are not NUL-terminated and may hold NUL bytes. */
+	/* REG_STARTEND: lines may hold NUL bytes. */
 	regmatch_t span = { .rm_so = 0, .rm_eo = (regoff_t)len };
 	bool match;
 
 	if (!multiline_pending(m))
 		return false;
-	match = regexec(&m->rule->re, (const char *)line, 1, &span, REG_STARTEND) == 0;
+	match = regexec(&m->rule->re, multiline_terminated(m->rule, line, len), 1, &span,
+	    REG_STARTEND) == 0;
 	return m->rule->start ? !match : match;
 }
 

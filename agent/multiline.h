@@ -32,6 +32,16 @@
 struct multiline_rule {
 	regex_t re;
 	bool start;             /* true: a match starts an event; false: a match continues one */
+	/*
+	 * The line being matched, copied with a NUL after it. regexec is told
+	 * the line's end (REG_STARTEND), but sanitizers' interceptors of
+	 * regexec read to a NUL all the same, and a line in a source's read
+	 * buffer may end at the buffer's end. Grown to the longest line
+	 * matched, and shared by the streams of one source, which all run on
+	 * its loop.
+	 */
+	char *line;
+	size_t line_cap;
 };
 
 /*
@@ -44,7 +54,7 @@ int multiline_rule_init(struct multiline_rule *r, const char *start, const char 
 void multiline_rule_free(struct multiline_rule *r);
 
 struct multiline {
-	const struct multiline_rule *rule;
+	struct multiline_rule *rule;
 	size_t max_bytes;
 	uint8_t *buf;           /* the pending event's message; owned */
 	size_t len, cap;
@@ -56,7 +66,7 @@ struct multiline {
 	uint64_t end;           /* the caller's position just after its last line */
 };
 
-void multiline_init(struct multiline *m, const struct multiline_rule *rule, size_t max_bytes);
+void multiline_init(struct multiline *m, struct multiline_rule *rule, size_t max_bytes);
 void multiline_free(struct multiline *m);
 
 /* An event is pending. */

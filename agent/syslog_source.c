@@ -167,7 +167,6 @@ struct syslog_source {
 	struct budget *budget;           /* NULL: receive buffers are not counted */
 	bool multiline;                  /* cfg has a multiline rule: rule and ml_timer are set */
 	struct multiline_rule rule;
-	char *ml_line;                   /* a MSG part NUL-terminated for the rule: max_message_size + 1 */
 	uv_timer_t ml_timer;             /* ships events no message followed within flush_timeout */
 	struct multiline_stats ml_st;
 	bool stopping;
@@ -253,7 +252,6 @@ syslog_source_free(struct syslog_source *ss)
 	free(ss->listeners);
 	if (ss->multiline)
 		multiline_rule_free(&ss->rule);
-	free(ss->ml_line);
 	source_line_free(&ss->sl);
 	free(ss);
 	if (done != NULL)
@@ -585,18 +583,9 @@ syslog_conn_message(struct syslog_conn *c, const uint8_t *msg, size_t len, bool 
 	if ((len = syslog_trim(msg, len)) == 0)
 		return 0;
 	off = syslog_msg_offset(ss, msg, len);
-	/*
-	 * Matched on a copy that ends in a NUL: the message's bytes go on in
-	 * the receive buffer, and sanitizers' regexec reads to a NUL whatever
-	 * REG_STARTEND says. len is at most max_message_size.
-	 */
-	if (multiline_pending(&c->ml)) {
-		memcpy(ss->ml_line, msg + off, len - off);
-		ss->ml_line[len - off] = '\0';
-		if (!multiline_continues(&c->ml, (const uint8_t *)ss->ml_line, len - off) &&
-		    (r = syslog_ml_ship(c, false)) != 0)
-			return r;
-	}
+	if (multiline_pending(&c->ml) && !multiline_continues(&c->ml, msg + off, len - off) &&
+	    (r = syslog_ml_ship(c, false)) != 0)
+		return r;
 	/* The first message whole (its header makes the event's fields), the others' MSG. */
 	n = len;
 	if (multiline_pending(&c->ml)) {
@@ -1523,13 +1512,6 @@ syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char 
 			source_line_free(&ss->sl);
 			free(ss);
 			return r;
-		}
-		if ((ss->ml_line = malloc(cfg->max_message_size + 1)) == NULL) {
-			log_error("source %s: out of memory starting the listeners", cfg->name);
-			multiline_rule_free(&ss->rule);
-			source_line_free(&ss->sl);
-			free(ss);
-			return -ENOMEM;
 		}
 		ss->multiline = true;
 		uv_timer_init(loop, &ss->ml_timer);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -219,6 +220,32 @@ test_line_with_a_nul_byte_is_matched_whole(void **state)
 	unmake(&r, &m);
 }
 
+/*
+ * A line that ends at the end of its buffer, with no NUL after it (a full
+ * read buffer): matching reads nothing past it, in a sanitizer build too,
+ * whose regexec interceptor reads to a NUL whatever REG_STARTEND says.
+ */
+static void
+test_line_ending_at_its_buffer_end_is_matched_without_reading_past_it(void **state)
+{
+	struct multiline_rule r;
+	struct multiline m;
+	size_t n = 5000;
+	uint8_t *line = malloc(n);
+
+	(void)state;
+	assert_non_null(line);
+	memset(line, ' ', n);
+	line[n - 1] = 'x';
+	make(&r, &m, NULL, "^[[:space:]]", 4096);
+	assert_int_equal(multiline_add(&m, (const uint8_t *)"a", 1, false, 0, 2), 0);
+	assert_true(multiline_continues(&m, line, n));
+	line[0] = 'y';
+	assert_false(multiline_continues(&m, line, n));
+	unmake(&r, &m);
+	free(line);
+}
+
 int
 main(void)
 {
@@ -230,6 +257,7 @@ main(void)
 		cmocka_unit_test(test_pending_event_is_due_once_its_last_line_is_flush_timeout_old),
 		cmocka_unit_test(test_rule_needs_exactly_one_pattern_that_compiles),
 		cmocka_unit_test(test_line_with_a_nul_byte_is_matched_whole),
+		cmocka_unit_test(test_line_ending_at_its_buffer_end_is_matched_without_reading_past_it),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
