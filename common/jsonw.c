@@ -70,13 +70,34 @@ jsonw_special8(uint64_t v)
 	return ((v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((s - ones) & ~s)) & highs) != 0;
 }
 
+/* Notes that p[at, at + len) was not copied as it is: merged into the last range when they touch. */
+static inline void
+jsonw_mark(struct jsonw_marks *m, size_t at, size_t len)
+{
+	if (m->n > JSONW_MARKS_MAX)
+		return;
+	if (m->n > 0 && m->range[m->n - 1].end == at) {
+		m->range[m->n - 1].end = (uint32_t)(at + len);
+		return;
+	}
+	if (m->n == JSONW_MARKS_MAX) {
+		m->n = JSONW_MARKS_MAX + 1;     /* too many: unknown from now on */
+		return;
+	}
+	m->range[m->n].start = (uint32_t)at;
+	m->range[m->n].end = (uint32_t)(at + len);
+	m->n++;
+}
+
 /*
- * jsonw_string, setting *replaced when a byte became U+FFFD. A copy in
+ * jsonw_string, setting *replaced when a byte became U+FFFD and, when m is
+ * not NULL, noting in m where bytes were not copied as they are. A copy in
  * each caller (the compiler would share one): jsonw_string's store then
  * goes away and its loop stays what it was, the relay's hottest.
  */
 static inline __attribute__((always_inline)) int
-jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
+jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
+    struct jsonw_marks *m)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i = 0, run;
@@ -122,6 +143,8 @@ jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
 			esc[5] = hex[c & 15];
 			len = 6;
 		} else if ((len = jsonw_utf8_len(p + i, n - i)) != 0) {
+			if (m != NULL)
+				jsonw_mark(m, i, len);
 			if ((r = buf_append(b, p + i, len)) != 0)
 				return r;
 			i += len;
@@ -130,6 +153,8 @@ jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
 			memcpy(esc, "\xef\xbf\xbd", len = 3);   /* U+FFFD */
 			*replaced = true;
 		}
+		if (m != NULL)
+			jsonw_mark(m, i, 1);
 		if ((r = buf_append(b, esc, len)) != 0)
 			return r;
 		i++;
@@ -142,14 +167,54 @@ jsonw_string(struct buf *b, const uint8_t *p, size_t n)
 {
 	bool replaced;
 
-	return jsonw_string_at(b, p, n, &replaced);
+	return jsonw_string_at(b, p, n, &replaced, NULL);
 }
 
 int
 jsonw_string_replaced(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
 {
 	*replaced = false;
-	return jsonw_string_at(b, p, n, replaced);
+	return jsonw_string_at(b, p, n, replaced, NULL);
+}
+
+int
+jsonw_string_marked(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
+    struct jsonw_marks *m)
+{
+	*replaced = false;
+	/* Offsets are 32 bits: a longer string is never marked (jsonw_part scans). */
+	m->n = n <= UINT32_MAX ? 0 : JSONW_MARKS_MAX + 1;
+	return jsonw_string_at(b, p, n, replaced, m);
+}
+
+int
+jsonw_part(struct buf *b, const uint8_t *p, size_t off, size_t n, const struct jsonw_marks *m)
+{
+	size_t lo = 0, hi, end = off + n;
+	int r;
+
+	if (n == 0)
+		return buf_append(b, "\"\"", 2);
+	if (m->n > JSONW_MARKS_MAX)
+		return jsonw_string(b, p + off, n);
+	/* Ranges are in order and apart: the first that ends after off decides. */
+	for (hi = m->n; lo < hi;) {
+		size_t mid = (lo + hi) / 2;
+
+		if (m->range[mid].end <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < m->n && m->range[lo].start < end)
+		return jsonw_string(b, p + off, n);
+	if (n + 2 > b->cap - b->len && (r = buf_reserve(b, n + 2)) != 0)
+		return r;
+	b->data[b->len] = '"';
+	memcpy(b->data + b->len + 1, p + off, n);
+	b->data[b->len + 1 + n] = '"';
+	b->len += n + 2;
+	return 0;
 }
 
 bool

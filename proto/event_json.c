@@ -12,17 +12,21 @@
 #include "proto/event_json.h"
 
 /* Inline in both loops over the fields, as it was in the one before Hive names. */
+/* marks: where ev's message needed more than a copy (jsonw_string_marked). */
 static inline __attribute__((always_inline)) int
-event_json_field(const struct event *ev, const struct event_field *f, struct buf *out)
+event_json_field(const struct event *ev, const struct event_field *f,
+    const struct jsonw_marks *marks, struct buf *out)
 {
 	struct pbslice s;
 
 	switch (f->type) {
 	case EVENT_TEXT:
+		return jsonw_string(out, f->v.text.ptr, f->v.text.len);
 	case EVENT_SLICE:
 		if (event_field_string(ev, f, &s) != 0)
 			return jsonw_raw(out, "null");
-		return jsonw_string(out, s.ptr, s.len);
+		/* The message was scanned as it was written: its clean parts are copied. */
+		return jsonw_part(out, ev->message.ptr, f->v.slice.offset, s.len, marks);
 	case EVENT_INTEGER:
 		return jsonw_int(out, f->v.integer);
 	case EVENT_NUMBER:
@@ -163,7 +167,8 @@ event_json_hive_key(struct buf *out, size_t start, const struct pbslice *key,
 
 /* The members of "fields" with Hive names (out of event_json_as: its table is large). */
 static __attribute__((noinline)) int
-event_json_hive_fields(const struct event *ev, size_t start, struct buf *out)
+event_json_hive_fields(const struct event *ev, const struct jsonw_marks *marks, size_t start,
+    struct buf *out)
 {
 	struct event_json_names_taken t;
 	int r = 0;
@@ -176,7 +181,7 @@ event_json_hive_fields(const struct event *ev, size_t start, struct buf *out)
 		if (i > 0)
 			r |= jsonw_raw(out, ",");
 		r |= event_json_hive_key(out, start, &ev->fields[i].key, &t);
-		r |= event_json_field(ev, &ev->fields[i], out);
+		r |= event_json_field(ev, &ev->fields[i], marks, out);
 	}
 	return r;
 }
@@ -186,6 +191,7 @@ event_json_as(const struct event *ev, const char *agent, const char *extra,
     enum event_json_names names, struct buf *out)
 {
 	size_t start = out->len;
+	struct jsonw_marks marks;
 	bool replaced;
 	int r = 0;
 
@@ -208,20 +214,20 @@ event_json_as(const struct event *ev, const char *agent, const char *extra,
 	r |= jsonw_raw(out, ",\"source\":");
 	r |= jsonw_string(out, ev->source.ptr, ev->source.len);
 	r |= jsonw_raw(out, ",\"message\":");
-	r |= jsonw_string_replaced(out, ev->message.ptr, ev->message.len, &replaced);
+	r |= jsonw_string_marked(out, ev->message.ptr, ev->message.len, &replaced, &marks);
 	/* U+FFFD lost the bytes: keep them, so that the line can be had back. */
 	if (replaced && r == 0)
 		r |= event_json_b64(out, &ev->message);
 	r |= jsonw_raw(out, ",\"fields\":{");
 	if (names == EVENT_JSON_NAMES_HIVE && r == 0) {
-		r |= event_json_hive_fields(ev, start, out);
+		r |= event_json_hive_fields(ev, &marks, start, out);
 	} else {
 		for (size_t i = 0; i < ev->nfields && r == 0; i++) {
 			if (i > 0)
 				r |= jsonw_raw(out, ",");
 			r |= jsonw_string(out, ev->fields[i].key.ptr, ev->fields[i].key.len);
 			r |= jsonw_raw(out, ":");
-			r |= event_json_field(ev, &ev->fields[i], out);
+			r |= event_json_field(ev, &ev->fields[i], &marks, out);
 		}
 	}
 	r |= jsonw_raw(out, "}}");
