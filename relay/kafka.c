@@ -100,6 +100,7 @@ struct kafka_batch {
 	struct kafka_loop *kl;
 	struct kafka_settings *set;   /* a reference */
 	const char *agent;
+	size_t agent_len;             /* strlen(agent), 0 for none: once per batch, not per record */
 	kafka_batch_cb cb;            /* NULL once abandoned */
 	void *arg;
 	uint64_t deadline;            /* uv_now() of kl's loop, ms */
@@ -152,6 +153,8 @@ struct kafka_loop {
 	int handles_open;
 	bool closing;
 	struct buf value;             /* the JSON of one record, reused */
+	/* The members and field names the loop's records repeat, rendered once (event_json_cached). */
+	struct event_json_cache json;
 	struct event_field *fields;   /* a piece's fields, slices resolved; fields_cap of them */
 	size_t fields_cap;
 	char topic[ROUTE_TOPIC_BUF];
@@ -851,6 +854,7 @@ kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb cb, v
 		return -ENOMEM;
 	b->kl = kl;
 	b->agent = agent;
+	b->agent_len = agent != NULL ? strlen(agent) : 0;
 	b->cb = cb;
 	b->arg = arg;
 	pthread_mutex_lock(&kl->k->set_mu);
@@ -1034,7 +1038,7 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	 */
 	h = rd_kafka_headers_new(nh);
 	rd_kafka_header_add(h, KAFKA_HDR_AGENT, KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent,
-	    b->agent != NULL ? (ssize_t)strlen(b->agent) : 0);
+	    (ssize_t)b->agent_len);
 	rd_kafka_header_add(h, KAFKA_HDR_SEQ, KAFKA_HDRLEN(KAFKA_HDR_SEQ), seqs, seqlen);
 	if (rec->count > 0) {
 		plen = kafka_u64(piece, rec->index);
@@ -1109,7 +1113,7 @@ kafka_headers_size(const struct kafka_batch *b, const struct kafka_rec *rec, boo
 	char seqs[24];
 	size_t n;
 
-	n = kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent != NULL ? strlen(b->agent) : 0) +
+	n = kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent_len) +
 	    kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_SEQ), (size_t)kafka_u64(seqs, rec->seq));
 	if (piece)
 		n += kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_PIECE), KAFKA_PIECE_MAX);
@@ -1414,7 +1418,7 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 		default:
 			buf_reset(&kl->value);
 			/* value's cap is message.max.bytes: beyond it, the event is cut anyway. */
-			r = event_json_as(ev, b->agent, NULL, set->json_names, &kl->value);
+			r = event_json_cached(ev, b->agent, set->json_names, &kl->json, &kl->value);
 			rec.value = kl->value.data;
 			rec.vlen = kl->value.len;
 			break;
@@ -1539,6 +1543,7 @@ kafka_loop_new(struct kafka *k, uv_loop_t *loop, kafka_writable_cb writable_cb, 
 	pthread_mutex_lock(&k->set_mu);
 	buf_init(&kl->value, k->set->max_msg_bytes);
 	pthread_mutex_unlock(&k->set_mu);
+	event_json_cache_init(&kl->json);
 	if ((r = pthread_mutex_init(&kl->mu, NULL)) != 0) {
 		free(kl);
 		return -r;
@@ -1599,6 +1604,7 @@ kafka_loop_free(struct kafka_loop *kl)
 		free(b);
 	}
 	buf_free(&kl->value);
+	event_json_cache_free(&kl->json);
 	free(kl->fields);
 	pthread_mutex_destroy(&kl->mu);
 	free(kl);

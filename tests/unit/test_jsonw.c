@@ -550,6 +550,84 @@ test_hive_names_of_more_fields_than_the_relay_takes_are_refused(void **state)
 	free(keys);
 }
 
+
+/*
+ * A run of records that repeat or change their host, stream, source,
+ * agent, field names, name mode and field count, with values too long for
+ * the cache and more fields than it keeps: event_json_cached writes each
+ * exactly as event_json_as does.
+ */
+static void
+test_cached_records_are_the_bytes_event_json_as_writes(void **state)
+{
+	static const char *const keys_a[] = { "remote_addr", "Status", "status", "x.y" };
+	static const char *const keys_b[] = { "remote_addr", "Status", "status", "x-y" };
+	enum { MANY = EVENT_JSON_CACHE_FIELDS + 1 };
+	struct event_field f[MANY];
+	const char *many[MANY];
+	struct event_json_cache c;
+	struct event ev;
+	struct buf b, want;
+	char *longv = malloc(EVENT_JSON_CACHE_BYTES + 10);
+
+	(void)state;
+	assert_non_null(longv);
+	memset(longv, 'h', EVENT_JSON_CACHE_BYTES + 9);
+	longv[EVENT_JSON_CACHE_BYTES + 9] = '\0';
+	for (size_t i = 0; i < MANY; i++)
+		many[i] = i % 2 ? "k" : "K";
+	event_json_cache_init(&c);
+	buf_init(&b, 1 << 16);
+	buf_init(&want, 1 << 16);
+	for (int step = 0; step < 24; step++) {
+		enum event_json_names names = step % 8 < 4 ? EVENT_JSON_NAMES_ORIGINAL :
+		    EVENT_JSON_NAMES_HIVE;
+		const char *agent = step % 3 == 0 ? "agent-1" : step % 3 == 1 ? NULL : "agent-2";
+
+		switch (step % 6) {
+		case 0:
+		case 1:
+			event_with(&ev, f, "m \"q\" caf\xc3\xa9", keys_a, 4);
+			break;
+		case 2:
+			event_with(&ev, f, "m", keys_b, 4);
+			ev.stream = S("other\n");
+			break;
+		case 3:
+			event_with(&ev, f, "\xff", keys_b, 3);
+			ev.host = (struct pbslice){ (const uint8_t *)longv, strlen(longv) };
+			break;
+		case 4:
+			event_with(&ev, f, "m", many, MANY);
+			break;
+		default:
+			event_with(&ev, f, "m", keys_a, 4);
+			ev.source = S("");
+			f[1].key = (struct pbslice){ (const uint8_t *)longv, strlen(longv) };
+			break;
+		}
+		f[0].type = EVENT_SLICE;
+		f[0].v.slice.offset = 0;
+		f[0].v.slice.length = 1;
+		buf_reset(&b);
+		buf_reset(&want);
+		assert_int_equal(event_json_cached(&ev, agent, names, &c, &b), 0);
+		assert_int_equal(event_json_as(&ev, agent, NULL, names, &want), 0);
+		assert_int_equal(b.len, want.len);
+		assert_memory_equal(b.data, want.data, want.len);
+	}
+	/* Too small an output: refused and restored, as event_json_as. */
+	event_with(&ev, f, "m", keys_a, 4);
+	buf_free(&b);
+	buf_init(&b, 40);
+	assert_int_equal(event_json_cached(&ev, "a", EVENT_JSON_NAMES_ORIGINAL, &c, &b), -EMSGSIZE);
+	assert_int_equal(b.len, 0);
+	event_json_cache_free(&c);
+	buf_free(&b);
+	buf_free(&want);
+	free(longv);
+}
+
 /* The bytes of base64 member name of j, decoded into out. */
 static size_t
 b64_member(json_t *j, const char *name, uint8_t *out)
@@ -628,6 +706,7 @@ main(void)
 		cmocka_unit_test(test_original_names_are_left_as_they_are),
 		cmocka_unit_test(test_hive_names_of_more_fields_than_the_relay_takes_are_refused),
 		cmocka_unit_test(test_a_message_that_is_not_utf8_keeps_its_bytes_in_message_b64),
+		cmocka_unit_test(test_cached_records_are_the_bytes_event_json_as_writes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
