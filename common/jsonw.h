@@ -12,10 +12,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/buf.h"
 
-int jsonw_raw(struct buf *b, const char *s);
+/* s as it is. Inline: the length of a literal is then known when compiling. */
+static inline int
+jsonw_raw(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
 int jsonw_string(struct buf *b, const uint8_t *p, size_t n);
 int jsonw_cstring(struct buf *b, const char *s);
 /*

@@ -18,16 +18,16 @@ static inline __attribute__((always_inline)) int
 event_json_field(const struct event *ev, const struct event_field *f,
     const struct jsonw_marks *marks, struct buf *out)
 {
-	struct pbslice s;
-
 	switch (f->type) {
 	case EVENT_TEXT:
 		return jsonw_string(out, f->v.text.ptr, f->v.text.len);
 	case EVENT_SLICE:
-		if (event_field_string(ev, f, &s) != 0)
+		/* Outside the message: null, as event_field_string refuses it (checked here, inline). */
+		if (f->v.slice.offset > ev->message.len ||
+		    f->v.slice.length > ev->message.len - f->v.slice.offset)
 			return jsonw_raw(out, "null");
 		/* The message was scanned as it was written: its clean parts are copied. */
-		return jsonw_part(out, ev->message.ptr, f->v.slice.offset, s.len, marks);
+		return jsonw_part(out, ev->message.ptr, f->v.slice.offset, f->v.slice.length, marks);
 	case EVENT_INTEGER:
 		return jsonw_int(out, f->v.integer);
 	case EVENT_NUMBER:

@@ -259,6 +259,35 @@ test_a_part_of_a_marked_string_comes_out_as_jsonw_string_writes_it(void **state)
 	buf_free(&want);
 }
 
+
+/* Times of one second and of others, in any order: each as if it were the first written. */
+static void
+test_times_of_the_same_second_and_of_others_are_each_right(void **state)
+{
+	static const struct { uint64_t ns; const char *text; } t[] = {
+		{ UINT64_C(1795341600123456000), "\"2026-11-22T10:00:00.123456Z\"" },
+		{ UINT64_C(1795341600999999999), "\"2026-11-22T10:00:00.999999Z\"" },
+		{ UINT64_C(1795341600000000000), "\"2026-11-22T10:00:00.000000Z\"" },
+		{ UINT64_C(1795341601000001000), "\"2026-11-22T10:00:01.000001Z\"" },
+		{ UINT64_C(1795341600000007000), "\"2026-11-22T10:00:00.000007Z\"" },
+		{ UINT64_C(0), "\"1970-01-01T00:00:00.000000Z\"" },
+		{ UINT64_C(999), "\"1970-01-01T00:00:00.000000Z\"" },
+		{ UINT64_C(951782400000000000), "\"2000-02-29T00:00:00.000000Z\"" },
+	};
+	struct buf b;
+
+	(void)state;
+	buf_init(&b, 64);
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+			buf_reset(&b);
+			assert_int_equal(jsonw_time(&b, t[i].ns), 0);
+			assert_int_equal(b.len, strlen(t[i].text));
+			assert_memory_equal(b.data, t[i].text, b.len);
+		}
+	buf_free(&b);
+}
+
 static void
 test_event_record_has_design_members_and_resolved_slices(void **state)
 {
@@ -697,6 +726,7 @@ main(void)
 		cmocka_unit_test(test_string_says_whether_it_replaced_bytes_in_the_same_pass),
 		cmocka_unit_test(test_cut_costs_what_jsonw_string_writes_and_keeps_utf8_whole),
 		cmocka_unit_test(test_numbers_and_times),
+		cmocka_unit_test(test_times_of_the_same_second_and_of_others_are_each_right),
 		cmocka_unit_test(test_a_part_of_a_marked_string_comes_out_as_jsonw_string_writes_it),
 		cmocka_unit_test(test_event_record_has_design_members_and_resolved_slices),
 		cmocka_unit_test(test_slices_of_the_message_come_out_as_the_same_text_fields),
