@@ -116,10 +116,12 @@ jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
 			if ((r = buf_append(b, p + i, run - i)) != 0)
 				return r;
 			i = run;
-			continue;
+			/* p[i] needs more than a copy: on to it, without scanning it again. */
+			if (i == n)
+				break;
 		}
 		uint8_t c = p[i];
-		char esc[8];
+		char esc[8] = { 0 };
 		size_t len;
 
 		if (c == '"' || c == '\\') {
@@ -149,8 +151,13 @@ jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
 		}
 		if (m != NULL)
 			jsonw_mark(m, i, 1);
-		if ((r = buf_append(b, esc, len)) != 0)
+		/* All 8 bytes in one store where they fit (those past len are not counted). */
+		if (b->cap - b->len >= sizeof(esc)) {
+			memcpy(b->data + b->len, esc, sizeof(esc));
+			b->len += len;
+		} else if ((r = buf_append(b, esc, len)) != 0) {
 			return r;
+		}
 		i++;
 	}
 	return buf_append(b, "\"", 1);
