@@ -11,12 +11,6 @@
 
 #include "common/jsonw.h"
 
-int
-jsonw_raw(struct buf *b, const char *s)
-{
-	return buf_append(b, s, strlen(s));
-}
-
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not one. */
 static size_t
 jsonw_utf8_len(const uint8_t *p, size_t n)
@@ -70,13 +64,34 @@ jsonw_special8(uint64_t v)
 	return ((v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((s - ones) & ~s)) & highs) != 0;
 }
 
+/* Notes that p[at, at + len) was not copied as it is: merged into the last range when they touch. */
+static inline void
+jsonw_mark(struct jsonw_marks *m, size_t at, size_t len)
+{
+	if (m->n > JSONW_MARKS_MAX)
+		return;
+	if (m->n > 0 && m->range[m->n - 1].end == at) {
+		m->range[m->n - 1].end = (uint32_t)(at + len);
+		return;
+	}
+	if (m->n == JSONW_MARKS_MAX) {
+		m->n = JSONW_MARKS_MAX + 1;     /* too many: unknown from now on */
+		return;
+	}
+	m->range[m->n].start = (uint32_t)at;
+	m->range[m->n].end = (uint32_t)(at + len);
+	m->n++;
+}
+
 /*
- * jsonw_string, setting *replaced when a byte became U+FFFD. A copy in
+ * jsonw_string, setting *replaced when a byte became U+FFFD and, when m is
+ * not NULL, noting in m where bytes were not copied as they are. A copy in
  * each caller (the compiler would share one): jsonw_string's store then
  * goes away and its loop stays what it was, the relay's hottest.
  */
 static inline __attribute__((always_inline)) int
-jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
+jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
+    struct jsonw_marks *m)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i = 0, run;
@@ -101,10 +116,12 @@ jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
 			if ((r = buf_append(b, p + i, run - i)) != 0)
 				return r;
 			i = run;
-			continue;
+			/* p[i] needs more than a copy: on to it, without scanning it again. */
+			if (i == n)
+				break;
 		}
 		uint8_t c = p[i];
-		char esc[8];
+		char esc[8] = { 0 };
 		size_t len;
 
 		if (c == '"' || c == '\\') {
@@ -122,6 +139,8 @@ jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
 			esc[5] = hex[c & 15];
 			len = 6;
 		} else if ((len = jsonw_utf8_len(p + i, n - i)) != 0) {
+			if (m != NULL)
+				jsonw_mark(m, i, len);
 			if ((r = buf_append(b, p + i, len)) != 0)
 				return r;
 			i += len;
@@ -130,8 +149,15 @@ jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
 			memcpy(esc, "\xef\xbf\xbd", len = 3);   /* U+FFFD */
 			*replaced = true;
 		}
-		if ((r = buf_append(b, esc, len)) != 0)
+		if (m != NULL)
+			jsonw_mark(m, i, 1);
+		/* All 8 bytes in one store where they fit (those past len are not counted). */
+		if (b->cap - b->len >= sizeof(esc)) {
+			memcpy(b->data + b->len, esc, sizeof(esc));
+			b->len += len;
+		} else if ((r = buf_append(b, esc, len)) != 0) {
 			return r;
+		}
 		i++;
 	}
 	return buf_append(b, "\"", 1);
@@ -142,14 +168,54 @@ jsonw_string(struct buf *b, const uint8_t *p, size_t n)
 {
 	bool replaced;
 
-	return jsonw_string_at(b, p, n, &replaced);
+	return jsonw_string_at(b, p, n, &replaced, NULL);
 }
 
 int
 jsonw_string_replaced(struct buf *b, const uint8_t *p, size_t n, bool *replaced)
 {
 	*replaced = false;
-	return jsonw_string_at(b, p, n, replaced);
+	return jsonw_string_at(b, p, n, replaced, NULL);
+}
+
+int
+jsonw_string_marked(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
+    struct jsonw_marks *m)
+{
+	*replaced = false;
+	/* Offsets are 32 bits: a longer string is never marked (jsonw_part scans). */
+	m->n = n <= UINT32_MAX ? 0 : JSONW_MARKS_MAX + 1;
+	return jsonw_string_at(b, p, n, replaced, m);
+}
+
+int
+jsonw_part(struct buf *b, const uint8_t *p, size_t off, size_t n, const struct jsonw_marks *m)
+{
+	size_t lo = 0, hi, end = off + n;
+	int r;
+
+	if (n == 0)
+		return buf_append(b, "\"\"", 2);
+	if (m->n > JSONW_MARKS_MAX)
+		return jsonw_string(b, p + off, n);
+	/* Ranges are in order and apart: the first that ends after off decides. */
+	for (hi = m->n; lo < hi;) {
+		size_t mid = (lo + hi) / 2;
+
+		if (m->range[mid].end <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < m->n && m->range[lo].start < end)
+		return jsonw_string(b, p + off, n);
+	if (n + 2 > b->cap - b->len && (r = buf_reserve(b, n + 2)) != 0)
+		return r;
+	b->data[b->len] = '"';
+	memcpy(b->data + b->len + 1, p + off, n);
+	b->data[b->len + 1 + n] = '"';
+	b->len += n + 2;
+	return 0;
 }
 
 bool
@@ -263,10 +329,22 @@ jsonw_fixed(char *p, uint64_t v, int width)
 int
 jsonw_time(struct buf *b, uint64_t ns)
 {
+	/*
+	 * The last second written on this thread, as text: a batch's events
+	 * mostly share their second, and the date costs more than the rest.
+	 */
+	static __thread int64_t last_secs = -1;
+	static __thread char last[29];
 	int64_t secs = (int64_t)(ns / 1000000000u), z = secs / 86400, sod = secs % 86400;
 	int64_t era, doe, yoe, y, doy, mp, d, m;
 	char t[40];
 
+	if (secs == last_secs) {
+		memcpy(t, last, 21);
+		jsonw_fixed(t + 21, ns % 1000000000u / 1000u, 6);
+		memcpy(t + 27, "Z\"", 2);
+		return buf_append(b, t, 29);
+	}
 	/* H. Hinnant's civil_from_days. */
 	z += 719468;
 	era = (z >= 0 ? z : z - 146096) / 146097;
@@ -286,6 +364,8 @@ jsonw_time(struct buf *b, uint64_t ns)
 	jsonw_fixed(t + 12, (uint64_t)(sod / 3600), 2);
 	jsonw_fixed(t + 15, (uint64_t)(sod / 60 % 60), 2);
 	jsonw_fixed(t + 18, (uint64_t)(sod % 60), 2);
+	memcpy(last, t, 21);
+	last_secs = secs;
 	jsonw_fixed(t + 21, ns % 1000000000u / 1000u, 6);
 	return buf_append(b, t, 29);
 }

@@ -12,10 +12,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/buf.h"
 
-int jsonw_raw(struct buf *b, const char *s);
+/* s as it is. Inline: the length of a literal is then known when compiling. */
+static inline int
+jsonw_raw(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
 int jsonw_string(struct buf *b, const uint8_t *p, size_t n);
 int jsonw_cstring(struct buf *b, const char *s);
 /*
@@ -25,6 +31,27 @@ int jsonw_cstring(struct buf *b, const char *s);
  * without a second scan of valid strings.
  */
 int jsonw_string_replaced(struct buf *b, const uint8_t *p, size_t n, bool *replaced);
+/*
+ * Where a string's bytes were not copied as they are (escaped, UTF-8
+ * sequences, U+FFFD), as ranges of offsets in order: found by
+ * jsonw_string_marked in its one pass, so that parts of the string (an
+ * event's slices of its message) are then copied without a scan of their
+ * own. More ranges than JSONW_MARKS_MAX: unknown (n > JSONW_MARKS_MAX).
+ */
+#define JSONW_MARKS_MAX 32
+struct jsonw_marks {
+	size_t n;
+	struct { uint32_t start, end; } range[JSONW_MARKS_MAX];
+};
+/* jsonw_string_replaced, noting in m where the bytes of p[0, n) were not copied as they are. */
+int jsonw_string_marked(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
+    struct jsonw_marks *m);
+/*
+ * jsonw_string(b, p + off, n), the same bytes out, for a part of the
+ * string p that jsonw_string_marked marked m from: a copy when no range
+ * of m falls in it, else written by jsonw_string.
+ */
+int jsonw_part(struct buf *b, const uint8_t *p, size_t off, size_t n, const struct jsonw_marks *m);
 /* Whether p[0, n) is valid UTF-8, i.e. jsonw_string would replace nothing. */
 bool jsonw_utf8_valid(const uint8_t *p, size_t n);
 /*

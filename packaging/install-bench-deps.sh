@@ -1,12 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # Installs the peer `make bench` compares logferry with (bench/README.md):
-# Debian's rsyslog and its Kafka output module (omkafka). Separate from
+# Debian's rsyslog and its Kafka output module (omkafka), and valgrind, whose
+# callgrind counts the relay's instructions per record (bench_kafka) where
+# time on a shared machine is too noisy. Separate from
 # install-deps.sh because installing rsyslog removes syslog-ng, the system
 # logger some hosts run. Run as root, or with sudo available. Idempotent.
 set -eu
 
-bench="rsyslog rsyslog-kafka"
+bench="rsyslog rsyslog-kafka valgrind"
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then
@@ -16,7 +18,7 @@ fi
 # shellcheck disable=SC2086
 if [ "$(dpkg-query -W -f='${Status}\n' $bench 2>/dev/null | grep -c '^install ok installed$')" -eq \
 	"$(echo $bench | wc -w)" ]; then
-	echo "install-bench-deps: rsyslog and rsyslog-kafka are already installed"
+	echo "install-bench-deps: rsyslog, rsyslog-kafka and valgrind are already installed"
 	exit 0
 fi
 

@@ -11,7 +11,7 @@ build="build-essential autoconf automake libtool pkg-config"
 # Libraries the daemons link (docs/architecture.md "Dependencies").
 libs="libuv1-dev libmbedtls-dev liblmdb-dev libnanopb-dev librdkafka-dev
       libzstd-dev libyaml-dev libhttp-parser-dev libjansson-dev zlib1g-dev
-      libsystemd-dev"
+      libsystemd-dev libjemalloc-dev"
 # Protocol code generation: protoc with nanopb's generator plugin.
 gen="protobuf-compiler nanopb python3-protobuf"
 # Tests: unit framework, real peers for integration tests, fuzzing (clang's

@@ -6,23 +6,28 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common/base64.h"
 #include "common/jsonw.h"
 #include "proto/event_json.h"
 
 /* Inline in both loops over the fields, as it was in the one before Hive names. */
+/* marks: where ev's message needed more than a copy (jsonw_string_marked). */
 static inline __attribute__((always_inline)) int
-event_json_field(const struct event *ev, const struct event_field *f, struct buf *out)
+event_json_field(const struct event *ev, const struct event_field *f,
+    const struct jsonw_marks *marks, struct buf *out)
 {
-	struct pbslice s;
-
 	switch (f->type) {
 	case EVENT_TEXT:
+		return jsonw_string(out, f->v.text.ptr, f->v.text.len);
 	case EVENT_SLICE:
-		if (event_field_string(ev, f, &s) != 0)
+		/* Outside the message: null, as event_field_string refuses it (checked here, inline). */
+		if (f->v.slice.offset > ev->message.len ||
+		    f->v.slice.length > ev->message.len - f->v.slice.offset)
 			return jsonw_raw(out, "null");
-		return jsonw_string(out, s.ptr, s.len);
+		/* The message was scanned as it was written: its clean parts are copied. */
+		return jsonw_part(out, ev->message.ptr, f->v.slice.offset, f->v.slice.length, marks);
 	case EVENT_INTEGER:
 		return jsonw_int(out, f->v.integer);
 	case EVENT_NUMBER:
@@ -163,7 +168,8 @@ event_json_hive_key(struct buf *out, size_t start, const struct pbslice *key,
 
 /* The members of "fields" with Hive names (out of event_json_as: its table is large). */
 static __attribute__((noinline)) int
-event_json_hive_fields(const struct event *ev, size_t start, struct buf *out)
+event_json_hive_fields(const struct event *ev, const struct jsonw_marks *marks, size_t start,
+    struct buf *out)
 {
 	struct event_json_names_taken t;
 	int r = 0;
@@ -176,23 +182,43 @@ event_json_hive_fields(const struct event *ev, size_t start, struct buf *out)
 		if (i > 0)
 			r |= jsonw_raw(out, ",");
 		r |= event_json_hive_key(out, start, &ev->fields[i].key, &t);
-		r |= event_json_field(ev, &ev->fields[i], out);
+		r |= event_json_field(ev, &ev->fields[i], marks, out);
 	}
 	return r;
 }
 
-int
-event_json_as(const struct event *ev, const char *agent, const char *extra,
-    enum event_json_names names, struct buf *out)
+/* The message's value, message_b64 when it is not UTF-8, and ,"fields":{ */
+static int
+event_json_message(const struct event *ev, struct jsonw_marks *marks, struct buf *out)
 {
-	size_t start = out->len;
 	bool replaced;
+	int r;
+
+	r = jsonw_string_marked(out, ev->message.ptr, ev->message.len, &replaced, marks);
+	/* U+FFFD lost the bytes: keep them, so that the line can be had back. */
+	if (replaced && r == 0)
+		r |= event_json_b64(out, &ev->message);
+	return r | jsonw_raw(out, ",\"fields\":{");
+}
+
+/* Closes the record begun at start, or restores out if r says a part failed. */
+static int
+event_json_end(struct buf *out, size_t start, int r)
+{
+	r |= jsonw_raw(out, "}}");
+	if (r != 0) {
+		out->len = start;
+		return -EMSGSIZE;
+	}
+	return 0;
+}
+
+/* The members between "ts" and the message's value: ,"host":...,"message": */
+static int
+event_json_head(const struct event *ev, const char *agent, const char *extra, struct buf *out)
+{
 	int r = 0;
 
-	if (names == EVENT_JSON_NAMES_HIVE && ev->nfields > EVENT_JSON_HIVE_MAX_FIELDS)
-		return -E2BIG;
-	r |= jsonw_raw(out, "{\"ts\":");
-	r |= jsonw_time(out, ev->ts);
 	r |= jsonw_raw(out, ",\"host\":");
 	r |= jsonw_string(out, ev->host.ptr, ev->host.len);
 	if (agent != NULL) {
@@ -208,32 +234,175 @@ event_json_as(const struct event *ev, const char *agent, const char *extra,
 	r |= jsonw_raw(out, ",\"source\":");
 	r |= jsonw_string(out, ev->source.ptr, ev->source.len);
 	r |= jsonw_raw(out, ",\"message\":");
-	r |= jsonw_string_replaced(out, ev->message.ptr, ev->message.len, &replaced);
-	/* U+FFFD lost the bytes: keep them, so that the line can be had back. */
-	if (replaced && r == 0)
-		r |= event_json_b64(out, &ev->message);
-	r |= jsonw_raw(out, ",\"fields\":{");
+	return r;
+}
+
+int
+event_json_as(const struct event *ev, const char *agent, const char *extra,
+    enum event_json_names names, struct buf *out)
+{
+	size_t start = out->len;
+	struct jsonw_marks marks;
+	int r = 0;
+
+	if (names == EVENT_JSON_NAMES_HIVE && ev->nfields > EVENT_JSON_HIVE_MAX_FIELDS)
+		return -E2BIG;
+	r |= jsonw_raw(out, "{\"ts\":");
+	r |= jsonw_time(out, ev->ts);
+	r |= event_json_head(ev, agent, extra, out);
+	r |= event_json_message(ev, &marks, out);
 	if (names == EVENT_JSON_NAMES_HIVE && r == 0) {
-		r |= event_json_hive_fields(ev, start, out);
+		r |= event_json_hive_fields(ev, &marks, start, out);
 	} else {
 		for (size_t i = 0; i < ev->nfields && r == 0; i++) {
 			if (i > 0)
 				r |= jsonw_raw(out, ",");
 			r |= jsonw_string(out, ev->fields[i].key.ptr, ev->fields[i].key.len);
 			r |= jsonw_raw(out, ":");
-			r |= event_json_field(ev, &ev->fields[i], out);
+			r |= event_json_field(ev, &ev->fields[i], &marks, out);
 		}
 	}
-	r |= jsonw_raw(out, "}}");
-	if (r != 0) {
-		out->len = start;
-		return -EMSGSIZE;
-	}
-	return 0;
+	return event_json_end(out, start, r);
 }
 
 int
 event_json(const struct event *ev, const char *agent, const char *extra, struct buf *out)
 {
 	return event_json_as(ev, agent, extra, EVENT_JSON_NAMES_ORIGINAL, out);
+}
+
+/* Whether the bytes of p equal from[*off, *off + n); moves *off past them. */
+static inline bool
+event_json_same(const struct pbslice *p, size_t n, const uint8_t *from, size_t *off)
+{
+	bool same = p->len == n && (n == 0 || memcmp(p->ptr, from + *off, n) == 0);
+
+	*off += n;
+	return same;
+}
+
+/* Appends p's bytes to from; returns their length. */
+static size_t
+event_json_keep(struct buf *from, const void *p, size_t n, int *r)
+{
+	*r |= buf_append(from, p, n);
+	return n;
+}
+
+/* c's head for ev and agent, rendered again unless it is the last one's. 0, or -1: not cached. */
+static int
+event_json_cache_head(struct event_json_cache *c, const struct event *ev, const char *agent)
+{
+	size_t alen = agent != NULL ? strlen(agent) : 0, off = 0;
+	struct pbslice a = { (const uint8_t *)agent, alen };
+	int r = 0;
+
+	if (c->head_ok && c->has_agent == (agent != NULL) &&
+	    event_json_same(&ev->host, c->host_len, c->head_from.data, &off) &&
+	    event_json_same(&ev->stream, c->stream_len, c->head_from.data, &off) &&
+	    event_json_same(&ev->source, c->source_len, c->head_from.data, &off) &&
+	    event_json_same(&a, c->agent_len, c->head_from.data, &off))
+		return 0;
+	buf_reset(&c->head_from);
+	buf_reset(&c->head);
+	c->host_len = event_json_keep(&c->head_from, ev->host.ptr, ev->host.len, &r);
+	c->stream_len = event_json_keep(&c->head_from, ev->stream.ptr, ev->stream.len, &r);
+	c->source_len = event_json_keep(&c->head_from, ev->source.ptr, ev->source.len, &r);
+	c->agent_len = event_json_keep(&c->head_from, agent, alen, &r);
+	c->has_agent = agent != NULL;
+	r |= event_json_head(ev, agent, NULL, &c->head);
+	c->head_ok = r == 0;
+	return c->head_ok ? 0 : -1;
+}
+
+/* c's field names for ev, rendered again unless they are the last one's. 0, or -1: not cached. */
+static int
+event_json_cache_names(struct event_json_cache *c, const struct event *ev,
+    enum event_json_names names)
+{
+	struct event_json_names_taken t;
+	size_t off = 0;
+	int r = 0;
+
+	if (ev->nfields > EVENT_JSON_CACHE_FIELDS)
+		return -1;
+	if (c->names_ok && c->names == names && c->nnames == ev->nfields) {
+		size_t i;
+
+		for (i = 0; i < ev->nfields &&
+		    event_json_same(&ev->fields[i].key, c->key_len[i], c->keys_from.data, &off); i++)
+			;
+		if (i == ev->nfields)
+			return 0;
+	}
+	buf_reset(&c->keys_from);
+	buf_reset(&c->rendered);
+	if (names == EVENT_JSON_NAMES_HIVE) {
+		for (t.mask = 16; t.mask < 2 * ev->nfields; t.mask *= 2)
+			;
+		memset(t.slot, 0, t.mask * sizeof(t.slot[0]));
+		t.mask--;
+	}
+	/* Each name as the uncached loops write it: ',' before all but the first, quoted, ':'. */
+	for (size_t i = 0; i < ev->nfields && r == 0; i++) {
+		const struct pbslice *key = &ev->fields[i].key;
+
+		c->key_len[i] = (uint32_t)event_json_keep(&c->keys_from, key->ptr, key->len, &r);
+		if (i > 0)
+			r |= jsonw_raw(&c->rendered, ",");
+		if (names == EVENT_JSON_NAMES_HIVE) {
+			r |= event_json_hive_key(&c->rendered, 0, key, &t);
+		} else {
+			r |= jsonw_string(&c->rendered, key->ptr, key->len);
+			r |= jsonw_raw(&c->rendered, ":");
+		}
+		c->name_end[i] = (uint32_t)c->rendered.len;
+	}
+	c->names = names;
+	c->nnames = ev->nfields;
+	c->names_ok = r == 0;
+	return c->names_ok ? 0 : -1;
+}
+
+void
+event_json_cache_init(struct event_json_cache *c)
+{
+	memset(c, 0, sizeof(*c));
+	buf_init(&c->head_from, EVENT_JSON_CACHE_BYTES);
+	buf_init(&c->head, EVENT_JSON_CACHE_BYTES);
+	buf_init(&c->keys_from, EVENT_JSON_CACHE_BYTES);
+	buf_init(&c->rendered, EVENT_JSON_CACHE_BYTES);
+}
+
+void
+event_json_cache_free(struct event_json_cache *c)
+{
+	buf_free(&c->head_from);
+	buf_free(&c->head);
+	buf_free(&c->keys_from);
+	buf_free(&c->rendered);
+	c->head_ok = c->names_ok = false;
+}
+
+int
+event_json_cached(const struct event *ev, const char *agent, enum event_json_names names,
+    struct event_json_cache *c, struct buf *out)
+{
+	size_t start = out->len, prev = 0;
+	struct jsonw_marks marks;
+	int r = 0;
+
+	/* What the cache cannot hold (long values, many fields) is written as before. */
+	if (event_json_cache_head(c, ev, agent) != 0 || event_json_cache_names(c, ev, names) != 0)
+		return event_json_as(ev, agent, NULL, names, out);
+	r |= jsonw_raw(out, "{\"ts\":");
+	r |= jsonw_time(out, ev->ts);
+	r |= buf_append(out, c->head.data, c->head.len);
+	r |= event_json_message(ev, &marks, out);
+	for (size_t i = 0; i < ev->nfields && r == 0; i++) {
+		r |= buf_append(out, c->rendered.data + prev, c->name_end[i] - prev);
+		prev = c->name_end[i];
+		r |= event_json_field(ev, &ev->fields[i], &marks, out);
+	}
+	return event_json_end(out, start, r);
 }

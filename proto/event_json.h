@@ -9,6 +9,9 @@
 #ifndef LOGFERRY_EVENT_JSON_H
 #define LOGFERRY_EVENT_JSON_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "common/buf.h"
 #include "proto/event.h"
 
@@ -46,5 +49,39 @@ enum event_json_names {
  */
 int event_json_as(const struct event *ev, const char *agent, const char *extra,
     enum event_json_names names, struct buf *out);
+
+/*
+ * What event_json_cached keeps from one record for the next: the members
+ * before "message" (host, agent, stream, source) and the field names,
+ * rendered, beside the bytes they were rendered from. A connection's
+ * events mostly repeat them (one source's events share host, stream,
+ * source and field names), and comparing the bytes costs less than writing
+ * them again. One per thread; bounded: EVENT_JSON_CACHE_BYTES per buffer,
+ * EVENT_JSON_CACHE_FIELDS names (an event beyond is written uncached).
+ */
+#define EVENT_JSON_CACHE_BYTES 4096
+#define EVENT_JSON_CACHE_FIELDS 64
+struct event_json_cache {
+	bool head_ok, names_ok, has_agent;
+	size_t host_len, stream_len, source_len, agent_len;
+	struct buf head_from, head;   /* host, stream, source and agent; ,"host":...,"message": */
+	enum event_json_names names;
+	size_t nnames;
+	uint32_t key_len[EVENT_JSON_CACHE_FIELDS];
+	uint32_t name_end[EVENT_JSON_CACHE_FIELDS];   /* in rendered, after name i's ':' */
+	struct buf keys_from, rendered;   /* the keys; the names as the record has them */
+};
+
+/* An empty cache (allocates nothing yet). */
+void event_json_cache_init(struct event_json_cache *c);
+/* Frees c's memory; c is empty and usable again. */
+void event_json_cache_free(struct event_json_cache *c);
+
+/*
+ * event_json_as(ev, agent, NULL, names, out), the same bytes, with what c
+ * kept from the records before. Same returns.
+ */
+int event_json_cached(const struct event *ev, const char *agent, enum event_json_names names,
+    struct event_json_cache *c, struct buf *out);
 
 #endif

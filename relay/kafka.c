@@ -47,6 +47,13 @@
 #define KAFKA_RETIRING_MAX 4
 /* The poller's wait while a replaced producer still delivers: how late its reports are served. */
 #define KAFKA_RETIRING_POLL_MS 10
+/*
+ * Topic handles kept for the current producer, at most (a power of 2 for
+ * the table, twice as many slots); records to other topics are produced
+ * by name, as before.
+ */
+#define KAFKA_TOPICS_MAX 64
+#define KAFKA_TOPIC_SLOTS (2 * KAFKA_TOPICS_MAX)
 #define KAFKA_HDR_AGENT "logferry-agent"
 #define KAFKA_HDR_SEQ "logferry-seq"
 #define KAFKA_HDR_PIECE "logferry-piece"
@@ -100,6 +107,7 @@ struct kafka_batch {
 	struct kafka_loop *kl;
 	struct kafka_settings *set;   /* a reference */
 	const char *agent;
+	size_t agent_len;             /* strlen(agent), 0 for none: once per batch, not per record */
 	kafka_batch_cb cb;            /* NULL once abandoned */
 	void *arg;
 	uint64_t deadline;            /* uv_now() of kl's loop, ms */
@@ -152,6 +160,8 @@ struct kafka_loop {
 	int handles_open;
 	bool closing;
 	struct buf value;             /* the JSON of one record, reused */
+	/* The members and field names the loop's records repeat, rendered once (event_json_cached). */
+	struct event_json_cache json;
 	struct event_field *fields;   /* a piece's fields, slices resolved; fields_cap of them */
 	size_t fields_cap;
 	char topic[ROUTE_TOPIC_BUF];
@@ -181,6 +191,20 @@ struct kafka {
 	/* Workers read rk under the read lock; only the poller replaces it. */
 	pthread_rwlock_t rk_lock;
 	rd_kafka_t *rk;
+	/*
+	 * rk's topic handles by name (kafka_topic_handle): a record produced
+	 * by topic name costs librdkafka a lookup, a handle and its release.
+	 * Read under rk_lock's read lock without a lock of their own: a slot
+	 * is published by its rkt (release), and none is taken back while rk
+	 * stays; added under topics_mu; destroyed by the poller when it
+	 * replaces rk (under the write lock: no record is being produced).
+	 */
+	struct {
+		char name[ROUTE_TOPIC_BUF];
+		_Atomic(rd_kafka_topic_t *) rkt;
+	} topics[KAFKA_TOPIC_SLOTS];
+	size_t ntopics;               /* under topics_mu */
+	pthread_mutex_t topics_mu;
 	/*
 	 * The poller's: a copy of rk's settings and kafka.sasl_password_file
 	 * (NULL: none), to recreate it after a fatal error.
@@ -851,6 +875,7 @@ kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb cb, v
 		return -ENOMEM;
 	b->kl = kl;
 	b->agent = agent;
+	b->agent_len = agent != NULL ? strlen(agent) : 0;
 	b->cb = cb;
 	b->arg = arg;
 	pthread_mutex_lock(&kl->k->set_mu);
@@ -1005,6 +1030,74 @@ struct kafka_rec {
 	size_t index, count;
 };
 
+static size_t
+kafka_topic_hash(const char *name)
+{
+	uint32_t h = 2166136261u;     /* FNV-1a */
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	return h & (KAFKA_TOPIC_SLOTS - 1);
+}
+
+/*
+ * k->rk's handle for topic, made on its first record; NULL when the table
+ * is full or librdkafka made none (the record goes by name). Under
+ * rk_lock's read lock.
+ */
+static rd_kafka_topic_t *
+kafka_topic_handle(struct kafka *k, const char *topic)
+{
+	size_t i = kafka_topic_hash(topic);
+	rd_kafka_topic_t *rkt;
+
+	for (;;) {
+		rkt = atomic_load_explicit(&k->topics[i].rkt, memory_order_acquire);
+		if (rkt == NULL)
+			break;
+		if (strcmp(k->topics[i].name, topic) == 0)
+			return rkt;
+		i = (i + 1) & (KAFKA_TOPIC_SLOTS - 1);
+	}
+	pthread_mutex_lock(&k->topics_mu);
+	/* Another loop may have added it, or others, since: look again from where it would go. */
+	for (i = kafka_topic_hash(topic);
+	    (rkt = atomic_load_explicit(&k->topics[i].rkt, memory_order_relaxed)) != NULL &&
+	    strcmp(k->topics[i].name, topic) != 0;
+	    i = (i + 1) & (KAFKA_TOPIC_SLOTS - 1))
+		;
+	if (rkt == NULL && k->ntopics < KAFKA_TOPICS_MAX && strlen(topic) < ROUTE_TOPIC_BUF &&
+	    (rkt = rd_kafka_topic_new(k->rk, topic, NULL)) != NULL) {
+		strcpy(k->topics[i].name, topic);
+		atomic_store_explicit(&k->topics[i].rkt, rkt, memory_order_release);
+		k->ntopics++;
+	}
+	pthread_mutex_unlock(&k->topics_mu);
+	return rkt;
+}
+
+/*
+ * Releases the handles of the producer the poller is replacing, under
+ * rk_lock's write lock (no record in flight through them). Records they
+ * took stay with that producer: a handle is only the application's
+ * reference to its topic.
+ */
+static void
+kafka_topics_clear(struct kafka *k)
+{
+	pthread_mutex_lock(&k->topics_mu);
+	for (size_t i = 0; i < KAFKA_TOPIC_SLOTS; i++) {
+		rd_kafka_topic_t *rkt = atomic_load_explicit(&k->topics[i].rkt, memory_order_relaxed);
+
+		if (rkt != NULL) {
+			rd_kafka_topic_destroy(rkt);
+			atomic_store_explicit(&k->topics[i].rkt, NULL, memory_order_relaxed);
+		}
+	}
+	k->ntopics = 0;
+	pthread_mutex_unlock(&k->topics_mu);
+}
+
 /*
  * Hands one record to librdkafka. Returns 0, -EAGAIN (queue full, nothing
  * produced), -EMSGSIZE (librdkafka's own refusal: not counted here) or
@@ -1018,6 +1111,7 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	char seqs[24], piece[KAFKA_PIECE_MAX + 1];
 	int seqlen, plen = 0;
 	rd_kafka_headers_t *h;
+	rd_kafka_topic_t *rkt;
 	rd_kafka_resp_err_t err;
 	size_t nh = 2 + (rec->count > 0) + (b->set->dead_letter_topic != NULL ? 3 : 0);
 	/* A record set aside reports as a dead-letter record: its refusal is final. */
@@ -1034,7 +1128,7 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	 */
 	h = rd_kafka_headers_new(nh);
 	rd_kafka_header_add(h, KAFKA_HDR_AGENT, KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent,
-	    b->agent != NULL ? (ssize_t)strlen(b->agent) : 0);
+	    (ssize_t)b->agent_len);
 	rd_kafka_header_add(h, KAFKA_HDR_SEQ, KAFKA_HDRLEN(KAFKA_HDR_SEQ), seqs, seqlen);
 	if (rec->count > 0) {
 		plen = kafka_u64(piece, rec->index);
@@ -1063,6 +1157,11 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	pthread_rwlock_rdlock(&k->rk_lock);
 	if (kafka_over_bound(k))
 		err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
+	else if ((rkt = kafka_topic_handle(k, rec->topic)) != NULL)
+		err = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rec->key, rec->klen),
+		    RD_KAFKA_V_VALUE((void *)rec->value, rec->vlen), RD_KAFKA_V_HEADERS(h),
+		    RD_KAFKA_V_OPAQUE((void *)opaque), RD_KAFKA_V_END);
 	else
 		err = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(rec->topic),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rec->key, rec->klen),
@@ -1109,7 +1208,7 @@ kafka_headers_size(const struct kafka_batch *b, const struct kafka_rec *rec, boo
 	char seqs[24];
 	size_t n;
 
-	n = kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent != NULL ? strlen(b->agent) : 0) +
+	n = kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent_len) +
 	    kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_SEQ), (size_t)kafka_u64(seqs, rec->seq));
 	if (piece)
 		n += kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_PIECE), KAFKA_PIECE_MAX);
@@ -1414,7 +1513,7 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 		default:
 			buf_reset(&kl->value);
 			/* value's cap is message.max.bytes: beyond it, the event is cut anyway. */
-			r = event_json_as(ev, b->agent, NULL, set->json_names, &kl->value);
+			r = event_json_cached(ev, b->agent, set->json_names, &kl->json, &kl->value);
 			rec.value = kl->value.data;
 			rec.vlen = kl->value.len;
 			break;
@@ -1539,6 +1638,7 @@ kafka_loop_new(struct kafka *k, uv_loop_t *loop, kafka_writable_cb writable_cb, 
 	pthread_mutex_lock(&k->set_mu);
 	buf_init(&kl->value, k->set->max_msg_bytes);
 	pthread_mutex_unlock(&k->set_mu);
+	event_json_cache_init(&kl->json);
 	if ((r = pthread_mutex_init(&kl->mu, NULL)) != 0) {
 		free(kl);
 		return -r;
@@ -1599,6 +1699,7 @@ kafka_loop_free(struct kafka_loop *kl)
 		free(b);
 	}
 	buf_free(&kl->value);
+	event_json_cache_free(&kl->json);
 	free(kl->fields);
 	pthread_mutex_destroy(&kl->mu);
 	free(kl);
@@ -1937,6 +2038,7 @@ kafka_recreate(struct kafka *k, uint64_t *next_try)
 	}
 	atomic_store(&k->fatal, false);
 	pthread_rwlock_wrlock(&k->rk_lock);
+	kafka_topics_clear(k);
 	old = k->rk;
 	k->rk = rk;
 	pthread_rwlock_unlock(&k->rk_lock);
@@ -1972,6 +2074,7 @@ kafka_take_next(struct kafka *k)
 	if (rk == NULL)
 		return;
 	pthread_rwlock_wrlock(&k->rk_lock);
+	kafka_topics_clear(k);
 	old = k->rk;
 	k->rk = rk;
 	pthread_rwlock_unlock(&k->rk_lock);
@@ -2110,6 +2213,7 @@ kafka_new(const struct relay_config *cfg, uint64_t queue_bytes, struct kafka **o
 	pthread_mutex_init(&k->mu, NULL);
 	pthread_mutex_init(&k->set_mu, NULL);
 	pthread_mutex_init(&k->trouble_mu, NULL);
+	pthread_mutex_init(&k->topics_mu, NULL);
 	k->queue_budget = queue_bytes < KAFKA_MIN_QUEUE_BYTES ? KAFKA_MIN_QUEUE_BYTES : queue_bytes;
 	if ((r = kafka_conf(k, cfg, &conf, &lim)) != 0)
 		goto fail;
@@ -2140,6 +2244,7 @@ fail:
 	pthread_mutex_destroy(&k->trouble_mu);
 	pthread_mutex_destroy(&k->set_mu);
 	pthread_mutex_destroy(&k->mu);
+	pthread_mutex_destroy(&k->topics_mu);
 	pthread_rwlock_destroy(&k->rk_lock);
 	kafka_settings_unref(k->set);
 	free(k);
@@ -2305,6 +2410,7 @@ kafka_free(struct kafka *k)
 		free(k->next_password_file);
 	}
 	free(k->rk_password_file);
+	kafka_topics_clear(k);
 	kafka_retire(k->rk);
 	for (kl = k->loops; kl != NULL; kl = next) {
 		next = kl->next;
@@ -2315,6 +2421,7 @@ kafka_free(struct kafka *k)
 	pthread_mutex_destroy(&k->trouble_mu);
 	pthread_mutex_destroy(&k->set_mu);
 	pthread_mutex_destroy(&k->mu);
+	pthread_mutex_destroy(&k->topics_mu);
 	pthread_rwlock_destroy(&k->rk_lock);
 	kafka_settings_unref(k->set);
 	free(k);

@@ -205,6 +205,89 @@ test_numbers_and_times(void **state)
 	buf_free(&b);
 }
 
+
+/*
+ * Every part of strings with escapes, UTF-8, bytes that are not UTF-8 and
+ * more marked ranges than are kept: jsonw_part writes what jsonw_string
+ * writes for the same bytes.
+ */
+static void
+test_a_part_of_a_marked_string_comes_out_as_jsonw_string_writes_it(void **state)
+{
+	static const char *const in[] = {
+		"203.0.113.9 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 612 \"-\" \"curl\"",
+		"plain ascii only",
+		"caf\xc3\xa9 \xf0\x9f\x98\x80 \xc3 \xff tab\t nl\n back\\ \x01\x7f",
+		"\"a\"b\"c\"d\"e\"f\"g\"h\"i\"j\"k\"l\"m\"n\"o\"p\"q\"r\"s\"t\"u\"v\"w\"x\"y\"z\"0\"1\"2\"3\"4\"5\"6\"7\"",
+		"",
+	};
+	struct buf whole, part, want;
+	struct jsonw_marks m;
+	bool replaced;
+
+	(void)state;
+	buf_init(&whole, 4096);
+	buf_init(&part, 4096);
+	buf_init(&want, 4096);
+	for (size_t t = 0; t < sizeof(in) / sizeof(in[0]); t++) {
+		const uint8_t *p = (const uint8_t *)in[t];
+		size_t n = strlen(in[t]);
+
+		buf_reset(&whole);
+		assert_int_equal(jsonw_string_marked(&whole, p, n, &replaced, &m), 0);
+		buf_reset(&want);
+		assert_int_equal(jsonw_string(&want, p, n), 0);
+		assert_int_equal(whole.len, want.len);
+		assert_memory_equal(whole.data, want.data, want.len);
+		for (size_t off = 0; off <= n; off++)
+			for (size_t len = 0; off + len <= n; len++) {
+				buf_reset(&part);
+				buf_reset(&want);
+				assert_int_equal(jsonw_part(&part, p, off, len, &m), 0);
+				assert_int_equal(jsonw_string(&want, p + off, len), 0);
+				assert_int_equal(part.len, want.len);
+				assert_memory_equal(part.data, want.data, want.len);
+			}
+	}
+	/* More ranges than are kept: unknown, and every part is scanned. */
+	buf_reset(&whole);
+	assert_int_equal(jsonw_string_marked(&whole, (const uint8_t *)in[3], strlen(in[3]),
+	    &replaced, &m), 0);
+	assert_true(m.n > JSONW_MARKS_MAX);
+	buf_free(&whole);
+	buf_free(&part);
+	buf_free(&want);
+}
+
+
+/* Times of one second and of others, in any order: each as if it were the first written. */
+static void
+test_times_of_the_same_second_and_of_others_are_each_right(void **state)
+{
+	static const struct { uint64_t ns; const char *text; } t[] = {
+		{ UINT64_C(1795341600123456000), "\"2026-11-22T10:00:00.123456Z\"" },
+		{ UINT64_C(1795341600999999999), "\"2026-11-22T10:00:00.999999Z\"" },
+		{ UINT64_C(1795341600000000000), "\"2026-11-22T10:00:00.000000Z\"" },
+		{ UINT64_C(1795341601000001000), "\"2026-11-22T10:00:01.000001Z\"" },
+		{ UINT64_C(1795341600000007000), "\"2026-11-22T10:00:00.000007Z\"" },
+		{ UINT64_C(0), "\"1970-01-01T00:00:00.000000Z\"" },
+		{ UINT64_C(999), "\"1970-01-01T00:00:00.000000Z\"" },
+		{ UINT64_C(951782400000000000), "\"2000-02-29T00:00:00.000000Z\"" },
+	};
+	struct buf b;
+
+	(void)state;
+	buf_init(&b, 64);
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+			buf_reset(&b);
+			assert_int_equal(jsonw_time(&b, t[i].ns), 0);
+			assert_int_equal(b.len, strlen(t[i].text));
+			assert_memory_equal(b.data, t[i].text, b.len);
+		}
+	buf_free(&b);
+}
+
 static void
 test_event_record_has_design_members_and_resolved_slices(void **state)
 {
@@ -256,6 +339,67 @@ test_event_record_has_design_members_and_resolved_slices(void **state)
 	assert_int_equal(event_json(&ev, NULL, NULL, &b), -EMSGSIZE);
 	assert_int_equal(b.len, 0);
 	buf_free(&b);
+}
+
+
+/*
+ * Slices of a message with escapes, UTF-8 and invalid bytes, each slice
+ * starting and ending everywhere: the record is the one its fields give as
+ * text (the bytes a slice resolves to), byte for byte.
+ */
+static void
+test_slices_of_the_message_come_out_as_the_same_text_fields(void **state)
+{
+	static const char line[] = "ip \"GET /caf\xc3\xa9 HTTP\" \xff tab\there \\ \xe2\x82\xac end";
+	struct event_field f[3], tf[3];
+	struct event ev, tev;
+	struct buf b, want;
+	size_t n = sizeof(line) - 1;
+
+	(void)state;
+	buf_init(&b, 8192);
+	buf_init(&want, 8192);
+	memset(&ev, 0, sizeof(ev));
+	ev.host = S("web-01");
+	ev.message = S(line);
+	ev.fields = f;
+	ev.nfields = 3;
+	for (size_t off = 0; off <= n; off++)
+		for (size_t len = 0; off + len <= n; len++) {
+			memset(f, 0, sizeof(f));
+			f[0].key = S("a");
+			f[0].type = EVENT_SLICE;
+			f[0].v.slice.offset = (uint32_t)off;
+			f[0].v.slice.length = (uint32_t)len;
+			f[1] = f[0];
+			f[1].key = S("b");
+			f[1].v.slice.offset = (uint32_t)(n - len - off / 2 > n ? 0 : n - len - off / 2);
+			f[2] = f[0];
+			f[2].key = S("c");
+			f[2].v.slice.length = (uint32_t)(n - off + 1);   /* past the end: null */
+			tev = ev;
+			tev.fields = tf;
+			for (int i = 0; i < 3; i++) {
+				tf[i] = f[i];
+				if (event_field_string(&ev, &f[i], &tf[i].v.text) == 0)
+					tf[i].type = EVENT_TEXT;
+				else
+					tf[i].type = EVENT_NULL;
+			}
+			for (int hive = 0; hive <= 1; hive++) {
+				enum event_json_names names = hive ? EVENT_JSON_NAMES_HIVE :
+				    EVENT_JSON_NAMES_ORIGINAL;
+
+				buf_reset(&b);
+				buf_reset(&want);
+				assert_int_equal(event_json_as(&ev, "a", NULL, names, &b), 0);
+				assert_int_equal(event_json_as(&tev, "a", NULL, names, &want), 0);
+				assert_int_equal(b.len, want.len);
+				assert_memory_equal(b.data, want.data, want.len);
+			}
+		}
+	buf_free(&b);
+	buf_free(&want);
 }
 
 /* An event with the given message and n text fields named keys[i], each of value "v". */
@@ -435,6 +579,84 @@ test_hive_names_of_more_fields_than_the_relay_takes_are_refused(void **state)
 	free(keys);
 }
 
+
+/*
+ * A run of records that repeat or change their host, stream, source,
+ * agent, field names, name mode and field count, with values too long for
+ * the cache and more fields than it keeps: event_json_cached writes each
+ * exactly as event_json_as does.
+ */
+static void
+test_cached_records_are_the_bytes_event_json_as_writes(void **state)
+{
+	static const char *const keys_a[] = { "remote_addr", "Status", "status", "x.y" };
+	static const char *const keys_b[] = { "remote_addr", "Status", "status", "x-y" };
+	enum { MANY = EVENT_JSON_CACHE_FIELDS + 1 };
+	struct event_field f[MANY];
+	const char *many[MANY];
+	struct event_json_cache c;
+	struct event ev;
+	struct buf b, want;
+	char *longv = malloc(EVENT_JSON_CACHE_BYTES + 10);
+
+	(void)state;
+	assert_non_null(longv);
+	memset(longv, 'h', EVENT_JSON_CACHE_BYTES + 9);
+	longv[EVENT_JSON_CACHE_BYTES + 9] = '\0';
+	for (size_t i = 0; i < MANY; i++)
+		many[i] = i % 2 ? "k" : "K";
+	event_json_cache_init(&c);
+	buf_init(&b, 1 << 16);
+	buf_init(&want, 1 << 16);
+	for (int step = 0; step < 24; step++) {
+		enum event_json_names names = step % 8 < 4 ? EVENT_JSON_NAMES_ORIGINAL :
+		    EVENT_JSON_NAMES_HIVE;
+		const char *agent = step % 3 == 0 ? "agent-1" : step % 3 == 1 ? NULL : "agent-2";
+
+		switch (step % 6) {
+		case 0:
+		case 1:
+			event_with(&ev, f, "m \"q\" caf\xc3\xa9", keys_a, 4);
+			break;
+		case 2:
+			event_with(&ev, f, "m", keys_b, 4);
+			ev.stream = S("other\n");
+			break;
+		case 3:
+			event_with(&ev, f, "\xff", keys_b, 3);
+			ev.host = (struct pbslice){ (const uint8_t *)longv, strlen(longv) };
+			break;
+		case 4:
+			event_with(&ev, f, "m", many, MANY);
+			break;
+		default:
+			event_with(&ev, f, "m", keys_a, 4);
+			ev.source = S("");
+			f[1].key = (struct pbslice){ (const uint8_t *)longv, strlen(longv) };
+			break;
+		}
+		f[0].type = EVENT_SLICE;
+		f[0].v.slice.offset = 0;
+		f[0].v.slice.length = 1;
+		buf_reset(&b);
+		buf_reset(&want);
+		assert_int_equal(event_json_cached(&ev, agent, names, &c, &b), 0);
+		assert_int_equal(event_json_as(&ev, agent, NULL, names, &want), 0);
+		assert_int_equal(b.len, want.len);
+		assert_memory_equal(b.data, want.data, want.len);
+	}
+	/* Too small an output: refused and restored, as event_json_as. */
+	event_with(&ev, f, "m", keys_a, 4);
+	buf_free(&b);
+	buf_init(&b, 40);
+	assert_int_equal(event_json_cached(&ev, "a", EVENT_JSON_NAMES_ORIGINAL, &c, &b), -EMSGSIZE);
+	assert_int_equal(b.len, 0);
+	event_json_cache_free(&c);
+	buf_free(&b);
+	buf_free(&want);
+	free(longv);
+}
+
 /* The bytes of base64 member name of j, decoded into out. */
 static size_t
 b64_member(json_t *j, const char *name, uint8_t *out)
@@ -504,13 +726,17 @@ main(void)
 		cmocka_unit_test(test_string_says_whether_it_replaced_bytes_in_the_same_pass),
 		cmocka_unit_test(test_cut_costs_what_jsonw_string_writes_and_keeps_utf8_whole),
 		cmocka_unit_test(test_numbers_and_times),
+		cmocka_unit_test(test_times_of_the_same_second_and_of_others_are_each_right),
+		cmocka_unit_test(test_a_part_of_a_marked_string_comes_out_as_jsonw_string_writes_it),
 		cmocka_unit_test(test_event_record_has_design_members_and_resolved_slices),
+		cmocka_unit_test(test_slices_of_the_message_come_out_as_the_same_text_fields),
 		cmocka_unit_test(test_hive_names_are_lower_case_letters_digits_and_underscores),
 		cmocka_unit_test(test_hive_names_that_would_start_with_a_digit_or_be_empty_start_with_underscore),
 		cmocka_unit_test(test_hive_name_collisions_take_the_first_free_suffix_in_field_order),
 		cmocka_unit_test(test_original_names_are_left_as_they_are),
 		cmocka_unit_test(test_hive_names_of_more_fields_than_the_relay_takes_are_refused),
 		cmocka_unit_test(test_a_message_that_is_not_utf8_keeps_its_bytes_in_message_b64),
+		cmocka_unit_test(test_cached_records_are_the_bytes_event_json_as_writes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

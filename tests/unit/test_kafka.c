@@ -1357,6 +1357,45 @@ test_routes_pick_topic_and_key(void **state)
 	global_fx = NULL;
 }
 
+
+/*
+ * Records to more topics than the relay keeps handles for: every one is
+ * delivered to its own topic, those beyond the handles by name.
+ */
+static void
+test_records_to_more_topics_than_kept_handles_reach_each_topic(void **state)
+{
+	enum { TOPICS = 70 };
+	struct fx *f = fx_start(10000, NULL);
+	struct record recs[4];
+	struct answer *a;
+	char topic[64];
+	size_t n;
+
+	(void)state;
+	global_fx = f;
+	/* fields.user_id is u-SEQ: one topic per event. */
+	f->cfg.kafka.topic = "t.${fields.user_id}";
+	fx_apply(f);
+	for (unsigned i = 1; i <= TOPICS; i++) {
+		snprintf(topic, sizeof(topic), "t.u-%u", i);
+		assert_int_equal(rd_kafka_mock_topic_create(f->mc, topic, PARTITIONS, BROKERS), 0);
+	}
+	a = produce_batch(f, 1, TOPICS, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, TOPICS);
+	for (unsigned i = 1; i <= TOPICS; i += TOPICS - 1) {
+		snprintf(topic, sizeof(topic), "t.u-%u", i);
+		n = consume(f, topic, recs, 4, 1, 10000);
+		assert_int_equal(n, 1);
+		assert_int_equal(recs[0].seq, i);
+		free(recs[0].value);
+	}
+	fx_stop(f);
+	global_fx = NULL;
+}
+
 /* Fills librdkafka's queue while the brokers answer slowly. */
 struct fill {
 	struct kafka_batch *b;
@@ -2106,6 +2145,7 @@ main(void)
 		cmocka_unit_test(test_invalid_topic_without_dead_letter_topic_is_logged_counted_and_acknowledged),
 		cmocka_unit_test(test_topic_not_allowed_for_the_agent_goes_to_the_dead_letter_topic),
 		cmocka_unit_test(test_routes_pick_topic_and_key),
+		cmocka_unit_test(test_records_to_more_topics_than_kept_handles_reach_each_topic),
 		cmocka_unit_test(test_topic_authorization_failure_is_held_and_reported),
 		cmocka_unit_test(test_full_queue_is_eagain_then_writable),
 		cmocka_unit_test(test_answers_run_on_the_owners_loop_thread),
