@@ -501,10 +501,10 @@ kafka_batch_fail(struct kafka_batch *b, int err)
 /*
  * Errors a broker gives for a record that no retry will change: too large
  * for the topic, or malformed. Every other error may pass (a leader
- * moving, a broker down, a timeout), and so may a topic this relay may not
- * write: a missing ACL is fixed by an operator and then the same records
- * go through, so those are held (RETRY, /health says which topic) rather
- * than dead-lettered or dropped, however many events it concerns.
+ * moving, a broker down, a timeout). A topic that does not exist or that
+ * this relay may not write is in between (kafka_err_set_aside): an
+ * operator creates the topic or grants the ACL and the same records go
+ * through.
  */
 static bool
 kafka_err_permanent(rd_kafka_resp_err_t err)
@@ -521,6 +521,31 @@ kafka_err_permanent(rd_kafka_resp_err_t err)
 	default:
 		return false;
 	}
+}
+
+/*
+ * Whether a record that failed with err is set aside rather than retried:
+ * refused for good, or, with a dead-letter topic, sent to a topic that
+ * does not exist or that the relay may not write. Held (RETRY, /health
+ * says which topic) without one, that record would keep its agent's whole
+ * spool behind it until an operator acts, for the sake of one stream; in
+ * the dead-letter topic it waits, with its original topic and the reason,
+ * while the rest flows. The dead-letter record itself is held on such an
+ * error (dead_letter): it has nowhere else to go.
+ */
+static bool
+kafka_err_set_aside(const struct kafka_settings *set, rd_kafka_resp_err_t err, bool dead_letter)
+{
+	enum kafka_error_kind kind;
+
+	if (kafka_err_permanent(err))
+		return true;
+	if (dead_letter || set->dead_letter_topic == NULL)
+		return false;
+	kind = kafka_error_kind(err);
+	return kind == KAFKA_ERROR_UNKNOWN_TOPIC ||
+	    (kind == KAFKA_ERROR_TOPIC_AUTHORIZATION &&
+	    err != RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED);
 }
 
 /* A dead-letter record's opaque: its batch with the low bit set (batches are aligned). */
@@ -682,9 +707,13 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
 			kafka_note_error(k, m->err, rd_kafka_topic_name(m->rkt),
 			    rd_kafka_err2str(m->err), why, sizeof(why));
-		if (kafka_err_permanent(m->err)) {
+		if (kafka_err_set_aside(b->set, m->err, dead_letter)) {
 			if (!dead_letter)
 				atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_BROKER_REFUSED], 1);
+			if (!dead_letter && !kafka_err_permanent(m->err))
+				log_warn("%s; meanwhile its records go to the dead-letter topic %s, "
+				    "with their topic in logferry-original-topic", why,
+				    b->set->dead_letter_topic);
 			/*
 			 * Retrying would block the agent's spool behind this record
 			 * for good: it goes to the dead-letter topic, or it is

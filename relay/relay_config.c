@@ -133,9 +133,11 @@ static const struct config_key kafka_keys[] = {
 	  .help = "Topic for events set aside: a topic that renders invalid or that allowed_topics "
 	    "does not allow, or a record a broker refuses for good (too large for the topic, "
 	    "invalid, a policy violation), with logferry-error, logferry-original-topic and "
-	    "logferry-original-stream headers. A topic the relay is not authorized to write or "
-	    "that does not exist is not set aside: its batches are retried until it is fixed. "
-	    "Without it set-aside events are logged, counted and acknowledged." },
+	    "logferry-original-stream headers; also, while it is set, a record to a topic that "
+	    "does not exist or that the relay is not authorized to write (so that one stream "
+	    "does not hold an agent's whole spool until an operator acts). Without it set-aside "
+	    "events are logged, counted and acknowledged, and those two errors are held: their "
+	    "batches are retried until the topic exists or the ACL is granted." },
 	{ "sasl_password_file", CONFIG_STRING, K(sasl_password_file), .flags = CONFIG_NONEMPTY,
 	  .help = "File whose first line is the SASL password for the brokers (readable by the relay only); read again each time a producer is made." },
 	{ "properties", CONFIG_MAP, K(properties),

@@ -1127,23 +1127,24 @@ test_broker_refusal_without_dead_letter_is_counted_and_acknowledged(void **state
 }
 
 /*
- * A topic the relay may not write is held, not refused: an operator grants
- * the ACL and the same events go through (tests/kafka/test_acl.sh proves
- * that against a real cluster). The batch is answered RETRY even with a
- * dead-letter topic, the failure is counted by kind, and kafka_trouble
- * names the topic.
+ * Without a dead-letter topic, a topic the relay may not write is held,
+ * not refused: an operator grants the ACL and the same events go through
+ * (tests/kafka/test_acl.sh proves that against a real cluster). The batch
+ * is answered RETRY, the failure is counted by kind, and kafka_trouble
+ * names the topic. With one whose records fail the same way (every
+ * request below is refused), the same: the dead-letter record is held.
  */
 static void
-test_topic_authorization_failure_is_held_and_reported(void **state)
+held_on_authorization_failure(bool with_dead_letter_topic)
 {
 	struct fx *f = fx_start(2000, NULL);
 	struct answer *a;
 	struct kafka_stats st;
 	char why[384];
 
-	(void)state;
 	global_fx = f;
-	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	if (with_dead_letter_topic)
+		f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
 	fx_apply(f);
 	warm_up(f);
 	assert_false(kafka_trouble(f->k, why, sizeof(why)));
@@ -1158,10 +1159,24 @@ test_topic_authorization_failure_is_held_and_reported(void **state)
 	assert_int_equal(st.dead_lettered, 0);
 	assert_int_equal(st.refused_broker, 0);
 	assert_true(kafka_trouble(f->k, why, sizeof(why)));
-	assert_non_null(strstr(why, "not authorized to write to topic " TOPIC));
+	assert_non_null(strstr(why, "not authorized to write to topic "));
 	rd_kafka_mock_clear_request_errors(f->mc, APIKEY_PRODUCE);
 	fx_stop(f);
 	global_fx = NULL;
+}
+
+static void
+test_topic_authorization_failure_without_dead_letter_topic_is_held_and_reported(void **state)
+{
+	(void)state;
+	held_on_authorization_failure(false);
+}
+
+static void
+test_dead_letter_record_refused_by_authorization_is_held(void **state)
+{
+	(void)state;
+	held_on_authorization_failure(true);
 }
 
 /*
@@ -1212,6 +1227,45 @@ test_broker_refusal_goes_to_the_dead_letter_topic(void **state)
 	free(recs[0].value);
 	fx_stop(f);
 	global_fx = NULL;
+}
+
+/*
+ * With a dead-letter topic, a record whose topic may not be written (or
+ * does not exist: the same path, which the mock cluster cannot show, since
+ * it creates every topic and retries a produce answered
+ * UNKNOWN_TOPIC_OR_PART) goes there with the reason, instead of holding
+ * its agent's whole spool behind it until an operator acts; the batch is
+ * answered OK.
+ */
+static void
+set_aside_with_dead_letter_topic(rd_kafka_resp_err_t err, const char *name)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct record recs[8];
+	struct kafka_stats st;
+
+	global_fx = f;
+	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	fx_apply(f);
+	warm_up(f);
+	/* Once: the event's request fails, the dead-letter one goes through. */
+	rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1, err);
+	expect_dead_letter(f, recs, &st);
+	assert_int_equal(st.refused_broker, 0);
+	assert_int_equal(st.set_aside[KAFKA_ASIDE_BROKER_REFUSED], 1);
+	assert_string_equal(recs[0].otopic, TOPIC);
+	assert_non_null(strstr(recs[0].error, name));
+	free(recs[0].value);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_topic_authorization_failure_with_a_dead_letter_topic_goes_there(void **state)
+{
+	(void)state;
+	set_aside_with_dead_letter_topic(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+	    "TOPIC_AUTHORIZATION_FAILED");
 }
 
 /*
@@ -2146,7 +2200,9 @@ main(void)
 		cmocka_unit_test(test_topic_not_allowed_for_the_agent_goes_to_the_dead_letter_topic),
 		cmocka_unit_test(test_routes_pick_topic_and_key),
 		cmocka_unit_test(test_records_to_more_topics_than_kept_handles_reach_each_topic),
-		cmocka_unit_test(test_topic_authorization_failure_is_held_and_reported),
+		cmocka_unit_test(test_topic_authorization_failure_without_dead_letter_topic_is_held_and_reported),
+		cmocka_unit_test(test_dead_letter_record_refused_by_authorization_is_held),
+		cmocka_unit_test(test_topic_authorization_failure_with_a_dead_letter_topic_goes_there),
 		cmocka_unit_test(test_full_queue_is_eagain_then_writable),
 		cmocka_unit_test(test_answers_run_on_the_owners_loop_thread),
 		cmocka_unit_test(test_late_reports_after_retry_are_dropped),
