@@ -18,7 +18,7 @@
 #include <http_parser.h>
 
 #include "agent/http_source.h"
-#include "agent/intake.h"
+#include "common/intake.h"
 #include "agent/pipeline.h"
 #include "common/addr.h"
 #include "common/jsonw.h"

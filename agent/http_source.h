@@ -8,7 +8,7 @@
  *              or application/x-ndjson   JSON objects, one per line
  *   [Content-Encoding: gzip]
  *
- * (agent/intake.h says how a body becomes events: members become fields,
+ * (common/intake.h says how a body becomes events: members become fields,
  * `ts` and `stream` members set the event's time and stream). The event's
  * source is the listener, "http://127.0.0.1:8540"; its host the agent's.
  *

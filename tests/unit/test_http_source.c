@@ -35,7 +35,7 @@
 #include <zlib.h>
 
 #include "agent/http_source.h"
-#include "agent/intake.h"
+#include "common/intake.h"
 #include "agent/spool.h"
 #include "common/log.h"
 #include "tests/unit/cert_fixture.h"
