@@ -508,60 +508,6 @@ http_source_get_stats(const struct http_source *hs, struct httpd_stats *st)
 
 /* ---------------------------------------------------------------- its type */
 
-#define HTTP_F(name, type, member, help) \
-	{ "logferry_http_" name, type, help, offsetof(struct httpd_stats, member) }
-static const struct metrics_field http_source_fields[] = {
-	HTTP_F("requests_total", "counter", requests, "Requests answered, whatever the answer."),
-	HTTP_F("requests_accepted_total", "counter", accepted,
-	    "Requests answered 200: their events are committed."),
-	HTTP_F("events_total", "counter", events, "Events committed for those requests."),
-	HTTP_F("bad_requests_total", "counter", bad_requests,
-	    "Requests answered 400: malformed JSON, gzip or HTTP."),
-	HTTP_F("unauthorized_total", "counter", unauthorized,
-	    "Requests answered 401: no bearer token, or one not in tokens_file; never spooled."),
-	HTTP_F("rate_limited_total", "counter", rate_limited,
-	    "Requests answered 429: their sender over its auth rate limits; never spooled."),
-	HTTP_F("forbidden_total", "counter", forbidden,
-	    "Requests answered 403: a client certificate whose common name tls.allowed_cns does "
-	    "not allow; never spooled."),
-	HTTP_F("not_found_total", "counter", not_found, "Requests answered 404."),
-	HTTP_F("bad_method_total", "counter", bad_method, "Requests answered 405."),
-	HTTP_F("too_large_total", "counter", too_large,
-	    "Requests answered 413: body over max_body_size."),
-	HTTP_F("bad_type_total", "counter", bad_type,
-	    "Requests answered 415: Content-Type or Content-Encoding."),
-	HTTP_F("headers_too_large_total", "counter", headers_too_large,
-	    "Requests answered 431."),
-	HTTP_F("unavailable_total", "counter", unavailable_503,
-	    "Requests answered 503: a full spool, request_timeout spent waiting for room, or stopping."),
-	HTTP_F("memory_refused_total", "counter", budget_refused,
-	    "Requests answered 503 because memory_limit's share for bodies stayed in use (or is too small)."),
-	HTTP_F("request_timeouts_total", "counter", request_timeouts,
-	    "Requests answered 503 after waiting request_timeout for room in the spool or memory_limit."),
-	HTTP_F("spool_waits_total", "counter", waits,
-	    "Times a request waited for room in the spool's hand-off queue."),
-	HTTP_F("memory_waits_total", "counter", budget_waits,
-	    "Requests that waited for memory_limit's share for bodies before their body was read."),
-	HTTP_F("errors_total", "counter", errors_500,
-	    "Requests answered 500: the spool lost their events."),
-	HTTP_F("fields_dropped_total", "counter", fields_dropped,
-	    "Events spooled without their fields: too large with them."),
-	HTTP_F("dropped_total", "counter", dropped_unspoolable,
-	    "Events the spool refused even without fields."),
-	HTTP_F("body_bytes_total", "counter", body_bytes,
-	    "Request body bytes received, before gzip decoding."),
-	HTTP_F("connections_total", "counter", connections, "Connections served."),
-	HTTP_F("connections_open", "gauge", connections_open, "Connections open now."),
-	HTTP_F("connections_refused_total", "counter", connections_refused,
-	    "Connections closed at once: max_connections reached and none idle."),
-	HTTP_F("idle_closed_total", "counter", idle_closed,
-	    "Idle keep-alive connections closed to admit a new one at max_connections."),
-	HTTP_F("timeouts_total", "counter", timeouts, "Connections closed after the idle timeout."),
-	HTTP_F("tls_handshakes_failed_total", "counter", handshakes_failed,
-	    "HTTPS: connections whose TLS handshake failed or timed out (not TLS, a certificate "
-	    "refused, handshake_timeout)."),
-};
-
 static uint64_t
 http_source_max_message(const struct agent_source *cfg)
 {
@@ -617,5 +563,6 @@ const struct source_type http_source_type = {
 	.stop = http_source_type_stop,
 	.stats = http_source_type_stats,
 	.stats_size = sizeof(struct httpd_stats),
-	.fields = METRICS_FIELDS(http_source_fields),
+	.fields = httpd_metrics_fields,
+	.nfields = HTTPD_METRICS_FIELDS,
 };

@@ -21,6 +21,7 @@
 #include "common/httpd.h"
 #include "common/jsonw.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 #define HTTPD_READ_BUF (16 * 1024)
 #define HTTPD_URL_MAX 256           /* URL bytes kept: a longer one is no path of ours */
@@ -1922,3 +1923,59 @@ httpd_conn_of_data(void *data)
 {
 	return (struct httpd_conn *)((char *)data - offsetof(struct httpd_conn, data));
 }
+
+/* ---------------------------------------------------------------- metrics */
+
+#define HTTPD_F(name, type, member, help) \
+	{ "logferry_http_" name, type, help, offsetof(struct httpd_stats, member) }
+const struct metrics_field httpd_metrics_fields[HTTPD_METRICS_FIELDS] = {
+	HTTPD_F("requests_total", "counter", requests, "Requests answered, whatever the answer."),
+	HTTPD_F("requests_accepted_total", "counter", accepted,
+	    "Requests answered 200: their events are stored (the agent's spool committed them, or Kafka acknowledged them)."),
+	HTTPD_F("events_total", "counter", events, "Events stored for those requests."),
+	HTTPD_F("bad_requests_total", "counter", bad_requests,
+	    "Requests answered 400: malformed JSON, gzip or HTTP."),
+	HTTPD_F("unauthorized_total", "counter", unauthorized,
+	    "Requests answered 401: no bearer token, or one not in tokens_file; never stored."),
+	HTTPD_F("rate_limited_total", "counter", rate_limited,
+	    "Requests answered 429: their sender over its auth rate limits; never stored."),
+	HTTPD_F("forbidden_total", "counter", forbidden,
+	    "Requests answered 403: a client certificate whose common name tls.allowed_cns does "
+	    "not allow; never stored."),
+	HTTPD_F("not_found_total", "counter", not_found, "Requests answered 404."),
+	HTTPD_F("bad_method_total", "counter", bad_method, "Requests answered 405."),
+	HTTPD_F("too_large_total", "counter", too_large,
+	    "Requests answered 413: body over max_body_size."),
+	HTTPD_F("bad_type_total", "counter", bad_type,
+	    "Requests answered 415: Content-Type or Content-Encoding."),
+	HTTPD_F("headers_too_large_total", "counter", headers_too_large,
+	    "Requests answered 431."),
+	HTTPD_F("unavailable_total", "counter", unavailable_503,
+	    "Requests answered 503: no room (a full spool, librdkafka's queue), a failed or late Kafka delivery, request_timeout, or stopping."),
+	HTTPD_F("memory_refused_total", "counter", budget_refused,
+	    "Requests answered 503 because memory_limit's share for bodies stayed in use (or is too small)."),
+	HTTPD_F("request_timeouts_total", "counter", request_timeouts,
+	    "Requests answered 503 after waiting request_timeout (for room, memory or acknowledgements)."),
+	HTTPD_F("spool_waits_total", "counter", waits,
+	    "Times a request waited for room in the spool's hand-off queue (agent)."),
+	HTTPD_F("memory_waits_total", "counter", budget_waits,
+	    "Requests that waited for memory_limit's share for bodies before their body was read."),
+	HTTPD_F("errors_total", "counter", errors_500,
+	    "Requests answered 500: the agent's spool lost their events."),
+	HTTPD_F("fields_dropped_total", "counter", fields_dropped,
+	    "Events spooled without their fields: too large with them (agent)."),
+	HTTPD_F("dropped_total", "counter", dropped_unspoolable,
+	    "Events the spool refused even without fields (agent)."),
+	HTTPD_F("body_bytes_total", "counter", body_bytes,
+	    "Request body bytes received, before gzip decoding."),
+	HTTPD_F("connections_total", "counter", connections, "Connections served."),
+	HTTPD_F("connections_open", "gauge", connections_open, "Connections open now."),
+	HTTPD_F("connections_refused_total", "counter", connections_refused,
+	    "Connections closed at once: max_connections reached and none idle."),
+	HTTPD_F("idle_closed_total", "counter", idle_closed,
+	    "Idle keep-alive connections closed to admit a new one at max_connections."),
+	HTTPD_F("timeouts_total", "counter", timeouts, "Connections closed after the idle timeout."),
+	HTTPD_F("tls_handshakes_failed_total", "counter", handshakes_failed,
+	    "HTTPS: connections whose TLS handshake failed or timed out (not TLS, a certificate "
+	    "refused, handshake_timeout)."),
+};

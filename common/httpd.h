@@ -69,6 +69,7 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/intake.h"
+#include "common/metrics.h"
 #include "common/tls.h"
 #include "common/token.h"
 
@@ -195,6 +196,10 @@ bool httpd_stopping(const struct httpd *h);
 int httpd_address(const struct httpd *h, size_t i, struct sockaddr_storage *out);
 
 void httpd_get_stats(const struct httpd *h, struct httpd_stats *st);
+
+/* The counters' metrics (logferry_http_*), read from a struct httpd_stats. */
+#define HTTPD_METRICS_FIELDS 27
+extern const struct metrics_field httpd_metrics_fields[HTTPD_METRICS_FIELDS];
 
 /* The request's events: intake_events of them, checked. */
 struct intake *httpd_conn_intake(struct httpd_conn *c);
