@@ -40,6 +40,7 @@ mport=$(free_port)
 rcfg=$(relay_config relay "$(free_port)" "metrics: {listen: $LF_IP:$mport}
 $(intake_yaml "$iport" "$stream")")
 start_relay relay "$rcfg"
+relay=$LF_PID
 wait_log "$T/relay.log" "http_intake: listening on https://$LF_IP:$iport" 30 ||
 	{ fail "the intake did not start: $(tail -3 "$T/relay.log")"; finish; }
 sport=$(free_port)
@@ -150,4 +151,15 @@ then
 else
 	fail "Kafka against the client: $(tail -3 "$T/check.out")"
 fi
+
+# ---- SIGHUP reads the tokens again; SIGTERM stops the relay cleanly ----
+TOK2=$(printf 'm%.0s' $(seq 32))
+printf '%s app-two\n' "$TOK2" >>"$T/tokens"
+kill -HUP "$relay"
+wait_log "$T/relay.log" "http_intake: 2 token\(s\) loaded" 30 || fail "no reload of the tokens: $(tail -3 "$T/relay.log")"
+s=$(post "$URL" '{"msg":"new sender"}' -H "Authorization: Bearer $TOK2")
+[ "$s" = 200 ] && pass "a token added to the file is taken after SIGHUP" || fail "new token after SIGHUP: $s"
+kill -TERM "$relay"
+wait_exit "$relay" 30 || fail "the relay did not stop"
+[ "$LF_RC" = 0 ] && pass "the relay with its intake stops cleanly on SIGTERM" || fail "the relay exited $LF_RC"
 finish
