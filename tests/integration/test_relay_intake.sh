@@ -4,7 +4,8 @@
 # token is answered 200 once Kafka has the events, which carry the token's
 # name as their agent id and increasing sequence numbers; a bad or missing
 # token is 401 and nothing is produced; a sender over its rate limit is
-# 429. Then 100,000 events posted in requests of 1,000 by a client that
+# 429; a request Kafka does not acknowledge within request_timeout is 503.
+# Then 100,000 events posted in requests of 1,000 by a client that
 # retries 503s, with a Kafka outage (every mock broker down) in the middle:
 # every request answered 200 is in Kafka, every request answered 503 and
 # retried arrives, and the only duplicates are events of retried requests.
@@ -45,6 +46,8 @@ wait_log "$T/relay.log" "http_intake: listening on https://$LF_IP:$iport" 30 ||
 	{ fail "the intake did not start: $(tail -3 "$T/relay.log")"; finish; }
 sport=$(free_port)
 scfg=$(relay_config slow "$(free_port)" "$(intake_yaml "$sport" "slow$run" ", events_per_second: 1, events_burst: 2")")
+# The slow intake also gives Kafka less time than its delivery_timeout (5 s).
+echo "  request_timeout: 1s" >>"$scfg"
 start_relay slow "$scfg"
 wait_log "$T/slow.log" "http_intake: listening on" 30 || { fail "the slow intake did not start"; finish; }
 
@@ -120,6 +123,11 @@ done
 [ "$(wc -l <"$T/client.out")" -ge 20 ] ||
 	{ fail "the client did not get 20 answers: $(cat "$T/client.log")"; finish; }
 kafka_ctl down -1
+# Kafka does not answer within request_timeout: 503, and the client is told why.
+s=$(post "https://$LF_IP:$sport" '{"a":4}' -H "Authorization: Bearer $TOK")
+[ "$s" = 503 ] && grep -q 'within request_timeout' "$T/resp" && grep -qi '^Retry-After: 1' "$T/resp.h" &&
+	pass "a request Kafka does not acknowledge within request_timeout is 503 with Retry-After" ||
+	fail "request_timeout: $s $(cat "$T/resp")"
 # The outage is over once a request has been answered 503 because of it.
 wait_log "$T/relay.log" "answered 503 to" 60 || fail "no request was answered 503 during the outage"
 kafka_ctl up -1
