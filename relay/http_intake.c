@@ -376,19 +376,12 @@ http_intake_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka 
 	o.idle_timeout_ms = h->idle_timeout_ms;
 	o.request_timeout_ms = h->request_timeout_ms;
 	if (h->tls.cert_file != NULL) {
-		hi->tls.role = TLS_ROLE_SERVER;
-		hi->tls.ca_file = h->tls.ca_file;
-		hi->tls.cert_file = h->tls.cert_file;
-		hi->tls.key_file = h->tls.key_file;
-		hi->tls.ciphers = (const char *const *)h->tls.ciphers.items;
-		hi->tls.n_ciphers = h->tls.ciphers.n;
-		hi->tls.handshake_timeout_ms = h->tls.handshake_timeout_ms;
-		hi->tls.verify_client = h->tls.verify_client;
+		relay_config_http_intake_tls_options(cfg, &hi->tls);
 		o.tls = &hi->tls;
 	}
 	o.allowed_cns = &h->tls.allowed_cns;
 	o.tokens_file = h->auth.tokens_file;
-	o.max_tokens = HTTP_INTAKE_MAX_TOKENS;
+	o.max_tokens = RELAY_HTTP_INTAKE_MAX_TOKENS;
 	o.limits.events_per_s = (uint64_t)h->auth.events_per_s;
 	o.limits.events_burst = (uint64_t)h->auth.events_burst;
 	o.limits.bytes_per_s = h->auth.bytes_per_s;

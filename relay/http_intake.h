@@ -39,7 +39,6 @@
 
 #define HTTP_INTAKE_PATH "/v1/events"
 #define HTTP_INTAKE_ANONYMOUS "anonymous"   /* the agent id without authentication */
-#define HTTP_INTAKE_MAX_TOKENS 100000
 
 struct http_intake;
 

@@ -13,6 +13,7 @@
 #include "common/daemon.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "common/token.h"
 #include "relay/relay_config.h"
 #include "relay/route.h"
 
@@ -408,6 +409,13 @@ relay_config_check_host(struct config_check *c, struct relay_config *cfg)
 	relay_config_check_kafka_tls(c, &cfg->kafka.properties);
 	daemon_check_listen(c, "listen", &cfg->listen);
 	daemon_check_listen(c, "metrics.listen", &cfg->metrics.listen);
+	for (size_t i = 0; i < cfg->http_intake.listen.n; i++)
+		daemon_check_listen(c, "http_intake.listen",
+		    (const struct config_addr *)cfg->http_intake.listen.items + i);
+	if (cfg->http_intake.listen.n > 0 && cfg->http_intake.tls.cert_file != NULL) {
+		relay_config_http_intake_tls_options(cfg, &o);
+		(void)daemon_check_tls(c, "http_intake.tls", &o, NULL, 0);
+	}
 }
 
 /*
@@ -465,6 +473,33 @@ relay_config_check_http_intake(struct config_check *c, const struct relay_config
 	if (h->tls.cert_file == NULL && h->auth.tokens_file != NULL)
 		log_warn("%s: http_intake: bearer tokens over plain HTTP can be read by anyone on the "
 		    "path: set http_intake.tls", config_check_file(c));
+	/* The tokens file loads as the intake will load it: its errors name its line. */
+	if (h->auth.tokens_file != NULL) {
+		struct token_set *ts = NULL;
+		char err[512];
+
+		if (token_set_load(h->auth.tokens_file, RELAY_HTTP_INTAKE_MAX_TOKENS, &ts, err,
+		    sizeof(err)) != 0)
+			config_error(c, "http_intake.auth.tokens_file", "%s", err);
+		token_set_free(ts);
+	}
+}
+
+void
+relay_config_http_intake_tls_options(const struct relay_config *cfg,
+    struct tls_config_options *o)
+{
+	const typeof(cfg->http_intake.tls) *t = &cfg->http_intake.tls;
+
+	memset(o, 0, sizeof(*o));
+	o->role = TLS_ROLE_SERVER;
+	o->ca_file = t->ca_file;
+	o->cert_file = t->cert_file;
+	o->key_file = t->key_file;
+	o->ciphers = (const char *const *)t->ciphers.items;
+	o->n_ciphers = t->ciphers.n;
+	o->handshake_timeout_ms = t->handshake_timeout_ms;
+	o->verify_client = t->verify_client;
 }
 
 static void

@@ -97,7 +97,14 @@ struct relay_config {
 	struct config_secrets secrets;           /* values read from {file: PATH}, for the dump */
 };
 
+/* The most tokens http_intake.auth.tokens_file may hold. */
+#define RELAY_HTTP_INTAKE_MAX_TOKENS 100000
+
 struct tls_config_options;
+
+/* The TLS options of http_intake.tls, for tls_config_new (pointers into cfg). */
+void relay_config_http_intake_tls_options(const struct relay_config *cfg,
+    struct tls_config_options *o);
 
 /*
  * The server TLS options of the tls section, for tls_config_new: one

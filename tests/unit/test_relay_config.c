@@ -690,6 +690,18 @@ test_http_intake_keys_that_only_work_together_are_refused(void **state)
 	    "relay.yaml:3: http_intake.tls: cert_file and key_file go together\n");
 }
 
+static void
+test_http_intake_tokens_file_is_loaded_by_the_check(void **state)
+{
+	(void)state;
+	expect_errors("http_intake:\n"
+	    "  listen: 127.0.0.1:8443\n"
+	    "  auth: {tokens_file: /nonexistent/tokens}\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:3: http_intake.auth.tokens_file: /nonexistent/tokens: cannot open the "
+	    "token file: No such file or directory\n");
+}
+
 int
 main(void)
 {
@@ -697,6 +709,7 @@ main(void)
 		cmocka_unit_test(test_design_example_config_is_valid_and_typed),
 		cmocka_unit_test(test_http_intake_is_off_without_its_section_and_takes_defaults_with_it),
 		cmocka_unit_test(test_http_intake_keys_that_only_work_together_are_refused),
+		cmocka_unit_test(test_http_intake_tokens_file_is_loaded_by_the_check),
 		cmocka_unit_test(test_absent_keys_get_their_defaults),
 		cmocka_unit_test(test_tilde_value_is_absent_and_the_default_applies),
 		cmocka_unit_test(test_brokers_as_a_yaml_list_also_works),
