@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/parser.h"
+#include "common/parser.h"
 
 struct nginx_format;
 

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/parser.h"
+#include "common/parser.h"
 
 /* `dd/Mon/yyyy:hh:mm:ss +hhmm`, as $time_local is written */
 #define NGINX_TIME_LOCAL_LEN 26

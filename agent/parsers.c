@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "agent/json_parse.h"
+#include "common/json_parse.h"
 #include "agent/nginx_error_parse.h"
 #include "agent/nginx_format.h"
 #include "agent/nginx_parse.h"

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "agent/agent_config.h"
-#include "agent/parser.h"
+#include "common/parser.h"
 
 struct parser_type {
 	const char *name;            /* the configuration's `format` value */

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "agent/agent_config.h"
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "agent/parsers.h"
 #include "proto/event.h"
 

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "common/tz.h"
 
 /*

@@ -4,12 +4,18 @@
 # syslog messages over one TCP connection (newline framing), and the same
 # count as NDJSON over HTTP (4 keep-alive clients, 2000 events per
 # request, each answered after its commit), into logferry-agent's spool;
-# rsyslog's imtcp -> omfile takes the same TCP input in the same run.
-# Prints events/s, CPU microseconds per event and peak private memory.
+# rsyslog's imtcp -> omfile takes the same TCP input in the same run; the
+# relay's HTTP intake takes the same HTTP input into the mock Kafka cluster
+# (tests/tools/mock_kafka), each request answered after Kafka's acks.
+# Prints events/s, CPU microseconds per event and peak private memory (for
+# the relay: the relay's process alone, not the mock cluster's).
 # Timing only: this never fails on a number.
 set -u
 : "${top_builddir:=$PWD}"
 : "${LOGFERRY_AGENT:=$top_builddir/agent/logferry-agent}"
+: "${LOGFERRY_RELAY:=$top_builddir/relay/logferry-relay}"
+: "${MOCK_KAFKA:=$top_builddir/tests/tools/mock_kafka}"
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 N=${BENCH_EVENTS:-500000}
 RUNS=${BENCH_RUNS:-3}
 T=$(mktemp -d "${TMPDIR:-/tmp}/logferry-bench.XXXXXX")
@@ -53,7 +59,8 @@ s.close()
 " "$1" "$T/syslog.txt"
 }
 
-# post_http PORT: 4 keep-alive clients posting 2000-event NDJSON bodies.
+# post_http PORT [DONE-FILE]: 4 keep-alive clients posting 2000-event NDJSON bodies
+# (DONE-FILE is created once every request was answered 200).
 post_http() {
 	python3 -c "
 import http.client, sys, threading
@@ -74,7 +81,9 @@ def client(k):
 ts = [threading.Thread(target=client, args=(k,)) for k in range(4)]
 [t.start() for t in ts]
 [t.join() for t in ts]
-" "$1" "$T/events.ndjson"
+if len(sys.argv) > 3:
+    open(sys.argv[3], 'w').close()
+" "$1" "$T/events.ndjson" ${2:+"$2"}
 }
 
 # measure NAME PID DONE-COMMAND START-TIME: waits, samples memory, prints a row.
@@ -135,6 +144,50 @@ YAML
 	wait
 }
 
+# relay_run RUN: the relay's HTTP intake (plain HTTP on loopback) into the mock cluster.
+relay_run() {
+	local run=$1 pid kpid port start boot
+	rm -f "$T/posted" "$T/mock.out"
+	"$MOCK_KAFKA" --brokers 3 --topic logs.http:3 </dev/null >"$T/mock.out" 2>"$T/mock.err" &
+	kpid=$!
+	PIDS+=("$kpid")
+	for _ in $(seq 100); do
+		boot=$(sed -n 's/^bootstrap=//p' "$T/mock.out")
+		[ -n "$boot" ] && break
+		sleep 0.05
+	done
+	[ -n "$boot" ] || { echo "mock Kafka did not start"; return 1; }
+	cat >"$T/relay.yaml" <<YAML
+id: bench-relay
+listen: 127.0.0.1:0
+tls: {ca_file: $T/certs/ca.crt, cert_file: $T/certs/relay-chain.crt, key_file: $T/certs/relay.key}
+kafka:
+  brokers: "$boot"
+  topic: "logs.\${stream}"
+  key: ""
+  properties: {compression.type: lz4}
+http_intake:
+  listen: 127.0.0.1:0
+  max_body_size: 64MiB
+YAML
+	"$LOGFERRY_RELAY" -c "$T/relay.yaml" >"$T/relay.log" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	for _ in $(seq 100); do
+		port=$(sed -nE 's/.*http_intake: listening on http:\/\/127\.0\.0\.1:([0-9]+)$/\1/p' \
+		    "$T/relay.log" | tail -1)
+		[ -n "$port" ] && break
+		sleep 0.05
+	done
+	[ -n "$port" ] || { echo "relay did not listen:"; cat "$T/relay.log"; return 1; }
+	start=$(date +%s%N)
+	post_http "$port" "$T/posted" &
+	measure "logferry relay http #$run" "$pid" "[ -e \"$T/posted\" ]" "$start"
+	wait
+	kill -TERM "$kpid" 2>/dev/null
+	wait "$kpid" 2>/dev/null
+}
+
 rsyslog_run() {
 	local run=$1 pid port start
 	rm -rf "$T/rs" && mkdir -p "$T/rs"
@@ -162,9 +215,12 @@ CONF
 
 echo "intake into the spool: $N events; syslog $((SIZE / N)) bytes/message over one TCP connection;"
 echo "HTTP: NDJSON, 4 keep-alive clients, 2000 events per request, 200 after the commit"
+echo "(the relay's intake: 200 after Kafka acked them all, mock cluster, lz4)"
+sh "$top_srcdir/tests/tools/make-certs.sh" "$T/certs" >/dev/null 2>&1 || echo "make-certs.sh failed: no relay runs"
 printf "%-30s %10s %9s %10s\n" "run" "events/s" "us/event" "peak MiB"
 for run in $(seq 1 "$RUNS"); do
 	agent_run syslog "$run"
 	agent_run http "$run"
+	if [ -e "$T/certs/relay.key" ]; then relay_run "$run"; fi
 	if command -v rsyslogd >/dev/null; then rsyslog_run "$run"; fi
 done

@@ -8,9 +8,11 @@
 #include <string.h>
 
 #include "common/daemon.h"
+#include "common/httpd.h"
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "relay/http_intake.h"
 #include "relay/kafka.h"
 #include "relay/relay.h"
 #include "relay/route.h"
@@ -21,6 +23,7 @@ struct relay {
 	const struct relay_config *cfg;
 	struct kafka *kafka;
 	struct server *server;
+	struct http_intake *intake;       /* NULL without http_intake */
 	struct server_budget budget;
 	struct metrics *metrics;          /* NULL without metrics.listen */
 	int exit_code;
@@ -139,6 +142,13 @@ relay_render(void *ctx, struct metrics_writer *w)
 	    r->budget.batches);
 	metrics_table(w, METRICS_FIELDS(relay_kafka_fields), &ks, sizeof(ks), 1,
 	    NULL, NULL);
+	if (r->intake != NULL) {
+		struct httpd_stats hs;
+
+		http_intake_get_stats(r->intake, &hs);
+		metrics_table(w, httpd_metrics_fields, HTTPD_METRICS_FIELDS, &hs, sizeof(hs), 1,
+		    NULL, NULL);
+	}
 	metrics_family(w, "logferry_kafka_errors_total", "counter",
 	    "Failed delivery reports and client errors, by kind (unknown topic, authorization, ...).");
 	for (int i = 0; i < KAFKA_ERROR_KINDS; i++) {
@@ -226,9 +236,25 @@ relay_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 		return rc;
 	}
 	if ((rc = kafka_new(r->cfg, queue, &r->kafka)) != 0 ||
-	    (rc = server_start(loop, r->cfg, r->kafka, &r->budget, &r->server)) != 0) {
+	    (r->cfg->http_intake.listen.n > 0 &&
+	    (rc = http_intake_start(loop, r->cfg, r->kafka, &r->intake)) != 0)) {
 		metrics_stop(r->metrics, NULL, NULL);
 		kafka_free(r->kafka);
+		free(r);
+		return rc;
+	}
+	if ((rc = server_start(loop, r->cfg, r->kafka, &r->budget, &r->server)) != 0) {
+		metrics_stop(r->metrics, NULL, NULL);
+		if (r->intake != NULL) {
+			/*
+			 * Its Kafka loop closes once its handles have (the daemon runs
+			 * the loop after a failed start): the producer is left to the
+			 * exit rather than freed under it.
+			 */
+			http_intake_stop(r->intake, NULL, NULL);
+		} else {
+			kafka_free(r->kafka);
+		}
 		free(r);
 		return rc;
 	}
@@ -252,6 +278,14 @@ relay_on_server_stopped(void *ctx)
 	    st.acks_retry, st.acks_rejected, st.agents_refused, st.protocol_errors);
 }
 
+static void
+relay_on_intake_stopped(void *ctx)
+{
+	struct relay *r = ctx;
+
+	r->intake = NULL;
+}
+
 void
 relay_stop(void *ctx)
 {
@@ -259,6 +293,9 @@ relay_stop(void *ctx)
 
 	metrics_stop(r->metrics, NULL, NULL);
 	r->metrics = NULL;
+	/* Stops accepting; what Kafka already holds is answered within the stop's grace. */
+	if (r->intake != NULL)
+		http_intake_stop(r->intake, relay_on_intake_stopped, r);
 	server_stop(r->server, relay_on_server_stopped, r);
 }
 
@@ -267,6 +304,29 @@ static bool
 relay_str_differs(const char *a, const char *b)
 {
 	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/*
+ * Whether http_intake changed beyond what SIGHUP reloads (its certificate
+ * and tokens files' contents): its addresses and settings need a restart.
+ */
+static bool
+relay_intake_differs(const struct relay_config *run, const struct relay_config *fresh)
+{
+	const typeof(run->http_intake) *a = &run->http_intake, *b = &fresh->http_intake;
+
+	if (a->listen.n != b->listen.n)
+		return true;
+	for (size_t i = 0; i < a->listen.n; i++)
+		if (relay_str_differs(((const struct config_addr *)a->listen.items)[i].text,
+		    ((const struct config_addr *)b->listen.items)[i].text))
+			return true;
+	return a->listen.n > 0 && (relay_str_differs(a->stream, b->stream) ||
+	    a->max_connections != b->max_connections || a->max_body_size != b->max_body_size ||
+	    a->memory_limit != b->memory_limit ||
+	    relay_str_differs(a->auth.tokens_file, b->auth.tokens_file) ||
+	    relay_str_differs(a->tls.cert_file, b->tls.cert_file) ||
+	    a->tls.verify_client != b->tls.verify_client);
 }
 
 int
@@ -298,6 +358,7 @@ relay_restart_keys(const struct relay_config *run, const struct relay_config *fr
 	    "limits.idle_timeout");
 	RELAY_RESTART(relay_str_differs(run->metrics.listen.text, fresh->metrics.listen.text),
 	    "metrics.listen");
+	RELAY_RESTART(relay_intake_differs(run, fresh), "http_intake");
 #undef RELAY_RESTART
 	return n;
 }
@@ -342,6 +403,9 @@ relay_reload(void *ctx, void **fresh)
 	    "a new Kafka producer takes over from the running one, which delivers what it holds" :
 	    "the Kafka producer settings are unchanged: the running producer stays");
 	log_set_level((enum log_level)nc->log_level);
+	/* The intake's certificate and tokens files again (logged; what failed stays). */
+	if (r->intake != NULL)
+		(void)http_intake_reload(r->intake);
 	return 0;
 }
 

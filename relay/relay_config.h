@@ -71,10 +71,43 @@ struct relay_config {
 	struct {
 		struct config_addr listen;           /* text NULL: no endpoint */
 	} metrics;
+	/* POST /v1/events for senders without an agent (relay/http_intake.h); listen.n 0: off. */
+	struct {
+		struct config_list listen;           /* struct config_addr */
+		char *stream;                        /* the events' stream unless an object names one */
+		int64_t max_connections;
+		uint64_t max_body_size;
+		uint64_t idle_timeout_ms;
+		uint64_t request_timeout_ms;
+		uint64_t memory_limit;               /* request bodies in memory at once */
+		struct {
+			char *tokens_file;               /* NULL: no tokens */
+			int64_t events_per_s;
+			int64_t events_burst;
+			uint64_t bytes_per_s;
+			uint64_t bytes_burst;
+		} auth;
+		struct {
+			char *cert_file;                 /* NULL: plain HTTP (loopback only) */
+			char *key_file;
+			char *ca_file;
+			struct config_list ciphers;      /* char * */
+			uint64_t handshake_timeout_ms;
+			bool verify_client;
+			struct config_list allowed_cns;  /* char *: globs */
+		} tls;
+	} http_intake;
 	struct config_secrets secrets;           /* values read from {file: PATH}, for the dump */
 };
 
+/* The most tokens http_intake.auth.tokens_file may hold. */
+#define RELAY_HTTP_INTAKE_MAX_TOKENS 100000
+
 struct tls_config_options;
+
+/* The TLS options of http_intake.tls, for tls_config_new (pointers into cfg). */
+void relay_config_http_intake_tls_options(const struct relay_config *cfg,
+    struct tls_config_options *o);
 
 /*
  * The server TLS options of the tls section, for tls_config_new: one

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Fuzzes the HTTP intake body (agent/intake.h), the part of the http source
+ * Fuzzes the HTTP intake body (common/intake.h), the part of the http source
  * that reads what clients send: splitting into objects, parsing each,
  * gzip decoding and the size limits. The first input byte picks the mode:
  *
@@ -27,7 +27,7 @@
 
 #include <zlib.h>
 
-#include "agent/intake.h"
+#include "common/intake.h"
 #include "proto/event.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -15,8 +15,8 @@
 
 #include <jansson.h>
 
-#include "agent/json_parse.h"
-#include "agent/parser.h"
+#include "common/json_parse.h"
+#include "common/parser.h"
 #include "proto/event.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "agent/nginx_error_parse.h"
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "common/tz.h"
 #include "tests/fuzz/parsed_check.h"
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "agent/nginx_format.h"
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "tests/fuzz/parsed_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "agent/nginx_parse.h"
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "proto/event.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

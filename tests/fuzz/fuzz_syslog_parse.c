@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "agent/syslog_parse.h"
 #include "proto/event.h"
 

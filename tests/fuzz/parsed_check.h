@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "proto/event.h"
 
 static void

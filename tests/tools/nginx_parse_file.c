@@ -22,7 +22,7 @@
 #include "agent/nginx_error_parse.h"
 #include "agent/nginx_format.h"
 #include "agent/nginx_parse.h"
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "common/tz.h"
 
 static void

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "proto/event.h"
 
 /* The field named key, or NULL. */

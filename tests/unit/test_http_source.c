@@ -35,7 +35,7 @@
 #include <zlib.h>
 
 #include "agent/http_source.h"
-#include "agent/intake.h"
+#include "common/intake.h"
 #include "agent/spool.h"
 #include "common/log.h"
 #include "tests/unit/cert_fixture.h"
@@ -151,7 +151,7 @@ stop(struct fixture *fx)
 }
 
 static void
-stats(struct fixture *fx, struct http_source_stats *st)
+stats(struct fixture *fx, struct httpd_stats *st)
 {
 	http_source_get_stats(fx->hs, st);
 }
@@ -620,7 +620,7 @@ test_one_object_is_answered_200_after_its_commit(void **state)
 	static const char body[] = " {\"msg\":\"hello\",\"n\":3,\"ok\":true,\"tags\":[1,\"a\"],"
 	    "\"stream\":\"app.audit\",\"ts\":\"2026-11-22T10:00:00Z\"}\r\n";
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct spool_stats ss;
 	struct got g;
 	struct job j;
@@ -745,7 +745,7 @@ test_broken_gzip_is_400_and_the_connection_goes_on(void **state)
 {
 	static const char body[] = "{\"k\":\"v1\"}\n";
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct job j = { 0 };
 	uint8_t *gz;
 	size_t gzlen, len[3];
@@ -786,7 +786,7 @@ test_malformed_line_is_400_naming_it_and_nothing_is_spooled(void **state)
 {
 	static const char body[] = "{\"i\":1}\n{\"i\":2,}\n{\"i\":3}\n";
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct spool_stats ss;
 	struct got g;
 	struct job j;
@@ -848,7 +848,7 @@ static void
 test_body_over_max_by_content_length_is_413_and_closes(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct job j = { 0 };
 	char req[256];
 
@@ -944,7 +944,7 @@ static void
 test_wrong_path_method_and_type_are_404_405_415(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct job j = { 0 };
 	size_t len[4];
 	char *req[4];
@@ -998,7 +998,7 @@ static void
 test_keep_alive_serves_requests_on_one_connection(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct job j = { 0 };
 	size_t len[3];
 	char *req[3];
@@ -1239,7 +1239,7 @@ static void
 test_request_waits_for_memory_limits_share_then_is_200(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct budget_stats bs;
 	struct budget_reqs q;
 	struct budget *b;
@@ -1266,7 +1266,7 @@ static void
 test_request_waiting_past_request_timeout_is_503_with_retry_after(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct budget_stats bs;
 	struct budget_reqs q;
 	struct budget *b;
@@ -1297,7 +1297,7 @@ static void
 test_request_larger_than_memory_limits_share_is_503_at_once(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct budget_reqs q;
 	struct budget *b;
 	struct job j;
@@ -1324,7 +1324,7 @@ static void
 test_full_spool_is_503_with_retry_after_then_200(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct spool_stats ss;
 	uint64_t range[2] = { 0, 0 }, appended;
 	unsigned seed = 7;
@@ -1406,7 +1406,7 @@ static void
 test_max_connections_refuses_the_extra_one_when_none_is_idle(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct job j = { 0 };
 
 	fx->cfg.max_connections = 2;
@@ -1460,7 +1460,7 @@ static void
 test_oldest_idle_connection_is_closed_to_admit_a_new_one(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct job j = { 0 };
 	size_t len;
 	char *req;
@@ -1520,7 +1520,7 @@ static void
 test_concurrent_requests_on_a_busy_spool_queue_all_get_200(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct spool_stats ss;
 	struct job j = { 0 };
 	char body[BUSY_EVENTS * 16];
@@ -1568,7 +1568,7 @@ static void
 test_idle_connection_is_closed_after_the_timeout(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct job j = { 0 };
 
 	fx->cfg.idle_timeout_ms = 200;
@@ -1652,7 +1652,7 @@ static void
 test_request_larger_than_the_spool_queue_goes_in_pieces(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct spool_stats ss;
 	struct spool_view *v;
 	struct job j;
@@ -1688,7 +1688,7 @@ static void
 test_event_too_large_for_the_spool_loses_its_fields_or_is_dropped(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct got g;
 	struct job j;
 	size_t len, blen;
@@ -1817,7 +1817,7 @@ test_stop_closes_open_connections(void **state)
 	assert_int_equal(pthread_create(&t, NULL, job_thread, &j), 0);
 	/* Wait until the server holds the connection, then stop under it. */
 	for (int i = 0; i < 5000; i++) {
-		struct http_source_stats st;
+		struct httpd_stats st;
 
 		uv_run(&fx->loop, UV_RUN_NOWAIT);
 		stats(fx, &st);
@@ -1840,7 +1840,7 @@ static void
 test_stop_answers_a_request_waiting_for_memory_503(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st = { 0 };
+	struct httpd_stats st = { 0 };
 	struct budget_stats bs;
 	struct budget_reqs q;
 	struct budget *b;
@@ -1934,7 +1934,7 @@ test_request_without_or_with_an_unknown_token_is_401_and_nothing_is_spooled(void
 	static const char *const auth[] = { NULL, "Bearer " TOK_NEW, "Basic dXNlcjpwYXNz",
 	    "Bearer" };
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct spool_stats ss;
 	struct budget *b;
 	struct job j;
@@ -1977,7 +1977,7 @@ static void
 test_a_known_token_adds_its_senders_name_to_each_event(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct got g;
 	struct job j;
 	size_t len;
@@ -2007,7 +2007,7 @@ static void
 test_reload_takes_a_new_token_and_refuses_a_removed_one(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct job j;
 	size_t len[3];
 	char *req[3];
@@ -2077,7 +2077,7 @@ static void
 test_sender_over_its_event_rate_is_429_with_retry_after_and_nothing_spooled(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct spool_stats ss;
 	struct job j;
 	size_t len[4];
@@ -2125,7 +2125,7 @@ static void
 test_sender_over_its_byte_rate_is_429_before_its_body(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	struct job j;
 	size_t len[2];
 	char *req[2];
@@ -2161,7 +2161,7 @@ static void
 test_https_serves_keep_alive_and_pipelined_requests_and_refuses_plain_ones(void **state)
 {
 	struct fixture *fx = *state;
-	struct http_source_stats st;
+	struct httpd_stats st;
 	char cert[300], key[300], src[64], *all, *req[3];
 	size_t len[3];
 	struct got g;

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "agent/json_parse.h"
-#include "agent/parser.h"
+#include "common/json_parse.h"
+#include "common/parser.h"
 #include "proto/event.h"
 
 #define NS UINT64_C(1000000000)

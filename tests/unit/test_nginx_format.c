@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "agent/nginx_format.h"
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "proto/event.h"
 #include "tests/unit/parsed_fixture.h"
 

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "agent/nginx_parse.h"
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "proto/event.h"
 
 #define NS UINT64_C(1000000000)

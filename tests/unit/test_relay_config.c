@@ -666,11 +666,70 @@ test_misspelt_key_is_refused_with_a_suggestion(void **state)
 	    "relay.yaml:4: worker: unknown key (did you mean workers?)\n");
 }
 
+static void
+test_http_intake_is_off_without_its_section_and_takes_defaults_with_it(void **state)
+{
+	struct relay_config cfg;
+
+	(void)state;
+	load_ok(TLS_OK KAFKA_OK, &cfg);
+	assert_int_equal(cfg.http_intake.listen.n, 0);
+	config_free(&relay_config_schema, &cfg);
+	load_ok("http_intake: {listen: 127.0.0.1:8443}\n" TLS_OK KAFKA_OK, &cfg);
+	assert_int_equal(cfg.http_intake.listen.n, 1);
+	assert_string_equal(((struct config_addr *)cfg.http_intake.listen.items)[0].text,
+	    "127.0.0.1:8443");
+	assert_string_equal(cfg.http_intake.stream, "http");
+	assert_int_equal(cfg.http_intake.max_connections, 256);
+	assert_int_equal(cfg.http_intake.max_body_size, 8 * MIB);
+	assert_int_equal(cfg.http_intake.memory_limit, 64 * MIB);
+	assert_int_equal(cfg.http_intake.request_timeout_ms, 30000);
+	assert_null(cfg.http_intake.auth.tokens_file);
+	assert_null(cfg.http_intake.tls.cert_file);
+	config_free(&relay_config_schema, &cfg);
+}
+
+static void
+test_http_intake_keys_that_only_work_together_are_refused(void **state)
+{
+	(void)state;
+	expect_errors("http_intake:\n"
+	    "  listen: 127.0.0.1:8443\n"
+	    "  auth: {events_per_second: 10}\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:3: http_intake.auth: rate limits are per sender: set tokens_file\n");
+	expect_errors("http_intake:\n"
+	    "  listen: 127.0.0.1:8443\n"
+	    "  tls: {cert_file: /c, key_file: /k, allowed_cns: [web-*]}\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:3: http_intake.tls.allowed_cns: needs verify_client: true\n");
+	expect_errors("http_intake:\n"
+	    "  listen: 127.0.0.1:8443\n"
+	    "  tls: {cert_file: /c}\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:3: http_intake.tls: cert_file and key_file go together\n");
+}
+
+static void
+test_http_intake_tokens_file_is_loaded_by_the_check(void **state)
+{
+	(void)state;
+	expect_errors("http_intake:\n"
+	    "  listen: 127.0.0.1:8443\n"
+	    "  auth: {tokens_file: /nonexistent/tokens}\n"
+	    TLS_OK KAFKA_OK,
+	    "relay.yaml:3: http_intake.auth.tokens_file: /nonexistent/tokens: cannot open the "
+	    "token file: No such file or directory\n");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_design_example_config_is_valid_and_typed),
+		cmocka_unit_test(test_http_intake_is_off_without_its_section_and_takes_defaults_with_it),
+		cmocka_unit_test(test_http_intake_keys_that_only_work_together_are_refused),
+		cmocka_unit_test(test_http_intake_tokens_file_is_loaded_by_the_check),
 		cmocka_unit_test(test_absent_keys_get_their_defaults),
 		cmocka_unit_test(test_tilde_value_is_absent_and_the_default_applies),
 		cmocka_unit_test(test_brokers_as_a_yaml_list_also_works),

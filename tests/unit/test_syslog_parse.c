@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "agent/parser.h"
+#include "common/parser.h"
 #include "agent/syslog_parse.h"
 #include "proto/event.h"
 

@@ -47,7 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/parser.h"
+#include "common/parser.h"
 
 /*
  * Parses line[0, len) into *out, which parser_init prepared with room in

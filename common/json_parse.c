@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "agent/json_parse.h"
+#include "common/json_parse.h"
 #include "common/civil.h"
 
 #define JSON_STR(x) JSON_STR_(x)

@@ -11,7 +11,7 @@
  * BOM at the start of the body is ignored. INTAKE_GZIP: the body is gzip
  * (RFC 1952, one or more members) and is decoded as it arrives.
  *
- * Events. Each object is parsed by json_parse (agent/json_parse.h): its
+ * Events. Each object is parsed by json_parse (common/json_parse.h): its
  * members become the event's fields with their JSON types, and a `ts`
  * member sets the event's time (else the receive time). A `stream` member
  * must be a string of 1 to INTAKE_STREAM_MAX bytes and becomes the event's

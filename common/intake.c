@@ -10,9 +10,9 @@
 
 #include <zlib.h>
 
-#include "agent/intake.h"
-#include "agent/json_parse.h"
-#include "agent/parser.h"
+#include "common/intake.h"
+#include "common/json_parse.h"
+#include "common/parser.h"
 
 #define INTAKE_STR(x) INTAKE_STR_(x)
 #define INTAKE_STR_(x) #x

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "agent/parser.h"
+#include "common/parser.h"
 
 void
 parser_init(struct parsed *p, size_t max_scratch)
