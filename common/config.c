@@ -1979,6 +1979,29 @@ config_dump_key(struct config_dumper *d, const struct config_key *k, const void 
 	}
 }
 
+/*
+ * An optional section that was not in the file: one of its required keys
+ * has no value, which loading it would have refused. Dumped, it would not
+ * load again ("http_intake: listen: missing"), so the dump leaves it out.
+ */
+static bool
+config_section_absent(const struct config_key *k, const void *v)
+{
+	if (k->type != CONFIG_SECTION || (k->flags & CONFIG_REQUIRED))
+		return false;
+	for (const struct config_key *c = k->keys; c->name != NULL; c++) {
+		const void *cv = (const char *)v + c->offset;
+
+		if (!(c->flags & CONFIG_REQUIRED) || c->only != 0)
+			continue;
+		if ((c->type == CONFIG_STRING && *(char *const *)cv == NULL) ||
+		    (c->type == CONFIG_ADDR && ((const struct config_addr *)cv)->text == NULL) ||
+		    (c->type == CONFIG_LIST && ((const struct config_list *)cv)->n == 0))
+			return true;
+	}
+	return false;
+}
+
 static void
 config_dump_keys(struct config_dumper *d, const struct config_key *keys,
     const char *discriminator, const void *base, int indent, bool first_dash)
@@ -1993,6 +2016,8 @@ config_dump_keys(struct config_dumper *d, const struct config_key *keys,
 		size_t old;
 
 		if (disc >= 0 && k->only && !((k->only >> disc) & 1))
+			continue;
+		if (config_section_absent(k, (const char *)base + k->offset))
 			continue;
 		if (first && first_dash)
 			snprintf(lead, sizeof(lead), "%*s- ", indent - 2, "");

@@ -471,6 +471,37 @@ test_dump_reloads_to_the_same_configuration(void **state)
 	config_free(&tschema, &t2);
 }
 
+/*
+ * An optional section left out of the file (inner, whose label is
+ * required) is left out of the dump too: written as "inner:" with no
+ * label, the dump would not load again.
+ */
+static void
+test_dump_leaves_out_an_optional_section_that_was_not_given(void **state)
+{
+	struct tconf t, t2;
+	char *dump = NULL, *out;
+	size_t len = 0;
+	FILE *f;
+	int rc;
+
+	(void)state;
+	out = load("name: n\n", &t, &rc);
+	assert_int_equal(rc, 0);
+	free(out);
+	f = open_memstream(&dump, &len);
+	config_dump(&tschema, &t, f);
+	fclose(f);
+	assert_null(strstr(dump, "inner:"));
+	out = load(dump, &t2, &rc);
+	assert_string_equal(out, "");
+	assert_int_equal(rc, 0);
+	free(out);
+	free(dump);
+	config_free(&tschema, &t);
+	config_free(&tschema, &t2);
+}
+
 /* What a reload compares: every key, list element and map entry; written differently is the same. */
 static void
 test_value_equal_compares_every_key_element_and_entry(void **state)
@@ -1049,6 +1080,7 @@ main(void)
 		cmocka_unit_test(test_unreadable_file_is_reported_with_errno),
 		cmocka_unit_test(test_too_many_errors_stop_being_printed),
 		cmocka_unit_test(test_dump_reloads_to_the_same_configuration),
+		cmocka_unit_test(test_dump_leaves_out_an_optional_section_that_was_not_given),
 		cmocka_unit_test(test_value_equal_compares_every_key_element_and_entry),
 		cmocka_unit_test(test_reference_lists_every_key_with_type_default_and_help),
 		cmocka_unit_test(test_size_and_duration_helpers_round_trip),
