@@ -23,7 +23,10 @@ kafka_topic "logs.$stream" 16
 kafka_topic "logs.slow$run" 1
 
 TOK=$(printf 'k%.0s' $(seq 32))
-printf '# REST senders\n%s app-one\n' "$TOK" >"$T/tokens"
+# A second sender, with rate buckets of its own: the request_timeout case
+# below must not depend on how long app-one's bucket has had to refill.
+TOK_SLOW=$(printf 'n%.0s' $(seq 32))
+printf '# REST senders\n%s app-one\n%s app-slow\n' "$TOK" "$TOK_SLOW" >"$T/tokens"
 chmod 0640 "$T/tokens"
 
 # intake_yaml PORT STREAM [AUTH-EXTRA]: an http_intake section over HTTPS with the tokens.
@@ -124,7 +127,7 @@ done
 	{ fail "the client did not get 20 answers: $(cat "$T/client.log")"; finish; }
 kafka_ctl down -1
 # Kafka does not answer within request_timeout: 503, and the client is told why.
-s=$(post "https://$LF_IP:$sport" '{"a":4}' -H "Authorization: Bearer $TOK")
+s=$(post "https://$LF_IP:$sport" '{"a":4}' -H "Authorization: Bearer $TOK_SLOW")
 [ "$s" = 503 ] && grep -q 'within request_timeout' "$T/resp" && grep -qi '^Retry-After: 1' "$T/resp.h" &&
 	pass "a request Kafka does not acknowledge within request_timeout is 503 with Retry-After" ||
 	fail "request_timeout: $s $(cat "$T/resp")"
@@ -164,7 +167,7 @@ fi
 TOK2=$(printf 'm%.0s' $(seq 32))
 printf '%s app-two\n' "$TOK2" >>"$T/tokens"
 kill -HUP "$relay"
-wait_log "$T/relay.log" "http_intake: 2 token\(s\) loaded" 30 || fail "no reload of the tokens: $(tail -3 "$T/relay.log")"
+wait_log "$T/relay.log" "http_intake: 3 token\(s\) loaded" 30 || fail "no reload of the tokens: $(tail -3 "$T/relay.log")"
 s=$(post "$URL" '{"msg":"new sender"}' -H "Authorization: Bearer $TOK2")
 [ "$s" = 200 ] && pass "a token added to the file is taken after SIGHUP" || fail "new token after SIGHUP: $s"
 kill -TERM "$relay"
