@@ -37,7 +37,8 @@ static const struct config_key elem_string = { .type = CONFIG_STRING, .flags = C
 static const struct config_key elem_listen = {
 	.type = CONFIG_ADDR, .flags = CONFIG_PORT_ZERO,
 	.schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE) | CONFIG_SCHEMES(CONFIG_SCHEME_UDP) |
-	    CONFIG_SCHEMES(CONFIG_SCHEME_TCP) | CONFIG_SCHEMES(CONFIG_SCHEME_UNIX),
+	    CONFIG_SCHEMES(CONFIG_SCHEME_TCP) | CONFIG_SCHEMES(CONFIG_SCHEME_UNIX) |
+	    CONFIG_SCHEMES(CONFIG_SCHEME_TLS),
 };
 static const struct config_key elem_server = {
 	.type = CONFIG_ADDR, .schemes = CONFIG_SCHEMES(CONFIG_SCHEME_NONE),
@@ -185,7 +186,8 @@ static const struct config_key source_tls_keys[] = {
 	{ "cert_file", CONFIG_STRING, ST(cert_file), .flags = CONFIG_NONEMPTY,
 	  .help = "PEM certificate the source presents (extendedKeyUsage serverAuth, its names "
 	    "those clients connect to), followed by any intermediate CA certificates. With "
-	    "key_file, the source speaks HTTPS only." },
+	    "key_file, an http source speaks HTTPS only; a syslog source needs them for its "
+	    "tls:// listeners (and only for them)." },
 	{ "key_file", CONFIG_STRING, ST(key_file), .flags = CONFIG_NONEMPTY,
 	  .help = "PEM private key of cert_file (RSA or ECDSA), unencrypted, readable by the "
 	    "agent only." },
@@ -206,8 +208,9 @@ static const struct config_key source_tls_keys[] = {
 	{ "allowed_cns", CONFIG_LIST, ST(allowed_cns), .flags = CONFIG_SCALAR_AS_LIST,
 	  .elem = &elem_string,
 	  .help = "With verify_client: glob patterns (fnmatch) of the client certificates' common "
-	    "names allowed to post; any other is answered 403 (counted), its body unread. "
-	    "Default: every certificate ca_file signs." },
+	    "names allowed to post; any other is answered 403 (counted), its body unread (a "
+	    "syslog source closes its connection, counted). Default: every certificate ca_file "
+	    "signs." },
 	{ NULL },
 };
 #undef ST
@@ -299,9 +302,11 @@ static const struct config_key source_keys[] = {
 	{ "auth", CONFIG_SECTION, S(auth), .keys = auth_keys, .only = ONLY(SOURCE_HTTP),
 	  .help = "Who may post, and how much: without it any client that reaches the listener "
 	    "may (keep such a source on loopback)." },
-	{ "tls", CONFIG_SECTION, S(tls), .keys = source_tls_keys, .only = ONLY(SOURCE_HTTP),
-	  .help = "HTTPS: with cert_file and key_file the source takes TLS connections only, on "
-	    "the same listen addresses. SIGHUP loads the files again for new connections." },
+	{ "tls", CONFIG_SECTION, S(tls), .keys = source_tls_keys,
+	  .only = ONLY(SOURCE_HTTP) | ONLY(SOURCE_SYSLOG),
+	  .help = "HTTPS: with cert_file and key_file an http source takes TLS connections only, on "
+	    "the same listen addresses. A syslog source's tls:// listeners (RFC 5425) need them. "
+	    "SIGHUP loads the files again for new connections." },
 	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
 	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_JOURNAL),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
@@ -555,7 +560,16 @@ agent_config_source_tls_options(const struct agent_source *s, struct tls_config_
 	o->verify_client = s->tls.verify_client;
 }
 
-/* An http source's tls section: its files load as the source will load them (host: true). */
+bool
+agent_config_has_tls_listener(const struct agent_source *s)
+{
+	for (size_t j = 0; j < s->listen.n; j++)
+		if (((const struct config_addr *)s->listen.items)[j].scheme == CONFIG_SCHEME_TLS)
+			return true;
+	return false;
+}
+
+/* A source's tls section: its files load as the source will load them (host: true). */
 static void
 agent_config_check_source_tls(struct config_check *c, const struct agent_source *s, size_t i,
     bool host)
@@ -568,9 +582,15 @@ agent_config_check_source_tls(struct config_check *c, const struct agent_source 
 	    s->tls.ca_file == NULL && s->tls.ciphers.n == 0 && !s->tls.verify_client &&
 	    s->tls.allowed_cns.n == 0))
 		return;
-	if (s->tls.cert_file == NULL || s->tls.key_file == NULL) {
-		config_error(c, path, "HTTPS needs cert_file and key_file");
+	if (s->type == SOURCE_SYSLOG && !agent_config_has_tls_listener(s)) {
+		config_error(c, path, "is for tls:// listeners, and this source has none: add one "
+		    "(tls://host:6514) or remove the section");
 		return;
+	}
+	if (s->tls.cert_file == NULL || s->tls.key_file == NULL) {
+		if (s->type == SOURCE_HTTP)
+			config_error(c, path, "HTTPS needs cert_file and key_file");
+		return;   /* syslog: listen[j] says it */
 	}
 	if (s->tls.allowed_cns.n > 0 && !s->tls.verify_client) {
 		snprintf(path, sizeof(path), "sources[%zu].tls.allowed_cns", i);
@@ -638,7 +658,12 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 	for (size_t j = 0; j < s->listen.n; j++) {
 		snprintf(path, sizeof(path), "sources[%zu].listen[%zu]", i, j);
 		if (s->type == SOURCE_SYSLOG && l[j].scheme == CONFIG_SCHEME_NONE)
-			config_error(c, path, "'%s' needs a scheme: udp://, tcp:// or unix://", l[j].text);
+			config_error(c, path, "'%s' needs a scheme: udp://, tcp://, tls:// or unix://",
+			    l[j].text);
+		if (s->type == SOURCE_SYSLOG && l[j].scheme == CONFIG_SCHEME_TLS &&
+		    (s->tls.cert_file == NULL || s->tls.key_file == NULL))
+			config_error(c, path, "'%s' needs the source's tls.cert_file and tls.key_file "
+			    "(the certificate it presents, RFC 5425)", l[j].text);
 		if (s->type == SOURCE_HTTP && l[j].scheme != CONFIG_SCHEME_NONE)
 			config_error(c, path, "'%s': an http source listens on host:port", l[j].text);
 	}

@@ -165,7 +165,10 @@ struct tls_config_options;
  */
 void agent_config_tls_options(const struct agent_config *cfg, struct tls_config_options *o);
 
-/* The server TLS options of an http source's tls section. Pointers into s. */
+/* Whether a syslog source has a tls:// listener (which needs its tls section). */
+bool agent_config_has_tls_listener(const struct agent_source *s);
+
+/* The server TLS options of a source's tls section (http, syslog). Pointers into s. */
 void agent_config_source_tls_options(const struct agent_source *s, struct tls_config_options *o);
 
 /*

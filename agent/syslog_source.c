@@ -26,6 +26,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <stddef.h>
@@ -47,6 +48,7 @@
 #include "common/addr.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 /* An octet count has at most this many digits (up to 9999999999: longer is no count). */
 #define SYSLOG_LEN_DIGITS 10
@@ -132,7 +134,11 @@ struct syslog_conn {
 	TAILQ_ENTRY(syslog_conn) link;   /* ss->conns, until CONN_CLOSED */
 	struct syslog_source *ss;
 	struct syslog_listener *l;
-	uv_tcp_t tcp;
+	uv_tcp_t tcp;                    /* tcp:// */
+	struct tls_conn *tls;            /* tls://: owns its TCP handle; NULL for tcp:// */
+	bool tls_open;                   /* its on_close has not run */
+	bool tls_up;                     /* its handshake succeeded */
+	uv_timer_t gone;                 /* tls://: closed after on_close, its callback frees c */
 	enum syslog_conn_state state;
 	struct buf in;                   /* received; [off, len) not consumed yet */
 	size_t off;
@@ -165,6 +171,7 @@ struct syslog_source {
 	size_t nconns;
 	bool paused;                     /* a TCP message waits for room in the spool */
 	struct budget *budget;           /* NULL: receive buffers are not counted */
+	struct tls_config *tls;          /* tls:// listeners: for new connections; else NULL */
 	bool multiline;                  /* cfg has a multiline rule: rule and ml_timer are set */
 	struct multiline_rule rule;
 	uv_timer_t ml_timer;             /* ships events no message followed within flush_timeout */
@@ -250,6 +257,7 @@ syslog_source_free(struct syslog_source *ss)
 		free(ss->listeners[i].iov);
 	}
 	free(ss->listeners);
+	tls_config_unref(ss->tls);
 	if (ss->multiline)
 		multiline_rule_free(&ss->rule);
 	source_line_free(&ss->sl);
@@ -378,7 +386,36 @@ syslog_conn_close(struct syslog_conn *c)
 	ss->nconns--;
 	ss->st.connections_open = ss->nconns;
 	ss->closing++;
-	uv_close((uv_handle_t *)&c->tcp, syslog_conn_closed);
+	if (c->tls == NULL)
+		uv_close((uv_handle_t *)&c->tcp, syslog_conn_closed);
+	else if (c->tls_open)
+		tls_conn_abort(c->tls, 0);   /* nothing to send: its on_close closes gone */
+	else
+		uv_close((uv_handle_t *)&c->gone, syslog_conn_closed);
+}
+
+/* Stops reading c (TCP pushes back on its sender). */
+static void
+syslog_conn_read_stop(struct syslog_conn *c)
+{
+	if (c->tls == NULL)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	else if (c->tls_open)
+		tls_conn_pause_reading(c->tls);
+}
+
+/* memory_limit's share is taken: c waits for bytes to come back. */
+static void
+syslog_conn_wait_budget(struct syslog_conn *c)
+{
+	struct syslog_source *ss = c->ss;
+
+	syslog_conn_read_stop(c);
+	ss->st.budget_waits++;
+	budget_wait(ss->budget, &c->bw);
+	log_warn("source %s: %s: the connection from %s waits: memory_limit's share for "
+	    "connection buffers is in use (raise memory_limit, or lower max_message_size)",
+	    ss->cfg->name, c->l->addr->text, c->peer);
 }
 
 /* ---------------------------------------------------------------- messages */
@@ -811,6 +848,8 @@ syslog_conn_process(struct syslog_conn *c)
 	/* Everything read is spooled: an idle connection holds no memory. */
 	if (c->in.len == 0 && c->charged != 0 && c->state != CONN_CLOSED)
 		syslog_conn_uncharge(c);
+	else if (c->in.len == 0 && c->tls != NULL)
+		buf_free(&c->in);   /* a record taken in while the budget was short */
 	return r;
 }
 
@@ -825,7 +864,7 @@ syslog_source_pause(struct syslog_source *ss)
 	ss->paused = true;
 	ss->st.pauses++;
 	TAILQ_FOREACH(c, &ss->conns, link)
-		uv_read_stop((uv_stream_t *)&c->tcp);
+		syslog_conn_read_stop(c);
 	log_warn("source %s: the spool is full: TCP senders wait until it has room again "
 	    "(it empties as the relays acknowledge events)", ss->cfg->name);
 }
@@ -836,7 +875,7 @@ syslog_conn_wait_ml(struct syslog_conn *c)
 {
 	struct syslog_source *ss = c->ss;
 
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	syslog_conn_read_stop(c);
 	c->ml_waiting = true;
 	ss->st.budget_waits++;
 	budget_wait(ss->budget, &c->bw);
@@ -862,7 +901,7 @@ syslog_conn_after(struct syslog_conn *c, int r)
 	}
 	if (r != 0 && r != -EAGAIN && r != -ENOBUFS) {
 		c->broken = true;
-		uv_read_stop((uv_stream_t *)&c->tcp);
+		syslog_conn_read_stop(c);
 		r = syslog_conn_process(c);
 	}
 	if (r == -EAGAIN) {
@@ -918,13 +957,7 @@ syslog_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (nread == 0)
 		return;
 	if (nread == UV_ENOBUFS && c->charged == 0 && ss->budget != NULL) {
-		/* memory_limit's share is taken: wait for bytes to come back. */
-		uv_read_stop(s);
-		ss->st.budget_waits++;
-		budget_wait(ss->budget, &c->bw);
-		log_warn("source %s: %s: the connection from %s waits: memory_limit's share for "
-		    "connection buffers is in use (raise memory_limit, or lower max_message_size)",
-		    ss->cfg->name, c->l->addr->text, c->peer);
+		syslog_conn_wait_budget(c);
 		return;
 	}
 	if (nread == UV_EOF) {
@@ -941,6 +974,111 @@ syslog_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	}
 	syslog_conn_drive(c);
 }
+
+/* Reads c again (or, for tls://, once it is open). */
+static int
+syslog_conn_read_start(struct syslog_conn *c)
+{
+	if (c->tls == NULL)
+		return uv_read_start((uv_stream_t *)&c->tcp, syslog_conn_alloc, syslog_conn_read);
+	if (c->tls_open)
+		tls_conn_resume_reading(c->tls);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- tls:// */
+
+static void
+syslog_tls_on_handshake(void *ctx, int status)
+{
+	struct syslog_conn *c = ctx;
+	struct syslog_source *ss = c->ss;
+	const struct config_list *allowed = &ss->cfg->tls.allowed_cns;
+	char cn[TLS_CN_MAX + 1];
+
+	if (status != 0) {
+		/* common/tls logged why; its on_close follows. */
+		ss->st.tls_handshakes_failed++;
+		return;
+	}
+	c->tls_up = true;
+	if (!ss->cfg->tls.verify_client || allowed->n == 0)
+		return;
+	if (tls_conn_peer_cn(c->tls, cn, sizeof(cn)) == 0)
+		for (size_t i = 0; i < allowed->n; i++)
+			if (fnmatch(((char **)allowed->items)[i], cn, 0) == 0)
+				return;
+	ss->st.tls_cn_refused++;
+	log_warn("source %s: %s: connection from %s closed: its client certificate's common "
+	    "name '%s' is not allowed by tls.allowed_cns (or it has no usable one); allow it, "
+	    "or give the sender a certificate with an allowed name", ss->cfg->name,
+	    c->l->addr->text, c->peer, cn);
+	syslog_conn_close(c);
+}
+
+/*
+ * Decrypted bytes: into the same buffer and framing as tcp://. The buffer
+ * has room for a record beyond what the frames leave behind, and no record
+ * comes while reading is paused.
+ */
+static void
+syslog_tls_on_data(void *ctx, const uint8_t *p, size_t n)
+{
+	struct syslog_conn *c = ctx;
+	struct syslog_source *ss = c->ss;
+
+	if (c->state == CONN_CLOSED || c->broken)
+		return;
+	if (c->charged == 0 && ss->budget != NULL) {
+		/* The record is here already: it is taken in, and no other until bytes come back. */
+		if (budget_take(ss->budget, c->in.max) == 0)
+			c->charged = c->in.max;
+		else
+			syslog_conn_wait_budget(c);
+	}
+	if (buf_reserve(&c->in, n) != 0) {
+		log_error("source %s: %s: connection from %s: no room for %zu decrypted bytes "
+		    "beside %zu kept; closed", ss->cfg->name, c->l->addr->text, c->peer, n,
+		    c->in.len);
+		(void)syslog_conn_after(c, -EPIPE);
+		return;
+	}
+	memcpy(c->in.data + c->in.len, p, n);
+	c->in.len += n;
+	syslog_conn_drive(c);
+}
+
+static void
+syslog_tls_on_close(void *ctx, int reason)
+{
+	struct syslog_conn *c = ctx;
+	struct syslog_source *ss = c->ss;
+
+	c->tls_open = false;
+	if (c->state == CONN_CLOSED) {
+		uv_close((uv_handle_t *)&c->gone, syslog_conn_closed);
+		return;
+	}
+	if (reason != 0 && c->tls_up) {
+		ss->st.read_errors++;
+		log_warn("source %s: %s: connection from %s failed: %s; closed", ss->cfg->name,
+		    c->l->addr->text, c->peer, tls_conn_reason(c->tls));
+		(void)syslog_conn_after(c, -EPIPE);
+		return;
+	}
+	if (reason != 0)
+		log_debug("source %s: %s: %s: %s", ss->cfg->name, c->l->addr->text, c->peer,
+		    tls_conn_reason(c->tls));
+	/* What it sent and the spool has no room for yet stays: c closes once it is spooled. */
+	c->eof = true;
+	syslog_conn_drive(c);
+}
+
+static const struct tls_conn_callbacks syslog_tls_callbacks = {
+	.on_handshake = syslog_tls_on_handshake,
+	.on_data = syslog_tls_on_data,
+	.on_close = syslog_tls_on_close,
+};
 
 static void syslog_conn_on_budget(struct budget_waiter *w);
 
@@ -977,6 +1115,35 @@ syslog_tcp_refuse(struct syslog_listener *l)
 	uv_close((uv_handle_t *)t, syslog_refused_closed);
 }
 
+/* Its handshake runs: messages come once it is done, within handshake_timeout. */
+static void
+syslog_tls_accept(struct syslog_conn *c, uv_stream_t *server)
+{
+	struct syslog_source *ss = c->ss;
+	int r;
+
+	if ((r = tls_conn_accept(ss->loop, ss->tls, server, &syslog_tls_callbacks, c,
+	    &c->tls)) != 0) {
+		log_warn("source %s: %s: accepting a connection failed: %s", ss->cfg->name,
+		    c->l->addr->text, tls_strerror(r));
+		multiline_free(&c->ml);
+		free(c);
+		return;
+	}
+	c->tls_open = true;
+	uv_timer_init(ss->loop, &c->gone);
+	c->gone.data = c;
+	snprintf(c->peer, sizeof(c->peer), "%s", tls_conn_peer(c->tls));
+	TAILQ_INSERT_TAIL(&ss->conns, c, link);
+	ss->nconns++;
+	ss->st.connections++;
+	ss->st.connections_open = ss->nconns;
+	log_debug("source %s: %s: connection from %s", ss->cfg->name, c->l->addr->text, c->peer);
+	/* While the spool is full, a new sender waits like the others. */
+	if (ss->paused)
+		tls_conn_pause_reading(c->tls);
+}
+
 static void
 syslog_tcp_connection(uv_stream_t *server, int status)
 {
@@ -1003,8 +1170,14 @@ syslog_tcp_connection(uv_stream_t *server, int status)
 	c->l = l;
 	c->state = CONN_DETECT;
 	c->bw.cb = syslog_conn_on_budget;
-	buf_init(&c->in, ss->cfg->max_message_size + SYSLOG_HEADER_MAX);
+	/* tls://: a record arrives whole, beside what the frames leave (less than a message). */
+	buf_init(&c->in, ss->cfg->max_message_size + SYSLOG_HEADER_MAX +
+	    (l->addr->scheme == CONFIG_SCHEME_TLS ? TLS_RECORD_MAX : 0));
 	multiline_init(&c->ml, &ss->rule, ss->cfg->multiline.max_bytes);
+	if (l->addr->scheme == CONFIG_SCHEME_TLS) {
+		syslog_tls_accept(c, server);
+		return;
+	}
 	uv_tcp_init(ss->loop, &c->tcp);
 	c->tcp.data = c;
 	if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) != 0) {
@@ -1434,11 +1607,13 @@ syslog_listener_open(struct syslog_source *ss, struct syslog_listener *l,
 	switch (addr->scheme) {
 	case CONFIG_SCHEME_UDP:
 	case CONFIG_SCHEME_TCP:
+	case CONFIG_SCHEME_TLS:
 		return syslog_listen_inet(l);
 	case CONFIG_SCHEME_UNIX:
 		return syslog_listen_unix(l);
 	default:
-		log_error("source %s: %s: a syslog source listens on udp://, tcp:// or unix:// URLs",
+		log_error("source %s: %s: a syslog source listens on udp://, tcp://, tls:// or unix:// "
+		    "URLs",
 		    ss->cfg->name, addr->text);
 		return -EINVAL;
 	}
@@ -1482,6 +1657,20 @@ syslog_source_shutdown(struct syslog_source *ss)
 		syslog_source_free(ss);
 }
 
+/* Loads the source's TLS files into *out, logging what is wrong with them. */
+static int
+syslog_load_tls(const struct syslog_source *ss, struct tls_config **out)
+{
+	struct tls_config_options o;
+	char err[768];
+	int r;
+
+	agent_config_source_tls_options(ss->cfg, &o);
+	if ((r = tls_config_new(&o, err, sizeof(err), out)) != 0)
+		log_error("source %s: tls.%s", ss->cfg->name, err);
+	return r;
+}
+
 int
 syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
     struct spool *spool, struct syslog_source **out)
@@ -1517,6 +1706,8 @@ syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char 
 		uv_timer_init(loop, &ss->ml_timer);
 		ss->ml_timer.data = ss;
 	}
+	if (agent_config_has_tls_listener(cfg) && (r = syslog_load_tls(ss, &ss->tls)) != 0)
+		goto fail;
 	if ((ss->listeners = calloc(cfg->listen.n, sizeof(*ss->listeners))) == NULL) {
 		r = -ENOMEM;
 		goto fail;
@@ -1558,8 +1749,7 @@ syslog_ml_timer(uv_timer_t *t)
 				break;
 			if (c->state == CONN_CLOSED)
 				continue;
-			if (!c->ml_waiting && (r = uv_read_start((uv_stream_t *)&c->tcp,
-			    syslog_conn_alloc, syslog_conn_read)) != 0)
+			if (!c->ml_waiting && (r = syslog_conn_read_start(c)) != 0)
 				log_warn("source %s: %s: cannot read from %s again: %s", ss->cfg->name,
 				    c->l->addr->text, c->peer, uv_strerror(r));
 		}
@@ -1591,7 +1781,7 @@ syslog_conn_on_budget(struct budget_waiter *w)
 	}
 	if (ss->paused)
 		return;   /* resume takes it from here */
-	if ((r = uv_read_start((uv_stream_t *)&c->tcp, syslog_conn_alloc, syslog_conn_read)) != 0)
+	if ((r = syslog_conn_read_start(c)) != 0)
 		log_warn("source %s: %s: cannot read from %s again: %s", ss->cfg->name,
 		    c->l->addr->text, c->peer, uv_strerror(r));
 }
@@ -1622,12 +1812,31 @@ syslog_source_resume(struct syslog_source *ss)
 	TAILQ_FOREACH(c, &ss->conns, link) {
 		if (c->ml_waiting)
 			continue;   /* the budget calls back */
-		if ((r = uv_read_start((uv_stream_t *)&c->tcp, syslog_conn_alloc,
-		    syslog_conn_read)) != 0)
+		if ((r = syslog_conn_read_start(c)) != 0)
 			log_warn("source %s: %s: cannot read from %s again: %s", ss->cfg->name,
 			    c->l->addr->text, c->peer, uv_strerror(r));
 	}
 	log_info("source %s: the spool has room again: reading TCP senders again", ss->cfg->name);
+}
+
+int
+syslog_source_reload(struct syslog_source *ss)
+{
+	struct tls_config *fresh;
+	int r;
+
+	if (ss->tls == NULL)
+		return 0;
+	if ((r = syslog_load_tls(ss, &fresh)) != 0) {
+		log_error("source %s: the TLS certificate loaded before stays; fix the files and "
+		    "send SIGHUP again", ss->cfg->name);
+		return r;
+	}
+	tls_config_unref(ss->tls);
+	ss->tls = fresh;
+	log_info("source %s: TLS certificate reloaded from %s: new connections use it; the %zu "
+	    "open connection(s) keep theirs", ss->cfg->name, ss->cfg->tls.cert_file, ss->nconns);
+	return 0;
 }
 
 void
@@ -1695,6 +1904,12 @@ static const struct metrics_field syslog_source_fields[] = {
 	    "Times TCP reading stopped on a full spool."),
 	SYSLOG_F("memory_waits_total", "counter", budget_waits,
 	    "Times a TCP connection waited for memory_limit's share for connection buffers."),
+	SYSLOG_F("tls_handshakes_failed_total", "counter", tls_handshakes_failed,
+	    "tls:// connections whose TLS handshake failed or timed out (a plain TCP sender, a "
+	    "refused certificate, a silent client)."),
+	SYSLOG_F("tls_cn_refused_total", "counter", tls_cn_refused,
+	    "tls:// connections closed: a client certificate whose common name tls.allowed_cns "
+	    "does not allow."),
 	SYSLOG_F("paused", "gauge", paused,
 	    "1 while TCP reading is stopped: the spool is full."),
 	MULTILINE_METRICS(SYSLOG_F, multiline_events, multiline_flushed, multiline_truncated),
@@ -1730,6 +1945,13 @@ syslog_source_type_resume(void *src)
 }
 
 static void
+syslog_source_type_reload(void *src)
+{
+	/* It logged what is wrong, and keeps what it had. */
+	(void)syslog_source_reload(src);
+}
+
+static void
 syslog_source_type_stop(void *src, void (*done)(void *ctx), void *ctx)
 {
 	syslog_source_stop(src, done, ctx);
@@ -1746,6 +1968,7 @@ const struct source_type syslog_source_type = {
 	.max_message = syslog_source_max_message,
 	.start = syslog_source_type_start,
 	.resume = syslog_source_type_resume,
+	.reload = syslog_source_type_reload,
 	.stop = syslog_source_type_stop,
 	.stats = syslog_source_type_stats,
 	.stats_size = sizeof(struct syslog_source_stats),

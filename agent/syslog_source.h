@@ -93,6 +93,14 @@ int syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const c
  */
 void syslog_source_set_budget(struct syslog_source *ss, struct budget *b);
 
+/*
+ * SIGHUP: loads the tls section's files again for new tls:// connections;
+ * open ones keep the certificate they began with. Returns 0 (also without
+ * tls:// listeners), or a negative error after logging it: the certificate
+ * loaded before stays.
+ */
+int syslog_source_reload(struct syslog_source *ss);
+
 /* The spool has room again: kept TCP messages and events are spooled and reading goes on. */
 void syslog_source_resume(struct syslog_source *ss);
 
@@ -130,6 +138,8 @@ struct syslog_source_stats {
 	uint64_t pauses;              /* times TCP reading stopped on a full spool */
 	uint64_t budget_waits;        /* times a connection waited for memory_limit's share */
 	uint64_t paused;              /* 1 while TCP reading is stopped */
+	uint64_t tls_handshakes_failed; /* tls:// connections whose handshake failed */
+	uint64_t tls_cn_refused;      /* tls:// connections closed: allowed_cns refused the CN */
 	uint64_t multiline_events;    /* events of more than one message spooled (multiline) */
 	uint64_t multiline_flushed;   /* of which shipped after multiline.flush_timeout */
 	uint64_t multiline_truncated; /* of which cut at multiline.max_bytes */

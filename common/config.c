@@ -307,6 +307,7 @@ static const char *const config_scheme_prefix[] = {
 	[CONFIG_SCHEME_UDP] = "udp://",
 	[CONFIG_SCHEME_TCP] = "tcp://",
 	[CONFIG_SCHEME_UNIX] = "unix://",
+	[CONFIG_SCHEME_TLS] = "tls://",
 };
 
 /*
@@ -368,14 +369,15 @@ config_scheme_list(unsigned schemes, char *out, size_t outlen)
 	size_t len = 0;
 
 	out[0] = '\0';
-	for (int s = CONFIG_SCHEME_NONE; s <= CONFIG_SCHEME_UNIX; s++) {
+	for (int s = CONFIG_SCHEME_NONE; s <= CONFIG_SCHEME_TLS; s++) {
 		if (!(schemes & CONFIG_SCHEMES(s)))
 			continue;
 		len += (size_t)snprintf(out + len, outlen > len ? outlen - len : 0,
 		    "%s%s", len ? ", " : "",
 		    s == CONFIG_SCHEME_NONE ? "host:port" :
 		    s == CONFIG_SCHEME_UNIX ? "unix:///path" :
-		    s == CONFIG_SCHEME_UDP ? "udp://host:port" : "tcp://host:port");
+		    s == CONFIG_SCHEME_UDP ? "udp://host:port" :
+		    s == CONFIG_SCHEME_TLS ? "tls://host:port" : "tcp://host:port");
 	}
 }
 
@@ -387,7 +389,7 @@ config_parse_addr(const struct config_key *k, const char *s,
 	const char *rest = s;
 	char allowed[128];
 
-	for (int i = CONFIG_SCHEME_UDP; i <= CONFIG_SCHEME_UNIX; i++) {
+	for (int i = CONFIG_SCHEME_UDP; i <= CONFIG_SCHEME_TLS; i++) {
 		size_t n = strlen(config_scheme_prefix[i]);
 
 		if (strncmp(s, config_scheme_prefix[i], n) == 0) {

@@ -49,6 +49,7 @@ enum config_scheme {
 	CONFIG_SCHEME_UDP,       /* udp://host:port */
 	CONFIG_SCHEME_TCP,       /* tcp://host:port */
 	CONFIG_SCHEME_UNIX,      /* unix:///absolute/path */
+	CONFIG_SCHEME_TLS,       /* tls://host:port */
 };
 #define CONFIG_SCHEMES(s) (1u << (s))
 

@@ -899,7 +899,7 @@ test_syslog_listen_needs_a_scheme(void **state)
 	    "      - udp://127.0.0.1:5514\n"
 	    "      - 127.0.0.1:5514\n",
 	    "agent.yaml:6: sources[0].listen[1]: '127.0.0.1:5514' needs a scheme: "
-	    "udp://, tcp:// or unix://\n");
+	    "udp://, tcp://, tls:// or unix://\n");
 }
 
 static void
@@ -1091,7 +1091,7 @@ test_multiline_on_a_syslog_listener_without_scheme_reports_only_the_scheme(void 
 	    "    type: syslog\n"
 	    "    listen: ['127.0.0.1:514']\n"
 	    "    multiline: {continuation: '^[[:space:]]'}\n",
-	    "agent.yaml:4: sources[0].listen[0]: '127.0.0.1:514' needs a scheme: udp://, tcp:// or unix://\n");
+	    "agent.yaml:4: sources[0].listen[0]: '127.0.0.1:514' needs a scheme: udp://, tcp://, tls:// or unix://\n");
 }
 
 static void
@@ -1252,13 +1252,61 @@ test_http_tls_needs_a_certificate_and_its_key(void **state)
 	    "    type: file\n"
 	    "    paths: [/var/log/a.log]\n"
 	    "    tls: {cert_file: @CERT@, key_file: @KEY@}\n",
-	    "agent.yaml:5: sources[0].tls: only valid when type is http\n");
+	    "agent.yaml:5: sources[0].tls: only valid when type is syslog or http\n");
 	load_ok(HTTP_API
 	    "    tls: {cert_file: @CERT@, key_file: @KEY@, handshake_timeout: 2s}\n", &cfg);
 	assert_string_equal(source(&cfg, 0)->tls.cert_file, cert_path);
 	assert_int_equal(source(&cfg, 0)->tls.handshake_timeout_ms, 2000);
 	assert_null(source(&cfg, 0)->tls.ca_file);
 	config_free(&agent_config_schema, &cfg);
+}
+
+#define SYSLOG_SRC "sources:\n  - name: sys\n    type: syslog\n"
+
+static void
+test_syslog_tls_listener_needs_the_sources_certificate_at_its_line(void **state)
+{
+	struct agent_config cfg;
+
+	(void)state;
+	expect_errors(SYSLOG_SRC
+	    "    listen: [tcp://127.0.0.1:514, tls://127.0.0.1:6514]\n",
+	    "agent.yaml:4: sources[0].listen[1]: 'tls://127.0.0.1:6514' needs the source's "
+	    "tls.cert_file and tls.key_file (the certificate it presents, RFC 5425)\n");
+	expect_errors(SYSLOG_SRC
+	    "    listen: [tls://127.0.0.1:6514]\n"
+	    "    tls: {cert_file: @CERT@}\n",
+	    "agent.yaml:4: sources[0].listen[0]: 'tls://127.0.0.1:6514' needs the source's "
+	    "tls.cert_file and tls.key_file (the certificate it presents, RFC 5425)\n");
+	load_ok(SYSLOG_SRC
+	    "    listen: [udp://127.0.0.1:514, tls://127.0.0.1:6514]\n"
+	    "    tls: {cert_file: @CERT@, key_file: @KEY@, handshake_timeout: 2s}\n", &cfg);
+	assert_int_equal(((const struct config_addr *)source(&cfg, 0)->listen.items)[1].scheme,
+	    CONFIG_SCHEME_TLS);
+	assert_int_equal(source(&cfg, 0)->tls.handshake_timeout_ms, 2000);
+	assert_true(agent_config_has_tls_listener(source(&cfg, 0)));
+	config_free(&agent_config_schema, &cfg);
+}
+
+static void
+test_syslog_certificate_without_a_tls_listener_is_an_error_at_its_line(void **state)
+{
+	(void)state;
+	expect_errors(SYSLOG_SRC
+	    "    listen: [tcp://127.0.0.1:514]\n"
+	    "    tls: {cert_file: @CERT@, key_file: @KEY@}\n",
+	    "agent.yaml:5: sources[0].tls: is for tls:// listeners, and this source has none: add "
+	    "one (tls://host:6514) or remove the section\n");
+}
+
+static void
+test_http_listen_refuses_a_tls_scheme(void **state)
+{
+	(void)state;
+	expect_errors("sources:\n  - name: app\n    type: http\n"
+	    "    listen: tls://127.0.0.1:8443\n",
+	    "agent.yaml:4: sources[0].listen[0]: 'tls://127.0.0.1:8443': an http source listens "
+	    "on host:port\n");
 }
 
 static void
@@ -1600,6 +1648,9 @@ main(void)
 		cmocka_unit_test(test_http_rate_limits_need_a_tokens_file),
 		cmocka_unit_test(test_http_tls_needs_a_certificate_and_its_key),
 		cmocka_unit_test(test_http_allowed_cns_need_verify_client),
+		cmocka_unit_test(test_syslog_tls_listener_needs_the_sources_certificate_at_its_line),
+		cmocka_unit_test(test_syslog_certificate_without_a_tls_listener_is_an_error_at_its_line),
+		cmocka_unit_test(test_http_listen_refuses_a_tls_scheme),
 		cmocka_unit_test(test_relative_path_is_refused),
 		cmocka_unit_test(test_duplicate_source_names_are_refused),
 		cmocka_unit_test(test_source_name_with_invalid_characters_is_refused),
