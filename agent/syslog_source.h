@@ -9,6 +9,11 @@
  *   tcp://host:port    a stream per connection, framed as RFC 6587 octet
  *                      counting ("LEN SP MSG") when its first byte is a
  *                      digit, else one message per line (LF, or NUL)
+ *   tls://host:port    syslog over TLS (RFC 5425): a TLS connection of
+ *                      common/tls, its plaintext read as a tcp:// stream
+ *                      (same framing, limits, multiline and backpressure);
+ *                      the source's tls section holds the certificate,
+ *                      loaded again by syslog_source_reload
  *   unix:///path       a unix datagram socket (what syslog(3) and logger
  *                      write to), created with socket_mode and removed at stop
  *
