@@ -1707,20 +1707,6 @@ httpd_load_tokens(const struct httpd *hs, struct token_set **out)
 	return 0;
 }
 
-/* Loads the TLS files into *out, logging what is wrong with them. */
-static int
-httpd_load_tls(const struct httpd *hs, struct tls_config **out)
-{
-	char err[768];
-	int r;
-
-	if ((r = tls_config_new(&hs->tls_o, err, sizeof(err), out)) != 0) {
-		log_error("%s: tls.%s", hs->o.label, err);
-		return r;
-	}
-	return 0;
-}
-
 int
 httpd_start(uv_loop_t *loop, const struct httpd_options *o, struct httpd **out)
 {
@@ -1741,7 +1727,7 @@ httpd_start(uv_loop_t *loop, const struct httpd_options *o, struct httpd **out)
 		hs->verify_client = o->tls->verify_client;
 	}
 	if ((o->tokens_file != NULL && (r = httpd_load_tokens(hs, &hs->tokens)) != 0) ||
-	    (o->tls != NULL && (r = httpd_load_tls(hs, &hs->tls)) != 0)) {
+	    (o->tls != NULL && (r = tls_config_load(&hs->tls_o, o->label, &hs->tls)) != 0)) {
 		token_set_free(hs->tokens);
 		free(hs->listeners);
 		free(hs);
@@ -1771,33 +1757,13 @@ httpd_start(uv_loop_t *loop, const struct httpd_options *o, struct httpd **out)
 	return 0;
 }
 
-/* SIGHUP: the certificates again, for new connections; open ones keep theirs. */
-static int
-httpd_reload_tls(struct httpd *hs)
-{
-	struct tls_config *fresh;
-	int r;
-
-	if (hs->tls == NULL)
-		return 0;
-	if ((r = httpd_load_tls(hs, &fresh)) != 0) {
-		log_error("%s: the TLS certificate loaded before stays; fix the files and send "
-		    "SIGHUP again", hs->o.label);
-		return r;
-	}
-	tls_config_unref(hs->tls);
-	hs->tls = fresh;
-	log_info("%s: TLS certificate reloaded from %s: new connections use it; the %" PRIu64
-	    " open connection(s) keep theirs", hs->o.label, hs->tls_o.cert_file,
-	    hs->stats.connections_open);
-	return 0;
-}
-
 int
 httpd_reload(struct httpd *hs)
 {
 	struct token_set *fresh;
-	int r, rt = httpd_reload_tls(hs);
+	/* The certificates again, for new connections; open ones keep theirs. */
+	int r, rt = hs->tls == NULL ? 0 : tls_config_reload(&hs->tls_o, hs->o.label,
+	    hs->stats.connections_open, &hs->tls);
 
 	if (hs->o.tokens_file == NULL)
 		return rt;

@@ -618,6 +618,36 @@ tls_config_unref(struct tls_config *cfg)
 		tls_config_free(cfg);
 }
 
+int
+tls_config_load(const struct tls_config_options *o, const char *label, struct tls_config **out)
+{
+	char err[768];
+	int r;
+
+	if ((r = tls_config_new(o, err, sizeof(err), out)) != 0)
+		log_error("%s: tls.%s", label, err);
+	return r;
+}
+
+int
+tls_config_reload(const struct tls_config_options *o, const char *label, uint64_t open,
+    struct tls_config **cur)
+{
+	struct tls_config *fresh;
+	int r;
+
+	if ((r = tls_config_load(o, label, &fresh)) != 0) {
+		log_error("%s: the TLS certificate loaded before stays; fix the files and send "
+		    "SIGHUP again", label);
+		return r;
+	}
+	tls_config_unref(*cur);
+	*cur = fresh;
+	log_info("%s: TLS certificate reloaded from %s: new connections use it; the %" PRIu64
+	    " open connection(s) keep theirs", label, o->cert_file, open);
+	return 0;
+}
+
 enum tls_role
 tls_config_role(const struct tls_config *cfg)
 {

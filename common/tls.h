@@ -143,6 +143,23 @@ int tls_config_new(const struct tls_config_options *o, char *err, size_t errlen,
 int tls_check_files(const struct tls_config_options *o, char *cn, size_t cnlen, char *err,
     size_t errlen);
 
+/*
+ * tls_config_new for a daemon's listener: logs what is wrong as
+ * "LABEL: tls.REASON" (label names the listener's owner, e.g. "source
+ * app"). Returns as tls_config_new.
+ */
+int tls_config_load(const struct tls_config_options *o, const char *label,
+    struct tls_config **out);
+
+/*
+ * SIGHUP: loads o's files again into *cur for new connections and drops
+ * the reference to the old config, which the `open` connections still
+ * using it keep alive. Logs the outcome; on an error *cur stays as it was.
+ * Returns 0 or as tls_config_new.
+ */
+int tls_config_reload(const struct tls_config_options *o, const char *label, uint64_t open,
+    struct tls_config **cur);
+
 /* Takes one more reference and returns cfg. */
 struct tls_config *tls_config_ref(struct tls_config *cfg);
 
