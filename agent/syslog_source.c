@@ -172,6 +172,8 @@ struct syslog_source {
 	bool paused;                     /* a TCP message waits for room in the spool */
 	struct budget *budget;           /* NULL: receive buffers are not counted */
 	struct tls_config *tls;          /* tls:// listeners: for new connections; else NULL */
+	struct tls_config_options tls_o; /* cfg's tls section, for loading it again */
+	char label[80];                  /* "source NAME", for common/tls's messages */
 	bool multiline;                  /* cfg has a multiline rule: rule and ml_timer are set */
 	struct multiline_rule rule;
 	uv_timer_t ml_timer;             /* ships events no message followed within flush_timeout */
@@ -1657,20 +1659,6 @@ syslog_source_shutdown(struct syslog_source *ss)
 		syslog_source_free(ss);
 }
 
-/* Loads the source's TLS files into *out, logging what is wrong with them. */
-static int
-syslog_load_tls(const struct syslog_source *ss, struct tls_config **out)
-{
-	struct tls_config_options o;
-	char err[768];
-	int r;
-
-	agent_config_source_tls_options(ss->cfg, &o);
-	if ((r = tls_config_new(&o, err, sizeof(err), out)) != 0)
-		log_error("source %s: tls.%s", ss->cfg->name, err);
-	return r;
-}
-
 int
 syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
     struct spool *spool, struct syslog_source **out)
@@ -1706,7 +1694,10 @@ syslog_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char 
 		uv_timer_init(loop, &ss->ml_timer);
 		ss->ml_timer.data = ss;
 	}
-	if (agent_config_has_tls_listener(cfg) && (r = syslog_load_tls(ss, &ss->tls)) != 0)
+	snprintf(ss->label, sizeof(ss->label), "source %s", cfg->name);
+	agent_config_source_tls_options(cfg, &ss->tls_o);
+	if (agent_config_has_tls_listener(cfg) &&
+	    (r = tls_config_load(&ss->tls_o, ss->label, &ss->tls)) != 0)
 		goto fail;
 	if ((ss->listeners = calloc(cfg->listen.n, sizeof(*ss->listeners))) == NULL) {
 		r = -ENOMEM;
@@ -1822,21 +1813,9 @@ syslog_source_resume(struct syslog_source *ss)
 int
 syslog_source_reload(struct syslog_source *ss)
 {
-	struct tls_config *fresh;
-	int r;
-
 	if (ss->tls == NULL)
 		return 0;
-	if ((r = syslog_load_tls(ss, &fresh)) != 0) {
-		log_error("source %s: the TLS certificate loaded before stays; fix the files and "
-		    "send SIGHUP again", ss->cfg->name);
-		return r;
-	}
-	tls_config_unref(ss->tls);
-	ss->tls = fresh;
-	log_info("source %s: TLS certificate reloaded from %s: new connections use it; the %zu "
-	    "open connection(s) keep theirs", ss->cfg->name, ss->cfg->tls.cert_file, ss->nconns);
-	return 0;
+	return tls_config_reload(&ss->tls_o, ss->label, ss->nconns, &ss->tls);
 }
 
 void
