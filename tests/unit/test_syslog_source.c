@@ -27,6 +27,8 @@
 #include "agent/spool.h"
 #include "agent/syslog_source.h"
 #include "common/log.h"
+#include "common/tls.h"
+#include "tests/unit/cert_fixture.h"
 #include "tests/unit/spool_fixture.h"
 
 #define MAX_LISTEN 4
@@ -182,7 +184,8 @@ add_listen(struct fixture *fx, enum config_scheme scheme, const char *host_or_pa
 		a->host = (char *)host_or_path;
 		a->port = 0;
 		snprintf(fx->texts[i], sizeof(fx->texts[i]), "%s://%s%s%s:0",
-		    scheme == CONFIG_SCHEME_UDP ? "udp" : "tcp", v6 ? "[" : "", host_or_path,
+		    scheme == CONFIG_SCHEME_UDP ? "udp" : scheme == CONFIG_SCHEME_TLS ? "tls" : "tcp",
+		    v6 ? "[" : "", host_or_path,
 		    v6 ? "]" : "");
 	}
 	a->text = fx->texts[i];
@@ -432,6 +435,98 @@ ipv6_loopback(void)
 	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	close(fd);
 	return r == 0;
+}
+
+/* A TLS client on the fixture's loop (tls:// listeners). */
+struct tls_client {
+	struct tls_config *cfg;
+	struct tls_conn *c;
+	int status;                 /* of the handshake; 1 until it ends */
+	bool closed;
+};
+
+static void
+tc_on_handshake(void *ctx, int status)
+{
+	((struct tls_client *)ctx)->status = status;
+}
+
+static void
+tc_on_data(void *ctx, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)p;
+	(void)n;
+}
+
+static void
+tc_on_close(void *ctx, int reason)
+{
+	struct tls_client *tc = ctx;
+
+	(void)reason;
+	if (tc->status == 1)
+		tc->status = -ECONNRESET;
+	tc->closed = true;
+}
+
+static const struct tls_conn_callbacks tc_callbacks = {
+	.on_handshake = tc_on_handshake, .on_data = tc_on_data, .on_close = tc_on_close,
+};
+
+/* The listener's certificate is relay's (serverAuth, IP 127.0.0.1) unless set already. */
+static void
+tls_server_files(struct fixture *fx)
+{
+	static char cert[300], key[300];
+
+	snprintf(cert, sizeof(cert), "%s/relay-chain.crt", cert_fixture_dir);
+	snprintf(key, sizeof(key), "%s/relay.key", cert_fixture_dir);
+	fx->cfg.tls.cert_file = cert;
+	fx->cfg.tls.key_file = key;
+}
+
+/* Connects to listener i, with the client certificate NAME (NULL: none); runs the handshake. */
+static void
+tls_client_open(struct fixture *fx, size_t i, const char *name, struct tls_client *tc)
+{
+	struct tls_config_options o = { .role = TLS_ROLE_CLIENT };
+	char ca[300], cert[300], key[300], err[512];
+	struct sockaddr_storage sa;
+
+	memset(tc, 0, sizeof(*tc));
+	tc->status = 1;
+	snprintf(ca, sizeof(ca), "%s/ca.crt", cert_fixture_dir);
+	o.ca_file = ca;
+	if (name != NULL) {
+		snprintf(cert, sizeof(cert), "%s/%s-chain.crt", cert_fixture_dir, name);
+		snprintf(key, sizeof(key), "%s/%s.key", cert_fixture_dir, name);
+		o.cert_file = cert;
+		o.key_file = key;
+	}
+	if (tls_config_new(&o, err, sizeof(err), &tc->cfg) != 0)
+		fail_msg("client TLS config: %s", err);
+	assert_int_equal(syslog_source_address(fx->ss, i, &sa), 0);
+	assert_int_equal(tls_conn_connect(&fx->loop, tc->cfg, (struct sockaddr *)&sa, "127.0.0.1",
+	    &tc_callbacks, tc, &tc->c), 0);
+	RUN_UNTIL(fx, tc->status != 1);
+}
+
+static void
+tls_client_send(struct fixture *fx, struct tls_client *tc, const char *s)
+{
+	assert_int_equal(tc->status, 0);
+	assert_int_equal(tls_conn_write(tc->c, s, strlen(s)), 0);
+	run_once(fx);
+}
+
+static void
+tls_client_close(struct fixture *fx, struct tls_client *tc)
+{
+	if (!tc->closed)
+		tls_conn_close(tc->c);
+	RUN_UNTIL(fx, tc->closed);
+	tls_config_unref(tc->cfg);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -1081,6 +1176,107 @@ start_multiline(struct fixture *fx, uint64_t flush_ms, uint64_t max_bytes)
 }
 
 static void
+test_tls_listener_reads_octet_counted_and_newline_frames_as_tcp_does(void **state)
+{
+	struct fixture *fx = *state;
+	struct tls_client a, b;
+	struct got *g[8];
+
+	open_spool(fx);
+	add_listen(fx, CONFIG_SCHEME_TLS, "127.0.0.1");
+	tls_server_files(fx);
+	start(fx);
+	tls_client_open(fx, 0, NULL, &a);
+	tls_client_open(fx, 0, NULL, &b);
+	/* RFC 5425: octet counting, a frame split across records. */
+	tls_client_send(fx, &a, "54 <13>1 2026-11-22T10:00:00Z host-a app - M1 - octet one");
+	tls_client_send(fx, &a, "54 <13>1 2026-11-22T10:00:01Z host-a app - M2 - oc");
+	tls_client_send(fx, &a, "tet\ntwo");
+	/* Leniently, newline framing too: the first byte decides, as on tcp://. */
+	tls_client_send(fx, &b, "<14>Nov 22 10:00:00 host-b tag: line one\n");
+	RUN_UNTIL(fx, stats(fx).received == 3);
+	assert_int_equal(stats(fx).connections, 2);
+	assert_int_equal(stats(fx).connections_open, 2);
+	tls_client_close(fx, &a);
+	tls_client_close(fx, &b);
+	RUN_UNTIL(fx, stats(fx).connections_open == 0);
+	assert_int_equal(stats(fx).framing_errors, 0);
+	assert_int_equal(stats(fx).tls_handshakes_failed, 0);
+	stop_and_read(fx);
+
+	assert_int_equal(from_source(fx, "tls://127.0.0.1:0", g, 8), 3);
+	for (size_t i = 0, na = 0; i < 3; i++) {
+		if (strcmp(g[i]->host, "host-a") == 0) {
+			assert_string_equal(field(g[i], "msgid"), na == 0 ? "M1" : "M2");
+			assert_string_equal(field(g[i], "message"), na == 0 ? "octet one" : "octet\ntwo");
+			na++;
+		} else {
+			assert_string_equal(g[i]->host, "host-b");
+			assert_string_equal(field(g[i], "message"), "line one");
+		}
+	}
+}
+
+static void
+test_tls_plain_sender_fails_the_handshake_is_counted_and_nothing_spooled(void **state)
+{
+	struct fixture *fx = *state;
+	int fd;
+
+	open_spool(fx);
+	add_listen(fx, CONFIG_SCHEME_TLS, "127.0.0.1");
+	tls_server_files(fx);
+	start(fx);
+	fd = client(fx, 0, SOCK_STREAM);
+	send_frame(fd, "<13>1 2026-11-22T10:00:00Z h app - - - in clear");
+	RUN_UNTIL(fx, stats(fx).tls_handshakes_failed == 1);
+	RUN_UNTIL(fx, peer_closed(fd));
+	close(fd);
+	RUN_UNTIL(fx, stats(fx).connections_open == 0);
+	assert_int_equal(stats(fx).received, 0);
+	stop_and_read(fx);
+	assert_int_equal(fx->ngot, 0);
+}
+
+static void
+test_tls_client_certificate_cn_not_in_allowed_cns_is_closed_and_counted(void **state)
+{
+	struct fixture *fx = *state;
+	static char ca[300], *allowed[] = { "web-0[2]" };
+	struct tls_client good, bad, none;
+	struct got *g[4];
+
+	snprintf(ca, sizeof(ca), "%s/ca.crt", cert_fixture_dir);
+	fx->cfg.tls.ca_file = ca;
+	fx->cfg.tls.verify_client = true;
+	fx->cfg.tls.allowed_cns.items = allowed;
+	fx->cfg.tls.allowed_cns.n = 1;
+	open_spool(fx);
+	add_listen(fx, CONFIG_SCHEME_TLS, "127.0.0.1");
+	tls_server_files(fx);
+	start(fx);
+	tls_client_open(fx, 0, "web-02", &good);
+	tls_client_send(fx, &good, "27 <13>1 - h app - - - allowed");
+	RUN_UNTIL(fx, stats(fx).received == 1);
+	/* web-01: verified, but its CN is not allowed: closed after the handshake. */
+	tls_client_open(fx, 0, "web-01", &bad);
+	RUN_UNTIL(fx, stats(fx).tls_cn_refused == 1);
+	if (!bad.closed && bad.status == 0)
+		(void)tls_conn_write(bad.c, "27 <13>1 - h app - - - refused", 30);
+	RUN_UNTIL(fx, bad.closed);
+	/* No certificate: the handshake fails. */
+	tls_client_open(fx, 0, NULL, &none);
+	RUN_UNTIL(fx, stats(fx).tls_handshakes_failed == 1);
+	tls_client_close(fx, &none);
+	tls_client_close(fx, &bad);
+	tls_client_close(fx, &good);
+	RUN_UNTIL(fx, stats(fx).connections_open == 0);
+	stop_and_read(fx);
+	assert_int_equal(from_source(fx, "tls://127.0.0.1:0", g, 4), 1);
+	assert_string_equal(field(g[0], "message"), "allowed");
+}
+
+static void
 test_tcp_multiline_joins_messages_with_the_first_ones_fields(void **state)
 {
 	struct fixture *fx = *state;
@@ -1340,8 +1536,18 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_multiline_event_is_cut_at_max_bytes_and_marked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_multiline_growth_refused_by_the_budget_pauses_the_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_multiline_event_waits_for_a_full_spool_at_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tls_listener_reads_octet_counted_and_newline_frames_as_tcp_does, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tls_plain_sender_fails_the_handshake_is_counted_and_nothing_spooled, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tls_client_certificate_cn_not_in_allowed_cns_is_closed_and_counted, setup, teardown),
 	};
 
 	log_init("test_syslog_source", LOG_LEVEL_ERROR);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (!cert_fixture_available()) {
+		printf("SKIP: openssl not installed\n");
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, cert_fixture_group_setup, cert_fixture_group_teardown);
 }
