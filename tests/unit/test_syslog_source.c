@@ -1277,6 +1277,48 @@ test_tls_client_certificate_cn_not_in_allowed_cns_is_closed_and_counted(void **s
 }
 
 static void
+test_tls_connection_waits_for_memory_limits_share_after_the_record_in_hand(void **state)
+{
+	struct fixture *fx = *state;
+	struct tls_client a, c;
+	struct budget *b;
+	struct got *g[4];
+
+	/* Room for one TLS connection's buffer (a message, a header and a record), not two. */
+	assert_int_equal(budget_new(MAX_SIZE + 100 + TLS_RECORD_MAX, &b), 0);
+	open_spool(fx);
+	add_listen(fx, CONFIG_SCHEME_TLS, "127.0.0.1");
+	tls_server_files(fx);
+	start(fx);
+	syslog_source_set_budget(fx->ss, b);
+	tls_client_open(fx, 0, NULL, &a);
+	tls_client_open(fx, 0, NULL, &c);
+	/* a's message is not finished: its buffer keeps the share. */
+	tls_client_send(fx, &a, "<13>1 - h app - - - first, finished later");
+	RUN_UNTIL(fx, budget_used(b) > 0);
+	/* c's record is decrypted already: it is spooled, then c waits. */
+	tls_client_send(fx, &c, "<13>1 - h app - - - in hand\n");
+	RUN_UNTIL(fx, stats(fx).budget_waits == 1 && stats(fx).received == 1);
+	tls_client_send(fx, &c, "<13>1 - h app - - - waited for memory\n");
+	run_for(fx, 50);
+	assert_int_equal(stats(fx).received, 1);
+	/* a's message ends: its buffer is freed, and c reads again. */
+	tls_client_send(fx, &a, "\n");
+	RUN_UNTIL(fx, stats(fx).received == 3);
+	RUN_UNTIL(fx, budget_used(b) == 0);
+	/* Stopping with both connections open closes them and gives everything back. */
+	stop_and_read(fx);
+	tls_client_close(fx, &a);
+	tls_client_close(fx, &c);
+	assert_int_equal(budget_used(b), 0);
+	budget_free(b);
+	assert_int_equal(from_source(fx, "tls://127.0.0.1:0", g, 4), 3);
+	assert_string_equal(field(g[0], "message"), "in hand");
+	assert_string_equal(field(g[1], "message"), "first, finished later");
+	assert_string_equal(field(g[2], "message"), "waited for memory");
+}
+
+static void
 test_tcp_multiline_joins_messages_with_the_first_ones_fields(void **state)
 {
 	struct fixture *fx = *state;
@@ -1542,6 +1584,9 @@ main(void)
 		    test_tls_plain_sender_fails_the_handshake_is_counted_and_nothing_spooled, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_tls_client_certificate_cn_not_in_allowed_cns_is_closed_and_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tls_connection_waits_for_memory_limits_share_after_the_record_in_hand, setup,
+		    teardown),
 	};
 
 	log_init("test_syslog_source", LOG_LEVEL_ERROR);
