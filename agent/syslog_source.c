@@ -1006,7 +1006,9 @@ syslog_tls_on_handshake(void *ctx, int status)
 	c->tls_up = true;
 	if (!ss->cfg->tls.verify_client || allowed->n == 0)
 		return;
-	if (tls_conn_peer_cn(c->tls, cn, sizeof(cn)) == 0)
+	if (tls_conn_peer_cn(c->tls, cn, sizeof(cn)) != 0)
+		cn[0] = '\0';   /* none usable: no pattern allows it */
+	else
 		for (size_t i = 0; i < allowed->n; i++)
 			if (fnmatch(((char **)allowed->items)[i], cn, 0) == 0)
 				return;
