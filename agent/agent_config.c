@@ -312,7 +312,7 @@ static const struct config_key source_keys[] = {
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
 	    "continuation. A file's position (a journal's cursor) advances only when a whole event "
 	    "is in the spool. "
-	    "On a syslog source (tcp:// listeners only), the patterns match each message's MSG "
+	    "On a syslog source (tcp:// and tls:// listeners only), the patterns match each message's MSG "
 	    "part, per connection." },
 	{ "processors", CONFIG_LIST, S(processors), .elem = &elem_processor,
 	  .help = "Processing stages for this source's events, in order, run before the global "

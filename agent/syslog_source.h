@@ -39,7 +39,7 @@
  * also bounded by net.unix.max_dgram_qlen: beyond it the kernel refuses
  * (blocks or fails) the sender, and drops nothing it accepted.
  *
- * Multiline (tcp:// listeners only: the configuration refuses it on a
+ * Multiline (tcp:// and tls:// listeners only: the configuration refuses it on a
  * source with datagram listeners). Each connection gathers its messages
  * into events with the source's rule (agent/multiline.h), matched against
  * each message's MSG part as the syslog parser reads it, not the frame
