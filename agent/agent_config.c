@@ -531,8 +531,8 @@ agent_config_check_multiline(struct config_check *c, const struct agent_source *
 		if (l->scheme != CONFIG_SCHEME_UDP && l->scheme != CONFIG_SCHEME_UNIX)
 			continue;
 		config_error(c, path, "listen[%zu] '%s' receives datagrams, whose lines from many "
-		    "senders interleave: multiline works on tcp:// listeners only; give the tcp:// "
-		    "listeners a source of their own", j, l->text);
+		    "senders interleave: multiline works on tcp:// and tls:// listeners only; give "
+		    "those a source of their own", j, l->text);
 		return;
 	}
 	if (s->multiline.start != NULL && s->multiline.continuation == NULL)

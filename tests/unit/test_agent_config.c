@@ -1075,10 +1075,10 @@ test_multiline_on_a_syslog_source_with_datagram_listeners_is_an_error_at_its_lin
 	    "      start: '^[0-9]{4}-'\n",
 	    "agent.yaml:5: sources[0].multiline: listen[1] 'udp://127.0.0.1:514' receives "
 	    "datagrams, whose lines from many senders interleave: multiline works on tcp:// "
-	    "listeners only; give the tcp:// listeners a source of their own\n"
+	    "and tls:// listeners only; give those a source of their own\n"
 	    "agent.yaml:9: sources[1].multiline: listen[0] 'unix:///run/logferry/log' receives "
 	    "datagrams, whose lines from many senders interleave: multiline works on tcp:// "
-	    "listeners only; give the tcp:// listeners a source of their own\n");
+	    "and tls:// listeners only; give those a source of their own\n");
 }
 
 /* A listen URL without a scheme is its own error, not one of multiline's. */
