@@ -225,6 +225,7 @@ spool_segment_parse(const MDB_val *k, const MDB_val *v, struct spool_segment *se
 		return -EIO;
 	}
 	seg->codec = p[5];
+	seg->event_format = EVENT_FORMAT_1;
 	seg->events = (uint32_t)spool_get_le(p + 8, 4);
 	seg->uncompressed = (uint32_t)spool_get_le(p + 12, 4);
 	seg->first_seq = spool_get_le(p + 16, 8);

@@ -19,6 +19,14 @@
 #include "common/buf.h"
 #include "proto/pbslice.h"
 
+/*
+ * How an EventList is written (proto/logferry.proto, docs/architecture.md
+ * "Event formats"): 1, every event self-contained; 2, names and origins
+ * through per-segment tables. A spool segment and a Batch each have one.
+ */
+#define EVENT_FORMAT_1 1
+#define EVENT_FORMAT_2 2
+
 enum event_value_type {
 	EVENT_NULL = 0,
 	EVENT_TEXT,      /* v.text */
