@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <uv.h>
@@ -22,6 +23,7 @@
 #include "agent/spool.h"
 #include "common/buf.h"
 #include "proto/event.h"
+#include "tests/unit/spool_fixture.h"
 
 #define EVENT_MAX 4096              /* the spool's largest event, in encoded bytes */
 #define WHY "event too large with its fields"
@@ -359,6 +361,50 @@ test_the_too_large_fallback_applies_to_the_processed_event_and_keeps_its_marks(v
 	processors_free(c);
 }
 
+/*
+ * The spool's "no room now" hands the same event back to the source, which
+ * offers it again: the chain's stages count it once, when it goes in.
+ */
+static void
+test_an_event_the_full_spool_takes_on_its_retry_is_counted_once_by_the_stages(void **state)
+{
+	struct fixture *fx = *state;
+	struct processors *c = chain_env_prod();
+	struct processors_stats st;
+	struct spool_options o;
+	uint64_t range[2];
+	unsigned seed = 7;
+	struct event ev;
+
+	/* A small spool, filled until it stays full. */
+	spool_close(fx->spool, on_closed, fx);
+	while (!fx->closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	fx->closed = false;
+	spool_options_default(&o, fx->dir);
+	o.max_size = 4 << 20;
+	o.block_bytes = 64 << 10;
+	o.segment_max_bytes = 128 << 10;
+	o.queue_blocks = 2;
+	assert_int_equal(spool_open(&fx->loop, &o, on_writable, fx, &fx->spool), 0);
+	assert_true(spool_fixture_fill(fx->spool, &fx->loop, &seed) > 0);
+	pipeline_init(&fx->pipe, fx->spool, WHY, c);
+	event_make(&ev, "hello", 5, NULL, 0);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, NULL), -EAGAIN);
+
+	/* What the shipper does on Acks frees room; the source offers the event again. */
+	spool_fixture_committed_range(fx->dir, range);
+	assert_int_equal(spool_delete(fx->spool, range[0], range[1]), 0);
+	while (pipeline_emit(&fx->pipe, &ev, 0, NULL) == -EAGAIN) {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	processors_get_stats(c, PROCESSOR_ADD_FIELDS, &st);
+	assert_int_equal(st.passed, 1);
+	assert_int_equal(st.dropped + st.errors + st.dead_lettered, 0);
+	processors_free(c);
+}
+
 int
 main(void)
 {
@@ -377,6 +423,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_the_too_large_fallback_applies_to_the_processed_event_and_keeps_its_marks,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_an_event_the_full_spool_takes_on_its_retry_is_counted_once_by_the_stages,
 		    setup, teardown),
 	};
 

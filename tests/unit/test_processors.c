@@ -197,7 +197,7 @@ fields_of(const struct event *ev)
 	return out;
 }
 
-/* Runs c on ev, which it must keep; returns the processed event. */
+/* Runs c on ev, which it must keep, counted as the door does; returns the processed event. */
 static const struct event *
 run_keep(struct processors *c, const struct event *ev, size_t nmarks, size_t *marks_out)
 {
@@ -205,6 +205,7 @@ run_keep(struct processors *c, const struct event *ev, size_t nmarks, size_t *ma
 	size_t marks = 0;
 
 	assert_int_equal(processors_run(c, ev, nmarks, &out, &marks), PROCESSORS_KEEP);
+	processors_count(c);
 	assert_non_null(out);
 	if (marks_out != NULL)
 		*marks_out = marks;
@@ -269,6 +270,7 @@ test_an_event_with_more_fields_than_processors_take_is_an_error_and_counted(void
 		text_field(&f[i], "k", "v");
 	event_make(&ev, "m", f, sizeof(f) / sizeof(f[0]));
 	assert_int_equal(processors_run(c, &ev, 0, &out, &marks), -E2BIG);
+	processors_count(c);
 	processors_get_stats(c, PROCESSOR_ADD_FIELDS, &st);
 	assert_int_equal(st.errors, 1);
 	assert_int_equal(st.passed, 0);
@@ -402,16 +404,22 @@ int_field(struct event_field *f, const char *key, int64_t v)
 	f->v.integer = v;
 }
 
-/* The verdict of c on an event of these fields, message "GET /health" and stream "access". */
+/*
+ * The verdict of c on an event of these fields, message "GET /health" and
+ * stream "access", counted as the door does.
+ */
 static int
 verdict(struct processors *c, struct event_field *f, size_t n)
 {
 	const struct event *out;
 	struct event ev;
 	size_t marks;
+	int r;
 
 	event_make(&ev, "GET /health", f, n);
-	return processors_run(c, &ev, 0, &out, &marks);
+	r = processors_run(c, &ev, 0, &out, &marks);
+	processors_count(c);
+	return r;
 }
 
 static void
@@ -896,6 +904,7 @@ test_running_every_type_of_stage_allocates_nothing(void **state)
 		if (i % 7 == 0)
 			f[0].key = (struct pbslice){ (const uint8_t *)"uid", 3 };
 		assert_true(processors_run(c, &ev, 0, &out, &marks) >= 0);
+		processors_count(c);
 	}
 	assert_int_equal(allocations - before, 0);
 	processors_free(c);

@@ -694,7 +694,7 @@ rchain_ok(const struct rlist *l, size_t arena)
 	return c;
 }
 
-/* Runs c on ev (which it keeps); returns the event as the spool would get it. */
+/* Runs c on ev (which it keeps), counted as the door does; returns what the spool would get. */
 static const struct event *
 rrun(struct processors *c, const struct event *ev)
 {
@@ -702,6 +702,7 @@ rrun(struct processors *c, const struct event *ev)
 	size_t marks = 0;
 
 	assert_int_equal(processors_run(c, ev, 0, &out, &marks), PROCESSORS_KEEP);
+	processors_count(c);
 	return out;
 }
 
