@@ -482,6 +482,17 @@ start_relay() {
 	wait_log "$T/$1.log" "listening on" 60 || fail "relay $1 did not start: $(tail -3 "$T/$1.log")"
 }
 
+# ---- journal files ----
+
+# need_journal: exits 77 unless Debian's systemd-journal-remote is there to
+# write journal files (JR is its path) and the agent was built to read them.
+need_journal() {
+	JR=/lib/systemd/systemd-journal-remote
+	[ -x "$JR" ] || { echo "SKIP: $JR not installed (package systemd-journal-remote)"; exit 77; }
+	"$LOGFERRY_AGENT" --version | grep -q '^systemd ' ||
+		{ echo "SKIP: the agent was built without libsystemd"; exit 77; }
+}
+
 # ---- multiline events in the spool ----
 
 # expect_spooled_messages CONFIG WHAT EXPECTED-FILE [STREAM]: passes WHAT

@@ -10,10 +10,7 @@
 # committed cursor: every entry exactly once.
 . "$(dirname "$0")/lib.sh"
 
-JR=/lib/systemd/systemd-journal-remote
-[ -x "$JR" ] || { echo "SKIP: $JR not installed (package systemd-journal-remote)"; exit 77; }
-"$LOGFERRY_AGENT" --version | grep -q '^systemd ' ||
-	{ echo "SKIP: the agent was built without libsystemd"; exit 77; }
+need_journal
 
 # jwrite FILE: appends to the journal file FILE one entry per line of stdin,
 # "UNIT|MESSAGE": _SYSTEMD_UNIT UNIT.service, from one stdout stream of the
