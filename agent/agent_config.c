@@ -490,6 +490,14 @@ agent_config_source_tls_options(const struct agent_source *s, struct tls_config_
 	httpd_config_tls_options(&s->tls, o);
 }
 
+void
+agent_config_parser_config(const struct agent_source *s, struct parser_config *out)
+{
+	out->source = s->name;
+	out->log_format = s->nginx_log_format;
+	out->timezone = s->timezone;
+}
+
 bool
 agent_config_has_tls_listener(const struct agent_source *s)
 {
@@ -597,17 +605,19 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 		if (s->type == SOURCE_HTTP && l[j].scheme != CONFIG_SCHEME_NONE)
 			config_error(c, path, "'%s': an http source listens on host:port", l[j].text);
 	}
-	if (parser_type_of(s)->check != NULL) {
+	if (parser_type_of(s->format)->check != NULL) {
+		struct parser_config pc;
 		char err[256];
 
 		snprintf(path, sizeof(path), "sources[%zu].%s", i,
 		    s->nginx_log_format != NULL ? "log_format" : "format");
-		if (parser_type_of(s)->check(s, err, sizeof(err)) != 0)
+		agent_config_parser_config(s, &pc);
+		if (parser_type_of(s->format)->check(&pc, err, sizeof(err)) != 0)
 			config_error(c, path, "%s", err);
 	} else if (s->nginx_log_format != NULL) {
 		snprintf(path, sizeof(path), "sources[%zu].log_format", i);
 		config_error(c, path, "is for format: nginx only (this source's format is %s)",
-		    parser_type_of(s)->name);
+		    parser_type_of(s->format)->name);
 	}
 	if (s->timezone != NULL) {
 		struct tz *z = NULL;

@@ -158,6 +158,11 @@ bool agent_config_has_tls_listener(const struct agent_source *s);
 /* The server TLS options of a source's tls section (http, syslog). Pointers into s. */
 void agent_config_source_tls_options(const struct agent_source *s, struct tls_config_options *o);
 
+struct parser_config;
+
+/* What source s's format compiles from (agent/parsers.h). Pointers into s. */
+void agent_config_parser_config(const struct agent_source *s, struct parser_config *out);
+
 /*
  * The agent's configuration as the daemon loads it (--check, start,
  * SIGHUP): its rules, and that it will work on this host: the TLS files
