@@ -154,66 +154,6 @@ static const struct config_key elem_processor = {
 	.type = CONFIG_SECTION, .keys = processor_keys, .size = sizeof(struct agent_processor),
 	.discriminator = "type",
 };
-#define H(f) (offsetof(struct agent_source, auth.f) - offsetof(struct agent_source, auth))
-static const struct config_key auth_keys[] = {
-	{ "tokens_file", CONFIG_STRING, H(tokens_file), .flags = CONFIG_NONEMPTY,
-	  .help = "File of bearer tokens, one `TOKEN NAME` per line (# comments): a request must "
-	    "carry `Authorization: Bearer TOKEN` of one of them, or is answered 401 unread. NAME "
-	    "is the sender, added to each of its events as the field `sender`; several tokens may "
-	    "name one sender. Tokens are 16 to 256 printable bytes (openssl rand -hex 32). The "
-	    "file must not be readable by every user (mode 0640, root:_logferry); SIGHUP reads "
-	    "it again." },
-	{ "events_per_second", CONFIG_INT, H(events_per_s), .def = "0", .min = 0, .max = 1000000000,
-	  .help = "Events each sender may post per second, on average; 0: no limit. A request "
-	    "over its sender's limit is answered 429 with Retry-After (whole seconds) and none "
-	    "of its events are spooled." },
-	{ "events_burst", CONFIG_INT, H(events_burst), .def = "0", .min = 0, .max = 1000000000,
-	  .help = "Events a sender may post at once after a quiet while (a token bucket's "
-	    "size); 0: events_per_second. A request larger than the burst passes when the "
-	    "bucket is full." },
-	{ "bytes_per_second", CONFIG_SIZE, H(bytes_per_s), .def = "0", .min = 0, .max = 64 * GIB,
-	  .help = "Request body bytes (as sent, before gzip decoding) each sender may post per "
-	    "second, on average; 0: no limit. Over it: 429 with Retry-After." },
-	{ "bytes_burst", CONFIG_SIZE, H(bytes_burst), .def = "0", .min = 0, .max = 64 * GIB,
-	  .help = "Body bytes a sender may post at once after a quiet while; 0: "
-	    "bytes_per_second." },
-	{ NULL },
-};
-#undef H
-
-#define ST(f) (offsetof(struct agent_source, tls.f) - offsetof(struct agent_source, tls))
-static const struct config_key source_tls_keys[] = {
-	{ "cert_file", CONFIG_STRING, ST(cert_file), .flags = CONFIG_NONEMPTY,
-	  .help = "PEM certificate the source presents (extendedKeyUsage serverAuth, its names "
-	    "those clients connect to), followed by any intermediate CA certificates. With "
-	    "key_file, an http source speaks HTTPS only; a syslog source needs them for its "
-	    "tls:// listeners (and only for them)." },
-	{ "key_file", CONFIG_STRING, ST(key_file), .flags = CONFIG_NONEMPTY,
-	  .help = "PEM private key of cert_file (RSA or ECDSA), unencrypted, readable by the "
-	    "agent only." },
-	{ "ca_file", CONFIG_STRING, ST(ca_file), .flags = CONFIG_NONEMPTY,
-	  .help = "PEM file of the CA(s) that sign client certificates, for verify_client." },
-	{ "ciphers", CONFIG_LIST, ST(ciphers), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_SPLIT_COMMAS,
-	  .elem = &elem_string,
-	  .help = "TLS 1.2 cipher suites in order of preference (mbedtls names). Default: ECDHE "
-	    "with ChaCha20-Poly1305, then AES-GCM." },
-	{ "handshake_timeout", CONFIG_DURATION, ST(handshake_timeout_ms), .def = "10s",
-	  .min = 100, .max = 300 * SEC,
-	  .help = "A connection whose TLS handshake is not done in this time is closed, and "
-	    "counted." },
-	{ "verify_client", CONFIG_BOOL, ST(verify_client), .def = "false",
-	  .help = "Require a client certificate signed by a CA of ca_file: a client without one, "
-	    "or with another, fails the handshake (counted). Without tokens_file the "
-	    "certificate's common name is the sender, the events' `sender` field." },
-	{ "allowed_cns", CONFIG_LIST, ST(allowed_cns), .flags = CONFIG_SCALAR_AS_LIST,
-	  .elem = &elem_string,
-	  .help = "With verify_client: glob patterns (fnmatch) of the client certificates' common "
-	    "names allowed to post; any other is answered 403 (counted), its body unread (a "
-	    "syslog source closes its connection, counted). Default: every certificate ca_file "
-	    "signs." },
-	{ NULL },
-};
-#undef ST
 
 #define S(f) offsetof(struct agent_source, f)
 static const struct config_key source_keys[] = {
@@ -278,12 +218,7 @@ static const struct config_key source_keys[] = {
 	{ "max_connections", CONFIG_INT, S(max_connections), .def = "256", .min = 1, .max = 65536,
 	  .only = ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_HTTP),
 	  .help = "Stream connections open at once. http: when all are in use, the connection idle the longest (keep-alive, between requests) is closed to admit a new one; when none is idle, further ones are accepted and closed at once, and counted. syslog: further ones are accepted and closed at once, and counted." },
-	{ "max_body_size", CONFIG_SIZE, S(max_body_size), .def = "8MiB", .min = 1 * KIB, .max = 1 * GIB,
-	  .only = ONLY(SOURCE_HTTP),
-	  .help = "Largest request body (after gzip decoding); larger requests get 413." },
-	{ "idle_timeout", CONFIG_DURATION, S(idle_timeout_ms), .def = "60s", .min = 100, .max = HOUR,
-	  .only = ONLY(SOURCE_HTTP),
-	  .help = "A connection that sends nothing for this long (between requests, or in the middle of one) is closed." },
+	HTTPD_CONFIG_CONNECTION_KEYS(S(max_body_size), S(idle_timeout_ms), ONLY(SOURCE_HTTP)),
 	{ "request_timeout", CONFIG_DURATION, S(request_timeout_ms), .def = "10s", .min = 100, .max = HOUR,
 	  .only = ONLY(SOURCE_HTTP),
 	  .help = "How long a request may wait for room (in the spool's hand-off queue, or in memory_limit's share for bodies), and then for its events' commit, before it is answered 503 with Retry-After. A full spool is answered 503 at once." },
@@ -299,14 +234,17 @@ static const struct config_key source_keys[] = {
 	{ "max_field_size", CONFIG_SIZE, S(max_field_size), .def = "64KiB", .min = 256, .max = 16 * MIB,
 	  .only = ONLY(SOURCE_JOURNAL),
 	  .help = "A journal field's value (MESSAGE included) longer than this is cut there, and the event marked truncated." },
-	{ "auth", CONFIG_SECTION, S(auth), .keys = auth_keys, .only = ONLY(SOURCE_HTTP),
+	{ "auth", CONFIG_SECTION, S(auth), .keys = httpd_config_auth_keys,
+	  .only = ONLY(SOURCE_HTTP),
 	  .help = "Who may post, and how much: without it any client that reaches the listener "
 	    "may (keep such a source on loopback)." },
-	{ "tls", CONFIG_SECTION, S(tls), .keys = source_tls_keys,
+	{ "tls", CONFIG_SECTION, S(tls), .keys = httpd_config_tls_keys,
 	  .only = ONLY(SOURCE_HTTP) | ONLY(SOURCE_SYSLOG),
 	  .help = "HTTPS: with cert_file and key_file an http source takes TLS connections only, on "
-	    "the same listen addresses. A syslog source's tls:// listeners (RFC 5425) need them. "
-	    "SIGHUP loads the files again for new connections." },
+	    "the same listen addresses. A syslog source's tls:// listeners (RFC 5425) need them, "
+	    "and only they use them; there a client whose common name allowed_cns does not allow "
+	    "has its connection closed, counted. SIGHUP loads the files again for new "
+	    "connections." },
 	{ "multiline", CONFIG_SECTION, S(multiline), .keys = multiline_keys,
 	  .only = ONLY(SOURCE_FILE) | ONLY(SOURCE_SYSLOG) | ONLY(SOURCE_JOURNAL),
 	  .help = "Events of several lines, such as stack traces: exactly one of start or "
@@ -549,15 +487,15 @@ agent_config_check_multiline(struct config_check *c, const struct agent_source *
 void
 agent_config_source_tls_options(const struct agent_source *s, struct tls_config_options *o)
 {
-	memset(o, 0, sizeof(*o));
-	o->role = TLS_ROLE_SERVER;
-	o->ca_file = s->tls.ca_file;
-	o->cert_file = s->tls.cert_file;
-	o->key_file = s->tls.key_file;
-	o->ciphers = (const char *const *)s->tls.ciphers.items;
-	o->n_ciphers = s->tls.ciphers.n;
-	o->handshake_timeout_ms = s->tls.handshake_timeout_ms;
-	o->verify_client = s->tls.verify_client;
+	httpd_config_tls_options(&s->tls, o);
+}
+
+void
+agent_config_parser_config(const struct agent_source *s, struct parser_config *out)
+{
+	out->source = s->name;
+	out->log_format = s->nginx_log_format;
+	out->timezone = s->timezone;
 }
 
 bool
@@ -667,17 +605,19 @@ agent_config_check_source(struct config_check *c, const struct agent_config *cfg
 		if (s->type == SOURCE_HTTP && l[j].scheme != CONFIG_SCHEME_NONE)
 			config_error(c, path, "'%s': an http source listens on host:port", l[j].text);
 	}
-	if (parser_type_of(s)->check != NULL) {
+	if (parser_type_of(s->format)->check != NULL) {
+		struct parser_config pc;
 		char err[256];
 
 		snprintf(path, sizeof(path), "sources[%zu].%s", i,
 		    s->nginx_log_format != NULL ? "log_format" : "format");
-		if (parser_type_of(s)->check(s, err, sizeof(err)) != 0)
+		agent_config_parser_config(s, &pc);
+		if (parser_type_of(s->format)->check(&pc, err, sizeof(err)) != 0)
 			config_error(c, path, "%s", err);
 	} else if (s->nginx_log_format != NULL) {
 		snprintf(path, sizeof(path), "sources[%zu].log_format", i);
 		config_error(c, path, "is for format: nginx only (this source's format is %s)",
-		    parser_type_of(s)->name);
+		    parser_type_of(s->format)->name);
 	}
 	if (s->timezone != NULL) {
 		struct tz *z = NULL;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/httpd_config.h"
 
 /* Tokens an http source's tokens_file may hold. */
 #define AGENT_MAX_TOKENS 100000
@@ -95,22 +96,8 @@ struct agent_source {
 	 * compiled by the configuration's check and freed with it; NULL: none.
 	 */
 	struct processors *chain;
-	struct {
-		char *tokens_file;        /* TOKEN NAME lines (common/token.h); NULL: no tokens */
-		int64_t events_per_s;     /* per sender; 0: no limit */
-		int64_t events_burst;     /* 0: events_per_s */
-		uint64_t bytes_per_s;     /* per sender, request bodies as sent; 0: no limit */
-		uint64_t bytes_burst;     /* 0: bytes_per_s */
-	} auth;                       /* http */
-	struct {
-		char *cert_file;          /* NULL: plain HTTP */
-		char *key_file;
-		char *ca_file;            /* NULL: no client certificates */
-		struct config_list ciphers;   /* char * */
-		uint64_t handshake_timeout_ms;
-		bool verify_client;       /* a certificate signed by ca_file is required */
-		struct config_list allowed_cns;   /* char *: globs; empty: any */
-	} tls;                        /* http: HTTPS */
+	struct httpd_config_auth auth;   /* http */
+	struct httpd_config_tls tls;     /* http: HTTPS; syslog: tls:// listeners */
 };
 
 struct agent_config {
@@ -170,6 +157,11 @@ bool agent_config_has_tls_listener(const struct agent_source *s);
 
 /* The server TLS options of a source's tls section (http, syslog). Pointers into s. */
 void agent_config_source_tls_options(const struct agent_source *s, struct tls_config_options *o);
+
+struct parser_config;
+
+/* What source s's format compiles from (agent/parsers.h). Pointers into s. */
+void agent_config_parser_config(const struct agent_source *s, struct parser_config *out);
 
 /*
  * The agent's configuration as the daemon loads it (--check, start,

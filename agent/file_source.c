@@ -408,7 +408,7 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	fs->cfg = cfg;
 	fs->spool = spool;
 	pipeline_init(&fs->pipe, spool, "event too large with its fields", cfg->chain);
-	if ((r = source_line_init(&fs->sl, cfg, parser_type_of(cfg), host, cfg->max_line)) != 0) {
+	if ((r = source_line_init(&fs->sl, cfg, parser_type_of(cfg->format), host, cfg->max_line)) != 0) {
 		free(fs);
 		return r;
 	}

@@ -13,6 +13,7 @@
 #include "agent/http_source.h"
 #include "agent/pipeline.h"
 #include "common/httpd.h"
+#include "common/httpd_config.h"
 #include "common/intake.h"
 #include "common/jsonw.h"
 #include "common/log.h"
@@ -424,17 +425,7 @@ http_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	o.max_connections = cfg->max_connections;
 	o.idle_timeout_ms = cfg->idle_timeout_ms;
 	o.request_timeout_ms = cfg->request_timeout_ms;
-	if (cfg->tls.cert_file != NULL) {
-		agent_config_source_tls_options(cfg, &hs->tls);
-		o.tls = &hs->tls;
-	}
-	o.allowed_cns = &cfg->tls.allowed_cns;
-	o.tokens_file = cfg->auth.tokens_file;
-	o.max_tokens = AGENT_MAX_TOKENS;
-	o.limits.events_per_s = (uint64_t)cfg->auth.events_per_s;
-	o.limits.events_burst = (uint64_t)cfg->auth.events_burst;
-	o.limits.bytes_per_s = cfg->auth.bytes_per_s;
-	o.limits.bytes_burst = cfg->auth.bytes_burst;
+	httpd_config_options(&o, &cfg->auth, &cfg->tls, AGENT_MAX_TOKENS, &hs->tls);
 	o.host = host;
 	o.stream = cfg->stream != NULL ? cfg->stream : cfg->name;
 	o.data_size = sizeof(struct http_req);

@@ -25,7 +25,7 @@
 
 /* For formats that need nothing compiled. */
 static int
-parsers_compile_nothing(const struct agent_source *cfg, void **state, char *err, size_t errlen)
+parsers_compile_nothing(const struct parser_config *cfg, void **state, char *err, size_t errlen)
 {
 	(void)cfg;
 	(void)err;
@@ -87,7 +87,7 @@ static const struct parser_type parser_json = {
  * not worth losing the source over.
  */
 static int
-parsers_zone_compile(const struct agent_source *cfg, void **state, char *err, size_t errlen)
+parsers_zone_compile(const struct parser_config *cfg, void **state, char *err, size_t errlen)
 {
 	struct tz *zone = NULL;
 	int r;
@@ -96,10 +96,10 @@ parsers_zone_compile(const struct agent_source *cfg, void **state, char *err, si
 	(void)errlen;
 	if ((r = tz_load(cfg->timezone, &zone)) != 0)
 		log_warn("source %s: cannot load the time zone %s (%s): times without "
-		    "a zone are read as UTC; install tzdata or set timezone", cfg->name,
+		    "a zone are read as UTC; install tzdata or set timezone", cfg->source,
 		    cfg->timezone != NULL ? cfg->timezone : "of the system", strerror(-r));
 	else
-		log_info("source %s: times without a zone are read in %s", cfg->name,
+		log_info("source %s: times without a zone are read in %s", cfg->source,
 		    tz_name(zone));
 	*state = zone;
 	return 0;
@@ -123,18 +123,18 @@ const struct parser_type parser_syslog = {
 
 /* NGINX access logs in the log_format pasted from nginx.conf, compiled once. */
 static int
-parsers_nginx_compile(const struct agent_source *cfg, void **state, char *err, size_t errlen)
+parsers_nginx_compile(const struct parser_config *cfg, void **state, char *err, size_t errlen)
 {
 	struct nginx_format *f = NULL;
 	int r;
 
 	*state = NULL;
-	if (cfg->nginx_log_format == NULL) {
+	if (cfg->log_format == NULL) {
 		snprintf(err, errlen, "format nginx needs log_format: the log_format string "
 		    "of nginx.conf");
 		return -EINVAL;
 	}
-	if ((r = nginx_format_compile(cfg->nginx_log_format, &f, err, errlen)) != 0)
+	if ((r = nginx_format_compile(cfg->log_format, &f, err, errlen)) != 0)
 		return r;
 	*state = f;
 	return 0;
@@ -154,7 +154,7 @@ parsers_nginx_free(void *state)
 }
 
 static int
-parsers_nginx_check(const struct agent_source *cfg, char *err, size_t errlen)
+parsers_nginx_check(const struct parser_config *cfg, char *err, size_t errlen)
 {
 	void *f = NULL;
 	int r = parsers_nginx_compile(cfg, &f, err, errlen);
@@ -188,9 +188,9 @@ const size_t parser_types_n = sizeof(parser_types) / sizeof(parser_types[0]);
 const char *const parser_names[] = { PARSERS(PARSERS_NAME) NULL };
 
 const struct parser_type *
-parser_type_of(const struct agent_source *cfg)
+parser_type_of(int format)
 {
-	return parser_types[cfg->format];
+	return parser_types[format];
 }
 
 const struct parser_type *

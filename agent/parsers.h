@@ -15,8 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/agent_config.h"
 #include "common/parser.h"
+
+/* What a format compiles from: its source's settings (borrowed strings). */
+struct parser_config {
+	const char *source;          /* the source's name, for log lines */
+	const char *log_format;      /* format nginx: nginx.conf's log_format; NULL: none */
+	const char *timezone;        /* for times without a zone; NULL: the agent's local zone */
+};
 
 struct parser_type {
 	const char *name;            /* the configuration's `format` value */
@@ -26,7 +32,7 @@ struct parser_type {
 	 * negative error with what is wrong in err (errlen bytes, for the
 	 * source's log line); *state is then NULL.
 	 */
-	int (*compile)(const struct agent_source *cfg, void **state, char *err, size_t errlen);
+	int (*compile)(const struct parser_config *cfg, void **state, char *err, size_t errlen);
 	/*
 	 * Parses line[0, len) into out (reset first); now_ns is the receive
 	 * time, for formats whose times lack the year or the zone. Returns 0,
@@ -39,7 +45,7 @@ struct parser_type {
 	 * For --check and every load: whether cfg's settings for this format
 	 * compile, saying why not in err. Quiet (no log). NULL: nothing to check.
 	 */
-	int (*check)(const struct agent_source *cfg, char *err, size_t errlen);
+	int (*check)(const struct parser_config *cfg, char *err, size_t errlen);
 };
 
 /* Every format, by the index an agent_source's format holds; parser_types_n of them. */
@@ -52,8 +58,8 @@ extern const char *const parser_names[];
 /* RFC 5424 and RFC 3164 syslog: what syslog sources always parse. */
 extern const struct parser_type parser_syslog;
 
-/* The format of cfg's lines. */
-const struct parser_type *parser_type_of(const struct agent_source *cfg);
+/* The format of index format (an agent_source's format). */
+const struct parser_type *parser_type_of(int format);
 
 /* The format called name, or NULL. */
 const struct parser_type *parser_type_named(const char *name);

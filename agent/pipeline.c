@@ -62,7 +62,7 @@ pipeline_advance(struct pipeline *p, const struct pipeline_at *at)
 }
 
 static int
-pipeline_door(struct pipeline *p, const struct event *ev, size_t nmarks,
+pipeline_through(struct pipeline *p, const struct event *ev, size_t nmarks,
     const struct pipeline_at *at)
 {
 	const struct event *done;
@@ -71,11 +71,7 @@ pipeline_door(struct pipeline *p, const struct event *ev, size_t nmarks,
 	int r;
 
 	if (p->chain != NULL) {
-		/*
-		 * A drop or a failure (counted and logged by the chain) leaves
-		 * nothing to spool; -EAGAIN below runs the chain again on the same
-		 * event, which only counts it twice.
-		 */
+		/* A drop or a failure (logged by the chain) leaves nothing to spool. */
 		if (processors_run(p->chain, ev, nmarks, &done, &marks) != PROCESSORS_KEEP)
 			return pipeline_advance(p, at) == -EAGAIN ? -EAGAIN : 0;
 		ev = done;
@@ -94,6 +90,21 @@ pipeline_door(struct pipeline *p, const struct event *ev, size_t nmarks,
 	if (pipeline_advance(p, at) == -EAGAIN)
 		return -EAGAIN;
 	p->dropped++;
+	return r;
+}
+
+static int
+pipeline_door(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const struct pipeline_at *at)
+{
+	int r = pipeline_through(p, ev, nmarks, at);
+
+	/*
+	 * -EAGAIN: nothing taken, and the source offers the same event again,
+	 * which the chain runs again: its stages count it then, once.
+	 */
+	if (r != -EAGAIN && p->chain != NULL)
+		processors_count(p->chain);
 	return r;
 }
 

@@ -7,7 +7,9 @@
  * source's position (a file's offset, a journal cursor) advances past it
  * all the same. The source's processors (processors.h) run here first,
  * once per event, so that what they remove never reaches the spool; the
- * too-large fallback applies to the processed event.
+ * too-large fallback applies to the processed event. Their counters count
+ * an event once it is through the door: one the spool had no room for
+ * counts when it is offered again and taken.
  */
 #ifndef LOGFERRY_PIPELINE_H
 #define LOGFERRY_PIPELINE_H

@@ -64,6 +64,13 @@ struct processor_event {
 	/* A PROCESSOR_DEAD_LETTER verdict's: static, configuration or arena text. */
 	struct pbslice reason;
 	const char *dead_letter_stream;
+	/*
+	 * The running stage's own counters for this event (its type's
+	 * stats_size bytes, zeroed): the chain adds them to the stage's once
+	 * the event is through the door (processors_count), so that an event
+	 * the spool had no room for, offered again, counts once.
+	 */
+	void *counts;
 };
 
 struct processor_type {
@@ -91,10 +98,10 @@ struct processor_type {
 	 */
 	bool (*same)(const void *a, const void *b);
 	/*
-	 * Optional: the type's own counters, as source_type's (NULL stats:
-	 * none): a struct of at most 32 uint64_t.
+	 * Optional: the size of the type's own counters (0: none), a struct of
+	 * at most 32 uint64_t that run adds to through pe->counts; the chain
+	 * keeps them per stage.
 	 */
-	void (*stats)(const void *state, void *st);
 	size_t stats_size;
 	const struct metrics_field *fields;   /* uint64_t sums over a source's stages of the type */
 	size_t nfields;

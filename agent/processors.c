@@ -57,6 +57,9 @@ struct processors_stage {
 	int t;                       /* enum agent_processor_type */
 	void *state;
 	struct processors_stats stats;
+	struct processors_stats run; /* the last run's, until processors_count */
+	/* The type's own counters, stats_size bytes each: counted, and the last run's. */
+	uint64_t *own, *own_run;
 };
 
 struct processors {
@@ -71,8 +74,10 @@ processors_free(struct processors *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; i < c->n; i++)
+	for (size_t i = 0; i < c->n; i++) {
 		c->stages[i].type->free(c->stages[i].state);
+		free(c->stages[i].own);
+	}
 	free(c->stages);
 	free(c->pe.ev.fields);
 	free(c->pe.arena);
@@ -120,6 +125,14 @@ processors_compile(const struct config_list *const *lists, size_t nlists,
 				goto fail;
 			}
 			c->n++;
+			if (s->type->stats_size > 0 &&
+			    (s->own = calloc(2, s->type->stats_size)) == NULL) {
+				r = -ENOMEM;
+				snprintf(e->msg, sizeof(e->msg), "out of memory");
+				goto fail;
+			}
+			if (s->own != NULL)
+				s->own_run = s->own + s->type->stats_size / sizeof(uint64_t);
 		}
 	}
 	/*
@@ -160,6 +173,28 @@ processors_dead_letter(struct processor_event *pe)
 	return 0;
 }
 
+/* The last run's counts, not to be counted: the event is run again, or another comes. */
+static void
+processors_forget(struct processors *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct processors_stage *s = &c->stages[i];
+
+		memset(&s->run, 0, sizeof(s->run));
+		if (s->own_run != NULL)
+			memset(s->own_run, 0, s->type->stats_size);
+	}
+}
+
+static void
+processors_stats_add(struct processors_stats *to, const struct processors_stats *st)
+{
+	to->passed += st->passed;
+	to->dropped += st->dropped;
+	to->dead_lettered += st->dead_lettered;
+	to->errors += st->errors;
+}
+
 int
 processors_run(struct processors *c, const struct event *in, size_t nmarks,
     const struct event **out, size_t *out_nmarks)
@@ -167,9 +202,10 @@ processors_run(struct processors *c, const struct event *in, size_t nmarks,
 	struct processor_event *pe = &c->pe;
 	struct event_field *fields = pe->ev.fields;
 
+	processors_forget(c);
 	/* Room is kept for what the stages add: an event with more fields is an error of the first. */
 	if (in->nfields > PROCESSORS_MAX_INPUT_FIELDS) {
-		c->stages[0].stats.errors++;
+		c->stages[0].run.errors++;
 		log_error("source %s: an event with %zu fields is more than processors take (%d): "
 		    "not spooled; have the source make fewer fields", c->source, in->nfields,
 		    PROCESSORS_MAX_INPUT_FIELDS);
@@ -187,26 +223,27 @@ processors_run(struct processors *c, const struct event *in, size_t nmarks,
 		int r;
 
 		pe->reason = (struct pbslice){ NULL, 0 };
+		pe->counts = s->own_run;
 		r = s->type->run(s->state, pe);
 		/* A dead letter goes on whole: no later stage drops it or judges it again. */
 		if (pe->dead_lettered && (r == PROCESSOR_DROP_EVENT || r == PROCESSOR_DEAD_LETTER))
 			r = PROCESSOR_PASS;
 		if (r == PROCESSOR_DEAD_LETTER && (r = processors_dead_letter(pe)) == 0) {
-			s->stats.dead_lettered++;
+			s->run.dead_lettered++;
 			continue;
 		}
 		if (r < 0) {
-			s->stats.errors++;
+			s->run.errors++;
 			log_error("source %s: processor %zu (%s) failed on an event: %s; the event is "
 			    "not spooled%s", c->source, i, s->type->name, strerror(-r),
 			    r == -ENOSPC ? " (raise processor_buffer if it needs more room)" : "");
 			return r;
 		}
 		if (r == PROCESSOR_DROP_EVENT) {
-			s->stats.dropped++;
+			s->run.dropped++;
 			return PROCESSORS_DROP;
 		}
-		s->stats.passed++;
+		s->run.passed++;
 	}
 	*out = &pe->ev;
 	*out_nmarks = pe->nmarks;
@@ -214,19 +251,25 @@ processors_run(struct processors *c, const struct event *in, size_t nmarks,
 }
 
 void
+processors_count(struct processors *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct processors_stage *s = &c->stages[i];
+
+		processors_stats_add(&s->stats, &s->run);
+		for (size_t k = 0; k < s->type->stats_size / sizeof(uint64_t); k++)
+			s->own[k] += s->own_run[k];
+	}
+	processors_forget(c);
+}
+
+void
 processors_get_stats(const struct processors *c, int t, struct processors_stats *st)
 {
 	memset(st, 0, sizeof(*st));
-	for (size_t i = 0; c != NULL && i < c->n; i++) {
-		const struct processors_stats *s = &c->stages[i].stats;
-
-		if (c->stages[i].t != t)
-			continue;
-		st->passed += s->passed;
-		st->dropped += s->dropped;
-		st->dead_lettered += s->dead_lettered;
-		st->errors += s->errors;
-	}
+	for (size_t i = 0; c != NULL && i < c->n; i++)
+		if (c->stages[i].t == t)
+			processors_stats_add(st, &c->stages[i].stats);
 }
 
 bool
@@ -258,19 +301,13 @@ void
 processors_get_type_stats(const struct processors *c, int t, void *st)
 {
 	const struct processor_type *type = processor_types[t];
-	uint64_t one[32], *sum = st;
+	uint64_t *sum = st;
 	size_t n = type->stats_size / sizeof(uint64_t);
 
 	memset(st, 0, type->stats_size);
-	if (type->stats == NULL || n > sizeof(one) / sizeof(one[0]))
-		return;
-	for (size_t i = 0; c != NULL && i < c->n; i++) {
-		if (c->stages[i].t != t)
-			continue;
-		type->stats(c->stages[i].state, one);
-		for (size_t k = 0; k < n; k++)
-			sum[k] += one[k];
-	}
+	for (size_t i = 0; c != NULL && i < c->n; i++)
+		for (size_t k = 0; c->stages[i].t == t && k < n; k++)
+			sum[k] += c->stages[i].own[k];
 }
 
 /* The family of field f, and a sample of each chain having type t (all types: t < 0). */

@@ -79,11 +79,20 @@ int processors_compile(const struct config_list *const *lists, size_t nlists,
  * Runs chain c on in (its last nmarks fields the source's marks). Returns
  * PROCESSORS_KEEP with *out the processed event and *out_nmarks its marks
  * (valid until the next run, and while in is), PROCESSORS_DROP, or a
- * negative error from a stage: the event is not to be spooled, the stage's
- * errors counted and the failure logged (rate-limited). No allocation.
+ * negative error from a stage: the event is not to be spooled, the failure
+ * logged (rate-limited). What the stages did is counted by
+ * processors_count; a run before it replaces this run's counts. No
+ * allocation.
  */
 int processors_run(struct processors *c, const struct event *in, size_t nmarks,
     const struct event **out, size_t *out_nmarks);
+
+/*
+ * Counts the last run's event in the stages' counters, once it is through
+ * the door (spooled, dropped or given up): an event the spool had no room
+ * for is run again when offered again, and counted then.
+ */
+void processors_count(struct processors *c);
 
 /* Frees c. NULL is fine. */
 void processors_free(struct processors *c);
@@ -101,8 +110,8 @@ bool processors_same(const struct processors *a, const struct processors *b);
 bool processors_has(const struct processors *c, int t);
 
 /*
- * Type t's own counters (processor_type.stats) summed over c's stages of
- * that type into st (stats_size bytes of uint64_t).
+ * Type t's own counters (processor_type.stats_size) summed over c's stages
+ * of that type into st (stats_size bytes of uint64_t).
  */
 void processors_get_type_stats(const struct processors *c, int t, void *st);
 

@@ -454,8 +454,14 @@ struct redact_stage {
 	struct redact rule;
 	struct pbslice *names;       /* the fields it redacts, borrowed; none: the message (regex) */
 	size_t nnames;
-	struct redact_stats st;
 };
+
+/* What the stage counts of the event in pe (processor_event.counts). */
+static struct redact_stats *
+redact_counts(struct processor_event *pe)
+{
+	return pe->counts;
+}
 
 static void
 redact_stage_free(void *state)
@@ -606,20 +612,20 @@ redact_stage_rewrite(struct redact_stage *s, struct processor_event *pe, const u
 			return 0;
 		*out = (const uint8_t *)REDACT_FAILED_MARK;
 		*outlen = sizeof(REDACT_FAILED_MARK) - 1;
-		s->st.failed++;
+		redact_counts(pe)->failed++;
 		return -1;
 	}
 	if (matches == 0)
 		return 0;
 	/* Taken from the arena (before unslice takes its room after it); it fit, so it is there. */
 	if (processor_event_alloc(pe, *outlen, &p) != 0) {
-		s->st.failed++;
+		redact_counts(pe)->failed++;
 		return -1;
 	}
 	if (p != tail)
 		memmove(p, tail, *outlen);
 	*out = p;
-	s->st.redacted++;
+	redact_counts(pe)->redacted++;
 	return 1;
 }
 
@@ -644,7 +650,7 @@ redact_stage_field(struct redact_stage *s, struct processor_event *pe, struct ev
 		if (f->type != EVENT_TEXT && f->type != EVENT_SLICE)
 			return;
 		if (event_field_string(&pe->ev, f, &v) != 0) {
-			s->st.failed++;
+			redact_counts(pe)->failed++;
 			*remove = true;
 			return;
 		}
@@ -667,9 +673,9 @@ redact_stage_field(struct redact_stage *s, struct processor_event *pe, struct ev
 		}
 	}
 	if (failed)
-		s->st.failed++;
+		redact_counts(pe)->failed++;
 	else if (act != REDACT_KEEP)
-		s->st.redacted++;
+		redact_counts(pe)->redacted++;
 	if (act == REDACT_SET)
 		*f = res;
 	else if (act == REDACT_REMOVE)
@@ -720,15 +726,6 @@ redact_stage_run(void *state, struct processor_event *pe)
 	return PROCESSOR_PASS;
 }
 
-static void
-redact_stage_stats(const void *state, void *st)
-{
-	const struct redact_stage *s = state;
-	struct redact_stats *o = st;
-
-	*o = s->st;
-}
-
 #define RF(name, member, help) \
 	{ "logferry_processor_" name, "counter", help, offsetof(struct redact_stats, member) }
 static const struct metrics_field redact_stage_fields[] = {
@@ -755,7 +752,6 @@ const struct processor_type redact_processor_type = {
 	.run = redact_stage_run,
 	.free = redact_stage_free,
 	.same = redact_stage_same,
-	.stats = redact_stage_stats,
 	.stats_size = sizeof(struct redact_stats),
 	.fields = redact_stage_fields,
 	.nfields = sizeof(redact_stage_fields) / sizeof(redact_stage_fields[0]),

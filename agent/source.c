@@ -15,6 +15,7 @@ source_line_init(struct source_line *sl, const struct agent_source *cfg,
     const struct parser_type *parser, const char *host, size_t max_line)
 {
 	const char *stream = cfg->stream != NULL ? cfg->stream : cfg->name;
+	struct parser_config pc;
 	char err[256] = "";
 	int r;
 
@@ -24,7 +25,8 @@ source_line_init(struct source_line *sl, const struct agent_source *cfg,
 	sl->stream.len = strlen(stream);
 	sl->host.ptr = (const uint8_t *)host;
 	sl->host.len = strlen(host);
-	if ((r = parser->compile(cfg, &sl->state, err, sizeof(err))) != 0) {
+	agent_config_parser_config(cfg, &pc);
+	if ((r = parser->compile(&pc, &sl->state, err, sizeof(err))) != 0) {
 		log_error("source %s: format %s: %s", cfg->name, parser->name,
 		    err[0] != '\0' ? err : strerror(-r));
 		return r;

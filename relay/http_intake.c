@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/httpd_config.h"
 #include "common/intake.h"
 #include "common/jsonw.h"
 #include "common/log.h"
@@ -375,17 +376,7 @@ http_intake_start(uv_loop_t *loop, const struct relay_config *cfg, struct kafka 
 	o.max_connections = h->max_connections;
 	o.idle_timeout_ms = h->idle_timeout_ms;
 	o.request_timeout_ms = h->request_timeout_ms;
-	if (h->tls.cert_file != NULL) {
-		relay_config_http_intake_tls_options(cfg, &hi->tls);
-		o.tls = &hi->tls;
-	}
-	o.allowed_cns = &h->tls.allowed_cns;
-	o.tokens_file = h->auth.tokens_file;
-	o.max_tokens = RELAY_HTTP_INTAKE_MAX_TOKENS;
-	o.limits.events_per_s = (uint64_t)h->auth.events_per_s;
-	o.limits.events_burst = (uint64_t)h->auth.events_burst;
-	o.limits.bytes_per_s = h->auth.bytes_per_s;
-	o.limits.bytes_burst = h->auth.bytes_burst;
+	httpd_config_options(&o, &h->auth, &h->tls, RELAY_HTTP_INTAKE_MAX_TOKENS, &hi->tls);
 	o.host = cfg->id;
 	o.stream = h->stream;
 	o.data_size = sizeof(struct intake_req);

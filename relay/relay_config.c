@@ -159,51 +159,6 @@ static const struct config_key elem_listen = {
 	.flags = CONFIG_PORT_ZERO,
 };
 
-#define HA(f) (C(http_intake.auth.f) - C(http_intake.auth))
-static const struct config_key http_intake_auth_keys[] = {
-	{ "tokens_file", CONFIG_STRING, HA(tokens_file), .flags = CONFIG_NONEMPTY,
-	  .help = "File of bearer tokens, one `TOKEN NAME` per line (# comments), as an agent's "
-	    "http source's: a request without `Authorization: Bearer TOKEN` of one of them is "
-	    "answered 401 unread. NAME is the sender: its events' agent id (logferry-agent "
-	    "header, ${agent}) and `sender` field. Not readable by every user; SIGHUP reads it "
-	    "again." },
-	{ "events_per_second", CONFIG_INT, HA(events_per_s), .def = "0", .min = 0,
-	  .max = 1000000000,
-	  .help = "Events each sender may post per second, on average; 0: no limit. Over it: "
-	    "429 with Retry-After, nothing produced." },
-	{ "events_burst", CONFIG_INT, HA(events_burst), .def = "0", .min = 0, .max = 1000000000,
-	  .help = "Events a sender may post at once after a quiet while; 0: events_per_second." },
-	{ "bytes_per_second", CONFIG_SIZE, HA(bytes_per_s), .def = "0", .min = 0, .max = 64 * GIB,
-	  .help = "Request body bytes (as sent) each sender may post per second; 0: no limit." },
-	{ "bytes_burst", CONFIG_SIZE, HA(bytes_burst), .def = "0", .min = 0, .max = 64 * GIB,
-	  .help = "Body bytes a sender may post at once after a quiet while; 0: bytes_per_second." },
-	{ NULL },
-};
-#undef HA
-
-#define HT(f) (C(http_intake.tls.f) - C(http_intake.tls))
-static const struct config_key http_intake_tls_keys[] = {
-	{ "cert_file", CONFIG_STRING, HT(cert_file), .flags = CONFIG_NONEMPTY,
-	  .help = "PEM certificate of the intake (serverAuth), then any intermediates. With "
-	    "key_file the intake speaks HTTPS only." },
-	{ "key_file", CONFIG_STRING, HT(key_file), .flags = CONFIG_NONEMPTY,
-	  .help = "PEM private key of cert_file, unencrypted, readable by the relay only." },
-	{ "ca_file", CONFIG_STRING, HT(ca_file), .flags = CONFIG_NONEMPTY,
-	  .help = "PEM file of the CA(s) that sign client certificates, for verify_client." },
-	{ "ciphers", CONFIG_LIST, HT(ciphers), .flags = CONFIG_SCALAR_AS_LIST | CONFIG_SPLIT_COMMAS,
-	  .elem = &elem_string, .help = "TLS 1.2 cipher suites in order of preference." },
-	{ "handshake_timeout", CONFIG_DURATION, HT(handshake_timeout_ms), .def = "10s",
-	  .min = 100, .max = 300 * SEC, .help = "A handshake not done in this time is closed." },
-	{ "verify_client", CONFIG_BOOL, HT(verify_client), .def = "false",
-	  .help = "Require a client certificate signed by ca_file; without tokens_file its common "
-	    "name is the sender." },
-	{ "allowed_cns", CONFIG_LIST, HT(allowed_cns), .flags = CONFIG_SCALAR_AS_LIST,
-	  .elem = &elem_string,
-	  .help = "With verify_client: globs of the common names allowed to post; others get 403." },
-	{ NULL },
-};
-#undef HT
-
 #define HI(f) (C(http_intake.f) - C(http_intake))
 static const struct config_key http_intake_keys[] = {
 	{ "listen", CONFIG_LIST, HI(listen), .flags = CONFIG_REQUIRED | CONFIG_NONEMPTY |
@@ -214,10 +169,7 @@ static const struct config_key http_intake_keys[] = {
 	{ "max_connections", CONFIG_INT, HI(max_connections), .def = "256", .min = 1, .max = 65536,
 	  .help = "Connections open at once: at the bound the one idle the longest is closed for "
 	    "a new one; with none idle the new one is answered 503 and closed." },
-	{ "max_body_size", CONFIG_SIZE, HI(max_body_size), .def = "8MiB", .min = 1 * KIB,
-	  .max = 1 * GIB, .help = "Largest request body (after gzip decoding); larger: 413." },
-	{ "idle_timeout", CONFIG_DURATION, HI(idle_timeout_ms), .def = "60s", .min = 100,
-	  .max = HOUR, .help = "A connection that sends nothing for this long is closed." },
+	HTTPD_CONFIG_CONNECTION_KEYS(HI(max_body_size), HI(idle_timeout_ms), 0),
 	{ "request_timeout", CONFIG_DURATION, HI(request_timeout_ms), .def = "30s", .min = 100,
 	  .max = HOUR,
 	  .help = "How long a request may wait for memory for its body, for room in librdkafka's "
@@ -226,9 +178,11 @@ static const struct config_key http_intake_keys[] = {
 	  .max = 64 * GIB,
 	  .help = "Request bodies held at once (about twice a body's size each, until answered); "
 	    "a request that does not fit waits, unread, up to request_timeout." },
-	{ "auth", CONFIG_SECTION, HI(auth), .keys = http_intake_auth_keys,
-	  .help = "Bearer tokens and per-sender rate limits." },
-	{ "tls", CONFIG_SECTION, HI(tls), .keys = http_intake_tls_keys,
+	{ "auth", CONFIG_SECTION, HI(auth), .keys = httpd_config_auth_keys,
+	  .help = "Bearer tokens and per-sender rate limits, as an agent's http source's. A "
+	    "token's NAME is also its events' agent id (logferry-agent header, ${agent}); "
+	    "a request over its sender's limit has nothing produced." },
+	{ "tls", CONFIG_SECTION, HI(tls), .keys = httpd_config_tls_keys,
 	  .help = "HTTPS, and client certificates." },
 	{ NULL },
 };
@@ -418,7 +372,7 @@ relay_config_check_host(struct config_check *c, struct relay_config *cfg)
 		daemon_check_listen(c, "http_intake.listen",
 		    (const struct config_addr *)cfg->http_intake.listen.items + i);
 	if (cfg->http_intake.listen.n > 0 && cfg->http_intake.tls.cert_file != NULL) {
-		relay_config_http_intake_tls_options(cfg, &o);
+		httpd_config_tls_options(&cfg->http_intake.tls, &o);
 		(void)daemon_check_tls(c, "http_intake.tls", &o, NULL, 0);
 	}
 }
@@ -488,23 +442,6 @@ relay_config_check_http_intake(struct config_check *c, const struct relay_config
 			config_error(c, "http_intake.auth.tokens_file", "%s", err);
 		token_set_free(ts);
 	}
-}
-
-void
-relay_config_http_intake_tls_options(const struct relay_config *cfg,
-    struct tls_config_options *o)
-{
-	const typeof(cfg->http_intake.tls) *t = &cfg->http_intake.tls;
-
-	memset(o, 0, sizeof(*o));
-	o->role = TLS_ROLE_SERVER;
-	o->ca_file = t->ca_file;
-	o->cert_file = t->cert_file;
-	o->key_file = t->key_file;
-	o->ciphers = (const char *const *)t->ciphers.items;
-	o->n_ciphers = t->ciphers.n;
-	o->handshake_timeout_ms = t->handshake_timeout_ms;
-	o->verify_client = t->verify_client;
 }
 
 static void

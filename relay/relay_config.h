@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/httpd_config.h"
 
 enum relay_format { RELAY_FORMAT_JSON, RELAY_FORMAT_PROTOBUF, RELAY_FORMAT_RAW };
 /* kafka.json_field_names, in the order of enum event_json_names. */
@@ -80,22 +81,8 @@ struct relay_config {
 		uint64_t idle_timeout_ms;
 		uint64_t request_timeout_ms;
 		uint64_t memory_limit;               /* request bodies in memory at once */
-		struct {
-			char *tokens_file;               /* NULL: no tokens */
-			int64_t events_per_s;
-			int64_t events_burst;
-			uint64_t bytes_per_s;
-			uint64_t bytes_burst;
-		} auth;
-		struct {
-			char *cert_file;                 /* NULL: plain HTTP (loopback only) */
-			char *key_file;
-			char *ca_file;
-			struct config_list ciphers;      /* char * */
-			uint64_t handshake_timeout_ms;
-			bool verify_client;
-			struct config_list allowed_cns;  /* char *: globs */
-		} tls;
+		struct httpd_config_auth auth;
+		struct httpd_config_tls tls;         /* cert_file NULL: plain HTTP (loopback only) */
 	} http_intake;
 	struct config_secrets secrets;           /* values read from {file: PATH}, for the dump */
 };
@@ -104,10 +91,6 @@ struct relay_config {
 #define RELAY_HTTP_INTAKE_MAX_TOKENS 100000
 
 struct tls_config_options;
-
-/* The TLS options of http_intake.tls, for tls_config_new (pointers into cfg). */
-void relay_config_http_intake_tls_options(const struct relay_config *cfg,
-    struct tls_config_options *o);
 
 /*
  * The server TLS options of the tls section, for tls_config_new: one

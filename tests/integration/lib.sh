@@ -481,3 +481,54 @@ start_relay() {
 	start "$1" "$LOGFERRY_RELAY" -c "$2"
 	wait_log "$T/$1.log" "listening on" 60 || fail "relay $1 did not start: $(tail -3 "$T/$1.log")"
 }
+
+# ---- journal files ----
+
+# need_journal: exits 77 unless Debian's systemd-journal-remote is there to
+# write journal files (JR is its path) and the agent was built to read them.
+need_journal() {
+	JR=/lib/systemd/systemd-journal-remote
+	[ -x "$JR" ] || { echo "SKIP: $JR not installed (package systemd-journal-remote)"; exit 77; }
+	"$LOGFERRY_AGENT" --version | grep -q '^systemd ' ||
+		{ echo "SKIP: the agent was built without libsystemd"; exit 77; }
+}
+
+# ---- multiline events in the spool ----
+
+# expect_spooled_messages CONFIG WHAT EXPECTED-FILE [STREAM]: passes WHAT
+# when the spool of the agent of CONFIG holds exactly the messages of
+# EXPECTED-FILE (events separated by a line "----"), in order (only the
+# events of STREAM when given).
+expect_spooled_messages() {
+	"$LOGFERRY_AGENT" -c "$1" --spool-dump >"$T/dump.json" || { fail "$2: dump failed"; return; }
+	if python3 - "$T/dump.json" "$3" "${4:-}" <<'PY'; then pass "$2"; else fail "$2"; fi
+import json, sys
+got = [e['message'] for e in map(json.loads, open(sys.argv[1])) if not sys.argv[3] or e['stream'] == sys.argv[3]]
+want = open(sys.argv[2]).read().split('\n----\n')[:-1]
+if got != want:
+    print('got %d events, want %d' % (len(got), len(want)))
+    for i, (g, w) in enumerate(zip(got, want)):
+        if g != w:
+            print('event %d:\n--- got\n%s\n--- want\n%s' % (i, g, w))
+            break
+    sys.exit(1)
+PY
+}
+
+# expect_cut_at_max_bytes CONFIG FIRST SECOND: the spool of the agent of
+# CONFIG holds two events, FIRST cut at max_bytes 256 and marked
+# multiline_truncated, then SECOND whole and unmarked.
+expect_cut_at_max_bytes() {
+	"$LOGFERRY_AGENT" -c "$1" --spool-dump >"$T/dump.json"
+	if python3 - "$T/dump.json" "$2" "$3" <<'PY'; then
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(evs) == 2, len(evs)
+assert evs[0]['message'] == sys.argv[2][:256] and evs[0]['fields'].get('multiline_truncated') is True, evs[0]
+assert evs[1]['message'] == sys.argv[3] and 'multiline_truncated' not in evs[1]['fields'], evs[1]
+PY
+		pass "an event beyond max_bytes is cut there and marked multiline_truncated; the next one is whole"
+	else
+		fail "an event beyond max_bytes is not cut and marked as it should"
+	fi
+}

@@ -8,10 +8,7 @@
 # Kafka.
 . "$(dirname "$0")/lib.sh"
 
-JR=/lib/systemd/systemd-journal-remote
-[ -x "$JR" ] || { echo "SKIP: $JR not installed (package systemd-journal-remote)"; exit 77; }
-"$LOGFERRY_AGENT" --version | grep -q '^systemd ' ||
-	{ echo "SKIP: the agent was built without libsystemd"; exit 77; }
+need_journal
 
 # journal_write FILE FIRST N [BOOT]: appends entries FIRST..FIRST+N-1 to the
 # journal file FILE (created if missing): MESSAGE "entry <i>", unit

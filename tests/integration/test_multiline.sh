@@ -30,24 +30,6 @@ sources:
 YAML
 }
 
-# expect_events CONFIG WHAT EXPECTED-FILE: the spool holds exactly the
-# messages of EXPECTED-FILE (events separated by a line "----"), in order.
-expect_events() {
-	"$LOGFERRY_AGENT" -c "$1" --spool-dump >"$T/dump.json" || { fail "$2: dump failed"; return; }
-	if python3 - "$T/dump.json" "$3" <<'PY'; then pass "$2"; else fail "$2"; fi
-import json, sys
-got = [json.loads(l)['message'] for l in open(sys.argv[1])]
-want = open(sys.argv[2]).read().split('\n----\n')[:-1]
-if got != want:
-    print('got %d events, want %d' % (len(got), len(want)))
-    for i, (g, w) in enumerate(zip(got, want)):
-        if g != w:
-            print('event %d:\n--- got\n%s\n--- want\n%s' % (i, g, w))
-            break
-    sys.exit(1)
-PY
-}
-
 JAVA_1='2026-12-07 01:02:03,456 ERROR [http-nio-8080-exec-7] c.e.shop.OrderController - request failed
 org.springframework.web.util.NestedServletException: Request processing failed; nested exception is java.lang.IllegalStateException: order 42 has no lines
 	at org.springframework.web.servlet.FrameworkServlet.processRequest(FrameworkServlet.java:1014)
@@ -105,7 +87,7 @@ wait_metric "$ML_PORT" 'logferry_file_multiline_flushed_total{source="at_once"}'
 wait_metric "$ML_PORT" 'logferry_file_multiline_events_total{source="at_once"}' -eq 2 ||
 	fail "traces at once: events of several lines are not counted"
 stop_agent "$pid"
-expect_events "$cfg" "a Java trace with Caused by and ... 12 more, and a chained Python traceback, are one event each; the last one is shipped after flush_timeout" "$T/at_once.want"
+expect_spooled_messages "$cfg" "a Java trace with Caused by and ... 12 more, and a chained Python traceback, are one event each; the last one is shipped after flush_timeout" "$T/at_once.want"
 
 # --- a continuation pattern for Java traces, the trace written in pieces
 # (half lines included) with pauses shorter than flush_timeout
@@ -130,7 +112,7 @@ printf '%s\n' "$JAVA_2" >>"$T/pieces/app.log"
 printf '%s\n----\n' "$JAVA_STDERR" "$JAVA_2" >"$T/pieces.want"
 wait_spooled "$cfg" 2 30 || fail "pieces: the trace did not arrive"
 stop_agent "$pid"
-expect_events "$cfg" "an uncaught Java exception written in 40-byte pieces with pauses is one event (continuation pattern)" "$T/pieces.want"
+expect_spooled_messages "$cfg" "an uncaught Java exception written in 40-byte pieces with pauses is one event (continuation pattern)" "$T/pieces.want"
 
 # --- an event larger than max_bytes is cut and marked; its other lines are skipped
 mkdir -p "$T/big"
@@ -142,18 +124,7 @@ wait_spooled "$cfg" 2 30 || fail "max_bytes: events did not arrive"
 wait_metric "$ML_PORT" 'logferry_file_multiline_truncated_total{source="big"}' -eq 1 ||
 	fail "max_bytes: the cut event is not counted"
 stop_agent "$pid"
-"$LOGFERRY_AGENT" -c "$cfg" --spool-dump >"$T/dump.json"
-if python3 - "$T/dump.json" "$JAVA_1" "$JAVA_2" <<'PY'; then
-import json, sys
-evs = [json.loads(l) for l in open(sys.argv[1])]
-assert len(evs) == 2, len(evs)
-assert evs[0]['message'] == sys.argv[2][:256] and evs[0]['fields'].get('multiline_truncated') is True
-assert evs[1]['message'] == sys.argv[3] and 'multiline_truncated' not in evs[1]['fields']
-PY
-	pass "an event beyond max_bytes is cut there and marked multiline_truncated; the next one is whole"
-else
-	fail "an event beyond max_bytes is not cut and marked as it should"
-fi
+expect_cut_at_max_bytes "$cfg" "$JAVA_1" "$JAVA_2"
 
 # --- kill -9 with an event half gathered: after the restart it is whole, once
 mkdir -p "$T/kill"
@@ -175,7 +146,7 @@ pid=$LF_PID
 wait_spooled "$cfg" 4 30 || fail "kill -9: the events after the restart did not arrive"
 stop_agent "$pid"
 printf '%s\n----\n' "$JAVA_2" "$JAVA_1" "$PY_1" "$PY_2" >"$T/kill.want"
-expect_events "$cfg" "kill -9 with a trace half gathered: after the restart it is shipped whole, and every event once" "$T/kill.want"
+expect_spooled_messages "$cfg" "kill -9 with a trace half gathered: after the restart it is shipped whole, and every event once" "$T/kill.want"
 
 # --- a file deleted with a trace gathered: the trace is whole, shipped at once
 # (flush_timeout is an hour)
@@ -191,6 +162,6 @@ rm "$T/gone/app.log"
 wait_spooled "$cfg" 2 30 || fail "deleted file: its last event was not shipped"
 stop_agent "$pid"
 printf '%s\n----\n' "$JAVA_2" "$PY_1" >"$T/gone.want"
-expect_events "$cfg" "a file deleted with a trace gathered: the trace is shipped whole when the file is released" "$T/gone.want"
+expect_spooled_messages "$cfg" "a file deleted with a trace gathered: the trace is shipped whole when the file is released" "$T/gone.want"
 
 finish

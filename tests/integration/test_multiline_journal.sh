@@ -10,10 +10,7 @@
 # committed cursor: every entry exactly once.
 . "$(dirname "$0")/lib.sh"
 
-JR=/lib/systemd/systemd-journal-remote
-[ -x "$JR" ] || { echo "SKIP: $JR not installed (package systemd-journal-remote)"; exit 77; }
-"$LOGFERRY_AGENT" --version | grep -q '^systemd ' ||
-	{ echo "SKIP: the agent was built without libsystemd"; exit 77; }
+need_journal
 
 # jwrite FILE: appends to the journal file FILE one entry per line of stdin,
 # "UNIT|MESSAGE": _SYSTEMD_UNIT UNIT.service, from one stdout stream of the
@@ -58,25 +55,6 @@ sources:
     directory: $2
 $3
 YAML
-}
-
-# expect_events CONFIG WHAT EXPECTED-FILE [STREAM]: the spool holds exactly
-# the messages of EXPECTED-FILE (events separated by a line "----"), in
-# order (only the events of STREAM when given).
-expect_events() {
-	"$LOGFERRY_AGENT" -c "$1" --spool-dump >"$T/dump.json" || { fail "$2: dump failed"; return; }
-	if python3 - "$T/dump.json" "$3" "${4:-}" <<'PY'; then pass "$2"; else fail "$2"; fi
-import json, sys
-got = [e['message'] for e in map(json.loads, open(sys.argv[1])) if not sys.argv[3] or e['stream'] == sys.argv[3]]
-want = open(sys.argv[2]).read().split('\n----\n')[:-1]
-if got != want:
-    print('got %d events, want %d' % (len(got), len(want)))
-    for i, (g, w) in enumerate(zip(got, want)):
-        if g != w:
-            print('event %d:\n--- got\n%s\n--- want\n%s' % (i, g, w))
-            break
-    sys.exit(1)
-PY
 }
 
 JAVA_1='2026-12-07 01:02:03,456 ERROR [http-nio-8080-exec-7] c.e.shop.OrderController - request failed
@@ -137,10 +115,10 @@ wait_metric "$ML_PORT" 'logferry_journal_entries_total{source="app"}' -eq 26 ||
 	fail "traces: every entry of a joined event does not count"
 stop_agent "$pid"
 printf '%s\n----\n' "$JAVA_1" "$JAVA_2" "$PY_1" "$PY_2" >"$T/app.want"
-expect_events "$cfg" "a unit's Java trace and chained Python traceback, one journal entry per line, are one event each (matches naming the unit); the last one is shipped after flush_timeout" "$T/app.want" app
+expect_spooled_messages "$cfg" "a unit's Java trace and chained Python traceback, one journal entry per line, are one event each (matches naming the unit); the last one is shipped after flush_timeout" "$T/app.want" app
 printf '%s\n----\n' "$(head -n 4 <<<"$JAVA_1")" "tick 1" "$(tail -n +5 <<<"$JAVA_1")" "$JAVA_2" \
 	"$(head -n 6 <<<"$PY_1")" "tick 2" "$(tail -n +7 <<<"$PY_1")" "$PY_2" >"$T/all.want"
-expect_events "$cfg" "without matches, another unit's entry in between is an event of its own and ends the trace's event" "$T/all.want" all
+expect_spooled_messages "$cfg" "without matches, another unit's entry in between is an event of its own and ends the trace's event" "$T/all.want" all
 "$LOGFERRY_AGENT" -c "$cfg" --spool-dump | python3 -c '
 import json, sys
 e = [json.loads(l) for l in sys.stdin if json.loads(l)["stream"] == "app"][0]
@@ -161,18 +139,7 @@ wait_spooled "$cfg" 2 30 || fail "max_bytes: events did not arrive"
 wait_metric "$ML_PORT" 'logferry_journal_multiline_truncated_total{source="big"}' -eq 1 ||
 	fail "max_bytes: the cut event is not counted"
 stop_agent "$pid"
-"$LOGFERRY_AGENT" -c "$cfg" --spool-dump >"$T/dump.json"
-if python3 - "$T/dump.json" "$JAVA_1" "$JAVA_2" <<'PY'; then
-import json, sys
-evs = [json.loads(l) for l in open(sys.argv[1])]
-assert len(evs) == 2, len(evs)
-assert evs[0]['message'] == sys.argv[2][:256] and evs[0]['fields'].get('multiline_truncated') is True, evs[0]
-assert evs[1]['message'] == sys.argv[3] and 'multiline_truncated' not in evs[1]['fields'], evs[1]
-PY
-	pass "an event beyond max_bytes is cut there and marked multiline_truncated; the next one is whole"
-else
-	fail "an event beyond max_bytes is not cut and marked as it should"
-fi
+expect_cut_at_max_bytes "$cfg" "$JAVA_1" "$JAVA_2"
 
 # --- kill -9 with a trace pending (the last entries of the journal, an
 # hour's flush_timeout): after the restart it is whole, and every entry once
@@ -195,7 +162,7 @@ wait_metric "$ML_PORT" 'logferry_journal_multiline_flushed_total{source="kill"}'
 	fail "kill -9: the last event was not flushed"
 stop_agent "$pid"
 printf '%s\n----\n' "$JAVA_2" "$JAVA_1" "$PY_1" "$PY_2" >"$T/kill.want"
-expect_events "$cfg" "kill -9 with a trace pending: the restart gathers it again from the committed cursor, whole; every entry once" "$T/kill.want"
+expect_spooled_messages "$cfg" "kill -9 with a trace pending: the restart gathers it again from the committed cursor, whole; every entry once" "$T/kill.want"
 
 # --- a trace pending at a SIGHUP that restarts the source, then at a stop
 # (an hour's flush_timeout): shipped before the source goes, once
@@ -215,7 +182,7 @@ wait_metric "$ML_PORT" 'logferry_journal_multiline_pending{source="stop"}' -eq 1
 	fail "stop: the traceback was not gathered"
 stop_agent "$pid"
 printf '%s\n----\n' "$JAVA_2" "$JAVA_1" "$PY_1" >"$T/stop.want"
-expect_events "$cfg" "an event pending at a SIGHUP restarting the source, or at a stop, is shipped before the source goes" "$T/stop.want"
+expect_spooled_messages "$cfg" "an event pending at a SIGHUP restarting the source, or at a stop, is shipped before the source goes" "$T/stop.want"
 start agent-stop2 "$LOGFERRY_AGENT" -c "$cfg"
 pid=$LF_PID
 wait_log "$T/agent-stop2.log" "resuming after the saved journal cursor" 30 ||
@@ -225,7 +192,7 @@ wait_metric "$ML_PORT" 'logferry_journal_multiline_pending{source="stop"}' -eq 1
 	fail "restart after stop: the new entry was not read"
 stop_agent "$pid"
 printf '%s\n----\n' "$JAVA_2" "$JAVA_1" "$PY_1" "$PY_2" >"$T/stop.want"
-expect_events "$cfg" "and the next start goes on after its last entry: every entry once" "$T/stop.want"
+expect_spooled_messages "$cfg" "and the next start goes on after its last entry: every entry once" "$T/stop.want"
 
 # --- a full spool pauses the source with a trace pending, then a stop
 # cannot ship it: it stays in the journal, and the next start (with room)

@@ -13,15 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <uv.h>
 
 #include "agent/pipeline.h"
 #include "agent/processors.h"
+#include "agent/redact.h"
 #include "agent/spool.h"
 #include "common/buf.h"
 #include "proto/event.h"
+#include "tests/unit/spool_fixture.h"
 
 #define EVENT_MAX 4096              /* the spool's largest event, in encoded bytes */
 #define WHY "event too large with its fields"
@@ -298,14 +301,12 @@ test_a_cursor_advances_with_its_event_and_past_one_refused(void **state)
 	assert_int_equal(fx->n, 2);
 }
 
-/* A chain of one add_fields stage setting env: prod (the configuration outlives it: static). */
+/* The chain of the n stages p (a configuration that outlives it: static). */
 static struct processors *
-chain_env_prod(void)
+chain_compile(struct agent_processor *p, size_t n)
 {
-	static struct config_map_entry kv[] = { { "env", "prod", 0 } };
-	static struct agent_processor p = { .type = PROCESSOR_ADD_FIELDS, .values = { 1, kv } };
-	static const struct config_list list = { 1, &p };
 	static const struct processor_context ctx = { "h", "a", "s", "agent.yaml" };
+	const struct config_list list = { n, p };
 	const struct config_list *lists[] = { &list };
 	struct processors_error e;
 	struct processors *c = NULL;
@@ -313,6 +314,19 @@ chain_env_prod(void)
 	assert_int_equal(processors_compile(lists, 1, &ctx, 4096, &c, &e), 0);
 	assert_non_null(c);
 	return c;
+}
+
+static struct config_map_entry env_prod[] = { { "env", "prod", 0 } };
+
+/* A chain of one add_fields stage setting env: prod. */
+static struct processors *
+chain_env_prod(void)
+{
+	static struct agent_processor p = {
+		.type = PROCESSOR_ADD_FIELDS, .values = { 1, env_prod },
+	};
+
+	return chain_compile(&p, 1);
 }
 
 static void
@@ -359,6 +373,71 @@ test_the_too_large_fallback_applies_to_the_processed_event_and_keeps_its_marks(v
 	processors_free(c);
 }
 
+/* add_fields env: prod, then redact dropping user. */
+static struct processors *
+chain_env_prod_no_user(void)
+{
+	static struct agent_processor p[] = {
+		{ .type = PROCESSOR_ADD_FIELDS, .values = { 1, env_prod } },
+		{ .type = PROCESSOR_REDACT, .field = "user", .method = REDACT_DROP },
+	};
+
+	return chain_compile(p, 2);
+}
+
+/*
+ * The spool's "no room now" hands the same event back to the source, which
+ * offers it again: the chain's stages count it once, when it goes in, and
+ * so do a type's own counters (redact's).
+ */
+static void
+test_an_event_the_full_spool_takes_on_its_retry_is_counted_once_by_the_stages(void **state)
+{
+	struct fixture *fx = *state;
+	struct processors *c = chain_env_prod_no_user();
+	struct processors_stats st;
+	struct redact_stats rs;
+	struct spool_options o;
+	struct event_field f[1];
+	uint64_t range[2];
+	unsigned seed = 7;
+	struct event ev;
+
+	/* A small spool, filled until it stays full. */
+	spool_close(fx->spool, on_closed, fx);
+	while (!fx->closed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	fx->closed = false;
+	spool_options_default(&o, fx->dir);
+	o.max_size = 4 << 20;
+	o.block_bytes = 64 << 10;
+	o.segment_max_bytes = 128 << 10;
+	o.queue_blocks = 2;
+	assert_int_equal(spool_open(&fx->loop, &o, on_writable, fx, &fx->spool), 0);
+	assert_true(spool_fixture_fill(fx->spool, &fx->loop, &seed) > 0);
+	pipeline_init(&fx->pipe, fx->spool, WHY, c);
+	text_field(&f[0], "user", "ann", 3);
+	event_make(&ev, "hello", 5, f, 1);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, NULL), -EAGAIN);
+
+	/* What the shipper does on Acks frees room; the source offers the event again. */
+	spool_fixture_committed_range(fx->dir, range);
+	assert_int_equal(spool_delete(fx->spool, range[0], range[1]), 0);
+	while (pipeline_emit(&fx->pipe, &ev, 0, NULL) == -EAGAIN) {
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	processors_get_stats(c, PROCESSOR_ADD_FIELDS, &st);
+	assert_int_equal(st.passed, 1);
+	assert_int_equal(st.dropped + st.errors + st.dead_lettered, 0);
+	processors_get_stats(c, PROCESSOR_REDACT, &st);
+	assert_int_equal(st.passed, 1);
+	processors_get_type_stats(c, PROCESSOR_REDACT, &rs);
+	assert_int_equal(rs.redacted, 1);
+	assert_int_equal(rs.failed, 0);
+	processors_free(c);
+}
+
 int
 main(void)
 {
@@ -377,6 +456,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_the_too_large_fallback_applies_to_the_processed_event_and_keeps_its_marks,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_an_event_the_full_spool_takes_on_its_retry_is_counted_once_by_the_stages,
 		    setup, teardown),
 	};
 

@@ -217,7 +217,7 @@ test_the_formats_are_the_configuration_names_in_table_order(void **state)
 }
 
 static int
-refuse_compile(const struct agent_source *cfg, void **state, char *err, size_t errlen)
+refuse_compile(const struct parser_config *cfg, void **state, char *err, size_t errlen)
 {
 	(void)cfg;
 	*state = NULL;
@@ -228,7 +228,7 @@ refuse_compile(const struct agent_source *cfg, void **state, char *err, size_t e
 static int compiled_frees;
 
 static int
-count_compile(const struct agent_source *cfg, void **state, char *err, size_t errlen)
+count_compile(const struct parser_config *cfg, void **state, char *err, size_t errlen)
 {
 	(void)cfg;
 	(void)err;
