@@ -136,7 +136,7 @@ for tool in $tools; do
 done
 if [ -n "$REAL" ]; then
 	if ! NBROKERS=$("$KAFKA_ADMIN" -b "$REAL" brokers 2>"$T/admin.err"); then
-		echo "bench_e2e: cannot reach Kafka at $REAL (BENCH_KAFKA): $(tail -1 "$T/admin.err")" >&2
+		echo "bench_e2e: cannot reach Kafka at $REAL (BENCH_KAFKA): $(tail -n 1 "$T/admin.err")" >&2
 		exit 2
 	fi
 fi
@@ -327,7 +327,7 @@ kafka_start() {
 	esac
 	if ! "$KAFKA_ADMIN" -b "$BOOTSTRAP" create "$topic" 3 $((NBROKERS < 3 ? NBROKERS : 3)) \
 	    min.insync.replicas=$((NBROKERS < 2 ? 1 : 2)) >"$T/admin.out" 2>&1; then
-		echo "bench_e2e: cannot create topic $topic on $BOOTSTRAP: $(tail -1 "$T/admin.out")" >&2
+		echo "bench_e2e: cannot create topic $topic on $BOOTSTRAP: $(tail -n 1 "$T/admin.out")" >&2
 		return 1
 	fi
 }
@@ -525,7 +525,7 @@ diagnose_logferry() {
 		for d in $DIED; do echo "  - $d exited (its log is below)"; done
 		if [ -z "$AGENT_PID" ]; then
 			echo "  - the agent was not started: the relay did not start"
-			echo "  - relay log (last lines):"; tail -5 "$T/relay.log" | sed 's/^/        /'
+			echo "  - relay log (last lines):"; tail -n 5 "$T/relay.log" | sed 's/^/        /'
 			return
 		fi
 		stats=$("$LOGFERRY_AGENT" -c "$cfg" --spool-stats 2>&1)
@@ -542,9 +542,9 @@ diagnose_logferry() {
 				echo "  - the agent spooled nothing: file source or agent start"
 			fi
 		fi
-		echo "  - relay log (last lines):"; tail -5 "$T/relay.log" | sed 's/^/        /'
-		echo "  - agent log (last lines):"; tail -5 "$T/agent.log" | sed 's/^/        /'
-		[ -s "$T/k.err" ] && { echo "  - consumer:"; tail -3 "$T/k.err" | sed 's/^/        /'; }
+		echo "  - relay log (last lines):"; tail -n 5 "$T/relay.log" | sed 's/^/        /'
+		echo "  - agent log (last lines):"; tail -n 5 "$T/agent.log" | sed 's/^/        /'
+		[ -s "$T/k.err" ] && { echo "  - consumer:"; tail -n 3 "$T/k.err" | sed 's/^/        /'; }
 	} >>"$T/diag"
 }
 
@@ -552,11 +552,11 @@ diagnose_rsyslog_relp() {
 	{
 		echo "- rsyslog_relp $1: $(kval kafka_high) of $2 lines in Kafka, $(kval records) read back (consumer: $(kval status))."
 		for d in $DIED; do echo "  - the $d rsyslogd exited"; done
-		[ -z "$AGG_PID" ] && echo "  - the edge was not started: the aggregator did not listen"
+		[ -z "$EDGE_PID" ] && echo "  - the edge was not started: the aggregator did not listen (its messages are below)"
 		echo "  - edge rsyslogd output and messages (last lines):"
-		tail -5 "$T/relp/edge/log" "$T/relp/edge/internal.log" 2>/dev/null | sed 's/^/        /'
+		tail -n 5 "$T/relp/edge/log" "$T/relp/edge/internal.log" 2>/dev/null | sed 's/^/        /'
 		echo "  - aggregator rsyslogd output and messages (last lines):"
-		tail -5 "$T/relp/agg/log" "$T/relp/agg/internal.log" 2>/dev/null | sed 's/^/        /'
+		tail -n 5 "$T/relp/agg/log" "$T/relp/agg/internal.log" 2>/dev/null | sed 's/^/        /'
 		echo "  - the edge's queue files: $(ls "$T/relp/edge/queue" 2>/dev/null | wc -l)"
 	} >>"$T/diag"
 }
@@ -566,7 +566,7 @@ diagnose_rsyslog() {
 		echo "- rsyslog $1: $(kval kafka_high) of $2 lines in Kafka, $(kval records) read back (consumer: $(kval status))."
 		[ -n "$DIED" ] && echo "  - rsyslogd exited"
 		echo "  - rsyslogd output and messages (last lines):"
-		tail -5 "$T/rs/log" "$T/rs/internal.log" 2>/dev/null | sed 's/^/        /'
+		tail -n 5 "$T/rs/log" "$T/rs/internal.log" 2>/dev/null | sed 's/^/        /'
 	} >>"$T/diag"
 }
 
@@ -1074,7 +1074,7 @@ echo "### medians of $RUNS run(s) beside the targets"
 echo
 echo "| figure | logferry | target | rsyslog RELP two hops | rsyslog one hop |"
 echo "|---|---|---|---|---|"
-echo "| agent/edge CPU µs/line | $(median lf_tput agent_us) | ≤ $T_AGENT_US | $(median relp_tput edge_us) | $(median rs_tput us) (whole pipeline) |"
+echo "| agent/edge CPU µs/line | $(median lf_tput agent_us) | ≤ $T_AGENT_US | $(median relp_tput edge_us) | $(median rs_tput us) |"
 echo "| relay/aggregator CPU µs/event | $(median lf_tput relay_us) | ≤ $T_RELAY_US | $(median relp_tput agg_us) | - |"
 echo "| total CPU µs/line | $(median lf_tput total_us) | - | $(median relp_tput total_us) | $(median rs_tput us) |"
 echo "| end-to-end lines/s | $(median lf_tput rate) | ≥ $T_RATE | $(median relp_tput rate) | $(median rs_tput rate) |"
