@@ -8,7 +8,8 @@
 # the two-hop peer (side rsyslog_relp): an edge rsyslogd (imfile -> omrelp
 # over TLS with a client certificate, an action queue in memory) and an
 # aggregator rsyslogd (imrelp, TLS, the edge's certificate verified by name
-# -> omkafka, a JSON record per line) on the same file into the same kind
+# -> mmnormalize, the NGINX fields -> omkafka, a JSON record per line) on
+# the same file into the same kind
 # of cluster, topic "rsyslog-relp"; and on request (side rsyslog) the
 # one-hop rsyslogd imfile -> omkafka, topic "rsyslog". bench/kafka_latency counts the
 # records in Kafka (the partitions' watermarks) and reads them back to check
@@ -50,7 +51,8 @@
 # also "rsyslog", the one-hop peer), BENCH_RELP_TLSLIB (librelp's TLS
 # library for the two-hop peer: gnutls, its default, or openssl),
 # BENCH_RELP_WINDOW (omrelp's windowSize, default 1024), BENCH_RELP_QUEUE
-# (the edge's action queue: memory, the default, or disk),
+# (the edge's action queue: memory, the default, or disk), BENCH_RELP_PARSE
+# (nginx, the default: the aggregator parses the NGINX fields; none),
 # BENCH_KINDS (default "throughput latency"), BENCH_KEEP (keep the work
 # directory: logs, configurations, each run's consumer output),
 # BENCH_KAFKA, BENCH_KAFKA_PIDS, BENCH_KAFKA_DIR (above), LOGFERRY_AGENT,
@@ -86,6 +88,12 @@ RELP_WINDOW=${BENCH_RELP_WINDOW:-1024}
 # the disk part and did not send them for 20 s, so that the run failed
 # its exactly-once check: memory is the default (bench/README.md).
 RELP_QUEUE=${BENCH_RELP_QUEUE:-memory}
+# What the aggregator makes of a line: "nginx" parses it (mmnormalize, a
+# liblognorm rule for the combined format) into the 11 fields logferry's
+# nginx_combined gives, rendered as JSON beside time, host and tag, as
+# logferry's relay renders them (a line that does not parse goes out as
+# the unparsed "message"); "none" sends the line as "message" unparsed.
+RELP_PARSE=${BENCH_RELP_PARSE:-nginx}
 KINDS=${BENCH_KINDS:-throughput latency}
 # Targets (issue 19; docs/performance.md has the costs they come from).
 # T_RATIO: the whole pipeline's CPU per line, the two-hop peer's over
@@ -171,9 +179,14 @@ esac
 case $RELP_QUEUE in memory | disk) ;;
 *) echo "bench_e2e: BENCH_RELP_QUEUE is memory or disk, not '$RELP_QUEUE'" >&2; exit 2 ;;
 esac
+case $RELP_PARSE in nginx | none) ;;
+*) echo "bench_e2e: BENCH_RELP_PARSE is nginx or none, not '$RELP_PARSE'" >&2; exit 2 ;;
+esac
 case " $SIDES " in *" rsyslog_relp "*)
-	if ! rsyslog_has imfile omkafka imrelp omrelp; then
-		echo "bench_e2e: rsyslogd with imrelp, omrelp and omkafka not found: apt-get install rsyslog" \
+	relp_modules="imfile omkafka imrelp omrelp"
+	[ "$RELP_PARSE" = nginx ] && relp_modules+=" mmnormalize"
+	if ! rsyslog_has $relp_modules; then
+		echo "bench_e2e: rsyslogd with $relp_modules not found: apt-get install rsyslog" \
 		    "rsyslog-relp rsyslog-kafka (packaging/install-bench-deps.sh); leaving rsyslog_relp out" >&2
 		drop_side rsyslog_relp
 	elif ! command -v openssl >/dev/null; then
@@ -876,6 +889,31 @@ CNF
 	done
 }
 
+# relp_ruleset: the aggregator's rules for each line (RELP_PARSE). The
+# forwarded message keeps the space after the tag, hence two rules.
+relp_ruleset() {
+	if [ "$RELP_PARSE" = none ]; then
+		echo "	$(omkafka_action "$RELP_TOPIC" json)"
+		return
+	fi
+	local q='"' rule
+	rule="%remote_addr:word% %ident:word% %remote_user:word% [%time_local:char-to{${q}extradata$q:$q]$q}%]"
+	rule="$rule \"%method:word% %path:word% %protocol:char-to{${q}extradata$q:$q\\$q$q}%\""
+	rule="$rule %status:number% %body_bytes_sent:number%"
+	rule="$rule \"%http_referer:char-to{${q}extradata$q:$q\\$q$q}%\""
+	rule="$rule \"%http_user_agent:char-to{${q}extradata$q:$q\\$q$q}%\""
+	printf 'version=2\nrule=nginx:%s\nrule=nginx: %s\n' "$rule" "$rule" >"$T/relp/agg/nginx.rb"
+	cat <<RULES
+	action(type="mmnormalize" ruleBase="$T/relp/agg/nginx.rb")
+	if \$parsesuccess == "OK" then {
+		set \$!request = \$!method & " " & \$!path & " " & \$!protocol;
+		$(omkafka_action "$RELP_TOPIC" nginx)
+	} else {
+		$(omkafka_action "$RELP_TOPIC" json)
+	}
+RULES
+}
+
 # listening PORT: something listens on 127.0.0.1:PORT (from /proc/net/tcp,
 # without connecting: a bare TCP connection would be an error in imrelp's log).
 listening() {
@@ -884,14 +922,15 @@ listening() {
 	awk -v a="$hex" '$2 == a && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp
 }
 
-# rsyslog_relp_start INPUT: the aggregator (imrelp, TLS, the edge's certificate
-# checked by name -> omkafka into RELP_TOPIC, a JSON record per line, the
-# one-hop side's producer settings), then, once it listens, the edge
-# (imfile -> omrelp over TLS with its client certificate, through an
-# action queue in memory or disk-assisted (RELP_QUEUE), retried without
-# end: rsyslog's reliable forwarding). Each in its own work directory (state, queue files, pid
-# file, messages). Sets AGG_PID and EDGE_PID; returns 1 if the aggregator
-# did not listen (DIED says so when it exited).
+# rsyslog_relp_start INPUT: the aggregator (imrelp, TLS, the edge's
+# certificate checked by name -> the NGINX fields parsed unless RELP_PARSE
+# is none -> omkafka into RELP_TOPIC, a JSON record per line, the one-hop
+# side's producer settings), then, once it listens, the edge (imfile ->
+# omrelp over TLS with its client certificate, through an action queue in
+# memory or disk-assisted (RELP_QUEUE), retried without end: rsyslog's
+# reliable forwarding). Each in its own work directory (state, queue
+# files, pid file, rule base, messages). Sets AGG_PID and EDGE_PID;
+# returns 1 if the aggregator did not listen (DIED says so when it exited).
 rsyslog_relp_start() {
 	local input=$1 port c=$T/relp-certs disk=
 	[ "$RELP_QUEUE" = disk ] &&
@@ -904,14 +943,24 @@ rsyslog_relp_start() {
 global(workDirectory="$T/relp/agg")
 module(load="imrelp" tls.tlslib="$RELP_TLSLIB")
 module(load="omkafka")
+$([ "$RELP_PARSE" = nginx ] && echo 'module(load="mmnormalize")')
 template(name="json" type="list" option.jsonf="on") {
 	property(outname="time" name="timereported" dateFormat="rfc3339" format="jsonf")
 	property(outname="host" name="hostname" format="jsonf")
 	property(outname="tag" name="programname" format="jsonf")
 	property(outname="message" name="msg" format="jsonf")
 }
+template(name="nginx" type="list" option.jsonf="on") {
+	property(outname="time" name="timereported" dateFormat="rfc3339" format="jsonf")
+	property(outname="host" name="hostname" format="jsonf")
+	property(outname="tag" name="programname" format="jsonf")
+$(for f in remote_addr remote_user time_local request method path protocol status body_bytes_sent \
+    http_referer http_user_agent; do
+	echo "	property(outname=\"$f\" name=\"\$!$f\" format=\"jsonf\")"
+done)
+}
 ruleset(name="tokafka") {
-	$(omkafka_action "$RELP_TOPIC" json)
+$(relp_ruleset)
 }
 input(type="imrelp" address="127.0.0.1" port="$port" ruleset="tokafka"
       tls="on" tls.caCert="$c/ca.crt" tls.myCert="$c/aggregator.crt" tls.myPrivKey="$c/aggregator.key"
@@ -1000,10 +1049,14 @@ fi
 echo "logferry: agent (file, nginx_combined, spool sync=always) -> TLS -> relay (2 workers," \
     "JSON + logferry-agent/-seq headers, acks=all, idempotent) -> $KAFKA_DESC"
 case " $SIDES " in *" rsyslog_relp "*)
+	if [ "$RELP_PARSE" = nginx ]; then
+		what="mmnormalize (the NGINX combined fields) -> omkafka, a JSON record per line (time, host, tag, the 11 fields)"
+	else
+		what="omkafka, a JSON record per line (time, host, tag, message; the NGINX fields not parsed)"
+	fi
 	echo "rsyslog RELP (two hops): edge rsyslogd imfile (inotify) -> omrelp (window $RELP_WINDOW), TLS ($RELP_TLSLIB," \
 	    "client certificate, names checked both ways), action queue: $RELP_QUEUE, retried without end" \
-	    "-> aggregator rsyslogd imrelp -> omkafka, a JSON record per line (time, host, tag, message;" \
-	    "the NGINX fields not parsed), acks=all, enable.idempotence=true, queue.buffering.max.ms=5" ;;
+	    "-> aggregator rsyslogd imrelp -> $what, acks=all, enable.idempotence=true, queue.buffering.max.ms=5" ;;
 esac
 case " $SIDES " in *" rsyslog "*)
 	echo "rsyslog (one hop): imfile (inotify) -> omkafka, raw line, acks=all (request.required.acks=-1)," \
