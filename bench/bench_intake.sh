@@ -25,6 +25,8 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+# a stopped run removes its work directory and daemons too
+trap 'exit 130' INT TERM
 TICK=$(getconf CLK_TCK)
 
 python3 - "$T" "$N" <<'PY'
