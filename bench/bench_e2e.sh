@@ -9,9 +9,9 @@
 # over TLS with a client certificate, an action queue in memory) and an
 # aggregator rsyslogd (imrelp, TLS, the edge's certificate verified by name
 # -> mmnormalize, the NGINX fields -> omkafka, a JSON record per line) on
-# the same file into the same kind
-# of cluster, topic "rsyslog-relp"; and on request (side rsyslog) the
-# one-hop rsyslogd imfile -> omkafka, topic "rsyslog". bench/kafka_latency counts the
+# the same file into the same kind of cluster, topic "rsyslog-relp"; and
+# on request (side rsyslog) the one-hop rsyslogd imfile -> omkafka, topic
+# "rsyslog". bench/kafka_latency counts the
 # records in Kafka (the partitions' watermarks) and reads them back to check
 # that each line arrived once (by the rid= in its path, and logferry's
 # logferry-agent/-seq headers), as far as it reads them before the mock
