@@ -25,6 +25,8 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+# a stopped run removes its work directory and daemons too
+trap 'exit 130' INT TERM
 TICK=$(getconf CLK_TCK)
 
 python3 - "$T" "$N" <<'PY'
@@ -108,7 +110,7 @@ measure() {
 }
 
 agent_run() {
-	local kind=$1 run=$2 cfg="$T/agent.yaml" pid port start
+	local kind=$1 run=$2 cfg="$T/agent.yaml" pid port start sender
 	rm -rf "$T/data"
 	if [ "$kind" = syslog ]; then
 		src="    type: syslog
@@ -138,15 +140,16 @@ YAML
 	[ -n "$port" ] || { echo "agent did not listen:"; cat "$T/agent.log"; return 1; }
 	start=$(date +%s%N)
 	if [ "$kind" = syslog ]; then send_tcp "$port" & else post_http "$port" & fi
+	sender=$!
 	measure "logferry $kind #$run" "$pid" \
 	    "[ \"\$(\"$LOGFERRY_AGENT\" -c \"$cfg\" --spool-stats 2>/dev/null | awk '/^events:/ { print \$2 }')\" = $N ]" \
 	    "$start"
-	wait
+	wait "$sender"
 }
 
 # relay_run RUN: the relay's HTTP intake (plain HTTP on loopback) into the mock cluster.
 relay_run() {
-	local run=$1 pid kpid port start boot
+	local run=$1 pid kpid port start boot sender
 	rm -f "$T/posted" "$T/mock.out"
 	"$MOCK_KAFKA" --brokers 3 --topic logs.http:3 </dev/null >"$T/mock.out" 2>"$T/mock.err" &
 	kpid=$!
@@ -182,14 +185,17 @@ YAML
 	[ -n "$port" ] || { echo "relay did not listen:"; cat "$T/relay.log"; return 1; }
 	start=$(date +%s%N)
 	post_http "$port" "$T/posted" &
+	sender=$!
 	measure "logferry relay http #$run" "$pid" "[ -e \"$T/posted\" ]" "$start"
-	wait
+	# the sender only: a bare wait would wait for the mock cluster too,
+	# which runs until it is stopped below
+	wait "$sender"
 	kill -TERM "$kpid" 2>/dev/null
 	wait "$kpid" 2>/dev/null
 }
 
 rsyslog_run() {
-	local run=$1 pid port start
+	local run=$1 pid port start sender
 	rm -rf "$T/rs" && mkdir -p "$T/rs"
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	cat >"$T/rs/rsyslog.conf" <<CONF
@@ -199,7 +205,7 @@ template(name="raw" type="string" string="%rawmsg%\n")
 ruleset(name="out") { action(type="omfile" file="$T/rs/out.log" template="raw") }
 input(type="imtcp" port="$port" address="127.0.0.1" ruleset="out")
 CONF
-	rsyslogd -n -f "$T/rs/rsyslog.conf" -i "$T/rs/rsyslogd.pid" >"$T/rs/log" 2>&1 &
+	"$RSYSLOGD" -n -f "$T/rs/rsyslog.conf" -i "$T/rs/rsyslogd.pid" >"$T/rs/log" 2>&1 &
 	pid=$!
 	PIDS+=("$pid")
 	for _ in $(seq 100); do
@@ -208,19 +214,23 @@ CONF
 	done
 	start=$(date +%s%N)
 	send_tcp "$port" &
+	sender=$!
 	measure "rsyslog imtcp->omfile #$run" "$pid" \
 	    "[ \"\$(stat -c %s \"$T/rs/out.log\" 2>/dev/null || echo 0)\" -ge $SIZE ]" "$start"
-	wait
+	wait "$sender"
 }
 
 echo "intake into the spool: $N events; syslog $((SIZE / N)) bytes/message over one TCP connection;"
 echo "HTTP: NDJSON, 4 keep-alive clients, 2000 events per request, 200 after the commit"
 echo "(the relay's intake: 200 after Kafka acked them all, mock cluster, lz4)"
 sh "$top_srcdir/tests/tools/make-certs.sh" "$T/certs" >/dev/null 2>&1 || echo "make-certs.sh failed: no relay runs"
+# /usr/sbin is not in every user's PATH
+RSYSLOGD=$(command -v rsyslogd || { [ -x /usr/sbin/rsyslogd ] && echo /usr/sbin/rsyslogd; })
+[ -n "$RSYSLOGD" ] || echo "rsyslogd not found (apt-get install rsyslog: packaging/install-bench-deps.sh): no rsyslog rows"
 printf "%-30s %10s %9s %10s\n" "run" "events/s" "us/event" "peak MiB"
 for run in $(seq 1 "$RUNS"); do
 	agent_run syslog "$run"
 	agent_run http "$run"
 	if [ -e "$T/certs/relay.key" ]; then relay_run "$run"; fi
-	if command -v rsyslogd >/dev/null; then rsyslog_run "$run"; fi
+	if [ -n "$RSYSLOGD" ]; then rsyslog_run "$run"; fi
 done
