@@ -74,6 +74,8 @@ struct shipper_stats {
 	uint64_t rejected_segments;  /* segments (or pieces of one) rejected alone and deleted */
 	/* Events deleted without an OK: rejected, too large for the relay, unreadable. */
 	uint64_t events_dropped;
+	/* Segments in an event format the relay does not read, re-encoded to format 1 to send. */
+	uint64_t segments_converted;
 	uint64_t reconnects;         /* connections attempted after the first */
 	uint64_t inflight;           /* batches sent and not yet acknowledged */
 	uint64_t unacked;            /* ranges not acknowledged: in flight or to be sent again */

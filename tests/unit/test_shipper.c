@@ -58,6 +58,7 @@ struct rbatch {
 	uint32_t events;
 	uint64_t uncompressed;
 	size_t payload_len;
+	uint32_t format;      /* Batch.event_format as sent (0: not set) */
 	int conn;
 	uint64_t at;          /* uv_now when it arrived */
 };
@@ -91,6 +92,9 @@ struct relay {
 	bool pause_after_hello;     /* stop reading once Welcome is sent */
 	bool refuse_hello;          /* answer Hello with Goodbye and close, as for a wrong id */
 	bool goodbye_after_welcome; /* Welcome, then Goodbye and close at once */
+	/* Welcome.event_formats; none, as a relay from before format 2. */
+	uint32_t welcome_formats[8];
+	int nwelcome_formats;
 	/* What it saw. */
 	struct rconn conns[MAX_CONNS];
 	int nconns;
@@ -105,6 +109,8 @@ struct relay {
 	int hellos, pings, goodbyes;
 	char agent_id[256], version[64], goodbye_reason[256];
 	uint32_t protocol;
+	uint32_t hello_formats[8];  /* the last Hello's event_formats */
+	int nhello_formats;
 	int bad;
 	char bad_why[256];
 	struct buf messages;        /* every event's message, in arrival order */
@@ -241,6 +247,7 @@ relay_on_batch(struct rconn *rc, const struct frame *f)
 	rb->events = b->event_count;
 	rb->uncompressed = b->uncompressed_size;
 	rb->payload_len = f->payload.len;
+	rb->format = b->event_format;
 	rb->conn = rc->idx;
 	rb->at = uv_now(&r->fx->loop);
 	if (b->compression != logferry_Compression_COMPRESSION_ZSTD)
@@ -314,6 +321,8 @@ relay_on_frame(void *arg, const struct frame *f)
 		r->protocol = f->pb.hello.protocol_version;
 		snprintf(r->agent_id, sizeof(r->agent_id), "%s", f->pb.hello.agent_id);
 		snprintf(r->version, sizeof(r->version), "%s", f->pb.hello.software_version);
+		r->nhello_formats = (int)f->pb.hello.event_formats_count;
+		memcpy(r->hello_formats, f->pb.hello.event_formats, sizeof(r->hello_formats));
 		if (r->refuse_hello) {
 			frame_init(&out, FRAME_GOODBYE);
 			snprintf(out.pb.goodbye.reason, sizeof(out.pb.goodbye.reason),
@@ -328,6 +337,8 @@ relay_on_frame(void *arg, const struct frame *f)
 		out.pb.welcome.max_batch_bytes = r->max_batch;
 		out.pb.welcome.max_uncompressed_bytes = r->max_uncompressed;
 		out.pb.welcome.window = r->window;
+		out.pb.welcome.event_formats_count = (pb_size_t)r->nwelcome_formats;
+		memcpy(out.pb.welcome.event_formats, r->welcome_formats, sizeof(r->welcome_formats));
 		rconn_send(rc, &out);
 		r->welcome_at[rc->idx] = uv_now(&r->fx->loop);
 		if (r->pause_after_hello)
@@ -1654,6 +1665,30 @@ test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked(void **st
 
 /* ---------------------------------------------------------------- main */
 
+static void
+test_hello_announces_both_formats_and_a_relay_without_event_formats_gets_format_1(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+
+	/* A relay from before format 2: its Welcome has no event_formats. */
+	fx_config(fx, 0, -2);
+	add_segment(fx, 5, 100);
+	add_segment(fx, 4, 100);
+	fx_start(fx);
+	WAIT_FOR(fx, segments_deleted(fx) == 2);
+	assert_int_equal(r->nhello_formats, 2);
+	assert_int_equal(r->hello_formats[0], EVENT_FORMAT_1);
+	assert_int_equal(r->hello_formats[1], EVENT_FORMAT_2);
+	assert_true(r->nbatches >= 1);
+	for (int i = 0; i < r->nbatches; i++)
+		assert_int_equal(r->batches[i].format, EVENT_FORMAT_1);
+	assert_relay_good(r);
+	assert_int_equal(r->messages.len, fx->expect.len);
+	assert_memory_equal(r->messages.data, fx->expect.data, fx->expect.len);
+	assert_int_equal(stats(fx).segments_converted, 0);
+}
+
 int
 main(void)
 {
@@ -1702,6 +1737,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_hello_announces_both_formats_and_a_relay_without_event_formats_gets_format_1,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_goodbye_moves_to_next_server, setup,
 		    teardown),
 	};
