@@ -818,9 +818,12 @@ shipper_send_split(struct shipper *sh, size_t i)
 		}
 	}
 	event_reader_init(&er, sh->raw.data, sh->raw.len, sh->fields, SHIPPER_EVENT_FIELDS);
-	for (skip = r->first - r->seg; skip > 0; skip--)
-		if ((rc = event_reader_next(&er, &ev)) != 1)
+	for (skip = r->first - r->seg; skip > 0; skip--) {
+		if ((rc = event_reader_next(&er, &ev)) == -ENOMEM)
+			goto nomem;
+		if (rc != 1)
 			goto corrupt;
+	}
 	start = er;
 	for (;;) {
 		buf_reset(&sh->piece);
@@ -830,7 +833,9 @@ shipper_send_split(struct shipper *sh, size_t i)
 			uint8_t hdr[11];
 			size_t hlen, before = sh->piece.len;
 
-			if ((rc = event_reader_next(&er, &ev)) != 1)
+			if ((rc = event_reader_next(&er, &ev)) == -ENOMEM)
+				goto nomem;
+			if (rc != 1)
 				goto corrupt;
 			if (sh->raw_format != EVENT_FORMAT_1) {
 				/* Another format: written again in format 1, names and origins in each event. */
