@@ -82,16 +82,23 @@ stop_relay() {
 	[ "$LF_RC" = 0 ] || fail "relay exited $LF_RC"
 }
 
+# live CASE RELAY AGENT WHAT: a relay of binary RELAY and an agent of binary
+# AGENT tailing 3000 lines, each line in Kafka once; both left running
+# (relay, agent; metrics on mport, amport) for the case's own checks.
+live() {
+	local stream=compat_$1_$run
+	kafka_topic "logs.$stream" 16
+	port=$(free_port) mport=$(free_port) amport=$(free_port)
+	relay_with "$2" relay-$1 "$port" "$mport"
+	relay=$LF_PID
+	nginx_lines "$T/$1.log" 3000 1
+	start agent-$1 "$3" -c "$(agent_cfg agent-$1 "$stream" "$T/$1.log" "$port" "$amport")"
+	agent=$LF_PID
+	expect_exact "logs.$stream" "$T/$1.log" "($1) $4"
+}
+
 # ---- (a) a new agent, an old relay ----
-stream=compat_a_$run
-kafka_topic "logs.$stream" 16
-port=$(free_port) mport=$(free_port) amport=$(free_port)
-relay_with "$OLD_RELAY" relay-a "$port" "$mport"
-relay=$LF_PID
-nginx_lines "$T/a.log" 3000 1
-start agent-a "$LOGFERRY_AGENT" -c "$(agent_cfg agent-a "$stream" "$T/a.log" "$port" "$amport")"
-agent=$LF_PID
-expect_exact "logs.$stream" "$T/a.log" "(a) new agent -> old relay"
+live a "$OLD_RELAY" "$LOGFERRY_AGENT" "new agent -> old relay"
 converted=$(metric "$amport" logferry_shipper_segments_converted_total)
 rejected=$(metric "$amport" logferry_shipper_acks_rejected_total)
 [ "${rejected:-x}" = 0 ] || fail "(a) the old relay rejected ${rejected:-?} batch(es)"
@@ -108,61 +115,42 @@ stop_agent "$agent"
 stop_relay "$relay"
 
 # ---- (b) an old agent, a new relay ----
-stream=compat_b_$run
-kafka_topic "logs.$stream" 16
-port=$(free_port) mport=$(free_port) amport=$(free_port)
-relay_with "$LOGFERRY_RELAY" relay-b "$port" "$mport"
-relay=$LF_PID
-nginx_lines "$T/b.log" 3000 1
-start agent-b "$OLD_AGENT" -c "$(agent_cfg agent-b "$stream" "$T/b.log" "$port" "$amport")"
-agent=$LF_PID
-expect_exact "logs.$stream" "$T/b.log" "(b) old agent -> new relay"
+live b "$LOGFERRY_RELAY" "$OLD_AGENT" "old agent -> new relay"
 v=$(metric "$mport" logferry_relay_unknown_event_format_total)
 [ "${v:-x}" = 0 ] || fail "(b) the new relay counted ${v:-?} unknown event format(s)"
 stop_agent "$agent"
 stop_relay "$relay"
 
+# spool_then_ship CASE WRITER WHAT: WRITER (an agent binary) spools 2000
+# lines while no relay listens and stops; 1000 more lines come; then a new
+# relay and a new agent on the same data_dir ship all 3000, each once,
+# without converting anything.
+spool_then_ship() {
+	local stream=compat_$1_$run acfg
+	kafka_topic "logs.$stream" 16
+	port=$(free_port) mport=$(free_port) amport=$(free_port)
+	nginx_lines "$T/$1.log" 2000 1
+	acfg=$(agent_cfg agent-$1 "$stream" "$T/$1.log" "$port" "$amport")
+	start agent-$1-before "$2" -c "$acfg"
+	agent=$LF_PID
+	wait_spooled_by "$2" "$acfg" 2000
+	stop_agent "$agent"
+	nginx_lines "$T/$1.log" 1000 2001
+	relay_with "$LOGFERRY_RELAY" relay-$1 "$port" "$mport"
+	relay=$LF_PID
+	start agent-$1-after "$LOGFERRY_AGENT" -c "$acfg"
+	agent=$LF_PID
+	expect_exact "logs.$stream" "$T/$1.log" "($1) $3"
+	v=$(metric "$amport" logferry_shipper_segments_converted_total)
+	[ "${v:-x}" = 0 ] || fail "($1) a new relay, yet ${v:-?} segment(s) converted"
+	stop_agent "$agent"
+	stop_relay "$relay"
+}
+
 # ---- (c) an old agent's spool, shipped by a new agent after the upgrade ----
-stream=compat_c_$run
-kafka_topic "logs.$stream" 16
-port=$(free_port) mport=$(free_port) amport=$(free_port)
-nginx_lines "$T/c.log" 2000 1
-# No relay yet: everything stays in the spool.
-acfg=$(agent_cfg agent-c "$stream" "$T/c.log" "$port" "$amport")
-start agent-c-old "$OLD_AGENT" -c "$acfg"
-agent=$LF_PID
-wait_spooled_by "$OLD_AGENT" "$acfg" 2000
-stop_agent "$agent"
-nginx_lines "$T/c.log" 1000 2001
-relay_with "$LOGFERRY_RELAY" relay-c "$port" "$mport"
-relay=$LF_PID
-start agent-c-new "$LOGFERRY_AGENT" -c "$acfg"
-agent=$LF_PID
-expect_exact "logs.$stream" "$T/c.log" "(c) an old agent's spool and new lines, by a new agent to a new relay"
-v=$(metric "$amport" logferry_shipper_segments_converted_total)
-[ "${v:-x}" = 0 ] || fail "(c) a new relay, yet ${v:-?} segment(s) converted"
-stop_agent "$agent"
-stop_relay "$relay"
+spool_then_ship c "$OLD_AGENT" "an old agent's spool and new lines, by a new agent to a new relay"
 
 # ---- (d) a new agent's spool, shipped to a new relay after a restart ----
-stream=compat_d_$run
-kafka_topic "logs.$stream" 16
-port=$(free_port) mport=$(free_port) amport=$(free_port)
-nginx_lines "$T/d.log" 2000 1
-acfg=$(agent_cfg agent-d "$stream" "$T/d.log" "$port" "$amport")
-start agent-d-1 "$LOGFERRY_AGENT" -c "$acfg"
-agent=$LF_PID
-wait_spooled_by "$LOGFERRY_AGENT" "$acfg" 2000
-stop_agent "$agent"
-nginx_lines "$T/d.log" 1000 2001
-relay_with "$LOGFERRY_RELAY" relay-d "$port" "$mport"
-relay=$LF_PID
-start agent-d-2 "$LOGFERRY_AGENT" -c "$acfg"
-agent=$LF_PID
-expect_exact "logs.$stream" "$T/d.log" "(d) a new agent's spool and new lines, to a new relay"
-v=$(metric "$amport" logferry_shipper_segments_converted_total)
-[ "${v:-x}" = 0 ] || fail "(d) a new relay, yet ${v:-?} segment(s) converted"
-stop_agent "$agent"
-stop_relay "$relay"
+spool_then_ship d "$LOGFERRY_AGENT" "a new agent's spool and new lines, to a new relay"
 
 finish
