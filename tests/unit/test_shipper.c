@@ -92,7 +92,7 @@ struct relay {
 	bool pause_after_hello;     /* stop reading once Welcome is sent */
 	bool refuse_hello;          /* answer Hello with Goodbye and close, as for a wrong id */
 	bool goodbye_after_welcome; /* Welcome, then Goodbye and close at once */
-	/* Welcome.event_formats; none, as a relay from before format 2. */
+	/* Welcome.event_formats (relay_start: 1 and 2). */
 	uint32_t welcome_formats[8];
 	int nwelcome_formats;
 	/* What it saw. */
@@ -469,6 +469,10 @@ relay_start(struct fx *fx, int i)
 	r->max_uncompressed = 64 << 20;
 	r->window = 8;
 	r->mode = ACK_OK;
+	/* A relay as new as the agent; a test sets none for one from before format 2. */
+	r->welcome_formats[0] = EVENT_FORMAT_1;
+	r->welcome_formats[1] = EVENT_FORMAT_2;
+	r->nwelcome_formats = 2;
 	buf_init(&r->messages, 16 << 20);
 	assert_int_equal(uv_tcp_init(&fx->loop, &r->listener), 0);
 	r->listener.data = r;
@@ -1672,6 +1676,7 @@ test_hello_announces_both_formats_and_a_relay_without_event_formats_gets_format_
 	struct relay *r = relay_start(fx, 0);
 
 	/* A relay from before format 2: its Welcome has no event_formats. */
+	r->nwelcome_formats = 0;
 	fx_config(fx, 0, -2);
 	add_segment(fx, 5, 100);
 	add_segment(fx, 4, 100);
