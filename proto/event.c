@@ -898,6 +898,57 @@ event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **
 	return 0;
 }
 
+/* Fields of one event event_list_format1 can re-encode (its reader's array, on the stack). */
+#define EVENT_CONVERT_FIELDS 256
+
+int
+event_list_format1(const uint8_t *data, size_t len, struct buf *out)
+{
+	struct event_field fields[EVENT_CONVERT_FIELDS];
+	struct event_reader r;
+	struct event ev;
+	size_t before = out->len;
+	uint64_t n;
+	const char *why;
+	int rc;
+
+	if (event_list_count(data, len, &n, &why) != 0)
+		return -EPROTO;
+	event_reader_init(&r, data, len, fields, EVENT_CONVERT_FIELDS);
+	for (;;) {
+		const uint8_t *start = r.p;
+
+		if ((rc = event_reader_next(&r, &ev)) == 0)
+			return 0;
+		if (rc == 1 && ev.dict_refs) {
+			rc = event_encode(&ev, out);
+		} else {
+			/*
+			 * Self-contained, or malformed: its bytes as they are, so that
+			 * it stays one event (a malformed one for the reader too).
+			 */
+			struct event_cur c = { start, r.p, &why };
+			const uint8_t *element;
+			unsigned field, wt;
+
+			/* Past any Dict in front of it: the event's own element. */
+			do {
+				element = c.p;
+				if (!event_get_tag(&c, &field, &wt) || !event_skip(&c, wt))
+					goto bad;
+			} while (field != EVENTLIST_EVENTS);
+			rc = buf_append(out, element, (size_t)(c.p - element));
+		}
+		if (rc != 0) {
+			out->len = before;
+			return rc;
+		}
+	}
+bad:
+	out->len = before;
+	return -EPROTO;
+}
+
 int
 event_field_string(const struct event *ev, const struct event_field *f,
     struct pbslice *out)

@@ -137,6 +137,16 @@ int event_reader_next(struct event_reader *r, struct event *ev);
 int event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **why);
 
 /*
+ * Appends to out the EventList data[0, len) in format 1: each event that
+ * refers to a Dict encoded again on its own, the others (and malformed
+ * ones, which stay one malformed event each) copied, the Dicts left out.
+ * For a peer that reads format 1 only, and to re-frame single events.
+ * Returns 0, -EPROTO for a list whose framing is malformed, or
+ * event_encode's errors; on error out is unchanged.
+ */
+int event_list_format1(const uint8_t *data, size_t len, struct buf *out);
+
+/*
  * The string value of a TEXT or SLICE field (a SLICE resolved against the
  * message). Returns 0, -EINVAL for another type, or -EPROTO for a slice
  * outside the message.

@@ -854,6 +854,44 @@ test_format2_encoded_event_reads_back_through_its_dict(void **state)
 	buf_free(&plain);
 }
 
+static void
+test_format2_list_converts_to_format1_event_by_event(void **state)
+{
+	struct pb list = { .n = 0 }, dict = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+	struct buf out;
+	uint64_t n;
+	const char *why;
+
+	(void)state;
+	dict_key(&dict, 1, "status");
+	dict_origin(&dict, 1, "h", "s", "src");
+	pb_sub(&list, 2, &dict);
+	list_event(&list, 1, 1, 200, NULL);
+	list_event(&list, 0, 0, 0, "plain");
+	list_event(&list, 0, 9, 1, NULL);        /* undefined: stays one malformed event */
+	buf_init(&out, 1 << 20);
+	assert_int_equal(event_list_format1(list.b, list.n, &out), 0);
+	/* The first element is an event (field 1), not a Dict (field 2). */
+	assert_int_equal(out.data[0], 0x0a);
+	assert_int_equal(event_list_count(out.data, out.len, &n, &why), 0);
+	assert_int_equal(n, 3);
+	event_reader_init(&r, out.data, out.len, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_false(got.dict_refs);
+	assert_slice(got.host, S("h"));
+	assert_slice(got.source, S("src"));
+	assert_slice(gf[0].key, S("status"));
+	assert_int_equal(gf[0].v.integer, 200);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("plain"));
+	assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+	buf_free(&out);
+}
+
 int
 main(void)
 {
@@ -882,6 +920,7 @@ main(void)
 		cmocka_unit_test(test_format2_reading_resumes_at_an_offset_with_the_saved_dict),
 		cmocka_unit_test(test_format2_event_encodes_again_self_contained),
 		cmocka_unit_test(test_format2_encoded_event_reads_back_through_its_dict),
+		cmocka_unit_test(test_format2_list_converts_to_format1_event_by_event),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
