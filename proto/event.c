@@ -2,19 +2,24 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 #include "proto/event.h"
 
 /* Field numbers of proto/logferry.proto. */
 enum {
-	EVENTLIST_EVENTS = 1,
+	EVENTLIST_EVENTS = 1, EVENTLIST_DICTS,
 	EVENT_TS = 1, EVENT_HOST, EVENT_STREAM, EVENT_SOURCE, EVENT_MESSAGE, EVENT_FIELDS,
+	EVENT_ORIGIN,
 	FIELD_KEY = 1, FIELD_TEXT, FIELD_INTEGER, FIELD_NUMBER, FIELD_BOOLEAN,
-	FIELD_SLICE, FIELD_JSON,
+	FIELD_SLICE, FIELD_JSON, FIELD_KEY_ID,
 	SLICE_OFFSET = 1, SLICE_LENGTH,
+	DICT_KEYS = 1, DICT_ORIGINS,
+	DICTKEY_ID = 1, DICTKEY_NAME,
+	DICTORIGIN_ID = 1, DICTORIGIN_HOST, DICTORIGIN_STREAM, DICTORIGIN_SOURCE,
 };
 
 /* ---------------------------------------------------------------- sizes */
@@ -58,11 +63,14 @@ event_zigzag(int64_t v)
 	return (size_t)(((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
-/* Size of one Field message's contents, or 0 with *bad set for an unknown type. */
+/*
+ * Size of one Field message's contents, its key as key_id when nonzero
+ * (format 2), or 0 with *bad set for an unknown type.
+ */
 static size_t
-event_field_size(const struct event_field *f, bool *bad)
+event_field_size(const struct event_field *f, unsigned key_id, bool *bad)
 {
-	size_t n = event_bytes_size(&f->key);
+	size_t n = key_id ? 1 + event_varint_size(key_id) : event_bytes_size(&f->key);
 
 	switch (f->type) {
 	case EVENT_NULL: return n;
@@ -79,15 +87,19 @@ event_field_size(const struct event_field *f, bool *bad)
 	return 0;
 }
 
+/* key_ids NULL: every key literal; origin 0: host, stream and source literal. */
 static size_t
-event_size(const struct event *ev, bool *bad)
+event_size(const struct event *ev, const uint16_t *key_ids, unsigned origin, bool *bad)
 {
-	size_t n = (ev->ts ? 1 + 8 : 0) + event_bytes_size(&ev->host) +
-	    event_bytes_size(&ev->stream) + event_bytes_size(&ev->source) +
-	    event_bytes_size(&ev->message);
+	size_t n = (ev->ts ? 1 + 8 : 0) + event_bytes_size(&ev->message);
 
+	if (origin)
+		n += 1 + event_varint_size(origin);
+	else
+		n += event_bytes_size(&ev->host) + event_bytes_size(&ev->stream) +
+		    event_bytes_size(&ev->source);
 	for (size_t i = 0; i < ev->nfields; i++)
-		n += event_len_size(event_field_size(&ev->fields[i], bad));
+		n += event_len_size(event_field_size(&ev->fields[i], key_ids ? key_ids[i] : 0, bad));
 	return n;
 }
 
@@ -140,12 +152,15 @@ event_put_bytes(uint8_t *p, unsigned field, const struct pbslice *b, bool always
 }
 
 static uint8_t *
-event_put_field(uint8_t *p, const struct event_field *f, size_t size)
+event_put_field(uint8_t *p, const struct event_field *f, unsigned key_id, size_t size)
 {
 	uint64_t bits;
 
 	p = event_put_varint(event_put_tag(p, EVENT_FIELDS, WT_LEN), size);
-	p = event_put_bytes(p, FIELD_KEY, &f->key, false);
+	if (key_id)
+		p = event_put_varint(event_put_tag(p, FIELD_KEY_ID, WT_VARINT), key_id);
+	else
+		p = event_put_bytes(p, FIELD_KEY, &f->key, false);
 	switch (f->type) {
 	case EVENT_NULL:
 		return p;
@@ -180,8 +195,15 @@ event_put_field(uint8_t *p, const struct event_field *f, size_t size)
 int
 event_encode(const struct event *ev, struct buf *out)
 {
+	return event_encode_ids(ev, NULL, 0, out);
+}
+
+int
+event_encode_ids(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+    struct buf *out)
+{
 	bool bad = false;
-	size_t size = event_size(ev, &bad), total;
+	size_t size = event_size(ev, key_ids, origin, &bad), total;
 	uint8_t *start, *p;
 	int r;
 
@@ -196,13 +218,77 @@ event_encode(const struct event *ev, struct buf *out)
 	p = event_put_varint(event_put_tag(p, EVENTLIST_EVENTS, WT_LEN), size);
 	if (ev->ts)
 		p = event_put_fixed64(p, EVENT_TS, ev->ts);
-	p = event_put_bytes(p, EVENT_HOST, &ev->host, false);
-	p = event_put_bytes(p, EVENT_STREAM, &ev->stream, false);
-	p = event_put_bytes(p, EVENT_SOURCE, &ev->source, false);
+	if (origin) {
+		p = event_put_varint(event_put_tag(p, EVENT_ORIGIN, WT_VARINT), origin);
+	} else {
+		p = event_put_bytes(p, EVENT_HOST, &ev->host, false);
+		p = event_put_bytes(p, EVENT_STREAM, &ev->stream, false);
+		p = event_put_bytes(p, EVENT_SOURCE, &ev->source, false);
+	}
 	p = event_put_bytes(p, EVENT_MESSAGE, &ev->message, false);
-	for (size_t i = 0; i < ev->nfields; i++)
-		p = event_put_field(p, &ev->fields[i], event_field_size(&ev->fields[i], &bad));
+	for (size_t i = 0; i < ev->nfields; i++) {
+		unsigned id = key_ids ? key_ids[i] : 0;
+
+		p = event_put_field(p, &ev->fields[i], id, event_field_size(&ev->fields[i], id, &bad));
+	}
 	/* The sizes and the writes must agree to the byte, or memory is corrupt. */
+	if ((size_t)(p - start) != total)
+		abort();
+	out->len += total;
+	return 0;
+}
+
+static size_t
+event_dict_key_size(unsigned id, const struct pbslice *name)
+{
+	return 1 + event_varint_size(id) + event_bytes_size(name);
+}
+
+static size_t
+event_dict_origin_size(unsigned id, const struct pbslice o[3])
+{
+	return 1 + event_varint_size(id) + event_bytes_size(&o[0]) + event_bytes_size(&o[1]) +
+	    event_bytes_size(&o[2]);
+}
+
+/* The statement after it, for each id whose bit is set in used (ids 1..max), in order. */
+#define EVENT_EACH_ID(used, max, id) \
+	for (unsigned id = 1; id <= (max); id++) \
+		if ((used)[id / 64] & UINT64_C(1) << (id % 64))
+
+int
+event_encode_dict(const struct pbslice *keys, const uint64_t *key_used,
+    const struct pbslice (*origins)[3], const uint64_t *origin_used, struct buf *out)
+{
+	size_t size = 0, total;
+	uint8_t *start, *p;
+	int r;
+
+	EVENT_EACH_ID(key_used, EVENT_MAX_KEY_ID, id)
+		size += event_len_size(event_dict_key_size(id, &keys[id]));
+	EVENT_EACH_ID(origin_used, EVENT_MAX_ORIGIN_ID, id)
+		size += event_len_size(event_dict_origin_size(id, origins[id]));
+	if (size > UINT32_MAX)
+		return -EMSGSIZE;
+	total = 1 + event_varint_size(size) + size;
+	if ((r = buf_reserve(out, total)) != 0)
+		return r;
+	start = p = out->data + out->len;
+	p = event_put_varint(event_put_tag(p, EVENTLIST_DICTS, WT_LEN), size);
+	EVENT_EACH_ID(key_used, EVENT_MAX_KEY_ID, id) {
+		p = event_put_varint(event_put_tag(p, DICT_KEYS, WT_LEN),
+		    event_dict_key_size(id, &keys[id]));
+		p = event_put_varint(event_put_tag(p, DICTKEY_ID, WT_VARINT), id);
+		p = event_put_bytes(p, DICTKEY_NAME, &keys[id], false);
+	}
+	EVENT_EACH_ID(origin_used, EVENT_MAX_ORIGIN_ID, id) {
+		p = event_put_varint(event_put_tag(p, DICT_ORIGINS, WT_LEN),
+		    event_dict_origin_size(id, origins[id]));
+		p = event_put_varint(event_put_tag(p, DICTORIGIN_ID, WT_VARINT), id);
+		p = event_put_bytes(p, DICTORIGIN_HOST, &origins[id][0], false);
+		p = event_put_bytes(p, DICTORIGIN_STREAM, &origins[id][1], false);
+		p = event_put_bytes(p, DICTORIGIN_SOURCE, &origins[id][2], false);
+	}
 	if ((size_t)(p - start) != total)
 		abort();
 	out->len += total;
@@ -372,8 +458,9 @@ event_get_slice(struct event_cur *c, struct event_field *f)
 	return true;
 }
 
+/* *key_id: format 2's Field.key_id, 0 when absent. */
 static bool
-event_get_field(struct event_cur *c, struct event_field *f)
+event_get_field(struct event_cur *c, struct event_field *f, uint64_t *key_id)
 {
 	struct event_cur sub;
 	unsigned field, wt;
@@ -418,6 +505,9 @@ event_get_field(struct event_cur *c, struct event_field *f)
 			f->type = EVENT_JSON;
 			ok = event_expect(&sub, wt, WT_LEN) && event_get_bytes(&sub, &f->v.json);
 			break;
+		case FIELD_KEY_ID:
+			ok = event_expect(&sub, wt, WT_VARINT) && event_get_varint(&sub, key_id);
+			break;
 		default:
 			/* Unknown to this version: skipped, so newer agents still work. */
 			ok = event_skip(&sub, wt);
@@ -429,6 +519,237 @@ event_get_field(struct event_cur *c, struct event_field *f)
 	return true;
 }
 
+/* ------------------------------------------------------ format 2's tables */
+
+/*
+ * A Dict's entries by id, for the reader to resolve Field.key_id and
+ * Event.origin in constant time. One per thread, allocated at its first
+ * format-2 list (112 KiB: a reader is often on the stack, and copied, so
+ * the tables cannot be in it): they hold the Dict of the reader that last
+ * used them (serial) and are loaded again from the Dict's bytes when
+ * another reader's turn comes, which readers interleaved on one thread
+ * (rare) pay and a lone reader does not.
+ */
+struct event_tables {
+	uint64_t serial;            /* the reader's r->serial these were loaded for; 0: none */
+	const char *why;            /* that Dict was malformed: why */
+	uint64_t key_set[(EVENT_MAX_KEY_ID + 64) / 64];
+	uint64_t origin_set[(EVENT_MAX_ORIGIN_ID + 64) / 64];
+	struct pbslice keys[EVENT_MAX_KEY_ID + 1];
+	struct pbslice origins[EVENT_MAX_ORIGIN_ID + 1][3];   /* host, stream, source */
+};
+
+static __thread struct event_tables *event_tls;
+static pthread_key_t event_tls_key;
+static pthread_once_t event_tls_once = PTHREAD_ONCE_INIT;
+/* Serials tell Dicts apart across readers and threads: never reused. */
+static _Atomic uint64_t event_serials;
+
+static void
+event_tls_free(void *t)
+{
+	free(t);
+}
+
+static void
+event_tls_key_create(void)
+{
+	/* Without the key the tables of an ending thread leak: 112 KiB per thread, bounded. */
+	(void)pthread_key_create(&event_tls_key, event_tls_free);
+}
+
+static void
+event_dict_use(struct event_reader *r, const uint8_t *p, size_t len)
+{
+	r->dict.ptr = p;
+	r->dict.len = len;
+	r->serial = atomic_fetch_add_explicit(&event_serials, 1, memory_order_relaxed) + 1;
+}
+
+void
+event_reader_set_dict(struct event_reader *r, struct pbslice dict)
+{
+	if (dict.ptr == NULL) {
+		r->dict = dict;
+		r->serial = 0;
+		return;
+	}
+	event_dict_use(r, dict.ptr, dict.len);
+}
+
+static bool
+event_load_key(struct event_tables *t, struct event_cur *c)
+{
+	struct event_cur sub;
+	struct pbslice name = { NULL, 0 };
+	unsigned field, wt;
+	uint64_t id = 0;
+
+	if (!event_enter(c, &sub))
+		return false;
+	while (sub.p < sub.end) {
+		if (!event_get_tag(&sub, &field, &wt))
+			return false;
+		if (field == DICTKEY_ID) {
+			if (!event_expect(&sub, wt, WT_VARINT) || !event_get_varint(&sub, &id))
+				return false;
+		} else if (field == DICTKEY_NAME) {
+			if (!event_expect(&sub, wt, WT_LEN) || !event_get_bytes(&sub, &name))
+				return false;
+		} else if (!event_skip(&sub, wt)) {
+			return false;
+		}
+	}
+	if (id == 0 || id > EVENT_MAX_KEY_ID)
+		return event_fail(c, "Dict key id outside 1..4095");
+	t->keys[id] = name;
+	t->key_set[id / 64] |= UINT64_C(1) << (id % 64);
+	return true;
+}
+
+static bool
+event_load_origin(struct event_tables *t, struct event_cur *c)
+{
+	struct event_cur sub;
+	struct pbslice o[3] = { { NULL, 0 }, { NULL, 0 }, { NULL, 0 } };
+	unsigned field, wt;
+	uint64_t id = 0;
+
+	if (!event_enter(c, &sub))
+		return false;
+	while (sub.p < sub.end) {
+		if (!event_get_tag(&sub, &field, &wt))
+			return false;
+		if (field == DICTORIGIN_ID) {
+			if (!event_expect(&sub, wt, WT_VARINT) || !event_get_varint(&sub, &id))
+				return false;
+		} else if (field >= DICTORIGIN_HOST && field <= DICTORIGIN_SOURCE) {
+			if (!event_expect(&sub, wt, WT_LEN) ||
+			    !event_get_bytes(&sub, &o[field - DICTORIGIN_HOST]))
+				return false;
+		} else if (!event_skip(&sub, wt)) {
+			return false;
+		}
+	}
+	if (id == 0 || id > EVENT_MAX_ORIGIN_ID)
+		return event_fail(c, "Dict origin id outside 1..1023");
+	memcpy(t->origins[id], o, sizeof(o));
+	t->origin_set[id / 64] |= UINT64_C(1) << (id % 64);
+	return true;
+}
+
+/* Fills t from dict's bytes; a malformed Dict leaves t->why set and nothing defined. */
+static void
+event_load_dict(struct event_tables *t, struct pbslice dict)
+{
+	const char *why = NULL;
+	struct event_cur c = { dict.ptr, dict.ptr + dict.len, &why };
+	unsigned field, wt;
+	bool ok = true;
+
+	memset(t->key_set, 0, sizeof(t->key_set));
+	memset(t->origin_set, 0, sizeof(t->origin_set));
+	while (ok && c.p < c.end) {
+		if (!event_get_tag(&c, &field, &wt))
+			break;
+		if (field == DICT_KEYS)
+			ok = event_expect(&c, wt, WT_LEN) && event_load_key(t, &c);
+		else if (field == DICT_ORIGINS)
+			ok = event_expect(&c, wt, WT_LEN) && event_load_origin(t, &c);
+		else
+			ok = event_skip(&c, wt);
+	}
+	t->why = why;
+	if (why != NULL) {
+		memset(t->key_set, 0, sizeof(t->key_set));
+		memset(t->origin_set, 0, sizeof(t->origin_set));
+	}
+}
+
+/* The thread's tables holding r's current Dict, or NULL with r->why set and *rc. */
+static struct event_tables *
+event_tables_for(struct event_reader *r, bool key, int *rc)
+{
+	struct event_tables *t = event_tls;
+
+	*rc = -EPROTO;
+	if (r->dict.ptr == NULL) {
+		r->why = key ? "key id with no Dict before it" : "origin id with no Dict before it";
+		return NULL;
+	}
+	if (t == NULL) {
+		(void)pthread_once(&event_tls_once, event_tls_key_create);
+		if ((t = malloc(sizeof(*t))) == NULL) {
+			r->why = "no memory for the format-2 tables";
+			*rc = -ENOMEM;
+			return NULL;
+		}
+		t->serial = 0;
+		(void)pthread_setspecific(event_tls_key, t);
+		event_tls = t;
+	}
+	if (t->serial != r->serial) {
+		event_load_dict(t, r->dict);
+		t->serial = r->serial;
+	}
+	if (t->why != NULL) {
+		r->why = t->why;
+		return NULL;
+	}
+	return t;
+}
+
+/*
+ * The tables defining key id (key) or origin id, or NULL with r->why set
+ * and *rc: an id out of range or not defined by the current Dict.
+ */
+static struct event_tables *
+event_lookup(struct event_reader *r, uint64_t id, bool key, int *rc)
+{
+	struct event_tables *t;
+
+	*rc = -EPROTO;
+	if (id > (key ? EVENT_MAX_KEY_ID : EVENT_MAX_ORIGIN_ID)) {
+		r->why = key ? "key id outside 1..4095" : "origin id outside 1..1023";
+		return NULL;
+	}
+	if ((t = event_tables_for(r, key, rc)) == NULL)
+		return NULL;
+	if (!((key ? t->key_set : t->origin_set)[id / 64] & UINT64_C(1) << (id % 64))) {
+		r->why = key ? "key id the Dict does not define" : "origin id the Dict does not define";
+		return NULL;
+	}
+	return t;
+}
+
+static int
+event_resolve_key(struct event_reader *r, uint64_t id, struct pbslice *key)
+{
+	struct event_tables *t;
+	int rc;
+
+	if ((t = event_lookup(r, id, true, &rc)) == NULL)
+		return rc;
+	*key = t->keys[id];
+	return 0;
+}
+
+/* The event's own host, stream and source (ptr set: present) override the origin's. */
+static int
+event_resolve_origin(struct event_reader *r, uint64_t id, struct event *ev)
+{
+	struct pbslice *own[3] = { &ev->host, &ev->stream, &ev->source };
+	struct event_tables *t;
+	int rc;
+
+	if ((t = event_lookup(r, id, false, &rc)) == NULL)
+		return rc;
+	for (int i = 0; i < 3; i++)
+		if (own[i]->ptr == NULL)
+			*own[i] = t->origins[id][i];
+	return 0;
+}
+
 void
 event_reader_init(struct event_reader *r, const uint8_t *data, size_t len,
     struct event_field *fields, size_t max_fields)
@@ -438,6 +759,9 @@ event_reader_init(struct event_reader *r, const uint8_t *data, size_t len,
 	r->fields = fields;
 	r->max_fields = max_fields;
 	r->why = NULL;
+	r->dict.ptr = NULL;
+	r->dict.len = 0;
+	r->serial = 0;
 }
 
 /* Decodes one Event message's contents into ev. */
@@ -449,7 +773,9 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 		[EVENT_SOURCE] = &ev->source, [EVENT_MESSAGE] = &ev->message,
 	};
 	unsigned field, wt;
+	uint64_t key_id, origin = 0;
 	bool ok;
+	int rc;
 
 	memset(ev, 0, sizeof(*ev));
 	ev->fields = r->fields;
@@ -471,8 +797,18 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 				r->why = "too many fields in one event";
 				return -E2BIG;
 			}
+			key_id = 0;
 			ok = event_expect(c, wt, WT_LEN) &&
-			    event_get_field(c, &r->fields[ev->nfields++]);
+			    event_get_field(c, &r->fields[ev->nfields++], &key_id);
+			/* A literal key, when there is one too, is the key. */
+			if (ok && key_id != 0 && r->fields[ev->nfields - 1].key.ptr == NULL) {
+				ev->dict_refs = true;
+				if ((rc = event_resolve_key(r, key_id, &r->fields[ev->nfields - 1].key)) != 0)
+					return rc;
+			}
+			break;
+		case EVENT_ORIGIN:
+			ok = event_expect(c, wt, WT_VARINT) && event_get_varint(c, &origin);
 			break;
 		default:
 			ok = event_skip(c, wt);
@@ -480,6 +816,11 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 		}
 		if (!ok)
 			return -EPROTO;
+	}
+	if (origin != 0) {
+		ev->dict_refs = true;
+		if ((rc = event_resolve_origin(r, origin, ev)) != 0)
+			return rc;
 	}
 	return 1;
 }
@@ -496,6 +837,15 @@ event_reader_next(struct event_reader *r, struct event *ev)
 	while (c.p < c.end) {
 		if (!event_get_tag(&c, &field, &wt))
 			goto malformed;
+		if (field == EVENTLIST_DICTS) {
+			struct pbslice d;
+
+			/* Read when an event refers to it: a list may not need it at all. */
+			if (!event_expect(&c, wt, WT_LEN) || !event_get_bytes(&c, &d))
+				goto malformed;
+			event_dict_use(r, d.ptr, d.len);
+			continue;
+		}
 		if (field != EVENTLIST_EVENTS) {
 			/* Not an event: skipped, as protobuf readers do. */
 			if (!event_skip(&c, wt))
@@ -533,6 +883,8 @@ event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **
 	while (c.p < c.end) {
 		if (!event_get_tag(&c, &field, &wt))
 			return -EPROTO;
+		if (field == EVENTLIST_DICTS && !event_expect(&c, wt, WT_LEN))
+			return -EPROTO;
 		if (field != EVENTLIST_EVENTS) {
 			if (!event_skip(&c, wt))
 				return -EPROTO;
@@ -544,6 +896,57 @@ event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **
 	}
 	*count = n;
 	return 0;
+}
+
+/* Fields of one event event_list_format1 can re-encode (its reader's array, on the stack). */
+#define EVENT_CONVERT_FIELDS 256
+
+int
+event_list_format1(const uint8_t *data, size_t len, struct buf *out)
+{
+	struct event_field fields[EVENT_CONVERT_FIELDS];
+	struct event_reader r;
+	struct event ev;
+	size_t before = out->len;
+	uint64_t n;
+	const char *why;
+	int rc;
+
+	if (event_list_count(data, len, &n, &why) != 0)
+		return -EPROTO;
+	event_reader_init(&r, data, len, fields, EVENT_CONVERT_FIELDS);
+	for (;;) {
+		const uint8_t *start = r.p;
+
+		if ((rc = event_reader_next(&r, &ev)) == 0)
+			return 0;
+		if (rc == 1 && ev.dict_refs) {
+			rc = event_encode(&ev, out);
+		} else {
+			/*
+			 * Self-contained, or malformed: its bytes as they are, so that
+			 * it stays one event (a malformed one for the reader too).
+			 */
+			struct event_cur c = { start, r.p, &why };
+			const uint8_t *element;
+			unsigned field, wt;
+
+			/* Past any Dict in front of it: the event's own element. */
+			do {
+				element = c.p;
+				if (!event_get_tag(&c, &field, &wt) || !event_skip(&c, wt))
+					goto bad;
+			} while (field != EVENTLIST_EVENTS);
+			rc = buf_append(out, element, (size_t)(c.p - element));
+		}
+		if (rc != 0) {
+			out->len = before;
+			return rc;
+		}
+	}
+bad:
+	out->len = before;
+	return -EPROTO;
 }
 
 int

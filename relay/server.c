@@ -59,6 +59,7 @@ struct srv_batch {
 	uint32_t events;
 	uint8_t *data;                   /* the EventList while it is produced */
 	size_t len, off;                 /* off: where producing goes on */
+	struct pbslice dict;             /* format 2: the Dict in force at off (ptr NULL: none) */
 	uint64_t seq;                    /* of the next event to produce */
 	uint32_t malformed;              /* events that did not decode, refused alone */
 	bool queued;
@@ -413,6 +414,7 @@ worker_produce(struct srv_worker *w)
 		int rc;
 
 		event_reader_init(&r, b->data + b->off, b->len - b->off, w->fields, SERVER_MAX_FIELDS);
+		event_reader_set_dict(&r, b->dict);
 		for (;;) {
 			const uint8_t *before = r.p;
 
@@ -429,9 +431,11 @@ worker_produce(struct srv_worker *w)
 				b->seq++;
 				continue;
 			}
-			rc = kafka_produce(b->kb, &ev, &ev.raw, b->seq);
+			/* An event that needs its Dict is not its bytes alone: kafka encodes it again. */
+			rc = kafka_produce(b->kb, &ev, ev.dict_refs ? NULL : &ev.raw, b->seq);
 			if (rc == -EAGAIN) {
 				b->off = (size_t)(before - b->data);
+				b->dict = r.dict;
 				return;       /* the writable callback goes on */
 			}
 			b->seq++;
