@@ -185,7 +185,6 @@ struct shipper {
 	/* Split path: the decompressed segment and one piece, kept until it is done. */
 	struct buf raw, piece, zbuf;
 	uint64_t raw_seg;
-	uint8_t raw_format;      /* the event format of raw's EventList */
 	bool raw_valid;
 	struct event_field *fields;
 
@@ -577,8 +576,9 @@ shipper_relay_reads(const struct shipper *sh, uint8_t format)
 }
 
 /*
- * A segment in a format the relay does not read becomes a split range: its
- * events are re-encoded in format 1, which every relay reads. Said once per
+ * A segment in a format the relay does not read becomes a split range: the
+ * split path's spool_segment_decompress gives its events in format 1, which
+ * every relay reads, and pieces are sent as format 1. Said once per
  * connection, since it costs the agent CPU until the relay is upgraded.
  */
 static void
@@ -746,7 +746,6 @@ shipper_split_load_cb(void *ctx, const struct spool_segment *seg)
 		return 1;
 	}
 	sh->raw_seg = seg->first_seq;
-	sh->raw_format = seg->event_format;
 	sh->raw_valid = true;
 	return 1;
 }
@@ -799,7 +798,6 @@ shipper_send_split(struct shipper *sh, size_t i)
 	struct pbslice chunk;
 	uint64_t skip, max_events = (uint64_t)sh->cfg->relays.batch.max_events;
 	uint64_t target = shipper_combined_max(sh), n = 0;
-	const char *why = NULL;
 	size_t zlen;
 	int rc;
 
@@ -831,28 +829,12 @@ shipper_send_split(struct shipper *sh, size_t i)
 		n = 0;
 		while (r->first + n < r->end && n < max_events) {
 			uint8_t hdr[11];
-			size_t hlen, before = sh->piece.len;
+			size_t hlen;
 
 			if ((rc = event_reader_next(&er, &ev)) == -ENOMEM)
 				goto nomem;
 			if (rc != 1)
 				goto corrupt;
-			if (sh->raw_format != EVENT_FORMAT_1) {
-				/* Another format: written again in format 1, names and origins in each event. */
-				if ((rc = event_encode(&ev, &sh->piece)) == -ENOMEM)
-					goto nomem;
-				if (rc != 0) {
-					why = "an event that cannot be written in format 1";
-					goto corrupt;
-				}
-				if (n > 0 && sh->piece.len > target) {
-					sh->piece.len = before;
-					break;
-				}
-				n++;
-				continue;
-			}
-			/* Format 1: the event's bytes as stored. */
 			hdr[0] = 0x0a;   /* EventList.events, length-delimited */
 			hlen = 1 + shipper_put_varint(hdr + 1, ev.raw.len);
 			if (n > 0 && sh->piece.len + hlen + ev.raw.len > target)
@@ -902,7 +884,7 @@ shipper_send_split(struct shipper *sh, size_t i)
 	return 1;
 corrupt:
 	log_error("shipper: segment %" PRIu64 " of the spool holds a malformed event list (%s); "
-	    "its %" PRIu64 " unsent events are dropped", r->seg, why != NULL ? why :
+	    "its %" PRIu64 " unsent events are dropped", r->seg,
 	    er.why != NULL ? er.why : "fewer events than its header says", r->end - r->first);
 	shipper_split_drop(sh, i, r->end);
 	return 0;

@@ -272,6 +272,10 @@ relay_on_batch(struct rconn *rc, const struct frame *f)
 	event_reader_init(&er, raw, n, fields, 64);
 	while ((rc2 = event_reader_next(&er, &ev)) == 1) {
 		count++;
+		/* One format per batch: a format-1 batch refers to no Dict. */
+		if (b->event_format != EVENT_FORMAT_2 && ev.dict_refs)
+			relay_bad(r, "batch %llu says format %u and holds format-2 events",
+			    (unsigned long long)b->id, b->event_format);
 		assert_int_equal(buf_append(&r->messages, ev.message.ptr, ev.message.len), 0);
 		assert_int_equal(buf_append(&r->messages, "\n", 1), 0);
 	}
@@ -1669,8 +1673,28 @@ test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked(void **st
 
 /* ---------------------------------------------------------------- main */
 
+/* The relay saw nothing wrong and every appended event once, in order. */
 static void
-test_hello_announces_both_formats_and_a_relay_without_event_formats_gets_format_1(void **state)
+assert_got_every_event_once(struct fx *fx, struct relay *r)
+{
+	assert_relay_good(r);
+	assert_int_equal(r->messages.len, fx->expect.len);
+	assert_memory_equal(r->messages.data, fx->expect.data, fx->expect.len);
+}
+
+/* How many times text is in the captured log. */
+static int
+logged_count(struct fx *fx, const char *text)
+{
+	int n = 0;
+
+	for (const char *p = logged(fx); (p = strstr(p, text)) != NULL; p += strlen(text))
+		n++;
+	return n;
+}
+
+static void
+test_a_relay_without_event_formats_gets_format_2_segments_converted_to_format_1(void **state)
 {
 	struct fx *fx = *state;
 	struct relay *r = relay_start(fx, 0);
@@ -1685,12 +1709,82 @@ test_hello_announces_both_formats_and_a_relay_without_event_formats_gets_format_
 	assert_int_equal(r->nhello_formats, 2);
 	assert_int_equal(r->hello_formats[0], EVENT_FORMAT_1);
 	assert_int_equal(r->hello_formats[1], EVENT_FORMAT_2);
-	assert_true(r->nbatches >= 1);
+	/* Each segment alone, written again in format 1: every event arrives once. */
+	assert_int_equal(r->nbatches, 2);
 	for (int i = 0; i < r->nbatches; i++)
 		assert_int_equal(r->batches[i].format, EVENT_FORMAT_1);
-	assert_relay_good(r);
-	assert_int_equal(r->messages.len, fx->expect.len);
-	assert_memory_equal(r->messages.data, fx->expect.data, fx->expect.len);
+	assert_got_every_event_once(fx, r);
+	assert_int_equal(stats(fx).segments_converted, 2);
+	assert_int_equal(stats(fx).acks_rejected, 0);
+	/* Said once per connection, with what to do. */
+	assert_int_equal(logged_count(fx, "does not read event format 2"), 1);
+	assert_logged(fx, "upgrade the relay");
+}
+
+static void
+test_a_relay_reading_format_2_gets_the_segments_as_stored(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+
+	fx_config(fx, 0, -2);
+	add_segment(fx, 5, 100);
+	add_segment(fx, 4, 100);
+	fx_start(fx);
+	WAIT_FOR(fx, segments_deleted(fx) == 2);
+	assert_int_equal(r->nbatches, 1);
+	assert_int_equal(r->batches[0].format, EVENT_FORMAT_2);
+	assert_int_equal(r->batches[0].events, 9);
+	assert_got_every_event_once(fx, r);
+	assert_int_equal(stats(fx).segments_converted, 0);
+	assert_int_equal(logged_count(fx, "does not read event format"), 0);
+}
+
+/* Replaces the fixture's spool by one an agent before format 2 left: n lines in format 1. */
+static void
+fx_format1_spool(struct fx *fx, uint64_t n)
+{
+	char cmd[160];
+
+	fx->committed = false;
+	spool_close(fx->s, spool_closed, fx);
+	while (!fx->committed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
+	assert_int_equal(system(cmd), 0);
+	spool_fixture_write_format1(fx->dir, n);
+	assert_int_equal(spool_open(&fx->loop, &fx->so, on_spool_writable, fx, &fx->s), 0);
+	for (uint64_t i = 0; i < n; i++) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "line %08llu\n", (unsigned long long)i);
+		assert_int_equal(buf_append(&fx->expect, msg, strlen(msg)), 0);
+	}
+}
+
+static void
+test_an_old_spool_ships_after_the_upgrade_and_batches_never_mix_formats(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+	uint64_t s2;
+
+	fx_format1_spool(fx, 50);
+	fx_config(fx, 0, -2);
+	s2 = add_segment(fx, 5, 100);
+	add_segment(fx, 4, 100);
+	assert_int_equal(s2, 51);
+	fx_start(fx);
+	WAIT_FOR(fx, segments_deleted(fx) == 3);
+	/* The old segment as stored, in a batch of its own; then the new ones together. */
+	assert_int_equal(r->nbatches, 2);
+	assert_int_equal(r->batches[0].id, 1);
+	assert_int_equal(r->batches[0].events, 50);
+	assert_int_equal(r->batches[0].format, EVENT_FORMAT_1);
+	assert_int_equal(r->batches[1].id, s2);
+	assert_int_equal(r->batches[1].events, 9);
+	assert_int_equal(r->batches[1].format, EVENT_FORMAT_2);
+	assert_got_every_event_once(fx, r);
 	assert_int_equal(stats(fx).segments_converted, 0);
 }
 
@@ -1743,7 +1837,12 @@ main(void)
 		    test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_hello_announces_both_formats_and_a_relay_without_event_formats_gets_format_1,
+		    test_a_relay_without_event_formats_gets_format_2_segments_converted_to_format_1,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_relay_reading_format_2_gets_the_segments_as_stored,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_an_old_spool_ships_after_the_upgrade_and_batches_never_mix_formats,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_goodbye_moves_to_next_server, setup,
 		    teardown),

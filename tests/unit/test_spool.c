@@ -1117,82 +1117,6 @@ test_view_of_a_missing_spool_is_enoent(void **state)
 
 /* ------------------------------------------------------------ event formats */
 
-static void
-put_le(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-put_meta(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t v)
-{
-	uint8_t b[8];
-	MDB_val k = { strlen(name), (void *)name }, d = { 8, b };
-
-	put_le(b, v, 8);
-	assert_int_equal(mdb_put(txn, dbi, &k, &d, 0), 0);
-}
-
-/*
- * A spool as agents before event format 2 wrote it: meta format 1, one
- * segment (header byte 4 = 1) of lines 0..n-1 with sequence numbers 1..n.
- */
-static void
-write_format1_spool(const char *dir, uint64_t n)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi segs, files, meta;
-	struct buf list;
-	uint8_t *seg, key[8];
-	size_t bound, zlen;
-	MDB_val k = { 8, key }, v;
-
-	assert_int_equal(mkdir(dir, 0750), 0);
-	buf_init(&list, 1 << 24);
-	for (uint64_t i = 0; i < n; i++) {
-		char msg[64];
-		struct event ev = { .ts = i, .stream = { (const uint8_t *)"test", 4 } };
-
-		snprintf(msg, sizeof(msg), "line %08llu", (unsigned long long)i);
-		ev.message.ptr = (const uint8_t *)msg;
-		ev.message.len = strlen(msg);
-		assert_int_equal(event_encode(&ev, &list), 0);
-	}
-	bound = ZSTD_compressBound(list.len);
-	assert_non_null(seg = calloc(1, SPOOL_SEGMENT_HEADER + bound));
-	zlen = ZSTD_compress(seg + SPOOL_SEGMENT_HEADER, bound, list.data, list.len, 1);
-	assert_false(ZSTD_isError(zlen));
-	put_le(seg, SPOOL_SEGMENT_MAGIC, 4);
-	seg[4] = 1;
-	seg[5] = SPOOL_CODEC_ZSTD;
-	put_le(seg + 8, n, 4);
-	put_le(seg + 12, list.len, 4);
-	put_le(seg + 16, 1, 8);
-	put_le(seg + 24, 0, 8);
-	put_le(seg + 32, n - 1, 8);
-	for (int i = 0; i < 8; i++)
-		key[i] = i == 7 ? 1 : 0;
-	v.mv_size = SPOOL_SEGMENT_HEADER + zlen;
-	v.mv_data = seg;
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
-	assert_int_equal(mdb_env_set_mapsize(env, 64 << 20), 0);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "segments", MDB_CREATE, &segs), 0);
-	assert_int_equal(mdb_dbi_open(txn, "files", MDB_CREATE, &files), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
-	put_meta(txn, meta, "format", 1);
-	put_meta(txn, meta, "next_seq", n + 1);
-	assert_int_equal(mdb_put(txn, segs, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-	free(seg);
-	buf_free(&list);
-}
-
 struct formats {
 	int n;
 	uint8_t format[64];
@@ -1220,7 +1144,7 @@ test_format1_spool_is_upgraded_at_open_and_its_segments_still_read(void **state)
 	struct spool_view *v;
 	const char *why;
 
-	write_format1_spool(fx->dir, 50);
+	spool_fixture_write_format1(fx->dir, 50);
 	spool_options_default(&o, fx->dir);
 	open_spool(fx, &o);
 	append_lines(fx, 50, 50);
