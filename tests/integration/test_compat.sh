@@ -11,6 +11,7 @@
 #       new agent on the same data_dir to a new relay
 #   (d) a new agent's spool, left while the relay was down, shipped to a
 #       new relay after a restart
+#   (e) a downgrade: an old agent moves a new agent's spool aside, kept
 . "$(dirname "$0")/lib.sh"
 
 for c in kcat openssl curl; do
@@ -150,5 +151,35 @@ spool_then_ship c "$OLD_AGENT" "an old agent's spool and new lines, by a new age
 
 # ---- (d) a new agent's spool, shipped to a new relay after a restart ----
 spool_then_ship d "$LOGFERRY_AGENT" "a new agent's spool and new lines, to a new relay"
+
+# ---- (e) a downgrade: an old agent on a new agent's spool ----
+# It does not know the spool's format 2: it moves the spool aside, kept on
+# disk with its events, and starts a new one. The file positions were in
+# that spool, so it reads the file again from its start: here nothing had
+# been shipped, so every line arrives once.
+stream=compat_e_$run
+kafka_topic "logs.$stream" 16
+port=$(free_port) mport=$(free_port) amport=$(free_port)
+nginx_lines "$T/e.log" 1000 1
+acfg=$(agent_cfg agent-e "$stream" "$T/e.log" "$port" "$amport")
+start agent-e-new "$LOGFERRY_AGENT" -c "$acfg"
+agent=$LF_PID
+wait_spooled_by "$LOGFERRY_AGENT" "$acfg" 1000
+stop_agent "$agent"
+relay_with "$LOGFERRY_RELAY" relay-e "$port" "$mport"
+relay=$LF_PID
+start agent-e-old "$OLD_AGENT" -c "$acfg"
+agent=$LF_PID
+if wait_log "$T/agent-e-old.log" "has a format this agent does not know.*moved aside to" 60; then
+	pass "(e) the old agent: $(grep -m1 -o 'spool .* is damaged.*' "$T/agent-e-old.log" | cut -c1-220)"
+else
+	fail "(e) the old agent did not move the new spool aside: $(tail -3 "$T/agent-e-old.log")"
+fi
+aside=$(ls -d "$T/agent-e/spool.broken-"* 2>/dev/null | head -1)
+[ -n "$aside" ] && [ -s "$aside/data.mdb" ] && pass "(e) the new spool is kept in $(basename "$aside")" ||
+	fail "(e) no spool moved aside in $T/agent-e: $(ls "$T/agent-e")"
+expect_exact "logs.$stream" "$T/e.log" "(e) the old agent read the file again from its start"
+stop_agent "$agent"
+stop_relay "$relay"
 
 finish
