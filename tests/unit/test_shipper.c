@@ -1740,6 +1740,42 @@ test_a_relay_reading_format_2_gets_the_segments_as_stored(void **state)
 	assert_int_equal(logged_count(fx, "does not read event format"), 0);
 }
 
+static void
+test_unacked_format_2_batch_resent_to_an_older_relay_is_converted(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+	uint64_t s1, s2, events = 0;
+	int conn1 = 0;
+
+	r->mode = ACK_HOLD;
+	fx_config(fx, 0, -2);
+	s1 = add_segment(fx, 3, 100);
+	s2 = add_segment(fx, 4, 100);
+	fx_start(fx);
+	WAIT_FOR(fx, r->nbatches == 1);
+	assert_int_equal(r->batches[0].format, EVENT_FORMAT_2);
+
+	/* Mid-upgrade: the batch in flight is never answered, the next relay is an old one. */
+	r->mode = ACK_OK;
+	r->nwelcome_formats = 0;
+	tls_conn_close(relay_conn(r)->c);
+	WAIT_FOR(fx, segments_deleted(fx) == 2);
+	for (int i = 1; i < r->nbatches; i++) {
+		assert_int_equal(r->batches[i].conn, 1);
+		assert_int_equal(r->batches[i].format, EVENT_FORMAT_1);
+		events += r->batches[i].events;
+		conn1++;
+	}
+	assert_int_equal(conn1, 2);
+	assert_int_equal(r->batches[1].id, s1);
+	assert_int_equal(r->batches[2].id, s2);
+	assert_int_equal(events, 7);
+	assert_relay_good(r);
+	assert_int_equal(stats(fx).segments_converted, 2);
+	assert_int_equal(stats(fx).events_dropped, 0);
+}
+
 /* Replaces the fixture's spool by one an agent before format 2 left: n lines in format 1. */
 static void
 fx_format1_spool(struct fx *fx, uint64_t n)
@@ -1841,6 +1877,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_relay_reading_format_2_gets_the_segments_as_stored,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_unacked_format_2_batch_resent_to_an_older_relay_is_converted, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_an_old_spool_ships_after_the_upgrade_and_batches_never_mix_formats,
 		    setup, teardown),
