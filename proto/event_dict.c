@@ -42,6 +42,12 @@ struct event_dict {
 	struct event_dict_key_hint key_hints[EVENT_DICT_KEY_CACHE];
 	struct event_dict_origin_hint origin_hints[EVENT_DICT_ORIGIN_CACHE];
 	uint16_t ids[EVENT_DICT_MAX_FIELDS];                /* one event's key ids */
+	/*
+	 * The key each field position had last time: a source's events list
+	 * the same names in the same order, so most keys are found here with
+	 * one comparison and no hashing (bench_codec, the agent's callgrind).
+	 */
+	struct event_dict_key_hint at[EVENT_DICT_MAX_FIELDS];
 	uint8_t *arena;
 	size_t arena_len, arena_cap;
 };
@@ -222,8 +228,17 @@ event_dict_encode(struct event_dict *d, const struct event *ev, struct event_dic
 	/* Marked before encoding: an event that fails leaves at most unused entries. */
 	if (ev->nfields <= EVENT_DICT_MAX_FIELDS) {
 		for (size_t i = 0; i < ev->nfields; i++) {
-			unsigned id = ev->fields[i].key.len > 0 ? event_dict_key(d, &ev->fields[i].key) : 0;
+			const struct pbslice *k = &ev->fields[i].key;
+			struct event_dict_key_hint *h = &d->at[i];
+			unsigned id = 0;
 
+			if (h->id != 0 && h->ptr == k->ptr && h->len == k->len &&
+			    event_dict_same(&d->keys[h->id], k)) {
+				id = h->id;
+			} else if (k->len > 0) {
+				id = event_dict_key(d, k);
+				*h = (struct event_dict_key_hint){ k->ptr, k->len, id };
+			}
 			d->ids[i] = (uint16_t)id;
 			EVENT_DICT_SET(used->keys, id);
 		}
