@@ -98,8 +98,12 @@ event_field_size_id(const struct event_field *f, unsigned key_id, bool *bad)
  * literal. Inlined, so that event_encode's constants leave format 1 as it
  * was (bench_codec).
  */
+/* Field sizes event_size keeps for the writes after it (more fields: computed again). */
+#define EVENT_SIZES_KEPT 64
+
 static inline __attribute__((always_inline)) size_t
-event_size(const struct event *ev, const uint16_t *key_ids, unsigned origin, bool *bad)
+event_size(const struct event *ev, const uint16_t *key_ids, unsigned origin, size_t *sizes,
+    bool *bad)
 {
 	size_t n = (ev->ts ? 1 + 8 : 0) + event_bytes_size(&ev->message);
 
@@ -108,8 +112,13 @@ event_size(const struct event *ev, const uint16_t *key_ids, unsigned origin, boo
 	else
 		n += event_bytes_size(&ev->host) + event_bytes_size(&ev->stream) +
 		    event_bytes_size(&ev->source);
-	for (size_t i = 0; i < ev->nfields; i++)
-		n += event_len_size(event_field_size_id(&ev->fields[i], key_ids ? key_ids[i] : 0, bad));
+	for (size_t i = 0; i < ev->nfields; i++) {
+		size_t f = event_field_size_id(&ev->fields[i], key_ids ? key_ids[i] : 0, bad);
+
+		if (i < EVENT_SIZES_KEPT)
+			sizes[i] = f;
+		n += event_len_size(f);
+	}
 	return n;
 }
 
@@ -207,7 +216,8 @@ event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned orig
     struct buf *out)
 {
 	bool bad = false;
-	size_t size = event_size(ev, key_ids, origin, &bad), total;
+	size_t sizes[EVENT_SIZES_KEPT];
+	size_t size = event_size(ev, key_ids, origin, sizes, &bad), total;
 	uint8_t *start, *p;
 	int r;
 
@@ -233,7 +243,8 @@ event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned orig
 	for (size_t i = 0; i < ev->nfields; i++) {
 		unsigned id = key_ids ? key_ids[i] : 0;
 
-		p = event_put_field(p, &ev->fields[i], id, event_field_size_id(&ev->fields[i], id, &bad));
+		p = event_put_field(p, &ev->fields[i], id, i < EVENT_SIZES_KEPT ? sizes[i] :
+		    event_field_size_id(&ev->fields[i], id, &bad));
 	}
 	/* The sizes and the writes must agree to the byte, or memory is corrupt. */
 	if ((size_t)(p - start) != total)
