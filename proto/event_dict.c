@@ -76,12 +76,6 @@ event_dict_free(struct event_dict *d)
 	free(d);
 }
 
-size_t
-event_dict_memory(const struct event_dict *d)
-{
-	return sizeof(*d) + d->arena_cap;
-}
-
 /* FNV-1a 64, continued from h. */
 static uint64_t
 event_dict_hash(uint64_t h, const struct pbslice *b)

@@ -33,9 +33,6 @@ struct event_dict *event_dict_new(size_t arena_bytes);
 
 void event_dict_free(struct event_dict *d);
 
-/* Bytes the table holds, arena included (for the memory accounting). */
-size_t event_dict_memory(const struct event_dict *d);
-
 /*
  * Appends ev to out as one element of a format-2 EventList, its keys and
  * origin by id where the table has or takes them, and sets their bits in
