@@ -77,15 +77,9 @@ struct spool_block {
 	struct event_dict_used used;  /* format 2's ids its events use */
 };
 
-/*
- * A segment being filled or sealed: raw, its events (format 2, after
- * SPOOL_DICT_ROOM for the Dict) while it is open; out, the header then the
- * zstd frame once sealed.
- */
+/* A segment being filled or sealed: once sealed, out holds the header then the zstd frame. */
 struct spool_seg {
 	struct spool_seg *next;
-	struct buf raw;
-	struct event_dict_used used;
 	struct buf out;
 	uint64_t first_seq;
 	uint32_t events;
@@ -160,6 +154,13 @@ struct spool {
 	bool writer_started;
 	ZSTD_CCtx *cctx;
 	struct buf dict_out;         /* a sealing segment's Dict */
+	/*
+	 * The open segment's events as encoded (format 2), after
+	 * SPOOL_DICT_ROOM for its Dict, and the ids they use: one segment is
+	 * open at a time, so one buffer, compressed at seal.
+	 */
+	struct buf open_raw;
+	struct event_dict_used open_used;
 	struct spool_seg *open;      /* being filled */
 	struct spool_seg *sealed, **sealed_tail;
 	struct spool_seg *free_segs;
@@ -927,8 +928,6 @@ spool_seg_get(struct spool *s)
 	if (g != NULL) {
 		s->free_segs = g->next;
 	} else if ((g = calloc(1, sizeof(*g))) != NULL) {
-		buf_init(&g->raw, SPOOL_DICT_ROOM + s->o.segment_max_bytes + s->o.block_bytes +
-		    s->o.event_max_bytes + SPOOL_DICT_MAX(s));
 		buf_init(&g->out, SPOOL_SEGMENT_HEADER +
 		    ZSTD_compressBound(s->o.segment_max_bytes + s->o.block_bytes +
 		    s->o.event_max_bytes + SPOOL_DICT_MAX(s)));
@@ -936,13 +935,16 @@ spool_seg_get(struct spool *s)
 	if (g == NULL)
 		return NULL;
 	g->next = NULL;
-	buf_reset(&g->raw);
-	if (buf_reserve(&g->raw, SPOOL_DICT_ROOM) != 0) {
+	/* An outsized event's room is given back, as blocks do. */
+	if (s->open_raw.cap > 2 * (SPOOL_DICT_ROOM + s->o.segment_max_bytes + s->o.block_bytes))
+		buf_free(&s->open_raw);
+	buf_reset(&s->open_raw);
+	if (buf_reserve(&s->open_raw, SPOOL_DICT_ROOM) != 0) {
 		spool_seg_put(s, g);
 		return NULL;
 	}
-	g->raw.len = SPOOL_DICT_ROOM;
-	memset(&g->used, 0, sizeof(g->used));
+	s->open_raw.len = SPOOL_DICT_ROOM;
+	memset(&s->open_used, 0, sizeof(s->open_used));
 	buf_reset(&g->out);
 	g->first_seq = s->next_seq;
 	g->events = 0;
@@ -959,8 +961,6 @@ spool_seg_put(struct spool *s, struct spool_seg *g)
 	if (g->out.cap > 2 * (SPOOL_SEGMENT_HEADER +
 	    ZSTD_compressBound(s->o.segment_max_bytes + s->o.block_bytes)))
 		buf_free(&g->out);
-	if (g->raw.cap > 2 * (SPOOL_DICT_ROOM + s->o.segment_max_bytes + s->o.block_bytes))
-		buf_free(&g->raw);
 	g->next = s->free_segs;
 	s->free_segs = g;
 }
@@ -977,24 +977,24 @@ static int
 spool_seg_compress(struct spool *s, struct spool_seg *g)
 {
 	const uint8_t *src;
-	size_t events = g->raw.len - SPOOL_DICT_ROOM, dlen, total, n;
+	size_t events = s->open_raw.len - SPOOL_DICT_ROOM, dlen, total, n;
 	int r;
 
 	buf_reset(&s->dict_out);
-	if ((r = event_dict_write(s->dict, &g->used, &s->dict_out)) != 0)
+	if ((r = event_dict_write(s->dict, &s->open_used, &s->dict_out)) != 0)
 		return r;
 	dlen = s->dict_out.len;
 	if (dlen <= SPOOL_DICT_ROOM) {
-		memcpy(g->raw.data + SPOOL_DICT_ROOM - dlen, s->dict_out.data, dlen);
-		src = g->raw.data + SPOOL_DICT_ROOM - dlen;
+		memcpy(s->open_raw.data + SPOOL_DICT_ROOM - dlen, s->dict_out.data, dlen);
+		src = s->open_raw.data + SPOOL_DICT_ROOM - dlen;
 	} else {
 		/* A Dict larger than the room: the events move behind it, once. */
-		if ((r = buf_reserve(&g->raw, dlen - SPOOL_DICT_ROOM)) != 0)
+		if ((r = buf_reserve(&s->open_raw, dlen - SPOOL_DICT_ROOM)) != 0)
 			return r;
-		memmove(g->raw.data + dlen, g->raw.data + SPOOL_DICT_ROOM, events);
-		memcpy(g->raw.data, s->dict_out.data, dlen);
-		g->raw.len = dlen + events;
-		src = g->raw.data;
+		memmove(s->open_raw.data + dlen, s->open_raw.data + SPOOL_DICT_ROOM, events);
+		memcpy(s->open_raw.data, s->dict_out.data, dlen);
+		s->open_raw.len = dlen + events;
+		src = s->open_raw.data;
 	}
 	total = dlen + events;
 	buf_reset(&g->out);
@@ -1055,9 +1055,9 @@ spool_take_block(struct spool *s, struct spool_block *b)
 		return r;
 	if (s->open == NULL && (s->open = spool_seg_get(s)) == NULL)
 		return -ENOMEM;
-	if ((r = buf_append(&s->open->raw, b->data.data, b->data.len)) != 0)
+	if ((r = buf_append(&s->open_raw, b->data.data, b->data.len)) != 0)
 		return r;
-	event_dict_used_add(&s->open->used, &b->used);
+	event_dict_used_add(&s->open_used, &b->used);
 	s->open->events += b->events;
 	s->open->uncompressed += b->data.len;
 	if (b->ts_min < s->open->ts_min)
@@ -2103,11 +2103,11 @@ spool_free(struct spool *s)
 	}
 	while ((g = s->free_segs) != NULL) {
 		s->free_segs = g->next;
-		buf_free(&g->raw);
 		buf_free(&g->out);
 		free(g);
 	}
 	buf_free(&s->dict_out);
+	buf_free(&s->open_raw);
 	event_dict_free(s->dict);
 	spool_free_deletes(s->deletes);
 	buf_free(&s->pending_pos);
@@ -2231,6 +2231,8 @@ spool_open(uv_loop_t *loop, const struct spool_options *o, void (*writable)(void
 	pthread_condattr_destroy(&ca);
 	buf_init(&s->pending_pos, SIZE_MAX);
 	buf_init(&s->dict_out, SIZE_MAX);
+	buf_init(&s->open_raw, SPOOL_DICT_ROOM + o->segment_max_bytes + o->block_bytes +
+	    o->event_max_bytes + SPOOL_DICT_MAX(s));
 	if ((s->dict = event_dict_new(o->dict_bytes)) == NULL) {
 		r = -ENOMEM;
 		goto fail;

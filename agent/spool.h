@@ -10,8 +10,10 @@
  *
  * Threads. The loop thread encodes events straight into hand-off blocks
  * (spool_append) and never touches the disk for writing. One writer thread
- * owns every write transaction: it compresses blocks into the open segment
- * as they arrive and, at each group commit (commit_interval after the
+ * owns every write transaction: it copies blocks into the open segment
+ * as they arrive (events in format 2, proto/event_dict.h), writes the
+ * segment's Dict in front of them and compresses both when it seals it,
+ * and, at each group commit (commit_interval after the
  * first event waiting, or when enough is sealed), writes the sealed
  * segments together with the file positions they advance in one
  * transaction. A position therefore never becomes durable before the lines

@@ -63,14 +63,11 @@ event_zigzag(int64_t v)
 	return (size_t)(((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
-/*
- * Size of one Field message's contents, its key as key_id when nonzero
- * (format 2), or 0 with *bad set for an unknown type.
- */
+/* Size of one Field message's contents, or 0 with *bad set for an unknown type. */
 static size_t
-event_field_size(const struct event_field *f, unsigned key_id, bool *bad)
+event_field_size(const struct event_field *f, bool *bad)
 {
-	size_t n = key_id ? 1 + event_varint_size(key_id) : event_bytes_size(&f->key);
+	size_t n = event_bytes_size(&f->key);
 
 	switch (f->type) {
 	case EVENT_NULL: return n;
@@ -87,9 +84,26 @@ event_field_size(const struct event_field *f, unsigned key_id, bool *bad)
 	return 0;
 }
 
-/* key_ids NULL: every key literal; origin 0: host, stream and source literal. */
-static size_t
-event_size(const struct event *ev, const uint16_t *key_ids, unsigned origin, bool *bad)
+/* As event_field_size, the key as key_id when that is nonzero (format 2). */
+static inline __attribute__((always_inline)) size_t
+event_field_size_id(const struct event_field *f, unsigned key_id, bool *bad)
+{
+	size_t n = event_field_size(f, bad);
+
+	return key_id ? n - event_bytes_size(&f->key) + 1 + event_varint_size(key_id) : n;
+}
+
+/*
+ * key_ids NULL: every key literal; origin 0: host, stream and source
+ * literal. Inlined, so that event_encode's constants leave format 1 as it
+ * was (bench_codec).
+ */
+/* Field sizes event_size keeps for the writes after it (more fields: computed again). */
+#define EVENT_SIZES_KEPT 64
+
+static inline __attribute__((always_inline)) size_t
+event_size(const struct event *ev, const uint16_t *key_ids, unsigned origin, size_t *sizes,
+    bool *bad)
 {
 	size_t n = (ev->ts ? 1 + 8 : 0) + event_bytes_size(&ev->message);
 
@@ -98,8 +112,13 @@ event_size(const struct event *ev, const uint16_t *key_ids, unsigned origin, boo
 	else
 		n += event_bytes_size(&ev->host) + event_bytes_size(&ev->stream) +
 		    event_bytes_size(&ev->source);
-	for (size_t i = 0; i < ev->nfields; i++)
-		n += event_len_size(event_field_size(&ev->fields[i], key_ids ? key_ids[i] : 0, bad));
+	for (size_t i = 0; i < ev->nfields; i++) {
+		size_t f = event_field_size_id(&ev->fields[i], key_ids ? key_ids[i] : 0, bad);
+
+		if (i < EVENT_SIZES_KEPT)
+			sizes[i] = f;
+		n += event_len_size(f);
+	}
 	return n;
 }
 
@@ -151,7 +170,7 @@ event_put_bytes(uint8_t *p, unsigned field, const struct pbslice *b, bool always
 	return p + b->len;
 }
 
-static uint8_t *
+static inline __attribute__((always_inline)) uint8_t *
 event_put_field(uint8_t *p, const struct event_field *f, unsigned key_id, size_t size)
 {
 	uint64_t bits;
@@ -192,18 +211,13 @@ event_put_field(uint8_t *p, const struct event_field *f, unsigned key_id, size_t
 	return p;
 }
 
-int
-event_encode(const struct event *ev, struct buf *out)
-{
-	return event_encode_ids(ev, NULL, 0, out);
-}
-
-int
-event_encode_ids(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+static inline __attribute__((always_inline)) int
+event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned origin,
     struct buf *out)
 {
 	bool bad = false;
-	size_t size = event_size(ev, key_ids, origin, &bad), total;
+	size_t sizes[EVENT_SIZES_KEPT];
+	size_t size = event_size(ev, key_ids, origin, sizes, &bad), total;
 	uint8_t *start, *p;
 	int r;
 
@@ -229,13 +243,27 @@ event_encode_ids(const struct event *ev, const uint16_t *key_ids, unsigned origi
 	for (size_t i = 0; i < ev->nfields; i++) {
 		unsigned id = key_ids ? key_ids[i] : 0;
 
-		p = event_put_field(p, &ev->fields[i], id, event_field_size(&ev->fields[i], id, &bad));
+		p = event_put_field(p, &ev->fields[i], id, i < EVENT_SIZES_KEPT ? sizes[i] :
+		    event_field_size_id(&ev->fields[i], id, &bad));
 	}
 	/* The sizes and the writes must agree to the byte, or memory is corrupt. */
 	if ((size_t)(p - start) != total)
 		abort();
 	out->len += total;
 	return 0;
+}
+
+int
+event_encode(const struct event *ev, struct buf *out)
+{
+	return event_encode_with(ev, NULL, 0, out);
+}
+
+int
+event_encode_ids(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+    struct buf *out)
+{
+	return event_encode_with(ev, key_ids, origin, out);
 }
 
 static size_t
@@ -301,6 +329,7 @@ event_encode_dict(const struct pbslice *keys, const uint64_t *key_used,
 struct event_cur {
 	const uint8_t *p, *end;
 	const char **why;
+	bool refs;                   /* an Event's: a field of it has a key_id */
 };
 
 static bool
@@ -458,9 +487,8 @@ event_get_slice(struct event_cur *c, struct event_field *f)
 	return true;
 }
 
-/* *key_id: format 2's Field.key_id, 0 when absent. */
 static bool
-event_get_field(struct event_cur *c, struct event_field *f, uint64_t *key_id)
+event_get_field(struct event_cur *c, struct event_field *f)
 {
 	struct event_cur sub;
 	unsigned field, wt;
@@ -506,7 +534,10 @@ event_get_field(struct event_cur *c, struct event_field *f, uint64_t *key_id)
 			ok = event_expect(&sub, wt, WT_LEN) && event_get_bytes(&sub, &f->v.json);
 			break;
 		case FIELD_KEY_ID:
-			ok = event_expect(&sub, wt, WT_VARINT) && event_get_varint(&sub, key_id);
+			ok = event_expect(&sub, wt, WT_VARINT) && event_get_varint(&sub, &u);
+			/* Any id above 4095 is refused alike: kept above it. */
+			f->key_id = u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
+			c->refs = true;
 			break;
 		default:
 			/* Unknown to this version: skipped, so newer agents still work. */
@@ -643,7 +674,7 @@ static void
 event_load_dict(struct event_tables *t, struct pbslice dict)
 {
 	const char *why = NULL;
-	struct event_cur c = { dict.ptr, dict.ptr + dict.len, &why };
+	struct event_cur c = { dict.ptr, dict.ptr + dict.len, &why, false };
 	unsigned field, wt;
 	bool ok = true;
 
@@ -699,54 +730,57 @@ event_tables_for(struct event_reader *r, bool key, int *rc)
 	return t;
 }
 
+#define EVENT_HAS(set, id) ((set)[(id) / 64] & UINT64_C(1) << ((id) % 64))
+
 /*
- * The tables defining key id (key) or origin id, or NULL with r->why set
- * and *rc: an id out of range or not defined by the current Dict.
+ * Resolves the key ids of ev's fields (a literal key, when there is one
+ * too, is the key) and its origin (the event's own host, stream and
+ * source, ptr set: present, override the origin's) through the tables of
+ * the current Dict, found once per event. Returns 0, or -EPROTO/-ENOMEM
+ * with r->why set.
  */
-static struct event_tables *
-event_lookup(struct event_reader *r, uint64_t id, bool key, int *rc)
-{
-	struct event_tables *t;
-
-	*rc = -EPROTO;
-	if (id > (key ? EVENT_MAX_KEY_ID : EVENT_MAX_ORIGIN_ID)) {
-		r->why = key ? "key id outside 1..4095" : "origin id outside 1..1023";
-		return NULL;
-	}
-	if ((t = event_tables_for(r, key, rc)) == NULL)
-		return NULL;
-	if (!((key ? t->key_set : t->origin_set)[id / 64] & UINT64_C(1) << (id % 64))) {
-		r->why = key ? "key id the Dict does not define" : "origin id the Dict does not define";
-		return NULL;
-	}
-	return t;
-}
-
 static int
-event_resolve_key(struct event_reader *r, uint64_t id, struct pbslice *key)
-{
-	struct event_tables *t;
-	int rc;
-
-	if ((t = event_lookup(r, id, true, &rc)) == NULL)
-		return rc;
-	*key = t->keys[id];
-	return 0;
-}
-
-/* The event's own host, stream and source (ptr set: present) override the origin's. */
-static int
-event_resolve_origin(struct event_reader *r, uint64_t id, struct event *ev)
+event_resolve(struct event_reader *r, struct event *ev, uint64_t origin)
 {
 	struct pbslice *own[3] = { &ev->host, &ev->stream, &ev->source };
-	struct event_tables *t;
+	struct event_tables *t = NULL;
 	int rc;
 
-	if ((t = event_lookup(r, id, false, &rc)) == NULL)
+	for (size_t i = 0; i < ev->nfields; i++) {
+		struct event_field *f = &ev->fields[i];
+		uint32_t id = f->key_id;
+
+		if (id == 0 || f->key.ptr != NULL)
+			continue;
+		ev->dict_refs = true;
+		if (id > EVENT_MAX_KEY_ID) {
+			r->why = "key id outside 1..4095";
+			return -EPROTO;
+		}
+		if (t == NULL && (t = event_tables_for(r, true, &rc)) == NULL)
+			return rc;
+		if (!EVENT_HAS(t->key_set, id)) {
+			r->why = "key id the Dict does not define";
+			return -EPROTO;
+		}
+		f->key = t->keys[id];
+	}
+	if (origin == 0)
+		return 0;
+	ev->dict_refs = true;
+	if (origin > EVENT_MAX_ORIGIN_ID) {
+		r->why = "origin id outside 1..1023";
+		return -EPROTO;
+	}
+	if (t == NULL && (t = event_tables_for(r, false, &rc)) == NULL)
 		return rc;
+	if (!EVENT_HAS(t->origin_set, origin)) {
+		r->why = "origin id the Dict does not define";
+		return -EPROTO;
+	}
 	for (int i = 0; i < 3; i++)
 		if (own[i]->ptr == NULL)
-			*own[i] = t->origins[id][i];
+			*own[i] = t->origins[origin][i];
 	return 0;
 }
 
@@ -773,7 +807,7 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 		[EVENT_SOURCE] = &ev->source, [EVENT_MESSAGE] = &ev->message,
 	};
 	unsigned field, wt;
-	uint64_t key_id, origin = 0;
+	uint64_t origin = 0;
 	bool ok;
 	int rc;
 
@@ -797,15 +831,8 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 				r->why = "too many fields in one event";
 				return -E2BIG;
 			}
-			key_id = 0;
 			ok = event_expect(c, wt, WT_LEN) &&
-			    event_get_field(c, &r->fields[ev->nfields++], &key_id);
-			/* A literal key, when there is one too, is the key. */
-			if (ok && key_id != 0 && r->fields[ev->nfields - 1].key.ptr == NULL) {
-				ev->dict_refs = true;
-				if ((rc = event_resolve_key(r, key_id, &r->fields[ev->nfields - 1].key)) != 0)
-					return rc;
-			}
+			    event_get_field(c, &r->fields[ev->nfields++]);
 			break;
 		case EVENT_ORIGIN:
 			ok = event_expect(c, wt, WT_VARINT) && event_get_varint(c, &origin);
@@ -817,18 +844,16 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 		if (!ok)
 			return -EPROTO;
 	}
-	if (origin != 0) {
-		ev->dict_refs = true;
-		if ((rc = event_resolve_origin(r, origin, ev)) != 0)
-			return rc;
-	}
+	/* Format 2's references, resolved once the whole event is read. */
+	if (__builtin_expect(c->refs || origin != 0, 0) && (rc = event_resolve(r, ev, origin)) != 0)
+		return rc;
 	return 1;
 }
 
 int
 event_reader_next(struct event_reader *r, struct event *ev)
 {
-	struct event_cur c = { r->p, r->end, &r->why }, sub;
+	struct event_cur c = { r->p, r->end, &r->why, false }, sub;
 	const uint8_t *start;
 	unsigned field, wt;
 	int rc;
@@ -837,25 +862,26 @@ event_reader_next(struct event_reader *r, struct event *ev)
 	while (c.p < c.end) {
 		if (!event_get_tag(&c, &field, &wt))
 			goto malformed;
-		if (field == EVENTLIST_DICTS) {
+		if (field != EVENTLIST_EVENTS) {
 			struct pbslice d;
 
+			if (field != EVENTLIST_DICTS) {
+				/* Not an event: skipped, as protobuf readers do. */
+				if (!event_skip(&c, wt))
+					goto malformed;
+				continue;
+			}
 			/* Read when an event refers to it: a list may not need it at all. */
 			if (!event_expect(&c, wt, WT_LEN) || !event_get_bytes(&c, &d))
 				goto malformed;
 			event_dict_use(r, d.ptr, d.len);
 			continue;
 		}
-		if (field != EVENTLIST_EVENTS) {
-			/* Not an event: skipped, as protobuf readers do. */
-			if (!event_skip(&c, wt))
-				goto malformed;
-			continue;
-		}
 		if (!event_expect(&c, wt, WT_LEN) || !event_enter(&c, &sub))
 			goto malformed;
 		r->p = c.p;
 		start = sub.p;
+		sub.refs = false;
 		/* A bad event leaves the reader past it: the list's framing is sound. */
 		if ((rc = event_decode(r, &sub, ev)) < 0)
 			return rc;
@@ -874,7 +900,7 @@ malformed:
 int
 event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **why)
 {
-	struct event_cur c = { data, data + len, why };
+	struct event_cur c = { data, data + len, why, false };
 	struct pbslice b;
 	unsigned field, wt;
 	uint64_t n = 0;
@@ -927,7 +953,7 @@ event_list_format1(const uint8_t *data, size_t len, struct buf *out)
 			 * Self-contained, or malformed: its bytes as they are, so that
 			 * it stays one event (a malformed one for the reader too).
 			 */
-			struct event_cur c = { start, r.p, &why };
+			struct event_cur c = { start, r.p, &why, false };
 			const uint8_t *element;
 			unsigned field, wt;
 

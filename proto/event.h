@@ -44,6 +44,7 @@ enum event_value_type {
 struct event_field {
 	struct pbslice key;
 	enum event_value_type type;
+	uint32_t key_id;              /* decoding: format 2's key id, resolved into key; ignored by the encoders */
 	union {
 		struct pbslice text;
 		int64_t integer;

@@ -33,14 +33,12 @@ struct event_dict *event_dict_new(size_t arena_bytes);
 
 void event_dict_free(struct event_dict *d);
 
-/* Bytes the table holds, arena included (for the memory accounting). */
-size_t event_dict_memory(const struct event_dict *d);
-
 /*
  * Appends ev to out as one element of a format-2 EventList, its keys and
  * origin by id where the table has or takes them, and sets their bits in
- * used. Returns what event_encode returns; on error out and used are
- * unchanged (the table may have taken ev's names).
+ * used. Returns what event_encode returns; on error out is unchanged (the
+ * table may have taken ev's names, and used their ids: a Dict then holds
+ * an entry no event uses, which costs only its bytes).
  */
 int event_dict_encode(struct event_dict *d, const struct event *ev, struct event_dict_used *used,
     struct buf *out);

@@ -5,7 +5,8 @@
  * must encode again, and every slice field must resolve inside its message
  * or be refused; format 2's key and origin ids resolve into the input's
  * Dict or are refused. When event_list_count accepts the framing, reading on past
- * bad events must give exactly that many results (good or bad) and end.
+ * bad events must give exactly that many results (good or bad) and end, and
+ * the list converted to format 1 must hold as many events.
  */
 #include "autoconfig.h"
 
@@ -78,6 +79,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (framed && results != count)
 		abort();
+	/* In format 1 the list keeps its events, one for one, and needs no Dict. */
+	if (framed) {
+		uint64_t again = 0;
+
+		buf_reset(&out);
+		rc = event_list_format1(data, size, &out);
+		if (rc != 0 && rc != -EMSGSIZE && rc != -ENOMEM)
+			abort();
+		/* An empty result has no buffer at all: nothing to count. */
+		if (rc == 0 && out.len > 0 && event_list_count(out.data, out.len, &again, &why) != 0)
+			abort();
+		if (rc == 0 && again != count)
+			abort();
+	}
 	buf_free(&out);
 	return 0;
 }
