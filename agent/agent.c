@@ -228,6 +228,8 @@ static const struct metrics_field agent_shipper_fields[] = {
 	    "Segments rejected alone and deleted."),
 	SHIPPER_F("events_dropped_total", "counter", events_dropped,
 	    "Events deleted without an OK: rejected, too large for the relay, unreadable."),
+	SHIPPER_F("segments_converted_total", "counter", segments_converted,
+	    "Segments re-encoded to event format 1 for a relay that does not read theirs."),
 	SHIPPER_F("reconnects_total", "counter", reconnects,
 	    "Connections attempted after the first."),
 	SHIPPER_F("batches_in_flight", "gauge", inflight,

@@ -41,6 +41,10 @@
 #define SHIPPER_SPOOL_RETRY_MS 1000
 #define SHIPPER_ZSTD_LEVEL 1
 
+/* The event formats this agent sends, as Hello announces them; it converts to the first. */
+static const uint32_t shipper_event_formats[] = { EVENT_FORMAT_1, EVENT_FORMAT_2 };
+#define SHIPPER_NFORMATS (sizeof(shipper_event_formats) / sizeof(shipper_event_formats[0]))
+
 enum shipper_state {
 	SHIPPER_IDLE,        /* waiting to connect (t_conn: the delay) */
 	SHIPPER_RESOLVING,   /* uv_getaddrinfo in progress */
@@ -94,7 +98,8 @@ enum shipper_close {
 enum shipper_mode {
 	MODE_NORMAL,         /* whole segments, combined within the limits */
 	MODE_PER_SEGMENT,    /* whole segments, one per batch (after a REJECTED) */
-	MODE_SPLIT,          /* events of one segment too large for the relay, cut into pieces */
+	MODE_SPLIT,          /* events of one segment re-encoded in pieces: too large for the
+	                        relay, or in an event format it does not read */
 };
 
 /* Sequence numbers [first, end) sent (or to be sent again) and not acknowledged. */
@@ -117,7 +122,9 @@ struct shipper_collect {
 	uint32_t nsegs;
 	uint64_t bfirst, bend, events, uncompressed, payload;
 	bool complete;           /* a limit or the end of the range was reached */
-	bool oversize;           /* the first segment alone exceeds the relay's limits */
+	bool oversize;           /* the first segment goes alone, re-encoded (MODE_SPLIT) */
+	bool convert;            /* because the relay does not read its event format */
+	uint8_t format;          /* the segments' event format: one per batch */
 	bool gap;                /* the first segment is not where the range starts */
 	bool encoded;
 	int err;
@@ -151,6 +158,8 @@ struct shipper {
 	char relay_id[sizeof(((logferry_Welcome *)0)->relay_id)];
 	uint32_t window;
 	uint64_t max_payload, max_uncompressed;
+	uint32_t relay_formats;  /* bit n: the relay reads event format n */
+	bool convert_logged;     /* the conversion warning was given on this connection */
 	uint64_t connected_at, last_rx;
 	bool welcomed;
 	bool hello_pending, ping_pending, pong_pending, goodbye_sent;
@@ -440,7 +449,7 @@ shipper_put_be32(uint8_t *p, uint32_t v)
  */
 static int
 shipper_encode_batch(struct shipper *sh, uint64_t id, uint64_t events, uint64_t uncompressed,
-    const struct pbslice *chunks, size_t n, uint64_t total)
+    uint8_t format, const struct pbslice *chunks, size_t n, uint64_t total)
 {
 	struct shipper_gather g = { chunks, n, total };
 	logferry_Frame pb;
@@ -454,6 +463,7 @@ shipper_encode_batch(struct shipper *sh, uint64_t id, uint64_t events, uint64_t 
 	pb.batch.event_count = (uint32_t)events;
 	pb.batch.compression = logferry_Compression_COMPRESSION_ZSTD;
 	pb.batch.uncompressed_size = uncompressed;
+	pb.batch.event_format = format;
 	pb.batch.payload.funcs.encode = shipper_gather_cb;
 	pb.batch.payload.arg = &g;
 	buf_reset(&sh->out);
@@ -557,6 +567,34 @@ shipper_goodbye(struct shipper *sh, enum shipper_close kind, const char *reason)
 	shipper_pump(sh);
 }
 
+/* ---------------------------------------------------------------- event formats */
+
+static bool
+shipper_relay_reads(const struct shipper *sh, uint8_t format)
+{
+	return format < 32 && (sh->relay_formats & (UINT32_C(1) << format)) != 0;
+}
+
+/*
+ * A segment in a format the relay does not read becomes a split range: the
+ * split path's spool_segment_decompress gives its events in format 1, which
+ * every relay reads, and pieces are sent as format 1. Said once per
+ * connection, since it costs the agent CPU until the relay is upgraded.
+ */
+static void
+shipper_convert(struct shipper *sh, struct shipper_range *r, uint8_t format)
+{
+	sh->stats.segments_converted++;
+	if (sh->convert_logged)
+		return;
+	sh->convert_logged = true;
+	log_warn("shipper: relay %s (%s) does not read event format %u, in which this agent's "
+	    "spool holds segments (it is older than this agent): they are re-encoded to format 1 "
+	    "before sending, at a CPU cost, from segment %" PRIu64 " on; upgrade the relay "
+	    "(a fleet upgrades its relays first, then its agents)", shipper_relay(sh),
+	    sh->relay_id[0] != '\0' ? sh->relay_id : "relay", (unsigned)format, r->first);
+}
+
 /* ---------------------------------------------------------------- reading the spool */
 
 static int
@@ -564,8 +602,8 @@ shipper_collect_done(struct shipper *sh, struct shipper_collect *c)
 {
 	c->complete = true;
 	if (c->encode) {
-		c->err = shipper_encode_batch(sh, c->bfirst, c->events, c->uncompressed, c->chunks,
-		    c->nsegs, c->payload);
+		c->err = shipper_encode_batch(sh, c->bfirst, c->events, c->uncompressed, c->format,
+		    c->chunks, c->nsegs, c->payload);
 		c->encoded = c->err == 0;
 	}
 	return 1;
@@ -593,7 +631,10 @@ shipper_collect_cb(void *ctx, const struct spool_segment *seg)
 			c->gap = true;
 			return 1;
 		}
-		if (seg->payload_len > sh->max_payload || seg->uncompressed > sh->max_uncompressed) {
+		c->format = seg->event_format;
+		c->convert = !shipper_relay_reads(sh, seg->event_format);
+		if (c->convert || seg->payload_len > sh->max_payload ||
+		    seg->uncompressed > sh->max_uncompressed) {
 			c->oversize = true;
 			c->nsegs = 1;
 			c->bfirst = seg->first_seq;
@@ -601,7 +642,8 @@ shipper_collect_cb(void *ctx, const struct spool_segment *seg)
 			c->events = seg->events;
 			return 1;
 		}
-	} else if (c->nsegs == c->max_segs || c->events + seg->events > max_events ||
+	} else if (seg->event_format != c->format || c->nsegs == c->max_segs ||
+	    c->events + seg->events > max_events ||
 	    c->uncompressed + seg->uncompressed > combined ||
 	    c->payload + seg->payload_len > sh->max_payload) {
 		return shipper_collect_done(sh, c);
@@ -632,7 +674,8 @@ shipper_collect_init(struct shipper_collect *c, uint64_t first, uint64_t end, bo
 	c->max_segs = max_segs;
 	c->nsegs = 0;
 	c->bfirst = c->bend = c->events = c->uncompressed = c->payload = 0;
-	c->complete = c->oversize = c->gap = c->encoded = false;
+	c->complete = c->oversize = c->convert = c->gap = c->encoded = false;
+	c->format = 0;
 	c->err = 0;
 }
 
@@ -773,9 +816,12 @@ shipper_send_split(struct shipper *sh, size_t i)
 		}
 	}
 	event_reader_init(&er, sh->raw.data, sh->raw.len, sh->fields, SHIPPER_EVENT_FIELDS);
-	for (skip = r->first - r->seg; skip > 0; skip--)
-		if ((rc = event_reader_next(&er, &ev)) != 1)
+	for (skip = r->first - r->seg; skip > 0; skip--) {
+		if ((rc = event_reader_next(&er, &ev)) == -ENOMEM)
+			goto nomem;
+		if (rc != 1)
 			goto corrupt;
+	}
 	start = er;
 	for (;;) {
 		buf_reset(&sh->piece);
@@ -785,7 +831,9 @@ shipper_send_split(struct shipper *sh, size_t i)
 			uint8_t hdr[11];
 			size_t hlen;
 
-			if ((rc = event_reader_next(&er, &ev)) != 1)
+			if ((rc = event_reader_next(&er, &ev)) == -ENOMEM)
+				goto nomem;
+			if (rc != 1)
 				goto corrupt;
 			hdr[0] = 0x0a;   /* EventList.events, length-delimited */
 			hlen = 1 + shipper_put_varint(hdr + 1, ev.raw.len);
@@ -822,7 +870,8 @@ shipper_send_split(struct shipper *sh, size_t i)
 	}
 	chunk.ptr = sh->zbuf.data;
 	chunk.len = sh->zbuf.len;
-	if ((rc = shipper_encode_batch(sh, r->first, n, sh->piece.len, &chunk, 1, chunk.len)) != 0) {
+	if ((rc = shipper_encode_batch(sh, r->first, n, sh->piece.len, EVENT_FORMAT_1, &chunk, 1,
+	    chunk.len)) != 0) {
 		log_error("shipper: cannot encode a batch of segment %" PRIu64 ": %s", r->seg,
 		    strerror(-rc));
 		sh->spool_retry_at = shipper_now(sh) + SHIPPER_SPOOL_RETRY_MS;
@@ -869,11 +918,13 @@ shipper_send_range(struct shipper *sh, size_t i)
 		return 0;
 	}
 	if (c->oversize) {
-		/* Larger than this relay allows: its events go in pieces. */
+		/* Larger than this relay allows, or in a format it does not read: in pieces. */
 		if (c->bend < r->end)
 			r = shipper_range_cut(sh, i, c->bend, 1, (uint32_t)c->events);
 		r->mode = MODE_SPLIT;
 		r->seg = r->first;
+		if (c->convert)
+			shipper_convert(sh, r, c->format);
 		return 0;
 	}
 	if (c->bend < r->end)
@@ -925,6 +976,8 @@ shipper_send_new(struct shipper *sh)
 	if (c->oversize) {
 		r->mode = MODE_SPLIT;
 		r->seg = c->bfirst;
+		if (c->convert)
+			shipper_convert(sh, r, c->format);
 		return shipper_send_split(sh, sh->nranges - 1);
 	}
 	r->mode = MODE_NORMAL;
@@ -1038,6 +1091,9 @@ shipper_pump(struct shipper *sh)
 			snprintf(f.pb.hello.agent_id, sizeof(f.pb.hello.agent_id), "%s", sh->id);
 			snprintf(f.pb.hello.software_version, sizeof(f.pb.hello.software_version),
 			    "%s", PACKAGE_VERSION);
+			f.pb.hello.event_formats_count = SHIPPER_NFORMATS;
+			memcpy(f.pb.hello.event_formats, shipper_event_formats,
+			    sizeof(shipper_event_formats));
 		} else if (sh->pong_pending) {
 			sh->pong_pending = false;
 			frame_init(&f, FRAME_PONG);
@@ -1161,6 +1217,17 @@ shipper_on_welcome(struct shipper *sh, const logferry_Welcome *w)
 		    w->window, w->max_batch_bytes, w->max_uncompressed_bytes);
 		return 1;
 	}
+	/* A relay from before format 2 announces none: it reads format 1. */
+	sh->relay_formats = w->event_formats_count == 0 ? UINT32_C(1) << EVENT_FORMAT_1 : 0;
+	for (pb_size_t i = 0; i < w->event_formats_count; i++)
+		if (w->event_formats[i] < 32)
+			sh->relay_formats |= UINT32_C(1) << w->event_formats[i];
+	if (!shipper_relay_reads(sh, EVENT_FORMAT_1)) {
+		shipper_fail(sh, "the relay does not read event format 1, the one this agent "
+		    "converts to for a relay that does not read its spool's: upgrade the agent");
+		return 1;
+	}
+	sh->convert_logged = false;
 	snprintf(sh->relay_id, sizeof(sh->relay_id), "%s", w->relay_id);
 	sh->window = w->window < (uint64_t)cfg->relays.window ? w->window :
 	    (uint32_t)cfg->relays.window;

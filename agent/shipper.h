@@ -19,6 +19,13 @@
  * is decompressed, cut into pieces within them and each piece compressed
  * again; the segment is deleted once every piece is acknowledged.
  *
+ * Event formats (docs/architecture.md "Wire protocol"): Hello announces
+ * formats 1 and 2, Welcome those the relay reads (none: 1). A batch holds
+ * segments of one format and says which. A segment in a format the relay
+ * does not read takes the split path too, its events written again in
+ * format 1 (counted in segments_converted, warned about once per
+ * connection): nothing is lost and nothing is REJECTED for its format.
+ *
  * Acks may come in any order. OK deletes the batch's segments (spool_delete
  * is asynchronous, so the shipper never reads an acknowledged range again:
  * it keeps a cursor of the next sequence to send and the list of unacked
@@ -74,6 +81,8 @@ struct shipper_stats {
 	uint64_t rejected_segments;  /* segments (or pieces of one) rejected alone and deleted */
 	/* Events deleted without an OK: rejected, too large for the relay, unreadable. */
 	uint64_t events_dropped;
+	/* Segments in an event format the relay does not read, re-encoded to format 1 to send. */
+	uint64_t segments_converted;
 	uint64_t reconnects;         /* connections attempted after the first */
 	uint64_t inflight;           /* batches sent and not yet acknowledged */
 	uint64_t unacked;            /* ranges not acknowledged: in flight or to be sent again */

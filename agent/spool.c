@@ -22,8 +22,24 @@
 
 #include "agent/spool.h"
 #include "common/log.h"
+#include "proto/event_dict.h"
 
-#define SPOOL_FORMAT 1
+/*
+ * The spool's format (meta "format"): 2 since event format 2, whose
+ * segments say their event format in header byte 4 (1 or 2, both read). A
+ * spool of format 1 is upgraded in place at open; agents before format 2
+ * refuse a spool of 2 and move it aside (docs/architecture.md "Spool").
+ */
+#define SPOOL_FORMAT 2
+#define SPOOL_FORMAT_1 1
+/*
+ * Room kept in front of an open segment's events for its Dict, which is
+ * known only at seal: names and origins of a typical source fit; a larger
+ * Dict moves the events once.
+ */
+#define SPOOL_DICT_ROOM (16u << 10)
+/* The largest Dict: every name in the arena, with the ids and framing of the most entries. */
+#define SPOOL_DICT_MAX(s) ((s)->o.dict_bytes + EVENT_MAX_KEY_ID * 16u + EVENT_MAX_ORIGIN_ID * 32u + 16u)
 #define SPOOL_POS_KEY 16
 #define SPOOL_POS_FIXED 24       /* offset, fp_hash, fp_len, path_len */
 /*
@@ -58,9 +74,10 @@ struct spool_block {
 	size_t last_pos;             /* offset in pos of the last record + 1; 0: none */
 	uint32_t events;
 	uint64_t ts_min, ts_max;
+	struct event_dict_used used;  /* format 2's ids its events use */
 };
 
-/* A segment being filled or sealed, header first, then the zstd frame. */
+/* A segment being filled or sealed: once sealed, out holds the header then the zstd frame. */
 struct spool_seg {
 	struct spool_seg *next;
 	struct buf out;
@@ -101,6 +118,11 @@ struct spool {
 	MDB_dbi segments, files, meta;
 	uint64_t reserve;            /* map and disk room above max_size, for deletes */
 	uint64_t map_size;           /* max_size + reserve */
+	/*
+	 * Format 2's ids: the loop thread adds entries; the writer reads those
+	 * its blocks used, published with the block under mu, never changed.
+	 */
+	struct event_dict *dict;
 
 	/* Loop thread only. */
 	struct spool_block *cur;
@@ -131,6 +153,14 @@ struct spool {
 	pthread_t writer;
 	bool writer_started;
 	ZSTD_CCtx *cctx;
+	struct buf dict_out;         /* a sealing segment's Dict */
+	/*
+	 * The open segment's events as encoded (format 2), after
+	 * SPOOL_DICT_ROOM for its Dict, and the ids they use: one segment is
+	 * open at a time, so one buffer, compressed at seal.
+	 */
+	struct buf open_raw;
+	struct event_dict_used open_used;
 	struct spool_seg *open;      /* being filled */
 	struct spool_seg *sealed, **sealed_tail;
 	struct spool_seg *free_segs;
@@ -206,6 +236,7 @@ spool_options_default(struct spool_options *o, const char *dir)
 	o->queue_blocks = 8;
 	o->block_bytes = 256 << 10;
 	o->zstd_level = 1;
+	o->dict_bytes = 256 << 10;
 }
 
 /* ------------------------------------------------------------ segment format */
@@ -225,7 +256,8 @@ spool_segment_parse(const MDB_val *k, const MDB_val *v, struct spool_segment *se
 		return -EIO;
 	}
 	seg->codec = p[5];
-	seg->event_format = EVENT_FORMAT_1;
+	/* Byte 4 was the spool's format, 1, before it was the event format. */
+	seg->event_format = p[4];
 	seg->events = (uint32_t)spool_get_le(p + 8, 4);
 	seg->uncompressed = (uint32_t)spool_get_le(p + 12, 4);
 	seg->first_seq = spool_get_le(p + 16, 8);
@@ -233,8 +265,8 @@ spool_segment_parse(const MDB_val *k, const MDB_val *v, struct spool_segment *se
 	seg->ts_newest = spool_get_le(p + 32, 8);
 	seg->payload = p + SPOOL_SEGMENT_HEADER;
 	seg->payload_len = v->mv_size - SPOOL_SEGMENT_HEADER;
-	if (p[4] != SPOOL_FORMAT || seg->codec != SPOOL_CODEC_ZSTD) {
-		*why = "segment of an unknown version or codec";
+	if ((p[4] != EVENT_FORMAT_1 && p[4] != EVENT_FORMAT_2) || seg->codec != SPOOL_CODEC_ZSTD) {
+		*why = "segment of an unknown event format or codec";
 		return -EIO;
 	}
 	if (seg->first_seq != spool_get_be64(k->mv_data) || seg->events == 0) {
@@ -245,7 +277,7 @@ spool_segment_parse(const MDB_val *k, const MDB_val *v, struct spool_segment *se
 }
 
 int
-spool_segment_decompress(const struct spool_segment *seg, struct buf *out)
+spool_segment_stored(const struct spool_segment *seg, struct buf *out)
 {
 	size_t n;
 
@@ -257,6 +289,24 @@ spool_segment_decompress(const struct spool_segment *seg, struct buf *out)
 		return -EIO;
 	out->len = n;
 	return 0;
+}
+
+int
+spool_segment_decompress(const struct spool_segment *seg, struct buf *out)
+{
+	struct buf stored;
+	int r;
+
+	if (seg->event_format == EVENT_FORMAT_1)
+		return spool_segment_stored(seg, out);
+	/* A rare path (a split, --spool-dump): a buffer of its own is fine here. */
+	buf_init(&stored, SIZE_MAX);
+	if ((r = spool_segment_stored(seg, &stored)) == 0) {
+		buf_reset(out);
+		r = event_list_format1(stored.data, stored.len, out) == 0 ? 0 : -EIO;
+	}
+	buf_free(&stored);
+	return r;
 }
 
 /* Decodes a position record value. path points into v (not NUL-terminated: path_len). */
@@ -395,6 +445,16 @@ spool_env_open(struct spool *s, uint64_t moved_aside, const char **why)
 	} else if (rc != 0) {
 		*why = "its format record is unreadable";
 		goto out;
+	}
+	if (format == SPOOL_FORMAT_1) {
+		/* Its segments say format 1 in their headers and stay readable. */
+		if ((rc = spool_meta_put(txn, s->meta, "format", SPOOL_FORMAT)) != 0) {
+			*why = "its format record cannot be upgraded";
+			goto out;
+		}
+		log_info("spool %s: upgraded from format 1 to 2 (event format 2); its stored "
+		    "segments stay format 1 and ship as they are", s->dir);
+		format = SPOOL_FORMAT;
 	}
 	if (format != SPOOL_FORMAT) {
 		*why = "it has a format this agent does not know";
@@ -858,6 +918,8 @@ spool_env_usage(MDB_env *env, struct spool_usage *u)
 
 /* ------------------------------------------------------------ writer thread */
 
+static void spool_seg_put(struct spool *s, struct spool_seg *g);
+
 static struct spool_seg *
 spool_seg_get(struct spool *s)
 {
@@ -868,13 +930,22 @@ spool_seg_get(struct spool *s)
 	} else if ((g = calloc(1, sizeof(*g))) != NULL) {
 		buf_init(&g->out, SPOOL_SEGMENT_HEADER +
 		    ZSTD_compressBound(s->o.segment_max_bytes + s->o.block_bytes +
-		    s->o.event_max_bytes));
+		    s->o.event_max_bytes + SPOOL_DICT_MAX(s)));
 	}
 	if (g == NULL)
 		return NULL;
 	g->next = NULL;
+	/* An outsized event's room is given back, as blocks do. */
+	if (s->open_raw.cap > 2 * (SPOOL_DICT_ROOM + s->o.segment_max_bytes + s->o.block_bytes))
+		buf_free(&s->open_raw);
+	buf_reset(&s->open_raw);
+	if (buf_reserve(&s->open_raw, SPOOL_DICT_ROOM) != 0) {
+		spool_seg_put(s, g);
+		return NULL;
+	}
+	s->open_raw.len = SPOOL_DICT_ROOM;
+	memset(&s->open_used, 0, sizeof(s->open_used));
 	buf_reset(&g->out);
-	g->out.len = SPOOL_SEGMENT_HEADER;   /* buf_reserve below keeps the room */
 	g->first_seq = s->next_seq;
 	g->events = 0;
 	g->uncompressed = 0;
@@ -894,30 +965,49 @@ spool_seg_put(struct spool *s, struct spool_seg *g)
 	s->free_segs = g;
 }
 
-/* Runs the zstd stream over in; mode ZSTD_e_continue or ZSTD_e_end. */
+/*
+ * Puts the segment's Dict right in front of its events and compresses both
+ * in one call into g->out after the header room. One call over one buffer
+ * measured cheaper than streaming each block in as it came (zstd's stream
+ * copies its input into its window, and a segment's blocks met its
+ * extDict path; docs/performance.md); the raw segment is the price, in
+ * memory_limit's share for the writer.
+ */
 static int
-spool_seg_compress(struct spool *s, struct spool_seg *g, const void *data, size_t len,
-    ZSTD_EndDirective mode)
+spool_seg_compress(struct spool *s, struct spool_seg *g)
 {
-	ZSTD_inBuffer in = { data, len, 0 };
-	size_t left;
+	const uint8_t *src;
+	size_t events = s->open_raw.len - SPOOL_DICT_ROOM, dlen, total, n;
+	int r;
 
-	do {
-		ZSTD_outBuffer out;
-		int r = buf_reserve(&g->out, ZSTD_CStreamOutSize());
-
-		if (r != 0)
+	buf_reset(&s->dict_out);
+	if ((r = event_dict_write(s->dict, &s->open_used, &s->dict_out)) != 0)
+		return r;
+	dlen = s->dict_out.len;
+	if (dlen <= SPOOL_DICT_ROOM) {
+		memcpy(s->open_raw.data + SPOOL_DICT_ROOM - dlen, s->dict_out.data, dlen);
+		src = s->open_raw.data + SPOOL_DICT_ROOM - dlen;
+	} else {
+		/* A Dict larger than the room: the events move behind it, once. */
+		if ((r = buf_reserve(&s->open_raw, dlen - SPOOL_DICT_ROOM)) != 0)
 			return r;
-		out.dst = g->out.data + g->out.len;
-		out.size = g->out.cap - g->out.len;
-		out.pos = 0;
-		left = ZSTD_compressStream2(s->cctx, &out, &in, mode);
-		if (ZSTD_isError(left)) {
-			log_error("spool %s: zstd: %s", s->dir, ZSTD_getErrorName(left));
-			return -EIO;
-		}
-		g->out.len += out.pos;
-	} while (in.pos < in.size || (mode == ZSTD_e_end && left != 0));
+		memmove(s->open_raw.data + dlen, s->open_raw.data + SPOOL_DICT_ROOM, events);
+		memcpy(s->open_raw.data, s->dict_out.data, dlen);
+		s->open_raw.len = dlen + events;
+		src = s->open_raw.data;
+	}
+	total = dlen + events;
+	buf_reset(&g->out);
+	if ((r = buf_reserve(&g->out, SPOOL_SEGMENT_HEADER + ZSTD_compressBound(total))) != 0)
+		return r;
+	n = ZSTD_compress2(s->cctx, g->out.data + SPOOL_SEGMENT_HEADER,
+	    g->out.cap - SPOOL_SEGMENT_HEADER, src, total);
+	if (ZSTD_isError(n)) {
+		log_error("spool %s: zstd: %s", s->dir, ZSTD_getErrorName(n));
+		return -EIO;
+	}
+	g->out.len = SPOOL_SEGMENT_HEADER + n;
+	g->uncompressed = total;
 	return 0;
 }
 
@@ -931,12 +1021,12 @@ spool_seal(struct spool *s)
 
 	if (g == NULL || g->events == 0)
 		return 0;
-	if ((r = spool_seg_compress(s, g, NULL, 0, ZSTD_e_end)) != 0)
+	if ((r = spool_seg_compress(s, g)) != 0)
 		return r;
 	h = g->out.data;
 	memset(h, 0, SPOOL_SEGMENT_HEADER);
 	spool_put_le(h, SPOOL_SEGMENT_MAGIC, 4);
-	h[4] = SPOOL_FORMAT;
+	h[4] = EVENT_FORMAT_2;
 	h[5] = SPOOL_CODEC_ZSTD;
 	spool_put_le(h + 8, g->events, 4);
 	spool_put_le(h + 12, g->uncompressed, 4);
@@ -963,13 +1053,11 @@ spool_take_block(struct spool *s, struct spool_block *b)
 	    s->open->uncompressed + b->data.len > s->o.segment_max_bytes) &&
 	    (r = spool_seal(s)) != 0)
 		return r;
-	if (s->open == NULL) {
-		if ((s->open = spool_seg_get(s)) == NULL)
-			return -ENOMEM;
-		ZSTD_CCtx_reset(s->cctx, ZSTD_reset_session_only);
-	}
-	if ((r = spool_seg_compress(s, s->open, b->data.data, b->data.len, ZSTD_e_continue)) != 0)
+	if (s->open == NULL && (s->open = spool_seg_get(s)) == NULL)
+		return -ENOMEM;
+	if ((r = buf_append(&s->open_raw, b->data.data, b->data.len)) != 0)
 		return r;
+	event_dict_used_add(&s->open_used, &b->used);
 	s->open->events += b->events;
 	s->open->uncompressed += b->data.len;
 	if (b->ts_min < s->open->ts_min)
@@ -989,6 +1077,7 @@ spool_block_clear(struct spool_block *b)
 	b->events = 0;
 	b->ts_min = UINT64_MAX;
 	b->ts_max = 0;
+	memset(&b->used, 0, sizeof(b->used));
 }
 
 /*
@@ -1638,7 +1727,7 @@ spool_append_rec(struct spool *s, const struct event *ev, const struct spool_rec
 	if ((b = spool_block(s)) == NULL)
 		return -EAGAIN;
 	before = b->data.len;
-	r = event_encode(ev, &b->data);
+	r = event_dict_encode(s->dict, ev, &b->used, &b->data);
 	if (r == -EMSGSIZE) {
 		if (before == 0)
 			return -EMSGSIZE;
@@ -2017,6 +2106,9 @@ spool_free(struct spool *s)
 		buf_free(&g->out);
 		free(g);
 	}
+	buf_free(&s->dict_out);
+	buf_free(&s->open_raw);
+	event_dict_free(s->dict);
 	spool_free_deletes(s->deletes);
 	buf_free(&s->pending_pos);
 	ZSTD_freeCCtx(s->cctx);
@@ -2138,6 +2230,13 @@ spool_open(uv_loop_t *loop, const struct spool_options *o, void (*writable)(void
 	pthread_cond_init(&s->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	buf_init(&s->pending_pos, SIZE_MAX);
+	buf_init(&s->dict_out, SIZE_MAX);
+	buf_init(&s->open_raw, SPOOL_DICT_ROOM + o->segment_max_bytes + o->block_bytes +
+	    o->event_max_bytes + SPOOL_DICT_MAX(s));
+	if ((s->dict = event_dict_new(o->dict_bytes)) == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	if ((r = spool_mkdirs(s->dir)) != 0) {
 		log_error("spool: cannot create directory %s: %s; check data_dir and its permissions",
 		    s->dir, strerror(-r));
@@ -2389,6 +2488,12 @@ spool_view_meta(struct spool_view *v, const char *name)
 		return 0;
 	}
 	return n;
+}
+
+uint64_t
+spool_view_format(struct spool_view *v)
+{
+	return spool_view_meta(v, "format");
 }
 
 uint64_t

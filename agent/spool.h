@@ -10,8 +10,10 @@
  *
  * Threads. The loop thread encodes events straight into hand-off blocks
  * (spool_append) and never touches the disk for writing. One writer thread
- * owns every write transaction: it compresses blocks into the open segment
- * as they arrive and, at each group commit (commit_interval after the
+ * owns every write transaction: it copies blocks into the open segment
+ * as they arrive (events in format 2, proto/event_dict.h), writes the
+ * segment's Dict in front of them and compresses both when it seals it,
+ * and, at each group commit (commit_interval after the
  * first event waiting, or when enough is sealed), writes the sealed
  * segments together with the file positions they advance in one
  * transaction. A position therefore never becomes durable before the lines
@@ -66,6 +68,7 @@ struct spool_options {
 	size_t queue_blocks;         /* hand-off blocks; >= 2 */
 	size_t block_bytes;          /* a block is handed over past this many bytes */
 	int zstd_level;
+	size_t dict_bytes;           /* format 2's names and origins table: bytes of names (proto/event_dict.h) */
 };
 
 /*
@@ -252,6 +255,13 @@ int spool_view_cursors(struct spool_view *v,
 /* The next sequence number the spool will give (from meta). */
 uint64_t spool_view_next_seq(struct spool_view *v);
 
+/*
+ * The spool's format (from meta): 2 since event format 2 (its segments
+ * are format 1 or 2, each saying which in its header); a spool of
+ * format 1 is upgraded in place when the agent opens it.
+ */
+uint64_t spool_view_format(struct spool_view *v);
+
 /* Broken spools moved aside before this one was created (from meta). */
 uint64_t spool_view_moved_aside(struct spool_view *v);
 
@@ -262,9 +272,18 @@ uint64_t spool_view_segments_damaged(struct spool_view *v);
 int spool_view_usage(struct spool_view *v, uint64_t *used, uint64_t *file_size);
 
 /*
- * Decompresses seg into out (which must be able to hold seg->uncompressed
- * bytes). Returns 0 or -EIO when the frame does not decode to exactly the
- * announced size.
+ * Decompresses seg into out as stored (which must be able to hold
+ * seg->uncompressed bytes): an EventList of seg->event_format. Returns 0 or
+ * -EIO when the frame does not decode to exactly the announced size.
+ */
+int spool_segment_stored(const struct spool_segment *seg, struct buf *out);
+
+/*
+ * Decompresses seg into out as a format-1 EventList, whatever its event
+ * format (proto/event.h event_list_format1): every event self-contained,
+ * for the callers that take events apart (the shipper's split,
+ * --spool-dump). Returns 0 or -EIO as spool_segment_stored does, or for a
+ * format-2 list whose framing is malformed.
  */
 int spool_segment_decompress(const struct spool_segment *seg, struct buf *out);
 

@@ -9,7 +9,11 @@
  * back. String fields are slices of the message, as the agent will send
  * them, so the bytes per event are reported too.
  *
- * Usage: bench_codec [EVENTS]   (default 1000000)
+ * Format 2 (docs/architecture.md "Event formats") encodes names and the
+ * origin by id, each segment's Dict in front of its events, as the spool
+ * writes it (the copy behind the Dict included).
+ *
+ * Usage: bench_codec [EVENTS [FORMAT]]   (default 1000000 events, format 1)
  */
 #include "autoconfig.h"
 
@@ -20,6 +24,7 @@
 
 #include "bench/bench_util.h"
 #include "proto/event.h"
+#include "proto/event_dict.h"
 
 #define SEGMENT_EVENTS 4096
 #define NFIELDS 11
@@ -75,6 +80,10 @@ main(int argc, char **argv)
 		"request", "method", "path", "protocol", "status", "body_bytes_sent",
 		"http_referer", "http_user_agent" };
 	unsigned long n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
+	int format = argc > 2 ? atoi(argv[2]) : EVENT_FORMAT_1;
+	struct event_dict *dict = event_dict_new(256 << 10);
+	struct event_dict_used used;
+	struct buf evs;
 	struct bench_line *lines = calloc(SEGMENT_EVENTS, sizeof(*lines));
 	struct event_field fields[NFIELDS], rfields[16];
 	struct buf seg;
@@ -83,7 +92,8 @@ main(int argc, char **argv)
 	double c0, w0, enc_cpu, enc_wall, dec_cpu = 0, dec_wall = 0;
 	uint64_t bytes = 0, msg_bytes = 0, decoded = 0, check = 0;
 
-	if (lines == NULL || n == 0) {
+	if (lines == NULL || n == 0 || dict == NULL ||
+	    (format != EVENT_FORMAT_1 && format != EVENT_FORMAT_2)) {
 		fprintf(stderr, "bench_codec: bad arguments or out of memory\n");
 		return 1;
 	}
@@ -105,6 +115,7 @@ main(int argc, char **argv)
 	ev.fields = fields;
 	ev.nfields = NFIELDS;
 	buf_init(&seg, 64 << 20);
+	buf_init(&evs, 64 << 20);
 
 	enc_cpu = 0;
 	enc_wall = 0;
@@ -112,6 +123,8 @@ main(int argc, char **argv)
 		unsigned long k = n - done < SEGMENT_EVENTS ? n - done : SEGMENT_EVENTS;
 
 		buf_reset(&seg);
+		buf_reset(&evs);
+		memset(&used, 0, sizeof(used));
 		c0 = bench_cpu_seconds();
 		w0 = bench_wall_seconds();
 		for (unsigned long i = 0; i < k; i++) {
@@ -128,11 +141,17 @@ main(int argc, char **argv)
 			}
 			fields[7].v.integer = (int64_t)((done + i) % 17 ? 200 : 404);
 			fields[8].v.integer = (int64_t)(600 + (done + i) % 5000);
-			if (event_encode(&ev, &seg) != 0) {
+			if ((format == EVENT_FORMAT_1 ? event_encode(&ev, &seg) :
+			    event_dict_encode(dict, &ev, &used, &evs)) != 0) {
 				fprintf(stderr, "bench_codec: encode failed\n");
 				return 1;
 			}
 			msg_bytes += l->len;
+		}
+		if (format == EVENT_FORMAT_2 && (event_dict_write(dict, &used, &seg) != 0 ||
+		    buf_append(&seg, evs.data, evs.len) != 0)) {
+			fprintf(stderr, "bench_codec: Dict failed\n");
+			return 1;
 		}
 		enc_cpu += bench_cpu_seconds() - c0;
 		enc_wall += bench_wall_seconds() - w0;
@@ -153,8 +172,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_codec: decoded %" PRIu64 " of %lu events\n", decoded, n);
 		return 1;
 	}
-	printf("events                 %lu (NGINX combined, %d fields, string fields as slices)\n",
-	    n, NFIELDS);
+	printf("events                 %lu (NGINX combined, %d fields, string fields as slices, "
+	    "event format %d)\n", n, NFIELDS, format);
 	printf("line bytes per event   %.1f\n", (double)msg_bytes / (double)n);
 	printf("encoded bytes/event    %.1f (docs/performance.md: 398 with fields as copies)\n",
 	    (double)bytes / (double)n);
@@ -164,6 +183,8 @@ main(int argc, char **argv)
 	    dec_cpu * 1e6 / (double)n, dec_wall * 1e6 / (double)n);
 	printf("(checksum %" PRIu64 ")\n", check);
 	buf_free(&seg);
+	buf_free(&evs);
+	event_dict_free(dict);
 	free(lines);
 	return 0;
 }

@@ -2,19 +2,24 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 #include "proto/event.h"
 
 /* Field numbers of proto/logferry.proto. */
 enum {
-	EVENTLIST_EVENTS = 1,
+	EVENTLIST_EVENTS = 1, EVENTLIST_DICTS,
 	EVENT_TS = 1, EVENT_HOST, EVENT_STREAM, EVENT_SOURCE, EVENT_MESSAGE, EVENT_FIELDS,
+	EVENT_ORIGIN,
 	FIELD_KEY = 1, FIELD_TEXT, FIELD_INTEGER, FIELD_NUMBER, FIELD_BOOLEAN,
-	FIELD_SLICE, FIELD_JSON,
+	FIELD_SLICE, FIELD_JSON, FIELD_KEY_ID,
 	SLICE_OFFSET = 1, SLICE_LENGTH,
+	DICT_KEYS = 1, DICT_ORIGINS,
+	DICTKEY_ID = 1, DICTKEY_NAME,
+	DICTORIGIN_ID = 1, DICTORIGIN_HOST, DICTORIGIN_STREAM, DICTORIGIN_SOURCE,
 };
 
 /* ---------------------------------------------------------------- sizes */
@@ -79,15 +84,41 @@ event_field_size(const struct event_field *f, bool *bad)
 	return 0;
 }
 
-static size_t
-event_size(const struct event *ev, bool *bad)
+/* As event_field_size, the key as key_id when that is nonzero (format 2). */
+static inline __attribute__((always_inline)) size_t
+event_field_size_id(const struct event_field *f, unsigned key_id, bool *bad)
 {
-	size_t n = (ev->ts ? 1 + 8 : 0) + event_bytes_size(&ev->host) +
-	    event_bytes_size(&ev->stream) + event_bytes_size(&ev->source) +
-	    event_bytes_size(&ev->message);
+	size_t n = event_field_size(f, bad);
 
-	for (size_t i = 0; i < ev->nfields; i++)
-		n += event_len_size(event_field_size(&ev->fields[i], bad));
+	return key_id ? n - event_bytes_size(&f->key) + 1 + event_varint_size(key_id) : n;
+}
+
+/*
+ * key_ids NULL: every key literal; origin 0: host, stream and source
+ * literal. Inlined, so that event_encode's constants leave format 1 as it
+ * was (bench_codec).
+ */
+/* Field sizes event_size keeps for the writes after it (more fields: computed again). */
+#define EVENT_SIZES_KEPT 64
+
+static inline __attribute__((always_inline)) size_t
+event_size(const struct event *ev, const uint16_t *key_ids, unsigned origin, size_t *sizes,
+    bool *bad)
+{
+	size_t n = (ev->ts ? 1 + 8 : 0) + event_bytes_size(&ev->message);
+
+	if (origin)
+		n += 1 + event_varint_size(origin);
+	else
+		n += event_bytes_size(&ev->host) + event_bytes_size(&ev->stream) +
+		    event_bytes_size(&ev->source);
+	for (size_t i = 0; i < ev->nfields; i++) {
+		size_t f = event_field_size_id(&ev->fields[i], key_ids ? key_ids[i] : 0, bad);
+
+		if (i < EVENT_SIZES_KEPT)
+			sizes[i] = f;
+		n += event_len_size(f);
+	}
 	return n;
 }
 
@@ -139,13 +170,16 @@ event_put_bytes(uint8_t *p, unsigned field, const struct pbslice *b, bool always
 	return p + b->len;
 }
 
-static uint8_t *
-event_put_field(uint8_t *p, const struct event_field *f, size_t size)
+static inline __attribute__((always_inline)) uint8_t *
+event_put_field(uint8_t *p, const struct event_field *f, unsigned key_id, size_t size)
 {
 	uint64_t bits;
 
 	p = event_put_varint(event_put_tag(p, EVENT_FIELDS, WT_LEN), size);
-	p = event_put_bytes(p, FIELD_KEY, &f->key, false);
+	if (key_id)
+		p = event_put_varint(event_put_tag(p, FIELD_KEY_ID, WT_VARINT), key_id);
+	else
+		p = event_put_bytes(p, FIELD_KEY, &f->key, false);
 	switch (f->type) {
 	case EVENT_NULL:
 		return p;
@@ -177,11 +211,13 @@ event_put_field(uint8_t *p, const struct event_field *f, size_t size)
 	return p;
 }
 
-int
-event_encode(const struct event *ev, struct buf *out)
+static inline __attribute__((always_inline)) int
+event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+    struct buf *out)
 {
 	bool bad = false;
-	size_t size = event_size(ev, &bad), total;
+	size_t sizes[EVENT_SIZES_KEPT];
+	size_t size = event_size(ev, key_ids, origin, sizes, &bad), total;
 	uint8_t *start, *p;
 	int r;
 
@@ -196,13 +232,91 @@ event_encode(const struct event *ev, struct buf *out)
 	p = event_put_varint(event_put_tag(p, EVENTLIST_EVENTS, WT_LEN), size);
 	if (ev->ts)
 		p = event_put_fixed64(p, EVENT_TS, ev->ts);
-	p = event_put_bytes(p, EVENT_HOST, &ev->host, false);
-	p = event_put_bytes(p, EVENT_STREAM, &ev->stream, false);
-	p = event_put_bytes(p, EVENT_SOURCE, &ev->source, false);
+	if (origin) {
+		p = event_put_varint(event_put_tag(p, EVENT_ORIGIN, WT_VARINT), origin);
+	} else {
+		p = event_put_bytes(p, EVENT_HOST, &ev->host, false);
+		p = event_put_bytes(p, EVENT_STREAM, &ev->stream, false);
+		p = event_put_bytes(p, EVENT_SOURCE, &ev->source, false);
+	}
 	p = event_put_bytes(p, EVENT_MESSAGE, &ev->message, false);
-	for (size_t i = 0; i < ev->nfields; i++)
-		p = event_put_field(p, &ev->fields[i], event_field_size(&ev->fields[i], &bad));
+	for (size_t i = 0; i < ev->nfields; i++) {
+		unsigned id = key_ids ? key_ids[i] : 0;
+
+		p = event_put_field(p, &ev->fields[i], id, i < EVENT_SIZES_KEPT ? sizes[i] :
+		    event_field_size_id(&ev->fields[i], id, &bad));
+	}
 	/* The sizes and the writes must agree to the byte, or memory is corrupt. */
+	if ((size_t)(p - start) != total)
+		abort();
+	out->len += total;
+	return 0;
+}
+
+int
+event_encode(const struct event *ev, struct buf *out)
+{
+	return event_encode_with(ev, NULL, 0, out);
+}
+
+int
+event_encode_ids(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+    struct buf *out)
+{
+	return event_encode_with(ev, key_ids, origin, out);
+}
+
+static size_t
+event_dict_key_size(unsigned id, const struct pbslice *name)
+{
+	return 1 + event_varint_size(id) + event_bytes_size(name);
+}
+
+static size_t
+event_dict_origin_size(unsigned id, const struct pbslice o[3])
+{
+	return 1 + event_varint_size(id) + event_bytes_size(&o[0]) + event_bytes_size(&o[1]) +
+	    event_bytes_size(&o[2]);
+}
+
+/* The statement after it, for each id whose bit is set in used (ids 1..max), in order. */
+#define EVENT_EACH_ID(used, max, id) \
+	for (unsigned id = 1; id <= (max); id++) \
+		if ((used)[id / 64] & UINT64_C(1) << (id % 64))
+
+int
+event_encode_dict(const struct pbslice *keys, const uint64_t *key_used,
+    const struct pbslice (*origins)[3], const uint64_t *origin_used, struct buf *out)
+{
+	size_t size = 0, total;
+	uint8_t *start, *p;
+	int r;
+
+	EVENT_EACH_ID(key_used, EVENT_MAX_KEY_ID, id)
+		size += event_len_size(event_dict_key_size(id, &keys[id]));
+	EVENT_EACH_ID(origin_used, EVENT_MAX_ORIGIN_ID, id)
+		size += event_len_size(event_dict_origin_size(id, origins[id]));
+	if (size > UINT32_MAX)
+		return -EMSGSIZE;
+	total = 1 + event_varint_size(size) + size;
+	if ((r = buf_reserve(out, total)) != 0)
+		return r;
+	start = p = out->data + out->len;
+	p = event_put_varint(event_put_tag(p, EVENTLIST_DICTS, WT_LEN), size);
+	EVENT_EACH_ID(key_used, EVENT_MAX_KEY_ID, id) {
+		p = event_put_varint(event_put_tag(p, DICT_KEYS, WT_LEN),
+		    event_dict_key_size(id, &keys[id]));
+		p = event_put_varint(event_put_tag(p, DICTKEY_ID, WT_VARINT), id);
+		p = event_put_bytes(p, DICTKEY_NAME, &keys[id], false);
+	}
+	EVENT_EACH_ID(origin_used, EVENT_MAX_ORIGIN_ID, id) {
+		p = event_put_varint(event_put_tag(p, DICT_ORIGINS, WT_LEN),
+		    event_dict_origin_size(id, origins[id]));
+		p = event_put_varint(event_put_tag(p, DICTORIGIN_ID, WT_VARINT), id);
+		p = event_put_bytes(p, DICTORIGIN_HOST, &origins[id][0], false);
+		p = event_put_bytes(p, DICTORIGIN_STREAM, &origins[id][1], false);
+		p = event_put_bytes(p, DICTORIGIN_SOURCE, &origins[id][2], false);
+	}
 	if ((size_t)(p - start) != total)
 		abort();
 	out->len += total;
@@ -215,6 +329,7 @@ event_encode(const struct event *ev, struct buf *out)
 struct event_cur {
 	const uint8_t *p, *end;
 	const char **why;
+	bool refs;                   /* an Event's: a field of it has a key_id */
 };
 
 static bool
@@ -418,6 +533,12 @@ event_get_field(struct event_cur *c, struct event_field *f)
 			f->type = EVENT_JSON;
 			ok = event_expect(&sub, wt, WT_LEN) && event_get_bytes(&sub, &f->v.json);
 			break;
+		case FIELD_KEY_ID:
+			ok = event_expect(&sub, wt, WT_VARINT) && event_get_varint(&sub, &u);
+			/* Any id above 4095 is refused alike: kept above it. */
+			f->key_id = u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
+			c->refs = true;
+			break;
 		default:
 			/* Unknown to this version: skipped, so newer agents still work. */
 			ok = event_skip(&sub, wt);
@@ -429,6 +550,240 @@ event_get_field(struct event_cur *c, struct event_field *f)
 	return true;
 }
 
+/* ------------------------------------------------------ format 2's tables */
+
+/*
+ * A Dict's entries by id, for the reader to resolve Field.key_id and
+ * Event.origin in constant time. One per thread, allocated at its first
+ * format-2 list (112 KiB: a reader is often on the stack, and copied, so
+ * the tables cannot be in it): they hold the Dict of the reader that last
+ * used them (serial) and are loaded again from the Dict's bytes when
+ * another reader's turn comes, which readers interleaved on one thread
+ * (rare) pay and a lone reader does not.
+ */
+struct event_tables {
+	uint64_t serial;            /* the reader's r->serial these were loaded for; 0: none */
+	const char *why;            /* that Dict was malformed: why */
+	uint64_t key_set[(EVENT_MAX_KEY_ID + 64) / 64];
+	uint64_t origin_set[(EVENT_MAX_ORIGIN_ID + 64) / 64];
+	struct pbslice keys[EVENT_MAX_KEY_ID + 1];
+	struct pbslice origins[EVENT_MAX_ORIGIN_ID + 1][3];   /* host, stream, source */
+};
+
+static __thread struct event_tables *event_tls;
+static pthread_key_t event_tls_key;
+static pthread_once_t event_tls_once = PTHREAD_ONCE_INIT;
+/* Serials tell Dicts apart across readers and threads: never reused. */
+static _Atomic uint64_t event_serials;
+
+static void
+event_tls_free(void *t)
+{
+	free(t);
+}
+
+static void
+event_tls_key_create(void)
+{
+	/* Without the key the tables of an ending thread leak: 112 KiB per thread, bounded. */
+	(void)pthread_key_create(&event_tls_key, event_tls_free);
+}
+
+static void
+event_dict_use(struct event_reader *r, const uint8_t *p, size_t len)
+{
+	r->dict.ptr = p;
+	r->dict.len = len;
+	r->serial = atomic_fetch_add_explicit(&event_serials, 1, memory_order_relaxed) + 1;
+}
+
+void
+event_reader_set_dict(struct event_reader *r, struct pbslice dict)
+{
+	if (dict.ptr == NULL) {
+		r->dict = dict;
+		r->serial = 0;
+		return;
+	}
+	event_dict_use(r, dict.ptr, dict.len);
+}
+
+static bool
+event_load_key(struct event_tables *t, struct event_cur *c)
+{
+	struct event_cur sub;
+	struct pbslice name = { NULL, 0 };
+	unsigned field, wt;
+	uint64_t id = 0;
+
+	if (!event_enter(c, &sub))
+		return false;
+	while (sub.p < sub.end) {
+		if (!event_get_tag(&sub, &field, &wt))
+			return false;
+		if (field == DICTKEY_ID) {
+			if (!event_expect(&sub, wt, WT_VARINT) || !event_get_varint(&sub, &id))
+				return false;
+		} else if (field == DICTKEY_NAME) {
+			if (!event_expect(&sub, wt, WT_LEN) || !event_get_bytes(&sub, &name))
+				return false;
+		} else if (!event_skip(&sub, wt)) {
+			return false;
+		}
+	}
+	if (id == 0 || id > EVENT_MAX_KEY_ID)
+		return event_fail(c, "Dict key id outside 1..4095");
+	t->keys[id] = name;
+	t->key_set[id / 64] |= UINT64_C(1) << (id % 64);
+	return true;
+}
+
+static bool
+event_load_origin(struct event_tables *t, struct event_cur *c)
+{
+	struct event_cur sub;
+	struct pbslice o[3] = { { NULL, 0 }, { NULL, 0 }, { NULL, 0 } };
+	unsigned field, wt;
+	uint64_t id = 0;
+
+	if (!event_enter(c, &sub))
+		return false;
+	while (sub.p < sub.end) {
+		if (!event_get_tag(&sub, &field, &wt))
+			return false;
+		if (field == DICTORIGIN_ID) {
+			if (!event_expect(&sub, wt, WT_VARINT) || !event_get_varint(&sub, &id))
+				return false;
+		} else if (field >= DICTORIGIN_HOST && field <= DICTORIGIN_SOURCE) {
+			if (!event_expect(&sub, wt, WT_LEN) ||
+			    !event_get_bytes(&sub, &o[field - DICTORIGIN_HOST]))
+				return false;
+		} else if (!event_skip(&sub, wt)) {
+			return false;
+		}
+	}
+	if (id == 0 || id > EVENT_MAX_ORIGIN_ID)
+		return event_fail(c, "Dict origin id outside 1..1023");
+	memcpy(t->origins[id], o, sizeof(o));
+	t->origin_set[id / 64] |= UINT64_C(1) << (id % 64);
+	return true;
+}
+
+/* Fills t from dict's bytes; a malformed Dict leaves t->why set and nothing defined. */
+static void
+event_load_dict(struct event_tables *t, struct pbslice dict)
+{
+	const char *why = NULL;
+	struct event_cur c = { dict.ptr, dict.ptr + dict.len, &why, false };
+	unsigned field, wt;
+	bool ok = true;
+
+	memset(t->key_set, 0, sizeof(t->key_set));
+	memset(t->origin_set, 0, sizeof(t->origin_set));
+	while (ok && c.p < c.end) {
+		if (!event_get_tag(&c, &field, &wt))
+			break;
+		if (field == DICT_KEYS)
+			ok = event_expect(&c, wt, WT_LEN) && event_load_key(t, &c);
+		else if (field == DICT_ORIGINS)
+			ok = event_expect(&c, wt, WT_LEN) && event_load_origin(t, &c);
+		else
+			ok = event_skip(&c, wt);
+	}
+	t->why = why;
+	if (why != NULL) {
+		memset(t->key_set, 0, sizeof(t->key_set));
+		memset(t->origin_set, 0, sizeof(t->origin_set));
+	}
+}
+
+/* The thread's tables holding r's current Dict, or NULL with r->why set and *rc. */
+static struct event_tables *
+event_tables_for(struct event_reader *r, bool key, int *rc)
+{
+	struct event_tables *t = event_tls;
+
+	*rc = -EPROTO;
+	if (r->dict.ptr == NULL) {
+		r->why = key ? "key id with no Dict before it" : "origin id with no Dict before it";
+		return NULL;
+	}
+	if (t == NULL) {
+		(void)pthread_once(&event_tls_once, event_tls_key_create);
+		if ((t = malloc(sizeof(*t))) == NULL) {
+			r->why = "no memory for the format-2 tables";
+			*rc = -ENOMEM;
+			return NULL;
+		}
+		t->serial = 0;
+		(void)pthread_setspecific(event_tls_key, t);
+		event_tls = t;
+	}
+	if (t->serial != r->serial) {
+		event_load_dict(t, r->dict);
+		t->serial = r->serial;
+	}
+	if (t->why != NULL) {
+		r->why = t->why;
+		return NULL;
+	}
+	return t;
+}
+
+#define EVENT_HAS(set, id) ((set)[(id) / 64] & UINT64_C(1) << ((id) % 64))
+
+/*
+ * Resolves the key ids of ev's fields (a literal key, when there is one
+ * too, is the key) and its origin (the event's own host, stream and
+ * source, ptr set: present, override the origin's) through the tables of
+ * the current Dict, found once per event. Returns 0, or -EPROTO/-ENOMEM
+ * with r->why set.
+ */
+static int
+event_resolve(struct event_reader *r, struct event *ev, uint64_t origin)
+{
+	struct pbslice *own[3] = { &ev->host, &ev->stream, &ev->source };
+	struct event_tables *t = NULL;
+	int rc;
+
+	for (size_t i = 0; i < ev->nfields; i++) {
+		struct event_field *f = &ev->fields[i];
+		uint32_t id = f->key_id;
+
+		if (id == 0 || f->key.ptr != NULL)
+			continue;
+		ev->dict_refs = true;
+		if (id > EVENT_MAX_KEY_ID) {
+			r->why = "key id outside 1..4095";
+			return -EPROTO;
+		}
+		if (t == NULL && (t = event_tables_for(r, true, &rc)) == NULL)
+			return rc;
+		if (!EVENT_HAS(t->key_set, id)) {
+			r->why = "key id the Dict does not define";
+			return -EPROTO;
+		}
+		f->key = t->keys[id];
+	}
+	if (origin == 0)
+		return 0;
+	ev->dict_refs = true;
+	if (origin > EVENT_MAX_ORIGIN_ID) {
+		r->why = "origin id outside 1..1023";
+		return -EPROTO;
+	}
+	if (t == NULL && (t = event_tables_for(r, false, &rc)) == NULL)
+		return rc;
+	if (!EVENT_HAS(t->origin_set, origin)) {
+		r->why = "origin id the Dict does not define";
+		return -EPROTO;
+	}
+	for (int i = 0; i < 3; i++)
+		if (own[i]->ptr == NULL)
+			*own[i] = t->origins[origin][i];
+	return 0;
+}
+
 void
 event_reader_init(struct event_reader *r, const uint8_t *data, size_t len,
     struct event_field *fields, size_t max_fields)
@@ -438,6 +793,9 @@ event_reader_init(struct event_reader *r, const uint8_t *data, size_t len,
 	r->fields = fields;
 	r->max_fields = max_fields;
 	r->why = NULL;
+	r->dict.ptr = NULL;
+	r->dict.len = 0;
+	r->serial = 0;
 }
 
 /* Decodes one Event message's contents into ev. */
@@ -449,7 +807,9 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 		[EVENT_SOURCE] = &ev->source, [EVENT_MESSAGE] = &ev->message,
 	};
 	unsigned field, wt;
+	uint64_t origin = 0;
 	bool ok;
+	int rc;
 
 	memset(ev, 0, sizeof(*ev));
 	ev->fields = r->fields;
@@ -474,6 +834,9 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 			ok = event_expect(c, wt, WT_LEN) &&
 			    event_get_field(c, &r->fields[ev->nfields++]);
 			break;
+		case EVENT_ORIGIN:
+			ok = event_expect(c, wt, WT_VARINT) && event_get_varint(c, &origin);
+			break;
 		default:
 			ok = event_skip(c, wt);
 			break;
@@ -481,13 +844,16 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 		if (!ok)
 			return -EPROTO;
 	}
+	/* Format 2's references, resolved once the whole event is read. */
+	if (__builtin_expect(c->refs || origin != 0, 0) && (rc = event_resolve(r, ev, origin)) != 0)
+		return rc;
 	return 1;
 }
 
 int
 event_reader_next(struct event_reader *r, struct event *ev)
 {
-	struct event_cur c = { r->p, r->end, &r->why }, sub;
+	struct event_cur c = { r->p, r->end, &r->why, false }, sub;
 	const uint8_t *start;
 	unsigned field, wt;
 	int rc;
@@ -497,15 +863,25 @@ event_reader_next(struct event_reader *r, struct event *ev)
 		if (!event_get_tag(&c, &field, &wt))
 			goto malformed;
 		if (field != EVENTLIST_EVENTS) {
-			/* Not an event: skipped, as protobuf readers do. */
-			if (!event_skip(&c, wt))
+			struct pbslice d;
+
+			if (field != EVENTLIST_DICTS) {
+				/* Not an event: skipped, as protobuf readers do. */
+				if (!event_skip(&c, wt))
+					goto malformed;
+				continue;
+			}
+			/* Read when an event refers to it: a list may not need it at all. */
+			if (!event_expect(&c, wt, WT_LEN) || !event_get_bytes(&c, &d))
 				goto malformed;
+			event_dict_use(r, d.ptr, d.len);
 			continue;
 		}
 		if (!event_expect(&c, wt, WT_LEN) || !event_enter(&c, &sub))
 			goto malformed;
 		r->p = c.p;
 		start = sub.p;
+		sub.refs = false;
 		/* A bad event leaves the reader past it: the list's framing is sound. */
 		if ((rc = event_decode(r, &sub, ev)) < 0)
 			return rc;
@@ -524,7 +900,7 @@ malformed:
 int
 event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **why)
 {
-	struct event_cur c = { data, data + len, why };
+	struct event_cur c = { data, data + len, why, false };
 	struct pbslice b;
 	unsigned field, wt;
 	uint64_t n = 0;
@@ -532,6 +908,8 @@ event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **
 	*why = NULL;
 	while (c.p < c.end) {
 		if (!event_get_tag(&c, &field, &wt))
+			return -EPROTO;
+		if (field == EVENTLIST_DICTS && !event_expect(&c, wt, WT_LEN))
 			return -EPROTO;
 		if (field != EVENTLIST_EVENTS) {
 			if (!event_skip(&c, wt))
@@ -544,6 +922,57 @@ event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **
 	}
 	*count = n;
 	return 0;
+}
+
+/* Fields of one event event_list_format1 can re-encode (its reader's array, on the stack). */
+#define EVENT_CONVERT_FIELDS 256
+
+int
+event_list_format1(const uint8_t *data, size_t len, struct buf *out)
+{
+	struct event_field fields[EVENT_CONVERT_FIELDS];
+	struct event_reader r;
+	struct event ev;
+	size_t before = out->len;
+	uint64_t n;
+	const char *why;
+	int rc;
+
+	if (event_list_count(data, len, &n, &why) != 0)
+		return -EPROTO;
+	event_reader_init(&r, data, len, fields, EVENT_CONVERT_FIELDS);
+	for (;;) {
+		const uint8_t *start = r.p;
+
+		if ((rc = event_reader_next(&r, &ev)) == 0)
+			return 0;
+		if (rc == 1 && ev.dict_refs) {
+			rc = event_encode(&ev, out);
+		} else {
+			/*
+			 * Self-contained, or malformed: its bytes as they are, so that
+			 * it stays one event (a malformed one for the reader too).
+			 */
+			struct event_cur c = { start, r.p, &why, false };
+			const uint8_t *element;
+			unsigned field, wt;
+
+			/* Past any Dict in front of it: the event's own element. */
+			do {
+				element = c.p;
+				if (!event_get_tag(&c, &field, &wt) || !event_skip(&c, wt))
+					goto bad;
+			} while (field != EVENTLIST_EVENTS);
+			rc = buf_append(out, element, (size_t)(c.p - element));
+		}
+		if (rc != 0) {
+			out->len = before;
+			return rc;
+		}
+	}
+bad:
+	out->len = before;
+	return -EPROTO;
 }
 
 int

@@ -27,6 +27,10 @@
 #define EVENT_FORMAT_1 1
 #define EVENT_FORMAT_2 2
 
+/* Format 2's largest ids (proto/logferry.proto Dict). */
+#define EVENT_MAX_KEY_ID 4095
+#define EVENT_MAX_ORIGIN_ID 1023
+
 enum event_value_type {
 	EVENT_NULL = 0,
 	EVENT_TEXT,      /* v.text */
@@ -40,6 +44,7 @@ enum event_value_type {
 struct event_field {
 	struct pbslice key;
 	enum event_value_type type;
+	uint32_t key_id;              /* decoding: format 2's key id, resolved into key; ignored by the encoders */
 	union {
 		struct pbslice text;
 		int64_t integer;
@@ -59,6 +64,7 @@ struct event {
 	struct event_field *fields;   /* decoding: the reader's array */
 	size_t nfields;
 	struct pbslice raw;           /* decoding: the serialized Event itself (format protobuf); ignored by event_encode */
+	bool dict_refs;               /* decoding: names or origin came from the list's Dict, so raw alone is not the event */
 };
 
 /*
@@ -68,12 +74,37 @@ struct event {
  */
 int event_encode(const struct event *ev, struct buf *out);
 
+/*
+ * Format 2 (see proto/event_dict.h, which picks the ids): as event_encode,
+ * but field i's key as its id key_ids[i] when that is nonzero (key_ids
+ * NULL: every key literal), and host, stream and source as the id origin
+ * when it is nonzero (0: literal).
+ */
+int event_encode_ids(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+    struct buf *out);
+
+/*
+ * Appends to out an EventList element `dicts` defining the keys
+ * (keys[id], id 1..EVENT_MAX_KEY_ID) and origins (origins[id]: host,
+ * stream, source; id 1..EVENT_MAX_ORIGIN_ID) whose bits are set in key_used
+ * and origin_used (bit id of word id / 64). Returns 0, -EMSGSIZE or
+ * -ENOMEM; on error out is unchanged.
+ */
+int event_encode_dict(const struct pbslice *keys, const uint64_t *key_used,
+    const struct pbslice (*origins)[3], const uint64_t *origin_used, struct buf *out);
+
 /* Reads the events of a serialized EventList, in order. */
 struct event_reader {
 	const uint8_t *p, *end;
 	struct event_field *fields;   /* caller's array, reused for each event */
 	size_t max_fields;
 	const char *why;              /* after an error: what was malformed */
+	/*
+	 * Format 2: the current Dict's bytes (ptr NULL before the first), and
+	 * which Dict the thread's tables hold (event.c), 0 until one is used.
+	 */
+	struct pbslice dict;
+	uint64_t serial;
 };
 
 /* Reads data[0, len); fields (max_fields of them) receives each event's fields. */
@@ -81,9 +112,18 @@ void event_reader_init(struct event_reader *r, const uint8_t *data, size_t len,
     struct event_field *fields, size_t max_fields);
 
 /*
+ * Makes dict (a Dict's bytes, from r->dict of an earlier reader of the same
+ * list) the current one: to resume reading a format-2 list at an offset.
+ */
+void event_reader_set_dict(struct event_reader *r, struct pbslice dict);
+
+/*
  * Returns 1 and fills *ev (valid while data is, and until the next call,
  * which reuses the field array), 0 at the end of the list, -EPROTO for
- * malformed input, or -E2BIG for an event with more than max_fields fields.
+ * malformed input (format 2 included: a key or origin id out of range or
+ * not defined by the current Dict), -E2BIG for an event with more than
+ * max_fields fields, or -ENOMEM when the thread's format-2 tables (about
+ * 112 KiB, allocated at its first format-2 list) cannot be allocated.
  * After an error r->why says what was wrong. An error inside one event
  * leaves the reader past that event, so the next call reads the one after
  * it; an error in the list's own framing ends the list.
@@ -96,6 +136,16 @@ int event_reader_next(struct event_reader *r, struct event *ev);
  * event_reader_next. Returns 0 and sets *count, or -EPROTO with why set.
  */
 int event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **why);
+
+/*
+ * Appends to out the EventList data[0, len) in format 1: each event that
+ * refers to a Dict encoded again on its own, the others (and malformed
+ * ones, which stay one malformed event each) copied, the Dicts left out.
+ * For a peer that reads format 1 only, and to re-frame single events.
+ * Returns 0, -EPROTO for a list whose framing is malformed, or
+ * event_encode's errors; on error out is unchanged.
+ */
+int event_list_format1(const uint8_t *data, size_t len, struct buf *out);
 
 /*
  * The string value of a TEXT or SLICE field (a SLICE resolved against the

@@ -1486,6 +1486,7 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 	const struct kafka_settings *set = b->set;
 	struct kafka_rec rec = { .seq = seq, .stream = ev->stream };
 	const struct route *topic, *key;
+	struct pbslice ev_bytes;
 	size_t tlen, route;
 	bool first;
 	int r = 0;
@@ -1494,8 +1495,6 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 		return -EINVAL;
 	if (b->failed)
 		return -ECANCELED;
-	if (set->format == RELAY_FORMAT_PROTOBUF && raw == NULL)
-		return -EINVAL;
 	/* A reload raised message.max.bytes: the JSON of one record may grow as much. */
 	if (kl->value.max < set->max_msg_bytes)
 		kl->value.max = set->max_msg_bytes;
@@ -1531,8 +1530,19 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 	if (!b->cutting) {
 		switch (set->format) {
 		case RELAY_FORMAT_PROTOBUF:
-			rec.value = raw->ptr;
-			rec.vlen = raw->len;
+			if (raw != NULL) {
+				rec.value = raw->ptr;
+				rec.vlen = raw->len;
+				break;
+			}
+			/* An event of format 2 needs its list's Dict: encoded alone again. */
+			buf_reset(&kl->value);
+			if ((r = event_encode(ev, &kl->value)) == 0 &&
+			    (r = kafka_event_bytes(kl->value.data, kl->value.data + kl->value.len,
+			    &ev_bytes)) == 0) {
+				rec.value = ev_bytes.ptr;
+				rec.vlen = ev_bytes.len;
+			}
 			break;
 		case RELAY_FORMAT_RAW:
 			/* An empty message is an empty value: a NULL one would be a tombstone. */

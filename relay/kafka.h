@@ -334,8 +334,9 @@ int kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb c
  * aside" above, goes to the dead-letter topic, or without one is counted in
  * the batch's result as refused and 0 returned), value by kafka.format (json:
  * proto/event_json with the agent id; protobuf: raw, the Event's bytes as
- * the agent sent them, see kafka_event_bytes, or a piece's Event
- * re-encoded; raw: the message), headers logferry-agent and logferry-seq
+ * the agent sent them, see kafka_event_bytes, or, raw NULL (an event of
+ * event format 2, whose bytes need their list's Dict) and for a piece, the
+ * Event re-encoded; raw: the message), headers logferry-agent and logferry-seq
  * (seq in decimal). Nothing of ev or raw is kept. Returns:
  *   0           produced (every piece of it);
  *   -EMSGSIZE   refused as larger than Kafka accepts even in pieces
@@ -347,7 +348,7 @@ int kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb c
  *   -ECANCELED  librdkafka refused a record of b for another reason (e.g.
  *               the producer's fatal state, logged): b will be answered
  *               RETRY; producing more to it is useless;
- *   -EINVAL     b was ended, or format protobuf without raw.
+ *   -EINVAL     b was ended.
  * Call on the loop thread, before kafka_batch_end and the callback.
  */
 int kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslice *raw,

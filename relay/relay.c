@@ -45,6 +45,8 @@ static const struct metrics_field relay_server_fields[] = {
 	    "Hellos refused: agent id, certificate or allowed_agents."),
 	SERVER_F("protocol_errors_total", "counter", protocol_errors,
 	    "Connections closed for a bad frame."),
+	SERVER_F("unknown_event_format_total", "counter", unknown_event_formats,
+	    "Connections closed for a Batch in an event format this relay does not read."),
 	SERVER_F("batches_total", "counter", batches, "Batches received and checked."),
 	SERVER_F("events_total", "counter", events, "Events in those batches."),
 	SERVER_F("events_malformed_total", "counter", events_malformed,

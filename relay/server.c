@@ -59,6 +59,7 @@ struct srv_batch {
 	uint32_t events;
 	uint8_t *data;                   /* the EventList while it is produced */
 	size_t len, off;                 /* off: where producing goes on */
+	struct pbslice dict;             /* format 2: the Dict in force at off (ptr NULL: none) */
 	uint64_t seq;                    /* of the next event to produce */
 	uint32_t malformed;              /* events that did not decode, refused alone */
 	bool queued;
@@ -147,6 +148,7 @@ struct server {
 		atomic_uint_fast64_t accepted, refused, handshakes_failed, agents_refused,
 		    protocol_errors, batches, events, events_malformed, acks_ok, acks_retry,
 		    acks_rejected, paused_reads;
+		atomic_uint_fast64_t unknown_event_formats;
 	} st;
 };
 
@@ -412,6 +414,7 @@ worker_produce(struct srv_worker *w)
 		int rc;
 
 		event_reader_init(&r, b->data + b->off, b->len - b->off, w->fields, SERVER_MAX_FIELDS);
+		event_reader_set_dict(&r, b->dict);
 		for (;;) {
 			const uint8_t *before = r.p;
 
@@ -428,9 +431,11 @@ worker_produce(struct srv_worker *w)
 				b->seq++;
 				continue;
 			}
-			rc = kafka_produce(b->kb, &ev, &ev.raw, b->seq);
+			/* An event that needs its Dict is not its bytes alone: kafka encodes it again. */
+			rc = kafka_produce(b->kb, &ev, ev.dict_refs ? NULL : &ev.raw, b->seq);
 			if (rc == -EAGAIN) {
 				b->off = (size_t)(before - b->data);
+				b->dict = r.dict;
 				return;       /* the writable callback goes on */
 			}
 			b->seq++;
@@ -530,6 +535,36 @@ out:
 	return rc;
 }
 
+/* The event formats this relay reads, as its Welcome announces them. */
+static const uint32_t server_event_formats[] = { EVENT_FORMAT_1, EVENT_FORMAT_2 };
+
+/*
+ * A Batch in an event format this relay cannot read is neither acked nor
+ * REJECTED (the agent would delete its events): Goodbye says why, and the
+ * agent keeps the batch until it meets a relay that reads it. An agent only
+ * sends formats the Welcome announced, so this is a newer agent than the
+ * Welcome's rules or a broken one. Returns 0, or -EPROTO once closed.
+ */
+static int
+conn_check_event_format(struct srv_conn *c, const logferry_Batch *pb)
+{
+	char why[256];
+
+	/* 0: an agent from before the field, format 1. */
+	if (pb->event_format == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(server_event_formats) / sizeof(server_event_formats[0]); i++)
+		if (pb->event_format == server_event_formats[i])
+			return 0;
+	snprintf(why, sizeof(why), "batch %" PRIu64 " is in event format %" PRIu32
+	    ", which this relay (logferry-relay %s) does not read; upgrade the relay, "
+	    "the agent keeps the batch until then", pb->id, pb->event_format, PACKAGE_VERSION);
+	log_warn("agent %s at %s: %s; closing the connection", c->agent, c->peer, why);
+	atomic_fetch_add(&c->w->s->st.unknown_event_formats, 1);
+	conn_goodbye(c, why);
+	return -EPROTO;
+}
+
 static int
 conn_on_batch(struct srv_conn *c, const struct frame *f)
 {
@@ -554,6 +589,8 @@ conn_on_batch(struct srv_conn *c, const struct frame *f)
 			snprintf(why, sizeof(why), "%" PRIu64, pb->id);
 			return conn_protocol_error(c, "batch %s is already in flight", why);
 		}
+	if ((rc = conn_check_event_format(c, pb)) != 0)
+		return rc;
 	atomic_fetch_add(&s->st.batches, 1);
 
 	/* Limits first, before anything is allocated for the batch. */
@@ -707,6 +744,8 @@ conn_on_hello(struct srv_conn *c, const logferry_Hello *h)
 	f.pb.welcome.max_batch_bytes = cfg->limits.max_batch_bytes;
 	f.pb.welcome.max_uncompressed_bytes = cfg->limits.max_uncompressed_bytes;
 	f.pb.welcome.window = (uint32_t)cfg->limits.window;
+	f.pb.welcome.event_formats_count = sizeof(server_event_formats) / sizeof(server_event_formats[0]);
+	memcpy(f.pb.welcome.event_formats, server_event_formats, sizeof(server_event_formats));
 	conn_send(c, &f);
 	log_info("agent %s connected from %s (%s, logferry-agent %s)", c->agent, c->peer,
 	    tls_conn_cipher(c->tls), h->software_version[0] != '\0' ? h->software_version : "?");
@@ -1529,6 +1568,7 @@ server_get_stats(struct server *s, struct server_stats *st)
 	st->handshakes_failed = atomic_load(&s->st.handshakes_failed);
 	st->agents_refused = atomic_load(&s->st.agents_refused);
 	st->protocol_errors = atomic_load(&s->st.protocol_errors);
+	st->unknown_event_formats = atomic_load(&s->st.unknown_event_formats);
 	st->batches = atomic_load(&s->st.batches);
 	st->events = atomic_load(&s->st.events);
 	st->events_malformed = atomic_load(&s->st.events_malformed);

@@ -68,6 +68,7 @@ struct server_stats {
 	uint64_t handshakes_failed;   /* TLS failed, or no valid Hello */
 	uint64_t agents_refused;      /* Hello refused: id, certificate or allowed_agents */
 	uint64_t protocol_errors;     /* connections closed for a bad frame */
+	uint64_t unknown_event_formats; /* connections closed for a Batch in an event format not read here */
 	uint64_t batches, events;     /* received and checked */
 	uint64_t events_malformed;    /* events that did not decode, refused alone */
 	uint64_t acks_ok, acks_retry, acks_rejected;

@@ -3,8 +3,10 @@
  * Fuzzes the EventList reader as the relay uses it: a decompressed batch
  * payload from an agent must give events or a clean error. Every event read
  * must encode again, and every slice field must resolve inside its message
- * or be refused. When event_list_count accepts the framing, reading on past
- * bad events must give exactly that many results (good or bad) and end.
+ * or be refused; format 2's key and origin ids resolve into the input's
+ * Dict or are refused. When event_list_count accepts the framing, reading on past
+ * bad events must give exactly that many results (good or bad) and end, and
+ * the list converted to format 1 must hold as many events.
  */
 #include "autoconfig.h"
 
@@ -40,7 +42,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = event_reader_next(&r, &ev);
 		if (rc == 0)
 			break;
-		if (rc != 1 && rc != -EPROTO && rc != -E2BIG)
+		if (rc != 1 && rc != -EPROTO && rc != -E2BIG && rc != -ENOMEM)
 			abort();
 		if (rc < 0 && r.why == NULL)
 			abort();
@@ -55,6 +57,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (ev.raw.ptr < data || ev.raw.ptr + ev.raw.len > data + size)
 			abort();
+		/* Format 2's names and origins resolve into the input's Dict, nowhere else. */
+		if (ev.host.len > 0 && (ev.host.ptr < data || ev.host.ptr + ev.host.len > data + size))
+			abort();
+		for (size_t i = 0; i < ev.nfields; i++) {
+			const struct pbslice *k = &ev.fields[i].key;
+
+			if (k->len > 0 && (k->ptr < data || k->ptr + k->len > data + size))
+				abort();
+		}
 		for (size_t i = 0; i < ev.nfields; i++) {
 			struct pbslice s;
 			int fr = event_field_string(&ev, &ev.fields[i], &s);
@@ -68,6 +79,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (framed && results != count)
 		abort();
+	/* In format 1 the list keeps its events, one for one, and needs no Dict. */
+	if (framed) {
+		uint64_t again = 0;
+
+		buf_reset(&out);
+		rc = event_list_format1(data, size, &out);
+		if (rc != 0 && rc != -EMSGSIZE && rc != -ENOMEM)
+			abort();
+		/* An empty result has no buffer at all: nothing to count. */
+		if (rc == 0 && out.len > 0 && event_list_count(out.data, out.len, &again, &why) != 0)
+			abort();
+		if (rc == 0 && again != count)
+			abort();
+	}
 	buf_free(&out);
 	return 0;
 }

@@ -6,11 +6,18 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
+#include <zstd.h>
 
+#include "common/buf.h"
+#include "proto/event.h"
 #include "tests/unit/spool_fixture.h"
 
 int
@@ -67,4 +74,76 @@ spool_fixture_committed_range(const char *dir, uint64_t range[2])
 	assert_int_equal(spool_view_open(dir, &v), 0);
 	assert_int_equal(spool_view_segments(v, 0, spool_fixture_range, range, &why), 0);
 	spool_view_close(v);
+}
+
+static void
+put_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+put_meta(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t v)
+{
+	uint8_t b[8];
+	MDB_val k = { strlen(name), (void *)name }, d = { 8, b };
+
+	put_le(b, v, 8);
+	assert_int_equal(mdb_put(txn, dbi, &k, &d, 0), 0);
+}
+
+void
+spool_fixture_write_format1(const char *dir, uint64_t n)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi segs, files, meta;
+	struct buf list;
+	uint8_t *seg, key[8];
+	size_t bound, zlen;
+	MDB_val k = { 8, key }, v;
+
+	assert_int_equal(mkdir(dir, 0750), 0);
+	buf_init(&list, 1 << 24);
+	for (uint64_t i = 0; i < n; i++) {
+		char msg[64];
+		struct event ev = { .ts = i, .stream = { (const uint8_t *)"test", 4 } };
+
+		snprintf(msg, sizeof(msg), "line %08llu", (unsigned long long)i);
+		ev.message.ptr = (const uint8_t *)msg;
+		ev.message.len = strlen(msg);
+		assert_int_equal(event_encode(&ev, &list), 0);
+	}
+	bound = ZSTD_compressBound(list.len);
+	assert_non_null(seg = calloc(1, SPOOL_SEGMENT_HEADER + bound));
+	zlen = ZSTD_compress(seg + SPOOL_SEGMENT_HEADER, bound, list.data, list.len, 1);
+	assert_false(ZSTD_isError(zlen));
+	put_le(seg, SPOOL_SEGMENT_MAGIC, 4);
+	seg[4] = 1;
+	seg[5] = SPOOL_CODEC_ZSTD;
+	put_le(seg + 8, n, 4);
+	put_le(seg + 12, list.len, 4);
+	put_le(seg + 16, 1, 8);
+	put_le(seg + 24, 0, 8);
+	put_le(seg + 32, n - 1, 8);
+	for (int i = 0; i < 8; i++)
+		key[i] = i == 7 ? 1 : 0;
+	v.mv_size = SPOOL_SEGMENT_HEADER + zlen;
+	v.mv_data = seg;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, 64 << 20), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "segments", MDB_CREATE, &segs), 0);
+	assert_int_equal(mdb_dbi_open(txn, "files", MDB_CREATE, &files), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+	put_meta(txn, meta, "format", 1);
+	put_meta(txn, meta, "next_seq", n + 1);
+	assert_int_equal(mdb_put(txn, segs, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	free(seg);
+	buf_free(&list);
 }

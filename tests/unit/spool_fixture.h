@@ -20,4 +20,11 @@ uint64_t spool_fixture_fill(struct spool *s, uv_loop_t *loop, unsigned *seed);
 /* range[0..1] = [first, end) sequence numbers committed in the spool in dir (asserts it opens). */
 void spool_fixture_committed_range(const char *dir, uint64_t range[2]);
 
+/*
+ * Writes in dir (which must not exist) a spool as agents before event
+ * format 2 wrote it: meta format 1, one segment (header byte 4 = 1) of the
+ * lines "line 00000000".."line <n-1>" (stream "test") with sequence numbers 1..n.
+ */
+void spool_fixture_write_format1(const char *dir, uint64_t n);
+
 #endif

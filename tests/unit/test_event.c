@@ -326,13 +326,13 @@ test_every_truncation_is_refused(void **state)
 static void
 test_unknown_fields_are_skipped(void **state)
 {
-	/* EventList{events: Event{host: "h", 15: 7, fields: Field{key: "k", 9: 1, integer: -1}}, 2: 5} */
+	/* EventList{events: Event{host: "h", 15: 7, fields: Field{key: "k", 9: 1, integer: -1}}, 3: 5} */
 	const uint8_t bytes[] = {
 		0x0a, 0x0e,
 		0x12, 0x01, 'h',
 		0x78, 0x07,
 		0x32, 0x07, 0x0a, 0x01, 'k', 0x48, 0x01, 0x18, 0x01,
-		0x10, 0x05,
+		0x18, 0x05,
 	};
 	struct event got;
 	struct event_field gf[2];
@@ -445,6 +445,453 @@ test_random_bytes_never_crash(void **state)
 	}
 }
 
+/* ------------------------------------------------ format 2, built by hand */
+
+/* A protobuf message under construction, for lists no encoder writes. */
+struct pb {
+	uint8_t b[2048];
+	size_t n;
+};
+
+static void
+pb_varint(struct pb *m, uint64_t v)
+{
+	while (v >= 0x80) {
+		m->b[m->n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	m->b[m->n++] = (uint8_t)v;
+}
+
+static void
+pb_uint(struct pb *m, unsigned field, uint64_t v)
+{
+	pb_varint(m, (uint64_t)field << 3);
+	pb_varint(m, v);
+}
+
+static void
+pb_bytes(struct pb *m, unsigned field, const void *p, size_t len)
+{
+	pb_varint(m, (uint64_t)field << 3 | 2);
+	pb_varint(m, len);
+	memcpy(m->b + m->n, p, len);
+	m->n += len;
+}
+
+static void
+pb_str(struct pb *m, unsigned field, const char *s)
+{
+	pb_bytes(m, field, s, strlen(s));
+}
+
+static void
+pb_sub(struct pb *m, unsigned field, const struct pb *sub)
+{
+	pb_bytes(m, field, sub->b, sub->n);
+}
+
+/* Dict.keys: DictKey { id, name }. */
+static void
+dict_key(struct pb *dict, unsigned id, const char *name)
+{
+	struct pb k = { .n = 0 };
+
+	pb_uint(&k, 1, id);
+	pb_str(&k, 2, name);
+	pb_sub(dict, 1, &k);
+}
+
+/* Dict.origins: DictOrigin { id, host, stream, source }. */
+static void
+dict_origin(struct pb *dict, unsigned id, const char *host, const char *stream, const char *source)
+{
+	struct pb o = { .n = 0 };
+
+	pb_uint(&o, 1, id);
+	pb_str(&o, 2, host);
+	pb_str(&o, 3, stream);
+	pb_str(&o, 4, source);
+	pb_sub(dict, 2, &o);
+}
+
+/* An Event.fields element with key_id and an integer value. */
+static void
+ev_int_field(struct pb *ev, unsigned key_id, int64_t v)
+{
+	struct pb f = { .n = 0 };
+
+	pb_uint(&f, 8, key_id);
+	pb_uint(&f, 3, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+	pb_sub(ev, 6, &f);
+}
+
+/* An event of origin origin (0: none) with one field key_id = v. */
+static void
+list_event(struct pb *list, unsigned origin, unsigned key_id, int64_t v, const char *host)
+{
+	struct pb ev = { .n = 0 };
+
+	pb_str(&ev, 5, "msg");
+	if (host != NULL)
+		pb_str(&ev, 2, host);
+	if (key_id)
+		ev_int_field(&ev, key_id, v);
+	if (origin)
+		pb_uint(&ev, 7, origin);
+	pb_sub(list, 1, &ev);
+}
+
+static void
+test_format2_names_and_origin_resolve_through_the_dict(void **state)
+{
+	struct pb list = { .n = 0 }, dict = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+	uint64_t n;
+	const char *why;
+
+	(void)state;
+	dict_key(&dict, 1, "status");
+	dict_key(&dict, 4095, "bytes_sent");
+	dict_origin(&dict, 1023, "web-01", "nginx.access", "/var/log/nginx/access.log");
+	pb_sub(&list, 2, &dict);
+	list_event(&list, 1023, 1, 200, NULL);
+	list_event(&list, 0, 4095, 612, "literal");
+	assert_int_equal(event_list_count(list.b, list.n, &n, &why), 0);
+	assert_int_equal(n, 2);
+	event_reader_init(&r, list.b, list.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("web-01"));
+	assert_slice(got.stream, S("nginx.access"));
+	assert_slice(got.source, S("/var/log/nginx/access.log"));
+	assert_slice(got.message, S("msg"));
+	assert_true(got.host.ptr > list.b && got.host.ptr < list.b + list.n);
+	assert_int_equal(got.nfields, 1);
+	assert_slice(gf[0].key, S("status"));
+	assert_int_equal(gf[0].type, EVENT_INTEGER);
+	assert_int_equal(gf[0].v.integer, 200);
+	assert_true(got.dict_refs);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("literal"));
+	assert_int_equal(got.stream.len, 0);
+	assert_slice(gf[0].key, S("bytes_sent"));
+	assert_int_equal(gf[0].v.integer, 612);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
+static void
+test_format2_bad_or_undefined_ids_are_malformed_events(void **state)
+{
+	struct pb list = { .n = 0 }, dict = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+
+	(void)state;
+	/* Before any Dict: nothing is defined. */
+	list_event(&list, 0, 1, 1, NULL);
+	dict_key(&dict, 1, "status");
+	dict_origin(&dict, 1, "h", "s", "src");
+	pb_sub(&list, 2, &dict);
+	list_event(&list, 0, 4096, 1, NULL);
+	list_event(&list, 0, 2, 1, NULL);
+	list_event(&list, 1024, 0, 0, NULL);
+	list_event(&list, 2, 0, 0, NULL);
+	list_event(&list, 1, 1, 7, NULL);
+	event_reader_init(&r, list.b, list.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_string_equal(r.why, "key id with no Dict before it");
+	assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_string_equal(r.why, "key id outside 1..4095");
+	assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_string_equal(r.why, "key id the Dict does not define");
+	assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_string_equal(r.why, "origin id outside 1..1023");
+	assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_string_equal(r.why, "origin id the Dict does not define");
+	/* The bad ones cost only themselves. */
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("h"));
+	assert_slice(gf[0].key, S("status"));
+	assert_int_equal(gf[0].v.integer, 7);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
+static void
+test_format2_malformed_dict_fails_only_the_events_that_use_it(void **state)
+{
+	struct pb list = { .n = 0 }, dict = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+	uint64_t n;
+	const char *why;
+
+	(void)state;
+	dict_key(&dict, 1, "a");
+	dict_key(&dict, 5000, "too far");
+	pb_sub(&list, 2, &dict);
+	list_event(&list, 0, 1, 1, NULL);
+	list_event(&list, 0, 0, 0, "plain");
+	assert_int_equal(event_list_count(list.b, list.n, &n, &why), 0);
+	assert_int_equal(n, 2);
+	event_reader_init(&r, list.b, list.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_string_equal(r.why, "Dict key id outside 1..4095");
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("plain"));
+	assert_false(got.dict_refs);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
+static void
+test_format2_a_later_dict_replaces_the_tables(void **state)
+{
+	struct pb list = { .n = 0 }, a = { .n = 0 }, b = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+
+	(void)state;
+	dict_key(&a, 1, "first");
+	dict_origin(&a, 1, "h", "s", "src");
+	dict_key(&b, 1, "second");
+	pb_sub(&list, 2, &a);
+	list_event(&list, 1, 1, 1, NULL);
+	pb_sub(&list, 2, &b);
+	list_event(&list, 0, 1, 2, NULL);
+	list_event(&list, 1, 0, 0, NULL);
+	event_reader_init(&r, list.b, list.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("first"));
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("second"));
+	assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_string_equal(r.why, "origin id the Dict does not define");
+	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
+static void
+test_format2_event_fields_override_the_origins(void **state)
+{
+	struct pb list = { .n = 0 }, dict = { .n = 0 }, ev = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+
+	(void)state;
+	dict_origin(&dict, 3, "h", "s", "src");
+	pb_sub(&list, 2, &dict);
+	/* The origin before the event's own stream: order does not matter. */
+	pb_uint(&ev, 7, 3);
+	pb_str(&ev, 3, "own.stream");
+	pb_sub(&list, 1, &ev);
+	event_reader_init(&r, list.b, list.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("h"));
+	assert_slice(got.stream, S("own.stream"));
+	assert_slice(got.source, S("src"));
+}
+
+static void
+test_format2_concatenated_segments_each_read_with_their_dict(void **state)
+{
+	struct pb one = { .n = 0 }, two = { .n = 0 }, d1 = { .n = 0 }, d2 = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+	uint8_t all[4096];
+
+	(void)state;
+	dict_key(&d1, 1, "status");
+	dict_origin(&d1, 1, "web-01", "nginx.access", "/a.log");
+	pb_sub(&one, 2, &d1);
+	list_event(&one, 1, 1, 200, NULL);
+	list_event(&one, 1, 1, 404, NULL);
+	dict_key(&d2, 1, "pid");
+	dict_origin(&d2, 1, "web-02", "app", "/b.log");
+	pb_sub(&two, 2, &d2);
+	list_event(&two, 1, 1, 42, NULL);
+	memcpy(all, one.b, one.n);
+	memcpy(all + one.n, two.b, two.n);
+	event_reader_init(&r, all, one.n + two.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("web-01"));
+	assert_slice(gf[0].key, S("status"));
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_int_equal(gf[0].v.integer, 404);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("web-02"));
+	assert_slice(got.source, S("/b.log"));
+	assert_slice(gf[0].key, S("pid"));
+	assert_int_equal(gf[0].v.integer, 42);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
+static void
+test_format2_readers_interleaved_on_one_thread_keep_their_own_dict(void **state)
+{
+	struct pb one = { .n = 0 }, two = { .n = 0 }, d1 = { .n = 0 }, d2 = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r1, r2;
+
+	(void)state;
+	dict_key(&d1, 1, "one");
+	dict_key(&d2, 1, "two");
+	pb_sub(&one, 2, &d1);
+	pb_sub(&two, 2, &d2);
+	for (int i = 0; i < 3; i++) {
+		list_event(&one, 0, 1, i, NULL);
+		list_event(&two, 0, 1, i, NULL);
+	}
+	event_reader_init(&r1, one.b, one.n, gf, 4);
+	event_reader_init(&r2, two.b, two.n, gf, 4);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(event_reader_next(&r1, &got), 1);
+		assert_slice(gf[0].key, S("one"));
+		assert_int_equal(event_reader_next(&r2, &got), 1);
+		assert_slice(gf[0].key, S("two"));
+	}
+}
+
+static void
+test_format2_reading_resumes_at_an_offset_with_the_saved_dict(void **state)
+{
+	struct pb list = { .n = 0 }, dict = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+	struct pbslice saved;
+	size_t off;
+
+	(void)state;
+	dict_key(&dict, 1, "status");
+	pb_sub(&list, 2, &dict);
+	list_event(&list, 0, 1, 200, NULL);
+	list_event(&list, 0, 1, 500, NULL);
+	event_reader_init(&r, list.b, list.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	off = (size_t)(r.p - list.b);
+	saved = r.dict;
+	event_reader_init(&r, list.b + off, list.n - off, gf, 4);
+	event_reader_set_dict(&r, saved);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("status"));
+	assert_int_equal(gf[0].v.integer, 500);
+}
+
+static void
+test_format2_event_encodes_again_self_contained(void **state)
+{
+	struct pb list = { .n = 0 }, dict = { .n = 0 };
+	struct event got, again;
+	struct event_field gf[4], af[4];
+	struct event_reader r;
+	struct buf b;
+
+	(void)state;
+	dict_key(&dict, 1, "status");
+	dict_origin(&dict, 1, "h", "s", "src");
+	pb_sub(&list, 2, &dict);
+	list_event(&list, 1, 1, 200, NULL);
+	event_reader_init(&r, list.b, list.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	buf_init(&b, 1 << 20);
+	assert_int_equal(event_encode(&got, &b), 0);
+	event_reader_init(&r, b.data, b.len, af, 4);
+	assert_int_equal(event_reader_next(&r, &again), 1);
+	assert_false(again.dict_refs);
+	assert_same_event(&again, &got);
+	buf_free(&b);
+}
+
+static void
+test_format2_encoded_event_reads_back_through_its_dict(void **state)
+{
+	static struct pbslice keys[EVENT_MAX_KEY_ID + 1], origins[EVENT_MAX_ORIGIN_ID + 1][3];
+	uint64_t key_used[64] = { 0 }, origin_used[16] = { 0 };
+	uint16_t ids[7] = { 1, 0, 4095, 0, 0, 0, 2 };
+	struct event ev, got;
+	struct event_field f[7], gf[8];
+	struct event_reader r;
+	struct buf b, plain;
+
+	(void)state;
+	sample(&ev, f);
+	keys[1] = f[0].key;
+	keys[2] = f[6].key;
+	keys[3] = S("never used");
+	keys[4095] = f[2].key;
+	origins[1023][0] = ev.host;
+	origins[1023][1] = ev.stream;
+	origins[1023][2] = ev.source;
+	key_used[0] = UINT64_C(1) << 1 | UINT64_C(1) << 2;
+	key_used[4095 / 64] = UINT64_C(1) << (4095 % 64);
+	origin_used[1023 / 64] = UINT64_C(1) << (1023 % 64);
+	buf_init(&b, 1 << 20);
+	buf_init(&plain, 1 << 20);
+	assert_int_equal(event_encode_dict(keys, key_used, origins, origin_used, &b), 0);
+	assert_int_equal(event_encode_ids(&ev, ids, 1023, &b), 0);
+	assert_int_equal(event_encode_ids(&ev, NULL, 0, &b), 0);
+	assert_int_equal(event_encode(&ev, &plain), 0);
+	event_reader_init(&r, b.data, b.len, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_true(got.dict_refs);
+	assert_same_event(&got, &ev);
+	/* Without ids the event is format 1's, byte for byte. */
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_false(got.dict_refs);
+	assert_same_event(&got, &ev);
+	assert_true(got.raw.len < plain.len);
+	assert_memory_equal(got.raw.ptr, plain.data + plain.len - got.raw.len, got.raw.len);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+	/* Only the entries marked used are in the Dict. */
+	assert_null(memmem(b.data, b.len, "never used", 10));
+	buf_free(&b);
+	buf_free(&plain);
+}
+
+static void
+test_format2_list_converts_to_format1_event_by_event(void **state)
+{
+	struct pb list = { .n = 0 }, dict = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+	struct buf out;
+	uint64_t n;
+	const char *why;
+
+	(void)state;
+	dict_key(&dict, 1, "status");
+	dict_origin(&dict, 1, "h", "s", "src");
+	pb_sub(&list, 2, &dict);
+	list_event(&list, 1, 1, 200, NULL);
+	list_event(&list, 0, 0, 0, "plain");
+	list_event(&list, 0, 9, 1, NULL);        /* undefined: stays one malformed event */
+	buf_init(&out, 1 << 20);
+	assert_int_equal(event_list_format1(list.b, list.n, &out), 0);
+	/* The first element is an event (field 1), not a Dict (field 2). */
+	assert_int_equal(out.data[0], 0x0a);
+	assert_int_equal(event_list_count(out.data, out.len, &n, &why), 0);
+	assert_int_equal(n, 3);
+	event_reader_init(&r, out.data, out.len, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_false(got.dict_refs);
+	assert_slice(got.host, S("h"));
+	assert_slice(got.source, S("src"));
+	assert_slice(gf[0].key, S("status"));
+	assert_int_equal(gf[0].v.integer, 200);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("plain"));
+	assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+	buf_free(&out);
+}
+
 int
 main(void)
 {
@@ -463,6 +910,17 @@ main(void)
 		cmocka_unit_test(test_empty_slice_of_an_event_without_message_is_empty),
 		cmocka_unit_test(test_encode_refuses_unknown_types_and_respects_the_cap),
 		cmocka_unit_test(test_random_bytes_never_crash),
+		cmocka_unit_test(test_format2_names_and_origin_resolve_through_the_dict),
+		cmocka_unit_test(test_format2_bad_or_undefined_ids_are_malformed_events),
+		cmocka_unit_test(test_format2_malformed_dict_fails_only_the_events_that_use_it),
+		cmocka_unit_test(test_format2_a_later_dict_replaces_the_tables),
+		cmocka_unit_test(test_format2_event_fields_override_the_origins),
+		cmocka_unit_test(test_format2_concatenated_segments_each_read_with_their_dict),
+		cmocka_unit_test(test_format2_readers_interleaved_on_one_thread_keep_their_own_dict),
+		cmocka_unit_test(test_format2_reading_resumes_at_an_offset_with_the_saved_dict),
+		cmocka_unit_test(test_format2_event_encodes_again_self_contained),
+		cmocka_unit_test(test_format2_encoded_event_reads_back_through_its_dict),
+		cmocka_unit_test(test_format2_list_converts_to_format1_event_by_event),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1833,11 +1833,14 @@ test_protobuf_and_raw_values_and_keys(void **state)
 	assert_int_equal(event_encode(event_n(f, 8, 60), &list), 0);
 	b = begin(f);
 	a = &f->answers[0];
-	assert_int_equal(kafka_produce(b, event_n(f, 7, 50), NULL, 7), -EINVAL);
 	event_reader_init(&rd, list.data, list.len, rf, 8);
 	for (uint64_t seq = 7; before = rd.p, event_reader_next(&rd, &got) == 1; seq++) {
 		assert_int_equal(kafka_event_bytes(before, rd.p, &raw), 0);
-		assert_int_equal(kafka_produce(b, &got, &raw, seq), 0);
+		/*
+		 * Without raw (an event of format 2, whose bytes need their Dict)
+		 * the event is encoded again, to the same bytes.
+		 */
+		assert_int_equal(kafka_produce(b, &got, seq == 7 ? NULL : &raw, seq), 0);
 	}
 	kafka_batch_end(b);
 	assert_true(fx_run_until(f, all_answered, 10000));

@@ -977,6 +977,56 @@ test_max_connections_refuses_more(void **state)
 	fx_free(f);
 }
 
+static void
+test_welcome_announces_event_formats_and_an_unknown_batch_format_gets_goodbye(void **state)
+{
+	struct fx *f = fx_new();
+	struct client *c;
+	struct frame fr;
+	struct buf plain, zst;
+	struct server_stats ss;
+
+	(void)state;
+	fx_start(f);
+	c = cl_ready(f, "web-01", "web-01");
+	/* The relay reads both formats: a fleet upgrades relays first. */
+	assert_int_equal(c->frames[0].welcome.event_formats_count, 2);
+	assert_int_equal(c->frames[0].welcome.event_formats[0], EVENT_FORMAT_1);
+	assert_int_equal(c->frames[0].welcome.event_formats[1], EVENT_FORMAT_2);
+	/* A batch that says format 1 is format 1, as one that says nothing. */
+	make_events(3, "format-1", &plain, &zst);
+	frame_init(&fr, FRAME_BATCH);
+	fr.pb.batch.id = 1;
+	fr.pb.batch.event_count = 3;
+	fr.pb.batch.compression = logferry_Compression_COMPRESSION_ZSTD;
+	fr.pb.batch.uncompressed_size = plain.len;
+	fr.pb.batch.event_format = EVENT_FORMAT_1;
+	fr.payload = (struct pbslice){ zst.data, zst.len };
+	cl_send(c, &fr);
+	assert_true(cl_wait_frames(f, c, 2, 15000));
+	assert_int_equal(cl_ack(c, 1)->status, logferry_Ack_Status_OK);
+	/*
+	 * A format this relay does not know: not REJECTED, which would make
+	 * the agent delete it, but Goodbye saying why, and the agent keeps it.
+	 */
+	fr.pb.batch.id = 10;
+	fr.pb.batch.event_format = 3;
+	cl_send(c, &fr);
+	assert_true(cl_wait_frames(f, c, 3, 5000));
+	assert_int_equal(c->types[2], FRAME_GOODBYE);
+	assert_non_null(strstr(c->frames[2].goodbye.reason, "event format 3"));
+	assert_non_null(strstr(c->frames[2].goodbye.reason, "upgrade"));
+	assert_true(fx_run_until(f, cl_closed, c, 5000));
+	for (int i = 2; i < c->nframes; i++)
+		assert_int_not_equal(c->types[i], FRAME_ACK);
+	server_get_stats(f->s, &ss);
+	assert_int_equal(ss.unknown_event_formats, 1);
+	buf_free(&plain);
+	buf_free(&zst);
+	cl_free(f, c);
+	fx_free(f);
+}
+
 int
 main(void)
 {
@@ -999,6 +1049,7 @@ main(void)
 		cmocka_unit_test(test_no_hello_within_handshake_timeout_closes),
 		cmocka_unit_test(test_stop_answers_batches_in_flight_then_says_goodbye),
 		cmocka_unit_test(test_max_connections_refuses_more),
+		cmocka_unit_test(test_welcome_announces_event_formats_and_an_unknown_batch_format_gets_goodbye),
 	};
 
 	log_init("test_server", getenv("TEST_SERVER_DEBUG") != NULL ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN);

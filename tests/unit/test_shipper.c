@@ -58,6 +58,7 @@ struct rbatch {
 	uint32_t events;
 	uint64_t uncompressed;
 	size_t payload_len;
+	uint32_t format;      /* Batch.event_format as sent (0: not set) */
 	int conn;
 	uint64_t at;          /* uv_now when it arrived */
 };
@@ -91,6 +92,9 @@ struct relay {
 	bool pause_after_hello;     /* stop reading once Welcome is sent */
 	bool refuse_hello;          /* answer Hello with Goodbye and close, as for a wrong id */
 	bool goodbye_after_welcome; /* Welcome, then Goodbye and close at once */
+	/* Welcome.event_formats (relay_start: 1 and 2). */
+	uint32_t welcome_formats[8];
+	int nwelcome_formats;
 	/* What it saw. */
 	struct rconn conns[MAX_CONNS];
 	int nconns;
@@ -105,6 +109,8 @@ struct relay {
 	int hellos, pings, goodbyes;
 	char agent_id[256], version[64], goodbye_reason[256];
 	uint32_t protocol;
+	uint32_t hello_formats[8];  /* the last Hello's event_formats */
+	int nhello_formats;
 	int bad;
 	char bad_why[256];
 	struct buf messages;        /* every event's message, in arrival order */
@@ -241,6 +247,7 @@ relay_on_batch(struct rconn *rc, const struct frame *f)
 	rb->events = b->event_count;
 	rb->uncompressed = b->uncompressed_size;
 	rb->payload_len = f->payload.len;
+	rb->format = b->event_format;
 	rb->conn = rc->idx;
 	rb->at = uv_now(&r->fx->loop);
 	if (b->compression != logferry_Compression_COMPRESSION_ZSTD)
@@ -265,6 +272,10 @@ relay_on_batch(struct rconn *rc, const struct frame *f)
 	event_reader_init(&er, raw, n, fields, 64);
 	while ((rc2 = event_reader_next(&er, &ev)) == 1) {
 		count++;
+		/* One format per batch: a format-1 batch refers to no Dict. */
+		if (b->event_format != EVENT_FORMAT_2 && ev.dict_refs)
+			relay_bad(r, "batch %llu says format %u and holds format-2 events",
+			    (unsigned long long)b->id, b->event_format);
 		assert_int_equal(buf_append(&r->messages, ev.message.ptr, ev.message.len), 0);
 		assert_int_equal(buf_append(&r->messages, "\n", 1), 0);
 	}
@@ -314,6 +325,8 @@ relay_on_frame(void *arg, const struct frame *f)
 		r->protocol = f->pb.hello.protocol_version;
 		snprintf(r->agent_id, sizeof(r->agent_id), "%s", f->pb.hello.agent_id);
 		snprintf(r->version, sizeof(r->version), "%s", f->pb.hello.software_version);
+		r->nhello_formats = (int)f->pb.hello.event_formats_count;
+		memcpy(r->hello_formats, f->pb.hello.event_formats, sizeof(r->hello_formats));
 		if (r->refuse_hello) {
 			frame_init(&out, FRAME_GOODBYE);
 			snprintf(out.pb.goodbye.reason, sizeof(out.pb.goodbye.reason),
@@ -328,6 +341,8 @@ relay_on_frame(void *arg, const struct frame *f)
 		out.pb.welcome.max_batch_bytes = r->max_batch;
 		out.pb.welcome.max_uncompressed_bytes = r->max_uncompressed;
 		out.pb.welcome.window = r->window;
+		out.pb.welcome.event_formats_count = (pb_size_t)r->nwelcome_formats;
+		memcpy(out.pb.welcome.event_formats, r->welcome_formats, sizeof(r->welcome_formats));
 		rconn_send(rc, &out);
 		r->welcome_at[rc->idx] = uv_now(&r->fx->loop);
 		if (r->pause_after_hello)
@@ -458,6 +473,10 @@ relay_start(struct fx *fx, int i)
 	r->max_uncompressed = 64 << 20;
 	r->window = 8;
 	r->mode = ACK_OK;
+	/* A relay as new as the agent; a test sets none for one from before format 2. */
+	r->welcome_formats[0] = EVENT_FORMAT_1;
+	r->welcome_formats[1] = EVENT_FORMAT_2;
+	r->nwelcome_formats = 2;
 	buf_init(&r->messages, 16 << 20);
 	assert_int_equal(uv_tcp_init(&fx->loop, &r->listener), 0);
 	r->listener.data = r;
@@ -1654,6 +1673,157 @@ test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked(void **st
 
 /* ---------------------------------------------------------------- main */
 
+/* The relay saw nothing wrong and every appended event once, in order. */
+static void
+assert_got_every_event_once(struct fx *fx, struct relay *r)
+{
+	assert_relay_good(r);
+	assert_int_equal(r->messages.len, fx->expect.len);
+	assert_memory_equal(r->messages.data, fx->expect.data, fx->expect.len);
+}
+
+/* How many times text is in the captured log. */
+static int
+logged_count(struct fx *fx, const char *text)
+{
+	int n = 0;
+
+	for (const char *p = logged(fx); (p = strstr(p, text)) != NULL; p += strlen(text))
+		n++;
+	return n;
+}
+
+static void
+test_a_relay_without_event_formats_gets_format_2_segments_converted_to_format_1(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+
+	/* A relay from before format 2: its Welcome has no event_formats. */
+	r->nwelcome_formats = 0;
+	fx_config(fx, 0, -2);
+	add_segment(fx, 5, 100);
+	add_segment(fx, 4, 100);
+	fx_start(fx);
+	WAIT_FOR(fx, segments_deleted(fx) == 2);
+	assert_int_equal(r->nhello_formats, 2);
+	assert_int_equal(r->hello_formats[0], EVENT_FORMAT_1);
+	assert_int_equal(r->hello_formats[1], EVENT_FORMAT_2);
+	/* Each segment alone, written again in format 1: every event arrives once. */
+	assert_int_equal(r->nbatches, 2);
+	for (int i = 0; i < r->nbatches; i++)
+		assert_int_equal(r->batches[i].format, EVENT_FORMAT_1);
+	assert_got_every_event_once(fx, r);
+	assert_int_equal(stats(fx).segments_converted, 2);
+	assert_int_equal(stats(fx).acks_rejected, 0);
+	/* Said once per connection, with what to do. */
+	assert_int_equal(logged_count(fx, "does not read event format 2"), 1);
+	assert_logged(fx, "upgrade the relay");
+}
+
+static void
+test_a_relay_reading_format_2_gets_the_segments_as_stored(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+
+	fx_config(fx, 0, -2);
+	add_segment(fx, 5, 100);
+	add_segment(fx, 4, 100);
+	fx_start(fx);
+	WAIT_FOR(fx, segments_deleted(fx) == 2);
+	assert_int_equal(r->nbatches, 1);
+	assert_int_equal(r->batches[0].format, EVENT_FORMAT_2);
+	assert_int_equal(r->batches[0].events, 9);
+	assert_got_every_event_once(fx, r);
+	assert_int_equal(stats(fx).segments_converted, 0);
+	assert_int_equal(logged_count(fx, "does not read event format"), 0);
+}
+
+static void
+test_unacked_format_2_batch_resent_to_an_older_relay_is_converted(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+	uint64_t s1, s2, events = 0;
+	int conn1 = 0;
+
+	r->mode = ACK_HOLD;
+	fx_config(fx, 0, -2);
+	s1 = add_segment(fx, 3, 100);
+	s2 = add_segment(fx, 4, 100);
+	fx_start(fx);
+	WAIT_FOR(fx, r->nbatches == 1);
+	assert_int_equal(r->batches[0].format, EVENT_FORMAT_2);
+
+	/* Mid-upgrade: the batch in flight is never answered, the next relay is an old one. */
+	r->mode = ACK_OK;
+	r->nwelcome_formats = 0;
+	tls_conn_close(relay_conn(r)->c);
+	WAIT_FOR(fx, segments_deleted(fx) == 2);
+	for (int i = 1; i < r->nbatches; i++) {
+		assert_int_equal(r->batches[i].conn, 1);
+		assert_int_equal(r->batches[i].format, EVENT_FORMAT_1);
+		events += r->batches[i].events;
+		conn1++;
+	}
+	assert_int_equal(conn1, 2);
+	assert_int_equal(r->batches[1].id, s1);
+	assert_int_equal(r->batches[2].id, s2);
+	assert_int_equal(events, 7);
+	assert_relay_good(r);
+	assert_int_equal(stats(fx).segments_converted, 2);
+	assert_int_equal(stats(fx).events_dropped, 0);
+}
+
+/* Replaces the fixture's spool by one an agent before format 2 left: n lines in format 1. */
+static void
+fx_format1_spool(struct fx *fx, uint64_t n)
+{
+	char cmd[160];
+
+	fx->committed = false;
+	spool_close(fx->s, spool_closed, fx);
+	while (!fx->committed)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
+	assert_int_equal(system(cmd), 0);
+	spool_fixture_write_format1(fx->dir, n);
+	assert_int_equal(spool_open(&fx->loop, &fx->so, on_spool_writable, fx, &fx->s), 0);
+	for (uint64_t i = 0; i < n; i++) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "line %08llu\n", (unsigned long long)i);
+		assert_int_equal(buf_append(&fx->expect, msg, strlen(msg)), 0);
+	}
+}
+
+static void
+test_an_old_spool_ships_after_the_upgrade_and_batches_never_mix_formats(void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+	uint64_t s2;
+
+	fx_format1_spool(fx, 50);
+	fx_config(fx, 0, -2);
+	s2 = add_segment(fx, 5, 100);
+	add_segment(fx, 4, 100);
+	assert_int_equal(s2, 51);
+	fx_start(fx);
+	WAIT_FOR(fx, segments_deleted(fx) == 3);
+	/* The old segment as stored, in a batch of its own; then the new ones together. */
+	assert_int_equal(r->nbatches, 2);
+	assert_int_equal(r->batches[0].id, 1);
+	assert_int_equal(r->batches[0].events, 50);
+	assert_int_equal(r->batches[0].format, EVENT_FORMAT_1);
+	assert_int_equal(r->batches[1].id, s2);
+	assert_int_equal(r->batches[1].events, 9);
+	assert_int_equal(r->batches[1].format, EVENT_FORMAT_2);
+	assert_got_every_event_once(fx, r);
+	assert_int_equal(stats(fx).segments_converted, 0);
+}
+
 int
 main(void)
 {
@@ -1702,6 +1872,16 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_relay_without_event_formats_gets_format_2_segments_converted_to_format_1,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_relay_reading_format_2_gets_the_segments_as_stored,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_unacked_format_2_batch_resent_to_an_older_relay_is_converted, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_an_old_spool_ships_after_the_upgrade_and_batches_never_mix_formats,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_goodbye_moves_to_next_server, setup,
 		    teardown),
 	};

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 #include <lmdb.h>
+#include <zstd.h>
 
 #include "agent/spool.h"
 #include "common/log.h"
@@ -1114,6 +1115,178 @@ test_view_of_a_missing_spool_is_enoent(void **state)
 	assert_int_equal(spool_view_open(fx->dir, &v), -ENOENT);
 }
 
+/* ------------------------------------------------------------ event formats */
+
+struct formats {
+	int n;
+	uint8_t format[64];
+	uint64_t first_seq[64];
+};
+
+static int
+collect_format(void *ctx, const struct spool_segment *seg)
+{
+	struct formats *f = ctx;
+
+	assert_true(f->n < 64);
+	f->first_seq[f->n] = seg->first_seq;
+	f->format[f->n++] = seg->event_format;
+	return 0;
+}
+
+static void
+test_format1_spool_is_upgraded_at_open_and_its_segments_still_read(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct reader r;
+	struct formats f = { 0 };
+	struct spool_view *v;
+	const char *why;
+
+	spool_fixture_write_format1(fx->dir, 50);
+	spool_options_default(&o, fx->dir);
+	open_spool(fx, &o);
+	append_lines(fx, 50, 50);
+	close_spool(fx);
+	read_all(fx->dir, 0, &r, 0);
+	assert_int_equal(r.events, 100);
+	assert_int_equal(r.first_seq, 1);
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	assert_int_equal(spool_view_format(v), 2);
+	assert_int_equal(spool_view_segments(v, 0, collect_format, &f, &why), 0);
+	spool_view_close(v);
+	assert_true(f.n >= 2);
+	assert_int_equal(f.format[0], EVENT_FORMAT_1);
+	assert_int_equal(f.first_seq[1], 51);
+	for (int i = 1; i < f.n; i++)
+		assert_int_equal(f.format[i], EVENT_FORMAT_2);
+}
+
+/* Appends an event of host and stream with fields named names[0..n). */
+static void
+append_named(struct fixture *fx, uint64_t ts, const char *host, const char **names, size_t n)
+{
+	struct event_field f[8];
+	struct event ev = { .ts = ts, .message = { (const uint8_t *)"msg", 3 } };
+	int rc;
+
+	ev.host = (struct pbslice){ (const uint8_t *)host, strlen(host) };
+	ev.stream = (struct pbslice){ (const uint8_t *)"nginx.access", 12 };
+	for (size_t i = 0; i < n; i++) {
+		f[i] = (struct event_field){ .type = EVENT_INTEGER, .v.integer = (int64_t)(ts + i) };
+		f[i].key = (struct pbslice){ (const uint8_t *)names[i], strlen(names[i]) };
+	}
+	ev.fields = f;
+	ev.nfields = n;
+	while ((rc = spool_append(fx->s, &ev, NULL)) == -EAGAIN)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	assert_int_equal(rc, 0);
+}
+
+/* Checks every stored event against what append_named wrote; counts them. */
+struct named {
+	uint64_t events;
+	int segments, zulu_only;
+	struct buf raw;
+};
+
+static int
+check_named(void *ctx, const struct spool_segment *seg)
+{
+	struct named *nm = ctx;
+	struct event_reader er;
+	struct event_field fields[8];
+	struct event ev;
+	int rc;
+
+	assert_int_equal(seg->event_format, EVENT_FORMAT_2);
+	/* As the splitting shipper reads it: format 1, events first. */
+	assert_int_equal(spool_segment_decompress(seg, &nm->raw), 0);
+	assert_int_equal(nm->raw.data[0], 0x0a);
+	assert_int_equal(spool_segment_stored(seg, &nm->raw), 0);
+	/* As stored: the segment's Dict first (EventList.dicts, length-delimited). */
+	assert_int_equal(nm->raw.data[0], 0x12);
+	/* A segment of host-z's events only has their names, not host-a's. */
+	if (seg->first_seq > 10) {
+		assert_null(memmem(nm->raw.data, nm->raw.len, "alpha", 5));
+		assert_null(memmem(nm->raw.data, nm->raw.len, "host-a", 6));
+		assert_non_null(memmem(nm->raw.data, nm->raw.len, "zulu", 4));
+		nm->zulu_only++;
+	}
+	event_reader_init(&er, nm->raw.data, nm->raw.len, fields, 8);
+	while ((rc = event_reader_next(&er, &ev)) == 1) {
+		assert_int_equal(ev.host.len, 6);
+		assert_memory_equal(ev.host.ptr, ev.ts < 10 ? "host-a" : "host-z", 6);
+		assert_int_equal(ev.stream.len, 12);
+		assert_int_equal(ev.nfields, 2);
+		for (size_t i = 0; i < ev.nfields; i++) {
+			const char *want = ev.ts < 10 ? (i ? "alpha_2" : "alpha") :
+			    (i ? "zulu_2" : "zulu");
+
+			assert_int_equal(fields[i].key.len, strlen(want));
+			assert_memory_equal(fields[i].key.ptr, want, strlen(want));
+			assert_int_equal(fields[i].v.integer, (int64_t)(ev.ts + i));
+		}
+		nm->events++;
+	}
+	assert_int_equal(rc, 0);
+	nm->segments++;
+	return 0;
+}
+
+static void
+read_named(const char *dir, struct named *nm)
+{
+	struct spool_view *v;
+	const char *why;
+
+	memset(nm, 0, sizeof(*nm));
+	buf_init(&nm->raw, 64 << 20);
+	assert_int_equal(spool_view_open(dir, &v), 0);
+	assert_int_equal(spool_view_segments(v, 0, check_named, nm, &why), 0);
+	spool_view_close(v);
+	buf_free(&nm->raw);
+}
+
+static void
+test_new_segments_are_format2_with_a_dict_of_only_the_entries_used(void **state)
+{
+	struct fixture *fx = *state;
+	const char *a[] = { "alpha", "alpha_2" }, *z[] = { "zulu", "zulu_2" };
+	struct spool_options o;
+	struct named nm;
+
+	spool_options_default(&o, fx->dir);
+	o.segment_max_events = 10;
+	o.block_bytes = 64;
+	open_spool(fx, &o);
+	for (uint64_t i = 0; i < 20; i++)
+		append_named(fx, i, i < 10 ? "host-a" : "host-z", i < 10 ? a : z, 2);
+	close_spool(fx);
+	read_named(fx->dir, &nm);
+	assert_int_equal(nm.events, 20);
+	/* At most 10 events a segment: the last one is host-z's alone. */
+	assert_true(nm.zulu_only >= 1);
+}
+
+static void
+test_full_name_table_falls_back_to_literals_and_reads_back(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct reader r;
+
+	spool_options_default(&o, fx->dir);
+	/* Room for no name: every event's stream ("test") goes literally. */
+	o.dict_bytes = 2;
+	open_spool(fx, &o);
+	append_lines(fx, 0, 3000);
+	close_spool(fx);
+	read_all(fx->dir, 0, &r, 0);
+	assert_int_equal(r.events, 3000);
+}
+
 int
 main(void)
 {
@@ -1139,6 +1312,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit_happens_without_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_when_committed_calls_back_after_the_commit_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_of_a_missing_spool_is_enoent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format1_spool_is_upgraded_at_open_and_its_segments_still_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_segments_are_format2_with_a_dict_of_only_the_entries_used, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_name_table_falls_back_to_literals_and_reads_back, setup, teardown),
 	};
 
 	log_init("test_spool", LOG_LEVEL_WARN);

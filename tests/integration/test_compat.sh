@@ -1,0 +1,185 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Upgrades, against daemons built from the commit before event format 2
+# (tests/compat/BASE, built by tests/compat/build-base.sh; .ci/run names
+# the build in LOGFERRY_COMPAT_DIR). A fleet upgrades relays first, then
+# agents (docs/architecture.md "Wire protocol"): every case checks that each
+# line reaches Kafka exactly once.
+#   (a) a new agent and an old relay: format-2 segments are converted
+#   (b) an old agent and a new relay
+#   (c) an old agent's spool, left while the relay was down, shipped by a
+#       new agent on the same data_dir to a new relay
+#   (d) a new agent's spool, left while the relay was down, shipped to a
+#       new relay after a restart
+#   (e) a downgrade: an old agent moves a new agent's spool aside, kept
+. "$(dirname "$0")/lib.sh"
+
+for c in kcat openssl curl; do
+	command -v $c >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
+done
+if [ -z "${LOGFERRY_COMPAT_DIR:-}" ]; then
+	echo "skip: LOGFERRY_COMPAT_DIR is not set: it names a build of the daemons from" \
+		"tests/compat/BASE (tests/compat/build-base.sh GIT_DIR CACHE_DIR prints it; .ci/run sets it)"
+	exit 77
+fi
+OLD_AGENT=$LOGFERRY_COMPAT_DIR/agent/logferry-agent
+OLD_RELAY=$LOGFERRY_COMPAT_DIR/relay/logferry-relay
+for b in "$OLD_AGENT" "$OLD_RELAY"; do
+	[ -x "$b" ] || { echo "FAIL: $b is missing: run tests/compat/build-base.sh again"; exit 1; }
+done
+echo "old daemons: $("$OLD_AGENT" --version | sed -n 2p), new: $("$LOGFERRY_AGENT" --version | sed -n 2p)"
+make_certs
+start_kafka
+run=$(date +%s)$$
+
+# relay_with BINARY NAME PORT MPORT: a relay of BINARY listening on PORT,
+# metrics on MPORT; sets LF_PID.
+relay_with() {
+	local cfg
+	cfg=$(relay_config "$2" "$3" "metrics: {listen: $LF_IP:$4}")
+	start "$2" "$1" -c "$cfg"
+	wait_log "$T/$2.log" "listening on" 60 || fail "relay $2 did not start: $(tail -3 "$T/$2.log")"
+}
+
+# agent_cfg NAME STREAM FILE PORT MPORT: an agent configuration tailing FILE.
+agent_cfg() {
+	local cfg
+	cfg=$(agent_config "$1" web-01 web-01 "$2" "$3" "$4")
+	echo "metrics: {listen: $LF_IP:$5}" >>"$cfg"
+	echo "$cfg"
+}
+
+# spooled_by BINARY CONFIG: the events the spool of CONFIG holds, as BINARY reads it.
+spooled_by() {
+	"$1" -c "$2" --spool-stats 2>/dev/null | awk '/^events:/ { print $2 }'
+}
+
+# wait_spooled_by BINARY CONFIG N: until that spool holds N events.
+wait_spooled_by() {
+	local i c
+	for ((i = 0; i < 1200; i++)); do
+		c=$(spooled_by "$1" "$2")
+		[ "${c:-0}" -ge "$3" ] && return 0
+		sleep 0.1
+	done
+	fail "the spool of $2 holds ${c:-0} events, expected $3"
+	return 1
+}
+
+# expect_exact TOPIC FILE WHAT: every line of FILE in TOPIC exactly once.
+expect_exact() {
+	local out
+	if ! wait_delivered "$1" "$2" 90; then
+		fail "$3: not within 90 s: $(check_delivered "$2" "$T/dump")"
+		return
+	fi
+	out=$(check_delivered "$2" "$T/dump" exact) && pass "$3: $out" || fail "$3: $out"
+}
+
+# stop_relay PID: SIGTERM, exit 0.
+stop_relay() {
+	kill -TERM "$1"
+	wait_exit "$1" 60 || { fail "relay $1 did not stop"; return; }
+	[ "$LF_RC" = 0 ] || fail "relay exited $LF_RC"
+}
+
+# live CASE RELAY AGENT WHAT: a relay of binary RELAY and an agent of binary
+# AGENT tailing 3000 lines, each line in Kafka once; both left running
+# (relay, agent; metrics on mport, amport) for the case's own checks.
+live() {
+	local stream=compat_$1_$run
+	kafka_topic "logs.$stream" 16
+	port=$(free_port) mport=$(free_port) amport=$(free_port)
+	relay_with "$2" relay-$1 "$port" "$mport"
+	relay=$LF_PID
+	nginx_lines "$T/$1.log" 3000 1
+	start agent-$1 "$3" -c "$(agent_cfg agent-$1 "$stream" "$T/$1.log" "$port" "$amport")"
+	agent=$LF_PID
+	expect_exact "logs.$stream" "$T/$1.log" "($1) $4"
+}
+
+# ---- (a) a new agent, an old relay ----
+live a "$OLD_RELAY" "$LOGFERRY_AGENT" "new agent -> old relay"
+converted=$(metric "$amport" logferry_shipper_segments_converted_total)
+rejected=$(metric "$amport" logferry_shipper_acks_rejected_total)
+[ "${rejected:-x}" = 0 ] || fail "(a) the old relay rejected ${rejected:-?} batch(es)"
+# The new agent writes format 2, which the old relay does not read: every
+# segment went the conversion path, said once per connection.
+if [ "${converted:-0}" -gt 0 ] && grep -q "does not read event format 2" "$T/agent-a.log"; then
+	pass "(a) $converted segment(s) converted to format 1: $(grep -m1 -o 'relay .*does not read event format 2.*' "$T/agent-a.log" | cut -c1-160)"
+else
+	fail "(a) converted segments: ${converted:-absent}; the agent's warning: $(grep -c 'does not read event format' "$T/agent-a.log")"
+fi
+stop_agent "$agent"
+stop_relay "$relay"
+
+# ---- (b) an old agent, a new relay ----
+live b "$LOGFERRY_RELAY" "$OLD_AGENT" "old agent -> new relay"
+v=$(metric "$mport" logferry_relay_unknown_event_format_total)
+[ "${v:-x}" = 0 ] || fail "(b) the new relay counted ${v:-?} unknown event format(s)"
+stop_agent "$agent"
+stop_relay "$relay"
+
+# spool_then_ship CASE WRITER WHAT: WRITER (an agent binary) spools 2000
+# lines while no relay listens and stops; 1000 more lines come; then a new
+# relay and a new agent on the same data_dir ship all 3000, each once,
+# without converting anything.
+spool_then_ship() {
+	local stream=compat_$1_$run acfg
+	kafka_topic "logs.$stream" 16
+	port=$(free_port) mport=$(free_port) amport=$(free_port)
+	nginx_lines "$T/$1.log" 2000 1
+	acfg=$(agent_cfg agent-$1 "$stream" "$T/$1.log" "$port" "$amport")
+	start agent-$1-before "$2" -c "$acfg"
+	agent=$LF_PID
+	wait_spooled_by "$2" "$acfg" 2000
+	stop_agent "$agent"
+	nginx_lines "$T/$1.log" 1000 2001
+	relay_with "$LOGFERRY_RELAY" relay-$1 "$port" "$mport"
+	relay=$LF_PID
+	start agent-$1-after "$LOGFERRY_AGENT" -c "$acfg"
+	agent=$LF_PID
+	expect_exact "logs.$stream" "$T/$1.log" "($1) $3"
+	v=$(metric "$amport" logferry_shipper_segments_converted_total)
+	[ "${v:-x}" = 0 ] || fail "($1) a new relay, yet ${v:-?} segment(s) converted"
+	stop_agent "$agent"
+	stop_relay "$relay"
+}
+
+# ---- (c) an old agent's spool, shipped by a new agent after the upgrade ----
+spool_then_ship c "$OLD_AGENT" "an old agent's spool and new lines, by a new agent to a new relay"
+
+# ---- (d) a new agent's spool, shipped to a new relay after a restart ----
+spool_then_ship d "$LOGFERRY_AGENT" "a new agent's spool and new lines, to a new relay"
+
+# ---- (e) a downgrade: an old agent on a new agent's spool ----
+# It does not know the spool's format 2: it moves the spool aside, kept on
+# disk with its events, and starts a new one. The file positions were in
+# that spool, so it reads the file again from its start: here nothing had
+# been shipped, so every line arrives once.
+stream=compat_e_$run
+kafka_topic "logs.$stream" 16
+port=$(free_port) mport=$(free_port) amport=$(free_port)
+nginx_lines "$T/e.log" 1000 1
+acfg=$(agent_cfg agent-e "$stream" "$T/e.log" "$port" "$amport")
+start agent-e-new "$LOGFERRY_AGENT" -c "$acfg"
+agent=$LF_PID
+wait_spooled_by "$LOGFERRY_AGENT" "$acfg" 1000
+stop_agent "$agent"
+relay_with "$LOGFERRY_RELAY" relay-e "$port" "$mport"
+relay=$LF_PID
+start agent-e-old "$OLD_AGENT" -c "$acfg"
+agent=$LF_PID
+if wait_log "$T/agent-e-old.log" "has a format this agent does not know.*moved aside to" 60; then
+	pass "(e) the old agent: $(grep -m1 -o 'spool .* is damaged.*' "$T/agent-e-old.log" | cut -c1-220)"
+else
+	fail "(e) the old agent did not move the new spool aside: $(tail -3 "$T/agent-e-old.log")"
+fi
+aside=$(ls -d "$T/agent-e/spool.broken-"* 2>/dev/null | head -1)
+[ -n "$aside" ] && [ -s "$aside/data.mdb" ] && pass "(e) the new spool is kept in $(basename "$aside")" ||
+	fail "(e) no spool moved aside in $T/agent-e: $(ls "$T/agent-e")"
+expect_exact "logs.$stream" "$T/e.log" "(e) the old agent read the file again from its start"
+stop_agent "$agent"
+stop_relay "$relay"
+
+finish

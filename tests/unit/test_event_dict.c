@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/event.h"
+#include "proto/event_dict.h"
+
+#define S(str) ((struct pbslice){ (const uint8_t *)(str), sizeof(str) - 1 })
+
+static void
+assert_slice(struct pbslice got, struct pbslice want)
+{
+	assert_int_equal(got.len, want.len);
+	if (want.len)
+		assert_memory_equal(got.ptr, want.ptr, want.len);
+}
+
+/* An event of host, with fields named names[0..n) holding i. */
+static void
+make_event(struct event *ev, struct event_field *f, const char *host, const char **names, size_t n)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->ts = 1;
+	ev->host = (struct pbslice){ (const uint8_t *)host, strlen(host) };
+	ev->stream = S("nginx.access");
+	ev->source = S("/var/log/nginx/access.log");
+	ev->message = S("GET / 200");
+	for (size_t i = 0; i < n; i++) {
+		f[i] = (struct event_field){ .type = EVENT_INTEGER, .v.integer = (int64_t)i };
+		f[i].key = (struct pbslice){ (const uint8_t *)names[i], strlen(names[i]) };
+	}
+	ev->fields = f;
+	ev->nfields = n;
+}
+
+/* The Dict of used, then list's events, read back one by one against want[]. */
+static void
+assert_reads_back(const struct event_dict *d, const struct event_dict_used *used,
+    const struct buf *events, const struct event *want, size_t n)
+{
+	struct buf all;
+	struct event got;
+	struct event_field gf[16];
+	struct event_reader r;
+
+	buf_init(&all, 1 << 24);
+	assert_int_equal(event_dict_write(d, used, &all), 0);
+	assert_int_equal(buf_append(&all, events->data, events->len), 0);
+	event_reader_init(&r, all.data, all.len, gf, 16);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(event_reader_next(&r, &got), 1);
+		assert_slice(got.host, want[i].host);
+		assert_slice(got.stream, want[i].stream);
+		assert_slice(got.source, want[i].source);
+		assert_int_equal(got.nfields, want[i].nfields);
+		for (size_t j = 0; j < got.nfields; j++) {
+			assert_slice(gf[j].key, want[i].fields[j].key);
+			assert_int_equal(gf[j].v.integer, want[i].fields[j].v.integer);
+		}
+	}
+	assert_int_equal(event_reader_next(&r, &got), 0);
+	buf_free(&all);
+}
+
+static void
+test_repeated_names_and_origin_are_written_once_and_read_back(void **state)
+{
+	const char *names[] = { "remote_addr", "status", "body_bytes_sent" };
+	struct event_dict *d = event_dict_new(4096);
+	struct event_dict_used used;
+	struct event ev[2];
+	struct event_field f[2][3];
+	struct buf b, plain;
+	char copy[3][32];
+	const char *copies[3];
+
+	(void)state;
+	memset(&used, 0, sizeof(used));
+	assert_non_null(d);
+	buf_init(&b, 1 << 20);
+	buf_init(&plain, 1 << 20);
+	/* The second event's names are other copies of the same strings. */
+	for (int i = 0; i < 3; i++) {
+		snprintf(copy[i], sizeof(copy[i]), "%s", names[i]);
+		copies[i] = copy[i];
+	}
+	make_event(&ev[0], f[0], "web-01", names, 3);
+	make_event(&ev[1], f[1], "web-01", copies, 3);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(event_dict_encode(d, &ev[i], &used, &b), 0);
+		assert_int_equal(event_encode(&ev[i], &plain), 0);
+	}
+	/* Names and origin are not in the events at all. */
+	assert_null(memmem(b.data, b.len, "body_bytes_sent", 15));
+	assert_null(memmem(b.data, b.len, "web-01", 6));
+	assert_true(b.len + 2 * 50 < plain.len);
+	assert_reads_back(d, &used, &b, ev, 2);
+	buf_free(&b);
+	buf_free(&plain);
+	event_dict_free(d);
+}
+
+static void
+test_dict_holds_only_the_entries_used(void **state)
+{
+	const char *a[] = { "alpha" }, *z[] = { "zulu" };
+	struct event_dict *d = event_dict_new(4096);
+	struct event_dict_used first, second;
+	struct event ev[2];
+	struct event_field f[2][1];
+	struct buf b1, b2, dict;
+
+	(void)state;
+	memset(&first, 0, sizeof(first));
+	memset(&second, 0, sizeof(second));
+	buf_init(&b1, 1 << 20);
+	buf_init(&b2, 1 << 20);
+	buf_init(&dict, 1 << 20);
+	make_event(&ev[0], f[0], "host-a", a, 1);
+	make_event(&ev[1], f[1], "host-z", z, 1);
+	assert_int_equal(event_dict_encode(d, &ev[0], &first, &b1), 0);
+	assert_int_equal(event_dict_encode(d, &ev[1], &second, &b2), 0);
+	assert_int_equal(event_dict_write(d, &second, &dict), 0);
+	assert_null(memmem(dict.data, dict.len, "alpha", 5));
+	assert_null(memmem(dict.data, dict.len, "host-a", 6));
+	assert_non_null(memmem(dict.data, dict.len, "zulu", 4));
+	assert_reads_back(d, &second, &b2, &ev[1], 1);
+	/* Used sets add up, as a segment's blocks do. */
+	event_dict_used_add(&first, &second);
+	assert_int_equal(buf_append(&b1, b2.data, b2.len), 0);
+	assert_reads_back(d, &first, &b1, ev, 2);
+	buf_free(&b1);
+	buf_free(&b2);
+	buf_free(&dict);
+	event_dict_free(d);
+}
+
+static void
+test_a_full_table_writes_names_literally_and_still_reads_back(void **state)
+{
+	enum { N = 300 };
+	/* Room for a few names only. */
+	struct event_dict *d = event_dict_new(64);
+	struct event_dict_used used;
+	static char names[N][16];
+	static const char *np[N];
+	static struct event ev[N];
+	static struct event_field f[N][1];
+	struct buf b;
+
+	(void)state;
+	memset(&used, 0, sizeof(used));
+	buf_init(&b, 1 << 24);
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "field_%d", i % 1000);
+		np[i] = names[i];
+		make_event(&ev[i], f[i], i % 2 ? "odd-host" : "even-host", &np[i], 1);
+		assert_int_equal(event_dict_encode(d, &ev[i], &used, &b), 0);
+	}
+	assert_non_null(memmem(b.data, b.len, "field_299", 9));
+	assert_reads_back(d, &used, &b, ev, N);
+	buf_free(&b);
+	event_dict_free(d);
+}
+
+static void
+test_more_than_4095_names_and_1023_origins_fall_back_to_literals(void **state)
+{
+	enum { N = 5000 };
+	struct event_dict *d = event_dict_new(1 << 20);
+	struct event_dict_used used;
+	static char names[N][16], hosts[N][16];
+	static const char *np[N];
+	static struct event ev[N];
+	static struct event_field f[N][1];
+	struct buf b;
+
+	(void)state;
+	memset(&used, 0, sizeof(used));
+	buf_init(&b, 1 << 24);
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "k%d", i);
+		snprintf(hosts[i], sizeof(hosts[i]), "h%d", i);
+		np[i] = names[i];
+		make_event(&ev[i], f[i], hosts[i], &np[i], 1);
+		assert_int_equal(event_dict_encode(d, &ev[i], &used, &b), 0);
+	}
+	assert_reads_back(d, &used, &b, ev, N);
+	buf_free(&b);
+	event_dict_free(d);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_repeated_names_and_origin_are_written_once_and_read_back),
+		cmocka_unit_test(test_dict_holds_only_the_entries_used),
+		cmocka_unit_test(test_a_full_table_writes_names_literally_and_still_reads_back),
+		cmocka_unit_test(test_more_than_4095_names_and_1023_origins_fall_back_to_literals),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
