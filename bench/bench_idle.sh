@@ -140,7 +140,7 @@ echo "## idle agents: $N mutual-TLS connections to one relay, $ROUNDS rounds"
 echo
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
     "$(awk '$1 == "MemTotal:" { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo);" \
-    "relay commit $("$LOGFERRY_RELAY" --version 2>&1 | head -1)"
+    "$("$LOGFERRY_RELAY" --version 2>&1 | head -2 | tr '\n' ' ')"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "relay: workers 2, max_connections $MAXCONN, log_level warn; client: idle_agents," \
     "$INFLIGHT handshakes in flight, one Ping per connection every 10 s"
