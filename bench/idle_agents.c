@@ -367,7 +367,7 @@ usage(FILE *f)
 	    "                   [-n CONNECTIONS] [--inflight N] [--server-name NAME]\n"
 	    "                   [--ping-interval SECONDS]\n"
 	    "Opens CONNECTIONS (default 10000) mutual-TLS connections to the relay at IP:PORT,\n"
-	    "at most --inflight (default 100) between connect and Welcome at a time, each\n"
+	    "at most --inflight (default 32) between connect and Welcome at a time, each\n"
 	    "sending Hello with AGENT_ID (the common name of --cert), and holds them with a Ping\n"
 	    "every --ping-interval (default 10) seconds. SIGUSR1, SIGTERM or SIGINT closes them\n"
 	    "all at once (close_notify each), and it exits once all are closed.\n"
@@ -389,7 +389,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct tls_config_options o = { .role = TLS_ROLE_CLIENT };
-	struct idle app = { .n = 10000, .inflight_max = 100, .ping_interval_ms = 10000 };
+	struct idle app = { .n = 10000, .inflight_max = 32, .ping_interval_ms = 10000 };
 	const char *addr = NULL;
 	char host[64], err[512];
 	uint64_t interval;
