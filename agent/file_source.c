@@ -8,13 +8,13 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "agent/file_source.h"
 #include "agent/multiline.h"
 #include "agent/pipeline.h"
 #include "agent/source.h"
 #include "agent/tail.h"
+#include "common/daemon.h"
 #include "common/log.h"
 
 /* The lines of one file gathered into an event (multiline). */
@@ -362,27 +362,16 @@ file_source_flush(void *ctx)
 static size_t
 file_source_max_open(const struct agent_source *cfg)
 {
-	struct rlimit rl;
 	size_t want = (size_t)cfg->max_open_files;
-	rlim_t was;
+	uint64_t limit;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+	if (daemon_raise_nofile(&limit) != 0)
 		return want;
-	if (rl.rlim_cur < rl.rlim_max) {
-		was = rl.rlim_cur;
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-			log_info("raised the open file limit from %llu to %llu", (unsigned long long)was,
-			    (unsigned long long)rl.rlim_cur);
-		else if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-			return want;
-	}
-	if (rl.rlim_cur != RLIM_INFINITY && want > rl.rlim_cur / 2) {
+	if (limit != UINT64_MAX && want > limit / 2) {
 		log_warn("source %s: max_open_files %zu is above half the open file limit %llu; "
 		    "using %llu (raise LimitNOFILE, or ulimit -n, to keep more files open)",
-		    cfg->name, want, (unsigned long long)rl.rlim_cur,
-		    (unsigned long long)(rl.rlim_cur / 2));
-		want = rl.rlim_cur / 2 > 0 ? (size_t)(rl.rlim_cur / 2) : 1;
+		    cfg->name, want, (unsigned long long)limit, (unsigned long long)(limit / 2));
+		want = limit / 2 > 0 ? (size_t)(limit / 2) : 1;
 	}
 	return want;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -530,4 +531,26 @@ daemon_render_reloads(struct metrics_writer *w)
 	metrics_one(w, "logferry_config_last_reload_timestamp_seconds", "gauge",
 	    "When the running configuration was loaded (at start, or by the last applied "
 	    "SIGHUP), in seconds since the epoch.", daemon_reloads.last);
+}
+
+int
+daemon_raise_nofile(uint64_t *limit)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	*limit = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -errno;
+	if (rl.rlim_cur < rl.rlim_max) {
+		was = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("raised the open file limit from %llu to %llu", (unsigned long long)was,
+			    (unsigned long long)rl.rlim_cur);
+		else if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			return -errno;
+	}
+	*limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+	return 0;
 }

@@ -8,6 +8,7 @@
 #define LOGFERRY_DAEMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <uv.h>
@@ -69,6 +70,14 @@ struct daemon_spec {
  * exit code.
  */
 int daemon_main(const struct daemon_spec *spec, int argc, char **argv);
+
+/*
+ * Raises the soft descriptor limit (RLIMIT_NOFILE) to the hard one, which
+ * needs no privilege, and logs it. Sets *limit to the soft limit now
+ * (UINT64_MAX: unlimited). Returns 0, or -errno when the limit cannot be
+ * read (*limit then 0).
+ */
+int daemon_raise_nofile(uint64_t *limit);
 
 struct metrics_writer;
 /*

@@ -730,6 +730,7 @@ struct tls_conn {
 	bool discard;              /* closing after a failure: drop what arrives unread */
 	bool shutdown_sent;
 	bool peer_closed;          /* the peer sent close_notify */
+	bool tx_trimmed;           /* the handshake's send buffers were let go */
 	int reason;
 
 	/* Client: the name the relay's certificate must carry. */
@@ -1007,6 +1008,17 @@ tls_write_cb(uv_write_t *req, int status)
 	}
 	if (tls_flush(c) != 0)
 		return;
+	/*
+	 * The handshake's flights (certificate chains, a few KiB) are more than
+	 * an agent's Hello or a relay's Acks ever need at once: once they are
+	 * out, the buffers go, so that an idle connection does not keep them
+	 * (10,000 idle agents: 22 MiB of a relay). A busy one grows them again.
+	 */
+	if (c->state == TLS_S_OPEN && !c->tx_trimmed && !c->writing) {
+		c->tx_trimmed = true;
+		buf_free(&c->tx_fill);
+		buf_free(&c->tx_busy);
+	}
 	if (c->mbedtls_blocked) {
 		c->mbedtls_blocked = false;
 		tls_drive(c);
@@ -1126,6 +1138,12 @@ size_t
 tls_conn_write_queued(const struct tls_conn *c)
 {
 	return tls_queued(c);
+}
+
+size_t
+tls_conn_send_buffers(const struct tls_conn *c)
+{
+	return c->tx_fill.cap + c->tx_busy.cap;
 }
 
 /* ---------------------------------------------------------------- reading */

@@ -251,6 +251,9 @@ size_t tls_conn_write_space(const struct tls_conn *c);
 /* Ciphertext bytes queued and not yet written to the socket. */
 size_t tls_conn_write_queued(const struct tls_conn *c);
 
+/* Memory our send buffers hold now (their capacity, queued or not). */
+size_t tls_conn_send_buffers(const struct tls_conn *c);
+
 /*
  * Stops delivering on_data and reading the socket, so that TCP pushes back
  * on the peer. A handshake in progress still completes.

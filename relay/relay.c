@@ -205,6 +205,33 @@ relay_health(void *ctx, struct buf *out)
 
 static const struct metrics_ops relay_metrics_ops = { relay_render, relay_health };
 
+/*
+ * Each agent holds a descriptor: max_connections of them, the intake's
+ * connections, and some for the listeners, librdkafka's broker sockets and
+ * metrics clients. The soft limit is raised to the hard one; when even that
+ * is too low, accept fails and agents beyond it are refused, so say it now.
+ */
+#define RELAY_NOFILE_SPARE 256
+static void
+relay_check_nofile(const struct relay_config *cfg)
+{
+	uint64_t limit, need = (uint64_t)cfg->max_connections + RELAY_NOFILE_SPARE;
+	int rc;
+
+	if (cfg->http_intake.listen.n > 0)
+		need += (uint64_t)cfg->http_intake.max_connections;
+	if ((rc = daemon_raise_nofile(&limit)) != 0) {
+		log_warn("cannot read the open file limit: %s; make sure it allows max_connections "
+		    "(%" PRId64 ") and more (LimitNOFILE, ulimit -n)", strerror(-rc),
+		    cfg->max_connections);
+		return;
+	}
+	if (limit < need)
+		log_warn("max_connections %" PRId64 " needs about %" PRIu64 " open files, but the limit "
+		    "is %" PRIu64 ": agents beyond it will be refused (raise LimitNOFILE or ulimit -n, "
+		    "or lower max_connections)", cfg->max_connections, need, limit);
+}
+
 int
 relay_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 {
@@ -230,6 +257,7 @@ relay_start(uv_loop_t *loop, const char *config_file, void *config, void **ctx)
 		r->budget.connections = r->cfg->memory_limit / 2;
 	queue = (r->cfg->memory_limit - r->budget.connections) / 2;
 	r->budget.batches = r->cfg->memory_limit - r->budget.connections - queue;
+	relay_check_nofile(r->cfg);
 	/* First, so that a failure after it only has to close it. */
 	if (r->cfg->metrics.listen.text != NULL &&
 	    (rc = metrics_start(loop, &r->cfg->metrics.listen, &relay_metrics_ops, r,

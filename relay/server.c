@@ -26,6 +26,7 @@
 #include "common/tls.h"
 #include "proto/event.h"
 #include "proto/frame.h"
+#include "relay/memtrim.h"
 #include "relay/server.h"
 
 /* An agent may send more fields per event than its own parsers make (HTTP intake); beyond, REJECTED. */
@@ -144,6 +145,7 @@ struct server {
 	atomic_uint_fast64_t connections;
 	atomic_int global_waiters;           /* connections paused for the total */
 	atomic_bool kafka_failing;           /* the last batch Kafka answered failed */
+	struct memtrim trim;                 /* worker 0's sweep samples connections */
 	struct {
 		atomic_uint_fast64_t accepted, refused, handshakes_failed, agents_refused,
 		    protocol_errors, batches, events, events_malformed, acks_ok, acks_retry,
@@ -1028,6 +1030,26 @@ worker_on_async(uv_async_t *h)
 	}
 }
 
+/*
+ * Once a second on worker 0: after a mass disconnect, the memory of the
+ * connections that left goes back to the system (memtrim.h), once.
+ */
+static void
+worker_trim(struct srv_worker *w)
+{
+	uint64_t open = atomic_load(&w->s->connections);
+	int rc;
+
+	if (w->index != 0 || !memtrim_due(&w->s->trim, open))
+		return;
+	if ((rc = memtrim_release()) != 0)
+		log_warn("cannot return the memory of disconnected agents to the system: %s; the "
+		    "relay goes on, holding it for new connections", strerror(-rc));
+	else
+		log_debug("agents disconnected (%" PRIu64 " connections left): freed memory returned "
+		    "to the system", open);
+}
+
 /* Hello deadlines and idle connections, once a second rather than a timer per connection. */
 static void
 worker_on_sweep(uv_timer_t *t)
@@ -1051,6 +1073,7 @@ worker_on_sweep(uv_timer_t *t)
 			conn_goodbye(c, "idle timeout");
 		}
 	}
+	worker_trim(w);
 }
 
 static void

@@ -579,6 +579,42 @@ test_ecdsa_chain_data_both_ways(void **state)
 	tls_config_unref(client);
 }
 
+/*
+ * An agent and a relay that exchanged a Hello-sized message each keep at
+ * most that much of send buffer: the handshake's flights (certificate
+ * chains, a few KiB) are not kept by an idle connection.
+ */
+static void
+test_an_idle_connection_keeps_no_handshake_send_buffer(void **state)
+{
+	struct fx *fx = *state;
+	struct tls_config *client = cfg_make(&agent_ecdsa);
+	struct ep *c = &fx->cli[0], *s = &fx->srv[0];
+
+	fx->server_cfg = cfg_make(&relay_ecdsa);
+	c->tx_target = s->tx_target = 100;
+	c->tx_seed = s->rx_seed = 7;
+	s->tx_seed = c->rx_seed = 99;
+	connect_client(fx, 0, client, "localhost");
+	wait_open(fx, 0);
+	wait_u64(fx, &s->rx_bytes, 100);
+	wait_u64(fx, &c->rx_bytes, 100);
+	/* Until both ends' writes have completed. */
+	fx->timer_fired = false;
+	uv_timer_start(&fx->timer, timer_fired, WAIT_MS, 0);
+	while ((tls_conn_write_queued(c->c) > 0 || tls_conn_write_queued(s->c) > 0) &&
+	    !fx->timer_fired)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	uv_run(&fx->loop, UV_RUN_NOWAIT);
+	uv_timer_stop(&fx->timer);
+	print_message("send buffers: agent %zu, relay %zu bytes\n", tls_conn_send_buffers(c->c),
+	    tls_conn_send_buffers(s->c));
+	assert_true(tls_conn_send_buffers(s->c) <= 512);
+	assert_true(tls_conn_send_buffers(c->c) <= 512);
+	close_pair(fx, 0);
+	tls_config_unref(client);
+}
+
 static void
 test_rsa_relay_cert(void **state)
 {
@@ -1438,6 +1474,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_connected_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_keeps_old_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_idle_connection_keeps_no_handshake_send_buffer,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_files_gives_the_common_name_of_a_good_pair,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_files_refuses_a_key_that_is_not_the_certificates,
