@@ -101,6 +101,7 @@ agent_spool_options(const struct agent_config *cfg, const char *dir, struct spoo
 	o->max_size = cfg->spool.max_size;
 	o->sync_always = cfg->spool.sync == SYNC_ALWAYS;
 	o->commit_interval_ms = cfg->spool.commit_interval_ms;
+	o->dict_bytes = cfg->spool.names_size;
 	o->segment_max_events = (uint32_t)cfg->relays.batch.max_events;
 	o->segment_max_bytes = cfg->relays.batch.max_bytes;
 	for (size_t i = 0; i < cfg->sources.n; i++) {

@@ -278,6 +278,11 @@ static const struct config_key spool_keys[] = {
 	{ "commit_interval", CONFIG_DURATION, A(spool.commit_interval_ms) - A(spool), .def = "5ms",
 	  .min = 1, .max = 10 * SEC,
 	  .help = "Longest time an event waits before its group commit." },
+	{ "names_size", CONFIG_SIZE, A(spool.names_size) - A(spool), .def = "256KiB", .min = 0,
+	  .max = 64 * MIB,
+	  .help = "Bytes of field names and of sources' host, stream and source that the spool "
+	    "writes once per segment (event format 2) instead of in every event; allocated "
+	    "once. Names seen after it is full are written in every event, as before." },
 	{ NULL },
 };
 

@@ -110,6 +110,7 @@ struct agent_config {
 		uint64_t max_size;
 		int sync;                 /* enum agent_sync */
 		uint64_t commit_interval_ms;
+		uint64_t names_size;      /* event format 2's names table (spool_options.dict_bytes) */
 	} spool;
 	struct config_list sources;   /* struct agent_source */
 	struct config_list processors;   /* struct agent_processor: every source's, after its own */

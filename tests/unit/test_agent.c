@@ -223,6 +223,25 @@ test_the_spool_takes_the_largest_message_of_any_source_type(void **state)
 	config_free(&agent_config_schema, &cfg);
 }
 
+static void
+test_spool_names_size_bounds_the_event_format_2_names_table(void **state)
+{
+	struct agent_config cfg;
+	struct spool_options o;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	load_ok(BASE "sources:\n" FILE_A, &cfg);
+	agent_spool_options(&cfg, "/tmp", &o);
+	assert_int_equal(o.dict_bytes, 256u << 10);
+	config_free(&agent_config_schema, &cfg);
+	memset(&cfg, 0, sizeof(cfg));
+	load_ok(BASE "spool: {names_size: 64KiB}\nsources:\n" FILE_A, &cfg);
+	agent_spool_options(&cfg, "/tmp", &o);
+	assert_int_equal(o.dict_bytes, 64u << 10);
+	config_free(&agent_config_schema, &cfg);
+}
+
 int
 main(void)
 {
@@ -235,6 +254,7 @@ main(void)
 		cmocka_unit_test(test_every_configured_source_type_has_its_entry_by_name_in_the_source_table),
 		cmocka_unit_test(test_every_source_type_starts_stops_and_reports_counters_inside_its_stats),
 		cmocka_unit_test(test_the_spool_takes_the_largest_message_of_any_source_type),
+		cmocka_unit_test(test_spool_names_size_bounds_the_event_format_2_names_table),
 		cmocka_unit_test(
 		    test_a_change_of_a_source_or_the_global_processors_is_seen_by_a_reload),
 	};
