@@ -740,11 +740,12 @@ shipper_split_load_cb(void *ctx, const struct spool_segment *seg)
 		rd->c->gap = true;
 		return 1;
 	}
-	if (seg->uncompressed > SHIPPER_SEGMENT_RAW_MAX ||
-	    spool_segment_decompress(seg, &sh->raw) != 0) {
+	if (seg->uncompressed > SHIPPER_SEGMENT_RAW_MAX) {
 		rd->c->err = -EIO;
 		return 1;
 	}
+	if ((rd->c->err = spool_segment_decompress(seg, &sh->raw)) != 0)
+		return 1;
 	sh->raw_seg = seg->first_seq;
 	sh->raw_valid = true;
 	return 1;
@@ -806,9 +807,13 @@ shipper_send_split(struct shipper *sh, size_t i)
 		shipper_collect_init(c, r->seg, r->seg + 1, true, 1);
 		if (shipper_spool_read(sh, r->seg, shipper_split_load_cb, &rd) != 0)
 			return -1;
+		if (c->err == -ENOMEM)
+			goto nomem;
 		if (c->gap || c->err != 0 || !sh->raw_valid) {
 			log_error("shipper: segment %" PRIu64 " of the spool %s; its %" PRIu64
-			    " unsent events are dropped", r->seg, c->err != 0 ?
+			    " unsent events are dropped", r->seg, c->err == -EMSGSIZE ?
+			    "is larger than the split path's buffer once its events are "
+			    "self-contained" : c->err != 0 ?
 			    "does not decompress to its announced size" : "is missing",
 			    r->end - r->first);
 			shipper_split_drop(sh, i, r->end);

@@ -281,9 +281,11 @@ spool_segment_stored(const struct spool_segment *seg, struct buf *out)
 {
 	size_t n;
 
+	int r;
+
 	buf_reset(out);
-	if (buf_reserve(out, seg->uncompressed) != 0)
-		return -EIO;
+	if ((r = buf_reserve(out, seg->uncompressed)) != 0)
+		return r;
 	n = ZSTD_decompress(out->data, seg->uncompressed, seg->payload, seg->payload_len);
 	if (ZSTD_isError(n) || n != seg->uncompressed)
 		return -EIO;
@@ -303,7 +305,10 @@ spool_segment_decompress(const struct spool_segment *seg, struct buf *out)
 	buf_init(&stored, SIZE_MAX);
 	if ((r = spool_segment_stored(seg, &stored)) == 0) {
 		buf_reset(out);
-		r = event_list_format1(stored.data, stored.len, out) == 0 ? 0 : -EIO;
+		/* Out of memory, or out's bound, is not damage: the caller may try again. */
+		if ((r = event_list_format1(stored.data, stored.len, out)) != 0 &&
+		    r != -ENOMEM && r != -EMSGSIZE)
+			r = -EIO;
 	}
 	buf_free(&stored);
 	return r;

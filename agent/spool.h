@@ -273,8 +273,9 @@ int spool_view_usage(struct spool_view *v, uint64_t *used, uint64_t *file_size);
 
 /*
  * Decompresses seg into out as stored (which must be able to hold
- * seg->uncompressed bytes): an EventList of seg->event_format. Returns 0 or
- * -EIO when the frame does not decode to exactly the announced size.
+ * seg->uncompressed bytes): an EventList of seg->event_format. Returns 0,
+ * -EIO when the frame does not decode to exactly the announced size, or
+ * buf_reserve's -ENOMEM or -EMSGSIZE (out's bound) when out cannot hold it.
  */
 int spool_segment_stored(const struct spool_segment *seg, struct buf *out);
 
@@ -282,8 +283,8 @@ int spool_segment_stored(const struct spool_segment *seg, struct buf *out);
  * Decompresses seg into out as a format-1 EventList, whatever its event
  * format (proto/event.h event_list_format1): every event self-contained,
  * for the callers that take events apart (the shipper's split,
- * --spool-dump). Returns 0 or -EIO as spool_segment_stored does, or for a
- * format-2 list whose framing is malformed.
+ * --spool-dump). Returns 0 or an error as spool_segment_stored does, and
+ * -EIO for a format-2 list whose framing is malformed.
  */
 int spool_segment_decompress(const struct spool_segment *seg, struct buf *out);
 

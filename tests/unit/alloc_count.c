@@ -7,6 +7,7 @@
 #include "tests/unit/alloc_count.h"
 
 static unsigned long alloc_count_calls;
+static bool alloc_count_failing;
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -19,21 +20,27 @@ void *
 __wrap_malloc(size_t n)
 {
 	alloc_count_calls++;
-	return __real_malloc(n);
+	return alloc_count_failing ? NULL : __real_malloc(n);
 }
 
 void *
 __wrap_calloc(size_t n, size_t size)
 {
 	alloc_count_calls++;
-	return __real_calloc(n, size);
+	return alloc_count_failing ? NULL : __real_calloc(n, size);
 }
 
 void *
 __wrap_realloc(void *p, size_t n)
 {
 	alloc_count_calls++;
-	return __real_realloc(p, n);
+	return alloc_count_failing ? NULL : __real_realloc(p, n);
+}
+
+void
+alloc_fail(bool fail)
+{
+	alloc_count_failing = fail;
 }
 
 unsigned long

@@ -22,6 +22,7 @@
 #include <zstd.h>
 
 #include "agent/spool.h"
+#include "tests/unit/alloc_count.h"
 #include "common/log.h"
 #include "tests/unit/spool_fixture.h"
 
@@ -1287,6 +1288,40 @@ test_full_name_table_falls_back_to_literals_and_reads_back(void **state)
 	assert_int_equal(r.events, 3000);
 }
 
+static int
+decompress_without_memory_cb(void *ctx, const struct spool_segment *seg)
+{
+	struct buf out;
+	int *rc = ctx;
+
+	buf_init(&out, 64 << 20);
+	alloc_fail(true);
+	*rc = spool_segment_decompress(seg, &out);
+	alloc_fail(false);
+	buf_free(&out);
+	return 1;
+}
+
+/* The shipper retries a segment it could not read for want of memory; damage it drops. */
+static void
+test_decompressing_without_memory_says_out_of_memory_not_damage(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_view *v;
+	const char *why = NULL;
+	int rc = 1;
+
+	spool_options_default(&o, fx->dir);
+	open_spool(fx, &o);
+	append_lines(fx, 0, 100);
+	close_spool(fx);
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	assert_int_equal(spool_view_segments(v, 0, decompress_without_memory_cb, &rc, &why), 1);
+	spool_view_close(v);
+	assert_int_equal(rc, -ENOMEM);
+}
+
 int
 main(void)
 {
@@ -1315,6 +1350,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_format1_spool_is_upgraded_at_open_and_its_segments_still_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_segments_are_format2_with_a_dict_of_only_the_entries_used, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_name_table_falls_back_to_literals_and_reads_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decompressing_without_memory_says_out_of_memory_not_damage, setup, teardown),
 	};
 
 	log_init("test_spool", LOG_LEVEL_WARN);
