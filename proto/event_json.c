@@ -315,28 +315,31 @@ event_json_cache_head(struct event_json_cache *c, const struct event *ev, const 
 	return c->head_ok ? 0 : -1;
 }
 
-/* c's field names for ev, rendered again unless they are the last one's. 0, or -1: not cached. */
+/* Whether set holds ev's field names in the form names. */
+static bool
+event_json_set_holds(const struct event_json_names_set *set, const struct event *ev,
+    enum event_json_names names)
+{
+	size_t i, off = 0;
+
+	if (!set->ok || set->names != names || set->nnames != ev->nfields)
+		return false;
+	for (i = 0; i < ev->nfields &&
+	    event_json_same(&ev->fields[i].key, set->key_len[i], set->keys_from.data, &off); i++)
+		;
+	return i == ev->nfields;
+}
+
+/* Renders ev's field names into set. 0, or -1: they do not fit. */
 static int
-event_json_cache_names(struct event_json_cache *c, const struct event *ev,
+event_json_set_render(struct event_json_names_set *set, const struct event *ev,
     enum event_json_names names)
 {
 	struct event_json_names_taken t;
-	size_t off = 0;
 	int r = 0;
 
-	if (ev->nfields > EVENT_JSON_CACHE_FIELDS)
-		return -1;
-	if (c->names_ok && c->names == names && c->nnames == ev->nfields) {
-		size_t i;
-
-		for (i = 0; i < ev->nfields &&
-		    event_json_same(&ev->fields[i].key, c->key_len[i], c->keys_from.data, &off); i++)
-			;
-		if (i == ev->nfields)
-			return 0;
-	}
-	buf_reset(&c->keys_from);
-	buf_reset(&c->rendered);
+	buf_reset(&set->keys_from);
+	buf_reset(&set->rendered);
 	if (names == EVENT_JSON_NAMES_HIVE) {
 		for (t.mask = 16; t.mask < 2 * ev->nfields; t.mask *= 2)
 			;
@@ -347,21 +350,49 @@ event_json_cache_names(struct event_json_cache *c, const struct event *ev,
 	for (size_t i = 0; i < ev->nfields && r == 0; i++) {
 		const struct pbslice *key = &ev->fields[i].key;
 
-		c->key_len[i] = (uint32_t)event_json_keep(&c->keys_from, key->ptr, key->len, &r);
+		set->key_len[i] = (uint32_t)event_json_keep(&set->keys_from, key->ptr, key->len, &r);
 		if (i > 0)
-			r |= jsonw_raw(&c->rendered, ",");
+			r |= jsonw_raw(&set->rendered, ",");
 		if (names == EVENT_JSON_NAMES_HIVE) {
-			r |= event_json_hive_key(&c->rendered, 0, key, &t);
+			r |= event_json_hive_key(&set->rendered, 0, key, &t);
 		} else {
-			r |= jsonw_string(&c->rendered, key->ptr, key->len);
-			r |= jsonw_raw(&c->rendered, ":");
+			r |= jsonw_string(&set->rendered, key->ptr, key->len);
+			r |= jsonw_raw(&set->rendered, ":");
 		}
-		c->name_end[i] = (uint32_t)c->rendered.len;
+		set->name_end[i] = (uint32_t)set->rendered.len;
 	}
-	c->names = names;
-	c->nnames = ev->nfields;
-	c->names_ok = r == 0;
-	return c->names_ok ? 0 : -1;
+	set->names = names;
+	set->nnames = ev->nfields;
+	set->ok = r == 0;
+	return set->ok ? 0 : -1;
+}
+
+/*
+ * The set of c holding ev's field names: the last one used, another one
+ * kept, or one rendered now in place of the oldest. NULL: not cached.
+ */
+static const struct event_json_names_set *
+event_json_cache_names(struct event_json_cache *c, const struct event *ev,
+    enum event_json_names names)
+{
+	struct event_json_names_set *set;
+
+	if (ev->nfields > EVENT_JSON_CACHE_FIELDS)
+		return NULL;
+	if (event_json_set_holds(&c->set[c->last], ev, names))
+		return &c->set[c->last];
+	for (unsigned i = 0; i < EVENT_JSON_CACHE_SETS; i++) {
+		if (i != c->last && event_json_set_holds(&c->set[i], ev, names)) {
+			c->last = i;
+			return &c->set[i];
+		}
+	}
+	set = &c->set[c->victim];
+	if (event_json_set_render(set, ev, names) != 0)
+		return NULL;
+	c->last = c->victim;
+	c->victim = (c->victim + 1) % EVENT_JSON_CACHE_SETS;
+	return set;
 }
 
 void
@@ -370,8 +401,10 @@ event_json_cache_init(struct event_json_cache *c)
 	memset(c, 0, sizeof(*c));
 	buf_init(&c->head_from, EVENT_JSON_CACHE_BYTES);
 	buf_init(&c->head, EVENT_JSON_CACHE_BYTES);
-	buf_init(&c->keys_from, EVENT_JSON_CACHE_BYTES);
-	buf_init(&c->rendered, EVENT_JSON_CACHE_BYTES);
+	for (unsigned i = 0; i < EVENT_JSON_CACHE_SETS; i++) {
+		buf_init(&c->set[i].keys_from, EVENT_JSON_CACHE_BYTES);
+		buf_init(&c->set[i].rendered, EVENT_JSON_CACHE_BYTES);
+	}
 }
 
 void
@@ -379,9 +412,12 @@ event_json_cache_free(struct event_json_cache *c)
 {
 	buf_free(&c->head_from);
 	buf_free(&c->head);
-	buf_free(&c->keys_from);
-	buf_free(&c->rendered);
-	c->head_ok = c->names_ok = false;
+	for (unsigned i = 0; i < EVENT_JSON_CACHE_SETS; i++) {
+		buf_free(&c->set[i].keys_from);
+		buf_free(&c->set[i].rendered);
+		c->set[i].ok = false;
+	}
+	c->head_ok = false;
 }
 
 int
@@ -389,19 +425,21 @@ event_json_cached(const struct event *ev, const char *agent, enum event_json_nam
     struct event_json_cache *c, struct buf *out)
 {
 	size_t start = out->len, prev = 0;
+	const struct event_json_names_set *set;
 	struct jsonw_marks marks;
 	int r = 0;
 
 	/* What the cache cannot hold (long values, many fields) is written as before. */
-	if (event_json_cache_head(c, ev, agent) != 0 || event_json_cache_names(c, ev, names) != 0)
+	if (event_json_cache_head(c, ev, agent) != 0 ||
+	    (set = event_json_cache_names(c, ev, names)) == NULL)
 		return event_json_as(ev, agent, NULL, names, out);
 	r |= jsonw_raw(out, "{\"ts\":");
 	r |= jsonw_time(out, ev->ts);
 	r |= buf_append(out, c->head.data, c->head.len);
 	r |= event_json_message(ev, &marks, out);
 	for (size_t i = 0; i < ev->nfields && r == 0; i++) {
-		r |= buf_append(out, c->rendered.data + prev, c->name_end[i] - prev);
-		prev = c->name_end[i];
+		r |= buf_append(out, set->rendered.data + prev, set->name_end[i] - prev);
+		prev = set->name_end[i];
 		r |= event_json_field(ev, &ev->fields[i], &marks, out);
 	}
 	return event_json_end(out, start, r);

@@ -51,25 +51,35 @@ int event_json_as(const struct event *ev, const char *agent, const char *extra,
     enum event_json_names names, struct buf *out);
 
 /*
- * What event_json_cached keeps from one record for the next: the members
- * before "message" (host, agent, stream, source) and the field names,
+ * What event_json_cached keeps from the records before: the members
+ * before "message" (host, agent, stream, source) of the last one, and the
+ * field names of the last EVENT_JSON_CACHE_SETS different sets of names,
  * rendered, beside the bytes they were rendered from. A connection's
- * events mostly repeat them (one source's events share host, stream,
- * source and field names), and comparing the bytes costs less than writing
- * them again. One per thread; bounded: EVENT_JSON_CACHE_BYTES per buffer,
+ * events mostly repeat them (one source's events share host, stream and
+ * source), but a parser leaves out what a line does not have (NGINX's
+ * "-" user or referer), so one source's events come with a few sets of
+ * names in turn; comparing the bytes costs less than writing them again.
+ * One per thread; bounded: EVENT_JSON_CACHE_BYTES per buffer,
  * EVENT_JSON_CACHE_FIELDS names (an event beyond is written uncached).
  */
 #define EVENT_JSON_CACHE_BYTES 4096
 #define EVENT_JSON_CACHE_FIELDS 64
-struct event_json_cache {
-	bool head_ok, names_ok, has_agent;
-	size_t host_len, stream_len, source_len, agent_len;
-	struct buf head_from, head;   /* host, stream, source and agent; ,"host":...,"message": */
+#define EVENT_JSON_CACHE_SETS 8
+struct event_json_names_set {
+	bool ok;
 	enum event_json_names names;
 	size_t nnames;
 	uint32_t key_len[EVENT_JSON_CACHE_FIELDS];
 	uint32_t name_end[EVENT_JSON_CACHE_FIELDS];   /* in rendered, after name i's ':' */
 	struct buf keys_from, rendered;   /* the keys; the names as the record has them */
+};
+struct event_json_cache {
+	bool head_ok, has_agent;
+	size_t host_len, stream_len, source_len, agent_len;
+	struct buf head_from, head;   /* host, stream, source and agent; ,"host":...,"message": */
+	struct event_json_names_set set[EVENT_JSON_CACHE_SETS];
+	unsigned last;                /* the set the last record used */
+	unsigned victim;              /* the next set to render into, round robin */
 };
 
 /* An empty cache (allocates nothing yet). */

@@ -657,6 +657,49 @@ test_cached_records_are_the_bytes_event_json_as_writes(void **state)
 	free(longv);
 }
 
+/*
+ * More sets of field names in turn than the cache keeps (a parser leaves
+ * out what a line lacks): each record is still the bytes event_json_as
+ * writes, whether its set is the last one, one kept, or one that pushed
+ * the oldest out; sets of one size that differ in one name stay apart.
+ */
+static void
+test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache(void **state)
+{
+	static const char *const keys[] = { "a", "b", "c", "d", "e", "f", "g", "h", "i", "j",
+		"k", "l" };
+	enum { SETS = EVENT_JSON_CACHE_SETS + 3 };
+	const char *names[12];
+	struct event_field f[12];
+	struct event_json_cache c;
+	struct event ev;
+	struct buf b, want;
+
+	(void)state;
+	event_json_cache_init(&c);
+	buf_init(&b, 1 << 16);
+	buf_init(&want, 1 << 16);
+	for (int step = 0; step < 6 * SETS; step++) {
+		/* Set k: all twelve names but the k-th, in a pattern that revisits kept sets. */
+		int k = (step * 7 + step / SETS) % SETS;
+		size_t n = 0;
+
+		for (int i = 0; i < 12; i++)
+			if (i != k)
+				names[n++] = keys[i];
+		event_with(&ev, f, "m", names, n);
+		buf_reset(&b);
+		buf_reset(&want);
+		assert_int_equal(event_json_cached(&ev, "agent-1", EVENT_JSON_NAMES_ORIGINAL, &c, &b), 0);
+		assert_int_equal(event_json_as(&ev, "agent-1", NULL, EVENT_JSON_NAMES_ORIGINAL, &want), 0);
+		assert_int_equal(b.len, want.len);
+		assert_memory_equal(b.data, want.data, want.len);
+	}
+	event_json_cache_free(&c);
+	buf_free(&b);
+	buf_free(&want);
+}
+
 /* The bytes of base64 member name of j, decoded into out. */
 static size_t
 b64_member(json_t *j, const char *name, uint8_t *out)
@@ -737,6 +780,7 @@ main(void)
 		cmocka_unit_test(test_hive_names_of_more_fields_than_the_relay_takes_are_refused),
 		cmocka_unit_test(test_a_message_that_is_not_utf8_keeps_its_bytes_in_message_b64),
 		cmocka_unit_test(test_cached_records_are_the_bytes_event_json_as_writes),
+		cmocka_unit_test(test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
