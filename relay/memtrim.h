@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * memtrim: gives the memory of closed agent connections back to the system
- * (docs/performance.md "Idle agents").
+ * (docs/performance.md "Idle agents on one relay").
  *
  * An idle agent costs the relay about 20 KiB resident (the touched part of
  * mbedtls's two 16.5 KiB record buffers, its context and the peer's

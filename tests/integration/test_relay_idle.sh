@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# Many idle agents on one relay (docs/performance.md "Idle agents"): the
+# Many idle agents on one relay (docs/performance.md "Idle agents on one relay"): the
 # relay raises its descriptor limit for them and says when max_connections
 # does not fit; after a mass disconnect it gives the freed memory back to
 # the system, once, on its own (relay/memtrim.h). 300 agents
