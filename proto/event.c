@@ -18,9 +18,12 @@ enum {
 	FIELD_SLICE, FIELD_JSON, FIELD_KEY_ID,
 	SLICE_OFFSET = 1, SLICE_LENGTH,
 	DICT_KEYS = 1, DICT_ORIGINS,
+	/* DictKey and DictOrigin alike: the id, then the bytes values (event_load_entry). */
 	DICTKEY_ID = 1, DICTKEY_NAME,
 	DICTORIGIN_ID = 1, DICTORIGIN_HOST, DICTORIGIN_STREAM, DICTORIGIN_SOURCE,
 };
+_Static_assert(DICTORIGIN_ID == DICTKEY_ID && DICTORIGIN_HOST == DICTKEY_NAME,
+    "event_load_entry reads DictKey and DictOrigin alike");
 
 /* ---------------------------------------------------------------- sizes */
 
@@ -608,29 +611,46 @@ event_reader_set_dict(struct event_reader *r, struct pbslice dict)
 	event_dict_use(r, dict.ptr, dict.len);
 }
 
+/*
+ * Reads one DictKey or DictOrigin: both are an id (field 1) and nv bytes
+ * values (fields 2 .. nv + 1) into v, unknown fields skipped. False for a
+ * malformed entry.
+ */
 static bool
-event_load_key(struct event_tables *t, struct event_cur *c)
+event_load_entry(struct event_cur *c, uint64_t *id, struct pbslice *v, unsigned nv)
 {
 	struct event_cur sub;
-	struct pbslice name = { NULL, 0 };
 	unsigned field, wt;
-	uint64_t id = 0;
 
+	*id = 0;
+	memset(v, 0, nv * sizeof(*v));
 	if (!event_enter(c, &sub))
 		return false;
 	while (sub.p < sub.end) {
 		if (!event_get_tag(&sub, &field, &wt))
 			return false;
 		if (field == DICTKEY_ID) {
-			if (!event_expect(&sub, wt, WT_VARINT) || !event_get_varint(&sub, &id))
+			if (!event_expect(&sub, wt, WT_VARINT) || !event_get_varint(&sub, id))
 				return false;
-		} else if (field == DICTKEY_NAME) {
-			if (!event_expect(&sub, wt, WT_LEN) || !event_get_bytes(&sub, &name))
+		} else if (field >= DICTKEY_NAME && field < DICTKEY_NAME + nv) {
+			if (!event_expect(&sub, wt, WT_LEN) ||
+			    !event_get_bytes(&sub, &v[field - DICTKEY_NAME]))
 				return false;
 		} else if (!event_skip(&sub, wt)) {
 			return false;
 		}
 	}
+	return true;
+}
+
+static bool
+event_load_key(struct event_tables *t, struct event_cur *c)
+{
+	struct pbslice name;
+	uint64_t id;
+
+	if (!event_load_entry(c, &id, &name, 1))
+		return false;
 	if (id == 0 || id > EVENT_MAX_KEY_ID)
 		return event_fail(c, "Dict key id outside 1..4095");
 	t->keys[id] = name;
@@ -641,27 +661,11 @@ event_load_key(struct event_tables *t, struct event_cur *c)
 static bool
 event_load_origin(struct event_tables *t, struct event_cur *c)
 {
-	struct event_cur sub;
-	struct pbslice o[3] = { { NULL, 0 }, { NULL, 0 }, { NULL, 0 } };
-	unsigned field, wt;
-	uint64_t id = 0;
+	struct pbslice o[3];
+	uint64_t id;
 
-	if (!event_enter(c, &sub))
+	if (!event_load_entry(c, &id, o, 3))
 		return false;
-	while (sub.p < sub.end) {
-		if (!event_get_tag(&sub, &field, &wt))
-			return false;
-		if (field == DICTORIGIN_ID) {
-			if (!event_expect(&sub, wt, WT_VARINT) || !event_get_varint(&sub, &id))
-				return false;
-		} else if (field >= DICTORIGIN_HOST && field <= DICTORIGIN_SOURCE) {
-			if (!event_expect(&sub, wt, WT_LEN) ||
-			    !event_get_bytes(&sub, &o[field - DICTORIGIN_HOST]))
-				return false;
-		} else if (!event_skip(&sub, wt)) {
-			return false;
-		}
-	}
 	if (id == 0 || id > EVENT_MAX_ORIGIN_ID)
 		return event_fail(c, "Dict origin id outside 1..1023");
 	memcpy(t->origins[id], o, sizeof(o));
