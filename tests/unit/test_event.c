@@ -417,6 +417,122 @@ test_encode_refuses_unknown_types_and_respects_the_cap(void **state)
 	buf_free(&b);
 }
 
+/* A protobuf writer of its own, for the bytes event_encode must produce. */
+struct ref {
+	uint8_t *b;
+	size_t n;
+};
+
+static void
+ref_varint(struct ref *r, uint64_t v)
+{
+	while (v >= 0x80) {
+		r->b[r->n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	r->b[r->n++] = (uint8_t)v;
+}
+
+static void
+ref_bytes(struct ref *r, unsigned field, const uint8_t *p, size_t len)
+{
+	r->b[r->n++] = (uint8_t)(field << 3 | 2);
+	ref_varint(r, len);
+	memcpy(r->b + r->n, p, len);
+	r->n += len;
+}
+
+/*
+ * Event { message, Field { key or key_id, text } }, origin or host when
+ * origin is 0, as proto/logferry.proto lays it out with minimal varints.
+ */
+static void
+ref_event(struct ref *out, const struct event *ev, unsigned key_id, unsigned origin)
+{
+	struct ref body = { malloc(ev->message.len + ev->fields[0].v.text.len + 64), 0 };
+	struct ref field = { malloc(ev->fields[0].v.text.len + 32), 0 };
+
+	assert_non_null(body.b);
+	assert_non_null(field.b);
+	if (origin) {
+		body.b[body.n++] = 7 << 3;
+		ref_varint(&body, origin);
+	} else {
+		ref_bytes(&body, 2, ev->host.ptr, ev->host.len);
+	}
+	if (ev->message.len)
+		ref_bytes(&body, 5, ev->message.ptr, ev->message.len);
+	if (key_id) {
+		field.b[field.n++] = 8 << 3;
+		ref_varint(&field, key_id);
+	} else {
+		ref_bytes(&field, 1, ev->fields[0].key.ptr, ev->fields[0].key.len);
+	}
+	ref_bytes(&field, 2, ev->fields[0].v.text.ptr, ev->fields[0].v.text.len);
+	ref_bytes(&body, 6, field.b, field.n);
+	ref_bytes(out, 1, body.b, body.n);
+	free(body.b);
+	free(field.b);
+}
+
+/*
+ * Every length crossing a varint's width (1, 2, 3 bytes) is written in
+ * the fewest bytes, whether the buffer has room to spare or exactly the
+ * event's bytes, and one byte less is refused with the buffer unchanged.
+ */
+static void
+test_encoded_lengths_are_minimal_varints_at_every_boundary(void **state)
+{
+	static const size_t lens[] = { 0, 1, 100, 105, 106, 107, 108, 109, 110, 111, 112, 113,
+		114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129,
+		130, 16360, 16365, 16366, 16367, 16368, 16369, 16370, 16371, 16372, 16373, 16374,
+		16375, 16376, 16377, 16378, 16379, 16380, 16381, 16382, 16383, 16384, 16385,
+		2097140, 2097150, 2097151, 2097152 };
+	const size_t n = sizeof(lens) / sizeof(lens[0]);
+	uint8_t *big = malloc(2097152);
+	struct ref want = { malloc(2 * 2097152 + 256), 0 };
+	struct event ev = { 0 };
+	struct event_field f = { .key = S("k"), .type = EVENT_TEXT };
+	uint16_t id = 300;
+	struct buf b;
+
+	(void)state;
+	assert_non_null(big);
+	assert_non_null(want.b);
+	memset(big, 'x', 2097152);
+	ev.host = S("h");
+	ev.fields = &f;
+	ev.nfields = 1;
+	for (size_t mi = 0; mi < n; mi++) {
+		for (size_t ti = 0; ti < n; ti++) {
+			/* The 2 MiB values with small others, and all the small ones together. */
+			if (lens[mi] > 20000 && lens[ti] > 130)
+				continue;
+			ev.message = (struct pbslice){ big, lens[mi] };
+			f.v.text = (struct pbslice){ big, lens[ti] };
+			for (int ids = 0; ids < 2; ids++) {
+				want.n = 0;
+				ref_event(&want, &ev, ids ? id : 0, ids ? 5 : 0);
+				for (int room = 0; room < 3; room++) {
+					/* Room to spare; exactly the event; a byte short. */
+					buf_init(&b, room == 0 ? 8u << 20 : want.n - (room == 2));
+					assert_int_equal(event_encode_ids(&ev, ids ? &id : NULL,
+					    ids ? 5 : 0, &b), room == 2 ? -EMSGSIZE : 0);
+					if (room == 2) {
+						assert_int_equal(b.len, 0);
+					} else {
+						assert_int_equal(b.len, want.n);
+						assert_memory_equal(b.data, want.b, want.n);
+					}
+					buf_free(&b);
+				}
+			}
+		}
+	}
+	free(big);
+	free(want.b);
+}
+
 static void
 test_random_bytes_never_crash(void **state)
 {
@@ -910,6 +1026,7 @@ main(void)
 		cmocka_unit_test(test_empty_slice_of_an_event_without_message_is_empty),
 		cmocka_unit_test(test_encode_refuses_unknown_types_and_respects_the_cap),
 		cmocka_unit_test(test_random_bytes_never_crash),
+		cmocka_unit_test(test_encoded_lengths_are_minimal_varints_at_every_boundary),
 		cmocka_unit_test(test_format2_names_and_origin_resolve_through_the_dict),
 		cmocka_unit_test(test_format2_bad_or_undefined_ids_are_malformed_events),
 		cmocka_unit_test(test_format2_malformed_dict_fails_only_the_events_that_use_it),
