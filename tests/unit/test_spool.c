@@ -312,6 +312,44 @@ test_positions_are_committed_with_their_events(void **state)
 	close_spool(fx);
 }
 
+/*
+ * Each event's record of the same file replaces the one before it in the
+ * hand-off block: every part of the last one is what is committed, the
+ * path of the same length and the fingerprint included, with values
+ * using all 8 bytes.
+ */
+static void
+test_last_record_of_a_file_is_committed_whole(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_file f = { .dev = UINT64_C(0x8877665544332211),
+	    .ino = UINT64_C(0xf1e2d3c4b5a69788), .fp_len = 1024, .fp_hash = 0xfeed,
+	    .path = "/var/log/a.log" };
+	struct spool_file got;
+	char path[64];
+	struct event ev = { .ts = 1, .message = { (const uint8_t *)"x", 1 } };
+
+	spool_options_default(&o, fx->dir);
+	open_spool(fx, &o);
+	f.offset = 14;
+	assert_int_equal(spool_append(fx->s, &ev, &f), 0);
+	f.offset = UINT64_C(0x0102030405060708);
+	f.fp_len = 0xfffffffe;
+	f.fp_hash = UINT64_C(0xdeadbeefcafef00d);
+	f.path = "/var/log/b.log";
+	assert_int_equal(spool_append(fx->s, &ev, &f), 0);
+	close_spool(fx);
+
+	open_spool(fx, &o);
+	assert_int_equal(spool_get_position(fx->s, f.dev, f.ino, &got, path, sizeof(path)), 0);
+	assert_true(got.offset == UINT64_C(0x0102030405060708));
+	assert_int_equal(got.fp_len, 0xfffffffe);
+	assert_true(got.fp_hash == UINT64_C(0xdeadbeefcafef00d));
+	assert_string_equal(got.path, "/var/log/b.log");
+	close_spool(fx);
+}
+
 struct cursors {
 	int n;
 	char name[64], cursor[256];
@@ -1330,6 +1368,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sequence_numbers_continue_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segments_respect_max_events_and_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_positions_are_committed_with_their_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_record_of_a_file_is_committed_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_cursor_is_committed_with_its_events_apart_from_file_positions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_cursor_and_its_events_survive_kill_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_removes_whole_segments_in_range, setup, teardown),
