@@ -2,6 +2,7 @@
 /* spool: the agent's LMDB spool (see spool.h). */
 #include "autoconfig.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -1655,34 +1656,60 @@ struct spool_rec {
 	size_t elen;
 };
 
+/*
+ * The record's integers as spool_put_le and spool_put_be64 write them, in
+ * one store each: a record is written per event (bench: the byte loops
+ * were 370 instructions of every event, callgrind).
+ */
+static inline void
+spool_st_le64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static inline void
+spool_st_le32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static inline void
+spool_st_be64(uint8_t *p, uint64_t v)
+{
+	v = htobe64(v);
+	memcpy(p, &v, 8);
+}
+
 /* Writes or updates the record rc in b. */
 static int
 spool_block_record(struct spool_block *b, const struct spool_rec *rc)
 {
 	size_t rec = 4 + SPOOL_POS_KEY + SPOOL_POS_FIXED + rc->plen + rc->elen;
-	uint8_t *p;
+	uint8_t head[4 + SPOOL_POS_KEY], *p;
 	int r;
 
+	spool_st_le32(head, (uint32_t)(rec - 4));
+	spool_st_be64(head + 4, rc->dev);
+	spool_st_be64(head + 12, rc->ino);
 	/*
 	 * The same key as the last record, and the same length: rewrite it in
 	 * place (a later record of a key replaces an earlier one anyway).
 	 */
 	p = b->last_pos != 0 ? b->pos.data + b->last_pos - 1 : NULL;
-	if (p == NULL || spool_get_le(p, 4) != rec - 4 || spool_get_be64(p + 4) != rc->dev ||
-	    spool_get_be64(p + 12) != rc->ino) {
+	if (p == NULL || memcmp(p, head, sizeof(head)) != 0) {
 		if ((r = buf_reserve(&b->pos, rec)) != 0)
 			return r;
 		p = b->pos.data + b->pos.len;
 		b->last_pos = b->pos.len + 1;
 		b->pos.len += rec;
+		memcpy(p, head, sizeof(head));
 	}
-	spool_put_le(p, rec - 4, 4);
-	spool_put_be64(p + 4, rc->dev);
-	spool_put_be64(p + 12, rc->ino);
-	spool_put_le(p + 20, rc->offset, 8);
-	spool_put_le(p + 28, rc->fp_hash, 8);
-	spool_put_le(p + 36, rc->fp_len, 4);
-	spool_put_le(p + 40, rc->plen, 4);
+	spool_st_le64(p + 20, rc->offset);
+	spool_st_le64(p + 28, rc->fp_hash);
+	spool_st_le32(p + 36, rc->fp_len);
+	spool_st_le32(p + 40, (uint32_t)rc->plen);
 	memcpy(p + 44, rc->path, rc->plen);
 	if (rc->elen > 0)
 		memcpy(p + 44 + rc->plen, rc->extra, rc->elen);
