@@ -133,12 +133,24 @@ event_dict_keep(struct event_dict *d, const struct pbslice *b, struct pbslice *o
 	return true;
 }
 
+/*
+ * A hint's slot for a name at ptr: a parser's names are string constants
+ * side by side, whose addresses differ in their low bits only, which
+ * (ptr >> 3) ^ len mapped to the same slots (the agent hashed a name for
+ * 3 in 10 fields of NGINX events, whose sets of names vary, callgrind).
+ */
+static inline size_t
+event_dict_ptr_slot(const uint8_t *ptr, size_t len, size_t slots)
+{
+	return (size_t)((((uint64_t)(uintptr_t)ptr + len) * 0x9e3779b97f4a7c15ull) >> 40) % slots;
+}
+
 /* key's id, taken now if need be; 0: written literally (table full). */
 static unsigned
 event_dict_key(struct event_dict *d, const struct pbslice *key)
 {
-	struct event_dict_key_hint *hint = &d->key_hints[(((uintptr_t)key->ptr >> 3) ^ key->len) %
-	    EVENT_DICT_KEY_CACHE];
+	struct event_dict_key_hint *hint = &d->key_hints[event_dict_ptr_slot(key->ptr, key->len,
+	    EVENT_DICT_KEY_CACHE)];
 	size_t slot;
 	unsigned id;
 
