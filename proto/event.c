@@ -137,6 +137,16 @@ enum { WT_VARINT = 0, WT_64BIT = 1, WT_LEN = 2, WT_32BIT = 5 };
 static uint8_t *
 event_put_varint(uint8_t *p, uint64_t v)
 {
+	/* Ids, offsets and lengths mostly take 1 or 2 bytes: written without the loop. */
+	if (v < 0x80) {
+		*p = (uint8_t)v;
+		return p + 1;
+	}
+	if (v < 0x4000) {
+		p[0] = (uint8_t)(v | 0x80);
+		p[1] = (uint8_t)(v >> 7);
+		return p + 2;
+	}
 	while (v >= 0x80) {
 		*p++ = (uint8_t)(v | 0x80);
 		v >>= 7;
@@ -378,7 +388,8 @@ event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned orig
 	uint8_t *start, *body, *p;
 	bool bad = false;
 
-	if (bound > UINT32_MAX || buf_reserve(out, bound) != 0)
+	/* cap never exceeds max (common/buf.h): room below cap needs no call. */
+	if (bound > UINT32_MAX || (bound > out->cap - out->len && buf_reserve(out, bound) != 0))
 		return event_encode_exact(ev, key_ids, origin, out);
 	reserved = event_varint_size(bound);
 	start = out->data + out->len;
