@@ -110,6 +110,55 @@ test_repeated_names_and_origin_are_written_once_and_read_back(void **state)
 	event_dict_free(d);
 }
 
+/*
+ * Events whose names shift by one when a field is left out (NGINX's "-"),
+ * in turn, keep each name's id, and a name's bytes rewritten in the same
+ * place (a JSON source's reused line buffer) are a new name, whichever
+ * position and event saw that pointer before.
+ */
+static void
+test_shifted_and_rewritten_names_each_keep_their_own_id(void **state)
+{
+	struct event_dict *d = event_dict_new(4096);
+	struct event_dict_used used;
+	char line[3][16];
+	const char *sets[6][3] = {
+		{ "remote_addr", line[0], "status" },
+		{ line[0], "status", "agent" },
+		{ "remote_addr", "status", "agent" },
+		{ line[1], line[2], "status" },
+		{ "remote_addr", line[0], "status" },
+		{ line[0], "status", "agent" },
+	};
+	struct event ev[6];
+	struct event_field f[6][3];
+	char kept[6][3][16];
+	const char *names[6][3];
+	struct buf b;
+
+	(void)state;
+	memset(&used, 0, sizeof(used));
+	assert_non_null(d);
+	buf_init(&b, 1 << 20);
+	for (int i = 0; i < 6; i++) {
+		/* line[] holds other bytes at each event, in the same places. */
+		snprintf(line[0], sizeof(line[0]), "user_%d", i);
+		snprintf(line[1], sizeof(line[1]), "k%d", i % 2);
+		snprintf(line[2], sizeof(line[2]), "user_%d", i + 1);
+		for (int j = 0; j < 3; j++) {
+			snprintf(kept[i][j], sizeof(kept[i][j]), "%s", sets[i][j]);
+			names[i][j] = kept[i][j];
+		}
+		make_event(&ev[i], f[i], "web-01", sets[i], 3);
+		assert_int_equal(event_dict_encode(d, &ev[i], &used, &b), 0);
+		/* What the events must read back as: the bytes when encoded. */
+		make_event(&ev[i], f[i], "web-01", names[i], 3);
+	}
+	assert_reads_back(d, &used, &b, ev, 6);
+	buf_free(&b);
+	event_dict_free(d);
+}
+
 static void
 test_dict_holds_only_the_entries_used(void **state)
 {
@@ -206,6 +255,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_repeated_names_and_origin_are_written_once_and_read_back),
 		cmocka_unit_test(test_dict_holds_only_the_entries_used),
+		cmocka_unit_test(test_shifted_and_rewritten_names_each_keep_their_own_id),
 		cmocka_unit_test(test_a_full_table_writes_names_literally_and_still_reads_back),
 		cmocka_unit_test(test_more_than_4095_names_and_1023_origins_fall_back_to_literals),
 	};
