@@ -122,13 +122,14 @@ test_shifted_and_rewritten_names_each_keep_their_own_id(void **state)
 	struct event_dict *d = event_dict_new(4096);
 	struct event_dict_used used;
 	char line[3][16];
+	/* line[0] at a position that last had it (0, 1, 4), or had it before the last (3). */
 	const char *sets[6][3] = {
+		{ line[0], "status", "agent" },
+		{ line[0], "status", "agent" },
 		{ "remote_addr", line[0], "status" },
 		{ line[0], "status", "agent" },
-		{ "remote_addr", "status", "agent" },
+		{ "remote_addr", line[0], "status" },
 		{ line[1], line[2], "status" },
-		{ "remote_addr", line[0], "status" },
-		{ line[0], "status", "agent" },
 	};
 	struct event ev[6];
 	struct event_field f[6][3];
