@@ -533,6 +533,70 @@ test_encoded_lengths_are_minimal_varints_at_every_boundary(void **state)
 	free(want.b);
 }
 
+/*
+ * A slice field by id, as a parser's are, in the bytes of the proto: ids
+ * of 1 and 2 bytes, offsets and lengths absent (0), of 1, 2 and 5 bytes.
+ */
+static void
+test_slice_fields_by_id_are_encoded_as_the_proto_says(void **state)
+{
+	static const uint32_t vals[] = { 0, 1, 127, 128, 16383, 16384, UINT32_MAX };
+	static const uint16_t ids[] = { 1, 2, 126, 127, 128, 300, 4095 };
+	struct event ev = { 0 };
+	struct event_field f[2] = { { .type = EVENT_SLICE }, { .type = EVENT_SLICE } };
+	uint8_t want[64];
+	struct buf b;
+
+	(void)state;
+	f[0].key = S("a");
+	f[1].key = S("b");
+	ev.fields = f;
+	ev.nfields = 2;
+	buf_init(&b, 1024);
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		for (size_t o = 0; o < sizeof(vals) / sizeof(vals[0]); o++) {
+			for (size_t l = 0; l < sizeof(vals) / sizeof(vals[0]); l++) {
+				uint16_t key_ids[2] = { ids[i], 0 };
+				struct ref body = { want + 8, 0 }, field = { want + 40, 0 };
+
+				f[0].v.slice.offset = f[1].v.slice.offset = vals[o];
+				f[0].v.slice.length = f[1].v.slice.length = vals[l];
+				/* Field 1 by id, field 2 by name: Field { key, Slice { offset, length } }. */
+				for (int k = 0; k < 2; k++) {
+					struct ref slice = { want + 56, 0 };
+
+					field.n = 0;
+					if (vals[o]) {
+						slice.b[slice.n++] = 1 << 3;
+						ref_varint(&slice, vals[o]);
+					}
+					if (vals[l]) {
+						slice.b[slice.n++] = 2 << 3;
+						ref_varint(&slice, vals[l]);
+					}
+					if (k == 0) {
+						field.b[field.n++] = 8 << 3;
+						ref_varint(&field, ids[i]);
+					} else {
+						ref_bytes(&field, 1, (const uint8_t *)"b", 1);
+					}
+					ref_bytes(&field, 6, slice.b, slice.n);
+					ref_bytes(&body, 6, field.b, field.n);
+				}
+				/* EventList { events: the body }, its length 1 byte. */
+				memmove(want + 2, body.b, body.n);
+				want[0] = 1 << 3 | 2;
+				want[1] = (uint8_t)body.n;
+				buf_reset(&b);
+				assert_int_equal(event_encode_ids(&ev, key_ids, 0, &b), 0);
+				assert_int_equal(b.len, 2 + body.n);
+				assert_memory_equal(b.data, want, 2 + body.n);
+			}
+		}
+	}
+	buf_free(&b);
+}
+
 static void
 test_random_bytes_never_crash(void **state)
 {
@@ -1027,6 +1091,7 @@ main(void)
 		cmocka_unit_test(test_encode_refuses_unknown_types_and_respects_the_cap),
 		cmocka_unit_test(test_random_bytes_never_crash),
 		cmocka_unit_test(test_encoded_lengths_are_minimal_varints_at_every_boundary),
+		cmocka_unit_test(test_slice_fields_by_id_are_encoded_as_the_proto_says),
 		cmocka_unit_test(test_format2_names_and_origin_resolve_through_the_dict),
 		cmocka_unit_test(test_format2_bad_or_undefined_ids_are_malformed_events),
 		cmocka_unit_test(test_format2_malformed_dict_fails_only_the_events_that_use_it),
