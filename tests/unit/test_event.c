@@ -477,8 +477,9 @@ ref_event(struct ref *out, const struct event *ev, unsigned key_id, unsigned ori
 
 /*
  * Every length crossing a varint's width (1, 2, 3 bytes) is written in
- * the fewest bytes, whether the buffer has room to spare or exactly the
- * event's bytes, and one byte less is refused with the buffer unchanged.
+ * the fewest bytes, whether the buffer has room to spare (allocated or
+ * not yet) or exactly the event's bytes, and one byte less is refused
+ * with the buffer unchanged.
  */
 static void
 test_encoded_lengths_are_minimal_varints_at_every_boundary(void **state)
@@ -513,9 +514,15 @@ test_encoded_lengths_are_minimal_varints_at_every_boundary(void **state)
 			for (int ids = 0; ids < 2; ids++) {
 				want.n = 0;
 				ref_event(&want, &ev, ids ? id : 0, ids ? 5 : 0);
-				for (int room = 0; room < 3; room++) {
-					/* Room to spare; exactly the event; a byte short. */
-					buf_init(&b, room == 0 ? 8u << 20 : want.n - (room == 2));
+				for (int room = 0; room < 4; room++) {
+					/*
+					 * Room to spare, allocated before or not; exactly
+					 * the event; a byte short.
+					 */
+					buf_init(&b, room == 0 || room == 3 ? 8u << 20 :
+					    want.n - (room == 2));
+					if (room == 3)
+						assert_int_equal(buf_reserve(&b, want.n + 4096), 0);
 					assert_int_equal(event_encode_ids(&ev, ids ? &id : NULL,
 					    ids ? 5 : 0, &b), room == 2 ? -EMSGSIZE : 0);
 					if (room == 2) {
