@@ -228,8 +228,9 @@ event_put_field(uint8_t *p, const struct event_field *f, unsigned key_id, size_t
 
 /*
  * The exact path: every size computed before the writes, so that it needs
- * no more room than the event's own bytes. For a buffer without room for
- * event_bound's slack (a block nearly full, a cap of the event's size).
+ * no more room than the event's own bytes. For a buffer without the
+ * one-pass path's slack (a block nearly full, a cap of the event's size),
+ * and for the errors.
  */
 static __attribute__((noinline)) int
 event_encode_exact(const struct event *ev, const uint16_t *key_ids, unsigned origin,
@@ -276,23 +277,22 @@ event_encode_exact(const struct event *ev, const uint16_t *key_ids, unsigned ori
 /*
  * The one-pass path's room: ev's bytes with every varint at its widest
  * (a length 5 bytes, an id 5, an integer 10) and every optional field
- * present. Only the lengths of bytes values are read.
+ * present, but the bytes of names and values, which are taken from a
+ * budget as they are written (event_take): no loop over the fields first.
  */
 #define EVENT_BOUND_FIXED 64     /* list tag and length, ts, origin or the 3 tags and lengths, message's */
 #define EVENT_BOUND_FIELD 32     /* Field tag and length, key's, value's, or the widest fixed value */
 
-static inline __attribute__((always_inline)) uint64_t
-event_bound(const struct event *ev)
+/* Takes n bytes of *budget; false (and *err set) when it has fewer. */
+static inline __attribute__((always_inline)) bool
+event_take(size_t *budget, size_t n, int *err)
 {
-	uint64_t n = EVENT_BOUND_FIXED + ev->host.len + ev->stream.len + ev->source.len +
-	    ev->message.len + (uint64_t)ev->nfields * EVENT_BOUND_FIELD;
-
-	for (size_t i = 0; i < ev->nfields; i++) {
-		const struct event_field *f = &ev->fields[i];
-
-		n += f->key.len + (f->type == EVENT_TEXT || f->type == EVENT_JSON ? f->v.text.len : 0);
+	if (n > *budget) {
+		*err = -EMSGSIZE;
+		return false;
 	}
-	return n;
+	*budget -= n;
+	return true;
 }
 
 /*
@@ -330,10 +330,12 @@ event_put_slice(uint8_t *q, const struct event_field *f)
 
 /*
  * One Field, its length written after its contents, in the bytes
- * event_put_field writes. Sets *bad for an unknown type.
+ * event_put_field writes; its name's and value's bytes taken from *budget.
+ * Sets *err to -EINVAL for an unknown type, -EMSGSIZE beyond the budget.
  */
 static inline __attribute__((always_inline)) uint8_t *
-event_put_field_1pass(uint8_t *p, const struct event_field *f, unsigned key_id, bool *bad)
+event_put_field_1pass(uint8_t *p, const struct event_field *f, unsigned key_id, size_t *budget,
+    int *err)
 {
 	uint8_t *len = p + 1, *q = p + 2;
 	uint64_t bits;
@@ -354,12 +356,16 @@ event_put_field_1pass(uint8_t *p, const struct event_field *f, unsigned key_id, 
 	}
 	if (key_id)
 		q = event_put_varint(event_put_tag(q, FIELD_KEY_ID, WT_VARINT), key_id);
-	else
+	else if (event_take(budget, f->key.len, err))
 		q = event_put_bytes(q, FIELD_KEY, &f->key, false);
+	else
+		return q;
 	switch (f->type) {
 	case EVENT_NULL:
 		break;
 	case EVENT_TEXT:
+		if (!event_take(budget, f->v.text.len, err))
+			return q;
 		q = event_put_bytes(q, FIELD_TEXT, &f->v.text, true);
 		break;
 	case EVENT_INTEGER:
@@ -378,10 +384,12 @@ event_put_field_1pass(uint8_t *p, const struct event_field *f, unsigned key_id, 
 		q = event_put_slice(q, f);
 		break;
 	case EVENT_JSON:
+		if (!event_take(budget, f->v.json.len, err))
+			return q;
 		q = event_put_bytes(q, FIELD_JSON, &f->v.json, true);
 		break;
 	default:
-		*bad = true;
+		*err = -EINVAL;
 		return q;
 	}
 	n = (size_t)(q - len - 1);
@@ -393,26 +401,31 @@ event_put_field_1pass(uint8_t *p, const struct event_field *f, unsigned key_id, 
 }
 
 /*
- * One pass: the event written where a length of the bound's width leaves
+ * One pass: the event written where a length as wide as its room's leaves
  * room for it, each Field's length after its contents, then the event's
- * length, the event moved down when that takes fewer bytes than reserved.
- * The size-then-write path (event_encode_exact) cost a third more
- * (bench_codec, callgrind); both write the same bytes (test_event's
- * boundary test holds them to the minimal varints).
+ * length, the event moved when that takes another width. The
+ * size-then-write path (event_encode_exact) cost a third more (bench_codec,
+ * callgrind), and takes over when the buffer lacks the room or an error
+ * is found (its result is then the result); both write the same bytes
+ * (test_event's boundary test holds them to the minimal varints).
  */
 static inline __attribute__((always_inline)) int
 event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned origin,
     struct buf *out)
 {
-	uint64_t bound = event_bound(ev);
-	size_t reserved, size, lsize;
+	uint64_t need = EVENT_BOUND_FIXED + (uint64_t)ev->host.len + ev->stream.len +
+	    ev->source.len + ev->message.len + (uint64_t)ev->nfields * EVENT_BOUND_FIELD;
+	size_t room, budget, reserved, size, lsize;
 	uint8_t *start, *body, *p;
-	bool bad = false;
+	int err = 0;
 
 	/* cap never exceeds max (common/buf.h): room below cap needs no call. */
-	if (bound > UINT32_MAX || (bound > out->cap - out->len && buf_reserve(out, bound) != 0))
+	if (need > UINT32_MAX || (need > out->cap - out->len && buf_reserve(out, need) != 0))
 		return event_encode_exact(ev, key_ids, origin, out);
-	reserved = event_varint_size(bound);
+	/* An event is at most 4 GiB: so is what the budget lets it take. */
+	room = out->cap - out->len < UINT32_MAX ? out->cap - out->len : UINT32_MAX;
+	budget = room - need;
+	reserved = event_varint_size(need);
 	start = out->data + out->len;
 	body = p = start + 1 + reserved;
 	if (ev->ts)
@@ -425,17 +438,18 @@ event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned orig
 		p = event_put_bytes(p, EVENT_SOURCE, &ev->source, false);
 	}
 	p = event_put_bytes(p, EVENT_MESSAGE, &ev->message, false);
-	for (size_t i = 0; i < ev->nfields; i++)
-		p = event_put_field_1pass(p, &ev->fields[i], key_ids ? key_ids[i] : 0, &bad);
-	if (bad)
-		return -EINVAL;
+	for (size_t i = 0; i < ev->nfields && err == 0; i++)
+		p = event_put_field_1pass(p, &ev->fields[i], key_ids ? key_ids[i] : 0, &budget,
+		    &err);
+	if (err != 0)
+		return event_encode_exact(ev, key_ids, origin, out);
 	size = (size_t)(p - body);
 	lsize = event_varint_size(size);
-	if (lsize < reserved)
+	if (lsize != reserved)
 		memmove(start + 1 + lsize, body, size);
 	event_put_varint(event_put_tag(start, EVENTLIST_EVENTS, WT_LEN), size);
-	/* The bound must hold, or memory is corrupt. */
-	if (1 + lsize + size > bound)
+	/* The room must hold, or memory is corrupt. */
+	if (1 + lsize + size > room)
 		abort();
 	out->len += 1 + lsize + size;
 	return 0;
