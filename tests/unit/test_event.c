@@ -551,7 +551,7 @@ test_slice_fields_by_id_are_encoded_as_the_proto_says(void **state)
 	static const uint16_t ids[] = { 1, 2, 126, 127, 128, 300, 4095 };
 	struct event ev = { 0 };
 	struct event_field f[2] = { { .type = EVENT_SLICE }, { .type = EVENT_SLICE } };
-	uint8_t want[64];
+	uint8_t want[128], body_b[64], field_b[32], slice_b[16];
 	struct buf b;
 
 	(void)state;
@@ -564,13 +564,13 @@ test_slice_fields_by_id_are_encoded_as_the_proto_says(void **state)
 		for (size_t o = 0; o < sizeof(vals) / sizeof(vals[0]); o++) {
 			for (size_t l = 0; l < sizeof(vals) / sizeof(vals[0]); l++) {
 				uint16_t key_ids[2] = { ids[i], 0 };
-				struct ref body = { want + 8, 0 }, field = { want + 40, 0 };
+				struct ref body = { body_b, 0 }, field = { field_b, 0 };
 
 				f[0].v.slice.offset = f[1].v.slice.offset = vals[o];
 				f[0].v.slice.length = f[1].v.slice.length = vals[l];
 				/* Field 1 by id, field 2 by name: Field { key, Slice { offset, length } }. */
 				for (int k = 0; k < 2; k++) {
-					struct ref slice = { want + 56, 0 };
+					struct ref slice = { slice_b, 0 };
 
 					field.n = 0;
 					if (vals[o]) {
@@ -591,7 +591,7 @@ test_slice_fields_by_id_are_encoded_as_the_proto_says(void **state)
 					ref_bytes(&body, 6, field.b, field.n);
 				}
 				/* EventList { events: the body }, its length 1 byte. */
-				memmove(want + 2, body.b, body.n);
+				memcpy(want + 2, body.b, body.n);
 				want[0] = 1 << 3 | 2;
 				want[1] = (uint8_t)body.n;
 				buf_reset(&b);

@@ -121,7 +121,7 @@ test_shifted_and_rewritten_names_each_keep_their_own_id(void **state)
 {
 	struct event_dict *d = event_dict_new(4096);
 	struct event_dict_used used;
-	char line[3][16];
+	char line[3][24];
 	/* line[0] at a position that last had it (0, 1, 4), or had it before the last (3). */
 	const char *sets[6][3] = {
 		{ line[0], "status", "agent" },
@@ -147,7 +147,7 @@ test_shifted_and_rewritten_names_each_keep_their_own_id(void **state)
 		snprintf(line[1], sizeof(line[1]), "k%d", i % 2);
 		snprintf(line[2], sizeof(line[2]), "user_%d", i + 1);
 		for (int j = 0; j < 3; j++) {
-			snprintf(kept[i][j], sizeof(kept[i][j]), "%s", sets[i][j]);
+			snprintf(kept[i][j], sizeof(kept[i][j]), "%.15s", sets[i][j]);
 			names[i][j] = kept[i][j];
 		}
 		make_event(&ev[i], f[i], "web-01", sets[i], 3);
