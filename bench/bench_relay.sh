@@ -143,8 +143,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		if ! "$RELAY_LOAD" -a "127.0.0.1:$PORT" --ca "$T/certs/ca.crt" \
 		    --cert "$T/certs/web-01-chain.crt" --key "$T/certs/web-01.key" --id web-01 \
 		    --lines "$T/access.log" -n "$EVENTS" --warmup "$WARMUP" -c "$CONNS" \
+		    --timeout $((EVENTS / 10000 + 60)) \
 		    --pid relay="$RELAY_PID" --pid mock="$MOCK_PID" >"$out" 2>"$T/load.err"; then
-			echo "| $r | $h | failed: $(tail -1 "$T/load.err") | | | | | | |"
+			mock_state="mock cluster running"
+			kill -0 "$MOCK_PID" 2>/dev/null || mock_state="mock cluster gone: $(tail -1 "$T/mock.err")"
+			echo "| $r | $h | failed: $(tail -1 "$T/load.err"); $mock_state | | | | | | |"
 			tail -3 "$T/relay.log" >&2
 			FAILED=1
 		else
