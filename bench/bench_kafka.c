@@ -431,6 +431,7 @@ bench_module(const char *bootstrap, unsigned long n, double *cpu, double *wall)
 	cfg.kafka.topic = BENCH_TOPIC;
 	cfg.kafka.key = "${host}";
 	cfg.kafka.format = RELAY_FORMAT_JSON;
+	cfg.kafka.headers = true;
 	cfg.kafka.delivery_timeout_ms = 30000;
 	if (m == NULL || (r = kafka_new(&cfg, 256u << 20, &k)) != 0)
 		return -1;

@@ -99,6 +99,7 @@ struct kafka_settings {
 	enum event_json_names json_names;
 	uint64_t delivery_timeout_ms;
 	char *dead_letter_topic;      /* NULL: none */
+	bool headers;                 /* kafka.headers */
 	size_t max_msg_bytes;         /* effective message.max.bytes */
 	size_t record_max;            /* largest record produced whole: kafka_record_limit */
 };
@@ -657,7 +658,7 @@ static void
 kafka_refuse_late(struct kafka *k, const rd_kafka_message_t *m, struct kafka_batch *b,
     bool dead_letter)
 {
-	char agent[128], seq[24];
+	char agent[128], seq[24], what[192];
 	rd_kafka_headers_t *h = NULL;
 	const void *v;
 	size_t n;
@@ -669,18 +670,23 @@ kafka_refuse_late(struct kafka *k, const rd_kafka_message_t *m, struct kafka_bat
 		if (rd_kafka_header_get_last(h, KAFKA_HDR_SEQ, &v, &n) == 0)
 			snprintf(seq, sizeof(seq), "%.*s", (int)n, (const char *)v);
 	}
+	/* Records produced with kafka.headers off do not say whose they are. */
+	if (seq[0] != '\0')
+		snprintf(what, sizeof(what), "the record of event %s of agent '%s'", seq, agent);
+	else
+		snprintf(what, sizeof(what), "a record (kafka.headers is off: its agent and event "
+		    "are not known)");
 	atomic_fetch_add(&b->refused_late, 1);
 	atomic_fetch_add(&k->st.refused_broker, 1);
 	if (dead_letter)
-		log_error("the dead-letter topic %s refused too (%s) the record of event %s of agent "
-		    "'%s': it is lost, counted and acknowledged; check that topic's settings",
-		    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err), seq, agent);
+		log_error("the dead-letter topic %s refused too (%s) %s: it is lost, counted and "
+		    "acknowledged; check that topic's settings",
+		    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err), what);
 	else
-		log_error("Kafka refused for good the record of event %s of agent '%s' to topic %s "
-		    "(%s): it is counted and acknowledged, not re-sent. Set "
-		    "kafka.dead_letter_topic to keep such records, and check the topic's "
-		    "max.message.bytes and ACLs", seq, agent, rd_kafka_topic_name(m->rkt),
-		    rd_kafka_err2str(m->err));
+		log_error("Kafka refused for good %s to topic %s (%s): it is counted and "
+		    "acknowledged, not re-sent. Set kafka.dead_letter_topic to keep such records, "
+		    "and check the topic's max.message.bytes and ACLs", what,
+		    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
 }
 
 static void
@@ -1139,14 +1145,15 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	struct kafka *k = kl->k;
 	char seqs[24], piece[KAFKA_PIECE_MAX + 1];
 	int seqlen, plen = 0;
-	rd_kafka_headers_t *h;
+	rd_kafka_headers_t *h = NULL;
 	rd_kafka_topic_t *rkt;
 	rd_kafka_resp_err_t err;
-	size_t nh = 2 + (rec->count > 0) + (b->set->dead_letter_topic != NULL ? 3 : 0);
+	/* kafka.headers off: none but the piece, save on a record set aside (rare, and it must say why). */
+	bool all = b->set->headers || rec->aside != NULL;
+	size_t nh = (all ? 2 + (b->set->dead_letter_topic != NULL ? 3 : 0) : 0) + (rec->count > 0);
 	/* A record set aside reports as a dead-letter record: its refusal is final. */
 	uintptr_t opaque = (uintptr_t)b | (rec->aside != NULL ? KAFKA_DLQ_TAG : 0);
 
-	seqlen = kafka_u64(seqs, rec->seq);
 	/*
 	 * librdkafka allocates four times per record for two headers however
 	 * they are given (list, its array, one per header; they are freed on
@@ -1155,10 +1162,14 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	 * sizes its array for eight, a per-batch list copied per record
 	 * allocates once more (bench/bench_kafka.c).
 	 */
-	h = rd_kafka_headers_new(nh);
-	rd_kafka_header_add(h, KAFKA_HDR_AGENT, KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent,
-	    (ssize_t)b->agent_len);
-	rd_kafka_header_add(h, KAFKA_HDR_SEQ, KAFKA_HDRLEN(KAFKA_HDR_SEQ), seqs, seqlen);
+	if (nh > 0)
+		h = rd_kafka_headers_new(nh);
+	if (all) {
+		seqlen = kafka_u64(seqs, rec->seq);
+		rd_kafka_header_add(h, KAFKA_HDR_AGENT, KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent,
+		    (ssize_t)b->agent_len);
+		rd_kafka_header_add(h, KAFKA_HDR_SEQ, KAFKA_HDRLEN(KAFKA_HDR_SEQ), seqs, seqlen);
+	}
 	if (rec->count > 0) {
 		plen = kafka_u64(piece, rec->index);
 		piece[plen++] = '/';
@@ -1174,7 +1185,7 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 	 * from this header. One more header per record, only while a
 	 * dead-letter topic is set.
 	 */
-	else if (b->set->dead_letter_topic != NULL)
+	else if (all && b->set->dead_letter_topic != NULL)
 		rd_kafka_header_add(h, KAFKA_HDR_STREAM, KAFKA_HDRLEN(KAFKA_HDR_STREAM),
 		    rec->stream.ptr != NULL ? (const void *)rec->stream.ptr : "",
 		    (ssize_t)rec->stream.len);
@@ -1204,7 +1215,8 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 		return 0;
 	}
 	/* Not produced: the headers are still ours, the counts come back. */
-	rd_kafka_headers_destroy(h);
+	if (h != NULL)
+		rd_kafka_headers_destroy(h);
 	atomic_fetch_sub(&b->pending, 1);
 	atomic_fetch_sub(&k->queued_msgs, 1);
 	atomic_fetch_sub(&k->queued_bytes, rec->vlen);
@@ -1235,15 +1247,16 @@ static size_t
 kafka_headers_size(const struct kafka_batch *b, const struct kafka_rec *rec, bool piece)
 {
 	char seqs[24];
-	size_t n;
+	size_t n = 0;
 
-	n = kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent_len) +
-	    kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_SEQ), (size_t)kafka_u64(seqs, rec->seq));
+	if (b->set->headers || rec->aside != NULL)
+		n = kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_AGENT), b->agent_len) +
+		    kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_SEQ), (size_t)kafka_u64(seqs, rec->seq));
 	if (piece)
 		n += kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_PIECE), KAFKA_PIECE_MAX);
 	if (rec->aside != NULL)
 		n += kafka_dead_letter_headers_size(rec->aside, rec->aside_topic, rec->stream.len);
-	else if (b->set->dead_letter_topic != NULL)
+	else if (b->set->headers && b->set->dead_letter_topic != NULL)
 		n += kafka_header_size(KAFKA_HDRLEN(KAFKA_HDR_STREAM), rec->stream.len);
 	return n;
 }
@@ -2032,6 +2045,7 @@ kafka_settings_new(const struct relay_config *cfg, const struct kafka_limits *li
 	set->json_names = cfg->kafka.json_field_names == RELAY_JSON_NAMES_HIVE ?
 	    EVENT_JSON_NAMES_HIVE : EVENT_JSON_NAMES_ORIGINAL;
 	set->delivery_timeout_ms = cfg->kafka.delivery_timeout_ms;
+	set->headers = cfg->kafka.headers;
 	set->max_msg_bytes = lim->max_msg_bytes;
 	set->record_max = kafka_record_limit(lim->max_msg_bytes);
 	*out = set;

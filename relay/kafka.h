@@ -33,7 +33,8 @@
  * the partitions); value by kafka.format; headers logferry-agent (agent
  * id), logferry-seq (decimal sequence number) and, while
  * kafka.dead_letter_topic is set, logferry-stream (the event's stream, so
- * that a record a broker refuses can be dead-lettered with it); Kafka's
+ * that a record a broker refuses can be dead-lettered with it), none of
+ * them with kafka.headers off (a record set aside keeps them all); Kafka's
  * timestamp is the
  * produce time (the event's own time is in the record: an old event must
  * not fall under the topic's retention or timestamp checks at once). The

@@ -139,6 +139,12 @@ static const struct config_key kafka_keys[] = {
 	    "does not hold an agent's whole spool until an operator acts). Without it set-aside "
 	    "events are logged, counted and acknowledged, and those two errors are held: their "
 	    "batches are retried until the topic exists or the ACL is granted." },
+	{ "headers", CONFIG_BOOL, K(headers), .def = "true",
+	  .help = "Whether records carry the logferry-agent and logferry-seq headers (the event's "
+	    "identity, for consumers that drop duplicates; logferry-stream too while "
+	    "dead_letter_topic is set). false: records carry no header, except logferry-piece on "
+	    "pieces of an oversize event and the reason headers in dead_letter_topic (see "
+	    "logferry-relay(8), KAFKA); saves the relay CPU per record." },
 	{ "sasl_password_file", CONFIG_STRING, K(sasl_password_file), .flags = CONFIG_NONEMPTY,
 	  .help = "File whose first line is the SASL password for the brokers (readable by the relay only); read again each time a producer is made." },
 	{ "properties", CONFIG_MAP, K(properties),

@@ -66,6 +66,7 @@ struct relay_config {
 		int json_field_names;                /* enum relay_json_names */
 		uint64_t delivery_timeout_ms;
 		char *dead_letter_topic;             /* NULL: refused events are logged, counted and acknowledged */
+		bool headers;                        /* logferry-agent and logferry-seq on every record */
 		char *sasl_password_file;            /* NULL: no SASL password (sasl.password is refused in properties) */
 		struct config_map properties;        /* passed to librdkafka */
 	} kafka;

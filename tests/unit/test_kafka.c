@@ -133,6 +133,7 @@ fx_start(uint64_t delivery_timeout_ms, ...)
 	f->cfg.kafka.topic = "logs.${stream}";
 	f->cfg.kafka.key = (char *)fx_key;
 	f->cfg.kafka.format = RELAY_FORMAT_JSON;
+	f->cfg.kafka.headers = true;
 	f->cfg.kafka.delivery_timeout_ms = delivery_timeout_ms;
 	f->cfg.kafka.sasl_password_file = (char *)fx_cfg_password_file;
 	/* Reconnect quickly after a broker comes back, so tests stay short. */
@@ -1230,6 +1231,97 @@ test_broker_refusal_goes_to_the_dead_letter_topic(void **state)
 }
 
 /*
+ * kafka.headers: on (the default), every record carries logferry-agent
+ * and logferry-seq; off, none carries a header at all, not even
+ * logferry-stream while a dead-letter topic is set.
+ */
+static void
+records_read_back_with_headers(bool headers)
+{
+	enum { N = 20 };
+	struct fx *f = fx_start(10000, NULL);
+	struct record recs[N + 4];
+	struct answer *a;
+	size_t n;
+
+	global_fx = f;
+	f->cfg.kafka.headers = headers;
+	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	fx_apply(f);
+	a = produce_batch(f, 1, N, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	n = consume(f, TOPIC, recs, N + 4, N, 15000);
+	assert_int_equal(n, N);
+	for (size_t i = 0; i < n; i++) {
+		if (headers) {
+			assert_string_equal(recs[i].agent, "agent-1");
+			assert_true(recs[i].has_seq);
+		} else {
+			assert_int_equal(recs[i].headers_size, 0);
+			assert_string_equal(recs[i].agent, "");
+			assert_false(recs[i].has_seq);
+		}
+		assert_non_null(strstr((const char *)recs[i].value, "\"agent\":\"agent-1\""));
+		free(recs[i].value);
+	}
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_records_carry_agent_and_seq_headers_when_headers_are_on(void **state)
+{
+	(void)state;
+	records_read_back_with_headers(true);
+}
+
+static void
+test_records_carry_no_header_when_headers_are_off(void **state)
+{
+	(void)state;
+	records_read_back_with_headers(false);
+}
+
+/*
+ * With kafka.headers off, the copy of a record a broker refused for good
+ * has no agent, seq or stream header (the record had none), but says why
+ * and which topic refused it; its value names the agent.
+ */
+static void
+test_broker_refused_record_says_why_in_the_dead_letter_topic_when_headers_are_off(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct record recs[8];
+	struct answer *a;
+	struct kafka_stats st;
+
+	(void)state;
+	global_fx = f;
+	f->cfg.kafka.headers = false;
+	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	fx_apply(f);
+	warm_up(f);
+	rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1,
+	    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+	a = produce_batch(f, 100, 1, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.refused, 0);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.dead_lettered, 1);
+	assert_int_equal(consume(f, DEAD_TOPIC, recs, 8, 1, 10000), 1);
+	assert_non_null(strstr(recs[0].error, "MSG_SIZE_TOO_LARGE"));
+	assert_string_equal(recs[0].otopic, TOPIC);
+	assert_string_equal(recs[0].agent, "");
+	assert_false(recs[0].has_seq);
+	assert_non_null(strstr((const char *)recs[0].value, "\"user_id\":\"u-100\""));
+	free(recs[0].value);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/*
  * With a dead-letter topic, a record whose topic may not be written (or
  * does not exist: the same path, which the mock cluster cannot show, since
  * it creates every topic and retries a produce answered
@@ -1274,14 +1366,14 @@ test_topic_authorization_failure_with_a_dead_letter_topic_goes_there(void **stat
  * reason, the rendered name and the stream in headers, and is counted.
  */
 static void
-test_invalid_topic_goes_to_the_dead_letter_topic_with_its_reason(void **state)
+invalid_topic_dead_lettered(bool headers)
 {
 	struct fx *f = fx_start(10000, NULL);
 	struct record recs[8];
 	struct kafka_stats st;
 
-	(void)state;
 	global_fx = f;
+	f->cfg.kafka.headers = headers;
 	f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
 	f->cfg.kafka.topic = "logs/${fields.user_id:-none}";
 	fx_apply(f);
@@ -1292,6 +1384,25 @@ test_invalid_topic_goes_to_the_dead_letter_topic_with_its_reason(void **state)
 	free(recs[0].value);
 	fx_stop(f);
 	global_fx = NULL;
+}
+
+static void
+test_invalid_topic_goes_to_the_dead_letter_topic_with_its_reason(void **state)
+{
+	(void)state;
+	invalid_topic_dead_lettered(true);
+}
+
+/*
+ * With kafka.headers off, a record the relay sets aside itself still
+ * says in the dead-letter topic why, where it was going, from which stream
+ * and which event it is: all its headers, as with headers on.
+ */
+static void
+test_set_aside_record_keeps_every_header_when_headers_are_off(void **state)
+{
+	(void)state;
+	invalid_topic_dead_lettered(false);
 }
 
 /* Without a dead-letter topic: logged (agent, stream, topic), counted, acknowledged. */
@@ -2206,6 +2317,10 @@ main(void)
 		cmocka_unit_test(test_topic_authorization_failure_without_dead_letter_topic_is_held_and_reported),
 		cmocka_unit_test(test_dead_letter_record_refused_by_authorization_is_held),
 		cmocka_unit_test(test_topic_authorization_failure_with_a_dead_letter_topic_goes_there),
+		cmocka_unit_test(test_records_carry_agent_and_seq_headers_when_headers_are_on),
+		cmocka_unit_test(test_records_carry_no_header_when_headers_are_off),
+		cmocka_unit_test(test_set_aside_record_keeps_every_header_when_headers_are_off),
+		cmocka_unit_test(test_broker_refused_record_says_why_in_the_dead_letter_topic_when_headers_are_off),
 		cmocka_unit_test(test_full_queue_is_eagain_then_writable),
 		cmocka_unit_test(test_answers_run_on_the_owners_loop_thread),
 		cmocka_unit_test(test_late_reports_after_retry_are_dropped),

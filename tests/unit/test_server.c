@@ -100,6 +100,7 @@ fx_cfg_defaults(struct fx *f)
 	f->cfg.kafka.topic = "logs.${stream}";
 	f->cfg.kafka.key = "${host}";
 	f->cfg.kafka.format = RELAY_FORMAT_JSON;
+	f->cfg.kafka.headers = true;
 	f->cfg.kafka.delivery_timeout_ms = 30000;
 	f->props[0] = (struct config_map_entry){ "reconnect.backoff.max.ms", "200", 0 };
 	f->cfg.kafka.properties.n = 1;
