@@ -824,7 +824,7 @@ nf_value(const struct nginx_format *f, const struct nf_step *st, struct nf_run *
 			nf_set_ts(r, 3, civil_ns((int64_t)v, frac));
 		return true;
 	case NF_TIME_LOCAL:
-		if (!nginx_time_local(s, &ts))
+		if (!nginx_time_local_memo(s, &ts, &r->out->time_memo))
 			return false;
 		nf_set_ts(r, 1, ts);
 		nf_add_slice(r, &st->key, s, e);

@@ -146,6 +146,23 @@ nginx_time_local(const uint8_t *t, uint64_t *ts)
 	return true;
 }
 
+_Static_assert(NGINX_TIME_LEN <= PARSER_TIME_MEMO_MAX, "time_local fits the parser's memo");
+
+bool
+nginx_time_local_memo(const uint8_t *t, uint64_t *ts, struct parser_time_memo *m)
+{
+	if (m->len == NGINX_TIME_LEN && memcmp(t, m->text, NGINX_TIME_LEN) == 0) {
+		*ts = m->ts;
+		return true;
+	}
+	if (!nginx_time_local(t, ts))
+		return false;
+	memcpy(m->text, t, NGINX_TIME_LEN);
+	m->len = NGINX_TIME_LEN;
+	m->ts = *ts;
+	return true;
+}
+
 /*
  * Reads up to maxdigits decimal digits at *pp into *v and moves *pp past
  * them. Returns the number of digits, or -1 if there are more.
@@ -290,7 +307,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 			why = NGINX_ERR("bad time_local");
 		goto fail;
 	}
-	if (!nginx_time_local(p, &out->ts)) {
+	if (!nginx_time_local_memo(p, &out->ts, &out->time_memo)) {
 		why = NGINX_ERR("bad time_local");
 		goto fail;
 	}

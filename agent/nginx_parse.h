@@ -30,7 +30,8 @@
 
 /*
  * Parses line[0, len) into *out, which parser_init prepared; the previous
- * result is overwritten (no parser_reset needed; scratch is not used).
+ * result is overwritten (no parser_reset needed; scratch is not used), and
+ * out->time_memo keeps the last valid time_local for the next line.
  * out->ts is time_local converted to UTC, or 0 if it falls outside
  * 1970..2554. Returns 0, or -EINVAL with out->error set to a static message
  * and out->nfields and out->ts 0. Slices point into line, which must
@@ -74,6 +75,9 @@ nginx_parse_fail(struct parsed *out, const char *why)
  * Returns false if they are not a valid time.
  */
 bool nginx_time_local(const uint8_t *t, uint64_t *ts);
+
+/* nginx_time_local through m, the parser's memo of the last valid time it converted. */
+bool nginx_time_local_memo(const uint8_t *t, uint64_t *ts, struct parser_time_memo *m);
 
 /*
  * If s[0, e) is a request line `METHOD SP target SP HTTP/x.y`, sets

@@ -108,12 +108,18 @@ source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsig
 		sl->fields[n].v.text.ptr = (const uint8_t *)p->error;
 		sl->fields[n++].v.text.len = strlen(p->error);
 	} else {
-		memcpy(sl->fields, p->fields, p->nfields * sizeof(p->fields[0]));
-		n = p->nfields;
 		if (p->ts != 0)
 			ev->ts = p->ts;
 		if (p->host.len != 0)
 			ev->host = p->host;
+		if (p->error == NULL && marks == 0) {
+			/* The common case, the parse's fields alone: used where they are, not copied. */
+			ev->fields = p->fields;
+			ev->nfields = p->nfields;
+			return;
+		}
+		memcpy(sl->fields, p->fields, p->nfields * sizeof(p->fields[0]));
+		n = p->nfields;
 		if (p->error != NULL) {
 			/* Parsed in part (a syslog PRI before a header we cannot read). */
 			sl->parse_errors++;
@@ -124,6 +130,18 @@ source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsig
 		}
 	}
 	ev->nfields = source_mark_partial(sl, n, marks);
+}
+
+struct event_field *
+source_line_add_field(struct source_line *sl, struct event *ev)
+{
+	if (ev->fields != sl->fields) {
+		memcpy(sl->fields, ev->fields, ev->nfields * sizeof(ev->fields[0]));
+		ev->fields = sl->fields;
+	}
+	if (ev->nfields >= sizeof(sl->fields) / sizeof(sl->fields[0]))
+		return NULL;
+	return &sl->fields[ev->nfields++];
 }
 
 void

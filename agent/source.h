@@ -61,6 +61,14 @@ void source_line_event(struct source_line *sl, const uint8_t *line, size_t len, 
     uint64_t now_ns, const char *source, struct event *ev);
 
 /*
+ * Room for one more field behind ev's, an event source_line_event made (its
+ * fields may be the parser's own, which this moves into sl's array, with
+ * room for 3 more). Returns the field to fill, or NULL when ev has as many
+ * fields as sl's array holds.
+ */
+struct event_field *source_line_add_field(struct source_line *sl, struct event *ev);
+
+/*
  * Builds *ev for one piece of a split line, not parsed and kept byte for
  * byte (a "\r" too): the split fields of pc, and `partial: true` when
  * marks has SOURCE_PARTIAL (the last piece of a line flushed without its

@@ -61,10 +61,20 @@
  * format so the writer only copies them in.
  */
 /*
- * zstd level 1 with a 16 KiB hash table instead of its default 32 KiB,
- * which stays in the L1 cache beside the events: on 1M NGINX events the
- * agent spent 12-15 % less CPU for 3 % more compressed bytes (hashLog 11
- * gained nothing more; a larger targetLength cost 36 % more bytes).
+ * zstd level 1 (strategy fast, minMatch 7) with a 16 KiB hash table
+ * instead of its default 32 KiB, which stays in the L1 cache beside the
+ * events. Measured on the agent's own format-2 segments of 200k NGINX
+ * lines (docs/performance.md, issue 19), instructions per line in
+ * ZSTD_compress2 and compressed ratio: hashLog 12 5,116 at 5.74; 13 4,977
+ * at 5.88 and 14 4,901 at 5.97, yet they took 4 % and 7 % more CPU time
+ * (the table leaves L1); 11 5,291 at 5.56. minMatch 6, 5, 4 cost 28-616
+ * more for at most 0.4 % in ratio; searchLog does not apply to fast;
+ * targetLength 1 cut 553 but the ratio fell to 4.87 (fast then leaves
+ * literals raw); dfast cost 380 more. The content checksum costs 277
+ * instructions (7 % of the time) and stays: LMDB keeps no page checksums,
+ * and without it one byte changed in a stored frame decompresses into
+ * other events instead of being refused by the relay (test_spool's
+ * changed-byte test).
  */
 #define SPOOL_ZSTD_HASHLOG 12
 

@@ -430,9 +430,8 @@ syslog_mark_truncated(struct syslog_source *ss, struct event *ev)
 	struct event_field *f;
 
 	/* source_line leaves room: without marks it fills at most PARSER_MAX_FIELDS. */
-	if (ev->nfields >= sizeof(ss->sl.fields) / sizeof(ss->sl.fields[0]))
+	if ((f = source_line_add_field(&ss->sl, ev)) == NULL)
 		return;
-	f = &ss->sl.fields[ev->nfields++];
 	f->key.ptr = (const uint8_t *)key;
 	f->key.len = sizeof(key) - 1;
 	f->type = EVENT_BOOLEAN;

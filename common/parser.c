@@ -14,6 +14,7 @@ parser_init(struct parsed *p, size_t max_scratch)
 	p->host.len = 0;
 	p->nfields = 0;
 	p->error = NULL;
+	p->time_memo.len = 0;
 	buf_init(&p->scratch, max_scratch);
 }
 
@@ -35,6 +36,7 @@ parser_free(struct parsed *p)
 	if (p == NULL)
 		return;
 	buf_free(&p->scratch);
+	p->time_memo.len = 0;
 	p->ts = 0;
 	p->host.ptr = NULL;
 	p->host.len = 0;

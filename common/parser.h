@@ -15,6 +15,19 @@
 #include "common/buf.h"
 #include "proto/event.h"
 #define PARSER_MAX_FIELDS 64
+/*
+ * The last time text a parser converted and its result: the lines of one
+ * second share it, and comparing costs about 15 instructions where
+ * converting NGINX's $time_local again costs 250.
+ * Kept across lines and parser_reset; only a valid time is remembered.
+ */
+#define PARSER_TIME_MEMO_MAX 32
+struct parser_time_memo {
+	uint8_t text[PARSER_TIME_MEMO_MAX];
+	size_t len;                  /* 0: nothing remembered */
+	uint64_t ts;
+};
+
 struct parsed {
 	uint64_t ts;                 /* ns since the epoch, UTC; 0: the line has no usable time */
 	struct pbslice host;         /* host named by the line (syslog HOSTNAME); empty if none */
@@ -23,6 +36,7 @@ struct parsed {
 	const char *error;           /* static text: why the line did not parse (or, after a
 	                                success, which part did not); NULL if it all did */
 	struct buf scratch;          /* owned: bytes of values that are not slices of the line */
+	struct parser_time_memo time_memo;
 };
 /* Prepares p for use (scratch may grow to max_scratch bytes). Allocates nothing. */
 void parser_init(struct parsed *p, size_t max_scratch);

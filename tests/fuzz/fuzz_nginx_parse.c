@@ -17,6 +17,32 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/*
+ * A parser that parsed the part before the first newline (its time memo
+ * holds that line's time) gives the rest what a new parser gives.
+ */
+static void
+fuzz_reused_parser(const uint8_t *data, size_t size)
+{
+	const uint8_t *nl = memchr(data, '\n', size);
+	struct parsed fresh, reused;
+	size_t rest;
+	int a, b;
+
+	if (nl == NULL)
+		return;
+	rest = size - (size_t)(nl + 1 - data);
+	parser_init(&fresh, 0);
+	parser_init(&reused, 0);
+	(void)nginx_parse(data, (size_t)(nl - data), &reused);
+	a = nginx_parse(nl + 1, rest, &fresh);
+	b = nginx_parse(nl + 1, rest, &reused);
+	if (a != b || fresh.ts != reused.ts || fresh.nfields != reused.nfields)
+		abort();
+	parser_free(&fresh);
+	parser_free(&reused);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -25,6 +51,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct buf out;
 	int rc;
 
+	fuzz_reused_parser(data, size);
 	parser_init(&p, 0);
 	rc = nginx_parse(data, size, &p);
 	if (rc != 0) {

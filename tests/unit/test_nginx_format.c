@@ -364,6 +364,33 @@ test_truncated_lines_never_read_past_the_end(void **state)
 	nginx_format_free(j);
 }
 
+/* One compiled format and one parser, line after line: each line gets the time of its own text. */
+static void
+test_one_parser_gives_each_line_the_time_of_its_own_time_local(void **state)
+{
+	static const struct { const char *line; uint64_t utc; } lines[] = {
+		{ "[22/Nov/2026:10:00:00 +0100] 200", 1795338000 },
+		{ "[22/Nov/2026:10:00:00 +0100] 200", 1795338000 },
+		{ "[22/Nov/2026:10:00:01 +0100] 200", 1795338001 },
+		{ "[22/Nov/2026:10:00:01 +0000] 200", 1795341601 },
+		{ "[22/Nov/2026:10:00:01 -0100] 200", 1795345201 },
+		{ "[23/Nov/2026:10:00:01 -0100] 200", 1795431601 },
+	};
+	struct nginx_format *f = compile_ok("[$time_local] $status");
+	struct parsed p;
+
+	(void)state;
+	parser_init(&p, 64 * 1024);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		assert_int_equal(parse_str(f, lines[i].line, &p), 0);
+		assert_int_equal(p.ts, lines[i].utc * NS);
+	}
+	/* Not a time, after a valid one: the line does not parse. */
+	assert_int_equal(parse_str(f, "[22/Nov/2026:10:00:01 -01x0] 200", &p), -EINVAL);
+	parser_free(&p);
+	nginx_format_free(f);
+}
+
 int
 main(void)
 {
@@ -382,6 +409,7 @@ main(void)
 		cmocka_unit_test(test_full_scratch_keeps_values_as_written_and_says_so),
 		cmocka_unit_test(test_combined_gives_the_fields_of_nginx_combined),
 		cmocka_unit_test(test_truncated_lines_never_read_past_the_end),
+		cmocka_unit_test(test_one_parser_gives_each_line_the_time_of_its_own_time_local),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -673,6 +674,90 @@ test_fields_read_back_the_same_after_event_encode(void **state)
 	parser_free(&p);
 }
 
+/* Parses the line of time_local with p, reused from line to line as a source does. */
+static int
+parse_time_with(struct parsed *p, const char *time_local, size_t tlen)
+{
+	uint8_t line[256];
+	static const char head[] = "10.0.0.1 - - [", tail[] = "] \"GET / HTTP/1.1\" 200 0 \"-\" \"-\"";
+	size_t n = 0;
+
+	memcpy(line, head, sizeof(head) - 1);
+	n += sizeof(head) - 1;
+	memcpy(line + n, time_local, tlen);
+	n += tlen;
+	memcpy(line + n, tail, sizeof(tail) - 1);
+	n += sizeof(tail) - 1;
+	return nginx_parse(line, n, p);
+}
+
+/*
+ * Lines of one second share their time text, so a parser may remember the
+ * last one it converted: whatever changes in the text, the second, the
+ * zone or the date, changes the time.
+ */
+static void
+test_one_parser_gives_each_line_the_time_of_its_own_text(void **state)
+{
+	static const char *const times[] = {
+		"22/Nov/2026:10:00:00 +0000", "22/Nov/2026:10:00:00 +0000",
+		"22/Nov/2026:10:00:01 +0000", "22/Nov/2026:10:00:01 +0100",
+		"22/Nov/2026:10:00:01 -0100", "22/Nov/2026:10:00:01 -0130",
+		"22/Nov/2026:10:01:01 -0130", "22/Nov/2026:11:01:01 -0130",
+		"23/Nov/2026:11:01:01 -0130", "23/Dec/2026:11:01:01 -0130",
+		"23/Dec/2027:11:01:01 -0130", "22/Nov/2026:10:00:00 +0000",
+	};
+	struct parsed p;
+
+	(void)state;
+	parser_init(&p, 0);
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		assert_int_equal(parse_time_with(&p, times[i], strlen(times[i])), 0);
+		if (p.ts != ts_of(times[i]))
+			fail_msg("%s after %s: %" PRIu64 ", want %" PRIu64, times[i],
+			    i > 0 ? times[i - 1] : "nothing", p.ts, ts_of(times[i]));
+	}
+	parser_free(&p);
+}
+
+/* A time that is not valid is refused, whatever valid time the parser saw before. */
+static void
+test_an_invalid_time_after_a_valid_one_is_refused(void **state)
+{
+	static const char *const bad[] = {
+		"22/Nov/2026:10:00:00 +01x0", "22/Nov/2026:10:00:00 +0160",
+		"22/Nov/2026:10:00:60 +0100", "22/Nov/2026:10:00:00 *0100",
+		"31/Nov/2026:10:00:00 +0100", "22/Nov/2026:10:00:00 +0100",
+	};
+	struct parsed p;
+
+	(void)state;
+	parser_init(&p, 0);
+	for (size_t i = 0; i + 1 < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse_time_with(&p, bad[5], strlen(bad[5])), 0);
+		assert_int_equal(p.ts, ts_of(bad[5]));
+		if (parse_time_with(&p, bad[i], strlen(bad[i])) != -EINVAL)
+			fail_msg("%s after %s: parsed", bad[i], bad[5]);
+		assert_string_equal(p.error, "nginx_combined: bad time_local");
+		assert_int_equal(p.ts, 0);
+	}
+	parser_free(&p);
+}
+
+/* A parser that has seen no time yet remembers none: 26 zero bytes are no time. */
+static void
+test_a_new_parser_refuses_a_time_of_zero_bytes(void **state)
+{
+	static const char zeros[NGINX_TIME_LOCAL_LEN];
+	struct parsed p;
+
+	(void)state;
+	parser_init(&p, 0);
+	assert_int_equal(parse_time_with(&p, zeros, sizeof(zeros)), -EINVAL);
+	assert_string_equal(p.error, "nginx_combined: bad time_local");
+	parser_free(&p);
+}
+
 int
 main(void)
 {
@@ -695,6 +780,9 @@ main(void)
 		cmocka_unit_test(test_every_truncation_of_a_valid_line_fails_cleanly_in_bounds),
 		cmocka_unit_test(test_random_and_mutated_bytes_never_crash_or_escape_the_line),
 		cmocka_unit_test(test_fields_read_back_the_same_after_event_encode),
+		cmocka_unit_test(test_one_parser_gives_each_line_the_time_of_its_own_text),
+		cmocka_unit_test(test_an_invalid_time_after_a_valid_one_is_refused),
+		cmocka_unit_test(test_a_new_parser_refuses_a_time_of_zero_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -179,6 +180,69 @@ test_partial_line_is_parsed_and_marked(void **state)
 	source_line_free(&sl);
 }
 
+/*
+ * One source, line after line: each event has the fields of its own line,
+ * whatever the line before had (parsed, partial, not parsed).
+ */
+static void
+test_each_line_gets_only_its_own_fields_whatever_came_before(void **state)
+{
+	static const char good[] = "203.0.113.9 - - [22/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" "
+	    "200 612 \"-\" \"curl/8.0\"";
+	static const char bad[] = "not a line of nginx";
+	static const struct { const char *line; unsigned marks; size_t nfields; bool partial, error; }
+	    seq[] = {
+		{ good, 0, 9, false, false }, { good, SOURCE_PARTIAL, 10, true, false },
+		{ good, 0, 9, false, false }, { bad, 0, 1, false, true },
+		{ good, 0, 9, false, false }, { bad, SOURCE_PARTIAL, 2, true, true },
+		{ good, 0, 9, false, false },
+	};
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, "nginx_combined");
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		source_line_event(&sl, (const uint8_t *)seq[i].line, strlen(seq[i].line), seq[i].marks,
+		    NOW, "/var/log/a", &ev);
+		assert_int_equal(ev.nfields, seq[i].nfields);
+		assert_int_equal(field(&ev, "partial") != NULL, seq[i].partial);
+		assert_int_equal(field(&ev, "parse_error") != NULL, seq[i].error);
+		assert_int_equal(field(&ev, "status") != NULL, !seq[i].error);
+		assert_int_equal(ev.ts, seq[i].error ? NOW : NOW + UINT64_C(1000000000));
+	}
+	assert_int_equal(sl.parse_errors, 2);
+	source_line_free(&sl);
+}
+
+/* A field added behind a parsed line's (syslog's `truncated`) keeps them all, for that event only. */
+static void
+test_a_field_added_after_a_parsed_line_keeps_its_fields_for_that_event_only(void **state)
+{
+	static const char good[] = "203.0.113.9 - - [22/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" "
+	    "200 612 \"-\" \"curl/8.0\"";
+	struct event_field *f;
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, "nginx_combined");
+	source_line_event(&sl, (const uint8_t *)good, strlen(good), 0, NOW, "/var/log/a", &ev);
+	assert_non_null(f = source_line_add_field(&sl, &ev));
+	f->key.ptr = (const uint8_t *)"truncated";
+	f->key.len = 9;
+	f->type = EVENT_BOOLEAN;
+	f->v.boolean = true;
+	assert_int_equal(ev.nfields, 10);
+	assert_int_equal(field(&ev, "status")->v.integer, 200);
+	assert_non_null(field(&ev, "remote_addr"));
+	assert_true(field(&ev, "truncated")->v.boolean);
+	source_line_event(&sl, (const uint8_t *)good, strlen(good), 0, NOW, "/var/log/a", &ev);
+	assert_int_equal(ev.nfields, 9);
+	assert_null(field(&ev, "truncated"));
+	source_line_free(&sl);
+}
+
 static void
 test_raw_format_has_no_fields_and_syslog_names_the_host(void **state)
 {
@@ -288,6 +352,8 @@ main(void)
 		cmocka_unit_test(test_split_piece_carries_id_index_and_count_and_is_not_parsed),
 		cmocka_unit_test(test_last_piece_keeps_its_cr_and_a_flushed_one_is_also_partial),
 		cmocka_unit_test(test_partial_line_is_parsed_and_marked),
+		cmocka_unit_test(test_each_line_gets_only_its_own_fields_whatever_came_before),
+		cmocka_unit_test(test_a_field_added_after_a_parsed_line_keeps_its_fields_for_that_event_only),
 		cmocka_unit_test(test_multiline_event_cut_at_max_bytes_is_marked_after_its_parse_error),
 		cmocka_unit_test(test_raw_format_has_no_fields_and_syslog_names_the_host),
 		cmocka_unit_test(test_the_formats_are_the_configuration_names_in_table_order),

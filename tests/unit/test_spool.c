@@ -1326,6 +1326,25 @@ test_full_name_table_falls_back_to_literals_and_reads_back(void **state)
 	assert_int_equal(r.events, 3000);
 }
 
+/* Stores lines 0..99 with the default options, then hands the stored segments to fn. */
+static int
+view_100_lines(struct fixture *fx, int (*fn)(void *, const struct spool_segment *), void *ctx)
+{
+	struct spool_options o;
+	struct spool_view *v;
+	const char *why = NULL;
+	int r;
+
+	spool_options_default(&o, fx->dir);
+	open_spool(fx, &o);
+	append_lines(fx, 0, 100);
+	close_spool(fx);
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	r = spool_view_segments(v, 0, fn, ctx, &why);
+	spool_view_close(v);
+	return r;
+}
+
 static int
 decompress_without_memory_cb(void *ctx, const struct spool_segment *seg)
 {
@@ -1344,20 +1363,53 @@ decompress_without_memory_cb(void *ctx, const struct spool_segment *seg)
 static void
 test_decompressing_without_memory_says_out_of_memory_not_damage(void **state)
 {
-	struct fixture *fx = *state;
-	struct spool_options o;
-	struct spool_view *v;
-	const char *why = NULL;
 	int rc = 1;
 
-	spool_options_default(&o, fx->dir);
-	open_spool(fx, &o);
-	append_lines(fx, 0, 100);
-	close_spool(fx);
-	assert_int_equal(spool_view_open(fx->dir, &v), 0);
-	assert_int_equal(spool_view_segments(v, 0, decompress_without_memory_cb, &rc, &why), 1);
-	spool_view_close(v);
+	assert_int_equal(view_100_lines(*state, decompress_without_memory_cb, &rc), 1);
 	assert_int_equal(rc, -ENOMEM);
+}
+
+/*
+ * Changes each byte of the stored frame in turn: none may decompress into
+ * other events. LMDB keeps no checksum of its pages, so the frame's content
+ * checksum is what makes the relay (and the split path) refuse a segment
+ * changed on disk rather than ship altered events.
+ */
+static int
+changed_bytes_cb(void *ctx, const struct spool_segment *seg)
+{
+	struct spool_segment bad = *seg;
+	struct buf orig, out;
+	uint8_t *copy = malloc(seg->payload_len);
+	size_t *silent = ctx;
+
+	assert_non_null(copy);
+	buf_init(&orig, 64 << 20);
+	buf_init(&out, 64 << 20);
+	assert_int_equal(spool_segment_stored(seg, &orig), 0);
+	memcpy(copy, seg->payload, seg->payload_len);
+	bad.payload = copy;
+	/* The frame header's first 6 bytes (magic, descriptor, size) fail on their own. */
+	for (size_t i = 6; i < seg->payload_len; i++) {
+		copy[i] ^= 0x20;
+		if (spool_segment_stored(&bad, &out) == 0 && (out.len != orig.len ||
+		    memcmp(out.data, orig.data, out.len) != 0))
+			(*silent)++;
+		copy[i] ^= 0x20;
+	}
+	buf_free(&orig);
+	buf_free(&out);
+	free(copy);
+	return 0;
+}
+
+static void
+test_a_byte_changed_in_a_stored_segment_never_decompresses_to_other_events(void **state)
+{
+	size_t silent = 0;
+
+	assert_int_equal(view_100_lines(*state, changed_bytes_cb, &silent), 0);
+	assert_int_equal(silent, 0);
 }
 
 int
@@ -1390,6 +1442,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_new_segments_are_format2_with_a_dict_of_only_the_entries_used, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_name_table_falls_back_to_literals_and_reads_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decompressing_without_memory_says_out_of_memory_not_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_byte_changed_in_a_stored_segment_never_decompresses_to_other_events, setup, teardown),
 	};
 
 	log_init("test_spool", LOG_LEVEL_WARN);
