@@ -22,10 +22,13 @@
 /*
  * How an EventList is written (proto/logferry.proto, docs/architecture.md
  * "Event formats"): 1, every event self-contained; 2, names and origins
- * through per-segment tables. A spool segment and a Batch each have one.
+ * through per-segment tables; 3, format 2 with an event's slice and
+ * integer fields packed (Event.packed_fields). A spool segment and a
+ * Batch each have one.
  */
 #define EVENT_FORMAT_1 1
 #define EVENT_FORMAT_2 2
+#define EVENT_FORMAT_3 3
 
 /* Format 2's largest ids (proto/logferry.proto Dict). */
 #define EVENT_MAX_KEY_ID 4095
@@ -81,6 +84,16 @@ int event_encode(const struct event *ev, struct buf *out);
  * when it is nonzero (0: literal).
  */
 int event_encode_ids(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+    struct buf *out);
+
+/*
+ * Format 3: as event_encode_ids, but the fields as Event.packed_fields when
+ * every one is a slice or an integer with a key id (key_ids[i] nonzero) and
+ * there are at most EVENT_PACK_MAX_FIELDS of them; otherwise as
+ * event_encode_ids writes them.
+ */
+#define EVENT_PACK_MAX_FIELDS 64
+int event_encode_packed(const struct event *ev, const uint16_t *key_ids, unsigned origin,
     struct buf *out);
 
 /*
