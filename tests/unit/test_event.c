@@ -1308,6 +1308,18 @@ test_format3_packed_event_needs_the_wire_type_of_bytes(void **state)
 	assert_string_equal(r.why, "wrong wire type");
 }
 
+/* A value of f's type, which is not a slice nor an integer. */
+static void
+set_other_value(struct event_field *f)
+{
+	if (f->type == EVENT_TEXT || f->type == EVENT_JSON)
+		f->v.text = S("[1]");
+	else if (f->type == EVENT_NUMBER)
+		f->v.number = 0.5;
+	else if (f->type == EVENT_BOOLEAN)
+		f->v.boolean = true;
+}
+
 /* An NGINX-like event: overlapping slices and integers, every key by id. */
 static void
 nginx_like(struct event *ev, struct event_field *f, uint16_t *ids)
@@ -1403,7 +1415,7 @@ test_format3_encoder_writes_field_messages_unless_every_field_packs(void **state
 		nginx_like(&ev, f, ids);
 		if (i < sizeof(other) / sizeof(other[0])) {
 			f[3].type = other[i];
-			f[3].v.text = S("x");
+			set_other_value(&f[3]);
 		} else {
 			ids[3] = 0;          /* a key by name */
 		}

@@ -344,7 +344,12 @@ test_format3_event_with_text_json_bool_or_double_is_not_packed(void **state)
 	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
 		make_nginx_event(&ev, f);
 		f[4].type = other[i];
-		f[4].v.text = S("[1]");
+		if (other[i] == EVENT_TEXT || other[i] == EVENT_JSON)
+			f[4].v.text = S("[1]");
+		else if (other[i] == EVENT_NUMBER)
+			f[4].v.number = 0.5;
+		else if (other[i] == EVENT_BOOLEAN)
+			f[4].v.boolean = true;
 		encode_in_format(&ev, EVENT_FORMAT_2, &e2, &all, &got[0], gf);
 		encode_in_format(&ev, EVENT_FORMAT_3, &e3, &all, &got[0], gf);
 		/* Written as format 2 writes it, byte for byte. */
