@@ -47,7 +47,7 @@ enum event_value_type {
 struct event_field {
 	struct pbslice key;
 	enum event_value_type type;
-	uint32_t key_id;              /* decoding: format 2's key id, resolved into key; ignored by the encoders */
+	uint32_t key_id;              /* decoding: format 2's or 3's key id, resolved into key; ignored by the encoders */
 	union {
 		struct pbslice text;
 		int64_t integer;
@@ -134,7 +134,7 @@ void event_reader_set_dict(struct event_reader *r, struct pbslice dict);
  * Returns 1 and fills *ev (valid while data is, and until the next call,
  * which reuses the field array), 0 at the end of the list, -EPROTO for
  * malformed input (format 2 included: a key or origin id out of range or
- * not defined by the current Dict), -E2BIG for an event with more than
+ * not defined by the current Dict; format 3's: a bad packed entry), -E2BIG for an event with more than
  * max_fields fields, or -ENOMEM when the thread's format-2 tables (about
  * 112 KiB, allocated at its first format-2 list) cannot be allocated.
  * After an error r->why says what was wrong. An error inside one event
