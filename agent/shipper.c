@@ -42,7 +42,7 @@
 #define SHIPPER_ZSTD_LEVEL 1
 
 /* The event formats this agent sends, as Hello announces them; it converts to the first. */
-static const uint32_t shipper_event_formats[] = { EVENT_FORMAT_1, EVENT_FORMAT_2 };
+static const uint32_t shipper_event_formats[] = { EVENT_FORMAT_1, EVENT_FORMAT_2, EVENT_FORMAT_3 };
 #define SHIPPER_NFORMATS (sizeof(shipper_event_formats) / sizeof(shipper_event_formats[0]))
 
 enum shipper_state {

@@ -26,13 +26,13 @@
 #include "proto/event_dict.h"
 
 /*
- * The spool's format (meta "format"): 2 since event format 2, whose
- * segments say their event format in header byte 4 (1 or 2, both read). A
- * spool of format 1 is upgraded in place at open; agents before format 2
- * refuse a spool of 2 and move it aside (docs/architecture.md "Spool").
+ * The spool's format (meta "format"): 3 since event format 3, whose
+ * segments say their event format in header byte 4 (1, 2 or 3, all read).
+ * A spool of format 1 or 2 is upgraded in place at open; older agents
+ * refuse a spool of a later format than theirs and move it aside
+ * (docs/architecture.md "Spool").
  */
-#define SPOOL_FORMAT 2
-#define SPOOL_FORMAT_1 1
+#define SPOOL_FORMAT 3
 /*
  * Room kept in front of an open segment's events for its Dict, which is
  * known only at seal: names and origins of a typical source fit; a larger
@@ -276,7 +276,7 @@ spool_segment_parse(const MDB_val *k, const MDB_val *v, struct spool_segment *se
 	seg->ts_newest = spool_get_le(p + 32, 8);
 	seg->payload = p + SPOOL_SEGMENT_HEADER;
 	seg->payload_len = v->mv_size - SPOOL_SEGMENT_HEADER;
-	if ((p[4] != EVENT_FORMAT_1 && p[4] != EVENT_FORMAT_2) || seg->codec != SPOOL_CODEC_ZSTD) {
+	if (p[4] < EVENT_FORMAT_1 || p[4] > EVENT_FORMAT_3 || seg->codec != SPOOL_CODEC_ZSTD) {
 		*why = "segment of an unknown event format or codec";
 		return -EIO;
 	}
@@ -462,14 +462,15 @@ spool_env_open(struct spool *s, uint64_t moved_aside, const char **why)
 		*why = "its format record is unreadable";
 		goto out;
 	}
-	if (format == SPOOL_FORMAT_1) {
-		/* Its segments say format 1 in their headers and stay readable. */
+	if (format >= 1 && format < SPOOL_FORMAT) {
+		/* Its segments say their event format in their headers and stay readable. */
 		if ((rc = spool_meta_put(txn, s->meta, "format", SPOOL_FORMAT)) != 0) {
 			*why = "its format record cannot be upgraded";
 			goto out;
 		}
-		log_info("spool %s: upgraded from format 1 to 2 (event format 2); its stored "
-		    "segments stay format 1 and ship as they are", s->dir);
+		log_info("spool %s: upgraded from format %" PRIu64 " to %d (event format %d); its "
+		    "stored segments stay format %" PRIu64 " and ship as they are", s->dir, format,
+		    SPOOL_FORMAT, EVENT_FORMAT_3, format);
 		format = SPOOL_FORMAT;
 	}
 	if (format != SPOOL_FORMAT) {
@@ -1042,7 +1043,7 @@ spool_seal(struct spool *s)
 	h = g->out.data;
 	memset(h, 0, SPOOL_SEGMENT_HEADER);
 	spool_put_le(h, SPOOL_SEGMENT_MAGIC, 4);
-	h[4] = EVENT_FORMAT_2;
+	h[4] = EVENT_FORMAT_3;
 	h[5] = SPOOL_CODEC_ZSTD;
 	spool_put_le(h + 8, g->events, 4);
 	spool_put_le(h + 12, g->uncompressed, 4);
@@ -2279,6 +2280,7 @@ spool_open(uv_loop_t *loop, const struct spool_options *o, void (*writable)(void
 		r = -ENOMEM;
 		goto fail;
 	}
+	event_dict_set_format(s->dict, EVENT_FORMAT_3);
 	if ((r = spool_mkdirs(s->dir)) != 0) {
 		log_error("spool: cannot create directory %s: %s; check data_dir and its permissions",
 		    s->dir, strerror(-r));

@@ -42,7 +42,7 @@ struct spool_segment {
 	uint32_t events;
 	uint32_t uncompressed;       /* bytes of the EventList */
 	uint8_t codec;               /* SPOOL_CODEC_ZSTD */
-	uint8_t event_format;        /* EVENT_FORMAT_1 or _2: how its EventList is written */
+	uint8_t event_format;        /* EVENT_FORMAT_1, _2 or _3: how its EventList is written */
 	uint64_t ts_oldest, ts_newest;
 	const uint8_t *payload;      /* the zstd frame, in LMDB's map */
 	size_t payload_len;

@@ -14,7 +14,7 @@
 enum {
 	EVENTLIST_EVENTS = 1, EVENTLIST_DICTS,
 	EVENT_TS = 1, EVENT_HOST, EVENT_STREAM, EVENT_SOURCE, EVENT_MESSAGE, EVENT_FIELDS,
-	EVENT_ORIGIN,
+	EVENT_ORIGIN, EVENT_PACKED_FIELDS,
 	FIELD_KEY = 1, FIELD_TEXT, FIELD_INTEGER, FIELD_NUMBER, FIELD_BOOLEAN,
 	FIELD_SLICE, FIELD_JSON, FIELD_KEY_ID,
 	SLICE_OFFSET = 1, SLICE_LENGTH,
@@ -22,6 +22,8 @@ enum {
 	/* DictKey and DictOrigin alike: the id, then the bytes values (event_load_entry). */
 	DICTKEY_ID = 1, DICTKEY_NAME,
 	DICTORIGIN_ID = 1, DICTORIGIN_HOST, DICTORIGIN_STREAM, DICTORIGIN_SOURCE,
+	/* Format 3: the kind of an Event.packed_fields entry, its head's low 2 bits (2, 3: reserved). */
+	PACKED_SLICE = 0, PACKED_INTEGER,
 };
 _Static_assert(DICTORIGIN_ID == DICTKEY_ID && DICTORIGIN_HOST == DICTKEY_NAME,
     "event_load_entry reads DictKey and DictOrigin alike");
@@ -185,6 +187,23 @@ event_put_bytes(uint8_t *p, unsigned field, const struct pbslice *b, bool always
 	return p + b->len;
 }
 
+/* An Event's fields before its fields: ts, origin (or host, stream, source), message. */
+static inline __attribute__((always_inline)) uint8_t *
+event_put_head(uint8_t *p, const struct event *ev, unsigned origin)
+{
+	if (ev->ts)
+		p = event_put_fixed64(p, EVENT_TS, ev->ts);
+	if (origin) {
+		p = event_put_varint(event_put_tag(p, EVENT_ORIGIN, WT_VARINT), origin);
+	} else {
+		p = event_put_bytes(p, EVENT_HOST, &ev->host, false);
+		p = event_put_bytes(p, EVENT_STREAM, &ev->stream, false);
+		p = event_put_bytes(p, EVENT_SOURCE, &ev->source, false);
+	}
+	p = event_put_bytes(p, EVENT_MESSAGE, &ev->message, false);
+	return p;
+}
+
 static inline __attribute__((always_inline)) uint8_t *
 event_put_field(uint8_t *p, const struct event_field *f, unsigned key_id, size_t size)
 {
@@ -227,6 +246,24 @@ event_put_field(uint8_t *p, const struct event_field *f, unsigned key_id, size_t
 }
 
 /*
+ * Reserves an EventList `events` element of size bytes in out and writes
+ * its tag and length: where its contents go, or NULL with *r set.
+ */
+static uint8_t *
+event_begin(struct buf *out, size_t size, size_t *total, int *r)
+{
+	if (size > UINT32_MAX) {
+		*r = -EMSGSIZE;
+		return NULL;
+	}
+	*total = 1 + event_varint_size(size) + size;
+	if ((*r = buf_reserve(out, *total)) != 0)
+		return NULL;
+	return event_put_varint(event_put_tag(out->data + out->len, EVENTLIST_EVENTS, WT_LEN),
+	    size);
+}
+
+/*
  * The exact path: every size computed before the writes, so that it needs
  * no more room than the event's own bytes. For a buffer without the
  * one-pass path's slack (a block nearly full, a cap of the event's size),
@@ -244,23 +281,10 @@ event_encode_exact(const struct event *ev, const uint16_t *key_ids, unsigned ori
 
 	if (bad)
 		return -EINVAL;
-	if (size > UINT32_MAX)
-		return -EMSGSIZE;
-	total = 1 + event_varint_size(size) + size;
-	if ((r = buf_reserve(out, total)) != 0)
+	if ((p = event_begin(out, size, &total, &r)) == NULL)
 		return r;
-	start = p = out->data + out->len;
-	p = event_put_varint(event_put_tag(p, EVENTLIST_EVENTS, WT_LEN), size);
-	if (ev->ts)
-		p = event_put_fixed64(p, EVENT_TS, ev->ts);
-	if (origin) {
-		p = event_put_varint(event_put_tag(p, EVENT_ORIGIN, WT_VARINT), origin);
-	} else {
-		p = event_put_bytes(p, EVENT_HOST, &ev->host, false);
-		p = event_put_bytes(p, EVENT_STREAM, &ev->stream, false);
-		p = event_put_bytes(p, EVENT_SOURCE, &ev->source, false);
-	}
-	p = event_put_bytes(p, EVENT_MESSAGE, &ev->message, false);
+	start = out->data + out->len;
+	p = event_put_head(p, ev, origin);
 	for (size_t i = 0; i < ev->nfields; i++) {
 		unsigned id = key_ids ? key_ids[i] : 0;
 
@@ -428,16 +452,7 @@ event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned orig
 	reserved = event_varint_size(need);
 	start = out->data + out->len;
 	body = p = start + 1 + reserved;
-	if (ev->ts)
-		p = event_put_fixed64(p, EVENT_TS, ev->ts);
-	if (origin) {
-		p = event_put_varint(event_put_tag(p, EVENT_ORIGIN, WT_VARINT), origin);
-	} else {
-		p = event_put_bytes(p, EVENT_HOST, &ev->host, false);
-		p = event_put_bytes(p, EVENT_STREAM, &ev->stream, false);
-		p = event_put_bytes(p, EVENT_SOURCE, &ev->source, false);
-	}
-	p = event_put_bytes(p, EVENT_MESSAGE, &ev->message, false);
+	p = event_put_head(p, ev, origin);
 	for (size_t i = 0; i < ev->nfields && err == 0; i++)
 		p = event_put_field_1pass(p, &ev->fields[i], key_ids ? key_ids[i] : 0, &budget,
 		    &err);
@@ -466,6 +481,89 @@ event_encode_ids(const struct event *ev, const uint16_t *key_ids, unsigned origi
     struct buf *out)
 {
 	return event_encode_with(ev, key_ids, origin, out);
+}
+
+/* ------------------------------------------------------ format 3's packing */
+
+/* A packed entry's widest: a key id (2 bytes), a head (6: a delta within +-2^33), a length (5). */
+#define EVENT_PACK_ENTRY_MAX 16
+
+static uint64_t
+event_zigzag64(int64_t v)
+{
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+/*
+ * ev's fields as Event.packed_fields entries into pk; their length, or 0
+ * when a field cannot be packed (neither a slice nor an integer, or no id).
+ */
+static size_t
+event_pack(const struct event *ev, const uint16_t *key_ids, uint8_t *pk)
+{
+	uint8_t *p = pk;
+	int64_t end = 0;
+
+	for (size_t i = 0; i < ev->nfields; i++) {
+		const struct event_field *f = &ev->fields[i];
+
+		if (key_ids[i] == 0)
+			return 0;
+		p = event_put_varint(p, key_ids[i]);
+		if (f->type == EVENT_SLICE) {
+			/*
+			 * From the previous slice's end: a parser's slices mostly
+			 * follow each other (a 1-byte delta); a part of the one
+			 * before (method in request) makes it negative.
+			 */
+			p = event_put_varint(p, event_zigzag64((int64_t)f->v.slice.offset - end) << 2 |
+			    PACKED_SLICE);
+			p = event_put_varint(p, f->v.slice.length);
+			end = (int64_t)f->v.slice.offset + f->v.slice.length;
+		} else if (f->type == EVENT_INTEGER) {
+			*p++ = PACKED_INTEGER;
+			p = event_put_varint(p, event_zigzag64(f->v.integer));
+		} else {
+			return 0;
+		}
+	}
+	return (size_t)(p - pk);
+}
+
+/*
+ * The entries are packed on the stack first (a kilobyte at most), which
+ * gives the event's exact size without a loop over the fields: one
+ * reservation, one write.
+ */
+int
+event_encode_packed(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+    struct buf *out)
+{
+	uint8_t pk[EVENT_PACK_MAX_FIELDS * EVENT_PACK_ENTRY_MAX], *start, *p;
+	size_t plen, size, total;
+	int r;
+
+	if (key_ids == NULL || ev->nfields == 0 || ev->nfields > EVENT_PACK_MAX_FIELDS ||
+	    (plen = event_pack(ev, key_ids, pk)) == 0)
+		return event_encode_ids(ev, key_ids, origin, out);
+	size = (ev->ts ? 1 + 8 : 0) + event_bytes_size(&ev->message) + event_len_size(plen);
+	if (origin)
+		size += 1 + event_varint_size(origin);
+	else
+		size += event_bytes_size(&ev->host) + event_bytes_size(&ev->stream) +
+		    event_bytes_size(&ev->source);
+	if ((p = event_begin(out, size, &total, &r)) == NULL)
+		return r;
+	start = out->data + out->len;
+	p = event_put_head(p, ev, origin);
+	p = event_put_varint(event_put_tag(p, EVENT_PACKED_FIELDS, WT_LEN), plen);
+	memcpy(p, pk, plen);
+	p += plen;
+	/* The sizes and the writes must agree to the byte, or memory is corrupt. */
+	if ((size_t)(p - start) != total)
+		abort();
+	out->len += total;
+	return 0;
 }
 
 static size_t
@@ -1001,6 +1099,74 @@ event_reader_init(struct event_reader *r, const uint8_t *data, size_t len,
 	r->serial = 0;
 }
 
+static int
+event_packed_bad(struct event_cur *c, const char *why)
+{
+	event_fail(c, why);
+	return -EPROTO;
+}
+
+/*
+ * Format 3: one Event.packed_fields value, its entries appended to ev's
+ * fields in order (slice offsets from 0 again in each value). Bounds as
+ * a Slice's: within 4 GiB here, within the message where a slice is
+ * resolved (event_field_string). Returns 0, -EPROTO or -E2BIG, r->why set.
+ */
+static int
+event_get_packed(struct event_reader *r, struct event_cur *c, unsigned wt, struct event *ev)
+{
+	struct event_cur sub;
+	int64_t end = 0;
+
+	if (!event_expect(c, wt, WT_LEN) || !event_enter(c, &sub))
+		return -EPROTO;
+	while (sub.p < sub.end) {
+		struct event_field *f;
+		uint64_t id, head, v;
+		int64_t offset;
+
+		if (ev->nfields == r->max_fields) {
+			r->why = "too many fields in one event";
+			return -E2BIG;
+		}
+		if (!event_get_varint(&sub, &id) || !event_get_varint(&sub, &head) ||
+		    !event_get_varint(&sub, &v))
+			return -EPROTO;
+		if (id == 0)
+			return event_packed_bad(&sub, "packed field with key id 0");
+		f = &r->fields[ev->nfields++];
+		f->key.ptr = NULL;
+		f->key.len = 0;
+		/* Any id above 4095 is refused alike (event_resolve): kept above it. */
+		f->key_id = id > UINT32_MAX ? UINT32_MAX : (uint32_t)id;
+		switch (head & 3) {
+		case PACKED_SLICE:
+			/* head >> 2 < 2^62: the delta and the sum stay well inside int64. */
+			offset = end + ((int64_t)(head >> 3) ^ -(int64_t)(head >> 2 & 1));
+			if (offset < 0 || offset > UINT32_MAX)
+				return event_packed_bad(&sub, "packed slice offset outside 0..4 GiB");
+			if (v > UINT32_MAX)
+				return event_packed_bad(&sub, "packed slice length above 4 GiB");
+			f->type = EVENT_SLICE;
+			f->v.slice.offset = (uint32_t)offset;
+			f->v.slice.length = (uint32_t)v;
+			end = offset + (int64_t)v;
+			break;
+		case PACKED_INTEGER:
+			if (head != PACKED_INTEGER)
+				return event_packed_bad(&sub, "packed integer with a nonzero head");
+			f->type = EVENT_INTEGER;
+			f->v.integer = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+			break;
+		default:
+			return event_packed_bad(&sub, "packed field of a reserved kind");
+		}
+	}
+	/* Every packed field names its key by id: resolved with format 2's. */
+	c->refs = true;
+	return 0;
+}
+
 /* Decodes one Event message's contents into ev. */
 static int
 event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
@@ -1039,6 +1205,11 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 			break;
 		case EVENT_ORIGIN:
 			ok = event_expect(c, wt, WT_VARINT) && event_get_varint(c, &origin);
+			break;
+		case EVENT_PACKED_FIELDS:
+			if ((rc = event_get_packed(r, c, wt, ev)) != 0)
+				return rc;
+			ok = true;
 			break;
 		default:
 			ok = event_skip(c, wt);

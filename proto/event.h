@@ -22,10 +22,13 @@
 /*
  * How an EventList is written (proto/logferry.proto, docs/architecture.md
  * "Event formats"): 1, every event self-contained; 2, names and origins
- * through per-segment tables. A spool segment and a Batch each have one.
+ * through per-segment tables; 3, format 2 with an event's slice and
+ * integer fields packed (Event.packed_fields). A spool segment and a
+ * Batch each have one.
  */
 #define EVENT_FORMAT_1 1
 #define EVENT_FORMAT_2 2
+#define EVENT_FORMAT_3 3
 
 /* Format 2's largest ids (proto/logferry.proto Dict). */
 #define EVENT_MAX_KEY_ID 4095
@@ -44,7 +47,7 @@ enum event_value_type {
 struct event_field {
 	struct pbslice key;
 	enum event_value_type type;
-	uint32_t key_id;              /* decoding: format 2's key id, resolved into key; ignored by the encoders */
+	uint32_t key_id;              /* decoding: format 2's or 3's key id, resolved into key; ignored by the encoders */
 	union {
 		struct pbslice text;
 		int64_t integer;
@@ -81,6 +84,16 @@ int event_encode(const struct event *ev, struct buf *out);
  * when it is nonzero (0: literal).
  */
 int event_encode_ids(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+    struct buf *out);
+
+/*
+ * Format 3: as event_encode_ids, but the fields as Event.packed_fields when
+ * every one is a slice or an integer with a key id (key_ids[i] nonzero) and
+ * there are at most EVENT_PACK_MAX_FIELDS of them; otherwise as
+ * event_encode_ids writes them.
+ */
+#define EVENT_PACK_MAX_FIELDS 64
+int event_encode_packed(const struct event *ev, const uint16_t *key_ids, unsigned origin,
     struct buf *out);
 
 /*
@@ -121,7 +134,7 @@ void event_reader_set_dict(struct event_reader *r, struct pbslice dict);
  * Returns 1 and fills *ev (valid while data is, and until the next call,
  * which reuses the field array), 0 at the end of the list, -EPROTO for
  * malformed input (format 2 included: a key or origin id out of range or
- * not defined by the current Dict), -E2BIG for an event with more than
+ * not defined by the current Dict; format 3's: a bad packed entry), -E2BIG for an event with more than
  * max_fields fields, or -ENOMEM when the thread's format-2 tables (about
  * 112 KiB, allocated at its first format-2 list) cannot be allocated.
  * After an error r->why says what was wrong. An error inside one event

@@ -52,6 +52,7 @@ struct event_dict {
 	struct event_dict_key_hint at[EVENT_DICT_MAX_FIELDS][2];
 	uint8_t *arena;
 	size_t arena_len, arena_cap;
+	int format;                                         /* EVENT_FORMAT_2 or _3 */
 };
 
 struct event_dict *
@@ -66,7 +67,14 @@ event_dict_new(size_t arena_bytes)
 		return NULL;
 	}
 	d->arena_cap = arena_bytes;
+	d->format = EVENT_FORMAT_2;
 	return d;
+}
+
+void
+event_dict_set_format(struct event_dict *d, int format)
+{
+	d->format = format;
 }
 
 void
@@ -258,7 +266,8 @@ event_dict_encode(struct event_dict *d, const struct event *ev, struct event_dic
 	}
 	if (origin)
 		EVENT_DICT_SET(used->origins, origin);
-	if ((r = event_encode_ids(ev, ids, origin, out)) != 0)
+	if ((r = d->format == EVENT_FORMAT_3 ? event_encode_packed(ev, ids, origin, out) :
+	    event_encode_ids(ev, ids, origin, out)) != 0)
 		return r;
 	return 0;
 }

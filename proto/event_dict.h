@@ -34,6 +34,12 @@ struct event_dict *event_dict_new(size_t arena_bytes);
 void event_dict_free(struct event_dict *d);
 
 /*
+ * The event format event_dict_encode writes: EVENT_FORMAT_2 (a new
+ * table's) or EVENT_FORMAT_3 (fields packed where they can be).
+ */
+void event_dict_set_format(struct event_dict *d, int format);
+
+/*
  * Appends ev to out as one element of a format-2 EventList, its keys and
  * origin by id where the table has or takes them, and sets their bits in
  * used. Returns what event_encode returns; on error out is unchanged (the

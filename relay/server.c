@@ -538,7 +538,7 @@ out:
 }
 
 /* The event formats this relay reads, as its Welcome announces them. */
-static const uint32_t server_event_formats[] = { EVENT_FORMAT_1, EVENT_FORMAT_2 };
+static const uint32_t server_event_formats[] = { EVENT_FORMAT_1, EVENT_FORMAT_2, EVENT_FORMAT_3 };
 
 /*
  * A Batch in an event format this relay cannot read is neither acked nor

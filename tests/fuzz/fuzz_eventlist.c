@@ -3,8 +3,9 @@
  * Fuzzes the EventList reader as the relay uses it: a decompressed batch
  * payload from an agent must give events or a clean error. Every event read
  * must encode again, and every slice field must resolve inside its message
- * or be refused; format 2's key and origin ids resolve into the input's
- * Dict or are refused. When event_list_count accepts the framing, reading on past
+ * or be refused; format 2's key and origin ids (and format 3's packed
+ * fields') resolve into the input's Dict or are refused. When
+ * event_list_count accepts the framing, reading on past
  * bad events must give exactly that many results (good or bad) and end, and
  * the list converted to format 1 must hold as many events.
  */

@@ -1,11 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# Event format 2 end to end (issue 19 item 2, docs/architecture.md "Event
-# formats"): file -> logferry-agent (spool segments of format 2, names and
-# origin in each segment's Dict) -> mutual TLS -> logferry-relay with
-# kafka.format protobuf -> mock Kafka. Each record is one Event on its own,
-# so an event that referred to its segment's Dict must arrive encoded again
-# with its field names and source in it, never as ids a consumer cannot read.
+# Event formats 2 and 3 end to end (issue 19 item 2, docs/architecture.md
+# "Event formats"): file -> logferry-agent (spool segments of format 3, names
+# and origin in each segment's Dict, the NGINX fields packed by key id) ->
+# mutual TLS -> logferry-relay with kafka.format protobuf -> mock Kafka.
+# Each record is one Event on its own, so an event that referred to its
+# segment's Dict must arrive encoded again with its field names and source
+# in it, never as ids a consumer cannot read.
 . "$(dirname "$0")/lib.sh"
 
 command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }

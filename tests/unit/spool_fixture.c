@@ -18,6 +18,7 @@
 
 #include "common/buf.h"
 #include "proto/event.h"
+#include "proto/event_dict.h"
 #include "tests/unit/spool_fixture.h"
 
 int
@@ -96,6 +97,12 @@ put_meta(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t v)
 void
 spool_fixture_write_format1(const char *dir, uint64_t n)
 {
+	spool_fixture_write_format(dir, n, EVENT_FORMAT_1);
+}
+
+void
+spool_fixture_write_format(const char *dir, uint64_t n, int format)
+{
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi segs, files, meta;
@@ -103,24 +110,41 @@ spool_fixture_write_format1(const char *dir, uint64_t n)
 	uint8_t *seg, key[8];
 	size_t bound, zlen;
 	MDB_val k = { 8, key }, v;
+	struct event_dict *d = event_dict_new(4096);
+	struct event_dict_used used;
+	struct buf events;
 
 	assert_int_equal(mkdir(dir, 0750), 0);
+	assert_non_null(d);
+	memset(&used, 0, sizeof(used));
+	event_dict_set_format(d, format);
 	buf_init(&list, 1 << 24);
+	buf_init(&events, 1 << 24);
 	for (uint64_t i = 0; i < n; i++) {
 		char msg[64];
 		struct event ev = { .ts = i, .stream = { (const uint8_t *)"test", 4 } };
+		/* In format 2 on, a field by id, "n": the line's number. */
+		struct event_field f = { .key = { (const uint8_t *)"n", 1 }, .type = EVENT_SLICE };
 
 		snprintf(msg, sizeof(msg), "line %08llu", (unsigned long long)i);
 		ev.message.ptr = (const uint8_t *)msg;
 		ev.message.len = strlen(msg);
-		assert_int_equal(event_encode(&ev, &list), 0);
+		f.v.slice.offset = 5;
+		f.v.slice.length = 8;
+		ev.fields = &f;
+		ev.nfields = format == EVENT_FORMAT_1 ? 0 : 1;
+		assert_int_equal(format == EVENT_FORMAT_1 ? event_encode(&ev, &events) :
+		    event_dict_encode(d, &ev, &used, &events), 0);
 	}
+	if (format != EVENT_FORMAT_1)
+		assert_int_equal(event_dict_write(d, &used, &list), 0);
+	assert_int_equal(buf_append(&list, events.data, events.len), 0);
 	bound = ZSTD_compressBound(list.len);
 	assert_non_null(seg = calloc(1, SPOOL_SEGMENT_HEADER + bound));
 	zlen = ZSTD_compress(seg + SPOOL_SEGMENT_HEADER, bound, list.data, list.len, 1);
 	assert_false(ZSTD_isError(zlen));
 	put_le(seg, SPOOL_SEGMENT_MAGIC, 4);
-	seg[4] = 1;
+	seg[4] = (uint8_t)format;
 	seg[5] = SPOOL_CODEC_ZSTD;
 	put_le(seg + 8, n, 4);
 	put_le(seg + 12, list.len, 4);
@@ -139,11 +163,14 @@ spool_fixture_write_format1(const char *dir, uint64_t n)
 	assert_int_equal(mdb_dbi_open(txn, "segments", MDB_CREATE, &segs), 0);
 	assert_int_equal(mdb_dbi_open(txn, "files", MDB_CREATE, &files), 0);
 	assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
-	put_meta(txn, meta, "format", 1);
+	/* The spool's format was the event format of its segments, up to 2. */
+	put_meta(txn, meta, "format", (uint64_t)format);
 	put_meta(txn, meta, "next_seq", n + 1);
 	assert_int_equal(mdb_put(txn, segs, &k, &v, 0), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
 	free(seg);
 	buf_free(&list);
+	buf_free(&events);
+	event_dict_free(d);
 }

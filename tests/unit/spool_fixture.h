@@ -27,4 +27,12 @@ void spool_fixture_committed_range(const char *dir, uint64_t range[2]);
  */
 void spool_fixture_write_format1(const char *dir, uint64_t n);
 
+/*
+ * As spool_fixture_write_format1, in event format format (1 or 2) and
+ * meta format the same, as agents before format 3 wrote it: in format 2
+ * the segment starts with its Dict, each event has a field "n" (a slice,
+ * the line's number) and its stream by origin id.
+ */
+void spool_fixture_write_format(const char *dir, uint64_t n, int format);
+
 #endif

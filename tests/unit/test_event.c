@@ -1079,6 +1079,419 @@ test_format2_list_converts_to_format1_event_by_event(void **state)
 	buf_free(&out);
 }
 
+/* ------------------------------------------------ format 3, built by hand */
+
+static uint64_t
+zz(int64_t v)
+{
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+/* A packed slice entry: key id, head (delta from the previous end, kind 0), length. */
+static void
+packed_slice(struct pb *p, unsigned key_id, int64_t delta, uint64_t length)
+{
+	pb_varint(p, key_id);
+	pb_varint(p, zz(delta) << 2);
+	pb_varint(p, length);
+}
+
+static void
+packed_int(struct pb *p, unsigned key_id, int64_t v)
+{
+	pb_varint(p, key_id);
+	pb_varint(p, 1);
+	pb_varint(p, zz(v));
+}
+
+/* A Dict naming keys 1 "request", 2 "method", 3 "status", 4 "path". */
+static void
+format3_dict(struct pb *list)
+{
+	struct pb dict = { .n = 0 };
+
+	dict_key(&dict, 1, "request");
+	dict_key(&dict, 2, "method");
+	dict_key(&dict, 3, "status");
+	dict_key(&dict, 4, "path");
+	pb_sub(list, 2, &dict);
+}
+
+/* An event of message "GET /x HTTP/1.1" whose Event.packed_fields is p. */
+static void
+packed_event(struct pb *list, const struct pb *p)
+{
+	struct pb ev = { .n = 0 };
+
+	pb_str(&ev, 5, "GET /x HTTP/1.1");
+	pb_sub(&ev, 8, p);
+	pb_sub(list, 1, &ev);
+}
+
+static void
+test_format3_packed_fields_read_every_kind_with_negative_deltas(void **state)
+{
+	struct pb list = { .n = 0 }, p = { .n = 0 };
+	struct event got;
+	struct event_field gf[8];
+	struct event_reader r;
+	struct pbslice s;
+
+	(void)state;
+	format3_dict(&list);
+	packed_slice(&p, 1, 0, 15);          /* request: [0, 15) */
+	packed_slice(&p, 2, -15, 3);         /* method: [0, 3), before the previous end */
+	packed_int(&p, 3, -200);
+	packed_slice(&p, 4, 1, 2);           /* path: [4, 6), after the method's end */
+	packed_int(&p, 3, INT64_MAX);
+	packed_int(&p, 3, INT64_MIN);
+	packed_slice(&p, 1, -6, 0);          /* empty, at 0 */
+	packed_event(&list, &p);
+	event_reader_init(&r, list.b, list.n, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_true(got.dict_refs);
+	assert_int_equal(got.nfields, 7);
+	assert_slice(gf[0].key, S("request"));
+	assert_int_equal(gf[0].type, EVENT_SLICE);
+	assert_int_equal(event_field_string(&got, &gf[0], &s), 0);
+	assert_slice(s, S("GET /x HTTP/1.1"));
+	assert_slice(gf[1].key, S("method"));
+	assert_int_equal(event_field_string(&got, &gf[1], &s), 0);
+	assert_slice(s, S("GET"));
+	assert_slice(gf[2].key, S("status"));
+	assert_int_equal(gf[2].type, EVENT_INTEGER);
+	assert_int_equal(gf[2].v.integer, -200);
+	assert_slice(gf[3].key, S("path"));
+	assert_int_equal(event_field_string(&got, &gf[3], &s), 0);
+	assert_slice(s, S("/x"));
+	assert_int_equal(gf[4].v.integer, INT64_MAX);
+	assert_int_equal(gf[5].v.integer, INT64_MIN);
+	assert_int_equal(gf[6].type, EVENT_SLICE);
+	assert_int_equal(gf[6].v.slice.offset, 0);
+	assert_int_equal(gf[6].v.slice.length, 0);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
+static void
+test_format3_packed_entries_and_field_messages_read_in_byte_order(void **state)
+{
+	struct pb list = { .n = 0 }, p1 = { .n = 0 }, p2 = { .n = 0 }, ev = { .n = 0 };
+	struct event got;
+	struct event_field gf[8];
+	struct event_reader r;
+	struct pbslice s;
+
+	(void)state;
+	format3_dict(&list);
+	packed_slice(&p1, 2, 0, 3);
+	/* Each packed_fields value starts its deltas from 0. */
+	packed_slice(&p2, 4, 4, 2);
+	pb_str(&ev, 5, "GET /x HTTP/1.1");
+	pb_sub(&ev, 8, &p1);
+	ev_int_field(&ev, 3, 404);
+	pb_sub(&ev, 8, &p2);
+	pb_sub(&list, 1, &ev);
+	event_reader_init(&r, list.b, list.n, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_int_equal(got.nfields, 3);
+	assert_slice(gf[0].key, S("method"));
+	assert_int_equal(event_field_string(&got, &gf[0], &s), 0);
+	assert_slice(s, S("GET"));
+	assert_slice(gf[1].key, S("status"));
+	assert_int_equal(gf[1].v.integer, 404);
+	assert_slice(gf[2].key, S("path"));
+	assert_int_equal(event_field_string(&got, &gf[2], &s), 0);
+	assert_slice(s, S("/x"));
+	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
+/* One event whose packed_fields is p; returns event_reader_next's result and *why. */
+static int
+read_packed(const struct pb *p, size_t max_fields, const char **why)
+{
+	struct pb list = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+	int rc;
+
+	format3_dict(&list);
+	packed_event(&list, p);
+	event_reader_init(&r, list.b, list.n, gf, max_fields);
+	rc = event_reader_next(&r, &got);
+	*why = r.why;
+	/* The list's framing is sound: the reader is past the bad event. */
+	assert_int_equal(event_reader_next(&r, &got), 0);
+	return rc;
+}
+
+static void
+test_format3_bad_packed_entries_are_malformed_events(void **state)
+{
+	static const struct {
+		const uint8_t b[24];
+		size_t n;
+		const char *why;
+	} bad[] = {
+		/* key id 0 */
+		{ { 0, 0, 1 }, 3, "packed field with key id 0" },
+		/* key id 5, which the Dict lacks; 4096, beyond any */
+		{ { 5, 0, 1 }, 3, "key id the Dict does not define" },
+		{ { 0x80, 0x20, 0, 1 }, 4, "key id outside 1..4095" },
+		/* kinds 2 and 3 are reserved */
+		{ { 1, 2, 1 }, 3, "packed field of a reserved kind" },
+		{ { 1, 3, 1 }, 3, "packed field of a reserved kind" },
+		/* an integer's head has no delta */
+		{ { 3, 5, 2 }, 3, "packed integer with a nonzero head" },
+		/* the first slice 1 byte before the message: offset -1 */
+		{ { 1, 1 << 2 | 0, 1 }, 3, "packed slice offset outside 0..4 GiB" },
+		/* an offset of 2^32 */
+		{ { 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0 }, 8,
+		    "packed slice offset outside 0..4 GiB" },
+		/* a length of 2^32 */
+		{ { 1, 0, 0x80, 0x80, 0x80, 0x80, 0x10 }, 7, "packed slice length above 4 GiB" },
+		/* truncated: after the key id, after the head, after an integer's head */
+		{ { 1 }, 1, "truncated varint" },
+		{ { 1, 0 }, 2, "truncated varint" },
+		{ { 3, 1 }, 2, "truncated varint" },
+		{ { 1, 0, 0x80 }, 3, "truncated varint" },
+	};
+	struct pb p;
+	const char *why;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(p.b, bad[i].b, bad[i].n);
+		p.n = bad[i].n;
+		assert_int_equal(read_packed(&p, 4, &why), -EPROTO);
+		assert_non_null(why);
+		assert_string_equal(why, bad[i].why);
+	}
+	/* More entries than the reader's array. */
+	p.n = 0;
+	for (int i = 0; i < 5; i++)
+		packed_int(&p, 3, i);
+	assert_int_equal(read_packed(&p, 4, &why), -E2BIG);
+	assert_string_equal(why, "too many fields in one event");
+	/* Within 4 GiB but beyond the message: refused where it is resolved, as a Slice. */
+	{
+		struct pb list = { .n = 0 };
+		struct event got;
+		struct event_field gf[4];
+		struct event_reader r;
+		struct pbslice s;
+
+		p.n = 0;
+		packed_slice(&p, 1, 10, 6);
+		format3_dict(&list);
+		packed_event(&list, &p);
+		event_reader_init(&r, list.b, list.n, gf, 4);
+		assert_int_equal(event_reader_next(&r, &got), 1);
+		assert_int_equal(event_field_string(&got, &gf[0], &s), -EPROTO);
+	}
+}
+
+static void
+test_format3_packed_event_needs_the_wire_type_of_bytes(void **state)
+{
+	struct pb list = { .n = 0 }, ev = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+
+	(void)state;
+	format3_dict(&list);
+	pb_uint(&ev, 8, 1);
+	pb_sub(&list, 1, &ev);
+	event_reader_init(&r, list.b, list.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_string_equal(r.why, "wrong wire type");
+}
+
+/* A value of f's type, which is not a slice nor an integer. */
+static void
+set_other_value(struct event_field *f)
+{
+	if (f->type == EVENT_TEXT || f->type == EVENT_JSON)
+		f->v.text = S("[1]");
+	else if (f->type == EVENT_NUMBER)
+		f->v.number = 0.5;
+	else if (f->type == EVENT_BOOLEAN)
+		f->v.boolean = true;
+}
+
+/* An NGINX-like event: overlapping slices and integers, every key by id. */
+static void
+nginx_like(struct event *ev, struct event_field *f, uint16_t *ids)
+{
+	static const struct { uint32_t off, len; } sl[] = { { 0, 11 }, { 47, 14 }, { 47, 3 },
+		{ 51, 1 }, { 77, 8 } };
+
+	memset(ev, 0, sizeof(*ev));
+	memset(f, 0, 8 * sizeof(*f));
+	ev->ts = UINT64_C(1795341600123456000);
+	ev->host = S("web-01");
+	ev->message = S(line);
+	for (int i = 0; i < 5; i++) {
+		f[i].key = S("s");
+		f[i].type = EVENT_SLICE;
+		f[i].v.slice.offset = sl[i].off;
+		f[i].v.slice.length = sl[i].len;
+		ids[i] = (uint16_t)(10 + i);
+	}
+	f[5].type = f[6].type = f[7].type = EVENT_INTEGER;
+	f[5].v.integer = 200;
+	f[6].v.integer = -1;
+	f[7].v.integer = INT64_MIN;
+	ids[5] = 127;
+	ids[6] = 128;
+	ids[7] = 4095;
+	ev->fields = f;
+	ev->nfields = 8;
+}
+
+static void
+test_format3_encoder_packs_slices_and_integers_by_id(void **state)
+{
+	static struct pbslice keys[EVENT_MAX_KEY_ID + 1], origins[EVENT_MAX_ORIGIN_ID + 1][3];
+	uint64_t key_used[64] = { 0 }, origin_used[16] = { 0 };
+	struct event ev, got;
+	struct event_field f[8], gf[8];
+	uint16_t ids[8];
+	struct event_reader r;
+	struct buf b, f2;
+	const uint8_t *pk;
+
+	(void)state;
+	nginx_like(&ev, f, ids);
+	for (int i = 0; i < 8; i++) {
+		keys[ids[i]] = S("k");
+		key_used[ids[i] / 64] |= UINT64_C(1) << (ids[i] % 64);
+	}
+	buf_init(&b, 1 << 20);
+	buf_init(&f2, 1 << 20);
+	assert_int_equal(event_encode_dict(keys, key_used, origins, origin_used, &b), 0);
+	assert_int_equal(event_encode_packed(&ev, ids, 0, &b), 0);
+	assert_int_equal(event_encode_ids(&ev, ids, 0, &f2), 0);
+	/*
+	 * Event.packed_fields (8, bytes) last: request [47, 61) after
+	 * remote_addr [0, 11), delta 36 (a 2-byte head); method [47, 50), -14.
+	 */
+	{
+		static const uint8_t want[] = { 10, 0, 11, 11, 0xa0, 0x02, 14, 12, 27 << 2, 3,
+			13, 2 << 2, 1, 14, 0xc8, 0x01, 8, 127, 1, 0x90, 0x03, 0x80, 0x01, 1, 1,
+			0xff, 0x1f, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
+
+		pk = b.data + b.len - sizeof(want) - 2;
+		assert_int_equal(pk[0], 8 << 3 | 2);
+		assert_int_equal(pk[1], sizeof(want));
+		assert_memory_equal(pk + 2, want, sizeof(want));
+	}
+	assert_true(b.len - (size_t)(pk - b.data) < f2.len);
+	event_reader_init(&r, b.data, b.len, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	for (int i = 0; i < 8; i++)
+		f[i].key = keys[ids[i]];
+	assert_same_event(&got, &ev);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+	buf_free(&b);
+	buf_free(&f2);
+}
+
+static void
+test_format3_encoder_writes_field_messages_unless_every_field_packs(void **state)
+{
+	struct event ev;
+	struct event_field f[8];
+	uint16_t ids[8];
+	struct buf b, f2;
+	static const enum event_value_type other[] = { EVENT_TEXT, EVENT_JSON, EVENT_NUMBER,
+		EVENT_BOOLEAN, EVENT_NULL };
+
+	(void)state;
+	buf_init(&b, 1 << 20);
+	buf_init(&f2, 1 << 20);
+	for (size_t i = 0; i <= sizeof(other) / sizeof(other[0]); i++) {
+		nginx_like(&ev, f, ids);
+		if (i < sizeof(other) / sizeof(other[0])) {
+			f[3].type = other[i];
+			set_other_value(&f[3]);
+		} else {
+			ids[3] = 0;          /* a key by name */
+		}
+		buf_reset(&b);
+		buf_reset(&f2);
+		assert_int_equal(event_encode_packed(&ev, ids, 0, &b), 0);
+		assert_int_equal(event_encode_ids(&ev, ids, 0, &f2), 0);
+		assert_int_equal(b.len, f2.len);
+		assert_memory_equal(b.data, f2.data, b.len);
+	}
+	/* Errors are event_encode's: an unknown type, the cap. */
+	nginx_like(&ev, f, ids);
+	f[0].type = (enum event_value_type)99;
+	assert_int_equal(event_encode_packed(&ev, ids, 0, &b), -EINVAL);
+	buf_free(&b);
+	buf_free(&f2);
+}
+
+static void
+test_format3_encoder_respects_the_cap_and_keeps_out_on_error(void **state)
+{
+	struct event ev;
+	struct event_field f[8];
+	uint16_t ids[8];
+	struct buf big, b;
+	size_t need;
+
+	(void)state;
+	nginx_like(&ev, f, ids);
+	buf_init(&big, 1 << 20);
+	assert_int_equal(event_encode_packed(&ev, ids, 0, &big), 0);
+	need = big.len;
+	/* Exactly the event's size is enough; a byte less is -EMSGSIZE, out unchanged. */
+	buf_init(&b, need);
+	assert_int_equal(event_encode_packed(&ev, ids, 0, &b), 0);
+	assert_memory_equal(b.data, big.data, need);
+	buf_free(&b);
+	buf_init(&b, need - 1);
+	assert_int_equal(buf_append(&b, "x", 1), 0);
+	assert_int_equal(event_encode_packed(&ev, ids, 0, &b), -EMSGSIZE);
+	assert_int_equal(b.len, 1);
+	buf_free(&b);
+	buf_free(&big);
+}
+
+static void
+test_format3_list_converts_to_format1(void **state)
+{
+	struct pb list = { .n = 0 }, p = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+	struct buf out;
+	struct pbslice s;
+
+	(void)state;
+	format3_dict(&list);
+	packed_slice(&p, 2, 0, 3);
+	packed_int(&p, 3, 200);
+	packed_event(&list, &p);
+	buf_init(&out, 1 << 20);
+	assert_int_equal(event_list_format1(list.b, list.n, &out), 0);
+	assert_null(memchr(out.data, 8 << 3 | 2, out.len));
+	event_reader_init(&r, out.data, out.len, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_false(got.dict_refs);
+	assert_int_equal(got.nfields, 2);
+	assert_slice(gf[0].key, S("method"));
+	assert_int_equal(event_field_string(&got, &gf[0], &s), 0);
+	assert_slice(s, S("GET"));
+	assert_slice(gf[1].key, S("status"));
+	assert_int_equal(gf[1].v.integer, 200);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+	buf_free(&out);
+}
+
 int
 main(void)
 {
@@ -1110,6 +1523,14 @@ main(void)
 		cmocka_unit_test(test_format2_event_encodes_again_self_contained),
 		cmocka_unit_test(test_format2_encoded_event_reads_back_through_its_dict),
 		cmocka_unit_test(test_format2_list_converts_to_format1_event_by_event),
+		cmocka_unit_test(test_format3_packed_fields_read_every_kind_with_negative_deltas),
+		cmocka_unit_test(test_format3_packed_entries_and_field_messages_read_in_byte_order),
+		cmocka_unit_test(test_format3_bad_packed_entries_are_malformed_events),
+		cmocka_unit_test(test_format3_packed_event_needs_the_wire_type_of_bytes),
+		cmocka_unit_test(test_format3_encoder_packs_slices_and_integers_by_id),
+		cmocka_unit_test(test_format3_encoder_writes_field_messages_unless_every_field_packs),
+		cmocka_unit_test(test_format3_encoder_respects_the_cap_and_keeps_out_on_error),
+		cmocka_unit_test(test_format3_list_converts_to_format1),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

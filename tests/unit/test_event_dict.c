@@ -250,6 +250,118 @@ test_more_than_4095_names_and_1023_origins_fall_back_to_literals(void **state)
 	event_dict_free(d);
 }
 
+/* An NGINX event's kinds of fields: slices of the message and integers. */
+static void
+make_nginx_event(struct event *ev, struct event_field *f)
+{
+	static const char *names[] = { "remote_addr", "request", "request_method", "status",
+		"body_bytes_sent" };
+
+	make_event(ev, f, "web-01", names, 5);
+	ev->message = S("10.0.0.1 GET / HTTP/1.1 200 612");
+	f[0].type = EVENT_SLICE;
+	f[0].v.slice.offset = 0;
+	f[0].v.slice.length = 8;
+	f[1].type = EVENT_SLICE;
+	f[1].v.slice.offset = 9;
+	f[1].v.slice.length = 14;
+	f[2].type = EVENT_SLICE;
+	f[2].v.slice.offset = 9;
+	f[2].v.slice.length = 3;
+	f[3].v.integer = 200;
+	f[4].v.integer = 612;
+}
+
+/* ev encoded by a table of format (2 or 3), after its Dict, read back into *got. */
+static void
+encode_in_format(const struct event *ev, int format, struct buf *events, struct buf *all,
+    struct event *got, struct event_field *gf)
+{
+	struct event_dict *d = event_dict_new(4096);
+	struct event_dict_used used;
+	struct event_reader r;
+
+	memset(&used, 0, sizeof(used));
+	assert_non_null(d);
+	event_dict_set_format(d, format);
+	buf_reset(events);
+	buf_reset(all);
+	assert_int_equal(event_dict_encode(d, ev, &used, events), 0);
+	assert_int_equal(event_dict_write(d, &used, all), 0);
+	assert_int_equal(buf_append(all, events->data, events->len), 0);
+	event_reader_init(&r, all->data, all->len, gf, 16);
+	assert_int_equal(event_reader_next(&r, got), 1);
+	assert_int_equal(event_reader_next(&r, got + 1), 0);
+	event_dict_free(d);
+}
+
+static void
+test_format3_packs_an_nginx_event_and_it_reads_back(void **state)
+{
+	struct event ev, got[2];
+	struct event_field f[5], gf2[16], gf3[16];
+	struct buf e2, e3, all;
+
+	(void)state;
+	buf_init(&e2, 1 << 20);
+	buf_init(&e3, 1 << 20);
+	buf_init(&all, 1 << 20);
+	make_nginx_event(&ev, f);
+	encode_in_format(&ev, EVENT_FORMAT_2, &e2, &all, &got[0], gf2);
+	encode_in_format(&ev, EVENT_FORMAT_3, &e3, &all, &got[0], gf3);
+	/*
+	 * Event.packed_fields (8, bytes), 17 bytes of 5 entries, instead of
+	 * the 42 bytes of 5 Field messages.
+	 */
+	assert_non_null(memmem(e3.data, e3.len, "\x42\x11", 2));
+	assert_int_equal(e3.len + 42 - 19, e2.len);
+	assert_int_equal(got[0].nfields, 5);
+	for (int i = 0; i < 5; i++) {
+		assert_slice(gf3[i].key, f[i].key);
+		assert_int_equal(gf3[i].type, f[i].type);
+	}
+	assert_int_equal(gf3[2].v.slice.offset, 9);
+	assert_int_equal(gf3[2].v.slice.length, 3);
+	assert_int_equal(gf3[4].v.integer, 612);
+	buf_free(&e2);
+	buf_free(&e3);
+	buf_free(&all);
+}
+
+static void
+test_format3_event_with_text_json_bool_or_double_is_not_packed(void **state)
+{
+	static const enum event_value_type other[] = { EVENT_TEXT, EVENT_JSON, EVENT_BOOLEAN,
+		EVENT_NUMBER, EVENT_NULL };
+	struct event ev, got[2];
+	struct event_field f[5], gf[16];
+	struct buf e2, e3, all;
+
+	(void)state;
+	buf_init(&e2, 1 << 20);
+	buf_init(&e3, 1 << 20);
+	buf_init(&all, 1 << 20);
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		make_nginx_event(&ev, f);
+		f[4].type = other[i];
+		if (other[i] == EVENT_TEXT || other[i] == EVENT_JSON)
+			f[4].v.text = S("[1]");
+		else if (other[i] == EVENT_NUMBER)
+			f[4].v.number = 0.5;
+		else if (other[i] == EVENT_BOOLEAN)
+			f[4].v.boolean = true;
+		encode_in_format(&ev, EVENT_FORMAT_2, &e2, &all, &got[0], gf);
+		encode_in_format(&ev, EVENT_FORMAT_3, &e3, &all, &got[0], gf);
+		/* Written as format 2 writes it, byte for byte. */
+		assert_int_equal(e3.len, e2.len);
+		assert_memory_equal(e3.data, e2.data, e2.len);
+		assert_int_equal(gf[4].type, other[i]);
+	}
+	buf_free(&e2);
+	buf_free(&e3);
+	buf_free(&all);
+}
+
 int
 main(void)
 {
@@ -259,6 +371,8 @@ main(void)
 		cmocka_unit_test(test_shifted_and_rewritten_names_each_keep_their_own_id),
 		cmocka_unit_test(test_a_full_table_writes_names_literally_and_still_reads_back),
 		cmocka_unit_test(test_more_than_4095_names_and_1023_origins_fall_back_to_literals),
+		cmocka_unit_test(test_format3_packs_an_nginx_event_and_it_reads_back),
+		cmocka_unit_test(test_format3_event_with_text_json_bool_or_double_is_not_packed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

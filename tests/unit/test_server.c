@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "proto/event.h"
+#include "proto/event_dict.h"
 #include "proto/frame.h"
 #include "relay/kafka.h"
 #include "relay/relay_config.h"
@@ -356,6 +357,43 @@ make_events(int n, const char *prefix, struct buf *plain, struct buf *zst)
 	assert_int_equal(buf_reserve(zst, ZSTD_compressBound(plain->len)), 0);
 	zst->len = ZSTD_compress(zst->data, ZSTD_compressBound(plain->len), plain->data, plain->len, 1);
 	assert_false(ZSTD_isError(zst->len));
+}
+
+/* As make_events, in event format 3: a Dict, then events whose field "word" is packed. */
+static void
+make_events_format3(int n, struct buf *plain, struct buf *zst)
+{
+	struct event_dict *d = event_dict_new(4096);
+	struct event_dict_used used;
+	struct buf events;
+	char msg[128];
+
+	assert_non_null(d);
+	memset(&used, 0, sizeof(used));
+	event_dict_set_format(d, EVENT_FORMAT_3);
+	buf_init(plain, 64u << 20);
+	buf_init(zst, 64u << 20);
+	buf_init(&events, 64u << 20);
+	for (int i = 0; i < n; i++) {
+		struct event ev = { .ts = 1764064800000000000ull + (uint64_t)i };
+		struct event_field f = { .key = { (const uint8_t *)"word", 4 }, .type = EVENT_SLICE,
+			.v.slice = { 0, 8 } };
+
+		snprintf(msg, sizeof(msg), "format-3 line %d", i);
+		ev.host = (struct pbslice){ (const uint8_t *)"web-01", 6 };
+		ev.stream = (struct pbslice){ (const uint8_t *)"nginx", 5 };
+		ev.message = (struct pbslice){ (const uint8_t *)msg, strlen(msg) };
+		ev.fields = &f;
+		ev.nfields = 1;
+		assert_int_equal(event_dict_encode(d, &ev, &used, &events), 0);
+	}
+	assert_int_equal(event_dict_write(d, &used, plain), 0);
+	assert_int_equal(buf_append(plain, events.data, events.len), 0);
+	assert_int_equal(buf_reserve(zst, ZSTD_compressBound(plain->len)), 0);
+	zst->len = ZSTD_compress(zst->data, ZSTD_compressBound(plain->len), plain->data, plain->len, 1);
+	assert_false(ZSTD_isError(zst->len));
+	buf_free(&events);
+	event_dict_free(d);
 }
 
 static void
@@ -984,16 +1022,17 @@ test_welcome_announces_event_formats_and_an_unknown_batch_format_gets_goodbye(vo
 	struct fx *f = fx_new();
 	struct client *c;
 	struct frame fr;
-	struct buf plain, zst;
+	struct buf plain, zst, plain3, zst3;
 	struct server_stats ss;
 
 	(void)state;
 	fx_start(f);
 	c = cl_ready(f, "web-01", "web-01");
-	/* The relay reads both formats: a fleet upgrades relays first. */
-	assert_int_equal(c->frames[0].welcome.event_formats_count, 2);
+	/* The relay reads every format: a fleet upgrades relays first. */
+	assert_int_equal(c->frames[0].welcome.event_formats_count, 3);
 	assert_int_equal(c->frames[0].welcome.event_formats[0], EVENT_FORMAT_1);
 	assert_int_equal(c->frames[0].welcome.event_formats[1], EVENT_FORMAT_2);
+	assert_int_equal(c->frames[0].welcome.event_formats[2], EVENT_FORMAT_3);
 	/* A batch that says format 1 is format 1, as one that says nothing. */
 	make_events(3, "format-1", &plain, &zst);
 	frame_init(&fr, FRAME_BATCH);
@@ -1006,24 +1045,36 @@ test_welcome_announces_event_formats_and_an_unknown_batch_format_gets_goodbye(vo
 	cl_send(c, &fr);
 	assert_true(cl_wait_frames(f, c, 2, 15000));
 	assert_int_equal(cl_ack(c, 1)->status, logferry_Ack_Status_OK);
+	/* Format 3: its packed fields read through its Dict, into Kafka. */
+	make_events_format3(3, &plain3, &zst3);
+	fr.pb.batch.id = 4;
+	fr.pb.batch.uncompressed_size = plain3.len;
+	fr.pb.batch.event_format = EVENT_FORMAT_3;
+	fr.payload = (struct pbslice){ zst3.data, zst3.len };
+	cl_send(c, &fr);
+	assert_true(cl_wait_frames(f, c, 3, 15000));
+	assert_int_equal(cl_ack(c, 2)->status, logferry_Ack_Status_OK);
+	assert_int_equal(cl_ack(c, 2)->batch_id, 4);
 	/*
 	 * A format this relay does not know: not REJECTED, which would make
 	 * the agent delete it, but Goodbye saying why, and the agent keeps it.
 	 */
 	fr.pb.batch.id = 10;
-	fr.pb.batch.event_format = 3;
+	fr.pb.batch.event_format = 4;
 	cl_send(c, &fr);
-	assert_true(cl_wait_frames(f, c, 3, 5000));
-	assert_int_equal(c->types[2], FRAME_GOODBYE);
-	assert_non_null(strstr(c->frames[2].goodbye.reason, "event format 3"));
-	assert_non_null(strstr(c->frames[2].goodbye.reason, "upgrade"));
+	assert_true(cl_wait_frames(f, c, 4, 5000));
+	assert_int_equal(c->types[3], FRAME_GOODBYE);
+	assert_non_null(strstr(c->frames[3].goodbye.reason, "event format 4"));
+	assert_non_null(strstr(c->frames[3].goodbye.reason, "upgrade"));
 	assert_true(fx_run_until(f, cl_closed, c, 5000));
-	for (int i = 2; i < c->nframes; i++)
+	for (int i = 3; i < c->nframes; i++)
 		assert_int_not_equal(c->types[i], FRAME_ACK);
 	server_get_stats(f->s, &ss);
 	assert_int_equal(ss.unknown_event_formats, 1);
 	buf_free(&plain);
 	buf_free(&zst);
+	buf_free(&plain3);
+	buf_free(&zst3);
 	cl_free(f, c);
 	fx_free(f);
 }

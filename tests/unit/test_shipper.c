@@ -226,6 +226,30 @@ relay_seen(const struct relay *r, uint64_t id, int before)
 	return false;
 }
 
+/*
+ * An event's field as the spool got it, whatever the batch's format:
+ * add_segment's "seq" (the message's number after "seq "), an old spool's
+ * "n" (after "line "), or none.
+ */
+static bool
+relay_field_good(const struct event *ev, const struct event_field *fields)
+{
+	struct pbslice v;
+	size_t at;
+
+	if (ev->nfields == 0)
+		return true;
+	if (ev->nfields != 1 || event_field_string(ev, &fields[0], &v) != 0 || v.len == 0)
+		return false;
+	if (fields[0].key.len == 3 && memcmp(fields[0].key.ptr, "seq", 3) == 0)
+		at = 4;
+	else if (fields[0].key.len == 1 && fields[0].key.ptr[0] == 'n')
+		at = 5;
+	else
+		return false;
+	return v.ptr == ev->message.ptr + at;
+}
+
 /* Checks a batch as the real relay would, records it and its messages. */
 static void
 relay_on_batch(struct rconn *rc, const struct frame *f)
@@ -273,9 +297,12 @@ relay_on_batch(struct rconn *rc, const struct frame *f)
 	while ((rc2 = event_reader_next(&er, &ev)) == 1) {
 		count++;
 		/* One format per batch: a format-1 batch refers to no Dict. */
-		if (b->event_format != EVENT_FORMAT_2 && ev.dict_refs)
+		if (b->event_format < EVENT_FORMAT_2 && ev.dict_refs)
 			relay_bad(r, "batch %llu says format %u and holds format-2 events",
 			    (unsigned long long)b->id, b->event_format);
+		if (!relay_field_good(&ev, fields))
+			relay_bad(r, "batch %llu: an event's field is lost or wrong",
+			    (unsigned long long)b->id);
 		assert_int_equal(buf_append(&r->messages, ev.message.ptr, ev.message.len), 0);
 		assert_int_equal(buf_append(&r->messages, "\n", 1), 0);
 	}
@@ -473,10 +500,11 @@ relay_start(struct fx *fx, int i)
 	r->max_uncompressed = 64 << 20;
 	r->window = 8;
 	r->mode = ACK_OK;
-	/* A relay as new as the agent; a test sets none for one from before format 2. */
+	/* A relay as new as the agent; a test sets fewer for an older one. */
 	r->welcome_formats[0] = EVENT_FORMAT_1;
 	r->welcome_formats[1] = EVENT_FORMAT_2;
-	r->nwelcome_formats = 2;
+	r->welcome_formats[2] = EVENT_FORMAT_3;
+	r->nwelcome_formats = 3;
 	buf_init(&r->messages, 16 << 20);
 	assert_int_equal(uv_tcp_init(&fx->loop, &r->listener), 0);
 	r->listener.data = r;
@@ -595,6 +623,9 @@ add_segment(struct fx *fx, unsigned n, size_t size)
 		struct event ev = { 0 };
 		int prefix = snprintf(msg, sizeof(msg), "seq %llu event ",
 		    (unsigned long long)(st.next_seq + i));
+		/* The sequence number, a field as a parser gives it: packed in format 3. */
+		struct event_field f = { .key = { (const uint8_t *)"seq", 3 }, .type = EVENT_SLICE,
+			.v.slice = { 4, (uint32_t)(prefix - 11) } };
 		int rc;
 
 		for (size_t k = (size_t)prefix; k < size; k++)
@@ -604,6 +635,8 @@ add_segment(struct fx *fx, unsigned n, size_t size)
 		ev.message.len = size;
 		ev.stream.ptr = (const uint8_t *)"test";
 		ev.stream.len = 4;
+		ev.fields = &f;
+		ev.nfields = 1;
 		while ((rc = spool_append(fx->s, &ev, NULL)) == -EAGAIN)
 			uv_run(&fx->loop, UV_RUN_ONCE);
 		assert_int_equal(rc, 0);
@@ -1693,36 +1726,53 @@ logged_count(struct fx *fx, const char *text)
 	return n;
 }
 
+/*
+ * A relay announcing formats (none: one from before format 2) gets the
+ * agent's format-3 segments each alone, written again in format 1: every
+ * event arrives once, its field too, and it is said once per connection.
+ */
 static void
-test_a_relay_without_event_formats_gets_format_2_segments_converted_to_format_1(void **state)
+assert_format3_converted_for(struct fx *fx, struct relay *r, int nformats)
 {
-	struct fx *fx = *state;
-	struct relay *r = relay_start(fx, 0);
-
-	/* A relay from before format 2: its Welcome has no event_formats. */
-	r->nwelcome_formats = 0;
+	r->nwelcome_formats = nformats;
 	fx_config(fx, 0, -2);
 	add_segment(fx, 5, 100);
 	add_segment(fx, 4, 100);
 	fx_start(fx);
 	WAIT_FOR(fx, segments_deleted(fx) == 2);
-	assert_int_equal(r->nhello_formats, 2);
+	assert_int_equal(r->nhello_formats, 3);
 	assert_int_equal(r->hello_formats[0], EVENT_FORMAT_1);
 	assert_int_equal(r->hello_formats[1], EVENT_FORMAT_2);
-	/* Each segment alone, written again in format 1: every event arrives once. */
+	assert_int_equal(r->hello_formats[2], EVENT_FORMAT_3);
 	assert_int_equal(r->nbatches, 2);
 	for (int i = 0; i < r->nbatches; i++)
 		assert_int_equal(r->batches[i].format, EVENT_FORMAT_1);
 	assert_got_every_event_once(fx, r);
+	assert_relay_good(r);
 	assert_int_equal(stats(fx).segments_converted, 2);
 	assert_int_equal(stats(fx).acks_rejected, 0);
-	/* Said once per connection, with what to do. */
-	assert_int_equal(logged_count(fx, "does not read event format 2"), 1);
+	assert_int_equal(logged_count(fx, "does not read event format 3"), 1);
 	assert_logged(fx, "upgrade the relay");
 }
 
 static void
-test_a_relay_reading_format_2_gets_the_segments_as_stored(void **state)
+test_a_relay_without_event_formats_gets_format_3_segments_converted_to_format_1(void **state)
+{
+	struct fx *fx = *state;
+
+	assert_format3_converted_for(fx, relay_start(fx, 0), 0);
+}
+
+static void
+test_a_relay_announcing_formats_1_and_2_gets_format_3_segments_converted(void **state)
+{
+	struct fx *fx = *state;
+
+	assert_format3_converted_for(fx, relay_start(fx, 0), 2);
+}
+
+static void
+test_a_relay_reading_format_3_gets_the_segments_as_stored(void **state)
 {
 	struct fx *fx = *state;
 	struct relay *r = relay_start(fx, 0);
@@ -1733,15 +1783,16 @@ test_a_relay_reading_format_2_gets_the_segments_as_stored(void **state)
 	fx_start(fx);
 	WAIT_FOR(fx, segments_deleted(fx) == 2);
 	assert_int_equal(r->nbatches, 1);
-	assert_int_equal(r->batches[0].format, EVENT_FORMAT_2);
+	assert_int_equal(r->batches[0].format, EVENT_FORMAT_3);
 	assert_int_equal(r->batches[0].events, 9);
 	assert_got_every_event_once(fx, r);
+	assert_relay_good(r);
 	assert_int_equal(stats(fx).segments_converted, 0);
 	assert_int_equal(logged_count(fx, "does not read event format"), 0);
 }
 
 static void
-test_unacked_format_2_batch_resent_to_an_older_relay_is_converted(void **state)
+test_unacked_format_3_batch_resent_to_an_older_relay_is_converted(void **state)
 {
 	struct fx *fx = *state;
 	struct relay *r = relay_start(fx, 0);
@@ -1754,7 +1805,7 @@ test_unacked_format_2_batch_resent_to_an_older_relay_is_converted(void **state)
 	s2 = add_segment(fx, 4, 100);
 	fx_start(fx);
 	WAIT_FOR(fx, r->nbatches == 1);
-	assert_int_equal(r->batches[0].format, EVENT_FORMAT_2);
+	assert_int_equal(r->batches[0].format, EVENT_FORMAT_3);
 
 	/* Mid-upgrade: the batch in flight is never answered, the next relay is an old one. */
 	r->mode = ACK_OK;
@@ -1776,9 +1827,9 @@ test_unacked_format_2_batch_resent_to_an_older_relay_is_converted(void **state)
 	assert_int_equal(stats(fx).events_dropped, 0);
 }
 
-/* Replaces the fixture's spool by one an agent before format 2 left: n lines in format 1. */
+/* Replaces the fixture's spool by one an agent before format 3 left: n lines in format. */
 static void
-fx_format1_spool(struct fx *fx, uint64_t n)
+fx_old_spool(struct fx *fx, uint64_t n, int format)
 {
 	char cmd[160];
 
@@ -1788,7 +1839,7 @@ fx_format1_spool(struct fx *fx, uint64_t n)
 		uv_run(&fx->loop, UV_RUN_ONCE);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
 	assert_int_equal(system(cmd), 0);
-	spool_fixture_write_format1(fx->dir, n);
+	spool_fixture_write_format(fx->dir, n, format);
 	assert_int_equal(spool_open(&fx->loop, &fx->so, on_spool_writable, fx, &fx->s), 0);
 	for (uint64_t i = 0; i < n; i++) {
 		char msg[64];
@@ -1805,7 +1856,7 @@ test_an_old_spool_ships_after_the_upgrade_and_batches_never_mix_formats(void **s
 	struct relay *r = relay_start(fx, 0);
 	uint64_t s2;
 
-	fx_format1_spool(fx, 50);
+	fx_old_spool(fx, 50, EVENT_FORMAT_1);
 	fx_config(fx, 0, -2);
 	s2 = add_segment(fx, 5, 100);
 	add_segment(fx, 4, 100);
@@ -1819,9 +1870,38 @@ test_an_old_spool_ships_after_the_upgrade_and_batches_never_mix_formats(void **s
 	assert_int_equal(r->batches[0].format, EVENT_FORMAT_1);
 	assert_int_equal(r->batches[1].id, s2);
 	assert_int_equal(r->batches[1].events, 9);
-	assert_int_equal(r->batches[1].format, EVENT_FORMAT_2);
+	assert_int_equal(r->batches[1].format, EVENT_FORMAT_3);
 	assert_got_every_event_once(fx, r);
 	assert_int_equal(stats(fx).segments_converted, 0);
+}
+
+/*
+ * A format-2 spool of an agent before format 3, upgraded, facing a relay
+ * that reads 1 and 2: its stored segment as stored, the new ones converted.
+ */
+static void
+test_a_format_2_spool_ships_as_stored_and_new_segments_convert_for_a_format_2_relay(
+    void **state)
+{
+	struct fx *fx = *state;
+	struct relay *r = relay_start(fx, 0);
+
+	r->nwelcome_formats = 2;
+	fx_old_spool(fx, 50, EVENT_FORMAT_2);
+	fx_config(fx, 0, -2);
+	add_segment(fx, 5, 100);
+	add_segment(fx, 4, 100);
+	fx_start(fx);
+	WAIT_FOR(fx, segments_deleted(fx) == 3);
+	assert_int_equal(r->nbatches, 3);
+	assert_int_equal(r->batches[0].id, 1);
+	assert_int_equal(r->batches[0].events, 50);
+	assert_int_equal(r->batches[0].format, EVENT_FORMAT_2);
+	assert_int_equal(r->batches[1].format, EVENT_FORMAT_1);
+	assert_int_equal(r->batches[2].format, EVENT_FORMAT_1);
+	assert_got_every_event_once(fx, r);
+	assert_relay_good(r);
+	assert_int_equal(stats(fx).segments_converted, 2);
 }
 
 int
@@ -1873,12 +1953,18 @@ main(void)
 		    test_reload_leaves_a_relay_no_longer_listed_once_its_batches_are_acked, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_a_relay_without_event_formats_gets_format_2_segments_converted_to_format_1,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_a_relay_reading_format_2_gets_the_segments_as_stored,
+		    test_a_relay_without_event_formats_gets_format_3_segments_converted_to_format_1,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_unacked_format_2_batch_resent_to_an_older_relay_is_converted, setup, teardown),
+		    test_a_relay_announcing_formats_1_and_2_gets_format_3_segments_converted, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_format_2_spool_ships_as_stored_and_new_segments_convert_for_a_format_2_relay,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_relay_reading_format_3_gets_the_segments_as_stored,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_unacked_format_3_batch_resent_to_an_older_relay_is_converted, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_an_old_spool_ships_after_the_upgrade_and_batches_never_mix_formats,
 		    setup, teardown),

@@ -155,6 +155,17 @@ read_segment(void *ctx, const struct spool_segment *seg)
 			assert_int_equal(ev.ts, r->next_line);
 			assert_true(ev.ts >= seg->ts_oldest && ev.ts <= seg->ts_newest);
 		}
+		/* spool_fixture_write_format's field, format 2's: the line's number. */
+		if (ev.nfields > 0) {
+			struct pbslice num;
+
+			assert_int_equal(ev.nfields, 1);
+			assert_int_equal(fields[0].key.len, 1);
+			assert_memory_equal(fields[0].key.ptr, "n", 1);
+			assert_int_equal(event_field_string(&ev, &fields[0], &num), 0);
+			assert_int_equal(num.len, 8);
+			assert_memory_equal(num.ptr, ev.message.ptr + 5, 8);
+		}
 		r->next_line++;
 		n++;
 	}
@@ -1173,17 +1184,21 @@ collect_format(void *ctx, const struct spool_segment *seg)
 	return 0;
 }
 
+/*
+ * A spool of an agent before format 3, of event format `format`, takes 50
+ * more events after an upgrade: its segment reads as it was, the new ones
+ * are format 3, and the meta record says 3.
+ */
 static void
-test_format1_spool_is_upgraded_at_open_and_its_segments_still_read(void **state)
+assert_spool_upgraded_and_read(struct fixture *fx, int format)
 {
-	struct fixture *fx = *state;
 	struct spool_options o;
 	struct reader r;
 	struct formats f = { 0 };
 	struct spool_view *v;
 	const char *why;
 
-	spool_fixture_write_format1(fx->dir, 50);
+	spool_fixture_write_format(fx->dir, 50, format);
 	spool_options_default(&o, fx->dir);
 	open_spool(fx, &o);
 	append_lines(fx, 50, 50);
@@ -1192,14 +1207,26 @@ test_format1_spool_is_upgraded_at_open_and_its_segments_still_read(void **state)
 	assert_int_equal(r.events, 100);
 	assert_int_equal(r.first_seq, 1);
 	assert_int_equal(spool_view_open(fx->dir, &v), 0);
-	assert_int_equal(spool_view_format(v), 2);
+	assert_int_equal(spool_view_format(v), 3);
 	assert_int_equal(spool_view_segments(v, 0, collect_format, &f, &why), 0);
 	spool_view_close(v);
 	assert_true(f.n >= 2);
-	assert_int_equal(f.format[0], EVENT_FORMAT_1);
+	assert_int_equal(f.format[0], format);
 	assert_int_equal(f.first_seq[1], 51);
 	for (int i = 1; i < f.n; i++)
-		assert_int_equal(f.format[i], EVENT_FORMAT_2);
+		assert_int_equal(f.format[i], EVENT_FORMAT_3);
+}
+
+static void
+test_format1_spool_is_upgraded_at_open_and_its_segments_still_read(void **state)
+{
+	assert_spool_upgraded_and_read(*state, EVENT_FORMAT_1);
+}
+
+static void
+test_format2_spool_is_upgraded_to_3_at_open_and_its_segments_still_read(void **state)
+{
+	assert_spool_upgraded_and_read(*state, EVENT_FORMAT_2);
 }
 
 /* Appends an event of host and stream with fields named names[0..n). */
@@ -1239,7 +1266,7 @@ check_named(void *ctx, const struct spool_segment *seg)
 	struct event ev;
 	int rc;
 
-	assert_int_equal(seg->event_format, EVENT_FORMAT_2);
+	assert_int_equal(seg->event_format, EVENT_FORMAT_3);
 	/* As the splitting shipper reads it: format 1, events first. */
 	assert_int_equal(spool_segment_decompress(seg, &nm->raw), 0);
 	assert_int_equal(nm->raw.data[0], 0x0a);
@@ -1289,7 +1316,7 @@ read_named(const char *dir, struct named *nm)
 }
 
 static void
-test_new_segments_are_format2_with_a_dict_of_only_the_entries_used(void **state)
+test_new_segments_are_format3_with_a_dict_of_only_the_entries_used(void **state)
 {
 	struct fixture *fx = *state;
 	const char *a[] = { "alpha", "alpha_2" }, *z[] = { "zulu", "zulu_2" };
@@ -1439,7 +1466,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_when_committed_calls_back_after_the_commit_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_of_a_missing_spool_is_enoent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format1_spool_is_upgraded_at_open_and_its_segments_still_read, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_new_segments_are_format2_with_a_dict_of_only_the_entries_used, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format2_spool_is_upgraded_to_3_at_open_and_its_segments_still_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_segments_are_format3_with_a_dict_of_only_the_entries_used, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_name_table_falls_back_to_literals_and_reads_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decompressing_without_memory_says_out_of_memory_not_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_byte_changed_in_a_stored_segment_never_decompresses_to_other_events, setup, teardown),
