@@ -80,6 +80,46 @@ test_every_special_byte_at_every_offset_reads_back(void **state)
 	buf_free(&b);
 }
 
+/*
+ * Two bytes that are special, or just beside it (0x1f then 0x20: the 8-byte
+ * test's borrow), in every pair of places of one 8-byte run and across two:
+ * each found where it is, none skipped, the text read back the same.
+ */
+static void
+test_two_special_bytes_in_one_8_byte_run_read_back(void **state)
+{
+	static const uint8_t near[] = { 0x01, 0x1f, 0x20, 0x21, '"', '#', '\\', ']', 0x7f, 0xc3 };
+	uint8_t in[24];
+	struct buf b;
+	json_t *j;
+
+	(void)state;
+	buf_init(&b, 4096);
+	for (size_t x = 0; x < sizeof(near); x++)
+		for (size_t y = 0; y < sizeof(near); y++)
+			for (size_t at = 0; at < 8; at++)
+				for (size_t d = 1; d <= 9; d++) {
+					memset(in, 'a', sizeof(in));
+					in[at] = near[x];
+					in[at + d] = near[y];
+					/* 0xc3 opens U+00E9: its second byte follows, where nothing else is. */
+					if (near[x] == 0xc3) {
+						if (d == 1)
+							continue;
+						in[at + 1] = 0xa9;
+					}
+					if (near[y] == 0xc3)
+						in[at + d + 1] = 0xa9;
+					buf_reset(&b);
+					assert_int_equal(jsonw_string(&b, in, sizeof(in)), 0);
+					j = parse(&b);
+					assert_int_equal(json_string_length(j), sizeof(in));
+					assert_memory_equal(json_string_value(j), in, sizeof(in));
+					json_decref(j);
+				}
+	buf_free(&b);
+}
+
 static void
 test_invalid_utf8_becomes_replacement_characters(void **state)
 {
@@ -765,6 +805,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings_are_escaped_and_read_back_the_same),
 		cmocka_unit_test(test_every_special_byte_at_every_offset_reads_back),
+		cmocka_unit_test(test_two_special_bytes_in_one_8_byte_run_read_back),
 		cmocka_unit_test(test_invalid_utf8_becomes_replacement_characters),
 		cmocka_unit_test(test_string_says_whether_it_replaced_bytes_in_the_same_pass),
 		cmocka_unit_test(test_cut_costs_what_jsonw_string_writes_and_keeps_utf8_whole),
