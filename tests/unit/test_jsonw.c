@@ -47,6 +47,20 @@ test_strings_are_escaped_and_read_back_the_same(void **state)
 	buf_free(&b);
 }
 
+/* jsonw_string of in[0, n), valid UTF-8, parses back as the same n bytes. */
+static void
+assert_string_reads_back(struct buf *b, const uint8_t *in, size_t n)
+{
+	json_t *j;
+
+	buf_reset(b);
+	assert_int_equal(jsonw_string(b, in, n), 0);
+	j = parse(b);
+	assert_int_equal(json_string_length(j), n);
+	assert_memory_equal(json_string_value(j), in, n);
+	json_decref(j);
+}
+
 /*
  * Every byte value at every offset of a long plain run: the 8-byte scan
  * must stop wherever the byte loop would, so each byte below 0x20, '"',
@@ -57,7 +71,6 @@ test_every_special_byte_at_every_offset_reads_back(void **state)
 {
 	uint8_t in[40];
 	struct buf b;
-	json_t *j;
 
 	(void)state;
 	buf_init(&b, 4096);
@@ -70,12 +83,7 @@ test_every_special_byte_at_every_offset_reads_back(void **state)
 			in[(at + 5) % (sizeof(in) - 1) + 1] = 0xa9;
 			if (in[at] != c)
 				continue;   /* overwritten: that case is another's */
-			buf_reset(&b);
-			assert_int_equal(jsonw_string(&b, in, sizeof(in)), 0);
-			j = parse(&b);
-			assert_int_equal(json_string_length(j), sizeof(in));
-			assert_memory_equal(json_string_value(j), in, sizeof(in));
-			json_decref(j);
+			assert_string_reads_back(&b, in, sizeof(in));
 		}
 	buf_free(&b);
 }
@@ -91,7 +99,6 @@ test_two_special_bytes_in_one_8_byte_run_read_back(void **state)
 	static const uint8_t near[] = { 0x01, 0x1f, 0x20, 0x21, '"', '#', '\\', ']', 0x7f, 0xc3 };
 	uint8_t in[24];
 	struct buf b;
-	json_t *j;
 
 	(void)state;
 	buf_init(&b, 4096);
@@ -110,12 +117,7 @@ test_two_special_bytes_in_one_8_byte_run_read_back(void **state)
 					}
 					if (near[y] == 0xc3)
 						in[at + d + 1] = 0xa9;
-					buf_reset(&b);
-					assert_int_equal(jsonw_string(&b, in, sizeof(in)), 0);
-					j = parse(&b);
-					assert_int_equal(json_string_length(j), sizeof(in));
-					assert_memory_equal(json_string_value(j), in, sizeof(in));
-					json_decref(j);
+					assert_string_reads_back(&b, in, sizeof(in));
 				}
 	buf_free(&b);
 }
