@@ -705,6 +705,50 @@ test_cached_records_are_the_bytes_event_json_as_writes(void **state)
  * writes, whether its set is the last one, one kept, or one that pushed
  * the oldest out; sets of one size that differ in one name stay apart.
  */
+/*
+ * A name or a host that differs from the cached one in one byte, wherever
+ * that byte is and whatever the length (1..40: the short, 8- and 16-byte
+ * compares and memcmp's), is rendered again, not taken from the cache.
+ */
+static void
+test_cached_names_and_hosts_that_differ_in_any_one_byte_are_rendered_again(void **state)
+{
+	char key[41], host[41];
+	const char *keys[2] = { "first", key };
+	struct event_field f[2];
+	struct event_json_cache c;
+	struct event ev;
+	struct buf b, want;
+
+	(void)state;
+	event_json_cache_init(&c);
+	buf_init(&b, 4096);
+	buf_init(&want, 4096);
+	for (size_t len = 1; len < sizeof(key); len++)
+		for (size_t at = 0; at < len; at++)
+			for (int changed = 0; changed < 2; changed++) {
+				memset(key, 'k', len);
+				key[len] = '\0';
+				memset(host, 'h', len);
+				host[len] = '\0';
+				if (changed)
+					key[at] = host[at] = 'x';
+				event_with(&ev, f, "m", keys, 2);
+				ev.host = (struct pbslice){ (const uint8_t *)host, len };
+				buf_reset(&b);
+				buf_reset(&want);
+				assert_int_equal(event_json_cached(&ev, "a", EVENT_JSON_NAMES_ORIGINAL, &c,
+				    &b), 0);
+				assert_int_equal(event_json_as(&ev, "a", NULL, EVENT_JSON_NAMES_ORIGINAL,
+				    &want), 0);
+				assert_int_equal(b.len, want.len);
+				assert_memory_equal(b.data, want.data, want.len);
+			}
+	event_json_cache_free(&c);
+	buf_free(&b);
+	buf_free(&want);
+}
+
 static void
 test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache(void **state)
 {
@@ -824,6 +868,7 @@ main(void)
 		cmocka_unit_test(test_a_message_that_is_not_utf8_keeps_its_bytes_in_message_b64),
 		cmocka_unit_test(test_cached_records_are_the_bytes_event_json_as_writes),
 		cmocka_unit_test(test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache),
+		cmocka_unit_test(test_cached_names_and_hosts_that_differ_in_any_one_byte_are_rendered_again),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
