@@ -868,31 +868,32 @@ static int
 event_resolve(struct event_reader *r, struct event *ev, uint64_t origin)
 {
 	struct pbslice *own[3] = { &ev->host, &ev->stream, &ev->source };
+	struct event_field *f = ev->fields, *end = ev->fields + ev->nfields;
 	struct event_tables *t = NULL;
-	int rc;
+	int rc = -EPROTO;
 
-	for (size_t i = 0; i < ev->nfields; i++) {
-		struct event_field *f = &ev->fields[i];
+	/* Through locals: stores to ev and r inside the loop cost a fifth of it (bench_codec). */
+	for (; f < end; f++) {
 		uint32_t id = f->key_id;
 
 		if (id == 0 || f->key.ptr != NULL)
 			continue;
-		ev->dict_refs = true;
 		if (id > EVENT_MAX_KEY_ID) {
 			r->why = "key id outside 1..4095";
-			return -EPROTO;
+			goto refused;
 		}
 		if (t == NULL && (t = event_tables_for(r, true, &rc)) == NULL)
-			return rc;
+			goto refused;
 		if (!EVENT_HAS(t->key_set, id)) {
 			r->why = "key id the Dict does not define";
-			return -EPROTO;
+			goto refused;
 		}
 		f->key = t->keys[id];
 	}
+	/* Only a key id, or an origin, refers to the Dict. */
+	ev->dict_refs = t != NULL || origin != 0;
 	if (origin == 0)
 		return 0;
-	ev->dict_refs = true;
 	if (origin > EVENT_MAX_ORIGIN_ID) {
 		r->why = "origin id outside 1..1023";
 		return -EPROTO;
@@ -907,6 +908,9 @@ event_resolve(struct event_reader *r, struct event *ev, uint64_t origin)
 		if (own[i]->ptr == NULL)
 			*own[i] = t->origins[origin][i];
 	return 0;
+refused:
+	ev->dict_refs = true;
+	return rc;
 }
 
 void
