@@ -121,7 +121,7 @@ jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
 			;
 found:
 		if (run > i) {
-			if ((r = buf_append(b, p + i, run - i)) != 0)
+			if ((r = jsonw_append(b, p + i, run - i)) != 0)
 				return r;
 			i = run;
 			/* p[i] needs more than a copy: on to it, without scanning it again. */
@@ -220,7 +220,7 @@ jsonw_part(struct buf *b, const uint8_t *p, size_t off, size_t n, const struct j
 	if (n + 2 > b->cap - b->len && (r = buf_reserve(b, n + 2)) != 0)
 		return r;
 	b->data[b->len] = '"';
-	memcpy(b->data + b->len + 1, p + off, n);
+	jsonw_copy(b->data + b->len + 1, p + off, n);
 	b->data[b->len + 1 + n] = '"';
 	b->len += n + 2;
 	return 0;

@@ -472,7 +472,7 @@ event_json_cached(const struct event *ev, const char *agent, enum event_json_nam
 	r |= buf_append(out, c->head.data, c->head.len);
 	r |= event_json_message(ev, &marks, out);
 	for (size_t i = 0; i < ev->nfields && r == 0; i++) {
-		r |= buf_append(out, set->rendered.data + prev, set->name_end[i] - prev);
+		r |= jsonw_append(out, set->rendered.data + prev, set->name_end[i] - prev);
 		prev = set->name_end[i];
 		r |= event_json_field(ev, &ev->fields[i], &marks, out);
 	}

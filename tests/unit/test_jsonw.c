@@ -122,6 +122,39 @@ test_two_special_bytes_in_one_8_byte_run_read_back(void **state)
 	buf_free(&b);
 }
 
+/* jsonw_append of every length up to 70, at every alignment: those bytes, nothing past them. */
+static void
+test_appends_of_every_small_length_copy_exactly_their_bytes(void **state)
+{
+	uint8_t src[80];
+	struct buf b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 7 + 1);
+	buf_init(&b, 256);
+	for (size_t n = 0; n <= 70; n++)
+		for (size_t at = 0; at < 4; at++) {
+			buf_reset(&b);
+			assert_int_equal(buf_reserve(&b, 200), 0);
+			memset(b.data, 0xee, 200);
+			b.len = at;
+			assert_int_equal(jsonw_append(&b, src + at, n), 0);
+			assert_int_equal(b.len, at + n);
+			assert_memory_equal(b.data + at, src + at, n);
+			for (size_t k = at + n; k < 200; k++)
+				assert_int_equal(b.data[k], 0xee);
+			for (size_t k = 0; k < at; k++)
+				assert_int_equal(b.data[k], 0xee);
+		}
+	/* Beyond the buffer's bound: refused, unchanged, as buf_append. */
+	buf_free(&b);
+	buf_init(&b, 8);
+	assert_int_equal(jsonw_append(&b, src, 9), -EMSGSIZE);
+	assert_int_equal(b.len, 0);
+	buf_free(&b);
+}
+
 static void
 test_invalid_utf8_becomes_replacement_characters(void **state)
 {
@@ -852,6 +885,7 @@ main(void)
 		cmocka_unit_test(test_strings_are_escaped_and_read_back_the_same),
 		cmocka_unit_test(test_every_special_byte_at_every_offset_reads_back),
 		cmocka_unit_test(test_two_special_bytes_in_one_8_byte_run_read_back),
+		cmocka_unit_test(test_appends_of_every_small_length_copy_exactly_their_bytes),
 		cmocka_unit_test(test_invalid_utf8_becomes_replacement_characters),
 		cmocka_unit_test(test_string_says_whether_it_replaced_bytes_in_the_same_pass),
 		cmocka_unit_test(test_cut_costs_what_jsonw_string_writes_and_keeps_utf8_whole),
