@@ -782,6 +782,34 @@ test_cached_names_and_hosts_that_differ_in_any_one_byte_are_rendered_again(void 
 	buf_free(&want);
 }
 
+/* Sets of as many names, of the same total length, in turn: each record has its own names. */
+static void
+test_sets_of_as_many_names_of_the_same_total_length_are_told_apart(void **state)
+{
+	static const char *const one[] = { "ab", "c", "status" }, *const other[] = { "a", "bc", "status" };
+	struct event_field f[3];
+	struct event_json_cache c;
+	struct event ev;
+	struct buf b, want;
+
+	(void)state;
+	event_json_cache_init(&c);
+	buf_init(&b, 4096);
+	buf_init(&want, 4096);
+	for (int i = 0; i < 6; i++) {
+		event_with(&ev, f, "m", i % 2 ? other : one, 3);
+		buf_reset(&b);
+		buf_reset(&want);
+		assert_int_equal(event_json_cached(&ev, "a", EVENT_JSON_NAMES_ORIGINAL, &c, &b), 0);
+		assert_int_equal(event_json_as(&ev, "a", NULL, EVENT_JSON_NAMES_ORIGINAL, &want), 0);
+		assert_int_equal(b.len, want.len);
+		assert_memory_equal(b.data, want.data, want.len);
+	}
+	event_json_cache_free(&c);
+	buf_free(&b);
+	buf_free(&want);
+}
+
 static void
 test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache(void **state)
 {
@@ -902,6 +930,7 @@ main(void)
 		cmocka_unit_test(test_a_message_that_is_not_utf8_keeps_its_bytes_in_message_b64),
 		cmocka_unit_test(test_cached_records_are_the_bytes_event_json_as_writes),
 		cmocka_unit_test(test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache),
+		cmocka_unit_test(test_sets_of_as_many_names_of_the_same_total_length_are_told_apart),
 		cmocka_unit_test(test_cached_names_and_hosts_that_differ_in_any_one_byte_are_rendered_again),
 	};
 
