@@ -51,17 +51,19 @@ static const uint8_t jsonw_plain[256] = {
 };
 
 /*
- * Whether any of the 8 bytes in v needs more than a copy: below 0x20, '"',
- * '\\' or not ASCII (jsonw_plain's zeros). Exact as a yes/no, so that the
- * byte loop decides only where there is something to decide.
+ * The bytes of v (8 bytes of a string, in memory order) that need more
+ * than a copy: below 0x20, '"', '\\' or not ASCII (jsonw_plain's zeros),
+ * each as its high bit. Exact as a yes/no, and its lowest bit is exact
+ * (a borrow only carries to the bytes above a special one), so that the
+ * first special byte is where that bit says, with no byte loop.
  */
-static inline bool
+static inline uint64_t
 jsonw_special8(uint64_t v)
 {
 	const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
 	uint64_t q = v ^ (ones * '"'), s = v ^ (ones * '\\');
 
-	return ((v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((s - ones) & ~s)) & highs) != 0;
+	return (v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((s - ones) & ~s)) & highs;
 }
 
 /* Notes that p[at, at + len) was not copied as it is: merged into the last range when they touch. */
@@ -104,16 +106,22 @@ jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
 	while (i < n) {
 		/* Copy runs of plain printable ASCII at once, found 8 bytes at a time. */
 		for (run = i; run + 8 <= n; run += 8) {
-			uint64_t v;
+			uint64_t v, special;
 
 			memcpy(&v, p + run, 8);
-			if (jsonw_special8(v))
-				break;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+			v = __builtin_bswap64(v);
+#endif
+			if ((special = jsonw_special8(v)) != 0) {
+				run += (size_t)__builtin_ctzll(special) / 8;
+				goto found;
+			}
 		}
 		for (; run < n && jsonw_plain[p[run]]; run++)
 			;
+found:
 		if (run > i) {
-			if ((r = buf_append(b, p + i, run - i)) != 0)
+			if ((r = jsonw_append(b, p + i, run - i)) != 0)
 				return r;
 			i = run;
 			/* p[i] needs more than a copy: on to it, without scanning it again. */
@@ -212,7 +220,7 @@ jsonw_part(struct buf *b, const uint8_t *p, size_t off, size_t n, const struct j
 	if (n + 2 > b->cap - b->len && (r = buf_reserve(b, n + 2)) != 0)
 		return r;
 	b->data[b->len] = '"';
-	memcpy(b->data + b->len + 1, p + off, n);
+	jsonw_copy(b->data + b->len + 1, p + off, n);
 	b->data[b->len + 1 + n] = '"';
 	b->len += n + 2;
 	return 0;

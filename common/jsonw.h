@@ -22,6 +22,50 @@ jsonw_raw(struct buf *b, const char *s)
 {
 	return buf_append(b, s, strlen(s));
 }
+/* d[0, n) = s[0, n), n up to 32 in overlapping loads and stores, not memcpy's call. */
+static inline void
+jsonw_copy(uint8_t *d, const uint8_t *s, size_t n)
+{
+	uint64_t h[2], t[2];
+	uint32_t h4, t4;
+
+	if (n >= 16 && n <= 32) {
+		memcpy(h, s, 16);
+		memcpy(t, s + n - 16, 16);
+		memcpy(d, h, 16);
+		memcpy(d + n - 16, t, 16);
+	} else if (n >= 8 && n < 16) {
+		memcpy(h, s, 8);
+		memcpy(t, s + n - 8, 8);
+		memcpy(d, h, 8);
+		memcpy(d + n - 8, t, 8);
+	} else if (n >= 4 && n < 8) {
+		memcpy(&h4, s, 4);
+		memcpy(&t4, s + n - 4, 4);
+		memcpy(d, &h4, 4);
+		memcpy(d + n - 4, &t4, 4);
+	} else if (n < 4) {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	} else {
+		memcpy(d, s, n);
+	}
+}
+
+/*
+ * buf_append for a JSON record's many small pieces (names, slices, runs
+ * between escapes: some twenty a record, each a call into memcpy before).
+ */
+static inline int
+jsonw_append(struct buf *b, const void *p, size_t n)
+{
+	if (n > b->cap - b->len)
+		return buf_append_grow(b, p, n);
+	jsonw_copy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
 int jsonw_string(struct buf *b, const uint8_t *p, size_t n);
 int jsonw_cstring(struct buf *b, const char *s);
 /*

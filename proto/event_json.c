@@ -271,11 +271,45 @@ event_json(const struct event *ev, const char *agent, const char *extra, struct 
 	return event_json_as(ev, agent, extra, EVENT_JSON_NAMES_ORIGINAL, out);
 }
 
+/* The first and the last w bytes of p[0, n), n 4..16 (w: 8 from n 8, else 4): all of them. */
+static inline void
+event_json_ends(const uint8_t *p, size_t n, uint64_t e[2])
+{
+	uint32_t head, tail;
+
+	if (n >= 8) {
+		memcpy(&e[0], p, 8);
+		memcpy(&e[1], p + n - 8, 8);
+		return;
+	}
+	memcpy(&head, p, 4);
+	memcpy(&tail, p + n - 4, 4);
+	e[0] = head;
+	e[1] = tail;
+}
+
+/*
+ * Whether a[0, n) equals b[0, n). Names, hosts and streams are mostly 4 to
+ * 16 bytes: compared in two loads each, overlapping, not through memcmp's
+ * call (a tenth of a cached record's instructions, bench_kafka).
+ */
+static inline bool
+event_json_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint64_t x[2], y[2];
+
+	if (n < 4 || n > 16)
+		return n == 0 || memcmp(a, b, n) == 0;
+	event_json_ends(a, n, x);
+	event_json_ends(b, n, y);
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
 /* Whether the bytes of p equal from[*off, *off + n); moves *off past them. */
 static inline bool
 event_json_same(const struct pbslice *p, size_t n, const uint8_t *from, size_t *off)
 {
-	bool same = p->len == n && (n == 0 || memcmp(p->ptr, from + *off, n) == 0);
+	bool same = p->len == n && event_json_equal(p->ptr, from + *off, n);
 
 	*off += n;
 	return same;
@@ -438,7 +472,7 @@ event_json_cached(const struct event *ev, const char *agent, enum event_json_nam
 	r |= buf_append(out, c->head.data, c->head.len);
 	r |= event_json_message(ev, &marks, out);
 	for (size_t i = 0; i < ev->nfields && r == 0; i++) {
-		r |= buf_append(out, set->rendered.data + prev, set->name_end[i] - prev);
+		r |= jsonw_append(out, set->rendered.data + prev, set->name_end[i] - prev);
 		prev = set->name_end[i];
 		r |= event_json_field(ev, &ev->fields[i], &marks, out);
 	}

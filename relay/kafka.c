@@ -466,14 +466,24 @@ static void
 kafka_batch_report(struct kafka_batch *b, int err)
 {
 	struct kafka_loop *kl = b->kl;
-	bool wake = false;
+	bool wake = false, last = false;
 
+	/*
+	 * A delivery that is not the batch's last changes nothing but the
+	 * count: no lock for it (the poller took kl->mu once per record,
+	 * against the loop's own use of it).
+	 */
+	if (err == 0 && !(last = atomic_fetch_sub(&b->pending, 1) == 1))
+		return;
 	pthread_mutex_lock(&kl->mu);
-	if (err != 0 && b->err == 0) {
-		b->err = err;
-		wake |= kafka_ready_push(kl, b);
+	if (err != 0) {
+		if (b->err == 0) {
+			b->err = err;
+			wake |= kafka_ready_push(kl, b);
+		}
+		last = atomic_fetch_sub(&b->pending, 1) == 1;
 	}
-	if (atomic_fetch_sub(&b->pending, 1) == 1) {
+	if (last) {
 		b->done = true;
 		wake |= kafka_ready_push(kl, b);
 	}

@@ -265,6 +265,17 @@ test_more_fields_than_room_is_refused(void **state)
 	assert_int_equal(event_reader_next(&r, &got), -E2BIG);
 	assert_string_equal(r.why, "too many fields in one event");
 	assert_int_equal(event_reader_next(&r, &got), 0);
+	/* Fields all of the shape read in one pass (slices, integers): the same, and no write past the room. */
+	buf_reset(&b);
+	for (int i = 2; i < 7; i++)
+		f[i] = f[i % 2];
+	assert_int_equal(event_encode(&ev, &b), 0);
+	memset(gf, 0x5a, sizeof(gf));
+	event_reader_init(&r, b.data, b.len, gf, 2);
+	assert_int_equal(event_reader_next(&r, &got), -E2BIG);
+	assert_string_equal(r.why, "too many fields in one event");
+	assert_int_equal(gf[2].key_id, 0x5a5a5a5a);
+	assert_int_equal(event_reader_next(&r, &got), 0);
 	buf_free(&b);
 }
 
@@ -804,6 +815,129 @@ test_format2_bad_or_undefined_ids_are_malformed_events(void **state)
 	assert_slice(gf[0].key, S("status"));
 	assert_int_equal(gf[0].v.integer, 7);
 	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
+/*
+ * One Field, as its bytes: what protobuf says it decodes to (rc 1), or
+ * why it is malformed. The encoders write a key (id or literal) then one
+ * value; every other order, repetition and width must read the same.
+ */
+struct field_shape {
+	const char *what;
+	uint8_t b[16];
+	size_t n;
+	int rc;
+	const char *why;
+	const char *key;
+	enum event_value_type type;
+	uint32_t off, len;            /* slice */
+	int64_t integer;
+	const char *text;
+};
+
+static const struct field_shape field_shapes[] = {
+	{ "id, slice", { 0x40, 0x01, 0x32, 0x04, 0x08, 0x03, 0x10, 0x04 }, 8, 1, NULL,
+	    "k1", EVENT_SLICE, 3, 4, 0, NULL },
+	{ "two-byte id, empty slice", { 0x40, 0xc8, 0x01, 0x32, 0x00 }, 5, 1, NULL,
+	    "k200", EVENT_SLICE, 0, 0, 0, NULL },
+	{ "id of a longer varint than needed", { 0x40, 0x81, 0x00, 0x32, 0x00 }, 5, 1, NULL,
+	    "k1", EVENT_SLICE, 0, 0, 0, NULL },
+	{ "slice length alone", { 0x40, 0x01, 0x32, 0x02, 0x10, 0x05 }, 6, 1, NULL,
+	    "k1", EVENT_SLICE, 0, 5, 0, NULL },
+	{ "slice length before offset", { 0x40, 0x01, 0x32, 0x04, 0x10, 0x05, 0x08, 0x02 }, 8, 1,
+	    NULL, "k1", EVENT_SLICE, 2, 5, 0, NULL },
+	{ "slice offset twice: the last", { 0x40, 0x01, 0x32, 0x04, 0x08, 0x01, 0x08, 0x02 }, 8, 1,
+	    NULL, "k1", EVENT_SLICE, 2, 0, 0, NULL },
+	{ "slice offset of 5 bytes", { 0x40, 0x01, 0x32, 0x06, 0x08, 0xff, 0xff, 0xff, 0xff, 0x0f },
+	    10, 1, NULL, "k1", EVENT_SLICE, UINT32_MAX, 0, 0, NULL },
+	{ "slice with an unknown field", { 0x40, 0x01, 0x32, 0x04, 0x08, 0x01, 0x18, 0x07 }, 8, 1,
+	    NULL, "k1", EVENT_SLICE, 1, 0, 0, NULL },
+	{ "value before key", { 0x32, 0x02, 0x08, 0x01, 0x40, 0x01 }, 6, 1, NULL,
+	    "k1", EVENT_SLICE, 1, 0, 0, NULL },
+	{ "literal key before an id: the literal", { 0x0a, 0x01, 'x', 0x40, 0x01, 0x32, 0x00 }, 7,
+	    1, NULL, "x", EVENT_SLICE, 0, 0, 0, NULL },
+	{ "id before a literal key: the literal", { 0x40, 0x01, 0x0a, 0x01, 'y', 0x32, 0x00 }, 7,
+	    1, NULL, "y", EVENT_SLICE, 0, 0, 0, NULL },
+	{ "slice then integer: the integer", { 0x40, 0x01, 0x32, 0x00, 0x18, 0x04 }, 6, 1, NULL,
+	    "k1", EVENT_INTEGER, 0, 0, 2, NULL },
+	{ "integer then text: the text", { 0x40, 0x01, 0x18, 0x04, 0x12, 0x01, 'z' }, 7, 1, NULL,
+	    "k1", EVENT_TEXT, 0, 0, 0, "z" },
+	{ "literal key, slice", { 0x0a, 0x02, 'k', 'k', 0x32, 0x02, 0x08, 0x05 }, 8, 1, NULL,
+	    "kk", EVENT_SLICE, 5, 0, 0, NULL },
+	{ "literal key, text", { 0x0a, 0x01, 'a', 0x12, 0x03, 'b', 'c', 'd' }, 8, 1, NULL,
+	    "a", EVENT_TEXT, 0, 0, 0, "bcd" },
+	{ "id, empty text", { 0x40, 0x01, 0x12, 0x00 }, 4, 1, NULL,
+	    "k1", EVENT_TEXT, 0, 0, 0, "" },
+	{ "id alone: null", { 0x40, 0x01 }, 2, 1, NULL, "k1", EVENT_NULL, 0, 0, 0, NULL },
+	{ "id, negative integer", { 0x40, 0x01, 0x18, 0x03 }, 4, 1, NULL,
+	    "k1", EVENT_INTEGER, 0, 0, -2, NULL },
+	{ "id, integer of 10 bytes", { 0x40, 0x01, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	    0xff, 0xff, 0x01 }, 13, 1, NULL, "k1", EVENT_INTEGER, 0, 0, INT64_MIN, NULL },
+	{ "id, integer, unknown field", { 0x40, 0x01, 0x18, 0x04, 0x48, 0x01 }, 6, 1, NULL,
+	    "k1", EVENT_INTEGER, 0, 0, 2, NULL },
+	{ "slice longer than its field", { 0x40, 0x01, 0x32, 0x05, 0x08, 0x01 }, 6, -EPROTO,
+	    "length beyond the end of its message", NULL, 0, 0, 0, 0, NULL },
+	{ "id cut short", { 0x40 }, 1, -EPROTO, "truncated varint", NULL, 0, 0, 0, 0, NULL },
+	{ "id of a length-delimited type", { 0x42, 0x01, 0x00 }, 3, -EPROTO, "wrong wire type", NULL, 0, 0, 0, 0, NULL },
+	{ "slice offset of 4 GiB", { 0x40, 0x01, 0x32, 0x06, 0x08, 0x80, 0x80, 0x80, 0x80, 0x10 },
+	    10, -EPROTO, "slice bound above 4 GiB", NULL, 0, 0, 0, 0, NULL },
+	{ "text longer than its field", { 0x40, 0x01, 0x12, 0x05, 'a' }, 5, -EPROTO,
+	    "length beyond the end of its message", NULL, 0, 0, 0, 0, NULL },
+	{ "key id the Dict does not define", { 0x40, 0x02, 0x32, 0x00 }, 4, -EPROTO,
+	    "key id the Dict does not define", NULL, 0, 0, 0, 0, NULL },
+	{ "key id 0: no key", { 0x40, 0x00, 0x32, 0x00 }, 4, 1, NULL,
+	    "", EVENT_SLICE, 0, 0, 0, NULL },
+};
+
+static void
+test_fields_of_every_shape_decode_as_protobuf_says(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(field_shapes) / sizeof(field_shapes[0]); i++) {
+		const struct field_shape *s = &field_shapes[i];
+		struct pb list = { .n = 0 }, dict = { .n = 0 }, ev = { .n = 0 };
+		struct event got;
+		struct event_field gf[2];
+		struct event_reader r;
+
+		print_message("%s\n", s->what);
+		dict_key(&dict, 1, "k1");
+		dict_key(&dict, 200, "k200");
+		pb_sub(&list, 2, &dict);
+		pb_str(&ev, 5, "0123456789");
+		pb_bytes(&ev, 6, s->b, s->n);
+		pb_sub(&list, 1, &ev);
+		event_reader_init(&r, list.b, list.n, gf, 2);
+		assert_int_equal(event_reader_next(&r, &got), s->rc);
+		if (s->rc != 1) {
+			assert_string_equal(r.why, s->why);
+			assert_int_equal(event_reader_next(&r, &got), 0);
+			continue;
+		}
+		assert_int_equal(got.nfields, 1);
+		/* Only a name from the Dict makes the event more than its own bytes. */
+		assert_int_equal(got.dict_refs, strcmp(s->key, "k1") == 0 || strcmp(s->key, "k200") == 0);
+		assert_int_equal(gf[0].key.len, strlen(s->key));
+		assert_memory_equal(gf[0].key.ptr != NULL ? gf[0].key.ptr : (const uint8_t *)"",
+		    s->key, strlen(s->key));
+		assert_int_equal(gf[0].type, s->type);
+		switch (s->type) {
+		case EVENT_SLICE:
+			assert_int_equal(gf[0].v.slice.offset, s->off);
+			assert_int_equal(gf[0].v.slice.length, s->len);
+			break;
+		case EVENT_INTEGER:
+			assert_true(gf[0].v.integer == s->integer);
+			break;
+		case EVENT_TEXT:
+			assert_slice(gf[0].v.text, (struct pbslice){ (const uint8_t *)s->text,
+			    strlen(s->text) });
+			break;
+		default:
+			break;
+		}
+		assert_int_equal(event_reader_next(&r, &got), 0);
+	}
 }
 
 static void
@@ -1531,6 +1665,7 @@ main(void)
 		cmocka_unit_test(test_format3_encoder_writes_field_messages_unless_every_field_packs),
 		cmocka_unit_test(test_format3_encoder_respects_the_cap_and_keeps_out_on_error),
 		cmocka_unit_test(test_format3_list_converts_to_format1),
+		cmocka_unit_test(test_fields_of_every_shape_decode_as_protobuf_says),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,6 +47,20 @@ test_strings_are_escaped_and_read_back_the_same(void **state)
 	buf_free(&b);
 }
 
+/* jsonw_string of in[0, n), valid UTF-8, parses back as the same n bytes. */
+static void
+assert_string_reads_back(struct buf *b, const uint8_t *in, size_t n)
+{
+	json_t *j;
+
+	buf_reset(b);
+	assert_int_equal(jsonw_string(b, in, n), 0);
+	j = parse(b);
+	assert_int_equal(json_string_length(j), n);
+	assert_memory_equal(json_string_value(j), in, n);
+	json_decref(j);
+}
+
 /*
  * Every byte value at every offset of a long plain run: the 8-byte scan
  * must stop wherever the byte loop would, so each byte below 0x20, '"',
@@ -57,7 +71,6 @@ test_every_special_byte_at_every_offset_reads_back(void **state)
 {
 	uint8_t in[40];
 	struct buf b;
-	json_t *j;
 
 	(void)state;
 	buf_init(&b, 4096);
@@ -70,13 +83,75 @@ test_every_special_byte_at_every_offset_reads_back(void **state)
 			in[(at + 5) % (sizeof(in) - 1) + 1] = 0xa9;
 			if (in[at] != c)
 				continue;   /* overwritten: that case is another's */
-			buf_reset(&b);
-			assert_int_equal(jsonw_string(&b, in, sizeof(in)), 0);
-			j = parse(&b);
-			assert_int_equal(json_string_length(j), sizeof(in));
-			assert_memory_equal(json_string_value(j), in, sizeof(in));
-			json_decref(j);
+			assert_string_reads_back(&b, in, sizeof(in));
 		}
+	buf_free(&b);
+}
+
+/*
+ * Two bytes that are special, or just beside it (0x1f then 0x20: the 8-byte
+ * test's borrow), in every pair of places of one 8-byte run and across two:
+ * each found where it is, none skipped, the text read back the same.
+ */
+static void
+test_two_special_bytes_in_one_8_byte_run_read_back(void **state)
+{
+	static const uint8_t near[] = { 0x01, 0x1f, 0x20, 0x21, '"', '#', '\\', ']', 0x7f, 0xc3 };
+	uint8_t in[24];
+	struct buf b;
+
+	(void)state;
+	buf_init(&b, 4096);
+	for (size_t x = 0; x < sizeof(near); x++)
+		for (size_t y = 0; y < sizeof(near); y++)
+			for (size_t at = 0; at < 8; at++)
+				for (size_t d = 1; d <= 9; d++) {
+					memset(in, 'a', sizeof(in));
+					in[at] = near[x];
+					in[at + d] = near[y];
+					/* 0xc3 opens U+00E9: its second byte follows, where nothing else is. */
+					if (near[x] == 0xc3) {
+						if (d == 1)
+							continue;
+						in[at + 1] = 0xa9;
+					}
+					if (near[y] == 0xc3)
+						in[at + d + 1] = 0xa9;
+					assert_string_reads_back(&b, in, sizeof(in));
+				}
+	buf_free(&b);
+}
+
+/* jsonw_append of every length up to 70, at every alignment: those bytes, nothing past them. */
+static void
+test_appends_of_every_small_length_copy_exactly_their_bytes(void **state)
+{
+	uint8_t src[80];
+	struct buf b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 7 + 1);
+	buf_init(&b, 256);
+	for (size_t n = 0; n <= 70; n++)
+		for (size_t at = 0; at < 4; at++) {
+			buf_reset(&b);
+			assert_int_equal(buf_reserve(&b, 200), 0);
+			memset(b.data, 0xee, 200);
+			b.len = at;
+			assert_int_equal(jsonw_append(&b, src + at, n), 0);
+			assert_int_equal(b.len, at + n);
+			assert_memory_equal(b.data + at, src + at, n);
+			for (size_t k = at + n; k < 200; k++)
+				assert_int_equal(b.data[k], 0xee);
+			for (size_t k = 0; k < at; k++)
+				assert_int_equal(b.data[k], 0xee);
+		}
+	/* Beyond the buffer's bound: refused, unchanged, as buf_append. */
+	buf_free(&b);
+	buf_init(&b, 8);
+	assert_int_equal(jsonw_append(&b, src, 9), -EMSGSIZE);
+	assert_int_equal(b.len, 0);
 	buf_free(&b);
 }
 
@@ -663,6 +738,78 @@ test_cached_records_are_the_bytes_event_json_as_writes(void **state)
  * writes, whether its set is the last one, one kept, or one that pushed
  * the oldest out; sets of one size that differ in one name stay apart.
  */
+/*
+ * A name or a host that differs from the cached one in one byte, wherever
+ * that byte is and whatever the length (1..40: the short, 8- and 16-byte
+ * compares and memcmp's), is rendered again, not taken from the cache.
+ */
+static void
+test_cached_names_and_hosts_that_differ_in_any_one_byte_are_rendered_again(void **state)
+{
+	char key[41], host[41];
+	const char *keys[2] = { "first", key };
+	struct event_field f[2];
+	struct event_json_cache c;
+	struct event ev;
+	struct buf b, want;
+
+	(void)state;
+	event_json_cache_init(&c);
+	buf_init(&b, 4096);
+	buf_init(&want, 4096);
+	for (size_t len = 1; len < sizeof(key); len++)
+		for (size_t at = 0; at < len; at++)
+			for (int changed = 0; changed < 2; changed++) {
+				memset(key, 'k', len);
+				key[len] = '\0';
+				memset(host, 'h', len);
+				host[len] = '\0';
+				if (changed)
+					key[at] = host[at] = 'x';
+				event_with(&ev, f, "m", keys, 2);
+				ev.host = (struct pbslice){ (const uint8_t *)host, len };
+				buf_reset(&b);
+				buf_reset(&want);
+				assert_int_equal(event_json_cached(&ev, "a", EVENT_JSON_NAMES_ORIGINAL, &c,
+				    &b), 0);
+				assert_int_equal(event_json_as(&ev, "a", NULL, EVENT_JSON_NAMES_ORIGINAL,
+				    &want), 0);
+				assert_int_equal(b.len, want.len);
+				assert_memory_equal(b.data, want.data, want.len);
+			}
+	event_json_cache_free(&c);
+	buf_free(&b);
+	buf_free(&want);
+}
+
+/* Sets of as many names, of the same total length, in turn: each record has its own names. */
+static void
+test_sets_of_as_many_names_of_the_same_total_length_are_told_apart(void **state)
+{
+	static const char *const one[] = { "ab", "c", "status" }, *const other[] = { "a", "bc", "status" };
+	struct event_field f[3];
+	struct event_json_cache c;
+	struct event ev;
+	struct buf b, want;
+
+	(void)state;
+	event_json_cache_init(&c);
+	buf_init(&b, 4096);
+	buf_init(&want, 4096);
+	for (int i = 0; i < 6; i++) {
+		event_with(&ev, f, "m", i % 2 ? other : one, 3);
+		buf_reset(&b);
+		buf_reset(&want);
+		assert_int_equal(event_json_cached(&ev, "a", EVENT_JSON_NAMES_ORIGINAL, &c, &b), 0);
+		assert_int_equal(event_json_as(&ev, "a", NULL, EVENT_JSON_NAMES_ORIGINAL, &want), 0);
+		assert_int_equal(b.len, want.len);
+		assert_memory_equal(b.data, want.data, want.len);
+	}
+	event_json_cache_free(&c);
+	buf_free(&b);
+	buf_free(&want);
+}
+
 static void
 test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache(void **state)
 {
@@ -765,6 +912,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings_are_escaped_and_read_back_the_same),
 		cmocka_unit_test(test_every_special_byte_at_every_offset_reads_back),
+		cmocka_unit_test(test_two_special_bytes_in_one_8_byte_run_read_back),
+		cmocka_unit_test(test_appends_of_every_small_length_copy_exactly_their_bytes),
 		cmocka_unit_test(test_invalid_utf8_becomes_replacement_characters),
 		cmocka_unit_test(test_string_says_whether_it_replaced_bytes_in_the_same_pass),
 		cmocka_unit_test(test_cut_costs_what_jsonw_string_writes_and_keeps_utf8_whole),
@@ -781,6 +930,8 @@ main(void)
 		cmocka_unit_test(test_a_message_that_is_not_utf8_keeps_its_bytes_in_message_b64),
 		cmocka_unit_test(test_cached_records_are_the_bytes_event_json_as_writes),
 		cmocka_unit_test(test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache),
+		cmocka_unit_test(test_sets_of_as_many_names_of_the_same_total_length_are_told_apart),
+		cmocka_unit_test(test_cached_names_and_hosts_that_differ_in_any_one_byte_are_rendered_again),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1101,6 +1101,51 @@ test_event_whose_fields_fill_a_record_is_refused_alone(void **state)
 	global_fx = NULL;
 }
 
+/* all_reported's goal: delivered + failed reports, in kafka_stats. */
+static uint64_t reports_wanted;
+
+static bool
+all_reported(struct fx *f)
+{
+	struct kafka_stats st;
+
+	kafka_get_stats(f->k, &st);
+	return st.delivered + st.failed >= reports_wanted;
+}
+
+/*
+ * Reports come one per record, on the poller: a batch some of whose
+ * records fail while the others are delivered is answered RETRY at the
+ * first failure, once, whether its last report is a failure or a delivery.
+ */
+static void
+test_a_batch_with_some_records_failed_is_answered_retry_once(void **state)
+{
+	enum { N = 300 };
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_stats before, st;
+	struct answer *a;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	kafka_get_stats(f->k, &before);
+	/* The next request refused for good: its records fail, the other requests' are delivered. */
+	rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1,
+	    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+	a = produce_batch(f, 1, N, 100);
+	reports_wanted = before.delivered + before.failed + N;
+	assert_true(fx_run_until(f, all_reported, 20000));
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->calls, 1);
+	assert_int_equal(a->status, KAFKA_RETRY);
+	kafka_get_stats(f->k, &st);
+	assert_true(st.failed > before.failed);
+	rd_kafka_mock_clear_request_errors(f->mc, APIKEY_PRODUCE);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
 static void
 test_broker_refusal_without_dead_letter_is_counted_and_acknowledged(void **state)
 {
@@ -2307,6 +2352,7 @@ main(void)
 		cmocka_unit_test(test_pieces_go_on_after_a_full_queue_without_repeating),
 		cmocka_unit_test(test_protobuf_pieces_are_events_with_resolved_fields),
 		cmocka_unit_test(test_event_whose_fields_fill_a_record_is_refused_alone),
+		cmocka_unit_test(test_a_batch_with_some_records_failed_is_answered_retry_once),
 		cmocka_unit_test(test_broker_refusal_without_dead_letter_is_counted_and_acknowledged),
 		cmocka_unit_test(test_broker_refusal_goes_to_the_dead_letter_topic),
 		cmocka_unit_test(test_invalid_topic_goes_to_the_dead_letter_topic_with_its_reason),
