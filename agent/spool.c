@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <lmdb.h>
+#include <zlib.h>
 #include <zstd.h>
 
 #include "agent/spool.h"
@@ -70,13 +71,24 @@
  * (the table leaves L1); 11 5,291 at 5.56. minMatch 6, 5, 4 cost 28-616
  * more for at most 0.4 % in ratio; searchLog does not apply to fast;
  * targetLength 1 cut 553 but the ratio fell to 4.87 (fast then leaves
- * literals raw); dfast cost 380 more. The content checksum costs 277
- * instructions (7 % of the time) and stays: LMDB keeps no page checksums,
- * and without it one byte changed in a stored frame decompresses into
- * other events instead of being refused by the relay (test_spool's
- * changed-byte test).
+ * literals raw); dfast cost 380 more. zstd's content checksum (XXH64 of
+ * the uncompressed bytes) cost 277 instructions (7 % of the time), and
+ * every relay paid it again: format-3 segments go without it, and a CRC32
+ * of the compressed frame, ~5.5 times fewer bytes, follows the frame in a
+ * skippable frame (SPOOL_CRC_MAGIC). LMDB keeps no page checksums, so one
+ * of the two is needed: without, one byte changed in a stored frame
+ * decompresses into other events (test_spool's changed-byte tests).
  */
 #define SPOOL_ZSTD_HASHLOG 12
+
+/*
+ * A format-3 segment's payload ends with a zstd skippable frame (magic
+ * 0x184D2A50..5F, its 4-byte little-endian size, its data) holding the
+ * little-endian CRC32 of the zstd frame before it: every zstd decoder
+ * skips it, so payloads still ship as stored and concatenate.
+ */
+#define SPOOL_CRC_MAGIC 0x184D2A50u
+#define SPOOL_CRC_FRAME 12
 
 struct spool_block {
 	struct spool_block *next;
@@ -287,17 +299,53 @@ spool_segment_parse(const MDB_val *k, const MDB_val *v, struct spool_segment *se
 	return 0;
 }
 
+/*
+ * Checks that a segment's payload is one whole zstd frame and, in format
+ * 3, its CRC32 frame, and that the CRC32 matches the frame's bytes (a
+ * format-1 or 2 frame carries zstd's content checksum instead, checked
+ * when it is decompressed). Sets *frame_len to the zstd frame's length.
+ * Returns 0, or -EIO with why.
+ */
+static int
+spool_segment_check(const struct spool_segment *seg, size_t *frame_len, const char **why)
+{
+	const uint8_t *crc;
+	size_t n = ZSTD_findFrameCompressedSize(seg->payload, seg->payload_len);
+
+	if (ZSTD_isError(n) || (seg->event_format < EVENT_FORMAT_3 && n != seg->payload_len)) {
+		*why = "its zstd frame is damaged";
+		return -EIO;
+	}
+	*frame_len = n;
+	if (seg->event_format < EVENT_FORMAT_3)
+		return 0;
+	crc = seg->payload + n;
+	if (seg->payload_len - n != SPOOL_CRC_FRAME || spool_get_le(crc, 4) != SPOOL_CRC_MAGIC ||
+	    spool_get_le(crc + 4, 4) != 4) {
+		*why = "its checksum frame is missing or damaged";
+		return -EIO;
+	}
+	if (spool_get_le(crc + 8, 4) != crc32_z(0, seg->payload, n)) {
+		*why = "its bytes do not match their checksum";
+		return -EIO;
+	}
+	return 0;
+}
+
 int
 spool_segment_stored(const struct spool_segment *seg, struct buf *out)
 {
+	const char *why;
 	size_t n;
 
 	int r;
 
 	buf_reset(out);
+	if (spool_segment_check(seg, &n, &why) != 0)
+		return -EIO;
 	if ((r = buf_reserve(out, seg->uncompressed)) != 0)
 		return r;
-	n = ZSTD_decompress(out->data, seg->uncompressed, seg->payload, seg->payload_len);
+	n = ZSTD_decompress(out->data, seg->uncompressed, seg->payload, n);
 	if (ZSTD_isError(n) || n != seg->uncompressed)
 		return -EIO;
 	out->len = n;
@@ -498,13 +546,13 @@ spool_env_open(struct spool *s, uint64_t moved_aside, const char **why)
 	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		struct spool_segment seg;
 
-		const char *bad = NULL;
+		const char *bad = NULL, *frame_bad;
+		size_t frame_len;
 
 		if (spool_segment_parse(&k, &v, &seg, &bad) == 0 && seg.first_seq < last_end)
 			bad = "it overlaps the segment before it";
-		else if (bad == NULL && ZSTD_findFrameCompressedSize(seg.payload,
-		    seg.payload_len) != seg.payload_len)
-			bad = "its zstd frame is damaged";
+		else if (bad == NULL && spool_segment_check(&seg, &frame_len, &frame_bad) != 0)
+			bad = frame_bad;
 		if (bad != NULL) {
 			/* One damaged segment costs its own events, not the spool's. */
 			log_error("spool %s: segment %" PRIu64 " is damaged (%s): deleted; its "
@@ -994,6 +1042,7 @@ static int
 spool_seg_compress(struct spool *s, struct spool_seg *g)
 {
 	const uint8_t *src;
+	uint8_t *frame;
 	size_t events = s->open_raw.len - SPOOL_DICT_ROOM, dlen, total, n;
 	int r;
 
@@ -1015,15 +1064,20 @@ spool_seg_compress(struct spool *s, struct spool_seg *g)
 	}
 	total = dlen + events;
 	buf_reset(&g->out);
-	if ((r = buf_reserve(&g->out, SPOOL_SEGMENT_HEADER + ZSTD_compressBound(total))) != 0)
+	if ((r = buf_reserve(&g->out, SPOOL_SEGMENT_HEADER + ZSTD_compressBound(total) +
+	    SPOOL_CRC_FRAME)) != 0)
 		return r;
-	n = ZSTD_compress2(s->cctx, g->out.data + SPOOL_SEGMENT_HEADER,
-	    g->out.cap - SPOOL_SEGMENT_HEADER, src, total);
+	frame = g->out.data + SPOOL_SEGMENT_HEADER;
+	n = ZSTD_compress2(s->cctx, frame, g->out.cap - SPOOL_SEGMENT_HEADER - SPOOL_CRC_FRAME,
+	    src, total);
 	if (ZSTD_isError(n)) {
 		log_error("spool %s: zstd: %s", s->dir, ZSTD_getErrorName(n));
 		return -EIO;
 	}
-	g->out.len = SPOOL_SEGMENT_HEADER + n;
+	spool_put_le(frame + n, SPOOL_CRC_MAGIC, 4);
+	spool_put_le(frame + n + 4, 4, 4);
+	spool_put_le(frame + n + 8, crc32_z(0, frame, n), 4);
+	g->out.len = SPOOL_SEGMENT_HEADER + n + SPOOL_CRC_FRAME;
 	g->uncompressed = total;
 	return 0;
 }
@@ -2306,7 +2360,7 @@ spool_open(uv_loop_t *loop, const struct spool_options *o, void (*writable)(void
 	if ((s->cctx = ZSTD_createCCtx()) == NULL ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel,
 	    o->zstd_level)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 0)) ||
 	    (o->zstd_level == 1 &&
 	    ZSTD_isError(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_hashLog, SPOOL_ZSTD_HASHLOG)))) {
 		r = -ENOMEM;
@@ -2422,8 +2476,8 @@ spool_view_close(struct spool_view *v)
 
 /* Segments from the one holding `from` on, in a transaction of the caller's. */
 /*
- * Reports a segment whose header is damaged, found by the shipper's read
- * (the open checked every header: the disk changed since), and has the
+ * Reports a segment whose header or frame is damaged, found by the
+ * shipper's read (the open checked every one: the disk changed since), and has the
  * writer delete it, so that shipping goes on past it.
  */
 static void
@@ -2477,8 +2531,15 @@ spool_iter_segments(struct spool *s, MDB_txn *txn, MDB_dbi dbi, uint64_t from,
 	}
 	for (; rc == 0 && r == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
 		struct spool_segment seg;
+		size_t frame_len;
 
-		if (spool_segment_parse(&k, &d, &seg, why) != 0) {
+		/*
+		 * The shipper sends what it reads as stored: its checksum is
+		 * checked first. A view leaves it to spool_segment_stored, so
+		 * that --spool-dump skips a damaged segment and goes on.
+		 */
+		if (spool_segment_parse(&k, &d, &seg, why) != 0 ||
+		    (s != NULL && spool_segment_check(&seg, &frame_len, why) != 0)) {
 			if (s != NULL && k.mv_size == 8) {
 				spool_damaged_segment(s, spool_get_be64(k.mv_data), *why);
 				*why = NULL;

@@ -109,6 +109,7 @@ spool_fixture_write_format(const char *dir, uint64_t n, int format)
 	struct buf list;
 	uint8_t *seg, key[8];
 	size_t bound, zlen;
+	ZSTD_CCtx *cctx;
 	MDB_val k = { 8, key }, v;
 	struct event_dict *d = event_dict_new(4096);
 	struct event_dict_used used;
@@ -141,8 +142,12 @@ spool_fixture_write_format(const char *dir, uint64_t n, int format)
 	assert_int_equal(buf_append(&list, events.data, events.len), 0);
 	bound = ZSTD_compressBound(list.len);
 	assert_non_null(seg = calloc(1, SPOOL_SEGMENT_HEADER + bound));
-	zlen = ZSTD_compress(seg + SPOOL_SEGMENT_HEADER, bound, list.data, list.len, 1);
+	/* With zstd's content checksum, as agents before format 3 compressed every segment. */
+	assert_non_null(cctx = ZSTD_createCCtx());
+	assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)));
+	zlen = ZSTD_compress2(cctx, seg + SPOOL_SEGMENT_HEADER, bound, list.data, list.len);
 	assert_false(ZSTD_isError(zlen));
+	ZSTD_freeCCtx(cctx);
 	put_le(seg, SPOOL_SEGMENT_MAGIC, 4);
 	seg[4] = (uint8_t)format;
 	seg[5] = SPOOL_CODEC_ZSTD;

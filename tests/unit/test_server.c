@@ -779,6 +779,47 @@ test_malformed_event_refused_alone_others_delivered(void **state)
 	fx_free(f);
 }
 
+/*
+ * A format-3 spool segment is its zstd frame (no content checksum) and a
+ * skippable frame holding the frame's CRC32; the shipper sends segments
+ * as stored, one after another. The relay skips the skippable frames,
+ * between frames and at the end.
+ */
+static void
+test_batch_of_segments_each_followed_by_a_skippable_frame_is_delivered(void **state)
+{
+	struct fx *f = fx_new();
+	struct client *c;
+	struct buf plain, zst, batch;
+	struct kafka_stats ks;
+	uint64_t declared = 0;
+
+	(void)state;
+	fx_start(f);
+	c = cl_ready(f, "web-01", "web-01");
+	buf_init(&batch, 1 << 20);
+	for (int i = 0; i < 3; i++) {
+		uint8_t skip[12] = { 0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 0xde, 0xad, 0xbe, (uint8_t)i };
+		char prefix[16];
+
+		snprintf(prefix, sizeof(prefix), "segment %d", i);
+		make_events(4, prefix, &plain, &zst);
+		assert_int_equal(buf_append(&batch, zst.data, zst.len), 0);
+		assert_int_equal(buf_append(&batch, skip, sizeof(skip)), 0);
+		declared += plain.len;
+		buf_free(&plain);
+		buf_free(&zst);
+	}
+	cl_batch(c, 1, 12, declared, &batch);
+	assert_true(cl_wait_frames(f, c, 2, 15000));
+	assert_int_equal(cl_ack(c, 1)->status, logferry_Ack_Status_OK);
+	kafka_get_stats(f->k, &ks);
+	assert_int_equal(ks.delivered, 12);
+	buf_free(&batch);
+	cl_free(f, c);
+	fx_free(f);
+}
+
 static void
 test_batch_before_hello_closes_the_connection(void **state)
 {
@@ -1090,6 +1131,7 @@ main(void)
 		cmocka_unit_test(test_other_ca_certificate_refused_at_handshake),
 		cmocka_unit_test(test_declared_size_above_limit_rejected_and_connection_goes_on),
 		cmocka_unit_test(test_zstd_bomb_stops_at_declared_size),
+		cmocka_unit_test(test_batch_of_segments_each_followed_by_a_skippable_frame_is_delivered),
 		cmocka_unit_test(test_event_count_and_malformed_events_rejected),
 		cmocka_unit_test(test_malformed_event_refused_alone_others_delivered),
 		cmocka_unit_test(test_batch_before_hello_closes_the_connection),

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 #include <lmdb.h>
+#include <zlib.h>
 #include <zstd.h>
 
 #include "agent/spool.h"
@@ -921,9 +922,12 @@ test_broken_meta_page_is_detected_and_moved_aside(void **state)
 	expect_moved_aside(fx, &o, 2);
 }
 
-/* Flips the magic number of segment `first`'s header, through LMDB, in a process of its own. */
+/*
+ * Changes byte `at` of segment `first`'s stored value (at < 0: its middle,
+ * inside the zstd frame), through LMDB, in a process of its own.
+ */
 static void
-break_segment_header(const char *dir, uint64_t first)
+change_segment_byte(const char *dir, uint64_t first, long at)
 {
 	pid_t pid = fork();
 	int status;
@@ -946,7 +950,7 @@ break_segment_header(const char *dir, uint64_t first)
 		    mdb_get(txn, dbi, &k, &v) != 0 || (p = malloc(v.mv_size)) == NULL)
 			_exit(1);
 		memcpy(p, v.mv_data, v.mv_size);
-		p[0] ^= 0xff;
+		p[at < 0 ? v.mv_size / 2 : (size_t)at] ^= 0xff;
 		v.mv_data = p;
 		if (mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
 			_exit(1);
@@ -957,10 +961,10 @@ break_segment_header(const char *dir, uint64_t first)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* Stores 10 segments, changes byte `at` of the second, and checks that the open deletes it alone. */
 static void
-test_damaged_segment_is_deleted_alone(void **state)
+change_is_deleted_alone_at_open(struct fixture *fx, long at)
 {
-	struct fixture *fx = *state;
 	struct spool_options o;
 	struct spool_stats st;
 	struct seglist l;
@@ -975,8 +979,7 @@ test_damaged_segment_is_deleted_alone(void **state)
 	close_spool(fx);
 	list_segments(fx->dir, &l);
 	assert_true(l.n >= 3);
-	/* A wrong magic number in the second segment's header, through LMDB. */
-	break_segment_header(fx->dir, l.first[1]);
+	change_segment_byte(fx->dir, l.first[1], at);
 	open_spool(fx, &o);
 	spool_get_stats(fx->s, &st);
 	assert_int_equal(st.moved_aside, 0);
@@ -985,6 +988,13 @@ test_damaged_segment_is_deleted_alone(void **state)
 	close_spool(fx);
 	list_segments(fx->dir, &l);
 	assert_int_equal(l.first[1], 21);
+}
+
+/* A wrong magic number in the second segment's header, through LMDB. */
+static void
+test_damaged_segment_is_deleted_alone(void **state)
+{
+	change_is_deleted_alone_at_open(*state, 0);
 }
 
 static void
@@ -1113,14 +1123,13 @@ test_when_committed_calls_back_after_the_commit_in_order(void **state)
 }
 
 /*
- * A header damaged while the agent runs (the disk changed under it): the
- * shipper's read skips the segment, reports it and has it deleted, instead
- * of failing every read from then on.
+ * Stores 3 segments of 10 lines, changes byte `at` of the second one
+ * (change_segment_byte) while the spool runs, then checks that the read
+ * skips it, counts it and has it deleted.
  */
 static void
-test_segment_damaged_while_running_is_skipped_and_deleted(void **state)
+change_while_running_is_skipped_and_deleted(struct fixture *fx, long at)
 {
-	struct fixture *fx = *state;
 	struct spool_options o;
 	struct spool_stats st;
 	struct seglist l;
@@ -1140,7 +1149,7 @@ test_segment_damaged_while_running_is_skipped_and_deleted(void **state)
 	} while (st.events_committed < 30);
 	list_segments(fx->dir, &l);
 	assert_int_equal(l.n, 3);
-	break_segment_header(fx->dir, l.first[1]);
+	change_segment_byte(fx->dir, l.first[1], at);
 	assert_int_equal(spool_segments(fx->s, 0, count_segment, &n, &why), 0);
 	assert_int_equal(n, 20);
 	spool_get_stats(fx->s, &st);
@@ -1154,6 +1163,35 @@ test_segment_damaged_while_running_is_skipped_and_deleted(void **state)
 	list_segments(fx->dir, &l);
 	assert_int_equal(l.n, 2);
 	assert_int_equal(l.first[1], 21);
+}
+
+/*
+ * A header damaged while the agent runs (the disk changed under it): the
+ * shipper's read skips the segment, reports it and has it deleted, instead
+ * of failing every read from then on.
+ */
+static void
+test_segment_damaged_while_running_is_skipped_and_deleted(void **state)
+{
+	change_while_running_is_skipped_and_deleted(*state, 0);
+}
+
+/*
+ * A byte changed inside a format-3 segment's zstd frame while the agent
+ * runs: the shipper's read finds the frame's CRC32 wrong, reports the
+ * segment, skips and deletes it, as one with a damaged header.
+ */
+static void
+test_segment_whose_frame_changed_while_running_is_skipped_and_deleted(void **state)
+{
+	change_while_running_is_skipped_and_deleted(*state, -1);
+}
+
+/* The same change found when the agent opens its spool: that segment alone goes. */
+static void
+test_segment_whose_frame_changed_is_deleted_alone_at_open(void **state)
+{
+	change_is_deleted_alone_at_open(*state, -1);
 }
 
 static void
@@ -1396,11 +1434,18 @@ test_decompressing_without_memory_says_out_of_memory_not_damage(void **state)
 	assert_int_equal(rc, -ENOMEM);
 }
 
+/* What changing each byte of a stored payload in turn gave. */
+struct changed {
+	size_t silent;     /* decompressed into other events */
+	size_t accepted;   /* not refused as damaged (-EIO) */
+};
+
 /*
- * Changes each byte of the stored frame in turn: none may decompress into
- * other events. LMDB keeps no checksum of its pages, so the frame's content
- * checksum is what makes the relay (and the split path) refuse a segment
- * changed on disk rather than ship altered events.
+ * Changes each byte of the stored payload in turn: none may decompress
+ * into other events. LMDB keeps no checksum of its pages, so the frame's
+ * checksum (zstd's content checksum in formats 1 and 2, the CRC32 frame in
+ * format 3) is what refuses a segment changed on disk rather than ship
+ * altered events.
  */
 static int
 changed_bytes_cb(void *ctx, const struct spool_segment *seg)
@@ -1408,7 +1453,7 @@ changed_bytes_cb(void *ctx, const struct spool_segment *seg)
 	struct spool_segment bad = *seg;
 	struct buf orig, out;
 	uint8_t *copy = malloc(seg->payload_len);
-	size_t *silent = ctx;
+	struct changed *ch = ctx;
 
 	assert_non_null(copy);
 	buf_init(&orig, 64 << 20);
@@ -1416,12 +1461,14 @@ changed_bytes_cb(void *ctx, const struct spool_segment *seg)
 	assert_int_equal(spool_segment_stored(seg, &orig), 0);
 	memcpy(copy, seg->payload, seg->payload_len);
 	bad.payload = copy;
-	/* The frame header's first 6 bytes (magic, descriptor, size) fail on their own. */
-	for (size_t i = 6; i < seg->payload_len; i++) {
+	for (size_t i = 0; i < seg->payload_len; i++) {
+		int r;
+
 		copy[i] ^= 0x20;
-		if (spool_segment_stored(&bad, &out) == 0 && (out.len != orig.len ||
-		    memcmp(out.data, orig.data, out.len) != 0))
-			(*silent)++;
+		if ((r = spool_segment_stored(&bad, &out)) != -EIO)
+			ch->accepted++;
+		if (r == 0 && (out.len != orig.len || memcmp(out.data, orig.data, out.len) != 0))
+			ch->silent++;
 		copy[i] ^= 0x20;
 	}
 	buf_free(&orig);
@@ -1433,10 +1480,65 @@ changed_bytes_cb(void *ctx, const struct spool_segment *seg)
 static void
 test_a_byte_changed_in_a_stored_segment_never_decompresses_to_other_events(void **state)
 {
-	size_t silent = 0;
+	struct changed ch = { 0, 0 };
 
-	assert_int_equal(view_100_lines(*state, changed_bytes_cb, &silent), 0);
-	assert_int_equal(silent, 0);
+	assert_int_equal(view_100_lines(*state, changed_bytes_cb, &ch), 0);
+	assert_int_equal(ch.silent, 0);
+}
+
+/* Format-2 segments, as agents before format 3 stored them, keep zstd's content checksum. */
+static void
+test_a_byte_changed_in_a_stored_format2_segment_never_decompresses_to_other_events(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_view *v;
+	const char *why = NULL;
+	struct changed ch = { 0, 0 };
+
+	spool_fixture_write_format(fx->dir, 100, 2);
+	assert_int_equal(spool_view_open(fx->dir, &v), 0);
+	assert_int_equal(spool_view_segments(v, 0, changed_bytes_cb, &ch, &why), 0);
+	spool_view_close(v);
+	assert_int_equal(ch.silent, 0);
+}
+
+/* Format 3: every byte of the payload changed in turn is refused as damage. */
+static void
+test_every_byte_changed_in_a_stored_format3_segment_is_refused_as_damage(void **state)
+{
+	struct changed ch = { 0, 0 };
+
+	assert_int_equal(view_100_lines(*state, changed_bytes_cb, &ch), 0);
+	assert_int_equal(ch.accepted, 0);
+}
+
+/*
+ * A format-3 payload: a zstd frame without content checksum (XXH64 of the
+ * uncompressed bytes cost 7 % of the compression), then a skippable frame
+ * (magic 0x184D2A50, size 4) holding the CRC32 of the frame's bytes.
+ */
+static int
+crc_frame_cb(void *ctx, const struct spool_segment *seg)
+{
+	const uint8_t *p = seg->payload;
+	size_t n = ZSTD_findFrameCompressedSize(p, seg->payload_len);
+	uint32_t crc;
+
+	(void)ctx;
+	assert_false(ZSTD_isError(n));
+	/* The frame header descriptor's bit 2: Content_Checksum_flag. */
+	assert_int_equal(p[4] & 0x04, 0);
+	assert_int_equal(seg->payload_len, n + 12);
+	assert_memory_equal(p + n, "\x50\x2a\x4d\x18\x04\x00\x00\x00", 8);
+	crc = (uint32_t)crc32(0, p, (uInt)n);
+	assert_int_equal(p[n + 8] | p[n + 9] << 8 | p[n + 10] << 16 | (uint32_t)p[n + 11] << 24, crc);
+	return 0;
+}
+
+static void
+test_format3_segment_is_a_frame_without_content_checksum_then_its_crc32_in_a_skippable_frame(void **state)
+{
+	assert_int_equal(view_100_lines(*state, crc_frame_cb, NULL), 0);
 }
 
 int
@@ -1471,6 +1573,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_full_name_table_falls_back_to_literals_and_reads_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decompressing_without_memory_says_out_of_memory_not_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_byte_changed_in_a_stored_segment_never_decompresses_to_other_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_byte_changed_in_a_stored_format2_segment_never_decompresses_to_other_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_byte_changed_in_a_stored_format3_segment_is_refused_as_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format3_segment_is_a_frame_without_content_checksum_then_its_crc32_in_a_skippable_frame, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_whose_frame_changed_while_running_is_skipped_and_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_whose_frame_changed_is_deleted_alone_at_open, setup, teardown),
 	};
 
 	log_init("test_spool", LOG_LEVEL_WARN);
