@@ -781,7 +781,7 @@ test_malformed_event_refused_alone_others_delivered(void **state)
 
 /*
  * A format-3 spool segment is its zstd frame (no content checksum) and a
- * skippable frame holding the frame's CRC32; the shipper sends segments
+ * skippable frame holding the frame's CRC-32C; the shipper sends segments
  * as stored, one after another. The relay skips the skippable frames,
  * between frames and at the end.
  */

@@ -19,11 +19,11 @@
 
 #include <cmocka.h>
 #include <lmdb.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include "agent/spool.h"
 #include "tests/unit/alloc_count.h"
+#include "common/crc32c.h"
 #include "common/log.h"
 #include "tests/unit/spool_fixture.h"
 
@@ -1178,7 +1178,7 @@ test_segment_damaged_while_running_is_skipped_and_deleted(void **state)
 
 /*
  * A byte changed inside a format-3 segment's zstd frame while the agent
- * runs: the shipper's read finds the frame's CRC32 wrong, reports the
+ * runs: the shipper's read finds the frame's CRC-32C wrong, reports the
  * segment, skips and deletes it, as one with a damaged header.
  */
 static void
@@ -1443,7 +1443,7 @@ struct changed {
 /*
  * Changes each byte of the stored payload in turn: none may decompress
  * into other events. LMDB keeps no checksum of its pages, so the frame's
- * checksum (zstd's content checksum in formats 1 and 2, the CRC32 frame in
+ * checksum (zstd's content checksum in formats 1 and 2, the CRC-32C frame in
  * format 3) is what refuses a segment changed on disk rather than ship
  * altered events.
  */
@@ -1515,7 +1515,7 @@ test_every_byte_changed_in_a_stored_format3_segment_is_refused_as_damage(void **
 /*
  * A format-3 payload: a zstd frame without content checksum (XXH64 of the
  * uncompressed bytes cost 7 % of the compression), then a skippable frame
- * (magic 0x184D2A50, size 4) holding the CRC32 of the frame's bytes.
+ * (magic 0x184D2A50, size 4) holding the CRC-32C of the frame's bytes.
  */
 static int
 crc_frame_cb(void *ctx, const struct spool_segment *seg)
@@ -1530,13 +1530,13 @@ crc_frame_cb(void *ctx, const struct spool_segment *seg)
 	assert_int_equal(p[4] & 0x04, 0);
 	assert_int_equal(seg->payload_len, n + 12);
 	assert_memory_equal(p + n, "\x50\x2a\x4d\x18\x04\x00\x00\x00", 8);
-	crc = (uint32_t)crc32(0, p, (uInt)n);
+	crc = crc32c(p, n);
 	assert_int_equal(p[n + 8] | p[n + 9] << 8 | p[n + 10] << 16 | (uint32_t)p[n + 11] << 24, crc);
 	return 0;
 }
 
 static void
-test_format3_segment_is_a_frame_without_content_checksum_then_its_crc32_in_a_skippable_frame(void **state)
+test_format3_segment_is_a_frame_without_content_checksum_then_its_crc32c_in_a_skippable_frame(void **state)
 {
 	assert_int_equal(view_100_lines(*state, crc_frame_cb, NULL), 0);
 }
@@ -1575,7 +1575,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_a_byte_changed_in_a_stored_segment_never_decompresses_to_other_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_byte_changed_in_a_stored_format2_segment_never_decompresses_to_other_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_byte_changed_in_a_stored_format3_segment_is_refused_as_damage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_format3_segment_is_a_frame_without_content_checksum_then_its_crc32_in_a_skippable_frame, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format3_segment_is_a_frame_without_content_checksum_then_its_crc32c_in_a_skippable_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_whose_frame_changed_while_running_is_skipped_and_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_whose_frame_changed_is_deleted_alone_at_open, setup, teardown),
 	};

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* crc32c: CRC-32C (Castagnoli) against its check value and a bitwise reference. */
+#include "autoconfig.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/crc32c.h"
+
+/* One bit at a time, the definition (reflected polynomial 0x82F63B78). */
+static uint32_t
+reference(const uint8_t *p, size_t len)
+{
+	uint32_t c = 0xffffffffu;
+
+	for (size_t i = 0; i < len; i++) {
+		c ^= p[i];
+		for (int b = 0; b < 8; b++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+	}
+	return ~c;
+}
+
+static void
+test_check_value_of_123456789_is_e3069283(void **state)
+{
+	(void)state;
+	assert_int_equal(crc32c((const uint8_t *)"123456789", 9), 0xe3069283u);
+	assert_int_equal(crc32c(NULL, 0), 0);
+}
+
+/* Every length to 200 at every start alignment to 8: the word-wide path, its head and its tail. */
+static void
+test_any_length_and_alignment_gives_the_bitwise_crc(void **state)
+{
+	uint8_t buf[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 131 + 7);
+	for (size_t off = 0; off < 8; off++)
+		for (size_t len = 0; len <= 200; len++)
+			assert_int_equal(crc32c(buf + off, len), reference(buf + off, len));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_check_value_of_123456789_is_e3069283),
+		cmocka_unit_test(test_any_length_and_alignment_gives_the_bitwise_crc),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
