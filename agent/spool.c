@@ -75,7 +75,7 @@
  * the uncompressed bytes) cost 277 instructions (7 % of the time), and
  * every relay paid it again: format-3 segments go without it, and a
  * CRC-32C of the compressed frame, ~5.5 times fewer bytes, follows the
- * frame in a skippable frame (SPOOL_CRC_MAGIC): 8 instructions per line
+ * frame in a skippable frame (SPOOL_CRC_MAGIC): 21 instructions per line
  * with SSE4.2 against XXH64's 222 (zlib's crc32 took 162). LMDB keeps no
  * page checksums, so one of the two is needed: without, one byte changed
  * in a stored frame decompresses into other events (test_spool's

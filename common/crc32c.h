@@ -2,7 +2,7 @@
 /*
  * crc32c: CRC-32C (Castagnoli, iSCSI's). The spool's checksum of a stored
  * zstd frame: x86-64's SSE4.2 and ARMv8's CRC instructions compute it 8
- * bytes at a time, about 20 times fewer instructions than zlib's crc32
+ * bytes at a time, about 8 times fewer instructions than zlib's crc32
  * (docs/performance.md); a table does it elsewhere.
  */
 #ifndef LOGFERRY_CRC32C_H
