@@ -800,7 +800,7 @@ test_batch_of_segments_each_followed_by_a_skippable_frame_is_delivered(void **st
 	buf_init(&batch, 1 << 20);
 	for (int i = 0; i < 3; i++) {
 		uint8_t skip[12] = { 0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 0xde, 0xad, 0xbe, (uint8_t)i };
-		char prefix[16];
+		char prefix[32];
 
 		snprintf(prefix, sizeof(prefix), "segment %d", i);
 		make_events(4, prefix, &plain, &zst);
