@@ -85,5 +85,11 @@ crc32c(const uint8_t *p, size_t len)
 #elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
 	return ~crc32c_arm(0xffffffffu, p, len);
 #endif
+	return crc32c_portable(p, len);
+}
+
+uint32_t
+crc32c_portable(const uint8_t *p, size_t len)
+{
 	return ~crc32c_soft(0xffffffffu, p, len);
 }

@@ -32,6 +32,8 @@ test_check_value_of_123456789_is_e3069283(void **state)
 	(void)state;
 	assert_int_equal(crc32c((const uint8_t *)"123456789", 9), 0xe3069283u);
 	assert_int_equal(crc32c(NULL, 0), 0);
+	assert_int_equal(crc32c_portable((const uint8_t *)"123456789", 9), 0xe3069283u);
+	assert_int_equal(crc32c_portable(NULL, 0), 0);
 }
 
 /* Every length to 200 at every start alignment to 8: the word-wide path, its head and its tail. */
@@ -48,12 +50,26 @@ test_any_length_and_alignment_gives_the_bitwise_crc(void **state)
 			assert_int_equal(crc32c(buf + off, len), reference(buf + off, len));
 }
 
+/* The table a CPU without the instruction uses gives the same, at any length. */
+static void
+test_the_table_path_gives_the_bitwise_crc(void **state)
+{
+	uint8_t buf[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 29 + 3);
+	for (size_t len = 0; len <= sizeof(buf); len++)
+		assert_int_equal(crc32c_portable(buf, len), reference(buf, len));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_check_value_of_123456789_is_e3069283),
 		cmocka_unit_test(test_any_length_and_alignment_gives_the_bitwise_crc),
+		cmocka_unit_test(test_the_table_path_gives_the_bitwise_crc),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
