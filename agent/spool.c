@@ -1075,7 +1075,7 @@ spool_take_block(struct spool *s, struct spool_block *b)
 	/*
 	 * Copied, not handed over: one zstd call wants the segment contiguous,
 	 * and a block's buffer taken as the segment's would let every block
-	 * grow to a segment's size: the copy is 2 % of the agent's CPU, the
+	 * grow to a segment's size: the copy is 2-3 % of the agent's CPU, the
 	 * swap up to nine segment-sized buffers instead of eight blocks and
 	 * one (docs/performance.md, "Event format 3").
 	 */
