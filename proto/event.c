@@ -579,10 +579,18 @@ event_dict_origin_size(unsigned id, const struct pbslice o[3])
 	    event_bytes_size(&o[2]);
 }
 
-/* The statement after it, for each id whose bit is set in used (ids 1..max), in order. */
+/*
+ * The statement after it, for each id whose bit is set in used (ids 1..max),
+ * in order. Word by word, the lowest set bit at a time: testing each of the
+ * 5,118 ids cost the spool writer 100,000 instructions per segment sealed,
+ * for the dozen a source uses (callgrind, issue 19 item 2).
+ */
 #define EVENT_EACH_ID(used, max, id) \
-	for (unsigned id = 1; id <= (max); id++) \
-		if ((used)[id / 64] & UINT64_C(1) << (id % 64))
+	for (unsigned w_ = 0; w_ <= (max) / 64; w_++) \
+		for (uint64_t m_ = (used)[w_] & (w_ == 0 ? ~UINT64_C(1) : ~UINT64_C(0)); \
+		    m_ != 0; m_ &= m_ - 1) \
+			for (unsigned id = w_ * 64 + (unsigned)__builtin_ctzll(m_), once_ = 1; \
+			    once_ != 0 && id <= (max); once_ = 0)
 
 int
 event_encode_dict(const struct pbslice *keys, const uint64_t *key_used,

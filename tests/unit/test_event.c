@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1175,6 +1176,53 @@ test_format2_encoded_event_reads_back_through_its_dict(void **state)
 	buf_free(&plain);
 }
 
+/*
+ * The Dict lists every used id on each edge of its bitmap's 64-bit words,
+ * in id order, and never id 0 (no key or origin has it) even with its bit
+ * set: the writer walks the words, not every id (issue 19 item 2).
+ */
+static void
+test_dict_lists_used_ids_on_word_edges_in_order_and_never_id_0(void **state)
+{
+	static struct pbslice keys[EVENT_MAX_KEY_ID + 1], origins[EVENT_MAX_ORIGIN_ID + 1][3];
+	static const unsigned kid[] = { 1, 63, 64, 127, 128, 2047, 4032, 4094, 4095 };
+	static const unsigned oid[] = { 1, 63, 64, 1022, 1023 };
+	static char kname[sizeof(kid) / sizeof(kid[0])][16];
+	static char oname[sizeof(oid) / sizeof(oid[0])][16];
+	uint64_t key_used[64] = { 0 }, origin_used[16] = { 0 };
+	const uint8_t *at = NULL, *p;
+	struct buf b;
+
+	(void)state;
+	keys[0] = S("key id zero");
+	origins[0][0] = S("origin id zero");
+	key_used[0] = origin_used[0] = 1;
+	for (size_t i = 0; i < sizeof(kid) / sizeof(kid[0]); i++) {
+		snprintf(kname[i], sizeof(kname[i]), "key%u.", kid[i]);
+		keys[kid[i]] = (struct pbslice){ (const uint8_t *)kname[i], strlen(kname[i]) };
+		key_used[kid[i] / 64] |= UINT64_C(1) << (kid[i] % 64);
+	}
+	for (size_t i = 0; i < sizeof(oid) / sizeof(oid[0]); i++) {
+		snprintf(oname[i], sizeof(oname[i]), "host%u.", oid[i]);
+		origins[oid[i]][0] = (struct pbslice){ (const uint8_t *)oname[i], strlen(oname[i]) };
+		origin_used[oid[i] / 64] |= UINT64_C(1) << (oid[i] % 64);
+	}
+	buf_init(&b, 1 << 20);
+	assert_int_equal(event_encode_dict(keys, key_used, origins, origin_used, &b), 0);
+	for (size_t i = 0; i < sizeof(kid) / sizeof(kid[0]); i++) {
+		assert_non_null(p = memmem(b.data, b.len, kname[i], strlen(kname[i])));
+		assert_true(at == NULL || p > at);
+		at = p;
+	}
+	for (size_t i = 0; i < sizeof(oid) / sizeof(oid[0]); i++) {
+		assert_non_null(p = memmem(b.data, b.len, oname[i], strlen(oname[i])));
+		assert_true(p > at);
+		at = p;
+	}
+	assert_null(memmem(b.data, b.len, "id zero", 7));
+	buf_free(&b);
+}
+
 static void
 test_format2_list_converts_to_format1_event_by_event(void **state)
 {
@@ -1656,6 +1704,7 @@ main(void)
 		cmocka_unit_test(test_format2_reading_resumes_at_an_offset_with_the_saved_dict),
 		cmocka_unit_test(test_format2_event_encodes_again_self_contained),
 		cmocka_unit_test(test_format2_encoded_event_reads_back_through_its_dict),
+		cmocka_unit_test(test_dict_lists_used_ids_on_word_edges_in_order_and_never_id_0),
 		cmocka_unit_test(test_format2_list_converts_to_format1_event_by_event),
 		cmocka_unit_test(test_format3_packed_fields_read_every_kind_with_negative_deltas),
 		cmocka_unit_test(test_format3_packed_entries_and_field_messages_read_in_byte_order),
