@@ -259,6 +259,8 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 	out->host.len = 0;
 	out->nfields = 0;
 	out->error = NULL;
+	/* nginx_keys' names, and nothing else, are this parser's keys. */
+	out->static_keys = true;
 
 	if (len > UINT32_MAX) {
 		why = NGINX_ERR("line of 4 GiB or more");

@@ -27,6 +27,7 @@ pipeline_raw(struct pipeline *p, const struct event *ev, size_t nmarks, struct e
 	if (nmarks > ev->nfields)
 		nmarks = ev->nfields;
 	*raw = *ev;
+	raw->static_keys = false;
 	memset(&f[0], 0, sizeof(f[0]));
 	f[0].key = (struct pbslice){ (const uint8_t *)"parse_error", 11 };
 	f[0].type = EVENT_TEXT;
@@ -66,7 +67,7 @@ pipeline_through(struct pipeline *p, const struct event *ev, size_t nmarks,
     const struct pipeline_at *at)
 {
 	const struct event *done;
-	struct event raw;
+	struct event raw, own;
 	size_t marks;
 	int r;
 
@@ -76,6 +77,12 @@ pipeline_through(struct pipeline *p, const struct event *ev, size_t nmarks,
 			return pipeline_advance(p, at) == -EAGAIN ? -EAGAIN : 0;
 		ev = done;
 		nmarks = marks;
+		if (ev->static_keys) {
+			/* The chain's keys (a configuration's, its arena's) are no literals. */
+			own = *ev;
+			own.static_keys = false;
+			ev = &own;
+		}
 	}
 	r = pipeline_append(p, ev, at);
 	if (r == -EMSGSIZE) {

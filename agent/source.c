@@ -107,7 +107,10 @@ source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsig
 		sl->fields[n].type = EVENT_TEXT;
 		sl->fields[n].v.text.ptr = (const uint8_t *)p->error;
 		sl->fields[n++].v.text.len = strlen(p->error);
+		/* parse_error and the marks are literals. */
+		ev->static_keys = true;
 	} else {
+		ev->static_keys = p->static_keys;
 		if (p->ts != 0)
 			ev->ts = p->ts;
 		if (p->host.len != 0)
@@ -135,6 +138,8 @@ source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsig
 struct event_field *
 source_line_add_field(struct source_line *sl, struct event *ev)
 {
+	/* The caller's key may live anywhere. */
+	ev->static_keys = false;
 	if (ev->fields != sl->fields) {
 		memcpy(sl->fields, ev->fields, ev->nfields * sizeof(ev->fields[0]));
 		ev->fields = sl->fields;
