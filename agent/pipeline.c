@@ -62,12 +62,34 @@ pipeline_advance(struct pipeline *p, const struct pipeline_at *at)
 	return 0;
 }
 
+/* What follows the spool's answer r to ev (other than 0 and -EAGAIN). */
+static int
+pipeline_refused(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const struct pipeline_at *at, int r)
+{
+	struct event raw;
+
+	if (r == -EMSGSIZE) {
+		/* Fields can make an event larger than its message; the message alone may fit. */
+		pipeline_raw(p, ev, nmarks, &raw);
+		if ((r = pipeline_append(p, &raw, at)) == 0)
+			p->fields_dropped++;
+	}
+	if (r == 0 || r == -EAGAIN)
+		return r;
+	/* Its position still advances, or the source would stall on it forever. */
+	if (pipeline_advance(p, at) == -EAGAIN)
+		return -EAGAIN;
+	p->dropped++;
+	return r;
+}
+
 static int
 pipeline_through(struct pipeline *p, const struct event *ev, size_t nmarks,
     const struct pipeline_at *at)
 {
 	const struct event *done;
-	struct event raw, own;
+	struct event own;
 	size_t marks;
 	int r;
 
@@ -85,19 +107,9 @@ pipeline_through(struct pipeline *p, const struct event *ev, size_t nmarks,
 		}
 	}
 	r = pipeline_append(p, ev, at);
-	if (r == -EMSGSIZE) {
-		/* Fields can make an event larger than its message; the message alone may fit. */
-		pipeline_raw(p, ev, nmarks, &raw);
-		if ((r = pipeline_append(p, &raw, at)) == 0)
-			p->fields_dropped++;
-	}
 	if (r == 0 || r == -EAGAIN)
 		return r;
-	/* Its position still advances, or the source would stall on it forever. */
-	if (pipeline_advance(p, at) == -EAGAIN)
-		return -EAGAIN;
-	p->dropped++;
-	return r;
+	return pipeline_refused(p, ev, nmarks, at, r);
 }
 
 static int
@@ -120,7 +132,14 @@ pipeline_emit(struct pipeline *p, const struct event *ev, size_t nmarks,
     const struct spool_file *pos)
 {
 	const struct pipeline_at at = { pos, NULL, NULL };
+	int r;
 
+	if (p->chain == NULL) {
+		/* A file's line with no chain, the most common of all: one call when it fits. */
+		if ((r = spool_append(p->spool, ev, pos)) == 0 || r == -EAGAIN)
+			return r;
+		return pipeline_refused(p, ev, nmarks, &at, r);
+	}
 	return pipeline_door(p, ev, nmarks, &at);
 }
 
