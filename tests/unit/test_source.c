@@ -359,7 +359,7 @@ test_json_names_in_a_reused_line_buffer_each_read_back_as_written(void **state)
 	struct event_reader r;
 	struct buf events, all;
 	char line[64];
-	char want[8];
+	char want[16];
 
 	(void)state;
 	assert_non_null(d);
