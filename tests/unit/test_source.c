@@ -415,10 +415,32 @@ test_nginx_events_have_static_keys_and_syslog_events_do_not(void **state)
 	source_line_free(&sl);
 }
 
+/* A caller that knows its source's length (a file's path) gives it: it is not measured. */
+static void
+test_a_source_given_with_its_length_is_taken_as_given(void **state)
+{
+	static const char line[] = "203.0.113.9 - - [22/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" "
+	    "200 612 \"-\" \"curl/8.0\"";
+	static const char src[] = "/var/log/a.log";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, "nginx_combined");
+	source_line_event_n(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, src, 10, &ev);
+	assert_ptr_equal(ev.source.ptr, src);
+	assert_int_equal(ev.source.len, 10);
+	assert_non_null(field(&ev, "status"));
+	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, src, &ev);
+	assert_int_equal(ev.source.len, 14);
+	source_line_free(&sl);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_a_source_given_with_its_length_is_taken_as_given),
 		cmocka_unit_test(test_json_names_in_a_reused_line_buffer_each_read_back_as_written),
 		cmocka_unit_test(test_nginx_events_have_static_keys_and_syslog_events_do_not),
 		cmocka_unit_test(test_parsed_line_takes_its_time_and_fields),
