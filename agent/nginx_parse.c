@@ -51,21 +51,29 @@ static const struct pbslice nginx_keys[NGINX_NKEYS] = {
 /* ` HTTP/x.y` at the end of a request */
 #define NGINX_PROTO_LEN 9
 
-/* An RFC 9110 token character, which a method consists of. */
-static inline bool
-nginx_tchar(uint8_t c)
-{
-	if ((unsigned)((c | 0x20) - 'a') < 26 || nginx_digit(c))
-		return true;
-	switch (c) {
-	case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-	case '+': case '-': case '.': case '^': case '_': case '`': case '|':
-	case '~':
-		return true;
-	default:
-		return false;
-	}
-}
+/*
+ * RFC 9110 token characters, which a method consists of: a table, as the
+ * tests of ranges and a switch cost about 9 instructions a byte (the
+ * request split, agent, callgrind).
+ */
+#define NGINX_T(c) [(unsigned char)(c)] = true
+static const bool nginx_tchars[256] = {
+	NGINX_T('0'), NGINX_T('1'), NGINX_T('2'), NGINX_T('3'), NGINX_T('4'), NGINX_T('5'),
+	NGINX_T('6'), NGINX_T('7'), NGINX_T('8'), NGINX_T('9'),
+	NGINX_T('A'), NGINX_T('B'), NGINX_T('C'), NGINX_T('D'), NGINX_T('E'), NGINX_T('F'),
+	NGINX_T('G'), NGINX_T('H'), NGINX_T('I'), NGINX_T('J'), NGINX_T('K'), NGINX_T('L'),
+	NGINX_T('M'), NGINX_T('N'), NGINX_T('O'), NGINX_T('P'), NGINX_T('Q'), NGINX_T('R'),
+	NGINX_T('S'), NGINX_T('T'), NGINX_T('U'), NGINX_T('V'), NGINX_T('W'), NGINX_T('X'),
+	NGINX_T('Y'), NGINX_T('Z'),
+	NGINX_T('a'), NGINX_T('b'), NGINX_T('c'), NGINX_T('d'), NGINX_T('e'), NGINX_T('f'),
+	NGINX_T('g'), NGINX_T('h'), NGINX_T('i'), NGINX_T('j'), NGINX_T('k'), NGINX_T('l'),
+	NGINX_T('m'), NGINX_T('n'), NGINX_T('o'), NGINX_T('p'), NGINX_T('q'), NGINX_T('r'),
+	NGINX_T('s'), NGINX_T('t'), NGINX_T('u'), NGINX_T('v'), NGINX_T('w'), NGINX_T('x'),
+	NGINX_T('y'), NGINX_T('z'),
+	NGINX_T('!'), NGINX_T('#'), NGINX_T('$'), NGINX_T('%'), NGINX_T('&'), NGINX_T('\''),
+	NGINX_T('*'), NGINX_T('+'), NGINX_T('-'), NGINX_T('.'), NGINX_T('^'), NGINX_T('_'),
+	NGINX_T('`'), NGINX_T('|'), NGINX_T('~'),
+};
 
 static inline void
 nginx_add_slice(struct parsed *out, enum nginx_key key, const uint8_t *line,
@@ -171,17 +179,19 @@ static inline int
 nginx_number(const uint8_t **pp, const uint8_t *end, int maxdigits,
     uint64_t *v)
 {
-	const uint8_t *p = *pp;
+	const uint8_t *p = *pp, *lim;
 	uint64_t n = 0;
-	int digits = 0;
+	int digits;
 
-	while (p < end && nginx_digit(*p)) {
-		if (++digits > maxdigits)
-			return -1;
+	/* Bounded once, not counted per digit. */
+	lim = end - p > maxdigits ? p + maxdigits : end;
+	while (p < lim && nginx_digit(*p))
 		n = n * 10 + (uint64_t)(*p++ - '0');
-	}
-	*pp = p;
+	if (p < end && nginx_digit(*p))
+		return -1;
 	*v = n;
+	digits = (int)(p - *pp);
+	*pp = p;
 	return digits;
 }
 
@@ -197,7 +207,7 @@ nginx_request_parts(const uint8_t *s, const uint8_t *e, const uint8_t **method_e
 	if (memcmp(p, " HTTP/", 6) != 0 || !nginx_digit(p[6]) ||
 	    p[7] != '.' || !nginx_digit(p[8]))
 		return false;
-	for (m = s; m < p && nginx_tchar(*m); m++)
+	for (m = s; m < p && nginx_tchars[*m]; m++)
 		continue;
 	/* A method, one space, and a target that is not empty. */
 	if (m == s || *m != ' ' || m + 1 >= p)
@@ -259,6 +269,8 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 	out->host.len = 0;
 	out->nfields = 0;
 	out->error = NULL;
+	/* nginx_keys' names, and nothing else, are this parser's keys. */
+	out->static_keys = true;
 
 	if (len > UINT32_MAX) {
 		why = NGINX_ERR("line of 4 GiB or more");
@@ -288,13 +300,18 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 	p = e + 3;
 
 	/* $remote_user SP [ : the user may hold spaces, so find " [". */
-	for (s = p;; s = e + 1) {
-		if ((e = memchr(s, '[', (size_t)(end - s))) == NULL) {
-			why = NGINX_ERR("missing '[' before time_local");
-			goto fail;
+	/* Most lines have no user: "- [" needs no search. */
+	if (end - p >= 3 && p[0] == '-' && p[1] == ' ' && p[2] == '[') {
+		e = p + 2;
+	} else {
+		for (s = p;; s = e + 1) {
+			if ((e = memchr(s, '[', (size_t)(end - s))) == NULL) {
+				why = NGINX_ERR("missing '[' before time_local");
+				goto fail;
+			}
+			if (e > p && e[-1] == ' ')
+				break;
 		}
-		if (e > p && e[-1] == ' ')
-			break;
 	}
 	nginx_add_unless_dash(out, NGINX_REMOTE_USER, line, p, e - 1);
 	p = e + 1;

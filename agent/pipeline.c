@@ -27,6 +27,7 @@ pipeline_raw(struct pipeline *p, const struct event *ev, size_t nmarks, struct e
 	if (nmarks > ev->nfields)
 		nmarks = ev->nfields;
 	*raw = *ev;
+	raw->static_keys = false;
 	memset(&f[0], 0, sizeof(f[0]));
 	f[0].key = (struct pbslice){ (const uint8_t *)"parse_error", 11 };
 	f[0].type = EVENT_TEXT;
@@ -61,23 +62,13 @@ pipeline_advance(struct pipeline *p, const struct pipeline_at *at)
 	return 0;
 }
 
+/* What follows the spool's answer r to ev (other than 0 and -EAGAIN). */
 static int
-pipeline_through(struct pipeline *p, const struct event *ev, size_t nmarks,
-    const struct pipeline_at *at)
+pipeline_refused(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const struct pipeline_at *at, int r)
 {
-	const struct event *done;
 	struct event raw;
-	size_t marks;
-	int r;
 
-	if (p->chain != NULL) {
-		/* A drop or a failure (logged by the chain) leaves nothing to spool. */
-		if (processors_run(p->chain, ev, nmarks, &done, &marks) != PROCESSORS_KEEP)
-			return pipeline_advance(p, at) == -EAGAIN ? -EAGAIN : 0;
-		ev = done;
-		nmarks = marks;
-	}
-	r = pipeline_append(p, ev, at);
 	if (r == -EMSGSIZE) {
 		/* Fields can make an event larger than its message; the message alone may fit. */
 		pipeline_raw(p, ev, nmarks, &raw);
@@ -91,6 +82,34 @@ pipeline_through(struct pipeline *p, const struct event *ev, size_t nmarks,
 		return -EAGAIN;
 	p->dropped++;
 	return r;
+}
+
+static int
+pipeline_through(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const struct pipeline_at *at)
+{
+	const struct event *done;
+	struct event own;
+	size_t marks;
+	int r;
+
+	if (p->chain != NULL) {
+		/* A drop or a failure (logged by the chain) leaves nothing to spool. */
+		if (processors_run(p->chain, ev, nmarks, &done, &marks) != PROCESSORS_KEEP)
+			return pipeline_advance(p, at) == -EAGAIN ? -EAGAIN : 0;
+		ev = done;
+		nmarks = marks;
+		if (ev->static_keys) {
+			/* The chain's keys (a configuration's, its arena's) are no literals. */
+			own = *ev;
+			own.static_keys = false;
+			ev = &own;
+		}
+	}
+	r = pipeline_append(p, ev, at);
+	if (r == 0 || r == -EAGAIN)
+		return r;
+	return pipeline_refused(p, ev, nmarks, at, r);
 }
 
 static int
@@ -113,7 +132,14 @@ pipeline_emit(struct pipeline *p, const struct event *ev, size_t nmarks,
     const struct spool_file *pos)
 {
 	const struct pipeline_at at = { pos, NULL, NULL };
+	int r;
 
+	if (p->chain == NULL) {
+		/* A file's line with no chain, the most common of all: one call when it fits. */
+		if ((r = spool_append(p->spool, ev, pos)) == 0 || r == -EAGAIN)
+			return r;
+		return pipeline_refused(p, ev, nmarks, &at, r);
+	}
 	return pipeline_door(p, ev, nmarks, &at);
 }
 

@@ -58,14 +58,14 @@ source_now_ns(void)
 /* The fields every event has, with line as its message. */
 static void
 source_event_init(struct source_line *sl, const uint8_t *line, size_t len, uint64_t now_ns,
-    const char *source, struct event *ev)
+    const char *source, size_t source_len, struct event *ev)
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->ts = now_ns;
 	ev->host = sl->host;
 	ev->stream = sl->stream;
 	ev->source.ptr = (const uint8_t *)source;
-	ev->source.len = strlen(source);
+	ev->source.len = source_len;
 	ev->message.ptr = line;
 	ev->message.len = len;
 	ev->fields = sl->fields;
@@ -95,19 +95,29 @@ void
 source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsigned marks,
     uint64_t now_ns, const char *source, struct event *ev)
 {
+	source_line_event_n(sl, line, len, marks, now_ns, source, strlen(source), ev);
+}
+
+void
+source_line_event_n(struct source_line *sl, const uint8_t *line, size_t len, unsigned marks,
+    uint64_t now_ns, const char *source, size_t source_len, struct event *ev)
+{
 	struct parsed *p = &sl->parsed;
 	size_t n = 0;
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	source_event_init(sl, line, len, now_ns, source, ev);
+	source_event_init(sl, line, len, now_ns, source, source_len, ev);
 	if (sl->parser->parse(sl->state, line, len, now_ns, p) != 0) {
 		sl->parse_errors++;
 		sl->fields[n].key = PS("parse_error");
 		sl->fields[n].type = EVENT_TEXT;
 		sl->fields[n].v.text.ptr = (const uint8_t *)p->error;
 		sl->fields[n++].v.text.len = strlen(p->error);
+		/* parse_error and the marks are literals. */
+		ev->static_keys = true;
 	} else {
+		ev->static_keys = p->static_keys;
 		if (p->ts != 0)
 			ev->ts = p->ts;
 		if (p->host.len != 0)
@@ -135,6 +145,8 @@ source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsig
 struct event_field *
 source_line_add_field(struct source_line *sl, struct event *ev)
 {
+	/* The caller's key may live anywhere. */
+	ev->static_keys = false;
 	if (ev->fields != sl->fields) {
 		memcpy(sl->fields, ev->fields, ev->nfields * sizeof(ev->fields[0]));
 		ev->fields = sl->fields;
@@ -152,7 +164,7 @@ source_line_piece(struct source_line *sl, const uint8_t *line, size_t len,
 	struct event_field *fl = sl->fields;
 
 	/* A piece is cut at an arbitrary byte: parsing it means nothing. */
-	source_event_init(sl, line, len, now_ns, source, ev);
+	source_event_init(sl, line, len, now_ns, source, strlen(source), ev);
 	fl[0].key = PS("split");
 	fl[0].type = EVENT_BOOLEAN;
 	fl[0].v.boolean = true;

@@ -1454,6 +1454,7 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, enum t
 	f->fd = fd;
 	f->seed = tail_seed(fd);
 	f->info.path = f->path;
+	f->info.path_len = strlen(f->path);
 	f->info.id.dev = (uint64_t)st.st_dev;
 	f->info.id.ino = (uint64_t)st.st_ino;
 	f->info.id.fp_len = (uint32_t)n;
@@ -1541,6 +1542,7 @@ tail_file_seen(struct tail *t, struct tail_file *f, const char *path)
 		free(f->path);
 		f->path = p;
 		f->info.path = p;
+		f->info.path_len = strlen(p);
 	}
 	if (f->gone && !f->deleted) {
 		log_info("tail %s: %s is under a matching path again; following it again",

@@ -128,6 +128,7 @@ struct tail_piece {
 /* A file being followed: valid from its first line until its release callback. */
 struct tail_file_info {
 	const char *path;   /* current name (it changes when the file is renamed) */
+	size_t path_len;    /* strlen(path): each line's event names it */
 	struct tail_id id;
 	const struct tail_piece *piece;  /* in a line callback: non-NULL for a piece of a split
 	                                    line (the last piece too) */

@@ -14,6 +14,7 @@ parser_init(struct parsed *p, size_t max_scratch)
 	p->host.len = 0;
 	p->nfields = 0;
 	p->error = NULL;
+	p->static_keys = false;
 	p->time_memo.len = 0;
 	buf_init(&p->scratch, max_scratch);
 }
@@ -27,6 +28,7 @@ parser_reset(struct parsed *p)
 	p->host.len = 0;
 	p->nfields = 0;
 	p->error = NULL;
+	p->static_keys = false;
 	buf_reset(&p->scratch);
 }
 
@@ -42,4 +44,5 @@ parser_free(struct parsed *p)
 	p->host.len = 0;
 	p->nfields = 0;
 	p->error = NULL;
+	p->static_keys = false;
 }

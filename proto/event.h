@@ -68,6 +68,13 @@ struct event {
 	size_t nfields;
 	struct pbslice raw;           /* decoding: the serialized Event itself (format protobuf); ignored by event_encode */
 	bool dict_refs;               /* decoding: names or origin came from the list's Dict, so raw alone is not the event */
+	/*
+	 * Encoding: every field key is a string literal (bytes that never
+	 * change while the process runs), so proto/event_dict.c may know a
+	 * key by its pointer and length alone. false whenever a key may live
+	 * in a buffer that is reused (JSON, syslog SD, processors' keys).
+	 */
+	bool static_keys;
 };
 
 /*

@@ -13,8 +13,11 @@
 #define EVENT_DICT_ORIGIN_SLOTS 2048
 /*
  * Parsers pass the same key pointers with every event: a pointer and
- * length seen before skips the hashing (the bytes are still compared, as
- * a JSON source's keys live in its reused line buffer).
+ * length seen before skips the hashing. The bytes are still compared (a
+ * JSON source's keys live in its reused line buffer) unless the event has
+ * static_keys: a string literal at that address is the name the hint saw
+ * (no other buffer is ever at a literal's address), which spares NGINX's
+ * 11 comparisons per event.
  */
 #define EVENT_DICT_KEY_CACHE 256
 #define EVENT_DICT_ORIGIN_CACHE 64
@@ -157,7 +160,7 @@ event_dict_ptr_slot(const uint8_t *ptr, size_t len, size_t slots)
 
 /* key's id, taken now if need be; 0: written literally (table full). */
 static unsigned
-event_dict_key(struct event_dict *d, const struct pbslice *key)
+event_dict_key(struct event_dict *d, const struct pbslice *key, bool fixed)
 {
 	struct event_dict_key_hint *hint = &d->key_hints[event_dict_ptr_slot(key->ptr, key->len,
 	    EVENT_DICT_KEY_CACHE)];
@@ -165,7 +168,7 @@ event_dict_key(struct event_dict *d, const struct pbslice *key)
 	unsigned id;
 
 	if (hint->id != 0 && hint->ptr == key->ptr && hint->len == key->len &&
-	    event_dict_same(&d->keys[hint->id], key))
+	    (fixed || event_dict_same(&d->keys[hint->id], key)))
 		return hint->id;
 	slot = event_dict_hash(EVENT_DICT_FNV, key) % EVENT_DICT_KEY_SLOTS;
 	while ((id = d->key_slots[slot]) != 0 && !event_dict_same(&d->keys[id], key))
@@ -249,13 +252,13 @@ event_dict_encode(struct event_dict *d, const struct event *ev, struct event_dic
 			unsigned id = 0;
 
 			if (h[0].id != 0 && h[0].ptr == k->ptr && h[0].len == k->len &&
-			    event_dict_same(&d->keys[h[0].id], k)) {
+			    (ev->static_keys || event_dict_same(&d->keys[h[0].id], k))) {
 				id = h[0].id;
 			} else if (h[1].id != 0 && h[1].ptr == k->ptr && h[1].len == k->len &&
-			    event_dict_same(&d->keys[h[1].id], k)) {
+			    (ev->static_keys || event_dict_same(&d->keys[h[1].id], k))) {
 				id = h[1].id;
 			} else if (k->len > 0) {
-				id = event_dict_key(d, k);
+				id = event_dict_key(d, k, ev->static_keys);
 				h[1] = h[0];
 				h[0] = (struct event_dict_key_hint){ k->ptr, k->len, id };
 			}

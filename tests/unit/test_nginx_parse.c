@@ -429,6 +429,119 @@ test_numbers_are_integers_up_to_int64_max(void **state)
 	parser_free(&p);
 }
 
+/* RFC 9110's tchar, spelled out apart from the parser's own test. */
+static bool
+rfc9110_tchar(unsigned c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c != 0 && strchr("!#$%&'*+-.^_`|~", (int)c) != NULL);
+}
+
+static void
+test_a_method_byte_splits_the_request_exactly_when_it_is_a_token_character(void **state)
+{
+	(void)state;
+	for (unsigned c = 0; c < 256; c++) {
+		uint8_t req[] = "GxT / HTTP/1.1";
+		const uint8_t *m = NULL, *proto = NULL;
+		bool split;
+
+		req[1] = (uint8_t)c;
+		split = nginx_request_parts(req, req + sizeof(req) - 1, &m, &proto);
+		if (c == ' ') {
+			/* "G" is the method and "T /" the target. */
+			assert_true(split);
+			assert_ptr_equal(m, req + 1);
+			continue;
+		}
+		if (split != rfc9110_tchar(c))
+			fail_msg("byte 0x%02x: split %d", c, split);
+		if (split) {
+			assert_ptr_equal(m, req + 3);
+			assert_ptr_equal(proto, req + 5);
+		}
+	}
+}
+
+/* status takes up to 9 digits and body_bytes_sent 19, wherever the line ends. */
+static void
+test_numbers_of_the_most_digits_and_one_more_anywhere_in_the_line(void **state)
+{
+	static const struct {
+		const char *tail, *error;
+	} cases[] = {
+		{ " 123456789 1 \"-\" \"-\"", NULL },
+		{ " 1234567890 1 \"-\" \"-\"", "nginx_combined: status is not a number" },
+		{ " 123456789", "nginx_combined: status is not a number" },
+		{ " 1234567890", "nginx_combined: status is not a number" },
+		{ " 123456789 ", "nginx_combined: body_bytes_sent is not a number" },
+		{ " 200 1234567890123456789 \"-\" \"-\"", NULL },
+		{ " 200 12345678901234567890 \"-\" \"-\"", "nginx_combined: body_bytes_sent is too large" },
+		{ " 200 9223372036854775808 \"-\" \"-\"", "nginx_combined: body_bytes_sent is too large" },
+		{ " 200 1234567890123456789", "nginx_combined: missing '\"' before http_referer" },
+		{ " 200 12345678901234567890", "nginx_combined: body_bytes_sent is too large" },
+		{ " 200 123456789012345678x", "nginx_combined: body_bytes_sent is not a number" },
+		{ " 200 1", "nginx_combined: missing '\"' before http_referer" },
+		{ " 2 1 \"-\" \"-\"", NULL },
+		{ " x 1 \"-\" \"-\"", "nginx_combined: status is not a number" },
+		{ " 200 x \"-\" \"-\"", "nginx_combined: body_bytes_sent is not a number" },
+		{ " 200", "nginx_combined: status is not a number" },
+		{ " 200 ", "nginx_combined: body_bytes_sent is not a number" },
+	};
+	struct parsed p;
+	char line[256];
+
+	(void)state;
+	parser_init(&p, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int n = snprintf(line, sizeof(line), "1 - - [22/Nov/2026:10:00:00 +0000] \"-\"%s",
+		    cases[i].tail);
+		int r = nginx_parse((const uint8_t *)line, (size_t)n, &p);
+
+		if (cases[i].error == NULL) {
+			if (r != 0)
+				fail_msg("%s: %s", line, p.error);
+		} else if (r != -EINVAL || p.error == NULL || strcmp(p.error, cases[i].error) != 0) {
+			fail_msg("%s: %d %s", line, r, p.error != NULL ? p.error : "(none)");
+		}
+	}
+	parser_free(&p);
+}
+
+/* A remote_user of "-" is left out; "-x", "x-", "[-" or "-[" are kept. */
+static void
+test_remote_user_dash_and_near_dashes(void **state)
+{
+	static const struct {
+		const char *user, *want;
+	} cases[] = {
+		{ "-", NULL }, { "--", "--" }, { "-x", "-x" }, { "x-", "x-" }, { "[-", "[-" }, { "-x[", "-x[" },
+		{ "-[", "-[" }, { "a b", "a b" },
+	};
+	struct parsed p;
+	char line[256];
+
+	(void)state;
+	parser_init(&p, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct event_field *f;
+
+		snprintf(line, sizeof(line), "1 - %s [22/Nov/2026:10:00:00 +0000] \"-\" 200 1 \"-\" \"-\"",
+		    cases[i].user);
+		if (parse_str(line, &p) != 0)
+			fail_msg("%s: %s", line, p.error);
+		f = find_field(&p, "remote_user");
+		if (cases[i].want == NULL) {
+			assert_null(f);
+			continue;
+		}
+		assert_non_null(f);
+		assert_int_equal(f->v.slice.length, strlen(cases[i].want));
+		assert_memory_equal(line + f->v.slice.offset, cases[i].want, strlen(cases[i].want));
+	}
+	parser_free(&p);
+}
+
 static void
 test_each_malformed_line_gives_einval_and_its_message(void **state)
 {
@@ -775,6 +888,9 @@ main(void)
 		cmocka_unit_test(test_trailing_cr_and_lf_are_ignored),
 		cmocka_unit_test(test_fields_after_the_user_agent_are_ignored),
 		cmocka_unit_test(test_numbers_are_integers_up_to_int64_max),
+		cmocka_unit_test(test_a_method_byte_splits_the_request_exactly_when_it_is_a_token_character),
+		cmocka_unit_test(test_numbers_of_the_most_digits_and_one_more_anywhere_in_the_line),
+		cmocka_unit_test(test_remote_user_dash_and_near_dashes),
 		cmocka_unit_test(test_each_malformed_line_gives_einval_and_its_message),
 		cmocka_unit_test(test_a_failed_line_leaves_no_fields_of_the_previous_one),
 		cmocka_unit_test(test_every_truncation_of_a_valid_line_fails_cleanly_in_bounds),

@@ -347,6 +347,39 @@ test_the_source_chain_runs_at_the_door_before_the_spool(void **state)
 	processors_free(c);
 }
 
+/*
+ * A chain's keys are not the source's: the names add_fields takes from a
+ * configuration (here changed in place, as one reloaded at the same
+ * address would be) are compared by their bytes even when the source's
+ * event said its own keys were string literals.
+ */
+static void
+test_keys_a_chain_adds_are_read_by_their_bytes_whatever_the_source_said(void **state)
+{
+	struct fixture *fx = *state;
+	static char name[] = "env";
+	static struct config_map_entry values[] = { { name, "prod", 0 } };
+	static struct agent_processor p = {
+		.type = PROCESSOR_ADD_FIELDS, .values = { 1, values },
+	};
+	struct processors *c = chain_compile(&p, 1);
+	struct event_field f[1];
+	struct event ev;
+
+	pipeline_init(&fx->pipe, fx->spool, WHY, c);
+	text_field(&f[0], "user", "ann", 3);
+	event_make(&ev, "hello", 5, f, 1);
+	ev.static_keys = true;
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, NULL), 0);
+	memcpy(name, "eny", 3);
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, NULL), 0);
+	read_back(fx);
+	assert_int_equal(fx->n, 2);
+	assert_string_equal(fx->fields[0], "user=ann;env=prod;");
+	assert_string_equal(fx->fields[1], "user=ann;eny=prod;");
+	processors_free(c);
+}
+
 static void
 test_the_too_large_fallback_applies_to_the_processed_event_and_keeps_its_marks(void **state)
 {
@@ -452,6 +485,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_cursor_advances_with_its_event_and_past_one_refused,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_keys_a_chain_adds_are_read_by_their_bytes_whatever_the_source_said, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_the_source_chain_runs_at_the_door_before_the_spool,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(

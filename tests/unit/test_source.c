@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "agent/source.h"
+#include "proto/event_dict.h"
 
 #define NOW UINT64_C(1795341600000000000)
 
@@ -342,10 +343,106 @@ test_a_format_is_compiled_once_per_source_parses_with_its_state_and_is_freed(voi
 	assert_int_equal(compiled_frees, 1);
 }
 
+/*
+ * A JSON line's names are slices of the line, whose buffer the next line
+ * reuses: the same pointer and length then hold another name, which the
+ * dictionary must see (it skips its comparison for static keys alone).
+ */
+static void
+test_json_names_in_a_reused_line_buffer_each_read_back_as_written(void **state)
+{
+	struct event_dict *d = event_dict_new(4096);
+	struct event_dict_used used;
+	struct source_line sl;
+	struct event ev, got;
+	struct event_field gf[8];
+	struct event_reader r;
+	struct buf events, all;
+	char line[64];
+	char want[16];
+
+	(void)state;
+	assert_non_null(d);
+	memset(&used, 0, sizeof(used));
+	buf_init(&events, 1 << 20);
+	buf_init(&all, 1 << 20);
+	make(&sl, "json");
+	for (int i = 0; i < 4; i++) {
+		int n = snprintf(line, sizeof(line), "{\"k%d\":%d}", i, i);
+
+		source_line_event(&sl, (const uint8_t *)line, (size_t)n, 0, NOW, "http", &ev);
+		assert_false(ev.static_keys);
+		assert_int_equal(ev.nfields, 1);
+		assert_int_equal(event_dict_encode(d, &ev, &used, &events), 0);
+	}
+	assert_int_equal(event_dict_write(d, &used, &all), 0);
+	assert_int_equal(buf_append(&all, events.data, events.len), 0);
+	event_reader_init(&r, all.data, all.len, gf, 8);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(event_reader_next(&r, &got), 1);
+		assert_int_equal(got.nfields, 1);
+		snprintf(want, sizeof(want), "k%d", i);
+		assert_int_equal(gf[0].key.len, 2);
+		assert_memory_equal(gf[0].key.ptr, want, 2);
+	}
+	buf_free(&all);
+	buf_free(&events);
+	event_dict_free(d);
+	source_line_free(&sl);
+}
+
+/* NGINX's names are string literals: its events say so, and a failed line's too. */
+static void
+test_nginx_events_have_static_keys_and_syslog_events_do_not(void **state)
+{
+	static const char ok[] = "203.0.113.9 - - [22/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" "
+	    "200 612 \"-\" \"curl/8.0\"";
+	static const char sd[] = "<165>1 2026-11-22T10:00:01Z h app - - [x@1 k=\"v\"] m";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, "nginx_combined");
+	source_line_event(&sl, (const uint8_t *)ok, sizeof(ok) - 1, SOURCE_PARTIAL, NOW, "a", &ev);
+	assert_true(ev.static_keys);
+	source_line_event(&sl, (const uint8_t *)ok, sizeof(ok) - 1, 0, NOW, "a", &ev);
+	assert_true(ev.static_keys);
+	source_line_free(&sl);
+	make(&sl, "syslog");
+	source_line_event(&sl, (const uint8_t *)sd, sizeof(sd) - 1, 0, NOW, "a", &ev);
+	assert_null(field(&ev, "parse_error"));
+	assert_false(ev.static_keys);
+	source_line_free(&sl);
+}
+
+/* A caller that knows its source's length (a file's path) gives it: it is not measured. */
+static void
+test_a_source_given_with_its_length_is_taken_as_given(void **state)
+{
+	static const char line[] = "203.0.113.9 - - [22/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" "
+	    "200 612 \"-\" \"curl/8.0\"";
+	static const char src[] = "/var/log/a.log";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, "nginx_combined");
+	source_line_event_n(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, src, 10, &ev);
+	assert_ptr_equal(ev.source.ptr, src);
+	assert_int_equal(ev.source.len, 10);
+	assert_non_null(field(&ev, "status"));
+	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, src, &ev);
+	assert_int_equal(ev.source.len, 14);
+	source_line_free(&sl);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_a_source_given_with_its_length_is_taken_as_given),
+		cmocka_unit_test(test_json_names_in_a_reused_line_buffer_each_read_back_as_written),
+		cmocka_unit_test(test_nginx_events_have_static_keys_and_syslog_events_do_not),
 		cmocka_unit_test(test_parsed_line_takes_its_time_and_fields),
 		cmocka_unit_test(test_line_that_does_not_parse_keeps_its_message_and_a_parse_error),
 		cmocka_unit_test(test_syslog_line_with_a_bad_header_keeps_its_priority_and_a_parse_error),

@@ -392,6 +392,7 @@ cb_line(void *ctx, const struct tail_file_info *f, const uint8_t *line, size_t l
 		h->max_open = s.files_open;
 	if (h->hook != NULL && (ret = h->hook(h, f, line, len, flags, end_offset)) != 0)
 		return ret;
+	assert_int_equal(f->path_len, strlen(f->path));
 	r = rec_for(h, f);
 	r->id = f->id;
 	rec_line(h, r, line, len, flags, end_offset);
@@ -846,23 +847,31 @@ test_inotify_alone_notices_a_rename_rotation(void **state)
 	h_stop_and_check(h);
 }
 
-static void
-test_rename_within_globs_only_changes_the_path(void **state)
+/* a.log with a line, renamed to name (a matching one) once read, then a line more: its rec. */
+static struct rec *
+rename_within_globs(struct h *h, const char *name, char *to)
 {
-	struct h *h = *state;
-	char from[PATH_MAX], to[PATH_MAX];
-	struct rec *r;
+	char from[PATH_MAX];
 
 	put(h, "a.log", "1\n");
 	h_start(h);
 	RUN_UNTIL(h, h->nlines == 1);
 	h_path(h, from, "a.log");
-	h_path(h, to, "b.log");
+	h_path(h, to, name);
 	assert_int_equal(rename(from, to), 0);
 	run_for(h, 100);
-	add(h, "b.log", "2\n");
+	add(h, name, "2\n");
 	RUN_UNTIL(h, h->nlines == 2);
-	r = rec_of(h, "b.log");
+	return rec_of(h, name);
+}
+
+static void
+test_rename_within_globs_only_changes_the_path(void **state)
+{
+	struct h *h = *state;
+	char to[PATH_MAX];
+	struct rec *r = rename_within_globs(h, "b.log", to);
+
 	expect_line(h, r, 1, "2", 0, 4);
 	assert_string_equal(r->path, to);
 	expect_rec_is_file(h, r, "b.log");
@@ -870,6 +879,18 @@ test_rename_within_globs_only_changes_the_path(void **state)
 	assert_int_equal(h->releases, 0);
 	assert_int_equal(stats(h).files_seen, 1);
 	assert_int_equal(stats(h).rotations, 0);
+	h_stop_and_check(h);
+}
+
+/* A line's info names the file with its length, also after a rename to a longer name. */
+static void
+test_a_rename_to_a_longer_name_gives_the_lines_after_it_that_name_and_length(void **state)
+{
+	struct h *h = *state;
+	char to[PATH_MAX];
+
+	/* cb_line checks path_len against the path of every line. */
+	assert_string_equal(rename_within_globs(h, "a-much-longer-name.log", to)->path, to);
 	h_stop_and_check(h);
 }
 
@@ -2619,6 +2640,7 @@ main(void)
 		T(test_inotify_alone_brings_appended_lines),
 		T(test_inotify_alone_notices_a_rename_rotation),
 		T(test_rename_within_globs_only_changes_the_path),
+		T(test_a_rename_to_a_longer_name_gives_the_lines_after_it_that_name_and_length),
 		T(test_copytruncate_restarts_at_zero),
 		T(test_copytruncate_followed_at_once_by_new_writes_restarts_at_zero),
 		T(test_inode_reuse_with_other_content_is_a_new_file),
