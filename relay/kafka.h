@@ -356,6 +356,19 @@ int kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pb
     uint64_t seq);
 
 /*
+ * A run of kafka_produce calls on kl's loop thread, e.g. over the events
+ * of the batches one read brought: kafka_loop_hold takes the producer's
+ * read lock once for the run instead of once per record, and
+ * kafka_loop_release gives it back. While it is held, the poller cannot
+ * swap the producer (a reload's new one, or one recreated after a fatal
+ * error): it waits for the release, and serves no report meanwhile, so
+ * release before the loop runs again (a full queue, -EAGAIN, is such a
+ * point). Not nested; kafka_produce outside a run takes the lock itself.
+ */
+void kafka_loop_hold(struct kafka_loop *kl);
+void kafka_loop_release(struct kafka_loop *kl);
+
+/*
  * No more events for b: it is answered once its reports are in (a batch
  * without events: OK on the next loop iteration, never inside this call).
  */
