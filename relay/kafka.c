@@ -133,6 +133,13 @@ struct kafka_batch {
 	/* The last event counted in its route's count (kafka_route_counts). */
 	uint64_t routed_seq;
 	bool routed_any;
+	/*
+	 * Events of route routed_at not added to set->routed yet: added when
+	 * the route changes and at kafka_batch_end, not per event on the
+	 * line every worker adds to.
+	 */
+	size_t routed_at;
+	uint64_t routed_n;
 	int l_err;                    /* err and done, as last seen under kl->mu */
 	bool l_done;
 	struct kafka_batch *dl_prev, *dl_next;    /* kl's unanswered batches, by deadline */
@@ -967,12 +974,24 @@ kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb cb, v
 	return 0;
 }
 
+/* Adds b's events counted on its route so far to its settings' count. */
+static void
+kafka_batch_route_flush(struct kafka_batch *b)
+{
+	if (b->routed_n == 0)
+		return;
+	/* Relaxed: a count for the metrics, ordered with nothing. */
+	atomic_fetch_add_explicit(&b->set->routed[b->routed_at], b->routed_n, memory_order_relaxed);
+	b->routed_n = 0;
+}
+
 void
 kafka_batch_end(struct kafka_batch *b)
 {
 	if (b->ended)
 		return;
 	b->ended = true;
+	kafka_batch_route_flush(b);
 	kafka_batch_reports(b, 0, KAFKA_PENDING_OPEN - b->sent);
 }
 
@@ -1553,8 +1572,10 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 	/* Counted once per event, not again when it comes back after -EAGAIN. */
 	first = !b->routed_any || b->routed_seq != seq;
 	if (first) {
-		/* Relaxed: a count for the metrics, ordered with nothing. */
-		atomic_fetch_add_explicit(&set->routed[route], 1, memory_order_relaxed);
+		if (b->routed_at != route)
+			kafka_batch_route_flush(b);
+		b->routed_at = route;
+		b->routed_n++;
 		b->routed_any = true;
 		b->routed_seq = seq;
 	}

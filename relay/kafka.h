@@ -279,7 +279,8 @@ void kafka_get_stats(struct kafka *k, struct kafka_stats *st);
 /*
  * Events each route of the current configuration took since it was
  * applied (a reload starts again from 0): kafka.routes in order, then the
- * default route (kafka.topic). Fills up to max of out and returns how many
+ * default route (kafka.topic). A batch's events count once it ends (or
+ * when its events change route), not one by one. Fills up to max of out and returns how many
  * routes there are. Any thread.
  */
 size_t kafka_route_counts(struct kafka *k, uint64_t *out, size_t max);

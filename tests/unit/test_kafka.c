@@ -1539,6 +1539,8 @@ test_routes_pick_topic_and_key(void **state)
 	};
 	struct record recs[8];
 	struct answer *a;
+	struct kafka_batch *b;
+	static const unsigned seqs[] = { 150, 151, 20, 21, 152 };
 	uint64_t counts[4];
 	size_t n;
 
@@ -1563,6 +1565,15 @@ test_routes_pick_topic_and_key(void **state)
 	assert_int_equal(recs[0].seq, 99);
 	assert_string_equal(recs[0].key, "web-00");
 	free(recs[0].value);
+	/* A batch whose events go from one route to the other and back: each counted once. */
+	b = begin(f);
+	for (unsigned i = 0; i < 5; i++)
+		assert_int_equal(kafka_produce(b, event_n(f, seqs[i], 100), NULL, seqs[i]), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(kafka_route_counts(f->k, counts, 4), 2);
+	assert_int_equal(counts[0], 4);
+	assert_int_equal(counts[1], 3);
 	fx_stop(f);
 	global_fx = NULL;
 }
