@@ -265,9 +265,9 @@ struct kafka {
 	atomic_uint nblocked;         /* loops waiting for room */
 
 	struct {
+		/* produced: the poller's dead-letter records; the loops count theirs (kafka_loop.st). */
 		atomic_uint_fast64_t produced, delivered, failed, refused_oversize,
-		    queue_full, batches_ok, batches_retry, recreated, events_cut, pieces,
-		    dead_lettered, refused_broker;
+		    batches_ok, batches_retry, recreated, events_cut, dead_lettered, refused_broker;
 		atomic_uint_fast64_t errors[KAFKA_ERROR_KINDS];
 		atomic_uint_fast64_t set_aside[KAFKA_ASIDE_KINDS];
 	} st;
@@ -2573,12 +2573,12 @@ kafka_get_stats(struct kafka *k, struct kafka_stats *st)
 	st->delivered = atomic_load(&k->st.delivered);
 	st->failed = atomic_load(&k->st.failed);
 	st->refused_oversize = atomic_load(&k->st.refused_oversize);
-	st->queue_full = atomic_load(&k->st.queue_full) + queue_full;
+	st->queue_full = queue_full;
 	st->batches_ok = atomic_load(&k->st.batches_ok);
 	st->batches_retry = atomic_load(&k->st.batches_retry);
 	st->recreated = atomic_load(&k->st.recreated);
 	st->events_cut = atomic_load(&k->st.events_cut);
-	st->pieces = atomic_load(&k->st.pieces) + pieces;
+	st->pieces = pieces;
 	st->dead_lettered = atomic_load(&k->st.dead_lettered);
 	st->refused_broker = atomic_load(&k->st.refused_broker);
 	st->generation = atomic_load(&k->generation);
