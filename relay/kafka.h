@@ -14,7 +14,7 @@
  *
  * Threads. Workers produce from their own loop threads (librdkafka is
  * thread-safe; a read-write lock only guards the producer pointer against
- * a swap). One poller thread of this module calls rd_kafka_poll: it
+ * a swap, taken once per run of records, kafka_loop_hold). One poller thread of this module calls rd_kafka_poll: it
  * serves delivery reports and errors (also of the producers a reload
  * replaced, until they hold nothing), and it is the one place where the
  * producer is replaced, after a fatal error or by a reload's new one;
