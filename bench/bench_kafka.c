@@ -338,10 +338,11 @@ bench_module_writable(struct kafka_loop *kl, void *arg)
 	bench_module_fill(m);
 }
 
-/* Produces until every record is in or librdkafka's queue is full. */
+/* Produces until every record is in or librdkafka's queue is full, in one hold as the relay's workers do. */
 static void
 bench_module_fill(struct bench_module *m)
 {
+	kafka_loop_hold(m->kl);
 	while (m->next < m->n && !m->blocked) {
 		int r;
 
@@ -361,7 +362,7 @@ bench_module_fill(struct bench_module *m)
 		r = kafka_produce(m->batch, &m->ev, NULL, m->next + 1);
 		if (r == -EAGAIN) {
 			m->blocked = true;
-			return;
+			break;
 		}
 		if (r != 0)
 			abort();
@@ -371,6 +372,7 @@ bench_module_fill(struct bench_module *m)
 			m->batch = NULL;
 		}
 	}
+	kafka_loop_release(m->kl);
 }
 
 static void

@@ -133,7 +133,7 @@ intake_req_end(struct httpd_conn *c)
  * callback with the same event and sequence number, up to request_timeout.
  */
 static void
-intake_req_produce(struct httpd_conn *c)
+intake_req_produce_run(struct httpd_conn *c)
 {
 	struct intake_req *q = intake_req_of(c);
 	struct http_intake *hi = q->hi;
@@ -188,6 +188,17 @@ intake_req_produce(struct httpd_conn *c)
 		q->taken++;
 	}
 	intake_req_end(c);
+}
+
+/* One hold of the producer for the run rather than one per record (kafka_loop_hold). */
+static void
+intake_req_produce(struct httpd_conn *c)
+{
+	struct kafka_loop *kl = intake_req_of(c)->hi->kl;
+
+	kafka_loop_hold(kl);
+	intake_req_produce_run(c);
+	kafka_loop_release(kl);
 }
 
 /* ---------------------------------------------------------------- the server's callbacks */

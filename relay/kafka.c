@@ -2,6 +2,7 @@
 /* kafka: the shared producer and delivery -> batch answers (see kafka.h). */
 #include "autoconfig.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -77,6 +78,8 @@
 #define KAFKA_BATCH_OVERHEAD 61
 /* logferry-original-topic's value: a rendered topic with every byte escaped (\xHH). */
 #define KAFKA_SHOWN_TOPIC_MAX (4 * ROUTE_TOPIC_BUF + 1)
+/* kafka_batch's pending while it is open: more than a batch ever has records. */
+#define KAFKA_PENDING_OPEN (SIZE_MAX / 2)
 /* "INDEX/COUNT" at its widest, and the JSON members' numbers as wide. */
 #define KAFKA_U64_MAX_TEXT "18446744073709551615"
 #define KAFKA_PIECE_MAX (2 * (sizeof(KAFKA_U64_MAX_TEXT) - 1) + 1)
@@ -130,14 +133,27 @@ struct kafka_batch {
 	/* The last event counted in its route's count (kafka_route_counts). */
 	uint64_t routed_seq;
 	bool routed_any;
+	/*
+	 * Events of route routed_at not added to set->routed yet: added when
+	 * the route changes and at kafka_batch_end, not per event on the
+	 * line every worker adds to.
+	 */
+	size_t routed_at;
+	uint64_t routed_n;
 	int l_err;                    /* err and done, as last seen under kl->mu */
 	bool l_done;
 	struct kafka_batch *dl_prev, *dl_next;    /* kl's unanswered batches, by deadline */
 	struct kafka_batch *all_prev, *all_next;  /* every live batch of kl */
 
+	size_t sent;                  /* records kafka_send handed over: kl's loop thread */
 	/*
-	 * Reports outstanding, plus one until kafka_batch_end: the batch is
-	 * settled (done) when it reaches 0, and freed only after that.
+	 * Reports outstanding, plus KAFKA_PENDING_OPEN less sent until
+	 * kafka_batch_end: the batch is settled (done) when it reaches 0, and
+	 * freed only after that. Starting from KAFKA_PENDING_OPEN, a report
+	 * that comes first cannot bring it to 0, so kafka_send counts its
+	 * records in sent, and kafka_batch_end takes them off in one go, where
+	 * an atomic add per record made the batch's line move between the
+	 * worker and the poller.
 	 */
 	atomic_size_t pending;
 	/* Records a broker refused for good and nothing took (no dead-letter topic); the poller's. */
@@ -169,6 +185,16 @@ struct kafka_loop {
 	char key[KAFKA_KEY_MAX + 1];
 	char shown[KAFKA_SHOWN_TOPIC_MAX];   /* the refused topic, for the dead-letter header */
 	char aside[384];              /* why the event being produced is set aside */
+	bool held;                    /* between kafka_loop_hold and kafka_loop_release */
+	/*
+	 * kafka_stats counts of the records this loop produced: one writer (the
+	 * loop), so a plain add where an atomic one on a line every worker
+	 * writes made that line move between the cores per record;
+	 * kafka_get_stats adds them up.
+	 */
+	struct {
+		atomic_uint_fast64_t produced, pieces, queue_full;
+	} st;
 
 	pthread_mutex_t mu;
 	/* Under mu. */
@@ -239,9 +265,9 @@ struct kafka {
 	atomic_uint nblocked;         /* loops waiting for room */
 
 	struct {
+		/* produced: the poller's dead-letter records; the loops count theirs (kafka_loop.st). */
 		atomic_uint_fast64_t produced, delivered, failed, refused_oversize,
-		    queue_full, batches_ok, batches_retry, recreated, events_cut, pieces,
-		    dead_lettered, refused_broker;
+		    batches_ok, batches_retry, recreated, events_cut, dead_lettered, refused_broker;
 		atomic_uint_fast64_t errors[KAFKA_ERROR_KINDS];
 		atomic_uint_fast64_t set_aside[KAFKA_ASIDE_KINDS];
 	} st;
@@ -458,12 +484,12 @@ kafka_ready_push(struct kafka_loop *kl, struct kafka_batch *b)
 }
 
 /*
- * A report for b (err 0: delivered), or kafka_batch_end's release of the
- * open reference. Any thread. After pending reaches 0 b belongs to its loop,
+ * n reports for b (err 0: delivered), or kafka_batch_end's release of the
+ * open count. Any thread. After pending reaches 0 b belongs to its loop,
  * which may free it at once: nothing here touches b after the unlock.
  */
 static void
-kafka_batch_report(struct kafka_batch *b, int err)
+kafka_batch_reports(struct kafka_batch *b, int err, size_t n)
 {
 	struct kafka_loop *kl = b->kl;
 	bool wake = false, last = false;
@@ -473,7 +499,7 @@ kafka_batch_report(struct kafka_batch *b, int err)
 	 * count: no lock for it (the poller took kl->mu once per record,
 	 * against the loop's own use of it).
 	 */
-	if (err == 0 && !(last = atomic_fetch_sub(&b->pending, 1) == 1))
+	if (err == 0 && !(last = atomic_fetch_sub(&b->pending, n) == n))
 		return;
 	pthread_mutex_lock(&kl->mu);
 	if (err != 0) {
@@ -481,7 +507,7 @@ kafka_batch_report(struct kafka_batch *b, int err)
 			b->err = err;
 			wake |= kafka_ready_push(kl, b);
 		}
-		last = atomic_fetch_sub(&b->pending, 1) == 1;
+		last = atomic_fetch_sub(&b->pending, n) == n;
 	}
 	if (last) {
 		b->done = true;
@@ -746,7 +772,7 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 			    "and the agent re-sends it", why);
 		}
 	}
-	kafka_batch_report(b, err);
+	kafka_batch_reports(b, err, 1);
 	/* Last: kafka_flush returns when this reaches 0, with the counts above done. */
 	atomic_fetch_sub(&k->queued_bytes, m->len);
 	atomic_fetch_sub(&k->queued_msgs, 1);
@@ -930,7 +956,7 @@ kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb cb, v
 	/* The loop's clock may be a whole iteration old: the deadline is exact. */
 	uv_update_time(kl->loop);
 	b->deadline = uv_now(kl->loop) + b->set->delivery_timeout_ms;
-	atomic_init(&b->pending, 1);
+	atomic_init(&b->pending, KAFKA_PENDING_OPEN);
 	/* Deadlines grow with time: appending keeps the list in order. */
 	b->dl_prev = kl->dl_tail;
 	if (kl->dl_tail != NULL)
@@ -948,13 +974,25 @@ kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb cb, v
 	return 0;
 }
 
+/* Adds b's events counted on its route so far to its settings' count. */
+static void
+kafka_batch_route_flush(struct kafka_batch *b)
+{
+	if (b->routed_n == 0)
+		return;
+	/* Relaxed: a count for the metrics, ordered with nothing. */
+	atomic_fetch_add_explicit(&b->set->routed[b->routed_at], b->routed_n, memory_order_relaxed);
+	b->routed_n = 0;
+}
+
 void
 kafka_batch_end(struct kafka_batch *b)
 {
 	if (b->ended)
 		return;
 	b->ended = true;
-	kafka_batch_report(b, 0);
+	kafka_batch_route_flush(b);
+	kafka_batch_reports(b, 0, KAFKA_PENDING_OPEN - b->sent);
 }
 
 void
@@ -1047,6 +1085,14 @@ kafka_u64(char *out, uint64_t v)
 		out[i] = t[n - 1 - i];
 	out[n] = '\0';
 	return n;
+}
+
+/* Adds n to a count only the calling thread writes (a kafka_loop's): no locked instruction. */
+static void
+kafka_count(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+	    memory_order_relaxed);
 }
 
 /* kl waits for room: the poller wakes it once librdkafka's queue drained below half. */
@@ -1201,10 +1247,10 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 		    (ssize_t)rec->stream.len);
 
 	/* Counted before: the report may come before producev returns. */
-	atomic_fetch_add(&b->pending, 1);
 	atomic_fetch_add(&k->queued_msgs, 1);
 	atomic_fetch_add(&k->queued_bytes, rec->vlen);
-	pthread_rwlock_rdlock(&k->rk_lock);
+	if (!kl->held)
+		pthread_rwlock_rdlock(&k->rk_lock);
 	if (kafka_over_bound(k))
 		err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
 	else if ((rkt = kafka_topic_handle(k, rec->topic)) != NULL)
@@ -1217,22 +1263,23 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rec->key, rec->klen),
 		    RD_KAFKA_V_VALUE((void *)rec->value, rec->vlen), RD_KAFKA_V_HEADERS(h),
 		    RD_KAFKA_V_OPAQUE((void *)opaque), RD_KAFKA_V_END);
-	pthread_rwlock_unlock(&k->rk_lock);
+	if (!kl->held)
+		pthread_rwlock_unlock(&k->rk_lock);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		atomic_fetch_add(&k->st.produced, 1);
+		b->sent++;
+		kafka_count(&kl->st.produced, 1);
 		if (rec->count > 0)
-			atomic_fetch_add(&k->st.pieces, 1);
+			kafka_count(&kl->st.pieces, 1);
 		return 0;
 	}
 	/* Not produced: the headers are still ours, the counts come back. */
 	if (h != NULL)
 		rd_kafka_headers_destroy(h);
-	atomic_fetch_sub(&b->pending, 1);
 	atomic_fetch_sub(&k->queued_msgs, 1);
 	atomic_fetch_sub(&k->queued_bytes, rec->vlen);
 	switch (err) {
 	case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-		atomic_fetch_add(&k->st.queue_full, 1);
+		kafka_count(&kl->st.queue_full, 1);
 		kafka_loop_block(kl);
 		return -EAGAIN;
 	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
@@ -1525,8 +1572,10 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 	/* Counted once per event, not again when it comes back after -EAGAIN. */
 	first = !b->routed_any || b->routed_seq != seq;
 	if (first) {
-		/* Relaxed: a count for the metrics, ordered with nothing. */
-		atomic_fetch_add_explicit(&set->routed[route], 1, memory_order_relaxed);
+		if (b->routed_at != route)
+			kafka_batch_route_flush(b);
+		b->routed_at = route;
+		b->routed_n++;
 		b->routed_any = true;
 		b->routed_seq = seq;
 	}
@@ -2491,18 +2540,45 @@ kafka_free(struct kafka *k)
 }
 
 void
+kafka_loop_hold(struct kafka_loop *kl)
+{
+	/* Not recursive: with writers first, a second read lock would wait for a waiting swap. */
+	assert(!kl->held);
+	pthread_rwlock_rdlock(&kl->k->rk_lock);
+	kl->held = true;
+}
+
+void
+kafka_loop_release(struct kafka_loop *kl)
+{
+	assert(kl->held);
+	kl->held = false;
+	pthread_rwlock_unlock(&kl->k->rk_lock);
+}
+
+void
 kafka_get_stats(struct kafka *k, struct kafka_stats *st)
 {
-	st->produced = atomic_load(&k->st.produced);
+	uint64_t produced = 0, pieces = 0, queue_full = 0;
+
+	/* Loops stay listed until kafka_free: a closed loop's records still count. */
+	pthread_mutex_lock(&k->mu);
+	for (struct kafka_loop *kl = k->loops; kl != NULL; kl = kl->next) {
+		produced += atomic_load_explicit(&kl->st.produced, memory_order_relaxed);
+		pieces += atomic_load_explicit(&kl->st.pieces, memory_order_relaxed);
+		queue_full += atomic_load_explicit(&kl->st.queue_full, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&k->mu);
+	st->produced = atomic_load(&k->st.produced) + produced;
 	st->delivered = atomic_load(&k->st.delivered);
 	st->failed = atomic_load(&k->st.failed);
 	st->refused_oversize = atomic_load(&k->st.refused_oversize);
-	st->queue_full = atomic_load(&k->st.queue_full);
+	st->queue_full = queue_full;
 	st->batches_ok = atomic_load(&k->st.batches_ok);
 	st->batches_retry = atomic_load(&k->st.batches_retry);
 	st->recreated = atomic_load(&k->st.recreated);
 	st->events_cut = atomic_load(&k->st.events_cut);
-	st->pieces = atomic_load(&k->st.pieces);
+	st->pieces = pieces;
 	st->dead_lettered = atomic_load(&k->st.dead_lettered);
 	st->refused_broker = atomic_load(&k->st.refused_broker);
 	st->generation = atomic_load(&k->generation);

@@ -14,7 +14,7 @@
  *
  * Threads. Workers produce from their own loop threads (librdkafka is
  * thread-safe; a read-write lock only guards the producer pointer against
- * a swap). One poller thread of this module calls rd_kafka_poll: it
+ * a swap, taken once per run of records, kafka_loop_hold). One poller thread of this module calls rd_kafka_poll: it
  * serves delivery reports and errors (also of the producers a reload
  * replaced, until they hold nothing), and it is the one place where the
  * producer is replaced, after a fatal error or by a reload's new one;
@@ -279,7 +279,8 @@ void kafka_get_stats(struct kafka *k, struct kafka_stats *st);
 /*
  * Events each route of the current configuration took since it was
  * applied (a reload starts again from 0): kafka.routes in order, then the
- * default route (kafka.topic). Fills up to max of out and returns how many
+ * default route (kafka.topic). A batch's events count once it ends (or
+ * when its events change route), not one by one. Fills up to max of out and returns how many
  * routes there are. Any thread.
  */
 size_t kafka_route_counts(struct kafka *k, uint64_t *out, size_t max);
@@ -354,6 +355,19 @@ int kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb c
  */
 int kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslice *raw,
     uint64_t seq);
+
+/*
+ * A run of kafka_produce calls on kl's loop thread, e.g. over the events
+ * of the batches one read brought: kafka_loop_hold takes the producer's
+ * read lock once for the run instead of once per record, and
+ * kafka_loop_release gives it back. While it is held, the poller cannot
+ * swap the producer (a reload's new one, or one recreated after a fatal
+ * error): it waits for the release, and serves no report meanwhile, so
+ * release before the loop runs again (a full queue, -EAGAIN, is such a
+ * point). Not nested; kafka_produce outside a run takes the lock itself.
+ */
+void kafka_loop_hold(struct kafka_loop *kl);
+void kafka_loop_release(struct kafka_loop *kl);
 
 /*
  * No more events for b: it is answered once its reports are in (a batch

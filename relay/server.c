@@ -405,7 +405,7 @@ batch_on_kafka(struct kafka_batch *kb, const struct kafka_result *res, void *arg
 
 /* Produces the queued batches in order until librdkafka's queue is full. */
 static void
-worker_produce(struct srv_worker *w)
+worker_produce_run(struct srv_worker *w)
 {
 	struct srv_batch *b;
 
@@ -460,6 +460,15 @@ worker_produce(struct srv_worker *w)
 		kafka_batch_end(b->kb);
 		conn_update_reading(c);
 	}
+}
+
+/* One hold of the producer for the run rather than one per record (kafka_loop_hold). */
+static void
+worker_produce(struct srv_worker *w)
+{
+	kafka_loop_hold(w->kl);
+	worker_produce_run(w);
+	kafka_loop_release(w->kl);
 }
 
 static void
