@@ -5,7 +5,6 @@
 #include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "relay/memtrim.h"
 
@@ -24,22 +23,39 @@ extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, si
 void
 memtrim_init(struct memtrim *m)
 {
-	memset(m, 0, sizeof(*m));
+	atomic_init(&m->peak, 0);
+	m->last = 0;
+}
+
+void
+memtrim_opened(struct memtrim *m, uint64_t open)
+{
+	uint64_t peak = atomic_load_explicit(&m->peak, memory_order_relaxed);
+
+	while (open > peak &&
+	    !atomic_compare_exchange_weak_explicit(&m->peak, &peak, open, memory_order_relaxed,
+	    memory_order_relaxed))
+		;
 }
 
 bool
 memtrim_due(struct memtrim *m, uint64_t open)
 {
 	bool falling = open < m->last;
-	uint64_t drop;
+	uint64_t peak, drop;
 
 	m->last = open;
-	if (open > m->peak)
-		m->peak = open;
-	drop = m->peak - open;
-	if (falling || drop < MEMTRIM_MIN_DROP || drop < m->peak / MEMTRIM_PART_OF_PEAK)
+	memtrim_opened(m, open);
+	peak = atomic_load_explicit(&m->peak, memory_order_relaxed);
+	drop = peak - open;
+	if (falling || drop < MEMTRIM_MIN_DROP || drop < peak / MEMTRIM_PART_OF_PEAK)
 		return false;
-	m->peak = open;
+	/*
+	 * The next peak counts from here. A connection accepted between the
+	 * load and this store is forgotten by the peak, but counted by the
+	 * next sample if it is still open: at worst one connection's memory.
+	 */
+	atomic_store_explicit(&m->peak, open, memory_order_relaxed);
 	return true;
 }
 

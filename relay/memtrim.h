@@ -16,13 +16,16 @@
  * memtrim_due decides, from the number of open connections sampled about
  * once a second, when to ask: the count fell by a large part of its peak
  * since the last trim, and stopped falling (the storm is over, so one
- * trim covers it). memtrim_release asks the allocator the relay is built
+ * trim covers it). The peak is raised at every accepted connection
+ * (memtrim_opened), not only at the samples: agents that came and went
+ * between two samples left their memory behind all the same. memtrim_release asks the allocator the relay is built
  * with: jemalloc purges every arena, glibc trims every arena. Neither is
  * ever on a connection's path: one call per mass disconnect.
  */
 #ifndef LOGFERRY_MEMTRIM_H
 #define LOGFERRY_MEMTRIM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -32,12 +35,14 @@
 #define MEMTRIM_PART_OF_PEAK 4
 
 struct memtrim {
-	uint64_t peak;      /* most connections open since the last trim */
-	uint64_t last;      /* open at the previous sample */
+	_Atomic uint64_t peak;   /* most connections open since the last trim */
+	uint64_t last;           /* open at the previous sample (the sampler's own) */
 };
 
-/* Zero-initialised is the same. */
 void memtrim_init(struct memtrim *m);
+
+/* Any thread, at each accepted connection: `open` counts it. */
+void memtrim_opened(struct memtrim *m, uint64_t open);
 
 /*
  * One sample of the number of open connections. Returns true when a trim

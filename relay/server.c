@@ -145,7 +145,7 @@ struct server {
 	atomic_uint_fast64_t connections;
 	atomic_int global_waiters;           /* connections paused for the total */
 	atomic_bool kafka_failing;           /* the last batch Kafka answered failed */
-	struct memtrim trim;                 /* worker 0's sweep samples connections */
+	struct memtrim trim;                 /* raised at accept; worker 0's sweep samples it */
 	struct {
 		atomic_uint_fast64_t accepted, refused, handshakes_failed, agents_refused,
 		    protocol_errors, batches, events, events_malformed, acks_ok, acks_retry,
@@ -1177,7 +1177,7 @@ server_on_accept(uv_poll_t *h, int status, int events)
 			    "max_connections reached" : "memory_limit's share for connections reached");
 			continue;
 		}
-		atomic_fetch_add(&s->connections, 1);
+		memtrim_opened(&s->trim, atomic_fetch_add(&s->connections, 1) + 1);
 		atomic_fetch_add(&s->st.accepted, 1);
 		w = &s->workers[s->next_worker];
 		s->next_worker = (s->next_worker + 1) % s->nworkers;

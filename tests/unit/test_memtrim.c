@@ -70,6 +70,25 @@ test_after_a_trim_the_next_peak_counts_from_there(void **state)
 	assert_true(memtrim_due(&m, 0));
 }
 
+static void
+test_agents_that_came_and_went_between_two_samples_still_bring_a_trim(void **state)
+{
+	struct memtrim m;
+
+	(void)state;
+	memtrim_init(&m);
+	assert_false(memtrim_due(&m, 0));
+	/* 300 accepted, then all closed, within one second: no sample saw them. */
+	for (uint64_t open = 1; open <= 300; open++)
+		memtrim_opened(&m, open);
+	assert_true(memtrim_due(&m, 0));
+	assert_false(memtrim_due(&m, 0));
+	/* Fewer than MEMTRIM_MIN_DROP between samples is still not worth a trim. */
+	for (uint64_t open = 1; open < MEMTRIM_MIN_DROP; open++)
+		memtrim_opened(&m, open);
+	assert_false(memtrim_due(&m, 0));
+}
+
 /* This process's private resident memory, KiB. */
 static long
 rss_anon_kib(void)
@@ -126,6 +145,7 @@ main(void)
 		cmocka_unit_test(test_a_mass_disconnect_is_due_once_the_count_stops_falling),
 		cmocka_unit_test(test_a_small_or_slow_decline_is_not_due),
 		cmocka_unit_test(test_after_a_trim_the_next_peak_counts_from_there),
+		cmocka_unit_test(test_agents_that_came_and_went_between_two_samples_still_bring_a_trim),
 		cmocka_unit_test(test_release_gives_freed_connection_buffers_back_to_the_system),
 	};
 
