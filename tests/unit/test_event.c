@@ -429,7 +429,30 @@ test_encode_refuses_unknown_types_and_respects_the_cap(void **state)
 	buf_free(&b);
 }
 
-/* A protobuf writer of its own, for the bytes event_encode must produce. */
+/*
+ * The tests' own protobuf writing, independent of proto/event.c: a varint
+ * and a length-delimited field appended at b[*n].
+ */
+static void
+put_varint(uint8_t *b, size_t *n, uint64_t v)
+{
+	while (v >= 0x80) {
+		b[(*n)++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	b[(*n)++] = (uint8_t)v;
+}
+
+static void
+put_bytes(uint8_t *b, size_t *n, unsigned field, const void *p, size_t len)
+{
+	put_varint(b, n, (uint64_t)field << 3 | 2);
+	put_varint(b, n, len);
+	memcpy(b + *n, p, len);
+	*n += len;
+}
+
+/* A writer into a caller's buffer, for the bytes event_encode must produce. */
 struct ref {
 	uint8_t *b;
 	size_t n;
@@ -438,20 +461,13 @@ struct ref {
 static void
 ref_varint(struct ref *r, uint64_t v)
 {
-	while (v >= 0x80) {
-		r->b[r->n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	r->b[r->n++] = (uint8_t)v;
+	put_varint(r->b, &r->n, v);
 }
 
 static void
 ref_bytes(struct ref *r, unsigned field, const uint8_t *p, size_t len)
 {
-	r->b[r->n++] = (uint8_t)(field << 3 | 2);
-	ref_varint(r, len);
-	memcpy(r->b + r->n, p, len);
-	r->n += len;
+	put_bytes(r->b, &r->n, field, p, len);
 }
 
 /*
@@ -655,11 +671,7 @@ struct pb {
 static void
 pb_varint(struct pb *m, uint64_t v)
 {
-	while (v >= 0x80) {
-		m->b[m->n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	m->b[m->n++] = (uint8_t)v;
+	put_varint(m->b, &m->n, v);
 }
 
 static void
@@ -672,10 +684,7 @@ pb_uint(struct pb *m, unsigned field, uint64_t v)
 static void
 pb_bytes(struct pb *m, unsigned field, const void *p, size_t len)
 {
-	pb_varint(m, (uint64_t)field << 3 | 2);
-	pb_varint(m, len);
-	memcpy(m->b + m->n, p, len);
-	m->n += len;
+	put_bytes(m->b, &m->n, field, p, len);
 }
 
 static void
