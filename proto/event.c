@@ -204,6 +204,24 @@ event_put_head(uint8_t *p, const struct event *ev, unsigned origin)
 	return p;
 }
 
+/* A Slice field (at most 14 bytes: its length is always 1 byte). */
+static inline __attribute__((always_inline)) uint8_t *
+event_put_slice(uint8_t *q, const struct event_field *f)
+{
+	uint8_t *s;
+
+	q = event_put_tag(q, FIELD_SLICE, WT_LEN);
+	s = q++;
+	if (f->v.slice.offset)
+		q = event_put_varint(event_put_tag(q, SLICE_OFFSET, WT_VARINT),
+		    f->v.slice.offset);
+	if (f->v.slice.length)
+		q = event_put_varint(event_put_tag(q, SLICE_LENGTH, WT_VARINT),
+		    f->v.slice.length);
+	*s = (uint8_t)(q - s - 1);
+	return q;
+}
+
 static inline __attribute__((always_inline)) uint8_t *
 event_put_field(uint8_t *p, const struct event_field *f, unsigned key_id, size_t size)
 {
@@ -230,15 +248,7 @@ event_put_field(uint8_t *p, const struct event_field *f, unsigned key_id, size_t
 		*p++ = f->v.boolean ? 1 : 0;
 		return p;
 	case EVENT_SLICE:
-		p = event_put_varint(event_put_tag(p, FIELD_SLICE, WT_LEN),
-		    event_slice_size(f->v.slice.offset, f->v.slice.length));
-		if (f->v.slice.offset)
-			p = event_put_varint(event_put_tag(p, SLICE_OFFSET, WT_VARINT),
-			    f->v.slice.offset);
-		if (f->v.slice.length)
-			p = event_put_varint(event_put_tag(p, SLICE_LENGTH, WT_VARINT),
-			    f->v.slice.length);
-		return p;
+		return event_put_slice(p, f);
 	case EVENT_JSON:
 		return event_put_bytes(p, FIELD_JSON, &f->v.json, true);
 	}
@@ -332,24 +342,6 @@ event_put_len_after(uint8_t *at, size_t n)
 	memmove(at + k, at + 1, n);
 	event_put_varint(at, n);
 	return at + k + n;
-}
-
-/* A Slice field (at most 14 bytes: its length is always 1 byte). */
-static inline __attribute__((always_inline)) uint8_t *
-event_put_slice(uint8_t *q, const struct event_field *f)
-{
-	uint8_t *s;
-
-	q = event_put_tag(q, FIELD_SLICE, WT_LEN);
-	s = q++;
-	if (f->v.slice.offset)
-		q = event_put_varint(event_put_tag(q, SLICE_OFFSET, WT_VARINT),
-		    f->v.slice.offset);
-	if (f->v.slice.length)
-		q = event_put_varint(event_put_tag(q, SLICE_LENGTH, WT_VARINT),
-		    f->v.slice.length);
-	*s = (uint8_t)(q - s - 1);
-	return q;
 }
 
 /*
