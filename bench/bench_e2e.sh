@@ -100,18 +100,9 @@ KINDS=${BENCH_KINDS:-throughput latency}
 # logferry's ("5x under the best peer").
 T_AGENT_US=1.0 T_RELAY_US=2.5 T_RATE=300000 T_AGENT_MIB=16 T_P99_MS=100 T_RATIO=5
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/logferry-bench.XXXXXX")
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	if [ -n "${BENCH_KEEP:-}" ]; then
-		echo "bench_e2e: kept $T (consumer output of each run in $T/runs)" >&2
-	else
-		rm -rf "$T"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$top_srcdir/bench/bench_lib.sh"
+bench_workdir bench_e2e logferry-bench
+BENCH_KEPT_NOTE=" (consumer output of each run in $T/runs)"
 TICK=$(getconf CLK_TCK)
 FAILED=0
 
@@ -248,10 +239,6 @@ PY
 
 # ---------------------------------------------------------------- helpers
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # stop PID: SIGTERM, then SIGKILL after 10 s; returns its exit status.
 stop() {
 	local pid=$1 i rc
@@ -294,25 +281,6 @@ rss() {
 NICE=
 nice -n -10 true 2>/dev/null && NICE="nice -n -10"
 
-# mock_start: a fresh mock cluster (3 brokers; topics logs.nginx,
-# rsyslog-relp and rsyslog, 3 partitions each) per measurement: it keeps
-# every record in memory. Sets MOCK_PID and BOOTSTRAP.
-mock_start() {
-	MOCK_PID=
-	$NICE "$MOCK_KAFKA" --brokers 3 --topic logs.nginx:3 --topic rsyslog-relp:3 --topic rsyslog:3 </dev/null \
-	    >"$T/mock.out" 2>"$T/mock.err" &
-	MOCK_PID=$!
-	PIDS+=("$MOCK_PID")
-	BOOTSTRAP=
-	for _ in $(seq 100); do
-		BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$T/mock.out")
-		[ -n "$BOOTSTRAP" ] && return 0
-		sleep 0.05
-	done
-	echo "bench_e2e: the mock Kafka cluster did not start: $(cat "$T/mock.err")" >&2
-	return 1
-}
-
 # kafka_start SIDE KIND RUN: the cluster of one measurement and its topic.
 # The mock: a fresh one, topics logs.nginx, rsyslog-relp and rsyslog. A real cluster
 # (BENCH_KAFKA): nothing started; a topic of this measurement's own, so
@@ -326,7 +294,8 @@ kafka_start() {
 	CPU_brokers=0 PEAK_brokers=0 BROKER_BASE=0
 	if [ -z "$REAL" ]; then
 		LF_PREFIX=logs. LF_TOPIC=logs.nginx RS_TOPIC=rsyslog RELP_TOPIC=rsyslog-relp
-		mock_start || return 1
+		# A fresh mock cluster per measurement: it keeps every record in memory.
+		mock_start --brokers 3 --topic logs.nginx:3 --topic rsyslog-relp:3 --topic rsyslog:3 || return 1
 		BROKER_PIDS=$MOCK_PID
 		return 0
 	fi

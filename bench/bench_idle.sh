@@ -43,22 +43,8 @@ for cmd in curl openssl python3; do
 	command -v "$cmd" >/dev/null || { echo "bench_idle: $cmd not found" >&2; exit 2; }
 done
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/logferry-bench-idle.XXXXXX")
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	if [ -n "${BENCH_KEEP:-}" ]; then
-		echo "bench_idle: kept $T" >&2
-	else
-		rm -rf "$T"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. "$top_srcdir/bench/bench_lib.sh"
+bench_workdir bench_idle logferry-bench-idle
 
 # wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds; 1 if it never did.
 wait_for() {
@@ -100,15 +86,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 # ---------------------------------------------------------------- setup
 
 sh "$top_srcdir/tests/tools/make-certs.sh" "$T/certs" || { echo "bench_idle: make-certs.sh failed" >&2; exit 2; }
-"$MOCK_KAFKA" --brokers 1 --topic logs:1 </dev/null >"$T/mock.out" 2>"$T/mock.err" &
-PIDS+=($!)
-BOOTSTRAP=
-for _ in $(seq 100); do
-	BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$T/mock.out")
-	[ -n "$BOOTSTRAP" ] && break
-	sleep 0.05
-done
-[ -n "$BOOTSTRAP" ] || { echo "bench_idle: the mock Kafka cluster did not start: $(cat "$T/mock.err")" >&2; exit 1; }
+mock_start --brokers 1 --topic logs:1 || exit 1
 
 PORT=$(free_port)
 MPORT=$(free_port)

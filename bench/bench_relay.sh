@@ -45,41 +45,12 @@ for tool in "$LOGFERRY_RELAY" "$MOCK_KAFKA" "$RELAY_LOAD"; do
 done
 command -v python3 >/dev/null || { echo "bench_relay: python3 not found" >&2; exit 2; }
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/logferry-bench-relay.XXXXXX")
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	if [ -n "${BENCH_KEEP:-}" ]; then
-		echo "bench_relay: kept $T" >&2
-	else
-		rm -rf "$T"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. "$top_srcdir/bench/bench_lib.sh"
+bench_workdir bench_relay logferry-bench-relay
 
 # The mock cluster stands in for brokers on other machines, as in bench_e2e.sh.
 NICE=
 nice -n -10 true 2>/dev/null && NICE="nice -n -10"
-
-# mock_start: a fresh mock cluster per run (it holds records in memory). Sets MOCK_PID, BOOTSTRAP.
-mock_start() {
-	$NICE "$MOCK_KAFKA" --brokers 3 --topic logs.nginx:3 </dev/null >"$T/mock.out" 2>"$T/mock.err" &
-	MOCK_PID=$!
-	PIDS+=("$MOCK_PID")
-	BOOTSTRAP=
-	for _ in $(seq 100); do
-		BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$T/mock.out")
-		[ -n "$BOOTSTRAP" ] && return 0
-		sleep 0.05
-	done
-	echo "bench_relay: the mock Kafka cluster did not start: $(cat "$T/mock.err")" >&2
-	return 1
-}
 
 # relay_start HEADERS: a relay with kafka.headers HEADERS. Sets RELAY_PID, PORT.
 relay_start() {
@@ -134,7 +105,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	order="true false"
 	[ $((r % 2)) -eq 0 ] && order="false true"
 	for h in $order; do
-		mock_start || { FAILED=1; break 2; }
+		mock_start --brokers 3 --topic logs.nginx:3 || { FAILED=1; break 2; }
 		if ! relay_start "$h"; then
 			FAILED=1
 			break 2

@@ -36,6 +36,7 @@
 
 #include <uv.h>
 
+#include "bench/bench_client.h"
 #include "bench/bench_util.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -63,10 +64,7 @@ struct idle_conn {
 
 struct idle {
 	uv_loop_t *loop;
-	struct tls_config *cfg;
-	struct sockaddr_storage addr;
-	const char *server_name;
-	const char *agent_id;
+	struct bench_client client;
 	uint32_t n, inflight_max, inflight, started, open, done;
 	uint32_t hs_failed, refused, other_failed, lost;
 	uint64_t ping_interval_ms;
@@ -195,12 +193,7 @@ idle_on_handshake(void *ctx, int status)
 		return;
 	}
 	c->state = IDLE_HELLO;
-	uv_tcp_nodelay(tls_conn_tcp(c->tls), 1);
-	frame_init(&f, FRAME_HELLO);
-	f.pb.hello.protocol_version = logferry_ProtocolVersion_PROTOCOL_VERSION_CURRENT;
-	snprintf(f.pb.hello.agent_id, sizeof(f.pb.hello.agent_id), "%s", c->app->agent_id);
-	snprintf(f.pb.hello.software_version, sizeof(f.pb.hello.software_version),
-	    "idle_agents %s", PACKAGE_VERSION);
+	bench_client_hello(&c->app->client, c->tls, &f);
 	idle_send(c, &f);
 }
 
@@ -269,14 +262,10 @@ idle_start_more(struct idle *app)
 		c->app = app;
 		c->index = app->started++;
 		c->state = IDLE_CONNECTING;
-		if ((rc = frame_decoder_new(IDLE_MAX_FRAME, &c->dec)) == 0)
-			rc = tls_conn_connect(app->loop, app->cfg, (const struct sockaddr *)&app->addr,
-			    app->server_name, &idle_callbacks, c, &c->tls);
-		if (rc != 0) {
+		if ((rc = bench_client_connect(&app->client, app->loop, IDLE_MAX_FRAME, &idle_callbacks,
+		    c, &c->dec, &c->tls)) != 0) {
 			fprintf(stderr, "idle_agents: connection %" PRIu32 ": cannot start it: %s\n",
 			    c->index, tls_strerror(rc));
-			frame_decoder_free(c->dec);
-			c->dec = NULL;
 			c->state = IDLE_DONE;
 			app->other_failed++;
 			app->done++;
@@ -378,59 +367,41 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "ca", required_argument, NULL, 'C' },
-		{ "cert", required_argument, NULL, 'E' },
-		{ "key", required_argument, NULL, 'K' },
-		{ "id", required_argument, NULL, 'i' },
+		BENCH_CLIENT_LONGOPTS,
 		{ "inflight", required_argument, NULL, 'f' },
-		{ "server-name", required_argument, NULL, 's' },
 		{ "ping-interval", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct tls_config_options o = { .role = TLS_ROLE_CLIENT };
+	struct bench_client_args args = BENCH_CLIENT_ARGS_INIT;
 	struct idle app = { .n = 10000, .inflight_max = 32, .ping_interval_ms = 10000 };
-	const char *addr = NULL;
-	char host[64], err[512];
 	uint64_t interval;
-	int opt, rc, port;
+	int opt, rc;
 
 	while ((opt = getopt_long(argc, argv, "a:n:h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'a': addr = optarg; break;
 		case 'n': app.n = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'C': o.ca_file = optarg; break;
-		case 'E': o.cert_file = optarg; break;
-		case 'K': o.key_file = optarg; break;
-		case 'i': app.agent_id = optarg; break;
 		case 'f': app.inflight_max = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 's': app.server_name = optarg; break;
 		case 'p': app.ping_interval_ms = (uint64_t)(strtod(optarg, NULL) * 1000); break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		default:
+			if (bench_client_option(&args, opt, optarg) == 0)
+				break;
+			usage(stderr);
+			return 2;
 		}
 	}
-	if (addr == NULL || o.ca_file == NULL || o.cert_file == NULL || o.key_file == NULL ||
-	    app.agent_id == NULL || app.n == 0 || app.inflight_max == 0 || app.ping_interval_ms == 0 ||
-	    optind != argc) {
+	if (!bench_client_args_complete(&args) || app.n == 0 || app.inflight_max == 0 ||
+	    app.ping_interval_ms == 0 || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
-	if (sscanf(addr, "%63[^:]:%d", host, &port) != 2 ||
-	    uv_ip4_addr(host, port, (struct sockaddr_in *)&app.addr) != 0) {
-		fprintf(stderr, "idle_agents: -a %s: want IPv4:PORT\n", addr);
-		return 2;
-	}
-	if (app.server_name == NULL)
-		app.server_name = host;
 	if (idle_raise_nofile(app.n) != 0)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	log_init("idle_agents", LOG_LEVEL_WARN);
-	if ((rc = tls_config_new(&o, err, sizeof(err), &app.cfg)) != 0) {
-		fprintf(stderr, "idle_agents: tls: %s\n", err);
+	if (bench_client_init(&app.client, "idle_agents", &args) != 0)
 		return 2;
-	}
 	if ((app.conns = calloc(app.n, sizeof(*app.conns))) == NULL) {
 		fprintf(stderr, "idle_agents: out of memory for %" PRIu32 " connections\n", app.n);
 		return 2;
@@ -450,7 +421,7 @@ main(int argc, char **argv)
 	idle_start_more(&app);
 	uv_run(app.loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(app.loop);
-	tls_config_unref(app.cfg);
+	bench_client_free(&app.client);
 	free(app.conns);
 	if (rc != 0) {
 		fprintf(stderr, "idle_agents: handles left open at exit\n");

@@ -45,6 +45,7 @@
 #include <zstd.h>
 
 #include "agent/nginx_parse.h"
+#include "bench/bench_client.h"
 #include "bench/bench_util.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -104,9 +105,7 @@ struct load_pid {
 
 struct load {
 	uv_loop_t *loop;
-	struct tls_config *cfg;
-	struct sockaddr_storage addr;
-	const char *server_name, *agent_id;
+	struct bench_client client;
 	struct load_batch *batches;
 	size_t nbatches, next_batch;
 	uint64_t lines_per_batch_max;
@@ -573,12 +572,7 @@ load_on_handshake(void *ctx, int status)
 
 	if (status != 0)
 		return;      /* on_close follows and says why */
-	uv_tcp_nodelay(tls_conn_tcp(c->tls), 1);
-	frame_init(&f, FRAME_HELLO);
-	f.pb.hello.protocol_version = logferry_ProtocolVersion_PROTOCOL_VERSION_CURRENT;
-	snprintf(f.pb.hello.agent_id, sizeof(f.pb.hello.agent_id), "%s", c->app->agent_id);
-	snprintf(f.pb.hello.software_version, sizeof(f.pb.hello.software_version),
-	    "relay_load %s", PACKAGE_VERSION);
+	bench_client_hello(&c->app->client, c->tls, &f);
 	f.pb.hello.event_formats_count = 2;
 	f.pb.hello.event_formats[0] = EVENT_FORMAT_1;
 	f.pb.hello.event_formats[1] = EVENT_FORMAT_2;
@@ -660,40 +654,30 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "ca", required_argument, NULL, 'C' },
-		{ "cert", required_argument, NULL, 'E' },
-		{ "key", required_argument, NULL, 'K' },
-		{ "id", required_argument, NULL, 'i' },
+		BENCH_CLIENT_LONGOPTS,
 		{ "lines", required_argument, NULL, 'l' },
 		{ "stream", required_argument, NULL, 'S' },
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "pid", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
-		{ "server-name", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct tls_config_options o = { .role = TLS_ROLE_CLIENT };
+	struct bench_client_args args = BENCH_CLIENT_ARGS_INIT;
 	struct load app = { .nconns = 2, .warmup = 200000, .events = 2000000 };
-	const char *addr = NULL, *lines = NULL, *stream = "nginx";
+	const char *lines = NULL, *stream = "nginx";
 	double timeout = 600;
-	char host[64], err[512], *eq;
-	int opt, rc, port;
+	char *eq;
+	int opt, rc;
 
 	while ((opt = getopt_long(argc, argv, "a:n:c:h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'a': addr = optarg; break;
 		case 'n': app.events = strtoull(optarg, NULL, 10); break;
 		case 'c': app.nconns = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'C': o.ca_file = optarg; break;
-		case 'E': o.cert_file = optarg; break;
-		case 'K': o.key_file = optarg; break;
-		case 'i': app.agent_id = optarg; break;
 		case 'l': lines = optarg; break;
 		case 'S': stream = optarg; break;
 		case 'w': app.warmup = strtoull(optarg, NULL, 10); break;
 		case 't': timeout = strtod(optarg, NULL); break;
-		case 's': app.server_name = optarg; break;
 		case 'p':
 			if (app.npids == LOAD_PIDS_MAX || (eq = strchr(optarg, '=')) == NULL) {
 				usage(stderr);
@@ -704,30 +688,24 @@ main(int argc, char **argv)
 			app.pids[app.npids++].pid = atoi(eq + 1);
 			break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		default:
+			if (bench_client_option(&args, opt, optarg) == 0)
+				break;
+			usage(stderr);
+			return 2;
 		}
 	}
-	if (addr == NULL || lines == NULL || o.ca_file == NULL || o.cert_file == NULL ||
-	    o.key_file == NULL || app.agent_id == NULL || app.nconns == 0 || app.events == 0 ||
-	    timeout <= 0 || optind != argc) {
+	if (!bench_client_args_complete(&args) || lines == NULL || app.nconns == 0 ||
+	    app.events == 0 || timeout <= 0 || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
-	if (sscanf(addr, "%63[^:]:%d", host, &port) != 2 ||
-	    uv_ip4_addr(host, port, (struct sockaddr_in *)&app.addr) != 0) {
-		fprintf(stderr, "relay_load: -a %s: want IPv4:PORT\n", addr);
-		return 2;
-	}
-	if (app.server_name == NULL)
-		app.server_name = host;
 	signal(SIGPIPE, SIG_IGN);
 	log_init("relay_load", LOG_LEVEL_WARN);
+	if (bench_client_init(&app.client, "relay_load", &args) != 0)
+		return 2;
 	if (load_make_batches(&app, lines, stream) != 0)
 		return 2;
-	if ((rc = tls_config_new(&o, err, sizeof(err), &app.cfg)) != 0) {
-		fprintf(stderr, "relay_load: tls: %s\n", err);
-		return 2;
-	}
 	if ((app.conns = calloc(app.nconns, sizeof(*app.conns))) == NULL) {
 		fprintf(stderr, "relay_load: out of memory for %" PRIu32 " connections\n", app.nconns);
 		return 2;
@@ -751,10 +729,8 @@ main(int argc, char **argv)
 		buf_init(&c->out, FRAME_MAX_LIMIT);
 		uv_timer_init(app.loop, &c->hold);
 		c->hold.data = c;
-		if ((rc = frame_decoder_new(LOAD_MAX_FRAME, &c->dec)) == 0)
-			rc = tls_conn_connect(app.loop, app.cfg, (const struct sockaddr *)&app.addr,
-			    app.server_name, &load_callbacks, c, &c->tls);
-		if (rc != 0) {
+		if ((rc = bench_client_connect(&app.client, app.loop, LOAD_MAX_FRAME, &load_callbacks, c,
+		    &c->dec, &c->tls)) != 0) {
 			fprintf(stderr, "relay_load: connection %" PRIu32 ": cannot start it: %s\n", i,
 			    tls_strerror(rc));
 			return 2;
@@ -762,7 +738,7 @@ main(int argc, char **argv)
 	}
 	uv_run(app.loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(app.loop);
-	tls_config_unref(app.cfg);
+	bench_client_free(&app.client);
 	for (uint32_t i = 0; i < app.nconns; i++)
 		buf_free(&app.conns[i].out);
 	for (size_t i = 0; i < app.nbatches; i++)
