@@ -285,6 +285,19 @@ watched_pipeline() {
 	agent=$LF_PID
 }
 
+# need TOOL...: exits 77 ("SKIP: TOOL not installed") unless every TOOL is
+# on PATH: the tools an integration test drives besides the daemons.
+need() {
+	local tool what
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null && continue
+		what=$tool
+		[ "$tool" = logger ] && what="util-linux logger"
+		echo "SKIP: $what not installed"
+		exit 77
+	done
+}
+
 # need_cluster WHY: exits 77 ("skip: needs ... WHY") unless the test runs
 # against the cluster test_real_kafka.tap started (LOGFERRY_KAFKA_CLUSTER);
 # else loads its settings (BOOTSTRAP, SASL_BOOTSTRAP, CA_FILE,

@@ -11,7 +11,7 @@
 # is prompt.
 . "$(dirname "$0")/lib.sh"
 
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
+need curl
 limit_mib=32
 syslog_port=$(free_port)
 http_port=$(free_port)

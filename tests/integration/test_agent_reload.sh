@@ -8,9 +8,7 @@
 # line twice under two sequence numbers (a line spooled twice).
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
-command -v logger >/dev/null || { echo "SKIP: logger not installed"; exit 77; }
+need kcat openssl logger
 make_certs
 start_kafka
 run=$(date +%s)$$

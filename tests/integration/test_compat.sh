@@ -16,9 +16,7 @@
 #       new relay after a restart
 . "$(dirname "$0")/lib.sh"
 
-for c in kcat openssl curl; do
-	command -v $c >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
-done
+need kcat openssl curl
 if [ -z "${LOGFERRY_COMPAT_DIR:-}" ]; then
 	echo "skip: LOGFERRY_COMPAT_DIR is not set: it names the builds of the daemons from" \
 		"tests/compat/BASE, ':' between them (tests/compat/build-base.sh GIT_DIR CACHE_DIR" \

@@ -10,9 +10,7 @@
 #   every section it cites exists there.
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 not installed"; exit 77; }
+need kcat openssl python3
 guide=$top_srcdir/docs/deployment.md
 format=$top_srcdir/docs/record-format.md
 

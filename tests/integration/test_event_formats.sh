@@ -9,8 +9,7 @@
 # in it, never as ids a consumer cannot read.
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
+need kcat openssl
 make_certs
 start_kafka
 run=$(date +%s)$$

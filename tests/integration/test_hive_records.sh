@@ -11,9 +11,7 @@
 #   the fields STRUCT, of a type that reads the field's JSON value.
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 not installed"; exit 77; }
+need kcat openssl python3
 make_certs
 start_kafka
 run=$(date +%s)$$

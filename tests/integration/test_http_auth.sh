@@ -19,8 +19,7 @@
 # the handshake.
 . "$(dirname "$0")/lib.sh"
 
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
+need curl openssl
 make_certs
 cp "$T/certs/relay-chain.crt" "$T/server.crt"
 cp "$T/certs/relay.key" "$T/server.key"

@@ -18,8 +18,7 @@
 # idle_timeout: a silent connection and one between requests are closed.
 . "$(dirname "$0")/lib.sh"
 
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
-command -v gzip >/dev/null || { echo "SKIP: gzip not installed"; exit 77; }
+need curl gzip
 
 # agent_config NAME MAX_BODY [SPOOL-EXTRA [SOURCE-EXTRA]]: one http source on this
 # test's loopback address, a port of its own.

@@ -12,9 +12,7 @@
 #   logferry-original-topic and logferry-original-stream.
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
+need kcat openssl curl
 kafka_mock || { echo "SKIP: error injection needs the mock cluster (LOGFERRY_TEST_KAFKA is set)"; exit 77; }
 make_certs
 start_kafka

@@ -10,9 +10,7 @@
 #   other relay.
 . "$(dirname "$0")/lib.sh"
 
-for c in kcat openssl curl; do
-	command -v $c >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
-done
+need kcat openssl curl
 make_certs
 start_kafka
 run=$(date +%s)$$

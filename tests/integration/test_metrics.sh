@@ -7,9 +7,7 @@
 # (docs/lessons.md "Backpressure and stalls").
 . "$(dirname "$0")/lib.sh"
 
-for c in kcat openssl curl; do
-	command -v $c >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
-done
+need kcat openssl curl
 W="python3 $top_srcdir/tests/tools/logwriter.py"
 make_certs
 start_kafka

@@ -9,7 +9,7 @@
 # reload that stops the source ships the trace it was gathering.
 . "$(dirname "$0")/lib.sh"
 
-command -v logger >/dev/null || { echo "SKIP: util-linux logger not installed"; exit 77; }
+need logger
 
 PORT=$(free_port)
 FPORT=$(free_port)

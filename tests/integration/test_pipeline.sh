@@ -7,8 +7,7 @@
 # relay is killed or every broker is down (until the relay answers RETRY).
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
+need kcat openssl
 make_certs
 start_kafka
 run=$(date +%s)$$     # topics of their own on a real cluster

@@ -10,9 +10,7 @@
 # email. A new key file applies on SIGHUP.
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
-command -v zstd >/dev/null || { echo "SKIP: zstd not installed"; exit 77; }
+need kcat openssl zstd
 make_certs
 start_kafka
 run=$(date +%s)$$

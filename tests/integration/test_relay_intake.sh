@@ -11,9 +11,7 @@
 # retried arrives, and the only duplicates are events of retried requests.
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 not installed"; exit 77; }
+need kcat curl python3
 kafka_mock || { echo "SKIP: the outage needs the mock cluster (LOGFERRY_TEST_KAFKA is set)"; exit 77; }
 make_certs
 start_kafka

@@ -13,8 +13,7 @@
 # Kafka at the end, in the old topic or cluster or the new one.
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
+need kcat openssl
 make_certs
 start_kafka
 run=$(date +%s)$$

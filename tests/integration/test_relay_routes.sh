@@ -11,9 +11,7 @@
 # dead-letter topic.
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
-command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
+need kcat openssl curl
 make_certs
 start_kafka
 run=$(date +%s)$$

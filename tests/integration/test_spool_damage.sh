@@ -10,9 +10,7 @@
 # every other line is delivered.
 . "$(dirname "$0")/lib.sh"
 
-for c in kcat curl; do
-	command -v $c >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
-done
+need kcat curl
 W="python3 $top_srcdir/tests/tools/logwriter.py"
 $W write "$T/app.log" 1 40000 --pad 200 --random   # 6 MiB spooled
 aport=$(free_port)

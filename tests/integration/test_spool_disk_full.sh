@@ -7,9 +7,7 @@
 # It runs on a 32 MiB tmpfs that the test mounts, so it needs root.
 . "$(dirname "$0")/lib.sh"
 
-for c in kcat curl mount umount; do
-	command -v $c >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
-done
+need kcat curl mount umount
 if [ "$(id -u)" != 0 ]; then
 	echo "SKIP: mounting a small tmpfs to fill needs root; run make check as root to test a full disk"
 	exit 77

@@ -10,9 +10,7 @@
 # produces: the mock cluster keeps only about 5 MiB of a partition.
 . "$(dirname "$0")/lib.sh"
 
-for c in kcat curl; do
-	command -v $c >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
-done
+need kcat curl
 W="python3 $top_srcdir/tests/tools/logwriter.py"
 make_certs
 start_kafka

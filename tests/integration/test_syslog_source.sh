@@ -8,7 +8,7 @@
 # message exactly once, with the fields the sender put in.
 . "$(dirname "$0")/lib.sh"
 
-command -v logger >/dev/null || { echo "SKIP: util-linux logger not installed"; exit 77; }
+need logger
 
 CFG=$T/agent.yaml
 SOCK=$T/syslog.sock

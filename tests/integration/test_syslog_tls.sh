@@ -11,8 +11,7 @@
 # a new certificate: a new connection is served the new one.
 . "$(dirname "$0")/lib.sh"
 
-command -v logger >/dev/null || { echo "SKIP: util-linux logger not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
+need logger openssl
 make_certs
 cp "$T/certs/relay-chain.crt" "$T/server.crt"
 cp "$T/certs/relay.key" "$T/server.key"

@@ -6,8 +6,7 @@
 # the running one. The agent reloads its own for its next connection.
 . "$(dirname "$0")/lib.sh"
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
-command -v openssl >/dev/null || { echo "SKIP: openssl not installed"; exit 77; }
+need kcat openssl
 make_certs
 start_kafka
 run=$(date +%s)$$
