@@ -25,7 +25,8 @@
 #
 # Environment: BENCH_EVENTS (default 2000000), BENCH_WARMUP (200000),
 # BENCH_LINES (lines of input, sent again in turn; default 200000),
-# BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_KEEP (keep the work directory),
+# BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_HEADERS (the kafka.headers values
+# to run, default "true false"), BENCH_KEEP (keep the work directory),
 # LOGFERRY_RELAY, MOCK_KAFKA, RELAY_LOAD, top_srcdir, top_builddir.
 set -u
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
@@ -38,6 +39,7 @@ WARMUP=${BENCH_WARMUP:-200000}
 LINES=${BENCH_LINES:-200000}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNECTIONS:-2}
+HEADERS=${BENCH_HEADERS:-true false}
 NCPU=$(nproc)
 
 for tool in "$LOGFERRY_RELAY" "$MOCK_KAFKA" "$RELAY_LOAD"; do
@@ -102,8 +104,8 @@ echo "|---|---|---|---|---|---|---|---|---|"
 FAILED=0
 : >"$T/results"
 for ((r = 1; r <= ROUNDS; r++)); do
-	order="true false"
-	[ $((r % 2)) -eq 0 ] && order="false true"
+	order=$HEADERS
+	[ $((r % 2)) -eq 0 ] && order=$(echo "$HEADERS" | tr ' ' '\n' | tac | tr '\n' ' ')
 	for h in $order; do
 		mock_start --brokers 3 --topic logs.nginx:3 || { FAILED=1; break 2; }
 		if ! relay_start "$h"; then
@@ -141,7 +143,7 @@ echo "medians (min-max) over the rounds:"
 echo
 echo "| headers | events/s seen | relay us/event | relay capacity on $NCPU cores | relay peak MiB | mock us/event | client us/event |"
 echo "|---|---|---|---|---|---|---|"
-for h in true false; do
+for h in $HEADERS; do
 	awk -v h="$h" '$1 == h' "$T/results" | python3 -c '
 import sys, statistics
 rows = [l.split() for l in sys.stdin if l.strip()]
