@@ -47,6 +47,18 @@ static const struct pbslice nginx_keys[NGINX_NKEYS] = {
 	[NGINX_HTTP_USER_AGENT] = NGINX_KEY("http_user_agent"),
 };
 
+/*
+ * Which keys a parsed line has is four choices: remote_user, the request's
+ * three parts, http_referer and http_user_agent, each there or left out
+ * (NGINX_HAS_*). The address of nginx_key_sets[choices] names that list
+ * (struct event's key_set): one object per list, which no other parser's
+ * can share.
+ */
+enum {
+	NGINX_HAS_USER = 1, NGINX_HAS_PARTS = 2, NGINX_HAS_REFERER = 4, NGINX_HAS_AGENT = 8,
+};
+static const char nginx_key_sets[16];
+
 #define NGINX_TIME_LEN NGINX_TIME_LOCAL_LEN
 /* ` HTTP/x.y` at the end of a request */
 #define NGINX_PROTO_LEN 9
@@ -88,14 +100,15 @@ nginx_add_slice(struct parsed *out, enum nginx_key key, const uint8_t *line,
 	f->v.slice.length = (uint32_t)(e - s);
 }
 
-/* Adds the slice unless it is NGINX's `-` for "no value". */
-static inline void
+/* Adds the slice unless it is NGINX's `-` for "no value"; returns has if it did, else 0. */
+static inline unsigned
 nginx_add_unless_dash(struct parsed *out, enum nginx_key key,
-    const uint8_t *line, const uint8_t *s, const uint8_t *e)
+    const uint8_t *line, const uint8_t *s, const uint8_t *e, unsigned has)
 {
 	if (e - s == 1 && *s == '-')
-		return;
+		return 0;
 	nginx_add_slice(out, key, line, s, e);
+	return has;
 }
 
 static inline void
@@ -217,18 +230,22 @@ nginx_request_parts(const uint8_t *s, const uint8_t *e, const uint8_t **method_e
 	return true;
 }
 
-/* Adds method, path and protocol if the request is `METHOD SP target SP HTTP/x.y`. */
-static void
+/*
+ * Adds method, path and protocol if the request is `METHOD SP target SP
+ * HTTP/x.y`: returns NGINX_HAS_PARTS if it did, else 0.
+ */
+static unsigned
 nginx_split_request(struct parsed *out, const uint8_t *line,
     const uint8_t *s, const uint8_t *e)
 {
 	const uint8_t *proto, *m;
 
 	if (!nginx_request_parts(s, e, &m, &proto))
-		return;
+		return 0;
 	nginx_add_slice(out, NGINX_METHOD, line, s, m);
 	nginx_add_slice(out, NGINX_PATH, line, m + 1, proto);
 	nginx_add_slice(out, NGINX_PROTOCOL, line, proto + 1, e);
+	return NGINX_HAS_PARTS;
 }
 
 /*
@@ -262,6 +279,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 	const uint8_t *p = line, *end, *s, *e;
 	const char *why;
 	uint64_t v;
+	unsigned has;
 	bool unclosed;
 
 	out->ts = 0;
@@ -271,6 +289,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 	out->error = NULL;
 	/* nginx_keys' names, and nothing else, are this parser's keys. */
 	out->static_keys = true;
+	out->key_set = NULL;
 
 	if (len > UINT32_MAX) {
 		why = NGINX_ERR("line of 4 GiB or more");
@@ -313,7 +332,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 				break;
 		}
 	}
-	nginx_add_unless_dash(out, NGINX_REMOTE_USER, line, p, e - 1);
+	has = nginx_add_unless_dash(out, NGINX_REMOTE_USER, line, p, e - 1, NGINX_HAS_USER);
 	p = e + 1;
 
 	/* $time_local ] */
@@ -338,7 +357,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		goto fail;
 	}
 	nginx_add_slice(out, NGINX_REQUEST, line, s, e);
-	nginx_split_request(out, line, s, e);
+	has |= nginx_split_request(out, line, s, e);
 
 	/* SP $status SP $body_bytes_sent */
 	if (p == end || *p != ' ') {
@@ -376,19 +395,20 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		    NGINX_ERR("missing '\"' before http_referer");
 		goto fail;
 	}
-	nginx_add_unless_dash(out, NGINX_HTTP_REFERER, line, s, e);
+	has |= nginx_add_unless_dash(out, NGINX_HTTP_REFERER, line, s, e, NGINX_HAS_REFERER);
 	if ((e = nginx_quoted(&p, end, &s, &unclosed)) == NULL) {
 		why = unclosed ? NGINX_ERR("missing '\"' after http_user_agent") :
 		    NGINX_ERR("missing '\"' before http_user_agent");
 		goto fail;
 	}
-	nginx_add_unless_dash(out, NGINX_HTTP_USER_AGENT, line, s, e);
+	has |= nginx_add_unless_dash(out, NGINX_HTTP_USER_AGENT, line, s, e, NGINX_HAS_AGENT);
 
 	/* Formats that extend combined add fields after a space. */
 	if (p < end && *p != ' ') {
 		why = NGINX_ERR("unexpected bytes after http_user_agent");
 		goto fail;
 	}
+	out->key_set = &nginx_key_sets[has];
 	return 0;
 
 fail:
