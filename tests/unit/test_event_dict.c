@@ -160,6 +160,55 @@ test_shifted_and_rewritten_names_each_keep_their_own_id(void **state)
 	event_dict_free(d);
 }
 
+/*
+ * An origin whose bytes are rewritten in place (a file's path freed and
+ * another allocated at its address) is a new origin, whichever byte
+ * changed, for host, stream and source of every length up to 40 bytes.
+ */
+static void
+test_an_origin_rewritten_at_the_same_address_is_a_new_origin(void **state)
+{
+	static const char *names[] = { "status" };
+	char text[48], kept[2][48];
+
+	(void)state;
+	for (size_t len = 1; len <= 40; len++) {
+		struct event_dict *d = event_dict_new(1 << 16);
+
+		assert_non_null(d);
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int which = 0; which < 3; which++) {
+				struct event_dict_used used;
+				struct event ev[2], want[2];
+				struct event_field f[2][1], wf[2][1];
+				struct pbslice *o[2];
+				struct buf b;
+
+				memset(&used, 0, sizeof(used));
+				buf_init(&b, 1 << 16);
+				memset(text, 'a', sizeof(text));
+				for (int i = 0; i < 2; i++) {
+					if (i == 1)
+						text[pos] = 'b';
+					memcpy(kept[i], text, len);
+					make_event(&ev[i], f[i], "web-01", names, 1);
+					make_event(&want[i], wf[i], "web-01", names, 1);
+					o[0] = which == 0 ? &ev[i].host : which == 1 ? &ev[i].stream :
+					    &ev[i].source;
+					o[1] = which == 0 ? &want[i].host : which == 1 ? &want[i].stream :
+					    &want[i].source;
+					*o[0] = (struct pbslice){ (const uint8_t *)text, len };
+					*o[1] = (struct pbslice){ (const uint8_t *)kept[i], len };
+					assert_int_equal(event_dict_encode(d, &ev[i], &used, &b), 0);
+				}
+				assert_reads_back(d, &used, &b, want, 2);
+				buf_free(&b);
+			}
+		}
+		event_dict_free(d);
+	}
+}
+
 static void
 test_dict_holds_only_the_entries_used(void **state)
 {
@@ -475,6 +524,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_repeated_names_and_origin_are_written_once_and_read_back),
 		cmocka_unit_test(test_dict_holds_only_the_entries_used),
+		cmocka_unit_test(test_an_origin_rewritten_at_the_same_address_is_a_new_origin),
 		cmocka_unit_test(test_shifted_and_rewritten_names_each_keep_their_own_id),
 		cmocka_unit_test(test_a_full_table_writes_names_literally_and_still_reads_back),
 		cmocka_unit_test(test_more_than_4095_names_and_1023_origins_fall_back_to_literals),
