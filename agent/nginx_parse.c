@@ -87,11 +87,16 @@ static const bool nginx_tchars[256] = {
 	NGINX_T('`'), NGINX_T('|'), NGINX_T('~'),
 };
 
+/*
+ * The nginx_add_* functions write the field at *fp and move *fp past it:
+ * a cursor the compiler keeps in a register, where out->nfields++ was
+ * loaded and stored again for every field (a field's stores may alias it).
+ */
 static inline void
-nginx_add_slice(struct parsed *out, enum nginx_key key, const uint8_t *line,
+nginx_add_slice(struct event_field **fp, enum nginx_key key, const uint8_t *line,
     const uint8_t *s, const uint8_t *e)
 {
-	struct event_field *f = &out->fields[out->nfields++];
+	struct event_field *f = (*fp)++;
 
 	f->key = nginx_keys[key];
 	f->type = EVENT_SLICE;
@@ -102,19 +107,19 @@ nginx_add_slice(struct parsed *out, enum nginx_key key, const uint8_t *line,
 
 /* Adds the slice unless it is NGINX's `-` for "no value"; returns has if it did, else 0. */
 static inline unsigned
-nginx_add_unless_dash(struct parsed *out, enum nginx_key key,
+nginx_add_unless_dash(struct event_field **fp, enum nginx_key key,
     const uint8_t *line, const uint8_t *s, const uint8_t *e, unsigned has)
 {
 	if (e - s == 1 && *s == '-')
 		return 0;
-	nginx_add_slice(out, key, line, s, e);
+	nginx_add_slice(fp, key, line, s, e);
 	return has;
 }
 
 static inline void
-nginx_add_integer(struct parsed *out, enum nginx_key key, int64_t v)
+nginx_add_integer(struct event_field **fp, enum nginx_key key, int64_t v)
 {
-	struct event_field *f = &out->fields[out->nfields++];
+	struct event_field *f = (*fp)++;
 
 	f->key = nginx_keys[key];
 	f->type = EVENT_INTEGER;
@@ -234,17 +239,17 @@ nginx_request_parts(const uint8_t *s, const uint8_t *e, const uint8_t **method_e
  * Adds method, path and protocol if the request is `METHOD SP target SP
  * HTTP/x.y`: returns NGINX_HAS_PARTS if it did, else 0.
  */
-static unsigned
-nginx_split_request(struct parsed *out, const uint8_t *line,
+static inline unsigned
+nginx_split_request(struct event_field **fp, const uint8_t *line,
     const uint8_t *s, const uint8_t *e)
 {
 	const uint8_t *proto, *m;
 
 	if (!nginx_request_parts(s, e, &m, &proto))
 		return 0;
-	nginx_add_slice(out, NGINX_METHOD, line, s, m);
-	nginx_add_slice(out, NGINX_PATH, line, m + 1, proto);
-	nginx_add_slice(out, NGINX_PROTOCOL, line, proto + 1, e);
+	nginx_add_slice(fp, NGINX_METHOD, line, s, m);
+	nginx_add_slice(fp, NGINX_PATH, line, m + 1, proto);
+	nginx_add_slice(fp, NGINX_PROTOCOL, line, proto + 1, e);
 	return NGINX_HAS_PARTS;
 }
 
@@ -277,6 +282,7 @@ int
 nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 {
 	const uint8_t *p = line, *end, *s, *e;
+	struct event_field *f = out->fields;
 	const char *why;
 	uint64_t v;
 	unsigned has;
@@ -315,7 +321,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		why = NGINX_ERR("missing ' - ' after remote_addr");
 		goto fail;
 	}
-	nginx_add_slice(out, NGINX_REMOTE_ADDR, line, p, e);
+	nginx_add_slice(&f, NGINX_REMOTE_ADDR, line, p, e);
 	p = e + 3;
 
 	/* $remote_user SP [ : the user may hold spaces, so find " [". */
@@ -332,7 +338,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 				break;
 		}
 	}
-	has = nginx_add_unless_dash(out, NGINX_REMOTE_USER, line, p, e - 1, NGINX_HAS_USER);
+	has = nginx_add_unless_dash(&f, NGINX_REMOTE_USER, line, p, e - 1, NGINX_HAS_USER);
 	p = e + 1;
 
 	/* $time_local ] */
@@ -347,7 +353,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		why = NGINX_ERR("bad time_local");
 		goto fail;
 	}
-	nginx_add_slice(out, NGINX_TIME_LOCAL, line, p, p + NGINX_TIME_LEN);
+	nginx_add_slice(&f, NGINX_TIME_LOCAL, line, p, p + NGINX_TIME_LEN);
 	p += NGINX_TIME_LEN + 1;
 
 	/* SP "$request" */
@@ -356,8 +362,8 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		    NGINX_ERR("missing '\"' before request");
 		goto fail;
 	}
-	nginx_add_slice(out, NGINX_REQUEST, line, s, e);
-	has |= nginx_split_request(out, line, s, e);
+	nginx_add_slice(&f, NGINX_REQUEST, line, s, e);
+	has |= nginx_split_request(&f, line, s, e);
 
 	/* SP $status SP $body_bytes_sent */
 	if (p == end || *p != ' ') {
@@ -365,11 +371,16 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		goto fail;
 	}
 	p++;
-	if (nginx_number(&p, end, 9, &v) <= 0 || p == end || *p != ' ') {
+	/* A status is 3 digits: read without nginx_number's loop (about 20 instructions less). */
+	if (end - p > 3 && nginx_digit(p[0]) && nginx_digit(p[1]) && nginx_digit(p[2]) &&
+	    p[3] == ' ') {
+		v = (uint64_t)(p[0] - '0') * 100 + (uint64_t)(p[1] - '0') * 10 + (uint64_t)(p[2] - '0');
+		p += 3;
+	} else if (nginx_number(&p, end, 9, &v) <= 0 || p == end || *p != ' ') {
 		why = NGINX_ERR("status is not a number");
 		goto fail;
 	}
-	nginx_add_integer(out, NGINX_STATUS, (int64_t)v);
+	nginx_add_integer(&f, NGINX_STATUS, (int64_t)v);
 	p++;
 	switch (nginx_number(&p, end, 19, &v)) {
 	case -1:
@@ -387,7 +398,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		why = NGINX_ERR("body_bytes_sent is not a number");
 		goto fail;
 	}
-	nginx_add_integer(out, NGINX_BODY_BYTES_SENT, (int64_t)v);
+	nginx_add_integer(&f, NGINX_BODY_BYTES_SENT, (int64_t)v);
 
 	/* SP "$http_referer" SP "$http_user_agent" */
 	if ((e = nginx_quoted(&p, end, &s, &unclosed)) == NULL) {
@@ -395,19 +406,20 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		    NGINX_ERR("missing '\"' before http_referer");
 		goto fail;
 	}
-	has |= nginx_add_unless_dash(out, NGINX_HTTP_REFERER, line, s, e, NGINX_HAS_REFERER);
+	has |= nginx_add_unless_dash(&f, NGINX_HTTP_REFERER, line, s, e, NGINX_HAS_REFERER);
 	if ((e = nginx_quoted(&p, end, &s, &unclosed)) == NULL) {
 		why = unclosed ? NGINX_ERR("missing '\"' after http_user_agent") :
 		    NGINX_ERR("missing '\"' before http_user_agent");
 		goto fail;
 	}
-	has |= nginx_add_unless_dash(out, NGINX_HTTP_USER_AGENT, line, s, e, NGINX_HAS_AGENT);
+	has |= nginx_add_unless_dash(&f, NGINX_HTTP_USER_AGENT, line, s, e, NGINX_HAS_AGENT);
 
 	/* Formats that extend combined add fields after a space. */
 	if (p < end && *p != ' ') {
 		why = NGINX_ERR("unexpected bytes after http_user_agent");
 		goto fail;
 	}
+	out->nfields = (size_t)(f - out->fields);
 	out->key_set = &nginx_key_sets[has];
 	return 0;
 
