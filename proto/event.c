@@ -506,10 +506,11 @@ event_pack(const struct event *ev, const uint16_t *key_ids, uint8_t *pk)
 {
 	uint8_t *p = pk;
 	int64_t end = 0;
+	/* In locals: a byte stored through p may alias ev, so ev->nfields was loaded at every field. */
+	const struct event_field *f = ev->fields, *fend = f + ev->nfields;
 
-	for (size_t i = 0; i < ev->nfields; i++) {
-		const struct event_field *f = &ev->fields[i];
-		unsigned id = key_ids[i];
+	for (; f < fend; f++, key_ids++) {
+		unsigned id = *key_ids;
 
 		if (f->type == EVENT_SLICE) {
 			/*
