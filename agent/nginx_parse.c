@@ -47,6 +47,18 @@ static const struct pbslice nginx_keys[NGINX_NKEYS] = {
 	[NGINX_HTTP_USER_AGENT] = NGINX_KEY("http_user_agent"),
 };
 
+/*
+ * Which keys a parsed line has is four choices: remote_user, the request's
+ * three parts, http_referer and http_user_agent, each there or left out
+ * (NGINX_HAS_*). The address of nginx_key_sets[choices] names that list
+ * (struct event's key_set): one object per list, which no other parser's
+ * can share.
+ */
+enum {
+	NGINX_HAS_USER = 1, NGINX_HAS_PARTS = 2, NGINX_HAS_REFERER = 4, NGINX_HAS_AGENT = 8,
+};
+static const char nginx_key_sets[16];
+
 #define NGINX_TIME_LEN NGINX_TIME_LOCAL_LEN
 /* ` HTTP/x.y` at the end of a request */
 #define NGINX_PROTO_LEN 9
@@ -75,11 +87,16 @@ static const bool nginx_tchars[256] = {
 	NGINX_T('`'), NGINX_T('|'), NGINX_T('~'),
 };
 
+/*
+ * The nginx_add_* functions write the field at *fp and move *fp past it:
+ * a cursor the compiler keeps in a register, where out->nfields++ was
+ * loaded and stored again for every field (a field's stores may alias it).
+ */
 static inline void
-nginx_add_slice(struct parsed *out, enum nginx_key key, const uint8_t *line,
+nginx_add_slice(struct event_field **fp, enum nginx_key key, const uint8_t *line,
     const uint8_t *s, const uint8_t *e)
 {
-	struct event_field *f = &out->fields[out->nfields++];
+	struct event_field *f = (*fp)++;
 
 	f->key = nginx_keys[key];
 	f->type = EVENT_SLICE;
@@ -88,20 +105,21 @@ nginx_add_slice(struct parsed *out, enum nginx_key key, const uint8_t *line,
 	f->v.slice.length = (uint32_t)(e - s);
 }
 
-/* Adds the slice unless it is NGINX's `-` for "no value". */
-static inline void
-nginx_add_unless_dash(struct parsed *out, enum nginx_key key,
-    const uint8_t *line, const uint8_t *s, const uint8_t *e)
+/* Adds the slice unless it is NGINX's `-` for "no value"; returns has if it did, else 0. */
+static inline unsigned
+nginx_add_unless_dash(struct event_field **fp, enum nginx_key key,
+    const uint8_t *line, const uint8_t *s, const uint8_t *e, unsigned has)
 {
 	if (e - s == 1 && *s == '-')
-		return;
-	nginx_add_slice(out, key, line, s, e);
+		return 0;
+	nginx_add_slice(fp, key, line, s, e);
+	return has;
 }
 
 static inline void
-nginx_add_integer(struct parsed *out, enum nginx_key key, int64_t v)
+nginx_add_integer(struct event_field **fp, enum nginx_key key, int64_t v)
 {
-	struct event_field *f = &out->fields[out->nfields++];
+	struct event_field *f = (*fp)++;
 
 	f->key = nginx_keys[key];
 	f->type = EVENT_INTEGER;
@@ -217,18 +235,22 @@ nginx_request_parts(const uint8_t *s, const uint8_t *e, const uint8_t **method_e
 	return true;
 }
 
-/* Adds method, path and protocol if the request is `METHOD SP target SP HTTP/x.y`. */
-static void
-nginx_split_request(struct parsed *out, const uint8_t *line,
+/*
+ * Adds method, path and protocol if the request is `METHOD SP target SP
+ * HTTP/x.y`: returns NGINX_HAS_PARTS if it did, else 0.
+ */
+static inline unsigned
+nginx_split_request(struct event_field **fp, const uint8_t *line,
     const uint8_t *s, const uint8_t *e)
 {
 	const uint8_t *proto, *m;
 
 	if (!nginx_request_parts(s, e, &m, &proto))
-		return;
-	nginx_add_slice(out, NGINX_METHOD, line, s, m);
-	nginx_add_slice(out, NGINX_PATH, line, m + 1, proto);
-	nginx_add_slice(out, NGINX_PROTOCOL, line, proto + 1, e);
+		return 0;
+	nginx_add_slice(fp, NGINX_METHOD, line, s, m);
+	nginx_add_slice(fp, NGINX_PATH, line, m + 1, proto);
+	nginx_add_slice(fp, NGINX_PROTOCOL, line, proto + 1, e);
+	return NGINX_HAS_PARTS;
 }
 
 /*
@@ -260,8 +282,10 @@ int
 nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 {
 	const uint8_t *p = line, *end, *s, *e;
+	struct event_field *f = out->fields;
 	const char *why;
 	uint64_t v;
+	unsigned has;
 	bool unclosed;
 
 	out->ts = 0;
@@ -271,6 +295,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 	out->error = NULL;
 	/* nginx_keys' names, and nothing else, are this parser's keys. */
 	out->static_keys = true;
+	out->key_set = NULL;
 
 	if (len > UINT32_MAX) {
 		why = NGINX_ERR("line of 4 GiB or more");
@@ -296,7 +321,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		why = NGINX_ERR("missing ' - ' after remote_addr");
 		goto fail;
 	}
-	nginx_add_slice(out, NGINX_REMOTE_ADDR, line, p, e);
+	nginx_add_slice(&f, NGINX_REMOTE_ADDR, line, p, e);
 	p = e + 3;
 
 	/* $remote_user SP [ : the user may hold spaces, so find " [". */
@@ -313,7 +338,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 				break;
 		}
 	}
-	nginx_add_unless_dash(out, NGINX_REMOTE_USER, line, p, e - 1);
+	has = nginx_add_unless_dash(&f, NGINX_REMOTE_USER, line, p, e - 1, NGINX_HAS_USER);
 	p = e + 1;
 
 	/* $time_local ] */
@@ -328,7 +353,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		why = NGINX_ERR("bad time_local");
 		goto fail;
 	}
-	nginx_add_slice(out, NGINX_TIME_LOCAL, line, p, p + NGINX_TIME_LEN);
+	nginx_add_slice(&f, NGINX_TIME_LOCAL, line, p, p + NGINX_TIME_LEN);
 	p += NGINX_TIME_LEN + 1;
 
 	/* SP "$request" */
@@ -337,8 +362,8 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		    NGINX_ERR("missing '\"' before request");
 		goto fail;
 	}
-	nginx_add_slice(out, NGINX_REQUEST, line, s, e);
-	nginx_split_request(out, line, s, e);
+	nginx_add_slice(&f, NGINX_REQUEST, line, s, e);
+	has |= nginx_split_request(&f, line, s, e);
 
 	/* SP $status SP $body_bytes_sent */
 	if (p == end || *p != ' ') {
@@ -346,11 +371,16 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		goto fail;
 	}
 	p++;
-	if (nginx_number(&p, end, 9, &v) <= 0 || p == end || *p != ' ') {
+	/* A status is 3 digits: read without nginx_number's loop (about 20 instructions less). */
+	if (end - p > 3 && nginx_digit(p[0]) && nginx_digit(p[1]) && nginx_digit(p[2]) &&
+	    p[3] == ' ') {
+		v = (uint64_t)(p[0] - '0') * 100 + (uint64_t)(p[1] - '0') * 10 + (uint64_t)(p[2] - '0');
+		p += 3;
+	} else if (nginx_number(&p, end, 9, &v) <= 0 || p == end || *p != ' ') {
 		why = NGINX_ERR("status is not a number");
 		goto fail;
 	}
-	nginx_add_integer(out, NGINX_STATUS, (int64_t)v);
+	nginx_add_integer(&f, NGINX_STATUS, (int64_t)v);
 	p++;
 	switch (nginx_number(&p, end, 19, &v)) {
 	case -1:
@@ -368,7 +398,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		why = NGINX_ERR("body_bytes_sent is not a number");
 		goto fail;
 	}
-	nginx_add_integer(out, NGINX_BODY_BYTES_SENT, (int64_t)v);
+	nginx_add_integer(&f, NGINX_BODY_BYTES_SENT, (int64_t)v);
 
 	/* SP "$http_referer" SP "$http_user_agent" */
 	if ((e = nginx_quoted(&p, end, &s, &unclosed)) == NULL) {
@@ -376,19 +406,21 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 		    NGINX_ERR("missing '\"' before http_referer");
 		goto fail;
 	}
-	nginx_add_unless_dash(out, NGINX_HTTP_REFERER, line, s, e);
+	has |= nginx_add_unless_dash(&f, NGINX_HTTP_REFERER, line, s, e, NGINX_HAS_REFERER);
 	if ((e = nginx_quoted(&p, end, &s, &unclosed)) == NULL) {
 		why = unclosed ? NGINX_ERR("missing '\"' after http_user_agent") :
 		    NGINX_ERR("missing '\"' before http_user_agent");
 		goto fail;
 	}
-	nginx_add_unless_dash(out, NGINX_HTTP_USER_AGENT, line, s, e);
+	has |= nginx_add_unless_dash(&f, NGINX_HTTP_USER_AGENT, line, s, e, NGINX_HAS_AGENT);
 
 	/* Formats that extend combined add fields after a space. */
 	if (p < end && *p != ' ') {
 		why = NGINX_ERR("unexpected bytes after http_user_agent");
 		goto fail;
 	}
+	out->nfields = (size_t)(f - out->fields);
+	out->key_set = &nginx_key_sets[has];
 	return 0;
 
 fail:

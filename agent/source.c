@@ -126,6 +126,8 @@ source_line_event_n(struct source_line *sl, const uint8_t *line, size_t len, uns
 			/* The common case, the parse's fields alone: used where they are, not copied. */
 			ev->fields = p->fields;
 			ev->nfields = p->nfields;
+			/* The parser's list of keys, unchanged: its key set holds. */
+			ev->key_set = p->key_set;
 			return;
 		}
 		memcpy(sl->fields, p->fields, p->nfields * sizeof(p->fields[0]));

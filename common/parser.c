@@ -15,6 +15,7 @@ parser_init(struct parsed *p, size_t max_scratch)
 	p->nfields = 0;
 	p->error = NULL;
 	p->static_keys = false;
+	p->key_set = NULL;
 	p->time_memo.len = 0;
 	buf_init(&p->scratch, max_scratch);
 }
@@ -29,6 +30,7 @@ parser_reset(struct parsed *p)
 	p->nfields = 0;
 	p->error = NULL;
 	p->static_keys = false;
+	p->key_set = NULL;
 	buf_reset(&p->scratch);
 }
 
@@ -45,4 +47,5 @@ parser_free(struct parsed *p)
 	p->nfields = 0;
 	p->error = NULL;
 	p->static_keys = false;
+	p->key_set = NULL;
 }

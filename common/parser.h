@@ -36,6 +36,7 @@ struct parsed {
 	const char *error;           /* static text: why the line did not parse (or, after a
 	                                success, which part did not); NULL if it all did */
 	bool static_keys;            /* every key is a string literal: see struct event's */
+	const void *key_set;         /* with static_keys: which list of keys, see struct event's */
 	struct buf scratch;          /* owned: bytes of values that are not slices of the line */
 	struct parser_time_memo time_memo;
 };

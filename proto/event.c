@@ -417,6 +417,26 @@ event_put_field_1pass(uint8_t *p, const struct event_field *f, unsigned key_id, 
 }
 
 /*
+ * Ends a one-pass event whose contents start after its tag and reserved
+ * bytes of length at start and end at p: its length written, the contents
+ * moved when the length takes another width, out's length moved past it.
+ */
+static inline __attribute__((always_inline)) void
+event_end(struct buf *out, uint8_t *start, size_t reserved, const uint8_t *p, size_t room)
+{
+	const uint8_t *body = start + 1 + reserved;
+	size_t size = (size_t)(p - body), lsize = event_varint_size(size);
+
+	if (lsize != reserved)
+		memmove(start + 1 + lsize, body, size);
+	event_put_varint(event_put_tag(start, EVENTLIST_EVENTS, WT_LEN), size);
+	/* The room must hold, or memory is corrupt. */
+	if (1 + lsize + size > room)
+		abort();
+	out->len += 1 + lsize + size;
+}
+
+/*
  * One pass: the event written where a length as wide as its room's leaves
  * room for it, each Field's length after its contents, then the event's
  * length, the event moved when that takes another width. The
@@ -431,8 +451,8 @@ event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned orig
 {
 	uint64_t need = EVENT_BOUND_FIXED + (uint64_t)ev->host.len + ev->stream.len +
 	    ev->source.len + ev->message.len + (uint64_t)ev->nfields * EVENT_BOUND_FIELD;
-	size_t room, budget, reserved, size, lsize;
-	uint8_t *start, *body, *p;
+	size_t room, budget, reserved;
+	uint8_t *start, *p;
 	int err = 0;
 
 	/* cap never exceeds max (common/buf.h): room below cap needs no call. */
@@ -443,22 +463,13 @@ event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned orig
 	budget = room - need;
 	reserved = event_varint_size(need);
 	start = out->data + out->len;
-	body = p = start + 1 + reserved;
-	p = event_put_head(p, ev, origin);
+	p = event_put_head(start + 1 + reserved, ev, origin);
 	for (size_t i = 0; i < ev->nfields && err == 0; i++)
 		p = event_put_field_1pass(p, &ev->fields[i], key_ids ? key_ids[i] : 0, &budget,
 		    &err);
 	if (err != 0)
 		return event_encode_exact(ev, key_ids, origin, out);
-	size = (size_t)(p - body);
-	lsize = event_varint_size(size);
-	if (lsize != reserved)
-		memmove(start + 1 + lsize, body, size);
-	event_put_varint(event_put_tag(start, EVENTLIST_EVENTS, WT_LEN), size);
-	/* The room must hold, or memory is corrupt. */
-	if (1 + lsize + size > room)
-		abort();
-	out->len += 1 + lsize + size;
+	event_end(out, start, reserved, p, room);
 	return 0;
 }
 
@@ -495,24 +506,39 @@ event_pack(const struct event *ev, const uint16_t *key_ids, uint8_t *pk)
 {
 	uint8_t *p = pk;
 	int64_t end = 0;
+	/* In locals: a byte stored through p may alias ev, so ev->nfields was loaded at every field. */
+	const struct event_field *f = ev->fields, *fend = f + ev->nfields;
 
-	for (size_t i = 0; i < ev->nfields; i++) {
-		const struct event_field *f = &ev->fields[i];
+	for (; f < fend; f++, key_ids++) {
+		unsigned id = *key_ids;
 
-		if (key_ids[i] == 0)
-			return 0;
-		p = event_put_varint(p, key_ids[i]);
 		if (f->type == EVENT_SLICE) {
 			/*
 			 * From the previous slice's end: a parser's slices mostly
 			 * follow each other (a 1-byte delta); a part of the one
 			 * before (method in request) makes it negative.
 			 */
-			p = event_put_varint(p, event_zigzag64((int64_t)f->v.slice.offset - end) << 2 |
-			    PACKED_SLICE);
-			p = event_put_varint(p, f->v.slice.length);
+			uint64_t head = event_zigzag64((int64_t)f->v.slice.offset - end) << 2 |
+			    PACKED_SLICE, len = f->v.slice.length;
+
 			end = (int64_t)f->v.slice.offset + f->v.slice.length;
-		} else if (f->type == EVENT_INTEGER) {
+			/*
+			 * A parser's usual entry, a 1-byte id, head and length:
+			 * one test of the three (the agent, callgrind: about 3
+			 * instructions less per field).
+			 */
+			if (id - 1 < 0x7f && (head | len) < 0x80) {
+				p[0] = (uint8_t)id;
+				p[1] = (uint8_t)head;
+				p[2] = (uint8_t)len;
+				p += 3;
+				continue;
+			}
+			if (id == 0)
+				return 0;
+			p = event_put_varint(event_put_varint(event_put_varint(p, id), head), len);
+		} else if (f->type == EVENT_INTEGER && id != 0) {
+			p = event_put_varint(p, id);
 			*p++ = PACKED_INTEGER;
 			p = event_put_varint(p, event_zigzag64(f->v.integer));
 		} else {
@@ -523,20 +549,20 @@ event_pack(const struct event *ev, const uint16_t *key_ids, uint8_t *pk)
 }
 
 /*
- * The entries are packed on the stack first (a kilobyte at most), which
- * gives the event's exact size without a loop over the fields: one
- * reservation, one write.
+ * The exact path of format 3: the entries packed on the stack first (a
+ * kilobyte at most), which gives the event's exact size, then one
+ * reservation and one write. For a buffer without the one-pass path's
+ * room, whose result it then is.
  */
-int
-event_encode_packed(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+static __attribute__((noinline)) int
+event_encode_packed_exact(const struct event *ev, const uint16_t *key_ids, unsigned origin,
     struct buf *out)
 {
 	uint8_t pk[EVENT_PACK_MAX_FIELDS * EVENT_PACK_ENTRY_MAX], *start, *p;
 	size_t plen, size, total;
 	int r;
 
-	if (key_ids == NULL || ev->nfields == 0 || ev->nfields > EVENT_PACK_MAX_FIELDS ||
-	    (plen = event_pack(ev, key_ids, pk)) == 0)
+	if ((plen = event_pack(ev, key_ids, pk)) == 0)
 		return event_encode_ids(ev, key_ids, origin, out);
 	size = (ev->ts ? 1 + 8 : 0) + event_bytes_size(&ev->message) + event_len_size(plen);
 	if (origin)
@@ -555,6 +581,52 @@ event_encode_packed(const struct event *ev, const uint16_t *key_ids, unsigned or
 	if ((size_t)(p - start) != total)
 		abort();
 	out->len += total;
+	return 0;
+}
+
+/* Event.packed_fields' tag and widest length (EVENT_PACK_MAX_FIELDS entries: 2 bytes). */
+#define EVENT_PACK_BOUND_HEAD 3
+_Static_assert(EVENT_PACK_MAX_FIELDS * EVENT_PACK_ENTRY_MAX < 0x4000,
+    "packed_fields' length takes at most 2 bytes");
+
+/*
+ * One pass, as event_encode_with: the entries packed in place, behind a
+ * 1-byte length (moved when it takes 2), the event behind a length as wide
+ * as its room's (moved when it takes another width). Packing on the stack
+ * and copying, with a reservation of the exact size, cost about 100
+ * instructions more per NGINX event (the agent, callgrind).
+ */
+int
+event_encode_packed(const struct event *ev, const uint16_t *key_ids, unsigned origin,
+    struct buf *out)
+{
+	uint64_t need;
+	size_t room, reserved, plen;
+	uint8_t *start, *p, *len;
+
+	if (key_ids == NULL || ev->nfields == 0 || ev->nfields > EVENT_PACK_MAX_FIELDS)
+		return event_encode_ids(ev, key_ids, origin, out);
+	need = EVENT_BOUND_FIXED + EVENT_PACK_BOUND_HEAD + (uint64_t)ev->host.len +
+	    ev->stream.len + ev->source.len + ev->message.len +
+	    (uint64_t)ev->nfields * EVENT_PACK_ENTRY_MAX;
+	/* cap never exceeds max (common/buf.h): room below cap needs no call. */
+	if (need > UINT32_MAX || (need > out->cap - out->len && buf_reserve(out, need) != 0))
+		return event_encode_packed_exact(ev, key_ids, origin, out);
+	room = out->cap - out->len;
+	reserved = event_varint_size(need);
+	start = out->data + out->len;
+	p = event_put_head(start + 1 + reserved, ev, origin);
+	*p = (uint8_t)(EVENT_PACKED_FIELDS << 3 | WT_LEN);
+	len = p + 1;
+	if ((plen = event_pack(ev, key_ids, len + 1)) == 0)
+		return event_encode_ids(ev, key_ids, origin, out);
+	if (plen < 0x80) {
+		*len = (uint8_t)plen;
+		p = len + 1 + plen;
+	} else {
+		p = event_put_len_after(len, plen);
+	}
+	event_end(out, start, reserved, p, room);
 	return 0;
 }
 

@@ -75,6 +75,14 @@ struct event {
 	 * in a buffer that is reused (JSON, syslog SD, processors' keys).
 	 */
 	bool static_keys;
+	/*
+	 * Encoding, with static_keys: NULL, or the identity of the event's
+	 * list of keys (pointers, lengths, order) as its parser numbers them:
+	 * events with the same key_set have the same keys, so
+	 * proto/event_dict.c looks their ids up once per key set. The address
+	 * of a static object of the parser's, one per list (nginx_parse.c).
+	 */
+	const void *key_set;
 };
 
 /*

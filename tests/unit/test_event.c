@@ -504,6 +504,33 @@ ref_event(struct ref *out, const struct event *ev, unsigned key_id, unsigned ori
 }
 
 /*
+ * encode writes ev as want, whether the buffer has room to spare (allocated
+ * before or not) or exactly the event's bytes, and refuses a byte short
+ * with the buffer unchanged.
+ */
+static void
+assert_encodes_in_every_room(int (*encode)(const struct event *, const uint16_t *, unsigned,
+    struct buf *), const struct event *ev, const uint16_t *ids, unsigned origin,
+    const struct ref *want)
+{
+	struct buf b;
+
+	for (int room = 0; room < 4; room++) {
+		buf_init(&b, room == 0 || room == 3 ? 8u << 20 : want->n - (room == 2));
+		if (room == 3)
+			assert_int_equal(buf_reserve(&b, want->n + 4096), 0);
+		assert_int_equal(encode(ev, ids, origin, &b), room == 2 ? -EMSGSIZE : 0);
+		if (room == 2) {
+			assert_int_equal(b.len, 0);
+		} else {
+			assert_int_equal(b.len, want->n);
+			assert_memory_equal(b.data, want->b, want->n);
+		}
+		buf_free(&b);
+	}
+}
+
+/*
  * Every length crossing a varint's width (1, 2, 3 bytes) is written in
  * the fewest bytes, whether the buffer has room to spare (allocated or
  * not yet) or exactly the event's bytes, and one byte less is refused
@@ -523,7 +550,6 @@ test_encoded_lengths_are_minimal_varints_at_every_boundary(void **state)
 	struct event ev = { 0 };
 	struct event_field f = { .key = S("k"), .type = EVENT_TEXT };
 	uint16_t id = 300;
-	struct buf b;
 
 	(void)state;
 	assert_non_null(big);
@@ -542,25 +568,8 @@ test_encoded_lengths_are_minimal_varints_at_every_boundary(void **state)
 			for (int ids = 0; ids < 2; ids++) {
 				want.n = 0;
 				ref_event(&want, &ev, ids ? id : 0, ids ? 5 : 0);
-				for (int room = 0; room < 4; room++) {
-					/*
-					 * Room to spare, allocated before or not; exactly
-					 * the event; a byte short.
-					 */
-					buf_init(&b, room == 0 || room == 3 ? 8u << 20 :
-					    want.n - (room == 2));
-					if (room == 3)
-						assert_int_equal(buf_reserve(&b, want.n + 4096), 0);
-					assert_int_equal(event_encode_ids(&ev, ids ? &id : NULL,
-					    ids ? 5 : 0, &b), room == 2 ? -EMSGSIZE : 0);
-					if (room == 2) {
-						assert_int_equal(b.len, 0);
-					} else {
-						assert_int_equal(b.len, want.n);
-						assert_memory_equal(b.data, want.b, want.n);
-					}
-					buf_free(&b);
-				}
+				assert_encodes_in_every_room(event_encode_ids, &ev, ids ? &id : NULL,
+				    ids ? 5 : 0, &want);
 			}
 		}
 	}
@@ -1652,6 +1661,64 @@ test_format3_encoder_respects_the_cap_and_keeps_out_on_error(void **state)
 	buf_free(&big);
 }
 
+/*
+ * Format 3's lengths at each varint width: the event's (its message
+ * across 127 and 16383 bytes) and Event.packed_fields' (1 to 64 integer
+ * entries of 3 bytes, across 127), the origin by id or the host literal,
+ * written in the fewest bytes whether the buffer has room to spare
+ * (allocated or not yet) or exactly the event's bytes, and one byte less
+ * refused with the buffer unchanged.
+ */
+static void
+test_format3_lengths_are_minimal_varints_at_every_boundary(void **state)
+{
+	static const size_t lens[] = { 0, 1, 60, 61, 62, 63, 64, 65, 66, 120, 125, 126, 127, 128,
+		16300, 16310, 16320, 16330, 16340, 16350, 16360, 16370, 16380, 16383, 16384, 16390 };
+	static const size_t counts[] = { 1, 2, 42, 43, 64 };
+	static uint8_t big[16390], want_b[32768];
+	struct ref want = { want_b, 0 };
+	struct event ev = { .host = S("h") };
+	struct event_field f[64];
+	uint16_t ids[64];
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	ev.fields = f;
+	for (int i = 0; i < 64; i++) {
+		f[i] = (struct event_field){ .key = S("k"), .type = EVENT_INTEGER, .v.integer = i % 50 };
+		ids[i] = (uint16_t)(i + 1);
+	}
+	for (size_t mi = 0; mi < sizeof(lens) / sizeof(lens[0]); mi++) {
+		for (size_t ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++) {
+			for (unsigned origin = 0; origin < 2; origin++) {
+				uint8_t body_b[16600], pk_b[256];
+				struct ref body = { body_b, 0 }, pk = { pk_b, 0 };
+
+				ev.message = (struct pbslice){ big, lens[mi] };
+				ev.nfields = counts[ci];
+				if (origin) {
+					body.b[body.n++] = 7 << 3;
+					ref_varint(&body, 3);
+				} else {
+					ref_bytes(&body, 2, ev.host.ptr, ev.host.len);
+				}
+				if (ev.message.len)
+					ref_bytes(&body, 5, ev.message.ptr, ev.message.len);
+				for (size_t i = 0; i < ev.nfields; i++) {
+					ref_varint(&pk, ids[i]);
+					ref_varint(&pk, 1);
+					ref_varint(&pk, (uint64_t)(i % 50) * 2);
+				}
+				ref_bytes(&body, 8, pk.b, pk.n);
+				want.n = 0;
+				ref_bytes(&want, 1, body.b, body.n);
+				assert_encodes_in_every_room(event_encode_packed, &ev, ids, origin ? 3 : 0,
+				    &want);
+			}
+		}
+	}
+}
+
 static void
 test_format3_list_converts_to_format1(void **state)
 {
@@ -1722,6 +1789,7 @@ main(void)
 		cmocka_unit_test(test_format3_encoder_packs_slices_and_integers_by_id),
 		cmocka_unit_test(test_format3_encoder_writes_field_messages_unless_every_field_packs),
 		cmocka_unit_test(test_format3_encoder_respects_the_cap_and_keeps_out_on_error),
+		cmocka_unit_test(test_format3_lengths_are_minimal_varints_at_every_boundary),
 		cmocka_unit_test(test_format3_list_converts_to_format1),
 		cmocka_unit_test(test_fields_of_every_shape_decode_as_protobuf_says),
 	};

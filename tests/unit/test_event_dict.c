@@ -160,6 +160,55 @@ test_shifted_and_rewritten_names_each_keep_their_own_id(void **state)
 	event_dict_free(d);
 }
 
+/*
+ * An origin whose bytes are rewritten in place (a file's path freed and
+ * another allocated at its address) is a new origin, whichever byte
+ * changed, for host, stream and source of every length up to 40 bytes.
+ */
+static void
+test_an_origin_rewritten_at_the_same_address_is_a_new_origin(void **state)
+{
+	static const char *names[] = { "status" };
+	char text[48], kept[2][48];
+
+	(void)state;
+	for (size_t len = 1; len <= 40; len++) {
+		struct event_dict *d = event_dict_new(1 << 16);
+
+		assert_non_null(d);
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int which = 0; which < 3; which++) {
+				struct event_dict_used used;
+				struct event ev[2], want[2];
+				struct event_field f[2][1], wf[2][1];
+				struct pbslice *o[2];
+				struct buf b;
+
+				memset(&used, 0, sizeof(used));
+				buf_init(&b, 1 << 16);
+				memset(text, 'a', sizeof(text));
+				for (int i = 0; i < 2; i++) {
+					if (i == 1)
+						text[pos] = 'b';
+					memcpy(kept[i], text, len);
+					make_event(&ev[i], f[i], "web-01", names, 1);
+					make_event(&want[i], wf[i], "web-01", names, 1);
+					o[0] = which == 0 ? &ev[i].host : which == 1 ? &ev[i].stream :
+					    &ev[i].source;
+					o[1] = which == 0 ? &want[i].host : which == 1 ? &want[i].stream :
+					    &want[i].source;
+					*o[0] = (struct pbslice){ (const uint8_t *)text, len };
+					*o[1] = (struct pbslice){ (const uint8_t *)kept[i], len };
+					assert_int_equal(event_dict_encode(d, &ev[i], &used, &b), 0);
+				}
+				assert_reads_back(d, &used, &b, want, 2);
+				buf_free(&b);
+			}
+		}
+		event_dict_free(d);
+	}
+}
+
 static void
 test_dict_holds_only_the_entries_used(void **state)
 {
@@ -362,17 +411,126 @@ test_format3_event_with_text_json_bool_or_double_is_not_packed(void **state)
 	buf_free(&all);
 }
 
+/*
+ * A parser's key table and one identity per list of keys it makes (as
+ * nginx_parse.c's): the lists below leave keys out and add one that is
+ * new to the table mid-stream.
+ */
+static const struct pbslice set_keys[] = { S("remote_addr"), S("remote_user"), S("request"),
+	S("status"), S("body_bytes_sent"), S("http_referer"), S("late_key") };
+static const char set_ids[5];
+static const unsigned set_lists[][8] = {
+	/* the key indexes of each list, ending with 99 */
+	{ 0, 2, 3, 4, 99 },
+	{ 0, 1, 2, 3, 4, 5, 99 },
+	{ 0, 2, 3, 4, 5, 99 },
+	{ 0, 6, 2, 3, 4, 99 },
+	{ 99 },
+};
+
+/* Event i of a stream whose lists go in turn, every list's identity given when by_set. */
+static void
+make_set_event(struct event *ev, struct event_field *f, unsigned list, unsigned i, bool by_set)
+{
+	size_t n = 0;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->ts = 1000 + i;
+	ev->host = S("web-01");
+	ev->stream = S("nginx.access");
+	ev->source = S("/var/log/nginx/access.log");
+	ev->message = S("10.0.0.1 - - [x] \"GET / HTTP/1.1\" 200 612 \"-\" \"curl\"");
+	for (const unsigned *k = set_lists[list]; *k != 99; k++, n++) {
+		memset(&f[n], 0, sizeof(f[n]));
+		f[n].key = set_keys[*k];
+		if (*k == 3 || *k == 4) {
+			f[n].type = EVENT_INTEGER;
+			f[n].v.integer = (int64_t)(i * 7 + n);
+		} else {
+			f[n].type = EVENT_SLICE;
+			f[n].v.slice.offset = (uint32_t)(n * 3 + i % 5);
+			f[n].v.slice.length = (uint32_t)(n + 1);
+		}
+	}
+	ev->fields = f;
+	ev->nfields = n;
+	ev->static_keys = true;
+	ev->key_set = by_set ? &set_ids[list] : NULL;
+}
+
+/*
+ * Two tables, one given each event's key set and one not (its keys looked
+ * up one by one), write the same bytes and mark the same ids used, in
+ * formats 2 and 3: with lists changing from event to event, a key new to
+ * the table appearing mid-stream, an event without fields, and a table too
+ * small for every name (some written literally).
+ */
+static void
+test_events_with_a_key_set_encode_as_events_without_one(void **state)
+{
+	static const unsigned order[] = { 0, 0, 1, 2, 0, 1, 1, 3, 0, 3, 4, 2, 1, 0, 3, 3 };
+	static const size_t arenas[] = { 4096, 40, 0 };
+	static const int formats[] = { EVENT_FORMAT_2, EVENT_FORMAT_3 };
+
+	(void)state;
+	for (size_t a = 0; a < sizeof(arenas) / sizeof(arenas[0]); a++) {
+		for (size_t fm = 0; fm < 2; fm++) {
+			struct event_dict *fast = event_dict_new(arenas[a]);
+			struct event_dict *slow = event_dict_new(arenas[a]);
+			struct event_dict_used uf, us;
+			struct buf bf, bs;
+
+			assert_non_null(fast);
+			assert_non_null(slow);
+			event_dict_set_format(fast, formats[fm]);
+			event_dict_set_format(slow, formats[fm]);
+			memset(&uf, 0, sizeof(uf));
+			memset(&us, 0, sizeof(us));
+			buf_init(&bf, 1 << 20);
+			buf_init(&bs, 1 << 20);
+			for (unsigned round = 0; round < 3; round++) {
+				for (unsigned i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+					struct event ev;
+					struct event_field f[8];
+
+					/* A block of its own every other event: the bits are the event's. */
+					if (i % 2 == 0) {
+						memset(&uf, 0, sizeof(uf));
+						memset(&us, 0, sizeof(us));
+					}
+					make_set_event(&ev, f, order[i], round * 100 + i, true);
+					assert_int_equal(event_dict_encode(fast, &ev, &uf, &bf), 0);
+					make_set_event(&ev, f, order[i], round * 100 + i, false);
+					assert_int_equal(event_dict_encode(slow, &ev, &us, &bs), 0);
+					assert_int_equal(bf.len, bs.len);
+					assert_memory_equal(bf.data, bs.data, bs.len);
+					assert_memory_equal(&uf, &us, sizeof(uf));
+				}
+			}
+			/* The small tables did write names literally. */
+			if (arenas[a] < 100)
+				assert_non_null(memmem(bf.data, bf.len, "late_key", 8));
+			buf_free(&bf);
+			buf_free(&bs);
+			event_dict_free(fast);
+			event_dict_free(slow);
+		}
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_repeated_names_and_origin_are_written_once_and_read_back),
 		cmocka_unit_test(test_dict_holds_only_the_entries_used),
+		cmocka_unit_test(test_an_origin_rewritten_at_the_same_address_is_a_new_origin),
 		cmocka_unit_test(test_shifted_and_rewritten_names_each_keep_their_own_id),
 		cmocka_unit_test(test_a_full_table_writes_names_literally_and_still_reads_back),
 		cmocka_unit_test(test_more_than_4095_names_and_1023_origins_fall_back_to_literals),
 		cmocka_unit_test(test_format3_packs_an_nginx_event_and_it_reads_back),
 		cmocka_unit_test(test_format3_event_with_text_json_bool_or_double_is_not_packed),
+		cmocka_unit_test(test_events_with_a_key_set_encode_as_events_without_one),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

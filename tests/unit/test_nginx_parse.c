@@ -871,6 +871,52 @@ test_a_new_parser_refuses_a_time_of_zero_bytes(void **state)
 	parser_free(&p);
 }
 
+/*
+ * Each list of keys (which of remote_user, the request's parts,
+ * http_referer and http_user_agent a line has) has its own key_set, the
+ * same for every line of that list; a line that fails has none.
+ */
+static void
+test_lines_with_the_same_keys_share_a_key_set_and_others_do_not(void **state)
+{
+	enum { N = 32 };
+	static char lines[N][256];
+	static struct event_field keys[N][PARSER_MAX_FIELDS];
+	size_t nkeys[N];
+	const void *sets[N];
+	struct parsed p;
+
+	(void)state;
+	parser_init(&p, 0);
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(lines[i], sizeof(lines[i]),
+		    "10.0.0.%u - %s [22/Nov/2026:10:00:00 +0000] \"%s\" 200 %u \"%s\" \"%s\"", i,
+		    i & 1 ? "alice" : "-", i & 2 ? "GET /x HTTP/1.1" : "garbage", i * 10,
+		    i & 4 ? "https://example.com/" : "-", i & 8 ? "curl/8.0" : "-");
+		assert_int_equal(parse_str(lines[i], &p), 0);
+		assert_true(p.static_keys);
+		assert_non_null(p.key_set);
+		sets[i] = p.key_set;
+		nkeys[i] = p.nfields;
+		memcpy(keys[i], p.fields, p.nfields * sizeof(p.fields[0]));
+	}
+	for (unsigned i = 0; i < N; i++) {
+		for (unsigned j = 0; j < N; j++) {
+			bool same = nkeys[i] == nkeys[j];
+
+			for (size_t k = 0; same && k < nkeys[i]; k++)
+				same = keys[i][k].key.ptr == keys[j][k].key.ptr &&
+				    keys[i][k].key.len == keys[j][k].key.len;
+			assert_int_equal(same, (i & 15) == (j & 15));
+			assert_int_equal(sets[i] == sets[j], same);
+		}
+	}
+	assert_int_equal(parse_str("10.0.0.1 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\"", &p),
+	    -EINVAL);
+	assert_null(p.key_set);
+	parser_free(&p);
+}
+
 int
 main(void)
 {
@@ -899,6 +945,7 @@ main(void)
 		cmocka_unit_test(test_one_parser_gives_each_line_the_time_of_its_own_text),
 		cmocka_unit_test(test_an_invalid_time_after_a_valid_one_is_refused),
 		cmocka_unit_test(test_a_new_parser_refuses_a_time_of_zero_bytes),
+		cmocka_unit_test(test_lines_with_the_same_keys_share_a_key_set_and_others_do_not),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

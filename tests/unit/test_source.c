@@ -391,9 +391,14 @@ test_json_names_in_a_reused_line_buffer_each_read_back_as_written(void **state)
 	source_line_free(&sl);
 }
 
-/* NGINX's names are string literals: its events say so, and a failed line's too. */
+/*
+ * NGINX's names are string literals: its events say so, and a failed
+ * line's too. An event of the parser's fields alone carries their key set;
+ * one with a mark added (partial), a failed line's and a syslog event's
+ * have none, as their lists are not the parser's.
+ */
 static void
-test_nginx_events_have_static_keys_and_syslog_events_do_not(void **state)
+test_nginx_events_have_static_keys_and_key_sets_and_syslog_events_do_not(void **state)
 {
 	static const char ok[] = "203.0.113.9 - - [22/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" "
 	    "200 612 \"-\" \"curl/8.0\"";
@@ -405,13 +410,20 @@ test_nginx_events_have_static_keys_and_syslog_events_do_not(void **state)
 	make(&sl, "nginx_combined");
 	source_line_event(&sl, (const uint8_t *)ok, sizeof(ok) - 1, SOURCE_PARTIAL, NOW, "a", &ev);
 	assert_true(ev.static_keys);
+	assert_null(ev.key_set);
 	source_line_event(&sl, (const uint8_t *)ok, sizeof(ok) - 1, 0, NOW, "a", &ev);
 	assert_true(ev.static_keys);
+	assert_non_null(ev.key_set);
+	assert_ptr_equal(ev.key_set, sl.parsed.key_set);
+	source_line_event(&sl, (const uint8_t *)"x", 1, 0, NOW, "a", &ev);
+	assert_non_null(field(&ev, "parse_error"));
+	assert_null(ev.key_set);
 	source_line_free(&sl);
 	make(&sl, "syslog");
 	source_line_event(&sl, (const uint8_t *)sd, sizeof(sd) - 1, 0, NOW, "a", &ev);
 	assert_null(field(&ev, "parse_error"));
 	assert_false(ev.static_keys);
+	assert_null(ev.key_set);
 	source_line_free(&sl);
 }
 
@@ -442,7 +454,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_source_given_with_its_length_is_taken_as_given),
 		cmocka_unit_test(test_json_names_in_a_reused_line_buffer_each_read_back_as_written),
-		cmocka_unit_test(test_nginx_events_have_static_keys_and_syslog_events_do_not),
+		cmocka_unit_test(test_nginx_events_have_static_keys_and_key_sets_and_syslog_events_do_not),
 		cmocka_unit_test(test_parsed_line_takes_its_time_and_fields),
 		cmocka_unit_test(test_line_that_does_not_parse_keeps_its_message_and_a_parse_error),
 		cmocka_unit_test(test_syslog_line_with_a_bad_header_keeps_its_priority_and_a_parse_error),
