@@ -13,10 +13,10 @@
 #include "proto/event_json.h"
 
 /* Inline in both loops over the fields, as it was in the one before Hive names. */
-/* marks: where ev's message needed more than a copy (jsonw_string_marked). */
+/* marks: where ev's message needed more than a copy (jsonw_string_marked); at: jsonw_part_at's. */
 static inline __attribute__((always_inline)) int
 event_json_field(const struct event *ev, const struct event_field *f,
-    const struct jsonw_marks *marks, struct buf *out)
+    const struct jsonw_marks *marks, size_t *at, struct buf *out)
 {
 	switch (f->type) {
 	case EVENT_TEXT:
@@ -27,7 +27,8 @@ event_json_field(const struct event *ev, const struct event_field *f,
 		    f->v.slice.length > ev->message.len - f->v.slice.offset)
 			return jsonw_raw(out, "null");
 		/* The message was scanned as it was written: its clean parts are copied. */
-		return jsonw_part(out, ev->message.ptr, f->v.slice.offset, f->v.slice.length, marks);
+		return jsonw_part_at(out, ev->message.ptr, f->v.slice.offset, f->v.slice.length,
+		    marks, at);
 	case EVENT_INTEGER:
 		return jsonw_int(out, f->v.integer);
 	case EVENT_NUMBER:
@@ -172,6 +173,7 @@ event_json_hive_fields(const struct event *ev, const struct jsonw_marks *marks, 
     struct buf *out)
 {
 	struct event_json_names_taken t;
+	size_t at = 0;
 	int r = 0;
 
 	for (t.mask = 16; t.mask < 2 * ev->nfields; t.mask *= 2)
@@ -182,7 +184,7 @@ event_json_hive_fields(const struct event *ev, const struct jsonw_marks *marks, 
 		if (i > 0)
 			r |= jsonw_raw(out, ",");
 		r |= event_json_hive_key(out, start, &ev->fields[i].key, &t);
-		r |= event_json_field(ev, &ev->fields[i], marks, out);
+		r |= event_json_field(ev, &ev->fields[i], marks, &at, out);
 	}
 	return r;
 }
@@ -241,7 +243,7 @@ int
 event_json_as(const struct event *ev, const char *agent, const char *extra,
     enum event_json_names names, struct buf *out)
 {
-	size_t start = out->len;
+	size_t start = out->len, at = 0;
 	struct jsonw_marks marks;
 	int r = 0;
 
@@ -259,7 +261,7 @@ event_json_as(const struct event *ev, const char *agent, const char *extra,
 				r |= jsonw_raw(out, ",");
 			r |= jsonw_string(out, ev->fields[i].key.ptr, ev->fields[i].key.len);
 			r |= jsonw_raw(out, ":");
-			r |= event_json_field(ev, &ev->fields[i], &marks, out);
+			r |= event_json_field(ev, &ev->fields[i], &marks, &at, out);
 		}
 	}
 	return event_json_end(out, start, r);
@@ -458,7 +460,7 @@ int
 event_json_cached(const struct event *ev, const char *agent, enum event_json_names names,
     struct event_json_cache *c, struct buf *out)
 {
-	size_t start = out->len, prev = 0;
+	size_t start = out->len, prev = 0, at = 0;
 	const struct event_json_names_set *set;
 	struct jsonw_marks marks;
 	int r = 0;
@@ -474,7 +476,7 @@ event_json_cached(const struct event *ev, const char *agent, enum event_json_nam
 	for (size_t i = 0; i < ev->nfields && r == 0; i++) {
 		r |= jsonw_append(out, set->rendered.data + prev, set->name_end[i] - prev);
 		prev = set->name_end[i];
-		r |= event_json_field(ev, &ev->fields[i], &marks, out);
+		r |= event_json_field(ev, &ev->fields[i], &marks, &at, out);
 	}
 	return event_json_end(out, start, r);
 }

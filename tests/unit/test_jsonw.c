@@ -576,6 +576,64 @@ test_a_part_of_a_marked_string_comes_out_as_jsonw_string_writes_it(void **state)
 }
 
 
+/*
+ * Parts of marked strings taken in rising order (an event's slices, as
+ * parsers write them), falling and at random, all through one cursor:
+ * jsonw_part_at writes what jsonw_string writes for each, whatever part
+ * came before, in buffers with room and with just enough.
+ */
+static void
+test_parts_through_one_cursor_in_any_order_come_out_as_jsonw_string_writes_them(void **state)
+{
+	static const char *const in[] = {
+		"203.0.113.9 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 612 \"-\" \"curl\"",
+		"plain ascii only, long enough for parts of every length to 32 bytes and more",
+		"caf\xc3\xa9 \xf0\x9f\x98\x80 \xc3 \xff tab\t nl\n back\\ \x01\x7f \"q\" end",
+		"\"a\"b\"c\"d\"e\"f\"g\"h\"i\"j\"k\"l\"m\"n\"o\"p\"q\"r\"s\"t\"u\"v\"w\"x\"y\"z\"0\"1\"2\"3\"4\"5\"6\"7\"",
+		"",
+	};
+	uint32_t seed = 99;
+	struct buf part, want, tight;
+	struct jsonw_marks m;
+	bool replaced;
+
+	(void)state;
+	buf_init(&part, 4096);
+	buf_init(&want, 4096);
+	for (size_t t = 0; t < sizeof(in) / sizeof(in[0]); t++) {
+		const uint8_t *p = (const uint8_t *)in[t];
+		size_t n = strlen(in[t]);
+
+		buf_reset(&part);
+		assert_int_equal(jsonw_string_marked(&part, p, n, &replaced, &m), 0);
+		for (int order = 0; order < 3; order++) {
+			size_t at = 0;
+
+			for (int k = 0; k < 2000; k++) {
+				size_t off, len;
+
+				seed = seed * 1103515245u + 12345u;
+				off = n == 0 ? 0 : order == 0 ? (size_t)k * n / 2000 :
+				    order == 1 ? n - 1 - (size_t)k * n / 2000 : (seed >> 8) % n;
+				len = n == 0 ? 0 : (seed >> 4) % (n - off + 1);
+				buf_reset(&part);
+				buf_reset(&want);
+				assert_int_equal(jsonw_part_at(&part, p, off, len, &m, &at), 0);
+				assert_int_equal(jsonw_string(&want, p + off, len), 0);
+				assert_int_equal(part.len, want.len);
+				assert_memory_equal(part.data, want.data, want.len);
+				buf_init(&tight, want.len);
+				assert_int_equal(jsonw_part_at(&tight, p, off, len, &m, &at), 0);
+				assert_int_equal(tight.len, want.len);
+				assert_memory_equal(tight.data, want.data, want.len);
+				buf_free(&tight);
+			}
+		}
+	}
+	buf_free(&part);
+	buf_free(&want);
+}
+
 /* Times of one second and of others, in any order: each as if it were the first written. */
 static void
 test_times_of_the_same_second_and_of_others_are_each_right(void **state)
@@ -1164,6 +1222,7 @@ main(void)
 		cmocka_unit_test(test_a_new_threads_times_across_second_boundaries_are_each_right),
 		cmocka_unit_test(test_times_of_the_same_second_and_of_others_are_each_right),
 		cmocka_unit_test(test_a_part_of_a_marked_string_comes_out_as_jsonw_string_writes_it),
+		cmocka_unit_test(test_parts_through_one_cursor_in_any_order_come_out_as_jsonw_string_writes_them),
 		cmocka_unit_test(test_event_record_has_design_members_and_resolved_slices),
 		cmocka_unit_test(test_slices_of_the_message_come_out_as_the_same_text_fields),
 		cmocka_unit_test(test_hive_names_are_lower_case_letters_digits_and_underscores),
