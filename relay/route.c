@@ -327,12 +327,11 @@ route_render(const struct route *rt, const struct event *ev, const char *agent,
 	return o.over ? -ENOBUFS : 0;
 }
 
-static bool
-route_topic_char(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	    c == '.' || c == '_' || c == '-';
-}
+/* The bytes Kafka takes in a topic, [A-Za-z0-9._-]: one load each, as every event's topic is checked. */
+static const bool route_topic_byte[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['.'] = true, ['_'] = true, ['-'] = true,
+};
 
 void
 route_topic_show(const char *topic, size_t len, char *out, size_t outlen)
@@ -373,7 +372,7 @@ route_topic_check(const char *topic, size_t len, char *why, size_t whylen)
 	if ((len == 1 && topic[0] == '.') || (len == 2 && topic[0] == '.' && topic[1] == '.'))
 		what = "is not a valid name";
 	for (size_t i = 0; what == NULL && i < len; i++)
-		if (!route_topic_char((unsigned char)topic[i]))
+		if (!route_topic_byte[(unsigned char)topic[i]])
 			what = "has a byte outside [A-Za-z0-9._-]";
 	if (what == NULL)
 		return 0;

@@ -238,6 +238,28 @@ test_topic_check_refuses_what_kafka_refuses_and_says_why(void **state)
 	assert_string_equal(why, "topic of 250 bytes or more is longer than Kafka's 249");
 }
 
+/* Every byte value, first, inside and last in a topic: taken exactly when it is one of [A-Za-z0-9._-]. */
+static void
+test_topic_check_takes_exactly_the_bytes_kafka_takes_anywhere(void **state)
+{
+	char name[3], why[80];
+
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+
+		for (int at = 0; at < 3; at++) {
+			memset(name, 'k', sizeof(name));
+			name[at] = (char)c;
+			assert_int_equal(route_topic_check(name, sizeof(name), why, sizeof(why)),
+			    ok ? 0 : -EINVAL);
+			if (!ok)
+				assert_non_null(strstr(why, "has a byte outside [A-Za-z0-9._-]"));
+		}
+	}
+}
+
 static void
 test_topic_show_escapes_and_cuts(void **state)
 {
@@ -699,6 +721,7 @@ main(void)
 		cmocka_unit_test(test_key_bytes_are_kept_as_they_are),
 		cmocka_unit_test(test_topics_render_unchanged_whatever_their_bytes),
 		cmocka_unit_test(test_topic_check_refuses_what_kafka_refuses_and_says_why),
+		cmocka_unit_test(test_topic_check_takes_exactly_the_bytes_kafka_takes_anywhere),
 		cmocka_unit_test(test_topic_show_escapes_and_cuts),
 		cmocka_unit_test(test_missing_or_empty_values_render_their_default),
 		cmocka_unit_test(test_long_topics_are_not_cut_but_refused),
