@@ -351,19 +351,27 @@ event_json_cache_head(struct event_json_cache *c, const struct event *ev, const 
 	return c->head_ok ? 0 : -1;
 }
 
-/* Whether set holds ev's field names in the form names. */
-static bool
+/*
+ * Whether set holds ev's field names in the form names. Inline in its one
+ * caller's loop, through pointers: three calls of it per record were a
+ * tenth of a cached record's instructions (bench_kafka).
+ */
+static inline __attribute__((always_inline)) bool
 event_json_set_holds(const struct event_json_names_set *set, const struct event *ev,
     enum event_json_names names)
 {
-	size_t i, off = 0;
+	const struct event_field *f = ev->fields, *end = ev->fields + ev->nfields;
+	const uint8_t *from = set->keys_from.data;
+	const uint32_t *len = set->key_len;
 
 	if (!set->ok || set->names != names || set->nnames != ev->nfields)
 		return false;
-	for (i = 0; i < ev->nfields &&
-	    event_json_same(&ev->fields[i].key, set->key_len[i], set->keys_from.data, &off); i++)
-		;
-	return i == ev->nfields;
+	for (; f < end; f++, len++) {
+		if (f->key.len != *len || !event_json_equal(f->key.ptr, from, *len))
+			return false;
+		from += *len;
+	}
+	return true;
 }
 
 /* Renders ev's field names into set. 0, or -1: they do not fit. */
@@ -415,10 +423,11 @@ event_json_cache_names(struct event_json_cache *c, const struct event *ev,
 
 	if (ev->nfields > EVENT_JSON_CACHE_FIELDS)
 		return NULL;
-	if (event_json_set_holds(&c->set[c->last], ev, names))
-		return &c->set[c->last];
-	for (unsigned i = 0; i < EVENT_JSON_CACHE_SETS; i++) {
-		if (i != c->last && event_json_set_holds(&c->set[i], ev, names)) {
+	/* The last one used first, then the others after it. */
+	for (unsigned k = 0; k < EVENT_JSON_CACHE_SETS; k++) {
+		unsigned i = (c->last + k) % EVENT_JSON_CACHE_SETS;
+
+		if (event_json_set_holds(&c->set[i], ev, names)) {
 			c->last = i;
 			return &c->set[i];
 		}
