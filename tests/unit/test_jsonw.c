@@ -432,10 +432,10 @@ test_integers_of_every_digit_count_are_what_printf_writes(void **state)
 	struct buf b, tight;
 
 	(void)state;
-	for (int64_t p = 1, k = 0; k < 19; k++, p *= 10) {
-		v[nv++] = p - 1;
-		v[nv++] = p;
-		v[nv++] = -p - 1;
+	for (uint64_t p = 1, k = 0; k < 19; k++, p *= 10) {
+		v[nv++] = (int64_t)p - 1;
+		v[nv++] = (int64_t)p;
+		v[nv++] = -(int64_t)p - 1;
 	}
 	v[nv++] = INT64_MAX;
 	v[nv++] = INT64_MIN;
