@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "common/jsonw.h"
 
@@ -86,6 +89,136 @@ jsonw_mark(struct jsonw_marks *m, size_t at, size_t len)
 }
 
 /*
+ * Writes the byte at p[*i] that needs more than a copy at o, which has
+ * room for 6 bytes, notes it in m (when not NULL) as jsonw_string_at does,
+ * and moves *i past what it took. Returns the bytes written.
+ */
+static inline __attribute__((always_inline)) size_t
+jsonw_special_at(uint8_t *o, const uint8_t *p, size_t *i, size_t n, bool *replaced,
+    struct jsonw_marks *m)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t c = p[*i];
+	size_t len;
+
+	if (c == '"' || c == '\\') {
+		o[0] = '\\', o[1] = c;
+		len = 2;
+	} else if (c == '\n' || c == '\r' || c == '\t') {
+		o[0] = '\\', o[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		len = 2;
+	} else if (c < 0x20) {
+		memcpy(o, "\\u00", 4);
+		o[4] = (uint8_t)hex[c >> 4];
+		o[5] = (uint8_t)hex[c & 15];
+		len = 6;
+	} else if ((len = jsonw_utf8_len(p + *i, n - *i)) != 0) {
+		if (m != NULL)
+			jsonw_mark(m, *i, len);
+		for (size_t k = 0; k < len; k++)
+			o[k] = p[*i + k];
+		*i += len;
+		return len;
+	} else {
+		memcpy(o, "\xef\xbf\xbd", 3);   /* U+FFFD */
+		len = 3;
+		*replaced = true;
+	}
+	if (m != NULL)
+		jsonw_mark(m, *i, 1);
+	(*i)++;
+	return len;
+}
+
+/*
+ * jsonw_string_at into a buffer with room for its worst case (6 bytes out
+ * per byte in, the quotes, and 8 bytes for the last store): no bound
+ * checked per piece, and each 16 (SSE2) or 8 bytes stored as they are
+ * loaded, the store past a special byte then written over (the message's
+ * scan was the relay's hottest loop). The last bytes short of 8 are
+ * scanned as the 8 that end the string, those before them shifted out.
+ */
+static inline __attribute__((always_inline)) void
+jsonw_string_roomy(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
+    struct jsonw_marks *m)
+{
+	uint8_t *o = b->data + b->len;
+	size_t i = 0;
+
+	*o++ = '"';
+	while (i < n) {
+		uint64_t v, special;
+		size_t k;
+
+#ifdef __SSE2__
+		if (i + 16 <= n) {
+			__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+			/* Signed: bytes from 0x80 are below 0x20 too, as they must be. */
+			__m128i sp = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+			    _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+			    _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+			unsigned mask = (unsigned)_mm_movemask_epi8(sp);
+
+			_mm_storeu_si128((__m128i *)(void *)o, x);
+			k = mask == 0 ? 16 : (size_t)__builtin_ctz(mask);
+			o += k;
+			i += k;
+			if (mask == 0)
+				continue;
+			o += jsonw_special_at(o, p, &i, n, replaced, m);
+			continue;
+		}
+#endif
+		if (i + 8 <= n) {
+			memcpy(&v, p + i, 8);
+			memcpy(o, &v, 8);
+			k = 8;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+			v = __builtin_bswap64(v);
+#endif
+			special = jsonw_special8(v);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		} else if (n >= 8) {
+			/* The string's last 8 bytes, those already written shifted out. */
+			k = n - i;
+			memcpy(&v, p + n - 8, 8);
+			v >>= 8 * (8 - k);
+			memcpy(o, &v, 8);
+			special = jsonw_special8(v) & ((UINT64_C(1) << (8 * k)) - 1);
+#endif
+		} else if (jsonw_plain[p[i]]) {
+			*o++ = p[i++];
+			continue;
+		} else {
+			o += jsonw_special_at(o, p, &i, n, replaced, m);
+			continue;
+		}
+		if (special != 0)
+			k = (size_t)__builtin_ctzll(special) / 8;
+		o += k;
+		i += k;
+		if (special != 0)
+			o += jsonw_special_at(o, p, &i, n, replaced, m);
+	}
+	*o++ = '"';
+	b->len = (size_t)(o - b->data);
+}
+
+/* Strings up to this long reserve their worst case to take jsonw_string_roomy (6 KiB). */
+#define JSONW_ROOMY_MAX 1024
+
+/* Whether b has room for p's worst case, made when it is short; false: write it piecewise. */
+static inline __attribute__((always_inline)) bool
+jsonw_roomy(struct buf *b, size_t n)
+{
+	size_t room = b->cap - b->len;
+
+	if (room >= 10 && n <= (room - 10) / 6)
+		return true;
+	return n <= JSONW_ROOMY_MAX && buf_reserve(b, 6 * n + 10) == 0;
+}
+
+/*
  * jsonw_string, setting *replaced when a byte became U+FFFD and, when m is
  * not NULL, noting in m where bytes were not copied as they are. A copy in
  * each caller (the compiler would share one): jsonw_string's store then
@@ -95,10 +228,13 @@ static inline __attribute__((always_inline)) int
 jsonw_string_at(struct buf *b, const uint8_t *p, size_t n, bool *replaced,
     struct jsonw_marks *m)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t i = 0, run;
 	int r;
 
+	if (jsonw_roomy(b, n)) {
+		jsonw_string_roomy(b, p, n, replaced, m);
+		return 0;
+	}
 	/* Worst case is 6 bytes out per byte in; reserve the common case, grow when needed. */
 	if ((r = buf_reserve(b, n + 2)) != 0)
 		return r;
@@ -128,45 +264,17 @@ found:
 			if (i == n)
 				break;
 		}
-		uint8_t c = p[i];
-		char esc[8] = { 0 };
+		uint8_t esc[8];
 		size_t len;
 
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\', esc[1] = (char)c;
-			len = 2;
-		} else if (c == '\n') {
-			memcpy(esc, "\\n", len = 2);
-		} else if (c == '\r') {
-			memcpy(esc, "\\r", len = 2);
-		} else if (c == '\t') {
-			memcpy(esc, "\\t", len = 2);
-		} else if (c < 0x20) {
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			len = 6;
-		} else if ((len = jsonw_utf8_len(p + i, n - i)) != 0) {
-			if (m != NULL)
-				jsonw_mark(m, i, len);
-			if ((r = buf_append(b, p + i, len)) != 0)
-				return r;
-			i += len;
+		/* In place where its 6 bytes at most fit; through esc where only what it writes may. */
+		if (b->cap - b->len >= 6) {
+			b->len += jsonw_special_at(b->data + b->len, p, &i, n, replaced, m);
 			continue;
-		} else {
-			memcpy(esc, "\xef\xbf\xbd", len = 3);   /* U+FFFD */
-			*replaced = true;
 		}
-		if (m != NULL)
-			jsonw_mark(m, i, 1);
-		/* All 8 bytes in one store where they fit (those past len are not counted). */
-		if (b->cap - b->len >= sizeof(esc)) {
-			memcpy(b->data + b->len, esc, sizeof(esc));
-			b->len += len;
-		} else if ((r = buf_append(b, esc, len)) != 0) {
+		len = jsonw_special_at(esc, p, &i, n, replaced, m);
+		if ((r = buf_append(b, esc, len)) != 0)
 			return r;
-		}
-		i++;
 	}
 	return buf_append(b, "\"", 1);
 }
@@ -278,34 +386,61 @@ jsonw_cstring(struct buf *b, const char *s)
 	return jsonw_string(b, (const uint8_t *)s, strlen(s));
 }
 
+/* "00" .. "99": two digits per division (a digit each was most of an integer's cost). */
+static const char jsonw_pairs[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
 /* Writes v in decimal ending at end; returns where it starts (snprintf cost more than the record's other work). */
-static char *
+static inline char *
 jsonw_digits(char *end, uint64_t v)
 {
-	do {
-		*--end = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+
+		v /= 100;
+		end -= 2;
+		memcpy(end, jsonw_pairs + 2 * r, 2);
+	}
+	if (v >= 10) {
+		end -= 2;
+		memcpy(end, jsonw_pairs + 2 * v, 2);
+	} else {
+		*--end = (char)('0' + v);
+	}
 	return end;
+}
+
+/*
+ * Appends the digits of v, a '-' first if minus. The longest integer is
+ * 20 bytes: with 24 bytes free they are copied in 24 fixed bytes (t has
+ * 24 more after the digits' end), not through memcpy's call.
+ */
+static inline int
+jsonw_decimal(struct buf *b, uint64_t v, bool minus)
+{
+	char t[48], *end = t + 24, *p = jsonw_digits(end, v);
+
+	if (minus)
+		*--p = '-';
+	if (b->cap - b->len < 24)
+		return buf_append(b, p, (size_t)(end - p));
+	memcpy(b->data + b->len, p, 24);
+	b->len += (size_t)(end - p);
+	return 0;
 }
 
 int
 jsonw_int(struct buf *b, int64_t v)
 {
-	char t[24], *end = t + sizeof(t), *p;
-
-	p = jsonw_digits(end, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
-	if (v < 0)
-		*--p = '-';
-	return buf_append(b, p, (size_t)(end - p));
+	return jsonw_decimal(b, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0);
 }
 
 int
 jsonw_uint(struct buf *b, uint64_t v)
 {
-	char t[24], *end = t + sizeof(t), *p = jsonw_digits(end, v);
-
-	return buf_append(b, p, (size_t)(end - p));
+	return jsonw_decimal(b, v, false);
 }
 
 int
@@ -338,43 +473,49 @@ int
 jsonw_time(struct buf *b, uint64_t ns)
 {
 	/*
-	 * The last second written on this thread, as text: a batch's events
-	 * mostly share their second, and the date costs more than the rest.
+	 * The last second written on this thread, as text, and its first ns: a
+	 * batch's events mostly share their second, and the date costs more
+	 * than the rest. Second 0's text to begin with, so that it is never
+	 * stale. Both bounds: the last second of a uint64 is cut short, and
+	 * ns - base would wrap from it to second 0.
 	 */
-	static __thread int64_t last_secs = -1;
-	static __thread char last[29];
-	int64_t secs = (int64_t)(ns / 1000000000u), z = secs / 86400, sod = secs % 86400;
-	int64_t era, doe, yoe, y, doy, mp, d, m;
-	char t[40];
+	static __thread uint64_t last_base;
+	static __thread char last[21] = "\"1970-01-01T00:00:00.";
+	uint64_t us;
+	int64_t secs, z, sod, era, doe, yoe, y, doy, mp, d, m;
+	char t[29];
 
-	if (secs == last_secs) {
-		memcpy(t, last, 21);
-		jsonw_fixed(t + 21, ns % 1000000000u / 1000u, 6);
-		memcpy(t + 27, "Z\"", 2);
-		return buf_append(b, t, 29);
+	if (ns < last_base || ns - last_base >= 1000000000u) {
+		secs = (int64_t)(ns / 1000000000u);
+		z = secs / 86400;
+		sod = secs % 86400;
+		/* H. Hinnant's civil_from_days. */
+		z += 719468;
+		era = (z >= 0 ? z : z - 146096) / 146097;
+		doe = z - era * 146097;
+		yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+		y = yoe + era * 400;
+		doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+		mp = (5 * doy + 2) / 153;
+		d = doy - (153 * mp + 2) / 5 + 1;
+		m = mp < 10 ? mp + 3 : mp - 9;
+		y += m <= 2;
+		/* "YYYY-MM-DDTHH:MM:SS.": the year of a uint64 of ns is 1970..2554. */
+		memcpy(last, "\"0000-00-00T00:00:00.", 21);
+		jsonw_fixed(last + 1, (uint64_t)y, 4);
+		jsonw_fixed(last + 6, (uint64_t)m, 2);
+		jsonw_fixed(last + 9, (uint64_t)d, 2);
+		jsonw_fixed(last + 12, (uint64_t)(sod / 3600), 2);
+		jsonw_fixed(last + 15, (uint64_t)(sod / 60 % 60), 2);
+		jsonw_fixed(last + 18, (uint64_t)(sod % 60), 2);
+		last_base = (uint64_t)secs * 1000000000u;
 	}
-	/* H. Hinnant's civil_from_days. */
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	y = yoe + era * 400;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = doy - (153 * mp + 2) / 5 + 1;
-	m = mp < 10 ? mp + 3 : mp - 9;
-	y += m <= 2;
-	/* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ": the year of a uint64 of ns is 1970..2554. */
-	memcpy(t, "\"0000-00-00T00:00:00.000000Z\"", 29);
-	jsonw_fixed(t + 1, (uint64_t)y, 4);
-	jsonw_fixed(t + 6, (uint64_t)m, 2);
-	jsonw_fixed(t + 9, (uint64_t)d, 2);
-	jsonw_fixed(t + 12, (uint64_t)(sod / 3600), 2);
-	jsonw_fixed(t + 15, (uint64_t)(sod / 60 % 60), 2);
-	jsonw_fixed(t + 18, (uint64_t)(sod % 60), 2);
-	memcpy(last, t, 21);
-	last_secs = secs;
-	jsonw_fixed(t + 21, ns % 1000000000u / 1000u, 6);
+	/* The microseconds as three pairs of digits, then "Z\"". */
+	us = (ns - last_base) / 1000u;
+	memcpy(t, last, 21);
+	memcpy(t + 21, jsonw_pairs + 2 * (us / 10000), 2);
+	memcpy(t + 23, jsonw_pairs + 2 * (us / 100 % 100), 2);
+	memcpy(t + 25, jsonw_pairs + 2 * (us % 100), 2);
+	memcpy(t + 27, "Z\"", 2);
 	return buf_append(b, t, 29);
 }
-

@@ -2,6 +2,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1372,6 +1373,83 @@ test_format3_packed_fields_read_every_kind_with_negative_deltas(void **state)
 	assert_int_equal(event_reader_next(&r, &got), 0);
 }
 
+/*
+ * Reads a list of two events whose packed entries have varints of 1 to 10
+ * bytes (ids past 127, long lengths and deltas, a padded id, INT64_MIN)
+ * and a key id its Dict lacks in the second; *bad is 0 when both read as
+ * they were written. On a thread of its own, the first list read there.
+ */
+static void *
+read_packed_varints(void *arg)
+{
+	struct pb list = { .n = 0 }, dict = { .n = 0 }, p = { .n = 0 }, q = { .n = 0 };
+	struct event got;
+	struct event_field gf[8];
+	struct event_reader r;
+	int *bad = arg;
+
+	dict_key(&dict, 1, "request");
+	dict_key(&dict, 200, "two_byte_id");
+	dict_key(&dict, 4095, "last_id");
+	pb_sub(&list, 2, &dict);
+	packed_slice(&p, 200, 300, 20000);        /* [300, 20300): 2- and 3-byte varints */
+	packed_slice(&p, 4095, -20000, 2097152);  /* [300, ...): a 3-byte delta, a 4-byte length */
+	packed_int(&p, 1, INT64_MIN);             /* a 10-byte varint */
+	/* Key id 1 padded to 5 bytes, a slice of 2^28 at 0. */
+	memcpy(p.b + p.n, "\x81\x80\x80\x80\x00", 5);
+	p.n += 5;
+	pb_varint(&p, zz(-(int64_t)(300 + 2097152)) << 2);
+	pb_varint(&p, UINT64_C(1) << 28);
+	packed_event(&list, &p);
+	packed_slice(&q, 200, 0, 1);
+	packed_slice(&q, 7, 0, 1);                /* not in the Dict */
+	packed_event(&list, &q);
+	event_reader_init(&r, list.b, list.n, gf, 8);
+	*bad = 1;
+	if (event_reader_next(&r, &got) != 1 || got.nfields != 4 || !got.dict_refs ||
+	    gf[0].key.len != 11 || memcmp(gf[0].key.ptr, "two_byte_id", 11) != 0 ||
+	    gf[0].key_id != 200 || gf[0].v.slice.offset != 300 || gf[0].v.slice.length != 20000 ||
+	    gf[1].key.len != 7 || memcmp(gf[1].key.ptr, "last_id", 7) != 0 ||
+	    gf[1].v.slice.offset != 300 || gf[1].v.slice.length != 2097152 ||
+	    gf[2].type != EVENT_INTEGER || gf[2].v.integer != INT64_MIN ||
+	    gf[2].key.len != 7 || memcmp(gf[2].key.ptr, "request", 7) != 0 ||
+	    gf[3].key_id != 1 || gf[3].key.len != 7 || gf[3].type != EVENT_SLICE ||
+	    gf[3].v.slice.offset != 0 || gf[3].v.slice.length != UINT32_C(1) << 28)
+		return NULL;
+	*bad = 2;
+	if (event_reader_next(&r, &got) != -EPROTO || r.why == NULL ||
+	    strcmp(r.why, "key id the Dict does not define") != 0)
+		return NULL;
+	*bad = 3;
+	if (event_reader_next(&r, &got) != 0)
+		return NULL;
+	*bad = 0;
+	return NULL;
+}
+
+/*
+ * Packed varints of every length read as written, keys resolved through
+ * the Dict, a key id it lacks refused: on a new thread (its tables made
+ * by the first event) and again on one whose tables hold another Dict.
+ */
+static void
+test_format3_packed_varints_of_every_length_resolve_on_any_thread(void **state)
+{
+	pthread_t t;
+	int bad = -1;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, read_packed_varints, &bad), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(bad, 0);
+	bad = -1;
+	read_packed_varints(&bad);
+	assert_int_equal(bad, 0);
+	bad = -1;
+	read_packed_varints(&bad);
+	assert_int_equal(bad, 0);
+}
+
 static void
 test_format3_packed_entries_and_field_messages_read_in_byte_order(void **state)
 {
@@ -1784,6 +1862,7 @@ main(void)
 		cmocka_unit_test(test_format2_list_converts_to_format1_event_by_event),
 		cmocka_unit_test(test_format3_packed_fields_read_every_kind_with_negative_deltas),
 		cmocka_unit_test(test_format3_packed_entries_and_field_messages_read_in_byte_order),
+		cmocka_unit_test(test_format3_packed_varints_of_every_length_resolve_on_any_thread),
 		cmocka_unit_test(test_format3_bad_packed_entries_are_malformed_events),
 		cmocka_unit_test(test_format3_packed_event_needs_the_wire_type_of_bytes),
 		cmocka_unit_test(test_format3_encoder_packs_slices_and_integers_by_id),

@@ -3,6 +3,8 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -281,6 +283,245 @@ test_numbers_and_times(void **state)
 }
 
 
+/* The UTF-8 sequence at p as RFC 3629 has it: its length, or 0 (a byte at a time). */
+static size_t
+ref_utf8_len(const uint8_t *p, size_t n)
+{
+	size_t len = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : 2;
+	uint32_t cp = p[0] & (0x7f >> len);
+
+	if (p[0] < 0xc2 || p[0] > 0xf4 || n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < (len == 2 ? 0x80u : len == 3 ? 0x800u : 0x10000u) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* Notes p[at, at + len) in m as jsonw_string_marked does: touching ranges merged. */
+static void
+ref_mark(struct jsonw_marks *m, size_t at, size_t len)
+{
+	if (m->n > JSONW_MARKS_MAX)
+		return;
+	if (m->n > 0 && m->range[m->n - 1].end == at) {
+		m->range[m->n - 1].end = (uint32_t)(at + len);
+	} else if (m->n == JSONW_MARKS_MAX) {
+		m->n++;
+	} else {
+		m->range[m->n].start = (uint32_t)at;
+		m->range[m->n].end = (uint32_t)(at + len);
+		m->n++;
+	}
+}
+
+/* The JSON string of p[0, n) written a byte at a time, as the design words it. */
+static void
+ref_string(const uint8_t *p, size_t n, struct buf *out, bool *replaced, struct jsonw_marks *m)
+{
+	char t[8];
+
+	*replaced = false;
+	m->n = 0;
+	assert_int_equal(buf_append(out, "\"", 1), 0);
+	for (size_t i = 0; i < n;) {
+		uint8_t c = p[i];
+		size_t len = 1;
+
+		if (c == '"' || c == '\\') {
+			snprintf(t, sizeof(t), "\\%c", c);
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			snprintf(t, sizeof(t), "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+		} else if (c < 0x20) {
+			snprintf(t, sizeof(t), "\\u%04x", c);
+		} else if (c < 0x80) {
+			assert_int_equal(buf_append(out, &c, 1), 0);
+			i++;
+			continue;
+		} else if ((len = ref_utf8_len(p + i, n - i)) != 0) {
+			assert_int_equal(buf_append(out, p + i, len), 0);
+			ref_mark(m, i, len);
+			i += len;
+			continue;
+		} else {
+			len = 1;
+			snprintf(t, sizeof(t), "\xef\xbf\xbd");
+			*replaced = true;
+		}
+		assert_int_equal(buf_append(out, t, strlen(t)), 0);
+		ref_mark(m, i, len);
+		i += len;
+	}
+	assert_int_equal(buf_append(out, "\"", 1), 0);
+}
+
+/*
+ * Strings of every kind of byte, in every order, of every length to 80:
+ * jsonw_string and jsonw_string_marked write the bytes a byte-at-a-time
+ * writer does, say the same about replacement and mark the same ranges,
+ * with room to spare (the 8-byte stores) and with just enough (a byte less
+ * is refused).
+ */
+static void
+test_strings_are_the_bytes_a_byte_at_a_time_writer_writes(void **state)
+{
+	static const uint8_t alphabet[] = { 'a', 'Z', ' ', '~', 0x7f, '"', '\\', '\n', '\r',
+		'\t', 0x01, 0x1f, 0x00, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff,
+		0xed, 0xa0, 0xc0, 0xf5 };
+	uint32_t seed = 12345;
+	uint8_t in[80];
+	struct buf got, want, tight;
+	struct jsonw_marks gm, wm;
+	bool grep, wrep;
+
+	(void)state;
+	buf_init(&got, 4096);
+	buf_init(&want, 4096);
+	for (int round = 0; round < 20000; round++) {
+		size_t n = (size_t)round % (sizeof(in) + 1);
+		/* Mostly plain runs, some of one special kind: both paths of the scan. */
+		unsigned plain = round % 3 == 0 ? 0 : round % 3 == 1 ? 60 : 95;
+
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = (seed >> 16) % 100 < plain ? (uint8_t)('a' + (seed >> 8) % 26) :
+			    alphabet[(seed >> 16) % sizeof(alphabet)];
+		}
+		buf_reset(&want);
+		assert_int_equal(buf_append(&want, "x", 1), 0);
+		ref_string(in, n, &want, &wrep, &wm);
+		buf_reset(&got);
+		assert_int_equal(buf_append(&got, "x", 1), 0);
+		assert_int_equal(jsonw_string_marked(&got, in, n, &grep, &gm), 0);
+		assert_int_equal(got.len, want.len);
+		assert_memory_equal(got.data, want.data, want.len);
+		assert_int_equal(grep, wrep);
+		assert_int_equal(gm.n, wm.n);
+		if (wm.n <= JSONW_MARKS_MAX)
+			assert_memory_equal(gm.range, wm.range, wm.n * sizeof(wm.range[0]));
+		buf_reset(&got);
+		assert_int_equal(jsonw_string(&got, in, n), 0);
+		assert_int_equal(got.len, want.len - 1);
+		assert_memory_equal(got.data, want.data + 1, got.len);
+		/* Room for exactly the string, then for a byte less. */
+		buf_init(&tight, want.len - 1);
+		assert_int_equal(jsonw_string(&tight, in, n), 0);
+		assert_int_equal(tight.len, want.len - 1);
+		assert_memory_equal(tight.data, want.data + 1, tight.len);
+		buf_free(&tight);
+		buf_init(&tight, want.len - 2);
+		assert_int_not_equal(jsonw_string(&tight, in, n), 0);
+		buf_free(&tight);
+	}
+	buf_free(&got);
+	buf_free(&want);
+}
+
+/* Integers of every digit count, both signs and both ends: what printf writes, after what was there. */
+static void
+test_integers_of_every_digit_count_are_what_printf_writes(void **state)
+{
+	int64_t v[64];
+	size_t nv = 0;
+	char want[48];
+	struct buf b, tight;
+
+	(void)state;
+	for (uint64_t p = 1, k = 0; k < 19; k++, p *= 10) {
+		v[nv++] = (int64_t)p - 1;
+		v[nv++] = (int64_t)p;
+		v[nv++] = -(int64_t)p - 1;
+	}
+	v[nv++] = INT64_MAX;
+	v[nv++] = INT64_MIN;
+	v[nv++] = INT64_MIN + 1;
+	buf_init(&b, 4096);
+	for (size_t i = 0; i < nv; i++) {
+		int n = snprintf(want, sizeof(want), "%" PRId64, v[i]);
+
+		buf_reset(&b);
+		assert_int_equal(buf_append(&b, "[", 1), 0);
+		assert_int_equal(jsonw_int(&b, v[i]), 0);
+		assert_int_equal(b.len, (size_t)n + 1);
+		assert_memory_equal(b.data + 1, want, (size_t)n);
+		/* Room for exactly the digits, then for one less. */
+		buf_init(&tight, (size_t)n);
+		assert_int_equal(jsonw_int(&tight, v[i]), 0);
+		assert_int_equal(tight.len, (size_t)n);
+		assert_memory_equal(tight.data, want, (size_t)n);
+		buf_free(&tight);
+		buf_init(&tight, (size_t)n - 1);
+		assert_int_equal(jsonw_int(&tight, v[i]), -EMSGSIZE);
+		assert_int_equal(tight.len, 0);
+		buf_free(&tight);
+	}
+	buf_reset(&b);
+	assert_int_equal(jsonw_uint(&b, UINT64_MAX), 0);
+	assert_memory_equal(b.data, "18446744073709551615", b.len);
+	buf_free(&b);
+}
+
+/* What a thread's jsonw_time writes, in order: its first time first. */
+static const struct { uint64_t ns; const char *text; } thread_times[] = {
+	{ UINT64_C(999), "\"1970-01-01T00:00:00.000000Z\"" },
+	{ UINT64_C(999999999), "\"1970-01-01T00:00:00.999999Z\"" },
+	{ UINT64_C(1000000000), "\"1970-01-01T00:00:01.000000Z\"" },
+	{ UINT64_C(1795341600999999999), "\"2026-11-22T10:00:00.999999Z\"" },
+	{ UINT64_C(1795341601000000000), "\"2026-11-22T10:00:01.000000Z\"" },
+	{ UINT64_C(1795341600999998000), "\"2026-11-22T10:00:00.999998Z\"" },
+	{ UINT64_C(1795341601000000999), "\"2026-11-22T10:00:01.000000Z\"" },
+	{ UINT64_C(1795341601010203040), "\"2026-11-22T10:00:01.010203Z\"" },
+	{ UINT64_C(1795345199999999999), "\"2026-11-22T10:59:59.999999Z\"" },
+	{ UINT64_C(1795345200000000000), "\"2026-11-22T11:00:00.000000Z\"" },
+	{ UINT64_C(18446744073709551615), "\"2554-07-21T23:34:33.709551Z\"" },
+	{ UINT64_C(0), "\"1970-01-01T00:00:00.000000Z\"" },
+};
+
+static void *
+thread_times_write(void *arg)
+{
+	struct buf b;
+	size_t *bad = arg;
+
+	buf_init(&b, 64);
+	for (size_t i = 0; i < sizeof(thread_times) / sizeof(thread_times[0]); i++) {
+		buf_reset(&b);
+		if (jsonw_time(&b, thread_times[i].ns) != 0 || b.len != strlen(thread_times[i].text) ||
+		    memcmp(b.data, thread_times[i].text, b.len) != 0) {
+			*bad = i + 1;
+			break;
+		}
+	}
+	buf_free(&b);
+	return NULL;
+}
+
+/*
+ * A thread's first time (in 1970's first second, where nothing was written
+ * before it), then times on both sides of second, hour and era boundaries,
+ * forth and back: each as if it were the first written.
+ */
+static void
+test_a_new_threads_times_across_second_boundaries_are_each_right(void **state)
+{
+	pthread_t t;
+	size_t bad = 0;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, thread_times_write, &bad), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	if (bad != 0)
+		fail_msg("time %zu (%s) written wrong", bad - 1, thread_times[bad - 1].text);
+	/* And on this thread, after the times of the tests before. */
+	thread_times_write(&bad);
+	assert_int_equal(bad, 0);
+}
+
 /*
  * Every part of strings with escapes, UTF-8, bytes that are not UTF-8 and
  * more marked ranges than are kept: jsonw_part writes what jsonw_string
@@ -334,6 +575,64 @@ test_a_part_of_a_marked_string_comes_out_as_jsonw_string_writes_it(void **state)
 	buf_free(&want);
 }
 
+
+/*
+ * Parts of marked strings taken in rising order (an event's slices, as
+ * parsers write them), falling and at random, all through one cursor:
+ * jsonw_part_at writes what jsonw_string writes for each, whatever part
+ * came before, in buffers with room and with just enough.
+ */
+static void
+test_parts_through_one_cursor_in_any_order_come_out_as_jsonw_string_writes_them(void **state)
+{
+	static const char *const in[] = {
+		"203.0.113.9 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 612 \"-\" \"curl\"",
+		"plain ascii only, long enough for parts of every length to 32 bytes and more",
+		"caf\xc3\xa9 \xf0\x9f\x98\x80 \xc3 \xff tab\t nl\n back\\ \x01\x7f \"q\" end",
+		"\"a\"b\"c\"d\"e\"f\"g\"h\"i\"j\"k\"l\"m\"n\"o\"p\"q\"r\"s\"t\"u\"v\"w\"x\"y\"z\"0\"1\"2\"3\"4\"5\"6\"7\"",
+		"",
+	};
+	uint32_t seed = 99;
+	struct buf part, want, tight;
+	struct jsonw_marks m;
+	bool replaced;
+
+	(void)state;
+	buf_init(&part, 4096);
+	buf_init(&want, 4096);
+	for (size_t t = 0; t < sizeof(in) / sizeof(in[0]); t++) {
+		const uint8_t *p = (const uint8_t *)in[t];
+		size_t n = strlen(in[t]);
+
+		buf_reset(&part);
+		assert_int_equal(jsonw_string_marked(&part, p, n, &replaced, &m), 0);
+		for (int order = 0; order < 3; order++) {
+			size_t at = 0;
+
+			for (int k = 0; k < 2000; k++) {
+				size_t off, len;
+
+				seed = seed * 1103515245u + 12345u;
+				off = n == 0 ? 0 : order == 0 ? (size_t)k * n / 2000 :
+				    order == 1 ? n - 1 - (size_t)k * n / 2000 : (seed >> 8) % n;
+				len = n == 0 ? 0 : (seed >> 4) % (n - off + 1);
+				buf_reset(&part);
+				buf_reset(&want);
+				assert_int_equal(jsonw_part_at(&part, p, off, len, &m, &at), 0);
+				assert_int_equal(jsonw_string(&want, p + off, len), 0);
+				assert_int_equal(part.len, want.len);
+				assert_memory_equal(part.data, want.data, want.len);
+				buf_init(&tight, want.len);
+				assert_int_equal(jsonw_part_at(&tight, p, off, len, &m, &at), 0);
+				assert_int_equal(tight.len, want.len);
+				assert_memory_equal(tight.data, want.data, want.len);
+				buf_free(&tight);
+			}
+		}
+	}
+	buf_free(&part);
+	buf_free(&want);
+}
 
 /* Times of one second and of others, in any order: each as if it were the first written. */
 static void
@@ -918,8 +1217,12 @@ main(void)
 		cmocka_unit_test(test_string_says_whether_it_replaced_bytes_in_the_same_pass),
 		cmocka_unit_test(test_cut_costs_what_jsonw_string_writes_and_keeps_utf8_whole),
 		cmocka_unit_test(test_numbers_and_times),
+		cmocka_unit_test(test_strings_are_the_bytes_a_byte_at_a_time_writer_writes),
+		cmocka_unit_test(test_integers_of_every_digit_count_are_what_printf_writes),
+		cmocka_unit_test(test_a_new_threads_times_across_second_boundaries_are_each_right),
 		cmocka_unit_test(test_times_of_the_same_second_and_of_others_are_each_right),
 		cmocka_unit_test(test_a_part_of_a_marked_string_comes_out_as_jsonw_string_writes_it),
+		cmocka_unit_test(test_parts_through_one_cursor_in_any_order_come_out_as_jsonw_string_writes_them),
 		cmocka_unit_test(test_event_record_has_design_members_and_resolved_slices),
 		cmocka_unit_test(test_slices_of_the_message_come_out_as_the_same_text_fields),
 		cmocka_unit_test(test_hive_names_are_lower_case_letters_digits_and_underscores),

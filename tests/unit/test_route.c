@@ -238,6 +238,28 @@ test_topic_check_refuses_what_kafka_refuses_and_says_why(void **state)
 	assert_string_equal(why, "topic of 250 bytes or more is longer than Kafka's 249");
 }
 
+/* Every byte value, first, inside and last in a topic: taken exactly when it is one of [A-Za-z0-9._-]. */
+static void
+test_topic_check_takes_exactly_the_bytes_kafka_takes_anywhere(void **state)
+{
+	char name[3], why[80];
+
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+
+		for (int at = 0; at < 3; at++) {
+			memset(name, 'k', sizeof(name));
+			name[at] = (char)c;
+			assert_int_equal(route_topic_check(name, sizeof(name), why, sizeof(why)),
+			    ok ? 0 : -EINVAL);
+			if (!ok)
+				assert_non_null(strstr(why, "has a byte outside [A-Za-z0-9._-]"));
+		}
+	}
+}
+
 static void
 test_topic_show_escapes_and_cuts(void **state)
 {
@@ -327,6 +349,47 @@ test_output_never_exceeds_the_buffer(void **state)
 	assert_int_equal(route_render(rt, &ev, NULL, out, 5, &n), -ENOBUFS);
 	assert_string_equal(out, "-922");
 	route_free(rt);
+}
+
+/*
+ * Literals and values of every length to 40 bytes, into buffers of every
+ * size to 48: the first size - 1 bytes of the text, NUL-terminated, *len
+ * their count, -ENOBUFS when cut, and no byte written past the buffer.
+ */
+static void
+test_values_of_every_length_fill_buffers_of_every_size_exactly(void **state)
+{
+	char host[41], tmpl[64], want[128], out[64], why[64];
+	struct route *rt;
+	size_t n;
+
+	(void)state;
+	sample();
+	for (size_t i = 0; i < sizeof(host); i++)
+		host[i] = (char)('a' + i % 26);
+	for (size_t hl = 0; hl <= 40; hl++) {
+		size_t wl;
+
+		ev.host = (struct pbslice){ (const uint8_t *)host, hl };
+		/* A literal of hl % 17 bytes, the host, then a literal of 1 byte. */
+		snprintf(tmpl, sizeof(tmpl), "%.*s${host}-", (int)(hl % 17), "0123456789abcdefg");
+		wl = (size_t)snprintf(want, sizeof(want), "%.*s%.*s-", (int)(hl % 17),
+		    "0123456789abcdefg", (int)hl, host);
+		assert_int_equal(route_compile(tmpl, ROUTE_KEY, &rt, why, sizeof(why)), 0);
+		for (size_t size = 1; size <= 48; size++) {
+			size_t keep = wl < size - 1 ? wl : size - 1;
+
+			memset(out, '#', sizeof(out));
+			assert_int_equal(route_render(rt, &ev, NULL, out, size, &n),
+			    wl <= size - 1 ? 0 : -ENOBUFS);
+			assert_int_equal(n, keep);
+			assert_memory_equal(out, want, keep);
+			assert_int_equal(out[keep], '\0');
+			for (size_t k = size; k < sizeof(out); k++)
+				assert_int_equal(out[k], '#');
+		}
+		route_free(rt);
+	}
 }
 
 static void
@@ -699,10 +762,12 @@ main(void)
 		cmocka_unit_test(test_key_bytes_are_kept_as_they_are),
 		cmocka_unit_test(test_topics_render_unchanged_whatever_their_bytes),
 		cmocka_unit_test(test_topic_check_refuses_what_kafka_refuses_and_says_why),
+		cmocka_unit_test(test_topic_check_takes_exactly_the_bytes_kafka_takes_anywhere),
 		cmocka_unit_test(test_topic_show_escapes_and_cuts),
 		cmocka_unit_test(test_missing_or_empty_values_render_their_default),
 		cmocka_unit_test(test_long_topics_are_not_cut_but_refused),
 		cmocka_unit_test(test_output_never_exceeds_the_buffer),
+		cmocka_unit_test(test_values_of_every_length_fill_buffers_of_every_size_exactly),
 		cmocka_unit_test(test_empty_key_template_means_no_key),
 		cmocka_unit_test(test_compile_agrees_with_the_config_check),
 		cmocka_unit_test(test_rendering_allocates_nothing),
