@@ -5,8 +5,8 @@
 # (bench/README.md, "The relay alone").
 #
 # bench/relay_load replays agent batches (bench/nginx_log.py's NGINX lines,
-# parsed by the agent's parser, event format 2, 4096 events per zstd
-# segment, as the spool writes them) over mutual TLS to one relay (2
+# parsed by the agent's parser, event format 3 as agents send it, 4096
+# events per zstd segment, as the spool writes them) over mutual TLS to one relay (2
 # workers, JSON, acks=all with the idempotent producer, as the relay always
 # produces) in front of a fresh mock Kafka cluster (tests/tools/mock_kafka:
 # 3 brokers, topic logs.nginx of 3 partitions, key ${host}), keeping the

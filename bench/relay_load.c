@@ -6,17 +6,19 @@
  *
  * The batches are built as an agent builds them from a file source with
  * format nginx_combined: each line of FILE parsed by the agent's own NGINX
- * parser, the events encoded in event format 2 (each segment's Dict in
- * front of its events), segments of at most 4096 events and 1 MiB cut as
- * the spool cuts them (relays.batch.max_events and max_bytes defaults),
- * each compressed into one zstd frame at the spool's level 1 with a
- * checksum. That costs the client nothing while it sends: the batches are
+ * parser, the events encoded in event format 3 (--format 2 for the
+ * previous one: each segment's Dict in front of its events), segments of
+ * at most 4096 events and 1 MiB cut as the spool cuts them
+ * (relays.batch.max_events and max_bytes defaults), each compressed into
+ * one zstd frame at the spool's level 1, followed as in the spool by the
+ * skippable frame of its CRC-32C (format 3) or with zstd's checksum
+ * (format 2). That costs the client nothing while it sends: the batches are
  * made once, then sent again and again in turn, each time with the next
  * batch id of its connection (an id is the sequence number of its first
  * event, as an agent's).
  *
- * Each of --connections connections (Hello with event formats 1 and 2,
- * Welcome) keeps the relay's window full: a batch goes out whenever one
+ * Each of --connections connections (Hello with event formats 1 to the
+ * one sent, Welcome) keeps the relay's window full: a batch goes out whenever one
  * is acknowledged. A RETRY sends the same batch again after the relay's
  * retry_after_ms; a REJECTED or a Goodbye ends the run with status 1.
  *
@@ -48,6 +50,7 @@
 #include "bench/bench_client.h"
 #include "bench/bench_util.h"
 #include "common/buf.h"
+#include "common/crc32c.h"
 #include "common/log.h"
 #include "common/parser.h"
 #include "common/tls.h"
@@ -59,6 +62,9 @@
 #define LOAD_SEGMENT_EVENTS 4096
 #define LOAD_SEGMENT_BYTES (1u << 20)
 #define LOAD_DICT_BYTES (256u << 10)
+/* agent/spool.c's CRC frame behind a format-3 segment: zstd skippable magic, size 4, CRC-32C. */
+#define LOAD_CRC_MAGIC 0x184D2A50u
+#define LOAD_CRC_FRAME 12
 /* Frames from the relay are Welcome, Ack, Ping, Goodbye: small. */
 #define LOAD_MAX_FRAME (64 * 1024)
 /* Most batches one connection keeps in flight, whatever the relay's window. */
@@ -110,6 +116,7 @@ struct load {
 	size_t nbatches, next_batch;
 	uint64_t lines_per_batch_max;
 	uint32_t nconns, closed;
+	int format;                  /* EVENT_FORMAT_2 or EVENT_FORMAT_3 */
 	struct load_conn *conns;
 	uint64_t warmup, events, sent_events, acked, retries;
 	bool measuring, done, failed;
@@ -140,7 +147,7 @@ load_seal(struct load *app, ZSTD_CCtx *cctx, struct event_dict *dict,
 		return -ENOMEM;
 	app->batches = nb;
 	b = &nb[app->nbatches];
-	bound = ZSTD_compressBound(seg->len);
+	bound = ZSTD_compressBound(seg->len) + LOAD_CRC_FRAME;
 	if ((b->payload = malloc(bound)) == NULL)
 		return -ENOMEM;
 	n = ZSTD_compress2(cctx, b->payload, bound, seg->data, seg->len);
@@ -148,6 +155,13 @@ load_seal(struct load *app, ZSTD_CCtx *cctx, struct event_dict *dict,
 		fprintf(stderr, "relay_load: zstd: %s\n", ZSTD_getErrorName(n));
 		free(b->payload);
 		return -EINVAL;
+	}
+	if (app->format == EVENT_FORMAT_3) {
+		uint32_t words[3] = { LOAD_CRC_MAGIC, 4, crc32c(b->payload, n) };
+
+		for (size_t i = 0; i < 12; i++)
+			b->payload[n + i] = (uint8_t)(words[i / 4] >> (8 * (i % 4)));
+		n += LOAD_CRC_FRAME;
 	}
 	b->len = n;
 	b->uncompressed = seg->len;
@@ -181,10 +195,12 @@ load_make_batches(struct load *app, const char *path, const char *stream)
 	}
 	if (cctx == NULL || dict == NULL || line == NULL ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 1)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1))) {
+	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag,
+	    app->format == EVENT_FORMAT_2))) {
 		r = -ENOMEM;
 		goto out;
 	}
+	event_dict_set_format(dict, app->format);
 	parser_init(&p, LOAD_LINE_MAX);
 	buf_init(&evs, 64u << 20);
 	buf_init(&seg, 64u << 20);
@@ -394,7 +410,7 @@ load_send_batch(struct load_conn *c, size_t i)
 	f.pb.batch.event_count = b->events;
 	f.pb.batch.compression = logferry_Compression_COMPRESSION_ZSTD;
 	f.pb.batch.uncompressed_size = b->uncompressed;
-	f.pb.batch.event_format = EVENT_FORMAT_2;
+	f.pb.batch.event_format = (uint32_t)c->app->format;
 	f.payload = (struct pbslice){ b->payload, b->len };
 	if (load_encode(c, &f) != 0)
 		return -1;
@@ -491,13 +507,14 @@ static void
 load_on_welcome(struct load_conn *c, const logferry_Welcome *w)
 {
 	struct load *app = c->app;
-	bool format2 = false;
+	bool known = false;
 	char why[256];
 
 	for (pb_size_t i = 0; i < w->event_formats_count; i++)
-		format2 |= w->event_formats[i] == EVENT_FORMAT_2;
-	if (!format2) {
-		load_fail(c, "the relay does not read event format 2");
+		known |= w->event_formats[i] == (uint32_t)app->format;
+	if (!known) {
+		snprintf(why, sizeof(why), "the relay does not read event format %d", app->format);
+		load_fail(c, why);
 		return;
 	}
 	for (size_t i = 0; i < app->nbatches; i++) {
@@ -573,9 +590,9 @@ load_on_handshake(void *ctx, int status)
 	if (status != 0)
 		return;      /* on_close follows and says why */
 	bench_client_hello(&c->app->client, c->tls, &f);
-	f.pb.hello.event_formats_count = 2;
-	f.pb.hello.event_formats[0] = EVENT_FORMAT_1;
-	f.pb.hello.event_formats[1] = EVENT_FORMAT_2;
+	f.pb.hello.event_formats_count = 0;
+	for (int v = EVENT_FORMAT_1; v <= c->app->format; v++)
+		f.pb.hello.event_formats[f.pb.hello.event_formats_count++] = (uint32_t)v;
 	if (load_encode(c, &f) == 0)
 		(void)load_write(c);
 }
@@ -641,9 +658,10 @@ usage(FILE *f)
 	    "usage: relay_load -a IP:PORT --ca FILE --cert FILE --key FILE --id AGENT_ID\n"
 	    "                  --lines FILE [--stream NAME] [-n EVENTS] [--warmup EVENTS]\n"
 	    "                  [-c CONNECTIONS] [--pid NAME=PID]... [--timeout SECONDS]\n"
-	    "                  [--server-name NAME]\n"
-	    "Sends the NGINX combined lines of --lines, as an agent's batches (event format 2,\n"
-	    "4096 events per zstd segment), to the relay at IP:PORT over CONNECTIONS (default 2)\n"
+	    "                  [--server-name NAME] [--format 2|3]\n"
+	    "Sends the NGINX combined lines of --lines, as an agent's batches (event format 3\n"
+	    "or --format 2, 4096 events per zstd segment), to the relay at IP:PORT over\n"
+	    "CONNECTIONS (default 2) "
 	    "mutual-TLS connections, each keeping the relay's window full, until --warmup\n"
 	    "(default 200000) and then EVENTS (default 2000000) more are acknowledged; the\n"
 	    "lines are sent again in turn as often as that takes. Prints events/s and CPU us\n"
@@ -660,11 +678,13 @@ main(int argc, char **argv)
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "pid", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "format", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bench_client_args args = BENCH_CLIENT_ARGS_INIT;
-	struct load app = { .nconns = 2, .warmup = 200000, .events = 2000000 };
+	struct load app = { .nconns = 2, .warmup = 200000, .events = 2000000,
+		.format = EVENT_FORMAT_3 };
 	const char *lines = NULL, *stream = "nginx";
 	double timeout = 600;
 	char *eq;
@@ -678,6 +698,7 @@ main(int argc, char **argv)
 		case 'S': stream = optarg; break;
 		case 'w': app.warmup = strtoull(optarg, NULL, 10); break;
 		case 't': timeout = strtod(optarg, NULL); break;
+		case 'F': app.format = atoi(optarg); break;
 		case 'p':
 			if (app.npids == LOAD_PIDS_MAX || (eq = strchr(optarg, '=')) == NULL) {
 				usage(stderr);
@@ -696,6 +717,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (!bench_client_args_complete(&args) || lines == NULL || app.nconns == 0 ||
+	    (app.format != EVENT_FORMAT_2 && app.format != EVENT_FORMAT_3) ||
 	    app.events == 0 || timeout <= 0 || optind != argc) {
 		usage(stderr);
 		return 2;
