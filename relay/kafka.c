@@ -263,6 +263,19 @@ struct kafka {
 
 	atomic_uint_fast64_t queued_msgs, queued_bytes;   /* produced, not reported */
 	atomic_uint nblocked;         /* loops waiting for room */
+	/*
+	 * The poller's: successful delivery reports served and not applied
+	 * yet (kafka_dr_flush). librdkafka calls kafka_on_delivery once per
+	 * record, and each used to update the batch's pending and five shared
+	 * counters, lines the workers write too; now a run of reports of one
+	 * batch updates its pending once, and a poll the shared counters once.
+	 */
+	struct {
+		struct kafka_batch *b;        /* the run's batch */
+		size_t n;                     /* the run's reports */
+		uint64_t delivered, dead_lettered;   /* not in st yet */
+		uint64_t msgs, bytes;         /* not taken off queued_msgs, queued_bytes yet */
+	} dr;
 
 	struct {
 		/* produced: the poller's dead-letter records; the loops count theirs (kafka_loop.st). */
@@ -725,6 +738,98 @@ kafka_refuse_late(struct kafka *k, const rd_kafka_message_t *m, struct kafka_bat
 		    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
 }
 
+/*
+ * On the poller: applies the run of successful reports of k->dr.b. The
+ * counts first, so that a batch answered OK finds its records counted
+ * as delivered (kafka_stats.delivered).
+ */
+static void
+kafka_dr_run_end(struct kafka *k)
+{
+	if (k->dr.n == 0)
+		return;
+	atomic_fetch_add(&k->st.delivered, k->dr.delivered);
+	if (k->dr.dead_lettered != 0)
+		atomic_fetch_add(&k->st.dead_lettered, k->dr.dead_lettered);
+	k->dr.delivered = k->dr.dead_lettered = 0;
+	/* Kafka takes records again: what /health said is over. */
+	if (atomic_load_explicit(&k->trouble, memory_order_relaxed))
+		atomic_store(&k->trouble, false);
+	kafka_batch_reports(k->dr.b, 0, k->dr.n);
+	k->dr.b = NULL;
+	k->dr.n = 0;
+}
+
+/*
+ * On the poller (or in kafka_free, once it stopped), after each
+ * rd_kafka_poll and before a failed report: applies every report served
+ * so far, in the order they came.
+ */
+static void
+kafka_dr_flush(struct kafka *k)
+{
+	kafka_dr_run_end(k);
+	if (k->dr.msgs == 0)
+		return;
+	atomic_fetch_sub(&k->queued_bytes, k->dr.bytes);
+	/* Last: kafka_flush returns when this reaches 0, with the counts and reports above done. */
+	atomic_fetch_sub(&k->queued_msgs, k->dr.msgs);
+	k->dr.msgs = k->dr.bytes = 0;
+}
+
+/* Serves rk's reports and errors, waiting up to ms for the first, then applies them. */
+static void
+kafka_serve(struct kafka *k, rd_kafka_t *rk, int ms)
+{
+	rd_kafka_poll(rk, ms);
+	kafka_dr_flush(k);
+}
+
+/*
+ * On the poller: a failed report. The reports before it are applied
+ * first, as they came (a delivery before it ends /health's trouble, this
+ * failure starts it again).
+ */
+static void
+kafka_dr_failed(struct kafka *k, const rd_kafka_message_t *m, struct kafka_batch *b,
+    bool dead_letter)
+{
+	int err = m->err;
+	char why[512];
+
+	kafka_dr_flush(k);
+	atomic_fetch_add(&k->st.failed, 1);
+	if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+		kafka_note_error(k, m->err, rd_kafka_topic_name(m->rkt),
+		    rd_kafka_err2str(m->err), why, sizeof(why));
+	if (kafka_err_set_aside(b->set, m->err, dead_letter)) {
+		if (!dead_letter)
+			atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_BROKER_REFUSED], 1);
+		if (!dead_letter && !kafka_err_permanent(m->err))
+			log_warn("%s; meanwhile its records go to the dead-letter topic %s, "
+			    "with their topic in logferry-original-topic", why,
+			    b->set->dead_letter_topic);
+		/*
+		 * Retrying would block the agent's spool behind this record
+		 * for good: it goes to the dead-letter topic, or it is
+		 * refused; the batch goes on either way.
+		 */
+		if (dead_letter || b->set->dead_letter_topic == NULL ||
+		    kafka_dead_letter(k, m, b) == 0)
+			err = 0;
+		if (err == 0 && (dead_letter || b->set->dead_letter_topic == NULL))
+			kafka_refuse_late(k, m, b, dead_letter);
+	} else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+	    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+		log_warn("Kafka did not take a record: %s; its batch is answered RETRY "
+		    "and the agent re-sends it", why);
+	}
+	kafka_batch_reports(b, err, 1);
+	/* Last: kafka_flush returns when this reaches 0, with the counts above done. */
+	atomic_fetch_sub(&k->queued_bytes, m->len);
+	atomic_fetch_sub(&k->queued_msgs, 1);
+}
+
 static void
 kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -732,50 +837,26 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	uintptr_t op = (uintptr_t)m->_private;
 	struct kafka_batch *b = (struct kafka_batch *)(op & ~KAFKA_DLQ_TAG);
 	bool dead_letter = (op & KAFKA_DLQ_TAG) != 0;
-	int err = m->err;
 
 	(void)rk;
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		atomic_fetch_add(&k->st.delivered, 1);
-		if (dead_letter)
-			atomic_fetch_add(&k->st.dead_lettered, 1);
-		/* Kafka takes records again: what /health said is over. */
-		if (atomic_load_explicit(&k->trouble, memory_order_relaxed))
-			atomic_store(&k->trouble, false);
-	} else {
-		char why[512];
-
-		atomic_fetch_add(&k->st.failed, 1);
-		if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
-			kafka_note_error(k, m->err, rd_kafka_topic_name(m->rkt),
-			    rd_kafka_err2str(m->err), why, sizeof(why));
-		if (kafka_err_set_aside(b->set, m->err, dead_letter)) {
-			if (!dead_letter)
-				atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_BROKER_REFUSED], 1);
-			if (!dead_letter && !kafka_err_permanent(m->err))
-				log_warn("%s; meanwhile its records go to the dead-letter topic %s, "
-				    "with their topic in logferry-original-topic", why,
-				    b->set->dead_letter_topic);
-			/*
-			 * Retrying would block the agent's spool behind this record
-			 * for good: it goes to the dead-letter topic, or it is
-			 * refused; the batch goes on either way.
-			 */
-			if (dead_letter || b->set->dead_letter_topic == NULL ||
-			    kafka_dead_letter(k, m, b) == 0)
-				err = 0;
-			if (err == 0 && (dead_letter || b->set->dead_letter_topic == NULL))
-				kafka_refuse_late(k, m, b, dead_letter);
-		} else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
-		    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-			log_warn("Kafka did not take a record: %s; its batch is answered RETRY "
-			    "and the agent re-sends it", why);
-		}
+	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		kafka_dr_failed(k, m, b, dead_letter);
+		return;
 	}
-	kafka_batch_reports(b, err, 1);
-	/* Last: kafka_flush returns when this reaches 0, with the counts above done. */
-	atomic_fetch_sub(&k->queued_bytes, m->len);
-	atomic_fetch_sub(&k->queued_msgs, 1);
+	/*
+	 * Counted here, applied by kafka_dr_run_end or kafka_dr_flush: b
+	 * cannot settle, nor be freed, before, as its pending still counts
+	 * this report.
+	 */
+	if (b != k->dr.b) {
+		kafka_dr_run_end(k);
+		k->dr.b = b;
+	}
+	k->dr.n++;
+	k->dr.delivered++;
+	k->dr.dead_lettered += dead_letter;
+	k->dr.msgs++;
+	k->dr.bytes += m->len;
 }
 
 static void
@@ -2113,14 +2194,14 @@ kafka_settings_new(const struct relay_config *cfg, const struct kafka_limits *li
 
 /* Purges what rk holds, serves the reports this gives (answers RETRY), destroys it. */
 static void
-kafka_retire(rd_kafka_t *rk)
+kafka_retire(struct kafka *k, rd_kafka_t *rk)
 {
 	uint64_t deadline = kafka_now_ms() + KAFKA_DRAIN_MS;
 	int left;
 
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	while ((left = rd_kafka_outq_len(rk)) > 0 && kafka_now_ms() < deadline)
-		rd_kafka_poll(rk, 10);
+		kafka_serve(k, rk, 10);
 	if (left > 0)
 		log_error("%d Kafka record(s) got no delivery report before the producer was "
 		    "destroyed; their batches are answered RETRY at kafka.delivery_timeout", left);
@@ -2154,7 +2235,7 @@ kafka_recreate(struct kafka *k, uint64_t *next_try)
 	old = k->rk;
 	k->rk = rk;
 	pthread_rwlock_unlock(&k->rk_lock);
-	kafka_retire(old);
+	kafka_retire(k, old);
 	atomic_fetch_add(&k->st.recreated, 1);
 	atomic_fetch_add(&k->generation, 1);
 	log_info("a new Kafka producer replaced the failed one");
@@ -2200,7 +2281,7 @@ kafka_take_next(struct kafka *k)
 	if (atomic_exchange(&k->fatal, false) || k->nretiring == KAFKA_RETIRING_MAX) {
 		log_info("the new Kafka producer takes every new record; the one it replaced "
 		    "had failed and is purged (its batches are answered RETRY)");
-		kafka_retire(old);
+		kafka_retire(k, old);
 		return;
 	}
 	k->retiring[k->nretiring++] = old;
@@ -2216,7 +2297,7 @@ kafka_retiring_poll(struct kafka *k)
 	for (int i = 0; i < k->nretiring;) {
 		rd_kafka_t *rk = k->retiring[i];
 
-		rd_kafka_poll(rk, 0);
+		kafka_serve(k, rk, 0);
 		/* Queued, in flight, or a report not served yet. */
 		if (rd_kafka_outq_len(rk) > 0) {
 			i++;
@@ -2290,7 +2371,7 @@ kafka_poll_main(void *arg)
 	uint64_t next_try = 0;
 
 	while (!atomic_load(&k->stop)) {
-		rd_kafka_poll(k->rk, k->nretiring > 0 ? KAFKA_RETIRING_POLL_MS : KAFKA_POLL_MS);
+		kafka_serve(k, k->rk, k->nretiring > 0 ? KAFKA_RETIRING_POLL_MS : KAFKA_POLL_MS);
 		kafka_retiring_poll(k);
 		kafka_take_next(k);
 		if (atomic_load(&k->fatal))
@@ -2515,7 +2596,7 @@ kafka_free(struct kafka *k)
 		pthread_join(k->poller, NULL);
 	/* Reports served here reach closed loops only: plain bookkeeping. */
 	for (int i = 0; i < k->nretiring; i++)
-		kafka_retire(k->retiring[i]);
+		kafka_retire(k, k->retiring[i]);
 	if (k->next_rk != NULL) {
 		rd_kafka_destroy(k->next_rk);
 		rd_kafka_conf_destroy(k->next_conf);
@@ -2523,7 +2604,7 @@ kafka_free(struct kafka *k)
 	}
 	free(k->rk_password_file);
 	kafka_topics_clear(k);
-	kafka_retire(k->rk);
+	kafka_retire(k, k->rk);
 	for (kl = k->loops; kl != NULL; kl = next) {
 		next = kl->next;
 		kafka_loop_free(kl);
