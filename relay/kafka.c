@@ -37,6 +37,13 @@
 #define KAFKA_KEY_MAX 1024
 /* How long the poller waits in rd_kafka_poll: bounds how late it notices a stop or a drained queue. */
 #define KAFKA_POLL_MS 100
+/* librdkafka events the poller serves in a row before it looks at a stop, a swap or a drained queue. */
+#define KAFKA_EVENTS_PER_POLL 256
+/*
+ * Delivery report events a loop holds for freeing, at most (see
+ * kafka_loop.spent); beyond, the poller frees them itself.
+ */
+#define KAFKA_SPENT_MAX 64
 /* Reports of a purged producer are served before it is destroyed, for this long at most. */
 #define KAFKA_DRAIN_MS 5000
 /* A failed recreate is tried again after this. */
@@ -200,6 +207,18 @@ struct kafka_loop {
 	/* Under mu. */
 	struct kafka_batch *ready_head, *ready_tail;
 	bool closed, blocked, wake_writable;
+	/*
+	 * Delivery report events served, whose records this loop produced,
+	 * left to it to destroy (kafka_spent_give): the records' memory goes
+	 * back to the thread that allocated it, where the allocator's
+	 * thread cache takes it back at a fraction of what freeing memory of
+	 * another thread costs the poller, and the loop's next records reuse
+	 * it. Under mu; spent_mu is held while they are destroyed, so that a
+	 * producer is never destroyed before them (kafka_spent_reclaim).
+	 */
+	rd_kafka_event_t *spent[KAFKA_SPENT_MAX];
+	size_t nspent;
+	pthread_mutex_t spent_mu;
 
 	struct kafka_loop *next;      /* k->loops, under k->mu */
 };
@@ -450,12 +469,16 @@ kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 		log_debug("kafka: %s: %s", fac, buf);
 }
 
+static void kafka_dr_flush(struct kafka *k);
+
 static void
 kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct kafka *k = opaque;
 	char why[512];
 
+	/* On the poller: the reports served before it first, as they came (/health's trouble). */
+	kafka_dr_flush(k);
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
 		rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, why, sizeof(why));
 
@@ -859,6 +882,124 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	k->dr.bytes += m->len;
 }
 
+/*
+ * On the poller: ev, a delivery report event served, goes to kl (whose
+ * loop produced its first record) to be destroyed there; destroyed here
+ * when kl is closed or holds KAFKA_SPENT_MAX already.
+ */
+static void
+kafka_spent_give(struct kafka_loop *kl, rd_kafka_event_t *ev)
+{
+	bool taken = false;
+
+	pthread_mutex_lock(&kl->mu);
+	if (!kl->closed && kl->nspent < KAFKA_SPENT_MAX) {
+		kl->spent[kl->nspent++] = ev;
+		taken = true;
+		/* Under the lock: kafka_loop_close closes the handle under it too. */
+		if (kl->nspent == 1)
+			uv_async_send(&kl->async);
+	}
+	pthread_mutex_unlock(&kl->mu);
+	if (!taken)
+		rd_kafka_event_destroy(ev);
+}
+
+/* Destroys the events kl holds (its loop, or the poller reclaiming them). */
+static void
+kafka_spent_free(struct kafka_loop *kl)
+{
+	rd_kafka_event_t *spent[KAFKA_SPENT_MAX];
+	size_t n;
+
+	pthread_mutex_lock(&kl->spent_mu);
+	pthread_mutex_lock(&kl->mu);
+	n = kl->nspent;
+	memcpy(spent, kl->spent, n * sizeof(spent[0]));
+	kl->nspent = 0;
+	pthread_mutex_unlock(&kl->mu);
+	/* Outside mu: the poller goes on settling batches meanwhile. */
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_event_destroy(spent[i]);
+	pthread_mutex_unlock(&kl->spent_mu);
+}
+
+/*
+ * Before a producer is destroyed: its events still held by loops are
+ * destroyed here (they reach into it), with those of any other producer.
+ */
+static void
+kafka_spent_reclaim(struct kafka *k)
+{
+	pthread_mutex_lock(&k->mu);
+	for (struct kafka_loop *kl = k->loops; kl != NULL; kl = kl->next)
+		kafka_spent_free(kl);
+	pthread_mutex_unlock(&k->mu);
+}
+
+/*
+ * On the poller: one event of the current producer's main queue. The
+ * main queue, served as events (rd_kafka_queue_poll), gives a delivery
+ * report with all the records of a ProduceResponse, which can be freed
+ * later and elsewhere; librdkafka's errors and logs come as events too
+ * there, and go to the callbacks rd_kafka_poll would have called.
+ */
+static void
+kafka_on_event(struct kafka *k, rd_kafka_t *rk, rd_kafka_event_t *ev)
+{
+	const rd_kafka_message_t *m;
+	struct kafka_loop *kl = NULL;
+	const char *fac, *str;
+	int level;
+
+	switch (rd_kafka_event_type(ev)) {
+	case RD_KAFKA_EVENT_DR:
+		while ((m = rd_kafka_event_message_next(ev)) != NULL) {
+			/* Before its report: the batch may be freed once it is applied. */
+			if (kl == NULL)
+				kl = ((struct kafka_batch *)((uintptr_t)m->_private &
+				    ~KAFKA_DLQ_TAG))->kl;
+			kafka_on_delivery(rk, m, k);
+		}
+		if (kl != NULL) {
+			kafka_spent_give(kl, ev);
+			return;
+		}
+		break;
+	case RD_KAFKA_EVENT_ERROR:
+		/* As the error callback is called: a fatal error as ERR__FATAL. */
+		kafka_on_error(rk, rd_kafka_event_error_is_fatal(ev) ? RD_KAFKA_RESP_ERR__FATAL :
+		    rd_kafka_event_error(ev), rd_kafka_event_error_string(ev), k);
+		break;
+	case RD_KAFKA_EVENT_LOG:
+		if (rd_kafka_event_log(ev, &fac, &str, &level) == 0)
+			kafka_on_log(rk, level, fac, str);
+		break;
+	default:
+		/* Statistics: no callback for them, as before. */
+		break;
+	}
+	rd_kafka_event_destroy(ev);
+}
+
+/*
+ * On the poller: serves the current producer's main queue as events,
+ * waiting up to ms for the first, then applies the reports.
+ */
+static void
+kafka_serve_events(struct kafka *k, int ms)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_get_main(k->rk);
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms);
+
+	for (int i = 0; ev != NULL; i++) {
+		kafka_on_event(k, k->rk, ev);
+		ev = i + 1 < KAFKA_EVENTS_PER_POLL ? rd_kafka_queue_poll(q, 0) : NULL;
+	}
+	rd_kafka_queue_destroy(q);
+	kafka_dr_flush(k);
+}
+
 static void
 kafka_dl_unlink(struct kafka_loop *kl, struct kafka_batch *b)
 {
@@ -995,6 +1136,8 @@ kafka_loop_on_async(uv_async_t *h)
 	bool writable;
 
 	kafka_loop_drain(kl);
+	/* Before the writable callback: this gives librdkafka's queue room too. */
+	kafka_spent_free(kl);
 	pthread_mutex_lock(&kl->mu);
 	writable = kl->wake_writable;
 	kl->wake_writable = false;
@@ -1835,7 +1978,13 @@ kafka_loop_new(struct kafka *k, uv_loop_t *loop, kafka_writable_cb writable_cb, 
 		free(kl);
 		return -r;
 	}
+	if ((r = pthread_mutex_init(&kl->spent_mu, NULL)) != 0) {
+		pthread_mutex_destroy(&kl->mu);
+		free(kl);
+		return -r;
+	}
 	if ((r = uv_async_init(loop, &kl->async, kafka_loop_on_async)) != 0) {
+		pthread_mutex_destroy(&kl->spent_mu);
 		pthread_mutex_destroy(&kl->mu);
 		free(kl);
 		return r;
@@ -1893,6 +2042,7 @@ kafka_loop_free(struct kafka_loop *kl)
 	buf_free(&kl->value);
 	event_json_cache_free(&kl->json);
 	free(kl->fields);
+	pthread_mutex_destroy(&kl->spent_mu);
 	pthread_mutex_destroy(&kl->mu);
 	free(kl);
 }
@@ -2200,6 +2350,8 @@ kafka_retire(struct kafka *k, rd_kafka_t *rk)
 	int left;
 
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	/* Records of rk held for a loop count in its queue, and a closed loop frees none. */
+	kafka_spent_reclaim(k);
 	while ((left = rd_kafka_outq_len(rk)) > 0 && kafka_now_ms() < deadline)
 		kafka_serve(k, rk, 10);
 	if (left > 0)
@@ -2371,7 +2523,7 @@ kafka_poll_main(void *arg)
 	uint64_t next_try = 0;
 
 	while (!atomic_load(&k->stop)) {
-		kafka_serve(k, k->rk, k->nretiring > 0 ? KAFKA_RETIRING_POLL_MS : KAFKA_POLL_MS);
+		kafka_serve_events(k, k->nretiring > 0 ? KAFKA_RETIRING_POLL_MS : KAFKA_POLL_MS);
 		kafka_retiring_poll(k);
 		kafka_take_next(k);
 		if (atomic_load(&k->fatal))

@@ -2134,6 +2134,38 @@ test_fatal_error_recreates_the_producer(void **state)
 	global_fx = NULL;
 }
 
+/*
+ * The memory of delivered records may still be held for the loop that
+ * produced them when the producer fails for good: the new producer takes
+ * over, the old one is destroyed only once nothing of it is held (ASAN
+ * would see a use after free), the batch is answered OK, and the new
+ * producer delivers.
+ */
+static void
+test_a_producer_recreated_while_its_reports_wait_for_their_loop_is_destroyed_safely(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct answer *a;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	a = produce_batch(f, 1, 200, 100);
+	/* The reports are served; the loop has not run since. */
+	assert_int_equal(kafka_flush(f->k, 10000), 0);
+	assert_int_equal(a->calls, 0);
+	assert_int_equal(kafka_test_fatal_error(f->k, "test: sequence gap"), 0);
+	assert_true(fx_run_until(f, recreated, 10000));
+	assert_true(fx_run_until(f, all_answered, 10000));
+	assert_int_equal(a->calls, 1);
+	assert_int_equal(a->status, KAFKA_OK);
+	a = produce_batch(f, 1000, 50, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
 static void
 test_stop_answers_outstanding_batches_retry(void **state)
 {
@@ -2699,6 +2731,7 @@ main(void)
 		cmocka_unit_test(test_answers_run_on_the_owners_loop_thread),
 		cmocka_unit_test(test_late_reports_after_retry_are_dropped),
 		cmocka_unit_test(test_fatal_error_recreates_the_producer),
+		cmocka_unit_test(test_a_producer_recreated_while_its_reports_wait_for_their_loop_is_destroyed_safely),
 		cmocka_unit_test(test_stop_answers_outstanding_batches_retry),
 		cmocka_unit_test(test_stop_after_a_flush_answers_delivered_batches_ok),
 		cmocka_unit_test(test_empty_and_abandoned_batches),
