@@ -40,10 +40,12 @@
 /* librdkafka events the poller serves in a row before it looks at a stop, a swap or a drained queue. */
 #define KAFKA_EVENTS_PER_POLL 256
 /*
- * Delivery report events a loop holds for freeing, at most (see
- * kafka_loop.spent); beyond, the poller frees them itself.
+ * Delivery report events a loop holds for freeing, and their records, at
+ * most (see kafka_loop.spent): a busy loop frees them late, and their
+ * memory stays allocated meanwhile. Beyond, the poller frees them itself.
  */
 #define KAFKA_SPENT_MAX 64
+#define KAFKA_SPENT_RECORDS 8192
 /* Reports of a purged producer are served before it is destroyed, for this long at most. */
 #define KAFKA_DRAIN_MS 5000
 /* A failed recreate is tried again after this. */
@@ -217,7 +219,7 @@ struct kafka_loop {
 	 * producer is never destroyed before them (kafka_spent_reclaim).
 	 */
 	rd_kafka_event_t *spent[KAFKA_SPENT_MAX];
-	size_t nspent;
+	size_t nspent, spent_records;
 	pthread_mutex_t spent_mu;
 
 	struct kafka_loop *next;      /* k->loops, under k->mu */
@@ -883,18 +885,20 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 /*
- * On the poller: ev, a delivery report event served, goes to kl (whose
- * loop produced its first record) to be destroyed there; destroyed here
- * when kl is closed or holds KAFKA_SPENT_MAX already.
+ * On the poller: ev, a delivery report event served, of n records, goes
+ * to kl (whose loop produced its first record) to be destroyed there;
+ * destroyed here when kl is closed or holds its share already.
  */
 static void
-kafka_spent_give(struct kafka_loop *kl, rd_kafka_event_t *ev)
+kafka_spent_give(struct kafka_loop *kl, rd_kafka_event_t *ev, size_t n)
 {
 	bool taken = false;
 
 	pthread_mutex_lock(&kl->mu);
-	if (!kl->closed && kl->nspent < KAFKA_SPENT_MAX) {
+	if (!kl->closed && kl->nspent < KAFKA_SPENT_MAX &&
+	    kl->spent_records + n <= KAFKA_SPENT_RECORDS) {
 		kl->spent[kl->nspent++] = ev;
+		kl->spent_records += n;
 		taken = true;
 		/* Under the lock: kafka_loop_close closes the handle under it too. */
 		if (kl->nspent == 1)
@@ -916,7 +920,7 @@ kafka_spent_free(struct kafka_loop *kl)
 	pthread_mutex_lock(&kl->mu);
 	n = kl->nspent;
 	memcpy(spent, kl->spent, n * sizeof(spent[0]));
-	kl->nspent = 0;
+	kl->nspent = kl->spent_records = 0;
 	pthread_mutex_unlock(&kl->mu);
 	/* Outside mu: the poller goes on settling batches meanwhile. */
 	for (size_t i = 0; i < n; i++)
@@ -950,10 +954,13 @@ kafka_on_event(struct kafka *k, rd_kafka_t *rk, rd_kafka_event_t *ev)
 	const rd_kafka_message_t *m;
 	struct kafka_loop *kl = NULL;
 	const char *fac, *str;
+	size_t n;
 	int level;
 
 	switch (rd_kafka_event_type(ev)) {
 	case RD_KAFKA_EVENT_DR:
+		/* Before they are read: reading moves them to the event's other list. */
+		n = rd_kafka_event_message_count(ev);
 		while ((m = rd_kafka_event_message_next(ev)) != NULL) {
 			/* Before its report: the batch may be freed once it is applied. */
 			if (kl == NULL)
@@ -962,7 +969,7 @@ kafka_on_event(struct kafka *k, rd_kafka_t *rk, rd_kafka_event_t *ev)
 			kafka_on_delivery(rk, m, k);
 		}
 		if (kl != NULL) {
-			kafka_spent_give(kl, ev);
+			kafka_spent_give(kl, ev, n);
 			return;
 		}
 		break;
@@ -2024,6 +2031,8 @@ kafka_loop_close(struct kafka_loop *kl)
 		atomic_fetch_sub(&kl->k->nblocked, 1);
 	}
 	pthread_mutex_unlock(&kl->mu);
+	/* Closed: the poller gives it no more; a producer a reload replaced may wait for these. */
+	kafka_spent_free(kl);
 	uv_close((uv_handle_t *)&kl->timer, kafka_loop_on_close);
 	uv_close((uv_handle_t *)&kl->async, kafka_loop_on_close);
 }
@@ -2455,6 +2464,8 @@ kafka_retiring_poll(struct kafka *k)
 			i++;
 			continue;
 		}
+		/* A loop may be destroying its last event still: wait for it to finish. */
+		kafka_spent_reclaim(k);
 		rd_kafka_destroy(rk);
 		k->retiring[i] = k->retiring[--k->nretiring];
 		atomic_store(&k->retiring_now, k->nretiring);
