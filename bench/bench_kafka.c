@@ -26,6 +26,8 @@
  *               referer left out) as JSON
  *               records (the relay's Kafka path: routing, JSON, headers),
  *               batches of 1000 completed on a uv loop
+ *   module_nohdr as module with kafka.headers off (bench_relay.sh's
+ *               relay without headers)
  *
  * Usage: bench_kafka [RECORDS [VARIANT...]]   (default 300000, all variants)
  */
@@ -58,10 +60,11 @@
 #define BENCH_VALUE 350
 #define BENCH_BATCH 1000
 
-enum bench_variant { V_NONE, V_HEADER, V_HEADERS_2, V_COPY, V_RKT, V_MODULE, V_COUNT };
+enum bench_variant { V_NONE, V_HEADER, V_HEADERS_2, V_COPY, V_RKT, V_MODULE, V_MODULE_NOHDR,
+	V_COUNT };
 
 static const char *const variant_names[V_COUNT] = {
-	"none", "v_header", "headers_2", "copy", "rkt", "module",
+	"none", "v_header", "headers_2", "copy", "rkt", "module", "module_nohdr",
 };
 
 /* ---------------------------------------------------------------- cluster */
@@ -417,7 +420,7 @@ bench_module_event(struct bench_module *m)
 }
 
 static int
-bench_module(const char *bootstrap, unsigned long n, double *cpu, double *wall)
+bench_module(const char *bootstrap, unsigned long n, bool headers, double *cpu, double *wall)
 {
 	struct relay_config cfg;
 	struct config_addr broker = { .text = (char *)bootstrap };
@@ -433,7 +436,7 @@ bench_module(const char *bootstrap, unsigned long n, double *cpu, double *wall)
 	cfg.kafka.topic = BENCH_TOPIC;
 	cfg.kafka.key = "${host}";
 	cfg.kafka.format = RELAY_FORMAT_JSON;
-	cfg.kafka.headers = true;
+	cfg.kafka.headers = headers;
 	cfg.kafka.delivery_timeout_ms = 30000;
 	if (m == NULL || (r = kafka_new(&cfg, 256u << 20, &k)) != 0)
 		return -1;
@@ -508,7 +511,8 @@ main(int argc, char **argv)
 
 		if (!want[v])
 			continue;
-		r = v == V_MODULE ? bench_module(bootstrap, n, &cpu, &wall) :
+		r = v == V_MODULE || v == V_MODULE_NOHDR ?
+		    bench_module(bootstrap, n, v == V_MODULE, &cpu, &wall) :
 		    bench_plain(bootstrap, v, n, &cpu, &wall);
 		if (r != 0) {
 			rc = 1;

@@ -37,6 +37,15 @@
 #define KAFKA_KEY_MAX 1024
 /* How long the poller waits in rd_kafka_poll: bounds how late it notices a stop or a drained queue. */
 #define KAFKA_POLL_MS 100
+/* librdkafka events the poller serves in a row before it looks at a stop, a swap or a drained queue. */
+#define KAFKA_EVENTS_PER_POLL 256
+/*
+ * Delivery report events a loop holds for freeing, and their records, at
+ * most (see kafka_loop.spent): a busy loop frees them late, and their
+ * memory stays allocated meanwhile. Beyond, the poller frees them itself.
+ */
+#define KAFKA_SPENT_MAX 64
+#define KAFKA_SPENT_RECORDS 8192
 /* Reports of a purged producer are served before it is destroyed, for this long at most. */
 #define KAFKA_DRAIN_MS 5000
 /* A failed recreate is tried again after this. */
@@ -200,6 +209,18 @@ struct kafka_loop {
 	/* Under mu. */
 	struct kafka_batch *ready_head, *ready_tail;
 	bool closed, blocked, wake_writable;
+	/*
+	 * Delivery report events served, whose records this loop produced,
+	 * left to it to destroy (kafka_spent_give): the records' memory goes
+	 * back to the thread that allocated it, where the allocator's
+	 * thread cache takes it back at a fraction of what freeing memory of
+	 * another thread costs the poller, and the loop's next records reuse
+	 * it. Under mu; spent_mu is held while they are destroyed, so that a
+	 * producer is never destroyed before them (kafka_spent_reclaim).
+	 */
+	rd_kafka_event_t *spent[KAFKA_SPENT_MAX];
+	size_t nspent, spent_records;
+	pthread_mutex_t spent_mu;
 
 	struct kafka_loop *next;      /* k->loops, under k->mu */
 };
@@ -263,6 +284,19 @@ struct kafka {
 
 	atomic_uint_fast64_t queued_msgs, queued_bytes;   /* produced, not reported */
 	atomic_uint nblocked;         /* loops waiting for room */
+	/*
+	 * The poller's: successful delivery reports served and not applied
+	 * yet (kafka_dr_flush). librdkafka calls kafka_on_delivery once per
+	 * record, and each used to update the batch's pending and five shared
+	 * counters, lines the workers write too; now a run of reports of one
+	 * batch updates its pending once, and a poll the shared counters once.
+	 */
+	struct {
+		struct kafka_batch *b;        /* the run's batch */
+		size_t n;                     /* the run's reports */
+		uint64_t delivered, dead_lettered;   /* not in st yet */
+		uint64_t msgs, bytes;         /* not taken off queued_msgs, queued_bytes yet */
+	} dr;
 
 	struct {
 		/* produced: the poller's dead-letter records; the loops count theirs (kafka_loop.st). */
@@ -437,12 +471,16 @@ kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 		log_debug("kafka: %s: %s", fac, buf);
 }
 
+static void kafka_dr_flush(struct kafka *k);
+
 static void
 kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct kafka *k = opaque;
 	char why[512];
 
+	/* On the poller: the reports served before it first, as they came (/health's trouble). */
+	kafka_dr_flush(k);
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
 		rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, why, sizeof(why));
 
@@ -725,6 +763,98 @@ kafka_refuse_late(struct kafka *k, const rd_kafka_message_t *m, struct kafka_bat
 		    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
 }
 
+/*
+ * On the poller: applies the run of successful reports of k->dr.b. The
+ * counts first, so that a batch answered OK finds its records counted
+ * as delivered (kafka_stats.delivered).
+ */
+static void
+kafka_dr_run_end(struct kafka *k)
+{
+	if (k->dr.n == 0)
+		return;
+	atomic_fetch_add(&k->st.delivered, k->dr.delivered);
+	if (k->dr.dead_lettered != 0)
+		atomic_fetch_add(&k->st.dead_lettered, k->dr.dead_lettered);
+	k->dr.delivered = k->dr.dead_lettered = 0;
+	/* Kafka takes records again: what /health said is over. */
+	if (atomic_load_explicit(&k->trouble, memory_order_relaxed))
+		atomic_store(&k->trouble, false);
+	kafka_batch_reports(k->dr.b, 0, k->dr.n);
+	k->dr.b = NULL;
+	k->dr.n = 0;
+}
+
+/*
+ * On the poller (or in kafka_free, once it stopped), after each
+ * rd_kafka_poll and before a failed report: applies every report served
+ * so far, in the order they came.
+ */
+static void
+kafka_dr_flush(struct kafka *k)
+{
+	kafka_dr_run_end(k);
+	if (k->dr.msgs == 0)
+		return;
+	atomic_fetch_sub(&k->queued_bytes, k->dr.bytes);
+	/* Last: kafka_flush returns when this reaches 0, with the counts and reports above done. */
+	atomic_fetch_sub(&k->queued_msgs, k->dr.msgs);
+	k->dr.msgs = k->dr.bytes = 0;
+}
+
+/* Serves rk's reports and errors, waiting up to ms for the first, then applies them. */
+static void
+kafka_serve(struct kafka *k, rd_kafka_t *rk, int ms)
+{
+	rd_kafka_poll(rk, ms);
+	kafka_dr_flush(k);
+}
+
+/*
+ * On the poller: a failed report. The reports before it are applied
+ * first, as they came (a delivery before it ends /health's trouble, this
+ * failure starts it again).
+ */
+static void
+kafka_dr_failed(struct kafka *k, const rd_kafka_message_t *m, struct kafka_batch *b,
+    bool dead_letter)
+{
+	int err = m->err;
+	char why[512];
+
+	kafka_dr_flush(k);
+	atomic_fetch_add(&k->st.failed, 1);
+	if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+		kafka_note_error(k, m->err, rd_kafka_topic_name(m->rkt),
+		    rd_kafka_err2str(m->err), why, sizeof(why));
+	if (kafka_err_set_aside(b->set, m->err, dead_letter)) {
+		if (!dead_letter)
+			atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_BROKER_REFUSED], 1);
+		if (!dead_letter && !kafka_err_permanent(m->err))
+			log_warn("%s; meanwhile its records go to the dead-letter topic %s, "
+			    "with their topic in logferry-original-topic", why,
+			    b->set->dead_letter_topic);
+		/*
+		 * Retrying would block the agent's spool behind this record
+		 * for good: it goes to the dead-letter topic, or it is
+		 * refused; the batch goes on either way.
+		 */
+		if (dead_letter || b->set->dead_letter_topic == NULL ||
+		    kafka_dead_letter(k, m, b) == 0)
+			err = 0;
+		if (err == 0 && (dead_letter || b->set->dead_letter_topic == NULL))
+			kafka_refuse_late(k, m, b, dead_letter);
+	} else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+	    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+		log_warn("Kafka did not take a record: %s; its batch is answered RETRY "
+		    "and the agent re-sends it", why);
+	}
+	kafka_batch_reports(b, err, 1);
+	/* Last: kafka_flush returns when this reaches 0, with the counts above done. */
+	atomic_fetch_sub(&k->queued_bytes, m->len);
+	atomic_fetch_sub(&k->queued_msgs, 1);
+}
+
 static void
 kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -732,50 +862,149 @@ kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	uintptr_t op = (uintptr_t)m->_private;
 	struct kafka_batch *b = (struct kafka_batch *)(op & ~KAFKA_DLQ_TAG);
 	bool dead_letter = (op & KAFKA_DLQ_TAG) != 0;
-	int err = m->err;
 
 	(void)rk;
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		atomic_fetch_add(&k->st.delivered, 1);
-		if (dead_letter)
-			atomic_fetch_add(&k->st.dead_lettered, 1);
-		/* Kafka takes records again: what /health said is over. */
-		if (atomic_load_explicit(&k->trouble, memory_order_relaxed))
-			atomic_store(&k->trouble, false);
-	} else {
-		char why[512];
-
-		atomic_fetch_add(&k->st.failed, 1);
-		if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
-			kafka_note_error(k, m->err, rd_kafka_topic_name(m->rkt),
-			    rd_kafka_err2str(m->err), why, sizeof(why));
-		if (kafka_err_set_aside(b->set, m->err, dead_letter)) {
-			if (!dead_letter)
-				atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_BROKER_REFUSED], 1);
-			if (!dead_letter && !kafka_err_permanent(m->err))
-				log_warn("%s; meanwhile its records go to the dead-letter topic %s, "
-				    "with their topic in logferry-original-topic", why,
-				    b->set->dead_letter_topic);
-			/*
-			 * Retrying would block the agent's spool behind this record
-			 * for good: it goes to the dead-letter topic, or it is
-			 * refused; the batch goes on either way.
-			 */
-			if (dead_letter || b->set->dead_letter_topic == NULL ||
-			    kafka_dead_letter(k, m, b) == 0)
-				err = 0;
-			if (err == 0 && (dead_letter || b->set->dead_letter_topic == NULL))
-				kafka_refuse_late(k, m, b, dead_letter);
-		} else if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
-		    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-			log_warn("Kafka did not take a record: %s; its batch is answered RETRY "
-			    "and the agent re-sends it", why);
-		}
+	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		kafka_dr_failed(k, m, b, dead_letter);
+		return;
 	}
-	kafka_batch_reports(b, err, 1);
-	/* Last: kafka_flush returns when this reaches 0, with the counts above done. */
-	atomic_fetch_sub(&k->queued_bytes, m->len);
-	atomic_fetch_sub(&k->queued_msgs, 1);
+	/*
+	 * Counted here, applied by kafka_dr_run_end or kafka_dr_flush: b
+	 * cannot settle, nor be freed, before, as its pending still counts
+	 * this report.
+	 */
+	if (b != k->dr.b) {
+		kafka_dr_run_end(k);
+		k->dr.b = b;
+	}
+	k->dr.n++;
+	k->dr.delivered++;
+	k->dr.dead_lettered += dead_letter;
+	k->dr.msgs++;
+	k->dr.bytes += m->len;
+}
+
+/*
+ * On the poller: ev, a delivery report event served, of n records, goes
+ * to kl (whose loop produced its first record) to be destroyed there;
+ * destroyed here when kl is closed or holds its share already.
+ */
+static void
+kafka_spent_give(struct kafka_loop *kl, rd_kafka_event_t *ev, size_t n)
+{
+	bool taken = false;
+
+	pthread_mutex_lock(&kl->mu);
+	if (!kl->closed && kl->nspent < KAFKA_SPENT_MAX &&
+	    kl->spent_records + n <= KAFKA_SPENT_RECORDS) {
+		kl->spent[kl->nspent++] = ev;
+		kl->spent_records += n;
+		taken = true;
+		/* Under the lock: kafka_loop_close closes the handle under it too. */
+		if (kl->nspent == 1)
+			uv_async_send(&kl->async);
+	}
+	pthread_mutex_unlock(&kl->mu);
+	if (!taken)
+		rd_kafka_event_destroy(ev);
+}
+
+/* Destroys the events kl holds (its loop, or the poller reclaiming them). */
+static void
+kafka_spent_free(struct kafka_loop *kl)
+{
+	rd_kafka_event_t *spent[KAFKA_SPENT_MAX];
+	size_t n;
+
+	pthread_mutex_lock(&kl->spent_mu);
+	pthread_mutex_lock(&kl->mu);
+	n = kl->nspent;
+	memcpy(spent, kl->spent, n * sizeof(spent[0]));
+	kl->nspent = kl->spent_records = 0;
+	pthread_mutex_unlock(&kl->mu);
+	/* Outside mu: the poller goes on settling batches meanwhile. */
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_event_destroy(spent[i]);
+	pthread_mutex_unlock(&kl->spent_mu);
+}
+
+/*
+ * Before a producer is destroyed: its events still held by loops are
+ * destroyed here (they reach into it), with those of any other producer.
+ */
+static void
+kafka_spent_reclaim(struct kafka *k)
+{
+	pthread_mutex_lock(&k->mu);
+	for (struct kafka_loop *kl = k->loops; kl != NULL; kl = kl->next)
+		kafka_spent_free(kl);
+	pthread_mutex_unlock(&k->mu);
+}
+
+/*
+ * On the poller: one event of the current producer's main queue. The
+ * main queue, served as events (rd_kafka_queue_poll), gives a delivery
+ * report with all the records of a ProduceResponse, which can be freed
+ * later and elsewhere; librdkafka's errors and logs come as events too
+ * there, and go to the callbacks rd_kafka_poll would have called.
+ */
+static void
+kafka_on_event(struct kafka *k, rd_kafka_t *rk, rd_kafka_event_t *ev)
+{
+	const rd_kafka_message_t *m;
+	struct kafka_loop *kl = NULL;
+	const char *fac, *str;
+	size_t n;
+	int level;
+
+	switch (rd_kafka_event_type(ev)) {
+	case RD_KAFKA_EVENT_DR:
+		/* Before they are read: reading moves them to the event's other list. */
+		n = rd_kafka_event_message_count(ev);
+		while ((m = rd_kafka_event_message_next(ev)) != NULL) {
+			/* Before its report: the batch may be freed once it is applied. */
+			if (kl == NULL)
+				kl = ((struct kafka_batch *)((uintptr_t)m->_private &
+				    ~KAFKA_DLQ_TAG))->kl;
+			kafka_on_delivery(rk, m, k);
+		}
+		if (kl != NULL) {
+			kafka_spent_give(kl, ev, n);
+			return;
+		}
+		break;
+	case RD_KAFKA_EVENT_ERROR:
+		/* As the error callback is called: a fatal error as ERR__FATAL. */
+		kafka_on_error(rk, rd_kafka_event_error_is_fatal(ev) ? RD_KAFKA_RESP_ERR__FATAL :
+		    rd_kafka_event_error(ev), rd_kafka_event_error_string(ev), k);
+		break;
+	case RD_KAFKA_EVENT_LOG:
+		if (rd_kafka_event_log(ev, &fac, &str, &level) == 0)
+			kafka_on_log(rk, level, fac, str);
+		break;
+	default:
+		/* Statistics: no callback for them, as before. */
+		break;
+	}
+	rd_kafka_event_destroy(ev);
+}
+
+/*
+ * On the poller: serves the current producer's main queue as events,
+ * waiting up to ms for the first, then applies the reports.
+ */
+static void
+kafka_serve_events(struct kafka *k, int ms)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_get_main(k->rk);
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms);
+
+	for (int i = 0; ev != NULL; i++) {
+		kafka_on_event(k, k->rk, ev);
+		ev = i + 1 < KAFKA_EVENTS_PER_POLL ? rd_kafka_queue_poll(q, 0) : NULL;
+	}
+	rd_kafka_queue_destroy(q);
+	kafka_dr_flush(k);
 }
 
 static void
@@ -914,6 +1143,8 @@ kafka_loop_on_async(uv_async_t *h)
 	bool writable;
 
 	kafka_loop_drain(kl);
+	/* Before the writable callback: this gives librdkafka's queue room too. */
+	kafka_spent_free(kl);
 	pthread_mutex_lock(&kl->mu);
 	writable = kl->wake_writable;
 	kl->wake_writable = false;
@@ -1754,7 +1985,13 @@ kafka_loop_new(struct kafka *k, uv_loop_t *loop, kafka_writable_cb writable_cb, 
 		free(kl);
 		return -r;
 	}
+	if ((r = pthread_mutex_init(&kl->spent_mu, NULL)) != 0) {
+		pthread_mutex_destroy(&kl->mu);
+		free(kl);
+		return -r;
+	}
 	if ((r = uv_async_init(loop, &kl->async, kafka_loop_on_async)) != 0) {
+		pthread_mutex_destroy(&kl->spent_mu);
 		pthread_mutex_destroy(&kl->mu);
 		free(kl);
 		return r;
@@ -1794,6 +2031,8 @@ kafka_loop_close(struct kafka_loop *kl)
 		atomic_fetch_sub(&kl->k->nblocked, 1);
 	}
 	pthread_mutex_unlock(&kl->mu);
+	/* Closed: the poller gives it no more; a producer a reload replaced may wait for these. */
+	kafka_spent_free(kl);
 	uv_close((uv_handle_t *)&kl->timer, kafka_loop_on_close);
 	uv_close((uv_handle_t *)&kl->async, kafka_loop_on_close);
 }
@@ -1812,6 +2051,7 @@ kafka_loop_free(struct kafka_loop *kl)
 	buf_free(&kl->value);
 	event_json_cache_free(&kl->json);
 	free(kl->fields);
+	pthread_mutex_destroy(&kl->spent_mu);
 	pthread_mutex_destroy(&kl->mu);
 	free(kl);
 }
@@ -2113,14 +2353,16 @@ kafka_settings_new(const struct relay_config *cfg, const struct kafka_limits *li
 
 /* Purges what rk holds, serves the reports this gives (answers RETRY), destroys it. */
 static void
-kafka_retire(rd_kafka_t *rk)
+kafka_retire(struct kafka *k, rd_kafka_t *rk)
 {
 	uint64_t deadline = kafka_now_ms() + KAFKA_DRAIN_MS;
 	int left;
 
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	/* Records of rk held for a loop count in its queue, and a closed loop frees none. */
+	kafka_spent_reclaim(k);
 	while ((left = rd_kafka_outq_len(rk)) > 0 && kafka_now_ms() < deadline)
-		rd_kafka_poll(rk, 10);
+		kafka_serve(k, rk, 10);
 	if (left > 0)
 		log_error("%d Kafka record(s) got no delivery report before the producer was "
 		    "destroyed; their batches are answered RETRY at kafka.delivery_timeout", left);
@@ -2154,7 +2396,7 @@ kafka_recreate(struct kafka *k, uint64_t *next_try)
 	old = k->rk;
 	k->rk = rk;
 	pthread_rwlock_unlock(&k->rk_lock);
-	kafka_retire(old);
+	kafka_retire(k, old);
 	atomic_fetch_add(&k->st.recreated, 1);
 	atomic_fetch_add(&k->generation, 1);
 	log_info("a new Kafka producer replaced the failed one");
@@ -2200,7 +2442,7 @@ kafka_take_next(struct kafka *k)
 	if (atomic_exchange(&k->fatal, false) || k->nretiring == KAFKA_RETIRING_MAX) {
 		log_info("the new Kafka producer takes every new record; the one it replaced "
 		    "had failed and is purged (its batches are answered RETRY)");
-		kafka_retire(old);
+		kafka_retire(k, old);
 		return;
 	}
 	k->retiring[k->nretiring++] = old;
@@ -2216,12 +2458,14 @@ kafka_retiring_poll(struct kafka *k)
 	for (int i = 0; i < k->nretiring;) {
 		rd_kafka_t *rk = k->retiring[i];
 
-		rd_kafka_poll(rk, 0);
+		kafka_serve(k, rk, 0);
 		/* Queued, in flight, or a report not served yet. */
 		if (rd_kafka_outq_len(rk) > 0) {
 			i++;
 			continue;
 		}
+		/* A loop may be destroying its last event still: wait for it to finish. */
+		kafka_spent_reclaim(k);
 		rd_kafka_destroy(rk);
 		k->retiring[i] = k->retiring[--k->nretiring];
 		atomic_store(&k->retiring_now, k->nretiring);
@@ -2290,7 +2534,7 @@ kafka_poll_main(void *arg)
 	uint64_t next_try = 0;
 
 	while (!atomic_load(&k->stop)) {
-		rd_kafka_poll(k->rk, k->nretiring > 0 ? KAFKA_RETIRING_POLL_MS : KAFKA_POLL_MS);
+		kafka_serve_events(k, k->nretiring > 0 ? KAFKA_RETIRING_POLL_MS : KAFKA_POLL_MS);
 		kafka_retiring_poll(k);
 		kafka_take_next(k);
 		if (atomic_load(&k->fatal))
@@ -2515,7 +2759,7 @@ kafka_free(struct kafka *k)
 		pthread_join(k->poller, NULL);
 	/* Reports served here reach closed loops only: plain bookkeeping. */
 	for (int i = 0; i < k->nretiring; i++)
-		kafka_retire(k->retiring[i]);
+		kafka_retire(k, k->retiring[i]);
 	if (k->next_rk != NULL) {
 		rd_kafka_destroy(k->next_rk);
 		rd_kafka_conf_destroy(k->next_conf);
@@ -2523,7 +2767,7 @@ kafka_free(struct kafka *k)
 	}
 	free(k->rk_password_file);
 	kafka_topics_clear(k);
-	kafka_retire(k->rk);
+	kafka_retire(k, k->rk);
 	for (kl = k->loops; kl != NULL; kl = next) {
 		next = kl->next;
 		kafka_loop_free(kl);

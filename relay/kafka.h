@@ -14,14 +14,21 @@
  *
  * Threads. Workers produce from their own loop threads (librdkafka is
  * thread-safe; a read-write lock only guards the producer pointer against
- * a swap, taken once per run of records, kafka_loop_hold). One poller thread of this module calls rd_kafka_poll: it
- * serves delivery reports and errors (also of the producers a reload
- * replaced, until they hold nothing), and it is the one place where the
+ * a swap, taken once per run of records, kafka_loop_hold). One poller thread of this module
+ * serves delivery reports and errors: the producer's main queue as events
+ * (rd_kafka_queue_poll; errors and logs go to the same handlers as the
+ * callbacks), those of the producers a reload replaced with rd_kafka_poll,
+ * until they hold nothing; and it is the one place where the
  * producer is replaced, after a fatal error or by a reload's new one;
  * librdkafka forbids destroying a producer from inside its own callbacks. A delivery report finds its batch through the message's
- * opaque and, when it settles the batch, queues it to the batch's
- * kafka_loop and wakes that loop with uv_async_send; the batch's callback
- * then runs on the loop that began it. librdkafka never calls into a loop.
+ * opaque; a run of reports of one batch is applied at once, and when it
+ * settles the batch, the batch is queued to its
+ * kafka_loop, which is woken with uv_async_send; the batch's callback
+ * then runs on the loop that began it. The report event itself goes to the
+ * loop of its first record, which destroys it: the records' memory is freed
+ * on the thread that allocated it (a bounded number per loop; the poller
+ * frees the rest, and takes them all back before it destroys a producer).
+ * librdkafka never calls into a loop.
  * A thread of our own rather than librdkafka's background queue: the
  * recreate needs a thread outside librdkafka's callbacks anyway, one
  * thread serves reports in order with no locking between report handlers,

@@ -1146,6 +1146,226 @@ test_a_batch_with_some_records_failed_is_answered_retry_once(void **state)
 	global_fx = NULL;
 }
 
+/*
+ * nb batches, begun together, take nb * n events in turn (record i goes to
+ * batch i % nb; by_host: batch j's events all have host web-0(j%3), so one
+ * partition each), then end. Returns the index of the first one's answer.
+ */
+static int
+produce_in_turn(struct fx *f, unsigned nb, unsigned n, bool by_host)
+{
+	struct kafka_batch *b[MAX_BATCHES];
+	int first = f->nbatches;
+
+	assert_true(nb <= MAX_BATCHES);
+	for (unsigned j = 0; j < nb; j++)
+		b[j] = begin(f);
+	for (unsigned i = 0; i < nb * n; i++) {
+		unsigned j = i % nb, ev = by_host ? j % 3 + 3 * (i / nb) : i;
+
+		assert_int_equal(kafka_produce(b[j], event_n(f, ev, 100), NULL, i), 0);
+	}
+	for (unsigned j = 0; j < nb; j++)
+		kafka_batch_end(b[j]);
+	return first;
+}
+
+/*
+ * Delivery reports come in runs (one per ProduceResponse, several per
+ * poll) that the poller settles a batch at a time: NB batches produced
+ * record by record in turn, so that every run switches batch at each
+ * record, then NB more one after the other (long runs). Every record is
+ * reported once and every batch answered once, OK, after its reports.
+ */
+static void
+test_every_record_of_interleaved_batches_is_reported_once_and_answered_once(void **state)
+{
+	enum { NB = 8, N = 250 };
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_stats before, st;
+	int first;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	kafka_get_stats(f->k, &before);
+	first = produce_in_turn(f, NB, N, false);
+	for (int j = 0; j < NB; j++)
+		produce_batch(f, (unsigned)(NB * N + j * N), N, 100);
+	assert_true(fx_run_until(f, all_answered, 30000));
+	assert_int_equal(f->nbatches - first, 2 * NB);
+	for (int j = first; j < f->nbatches; j++) {
+		struct answer *a = &f->answers[j];
+
+		assert_int_equal(a->calls, 1);
+		assert_int_equal(a->status, KAFKA_OK);
+		assert_int_equal(a->res.produced, N);
+		assert_int_equal(a->res.refused, 0);
+		assert_true(pthread_equal(a->thread, f->loop_thread));
+	}
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.delivered - before.delivered, 2 * NB * N);
+	assert_int_equal(st.failed, before.failed);
+	assert_int_equal(st.batches_ok - before.batches_ok, 2 * NB);
+	assert_int_equal(st.batches_retry, 0);
+	/* Nothing counted twice: the queue is empty again. */
+	assert_int_equal(kafka_flush(f->k, 0), 0);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/*
+ * Records refused for good in one request among the requests of a poll:
+ * each still fails alone, as before runs were settled together. Without a
+ * dead-letter topic: counted as refused, the batches OK; with one: each
+ * goes there and its batch waits for it. Whatever the request, every
+ * record is reported once: delivered + refused = produced.
+ */
+static void
+refused_in_a_run(bool with_dead_letter_topic)
+{
+	enum { NB = 4, N = 200 };
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_stats before, st;
+	size_t refused = 0;
+	int first;
+
+	global_fx = f;
+	if (with_dead_letter_topic)
+		f->cfg.kafka.dead_letter_topic = DEAD_TOPIC;
+	fx_apply(f);
+	warm_up(f);
+	kafka_get_stats(f->k, &before);
+	/* The first request (one partition's records) is refused, the others go through. */
+	rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1,
+	    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+	first = produce_in_turn(f, NB, N, false);
+	assert_true(fx_run_until(f, all_answered, 30000));
+	for (int j = first; j < first + NB; j++) {
+		struct answer *a = &f->answers[j];
+
+		assert_int_equal(a->calls, 1);
+		assert_int_equal(a->status, KAFKA_OK);
+		assert_int_equal(a->res.produced, N);
+		refused += a->res.refused;
+	}
+	kafka_get_stats(f->k, &st);
+	assert_true(st.failed - before.failed >= 1);
+	assert_int_equal(st.set_aside[KAFKA_ASIDE_BROKER_REFUSED], st.failed - before.failed);
+	if (with_dead_letter_topic) {
+		/* The originals delivered, and a copy of each refused one. */
+		assert_int_equal(refused, 0);
+		assert_int_equal(st.refused_broker, 0);
+		assert_int_equal(st.dead_lettered, st.failed - before.failed);
+		assert_int_equal(st.delivered - before.delivered,
+		    NB * N - (st.failed - before.failed) + st.dead_lettered);
+	} else {
+		assert_int_equal(refused, st.failed - before.failed);
+		assert_int_equal(st.refused_broker, refused);
+		assert_int_equal(st.dead_lettered, 0);
+		assert_int_equal(st.delivered - before.delivered + refused, NB * N);
+	}
+	assert_int_equal(kafka_flush(f->k, 0), 0);
+	rd_kafka_mock_clear_request_errors(f->mc, APIKEY_PRODUCE);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_records_refused_in_a_run_are_acknowledged_alone_without_dead_letter_topic(void **state)
+{
+	(void)state;
+	refused_in_a_run(false);
+}
+
+static void
+test_records_refused_in_a_run_go_alone_to_the_dead_letter_topic(void **state)
+{
+	(void)state;
+	refused_in_a_run(true);
+}
+
+/*
+ * A record that fails among delivered ones (a retriable error, not
+ * retried in time here: authorization) answers RETRY the batches it
+ * belongs to and no other: batches produced to the other partitions'
+ * requests only are OK.
+ */
+static void
+test_a_failed_run_answers_retry_only_the_batches_with_a_failed_record(void **state)
+{
+	enum { NB = 6, N = 60 };
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_stats before, st;
+	int retry = 0, first;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	kafka_get_stats(f->k, &before);
+	rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1,
+	    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+	first = produce_in_turn(f, NB, N, true);
+	reports_wanted = before.delivered + before.failed + NB * N;
+	assert_true(fx_run_until(f, all_reported, 20000));
+	assert_true(fx_run_until(f, all_answered, 20000));
+	for (int j = first; j < first + NB; j++) {
+		struct answer *a = &f->answers[j];
+
+		assert_int_equal(a->calls, 1);
+		retry += a->status == KAFKA_RETRY;
+	}
+	kafka_get_stats(f->k, &st);
+	/*
+	 * The request failed holds the records of one host's partition at
+	 * least: its batches (two per host) are RETRY, whole; the others OK.
+	 */
+	assert_true(retry >= 2);
+	assert_int_equal(st.failed - before.failed, (uint64_t)retry * N);
+	assert_int_equal(st.delivered - before.delivered, (uint64_t)(NB - retry) * N);
+	for (int j = 0; j < NB; j++)
+		assert_int_equal(f->answers[first + j].status,
+		    f->answers[first + (j + 3) % NB].status);
+	assert_int_equal(kafka_flush(f->k, 0), 0);
+	rd_kafka_mock_clear_request_errors(f->mc, APIKEY_PRODUCE);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/*
+ * kafka_flush returns once every report is in and counted: right after
+ * it, the counts add up and every batch, its loop not run yet, is
+ * settled (kafka_loop_close answers it OK, not RETRY).
+ */
+static void
+test_flush_returns_after_every_report_is_counted_and_settled(void **state)
+{
+	enum { NB = 5, N = 200 };
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_stats before, st;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	kafka_get_stats(f->k, &before);
+	for (int j = 0; j < NB; j++)
+		produce_batch(f, (unsigned)(j * N), N, 100);
+	assert_int_equal(kafka_flush(f->k, 10000), 0);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.delivered - before.delivered, NB * N);
+	assert_int_equal(st.produced - before.produced, NB * N);
+	kafka_loop_close(f->kl);
+	for (int j = 0; j < NB; j++) {
+		struct answer *a = &f->answers[f->nbatches - NB + j];
+
+		assert_int_equal(a->calls, 1);
+		assert_int_equal(a->status, KAFKA_OK);
+		assert_int_equal(a->delivered_then - before.delivered, NB * N);
+	}
+	fx_stop(f);
+	global_fx = NULL;
+}
+
 static void
 test_broker_refusal_without_dead_letter_is_counted_and_acknowledged(void **state)
 {
@@ -1914,6 +2134,38 @@ test_fatal_error_recreates_the_producer(void **state)
 	global_fx = NULL;
 }
 
+/*
+ * The memory of delivered records may still be held for the loop that
+ * produced them when the producer fails for good: the new producer takes
+ * over, the old one is destroyed only once nothing of it is held (ASAN
+ * would see a use after free), the batch is answered OK, and the new
+ * producer delivers.
+ */
+static void
+test_a_producer_recreated_while_its_reports_wait_for_their_loop_is_destroyed_safely(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct answer *a;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	a = produce_batch(f, 1, 200, 100);
+	/* The reports are served; the loop has not run since. */
+	assert_int_equal(kafka_flush(f->k, 10000), 0);
+	assert_int_equal(a->calls, 0);
+	assert_int_equal(kafka_test_fatal_error(f->k, "test: sequence gap"), 0);
+	assert_true(fx_run_until(f, recreated, 10000));
+	assert_true(fx_run_until(f, all_answered, 10000));
+	assert_int_equal(a->calls, 1);
+	assert_int_equal(a->status, KAFKA_OK);
+	a = produce_batch(f, 1000, 50, 100);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
 static void
 test_stop_answers_outstanding_batches_retry(void **state)
 {
@@ -2456,6 +2708,11 @@ main(void)
 		cmocka_unit_test(test_protobuf_pieces_are_events_with_resolved_fields),
 		cmocka_unit_test(test_event_whose_fields_fill_a_record_is_refused_alone),
 		cmocka_unit_test(test_a_batch_with_some_records_failed_is_answered_retry_once),
+		cmocka_unit_test(test_every_record_of_interleaved_batches_is_reported_once_and_answered_once),
+		cmocka_unit_test(test_records_refused_in_a_run_are_acknowledged_alone_without_dead_letter_topic),
+		cmocka_unit_test(test_records_refused_in_a_run_go_alone_to_the_dead_letter_topic),
+		cmocka_unit_test(test_a_failed_run_answers_retry_only_the_batches_with_a_failed_record),
+		cmocka_unit_test(test_flush_returns_after_every_report_is_counted_and_settled),
 		cmocka_unit_test(test_broker_refusal_without_dead_letter_is_counted_and_acknowledged),
 		cmocka_unit_test(test_broker_refusal_goes_to_the_dead_letter_topic),
 		cmocka_unit_test(test_invalid_topic_goes_to_the_dead_letter_topic_with_its_reason),
@@ -2474,6 +2731,7 @@ main(void)
 		cmocka_unit_test(test_answers_run_on_the_owners_loop_thread),
 		cmocka_unit_test(test_late_reports_after_retry_are_dropped),
 		cmocka_unit_test(test_fatal_error_recreates_the_producer),
+		cmocka_unit_test(test_a_producer_recreated_while_its_reports_wait_for_their_loop_is_destroyed_safely),
 		cmocka_unit_test(test_stop_answers_outstanding_batches_retry),
 		cmocka_unit_test(test_stop_after_a_flush_answers_delivered_batches_ok),
 		cmocka_unit_test(test_empty_and_abandoned_batches),
