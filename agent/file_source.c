@@ -116,7 +116,7 @@ file_source_single(struct file_source *fs, const struct tail_file_info *f, const
 		source_line_piece(&fs->sl, line, len, &pc, marks, source_now_ns(), f->path, &ev);
 	} else {
 		source_line_event_n(&fs->sl, line, len, marks, source_now_ns(), f->path, f->path_len,
-		    &ev);
+		    f->path_gen, &ev);
 	}
 	file_source_pos(f, end_offset, &pos);
 	/* Without its fields, a line loses its partial mark too: the line alone is kept. */

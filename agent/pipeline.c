@@ -97,14 +97,16 @@ pipeline_through(struct pipeline *p, const struct event *ev, size_t nmarks,
 		/* A drop or a failure (logged by the chain) leaves nothing to spool. */
 		if (processors_run(p->chain, ev, nmarks, &done, &marks) != PROCESSORS_KEEP)
 			return pipeline_advance(p, at) == -EAGAIN ? -EAGAIN : 0;
-		ev = done;
 		nmarks = marks;
-		if (ev->static_keys) {
-			/* The chain's keys (a configuration's, its arena's) are no literals. */
-			own = *ev;
-			own.static_keys = false;
-			ev = &own;
-		}
+		/*
+		 * The chain's keys (a configuration's, its arena's) are no
+		 * literals, and its origin may not be the source's (require's
+		 * dead-letter stream).
+		 */
+		own = *done;
+		own.static_keys = false;
+		own.origin_gen = 0;
+		ev = &own;
 	}
 	r = pipeline_append(p, ev, at);
 	if (r == 0 || r == -EAGAIN)

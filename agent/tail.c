@@ -38,6 +38,7 @@
 #include "agent/decompress.h"
 #include "agent/tail.h"
 #include "common/log.h"
+#include "proto/event.h"
 
 #define TAIL_DEFAULT_QUANTUM      (256 * 1024)
 #define TAIL_DEFAULT_ROTATE_WAIT  5000
@@ -1455,6 +1456,7 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, enum t
 	f->seed = tail_seed(fd);
 	f->info.path = f->path;
 	f->info.path_len = strlen(f->path);
+	f->info.path_gen = event_origin_gen();
 	f->info.id.dev = (uint64_t)st.st_dev;
 	f->info.id.ino = (uint64_t)st.st_ino;
 	f->info.id.fp_len = (uint32_t)n;
@@ -1543,6 +1545,8 @@ tail_file_seen(struct tail *t, struct tail_file *f, const char *path)
 		f->path = p;
 		f->info.path = p;
 		f->info.path_len = strlen(p);
+		/* Perhaps at the old name's address: the spool must not take it for that. */
+		f->info.path_gen = event_origin_gen();
 	}
 	if (f->gone && !f->deleted) {
 		log_info("tail %s: %s is under a matching path again; following it again",

@@ -75,6 +75,7 @@ struct line {
 	uint64_t at_ms;             /* uv_hrtime in ms when handed over */
 	bool piece;                 /* f->piece was set: */
 	struct tail_piece pc;       /* its copy */
+	uint64_t path_gen;          /* f->path_gen */
 };
 
 struct h;
@@ -400,6 +401,8 @@ cb_line(void *ctx, const struct tail_file_info *f, const uint8_t *line, size_t l
 		h->lines[h->nlines - 1].piece = true;
 		h->lines[h->nlines - 1].pc = *f->piece;
 	}
+	if (h->nlines <= MAX_LINES)
+		h->lines[h->nlines - 1].path_gen = f->path_gen;
 	h->lines_since_flush++;
 	return 0;
 }
@@ -891,6 +894,39 @@ test_a_rename_to_a_longer_name_gives_the_lines_after_it_that_name_and_length(voi
 
 	/* cb_line checks path_len against the path of every line. */
 	assert_string_equal(rename_within_globs(h, "a-much-longer-name.log", to)->path, to);
+	h_stop_and_check(h);
+}
+
+/*
+ * A name's path_gen is nonzero, the same for its lines, and new after a
+ * rename (the new name may be at the old one's address); another file's
+ * differs.
+ */
+static void
+test_a_rename_gives_the_lines_after_it_a_new_path_gen(void **state)
+{
+	struct h *h = *state;
+	char to[PATH_MAX];
+
+	rename_within_globs(h, "b.log", to);
+	put(h, "c.log", "x\ny\n");
+	RUN_UNTIL(h, h->nlines == 4);
+	for (size_t i = 0; i < 4; i++) {
+		const struct line *l = &h->lines[i];
+		const char *path = h->recs[l->rec].path;
+		bool c = strcmp(path + strlen(path) - 5, "c.log") == 0;
+
+		assert_true(l->path_gen != 0);
+		for (size_t j = 0; j < i; j++) {
+			const struct line *k = &h->lines[j];
+
+			if (k->rec != l->rec || !c)
+				/* Another file, or a.log's line "1" then b.log's "2". */
+				assert_true(k->path_gen != l->path_gen);
+			else
+				assert_true(k->path_gen == l->path_gen);
+		}
+	}
 	h_stop_and_check(h);
 }
 
@@ -2641,6 +2677,7 @@ main(void)
 		T(test_inotify_alone_notices_a_rename_rotation),
 		T(test_rename_within_globs_only_changes_the_path),
 		T(test_a_rename_to_a_longer_name_gives_the_lines_after_it_that_name_and_length),
+		T(test_a_rename_gives_the_lines_after_it_a_new_path_gen),
 		T(test_copytruncate_restarts_at_zero),
 		T(test_copytruncate_followed_at_once_by_new_writes_restarts_at_zero),
 		T(test_inode_reuse_with_other_content_is_a_new_file),
