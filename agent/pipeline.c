@@ -130,18 +130,13 @@ pipeline_door(struct pipeline *p, const struct event *ev, size_t nmarks,
 }
 
 int
-pipeline_emit(struct pipeline *p, const struct event *ev, size_t nmarks,
-    const struct spool_file *pos)
+pipeline_emit_rest(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const struct spool_file *pos, int r)
 {
 	const struct pipeline_at at = { pos, NULL, NULL };
-	int r;
 
-	if (p->chain == NULL) {
-		/* A file's line with no chain, the most common of all: one call when it fits. */
-		if ((r = spool_append(p->spool, ev, pos)) == 0 || r == -EAGAIN)
-			return r;
+	if (p->chain == NULL)
 		return pipeline_refused(p, ev, nmarks, &at, r);
-	}
 	return pipeline_door(p, ev, nmarks, &at);
 }
 
