@@ -114,9 +114,10 @@ file_source_single(struct file_source *fs, const struct tail_file_info *f, const
 		struct source_piece pc = { .id = f->piece->id, .index = f->piece->index,
 		    .count = f->piece->count };
 
-		source_line_piece(&fs->sl, line, len, &pc, marks, source_now_ns(), f->path, &ev);
+		source_line_piece(&fs->sl, line, len, &pc, marks, f->read_ns, f->path, &ev);
 	} else {
-		source_line_event_n(&fs->sl, line, len, marks, source_now_ns(), f->path, f->path_len,
+		/* Received when read: tail's clock, once per read buffer. */
+		source_line_event_n(&fs->sl, line, len, marks, f->read_ns, f->path, f->path_len,
 		    f->path_gen, &ev);
 	}
 	file_source_pos(f, end_offset, &pos);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -76,6 +77,7 @@ struct line {
 	bool piece;                 /* f->piece was set: */
 	struct tail_piece pc;       /* its copy */
 	uint64_t path_gen;          /* f->path_gen */
+	uint64_t read_ns;           /* f->read_ns */
 };
 
 struct h;
@@ -401,8 +403,10 @@ cb_line(void *ctx, const struct tail_file_info *f, const uint8_t *line, size_t l
 		h->lines[h->nlines - 1].piece = true;
 		h->lines[h->nlines - 1].pc = *f->piece;
 	}
-	if (h->nlines <= MAX_LINES)
+	if (h->nlines <= MAX_LINES) {
 		h->lines[h->nlines - 1].path_gen = f->path_gen;
+		h->lines[h->nlines - 1].read_ns = f->read_ns;
+	}
 	h->lines_since_flush++;
 	return 0;
 }
@@ -1103,6 +1107,41 @@ test_line_of_exactly_max_line_is_not_split_even_with_a_small_quantum(void **stat
 	expect_line(h, r, 3, "ab", 0, 22);
 	expect_rec_is_file(h, r, "a.log");
 	assert_int_equal(stats(h).split_lines, 1);
+	h_stop_and_check(h);
+}
+
+/* CLOCK_REALTIME_COARSE in ns. */
+static uint64_t
+coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * A line's read_ns is the coarse clock when its bytes were read: a line
+ * and a partial last line flushed later, each within the time the test
+ * ran.
+ */
+static void
+test_each_line_has_the_time_its_bytes_were_read(void **state)
+{
+	struct h *h = *state;
+	uint64_t before, after;
+
+	put(h, "a.log", "full\npart");
+	before = coarse_ns();
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 2);
+	after = coarse_ns();
+	for (size_t i = 0; i < 2; i++) {
+		assert_true(h->lines[i].read_ns >= before);
+		assert_true(h->lines[i].read_ns <= after);
+	}
+	/* The partial line waited flush_timeout (100 ms) after the first was read. */
+	assert_true(h->lines[1].read_ns >= h->lines[0].read_ns + 50 * 1000000u);
 	h_stop_and_check(h);
 }
 
@@ -2678,6 +2717,7 @@ main(void)
 		T(test_rename_within_globs_only_changes_the_path),
 		T(test_a_rename_to_a_longer_name_gives_the_lines_after_it_that_name_and_length),
 		T(test_a_rename_gives_the_lines_after_it_a_new_path_gen),
+		T(test_each_line_has_the_time_its_bytes_were_read),
 		T(test_copytruncate_restarts_at_zero),
 		T(test_copytruncate_followed_at_once_by_new_writes_restarts_at_zero),
 		T(test_inode_reuse_with_other_content_is_a_new_file),
