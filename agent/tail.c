@@ -581,7 +581,8 @@ tail_file_read_now(struct tail_file *f)
 	f->info.read_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int
+/* Inlined into its two callers: the call was about 30 instructions per line (callgrind). */
+static inline __attribute__((always_inline)) int
 tail_emit(struct tail *t, struct tail_file *f, const uint8_t *p, size_t len, unsigned flags,
     size_t adv)
 {
