@@ -541,11 +541,6 @@ tail_flush(struct tail *t)
 		t->cb.flush(t->ctx);
 }
 
-/*
- * Hands one line (or piece) at f->pos to the caller; adv is the bytes it
- * covers in the file. Returns 0 when it was consumed, -EAGAIN when f stopped
- * (paused, or to be read again), or -ECANCELED when the tail was stopped.
- */
 /* Whether the line at f->pos is the next piece of f's split line. */
 static bool
 tail_in_split(const struct tail *t, const struct tail_file *f)
@@ -581,7 +576,13 @@ tail_file_read_now(struct tail_file *f)
 	f->info.read_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Inlined into its two callers: the call was about 30 instructions per line (callgrind). */
+/*
+ * Hands one line (or piece) at f->pos to the caller; adv is the bytes it
+ * covers in the file. Returns 0 when it was consumed, -EAGAIN when f stopped
+ * (paused, or to be read again), or -ECANCELED when the tail was stopped.
+ * Inlined into its two callers: the call was about 30 instructions per
+ * line (callgrind).
+ */
 static inline __attribute__((always_inline)) int
 tail_emit(struct tail *t, struct tail_file *f, const uint8_t *p, size_t len, unsigned flags,
     size_t adv)
