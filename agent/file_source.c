@@ -95,6 +95,7 @@ file_source_pos(const struct tail_file_info *f, uint64_t offset, struct spool_fi
 	pos->fp_hash = f->id.fp_hash;
 	pos->offset = offset;
 	pos->path = f->path;
+	pos->path_len = f->path_len;
 }
 
 /* One line (or piece) as one event. */
@@ -113,10 +114,11 @@ file_source_single(struct file_source *fs, const struct tail_file_info *f, const
 		struct source_piece pc = { .id = f->piece->id, .index = f->piece->index,
 		    .count = f->piece->count };
 
-		source_line_piece(&fs->sl, line, len, &pc, marks, source_now_ns(), f->path, &ev);
+		source_line_piece(&fs->sl, line, len, &pc, marks, f->read_ns, f->path, &ev);
 	} else {
-		source_line_event_n(&fs->sl, line, len, marks, source_now_ns(), f->path, f->path_len,
-		    &ev);
+		/* Received when read: tail's clock, once per read buffer. */
+		source_line_event_n(&fs->sl, line, len, marks, f->read_ns, f->path, f->path_len,
+		    f->path_gen, &ev);
 	}
 	file_source_pos(f, end_offset, &pos);
 	/* Without its fields, a line loses its partial mark too: the line alone is kept. */
@@ -250,6 +252,15 @@ file_source_ml_timer(uv_timer_t *t)
 	file_source_ml_check(t->data);
 }
 
+/* A source without multiline: tail's line callback, each line an event. */
+static int
+file_source_line_single(void *ctx, const struct tail_file_info *f, const uint8_t *line,
+    size_t len, unsigned flags, uint64_t end_offset)
+{
+	return file_source_single(ctx, f, line, len, flags, end_offset);
+}
+
+/* A source with multiline: tail's line callback, lines gathered into events. */
 static int
 file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line, size_t len,
     unsigned flags, uint64_t end_offset)
@@ -258,8 +269,6 @@ file_source_line(void *ctx, const struct tail_file_info *f, const uint8_t *line,
 	struct file_source_ml *e;
 	int r;
 
-	if (!fs->multiline)
-		return file_source_single(fs, f, line, len, flags, end_offset);
 	if ((e = file_source_ml_of(fs, f)) == NULL) {
 		log_error("source %s: %s: no memory to gather the lines of an event; the line ending "
 		    "at offset %" PRIu64 " goes alone", fs->cfg->name, f->path, end_offset);
@@ -381,7 +390,7 @@ int
 file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *host,
     struct spool *spool, struct file_source **out)
 {
-	static const struct tail_callbacks cb = {
+	static const struct tail_callbacks cb_ml = {
 		.position = file_source_position,
 		.line = file_source_line,
 		.flush = file_source_flush,
@@ -389,6 +398,7 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 		.stored = file_source_stored,
 		.release = file_source_release,
 	};
+	struct tail_callbacks cb = cb_ml;
 	struct tail_options o = { 0 };
 	struct file_source *fs;
 	int r;
@@ -429,6 +439,9 @@ file_source_start(uv_loop_t *loop, const struct agent_source *cfg, const char *h
 	o.flush_timeout_ms = cfg->flush_timeout_ms;
 	o.max_files = file_source_max_open(cfg);
 	o.close_inactive_ms = cfg->close_inactive_ms;
+	/* Without multiline, a line goes straight to its event: one call less per line. */
+	if (!fs->multiline)
+		cb.line = file_source_line_single;
 	if ((r = tail_start(loop, &o, &cb, fs, &fs->tail)) != 0) {
 		log_error("source %s: cannot start following files: %s", cfg->name, strerror(-r));
 		if (fs->multiline) {

@@ -6,6 +6,7 @@
  */
 #include "autoconfig.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -213,6 +214,37 @@ nginx_number(const uint8_t **pp, const uint8_t *end, int maxdigits,
 	return digits;
 }
 
+/*
+ * The decimal digits that start the 8 bytes at p: their count, 0 for none
+ * or 8 when all 8 are digits (nginx_number reads those), and below 8 their
+ * value in *v. In a few operations on the 8 bytes as one word: the loop
+ * over the digits of body_bytes_sent was about 50 instructions per line
+ * (the agent, callgrind).
+ */
+static inline int
+nginx_digits8(const uint8_t *p, uint64_t *v)
+{
+	uint64_t w, m;
+	int n;
+
+	memcpy(&w, p, 8);
+	/* A digit byte becomes its value, 0-9; any other byte has a bit of 0xf0 set in w or w + 6. */
+	w = le64toh(w) ^ UINT64_C(0x3030303030303030);
+	/* A carry out of a byte comes from a non-digit: it only reaches the bytes after one. */
+	m = (w | (w + UINT64_C(0x0606060606060606))) & UINT64_C(0xf0f0f0f0f0f0f0f0);
+	if (m == 0)
+		return 8;
+	n = __builtin_ctzll(m) / 8;
+	if (n == 0)
+		return 0;
+	/* The n digits, most significant first, behind 8 - n zeros: an 8-digit number. */
+	w <<= 8 * (8 - n);
+	w = (w * 10 + (w >> 8)) & UINT64_C(0x00ff00ff00ff00ff);
+	w = (w * 100 + (w >> 16)) & UINT64_C(0x0000ffff0000ffff);
+	*v = (w * 10000 + (w >> 32)) & UINT64_C(0xffffffff);
+	return n;
+}
+
 bool
 nginx_request_parts(const uint8_t *s, const uint8_t *e, const uint8_t **method_end,
     const uint8_t **proto)
@@ -287,6 +319,7 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 	uint64_t v;
 	unsigned has;
 	bool unclosed;
+	int n;
 
 	out->ts = 0;
 	out->host.ptr = NULL;
@@ -382,7 +415,10 @@ nginx_parse(const uint8_t *line, size_t len, struct parsed *out)
 	}
 	nginx_add_integer(&f, NGINX_STATUS, (int64_t)v);
 	p++;
-	switch (nginx_number(&p, end, 19, &v)) {
+	/* Up to 7 digits with 8 bytes to read: a word's operations, else the loop. */
+	if (end - p >= 8 && (n = nginx_digits8(p, &v)) > 0 && n < 8)
+		p += n;
+	else switch (nginx_number(&p, end, 19, &v)) {
 	case -1:
 		why = NGINX_ERR("body_bytes_sent is too large");
 		goto fail;

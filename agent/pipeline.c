@@ -97,14 +97,16 @@ pipeline_through(struct pipeline *p, const struct event *ev, size_t nmarks,
 		/* A drop or a failure (logged by the chain) leaves nothing to spool. */
 		if (processors_run(p->chain, ev, nmarks, &done, &marks) != PROCESSORS_KEEP)
 			return pipeline_advance(p, at) == -EAGAIN ? -EAGAIN : 0;
-		ev = done;
 		nmarks = marks;
-		if (ev->static_keys) {
-			/* The chain's keys (a configuration's, its arena's) are no literals. */
-			own = *ev;
-			own.static_keys = false;
-			ev = &own;
-		}
+		/*
+		 * The chain's keys (a configuration's, its arena's) are no
+		 * literals, and its origin may not be the source's (require's
+		 * dead-letter stream).
+		 */
+		own = *done;
+		own.static_keys = false;
+		own.origin_gen = 0;
+		ev = &own;
 	}
 	r = pipeline_append(p, ev, at);
 	if (r == 0 || r == -EAGAIN)
@@ -128,18 +130,13 @@ pipeline_door(struct pipeline *p, const struct event *ev, size_t nmarks,
 }
 
 int
-pipeline_emit(struct pipeline *p, const struct event *ev, size_t nmarks,
-    const struct spool_file *pos)
+pipeline_emit_rest(struct pipeline *p, const struct event *ev, size_t nmarks,
+    const struct spool_file *pos, int r)
 {
 	const struct pipeline_at at = { pos, NULL, NULL };
-	int r;
 
-	if (p->chain == NULL) {
-		/* A file's line with no chain, the most common of all: one call when it fits. */
-		if ((r = spool_append(p->spool, ev, pos)) == 0 || r == -EAGAIN)
-			return r;
+	if (p->chain == NULL)
 		return pipeline_refused(p, ev, nmarks, &at, r);
-	}
 	return pipeline_door(p, ev, nmarks, &at);
 }
 

@@ -95,12 +95,12 @@ void
 source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsigned marks,
     uint64_t now_ns, const char *source, struct event *ev)
 {
-	source_line_event_n(sl, line, len, marks, now_ns, source, strlen(source), ev);
+	source_line_event_n(sl, line, len, marks, now_ns, source, strlen(source), 0, ev);
 }
 
 void
 source_line_event_n(struct source_line *sl, const uint8_t *line, size_t len, unsigned marks,
-    uint64_t now_ns, const char *source, size_t source_len, struct event *ev)
+    uint64_t now_ns, const char *source, size_t source_len, uint64_t origin_gen, struct event *ev)
 {
 	struct parsed *p = &sl->parsed;
 	size_t n = 0;
@@ -108,6 +108,7 @@ source_line_event_n(struct source_line *sl, const uint8_t *line, size_t len, uns
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
 	source_event_init(sl, line, len, now_ns, source, source_len, ev);
+	ev->origin_gen = origin_gen;
 	if (sl->parser->parse(sl->state, line, len, now_ns, p) != 0) {
 		sl->parse_errors++;
 		sl->fields[n].key = PS("parse_error");
@@ -120,8 +121,11 @@ source_line_event_n(struct source_line *sl, const uint8_t *line, size_t len, uns
 		ev->static_keys = p->static_keys;
 		if (p->ts != 0)
 			ev->ts = p->ts;
-		if (p->host.len != 0)
+		if (p->host.len != 0) {
+			/* The line's bytes, where the next line's will be. */
 			ev->host = p->host;
+			ev->origin_gen = 0;
+		}
 		if (p->error == NULL && marks == 0) {
 			/* The common case, the parse's fields alone: used where they are, not copied. */
 			ev->fields = p->fields;

@@ -60,9 +60,15 @@ void source_line_free(struct source_line *sl);
 void source_line_event(struct source_line *sl, const uint8_t *line, size_t len, unsigned marks,
     uint64_t now_ns, const char *source, struct event *ev);
 
-/* source_line_event with source's length given (strlen(source) was 0.6 % of the agent). */
+/*
+ * source_line_event with source's length given (strlen(source) was 0.6 %
+ * of the agent), and origin_gen (0: none) standing for sl's host and
+ * stream and source's bytes (struct event's origin_gen): ev has it unless
+ * its host is the line's.
+ */
 void source_line_event_n(struct source_line *sl, const uint8_t *line, size_t len,
-    unsigned marks, uint64_t now_ns, const char *source, size_t source_len, struct event *ev);
+    unsigned marks, uint64_t now_ns, const char *source, size_t source_len, uint64_t origin_gen,
+    struct event *ev);
 
 /*
  * Room for one more field behind ev's, an event source_line_event made (its

@@ -55,6 +55,7 @@ struct spool_file {
 	uint64_t fp_hash;
 	uint64_t offset;             /* first byte not yet spooled */
 	const char *path;            /* for operators; NUL-terminated */
+	size_t path_len;             /* strlen(path), or 0: spool_append counts it */
 };
 
 struct spool_options {

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <dirent.h>
 #include <limits.h>
 #include <sys/inotify.h>
@@ -38,6 +39,7 @@
 #include "agent/decompress.h"
 #include "agent/tail.h"
 #include "common/log.h"
+#include "proto/event.h"
 
 #define TAIL_DEFAULT_QUANTUM      (256 * 1024)
 #define TAIL_DEFAULT_ROTATE_WAIT  5000
@@ -539,11 +541,6 @@ tail_flush(struct tail *t)
 		t->cb.flush(t->ctx);
 }
 
-/*
- * Hands one line (or piece) at f->pos to the caller; adv is the bytes it
- * covers in the file. Returns 0 when it was consumed, -EAGAIN when f stopped
- * (paused, or to be read again), or -ECANCELED when the tail was stopped.
- */
 /* Whether the line at f->pos is the next piece of f's split line. */
 static bool
 tail_in_split(const struct tail *t, const struct tail_file *f)
@@ -565,7 +562,28 @@ tail_split_begin(struct tail_file *f, uint64_t count)
 	f->split.count = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;
 }
 
-static int
+/*
+ * f's info.read_ns: the time its lines' bytes were read, taken once per
+ * read buffer (per line, the clock was about 25 instructions of each,
+ * callgrind); the coarse clock is a few ms behind at worst.
+ */
+static void
+tail_file_read_now(struct tail_file *f)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	f->info.read_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Hands one line (or piece) at f->pos to the caller; adv is the bytes it
+ * covers in the file. Returns 0 when it was consumed, -EAGAIN when f stopped
+ * (paused, or to be read again), or -ECANCELED when the tail was stopped.
+ * Inlined into its two callers: the call was about 30 instructions per
+ * line (callgrind).
+ */
+static inline __attribute__((always_inline)) int
 tail_emit(struct tail *t, struct tail_file *f, const uint8_t *p, size_t len, unsigned flags,
     size_t adv)
 {
@@ -649,6 +667,7 @@ tail_file_lines(struct tail *t, struct tail_file *f, size_t len)
 	unsigned flags;
 	int r;
 
+	tail_file_read_now(f);
 	while (p < end) {
 		avail = (size_t)(end - p);
 		look = avail <= t->o.max_line ? avail : t->o.max_line + 1;
@@ -716,6 +735,7 @@ tail_file_flush_partial(struct tail *t, struct tail_file *f, uint64_t end)
 			tail_file_poke(f);
 			return -EAGAIN;
 		}
+		tail_file_read_now(f);
 		if ((r = tail_emit(t, f, t->buf, len, len == left ? TAIL_LINE_PARTIAL :
 		    TAIL_LINE_SPLIT, len)) != 0)
 			return r;
@@ -1455,6 +1475,7 @@ tail_file_open(struct tail *t, const char *path, const struct stat *seen, enum t
 	f->seed = tail_seed(fd);
 	f->info.path = f->path;
 	f->info.path_len = strlen(f->path);
+	f->info.path_gen = event_origin_gen();
 	f->info.id.dev = (uint64_t)st.st_dev;
 	f->info.id.ino = (uint64_t)st.st_ino;
 	f->info.id.fp_len = (uint32_t)n;
@@ -1543,6 +1564,8 @@ tail_file_seen(struct tail *t, struct tail_file *f, const char *path)
 		f->path = p;
 		f->info.path = p;
 		f->info.path_len = strlen(p);
+		/* Perhaps at the old name's address: the spool must not take it for that. */
+		f->info.path_gen = event_origin_gen();
 	}
 	if (f->gone && !f->deleted) {
 		log_info("tail %s: %s is under a matching path again; following it again",

@@ -129,6 +129,8 @@ struct tail_piece {
 struct tail_file_info {
 	const char *path;   /* current name (it changes when the file is renamed) */
 	size_t path_len;    /* strlen(path): each line's event names it */
+	uint64_t path_gen;  /* a new event_origin_gen with each path (an event's origin_gen) */
+	uint64_t read_ns;   /* in a line callback: CLOCK_REALTIME_COARSE when its bytes were read */
 	struct tail_id id;
 	const struct tail_piece *piece;  /* in a line callback: non-NULL for a piece of a split
 	                                    line (the last piece too) */

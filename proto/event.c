@@ -473,6 +473,15 @@ event_encode_with(const struct event *ev, const uint16_t *key_ids, unsigned orig
 	return 0;
 }
 
+uint64_t
+event_origin_gen(void)
+{
+	static uint64_t last;
+
+	/* Sources may run on more than one thread: each number is handed out once. */
+	return __atomic_add_fetch(&last, 1, __ATOMIC_RELAXED);
+}
+
 int
 event_encode(const struct event *ev, struct buf *out)
 {

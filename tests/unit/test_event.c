@@ -1797,6 +1797,66 @@ test_format3_lengths_are_minimal_varints_at_every_boundary(void **state)
 	}
 }
 
+/*
+ * Format 3's entries at each varint width of their parts: key ids across
+ * 127, slice heads (deltas either way) and lengths across 127 and 16383,
+ * integers across 63, 8191 and 2^20 either side of 0, each entry written
+ * in the fewest bytes, as the reference writer writes it.
+ */
+static void
+test_format3_entries_are_minimal_varints_at_every_width(void **state)
+{
+	static const unsigned ids_at[] = { 1, 2, 126, 127, 128, 129, 300, 4095 };
+	static const uint32_t lens[] = { 0, 1, 127, 128, 129, 8000, 16383, 16384, 16385 };
+	static const int64_t ints[] = { 0, 1, -1, 63, -64, 64, -65, 8191, -8192, 8192, -8193,
+		1048575, -1048576, 1048576, -1048577, 268435455, INT64_MAX, INT64_MIN };
+	/* The first from 0, the start of an event's deltas. */
+	static const int64_t deltas[] = { 3000, 0, 1, -1, 15, -16, 16, -17, 2047, -2048, 2048,
+		-2049 };
+	static uint8_t big[40000], body_b[41000], want_b[41100];
+	struct event ev = { .host = S("h"), .message = { big, sizeof(big) } };
+	struct event_field f[EVENT_PACK_MAX_FIELDS];
+	uint16_t ids[EVENT_PACK_MAX_FIELDS];
+
+	(void)state;
+	ev.fields = f;
+	for (size_t ii = 0; ii < sizeof(ids_at) / sizeof(ids_at[0]); ii++) {
+		for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+			uint8_t pk_b[1024];
+			struct ref body = { body_b, 0 }, pk = { pk_b, 0 }, want = { want_b, 0 };
+			int64_t end = 0;
+			size_t n = 0;
+
+			/* Slices of the length at every delta from the one before, then every integer. */
+			for (size_t di = 0; di < sizeof(deltas) / sizeof(deltas[0]); di++, n++) {
+				int64_t off = end + deltas[di], d = deltas[di];
+
+				f[n] = (struct event_field){ .key = S("k"), .type = EVENT_SLICE,
+				    .v.slice = { (uint32_t)off, lens[li] } };
+				ids[n] = (uint16_t)ids_at[ii];
+				ref_varint(&pk, ids_at[ii]);
+				ref_varint(&pk, (((uint64_t)d << 1) ^ (uint64_t)(d >> 63)) << 2);
+				ref_varint(&pk, lens[li]);
+				end = off + lens[li];
+			}
+			for (size_t vi = 0; vi < sizeof(ints) / sizeof(ints[0]); vi++, n++) {
+				f[n] = (struct event_field){ .key = S("k"), .type = EVENT_INTEGER,
+				    .v.integer = ints[vi] };
+				ids[n] = (uint16_t)ids_at[ii];
+				ref_varint(&pk, ids_at[ii]);
+				ref_varint(&pk, 1);
+				ref_varint(&pk, ((uint64_t)ints[vi] << 1) ^ (uint64_t)(ints[vi] >> 63));
+			}
+			ev.nfields = n;
+			ref_bytes(&body, 2, ev.host.ptr, ev.host.len);
+			ref_bytes(&body, 5, ev.message.ptr, ev.message.len);
+			ref_bytes(&body, 8, pk.b, pk.n);
+			ref_bytes(&want, 1, body.b, body.n);
+			assert_encodes_in_every_room(event_encode_packed, &ev, ids, 0, &want);
+		}
+	}
+}
+
 static void
 test_format3_list_converts_to_format1(void **state)
 {
@@ -1869,6 +1929,7 @@ main(void)
 		cmocka_unit_test(test_format3_encoder_writes_field_messages_unless_every_field_packs),
 		cmocka_unit_test(test_format3_encoder_respects_the_cap_and_keeps_out_on_error),
 		cmocka_unit_test(test_format3_lengths_are_minimal_varints_at_every_boundary),
+		cmocka_unit_test(test_format3_entries_are_minimal_varints_at_every_width),
 		cmocka_unit_test(test_format3_list_converts_to_format1),
 		cmocka_unit_test(test_fields_of_every_shape_decode_as_protobuf_says),
 	};

@@ -458,6 +458,56 @@ make_set_event(struct event *ev, struct event_field *f, unsigned list, unsigned 
 	ev->key_set = by_set ? &set_ids[list] : NULL;
 }
 
+/* Two tables of one arena size and format: one given a shortcut, one not. */
+struct twin {
+	struct event_dict *fast, *slow;
+	struct event_dict_used uf, us;
+	struct buf bf, bs;
+};
+
+static void
+twin_init(struct twin *t, size_t arena, int format)
+{
+	t->fast = event_dict_new(arena);
+	t->slow = event_dict_new(arena);
+	assert_non_null(t->fast);
+	assert_non_null(t->slow);
+	event_dict_set_format(t->fast, format);
+	event_dict_set_format(t->slow, format);
+	memset(&t->uf, 0, sizeof(t->uf));
+	memset(&t->us, 0, sizeof(t->us));
+	buf_init(&t->bf, 1 << 20);
+	buf_init(&t->bs, 1 << 20);
+}
+
+/*
+ * Event i, fast into the first table and slow into the second: the same
+ * bytes, the same ids marked. A block of its own every other event: the
+ * bits are the event's.
+ */
+static void
+twin_encode(struct twin *t, unsigned i, const struct event *fast, const struct event *slow)
+{
+	if (i % 2 == 0) {
+		memset(&t->uf, 0, sizeof(t->uf));
+		memset(&t->us, 0, sizeof(t->us));
+	}
+	assert_int_equal(event_dict_encode(t->fast, fast, &t->uf, &t->bf), 0);
+	assert_int_equal(event_dict_encode(t->slow, slow, &t->us, &t->bs), 0);
+	assert_int_equal(t->bf.len, t->bs.len);
+	assert_memory_equal(t->bf.data, t->bs.data, t->bs.len);
+	assert_memory_equal(&t->uf, &t->us, sizeof(t->uf));
+}
+
+static void
+twin_free(struct twin *t)
+{
+	buf_free(&t->bf);
+	buf_free(&t->bs);
+	event_dict_free(t->fast);
+	event_dict_free(t->slow);
+}
+
 /*
  * Two tables, one given each event's key set and one not (its keys looked
  * up one by one), write the same bytes and mark the same ids used, in
@@ -475,45 +525,111 @@ test_events_with_a_key_set_encode_as_events_without_one(void **state)
 	(void)state;
 	for (size_t a = 0; a < sizeof(arenas) / sizeof(arenas[0]); a++) {
 		for (size_t fm = 0; fm < 2; fm++) {
-			struct event_dict *fast = event_dict_new(arenas[a]);
-			struct event_dict *slow = event_dict_new(arenas[a]);
-			struct event_dict_used uf, us;
-			struct buf bf, bs;
+			struct twin t;
 
-			assert_non_null(fast);
-			assert_non_null(slow);
-			event_dict_set_format(fast, formats[fm]);
-			event_dict_set_format(slow, formats[fm]);
-			memset(&uf, 0, sizeof(uf));
-			memset(&us, 0, sizeof(us));
-			buf_init(&bf, 1 << 20);
-			buf_init(&bs, 1 << 20);
+			twin_init(&t, arenas[a], formats[fm]);
 			for (unsigned round = 0; round < 3; round++) {
 				for (unsigned i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-					struct event ev;
-					struct event_field f[8];
+					struct event ev, plain;
+					struct event_field f[8], pf[8];
 
-					/* A block of its own every other event: the bits are the event's. */
-					if (i % 2 == 0) {
-						memset(&uf, 0, sizeof(uf));
-						memset(&us, 0, sizeof(us));
-					}
 					make_set_event(&ev, f, order[i], round * 100 + i, true);
-					assert_int_equal(event_dict_encode(fast, &ev, &uf, &bf), 0);
-					make_set_event(&ev, f, order[i], round * 100 + i, false);
-					assert_int_equal(event_dict_encode(slow, &ev, &us, &bs), 0);
-					assert_int_equal(bf.len, bs.len);
-					assert_memory_equal(bf.data, bs.data, bs.len);
-					assert_memory_equal(&uf, &us, sizeof(uf));
+					make_set_event(&plain, pf, order[i], round * 100 + i, false);
+					twin_encode(&t, i, &ev, &plain);
 				}
 			}
 			/* The small tables did write names literally. */
 			if (arenas[a] < 100)
-				assert_non_null(memmem(bf.data, bf.len, "late_key", 8));
-			buf_free(&bf);
-			buf_free(&bs);
-			event_dict_free(fast);
-			event_dict_free(slow);
+				assert_non_null(memmem(t.bf.data, t.bf.len, "late_key", 8));
+			twin_free(&t);
+		}
+	}
+}
+
+/*
+ * An origin_gen stands for the bytes: a second event with the same one is
+ * given the first one's origin without its bytes being read (its caller
+ * promises they did not change), and a new number at the same address is
+ * looked up by its bytes.
+ */
+static void
+test_an_origin_gen_seen_before_is_that_origin_without_its_bytes_compared(void **state)
+{
+	static const char *names[] = { "status" };
+	struct event_dict *d = event_dict_new(1 << 16);
+	struct event_dict_used used;
+	struct event ev[3], want[3];
+	struct event_field f[3][1], wf[3][1];
+	char path[] = "/var/log/a.log";
+	uint64_t gen = event_origin_gen(), gen2 = event_origin_gen();
+	struct buf b;
+
+	(void)state;
+	assert_non_null(d);
+	assert_true(gen != 0 && gen2 != 0 && gen2 != gen);
+	memset(&used, 0, sizeof(used));
+	buf_init(&b, 1 << 16);
+	for (int i = 0; i < 3; i++) {
+		make_event(&ev[i], f[i], "web-01", names, 1);
+		make_event(&want[i], wf[i], "web-01", names, 1);
+		ev[i].source = (struct pbslice){ (const uint8_t *)path, sizeof(path) - 1 };
+		ev[i].origin_gen = i < 2 ? gen : gen2;
+		/* Event 1 keeps event 0's number, so it is event 0's origin: a.log. */
+		want[i].source = i < 2 ? S("/var/log/a.log") : S("/var/log/b.log");
+		if (i == 1)
+			path[9] = 'b';
+		assert_int_equal(event_dict_encode(d, &ev[i], &used, &b), 0);
+	}
+	assert_reads_back(d, &used, &b, want, 3);
+	buf_free(&b);
+	event_dict_free(d);
+}
+
+/*
+ * Two tables, one given the events' origin_gen and one not (every origin
+ * found by its bytes), write the same bytes and mark the same ids used:
+ * with origins changing from event to event, a path rewritten at the same
+ * address under a new number, events with and without a number, and a
+ * table too small for every origin (some written literally).
+ */
+static void
+test_events_with_an_origin_gen_encode_as_events_without_one(void **state)
+{
+	static const char *names[] = { "status" };
+	static const size_t arenas[] = { 1 << 16, 60, 0 };
+	static const int formats[] = { EVENT_FORMAT_2, EVENT_FORMAT_3 };
+	static const unsigned order[] = { 0, 0, 1, 0, 2, 2, 1, 3, 3, 0, 4, 1, 3 };
+
+	(void)state;
+	for (size_t a = 0; a < sizeof(arenas) / sizeof(arenas[0]); a++) {
+		for (size_t fm = 0; fm < 2; fm++) {
+			char path[2][32];
+			uint64_t gens[3] = { event_origin_gen(), event_origin_gen(), event_origin_gen() };
+			struct twin t;
+
+			twin_init(&t, arenas[a], formats[fm]);
+			snprintf(path[0], sizeof(path[0]), "/var/log/nginx/access.log");
+			snprintf(path[1], sizeof(path[1]), "/var/log/nginx/error.log");
+			for (unsigned i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+				struct event ev, plain;
+				struct event_field f[1];
+				unsigned o = order[i];
+
+				if (o == 2) {
+					/* Renamed in place: the same address, other bytes, a new number. */
+					snprintf(path[0], sizeof(path[0]), "/var/log/nginx/access.1");
+					gens[0] = event_origin_gen();
+					o = 0;
+				}
+				make_event(&ev, f, o == 3 ? "web-02" : "web-01", names, 1);
+				ev.source = (struct pbslice){ (const uint8_t *)path[o % 2],
+				    strlen(path[o % 2]) };
+				plain = ev;
+				/* Event 4 has no number; web-02's events have their own. */
+				ev.origin_gen = o == 4 ? 0 : o == 3 ? gens[2] : gens[o % 2];
+				twin_encode(&t, i, &ev, &plain);
+			}
+			twin_free(&t);
 		}
 	}
 }
@@ -531,6 +647,8 @@ main(void)
 		cmocka_unit_test(test_format3_packs_an_nginx_event_and_it_reads_back),
 		cmocka_unit_test(test_format3_event_with_text_json_bool_or_double_is_not_packed),
 		cmocka_unit_test(test_events_with_a_key_set_encode_as_events_without_one),
+		cmocka_unit_test(test_an_origin_gen_seen_before_is_that_origin_without_its_bytes_compared),
+		cmocka_unit_test(test_events_with_an_origin_gen_encode_as_events_without_one),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

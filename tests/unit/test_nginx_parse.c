@@ -508,6 +508,58 @@ test_numbers_of_the_most_digits_and_one_more_anywhere_in_the_line(void **state)
 	parser_free(&p);
 }
 
+/*
+ * body_bytes_sent of every count of digits to 20, each digit of each
+ * place, followed by the referer, the line's end or a byte next to the
+ * digits ('/' and ':') or one whose value plus 6 carries (0xca): its value,
+ * or the error the count or the byte gives.
+ */
+static void
+test_body_bytes_sent_of_every_length_reads_its_value_or_fails(void **state)
+{
+	/* Past 1: the line ends, or a byte that is no digit, then the line ends or goes on. */
+	static const char *after[] = { " \"-\" \"-\"", "", "/", ":", "x", "/ \"-\" \"-\"",
+		": \"-\" \"-\"", "\xca \"-\" \"-\"", "\xff\xff\xff\xff\xff\xff\xff\xff" };
+	struct parsed p;
+	char line[256], num[32];
+
+	(void)state;
+	parser_init(&p, 0);
+	for (size_t nd = 1; nd <= 20; nd++) {
+		for (int d = 0; d < 10; d++) {
+			for (size_t a = 0; a < sizeof(after) / sizeof(after[0]); a++) {
+				unsigned long long want;
+				const struct event_field *f;
+				int n, r;
+
+				/* Digit d at every place in turn, 9s elsewhere (and a 1 first). */
+				for (size_t i = 0; i < nd; i++)
+					num[i] = (char)(i == 0 && nd > 1 ? '1' : i % 10 == (size_t)d ? '0' + d : '9');
+				num[nd] = '\0';
+				n = snprintf(line, sizeof(line), "1 - - [22/Nov/2026:10:00:00 +0000] \"-\" "
+				    "200 %s%s", num, after[a]);
+				r = nginx_parse((const uint8_t *)line, (size_t)n, &p);
+				want = strtoull(num, NULL, 10);
+				if (nd == 20 || (nd == 19 && want > INT64_MAX)) {
+					assert_int_equal(r, -EINVAL);
+					assert_string_equal(p.error, "nginx_combined: body_bytes_sent is too large");
+				} else if (a >= 2) {
+					assert_int_equal(r, -EINVAL);
+					assert_string_equal(p.error, "nginx_combined: body_bytes_sent is not a number");
+				} else if (a == 1) {
+					assert_int_equal(r, -EINVAL);
+					assert_string_equal(p.error, "nginx_combined: missing '\"' before http_referer");
+				} else {
+					assert_int_equal(r, 0);
+					assert_non_null(f = find_field(&p, "body_bytes_sent"));
+					assert_int_equal(f->v.integer, want);
+				}
+			}
+		}
+	}
+	parser_free(&p);
+}
+
 /* A remote_user of "-" is left out; "-x", "x-", "[-" or "-[" are kept. */
 static void
 test_remote_user_dash_and_near_dashes(void **state)
@@ -936,6 +988,7 @@ main(void)
 		cmocka_unit_test(test_numbers_are_integers_up_to_int64_max),
 		cmocka_unit_test(test_a_method_byte_splits_the_request_exactly_when_it_is_a_token_character),
 		cmocka_unit_test(test_numbers_of_the_most_digits_and_one_more_anywhere_in_the_line),
+		cmocka_unit_test(test_body_bytes_sent_of_every_length_reads_its_value_or_fails),
 		cmocka_unit_test(test_remote_user_dash_and_near_dashes),
 		cmocka_unit_test(test_each_malformed_line_gives_einval_and_its_message),
 		cmocka_unit_test(test_a_failed_line_leaves_no_fields_of_the_previous_one),

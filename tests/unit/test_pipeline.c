@@ -39,6 +39,7 @@ struct fixture {
 	int status;
 	char fields[8][512];         /* each stored event's fields as "key=value;" */
 	char messages[8][64];
+	char streams[8][64];
 	size_t n;
 };
 
@@ -133,6 +134,8 @@ collect(void *ctx, const struct spool_segment *seg)
 		assert_true(fx->n < 8);
 		snprintf(fx->messages[fx->n], sizeof(fx->messages[0]), "%.*s", (int)ev.message.len,
 		    (const char *)ev.message.ptr);
+		snprintf(fx->streams[fx->n], sizeof(fx->streams[0]), "%.*s", (int)ev.stream.len,
+		    (const char *)ev.stream.ptr);
 		for (size_t i = 0; i < ev.nfields; i++) {
 			const struct event_field *f = &ev.fields[i];
 			size_t used = strlen(out);
@@ -406,6 +409,38 @@ test_the_too_large_fallback_applies_to_the_processed_event_and_keeps_its_marks(v
 	processors_free(c);
 }
 
+/*
+ * A chain may give an event another origin (require's dead-letter stream):
+ * the source's origin_gen stands for its own, which the next event, passed
+ * as it is, still has.
+ */
+static void
+test_an_event_a_chain_re_streams_is_not_taken_for_its_origin_gen(void **state)
+{
+	struct fixture *fx = *state;
+	static char *need[] = { "user" };
+	static struct agent_processor p = {
+		.type = PROCESSOR_REQUIRE, .fields = { 1, need }, .dead_letter_stream = "dead",
+	};
+	struct processors *c = chain_compile(&p, 1);
+	struct event_field f[1];
+	struct event ev;
+
+	pipeline_init(&fx->pipe, fx->spool, WHY, c);
+	text_field(&f[0], "other", "x", 1);
+	event_make(&ev, "no user", 7, f, 1);
+	ev.origin_gen = event_origin_gen();
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, NULL), 0);
+	text_field(&f[0], "user", "ann", 3);
+	ev.message = (struct pbslice){ (const uint8_t *)"user", 4 };
+	assert_int_equal(pipeline_emit(&fx->pipe, &ev, 0, NULL), 0);
+	read_back(fx);
+	assert_int_equal(fx->n, 2);
+	assert_string_equal(fx->streams[0], "dead");
+	assert_string_equal(fx->streams[1], "s");
+	processors_free(c);
+}
+
 /* add_fields env: prod, then redact dropping user. */
 static struct processors *
 chain_env_prod_no_user(void)
@@ -489,6 +524,8 @@ main(void)
 		    test_keys_a_chain_adds_are_read_by_their_bytes_whatever_the_source_said, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_the_source_chain_runs_at_the_door_before_the_spool,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_event_a_chain_re_streams_is_not_taken_for_its_origin_gen,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_the_too_large_fallback_applies_to_the_processed_event_and_keeps_its_marks,

@@ -439,7 +439,7 @@ test_a_source_given_with_its_length_is_taken_as_given(void **state)
 
 	(void)state;
 	make(&sl, "nginx_combined");
-	source_line_event_n(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, src, 10, &ev);
+	source_line_event_n(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, src, 10, 0, &ev);
 	assert_ptr_equal(ev.source.ptr, src);
 	assert_int_equal(ev.source.len, 10);
 	assert_non_null(field(&ev, "status"));
@@ -448,11 +448,45 @@ test_a_source_given_with_its_length_is_taken_as_given(void **state)
 	source_line_free(&sl);
 }
 
+/*
+ * The caller's origin_gen stands for the source's host and stream and its
+ * source: kept on the event, unless the line named another host (its bytes
+ * are the line's, at an address other lines reuse).
+ */
+static void
+test_an_origin_gen_is_kept_unless_the_line_names_the_host(void **state)
+{
+	static const char line[] = "203.0.113.9 - - [22/Nov/2026:10:00:01 +0000] \"GET / HTTP/1.1\" "
+	    "200 612 \"-\" \"curl/8.0\"";
+	static const char sys[] = "<34>1 2026-11-22T10:00:00Z mail-7 su - ID47 - hello";
+	static const char src[] = "/var/log/a.log";
+	struct source_line sl;
+	struct event ev;
+
+	(void)state;
+	make(&sl, "nginx_combined");
+	source_line_event_n(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, src, 14, 7, &ev);
+	assert_int_equal(ev.origin_gen, 7);
+	/* Not parsed: the host is still the source's. */
+	source_line_event_n(&sl, (const uint8_t *)"x", 1, SOURCE_PARTIAL, NOW, src, 14, 8, &ev);
+	assert_non_null(field(&ev, "parse_error"));
+	assert_int_equal(ev.origin_gen, 8);
+	source_line_event(&sl, (const uint8_t *)line, sizeof(line) - 1, 0, NOW, src, &ev);
+	assert_int_equal(ev.origin_gen, 0);
+	source_line_free(&sl);
+	make(&sl, "syslog");
+	source_line_event_n(&sl, (const uint8_t *)sys, sizeof(sys) - 1, 0, NOW, src, 14, 9, &ev);
+	assert_memory_equal(ev.host.ptr, "mail-7", 6);
+	assert_int_equal(ev.origin_gen, 0);
+	source_line_free(&sl);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_source_given_with_its_length_is_taken_as_given),
+		cmocka_unit_test(test_an_origin_gen_is_kept_unless_the_line_names_the_host),
 		cmocka_unit_test(test_json_names_in_a_reused_line_buffer_each_read_back_as_written),
 		cmocka_unit_test(test_nginx_events_have_static_keys_and_key_sets_and_syslog_events_do_not),
 		cmocka_unit_test(test_parsed_line_takes_its_time_and_fields),

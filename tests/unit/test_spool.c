@@ -325,6 +325,39 @@ test_positions_are_committed_with_their_events(void **state)
 }
 
 /*
+ * A position's path_len is taken as its path's length (a file source knows
+ * it: no strlen per event); 0 means "count it". A stored position comes
+ * back with its length.
+ */
+static void
+test_a_position_with_its_path_length_stores_that_many_bytes_of_its_path(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_options o;
+	struct spool_file f = { .dev = 8, .ino = 1, .offset = 2, .path = "/var/log/a.log.1",
+	    .path_len = 14 };
+	struct event ev = { .ts = 1, .message = { (const uint8_t *)"x", 1 } };
+	struct spool_file got;
+	char path[64];
+
+	spool_options_default(&o, fx->dir);
+	open_spool(fx, &o);
+	assert_int_equal(spool_append(fx->s, &ev, &f), 0);
+	f.ino = 2;
+	f.path_len = 0;
+	assert_int_equal(spool_append(fx->s, &ev, &f), 0);
+	close_spool(fx);
+	open_spool(fx, &o);
+	assert_int_equal(spool_get_position(fx->s, 8, 1, &got, path, sizeof(path)), 0);
+	assert_string_equal(got.path, "/var/log/a.log");
+	assert_int_equal(got.path_len, 14);
+	assert_int_equal(spool_get_position(fx->s, 8, 2, &got, path, sizeof(path)), 0);
+	assert_string_equal(got.path, "/var/log/a.log.1");
+	assert_int_equal(got.path_len, 16);
+	close_spool(fx);
+}
+
+/*
  * Each event's record of the same file replaces the one before it in the
  * hand-off block: every part of the last one is what is committed, the
  * path of the same length and the fingerprint included, with values
@@ -1549,6 +1582,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sequence_numbers_continue_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segments_respect_max_events_and_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_positions_are_committed_with_their_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_position_with_its_path_length_stores_that_many_bytes_of_its_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_record_of_a_file_is_committed_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_cursor_is_committed_with_its_events_apart_from_file_positions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_cursor_and_its_events_survive_kill_together, setup, teardown),

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -75,6 +76,8 @@ struct line {
 	uint64_t at_ms;             /* uv_hrtime in ms when handed over */
 	bool piece;                 /* f->piece was set: */
 	struct tail_piece pc;       /* its copy */
+	uint64_t path_gen;          /* f->path_gen */
+	uint64_t read_ns;           /* f->read_ns */
 };
 
 struct h;
@@ -399,6 +402,10 @@ cb_line(void *ctx, const struct tail_file_info *f, const uint8_t *line, size_t l
 	if (f->piece != NULL && h->nlines <= MAX_LINES) {
 		h->lines[h->nlines - 1].piece = true;
 		h->lines[h->nlines - 1].pc = *f->piece;
+	}
+	if (h->nlines <= MAX_LINES) {
+		h->lines[h->nlines - 1].path_gen = f->path_gen;
+		h->lines[h->nlines - 1].read_ns = f->read_ns;
 	}
 	h->lines_since_flush++;
 	return 0;
@@ -894,6 +901,39 @@ test_a_rename_to_a_longer_name_gives_the_lines_after_it_that_name_and_length(voi
 	h_stop_and_check(h);
 }
 
+/*
+ * A name's path_gen is nonzero, the same for its lines, and new after a
+ * rename (the new name may be at the old one's address); another file's
+ * differs.
+ */
+static void
+test_a_rename_gives_the_lines_after_it_a_new_path_gen(void **state)
+{
+	struct h *h = *state;
+	char to[PATH_MAX];
+
+	rename_within_globs(h, "b.log", to);
+	put(h, "c.log", "x\ny\n");
+	RUN_UNTIL(h, h->nlines == 4);
+	for (size_t i = 0; i < 4; i++) {
+		const struct line *l = &h->lines[i];
+		const char *path = h->recs[l->rec].path;
+		bool c = strcmp(path + strlen(path) - 5, "c.log") == 0;
+
+		assert_true(l->path_gen != 0);
+		for (size_t j = 0; j < i; j++) {
+			const struct line *k = &h->lines[j];
+
+			if (k->rec != l->rec || !c)
+				/* Another file, or a.log's line "1" then b.log's "2". */
+				assert_true(k->path_gen != l->path_gen);
+			else
+				assert_true(k->path_gen == l->path_gen);
+		}
+	}
+	h_stop_and_check(h);
+}
+
 static void
 test_copytruncate_restarts_at_zero(void **state)
 {
@@ -1067,6 +1107,41 @@ test_line_of_exactly_max_line_is_not_split_even_with_a_small_quantum(void **stat
 	expect_line(h, r, 3, "ab", 0, 22);
 	expect_rec_is_file(h, r, "a.log");
 	assert_int_equal(stats(h).split_lines, 1);
+	h_stop_and_check(h);
+}
+
+/* CLOCK_REALTIME_COARSE in ns. */
+static uint64_t
+coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * A line's read_ns is the coarse clock when its bytes were read: a line
+ * and a partial last line flushed later, each within the time the test
+ * ran.
+ */
+static void
+test_each_line_has_the_time_its_bytes_were_read(void **state)
+{
+	struct h *h = *state;
+	uint64_t before, after;
+
+	put(h, "a.log", "full\npart");
+	before = coarse_ns();
+	h_start(h);
+	RUN_UNTIL(h, h->nlines == 2);
+	after = coarse_ns();
+	for (size_t i = 0; i < 2; i++) {
+		assert_true(h->lines[i].read_ns >= before);
+		assert_true(h->lines[i].read_ns <= after);
+	}
+	/* The partial line waited flush_timeout (100 ms) after the first was read. */
+	assert_true(h->lines[1].read_ns >= h->lines[0].read_ns + 50 * 1000000u);
 	h_stop_and_check(h);
 }
 
@@ -2641,6 +2716,8 @@ main(void)
 		T(test_inotify_alone_notices_a_rename_rotation),
 		T(test_rename_within_globs_only_changes_the_path),
 		T(test_a_rename_to_a_longer_name_gives_the_lines_after_it_that_name_and_length),
+		T(test_a_rename_gives_the_lines_after_it_a_new_path_gen),
+		T(test_each_line_has_the_time_its_bytes_were_read),
 		T(test_copytruncate_restarts_at_zero),
 		T(test_copytruncate_followed_at_once_by_new_writes_restarts_at_zero),
 		T(test_inode_reuse_with_other_content_is_a_new_file),
