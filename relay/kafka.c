@@ -204,6 +204,13 @@ struct kafka_loop {
 	struct event_field *fields;   /* a piece's fields, slices resolved; fields_cap of them */
 	size_t fields_cap;
 	char topic[ROUTE_TOPIC_BUF];
+	/*
+	 * The last rendered topic route_topic_check passed, and its length
+	 * plus 1 (0: none): a loop's events mostly go to one topic, and the
+	 * check is a function of the name alone.
+	 */
+	char topic_ok[ROUTE_TOPIC_BUF];
+	size_t topic_ok_len;
 	char key[KAFKA_KEY_MAX + 1];
 	char shown[KAFKA_SHOWN_TOPIC_MAX];   /* the refused topic, for the dead-letter header */
 	char aside[384];              /* why the event being produced is set aside */
@@ -1777,10 +1784,14 @@ kafka_route_check(struct kafka_batch *b, const struct event *ev, const struct ro
 
 	if (route_render(topic, ev, b->agent, kl->topic, sizeof(kl->topic), tlen) != 0)
 		*tlen = sizeof(kl->topic) - 1;    /* too long: the check says so */
-	if (route_topic_check(kl->topic, *tlen, kl->aside, sizeof(kl->aside)) != 0) {
-		if (count)
-			atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 1);
-		return -EINVAL;
+	if (kl->topic_ok_len != *tlen + 1 || memcmp(kl->topic_ok, kl->topic, *tlen) != 0) {
+		if (route_topic_check(kl->topic, *tlen, kl->aside, sizeof(kl->aside)) != 0) {
+			if (count)
+				atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 1);
+			return -EINVAL;
+		}
+		memcpy(kl->topic_ok, kl->topic, *tlen);
+		kl->topic_ok_len = *tlen + 1;
 	}
 	if (!route_table_restricted(t))
 		return 0;

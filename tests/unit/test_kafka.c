@@ -1453,6 +1453,37 @@ test_set_aside_record_keeps_every_header_when_headers_are_off(void **state)
 	invalid_topic_dead_lettered(false);
 }
 
+/* A topic checked valid for earlier events does not let a later invalid one through. */
+static void
+test_an_invalid_topic_after_valid_ones_is_still_set_aside(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_batch *b;
+	struct answer *a;
+	struct kafka_stats st;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	b = begin(f);
+	a = &f->answers[f->nbatches - 1];
+	assert_int_equal(kafka_produce(b, event_n(f, 100, 100), NULL, 100), 0);
+	event_n(f, 101, 100);
+	/* logs.nginx_access, then the same name and one byte more, outside [A-Za-z0-9._-] */
+	f->ev.stream = (struct pbslice){ (const uint8_t *)"nginx_access/", 13 };
+	assert_int_equal(kafka_produce(b, &f->ev, NULL, 101), 0);
+	assert_int_equal(kafka_produce(b, event_n(f, 102, 100), NULL, 102), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, 2);
+	assert_int_equal(a->res.refused, 1);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 1);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
 /* Without a dead-letter topic: logged (agent, stream, topic), counted, acknowledged. */
 static void
 test_invalid_topic_without_dead_letter_topic_is_logged_counted_and_acknowledged(void **state)
@@ -2704,6 +2735,7 @@ main(void)
 		cmocka_unit_test(test_broker_refusal_goes_to_the_dead_letter_topic),
 		cmocka_unit_test(test_invalid_topic_goes_to_the_dead_letter_topic_with_its_reason),
 		cmocka_unit_test(test_invalid_topic_without_dead_letter_topic_is_logged_counted_and_acknowledged),
+		cmocka_unit_test(test_an_invalid_topic_after_valid_ones_is_still_set_aside),
 		cmocka_unit_test(test_topic_not_allowed_for_the_agent_goes_to_the_dead_letter_topic),
 		cmocka_unit_test(test_routes_pick_topic_and_key),
 		cmocka_unit_test(test_records_to_more_topics_than_kept_handles_reach_each_topic),
