@@ -35,6 +35,9 @@ free_port() {
 # $T/mock.out and $T/mock.err. Sets MOCK_PID and BOOTSTRAP; 1 with a
 # message when it did not start.
 mock_start() {
+	# Emptied here: the child's own redirection may come after the first
+	# look below, which would take the last cluster's address.
+	: >"$T/mock.out"
 	${NICE:-} "$MOCK_KAFKA" "$@" </dev/null >"$T/mock.out" 2>"$T/mock.err" &
 	MOCK_PID=$!
 	PIDS+=("$MOCK_PID")

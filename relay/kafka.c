@@ -96,6 +96,28 @@
 #define KAFKA_PIECE_MIN_ROOM 64
 /* ,"message_b64":"" and the padding of the last group of 3 bytes begun. */
 #define KAFKA_B64_MEMBER_MAX (sizeof(",\"message_b64\":\"\"") - 1 + 4)
+/*
+ * A held run's records without headers go to librdkafka together
+ * (kafka_stage): at most this many in one rd_kafka_produce_batch call, and
+ * a new record is staged only while their values and keys hold fewer
+ * bytes than KAFKA_STAGE_BYTES (the buffer's bound adds one record at
+ * its largest beyond that).
+ */
+#define KAFKA_STAGE_RECORDS 256
+#define KAFKA_STAGE_BYTES (256 * 1024)
+/*
+ * Records of a held run stamped with one reading of the wall clock, at
+ * most: librdkafka would read it per record (gettimeofday, 1 % of the
+ * relay). 256 records take about half a millisecond.
+ */
+#define KAFKA_TS_RECORDS 256
+
+/* A record staged in its loop (kafka_stage), its value and key in kl->stage. */
+struct kafka_staged {
+	struct kafka_batch *b;
+	uint64_t seq;
+	size_t voff, vlen, klen;      /* the key, klen bytes (0: none), follows the value */
+};
 
 /*
  * What a batch is produced with, from the configuration of the reload
@@ -191,10 +213,33 @@ struct kafka_loop {
 	struct event_field *fields;   /* a piece's fields, slices resolved; fields_cap of them */
 	size_t fields_cap;
 	char topic[ROUTE_TOPIC_BUF];
+	/*
+	 * The last rendered topic route_topic_check passed, and its length
+	 * plus 1 (0: none): a loop's events mostly go to one topic, and the
+	 * check is a function of the name alone.
+	 */
+	char topic_ok[ROUTE_TOPIC_BUF];
+	size_t topic_ok_len;
 	char key[KAFKA_KEY_MAX + 1];
 	char shown[KAFKA_SHOWN_TOPIC_MAX];   /* the refused topic, for the dead-letter header */
 	char aside[384];              /* why the event being produced is set aside */
 	bool held;                    /* between kafka_loop_hold and kafka_loop_release */
+	/*
+	 * Records of the held run staged for one rd_kafka_produce_batch call
+	 * (kafka_stage), to one topic, in the order produced; each counts in
+	 * its batch's sent. stalled: the last call met a full queue and these
+	 * are the records it refused: they go before any other record, when
+	 * the queue drained (kafka_loop_on_async).
+	 */
+	struct kafka_staged *staged;  /* KAFKA_STAGE_RECORDS */
+	rd_kafka_message_t *msgs;     /* produce_batch's array, as many */
+	size_t nstaged;
+	struct buf stage;             /* the staged values and keys */
+	char stage_topic[ROUTE_TOPIC_BUF];
+	bool stalled;
+	/* The held run's wall clock for Kafka's timestamp, ms, and the records it still stamps. */
+	int64_t ts_ms;
+	unsigned ts_left;
 	/*
 	 * kafka_stats counts of the records this loop produced: one writer (the
 	 * loop), so a plain add where an atomic one on a line every worker
@@ -315,6 +360,8 @@ struct kafka {
 
 static int kafka_u64(char *out, uint64_t v);
 static bool kafka_over_bound(struct kafka *k);
+static int kafka_stage_flush(struct kafka_loop *kl);
+static void kafka_stage_drop(struct kafka_loop *kl);
 
 static uint64_t
 kafka_now_ms(void)
@@ -1149,6 +1196,13 @@ kafka_loop_on_async(uv_async_t *h)
 	writable = kl->wake_writable;
 	kl->wake_writable = false;
 	pthread_mutex_unlock(&kl->mu);
+	/*
+	 * Records a full queue refused go first, before the owner's next
+	 * ones; still refused, the loop waits for room again (kafka_stage_flush
+	 * blocked it) and the owner is not called.
+	 */
+	if (writable && !kl->closing && kl->nstaged > 0 && kafka_stage_flush(kl) != 0)
+		writable = false;
 	if (writable && kl->writable_cb != NULL && !kl->closing)
 		kl->writable_cb(kl, kl->arg);
 }
@@ -1421,6 +1475,28 @@ kafka_topics_clear(struct kafka *k)
 }
 
 /*
+ * Kafka's timestamp for a record of kl's held run: the wall clock in ms,
+ * read at the run's first record and again every KAFKA_TS_RECORDS, so
+ * that it stays the produce time to about a millisecond (a run does not
+ * wait between records). Outside a run 0: librdkafka reads the clock.
+ */
+static int64_t
+kafka_run_ts(struct kafka_loop *kl)
+{
+	struct timespec ts;
+
+	if (!kl->held)
+		return 0;
+	if (kl->ts_left == 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		kl->ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		kl->ts_left = KAFKA_TS_RECORDS;
+	}
+	kl->ts_left--;
+	return kl->ts_ms;
+}
+
+/*
  * Hands one record to librdkafka. Returns 0, -EAGAIN (queue full, nothing
  * produced), -EMSGSIZE (librdkafka's own refusal: not counted here) or
  * -ECANCELED (b fails).
@@ -1488,12 +1564,14 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 		err = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rec->key, rec->klen),
 		    RD_KAFKA_V_VALUE((void *)rec->value, rec->vlen), RD_KAFKA_V_HEADERS(h),
-		    RD_KAFKA_V_OPAQUE((void *)opaque), RD_KAFKA_V_END);
+		    RD_KAFKA_V_OPAQUE((void *)opaque), RD_KAFKA_V_TIMESTAMP(kafka_run_ts(kl)),
+		    RD_KAFKA_V_END);
 	else
 		err = rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(rec->topic),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(rec->key, rec->klen),
 		    RD_KAFKA_V_VALUE((void *)rec->value, rec->vlen), RD_KAFKA_V_HEADERS(h),
-		    RD_KAFKA_V_OPAQUE((void *)opaque), RD_KAFKA_V_END);
+		    RD_KAFKA_V_OPAQUE((void *)opaque), RD_KAFKA_V_TIMESTAMP(kafka_run_ts(kl)),
+		    RD_KAFKA_V_END);
 	if (!kl->held)
 		pthread_rwlock_unlock(&k->rk_lock);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -1528,6 +1606,201 @@ kafka_send(struct kafka_batch *b, const struct kafka_rec *rec)
 		return -ECANCELED;
 	}
 	}
+}
+
+/*
+ * A staged record librdkafka refused for a reason other than a full
+ * queue: as kafka_send's caller would have had it refused. Not produced:
+ * its count in b's sent is taken back as a report.
+ */
+static void
+kafka_stage_refused(struct kafka_loop *kl, const struct kafka_staged *s,
+    rd_kafka_resp_err_t err)
+{
+	struct kafka_batch *b = s->b;
+	char why[512];
+
+	if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+		b->produced--;
+		kafka_refuse(b, s->seq, s->vlen + s->klen, "librdkafka refused its record");
+		kafka_batch_reports(b, 0, 1);
+		return;
+	}
+	/* One line per batch: the records after this one fail alike (e.g. a fatal producer). */
+	if (!b->failed) {
+		log_warn("cannot produce to Kafka: %s; the batch is answered RETRY",
+		    kafka_note_error(kl->k, err, kl->stage_topic, rd_kafka_err2str(err), why,
+		    sizeof(why)));
+		kafka_batch_fail(b, err);
+	}
+	kafka_batch_reports(b, err, 1);
+}
+
+/*
+ * Hands kl's staged records to librdkafka in one rd_kafka_produce_batch
+ * call: one topic lock, one reading of each clock and one add to the
+ * queue counts for them all, where rd_kafka_producev takes them per
+ * record. The partitioner still places each by its key. librdkafka 2.0
+ * refuses every record after the first one its full queue refused
+ * (rd_kafka_produce_batch), so those that went are a prefix, and the rest
+ * stay staged in order, to go before anything else (stalled): each
+ * record reaches librdkafka once, in the order produced. Returns 0 (none
+ * staged any more), or -EAGAIN (the queue is full: kl waits for room).
+ */
+static int
+kafka_stage_flush(struct kafka_loop *kl)
+{
+	struct kafka *k = kl->k;
+	size_t n = kl->nstaged, bytes = 0, good = 0, good_bytes = 0, kept = 0;
+	rd_kafka_topic_t *rkt = NULL, *own = NULL;
+	rd_kafka_resp_err_t all = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct kafka_staged *st = &kl->staged[i];
+		rd_kafka_message_t *m = &kl->msgs[i];
+
+		memset(m, 0, sizeof(*m));
+		/* An empty value is empty, not NULL (a tombstone), also before the stage allocated. */
+		m->payload = kl->stage.data != NULL ? kl->stage.data + st->voff : (uint8_t *)"";
+		m->len = st->vlen;
+		m->key = st->klen > 0 ? kl->stage.data + st->voff + st->vlen : NULL;
+		m->key_len = st->klen;
+		m->_private = st->b;
+		bytes += st->vlen;
+	}
+	/* Counted before: a report may come before produce_batch returns. */
+	atomic_fetch_add(&k->queued_msgs, n);
+	atomic_fetch_add(&k->queued_bytes, bytes);
+	if (!kl->held)
+		pthread_rwlock_rdlock(&k->rk_lock);
+	if (kafka_over_bound(k))
+		all = RD_KAFKA_RESP_ERR__QUEUE_FULL;
+	else if ((rkt = kafka_topic_handle(k, kl->stage_topic)) == NULL &&
+	    (rkt = own = rd_kafka_topic_new(k->rk, kl->stage_topic, NULL)) == NULL)
+		all = rd_kafka_last_error();
+	if (all == RD_KAFKA_RESP_ERR_NO_ERROR)
+		rd_kafka_produce_batch(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, kl->msgs,
+		    (int)n);
+	else
+		for (size_t i = 0; i < n; i++)
+			kl->msgs[i].err = all;
+	if (own != NULL)
+		rd_kafka_topic_destroy(own);
+	if (!kl->held)
+		pthread_rwlock_unlock(&k->rk_lock);
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_resp_err_t err = kl->msgs[i].err;
+
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			good++;
+			good_bytes += kl->staged[i].vlen;
+		} else if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			kl->staged[kept++] = kl->staged[i];     /* kept <= i: in order */
+		} else {
+			kafka_stage_refused(kl, &kl->staged[i], err);
+		}
+	}
+	atomic_fetch_sub(&k->queued_msgs, n - good);
+	atomic_fetch_sub(&k->queued_bytes, bytes - good_bytes);
+	kafka_count(&kl->st.produced, good);
+	kl->nstaged = kept;
+	kl->stalled = kept > 0;
+	if (kept == 0) {
+		buf_reset(&kl->stage);
+		return 0;
+	}
+	kafka_count(&kl->st.queue_full, 1);
+	kafka_loop_block(kl);
+	return -EAGAIN;
+}
+
+/*
+ * kafka_loop_close: staged records will not be produced; their batches
+ * were answered RETRY, and these reports let them be freed.
+ */
+static void
+kafka_stage_drop(struct kafka_loop *kl)
+{
+	for (size_t i = 0; i < kl->nstaged; i++)
+		kafka_batch_reports(kl->staged[i].b, RD_KAFKA_RESP_ERR__DESTROY, 1);
+	kl->nstaged = 0;
+	kl->stalled = false;
+	buf_reset(&kl->stage);
+}
+
+/*
+ * Stages rec, ev's record whole, to go to librdkafka with the records
+ * before it in kl's held run (kafka_stage_flush): its value rendered (or
+ * copied: the owner frees its bytes once the batch ended) and its key
+ * copied into kl->stage. Staged records go first when the topic changes,
+ * when they fill the stage, and before a record that goes one by one
+ * (headers, a piece, a record set aside), so that records reach
+ * librdkafka in the order produced. Returns 0 (staged: b counts it as
+ * sent and produced), -EAGAIN (staged records met a full queue: ev is not
+ * staged), or -E2BIG (the record is too large to go whole, or could not
+ * be rendered here: nothing staged before it is left, and the caller
+ * produces it as before, in pieces).
+ */
+static int
+kafka_stage(struct kafka_batch *b, const struct event *ev, const struct pbslice *raw,
+    const struct kafka_rec *rec, size_t tlen)
+{
+	struct kafka_loop *kl = b->kl;
+	const struct kafka_settings *set = b->set;
+	size_t start, vlen, max = KAFKA_STAGE_BYTES + set->max_msg_bytes + KAFKA_KEY_MAX;
+	struct kafka_staged *st;
+	struct pbslice ev_bytes;
+	int r;
+
+	if (kl->nstaged > 0 && (kl->stalled || kl->nstaged == KAFKA_STAGE_RECORDS ||
+	    kl->stage.len >= KAFKA_STAGE_BYTES || strcmp(kl->stage_topic, rec->topic) != 0) &&
+	    (r = kafka_stage_flush(kl)) != 0)
+		return r;
+	/* A reload raised message.max.bytes: a record may grow as much. */
+	if (kl->stage.max < max)
+		kl->stage.max = max;
+	start = kl->stage.len;
+	switch (set->format) {
+	case RELAY_FORMAT_PROTOBUF:
+		if (raw != NULL) {
+			r = buf_append(&kl->stage, raw->ptr, raw->len);
+			break;
+		}
+		buf_reset(&kl->value);
+		if ((r = event_encode(ev, &kl->value)) == 0 &&
+		    (r = kafka_event_bytes(kl->value.data, kl->value.data + kl->value.len,
+		    &ev_bytes)) == 0)
+			r = buf_append(&kl->stage, ev_bytes.ptr, ev_bytes.len);
+		break;
+	case RELAY_FORMAT_RAW:
+		r = buf_append(&kl->stage, ev->message.ptr, ev->message.len);
+		break;
+	default:
+		r = event_json_cached(ev, b->agent, set->json_names, &kl->json, &kl->stage);
+		break;
+	}
+	vlen = kl->stage.len - start;
+	if (r == 0 && rec->klen > 0)
+		r = buf_append(&kl->stage, rec->key, rec->klen);
+	if (r != 0 || kafka_record_size(rec->klen, vlen, 0) > set->record_max) {
+		kl->stage.len = start;
+		if (kl->nstaged > 0 && (r = kafka_stage_flush(kl)) != 0)
+			return r;
+		return -E2BIG;
+	}
+	if (kl->nstaged == 0)
+		memcpy(kl->stage_topic, rec->topic, tlen + 1);
+	st = &kl->staged[kl->nstaged++];
+	st->b = b;
+	st->seq = rec->seq;
+	st->voff = start;
+	st->vlen = vlen;
+	st->klen = rec->klen;
+	b->sent++;
+	b->produced++;
+	return 0;
 }
 
 /* Headers of rec of b as kafka_send adds them, with the piece header at its widest if piece. */
@@ -1742,10 +2015,14 @@ kafka_route_check(struct kafka_batch *b, const struct event *ev, const struct ro
 
 	if (route_render(topic, ev, b->agent, kl->topic, sizeof(kl->topic), tlen) != 0)
 		*tlen = sizeof(kl->topic) - 1;    /* too long: the check says so */
-	if (route_topic_check(kl->topic, *tlen, kl->aside, sizeof(kl->aside)) != 0) {
-		if (count)
-			atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 1);
-		return -EINVAL;
+	if (kl->topic_ok_len != *tlen + 1 || memcmp(kl->topic_ok, kl->topic, *tlen) != 0) {
+		if (route_topic_check(kl->topic, *tlen, kl->aside, sizeof(kl->aside)) != 0) {
+			if (count)
+				atomic_fetch_add(&k->st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 1);
+			return -EINVAL;
+		}
+		memcpy(kl->topic_ok, kl->topic, *tlen);
+		kl->topic_ok_len = *tlen + 1;
 	}
 	if (!route_table_restricted(t))
 		return 0;
@@ -1830,6 +2107,14 @@ kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pbslic
 	}
 	if (b->cutting && b->cut_seq != seq)
 		b->cutting = false;           /* another event: the caller gave up on that one */
+	/* A held run's records without headers go to librdkafka together (kafka_stage). */
+	if (kl->held && !set->headers && rec.aside == NULL && !b->cutting) {
+		if ((r = kafka_stage(b, ev, raw, &rec, tlen)) != -E2BIG)
+			return r;
+		r = 0;
+	} else if (kl->nstaged > 0 && (r = kafka_stage_flush(kl)) != 0) {
+		return r;                     /* the records before it first */
+	}
 	if (!b->cutting) {
 		switch (set->format) {
 		case RELAY_FORMAT_PROTOBUF:
@@ -1979,9 +2264,20 @@ kafka_loop_new(struct kafka *k, uv_loop_t *loop, kafka_writable_cb writable_cb, 
 	kl->arg = arg;
 	pthread_mutex_lock(&k->set_mu);
 	buf_init(&kl->value, k->set->max_msg_bytes);
+	buf_init(&kl->stage, KAFKA_STAGE_BYTES + k->set->max_msg_bytes + KAFKA_KEY_MAX);
 	pthread_mutex_unlock(&k->set_mu);
 	event_json_cache_init(&kl->json);
+	kl->staged = calloc(KAFKA_STAGE_RECORDS, sizeof(*kl->staged));
+	kl->msgs = calloc(KAFKA_STAGE_RECORDS, sizeof(*kl->msgs));
+	if (kl->staged == NULL || kl->msgs == NULL) {
+		free(kl->staged);
+		free(kl->msgs);
+		free(kl);
+		return -ENOMEM;
+	}
 	if ((r = pthread_mutex_init(&kl->mu, NULL)) != 0) {
+		free(kl->staged);
+		free(kl->msgs);
 		free(kl);
 		return -r;
 	}
@@ -1993,6 +2289,8 @@ kafka_loop_new(struct kafka *k, uv_loop_t *loop, kafka_writable_cb writable_cb, 
 	if ((r = uv_async_init(loop, &kl->async, kafka_loop_on_async)) != 0) {
 		pthread_mutex_destroy(&kl->spent_mu);
 		pthread_mutex_destroy(&kl->mu);
+		free(kl->staged);
+		free(kl->msgs);
 		free(kl);
 		return r;
 	}
@@ -2024,6 +2322,7 @@ kafka_loop_close(struct kafka_loop *kl)
 		next = b->all_next;
 		kafka_batch_answer(b, KAFKA_RETRY, "the relay is stopping");
 	}
+	kafka_stage_drop(kl);
 	pthread_mutex_lock(&kl->mu);
 	kl->closed = true;
 	if (kl->blocked) {
@@ -2049,6 +2348,9 @@ kafka_loop_free(struct kafka_loop *kl)
 		free(b);
 	}
 	buf_free(&kl->value);
+	buf_free(&kl->stage);
+	free(kl->staged);
+	free(kl->msgs);
 	event_json_cache_free(&kl->json);
 	free(kl->fields);
 	pthread_mutex_destroy(&kl->spent_mu);
@@ -2486,7 +2788,9 @@ kafka_has_room(struct kafka *k)
 /*
  * librdkafka bounds each producer's queue; while a reload's replaced
  * producer still holds records, this bounds them all together (guarantee 3).
- * Counts include the record being produced.
+ * Counts include the record being produced, or the staged records being
+ * produced together (kafka_stage_flush: 256 KiB at most, all refused
+ * together when over the bound, so the bound holds exactly).
  */
 static bool
 kafka_over_bound(struct kafka *k)
@@ -2790,12 +3094,19 @@ kafka_loop_hold(struct kafka_loop *kl)
 	assert(!kl->held);
 	pthread_rwlock_rdlock(&kl->k->rk_lock);
 	kl->held = true;
+	kl->ts_left = 0;              /* the run's first record reads the clock */
 }
 
 void
 kafka_loop_release(struct kafka_loop *kl)
 {
 	assert(kl->held);
+	/*
+	 * The run's last records go now, through the producer the run read.
+	 * A full queue keeps them staged: they go first once it drained.
+	 */
+	if (kl->nstaged > 0 && !kl->stalled)
+		(void)kafka_stage_flush(kl);
 	kl->held = false;
 	pthread_rwlock_unlock(&kl->k->rk_lock);
 }

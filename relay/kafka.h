@@ -44,8 +44,10 @@
  * them with kafka.headers off (a record set aside keeps them all); Kafka's
  * timestamp is the
  * produce time (the event's own time is in the record: an old event must
- * not fall under the topic's retention or timestamp checks at once). The
- * headers are a two-entry list built per record: librdkafka allocates per
+ * not fall under the topic's retention or timestamp checks at once), the
+ * wall clock read once per call of records produced together and in a
+ * held run once per 256 records (so to about a millisecond), not per
+ * record. The headers are a two-entry list built per record: librdkafka allocates per
  * header whichever way it is given them (bench/bench_kafka.c measures the
  * ways), and this way allocates least.
  *
@@ -347,7 +349,9 @@ int kafka_batch_begin(struct kafka_loop *kl, const char *agent, kafka_batch_cb c
  * event format 2, whose bytes need their list's Dict) and for a piece, the
  * Event re-encoded; raw: the message), headers logferry-agent and logferry-seq
  * (seq in decimal). Nothing of ev or raw is kept. Returns:
- *   0           produced (every piece of it);
+ *   0           produced (every piece of it), or staged in a held run
+ *               (kafka_loop_hold: it reaches librdkafka at the latest at
+ *               kafka_loop_release, and b counts it from now);
  *   -EMSGSIZE   refused as larger than Kafka accepts even in pieces
  *               (logged, counted in the batch's result): go on with the
  *               next event;
@@ -367,7 +371,17 @@ int kafka_produce(struct kafka_batch *b, const struct event *ev, const struct pb
  * A run of kafka_produce calls on kl's loop thread, e.g. over the events
  * of the batches one read brought: kafka_loop_hold takes the producer's
  * read lock once for the run instead of once per record, and
- * kafka_loop_release gives it back. While it is held, the poller cannot
+ * kafka_loop_release gives it back. In a run, records without headers
+ * (kafka.headers off; not a piece, not set aside) are staged in kl, up to
+ * 256 records or 256 KiB to one topic, and go to librdkafka together in
+ * one rd_kafka_produce_batch call (one topic lock, clock reading and
+ * queue count for them all): when the topic changes, the stage is full,
+ * before a record that goes alone, and at kafka_loop_release. Staged
+ * records count in their batch (kafka_produce returned 0; the batch is
+ * answered only after their reports). Those a full queue refuses stay
+ * staged in order and go before any other record, from the loop once the
+ * queue drained, before the writable callback; kafka_produce answers
+ * -EAGAIN meanwhile. While it is held, the poller cannot
  * swap the producer (a reload's new one, or one recreated after a fatal
  * error): it waits for the release, and serves no report meanwhile, so
  * release before the loop runs again (a full queue, -EAGAIN, is such a

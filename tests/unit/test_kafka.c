@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -330,6 +331,7 @@ struct record {
 	char otopic[64];              /* logferry-original-topic */
 	char ostream[64];             /* logferry-original-stream */
 	size_t headers_size;          /* as librdkafka counts them */
+	int64_t ts;                   /* Kafka's timestamp, ms */
 };
 
 static void
@@ -417,6 +419,7 @@ consume(struct fx *f, const char *topic, struct record *recs, size_t max, size_t
 			copy_header(m, "logferry-original-topic", r->otopic, sizeof(r->otopic));
 			copy_header(m, "logferry-original-stream", r->ostream, sizeof(r->ostream));
 			r->headers_size = headers_size(m);
+			r->ts = rd_kafka_message_timestamp(m, NULL);
 			copy_header(m, "logferry-seq", seq, sizeof(seq));
 			r->has_seq = seq[0] != '\0';
 			r->seq = strtoull(seq, NULL, 10);
@@ -1670,6 +1673,37 @@ test_set_aside_record_keeps_every_header_when_headers_are_off(void **state)
 	invalid_topic_dead_lettered(false);
 }
 
+/* A topic checked valid for earlier events does not let a later invalid one through. */
+static void
+test_an_invalid_topic_after_valid_ones_is_still_set_aside(void **state)
+{
+	struct fx *f = fx_start(10000, NULL);
+	struct kafka_batch *b;
+	struct answer *a;
+	struct kafka_stats st;
+
+	(void)state;
+	global_fx = f;
+	warm_up(f);
+	b = begin(f);
+	a = &f->answers[f->nbatches - 1];
+	assert_int_equal(kafka_produce(b, event_n(f, 100, 100), NULL, 100), 0);
+	event_n(f, 101, 100);
+	/* logs.nginx_access, then the same name and one byte more, outside [A-Za-z0-9._-] */
+	f->ev.stream = (struct pbslice){ (const uint8_t *)"nginx_access/", 13 };
+	assert_int_equal(kafka_produce(b, &f->ev, NULL, 101), 0);
+	assert_int_equal(kafka_produce(b, event_n(f, 102, 100), NULL, 102), 0);
+	kafka_batch_end(b);
+	assert_true(fx_run_until(f, all_answered, 20000));
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, 2);
+	assert_int_equal(a->res.refused, 1);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.set_aside[KAFKA_ASIDE_INVALID_TOPIC], 1);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
 /* Without a dead-letter topic: logged (agent, stream, topic), counted, acknowledged. */
 static void
 test_invalid_topic_without_dead_letter_topic_is_logged_counted_and_acknowledged(void **state)
@@ -1907,6 +1941,247 @@ test_full_queue_is_eagain_then_writable(void **state)
 	assert_int_equal(a->res.produced, fill.next - 100 + 1);
 	fx_stop(f);
 	global_fx = NULL;
+}
+
+/* ------------------------------------------------- held runs of records */
+
+/* The event number of a record event_n made (its user_id "u-N"), read from its JSON value. */
+static unsigned
+value_event(const struct record *r)
+{
+	const char *p = strstr((const char *)r->value, "\"user_id\":\"u-");
+
+	assert_non_null(p);
+	return (unsigned)strtoul(p + strlen("\"user_id\":\"u-"), NULL, 10);
+}
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * What relay/server.c's worker does: events in batches of run.per_batch,
+ * all in one held run (kafka_loop_hold), stopping at -EAGAIN and going on
+ * from the same event when the writable callback comes. Events from
+ * run.dead_from to run.dead_to (excluded) go to DEAD_TOPIC by their stream.
+ */
+static struct {
+	struct kafka_batch *b;
+	unsigned next, total, per_batch, eagain, dead_from, dead_to, first_batch;
+} run;
+
+static const struct event *
+run_event(struct fx *f, unsigned i)
+{
+	const struct event *ev = event_n(f, i, 100);
+
+	if (i >= run.dead_from && i < run.dead_to)
+		f->ev.stream = (struct pbslice){ (const uint8_t *)"dead", 4 };
+	return ev;
+}
+
+static void
+run_fill(struct fx *f)
+{
+	kafka_loop_hold(f->kl);
+	while (run.next < run.total) {
+		int r;
+
+		if (run.b == NULL)
+			run.b = begin(f);
+		r = kafka_produce(run.b, run_event(f, run.next), NULL, run.next);
+		if (r == -EAGAIN) {
+			run.eagain++;
+			break;
+		}
+		assert_int_equal(r, 0);
+		run.next++;
+		if (run.next % run.per_batch == 0 || run.next == run.total) {
+			kafka_batch_end(run.b);
+			run.b = NULL;
+		}
+	}
+	kafka_loop_release(f->kl);
+}
+
+static bool
+run_done_and_answered(struct fx *f)
+{
+	return run.next == run.total && all_answered(f);
+}
+
+/*
+ * A fixture with kafka.headers off and one key for every record: they all
+ * go to one partition of their topic, whose order is then the order they
+ * were produced in.
+ */
+static struct fx *
+run_start(bool headers, unsigned total, unsigned per_batch, ...)
+{
+	struct fx *f;
+	va_list ap;
+	const char *n1, *v1;
+
+	va_start(ap, per_batch);
+	n1 = va_arg(ap, const char *);
+	v1 = n1 != NULL ? va_arg(ap, const char *) : NULL;
+	va_end(ap);
+	f = fx_start(20000, n1, v1, NULL);
+	global_fx = f;
+	f->cfg.kafka.headers = headers;
+	f->cfg.kafka.key = "one";
+	fx_apply(f);
+	warm_up(f);
+	memset(&run, 0, sizeof(run));
+	run.total = total;
+	run.per_batch = per_batch;
+	run.first_batch = (unsigned)f->nbatches;
+	return f;
+}
+
+/* Reads topic back: want records, each event once, in the order produced. */
+static void
+run_check_topic(struct fx *f, const char *topic, size_t want)
+{
+	struct record *recs = calloc(want + 10, sizeof(*recs));
+	size_t n = consume(f, topic, recs, want + 10, want, 15000);
+	unsigned prev = 0;
+
+	assert_int_equal(n, want);
+	for (size_t i = 0; i < n; i++) {
+		unsigned e = value_event(&recs[i]);
+
+		/* topic's warm-up records (events 1..10) first, then the run's. */
+		if (i > 0)
+			assert_true(e > prev || (prev <= 10 && i <= 10));
+		prev = e;
+	}
+	free_records(recs, n);
+}
+
+/* Every batch of the run answered OK once, with its events produced. */
+static void
+run_check_answers(struct fx *f)
+{
+	unsigned left = run.total;
+
+	for (int i = (int)run.first_batch; i < f->nbatches; i++) {
+		unsigned want = left < run.per_batch ? left : run.per_batch;
+
+		assert_int_equal(f->answers[i].calls, 1);
+		assert_int_equal(f->answers[i].status, KAFKA_OK);
+		assert_int_equal(f->answers[i].res.produced, want);
+		left -= want;
+	}
+	assert_int_equal(left, 0);
+}
+
+static void
+test_records_of_a_held_run_keep_their_order_and_count_across_batches_and_topics(void **state)
+{
+	struct fx *f = run_start(false, 600, 70, NULL);
+	struct kafka_stats st;
+
+	(void)state;
+	run.dead_from = 200;
+	run.dead_to = 330;
+	run_fill(f);
+	assert_int_equal(run.eagain, 0);
+	assert_true(fx_run_until(f, run_done_and_answered, 30000));
+	run_check_answers(f);
+	kafka_get_stats(f->k, &st);
+	assert_int_equal(st.produced, 10 + 600);
+	assert_int_equal(st.delivered, 10 + 600);
+	run_check_topic(f, TOPIC, 10 + 600 - 130);
+	run_check_topic(f, DEAD_TOPIC, 130);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_a_queue_that_fills_in_the_middle_of_a_held_run_loses_and_duplicates_nothing(void **state)
+{
+	/* librdkafka takes 40 records at most: every run meets a full queue many times. */
+	struct fx *f = run_start(false, 3000, 100, "queue.buffering.max.messages", "40");
+	struct kafka_stats st;
+
+	(void)state;
+	run.dead_from = 1000;
+	run.dead_to = 1500;
+	f->on_writable = run_fill;
+	run_fill(f);
+	assert_true(run.eagain > 0);
+	assert_true(fx_run_until(f, run_done_and_answered, 60000));
+	assert_true(run.eagain > 5);
+	run_check_answers(f);
+	kafka_get_stats(f->k, &st);
+	assert_true(st.queue_full > 5);
+	assert_int_equal(st.produced, 10 + 3000);
+	assert_int_equal(st.delivered, 10 + 3000);
+	assert_int_equal(st.failed, 0);
+	run_check_topic(f, TOPIC, 10 + 2500);
+	run_check_topic(f, DEAD_TOPIC, 500);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_a_batch_of_a_held_run_is_answered_after_every_record_is_delivered(void **state)
+{
+	struct fx *f = run_start(false, 200, 200, NULL);
+	struct answer *a;
+
+	(void)state;
+	/* The batch ends inside the run, before the run hands its records over. */
+	run_fill(f);
+	a = &f->answers[run.first_batch];
+	assert_true(fx_run_until(f, run_done_and_answered, 30000));
+	assert_int_equal(a->calls, 1);
+	assert_int_equal(a->status, KAFKA_OK);
+	assert_int_equal(a->res.produced, 200);
+	assert_true(a->delivered_then >= 10 + 200);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+/* Kafka's timestamp of a record produced in a held run is the time it was produced, to the ms. */
+static void
+held_run_timestamps(bool headers)
+{
+	struct fx *f = run_start(headers, 300, 100, NULL);
+	struct record *recs = calloc(400, sizeof(*recs));
+	uint64_t before, after;
+	size_t n;
+
+	before = wall_ms();
+	run_fill(f);
+	after = wall_ms();
+	assert_true(fx_run_until(f, run_done_and_answered, 30000));
+	run_check_answers(f);
+	n = consume(f, TOPIC, recs, 400, 310, 15000);
+	assert_int_equal(n, 310);
+	for (size_t i = 0; i < n; i++) {
+		if (value_event(&recs[i]) <= 10 && i < 10)
+			continue;             /* warm-up */
+		assert_true((uint64_t)recs[i].ts >= before);
+		assert_true((uint64_t)recs[i].ts <= after);
+	}
+	free_records(recs, n);
+	fx_stop(f);
+	global_fx = NULL;
+}
+
+static void
+test_records_of_a_held_run_are_stamped_with_their_produce_time(void **state)
+{
+	(void)state;
+	held_run_timestamps(true);
+	held_run_timestamps(false);
 }
 
 /* Loops on threads of their own: each batch is answered on its owner's thread. */
@@ -2717,6 +2992,7 @@ main(void)
 		cmocka_unit_test(test_broker_refusal_goes_to_the_dead_letter_topic),
 		cmocka_unit_test(test_invalid_topic_goes_to_the_dead_letter_topic_with_its_reason),
 		cmocka_unit_test(test_invalid_topic_without_dead_letter_topic_is_logged_counted_and_acknowledged),
+		cmocka_unit_test(test_an_invalid_topic_after_valid_ones_is_still_set_aside),
 		cmocka_unit_test(test_topic_not_allowed_for_the_agent_goes_to_the_dead_letter_topic),
 		cmocka_unit_test(test_routes_pick_topic_and_key),
 		cmocka_unit_test(test_records_to_more_topics_than_kept_handles_reach_each_topic),
@@ -2728,6 +3004,10 @@ main(void)
 		cmocka_unit_test(test_set_aside_record_keeps_every_header_when_headers_are_off),
 		cmocka_unit_test(test_broker_refused_record_says_why_in_the_dead_letter_topic_when_headers_are_off),
 		cmocka_unit_test(test_full_queue_is_eagain_then_writable),
+		cmocka_unit_test(test_records_of_a_held_run_keep_their_order_and_count_across_batches_and_topics),
+		cmocka_unit_test(test_a_queue_that_fills_in_the_middle_of_a_held_run_loses_and_duplicates_nothing),
+		cmocka_unit_test(test_a_batch_of_a_held_run_is_answered_after_every_record_is_delivered),
+		cmocka_unit_test(test_records_of_a_held_run_are_stamped_with_their_produce_time),
 		cmocka_unit_test(test_answers_run_on_the_owners_loop_thread),
 		cmocka_unit_test(test_late_reports_after_retry_are_dropped),
 		cmocka_unit_test(test_fatal_error_recreates_the_producer),
