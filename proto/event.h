@@ -83,6 +83,15 @@ struct event {
 	 * of a static object of the parser's, one per list (nginx_parse.c).
 	 */
 	const void *key_set;
+	/*
+	 * Decoding: nonzero when every field's key is its key_id's name in
+	 * one Dict (no literal key, no id 0): that Dict's serial, never
+	 * reused (another Dict, or the same bytes in another list or reader,
+	 * has another). Events with the same key_dict and the same key ids
+	 * have the same names, so a consumer may compare ids, not bytes
+	 * (event_json_cached). 0 otherwise.
+	 */
+	uint64_t key_dict;
 };
 
 /*

@@ -72,6 +72,13 @@ struct event_json_names_set {
 	uint32_t key_len[EVENT_JSON_CACHE_FIELDS];
 	uint32_t name_end[EVENT_JSON_CACHE_FIELDS];   /* in rendered, after name i's ':' */
 	struct buf keys_from, rendered;   /* the keys; the names as the record has them */
+	/*
+	 * The Dict (struct event's key_dict) whose ids key_id[] name these
+	 * keys, 0: none. An event of that Dict is matched by its ids, not its
+	 * names' bytes.
+	 */
+	uint64_t dict;
+	uint32_t key_id[EVENT_JSON_CACHE_FIELDS];
 };
 struct event_json_cache {
 	bool head_ok, has_agent;

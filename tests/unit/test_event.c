@@ -1374,6 +1374,90 @@ test_format3_packed_fields_read_every_kind_with_negative_deltas(void **state)
 }
 
 /*
+ * An event whose every field names its key by id alone carries the
+ * identity of the Dict those ids were resolved through (key_dict): the
+ * same for the events of one Dict, another after a Dict replaces it and
+ * in another list with the same Dict's bytes, and none (0) for an event
+ * with a literal key (alone, or beside an id) or with a key id 0.
+ */
+static void
+test_events_named_by_ids_alone_carry_their_dicts_identity(void **state)
+{
+	struct pb list = { .n = 0 }, other = { .n = 0 }, d2 = { .n = 0 }, p = { .n = 0 };
+	struct pb lit = { .n = 0 }, both = { .n = 0 }, f = { .n = 0 }, zero = { .n = 0 };
+	struct pb plain = { .n = 0 };
+	struct event got;
+	struct event_field gf[8];
+	struct event_reader r;
+	uint64_t first;
+
+	(void)state;
+	format3_dict(&list);
+	packed_slice(&p, 1, 0, 15);
+	packed_int(&p, 3, 200);
+	packed_event(&list, &p);
+	list_event(&list, 0, 2, 7, NULL);           /* format 2: a Field with a key id */
+	/* A literal key beside a field by id. */
+	pb_bytes(&f, 1, "lit", 3);
+	pb_uint(&f, 3, 2);
+	pb_sub(&lit, 6, &f);
+	pb_sub(&plain, 6, &f);
+	ev_int_field(&lit, 1, 1);
+	pb_sub(&list, 1, &lit);
+	/* One field with both: its literal key is its name. */
+	f.n = 0;
+	pb_uint(&f, 8, 1);
+	pb_bytes(&f, 1, "own", 3);
+	pb_uint(&f, 3, 2);
+	pb_sub(&both, 6, &f);
+	pb_sub(&list, 1, &both);
+	/* Key id 0: no name at all. */
+	f.n = 0;
+	pb_uint(&f, 8, 0);
+	pb_uint(&f, 3, 2);
+	pb_sub(&zero, 6, &f);
+	pb_sub(&list, 1, &zero);
+	/* Another Dict, the same ids. */
+	dict_key(&d2, 1, "other");
+	dict_key(&d2, 3, "third");
+	pb_sub(&list, 2, &d2);
+	packed_event(&list, &p);
+	event_reader_init(&r, list.b, list.n, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	first = got.key_dict;
+	assert_true(first != 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("method"));
+	assert_true(got.key_dict == first);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("lit"));
+	assert_true(got.key_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("own"));
+	assert_true(got.key_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_int_equal(gf[0].key.len, 0);
+	assert_true(got.key_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("other"));
+	assert_true(got.key_dict != 0 && got.key_dict != first);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+	/* The first Dict's bytes again, in another list. */
+	format3_dict(&other);
+	packed_event(&other, &p);
+	event_reader_init(&r, other.b, other.n, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("request"));
+	assert_true(got.key_dict != 0 && got.key_dict != first);
+	/* Format 1: every key literal. */
+	other.n = 0;
+	pb_sub(&other, 1, &plain);
+	event_reader_init(&r, other.b, other.n, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_true(got.key_dict == 0);
+}
+
+/*
  * Reads a list of two events whose packed entries have varints of 1 to 10
  * bytes (ids past 127, long lengths and deltas, a padded id, INT64_MIN)
  * and a key id its Dict lacks in the second; *bad is 0 when both read as
@@ -1870,6 +1954,7 @@ main(void)
 		cmocka_unit_test(test_format3_encoder_respects_the_cap_and_keeps_out_on_error),
 		cmocka_unit_test(test_format3_lengths_are_minimal_varints_at_every_boundary),
 		cmocka_unit_test(test_format3_list_converts_to_format1),
+		cmocka_unit_test(test_events_named_by_ids_alone_carry_their_dicts_identity),
 		cmocka_unit_test(test_fields_of_every_shape_decode_as_protobuf_says),
 	};
 
