@@ -1305,6 +1305,15 @@ event_resolve(struct event_reader *r, struct event *ev, uint64_t origin, bool ke
 		r->why = "origin id the Dict does not define";
 		return -EPROTO;
 	}
+	if (own[0]->ptr == NULL && own[1]->ptr == NULL && own[2]->ptr == NULL) {
+		/* All three the origin's: events of the same origin_dict and origin_id share them. */
+		ev->host = t->origins[origin][0];
+		ev->stream = t->origins[origin][1];
+		ev->source = t->origins[origin][2];
+		ev->origin_dict = r->serial;
+		ev->origin_id = (uint32_t)origin;
+		return 0;
+	}
 	for (int i = 0; i < 3; i++)
 		if (own[i]->ptr == NULL)
 			*own[i] = t->origins[origin][i];

@@ -92,6 +92,14 @@ struct event {
 	 * (event_json_cached). 0 otherwise.
 	 */
 	uint64_t key_dict;
+	/*
+	 * Decoding: nonzero when host, stream and source are all the origin
+	 * origin_id's of one Dict (none of the event's own): that Dict's
+	 * serial, as key_dict. Events with the same origin_dict and origin_id
+	 * have the same host, stream and source. 0 otherwise.
+	 */
+	uint64_t origin_dict;
+	uint32_t origin_id;
 };
 
 /*

@@ -333,6 +333,16 @@ event_json_cache_head(struct event_json_cache *c, const struct event *ev, const 
 	struct pbslice a = { (const uint8_t *)agent, alen };
 	int r = 0;
 
+	/* One Dict's origin gives the same host, stream and source: only the agent is compared. */
+	if (c->head_ok && ev->origin_dict != 0 && ev->origin_dict == c->origin_dict &&
+	    ev->origin_id == c->origin_id && c->has_agent == (agent != NULL)) {
+		off = c->host_len + c->stream_len + c->source_len;
+		if (event_json_same(&a, c->agent_len, c->head_from.data, &off))
+			return 0;
+	}
+	off = 0;
+	c->origin_dict = ev->origin_dict;
+	c->origin_id = ev->origin_id;
 	if (c->head_ok && c->has_agent == (agent != NULL) &&
 	    event_json_same(&ev->host, c->host_len, c->head_from.data, &off) &&
 	    event_json_same(&ev->stream, c->stream_len, c->head_from.data, &off) &&

@@ -84,6 +84,9 @@ struct event_json_cache {
 	bool head_ok, has_agent;
 	size_t host_len, stream_len, source_len, agent_len;
 	struct buf head_from, head;   /* host, stream, source and agent; ,"host":...,"message": */
+	/* The origin (struct event's origin_dict, origin_id) head's host, stream and source are; 0: none. */
+	uint64_t origin_dict;
+	uint32_t origin_id;
 	struct event_json_names_set set[EVENT_JSON_CACHE_SETS];
 	unsigned last;                /* the set the last record used */
 	unsigned victim;              /* the next set to render into, round robin */

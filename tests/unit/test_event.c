@@ -1458,6 +1458,65 @@ test_events_named_by_ids_alone_carry_their_dicts_identity(void **state)
 }
 
 /*
+ * An event whose host, stream and source all come from its origin carries
+ * that Dict's serial and the origin's id (origin_dict, origin_id): the
+ * same for the events of one Dict and origin, another serial after a Dict
+ * replaces it, and none (0) for an event with its own host, stream or
+ * source, or without an origin.
+ */
+static void
+test_events_whose_origin_alone_gives_their_host_carry_its_identity(void **state)
+{
+	struct pb list = { .n = 0 }, d1 = { .n = 0 }, d2 = { .n = 0 }, own = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+	uint64_t first;
+
+	(void)state;
+	dict_origin(&d1, 1, "h", "s", "src");
+	dict_origin(&d1, 2, "h2", "s", "src");
+	dict_origin(&d2, 1, "other", "s", "src");
+	pb_sub(&list, 2, &d1);
+	list_event(&list, 1, 0, 0, NULL);
+	list_event(&list, 1, 0, 0, NULL);
+	list_event(&list, 2, 0, 0, NULL);
+	list_event(&list, 1, 0, 0, "own");      /* its own host */
+	pb_uint(&own, 7, 1);
+	pb_str(&own, 4, "own.source");
+	pb_sub(&list, 1, &own);
+	list_event(&list, 0, 0, 0, "plain");
+	pb_sub(&list, 2, &d2);
+	list_event(&list, 1, 0, 0, NULL);
+	event_reader_init(&r, list.b, list.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	first = got.origin_dict;
+	assert_true(first != 0);
+	assert_int_equal(got.origin_id, 1);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_true(got.origin_dict == first);
+	assert_int_equal(got.origin_id, 1);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("h2"));
+	assert_true(got.origin_dict == first);
+	assert_int_equal(got.origin_id, 2);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("own"));
+	assert_true(got.origin_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.source, S("own.source"));
+	assert_true(got.origin_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("plain"));
+	assert_true(got.origin_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("other"));
+	assert_true(got.origin_dict != 0 && got.origin_dict != first);
+	assert_int_equal(got.origin_id, 1);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
+/*
  * Reads a list of two events whose packed entries have varints of 1 to 10
  * bytes (ids past 127, long lengths and deltas, a padded id, INT64_MIN)
  * and a key id its Dict lacks in the second; *bad is 0 when both read as
@@ -1955,6 +2014,7 @@ main(void)
 		cmocka_unit_test(test_format3_lengths_are_minimal_varints_at_every_boundary),
 		cmocka_unit_test(test_format3_list_converts_to_format1),
 		cmocka_unit_test(test_events_named_by_ids_alone_carry_their_dicts_identity),
+		cmocka_unit_test(test_events_whose_origin_alone_gives_their_host_carry_its_identity),
 		cmocka_unit_test(test_fields_of_every_shape_decode_as_protobuf_says),
 	};
 

@@ -1140,12 +1140,16 @@ test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache(void **sta
 
 /* ------------------------------------------- records of events read from lists */
 
-/* Appends to out a Dict naming key ids 1..n names[0..n). */
+/*
+ * Appends to out a Dict naming key ids 1..n names[0..n) and, host not
+ * NULL, origins 1 (host, "app", "/var/log/app.json") and 2 (host, "app2",
+ * the same source).
+ */
 static void
-list_dict(struct buf *out, const char *const *names, size_t n)
+list_dict(struct buf *out, const char *const *names, size_t n, const char *host)
 {
 	static struct pbslice keys[EVENT_MAX_KEY_ID + 1];
-	static const struct pbslice origins[EVENT_MAX_ORIGIN_ID + 1][3];
+	static struct pbslice origins[EVENT_MAX_ORIGIN_ID + 1][3];
 	uint64_t key_used[(EVENT_MAX_KEY_ID + 64) / 64] = { 0 };
 	uint64_t origin_used[(EVENT_MAX_ORIGIN_ID + 64) / 64] = { 0 };
 
@@ -1154,15 +1158,23 @@ list_dict(struct buf *out, const char *const *names, size_t n)
 		keys[i + 1] = (struct pbslice){ (const uint8_t *)names[i], strlen(names[i]) };
 		key_used[0] |= UINT64_C(1) << (i + 1);
 	}
+	for (unsigned id = 1; id <= 2 && host != NULL; id++) {
+		origins[id][0] = (struct pbslice){ (const uint8_t *)host, strlen(host) };
+		origins[id][1] = id == 1 ? S("app") : S("app2");
+		origins[id][2] = S("/var/log/app.json");
+		origin_used[0] |= UINT64_C(1) << id;
+	}
 	assert_int_equal(event_encode_dict(keys, key_used, origins, origin_used, out), 0);
 }
 
 /*
  * Appends to out an event of n slice fields of "GET /x" keyed keys[i] (ids:
- * packed, as agents send them; NULL: every key literal, format 1).
+ * packed, as agents send them; NULL: every key literal, format 1), of
+ * origin origin (0: its own host, stream and source).
  */
 static void
-list_event(struct buf *out, const char *const *keys, const uint16_t *ids, size_t n)
+list_event(struct buf *out, const char *const *keys, const uint16_t *ids, size_t n,
+    unsigned origin)
 {
 	struct event_field f[8];
 	struct event ev;
@@ -1173,8 +1185,8 @@ list_event(struct buf *out, const char *const *keys, const uint16_t *ids, size_t
 		f[i].v.slice.offset = (uint32_t)i % 3;
 		f[i].v.slice.length = 3;
 	}
-	assert_int_equal(ids != NULL ? event_encode_packed(&ev, ids, 0, out) :
-	    event_encode(&ev, out), 0);
+	assert_int_equal(ids != NULL ? event_encode_packed(&ev, ids, origin, out) :
+	    event_encode_ids(&ev, NULL, origin, out), 0);
 }
 
 /*
@@ -1232,9 +1244,9 @@ test_records_of_lists_whose_dicts_give_the_same_ids_other_names_have_their_own(v
 	event_json_cache_init(&c);
 	for (int i = 0; i < 2; i++) {
 		buf_init(&lists[i], 4096);
-		list_dict(&lists[i], i == 0 ? one : two, 3);
+		list_dict(&lists[i], i == 0 ? one : two, 3, NULL);
 		for (int k = 0; k < 3; k++)
-			list_event(&lists[i], i == 0 ? one : two, ids, 3 - (size_t)(k == 2));
+			list_event(&lists[i], i == 0 ? one : two, ids, 3 - (size_t)(k == 2), 0);
 	}
 	for (int names = 0; names < 2; names++) {
 		assert_lists_cached_as_written(&c, &lists[0], 1, (enum event_json_names)names);
@@ -1279,10 +1291,10 @@ test_records_after_a_dict_replaced_mid_list_have_the_new_names(void **state)
 	for (int round = 0; round < 3; round++) {
 		const char *const *names = round == 1 ? two : list_names;
 
-		list_dict(&list, names, 3);
-		list_event(&list, names, list_ids, 3);
-		list_event(&list, names, list_ids, 2);
-		list_event(&list, names, list_ids, 3);
+		list_dict(&list, names, 3, NULL);
+		list_event(&list, names, list_ids, 3, 0);
+		list_event(&list, names, list_ids, 2, 0);
+		list_event(&list, names, list_ids, 3, 0);
 	}
 	assert_list_cached_as_written(&list);
 }
@@ -1300,14 +1312,50 @@ test_records_of_events_with_literal_names_have_their_own_names(void **state)
 
 	(void)state;
 	buf_init(&list, 4096);
-	list_dict(&list, list_names, 3);
-	list_event(&list, list_names, list_ids, 3);
-	list_event(&list, two, NULL, 3);
-	list_event(&list, list_names, NULL, 3);
-	list_event(&list, two, NULL, 3);
-	list_event(&list, list_names, list_ids, 3);
-	list_event(&list, two, NULL, 3);
+	list_dict(&list, list_names, 3, NULL);
+	list_event(&list, list_names, list_ids, 3, 0);
+	list_event(&list, two, NULL, 3, 0);
+	list_event(&list, list_names, NULL, 3, 0);
+	list_event(&list, two, NULL, 3, 0);
+	list_event(&list, list_names, list_ids, 3, 0);
+	list_event(&list, two, NULL, 3, 0);
 	assert_list_cached_as_written(&list);
+}
+
+/*
+ * Lists whose Dicts give the same origin ids other hosts (of the same
+ * length), events of their own host between, and a Dict replacing
+ * another mid-list: each record has its own host, stream and source.
+ */
+static void
+test_records_of_dicts_that_give_the_same_origin_ids_other_hosts_have_their_own(void **state)
+{
+	struct event_json_cache c;
+	struct buf lists[3];
+
+	(void)state;
+	event_json_cache_init(&c);
+	for (int i = 0; i < 3; i++) {
+		buf_init(&lists[i], 4096);
+		list_dict(&lists[i], list_names, 3, i == 1 ? "web-02" : "web-03");
+		list_event(&lists[i], list_names, list_ids, 3, 1);
+		list_event(&lists[i], list_names, list_ids, 3, 1);
+		list_event(&lists[i], list_names, list_ids, 3, 2);
+		list_event(&lists[i], list_names, list_ids, 3, 0);
+		list_event(&lists[i], list_names, list_ids, 3, 1);
+	}
+	/* The third: the first's Dict, then another with the same ids. */
+	list_dict(&lists[2], list_names, 3, "web-04");
+	list_event(&lists[2], list_names, list_ids, 3, 1);
+	list_event(&lists[2], list_names, list_ids, 3, 2);
+	assert_lists_cached_as_written(&c, &lists[0], 1, EVENT_JSON_NAMES_ORIGINAL);
+	assert_lists_cached_as_written(&c, &lists[1], 1, EVENT_JSON_NAMES_ORIGINAL);
+	assert_lists_cached_as_written(&c, lists, 2, EVENT_JSON_NAMES_ORIGINAL);
+	assert_lists_cached_as_written(&c, &lists[2], 1, EVENT_JSON_NAMES_ORIGINAL);
+	assert_lists_cached_as_written(&c, lists, 3, EVENT_JSON_NAMES_ORIGINAL);
+	for (int i = 0; i < 3; i++)
+		buf_free(&lists[i]);
+	event_json_cache_free(&c);
 }
 
 /* The bytes of base64 member name of j, decoded into out. */
@@ -1402,6 +1450,7 @@ main(void)
 		cmocka_unit_test(test_records_of_lists_whose_dicts_give_the_same_ids_other_names_have_their_own),
 		cmocka_unit_test(test_records_after_a_dict_replaced_mid_list_have_the_new_names),
 		cmocka_unit_test(test_records_of_events_with_literal_names_have_their_own_names),
+		cmocka_unit_test(test_records_of_dicts_that_give_the_same_origin_ids_other_hosts_have_their_own),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
