@@ -1403,20 +1403,31 @@ event_get_packed(struct event_reader *r, struct event_cur *c, unsigned wt, struc
 			rc = -E2BIG;
 			goto out;
 		}
-		/* Each of the three mostly 1 or 2 bytes; any other, or an error, the general way. */
-		id = event_peek_small(p, stop, &n1);
-		if (n1 != 0)
-			head = event_peek_small(p + n1, stop, &n2);
-		if (n2 != 0)
-			v = event_peek_small(p + n1 + n2, stop, &n3);
-		if (n3 != 0) {
-			p += n1 + n2 + n3;
+		/*
+		 * All three 1 byte (an NGINX event's id, delta and length mostly
+		 * are): one test, not three peeks. Each of the three otherwise
+		 * mostly 1 or 2 bytes; any other, or an error, the general way.
+		 */
+		if (stop - p >= 3 && (p[0] | p[1] | p[2]) < 0x80) {
+			id = p[0];
+			head = p[1];
+			v = p[2];
+			p += 3;
 		} else {
-			sub.p = p;
-			if (!event_get_varint(&sub, &id) || !event_get_varint(&sub, &head) ||
-			    !event_get_varint(&sub, &v))
-				goto out;
-			p = sub.p;
+			id = event_peek_small(p, stop, &n1);
+			if (n1 != 0)
+				head = event_peek_small(p + n1, stop, &n2);
+			if (n2 != 0)
+				v = event_peek_small(p + n1 + n2, stop, &n3);
+			if (n3 != 0) {
+				p += n1 + n2 + n3;
+			} else {
+				sub.p = p;
+				if (!event_get_varint(&sub, &id) || !event_get_varint(&sub, &head) ||
+				    !event_get_varint(&sub, &v))
+					goto out;
+				p = sub.p;
+			}
 		}
 		if (id == 0) {
 			bad = "packed field with key id 0";

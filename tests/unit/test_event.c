@@ -1593,6 +1593,69 @@ test_format3_packed_varints_of_every_length_resolve_on_any_thread(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/*
+ * Entries of three 1-byte varints (the common case: ids, deltas and
+ * lengths under 128) at the edges of one byte, mixed with longer ones, and
+ * the last one ending the value exactly, read as written; a value that
+ * ends inside an entry (2 bytes, or a third byte that goes on) is refused.
+ */
+static void
+test_format3_one_byte_entries_read_as_written_up_to_the_values_end(void **state)
+{
+	static const uint8_t cut[][3] = { { 0x01, 0x00 }, { 0x01, 0x00, 0x80 }, { 0x01, 0x80, 0x00 } };
+	struct pb list = { .n = 0 }, dict = { .n = 0 }, p = { .n = 0 };
+	struct event got;
+	struct event_field gf[8];
+	struct event_reader r;
+
+	(void)state;
+	dict_key(&dict, 1, "request");
+	dict_key(&dict, 2, "method");
+	dict_key(&dict, 3, "status");
+	dict_key(&dict, 4, "path");
+	dict_key(&dict, 127, "k127");
+	pb_sub(&list, 2, &dict);
+	packed_slice(&p, 1, 0, 127);       /* 01 00 7f: [0, 127) */
+	packed_slice(&p, 127, -16, 1);     /* 7f 7c 01: [111, 112) */
+	packed_int(&p, 3, 63);             /* 03 01 7e */
+	packed_slice(&p, 4, 0, 128);       /* a 2-byte length: [112, 240) */
+	packed_slice(&p, 2, -240, 1);      /* a 2-byte head: [0, 1) */
+	packed_slice(&p, 1, 5, 2);         /* 01 28 02, the value's last bytes: [6, 8) */
+	packed_event(&list, &p);
+	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+		struct pb q = { .n = 0 };
+
+		packed_slice(&q, 1, 0, 1);
+		memcpy(q.b + q.n, cut[i], i == 0 ? 2 : 3);
+		q.n += i == 0 ? 2 : 3;
+		packed_event(&list, &q);
+	}
+	event_reader_init(&r, list.b, list.n, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_int_equal(got.nfields, 6);
+	assert_slice(gf[0].key, S("request"));
+	assert_int_equal(gf[0].v.slice.offset, 0);
+	assert_int_equal(gf[0].v.slice.length, 127);
+	assert_slice(gf[1].key, S("k127"));
+	assert_int_equal(gf[1].key_id, 127);
+	assert_int_equal(gf[1].v.slice.offset, 111);
+	assert_int_equal(gf[1].v.slice.length, 1);
+	assert_int_equal(gf[2].type, EVENT_INTEGER);
+	assert_int_equal(gf[2].v.integer, 63);
+	assert_slice(gf[3].key, S("path"));
+	assert_int_equal(gf[3].v.slice.offset, 112);
+	assert_int_equal(gf[3].v.slice.length, 128);
+	assert_slice(gf[4].key, S("method"));
+	assert_int_equal(gf[4].v.slice.offset, 0);
+	assert_int_equal(gf[4].v.slice.length, 1);
+	assert_slice(gf[5].key, S("request"));
+	assert_int_equal(gf[5].v.slice.offset, 6);
+	assert_int_equal(gf[5].v.slice.length, 2);
+	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++)
+		assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
 static void
 test_format3_packed_entries_and_field_messages_read_in_byte_order(void **state)
 {
@@ -2015,6 +2078,7 @@ main(void)
 		cmocka_unit_test(test_format3_list_converts_to_format1),
 		cmocka_unit_test(test_events_named_by_ids_alone_carry_their_dicts_identity),
 		cmocka_unit_test(test_events_whose_origin_alone_gives_their_host_carry_its_identity),
+		cmocka_unit_test(test_format3_one_byte_entries_read_as_written_up_to_the_values_end),
 		cmocka_unit_test(test_fields_of_every_shape_decode_as_protobuf_says),
 	};
 
