@@ -711,6 +711,7 @@ struct event_cur {
 	const uint8_t *p, *end;
 	const char **why;
 	bool refs;                   /* an Event's: a field of it has a key_id */
+	bool lit;                    /* an Event's: a field of it has a literal key or no key id */
 };
 
 static bool
@@ -931,7 +932,7 @@ event_get_small(const uint8_t **pp, const uint8_t *end, uint32_t *v)
  */
 static inline __attribute__((always_inline)) bool
 event_get_field_common(const uint8_t *p, const uint8_t *end, struct event_field *f,
-    bool *refs)
+    bool *refs, bool *lit)
 {
 	bool by_id;
 	uint32_t n, v;
@@ -990,6 +991,7 @@ event_get_field_common(const uint8_t *p, const uint8_t *end, struct event_field 
 		}
 	}
 	*refs |= by_id;
+	*lit |= f->key_id == 0;
 	return true;
 }
 
@@ -1003,7 +1005,7 @@ event_get_field(struct event_cur *c, struct event_field *f)
 
 	if (!event_enter(c, &sub))
 		return false;
-	if (event_get_field_common(sub.p, sub.end, f, &c->refs))
+	if (event_get_field_common(sub.p, sub.end, f, &c->refs, &c->lit))
 		return true;
 	memset(f, 0, sizeof(*f));
 	while (sub.p < sub.end) {
@@ -1055,6 +1057,8 @@ event_get_field(struct event_cur *c, struct event_field *f)
 		if (!ok)
 			return false;
 	}
+	/* A literal key is the name even beside an id (event_resolve). */
+	c->lit |= f->key_id == 0 || f->key.ptr != NULL;
 	return true;
 }
 
@@ -1183,7 +1187,7 @@ static void
 event_load_dict(struct event_tables *t, struct pbslice dict)
 {
 	const char *why = NULL;
-	struct event_cur c = { dict.ptr, dict.ptr + dict.len, &why, false };
+	struct event_cur c = { dict.ptr, dict.ptr + dict.len, &why, false, false };
 	unsigned field, wt;
 	bool ok = true;
 
@@ -1310,6 +1314,15 @@ event_resolve(struct event_reader *r, struct event *ev, uint64_t origin, bool ke
 		r->why = "origin id the Dict does not define";
 		return -EPROTO;
 	}
+	if (own[0]->ptr == NULL && own[1]->ptr == NULL && own[2]->ptr == NULL) {
+		/* All three the origin's: events of the same origin_dict and origin_id share them. */
+		ev->host = t->origins[origin][0];
+		ev->stream = t->origins[origin][1];
+		ev->source = t->origins[origin][2];
+		ev->origin_dict = r->serial;
+		ev->origin_id = (uint32_t)origin;
+		return 0;
+	}
 	for (int i = 0; i < 3; i++)
 		if (own[i]->ptr == NULL)
 			*own[i] = t->origins[origin][i];
@@ -1399,20 +1412,31 @@ event_get_packed(struct event_reader *r, struct event_cur *c, unsigned wt, struc
 			rc = -E2BIG;
 			goto out;
 		}
-		/* Each of the three mostly 1 or 2 bytes; any other, or an error, the general way. */
-		id = event_peek_small(p, stop, &n1);
-		if (n1 != 0)
-			head = event_peek_small(p + n1, stop, &n2);
-		if (n2 != 0)
-			v = event_peek_small(p + n1 + n2, stop, &n3);
-		if (n3 != 0) {
-			p += n1 + n2 + n3;
+		/*
+		 * All three 1 byte (an NGINX event's id, delta and length mostly
+		 * are): one test, not three peeks. Each of the three otherwise
+		 * mostly 1 or 2 bytes; any other, or an error, the general way.
+		 */
+		if (stop - p >= 3 && (p[0] | p[1] | p[2]) < 0x80) {
+			id = p[0];
+			head = p[1];
+			v = p[2];
+			p += 3;
 		} else {
-			sub.p = p;
-			if (!event_get_varint(&sub, &id) || !event_get_varint(&sub, &head) ||
-			    !event_get_varint(&sub, &v))
-				goto out;
-			p = sub.p;
+			id = event_peek_small(p, stop, &n1);
+			if (n1 != 0)
+				head = event_peek_small(p + n1, stop, &n2);
+			if (n2 != 0)
+				v = event_peek_small(p + n1 + n2, stop, &n3);
+			if (n3 != 0) {
+				p += n1 + n2 + n3;
+			} else {
+				sub.p = p;
+				if (!event_get_varint(&sub, &id) || !event_get_varint(&sub, &head) ||
+				    !event_get_varint(&sub, &v))
+					goto out;
+				p = sub.p;
+			}
 		}
 		if (id == 0) {
 			bad = "packed field with key id 0";
@@ -1492,7 +1516,8 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 
 		if (c->p[0] == EVENT_TAG(EVENT_FIELDS, WT_LEN) && n < 0x80 &&
 		    n <= (size_t)(c->end - c->p) - 2 && ev->nfields < r->max_fields &&
-		    event_get_field_common(c->p + 2, c->p + 2 + n, &r->fields[ev->nfields], &c->refs)) {
+		    event_get_field_common(c->p + 2, c->p + 2 + n, &r->fields[ev->nfields], &c->refs,
+		    &c->lit)) {
 			ev->nfields++;
 			c->p += 2 + n;
 			continue;
@@ -1535,13 +1560,16 @@ event_decode(struct event_reader *r, struct event_cur *c, struct event *ev)
 	/* Format 2's references, resolved once the whole event is read. */
 	if ((c->refs || origin != 0) && (rc = event_resolve(r, ev, origin, c->refs)) != 0)
 		return rc;
+	/* Every key by id (packed ones always are), each resolved through r's current Dict. */
+	if (!c->lit)
+		ev->key_dict = r->serial;
 	return 1;
 }
 
 int
 event_reader_next(struct event_reader *r, struct event *ev)
 {
-	struct event_cur c = { r->p, r->end, &r->why, false }, sub;
+	struct event_cur c = { r->p, r->end, &r->why, false, false }, sub;
 	const uint8_t *start;
 	unsigned field, wt;
 	int rc;
@@ -1570,6 +1598,7 @@ event_reader_next(struct event_reader *r, struct event *ev)
 		r->p = c.p;
 		start = sub.p;
 		sub.refs = false;
+		sub.lit = false;
 		/* A bad event leaves the reader past it: the list's framing is sound. */
 		if ((rc = event_decode(r, &sub, ev)) < 0)
 			return rc;
@@ -1588,7 +1617,7 @@ malformed:
 int
 event_list_count(const uint8_t *data, size_t len, uint64_t *count, const char **why)
 {
-	struct event_cur c = { data, data + len, why, false };
+	struct event_cur c = { data, data + len, why, false, false };
 	struct pbslice b;
 	unsigned field, wt;
 	uint64_t n = 0;
@@ -1641,7 +1670,7 @@ event_list_format1(const uint8_t *data, size_t len, struct buf *out)
 			 * Self-contained, or malformed: its bytes as they are, so that
 			 * it stays one event (a malformed one for the reader too).
 			 */
-			struct event_cur c = { start, r.p, &why, false };
+			struct event_cur c = { start, r.p, &why, false, false };
 			const uint8_t *element;
 			unsigned field, wt;
 

@@ -93,6 +93,23 @@ struct event {
 	 * address (a host read from the line, a processor's rewrite).
 	 */
 	uint64_t origin_gen;
+	/*
+	 * Decoding: nonzero when every field's key is its key_id's name in
+	 * one Dict (no literal key, no id 0): that Dict's serial, never
+	 * reused (another Dict, or the same bytes in another list or reader,
+	 * has another). Events with the same key_dict and the same key ids
+	 * have the same names, so a consumer may compare ids, not bytes
+	 * (event_json_cached). 0 otherwise.
+	 */
+	uint64_t key_dict;
+	/*
+	 * Decoding: nonzero when host, stream and source are all the origin
+	 * origin_id's of one Dict (none of the event's own): that Dict's
+	 * serial, as key_dict. Events with the same origin_dict and origin_id
+	 * have the same host, stream and source. 0 otherwise.
+	 */
+	uint64_t origin_dict;
+	uint32_t origin_id;
 };
 
 /* A number for struct event's origin_gen that no other call returns in this process; never 0. */

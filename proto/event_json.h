@@ -72,11 +72,21 @@ struct event_json_names_set {
 	uint32_t key_len[EVENT_JSON_CACHE_FIELDS];
 	uint32_t name_end[EVENT_JSON_CACHE_FIELDS];   /* in rendered, after name i's ':' */
 	struct buf keys_from, rendered;   /* the keys; the names as the record has them */
+	/*
+	 * The Dict (struct event's key_dict) whose ids key_id[] name these
+	 * keys, 0: none. An event of that Dict is matched by its ids, not its
+	 * names' bytes.
+	 */
+	uint64_t dict;
+	uint32_t key_id[EVENT_JSON_CACHE_FIELDS];
 };
 struct event_json_cache {
 	bool head_ok, has_agent;
 	size_t host_len, stream_len, source_len, agent_len;
 	struct buf head_from, head;   /* host, stream, source and agent; ,"host":...,"message": */
+	/* The origin (struct event's origin_dict, origin_id) head's host, stream and source are; 0: none. */
+	uint64_t origin_dict;
+	uint32_t origin_id;
 	struct event_json_names_set set[EVENT_JSON_CACHE_SETS];
 	unsigned last;                /* the set the last record used */
 	unsigned victim;              /* the next set to render into, round robin */

@@ -1374,6 +1374,149 @@ test_format3_packed_fields_read_every_kind_with_negative_deltas(void **state)
 }
 
 /*
+ * An event whose every field names its key by id alone carries the
+ * identity of the Dict those ids were resolved through (key_dict): the
+ * same for the events of one Dict, another after a Dict replaces it and
+ * in another list with the same Dict's bytes, and none (0) for an event
+ * with a literal key (alone, or beside an id) or with a key id 0.
+ */
+static void
+test_events_named_by_ids_alone_carry_their_dicts_identity(void **state)
+{
+	struct pb list = { .n = 0 }, other = { .n = 0 }, d2 = { .n = 0 }, p = { .n = 0 };
+	struct pb lit = { .n = 0 }, both = { .n = 0 }, f = { .n = 0 }, zero = { .n = 0 };
+	struct pb plain = { .n = 0 };
+	struct event got;
+	struct event_field gf[8];
+	struct event_reader r;
+	uint64_t first;
+
+	(void)state;
+	format3_dict(&list);
+	packed_slice(&p, 1, 0, 15);
+	packed_int(&p, 3, 200);
+	packed_event(&list, &p);
+	list_event(&list, 0, 2, 7, NULL);           /* format 2: a Field with a key id */
+	/* A literal key beside a field by id. */
+	pb_bytes(&f, 1, "lit", 3);
+	pb_uint(&f, 3, 2);
+	pb_sub(&lit, 6, &f);
+	pb_sub(&plain, 6, &f);
+	ev_int_field(&lit, 1, 1);
+	pb_sub(&list, 1, &lit);
+	/* One field with both: its literal key is its name. */
+	f.n = 0;
+	pb_uint(&f, 8, 1);
+	pb_bytes(&f, 1, "own", 3);
+	pb_uint(&f, 3, 2);
+	pb_sub(&both, 6, &f);
+	pb_sub(&list, 1, &both);
+	/* Key id 0: no name at all. */
+	f.n = 0;
+	pb_uint(&f, 8, 0);
+	pb_uint(&f, 3, 2);
+	pb_sub(&zero, 6, &f);
+	pb_sub(&list, 1, &zero);
+	/* Another Dict, the same ids. */
+	dict_key(&d2, 1, "other");
+	dict_key(&d2, 3, "third");
+	pb_sub(&list, 2, &d2);
+	packed_event(&list, &p);
+	event_reader_init(&r, list.b, list.n, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	first = got.key_dict;
+	assert_true(first != 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("method"));
+	assert_true(got.key_dict == first);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("lit"));
+	assert_true(got.key_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("own"));
+	assert_true(got.key_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_int_equal(gf[0].key.len, 0);
+	assert_true(got.key_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("other"));
+	assert_true(got.key_dict != 0 && got.key_dict != first);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+	/* The first Dict's bytes again, in another list. */
+	format3_dict(&other);
+	packed_event(&other, &p);
+	event_reader_init(&r, other.b, other.n, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(gf[0].key, S("request"));
+	assert_true(got.key_dict != 0 && got.key_dict != first);
+	/* Format 1: every key literal. */
+	other.n = 0;
+	pb_sub(&other, 1, &plain);
+	event_reader_init(&r, other.b, other.n, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_true(got.key_dict == 0);
+}
+
+/*
+ * An event whose host, stream and source all come from its origin carries
+ * that Dict's serial and the origin's id (origin_dict, origin_id): the
+ * same for the events of one Dict and origin, another serial after a Dict
+ * replaces it, and none (0) for an event with its own host, stream or
+ * source, or without an origin.
+ */
+static void
+test_events_whose_origin_alone_gives_their_host_carry_its_identity(void **state)
+{
+	struct pb list = { .n = 0 }, d1 = { .n = 0 }, d2 = { .n = 0 }, own = { .n = 0 };
+	struct event got;
+	struct event_field gf[4];
+	struct event_reader r;
+	uint64_t first;
+
+	(void)state;
+	dict_origin(&d1, 1, "h", "s", "src");
+	dict_origin(&d1, 2, "h2", "s", "src");
+	dict_origin(&d2, 1, "other", "s", "src");
+	pb_sub(&list, 2, &d1);
+	list_event(&list, 1, 0, 0, NULL);
+	list_event(&list, 1, 0, 0, NULL);
+	list_event(&list, 2, 0, 0, NULL);
+	list_event(&list, 1, 0, 0, "own");      /* its own host */
+	pb_uint(&own, 7, 1);
+	pb_str(&own, 4, "own.source");
+	pb_sub(&list, 1, &own);
+	list_event(&list, 0, 0, 0, "plain");
+	pb_sub(&list, 2, &d2);
+	list_event(&list, 1, 0, 0, NULL);
+	event_reader_init(&r, list.b, list.n, gf, 4);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	first = got.origin_dict;
+	assert_true(first != 0);
+	assert_int_equal(got.origin_id, 1);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_true(got.origin_dict == first);
+	assert_int_equal(got.origin_id, 1);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("h2"));
+	assert_true(got.origin_dict == first);
+	assert_int_equal(got.origin_id, 2);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("own"));
+	assert_true(got.origin_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.source, S("own.source"));
+	assert_true(got.origin_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("plain"));
+	assert_true(got.origin_dict == 0);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_slice(got.host, S("other"));
+	assert_true(got.origin_dict != 0 && got.origin_dict != first);
+	assert_int_equal(got.origin_id, 1);
+	assert_int_equal(event_reader_next(&r, &got), 0);
+}
+
+/*
  * Reads a list of two events whose packed entries have varints of 1 to 10
  * bytes (ids past 127, long lengths and deltas, a padded id, INT64_MIN)
  * and a key id its Dict lacks in the second; *bad is 0 when both read as
@@ -1448,6 +1591,69 @@ test_format3_packed_varints_of_every_length_resolve_on_any_thread(void **state)
 	bad = -1;
 	read_packed_varints(&bad);
 	assert_int_equal(bad, 0);
+}
+
+/*
+ * Entries of three 1-byte varints (the common case: ids, deltas and
+ * lengths under 128) at the edges of one byte, mixed with longer ones, and
+ * the last one ending the value exactly, read as written; a value that
+ * ends inside an entry (2 bytes, or a third byte that goes on) is refused.
+ */
+static void
+test_format3_one_byte_entries_read_as_written_up_to_the_values_end(void **state)
+{
+	static const uint8_t cut[][3] = { { 0x01, 0x00 }, { 0x01, 0x00, 0x80 }, { 0x01, 0x80, 0x00 } };
+	struct pb list = { .n = 0 }, dict = { .n = 0 }, p = { .n = 0 };
+	struct event got;
+	struct event_field gf[8];
+	struct event_reader r;
+
+	(void)state;
+	dict_key(&dict, 1, "request");
+	dict_key(&dict, 2, "method");
+	dict_key(&dict, 3, "status");
+	dict_key(&dict, 4, "path");
+	dict_key(&dict, 127, "k127");
+	pb_sub(&list, 2, &dict);
+	packed_slice(&p, 1, 0, 127);       /* 01 00 7f: [0, 127) */
+	packed_slice(&p, 127, -16, 1);     /* 7f 7c 01: [111, 112) */
+	packed_int(&p, 3, 63);             /* 03 01 7e */
+	packed_slice(&p, 4, 0, 128);       /* a 2-byte length: [112, 240) */
+	packed_slice(&p, 2, -240, 1);      /* a 2-byte head: [0, 1) */
+	packed_slice(&p, 1, 5, 2);         /* 01 28 02, the value's last bytes: [6, 8) */
+	packed_event(&list, &p);
+	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+		struct pb q = { .n = 0 };
+
+		packed_slice(&q, 1, 0, 1);
+		memcpy(q.b + q.n, cut[i], i == 0 ? 2 : 3);
+		q.n += i == 0 ? 2 : 3;
+		packed_event(&list, &q);
+	}
+	event_reader_init(&r, list.b, list.n, gf, 8);
+	assert_int_equal(event_reader_next(&r, &got), 1);
+	assert_int_equal(got.nfields, 6);
+	assert_slice(gf[0].key, S("request"));
+	assert_int_equal(gf[0].v.slice.offset, 0);
+	assert_int_equal(gf[0].v.slice.length, 127);
+	assert_slice(gf[1].key, S("k127"));
+	assert_int_equal(gf[1].key_id, 127);
+	assert_int_equal(gf[1].v.slice.offset, 111);
+	assert_int_equal(gf[1].v.slice.length, 1);
+	assert_int_equal(gf[2].type, EVENT_INTEGER);
+	assert_int_equal(gf[2].v.integer, 63);
+	assert_slice(gf[3].key, S("path"));
+	assert_int_equal(gf[3].v.slice.offset, 112);
+	assert_int_equal(gf[3].v.slice.length, 128);
+	assert_slice(gf[4].key, S("method"));
+	assert_int_equal(gf[4].v.slice.offset, 0);
+	assert_int_equal(gf[4].v.slice.length, 1);
+	assert_slice(gf[5].key, S("request"));
+	assert_int_equal(gf[5].v.slice.offset, 6);
+	assert_int_equal(gf[5].v.slice.length, 2);
+	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++)
+		assert_int_equal(event_reader_next(&r, &got), -EPROTO);
+	assert_int_equal(event_reader_next(&r, &got), 0);
 }
 
 static void
@@ -1931,6 +2137,9 @@ main(void)
 		cmocka_unit_test(test_format3_lengths_are_minimal_varints_at_every_boundary),
 		cmocka_unit_test(test_format3_entries_are_minimal_varints_at_every_width),
 		cmocka_unit_test(test_format3_list_converts_to_format1),
+		cmocka_unit_test(test_events_named_by_ids_alone_carry_their_dicts_identity),
+		cmocka_unit_test(test_events_whose_origin_alone_gives_their_host_carry_its_identity),
+		cmocka_unit_test(test_format3_one_byte_entries_read_as_written_up_to_the_values_end),
 		cmocka_unit_test(test_fields_of_every_shape_decode_as_protobuf_says),
 	};
 

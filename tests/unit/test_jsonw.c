@@ -797,6 +797,19 @@ event_with(struct event *ev, struct event_field *f, const char *message, const c
 	ev->nfields = n;
 }
 
+/* Writes ev through c and alone into b and want: the same bytes. */
+static void
+assert_cached_as_written(struct event_json_cache *c, const struct event *ev, const char *agent,
+    enum event_json_names names, struct buf *b, struct buf *want)
+{
+	buf_reset(b);
+	buf_reset(want);
+	assert_int_equal(event_json_cached(ev, agent, names, c, b), 0);
+	assert_int_equal(event_json_as(ev, agent, NULL, names, want), 0);
+	assert_int_equal(b->len, want->len);
+	assert_memory_equal(b->data, want->data, want->len);
+}
+
 /* b's text as a C string (NUL after its end, not counted in its length). */
 static const char *
 cstr(struct buf *b)
@@ -1012,12 +1025,7 @@ test_cached_records_are_the_bytes_event_json_as_writes(void **state)
 		f[0].type = EVENT_SLICE;
 		f[0].v.slice.offset = 0;
 		f[0].v.slice.length = 1;
-		buf_reset(&b);
-		buf_reset(&want);
-		assert_int_equal(event_json_cached(&ev, agent, names, &c, &b), 0);
-		assert_int_equal(event_json_as(&ev, agent, NULL, names, &want), 0);
-		assert_int_equal(b.len, want.len);
-		assert_memory_equal(b.data, want.data, want.len);
+		assert_cached_as_written(&c, &ev, agent, names, &b, &want);
 	}
 	/* Too small an output: refused and restored, as event_json_as. */
 	event_with(&ev, f, "m", keys_a, 4);
@@ -1067,14 +1075,8 @@ test_cached_names_and_hosts_that_differ_in_any_one_byte_are_rendered_again(void 
 					key[at] = host[at] = 'x';
 				event_with(&ev, f, "m", keys, 2);
 				ev.host = (struct pbslice){ (const uint8_t *)host, len };
-				buf_reset(&b);
-				buf_reset(&want);
-				assert_int_equal(event_json_cached(&ev, "a", EVENT_JSON_NAMES_ORIGINAL, &c,
-				    &b), 0);
-				assert_int_equal(event_json_as(&ev, "a", NULL, EVENT_JSON_NAMES_ORIGINAL,
-				    &want), 0);
-				assert_int_equal(b.len, want.len);
-				assert_memory_equal(b.data, want.data, want.len);
+				assert_cached_as_written(&c, &ev, "a", EVENT_JSON_NAMES_ORIGINAL, &b,
+				    &want);
 			}
 	event_json_cache_free(&c);
 	buf_free(&b);
@@ -1097,12 +1099,7 @@ test_sets_of_as_many_names_of_the_same_total_length_are_told_apart(void **state)
 	buf_init(&want, 4096);
 	for (int i = 0; i < 6; i++) {
 		event_with(&ev, f, "m", i % 2 ? other : one, 3);
-		buf_reset(&b);
-		buf_reset(&want);
-		assert_int_equal(event_json_cached(&ev, "a", EVENT_JSON_NAMES_ORIGINAL, &c, &b), 0);
-		assert_int_equal(event_json_as(&ev, "a", NULL, EVENT_JSON_NAMES_ORIGINAL, &want), 0);
-		assert_int_equal(b.len, want.len);
-		assert_memory_equal(b.data, want.data, want.len);
+		assert_cached_as_written(&c, &ev, "a", EVENT_JSON_NAMES_ORIGINAL, &b, &want);
 	}
 	event_json_cache_free(&c);
 	buf_free(&b);
@@ -1134,16 +1131,231 @@ test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache(void **sta
 			if (i != k)
 				names[n++] = keys[i];
 		event_with(&ev, f, "m", names, n);
-		buf_reset(&b);
-		buf_reset(&want);
-		assert_int_equal(event_json_cached(&ev, "agent-1", EVENT_JSON_NAMES_ORIGINAL, &c, &b), 0);
-		assert_int_equal(event_json_as(&ev, "agent-1", NULL, EVENT_JSON_NAMES_ORIGINAL, &want), 0);
-		assert_int_equal(b.len, want.len);
-		assert_memory_equal(b.data, want.data, want.len);
+		assert_cached_as_written(&c, &ev, "agent-1", EVENT_JSON_NAMES_ORIGINAL, &b, &want);
 	}
 	event_json_cache_free(&c);
 	buf_free(&b);
 	buf_free(&want);
+}
+
+/* ------------------------------------------- records of events read from lists */
+
+/*
+ * Appends to out a Dict naming key ids 1..n names[0..n) and, host not
+ * NULL, origins 1 (host, "app", "/var/log/app.json") and 2 (host, "app2",
+ * the same source).
+ */
+static void
+list_dict(struct buf *out, const char *const *names, size_t n, const char *host)
+{
+	static struct pbslice keys[EVENT_MAX_KEY_ID + 1];
+	static struct pbslice origins[EVENT_MAX_ORIGIN_ID + 1][3];
+	uint64_t key_used[(EVENT_MAX_KEY_ID + 64) / 64] = { 0 };
+	uint64_t origin_used[(EVENT_MAX_ORIGIN_ID + 64) / 64] = { 0 };
+
+	memset(keys, 0, sizeof(keys));
+	for (size_t i = 0; i < n; i++) {
+		keys[i + 1] = (struct pbslice){ (const uint8_t *)names[i], strlen(names[i]) };
+		key_used[0] |= UINT64_C(1) << (i + 1);
+	}
+	for (unsigned id = 1; id <= 2 && host != NULL; id++) {
+		origins[id][0] = (struct pbslice){ (const uint8_t *)host, strlen(host) };
+		origins[id][1] = id == 1 ? S("app") : S("app2");
+		origins[id][2] = S("/var/log/app.json");
+		origin_used[0] |= UINT64_C(1) << id;
+	}
+	assert_int_equal(event_encode_dict(keys, key_used, origins, origin_used, out), 0);
+}
+
+/*
+ * Appends to out an event of n slice fields of "GET /x" keyed keys[i] (ids:
+ * packed, as agents send them; NULL: every key literal, format 1), of
+ * origin origin (0: its own host, stream and source).
+ */
+static void
+list_event(struct buf *out, const char *const *keys, const uint16_t *ids, size_t n,
+    unsigned origin)
+{
+	struct event_field f[8];
+	struct event ev;
+
+	event_with(&ev, f, "GET /x", keys, n);
+	for (size_t i = 0; i < n; i++) {
+		f[i].type = EVENT_SLICE;
+		f[i].v.slice.offset = (uint32_t)i % 3;
+		f[i].v.slice.length = 3;
+	}
+	assert_int_equal(ids != NULL ? event_encode_packed(&ev, ids, origin, out) :
+	    event_encode_ids(&ev, NULL, origin, out), 0);
+}
+
+/*
+ * Reads every event of the lists (in turn, one event of each while any
+ * is left: their readers interleaved on this thread) and writes each
+ * through c: the bytes event_json_as writes, for names as names says.
+ */
+static void
+assert_lists_cached_as_written(struct event_json_cache *c, const struct buf *lists,
+    size_t nlists, enum event_json_names names)
+{
+	struct event_reader r[4];
+	struct event_field f[4][8];
+	struct buf b, want;
+	bool more = true;
+
+	assert_true(nlists <= 4);
+	buf_init(&b, 4096);
+	buf_init(&want, 4096);
+	for (size_t i = 0; i < nlists; i++)
+		event_reader_init(&r[i], lists[i].data, lists[i].len, f[i], 8);
+	while (more) {
+		more = false;
+		for (size_t i = 0; i < nlists; i++) {
+			struct event ev;
+			int rc = event_reader_next(&r[i], &ev);
+
+			assert_true(rc >= 0);
+			if (rc == 0)
+				continue;
+			more = true;
+			assert_cached_as_written(c, &ev, "a", names, &b, &want);
+		}
+	}
+	buf_free(&b);
+	buf_free(&want);
+}
+
+/*
+ * Two lists whose Dicts give the same ids other names of the same lengths
+ * (the NGINX names of one agent, the same ids and other names of
+ * another's): each record has the names of its own list, read one list
+ * after the other or interleaved, with original and Hive names.
+ */
+static void
+test_records_of_lists_whose_dicts_give_the_same_ids_other_names_have_their_own(void **state)
+{
+	static const char *const one[] = { "status", "method", "path" };
+	static const char *const two[] = { "Status", "method", "paths" };
+	static const uint16_t ids[] = { 1, 2, 3 };
+	struct event_json_cache c;
+	struct buf lists[2];
+
+	(void)state;
+	event_json_cache_init(&c);
+	for (int i = 0; i < 2; i++) {
+		buf_init(&lists[i], 4096);
+		list_dict(&lists[i], i == 0 ? one : two, 3, NULL);
+		for (int k = 0; k < 3; k++)
+			list_event(&lists[i], i == 0 ? one : two, ids, 3 - (size_t)(k == 2), 0);
+	}
+	for (int names = 0; names < 2; names++) {
+		assert_lists_cached_as_written(&c, &lists[0], 1, (enum event_json_names)names);
+		assert_lists_cached_as_written(&c, &lists[1], 1, (enum event_json_names)names);
+		assert_lists_cached_as_written(&c, lists, 2, (enum event_json_names)names);
+		assert_lists_cached_as_written(&c, &lists[0], 1, (enum event_json_names)names);
+	}
+	for (int i = 0; i < 2; i++)
+		buf_free(&lists[i]);
+	event_json_cache_free(&c);
+}
+
+/* NGINX-like names, ids 1..3, for the lists below. */
+static const char *const list_names[] = { "status", "method", "path" };
+static const uint16_t list_ids[] = { 1, 2, 3 };
+
+/* Writes list's records through a new cache, with both kinds of names, and frees list. */
+static void
+assert_list_cached_as_written(struct buf *list)
+{
+	struct event_json_cache c;
+
+	event_json_cache_init(&c);
+	assert_lists_cached_as_written(&c, list, 1, EVENT_JSON_NAMES_ORIGINAL);
+	assert_lists_cached_as_written(&c, list, 1, EVENT_JSON_NAMES_HIVE);
+	event_json_cache_free(&c);
+	buf_free(list);
+}
+
+/*
+ * A Dict that replaces another mid-list with the same ids and other names,
+ * then the first Dict's bytes again: the events after each have its names.
+ */
+static void
+test_records_after_a_dict_replaced_mid_list_have_the_new_names(void **state)
+{
+	static const char *const two[] = { "status", "verb__", "path" };
+	struct buf list;
+
+	(void)state;
+	buf_init(&list, 4096);
+	for (int round = 0; round < 3; round++) {
+		const char *const *names = round == 1 ? two : list_names;
+
+		list_dict(&list, names, 3, NULL);
+		list_event(&list, names, list_ids, 3, 0);
+		list_event(&list, names, list_ids, 2, 0);
+		list_event(&list, names, list_ids, 3, 0);
+	}
+	assert_list_cached_as_written(&list);
+}
+
+/*
+ * Events with literal names (no ids: as format 1, or the relay's own
+ * events) between events named by ids: two literal sets of the same
+ * lengths are told apart, and so are literal names and a Dict's.
+ */
+static void
+test_records_of_events_with_literal_names_have_their_own_names(void **state)
+{
+	static const char *const two[] = { "stat_s", "method", "pa_h" };
+	struct buf list;
+
+	(void)state;
+	buf_init(&list, 4096);
+	list_dict(&list, list_names, 3, NULL);
+	list_event(&list, list_names, list_ids, 3, 0);
+	list_event(&list, two, NULL, 3, 0);
+	list_event(&list, list_names, NULL, 3, 0);
+	list_event(&list, two, NULL, 3, 0);
+	list_event(&list, list_names, list_ids, 3, 0);
+	list_event(&list, two, NULL, 3, 0);
+	assert_list_cached_as_written(&list);
+}
+
+/*
+ * Lists whose Dicts give the same origin ids other hosts (of the same
+ * length), events of their own host between, and a Dict replacing
+ * another mid-list: each record has its own host, stream and source.
+ */
+static void
+test_records_of_dicts_that_give_the_same_origin_ids_other_hosts_have_their_own(void **state)
+{
+	struct event_json_cache c;
+	struct buf lists[3];
+
+	(void)state;
+	event_json_cache_init(&c);
+	for (int i = 0; i < 3; i++) {
+		buf_init(&lists[i], 4096);
+		list_dict(&lists[i], list_names, 3, i == 1 ? "web-02" : "web-03");
+		list_event(&lists[i], list_names, list_ids, 3, 1);
+		list_event(&lists[i], list_names, list_ids, 3, 1);
+		list_event(&lists[i], list_names, list_ids, 3, 2);
+		list_event(&lists[i], list_names, list_ids, 3, 0);
+		list_event(&lists[i], list_names, list_ids, 3, 1);
+	}
+	/* The third: the first's Dict, then another with the same ids. */
+	list_dict(&lists[2], list_names, 3, "web-04");
+	list_event(&lists[2], list_names, list_ids, 3, 1);
+	list_event(&lists[2], list_names, list_ids, 3, 2);
+	assert_lists_cached_as_written(&c, &lists[0], 1, EVENT_JSON_NAMES_ORIGINAL);
+	assert_lists_cached_as_written(&c, &lists[1], 1, EVENT_JSON_NAMES_ORIGINAL);
+	assert_lists_cached_as_written(&c, lists, 2, EVENT_JSON_NAMES_ORIGINAL);
+	assert_lists_cached_as_written(&c, &lists[2], 1, EVENT_JSON_NAMES_ORIGINAL);
+	assert_lists_cached_as_written(&c, lists, 3, EVENT_JSON_NAMES_ORIGINAL);
+	for (int i = 0; i < 3; i++)
+		buf_free(&lists[i]);
+	event_json_cache_free(&c);
 }
 
 /* The bytes of base64 member name of j, decoded into out. */
@@ -1235,6 +1447,10 @@ main(void)
 		cmocka_unit_test(test_cached_records_stay_right_when_sets_of_names_outnumber_the_cache),
 		cmocka_unit_test(test_sets_of_as_many_names_of_the_same_total_length_are_told_apart),
 		cmocka_unit_test(test_cached_names_and_hosts_that_differ_in_any_one_byte_are_rendered_again),
+		cmocka_unit_test(test_records_of_lists_whose_dicts_give_the_same_ids_other_names_have_their_own),
+		cmocka_unit_test(test_records_after_a_dict_replaced_mid_list_have_the_new_names),
+		cmocka_unit_test(test_records_of_events_with_literal_names_have_their_own_names),
+		cmocka_unit_test(test_records_of_dicts_that_give_the_same_origin_ids_other_hosts_have_their_own),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
